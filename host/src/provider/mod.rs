@@ -1,1 +1,18 @@
-//! TODO(owner): see docs/wire-protocol.md
+//! OPA Gatekeeper external data provider: answers Gatekeeper's `ProviderRequest`s about
+//! `{"image","namespace"}` keys with the policy module's verdicts, over TLS 1.3 (optionally
+//! mTLS), within a deadline below Gatekeeper's webhook timeout. See `docs/gatekeeper.md`.
+
+mod batch;
+mod decider;
+mod metrics;
+mod policy_decider;
+pub mod protocol;
+mod server;
+mod tls;
+
+pub use batch::Limits;
+pub use decider::Decider;
+pub use policy_decider::{PolicyDecider, PolicyDeciderError};
+pub use protocol::{Decision, Item, ProviderRequest, ProviderResponse};
+pub use server::{ProviderConfig, RunningProvider, ServeError, start};
+pub use tls::{ReloadingCertResolver, TlsError};

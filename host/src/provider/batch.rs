@@ -1,0 +1,181 @@
+//! Answers one ProviderRequest: parses keys, evaluates distinct images concurrently under a
+//! concurrency bound, and reports keys that miss the deadline as errors instead of answering late.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::decider::Decider;
+use super::metrics::Metrics;
+use super::protocol::{Decision, ImageKey, Item, parse_key, verdict_name};
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Keys accepted in one request.
+    pub max_keys: usize,
+    /// Request body size in bytes.
+    pub max_body_bytes: usize,
+    /// Evaluations running at once, across all requests.
+    pub max_concurrency: usize,
+    /// Time from receiving a request to answering it; must stay below Gatekeeper's timeout.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_keys: 1_000,
+            max_body_bytes: 1024 * 1024,
+            max_concurrency: 32,
+            deadline: Duration::from_millis(2_500),
+        }
+    }
+}
+
+/// Evaluates keys with a [`Decider`], shared by all connections.
+pub struct BatchEvaluator {
+    decider: Arc<dyn Decider>,
+    permits: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+}
+
+type Outcome = Result<Decision, String>;
+
+impl BatchEvaluator {
+    /// A new evaluator; `limits.max_concurrency` is clamped to at least 1.
+    pub fn new(decider: Arc<dyn Decider>, metrics: Arc<Metrics>, limits: Limits) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            decider,
+            metrics,
+            limits,
+        }
+    }
+
+    /// The limits this evaluator enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Answers `keys` received at `started`: one item per distinct key string, in request order.
+    pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Item> {
+        let deadline = tokio::time::Instant::from_std(started + self.limits.deadline);
+
+        // Distinct key strings, each either refused or pointing at a distinct image key.
+        let mut parsed: Vec<(String, Result<usize, String>)> = Vec::with_capacity(keys.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
+        let mut unique: Vec<ImageKey> = Vec::new();
+        let mut index_of: HashMap<ImageKey, usize> = HashMap::new();
+        for key in keys {
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let slot = parse_key(&key).map_err(|e| e.to_string()).map(|image_key| {
+                *index_of.entry(image_key).or_insert_with_key(|k| {
+                    unique.push(k.clone());
+                    unique.len() - 1
+                })
+            });
+            parsed.push((key, slot));
+        }
+
+        let mut tasks: Vec<JoinHandle<Outcome>> =
+            unique.iter().map(|key| self.spawn(key.clone())).collect();
+        let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
+        for task in &mut tasks {
+            let outcome = match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(join_error)) => Err(format!("evaluation failed: {join_error}")),
+                Err(_elapsed) => Err(format!(
+                    "deadline exceeded: not evaluated within {} ms",
+                    self.limits.deadline.as_millis()
+                )),
+            };
+            outcomes.push(outcome);
+        }
+
+        parsed
+            .into_iter()
+            .map(|(key, slot)| {
+                let (image_key, outcome) = match slot {
+                    Ok(i) => match (unique.get(i), outcomes.get(i)) {
+                        (Some(k), Some(outcome)) => (Some(k), outcome.clone()),
+                        _ => (None, Err("internal error: evaluation missing".to_owned())),
+                    },
+                    Err(e) => (None, Err(e)),
+                };
+                self.record(&key, image_key, &outcome);
+                match outcome {
+                    Ok(decision) => Item::value(key, decision),
+                    Err(error) => Item::error(key, error),
+                }
+            })
+            .collect()
+    }
+
+    /// Starts one evaluation: waits for a permit, then decides on the blocking pool. Dropping
+    /// the handle after the deadline does not cancel a running decision, but it stops a
+    /// queued one from ever starting (the permit wait is aborted with the task).
+    fn spawn(&self, key: ImageKey) -> JoinHandle<Outcome> {
+        let permits = Arc::clone(&self.permits);
+        let decider = Arc::clone(&self.decider);
+        let metrics = Arc::clone(&self.metrics);
+        tokio::spawn(async move {
+            let permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| "provider is shutting down".to_owned())?;
+            let blocking = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let started = Instant::now();
+                let outcome = decider.decide(&key);
+                metrics.record_evaluation(started.elapsed());
+                outcome
+            });
+            blocking
+                .await
+                .map_err(|e| format!("evaluation failed: {e}"))?
+        })
+    }
+
+    fn record(&self, key: &str, image_key: Option<&ImageKey>, outcome: &Outcome) {
+        let (image, namespace) = image_key
+            .map(|k| (k.image.as_str(), k.namespace.as_str()))
+            .unwrap_or((key, ""));
+        match outcome {
+            Ok(decision) => {
+                self.metrics.record_validation(verdict_name(decision.verdict));
+                tracing::info!(
+                    image,
+                    namespace,
+                    verdict = verdict_name(decision.verdict),
+                    digest = decision.digest.as_deref().unwrap_or(""),
+                    reason = %decision.message,
+                    "decision"
+                );
+            }
+            Err(error) => {
+                self.metrics.record_validation("error");
+                tracing::warn!(image, namespace, verdict = "error", reason = %error, "decision");
+            }
+        }
+    }
+}
+
+/// Aborts evaluations still queued when a request is answered (deadline) or abandoned
+/// (client gone); aborting a finished task does nothing.
+struct AbortOnDrop(Vec<AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}

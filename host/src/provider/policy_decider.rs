@@ -1,0 +1,67 @@
+//! The production [`Decider`]: the policy module's `verify_images` export, with the same settings
+//! a ClusterAdmissionPolicy would give it.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::decider::Decider;
+use super::protocol::{Decision, ImageKey};
+use crate::runtime::{Evaluator, RuntimeError};
+use crate::verify::CacheStats;
+
+/// Why the policy cannot serve decisions.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyDeciderError {
+    #[error("the policy refused its settings: {0}")]
+    InvalidSettings(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Decides with a loaded policy module and validated settings.
+#[derive(Debug, Clone)]
+pub struct PolicyDecider {
+    evaluator: Evaluator,
+    settings: Arc<Value>,
+}
+
+impl PolicyDecider {
+    /// Validates `settings` with the module's `validate_settings`; refuses invalid ones, so that
+    /// a provider never starts with settings its ClusterAdmissionPolicy twin would reject.
+    pub fn new(evaluator: Evaluator, settings: Value) -> Result<Self, PolicyDeciderError> {
+        let validation = evaluator.validate_settings(&settings)?;
+        if !validation.valid {
+            return Err(PolicyDeciderError::InvalidSettings(
+                validation
+                    .message
+                    .unwrap_or_else(|| "no reason given".to_owned()),
+            ));
+        }
+        Ok(Self {
+            evaluator,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+impl Decider for PolicyDecider {
+    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
+        let verdicts = self
+            .evaluator
+            .verify_images(&self.settings, std::slice::from_ref(key))
+            .map_err(|e| e.to_string())?;
+        verdicts
+            .into_iter()
+            .next()
+            .map(Decision::from)
+            .ok_or_else(|| "the policy returned no verdict".to_owned())
+    }
+
+    fn cache_stats(&self) -> Option<CacheStats> {
+        self.evaluator
+            .capabilities()
+            .verifier()
+            .map(|verifier| verifier.cache_stats())
+    }
+}

@@ -1,0 +1,296 @@
+//! The HTTPS server Gatekeeper calls (`POST /validate`) and the plain-HTTP side port for
+//! probes and Prometheus (`/healthz`, `/readyz`, `/metrics`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::batch::{BatchEvaluator, Limits};
+use super::decider::Decider;
+use super::metrics::Metrics;
+use super::protocol::{ProviderRequest, ProviderResponse};
+use super::tls::{self, ReloadingCertResolver, TlsError};
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how the provider listens.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// HTTPS address for `POST /validate`.
+    pub addr: SocketAddr,
+    /// Plain-HTTP address for `/healthz`, `/readyz` and `/metrics`.
+    pub metrics_addr: SocketAddr,
+    /// PEM certificate chain, re-read when it changes.
+    pub cert_path: PathBuf,
+    /// PEM private key, re-read when it changes.
+    pub key_path: PathBuf,
+    /// PEM CA bundle that client certificates must chain to; no client auth when `None`.
+    pub client_ca_path: Option<PathBuf>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// Why the provider could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running provider; dropping it (or calling [`RunningProvider::shutdown`]) stops it.
+#[derive(Debug)]
+pub struct RunningProvider {
+    addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    ready: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningProvider {
+    /// The bound HTTPS address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Stops accepting connections and waits for the listeners to close.
+    pub async fn shutdown(mut self) {
+        self.ready.store(false, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningProvider {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+struct AppState {
+    evaluator: BatchEvaluator,
+    metrics: Arc<Metrics>,
+}
+
+struct SideState {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+/// Binds both ports and serves until shut down. Must be called inside a tokio runtime.
+pub async fn start(
+    config: ProviderConfig,
+    decider: Arc<dyn Decider>,
+) -> Result<RunningProvider, ServeError> {
+    let resolver = Arc::new(ReloadingCertResolver::new(
+        &config.cert_path,
+        &config.key_path,
+    )?);
+    let tls_config = tls::server_config(resolver, config.client_ca_path.as_deref())?;
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+
+    let metrics = Arc::new(Metrics::new(Arc::clone(&decider)));
+    let state = Arc::new(AppState {
+        evaluator: BatchEvaluator::new(decider, Arc::clone(&metrics), config.limits),
+        metrics: Arc::clone(&metrics),
+    });
+    let app = Router::new()
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .with_state(state);
+
+    let listener = bind(config.addr).await?;
+    let metrics_listener = bind(config.metrics_addr).await?;
+    let addr = local_addr(&listener, config.addr)?;
+    let metrics_addr = local_addr(&metrics_listener, config.metrics_addr)?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let side = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(Arc::new(SideState {
+            metrics,
+            ready: Arc::clone(&ready),
+        }));
+
+    let (stop, stopped) = watch::channel(false);
+    let mut side_stopped = stopped.clone();
+    let side_task = tokio::spawn(async move {
+        let served = axum::serve(metrics_listener, side)
+            .with_graceful_shutdown(async move {
+                wait_stopped(&mut side_stopped).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "metrics server failed");
+        }
+    });
+    let tls_task = tokio::spawn(serve_tls(listener, acceptor, app, stopped));
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(%addr, %metrics_addr, "gatekeeper provider listening");
+    Ok(RunningProvider {
+        addr,
+        metrics_addr,
+        stop,
+        ready,
+        tasks: vec![tls_task, side_task],
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, ServeError> {
+    listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = wait_stopped(&mut stopped) => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let mut conn_stopped = stopped.clone();
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let connection =
+                builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            tokio::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(error) = served {
+                        tracing::debug!(%peer, %error, "connection closed with an error");
+                    }
+                }
+                () = wait_stopped(&mut conn_stopped) => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+}
+
+/// Resolves once shutdown was requested (or the [`RunningProvider`] was dropped).
+async fn wait_stopped(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+async fn validate(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let response = match body {
+        Err(rejection) => {
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "request body exceeds {} bytes",
+                    state.evaluator.limits().max_body_bytes
+                )
+            } else {
+                rejection.body_text()
+            };
+            refuse(status, reason)
+        }
+        Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
+            Err(error) => refuse(StatusCode::BAD_REQUEST, error.to_string()),
+            Ok(request) => {
+                let items = state.evaluator.evaluate(request.request.keys, started).await;
+                axum::Json(ProviderResponse::items(items)).into_response()
+            }
+        },
+    };
+    state.metrics.record_request(started.elapsed());
+    response
+}
+
+fn refuse(status: StatusCode, reason: String) -> Response {
+    tracing::warn!(%status, %reason, "request refused");
+    (status, axum::Json(ProviderResponse::system_error(reason))).into_response()
+}
+
+async fn readyz(State(side): State<Arc<SideState>>) -> Response {
+    if side.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+async fn render_metrics(State(side): State<Arc<SideState>>) -> Response {
+    match side.metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

@@ -1,1 +1,60 @@
+//! cluster-image-policy: sigstore `ClusterImagePolicy` rules enforced by Kubewarden.
+//!
+//! This crate is a waPC guest compiled to `wasm32-wasip1`. The functions below are its only
+//! entry points; the host (Kubewarden's policy-server, kwctl, or `cip`) looks signatures up in
+//! registries, the module decides. See `docs/wire-protocol.md` for every message exchanged.
 
+pub mod admission;
+pub mod authority;
+pub mod crypto;
+pub mod decision;
+pub mod host;
+pub mod matching;
+pub mod reference;
+pub mod settings;
+pub mod workload;
+
+#[cfg(test)]
+mod tests;
+
+use kubewarden_policy_sdk::settings::SettingsValidationResponse;
+use kubewarden_policy_sdk::wapc_guest::{CallResult, register_function};
+
+use crate::host::{Memo, WapcHost};
+use crate::settings::Settings;
+
+#[unsafe(no_mangle)]
+pub extern "C" fn wapc_init() {
+    register_function("validate", validate);
+    register_function("validate_settings", validate_settings);
+    register_function("protocol_version", kubewarden_policy_sdk::protocol_version_guest);
+    register_function("verify_images", verify_images);
+}
+
+/// Admission: `{"request": AdmissionRequest, "settings": Settings}` → `ValidationResponse`.
+fn validate(payload: &[u8]) -> CallResult {
+    let response = admission::validate(payload, &mut Memo::new(WapcHost));
+    Ok(serde_json::to_vec(&response)?)
+}
+
+/// Settings check run once at load: shape, meaning, and every key, certificate and regexp.
+fn validate_settings(payload: &[u8]) -> CallResult {
+    let outcome = std::str::from_utf8(payload)
+        .map_err(|e| format!("settings: not UTF-8: {e}"))
+        .and_then(|json| {
+            let settings = Settings::parse(json).map_err(|e| e.to_string())?;
+            settings.check_material().map_err(|e| e.to_string())
+        });
+    let response = SettingsValidationResponse {
+        valid: outcome.is_ok(),
+        message: outcome.err(),
+    };
+    Ok(serde_json::to_vec(&response)?)
+}
+
+/// Verdicts for `{image, namespace}` pairs, for Gatekeeper and `cip verify`.
+fn verify_images(payload: &[u8]) -> CallResult {
+    let response = admission::verify_images(payload, &mut Memo::new(WapcHost))
+        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;
+    Ok(serde_json::to_vec(&response)?)
+}

@@ -1,0 +1,82 @@
+//! `certificate` (Kubewarden extension): signatures made with a key bound to a certificate,
+//! optionally checked against a chain and a Rekor bundle.
+
+use std::collections::BTreeMap;
+
+use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
+
+use super::{Check, check_annotations, required};
+use crate::crypto::check_certificates;
+use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::reference::ImageReference;
+use crate::settings::raw::RawCertificate;
+
+/// A signing certificate, verified through Kubewarden's `SigstoreCertificateVerify`.
+#[derive(Debug)]
+pub struct CertificateAuthority {
+    certificate: String,
+    chain: Option<Vec<String>>,
+    require_rekor_bundle: bool,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl CertificateAuthority {
+    /// Parses the `certificate` block. `requireRekorBundle` defaults to true: without a bundle
+    /// nothing proves the signature was made while the certificate was valid.
+    pub fn parse(raw: RawCertificate, annotations: Option<BTreeMap<String, String>>) -> Result<Self, (String, String)> {
+        let certificate = required(raw.data, "certificate.data", "paste the PEM signing certificate")?;
+        let chain = match raw.chain {
+            Some(pem) => Some(
+                pem::parse_many(&pem)
+                    .map_err(|e| ("certificate.chain".to_owned(), format!("not a valid PEM document: {e}")))?
+                    .iter()
+                    .map(pem::encode)
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok(Self {
+            certificate,
+            chain,
+            require_rekor_bundle: raw.require_rekor_bundle.unwrap_or(true),
+            annotations,
+        })
+    }
+}
+
+impl Check for CertificateAuthority {
+    fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
+        let request = SigstoreVerificationInputV2::SigstoreCertificateVerify {
+            image: image.verification_target(),
+            certificate: self.certificate.as_bytes().to_vec(),
+            certificate_chain: self
+                .chain
+                .as_ref()
+                .map(|c| c.iter().map(|p| p.as_bytes().to_vec()).collect()),
+            require_rekor_bundle: self.require_rekor_bundle,
+            annotations: self.annotations.clone(),
+        };
+        verify(host, KUBEWARDEN_VERIFY_V2, &request)
+            .map(Some)
+            .map_err(|e| format!("no signature verified by the certificate: {e}"))
+    }
+
+    fn check_material(&self) -> Result<(), (String, String)> {
+        check_annotations(&self.annotations)?;
+        match check_certificates(&self.certificate, "certificate.data") {
+            Ok(1) => {}
+            Ok(n) => {
+                return Err((
+                    "certificate.data".into(),
+                    format!("holds {n} certificates: put the signing certificate in data and the others in chain"),
+                ));
+            }
+            Err(e) => return Err(("certificate.data".into(), e)),
+        }
+        if let Some(chain) = &self.chain {
+            check_certificates(&chain.concat(), "certificate.chain")
+                .map_err(|e| ("certificate.chain".to_owned(), e))?;
+        }
+        Ok(())
+    }
+}

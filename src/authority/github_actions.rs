@@ -1,0 +1,68 @@
+//! `githubActions` (Kubewarden extension): keyless signatures made by a GitHub Actions workflow
+//! of a given owner (and repository).
+
+use std::collections::BTreeMap;
+
+use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
+
+use super::{Check, check_annotations, required};
+use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::reference::ImageReference;
+use crate::settings::raw::RawGithubActions;
+
+/// Verified through Kubewarden's `SigstoreGithubActionsVerify`.
+#[derive(Debug)]
+pub struct GithubActionsAuthority {
+    owner: String,
+    repo: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+impl GithubActionsAuthority {
+    /// Parses the `githubActions` block.
+    pub fn parse(
+        raw: RawGithubActions,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, (String, String)> {
+        let owner = required(
+            raw.owner,
+            "githubActions.owner",
+            "the GitHub user or organisation whose workflows sign",
+        )?;
+        if owner.contains('/') {
+            return Err((
+                "githubActions.owner".into(),
+                "owner is the user or organisation only; put the repository in githubActions.repo".into(),
+            ));
+        }
+        Ok(Self {
+            owner,
+            repo: raw.repo.filter(|r| !r.is_empty()),
+            annotations,
+        })
+    }
+}
+
+impl Check for GithubActionsAuthority {
+    fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
+        let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+            image: image.verification_target(),
+            owner: self.owner.clone(),
+            repo: self.repo.clone(),
+            annotations: self.annotations.clone(),
+        };
+        verify(host, KUBEWARDEN_VERIFY_V2, &request).map(Some).map_err(|e| {
+            format!(
+                "no signature by a GitHub Actions workflow of {}: {e}",
+                match &self.repo {
+                    Some(r) => format!("{}/{r}", self.owner),
+                    None => self.owner.clone(),
+                }
+            )
+        })
+    }
+
+    fn check_material(&self) -> Result<(), (String, String)> {
+        check_annotations(&self.annotations)
+    }
+}

@@ -1,0 +1,189 @@
+//! Authorities: who may vouch for an image.
+//!
+//! One file per kind, all behind [`Check`], the way sigstore-rs lays out its verification
+//! constraints: adding a kind means adding a file and one line in [`parse`]. Inside a policy the
+//! authorities are tried in order and the first that passes is enough (any-of), which is how
+//! key rotation works.
+
+mod certificate;
+mod github_actions;
+mod key;
+mod keyless;
+mod static_action;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::host::HostCalls;
+use crate::reference::ImageReference;
+use crate::settings::SettingsError;
+use crate::settings::raw::RawAuthority;
+
+/// What one authority checks.
+pub trait Check: fmt::Debug {
+    /// Verifies `image`. `Ok(Some(digest))`: signatures verified at that digest;
+    /// `Ok(None)`: passed without looking at the registry (static); `Err`: the reason it failed.
+    fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String>;
+
+    /// Deep checks of keys, certificates and expressions, run once by `validate_settings`;
+    /// `Err((field, message))` names the field below the authority.
+    fn check_material(&self) -> Result<(), (String, String)> {
+        Ok(())
+    }
+}
+
+/// One entry of `spec.authorities`, parsed.
+#[derive(Debug)]
+pub struct Authority {
+    /// `name`, or `authority-<index>`.
+    pub name: String,
+    /// Path of the authority in the settings, for error messages.
+    pub path: String,
+    check: Box<dyn Check>,
+}
+
+impl Authority {
+    /// Verifies `image` with this authority.
+    pub fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
+        self.check.verify(image, host)
+    }
+
+    /// Runs the deep checks of this authority.
+    pub fn check_material(&self) -> Result<(), SettingsError> {
+        self.check
+            .check_material()
+            .map_err(|(field, message)| SettingsError::new(format!("{}.{field}", self.path), message))
+    }
+}
+
+/// Parses one authority found at `path` (e.g. `policies[0].spec.authorities[1]`).
+pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, SettingsError> {
+    let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
+    let not_yet = |field: &str| {
+        err(
+            field,
+            format!("{field} is not supported yet; remove it (this policy never ignores a rule silently)"),
+        )
+    };
+    if raw.source.is_some() {
+        return Err(not_yet("source"));
+    }
+    if raw.ctlog.is_some() {
+        return Err(not_yet("ctlog"));
+    }
+    if raw.attestations.is_some() {
+        return Err(not_yet("attestations"));
+    }
+    if raw.rfc3161_timestamp.is_some() {
+        return Err(not_yet("rfc3161timestamp"));
+    }
+    match raw.signature_format.as_deref() {
+        None | Some("") => {}
+        Some("bundle") => {
+            return Err(err(
+                "signatureFormat",
+                "signatureFormat: bundle is not supported yet; sign with cosign's legacy tag format (cosign sign --new-bundle-format=false with cosign v3) and remove the field".to_owned(),
+            ));
+        }
+        Some(other) => {
+            return Err(err(
+                "signatureFormat",
+                format!("unknown signatureFormat `{other}`: remove the field"),
+            ));
+        }
+    }
+
+    let name = match raw.name {
+        Some(n) if n.trim().is_empty() => {
+            return Err(err("name", "the name is empty: remove it or give one".to_owned()));
+        }
+        Some(n) => n,
+        None => format!("authority-{index}"),
+    };
+    let annotations = raw.annotations;
+    let mut kinds: Vec<(&str, Box<dyn Check>)> = Vec::new();
+    if let Some(k) = raw.key {
+        kinds.push((
+            "key",
+            Box::new(key::KeyAuthority::parse(k, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+        ));
+    }
+    if let Some(k) = raw.keyless {
+        kinds.push((
+            "keyless",
+            Box::new(keyless::KeylessAuthority::parse(k, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+        ));
+    }
+    if let Some(c) = raw.certificate {
+        kinds.push((
+            "certificate",
+            Box::new(certificate::CertificateAuthority::parse(c, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+        ));
+    }
+    if let Some(g) = raw.github_actions {
+        kinds.push((
+            "githubActions",
+            Box::new(
+                github_actions::GithubActionsAuthority::parse(g, annotations.clone()).map_err(|(f, m)| err(&f, m))?,
+            ),
+        ));
+    }
+    if let Some(s) = raw.static_ {
+        if annotations.is_some() {
+            return Err(err(
+                "annotations",
+                "annotations constrain signatures, and a static authority looks at none: remove them".to_owned(),
+            ));
+        }
+        kinds.push((
+            "static",
+            Box::new(static_action::StaticAuthority::parse(s).map_err(|(f, m)| err(&f, m))?),
+        ));
+    }
+    match kinds.len() {
+        1 => {
+            let (_, check) = kinds.remove(0);
+            Ok(Authority {
+                name,
+                path: path.to_owned(),
+                check,
+            })
+        }
+        0 => Err(SettingsError::new(
+            path,
+            "the authority has no kind: give exactly one of key, keyless, static, certificate, githubActions"
+                .to_owned(),
+        )),
+        _ => Err(SettingsError::new(
+            path,
+            format!(
+                "the authority has several kinds ({}): give exactly one per authority, and list several authorities to accept any of them",
+                kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// Checks the `annotations` extension: keys and values must be non-empty.
+fn check_annotations(annotations: &Option<BTreeMap<String, String>>) -> Result<(), (String, String)> {
+    if let Some(map) = annotations {
+        if map.is_empty() {
+            return Err((
+                "annotations".into(),
+                "annotations is empty: remove it or list the required annotations".into(),
+            ));
+        }
+        if map.keys().any(|k| k.is_empty()) {
+            return Err(("annotations".into(), "an annotation key is empty".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A required non-empty string field.
+fn required(value: Option<String>, field: &str, hint: &str) -> Result<String, (String, String)> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err((field.to_owned(), format!("{field} is required: {hint}"))),
+    }
+}

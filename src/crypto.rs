@@ -1,0 +1,196 @@
+//! Deep checks of keys and certificates written in the settings.
+//!
+//! They run once, in `validate_settings`, when Kubewarden loads the policy: a key that cannot
+//! verify anything is refused there with a clear message instead of failing every admission.
+//! The signatures themselves are verified by the host.
+
+use der::asn1::{ObjectIdentifier, UintRef};
+use der::{Decode, Encode};
+use pkcs1::RsaPublicKey;
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::Certificate;
+
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const MIN_RSA_BITS: usize = 2048;
+
+/// Kinds of public keys cosign signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    EcdsaP256,
+    EcdsaP384,
+    Rsa { bits: usize },
+    Ed25519,
+}
+
+/// Checks that `pem` holds exactly one usable public key (`-----BEGIN PUBLIC KEY-----`).
+pub fn check_public_key(pem: &str) -> Result<KeyKind, String> {
+    let blocks = pem::parse_many(pem).map_err(|e| format!("not a valid PEM document: {e}"))?;
+    let block = match blocks.as_slice() {
+        [block] => block,
+        [] => return Err("no PEM block found: paste the content of cosign.pub".to_owned()),
+        _ => return Err("several PEM blocks found: put one key per authority".to_owned()),
+    };
+    if block.tag() != "PUBLIC KEY" {
+        return Err(format!(
+            "PEM block is `{}`, expected `PUBLIC KEY` (never paste a private key; cosign.pub holds the public one)",
+            block.tag()
+        ));
+    }
+    check_spki(block.contents())
+}
+
+fn check_spki(der: &[u8]) -> Result<KeyKind, String> {
+    let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|e| format!("not a valid public key: {e}"))?;
+    let key = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| "the public key bit string is malformed".to_owned())?;
+    match spki.algorithm.oid {
+        ID_EC_PUBLIC_KEY => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok())
+                .ok_or_else(|| "ECDSA key without a named curve".to_owned())?;
+            match curve {
+                SECP256R1 => p256::PublicKey::from_sec1_bytes(key)
+                    .map(|_| KeyKind::EcdsaP256)
+                    .map_err(|_| "the P-256 point is not on the curve".to_owned()),
+                SECP384R1 => p384::PublicKey::from_sec1_bytes(key)
+                    .map(|_| KeyKind::EcdsaP384)
+                    .map_err(|_| "the P-384 point is not on the curve".to_owned()),
+                other => Err(format!("unsupported elliptic curve {other} (use P-256 or P-384)")),
+            }
+        }
+        RSA_ENCRYPTION => {
+            let rsa =
+                RsaPublicKey::<UintRef<'_>>::from_der(key).map_err(|e| format!("not a valid RSA public key: {e}"))?;
+            let bits = rsa.modulus.as_bytes().len() * 8
+                - rsa.modulus.as_bytes().first().map_or(8, |b| b.leading_zeros() as usize);
+            if bits < MIN_RSA_BITS {
+                Err(format!("RSA key of {bits} bits is too weak (at least {MIN_RSA_BITS})"))
+            } else {
+                Ok(KeyKind::Rsa { bits })
+            }
+        }
+        ED25519 if key.len() == 32 => Ok(KeyKind::Ed25519),
+        ED25519 => Err("an Ed25519 key is 32 bytes long".to_owned()),
+        other => Err(format!(
+            "unsupported key algorithm {other} (cosign keys are ECDSA P-256/P-384, RSA or Ed25519)"
+        )),
+    }
+}
+
+/// Checks a PEM certificate bundle; returns how many certificates it holds.
+pub fn check_certificates(pem: &str, what: &str) -> Result<usize, String> {
+    let blocks = pem::parse_many(pem).map_err(|e| format!("{what} is not a valid PEM document: {e}"))?;
+    if blocks.is_empty() {
+        return Err(format!("{what} holds no PEM certificate"));
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        if block.tag() != "CERTIFICATE" {
+            return Err(format!(
+                "{what}: PEM block {} is `{}`, expected `CERTIFICATE`",
+                i + 1,
+                block.tag()
+            ));
+        }
+        let cert = Certificate::from_der(block.contents())
+            .map_err(|e| format!("{what}: certificate {} cannot be parsed: {e}", i + 1))?;
+        let spki = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| format!("{what}: certificate {}: {e}", i + 1))?;
+        check_spki(&spki).map_err(|e| format!("{what}: certificate {}: {e}", i + 1))?;
+    }
+    Ok(blocks.len())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub const P256_PEM: &str = include_str!("testdata/p256.pub");
+    pub const P384_PEM: &str = include_str!("testdata/p384.pub");
+    pub const P521_PEM: &str = include_str!("testdata/p521.pub");
+    pub const RSA2048_PEM: &str = include_str!("testdata/rsa2048.pub");
+    pub const RSA1024_PEM: &str = include_str!("testdata/rsa1024.pub");
+    pub const ED25519_PEM: &str = include_str!("testdata/ed25519.pub");
+    pub const CERT_PEM: &str = include_str!("testdata/cert.pem");
+
+    #[test]
+    fn accepts_every_cosign_key_kind() {
+        assert_eq!(check_public_key(P256_PEM), Ok(KeyKind::EcdsaP256));
+        assert_eq!(check_public_key(P384_PEM), Ok(KeyKind::EcdsaP384));
+        assert_eq!(check_public_key(RSA2048_PEM), Ok(KeyKind::Rsa { bits: 2048 }));
+        assert_eq!(check_public_key(ED25519_PEM), Ok(KeyKind::Ed25519));
+    }
+
+    #[test]
+    fn refuses_weak_or_unsupported_keys() {
+        assert!(check_public_key(RSA1024_PEM).unwrap_err().contains("too weak"));
+        assert!(
+            check_public_key(P521_PEM)
+                .unwrap_err()
+                .contains("unsupported elliptic curve")
+        );
+    }
+
+    #[test]
+    fn accepts_a_certificate() {
+        assert_eq!(check_certificates(CERT_PEM, "certificate.data"), Ok(1));
+        assert_eq!(
+            check_certificates(&format!("{CERT_PEM}{CERT_PEM}"), "certificate.chain"),
+            Ok(2)
+        );
+    }
+
+    #[test]
+    fn refuses_truncated_article_placeholder() {
+        let placeholder =
+            "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE...\n-----END PUBLIC KEY-----\n";
+        assert!(check_public_key(placeholder).is_err());
+        assert!(check_public_key("...security team public key...").is_err());
+    }
+
+    #[test]
+    fn refuses_a_point_off_the_curve() {
+        let block = pem::parse(P256_PEM).unwrap();
+        let mut der = block.contents().to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let tampered = pem::encode(&pem::Pem::new("PUBLIC KEY", der));
+        assert_eq!(
+            check_public_key(&tampered),
+            Err("the P-256 point is not on the curve".to_owned())
+        );
+    }
+
+    #[test]
+    fn refuses_private_keys_and_several_blocks() {
+        let private = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(
+            check_public_key(private)
+                .unwrap_err()
+                .contains("never paste a private key")
+        );
+        let two = format!("{P256_PEM}{P256_PEM}");
+        assert!(check_public_key(&two).unwrap_err().contains("several PEM blocks"));
+    }
+
+    #[test]
+    fn refuses_garbage_certificates() {
+        assert!(check_certificates("nope", "certificate.data").is_err());
+        let not_cert = P256_PEM;
+        assert!(
+            check_certificates(not_cert, "certificate.data")
+                .unwrap_err()
+                .contains("expected `CERTIFICATE`")
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! Calls from the module to its host (Kubewarden's policy-evaluator, or `cip`).
+//!
+//! Everything that touches a registry goes through [`HostCalls`]; tests substitute a mock, the
+//! module uses [`WapcHost`]. [`Memo`] makes sure one evaluation asks the host once per distinct
+//! question, however many containers, policies and authorities ask it.
+
+use std::collections::HashMap;
+
+use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
+use serde::Serialize;
+
+use crate::reference::parse_digest;
+
+/// Binding, namespace and operation of one host capability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Capability {
+    pub binding: &'static str,
+    pub namespace: &'static str,
+    pub operation: &'static str,
+}
+
+impl std::fmt::Display for Capability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.binding, self.namespace, self.operation)
+    }
+}
+
+/// Kubewarden's sigstore verification (`kubewarden`/`oci`/`v2/verify`).
+pub const KUBEWARDEN_VERIFY_V2: Capability = Capability {
+    binding: "kubewarden",
+    namespace: "oci",
+    operation: "v2/verify",
+};
+
+/// Our keyless verification with regular expressions, implemented by `cip` only.
+pub const CIP_VERIFY_KEYLESS_REGEXP: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_keyless_regexp",
+};
+
+/// The host side of the module.
+pub trait HostCalls {
+    /// Performs one host call; `Err` carries the host's reason.
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// The real host, reached through waPC.
+pub struct WapcHost;
+
+impl HostCalls for WapcHost {
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+        kubewarden_policy_sdk::wapc_guest::host_call(
+            capability.binding,
+            capability.namespace,
+            capability.operation,
+            payload,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Remembers every answer of the host for the length of one evaluation.
+pub struct Memo<H> {
+    inner: H,
+    answers: HashMap<(Capability, Vec<u8>), Result<Vec<u8>, String>>,
+}
+
+impl<H: HostCalls> Memo<H> {
+    /// Wraps a host.
+    pub fn new(inner: H) -> Self {
+        Self {
+            inner,
+            answers: HashMap::new(),
+        }
+    }
+
+    /// The wrapped host.
+    #[cfg(test)]
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+}
+
+impl<H: HostCalls> HostCalls for Memo<H> {
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+        let key = (capability, payload.to_vec());
+        if let Some(answer) = self.answers.get(&key) {
+            return answer.clone();
+        }
+        let answer = self.inner.call(capability, payload);
+        self.answers.insert(key, answer.clone());
+        answer
+    }
+}
+
+/// Asks the host to verify signatures and returns the digest it verified.
+///
+/// Kubewarden answers a failed verification with a host error; an answer of
+/// `is_trusted: false`, or one without a well-formed digest, is a failure as well.
+pub fn verify(host: &mut dyn HostCalls, capability: Capability, request: &impl Serialize) -> Result<String, String> {
+    let payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    let answer = host.call(capability, &payload)?;
+    let response: VerificationResponse = serde_json::from_slice(&answer)
+        .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
+    if !response.is_trusted {
+        return Err("the host reported the signatures as not trusted".to_owned());
+    }
+    parse_digest(&response.digest).map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
+}
+
+#[cfg(test)]
+pub(crate) mod mock {
+    //! A scripted host for unit tests.
+
+    use super::*;
+
+    type Responder = Box<dyn FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String>>;
+
+    /// Answers host calls with a closure and records every call.
+    pub struct MockHost {
+        responder: Responder,
+        pub calls: Vec<(Capability, serde_json::Value)>,
+    }
+
+    impl MockHost {
+        pub fn new(responder: impl FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String> + 'static) -> Self {
+            Self {
+                responder: Box::new(responder),
+                calls: Vec::new(),
+            }
+        }
+
+        /// A host on which every verification fails; for tests that must make no call.
+        pub fn failing() -> Self {
+            Self::new(|_, _| Err("no host call expected".to_owned()))
+        }
+    }
+
+    impl HostCalls for MockHost {
+        fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+            let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+            self.calls.push((capability, value.clone()));
+            (self.responder)(capability, &value)
+        }
+    }
+
+    /// A successful verification answer.
+    pub fn trusted(digest: &str) -> Result<Vec<u8>, String> {
+        Ok(serde_json::to_vec(&serde_json::json!({"is_trusted": true, "digest": digest})).unwrap_or_default())
+    }
+}

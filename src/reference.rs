@@ -1,0 +1,335 @@
+//! Container image references: parsing and normalisation.
+//!
+//! Every image is normalised before it is matched or verified, the way the container runtime will
+//! resolve it: no registry means `docker.io`, `index.docker.io` is `docker.io`, a one-segment
+//! Docker Hub name lives under `library/`, and no tag (nor digest) means `:latest`. Matching the
+//! normalised form is what stops a crafted name from slipping past a glob: `nginx`,
+//! `docker.io/nginx` and `index.docker.io/library/nginx:latest` are one image to us, as to the
+//! kubelet.
+//!
+//! The grammar is the one of `distribution/reference`; anything outside it is refused, since a
+//! reference we cannot read is a reference we cannot vouch for.
+
+use std::fmt;
+
+/// The registry Docker Hub images live in, as written by the policy's users.
+pub const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+const MAX_NAME_LEN: usize = 255;
+const MAX_TAG_LEN: usize = 128;
+
+/// A parsed, normalised image reference.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImageReference {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+/// Why an image reference was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("the image reference is empty")]
+    Empty,
+    #[error("the repository name is longer than {MAX_NAME_LEN} characters")]
+    NameTooLong,
+    #[error("invalid registry host `{0}`")]
+    InvalidRegistry(String),
+    #[error(
+        "invalid repository path component `{0}` (lower-case letters, digits and single separators `.`, `_`, `__`, `-` only)"
+    )]
+    InvalidPathComponent(String),
+    #[error("invalid tag `{0}` (letters, digits, `_`, `.`, `-`; at most 128 characters)")]
+    InvalidTag(String),
+    #[error("invalid digest `{0}` (expected sha256: followed by 64 lower-case hex digits)")]
+    InvalidDigest(String),
+}
+
+impl ImageReference {
+    /// Parses and normalises an image reference as written in a workload.
+    pub fn parse(input: &str) -> Result<Self, ReferenceError> {
+        if input.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let (rest, digest) = match input.split_once('@') {
+            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            None => (input, None),
+        };
+        // A tag is after the last ':' that follows the last '/', so a registry port is not a tag.
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => {
+                let tag = &rest[last_slash + i + 1..];
+                check_tag(tag)?;
+                (&rest[..last_slash + i], Some(tag.to_owned()))
+            }
+            None => (rest, None),
+        };
+        let (registry, path) = split_registry(name);
+        let registry = normalise_registry(registry)?;
+        if path.len() > MAX_NAME_LEN || name.len() > MAX_NAME_LEN {
+            return Err(ReferenceError::NameTooLong);
+        }
+        for component in path.split('/') {
+            check_path_component(component)?;
+        }
+        let repository = if registry == DOCKER_HUB && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path.to_owned()
+        };
+        let tag = match (tag, &digest) {
+            (None, None) => Some("latest".to_owned()),
+            (tag, _) => tag,
+        };
+        Ok(Self {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// Registry host (and port), lower-cased, Docker Hub aliases folded into `docker.io`.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Repository path inside the registry.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// Tag, if the reference has one (`latest` when neither tag nor digest was written).
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// Digest written in the reference, if any.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
+    /// The verification target handed to the host: `registry/repo@digest` when the workload
+    /// names a digest (the digest is what will run), else `registry/repo:tag`.
+    pub fn verification_target(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(digest), _) => format!("{}/{}@{digest}", self.registry, self.repository),
+            (None, Some(tag)) => format!("{}/{}:{tag}", self.registry, self.repository),
+            (None, None) => format!("{}/{}", self.registry, self.repository),
+        }
+    }
+}
+
+/// The fully qualified form matched against globs: `registry/repo[:tag][@digest]`.
+impl fmt::Display for ImageReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `name` into its registry (if the first component names one) and repository path,
+/// with Docker's rule: the first component is a registry when it contains `.` or `:`, is
+/// `localhost`, or has upper-case letters.
+pub(crate) fn split_registry(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('/') {
+        Some((first, rest)) if looks_like_registry(first) => (Some(first), rest),
+        _ => (None, name),
+    }
+}
+
+pub(crate) fn looks_like_registry(component: &str) -> bool {
+    component.contains(['.', ':']) || component == "localhost" || component.chars().any(|c| c.is_ascii_uppercase())
+}
+
+/// Lower-cases a registry host and folds Docker Hub's aliases; `None` means Docker Hub.
+pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, ReferenceError> {
+    let Some(registry) = registry else {
+        return Ok(DOCKER_HUB.to_owned());
+    };
+    let lower = registry.to_ascii_lowercase();
+    if !valid_registry(&lower) {
+        return Err(ReferenceError::InvalidRegistry(registry.to_owned()));
+    }
+    if DOCKER_HUB_ALIASES.contains(&lower.as_str()) {
+        return Ok(DOCKER_HUB.to_owned());
+    }
+    Ok(lower)
+}
+
+fn valid_registry(host_port: &str) -> bool {
+    let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
+        // [IPv6]:port
+        match rest.split_once(']') {
+            Some((addr, tail)) => {
+                if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                    return false;
+                }
+                match tail {
+                    "" => return true,
+                    _ => match tail.strip_prefix(':') {
+                        Some(port) => ("ipv6", Some(port)),
+                        None => return false,
+                    },
+                }
+            }
+            None => return false,
+        }
+    } else {
+        match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    port_ok && host_ok
+}
+
+fn check_path_component(component: &str) -> Result<(), ReferenceError> {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let invalid = || ReferenceError::InvalidPathComponent(component.to_owned());
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return Err(invalid());
+    }
+    // Separators: '.', '_', '__' or any run of '-'.
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if alnum(b) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &component[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
+        if !ok {
+            return Err(invalid());
+        }
+    }
+    Ok(())
+}
+
+fn check_tag(tag: &str) -> Result<(), ReferenceError> {
+    let bytes = tag.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let ok = !bytes.is_empty()
+        && bytes.len() <= MAX_TAG_LEN
+        && word(bytes[0])
+        && bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ReferenceError::InvalidTag(tag.to_owned()))
+    }
+}
+
+/// Checks a digest; only sha256 is accepted, the algorithm every registry and cosign use.
+pub fn parse_digest(digest: &str) -> Result<String, ReferenceError> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+            Ok(digest.to_owned())
+        }
+        _ => Err(ReferenceError::InvalidDigest(digest.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn norm(s: &str) -> String {
+        ImageReference::parse(s).unwrap().to_string()
+    }
+
+    #[test]
+    fn docker_hub_short_names_are_normalised() {
+        assert_eq!(norm("nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("nginx:1.25"), "docker.io/library/nginx:1.25");
+        assert_eq!(norm("docker.io/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("index.docker.io/library/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("INDEX.docker.io/nginx:1"), "docker.io/library/nginx:1");
+        assert_eq!(norm("bitnami/redis:7"), "docker.io/bitnami/redis:7");
+    }
+
+    #[test]
+    fn registries_ports_and_digests() {
+        assert_eq!(norm("myregistry.com/app:v1"), "myregistry.com/app:v1");
+        assert_eq!(norm("localhost/app"), "localhost/app:latest");
+        assert_eq!(norm("127.0.0.1:5000/a/b:v1"), "127.0.0.1:5000/a/b:v1");
+        assert_eq!(norm("127.0.0.1:5000/a/b"), "127.0.0.1:5000/a/b:latest");
+        assert_eq!(norm(&format!("ghcr.io/o/app@{D}")), format!("ghcr.io/o/app@{D}"));
+        assert_eq!(norm(&format!("ghcr.io/o/app:v1@{D}")), format!("ghcr.io/o/app:v1@{D}"));
+        assert_eq!(norm("[::1]:5000/app:v1"), "[::1]:5000/app:v1");
+        assert_eq!(norm("MyRegistry.COM/app"), "myregistry.com/app:latest");
+        assert_eq!(norm("UPPER/app"), "upper/app:latest");
+    }
+
+    #[test]
+    fn verification_target_prefers_the_digest() {
+        let r = ImageReference::parse(&format!("ghcr.io/o/app:v1@{D}")).unwrap();
+        assert_eq!(r.verification_target(), format!("ghcr.io/o/app@{D}"));
+        let r = ImageReference::parse("nginx:1.25").unwrap();
+        assert_eq!(r.verification_target(), "docker.io/library/nginx:1.25");
+    }
+
+    #[test]
+    fn malformed_references_are_refused() {
+        for bad in [
+            "",
+            "myregistry.com/App",
+            "myregistry.com/app:",
+            "myregistry.com/app:-x",
+            "myregistry.com//app",
+            "myregistry.com/app/",
+            "myregistry.com/a..b",
+            "myregistry.com/app@sha256:abc",
+            "myregistry.com/app@md5:0123",
+            "my_registry.com/app",
+            "-bad.com/app",
+            "host:port/app",
+            "my registry.com/app",
+            "myregistry.com/app\u{0}",
+            "myregistry.com/app:v1\u{202e}",
+        ] {
+            assert!(ImageReference::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("myregistry.com/{}", "a".repeat(300));
+        assert_eq!(ImageReference::parse(&long), Err(ReferenceError::NameTooLong));
+        let long_tag = format!("app:{}", "a".repeat(129));
+        assert!(matches!(
+            ImageReference::parse(&long_tag),
+            Err(ReferenceError::InvalidTag(_))
+        ));
+    }
+
+    #[test]
+    fn separators_follow_the_distribution_grammar() {
+        for good in ["a/b.c", "a/b_c", "a/b__c", "a/b---c", "a/b-c.d_e"] {
+            assert!(ImageReference::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["a/b___c", "a/b._c", "a/.b", "a/b-"] {
+            assert!(ImageReference::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,890 @@
+//! Behaviour of the module as Kubewarden sees it: settings validation and admission decisions,
+//! with the host capabilities mocked. The article's policies are used exactly as published, only
+//! their truncated example keys replaced by real ones.
+
+use serde_json::{Value, json};
+
+use crate::admission::{validate, verify_images};
+use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
+use crate::host::mock::{MockHost, trusted};
+use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, KUBEWARDEN_VERIFY_V2, Memo};
+use crate::settings::Settings;
+
+const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const OTHER_DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+/// An article policy, verbatim.
+fn article(name: &str) -> String {
+    let path = format!("{}/src/testdata/article/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Replaces the article's placeholder PEM blocks, in order, by real keys (indentation kept).
+fn with_keys(yaml: &str, keys: &[&str]) -> String {
+    let mut out = String::new();
+    let mut keys = keys.iter();
+    let mut lines = yaml.lines();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "-----BEGIN PUBLIC KEY-----" {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let key = keys.next().expect("more placeholder blocks than keys");
+            for body in key.lines().filter(|l| !l.starts_with("-----")) {
+                out.push_str(indent);
+                out.push_str(body);
+                out.push('\n');
+            }
+            for skipped in lines.by_ref() {
+                if skipped.trim() == "-----END PUBLIC KEY-----" {
+                    out.push_str(skipped);
+                    out.push('\n');
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Settings JSON made of CIP documents (YAML, as users paste them) and extra top-level fields.
+fn settings(cips: &[String], extra: Value) -> Value {
+    let policies: Vec<Value> = cips
+        .iter()
+        .map(|y| serde_yaml::from_str(y).expect("valid YAML"))
+        .collect();
+    let mut s = json!({ "policies": policies });
+    if let (Some(s), Some(extra)) = (s.as_object_mut(), extra.as_object()) {
+        s.extend(extra.clone());
+    }
+    s
+}
+
+fn check_settings(settings: &Value) -> Result<(), String> {
+    let parsed = Settings::parse(&settings.to_string()).map_err(|e| e.to_string())?;
+    parsed.check_material().map_err(|e| e.to_string())
+}
+
+fn pod(namespace: &str, images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+        .collect();
+    json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": namespace,
+        "operation": "CREATE",
+        "object": {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "test", "namespace": namespace},
+            "spec": {"containers": containers}
+        }
+    })
+}
+
+fn run(request: &Value, settings: &Value, host: &mut MockHost) -> Value {
+    let payload = json!({"request": request, "settings": settings}).to_string();
+    serde_json::to_value(validate(payload.as_bytes(), host)).expect("serialisable response")
+}
+
+/// A host that trusts exactly the images signed by `key` (answering with `DIGEST`).
+fn host_trusting_key(key: &'static str) -> MockHost {
+    MockHost::new(move |capability, payload| {
+        assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+        if payload["pub_keys"][0] == key {
+            trusted(DIGEST)
+        } else {
+            Err("no signature verified by the given key".to_owned())
+        }
+    })
+}
+
+mod settings_validation {
+    use super::*;
+
+    #[test]
+    fn article_policies_with_real_keys_are_valid() {
+        for cips in [
+            vec![with_keys(&article("signed-images-policy"), &[P256_PEM])],
+            vec![
+                with_keys(&article("production-strict-policy"), &[P256_PEM]),
+                with_keys(&article("dev-warn-policy"), &[P256_PEM]),
+            ],
+            vec![article("keyless-policy")],
+            vec![article("allow-system-images")],
+            vec![with_keys(&article("key-rotation-policy"), &[P256_PEM, P384_PEM])],
+        ] {
+            assert_eq!(check_settings(&settings(&cips, json!({}))), Ok(()), "{cips:?}");
+        }
+    }
+
+    #[test]
+    fn article_placeholder_keys_are_refused_with_the_field_path() {
+        let err = check_settings(&settings(&[article("signed-images-policy")], json!({}))).unwrap_err();
+        assert!(err.starts_with("policies[0].spec.authorities[0].key.data: "), "{err}");
+    }
+
+    #[test]
+    fn kms_keys_are_refused_with_the_way_out() {
+        let err = check_settings(&settings(&[article("kms-signed-policy")], json!({}))).unwrap_err();
+        assert!(
+            err.starts_with("policies[0].spec.authorities[0].key.kms: a Kubewarden host cannot reach a KMS"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cosign public-key --key gcpkms://projects/PROJECT_ID/"),
+            "{err}"
+        );
+        // kms beside data is a label.
+        let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["key"]["kms"] = json!("awskms:///alias/cosign");
+        assert_eq!(check_settings(&s), Ok(()));
+    }
+
+    #[test]
+    fn multi_sig_and_attestation_policies_are_not_supported_yet() {
+        let err = check_settings(&settings(&[article("multi-sig-policy")], json!({}))).unwrap_err();
+        assert_eq!(
+            err,
+            "policies[0].spec.policy: spec.policy is not supported yet; remove it (this policy never ignores a rule silently)"
+        );
+        let err = check_settings(&settings(&[article("attestation-policy")], json!({}))).unwrap_err();
+        assert!(
+            err.starts_with("policies[0].spec.authorities[0].attestations: attestations is not supported yet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unsupported_authority_fields_are_refused() {
+        for (field, value) in [
+            ("source", json!([{"oci": "x"}])),
+            ("ctlog", json!({"url": "https://rekor"})),
+            ("rfc3161timestamp", json!({"trustRootRef": "x"})),
+            ("signatureFormat", json!("bundle")),
+        ] {
+            let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+            s["policies"][0]["spec"]["authorities"][0][field] = value;
+            let err = check_settings(&s).unwrap_err();
+            assert!(
+                err.starts_with(&format!("policies[0].spec.authorities[0].{field}: ")),
+                "{err}"
+            );
+            assert!(err.contains("not supported yet"), "{err}");
+        }
+    }
+
+    #[test]
+    fn typos_never_pass() {
+        let base = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        let mut s = base.clone();
+        s["policies"][0]["spec"]["authorities"][0]["key"]["dta"] = json!("x");
+        let err = check_settings(&s).unwrap_err();
+        assert!(
+            err.starts_with("policies[0].spec.authorities[0].key.dta: unknown field `dta`"),
+            "{err}"
+        );
+        let mut s = base.clone();
+        s["policies"][0]["spec"]["imagez"] = json!([]);
+        let err = check_settings(&s).unwrap_err();
+        assert!(
+            err.starts_with("policies[0].spec.imagez: unknown field `imagez`"),
+            "{err}"
+        );
+        let mut s = base.clone();
+        s["noMatchPolicyy"] = json!("deny");
+        assert!(
+            check_settings(&s)
+                .unwrap_err()
+                .contains("unknown field `noMatchPolicyy`")
+        );
+        // metadata and status may carry anything.
+        let mut s = base;
+        s["policies"][0]["metadata"]["labels"] = json!({"team": "sec"});
+        s["policies"][0]["status"] = json!({"conditions": []});
+        assert_eq!(check_settings(&s), Ok(()));
+    }
+
+    #[test]
+    fn every_malformed_setting_names_its_field() {
+        let base = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "/policies/0/spec/mode",
+                json!("audit"),
+                "policies[0].spec.mode: unknown mode `audit`",
+            ),
+            (
+                "/policies/0/spec/images",
+                json!([]),
+                "policies[0].spec.images: spec.images is empty",
+            ),
+            (
+                "/policies/0/spec/images/0/glob",
+                json!("myregistry.com/{a,b}"),
+                "policies[0].spec.images[0].glob: character '{'",
+            ),
+            (
+                "/policies/0/spec/images/0/glob",
+                json!("myregistry.com/**x"),
+                "policies[0].spec.images[0].glob: ",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({}),
+                "policies[0].spec.authorities[0]: the authority has no kind",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"key": {"data": P256_PEM}, "static": {"action": "pass"}}),
+                "policies[0].spec.authorities[0]: the authority has several kinds (key, static)",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"static": {"action": "maybe"}}),
+                "policies[0].spec.authorities[0].static.action: unknown action `maybe`",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"keyless": {"identities": []}}),
+                "policies[0].spec.authorities[0].keyless.identities: keyless.identities is required",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"keyless": {"identities": [{"issuer": "https://accounts.google.com", "subjectRegExp": "(unclosed"}]}}),
+                "policies[0].spec.authorities[0].keyless.identities[0].subjectRegExp: invalid regular expression",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"keyless": {"identities": [{"issuer": "a", "issuerRegExp": "b", "subject": "c"}]}}),
+                "policies[0].spec.authorities[0].keyless.identities[0]: give either issuer or issuerRegExp, not both",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"key": {"data": RSA2048_PEM, "hashAlgorithm": "sha512"}}),
+                "policies[0].spec.authorities[0].key.hashAlgorithm: ",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"key": {"secretRef": {"name": "k"}}}),
+                "policies[0].spec.authorities[0].key.secretRef: ",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"certificate": {"data": "junk"}}),
+                "policies[0].spec.authorities[0].certificate.data: ",
+            ),
+            (
+                "/policies/0/spec/authorities/0",
+                json!({"githubActions": {"owner": "org/repo"}}),
+                "policies[0].spec.authorities[0].githubActions.owner: ",
+            ),
+            (
+                "/policies/0/spec/match",
+                json!([{"namespaces": ["Prod"]}]),
+                "policies[0].spec.match[0].namespaces: namespace `Prod`",
+            ),
+            (
+                "/policies/0/spec/match",
+                json!([{}]),
+                "policies[0].spec.match[0]: the match entry is empty",
+            ),
+            (
+                "/policies/0/metadata",
+                json!({}),
+                "policies[0].metadata.name: every policy needs a name",
+            ),
+            (
+                "/policies/0/kind",
+                json!("ImagePolicy"),
+                "policies[0].kind: kind `ImagePolicy` is not a ClusterImagePolicy",
+            ),
+            ("/noMatchPolicy", json!("maybe"), "noMatchPolicy: unknown value `maybe`"),
+        ];
+        for (pointer, value, expected) in cases {
+            let mut s = base.clone();
+            let (parent, field) = pointer.rsplit_once('/').unwrap();
+            let parent = if parent.is_empty() {
+                Some(&mut s)
+            } else {
+                s.pointer_mut(parent)
+            };
+            match parent.unwrap() {
+                Value::Object(map) => {
+                    map.insert(field.to_owned(), value);
+                }
+                Value::Array(items) => items[field.parse::<usize>().unwrap()] = value,
+                other => panic!("{pointer}: {other}"),
+            }
+            let err = check_settings(&s).unwrap_err();
+            assert!(
+                err.starts_with(expected),
+                "{pointer}: got {err:?}, expected {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_policy_names_are_refused() {
+        let p = with_keys(&article("signed-images-policy"), &[P256_PEM]);
+        let err = check_settings(&settings(&[p.clone(), p], json!({}))).unwrap_err();
+        assert!(
+            err.starts_with("policies[1].metadata.name: `signed-images-policy` is already"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn certificate_and_github_authorities_are_accepted() {
+        let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        s["policies"][0]["spec"]["authorities"] = json!([
+            {"name": "release-cert", "certificate": {"data": CERT_PEM, "chain": CERT_PEM, "requireRekorBundle": true}, "annotations": {"env": "prod"}},
+            {"name": "ci", "githubActions": {"owner": "my-org", "repo": "app"}}
+        ]);
+        assert_eq!(check_settings(&s), Ok(()));
+    }
+}
+
+mod admission {
+    use super::*;
+
+    fn signed_images() -> Value {
+        settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}))
+    }
+
+    #[test]
+    fn signed_image_is_admitted_and_pinned() {
+        let mut host = host_trusting_key(P256_PEM);
+        let response = run(
+            &pod("default", &["myregistry.com/myapp:v1.0.0"]),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(response["accepted"], true, "{response}");
+        assert_eq!(
+            response["mutated_object"]["spec"]["containers"][0]["image"],
+            format!("myregistry.com/myapp:v1.0.0@{DIGEST}")
+        );
+        assert_eq!(host.calls.len(), 1);
+        assert_eq!(
+            host.calls[0].1,
+            json!({"type": "SigstorePubKeyVerify", "image": "myregistry.com/myapp:v1.0.0", "pub_keys": [P256_PEM], "annotations": null})
+        );
+    }
+
+    #[test]
+    fn unsigned_image_is_refused_naming_resource_image_policy_and_authority() {
+        let mut host = host_trusting_key(P384_PEM);
+        let response = run(
+            &pod("default", &["myregistry.com/unsigned"]),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(response["accepted"], false);
+        assert_eq!(
+            response["message"],
+            "Pod default/test: image myregistry.com/unsigned denied by policy signed-images-policy: authority authority-0: no signature verified by the key: no signature verified by the given key"
+        );
+        assert_eq!(host.calls[0].1["image"], "myregistry.com/unsigned:latest");
+        assert!(response["mutated_object"].is_null());
+    }
+
+    #[test]
+    fn pinning_can_be_switched_off() {
+        let mut s = signed_images();
+        s["modifyImagesWithDigest"] = json!(false);
+        let response = run(
+            &pod("default", &["myregistry.com/myapp:v1"]),
+            &s,
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(response["accepted"], true);
+        assert!(response["mutated_object"].is_null());
+    }
+
+    #[test]
+    fn images_outside_every_glob_make_no_host_call() {
+        let mut host = MockHost::failing();
+        let response = run(
+            &pod("default", &["nginx", "myregistry.com.evil.io/x"]),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(response["accepted"], true);
+        assert!(host.calls.is_empty());
+    }
+
+    #[test]
+    fn production_enforces_development_warns_elsewhere_untouched() {
+        let s = settings(
+            &[
+                with_keys(&article("production-strict-policy"), &[P256_PEM]),
+                with_keys(&article("dev-warn-policy"), &[P256_PEM]),
+            ],
+            json!({"noMatchPolicy": "allow"}),
+        );
+        let image = "myregistry.com/unsigned:latest";
+        let refused = run(&pod("production", &[image]), &s, &mut host_trusting_key(P384_PEM));
+        assert_eq!(refused["accepted"], false);
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("denied by policy production-strict-policy")
+        );
+
+        let warned = run(&pod("development", &[image]), &s, &mut host_trusting_key(P384_PEM));
+        assert_eq!(warned["accepted"], true);
+        let warnings = warned["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1);
+        let w = warnings[0].as_str().unwrap();
+        assert!(w.starts_with("image myregistry.com/unsigned:latest not verified by policy dev-warn-policy (warn mode): authority authority-0: "), "{w}");
+        assert!(w.len() <= 256);
+        assert!(
+            warned["audit_annotations"]["unverified-images"]
+                .as_str()
+                .unwrap()
+                .contains("dev-warn-policy")
+        );
+        assert!(
+            warned["mutated_object"].is_null(),
+            "nothing is pinned for an image that failed"
+        );
+
+        let mut host = MockHost::failing();
+        let untouched = run(&pod("sandbox", &[image]), &s, &mut host);
+        assert_eq!(untouched["accepted"], true);
+        assert!(untouched["warnings"].is_null());
+        assert!(host.calls.is_empty());
+    }
+
+    #[test]
+    fn no_match_policy_warn_and_deny() {
+        let warn = settings(
+            &[with_keys(&article("signed-images-policy"), &[P256_PEM])],
+            json!({"noMatchPolicy": "warn"}),
+        );
+        let r = run(&pod("default", &["nginx"]), &warn, &mut MockHost::failing());
+        assert_eq!(r["accepted"], true);
+        assert_eq!(r["warnings"][0], "image nginx is covered by no ClusterImagePolicy");
+        let deny = settings(
+            &[with_keys(&article("signed-images-policy"), &[P256_PEM])],
+            json!({"noMatchPolicy": "deny"}),
+        );
+        let r = run(&pod("default", &["nginx"]), &deny, &mut MockHost::failing());
+        assert_eq!(r["accepted"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("no ClusterImagePolicy covers it")
+        );
+    }
+
+    #[test]
+    fn system_images_exemption_admits_with_a_visible_warning() {
+        let s = settings(&[article("allow-system-images")], json!({}));
+        let mut host = MockHost::failing();
+        let r = run(&pod("kube-system", &["nginx:1.25"]), &s, &mut host);
+        assert_eq!(r["accepted"], true);
+        assert!(host.calls.is_empty());
+        assert_eq!(
+            r["warnings"][0],
+            "image nginx:1.25 not verified by policy allow-system-images (warn mode): the policy has no authorities, so no signature can satisfy it"
+        );
+        // The same policy in enforce mode refuses.
+        let mut enforce = s.clone();
+        enforce["policies"][0]["spec"]["mode"] = json!("enforce");
+        let r = run(&pod("kube-system", &["nginx:1.25"]), &enforce, &mut MockHost::failing());
+        assert_eq!(r["accepted"], false);
+    }
+
+    #[test]
+    fn key_rotation_accepts_either_key_and_stops_at_the_first_that_passes() {
+        let s = settings(
+            &[with_keys(&article("key-rotation-policy"), &[P256_PEM, P384_PEM])],
+            json!({}),
+        );
+        let mut old = host_trusting_key(P256_PEM);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/myapp:v1"]), &s, &mut old)["accepted"],
+            true
+        );
+        assert_eq!(old.calls.len(), 1);
+        let mut new = host_trusting_key(P384_PEM);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/myapp:v2"]), &s, &mut new)["accepted"],
+            true
+        );
+        assert_eq!(new.calls.len(), 2);
+        let mut third = host_trusting_key(RSA2048_PEM);
+        let r = run(&pod("default", &["myregistry.com/myapp:v3"]), &s, &mut third);
+        assert_eq!(r["accepted"], false);
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.contains("authority current-key: ") && m.contains("authority new-key: "),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn one_host_call_per_distinct_image_and_authority() {
+        let s = settings(
+            &[
+                with_keys(&article("production-strict-policy"), &[P256_PEM]),
+                with_keys(&article("signed-images-policy"), &[P256_PEM]),
+            ],
+            json!({}),
+        );
+        let images = ["myregistry.com/app:v1"; 10];
+        let payload = json!({"request": pod("production", &images), "settings": s}).to_string();
+        let mut host = Memo::new(host_trusting_key(P256_PEM));
+        let response = validate(payload.as_bytes(), &mut host);
+        assert!(response.accepted);
+        assert_eq!(host.inner().calls.len(), 1);
+    }
+
+    #[test]
+    fn static_authorities_make_no_host_call() {
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"static": {"action": "fail", "message": "images from myregistry.com are frozen"}}]);
+        let mut host = MockHost::failing();
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("authority authority-0: images from myregistry.com are frozen")
+        );
+        s["policies"][0]["spec"]["authorities"] = json!([{"static": {"action": "pass"}}]);
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], true);
+        assert!(r["mutated_object"].is_null(), "no digest is known without a host call");
+        assert!(host.calls.is_empty());
+    }
+
+    #[test]
+    fn keyless_identities_are_any_of_one_call_each() {
+        let mut s = settings(&[article("keyless-policy")], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] = json!([
+            {"issuer": "https://accounts.google.com", "subject": "user@example.com"},
+            {"issuer": "https://github.com/login/oauth", "subject": "release@example.com"}
+        ]);
+        let mut host = MockHost::new(|capability, p| {
+            assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+            assert_eq!(p["type"], "SigstoreKeylessVerify");
+            if p["keyless"][0]["subject"] == "release@example.com" {
+                trusted(DIGEST)
+            } else {
+                Err("no matching certificate".into())
+            }
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(host.calls.len(), 2);
+        assert_eq!(
+            host.calls[0].1["keyless"],
+            json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}])
+        );
+    }
+
+    #[test]
+    fn keyless_regexps_use_the_cip_capability_and_say_when_it_is_missing() {
+        let mut s = settings(&[article("keyless-policy")], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
+            json!([{"issuer": "https://accounts.google.com", "subjectRegExp": ".*@example\\.com"}]);
+        let mut cip = MockHost::new(|capability, p| {
+            assert_eq!(capability, CIP_VERIFY_KEYLESS_REGEXP);
+            assert_eq!(
+                p,
+                &json!({"image": "myregistry.com/app:v1", "issuer": "https://accounts.google.com", "issuer_regexp": null,
+                        "subject": null, "subject_regexp": ".*@example\\.com", "annotations": null})
+            );
+            trusted(DIGEST)
+        });
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut cip)["accepted"],
+            true
+        );
+
+        let mut stock = MockHost::new(|c, _| Err(format!("unknown binding: {}", c.binding)));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut stock);
+        assert_eq!(r["accepted"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("need the host capability cluster-image-policy/oci/v1/verify_keyless_regexp")
+        );
+    }
+
+    #[test]
+    fn verification_is_bound_to_the_digest() {
+        let s = signed_images();
+        let by_digest = format!("myregistry.com/app@{DIGEST}");
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(&pod("default", &[&by_digest]), &s, &mut host);
+        assert_eq!(r["accepted"], true);
+        assert_eq!(host.calls[0].1["image"], by_digest);
+        assert!(r["mutated_object"].is_null(), "already pinned");
+
+        let other = format!("myregistry.com/app:v1@{OTHER_DIGEST}");
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(&pod("default", &[&other]), &s, &mut host);
+        assert_eq!(r["accepted"], false);
+        assert!(r["message"].as_str().unwrap().contains(&format!(
+            "the host verified digest {DIGEST}, not the digest {OTHER_DIGEST}"
+        )));
+    }
+
+    #[test]
+    fn untrusted_or_malformed_host_answers_deny() {
+        for answer in [
+            json!({"is_trusted": false, "digest": DIGEST}),
+            json!({"is_trusted": true, "digest": "sha256:short"}),
+            json!({"unexpected": true}),
+        ] {
+            let mut host = MockHost::new(move |_, _| Ok(answer.to_string().into_bytes()));
+            let r = run(&pod("default", &["myregistry.com/app:v1"]), &signed_images(), &mut host);
+            assert_eq!(r["accepted"], false, "{r}");
+        }
+    }
+
+    #[test]
+    fn host_errors_deny_in_enforce_and_warn_in_warn_mode() {
+        let mut s = signed_images();
+        let down = || MockHost::new(|_, _| Err("registry myregistry.com unreachable: connection refused".into()));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut down());
+        assert_eq!(r["accepted"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("unreachable: connection refused")
+        );
+        s["policies"][0]["spec"]["mode"] = json!("warn");
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut down());
+        assert_eq!(r["accepted"], true);
+        assert!(r["warnings"][0].as_str().unwrap().contains("unreachable"));
+    }
+
+    #[test]
+    fn long_warnings_are_cut_to_256_bytes() {
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["mode"] = json!("warn");
+        let mut host = MockHost::new(|_, _| Err("é".repeat(400)));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        let w = r["warnings"][0].as_str().unwrap();
+        assert!(w.len() <= 256 && w.ends_with('…'), "{}", w.len());
+        // The audit annotation keeps the whole reason.
+        assert!(r["audit_annotations"]["unverified-images"].as_str().unwrap().len() > 800);
+    }
+
+    #[test]
+    fn every_workload_kind_is_checked_and_pinned() {
+        let spec = json!({
+            "initContainers": [{"name": "i", "image": "myregistry.com/init:1"}],
+            "containers": [{"name": "c", "image": "myregistry.com/app:1"}],
+            "ephemeralContainers": [{"name": "e", "image": "myregistry.com/debug:1"}]
+        });
+        for (kind, resource, group, object) in [
+            (
+                "Deployment",
+                "deployments",
+                "apps",
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+            (
+                "CronJob",
+                "cronjobs",
+                "batch",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+            ),
+            (
+                "ReplicationController",
+                "replicationcontrollers",
+                "",
+                json!({"spec": {"template": {"spec": spec}}}),
+            ),
+        ] {
+            let request = json!({
+                "kind": {"group": group, "version": "v1", "kind": kind},
+                "resource": {"group": group, "version": "v1", "resource": resource},
+                "namespace": "default", "operation": "CREATE", "object": object
+            });
+            let mut host = host_trusting_key(P256_PEM);
+            let r = run(&request, &signed_images(), &mut host);
+            assert_eq!(r["accepted"], true, "{kind}");
+            assert_eq!(host.calls.len(), 3, "{kind}");
+            let images = crate::workload::image_sites(kind, "", &r["mutated_object"]);
+            assert_eq!(images.len(), 3);
+            assert!(
+                images.iter().all(|s| s.image.ends_with(&format!("@{DIGEST}"))),
+                "{kind}: {images:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ephemeral_container_subresource() {
+        let mut request = pod("default", &["myregistry.com/unsigned:1"]);
+        request["subResource"] = json!("ephemeralcontainers");
+        request["object"]["spec"]["ephemeralContainers"] =
+            json!([{"name": "debug", "image": "myregistry.com/debug:1"}]);
+        let mut host = MockHost::new(|_, p| {
+            if p["image"] == "myregistry.com/debug:1" {
+                trusted(DIGEST)
+            } else {
+                Err("unsigned".into())
+            }
+        });
+        let r = run(&request, &signed_images(), &mut host);
+        assert_eq!(r["accepted"], true, "only the ephemeral container is judged: {r}");
+        assert_eq!(host.calls.len(), 1);
+    }
+
+    #[test]
+    fn match_by_resource_and_labels() {
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["match"] =
+            json!([{"version": "v1", "resource": "pods", "selector": {"matchLabels": {"signed": "required"}}}]);
+        let mut unlabelled = MockHost::failing();
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:1"]), &s, &mut unlabelled)["accepted"],
+            true
+        );
+        let mut request = pod("default", &["myregistry.com/app:1"]);
+        request["object"]["metadata"]["labels"] = json!({"signed": "required"});
+        assert_eq!(run(&request, &s, &mut MockHost::failing())["accepted"], false);
+    }
+
+    #[test]
+    fn malformed_requests_are_answered_never_panicked() {
+        let s = signed_images();
+        for payload in [
+            "".to_owned(),
+            "not json".to_owned(),
+            "{}".to_owned(),
+            json!({"request": null, "settings": s}).to_string(),
+            json!({"request": {"kind": 5}, "settings": s}).to_string(),
+            r#"{"request": {"kind": {"kind": "Pod"}, "object": {"spec": {"containers": [{"image": "\udc00"}]}}}, "settings": {}}"#.to_owned(),
+        ] {
+            let r = validate(payload.as_bytes(), &mut MockHost::failing());
+            assert!(!r.accepted, "{payload}");
+            assert!(r.message.is_some_and(|m| !m.is_empty()));
+        }
+        // Bad settings are reported, not panicked on.
+        let r = run(
+            &pod("default", &["nginx"]),
+            &json!({"policies": 3}),
+            &mut MockHost::failing(),
+        );
+        assert_eq!(r["accepted"], false);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid policy settings: policies: ")
+        );
+        // DELETE has no object; unknown kinds hold no images.
+        for request in [
+            json!({"kind": {"kind": "Pod"}, "operation": "DELETE", "object": null}),
+            json!({"kind": {"kind": "ConfigMap"}, "object": {"data": {"image": "myregistry.com/x"}}}),
+        ] {
+            assert_eq!(
+                run(&request, &s, &mut MockHost::failing())["accepted"],
+                true,
+                "{request}"
+            );
+        }
+    }
+
+    #[test]
+    fn odd_image_references_are_refused_with_the_reason() {
+        let r = run(
+            &pod("default", &["myregistry.com/App:1", "ok.io/x\u{202e}"]),
+            &signed_images(),
+            &mut MockHost::failing(),
+        );
+        assert_eq!(r["accepted"], false);
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.contains(
+                "image myregistry.com/App:1 is not a valid image reference: invalid repository path component `App`"
+            ),
+            "{m}"
+        );
+        assert!(m.contains("\\u{202e}"), "control characters are escaped: {m}");
+    }
+
+    #[test]
+    fn a_thousand_containers() {
+        let images: Vec<String> = (0..1000).map(|i| format!("myregistry.com/app{}:v{i}", i % 7)).collect();
+        let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+        let mut host = Memo::new(host_trusting_key(P256_PEM));
+        let payload = json!({"request": pod("default", &refs), "settings": signed_images()}).to_string();
+        let r = validate(payload.as_bytes(), &mut host);
+        assert!(r.accepted);
+        assert_eq!(host.inner().calls.len(), 1000);
+        let mutated = r.mutated_object.unwrap();
+        assert_eq!(
+            mutated["spec"]["containers"][999]["image"],
+            format!("myregistry.com/app5:v999@{DIGEST}")
+        );
+    }
+}
+
+mod verify_images_export {
+    use super::*;
+
+    #[test]
+    fn verdicts_per_image_and_namespace() {
+        let s = settings(
+            &[
+                with_keys(&article("production-strict-policy"), &[P256_PEM]),
+                with_keys(&article("dev-warn-policy"), &[P256_PEM]),
+            ],
+            json!({}),
+        );
+        let payload = json!({"settings": s, "images": [
+            {"image": "myregistry.com/signed:1", "namespace": "production"},
+            {"image": "myregistry.com/unsigned:1", "namespace": "production"},
+            {"image": "myregistry.com/unsigned:1", "namespace": "development"},
+            {"image": "myregistry.com/unsigned:1", "namespace": "other"},
+            {"image": "Bad Ref", "namespace": "production"}
+        ]})
+        .to_string();
+        let mut host = MockHost::new(|_, p| {
+            if p["image"] == "myregistry.com/signed:1" {
+                trusted(DIGEST)
+            } else {
+                Err("no signature".into())
+            }
+        });
+        let out = serde_json::to_value(verify_images(payload.as_bytes(), &mut host).unwrap()).unwrap();
+        let results = out["results"].as_array().unwrap();
+        let verdicts: Vec<&str> = results.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+        assert_eq!(verdicts, ["allow", "deny", "warn", "allow", "deny"]);
+        assert_eq!(results[0]["digest"], DIGEST);
+        assert_eq!(
+            results[1]["policies"][0],
+            json!({"name": "production-strict-policy", "mode": "enforce", "passed": false,
+                   "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature"}]})
+        );
+        assert!(verify_images(b"{\"images\": []}", &mut MockHost::failing()).is_err());
+        assert!(
+            verify_images(
+                json!({"settings": {}, "images": [{"image": "x", "nmespace": "y"}]})
+                    .to_string()
+                    .as_bytes(),
+                &mut MockHost::failing()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Shared by the provider tests: a PKI made with rcgen, a provider on 127.0.0.1 over real TLS,
+//! and reqwest clients configured like Gatekeeper (TLS 1.3, optional client certificate).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cip::provider::{Decider, Limits, ProviderConfig, RunningProvider};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A certificate authority that issues server and client certificates.
+pub struct Ca {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A leaf certificate and its key, in PEM.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> TestResult<Self> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key)?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A serving certificate for 127.0.0.1 and localhost.
+    pub fn server(&self) -> TestResult<Leaf> {
+        self.leaf(
+            vec!["127.0.0.1".into(), "localhost".into()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    /// A client certificate, like Gatekeeper's webhook certificate.
+    pub fn client(&self) -> TestResult<Leaf> {
+        self.leaf(
+            vec!["gatekeeper-webhook-service.gatekeeper-system.svc".into()],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    fn leaf(&self, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> TestResult<Leaf> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names)?;
+        params.distinguished_name.push(DnType::CommonName, "leaf");
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// Files the provider reads: serving certificate, key and (optionally) the client CA.
+pub struct TlsFiles {
+    pub dir: tempfile::TempDir,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn write(server: &Leaf, client_ca: &Ca) -> TestResult<Self> {
+        let dir = tempfile::tempdir()?;
+        let files = Self {
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+            client_ca: dir.path().join("client-ca.crt"),
+            dir,
+        };
+        files.replace_serving(server)?;
+        std::fs::write(&files.client_ca, &client_ca.cert_pem)?;
+        Ok(files)
+    }
+
+    /// Replaces the serving pair the way a secret update does: new files renamed into place.
+    pub fn replace_serving(&self, server: &Leaf) -> TestResult {
+        atomic_write(&self.key, &server.key_pem)?;
+        atomic_write(&self.cert, &server.cert_pem)?;
+        Ok(())
+    }
+}
+
+fn atomic_write(path: &Path, text: &str) -> TestResult {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Starts a provider on 127.0.0.1 ephemeral ports.
+pub async fn start(
+    decider: Arc<dyn Decider>,
+    files: &TlsFiles,
+    mtls: bool,
+    limits: Limits,
+) -> TestResult<RunningProvider> {
+    let any: SocketAddr = "127.0.0.1:0".parse()?;
+    let config = ProviderConfig {
+        addr: any,
+        metrics_addr: any,
+        cert_path: files.cert.clone(),
+        key_path: files.key.clone(),
+        client_ca_path: mtls.then(|| files.client_ca.clone()),
+        limits,
+    };
+    Ok(cip::provider::start(config, decider).await?)
+}
+
+/// A client trusting `ca`, speaking only `versions`, presenting `identity` if given.
+pub fn client(
+    ca: &Ca,
+    identity: Option<&Leaf>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TestResult<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes())?)?;
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)?
+    .with_root_certificates(roots);
+    let config = match identity {
+        Some(leaf) => builder.with_client_auth_cert(
+            vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())?],
+            PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes())?,
+        )?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .no_proxy()
+        .build()?)
+}
+
+/// A TLS 1.3 client like Gatekeeper's.
+pub fn tls13_client(ca: &Ca, identity: Option<&Leaf>) -> TestResult<reqwest::Client> {
+    client(ca, identity, &[&rustls::version::TLS13])
+}
+
+/// A key as the ConstraintTemplate builds it.
+pub fn key(image: &str, namespace: &str) -> String {
+    json!({"image": image, "namespace": namespace}).to_string()
+}
+
+/// A ProviderRequest body.
+pub fn request(keys: &[String]) -> Value {
+    json!({
+        "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+        "kind": "ProviderRequest",
+        "request": {"keys": keys},
+    })
+}
+
+/// POSTs `body` to the provider's /validate and returns the status and JSON answer.
+pub async fn post(
+    client: &reqwest::Client,
+    provider: &RunningProvider,
+    body: &Value,
+) -> TestResult<(u16, Value)> {
+    let response = client
+        .post(format!("https://{}/validate", provider.addr()))
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.json().await?))
+}
+
+/// The item answering `key`, if any.
+pub fn item<'a>(answer: &'a Value, key: &str) -> Option<&'a Value> {
+    answer["response"]["items"]
+        .as_array()?
+        .iter()
+        .find(|item| item["key"] == key)
+}
+
+/// The text of the provider's /metrics.
+pub async fn metrics(provider: &RunningProvider) -> TestResult<String> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("http://{}/metrics", provider.metrics_addr()))
+        .send()
+        .await?
+        .text()
+        .await?)
+}

@@ -1,0 +1,100 @@
+# cluster-image-policy — everyday commands.
+#
+#   make demo   set everything up on a fresh Debian machine and show the policy deciding
+#   make test   the whole test suite (what CI runs)
+#
+# Both install what they need: the wasm32-wasip1 Rust target (rustup) and Debian's
+# docker-registry and binaryen (apt-get; as root, or through sudo).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := policy.wasm
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+WASM_BUILD := target/$(WASM_TARGET)/policy/cluster_image_policy.wasm
+CIP := target/debug/cip
+REGISTRY ?= 127.0.0.1:5000
+TAG ?= v$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	--enable-mutable-globals --enable-multivalue --enable-reference-types
+
+# Tests and tools run the shipped, optimised module.
+export CIP_POLICY_WASM := $(CURDIR)/policy.wasm
+
+.PHONY: setup
+setup: ## Install the wasm target and the Debian packages the build and tests use.
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@missing=""; \
+	 command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	 fi
+	@# Debian starts a system-wide registry on :5000; our tests and demo start their own.
+	@if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then \
+	   $(SUDO) systemctl stop docker-registry || true; fi
+
+$(WASM_BUILD): Cargo.toml Cargo.lock $(shell find src -type f)
+	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
+
+policy.wasm: setup $(WASM_BUILD) ## The policy module, size-optimised with wasm-opt.
+	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILD) -o $@
+	@echo "policy.wasm: $$(stat -c %s $@) bytes"
+
+.PHONY: cip
+cip: ## The native host (debug build: fast to build, fast enough to run).
+	$(CARGO) build -p cip --bin cip
+
+annotated-policy.wasm: policy.wasm cip metadata.yml README.md ## policy.wasm with Kubewarden metadata.
+	$(CIP) annotate -m metadata.yml -u README.md -o $@ policy.wasm
+
+.PHONY: push
+push: annotated-policy.wasm ## Publish to REGISTRY (default 127.0.0.1:5000) as TAG.
+	$(CIP) push annotated-policy.wasm registry://$(REGISTRY)/cluster-image-policy:$(TAG)
+
+.PHONY: fmt
+fmt:
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## Formatting and clippy, warnings are errors.
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/check-metadata-version.sh
+
+.PHONY: unit-tests
+unit-tests: ## Policy unit tests (host capabilities mocked).
+	$(CARGO) test -p cluster-image-policy
+
+.PHONY: host-tests
+host-tests: policy.wasm ## cip against a real registry, real signatures, the real module.
+	$(CARGO) test -p testkit -p cip
+
+.PHONY: e2e-tests
+e2e-tests: policy.wasm ## The article's scenarios end to end.
+	$(CARGO) test -p e2e-tests
+
+.PHONY: test
+test: setup lint unit-tests host-tests e2e-tests ## Everything CI runs.
+
+.PHONY: demo
+demo: policy.wasm cip ## Sign, deploy, decide: the article's workflow on a loopback registry.
+	bash scripts/demo.sh
+
+.PHONY: bench
+bench: setup ## Release-build figures: module size, validate latency.
+	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
+	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILD) -o policy.wasm
+	$(CARGO) build -p cip --release --bin cip
+	bash scripts/bench.sh
+
+.PHONY: clean
+clean:
+	$(CARGO) clean
+	rm -f policy.wasm annotated-policy.wasm
+
+.PHONY: help
+help:
+	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'

@@ -1,1 +1,83 @@
+//! Real test fixtures for cluster-image-policy: no mocks.
+//!
+//! * [`Registry`]: Debian's `docker-registry` (distribution v2.8) on a free `127.0.0.1` port,
+//!   killed and deleted on drop. [`unused_local_addr`] gives a closed port ("registry down"),
+//!   [`SlowServer`] a port that accepts and never answers (timeouts), [`CountingProxy`] a
+//!   proxy that records requests (cache tests) and can delay or refuse connections.
+//! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest),
+//!   [`push_image_as`] (Docker schema 2), [`retag`], [`move_tag`], [`resolve_digest`],
+//!   [`delete_manifest`].
+//! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA,
+//!   Ed25519), [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`],
+//!   [`sign_with_certificate`]. Every `sign_*` appends a layer and keeps earlier ones.
+//! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a
+//!   [`CosignLayer`] without pushing; [`CosignLayer::with_corrupted_signature`],
+//!   [`CosignLayer::with_tampered_payload`]; [`push_signature_layers`] stores any layers under
+//!   any image's `.sig` tag; [`copy_signatures`], [`delete_signatures`].
+//! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`) and [`trusted_root_json`].
+//!
+//! All functions are synchronous and safe to call from `#[tokio::test]` bodies: registry I/O
+//! runs on its own short-lived runtime thread.
+//!
+//! ```no_run
+//! use testkit::{KeyPair, LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let registry = Registry::start()?;
+//! let host = registry.host(); // "127.0.0.1:PORT"
+//! let digest = testkit::push_image(&host, "team/app", "v1", "app-v1")?;
+//!
+//! let key = KeyPair::ecdsa_p256()?;
+//! testkit::sign_with_key(&host, "team/app", &digest, &key, &testkit::annotations([("env", "prod")]))?;
+//! let policy_key = key.public_key_pem(); // goes into the ClusterImagePolicy
+//!
+//! let fulcio = TestFulcio::new()?;
+//! let rekor = TestRekor::new()?;
+//! let request = LeafRequest::new(
+//!     SignerIdentity::Email("user@example.com".into()),
+//!     "https://accounts.example.com",
+//! );
+//! testkit::sign_keyless(&host, "team/app", &digest, &fulcio, &rekor, &request, &Default::default())?;
+//! std::fs::write("trust.json", testkit::trust_config_json(&fulcio, &rekor))?;
+//! # let _ = policy_key;
+//! # Ok(())
+//! # }
+//! ```
 
+mod fulcio;
+mod http;
+mod image;
+mod keys;
+mod oci;
+mod proxy;
+mod registry;
+mod rekor;
+mod rt;
+mod sign;
+mod signature;
+mod slow;
+mod trust;
+
+pub use fulcio::{GithubWorkflow, LeafCertificate, LeafRequest, SignerIdentity, TestFulcio};
+pub use image::{ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, resolve_digest, retag};
+pub use keys::KeyPair;
+pub use oci::sha256_digest;
+pub use proxy::{CountingProxy, RecordedRequest};
+pub use registry::{REGISTRY_BINARY, Registry, unused_local_addr};
+pub use rekor::TestRekor;
+pub use sign::{
+    annotations, certificate_signature_layer, key_signature_layer, sign_keyless, sign_with_certificate, sign_with_key,
+};
+pub use signature::{
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CosignLayer, SIGNATURE_ANNOTATION,
+    SIMPLE_SIGNING_MEDIA_TYPE, append_signature_layer, copy_signatures, delete_signatures, fetch_signature_layers,
+    push_signature_layers, signature_tag, simple_signing_payload,
+};
+pub use slow::SlowServer;
+pub use trust::{
+    CLIENT_TRUST_CONFIG_MEDIA_TYPE, SIGNING_CONFIG_MEDIA_TYPE, TRUSTED_ROOT_MEDIA_TYPE, trust_config_json,
+    trust_config_value, trusted_root_json, trusted_root_value,
+};
+
+/// Re-exported so callers name signing schemes without depending on sigstore directly.
+pub use sigstore::crypto::SigningScheme;

@@ -1,1 +1,298 @@
-//! TODO(owner): see docs/wire-protocol.md
+//! Sigstore trust root: Fulcio CAs and Rekor keys.
+//!
+//! Loaded from a sigstore `ClientTrustConfig` JSON document (`--sigstore-trust-config`) or a bare
+//! `trusted_root.json`. Nothing is fetched from a TUF mirror: without a trust root, keyless and
+//! Rekor checks fail with a message saying so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rustls::pki_types::CertificateDer;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use x509_cert::der::Decode as _;
+
+/// Media type of a sigstore ClientTrustConfig document.
+pub const CLIENT_TRUST_CONFIG_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json";
+
+/// Why a trust config cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file cannot be read.
+    #[error("cannot read sigstore trust config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The document is not a ClientTrustConfig or trusted root.
+    #[error("invalid sigstore trust config: {0}")]
+    Invalid(String),
+}
+
+/// Fulcio certificate authorities and Rekor public keys loaded from a ClientTrustConfig or a
+/// trusted_root.json.
+#[derive(Clone, Debug, Default)]
+pub struct TrustRoot {
+    /// DER certificates of every Fulcio CA chain (roots and intermediates).
+    fulcio_certs: Vec<Vec<u8>>,
+    /// DER SubjectPublicKeyInfo of the Rekor logs, by hex log id.
+    rekor_keys: BTreeMap<String, Vec<u8>>,
+    /// DER SubjectPublicKeyInfo of the certificate transparency logs, by hex log id.
+    ctfe_keys: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientTrustConfigDoc {
+    media_type: Option<String>,
+    trusted_root: Option<TrustedRootDoc>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustedRootDoc {
+    #[serde(default)]
+    tlogs: Vec<TransparencyLogDoc>,
+    #[serde(default)]
+    ctlogs: Vec<TransparencyLogDoc>,
+    #[serde(default)]
+    certificate_authorities: Vec<CertificateAuthorityDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TransparencyLogDoc {
+    public_key: Option<RawBytesDoc>,
+    log_id: Option<LogIdDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogIdDoc {
+    key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CertificateAuthorityDoc {
+    cert_chain: Option<CertChainDoc>,
+}
+
+#[derive(Deserialize)]
+struct CertChainDoc {
+    #[serde(default)]
+    certificates: Vec<RawBytesDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytesDoc {
+    raw_bytes: Option<String>,
+}
+
+impl TrustRoot {
+    /// Reads a ClientTrustConfig or a bare trusted_root.json.
+    pub fn from_file(path: &Path) -> Result<Self, TrustError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrustError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text)
+    }
+
+    /// Parses a ClientTrustConfig or a bare trusted_root.json, checking every certificate and key.
+    pub fn from_json(text: &str) -> Result<Self, TrustError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| TrustError::Invalid(e.to_string()))?;
+        let root_value = if value.get("trustedRoot").is_some() {
+            let doc: ClientTrustConfigDoc =
+                serde_json::from_value(value).map_err(|e| TrustError::Invalid(format!("ClientTrustConfig: {e}")))?;
+            if let Some(media_type) = &doc.media_type
+                && media_type != CLIENT_TRUST_CONFIG_MEDIA_TYPE
+            {
+                return Err(TrustError::Invalid(format!(
+                    "unsupported mediaType {media_type:?}, expected {CLIENT_TRUST_CONFIG_MEDIA_TYPE}"
+                )));
+            }
+            doc.trusted_root.unwrap_or_default()
+        } else {
+            serde_json::from_value(value).map_err(|e| TrustError::Invalid(format!("trusted root: {e}")))?
+        };
+        Self::from_doc(root_value)
+    }
+
+    fn from_doc(doc: TrustedRootDoc) -> Result<Self, TrustError> {
+        let mut fulcio_certs = Vec::new();
+        for (ca_index, ca) in doc.certificate_authorities.iter().enumerate() {
+            let chain = ca.cert_chain.as_ref().map(|c| c.certificates.as_slice());
+            for (cert_index, cert) in chain.unwrap_or_default().iter().enumerate() {
+                let what = format!("certificateAuthorities[{ca_index}].certChain.certificates[{cert_index}]");
+                let der = decode_raw_bytes(cert, &what)?;
+                x509_cert::Certificate::from_der(&der)
+                    .map_err(|e| TrustError::Invalid(format!("{what} is not a DER certificate: {e}")))?;
+                fulcio_certs.push(der);
+            }
+        }
+        let rekor_keys = log_keys(&doc.tlogs, "tlogs")?;
+        let ctfe_keys = log_keys(&doc.ctlogs, "ctlogs")?;
+        if fulcio_certs.is_empty() && rekor_keys.is_empty() {
+            return Err(TrustError::Invalid(
+                "it holds neither Fulcio certificate authorities nor Rekor keys".to_string(),
+            ));
+        }
+        Ok(Self {
+            fulcio_certs,
+            rekor_keys,
+            ctfe_keys,
+        })
+    }
+
+    /// DER certificates of the Fulcio CAs.
+    pub fn fulcio_certificates(&self) -> &[Vec<u8>] {
+        &self.fulcio_certs
+    }
+
+    /// Rekor public keys (DER SubjectPublicKeyInfo) by hex log id.
+    pub fn rekor_public_keys(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.rekor_keys
+    }
+}
+
+fn decode_raw_bytes(raw: &RawBytesDoc, what: &str) -> Result<Vec<u8>, TrustError> {
+    let text = raw
+        .raw_bytes
+        .as_deref()
+        .ok_or_else(|| TrustError::Invalid(format!("{what} has no rawBytes")))?;
+    BASE64
+        .decode(text)
+        .map_err(|e| TrustError::Invalid(format!("{what}.rawBytes is not base64: {e}")))
+}
+
+/// Keys of transparency logs by hex log id (the id Rekor bundles name), as sigstore-rs keys them.
+fn log_keys(logs: &[TransparencyLogDoc], field: &str) -> Result<BTreeMap<String, Vec<u8>>, TrustError> {
+    let mut keys = BTreeMap::new();
+    for (index, log) in logs.iter().enumerate() {
+        let what = format!("{field}[{index}].publicKey");
+        let Some(public_key) = &log.public_key else {
+            return Err(TrustError::Invalid(format!("{what} is missing")));
+        };
+        let der = decode_raw_bytes(public_key, &what)?;
+        sigstore::crypto::CosignVerificationKey::try_from_der(&der)
+            .map_err(|e| TrustError::Invalid(format!("{what} is not a supported public key: {e}")))?;
+        let log_id = match &log.log_id {
+            Some(id) => hex::encode(
+                BASE64
+                    .decode(&id.key_id)
+                    .map_err(|e| TrustError::Invalid(format!("{field}[{index}].logId.keyId is not base64: {e}")))?,
+            ),
+            None => hex::encode(Sha256::digest(&der)),
+        };
+        keys.insert(log_id, der);
+    }
+    Ok(keys)
+}
+
+impl sigstore::trust::TrustRoot for TrustRoot {
+    fn fulcio_certs(&self) -> sigstore::errors::Result<Vec<CertificateDer<'_>>> {
+        Ok(self
+            .fulcio_certs
+            .iter()
+            .map(|der| CertificateDer::from(der.as_slice()))
+            .collect())
+    }
+
+    fn rekor_keys(&self) -> sigstore::errors::Result<BTreeMap<String, &[u8]>> {
+        Ok(self
+            .rekor_keys
+            .iter()
+            .map(|(id, key)| (id.clone(), key.as_slice()))
+            .collect())
+    }
+
+    fn ctfe_keys(&self) -> sigstore::errors::Result<BTreeMap<String, &[u8]>> {
+        Ok(self
+            .ctfe_keys
+            .iter()
+            .map(|(id, key)| (id.clone(), key.as_slice()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testkit::{TestFulcio, TestRekor};
+
+    #[test]
+    fn reads_client_trust_config_and_bare_trusted_root() {
+        let fulcio = TestFulcio::new().expect("fulcio");
+        let rekor = TestRekor::new().expect("rekor");
+        for text in [
+            testkit::trust_config_json(&fulcio, &rekor),
+            testkit::trusted_root_json(&fulcio, &rekor),
+        ] {
+            let trust = TrustRoot::from_json(&text).expect("valid trust config");
+            assert_eq!(
+                trust.fulcio_certificates(),
+                &[fulcio.intermediate_der().to_vec(), fulcio.root_der().to_vec()]
+            );
+            assert_eq!(
+                trust.rekor_public_keys().get(rekor.log_id()),
+                Some(&rekor.public_key_der().to_vec())
+            );
+        }
+    }
+
+    #[test]
+    fn reads_from_file_and_names_unreadable_file() {
+        let fulcio = TestFulcio::new().expect("fulcio");
+        let rekor = TestRekor::new().expect("rekor");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("trust.json");
+        std::fs::write(&path, testkit::trust_config_json(&fulcio, &rekor)).expect("write");
+        assert!(TrustRoot::from_file(&path).is_ok());
+        let missing = dir.path().join("missing.json");
+        let err = TrustRoot::from_file(&missing).expect_err("missing file");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot read sigstore trust config {}", missing.display()))
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_media_type_bad_base64_and_empty_roots() {
+        let fulcio = TestFulcio::new().expect("fulcio");
+        let rekor = TestRekor::new().expect("rekor");
+        let mut value = testkit::trust_config_value(&[&fulcio], &[&rekor]);
+        value["mediaType"] = "application/json".into();
+        let err = TrustRoot::from_json(&value.to_string()).expect_err("media type");
+        assert!(
+            err.to_string().contains("unsupported mediaType \"application/json\""),
+            "{err}"
+        );
+
+        let mut value = testkit::trust_config_value(&[&fulcio], &[&rekor]);
+        value["trustedRoot"]["tlogs"][0]["publicKey"]["rawBytes"] = "%%%".into();
+        let err = TrustRoot::from_json(&value.to_string()).expect_err("base64");
+        assert!(
+            err.to_string().contains("tlogs[0].publicKey.rawBytes is not base64"),
+            "{err}"
+        );
+
+        let mut value = testkit::trust_config_value(&[&fulcio], &[&rekor]);
+        value["trustedRoot"]["certificateAuthorities"][0]["certChain"]["certificates"][1]["rawBytes"] =
+            BASE64.encode(b"not a certificate").into();
+        let err = TrustRoot::from_json(&value.to_string()).expect_err("certificate");
+        assert!(
+            err.to_string()
+                .contains("certificateAuthorities[0].certChain.certificates[1] is not a DER certificate"),
+            "{err}"
+        );
+
+        let empty = testkit::trust_config_value(&[], &[]).to_string();
+        let err = TrustRoot::from_json(&empty).expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            "invalid sigstore trust config: it holds neither Fulcio certificate authorities nor Rekor keys"
+        );
+        assert!(TrustRoot::from_json("{not json").is_err());
+    }
+}

@@ -1,1 +1,280 @@
-//! TODO(owner): see docs/wire-protocol.md
+//! Verification of cosign signatures with sigstore-rs, as Kubewarden's policy-evaluator does it.
+//!
+//! A [`Verifier`] answers the module's `oci` host calls (`v1/verify`, `v2/verify`, our
+//! `v1/verify_keyless_regexp`) and the `oci/v1/*` registry look-ups. A tag is resolved to its
+//! digest, the signatures of that digest are fetched once (whatever the number of authorities
+//! asking), checked against the request's constraints, and the outcome is cached: successes for
+//! [`VerifierConfig::success_ttl`], failures for [`VerifierConfig::failure_ttl`].
+
+mod cache;
+pub mod certificate;
+pub mod constraints;
+mod error;
+mod signatures;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
+use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
+use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
+use oci_client::Reference;
+use serde::{Deserialize, Serialize};
+
+use cache::TtlCache;
+use constraints::{Plan, TrustNeed};
+pub use error::VerifyError;
+use signatures::{Explanation, SignatureSet};
+
+use crate::registry::{DockerCredentials, RegistryClient};
+
+/// Default time a successful verification is reused (policy-evaluator's value).
+pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
+/// Default time a failed verification is reused.
+pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(5);
+/// Default bound of one registry round trip.
+pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Tag resolutions and fetched signatures are reused this long, so that the authorities of one
+/// evaluation share a single fetch per image digest.
+pub const EVALUATION_WINDOW: Duration = Duration::from_secs(2);
+
+/// Everything a [`Verifier`] needs to reach registries and trust signatures.
+#[derive(Clone, Debug)]
+pub struct VerifierConfig {
+    /// kwctl's sources.yaml: plain-HTTP hosts and extra CAs per host.
+    pub sources: crate::registry::Sources,
+    /// Directory holding a docker `config.json` with registry credentials (or the file itself).
+    pub docker_config_dir: Option<PathBuf>,
+    /// Fulcio CAs and Rekor keys; keyless and Rekor checks fail without it.
+    pub trust: Option<crate::trust::TrustRoot>,
+    /// How long a successful verification is reused.
+    pub success_ttl: Duration,
+    /// How long a failed verification is reused.
+    pub failure_ttl: Duration,
+    /// Upper bound for one registry round trip.
+    pub registry_timeout: Duration,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            sources: crate::registry::Sources::default(),
+            docker_config_dir: None,
+            trust: None,
+            success_ttl: DEFAULT_SUCCESS_TTL,
+            failure_ttl: DEFAULT_FAILURE_TTL,
+            registry_timeout: DEFAULT_REGISTRY_TIMEOUT,
+        }
+    }
+}
+
+/// Payload of `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` (docs/wire-protocol.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeylessRegexpRequest {
+    /// Image reference to verify.
+    pub image: String,
+    /// Exact OIDC issuer.
+    pub issuer: Option<String>,
+    /// Issuer pattern, matched anchored.
+    pub issuer_regexp: Option<String>,
+    /// Exact email or URI subject.
+    pub subject: Option<String>,
+    /// Subject pattern, matched anchored.
+    pub subject_regexp: Option<String>,
+    /// Annotations the signature payload must carry.
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// One verification asked by a policy.
+#[derive(Debug)]
+pub enum VerificationRequest {
+    /// `kubewarden`/`oci`/`v1/verify`.
+    V1(SigstoreVerificationInputV1),
+    /// `kubewarden`/`oci`/`v2/verify`.
+    V2(SigstoreVerificationInputV2),
+    /// `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp`.
+    KeylessRegexp(KeylessRegexpRequest),
+}
+
+impl VerificationRequest {
+    /// Identity of the request for the result cache: its wire form.
+    fn cache_key(&self) -> String {
+        let encoded = match self {
+            Self::V1(input) => serde_json::to_string(input).map(|s| format!("v1 {s}")),
+            Self::V2(input) => serde_json::to_string(input).map(|s| format!("v2 {s}")),
+            Self::KeylessRegexp(input) => serde_json::to_string(input).map(|s| format!("regexp {s}")),
+        };
+        encoded.unwrap_or_else(|_| format!("{self:?}"))
+    }
+}
+
+/// Cache counters, exported as metrics by the provider.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CacheStats {
+    /// Verifications answered from the cache (or by joining one in flight).
+    pub hits: u64,
+    /// Verifications that ran.
+    pub misses: u64,
+}
+
+/// Verifies cosign signatures, caching results across evaluations.
+pub struct Verifier {
+    config: VerifierConfig,
+    registry: RegistryClient,
+    results: TtlCache<String, Result<String, VerifyError>>,
+    digests: TtlCache<String, Result<String, VerifyError>>,
+    signatures: TtlCache<String, Result<Arc<SignatureSet>, VerifyError>>,
+}
+
+impl Verifier {
+    /// Builds a verifier; fails when the docker config cannot be read.
+    pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
+        let credentials = match &config.docker_config_dir {
+            Some(path) => DockerCredentials::from_path(path).map_err(|e| VerifyError::Config(e.to_string()))?,
+            None => DockerCredentials::default(),
+        };
+        let registry = RegistryClient::new(config.sources.clone(), credentials, config.registry_timeout);
+        Ok(Self {
+            config,
+            registry,
+            results: TtlCache::new(),
+            digests: TtlCache::new(),
+            signatures: TtlCache::new(),
+        })
+    }
+
+    /// Verifies the signatures `request` asks for; the answer names the verified digest.
+    pub async fn verify(&self, request: VerificationRequest) -> Result<VerificationResponse, VerifyError> {
+        let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
+        self.results
+            .get_or_compute(request.cache_key(), self.verify_uncached(request), |outcome| {
+                if outcome.is_ok() { success_ttl } else { failure_ttl }
+            })
+            .await
+            .map(|digest| VerificationResponse {
+                is_trusted: true,
+                digest,
+            })
+    }
+
+    /// Verification counters of the result cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.results.hits(),
+            misses: self.results.misses(),
+        }
+    }
+
+    /// The registry client, configured like the verifier.
+    pub fn registry(&self) -> &RegistryClient {
+        &self.registry
+    }
+
+    /// `oci/v1/manifest_digest`: the digest of the manifest `image` names.
+    pub async fn manifest_digest(&self, image: &str) -> Result<String, VerifyError> {
+        Ok(self.registry.manifest_digest(image).await?)
+    }
+
+    /// `oci/v1/oci_manifest`: the manifest or index `image` names.
+    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, VerifyError> {
+        Ok(self.registry.oci_manifest(image).await?)
+    }
+
+    /// `oci/v1/oci_manifest_config`: the image manifest, its digest and its configuration.
+    pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, VerifyError> {
+        Ok(self.registry.oci_manifest_config(image).await?)
+    }
+
+    async fn verify_uncached(&self, request: VerificationRequest) -> Result<String, VerifyError> {
+        let plan = Plan::from_request(&request)?;
+        self.check_trust(plan.trust)?;
+        let reference = RegistryClient::parse_reference(&plan.image)?;
+        let digest = match reference.digest() {
+            Some(digest) => digest.to_string(),
+            None => self.resolve(&reference).await?,
+        };
+        let set = self.signature_set(&reference, &digest).await?;
+        let unmet: Vec<&str> = plan
+            .checks
+            .iter()
+            .filter(|check| !check.is_satisfied(&set.layers))
+            .map(|check| check.unmet())
+            .collect();
+        if unmet.is_empty() {
+            return Ok(digest);
+        }
+        Err(self.failure(&set, &unmet).await)
+    }
+
+    fn check_trust(&self, need: TrustNeed) -> Result<(), VerifyError> {
+        let trust = self.config.trust.as_ref();
+        match need {
+            TrustNeed::None => Ok(()),
+            TrustNeed::Keyless => match trust {
+                None => Err(VerifyError::TrustConfigMissing("keyless verification")),
+                Some(t) if t.fulcio_certificates().is_empty() => Err(VerifyError::Trust(
+                    "it has no Fulcio certificate authority, needed for keyless verification".to_string(),
+                )),
+                Some(t) if t.rekor_public_keys().is_empty() => Err(VerifyError::Trust(
+                    "it has no Rekor key, needed for keyless verification".to_string(),
+                )),
+                Some(_) => Ok(()),
+            },
+            TrustNeed::Rekor => match trust {
+                None => Err(VerifyError::TrustConfigMissing("Rekor bundle verification")),
+                Some(t) if t.rekor_public_keys().is_empty() => Err(VerifyError::Trust(
+                    "it has no Rekor key, needed for Rekor bundle verification".to_string(),
+                )),
+                Some(_) => Ok(()),
+            },
+        }
+    }
+
+    /// The digest a tag points to, shared by the look-ups of one evaluation.
+    async fn resolve(&self, reference: &Reference) -> Result<String, VerifyError> {
+        self.digests
+            .get_or_compute(
+                reference.whole(),
+                async { Ok(self.registry.digest_of(reference).await?) },
+                |_| EVALUATION_WINDOW,
+            )
+            .await
+    }
+
+    /// The signatures of one digest, fetched once per evaluation window.
+    async fn signature_set(&self, reference: &Reference, digest: &str) -> Result<Arc<SignatureSet>, VerifyError> {
+        let key = format!("{}/{}@{digest}", reference.resolve_registry(), reference.repository());
+        self.signatures
+            .get_or_compute(
+                key,
+                signatures::fetch(&self.registry, self.config.trust.as_ref(), reference, digest),
+                |_| EVALUATION_WINDOW,
+            )
+            .await
+    }
+
+    /// The error for checks no trusted layer satisfied, with what was wrong with the others.
+    async fn failure(&self, set: &SignatureSet, unmet: &[&str]) -> VerifyError {
+        let unmet = unmet.join("; ");
+        let explanation = set.explanation(&self.registry, self.config.trust.as_ref()).await;
+        match explanation {
+            Explanation::NoSignatures => VerifyError::NoSignatures {
+                image: set.image.clone(),
+            },
+            Explanation::Rejected(reasons) if reasons.is_empty() && set.layers.is_empty() => {
+                VerifyError::NoSignatures {
+                    image: set.image.clone(),
+                }
+            }
+            Explanation::Rejected(reasons) if set.layers.is_empty() => VerifyError::Unsatisfied(reasons.join("; ")),
+            Explanation::Rejected(reasons) if !reasons.is_empty() => {
+                VerifyError::Unsatisfied(format!("{unmet} (rejected signatures: {})", reasons.join("; ")))
+            }
+            Explanation::Unavailable(error) if set.layers.is_empty() => VerifyError::Registry(error.clone()),
+            _ => VerifyError::Unsatisfied(unmet),
+        }
+    }
+}

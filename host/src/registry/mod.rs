@@ -1,0 +1,232 @@
+//! Registry access shared by signature verification and the `oci/v1/*` host capabilities.
+//!
+//! One [`RegistryClient`] holds the sources (plain-HTTP hosts, extra CAs), the docker
+//! credentials and the timeout; every round trip it makes is bounded by that timeout, and its
+//! errors say which registry failed and how.
+
+mod docker_config;
+mod error;
+mod sources;
+
+use std::time::Duration;
+
+use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    OciDescriptor, OciImageManifest,
+};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+pub use docker_config::{DockerConfigError, DockerCredentials};
+pub use error::RegistryError;
+pub use sources::{SourceAuthority, Sources, SourcesError};
+
+/// Manifest media types accepted when a manifest is fetched as is.
+const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    OCI_IMAGE_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+];
+
+/// Largest signature payload blob read when explaining a failed verification.
+const MAX_SIGNATURE_BLOB_BYTES: usize = 1024 * 1024;
+
+/// Talks to OCI registries with the configured sources, credentials and timeout.
+#[derive(Clone)]
+pub struct RegistryClient {
+    client: Client,
+    sources: Sources,
+    credentials: DockerCredentials,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("sources", &self.sources)
+            .field("credentials", &self.credentials)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RegistryClient {
+    /// A client whose every round trip is bounded by `timeout`.
+    pub fn new(sources: Sources, credentials: DockerCredentials, timeout: Duration) -> Self {
+        let config = oci_client::client::ClientConfig {
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(sources.insecure_sources.clone()),
+            extra_root_certificates: extra_roots(&sources)
+                .into_iter()
+                .map(|der| oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Der,
+                    data: der,
+                })
+                .collect(),
+            read_timeout: Some(timeout),
+            connect_timeout: Some(timeout),
+            ..Default::default()
+        };
+        Self {
+            client: Client::new(config),
+            sources,
+            credentials,
+            timeout,
+        }
+    }
+
+    /// Upper bound of one round trip.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Parses an image reference the way the registry client will resolve it.
+    pub fn parse_reference(image: &str) -> Result<Reference, RegistryError> {
+        image.parse::<Reference>().map_err(|e| RegistryError::InvalidReference {
+            image: image.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Credentials for the registry of `reference`.
+    pub fn auth_for(&self, reference: &Reference) -> RegistryAuth {
+        self.credentials.auth_for(reference.resolve_registry())
+    }
+
+    /// Configuration for sigstore-rs's cosign client: same plain-HTTP hosts and extra CAs.
+    pub fn sigstore_config(&self) -> sigstore::registry::ClientConfig {
+        sigstore::registry::ClientConfig {
+            protocol: sigstore::registry::ClientProtocol::HttpsExcept(self.sources.insecure_sources.clone()),
+            extra_root_certificates: extra_roots(&self.sources)
+                .into_iter()
+                .map(|der| sigstore::registry::Certificate {
+                    encoding: sigstore::registry::CertificateEncoding::Der,
+                    data: der,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The digest of the manifest `image` names (`oci/v1/manifest_digest`). A digest reference is
+    /// checked against the registry too.
+    pub async fn manifest_digest(&self, image: &str) -> Result<String, RegistryError> {
+        let reference = Self::parse_reference(image)?;
+        self.digest_of(&reference).await
+    }
+
+    /// The digest of the manifest `reference` names.
+    pub async fn digest_of(&self, reference: &Reference) -> Result<String, RegistryError> {
+        let auth = self.auth_for(reference);
+        // A HEAD, and a GET when the registry sends no digest header.
+        self.bounded(reference, 2, self.client.fetch_manifest_digest(reference, &auth))
+            .await
+    }
+
+    /// The manifest or index `image` names, as is (`oci/v1/oci_manifest`).
+    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, RegistryError> {
+        let reference = Self::parse_reference(image)?;
+        let (body, _digest) = self.manifest_raw(&reference).await?;
+        serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
+            image: image.to_string(),
+            reason: format!("manifest is neither an image manifest nor an index: {e}"),
+        })
+    }
+
+    /// The image manifest (the current platform's one for an index), its digest and its config
+    /// (`oci/v1/oci_manifest_config`).
+    pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, RegistryError> {
+        let reference = Self::parse_reference(image)?;
+        let auth = self.auth_for(&reference);
+        // Index, platform manifest, config blob.
+        let (manifest, digest, config) = self
+            .bounded(&reference, 3, self.client.pull_manifest_and_config(&reference, &auth))
+            .await?;
+        let malformed = |reason: String| RegistryError::Malformed {
+            image: image.to_string(),
+            reason,
+        };
+        let config: serde_json::Value =
+            serde_json::from_str(&config).map_err(|e| malformed(format!("config is not JSON: {e}")))?;
+        let manifest =
+            serde_json::to_value(&manifest).map_err(|e| malformed(format!("manifest cannot be encoded: {e}")))?;
+        serde_json::from_value(serde_json::json!({
+            "manifest": manifest,
+            "digest": digest,
+            "config": config,
+        }))
+        .map_err(|e| malformed(format!("not an OCI image manifest and configuration: {e}")))
+    }
+
+    /// Raw manifest bytes and digest.
+    pub(crate) async fn manifest_raw(&self, reference: &Reference) -> Result<(Vec<u8>, String), RegistryError> {
+        let auth = self.auth_for(reference);
+        let (body, digest) = self
+            .bounded(
+                reference,
+                1,
+                self.client.pull_manifest_raw(reference, &auth, MANIFEST_MEDIA_TYPES),
+            )
+            .await?;
+        Ok((body.to_vec(), digest))
+    }
+
+    /// An image manifest (not an index) and the bytes of its small layers.
+    pub(crate) async fn image_manifest_and_blobs(
+        &self,
+        reference: &Reference,
+    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, Vec<u8>)>), RegistryError> {
+        let (body, _digest) = self.manifest_raw(reference).await?;
+        let manifest: OciImageManifest = serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
+            image: reference.whole(),
+            reason: format!("not an image manifest: {e}"),
+        })?;
+        let mut blobs: Vec<(OciDescriptor, Vec<u8>)> = Vec::new();
+        for layer in &manifest.layers {
+            let size = usize::try_from(layer.size).unwrap_or(usize::MAX);
+            if size > MAX_SIGNATURE_BLOB_BYTES {
+                continue;
+            }
+            if let Some((_, data)) = blobs.iter().find(|(d, _)| d.digest == layer.digest) {
+                let data = data.clone();
+                blobs.push((layer.clone(), data));
+                continue;
+            }
+            let mut data = Vec::new();
+            self.bounded(reference, 1, self.client.pull_blob(reference, layer, &mut data))
+                .await?;
+            blobs.push((layer.clone(), data));
+        }
+        Ok((manifest, blobs))
+    }
+
+    /// Runs `operation` (at most `round_trips` requests) within `round_trips` timeouts.
+    pub(crate) async fn bounded<T>(
+        &self,
+        reference: &Reference,
+        round_trips: u32,
+        operation: impl Future<Output = Result<T, oci_client::errors::OciDistributionError>>,
+    ) -> Result<T, RegistryError> {
+        let limit = self.timeout.saturating_mul(round_trips.max(1));
+        match tokio::time::timeout(limit, operation).await {
+            Ok(result) => result.map_err(|e| RegistryError::from_oci(e, reference, self.timeout)),
+            Err(_) => Err(RegistryError::Timeout {
+                registry: reference.resolve_registry().to_string(),
+                after: self.timeout,
+            }),
+        }
+    }
+}
+
+/// DER certificates of every extra CA in `sources` (validated by [`Sources::from_file`]).
+fn extra_roots(sources: &Sources) -> Vec<Vec<u8>> {
+    sources
+        .authority_pems()
+        .iter()
+        .filter_map(|pem| std::str::from_utf8(pem).ok())
+        .filter_map(|pem| sources::pem_certificates(pem).ok())
+        .flatten()
+        .map(|der| der.as_ref().to_vec())
+        .collect()
+}

@@ -1,0 +1,220 @@
+//! `crypto/v1/is_certificate_trusted`: is a certificate valid and issued by a given chain?
+//!
+//! Same answers as Kubewarden's policy-evaluator: no chain means trusted; the last certificate
+//! of the chain is the root; the leaf must allow code signing; `not_after` (RFC 3339) is the
+//! time the certificate must still be valid at.
+
+use kubewarden_policy_sdk::host_capabilities::crypto::{Certificate, CertificateEncoding};
+use kubewarden_policy_sdk::host_capabilities::crypto_v1::{
+    CertificateVerificationRequest, CertificateVerificationResponse,
+};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use x509_cert::der::Decode as _;
+
+/// DER value of the code-signing extended key usage, 1.3.6.1.5.5.7.3.3.
+const EKU_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+/// Answers a policy's certificate question; problems become `trusted: false` with a reason.
+pub fn is_certificate_trusted(req: CertificateVerificationRequest) -> CertificateVerificationResponse {
+    match check(req) {
+        Ok(()) => CertificateVerificationResponse {
+            trusted: true,
+            reason: String::new(),
+        },
+        Err(reason) => CertificateVerificationResponse { trusted: false, reason },
+    }
+}
+
+fn check(req: CertificateVerificationRequest) -> Result<(), String> {
+    let der = to_der(&req.cert).map_err(|_| "Certificate is not a valid DER or PEM encoded certificate".to_string())?;
+    let parsed = x509_cert::Certificate::from_der(der.as_ref())
+        .map_err(|_| "Certificate is not a valid DER or PEM encoded certificate".to_string())?;
+    let validity = &parsed.tbs_certificate.validity;
+    let now = unix_now();
+    let verification_time = match &req.not_after {
+        Some(not_after) => {
+            let at = chrono::DateTime::parse_from_rfc3339(not_after)
+                .map_err(|_| "Timestamp not_after is not in RFC3339 format".to_string())?
+                .timestamp();
+            if (validity.not_after.to_unix_duration().as_secs() as i64) < at {
+                return Err("Certificate is being used after its expiration date".to_string());
+            }
+            at
+        }
+        None => now,
+    };
+    if validity.not_before.to_unix_duration().as_secs() as i64 > now {
+        return Err("Certificate is being used before its validity date".to_string());
+    }
+    let Some(chain) = req.cert_chain else {
+        return Ok(());
+    };
+    let mut chain = chain
+        .iter()
+        .map(to_der)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "Certificate chain holds an invalid certificate".to_string())?;
+    let Some(root) = chain.pop() else {
+        return Err("Certificate chain is empty".to_string());
+    };
+    chains_with(&der, std::slice::from_ref(&root), &chain, verification_time)
+}
+
+/// Whether `leaf` chains to one of `roots` (any of which may also serve as intermediate) at
+/// `time`, for code signing.
+pub(crate) fn chains_to(leaf: &CertificateDer<'_>, roots: &[CertificateDer<'_>], time: i64) -> Result<(), String> {
+    chains_with(leaf, roots, roots, time)
+}
+
+fn chains_with(
+    leaf: &CertificateDer<'_>,
+    roots: &[CertificateDer<'_>],
+    intermediates: &[CertificateDer<'_>],
+    time: i64,
+) -> Result<(), String> {
+    let end_entity = webpki::EndEntityCert::try_from(leaf)
+        .map_err(|_| "Certificate is not a valid end-entity certificate".to_string())?;
+    let anchors = roots
+        .iter()
+        .map(|root| webpki::anchor_from_trusted_cert(root).map(|a| a.to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(u64::try_from(time).unwrap_or(0)));
+    end_entity
+        .verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            intermediates,
+            time,
+            webpki::KeyUsage::required(EKU_CODE_SIGNING),
+            None,
+            None,
+        )
+        .map(|_| ())
+        .map_err(|e| match e {
+            webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer => {
+                "Certificate is not trusted by the provided cert chain".to_string()
+            }
+            other => format!("Certificate not trusted: {other}"),
+        })
+}
+
+fn to_der(certificate: &Certificate) -> Result<CertificateDer<'static>, String> {
+    match certificate.encoding {
+        CertificateEncoding::Der => Ok(CertificateDer::from(certificate.data.clone())),
+        CertificateEncoding::Pem => CertificateDer::from_pem_slice(&certificate.data).map_err(|e| e.to_string()),
+    }
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+
+    struct Chain {
+        leaf_pem: String,
+        intermediate_pem: String,
+        root_pem: String,
+    }
+
+    fn ca_params(name: &str) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        // Fulcio's CAs carry the code-signing usage too; webpki checks it along the path.
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        params
+    }
+
+    /// A root, an intermediate and a code-signing leaf valid from `valid.0` to `valid.1` (years).
+    fn chain(valid: (i32, i32)) -> Chain {
+        let root = CertifiedIssuer::self_signed(ca_params("root"), KeyPair::generate().expect("key")).expect("root");
+        let intermediate =
+            CertifiedIssuer::signed_by(ca_params("intermediate"), KeyPair::generate().expect("key"), &root)
+                .expect("intermediate");
+        let mut leaf = CertificateParams::new(vec!["signer.example".to_string()]).expect("params");
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        leaf.not_before = rcgen::date_time_ymd(valid.0, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(valid.1, 1, 1);
+        let leaf = leaf
+            .signed_by(&KeyPair::generate().expect("key"), &intermediate)
+            .expect("leaf");
+        Chain {
+            leaf_pem: leaf.pem(),
+            intermediate_pem: intermediate.pem(),
+            root_pem: root.pem(),
+        }
+    }
+
+    fn pem(text: &str) -> Certificate {
+        Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn request(leaf: &str, chain: Option<Vec<&str>>, not_after: Option<String>) -> CertificateVerificationRequest {
+        CertificateVerificationRequest {
+            cert: pem(leaf),
+            cert_chain: chain.map(|c| c.into_iter().map(pem).collect()),
+            not_after,
+        }
+    }
+
+    #[test]
+    fn leaf_issued_by_the_chain_is_trusted() {
+        let c = chain((2020, 2090));
+        let answer = is_certificate_trusted(request(&c.leaf_pem, Some(vec![&c.intermediate_pem, &c.root_pem]), None));
+        assert_eq!(
+            answer,
+            CertificateVerificationResponse {
+                trusted: true,
+                reason: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn leaf_of_another_chain_is_not_trusted() {
+        let c = chain((2020, 2090));
+        let other = chain((2020, 2090));
+        let answer = is_certificate_trusted(request(
+            &c.leaf_pem,
+            Some(vec![&other.intermediate_pem, &other.root_pem]),
+            None,
+        ));
+        assert!(!answer.trusted);
+        assert_eq!(answer.reason, "Certificate is not trusted by the provided cert chain");
+    }
+
+    #[test]
+    fn no_chain_means_trusted_and_dates_are_checked() {
+        let c = chain((2020, 2090));
+        assert!(is_certificate_trusted(request(&c.leaf_pem, None, None)).trusted);
+        let future = chain((2090, 2095));
+        let answer = is_certificate_trusted(request(&future.leaf_pem, None, None));
+        assert_eq!(answer.reason, "Certificate is being used before its validity date");
+        let expired = chain((2000, 2001));
+        let answer = is_certificate_trusted(request(&expired.leaf_pem, None, Some(chrono::Utc::now().to_rfc3339())));
+        assert_eq!(answer.reason, "Certificate is being used after its expiration date");
+    }
+
+    #[test]
+    fn garbage_is_reported_not_panicked_on() {
+        let answer = is_certificate_trusted(request("not a certificate", None, None));
+        assert!(!answer.trusted);
+        assert_eq!(
+            answer.reason,
+            "Certificate is not a valid DER or PEM encoded certificate"
+        );
+        let c = chain((2020, 2090));
+        let answer = is_certificate_trusted(request(&c.leaf_pem, None, Some("yesterday".into())));
+        assert_eq!(answer.reason, "Timestamp not_after is not in RFC3339 format");
+    }
+}

@@ -1,0 +1,318 @@
+//! What a verification request demands, as sigstore-rs verification constraints.
+//!
+//! Every request kind becomes a list of [`Check`]s, each satisfied by at least one trusted
+//! signature layer (all-of across checks, any-of across layers, as policy-evaluator does).
+//! Each check carries the sentence shown to the user when no layer satisfies it.
+
+mod annotated;
+mod github;
+mod identity;
+
+use std::collections::BTreeMap;
+
+use kubewarden_policy_sdk::host_capabilities::verification::{KeylessInfo, KeylessPrefixInfo};
+use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
+use sigstore::cosign::SignatureLayer;
+use sigstore::cosign::verification_constraint::{CertificateVerifier, PublicKeyVerifier, VerificationConstraint};
+
+pub use annotated::Annotated;
+pub use github::{GITHUB_ACTIONS_ISSUER, GithubActionsVerifier, owner_and_repo};
+pub use identity::{IdentityVerifier, Matcher};
+
+use super::{KeylessRegexpRequest, VerificationRequest, VerifyError};
+
+/// One requirement on the signatures of an image.
+#[derive(Debug)]
+pub struct Check {
+    constraint: Box<dyn VerificationConstraint + Send + Sync>,
+    unmet: String,
+}
+
+impl Check {
+    fn new(
+        constraint: Box<dyn VerificationConstraint + Send + Sync>,
+        unmet: String,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Self {
+        match annotations.filter(|a| !a.is_empty()) {
+            Some(annotations) => {
+                let listed = annotations
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Self {
+                    constraint: Box::new(Annotated::new(constraint, annotations.clone())),
+                    unmet: format!("{unmet} with annotations {listed}"),
+                }
+            }
+            None => Self { constraint, unmet },
+        }
+    }
+
+    /// Whether one of `layers` satisfies the check; a constraint error counts as "not this
+    /// layer", exactly as `sigstore::cosign::verify_constraints` treats it.
+    pub fn is_satisfied(&self, layers: &[SignatureLayer]) -> bool {
+        layers
+            .iter()
+            .any(|layer| self.constraint.verify(layer).unwrap_or(false))
+    }
+
+    /// The sentence explaining that no signature satisfied the check.
+    pub fn unmet(&self) -> &str {
+        &self.unmet
+    }
+}
+
+/// What the trust root must provide for a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustNeed {
+    /// Key and certificate checks without Rekor.
+    None,
+    /// Fulcio CAs and Rekor keys for keyless certificates.
+    Keyless,
+    /// Rekor keys for a required Rekor bundle.
+    Rekor,
+}
+
+/// A validated request: the image and its checks.
+#[derive(Debug)]
+pub struct Plan {
+    /// The image reference as asked.
+    pub image: String,
+    /// All must be satisfied.
+    pub checks: Vec<Check>,
+    /// What the trust root must hold.
+    pub trust: TrustNeed,
+}
+
+impl Plan {
+    /// Turns a request into checks, rejecting unusable keys, certificates and patterns.
+    pub fn from_request(request: &VerificationRequest) -> Result<Self, VerifyError> {
+        match request {
+            VerificationRequest::V1(SigstoreVerificationInputV1::SigstorePubKeyVerify {
+                image,
+                pub_keys,
+                annotations,
+            })
+            | VerificationRequest::V2(SigstoreVerificationInputV2::SigstorePubKeyVerify {
+                image,
+                pub_keys,
+                annotations,
+            }) => pub_keys_plan(image, pub_keys, annotations.as_ref()),
+            VerificationRequest::V1(SigstoreVerificationInputV1::SigstoreKeylessVerify {
+                image,
+                keyless,
+                annotations,
+            })
+            | VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
+                image,
+                keyless,
+                annotations,
+            }) => keyless_plan(image, keyless, annotations.as_ref()),
+            VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessPrefixVerify {
+                image,
+                keyless_prefix,
+                annotations,
+            }) => keyless_prefix_plan(image, keyless_prefix, annotations.as_ref()),
+            VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+                image,
+                owner,
+                repo,
+                annotations,
+            }) => github_plan(image, owner, repo.as_deref(), annotations.as_ref()),
+            VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreCertificateVerify {
+                image,
+                certificate,
+                certificate_chain,
+                require_rekor_bundle,
+                annotations,
+            }) => certificate_plan(
+                image,
+                certificate,
+                certificate_chain.as_deref(),
+                *require_rekor_bundle,
+                annotations.as_ref(),
+            ),
+            VerificationRequest::KeylessRegexp(request) => regexp_plan(request),
+        }
+    }
+}
+
+fn invalid(message: String) -> VerifyError {
+    VerifyError::InvalidRequest(message)
+}
+
+fn pub_keys_plan(
+    image: &str,
+    pub_keys: &[String],
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    if pub_keys.is_empty() {
+        return Err(invalid("no public key given".to_string()));
+    }
+    let checks = pub_keys
+        .iter()
+        .enumerate()
+        .map(|(index, pem)| {
+            let verifier = PublicKeyVerifier::try_from(pem.as_bytes())
+                .map_err(|e| invalid(format!("public key #{} is not usable: {e}", index + 1)))?;
+            let unmet = if pub_keys.len() == 1 {
+                "no signature verified by the given key".to_string()
+            } else {
+                format!("no signature verified by key #{}", index + 1)
+            };
+            Ok(Check::new(Box::new(verifier), unmet, annotations))
+        })
+        .collect::<Result<_, VerifyError>>()?;
+    Ok(Plan {
+        image: image.to_string(),
+        checks,
+        trust: TrustNeed::None,
+    })
+}
+
+fn identity_check(issuer: Matcher, subject: Matcher, annotations: Option<&BTreeMap<String, String>>) -> Check {
+    let verifier = IdentityVerifier { issuer, subject };
+    let unmet = format!("no keyless signature by {verifier}");
+    Check::new(Box::new(verifier), unmet, annotations)
+}
+
+fn keyless_plan(
+    image: &str,
+    keyless: &[KeylessInfo],
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    if keyless.is_empty() {
+        return Err(invalid("no keyless identity given".to_string()));
+    }
+    let checks = keyless
+        .iter()
+        .map(|info| {
+            identity_check(
+                Matcher::Exact(info.issuer.clone()),
+                Matcher::Exact(info.subject.clone()),
+                annotations,
+            )
+        })
+        .collect();
+    Ok(Plan {
+        image: image.to_string(),
+        checks,
+        trust: TrustNeed::Keyless,
+    })
+}
+
+fn keyless_prefix_plan(
+    image: &str,
+    keyless_prefix: &[KeylessPrefixInfo],
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    if keyless_prefix.is_empty() {
+        return Err(invalid("no keyless identity given".to_string()));
+    }
+    let checks = keyless_prefix
+        .iter()
+        .map(|info| {
+            if !(info.url_prefix.starts_with("https://") || info.url_prefix.starts_with("http://")) {
+                return Err(invalid(format!(
+                    "url_prefix {:?} is not an http(s) URL",
+                    info.url_prefix
+                )));
+            }
+            Ok(identity_check(
+                Matcher::Exact(info.issuer.clone()),
+                Matcher::url_prefix(&info.url_prefix),
+                annotations,
+            ))
+        })
+        .collect::<Result<_, VerifyError>>()?;
+    Ok(Plan {
+        image: image.to_string(),
+        checks,
+        trust: TrustNeed::Keyless,
+    })
+}
+
+fn github_plan(
+    image: &str,
+    owner: &str,
+    repo: Option<&str>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    if owner.is_empty() {
+        return Err(invalid("GitHub owner is empty".to_string()));
+    }
+    let verifier = GithubActionsVerifier {
+        owner: owner.to_string(),
+        repo: repo.filter(|r| !r.is_empty()).map(str::to_string),
+    };
+    let unmet = format!("no keyless signature by {verifier}");
+    Ok(Plan {
+        image: image.to_string(),
+        checks: vec![Check::new(Box::new(verifier), unmet, annotations)],
+        trust: TrustNeed::Keyless,
+    })
+}
+
+fn certificate_plan(
+    image: &str,
+    certificate: &[u8],
+    chain: Option<&[Vec<u8>]>,
+    require_rekor_bundle: bool,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    let chain: Option<Vec<sigstore::registry::Certificate>> = chain.map(|certs| {
+        certs
+            .iter()
+            .map(|pem| sigstore::registry::Certificate {
+                encoding: sigstore::registry::CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect()
+    });
+    let verifier = CertificateVerifier::from_pem(certificate, require_rekor_bundle, chain.as_deref())
+        .map_err(|e| invalid(format!("certificate is not usable: {e}")))?;
+    let unmet = if require_rekor_bundle {
+        "no signature verified by the given certificate with a valid Rekor bundle"
+    } else {
+        "no signature verified by the given certificate"
+    };
+    Ok(Plan {
+        image: image.to_string(),
+        checks: vec![Check::new(Box::new(verifier), unmet.to_string(), annotations)],
+        trust: if require_rekor_bundle {
+            TrustNeed::Rekor
+        } else {
+            TrustNeed::None
+        },
+    })
+}
+
+fn regexp_plan(request: &KeylessRegexpRequest) -> Result<Plan, VerifyError> {
+    let issuer = one_matcher("issuer", &request.issuer, &request.issuer_regexp)?;
+    let subject = one_matcher("subject", &request.subject, &request.subject_regexp)?;
+    Ok(Plan {
+        image: request.image.clone(),
+        checks: vec![identity_check(issuer, subject, request.annotations.as_ref())],
+        trust: TrustNeed::Keyless,
+    })
+}
+
+/// Exactly one of the exact value and the pattern must be given.
+fn one_matcher(field: &str, exact: &Option<String>, pattern: &Option<String>) -> Result<Matcher, VerifyError> {
+    match (exact, pattern) {
+        (Some(value), None) => Ok(Matcher::Exact(value.clone())),
+        (None, Some(pattern)) => Matcher::anchored_regex(pattern).map_err(|e| {
+            invalid(format!(
+                "{field}_regexp {pattern:?} is not a valid regular expression: {e}"
+            ))
+        }),
+        (Some(_), Some(_)) => Err(invalid(format!(
+            "both {field} and {field}_regexp are set; give exactly one"
+        ))),
+        (None, None) => Err(invalid(format!(
+            "neither {field} nor {field}_regexp is set; give exactly one"
+        ))),
+    }
+}

@@ -1,0 +1,35 @@
+//! Why a verification failed, in words a user can act on.
+
+use crate::registry::RegistryError;
+
+/// Why a verification failed; the text reaches the user through the policy's message.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Any other failure.
+    #[error("{0}")]
+    Failed(String),
+    /// The request itself is unusable (bad key, certificate, pattern or reference).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The host was started without the trust root this kind of check needs.
+    #[error("{0} needs a sigstore trust config (--sigstore-trust-config)")]
+    TrustConfigMissing(&'static str),
+    /// The trust root cannot serve this check.
+    #[error("sigstore trust config unusable: {0}")]
+    Trust(String),
+    /// The verifier's own configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The image has no cosign signature.
+    #[error("no signatures found for {image}")]
+    NoSignatures { image: String },
+    /// The signatures could not be read.
+    #[error("cannot read the signatures of {image}: {reason}")]
+    Signatures { image: String, reason: String },
+    /// Signatures exist but none satisfies the request.
+    #[error("{0}")]
+    Unsatisfied(String),
+}

@@ -81,7 +81,7 @@ test: setup lint unit-tests host-tests e2e-tests ## Everything CI runs.
 
 .PHONY: demo
 demo: policy.wasm cip ## Sign, deploy, decide: the article's workflow on a loopback registry.
-	bash scripts/demo.sh
+	$(CARGO) run -q -p e2e-tests --bin cip-demo
 
 .PHONY: bench
 bench: setup ## Release-build figures: module size, validate latency.

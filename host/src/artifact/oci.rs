@@ -1,0 +1,243 @@
+//! Policy modules as OCI artifacts, laid out as Kubewarden's policy-fetcher pushes and pulls
+//! them: one layer `application/vnd.wasm.content.layer.v1+wasm` holding the module, config
+//! `{}` typed `application/vnd.wasm.config.v1+json`, the metadata's one-line annotations on
+//! the manifest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::{OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use oci_client::{Client, Reference};
+
+use super::ArtifactError;
+use super::metadata::{ANNOTATION_SOURCE, Metadata};
+use crate::registry::{DockerCredentials, RegistryError, Sources};
+
+/// Scheme of policy URIs, as in a ClusterAdmissionPolicy's `module`.
+pub const REGISTRY_SCHEME: &str = "registry://";
+
+/// The OCI annotation kwctl derives from `io.kubewarden.policy.source`.
+const OCI_SOURCE_ANNOTATION: &str = "org.opencontainers.image.source";
+
+/// Config blob of a policy artifact: policy-fetcher pushes an empty JSON object.
+const WASM_CONFIG: &[u8] = b"{}";
+
+/// Bound of one registry round trip; a module is a few MB at most.
+const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A policy pushed to a registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushedPolicy {
+    /// `registry://host/repository:tag@sha256:…`: the immutable name to deploy.
+    pub uri: String,
+    /// Digest of the pushed manifest.
+    pub digest: String,
+}
+
+/// A policy pulled from a registry.
+#[derive(Clone, Debug)]
+pub struct PulledPolicy {
+    /// The module bytes (digest checked against the manifest).
+    pub module: Vec<u8>,
+    /// Digest of the manifest that was pulled.
+    pub digest: String,
+    /// The manifest itself, for `cip inspect`-like display.
+    pub manifest: OciImageManifest,
+}
+
+/// Parses `registry://host/repository[:tag][@digest]` into an OCI reference.
+pub fn parse_policy_uri(uri: &str) -> Result<Reference, ArtifactError> {
+    let invalid = |reason: String| ArtifactError::InvalidUri {
+        uri: uri.to_owned(),
+        reason,
+    };
+    let rest = uri
+        .strip_prefix(REGISTRY_SCHEME)
+        .ok_or_else(|| invalid(format!("expected {REGISTRY_SCHEME}host/repository:tag")))?;
+    if rest.split('/').next().is_none_or(|host| host.is_empty()) || !rest.contains('/') {
+        return Err(invalid(
+            "the registry host must be given, like registry://ghcr.io/org/policy:v1".to_owned(),
+        ));
+    }
+    rest.parse::<Reference>().map_err(|error| invalid(error.to_string()))
+}
+
+/// The `registry://` form of a reference.
+pub fn policy_uri(reference: &Reference) -> String {
+    format!("{REGISTRY_SCHEME}{}", reference.whole())
+}
+
+/// Manifest annotations for a module, as `kwctl push` builds them: every one-line metadata
+/// annotation (trimmed; OCI annotations cannot hold the README) plus
+/// `org.opencontainers.image.source` from `io.kubewarden.policy.source`.
+pub fn manifest_annotations(metadata: &Metadata) -> BTreeMap<String, String> {
+    let mut annotations: BTreeMap<String, String> = metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(_, value)| value.lines().count() <= 1)
+        .map(|(key, value)| (key.clone(), value.trim().to_owned()))
+        .collect();
+    if let Some(source) = annotations.get(ANNOTATION_SOURCE).cloned() {
+        annotations.entry(OCI_SOURCE_ANNOTATION.to_owned()).or_insert(source);
+    }
+    annotations
+}
+
+/// Pushes and pulls policy artifacts with the sources' plain-HTTP hosts and CAs and the docker
+/// credentials.
+pub struct PolicyRegistry {
+    client: Client,
+    credentials: DockerCredentials,
+}
+
+impl PolicyRegistry {
+    /// A client for the given sources and credentials.
+    pub fn new(sources: &Sources, credentials: DockerCredentials) -> Self {
+        let config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(sources.insecure_sources.clone()),
+            extra_root_certificates: sources
+                .authority_pems()
+                .into_iter()
+                .map(|pem| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem,
+                })
+                .collect(),
+            read_timeout: Some(ROUND_TRIP_TIMEOUT),
+            connect_timeout: Some(ROUND_TRIP_TIMEOUT),
+            ..Default::default()
+        };
+        Self {
+            client: Client::new(config),
+            credentials,
+        }
+    }
+
+    /// Pushes `module` to `uri` (`registry://host/repository:tag`) with the given manifest
+    /// annotations, and returns its immutable name.
+    pub async fn push(
+        &self,
+        module: &[u8],
+        uri: &str,
+        annotations: BTreeMap<String, String>,
+    ) -> Result<PushedPolicy, ArtifactError> {
+        let reference = parse_policy_uri(uri)?;
+        let layers = [ImageLayer::new(module.to_vec(), WASM_LAYER_MEDIA_TYPE.to_owned(), None)];
+        let config = Config::new(WASM_CONFIG.to_vec(), WASM_CONFIG_MEDIA_TYPE.to_owned(), None);
+        let annotations = (!annotations.is_empty()).then_some(annotations);
+        let manifest = OciImageManifest::build(&layers, &config, annotations);
+        let auth = self.credentials.auth_for(reference.resolve_registry());
+        let response = self
+            .client
+            .push(&reference, &layers, config, &auth, Some(manifest))
+            .await
+            .map_err(|error| registry_error(error, &reference))?;
+        let digest = match digest_from_manifest_url(&response.manifest_url) {
+            Some(digest) => digest,
+            None => self.digest(&reference).await?,
+        };
+        let pinned = format!("{}@{digest}", policy_uri(&reference));
+        Ok(PushedPolicy { uri: pinned, digest })
+    }
+
+    /// Pulls the module at `reference`; refuses artifacts that are not a single wasm layer,
+    /// and a manifest whose digest differs from the one the reference names.
+    pub async fn pull(&self, reference: &Reference) -> Result<PulledPolicy, ArtifactError> {
+        let auth = self.credentials.auth_for(reference.resolve_registry());
+        let image = self
+            .client
+            .pull(reference, &auth, vec![WASM_LAYER_MEDIA_TYPE])
+            .await
+            .map_err(|error| registry_error(error, reference))?;
+        let unexpected = |reason: String| ArtifactError::UnexpectedArtifact {
+            uri: policy_uri(reference),
+            reason,
+        };
+        let manifest = image
+            .manifest
+            .ok_or_else(|| unexpected("the registry sent no manifest".to_owned()))?;
+        let digest = image
+            .digest
+            .ok_or_else(|| unexpected("the registry sent no manifest digest".to_owned()))?;
+        if let Some(wanted) = reference.digest()
+            && wanted != digest
+        {
+            return Err(unexpected(format!(
+                "manifest digest is {digest}, the reference names {wanted}"
+            )));
+        }
+        let mut layers = image.layers.into_iter();
+        let (Some(layer), None) = (layers.next(), layers.next()) else {
+            return Err(unexpected(format!(
+                "a policy artifact has exactly one {WASM_LAYER_MEDIA_TYPE} layer, this one has {}",
+                manifest.layers.len()
+            )));
+        };
+        Ok(PulledPolicy {
+            module: layer.data.to_vec(),
+            digest,
+            manifest,
+        })
+    }
+
+    /// The manifest digest `reference` currently names.
+    pub async fn digest(&self, reference: &Reference) -> Result<String, ArtifactError> {
+        let auth = self.credentials.auth_for(reference.resolve_registry());
+        self.client
+            .fetch_manifest_digest(reference, &auth)
+            .await
+            .map_err(|error| registry_error(error, reference))
+    }
+}
+
+fn registry_error(error: oci_client::errors::OciDistributionError, reference: &Reference) -> ArtifactError {
+    ArtifactError::Registry(RegistryError::from_oci(error, reference, ROUND_TRIP_TIMEOUT))
+}
+
+/// `…/manifests/sha256:<64 hex>` → `sha256:<64 hex>`, as policy-fetcher reads the push answer.
+fn digest_from_manifest_url(url: &str) -> Option<String> {
+    let (_, digest) = url.rsplit_once('/')?;
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_uri_needs_scheme_and_host() {
+        let reference = parse_policy_uri("registry://127.0.0.1:5000/policies/cip:v0.1.0").expect("valid");
+        assert_eq!(reference.registry(), "127.0.0.1:5000");
+        assert_eq!(reference.repository(), "policies/cip");
+        assert_eq!(reference.tag(), Some("v0.1.0"));
+        assert!(parse_policy_uri("ghcr.io/org/policy:v1").is_err());
+        assert!(parse_policy_uri("registry://policy").is_err());
+        assert!(parse_policy_uri("registry://ghcr.io/Org/policy:v1").is_err());
+    }
+
+    #[test]
+    fn manifest_annotations_follow_kwctl() {
+        let mut metadata = Metadata::from_yaml("rules: []\nmutating: false\n").expect("parses");
+        metadata.set_annotation(ANNOTATION_SOURCE, "https://github.com/o/r".to_owned());
+        metadata.set_annotation("io.kubewarden.policy.usage", "line one\nline two\n".to_owned());
+        metadata.set_annotation("io.kubewarden.policy.description", " ends with newline\n".to_owned());
+        let annotations = manifest_annotations(&metadata);
+        assert_eq!(annotations[OCI_SOURCE_ANNOTATION], "https://github.com/o/r");
+        assert_eq!(annotations["io.kubewarden.policy.description"], "ends with newline");
+        assert!(!annotations.contains_key("io.kubewarden.policy.usage"));
+    }
+
+    #[test]
+    fn digest_is_read_from_the_manifest_url() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            digest_from_manifest_url(&format!("http://r/v2/x/manifests/{digest}")),
+            Some(digest)
+        );
+        assert_eq!(digest_from_manifest_url("http://r/v2/x/manifests/v1"), None);
+        assert_eq!(digest_from_manifest_url("http://r/v2/x/manifests/sha256:abc"), None);
+    }
+}

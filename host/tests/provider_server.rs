@@ -4,46 +4,12 @@
 mod provider_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use cip::provider::protocol::{Decision, ImageKey, Verdict};
-use cip::provider::{Decider, Limits};
+use cip::provider::Limits;
 use provider_support::*;
 use serde_json::json;
-
-/// Decides by image name: `…deny…`, `…warn…`, `…slow…` (sleeps 3 s), `…broken…` (error),
-/// anything else allowed. Counts calls.
-#[derive(Default)]
-struct Scripted {
-    calls: AtomicUsize,
-}
-
-impl Decider for Scripted {
-    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let image = key.image.as_str();
-        if image.contains("slow") {
-            std::thread::sleep(Duration::from_secs(3));
-        }
-        if image.contains("broken") {
-            return Err(format!("registry unreachable for {image}"));
-        }
-        let (verdict, message) = if image.contains("deny") {
-            (Verdict::Deny, format!("image {image} denied by policy p"))
-        } else if image.contains("warn") {
-            (Verdict::Warn, format!("image {image} failed warn policy p"))
-        } else {
-            (Verdict::Allow, String::new())
-        };
-        Ok(Decision {
-            verdict,
-            digest: (verdict != Verdict::Deny).then(|| format!("sha256:{}", "ab".repeat(32))),
-            message,
-            policies: Vec::new(),
-        })
-    }
-}
 
 struct Setup {
     ca: Ca,

@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use cip::provider::protocol::{Decision, ImageKey, Verdict};
 use cip::provider::{Decider, Limits, ProviderConfig, RunningProvider};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -212,3 +215,37 @@ pub async fn metrics(provider: &RunningProvider) -> TestResult<String> {
         .text()
         .await?)
 }
+
+/// Decides by image name: `…deny…`, `…warn…`, `…slow…` (sleeps 3 s), `…broken…` (error),
+/// anything else allowed. Counts calls.
+#[derive(Default)]
+pub struct Scripted {
+    pub calls: AtomicUsize,
+}
+
+impl Decider for Scripted {
+    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let image = key.image.as_str();
+        if image.contains("slow") {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        if image.contains("broken") {
+            return Err(format!("registry unreachable for {image}"));
+        }
+        let (verdict, message) = if image.contains("deny") {
+            (Verdict::Deny, format!("image {image} denied by policy p"))
+        } else if image.contains("warn") {
+            (Verdict::Warn, format!("image {image} failed warn policy p"))
+        } else {
+            (Verdict::Allow, String::new())
+        };
+        Ok(Decision {
+            verdict,
+            digest: (verdict != Verdict::Deny).then(|| format!("sha256:{}", "ab".repeat(32))),
+            message,
+            policies: Vec::new(),
+        })
+    }
+}
+

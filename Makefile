@@ -87,8 +87,8 @@ demo: policy.wasm cip ## Sign, deploy, decide: the article's workflow on a loopb
 bench: setup ## Release-build figures: module size, validate latency.
 	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
 	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILD) -o policy.wasm
-	$(CARGO) build -p cip --release --bin cip
-	bash scripts/bench.sh
+	$(CARGO) build --release -p cip --bin cip -p e2e-tests --bin cip-bench
+	target/release/cip-bench
 
 .PHONY: clean
 clean:

@@ -209,7 +209,8 @@ impl RegistryClient {
         operation: impl Future<Output = Result<T, oci_client::errors::OciDistributionError>>,
     ) -> Result<T, RegistryError> {
         let limit = self.timeout.saturating_mul(round_trips.max(1));
-        match tokio::time::timeout(limit, operation).await {
+        // Boxed: oci-client futures are large, and callers may poll from small stacks.
+        match tokio::time::timeout(limit, Box::pin(operation)).await {
             Ok(result) => result.map_err(|e| RegistryError::from_oci(e, reference, self.timeout)),
             Err(_) => Err(RegistryError::Timeout {
                 registry: reference.resolve_registry().to_string(),

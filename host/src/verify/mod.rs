@@ -150,9 +150,13 @@ impl Verifier {
     pub async fn verify(&self, request: VerificationRequest) -> Result<VerificationResponse, VerifyError> {
         let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
         self.results
-            .get_or_compute(request.cache_key(), self.verify_uncached(request), |outcome| {
-                if outcome.is_ok() { success_ttl } else { failure_ttl }
-            })
+            .get_or_compute(
+                request.cache_key(),
+                Box::pin(self.verify_uncached(request)),
+                |outcome| {
+                    if outcome.is_ok() { success_ttl } else { failure_ttl }
+                },
+            )
             .await
             .map(|digest| VerificationResponse {
                 is_trusted: true,
@@ -238,7 +242,7 @@ impl Verifier {
         self.digests
             .get_or_compute(
                 reference.whole(),
-                async { Ok(self.registry.digest_of(reference).await?) },
+                Box::pin(async { Ok(self.registry.digest_of(reference).await?) }),
                 |_| EVALUATION_WINDOW,
             )
             .await
@@ -246,11 +250,16 @@ impl Verifier {
 
     /// The signatures of one digest, fetched once per evaluation window.
     async fn signature_set(&self, reference: &Reference, digest: &str) -> Result<Arc<SignatureSet>, VerifyError> {
-        let key = format!("{}/{}@{digest}", reference.resolve_registry(), reference.repository());
+        let key = format!("{}/{}@{digest}", reference.registry(), reference.repository());
         self.signatures
             .get_or_compute(
                 key,
-                signatures::fetch(&self.registry, self.config.trust.as_ref(), reference, digest),
+                Box::pin(signatures::fetch(
+                    &self.registry,
+                    self.config.trust.as_ref(),
+                    reference,
+                    digest,
+                )),
                 |_| EVALUATION_WINDOW,
             )
             .await

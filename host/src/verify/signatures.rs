@@ -59,7 +59,7 @@ impl SignatureSet {
     /// Why layers are missing, computed once per set.
     pub async fn explanation(&self, registry: &RegistryClient, trust: Option<&TrustRoot>) -> &Explanation {
         self.explanation
-            .get_or_init(|| explain(registry, trust, &self.image, &self.digest))
+            .get_or_init(|| Box::pin(explain(registry, trust, &self.image, &self.digest)))
             .await
     }
 }
@@ -71,7 +71,7 @@ pub async fn fetch(
     reference: &Reference,
     digest: &str,
 ) -> Result<Arc<SignatureSet>, VerifyError> {
-    let image = format!("{}/{}@{digest}", reference.resolve_registry(), reference.repository());
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     let source: OciReference = image
         .parse()
         .map_err(|e| VerifyError::InvalidRequest(format!("invalid image reference {image}: {e}")))?;
@@ -87,6 +87,13 @@ pub async fn fetch(
     let layers = match tokio::time::timeout(limit, client.trusted_signature_layers(&auth, &source)).await {
         Ok(Ok(layers)) => layers,
         Ok(Err(e)) => {
+            // When the registry is at fault, say which one and how.
+            let digest_ref = Reference::with_digest(
+                reference.registry().to_string(),
+                reference.repository().to_string(),
+                digest.to_string(),
+            );
+            registry.digest_of(&digest_ref).await?;
             return Err(VerifyError::Signatures {
                 image,
                 reason: e.to_string(),

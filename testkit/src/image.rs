@@ -1,17 +1,15 @@
 //! Small, distinct container images pushed to a registry with oci-client, and the tag
 //! operations tests need (retag, move a tag, delete).
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use oci_client::manifest::{
     IMAGE_DOCKER_CONFIG_MEDIA_TYPE, IMAGE_DOCKER_LAYER_TAR_MEDIA_TYPE, IMAGE_LAYER_MEDIA_TYPE,
-    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
 use serde_json::json;
 
-use crate::oci::{self, ANONYMOUS, sha256_digest};
-use crate::{http, rt};
+use crate::oci::{self, sha256_digest};
+use crate::rt;
 
 /// Which manifest format [`push_image_as`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,7 +63,7 @@ pub fn push_image_as(
         "layers": [{"mediaType": layer_type, "size": layer.len(), "digest": layer_digest}],
     }))?;
     rt::block_on(async {
-        let client = oci::client();
+        let client = oci::client(registry_host).await;
         let reference = oci::tag_ref(registry_host, repo, tag);
         oci::ensure_blob(&client, &reference, &layer).await?;
         oci::ensure_blob(&client, &reference, &config).await?;
@@ -74,11 +72,47 @@ pub fn push_image_as(
     .with_context(|| format!("pushing image {registry_host}/{repo}:{tag}"))
 }
 
+/// Pushes an OCI image index (a multi-platform image) under `tag` listing already pushed
+/// manifests of `repo` with their platforms (`("sha256:…", "linux/amd64")`); returns the
+/// index digest.
+pub fn push_index(registry_host: &str, repo: &str, tag: &str, manifests: &[(&str, &str)]) -> anyhow::Result<String> {
+    rt::block_on(async {
+        let client = oci::client(registry_host).await;
+        let mut entries = Vec::with_capacity(manifests.len());
+        for (digest, platform) in manifests {
+            let child = oci::digest_ref(registry_host, repo, digest);
+            let (body, media_type) = oci::pull_manifest_bytes(&client, &child).await?;
+            let mut parts = platform.split('/');
+            let (Some(os), Some(architecture)) = (parts.next(), parts.next()) else {
+                bail!("platform {platform:?} is not os/architecture[/variant]");
+            };
+            let mut platform = json!({"os": os, "architecture": architecture});
+            if let Some(variant) = parts.next() {
+                platform["variant"] = json!(variant);
+            }
+            entries.push(json!({
+                "mediaType": media_type,
+                "size": body.len(),
+                "digest": digest,
+                "platform": platform,
+            }));
+        }
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_IMAGE_INDEX_MEDIA_TYPE,
+            "manifests": entries,
+        }))?;
+        let reference = oci::tag_ref(registry_host, repo, tag);
+        oci::push_manifest_bytes(&client, &reference, index, OCI_IMAGE_INDEX_MEDIA_TYPE).await
+    })
+    .with_context(|| format!("pushing index {registry_host}/{repo}:{tag}"))
+}
+
 /// Points `new_tag` at the manifest `reference` names (a tag or a `sha256:` digest), byte for
 /// byte, and returns that manifest's digest.
 pub fn retag(registry_host: &str, repo: &str, reference: &str, new_tag: &str) -> anyhow::Result<String> {
     rt::block_on(async {
-        let client = oci::client();
+        let client = oci::client(registry_host).await;
         let source = image_ref(registry_host, repo, reference);
         let (body, media_type) = oci::pull_manifest_bytes(&client, &source).await?;
         let target = oci::tag_ref(registry_host, repo, new_tag);
@@ -96,9 +130,9 @@ pub fn move_tag(registry_host: &str, repo: &str, tag: &str, new_seed: &str) -> a
 /// The manifest digest `reference` (a tag or a digest) resolves to, from a `HEAD` request.
 pub fn resolve_digest(registry_host: &str, repo: &str, reference: &str) -> anyhow::Result<String> {
     rt::block_on(async {
-        let client = oci::client();
+        let client = oci::client(registry_host).await;
         Ok(client
-            .fetch_manifest_digest(&image_ref(registry_host, repo, reference), &ANONYMOUS)
+            .fetch_manifest_digest(&image_ref(registry_host, repo, reference), &oci::auth(registry_host))
             .await?)
     })
     .with_context(|| format!("resolving {registry_host}/{repo}:{reference}"))
@@ -106,22 +140,10 @@ pub fn resolve_digest(registry_host: &str, repo: &str, reference: &str) -> anyho
 
 /// Deletes the manifest `digest` from `repo` (and with it every tag pointing at it).
 pub fn delete_manifest(registry_host: &str, repo: &str, digest: &str) -> anyhow::Result<()> {
-    let addr = registry_host
-        .parse()
-        .with_context(|| format!("{registry_host} is not an IP:port registry address"))?;
-    let response = http::request(
-        addr,
-        "DELETE",
-        &format!("/v2/{repo}/manifests/{digest}"),
-        &[],
-        Duration::from_secs(10),
-    )?;
-    if response.status != 202 {
-        bail!(
-            "deleting {registry_host}/{repo}@{digest}: HTTP {}: {}",
-            response.status,
-            String::from_utf8_lossy(&response.body)
-        );
+    let path = format!("/v2/{repo}/manifests/{digest}");
+    let status = rt::block_on(oci::raw_request(registry_host, reqwest::Method::DELETE, &path, None))?;
+    if status != reqwest::StatusCode::ACCEPTED {
+        bail!("deleting {registry_host}/{repo}@{digest}: HTTP {status}");
     }
     Ok(())
 }

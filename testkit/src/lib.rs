@@ -1,18 +1,21 @@
 //! Real test fixtures for cluster-image-policy: no mocks.
 //!
 //! * [`Registry`]: Debian's `docker-registry` (distribution v2.8) on a free `127.0.0.1` port,
-//!   killed and deleted on drop. [`unused_local_addr`] gives a closed port ("registry down"),
+//!   killed and deleted on drop; [`Registry::start_with`] + [`RegistryOptions`] serve HTTPS
+//!   ([`Registry::ca_pem`]) and/or require Basic credentials ([`Registry::docker_config_json`]),
+//!   which the testkit's own functions handle by host. [`unused_local_addr`] gives a closed port ("registry down"),
 //!   [`SlowServer`] a port that accepts and never answers (timeouts), [`CountingProxy`] a
 //!   proxy that records requests (cache tests) and can delay or refuse connections.
 //! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest),
-//!   [`push_image_as`] (Docker schema 2), [`retag`], [`move_tag`], [`resolve_digest`],
+//!   [`push_image_as`] (Docker schema 2), [`push_index`] (multi-platform), [`retag`], [`move_tag`], [`resolve_digest`],
 //!   [`delete_manifest`].
 //! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA,
 //!   Ed25519), [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`],
 //!   [`sign_with_certificate`]. Every `sign_*` appends a layer and keeps earlier ones.
 //! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a
 //!   [`CosignLayer`] without pushing; [`CosignLayer::with_corrupted_signature`],
-//!   [`CosignLayer::with_tampered_payload`]; [`push_signature_layers`] stores any layers under
+//!   [`CosignLayer::with_tampered_payload`], [`CosignLayer::with_bundle`] (key signing with
+//!   a Rekor entry, or a chosen integration time); [`push_signature_layers`] stores any layers under
 //!   any image's `.sig` tag; [`copy_signatures`], [`delete_signatures`].
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`) and [`trusted_root_json`].
 //!
@@ -59,11 +62,13 @@ mod slow;
 mod trust;
 
 pub use fulcio::{GithubWorkflow, LeafCertificate, LeafRequest, SignerIdentity, TestFulcio};
-pub use image::{ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, resolve_digest, retag};
+pub use image::{
+    ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
+};
 pub use keys::KeyPair;
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
-pub use registry::{REGISTRY_BINARY, Registry, unused_local_addr};
+pub use registry::{REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr};
 pub use rekor::TestRekor;
 pub use sign::{
     annotations, certificate_signature_layer, key_signature_layer, sign_keyless, sign_with_certificate, sign_with_key,

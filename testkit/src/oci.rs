@@ -1,6 +1,12 @@
-//! Plain-HTTP oci-client plumbing shared by the image and signature modules.
+//! Registry clients for the fixtures: plain HTTP for ordinary loopback registries, HTTPS with
+//! the registry's own CA and Basic credentials for registries started with
+//! [`RegistryOptions`](crate::RegistryOptions). Every fixture takes only a host string, so
+//! per-host access is looked up in a process-wide table the registry fills while it runs.
 
-use oci_client::client::{ClientConfig, ClientProtocol};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
 };
@@ -16,15 +22,94 @@ pub(crate) const MANIFEST_MEDIA_TYPES: &[&str] = &[
     IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
-/// An oci-client speaking plain HTTP, as the loopback registry does.
-pub(crate) fn client() -> Client {
-    Client::new(ClientConfig {
-        protocol: ClientProtocol::Http,
-        ..Default::default()
-    })
+/// How to reach one registry host: its CA when it serves HTTPS, its Basic credentials.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HostAccess {
+    pub ca_pem: Option<String>,
+    pub credentials: Option<(String, String)>,
 }
 
-pub(crate) const ANONYMOUS: RegistryAuth = RegistryAuth::Anonymous;
+static HOSTS: Mutex<BTreeMap<String, HostAccess>> = Mutex::new(BTreeMap::new());
+
+pub(crate) fn register_host(host: &str, access: HostAccess) {
+    HOSTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(host.to_owned(), access);
+}
+
+pub(crate) fn unregister_host(host: &str) {
+    HOSTS.lock().unwrap_or_else(PoisonError::into_inner).remove(host);
+}
+
+fn access(host: &str) -> HostAccess {
+    HOSTS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(host)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// An oci-client for `host`: plain HTTP, or HTTPS trusting only the registry's CA, with the
+/// host's credentials stored for every later call.
+pub(crate) async fn client(host: &str) -> Client {
+    let client = unauthenticated_client(host);
+    client.store_auth_if_needed(host, &auth(host)).await;
+    client
+}
+
+fn unauthenticated_client(host: &str) -> Client {
+    let config = match access(host).ca_pem {
+        Some(ca_pem) => ClientConfig {
+            protocol: ClientProtocol::Https,
+            tls_certs_only: vec![Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: ca_pem.into_bytes(),
+            }],
+            ..Default::default()
+        },
+        None => ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..Default::default()
+        },
+    };
+    Client::new(config)
+}
+
+/// Credentials for `host`: Basic when the registry requires them, anonymous otherwise.
+pub(crate) fn auth(host: &str) -> RegistryAuth {
+    match access(host).credentials {
+        Some((user, password)) => RegistryAuth::Basic(user, password),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
+/// A raw HTTP request to `host` (for operations oci-client lacks), with TLS and credentials.
+pub(crate) async fn raw_request(
+    host: &str,
+    method: reqwest::Method,
+    path: &str,
+    accept: Option<&str>,
+) -> anyhow::Result<reqwest::StatusCode> {
+    let access = access(host);
+    let mut builder = reqwest::Client::builder();
+    let scheme = match &access.ca_pem {
+        Some(ca_pem) => {
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?]);
+            "https"
+        }
+        None => "http",
+    };
+    let mut request = builder.build()?.request(method, format!("{scheme}://{host}{path}"));
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    if let Some((user, password)) = &access.credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    Ok(request.send().await?.status())
+}
 
 pub(crate) fn tag_ref(host: &str, repo: &str, tag: &str) -> Reference {
     Reference::with_tag(host.to_owned(), repo.to_owned(), tag.to_owned())
@@ -63,7 +148,7 @@ pub(crate) async fn push_manifest_bytes(
 /// Fetches manifest bytes and the media type they declare.
 pub(crate) async fn pull_manifest_bytes(client: &Client, reference: &Reference) -> anyhow::Result<(Vec<u8>, String)> {
     let (body, _digest) = client
-        .pull_manifest_raw(reference, &ANONYMOUS, MANIFEST_MEDIA_TYPES)
+        .pull_manifest_raw(reference, &auth(reference.registry()), MANIFEST_MEDIA_TYPES)
         .await?;
     let media_type = serde_json::from_slice::<serde_json::Value>(&body)?
         .get("mediaType")

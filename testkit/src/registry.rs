@@ -8,9 +8,34 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose, SanType,
+};
+use serde_json::json;
 use tempfile::TempDir;
 
 use crate::http;
+use crate::oci::{self, HostAccess};
+
+/// User name of registries started with `basic_auth`.
+pub const REGISTRY_USER: &str = "testkit";
+/// Password of registries started with `basic_auth`.
+pub const REGISTRY_PASSWORD: &str = "testkit-password";
+/// bcrypt of [`REGISTRY_PASSWORD`] (distribution's htpasswd accepts bcrypt only).
+const REGISTRY_PASSWORD_BCRYPT: &str = "$2b$05$abcdefghijklmnopqrstuuKu3qrzfivQ9Ty16bCQTknpEk682L7BK";
+
+/// How a [`Registry`] is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Serve HTTPS with a certificate for `127.0.0.1` issued by a fresh CA
+    /// ([`Registry::ca_pem`]); for `source_authorities` tests.
+    pub tls: bool,
+    /// Require HTTP Basic credentials ([`REGISTRY_USER`] / [`REGISTRY_PASSWORD`]); for
+    /// docker `config.json` tests.
+    pub basic_auth: bool,
+}
 
 /// Where Debian's `docker-registry` package installs the registry binary.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
@@ -27,6 +52,8 @@ pub struct Registry {
     child: Option<Child>,
     addr: SocketAddr,
     dir: TempDir,
+    options: RegistryOptions,
+    ca_pem: Option<String>,
 }
 
 impl Registry {
@@ -35,11 +62,19 @@ impl Registry {
     /// Retries with another port when a parallel test grabbed the port between picking and
     /// binding it.
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_with_binary(Path::new(REGISTRY_BINARY))
+        Self::start_with(RegistryOptions::default())
     }
 
-    /// Like [`Registry::start`] with another registry binary (for tests of the fixture itself).
-    pub fn start_with_binary(binary: &Path) -> anyhow::Result<Self> {
+    /// Starts a registry serving HTTPS and/or requiring credentials. The testkit's own push
+    /// and sign functions know how to reach it by its host; clients under test must be given
+    /// [`Registry::ca_pem`] and [`Registry::docker_config_json`].
+    pub fn start_with(options: RegistryOptions) -> anyhow::Result<Self> {
+        Self::start_with_binary(Path::new(REGISTRY_BINARY), options)
+    }
+
+    /// Like [`Registry::start_with`] with another registry binary (for tests of the fixture
+    /// itself).
+    pub fn start_with_binary(binary: &Path, options: RegistryOptions) -> anyhow::Result<Self> {
         if !binary.exists() {
             bail!(
                 "{} not found: install the registry with `apt-get install docker-registry`",
@@ -48,7 +83,7 @@ impl Registry {
         }
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(binary) {
+            match Self::try_start(binary, options) {
                 Ok(registry) => return Ok(registry),
                 Err(StartError::PortTaken(error)) => last_error = Some(error),
                 Err(StartError::Fatal(error)) => return Err(error),
@@ -61,14 +96,15 @@ impl Registry {
             )))
     }
 
-    fn try_start(binary: &Path) -> Result<Self, StartError> {
+    fn try_start(binary: &Path, options: RegistryOptions) -> Result<Self, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("testkit-registry-")
             .tempdir()
             .context("creating the registry directory")
             .map_err(StartError::Fatal)?;
         let addr = unused_local_addr().map_err(StartError::Fatal)?;
-        let config = config_yaml(&dir.path().join("storage"), addr);
+        let ca_pem = write_support_files(dir.path(), options).map_err(StartError::Fatal)?;
+        let config = config_yaml(dir.path(), addr, options);
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config)
             .context("writing the registry configuration")
@@ -93,8 +129,19 @@ impl Registry {
             child: Some(child),
             addr,
             dir,
+            options,
+            ca_pem,
         };
         registry.wait_ready()?;
+        oci::register_host(
+            &registry.host(),
+            HostAccess {
+                ca_pem: registry.ca_pem.clone(),
+                credentials: options
+                    .basic_auth
+                    .then(|| (REGISTRY_USER.to_owned(), REGISTRY_PASSWORD.to_owned())),
+            },
+        );
         Ok(registry)
     }
 
@@ -112,8 +159,10 @@ impl Registry {
                     StartError::Fatal(error)
                 });
             }
+            // A TLS registry answers plain HTTP with 400, an auth registry with 401: both mean
+            // it is serving.
             if let Ok(response) = http::request(self.addr, "GET", "/v2/", &[], Duration::from_millis(500))
-                && response.status == 200
+                && matches!(response.status, 200 | 400 | 401)
             {
                 return Ok(());
             }
@@ -138,9 +187,35 @@ impl Registry {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://…` for a TLS registry.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.options.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// How the registry is served.
+    pub fn options(&self) -> RegistryOptions {
+        self.options
+    }
+
+    /// The PEM of the CA that issued a TLS registry's certificate (what a `sources.yaml`
+    /// `source_authorities` entry must hold); `None` for plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A docker `config.json` granting access to this registry
+    /// (`{"auths":{"127.0.0.1:PORT":{"auth":"<base64 user:password>"}}}`), or with no entries
+    /// when the registry needs no credentials.
+    pub fn docker_config_json(&self) -> String {
+        let mut auths = serde_json::Map::new();
+        if self.options.basic_auth {
+            auths.insert(
+                self.host(),
+                json!({"auth": BASE64.encode(format!("{REGISTRY_USER}:{REGISTRY_PASSWORD}"))}),
+            );
+        }
+        json!({ "auths": auths }).to_string()
     }
 
     /// The process id while the registry runs.
@@ -183,6 +258,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        oci::unregister_host(&self.host());
         if let Err(error) = self.stop() {
             eprintln!("testkit: stopping docker-registry on {}: {error:#}", self.addr);
         }
@@ -202,14 +278,64 @@ impl From<StartError> for anyhow::Error {
     }
 }
 
-fn config_yaml(storage: &Path, addr: SocketAddr) -> String {
-    format!(
+fn config_yaml(dir: &Path, addr: SocketAddr, options: RegistryOptions) -> String {
+    let mut yaml = format!(
         "version: 0.1\n\
          log:\n  level: error\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
          http:\n  addr: {addr}\n",
-        storage.display()
-    )
+        dir.join("storage").display()
+    );
+    if options.tls {
+        yaml.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("tls.crt").display(),
+            dir.join("tls.key").display()
+        ));
+    }
+    if options.basic_auth {
+        yaml.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: testkit\n    path: {}\n",
+            dir.join("htpasswd").display()
+        ));
+    }
+    yaml
+}
+
+/// Writes the htpasswd file and the TLS certificate and key the options need; returns the
+/// CA PEM of a TLS registry.
+fn write_support_files(dir: &Path, options: RegistryOptions) -> anyhow::Result<Option<String>> {
+    if options.basic_auth {
+        fs::write(
+            dir.join("htpasswd"),
+            format!("{REGISTRY_USER}:{REGISTRY_PASSWORD_BCRYPT}\n"),
+        )
+        .context("writing htpasswd")?;
+    }
+    if !options.tls {
+        return Ok(None);
+    }
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "testkit registry CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).context("self-signing the registry CA")?;
+    let ca_issuer = Issuer::new(ca, ca_key);
+
+    let server_key = rcgen::KeyPair::generate()?;
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()])?;
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+    server.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server
+        .signed_by(&server_key, &ca_issuer)
+        .context("issuing the registry certificate")?;
+    fs::write(dir.join("tls.crt"), server_cert.pem()).context("writing tls.crt")?;
+    fs::write(dir.join("tls.key"), server_key.serialize_pem()).context("writing tls.key")?;
+    Ok(Some(ca_cert.pem()))
 }
 
 /// A loopback address with nothing listening on it: connections are refused.
@@ -227,15 +353,26 @@ mod tests {
     #[test]
     fn config_names_storage_and_address() {
         let addr: SocketAddr = ([127, 0, 0, 1], 5123).into();
-        let yaml = config_yaml(Path::new("/tmp/x"), addr);
-        assert!(yaml.contains("rootdirectory: /tmp/x\n"));
+        let yaml = config_yaml(Path::new("/tmp/x"), addr, RegistryOptions::default());
+        assert!(yaml.contains("rootdirectory: /tmp/x/storage\n"));
         assert!(yaml.contains("addr: 127.0.0.1:5123\n"));
         assert!(yaml.contains("enabled: true\n"));
+        assert!(!yaml.contains("tls:") && !yaml.contains("htpasswd"));
+        let secured = config_yaml(
+            Path::new("/tmp/x"),
+            addr,
+            RegistryOptions {
+                tls: true,
+                basic_auth: true,
+            },
+        );
+        assert!(secured.contains("  tls:\n    certificate: /tmp/x/tls.crt\n    key: /tmp/x/tls.key\n"));
+        assert!(secured.contains("auth:\n  htpasswd:\n    realm: testkit\n    path: /tmp/x/htpasswd\n"));
     }
 
     #[test]
     fn missing_binary_says_how_to_install() {
-        let error = Registry::start_with_binary(Path::new("/nonexistent/docker-registry"))
+        let error = Registry::start_with_binary(Path::new("/nonexistent/docker-registry"), RegistryOptions::default())
             .expect_err("a missing binary cannot start");
         assert!(format!("{error}").contains("apt-get install docker-registry"));
     }

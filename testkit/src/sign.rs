@@ -9,9 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use crate::fulcio::{LeafCertificate, LeafRequest, TestFulcio};
 use crate::keys::KeyPair;
 use crate::rekor::TestRekor;
-use crate::signature::{
-    self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CosignLayer, SIGNATURE_ANNOTATION,
-};
+use crate::signature::{self, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CosignLayer, SIGNATURE_ANNOTATION};
 
 /// Builds an annotation map from pairs: `annotations([("env", "prod")])`.
 pub fn annotations<const N: usize>(pairs: [(&str, &str); N]) -> BTreeMap<String, String> {
@@ -67,13 +65,10 @@ pub fn certificate_signature_layer(
     if let Some(chain) = chain_pem {
         layer.annotations.insert(CHAIN_ANNOTATION.to_owned(), chain.to_owned());
     }
-    if let Some(rekor) = rekor {
-        let signature = layer.signature().unwrap_or_default().to_owned();
-        let integrated_time = integrated_time_for(leaf);
-        let bundle = rekor.bundle_json(&layer.payload, &signature, &leaf.cert_pem, integrated_time)?;
-        layer.annotations.insert(BUNDLE_ANNOTATION.to_owned(), bundle);
+    match rekor {
+        Some(rekor) => layer.with_bundle(rekor, &leaf.cert_pem, integrated_time_for(leaf)),
+        None => Ok(layer),
     }
-    Ok(layer)
 }
 
 /// Signs with a certificate and its key (`cosign sign --certificate --certificate-chain`),

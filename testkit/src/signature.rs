@@ -5,7 +5,6 @@
 //! signing front ends live in [`crate::sign`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -15,7 +14,8 @@ use serde_json::json;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, Optional, SimpleSigning};
 
 use crate::oci::{self, sha256_digest};
-use crate::{http, rt};
+use crate::rekor::TestRekor;
+use crate::rt;
 
 /// Media type of cosign simple-signing payload layers.
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -62,6 +62,20 @@ impl CosignLayer {
         *byte ^= 0x01;
         self.annotations
             .insert(SIGNATURE_ANNOTATION.to_owned(), BASE64.encode(raw));
+        Ok(self)
+    }
+
+    /// The same layer with a Rekor bundle recording its signature, verifiable with
+    /// `verifier_pem` (certificate or public key), integrated at `integrated_time` (Unix
+    /// seconds): `cosign sign --key` with tlog upload, or a bundle integrated outside a
+    /// certificate's validity for expiry tests.
+    pub fn with_bundle(mut self, rekor: &TestRekor, verifier_pem: &str, integrated_time: i64) -> anyhow::Result<Self> {
+        let signature = self
+            .signature()
+            .context("the layer has no signature to log")?
+            .to_owned();
+        let bundle = rekor.bundle_json(&self.payload, &signature, verifier_pem, integrated_time)?;
+        self.annotations.insert(BUNDLE_ANNOTATION.to_owned(), bundle);
         Ok(self)
     }
 
@@ -119,7 +133,7 @@ pub fn fetch_signature_layers(registry_host: &str, repo: &str, digest: &str) -> 
         return Ok(Vec::new());
     }
     rt::block_on(async {
-        let client = oci::client();
+        let client = oci::client(registry_host).await;
         let reference = oci::tag_ref(registry_host, repo, &signature_tag(digest));
         let (body, _) = oci::pull_manifest_bytes(&client, &reference).await?;
         let manifest: OciImageManifest =
@@ -169,7 +183,7 @@ pub fn push_signature_layers(
         "layers": descriptors,
     }))?;
     rt::block_on(async {
-        let client = oci::client();
+        let client = oci::client(registry_host).await;
         let reference = oci::tag_ref(registry_host, repo, &signature_tag(digest));
         for layer in layers {
             oci::ensure_blob(&client, &reference, &layer.payload).await?;
@@ -218,20 +232,16 @@ pub fn delete_signatures(registry_host: &str, repo: &str, digest: &str) -> anyho
 }
 
 fn signature_tag_exists(registry_host: &str, repo: &str, digest: &str) -> anyhow::Result<bool> {
-    let addr = registry_host
-        .parse()
-        .with_context(|| format!("{registry_host} is not an IP:port registry address"))?;
     let path = format!("/v2/{repo}/manifests/{}", signature_tag(digest));
-    let response = http::request(
-        addr,
-        "HEAD",
+    let status = rt::block_on(oci::raw_request(
+        registry_host,
+        reqwest::Method::HEAD,
         &path,
-        &[("Accept", OCI_IMAGE_MEDIA_TYPE)],
-        Duration::from_secs(10),
-    )?;
-    match response.status {
-        200 => Ok(true),
-        404 => Ok(false),
+        Some(OCI_IMAGE_MEDIA_TYPE),
+    ))?;
+    match status {
+        reqwest::StatusCode::OK => Ok(true),
+        reqwest::StatusCode::NOT_FOUND => Ok(false),
         status => bail!("HEAD {path} on {registry_host}: HTTP {status}"),
     }
 }

@@ -81,3 +81,37 @@ fn retag_move_and_delete_change_what_the_registry_serves() -> anyhow::Result<()>
     assert!(testkit::resolve_digest(&host, "app", "v1").is_err());
     Ok(())
 }
+
+#[test]
+fn index_lists_platform_manifests_and_is_served_by_digest() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let amd64 = testkit::push_image(&host, "multi", "amd64", "amd64")?;
+    let arm64 = testkit::push_image(&host, "multi", "arm64", "arm64")?;
+    let index = testkit::push_index(
+        &host,
+        "multi",
+        "v1",
+        &[(&amd64, "linux/amd64"), (&arm64, "linux/arm64/v8")],
+    )?;
+    assert_eq!(testkit::resolve_digest(&host, "multi", "v1")?, index);
+
+    let mut stream = TcpStream::connect(&host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(
+        format!("GET /v2/multi/manifests/v1 HTTP/1.1\r\nHost: {host}\r\nAccept: application/vnd.oci.image.index.v1+json\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP head"))?;
+    let body = &raw[split + 4..];
+    assert_eq!(testkit::sha256_digest(body), index);
+    let parsed: serde_json::Value = serde_json::from_slice(body)?;
+    assert_eq!(parsed["manifests"][0]["digest"], amd64.as_str());
+    assert_eq!(parsed["manifests"][1]["platform"]["variant"], "v8");
+    assert!(testkit::push_index(&host, "multi", "bad", &[(&amd64, "linux")]).is_err());
+    Ok(())
+}

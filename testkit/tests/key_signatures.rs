@@ -169,3 +169,65 @@ async fn signatures_naming_or_copied_from_another_image_do_not_verify() -> anyho
     assert!(cosign_layers(&host, "app", &signed).await?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn key_signature_with_rekor_bundle_is_checked_against_the_log_key() -> anyhow::Result<()> {
+    use sigstore::cosign::bundle_content::BundleContent;
+    use sigstore::trust::ManualTrustRoot;
+
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let digest = testkit::push_image(&host, "logged", "v1", "logged")?;
+    let key = KeyPair::ecdsa_p256()?;
+    let rekor = testkit::TestRekor::new()?;
+    let now = chrono::Utc::now().timestamp();
+    let layer = testkit::key_signature_layer(&host, "logged", &digest, &key, &BTreeMap::new())?.with_bundle(
+        &rekor,
+        key.public_key_pem(),
+        now,
+    )?;
+    testkit::append_signature_layer(&host, "logged", &digest, layer)?;
+
+    let trust = ManualTrustRoot {
+        rekor_keys: BTreeMap::from([(rekor.log_id().to_owned(), rekor.public_key_der().to_vec())]),
+        ..Default::default()
+    };
+    let mut client = ClientBuilder::default()
+        .with_oci_client_config(ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..Default::default()
+        })
+        .with_trust_repository(&trust)?
+        .build()?;
+    let image: OciReference = format!("{host}/logged@{digest}").parse()?;
+    let layers = client.trusted_signature_layers(&Auth::Anonymous, &image).await?;
+    assert_eq!(layers.len(), 1);
+    match &layers[0].bundle {
+        Some(BundleContent::RekorBundle(bundle)) => {
+            assert_eq!(bundle.payload.integrated_time, now);
+            assert_eq!(bundle.payload.log_id, rekor.log_id());
+        }
+        other => anyhow::bail!("expected a verified Rekor bundle, got {other:?}"),
+    }
+    assert!(verified(&layers, &key_verifier(&key)?));
+
+    let other_log = testkit::TestRekor::new()?;
+    let untrusted = ManualTrustRoot {
+        rekor_keys: BTreeMap::from([(other_log.log_id().to_owned(), other_log.public_key_der().to_vec())]),
+        ..Default::default()
+    };
+    let mut client = ClientBuilder::default()
+        .with_oci_client_config(ClientConfig {
+            protocol: ClientProtocol::Http,
+            ..Default::default()
+        })
+        .with_trust_repository(&untrusted)?
+        .build()?;
+    assert!(
+        client
+            .trusted_signature_layers(&Auth::Anonymous, &image)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}

@@ -1,1 +1,222 @@
-//! TODO(owner): see docs/wire-protocol.md
+//! Host capabilities: the answers to a policy's `host_call(binding, namespace, operation,
+//! payload)`, byte-compatible with Kubewarden's policy-evaluator (docs/wire-protocol.md).
+//!
+//! One file per namespace. The waPC callback is synchronous; asynchronous work (registry,
+//! verification, DNS) runs on the tokio runtime given to [`Capabilities::new`] through
+//! `Handle::block_on`, bounded by what is left of the evaluation deadline. The evaluating thread
+//! must therefore not be a runtime worker: use the runtime's `*_async` methods or
+//! `spawn_blocking` from async code.
+
+mod crypto;
+mod logging;
+mod net;
+mod oci;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::verify::{Verifier, VerifyError};
+
+/// Everything host calls need: the verifier (registry and signatures) and the runtime that
+/// drives it.
+pub struct Capabilities {
+    verifier: Option<Arc<Verifier>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("verifier", &self.verifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A host call that failed; its text is what the policy receives as the host error.
+#[derive(Debug, thiserror::Error)]
+pub enum CapabilityError {
+    /// No capability is served under this binding.
+    #[error("unknown binding: {0}")]
+    UnknownBinding(String),
+    /// The binding has no such namespace.
+    #[error("unknown namespace: {namespace} (binding {binding})")]
+    UnknownNamespace {
+        /// The binding asked for.
+        binding: String,
+        /// The namespace asked for.
+        namespace: String,
+    },
+    /// The namespace has no such operation.
+    #[error("unknown operation: {operation} (binding {binding}, namespace {namespace})")]
+    UnknownOperation {
+        /// The binding asked for.
+        binding: String,
+        /// The namespace asked for.
+        namespace: String,
+        /// The operation asked for.
+        operation: String,
+    },
+    /// The payload is not what the operation expects.
+    #[error("invalid payload for {call}: {source}")]
+    Payload {
+        /// `binding/namespace/operation`.
+        call: &'static str,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The operation needs registry access but the host was built without a verifier.
+    #[error("{0}: this host has no registry access configured")]
+    NoVerifier(&'static str),
+    /// Verification or registry look-up failed; the text is the reason shown to users.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The evaluation deadline was reached while waiting for the answer.
+    #[error("{call}: no answer within the evaluation deadline ({waited:?})")]
+    Deadline {
+        /// `binding/namespace/operation`.
+        call: &'static str,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// Any other failure of the operation.
+    #[error("{call}: {message}")]
+    Failed {
+        /// `binding/namespace/operation`.
+        call: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Capabilities {
+    /// Capabilities backed by `verifier`, whose async work runs on `handle`.
+    pub fn new(verifier: Arc<Verifier>, handle: tokio::runtime::Handle) -> Self {
+        Self {
+            verifier: Some(verifier),
+            handle,
+        }
+    }
+
+    /// Capabilities without registry access: `oci` calls fail with a clear error, the others
+    /// (tracing, DNS, certificate checks) work. Useful for policies that make no look-ups.
+    pub fn without_registry(handle: tokio::runtime::Handle) -> Self {
+        Self { verifier: None, handle }
+    }
+
+    /// The verifier, if any (for cache statistics).
+    pub fn verifier(&self) -> Option<&Arc<Verifier>> {
+        self.verifier.as_ref()
+    }
+
+    /// Answers one host call made by `policy`; `deadline` bounds any waiting.
+    pub fn dispatch(
+        &self,
+        policy: &str,
+        deadline: Option<Instant>,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, CapabilityError> {
+        let call = Call { caps: self, deadline };
+        match (binding, namespace) {
+            ("kubewarden", "oci") => oci::kubewarden(&call, operation, payload),
+            ("kubewarden", "crypto") => crypto::dispatch(operation, payload),
+            ("kubewarden", "net") => net::dispatch(&call, operation, payload),
+            ("kubewarden", "tracing") => logging::dispatch(policy, operation, payload),
+            ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
+            ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {
+                binding: binding.to_owned(),
+                namespace: namespace.to_owned(),
+            }),
+            _ => Err(CapabilityError::UnknownBinding(binding.to_owned())),
+        }
+        .map_err(|e| match e {
+            CapabilityError::UnknownOperation { operation, .. } => CapabilityError::UnknownOperation {
+                binding: binding.to_owned(),
+                namespace: namespace.to_owned(),
+                operation,
+            },
+            other => other,
+        })
+    }
+}
+
+/// One host call in flight: access to the capabilities plus its deadline.
+struct Call<'a> {
+    caps: &'a Capabilities,
+    deadline: Option<Instant>,
+}
+
+impl Call<'_> {
+    fn verifier(&self, call: &'static str) -> Result<Arc<Verifier>, CapabilityError> {
+        self.caps.verifier.clone().ok_or(CapabilityError::NoVerifier(call))
+    }
+
+    /// Runs `fut` on the runtime and waits for it, giving up at the evaluation deadline.
+    ///
+    /// The future runs on a runtime worker rather than on the evaluating thread: registry and
+    /// signature futures are large, and the evaluating thread is deep inside wasm frames. Waiting
+    /// on a channel (not `block_on`) also keeps this safe to call from any thread.
+    fn run<T: Send + 'static>(
+        &self,
+        call: &'static str,
+        fut: impl Future<Output = Result<T, CapabilityError>> + Send + 'static,
+    ) -> Result<T, CapabilityError> {
+        let started = Instant::now();
+        let remaining = match self.deadline {
+            Some(deadline) => deadline.saturating_duration_since(started),
+            None => UNBOUNDED_WAIT,
+        };
+        if remaining.is_zero() {
+            return Err(CapabilityError::Deadline {
+                call,
+                waited: Duration::ZERO,
+            });
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let task = self.caps.handle.spawn(async move {
+            // The receiver may be gone after a deadline; nothing is waiting for the answer then.
+            let _ = tx.send(fut.await);
+        });
+        match rx.recv_timeout(remaining) {
+            Ok(result) => result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                task.abort();
+                Err(CapabilityError::Deadline {
+                    call,
+                    waited: started.elapsed(),
+                })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(CapabilityError::Failed {
+                call,
+                message: "the host task ended without an answer (runtime shutting down?)".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Upper bound of a host call made outside an evaluation deadline.
+const UNBOUNDED_WAIT: Duration = Duration::from_secs(300);
+
+/// `UnknownOperation` with only the operation filled; `dispatch` adds binding and namespace.
+fn unknown_operation(operation: &str) -> CapabilityError {
+    CapabilityError::UnknownOperation {
+        binding: String::new(),
+        namespace: String::new(),
+        operation: operation.to_owned(),
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(call: &'static str, payload: &[u8]) -> Result<T, CapabilityError> {
+    serde_json::from_slice(payload).map_err(|source| CapabilityError::Payload { call, source })
+}
+
+fn answer<T: serde::Serialize>(call: &'static str, value: &T) -> Result<Vec<u8>, CapabilityError> {
+    serde_json::to_vec(value).map_err(|e| CapabilityError::Failed {
+        call,
+        message: format!("cannot serialise the answer: {e}"),
+    })
+}

@@ -1,0 +1,76 @@
+//! Namespace `oci`: signature verification and registry look-ups.
+//!
+//! A failed verification is a host error carrying the reason, as in policy-evaluator (which
+//! never answers `is_trusted: false`).
+
+use kubewarden_policy_sdk::host_capabilities::oci::ManifestDigestResponse;
+use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
+
+use super::{Call, CapabilityError, answer, parse, unknown_operation};
+use crate::verify::{KeylessRegexpRequest, VerificationRequest};
+
+const V1_VERIFY: &str = "kubewarden/oci/v1/verify";
+const V2_VERIFY: &str = "kubewarden/oci/v2/verify";
+const MANIFEST_DIGEST: &str = "kubewarden/oci/v1/manifest_digest";
+const OCI_MANIFEST: &str = "kubewarden/oci/v1/oci_manifest";
+const OCI_MANIFEST_CONFIG: &str = "kubewarden/oci/v1/oci_manifest_config";
+const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp";
+
+/// Binding `kubewarden`, namespace `oci`.
+pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
+    match operation {
+        "v1/verify" => {
+            let input: SigstoreVerificationInputV1 = parse(V1_VERIFY, payload)?;
+            verify(call, V1_VERIFY, VerificationRequest::V1(input))
+        }
+        "v2/verify" => {
+            let input: SigstoreVerificationInputV2 = parse(V2_VERIFY, payload)?;
+            verify(call, V2_VERIFY, VerificationRequest::V2(input))
+        }
+        "v1/manifest_digest" => {
+            let image: String = parse(MANIFEST_DIGEST, payload)?;
+            let verifier = call.verifier(MANIFEST_DIGEST)?;
+            let digest = call.run(
+                MANIFEST_DIGEST,
+                async move { Ok(verifier.manifest_digest(&image).await?) },
+            )?;
+            answer(MANIFEST_DIGEST, &ManifestDigestResponse { digest })
+        }
+        "v1/oci_manifest" => {
+            let image: String = parse(OCI_MANIFEST, payload)?;
+            let verifier = call.verifier(OCI_MANIFEST)?;
+            let manifest = call.run(OCI_MANIFEST, async move { Ok(verifier.oci_manifest(&image).await?) })?;
+            answer(OCI_MANIFEST, &manifest)
+        }
+        "v1/oci_manifest_config" => {
+            let image: String = parse(OCI_MANIFEST_CONFIG, payload)?;
+            let verifier = call.verifier(OCI_MANIFEST_CONFIG)?;
+            let response = call.run(OCI_MANIFEST_CONFIG, async move {
+                Ok(verifier.oci_manifest_config(&image).await?)
+            })?;
+            answer(OCI_MANIFEST_CONFIG, &response)
+        }
+        other => Err(unknown_operation(other)),
+    }
+}
+
+/// Binding `cluster-image-policy`, namespace `oci`: what Kubewarden's API cannot express.
+pub(super) fn cluster_image_policy(
+    call: &Call<'_>,
+    operation: &str,
+    payload: &[u8],
+) -> Result<Vec<u8>, CapabilityError> {
+    match operation {
+        "v1/verify_keyless_regexp" => {
+            let input: KeylessRegexpRequest = parse(KEYLESS_REGEXP, payload)?;
+            verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
+        }
+        other => Err(unknown_operation(other)),
+    }
+}
+
+fn verify(call: &Call<'_>, name: &'static str, request: VerificationRequest) -> Result<Vec<u8>, CapabilityError> {
+    let verifier = call.verifier(name)?;
+    let response = call.run(name, async move { Ok(verifier.verify(request).await?) })?;
+    answer(name, &response)
+}

@@ -42,12 +42,7 @@ impl Harness {
         let ca = Ca::new("serving CA")?;
         let gatekeeper_ca = Ca::new("gatekeeper CA")?;
         let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
-        let provider = runtime.block_on(start(
-            Arc::new(Scripted::default()),
-            &files,
-            true,
-            limits,
-        ))?;
+        let provider = runtime.block_on(start(Arc::new(Scripted::default()), &files, true, limits))?;
         let client = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
         Ok(Self {
             runtime,
@@ -108,12 +103,7 @@ impl Drop for Harness {
 
 /// Gatekeeper's `external_data`: POST the keys, then shape the ProviderResponse as
 /// `{"responses": [[key, value]…], "errors": [[key, error]…], "status_code", "system_error"}`.
-async fn external_data(
-    client: &reqwest::Client,
-    url: &str,
-    arg: &Value,
-    fault: Fault,
-) -> anyhow::Result<Value> {
+async fn external_data(client: &reqwest::Client, url: &str, arg: &Value, fault: Fault) -> anyhow::Result<Value> {
     let keys = arg["keys"].clone();
     let body = json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1",
         "kind": "ProviderRequest", "request": {"keys": keys}});
@@ -204,7 +194,10 @@ fn pod_violations_follow_the_constraints_verdicts() -> TestResult {
 fn allowed_deployment_has_no_violation_and_errors_fail_closed() -> TestResult {
     let h = Harness::new(Limits::default())?;
     let good = deployment("prod", &["registry.example/app:v1", "registry.example/side:v1"]);
-    assert_eq!(h.violations(review(good, &["deny"]), Fault::None)?, Vec::<String>::new());
+    assert_eq!(
+        h.violations(review(good, &["deny"]), Fault::None)?,
+        Vec::<String>::new()
+    );
 
     let broken = deployment("prod", &["registry.example/app:v1", "registry.example/broken:v1"]);
     assert_eq!(

@@ -78,8 +78,7 @@ async fn malformed_keys_get_per_key_errors_and_duplicates_are_evaluated_once() -
     let provider = start(s.decider.clone(), &s.files, false, Limits::default()).await?;
     let client = tls13_client(&s.ca, None)?;
     let good = key("registry.example/app:v1", "prod");
-    let same_image_other_spelling =
-        r#"{ "namespace": "prod", "image": "registry.example/app:v1" }"#.to_owned();
+    let same_image_other_spelling = r#"{ "namespace": "prod", "image": "registry.example/app:v1" }"#.to_owned();
     let keys = vec![
         good.clone(),
         good.clone(),
@@ -98,17 +97,21 @@ async fn malformed_keys_get_per_key_errors_and_duplicates_are_evaluated_once() -
         assert_eq!(item(&answer, k).ok_or("missing")?["value"]["verdict"], "allow");
     }
     let error = |k: &str| item(&answer, k).and_then(|i| i["error"].as_str()).unwrap_or("");
-    assert!(error(&keys[3]).starts_with("key is not a JSON object"), "{}", error(&keys[3]));
+    assert!(
+        error(&keys[3]).starts_with("key is not a JSON object"),
+        "{}",
+        error(&keys[3])
+    );
     assert!(error(&keys[4]).contains("unknown field `tag`"), "{}", error(&keys[4]));
     assert_eq!(error(&keys[5]), "key has an empty image");
-    assert_eq!(
-        error(&keys[6]),
-        "registry unreachable for registry.example/app:broken"
-    );
+    assert_eq!(error(&keys[6]), "registry unreachable for registry.example/app:broken");
     // app:v1 once (three spellings) + app:broken once.
     assert_eq!(s.decider.calls.load(Ordering::SeqCst), 2);
     let text = metrics(&provider).await?;
-    assert!(text.contains("cluster_image_policy_validations_total{result=\"error\"} 4"), "{text}");
+    assert!(
+        text.contains("cluster_image_policy_validations_total{result=\"error\"} 4"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -152,10 +155,7 @@ async fn body_too_large_and_too_many_keys_are_refused() -> TestResult {
     let huge = vec![key(&"r.example/a".repeat(1_000), "prod"); 10];
     let (status, answer) = post(&client, &provider, &request(&huge)).await?;
     assert_eq!(status, 413);
-    assert_eq!(
-        answer["response"]["systemError"],
-        "request body exceeds 65536 bytes"
-    );
+    assert_eq!(answer["response"]["systemError"], "request body exceeds 65536 bytes");
 
     let many: Vec<String> = (0..11).map(|i| key(&format!("r.example/a:{i}"), "p")).collect();
     let (status, answer) = post(&client, &provider, &request(&many)).await?;
@@ -241,7 +241,11 @@ async fn rotated_certificate_is_served_without_restart() -> TestResult {
     // New connections see the new certificate: clients trusting only the old CA fail.
     let (status, _) = post(&tls13_client(&rotated_ca, None)?, &provider, &request(&[])).await?;
     assert_eq!(status, 200);
-    assert!(post(&tls13_client(&s.ca, None)?, &provider, &request(&[])).await.is_err());
+    assert!(
+        post(&tls13_client(&s.ca, None)?, &provider, &request(&[]))
+            .await
+            .is_err()
+    );
 
     // A broken pair (key without its certificate) keeps the last good one in service.
     std::fs::write(&s.files.cert, "not a certificate")?;

@@ -84,8 +84,7 @@ impl BatchEvaluator {
             parsed.push((key, slot));
         }
 
-        let mut tasks: Vec<JoinHandle<Outcome>> =
-            unique.iter().map(|key| self.spawn(key.clone())).collect();
+        let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone())).collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
         for task in &mut tasks {
@@ -138,9 +137,7 @@ impl BatchEvaluator {
                 metrics.record_evaluation(started.elapsed());
                 outcome
             });
-            blocking
-                .await
-                .map_err(|e| format!("evaluation failed: {e}"))?
+            blocking.await.map_err(|e| format!("evaluation failed: {e}"))?
         })
     }
 

@@ -33,9 +33,7 @@ impl PolicyDecider {
         let validation = evaluator.validate_settings(&settings)?;
         if !validation.valid {
             return Err(PolicyDeciderError::InvalidSettings(
-                validation
-                    .message
-                    .unwrap_or_else(|| "no reason given".to_owned()),
+                validation.message.unwrap_or_else(|| "no reason given".to_owned()),
             ));
         }
         Ok(Self {

@@ -52,10 +52,7 @@ impl ProviderRequest {
         }
         let count = request.request.keys.len();
         if count > max_keys {
-            return Err(RequestError::TooManyKeys {
-                count,
-                max: max_keys,
-            });
+            return Err(RequestError::TooManyKeys { count, max: max_keys });
         }
         Ok(request)
     }
@@ -149,8 +146,7 @@ pub enum KeyError {
 /// Parses a key as the ConstraintTemplate builds it: `json.marshal({"image": i, "namespace": n})`.
 /// Unknown fields are refused so that a template sending more than we honour fails loudly.
 pub fn parse_key(key: &str) -> Result<ImageKey, KeyError> {
-    let parsed: ImageKey =
-        serde_json::from_str(key).map_err(|e| KeyError::Malformed(e.to_string()))?;
+    let parsed: ImageKey = serde_json::from_str(key).map_err(|e| KeyError::Malformed(e.to_string()))?;
     if parsed.image.trim().is_empty() {
         return Err(KeyError::EmptyImage);
     }
@@ -205,30 +201,30 @@ mod tests {
 
     #[test]
     fn key_needs_image_and_namespace() {
-        assert_eq!(
-            parse_key(r#"{"image":" ","namespace":"b"}"#),
-            Err(KeyError::EmptyImage)
-        );
+        assert_eq!(parse_key(r#"{"image":" ","namespace":"b"}"#), Err(KeyError::EmptyImage));
         assert_eq!(
             parse_key(r#"{"image":"a","namespace":""}"#),
             Err(KeyError::EmptyNamespace)
         );
-        assert!(matches!(
-            parse_key("nginx:latest"),
-            Err(KeyError::Malformed(_))
-        ));
+        assert!(matches!(parse_key("nginx:latest"), Err(KeyError::Malformed(_))));
     }
 
     #[test]
     fn request_checks_version_kind_and_size() {
         let body = br#"{"apiVersion":"externaldata.gatekeeper.sh/v1beta1","kind":"ProviderRequest","request":{"keys":["a","b"]}}"#;
-        assert_eq!(ProviderRequest::parse(body, 2).map(|r| r.request.keys.len()).ok(), Some(2));
+        assert_eq!(
+            ProviderRequest::parse(body, 2).map(|r| r.request.keys.len()).ok(),
+            Some(2)
+        );
         assert!(matches!(
             ProviderRequest::parse(body, 1),
             Err(RequestError::TooManyKeys { count: 2, max: 1 })
         ));
         let wrong = br#"{"apiVersion":"v1","kind":"ProviderRequest","request":{"keys":[]}}"#;
-        assert!(matches!(ProviderRequest::parse(wrong, 1), Err(RequestError::ApiVersion(_))));
+        assert!(matches!(
+            ProviderRequest::parse(wrong, 1),
+            Err(RequestError::ApiVersion(_))
+        ));
     }
 
     #[test]

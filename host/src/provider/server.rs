@@ -53,10 +53,7 @@ pub enum ServeError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 /// A running provider; dropping it (or calling [`RunningProvider::shutdown`]) stops it.
@@ -107,14 +104,8 @@ struct SideState {
 }
 
 /// Binds both ports and serves until shut down. Must be called inside a tokio runtime.
-pub async fn start(
-    config: ProviderConfig,
-    decider: Arc<dyn Decider>,
-) -> Result<RunningProvider, ServeError> {
-    let resolver = Arc::new(ReloadingCertResolver::new(
-        &config.cert_path,
-        &config.key_path,
-    )?);
+pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<RunningProvider, ServeError> {
+    let resolver = Arc::new(ReloadingCertResolver::new(&config.cert_path, &config.key_path)?);
     let tls_config = tls::server_config(resolver, config.client_ca_path.as_deref())?;
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
@@ -179,12 +170,7 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Se
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-async fn serve_tls(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, mut stopped: watch::Receiver<bool>) {
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -215,8 +201,7 @@ async fn serve_tls(
                 }
             };
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection =
-                builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            let connection = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
             tokio::pin!(connection);
             tokio::select! {
                 served = connection.as_mut() => {
@@ -238,19 +223,13 @@ async fn wait_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-async fn validate(
-    State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let response = match body {
         Err(rejection) => {
             let status = rejection.status();
             let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                format!(
-                    "request body exceeds {} bytes",
-                    state.evaluator.limits().max_body_bytes
-                )
+                format!("request body exceeds {} bytes", state.evaluator.limits().max_body_bytes)
             } else {
                 rejection.body_text()
             };

@@ -17,10 +17,7 @@ use rustls::sign::CertifiedKey;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path}: invalid PEM: {source}")]
@@ -158,18 +155,12 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
             source,
         })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: path.to_owned(),
-        });
+        return Err(TlsError::NoCertificate { path: path.to_owned() });
     }
     Ok(certs)
 }
 
-fn load_pair(
-    cert_path: &Path,
-    key_path: &Path,
-    provider: &CryptoProvider,
-) -> Result<CertifiedKey, TlsError> {
+fn load_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
     let certs = read_certs(cert_path)?;
     let key = PrivateKeyDer::from_pem_slice(&read(key_path)?).map_err(|source| TlsError::Pem {
         path: key_path.to_owned(),

@@ -12,8 +12,7 @@ use std::time::Duration;
 use cip::provider::protocol::{Decision, ImageKey, Verdict};
 use cip::provider::{Decider, Limits, ProviderConfig, RunningProvider};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -144,11 +143,9 @@ pub fn client(
 ) -> TestResult<reqwest::Client> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes())?)?;
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(versions)?
-    .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)?
+        .with_root_certificates(roots);
     let config = match identity {
         Some(leaf) => builder.with_client_auth_cert(
             vec![CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())?],
@@ -182,11 +179,7 @@ pub fn request(keys: &[String]) -> Value {
 }
 
 /// POSTs `body` to the provider's /validate and returns the status and JSON answer.
-pub async fn post(
-    client: &reqwest::Client,
-    provider: &RunningProvider,
-    body: &Value,
-) -> TestResult<(u16, Value)> {
+pub async fn post(client: &reqwest::Client, provider: &RunningProvider, body: &Value) -> TestResult<(u16, Value)> {
     let response = client
         .post(format!("https://{}/validate", provider.addr()))
         .json(body)
@@ -248,4 +241,3 @@ impl Decider for Scripted {
         })
     }
 }
-

@@ -1,0 +1,162 @@
+//! The provider with the real policy module (`verify_images`), a real `docker-registry` on
+//! 127.0.0.1 and real cosign signatures from testkit: allow, warn and deny end to end over TLS.
+//!
+//! Needs `target/wasm32-wasip1/policy/cluster_image_policy.wasm`
+//! (`cargo build -p cluster-image-policy --target wasm32-wasip1 --profile policy`).
+
+mod provider_support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use cip::capabilities::Capabilities;
+use cip::provider::{Limits, PolicyDecider, PolicyDeciderError};
+use cip::registry::Sources;
+use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+use cip::verify::{Verifier, VerifierConfig};
+use provider_support::*;
+use serde_json::{Value, json};
+
+fn policy_module() -> TestResult<PolicyModule> {
+    static MODULE: OnceLock<PolicyModule> = OnceLock::new();
+    if let Some(module) = MODULE.get() {
+        return Ok(module.clone());
+    }
+    let path: PathBuf = std::env::var_os("CIP_POLICY_WASM").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
+        PathBuf::from,
+    );
+    let module = PolicyModule::from_file(&path)
+        .map_err(|e| format!("{}: {e} (build the policy module first)", path.display()))?;
+    Ok(MODULE.get_or_init(|| module).clone())
+}
+
+/// Production enforces the key; development only warns; other namespaces are not checked.
+fn settings(public_key_pem: &str) -> Value {
+    let policy = |name: &str, namespace: &str, mode: &str| {
+        json!({
+            "apiVersion": "policy.sigstore.dev/v1beta1",
+            "kind": "ClusterImagePolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "match": [{"namespaces": [namespace]}],
+                "images": [{"glob": "**"}],
+                "authorities": [{"name": "team-key", "key": {"data": public_key_pem}}],
+                "mode": mode,
+            }
+        })
+    };
+    json!({
+        "policies": [
+            policy("production-strict-policy", "production", "enforce"),
+            policy("dev-warn-policy", "development", "warn"),
+        ],
+        "noMatchPolicy": "allow",
+    })
+}
+
+async fn decider(registry_host: &str, settings: Value) -> TestResult<Result<PolicyDecider, PolicyDeciderError>> {
+    let verifier = Verifier::new(VerifierConfig {
+        sources: Sources {
+            insecure_sources: vec![registry_host.to_owned()],
+            ..Sources::default()
+        },
+        ..VerifierConfig::default()
+    })?;
+    let capabilities = Arc::new(Capabilities::new(Arc::new(verifier), tokio::runtime::Handle::current()));
+    let evaluator = Evaluator::new(&policy_module()?, capabilities, EvaluatorOptions::default())?;
+    Ok(tokio::task::spawn_blocking(move || PolicyDecider::new(evaluator, settings)).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestResult {
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let signed = testkit::push_image(&host, "team/app", "v1", "app-v1")?;
+    testkit::push_image(&host, "team/other", "v1", "other-v1")?;
+    let signer = testkit::KeyPair::ecdsa_p256()?;
+    testkit::sign_with_key(&host, "team/app", &signed, &signer, &testkit::annotations([]))?;
+
+    let decider = Arc::new(decider(&host, settings(signer.public_key_pem())).await??);
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &Ca::new("client CA")?)?;
+    let provider = start(decider, &files, false, Limits::default()).await?;
+    let client = tls13_client(&ca, None)?;
+
+    let signed_prod = key(&format!("{host}/team/app:v1"), "production");
+    let unsigned_prod = key(&format!("{host}/team/other:v1"), "production");
+    let unsigned_dev = key(&format!("{host}/team/other:v1"), "development");
+    let unchecked = key(&format!("{host}/team/other:v1"), "default");
+    let invalid = key("Not A Reference!", "production");
+    let keys = [
+        signed_prod.clone(),
+        unsigned_prod.clone(),
+        unsigned_dev.clone(),
+        unchecked.clone(),
+        invalid.clone(),
+    ];
+    let (status, answer) = post(&client, &provider, &request(&keys)).await?;
+    assert_eq!(status, 200, "{answer}");
+    let value = |k: &str| item(&answer, k).map(|i| i["value"].clone()).unwrap_or_default();
+
+    let allowed = value(&signed_prod);
+    assert_eq!(allowed["verdict"], "allow", "{answer}");
+    assert_eq!(allowed["digest"], signed.as_str());
+    assert_eq!(allowed["policies"][0]["name"], "production-strict-policy");
+    assert_eq!(allowed["policies"][0]["passed"], true);
+
+    let denied = value(&unsigned_prod);
+    assert_eq!(denied["verdict"], "deny", "{answer}");
+    let message = denied["message"].as_str().unwrap_or_default();
+    assert!(message.contains("production-strict-policy"), "{message}");
+    assert_eq!(denied["policies"][0]["passed"], false);
+
+    let warned = value(&unsigned_dev);
+    assert_eq!(warned["verdict"], "warn", "{answer}");
+    assert!(
+        warned["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dev-warn-policy")
+    );
+
+    assert_eq!(value(&unchecked)["verdict"], "allow", "noMatchPolicy: allow");
+    assert_eq!(value(&invalid)["verdict"], "deny", "an invalid reference is denied");
+
+    // Asking again is answered from the verification cache, visible on /metrics.
+    let (status, again) = post(&client, &provider, &request(&[signed_prod.clone()])).await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        item(&again, &signed_prod).map(|i| i["value"]["verdict"].clone()),
+        Some(json!("allow"))
+    );
+    let text = metrics(&provider).await?;
+    let hits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster_image_policy_verification_cache_hits_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("no cache hits metric in\n{text}"))?;
+    assert!(hits >= 1, "{text}");
+    assert!(
+        text.contains("cluster_image_policy_validations_total{result=\"deny\"} 2"),
+        "{text}"
+    );
+    provider.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_settings_are_refused_at_start() -> TestResult {
+    let bad = json!({"policies": [{"apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicy", "metadata": {"name": "p"},
+        "spec": {"images": [{"glob": "**"}], "mode": "sometimes",
+            "authorities": [{"key": {"data": "not a key"}}]}}]});
+    match decider("127.0.0.1:1", bad).await? {
+        Err(PolicyDeciderError::InvalidSettings(reason)) => {
+            assert!(!reason.is_empty());
+            Ok(())
+        }
+        Err(other) => Err(format!("unexpected error: {other}").into()),
+        Ok(_) => Err("invalid settings were accepted".into()),
+    }
+}

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::manifest::{
@@ -28,6 +29,11 @@ pub(crate) struct HostAccess {
     pub ca_pem: Option<String>,
     pub credentials: Option<(String, String)>,
 }
+
+/// Bounds on every fixture request, so a test pointed at a hanging server fails instead of
+/// hanging.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 static HOSTS: Mutex<BTreeMap<String, HostAccess>> = Mutex::new(BTreeMap::new());
 
@@ -74,7 +80,11 @@ fn unauthenticated_client(host: &str) -> Client {
             ..Default::default()
         },
     };
-    Client::new(config)
+    Client::new(ClientConfig {
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        ..config
+    })
 }
 
 /// Credentials for `host`: Basic when the registry requires them, anonymous otherwise.
@@ -93,7 +103,9 @@ pub(crate) async fn raw_request(
     accept: Option<&str>,
 ) -> anyhow::Result<reqwest::StatusCode> {
     let access = access(host);
-    let mut builder = reqwest::Client::builder();
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(READ_TIMEOUT);
     let scheme = match &access.ca_pem {
         Some(ca_pem) => {
             builder = builder.tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?]);

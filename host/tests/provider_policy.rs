@@ -124,7 +124,7 @@ async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestRes
     assert_eq!(value(&invalid)["verdict"], "deny", "an invalid reference is denied");
 
     // Asking again is answered from the verification cache, visible on /metrics.
-    let (status, again) = post(&client, &provider, &request(&[signed_prod.clone()])).await?;
+    let (status, again) = post(&client, &provider, &request(std::slice::from_ref(&signed_prod))).await?;
     assert_eq!(status, 200);
     assert_eq!(
         item(&again, &signed_prod).map(|i| i["value"]["verdict"].clone()),

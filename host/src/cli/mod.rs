@@ -1,6 +1,107 @@
-//! The `cip` command line.
+//! The `cip` command line: kwctl-like commands on the cluster-image-policy module.
 
-/// Entry point of the `cip` binary.
-pub fn main() -> anyhow::Result<()> {
-    Ok(())
+pub mod artifact;
+pub mod bench;
+pub mod duration;
+pub mod provider;
+pub mod run;
+pub mod session;
+pub mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Run the cluster-image-policy Kubewarden module outside a cluster.
+#[derive(Debug, Parser)]
+#[command(name = "cip", version, about, propagate_version = true)]
+#[command(after_help = "Examples:
+  cip run --request-path pod.json --settings-path settings.yaml policy.wasm
+  cip verify --settings-path settings.yaml --namespace production policy.wasm myregistry.com/app:v1
+  cip bench --request-path pod.json --settings-path settings.yaml policy.wasm
+  cip provider --settings-path settings.yaml --tls-cert-file tls.crt --tls-key-file tls.key policy.wasm
+
+Logs go to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).")]
+pub struct Cli {
+    /// More logs on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate an admission request and print the AdmissionResponse (kwctl run).
+    Run(run::RunArgs),
+    /// Evaluate a request repeatedly and print timing percentiles.
+    Bench(bench::BenchArgs),
+    /// Check images against the policies of a namespace (dry run for CI).
+    Verify(verify::VerifyArgs),
+    /// Serve the policy as an OPA Gatekeeper external data provider.
+    Provider(provider::ProviderArgs),
+    /// Write Kubewarden metadata into a policy module.
+    Annotate(artifact::AnnotateArgs),
+    /// Show the Kubewarden metadata of a policy module.
+    Inspect(artifact::InspectArgs),
+    /// Push an annotated policy module to an OCI registry.
+    Push(artifact::PushArgs),
+    /// Pull a policy module from an OCI registry.
+    Pull(artifact::PullArgs),
+}
+
+/// Entry point of the `cip` binary: parses arguments, runs the command, maps errors to exit
+/// status 1 with the whole error chain on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<ExitCode> {
+    let ok = |()| ExitCode::SUCCESS;
+    match command {
+        Command::Run(args) => run::run(&args).map(ok),
+        Command::Bench(args) => bench::run(&args).map(ok),
+        Command::Verify(args) => verify::run(&args),
+        Command::Provider(args) => provider::run(args).map(ok),
+        Command::Annotate(args) => artifact::run_annotate(&args).map(ok),
+        Command::Inspect(args) => block_on(artifact::run_inspect(&args)).map(ok),
+        Command::Push(args) => block_on(artifact::run_push(&args)).map(ok),
+        Command::Pull(args) => block_on(artifact::run_pull(&args)).map(ok),
+    }
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(16 * 1024 * 1024)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second initialisation (tests calling main twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -24,7 +24,7 @@ pub(crate) fn engine() -> Result<wasmtime::Engine, RuntimeError> {
             config.epoch_interruption(true);
             // wasmtime-provider reports only the top-level message of a trap; without
             // backtraces that message is the trap itself ("wasm trap: ...").
-            config.wasm_backtrace(false);
+            config.wasm_backtrace_max_frames(None);
             let engine = wasmtime::Engine::new(&config).map_err(|e| e.to_string())?;
             let ticker = engine.weak();
             std::thread::Builder::new()

@@ -1,0 +1,232 @@
+//! `cip bench`: evaluate one request repeatedly and report per-evaluation timings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
+use crate::admission::request_from_document;
+use crate::runtime::CallStats;
+
+/// Benchmark a policy: evaluate one request many times and print timing percentiles.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reports min / median / p99 / mean of the whole evaluation and of the time spent in
+host callbacks (registry look-ups, verification). The first evaluations warm the instance pool
+and the verification cache and are not counted.
+
+Examples:
+  cip bench --request-path pod.json --settings-path settings.yaml policy.wasm
+  cip bench -r pod.json -s settings.yaml --iterations 5000 --warmup 50 --output json policy.wasm
+  cip bench -r pod.json -s settings.yaml --fresh-instances policy.wasm"
+)]
+pub struct BenchArgs {
+    /// AdmissionRequest or whole AdmissionReview, JSON or YAML.
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub request_path: PathBuf,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub verifier: VerifierArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Measured evaluations.
+    #[arg(long, default_value_t = 1000)]
+    pub iterations: usize,
+    /// Evaluations run first and not measured.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Instantiate the module for every evaluation instead of reusing warm instances.
+    #[arg(long)]
+    pub fresh_instances: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = BenchFormat::Text)]
+    pub output: BenchFormat,
+    /// The policy: a .wasm file or a registry:// URI.
+    #[arg(value_name = "POLICY")]
+    pub policy: String,
+}
+
+/// How `cip bench` prints its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    /// A short table.
+    Text,
+    /// One JSON document (durations in microseconds).
+    Json,
+}
+
+/// Percentiles of a series of durations, in microseconds.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    /// Fastest.
+    pub min_us: f64,
+    /// Median.
+    pub median_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// Slowest.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+impl Summary {
+    fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let at = |q: f64| {
+            let last = samples.len().saturating_sub(1);
+            // Nearest-rank percentile over at most a few million samples: the cast is exact.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let index = ((q * last as f64).round() as usize).min(last);
+            samples.get(index).copied().map_or(0.0, us)
+        };
+        let total: Duration = samples.iter().sum();
+        #[allow(clippy::cast_precision_loss)]
+        let mean_us = if samples.is_empty() {
+            0.0
+        } else {
+            us(total) / samples.len() as f64
+        };
+        Self {
+            min_us: at(0.0),
+            median_us: at(0.5),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+            mean_us,
+        }
+    }
+}
+
+/// What `cip bench` measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Policy name.
+    pub policy: String,
+    /// Measured evaluations.
+    pub iterations: usize,
+    /// Whether the request was accepted (from the last evaluation).
+    pub accepted: bool,
+    /// Whole evaluations.
+    pub evaluation: Summary,
+    /// Time inside host callbacks, per evaluation.
+    pub host_callbacks: Summary,
+    /// Host calls per evaluation (mean).
+    pub host_calls_per_evaluation: f64,
+    /// Evaluations that had to instantiate the module.
+    pub fresh_instances: usize,
+    /// Verification cache hits and misses over the whole run (warm-up included).
+    pub verification_cache: CacheCounters,
+}
+
+/// Verification cache counters.
+#[derive(Debug, Serialize)]
+pub struct CacheCounters {
+    /// Answers served from the cache.
+    pub hits: u64,
+    /// Answers computed.
+    pub misses: u64,
+}
+
+/// Runs `cip bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.iterations == 0 {
+        bail!("--iterations must be at least 1");
+    }
+    let text = std::fs::read_to_string(&args.request_path)
+        .with_context(|| format!("cannot read {}", args.request_path.display()))?;
+    let request =
+        request_from_document(&text).with_context(|| format!("request file {}", args.request_path.display()))?;
+    let settings = args.settings.load()?;
+    let pool_size = args.fresh_instances.then_some(0);
+    let session = Session::open(&args.policy, &args.verifier, &args.limits, pool_size)?;
+    session.check_settings(&settings)?;
+
+    for _ in 0..args.warmup {
+        session.evaluator.validate_with_stats(&request, &settings)?;
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(args.iterations).unwrap_or(u64::MAX));
+    let mut stats: Vec<CallStats> = Vec::with_capacity(args.iterations);
+    let mut accepted = false;
+    for _ in 0..args.iterations {
+        let (response, call) = session.evaluator.validate_with_stats(&request, &settings)?;
+        accepted = response.accepted;
+        stats.push(call);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let cache = session.verifier.cache_stats();
+    let host_calls: u64 = stats.iter().map(|s| u64::from(s.host_calls)).sum();
+    #[allow(clippy::cast_precision_loss)]
+    let host_calls_per_evaluation = host_calls as f64 / stats.len() as f64;
+    let report = Report {
+        policy: session.evaluator.name().to_owned(),
+        iterations: stats.len(),
+        accepted,
+        evaluation: Summary::of(stats.iter().map(|s| s.total).collect()),
+        host_callbacks: Summary::of(stats.iter().map(|s| s.host).collect()),
+        host_calls_per_evaluation,
+        fresh_instances: stats.iter().filter(|s| s.fresh_instance).count(),
+        verification_cache: CacheCounters {
+            hits: cache.hits,
+            misses: cache.misses,
+        },
+    };
+    match args.output {
+        BenchFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        BenchFormat::Text => print_text(&report),
+    }
+    Ok(())
+}
+
+fn print_text(report: &Report) {
+    println!(
+        "{}: {} evaluations ({}), {} fresh instances",
+        report.policy,
+        report.iterations,
+        if report.accepted { "accepted" } else { "rejected" },
+        report.fresh_instances
+    );
+    println!(
+        "{:<16}{:>12}{:>12}{:>12}{:>12}{:>12}",
+        "", "min", "median", "p99", "max", "mean"
+    );
+    for (label, s) in [
+        ("evaluation", &report.evaluation),
+        ("host callbacks", &report.host_callbacks),
+    ] {
+        println!(
+            "{label:<16}{:>10.1}µs{:>10.1}µs{:>10.1}µs{:>10.1}µs{:>10.1}µs",
+            s.min_us, s.median_us, s.p99_us, s.max_us, s.mean_us
+        );
+    }
+    println!(
+        "host calls per evaluation: {:.1}; verification cache: {} hits, {} misses",
+        report.host_calls_per_evaluation, report.verification_cache.hits, report.verification_cache.misses
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        let s = Summary::of(samples);
+        assert!((s.min_us - 1.0).abs() < 1e-9);
+        assert!((s.max_us - 100.0).abs() < 1e-9);
+        assert!((s.median_us - 51.0).abs() < 1e-9 || (s.median_us - 50.0).abs() < 1e-9);
+        assert!((s.p99_us - 99.0).abs() < 1e-9 || (s.p99_us - 100.0).abs() < 1e-9);
+        assert!((s.mean_us - 50.5).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,52 @@
+//! `cip run`: kwctl's `run` — evaluate one admission request and print the AdmissionResponse.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
+use crate::admission::{AdmissionResponse, request_from_document};
+
+/// Evaluate an admission request with a policy and print the AdmissionResponse.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The output is the AdmissionResponse kwctl prints (`patch` is a base64 JSON Patch).
+Exit status: 0 whether the request is allowed or denied; non-zero when the evaluation could not
+run (unreadable file, invalid settings, trap, timeout).
+
+Examples:
+  cip run --request-path pod.json --settings-path settings.yaml policy.wasm
+  cip run --request-path review.json --settings-json '{\"policies\":[]}' \\
+      --sources-path sources.yaml --sigstore-trust-config trust.json policy.wasm
+  cip run -r pod.json -s settings.yaml registry://ghcr.io/org/cluster-image-policy:v0.1.0"
+)]
+pub struct RunArgs {
+    /// AdmissionRequest or whole AdmissionReview, JSON or YAML.
+    #[arg(long, short = 'r', value_name = "FILE")]
+    pub request_path: PathBuf,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub verifier: VerifierArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The policy: a .wasm file or a registry:// URI.
+    #[arg(value_name = "POLICY")]
+    pub policy: String,
+}
+
+/// Runs `cip run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.request_path)
+        .with_context(|| format!("cannot read {}", args.request_path.display()))?;
+    let request =
+        request_from_document(&text).with_context(|| format!("request file {}", args.request_path.display()))?;
+    let settings = args.settings.load()?;
+    let session = Session::open(&args.policy, &args.verifier, &args.limits, None)?;
+    session.check_settings(&settings)?;
+    let response = session.evaluator.validate(&request, &settings)?;
+    let admission = AdmissionResponse::from_validation(&request, &response)?;
+    println!("{}", serde_json::to_string(&admission)?);
+    Ok(())
+}

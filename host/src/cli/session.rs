@@ -1,0 +1,196 @@
+//! What `run`, `bench` and `verify` share: flags for the verifier, limits and settings, and a
+//! [`Session`] holding the async runtime and the evaluator built from them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::Value;
+
+use super::duration::parse_duration;
+use crate::capabilities::Capabilities;
+use crate::registry::Sources;
+use crate::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+use crate::trust::TrustRoot;
+use crate::verify::{Verifier, VerifierConfig};
+
+/// Registry access and signature trust, as kwctl's flags.
+#[derive(Debug, Args)]
+pub struct VerifierArgs {
+    /// kwctl's sources.yaml: hosts reached over plain HTTP, extra CAs per host.
+    #[arg(long, value_name = "FILE")]
+    pub sources_path: Option<PathBuf>,
+    /// Sigstore ClientTrustConfig (or trusted_root.json) with the Fulcio CAs and Rekor keys
+    /// that keyless signatures must chain to.
+    #[arg(long, value_name = "FILE")]
+    pub sigstore_trust_config: Option<PathBuf>,
+    /// Directory holding a docker config.json with registry credentials.
+    #[arg(long, value_name = "DIR")]
+    pub docker_config_json_path: Option<PathBuf>,
+    /// How long a successful verification is reused.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub cache_success_ttl: Duration,
+    /// How long a failed verification is reused.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub cache_failure_ttl: Duration,
+}
+
+impl VerifierArgs {
+    /// The sources file, parsed (empty when not given).
+    pub fn sources(&self) -> anyhow::Result<Sources> {
+        match &self.sources_path {
+            Some(path) => Sources::from_file(path).with_context(|| format!("sources file {}", path.display())),
+            None => Ok(Sources::default()),
+        }
+    }
+
+    fn config(&self) -> anyhow::Result<VerifierConfig> {
+        let trust = match &self.sigstore_trust_config {
+            Some(path) => {
+                Some(TrustRoot::from_file(path).with_context(|| format!("sigstore trust config {}", path.display()))?)
+            }
+            None => None,
+        };
+        Ok(VerifierConfig {
+            sources: self.sources()?,
+            docker_config_dir: self.docker_config_json_path.clone(),
+            trust,
+            success_ttl: self.cache_success_ttl,
+            failure_ttl: self.cache_failure_ttl,
+            ..VerifierConfig::default()
+        })
+    }
+}
+
+/// Limits of one evaluation.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Longest an evaluation may run, registry look-ups included.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Largest memory the policy may use, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub memory_limit: usize,
+}
+
+/// The policy settings, from a file (YAML or JSON) or inline JSON; `{}` when neither is given.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// Settings file, YAML or JSON.
+    #[arg(long, short = 's', value_name = "FILE", conflicts_with = "settings_json")]
+    pub settings_path: Option<PathBuf>,
+    /// Settings as a JSON document.
+    #[arg(long, value_name = "JSON")]
+    pub settings_json: Option<String>,
+}
+
+impl SettingsArgs {
+    /// Reads the settings.
+    pub fn load(&self) -> anyhow::Result<Value> {
+        if let Some(path) = &self.settings_path {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            return parse_settings(&text).with_context(|| format!("settings file {}", path.display()));
+        }
+        if let Some(json) = &self.settings_json {
+            return serde_json::from_str(json).context("--settings-json is not valid JSON");
+        }
+        Ok(Value::Object(serde_json::Map::new()))
+    }
+}
+
+/// Parses YAML or JSON settings; an empty document means `{}`.
+pub fn parse_settings(text: &str) -> anyhow::Result<Value> {
+    if text.trim().is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    let value: Value = serde_yaml::from_str(text).context("not valid YAML or JSON")?;
+    if !value.is_object() {
+        bail!("settings must be a mapping, not {value}");
+    }
+    Ok(value)
+}
+
+/// The async runtime that serves host calls, and the evaluator of the policy.
+pub struct Session {
+    /// Runs registry and verification work for host calls.
+    pub runtime: tokio::runtime::Runtime,
+    /// The loaded policy.
+    pub evaluator: Evaluator,
+    /// The verifier answering the policy's look-ups.
+    pub verifier: Arc<Verifier>,
+}
+
+impl Session {
+    /// Loads `policy` (a file or a `registry://` URI) with the given verifier and limits.
+    pub fn open(
+        policy: &str,
+        verifier: &VerifierArgs,
+        limits: &LimitArgs,
+        pool_size: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            // Registry and sigstore futures are large; debug builds need more than 2 MiB.
+            .thread_stack_size(16 * 1024 * 1024)
+            .thread_name("cip-host")
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let path = if policy.starts_with("registry://") {
+            let sources = verifier.sources()?;
+            let spinner = spinner(format!("pulling {policy}"));
+            let path = runtime
+                .block_on(crate::artifact::fetch_policy(
+                    policy,
+                    &sources,
+                    verifier.docker_config_json_path.as_deref(),
+                ))
+                .with_context(|| format!("cannot fetch {policy}"))?;
+            spinner.finish_and_clear();
+            path
+        } else {
+            PathBuf::from(policy)
+        };
+        let spinner = spinner(format!("compiling {}", path.display()));
+        let module = PolicyModule::from_file(&path)?;
+        spinner.finish_and_clear();
+        let verifier_handle = Arc::new(Verifier::new(verifier.config()?)?);
+        let capabilities = Arc::new(Capabilities::new(
+            Arc::clone(&verifier_handle),
+            runtime.handle().clone(),
+        ));
+        let defaults = EvaluatorOptions::default();
+        let options = EvaluatorOptions {
+            timeout: limits.timeout,
+            memory_limit: limits.memory_limit.saturating_mul(1024 * 1024),
+            pool_size: pool_size.unwrap_or(defaults.pool_size),
+        };
+        let evaluator = Evaluator::new(&module, capabilities, options)?;
+        Ok(Self {
+            runtime,
+            evaluator,
+            verifier: verifier_handle,
+        })
+    }
+
+    /// Runs `validate_settings` and fails with the policy's message when they are invalid.
+    pub fn check_settings(&self, settings: &Value) -> anyhow::Result<()> {
+        let response = self.evaluator.validate_settings(settings)?;
+        if !response.valid {
+            bail!(
+                "the settings are not valid: {}",
+                response.message.unwrap_or_else(|| "no reason given".to_owned())
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A spinner on stderr, hidden when stderr is not a terminal.
+pub fn spinner(message: String) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}

@@ -36,8 +36,9 @@ pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_FAILURE_TTL: Duration = Duration::from_secs(5);
 /// Default bound of one registry round trip.
 pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Tag resolutions and fetched signatures are reused this long, so that the authorities of one
-/// evaluation share a single fetch per image digest.
+/// Tag resolutions and fetched signatures are reused this long (never longer than
+/// [`VerifierConfig::failure_ttl`]), so that the authorities of one evaluation share a single
+/// fetch per image digest.
 pub const EVALUATION_WINDOW: Duration = Duration::from_secs(2);
 
 /// Everything a [`Verifier`] needs to reach registries and trust signatures.
@@ -196,10 +197,9 @@ impl Verifier {
         let plan = Plan::from_request(&request)?;
         self.check_trust(plan.trust)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
-        let digest = match reference.digest() {
-            Some(digest) => digest.to_string(),
-            None => self.resolve(&reference).await?,
-        };
+        // Also for a digest reference: one quick round trip says whether the registry is up and
+        // the manifest exists before sigstore-rs makes several.
+        let digest = self.resolve(&reference).await?;
         let set = self.signature_set(&reference, &digest).await?;
         let unmet: Vec<&str> = plan
             .checks
@@ -237,13 +237,19 @@ impl Verifier {
         }
     }
 
-    /// The digest a tag points to, shared by the look-ups of one evaluation.
+    /// How long tag resolutions and signature data are reused.
+    fn data_ttl(&self) -> Duration {
+        EVALUATION_WINDOW.min(self.config.failure_ttl)
+    }
+
+    /// The digest a reference points to (checked against the registry for a digest reference),
+    /// shared by the look-ups of one evaluation.
     async fn resolve(&self, reference: &Reference) -> Result<String, VerifyError> {
         self.digests
             .get_or_compute(
                 reference.whole(),
                 Box::pin(async { Ok(self.registry.digest_of(reference).await?) }),
-                |_| EVALUATION_WINDOW,
+                |_| self.data_ttl(),
             )
             .await
     }
@@ -260,7 +266,7 @@ impl Verifier {
                     reference,
                     digest,
                 )),
-                |_| EVALUATION_WINDOW,
+                |_| self.data_ttl(),
             )
             .await
     }
@@ -280,7 +286,7 @@ impl Verifier {
             }
             Explanation::Rejected(reasons) if set.layers.is_empty() => VerifyError::Unsatisfied(reasons.join("; ")),
             Explanation::Rejected(reasons) if !reasons.is_empty() => {
-                VerifyError::Unsatisfied(format!("{unmet} (rejected signatures: {})", reasons.join("; ")))
+                VerifyError::Unsatisfied(format!("{unmet}; {}", reasons.join("; ")))
             }
             Explanation::Unavailable(error) if set.layers.is_empty() => VerifyError::Registry(error.clone()),
             _ => VerifyError::Unsatisfied(unmet),

@@ -209,7 +209,7 @@ fn layer_problem(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: O
         return None;
     }
     let Some(time) = integrated_time else {
-        return Some("keyless signature has no Rekor bundle to date it".to_string());
+        return Some("signing certificate comes without a Rekor bundle".to_string());
     };
     certificate_problem(certificate, trust, time)
 }

@@ -1,0 +1,249 @@
+//! Registry behaviour of the verifier: caching and coalescing (requests counted by a proxy in
+//! front of a real registry), dead and slow registries, and the `oci/v1/*` look-ups.
+
+mod verify_support;
+
+use std::time::{Duration, Instant};
+
+use cip::verify::{Verifier, VerifierConfig};
+use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
+use testkit::{CountingProxy, KeyPair, SlowServer};
+use verify_support::{World, config, failure, pub_key_request, verified};
+
+/// A signed world reached through a counting proxy.
+struct Proxied {
+    world: World,
+    proxy: CountingProxy,
+    keys: [KeyPair; 2],
+}
+
+impl Proxied {
+    fn new() -> Self {
+        let world = World::new();
+        let proxy = CountingProxy::start(world.registry.addr()).expect("proxy");
+        let keys = [KeyPair::ecdsa_p256().expect("key"), KeyPair::ecdsa_p256().expect("key")];
+        for key in &keys {
+            testkit::sign_with_key(&world.host, &world.repo, &world.digest, key, &Default::default()).expect("signed");
+        }
+        Self { world, proxy, keys }
+    }
+
+    fn image(&self) -> String {
+        format!("{}/{}:v1", self.proxy.host(), self.world.repo)
+    }
+
+    fn verifier(&self, tweak: impl FnOnce(&mut VerifierConfig)) -> Verifier {
+        let mut config = config(&[&self.proxy.host()], None);
+        config.failure_ttl = Duration::from_secs(5);
+        tweak(&mut config);
+        Verifier::new(config).expect("verifier")
+    }
+}
+
+#[tokio::test]
+async fn a_second_verification_is_answered_from_the_cache_without_registry_requests() {
+    let p = Proxied::new();
+    let verifier = p.verifier(|_| {});
+    let request = || pub_key_request(&p.image(), &[p.keys[0].public_key_pem()], None);
+
+    verified(&verifier, request()).await;
+    let first = p.proxy.request_count();
+    p.proxy.reset();
+    let digest = verified(&verifier, request()).await;
+
+    assert!(first > 0);
+    assert_eq!(p.proxy.request_count(), 0, "{:?}", p.proxy.requests());
+    assert_eq!(digest, p.world.digest);
+    let stats = verifier.cache_stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+}
+
+#[tokio::test]
+async fn the_authorities_of_one_evaluation_share_one_signature_fetch() {
+    let p = Proxied::new();
+    let verifier = p.verifier(|_| {});
+    let sig_tag = testkit::signature_tag(&p.world.digest);
+
+    verified(
+        &verifier,
+        pub_key_request(&p.image(), &[p.keys[0].public_key_pem()], None),
+    )
+    .await;
+    let after_one = (p.proxy.count("GET", &sig_tag), p.proxy.count("HEAD", "/manifests/v1"));
+    verified(
+        &verifier,
+        pub_key_request(&p.image(), &[p.keys[1].public_key_pem()], None),
+    )
+    .await;
+    let after_two = (p.proxy.count("GET", &sig_tag), p.proxy.count("HEAD", "/manifests/v1"));
+
+    assert!(after_one.0 > 0, "{:?}", p.proxy.requests());
+    assert_eq!(after_one.1, 1);
+    assert_eq!(after_two, after_one, "{:?}", p.proxy.requests());
+    assert_eq!(verifier.cache_stats().misses, 2);
+}
+
+#[tokio::test]
+async fn concurrent_identical_verifications_are_coalesced() {
+    let p = Proxied::new();
+    let request = || pub_key_request(&p.image(), &[p.keys[0].public_key_pem()], None);
+    verified(&p.verifier(|_| {}), request()).await;
+    let one_verification = p.proxy.request_count();
+    p.proxy.reset();
+    let verifier = p.verifier(|_| {});
+
+    let outcomes = futures::future::join_all((0..8).map(|_| verifier.verify(request()))).await;
+
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.as_ref().is_ok_and(|r| r.digest == p.world.digest))
+    );
+    assert_eq!(p.proxy.request_count(), one_verification, "{:?}", p.proxy.requests());
+    let stats = verifier.cache_stats();
+    assert_eq!((stats.hits, stats.misses), (7, 1));
+}
+
+#[tokio::test]
+async fn failures_are_cached_for_the_failure_ttl_only() {
+    let p = Proxied::new();
+    let newcomer = KeyPair::ecdsa_p256().expect("key");
+    let verifier = p.verifier(|c| c.failure_ttl = Duration::from_millis(700));
+    let request = || pub_key_request(&p.image(), &[newcomer.public_key_pem()], None);
+
+    let before = failure(&verifier, request()).await;
+    testkit::sign_with_key(
+        &p.world.host,
+        &p.world.repo,
+        &p.world.digest,
+        &newcomer,
+        &Default::default(),
+    )
+    .expect("signed");
+    p.proxy.reset();
+    let cached = failure(&verifier, request()).await;
+    let requests_while_cached = p.proxy.request_count();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let digest = verified(&verifier, request()).await;
+
+    assert_eq!(before, "no signature verified by the given key");
+    assert_eq!(cached, before);
+    assert_eq!(requests_while_cached, 0);
+    assert_eq!(digest, p.world.digest);
+}
+
+#[tokio::test]
+async fn successes_expire_after_the_success_ttl() {
+    let p = Proxied::new();
+    let verifier = p.verifier(|c| {
+        c.success_ttl = Duration::from_millis(300);
+        // Signature data is reused no longer than failures are.
+        c.failure_ttl = Duration::from_millis(300);
+    });
+    let request = || pub_key_request(&p.image(), &[p.keys[0].public_key_pem()], None);
+
+    verified(&verifier, request()).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    p.proxy.reset();
+    verified(&verifier, request()).await;
+
+    assert!(p.proxy.request_count() > 0);
+    assert_eq!(verifier.cache_stats().misses, 2);
+}
+
+#[tokio::test]
+async fn a_registry_that_is_down_fails_at_once_with_its_address() {
+    let host = testkit::unused_local_addr().expect("free port").to_string();
+    let verifier = Verifier::new(config(&[&host], None)).expect("verifier");
+    let key = KeyPair::ecdsa_p256().expect("key");
+
+    for image in [
+        format!("{host}/team/app:v1"),
+        format!("{host}/team/app@sha256:{}", "a".repeat(64)),
+    ] {
+        let started = Instant::now();
+        let reason = failure(&verifier, pub_key_request(&image, &[key.public_key_pem()], None)).await;
+        assert!(
+            reason.starts_with(&format!("registry {host} unreachable: ")),
+            "{reason}"
+        );
+        assert!(reason.to_lowercase().contains("connection refused"), "{reason}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_fails_within_the_timeout() {
+    let slow = SlowServer::start().expect("slow server");
+    let host = slow.host();
+    let mut config = config(&[&host], None);
+    config.registry_timeout = Duration::from_millis(400);
+    let verifier = Verifier::new(config).expect("verifier");
+    let key = KeyPair::ecdsa_p256().expect("key");
+
+    for image in [
+        format!("{host}/team/app:v1"),
+        format!("{host}/team/app@sha256:{}", "b".repeat(64)),
+    ] {
+        let started = Instant::now();
+        let reason = failure(&verifier, pub_key_request(&image, &[key.public_key_pem()], None)).await;
+        let elapsed = started.elapsed();
+        assert_eq!(reason, format!("registry {host} did not answer within 400ms"));
+        assert!(elapsed < Duration::from_millis(1200), "{elapsed:?}");
+    }
+    assert!(slow.connections() > 0);
+}
+
+#[tokio::test]
+async fn a_missing_image_is_reported_as_not_found() {
+    let world = World::new();
+    let verifier = world.verifier();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let missing_tag = format!("{}/{}:nope", world.host, world.repo);
+    let missing_digest = format!("{}/{}@sha256:{}", world.host, world.repo, "c".repeat(64));
+
+    let by_tag = failure(&verifier, pub_key_request(&missing_tag, &[key.public_key_pem()], None)).await;
+    let by_digest = failure(
+        &verifier,
+        pub_key_request(&missing_digest, &[key.public_key_pem()], None),
+    )
+    .await;
+
+    assert_eq!(by_tag, format!("{missing_tag} not found in registry {}", world.host));
+    assert_eq!(
+        by_digest,
+        format!("{missing_digest} not found in registry {}", world.host)
+    );
+}
+
+#[tokio::test]
+async fn oci_lookups_answer_digest_manifest_and_config() {
+    let world = World::new();
+    let verifier = world.verifier();
+
+    let digest = verifier.manifest_digest(&world.tag_ref()).await.expect("digest");
+    let manifest = verifier.oci_manifest(&world.tag_ref()).await.expect("manifest");
+    let with_config = verifier
+        .oci_manifest_config(&world.digest_ref())
+        .await
+        .expect("manifest and config");
+    let missing = verifier
+        .manifest_digest(&format!("{}/{}:nope", world.host, world.repo))
+        .await
+        .expect_err("missing tag");
+
+    assert_eq!(digest, world.digest);
+    let OciManifestResponse::Image(image) = manifest else {
+        panic!("an image manifest was pushed, got an index");
+    };
+    assert_eq!(image.layers().len(), 1);
+    assert_eq!(with_config.digest, world.digest);
+    assert_eq!(with_config.manifest.layers().len(), 1);
+    assert_eq!(
+        missing.to_string(),
+        format!(
+            "{}/{}:nope not found in registry {}",
+            world.host, world.repo, world.host
+        )
+    );
+}

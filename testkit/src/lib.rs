@@ -1,23 +1,24 @@
 //! Real test fixtures for cluster-image-policy: no mocks.
 //!
-//! * [`Registry`]: Debian's `docker-registry` (distribution v2.8) on a free `127.0.0.1` port,
-//!   killed and deleted on drop; [`Registry::start_with`] + [`RegistryOptions`] serve HTTPS
-//!   ([`Registry::ca_pem`]) and/or require Basic credentials ([`Registry::docker_config_json`]),
-//!   which the testkit's own functions handle by host. [`unused_local_addr`] gives a closed port ("registry down"),
-//!   [`SlowServer`] a port that accepts and never answers (timeouts), [`CountingProxy`] a
-//!   proxy that records requests (cache tests) and can delay or refuse connections.
-//! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest),
-//!   [`push_image_as`] (Docker schema 2), [`push_index`] (multi-platform), [`retag`], [`move_tag`], [`resolve_digest`],
+//! * [`Registry`]: Debian's `docker-registry` (distribution v2.8) on a free `127.0.0.1` port, killed and
+//!   deleted on drop. [`Registry::start_with`] + [`RegistryOptions`] serve HTTPS ([`Registry::ca_pem`]) and/or
+//!   require Basic credentials ([`Registry::docker_config_json`]); the testkit's own functions reach such
+//!   registries by host alone. [`unused_local_addr`] is a closed port ("registry down"), [`SlowServer`] accepts
+//!   and never answers (timeouts), [`CountingProxy`] records requests (cache tests) and can delay or refuse
+//!   connections.
+//! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest), [`push_image_as`]
+//!   (Docker schema 2), [`push_index`] (multi-platform), [`retag`], [`move_tag`], [`resolve_digest`],
 //!   [`delete_manifest`].
-//! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA,
-//!   Ed25519), [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`],
-//!   [`sign_with_certificate`]. Every `sign_*` appends a layer and keeps earlier ones.
-//! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a
-//!   [`CosignLayer`] without pushing; [`CosignLayer::with_corrupted_signature`],
-//!   [`CosignLayer::with_tampered_payload`], [`CosignLayer::with_bundle`] (key signing with
-//!   a Rekor entry, or a chosen integration time); [`push_signature_layers`] stores any layers under
-//!   any image's `.sig` tag; [`copy_signatures`], [`delete_signatures`].
-//! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`) and [`trusted_root_json`].
+//! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA, Ed25519),
+//!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
+//!   `sign_*` appends a layer and keeps earlier ones; signers of one image share one payload blob.
+//! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a [`CosignLayer`]
+//!   without pushing; [`CosignLayer::with_corrupted_signature`], [`CosignLayer::with_tampered_payload`],
+//!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
+//!   [`push_signature_layers`] stores any layers under any image's `.sig` tag; [`append_signature_layer`],
+//!   [`copy_signatures`], [`delete_signatures`], [`fetch_signature_layers`].
+//! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
+//!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
 //! All functions are synchronous and safe to call from `#[tokio::test]` bodies: registry I/O
 //! runs on its own short-lived runtime thread.

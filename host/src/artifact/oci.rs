@@ -192,7 +192,21 @@ impl PolicyRegistry {
     }
 }
 
+/// Classifies an oci-client failure; a bare 401/403 answer (a blob upload refused for want of
+/// credentials) reads as access denied, like the registry's structured errors.
 fn registry_error(error: oci_client::errors::OciDistributionError, reference: &Reference) -> ArtifactError {
+    if let oci_client::errors::OciDistributionError::ServerError {
+        code: code @ (401 | 403),
+        message,
+        ..
+    } = &error
+    {
+        return ArtifactError::Registry(RegistryError::Denied {
+            image: reference.whole(),
+            registry: reference.resolve_registry().to_owned(),
+            reason: format!("HTTP {code}: {message}"),
+        });
+    }
     ArtifactError::Registry(RegistryError::from_oci(error, reference, ROUND_TRIP_TIMEOUT))
 }
 

@@ -1,0 +1,171 @@
+//! The article's `keyless-policy`: signatures made through a test Fulcio CA and logged in a
+//! test Rekor (both trusted through a sigstore trust config), verified by identity.
+
+mod common;
+
+use common::{Host, HostOptions, article, on_registry, pod, settings};
+use serde_json::{Value, json};
+use testkit::{LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor, push_image, sign_keyless};
+
+const GOOGLE: &str = "https://accounts.google.com";
+
+/// Pushes `repo:tag` and signs it keyless as `identity` logged in through `issuer`.
+fn keyless_image(
+    registry: &str,
+    tag: &str,
+    fulcio: &TestFulcio,
+    rekor: &TestRekor,
+    identity: SignerIdentity,
+    issuer: &str,
+) -> anyhow::Result<(String, String)> {
+    let digest = push_image(registry, "app", tag, &format!("app:{tag}"))?;
+    let request = LeafRequest::new(identity, issuer);
+    sign_keyless(registry, "app", &digest, fulcio, rekor, &request, &Default::default())?;
+    Ok((format!("{registry}/app:{tag}"), digest))
+}
+
+fn pinned(response: &common::Response) -> Option<&Value> {
+    response.mutated().and_then(|o| o.pointer("/spec/containers/0/image"))
+}
+
+#[test]
+fn keyless_policy_admits_the_right_identity_and_refuses_others() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor) = (TestFulcio::new()?, TestRekor::new()?);
+    let email = |s: &str| SignerIdentity::Email(s.to_owned());
+
+    let (good, good_digest) = keyless_image(&host, "good", &fulcio, &rekor, email("user@example.com"), GOOGLE)?;
+    let (wrong_subject, _) = keyless_image(
+        &host,
+        "wrong-subject",
+        &fulcio,
+        &rekor,
+        email("mallory@example.com"),
+        GOOGLE,
+    )?;
+    let (wrong_issuer, _) = keyless_image(
+        &host,
+        "wrong-issuer",
+        &fulcio,
+        &rekor,
+        email("user@example.com"),
+        "https://accounts.evil.example",
+    )?;
+    // The right identity, certified by a CA nobody trusts.
+    let rogue = TestFulcio::new()?;
+    let (rogue_ca, _) = keyless_image(&host, "rogue-ca", &rogue, &rekor, email("user@example.com"), GOOGLE)?;
+
+    let s = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
+    let trust = testkit::trust_config_json(&fulcio, &rekor);
+    let cip = Host::new(HostOptions::for_registry(&host).with_trust_config(&trust));
+
+    let response = cip.validate(&pod("default", &[&good]), &s);
+    response.assert_admitted("signed keyless by user@example.com through accounts.google.com");
+    assert_eq!(
+        pinned(&response),
+        Some(&json!(format!("{good}@{good_digest}"))),
+        "{response}"
+    );
+
+    for (image, why) in [
+        (&wrong_subject, "signed by mallory@example.com"),
+        (&wrong_issuer, "user@example.com logged in through another issuer"),
+        (&rogue_ca, "certificate from an untrusted Fulcio CA"),
+    ] {
+        let response = cip.validate(&pod("default", &[image]), &s);
+        let message = response.assert_refused(why);
+        assert!(
+            message.starts_with(&format!(
+                "Pod default/test: image {image} denied by policy keyless-policy: authority authority-0: "
+            )),
+            "{why}: {message}"
+        );
+    }
+
+    // Without a trust root nothing keyless can be trusted, and the refusal says so.
+    let untrusting = Host::for_registry(&host);
+    let response = untrusting.validate(&pod("default", &[&good]), &s);
+    let message = response.assert_refused("keyless signature without a sigstore trust config");
+    assert!(message.contains("denied by policy keyless-policy"), "{message}");
+    Ok(())
+}
+
+#[test]
+fn keyless_regexp_identities_match_the_whole_value() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor) = (TestFulcio::new()?, TestRekor::new()?);
+    let email = |s: &str| SignerIdentity::Email(s.to_owned());
+    let workflow = "https://github.com/my-org/app/.github/workflows/release.yml@refs/heads/main";
+
+    let (user, _) = keyless_image(&host, "user", &fulcio, &rekor, email("user@example.com"), GOOGLE)?;
+    let (ops, ops_digest) = keyless_image(&host, "ops", &fulcio, &rekor, email("ops@example.com"), GOOGLE)?;
+    let (ci, _) = keyless_image(
+        &host,
+        "ci",
+        &fulcio,
+        &rekor,
+        SignerIdentity::Uri(workflow.to_owned()),
+        "https://token.actions.githubusercontent.com",
+    )?;
+    let (suffix, _) = keyless_image(
+        &host,
+        "suffix",
+        &fulcio,
+        &rekor,
+        email("user@example.com.evil.io"),
+        GOOGLE,
+    )?;
+    let (other_domain, _) = keyless_image(&host, "other", &fulcio, &rekor, email("user@evil.io"), GOOGLE)?;
+    let (fake_issuer, _) = keyless_image(
+        &host,
+        "fake-issuer",
+        &fulcio,
+        &rekor,
+        email("user@example.com"),
+        "https://accounts.google.com.evil.io",
+    )?;
+
+    // keyless-policy with its identity written as patterns, plus a GitHub workflow identity.
+    let mut s = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
+    s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] = json!([
+        {"issuerRegExp": "https://accounts\\.google\\.com", "subjectRegExp": ".*@example\\.com"},
+        {"issuer": "https://token.actions.githubusercontent.com",
+         "subjectRegExp": "https://github\\.com/my-org/[^/]+/\\.github/workflows/release\\.yml@refs/heads/main"}
+    ]);
+    let trust = testkit::trust_config_json(&fulcio, &rekor);
+    let cip = Host::new(HostOptions::for_registry(&host).with_trust_config(&trust));
+
+    for image in [&user, &ci] {
+        cip.validate(&pod("default", &[image]), &s)
+            .assert_admitted(&format!("{image}: identity matching a pattern"));
+    }
+    let response = cip.validate(&pod("default", &[&ops]), &s);
+    response.assert_admitted("ops@example.com");
+    assert_eq!(
+        pinned(&response),
+        Some(&json!(format!("{ops}@{ops_digest}"))),
+        "{response}"
+    );
+
+    for (image, why) in [
+        (
+            &suffix,
+            "subject user@example.com.evil.io only contains a match: patterns are anchored",
+        ),
+        (&other_domain, "subject user@evil.io"),
+        (
+            &fake_issuer,
+            "issuer https://accounts.google.com.evil.io only contains a match",
+        ),
+    ] {
+        let response = cip.validate(&pod("default", &[image]), &s);
+        let message = response.assert_refused(why);
+        assert!(
+            message.contains("denied by policy keyless-policy: authority authority-0: "),
+            "{why}: {message}"
+        );
+    }
+    Ok(())
+}

@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
 use crate::matching::Subject;
-use crate::settings::Settings;
+use crate::settings::SettingsCache;
 use crate::workload::{describe, image_sites, set_image};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
@@ -60,12 +60,12 @@ fn reject(message: String) -> ValidationResponse {
 
 /// Evaluates an admission request. Never fails: a request that cannot be read is refused with
 /// the reason.
-pub fn validate(payload: &[u8], host: &mut dyn HostCalls) -> ValidationResponse {
+pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCalls) -> ValidationResponse {
     let payload: ValidatePayload<'_> = match serde_json::from_slice(payload) {
         Ok(p) => p,
         Err(e) => return reject(format!("cannot read the admission request: {e}")),
     };
-    let settings = match Settings::parse(payload.settings.get()) {
+    let settings = match cache.get(payload.settings.get()) {
         Ok(s) => s,
         Err(e) => return reject(format!("invalid policy settings: {e}")),
     };
@@ -184,10 +184,16 @@ pub struct VerifyImagesResponse {
 }
 
 /// Decides each image as it would be decided in a Pod of its namespace.
-pub fn verify_images(payload: &[u8], host: &mut dyn HostCalls) -> Result<VerifyImagesResponse, String> {
+pub fn verify_images(
+    payload: &[u8],
+    cache: &mut SettingsCache,
+    host: &mut dyn HostCalls,
+) -> Result<VerifyImagesResponse, String> {
     let payload: VerifyImagesPayload<'_> =
         serde_json::from_slice(payload).map_err(|e| format!("cannot read the verify_images request: {e}"))?;
-    let settings = Settings::parse(payload.settings.get()).map_err(|e| format!("invalid policy settings: {e}"))?;
+    let settings = cache
+        .get(payload.settings.get())
+        .map_err(|e| format!("invalid policy settings: {e}"))?;
     let results = payload
         .images
         .iter()

@@ -20,8 +20,15 @@ mod tests;
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 use kubewarden_policy_sdk::wapc_guest::{CallResult, register_function};
 
+use std::cell::RefCell;
+
 use crate::host::{Memo, WapcHost};
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsCache};
+
+thread_local! {
+    /// Settings parsed by earlier calls of this instance (hosts that reuse instances).
+    static SETTINGS: RefCell<SettingsCache> = RefCell::default();
+}
 
 #[unsafe(no_mangle)]
 pub extern "C" fn wapc_init() {
@@ -33,7 +40,7 @@ pub extern "C" fn wapc_init() {
 
 /// Admission: `{"request": AdmissionRequest, "settings": Settings}` → `ValidationResponse`.
 fn validate(payload: &[u8]) -> CallResult {
-    let response = admission::validate(payload, &mut Memo::new(WapcHost));
+    let response = SETTINGS.with_borrow_mut(|cache| admission::validate(payload, cache, &mut Memo::new(WapcHost)));
     Ok(serde_json::to_vec(&response)?)
 }
 
@@ -54,7 +61,8 @@ fn validate_settings(payload: &[u8]) -> CallResult {
 
 /// Verdicts for `{image, namespace}` pairs, for Gatekeeper and `cip verify`.
 fn verify_images(payload: &[u8]) -> CallResult {
-    let response = admission::verify_images(payload, &mut Memo::new(WapcHost))
+    let response = SETTINGS
+        .with_borrow_mut(|cache| admission::verify_images(payload, cache, &mut Memo::new(WapcHost)))
         .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;
     Ok(serde_json::to_vec(&response)?)
 }

@@ -8,7 +8,7 @@ use crate::admission::{validate, verify_images};
 use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
 use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, KUBEWARDEN_VERIFY_V2, Memo};
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsCache};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const OTHER_DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -87,7 +87,8 @@ fn pod(namespace: &str, images: &[&str]) -> Value {
 
 fn run(request: &Value, settings: &Value, host: &mut MockHost) -> Value {
     let payload = json!({"request": request, "settings": settings}).to_string();
-    serde_json::to_value(validate(payload.as_bytes(), host)).expect("serialisable response")
+    serde_json::to_value(validate(payload.as_bytes(), &mut SettingsCache::default(), host))
+        .expect("serialisable response")
 }
 
 /// A host that trusts exactly the images signed by `key` (answering with `DIGEST`).
@@ -328,6 +329,19 @@ mod settings_validation {
     }
 
     #[test]
+    fn settings_are_parsed_once_per_distinct_text() {
+        let text = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({})).to_string();
+        let mut cache = SettingsCache::default();
+        let first = cache.get(&text).unwrap();
+        assert!(std::rc::Rc::ptr_eq(&first, &cache.get(&text).unwrap()));
+        let other = text.replace("signed-images-policy", "renamed-policy");
+        let second = cache.get(&other).unwrap();
+        assert_eq!(second.policies[0].name, "renamed-policy");
+        assert!(cache.get("{\"policies\": 1}").is_err());
+        assert_eq!(cache.get(&other).unwrap().policies[0].name, "renamed-policy");
+    }
+
+    #[test]
     fn duplicate_policy_names_are_refused() {
         let p = with_keys(&article("signed-images-policy"), &[P256_PEM]);
         let err = check_settings(&settings(&[p.clone(), p], json!({}))).unwrap_err();
@@ -542,7 +556,7 @@ mod admission {
         let images = ["myregistry.com/app:v1"; 10];
         let payload = json!({"request": pod("production", &images), "settings": s}).to_string();
         let mut host = Memo::new(host_trusting_key(P256_PEM));
-        let response = validate(payload.as_bytes(), &mut host);
+        let response = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut host);
         assert!(response.accepted);
         assert_eq!(host.inner().calls.len(), 1);
     }
@@ -774,7 +788,7 @@ mod admission {
             json!({"request": {"kind": 5}, "settings": s}).to_string(),
             r#"{"request": {"kind": {"kind": "Pod"}, "object": {"spec": {"containers": [{"image": "\udc00"}]}}}, "settings": {}}"#.to_owned(),
         ] {
-            let r = validate(payload.as_bytes(), &mut MockHost::failing());
+            let r = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut MockHost::failing());
             assert!(!r.accepted, "{payload}");
             assert!(r.message.is_some_and(|m| !m.is_empty()));
         }
@@ -828,7 +842,7 @@ mod admission {
         let refs: Vec<&str> = images.iter().map(String::as_str).collect();
         let mut host = Memo::new(host_trusting_key(P256_PEM));
         let payload = json!({"request": pod("default", &refs), "settings": signed_images()}).to_string();
-        let r = validate(payload.as_bytes(), &mut host);
+        let r = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut host);
         assert!(r.accepted);
         assert_eq!(host.inner().calls.len(), 1000);
         let mutated = r.mutated_object.unwrap();
@@ -866,7 +880,9 @@ mod verify_images_export {
                 Err("no signature".into())
             }
         });
-        let out = serde_json::to_value(verify_images(payload.as_bytes(), &mut host).unwrap()).unwrap();
+        let out =
+            serde_json::to_value(verify_images(payload.as_bytes(), &mut SettingsCache::default(), &mut host).unwrap())
+                .unwrap();
         let results = out["results"].as_array().unwrap();
         let verdicts: Vec<&str> = results.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
         assert_eq!(verdicts, ["allow", "deny", "warn", "allow", "deny"]);
@@ -876,12 +892,20 @@ mod verify_images_export {
             json!({"name": "production-strict-policy", "mode": "enforce", "passed": false,
                    "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature"}]})
         );
-        assert!(verify_images(b"{\"images\": []}", &mut MockHost::failing()).is_err());
+        assert!(
+            verify_images(
+                b"{\"images\": []}",
+                &mut SettingsCache::default(),
+                &mut MockHost::failing()
+            )
+            .is_err()
+        );
         assert!(
             verify_images(
                 json!({"settings": {}, "images": [{"image": "x", "nmespace": "y"}]})
                     .to_string()
                     .as_bytes(),
+                &mut SettingsCache::default(),
                 &mut MockHost::failing()
             )
             .is_err()

@@ -8,9 +8,12 @@
 pub mod raw;
 
 use std::fmt;
+use std::rc::Rc;
 
 use crate::authority::{self, Authority};
-use crate::matching::{ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_image_glob};
+use crate::matching::{
+    ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
+};
 use raw::{RawLabelSelector, RawPolicy, RawSettings};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
@@ -77,23 +80,55 @@ impl Policy {
     }
 }
 
+/// Keeps the model of the last settings seen, so that an instance evaluating many requests
+/// under the same settings parses them once. The whole settings text is the key: equal text,
+/// equal model.
+#[derive(Default)]
+pub struct SettingsCache {
+    last: Option<(String, Rc<Settings>)>,
+}
+
+impl SettingsCache {
+    /// The model of `json`, parsed now or reused.
+    pub fn get(&mut self, json: &str) -> Result<Rc<Settings>, SettingsError> {
+        if let Some((text, settings)) = &self.last
+            && text == json
+        {
+            return Ok(Rc::clone(settings));
+        }
+        let settings = Rc::new(Settings::parse(json)?);
+        self.last = Some((json.to_owned(), Rc::clone(&settings)));
+        Ok(settings)
+    }
+}
+
 /// The validated settings.
 pub struct Settings {
     pub policies: Vec<Policy>,
     pub no_match: NoMatchPolicy,
     pub pin_digests: bool,
     pub images: ImageMatcher,
+    /// Every glob with the path of its field, for the syntax check of `check_material`.
+    globs: Vec<(String, String)>,
 }
 
 impl Settings {
     /// Parses settings JSON into the validated model (no deep key checks).
     pub fn parse(json: &str) -> Result<Self, SettingsError> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let raw: RawSettings = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { "settings".to_owned() } else { path };
-            SettingsError::new(path, e.into_inner().to_string())
-        })?;
+        // The plain parser is twice as fast; the path-tracking one only runs to explain an error.
+        let raw: RawSettings = match serde_json::from_str(json) {
+            Ok(raw) => raw,
+            Err(_) => {
+                let de = &mut serde_json::Deserializer::from_str(json);
+                let error = match serde_path_to_error::deserialize::<_, RawSettings>(de) {
+                    Ok(_) => return Err(SettingsError::new("settings", "cannot be read")),
+                    Err(e) => e,
+                };
+                let path = error.path().to_string();
+                let path = if path == "." { "settings".to_owned() } else { path };
+                return Err(SettingsError::new(path, error.into_inner().to_string()));
+            }
+        };
         Self::from_raw(raw)
     }
 
@@ -111,8 +146,9 @@ impl Settings {
         };
         let mut policies = Vec::with_capacity(raw.policies.len());
         let mut patterns = Vec::new();
+        let mut all_globs = Vec::new();
         for (index, raw_policy) in raw.policies.into_iter().enumerate() {
-            let (policy, globs) = parse_policy(raw_policy, index)?;
+            let (policy, globs) = parse_policy(raw_policy, index, &mut all_globs)?;
             if let Some(other) = policies.iter().position(|p: &Policy| p.name == policy.name) {
                 return Err(SettingsError::new(
                     format!("policies[{index}].metadata.name"),
@@ -125,17 +161,21 @@ impl Settings {
             patterns.extend(globs.into_iter().map(|g| (g, index)));
             policies.push(policy);
         }
-        let images = ImageMatcher::new(patterns).map_err(|e| SettingsError::new("policies", e))?;
+        let images = ImageMatcher::new(patterns);
         Ok(Self {
             policies,
             no_match,
             pin_digests: raw.modify_images_with_digest.unwrap_or(true),
             images,
+            globs: all_globs,
         })
     }
 
-    /// Deep checks of every key, certificate and regular expression.
+    /// Deep checks of every glob, key, certificate and regular expression.
     pub fn check_material(&self) -> Result<(), SettingsError> {
+        for (path, glob) in &self.globs {
+            check_glob_syntax(glob).map_err(|e| SettingsError::new(path, format!("glob `{glob}`: {e}")))?;
+        }
         self.policies
             .iter()
             .flat_map(|p| &p.authorities)
@@ -143,7 +183,13 @@ impl Settings {
     }
 }
 
-fn parse_policy(raw: RawPolicy, index: usize) -> Result<(Policy, Vec<String>), SettingsError> {
+/// Parses one policy; its globs are returned for the matcher and recorded, with their field
+/// paths, in `syntax_checks`.
+fn parse_policy(
+    raw: RawPolicy,
+    index: usize,
+    syntax_checks: &mut Vec<(String, String)>,
+) -> Result<(Policy, Vec<String>), SettingsError> {
     let path = format!("policies[{index}]");
     let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
     if let Some(api) = raw.api_version.as_deref()
@@ -201,7 +247,9 @@ fn parse_policy(raw: RawPolicy, index: usize) -> Result<(Policy, Vec<String>), S
         let glob = image
             .glob
             .ok_or_else(|| err(&format!("{field}.glob"), "glob is required".to_owned()))?;
-        globs.extend(check_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?);
+        let normalised = normalise_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?;
+        syntax_checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+        globs.extend(normalised);
     }
     let rules = spec
         .match_
@@ -220,6 +268,11 @@ fn parse_policy(raw: RawPolicy, index: usize) -> Result<(Policy, Vec<String>), S
                     &field,
                     "the match entry is empty: give namespaces, resource or selector".to_owned(),
                 ));
+            }
+            for (j, ns) in m.namespaces.iter().flatten().enumerate() {
+                if ns.contains(['*', '?']) {
+                    syntax_checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+                }
             }
             let selector = m
                 .selector

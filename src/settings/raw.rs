@@ -29,12 +29,11 @@ pub struct RawPolicy {
     pub status: Option<Value>,
 }
 
-/// `metadata` may carry anything (labels, annotations, ...); only the name is used.
+/// `metadata` may carry anything (labels, annotations, ...); only the name is read, the rest
+/// is skipped.
 #[derive(Debug, Deserialize)]
 pub struct RawMetadata {
     pub name: Option<String>,
-    #[serde(flatten)]
-    pub _rest: BTreeMap<String, Value>,
 }
 
 /// `spec` of a `ClusterImagePolicy`.

@@ -83,3 +83,37 @@ impl std::fmt::Display for IdentityVerifier {
         write!(f, "issuer {} and subject {}", self.issuer, self.subject)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_matches_the_whole_value_only() {
+        let matcher = Matcher::anchored_regex(r"https://github\.com/acme/.*").expect("valid");
+        assert!(matcher.matches("https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"));
+        assert!(!matcher.matches("evil https://github.com/acme/app"));
+        let partial = Matcher::anchored_regex("dev@example").expect("valid");
+        assert!(!partial.matches("dev@example.com"));
+        // An alternation stays inside the anchors.
+        let alternation = Matcher::anchored_regex("a|b").expect("valid");
+        assert!(!alternation.matches("ab"));
+        assert!(alternation.matches("b"));
+    }
+
+    #[test]
+    fn url_prefix_gets_a_trailing_slash() {
+        let matcher = Matcher::url_prefix("https://github.com/acme");
+        assert!(matcher.matches("https://github.com/acme/app"));
+        assert!(!matcher.matches("https://github.com/acme-evil/app"));
+        assert_eq!(matcher.to_string(), "https://github.com/acme/*");
+    }
+
+    #[test]
+    fn exact_matches_byte_for_byte() {
+        let matcher = Matcher::Exact("dev@example.com".to_string());
+        assert!(matcher.matches("dev@example.com"));
+        assert!(!matcher.matches("Dev@example.com"));
+        assert!(Matcher::anchored_regex("(").is_err());
+    }
+}

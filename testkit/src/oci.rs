@@ -48,6 +48,14 @@ pub(crate) fn unregister_host(host: &str) {
     HOSTS.lock().unwrap_or_else(PoisonError::into_inner).remove(host);
 }
 
+/// Lets `alias` (a proxy in front of `host`) be reached the way `host` is.
+pub(crate) fn alias_host(alias: &str, host: &str) {
+    let access = access(host);
+    if access.ca_pem.is_some() || access.credentials.is_some() {
+        register_host(alias, access);
+    }
+}
+
 fn access(host: &str) -> HostAccess {
     HOSTS
         .lock()

@@ -31,6 +31,9 @@ struct Shared {
 }
 
 /// A loopback proxy to `upstream` counting connections and HTTP/1.1 requests.
+///
+/// In front of a TLS registry it forwards the encrypted stream, so it counts connections but
+/// not requests; the registry certificate names `127.0.0.1`, so clients still verify it.
 #[derive(Debug)]
 pub struct CountingProxy {
     addr: SocketAddr,
@@ -71,6 +74,7 @@ impl CountingProxy {
                 }
             })
             .context("spawning the proxy thread")?;
+        crate::oci::alias_host(&addr.to_string(), &upstream.to_string());
         Ok(Self {
             addr,
             shared,
@@ -148,6 +152,7 @@ impl CountingProxy {
 
 impl Drop for CountingProxy {
     fn drop(&mut self) {
+        crate::oci::unregister_host(&self.addr.to_string());
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -94,3 +94,17 @@ fn plain_registry_needs_no_credentials() -> anyhow::Result<()> {
     assert!(registry.url().starts_with("http://"));
     Ok(())
 }
+
+#[test]
+fn proxy_in_front_of_a_tls_registry_is_reached_like_the_registry() -> anyhow::Result<()> {
+    let registry = Registry::start_with(RegistryOptions {
+        tls: true,
+        basic_auth: true,
+    })?;
+    let proxy = testkit::CountingProxy::start(registry.addr())?;
+    let digest = testkit::push_image(&proxy.host(), "via/proxy", "v1", "via proxy")?;
+    assert_eq!(testkit::resolve_digest(&registry.host(), "via/proxy", "v1")?, digest);
+    assert!(proxy.connection_count() >= 1);
+    assert_eq!(proxy.request_count(), 0, "TLS traffic cannot be parsed");
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The `cip` binary on the real policy module: `run` prints kwctl's AdmissionResponse and exits 0
+//! for allow and deny, non-zero when evaluation cannot run; `verify` prints verdicts and exits 1
+//! on deny; `bench` reports timings; every command's help has examples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn policy() -> PathBuf {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `make policy.wasm`",
+        path.display()
+    );
+    path
+}
+
+fn cip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cip"))
+        .args(args)
+        .output()
+        .expect("the cip binary runs")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn run_prints_an_allowing_admission_response() {
+    let (request, settings, policy) = (fixture("pod-library.json"), fixture("static-settings.yaml"), policy());
+    let output = cip(&[
+        "run",
+        "--request-path",
+        path(&request),
+        "--settings-path",
+        path(&settings),
+        path(&policy),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout_json(&output),
+        json!({"uid": "1299d386-525b-4032-98ae-1949f69f9cfc", "allowed": true,
+               "auditAnnotations": null, "warnings": null})
+    );
+}
+
+#[test]
+fn run_prints_a_denial_and_still_exits_zero() {
+    let (request, settings, policy) = (fixture("pod-evil.json"), fixture("static-settings.yaml"), policy());
+    let output = cip(&["run", "-r", path(&request), "-s", path(&settings), path(&policy)]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let response = stdout_json(&output);
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["uid"], "1299d386-525b-4032-98ae-1949f69f9cfc");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("denied by policy block-evil"), "{response:#}");
+    assert!(
+        response.get("patch").is_none() && response.get("patchType").is_none(),
+        "{response:#}"
+    );
+}
+
+#[test]
+fn run_accepts_a_whole_admission_review_and_inline_settings() {
+    let request: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("pod-evil.json")).expect("fixture")).expect("json");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let review = dir.path().join("review.json");
+    std::fs::write(
+        &review,
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}).to_string(),
+    )
+    .expect("write");
+    let settings: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(fixture("static-settings.yaml")).expect("fixture"))
+            .expect("yaml");
+    let output = cip(&[
+        "run",
+        "--request-path",
+        path(&review),
+        "--settings-json",
+        &settings.to_string(),
+        path(&policy()),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout_json(&output)["allowed"], false);
+}
+
+#[test]
+fn run_refuses_invalid_settings_before_evaluating() {
+    let output = cip(&[
+        "run",
+        "-r",
+        path(&fixture("pod-library.json")),
+        "--settings-json",
+        r#"{"policies": 3}"#,
+        path(&policy()),
+    ]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty(), "no AdmissionResponse on invalid settings");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the settings are not valid: policies"), "{stderr}");
+}
+
+#[test]
+fn run_fails_clearly_on_missing_files_and_bad_modules() {
+    let output = cip(&["run", "-r", "/nonexistent/request.json", path(&policy())]);
+    assert_ne!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read /nonexistent/request.json"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"not wasm").expect("write");
+    let output = cip(&["run", "-r", path(&fixture("pod-library.json")), path(&bogus)]);
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot compile policy module bogus.wasm"), "{stderr}");
+}
+
+#[test]
+fn verify_prints_json_verdicts_and_exits_one_on_deny() {
+    let settings = fixture("static-settings.yaml");
+    let output = cip(&[
+        "verify",
+        "-s",
+        path(&settings),
+        "--output",
+        "json",
+        path(&policy()),
+        "docker.io/library/nginx:1.27",
+        "evil.example.com/miner:v1",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = stdout_json(&output)["results"].clone();
+    assert_eq!(results[0]["verdict"], "allow");
+    assert_eq!(results[0]["namespace"], "default");
+    assert_eq!(results[1]["verdict"], "deny");
+    assert_eq!(results[1]["policies"][0]["name"], "block-evil");
+
+    let output = cip(&[
+        "verify",
+        "-s",
+        path(&settings),
+        "--policy",
+        path(&policy()),
+        "docker.io/library/nginx:1.27",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("ALLOW"), "{table}");
+    assert!(table.contains("policy allow-library (enforce): passed"), "{table}");
+}
+
+#[test]
+fn bench_reports_percentiles_and_host_time() {
+    let output = cip(&[
+        "bench",
+        "-r",
+        path(&fixture("pod-library.json")),
+        "-s",
+        path(&fixture("static-settings.yaml")),
+        "--iterations",
+        "50",
+        "--warmup",
+        "2",
+        "--output",
+        "json",
+        path(&policy()),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = stdout_json(&output);
+    assert_eq!(report["iterations"], 50);
+    assert_eq!(report["accepted"], true);
+    assert_eq!(report["fresh_instances"], 0, "warm-up filled the pool: {report:#}");
+    let median = report["evaluation"]["median_us"].as_f64().expect("median");
+    let p99 = report["evaluation"]["p99_us"].as_f64().expect("p99");
+    let min = report["evaluation"]["min_us"].as_f64().expect("min");
+    assert!(0.0 < min && min <= median && median <= p99, "{report:#}");
+    assert_eq!(
+        report["host_callbacks"]["max_us"], 0.0,
+        "static authorities make no host call"
+    );
+}
+
+#[test]
+fn every_command_has_help_with_examples() {
+    for command in ["run", "bench", "verify"] {
+        let output = cip(&[command, "--help"]);
+        assert_eq!(output.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Examples:"), "cip {command} --help:\n{help}");
+        assert!(
+            help.contains(&format!("cip {command} ")),
+            "cip {command} --help:\n{help}"
+        );
+    }
+}

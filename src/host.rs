@@ -56,7 +56,11 @@ impl HostCalls for WapcHost {
             capability.operation,
             payload,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            // waPC prefixes the host's reason with "Host error: "; users need the reason only.
+            let text = e.to_string();
+            text.strip_prefix("Host error: ").map(str::to_owned).unwrap_or(text)
+        })
     }
 }
 

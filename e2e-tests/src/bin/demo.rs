@@ -21,7 +21,10 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("policy.wasm"));
     let cip = std::env::current_exe()?.with_file_name("cip");
-    for (what, path) in [("policy module (make policy.wasm)", &policy), ("cip binary (make cip)", &cip)] {
+    for (what, path) in [
+        ("policy module (make policy.wasm)", &policy),
+        ("cip binary (make cip)", &cip),
+    ] {
         if !path.exists() {
             bail!("{what} not found at {}", path.display());
         }
@@ -57,14 +60,26 @@ fn main() -> Result<()> {
     say(&format!("settings: {}", settings_path.display()));
 
     let cases = [
-        ("production", format!("{host}/myapp:v1.0.0"), "signed image in production"),
-        ("production", format!("{host}/unsigned:latest"), "unsigned image in production"),
-        ("development", format!("{host}/unsigned:latest"), "unsigned image in development"),
+        ("production", format!("{host}/myapp:v1.0.0"), "signed-in-production"),
+        (
+            "production",
+            format!("{host}/unsigned:latest"),
+            "unsigned-in-production",
+        ),
+        (
+            "development",
+            format!("{host}/unsigned:latest"),
+            "unsigned-in-development",
+        ),
     ];
-    for (namespace, image, title) in &cases {
-        step(&format!("Pod with the {title}"));
-        let request_path = work.path().join(format!("{namespace}-{}.json", title.len()));
-        std::fs::write(&request_path, serde_json::to_vec_pretty(&pod_request(namespace, image))?)?;
+    for (namespace, image, name) in &cases {
+        step(&format!("Pod {name}: {image} in namespace {namespace}"));
+        let file = format!("{name}.json");
+        let request_path = work.path().join(&file);
+        std::fs::write(
+            &request_path,
+            serde_json::to_vec_pretty(&pod_request(namespace, image))?,
+        )?;
         let args = [
             "run".as_ref(),
             "--request-path".as_ref(),
@@ -75,7 +90,9 @@ fn main() -> Result<()> {
             sources_path.as_os_str(),
             policy.as_os_str(),
         ];
-        say(&format!("$ cip run --request-path {namespace}-pod.json --settings-path settings.yaml --sources-path sources.yaml policy.wasm"));
+        say(&format!(
+            "$ cip run --request-path {file} --settings-path settings.yaml --sources-path sources.yaml policy.wasm"
+        ));
         let output = Command::new(&cip).args(args).output().context("running cip")?;
         if !output.status.success() {
             bail!("cip run failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -127,7 +144,10 @@ fn pod_request(namespace: &str, image: &str) -> Value {
 /// Prints a kwctl-style AdmissionResponse the way a person reads it.
 fn explain(response: &Value) -> Result<()> {
     if response["allowed"] != true {
-        say(&format!("REFUSED: {}", response["status"]["message"].as_str().unwrap_or("(no message)")));
+        say(&format!(
+            "REFUSED: {}",
+            response["status"]["message"].as_str().unwrap_or("(no message)")
+        ));
         return Ok(());
     }
     match response["warnings"].as_array() {
@@ -142,7 +162,11 @@ fn explain(response: &Value) -> Result<()> {
     if let Some(patch) = response["patch"].as_str() {
         let patch: Value = serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(patch)?)?;
         for op in patch.as_array().into_iter().flatten() {
-            say(&format!("  pinned {} -> {}", op["path"].as_str().unwrap_or("?"), op["value"].as_str().unwrap_or("?")));
+            say(&format!(
+                "  pinned {} -> {}",
+                op["path"].as_str().unwrap_or("?"),
+                op["value"].as_str().unwrap_or("?")
+            ));
         }
     }
     Ok(())

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 pub use annotate::annotate;
 pub use metadata::{Metadata, MetadataError};
 pub use oci::{
-    PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME, manifest_annotations, parse_policy_uri, policy_uri,
+    PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME, load_credentials, manifest_annotations,
+    parse_policy_uri, policy_uri,
 };
 pub use protocol::{ProtocolError, detect_protocol_version};
 pub use store::{CACHE_DIR_ENV, PolicyStore, fetch_policy};

@@ -4,6 +4,7 @@
 //! the manifest.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
@@ -83,6 +84,23 @@ pub fn manifest_annotations(metadata: &Metadata) -> BTreeMap<String, String> {
         annotations.entry(OCI_SOURCE_ANNOTATION.to_owned()).or_insert(source);
     }
     annotations
+}
+
+/// Registry credentials from the docker `config.json` in `docker_config_dir`, or, when none is
+/// given, from docker's own (`$DOCKER_CONFIG`, else `~/.docker`) if it exists, as kwctl does;
+/// anonymous otherwise.
+pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCredentials, ArtifactError> {
+    if let Some(dir) = docker_config_dir {
+        return Ok(DockerCredentials::from_path(dir)?);
+    }
+    let default_dir = std::env::var_os("DOCKER_CONFIG")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker")));
+    match default_dir.map(|dir| dir.join("config.json")) {
+        Some(file) if file.is_file() => Ok(DockerCredentials::from_path(&file)?),
+        _ => Ok(DockerCredentials::default()),
+    }
 }
 
 /// Pushes and pulls policy artifacts with the sources' plain-HTTP hosts and CAs and the docker

@@ -5,8 +5,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::ArtifactError;
-use super::oci::{PolicyRegistry, REGISTRY_SCHEME, parse_policy_uri};
-use crate::registry::{DockerCredentials, Sources};
+use super::oci::{PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_uri};
+use crate::registry::Sources;
 
 /// Environment variable overriding the cache root (default `~/.cache/cip`).
 pub const CACHE_DIR_ENV: &str = "CIP_CACHE_DIR";
@@ -125,7 +125,8 @@ fn local_path(uri_or_path: &str) -> Result<PathBuf, ArtifactError> {
 /// The local file of a policy for `cip run`: a path as is, or a `registry://` module pulled
 /// into (or found in) the default cache ([`PolicyStore::default_location`]).
 ///
-/// `docker_config_dir` is the directory of a docker `config.json` with registry credentials.
+/// `docker_config_dir` is the directory of a docker `config.json` with registry credentials
+/// (default: docker's own, see [`load_credentials`](super::load_credentials)).
 pub async fn fetch_policy(
     uri_or_path: &str,
     sources: &Sources,
@@ -134,11 +135,7 @@ pub async fn fetch_policy(
     if !uri_or_path.starts_with(REGISTRY_SCHEME) {
         return local_path(uri_or_path);
     }
-    let credentials = match docker_config_dir {
-        Some(dir) => DockerCredentials::from_path(dir)?,
-        None => DockerCredentials::default(),
-    };
-    let registry = PolicyRegistry::new(sources, credentials);
+    let registry = PolicyRegistry::new(sources, load_credentials(docker_config_dir)?);
     PolicyStore::default_location()?.fetch(uri_or_path, &registry).await
 }
 

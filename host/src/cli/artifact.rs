@@ -8,8 +8,10 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use crate::artifact::metadata::Metadata;
-use crate::artifact::{self, PolicyRegistry, REGISTRY_SCHEME, manifest_annotations, parse_policy_uri, read_metadata};
-use crate::registry::{DockerCredentials, Sources};
+use crate::artifact::{
+    self, PolicyRegistry, REGISTRY_SCHEME, load_credentials, manifest_annotations, parse_policy_uri, read_metadata,
+};
+use crate::registry::Sources;
 
 /// Write Kubewarden metadata into a policy module.
 #[derive(Debug, Args)]
@@ -100,7 +102,8 @@ pub struct RegistryArgs {
     /// kwctl's sources.yaml: hosts reached over plain HTTP, extra CAs per host.
     #[arg(long = "sources-path", value_name = "FILE")]
     pub sources_path: Option<PathBuf>,
-    /// Directory holding a docker config.json with registry credentials.
+    /// Directory holding a docker config.json with registry credentials (default: docker's own,
+    /// `$DOCKER_CONFIG` or ~/.docker, when it exists).
     #[arg(long = "docker-config-json-path", value_name = "DIR")]
     pub docker_config_json_path: Option<PathBuf>,
 }
@@ -115,10 +118,7 @@ impl RegistryArgs {
     }
 
     fn registry(&self) -> anyhow::Result<PolicyRegistry> {
-        let credentials = match &self.docker_config_json_path {
-            Some(dir) => DockerCredentials::from_path(dir)?,
-            None => DockerCredentials::default(),
-        };
+        let credentials = load_credentials(self.docker_config_json_path.as_deref())?;
         Ok(PolicyRegistry::new(&self.sources()?, credentials))
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use cip::runtime::Verdict;
 use common::{Host, article, on_registry, pod, settings, with_keys};
 use serde_json::json;
 use testkit::{KeyPair, Registry, push_image, sign_with_key};
@@ -155,6 +156,35 @@ fn production_strict_and_dev_warn_policies_split_by_namespace() -> anyhow::Resul
             }
         }
     }
+
+    // The Gatekeeper provider and `cip verify` reach the same verdicts through `verify_images`.
+    let s = settings(&cips, json!({}));
+    let verdicts = cip.verify_images(
+        &s,
+        &[
+            (&signed, "production"),
+            (&unsigned, "production"),
+            (&unsigned, "development"),
+            (&unsigned, "sandbox"),
+        ],
+    );
+    let summary: Vec<(Verdict, Option<&str>)> = verdicts.iter().map(|v| (v.verdict, v.digest.as_deref())).collect();
+    assert_eq!(
+        summary,
+        [
+            (Verdict::Allow, Some(digest.as_str())),
+            (Verdict::Deny, None),
+            (Verdict::Warn, None),
+            (Verdict::Allow, None)
+        ],
+        "{verdicts:#?}"
+    );
+    assert!(
+        verdicts[1]
+            .message
+            .starts_with(&format!("image {unsigned} denied by policy production-strict-policy: ")),
+        "{verdicts:#?}"
+    );
     Ok(())
 }
 

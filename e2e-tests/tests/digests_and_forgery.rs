@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use common::{Host, Response, article, on_registry, pod, settings, with_keys};
 use serde_json::{Value, json};
 use testkit::{
-    KeyPair, Registry, copy_signatures, key_signature_layer, move_tag, push_image, push_signature_layers, sign_with_key,
+    KeyPair, ManifestFormat, Registry, copy_signatures, key_signature_layer, move_tag, push_image, push_image_as,
+    push_index, push_signature_layers, sign_with_key,
 };
 
 /// A registry, a key, and the article's policy trusting that key on that registry.
@@ -199,5 +200,41 @@ fn tampered_or_corrupted_signature_is_refused() -> anyhow::Result<()> {
             "{why}: {message}"
         );
     }
+    Ok(())
+}
+
+#[test]
+fn multi_platform_index_and_docker_manifests_are_verified_at_their_own_digest() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let host = &f.host;
+    // `cosign sign app:multi` signs what the tag names: the index, not a platform manifest.
+    let amd64 = f.image("app", "amd64", "app-amd64", false)?;
+    let arm64 = f.image("app", "arm64", "app-arm64", false)?;
+    let index = push_index(
+        host,
+        "app",
+        "multi",
+        &[(&amd64, "linux/amd64"), (&arm64, "linux/arm64")],
+    )?;
+    sign_with_key(host, "app", &index, &f.key, &BTreeMap::new())?;
+    let docker = push_image_as(host, "legacy", "v1", "legacy-v1", ManifestFormat::DockerV2)?;
+    sign_with_key(host, "legacy", &docker, &f.key, &BTreeMap::new())?;
+    let cip = Host::for_registry(host);
+
+    for (image, digest) in [
+        (format!("{host}/app:multi"), &index),
+        (format!("{host}/legacy:v1"), &docker),
+    ] {
+        let response = f.admit(&cip, &image);
+        response.assert_admitted(&format!("{image}: signed at the digest its tag names"));
+        assert_eq!(
+            pinned(&response),
+            Some(format!("{image}@{digest}").as_str()),
+            "{response}"
+        );
+    }
+    // The platform manifests themselves carry no signature.
+    f.admit(&cip, &format!("{host}/app@{amd64}"))
+        .assert_refused("a platform manifest of a signed index, named by its own digest");
     Ok(())
 }

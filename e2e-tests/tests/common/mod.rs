@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cip::capabilities::Capabilities;
 use cip::registry::Sources;
-use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+use cip::runtime::{Evaluator, EvaluatorOptions, ImageKey, ImageVerdict, PolicyModule};
 use cip::trust::TrustRoot;
 use cip::verify::{Verifier, VerifierConfig};
 use serde_json::{Value, json};
@@ -222,6 +222,20 @@ impl Host {
             panic!("the test settings are refused: {message}\n{settings:#}");
         }
         self.validate_unchecked(request, settings)
+    }
+
+    /// The module's `verify_images` export (what `cip verify` and the Gatekeeper provider use).
+    pub fn verify_images(&self, settings: &Value, items: &[(&str, &str)]) -> Vec<ImageVerdict> {
+        let items: Vec<ImageKey> = items
+            .iter()
+            .map(|(image, namespace)| ImageKey {
+                image: (*image).to_owned(),
+                namespace: (*namespace).to_owned(),
+            })
+            .collect();
+        self.evaluator
+            .verify_images(settings, &items)
+            .unwrap_or_else(|e| panic!("verify_images could not run: {e}"))
     }
 
     /// The module's `validate`, without checking the settings first.

@@ -500,3 +500,70 @@ async fn keyless_regexp_rejects_ambiguous_or_invalid_requests() {
         "{invalid}"
     );
 }
+
+#[tokio::test]
+async fn a_signature_logged_after_the_certificate_expired_is_rejected() {
+    let world = World::new();
+    let now = chrono::Utc::now();
+    let expired = email_request().with_validity(now - chrono::TimeDelta::hours(2), now - chrono::TimeDelta::hours(1));
+    let leaf = world.fulcio.issue(&expired).expect("leaf");
+    let mut layer =
+        testkit::key_signature_layer(&world.host, &world.repo, &world.digest, &leaf.key, &Default::default())
+            .expect("layer");
+    let signature = layer.signature().expect("signature").to_string();
+    // Rekor logged the entry now, an hour after the certificate expired.
+    let bundle = world
+        .rekor
+        .bundle_json(&layer.payload, &signature, &leaf.cert_pem, now.timestamp())
+        .expect("bundle");
+    layer
+        .annotations
+        .insert(testkit::CERTIFICATE_ANNOTATION.to_string(), leaf.cert_pem.clone());
+    layer
+        .annotations
+        .insert(testkit::CHAIN_ANNOTATION.to_string(), world.fulcio.chain_pem());
+    layer.annotations.insert(testkit::BUNDLE_ANNOTATION.to_string(), bundle);
+    testkit::push_signature_layers(&world.host, &world.repo, &world.digest, &[layer]).expect("pushed");
+
+    let reason = failure(&world.verifier(), keyless(&world.tag_ref(), &[(ISSUER, EMAIL)], None)).await;
+
+    assert!(
+        reason.starts_with(&format!(
+            "no keyless signature by issuer {ISSUER} and subject {EMAIL}; signing certificate is not trusted"
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("CertExpired"), "{reason}");
+}
+
+#[tokio::test]
+async fn v1_keyless_requests_verify_like_v2() {
+    let world = World::new();
+    sign(
+        &world,
+        &world.fulcio,
+        &world.rekor,
+        &email_request(),
+        &Default::default(),
+    );
+    let request = |subject: &str| {
+        VerificationRequest::V1(
+            kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV1::SigstoreKeylessVerify {
+                image: world.tag_ref(),
+                keyless: vec![KeylessInfo {
+                    issuer: ISSUER.to_string(),
+                    subject: subject.to_string(),
+                }],
+                annotations: None,
+            },
+        )
+    };
+    let verifier = world.verifier();
+
+    assert_eq!(verified(&verifier, request(EMAIL)).await, world.digest);
+    assert!(
+        failure(&verifier, request("other@example.com"))
+            .await
+            .starts_with("no keyless signature")
+    );
+}

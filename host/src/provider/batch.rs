@@ -66,24 +66,7 @@ impl BatchEvaluator {
     pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Item> {
         let deadline = tokio::time::Instant::from_std(started + self.limits.deadline);
 
-        // Distinct key strings, each either refused or pointing at a distinct image key.
-        let mut parsed: Vec<(String, Result<usize, String>)> = Vec::with_capacity(keys.len());
-        let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
-        let mut unique: Vec<ImageKey> = Vec::new();
-        let mut index_of: HashMap<ImageKey, usize> = HashMap::new();
-        for key in keys {
-            if !seen.insert(key.clone()) {
-                continue;
-            }
-            let slot = parse_key(&key).map_err(|e| e.to_string()).map(|image_key| {
-                *index_of.entry(image_key).or_insert_with_key(|k| {
-                    unique.push(k.clone());
-                    unique.len() - 1
-                })
-            });
-            parsed.push((key, slot));
-        }
-
+        let (parsed, unique) = distinct(keys);
         let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone())).collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
@@ -165,6 +148,29 @@ impl BatchEvaluator {
     }
 }
 
+/// Each distinct key string with the index of its image key in the second list, or why it
+/// cannot be parsed; the second list holds each distinct image key once (keys spelled
+/// differently but meaning the same image and namespace are evaluated once).
+fn distinct(keys: Vec<String>) -> (Vec<(String, Result<usize, String>)>, Vec<ImageKey>) {
+    let mut parsed = Vec::with_capacity(keys.len());
+    let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
+    let mut unique: Vec<ImageKey> = Vec::new();
+    let mut index_of: HashMap<ImageKey, usize> = HashMap::new();
+    for key in keys {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let slot = parse_key(&key).map_err(|e| e.to_string()).map(|image_key| {
+            *index_of.entry(image_key).or_insert_with_key(|k| {
+                unique.push(k.clone());
+                unique.len() - 1
+            })
+        });
+        parsed.push((key, slot));
+    }
+    (parsed, unique)
+}
+
 /// Aborts evaluations still queued when a request is answered (deadline) or abandoned
 /// (client gone); aborting a finished task does nothing.
 struct AbortOnDrop(Vec<AbortHandle>);
@@ -174,5 +180,26 @@ impl Drop for AbortOnDrop {
         for handle in &self.0 {
             handle.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct;
+
+    #[test]
+    fn duplicate_keys_and_spellings_of_one_image_are_evaluated_once() {
+        let keys = vec![
+            r#"{"image":"a:1","namespace":"n"}"#.to_owned(),
+            r#"{"image":"a:1","namespace":"n"}"#.to_owned(),
+            r#"{ "namespace": "n", "image": "a:1" }"#.to_owned(),
+            r#"{"image":"a:1","namespace":"m"}"#.to_owned(),
+            "garbage".to_owned(),
+        ];
+        let (parsed, unique) = distinct(keys);
+        assert_eq!(parsed.len(), 4);
+        assert_eq!(unique.len(), 2);
+        let slots: Vec<_> = parsed.iter().map(|(_, slot)| slot.clone().ok()).collect();
+        assert_eq!(slots, vec![Some(0), Some(0), Some(1), None]);
     }
 }

@@ -12,6 +12,8 @@
 //! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA, Ed25519),
 //!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
 //!   `sign_*` appends a layer and keeps earlier ones; signers of one image share one payload blob.
+//! * cosign v3's bundle format: [`sign_keyless_bundle`] attaches a sigstore bundle v0.3 as an OCI
+//!   referrer (listed in the referrers tag schema index, as distribution v2.8 lacks the API).
 //! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a [`CosignLayer`]
 //!   without pushing; [`CosignLayer::with_corrupted_signature`], [`CosignLayer::with_tampered_payload`],
 //!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
@@ -54,6 +56,7 @@ mod image;
 mod keys;
 mod oci;
 mod proxy;
+mod referrers;
 mod registry;
 mod rekor;
 mod rt;
@@ -69,6 +72,7 @@ pub use image::{
 pub use keys::KeyPair;
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
+pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};
 pub use registry::{REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr};
 pub use rekor::TestRekor;
 pub use sign::{

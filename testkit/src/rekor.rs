@@ -10,8 +10,15 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sigstore::cosign::bundle::{Bundle, Payload};
+use sigstore_protobuf_specs::dev::sigstore::common::v1::LogId;
+use sigstore_protobuf_specs::dev::sigstore::rekor::v1::{
+    Checkpoint, InclusionPromise, InclusionProof, KindVersion, TransparencyLogEntry,
+};
 
 use crate::keys::KeyPair;
+
+/// Origin line of the checkpoints the test log signs.
+const LOG_ORIGIN: &str = "rekor.testkit.invalid";
 
 /// A Rekor signing key and log identity.
 #[derive(Debug)]
@@ -81,5 +88,70 @@ impl TestRekor {
             payload,
         };
         Ok(serde_json::to_string(&bundle)?)
+    }
+
+    /// A Rekor v1 `dsse` entry as a sigstore bundle v0.3 carries it: the entry for
+    /// `envelope_json` (its payload `payload`, signature `signature`, verified by `cert_pem`),
+    /// an inclusion promise (SET) and an inclusion proof in a one-entry tree whose checkpoint
+    /// the log key signs.
+    pub(crate) fn dsse_log_entry(
+        &self,
+        envelope_json: &[u8],
+        payload: &[u8],
+        signature: &[u8],
+        cert_pem: &str,
+        integrated_time: i64,
+    ) -> anyhow::Result<TransparencyLogEntry> {
+        let body = json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(envelope_json))},
+                "payloadHash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(payload))},
+                "signatures": [{"signature": BASE64.encode(signature), "verifier": BASE64.encode(cert_pem)}],
+            },
+        });
+        let body = serde_json_canonicalizer::to_vec(&body).context("canonicalising the entry")?;
+        let log_index = self.next_index.fetch_add(1, Ordering::Relaxed);
+        let promise = serde_json_canonicalizer::to_vec(&json!({
+            "body": BASE64.encode(&body),
+            "integratedTime": integrated_time,
+            "logIndex": log_index,
+            "logID": self.log_id,
+        }))?;
+        // RFC 6962: in a one-leaf tree the root is the leaf hash and the proof is empty.
+        let root_hash = Sha256::new_with_prefix([0u8]).chain_update(&body).finalize().to_vec();
+        Ok(TransparencyLogEntry {
+            log_index,
+            log_id: Some(LogId {
+                key_id: hex::decode(&self.log_id)?,
+            }),
+            kind_version: Some(KindVersion {
+                kind: "dsse".to_owned(),
+                version: "0.0.1".to_owned(),
+            }),
+            integrated_time,
+            inclusion_promise: Some(InclusionPromise {
+                signed_entry_timestamp: self.key.sign(&promise)?,
+            }),
+            inclusion_proof: Some(InclusionProof {
+                log_index: 0,
+                checkpoint: Some(Checkpoint {
+                    envelope: self.signed_checkpoint(&root_hash, 1)?,
+                }),
+                root_hash,
+                tree_size: 1,
+                hashes: Vec::new(),
+            }),
+            canonicalized_body: body,
+        })
+    }
+
+    /// A signed note (`origin\nsize\nroot\n\n— origin <key hint + signature>\n`) over the tree.
+    fn signed_checkpoint(&self, root_hash: &[u8], tree_size: u64) -> anyhow::Result<String> {
+        let note = format!("{LOG_ORIGIN}\n{tree_size}\n{}\n", BASE64.encode(root_hash));
+        let key_hint = &Sha256::digest(self.key.public_key_der())[..4];
+        let signature = [key_hint, self.key.sign(note.as_bytes())?.as_slice()].concat();
+        Ok(format!("{note}\n\u{2014} {LOG_ORIGIN} {}\n", BASE64.encode(signature)))
     }
 }

@@ -197,3 +197,30 @@ fn trust_documents_parse_as_sigstore_protobuf_specs() -> anyhow::Result<()> {
     assert_eq!(chain.certificates[1].raw_bytes, fulcio.root_der());
     Ok(())
 }
+
+#[tokio::test]
+async fn cosign_v3_bundle_referrer_verifies_with_sigstore() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let digest = testkit::push_image(&host, "v3", "v1", "v3")?;
+    let fulcio = TestFulcio::new()?;
+    let rekor = TestRekor::new()?;
+    let request = LeafRequest::new(SignerIdentity::Email("user@example.com".into()), ISSUER);
+    testkit::sign_keyless_bundle(&host, "v3", &digest, &fulcio, &rekor, &request)?;
+    assert!(
+        testkit::fetch_signature_layers(&host, "v3", &digest)?.is_empty(),
+        "no legacy .sig tag"
+    );
+
+    let layers = trusted_layers(&testkit::trust_config_json(&fulcio, &rekor), &host, "v3", &digest).await?;
+    assert_eq!(layers.len(), 1);
+    assert!(layers[0].certificate_signature.is_some(), "certificate not trusted");
+    assert!(verified(&layers, &email_verifier("user@example.com", ISSUER)));
+    assert!(!verified(&layers, &email_verifier("other@example.com", ISSUER)));
+
+    let other = testkit::push_image(&host, "v3", "v2", "v3-other")?;
+    testkit::sign_keyless_bundle(&host, "v3", &other, &fulcio, &TestRekor::new()?, &request)?;
+    let untrusted_log = trusted_layers(&testkit::trust_config_json(&fulcio, &rekor), &host, "v3", &other).await?;
+    assert!(untrusted_log.is_empty(), "a bundle from an unknown log must be dropped");
+    Ok(())
+}

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use cache::TtlCache;
 use constraints::{Plan, TrustNeed};
 pub use error::VerifyError;
-use signatures::{Explanation, SignatureSet};
+use signatures::{CosignClients, Explanation, SignatureSet};
 
 use crate::registry::{DockerCredentials, RegistryClient};
 
@@ -125,6 +125,7 @@ pub struct CacheStats {
 pub struct Verifier {
     config: VerifierConfig,
     registry: RegistryClient,
+    cosign_clients: CosignClients,
     results: TtlCache<String, Result<String, VerifyError>>,
     digests: TtlCache<String, Result<String, VerifyError>>,
     signatures: TtlCache<String, Result<Arc<SignatureSet>, VerifyError>>,
@@ -141,6 +142,7 @@ impl Verifier {
         Ok(Self {
             config,
             registry,
+            cosign_clients: CosignClients::default(),
             results: TtlCache::new(),
             digests: TtlCache::new(),
             signatures: TtlCache::new(),
@@ -261,6 +263,7 @@ impl Verifier {
             .get_or_compute(
                 key,
                 Box::pin(signatures::fetch(
+                    &self.cosign_clients,
                     &self.registry,
                     self.config.trust.as_ref(),
                     reference,

@@ -7,7 +7,7 @@
 //! wrong with each layer.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -16,7 +16,7 @@ use oci_client::manifest::OciDescriptor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use serde::Deserialize;
-use sigstore::cosign::{ClientBuilder, CosignCapabilities, SignatureLayer};
+use sigstore::cosign::{Client, ClientBuilder, CosignCapabilities, SignatureLayer};
 use sigstore::registry::OciReference;
 use tokio::sync::OnceCell;
 
@@ -64,8 +64,41 @@ impl SignatureSet {
     }
 }
 
+/// Idle sigstore-rs clients kept between fetches: building one (TLS setup, trust material)
+/// costs milliseconds, and a reused one keeps its connections and registry tokens.
+#[derive(Default)]
+pub struct CosignClients {
+    idle: Mutex<Vec<Client>>,
+}
+
+/// Idle clients kept at most; more only exist while fetches run concurrently.
+const MAX_IDLE_CLIENTS: usize = 8;
+
+impl CosignClients {
+    fn take(&self, registry: &RegistryClient, trust: Option<&TrustRoot>) -> Result<Client, VerifyError> {
+        if let Some(client) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+            return Ok(client);
+        }
+        let mut builder = ClientBuilder::default().with_oci_client_config(registry.sigstore_config());
+        if let Some(trust) = trust {
+            builder = builder
+                .with_trust_repository(trust)
+                .map_err(|e| VerifyError::Trust(e.to_string()))?;
+        }
+        builder.build().map_err(|e| VerifyError::Trust(e.to_string()))
+    }
+
+    fn give_back(&self, client: Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_CLIENTS {
+            idle.push(client);
+        }
+    }
+}
+
 /// Fetches the trusted signature layers of `digest_image` (a digest reference).
 pub async fn fetch(
+    clients: &CosignClients,
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
     reference: &Reference,
@@ -75,17 +108,14 @@ pub async fn fetch(
     let source: OciReference = image
         .parse()
         .map_err(|e| VerifyError::InvalidRequest(format!("invalid image reference {image}: {e}")))?;
-    let mut builder = ClientBuilder::default().with_oci_client_config(registry.sigstore_config());
-    if let Some(trust) = trust {
-        builder = builder
-            .with_trust_repository(trust)
-            .map_err(|e| VerifyError::Trust(e.to_string()))?;
-    }
-    let mut client = builder.build().map_err(|e| VerifyError::Trust(e.to_string()))?;
+    let mut client = clients.take(registry, trust)?;
     let auth = sigstore::registry::Auth::from(&registry.auth_for(reference));
     let limit = registry.timeout().saturating_mul(SIGNATURE_FETCH_ROUND_TRIPS);
     let layers = match tokio::time::timeout(limit, client.trusted_signature_layers(&auth, &source)).await {
-        Ok(Ok(layers)) => layers,
+        Ok(Ok(layers)) => {
+            clients.give_back(client);
+            layers
+        }
         Ok(Err(e)) => {
             // When the registry is at fault, say which one and how.
             let digest_ref = Reference::with_digest(

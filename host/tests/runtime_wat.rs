@@ -47,7 +47,10 @@ fn with_verifier(insecure: &[String], options: EvaluatorOptions) -> Evaluator {
         ..VerifierConfig::default()
     };
     let verifier = Arc::new(Verifier::new(config).expect("verifier"));
-    let caps = Arc::new(Capabilities::new(verifier, runtime().handle().clone()));
+    let caps = Arc::new(
+        Capabilities::new(verifier, runtime().handle().clone())
+            .with_answer_cache(Duration::from_secs(60), Duration::from_secs(5)),
+    );
     Evaluator::new(&module(), caps, options).expect("evaluator")
 }
 
@@ -339,6 +342,21 @@ fn v2_verify_is_routed_to_the_verifier_with_a_real_registry() {
     let answer: Value = serde_json::from_slice(&answer).expect("json");
     assert_eq!(answer, json!({"is_trusted": true, "digest": digest}));
     assert_eq!(stats.host_calls, 1);
+
+    // The same look-up again is answered by the host-side memo, identically and faster.
+    let body = serde_json::to_vec(&request).expect("json");
+    let (again, warm) = evaluator
+        .call_with_stats("host", &host_call("kubewarden", "oci", "v2/verify", &body))
+        .expect("cached answer");
+    assert_eq!(serde_json::from_slice::<Value>(&again).expect("json"), answer);
+    let memo = evaluator.capabilities().answer_cache_stats();
+    assert_eq!((memo.hits, memo.misses), (1, 1));
+    assert!(
+        warm.host < stats.host,
+        "memo {:?} vs first look-up {:?}",
+        warm.host,
+        stats.host
+    );
 
     let other = testkit::KeyPair::ecdsa_p256().expect("key");
     let request = json!({"type": "SigstorePubKeyVerify", "image": format!("{host}/team/app:v1"),

@@ -7,6 +7,7 @@
 //! must therefore not be a runtime worker: use the runtime's `*_async` methods or
 //! `spawn_blocking` from async code.
 
+mod answer_cache;
 mod crypto;
 mod logging;
 mod net;
@@ -18,11 +19,15 @@ use std::time::{Duration, Instant};
 
 use crate::verify::{Verifier, VerifyError};
 
+use answer_cache::AnswerCache;
+pub use answer_cache::AnswerCacheStats;
+
 /// Everything host calls need: the verifier (registry and signatures) and the runtime that
 /// drives it.
 pub struct Capabilities {
     verifier: Option<Arc<Verifier>>,
     handle: tokio::runtime::Handle,
+    answers: Option<AnswerCache>,
 }
 
 impl std::fmt::Debug for Capabilities {
@@ -72,6 +77,9 @@ pub enum CapabilityError {
     /// Verification or registry look-up failed; the text is the reason shown to users.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A verification failure remembered from an earlier identical look-up.
+    #[error("{0}")]
+    Cached(String),
     /// The evaluation deadline was reached while waiting for the answer.
     #[error("{call}: no answer within the evaluation deadline ({waited:?})")]
     Deadline {
@@ -96,13 +104,32 @@ impl Capabilities {
         Self {
             verifier: Some(verifier),
             handle,
+            answers: None,
         }
+    }
+
+    /// Remembers verification answers (successes for `success_ttl`, verification failures for
+    /// `failure_ttl`) on the evaluating thread, so warm evaluations skip the hop to the runtime.
+    /// Use the verifier's TTLs so both caches agree.
+    #[must_use]
+    pub fn with_answer_cache(mut self, success_ttl: Duration, failure_ttl: Duration) -> Self {
+        self.answers = Some(AnswerCache::new(success_ttl, failure_ttl));
+        self
+    }
+
+    /// Hits and misses of the answer memo (zero when it is not enabled).
+    pub fn answer_cache_stats(&self) -> AnswerCacheStats {
+        self.answers.as_ref().map(AnswerCache::stats).unwrap_or_default()
     }
 
     /// Capabilities without registry access: `oci` calls fail with a clear error, the others
     /// (tracing, DNS, certificate checks) work. Useful for policies that make no look-ups.
     pub fn without_registry(handle: tokio::runtime::Handle) -> Self {
-        Self { verifier: None, handle }
+        Self {
+            verifier: None,
+            handle,
+            answers: None,
+        }
     }
 
     /// The verifier, if any (for cache statistics).
@@ -151,6 +178,29 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// Answers a verification look-up from the memo, or asks `compute` and remembers the
+    /// outcome when it is an answer or a verification failure.
+    fn memoized(
+        &self,
+        call: &'static str,
+        payload: &[u8],
+        compute: impl FnOnce() -> Result<Vec<u8>, CapabilityError>,
+    ) -> Result<Vec<u8>, CapabilityError> {
+        let Some(answers) = &self.caps.answers else {
+            return compute();
+        };
+        if let Some(answer) = answers.get(call, payload) {
+            return answer.map_err(CapabilityError::Cached);
+        }
+        let answer = compute();
+        match &answer {
+            Ok(bytes) => answers.put(call, payload, Ok(bytes.clone())),
+            Err(CapabilityError::Verify(error)) => answers.put(call, payload, Err(error.to_string())),
+            Err(_) => {}
+        }
+        answer
+    }
+
     fn verifier(&self, call: &'static str) -> Result<Arc<Verifier>, CapabilityError> {
         self.caps.verifier.clone().ok_or(CapabilityError::NoVerifier(call))
     }

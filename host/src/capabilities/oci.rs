@@ -19,14 +19,14 @@ const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp"
 /// Binding `kubewarden`, namespace `oci`.
 pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
     match operation {
-        "v1/verify" => {
+        "v1/verify" => call.memoized(V1_VERIFY, payload, || {
             let input: SigstoreVerificationInputV1 = parse(V1_VERIFY, payload)?;
             verify(call, V1_VERIFY, VerificationRequest::V1(input))
-        }
-        "v2/verify" => {
+        }),
+        "v2/verify" => call.memoized(V2_VERIFY, payload, || {
             let input: SigstoreVerificationInputV2 = parse(V2_VERIFY, payload)?;
             verify(call, V2_VERIFY, VerificationRequest::V2(input))
-        }
+        }),
         "v1/manifest_digest" => {
             let image: String = parse(MANIFEST_DIGEST, payload)?;
             let verifier = call.verifier(MANIFEST_DIGEST)?;
@@ -61,10 +61,10 @@ pub(super) fn cluster_image_policy(
     payload: &[u8],
 ) -> Result<Vec<u8>, CapabilityError> {
     match operation {
-        "v1/verify_keyless_regexp" => {
+        "v1/verify_keyless_regexp" => call.memoized(KEYLESS_REGEXP, payload, || {
             let input: KeylessRegexpRequest = parse(KEYLESS_REGEXP, payload)?;
             verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
-        }
+        }),
         other => Err(unknown_operation(other)),
     }
 }

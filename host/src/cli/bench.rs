@@ -123,8 +123,10 @@ pub struct Report {
     pub host_calls_per_evaluation: f64,
     /// Evaluations that had to instantiate the module.
     pub fresh_instances: usize,
-    /// Verification cache hits and misses over the whole run (warm-up included).
+    /// Verifier cache hits and misses over the whole run (warm-up included).
     pub verification_cache: CacheCounters,
+    /// Host-side answer memo hits and misses (look-ups answered without reaching the verifier).
+    pub answer_cache: CacheCounters,
 }
 
 /// Verification cache counters.
@@ -180,6 +182,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             hits: cache.hits,
             misses: cache.misses,
         },
+        answer_cache: {
+            let memo = session.evaluator.capabilities().answer_cache_stats();
+            CacheCounters {
+                hits: memo.hits,
+                misses: memo.misses,
+            }
+        },
     };
     match args.output {
         BenchFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -210,8 +219,12 @@ fn print_text(report: &Report) {
         );
     }
     println!(
-        "host calls per evaluation: {:.1}; verification cache: {} hits, {} misses",
-        report.host_calls_per_evaluation, report.verification_cache.hits, report.verification_cache.misses
+        "host calls per evaluation: {:.1}; answer memo: {} hits, {} misses; verifier cache: {} hits, {} misses",
+        report.host_calls_per_evaluation,
+        report.answer_cache.hits,
+        report.answer_cache.misses,
+        report.verification_cache.hits,
+        report.verification_cache.misses
     );
 }
 

@@ -157,10 +157,10 @@ impl Session {
         let module = PolicyModule::from_file(&path)?;
         spinner.finish_and_clear();
         let verifier_handle = Arc::new(Verifier::new(verifier.config()?)?);
-        let capabilities = Arc::new(Capabilities::new(
-            Arc::clone(&verifier_handle),
-            runtime.handle().clone(),
-        ));
+        let capabilities = Arc::new(
+            Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
+                .with_answer_cache(verifier.cache_success_ttl, verifier.cache_failure_ttl),
+        );
         let defaults = EvaluatorOptions::default();
         let options = EvaluatorOptions {
             timeout: limits.timeout,

@@ -1,0 +1,132 @@
+//! The manifests in deploy/gatekeeper and deploy/prometheus parse as YAML and say what the
+//! provider and the template expect (names, ports, parameters, metrics).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn documents(relative: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative);
+    let text = std::fs::read_to_string(&path)?;
+    let mut docs = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(document).map_err(|e| format!("{relative}: {e}"))?;
+        if !value.is_null() {
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"].as_str() == Some(kind)).collect()
+}
+
+#[test]
+fn constraints_split_deny_and_warn_verdicts() -> TestResult {
+    let docs = documents("deploy/gatekeeper/constraints.yaml")?;
+    let constraints = of_kind(&docs, "K8sClusterImagePolicy");
+    let modes: Vec<(String, String, bool)> = constraints
+        .iter()
+        .map(|c| {
+            (
+                c["spec"]["enforcementAction"].as_str().unwrap_or_default().to_owned(),
+                c["spec"]["parameters"]["verdicts"][0]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                c["spec"]["parameters"]["reportErrors"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        vec![
+            ("deny".into(), "deny".into(), true),
+            ("warn".into(), "warn".into(), false)
+        ]
+    );
+    for constraint in constraints {
+        let kinds: Vec<&str> = constraint["spec"]["match"]["kinds"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|k| k["kinds"].as_sequence().into_iter().flatten())
+            .filter_map(Value::as_str)
+            .collect();
+        for kind in [
+            "Pod",
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+            "DaemonSet",
+            "Job",
+            "CronJob",
+            "ReplicationController",
+        ] {
+            assert!(kinds.contains(&kind), "{kind} not matched");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn provider_points_at_the_service_over_https_within_gatekeepers_timeout() -> TestResult {
+    let provider = documents("deploy/gatekeeper/provider.yaml")?;
+    let spec = &of_kind(&provider, "Provider").first().ok_or("no Provider")?["spec"];
+    assert_eq!(
+        spec["url"].as_str(),
+        Some("https://cip-provider.cip-system.svc:8443/validate")
+    );
+    let timeout = spec["timeout"].as_f64().ok_or("no timeout")?;
+    assert!(timeout > 2.5 && timeout <= 3.0, "timeout {timeout}");
+
+    let template = documents("deploy/gatekeeper/constraint-template.yaml")?;
+    let rego = template[0]["spec"]["targets"][0]["rego"].as_str().unwrap_or_default();
+    assert!(rego.contains(r#"object.get(params, "provider", "cip-provider")"#));
+
+    let deployment = documents("deploy/gatekeeper/deployment.yaml")?;
+    let service = of_kind(&deployment, "Service");
+    let ports: Vec<i64> = service[0]["spec"]["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["port"].as_i64())
+        .collect();
+    assert_eq!(ports, vec![8443, 9090]);
+    let certificates = documents("deploy/gatekeeper/certificate.yaml")?;
+    let names: Vec<&str> = of_kind(&certificates, "Certificate")
+        .iter()
+        .flat_map(|c| c["spec"]["dnsNames"].as_sequence().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(names.contains(&"cip-provider.cip-system.svc"));
+    Ok(())
+}
+
+#[test]
+fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
+    let rules = documents("deploy/prometheus/alerts.yaml")?;
+    let exprs: Vec<&str> = rules[0]["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_sequence().into_iter().flatten())
+        .filter_map(|r| r["expr"].as_str())
+        .collect();
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains(r#"increase(cluster_image_policy_validations_total{result="deny"}[5m])) > 0"#))
+    );
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains(r#"increase(kubewarden_policy_evaluations_total{accepted="false"}[5m])) > 0"#))
+    );
+    Ok(())
+}

@@ -23,10 +23,13 @@ pub struct AnswerCacheStats {
 /// An answer as the guest receives it: the JSON bytes or the host error text.
 pub(super) type Answer = Result<Vec<u8>, String>;
 
+/// An operation (`binding/namespace/operation`) and its payload.
+type Key = (&'static str, Vec<u8>);
+
 pub(super) struct AnswerCache {
     success_ttl: Duration,
     failure_ttl: Duration,
-    entries: Mutex<HashMap<(&'static str, Vec<u8>), (Instant, Answer)>>,
+    entries: Mutex<HashMap<Key, (Instant, Answer)>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }

@@ -265,3 +265,39 @@ fn cronjob_images_are_verified_in_the_requests_namespace() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn every_workload_kind_and_container_list_is_checked() -> TestResult {
+    let h = Harness::new(Limits::default())?;
+    for kind in [
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "ReplicationController",
+    ] {
+        let mut object = deployment("prod", &["registry.example/app:v1"]);
+        object["kind"] = json!(kind);
+        object["spec"]["template"]["spec"]["initContainers"] =
+            json!([{"name": "i", "image": "registry.example/init:deny"}]);
+        assert_eq!(
+            h.violations(review(object, &["deny"]), Fault::None)?,
+            vec!["image registry.example/init:deny denied by policy p"],
+            "{kind}"
+        );
+    }
+    let mut debugged = pod("prod", &[], &["registry.example/app:v1"]);
+    debugged["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": "registry.example/debug:deny"}]);
+    assert_eq!(
+        h.violations(review(debugged, &["deny"]), Fault::None)?,
+        vec!["image registry.example/debug:deny denied by policy p"]
+    );
+    let mut configmap = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "prod"}});
+    configmap["data"] = json!({"image": "registry.example/app:deny"});
+    assert_eq!(
+        h.violations(review(configmap, &["deny"]), Fault::None)?,
+        Vec::<String>::new()
+    );
+    Ok(())
+}

@@ -282,12 +282,9 @@ impl Verifier {
             Explanation::NoSignatures => VerifyError::NoSignatures {
                 image: set.image.clone(),
             },
-            Explanation::Rejected(reasons) if reasons.is_empty() && set.layers.is_empty() => {
-                VerifyError::NoSignatures {
-                    image: set.image.clone(),
-                }
+            Explanation::Rejected(reasons) if set.layers.is_empty() && !reasons.is_empty() => {
+                VerifyError::Unsatisfied(reasons.join("; "))
             }
-            Explanation::Rejected(reasons) if set.layers.is_empty() => VerifyError::Unsatisfied(reasons.join("; ")),
             Explanation::Rejected(reasons) if !reasons.is_empty() => {
                 VerifyError::Unsatisfied(format!("{unmet}; {}", reasons.join("; ")))
             }

@@ -47,7 +47,7 @@ pub struct SignatureSet {
 /// What was found in the raw signature manifest.
 #[derive(Clone, Debug)]
 pub enum Explanation {
-    /// There is no signature manifest.
+    /// There is no signature manifest, or it has no layer.
     NoSignatures,
     /// Why each rejected layer was rejected (deduplicated, in layer order).
     Rejected(Vec<String>),
@@ -189,11 +189,14 @@ async fn explain(registry: &RegistryClient, trust: Option<&TrustRoot>, image: &s
         Ok(reference) => reference,
         Err(e) => return Explanation::Unavailable(e),
     };
-    let (_, blobs) = match registry.image_manifest_and_blobs(&reference).await {
+    let (manifest, blobs) = match registry.image_manifest_and_blobs(&reference).await {
         Ok(found) => found,
         Err(e) if e.is_not_found() => return Explanation::NoSignatures,
         Err(e) => return Explanation::Unavailable(e),
     };
+    if manifest.layers.is_empty() {
+        return Explanation::NoSignatures;
+    }
     let mut reasons: Vec<String> = Vec::new();
     let mut seen = BTreeSet::new();
     for (descriptor, data) in &blobs {

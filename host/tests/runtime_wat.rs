@@ -160,6 +160,21 @@ fn memory_bomb_is_stopped_at_the_memory_limit() {
 }
 
 #[test]
+fn hostile_pointers_are_an_error_not_a_crash() {
+    let evaluator = offline(EvaluatorOptions::default());
+    let error = evaluator.call("badptr", b"").expect_err("out-of-bounds host call");
+    let message = guest_message(error);
+    assert!(
+        message.contains("the host panicked while serving the call"),
+        "{message}"
+    );
+    assert_eq!(
+        evaluator.call("echo", b"still alive").expect("usable afterwards"),
+        b"still alive"
+    );
+}
+
+#[test]
 fn guest_errors_and_unknown_functions_are_reported() {
     let evaluator = offline(EvaluatorOptions::default());
     let message = guest_message(evaluator.call("fail", b"").expect_err("fail"));

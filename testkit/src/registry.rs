@@ -40,16 +40,31 @@ pub struct RegistryOptions {
 /// Where Debian's `docker-registry` package installs the registry binary.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 
+/// Runs the registry (`$0 serve $1`, pid written to `$2`) under `sh`, which kills it as soon as
+/// its stdin reaches end of file. Only this process holds the pipe's write end, so the
+/// registry dies when [`Registry`] stops it and also when the test process dies without
+/// dropping it (killed by a timeout, aborted, or a registry kept in a `static`).
+const SUPERVISOR: &str = r#"exec 3<&0
+"$0" serve "$1" </dev/null 3<&- &
+pid=$!
+echo "$pid" > "$2"
+(read -r _ <&3; kill -9 "$pid" 2>/dev/null) &
+exec 3<&-
+wait "$pid"
+"#;
+
 const START_ATTEMPTS: usize = 5;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `docker-registry` process serving plain HTTP on `127.0.0.1:<port>`.
 ///
 /// Dropping it kills the process, waits for it and removes its storage directory, also when
-/// the test that owns it panics.
+/// the test that owns it panics; the process also dies with the test process.
 #[derive(Debug)]
 pub struct Registry {
+    /// The supervising shell; its stdin is the registry's lifeline.
     child: Option<Child>,
+    registry_pid: Option<u32>,
     addr: SocketAddr,
     dir: TempDir,
     options: RegistryOptions,
@@ -116,10 +131,13 @@ impl Registry {
             .try_clone()
             .context("duplicating the registry log handle")
             .map_err(StartError::Fatal)?;
-        let child = Command::new(binary)
-            .arg("serve")
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg(binary)
             .arg(&config_path)
-            .stdin(Stdio::null())
+            .arg(dir.path().join("registry.pid"))
+            .stdin(Stdio::piped())
             .stdout(log)
             .stderr(log_err)
             .spawn()
@@ -127,12 +145,16 @@ impl Registry {
             .map_err(StartError::Fatal)?;
         let mut registry = Registry {
             child: Some(child),
+            registry_pid: None,
             addr,
             dir,
             options,
             ca_pem,
         };
         registry.wait_ready()?;
+        registry.registry_pid = fs::read_to_string(registry.dir.path().join("registry.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok());
         oci::register_host(
             &registry.host(),
             HostAccess {
@@ -218,9 +240,9 @@ impl Registry {
         json!({ "auths": auths }).to_string()
     }
 
-    /// The process id while the registry runs.
+    /// The `docker-registry` process id while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.child.as_ref().and(self.registry_pid)
     }
 
     /// The directory holding the configuration, the log and the blob storage.
@@ -248,8 +270,9 @@ impl Registry {
     /// is how tests simulate "registry down". Storage stays until the value is dropped.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
-            // kill fails only when the process already exited; wait reaps it either way.
-            let _ = child.kill();
+            // Closing the lifeline makes the supervisor kill the registry and exit after
+            // reaping it, so the port is closed once `wait` returns.
+            drop(child.stdin.take());
             child.wait().context("waiting for docker-registry to exit")?;
         }
         Ok(())

@@ -125,3 +125,39 @@ fn counting_proxy_records_requests_and_can_refuse_or_delay() -> anyhow::Result<(
     assert!(started.elapsed() >= Duration::from_millis(400));
     Ok(())
 }
+
+#[test]
+fn registry_dies_with_a_test_process_that_never_drops_it() -> anyhow::Result<()> {
+    // A child test process starts a registry, leaks it and exits without running Drop.
+    if std::env::var_os("TESTKIT_LEAK_REGISTRY").is_some() {
+        let registry = Registry::start()?;
+        println!("pid={}", registry.pid().unwrap_or_default());
+        println!("dir={}", registry.root_dir().display());
+        std::mem::forget(registry);
+        std::process::exit(0);
+    }
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "registry_dies_with_a_test_process_that_never_drops_it",
+            "--nocapture",
+        ])
+        .env("TESTKIT_LEAK_REGISTRY", "1")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let pid: u32 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("pid="))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no pid in child output: {stdout}"))?;
+    assert_ne!(pid, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while process_exists(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!process_exists(pid), "docker-registry {pid} outlived its test process");
+    if let Some(dir) = stdout.lines().find_map(|line| line.strip_prefix("dir=")) {
+        std::fs::remove_dir_all(dir.trim())?;
+    }
+    Ok(())
+}

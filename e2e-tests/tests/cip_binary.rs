@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use common::{CipRun, article, cip_run, on_registry, pod, settings, with_keys};
 use serde_json::{Value, json};
 use testkit::{
-    KeyPair, LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor, push_image, sign_keyless, sign_with_key,
+    KeyPair, LeafRequest, Registry, SignerIdentity, SlowServer, TestFulcio, TestRekor, push_image, sign_keyless,
+    sign_with_key,
 };
 
 #[track_caller]
@@ -137,4 +138,30 @@ fn cip_run_refuses_invalid_settings_before_evaluating() {
         "no AdmissionResponse is printed: {}",
         run.stdout
     );
+}
+
+#[test]
+fn cip_run_against_a_hanging_registry_refuses_instead_of_hanging() -> anyhow::Result<()> {
+    let slow = SlowServer::start()?;
+    let host = slow.host();
+    let key = KeyPair::ecdsa_p256()?;
+    let s = settings(
+        &[on_registry(
+            &with_keys(&article("signed-images-policy"), &[key.public_key_pem()]),
+            &host,
+        )],
+        json!({}),
+    );
+    let image = format!("{host}/app:v1");
+    // cip_run's own hang guard (60 s) fails the test if the default timeouts do not apply.
+    let run = cip_run(&pod("default", &[&image]), &s, &host, None);
+    assert_ran(&run, "hanging registry");
+    assert_eq!(run.response["allowed"], false, "{:#}", run.response);
+    let message = run.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("image {image} denied by policy signed-images-policy")),
+        "{message}"
+    );
+    assert!(slow.connections() > 0, "cip did try the registry");
+    Ok(())
 }

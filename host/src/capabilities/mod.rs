@@ -1,11 +1,12 @@
 //! Host capabilities: the answers to a policy's `host_call(binding, namespace, operation,
 //! payload)`, byte-compatible with Kubewarden's policy-evaluator (docs/wire-protocol.md).
 //!
-//! One file per namespace. The waPC callback is synchronous; asynchronous work (registry,
-//! verification, DNS) runs on the tokio runtime given to [`Capabilities::new`] through
-//! `Handle::block_on`, bounded by what is left of the evaluation deadline. The evaluating thread
-//! must therefore not be a runtime worker: use the runtime's `*_async` methods or
-//! `spawn_blocking` from async code.
+//! One file per namespace. The waPC callback is synchronous: asynchronous work (registry,
+//! verification, DNS) is spawned on the tokio runtime given to [`Capabilities::new`] and awaited
+//! through a channel, bounded by what is left of the evaluation deadline. That runtime must be
+//! able to make progress while the evaluating thread waits: use a multi-thread runtime, or
+//! evaluate outside it (the runtime's `*_async` helpers use `spawn_blocking`). Verification
+//! answers can also be memoised on the evaluating thread ([`Capabilities::with_answer_cache`]).
 
 mod answer_cache;
 mod crypto;

@@ -194,3 +194,16 @@ fn a_missing_policy_is_reported_as_not_found() {
         "{error}"
     );
 }
+
+#[test]
+fn a_container_image_is_not_pulled_as_a_policy() {
+    let registry = Registry::start().expect("registry starts");
+    testkit::push_image(&registry.host(), "apps/web", "v1", "web").expect("image pushed");
+    let client = PolicyRegistry::new(&plain_http_sources(&registry), DockerCredentials::default());
+    let uri = format!("registry://{}/apps/web:v1", registry.host());
+    let error = runtime()
+        .block_on(client.pull(&parse_policy_uri(&uri).expect("valid uri")))
+        .expect_err("an image is no policy");
+    assert!(matches!(error, ArtifactError::UnexpectedArtifact { .. }), "{error}");
+    assert!(error.to_string().contains("is not a policy artifact"), "{error}");
+}

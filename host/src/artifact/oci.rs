@@ -210,9 +210,26 @@ impl PolicyRegistry {
     }
 }
 
-/// Classifies an oci-client failure; a bare 401/403 answer (a blob upload refused for want of
-/// credentials) reads as access denied, like the registry's structured errors.
+/// Classifies an oci-client failure: a container image where a policy was expected is named as
+/// such, and a bare 401/403 answer (a blob upload refused for want of credentials) reads as
+/// access denied, like the registry's structured errors.
 fn registry_error(error: oci_client::errors::OciDistributionError, reference: &Reference) -> ArtifactError {
+    use oci_client::errors::OciDistributionError::{IncompatibleLayerMediaTypeError, PullNoLayersError};
+    match &error {
+        IncompatibleLayerMediaTypeError(media_type) => {
+            return ArtifactError::UnexpectedArtifact {
+                uri: policy_uri(reference),
+                reason: format!("it has a {media_type} layer, a policy has one {WASM_LAYER_MEDIA_TYPE} layer"),
+            };
+        }
+        PullNoLayersError => {
+            return ArtifactError::UnexpectedArtifact {
+                uri: policy_uri(reference),
+                reason: "it has no layer".to_owned(),
+            };
+        }
+        _ => {}
+    }
     if let oci_client::errors::OciDistributionError::ServerError {
         code: code @ (401 | 403),
         message,

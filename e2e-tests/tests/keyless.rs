@@ -5,7 +5,10 @@ mod common;
 
 use common::{Host, HostOptions, article, on_registry, pod, settings};
 use serde_json::{Value, json};
-use testkit::{LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor, push_image, sign_keyless};
+use testkit::{
+    LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor, certificate_signature_layer, push_image,
+    push_signature_layers, sign_keyless,
+};
 
 const GOOGLE: &str = "https://accounts.google.com";
 
@@ -164,6 +167,56 @@ fn keyless_regexp_identities_match_the_whole_value() -> anyhow::Result<()> {
         let message = response.assert_refused(why);
         assert!(
             message.contains("denied by policy keyless-policy: authority authority-0: "),
+            "{why}: {message}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn keyless_signature_without_a_trusted_rekor_bundle_is_refused() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor, rogue_rekor) = (TestFulcio::new()?, TestRekor::new()?, TestRekor::new()?);
+    let leaf = fulcio.issue(&LeafRequest::new(
+        SignerIdentity::Email("user@example.com".to_owned()),
+        GOOGLE,
+    ))?;
+    let chain = fulcio.chain_pem();
+    let annotations = Default::default();
+
+    let mut images = Vec::new();
+    for (tag, log) in [
+        ("logged", Some(&rekor)),
+        ("unlogged", None),
+        ("rogue-log", Some(&rogue_rekor)),
+    ] {
+        let digest = push_image(&host, "app", tag, &format!("app:{tag}"))?;
+        let layer = certificate_signature_layer(&host, "app", &digest, &leaf, Some(&chain), log, &annotations)?;
+        push_signature_layers(&host, "app", &digest, &[layer])?;
+        images.push(format!("{host}/app:{tag}"));
+    }
+    let s = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
+    let trust = testkit::trust_config_json(&fulcio, &rekor);
+    let cip = Host::new(HostOptions::for_registry(&host).with_trust_config(&trust));
+
+    cip.validate(&pod("default", &[&images[0]]), &s)
+        .assert_admitted("the right identity, logged in the trusted Rekor");
+    for (image, why) in [
+        (
+            &images[1],
+            "no Rekor bundle: nothing proves when the short-lived certificate signed",
+        ),
+        (&images[2], "a bundle signed by a Rekor key nobody trusts"),
+    ] {
+        let message = cip
+            .validate(&pod("default", &[image]), &s)
+            .assert_refused(why)
+            .to_owned();
+        assert!(
+            message.contains(&format!(
+                "image {image} denied by policy keyless-policy: authority authority-0: "
+            )),
             "{why}: {message}"
         );
     }

@@ -46,6 +46,9 @@ pub struct BatchEvaluator {
 
 type Outcome = Result<Decision, String>;
 
+/// A key as received, with the index of its image key or why it cannot be parsed.
+type ParsedKey = (String, Result<usize, String>);
+
 impl BatchEvaluator {
     /// A new evaluator; `limits.max_concurrency` is clamped to at least 1.
     pub fn new(decider: Arc<dyn Decider>, metrics: Arc<Metrics>, limits: Limits) -> Self {
@@ -151,7 +154,7 @@ impl BatchEvaluator {
 /// Each distinct key string with the index of its image key in the second list, or why it
 /// cannot be parsed; the second list holds each distinct image key once (keys spelled
 /// differently but meaning the same image and namespace are evaluated once).
-fn distinct(keys: Vec<String>) -> (Vec<(String, Result<usize, String>)>, Vec<ImageKey>) {
+fn distinct(keys: Vec<String>) -> (Vec<ParsedKey>, Vec<ImageKey>) {
     let mut parsed = Vec::with_capacity(keys.len());
     let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
     let mut unique: Vec<ImageKey> = Vec::new();

@@ -25,6 +25,7 @@ const LOG_ORIGIN: &str = "rekor.testkit.invalid";
 pub struct TestRekor {
     key: KeyPair,
     log_id: String,
+    log_id_raw: Vec<u8>,
     next_index: AtomicI64,
 }
 
@@ -32,10 +33,11 @@ impl TestRekor {
     /// Generates a new log key. Every call makes an unrelated log.
     pub fn new() -> anyhow::Result<Self> {
         let key = KeyPair::ecdsa_p256()?;
-        let log_id = hex::encode(Sha256::digest(key.public_key_der()));
+        let log_id_raw = Sha256::digest(key.public_key_der()).to_vec();
         Ok(Self {
             key,
-            log_id,
+            log_id: hex::encode(&log_id_raw),
+            log_id_raw,
             next_index: AtomicI64::new(1),
         })
     }
@@ -53,6 +55,11 @@ impl TestRekor {
     /// The log id: hex SHA-256 of the public key DER (the bundle's `logID`).
     pub fn log_id(&self) -> &str {
         &self.log_id
+    }
+
+    /// The log id as raw bytes (the trusted root's `logId.keyId`).
+    pub fn log_id_raw(&self) -> &[u8] {
+        &self.log_id_raw
     }
 
     /// The JSON of a cosign bundle annotation for a `hashedrekord` entry recording that
@@ -124,7 +131,7 @@ impl TestRekor {
         Ok(TransparencyLogEntry {
             log_index,
             log_id: Some(LogId {
-                key_id: hex::decode(&self.log_id)?,
+                key_id: self.log_id_raw.clone(),
             }),
             kind_version: Some(KindVersion {
                 kind: "dsse".to_owned(),

@@ -49,7 +49,6 @@ pub fn trusted_root_value(fulcios: &[&TestFulcio], rekors: &[&TestRekor]) -> Val
     let tlogs: Vec<Value> = rekors
         .iter()
         .map(|rekor| {
-            let log_id = hex::decode(rekor.log_id()).unwrap_or_default();
             json!({
                 "baseUrl": "https://rekor.testkit.invalid",
                 "hashAlgorithm": "SHA2_256",
@@ -58,7 +57,7 @@ pub fn trusted_root_value(fulcios: &[&TestFulcio], rekors: &[&TestRekor]) -> Val
                     "keyDetails": "PKIX_ECDSA_P256_SHA_256",
                     "validFor": {"start": VALID_FROM},
                 },
-                "logId": {"keyId": BASE64.encode(log_id)},
+                "logId": {"keyId": BASE64.encode(rekor.log_id_raw())},
             })
         })
         .collect();

@@ -19,11 +19,17 @@ fn main() -> Result<()> {
     let policy = std::env::var_os("CIP_POLICY_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("policy.wasm"));
-    let cip = std::env::var_os("CIP_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_exe().map(|p| p.with_file_name("cip")).unwrap_or_default());
+    let cip = std::env::var_os("CIP_BIN").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::current_exe()
+            .map(|p| p.with_file_name("cip"))
+            .unwrap_or_default()
+    });
     if !policy.exists() || !cip.exists() {
-        bail!("need {} and {} (make bench builds both)", policy.display(), cip.display());
+        bail!(
+            "need {} and {} (make bench builds both)",
+            policy.display(),
+            cip.display()
+        );
     }
     let iterations = std::env::var("BENCH_ITERATIONS").unwrap_or_else(|_| "2000".to_owned());
 

@@ -3,7 +3,7 @@
 //! certificate verification against a CA (mTLS with Gatekeeper's webhook certificate).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rustls::RootCertStore;
@@ -109,8 +109,9 @@ impl ReloadingCertResolver {
     }
 
     /// The pair to present now, reloaded first if the files changed.
-    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
-        let mut state = self.state.lock().ok()?;
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        // The lock only guards plain data; a poisoned lock still holds a usable pair.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = (stamp(&self.cert_path), stamp(&self.key_path));
         if now != state.stamp {
             match load_pair(&self.cert_path, &self.key_path, &self.provider) {
@@ -124,13 +125,13 @@ impl ReloadingCertResolver {
                 }
             }
         }
-        Some(Arc::clone(&state.key))
+        Arc::clone(&state.key)
     }
 }
 
 impl ResolvesServerCert for ReloadingCertResolver {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current()
+        Some(self.current())
     }
 }
 

@@ -45,8 +45,7 @@ fn provider_command(files: &TlsFiles, settings: &Path) -> TestResult<(Command, S
         .arg(&files.client_ca)
         .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
         .arg(policy_wasm())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::null());
     Ok((command, addr, metrics_addr))
 }
 
@@ -58,7 +57,7 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
     let settings = files.dir.path().join("settings.yaml");
     std::fs::write(&settings, "policies: []\nnoMatchPolicy: deny\n")?;
     let (mut command, addr, metrics_addr) = provider_command(&files, &settings)?;
-    let _running = Running(command.spawn()?);
+    let _running = Running(command.stderr(Stdio::null()).spawn()?);
 
     let http = reqwest::Client::builder().no_proxy().build()?;
     let started = Instant::now();

@@ -163,4 +163,6 @@ fn plain_http_is_used_only_for_hosts_listed_in_sources() {
         !refused.status.success(),
         "a registry not in insecure_sources must be reached over HTTPS"
     );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("insecure_sources"), "no hint in: {stderr}");
 }

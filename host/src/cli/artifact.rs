@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
+use crate::artifact::ArtifactError;
 use crate::artifact::metadata::Metadata;
 use crate::artifact::{
     self, PolicyRegistry, REGISTRY_SCHEME, load_credentials, manifest_annotations, parse_policy_uri, read_metadata,
 };
-use crate::registry::Sources;
+use crate::registry::{RegistryError, Sources};
 
 /// Write Kubewarden metadata into a policy module.
 #[derive(Debug, Args)]
@@ -117,9 +118,24 @@ impl RegistryArgs {
         }
     }
 
-    fn registry(&self) -> anyhow::Result<PolicyRegistry> {
+    fn registry(&self) -> anyhow::Result<(PolicyRegistry, Sources)> {
         let credentials = load_credentials(self.docker_config_json_path.as_deref())?;
-        Ok(PolicyRegistry::new(&self.sources()?, credentials))
+        let sources = self.sources()?;
+        Ok((PolicyRegistry::new(&sources, credentials), sources))
+    }
+}
+
+/// The error, plus a hint when an HTTPS connection failed to a host that may speak plain HTTP
+/// (a local test registry, most of the time).
+fn explain(error: ArtifactError, sources: &Sources) -> anyhow::Error {
+    match &error {
+        ArtifactError::Registry(RegistryError::Unreachable { registry, .. }) if !sources.is_insecure(registry) => {
+            anyhow::anyhow!(
+                "{error}\nhint: cip reaches registries over HTTPS; if {registry} serves plain HTTP, \
+                 list it under insecure_sources in a file given with --sources-path"
+            )
+        }
+        _ => anyhow::Error::new(error),
     }
 }
 
@@ -143,12 +159,11 @@ pub fn run_annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
 /// Runs `cip inspect`, printing to stdout.
 pub async fn run_inspect(args: &InspectArgs) -> anyhow::Result<()> {
     let path = if args.policy.starts_with(REGISTRY_SCHEME) {
-        artifact::fetch_policy(
-            &args.policy,
-            &args.registry.sources()?,
-            args.registry.docker_config_json_path.as_deref(),
-        )
-        .await?
+        let sources = args.registry.sources()?;
+        artifact::fetch_policy(&args.policy, &sources, args.registry.docker_config_json_path.as_deref())
+            .await
+            .map_err(|error| explain(error, &sources))
+            .with_context(|| format!("cannot fetch {}", args.policy))?
     } else {
         PathBuf::from(&args.policy)
     };
@@ -180,11 +195,11 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<()> {
             args.wasm_path.display()
         ),
     };
-    let pushed = args
-        .registry
-        .registry()?
+    let (registry, sources) = args.registry.registry()?;
+    let pushed = registry
         .push(&module, &args.uri, annotations)
         .await
+        .map_err(|error| explain(error, &sources))
         .with_context(|| format!("cannot push {} to {}", args.wasm_path.display(), args.uri))?;
     match args.output {
         Some(PushFormat::Json) => println!("{}", serde_json::json!({ "immutable_ref": pushed.uri })),
@@ -196,20 +211,19 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<()> {
 /// Runs `cip pull`, writing the module to the output path.
 pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
     let reference = parse_policy_uri(&args.uri)?;
-    let pulled = args
-        .registry
-        .registry()?
+    let (registry, sources) = args.registry.registry()?;
+    let pulled = registry
         .pull(&reference)
         .await
+        .map_err(|error| explain(error, &sources))
         .with_context(|| format!("cannot pull {}", args.uri))?;
     std::fs::write(&args.output_path, &pulled.module)
         .with_context(|| format!("cannot write {}", args.output_path.display()))?;
-    eprintln!(
-        "pulled {}@{} to {}",
-        args.uri,
-        pulled.digest,
-        args.output_path.display()
-    );
+    let pinned = match reference.digest() {
+        Some(_) => args.uri.clone(),
+        None => format!("{}@{}", args.uri, pulled.digest),
+    };
+    eprintln!("pulled {pinned} to {}", args.output_path.display());
     Ok(())
 }
 

@@ -435,7 +435,8 @@ pub fn image_at<'a>(object: &'a Value, pod_spec: &str, list: &str, index: usize)
         .and_then(Value::as_str)
 }
 
-/// Runs `f`, failing the test if it takes longer than `bound` (a hang guard, not a speed test).
+/// Runs `f` and fails the test if it took longer than `bound`: a guard against calls that
+/// outlive their configured timeouts, not a speed test.
 #[track_caller]
 pub fn within<T>(bound: Duration, what: &str, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
@@ -458,6 +459,9 @@ pub fn cip_binary() -> PathBuf {
     );
     path
 }
+
+/// Longest a `cip run` may take before it is killed and the test fails (a hang guard).
+const CIP_RUN_HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// What one `cip run` printed and how it exited.
 #[derive(Debug)]
@@ -513,13 +517,34 @@ pub fn cip_run(request: &Value, settings: &Value, registry_host: &str, trust_con
             .arg(write("trust.json", trust.to_owned()));
     }
     command.arg(policy_wasm_path());
-    let output = within(Duration::from_secs(60), "cip run", || command.output())
+    let stdout_path = dir.path().join("stdout");
+    let stderr_path = dir.path().join("stderr");
+    let file = |path: &Path| std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    command.stdout(file(&stdout_path)).stderr(file(&stderr_path));
+    let mut child = command
+        .spawn()
         .unwrap_or_else(|e| panic!("running {}: {e}", cip_binary().display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let deadline = Instant::now() + CIP_RUN_HANG_GUARD;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                // Best effort: the process may exit between the check and the kill.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cip run did not finish within {CIP_RUN_HANG_GUARD:?}: killed");
+            }
+            Err(e) => panic!("waiting for cip run: {e}"),
+        }
+    };
+    let read =
+        |path: &Path| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let stdout = read(&stdout_path);
     CipRun {
-        code: output.status.code(),
+        code: status.code(),
         response: serde_json::from_str(&stdout).unwrap_or(Value::Null),
         stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stderr: read(&stderr_path),
     }
 }

@@ -73,7 +73,7 @@ host-tests: policy.wasm ## cip against a real registry, real signatures, the rea
 	$(CARGO) test -p testkit -p cip
 
 .PHONY: e2e-tests
-e2e-tests: policy.wasm ## The article's scenarios end to end.
+e2e-tests: policy.wasm cip ## The article's scenarios end to end (some run the cip binary).
 	$(CARGO) test -p e2e-tests
 
 .PHONY: test

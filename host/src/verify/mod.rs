@@ -293,3 +293,34 @@ impl Verifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(_: &T) {}
+
+    #[test]
+    fn verifier_is_shareable_and_its_futures_can_be_spawned() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Verifier>();
+        let verifier = Verifier::new(VerifierConfig::default()).expect("default config");
+        let request = VerificationRequest::KeylessRegexp(KeylessRegexpRequest::default());
+        send(&verifier.verify(request));
+        send(&verifier.manifest_digest("example.com/app:v1"));
+        send(&verifier.oci_manifest_config("example.com/app:v1"));
+    }
+
+    #[test]
+    fn identical_requests_share_a_cache_key_and_different_ones_do_not() {
+        let request = |image: &str| {
+            VerificationRequest::V2(SigstoreVerificationInputV2::SigstorePubKeyVerify {
+                image: image.to_string(),
+                pub_keys: vec!["key".to_string()],
+                annotations: None,
+            })
+        };
+        assert_eq!(request("a:1").cache_key(), request("a:1").cache_key());
+        assert_ne!(request("a:1").cache_key(), request("a:2").cache_key());
+    }
+}

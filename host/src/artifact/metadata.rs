@@ -182,9 +182,9 @@ impl Metadata {
             .into_iter()
             .flat_map(|mapping| mapping.keys())
             .filter_map(|key| {
-                let name = key.as_str().unwrap_or_default();
-                (!KNOWN_KEYS.contains(&name)).then(|| Problem {
-                    path: format!("{key:?}"),
+                let name = key.as_str().map_or_else(|| format!("{key:?}"), str::to_owned);
+                (!KNOWN_KEYS.contains(&name.as_str())).then(|| Problem {
+                    path: name,
                     message: format!("unknown key, expected one of {}", KNOWN_KEYS.join(", ")),
                 })
             })
@@ -415,7 +415,10 @@ annotations:
     fn unknown_top_level_key_is_named() {
         let text = VALID.replace("mutating: true", "mutating: true\nmutatng: false");
         let error = Metadata::from_yaml(&text).expect_err("typo refused").to_string();
-        assert!(error.contains("mutatng"), "{error}");
+        assert!(
+            error.starts_with("metadata is invalid: mutatng: unknown key"),
+            "{error}"
+        );
     }
 
     #[test]

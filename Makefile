@@ -51,8 +51,9 @@ annotated-policy.wasm: policy.wasm cip metadata.yml README.md ## policy.wasm wit
 	$(CIP) annotate -m metadata.yml -u README.md -o $@ policy.wasm
 
 .PHONY: push
-push: annotated-policy.wasm ## Publish to REGISTRY (default 127.0.0.1:5000) as TAG.
-	$(CIP) push annotated-policy.wasm registry://$(REGISTRY)/cluster-image-policy:$(TAG)
+push: annotated-policy.wasm ## Publish to REGISTRY as TAG (SOURCES=sources.yaml for plain-HTTP registries).
+	$(CIP) push $(if $(SOURCES),--sources-path $(SOURCES)) annotated-policy.wasm \
+		registry://$(REGISTRY)/cluster-image-policy:$(TAG)
 
 .PHONY: fmt
 fmt:

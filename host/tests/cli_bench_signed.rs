@@ -1,6 +1,9 @@
 //! `cip bench` on a realistic admission: a 10-container pod under 20 key-based policies, every
 //! image signed in a real loopback registry. Checks that warm evaluations answer every look-up
 //! from the caches (no registry traffic) and prints the measured figures.
+//!
+//! Set `CIP_BENCH_BIN=target/release/cip` to measure a release build of the host with the same
+//! scenario (the test binary itself may stay a debug build).
 
 use std::process::Command;
 
@@ -62,7 +65,8 @@ fn bench_a_ten_container_pod_under_twenty_policies() -> anyhow::Result<()> {
     std::fs::write(&settings_path, json!({"policies": policies}).to_string())?;
     std::fs::write(&sources_path, format!("insecure_sources: [\"{host}\"]\n"))?;
 
-    let output = Command::new(env!("CARGO_BIN_EXE_cip"))
+    let cip = std::env::var_os("CIP_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_cip").into());
+    let output = Command::new(cip)
         .arg("bench")
         .arg("--request-path")
         .arg(&request_path)

@@ -21,7 +21,6 @@ fn documents(relative: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     Ok(docs)
 }
 
-
 fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d["kind"].as_str() == Some(kind)).collect()
 }

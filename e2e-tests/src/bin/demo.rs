@@ -48,7 +48,7 @@ fn main() -> Result<()> {
     let policies: Vec<Value> = [PRODUCTION, DEVELOPMENT]
         .iter()
         .map(|yaml| {
-            let yaml = replace_key(yaml, key.public_key_pem()).replace("myregistry.com", &host);
+            let yaml = e2e_tests::with_keys(yaml, &[key.public_key_pem()]).replace("myregistry.com", &host);
             serde_yaml::from_str(&yaml).context("article policy")
         })
         .collect::<Result<_>>()?;
@@ -105,25 +105,6 @@ fn main() -> Result<()> {
     drop(registry);
     say("done: signed images run, unsigned ones are refused in production and flagged in development.");
     Ok(())
-}
-
-/// Replaces the article's placeholder key block by `pem`, keeping the YAML indentation.
-fn replace_key(yaml: &str, pem: &str) -> String {
-    let mut out = Vec::new();
-    let mut skipping = false;
-    for line in yaml.lines() {
-        let trimmed = line.trim();
-        if trimmed == "-----BEGIN PUBLIC KEY-----" {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            out.extend(pem.lines().map(|l| format!("{indent}{l}")));
-            skipping = true;
-        } else if trimmed == "-----END PUBLIC KEY-----" {
-            skipping = false;
-        } else if !skipping {
-            out.push(line.to_owned());
-        }
-    }
-    out.join("\n") + "\n"
 }
 
 fn pod_request(namespace: &str, image: &str) -> Value {

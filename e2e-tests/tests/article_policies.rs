@@ -7,7 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use cip::runtime::Verdict;
-use common::{Host, article, on_registry, pod, settings, with_keys};
+use common::{Host, article, on_registry, pod, settings};
+use e2e_tests::with_keys;
 use serde_json::json;
 use testkit::{KeyPair, Registry, push_image, sign_with_key};
 

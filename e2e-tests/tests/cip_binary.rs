@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{CipRun, article, cip_run, on_registry, pod, settings, with_keys};
+use common::{CipRun, article, cip_run, on_registry, pod, settings};
+use e2e_tests::with_keys;
 use serde_json::{Value, json};
 use testkit::{
     KeyPair, LeafRequest, Registry, SignerIdentity, SlowServer, TestFulcio, TestRekor, push_image, sign_keyless,

@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Host, Response, article, on_registry, pod, settings, with_keys};
+use common::{Host, Response, article, on_registry, pod, settings};
+use e2e_tests::with_keys;
 use serde_json::{Value, json};
 use testkit::{
     KeyPair, ManifestFormat, Registry, copy_signatures, key_signature_layer, move_tag, push_image, push_image_as,

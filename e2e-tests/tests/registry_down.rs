@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, HostOptions, article, on_registry, pod, settings, with_keys, within};
+use common::{Host, HostOptions, article, on_registry, pod, settings, within};
+use e2e_tests::with_keys;
 use serde_json::json;
 use testkit::{KeyPair, SlowServer, unused_local_addr};
 

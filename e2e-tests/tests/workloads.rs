@@ -6,7 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Host, PodImages, WORKLOAD_KINDS, article, image_at, on_registry, settings, with_keys, workload_request};
+use common::{Host, PodImages, WORKLOAD_KINDS, article, image_at, on_registry, settings, workload_request};
+use e2e_tests::with_keys;
 use serde_json::json;
 use testkit::{KeyPair, Registry, push_image, sign_with_key};
 

@@ -67,8 +67,6 @@ pub fn article(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-pub use e2e_tests::with_keys;
-
 /// Moves an article policy onto the test registry: `myregistry.com` becomes `registry_host`.
 pub fn on_registry(yaml: &str, registry_host: &str) -> String {
     yaml.replace(ARTICLE_REGISTRY, registry_host)

@@ -267,8 +267,13 @@ mod tests {
                 c => out.push(c),
             }
         }
-        let valid = out.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && out.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        let valid = out
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && out
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
         valid.then_some(out)
     }
 
@@ -310,27 +315,25 @@ mod tests {
     fn glob_and_text() -> impl Strategy<Value = (String, String)> {
         glob().prop_flat_map(|g| {
             let n = g.split('/').count();
-            let filled = proptest::collection::vec(
-                (text_segment(), proptest::collection::vec(text_segment(), 0..3)),
-                n,
-            )
-            .prop_map({
-                let g = g.clone();
-                move |fills| {
-                    g.split('/')
-                        .zip(fills)
-                        .map(|(seg, (fill, extra))| {
-                            if seg == "**" {
-                                extra.join("/")
-                            } else {
-                                seg.replace('*', &fill)
-                            }
-                        })
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join("/")
-                }
-            });
+            let filled =
+                proptest::collection::vec((text_segment(), proptest::collection::vec(text_segment(), 0..3)), n)
+                    .prop_map({
+                        let g = g.clone();
+                        move |fills| {
+                            g.split('/')
+                                .zip(fills)
+                                .map(|(seg, (fill, extra))| {
+                                    if seg == "**" {
+                                        extra.join("/")
+                                    } else {
+                                        seg.replace('*', &fill)
+                                    }
+                                })
+                                .filter(|s| !s.is_empty())
+                                .collect::<Vec<_>>()
+                                .join("/")
+                        }
+                    });
             let random = proptest::collection::vec(text_segment(), 1..7).prop_map(|s| s.join("/"));
             (Just(g), prop_oneof![filled, random])
         })
@@ -392,7 +395,11 @@ mod tests {
             let parsed = PathGlob::parse(glob).unwrap();
             let re = regex_of(glob);
             for (slashed, text) in &texts {
-                assert_eq!(parsed.matches(text), re.is_match(slashed), "glob {glob:?} text {text:?}");
+                assert_eq!(
+                    parsed.matches(text),
+                    re.is_match(slashed),
+                    "glob {glob:?} text {text:?}"
+                );
                 compared += 1;
             }
         }

@@ -126,7 +126,9 @@ impl ImageMatcher {
                 if pattern.glob.matches_everything() {
                     true
                 } else if pattern.any_spelling {
-                    every.get_or_insert_with(|| Spellings::of(image, true)).covered_by(pattern)
+                    every
+                        .get_or_insert_with(|| Spellings::of(image, true))
+                        .covered_by(pattern)
                 } else {
                     canonical.covered_by(pattern)
                 }
@@ -445,7 +447,10 @@ mod tests {
     fn double_star_backtracks_after_a_literal() {
         assert!(covers("myregistry.com/**/prod-*", "myregistry.com/prod-eu/prod-api:1"));
         assert!(covers("myregistry.com/**/prod-*", "myregistry.com/prod-api:1"));
-        assert!(covers("myregistry.com/**/prod-*", "myregistry.com/a/prod-x/b/prod-api:1"));
+        assert!(covers(
+            "myregistry.com/**/prod-*",
+            "myregistry.com/a/prod-x/b/prod-api:1"
+        ));
         assert!(!covers("myregistry.com/**/prod-*", "myregistry.com/prod-eu/api:1"));
     }
 
@@ -533,7 +538,11 @@ mod tests {
             Some((first, path)) if first.contains(['.', ':']) => (first, path.to_owned()),
             _ => ("index.docker.io", name.to_owned()),
         };
-        let registry = if registry == "docker.io" { "index.docker.io" } else { registry };
+        let registry = if registry == "docker.io" {
+            "index.docker.io"
+        } else {
+            registry
+        };
         let path = if registry == "index.docker.io" && !path.contains('/') {
             format!("library/{path}")
         } else {

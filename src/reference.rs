@@ -350,7 +350,10 @@ mod tests {
         let long = format!("myregistry.com/{}", "a".repeat(300));
         assert_eq!(ImageReference::parse(&long), Err(ReferenceError::NameTooLong));
         let short_as_written = "a".repeat(250);
-        assert_eq!(ImageReference::parse(&short_as_written), Err(ReferenceError::NameTooLong));
+        assert_eq!(
+            ImageReference::parse(&short_as_written),
+            Err(ReferenceError::NameTooLong)
+        );
         assert!(ImageReference::parse(&"a".repeat(237)).is_ok());
         let long_tag = format!("app:{}", "a".repeat(129));
         assert!(matches!(

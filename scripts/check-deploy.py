@@ -302,7 +302,7 @@ def check_gatekeeper(docs, helm_values):
     for provider in providers:
         spec = provider["spec"]
         timeout = spec.get("timeout", 3)
-        hook = "mutating" if spec["url"].rstrip("/").endswith("/mutate") else "validating"
+        hook = "mutating" if "/mutate/" in spec["url"] else "validating"
         if not deadline < timeout < webhook[hook]:
             raise Failure(
                 f"Provider {provider['metadata']['name']}: timeouts out of order: provider --deadline {deadline} s "
@@ -315,6 +315,21 @@ def check_gatekeeper(docs, helm_values):
             raise Failure(f"the serving certificate does not name cip-provider.{namespace}.svc")
         if not spec.get("caBundle"):
             raise Failure(f"Provider {provider['metadata']['name']}: no caBundle")
+    by_name = {p["metadata"]["name"]: p for p in providers}
+    for assign in (d for d in docs if d.get("kind") == "Assign"):
+        external = assign["spec"].get("parameters", {}).get("assign", {}).get("externalData")
+        if external is None:
+            continue
+        provider = by_name.get(external.get("provider"))
+        if provider is None:
+            raise Failure(f"Assign {assign['metadata']['name']}: no Provider named {external.get('provider')!r}")
+        if "/mutate/" not in provider["spec"]["url"]:
+            raise Failure(
+                f"Assign {assign['metadata']['name']}: Provider {external['provider']} answers admission "
+                "(/validate), not mutation (/mutate/NAMESPACE)"
+            )
+        if external.get("dataSource", "ValueAtLocation") != "ValueAtLocation":
+            raise Failure(f"Assign {assign['metadata']['name']}: the provider pins the image at the location")
 
 
 def check_kubewarden(docs):
@@ -502,6 +517,11 @@ def self_test():
                   lambda: check_gatekeeper(gatekeeper, {**values, "validatingWebhookTimeoutSeconds": 3})))
     cases.append(("the chart's default failurePolicy Ignore",
                   lambda: check_gatekeeper(gatekeeper, {**values, "validatingWebhookFailurePolicy": "Ignore"})))
+    wrong_provider = copy.deepcopy(gatekeeper)
+    for doc in wrong_provider:
+        if doc["kind"] == "Assign":
+            doc["spec"]["parameters"]["assign"]["externalData"]["provider"] = "cip-provider"
+    cases.append(("an Assign calling the admission provider", lambda: check_gatekeeper(wrong_provider, values)))
     provider = copy.deepcopy(find(gatekeeper, "Provider"))
     provider["spec"]["timeout"] = "3s"
     cases.append(("a Provider timeout that is not an integer", invalid(provider)))

@@ -102,8 +102,34 @@ artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml scripts/artifacthu
 check-artifacthub: deploy-tools ## artifacthub-pkg.yml is what metadata.yml and questions-ui.yml generate.
 	$(TOOLS_PY) scripts/artifacthub-pkg.py --check artifacthub-pkg.yml
 
+IMAGE_OCI := target/image/oci
+IMAGE_REPO ?= $(REGISTRY)/cluster-image-policy/cip-provider
+
+.PHONY: image-tools
+image-tools: ## umoci, skopeo and file (Debian): the provider image without a container daemon.
+	@missing=""; for tool in umoci skopeo file; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	 fi
+
+.PHONY: image-oci
+image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
+	@# Only the final link is static (-C target-feature=+crt-static): the dependencies built for
+	@# the tests are reused.
+	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
+	@mkdir -p target/image
+	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
+	target/image/cip annotate -m metadata.yml -u README.md -o target/image/policy.wasm policy.wasm
+	scripts/build-image.sh target/image/cip target/image/policy.wasm $(IMAGE_OCI)
+
+.PHONY: image
+image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_REPO:TAG (no container daemon).
+	scripts/build-image.sh --push $(IMAGE_OCI) $(IMAGE_REPO):$(TAG) \
+		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
+
 .PHONY: test
-test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm image-oci ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo

@@ -87,7 +87,10 @@ fn metadata_json_uses_the_field_names_kubewarden_hosts_read() {
     assert_eq!(json["executionMode"], "kubewarden-wapc");
     assert_eq!(json["mutating"], true);
     assert_eq!(json["backgroundAudit"], true);
-    assert!(json.get("contextAware").is_none(), "Kubewarden reads contextAwareResources only");
+    assert!(
+        json.get("contextAware").is_none(),
+        "Kubewarden reads contextAwareResources only"
+    );
     assert_eq!(json["hostCapabilities"], serde_json::json!(["oci/v2/verify"]));
     assert_eq!(json["rules"][1]["apiGroups"][0], "apps");
     assert_eq!(

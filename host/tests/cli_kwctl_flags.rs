@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use artifact_support::policy_wasm_path;
-use clap::Parser as _;
 use cip::cli::{Cli, Command as CipCommand};
+use clap::Parser as _;
 use testkit::Registry;
 
 fn cip(home: &Path, args: &[&str]) -> Output {
@@ -39,7 +39,10 @@ fn push_text_and_force_then_pull_into_the_store_as_kwctl_does() {
     let uri = format!("registry://{}/policies/bare:v1", registry.host());
 
     // kwctl push -f -o text: the bare module, the bare reference.
-    let (pushed, _) = succeeded(&cip(dir, &["push", "-f", "-o", "text", &policy, &uri, "--sources-path", &sources]));
+    let (pushed, _) = succeeded(&cip(
+        dir,
+        &["push", "-f", "-o", "text", &policy, &uri, "--sources-path", &sources],
+    ));
     let pushed = pushed.trim().to_owned();
     let digest = pushed
         .strip_prefix(&format!("{uri}@sha256:"))
@@ -48,7 +51,11 @@ fn push_text_and_force_then_pull_into_the_store_as_kwctl_does() {
     // kwctl pull URI: no -o, the module lands in the local store.
     let (_, said) = succeeded(&cip(dir, &["pull", &uri, "--sources-path", &sources]));
     let stored = dir.join("cache/policies").join(format!("sha256-{digest}.wasm"));
-    assert!(stored.is_file(), "{} not in the store; cip said: {said}", stored.display());
+    assert!(
+        stored.is_file(),
+        "{} not in the store; cip said: {said}",
+        stored.display()
+    );
     assert_eq!(
         std::fs::read(&stored).expect("stored module"),
         std::fs::read(policy_wasm_path()).expect("pushed module")

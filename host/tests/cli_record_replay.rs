@@ -10,10 +10,17 @@ use serde_json::{Value, json};
 
 fn policy() -> std::path::PathBuf {
     let path = std::env::var_os("CIP_POLICY_WASM").map_or_else(
-        || std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm")
+        },
         std::path::PathBuf::from,
     );
-    assert!(path.exists(), "{} is missing: build it with `make policy.wasm`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `make policy.wasm`",
+        path.display()
+    );
     path
 }
 
@@ -47,7 +54,10 @@ fn cip_run(dir: &Path, request: &Value, extra: &[&str]) -> (Value, String) {
         .expect("cip runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    (serde_json::from_slice(&output.stdout).expect("AdmissionResponse"), stderr)
+    (
+        serde_json::from_slice(&output.stdout).expect("AdmissionResponse"),
+        stderr,
+    )
 }
 
 #[test]
@@ -73,9 +83,16 @@ fn a_recorded_verification_replays_with_the_registry_stopped() -> anyhow::Result
     let session_arg = session.to_string_lossy().into_owned();
     let image = format!("{host}/team/app:v1");
 
-    let (recorded, _) = cip_run(dir, &pod(&image), &["--record-host-capabilities-interactions", &session_arg]);
+    let (recorded, _) = cip_run(
+        dir,
+        &pod(&image),
+        &["--record-host-capabilities-interactions", &session_arg],
+    );
     assert_eq!(recorded["allowed"], true, "{recorded:#}");
-    assert!(recorded.get("patch").is_some(), "the image is pinned to its digest: {recorded:#}");
+    assert!(
+        recorded.get("patch").is_some(),
+        "the image is pinned to its digest: {recorded:#}"
+    );
 
     // kwctl's format: a list of exchanges whose request is a tagged CallbackRequestType.
     let entries: Vec<serde_yaml::Value> = serde_yaml::from_str(&std::fs::read_to_string(&session)?)?;
@@ -96,7 +113,11 @@ fn a_recorded_verification_replays_with_the_registry_stopped() -> anyhow::Result
     assert_eq!(offline["allowed"], false, "{offline:#}");
 
     // With it, the same admission is decided the same way, registry stopped.
-    let (replayed, _) = cip_run(dir, &pod(&image), &["--replay-host-capabilities-interactions", &session_arg]);
+    let (replayed, _) = cip_run(
+        dir,
+        &pod(&image),
+        &["--replay-host-capabilities-interactions", &session_arg],
+    );
     assert_eq!(replayed, recorded);
 
     // A request the session does not hold is not answered from it.

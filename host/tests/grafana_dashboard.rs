@@ -109,7 +109,12 @@ async fn the_dashboard_queries_only_exported_metrics() -> TestResult {
     let files = TlsFiles::write(&ca.server()?, &ca)?;
     let provider = start(Arc::new(Cached), &files, false, Limits::default()).await?;
     let client = tls13_client(&ca, None)?;
-    let (status, _) = post(&client, &provider, &request(&[key("registry.example/app:v1", "default")])).await?;
+    let (status, _) = post(
+        &client,
+        &provider,
+        &request(&[key("registry.example/app:v1", "default")]),
+    )
+    .await?;
     assert_eq!(status, 200);
     let provider_series = exported(&metrics(&provider).await?);
     provider.shutdown().await;
@@ -121,9 +126,16 @@ async fn the_dashboard_queries_only_exported_metrics() -> TestResult {
         .map(str::to_owned)
         .collect();
 
-    assert_eq!(unknown(&queries, &provider_series, &policy_server), Vec::<String>::new(), "exported: {provider_series:?}");
+    assert_eq!(
+        unknown(&queries, &provider_series, &policy_server),
+        Vec::<String>::new(),
+        "exported: {provider_series:?}"
+    );
     let named: BTreeSet<String> = queries.iter().flat_map(|expr| metric_names(expr)).collect();
-    assert!(named.iter().any(|n| n.starts_with("cluster_image_policy_")), "{named:?}");
+    assert!(
+        named.iter().any(|n| n.starts_with("cluster_image_policy_")),
+        "{named:?}"
+    );
     assert!(named.iter().any(|n| n.starts_with("kubewarden_")), "{named:?}");
     for expr in queries.iter().filter(|expr| expr.contains("kubewarden_")) {
         assert!(
@@ -139,7 +151,10 @@ async fn the_dashboard_queries_only_exported_metrics() -> TestResult {
     ];
     assert_eq!(
         unknown(&invented, &provider_series, &policy_server),
-        ["cluster_image_policy_validation_total", "kubewarden_policy_evaluation_duration_seconds_bucket"]
+        [
+            "cluster_image_policy_validation_total",
+            "kubewarden_policy_evaluation_duration_seconds_bucket"
+        ]
     );
     Ok(())
 }

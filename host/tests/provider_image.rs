@@ -58,7 +58,10 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
 
     let dir = tempfile::tempdir()?;
     let pulled = dir.path().join("pulled");
-    run(Command::new("skopeo").args(["copy", "--quiet", "--src-tls-verify=false"]).arg(format!("docker://{reference}")).arg(format!("oci:{}:cip-provider", pulled.display())))?;
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--src-tls-verify=false"])
+        .arg(format!("docker://{reference}"))
+        .arg(format!("oci:{}:cip-provider", pulled.display())))?;
     let bundle = dir.path().join("bundle");
     run(Command::new("umoci")
         .args(["unpack", "--rootless", "--image"])
@@ -75,11 +78,17 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
     }
     let binary = rootfs.join("usr/local/bin/cip");
     let kind = run(Command::new("file").arg("-L").arg(&binary))?;
-    assert!(kind.contains("statically linked") || kind.contains("static-pie linked"), "{kind}");
+    assert!(
+        kind.contains("statically linked") || kind.contains("static-pie linked"),
+        "{kind}"
+    );
     let module = rootfs.join("usr/share/cip/policy.wasm");
     let inspected = run(Command::new(&binary).args(["inspect", "-o", "json"]).arg(&module))?;
     let metadata: Value = serde_json::from_str(&inspected)?;
-    assert_eq!(metadata["annotations"]["io.kubewarden.policy.title"], "cluster-image-policy");
+    assert_eq!(
+        metadata["annotations"]["io.kubewarden.policy.title"],
+        "cluster-image-policy"
+    );
 
     // The image's binary answers Gatekeeper, with mTLS as deployed.
     let ca = Ca::new("serving CA")?;

@@ -95,7 +95,12 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     let unsigned = format!("{host}/team/other:v1");
     let already_pinned = format!("{host}/team/app@{digest}");
     let invalid = "Not A Reference!".to_owned();
-    let images = [signed.clone(), unsigned.clone(), already_pinned.clone(), invalid.clone()];
+    let images = [
+        signed.clone(),
+        unsigned.clone(),
+        already_pinned.clone(),
+        invalid.clone(),
+    ];
 
     // (namespace, image) -> expected mutation: Some(new value) or None (an error).
     let expected = |namespace: &str, image: &str| -> Option<String> {
@@ -108,9 +113,13 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     };
 
     for namespace in ["production", "development", "default"] {
-        let (status, mutation) = post_to(&client, &provider, &format!("/mutate/{namespace}"), &request(&images)).await?;
+        let (status, mutation) =
+            post_to(&client, &provider, &format!("/mutate/{namespace}"), &request(&images)).await?;
         assert_eq!(status, 200, "{mutation}");
-        assert_eq!(mutation["response"]["idempotent"], true, "Gatekeeper needs idempotent answers");
+        assert_eq!(
+            mutation["response"]["idempotent"], true,
+            "Gatekeeper needs idempotent answers"
+        );
         assert_eq!(mutation["response"]["systemError"], "");
         let keys: Vec<String> = images.iter().map(|image| key(image, namespace)).collect();
         let (status, admission) = post_to(&client, &provider, "/validate", &request(&keys)).await?;
@@ -136,7 +145,10 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     let (status, refused) = post_to(&client, &provider, "/mutate/Not_A_Namespace", &request(&images)).await?;
     assert_eq!(status, 400, "{refused}");
     assert!(
-        refused["response"]["systemError"].as_str().unwrap_or_default().contains("/mutate/NAMESPACE"),
+        refused["response"]["systemError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/mutate/NAMESPACE"),
         "{refused}"
     );
     provider.shutdown().await;

@@ -69,7 +69,11 @@ impl TryFrom<String> for HostCapability {
         } else {
             KNOWN_HOST_CAPABILITIES.contains(&value.as_str())
         };
-        if valid { Ok(Self(value)) } else { Err(UnknownHostCapability(value)) }
+        if valid {
+            Ok(Self(value))
+        } else {
+            Err(UnknownHostCapability(value))
+        }
     }
 }
 
@@ -95,14 +99,30 @@ mod tests {
 
     #[test]
     fn calls_and_wildcards_are_accepted() {
-        for text in ["oci/v2/verify", "oci/v1/oci_manifest", "kubernetes/can_i", "*", "oci/*", "oci/v1/*"] {
+        for text in [
+            "oci/v2/verify",
+            "oci/v1/oci_manifest",
+            "kubernetes/can_i",
+            "*",
+            "oci/*",
+            "oci/v1/*",
+        ] {
             assert!(parse(text).is_ok(), "{text}");
         }
     }
 
     #[test]
     fn unknown_calls_and_partial_wildcards_are_refused() {
-        for text in ["oci/v3/verify", "v2/verify", "oci*", "oci/v1/oci_*", "dns/*", "", "/*", "oci/v9/*"] {
+        for text in [
+            "oci/v3/verify",
+            "v2/verify",
+            "oci*",
+            "oci/v1/oci_*",
+            "dns/*",
+            "",
+            "/*",
+            "oci/v9/*",
+        ] {
             let error = parse(text).expect_err(text).to_string();
             assert!(error.contains("oci/v2/verify"), "{error}");
         }

@@ -202,13 +202,10 @@ impl Metadata {
                 if KNOWN_KEYS.contains(&name.as_str()) {
                     return None;
                 }
-                let message = RETIRED_KEYS
-                    .iter()
-                    .find(|(retired, _)| *retired == name)
-                    .map_or_else(
-                        || format!("unknown key, expected one of {}", KNOWN_KEYS.join(", ")),
-                        |(_, message)| (*message).to_owned(),
-                    );
+                let message = RETIRED_KEYS.iter().find(|(retired, _)| *retired == name).map_or_else(
+                    || format!("unknown key, expected one of {}", KNOWN_KEYS.join(", ")),
+                    |(_, message)| (*message).to_owned(),
+                );
                 Some(Problem { path: name, message })
             })
             .collect();
@@ -448,8 +445,14 @@ annotations:
     fn retired_keys_say_what_to_write_instead() {
         let text = format!("{VALID}contextAware: false\nlabels:\n  tier: security\n");
         let error = Metadata::from_yaml(&text).expect_err("retired keys").to_string();
-        assert!(error.contains("contextAware: contextAware is no longer a Kubewarden metadata key"), "{error}");
-        assert!(error.contains("labels: labels is not a Kubewarden metadata key"), "{error}");
+        assert!(
+            error.contains("contextAware: contextAware is no longer a Kubewarden metadata key"),
+            "{error}"
+        );
+        assert!(
+            error.contains("labels: labels is not a Kubewarden metadata key"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -457,7 +460,10 @@ annotations:
         let text = format!("{VALID}hostCapabilities:\n  - oci/v2/verify\n  - oci/v1/*\n");
         let metadata = Metadata::from_yaml(&text).expect("known calls");
         let json = serde_json::to_value(&metadata).expect("serialises");
-        assert_eq!(json["hostCapabilities"], serde_json::json!(["oci/v1/*", "oci/v2/verify"]));
+        assert_eq!(
+            json["hostCapabilities"],
+            serde_json::json!(["oci/v1/*", "oci/v2/verify"])
+        );
         let text = format!("{VALID}hostCapabilities:\n  - oci/v2/verify_everything\n");
         let error = Metadata::from_yaml(&text).expect_err("unknown call").to_string();
         assert!(error.contains("oci/v2/verify_everything"), "{error}");

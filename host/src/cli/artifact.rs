@@ -86,8 +86,10 @@ pub enum PushFormat {
 
 /// Pull a policy module from an OCI registry.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0\n  \
-                        cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0 -o policy.wasm")]
+#[command(
+    after_help = "Examples:\n  cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0\n  \
+                        cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0 -o policy.wasm"
+)]
 pub struct PullArgs {
     /// Source, like registry://ghcr.io/org/policy:v1 or …@sha256:….
     #[arg(value_name = "URI")]
@@ -237,8 +239,7 @@ pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
         .await
         .map_err(|error| explain(error, &sources))
         .with_context(|| format!("cannot pull {}", args.uri))?;
-    std::fs::write(output_path, &pulled.module)
-        .with_context(|| format!("cannot write {}", output_path.display()))?;
+    std::fs::write(output_path, &pulled.module).with_context(|| format!("cannot write {}", output_path.display()))?;
     let pinned = match reference.digest() {
         Some(_) => args.uri.clone(),
         None => format!("{}@{}", args.uri, pulled.digest),

@@ -87,7 +87,9 @@ pub fn check_namespace(namespace: &str) -> Result<(), InvalidNamespace> {
     let bytes = namespace.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first() != Some(&b'-')
         && bytes.last() != Some(&b'-');
     if valid {
@@ -98,7 +100,12 @@ pub fn check_namespace(namespace: &str) -> Result<(), InvalidNamespace> {
 }
 
 /// Answers the images of one mutation request as the policy decides them in `namespace`.
-pub async fn mutate(evaluator: &BatchEvaluator, namespace: &str, images: Vec<String>, started: Instant) -> Vec<MutationItem> {
+pub async fn mutate(
+    evaluator: &BatchEvaluator,
+    namespace: &str,
+    images: Vec<String>,
+    started: Instant,
+) -> Vec<MutationItem> {
     let keys: Vec<String> = images
         .iter()
         .map(|image| serde_json::json!({ "image": image, "namespace": namespace }).to_string())

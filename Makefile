@@ -129,7 +129,7 @@ image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_RE
 		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
 
 .PHONY: test
-test: setup lint check-deploy check-artifacthub policy.wasm image-oci ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo

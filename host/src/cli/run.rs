@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::admission::{AdmissionResponse, request_from_document};
 
@@ -31,6 +32,8 @@ pub struct RunArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// The policy: a .wasm file or a registry:// URI.
     #[arg(value_name = "POLICY")]
     pub policy: String,
@@ -43,7 +46,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let request =
         request_from_document(&text).with_context(|| format!("request file {}", args.request_path.display()))?;
     let settings = args.settings.load()?;
-    let session = Session::open(&args.policy, &args.verifier, &args.limits, None)?;
+    let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, None)?;
     session.check_settings(&settings)?;
     let response = session.evaluator.validate(&request, &settings)?;
     let admission = AdmissionResponse::from_validation(&request, &response)?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::runtime::{ImageKey, ImageVerdict, Verdict};
 
@@ -32,6 +33,8 @@ pub struct VerifyArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// The policy (.wasm file or registry:// URI); when given, every positional is an image.
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
@@ -62,7 +65,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let settings = args.settings.load()?;
-    let session = Session::open(&policy, &args.verifier, &args.limits, None)?;
+    let session = Session::open(&policy, &args.verifier, &args.limits, &args.module, None)?;
     session.check_settings(&settings)?;
     let keys: Vec<ImageKey> = images
         .into_iter()

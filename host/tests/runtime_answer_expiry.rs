@@ -47,12 +47,12 @@ fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires()
     );
     let capabilities =
         Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
-    let input = SigstoreVerificationInputV2::SigstorePubKeyVerify {
+    let input = || SigstoreVerificationInputV2::SigstorePubKeyVerify {
         image: format!("{host}/team/app:v1"),
         pub_keys: vec![key.public_key_pem().to_owned()],
         annotations: None,
     };
-    let payload = serde_json::to_vec(&input).expect("json");
+    let payload = serde_json::to_vec(&input()).expect("json");
     let ask = || -> String {
         let answer = capabilities
             .dispatch("test", None, "kubewarden", "oci", "v2/verify", &payload)
@@ -63,7 +63,7 @@ fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires()
 
     // Another evaluation fills the verifier's cache first; its entry expires before `filled + TTL`.
     let first = runtime
-        .block_on(verifier.verify(VerificationRequest::V2(input.clone())))
+        .block_on(verifier.verify(VerificationRequest::V2(input())))
         .expect("verifies");
     let filled = Instant::now();
     assert_eq!(first.digest, old);

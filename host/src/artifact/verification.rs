@@ -345,23 +345,9 @@ pub async fn verify_module(
     let Some((_, pinned)) = image.rsplit_once('@') else {
         return Err(untrusted("it must be verified by digest".to_owned()));
     };
-    let check = |signature: &Signature| {
-        let request = signature.request(image);
-        async move {
-            match verifier.verify(request).await {
-                Ok(response) if response.is_trusted && response.digest == pinned => Ok(()),
-                Ok(response) => Err(format!(
-                    "{}: the verifier answered for {}, not {pinned}",
-                    signature.describe(),
-                    response.digest
-                )),
-                Err(error) => Err(format!("{}: {}", signature.describe(), reason_of(&error))),
-            }
-        }
-    };
     let mut failures = Vec::new();
     for signature in config.all_of.iter().flatten() {
-        if let Err(reason) = check(signature).await {
+        if let Err(reason) = check(verifier, image, pinned, signature).await {
             failures.push(format!("allOf {reason}"));
         }
     }
@@ -369,7 +355,7 @@ pub async fn verify_module(
         let mut matched = 0usize;
         let mut misses = Vec::new();
         for signature in &any_of.signatures {
-            match check(signature).await {
+            match check(verifier, image, pinned, signature).await {
                 Ok(()) => matched += 1,
                 Err(reason) => misses.push(reason),
             }
@@ -386,6 +372,19 @@ pub async fn verify_module(
         Ok(())
     } else {
         Err(untrusted(failures.join("; ")))
+    }
+}
+
+/// Checks one requirement on `image`; the reason it is not met otherwise.
+async fn check(verifier: &Verifier, image: &str, pinned: &str, signature: &Signature) -> Result<(), String> {
+    match verifier.verify(signature.request(image)).await {
+        Ok(response) if response.is_trusted && response.digest == pinned => Ok(()),
+        Ok(response) => Err(format!(
+            "{}: the verifier answered for {}, not {pinned}",
+            signature.describe(),
+            response.digest
+        )),
+        Err(error) => Err(format!("{}: {}", signature.describe(), reason_of(&error))),
     }
 }
 

@@ -90,7 +90,7 @@ fn parse_annotation(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Refuses flag combinations `resolve` cannot express (used by tests of the CLI surface).
+/// Refuses verification requirements for a local file (its signatures are not in a registry).
 pub fn check_local(policy: &str, verification: &ModuleVerification) -> anyhow::Result<()> {
     if !policy.starts_with(crate::artifact::REGISTRY_SCHEME) && matches!(verification, ModuleVerification::Required(_))
     {

@@ -63,11 +63,11 @@ pub struct ProviderArgs {
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Most images evaluated at once.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096).map(|n| n as usize))]
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub max_concurrency: usize,
     /// Most client connections served at once; connections beyond it are refused (closed at
     /// once) rather than queued.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000).map(|n| n as usize))]
+    #[arg(long, default_value_t = 1024, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
     pub max_connections: usize,
     /// Close a connection whose TLS handshake has not finished this long after it was accepted.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]

@@ -168,7 +168,7 @@ impl Session {
             }
             ModuleVerification::Unspecified => None,
         };
-        let spinner = spinner(format!("loading {policy}"));
+        let loading = spinner(format!("loading {policy}"));
         let loaded = runtime
             .block_on(load_policy(
                 policy,
@@ -178,14 +178,14 @@ impl Session {
                 requirements,
             ))
             .with_context(|| format!("cannot load {policy}"))?;
-        spinner.finish_and_clear();
-        let spinner = spinner(format!("compiling {}", loaded.path.display()));
+        loading.finish_and_clear();
+        let compiling = spinner(format!("compiling {}", loaded.path.display()));
         let name = loaded
             .path
             .file_name()
             .map_or_else(|| loaded.path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let module = PolicyModule::from_bytes(name, &loaded.bytes)?;
-        spinner.finish_and_clear();
+        compiling.finish_and_clear();
         let capabilities = Arc::new(
             Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
                 .with_answer_cache(verifier.cache_max_entries),

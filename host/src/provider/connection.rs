@@ -92,7 +92,7 @@ pub(super) async fn serve(
     let service = TowerToHyperService::new(app);
     let tracked = {
         let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |request| {
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let in_flight = activity.request_started();
             let response = service.call(request);
             async move {

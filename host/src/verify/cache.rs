@@ -51,7 +51,7 @@ pub struct TtlCache<K, V> {
 
 impl<K, V> TtlCache<K, V>
 where
-    K: Eq + Hash + Send + Sync + 'static,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// An empty cache keeping at most `max_entries` values.
@@ -97,7 +97,7 @@ where
     }
 
     /// Values held now (approximate: evictions are applied lazily).
-    pub async fn len(&self) -> u64 {
+    pub async fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks().await;
         self.entries.entry_count()
     }
@@ -159,7 +159,7 @@ mod tests {
         for key in 0..500 {
             cache.get_or_compute(key, async move { key }, |_| Duration::from_secs(60)).await;
         }
-        assert!(cache.len().await <= 50, "{} entries kept", cache.len().await);
+        assert!(cache.entry_count().await <= 50, "{} entries kept", cache.entry_count().await);
     }
 
     #[tokio::test]

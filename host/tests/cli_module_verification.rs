@@ -91,9 +91,22 @@ fn stderr(output: &Output) -> String {
 }
 
 fn assert_refused(output: &Output, expected: &str) {
-    assert_ne!(output.status.code(), Some(0), "must be refused; stdout: {}", String::from_utf8_lossy(&output.stdout));
-    assert!(output.stdout.is_empty(), "nothing evaluated: {}", String::from_utf8_lossy(&output.stdout));
-    assert!(stderr(output).contains(expected), "expected {expected:?} in:\n{}", stderr(output));
+    assert_ne!(
+        output.status.code(),
+        Some(0),
+        "must be refused; stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing evaluated: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr(output).contains(expected),
+        "expected {expected:?} in:\n{}",
+        stderr(output)
+    );
 }
 
 fn assert_ran(output: &Output) {

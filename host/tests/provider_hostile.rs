@@ -48,7 +48,10 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, limit: D
             }
         }
     };
-    tokio::time::timeout(limit, read_to_end).await.ok().map(|()| started.elapsed())
+    tokio::time::timeout(limit, read_to_end)
+        .await
+        .ok()
+        .map(|()| started.elapsed())
 }
 
 /// What kind of misbehaving client a connection plays.
@@ -67,7 +70,12 @@ enum Stall {
 }
 
 /// Opens one stalled connection and waits until the provider closes it (bounded).
-async fn stall(addr: SocketAddr, connector: tokio_rustls::TlsConnector, kind: Stall, limit: Duration) -> TestResult<Option<Duration>> {
+async fn stall(
+    addr: SocketAddr,
+    connector: tokio_rustls::TlsConnector,
+    kind: Stall,
+    limit: Duration,
+) -> TestResult<Option<Duration>> {
     let mut tcp = TcpStream::connect(addr).await?;
     match kind {
         Stall::IdleTcp => Ok(closed_within(&mut tcp, limit).await),
@@ -76,9 +84,14 @@ async fn stall(addr: SocketAddr, connector: tokio_rustls::TlsConnector, kind: St
             Ok(closed_within(&mut tcp, limit).await)
         }
         Stall::HalfHeader | Stall::SlowBody | Stall::IdleTls => {
-            let mut tls = connector.connect(ServerName::try_from("localhost")?.to_owned(), tcp).await?;
+            let mut tls = connector
+                .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+                .await?;
             match kind {
-                Stall::HalfHeader => tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Ty").await?,
+                Stall::HalfHeader => {
+                    tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Ty")
+                        .await?
+                }
                 Stall::SlowBody => {
                     tls.write_all(
                         b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
@@ -121,7 +134,11 @@ async fn slow_and_stalled_clients_are_closed_while_honest_requests_are_answered(
         for _ in 0..count {
             let connector = connector.clone();
             let addr = provider.addr();
-            stalled.push((kind, timeout, tokio::spawn(stall(addr, connector, kind, timeout + MARGIN))));
+            stalled.push((
+                kind,
+                timeout,
+                tokio::spawn(stall(addr, connector, kind, timeout + MARGIN)),
+            ));
         }
     }
 
@@ -163,7 +180,10 @@ async fn slow_and_stalled_clients_are_closed_while_honest_requests_are_answered(
             .find_map(|l| l.strip_prefix(&line))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
-        assert!(count >= at_least, "{reason}: {count} closed, expected {at_least}:\n{text}");
+        assert!(
+            count >= at_least,
+            "{reason}: {count} closed, expected {at_least}:\n{text}"
+        );
     }
     Ok(())
 }
@@ -177,7 +197,14 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResu
         tls_handshake_timeout: Duration::from_secs(30),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(Arc::new(Scripted::default()), &files, false, Limits::default(), connections).await?;
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        false,
+        Limits::default(),
+        connections,
+    )
+    .await?;
     let mut hogs = Vec::new();
     for _ in 0..4 {
         hogs.push(TcpStream::connect(provider.addr()).await?);
@@ -192,7 +219,10 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResu
     );
     let client = tls13_client(&ca, None)?;
     let keys = [key("registry.example/app:v1", "prod")];
-    assert!(post(&client, &provider, &request(&keys)).await.is_err(), "refused while full");
+    assert!(
+        post(&client, &provider, &request(&keys)).await.is_err(),
+        "refused while full"
+    );
     let text = metrics(&provider).await?;
     assert!(
         text.contains("cluster_image_policy_provider_connections_closed_total{reason=\"refused\"}"),
@@ -281,7 +311,10 @@ async fn the_request_deadline_stops_an_evaluation_already_running() -> TestResul
 
     let (status, answer) = post(&client, &provider, &request(&keys)).await?;
     assert_eq!(status, 200);
-    let error = item(&answer, &keys[0]).ok_or("no item")?["error"].as_str().unwrap_or_default().to_owned();
+    let error = item(&answer, &keys[0]).ok_or("no item")?["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(error.contains("deadline"), "{answer}");
 
     // The evaluation itself stops at the deadline, not at the 120 s evaluation timeout.

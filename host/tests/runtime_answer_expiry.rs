@@ -45,8 +45,7 @@ fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires()
         })
         .expect("verifier"),
     );
-    let capabilities =
-        Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
+    let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
     let input = || SigstoreVerificationInputV2::SigstorePubKeyVerify {
         image: format!("{host}/team/app:v1"),
         pub_keys: vec![key.public_key_pem().to_owned()],

@@ -47,10 +47,7 @@ fn with_verifier(insecure: &[String], options: EvaluatorOptions) -> Evaluator {
         ..VerifierConfig::default()
     };
     let verifier = Arc::new(Verifier::new(config).expect("verifier"));
-    let caps = Arc::new(
-        Capabilities::new(verifier, runtime().handle().clone())
-            .with_answer_cache(1_000),
-    );
+    let caps = Arc::new(Capabilities::new(verifier, runtime().handle().clone()).with_answer_cache(1_000));
     Evaluator::new(&module(), caps, options).expect("evaluator")
 }
 

@@ -290,9 +290,13 @@ pub(crate) fn parse_policy_manifest(
             actual,
         });
     }
-    let manifest: OciImageManifest =
-        serde_json::from_slice(raw).map_err(|e| unexpected(format!("its manifest is not an OCI image manifest: {e}")))?;
-    if let Some(other) = manifest.layers.iter().find(|layer| layer.media_type != WASM_LAYER_MEDIA_TYPE) {
+    let manifest: OciImageManifest = serde_json::from_slice(raw)
+        .map_err(|e| unexpected(format!("its manifest is not an OCI image manifest: {e}")))?;
+    if let Some(other) = manifest
+        .layers
+        .iter()
+        .find(|layer| layer.media_type != WASM_LAYER_MEDIA_TYPE)
+    {
         return Err(unexpected(format!(
             "it has a {} layer, a policy has one {WASM_LAYER_MEDIA_TYPE} layer",
             other.media_type
@@ -324,7 +328,12 @@ fn check_size(uri: &str, declared: i64, cap: u64) -> Result<(), ArtifactError> {
 }
 
 /// Reads a blob stream, failing as soon as it exceeds `cap` bytes, and checks its SHA-256.
-pub(crate) async fn read_capped<S, E>(uri: &str, mut stream: S, cap: u64, digest: &str) -> Result<Vec<u8>, ArtifactError>
+pub(crate) async fn read_capped<S, E>(
+    uri: &str,
+    mut stream: S,
+    cap: u64,
+    digest: &str,
+) -> Result<Vec<u8>, ArtifactError>
 where
     S: futures::Stream<Item = Result<E, std::io::Error>> + Unpin,
     E: AsRef<[u8]>,
@@ -392,7 +401,9 @@ mod tests {
         assert!(!annotations.contains_key("io.kubewarden.policy.usage"));
     }
 
-    fn chunks(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<Result<&'static [u8], std::io::Error>>> {
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> futures::stream::Iter<std::vec::IntoIter<Result<&'static [u8], std::io::Error>>> {
         futures::stream::iter(parts.iter().map(|part| Ok(*part)).collect::<Vec<_>>())
     }
 

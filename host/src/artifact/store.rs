@@ -11,7 +11,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::ArtifactError;
-use super::oci::{PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest, parse_policy_uri, sha256_digest};
+use super::oci::{
+    PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest, parse_policy_uri, sha256_digest,
+};
 use super::verification::{self, VerificationConfig};
 use crate::registry::Sources;
 use crate::verify::Verifier;

@@ -147,7 +147,9 @@ impl VerificationConfig {
         }
         let all_of = config.all_of.as_deref().unwrap_or_default();
         if all_of.is_empty() && config.any_of.as_ref().is_none_or(|any| any.signatures.is_empty()) {
-            return Err(invalid("allOf and anyOf are both empty: give at least one signature".to_owned()));
+            return Err(invalid(
+                "allOf and anyOf are both empty: give at least one signature".to_owned(),
+            ));
         }
         if let Some(any_of) = &config.any_of {
             if any_of.minimum_matches == 0 {
@@ -452,7 +454,10 @@ anyOf:
 
     #[test]
     fn shortcut_flags_become_all_of_requirements() {
-        assert_eq!(VerificationConfig::from_flags(&ShortcutFlags::default()).expect("ok"), None);
+        assert_eq!(
+            VerificationConfig::from_flags(&ShortcutFlags::default()).expect("ok"),
+            None
+        );
         let flags = ShortcutFlags {
             keys: vec!["PEM".to_owned()],
             annotations: Annotations::from([("env".to_owned(), "prod".to_owned())]),

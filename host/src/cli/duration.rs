@@ -10,7 +10,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = parse_unbounded(text)?;
     if duration > MAX_DURATION {
-        return Err(format!("`{}` is longer than the maximum of 168h (one week)", text.trim()));
+        return Err(format!(
+            "`{}` is longer than the maximum of 168h (one week)",
+            text.trim()
+        ));
     }
     Ok(duration)
 }

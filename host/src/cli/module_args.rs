@@ -19,28 +19,48 @@ pub struct ModuleVerificationArgs {
     #[arg(long, value_name = "FILE", help_heading = "Policy module verification")]
     pub verification_config_path: Option<PathBuf>,
     /// PEM public key that must have signed the module (repeatable; each one is required).
-    #[arg(long, value_name = "FILE", help_heading = "Policy module verification",
-          conflicts_with = "verification_config_path")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Policy module verification",
+        conflicts_with = "verification_config_path"
+    )]
     pub verification_key: Vec<PathBuf>,
     /// Annotation the module's signatures must carry (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_annotation,
           help_heading = "Policy module verification", conflicts_with = "verification_config_path")]
     pub verification_annotation: Vec<(String, String)>,
     /// Keyless: the signing certificate's email (with --cert-oidc-issuer).
-    #[arg(long, value_name = "EMAIL", help_heading = "Policy module verification",
-          conflicts_with = "verification_config_path")]
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        help_heading = "Policy module verification",
+        conflicts_with = "verification_config_path"
+    )]
     pub cert_email: Option<String>,
     /// Keyless: the signing certificate's OIDC issuer (with --cert-email).
-    #[arg(long, value_name = "URL", help_heading = "Policy module verification",
-          conflicts_with = "verification_config_path")]
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Policy module verification",
+        conflicts_with = "verification_config_path"
+    )]
     pub cert_oidc_issuer: Option<String>,
     /// Keyless from GitHub Actions: the GitHub owner whose workflow signed the module.
-    #[arg(long, value_name = "OWNER", help_heading = "Policy module verification",
-          conflicts_with = "verification_config_path")]
+    #[arg(
+        long,
+        value_name = "OWNER",
+        help_heading = "Policy module verification",
+        conflicts_with = "verification_config_path"
+    )]
     pub github_owner: Option<String>,
     /// Keyless from GitHub Actions: the repository (with --github-owner).
-    #[arg(long, value_name = "REPO", help_heading = "Policy module verification",
-          conflicts_with = "verification_config_path")]
+    #[arg(
+        long,
+        value_name = "REPO",
+        help_heading = "Policy module verification",
+        conflicts_with = "verification_config_path"
+    )]
     pub github_repo: Option<String>,
     /// Run a registry:// module without checking its signatures (kwctl's default; not ours).
     #[arg(long, help_heading = "Policy module verification",

@@ -25,7 +25,7 @@ use crate::provider::{self, ConnectionLimits, Limits, PolicyDecider, ProviderCon
 #[derive(Debug, Args)]
 pub struct ProviderArgs {
     /// The policy module (the same policy.wasm a ClusterAdmissionPolicy runs), a file or a
-    /// `registry://` URI.
+    /// `registry://` URI (whose signatures must satisfy the module verification flags).
     #[arg(value_name = "POLICY.wasm")]
     pub policy: String,
     /// Policy settings (YAML or JSON), validated by the policy at start-up.

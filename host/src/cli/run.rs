@@ -16,11 +16,17 @@ use crate::admission::{AdmissionResponse, request_from_document};
 Exit status: 0 whether the request is allowed or denied; non-zero when the evaluation could not
 run (unreadable file, invalid settings, trap, timeout).
 
+A registry:// module runs only if its signatures satisfy --verification-config-path (kwctl's
+format) or the --verification-key / --cert-email + --cert-oidc-issuer / --github-owner flags;
+with none of them it is refused (kwctl would run it) unless --insecure-skip-module-verification
+is given. Local files run as they are.
+
 Examples:
   cip run --request-path pod.json --settings-path settings.yaml policy.wasm
   cip run --request-path review.json --settings-json '{\"policies\":[]}' \\
       --sources-path sources.yaml --sigstore-trust-config trust.json policy.wasm
-  cip run -r pod.json -s settings.yaml registry://ghcr.io/org/cluster-image-policy:v0.1.0"
+  cip run -r pod.json -s settings.yaml --verification-key policy-signer.pub \\
+      registry://ghcr.io/org/cluster-image-policy:v0.1.0"
 )]
 pub struct RunArgs {
     /// AdmissionRequest or whole AdmissionReview, JSON or YAML.

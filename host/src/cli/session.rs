@@ -180,10 +180,10 @@ impl Session {
             .with_context(|| format!("cannot load {policy}"))?;
         loading.finish_and_clear();
         let compiling = spinner(format!("compiling {}", loaded.path.display()));
-        let name = loaded
-            .path
-            .file_name()
-            .map_or_else(|| loaded.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = loaded.path.file_name().map_or_else(
+            || loaded.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let module = PolicyModule::from_bytes(name, &loaded.bytes)?;
         compiling.finish_and_clear();
         let capabilities = Arc::new(

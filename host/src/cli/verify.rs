@@ -20,6 +20,7 @@ digest and the verdict. Exit status: 1 if any image is denied, 0 otherwise (warn
 Examples:
   cip verify --settings-path settings.yaml policy.wasm myregistry.com/app:v1
   cip verify -s settings.yaml --namespace production --sources-path sources.yaml \\
+      --verification-key policy-signer.pub \\
       --policy registry://ghcr.io/org/cluster-image-policy:v0.1.0 myregistry.com/app:v1 myregistry.com/db:v2
   cip verify -s settings.yaml --output json policy.wasm myregistry.com/app:v1 | jq ."
 )]

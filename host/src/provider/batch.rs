@@ -70,8 +70,7 @@ impl BatchEvaluator {
         let deadline = deadline_after(started, self.limits.deadline);
 
         let (parsed, unique) = distinct(keys);
-        let mut tasks: Vec<JoinHandle<Outcome>> =
-            unique.iter().map(|key| self.spawn(key.clone(), deadline)).collect();
+        let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone(), deadline)).collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
         for task in &mut tasks {
@@ -206,7 +205,10 @@ mod tests {
     fn huge_deadlines_saturate_instead_of_panicking() {
         let now = Instant::now();
         assert!(deadline_after(now, Duration::MAX) > now + Duration::from_secs(3600));
-        assert_eq!(deadline_after(now, Duration::from_secs(1)), now + Duration::from_secs(1));
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
     }
 
     #[test]

@@ -60,18 +60,34 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// What every connection of one listener shares.
+#[derive(Clone)]
+pub(super) struct Listener {
+    pub(super) acceptor: TlsAcceptor,
+    pub(super) app: Router,
+    pub(super) limits: ConnectionLimits,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) stopped: watch::Receiver<bool>,
+}
+
+/// An accepted connection and its slot under [`ConnectionLimits::max_connections`] (released
+/// when the connection ends).
+pub(super) struct Accepted {
+    pub(super) tcp: TcpStream,
+    pub(super) peer: SocketAddr,
+    pub(super) slot: OwnedSemaphorePermit,
+}
+
 /// Serves one accepted connection until it ends, a limit closes it or the provider stops.
-/// `_permit` is the connection's slot under [`ConnectionLimits::max_connections`].
-pub(super) async fn serve(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    app: Router,
-    limits: ConnectionLimits,
-    metrics: Arc<Metrics>,
-    mut stopped: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
-) {
+pub(super) async fn serve(accepted: Accepted, listener: Listener) {
+    let Accepted { tcp, peer, slot: _slot } = accepted;
+    let Listener {
+        acceptor,
+        app,
+        limits,
+        metrics,
+        mut stopped,
+    } = listener;
     let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(error)) => {
@@ -217,8 +233,7 @@ impl Activity {
             None => (state.idle_since, limits.idle_timeout),
         };
         let far = Duration::from_secs(24 * 3600);
-        from.checked_add(limit.min(far))
-            .unwrap_or_else(|| Instant::now() + far)
+        from.checked_add(limit.min(far)).unwrap_or_else(|| Instant::now() + far)
     }
 }
 

@@ -146,7 +146,14 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
             tracing::error!(%error, "metrics server failed");
         }
     });
-    let tls_task = tokio::spawn(serve_tls(listener, acceptor, app, config.connections, tls_metrics, stopped));
+    let tls_task = tokio::spawn(serve_tls(
+        listener,
+        acceptor,
+        app,
+        config.connections,
+        tls_metrics,
+        stopped,
+    ));
     ready.store(true, Ordering::SeqCst);
     tracing::info!(%addr, %metrics_addr, "gatekeeper provider listening");
     Ok(RunningProvider {
@@ -201,14 +208,14 @@ async fn serve_tls(
         };
         let _ = tcp.set_nodelay(true);
         tokio::spawn(connection::serve(
-            tcp,
-            peer,
-            acceptor.clone(),
-            app.clone(),
-            limits,
-            Arc::clone(&metrics),
-            stopped.clone(),
-            slot,
+            connection::Accepted { tcp, peer, slot },
+            connection::Listener {
+                acceptor: acceptor.clone(),
+                app: app.clone(),
+                limits,
+                metrics: Arc::clone(&metrics),
+                stopped: stopped.clone(),
+            },
         ));
     }
 }

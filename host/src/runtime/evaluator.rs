@@ -159,7 +159,9 @@ impl Evaluator {
         let started = Instant::now();
         let shared = &self.shared;
         let timeout = shared.options.timeout;
-        let budget = deadline.map_or(timeout, |deadline| deadline.saturating_duration_since(started).min(timeout));
+        let budget = deadline.map_or(timeout, |deadline| {
+            deadline.saturating_duration_since(started).min(timeout)
+        });
         let shortened = budget < timeout;
         if budget.is_zero() {
             return Err(self.deadline_error(function, budget));
@@ -180,7 +182,9 @@ impl Evaluator {
         // Leave the guest a moment after a host call gives up, so it can turn the failure into
         // a proper answer (e.g. a denial naming the unreachable registry) instead of a timeout.
         let margin = (budget / 10).min(Duration::from_millis(100));
-        instance.context.begin(started.checked_add(budget.saturating_sub(margin)));
+        instance
+            .context
+            .begin(started.checked_add(budget.saturating_sub(margin)));
         let outcome = catch_unwind(AssertUnwindSafe(|| instance.host.call(function, payload)));
         let HostCallStats { calls, time } = instance.context.end();
         let stats = CallStats {

@@ -157,9 +157,15 @@ mod tests {
     async fn the_number_of_entries_is_bounded() {
         let cache: TtlCache<u32, u32> = TtlCache::new(50);
         for key in 0..500 {
-            cache.get_or_compute(key, async move { key }, |_| Duration::from_secs(60)).await;
+            cache
+                .get_or_compute(key, async move { key }, |_| Duration::from_secs(60))
+                .await;
         }
-        assert!(cache.entry_count().await <= 50, "{} entries kept", cache.entry_count().await);
+        assert!(
+            cache.entry_count().await <= 50,
+            "{} entries kept",
+            cache.entry_count().await
+        );
     }
 
     #[tokio::test]

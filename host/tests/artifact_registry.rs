@@ -164,11 +164,20 @@ fn policy_store_pulls_once_and_serves_pinned_references_offline() {
     let by_tag = rt.block_on(store.fetch(&uri, &client)).expect("fetch by tag");
     assert_eq!(by_tag, store.path_of(&pushed.digest).expect("valid digest"));
     assert!(std::fs::read(&by_tag).expect("cached file") == *module);
-    let stored: Vec<_> = std::fs::read_dir(store.dir())
+    let mut stored: Vec<_> = std::fs::read_dir(store.dir())
         .expect("cache dir")
         .map(|entry| entry.expect("entry").file_name())
         .collect();
-    assert_eq!(stored.len(), 1, "only the module is left in the cache: {stored:?}");
+    stored.sort();
+    let manifest = store.manifest_path_of(&pushed.digest).expect("valid digest");
+    assert_eq!(
+        stored,
+        vec![
+            manifest.file_name().expect("name").to_owned(),
+            by_tag.file_name().expect("name").to_owned()
+        ],
+        "only the manifest and the module are left in the cache"
+    );
 
     registry.stop().expect("registry stops");
     let offline = rt

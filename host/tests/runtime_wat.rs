@@ -47,10 +47,7 @@ fn with_verifier(insecure: &[String], options: EvaluatorOptions) -> Evaluator {
         ..VerifierConfig::default()
     };
     let verifier = Arc::new(Verifier::new(config).expect("verifier"));
-    let caps = Arc::new(
-        Capabilities::new(verifier, runtime().handle().clone())
-            .with_answer_cache(Duration::from_secs(60), Duration::from_secs(5)),
-    );
+    let caps = Arc::new(Capabilities::new(verifier, runtime().handle().clone()).with_answer_cache(1_000));
     Evaluator::new(&module(), caps, options).expect("evaluator")
 }
 
@@ -141,6 +138,32 @@ fn shorter_timeout_is_honoured() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_callers_deadline_interrupts_a_running_evaluation_long_before_the_timeout() {
+    let evaluator = offline(EvaluatorOptions {
+        timeout: Duration::from_secs(120),
+        ..EvaluatorOptions::default()
+    });
+    let started = Instant::now();
+    let error = evaluator
+        .call_with_stats_by("loop", b"", Some(started + Duration::from_millis(300)))
+        .expect_err("the loop must be interrupted at the deadline");
+    assert!(matches!(error, RuntimeError::Deadline { .. }), "{error:?}");
+    assert!(error.to_string().contains("caller's deadline"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "interrupted at the deadline, not the 120 s timeout: {:?}",
+        started.elapsed()
+    );
+    // A deadline already past runs nothing; the evaluator still works afterwards.
+    let past = evaluator.call_with_stats_by("echo", b"x", Some(Instant::now()));
+    assert!(matches!(past, Err(RuntimeError::Deadline { .. })), "{past:?}");
+    let (answer, _) = evaluator
+        .call_with_stats_by("echo", b"x", Some(Instant::now() + Duration::from_secs(60)))
+        .expect("a far deadline changes nothing");
+    assert_eq!(answer, b"x");
 }
 
 #[test]
@@ -434,6 +457,42 @@ fn a_registry_that_never_answers_fails_the_host_call_within_the_timeout() {
         .expect_err("no answer");
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(1200), "took {elapsed:?}");
+    let message = guest_message(error);
+    assert!(
+        message.starts_with("kubewarden/oci/v2/verify: no answer within the evaluation deadline"),
+        "{message}"
+    );
+}
+
+#[test]
+fn host_calls_get_what_is_left_of_the_callers_deadline() {
+    let slow = testkit::SlowServer::start().expect("slow server");
+    let host = slow.host();
+    let evaluator = with_verifier(
+        std::slice::from_ref(&host),
+        EvaluatorOptions {
+            timeout: Duration::from_secs(120),
+            ..EvaluatorOptions::default()
+        },
+    );
+    let key = testkit::KeyPair::ecdsa_p256().expect("key");
+    let request = json!({"type": "SigstorePubKeyVerify", "image": format!("{host}/team/app:v1"),
+                         "pub_keys": [key.public_key_pem()], "annotations": null});
+    let started = Instant::now();
+    let body = host_call(
+        "kubewarden",
+        "oci",
+        "v2/verify",
+        &serde_json::to_vec(&request).expect("json"),
+    );
+    let error = evaluator
+        .call_with_stats_by("host", &body, Some(started + Duration::from_millis(500)))
+        .expect_err("no answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up at the caller's deadline, not the 120 s timeout: {:?}",
+        started.elapsed()
+    );
     let message = guest_message(error);
     assert!(
         message.starts_with("kubewarden/oci/v2/verify: no answer within the evaluation deadline"),

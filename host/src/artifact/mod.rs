@@ -8,6 +8,7 @@ pub mod metadata;
 mod oci;
 mod protocol;
 mod store;
+pub mod verification;
 mod wasm;
 
 use std::path::PathBuf;
@@ -15,11 +16,11 @@ use std::path::PathBuf;
 pub use annotate::annotate;
 pub use metadata::{Metadata, MetadataError};
 pub use oci::{
-    PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME, load_credentials, manifest_annotations,
-    parse_policy_uri, policy_uri,
+    DEFAULT_MAX_MODULE_BYTES, PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME, load_credentials,
+    manifest_annotations, parse_policy_uri, policy_uri,
 };
 pub use protocol::{ProtocolError, detect_protocol_version};
-pub use store::{CACHE_DIR_ENV, PolicyStore, fetch_policy};
+pub use store::{CACHE_DIR_ENV, LoadedModule, PolicyStore, fetch_policy, load_policy};
 pub use wasm::{METADATA_SECTION, WasmError, read_metadata, write_metadata};
 
 use crate::registry::{DockerConfigError, RegistryError};
@@ -51,4 +52,16 @@ pub enum ArtifactError {
     },
     #[error("no cache directory: set CIP_CACHE_DIR, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
+    #[error("{uri}: the module is {size} bytes, over the cap of {cap} bytes (raise it with --max-module-bytes)")]
+    TooLarge { uri: String, size: String, cap: u64 },
+    #[error("{what} has digest {actual}, expected {expected}: the file is corrupt or was tampered with")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cannot download {uri}: {source}")]
+    Download { uri: String, source: std::io::Error },
+    #[error(transparent)]
+    Verification(#[from] verification::ModuleVerificationError),
 }

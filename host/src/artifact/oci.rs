@@ -7,9 +7,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE,
+    WASM_LAYER_MEDIA_TYPE,
+};
 use oci_client::{Client, Reference};
+use sha2::{Digest as _, Sha256};
 
 use super::ArtifactError;
 use super::metadata::{ANNOTATION_SOURCE, Metadata};
@@ -26,6 +31,10 @@ const WASM_CONFIG: &[u8] = b"{}";
 
 /// Bound of one registry round trip; a module is a few MB at most.
 const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default cap on a downloaded policy module (`--max-module-bytes`): 64 MiB, far above any
+/// Kubewarden policy (this one is under 2 MB) and far below what hurts a host.
+pub const DEFAULT_MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A policy pushed to a registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +54,8 @@ pub struct PulledPolicy {
     pub digest: String,
     /// The manifest itself, for `cip inspect`-like display.
     pub manifest: OciImageManifest,
+    /// The manifest as the registry sent it (its SHA-256 is `digest`).
+    pub raw_manifest: Vec<u8>,
 }
 
 /// Parses `registry://host/repository[:tag][@digest]` into an OCI reference.
@@ -108,6 +119,7 @@ pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCreden
 pub struct PolicyRegistry {
     client: Client,
     credentials: DockerCredentials,
+    max_module_bytes: u64,
 }
 
 impl PolicyRegistry {
@@ -130,7 +142,21 @@ impl PolicyRegistry {
         Self {
             client: Client::new(config),
             credentials,
+            max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
         }
+    }
+
+    /// Refuses modules larger than `max_bytes` (default [`DEFAULT_MAX_MODULE_BYTES`]), checked
+    /// on the manifest's declared size and again while downloading.
+    #[must_use]
+    pub fn with_max_module_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_module_bytes = max_bytes;
+        self
+    }
+
+    /// The module size cap in force.
+    pub fn max_module_bytes(&self) -> u64 {
+        self.max_module_bytes
     }
 
     /// Pushes `module` to `uri` (`registry://host/repository:tag`) with the given manifest
@@ -160,43 +186,38 @@ impl PolicyRegistry {
         Ok(PushedPolicy { uri: pinned, digest })
     }
 
-    /// Pulls the module at `reference`; refuses artifacts that are not a single wasm layer,
-    /// and a manifest whose digest differs from the one the reference names.
+    /// Pulls the module at `reference`; refuses artifacts that are not a single wasm layer, a
+    /// manifest whose digest differs from the one the reference names, and modules over the
+    /// size cap (declared or streamed). The module's SHA-256 is checked against the manifest.
     pub async fn pull(&self, reference: &Reference) -> Result<PulledPolicy, ArtifactError> {
         let auth = self.credentials.auth_for(reference.resolve_registry());
-        let image = self
+        let (raw_manifest, digest) = self
             .client
-            .pull(reference, &auth, vec![WASM_LAYER_MEDIA_TYPE])
+            .pull_manifest_raw(reference, &auth, &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE])
             .await
             .map_err(|error| registry_error(error, reference))?;
-        let unexpected = |reason: String| ArtifactError::UnexpectedArtifact {
-            uri: policy_uri(reference),
-            reason,
-        };
-        let manifest = image
-            .manifest
-            .ok_or_else(|| unexpected("the registry sent no manifest".to_owned()))?;
-        let digest = image
-            .digest
-            .ok_or_else(|| unexpected("the registry sent no manifest digest".to_owned()))?;
+        let uri = policy_uri(reference);
         if let Some(wanted) = reference.digest()
             && wanted != digest
         {
-            return Err(unexpected(format!(
-                "manifest digest is {digest}, the reference names {wanted}"
-            )));
+            return Err(ArtifactError::UnexpectedArtifact {
+                uri,
+                reason: format!("manifest digest is {digest}, the reference names {wanted}"),
+            });
         }
-        let mut layers = image.layers.into_iter();
-        let (Some(layer), None) = (layers.next(), layers.next()) else {
-            return Err(unexpected(format!(
-                "a policy artifact has exactly one {WASM_LAYER_MEDIA_TYPE} layer, this one has {}",
-                manifest.layers.len()
-            )));
-        };
+        let (manifest, layer) = parse_policy_manifest(&uri, &raw_manifest, &digest)?;
+        check_size(&uri, layer.size, self.max_module_bytes)?;
+        let stream = self
+            .client
+            .pull_blob_stream(reference, &layer)
+            .await
+            .map_err(|error| registry_error(error, reference))?;
+        let module = read_capped(&uri, stream, self.max_module_bytes, &layer.digest).await?;
         Ok(PulledPolicy {
-            module: layer.data.to_vec(),
+            module,
             digest,
             manifest,
+            raw_manifest: raw_manifest.to_vec(),
         })
     }
 
@@ -245,6 +266,107 @@ fn registry_error(error: oci_client::errors::OciDistributionError, reference: &R
     ArtifactError::Registry(RegistryError::from_oci(error, reference, ROUND_TRIP_TIMEOUT))
 }
 
+/// `sha256:<hex>` of `bytes`.
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Checks that `raw` is the manifest of `digest` and describes a policy: one wasm layer (whose
+/// descriptor is returned). Used for downloads and for the cache alike.
+pub(crate) fn parse_policy_manifest(
+    uri: &str,
+    raw: &[u8],
+    digest: &str,
+) -> Result<(OciImageManifest, OciDescriptor), ArtifactError> {
+    let unexpected = |reason: String| ArtifactError::UnexpectedArtifact {
+        uri: uri.to_owned(),
+        reason,
+    };
+    let actual = sha256_digest(raw);
+    if actual != digest {
+        return Err(ArtifactError::DigestMismatch {
+            what: format!("manifest of {uri}"),
+            expected: digest.to_owned(),
+            actual,
+        });
+    }
+    let manifest: OciImageManifest = serde_json::from_slice(raw)
+        .map_err(|e| unexpected(format!("its manifest is not an OCI image manifest: {e}")))?;
+    if let Some(other) = manifest
+        .layers
+        .iter()
+        .find(|layer| layer.media_type != WASM_LAYER_MEDIA_TYPE)
+    {
+        return Err(unexpected(format!(
+            "it has a {} layer, a policy has one {WASM_LAYER_MEDIA_TYPE} layer",
+            other.media_type
+        )));
+    }
+    let layer = match manifest.layers.as_slice() {
+        [layer] => layer.clone(),
+        [] => return Err(unexpected("it has no layer".to_owned())),
+        layers => {
+            return Err(unexpected(format!(
+                "a policy artifact has exactly one {WASM_LAYER_MEDIA_TYPE} layer, this one has {}",
+                layers.len()
+            )));
+        }
+    };
+    Ok((manifest, layer))
+}
+
+/// Refuses a declared size over the cap (a negative size is refused too).
+fn check_size(uri: &str, declared: i64, cap: u64) -> Result<(), ArtifactError> {
+    match u64::try_from(declared) {
+        Ok(size) if size <= cap => Ok(()),
+        _ => Err(ArtifactError::TooLarge {
+            uri: uri.to_owned(),
+            size: declared.to_string(),
+            cap,
+        }),
+    }
+}
+
+/// Reads a blob stream, failing as soon as it exceeds `cap` bytes, and checks its SHA-256.
+pub(crate) async fn read_capped<S, E>(
+    uri: &str,
+    mut stream: S,
+    cap: u64,
+    digest: &str,
+) -> Result<Vec<u8>, ArtifactError>
+where
+    S: futures::Stream<Item = Result<E, std::io::Error>> + Unpin,
+    E: AsRef<[u8]>,
+{
+    let mut module = Vec::new();
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|source| ArtifactError::Download {
+            uri: uri.to_owned(),
+            source,
+        })?;
+        let chunk = chunk.as_ref();
+        if u64::try_from(module.len().saturating_add(chunk.len())).unwrap_or(u64::MAX) > cap {
+            return Err(ArtifactError::TooLarge {
+                uri: uri.to_owned(),
+                size: format!("more than {cap}"),
+                cap,
+            });
+        }
+        hasher.update(chunk);
+        module.extend_from_slice(chunk);
+    }
+    let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if actual != digest {
+        return Err(ArtifactError::DigestMismatch {
+            what: format!("module of {uri}"),
+            expected: digest.to_owned(),
+            actual,
+        });
+    }
+    Ok(module)
+}
+
 /// `…/manifests/sha256:<64 hex>` → `sha256:<64 hex>`, as policy-fetcher reads the push answer.
 fn digest_from_manifest_url(url: &str) -> Option<String> {
     let (_, digest) = url.rsplit_once('/')?;
@@ -277,6 +399,37 @@ mod tests {
         assert_eq!(annotations[OCI_SOURCE_ANNOTATION], "https://github.com/o/r");
         assert_eq!(annotations["io.kubewarden.policy.description"], "ends with newline");
         assert!(!annotations.contains_key("io.kubewarden.policy.usage"));
+    }
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> futures::stream::Iter<std::vec::IntoIter<Result<&'static [u8], std::io::Error>>> {
+        futures::stream::iter(parts.iter().map(|part| Ok(*part)).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn downloads_stop_at_the_cap_and_are_checked_against_their_digest() {
+        let whole = sha256_digest(b"0123456789");
+        let read = read_capped("u", chunks(&[b"01234", b"56789"]), 10, &whole).await;
+        assert_eq!(read.expect("within the cap"), b"0123456789");
+
+        let error = read_capped("u", chunks(&[b"01234", b"56789"]), 9, &whole)
+            .await
+            .expect_err("over the cap");
+        assert!(matches!(error, ArtifactError::TooLarge { cap: 9, .. }), "{error}");
+        assert!(error.to_string().contains("--max-module-bytes"), "{error}");
+
+        let error = read_capped("u", chunks(&[b"01234", b"5678X"]), 10, &whole)
+            .await
+            .expect_err("other bytes");
+        assert!(matches!(error, ArtifactError::DigestMismatch { .. }), "{error}");
+    }
+
+    #[test]
+    fn declared_sizes_over_the_cap_or_negative_are_refused() {
+        assert!(check_size("u", 10, 10).is_ok());
+        assert!(check_size("u", 11, 10).is_err());
+        assert!(check_size("u", -1, 10).is_err());
     }
 
     #[test]

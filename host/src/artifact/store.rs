@@ -1,12 +1,33 @@
 //! Local cache of pulled policy modules, keyed by manifest digest, so `cip run registry://…`
 //! downloads a module once and a pinned reference (`@sha256:…`) works offline.
+//!
+//! The cache is content-addressed end to end: next to each module (`sha256-<manifest>.wasm`)
+//! lies the manifest it came from (`sha256-<manifest>.manifest.json`). Before a cached module
+//! is used, the manifest is re-hashed against the digest the reference names (or the registry
+//! resolved, and the signatures were verified on), and the module against the layer digest
+//! that manifest names; a file that does not match is refused, never trusted by its name.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::ArtifactError;
-use super::oci::{PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_uri};
+use super::oci::{
+    PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest, parse_policy_uri, sha256_digest,
+};
+use super::verification::{self, VerificationConfig};
 use crate::registry::Sources;
+use crate::verify::Verifier;
+
+/// A policy module ready to compile: where it is and the (checked) bytes.
+#[derive(Clone, Debug)]
+pub struct LoadedModule {
+    /// The local file (the cache file for a `registry://` module).
+    pub path: PathBuf,
+    /// Its content, as checked (compile these, not the file: it could change meanwhile).
+    pub bytes: Vec<u8>,
+    /// The manifest digest, for a `registry://` module.
+    pub digest: Option<String>,
+}
 
 /// Environment variable overriding the cache root (default `~/.cache/cip`).
 pub const CACHE_DIR_ENV: &str = "CIP_CACHE_DIR";
@@ -45,37 +66,124 @@ impl PolicyStore {
 
     /// Where the module of manifest `digest` is (or would be) stored.
     pub fn path_of(&self, digest: &str) -> Result<PathBuf, ArtifactError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .ok_or_else(|| ArtifactError::InvalidDigest(digest.to_owned()))?;
-        Ok(self.dir.join(format!("sha256-{}.wasm", hex.to_ascii_lowercase())))
+        Ok(self.dir.join(format!("sha256-{}.wasm", digest_hex(digest)?)))
+    }
+
+    /// Where the manifest of `digest` is (or would be) stored.
+    pub fn manifest_path_of(&self, digest: &str) -> Result<PathBuf, ArtifactError> {
+        Ok(self.dir.join(format!("sha256-{}.manifest.json", digest_hex(digest)?)))
     }
 
     /// The local file of a policy: a path (or `file://` URI) as is, or the cached module of a
-    /// `registry://` URI, pulled when not cached yet.
+    /// `registry://` URI, pulled when not cached yet. No signature check: see
+    /// [`PolicyStore::load`].
     ///
     /// A tag is resolved to its digest with one request (so a moved tag is noticed); a
     /// reference pinned by digest is served from the cache without any request.
     pub async fn fetch(&self, uri_or_path: &str, registry: &PolicyRegistry) -> Result<PathBuf, ArtifactError> {
+        Ok(self.load(uri_or_path, registry, None).await?.path)
+    }
+
+    /// [`PolicyStore::fetch`], returning the checked bytes, and refusing a `registry://` module
+    /// whose signatures do not satisfy `verification` (checked on the manifest digest the module
+    /// is then read by). A cached module is re-hashed against its manifest, and the manifest
+    /// against the digest, before use.
+    pub async fn load(
+        &self,
+        uri_or_path: &str,
+        registry: &PolicyRegistry,
+        verification: Option<(&Verifier, &VerificationConfig)>,
+    ) -> Result<LoadedModule, ArtifactError> {
         if !uri_or_path.starts_with(REGISTRY_SCHEME) {
-            return local_path(uri_or_path);
+            let path = local_path(uri_or_path)?;
+            let bytes = std::fs::read(&path).map_err(|source| ArtifactError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+            return Ok(LoadedModule {
+                path,
+                bytes,
+                digest: None,
+            });
         }
         let reference = parse_policy_uri(uri_or_path)?;
         let digest = match reference.digest() {
             Some(digest) => digest.to_owned(),
             None => registry.digest(&reference).await?,
         };
-        let path = self.path_of(&digest)?;
-        if path.is_file() {
-            tracing::debug!(uri = uri_or_path, path = %path.display(), "policy served from cache");
-            return Ok(path);
+        if let Some((verifier, config)) = verification {
+            let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+            verification::verify_module(verifier, &image, config).await?;
+            tracing::info!(uri = uri_or_path, %digest, "policy module signatures verified");
         }
-        let pinned = reference.clone_with_digest(digest);
+        let path = self.path_of(&digest)?;
+        let manifest_path = self.manifest_path_of(&digest)?;
+        if path.is_file() && manifest_path.is_file() {
+            let bytes = self.check_cached(uri_or_path, &digest, &manifest_path, &path, registry.max_module_bytes())?;
+            tracing::debug!(uri = uri_or_path, path = %path.display(), "policy served from cache");
+            return Ok(LoadedModule {
+                path,
+                bytes,
+                digest: Some(digest),
+            });
+        }
+        let pinned = reference.clone_with_digest(digest.clone());
         let pulled = registry.pull(&pinned).await?;
         self.write(&path, &pulled.module)?;
+        self.write(&manifest_path, &pulled.raw_manifest)?;
         tracing::info!(uri = uri_or_path, digest = %pulled.digest, path = %path.display(), "policy pulled");
-        Ok(path)
+        Ok(LoadedModule {
+            path,
+            bytes: pulled.module,
+            digest: Some(digest),
+        })
+    }
+
+    /// The cached module of `digest`, after checking the manifest against `digest` and the
+    /// module against the manifest's layer digest and the size cap.
+    fn check_cached(
+        &self,
+        uri: &str,
+        digest: &str,
+        manifest_path: &Path,
+        path: &Path,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|source| ArtifactError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let raw_manifest = read(manifest_path)?;
+        let (_, layer) = parse_policy_manifest(uri, &raw_manifest, digest).map_err(|error| match error {
+            ArtifactError::DigestMismatch { expected, actual, .. } => ArtifactError::DigestMismatch {
+                what: format!("cached manifest {}", manifest_path.display()),
+                expected,
+                actual,
+            },
+            other => other,
+        })?;
+        let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(u64::MAX);
+        if size > max_bytes {
+            return Err(ArtifactError::TooLarge {
+                uri: path.display().to_string(),
+                size: size.to_string(),
+                cap: max_bytes,
+            });
+        }
+        let bytes = read(path)?;
+        let actual = sha256_digest(&bytes);
+        if actual != layer.digest {
+            return Err(ArtifactError::DigestMismatch {
+                what: format!("cached module {}", path.display()),
+                expected: layer.digest,
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Writes atomically (a temporary file renamed into place): a reader never sees a partial
@@ -99,6 +207,15 @@ impl PolicyStore {
         }
         written
     }
+}
+
+/// The hex part of `sha256:<64 hex>`, lower-cased; refuses anything else (no path tricks).
+fn digest_hex(digest: &str) -> Result<String, ArtifactError> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| ArtifactError::InvalidDigest(digest.to_owned()))
 }
 
 fn local_path(uri_or_path: &str) -> Result<PathBuf, ArtifactError> {
@@ -137,6 +254,27 @@ pub async fn fetch_policy(
     }
     let registry = PolicyRegistry::new(sources, load_credentials(docker_config_dir)?);
     PolicyStore::default_location()?.fetch(uri_or_path, &registry).await
+}
+
+/// The policy module for `cip run`, `bench`, `verify` and `provider`: a local file as is, or a
+/// `registry://` module from the default cache ([`PolicyStore::default_location`]), pulled
+/// when missing, at most `max_module_bytes`, and refused unless its signatures satisfy
+/// `verification` (`None` only with `--insecure-skip-module-verification`).
+pub async fn load_policy(
+    uri_or_path: &str,
+    sources: &Sources,
+    docker_config_dir: Option<&Path>,
+    max_module_bytes: u64,
+    verification: Option<(&Verifier, &VerificationConfig)>,
+) -> Result<LoadedModule, ArtifactError> {
+    let registry =
+        PolicyRegistry::new(sources, load_credentials(docker_config_dir)?).with_max_module_bytes(max_module_bytes);
+    let store = if uri_or_path.starts_with(REGISTRY_SCHEME) {
+        PolicyStore::default_location()?
+    } else {
+        PolicyStore::at(PathBuf::new())
+    };
+    store.load(uri_or_path, &registry, verification).await
 }
 
 #[cfg(test)]

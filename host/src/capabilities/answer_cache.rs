@@ -1,15 +1,18 @@
 //! A synchronous memo of verification answers, so a warm evaluation answers repeated look-ups
 //! without leaving the evaluating thread (the verifier's own cache is async and costs a hop to
-//! the runtime). Same TTLs as the verifier: successes for `success_ttl`, failures (verification
-//! errors only, never deadline or transport-to-runtime problems) for `failure_ttl`.
+//! the runtime).
+//!
+//! One expiry per answer: an answer is kept exactly until the verifier's cache entry it came
+//! from expires (the verifier hands that instant over with the answer), never a fresh TTL on
+//! top of it, so a moved tag is not answered with its old digest once the verifier forgot it.
+//! Only answers and verification failures are memoised, never deadline or runtime problems.
+//! The memo is bounded (`max_entries`, least recently used evicted first).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Most answers kept; beyond it expired ones are dropped, then everything if still full.
-const CAPACITY: usize = 10_000;
+use moka::Expiry;
+use moka::sync::Cache;
 
 /// Hits and misses of the answer memo.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,55 +29,59 @@ pub(super) type Answer = Result<Vec<u8>, String>;
 /// An operation (`binding/namespace/operation`) and its payload.
 type Key = (&'static str, Vec<u8>);
 
+/// An answer and the instant it must be forgotten.
+#[derive(Clone)]
+struct Memo {
+    answer: Answer,
+    expires: Instant,
+}
+
+struct AtStoredInstant;
+
+impl Expiry<Key, Memo> for AtStoredInstant {
+    fn expire_after_create(&self, _key: &Key, memo: &Memo, created_at: Instant) -> Option<Duration> {
+        Some(memo.expires.saturating_duration_since(created_at))
+    }
+}
+
 pub(super) struct AnswerCache {
-    success_ttl: Duration,
-    failure_ttl: Duration,
-    entries: Mutex<HashMap<Key, (Instant, Answer)>>,
+    entries: Cache<Key, Memo>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
 
 impl AnswerCache {
-    pub(super) fn new(success_ttl: Duration, failure_ttl: Duration) -> Self {
+    pub(super) fn new(max_entries: u64) -> Self {
         Self {
-            success_ttl,
-            failure_ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Cache::builder()
+                .max_capacity(max_entries.max(1))
+                .expire_after(AtStoredInstant)
+                .build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
     pub(super) fn get(&self, call: &'static str, payload: &[u8]) -> Option<Answer> {
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let found = entries
+        let now = Instant::now();
+        let found = self
+            .entries
             .get(&(call, payload.to_vec()))
-            .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, answer)| answer.clone());
-        drop(entries);
+            // The cache's own clock check is coarse-grained; the stored instant is the rule.
+            .filter(|memo| memo.expires > now)
+            .map(|memo| memo.answer);
         let counter = if found.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
 
-    pub(super) fn put(&self, call: &'static str, payload: &[u8], answer: Answer) {
-        let ttl = if answer.is_ok() {
-            self.success_ttl
-        } else {
-            self.failure_ttl
-        };
-        if ttl.is_zero() {
+    /// Remembers `answer` until `expires` (the verifier entry's expiry); nothing when that
+    /// instant has passed already.
+    pub(super) fn put(&self, call: &'static str, payload: &[u8], answer: Answer, expires: Instant) {
+        if expires <= Instant::now() {
             return;
         }
-        let now = Instant::now();
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, (expires, _)| *expires > now);
-            if entries.len() >= CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert((call, payload.to_vec()), (now + ttl, answer));
+        self.entries.insert((call, payload.to_vec()), Memo { answer, expires });
     }
 
     pub(super) fn stats(&self) -> AnswerCacheStats {
@@ -83,30 +90,49 @@ impl AnswerCache {
             misses: self.misses.load(Ordering::Relaxed),
         }
     }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn in_ms(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
     #[test]
-    fn answers_expire_with_their_ttl() {
-        let cache = AnswerCache::new(Duration::from_secs(60), Duration::ZERO);
+    fn answers_are_kept_until_the_instant_given() {
+        let cache = AnswerCache::new(100);
         assert_eq!(cache.get("c", b"p"), None);
-        cache.put("c", b"p", Ok(b"yes".to_vec()));
-        cache.put("c", b"q", Err("no".to_owned()));
+        cache.put("c", b"p", Ok(b"yes".to_vec()), in_ms(60_000));
+        cache.put("c", b"q", Err("no".to_owned()), Instant::now());
         assert_eq!(cache.get("c", b"p"), Some(Ok(b"yes".to_vec())));
-        assert_eq!(cache.get("c", b"q"), None, "a zero failure TTL caches no failure");
+        assert_eq!(cache.get("c", b"q"), None, "an answer already expired is not kept");
         assert_eq!(cache.get("other", b"p"), None, "the operation is part of the key");
         assert_eq!(cache.stats(), AnswerCacheStats { hits: 1, misses: 3 });
     }
 
     #[test]
-    fn failures_are_kept_for_the_failure_ttl() {
-        let cache = AnswerCache::new(Duration::from_secs(60), Duration::from_millis(20));
-        cache.put("c", b"p", Err("no signature".to_owned()));
+    fn an_answer_is_forgotten_at_its_expiry() {
+        let cache = AnswerCache::new(100);
+        cache.put("c", b"p", Err("no signature".to_owned()), in_ms(30));
         assert_eq!(cache.get("c", b"p"), Some(Err("no signature".to_owned())));
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.get("c", b"p"), None);
+    }
+
+    #[test]
+    fn the_number_of_answers_is_bounded() {
+        let cache = AnswerCache::new(20);
+        for i in 0..200u32 {
+            cache.put("c", &i.to_be_bytes(), Ok(Vec::new()), in_ms(60_000));
+        }
+        assert!(cache.len() <= 20, "{} answers kept", cache.len());
     }
 }

@@ -113,12 +113,12 @@ impl Capabilities {
         }
     }
 
-    /// Remembers verification answers (successes for `success_ttl`, verification failures for
-    /// `failure_ttl`) on the evaluating thread, so warm evaluations skip the hop to the runtime.
-    /// Use the verifier's TTLs so both caches agree.
+    /// Remembers verification answers (and verification failures) on the evaluating thread, so
+    /// warm evaluations skip the hop to the runtime. Each answer is kept exactly as long as the
+    /// verifier's cache entry it came from, and at most `max_entries` answers are kept.
     #[must_use]
-    pub fn with_answer_cache(mut self, success_ttl: Duration, failure_ttl: Duration) -> Self {
-        self.answers = Some(AnswerCache::new(success_ttl, failure_ttl));
+    pub fn with_answer_cache(mut self, max_entries: u64) -> Self {
+        self.answers = Some(AnswerCache::new(max_entries));
         self
     }
 
@@ -210,26 +210,31 @@ struct Call<'a> {
 
 impl Call<'_> {
     /// Answers a verification look-up from the memo, or asks `compute` and remembers the
-    /// outcome when it is an answer or a verification failure.
+    /// outcome, when it is an answer or a verification failure, until the instant `compute`
+    /// says the verifier forgets it.
     fn memoized(
         &self,
         call: &'static str,
         payload: &[u8],
-        compute: impl FnOnce() -> Result<Vec<u8>, CapabilityError>,
+        compute: impl FnOnce() -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)>,
     ) -> Result<Vec<u8>, CapabilityError> {
         let Some(answers) = &self.caps.answers else {
-            return compute();
+            return compute().map(|(bytes, _)| bytes).map_err(|(error, _)| error);
         };
         if let Some(answer) = answers.get(call, payload) {
             return answer.map_err(CapabilityError::Cached);
         }
-        let answer = compute();
-        match &answer {
-            Ok(bytes) => answers.put(call, payload, Ok(bytes.clone())),
-            Err(CapabilityError::Verify(error)) => answers.put(call, payload, Err(error.to_string())),
-            Err(_) => {}
+        match compute() {
+            Ok((bytes, expires)) => {
+                answers.put(call, payload, Ok(bytes.clone()), expires);
+                Ok(bytes)
+            }
+            Err((CapabilityError::Verify(error), Some(expires))) => {
+                answers.put(call, payload, Err(error.to_string()), expires);
+                Err(CapabilityError::Verify(error))
+            }
+            Err((error, _)) => Err(error),
         }
-        answer
     }
 
     fn verifier(&self, call: &'static str) -> Result<Arc<Verifier>, CapabilityError> {

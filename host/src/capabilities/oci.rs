@@ -3,6 +3,8 @@
 //! A failed verification is a host error carrying the reason, as in policy-evaluator (which
 //! never answers `is_trusted: false`).
 
+use std::time::Instant;
+
 use kubewarden_policy_sdk::host_capabilities::oci::ManifestDigestResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
 
@@ -20,11 +22,11 @@ const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp"
 pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
     match operation {
         "v1/verify" => call.memoized(V1_VERIFY, payload, || {
-            let input: SigstoreVerificationInputV1 = parse(V1_VERIFY, payload)?;
+            let input: SigstoreVerificationInputV1 = parse(V1_VERIFY, payload).map_err(|e| (e, None))?;
             verify(call, V1_VERIFY, VerificationRequest::V1(input))
         }),
         "v2/verify" => call.memoized(V2_VERIFY, payload, || {
-            let input: SigstoreVerificationInputV2 = parse(V2_VERIFY, payload)?;
+            let input: SigstoreVerificationInputV2 = parse(V2_VERIFY, payload).map_err(|e| (e, None))?;
             verify(call, V2_VERIFY, VerificationRequest::V2(input))
         }),
         "v1/manifest_digest" => {
@@ -62,15 +64,26 @@ pub(super) fn cluster_image_policy(
 ) -> Result<Vec<u8>, CapabilityError> {
     match operation {
         "v1/verify_keyless_regexp" => call.memoized(KEYLESS_REGEXP, payload, || {
-            let input: KeylessRegexpRequest = parse(KEYLESS_REGEXP, payload)?;
+            let input: KeylessRegexpRequest = parse(KEYLESS_REGEXP, payload).map_err(|e| (e, None))?;
             verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
         }),
         other => Err(unknown_operation(other)),
     }
 }
 
-fn verify(call: &Call<'_>, name: &'static str, request: VerificationRequest) -> Result<Vec<u8>, CapabilityError> {
-    let verifier = call.verifier(name)?;
-    let response = call.run(name, async move { Ok(verifier.verify(request).await?) })?;
-    answer(name, &response)
+/// Verifies `request`; the answer (or verification failure) comes with the instant the
+/// verifier's cache entry expires, which bounds the memo.
+fn verify(
+    call: &Call<'_>,
+    name: &'static str,
+    request: VerificationRequest,
+) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
+    let verifier = call.verifier(name).map_err(|e| (e, None))?;
+    let outcome = call
+        .run(name, async move { Ok(verifier.verify_expiring(request).await) })
+        .map_err(|e| (e, None))?;
+    match outcome.value {
+        Ok(response) => Ok((answer(name, &response).map_err(|e| (e, None))?, outcome.expires)),
+        Err(error) => Err((CapabilityError::Verify(error), Some(outcome.expires))),
+    }
 }

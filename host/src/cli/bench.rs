@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::admission::request_from_document;
 use crate::runtime::CallStats;
@@ -33,6 +34,8 @@ pub struct BenchArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// Measured evaluations.
     #[arg(long, default_value_t = 1000)]
     pub iterations: usize,
@@ -149,7 +152,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         request_from_document(&text).with_context(|| format!("request file {}", args.request_path.display()))?;
     let settings = args.settings.load()?;
     let pool_size = args.fresh_instances.then_some(0);
-    let session = Session::open(&args.policy, &args.verifier, &args.limits, pool_size)?;
+    let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, pool_size)?;
     session.check_settings(&settings)?;
 
     for _ in 0..args.warmup {

@@ -1,9 +1,24 @@
-//! Durations on the command line: `500ms`, `2s`, `1.5s`, `5m`, `1h`, or bare seconds.
+//! Durations on the command line: `500ms`, `2s`, `1.5s`, `5m`, `1h`, or bare seconds, at most
+//! [`MAX_DURATION`] (so that no deadline or expiry computed from them can overflow).
 
 use std::time::Duration;
 
-/// Parses a human duration; used as a clap `value_parser`.
+/// Longest duration any flag accepts: one week.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a human duration of at most [`MAX_DURATION`]; used as a clap `value_parser`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_unbounded(text)?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{}` is longer than the maximum of 168h (one week)",
+            text.trim()
+        ));
+    }
+    Ok(duration)
+}
+
+fn parse_unbounded(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -41,5 +56,14 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("2 weeks").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn rejects_durations_longer_than_a_week() {
+        assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
+        let error = parse_duration("169h").expect_err("too long");
+        assert!(error.contains("maximum of 168h"), "{error}");
+        assert!(parse_duration("18446744073709551615").is_err());
+        assert!(parse_duration("1e300").is_err());
     }
 }

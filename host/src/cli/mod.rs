@@ -3,6 +3,7 @@
 pub mod artifact;
 pub mod bench;
 pub mod duration;
+pub mod module_args;
 pub mod provider;
 pub mod run;
 pub mod session;

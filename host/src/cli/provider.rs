@@ -9,8 +9,9 @@ use anyhow::Context;
 use clap::Args;
 
 use super::duration::parse_duration;
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, VerifierArgs, parse_settings};
-use crate::provider::{self, Limits, PolicyDecider, ProviderConfig};
+use crate::provider::{self, ConnectionLimits, Limits, PolicyDecider, ProviderConfig};
 
 /// Serve `POST /validate` for Gatekeeper's `external_data` over HTTPS (TLS 1.3).
 ///
@@ -24,7 +25,7 @@ use crate::provider::{self, Limits, PolicyDecider, ProviderConfig};
 #[derive(Debug, Args)]
 pub struct ProviderArgs {
     /// The policy module (the same policy.wasm a ClusterAdmissionPolicy runs), a file or a
-    /// `registry://` URI.
+    /// `registry://` URI (whose signatures must satisfy the module verification flags).
     #[arg(value_name = "POLICY.wasm")]
     pub policy: String,
     /// Policy settings (YAML or JSON), validated by the policy at start-up.
@@ -43,6 +44,8 @@ pub struct ProviderArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// HTTPS address for Gatekeeper.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,
@@ -60,8 +63,24 @@ pub struct ProviderArgs {
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Most images evaluated at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub max_concurrency: usize,
+    /// Most client connections served at once; connections beyond it are refused (closed at
+    /// once) rather than queued.
+    #[arg(long, default_value_t = 1024, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
+    pub max_connections: usize,
+    /// Close a connection whose TLS handshake has not finished this long after it was accepted.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub tls_handshake_timeout: Duration,
+    /// Close a connection whose request head has not fully arrived this long after its first byte.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub header_read_timeout: Duration,
+    /// Answer 408 and close when a request body has not fully arrived this long after its head.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub body_read_timeout: Duration,
+    /// Close a keep-alive connection that has waited this long for a new request.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
 }
 
 /// Runs the provider until SIGINT or SIGTERM.
@@ -69,7 +88,7 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.settings_path)
         .with_context(|| format!("cannot read {}", args.settings_path.display()))?;
     let settings = parse_settings(&text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
-    let session = Session::open(&args.policy, &args.verifier, &args.limits, None)?;
+    let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, None)?;
     let evaluator = session.evaluator.clone();
     let decider = PolicyDecider::new(evaluator, settings)
         .with_context(|| format!("settings file {}", args.settings_path.display()))?;
@@ -84,6 +103,13 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             max_concurrency: args.max_concurrency,
             deadline: args.deadline,
+        },
+        connections: ConnectionLimits {
+            max_connections: args.max_connections,
+            tls_handshake_timeout: args.tls_handshake_timeout,
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            idle_timeout: args.idle_timeout,
         },
     };
     session.runtime.block_on(async move {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::admission::{AdmissionResponse, request_from_document};
 use crate::capabilities::recording::Interactions;
@@ -16,13 +17,19 @@ use crate::capabilities::recording::Interactions;
 Exit status: 0 whether the request is allowed or denied; non-zero when the evaluation could not
 run (unreadable file, invalid settings, trap, timeout).
 
+A registry:// module runs only if its signatures satisfy --verification-config-path (kwctl's
+format) or the --verification-key / --cert-email + --cert-oidc-issuer / --github-owner flags;
+with none of them it is refused (kwctl would run it) unless --insecure-skip-module-verification
+is given. Local files run as they are.
+
 Examples:
   cip run --request-path pod.json --settings-path settings.yaml policy.wasm
   cip run --request-path review.json --settings-json '{\"policies\":[]}' \\
       --sources-path sources.yaml --sigstore-trust-config trust.json policy.wasm
-  cip run -r pod.json -s settings.yaml registry://ghcr.io/org/cluster-image-policy:v0.1.0
   cip run -r pod.json -s settings.yaml --record-host-capabilities-interactions session.yml policy.wasm
-  cip run -r pod.json -s settings.yaml --replay-host-capabilities-interactions session.yml policy.wasm"
+  cip run -r pod.json -s settings.yaml --replay-host-capabilities-interactions session.yml policy.wasm
+  cip run -r pod.json -s settings.yaml --verification-key policy-signer.pub \\
+      registry://ghcr.io/org/cluster-image-policy:v0.1.0"
 )]
 pub struct RunArgs {
     /// AdmissionRequest or whole AdmissionReview, JSON or YAML.
@@ -43,6 +50,8 @@ pub struct RunArgs {
     /// one fails.
     #[arg(long, value_name = "FILE")]
     pub replay_host_capabilities_interactions: Option<PathBuf>,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// The policy: a .wasm file or a registry:// URI.
     #[arg(value_name = "POLICY")]
     pub policy: String,
@@ -63,7 +72,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         (None, Some(path)) => Some(Interactions::replay(path)?),
         (None, None) => None,
     };
-    let session = Session::open_with(&args.policy, &args.verifier, &args.limits, None, interactions)?;
+    let session = Session::open_with(&args.policy, &args.verifier, &args.limits, &args.module, None, interactions)?;
     session.check_settings(&settings)?;
     let response = session.evaluator.validate(&request, &settings)?;
     let admission = AdmissionResponse::from_validation(&request, &response)?;

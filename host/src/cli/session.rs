@@ -10,6 +10,9 @@ use clap::Args;
 use serde_json::Value;
 
 use super::duration::parse_duration;
+use super::module_args::{ModuleVerificationArgs, check_local};
+use crate::artifact::verification::{ModuleVerification, ModuleVerificationError};
+use crate::artifact::{REGISTRY_SCHEME, load_policy};
 use crate::capabilities::Capabilities;
 use crate::capabilities::recording::Interactions;
 use crate::registry::Sources;
@@ -36,6 +39,10 @@ pub struct VerifierArgs {
     /// How long a failed verification is reused.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub cache_failure_ttl: Duration,
+    /// Most entries each verification cache keeps (least recently used evicted first).
+    #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_ENTRIES, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_entries: u64,
 }
 
 impl VerifierArgs {
@@ -60,6 +67,7 @@ impl VerifierArgs {
             trust,
             success_ttl: self.cache_success_ttl,
             failure_ttl: self.cache_failure_ttl,
+            cache_max_entries: self.cache_max_entries,
             ..VerifierConfig::default()
         })
     }
@@ -124,14 +132,17 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads `policy` (a file or a `registry://` URI) with the given verifier and limits.
+    /// Loads `policy` (a file or a `registry://` URI) with the given verifier and limits. A
+    /// `registry://` module is refused unless its signatures satisfy `module`'s requirements
+    /// (or `--insecure-skip-module-verification` is given).
     pub fn open(
         policy: &str,
         verifier: &VerifierArgs,
         limits: &LimitArgs,
+        module: &ModuleVerificationArgs,
         pool_size: Option<usize>,
     ) -> anyhow::Result<Self> {
-        Self::open_with(policy, verifier, limits, pool_size, None)
+        Self::open_with(policy, verifier, limits, module, pool_size, None)
     }
 
     /// [`Session::open`], with host calls recorded to or replayed from a kwctl session file.
@@ -139,6 +150,7 @@ impl Session {
         policy: &str,
         verifier: &VerifierArgs,
         limits: &LimitArgs,
+        module: &ModuleVerificationArgs,
         pool_size: Option<usize>,
         interactions: Option<Interactions>,
     ) -> anyhow::Result<Self> {
@@ -150,27 +162,45 @@ impl Session {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let path = if policy.starts_with("registry://") {
-            let sources = verifier.sources()?;
-            let spinner = spinner(format!("pulling {policy}"));
-            let path = runtime
-                .block_on(crate::artifact::fetch_policy(
-                    policy,
-                    &sources,
-                    verifier.docker_config_json_path.as_deref(),
-                ))
-                .with_context(|| format!("cannot fetch {policy}"))?;
-            spinner.finish_and_clear();
-            path
-        } else {
-            PathBuf::from(policy)
-        };
-        let spinner = spinner(format!("compiling {}", path.display()));
-        let module = PolicyModule::from_file(&path)?;
-        spinner.finish_and_clear();
         let verifier_handle = Arc::new(Verifier::new(verifier.config()?)?);
+        let verification = module.resolve()?;
+        check_local(policy, &verification)?;
+        let requirements = match &verification {
+            ModuleVerification::Required(config) => Some((verifier_handle.as_ref(), config)),
+            ModuleVerification::InsecureSkip => {
+                if policy.starts_with(REGISTRY_SCHEME) {
+                    tracing::warn!(policy, "running a registry module WITHOUT verifying its signatures");
+                }
+                None
+            }
+            ModuleVerification::Unspecified if policy.starts_with(REGISTRY_SCHEME) => {
+                return Err(ModuleVerificationError::NoVerificationOption {
+                    module: policy.to_owned(),
+                }
+                .into());
+            }
+            ModuleVerification::Unspecified => None,
+        };
+        let loading = spinner(format!("loading {policy}"));
+        let loaded = runtime
+            .block_on(load_policy(
+                policy,
+                &verifier.sources()?,
+                verifier.docker_config_json_path.as_deref(),
+                module.max_module_bytes,
+                requirements,
+            ))
+            .with_context(|| format!("cannot load {policy}"))?;
+        loading.finish_and_clear();
+        let compiling = spinner(format!("compiling {}", loaded.path.display()));
+        let name = loaded.path.file_name().map_or_else(
+            || loaded.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let module = PolicyModule::from_bytes(name, &loaded.bytes)?;
+        compiling.finish_and_clear();
         let mut capabilities = Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
-            .with_answer_cache(verifier.cache_success_ttl, verifier.cache_failure_ttl);
+            .with_answer_cache(verifier.cache_max_entries);
         if let Some(interactions) = interactions {
             capabilities = capabilities.with_interactions(interactions);
         }

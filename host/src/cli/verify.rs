@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
+use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::runtime::{ImageKey, ImageVerdict, Verdict};
 
@@ -23,6 +24,7 @@ digest and the verdict. Exit status: 1 if any image is denied, 0 otherwise (warn
 Examples:
   cip verify --settings-path settings.yaml policy.wasm myregistry.com/app:v1
   cip verify -s settings.yaml --namespace production --sources-path sources.yaml \\
+      --verification-key policy-signer.pub \\
       --policy registry://ghcr.io/org/cluster-image-policy:v0.1.0 myregistry.com/app:v1 myregistry.com/db:v2
   cip verify -s settings.yaml --output json policy.wasm myregistry.com/app:v1 | jq ."
 )]
@@ -36,6 +38,8 @@ pub struct VerifyArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub module: ModuleVerificationArgs,
     /// The policy (.wasm file or registry:// URI); when given, every positional is an image.
     #[arg(long, value_name = "POLICY")]
     pub policy: Option<String>,
@@ -66,7 +70,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let settings = args.settings.load()?;
-    let session = Session::open(&policy, &args.verifier, &args.limits, None)?;
+    let session = Session::open(&policy, &args.verifier, &args.limits, &args.module, None)?;
     session.check_settings(&settings)?;
     let keys: Vec<ImageKey> = images
         .into_iter()

@@ -67,14 +67,14 @@ impl BatchEvaluator {
 
     /// Answers `keys` received at `started`: one item per distinct key string, in request order.
     pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Item> {
-        let deadline = tokio::time::Instant::from_std(started + self.limits.deadline);
+        let deadline = deadline_after(started, self.limits.deadline);
 
         let (parsed, unique) = distinct(keys);
-        let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone())).collect();
+        let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone(), deadline)).collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
         for task in &mut tasks {
-            let outcome = match tokio::time::timeout_at(deadline, task).await {
+            let outcome = match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), task).await {
                 Ok(Ok(outcome)) => outcome,
                 Ok(Err(join_error)) => Err(format!("evaluation failed: {join_error}")),
                 Err(_elapsed) => Err(format!(
@@ -104,10 +104,11 @@ impl BatchEvaluator {
             .collect()
     }
 
-    /// Starts one evaluation: waits for a permit, then decides on the blocking pool. Dropping
-    /// the handle after the deadline does not cancel a running decision, but it stops a
-    /// queued one from ever starting (the permit wait is aborted with the task).
-    fn spawn(&self, key: ImageKey) -> JoinHandle<Outcome> {
+    /// Starts one evaluation: waits for a permit, then decides on the blocking pool with the
+    /// request's deadline, which interrupts the evaluation itself (guest code and host calls)
+    /// when it is reached. Dropping the handle after the deadline also stops a queued
+    /// evaluation from ever starting (the permit wait is aborted with the task).
+    fn spawn(&self, key: ImageKey, deadline: Instant) -> JoinHandle<Outcome> {
         let permits = Arc::clone(&self.permits);
         let decider = Arc::clone(&self.decider);
         let metrics = Arc::clone(&self.metrics);
@@ -119,7 +120,7 @@ impl BatchEvaluator {
             let blocking = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let started = Instant::now();
-                let outcome = decider.decide(&key);
+                let outcome = decider.decide_by(&key, deadline);
                 metrics.record_evaluation(started.elapsed());
                 outcome
             });
@@ -149,6 +150,15 @@ impl BatchEvaluator {
             }
         }
     }
+}
+
+/// `started + limit`, saturating far in the future instead of overflowing.
+fn deadline_after(started: Instant, limit: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    started
+        .checked_add(limit)
+        .or_else(|| started.checked_add(FAR))
+        .unwrap_or(started)
 }
 
 /// Each distinct key string with the index of its image key in the second list, or why it
@@ -188,7 +198,18 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::distinct;
+    use super::{deadline_after, distinct};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn huge_deadlines_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert!(deadline_after(now, Duration::MAX) > now + Duration::from_secs(3600));
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+    }
 
     #[test]
     fn duplicate_keys_and_spellings_of_one_image_are_evaluated_once() {

@@ -13,11 +13,13 @@ use prometheus_client::registry::Registry;
 use super::decider::Decider;
 
 type ResultLabel = [(&'static str, &'static str); 1];
+type ReasonLabel = [(&'static str, &'static str); 1];
 
 /// The provider's metrics and the registry that renders them.
 pub struct Metrics {
     registry: Registry,
     validations: Family<ResultLabel, Counter>,
+    closed_connections: Family<ReasonLabel, Counter>,
     evaluation_seconds: Histogram,
     request_seconds: Histogram,
 }
@@ -38,6 +40,13 @@ impl Metrics {
             "Images validated by the Gatekeeper provider, by result (allow, warn, deny, error)",
             validations.clone(),
         );
+        let closed_connections = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "cluster_image_policy_provider_connections_closed",
+            "Client connections the provider closed or refused, by reason (refused, tls_handshake_timeout, \
+             header_read_timeout, body_read_timeout, idle_timeout)",
+            closed_connections.clone(),
+        );
         // 100 µs .. ~3.3 s: cached keys take well under a millisecond, registry round trips more.
         let evaluation_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
@@ -55,6 +64,7 @@ impl Metrics {
         Self {
             registry,
             validations,
+            closed_connections,
             evaluation_seconds,
             request_seconds,
         }
@@ -63,6 +73,11 @@ impl Metrics {
     /// Counts one answered key: `result` is a verdict name or `"error"`.
     pub fn record_validation(&self, result: &'static str) {
         self.validations.get_or_create(&[("result", result)]).inc();
+    }
+
+    /// Counts one connection closed (or refused) by the provider for `reason`.
+    pub fn record_closed_connection(&self, reason: &'static str) {
+        self.closed_connections.get_or_create(&[("reason", reason)]).inc();
     }
 
     /// Records the time one evaluation took.

@@ -3,6 +3,7 @@
 //! mTLS), within a deadline below Gatekeeper's webhook timeout. See `docs/gatekeeper.md`.
 
 mod batch;
+mod connection;
 mod decider;
 mod metrics;
 pub mod mutation;
@@ -12,6 +13,7 @@ mod server;
 mod tls;
 
 pub use batch::Limits;
+pub use connection::ConnectionLimits;
 pub use decider::Decider;
 pub use policy_decider::{PolicyDecider, PolicyDeciderError};
 pub use protocol::{Decision, Item, ProviderRequest, ProviderResponse};

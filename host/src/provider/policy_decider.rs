@@ -2,6 +2,7 @@
 //! a ClusterAdmissionPolicy would give it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -43,17 +44,28 @@ impl PolicyDecider {
     }
 }
 
-impl Decider for PolicyDecider {
-    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
+impl PolicyDecider {
+    fn decide_until(&self, key: &ImageKey, deadline: Option<Instant>) -> Result<Decision, String> {
         let verdicts = self
             .evaluator
-            .verify_images(&self.settings, std::slice::from_ref(key))
+            .verify_images_by(&self.settings, std::slice::from_ref(key), deadline)
             .map_err(|e| e.to_string())?;
         verdicts
             .into_iter()
             .next()
             .map(Decision::from)
             .ok_or_else(|| "the policy returned no verdict".to_owned())
+    }
+}
+
+impl Decider for PolicyDecider {
+    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
+        self.decide_until(key, None)
+    }
+
+    /// The evaluation is interrupted at the request's deadline, host calls included.
+    fn decide_by(&self, key: &ImageKey, deadline: Instant) -> Result<Decision, String> {
+        self.decide_until(key, Some(deadline))
     }
 
     fn cache_stats(&self) -> Option<CacheStats> {

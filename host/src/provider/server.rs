@@ -9,27 +9,22 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::batch::{BatchEvaluator, Limits};
+use super::connection::{self, ConnectionLimits};
 use super::decider::Decider;
 use super::metrics::Metrics;
 use super::mutation::{MutationResponse, check_namespace};
 use super::protocol::{ProviderRequest, ProviderResponse};
 use super::tls::{self, ReloadingCertResolver, TlsError};
-
-/// A TLS handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and how the provider listens.
 #[derive(Debug, Clone)]
@@ -46,6 +41,8 @@ pub struct ProviderConfig {
     pub client_ca_path: Option<PathBuf>,
     /// Request limits.
     pub limits: Limits,
+    /// Connection limits: count and timeouts against slow or stalled clients.
+    pub connections: ConnectionLimits,
 }
 
 /// Why the provider could not start.
@@ -97,6 +94,7 @@ impl Drop for RunningProvider {
 struct AppState {
     evaluator: BatchEvaluator,
     metrics: Arc<Metrics>,
+    body_read_timeout: Duration,
 }
 
 struct SideState {
@@ -114,6 +112,7 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
     let state = Arc::new(AppState {
         evaluator: BatchEvaluator::new(decider, Arc::clone(&metrics), config.limits),
         metrics: Arc::clone(&metrics),
+        body_read_timeout: config.connections.body_read_timeout,
     });
     let app = Router::new()
         .route("/validate", post(validate))
@@ -132,12 +131,13 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         .route("/readyz", get(readyz))
         .route("/metrics", get(render_metrics))
         .with_state(Arc::new(SideState {
-            metrics,
+            metrics: Arc::clone(&metrics),
             ready: Arc::clone(&ready),
         }));
 
     let (stop, stopped) = watch::channel(false);
     let mut side_stopped = stopped.clone();
+    let tls_metrics = Arc::clone(&metrics);
     let side_task = tokio::spawn(async move {
         let served = axum::serve(metrics_listener, side)
             .with_graceful_shutdown(async move {
@@ -148,7 +148,14 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
             tracing::error!(%error, "metrics server failed");
         }
     });
-    let tls_task = tokio::spawn(serve_tls(listener, acceptor, app, stopped));
+    let tls_task = tokio::spawn(serve_tls(
+        listener,
+        acceptor,
+        app,
+        config.connections,
+        tls_metrics,
+        stopped,
+    ));
     ready.store(true, Ordering::SeqCst);
     tracing::info!(%addr, %metrics_addr, "gatekeeper provider listening");
     Ok(RunningProvider {
@@ -172,7 +179,15 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Se
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, mut stopped: watch::Receiver<bool>) {
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -186,57 +201,88 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router, mu
             },
             () = wait_stopped(&mut stopped) => return,
         };
+        // Over the cap, the connection is refused (closed at once) rather than queued.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open connections");
+            metrics.record_closed_connection("refused");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let mut conn_stopped = stopped.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-            tokio::pin!(connection);
-            tokio::select! {
-                served = connection.as_mut() => {
-                    if let Err(error) = served {
-                        tracing::debug!(%peer, %error, "connection closed with an error");
-                    }
-                }
-                () = wait_stopped(&mut conn_stopped) => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+        tokio::spawn(connection::serve(
+            connection::Accepted { tcp, peer, slot },
+            connection::Listener {
+                acceptor: acceptor.clone(),
+                app: app.clone(),
+                limits,
+                metrics: Arc::clone(&metrics),
+                stopped: stopped.clone(),
+            },
+        ));
     }
 }
 
 /// Resolves once shutdown was requested (or the [`RunningProvider`] was dropped).
-async fn wait_stopped(stopped: &mut watch::Receiver<bool>) {
+pub(super) async fn wait_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let started = Instant::now();
-    let response = match body {
-        Err(rejection) => {
+/// Why a request body could not be read.
+struct BodyFailure {
+    status: StatusCode,
+    reason: String,
+    /// The client stalled: the connection is closed after the answer.
+    close: bool,
+}
+
+/// Reads a request body within the body-read timeout and the body-size limit.
+async fn read_body(state: &AppState, request: Request) -> Result<Bytes, BodyFailure> {
+    match tokio::time::timeout(state.body_read_timeout, Bytes::from_request(request, &())).await {
+        Err(_) => {
+            state.metrics.record_closed_connection("body_read_timeout");
+            Err(BodyFailure {
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: format!(
+                    "request body not received within {} ms",
+                    state.body_read_timeout.as_millis()
+                ),
+                close: true,
+            })
+        }
+        Ok(Err(rejection)) => {
             let status = rejection.status();
             let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 format!("request body exceeds {} bytes", state.evaluator.limits().max_body_bytes)
             } else {
                 rejection.body_text()
             };
-            refuse(status, reason)
+            Err(BodyFailure {
+                status,
+                reason,
+                close: false,
+            })
         }
+        Ok(Ok(body)) => Ok(body),
+    }
+}
+
+impl BodyFailure {
+    /// The answer, built by `refuse` from the status and reason, closing stalled connections.
+    fn into_response(self, refuse: impl FnOnce(StatusCode, String) -> Response) -> Response {
+        let mut response = refuse(self.status, self.reason);
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let response = match read_body(&state, request).await {
+        Err(failure) => failure.into_response(refuse),
         Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
             Err(error) => refuse(StatusCode::BAD_REQUEST, error.to_string()),
             Ok(request) => {
@@ -250,25 +296,24 @@ async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesR
 }
 
 /// Digest pinning for Gatekeeper's external-data mutation (see [`super::mutation`]).
-async fn mutate(
-    State(state): State<Arc<AppState>>,
-    Path(namespace): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn mutate(State(state): State<Arc<AppState>>, Path(namespace): Path<String>, request: Request) -> Response {
     let started = Instant::now();
     let refuse_mutation = |status: StatusCode, reason: String| {
         tracing::warn!(%status, %reason, "mutation request refused");
         (status, axum::Json(MutationResponse::system_error(reason))).into_response()
     };
-    let response = match (check_namespace(&namespace), body) {
-        (Err(error), _) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
-        (Ok(()), Err(rejection)) => refuse_mutation(rejection.status(), rejection.body_text()),
-        (Ok(()), Ok(body)) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
-            Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
-            Ok(request) => {
-                let items = super::mutation::mutate(&state.evaluator, &namespace, request.request.keys, started).await;
-                axum::Json(MutationResponse::items(items)).into_response()
-            }
+    let response = match check_namespace(&namespace) {
+        Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
+        Ok(()) => match read_body(&state, request).await {
+            Err(failure) => failure.into_response(refuse_mutation),
+            Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
+                Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
+                Ok(request) => {
+                    let items =
+                        super::mutation::mutate(&state.evaluator, &namespace, request.request.keys, started).await;
+                    axum::Json(MutationResponse::items(items)).into_response()
+                }
+            },
         },
     };
     state.metrics.record_request(started.elapsed());

@@ -43,8 +43,25 @@ pub(crate) fn engine() -> Result<wasmtime::Engine, RuntimeError> {
         .map_err(RuntimeError::Engine)
 }
 
-/// Number of ticks granting at least `timeout` of execution.
+/// Most ticks granted: wasmtime adds the deadline to the current epoch, which must not
+/// overflow (about 29 million years of ticks).
+const MAX_TICKS: u64 = u64::MAX / 4;
+
+/// Number of ticks granting at least `timeout` of execution (capped at [`MAX_TICKS`]).
 pub(crate) fn ticks(timeout: Duration) -> u64 {
     let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1) + 1;
-    u64::try_from(ticks).unwrap_or(u64::MAX)
+    u64::try_from(ticks).unwrap_or(MAX_TICKS).min(MAX_TICKS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_cover_the_timeout_and_never_overflow_the_epoch() {
+        assert_eq!(ticks(Duration::ZERO), 2);
+        assert_eq!(ticks(Duration::from_millis(25)), 4);
+        assert_eq!(ticks(Duration::MAX), MAX_TICKS);
+        assert!(MAX_TICKS.checked_add(u64::MAX / 2).is_some());
+    }
 }

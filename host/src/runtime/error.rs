@@ -46,6 +46,17 @@ pub enum RuntimeError {
         /// The configured timeout.
         timeout: Duration,
     },
+    /// The caller's deadline (a provider request's) came before the evaluation timeout and the
+    /// guest function was interrupted there.
+    #[error("policy {name}: `{function}` was interrupted at the caller's deadline ({budget:?} were left for it)")]
+    Deadline {
+        /// Name of the module.
+        name: String,
+        /// The guest function called.
+        function: String,
+        /// The time that was left when the call started.
+        budget: Duration,
+    },
     /// The guest function trapped or reported an error (including memory exhaustion and
     /// unknown functions).
     #[error("policy {name}: `{function}` failed: {message}")]

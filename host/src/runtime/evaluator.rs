@@ -140,17 +140,51 @@ impl Evaluator {
 
     /// Calls `function` and reports where the time went.
     pub fn call_with_stats(&self, function: &str, payload: &[u8]) -> Result<(Vec<u8>, CallStats), RuntimeError> {
+        self.call_with_stats_by(function, payload, None)
+    }
+
+    /// Calls `function`, interrupting it at `deadline` if that comes before the evaluation
+    /// timeout (a provider request's deadline reaches the evaluation it started): the guest's
+    /// epoch deadline is the smaller of the two, and its host calls get what is left of it.
+    ///
+    /// The epoch deadline of an instance is fixed when it is created (wasmtime-provider), so a
+    /// call whose budget is shorter than the timeout runs on a fresh instance made for it, which
+    /// is not kept for reuse.
+    pub fn call_with_stats_by(
+        &self,
+        function: &str,
+        payload: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, CallStats), RuntimeError> {
         let started = Instant::now();
         let shared = &self.shared;
-        let (instance, fresh_instance) = match pool::checkout(shared) {
-            Some(instance) => (instance, false),
-            None => (self.instantiate()?, true),
-        };
         let timeout = shared.options.timeout;
+        let budget = deadline.map_or(timeout, |deadline| {
+            deadline.saturating_duration_since(started).min(timeout)
+        });
+        let shortened = budget < timeout;
+        if budget.is_zero() {
+            return Err(self.deadline_error(function, budget));
+        }
+        let (instance, fresh_instance) = if shortened {
+            let ticks = engine::ticks(budget);
+            let deadlines = EpochDeadlines {
+                wapc_init: ticks,
+                wapc_func: ticks,
+            };
+            (self.instantiate_with(deadlines)?, true)
+        } else {
+            match pool::checkout(shared) {
+                Some(instance) => (instance, false),
+                None => (self.instantiate_with(shared.deadlines)?, true),
+            }
+        };
         // Leave the guest a moment after a host call gives up, so it can turn the failure into
         // a proper answer (e.g. a denial naming the unreachable registry) instead of a timeout.
-        let margin = (timeout / 10).min(Duration::from_millis(100));
-        instance.context.begin(Instant::now() + (timeout - margin));
+        let margin = (budget / 10).min(Duration::from_millis(100));
+        instance
+            .context
+            .begin(started.checked_add(budget.saturating_sub(margin)));
         let outcome = catch_unwind(AssertUnwindSafe(|| instance.host.call(function, payload)));
         let HostCallStats { calls, time } = instance.context.end();
         let stats = CallStats {
@@ -161,9 +195,12 @@ impl Evaluator {
         };
         match outcome {
             Ok(Ok(answer)) => {
-                pool::checkin(shared, instance, shared.options.pool_size);
+                if !shortened {
+                    pool::checkin(shared, instance, shared.options.pool_size);
+                }
                 Ok((answer, stats))
             }
+            Ok(Err(error)) if shortened && is_interruption(&error) => Err(self.deadline_error(function, budget)),
             Ok(Err(error)) => Err(self.guest_error(function, error)),
             Err(panic) => Err(RuntimeError::Guest {
                 name: shared.name.to_string(),
@@ -200,12 +237,23 @@ impl Evaluator {
 
     /// Runs the module's `verify_images` export: one verdict per item, in order.
     pub fn verify_images(&self, settings: &Value, items: &[ImageKey]) -> Result<Vec<ImageVerdict>, RuntimeError> {
-        let response: VerifyImagesResponse = self.call_json(
+        self.verify_images_by(settings, items, None)
+    }
+
+    /// [`Evaluator::verify_images`], interrupted at `deadline` if it comes before the timeout.
+    pub fn verify_images_by(
+        &self,
+        settings: &Value,
+        items: &[ImageKey],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<ImageVerdict>, RuntimeError> {
+        let (response, _): (VerifyImagesResponse, _) = self.call_json_by(
             "verify_images",
             &VerifyImagesRequest {
                 settings,
                 images: items,
             },
+            deadline,
         )?;
         if response.results.len() != items.len() {
             return Err(self.invalid_answer(
@@ -257,20 +305,29 @@ impl Evaluator {
         function: &str,
         payload: &P,
     ) -> Result<(A, CallStats), RuntimeError> {
+        self.call_json_by(function, payload, None)
+    }
+
+    fn call_json_by<P: Serialize + ?Sized, A: DeserializeOwned>(
+        &self,
+        function: &str,
+        payload: &P,
+        deadline: Option<Instant>,
+    ) -> Result<(A, CallStats), RuntimeError> {
         let payload = serde_json::to_vec(payload).map_err(|source| RuntimeError::Payload {
             function: function.to_owned(),
             source,
         })?;
-        let (answer, stats) = self.call_with_stats(function, &payload)?;
+        let (answer, stats) = self.call_with_stats_by(function, &payload, deadline)?;
         let answer = serde_json::from_slice(&answer).map_err(|e| self.invalid_answer(function, e.to_string()))?;
         Ok((answer, stats))
     }
 
-    fn instantiate(&self) -> Result<Instance, RuntimeError> {
+    fn instantiate_with(&self, deadlines: EpochDeadlines) -> Result<Instance, RuntimeError> {
         let shared = &self.shared;
         Instance::new(
             &shared.pre,
-            shared.deadlines,
+            deadlines,
             Arc::clone(&shared.capabilities),
             Arc::clone(&shared.name),
         )
@@ -285,7 +342,7 @@ impl Evaluator {
             wapc::errors::Error::GuestCallFailure(message) => message,
             other => other.to_string(),
         };
-        if message.contains("execution deadline exceeded") {
+        if message.contains(INTERRUPTION) {
             RuntimeError::Timeout {
                 name: self.shared.name.to_string(),
                 function: function.to_owned(),
@@ -300,12 +357,30 @@ impl Evaluator {
         }
     }
 
+    fn deadline_error(&self, function: &str, budget: Duration) -> RuntimeError {
+        RuntimeError::Deadline {
+            name: self.shared.name.to_string(),
+            function: function.to_owned(),
+            budget,
+        }
+    }
+
     fn invalid_answer(&self, function: &str, message: String) -> RuntimeError {
         RuntimeError::InvalidAnswer {
             name: self.shared.name.to_string(),
             function: function.to_owned(),
             message,
         }
+    }
+}
+
+/// What wasmtime says when the epoch deadline interrupts a guest (waPC passes only text on).
+const INTERRUPTION: &str = "execution deadline exceeded";
+
+fn is_interruption(error: &wapc::errors::Error) -> bool {
+    match error {
+        wapc::errors::Error::GuestCallFailure(message) => message.contains(INTERRUPTION),
+        other => other.to_string().contains(INTERRUPTION),
     }
 }
 

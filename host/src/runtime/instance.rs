@@ -34,10 +34,11 @@ impl CallContext {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a guest call: host calls must answer before `host_call_deadline`.
-    pub(crate) fn begin(&self, host_call_deadline: Instant) {
+    /// Starts a guest call: host calls must answer before `host_call_deadline` (`None`: no
+    /// deadline, host calls get their own upper bound).
+    pub(crate) fn begin(&self, host_call_deadline: Option<Instant>) {
         *self.lock() = CallState {
-            host_call_deadline: Some(host_call_deadline),
+            host_call_deadline,
             stats: HostCallStats::default(),
         };
     }
@@ -56,7 +57,7 @@ impl CallContext {
     fn record(&self, spent: Duration) {
         let mut state = self.lock();
         state.stats.calls = state.stats.calls.saturating_add(1);
-        state.stats.time += spent;
+        state.stats.time = state.stats.time.saturating_add(spent);
     }
 }
 

@@ -6,7 +6,7 @@
 //! asking), checked against the request's constraints, and the outcome is cached: successes for
 //! [`VerifierConfig::success_ttl`], failures for [`VerifierConfig::failure_ttl`].
 
-mod cache;
+pub mod cache;
 pub mod certificate;
 pub mod constraints;
 mod error;
@@ -23,7 +23,7 @@ use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, Sigs
 use oci_client::Reference;
 use serde::{Deserialize, Serialize};
 
-use cache::TtlCache;
+use cache::{Expiring, TtlCache};
 use constraints::{Plan, TrustNeed};
 pub use error::VerifyError;
 use signatures::{CosignClients, Explanation, SignatureSet};
@@ -40,6 +40,8 @@ pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`VerifierConfig::failure_ttl`]), so that the authorities of one evaluation share a single
 /// fetch per image digest.
 pub const EVALUATION_WINDOW: Duration = Duration::from_secs(2);
+/// Default bound of each verifier cache (verifications, tag resolutions, signature sets).
+pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
 
 /// Everything a [`Verifier`] needs to reach registries and trust signatures.
 #[derive(Clone, Debug)]
@@ -56,6 +58,8 @@ pub struct VerifierConfig {
     pub failure_ttl: Duration,
     /// Upper bound for one registry round trip.
     pub registry_timeout: Duration,
+    /// Most entries each cache keeps (least recently used ones are evicted first).
+    pub cache_max_entries: u64,
 }
 
 impl Default for VerifierConfig {
@@ -67,6 +71,7 @@ impl Default for VerifierConfig {
             success_ttl: DEFAULT_SUCCESS_TTL,
             failure_ttl: DEFAULT_FAILURE_TTL,
             registry_timeout: DEFAULT_REGISTRY_TIMEOUT,
+            cache_max_entries: DEFAULT_CACHE_MAX_ENTRIES,
         }
     }
 }
@@ -139,20 +144,31 @@ impl Verifier {
             None => DockerCredentials::default(),
         };
         let registry = RegistryClient::new(config.sources.clone(), credentials, config.registry_timeout);
+        let max_entries = config.cache_max_entries.max(1);
         Ok(Self {
             config,
             registry,
             cosign_clients: CosignClients::default(),
-            results: TtlCache::new(),
-            digests: TtlCache::new(),
-            signatures: TtlCache::new(),
+            results: TtlCache::new(max_entries),
+            digests: TtlCache::new(max_entries),
+            signatures: TtlCache::new(max_entries),
         })
     }
 
     /// Verifies the signatures `request` asks for; the answer names the verified digest.
     pub async fn verify(&self, request: VerificationRequest) -> Result<VerificationResponse, VerifyError> {
+        self.verify_expiring(request).await.value
+    }
+
+    /// [`Verifier::verify`], with the instant the cached answer expires: a memo of the answer
+    /// must not keep it longer (a moved tag would be answered with its old digest).
+    pub async fn verify_expiring(
+        &self,
+        request: VerificationRequest,
+    ) -> Expiring<Result<VerificationResponse, VerifyError>> {
         let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
-        self.results
+        let Expiring { value, expires } = self
+            .results
             .get_or_compute(
                 request.cache_key(),
                 Box::pin(self.verify_uncached(request)),
@@ -160,11 +176,14 @@ impl Verifier {
                     if outcome.is_ok() { success_ttl } else { failure_ttl }
                 },
             )
-            .await
-            .map(|digest| VerificationResponse {
+            .await;
+        Expiring {
+            value: value.map(|digest| VerificationResponse {
                 is_trusted: true,
                 digest,
-            })
+            }),
+            expires,
+        }
     }
 
     /// Verification counters of the result cache.
@@ -254,6 +273,7 @@ impl Verifier {
                 |_| self.data_ttl(),
             )
             .await
+            .value
     }
 
     /// The signatures of one digest, fetched once per evaluation window.
@@ -272,6 +292,7 @@ impl Verifier {
                 |_| self.data_ttl(),
             )
             .await
+            .value
     }
 
     /// The error for checks no trusted layer satisfied, with what was wrong with the others.

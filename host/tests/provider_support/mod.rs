@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cip::provider::protocol::{Decision, ImageKey, Verdict};
-use cip::provider::{Decider, Limits, ProviderConfig, RunningProvider};
+use cip::provider::{ConnectionLimits, Decider, Limits, ProviderConfig, RunningProvider};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
@@ -123,6 +123,17 @@ pub async fn start(
     mtls: bool,
     limits: Limits,
 ) -> TestResult<RunningProvider> {
+    start_with(decider, files, mtls, limits, ConnectionLimits::default()).await
+}
+
+/// Starts a provider on 127.0.0.1 ephemeral ports with the given connection limits.
+pub async fn start_with(
+    decider: Arc<dyn Decider>,
+    files: &TlsFiles,
+    mtls: bool,
+    limits: Limits,
+    connections: ConnectionLimits,
+) -> TestResult<RunningProvider> {
     let any: SocketAddr = "127.0.0.1:0".parse()?;
     let config = ProviderConfig {
         addr: any,
@@ -131,6 +142,7 @@ pub async fn start(
         key_path: files.key.clone(),
         client_ca_path: mtls.then(|| files.client_ca.clone()),
         limits,
+        connections,
     };
     Ok(cip::provider::start(config, decider).await?)
 }

@@ -35,6 +35,15 @@ pub struct VerifierArgs {
     /// How long a failed verification is reused.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub cache_failure_ttl: Duration,
+    /// Largest signature manifest read, in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_MANIFEST_BYTES, value_name = "BYTES")]
+    pub max_signature_manifest_bytes: usize,
+    /// Largest signature layer read, in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYER_BYTES, value_name = "BYTES")]
+    pub max_signature_layer_bytes: usize,
+    /// Most layers a signature manifest may list.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYERS, value_name = "COUNT")]
+    pub max_signature_layers: usize,
 }
 
 impl VerifierArgs {
@@ -59,6 +68,11 @@ impl VerifierArgs {
             trust,
             success_ttl: self.cache_success_ttl,
             failure_ttl: self.cache_failure_ttl,
+            limits: crate::registry::DownloadLimits {
+                max_manifest_bytes: self.max_signature_manifest_bytes,
+                max_layer_bytes: self.max_signature_layer_bytes,
+                max_layers: self.max_signature_layers,
+            },
             ..VerifierConfig::default()
         })
     }

@@ -212,8 +212,8 @@ impl TrustRoot {
         }
         let rekor_logs = log_keys(&doc.tlogs, "tlogs")?;
         let ct_logs = log_keys(&doc.ctlogs, "ctlogs")?;
-        let rekor_keys = rekor_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
-        let ctfe_keys = ct_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
+        let rekor_keys: BTreeMap<String, Vec<u8>> = rekor_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
+        let ctfe_keys: BTreeMap<String, Vec<u8>> = ct_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
         if fulcio_certs.is_empty() && rekor_keys.is_empty() {
             return Err(TrustError::Invalid(
                 "it holds neither Fulcio certificate authorities nor Rekor keys".to_string(),
@@ -269,7 +269,7 @@ fn valid_for(doc: Option<&ValidForDoc>, what: &str) -> Result<ValidFor, TrustErr
     };
     let parse = |text: &Option<String>, field: &str| -> Result<Option<i64>, TrustError> {
         text.as_deref()
-            .map(|t| {
+            .map(|t: &str| {
                 chrono::DateTime::parse_from_rfc3339(t)
                     .map(|t| t.timestamp())
                     .map_err(|e| TrustError::Invalid(format!("{what}.{field} {t:?} is not an RFC 3339 time: {e}")))

@@ -23,8 +23,6 @@ use crate::trust::TrustRoot;
 pub struct SignatureSet {
     /// `registry/repository@sha256:…`
     pub image: String,
-    /// The verified manifest digest.
-    pub digest: String,
     /// Layers whose signature and evidence hold.
     pub layers: Vec<TrustedLayer>,
     /// What was found beside them.
@@ -53,7 +51,6 @@ pub async fn fetch(
     let signature_ref = RegistryClient::parse_reference(&tag)?;
     let no_signatures = |image: String| SignatureSet {
         image,
-        digest: digest.to_string(),
         layers: Vec::new(),
         explanation: Explanation::NoSignatures,
     };
@@ -85,7 +82,6 @@ pub async fn fetch(
     }
     Ok(Arc::new(SignatureSet {
         image,
-        digest: digest.to_string(),
         layers: trusted,
         explanation: Explanation::Rejected(reasons),
     }))

@@ -47,7 +47,8 @@ impl VerificationConstraint for GithubActionsVerifier {
         let Some(repository) = &certificate.github_workflow_repository else {
             return Ok(false);
         };
-        let Some((owner, repo)) = owner_and_repo(&format!("https://github.com/{repository}")) else {
+        let repository_url = format!("https://github.com/{repository}");
+        let Some((owner, repo)) = owner_and_repo(&repository_url) else {
             return Ok(false);
         };
         Ok(owner == self.owner && self.repo.as_deref().is_none_or(|expected| expected == repo))

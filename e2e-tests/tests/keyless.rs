@@ -251,12 +251,21 @@ fn cip_run_refuses_a_certificate_and_bundle_copied_onto_another_image() -> anyho
     let honest = common::cip_run(&pod("default", &[&good]), &s, &host, Some(&trust));
     let forged = common::cip_run(&pod("default", &[&evil]), &s, &host, Some(&trust));
 
-    assert_eq!(honest.response["allowed"], json!(true), "{}{}", honest.stdout, honest.stderr);
-    assert_eq!(forged.response["allowed"], json!(false), "{}{}", forged.stdout, forged.stderr);
-    let message = forged.response["status"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("denied by policy keyless-policy"),
-        "{message}"
+    assert_eq!(
+        honest.response["allowed"],
+        json!(true),
+        "{}{}",
+        honest.stdout,
+        honest.stderr
     );
+    assert_eq!(
+        forged.response["allowed"],
+        json!(false),
+        "{}{}",
+        forged.stdout,
+        forged.stderr
+    );
+    let message = forged.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("denied by policy keyless-policy"), "{message}");
     Ok(())
 }

@@ -204,7 +204,10 @@ impl TrustRoot {
                 certificates.push(der);
             }
             fulcio_certs.extend(certificates.iter().cloned());
-            let valid_for = valid_for(ca.valid_for.as_ref(), &format!("certificateAuthorities[{ca_index}].validFor"))?;
+            let valid_for = valid_for(
+                ca.valid_for.as_ref(),
+                &format!("certificateAuthorities[{ca_index}].validFor"),
+            )?;
             authorities.push(CertificateAuthority {
                 certificates,
                 valid_for,
@@ -212,7 +215,8 @@ impl TrustRoot {
         }
         let rekor_logs = log_keys(&doc.tlogs, "tlogs")?;
         let ct_logs = log_keys(&doc.ctlogs, "ctlogs")?;
-        let rekor_keys: BTreeMap<String, Vec<u8>> = rekor_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
+        let rekor_keys: BTreeMap<String, Vec<u8>> =
+            rekor_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
         let ctfe_keys: BTreeMap<String, Vec<u8>> = ct_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
         if fulcio_certs.is_empty() && rekor_keys.is_empty() {
             return Err(TrustError::Invalid(
@@ -302,13 +306,7 @@ fn log_keys(logs: &[TransparencyLogDoc], field: &str) -> Result<BTreeMap<String,
             ),
             None => hex::encode(Sha256::digest(&der)),
         };
-        keys.insert(
-            log_id,
-            LogKey {
-                der,
-                valid_for: window,
-            },
-        );
+        keys.insert(log_id, LogKey { der, valid_for: window });
     }
     Ok(keys)
 }

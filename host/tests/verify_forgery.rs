@@ -67,8 +67,8 @@ async fn a_certificate_and_bundle_copied_onto_another_payload_are_rejected() {
     let (evil_digest, evil_ref) = attacker_image(&world);
     // The attacker's payload names their digest; the genuine signature, certificate and bundle
     // are copied next to it.
-    let payload = testkit::simple_signing_payload(&world.host, "team/evil", &evil_digest, &Default::default())
-        .expect("payload");
+    let payload =
+        testkit::simple_signing_payload(&world.host, "team/evil", &evil_digest, &Default::default()).expect("payload");
     let forged = CosignLayer {
         payload,
         annotations: genuine.annotations.clone(),
@@ -91,8 +91,9 @@ async fn a_copied_certificate_with_a_fresh_bundle_over_a_forged_signature_is_rej
     // Even with a log entry that records the forged layer (a log accepting anything), the
     // signature must verify with the certificate's key.
     let attacker = testkit::KeyPair::ecdsa_p256().expect("key");
-    let mut forged = testkit::key_signature_layer(&world.host, "team/evil", &evil_digest, &attacker, &Default::default())
-        .expect("layer");
+    let mut forged =
+        testkit::key_signature_layer(&world.host, "team/evil", &evil_digest, &attacker, &Default::default())
+            .expect("layer");
     let certificate = genuine.annotations[testkit::CERTIFICATE_ANNOTATION].clone();
     forged
         .annotations
@@ -228,7 +229,11 @@ async fn a_certificate_authority_outside_its_validity_is_not_trusted() {
             serde_json::json!({"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"});
     });
 
-    let reason = failure(&world.verifier_for(&[&world.host], Some(retired)), keyless(&world.tag_ref())).await;
+    let reason = failure(
+        &world.verifier_for(&[&world.host], Some(retired)),
+        keyless(&world.tag_ref()),
+    )
+    .await;
 
     assert!(
         reason.starts_with(&format!(
@@ -237,7 +242,9 @@ async fn a_certificate_authority_outside_its_validity_is_not_trusted() {
         "{reason}"
     );
     assert!(
-        reason.ends_with("outside the validity of certificate authority #1 (2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)"),
+        reason.ends_with(
+            "outside the validity of certificate authority #1 (2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z)"
+        ),
         "{reason}"
     );
 }
@@ -250,7 +257,11 @@ async fn a_rekor_key_outside_its_validity_is_not_trusted() {
         root["tlogs"][0]["publicKey"]["validFor"] = serde_json::json!({"start": "2090-01-01T00:00:00Z"});
     });
 
-    let reason = failure(&world.verifier_for(&[&world.host], Some(future)), keyless(&world.tag_ref())).await;
+    let reason = failure(
+        &world.verifier_for(&[&world.host], Some(future)),
+        keyless(&world.tag_ref()),
+    )
+    .await;
 
     assert!(reason.starts_with("Rekor bundle was integrated at "), "{reason}");
     assert!(
@@ -271,7 +282,11 @@ async fn a_ct_log_key_outside_its_validity_is_not_trusted() {
             serde_json::json!({"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"});
     });
 
-    let reason = failure(&world.verifier_for(&[&world.host], Some(retired)), keyless(&world.tag_ref())).await;
+    let reason = failure(
+        &world.verifier_for(&[&world.host], Some(retired)),
+        keyless(&world.tag_ref()),
+    )
+    .await;
 
     assert!(reason.contains("certificate's SCT was issued at "), "{reason}");
     assert!(
@@ -349,7 +364,11 @@ async fn keyless_needs_ct_log_keys_in_the_trust_root() {
     genuine_keyless_layer(&world);
     let no_ct_logs = trust_with(&world, |root| root["ctlogs"] = serde_json::json!([]));
 
-    let reason = failure(&world.verifier_for(&[&world.host], Some(no_ct_logs)), keyless(&world.tag_ref())).await;
+    let reason = failure(
+        &world.verifier_for(&[&world.host], Some(no_ct_logs)),
+        keyless(&world.tag_ref()),
+    )
+    .await;
 
     assert_eq!(
         reason,
@@ -379,15 +398,14 @@ async fn github_actions_identity_comes_from_the_workflow_repository_extension() 
     let world = World::new();
     // A reusable workflow of another organisation, called by acme/app.
     let reusable = "https://github.com/builders/shared/.github/workflows/build.yml@refs/tags/v1";
-    let request = LeafRequest::new(SignerIdentity::Uri(reusable.into()), GITHUB_ISSUER).with_github_workflow(
-        GithubWorkflow {
+    let request =
+        LeafRequest::new(SignerIdentity::Uri(reusable.into()), GITHUB_ISSUER).with_github_workflow(GithubWorkflow {
             trigger: "push".into(),
             sha: "0123456789abcdef0123456789abcdef01234567".into(),
             name: "release".into(),
             repository: "acme/app".into(),
             git_ref: "refs/heads/main".into(),
-        },
-    );
+        });
     testkit::sign_keyless(
         &world.host,
         &world.repo,
@@ -450,7 +468,14 @@ async fn oversized_and_overfull_signature_manifests_fail_naming_the_cap() {
     let defaults = DownloadLimits::default();
     verified(&with(defaults), request()).await;
 
-    let layers = failure(&with(DownloadLimits { max_layers: 2, ..defaults }), request()).await;
+    let layers = failure(
+        &with(DownloadLimits {
+            max_layers: 2,
+            ..defaults
+        }),
+        request(),
+    )
+    .await;
     let layer = failure(
         &with(DownloadLimits {
             max_layer_bytes: 64,
@@ -469,7 +494,12 @@ async fn oversized_and_overfull_signature_manifests_fail_naming_the_cap() {
     .await;
 
     let image = world.digest_ref();
-    let sig = format!("{}/{}:{}", world.host, world.repo, testkit::signature_tag(&world.digest));
+    let sig = format!(
+        "{}/{}:{}",
+        world.host,
+        world.repo,
+        testkit::signature_tag(&world.digest)
+    );
     assert_eq!(
         layers,
         format!(

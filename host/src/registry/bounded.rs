@@ -142,13 +142,16 @@ impl RegistryClient {
             .bounded(
                 reference,
                 2,
-                self.client
-                    .auth(reference, &auth, oci_client::RegistryOperation::Pull),
+                self.client.auth(reference, &auth, oci_client::RegistryOperation::Pull),
             )
             .await
             // Registries without token auth answer the first request themselves.
             .unwrap_or(None);
-        let scheme = if self.sources.is_insecure(&registry) { "http" } else { "https" };
+        let scheme = if self.sources.is_insecure(&registry) {
+            "http"
+        } else {
+            "https"
+        };
         let target = reference.digest().or(reference.tag()).unwrap_or("latest");
         let url = format!("{scheme}://{registry}/v2/{}/manifests/{target}", reference.repository());
         let mut request = self.http.get(&url).header("Accept", MANIFEST_MEDIA_TYPES.join(", "));

@@ -14,7 +14,6 @@ use std::time::Duration;
 use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-    
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};

@@ -36,7 +36,8 @@ pub struct TrustedCertificate {
 /// Chains `leaf_der` to a Fulcio CA of `trust` valid at `time` (Unix seconds); the leaf and
 /// the chain must be valid at `time` too.
 pub fn chain_at(leaf_der: &[u8], trust: &TrustRoot, time: i64) -> Result<TrustedCertificate, String> {
-    let untrusted = |reason: String| format!("signing certificate is not trusted by the Fulcio CAs of the trust root: {reason}");
+    let untrusted =
+        |reason: String| format!("signing certificate is not trusted by the Fulcio CAs of the trust root: {reason}");
     let leaf = x509_cert::Certificate::from_der(leaf_der).map_err(|e| untrusted(format!("not a certificate: {e}")))?;
     let leaf_issuer = leaf
         .tbs_certificate
@@ -46,7 +47,11 @@ pub fn chain_at(leaf_der: &[u8], trust: &TrustRoot, time: i64) -> Result<Trusted
     let mut reasons = Vec::new();
     let mut outside_validity = Vec::new();
     for (index, ca) in trust.certificate_authorities().iter().enumerate() {
-        let roots: Vec<CertificateDer<'_>> = ca.certificates.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        let roots: Vec<CertificateDer<'_>> = ca
+            .certificates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
         if let Err(reason) = super::certificate::chains_to(&CertificateDer::from(leaf_der), &roots, time) {
             reasons.push(reason);
             continue;

@@ -117,7 +117,10 @@ pub fn check(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: Optio
     };
     let mut problem = None;
     let mut sct_status = Err("the signature has no trusted certificate".to_string());
-    let certificate_signature = match (&certificate_der, trust.filter(|t| !t.certificate_authorities().is_empty())) {
+    let certificate_signature = match (
+        &certificate_der,
+        trust.filter(|t| !t.certificate_authorities().is_empty()),
+    ) {
         (Some(der), Some(trust)) => match &bundle {
             None => {
                 problem = Some("signing certificate comes without a Rekor bundle".to_string());
@@ -164,7 +167,13 @@ fn trusted_certificate(
     time: i64,
     payload: &[u8],
     signature: &[u8],
-) -> Result<(sigstore::cosign::signature_layers::CertificateSignature, Result<(), String>), String> {
+) -> Result<
+    (
+        sigstore::cosign::signature_layers::CertificateSignature,
+        Result<(), String>,
+    ),
+    String,
+> {
     let chained = fulcio::chain_at(der, trust, time)?;
     let certificate_signature = fulcio::certificate_signature(&chained.leaf)?;
     certificate_signature
@@ -181,5 +190,7 @@ fn certificate_der(pem: &str) -> Option<Vec<u8>> {
         return Some(der.as_ref().to_vec());
     }
     let decoded = BASE64.decode(pem.trim()).ok()?;
-    CertificateDer::from_pem_slice(&decoded).ok().map(|der| der.as_ref().to_vec())
+    CertificateDer::from_pem_slice(&decoded)
+        .ok()
+        .map(|der| der.as_ref().to_vec())
 }

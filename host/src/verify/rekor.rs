@@ -171,7 +171,8 @@ fn bind_entry(body: &str, layer: &LayerEvidence<'_>) -> Result<Vec<u8>, String> 
     let verifier_pem = BASE64
         .decode(entry.spec.signature.public_key.content.trim())
         .map_err(|_| mismatch("its public key is not base64"))?;
-    let verifier = pem_to_spki(&verifier_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
+    let verifier =
+        pem_to_spki(&verifier_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
     match layer.certificate_der {
         Some(certificate) => {
             if verifier.certificate_der.as_deref() != Some(certificate) {

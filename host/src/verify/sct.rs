@@ -69,7 +69,9 @@ pub fn verify_embedded(
 fn verify_one(sct: &Sct<'_>, precert_tbs: &[u8], issuer_key_hash: &[u8], trust: &TrustRoot) -> Result<(), String> {
     let log_id = hex::encode(sct.log_id);
     let Some(log) = trust.ct_logs().get(&log_id) else {
-        return Err(format!("certificate's SCT is from CT log {log_id}, which is not in the trust root"));
+        return Err(format!(
+            "certificate's SCT is from CT log {log_id}, which is not in the trust root"
+        ));
     };
     let seconds = i64::try_from(sct.timestamp_ms / 1000).unwrap_or(i64::MAX);
     if !log.valid_for.contains(seconds) {

@@ -47,7 +47,12 @@ pub async fn fetch(
     digest: &str,
 ) -> Result<Arc<SignatureSet>, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let tag = format!("{}/{}:{}.sig", reference.registry(), reference.repository(), digest.replace(':', "-"));
+    let tag = format!(
+        "{}/{}:{}.sig",
+        reference.registry(),
+        reference.repository(),
+        digest.replace(':', "-")
+    );
     let signature_ref = RegistryClient::parse_reference(&tag)?;
     let no_signatures = |image: String| SignatureSet {
         image,

@@ -350,7 +350,12 @@ fn regexp_plan(request: &KeylessRegexpRequest) -> Result<Plan, VerifyError> {
     let require_sct = !request.insecure_ignore_sct;
     Ok(Plan {
         image: request.image.clone(),
-        checks: vec![identity_check(issuer, subject, request.annotations.as_ref(), require_sct)],
+        checks: vec![identity_check(
+            issuer,
+            subject,
+            request.annotations.as_ref(),
+            require_sct,
+        )],
         trust: TrustNeed::Keyless,
         require_sct,
     })

@@ -3,6 +3,7 @@
 
 mod common;
 
+use anyhow::Context as _;
 use common::{Host, HostOptions, article, on_registry, pod, settings};
 use serde_json::{Value, json};
 use testkit::{
@@ -220,5 +221,51 @@ fn keyless_signature_without_a_trusted_rekor_bundle_is_refused() -> anyhow::Resu
             "{why}: {message}"
         );
     }
+    Ok(())
+}
+
+/// The forgery of issue 10 through `cip run` and the real module: the certificate and Rekor
+/// bundle of a genuine keyless signature, copied next to a payload naming the attacker's
+/// digest, must not make the attacker's image signed by that identity.
+#[test]
+fn cip_run_refuses_a_certificate_and_bundle_copied_onto_another_image() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor) = (TestFulcio::new()?, TestRekor::new()?);
+    let identity = SignerIdentity::Email("user@example.com".to_owned());
+    let (good, good_digest) = keyless_image(&host, "good", &fulcio, &rekor, identity, GOOGLE)?;
+    let genuine = testkit::fetch_signature_layers(&host, "app", &good_digest)?
+        .into_iter()
+        .next()
+        .context("the genuine signature")?;
+    let evil_digest = push_image(&host, "app", "evil", "evil payload")?;
+    let forged = testkit::CosignLayer {
+        payload: testkit::simple_signing_payload(&host, "app", &evil_digest, &Default::default())?,
+        annotations: genuine.annotations.clone(),
+    };
+    push_signature_layers(&host, "app", &evil_digest, &[forged])?;
+    let evil = format!("{host}/app:evil");
+    let s = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
+    let trust = testkit::trust_config_json(&fulcio, &rekor);
+
+    let honest = common::cip_run(&pod("default", &[&good]), &s, &host, Some(&trust));
+    let forged = common::cip_run(&pod("default", &[&evil]), &s, &host, Some(&trust));
+
+    assert_eq!(
+        honest.response["allowed"],
+        json!(true),
+        "{}{}",
+        honest.stdout,
+        honest.stderr
+    );
+    assert_eq!(
+        forged.response["allowed"],
+        json!(false),
+        "{}{}",
+        forged.stdout,
+        forged.stderr
+    );
+    let message = forged.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("denied by policy keyless-policy"), "{message}");
     Ok(())
 }

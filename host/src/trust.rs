@@ -1,8 +1,10 @@
-//! Sigstore trust root: Fulcio CAs and Rekor keys.
+//! Sigstore trust root: Fulcio CAs, Rekor keys and certificate transparency log keys, each with
+//! the `validFor` window during which it may be used.
 //!
 //! Loaded from a sigstore `ClientTrustConfig` JSON document (`--sigstore-trust-config`) or a bare
 //! `trusted_root.json`. Nothing is fetched from a TUF mirror: without a trust root, keyless and
-//! Rekor checks fail with a message saying so.
+//! Rekor checks fail with a message saying so. Every key and CA is only trusted for signatures
+//! made inside its `validFor` window (start inclusive, end exclusive; no end means still valid).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,16 +30,71 @@ pub enum TrustError {
     Invalid(String),
 }
 
-/// Fulcio certificate authorities and Rekor public keys loaded from a ClientTrustConfig or a
-/// trusted_root.json.
+/// When a CA or log key may be used: `start <= t < end`, Unix seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ValidFor {
+    /// First second of validity; `None` means since ever.
+    pub start: Option<i64>,
+    /// First second no longer valid; `None` means still valid.
+    pub end: Option<i64>,
+}
+
+impl ValidFor {
+    /// Whether `time` (Unix seconds) falls inside the window.
+    pub fn contains(&self, time: i64) -> bool {
+        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time < end)
+    }
+}
+
+impl std::fmt::Display for ValidFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |t: Option<i64>| {
+            t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        };
+        match (show(self.start), show(self.end)) {
+            (Some(start), Some(end)) => write!(f, "{start} to {end}"),
+            (Some(start), None) => write!(f, "{start} on"),
+            (None, Some(end)) => write!(f, "until {end}"),
+            (None, None) => write!(f, "always"),
+        }
+    }
+}
+
+/// One Fulcio certificate authority: its chain (intermediates then root) and validity.
+#[derive(Clone, Debug)]
+pub struct CertificateAuthority {
+    /// DER certificates of the chain.
+    pub certificates: Vec<Vec<u8>>,
+    /// When certificates it issued may be used.
+    pub valid_for: ValidFor,
+}
+
+/// A transparency log key (Rekor or certificate transparency) and its validity.
+#[derive(Clone, Debug)]
+pub struct LogKey {
+    /// DER SubjectPublicKeyInfo.
+    pub der: Vec<u8>,
+    /// When entries it signed are trusted.
+    pub valid_for: ValidFor,
+}
+
+/// Fulcio certificate authorities, Rekor public keys and CT log keys loaded from a
+/// ClientTrustConfig or a trusted_root.json.
 #[derive(Clone, Debug, Default)]
 pub struct TrustRoot {
     /// DER certificates of every Fulcio CA chain (roots and intermediates).
     fulcio_certs: Vec<Vec<u8>>,
+    /// The CAs one by one, with their validity.
+    authorities: Vec<CertificateAuthority>,
     /// DER SubjectPublicKeyInfo of the Rekor logs, by hex log id.
     rekor_keys: BTreeMap<String, Vec<u8>>,
+    /// The Rekor keys with their validity, by hex log id.
+    rekor_logs: BTreeMap<String, LogKey>,
     /// DER SubjectPublicKeyInfo of the certificate transparency logs, by hex log id.
     ctfe_keys: BTreeMap<String, Vec<u8>>,
+    /// The CT log keys with their validity, by hex log id.
+    ct_logs: BTreeMap<String, LogKey>,
 }
 
 #[derive(Deserialize)]
@@ -61,8 +118,21 @@ struct TrustedRootDoc {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TransparencyLogDoc {
-    public_key: Option<RawBytesDoc>,
+    public_key: Option<PublicKeyDoc>,
     log_id: Option<LogIdDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PublicKeyDoc {
+    raw_bytes: Option<String>,
+    valid_for: Option<ValidForDoc>,
+}
+
+#[derive(Default, Deserialize)]
+struct ValidForDoc {
+    start: Option<String>,
+    end: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +145,7 @@ struct LogIdDoc {
 #[serde(rename_all = "camelCase")]
 struct CertificateAuthorityDoc {
     cert_chain: Option<CertChainDoc>,
+    valid_for: Option<ValidForDoc>,
 }
 
 #[derive(Deserialize)]
@@ -121,18 +192,32 @@ impl TrustRoot {
 
     fn from_doc(doc: TrustedRootDoc) -> Result<Self, TrustError> {
         let mut fulcio_certs = Vec::new();
+        let mut authorities = Vec::new();
         for (ca_index, ca) in doc.certificate_authorities.iter().enumerate() {
             let chain = ca.cert_chain.as_ref().map(|c| c.certificates.as_slice());
+            let mut certificates = Vec::new();
             for (cert_index, cert) in chain.unwrap_or_default().iter().enumerate() {
                 let what = format!("certificateAuthorities[{ca_index}].certChain.certificates[{cert_index}]");
-                let der = decode_raw_bytes(cert, &what)?;
+                let der = decode_raw_bytes(cert.raw_bytes.as_deref(), &what)?;
                 x509_cert::Certificate::from_der(&der)
                     .map_err(|e| TrustError::Invalid(format!("{what} is not a DER certificate: {e}")))?;
-                fulcio_certs.push(der);
+                certificates.push(der);
             }
+            fulcio_certs.extend(certificates.iter().cloned());
+            let valid_for = valid_for(
+                ca.valid_for.as_ref(),
+                &format!("certificateAuthorities[{ca_index}].validFor"),
+            )?;
+            authorities.push(CertificateAuthority {
+                certificates,
+                valid_for,
+            });
         }
-        let rekor_keys = log_keys(&doc.tlogs, "tlogs")?;
-        let ctfe_keys = log_keys(&doc.ctlogs, "ctlogs")?;
+        let rekor_logs = log_keys(&doc.tlogs, "tlogs")?;
+        let ct_logs = log_keys(&doc.ctlogs, "ctlogs")?;
+        let rekor_keys: BTreeMap<String, Vec<u8>> =
+            rekor_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
+        let ctfe_keys: BTreeMap<String, Vec<u8>> = ct_logs.iter().map(|(id, k)| (id.clone(), k.der.clone())).collect();
         if fulcio_certs.is_empty() && rekor_keys.is_empty() {
             return Err(TrustError::Invalid(
                 "it holds neither Fulcio certificate authorities nor Rekor keys".to_string(),
@@ -140,9 +225,27 @@ impl TrustRoot {
         }
         Ok(Self {
             fulcio_certs,
+            authorities,
             rekor_keys,
+            rekor_logs,
             ctfe_keys,
+            ct_logs,
         })
+    }
+
+    /// The Fulcio CAs one by one, with their validity.
+    pub fn certificate_authorities(&self) -> &[CertificateAuthority] {
+        &self.authorities
+    }
+
+    /// Rekor keys with their validity, by hex log id.
+    pub fn rekor_logs(&self) -> &BTreeMap<String, LogKey> {
+        &self.rekor_logs
+    }
+
+    /// Certificate transparency log keys with their validity, by hex log id.
+    pub fn ct_logs(&self) -> &BTreeMap<String, LogKey> {
+        &self.ct_logs
     }
 
     /// DER certificates of the Fulcio CAs.
@@ -156,25 +259,43 @@ impl TrustRoot {
     }
 }
 
-fn decode_raw_bytes(raw: &RawBytesDoc, what: &str) -> Result<Vec<u8>, TrustError> {
-    let text = raw
-        .raw_bytes
-        .as_deref()
-        .ok_or_else(|| TrustError::Invalid(format!("{what} has no rawBytes")))?;
+fn decode_raw_bytes(raw: Option<&str>, what: &str) -> Result<Vec<u8>, TrustError> {
+    let text = raw.ok_or_else(|| TrustError::Invalid(format!("{what} has no rawBytes")))?;
     BASE64
         .decode(text)
         .map_err(|e| TrustError::Invalid(format!("{what}.rawBytes is not base64: {e}")))
 }
 
+/// A `validFor` window; RFC 3339 times.
+fn valid_for(doc: Option<&ValidForDoc>, what: &str) -> Result<ValidFor, TrustError> {
+    let Some(doc) = doc else {
+        return Ok(ValidFor::default());
+    };
+    let parse = |text: &Option<String>, field: &str| -> Result<Option<i64>, TrustError> {
+        text.as_deref()
+            .map(|t: &str| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.timestamp())
+                    .map_err(|e| TrustError::Invalid(format!("{what}.{field} {t:?} is not an RFC 3339 time: {e}")))
+            })
+            .transpose()
+    };
+    Ok(ValidFor {
+        start: parse(&doc.start, "start")?,
+        end: parse(&doc.end, "end")?,
+    })
+}
+
 /// Keys of transparency logs by hex log id (the id Rekor bundles name), as sigstore-rs keys them.
-fn log_keys(logs: &[TransparencyLogDoc], field: &str) -> Result<BTreeMap<String, Vec<u8>>, TrustError> {
+fn log_keys(logs: &[TransparencyLogDoc], field: &str) -> Result<BTreeMap<String, LogKey>, TrustError> {
     let mut keys = BTreeMap::new();
     for (index, log) in logs.iter().enumerate() {
         let what = format!("{field}[{index}].publicKey");
         let Some(public_key) = &log.public_key else {
             return Err(TrustError::Invalid(format!("{what} is missing")));
         };
-        let der = decode_raw_bytes(public_key, &what)?;
+        let der = decode_raw_bytes(public_key.raw_bytes.as_deref(), &what)?;
+        let window = valid_for(public_key.valid_for.as_ref(), &format!("{what}.validFor"))?;
         sigstore::crypto::CosignVerificationKey::try_from_der(&der)
             .map_err(|e| TrustError::Invalid(format!("{what} is not a supported public key: {e}")))?;
         let log_id = match &log.log_id {
@@ -185,7 +306,7 @@ fn log_keys(logs: &[TransparencyLogDoc], field: &str) -> Result<BTreeMap<String,
             ),
             None => hex::encode(Sha256::digest(&der)),
         };
-        keys.insert(log_id, der);
+        keys.insert(log_id, LogKey { der, valid_for: window });
     }
     Ok(keys)
 }

@@ -430,6 +430,7 @@ fn regexp(
         subject: subject.0.map(str::to_string),
         subject_regexp: subject.1.map(str::to_string),
         annotations: None,
+        insecure_ignore_sct: false,
     })
 }
 

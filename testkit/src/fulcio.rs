@@ -1,13 +1,16 @@
 //! A test Fulcio: a P-256 root CA and intermediate issuing short-lived code-signing leaf
-//! certificates with the Sigstore OIDC extensions, like <https://fulcio.sigstore.dev>.
+//! certificates with the Sigstore OIDC extensions, like <https://fulcio.sigstore.dev>, each
+//! carrying a real embedded SCT (RFC 6962 precertificate timestamp) signed by the Fulcio's own
+//! test certificate transparency log.
 
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use rcgen::string::Ia5String;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType,
+    Issuer, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData as _, SanType, SerialNumber,
 };
+use sha2::{Digest as _, Sha256};
 use sigstore::crypto::SigningScheme;
 
 use crate::keys::KeyPair;
@@ -15,6 +18,33 @@ use crate::keys::KeyPair;
 /// Sigstore OID arc `1.3.6.1.4.1.57264.1`; `.1` is the OIDC issuer (raw bytes, what
 /// sigstore-rs 0.15 reads), `.2`–`.6` the GitHub workflow trigger, sha, name, repository, ref.
 const SIGSTORE_OID_ARC: [u64; 8] = [1, 3, 6, 1, 4, 1, 57264, 1];
+
+/// `1.3.6.1.4.1.11129.2.4.2`: the embedded SCT list extension.
+const SCT_LIST_OID: [u64; 9] = [1, 3, 6, 1, 4, 1, 11129, 2, 4];
+
+/// Which SCT the leaf embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SctMode {
+    /// A valid SCT from the Fulcio's CT log (what Fulcio does).
+    #[default]
+    Valid,
+    /// No SCT extension at all.
+    Missing,
+    /// The Fulcio's log's SCT with one signature byte flipped.
+    Corrupted,
+    /// A valid SCT from a CT log no trust root lists.
+    UnknownLog,
+}
+
+/// Which extension carries the OIDC issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IssuerExtension {
+    /// `1.3.6.1.4.1.57264.1.1`, raw bytes (Fulcio's deprecated v1 form).
+    #[default]
+    V1,
+    /// `1.3.6.1.4.1.57264.1.8`, a DER UTF8String (Fulcio's current form) only.
+    V2,
+}
 
 /// Who the certificate says signed: Fulcio puts it in the Subject Alternative Name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +93,10 @@ pub struct LeafRequest {
     pub not_before: DateTime<Utc>,
     /// End of validity (Fulcio: ten minutes later).
     pub not_after: DateTime<Utc>,
+    /// The embedded SCT.
+    pub sct: SctMode,
+    /// Where the issuer goes.
+    pub issuer_extension: IssuerExtension,
 }
 
 impl LeafRequest {
@@ -75,7 +109,21 @@ impl LeafRequest {
             github_workflow: None,
             not_before: now - TimeDelta::minutes(1),
             not_after: now + TimeDelta::minutes(10),
+            sct: SctMode::Valid,
+            issuer_extension: IssuerExtension::V1,
         }
+    }
+
+    /// Chooses the embedded SCT (missing, corrupted, from an unknown log).
+    pub fn with_sct(mut self, sct: SctMode) -> Self {
+        self.sct = sct;
+        self
+    }
+
+    /// Puts the issuer in the v2 extension only.
+    pub fn with_issuer_extension(mut self, extension: IssuerExtension) -> Self {
+        self.issuer_extension = extension;
+        self
     }
 
     /// Adds the GitHub workflow extensions.
@@ -113,7 +161,9 @@ pub struct TestFulcio {
     root_pem: String,
     intermediate_der: Vec<u8>,
     intermediate_pem: String,
+    intermediate_spki: Vec<u8>,
     issuer: Issuer<'static, rcgen::KeyPair>,
+    ct_log: KeyPair,
 }
 
 impl std::fmt::Debug for TestFulcio {
@@ -161,8 +211,20 @@ impl TestFulcio {
             root_pem: root_cert.pem(),
             intermediate_der: intermediate_cert.der().to_vec(),
             intermediate_pem: intermediate_cert.pem(),
+            intermediate_spki: intermediate_key.subject_public_key_info(),
             issuer: Issuer::new(intermediate, intermediate_key),
+            ct_log: KeyPair::ecdsa_p256()?,
         })
+    }
+
+    /// The public key (SubjectPublicKeyInfo DER) of this Fulcio's certificate transparency log.
+    pub fn ct_log_public_key_der(&self) -> &[u8] {
+        self.ct_log.public_key_der()
+    }
+
+    /// The CT log id: SHA-256 of its public key DER.
+    pub fn ct_log_id_raw(&self) -> Vec<u8> {
+        Sha256::digest(self.ct_log.public_key_der()).to_vec()
     }
 
     /// The self-signed root, PEM.
@@ -211,7 +273,14 @@ impl TestFulcio {
         params.not_before = to_offset(request.not_before)?;
         params.not_after = to_offset(request.not_after)?;
         if let Some(issuer) = &request.issuer {
-            params.custom_extensions.push(sigstore_extension(1, issuer));
+            params.custom_extensions.push(match request.issuer_extension {
+                IssuerExtension::V1 => sigstore_extension(1, issuer),
+                IssuerExtension::V2 => {
+                    let mut oid = SIGSTORE_OID_ARC.to_vec();
+                    oid.push(8);
+                    CustomExtension::from_oid_content(&oid, der_utf8_string(issuer))
+                }
+            });
         }
         if let Some(workflow) = &request.github_workflow {
             for (index, value) in [
@@ -224,9 +293,43 @@ impl TestFulcio {
                 params.custom_extensions.push(sigstore_extension(index, value));
             }
         }
-        let cert = params
+        // The SCT signs the precertificate's TBS; the final certificate is the same TBS (same
+        // serial, key, validity, extensions) plus the SCT list extension, added last.
+        let mut serial = rand_serial();
+        serial[0] &= 0x7f;
+        params.serial_number = Some(SerialNumber::from(serial));
+        let precert = params
             .signed_by(&key, &self.issuer)
-            .context("signing the leaf certificate")?;
+            .context("signing the precertificate")?;
+        let log = match request.sct {
+            SctMode::Missing => None,
+            SctMode::UnknownLog => Some(KeyPair::ecdsa_p256()?),
+            SctMode::Valid | SctMode::Corrupted => None,
+        };
+        let cert = if request.sct == SctMode::Missing {
+            precert
+        } else {
+            let log = log.as_ref().unwrap_or(&self.ct_log);
+            let tbs = first_der_element(der_contents(precert.der()).context("precertificate DER")?)
+                .context("precertificate TBS")?;
+            let mut sct = self.sct(log, tbs, Utc::now().timestamp_millis())?;
+            if request.sct == SctMode::Corrupted {
+                let last = sct.len() - 1;
+                sct[last] ^= 0x01;
+            }
+            let mut list = u16::try_from(sct.len())?.to_be_bytes().to_vec();
+            list.extend_from_slice(&sct);
+            let mut tls = u16::try_from(list.len())?.to_be_bytes().to_vec();
+            tls.extend_from_slice(&list);
+            let mut oid = SCT_LIST_OID.to_vec();
+            oid.push(2);
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(&oid, der_octet_string(&tls)));
+            params
+                .signed_by(&key, &self.issuer)
+                .context("signing the leaf certificate")?
+        };
         Ok(LeafCertificate {
             cert_pem: cert.pem(),
             cert_der: cert.der().to_vec(),
@@ -235,6 +338,89 @@ impl TestFulcio {
             not_after: request.not_after,
         })
     }
+}
+
+impl TestFulcio {
+    /// One serialized v1 SCT (RFC 6962 §3.2) over the precertificate `tbs`.
+    fn sct(&self, log: &KeyPair, tbs: &[u8], timestamp_ms: i64) -> anyhow::Result<Vec<u8>> {
+        let timestamp = u64::try_from(timestamp_ms)?.to_be_bytes();
+        let mut signed = vec![0u8, 0u8];
+        signed.extend_from_slice(&timestamp);
+        signed.extend_from_slice(&1u16.to_be_bytes());
+        signed.extend_from_slice(&Sha256::digest(&self.intermediate_spki));
+        signed.extend_from_slice(&u32::try_from(tbs.len())?.to_be_bytes()[1..]);
+        signed.extend_from_slice(tbs);
+        signed.extend_from_slice(&0u16.to_be_bytes());
+        let signature = log.sign(&signed)?;
+        let mut sct = vec![0u8];
+        sct.extend_from_slice(&Sha256::digest(log.public_key_der()));
+        sct.extend_from_slice(&timestamp);
+        sct.extend_from_slice(&0u16.to_be_bytes());
+        sct.extend_from_slice(&[4, 3]); // sha256, ecdsa
+        sct.extend_from_slice(&u16::try_from(signature.len())?.to_be_bytes());
+        sct.extend_from_slice(&signature);
+        Ok(sct)
+    }
+}
+
+fn rand_serial() -> Vec<u8> {
+    // Unique enough for tests: a hash of the time and a counter.
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}-{}-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    Sha256::digest(seed.as_bytes())[..16].to_vec()
+}
+
+/// Length-prefixed DER header of `tag` around `content`.
+fn der_wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn der_octet_string(content: &[u8]) -> Vec<u8> {
+    der_wrap(0x04, content)
+}
+
+fn der_utf8_string(text: &str) -> Vec<u8> {
+    der_wrap(0x0c, text.as_bytes())
+}
+
+/// (header length, content length) of the DER element at the start of `der`.
+fn der_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let count = usize::from(first & 0x7f);
+    let bytes = der.get(2..2 + count)?;
+    let len = bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((2 + count, len))
+}
+
+/// The contents of the DER element at the start of `der`.
+fn der_contents(der: &[u8]) -> Option<&[u8]> {
+    let (header, len) = der_header(der)?;
+    der.get(header..header + len)
+}
+
+/// The whole first DER element (header included) of `der`.
+fn first_der_element(der: &[u8]) -> Option<&[u8]> {
+    let (header, len) = der_header(der)?;
+    der.get(..header + len)
 }
 
 fn sigstore_extension(index: u64, value: &str) -> CustomExtension {

@@ -65,7 +65,7 @@ mod signature;
 mod slow;
 mod trust;
 
-pub use fulcio::{GithubWorkflow, LeafCertificate, LeafRequest, SignerIdentity, TestFulcio};
+pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
 };

@@ -75,11 +75,26 @@ pub fn trusted_root_value(fulcios: &[&TestFulcio], rekors: &[&TestRekor]) -> Val
             })
         })
         .collect();
+    let ctlogs: Vec<Value> = fulcios
+        .iter()
+        .map(|fulcio| {
+            json!({
+                "baseUrl": "https://ctfe.testkit.invalid",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": BASE64.encode(fulcio.ct_log_public_key_der()),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": VALID_FROM},
+                },
+                "logId": {"keyId": BASE64.encode(fulcio.ct_log_id_raw())},
+            })
+        })
+        .collect();
     json!({
         "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
         "tlogs": tlogs,
         "certificateAuthorities": certificate_authorities,
-        "ctlogs": [],
+        "ctlogs": ctlogs,
         "timestampAuthorities": [],
     })
 }

@@ -43,6 +43,15 @@ pub struct VerifierArgs {
     #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_ENTRIES, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_entries: u64,
+    /// Largest signature manifest read, in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_MANIFEST_BYTES, value_name = "BYTES")]
+    pub max_signature_manifest_bytes: usize,
+    /// Largest signature layer read, in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYER_BYTES, value_name = "BYTES")]
+    pub max_signature_layer_bytes: usize,
+    /// Most layers a signature manifest may list.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYERS, value_name = "COUNT")]
+    pub max_signature_layers: usize,
 }
 
 impl VerifierArgs {
@@ -68,6 +77,11 @@ impl VerifierArgs {
             success_ttl: self.cache_success_ttl,
             failure_ttl: self.cache_failure_ttl,
             cache_max_entries: self.cache_max_entries,
+            limits: crate::registry::DownloadLimits {
+                max_manifest_bytes: self.max_signature_manifest_bytes,
+                max_layer_bytes: self.max_signature_layer_bytes,
+                max_layers: self.max_signature_layers,
+            },
             ..VerifierConfig::default()
         })
     }

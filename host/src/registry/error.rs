@@ -51,12 +51,12 @@ impl RegistryError {
             },
             OciDistributionError::RequestError(e) if e.is_connect() => Self::Unreachable {
                 registry,
-                reason: innermost(&e),
+                reason: innermost_cause(&e),
             },
             OciDistributionError::RequestError(e) => Self::Other {
                 image,
                 registry,
-                reason: innermost(&e),
+                reason: innermost_cause(&e),
             },
             OciDistributionError::ImageManifestNotFoundError(_) => Self::NotFound { image, registry },
             OciDistributionError::ServerError { code: 404, .. } => Self::NotFound { image, registry },
@@ -112,7 +112,7 @@ impl RegistryError {
 
 /// The deepest cause of an error chain: "Connection refused (os error 111)" rather than
 /// "error sending request for url (…)".
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
     while let Some(source) = current.source() {
         current = source;

@@ -4,6 +4,7 @@
 //! credentials and the timeout; every round trip it makes is bounded by that timeout, and its
 //! errors say which registry failed and how.
 
+mod bounded;
 mod docker_config;
 mod error;
 mod sources;
@@ -13,11 +14,13 @@ use std::time::Duration;
 use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-    OciDescriptor, OciImageManifest,
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
+pub use bounded::{
+    BoundedError, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits,
+};
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;
 pub use sources::{SourceAuthority, Sources, SourcesError};
@@ -30,13 +33,12 @@ const MANIFEST_MEDIA_TYPES: &[&str] = &[
     IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
 
-/// Largest signature payload blob read when explaining a failed verification.
-const MAX_SIGNATURE_BLOB_BYTES: usize = 1024 * 1024;
-
 /// Talks to OCI registries with the configured sources, credentials and timeout.
 #[derive(Clone)]
 pub struct RegistryClient {
     client: Client,
+    /// For the requests oci-client cannot cap (manifests read while streaming).
+    http: reqwest::Client,
     sources: Sources,
     credentials: DockerCredentials,
     timeout: Duration,
@@ -68,8 +70,22 @@ impl RegistryClient {
             connect_timeout: Some(timeout),
             ..Default::default()
         };
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::limited(3));
+        let roots: Vec<reqwest::Certificate> = extra_roots(&sources)
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+            .collect();
+        if !roots.is_empty() {
+            http = http.tls_certs_merge(roots);
+        }
+        // Building fails only when the TLS backend cannot start; requests then fail and say so.
+        let http = http.build().unwrap_or_default();
         Self {
             client: Client::new(config),
+            http,
             sources,
             credentials,
             timeout,
@@ -170,35 +186,6 @@ impl RegistryClient {
             )
             .await?;
         Ok((body.to_vec(), digest))
-    }
-
-    /// An image manifest (not an index) and the bytes of its small layers.
-    pub(crate) async fn image_manifest_and_blobs(
-        &self,
-        reference: &Reference,
-    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, Vec<u8>)>), RegistryError> {
-        let (body, _digest) = self.manifest_raw(reference).await?;
-        let manifest: OciImageManifest = serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
-            image: reference.whole(),
-            reason: format!("not an image manifest: {e}"),
-        })?;
-        let mut blobs: Vec<(OciDescriptor, Vec<u8>)> = Vec::new();
-        for layer in &manifest.layers {
-            let size = usize::try_from(layer.size).unwrap_or(usize::MAX);
-            if size > MAX_SIGNATURE_BLOB_BYTES {
-                continue;
-            }
-            if let Some((_, data)) = blobs.iter().find(|(d, _)| d.digest == layer.digest) {
-                let data = data.clone();
-                blobs.push((layer.clone(), data));
-                continue;
-            }
-            let mut data = Vec::new();
-            self.bounded(reference, 1, self.client.pull_blob(reference, layer, &mut data))
-                .await?;
-            blobs.push((layer.clone(), data));
-        }
-        Ok((manifest, blobs))
     }
 
     /// Runs `operation` (at most `round_trips` requests) within `round_trips` timeouts.

@@ -10,6 +10,10 @@ pub mod cache;
 pub mod certificate;
 pub mod constraints;
 mod error;
+mod fulcio;
+mod layers;
+mod rekor;
+mod sct;
 mod signatures;
 
 use std::collections::BTreeMap;
@@ -26,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use cache::{Expiring, TtlCache};
 use constraints::{Plan, TrustNeed};
 pub use error::VerifyError;
-use signatures::{CosignClients, Explanation, SignatureSet};
+use signatures::{Explanation, SignatureSet};
 
+pub use crate::registry::DownloadLimits;
 use crate::registry::{DockerCredentials, RegistryClient};
 
 /// Default time a successful verification is reused (policy-evaluator's value).
@@ -56,10 +61,12 @@ pub struct VerifierConfig {
     pub success_ttl: Duration,
     /// How long a failed verification is reused.
     pub failure_ttl: Duration,
-    /// Upper bound for one registry round trip.
+    /// Upper bound for one registry round trip (also the connect and read timeouts).
     pub registry_timeout: Duration,
     /// Most entries each cache keeps (least recently used ones are evicted first).
     pub cache_max_entries: u64,
+    /// Caps on signature downloads.
+    pub limits: DownloadLimits,
 }
 
 impl Default for VerifierConfig {
@@ -72,6 +79,7 @@ impl Default for VerifierConfig {
             failure_ttl: DEFAULT_FAILURE_TTL,
             registry_timeout: DEFAULT_REGISTRY_TIMEOUT,
             cache_max_entries: DEFAULT_CACHE_MAX_ENTRIES,
+            limits: DownloadLimits::default(),
         }
     }
 }
@@ -92,6 +100,9 @@ pub struct KeylessRegexpRequest {
     pub subject_regexp: Option<String>,
     /// Annotations the signature payload must carry.
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Accept a certificate without a verified SCT (policy-controller's `insecureIgnoreSCT`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_ignore_sct: bool,
 }
 
 /// One verification asked by a policy.
@@ -130,7 +141,6 @@ pub struct CacheStats {
 pub struct Verifier {
     config: VerifierConfig,
     registry: RegistryClient,
-    cosign_clients: CosignClients,
     results: TtlCache<String, Result<String, VerifyError>>,
     digests: TtlCache<String, Result<String, VerifyError>>,
     signatures: TtlCache<String, Result<Arc<SignatureSet>, VerifyError>>,
@@ -148,7 +158,6 @@ impl Verifier {
         Ok(Self {
             config,
             registry,
-            cosign_clients: CosignClients::default(),
             results: TtlCache::new(max_entries),
             digests: TtlCache::new(max_entries),
             signatures: TtlCache::new(max_entries),
@@ -216,7 +225,7 @@ impl Verifier {
 
     async fn verify_uncached(&self, request: VerificationRequest) -> Result<String, VerifyError> {
         let plan = Plan::from_request(&request)?;
-        self.check_trust(plan.trust)?;
+        self.check_trust(plan.trust, plan.require_sct)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
         // Also for a digest reference: one quick round trip says whether the registry is up and
         // the manifest exists before sigstore-rs makes several.
@@ -231,10 +240,10 @@ impl Verifier {
         if unmet.is_empty() {
             return Ok(digest);
         }
-        Err(self.failure(&set, &unmet).await)
+        Err(self.failure(&set, &unmet))
     }
 
-    fn check_trust(&self, need: TrustNeed) -> Result<(), VerifyError> {
+    fn check_trust(&self, need: TrustNeed, require_sct: bool) -> Result<(), VerifyError> {
         let trust = self.config.trust.as_ref();
         match need {
             TrustNeed::None => Ok(()),
@@ -245,6 +254,10 @@ impl Verifier {
                 )),
                 Some(t) if t.rekor_public_keys().is_empty() => Err(VerifyError::Trust(
                     "it has no Rekor key, needed for keyless verification".to_string(),
+                )),
+                Some(t) if require_sct && t.ct_logs().is_empty() => Err(VerifyError::Trust(
+                    "the trust root lacks CT log keys (ctlogs), needed to check the SCT of keyless certificates"
+                        .to_string(),
                 )),
                 Some(_) => Ok(()),
             },
@@ -283,9 +296,9 @@ impl Verifier {
             .get_or_compute(
                 key,
                 Box::pin(signatures::fetch(
-                    &self.cosign_clients,
                     &self.registry,
                     self.config.trust.as_ref(),
+                    &self.config.limits,
                     reference,
                     digest,
                 )),
@@ -296,10 +309,9 @@ impl Verifier {
     }
 
     /// The error for checks no trusted layer satisfied, with what was wrong with the others.
-    async fn failure(&self, set: &SignatureSet, unmet: &[&str]) -> VerifyError {
+    fn failure(&self, set: &SignatureSet, unmet: &[&str]) -> VerifyError {
         let unmet = unmet.join("; ");
-        let explanation = set.explanation(&self.registry, self.config.trust.as_ref()).await;
-        match explanation {
+        match &set.explanation {
             Explanation::NoSignatures => VerifyError::NoSignatures {
                 image: set.image.clone(),
             },
@@ -309,7 +321,6 @@ impl Verifier {
             Explanation::Rejected(reasons) if !reasons.is_empty() => {
                 VerifyError::Unsatisfied(format!("{unmet}; {}", reasons.join("; ")))
             }
-            Explanation::Unavailable(error) if set.layers.is_empty() => VerifyError::Registry(error.clone()),
             _ => VerifyError::Unsatisfied(unmet),
         }
     }

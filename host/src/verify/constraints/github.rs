@@ -1,4 +1,9 @@
-//! Signatures made by GitHub Actions workflows of a given owner (and repository).
+//! Signatures made by GitHub Actions workflows of a given owner (and repository), read as
+//! Kubewarden's `GitHubVerifier` reads them: the issuer is GitHub's, the SAN is a workflow URI on
+//! github.com, and the owner and repository come from the certificate's
+//! `1.3.6.1.4.1.57264.1.5` extension (the repository the workflow ran for). With a reusable
+//! workflow the SAN names the reusable workflow's repository and the extension the caller's,
+//! which is the one a policy names.
 
 use sigstore::cosign::SignatureLayer;
 use sigstore::cosign::signature_layers::CertificateSubject;
@@ -36,15 +41,16 @@ impl VerificationConstraint for GithubActionsVerifier {
         let CertificateSubject::Uri(uri) = &certificate.subject else {
             return Ok(false);
         };
-        let Some((owner, repo)) = owner_and_repo(uri) else {
-            return Ok(false);
-        };
-        // The workflow repository extension, when present, must name the same repository.
-        if let Some(extension) = &certificate.github_workflow_repository
-            && extension != &format!("{owner}/{repo}")
-        {
+        if owner_and_repo(uri).is_none() {
             return Ok(false);
         }
+        let Some(repository) = &certificate.github_workflow_repository else {
+            return Ok(false);
+        };
+        let repository_url = format!("https://github.com/{repository}");
+        let Some((owner, repo)) = owner_and_repo(&repository_url) else {
+            return Ok(false);
+        };
         Ok(owner == self.owner && self.repo.as_deref().is_none_or(|expected| expected == repo))
     }
 }

@@ -28,9 +28,16 @@ impl Matcher {
         }
     }
 
-    /// An anchored regular expression (`^(?:…)$`), as policy-controller applies them.
-    pub fn anchored_regex(pattern: &str) -> Result<Self, regex::Error> {
-        Regex::new(&format!("^(?:{pattern})$")).map(Self::Regex)
+    /// An anchored regular expression (`^(?:…)$`), as policy-controller applies them. The
+    /// pattern must be a complete regular expression on its own, so that nothing in it (`a)|(.*`)
+    /// can close the group and escape the anchors.
+    pub fn anchored_regex(pattern: &str) -> Result<Self, String> {
+        regex_syntax::Parser::new()
+            .parse(pattern)
+            .map_err(|e| format!("it is not a complete regular expression on its own: {e}"))?;
+        Regex::new(&format!("^(?:{pattern})$"))
+            .map(Self::Regex)
+            .map_err(|e| e.to_string())
     }
 
     fn matches(&self, value: &str) -> bool {
@@ -115,5 +122,15 @@ mod tests {
         assert!(matcher.matches("dev@example.com"));
         assert!(!matcher.matches("Dev@example.com"));
         assert!(Matcher::anchored_regex("(").is_err());
+    }
+
+    #[test]
+    fn a_pattern_closing_the_group_cannot_escape_the_anchors() {
+        for escaping in ["a)|(.*", ".*)|(?:x", "x)(.*"] {
+            assert!(Matcher::anchored_regex(escaping).is_err(), "{escaping} accepted");
+        }
+        let grouped = Matcher::anchored_regex("(a)|(b)").expect("complete on its own");
+        assert!(grouped.matches("b"));
+        assert!(!grouped.matches("ab"));
     }
 }

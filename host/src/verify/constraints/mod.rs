@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::verification::{KeylessInfo, KeylessPrefixInfo};
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
-use sigstore::cosign::SignatureLayer;
 use sigstore::cosign::verification_constraint::{CertificateVerifier, PublicKeyVerifier, VerificationConstraint};
 
 pub use annotated::Annotated;
 pub use github::{GITHUB_ACTIONS_ISSUER, GithubActionsVerifier, owner_and_repo};
 pub use identity::{IdentityVerifier, Matcher};
 
+use super::layers::TrustedLayer;
 use super::{KeylessRegexpRequest, VerificationRequest, VerifyError};
 
 /// One requirement on the signatures of an image.
@@ -26,6 +26,10 @@ use super::{KeylessRegexpRequest, VerificationRequest, VerifyError};
 pub struct Check {
     constraint: Box<dyn VerificationConstraint + Send + Sync>,
     unmet: String,
+    /// The layer's Fulcio certificate must carry a verified SCT.
+    require_sct: bool,
+    /// The layer's bound Rekor entry must name this key (DER SubjectPublicKeyInfo).
+    rekor_key: Option<Vec<u8>>,
 }
 
 impl Check {
@@ -44,18 +48,35 @@ impl Check {
                 Self {
                     constraint: Box::new(Annotated::new(constraint, annotations.clone())),
                     unmet: format!("{unmet} with annotations {listed}"),
+                    require_sct: false,
+                    rekor_key: None,
                 }
             }
-            None => Self { constraint, unmet },
+            None => Self {
+                constraint,
+                unmet,
+                require_sct: false,
+                rekor_key: None,
+            },
         }
+    }
+
+    fn with_sct(mut self, required: bool) -> Self {
+        self.require_sct = required;
+        self
     }
 
     /// Whether one of `layers` satisfies the check; a constraint error counts as "not this
     /// layer", exactly as `sigstore::cosign::verify_constraints` treats it.
-    pub fn is_satisfied(&self, layers: &[SignatureLayer]) -> bool {
-        layers
-            .iter()
-            .any(|layer| self.constraint.verify(layer).unwrap_or(false))
+    pub(crate) fn is_satisfied(&self, layers: &[TrustedLayer]) -> bool {
+        layers.iter().any(|trusted| {
+            (!self.require_sct || trusted.sct.is_ok())
+                && self
+                    .rekor_key
+                    .as_ref()
+                    .is_none_or(|key| trusted.rekor_verifier.as_ref() == Some(key))
+                && self.constraint.verify(&trusted.layer).unwrap_or(false)
+        })
     }
 
     /// The sentence explaining that no signature satisfied the check.
@@ -84,6 +105,8 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// What the trust root must hold.
     pub trust: TrustNeed,
+    /// Keyless certificates must carry a verified SCT (and the trust root CT log keys).
+    pub require_sct: bool,
 }
 
 impl Plan {
@@ -169,13 +192,19 @@ fn pub_keys_plan(
         image: image.to_string(),
         checks,
         trust: TrustNeed::None,
+        require_sct: false,
     })
 }
 
-fn identity_check(issuer: Matcher, subject: Matcher, annotations: Option<&BTreeMap<String, String>>) -> Check {
+fn identity_check(
+    issuer: Matcher,
+    subject: Matcher,
+    annotations: Option<&BTreeMap<String, String>>,
+    require_sct: bool,
+) -> Check {
     let verifier = IdentityVerifier { issuer, subject };
     let unmet = format!("no keyless signature by {verifier}");
-    Check::new(Box::new(verifier), unmet, annotations)
+    Check::new(Box::new(verifier), unmet, annotations).with_sct(require_sct)
 }
 
 fn keyless_plan(
@@ -193,6 +222,7 @@ fn keyless_plan(
                 Matcher::Exact(info.issuer.clone()),
                 Matcher::Exact(info.subject.clone()),
                 annotations,
+                true,
             )
         })
         .collect();
@@ -200,6 +230,7 @@ fn keyless_plan(
         image: image.to_string(),
         checks,
         trust: TrustNeed::Keyless,
+        require_sct: true,
     })
 }
 
@@ -224,6 +255,7 @@ fn keyless_prefix_plan(
                 Matcher::Exact(info.issuer.clone()),
                 Matcher::url_prefix(&info.url_prefix),
                 annotations,
+                true,
             ))
         })
         .collect::<Result<_, VerifyError>>()?;
@@ -231,6 +263,7 @@ fn keyless_prefix_plan(
         image: image.to_string(),
         checks,
         trust: TrustNeed::Keyless,
+        require_sct: true,
     })
 }
 
@@ -250,8 +283,9 @@ fn github_plan(
     let unmet = format!("no keyless signature by {verifier}");
     Ok(Plan {
         image: image.to_string(),
-        checks: vec![Check::new(Box::new(verifier), unmet, annotations)],
+        checks: vec![Check::new(Box::new(verifier), unmet, annotations).with_sct(true)],
         trust: TrustNeed::Keyless,
+        require_sct: true,
     })
 }
 
@@ -273,29 +307,57 @@ fn certificate_plan(
     });
     let verifier = CertificateVerifier::from_pem(certificate, require_rekor_bundle, chain.as_deref())
         .map_err(|e| invalid(format!("certificate is not usable: {e}")))?;
+    let key = certificate_key(certificate).map_err(|e| invalid(format!("certificate is not usable: {e}")))?;
     let unmet = if require_rekor_bundle {
         "no signature verified by the given certificate with a valid Rekor bundle"
     } else {
         "no signature verified by the given certificate"
     };
+    let mut check = Check::new(Box::new(verifier), unmet.to_string(), annotations);
+    if require_rekor_bundle {
+        // The bound Rekor entry must record this very certificate's key.
+        check.rekor_key = Some(key);
+    }
     Ok(Plan {
         image: image.to_string(),
-        checks: vec![Check::new(Box::new(verifier), unmet.to_string(), annotations)],
+        checks: vec![check],
         trust: if require_rekor_bundle {
             TrustNeed::Rekor
         } else {
             TrustNeed::None
         },
+        require_sct: false,
     })
+}
+
+/// DER SubjectPublicKeyInfo of a PEM certificate.
+fn certificate_key(pem: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use x509_cert::der::{Decode as _, Encode as _};
+    let der = CertificateDer::from_pem_slice(pem).map_err(|e| e.to_string())?;
+    let parsed = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
+    parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())
 }
 
 fn regexp_plan(request: &KeylessRegexpRequest) -> Result<Plan, VerifyError> {
     let issuer = one_matcher("issuer", &request.issuer, &request.issuer_regexp)?;
     let subject = one_matcher("subject", &request.subject, &request.subject_regexp)?;
+    let require_sct = !request.insecure_ignore_sct;
     Ok(Plan {
         image: request.image.clone(),
-        checks: vec![identity_check(issuer, subject, request.annotations.as_ref())],
+        checks: vec![identity_check(
+            issuer,
+            subject,
+            request.annotations.as_ref(),
+            require_sct,
+        )],
         trust: TrustNeed::Keyless,
+        require_sct,
     })
 }
 

@@ -1,0 +1,222 @@
+//! cosign's Rekor bundle (`dev.sigstore.cosign/bundle`): the signed entry timestamp (SET) of a
+//! transparency log entry, checked under a log key of the trust root valid at the entry's
+//! integration time, and the entry itself, which must describe exactly this payload, this
+//! signature and this certificate or key.
+//!
+//! sigstore-rs 0.15 (`cosign::bundle::Bundle::verify_bundle`) checks only the SET; the body it
+//! signs is never compared with the layer, so a bundle copied from any other logged signature
+//! passes there. Here it does not.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use sigstore::cosign::bundle::{Bundle, Payload};
+use sigstore::crypto::{CosignVerificationKey, Signature};
+
+use crate::trust::TrustRoot;
+
+/// A bundle whose SET verified and whose entry describes the layer.
+#[derive(Clone, Debug)]
+pub struct BoundBundle {
+    /// The bundle as sigstore-rs types it (for its verification constraints).
+    pub bundle: Bundle,
+    /// When the log integrated the entry, Unix seconds.
+    pub integrated_time: i64,
+    /// DER SubjectPublicKeyInfo of the key the entry says verifies the signature.
+    pub verifier_spki: Vec<u8>,
+}
+
+/// What the layer holds, for the comparison with the log entry.
+pub struct LayerEvidence<'a> {
+    /// The payload blob, exactly as stored.
+    pub payload: &'a [u8],
+    /// The decoded signature.
+    pub signature: &'a [u8],
+    /// DER of the layer's certificate, if it carries one.
+    pub certificate_der: Option<&'a [u8]>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BundleDoc {
+    signed_entry_timestamp: String,
+    payload: PayloadDoc,
+}
+
+/// Field order is the canonical (sorted) JSON order Rekor signs.
+#[derive(Deserialize, Serialize)]
+struct PayloadDoc {
+    body: String,
+    #[serde(rename = "integratedTime")]
+    integrated_time: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+    #[serde(rename = "logIndex")]
+    log_index: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryDoc {
+    api_version: String,
+    kind: String,
+    spec: SpecDoc,
+}
+
+#[derive(Deserialize)]
+struct SpecDoc {
+    data: DataDoc,
+    signature: SignatureDoc,
+}
+
+#[derive(Deserialize)]
+struct DataDoc {
+    hash: Option<HashDoc>,
+    /// `rekord` may carry the data itself, base64.
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HashDoc {
+    algorithm: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignatureDoc {
+    content: String,
+    public_key: PublicKeyDoc,
+}
+
+#[derive(Deserialize)]
+struct PublicKeyDoc {
+    /// base64 of a PEM certificate or public key.
+    content: String,
+}
+
+/// Verifies the SET of `bundle_json` and binds its entry to `layer`.
+pub fn verify_bound(bundle_json: &str, trust: &TrustRoot, layer: &LayerEvidence<'_>) -> Result<BoundBundle, String> {
+    let doc: BundleDoc = serde_json::from_str(bundle_json).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
+    let payload = &doc.payload;
+    let Some(log) = trust.rekor_logs().get(&payload.log_id) else {
+        return Err(format!(
+            "Rekor bundle names log {}, which is not in the trust root",
+            payload.log_id
+        ));
+    };
+    let key = CosignVerificationKey::try_from_der(&log.der)
+        .map_err(|e| format!("Rekor key of the trust root is unusable: {e}"))?;
+    let canonical = serde_json::to_vec(payload).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
+    key.verify_signature(
+        Signature::Base64Encoded(doc.signed_entry_timestamp.as_bytes()),
+        &canonical,
+    )
+    .map_err(|_| "Rekor bundle is not signed by the trusted Rekor key".to_string())?;
+    if !log.valid_for.contains(payload.integrated_time) {
+        return Err(format!(
+            "Rekor bundle was integrated at {}, outside the validity of Rekor log key {} ({})",
+            show_time(payload.integrated_time),
+            payload.log_id,
+            log.valid_for
+        ));
+    }
+    let verifier_spki = bind_entry(&payload.body, layer)?;
+    Ok(BoundBundle {
+        bundle: Bundle {
+            signed_entry_timestamp: doc.signed_entry_timestamp.clone(),
+            payload: Payload {
+                body: payload.body.clone(),
+                integrated_time: payload.integrated_time,
+                log_index: payload.log_index,
+                log_id: payload.log_id.clone(),
+            },
+        },
+        integrated_time: payload.integrated_time,
+        verifier_spki,
+    })
+}
+
+/// Checks that the log entry `body` (base64 JSON) records this payload, signature and
+/// certificate (or a key that verifies the signature); answers the entry's key.
+fn bind_entry(body: &str, layer: &LayerEvidence<'_>) -> Result<Vec<u8>, String> {
+    let mismatch = |what: &str| format!("Rekor bundle describes another signature: {what}");
+    let body = BASE64
+        .decode(body)
+        .map_err(|e| format!("Rekor bundle body is not base64: {e}"))?;
+    let entry: EntryDoc = serde_json::from_slice(&body)
+        .map_err(|e| format!("Rekor bundle body is not a hashedrekord or rekord entry: {e}"))?;
+    if !matches!(entry.kind.as_str(), "hashedrekord" | "rekord") || entry.api_version != "0.0.1" {
+        return Err(format!(
+            "Rekor bundle body is a {} {} entry, not a hashedrekord or rekord 0.0.1 entry",
+            entry.kind, entry.api_version
+        ));
+    }
+    let payload_hash = hex::encode(Sha256::digest(layer.payload));
+    let hash_matches = match (&entry.spec.data.hash, &entry.spec.data.content) {
+        (Some(hash), _) => hash.algorithm == "sha256" && hash.value.eq_ignore_ascii_case(&payload_hash),
+        (None, Some(content)) => BASE64.decode(content).is_ok_and(|data| data == layer.payload),
+        (None, None) => false,
+    };
+    if !hash_matches {
+        return Err(mismatch("its hash is not the SHA-256 of this payload"));
+    }
+    let logged_signature = BASE64
+        .decode(entry.spec.signature.content.trim())
+        .map_err(|_| mismatch("its signature is not base64"))?;
+    if logged_signature != layer.signature {
+        return Err(mismatch("its signature is not this layer's signature"));
+    }
+    let verifier_pem = BASE64
+        .decode(entry.spec.signature.public_key.content.trim())
+        .map_err(|_| mismatch("its public key is not base64"))?;
+    let verifier =
+        pem_to_spki(&verifier_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
+    match layer.certificate_der {
+        Some(certificate) => {
+            if verifier.certificate_der.as_deref() != Some(certificate) {
+                return Err(mismatch("its certificate is not this layer's certificate"));
+            }
+        }
+        None => {
+            let key = CosignVerificationKey::try_from_der(&verifier.spki)
+                .map_err(|_| mismatch("its public key is not usable"))?;
+            key.verify_signature(Signature::Raw(layer.signature), layer.payload)
+                .map_err(|_| mismatch("its public key does not verify this layer's signature"))?;
+        }
+    }
+    Ok(verifier.spki)
+}
+
+struct Verifier {
+    spki: Vec<u8>,
+    certificate_der: Option<Vec<u8>>,
+}
+
+/// The key of a PEM certificate or public key.
+fn pem_to_spki(pem: &[u8]) -> Option<Verifier> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
+    use x509_cert::der::{Decode as _, Encode as _};
+    if let Ok(certificate) = CertificateDer::from_pem_slice(pem) {
+        let parsed = x509_cert::Certificate::from_der(certificate.as_ref()).ok()?;
+        let spki = parsed.tbs_certificate.subject_public_key_info.to_der().ok()?;
+        return Some(Verifier {
+            spki,
+            certificate_der: Some(certificate.as_ref().to_vec()),
+        });
+    }
+    let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem).ok()?;
+    Some(Verifier {
+        spki: spki.as_ref().to_vec(),
+        certificate_der: None,
+    })
+}
+
+/// RFC 3339 form of a Unix time, for messages.
+pub fn show_time(time: i64) -> String {
+    chrono::DateTime::from_timestamp(time, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| time.to_string())
+}

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod decision;
 pub mod host;
 pub mod matching;
+pub mod policy;
 pub mod reference;
 pub mod settings;
 pub mod workload;

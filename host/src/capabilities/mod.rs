@@ -13,6 +13,7 @@ mod crypto;
 mod logging;
 mod net;
 mod oci;
+mod rego;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -155,6 +156,7 @@ impl Capabilities {
             ("kubewarden", "net") => net::dispatch(&call, operation, payload),
             ("kubewarden", "tracing") => logging::dispatch(policy, operation, payload),
             ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
+            ("cluster-image-policy", "policy") => rego::dispatch(operation, payload),
             ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {
                 binding: binding.to_owned(),
                 namespace: namespace.to_owned(),

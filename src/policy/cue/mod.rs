@@ -48,6 +48,7 @@ impl CueError {
 /// A compiled CUE policy.
 #[derive(Clone, Debug)]
 pub struct Program {
+    package: Option<String>,
     value: Val,
     unused_imports: Vec<String>,
 }
@@ -58,12 +59,21 @@ impl Program {
     pub fn compile(text: &str) -> Result<Self, CueError> {
         let file = parser::parse(text)?;
         let (value, unused_imports) = eval::compile(&file)?;
-        Ok(Self { value, unused_imports })
+        Ok(Self {
+            package: file.package,
+            value,
+            unused_imports,
+        })
     }
 
     /// Unifies the policy with `input`; `Err` is the first conflict.
     pub fn check(&self, input: &serde_json::Value) -> Result<(), Conflict> {
         eval::check(&self.value, input, &mut Vec::new())
+    }
+
+    /// The package clause's name, if any (it does not change the evaluation).
+    pub fn package(&self) -> Option<&str> {
+        self.package.as_deref()
     }
 
     /// Imports the policy never uses (accepted, as real CUE refuses them; worth a lint).

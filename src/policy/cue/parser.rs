@@ -269,6 +269,9 @@ impl Parser {
                 i
             }
             (Tok::Punct("["), _) => return Err(CueError::unsupported(pos, "pattern constraints ([...]: T)")),
+            (Tok::Punct("{"), _) => {
+                return Err(CueError::unsupported(pos, "embedded values (a struct may only hold fields)"));
+            }
             (Tok::Punct("("), _) => return Err(CueError::unsupported(pos, "dynamic fields ((expr): T)")),
             _ => {
                 self.at -= 1;

@@ -90,10 +90,15 @@ fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
     let mut engine = engine(policy)?;
     let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| format!("unusable input: {e}"))?;
     engine.set_input(input);
-    let result = engine
-        .eval_rule("data.sigstore.isCompliant".to_owned())
+    // A query, not `eval_rule`: an undefined `isCompliant` (another package, no rule) is then
+    // "not compliant", as with OPA, rather than an error.
+    let results = engine
+        .eval_query("data.sigstore.isCompliant".to_owned(), false)
         .map_err(|e| format!("evaluating the Rego policy failed: {}", first_line(&e.to_string())))?;
-    let result = serde_json::to_value(&result).map_err(|e| e.to_string())?;
+    let result = match results.result.first().and_then(|r| r.expressions.first()) {
+        Some(expression) => serde_json::to_value(&expression.value).map_err(|e| e.to_string())?,
+        None => Value::Null,
+    };
     Ok(decide(&result))
 }
 

@@ -251,7 +251,11 @@ fn evaluate_policy_block(
         });
         let matched = match result {
             Ok(verified) => {
-                let kind = if verified.is_some() { input::Match::Signature } else { input::Match::Static };
+                let kind = if verified.is_some() {
+                    input::Match::Signature
+                } else {
+                    input::Match::Static
+                };
                 digest = digest.or(verified);
                 outcome.authorities.push(AuthorityOutcome {
                     name: authority.name.clone(),
@@ -308,7 +312,11 @@ fn evaluate_policy_block(
 }
 
 /// The image config for `fetchConfigFile`, read at the verified digest.
-fn fetch_config(reference: &ImageReference, digest: Option<&str>, host: &mut dyn HostCalls) -> Result<serde_json::Value, String> {
+fn fetch_config(
+    reference: &ImageReference,
+    digest: Option<&str>,
+    host: &mut dyn HostCalls,
+) -> Result<serde_json::Value, String> {
     const MANIFEST_CONFIG: crate::host::Capability = crate::host::Capability {
         binding: "kubewarden",
         namespace: "oci",

@@ -43,7 +43,9 @@ fn multi_sig_policy_requires_both_signatures_under_cip_run() -> anyhow::Result<(
     assert_eq!(run.response["allowed"], true, "signed by both keys: {run:#?}");
     let patch = run.patch()?;
     assert!(
-        patch.iter().any(|op| op["value"] == json!(format!("{both}@{both_digest}"))),
+        patch
+            .iter()
+            .any(|op| op["value"] == json!(format!("{both}@{both_digest}"))),
         "the image is pinned to the digest both signatures cover: {patch:?}"
     );
 
@@ -113,14 +115,15 @@ fn the_same_rule_in_rego_runs_in_the_cip_host() -> anyhow::Result<()> {
     );
 
     // A Rego text that does not compile is reported by the host, naming the policy and language.
-    s["policies"][0]["spec"]["policy"] = json!({"type": "rego", "data": "package sigstore\nisCompliant { input.x == }\n"});
+    s["policies"][0]["spec"]["policy"] =
+        json!({"type": "rego", "data": "package sigstore\nisCompliant { input.x == }\n"});
     let response = cip_host.validate(&pod("default", &[&both]), &s);
     let message: Value = json!(response.assert_refused("a Rego policy that does not compile"));
     assert!(
-        message
-            .as_str()
-            .is_some_and(|m| m.contains("denied by policy multi-sig-policy: spec.policy (rego): ")
-                && m.contains("the Rego policy does not compile")),
+        message.as_str().is_some_and(
+            |m| m.contains("denied by policy multi-sig-policy: spec.policy (rego): ")
+                && m.contains("the Rego policy does not compile")
+        ),
         "{message}"
     );
     Ok(())

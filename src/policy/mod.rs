@@ -78,15 +78,20 @@ impl PolicyBlock {
         }
         let data = match raw.data {
             Some(d) if !d.trim().is_empty() => d,
-            _ => return Err(err(".data", "data is required: the text of the CUE or Rego policy".to_owned())),
+            _ => {
+                return Err(err(
+                    ".data",
+                    "data is required: the text of the CUE or Rego policy".to_owned(),
+                ));
+            }
         };
         let language = match raw.type_.as_deref() {
-            Some("cue") => Language::Cue(
-                cue::Program::compile(&data).map_err(|e| err(".data", format!("CUE policy, {e}")))?,
-            ),
-            Some("rego") => Language::Rego(
-                rego::RegoPolicy::parse(&data).map_err(|e| err(".data", format!("Rego policy, {e}")))?,
-            ),
+            Some("cue") => {
+                Language::Cue(cue::Program::compile(&data).map_err(|e| err(".data", format!("CUE policy, {e}")))?)
+            }
+            Some("rego") => {
+                Language::Rego(rego::RegoPolicy::parse(&data).map_err(|e| err(".data", format!("Rego policy, {e}")))?)
+            }
             Some(other) => return Err(err(".type", format!("unknown type `{other}`: use cue or rego"))),
             None => return Err(err(".type", "type is required: cue or rego".to_owned())),
         };

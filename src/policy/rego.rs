@@ -52,14 +52,16 @@ impl RegoPolicy {
             .map(|l| l.split('#').next().unwrap_or_default().trim())
             .find(|l| !l.is_empty());
         match package.map(|l| l.split_whitespace().collect::<Vec<_>>()) {
-            Some(words) if words.len() == 2 && words[0] == "package" && words[1] == "sigstore" => Ok(Self {
-                text: text.to_owned(),
-            }),
+            Some(words) if words.len() == 2 && words[0] == "package" && words[1] == "sigstore" => {
+                Ok(Self { text: text.to_owned() })
+            }
             Some(words) if words.first() == Some(&"package") => Err(format!(
                 "the package is `{}`: it must be `package sigstore` (the decision is data.sigstore.isCompliant)",
                 words[1..].join(" ")
             )),
-            _ => Err("the policy must begin with `package sigstore` (the decision is data.sigstore.isCompliant)".to_owned()),
+            _ => Err(
+                "the policy must begin with `package sigstore` (the decision is data.sigstore.isCompliant)".to_owned(),
+            ),
         }
     }
 

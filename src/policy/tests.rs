@@ -26,7 +26,10 @@ fn host_signed_by(keys: &'static [&'static str]) -> MockHost {
 }
 
 fn multi_sig() -> Value {
-    settings(&[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM])], json!({}))
+    settings(
+        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM])],
+        json!({}),
+    )
 }
 
 const IMAGE: &str = "myregistry.com/critical/app:v1";
@@ -83,7 +86,8 @@ fn multi_sig_policy_with_no_signature_fails_as_without_a_policy() {
 
 #[test]
 fn warn_mode_policy_failure_is_a_warning_within_256_bytes() {
-    let cip = with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
+    let cip =
+        with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
     let s = settings(&[cip], json!({}));
     let response = run(&pod("default", &[IMAGE]), &s, &mut host_signed_by(&[P256_PEM]));
     assert_eq!(response["accepted"], true, "{response}");
@@ -129,7 +133,11 @@ fn input_document_has_authority_matches_authorizations_and_requested_object_part
             seen.borrow_mut().push(payload["input"].clone());
             return Ok(br#"{"compliant": true}"#.to_vec());
         }
-        if payload["pub_keys"][0] == P256_PEM { trusted(DIGEST) } else { Err("no signature".into()) }
+        if payload["pub_keys"][0] == P256_PEM {
+            trusted(DIGEST)
+        } else {
+            Err("no signature".into())
+        }
     });
     let request = pod("default", &["myregistry.com/app:v1"]);
     let response = run(&request, &s, &mut host);
@@ -154,14 +162,17 @@ fn verify_images_has_no_object_to_include() {
     let payload = json!({"settings": s, "images": [{"image": "myregistry.com/app:v1", "namespace": "default"}]});
     let mut host = host_signed_by(&[P256_PEM]);
     let out = verify_images(payload.to_string().as_bytes(), &mut SettingsCache::default(), &mut host).unwrap();
-    assert_eq!(serde_json::to_value(&out.results[0].verdict).unwrap(), "allow");
+    assert_eq!(serde_json::to_value(out.results[0].verdict).unwrap(), "allow");
     // Under admission the same policy sees the Pod's metadata and refuses.
-    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host_signed_by(&[P256_PEM]));
+    let response = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
     assert!(
-        response["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("spec.policy (cue): metadata.namespace: conflicting values \"elsewhere\" (policy) and \"default\" (input)"),
+        response["message"].as_str().unwrap().ends_with(
+            "spec.policy (cue): metadata.namespace: conflicting values \"elsewhere\" (policy) and \"default\" (input)"
+        ),
         "{response}"
     );
 }
@@ -172,15 +183,27 @@ fn policy_controller_style_cue_over_authority_matches() {
     let s = two_keys_with(json!({"type": "cue", "data":
         "package sigstore\nimport \"list\"\nauthorityMatches: {\n  first: signatures: list.MinItems(1)\n  second: signatures: list.MinItems(1)\n}\n"}));
     assert_eq!(check_settings(&s), Ok(()));
-    let both = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host_signed_by(&[P256_PEM, P384_PEM]));
+    let both = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM, P384_PEM]),
+    );
     assert_eq!(both["accepted"], true, "{both}");
     // policy-controller's input has no entry for a failing authority, so a CUE constraint on it
     // holds vacuously: the same policy passes with one signature, as it does there.
-    let one = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host_signed_by(&[P256_PEM]));
+    let one = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
     assert_eq!(one["accepted"], true, "{one}");
     // `authorizations` is how to require it.
     let s = two_keys_with(json!({"type": "cue", "data": "authorizations: second: true"}));
-    let one = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host_signed_by(&[P256_PEM]));
+    let one = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
     assert_eq!(one["accepted"], false, "{one}");
 }
 
@@ -272,33 +295,67 @@ fn fetch_config_file_reads_the_config_at_the_verified_digest() {
 
 #[test]
 fn static_authorities_appear_as_static_matches() {
-    let mut s = two_keys_with(json!({"type": "cue", "data": "authorityMatches: pass: static: true\nauthorizations: first: false"}));
+    let mut s = two_keys_with(
+        json!({"type": "cue", "data": "authorityMatches: pass: static: true\nauthorizations: first: false"}),
+    );
     s["policies"][0]["spec"]["authorities"][1] = json!({"name": "pass", "static": {"action": "pass"}});
-    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host_signed_by(&[]));
+    let response = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[]),
+    );
     assert_eq!(response["accepted"], true, "{response}");
-    assert!(response.get("mutated_object").is_none_or(Value::is_null), "nothing verified, nothing pinned");
+    assert!(
+        response.get("mutated_object").is_none_or(Value::is_null),
+        "nothing verified, nothing pinned"
+    );
 }
 
 #[test]
 fn settings_refusals_name_the_field_and_the_fix() {
     let cases = [
-        (json!({"type": "cue", "data": "a: 1", "configMapRef": {"name": "x"}}),
-         "policies[0].spec.policy.configMapRef: a policy module cannot read ConfigMaps: paste the policy into spec.policy.data"),
-        (json!({"type": "cue", "url": "https://example.com/p.cue"}),
-         "policies[0].spec.policy.url: a policy module cannot fetch URLs: paste the policy into spec.policy.data"),
-        (json!({"type": "yaml", "data": "a: 1"}), "policies[0].spec.policy.type: unknown type `yaml`: use cue or rego"),
-        (json!({"data": "a: 1"}), "policies[0].spec.policy.type: type is required: cue or rego"),
-        (json!({"type": "cue"}), "policies[0].spec.policy.data: data is required: the text of the CUE or Rego policy"),
-        (json!({"type": "cue", "data": "a: 1\nb: a + 1"}),
-         "policies[0].spec.policy.data: CUE policy, line 2, column 6: the binary operator `+` is not supported (see the CUE subset in docs/policies.md)"),
-        (json!({"type": "rego", "data": "package main\nisCompliant = true"}),
-         "policies[0].spec.policy.data: Rego policy, the package is `main`: it must be `package sigstore` (the decision is data.sigstore.isCompliant)"),
-        (json!({"type": "rego", "data": "isCompliant = true"}),
-         "policies[0].spec.policy.data: Rego policy, the policy must begin with `package sigstore` (the decision is data.sigstore.isCompliant)"),
+        (
+            json!({"type": "cue", "data": "a: 1", "configMapRef": {"name": "x"}}),
+            "policies[0].spec.policy.configMapRef: a policy module cannot read ConfigMaps: paste the policy into spec.policy.data",
+        ),
+        (
+            json!({"type": "cue", "url": "https://example.com/p.cue"}),
+            "policies[0].spec.policy.url: a policy module cannot fetch URLs: paste the policy into spec.policy.data",
+        ),
+        (
+            json!({"type": "yaml", "data": "a: 1"}),
+            "policies[0].spec.policy.type: unknown type `yaml`: use cue or rego",
+        ),
+        (
+            json!({"data": "a: 1"}),
+            "policies[0].spec.policy.type: type is required: cue or rego",
+        ),
+        (
+            json!({"type": "cue"}),
+            "policies[0].spec.policy.data: data is required: the text of the CUE or Rego policy",
+        ),
+        (
+            json!({"type": "cue", "data": "a: 1\nb: a + 1"}),
+            "policies[0].spec.policy.data: CUE policy, line 2, column 6: the binary operator `+` is not supported (see the CUE subset in docs/policies.md)",
+        ),
+        (
+            json!({"type": "rego", "data": "package main\nisCompliant = true"}),
+            "policies[0].spec.policy.data: Rego policy, the package is `main`: it must be `package sigstore` (the decision is data.sigstore.isCompliant)",
+        ),
+        (
+            json!({"type": "rego", "data": "isCompliant = true"}),
+            "policies[0].spec.policy.data: Rego policy, the policy must begin with `package sigstore` (the decision is data.sigstore.isCompliant)",
+        ),
     ];
     for (policy, expected) in cases {
         assert_eq!(check_settings(&two_keys_with(policy)), Err(expected.to_owned()));
     }
-    let err = check_settings(&two_keys_with(json!({"type": "cue", "data": "a: 1", "includeSpecs": true}))).unwrap_err();
-    assert!(err.starts_with("policies[0].spec.policy: unknown field `includeSpecs`"), "{err}");
+    let err = check_settings(&two_keys_with(
+        json!({"type": "cue", "data": "a: 1", "includeSpecs": true}),
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("policies[0].spec.policy: unknown field `includeSpecs`"),
+        "{err}"
+    );
 }

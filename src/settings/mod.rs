@@ -11,10 +11,10 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::authority::{self, Authority};
-use crate::policy::PolicyBlock;
 use crate::matching::{
     ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
 };
+use crate::policy::PolicyBlock;
 use raw::{RawLabelSelector, RawPolicy, RawSettings};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];

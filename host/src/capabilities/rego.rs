@@ -49,10 +49,8 @@ pub(super) fn dispatch(operation: &str, payload: &[u8]) -> Result<Vec<u8>, Capab
     match operation {
         "v1/rego" => {
             let request: Request = parse(REGO, payload)?;
-            let result = evaluate(&request.policy, &request.input).map_err(|message| CapabilityError::Failed {
-                call: REGO,
-                message,
-            })?;
+            let result = evaluate(&request.policy, &request.input)
+                .map_err(|message| CapabilityError::Failed { call: REGO, message })?;
             answer(REGO, &result)
         }
         other => Err(unknown_operation(other)),
@@ -174,7 +172,7 @@ isCompliant[response] {
     fn boolean_decision_over_authorizations() {
         let both = json!({"authorizations": {"security-team": true, "release-team": true}});
         let one = json!({"authorizations": {"security-team": true, "release-team": false}});
-        assert_eq!(evaluate(MULTI_SIG, &both).unwrap().compliant, true);
+        assert!(evaluate(MULTI_SIG, &both).unwrap().compliant);
         let refused = evaluate(MULTI_SIG, &one).unwrap();
         assert!(!refused.compliant);
         assert_eq!(
@@ -198,7 +196,11 @@ isCompliant[response] {
         let refused = evaluate(WITH_MESSAGES, &one).unwrap();
         assert!(!refused.compliant);
         assert!(
-            refused.error.as_deref().unwrap().ends_with("with errors: two authorities must match"),
+            refused
+                .error
+                .as_deref()
+                .unwrap()
+                .ends_with("with errors: two authorities must match"),
             "{refused:?}"
         );
     }

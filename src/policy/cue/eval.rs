@@ -91,7 +91,10 @@ impl fmt::Display for Conflict {
 
 impl Val {
     fn is_scalar(&self) -> bool {
-        matches!(self, Val::Null | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_))
+        matches!(
+            self,
+            Val::Null | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_)
+        )
     }
 
     fn kinds(&self) -> u8 {
@@ -237,18 +240,18 @@ pub fn meet(a: Val, b: Val) -> Val {
 fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Val {
     let len = match (&ra, &rb) {
         (None, None) if a.len() != b.len() => {
-            return Val::Bottom(format!(
-                "conflicting lists of {} and {} elements",
-                a.len(),
-                b.len()
-            ));
+            return Val::Bottom(format!("conflicting lists of {} and {} elements", a.len(), b.len()));
         }
         (None, Some(_)) if b.len() > a.len() => return Val::Bottom("the list is too short".to_owned()),
         (Some(_), None) if a.len() > b.len() => return Val::Bottom("the list is too short".to_owned()),
         _ => a.len().max(b.len()),
     };
     let item = |items: &[Val], rest: &Option<Box<Val>>, i: usize| {
-        items.get(i).cloned().or_else(|| rest.as_deref().cloned()).unwrap_or(Val::Top)
+        items
+            .get(i)
+            .cloned()
+            .or_else(|| rest.as_deref().cloned())
+            .unwrap_or(Val::Top)
     };
     let items = (0..len).map(|i| meet(item(&a, &ra, i), item(&b, &rb, i))).collect();
     let rest = match (ra, rb) {
@@ -361,7 +364,10 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
             if holds {
                 Ok(())
             } else {
-                Err(conflict(path, format!("invalid value {} (out of bound {val})", shown(input))))
+                Err(conflict(
+                    path,
+                    format!("invalid value {} (out of bound {val})", shown(input)),
+                ))
             }
         }
         Val::Regex { negate, regex, .. } => match input {
@@ -387,7 +393,10 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
             if holds {
                 Ok(())
             } else {
-                Err(conflict(path, format!("invalid value {} (does not satisfy {val})", shown(input))))
+                Err(conflict(
+                    path,
+                    format!("invalid value {} (does not satisfy {val})", shown(input)),
+                ))
             }
         }
         Val::Struct(fields) => {
@@ -466,7 +475,12 @@ impl fmt::Display for Val {
             Val::Kind(_, name) => f.write_str(name),
             Val::Bound(op, x) => write!(f, "{}{x}", op.symbol()),
             Val::Regex { negate, source, .. } => {
-                write!(f, "{}{}", if *negate { "!~" } else { "=~" }, Json::String(source.clone()))
+                write!(
+                    f,
+                    "{}{}",
+                    if *negate { "!~" } else { "=~" },
+                    Json::String(source.clone())
+                )
             }
             Val::Validator(v) => match v {
                 Validator::HasPrefix(s) => write!(f, "strings.HasPrefix({})", Json::String(s.clone())),
@@ -510,7 +524,12 @@ impl fmt::Display for Val {
             }
             Val::Or(alts) => {
                 for (i, (v, default)) in alts.iter().enumerate() {
-                    write!(f, "{}{}{v}", if i == 0 { "" } else { " | " }, if *default { "*" } else { "" })?;
+                    write!(
+                        f,
+                        "{}{}{v}",
+                        if i == 0 { "" } else { " | " },
+                        if *default { "*" } else { "" }
+                    )?;
                 }
                 Ok(())
             }
@@ -644,7 +663,10 @@ impl Compiler<'_> {
                 parent: Some(scope),
             })?,
             Expr::List(items, rest) => {
-                let items = items.iter().map(|i| self.eval(i, scope)).collect::<Result<Vec<_>, _>>()?;
+                let items = items
+                    .iter()
+                    .map(|i| self.eval(i, scope))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let rest = match rest {
                     Some(r) => Some(Box::new(self.eval(r, scope)?)),
                     None => None,
@@ -699,7 +721,9 @@ impl Compiler<'_> {
         if let Some(i) = self.file.imports.iter().position(|imp| imp.name == name) {
             self.used[i] = true;
             let path = self.file.imports[i].path.as_str();
-            return Ok(Val::Package(PACKAGES.into_iter().find(|p| *p == path).unwrap_or("time")));
+            return Ok(Val::Package(
+                PACKAGES.into_iter().find(|p| *p == path).unwrap_or("time"),
+            ));
         }
         Ok(match name {
             "_" => Val::Top,
@@ -762,12 +786,18 @@ fn call(callee: Val, args: Vec<Val>, pos: Pos) -> Result<Val, CueError> {
         if args.len() == n {
             Ok(())
         } else {
-            Err(CueError::invalid(pos, format!("{name} takes {n} arguments here, not {}", args.len())))
+            Err(CueError::invalid(
+                pos,
+                format!("{name} takes {n} arguments here, not {}", args.len()),
+            ))
         }
     };
     let string = |v: &Val| match v {
         Val::Str(s) => Ok(s.clone()),
-        other => Err(CueError::invalid(pos, format!("{name} needs a concrete string, not {other}"))),
+        other => Err(CueError::invalid(
+            pos,
+            format!("{name} needs a concrete string, not {other}"),
+        )),
     };
     let count = |v: &Val| match v {
         Val::Int(n) if *n >= 0 => Ok(*n as usize),
@@ -784,7 +814,9 @@ fn call(callee: Val, args: Vec<Val>, pos: Pos) -> Result<Val, CueError> {
                 ));
             }
             let value = string(&args[1])?;
-            parse_rfc3339(&value).map(Val::Str).map_err(|e| CueError::invalid(pos, e))
+            parse_rfc3339(&value)
+                .map(Val::Str)
+                .map_err(|e| CueError::invalid(pos, e))
         }
         "strings.HasPrefix" | "strings.HasSuffix" | "strings.Contains" => {
             let make = |s: String| match name {
@@ -834,12 +866,16 @@ fn unary(op: UnaryOp, operand: Val, pos: Pos) -> Result<Val, CueError> {
         }
         (op, other) => Err(CueError::invalid(
             pos,
-            format!("`{}` needs a concrete {}, not {other}", op.symbol(), match op {
-                UnaryOp::Neg => "number",
-                UnaryOp::Match | UnaryOp::NotMatch => "string",
-                UnaryOp::Ne => "value",
-                _ => "number or string",
-            }),
+            format!(
+                "`{}` needs a concrete {}, not {other}",
+                op.symbol(),
+                match op {
+                    UnaryOp::Neg => "number",
+                    UnaryOp::Match | UnaryOp::NotMatch => "string",
+                    UnaryOp::Ne => "value",
+                    _ => "number or string",
+                }
+            ),
         )),
     }
 }

@@ -27,8 +27,8 @@ impl Tok {
 }
 
 const PUNCTS: [&str; 29] = [
-    "...", "<=", ">=", "!=", "==", "=~", "!~", "&&", "||", "{", "}", "[", "]", "(", ")", ":", ",", ".", "&", "|",
-    "*", "?", "!", "=", "<", ">", "+", "-", "/",
+    "...", "<=", ">=", "!=", "==", "=~", "!~", "&&", "||", "{", "}", "[", "]", "(", ")", ":", ",", ".", "&", "|", "*",
+    "?", "!", "=", "<", ">", "+", "-", "/",
 ];
 
 /// Splits `text` into tokens.
@@ -90,7 +90,10 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
             let text: String = chars[start..i].iter().collect();
             let tok = if let Ok(n) = text.parse::<i64>() {
                 Tok::Int(n)
-            } else if text.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
+            } else if text
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+            {
                 match text.parse::<f64>() {
                     Ok(f) if f.is_finite() => Tok::Float(f),
                     _ => return Err(CueError::invalid(pos, format!("`{text}` is not a number"))),
@@ -118,11 +121,16 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
         let rest: String = chars[i..chars.len().min(i + 3)].iter().collect();
         match PUNCTS.iter().find(|p| rest.starts_with(*p)) {
             Some(p) => {
-                tokens.push((Tok::Punct(*p), pos));
+                tokens.push((Tok::Punct(p), pos));
                 i += p.len();
                 col += p.len() as u32;
             }
-            None => return Err(CueError::invalid(pos, format!("unexpected character `{}`", c.escape_debug()))),
+            None => {
+                return Err(CueError::invalid(
+                    pos,
+                    format!("unexpected character `{}`", c.escape_debug()),
+                ));
+            }
         }
     }
     insert_comma(&mut tokens, Pos { line, col });

@@ -270,7 +270,10 @@ impl Parser {
             }
             (Tok::Punct("["), _) => return Err(CueError::unsupported(pos, "pattern constraints ([...]: T)")),
             (Tok::Punct("{"), _) => {
-                return Err(CueError::unsupported(pos, "embedded values (a struct may only hold fields)"));
+                return Err(CueError::unsupported(
+                    pos,
+                    "embedded values (a struct may only hold fields)",
+                ));
             }
             (Tok::Punct("("), _) => return Err(CueError::unsupported(pos, "dynamic fields ((expr): T)")),
             _ => {
@@ -332,14 +335,18 @@ impl Parser {
             terms.push(self.unary()?);
         }
         self.refuse_binary()?;
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Expr::And(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
     }
 
     fn refuse_binary(&self) -> Result<(), CueError> {
         match self.peek() {
-            Tok::Punct(p @ ("+" | "-" | "*" | "/" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~" | "&&" | "||")) => {
-                Err(CueError::unsupported(self.pos(), &format!("the binary operator `{p}`")))
-            }
+            Tok::Punct(
+                p @ ("+" | "-" | "*" | "/" | "==" | "!=" | "<" | "<=" | ">" | ">=" | "=~" | "!~" | "&&" | "||"),
+            ) => Err(CueError::unsupported(self.pos(), &format!("the binary operator `{p}`"))),
             _ => Ok(()),
         }
     }

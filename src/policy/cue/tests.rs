@@ -53,7 +53,10 @@ fn the_articles_multi_sig_policy() {
 fn literals_and_nested_structs() {
     decides(
         "a: {b: \"x\", c: 1, d: 1.5, e: true, f: null}",
-        &[json!({"a": {"b": "x", "c": 1, "d": 1.5, "e": true, "f": null, "extra": 0}}), json!({})],
+        &[
+            json!({"a": {"b": "x", "c": 1, "d": 1.5, "e": true, "f": null, "extra": 0}}),
+            json!({}),
+        ],
         &[
             json!({"a": {"b": "y"}}),
             json!({"a": {"c": 2}}),
@@ -76,8 +79,17 @@ fn literals_and_nested_structs() {
 fn basic_types() {
     decides(
         "s: string, i: int, n: number, f: float, b: bool, t: _",
-        &[json!({"s": "x", "i": 3, "n": 2.5, "f": 1.5, "b": false, "t": [1]}), json!({"n": 2})],
-        &[json!({"s": 1}), json!({"i": 1.5}), json!({"n": "1"}), json!({"f": 1}), json!({"b": "true"})],
+        &[
+            json!({"s": "x", "i": 3, "n": 2.5, "f": 1.5, "b": false, "t": [1]}),
+            json!({"n": 2}),
+        ],
+        &[
+            json!({"s": 1}),
+            json!({"i": 1.5}),
+            json!({"n": "1"}),
+            json!({"f": 1}),
+            json!({"b": "true"}),
+        ],
     );
 }
 
@@ -112,7 +124,12 @@ fn conjunctions_disjunctions_and_defaults() {
     decides(
         "a: string & =~\"^v\"\nb: *\"x\" | \"y\" | int\nc: \"p\" | \"q\"",
         &[json!({"a": "v1", "b": "y", "c": "q"}), json!({"b": 3})],
-        &[json!({"a": "1"}), json!({"b": "z"}), json!({"c": "r"}), json!({"b": 1.5})],
+        &[
+            json!({"a": "1"}),
+            json!({"b": "z"}),
+            json!({"c": "r"}),
+            json!({"b": 1.5}),
+        ],
     );
     let conflict = compile("c: \"p\" | \"q\"").check(&json!({"c": "r"})).unwrap_err();
     assert_eq!(conflict.to_string(), "c: \"r\" matches no alternative of \"p\" | \"q\"");
@@ -224,7 +241,9 @@ authorityMatches: {
   "key-authority": {signatures: [...{}]}
 }
 "#,
-        &[json!({"authorityMatches": {"keylesssignature": {"signatures": [{}]}, "key-authority": {"signatures": [{}]}}})],
+        &[
+            json!({"authorityMatches": {"keylesssignature": {"signatures": [{}]}, "key-authority": {"signatures": [{}]}}}),
+        ],
         &[json!({"authorityMatches": {"keylesssignature": {"signatures": []}}})],
     );
 }
@@ -242,7 +261,10 @@ fn comments_commas_and_multiline_calls() {
 fn self_conflicts_are_refused_with_their_position() {
     let e = refused("a: 1\nb: {\n  c: 1 & 2\n}");
     assert_eq!(e.pos, Pos { line: 3, col: 3 });
-    assert_eq!(e.message, "the policy conflicts with itself at c: conflicting values 1 and 2");
+    assert_eq!(
+        e.message,
+        "the policy conflicts with itself at c: conflicting values 1 and 2"
+    );
     let e = refused("a: {x: 1}\na: {x: \"y\"}");
     assert!(e.message.contains("a.x"), "{e}");
     let e = refused("a: string & int");
@@ -274,8 +296,18 @@ fn everything_outside_the_subset_is_refused_with_line_and_column() {
         ("a: len(b)", 1, 4, "the builtin len()"),
         ("a: close({})", 1, 4, "the builtin close()"),
         ("import \"encoding/json\"\na: 1", 1, 8, "the package \"encoding/json\""),
-        ("import \"strings\"\na: strings.ToUpper(\"x\")", 2, 11, "strings.ToUpper"),
-        ("import \"time\"\na: time.Parse(\"2006\", \"2024\")", 2, 14, "a time.Parse layout"),
+        (
+            "import \"strings\"\na: strings.ToUpper(\"x\")",
+            2,
+            11,
+            "strings.ToUpper",
+        ),
+        (
+            "import \"time\"\na: time.Parse(\"2006\", \"2024\")",
+            2,
+            14,
+            "a time.Parse layout",
+        ),
         ("a: x[0]\nx: [1]", 1, 5, "index expressions"),
         ("a: !b", 1, 4, "the unary operator `!`"),
         ("{a: 1}", 1, 1, "embedded values"),
@@ -299,12 +331,27 @@ fn invalid_texts_are_refused_with_line_and_column() {
         ("a: {b: 1", 1, 9, "expected a field label, found the end of the text"),
         ("a: \"open", 1, 4, "unterminated string"),
         ("a: b", 1, 4, "the reference `b` is not a field of the policy"),
-        ("a: strings.HasPrefix(\"x\")", 1, 4, "`strings` is used but not imported"),
+        (
+            "a: strings.HasPrefix(\"x\")",
+            1,
+            4,
+            "`strings` is used but not imported",
+        ),
         ("a: a", 1, 4, "the reference `a` refers to itself"),
         ("a: =~\"(\"", 1, 4, "invalid regular expression"),
-        ("import \"time\"\na: time.Parse(time.RFC3339, \"soon\")", 2, 14, "\"soon\" is not an RFC 3339 time"),
+        (
+            "import \"time\"\na: time.Parse(time.RFC3339, \"soon\")",
+            2,
+            14,
+            "\"soon\" is not an RFC 3339 time",
+        ),
         ("a: <b\nb: string", 1, 4, "`<` needs a concrete number or string"),
-        ("a: 1\nimport \"time\"", 2, 1, "package and import clauses must come first"),
+        (
+            "a: 1\nimport \"time\"",
+            2,
+            1,
+            "package and import clauses must come first",
+        ),
         ("a: ~", 1, 4, "unexpected character `~`"),
         ("package #x", 1, 9, "`#x` is not a valid package name"),
     ];

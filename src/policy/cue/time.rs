@@ -48,14 +48,24 @@ pub fn parse_rfc3339(text: &str) -> Result<String, String> {
         }
         _ => return Err(bad()),
     };
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
     {
         return Err(bad());
     }
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset * 60;
     let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    let mut out = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let mut out = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
     if nanos > 0 {
         let fraction = format!("{nanos:09}");
         out.push('.');
@@ -98,7 +108,15 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if month <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, month, day)
+    (
+        if month <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        month,
+        day,
+    )
 }
 
 #[cfg(test)]
@@ -108,10 +126,24 @@ mod tests {
     #[test]
     fn normalises_to_utc_like_go_rfc3339nano() {
         assert_eq!(parse_rfc3339("2049-10-09T17:10:27Z").unwrap(), "2049-10-09T17:10:27Z");
-        assert_eq!(parse_rfc3339("2022-04-26T12:00:00+02:00").unwrap(), "2022-04-26T10:00:00Z");
-        assert_eq!(parse_rfc3339("2024-01-01T00:30:00.500-01:00").unwrap(), "2024-01-01T01:30:00.5Z");
-        assert_eq!(parse_rfc3339("2024-03-01T00:30:00+01:00").unwrap(), "2024-02-29T23:30:00Z");
-        for bad in ["2024-02-30T00:00:00Z", "2024-01-01 00:00:00Z", "2024-01-01T00:00:00", "yesterday"] {
+        assert_eq!(
+            parse_rfc3339("2022-04-26T12:00:00+02:00").unwrap(),
+            "2022-04-26T10:00:00Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2024-01-01T00:30:00.500-01:00").unwrap(),
+            "2024-01-01T01:30:00.5Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2024-03-01T00:30:00+01:00").unwrap(),
+            "2024-02-29T23:30:00Z"
+        );
+        for bad in [
+            "2024-02-30T00:00:00Z",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T00:00:00",
+            "yesterday",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }

@@ -92,6 +92,7 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         version: &request.resource.version,
         resource: &request.resource.resource,
         labels: object.pointer("/metadata/labels").and_then(|v| v.as_object()),
+        object: Some(object),
     };
 
     let mut verdicts: Vec<ImageVerdict> = Vec::new();
@@ -204,6 +205,7 @@ pub fn verify_images(
                 version: "v1",
                 resource: "pods",
                 labels: None,
+                object: None,
             };
             decide(&settings, &subject, &key.image, host)
         })

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::host::HostCalls;
 use crate::matching::Subject;
+use crate::policy::{PolicyBlock, input};
 use crate::reference::ImageReference;
 use crate::settings::{Mode, NoMatchPolicy, Policy, Settings};
 
@@ -39,6 +40,12 @@ pub struct PolicyOutcome {
     pub mode: String,
     pub passed: bool,
     pub authorities: Vec<AuthorityOutcome>,
+    /// Why `spec.policy` failed (it names the language and the conflict or the Rego rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The warning of a passing `spec.policy` (Rego's `warning`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The decision for one image (the `verify_images` wire format).
@@ -106,8 +113,9 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
 
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
     for policy in covering {
-        let (mut outcome, digest) = evaluate_policy(policy, &reference, host);
+        let (mut outcome, digest) = evaluate_policy(policy, &reference, subject, host);
         if let Some(digest) = digest {
             match &verdict.digest {
                 None => verdict.digest = Some(digest),
@@ -130,7 +138,9 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
                 .iter()
                 .filter_map(|a| a.reason.as_ref().map(|r| format!("authority {}: {r}", a.name)))
                 .collect();
-            let reasons = if reasons.is_empty() {
+            let reasons = if let Some(failure) = &outcome.policy {
+                failure.clone()
+            } else if reasons.is_empty() {
                 "the policy has no authorities, so no signature can satisfy it".to_owned()
             } else {
                 reasons.join("; ")
@@ -142,6 +152,9 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
                     policy.name
                 )),
             }
+        }
+        if let Some(warning) = outcome.warning.as_ref().filter(|_| outcome.passed) {
+            notes.push(truncate(&format!("image {image}: policy {}: {warning}", policy.name)));
         }
         verdict.policies.push(outcome);
     }
@@ -155,13 +168,16 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
     } else if reference.digest().is_none() {
         verdict.pin = verdict.digest.clone();
     }
+    verdict.warnings.extend(notes);
     verdict
 }
 
-/// Tries the policy's authorities in order until one passes.
+/// Tries the policy's authorities in order until one passes; with `spec.policy`, tries them
+/// all and lets the policy decide over the results.
 fn evaluate_policy(
     policy: &Policy,
     reference: &ImageReference,
+    subject: &Subject<'_>,
     host: &mut dyn HostCalls,
 ) -> (PolicyOutcome, Option<String>) {
     let mut outcome = PolicyOutcome {
@@ -169,17 +185,15 @@ fn evaluate_policy(
         mode: policy.mode.to_string(),
         passed: false,
         authorities: Vec::new(),
+        policy: None,
+        warning: None,
     };
+    if let Some(block) = &policy.policy {
+        let digest = evaluate_policy_block(policy, block, reference, subject, host, &mut outcome);
+        return (outcome, digest);
+    }
     for authority in &policy.authorities {
-        let result = authority
-            .verify(reference, host)
-            .and_then(|digest| match (digest, reference.digest()) {
-                (Some(verified), Some(written)) if verified != written => Err(format!(
-                    "the host verified digest {verified}, not the digest {written} the workload names"
-                )),
-                (digest, _) => Ok(digest),
-            });
-        match result {
+        match verify_authority(authority, reference, host) {
             Ok(digest) => {
                 outcome.passed = true;
                 outcome.authorities.push(AuthorityOutcome {
@@ -197,6 +211,126 @@ fn evaluate_policy(
         }
     }
     (outcome, None)
+}
+
+/// One authority's verdict: the digest it verified (`None` for a static pass).
+fn verify_authority(
+    authority: &crate::authority::Authority,
+    reference: &ImageReference,
+    host: &mut dyn HostCalls,
+) -> Result<Option<String>, String> {
+    authority
+        .verify(reference, host)
+        .and_then(|digest| match (digest, reference.digest()) {
+            (Some(verified), Some(written)) if verified != written => Err(format!(
+                "the host verified digest {verified}, not the digest {written} the workload names"
+            )),
+            (digest, _) => Ok(digest),
+        })
+}
+
+/// `spec.policy` (policy-controller's semantics): every authority is evaluated; with none
+/// passing the policy fails as without `spec.policy`; otherwise the CUE or Rego policy decides
+/// over `authorityMatches` and `authorizations`. Returns the verified digest when it passes.
+fn evaluate_policy_block(
+    policy: &Policy,
+    block: &PolicyBlock,
+    reference: &ImageReference,
+    subject: &Subject<'_>,
+    host: &mut dyn HostCalls,
+    outcome: &mut PolicyOutcome,
+) -> Option<String> {
+    let mut results = Vec::with_capacity(policy.authorities.len());
+    let mut digest: Option<String> = None;
+    for authority in &policy.authorities {
+        let result = verify_authority(authority, reference, host).and_then(|verified| match (&digest, verified) {
+            (Some(first), Some(other)) if *first != other => Err(format!(
+                "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"
+            )),
+            (_, verified) => Ok(verified),
+        });
+        let matched = match result {
+            Ok(verified) => {
+                let kind = if verified.is_some() {
+                    input::Match::Signature
+                } else {
+                    input::Match::Static
+                };
+                digest = digest.or(verified);
+                outcome.authorities.push(AuthorityOutcome {
+                    name: authority.name.clone(),
+                    passed: true,
+                    reason: None,
+                });
+                Some(kind)
+            }
+            Err(reason) => {
+                outcome.authorities.push(AuthorityOutcome {
+                    name: authority.name.clone(),
+                    passed: false,
+                    reason: Some(reason),
+                });
+                None
+            }
+        };
+        results.push((authority.name.as_str(), matched));
+    }
+    if results.iter().all(|(_, m)| m.is_none()) {
+        return None;
+    }
+    let language = block.language_name();
+    let config = if block.fetch_config_file {
+        match fetch_config(reference, digest.as_deref(), host) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                outcome.policy = Some(format!("spec.policy ({language}): fetchConfigFile: {e}"));
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let document = input::document(
+        &results,
+        config,
+        subject.object,
+        block.include_spec,
+        block.include_object_meta,
+        block.include_type_meta,
+    );
+    match block.evaluate(&document, host) {
+        Ok(warning) => {
+            outcome.passed = true;
+            outcome.warning = warning.map(|w| format!("spec.policy ({language}): {w}"));
+            digest
+        }
+        Err(failure) => {
+            outcome.policy = Some(format!("spec.policy ({language}): {failure}"));
+            None
+        }
+    }
+}
+
+/// The image config for `fetchConfigFile`, read at the verified digest.
+fn fetch_config(
+    reference: &ImageReference,
+    digest: Option<&str>,
+    host: &mut dyn HostCalls,
+) -> Result<serde_json::Value, String> {
+    const MANIFEST_CONFIG: crate::host::Capability = crate::host::Capability {
+        binding: "kubewarden",
+        namespace: "oci",
+        operation: "v1/oci_manifest_config",
+    };
+    let image = match digest.or(reference.digest()) {
+        Some(d) => format!("{}/{}@{d}", reference.registry(), reference.repository()),
+        None => reference.verification_target(),
+    };
+    let payload = serde_json::to_vec(&image).map_err(|e| e.to_string())?;
+    let answer = host.call(MANIFEST_CONFIG, &payload)?;
+    let answer: serde_json::Value =
+        serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer from {MANIFEST_CONFIG}: {e}"))?;
+    input::config_entry(&answer)
 }
 
 /// Cuts a warning to what Kubernetes shows, on a character boundary.

@@ -11,6 +11,7 @@ pub mod decision;
 pub mod glob;
 pub mod host;
 pub mod matching;
+pub mod policy;
 pub mod reference;
 pub mod settings;
 pub mod workload;

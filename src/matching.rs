@@ -239,6 +239,9 @@ pub struct Subject<'a> {
     pub version: &'a str,
     pub resource: &'a str,
     pub labels: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    /// The admitted object, for `spec.policy`'s `includeSpec`/`includeObjectMeta`/`includeTypeMeta`
+    /// (absent for `verify_images`).
+    pub object: Option<&'a serde_json::Value>,
 }
 
 /// A compiled `spec.match` entry: every field given must match (all-of).
@@ -664,6 +667,7 @@ mod tests {
             version: "v1",
             resource: "pods",
             labels,
+            object: None,
         };
         assert!(rule.matches(&pod(Some(&labels))));
         assert!(!rule.matches(&pod(Some(&exempt))));
@@ -674,6 +678,7 @@ mod tests {
             version: "v1",
             resource: "deployments",
             labels: Some(&labels),
+            object: None,
         };
         assert!(!rule.matches(&deployment));
     }

@@ -281,27 +281,6 @@ fn kms_signed_policy_is_refused_at_settings_validation() {
 }
 
 #[test]
-fn multi_sig_policy_is_refused_as_not_supported_yet() -> anyhow::Result<()> {
-    let cip = Host::offline();
-    let (security, release) = (KeyPair::ecdsa_p256()?, KeyPair::ecdsa_p256()?);
-    let s = settings(
-        &[with_keys(
-            &article("multi-sig-policy"),
-            &[security.public_key_pem(), release.public_key_pem()],
-        )],
-        json!({}),
-    );
-    let message = cip
-        .validate_settings(&s)
-        .expect_err("spec.policy (CUE) is not supported");
-    assert_eq!(
-        message,
-        "policies[0].spec.policy: spec.policy is not supported yet; remove it (this policy never ignores a rule silently)"
-    );
-    Ok(())
-}
-
-#[test]
 fn attestation_policy_is_refused_as_not_supported_yet() -> anyhow::Result<()> {
     let cip = Host::offline();
     let key = KeyPair::ecdsa_p256()?;

@@ -14,6 +14,7 @@ use crate::authority::{self, Authority};
 use crate::matching::{
     ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
 };
+use crate::policy::PolicyBlock;
 use raw::{RawLabelSelector, RawPolicy, RawSettings};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
@@ -69,8 +70,10 @@ pub struct Policy {
     pub mode: Mode,
     /// `spec.match`; empty means everywhere.
     pub rules: Vec<MatchRule>,
-    /// Tried in order; the first that passes is enough.
+    /// Tried in order; the first that passes is enough (all are tried when `policy` is set).
     pub authorities: Vec<Authority>,
+    /// `spec.policy`, compiled: decides over the results of every authority.
+    pub policy: Option<PolicyBlock>,
 }
 
 impl Policy {
@@ -217,12 +220,11 @@ fn parse_policy(
     let spec = raw
         .spec
         .ok_or_else(|| err("spec", "the policy has no spec: give at least spec.images".to_owned()))?;
-    if spec.policy.is_some() {
-        return Err(err(
-            "spec.policy",
-            "spec.policy is not supported yet; remove it (this policy never ignores a rule silently)".to_owned(),
-        ));
-    }
+    let policy_block = spec
+        .policy
+        .as_ref()
+        .map(|raw| PolicyBlock::parse(raw, &format!("{path}.spec.policy")))
+        .transpose()?;
     let mode = match spec.mode.as_deref() {
         None | Some("enforce") => Mode::Enforce,
         Some("warn") => Mode::Warn,
@@ -305,6 +307,7 @@ fn parse_policy(
             mode,
             rules,
             authorities,
+            policy: policy_block,
         },
         globs,
     ))

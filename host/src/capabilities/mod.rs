@@ -14,6 +14,7 @@ mod logging;
 mod net;
 mod oci;
 pub mod recording;
+mod rego;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -185,6 +186,7 @@ impl Capabilities {
             ("kubewarden", "net") => net::dispatch(&call, operation, payload),
             ("kubewarden", "tracing") => logging::dispatch(policy, operation, payload),
             ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
+            ("cluster-image-policy", "policy") => rego::dispatch(operation, payload),
             ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {
                 binding: binding.to_owned(),
                 namespace: namespace.to_owned(),

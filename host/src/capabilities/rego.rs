@@ -1,0 +1,224 @@
+//! Namespace `policy` of binding `cluster-image-policy`: `v1/rego` evaluates a ClusterImagePolicy's
+//! Rego `spec.policy` with regorus, as policy-controller evaluates it with OPA: Rego v0 syntax,
+//! the query `isCompliant = data.sigstore.isCompliant`, a boolean or a set of
+//! `{"result", "error", "warning"}` objects, and policy-controller's messages.
+//!
+//! Compiled engines are kept per evaluating thread (regorus engines are not `Send`), keyed by
+//! the policy text, and every evaluation is bounded in time.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{CapabilityError, answer, parse, unknown_operation};
+
+const REGO: &str = "cluster-image-policy/policy/v1/rego";
+const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
+/// Compiled policies kept per thread.
+const MAX_ENGINES: usize = 32;
+/// The longest one evaluation may run.
+const TIME_LIMIT: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    policy: String,
+    input: Value,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+struct Answer {
+    compliant: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+thread_local! {
+    static ENGINES: RefCell<HashMap<String, regorus::Engine>> = RefCell::default();
+}
+
+/// Binding `cluster-image-policy`, namespace `policy`.
+pub(super) fn dispatch(operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
+    match operation {
+        "v1/rego" => {
+            let request: Request = parse(REGO, payload)?;
+            let result = evaluate(&request.policy, &request.input)
+                .map_err(|message| CapabilityError::Failed { call: REGO, message })?;
+            answer(REGO, &result)
+        }
+        other => Err(unknown_operation(other)),
+    }
+}
+
+/// A compiled engine for `policy`, from the cache or compiled now.
+fn engine(policy: &str) -> Result<regorus::Engine, String> {
+    ENGINES.with_borrow_mut(|engines| {
+        if let Some(engine) = engines.get(policy) {
+            return Ok(engine.clone());
+        }
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(true);
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: TIME_LIMIT,
+            check_interval: NonZeroU32::MIN,
+        });
+        engine
+            .add_policy("sigstore.rego".to_owned(), policy.to_owned())
+            .map_err(|e| format!("the Rego policy does not compile: {}", first_line(&e.to_string())))?;
+        if engines.len() >= MAX_ENGINES {
+            engines.clear();
+        }
+        engines.insert(policy.to_owned(), engine.clone());
+        Ok(engine)
+    })
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
+}
+
+fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
+    let mut engine = engine(policy)?;
+    let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| format!("unusable input: {e}"))?;
+    engine.set_input(input);
+    // A query, not `eval_rule`: an undefined `isCompliant` (another package, no rule) is then
+    // "not compliant", as with OPA, rather than an error.
+    let results = engine
+        .eval_query("data.sigstore.isCompliant".to_owned(), false)
+        .map_err(|e| format!("evaluating the Rego policy failed: {}", first_line(&e.to_string())))?;
+    let result = match results.result.first().and_then(|r| r.expressions.first()) {
+        Some(expression) => serde_json::to_value(&expression.value).map_err(|e| e.to_string())?,
+        None => Value::Null,
+    };
+    Ok(decide(&result))
+}
+
+/// policy-controller's reading of `isCompliant`.
+fn decide(result: &Value) -> Answer {
+    let not_compliant = || format!("policy is not compliant for query '{QUERY}'");
+    match result {
+        Value::Bool(true) => Answer {
+            compliant: true,
+            error: None,
+            warning: None,
+        },
+        Value::Array(responses) => {
+            let mut answer = Answer {
+                compliant: false,
+                error: Some(not_compliant()),
+                warning: None,
+            };
+            for response in responses {
+                let Value::Object(object) = response else {
+                    return Answer {
+                        compliant: false,
+                        error: Some(format!("{}: unexpected result {response}", not_compliant())),
+                        warning: None,
+                    };
+                };
+                let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
+                let warning = Some(text("warning")).filter(|w| !w.is_empty());
+                if object.get("result") == Some(&Value::Bool(true)) {
+                    return Answer {
+                        compliant: true,
+                        error: None,
+                        warning,
+                    };
+                }
+                answer.warning = warning;
+                answer.error = Some(format!("{} with errors: {}", not_compliant(), text("error")));
+            }
+            answer
+        }
+        _ => Answer {
+            compliant: false,
+            error: Some(not_compliant()),
+            warning: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const MULTI_SIG: &str = r#"package sigstore
+default isCompliant = false
+isCompliant {
+  input.authorizations["security-team"]
+  input.authorizations["release-team"]
+}
+"#;
+
+    const WITH_MESSAGES: &str = r#"package sigstore
+isCompliant[response] {
+  result := count(input.authorityMatches) >= 2
+  errorMsg := "two authorities must match"
+  warnMsg := "checked by rego"
+  response := {"result": result, "error": errorMsg, "warning": warnMsg}
+}
+"#;
+
+    #[test]
+    fn boolean_decision_over_authorizations() {
+        let both = json!({"authorizations": {"security-team": true, "release-team": true}});
+        let one = json!({"authorizations": {"security-team": true, "release-team": false}});
+        assert!(evaluate(MULTI_SIG, &both).unwrap().compliant);
+        let refused = evaluate(MULTI_SIG, &one).unwrap();
+        assert!(!refused.compliant);
+        assert_eq!(
+            refused.error.as_deref(),
+            Some("policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'")
+        );
+    }
+
+    #[test]
+    fn set_of_results_carries_error_and_warning() {
+        let two = json!({"authorityMatches": {"a": {}, "b": {}}});
+        let one = json!({"authorityMatches": {"a": {}}});
+        assert_eq!(
+            evaluate(WITH_MESSAGES, &two).unwrap(),
+            Answer {
+                compliant: true,
+                error: None,
+                warning: Some("checked by rego".to_owned())
+            }
+        );
+        let refused = evaluate(WITH_MESSAGES, &one).unwrap();
+        assert!(!refused.compliant);
+        assert!(
+            refused
+                .error
+                .as_deref()
+                .unwrap()
+                .ends_with("with errors: two authorities must match"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn undefined_decision_and_compile_errors() {
+        let other_package = "package other\nisCompliant = true\n";
+        assert!(!evaluate(other_package, &json!({})).unwrap().compliant);
+        let broken = "package sigstore\nisCompliant { input.x == }\n";
+        let error = evaluate(broken, &json!({})).unwrap_err();
+        assert!(error.starts_with("the Rego policy does not compile"), "{error}");
+    }
+
+    #[test]
+    fn host_call_round_trip() {
+        let payload = serde_json::to_vec(&json!({"policy": MULTI_SIG, "input": {"authorizations": {}}})).unwrap();
+        let answer: Value = serde_json::from_slice(&dispatch("v1/rego", &payload).unwrap()).unwrap();
+        assert_eq!(answer["compliant"], json!(false));
+        assert!(dispatch("v2/rego", &payload).is_err());
+    }
+}

@@ -1,0 +1,881 @@
+//! Values of the CUE subset, their unification (`&`), and the check of a compiled policy
+//! against a concrete JSON input.
+//!
+//! The input is always concrete, so unifying the policy with it amounts to checking that each
+//! input value the policy constrains satisfies the constraint. As with policy-controller's
+//! `Validate()` (not concrete), a field the policy names but the input lacks is no conflict.
+
+use std::fmt;
+
+use serde_json::Value as Json;
+
+use super::parser::{Expr, Field, File, UnaryOp};
+use super::time::{RFC3339, RFC3339_NANO, parse_rfc3339};
+use super::{CueError, Pos};
+
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const INT: u8 = 4;
+const FLOAT: u8 = 8;
+const NUMBER: u8 = INT | FLOAT;
+const STRING: u8 = 16;
+const STRUCT: u8 = 32;
+const LIST: u8 = 64;
+const ANY: u8 = 127;
+
+/// The packages of the subset.
+const PACKAGES: [&str; 4] = ["time", "strings", "list", "struct"];
+
+/// A constraint on a string, list or struct, from a package.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Validator {
+    HasPrefix(String),
+    HasSuffix(String),
+    Contains(String),
+    Time,
+    MinItems(usize),
+    MaxItems(usize),
+    MinFields(usize),
+    MaxFields(usize),
+}
+
+/// An evaluated value.
+#[derive(Clone, Debug)]
+pub enum Val {
+    Top,
+    Bottom(String),
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// A basic type: its kinds and its name.
+    Kind(u8, &'static str),
+    /// `<x`, `<=x`, `>x`, `>=x`, `!=x` with a concrete scalar.
+    Bound(UnaryOp, Box<Val>),
+    Regex {
+        negate: bool,
+        source: String,
+        regex: regex_lite::Regex,
+    },
+    Validator(Validator),
+    /// Fields in order: label, value, optional.
+    Struct(Vec<(String, Val, bool)>),
+    /// Elements and, for an open list, the type of the others.
+    List(Vec<Val>, Option<Box<Val>>),
+    And(Vec<Val>),
+    Or(Vec<(Val, bool)>),
+    /// An imported package (only as the base of a selector).
+    Package(&'static str),
+    /// A package function (only as the callee of a call).
+    Func(&'static str),
+}
+
+/// The first conflict between a policy and its input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// CUE path of the conflicting value, e.g. `authorizations."release-team"`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl Val {
+    fn is_scalar(&self) -> bool {
+        matches!(
+            self,
+            Val::Null | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_)
+        )
+    }
+
+    fn kinds(&self) -> u8 {
+        match self {
+            Val::Top => ANY,
+            Val::Bottom(_) | Val::Package(_) | Val::Func(_) => 0,
+            Val::Null => NULL,
+            Val::Bool(_) => BOOL,
+            Val::Int(_) => INT,
+            Val::Float(_) => FLOAT,
+            Val::Str(_) => STRING,
+            Val::Kind(k, _) => *k,
+            Val::Bound(UnaryOp::Ne, _) => ANY,
+            Val::Bound(_, x) if matches!(**x, Val::Str(_)) => STRING,
+            Val::Bound(..) => NUMBER,
+            Val::Regex { .. } => STRING,
+            Val::Validator(v) => match v {
+                Validator::HasPrefix(_) | Validator::HasSuffix(_) | Validator::Contains(_) | Validator::Time => STRING,
+                Validator::MinItems(_) | Validator::MaxItems(_) => LIST,
+                Validator::MinFields(_) | Validator::MaxFields(_) => STRUCT,
+            },
+            Val::Struct(_) => STRUCT,
+            Val::List(..) => LIST,
+            Val::And(vs) => vs.iter().fold(ANY, |k, v| k & v.kinds()),
+            Val::Or(alts) => alts.iter().fold(0, |k, (v, _)| k | v.kinds()),
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        match self {
+            Val::Bool(b) => Json::Bool(*b),
+            Val::Int(n) => Json::from(*n),
+            Val::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Val::Str(s) => Json::String(s.clone()),
+            _ => Json::Null,
+        }
+    }
+
+    /// The value a reference stands for where a concrete one is needed: the default of a
+    /// disjunction, or the value itself.
+    fn resolved(self) -> Val {
+        match self {
+            Val::Or(alts) => {
+                let mut defaults: Vec<Val> = alts.iter().filter(|(_, d)| *d).map(|(v, _)| v.clone()).collect();
+                if defaults.len() == 1 {
+                    defaults.remove(0)
+                } else {
+                    Val::Or(alts)
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+fn kind_of(json: &Json) -> u8 {
+    match json {
+        Json::Null => NULL,
+        Json::Bool(_) => BOOL,
+        Json::Number(n) if n.is_f64() => FLOAT,
+        Json::Number(_) => INT,
+        Json::String(_) => STRING,
+        Json::Array(_) => LIST,
+        Json::Object(_) => STRUCT,
+    }
+}
+
+fn kind_name(kinds: u8) -> &'static str {
+    match kinds {
+        NULL => "null",
+        BOOL => "bool",
+        INT => "int",
+        FLOAT => "float",
+        NUMBER => "number",
+        STRING => "string",
+        STRUCT => "struct",
+        LIST => "list",
+        _ => "_",
+    }
+}
+
+/// Unifies two values (`a & b`).
+pub fn meet(a: Val, b: Val) -> Val {
+    match (a, b) {
+        (Val::Top, x) | (x, Val::Top) => x,
+        (Val::Bottom(m), _) | (_, Val::Bottom(m)) => Val::Bottom(m),
+        (Val::Or(alts), other) | (other, Val::Or(alts)) => {
+            let shown = format!("{}", Val::Or(alts.clone()));
+            let mut kept: Vec<(Val, bool)> = alts
+                .into_iter()
+                .map(|(v, d)| (meet(v, other.clone()), d))
+                .filter(|(v, _)| !matches!(v, Val::Bottom(_)))
+                .collect();
+            match kept.len() {
+                0 => Val::Bottom(format!("{other} matches no alternative of {shown}")),
+                1 => kept.remove(0).0,
+                _ => Val::Or(kept),
+            }
+        }
+        (Val::Struct(mut a), Val::Struct(b)) => {
+            for (label, value, optional) in b {
+                match a.iter_mut().find(|(l, _, _)| *l == label) {
+                    Some((_, v, o)) => {
+                        *v = meet(std::mem::replace(v, Val::Top), value);
+                        *o = *o && optional;
+                    }
+                    None => a.push((label, value, optional)),
+                }
+            }
+            Val::Struct(a)
+        }
+        (Val::List(a, ra), Val::List(b, rb)) => meet_lists(a, ra, b, rb),
+        (a, b) if a.is_scalar() && b.is_scalar() => {
+            if equal(&a, &b) {
+                a
+            } else {
+                Val::Bottom(format!("conflicting values {a} and {b}"))
+            }
+        }
+        (a, b) if a.is_scalar() || b.is_scalar() => {
+            let (scalar, constraint) = if a.is_scalar() { (a, b) } else { (b, a) };
+            match check(&constraint, &scalar.to_json(), &mut Vec::new()) {
+                Ok(()) => scalar,
+                Err(c) => Val::Bottom(c.message),
+            }
+        }
+        (a, b) => {
+            if a.kinds() & b.kinds() == 0 {
+                return Val::Bottom(format!("conflicting values {a} and {b} (mismatched types)"));
+            }
+            let mut all = Vec::new();
+            for v in [a, b] {
+                match v {
+                    Val::And(vs) => all.extend(vs),
+                    v => all.push(v),
+                }
+            }
+            Val::And(all)
+        }
+    }
+}
+
+fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Val {
+    let len = match (&ra, &rb) {
+        (None, None) if a.len() != b.len() => {
+            return Val::Bottom(format!("conflicting lists of {} and {} elements", a.len(), b.len()));
+        }
+        (None, Some(_)) if b.len() > a.len() => return Val::Bottom("the list is too short".to_owned()),
+        (Some(_), None) if a.len() > b.len() => return Val::Bottom("the list is too short".to_owned()),
+        _ => a.len().max(b.len()),
+    };
+    let item = |items: &[Val], rest: &Option<Box<Val>>, i: usize| {
+        items
+            .get(i)
+            .cloned()
+            .or_else(|| rest.as_deref().cloned())
+            .unwrap_or(Val::Top)
+    };
+    let items = (0..len).map(|i| meet(item(&a, &ra, i), item(&b, &rb, i))).collect();
+    let rest = match (ra, rb) {
+        (Some(x), Some(y)) => Some(Box::new(meet(*x, *y))),
+        _ => None,
+    };
+    Val::List(items, rest)
+}
+
+fn equal(a: &Val, b: &Val) -> bool {
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Int(x), Val::Int(y)) => x == y,
+        (Val::Float(x), Val::Float(y)) => x == y,
+        (Val::Str(x), Val::Str(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A JSON value for a message, cut short.
+fn shown(json: &Json) -> String {
+    let text = json.to_string();
+    if text.chars().count() <= 48 {
+        return text;
+    }
+    let cut: String = text.chars().take(45).collect();
+    format!("{cut}...")
+}
+
+fn push_label(path: &mut Vec<String>, label: &str) {
+    let plain = label.chars().next().is_some_and(|c| c.is_alphabetic() || c == '$')
+        && label.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    path.push(if plain {
+        label.to_owned()
+    } else {
+        Json::String(label.to_owned()).to_string()
+    });
+}
+
+fn conflict(path: &[String], message: String) -> Conflict {
+    Conflict {
+        path: path.join("."),
+        message,
+    }
+}
+
+/// Checks a concrete `input` against the compiled value `val` at `path`.
+pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conflict> {
+    let mismatch = |path: &[String]| {
+        conflict(
+            path,
+            format!(
+                "conflicting values {val} and {} (mismatched types {} and {})",
+                shown(input),
+                kind_name(val.kinds()),
+                kind_name(kind_of(input))
+            ),
+        )
+    };
+    match val {
+        Val::Top => Ok(()),
+        Val::Bottom(message) => Err(conflict(path, message.clone())),
+        Val::Null | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_) => {
+            let same = match (val, input) {
+                (Val::Null, Json::Null) => true,
+                (Val::Bool(x), Json::Bool(y)) => x == y,
+                (Val::Int(x), Json::Number(n)) if !n.is_f64() => n.as_i64() == Some(*x),
+                (Val::Float(x), Json::Number(n)) if n.is_f64() => n.as_f64() == Some(*x),
+                (Val::Str(x), Json::String(y)) => x == y,
+                _ if val.kinds() & kind_of(input) == 0 => return Err(mismatch(path)),
+                _ => false,
+            };
+            if same {
+                Ok(())
+            } else {
+                Err(conflict(
+                    path,
+                    format!("conflicting values {val} (policy) and {} (input)", shown(input)),
+                ))
+            }
+        }
+        Val::Kind(kinds, _) => {
+            if kinds & kind_of(input) != 0 {
+                Ok(())
+            } else {
+                Err(mismatch(path))
+            }
+        }
+        Val::Bound(op, operand) => {
+            let holds = match (&**operand, input) {
+                (x, y) if *op == UnaryOp::Ne => !(x.kinds() & kind_of(y) != 0 && check(x, y, &mut Vec::new()).is_ok()),
+                (Val::Str(bound), Json::String(s)) => compare(*op, s.as_str().cmp(bound.as_str())),
+                (Val::Int(bound), Json::Number(n)) if !n.is_f64() => match n.as_i64() {
+                    Some(v) => compare(*op, v.cmp(bound)),
+                    None => compare(*op, std::cmp::Ordering::Greater),
+                },
+                (Val::Int(_) | Val::Float(_), Json::Number(n)) => {
+                    let bound = match &**operand {
+                        Val::Int(i) => *i as f64,
+                        Val::Float(f) => *f,
+                        _ => f64::NAN,
+                    };
+                    n.as_f64()
+                        .and_then(|v| v.partial_cmp(&bound))
+                        .is_some_and(|o| compare(*op, o))
+                }
+                _ => return Err(mismatch(path)),
+            };
+            if holds {
+                Ok(())
+            } else {
+                Err(conflict(
+                    path,
+                    format!("invalid value {} (out of bound {val})", shown(input)),
+                ))
+            }
+        }
+        Val::Regex { negate, regex, .. } => match input {
+            Json::String(s) if regex.is_match(s) != *negate => Ok(()),
+            Json::String(_) => Err(conflict(
+                path,
+                format!("invalid value {} (out of bound {val})", shown(input)),
+            )),
+            _ => Err(mismatch(path)),
+        },
+        Val::Validator(v) => {
+            let holds = match (v, input) {
+                (Validator::HasPrefix(p), Json::String(s)) => s.starts_with(p.as_str()),
+                (Validator::HasSuffix(p), Json::String(s)) => s.ends_with(p.as_str()),
+                (Validator::Contains(p), Json::String(s)) => s.contains(p.as_str()),
+                (Validator::Time, Json::String(s)) => parse_rfc3339(s).is_ok(),
+                (Validator::MinItems(n), Json::Array(a)) => a.len() >= *n,
+                (Validator::MaxItems(n), Json::Array(a)) => a.len() <= *n,
+                (Validator::MinFields(n), Json::Object(o)) => o.len() >= *n,
+                (Validator::MaxFields(n), Json::Object(o)) => o.len() <= *n,
+                _ => return Err(mismatch(path)),
+            };
+            if holds {
+                Ok(())
+            } else {
+                Err(conflict(
+                    path,
+                    format!("invalid value {} (does not satisfy {val})", shown(input)),
+                ))
+            }
+        }
+        Val::Struct(fields) => {
+            let Json::Object(object) = input else {
+                return Err(mismatch(path));
+            };
+            for (label, value, _) in fields {
+                if let Some(item) = object.get(label) {
+                    push_label(path, label);
+                    check(value, item, path)?;
+                    path.pop();
+                }
+            }
+            Ok(())
+        }
+        Val::List(items, rest) => {
+            let Json::Array(array) = input else {
+                return Err(mismatch(path));
+            };
+            if array.len() < items.len() || (rest.is_none() && array.len() != items.len()) {
+                return Err(conflict(
+                    path,
+                    format!(
+                        "the input has {} elements, the policy's list {val} takes {}{}",
+                        array.len(),
+                        if rest.is_some() { "at least " } else { "" },
+                        items.len()
+                    ),
+                ));
+            }
+            for (i, item) in array.iter().enumerate() {
+                let constraint = items.get(i).or(rest.as_deref()).unwrap_or(&Val::Top);
+                path.push(i.to_string());
+                check(constraint, item, path)?;
+                path.pop();
+            }
+            Ok(())
+        }
+        Val::And(vs) => vs.iter().try_for_each(|v| check(v, input, path)),
+        Val::Or(alts) => {
+            if alts.iter().any(|(v, _)| check(v, input, &mut path.clone()).is_ok()) {
+                Ok(())
+            } else {
+                Err(conflict(
+                    path,
+                    format!("{} matches no alternative of {val}", shown(input)),
+                ))
+            }
+        }
+        Val::Package(_) | Val::Func(_) => Err(conflict(path, format!("{val} is not a value"))),
+    }
+}
+
+fn compare(op: UnaryOp, ordering: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        UnaryOp::Lt => ordering == Less,
+        UnaryOp::Le => ordering != Greater,
+        UnaryOp::Gt => ordering == Greater,
+        UnaryOp::Ge => ordering != Less,
+        _ => false,
+    }
+}
+
+impl fmt::Display for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Top => f.write_str("_"),
+            Val::Bottom(_) => f.write_str("_|_"),
+            Val::Null => f.write_str("null"),
+            Val::Bool(b) => write!(f, "{b}"),
+            Val::Int(n) => write!(f, "{n}"),
+            Val::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => write!(f, "{x:.1}"),
+            Val::Float(x) => write!(f, "{x}"),
+            Val::Str(s) => write!(f, "{}", Json::String(s.clone())),
+            Val::Kind(_, name) => f.write_str(name),
+            Val::Bound(op, x) => write!(f, "{}{x}", op.symbol()),
+            Val::Regex { negate, source, .. } => {
+                write!(
+                    f,
+                    "{}{}",
+                    if *negate { "!~" } else { "=~" },
+                    Json::String(source.clone())
+                )
+            }
+            Val::Validator(v) => match v {
+                Validator::HasPrefix(s) => write!(f, "strings.HasPrefix({})", Json::String(s.clone())),
+                Validator::HasSuffix(s) => write!(f, "strings.HasSuffix({})", Json::String(s.clone())),
+                Validator::Contains(s) => write!(f, "strings.Contains({})", Json::String(s.clone())),
+                Validator::Time => f.write_str("time.Time"),
+                Validator::MinItems(n) => write!(f, "list.MinItems({n})"),
+                Validator::MaxItems(n) => write!(f, "list.MaxItems({n})"),
+                Validator::MinFields(n) => write!(f, "struct.MinFields({n})"),
+                Validator::MaxFields(n) => write!(f, "struct.MaxFields({n})"),
+            },
+            Val::Struct(fields) => {
+                f.write_str("{")?;
+                for (i, (label, value, optional)) in fields.iter().enumerate() {
+                    let mut path = Vec::new();
+                    push_label(&mut path, label);
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{}{}: {value}", path[0], if *optional { "?" } else { "" })?;
+                }
+                f.write_str("}")
+            }
+            Val::List(items, rest) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    write!(f, "{}{item}", if i == 0 { "" } else { ", " })?;
+                }
+                if let Some(rest) = rest {
+                    let sep = if items.is_empty() { "" } else { ", " };
+                    match &**rest {
+                        Val::Top => write!(f, "{sep}...")?,
+                        t => write!(f, "{sep}...{t}")?,
+                    }
+                }
+                f.write_str("]")
+            }
+            Val::And(vs) => {
+                for (i, v) in vs.iter().enumerate() {
+                    write!(f, "{}{v}", if i == 0 { "" } else { " & " })?;
+                }
+                Ok(())
+            }
+            Val::Or(alts) => {
+                for (i, (v, default)) in alts.iter().enumerate() {
+                    write!(
+                        f,
+                        "{}{}{v}",
+                        if i == 0 { "" } else { " | " },
+                        if *default { "*" } else { "" }
+                    )?;
+                }
+                Ok(())
+            }
+            Val::Package(p) => f.write_str(p),
+            Val::Func(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A struct literal's fields, and the scope around it.
+struct Scope<'a> {
+    fields: &'a [Field],
+    parent: Option<&'a Scope<'a>>,
+}
+
+struct Compiler<'f> {
+    file: &'f File,
+    used: Vec<bool>,
+    depth: usize,
+}
+
+/// How deep references may chain before they are taken for a cycle.
+const MAX_DEPTH: usize = 64;
+
+/// Evaluates a parsed file: its value and the names of the imports it never uses.
+pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
+    for import in &file.imports {
+        if !PACKAGES.contains(&import.path.as_str()) {
+            return Err(CueError::unsupported(
+                import.pos,
+                &format!("the package {:?} (time, strings, list and struct are)", import.path),
+            ));
+        }
+    }
+    let mut compiler = Compiler {
+        file,
+        used: vec![false; file.imports.len()],
+        depth: 0,
+    };
+    let root = Scope {
+        fields: &file.fields,
+        parent: None,
+    };
+    let value = compiler.structure(&root)?;
+    let unused = file
+        .imports
+        .iter()
+        .zip(&compiler.used)
+        .filter(|(_, used)| !**used)
+        .map(|(import, _)| import.path.clone())
+        .collect();
+    Ok((value, unused))
+}
+
+/// The first conflict inside a value (not inside a disjunction, whose failing alternatives
+/// are dropped).
+fn first_bottom(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
+    match val {
+        Val::Bottom(message) => Some(conflict(path, message.clone())),
+        Val::Struct(fields) => fields.iter().find_map(|(label, value, _)| {
+            push_label(path, label);
+            let found = first_bottom(value, path);
+            path.pop();
+            found
+        }),
+        Val::List(items, rest) => items.iter().chain(rest.as_deref()).enumerate().find_map(|(i, v)| {
+            path.push(i.to_string());
+            let found = first_bottom(v, path);
+            path.pop();
+            found
+        }),
+        _ => None,
+    }
+}
+
+impl Compiler<'_> {
+    /// The value of the struct whose fields are `scope.fields`.
+    fn structure(&mut self, scope: &Scope<'_>) -> Result<Val, CueError> {
+        let mut out: Vec<(String, Val, bool)> = Vec::new();
+        for field in scope.fields {
+            if out.iter().any(|(label, _, _)| *label == field.label) {
+                continue;
+            }
+            let (value, optional) = self.field_value(&field.label, scope)?;
+            let mut path = Vec::new();
+            push_label(&mut path, &field.label);
+            if let Some(c) = first_bottom(&value, &mut path) {
+                return Err(CueError::invalid(
+                    field.pos,
+                    format!("the policy conflicts with itself at {c}"),
+                ));
+            }
+            out.push((field.label.clone(), value, optional));
+        }
+        Ok(Val::Struct(out))
+    }
+
+    /// Every declaration of `label` in `scope`, unified.
+    fn field_value(&mut self, label: &str, scope: &Scope<'_>) -> Result<(Val, bool), CueError> {
+        let mut value = Val::Top;
+        let mut optional = true;
+        for field in scope.fields.iter().filter(|f| f.label == label) {
+            value = meet(value, self.eval(&field.value, scope)?);
+            optional &= field.optional;
+        }
+        Ok((value, optional))
+    }
+
+    fn eval(&mut self, expr: &Expr, scope: &Scope<'_>) -> Result<Val, CueError> {
+        Ok(match expr {
+            Expr::Null => Val::Null,
+            Expr::Bool(b) => Val::Bool(*b),
+            Expr::Int(n) => Val::Int(*n),
+            Expr::Float(x) => Val::Float(*x),
+            Expr::Str(s) => Val::Str(s.clone()),
+            Expr::Ident(name, pos) => self.reference(name, *pos, scope)?,
+            Expr::Select(base, name, pos) => {
+                let base = self.eval(base, scope)?;
+                select(base, name, *pos)?
+            }
+            Expr::Call(callee, args, pos) => {
+                let callee = self.eval(callee, scope)?;
+                let args = args
+                    .iter()
+                    .map(|a| self.eval(a, scope).map(Val::resolved))
+                    .collect::<Result<Vec<_>, _>>()?;
+                call(callee, args, *pos)?
+            }
+            Expr::Struct(fields) => self.structure(&Scope {
+                fields,
+                parent: Some(scope),
+            })?,
+            Expr::List(items, rest) => {
+                let items = items
+                    .iter()
+                    .map(|i| self.eval(i, scope))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rest = match rest {
+                    Some(r) => Some(Box::new(self.eval(r, scope)?)),
+                    None => None,
+                };
+                Val::List(items, rest)
+            }
+            Expr::Unary(op, operand, pos) => {
+                let operand = self.eval(operand, scope)?.resolved();
+                unary(*op, operand, *pos)?
+            }
+            Expr::And(terms) => {
+                let mut value = Val::Top;
+                for term in terms {
+                    value = meet(value, self.eval(term, scope)?);
+                }
+                value
+            }
+            Expr::Or(alts) => {
+                let mut out = Vec::new();
+                for (alt, default) in alts {
+                    let value = self.eval(alt, scope)?;
+                    if !matches!(value, Val::Bottom(_)) {
+                        out.push((value, *default));
+                    }
+                }
+                if out.is_empty() {
+                    Val::Bottom("every alternative of the disjunction is in conflict".to_owned())
+                } else {
+                    Val::Or(out)
+                }
+            }
+        })
+    }
+
+    fn reference(&mut self, name: &str, pos: Pos, scope: &Scope<'_>) -> Result<Val, CueError> {
+        let mut current = Some(scope);
+        while let Some(s) = current {
+            if s.fields.iter().any(|f| f.label == name) {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(CueError::invalid(
+                        pos,
+                        format!("the reference `{name}` refers to itself (a cycle)"),
+                    ));
+                }
+                let value = self.field_value(name, s).map(|(v, _)| v);
+                self.depth -= 1;
+                return value;
+            }
+            current = s.parent;
+        }
+        if let Some(i) = self.file.imports.iter().position(|imp| imp.name == name) {
+            self.used[i] = true;
+            let path = self.file.imports[i].path.as_str();
+            return Ok(Val::Package(
+                PACKAGES.into_iter().find(|p| *p == path).unwrap_or("time"),
+            ));
+        }
+        Ok(match name {
+            "_" => Val::Top,
+            "string" => Val::Kind(STRING, "string"),
+            "int" => Val::Kind(INT, "int"),
+            "float" => Val::Kind(FLOAT, "float"),
+            "number" => Val::Kind(NUMBER, "number"),
+            "bool" => Val::Kind(BOOL, "bool"),
+            "bytes" => return Err(CueError::unsupported(pos, "the type bytes")),
+            "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
+                return Err(CueError::unsupported(pos, &format!("the builtin {name}()")));
+            }
+            _ if PACKAGES.contains(&name) => {
+                return Err(CueError::invalid(
+                    pos,
+                    format!("`{name}` is used but not imported: add import \"{name}\""),
+                ));
+            }
+            _ => {
+                return Err(CueError::invalid(
+                    pos,
+                    format!(
+                        "the reference `{name}` is not a field of the policy (references to the input are not supported)"
+                    ),
+                ));
+            }
+        })
+    }
+}
+
+fn select(base: Val, name: &str, pos: Pos) -> Result<Val, CueError> {
+    match base {
+        Val::Package(package) => Ok(match (package, name) {
+            ("time", "RFC3339") => Val::Str(RFC3339.to_owned()),
+            ("time", "RFC3339Nano") => Val::Str(RFC3339_NANO.to_owned()),
+            ("time", "Time") => Val::Validator(Validator::Time),
+            ("time", "Parse") => Val::Func("time.Parse"),
+            ("strings", "HasPrefix") => Val::Func("strings.HasPrefix"),
+            ("strings", "HasSuffix") => Val::Func("strings.HasSuffix"),
+            ("strings", "Contains") => Val::Func("strings.Contains"),
+            ("list", "MinItems") => Val::Func("list.MinItems"),
+            ("list", "MaxItems") => Val::Func("list.MaxItems"),
+            ("struct", "MinFields") => Val::Func("struct.MinFields"),
+            ("struct", "MaxFields") => Val::Func("struct.MaxFields"),
+            _ => return Err(CueError::unsupported(pos, &format!("{package}.{name}"))),
+        }),
+        Val::Struct(fields) => match fields.into_iter().find(|(label, _, _)| label == name) {
+            Some((_, value, _)) => Ok(value),
+            None => Err(CueError::invalid(pos, format!("the struct has no field `{name}`"))),
+        },
+        other => Err(CueError::invalid(pos, format!("cannot select `{name}` from {other}"))),
+    }
+}
+
+fn call(callee: Val, args: Vec<Val>, pos: Pos) -> Result<Val, CueError> {
+    let Val::Func(name) = callee else {
+        return Err(CueError::unsupported(pos, &format!("calling {callee}")));
+    };
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(CueError::invalid(
+                pos,
+                format!("{name} takes {n} arguments here, not {}", args.len()),
+            ))
+        }
+    };
+    let string = |v: &Val| match v {
+        Val::Str(s) => Ok(s.clone()),
+        other => Err(CueError::invalid(
+            pos,
+            format!("{name} needs a concrete string, not {other}"),
+        )),
+    };
+    let count = |v: &Val| match v {
+        Val::Int(n) if *n >= 0 => Ok(*n as usize),
+        other => Err(CueError::invalid(pos, format!("{name} needs a count, not {other}"))),
+    };
+    match name {
+        "time.Parse" => {
+            arity(2)?;
+            let layout = string(&args[0])?;
+            if layout != RFC3339 && layout != RFC3339_NANO {
+                return Err(CueError::unsupported(
+                    pos,
+                    "a time.Parse layout other than time.RFC3339 or time.RFC3339Nano",
+                ));
+            }
+            let value = string(&args[1])?;
+            parse_rfc3339(&value)
+                .map(Val::Str)
+                .map_err(|e| CueError::invalid(pos, e))
+        }
+        "strings.HasPrefix" | "strings.HasSuffix" | "strings.Contains" => {
+            let make = |s: String| match name {
+                "strings.HasPrefix" => Validator::HasPrefix(s),
+                "strings.HasSuffix" => Validator::HasSuffix(s),
+                _ => Validator::Contains(s),
+            };
+            match args.len() {
+                1 => Ok(Val::Validator(make(string(&args[0])?))),
+                _ => {
+                    arity(2)?;
+                    let subject = Json::String(string(&args[0])?);
+                    let validator = Val::Validator(make(string(&args[1])?));
+                    Ok(Val::Bool(check(&validator, &subject, &mut Vec::new()).is_ok()))
+                }
+            }
+        }
+        _ => {
+            arity(1)?;
+            let n = count(&args[0])?;
+            Ok(Val::Validator(match name {
+                "list.MinItems" => Validator::MinItems(n),
+                "list.MaxItems" => Validator::MaxItems(n),
+                "struct.MinFields" => Validator::MinFields(n),
+                _ => Validator::MaxFields(n),
+            }))
+        }
+    }
+}
+
+fn unary(op: UnaryOp, operand: Val, pos: Pos) -> Result<Val, CueError> {
+    match (op, operand) {
+        (UnaryOp::Neg, Val::Int(n)) => Ok(Val::Int(-n)),
+        (UnaryOp::Neg, Val::Float(x)) => Ok(Val::Float(-x)),
+        (UnaryOp::Match | UnaryOp::NotMatch, Val::Str(source)) => {
+            let regex = regex_lite::Regex::new(&source)
+                .map_err(|e| CueError::invalid(pos, format!("invalid regular expression {source:?}: {e}")))?;
+            Ok(Val::Regex {
+                negate: op == UnaryOp::NotMatch,
+                source,
+                regex,
+            })
+        }
+        (UnaryOp::Ne, x) if x.is_scalar() => Ok(Val::Bound(op, Box::new(x))),
+        (UnaryOp::Lt | UnaryOp::Le | UnaryOp::Gt | UnaryOp::Ge, x @ (Val::Int(_) | Val::Float(_) | Val::Str(_))) => {
+            Ok(Val::Bound(op, Box::new(x)))
+        }
+        (op, other) => Err(CueError::invalid(
+            pos,
+            format!(
+                "`{}` needs a concrete {}, not {other}",
+                op.symbol(),
+                match op {
+                    UnaryOp::Neg => "number",
+                    UnaryOp::Match | UnaryOp::NotMatch => "string",
+                    UnaryOp::Ne => "value",
+                    _ => "number or string",
+                }
+            ),
+        )),
+    }
+}

@@ -1,0 +1,371 @@
+//! Every construct of the subset, accepted and refused, and every refusal with its position.
+
+use serde_json::{Value, json};
+
+use super::{CueError, Pos, Program};
+
+fn compile(text: &str) -> Program {
+    Program::compile(text).unwrap_or_else(|e| panic!("{text}\n{e}"))
+}
+
+/// Asserts that `text` admits each of `good` and refuses each of `bad`.
+fn decides(text: &str, good: &[Value], bad: &[Value]) {
+    let program = compile(text);
+    for input in good {
+        if let Err(c) = program.check(input) {
+            panic!("{text}\nshould admit {input}: {c}");
+        }
+    }
+    for input in bad {
+        assert!(program.check(input).is_err(), "{text}\nshould refuse {input}");
+    }
+}
+
+fn refused(text: &str) -> CueError {
+    match Program::compile(text) {
+        Ok(p) => panic!("{text}\nshould be refused, compiled to {p}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_articles_multi_sig_policy() {
+    let text = "package main\n\nimport \"time\"\n\n// Require both signatures\nauthorizations: {\n  \"security-team\": true\n  \"release-team\": true\n}\n";
+    let program = compile(text);
+    assert_eq!(program.unused_imports(), ["time"]);
+    let both = json!({"authorizations": {"security-team": true, "release-team": true}});
+    assert_eq!(program.check(&both), Ok(()));
+    let conflict = program
+        .check(&json!({"authorizations": {"security-team": true, "release-team": false}}))
+        .unwrap_err();
+    assert_eq!(
+        conflict.to_string(),
+        "authorizations.\"release-team\": conflicting values true (policy) and false (input)"
+    );
+    assert!(
+        program
+            .check(&json!({"authorizations": {"security-team": false, "release-team": true}}))
+            .is_err()
+    );
+}
+
+#[test]
+fn literals_and_nested_structs() {
+    decides(
+        "a: {b: \"x\", c: 1, d: 1.5, e: true, f: null}",
+        &[
+            json!({"a": {"b": "x", "c": 1, "d": 1.5, "e": true, "f": null, "extra": 0}}),
+            json!({}),
+        ],
+        &[
+            json!({"a": {"b": "y"}}),
+            json!({"a": {"c": 2}}),
+            json!({"a": {"c": 1.0}}),
+            json!({"a": {"d": 2.5}}),
+            json!({"a": {"e": false}}),
+            json!({"a": {"f": 0}}),
+            json!({"a": 3}),
+        ],
+    );
+    // `a: b: c` is `a: {b: c}`; quoted labels and `...` are fine.
+    decides(
+        "a: b: \"c\": -2\nz: {...}",
+        &[json!({"a": {"b": {"c": -2}}})],
+        &[json!({"a": {"b": {"c": 2}}})],
+    );
+}
+
+#[test]
+fn basic_types() {
+    decides(
+        "s: string, i: int, n: number, f: float, b: bool, t: _",
+        &[
+            json!({"s": "x", "i": 3, "n": 2.5, "f": 1.5, "b": false, "t": [1]}),
+            json!({"n": 2}),
+        ],
+        &[
+            json!({"s": 1}),
+            json!({"i": 1.5}),
+            json!({"n": "1"}),
+            json!({"f": 1}),
+            json!({"b": "true"}),
+        ],
+    );
+}
+
+#[test]
+fn bounds_on_numbers_and_strings() {
+    decides(
+        "a: >1 & <=10, b: >=\"m\", c: !=\"x\", d: <2.5, e: !=null",
+        &[json!({"a": 10, "b": "n", "c": "y", "d": 2, "e": 0}), json!({"a": 1.5})],
+        &[
+            json!({"a": 1}),
+            json!({"a": 11}),
+            json!({"a": "5"}),
+            json!({"b": "a"}),
+            json!({"c": "x"}),
+            json!({"d": 2.5}),
+            json!({"e": null}),
+        ],
+    );
+}
+
+#[test]
+fn regular_expressions() {
+    decides(
+        "a: =~\"^ghcr\\\\.io/\", b: !~\"latest$\"",
+        &[json!({"a": "ghcr.io/x", "b": "v1"})],
+        &[json!({"a": "docker.io/x"}), json!({"b": "x:latest"}), json!({"a": 1})],
+    );
+}
+
+#[test]
+fn conjunctions_disjunctions_and_defaults() {
+    decides(
+        "a: string & =~\"^v\"\nb: *\"x\" | \"y\" | int\nc: \"p\" | \"q\"",
+        &[json!({"a": "v1", "b": "y", "c": "q"}), json!({"b": 3})],
+        &[
+            json!({"a": "1"}),
+            json!({"b": "z"}),
+            json!({"c": "r"}),
+            json!({"b": 1.5}),
+        ],
+    );
+    let conflict = compile("c: \"p\" | \"q\"").check(&json!({"c": "r"})).unwrap_err();
+    assert_eq!(conflict.to_string(), "c: \"r\" matches no alternative of \"p\" | \"q\"");
+}
+
+#[test]
+fn optional_fields_and_repeated_declarations() {
+    decides("a?: int", &[json!({"a": 1}), json!({})], &[json!({"a": "1"})]);
+    decides(
+        "a: {x: int}\na: {y: string}\na: x: >0",
+        &[json!({"a": {"x": 1, "y": "s"}})],
+        &[json!({"a": {"x": 0}}), json!({"a": {"y": 1}})],
+    );
+}
+
+#[test]
+fn lists_closed_and_open() {
+    decides(
+        "a: [1, \"x\"], b: [...string], c: [int, ...bool], d: [...]",
+        &[json!({"a": [1, "x"], "b": [], "c": [1, true, false], "d": [1, "2"]})],
+        &[
+            json!({"a": [1]}),
+            json!({"a": [1, "x", 2]}),
+            json!({"b": ["x", 1]}),
+            json!({"c": []}),
+            json!({"c": [1, 2]}),
+            json!({"b": "x"}),
+        ],
+    );
+    let conflict = compile("b: [...string]").check(&json!({"b": ["x", 1]})).unwrap_err();
+    assert_eq!(conflict.path, "b.1");
+}
+
+#[test]
+fn references_resolve_lexically() {
+    decides(
+        "min: 2\nlimits: {low: >=min, high: <=max, max: 9}",
+        &[json!({"limits": {"low": 2, "high": 9}})],
+        &[json!({"limits": {"low": 1}}), json!({"limits": {"high": 10}})],
+    );
+    // A reference to a disjunction with a default uses the default in a bound.
+    decides("d: *5 | 6\nx: <d", &[json!({"x": 4})], &[json!({"x": 5})]);
+}
+
+#[test]
+fn time_parse_and_comparisons_as_policy_controller_documents() {
+    let text = r#"import "time"
+before: time.Parse(time.RFC3339, "2049-10-09T17:10:27Z")
+after: time.Parse(time.RFC3339, "2022-04-26T12:00:00+02:00")
+predicateType: "https://cosign.sigstore.dev/attestation/v1"
+predicate: {
+  Timestamp: <=before & >=after
+  When: time.Time
+}
+"#;
+    let program = compile(text);
+    assert!(program.unused_imports().is_empty());
+    let ok = json!({"predicateType": "https://cosign.sigstore.dev/attestation/v1",
+        "predicate": {"Timestamp": "2024-01-01T00:00:00Z", "When": "2024-01-01T00:00:00+01:00"}});
+    assert_eq!(program.check(&ok), Ok(()));
+    for bad in [
+        json!({"predicate": {"Timestamp": "2022-04-26T09:59:59Z"}}),
+        json!({"predicate": {"Timestamp": "2050-01-01T00:00:00Z"}}),
+        json!({"predicate": {"When": "yesterday"}}),
+        json!({"predicateType": "https://slsa.dev/provenance/v0.2"}),
+    ] {
+        assert!(program.check(&bad).is_err(), "{bad}");
+    }
+    let conflict = program
+        .check(&json!({"predicate": {"Timestamp": "2022-04-26T09:59:59Z"}}))
+        .unwrap_err();
+    assert_eq!(
+        conflict.to_string(),
+        "predicate.Timestamp: invalid value \"2022-04-26T09:59:59Z\" (out of bound >=\"2022-04-26T10:00:00Z\")"
+    );
+}
+
+#[test]
+fn strings_and_list_and_struct_validators() {
+    decides(
+        r#"import ("strings"
+"list"
+"struct")
+image: strings.HasPrefix("ghcr.io/") & strings.HasSuffix(":v1") & strings.Contains("team")
+ok: strings.HasPrefix("abc", "a")
+sigs: list.MinItems(1) & list.MaxItems(2)
+matches: struct.MinFields(2) & struct.MaxFields(3)
+"#,
+        &[json!({"image": "ghcr.io/team/app:v1", "ok": true, "sigs": [{}], "matches": {"a": {}, "b": {}}})],
+        &[
+            json!({"image": "docker.io/team/app:v1"}),
+            json!({"image": "ghcr.io/team/app:v2"}),
+            json!({"image": "ghcr.io/x/app:v1"}),
+            json!({"ok": false}),
+            json!({"sigs": []}),
+            json!({"sigs": [1, 2, 3]}),
+            json!({"matches": {"a": {}}}),
+        ],
+    );
+}
+
+#[test]
+fn policy_controller_style_authority_matches() {
+    decides(
+        r#"package sigstore
+import "list"
+authorityMatches: {
+  keylesssignature: signatures: list.MinItems(1)
+  "key-authority": {signatures: [...{}]}
+}
+"#,
+        &[
+            json!({"authorityMatches": {"keylesssignature": {"signatures": [{}]}, "key-authority": {"signatures": [{}]}}}),
+        ],
+        &[json!({"authorityMatches": {"keylesssignature": {"signatures": []}}})],
+    );
+}
+
+#[test]
+fn comments_commas_and_multiline_calls() {
+    decides(
+        "// a comment\na: 1, b: 2 // trailing\nc: [\n  1,\n  2\n]\nimport_ok: \"x\"",
+        &[json!({"a": 1, "b": 2, "c": [1, 2]})],
+        &[json!({"c": [1]})],
+    );
+}
+
+#[test]
+fn self_conflicts_are_refused_with_their_position() {
+    let e = refused("a: 1\nb: {\n  c: 1 & 2\n}");
+    assert_eq!(e.pos, Pos { line: 3, col: 3 });
+    assert_eq!(
+        e.message,
+        "the policy conflicts with itself at c: conflicting values 1 and 2"
+    );
+    let e = refused("a: {x: 1}\na: {x: \"y\"}");
+    assert!(e.message.contains("a.x"), "{e}");
+    let e = refused("a: string & int");
+    assert!(e.message.contains("mismatched types"), "{e}");
+    let e = refused("a: \"abc\" & =~\"^x\"");
+    assert!(e.message.contains("out of bound"), "{e}");
+}
+
+#[test]
+fn everything_outside_the_subset_is_refused_with_line_and_column() {
+    let cases: &[(&str, u32, u32, &str)] = &[
+        ("a: 1 + 2", 1, 6, "the binary operator `+`"),
+        ("a: 1\nb: a * 2", 2, 6, "the binary operator `*`"),
+        ("a: b == c", 1, 6, "the binary operator `==`"),
+        ("#Def: {a: int}", 1, 1, "definitions (#Def)"),
+        ("a: #Def", 1, 4, "definitions (#Def)"),
+        ("_hidden: 1", 1, 1, "hidden fields (_hidden)"),
+        ("[string]: int", 1, 1, "pattern constraints"),
+        ("(k): 1", 1, 1, "dynamic fields"),
+        ("a!: int", 1, 2, "required fields"),
+        ("a: \"\\(b)\"", 1, 5, "string interpolation"),
+        ("a: \"\"\"\n  x\n  \"\"\"", 1, 4, "multi-line strings"),
+        ("a: 'bytes'", 1, 4, "byte strings"),
+        ("a: #\"raw\"#", 1, 4, "raw strings"),
+        ("a: 0x10", 1, 4, "the number `0x10`"),
+        ("a: [for x in y {x}]", 1, 5, "list comprehensions"),
+        ("let x = 1\na: x", 1, 1, "`let` clauses"),
+        ("if true {a: 1}", 1, 1, "`if` clauses"),
+        ("a: len(b)", 1, 4, "the builtin len()"),
+        ("a: close({})", 1, 4, "the builtin close()"),
+        ("import \"encoding/json\"\na: 1", 1, 8, "the package \"encoding/json\""),
+        (
+            "import \"strings\"\na: strings.ToUpper(\"x\")",
+            2,
+            11,
+            "strings.ToUpper",
+        ),
+        (
+            "import \"time\"\na: time.Parse(\"2006\", \"2024\")",
+            2,
+            14,
+            "a time.Parse layout",
+        ),
+        ("a: x[0]\nx: [1]", 1, 5, "index expressions"),
+        ("a: !b", 1, 4, "the unary operator `!`"),
+        ("{a: 1}", 1, 1, "embedded values"),
+        ("a: bytes", 1, 4, "the type bytes"),
+        ("a: b=~\"x\"", 1, 5, "the binary operator `=~`"),
+    ];
+    for (text, line, col, what) in cases {
+        let e = refused(text);
+        assert_eq!((e.pos.line, e.pos.col), (*line, *col), "{text}: {e}");
+        assert!(
+            e.message.starts_with(what) && e.message.contains("is not supported"),
+            "{text}: {e}"
+        );
+    }
+}
+
+#[test]
+fn invalid_texts_are_refused_with_line_and_column() {
+    let cases: &[(&str, u32, u32, &str)] = &[
+        ("a: ", 1, 4, "expected a value"),
+        ("a: {b: 1", 1, 9, "expected a field label, found the end of the text"),
+        ("a: \"open", 1, 4, "unterminated string"),
+        ("a: b", 1, 4, "the reference `b` is not a field of the policy"),
+        (
+            "a: strings.HasPrefix(\"x\")",
+            1,
+            4,
+            "`strings` is used but not imported",
+        ),
+        ("a: a", 1, 4, "the reference `a` refers to itself"),
+        ("a: =~\"(\"", 1, 4, "invalid regular expression"),
+        (
+            "import \"time\"\na: time.Parse(time.RFC3339, \"soon\")",
+            2,
+            14,
+            "\"soon\" is not an RFC 3339 time",
+        ),
+        ("a: <b\nb: string", 1, 4, "`<` needs a concrete number or string"),
+        (
+            "a: 1\nimport \"time\"",
+            2,
+            1,
+            "package and import clauses must come first",
+        ),
+        ("a: ~", 1, 4, "unexpected character `~`"),
+        ("package #x", 1, 9, "`#x` is not a valid package name"),
+    ];
+    for (text, line, col, what) in cases {
+        let e = refused(text);
+        assert_eq!((e.pos.line, e.pos.col), (*line, *col), "{text}: {e}");
+        assert!(e.message.contains(what), "{text}: {e}");
+    }
+}
+
+#[test]
+fn errors_display_the_position() {
+    assert_eq!(
+        refused("a: 1 + 2").to_string(),
+        "line 1, column 6: the binary operator `+` is not supported (see the CUE subset in docs/policies.md)"
+    );
+}

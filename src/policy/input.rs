@@ -1,0 +1,79 @@
+//! The document a CIP-level policy decides over: policy-controller's `PolicyResult`
+//! (`authorityMatches`, and on request `config`, `spec`, `metadata`, `typemeta`) plus
+//! `authorizations`, which says for every authority whether it passed.
+
+use serde_json::{Map, Value, json};
+
+/// How an authority passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// Signatures verified (the host tells the digest only, so the entry has no details).
+    Signature,
+    /// `static: {action: pass}`.
+    Static,
+}
+
+/// The input document. `results` lists every authority in order with how it passed (`None`:
+/// it failed); `object` is the admitted object (absent for `verify_images`).
+pub fn document(
+    results: &[(&str, Option<Match>)],
+    config: Option<Value>,
+    object: Option<&Value>,
+    include_spec: bool,
+    include_object_meta: bool,
+    include_type_meta: bool,
+) -> Value {
+    let mut matches = Map::new();
+    let mut authorizations = Map::new();
+    for (name, outcome) in results {
+        authorizations.insert((*name).to_owned(), Value::Bool(outcome.is_some()));
+        match outcome {
+            Some(Match::Signature) => {
+                matches.insert((*name).to_owned(), json!({"signatures": [{}]}));
+            }
+            Some(Match::Static) => {
+                matches.insert((*name).to_owned(), json!({"static": true}));
+            }
+            None => {}
+        }
+    }
+    let mut doc = Map::new();
+    doc.insert("authorityMatches".to_owned(), Value::Object(matches));
+    doc.insert("authorizations".to_owned(), Value::Object(authorizations));
+    if let Some(config) = config {
+        doc.insert("config".to_owned(), config);
+    }
+    if let Some(object) = object {
+        if include_spec && let Some(spec) = object.get("spec") {
+            doc.insert("spec".to_owned(), spec.clone());
+        }
+        if include_object_meta && let Some(metadata) = object.get("metadata") {
+            doc.insert("metadata".to_owned(), metadata.clone());
+        }
+        if include_type_meta {
+            let mut typemeta = Map::new();
+            for field in ["apiVersion", "kind"] {
+                if let Some(v) = object.get(field) {
+                    typemeta.insert(field.to_owned(), v.clone());
+                }
+            }
+            doc.insert("typemeta".to_owned(), Value::Object(typemeta));
+        }
+    }
+    Value::Object(doc)
+}
+
+/// `config` for `fetchConfigFile`: the answer of `kubewarden/oci/v1/oci_manifest_config`,
+/// keyed by `{os}/{architecture}[/{variant}]` as policy-controller keys it.
+pub fn config_entry(answer: &Value) -> Result<Value, String> {
+    let config = answer
+        .get("config")
+        .filter(|c| c.is_object())
+        .ok_or("the host's answer has no image config")?;
+    let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
+    let mut platform = format!("{}/{}", field("os"), field("architecture"));
+    if !field("variant").is_empty() {
+        platform = format!("{platform}/{}", field("variant"));
+    }
+    Ok(json!({ platform: config.clone() }))
+}

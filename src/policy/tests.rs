@@ -1,0 +1,361 @@
+//! `spec.policy` as the module evaluates it, with the host mocked: the article's
+//! `multi-sig-policy` verbatim, policy-controller-style CUE and Rego policies, the input
+//! document, and every settings refusal.
+
+use serde_json::{Value, json};
+
+use super::rego::CIP_POLICY_REGO;
+use crate::admission::verify_images;
+use crate::crypto::tests::{P256_PEM, P384_PEM};
+use crate::host::KUBEWARDEN_VERIFY_V2;
+use crate::host::mock::{MockHost, trusted};
+use crate::settings::SettingsCache;
+use crate::tests::{DIGEST, article, check_settings, pod, run, settings, with_keys};
+
+/// A host on which exactly the images signed by `keys` verify (answering `DIGEST`).
+fn host_signed_by(keys: &'static [&'static str]) -> MockHost {
+    MockHost::new(move |capability, payload| {
+        assert_eq!(capability, KUBEWARDEN_VERIFY_V2, "{payload}");
+        let key = payload["pub_keys"][0].as_str().unwrap_or_default();
+        if keys.contains(&key) {
+            trusted(DIGEST)
+        } else {
+            Err("no signature verified by the given key".to_owned())
+        }
+    })
+}
+
+fn multi_sig() -> Value {
+    settings(
+        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM])],
+        json!({}),
+    )
+}
+
+const IMAGE: &str = "myregistry.com/critical/app:v1";
+
+#[test]
+fn multi_sig_policy_verbatim_is_valid() {
+    assert_eq!(check_settings(&multi_sig()), Ok(()));
+}
+
+#[test]
+fn multi_sig_policy_admits_an_image_signed_by_both_keys() {
+    let mut host = host_signed_by(&[P256_PEM, P384_PEM]);
+    let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert!(response.get("warnings").is_none_or(Value::is_null), "{response}");
+    assert_eq!(
+        response["mutated_object"]["spec"]["containers"][0]["image"],
+        format!("{IMAGE}@{DIGEST}")
+    );
+    assert_eq!(host.calls.len(), 2, "both authorities are asked");
+}
+
+#[test]
+fn multi_sig_policy_refuses_an_image_signed_by_either_key_alone() {
+    for (signer, missing) in [(P256_PEM, "release-team"), (P384_PEM, "security-team")] {
+        let keys: &'static [&'static str] = Box::leak(vec![signer].into_boxed_slice());
+        let mut host = host_signed_by(keys);
+        let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);
+        assert_eq!(response["accepted"], false, "{response}");
+        let message = response["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!(
+                "Pod default/test: image {IMAGE} denied by policy multi-sig-policy: spec.policy (cue): \
+                 authorizations.\"{missing}\": conflicting values true (policy) and false (input)"
+            )
+        );
+        assert_eq!(host.calls.len(), 2, "no early exit with spec.policy");
+    }
+}
+
+#[test]
+fn multi_sig_policy_with_no_signature_fails_as_without_a_policy() {
+    let mut host = host_signed_by(&[]);
+    let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);
+    let message = response["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Pod default/test: image {IMAGE} denied by policy multi-sig-policy: authority security-team: "
+        )) && message.contains("authority release-team: "),
+        "{message}"
+    );
+}
+
+#[test]
+fn warn_mode_policy_failure_is_a_warning_within_256_bytes() {
+    let cip =
+        with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
+    let s = settings(&[cip], json!({}));
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host_signed_by(&[P256_PEM]));
+    assert_eq!(response["accepted"], true, "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert_eq!(
+        warning,
+        format!(
+            "image {IMAGE} not verified by policy multi-sig-policy (warn mode): spec.policy (cue): \
+             authorizations.\"release-team\": conflicting values true (policy) and false (input)"
+        )
+    );
+    assert!(warning.len() <= 256, "{warning}");
+    // A long conflict is cut by the policy itself so the warning keeps its head.
+    let long = super::shorten(&"x".repeat(400));
+    assert_eq!(long.len(), super::MAX_FAILURE_LEN);
+}
+
+/// A CIP over `myregistry.com/**` with two key authorities and the given `spec.policy`.
+fn two_keys_with(policy: Value) -> Value {
+    json!({"policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicy",
+        "metadata": {"name": "pol"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/**"}],
+            "authorities": [
+                {"name": "first", "key": {"data": P256_PEM}},
+                {"name": "second", "key": {"data": P384_PEM}}
+            ],
+            "policy": policy
+        }
+    }]})
+}
+
+#[test]
+fn input_document_has_authority_matches_authorizations_and_requested_object_parts() {
+    let s = two_keys_with(json!({"type": "rego", "data": "package sigstore\nisCompliant = true\n",
+        "includeSpec": true, "includeObjectMeta": true, "includeTypeMeta": true}));
+    let inputs = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = inputs.clone();
+    let mut host = MockHost::new(move |capability, payload| {
+        if capability == CIP_POLICY_REGO {
+            seen.borrow_mut().push(payload["input"].clone());
+            return Ok(br#"{"compliant": true}"#.to_vec());
+        }
+        if payload["pub_keys"][0] == P256_PEM {
+            trusted(DIGEST)
+        } else {
+            Err("no signature".into())
+        }
+    });
+    let request = pod("default", &["myregistry.com/app:v1"]);
+    let response = run(&request, &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    let object = &request["object"];
+    assert_eq!(
+        inputs.borrow()[0],
+        json!({
+            "authorityMatches": {"first": {"signatures": [{}]}},
+            "authorizations": {"first": true, "second": false},
+            "spec": object["spec"],
+            "metadata": object["metadata"],
+            "typemeta": {"apiVersion": "v1", "kind": "Pod"}
+        })
+    );
+}
+
+#[test]
+fn verify_images_has_no_object_to_include() {
+    let s = two_keys_with(json!({"type": "cue", "data": "metadata: namespace: \"elsewhere\"",
+        "includeObjectMeta": true}));
+    let payload = json!({"settings": s, "images": [{"image": "myregistry.com/app:v1", "namespace": "default"}]});
+    let mut host = host_signed_by(&[P256_PEM]);
+    let out = verify_images(payload.to_string().as_bytes(), &mut SettingsCache::default(), &mut host).unwrap();
+    assert_eq!(serde_json::to_value(out.results[0].verdict).unwrap(), "allow");
+    // Under admission the same policy sees the Pod's metadata and refuses.
+    let response = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
+    assert!(
+        response["message"].as_str().unwrap().ends_with(
+            "spec.policy (cue): metadata.namespace: conflicting values \"elsewhere\" (policy) and \"default\" (input)"
+        ),
+        "{response}"
+    );
+}
+
+#[test]
+fn policy_controller_style_cue_over_authority_matches() {
+    // Require at least one signature from each authority, the way policy-controller's docs do.
+    let s = two_keys_with(json!({"type": "cue", "data":
+        "package sigstore\nimport \"list\"\nauthorityMatches: {\n  first: signatures: list.MinItems(1)\n  second: signatures: list.MinItems(1)\n}\n"}));
+    assert_eq!(check_settings(&s), Ok(()));
+    let both = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM, P384_PEM]),
+    );
+    assert_eq!(both["accepted"], true, "{both}");
+    // policy-controller's input has no entry for a failing authority, so a CUE constraint on it
+    // holds vacuously: the same policy passes with one signature, as it does there.
+    let one = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
+    assert_eq!(one["accepted"], true, "{one}");
+    // `authorizations` is how to require it.
+    let s = two_keys_with(json!({"type": "cue", "data": "authorizations: second: true"}));
+    let one = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[P256_PEM]),
+    );
+    assert_eq!(one["accepted"], false, "{one}");
+}
+
+#[test]
+fn rego_policies_run_in_the_host_with_its_messages() {
+    let s = two_keys_with(json!({"type": "rego", "data":
+        "package sigstore\ndefault isCompliant = false\nisCompliant {\n  input.authorizations.first\n  input.authorizations.second\n}\n"}));
+    assert_eq!(check_settings(&s), Ok(()));
+    let answer = std::rc::Rc::new(std::cell::Cell::new(0));
+    let which = answer.clone();
+    let mut host = MockHost::new(move |capability, payload| {
+        if capability == CIP_POLICY_REGO {
+            assert!(payload["policy"].as_str().unwrap().starts_with("package sigstore"));
+            return Ok(match which.get() {
+                0 => br#"{"compliant": false, "error": "policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'"}"#.to_vec(),
+                _ => br#"{"compliant": true, "warning": "second key expires soon"}"#.to_vec(),
+            });
+        }
+        trusted(DIGEST)
+    });
+    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+    assert_eq!(
+        response["message"],
+        "Pod default/test: image myregistry.com/app:v1 denied by policy pol: spec.policy (rego): \
+         policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'"
+    );
+    answer.set(1);
+    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(
+        response["warnings"],
+        json!(["image myregistry.com/app:v1: policy pol: spec.policy (rego): second key expires soon"])
+    );
+}
+
+#[test]
+fn rego_on_a_stock_host_fails_naming_the_capability() {
+    let s = two_keys_with(json!({"type": "rego", "data": "package sigstore\nisCompliant = true\n"}));
+    let mut host = MockHost::new(|capability, _| {
+        if capability == CIP_POLICY_REGO {
+            Err("unknown binding: cluster-image-policy".to_owned())
+        } else {
+            trusted(DIGEST)
+        }
+    });
+    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+    let message = response["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "spec.policy (rego): needs host capability cluster-image-policy/policy/v1/rego (the cip host): unknown binding"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn fetch_config_file_reads_the_config_at_the_verified_digest() {
+    let s = two_keys_with(json!({"type": "cue", "fetchConfigFile": true, "data":
+        "config: \"linux/amd64\": config: User: !=\"root\""}));
+    for (user, accepted) in [("nobody", true), ("root", false)] {
+        let mut host = MockHost::new(move |capability, payload| {
+            if capability.operation == "v1/oci_manifest_config" {
+                assert_eq!(payload, &json!(format!("myregistry.com/app@{DIGEST}")));
+                return Ok(serde_json::to_vec(&json!({"manifest": {}, "digest": DIGEST,
+                    "config": {"os": "linux", "architecture": "amd64", "config": {"User": user}}}))
+                .unwrap());
+            }
+            trusted(DIGEST)
+        });
+        let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(response["accepted"], accepted, "{response}");
+    }
+    let mut host = MockHost::new(|capability, _| {
+        if capability.operation == "v1/oci_manifest_config" {
+            Err("manifest unknown".into())
+        } else {
+            trusted(DIGEST)
+        }
+    });
+    let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+    assert!(
+        response["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("spec.policy (cue): fetchConfigFile: manifest unknown"),
+        "{response}"
+    );
+}
+
+#[test]
+fn static_authorities_appear_as_static_matches() {
+    let mut s = two_keys_with(
+        json!({"type": "cue", "data": "authorityMatches: pass: static: true\nauthorizations: first: false"}),
+    );
+    s["policies"][0]["spec"]["authorities"][1] = json!({"name": "pass", "static": {"action": "pass"}});
+    let response = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_signed_by(&[]),
+    );
+    assert_eq!(response["accepted"], true, "{response}");
+    assert!(
+        response.get("mutated_object").is_none_or(Value::is_null),
+        "nothing verified, nothing pinned"
+    );
+}
+
+#[test]
+fn settings_refusals_name_the_field_and_the_fix() {
+    let cases = [
+        (
+            json!({"type": "cue", "data": "a: 1", "configMapRef": {"name": "x"}}),
+            "policies[0].spec.policy.configMapRef: a policy module cannot read ConfigMaps: paste the policy into spec.policy.data",
+        ),
+        (
+            json!({"type": "cue", "url": "https://example.com/p.cue"}),
+            "policies[0].spec.policy.url: a policy module cannot fetch URLs: paste the policy into spec.policy.data",
+        ),
+        (
+            json!({"type": "yaml", "data": "a: 1"}),
+            "policies[0].spec.policy.type: unknown type `yaml`: use cue or rego",
+        ),
+        (
+            json!({"data": "a: 1"}),
+            "policies[0].spec.policy.type: type is required: cue or rego",
+        ),
+        (
+            json!({"type": "cue"}),
+            "policies[0].spec.policy.data: data is required: the text of the CUE or Rego policy",
+        ),
+        (
+            json!({"type": "cue", "data": "a: 1\nb: a + 1"}),
+            "policies[0].spec.policy.data: CUE policy, line 2, column 6: the binary operator `+` is not supported (see the CUE subset in docs/policies.md)",
+        ),
+        (
+            json!({"type": "rego", "data": "package main\nisCompliant = true"}),
+            "policies[0].spec.policy.data: Rego policy, the package is `main`: it must be `package sigstore` (the decision is data.sigstore.isCompliant)",
+        ),
+        (
+            json!({"type": "rego", "data": "isCompliant = true"}),
+            "policies[0].spec.policy.data: Rego policy, the policy must begin with `package sigstore` (the decision is data.sigstore.isCompliant)",
+        ),
+    ];
+    for (policy, expected) in cases {
+        assert_eq!(check_settings(&two_keys_with(policy)), Err(expected.to_owned()));
+    }
+    let err = check_settings(&two_keys_with(
+        json!({"type": "cue", "data": "a: 1", "includeSpecs": true}),
+    ))
+    .unwrap_err();
+    assert!(
+        err.starts_with("policies[0].spec.policy: unknown field `includeSpecs`"),
+        "{err}"
+    );
+}

@@ -32,6 +32,14 @@ pub const KUBEWARDEN_VERIFY_V2: Capability = Capability {
     operation: "v2/verify",
 };
 
+/// Kubewarden's manifest look-up (`kubewarden`/`oci`/`v1/oci_manifest`): the module reads the
+/// signature manifest through it to check that keyless layers are bound (`authority::binding`).
+pub const KUBEWARDEN_OCI_MANIFEST: Capability = Capability {
+    binding: "kubewarden",
+    namespace: "oci",
+    operation: "v1/oci_manifest",
+};
+
 /// Our keyless verification with regular expressions, implemented by `cip` only.
 pub const CIP_VERIFY_KEYLESS_REGEXP: Capability = Capability {
     binding: "cluster-image-policy",

@@ -53,6 +53,12 @@ pub trait HostCalls {
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+impl<H: HostCalls + ?Sized> HostCalls for &mut H {
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+        (**self).call(capability, payload)
+    }
+}
+
 /// The real host, reached through waPC.
 pub struct WapcHost;
 

@@ -364,7 +364,10 @@ mod settings_validation {
             s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
                 json!([{"issuer": "https://accounts.google.com", "subjectRegExp": pattern}]);
             // Refused by `validate` as well as `validate_settings`: the host never sees it.
-            let err = Settings::parse(&s.to_string()).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = Settings::parse(&s.to_string())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(
                 err.starts_with("policies[0].spec.authorities[0].keyless.identities[0].subjectRegExp: "),
                 "{pattern}: {err}"
@@ -615,7 +618,10 @@ mod admission {
             {"issuer": "https://accounts.google.com", "subject": "user@example.com"},
             {"issuer": "https://github.com/login/oauth", "subject": "release@example.com"}
         ]);
-        let release = Signer::p256(&CertSpec::email("release@example.com", "https://github.com/login/oauth"), 1);
+        let release = Signer::p256(
+            &CertSpec::email("release@example.com", "https://github.com/login/oauth"),
+            1,
+        );
         let mut host = serving(&[release.layer(PAYLOAD)], |capability, p| {
             assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
             assert_eq!(p["type"], "SigstoreKeylessVerify");
@@ -713,10 +719,14 @@ mod admission {
     fn github_actions_and_certificate_authorities_are_defended_too() {
         let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
         let mut s = signed_images();
-        s["policies"][0]["spec"]["authorities"] = json!([{"name": "ci", "githubActions": {"owner": "my-org", "repo": "app"}}]);
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"name": "ci", "githubActions": {"owner": "my-org", "repo": "app"}}]);
         let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
         let mut host = serving(&[workflow.layer(PAYLOAD)], stock);
-        assert_eq!(run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"], true);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
         let forged = Layer {
             digest: [0x66; 32],
             ..workflow.layer(PAYLOAD)
@@ -729,17 +739,33 @@ mod admission {
         s["policies"][0]["spec"]["authorities"][0]["githubActions"]["repo"] = json!("other");
         let mut host = serving(&[forged], stock);
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
-        assert!(r["message"].as_str().unwrap().contains("holds no layer by a GitHub Actions workflow of my-org/other"), "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("holds no layer by a GitHub Actions workflow of my-org/other"),
+            "{r}"
+        );
 
-        let signer = Signer::p256(&CertSpec::email("release@example.com", "https://accounts.google.com"), 5);
-        s["policies"][0]["spec"]["authorities"] = json!([{"name": "release", "certificate": {"data": signer.cert_pem}}]);
+        let signer = Signer::p256(
+            &CertSpec::email("release@example.com", "https://accounts.google.com"),
+            5,
+        );
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"name": "release", "certificate": {"data": signer.cert_pem}}]);
         let mut back_dated = signer.layer(PAYLOAD);
         back_dated.bundle = signer.layer(crate::authority::binding::tests::OTHER_PAYLOAD).bundle;
         let mut host = serving(&[back_dated], stock);
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
-        assert!(r["message"].as_str().unwrap().contains("records another payload"), "{r}");
+        assert!(
+            r["message"].as_str().unwrap().contains("records another payload"),
+            "{r}"
+        );
         let mut host = serving(&[signer.layer(PAYLOAD)], stock);
-        assert_eq!(run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"], true);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
     }
 
     #[test]
@@ -763,7 +789,12 @@ mod admission {
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut stock);
         assert_eq!(r["accepted"], false);
         let message = r["message"].as_str().unwrap();
-        assert!(message.contains("insecureIgnoreSCT need the host capability cluster-image-policy/oci/v1/verify_keyless_regexp"), "{message}");
+        assert!(
+            message.contains(
+                "insecureIgnoreSCT need the host capability cluster-image-policy/oci/v1/verify_keyless_regexp"
+            ),
+            "{message}"
+        );
 
         // `insecureIgnoreSCT: false` keeps Kubewarden's capability (where cip checks the SCT).
         let s = keyless_user(json!({"insecureIgnoreSCT": false}));
@@ -772,7 +803,10 @@ mod admission {
             assert!(p.get("insecure_ignore_sct").is_none());
             trusted(DIGEST)
         });
-        assert_eq!(run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"], true);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
     }
 
     #[test]

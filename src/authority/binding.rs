@@ -35,6 +35,8 @@ const CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
 const BUNDLE: &str = "dev.sigstore.cosign/bundle";
 /// Most layers checked for one authority: each costs a signature verification.
 pub const MAX_CHECKED_LAYERS: usize = 64;
+/// Most layers a signature manifest may hold (cosign adds one per signing).
+pub const MAX_LAYERS: usize = 256;
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -103,6 +105,12 @@ pub fn require_bound(
     let layers = manifest
         .layers
         .ok_or_else(|| format!("the signature manifest {reference} is an index, not an image manifest"))?;
+    if layers.len() > MAX_LAYERS {
+        return Err(format!(
+            "the signature manifest {reference} holds {} layers, more than the {MAX_LAYERS} the module checks",
+            layers.len()
+        ));
+    }
     let mut checked = 0usize;
     for (index, layer) in layers.iter().enumerate() {
         let annotations = layer.annotations.as_ref();
@@ -198,8 +206,9 @@ fn check_layer(
 ) -> Result<(), String> {
     let digest = layer_digest(layer)?;
     let signature = layer_signature(layer)?;
-    verify_sha256_prehash(spki, &digest, &signature)
-        .map_err(|e| format!("its signature over the layer's payload does not verify with the certificate's key: {e}"))?;
+    verify_sha256_prehash(spki, &digest, &signature).map_err(|e| {
+        format!("its signature over the layer's payload does not verify with the certificate's key: {e}")
+    })?;
     let bundle = match layer.annotations.as_ref().and_then(|a| a.get(BUNDLE)) {
         Some(bundle) => bundle,
         None if require_bundle => return Err("it has no Rekor bundle".to_owned()),
@@ -329,7 +338,9 @@ pub(crate) mod tests {
             if capability == KUBEWARDEN_OCI_MANIFEST {
                 assert_eq!(
                     payload,
-                    &json!("myregistry.com/app:sha256-1111111111111111111111111111111111111111111111111111111111111111.sig")
+                    &json!(
+                        "myregistry.com/app:sha256-1111111111111111111111111111111111111111111111111111111111111111.sig"
+                    )
                 );
                 Ok(manifest.clone())
             } else {
@@ -441,7 +452,12 @@ pub(crate) mod tests {
         // A log entry naming another certificate.
         let stranger = Signer::p256(&dev(), 2);
         let forged = Layer {
-            bundle: Some(bundle("hashedrekord", &layer.digest, &layer.signature, &stranger.cert_pem)),
+            bundle: Some(bundle(
+                "hashedrekord",
+                &layer.digest,
+                &layer.signature,
+                &stranger.cert_pem,
+            )),
             ..layer.clone()
         };
         assert_forged(keyless_check(&[forged]), "records another signer");
@@ -500,12 +516,22 @@ pub(crate) mod tests {
     #[test]
     fn too_many_layers_are_refused() {
         let layer = Signer::p256(&dev(), 1).layer(PAYLOAD);
-        let layers = vec![layer; MAX_CHECKED_LAYERS + 1];
+        let layers = vec![layer.clone(); MAX_CHECKED_LAYERS + 1];
         let message = keyless_check(&layers).unwrap_err();
         assert!(message.contains("more than 64 layers"), "{message}");
+        let mut stranger = Signer::p256(&CertSpec::email("other@example.com", ISSUER), 2).layer(PAYLOAD);
+        stranger.signature = b"x".to_vec();
+        let mut layers = vec![stranger; MAX_LAYERS];
+        layers.push(layer);
+        let message = keyless_check(&layers).unwrap_err();
+        assert!(message.contains("holds 257 layers, more than the 256"), "{message}");
     }
 
-    fn certificate_check(layers: &[Layer], certificate: &SignerCertificate, require_bundle: bool) -> Result<(), String> {
+    fn certificate_check(
+        layers: &[Layer],
+        certificate: &SignerCertificate,
+        require_bundle: bool,
+    ) -> Result<(), String> {
         let mut host = stock_host(layers);
         require_bound(
             &mut host,
@@ -539,14 +565,23 @@ pub(crate) mod tests {
         // The key holder back-dating with the bundle of another entry.
         let mut forged = genuine.clone();
         forged.bundle = signer.layer(OTHER_PAYLOAD).bundle;
-        assert_forged(certificate_check(&[forged.clone()], &certificate, true), "records another payload");
-        assert_forged(certificate_check(&[forged], &certificate, false), "records another payload");
+        assert_forged(
+            certificate_check(&[forged.clone()], &certificate, true),
+            "records another payload",
+        );
+        assert_forged(
+            certificate_check(&[forged], &certificate, false),
+            "records another payload",
+        );
         // Without a bundle: refused when required, accepted otherwise.
         let bare = Layer {
             bundle: None,
             ..genuine.clone()
         };
-        assert_forged(certificate_check(&[bare.clone()], &certificate, true), "no Rekor bundle");
+        assert_forged(
+            certificate_check(&[bare.clone()], &certificate, true),
+            "no Rekor bundle",
+        );
         assert_eq!(certificate_check(&[bare], &certificate, false), Ok(()));
         // A layer carrying the certificate must be signed by it.
         let mut corrupt = genuine;

@@ -227,7 +227,10 @@ pub(crate) mod tests {
 
     #[test]
     fn reads_email_subject_and_v1_issuer() {
-        let (pem, der) = certificate(&CertSpec::email("dev@example.com", "https://accounts.google.com"), &p256_spki());
+        let (pem, der) = certificate(
+            &CertSpec::email("dev@example.com", "https://accounts.google.com"),
+            &p256_spki(),
+        );
         let cert = SignerCertificate::from_pem(&pem).expect("parse");
         assert_eq!(cert.der, der);
         assert_eq!(cert.spki, p256_spki());

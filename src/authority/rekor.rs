@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 /// What a `hashedrekord`/`rekord` entry says was signed, by whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LogEntry {
     /// SHA-256 of the signed payload.
     pub payload_sha256: [u8; 32],
@@ -92,7 +92,8 @@ pub fn entry_of_bundle(bundle: &str) -> Result<LogEntry, String> {
             hash.algorithm
         ));
     }
-    let payload_sha256 = parse_hex32(&hash.value).ok_or_else(|| format!("the Rekor entry hash `{}` is not a SHA-256", hash.value))?;
+    let payload_sha256 =
+        parse_hex32(&hash.value).ok_or_else(|| format!("the Rekor entry hash `{}` is not a SHA-256", hash.value))?;
     let signature = STANDARD
         .decode(body.spec.signature.content.as_bytes())
         .map_err(|e| format!("the Rekor entry signature is not base64: {e}"))?;
@@ -169,7 +170,11 @@ pub(crate) mod tests {
         let intoto = bundle("intoto", &[0; 32], b"sig", CERT);
         assert!(entry_of_bundle(&intoto).unwrap_err().contains("not a hashedrekord"));
         assert!(entry_of_bundle("{}").is_err());
-        assert!(entry_of_bundle(r#"{"Payload":{"body":"%%%"}}"#).unwrap_err().contains("base64"));
+        assert!(
+            entry_of_bundle(r#"{"Payload":{"body":"%%%"}}"#)
+                .unwrap_err()
+                .contains("base64")
+        );
     }
 
     #[test]

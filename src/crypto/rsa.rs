@@ -44,8 +44,7 @@ impl RsaPublicKey<'_> {
     /// Size of the modulus in bits.
     pub fn bits(&self) -> usize {
         let n = trim(self.modulus);
-        n.first()
-            .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize)
+        n.first().map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize)
     }
 
     /// `s^e mod n` as `k` big-endian bytes (RSAVP1 + I2OSP), after the size checks.
@@ -68,16 +67,15 @@ impl RsaPublicKey<'_> {
             return Err(RsaError::Exponent);
         }
         let n = BoxedUint::from_be_slice_vartime(n_bytes);
-        let precision = n.bits_precision();
-        let n = Odd::new(n).into_option().ok_or(RsaError::KeySize(bits))?;
-        let s = BoxedUint::from_be_slice(signature, precision).map_err(|_| RsaError::Mismatch)?;
-        if s >= *n.as_ref() {
+        let s = BoxedUint::from_be_slice(signature, n.bits_precision()).map_err(|_| RsaError::Mismatch)?;
+        if s >= n {
             return Err(RsaError::Mismatch);
         }
+        let n = Odd::new(n).into_option().ok_or(RsaError::KeySize(bits))?;
         let e = BoxedUint::from_be_slice_vartime(e_bytes);
         let params = BoxedMontyParams::new_vartime(n);
         let m = BoxedMontyForm::new(s, &params)
-            .pow_bounded_exp(&e, e.bits_vartime())
+            .pow_bounded_exp(&e, e.bit_width_vartime())
             .retrieve();
         let bytes = m.to_be_bytes();
         // `bytes` has the limb-rounded precision; m < n, so everything before the last k bytes is 0.
@@ -100,7 +98,11 @@ impl RsaPublicKey<'_> {
         expected.push(0x00);
         expected.extend_from_slice(&SHA256_DIGEST_INFO);
         expected.extend_from_slice(digest);
-        if em == expected { Ok(()) } else { Err(RsaError::Mismatch) }
+        if em == expected {
+            Ok(())
+        } else {
+            Err(RsaError::Mismatch)
+        }
     }
 
     /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and any salt length, over a message whose SHA-256
@@ -273,7 +275,7 @@ pub(crate) mod tests {
         assert_eq!(k.verify_pkcs1v15(&DIGEST, &signature), Err(RsaError::KeySize(1024)));
         with_public(|k| {
             let sig = sign_pkcs1v15(&DIGEST);
-            for e in [&[1u8][..], &[2], &[], &[1, 0, 0, 0, 0, 0, 0, 0, 1]] {
+            for e in [&[1u8][..], &[2u8][..], &[][..], &[1u8, 0, 0, 0, 0, 0, 0, 0, 1][..]] {
                 let k = RsaPublicKey {
                     modulus: k.modulus,
                     exponent: e,

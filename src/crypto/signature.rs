@@ -85,7 +85,9 @@ pub fn verify_sha256_prehash(spki_der: &[u8], digest: &[u8; 32], signature: &[u8
         ED25519 => Err(SignatureError::Unsupported(
             "Ed25519 signatures cover the whole payload, which the module cannot read (only its digest)".to_owned(),
         )),
-        other => Err(SignatureError::Unsupported(format!("keys of algorithm {other} are not supported"))),
+        other => Err(SignatureError::Unsupported(format!(
+            "keys of algorithm {other} are not supported"
+        ))),
     }
 }
 

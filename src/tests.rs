@@ -731,7 +731,7 @@ mod admission {
             digest: [0x66; 32],
             ..workflow.layer(PAYLOAD)
         };
-        let mut host = serving(&[forged.clone()], stock);
+        let mut host = serving(std::slice::from_ref(&forged), stock);
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
         assert_eq!(r["accepted"], false, "{r}");
         assert!(r["message"].as_str().unwrap().contains("is forged or corrupt"), "{r}");

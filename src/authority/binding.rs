@@ -243,11 +243,13 @@ pub(crate) mod tests {
 
     pub const IMAGE_DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
+    type SignFn = Box<dyn Fn(&[u8; 32]) -> Vec<u8>>;
+
     /// A signer with a real key and a certificate for it.
     pub struct Signer {
         pub cert_pem: String,
         pub cert_der: Vec<u8>,
-        sign: Box<dyn Fn(&[u8; 32]) -> Vec<u8>>,
+        sign: SignFn,
     }
 
     impl Signer {
@@ -268,7 +270,7 @@ pub(crate) mod tests {
             Self {
                 cert_pem,
                 cert_der,
-                sign: Box::new(|d| crate::crypto::rsa::tests::sign_pkcs1v15(d)),
+                sign: Box::new(crate::crypto::rsa::tests::sign_pkcs1v15),
             }
         }
 
@@ -549,7 +551,10 @@ pub(crate) mod tests {
         let signer = Signer::p256(&dev(), 3);
         let certificate = SignerCertificate::from_der(&signer.cert_der).expect("certificate");
         let genuine = signer.layer(PAYLOAD);
-        assert_eq!(certificate_check(&[genuine.clone()], &certificate, true), Ok(()));
+        assert_eq!(
+            certificate_check(std::slice::from_ref(&genuine), &certificate, true),
+            Ok(())
+        );
         // Signed with the key, no certificate annotation, bundle recording the public key.
         let key_only = Layer {
             certificate: None,
@@ -579,7 +584,7 @@ pub(crate) mod tests {
             ..genuine.clone()
         };
         assert_forged(
-            certificate_check(&[bare.clone()], &certificate, true),
+            certificate_check(std::slice::from_ref(&bare), &certificate, true),
             "no Rekor bundle",
         );
         assert_eq!(certificate_check(&[bare], &certificate, false), Ok(()));

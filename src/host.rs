@@ -32,6 +32,14 @@ pub const KUBEWARDEN_VERIFY_V2: Capability = Capability {
     operation: "v2/verify",
 };
 
+/// Kubewarden's manifest look-up (`kubewarden`/`oci`/`v1/oci_manifest`): the module reads the
+/// signature manifest through it to check that keyless layers are bound (`authority::binding`).
+pub const KUBEWARDEN_OCI_MANIFEST: Capability = Capability {
+    binding: "kubewarden",
+    namespace: "oci",
+    operation: "v1/oci_manifest",
+};
+
 /// Our keyless verification with regular expressions, implemented by `cip` only.
 pub const CIP_VERIFY_KEYLESS_REGEXP: Capability = Capability {
     binding: "cluster-image-policy",
@@ -43,6 +51,12 @@ pub const CIP_VERIFY_KEYLESS_REGEXP: Capability = Capability {
 pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+impl<H: HostCalls + ?Sized> HostCalls for &mut H {
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+        (**self).call(capability, payload)
+    }
 }
 
 /// The real host, reached through waPC.

@@ -5,6 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::admission::{validate, verify_images};
+use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
+use crate::authority::fulcio::tests::CertSpec;
 use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
 use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, KUBEWARDEN_VERIFY_V2, Memo};
@@ -347,6 +349,33 @@ mod settings_validation {
     }
 
     #[test]
+    fn regexps_that_could_escape_their_anchors_are_refused() {
+        for (pattern, why) in [
+            ("a)|(.*", "must be complete on its own"),
+            ("(?x)user@example\\.com|evil#", "cannot be anchored"),
+            ("(", "must be complete on its own"),
+        ] {
+            let mut s = settings(&[article("keyless-policy")], json!({}));
+            s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
+                json!([{"issuer": "https://accounts.google.com", "subjectRegExp": pattern}]);
+            // Refused by `validate` as well as `validate_settings`: the host never sees it.
+            let err = Settings::parse(&s.to_string())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                err.starts_with("policies[0].spec.authorities[0].keyless.identities[0].subjectRegExp: "),
+                "{pattern}: {err}"
+            );
+            assert!(err.contains(why), "{pattern}: {err}");
+        }
+        let mut s = settings(&[article("keyless-policy")], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
+            json!([{"issuerRegExp": "https://(accounts\\.google|github)\\.com", "subjectRegExp": ".*@example\\.com"}]);
+        assert_eq!(check_settings(&s), Ok(()));
+    }
+
+    #[test]
     fn certificate_and_github_authorities_are_accepted() {
         let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
         s["policies"][0]["spec"]["authorities"] = json!([
@@ -584,7 +613,11 @@ mod admission {
             {"issuer": "https://accounts.google.com", "subject": "user@example.com"},
             {"issuer": "https://github.com/login/oauth", "subject": "release@example.com"}
         ]);
-        let mut host = MockHost::new(|capability, p| {
+        let release = Signer::p256(
+            &CertSpec::email("release@example.com", "https://github.com/login/oauth"),
+            1,
+        );
+        let mut host = serving(&[release.layer(PAYLOAD)], |capability, p| {
             assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
             assert_eq!(p["type"], "SigstoreKeylessVerify");
             if p["keyless"][0]["subject"] == "release@example.com" {
@@ -595,7 +628,8 @@ mod admission {
         });
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
         assert_eq!(r["accepted"], true, "{r}");
-        assert_eq!(host.calls.len(), 2);
+        // Two verifications, then the signature manifest for the module's own binding check.
+        assert_eq!(host.calls.len(), 3);
         assert_eq!(
             host.calls[0].1["keyless"],
             json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}])
@@ -607,7 +641,8 @@ mod admission {
         let mut s = settings(&[article("keyless-policy")], json!({}));
         s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
             json!([{"issuer": "https://accounts.google.com", "subjectRegExp": ".*@example\\.com"}]);
-        let mut cip = MockHost::new(|capability, p| {
+        let user = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
+        let mut cip = serving(&[user.layer(PAYLOAD)], |capability, p| {
             assert_eq!(capability, CIP_VERIFY_KEYLESS_REGEXP);
             assert_eq!(
                 p,
@@ -629,6 +664,143 @@ mod admission {
                 .as_str()
                 .unwrap()
                 .contains("need the host capability cluster-image-policy/oci/v1/verify_keyless_regexp")
+        );
+    }
+
+    /// The keyless policy of the article with one identity, `user@example.com` from Google.
+    fn keyless_user(extra: Value) -> Value {
+        let mut s = settings(&[article("keyless-policy")], json!({}));
+        let keyless = &mut s["policies"][0]["spec"]["authorities"][0]["keyless"];
+        keyless["identities"] = json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}]);
+        if let (Some(k), Some(extra)) = (keyless.as_object_mut(), extra.as_object()) {
+            k.extend(extra.clone());
+        }
+        s
+    }
+
+    fn user() -> Signer {
+        Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1)
+    }
+
+    #[test]
+    fn a_forged_keyless_layer_is_refused_although_the_host_trusts_it() {
+        // A stock host (sigstore-rs) trusts a layer whose certificate and bundle were copied
+        // from a genuine signature onto the attacker's payload; the module does not.
+        let genuine = user().layer(PAYLOAD);
+        let forged = Layer {
+            digest: [0x66; 32],
+            ..genuine.clone()
+        };
+        let stock = || {
+            move |capability, _: &Value| {
+                assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+                trusted(DIGEST)
+            }
+        };
+        let s = keyless_user(json!({}));
+        let mut host = serving(&[forged], stock());
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().unwrap();
+        assert!(message.contains("is forged or corrupt"), "{message}");
+        assert!(message.contains("myregistry.com/app:sha256-1111"), "{message}");
+
+        let mut host = serving(&[genuine], stock());
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+    }
+
+    #[test]
+    fn github_actions_and_certificate_authorities_are_defended_too() {
+        let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"name": "ci", "githubActions": {"owner": "my-org", "repo": "app"}}]);
+        let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+        let mut host = serving(&[workflow.layer(PAYLOAD)], stock);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
+        let forged = Layer {
+            digest: [0x66; 32],
+            ..workflow.layer(PAYLOAD)
+        };
+        let mut host = serving(std::slice::from_ref(&forged), stock);
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(r["message"].as_str().unwrap().contains("is forged or corrupt"), "{r}");
+        // A workflow of another repository of the owner is not checked for this authority.
+        s["policies"][0]["spec"]["authorities"][0]["githubActions"]["repo"] = json!("other");
+        let mut host = serving(&[forged], stock);
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("holds no layer by a GitHub Actions workflow of my-org/other"),
+            "{r}"
+        );
+
+        let signer = Signer::p256(
+            &CertSpec::email("release@example.com", "https://accounts.google.com"),
+            5,
+        );
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"name": "release", "certificate": {"data": signer.cert_pem}}]);
+        let mut back_dated = signer.layer(PAYLOAD);
+        back_dated.bundle = signer.layer(crate::authority::binding::tests::OTHER_PAYLOAD).bundle;
+        let mut host = serving(&[back_dated], stock);
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert!(
+            r["message"].as_str().unwrap().contains("records another payload"),
+            "{r}"
+        );
+        let mut host = serving(&[signer.layer(PAYLOAD)], stock);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
+    }
+
+    #[test]
+    fn insecure_ignore_sct_goes_to_the_cip_capability_with_an_escaped_identity() {
+        let s = keyless_user(json!({"insecureIgnoreSCT": true}));
+        let mut cip = serving(&[user().layer(PAYLOAD)], |capability, p| {
+            assert_eq!(capability, CIP_VERIFY_KEYLESS_REGEXP);
+            assert_eq!(
+                p,
+                &json!({"image": "myregistry.com/app:v1", "issuer": null, "issuer_regexp": "https://accounts\\.google\\.com",
+                        "subject": null, "subject_regexp": "user@example\\.com", "annotations": null,
+                        "insecure_ignore_sct": true})
+            );
+            trusted(DIGEST)
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut cip);
+        assert_eq!(r["accepted"], true, "{r}");
+
+        // A stock host lacks the capability: the authority fails and says which one.
+        let mut stock = MockHost::new(|c, _| Err(format!("unknown binding: {}", c.binding)));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut stock);
+        assert_eq!(r["accepted"], false);
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "insecureIgnoreSCT need the host capability cluster-image-policy/oci/v1/verify_keyless_regexp"
+            ),
+            "{message}"
+        );
+
+        // `insecureIgnoreSCT: false` keeps Kubewarden's capability (where cip checks the SCT).
+        let s = keyless_user(json!({"insecureIgnoreSCT": false}));
+        let mut host = serving(&[user().layer(PAYLOAD)], |capability, p| {
+            assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+            assert!(p.get("insecure_ignore_sct").is_none());
+            trusted(DIGEST)
+        });
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
         );
     }
 

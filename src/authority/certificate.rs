@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 
+use super::binding::{Vouch, require_bound};
+use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations, required};
 use crate::crypto::check_certificates;
 use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
@@ -18,6 +20,8 @@ pub struct CertificateAuthority {
     chain: Option<Vec<String>>,
     require_rekor_bundle: bool,
     annotations: Option<BTreeMap<String, String>>,
+    /// The certificate parsed, for the binding check (`check_material` explains a failure).
+    parsed: Result<SignerCertificate, String>,
 }
 
 impl CertificateAuthority {
@@ -35,7 +39,9 @@ impl CertificateAuthority {
             ),
             None => None,
         };
+        let parsed = SignerCertificate::from_pem(&certificate);
         Ok(Self {
+            parsed,
             certificate,
             chain,
             require_rekor_bundle: raw.require_rekor_bundle.unwrap_or(true),
@@ -56,9 +62,22 @@ impl Check for CertificateAuthority {
             require_rekor_bundle: self.require_rekor_bundle,
             annotations: self.annotations.clone(),
         };
-        verify(host, KUBEWARDEN_VERIFY_V2, &request)
-            .map(Some)
-            .map_err(|e| format!("no signature verified by the certificate: {e}"))
+        let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request)
+            .map_err(|e| format!("no signature verified by the certificate: {e}"))?;
+        let certificate = self
+            .parsed
+            .as_ref()
+            .map_err(|e| format!("certificate.data cannot be used: {e}"))?;
+        require_bound(
+            host,
+            image,
+            &digest,
+            &Vouch::Certificate {
+                certificate,
+                require_bundle: self.require_rekor_bundle,
+            },
+        )?;
+        Ok(Some(digest))
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 
+use super::binding::{Vouch, require_bound};
+use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations, required};
 use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
 use crate::reference::ImageReference;
@@ -43,6 +45,19 @@ impl GithubActionsAuthority {
     }
 }
 
+impl GithubActionsAuthority {
+    /// Whether a certificate was issued to a workflow of the owner (and repository), read from
+    /// every place a host may read it: the v1 or v2 issuer, and the repository from the `.1.5`
+    /// or `.1.12` extension or the URI SAN (Kubewarden reads `.1.5`).
+    fn matches(&self, certificate: &SignerCertificate) -> bool {
+        certificate.is_github_actions()
+            && certificate
+                .github_repositories
+                .iter()
+                .any(|(owner, repo)| *owner == self.owner && self.repo.as_ref().is_none_or(|r| r == repo))
+    }
+}
+
 impl Check for GithubActionsAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
@@ -51,15 +66,24 @@ impl Check for GithubActionsAuthority {
             repo: self.repo.clone(),
             annotations: self.annotations.clone(),
         };
-        verify(host, KUBEWARDEN_VERIFY_V2, &request).map(Some).map_err(|e| {
-            format!(
-                "no signature by a GitHub Actions workflow of {}: {e}",
-                match &self.repo {
-                    Some(r) => format!("{}/{r}", self.owner),
-                    None => self.owner.clone(),
-                }
-            )
-        })
+        let who = format!(
+            "a GitHub Actions workflow of {}",
+            match &self.repo {
+                Some(r) => format!("{}/{r}", self.owner),
+                None => self.owner.clone(),
+            }
+        );
+        let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request).map_err(|e| format!("no signature by {who}: {e}"))?;
+        require_bound(
+            host,
+            image,
+            &digest,
+            &Vouch::Keyless {
+                who: &who,
+                matches: &|certificate| self.matches(certificate),
+            },
+        )?;
+        Ok(Some(digest))
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

@@ -2,31 +2,72 @@
 //!
 //! Identities are any-of: a signature made by any listed identity is enough. Kubewarden's
 //! `SigstoreKeylessVerify` demands every identity it is given, so each identity is asked for in a
-//! call of its own. Regular expressions go to `cip`'s own capability and are never weakened
-//! into exact or prefix checks.
+//! call of its own. Regular expressions, and identities whose SCT check is switched off
+//! (`insecureIgnoreSCT`), go to `cip`'s own capability and are never weakened into exact or
+//! prefix checks. Whatever the host answers, the module then checks itself that the layers of
+//! the identity are bound to what they sign ([`super::binding`]).
 
 use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
+use regex::Regex;
 use serde::Serialize;
 
+use super::binding::{Vouch, require_bound};
+use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations};
 use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, HostCalls, KUBEWARDEN_VERIFY_V2, verify};
 use crate::reference::ImageReference;
 use crate::settings::raw::{RawIdentity, RawKeyless};
 
-/// Either an exact value or an anchored regular expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Either an exact value or a regular expression matched against the whole value.
+#[derive(Debug, Clone)]
 enum Pattern {
     Exact(String),
-    Regexp(String),
+    Regexp {
+        /// As written in the settings (what the host receives; it anchors it itself).
+        source: String,
+        /// `^(?:source)$`, what the module matches certificates with.
+        anchored: Regex,
+    },
+}
+
+impl Pattern {
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            Pattern::Exact(e) => e == value,
+            Pattern::Regexp { anchored, .. } => anchored.is_match(value),
+        }
+    }
+
+    /// The anchored regular expression the host receives: the pattern, or the exact value
+    /// escaped.
+    fn as_regexp(&self) -> String {
+        match self {
+            Pattern::Exact(e) => regex_syntax::escape(e),
+            Pattern::Regexp { source, .. } => source.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Identity {
     issuer: Pattern,
     subject: Pattern,
+}
+
+impl Identity {
+    /// Whether a certificate shows this identity: any issuer extension (v1 or v2) and any email
+    /// or URI SAN, so that no layer a host could have accepted escapes the module's check.
+    fn matches(&self, certificate: &SignerCertificate) -> bool {
+        certificate.issuers.iter().any(|i| self.issuer.matches(i))
+            && certificate.subjects.iter().any(|s| self.subject.matches(s))
+    }
+
+    fn describe(&self) -> String {
+        format!("{} from {}", describe(&self.subject), describe(&self.issuer))
+    }
 }
 
 /// Payload of `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` (docs/wire-protocol.md).
@@ -38,6 +79,9 @@ struct KeylessRegexpRequest<'a> {
     subject: Option<&'a str>,
     subject_regexp: Option<&'a str>,
     annotations: Option<&'a BTreeMap<String, String>>,
+    /// Sent only when true, so hosts that predate the field keep working.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_ignore_sct: bool,
 }
 
 /// A list of accepted OIDC identities.
@@ -45,6 +89,8 @@ struct KeylessRegexpRequest<'a> {
 pub struct KeylessAuthority {
     identities: Vec<Identity>,
     annotations: Option<BTreeMap<String, String>>,
+    /// `insecureIgnoreSCT`: the host skips the certificate's SCT check (as policy-controller).
+    insecure_ignore_sct: bool,
 }
 
 fn pattern(
@@ -55,7 +101,24 @@ fn pattern(
 ) -> Result<Pattern, (String, String)> {
     match (exact, regexp) {
         (Some(e), None) if !e.is_empty() => Ok(Pattern::Exact(e)),
-        (None, Some(r)) if !r.is_empty() => Ok(Pattern::Regexp(r)),
+        (None, Some(r)) if !r.is_empty() => {
+            let field_path = format!("{path}.{field}RegExp");
+            // The pattern must be a regular expression on its own: then `^(?:…)$` keeps every
+            // alternative inside the anchors (`a)|(.*` would otherwise match anything).
+            regex_syntax::Parser::new().parse(&r).map_err(|e| {
+                (
+                    field_path.clone(),
+                    format!("invalid regular expression (it must be complete on its own; write .*foo.* to match a part): {e}"),
+                )
+            })?;
+            let anchored = Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                (
+                    field_path,
+                    format!("the regular expression cannot be anchored as ^(?:…)$ (a comment or flag swallows the end?): {e}"),
+                )
+            })?;
+            Ok(Pattern::Regexp { source: r, anchored })
+        }
         (Some(_), Some(_)) => Err((
             path.to_owned(),
             format!("give either {field} or {field}RegExp, not both"),
@@ -100,6 +163,7 @@ impl KeylessAuthority {
         Ok(Self {
             identities,
             annotations,
+            insecure_ignore_sct: raw.insecure_ignore_sct.unwrap_or(false),
         })
     }
 
@@ -109,8 +173,8 @@ impl KeylessAuthority {
         id: &Identity,
         host: &mut dyn HostCalls,
     ) -> Result<String, String> {
-        match (&id.issuer, &id.subject) {
-            (Pattern::Exact(issuer), Pattern::Exact(subject)) => {
+        let digest = match (&id.issuer, &id.subject) {
+            (Pattern::Exact(issuer), Pattern::Exact(subject)) if !self.insecure_ignore_sct => {
                 let request = SigstoreVerificationInputV2::SigstoreKeylessVerify {
                     image: image.verification_target(),
                     keyless: vec![KeylessInfo {
@@ -119,13 +183,15 @@ impl KeylessAuthority {
                     }],
                     annotations: self.annotations.clone(),
                 };
-                verify(host, KUBEWARDEN_VERIFY_V2, &request)
+                verify(host, KUBEWARDEN_VERIFY_V2, &request)?
             }
             (issuer, subject) => {
-                let split = |p: &'_ Pattern| -> (Option<String>, Option<String>) {
+                // Exact values go as exact fields, unless the SCT switch forces this capability
+                // for an exact identity: then they go escaped, as anchored regexps.
+                let split = |p: &Pattern| -> (Option<String>, Option<String>) {
                     match p {
-                        Pattern::Exact(e) => (Some(e.clone()), None),
-                        Pattern::Regexp(r) => (None, Some(r.clone())),
+                        Pattern::Exact(e) if !self.insecure_ignore_sct => (Some(e.clone()), None),
+                        other => (None, Some(other.as_regexp())),
                     }
                 };
                 let (issuer, issuer_regexp) = split(issuer);
@@ -137,25 +203,38 @@ impl KeylessAuthority {
                     subject: subject.as_deref(),
                     subject_regexp: subject_regexp.as_deref(),
                     annotations: self.annotations.as_ref(),
+                    insecure_ignore_sct: self.insecure_ignore_sct,
+                };
+                let why = if self.insecure_ignore_sct {
+                    "insecureIgnoreSCT"
+                } else {
+                    "issuerRegExp/subjectRegExp"
                 };
                 verify(host, CIP_VERIFY_KEYLESS_REGEXP, &request).map_err(|e| {
-                    if e.contains(CIP_VERIFY_KEYLESS_REGEXP.binding) || e.to_ascii_lowercase().contains("unknown") {
-                        format!(
-                            "identities with issuerRegExp/subjectRegExp need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which this host lacks (run under cip, or use exact issuer and subject): {e}"
-                        )
-                    } else {
-                        e
-                    }
-                })
+                    format!(
+                        "{e} (identities with {why} need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which only cip implements: stock Kubewarden hosts refuse them; use exact issuer and subject there)"
+                    )
+                })?
             }
-        }
+        };
+        let who = id.describe();
+        require_bound(
+            host,
+            image,
+            &digest,
+            &Vouch::Keyless {
+                who: &who,
+                matches: &|certificate| id.matches(certificate),
+            },
+        )?;
+        Ok(digest)
     }
 }
 
 fn describe(p: &Pattern) -> String {
     match p {
         Pattern::Exact(e) => e.clone(),
-        Pattern::Regexp(r) => format!("/{r}/"),
+        Pattern::Regexp { source, .. } => format!("/{source}/"),
     }
 }
 
@@ -165,7 +244,7 @@ impl Check for KeylessAuthority {
         for id in &self.identities {
             match self.verify_identity(image, id, host) {
                 Ok(digest) => return Ok(Some(digest)),
-                Err(e) => reasons.push(format!("{} from {}: {e}", describe(&id.subject), describe(&id.issuer))),
+                Err(e) => reasons.push(format!("{}: {e}", id.describe())),
             }
         }
         Err(format!(
@@ -175,19 +254,7 @@ impl Check for KeylessAuthority {
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {
-        check_annotations(&self.annotations)?;
-        for (i, id) in self.identities.iter().enumerate() {
-            for (p, field) in [(&id.issuer, "issuerRegExp"), (&id.subject, "subjectRegExp")] {
-                if let Pattern::Regexp(r) = p {
-                    regex_syntax::Parser::new().parse(r).map_err(|e| {
-                        (
-                            format!("keyless.identities[{i}].{field}"),
-                            format!("invalid regular expression: {e}"),
-                        )
-                    })?;
-                }
-            }
-        }
-        Ok(())
+        // Regular expressions were checked (alone and anchored) when the settings were parsed.
+        check_annotations(&self.annotations)
     }
 }

@@ -5,10 +5,13 @@
 //! authorities are tried in order and the first that passes is enough (any-of), which is how
 //! key rotation works.
 
+pub mod binding;
 mod certificate;
+pub mod fulcio;
 mod github_actions;
 mod key;
 mod keyless;
+pub mod rekor;
 mod static_action;
 
 use std::collections::BTreeMap;

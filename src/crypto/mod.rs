@@ -1,8 +1,13 @@
-//! Deep checks of keys and certificates written in the settings.
+//! Keys, certificates and signatures.
 //!
-//! They run once, in `validate_settings`, when Kubewarden loads the policy: a key that cannot
-//! verify anything is refused there with a clear message instead of failing every admission.
-//! The signatures themselves are verified by the host.
+//! The deep checks of keys and certificates written in the settings run once, in
+//! `validate_settings`, when Kubewarden loads the policy: a key that cannot verify anything is
+//! refused there with a clear message instead of failing every admission. The signatures are
+//! verified by the host; [`signature`] re-checks keyless and certificate layers from their
+//! digest, because stock hosts do not bind them (`crate::authority::binding`).
+
+pub mod rsa;
+pub mod signature;
 
 use der::asn1::{ObjectIdentifier, UintRef};
 use der::{Decode, Encode};
@@ -15,7 +20,7 @@ const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const MIN_RSA_BITS: usize = 2048;
+const MIN_RSA_BITS: usize = rsa::MIN_BITS;
 
 /// Kinds of public keys cosign signs with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,13 +120,13 @@ pub fn check_certificates(pem: &str, what: &str) -> Result<usize, String> {
 pub(crate) mod tests {
     use super::*;
 
-    pub const P256_PEM: &str = include_str!("testdata/p256.pub");
-    pub const P384_PEM: &str = include_str!("testdata/p384.pub");
-    pub const P521_PEM: &str = include_str!("testdata/p521.pub");
-    pub const RSA2048_PEM: &str = include_str!("testdata/rsa2048.pub");
-    pub const RSA1024_PEM: &str = include_str!("testdata/rsa1024.pub");
-    pub const ED25519_PEM: &str = include_str!("testdata/ed25519.pub");
-    pub const CERT_PEM: &str = include_str!("testdata/cert.pem");
+    pub const P256_PEM: &str = include_str!("../testdata/p256.pub");
+    pub const P384_PEM: &str = include_str!("../testdata/p384.pub");
+    pub const P521_PEM: &str = include_str!("../testdata/p521.pub");
+    pub const RSA2048_PEM: &str = include_str!("../testdata/rsa2048.pub");
+    pub const RSA1024_PEM: &str = include_str!("../testdata/rsa1024.pub");
+    pub const ED25519_PEM: &str = include_str!("../testdata/ed25519.pub");
+    pub const CERT_PEM: &str = include_str!("../testdata/cert.pem");
 
     #[test]
     fn accepts_every_cosign_key_kind() {

@@ -22,11 +22,6 @@ fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     })
 }
 
-/// Whether objects of `kind` carry images this module checks.
-pub fn is_workload_kind(kind: &str) -> bool {
-    pod_spec_pointer(kind).is_some()
-}
-
 /// One image field of a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSite {

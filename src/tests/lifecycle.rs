@@ -86,7 +86,7 @@ mod pinning {
     }
 }
 
-mod lifecycle {
+mod requests {
     use super::*;
 
     #[test]

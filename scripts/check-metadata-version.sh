@@ -3,7 +3,7 @@
 #
 # Checked: metadata.yml (io.kubewarden.policy.version), artifacthub-pkg.yml (version, the
 # policy image tag, the release download link, the install commands) and the module tags of
-# deploy/kubewarden/*.yaml. Run from anywhere: `scripts/check-metadata-version.sh`.
+# deploy/kubewarden/*.yaml, the provider image of deploy/gatekeeper/*.yaml. Run from anywhere: `scripts/check-metadata-version.sh`.
 set -eu
 
 root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
@@ -41,6 +41,15 @@ for file in artifacthub-pkg.yml deploy/kubewarden/*.yaml; do
     stale=$(grep -nE 'cluster-image-policy(:|/releases/download/)v[0-9]' "$file" |
         grep -vE "cluster-image-policy(:|/releases/download/)v$(printf '%s' "$version" | sed 's/\./\\./g')([^0-9.]|$)" || true)
     [ -z "$stale" ] || fail "$file refers to another version than v$version:
+$stale"
+done
+
+# The provider image the Gatekeeper Deployment runs is the one the release publishes.
+for file in deploy/gatekeeper/*.yaml; do
+    [ -f "$file" ] || continue
+    stale=$(grep -nE 'cip-provider:v[0-9]' "$file" |
+        grep -vE "cip-provider:v$(printf '%s' "$version" | sed 's/\./\\./g')([^0-9.]|$)" || true)
+    [ -z "$stale" ] || fail "$file runs another provider image than v$version:
 $stale"
 done
 

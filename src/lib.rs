@@ -8,6 +8,7 @@ pub mod admission;
 pub mod authority;
 pub mod crypto;
 pub mod decision;
+pub mod glob;
 pub mod host;
 pub mod matching;
 pub mod reference;

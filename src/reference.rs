@@ -2,7 +2,8 @@
 //!
 //! Every image is normalised before it is matched or verified, the way the container runtime will
 //! resolve it: no registry means `docker.io`, `index.docker.io` is `docker.io`, a one-segment
-//! Docker Hub name lives under `library/`, and no tag (nor digest) means `:latest`. Matching the
+//! Docker Hub name lives under `library/`, no tag (nor digest) means `:latest`, and the registry
+//! host is lower-cased without the default port `:443`. Matching the
 //! normalised form is what stops a crafted name from slipping past a glob: `nginx`,
 //! `docker.io/nginx` and `index.docker.io/library/nginx:latest` are one image to us, as to the
 //! kubelet.
@@ -14,7 +15,7 @@ use std::fmt;
 
 /// The registry Docker Hub images live in, as written by the policy's users.
 pub const DOCKER_HUB: &str = "docker.io";
-const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+pub(crate) const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
 
@@ -36,6 +37,10 @@ pub enum ReferenceError {
     NameTooLong,
     #[error("invalid registry host `{0}`")]
     InvalidRegistry(String),
+    #[error(
+        "registry host `{0}` is told from a Docker Hub namespace only by its upper-case letters, which every lower-case spelling loses: use a host name with a dot or a port"
+    )]
+    AmbiguousRegistry(String),
     #[error(
         "invalid repository path component `{0}` (lower-case letters, digits and single separators `.`, `_`, `__`, `-` only)"
     )]
@@ -79,6 +84,11 @@ impl ImageReference {
         } else {
             path.to_owned()
         };
+        // Docker applies the limit to the normalised name (found by the fuzzer: a name within it
+        // as written, beyond it with `docker.io/library/`, did not read back).
+        if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
+            return Err(ReferenceError::NameTooLong);
+        }
         let tag = match (tag, &digest) {
             (None, None) => Some("latest".to_owned()),
             (tag, _) => tag,
@@ -150,14 +160,27 @@ pub(crate) fn looks_like_registry(component: &str) -> bool {
     component.contains(['.', ':']) || component == "localhost" || component.chars().any(|c| c.is_ascii_uppercase())
 }
 
-/// Lower-cases a registry host and folds Docker Hub's aliases; `None` means Docker Hub.
+/// Lower-cases a registry host, drops the default HTTPS port `:443` and folds Docker Hub's
+/// aliases; `None` means Docker Hub. Host names are case-insensitive, and every container
+/// runtime reaches `host` and `host:443` alike, so each is one registry to us.
 pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, ReferenceError> {
     let Some(registry) = registry else {
         return Ok(DOCKER_HUB.to_owned());
     };
-    let lower = registry.to_ascii_lowercase();
+    let mut lower = registry.to_ascii_lowercase();
     if !valid_registry(&lower) {
         return Err(ReferenceError::InvalidRegistry(registry.to_owned()));
+    }
+    // `UPPER/app` names the host `upper` to Docker, but `upper/app` is a Docker Hub namespace:
+    // the lower-cased form would be verified as another image.
+    if !(lower.contains(['.', ':']) || lower == "localhost") {
+        return Err(ReferenceError::AmbiguousRegistry(registry.to_owned()));
+    }
+    // `myhost:443` keeps its port: without it, `myhost/app` would be a Docker Hub name.
+    if let Some(host) = lower.strip_suffix(":443")
+        && (host.contains(['.', ':']) || host == "localhost")
+    {
+        lower = host.to_owned();
     }
     if DOCKER_HUB_ALIASES.contains(&lower.as_str()) {
         return Ok(DOCKER_HUB.to_owned());
@@ -282,7 +305,13 @@ mod tests {
         assert_eq!(norm(&format!("ghcr.io/o/app:v1@{D}")), format!("ghcr.io/o/app:v1@{D}"));
         assert_eq!(norm("[::1]:5000/app:v1"), "[::1]:5000/app:v1");
         assert_eq!(norm("MyRegistry.COM/app"), "myregistry.com/app:latest");
-        assert_eq!(norm("UPPER/app"), "upper/app:latest");
+        assert_eq!(norm("MyRegistry.com:443/app:v1"), "myregistry.com/app:v1");
+        assert_eq!(norm("index.docker.io:443/nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(norm("[::1]:443/app"), "[::1]/app:latest");
+        assert_eq!(norm("myregistry.com:4430/app"), "myregistry.com:4430/app:latest");
+        assert_eq!(norm("localhost:443/app"), "localhost/app:latest");
+        // Found by the fuzzer: `com:443` without its port would read as a Docker Hub namespace.
+        assert_eq!(norm("COM:443/a/b:v1"), "com:443/a/b:v1");
     }
 
     #[test]
@@ -314,8 +343,18 @@ mod tests {
         ] {
             assert!(ImageReference::parse(bad).is_err(), "{bad:?} should be refused");
         }
+        assert_eq!(
+            ImageReference::parse("UPPER/app"),
+            Err(ReferenceError::AmbiguousRegistry("UPPER".to_owned()))
+        );
         let long = format!("myregistry.com/{}", "a".repeat(300));
         assert_eq!(ImageReference::parse(&long), Err(ReferenceError::NameTooLong));
+        let short_as_written = "a".repeat(250);
+        assert_eq!(
+            ImageReference::parse(&short_as_written),
+            Err(ReferenceError::NameTooLong)
+        );
+        assert!(ImageReference::parse(&"a".repeat(237)).is_ok());
         let long_tag = format!("app:{}", "a".repeat(129));
         assert!(matches!(
             ImageReference::parse(&long_tag),

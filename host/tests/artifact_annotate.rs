@@ -31,7 +31,7 @@ fn annotated_module_carries_metadata_yml_with_protocol_version_and_readme() {
 
     assert_eq!(read.protocol_version, Some(ProtocolVersion::V1));
     assert_eq!(read.execution_mode, ExecutionMode::KubewardenWapc);
-    assert!(read.mutating && read.background_audit && !read.context_aware);
+    assert!(read.mutating && read.background_audit && !read.is_context_aware());
     let resources: Vec<&str> = read
         .rules
         .iter()
@@ -87,7 +87,11 @@ fn metadata_json_uses_the_field_names_kubewarden_hosts_read() {
     assert_eq!(json["executionMode"], "kubewarden-wapc");
     assert_eq!(json["mutating"], true);
     assert_eq!(json["backgroundAudit"], true);
-    assert_eq!(json["contextAware"], false);
+    assert!(
+        json.get("contextAware").is_none(),
+        "Kubewarden reads contextAwareResources only"
+    );
+    assert_eq!(json["hostCapabilities"], serde_json::json!(["oci/v2/verify"]));
     assert_eq!(json["rules"][1]["apiGroups"][0], "apps");
     assert_eq!(
         json["annotations"]["io.kubewarden.policy.title"],

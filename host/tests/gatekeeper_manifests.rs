@@ -1,5 +1,6 @@
 //! The manifests in deploy/gatekeeper and deploy/prometheus parse as YAML and say what the
-//! provider and the template expect (names, ports, parameters, metrics).
+//! provider and the template expect (names, ports, parameters, metrics). Their schemas, the
+//! timeouts and mTLS are checked by scripts/check-deploy.py (`make check-deploy`).
 
 use std::path::Path;
 
@@ -27,7 +28,7 @@ fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[test]
 fn constraints_split_deny_and_warn_verdicts() -> TestResult {
-    let docs = documents("deploy/gatekeeper/constraints.yaml")?;
+    let docs = documents("deploy/gatekeeper/constraints/constraints.yaml")?;
     let constraints = of_kind(&docs, "K8sClusterImagePolicy");
     let modes: Vec<(String, String, bool)> = constraints
         .iter()
@@ -79,7 +80,7 @@ fn provider_points_at_the_service_over_https_within_gatekeepers_timeout() -> Tes
     let spec = &of_kind(&provider, "Provider").first().ok_or("no Provider")?["spec"];
     assert_eq!(
         spec["url"].as_str(),
-        Some("https://cip-provider.cip-system.svc:8443/validate")
+        Some("https://cip-provider.gatekeeper-system.svc:8443/validate")
     );
     let timeout = spec["timeout"].as_f64().ok_or("no timeout")?;
     assert!(timeout > 2.5 && timeout <= 3.0, "timeout {timeout}");
@@ -103,14 +104,14 @@ fn provider_points_at_the_service_over_https_within_gatekeepers_timeout() -> Tes
         .flat_map(|c| c["spec"]["dnsNames"].as_sequence().into_iter().flatten())
         .filter_map(Value::as_str)
         .collect();
-    assert!(names.contains(&"cip-provider.cip-system.svc"));
+    assert!(names.contains(&"cip-provider.gatekeeper-system.svc"));
     Ok(())
 }
 
 #[test]
 fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
-    let rules = documents("deploy/prometheus/alerts.yaml")?;
-    let exprs: Vec<&str> = rules[0]["groups"]
+    let rules = documents("deploy/prometheus/prometheus-rule.yaml")?;
+    let exprs: Vec<&str> = rules[0]["spec"]["groups"]
         .as_sequence()
         .into_iter()
         .flatten()
@@ -125,7 +126,7 @@ fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
     assert!(
         exprs
             .iter()
-            .any(|e| e.contains(r#"increase(kubewarden_policy_evaluations_total{accepted="false"}[5m])) > 0"#))
+            .any(|e| e.contains(r#"kubewarden_policy_evaluations_total{policy_name=~"clusterwide-cluster-image-policy-.*",accepted="false"}[5m])) > 0"#))
     );
     Ok(())
 }

@@ -8,6 +8,8 @@ use std::fmt;
 use kubewarden_policy_sdk::metadata::ProtocolVersion;
 use serde::{Deserialize, Serialize};
 
+use super::host_capability::HostCapability;
+
 /// Annotation holding the policy name.
 pub const ANNOTATION_TITLE: &str = "io.kubewarden.policy.title";
 /// Annotation holding the policy version (semver, without a leading `v`).
@@ -24,20 +26,34 @@ pub const ANNOTATION_OCI_URL: &str = "io.kubewarden.policy.ociUrl";
 /// Annotations every policy annotated by `cip` must carry.
 const REQUIRED_ANNOTATIONS: [&str; 3] = [ANNOTATION_TITLE, ANNOTATION_VERSION, ANNOTATION_DESCRIPTION];
 
-/// Top-level keys of `metadata.yml`, so that a misspelt key is an error instead of a setting
-/// silently ignored by every host.
-const KNOWN_KEYS: [&str; 11] = [
+/// Top-level keys of Kubewarden's `metadata.yml` (policy-evaluator's `Metadata` as of
+/// Kubewarden 1.3x), so that a misspelt key is an error instead of a setting silently ignored
+/// by every host.
+const KNOWN_KEYS: [&str; 10] = [
     "protocolVersion",
     "rules",
     "annotations",
     "mutating",
     "backgroundAudit",
-    "contextAware",
     "contextAwareResources",
     "executionMode",
     "policyType",
     "minimumKubewardenVersion",
-    "labels",
+    "hostCapabilities",
+];
+
+/// Keys older metadata used that Kubewarden reads no more, with what to write instead.
+const RETIRED_KEYS: [(&str, &str); 2] = [
+    (
+        "contextAware",
+        "contextAware is no longer a Kubewarden metadata key: a policy is context aware when it lists \
+         the resource kinds it reads in contextAwareResources (leave it out when it reads none)",
+    ),
+    (
+        "labels",
+        "labels is not a Kubewarden metadata key: put the information in annotations \
+         (io.kubewarden.policy.* or io.artifacthub.*)",
+    ),
 ];
 
 /// Admission operation a rule subscribes to.
@@ -120,16 +136,16 @@ pub struct Metadata {
     pub protocol_version: Option<ProtocolVersion>,
     pub rules: Vec<Rule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     pub mutating: bool,
     #[serde(default = "default_true")]
     pub background_audit: bool,
-    #[serde(default)]
-    pub context_aware: bool,
+    /// The Kubernetes resources the policy reads; empty for a policy that is not context aware.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub context_aware_resources: BTreeSet<ContextAwareResource>,
+    /// The host capability calls the policy makes (`None`: not declared, kwctl warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_capabilities: Option<BTreeSet<HostCapability>>,
     #[serde(default)]
     pub execution_mode: ExecutionMode,
     #[serde(default)]
@@ -183,10 +199,14 @@ impl Metadata {
             .flat_map(|mapping| mapping.keys())
             .filter_map(|key| {
                 let name = key.as_str().map_or_else(|| format!("{key:?}"), str::to_owned);
-                (!KNOWN_KEYS.contains(&name.as_str())).then(|| Problem {
-                    path: name,
-                    message: format!("unknown key, expected one of {}", KNOWN_KEYS.join(", ")),
-                })
+                if KNOWN_KEYS.contains(&name.as_str()) {
+                    return None;
+                }
+                let message = RETIRED_KEYS.iter().find(|(retired, _)| *retired == name).map_or_else(
+                    || format!("unknown key, expected one of {}", KNOWN_KEYS.join(", ")),
+                    |(_, message)| (*message).to_owned(),
+                );
+                Some(Problem { path: name, message })
             })
             .collect();
         if !unknown.is_empty() {
@@ -199,6 +219,11 @@ impl Metadata {
     /// newer tools are ignored, as policy-evaluator does).
     pub fn from_json(bytes: &[u8]) -> Result<Self, MetadataError> {
         Ok(serde_json::from_slice(bytes)?)
+    }
+
+    /// Whether the policy reads Kubernetes resources (lists any in `contextAwareResources`).
+    pub fn is_context_aware(&self) -> bool {
+        !self.context_aware_resources.is_empty()
     }
 
     /// An annotation value, if set.
@@ -237,12 +262,6 @@ impl Metadata {
         }
         for (index, rule) in self.rules.iter().enumerate() {
             validate_rule(&format!("rules[{index}]"), rule, &mut problems);
-        }
-        if self.context_aware && self.context_aware_resources.is_empty() {
-            problems.push(problem(
-                "contextAwareResources",
-                "contextAware is true but no resource kind is listed",
-            ));
         }
         for key in REQUIRED_ANNOTATIONS {
             match self.annotation(key) {
@@ -395,7 +414,8 @@ annotations:
     fn defaults_match_policy_evaluator() {
         let metadata = valid();
         assert!(metadata.background_audit);
-        assert!(!metadata.context_aware);
+        assert!(!metadata.is_context_aware());
+        assert!(metadata.host_capabilities.is_none());
         assert_eq!(metadata.execution_mode, ExecutionMode::KubewardenWapc);
         assert_eq!(metadata.policy_type, PolicyType::Kubernetes);
         assert!(metadata.validate().is_ok());
@@ -419,6 +439,41 @@ annotations:
             error.starts_with("metadata is invalid: mutatng: unknown key"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn retired_keys_say_what_to_write_instead() {
+        let text = format!("{VALID}contextAware: false\nlabels:\n  tier: security\n");
+        let error = Metadata::from_yaml(&text).expect_err("retired keys").to_string();
+        assert!(
+            error.contains("contextAware: contextAware is no longer a Kubewarden metadata key"),
+            "{error}"
+        );
+        assert!(
+            error.contains("labels: labels is not a Kubewarden metadata key"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn host_capabilities_are_kubewarden_call_paths() {
+        let text = format!("{VALID}hostCapabilities:\n  - oci/v2/verify\n  - oci/v1/*\n");
+        let metadata = Metadata::from_yaml(&text).expect("known calls");
+        let json = serde_json::to_value(&metadata).expect("serialises");
+        assert_eq!(
+            json["hostCapabilities"],
+            serde_json::json!(["oci/v1/*", "oci/v2/verify"])
+        );
+        let text = format!("{VALID}hostCapabilities:\n  - oci/v2/verify_everything\n");
+        let error = Metadata::from_yaml(&text).expect_err("unknown call").to_string();
+        assert!(error.contains("oci/v2/verify_everything"), "{error}");
+    }
+
+    #[test]
+    fn json_of_older_modules_with_retired_keys_still_reads() {
+        let json = br#"{"protocolVersion":"v1","rules":[],"mutating":false,"contextAware":false,"labels":{"a":"b"}}"#;
+        let metadata = Metadata::from_json(json).expect("lenient");
+        assert!(!metadata.is_context_aware());
     }
 
     #[test]

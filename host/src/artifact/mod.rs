@@ -3,6 +3,7 @@
 //! `cip run registry://…` ([`fetch_policy`]).
 
 mod annotate;
+pub mod host_capability;
 pub mod metadata;
 mod oci;
 mod protocol;

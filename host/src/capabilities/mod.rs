@@ -13,6 +13,7 @@ mod crypto;
 mod logging;
 mod net;
 mod oci;
+pub mod recording;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::verify::{Verifier, VerifyError};
 
 use answer_cache::AnswerCache;
 pub use answer_cache::AnswerCacheStats;
+use recording::Interactions;
 
 /// Everything host calls need: the verifier (registry and signatures) and the runtime that
 /// drives it.
@@ -29,6 +31,7 @@ pub struct Capabilities {
     verifier: Option<Arc<Verifier>>,
     handle: tokio::runtime::Handle,
     answers: Option<AnswerCache>,
+    interactions: Option<Interactions>,
 }
 
 impl std::fmt::Debug for Capabilities {
@@ -106,6 +109,7 @@ impl Capabilities {
             verifier: Some(verifier),
             handle,
             answers: None,
+            interactions: None,
         }
     }
 
@@ -115,6 +119,14 @@ impl Capabilities {
     #[must_use]
     pub fn with_answer_cache(mut self, success_ttl: Duration, failure_ttl: Duration) -> Self {
         self.answers = Some(AnswerCache::new(success_ttl, failure_ttl));
+        self
+    }
+
+    /// Records the host calls to a kwctl session file, or answers them from one
+    /// ([`recording`]).
+    #[must_use]
+    pub fn with_interactions(mut self, interactions: Interactions) -> Self {
+        self.interactions = Some(interactions);
         self
     }
 
@@ -130,6 +142,7 @@ impl Capabilities {
             verifier: None,
             handle,
             answers: None,
+            interactions: None,
         }
     }
 
@@ -140,6 +153,23 @@ impl Capabilities {
 
     /// Answers one host call made by `policy`; `deadline` bounds any waiting.
     pub fn dispatch(
+        &self,
+        policy: &str,
+        deadline: Option<Instant>,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, CapabilityError> {
+        match &self.interactions {
+            Some(interactions) => interactions.dispatch(binding, namespace, operation, payload, || {
+                self.dispatch_to_host(policy, deadline, binding, namespace, operation, payload)
+            }),
+            None => self.dispatch_to_host(policy, deadline, binding, namespace, operation, payload),
+        }
+    }
+
+    fn dispatch_to_host(
         &self,
         policy: &str,
         deadline: Option<Instant>,

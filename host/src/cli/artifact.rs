@@ -68,11 +68,11 @@ pub struct PushArgs {
     #[arg(value_name = "URI")]
     pub uri: String,
     /// Push a module that carries no metadata.
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     pub force: bool,
-    /// Print `{"immutable_ref": …}` instead of the bare reference.
-    #[arg(short = 'o', long = "output", value_enum)]
-    pub output: Option<PushFormat>,
+    /// `text` prints the bare reference, `json` prints `{"immutable_ref": …}` (kwctl's formats).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = PushFormat::Text)]
+    pub output: PushFormat,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -80,19 +80,24 @@ pub struct PushArgs {
 /// Output formats of `cip push`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PushFormat {
+    Text,
     Json,
 }
 
 /// Pull a policy module from an OCI registry.
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0 -o policy.wasm")]
+#[command(
+    after_help = "Examples:\n  cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0\n  \
+                        cip pull registry://ghcr.io/org/cluster-image-policy:v0.1.0 -o policy.wasm"
+)]
 pub struct PullArgs {
     /// Source, like registry://ghcr.io/org/policy:v1 or …@sha256:….
     #[arg(value_name = "URI")]
     pub uri: String,
-    /// Where to write the module.
+    /// Also write the module to this file. Without it, as with kwctl, the module goes to the
+    /// local policy store only (where `cip run registry://…` finds it).
     #[arg(short = 'o', long = "output-path", value_name = "FILE")]
-    pub output_path: PathBuf,
+    pub output_path: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -149,8 +154,15 @@ pub fn run_annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|path| std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display())))
         .transpose()?;
-    let (annotated, _) = artifact::annotate(&module, &metadata, usage)
+    let (annotated, written) = artifact::annotate(&module, &metadata, usage)
         .with_context(|| format!("cannot annotate {}", args.wasm_path.display()))?;
+    if written.host_capabilities.is_none() {
+        eprintln!(
+            "warning: {} lists no hostCapabilities: kwctl and PolicyServers gating host capabilities \
+             cannot tell which calls the policy makes",
+            args.metadata_path.display()
+        );
+    }
     std::fs::write(&args.output_path, annotated)
         .with_context(|| format!("cannot write {}", args.output_path.display()))?;
     Ok(())
@@ -202,28 +214,37 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<()> {
         .map_err(|error| explain(error, &sources))
         .with_context(|| format!("cannot push {} to {}", args.wasm_path.display(), args.uri))?;
     match args.output {
-        Some(PushFormat::Json) => println!("{}", serde_json::json!({ "immutable_ref": pushed.uri })),
-        None => println!("{}", pushed.uri),
+        PushFormat::Json => println!("{}", serde_json::json!({ "immutable_ref": pushed.uri })),
+        PushFormat::Text => println!("{}", pushed.uri),
     }
     Ok(())
 }
 
-/// Runs `cip pull`, writing the module to the output path.
+/// Runs `cip pull`: into the local policy store (as `kwctl pull`), and to the output path
+/// when one is given.
 pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
     let reference = parse_policy_uri(&args.uri)?;
+    let Some(output_path) = &args.output_path else {
+        let sources = args.registry.sources()?;
+        let stored = artifact::fetch_policy(&args.uri, &sources, args.registry.docker_config_json_path.as_deref())
+            .await
+            .map_err(|error| explain(error, &sources))
+            .with_context(|| format!("cannot pull {}", args.uri))?;
+        eprintln!("pulled {} into the policy store: {}", args.uri, stored.display());
+        return Ok(());
+    };
     let (registry, sources) = args.registry.registry()?;
     let pulled = registry
         .pull(&reference)
         .await
         .map_err(|error| explain(error, &sources))
         .with_context(|| format!("cannot pull {}", args.uri))?;
-    std::fs::write(&args.output_path, &pulled.module)
-        .with_context(|| format!("cannot write {}", args.output_path.display()))?;
+    std::fs::write(output_path, &pulled.module).with_context(|| format!("cannot write {}", output_path.display()))?;
     let pinned = match reference.digest() {
         Some(_) => args.uri.clone(),
         None => format!("{}@{}", args.uri, pulled.digest),
     };
-    eprintln!("pulled {pinned} to {}", args.output_path.display());
+    eprintln!("pulled {pinned} to {}", output_path.display());
     Ok(())
 }
 
@@ -267,7 +288,14 @@ fn render_summary(metadata: &Metadata) -> anyhow::Result<String> {
         ("protocol version", protocol),
         ("mutating", metadata.mutating.to_string()),
         ("background audit", metadata.background_audit.to_string()),
-        ("context aware", metadata.context_aware.to_string()),
+        ("context aware", metadata.is_context_aware().to_string()),
+        (
+            "host capabilities",
+            metadata.host_capabilities.as_ref().map_or_else(
+                || "-".to_owned(),
+                |calls| calls.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+            ),
+        ),
     ] {
         writeln!(out, "{:<20}{value}", format!("{label}:"))?;
     }

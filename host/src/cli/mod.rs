@@ -38,7 +38,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Evaluate a request repeatedly and print timing percentiles.
     Bench(bench::BenchArgs),
-    /// Check images against the policies of a namespace (dry run for CI).
+    /// Check images for CI (kwctl verify checks a policy's own signature)
     Verify(verify::VerifyArgs),
     /// Serve the policy as an OPA Gatekeeper external data provider.
     Provider(provider::ProviderArgs),

@@ -28,7 +28,7 @@ pub struct ProviderArgs {
     #[arg(value_name = "POLICY.wasm")]
     pub policy: String,
     /// Policy settings (YAML or JSON), validated by the policy at start-up.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, short = 's', value_name = "FILE")]
     pub settings_path: PathBuf,
     /// PEM certificate chain served to Gatekeeper; re-read when the file changes.
     #[arg(long, value_name = "FILE")]
@@ -50,7 +50,7 @@ pub struct ProviderArgs {
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
     /// Answer every request within this time (keys not done get a "deadline exceeded" error);
-    /// keep it below the Provider's `timeout` and Gatekeeper's 3 s webhook timeout.
+    /// keep it below the Provider's `timeout`, itself below Gatekeeper's webhook timeout.
     #[arg(long, default_value = "2.5s", value_parser = parse_duration)]
     pub deadline: Duration,
     /// Most keys accepted in one request.

@@ -7,6 +7,7 @@ use clap::Args;
 
 use super::session::{LimitArgs, Session, SettingsArgs, VerifierArgs};
 use crate::admission::{AdmissionResponse, request_from_document};
+use crate::capabilities::recording::Interactions;
 
 /// Evaluate an admission request with a policy and print the AdmissionResponse.
 #[derive(Debug, Args)]
@@ -19,7 +20,9 @@ Examples:
   cip run --request-path pod.json --settings-path settings.yaml policy.wasm
   cip run --request-path review.json --settings-json '{\"policies\":[]}' \\
       --sources-path sources.yaml --sigstore-trust-config trust.json policy.wasm
-  cip run -r pod.json -s settings.yaml registry://ghcr.io/org/cluster-image-policy:v0.1.0"
+  cip run -r pod.json -s settings.yaml registry://ghcr.io/org/cluster-image-policy:v0.1.0
+  cip run -r pod.json -s settings.yaml --record-host-capabilities-interactions session.yml policy.wasm
+  cip run -r pod.json -s settings.yaml --replay-host-capabilities-interactions session.yml policy.wasm"
 )]
 pub struct RunArgs {
     /// AdmissionRequest or whole AdmissionReview, JSON or YAML.
@@ -31,6 +34,15 @@ pub struct RunArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Record every host capability call and its answer to FILE (kwctl's session format), to
+    /// be replayed later with --replay-host-capabilities-interactions.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay_host_capabilities_interactions")]
+    pub record_host_capabilities_interactions: Option<PathBuf>,
+    /// Answer the host capability calls from a recorded session (FILE) instead of reaching
+    /// registries: reproducible, offline policy tests. A call that differs from the recorded
+    /// one fails.
+    #[arg(long, value_name = "FILE")]
+    pub replay_host_capabilities_interactions: Option<PathBuf>,
     /// The policy: a .wasm file or a registry:// URI.
     #[arg(value_name = "POLICY")]
     pub policy: String,
@@ -43,7 +55,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let request =
         request_from_document(&text).with_context(|| format!("request file {}", args.request_path.display()))?;
     let settings = args.settings.load()?;
-    let session = Session::open(&args.policy, &args.verifier, &args.limits, None)?;
+    let interactions = match (
+        &args.record_host_capabilities_interactions,
+        &args.replay_host_capabilities_interactions,
+    ) {
+        (Some(path), _) => Some(Interactions::record(path)?),
+        (None, Some(path)) => Some(Interactions::replay(path)?),
+        (None, None) => None,
+    };
+    let session = Session::open_with(&args.policy, &args.verifier, &args.limits, None, interactions)?;
     session.check_settings(&settings)?;
     let response = session.evaluator.validate(&request, &settings)?;
     let admission = AdmissionResponse::from_validation(&request, &response)?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::duration::parse_duration;
 use crate::capabilities::Capabilities;
+use crate::capabilities::recording::Interactions;
 use crate::registry::Sources;
 use crate::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
 use crate::trust::TrustRoot;
@@ -130,6 +131,17 @@ impl Session {
         limits: &LimitArgs,
         pool_size: Option<usize>,
     ) -> anyhow::Result<Self> {
+        Self::open_with(policy, verifier, limits, pool_size, None)
+    }
+
+    /// [`Session::open`], with host calls recorded to or replayed from a kwctl session file.
+    pub fn open_with(
+        policy: &str,
+        verifier: &VerifierArgs,
+        limits: &LimitArgs,
+        pool_size: Option<usize>,
+        interactions: Option<Interactions>,
+    ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             // Registry and sigstore futures are large; debug builds need more than 2 MiB.
@@ -157,10 +169,12 @@ impl Session {
         let module = PolicyModule::from_file(&path)?;
         spinner.finish_and_clear();
         let verifier_handle = Arc::new(Verifier::new(verifier.config()?)?);
-        let capabilities = Arc::new(
-            Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
-                .with_answer_cache(verifier.cache_success_ttl, verifier.cache_failure_ttl),
-        );
+        let mut capabilities = Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
+            .with_answer_cache(verifier.cache_success_ttl, verifier.cache_failure_ttl);
+        if let Some(interactions) = interactions {
+            capabilities = capabilities.with_interactions(interactions);
+        }
+        let capabilities = Arc::new(capabilities);
         let defaults = EvaluatorOptions::default();
         let options = EvaluatorOptions {
             timeout: limits.timeout,

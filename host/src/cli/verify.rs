@@ -12,7 +12,11 @@ use crate::runtime::{ImageKey, ImageVerdict, Verdict};
 /// Check images against the policies of a namespace, without a cluster.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Uses the policy's verify_images export: the same matching, look-ups and messages as an
+    after_help = "Not kwctl verify: `kwctl verify` checks the signature of a policy module; `cip verify`
+checks the signatures of container images against the ClusterImagePolicy settings, as the
+policy does at admission.
+
+Uses the policy's verify_images export: the same matching, look-ups and messages as an
 admission. Prints, per image, the matched policies, the authorities tried, which verified, the
 digest and the verdict. Exit status: 1 if any image is denied, 0 otherwise (warnings included).
 

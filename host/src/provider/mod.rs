@@ -5,6 +5,7 @@
 mod batch;
 mod decider;
 mod metrics;
+pub mod mutation;
 mod policy_decider;
 pub mod protocol;
 mod server;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::batch::{BatchEvaluator, Limits};
 use super::decider::Decider;
 use super::metrics::Metrics;
+use super::mutation::{MutationResponse, check_namespace};
 use super::protocol::{ProviderRequest, ProviderResponse};
 use super::tls::{self, ReloadingCertResolver, TlsError};
 
@@ -116,6 +117,7 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
     });
     let app = Router::new()
         .route("/validate", post(validate))
+        .route("/mutate/{namespace}", post(mutate))
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .with_state(state);
 
@@ -240,6 +242,32 @@ async fn validate(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesR
             Ok(request) => {
                 let items = state.evaluator.evaluate(request.request.keys, started).await;
                 axum::Json(ProviderResponse::items(items)).into_response()
+            }
+        },
+    };
+    state.metrics.record_request(started.elapsed());
+    response
+}
+
+/// Digest pinning for Gatekeeper's external-data mutation (see [`super::mutation`]).
+async fn mutate(
+    State(state): State<Arc<AppState>>,
+    Path(namespace): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let refuse_mutation = |status: StatusCode, reason: String| {
+        tracing::warn!(%status, %reason, "mutation request refused");
+        (status, axum::Json(MutationResponse::system_error(reason))).into_response()
+    };
+    let response = match (check_namespace(&namespace), body) {
+        (Err(error), _) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
+        (Ok(()), Err(rejection)) => refuse_mutation(rejection.status(), rejection.body_text()),
+        (Ok(()), Ok(body)) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
+            Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
+            Ok(request) => {
+                let items = super::mutation::mutate(&state.evaluator, &namespace, request.request.keys, started).await;
+                axum::Json(MutationResponse::items(items)).into_response()
             }
         },
     };

@@ -1,0 +1,213 @@
+//! Digest pinning under Gatekeeper: the answer to an external-data mutation
+//! (`Assign` with `parameters.assign.externalData`, `dataSource: ValueAtLocation`), served at
+//! `POST /mutate/{namespace}`.
+//!
+//! Gatekeeper sends the values at the Assign's location (container images) as keys and puts
+//! each item's `value` back at that location. The answer follows what the policy patches under
+//! Kubewarden (`modifyImagesWithDigest`), for the namespace named in the path:
+//!
+//! | verdict in that namespace                         | item                                     |
+//! |---------------------------------------------------|------------------------------------------|
+//! | allow, signatures verified, no digest in the image | `value`: `image@sha256:…` (pinned)       |
+//! | allow without verification (no policy covers it), or already pinned | `value`: the image unchanged |
+//! | warn (a `warn` policy failed)                      | `value`: the image unchanged             |
+//! | deny, or the image could not be decided           | `error`: why (the Assign's failurePolicy applies) |
+//!
+//! Gatekeeper only uses mutation answers marked `idempotent`, which ours are.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::batch::BatchEvaluator;
+use super::protocol::{API_VERSION, Item, RESPONSE_KIND, Verdict};
+
+/// The body answering a mutation request.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MutationResponse {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub response: MutationBody,
+}
+
+/// Per-image answers plus an error about the request as a whole.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MutationBody {
+    pub idempotent: bool,
+    pub items: Vec<MutationItem>,
+    #[serde(rename = "systemError")]
+    pub system_error: String,
+}
+
+/// The new value of one image, or why it has none.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MutationItem {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl MutationResponse {
+    /// A response carrying per-image items.
+    pub fn items(items: Vec<MutationItem>) -> Self {
+        Self::new(items, String::new())
+    }
+
+    /// A response refusing the whole request.
+    pub fn system_error(error: impl Into<String>) -> Self {
+        Self::new(Vec::new(), error.into())
+    }
+
+    fn new(items: Vec<MutationItem>, system_error: String) -> Self {
+        Self {
+            api_version: API_VERSION.to_owned(),
+            kind: RESPONSE_KIND.to_owned(),
+            response: MutationBody {
+                idempotent: true,
+                items,
+                system_error,
+            },
+        }
+    }
+}
+
+/// Why the namespace of a mutation path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a namespace name: the Provider's url must end with /mutate/NAMESPACE, NAMESPACE being the \
+     namespace whose policies decide (a DNS label: lowercase letters, digits and '-', at most 63)"
+)]
+pub struct InvalidNamespace(pub String);
+
+/// Checks the `{namespace}` path segment (an RFC 1123 label, as Kubernetes namespace names).
+pub fn check_namespace(namespace: &str) -> Result<(), InvalidNamespace> {
+    let bytes = namespace.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(InvalidNamespace(namespace.to_owned()))
+    }
+}
+
+/// Answers the images of one mutation request as the policy decides them in `namespace`.
+pub async fn mutate(
+    evaluator: &BatchEvaluator,
+    namespace: &str,
+    images: Vec<String>,
+    started: Instant,
+) -> Vec<MutationItem> {
+    let keys: Vec<String> = images
+        .iter()
+        .map(|image| serde_json::json!({ "image": image, "namespace": namespace }).to_string())
+        .collect();
+    let items = evaluator.evaluate(keys.clone(), started).await;
+    let mut answered = std::collections::HashSet::new();
+    images
+        .into_iter()
+        .zip(keys)
+        .filter(|(image, _)| answered.insert(image.clone()))
+        .map(|(image, key)| match items.iter().find(|item| item.key == key) {
+            Some(item) => answer(image, item),
+            None => MutationItem {
+                key: image,
+                value: None,
+                error: Some("no decision was made for this image".to_owned()),
+            },
+        })
+        .collect()
+}
+
+/// The mutation answer for `image` from its validation `item`.
+fn answer(image: String, item: &Item) -> MutationItem {
+    let outcome = match (&item.value, &item.error) {
+        (_, Some(error)) => Err(error.clone()),
+        (Some(decision), None) => match decision.verdict {
+            Verdict::Deny => Err(if decision.message.is_empty() {
+                format!("image {image} is denied by the cluster image policies")
+            } else {
+                decision.message.clone()
+            }),
+            Verdict::Warn => Ok(image.clone()),
+            Verdict::Allow => Ok(match &decision.digest {
+                Some(digest) if !image.contains('@') => format!("{image}@{digest}"),
+                _ => image.clone(),
+            }),
+        },
+        (None, None) => Err("no decision was made for this image".to_owned()),
+    };
+    match outcome {
+        Ok(value) => MutationItem {
+            key: image,
+            value: Some(value),
+            error: None,
+        },
+        Err(error) => MutationItem {
+            key: image,
+            value: None,
+            error: Some(error),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::protocol::Decision;
+
+    fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Item {
+        Item::value(
+            "k".to_owned(),
+            Decision {
+                verdict,
+                digest: digest.map(str::to_owned),
+                message: message.to_owned(),
+                policies: Vec::new(),
+            },
+        )
+    }
+
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn verified_images_are_pinned_and_denied_ones_are_errors() {
+        let pinned = answer("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""));
+        assert_eq!(pinned.value.as_deref(), Some(format!("r.io/app:v1@{D}").as_str()));
+        let already = answer(format!("r.io/app@{D}"), &decided(Verdict::Allow, Some(D), ""));
+        assert_eq!(already.value, Some(format!("r.io/app@{D}")));
+        let uncovered = answer("r.io/free:v1".into(), &decided(Verdict::Allow, None, ""));
+        assert_eq!(uncovered.value.as_deref(), Some("r.io/free:v1"));
+        let warned = answer("r.io/dev:v1".into(), &decided(Verdict::Warn, Some(D), "not verified"));
+        assert_eq!(warned.value.as_deref(), Some("r.io/dev:v1"));
+        let denied = answer("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
+        assert_eq!((denied.value, denied.error.as_deref()), (None, Some("no signature")));
+        let failed = answer("r.io/x:v1".into(), &Item::error("k".into(), "deadline exceeded"));
+        assert_eq!(failed.error.as_deref(), Some("deadline exceeded"));
+    }
+
+    #[test]
+    fn namespaces_are_dns_labels() {
+        for ok in ["default", "prod-1", "a"] {
+            assert!(check_namespace(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Prod", "-a", "a-", "a/b", "a.b", &"x".repeat(64)] {
+            assert!(check_namespace(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_response_is_idempotent() {
+        let json = serde_json::to_value(MutationResponse::items(vec![])).expect("json");
+        assert_eq!(json["response"]["idempotent"], true);
+        assert_eq!(json["kind"], "ProviderResponse");
+    }
+}

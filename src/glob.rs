@@ -1,0 +1,473 @@
+//! Glob matching for image references and namespace names: parsed once, matched without
+//! compilation or allocation.
+//!
+//! A [`PathGlob`] is a list of `/`-separated segments, anchored at both ends:
+//! - `**` as a whole segment matches zero or more whole segments;
+//! - in any other segment, `*` matches any run of characters other than `/` (possibly empty),
+//!   every other character matches itself.
+//!
+//! [`segment_matches`] matches one segment; with `question_mark` set, `?` matches exactly one
+//! character (namespace globs such as `team-?`). Image globs never contain `?`: their settings
+//! check refuses it.
+//!
+//! Matching walks the segments with one backtrack point, the last `**` seen, and each segment's
+//! characters with one backtrack point, the last `*` seen. Both are complete: a later star can
+//! absorb whatever an earlier one would have, so only the last needs retrying. (`glob-match`
+//! 0.2.1, used before, dropped its `**` backtrack point after a literal and so missed
+//! `myregistry.com/**/prod-*` against `myregistry.com/prod-eu/prod-api:1`.) The property tests
+//! below compare both against a regular expression built from the glob.
+
+/// Why a glob was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GlobError {
+    #[error("the glob is empty")]
+    Empty,
+    #[error("the glob has an empty path segment (`//`, or `/` at the start or the end)")]
+    EmptySegment,
+    #[error("`**` must be a whole path segment (found `{0}`): use `*` within a segment")]
+    PartialDoubleStar(String),
+}
+
+/// One segment of a [`PathGlob`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Segment {
+    /// `**`: zero or more whole segments.
+    AnySegments,
+    /// A pattern for exactly one segment: the byte range of its text.
+    One(usize, usize),
+}
+
+/// A parsed path glob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathGlob {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+impl PathGlob {
+    /// Parses `text`; consecutive `**` segments are merged (they mean the same).
+    pub fn parse(text: &str) -> Result<Self, GlobError> {
+        if text.is_empty() {
+            return Err(GlobError::Empty);
+        }
+        let mut segments = Vec::new();
+        let mut start = 0;
+        for part in text.split('/') {
+            let end = start + part.len();
+            if part.is_empty() {
+                return Err(GlobError::EmptySegment);
+            }
+            if part == "**" {
+                if segments.last() != Some(&Segment::AnySegments) {
+                    segments.push(Segment::AnySegments);
+                }
+            } else if part.contains("**") {
+                return Err(GlobError::PartialDoubleStar(part.to_owned()));
+            } else {
+                segments.push(Segment::One(start, end));
+            }
+            start = end + 1;
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
+    }
+
+    /// `**`, which matches everything.
+    pub fn everything() -> Self {
+        Self {
+            text: "**".to_owned(),
+            segments: vec![Segment::AnySegments],
+        }
+    }
+
+    /// The glob as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the glob is `**`, which matches everything.
+    pub fn matches_everything(&self) -> bool {
+        self.segments == [Segment::AnySegments]
+    }
+
+    /// Whether the glob matches the whole of `text`.
+    pub fn matches(&self, text: &str) -> bool {
+        self.walk(text.as_bytes(), false)
+    }
+
+    /// Whether the glob matches `name:TAG` for at least one tag `TAG` (a letter, digit or `_`,
+    /// then letters, digits, `_`, `.` or `-`; the 128-character limit of tags is not applied,
+    /// which can only find more matches). Used for references by digest only: a glob that covers
+    /// a repository at some tag covers it by digest.
+    pub fn matches_some_tag(&self, name: &str) -> bool {
+        self.walk(name.as_bytes(), true)
+    }
+
+    /// Segment-level matching; `some_tag` makes the last text segment stand for `segment:TAG`.
+    fn walk(&self, text: &[u8], some_tag: bool) -> bool {
+        const END: usize = usize::MAX;
+        let next = |start: usize| -> (usize, usize) {
+            // (end of the segment starting at `start`, start of the following one or END)
+            match text[start..].iter().position(|&b| b == b'/') {
+                Some(i) => (start + i, start + i + 1),
+                None => (text.len(), END),
+            }
+        };
+        let pattern = self.text.as_bytes();
+        let (mut pi, mut ti) = (0, 0);
+        // After the last `**`: the pattern index following it and the text segment it would
+        // take next if what follows fails.
+        let mut retry: Option<(usize, usize)> = None;
+        loop {
+            match self.segments.get(pi) {
+                Some(Segment::AnySegments) => {
+                    pi += 1;
+                    retry = Some((pi, ti));
+                    continue;
+                }
+                Some(&Segment::One(a, b)) if ti != END => {
+                    let (end, following) = next(ti);
+                    let segment = &text[ti..end];
+                    let ok = if some_tag && following == END {
+                        segment_matches_some_tag(&pattern[a..b], segment)
+                    } else {
+                        matches_bytes(&pattern[a..b], segment, false)
+                    };
+                    if ok {
+                        pi += 1;
+                        ti = following;
+                        continue;
+                    }
+                }
+                None if ti == END => return true,
+                _ => {}
+            }
+            match retry {
+                Some((rpi, rti)) if rti != END => {
+                    let (_, following) = next(rti);
+                    retry = Some((rpi, following));
+                    pi = rpi;
+                    ti = following;
+                }
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Whether `pattern` (`*` any run, and `?` one character if `question_mark`) matches the whole
+/// of `text`. Neither side is split at `/`: this is the matcher of one segment, or of one
+/// namespace name.
+pub fn segment_matches(pattern: &str, text: &str, question_mark: bool) -> bool {
+    matches_bytes(pattern.as_bytes(), text.as_bytes(), question_mark)
+}
+
+fn matches_bytes(pattern: &[u8], text: &[u8], question_mark: bool) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    // After the last `*`: the pattern index following it and the text index it would take next.
+    let mut retry: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        match pattern.get(pi) {
+            Some(b'*') => {
+                pi += 1;
+                retry = Some((pi, ti));
+                continue;
+            }
+            Some(&c) if c == text[ti] || (question_mark && c == b'?') => {
+                pi += 1;
+                ti += 1;
+                continue;
+            }
+            _ => {}
+        }
+        match retry {
+            Some((rpi, rti)) => {
+                retry = Some((rpi, rti + 1));
+                pi = rpi;
+                ti = rti + 1;
+            }
+            None => return false,
+        }
+    }
+    pattern[pi..].iter().all(|&c| c == b'*')
+}
+
+/// Whether `pattern` (one segment, `*` only) matches `name:TAG` for some tag.
+///
+/// In any match, the `:` after `name` comes either from a literal `:` of the pattern or from a
+/// `*`. A literal `:` at `j` needs `pattern[..j]` to match `name` and `pattern[j+1..]` to make a
+/// tag; a `*` at `j` splits into `pattern[..=j]` matching `name` (the star taking its end) and
+/// `pattern[j..]` making a tag (the star taking its start).
+fn segment_matches_some_tag(pattern: &[u8], name: &[u8]) -> bool {
+    pattern.iter().enumerate().any(|(j, &c)| match c {
+        b':' => can_make_tag(&pattern[j + 1..]) && matches_bytes(&pattern[..j], name, false),
+        b'*' => can_make_tag(&pattern[j..]) && matches_bytes(&pattern[..=j], name, false),
+        _ => false,
+    })
+}
+
+/// Whether `pattern` (`*` only) matches at least one tag: non-empty, first character a letter,
+/// digit or `_`, then letters, digits, `_`, `.` and `-`. A `*` can always supply `a`.
+fn can_make_tag(pattern: &[u8]) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    match pattern.first() {
+        None => false,
+        Some(&first) if first != b'*' && !word(first) => false,
+        Some(_) => pattern.iter().all(|&b| b == b'*' || word(b) || b == b'.' || b == b'-'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The reference: a regular expression over `/` + text, each pattern segment consuming `/`
+    /// and one segment, `**` any number of them.
+    fn regex_of(glob: &str) -> regex::Regex {
+        let mut re = String::from("^");
+        for segment in glob.split('/') {
+            if segment == "**" {
+                re.push_str("(?:/[^/]*)*");
+            } else {
+                re.push('/');
+                re.push_str(&segment_regex(segment, false));
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap()
+    }
+
+    fn segment_regex(segment: &str, question_mark: bool) -> String {
+        let mut re = String::new();
+        for c in segment.chars() {
+            match c {
+                '*' => re.push_str("[^/]*"),
+                '?' if question_mark => re.push_str("[^/]"),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re
+    }
+
+    fn reference_matches(glob: &str, text: &str) -> bool {
+        regex_of(glob).is_match(&format!("/{text}"))
+    }
+
+    /// A tag that `tail` (the part of a segment pattern that must make the tag) produces, if any:
+    /// each `*` empty, except a leading one, which gives `a`.
+    fn witness(tail: &str) -> Option<String> {
+        let mut out = String::new();
+        for (i, c) in tail.chars().enumerate() {
+            match c {
+                '*' if i == 0 => out.push('a'),
+                '*' => {}
+                c => out.push(c),
+            }
+        }
+        let valid = out
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && out
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        valid.then_some(out)
+    }
+
+    /// Candidate tags for `matches_some_tag`: every way a segment of the glob could make one.
+    fn candidate_tags(glob: &str) -> Vec<String> {
+        let mut tags = vec!["a".to_owned()];
+        for segment in glob.split('/') {
+            for (j, c) in segment.char_indices() {
+                match c {
+                    ':' => tags.extend(witness(&segment[j + 1..])),
+                    '*' => tags.extend(witness(&segment[j..])),
+                    _ => {}
+                }
+            }
+        }
+        tags
+    }
+
+    /// Segments of our references' shape, from a small alphabet so that globs and texts collide.
+    fn text_segment() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[ab.:@-]{0,4}").unwrap()
+    }
+
+    fn glob_segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            1 => Just("**".to_owned()),
+            6 => proptest::string::string_regex("[ab*.:@-]{1,4}")
+                .unwrap()
+                .prop_filter("no ** inside a segment", |s| !s.contains("**")),
+        ]
+    }
+
+    fn glob() -> impl Strategy<Value = String> {
+        proptest::collection::vec(glob_segment(), 1..6).prop_map(|s| s.join("/"))
+    }
+
+    /// Texts drawn from the glob itself (stars replaced by text) are far likelier to match
+    /// than independent random texts.
+    fn glob_and_text() -> impl Strategy<Value = (String, String)> {
+        glob().prop_flat_map(|g| {
+            let n = g.split('/').count();
+            let filled =
+                proptest::collection::vec((text_segment(), proptest::collection::vec(text_segment(), 0..3)), n)
+                    .prop_map({
+                        let g = g.clone();
+                        move |fills| {
+                            g.split('/')
+                                .zip(fills)
+                                .map(|(seg, (fill, extra))| {
+                                    if seg == "**" {
+                                        extra.join("/")
+                                    } else {
+                                        seg.replace('*', &fill)
+                                    }
+                                })
+                                .filter(|s| !s.is_empty())
+                                .collect::<Vec<_>>()
+                                .join("/")
+                        }
+                    });
+            let random = proptest::collection::vec(text_segment(), 1..7).prop_map(|s| s.join("/"));
+            (Just(g), prop_oneof![filled, random])
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn path_glob_agrees_with_the_regex((glob, text) in glob_and_text()) {
+            let parsed = PathGlob::parse(&glob).unwrap();
+            prop_assert_eq!(parsed.matches(&text), reference_matches(&glob, &text), "glob {} text {}", glob, text);
+        }
+
+        #[test]
+        fn some_tag_agrees_with_the_regex((glob, name) in glob_and_text()) {
+            let parsed = PathGlob::parse(&glob).unwrap();
+            let re = regex_of(&glob);
+            let expected = candidate_tags(&glob).iter().any(|t| re.is_match(&format!("/{name}:{t}")));
+            prop_assert_eq!(parsed.matches_some_tag(&name), expected, "glob {} name {}", glob, name);
+        }
+
+        #[test]
+        fn segments_with_question_marks_agree_with_the_regex(
+            pattern in "[ab?*.-]{0,6}",
+            text in "[ab.-]{0,6}",
+        ) {
+            let re = regex::Regex::new(&format!("^{}$", segment_regex(&pattern, true))).unwrap();
+            prop_assert_eq!(segment_matches(&pattern, &text, true), re.is_match(&text));
+        }
+    }
+
+    /// Every string of `alphabet` up to `max` characters.
+    fn all_strings(alphabet: &[char], max: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut level = vec![String::new()];
+        for _ in 0..max {
+            level = level
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            out.extend(level.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn exhaustive_small_alphabet_paths() {
+        let globs: Vec<String> = all_strings(&['a', '*', '/', ':'], 6)
+            .into_iter()
+            .filter(|g| PathGlob::parse(g).is_ok())
+            .collect();
+        let texts: Vec<(String, String)> = all_strings(&['a', '/', ':'], 5)
+            .into_iter()
+            .map(|t| (format!("/{t}"), t))
+            .collect();
+        let mut compared = 0;
+        for glob in &globs {
+            let parsed = PathGlob::parse(glob).unwrap();
+            let re = regex_of(glob);
+            for (slashed, text) in &texts {
+                assert_eq!(
+                    parsed.matches(text),
+                    re.is_match(slashed),
+                    "glob {glob:?} text {text:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 100_000, "{compared}");
+    }
+
+    /// Against brute force over every tag of a small alphabet long enough to hold any witness.
+    #[test]
+    fn exhaustive_small_alphabet_some_tag() {
+        let patterns = all_strings(&['a', '*', ':', '.', '-'], 5);
+        let names = all_strings(&['a', '.'], 2);
+        let tags: Vec<String> = all_strings(&['a', '.', '-'], 6)
+            .into_iter()
+            .filter(|t| t.starts_with('a'))
+            .collect();
+        let tagged: Vec<Vec<String>> = names
+            .iter()
+            .map(|name| tags.iter().map(|t| format!("{name}:{t}")).collect())
+            .collect();
+        for pattern in &patterns {
+            for (name, tagged) in names.iter().zip(&tagged) {
+                let expected = tagged
+                    .iter()
+                    .any(|t| matches_bytes(pattern.as_bytes(), t.as_bytes(), false));
+                assert_eq!(
+                    segment_matches_some_tag(pattern.as_bytes(), name.as_bytes()),
+                    expected,
+                    "pattern {pattern:?} name {name:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_issue_counter_example() {
+        let glob = PathGlob::parse("myregistry.com/**/prod-*").unwrap();
+        assert!(glob.matches("myregistry.com/prod-eu/prod-api:1"));
+        assert!(glob.matches("myregistry.com/prod-api:1"));
+        assert!(!glob.matches("myregistry.com/prod-eu/api:1"));
+    }
+
+    #[test]
+    fn double_star_is_whole_segments_only() {
+        let glob = PathGlob::parse("r.io/**/app").unwrap();
+        assert!(glob.matches("r.io/app"));
+        assert!(glob.matches("r.io/a/b/app"));
+        assert!(!glob.matches("r.io/xapp"));
+        assert!(!glob.matches("r.io/a/xapp"));
+        assert_eq!(
+            PathGlob::parse("r.io/a**"),
+            Err(GlobError::PartialDoubleStar("a**".to_owned()))
+        );
+        assert_eq!(PathGlob::parse("r.io//a"), Err(GlobError::EmptySegment));
+        assert_eq!(PathGlob::parse("r.io/a/"), Err(GlobError::EmptySegment));
+        assert_eq!(PathGlob::parse(""), Err(GlobError::Empty));
+    }
+
+    #[test]
+    fn some_tag_examples() {
+        let glob = |g: &str| PathGlob::parse(g).unwrap();
+        assert!(glob("r.io/app:v*").matches_some_tag("r.io/app"));
+        assert!(glob("r.io/app:v1").matches_some_tag("r.io/app"));
+        assert!(glob("r.io/app*").matches_some_tag("r.io/app"));
+        assert!(glob("r.io/**").matches_some_tag("r.io/team/app"));
+        assert!(!glob("r.io/app:v1").matches_some_tag("r.io/other"));
+        assert!(!glob("r.io/app@*").matches_some_tag("r.io/app"));
+        assert!(!glob("r.io/app:.x").matches_some_tag("r.io/app"));
+        assert!(!glob("r.io/app:").matches_some_tag("r.io/app"));
+        assert!(!glob("r.io/app/**").matches_some_tag("r.io/app"));
+    }
+}

@@ -1,7 +1,14 @@
 //! From an admission request to Kubewarden's `ValidationResponse`, and from a list of
-//! `{image, namespace}` pairs to verdicts (`verify_images`).
+//! `{image, namespace, resource?, labels?}` keys to verdicts (`verify_images`).
+//!
+//! The object's lifecycle is followed the way sigstore policy-controller follows it, with no
+//! host call where nothing new can run: DELETE and CONNECT requests, UPDATEs of an object
+//! already being deleted, and updates of the `status` subresource are admitted as they are; an
+//! UPDATE verifies (and pins) only the images its object holds that its old object did not, so
+//! scaling, relabelling or removing a finalizer never depends on a registry, and pinning never
+//! rewrites a field the API server refuses to change (a Job's pod template, a Pod's volumes).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use kubewarden_policy_sdk::response::ValidationResponse;
 use serde::{Deserialize, Serialize};
@@ -11,7 +18,7 @@ use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
 use crate::matching::Subject;
 use crate::settings::SettingsCache;
-use crate::workload::{describe, image_sites, set_image};
+use crate::workload::{ImageSite, describe, image_sites, set_image};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
 /// as `kind`, losing it, so the request is read here.)
@@ -22,7 +29,32 @@ struct AdmissionRequest {
     resource: GroupVersionResource,
     sub_resource: String,
     namespace: String,
+    operation: String,
     object: serde_json::Value,
+    old_object: serde_json::Value,
+}
+
+impl AdmissionRequest {
+    /// Whether nothing in the request can make a container run an image it did not run
+    /// before, so that it is admitted without looking at images at all.
+    ///
+    /// `metadata.deletionTimestamp` is trusted only when the stored object (`oldObject`) carries
+    /// it too: on CREATE the API server clears the field after mutating admission, so a
+    /// client could otherwise set it to walk past this policy.
+    fn changes_no_image_by_lifecycle(&self) -> bool {
+        let being_deleted = |object: &serde_json::Value| {
+            object
+                .pointer("/metadata/deletionTimestamp")
+                .is_some_and(|t| !t.is_null())
+        };
+        match self.operation.as_str() {
+            "DELETE" | "CONNECT" => true,
+            "UPDATE" => {
+                self.sub_resource == "status" || (being_deleted(&self.old_object) && being_deleted(&self.object))
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -70,7 +102,10 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         Err(e) => return reject(format!("invalid policy settings: {e}")),
     };
     let request = payload.request;
-    if request.kind.kind.is_empty() && !request.object.is_null() {
+    if request.changes_no_image_by_lifecycle() {
+        return accept(None, Vec::new(), HashMap::new());
+    }
+    if request.kind.kind.is_empty() {
         return reject("the admission request has no kind: cannot tell where its images are".to_owned());
     }
     let object = &request.object;
@@ -82,7 +117,17 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     } else {
         request.namespace.as_str()
     };
-    let sites = image_sites(&request.kind.kind, &request.sub_resource, object);
+    let sites = match image_sites(&request.kind.kind, &request.sub_resource, object) {
+        Ok(sites) => sites,
+        Err(e) => {
+            return reject(format!(
+                "{} cannot be read as a {}: {e}; its images cannot be checked",
+                describe(&request.kind.kind, namespace, object),
+                request.kind.kind
+            ));
+        }
+    };
+    let sites = new_images(&request, sites);
     if sites.is_empty() {
         return accept(None, Vec::new(), HashMap::new());
     }
@@ -146,6 +191,20 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     accept(mutated, warnings, audit)
 }
 
+/// The sites whose image the old object of an UPDATE did not hold: only those can make a
+/// container run something new, so only those are verified and pinned. Everything else was
+/// admitted when it was written, and rewriting it could touch a field the API server refuses
+/// to change. An old object that cannot be read vouches for nothing.
+fn new_images(request: &AdmissionRequest, sites: Vec<ImageSite>) -> Vec<ImageSite> {
+    if request.operation != "UPDATE" {
+        return sites;
+    }
+    let old: HashSet<String> = image_sites(&request.kind.kind, &request.sub_resource, &request.old_object)
+        .map(|old| old.into_iter().map(|s| s.image).collect())
+        .unwrap_or_default();
+    sites.into_iter().filter(|s| !old.contains(&s.image)).collect()
+}
+
 fn accept(
     mutated_object: Option<serde_json::Value>,
     warnings: Vec<String>,
@@ -161,13 +220,44 @@ fn accept(
     }
 }
 
-/// One `{image, namespace}` pair of `verify_images`.
+/// One key of `verify_images`: an image and where it is used. Without `resource` the image is
+/// decided as in a Pod (`{"group": "", "version": "v1", "resource": "pods"}`); without
+/// `labels`, as in an object without labels.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageKey {
     pub image: String,
     #[serde(default)]
     pub namespace: String,
+    #[serde(default)]
+    pub resource: Option<ResourceKey>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// The resource of an [`ImageKey`], as in an AdmissionRequest's `resource`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceKey {
+    #[serde(default)]
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+}
+
+impl ImageKey {
+    /// Refuses a key a policy's `match` could misread: an empty resource or version would
+    /// match no resource rule, so a policy scoped to a resource would silently not apply.
+    fn check(&self, index: usize) -> Result<(), String> {
+        if let Some(r) = &self.resource
+            && (r.resource.trim().is_empty() || r.version.trim().is_empty())
+        {
+            return Err(format!(
+                "images[{index}].resource: give version and resource (e.g. {{\"group\": \"apps\", \"version\": \"v1\", \"resource\": \"deployments\"}}), or leave resource out to mean pods"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,7 +274,8 @@ pub struct VerifyImagesResponse {
     pub results: Vec<ImageVerdict>,
 }
 
-/// Decides each image as it would be decided in a Pod of its namespace.
+/// Decides each image as admission decides it in an object of the key's namespace, resource
+/// and labels.
 pub fn verify_images(
     payload: &[u8],
     cache: &mut SettingsCache,
@@ -195,16 +286,28 @@ pub fn verify_images(
     let settings = cache
         .get(payload.settings.get())
         .map_err(|e| format!("invalid policy settings: {e}"))?;
+    for (index, key) in payload.images.iter().enumerate() {
+        key.check(index)?;
+    }
     let results = payload
         .images
         .iter()
         .map(|key| {
+            let labels: Option<serde_json::Map<String, serde_json::Value>> = key.labels.as_ref().map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect()
+            });
+            let (group, version, resource) = match &key.resource {
+                Some(r) => (r.group.as_str(), r.version.as_str(), r.resource.as_str()),
+                None => ("", "v1", "pods"),
+            };
             let subject = Subject {
                 namespace: &key.namespace,
-                group: "",
-                version: "v1",
-                resource: "pods",
-                labels: None,
+                group,
+                version,
+                resource,
+                labels: labels.as_ref(),
                 object: None,
             };
             decide(&settings, &subject, &key.image, host)

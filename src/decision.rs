@@ -62,7 +62,8 @@ pub struct ImageVerdict {
     /// One Kubernetes warning per failing `warn` policy.
     #[serde(skip)]
     pub warnings: Vec<String>,
-    /// The digest to pin the image to, when it passed and was not written with one.
+    /// The digest to pin the image to, when every enforcing policy passed, a passing authority
+    /// verified signatures at that digest, and the image was not written with one.
     #[serde(skip)]
     pub pin: Option<String>,
 }
@@ -161,11 +162,16 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
     if !denials.is_empty() {
         verdict.verdict = Verdict::Deny;
         verdict.message = denials.join("; ");
-    } else if !warnings.is_empty() {
+        return verdict;
+    }
+    if !warnings.is_empty() {
         verdict.verdict = Verdict::Warn;
         verdict.warnings = warnings.iter().map(|w| truncate(w)).collect();
         verdict.message = warnings.join("; ");
-    } else if reference.digest().is_none() {
+    }
+    // Every enforcing policy passed: what runs must be what was verified, whatever the warn
+    // policies said, or the tag could move between this check and the pull.
+    if reference.digest().is_none() {
         verdict.pin = verdict.digest.clone();
     }
     verdict.warnings.extend(notes);

@@ -105,6 +105,9 @@ fn host_trusting_key(key: &'static str) -> MockHost {
     })
 }
 
+mod gatekeeper_parity;
+mod lifecycle;
+
 mod settings_validation {
     use super::*;
 
@@ -141,10 +144,14 @@ mod settings_validation {
             err.contains("cosign public-key --key gcpkms://projects/PROJECT_ID/"),
             "{err}"
         );
-        // kms beside data is a label.
+        // kms beside data would be ignored: refused, as policy-controller refuses it.
         let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
         s["policies"][0]["spec"]["authorities"][0]["key"]["kms"] = json!("awskms:///alias/cosign");
-        assert_eq!(check_settings(&s), Ok(()));
+        let err = check_settings(&s).unwrap_err();
+        assert!(
+            err.starts_with("policies[0].spec.authorities[0].key: give key.data or key.kms, not both"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -902,7 +909,7 @@ mod admission {
             let r = run(&request, &signed_images(), &mut host);
             assert_eq!(r["accepted"], true, "{kind}");
             assert_eq!(host.calls.len(), 3, "{kind}");
-            let images = crate::workload::image_sites(kind, "", &r["mutated_object"]);
+            let images = crate::workload::image_sites(kind, "", &r["mutated_object"]).unwrap();
             assert_eq!(images.len(), 3);
             assert!(
                 images.iter().all(|s| s.image.ends_with(&format!("@{DIGEST}"))),
@@ -1052,7 +1059,8 @@ mod verify_images_export {
                 .unwrap();
         let results = out["results"].as_array().unwrap();
         let verdicts: Vec<&str> = results.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
-        assert_eq!(verdicts, ["allow", "deny", "warn", "allow", "deny"]);
+        // `other` is covered by no policy: noMatchPolicy defaults to warn.
+        assert_eq!(verdicts, ["allow", "deny", "warn", "warn", "deny"]);
         assert_eq!(results[0]["digest"], DIGEST);
         assert_eq!(
             results[1]["policies"][0],

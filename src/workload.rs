@@ -1,9 +1,12 @@
 //! Images in and out of every workload kind.
 //!
-//! The object is read as plain JSON, not as typed Kubernetes structs: a malformed object must
-//! never make the policy fail to answer, and the typed structs would double the module's size.
-//! Every image is found with the JSON pointer of its field, so pinning it to a digest is a
-//! targeted write.
+//! The object is read as plain JSON, not as typed Kubernetes structs: the typed structs would
+//! double the module's size. Every image is found with the JSON pointer of its field, so pinning
+//! it to a digest is a targeted write. An object of a workload kind whose image fields have the
+//! wrong shape is an error ([`WorkloadError`]), never "no images": a policy that cannot see an
+//! image must not admit it.
+
+use std::fmt;
 
 use serde_json::Value;
 
@@ -28,16 +31,133 @@ pub struct ImageSite {
     pub image: String,
 }
 
-/// Lists the images of `object`, a workload of kind `kind`. For the `ephemeralcontainers`
-/// subresource of a Pod only the ephemeral containers are listed: that request may change
-/// nothing else. Unknown kinds and objects without a pod spec hold no images.
-pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Vec<ImageSite> {
+/// Why an object cannot be read as its kind.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The object says it is of another kind than the request.
+    #[error("the object is a {found}, but the request is about a {expected}")]
+    KindMismatch { expected: String, found: String },
+    /// A field on the way to an image has the wrong JSON type.
+    #[error("{field} is {found}, not {expected}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// The object has no pod spec where its kind keeps it.
+    #[error("{field} is missing: a {kind} keeps its pod spec there")]
+    NoPodSpec { field: String, kind: String },
+}
+
+/// The JSON type of a value, for messages.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON pointer written the way users read fields: `/spec/containers/0/image` →
+/// `spec.containers[0].image`.
+struct FieldPath<'a>(&'a str);
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for part in self.0.split('/').filter(|p| !p.is_empty()) {
+            if part.bytes().all(|b| b.is_ascii_digit()) {
+                write!(f, "[{part}]")?;
+            } else {
+                if !first {
+                    f.write_str(".")?;
+                }
+                f.write_str(part)?;
+            }
+            first = false;
+        }
+        if first {
+            f.write_str("the object")?;
+        }
+        Ok(())
+    }
+}
+
+fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadError {
+    WorkloadError::WrongType {
+        field: FieldPath(pointer).to_string(),
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// The object at `pointer` when it is an object; `None` when it is absent or null.
+fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json::Map<String, Value>>, WorkloadError> {
+    match root.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(wrong_type(pointer, "an object", other)),
+    }
+}
+
+/// The list at `pointer` (empty when absent or null).
+fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadError> {
+    match root.pointer(pointer) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(wrong_type(pointer, "a list", other)),
+    }
+}
+
+/// The string at `pointer`, or `None` when absent or null (the API server refuses a container
+/// without an image, so there is nothing to verify).
+fn string_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a str>, WorkloadError> {
+    match root.pointer(pointer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(pointer, "a string", other)),
+    }
+}
+
+/// Lists the images of `object`, the object of an admission request about kind `kind`.
+///
+/// For the `ephemeralcontainers` subresource of a Pod only the ephemeral containers are listed:
+/// that request may change nothing else. Objects of other kinds hold no images. An object
+/// whose `kind` differs from `kind`, or whose image fields (pod spec, container lists,
+/// containers, images, image volumes) have the wrong shape, is an error.
+pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec<ImageSite>, WorkloadError> {
+    match object.get("kind") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(found)) if found == kind => {}
+        Some(Value::String(found)) => {
+            return Err(WorkloadError::KindMismatch {
+                expected: kind.to_owned(),
+                found: found.clone(),
+            });
+        }
+        Some(other) => return Err(wrong_type("/kind", "a string", other)),
+    }
     let Some(base) = pod_spec_pointer(kind) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let Some(spec) = object.pointer(base) else {
-        return Vec::new();
-    };
+    if !object.is_object() {
+        return Err(wrong_type("", "an object", object));
+    }
+    // Every object on the way to the pod spec must be an object.
+    let mut prefix = String::new();
+    for part in base.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        if object_at(object, &prefix)?.is_none() {
+            return Err(WorkloadError::NoPodSpec {
+                field: FieldPath(base).to_string(),
+                kind: kind.to_owned(),
+            });
+        }
+    }
     let lists: &[&str] = if kind == "Pod" && sub_resource == "ephemeralcontainers" {
         &["ephemeralContainers"]
     } else {
@@ -45,30 +165,41 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Vec<ImageS
     };
     let mut sites = Vec::new();
     for list in lists {
-        if let Some(items) = spec.get(list).and_then(Value::as_array) {
-            for (i, item) in items.iter().enumerate() {
-                if let Some(image) = item.get("image").and_then(Value::as_str) {
-                    sites.push(ImageSite {
-                        pointer: format!("{base}/{list}/{i}/image"),
-                        image: image.to_owned(),
-                    });
-                }
+        let list_pointer = format!("{base}/{list}");
+        for i in 0..list_at(object, &list_pointer)?.len() {
+            let item = format!("{list_pointer}/{i}");
+            if object_at(object, &item)?.is_none() {
+                return Err(wrong_type(&item, "an object", &Value::Null));
             }
-        }
-    }
-    if lists.len() > 1
-        && let Some(volumes) = spec.get("volumes").and_then(Value::as_array)
-    {
-        for (i, volume) in volumes.iter().enumerate() {
-            if let Some(image) = volume.pointer("/image/reference").and_then(Value::as_str) {
+            let pointer = format!("{item}/image");
+            if let Some(image) = string_at(object, &pointer)? {
                 sites.push(ImageSite {
-                    pointer: format!("{base}/volumes/{i}/image/reference"),
+                    pointer,
                     image: image.to_owned(),
                 });
             }
         }
     }
-    sites
+    if lists.len() > 1 {
+        let volumes = format!("{base}/volumes");
+        for i in 0..list_at(object, &volumes)?.len() {
+            let volume = format!("{volumes}/{i}");
+            if object_at(object, &volume)?.is_none() {
+                return Err(wrong_type(&volume, "an object", &Value::Null));
+            }
+            if object_at(object, &format!("{volume}/image"))?.is_none() {
+                continue;
+            }
+            let pointer = format!("{volume}/image/reference");
+            if let Some(image) = string_at(object, &pointer)? {
+                sites.push(ImageSite {
+                    pointer,
+                    image: image.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(sites)
 }
 
 /// Writes `replacement` into the field at `pointer`; returns whether it was there.
@@ -130,7 +261,7 @@ mod tests {
             "CronJob",
             "ReplicationController",
         ] {
-            let sites = image_sites(kind, "", &wrap(kind));
+            let sites = image_sites(kind, "", &wrap(kind)).unwrap();
             let images: Vec<_> = sites.iter().map(|s| s.image.as_str()).collect();
             assert_eq!(images, ["init:1", "app:1", "sidecar:2", "debug:1", "data:1"], "{kind}");
             let mut object = wrap(kind);
@@ -141,29 +272,119 @@ mod tests {
                     site.pointer
                 );
             }
-            assert!(image_sites(kind, "", &object).iter().all(|s| s.image == "pinned"));
+            assert!(
+                image_sites(kind, "", &object)
+                    .unwrap()
+                    .iter()
+                    .all(|s| s.image == "pinned")
+            );
         }
     }
 
     #[test]
     fn ephemeral_subresource_only_lists_ephemeral_containers() {
-        let sites = image_sites("Pod", "ephemeralcontainers", &json!({"spec": spec()}));
+        let sites = image_sites("Pod", "ephemeralcontainers", &json!({"spec": spec()})).unwrap();
         assert_eq!(sites.len(), 1);
         assert_eq!(sites[0].pointer, "/spec/ephemeralContainers/0/image");
     }
 
     #[test]
-    fn malformed_objects_hold_no_images() {
-        for object in [
-            json!(null),
-            json!({}),
-            json!({"spec": null}),
-            json!({"spec": {"containers": "x"}}),
-            json!({"spec": {"containers": [null, 3, {"image": 7}]}}),
+    fn malformed_workloads_are_errors_naming_the_field() {
+        for (kind, object, message) in [
+            ("Pod", json!(null), "the object is null, not an object"),
+            ("Pod", json!({}), "spec is missing: a Pod keeps its pod spec there"),
+            (
+                "Pod",
+                json!({"spec": null}),
+                "spec is missing: a Pod keeps its pod spec there",
+            ),
+            ("Pod", json!({"spec": []}), "spec is a list, not an object"),
+            (
+                "Pod",
+                json!({"spec": {"containers": "x"}}),
+                "spec.containers is a string, not a list",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [null]}}),
+                "spec.containers[0] is null, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"initContainers": [3]}}),
+                "spec.initContainers[0] is a number, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [{"image": 7}]}}),
+                "spec.containers[0].image is a number, not a string",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [], "ephemeralContainers": {"image": "x"}}}),
+                "spec.ephemeralContainers is an object, not a list",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"volumes": [{"image": "x"}]}}),
+                "spec.volumes[0].image is a string, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"volumes": [{"image": {"reference": ["x"]}}]}}),
+                "spec.volumes[0].image.reference is a list, not a string",
+            ),
+            (
+                "Pod",
+                json!({"kind": "ConfigMap", "spec": spec()}),
+                "the object is a ConfigMap, but the request is about a Pod",
+            ),
+            (
+                "Pod",
+                json!({"kind": 3, "spec": spec()}),
+                "kind is a number, not a string",
+            ),
+            (
+                "ConfigMap",
+                json!({"kind": "Pod", "spec": spec()}),
+                "the object is a Pod, but the request is about a ConfigMap",
+            ),
+            (
+                "Deployment",
+                json!({"spec": {"template": "x"}}),
+                "spec.template is a string, not an object",
+            ),
+            (
+                "Deployment",
+                json!({"spec": {}}),
+                "spec.template.spec is missing: a Deployment keeps its pod spec there",
+            ),
+            (
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": {}}}}}}}),
+                "spec.jobTemplate.spec.template.spec.containers is an object, not a list",
+            ),
         ] {
-            assert!(image_sites("Pod", "", &object).is_empty(), "{object}");
+            assert_eq!(
+                image_sites(kind, "", &object).map_err(|e| e.to_string()),
+                Err(message.to_owned()),
+                "{kind} {object}"
+            );
         }
-        assert!(image_sites("Service", "", &json!({"spec": spec()})).is_empty());
+        // Containers and volumes without an image hold none; other kinds hold none.
+        assert_eq!(
+            image_sites(
+                "Pod",
+                "",
+                &json!({"spec": {"containers": [{"name": "a", "image": null}], "volumes": [{"name": "v"}, {"image": {}}]}})
+            ),
+            Ok(Vec::new())
+        );
+        assert_eq!(image_sites("Service", "", &json!({"spec": spec()})), Ok(Vec::new()));
+        assert_eq!(
+            image_sites("Scale", "", &json!({"kind": "Scale", "spec": {"replicas": 1}})),
+            Ok(Vec::new())
+        );
     }
 
     #[test]

@@ -72,9 +72,11 @@ fn signed_images_policy_admits_signed_and_refuses_unsigned() -> anyhow::Result<(
 
     // Images outside the policy's glob are none of its business.
     let response = cip.validate(&pod("default", &["nginx:1.25"]), &s);
-    response.assert_admitted("an image no policy covers (noMatchPolicy defaults to allow)");
-    assert!(
-        response.mutated().is_none() && response.warnings().is_empty(),
+    response.assert_admitted("an image no policy covers (noMatchPolicy defaults to warn)");
+    assert!(response.mutated().is_none(), "{response}");
+    assert_eq!(
+        response.warnings(),
+        ["image nginx:1.25 is covered by no ClusterImagePolicy"],
         "{response}"
     );
     Ok(())
@@ -176,7 +178,8 @@ fn production_strict_and_dev_warn_policies_split_by_namespace() -> anyhow::Resul
             (Verdict::Allow, Some(digest.as_str())),
             (Verdict::Deny, None),
             (Verdict::Warn, None),
-            (Verdict::Allow, None)
+            // Covered by no policy: noMatchPolicy defaults to warn.
+            (Verdict::Warn, None)
         ],
         "{verdicts:#?}"
     );
@@ -252,11 +255,16 @@ fn allow_system_images_admits_kube_system_library_images_with_a_warning() {
         assert!(response.mutated().is_none(), "{response}");
     }
 
-    // Outside kube-system, and for other registries, the policy does not apply.
+    // Outside kube-system, and for other registries, the policy does not apply: the image is
+    // covered by no policy (noMatchPolicy: warn by default).
     for (namespace, image) in [("default", "nginx:1.25"), ("kube-system", "quay.io/coreos/etcd:v3.5")] {
         let response = cip.validate(&pod(namespace, &[image]), &s);
         response.assert_admitted(&format!("{image} in {namespace}"));
-        assert!(response.warnings().is_empty(), "{image} in {namespace}: {response}");
+        assert_eq!(
+            response.warnings(),
+            [format!("image {image} is covered by no ClusterImagePolicy")],
+            "{image} in {namespace}: {response}"
+        );
     }
 }
 

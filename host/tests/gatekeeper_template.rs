@@ -301,3 +301,434 @@ fn every_workload_kind_and_container_list_is_checked() -> TestResult {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// The template against the real module: the keys it builds, decided by the module's
+// `verify_images` exactly as the provider decides them, give the verdicts the module's own
+// `validate` gives the same admission request.
+// ---------------------------------------------------------------------------------------------
+
+mod parity {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use cip::capabilities::Capabilities;
+    use cip::provider::Decider;
+    use cip::provider::PolicyDecider;
+    use cip::provider::protocol::parse_key;
+    use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+    use serde_json::{Value, json};
+
+    use super::{TEMPLATE, TestResult};
+
+    fn policy_path() -> PathBuf {
+        std::env::var_os("CIP_POLICY_WASM").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
+            PathBuf::from,
+        )
+    }
+
+    /// Static authorities only, so the module decides without a registry.
+    fn settings() -> Value {
+        let policy = |name: &str, glob: &str, matches: Value, pass: bool, mode: &str| {
+            let authority = if pass {
+                json!({"static": {"action": "pass"}})
+            } else {
+                json!({"static": {"action": "fail", "message": format!("{name} says no")}})
+            };
+            json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": glob}], "match": matches, "mode": mode, "authorities": [authority]}
+            })
+        };
+        json!({"policies": [
+            policy("frozen-deployments", "registry.example/frozen/**",
+                   json!([{"group": "apps", "version": "v1", "resource": "deployments"}]), false, "enforce"),
+            policy("labelled", "registry.example/**",
+                   json!([{"selector": {"matchLabels": {"signed": "required"}}}]), false, "warn"),
+            policy("production", "registry.example/**", json!([{"namespaces": ["production"]}]), true, "enforce"),
+            policy("data", "registry.example/data/**", json!([]), false, "enforce"),
+        ]})
+    }
+
+    struct Harness {
+        _runtime: tokio::runtime::Runtime,
+        evaluator: Evaluator,
+        decider: Arc<PolicyDecider>,
+        settings: Value,
+    }
+
+    impl Harness {
+        fn new() -> TestResult<Self> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let path = policy_path();
+            let module = PolicyModule::from_file(&path)
+                .map_err(|e| format!("{}: {e} (build it with `make policy.wasm`)", path.display()))?;
+            let caps = Arc::new(Capabilities::without_registry(runtime.handle().clone()));
+            let evaluator = Evaluator::new(&module, caps, EvaluatorOptions::default())?;
+            let decider = Arc::new(PolicyDecider::new(evaluator.clone(), settings())?);
+            Ok(Self {
+                _runtime: runtime,
+                evaluator,
+                decider,
+                settings: settings(),
+            })
+        }
+
+        /// The module's answer to the AdmissionRequest.
+        fn admission(&self, request: &Value) -> TestResult<Value> {
+            Ok(serde_json::to_value(self.evaluator.validate(request, &self.settings)?)?)
+        }
+
+        /// The template's violations for the request, and the keys it sent.
+        fn gatekeeper(
+            &self,
+            request: &Value,
+            verdicts: &[&str],
+            report_errors: bool,
+        ) -> TestResult<(Vec<String>, Vec<Value>)> {
+            let spec: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(TEMPLATE)?)?;
+            let rego = spec["spec"]["targets"][0]["rego"]
+                .as_str()
+                .ok_or("template has no rego")?;
+            let mut engine = regorus::Engine::new();
+            engine.set_rego_v0(true);
+            engine.add_policy("template.rego".into(), rego.into())?;
+            let decider = Arc::clone(&self.decider);
+            let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = Arc::clone(&sent);
+            engine.add_extension(
+                "external_data".into(),
+                1,
+                Box::new(move |args: Vec<regorus::Value>| {
+                    let arg = serde_json::to_value(args.first().ok_or_else(|| anyhow::anyhow!("no argument"))?)?;
+                    let mut responses = Vec::new();
+                    let mut errors = Vec::new();
+                    for key in arg["keys"].as_array().into_iter().flatten() {
+                        let key = key.as_str().unwrap_or_default();
+                        log.lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .push(serde_json::from_str::<Value>(key)?);
+                        // What the provider does with one key.
+                        match parse_key(key)
+                            .map_err(|e| e.to_string())
+                            .and_then(|k| decider.decide(&k))
+                        {
+                            Ok(decision) => responses.push(json!([key, decision])),
+                            Err(error) => errors.push(json!([key, error])),
+                        }
+                    }
+                    let answer =
+                        json!({"responses": responses, "errors": errors, "status_code": 200, "system_error": ""});
+                    regorus::Value::from_json_str(&answer.to_string())
+                }),
+            )?;
+            let input = json!({"review": request, "parameters": {"verdicts": verdicts, "reportErrors": report_errors}});
+            engine.set_input(regorus::Value::from_json_str(&input.to_string())?);
+            let result: Value = serde_json::to_value(engine.eval_rule("data.k8sclusterimagepolicy.violation".into())?)?;
+            let mut messages: Vec<String> = result
+                .as_array()
+                .ok_or_else(|| format!("violation is not a set: {result}"))?
+                .iter()
+                .filter_map(|v| v["msg"].as_str().map(str::to_owned))
+                .collect();
+            messages.sort();
+            let keys = sent.lock().map_err(|_| "poisoned")?.clone();
+            Ok((messages, keys))
+        }
+    }
+
+    fn containers(images: &[&str]) -> Value {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+            .collect()
+    }
+
+    fn object(kind: &str, api_version: &str, labels: Value, spec: Value) -> Value {
+        let metadata = json!({"name": "x", "labels": labels});
+        match kind {
+            "Pod" => json!({"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}),
+            "CronJob" => json!({"apiVersion": api_version, "kind": kind, "metadata": metadata,
+                                "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+            _ => json!({"apiVersion": api_version, "kind": kind, "metadata": metadata,
+                        "spec": {"replicas": 2, "template": {"spec": spec}}}),
+        }
+    }
+
+    fn request(operation: &str, kind: &str, namespace: &str, new: Value, old: Value) -> Value {
+        let (group, resource) = match kind {
+            "Pod" => ("", "pods"),
+            "CronJob" => ("batch", "cronjobs"),
+            _ => ("apps", "deployments"),
+        };
+        json!({
+            "uid": "1", "operation": operation, "namespace": namespace,
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": resource},
+            "object": new, "oldObject": old,
+        })
+    }
+
+    /// What a user sees: admitted or not, and the warnings.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        admitted: bool,
+        warnings: Vec<String>,
+    }
+
+    #[test]
+    fn the_template_and_admission_give_the_same_verdicts() -> TestResult {
+        let h = Harness::new()?;
+        let frozen = "registry.example/frozen/app:1";
+        let signed = json!({"signed": "required"});
+        let deployment = |labels: Value, images: &[&str]| {
+            object(
+                "Deployment",
+                "apps/v1",
+                labels,
+                json!({"containers": containers(images)}),
+            )
+        };
+        let pod = |images: &[&str], volumes: Value| {
+            object(
+                "Pod",
+                "v1",
+                json!({}),
+                json!({"containers": containers(images), "volumes": volumes}),
+            )
+        };
+        let mut scaled = deployment(json!({}), &[frozen]);
+        scaled["spec"]["replicas"] = json!(0);
+        let mut ephemeral = pod(&["registry.example/app:1"], json!([]));
+        ephemeral["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "registry.example/data/debug:1"}]);
+        let mut ephemeral_request = request(
+            "UPDATE",
+            "Pod",
+            "production",
+            ephemeral,
+            pod(&["registry.example/app:1"], json!([])),
+        );
+        ephemeral_request["subResource"] = json!("ephemeralcontainers");
+
+        let cases: Vec<(&str, Value, bool, usize)> = vec![
+            (
+                "a Deployment-scoped policy does not apply to a Pod",
+                request("CREATE", "Pod", "default", pod(&[frozen], json!([])), Value::Null),
+                true,
+                1,
+            ),
+            (
+                "a Deployment-scoped policy applies to a Deployment",
+                request(
+                    "CREATE",
+                    "Deployment",
+                    "default",
+                    deployment(json!({}), &[frozen]),
+                    Value::Null,
+                ),
+                false,
+                0,
+            ),
+            (
+                "a label-scoped warn policy",
+                request(
+                    "CREATE",
+                    "Deployment",
+                    "default",
+                    deployment(signed.clone(), &["registry.example/app:1"]),
+                    Value::Null,
+                ),
+                true,
+                1,
+            ),
+            (
+                "a namespace-scoped passing policy",
+                request(
+                    "CREATE",
+                    "Pod",
+                    "production",
+                    pod(&["registry.example/app:1"], json!([])),
+                    Value::Null,
+                ),
+                true,
+                0,
+            ),
+            (
+                "an image volume",
+                request(
+                    "CREATE",
+                    "Pod",
+                    "production",
+                    pod(
+                        &["registry.example/app:1"],
+                        json!([{"name": "d", "image": {"reference": "registry.example/data/set:1"}}]),
+                    ),
+                    Value::Null,
+                ),
+                false,
+                0,
+            ),
+            (
+                "a CronJob's init and regular containers",
+                request(
+                    "CREATE",
+                    "CronJob",
+                    "production",
+                    object(
+                        "CronJob",
+                        "batch/v1",
+                        signed.clone(),
+                        json!({"initContainers": containers(&["registry.example/init:1"]), "containers": containers(&["registry.example/app:2"])}),
+                    ),
+                    Value::Null,
+                ),
+                true,
+                2,
+            ),
+            (
+                "a scale-down changes no image",
+                request(
+                    "UPDATE",
+                    "Deployment",
+                    "default",
+                    scaled,
+                    deployment(json!({}), &[frozen]),
+                ),
+                true,
+                0,
+            ),
+            (
+                "an UPDATE bringing a new image",
+                request(
+                    "UPDATE",
+                    "Deployment",
+                    "default",
+                    deployment(json!({}), &["registry.example/app:1", frozen]),
+                    deployment(json!({}), &["registry.example/app:1"]),
+                ),
+                false,
+                0,
+            ),
+            (
+                "a DELETE",
+                request(
+                    "DELETE",
+                    "Deployment",
+                    "default",
+                    deployment(json!({}), &[frozen]),
+                    deployment(json!({}), &[frozen]),
+                ),
+                true,
+                0,
+            ),
+            ("the ephemeralcontainers subresource", ephemeral_request, false, 0),
+        ];
+        for (what, request, admitted, warnings) in cases {
+            let admission = h.admission(&request)?;
+            let mut admission_warnings: Vec<String> = admission["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect();
+            admission_warnings.sort();
+            let expected = Outcome {
+                admitted,
+                warnings: admission_warnings.clone(),
+            };
+            assert_eq!(admission_warnings.len(), warnings, "{what}: admission {admission}");
+            let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+            let (warned, _) = h.gatekeeper(&request, &["warn"], false)?;
+            let gatekeeper = Outcome {
+                admitted: denials.is_empty(),
+                warnings: warned,
+            };
+            assert_eq!(
+                gatekeeper, expected,
+                "{what}: denials {denials:?}, keys {keys:?}, admission {admission}"
+            );
+            assert_eq!(admission["accepted"], admitted, "{what}: {admission}");
+            let message = admission["message"].as_str().unwrap_or_default();
+            for denial in &denials {
+                assert!(
+                    message.contains(denial.as_str()),
+                    "{what}: {denial:?} not in {message:?}"
+                );
+            }
+            // Every key names the object's resource and labels.
+            for key in &keys {
+                assert_eq!(key["resource"], request["resource"], "{what}: {key}");
+                assert_eq!(key["labels"], request["object"]["metadata"]["labels"], "{what}: {key}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreadable_workload_is_a_violation_as_admission_denies_it() -> TestResult {
+        let h = Harness::new()?;
+        for spec in [
+            json!({"containers": {"image": "registry.example/frozen/app:1"}}),
+            json!({"containers": [{"name": "c", "image": ["registry.example/frozen/app:1"]}]}),
+            json!({"containers": [], "volumes": [{"name": "v", "image": {"reference": 5}}]}),
+        ] {
+            let request = request(
+                "CREATE",
+                "Pod",
+                "default",
+                object("Pod", "v1", json!({}), spec.clone()),
+                Value::Null,
+            );
+            let admission = h.admission(&request)?;
+            assert_eq!(admission["accepted"], false, "{spec}: {admission}");
+            let (denials, _) = h.gatekeeper(&request, &["deny"], true)?;
+            assert!(
+                denials.iter().any(|d| d.starts_with("Pod x cannot be read as a Pod: ")),
+                "{spec}: {denials:?}"
+            );
+        }
+        let mut mislabelled = request(
+            "CREATE",
+            "Pod",
+            "default",
+            object("Deployment", "apps/v1", json!({}), json!({})),
+            Value::Null,
+        );
+        mislabelled["object"]["spec"] = json!({"containers": []});
+        assert_eq!(h.admission(&mislabelled)?["accepted"], false);
+        assert_eq!(
+            h.gatekeeper(&mislabelled, &["deny"], true)?.0,
+            vec![
+                "Pod x cannot be read as a Pod: the object is a Deployment, but the request is about a Pod; its images cannot be checked"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn audit_reviews_without_resource_derive_it_from_the_object() -> TestResult {
+        let h = Harness::new()?;
+        let object = object(
+            "Deployment",
+            "apps/v1",
+            json!({"team": "a"}),
+            json!({"containers": containers(&["registry.example/frozen/app:1"])}),
+        );
+        let review = json!({"kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "object": object, "namespace": "default"});
+        let (denials, keys) = h.gatekeeper(&review, &["deny"], true)?;
+        assert_eq!(
+            keys,
+            vec![json!({"image": "registry.example/frozen/app:1", "namespace": "default",
+                        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                        "labels": {"team": "a"}})]
+        );
+        assert_eq!(denials.len(), 1, "{denials:?}");
+        Ok(())
+    }
+}

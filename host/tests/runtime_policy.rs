@@ -91,10 +91,7 @@ fn verify_images_gives_one_verdict_per_image_in_order() {
         "Not A Reference",
     ]
     .into_iter()
-    .map(|image| ImageKey {
-        image: image.to_owned(),
-        namespace: "default".to_owned(),
-    })
+    .map(|image| ImageKey::new(image, "default"))
     .collect();
     let verdicts = evaluator.verify_images(&settings(), &keys).expect("verify_images");
     let got: Vec<(&str, Verdict)> = verdicts.iter().map(|v| (v.image.as_str(), v.verdict)).collect();

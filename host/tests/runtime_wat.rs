@@ -306,10 +306,7 @@ fn typed_helpers_parse_the_sdk_answers() {
 #[test]
 fn verify_images_checks_one_verdict_per_item() {
     let evaluator = offline(EvaluatorOptions::default());
-    let key = cip::runtime::ImageKey {
-        image: "registry.test/app:v1".to_owned(),
-        namespace: "prod".to_owned(),
-    };
+    let key = cip::runtime::ImageKey::new("registry.test/app:v1", "prod");
     let verdicts = evaluator
         .verify_images(&json!({}), std::slice::from_ref(&key))
         .expect("verdicts");

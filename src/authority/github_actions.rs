@@ -37,9 +37,27 @@ impl GithubActionsAuthority {
                 "owner is the user or organisation only; put the repository in githubActions.repo".into(),
             ));
         }
+        let repo = match raw.repo {
+            None => None,
+            Some(repo) if repo.trim().is_empty() => {
+                return Err((
+                    "githubActions.repo".into(),
+                    format!(
+                        "githubActions.repo is empty: name the repository whose workflows sign, or remove the field to accept every repository of {owner}"
+                    ),
+                ));
+            }
+            Some(repo) if repo.contains('/') => {
+                return Err((
+                    "githubActions.repo".into(),
+                    "githubActions.repo is the repository name alone: put the owner in githubActions.owner".into(),
+                ));
+            }
+            Some(repo) => Some(repo),
+        };
         Ok(Self {
             owner,
-            repo: raw.repo.filter(|r| !r.is_empty()),
+            repo,
             annotations,
         })
     }

@@ -38,12 +38,18 @@ impl KeyAuthority {
             }
         }
         let pem = match (raw.data, raw.kms) {
-            (Some(data), _) if !data.trim().is_empty() => data,
-            (_, Some(kms)) => {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "key".into(),
+                    "give key.data or key.kms, not both: only data would be used (policy-controller refuses both as well); remove kms".into(),
+                ));
+            }
+            (Some(data), None) if !data.trim().is_empty() => data,
+            (None, Some(kms)) => {
                 return Err((
                     "key.kms".into(),
                     format!(
-                        "a Kubewarden host cannot reach a KMS ({kms}); export the public key with `cosign public-key --key {kms}` and paste it into key.data (kms may stay beside data as a label)"
+                        "a Kubewarden host cannot reach a KMS ({kms}); export the public key with `cosign public-key --key {kms}` and paste it into key.data in place of kms"
                     ),
                 ));
             }

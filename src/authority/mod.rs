@@ -103,6 +103,9 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
         Some(n) => n,
         None => format!("authority-{index}"),
     };
+    if let Some(url) = raw.keyless.as_ref().and_then(|k| k.url.as_deref()) {
+        check_fulcio_url(url).map_err(|m| err("keyless.url", m))?;
+    }
     let annotations = raw.annotations;
     let mut kinds: Vec<(&str, Box<dyn Check>)> = Vec::new();
     if let Some(k) = raw.key {
@@ -165,6 +168,22 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
             ),
         )),
     }
+}
+
+/// `keyless.url` names the Fulcio instance. Certificates are checked against the Fulcio roots
+/// of the host's sigstore trust config, whatever the URL says, so the URL is read only to
+/// refuse what cannot be a Fulcio address (documented in the README).
+fn check_fulcio_url(url: &str) -> Result<(), String> {
+    let host = url
+        .strip_prefix("https://")
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{url}` is not an https:// URL: give the Fulcio address (https://fulcio.sigstore.dev) or remove the field; the Fulcio roots trusted are those of the host's sigstore trust config"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the `annotations` extension: keys and values must be non-empty.

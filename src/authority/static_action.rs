@@ -27,6 +27,12 @@ impl StaticAuthority {
                 ));
             }
         };
+        if pass && raw.message.is_some() {
+            return Err((
+                "static.message".into(),
+                "static.message is only shown when action is fail, and action is pass: remove it".into(),
+            ));
+        }
         Ok(Self {
             pass,
             message: raw.message,

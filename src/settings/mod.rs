@@ -137,8 +137,9 @@ impl Settings {
 
     fn from_raw(raw: RawSettings) -> Result<Self, SettingsError> {
         let no_match = match raw.no_match_policy.as_deref() {
-            None | Some("allow") => NoMatchPolicy::Allow,
-            Some("warn") => NoMatchPolicy::Warn,
+            // policy-controller ships `warn`: an image no policy covers is admitted, visibly.
+            None | Some("warn") => NoMatchPolicy::Warn,
+            Some("allow") => NoMatchPolicy::Allow,
             Some("deny") => NoMatchPolicy::Deny,
             Some(other) => {
                 return Err(SettingsError::new(
@@ -269,6 +270,12 @@ fn parse_policy(
                 return Err(err(
                     &field,
                     "the match entry is empty: give namespaces, resource or selector".to_owned(),
+                ));
+            }
+            if m.namespaces.as_ref().is_some_and(Vec::is_empty) {
+                return Err(err(
+                    &format!("{field}.namespaces"),
+                    "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
                 ));
             }
             for (j, ns) in m.namespaces.iter().flatten().enumerate() {

@@ -196,10 +196,7 @@ impl Host {
     pub fn verify_images(&self, settings: &Value, items: &[(&str, &str)]) -> Vec<ImageVerdict> {
         let items: Vec<ImageKey> = items
             .iter()
-            .map(|(image, namespace)| ImageKey {
-                image: (*image).to_owned(),
-                namespace: (*namespace).to_owned(),
-            })
+            .map(|(image, namespace)| ImageKey::new(*image, *namespace))
             .collect();
         self.evaluator
             .verify_images(settings, &items)

@@ -74,10 +74,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     session.check_settings(&settings)?;
     let keys: Vec<ImageKey> = images
         .into_iter()
-        .map(|image| ImageKey {
-            image,
-            namespace: args.namespace.clone(),
-        })
+        .map(|image| ImageKey::new(image, args.namespace.clone()))
         .collect();
     let verdicts = session.evaluator.verify_images(&settings, &keys)?;
     let mut out = std::io::stdout().lock();

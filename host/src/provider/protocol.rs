@@ -1,9 +1,9 @@
 //! Gatekeeper's external data wire format (`externaldata.gatekeeper.sh/v1beta1`) and the
-//! `{"image","namespace"}` keys our ConstraintTemplate sends.
+//! `{"image","namespace","resource"?,"labels"?}` keys our ConstraintTemplate sends.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::runtime::{ImageKey, ImageVerdict, PolicyOutcome, Verdict};
+pub use crate::runtime::{ImageKey, ImageVerdict, PolicyOutcome, ResourceKey, Verdict};
 
 /// API version of both the request and the response.
 pub const API_VERSION: &str = "externaldata.gatekeeper.sh/v1beta1";
@@ -135,16 +135,22 @@ impl ProviderResponse {
 /// Why a key could not be understood; reported as that key's `error`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum KeyError {
-    #[error("key is not a JSON object {{\"image\",\"namespace\"}}: {0}")]
+    #[error(
+        "key is not a JSON object {{\"image\",\"namespace\",\"resource\"?:{{\"group\",\"version\",\"resource\"}},\"labels\"?:{{…}}}}: {0}"
+    )]
     Malformed(String),
     #[error("key has an empty image")]
     EmptyImage,
     #[error("key has an empty namespace")]
     EmptyNamespace,
+    #[error("key has a resource without version or resource name")]
+    EmptyResource,
 }
 
-/// Parses a key as the ConstraintTemplate builds it: `json.marshal({"image": i, "namespace": n})`.
-/// Unknown fields are refused so that a template sending more than we honour fails loudly.
+/// Parses a key as the ConstraintTemplate builds it:
+/// `json.marshal({"image": i, "namespace": n, "resource": {"group", "version", "resource"}, "labels": l})`;
+/// the old form `{"image", "namespace"}` (a Pod without labels) is still accepted. Unknown fields
+/// are refused so that a template sending more than we honour fails loudly.
 pub fn parse_key(key: &str) -> Result<ImageKey, KeyError> {
     let parsed: ImageKey = serde_json::from_str(key).map_err(|e| KeyError::Malformed(e.to_string()))?;
     if parsed.image.trim().is_empty() {
@@ -152,6 +158,11 @@ pub fn parse_key(key: &str) -> Result<ImageKey, KeyError> {
     }
     if parsed.namespace.trim().is_empty() {
         return Err(KeyError::EmptyNamespace);
+    }
+    if let Some(resource) = &parsed.resource
+        && (resource.version.trim().is_empty() || resource.resource.trim().is_empty())
+    {
+        return Err(KeyError::EmptyResource);
     }
     Ok(parsed)
 }
@@ -207,6 +218,41 @@ mod tests {
             Err(KeyError::EmptyNamespace)
         );
         assert!(matches!(parse_key("nginx:latest"), Err(KeyError::Malformed(_))));
+    }
+
+    #[test]
+    fn key_may_carry_resource_and_labels() {
+        let key = parse_key(
+            r#"{"image":"a","namespace":"b","resource":{"group":"apps","version":"v1","resource":"deployments"},"labels":{"app":"web"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            key.resource,
+            Some(ResourceKey {
+                group: "apps".into(),
+                version: "v1".into(),
+                resource: "deployments".into()
+            })
+        );
+        assert_eq!(key.labels.unwrap()["app"], "web");
+        // The core group may be left out; the old form stays valid.
+        let core = parse_key(r#"{"image":"a","namespace":"b","resource":{"version":"v1","resource":"pods"}}"#).unwrap();
+        assert_eq!(core.resource.map(|r| r.group), Some(String::new()));
+        assert_eq!(
+            parse_key(r#"{"image":"a","namespace":"b"}"#),
+            Ok(ImageKey::new("a", "b"))
+        );
+        for bad in [
+            r#"{"image":"a","namespace":"b","resource":"apps/v1/deployments"}"#,
+            r#"{"image":"a","namespace":"b","resource":{"version":"v1","resource":"pods","kind":"Pod"}}"#,
+            r#"{"image":"a","namespace":"b","labels":{"app":1}}"#,
+        ] {
+            assert!(matches!(parse_key(bad), Err(KeyError::Malformed(_))), "{bad}");
+        }
+        assert_eq!(
+            parse_key(r#"{"image":"a","namespace":"b","resource":{"version":"v1","resource":""}}"#),
+            Err(KeyError::EmptyResource)
+        );
     }
 
     #[test]

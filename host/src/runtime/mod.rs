@@ -36,4 +36,4 @@ pub use error::RuntimeError;
 pub use evaluator::{CallStats, Evaluator, EvaluatorOptions};
 pub use instance::HostCallStats;
 pub use module::PolicyModule;
-pub use verdict::{AuthorityOutcome, ImageKey, ImageVerdict, PolicyOutcome, Verdict};
+pub use verdict::{AuthorityOutcome, ImageKey, ImageVerdict, PolicyOutcome, ResourceKey, Verdict};

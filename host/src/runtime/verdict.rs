@@ -1,16 +1,49 @@
 //! Types of the `verify_images` guest export (docs/wire-protocol.md): one verdict per
 //! `{image, namespace}` item, used by `cip verify` and the Gatekeeper provider.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-/// One image to decide on, with the namespace whose policies and modes apply.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One image to decide on, with where it is used: the namespace, and optionally the resource
+/// and labels of the object, which a policy's `match` may select on (docs/wire-protocol.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageKey {
     /// The image reference as the workload names it.
     pub image: String,
     /// The namespace the workload lives in.
     pub namespace: String,
+    /// The resource of the object; a Pod (`v1` `pods`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<ResourceKey>,
+    /// The labels of the object (`metadata.labels`); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl ImageKey {
+    /// A key in the old form: an image used by a Pod without labels in `namespace`.
+    pub fn new(image: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            namespace: namespace.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The resource of an [`ImageKey`], as in an AdmissionRequest's `resource`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceKey {
+    /// API group; empty for the core group.
+    #[serde(default)]
+    pub group: String,
+    /// API version, e.g. `v1`.
+    pub version: String,
+    /// Plural resource name, e.g. `deployments`.
+    pub resource: String,
 }
 
 /// The decision for one image.

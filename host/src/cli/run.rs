@@ -72,7 +72,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         (None, Some(path)) => Some(Interactions::replay(path)?),
         (None, None) => None,
     };
-    let session = Session::open_with(&args.policy, &args.verifier, &args.limits, &args.module, None, interactions)?;
+    let session = Session::open_with(
+        &args.policy,
+        &args.verifier,
+        &args.limits,
+        &args.module,
+        None,
+        interactions,
+    )?;
     session.check_settings(&settings)?;
     let response = session.evaluator.validate(&request, &settings)?;
     let admission = AdmissionResponse::from_validation(&request, &response)?;

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use artifact_support::annotated_policy;
 use cip::artifact::{
-    ArtifactError, PolicyRegistry, PolicyStore, manifest_annotations, parse_policy_uri, read_metadata,
+    ArtifactError, MAX_POLICY_MANIFEST_BYTES, PolicyRegistry, PolicyStore, manifest_annotations, parse_policy_uri,
+    read_metadata,
 };
 use cip::registry::{DockerCredentials, RegistryError, Sources};
 use oci_client::manifest::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
@@ -215,4 +216,28 @@ fn a_container_image_is_not_pulled_as_a_policy() {
         .expect_err("an image is no policy");
     assert!(matches!(error, ArtifactError::UnexpectedArtifact { .. }), "{error}");
     assert!(error.to_string().contains("is not a policy artifact"), "{error}");
+}
+
+#[test]
+fn a_policy_manifest_over_the_cap_is_refused_without_being_read_whole() {
+    let registry = Registry::start().expect("registry starts");
+    let (module, metadata) = annotated_policy();
+    let client = PolicyRegistry::new(&plain_http_sources(&registry), DockerCredentials::default());
+    let uri = format!("registry://{}/policies/bloated:v1", registry.host());
+    let rt = runtime();
+    let mut annotations = manifest_annotations(metadata);
+    annotations.insert("padding".to_owned(), "x".repeat(MAX_POLICY_MANIFEST_BYTES));
+    rt.block_on(client.push(module, &uri, annotations))
+        .expect("the registry takes the bloated manifest");
+
+    let error = rt
+        .block_on(client.pull(&parse_policy_uri(&uri).expect("valid uri")))
+        .expect_err("a manifest over the cap is refused");
+    assert!(matches!(error, ArtifactError::UnexpectedArtifact { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("larger than the cap of {MAX_POLICY_MANIFEST_BYTES} bytes")),
+        "{error}"
+    );
 }

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 pub use annotate::annotate;
 pub use metadata::{Metadata, MetadataError};
 pub use oci::{
-    DEFAULT_MAX_MODULE_BYTES, PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME, load_credentials,
-    manifest_annotations, parse_policy_uri, policy_uri,
+    DEFAULT_MAX_MODULE_BYTES, MAX_POLICY_MANIFEST_BYTES, PolicyRegistry, PulledPolicy, PushedPolicy, REGISTRY_SCHEME,
+    load_credentials, manifest_annotations, parse_policy_uri, policy_uri,
 };
 pub use protocol::{ProtocolError, detect_protocol_version};
 pub use store::{CACHE_DIR_ENV, LoadedModule, PolicyStore, fetch_policy, load_policy};

@@ -9,16 +9,13 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{
-    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE,
-    WASM_LAYER_MEDIA_TYPE,
-};
+use oci_client::manifest::{OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 
 use super::ArtifactError;
 use super::metadata::{ANNOTATION_SOURCE, Metadata};
-use crate::registry::{DockerCredentials, RegistryError, Sources};
+use crate::registry::{BoundedError, DockerCredentials, ManifestKind, RegistryClient, RegistryError, Sources};
 
 /// Scheme of policy URIs, as in a ClusterAdmissionPolicy's `module`.
 pub const REGISTRY_SCHEME: &str = "registry://";
@@ -35,6 +32,14 @@ const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default cap on a downloaded policy module (`--max-module-bytes`): 64 MiB, far above any
 /// Kubewarden policy (this one is under 2 MB) and far below what hurts a host.
 pub const DEFAULT_MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest policy manifest read: a policy manifest lists one layer and a few annotations, so a
+/// larger one is not a policy (and is not read whole into memory).
+pub const MAX_POLICY_MANIFEST_BYTES: usize = 256 * 1024;
+/// The manifest of a policy artifact, for the message naming its cap.
+const POLICY_MANIFEST: ManifestKind = ManifestKind {
+    what: "the policy manifest",
+    setting: "a policy manifest is one layer and its annotations; this cap is fixed",
+};
 
 /// A policy pushed to a registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +123,8 @@ pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCreden
 /// credentials.
 pub struct PolicyRegistry {
     client: Client,
+    /// Reads manifests with a size cap (oci-client reads them whole).
+    manifests: RegistryClient,
     credentials: DockerCredentials,
     max_module_bytes: u64,
 }
@@ -141,6 +148,7 @@ impl PolicyRegistry {
         };
         Self {
             client: Client::new(config),
+            manifests: RegistryClient::new(sources.clone(), credentials.clone(), ROUND_TRIP_TIMEOUT),
             credentials,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
         }
@@ -190,13 +198,20 @@ impl PolicyRegistry {
     /// manifest whose digest differs from the one the reference names, and modules over the
     /// size cap (declared or streamed). The module's SHA-256 is checked against the manifest.
     pub async fn pull(&self, reference: &Reference) -> Result<PulledPolicy, ArtifactError> {
-        let auth = self.credentials.auth_for(reference.resolve_registry());
-        let (raw_manifest, digest) = self
-            .client
-            .pull_manifest_raw(reference, &auth, &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE])
-            .await
-            .map_err(|error| registry_error(error, reference))?;
         let uri = policy_uri(reference);
+        let raw_manifest = self
+            .manifests
+            .capped_manifest(reference, MAX_POLICY_MANIFEST_BYTES, POLICY_MANIFEST)
+            .await
+            .map_err(|error| match error {
+                BoundedError::Registry(error) => ArtifactError::Registry(error),
+                over @ BoundedError::OverCap { .. } => ArtifactError::UnexpectedArtifact {
+                    uri: uri.clone(),
+                    reason: over.to_string(),
+                },
+            })?;
+        // The digest of what was read, not what the registry says it is.
+        let digest = sha256_digest(&raw_manifest);
         if let Some(wanted) = reference.digest()
             && wanted != digest
         {
@@ -217,7 +232,7 @@ impl PolicyRegistry {
             module,
             digest,
             manifest,
-            raw_manifest: raw_manifest.to_vec(),
+            raw_manifest,
         })
     }
 

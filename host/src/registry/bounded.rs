@@ -41,6 +41,21 @@ impl Default for DownloadLimits {
     }
 }
 
+/// What a capped manifest is, for the message naming its cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestKind {
+    /// The manifest, as a message names it.
+    pub what: &'static str,
+    /// The setting that raises its cap.
+    pub setting: &'static str,
+}
+
+/// The manifest of an image's signatures (`sha256-<digest>.sig`).
+pub const SIGNATURE_MANIFEST: ManifestKind = ManifestKind {
+    what: "the signature manifest",
+    setting: "--max-signature-manifest-bytes",
+};
+
 /// Why a capped download failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BoundedError {
@@ -65,7 +80,9 @@ impl RegistryClient {
         reference: &Reference,
         limits: &DownloadLimits,
     ) -> Result<(OciImageManifest, Vec<(OciDescriptor, Vec<u8>)>), BoundedError> {
-        let body = self.capped_manifest(reference, limits.max_manifest_bytes).await?;
+        let body = self
+            .capped_manifest(reference, limits.max_manifest_bytes, SIGNATURE_MANIFEST)
+            .await?;
         let manifest: OciImageManifest = serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
             image: reference.whole(),
             reason: format!("not an image manifest: {e}"),
@@ -127,14 +144,20 @@ impl RegistryClient {
         }
     }
 
-    /// The raw manifest `reference` names, read at most `cap` bytes.
-    pub(crate) async fn capped_manifest(&self, reference: &Reference, cap: usize) -> Result<Vec<u8>, BoundedError> {
+    /// The raw manifest `reference` names, read at most `cap` bytes; `kind` names it when it is
+    /// over the cap.
+    pub(crate) async fn capped_manifest(
+        &self,
+        reference: &Reference,
+        cap: usize,
+        kind: ManifestKind,
+    ) -> Result<Vec<u8>, BoundedError> {
         let over = || BoundedError::OverCap {
-            what: "the signature manifest",
+            what: kind.what,
             image: reference.whole(),
             cap,
             unit: "bytes",
-            setting: "--max-signature-manifest-bytes",
+            setting: kind.setting,
         };
         let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();

@@ -52,11 +52,20 @@ fn validate_settings(payload: &[u8]) -> CallResult {
         .map_err(|e| format!("settings: not UTF-8: {e}"))
         .and_then(|json| {
             let settings = Settings::parse(json).map_err(|e| e.to_string())?;
-            settings.check_material().map_err(|e| e.to_string())
+            settings.check_material().map_err(|e| e.to_string())?;
+            Ok(settings.lint())
         });
-    let response = SettingsValidationResponse {
-        valid: outcome.is_ok(),
-        message: outcome.err(),
+    // Valid settings may carry remarks in `message` (hosts ignore it when `valid`; `cip`
+    // prints it as a warning).
+    let response = match outcome {
+        Ok(remarks) => SettingsValidationResponse {
+            valid: true,
+            message: (!remarks.is_empty()).then(|| remarks.join("; ")),
+        },
+        Err(message) => SettingsValidationResponse {
+            valid: false,
+            message: Some(message),
+        },
     };
     Ok(serde_json::to_vec(&response)?)
 }

@@ -243,3 +243,59 @@ fn every_command_has_help_with_examples() {
         );
     }
 }
+
+/// A CIP with a `spec.policy` of `language` and `text`, covering no image of pod-library.json.
+fn settings_with_policy(language: &str, text: &str) -> String {
+    serde_json::json!({"policies": [{
+        "metadata": {"name": "lint-me"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/critical/**"}],
+            "authorities": [{"name": "security-team", "static": {"action": "pass"}}],
+            "policy": {"type": language, "data": text},
+        },
+    }]})
+    .to_string()
+}
+
+#[test]
+fn run_names_an_unused_cue_import_as_a_warning_and_still_evaluates() {
+    let settings = settings_with_policy(
+        "cue",
+        "package main\nimport \"time\"\nauthorizations: {\"security-team\": true}\n",
+    );
+    let output = cip(&[
+        "run",
+        "-r",
+        path(&fixture("pod-library.json")),
+        "--settings-json",
+        &settings,
+        path(&policy()),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: policy lint-me: spec.policy imports \"time\" but never uses it"),
+        "{stderr}"
+    );
+    assert_eq!(stdout_json(&output)["allowed"], true);
+}
+
+#[test]
+fn run_refuses_a_rego_policy_that_does_not_compile_before_evaluating() {
+    let settings = settings_with_policy("rego", "package sigstore\nisCompliant {\n");
+    let output = cip(&[
+        "run",
+        "-r",
+        path(&fixture("pod-library.json")),
+        "--settings-json",
+        &settings,
+        path(&policy()),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(output.stdout.is_empty(), "no AdmissionResponse on invalid settings");
+    assert!(
+        stderr.contains("the settings are not valid: policies[0].spec.policy.data: the Rego policy does not compile"),
+        "{stderr}"
+    );
+}

@@ -40,6 +40,24 @@ fn multi_sig_policy_verbatim_is_valid() {
 }
 
 #[test]
+fn the_unused_import_of_the_article_is_named_as_a_remark() {
+    let parsed = crate::settings::Settings::parse(&multi_sig().to_string()).expect("valid settings");
+    assert_eq!(
+        parsed.lint(),
+        [
+            "policy multi-sig-policy: spec.policy imports \"time\" but never uses it (accepted; real CUE refuses \
+             unused imports)"
+        ]
+    );
+    let without_import = settings(
+        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("import \"time\"", "")],
+        json!({}),
+    );
+    let parsed = crate::settings::Settings::parse(&without_import.to_string()).expect("valid settings");
+    assert!(parsed.lint().is_empty(), "{:?}", parsed.lint());
+}
+
+#[test]
 fn multi_sig_policy_admits_an_image_signed_by_both_keys() {
     let mut host = host_signed_by(&[P256_PEM, P384_PEM]);
     let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);

@@ -14,7 +14,7 @@ use crate::authority::{self, Authority};
 use crate::matching::{
     ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
 };
-use crate::policy::PolicyBlock;
+use crate::policy::{Language, PolicyBlock};
 use raw::{RawLabelSelector, RawPolicy, RawSettings};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
@@ -173,6 +173,30 @@ impl Settings {
             images,
             globs: all_globs,
         })
+    }
+
+    /// Remarks on valid settings that are probably not what the author meant (for now: CUE
+    /// imports a policy never uses, which real CUE refuses). `cip` prints them as warnings.
+    pub fn lint(&self) -> Vec<String> {
+        self.policies
+            .iter()
+            .filter_map(|p| match &p.policy {
+                Some(PolicyBlock {
+                    language: Language::Cue(program),
+                    ..
+                }) if !program.unused_imports().is_empty() => Some(format!(
+                    "policy {}: spec.policy imports {} but never uses it (accepted; real CUE refuses unused imports)",
+                    p.name,
+                    program
+                        .unused_imports()
+                        .iter()
+                        .map(|i| format!("\"{i}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Deep checks of every glob, key, certificate and regular expression.

@@ -25,6 +25,7 @@ use crate::verify::{Verifier, VerifyError};
 use answer_cache::AnswerCache;
 pub use answer_cache::AnswerCacheStats;
 use recording::Interactions;
+pub use rego::check_settings as check_rego_policies;
 
 /// Everything host calls need: the verifier (registry and signatures) and the runtime that
 /// drives it.

@@ -80,6 +80,22 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
     })
 }
 
+/// Compiles every Rego `spec.policy` of `settings` as the capability would run it, so that
+/// `cip` refuses settings whose Rego does not compile when it loads them (the module cannot
+/// compile Rego itself). The error names the field.
+pub fn check_settings(settings: &Value) -> Result<(), String> {
+    let policies = settings.get("policies").and_then(Value::as_array).into_iter().flatten();
+    for (index, policy) in policies.enumerate() {
+        let block = &policy["spec"]["policy"];
+        if block["type"] == "rego"
+            && let Some(text) = block["data"].as_str()
+        {
+            engine(text).map_err(|reason| format!("policies[{index}].spec.policy.data: {reason}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
 }

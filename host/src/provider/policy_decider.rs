@@ -37,6 +37,10 @@ impl PolicyDecider {
                 validation.message.unwrap_or_else(|| "no reason given".to_owned()),
             ));
         }
+        if let Some(remarks) = validation.message {
+            tracing::warn!(%remarks, "the settings are valid, with remarks");
+        }
+        crate::capabilities::check_rego_policies(&settings).map_err(PolicyDeciderError::InvalidSettings)?;
         Ok(Self {
             evaluator,
             settings: Arc::new(settings),

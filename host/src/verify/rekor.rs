@@ -98,6 +98,16 @@ struct PublicKeyDoc {
 
 /// Verifies the SET of `bundle_json` and binds its entry to `layer`.
 pub fn verify_bound(bundle_json: &str, trust: &TrustRoot, layer: &LayerEvidence<'_>) -> Result<BoundBundle, String> {
+    verify_bound_with(bundle_json, trust, |body| bind_entry(body, layer))
+}
+
+/// Verifies the SET of `bundle_json`, then `bind` checks that the entry body (base64 JSON)
+/// describes the signed object and answers the DER SubjectPublicKeyInfo of the entry's key.
+pub fn verify_bound_with(
+    bundle_json: &str,
+    trust: &TrustRoot,
+    bind: impl FnOnce(&str) -> Result<Vec<u8>, String>,
+) -> Result<BoundBundle, String> {
     let doc: BundleDoc = serde_json::from_str(bundle_json).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
     let payload = &doc.payload;
     let Some(log) = trust.rekor_logs().get(&payload.log_id) else {
@@ -122,7 +132,7 @@ pub fn verify_bound(bundle_json: &str, trust: &TrustRoot, layer: &LayerEvidence<
             log.valid_for
         ));
     }
-    let verifier_spki = bind_entry(&payload.body, layer)?;
+    let verifier_spki = bind(&payload.body)?;
     Ok(BoundBundle {
         bundle: Bundle {
             signed_entry_timestamp: doc.signed_entry_timestamp.clone(),
@@ -189,13 +199,13 @@ fn bind_entry(body: &str, layer: &LayerEvidence<'_>) -> Result<Vec<u8>, String> 
     Ok(verifier.spki)
 }
 
-struct Verifier {
-    spki: Vec<u8>,
-    certificate_der: Option<Vec<u8>>,
+pub(super) struct Verifier {
+    pub(super) spki: Vec<u8>,
+    pub(super) certificate_der: Option<Vec<u8>>,
 }
 
 /// The key of a PEM certificate or public key.
-fn pem_to_spki(pem: &[u8]) -> Option<Verifier> {
+pub(super) fn pem_to_spki(pem: &[u8]) -> Option<Verifier> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
     use x509_cert::der::{Decode as _, Encode as _};

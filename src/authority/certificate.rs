@@ -80,6 +80,23 @@ impl Check for CertificateAuthority {
         Ok(Some(digest))
     }
 
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+        let request = SigstoreVerificationInputV2::SigstoreCertificateVerify {
+            image: image.verification_target(),
+            certificate: self.certificate.as_bytes().to_vec(),
+            certificate_chain: self
+                .chain
+                .as_ref()
+                .map(|c| c.iter().map(|p| p.as_bytes().to_vec()).collect()),
+            require_rekor_bundle: self.require_rekor_bundle,
+            annotations: None,
+        };
+        vec![(
+            "the certificate".to_owned(),
+            serde_json::json!({ "v2_verify": request }),
+        )]
+    }
+
     fn check_material(&self) -> Result<(), (String, String)> {
         check_annotations(&self.annotations)?;
         match check_certificates(&self.certificate, "certificate.data") {

@@ -82,6 +82,15 @@ impl Check for KeyAuthority {
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
 
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+        let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
+            image: image.verification_target(),
+            pub_keys: vec![self.pem.clone()],
+            annotations: None,
+        };
+        vec![("the key".to_owned(), serde_json::json!({ "v2_verify": request }))]
+    }
+
     fn check_material(&self) -> Result<(), (String, String)> {
         check_annotations(&self.annotations)?;
         check_public_key(&self.pem)

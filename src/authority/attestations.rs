@@ -10,8 +10,9 @@
 //! when every listed attestation has at least one verified statement that satisfies its policy
 //! (policy-controller checks attestations instead of signatures for such an authority).
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls};
 use crate::policy::PolicyBlock;
@@ -32,6 +33,17 @@ pub const PREDICATE_TYPES: [(&str, &str); 10] = [
     ("vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"),
     ("openvex", "https://openvex.dev/ns"),
 ];
+
+/// Who must have signed the attestations: the payload of
+/// `cluster-image-policy/oci/v1/verify_attestations`, in the shapes sent for signatures.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignerRequest {
+    /// A `kubewarden/oci/v2/verify` request (key, exact keyless, certificate, GitHub Actions).
+    V2Verify(SigstoreVerificationInputV2),
+    /// A `cluster-image-policy/oci/v1/verify_keyless_regexp` request.
+    KeylessRegexp(super::keyless::KeylessRegexpRequest),
+}
 
 /// One entry of `attestations` as written.
 #[derive(Debug, Deserialize)]
@@ -182,7 +194,7 @@ pub struct Vouched {
 /// Verifies `wanted` for `image` with the authority's signers (`requests`, any-of).
 pub fn verify(
     wanted: &[Attestation],
-    requests: &[(String, Value)],
+    requests: &[(String, SignerRequest)],
     image: &ImageReference,
     host: &mut dyn HostCalls,
 ) -> Result<Vouched, String> {
@@ -203,7 +215,7 @@ pub fn verify(
     Err(reasons.join("; "))
 }
 
-fn verify_one(wanted: &[Attestation], request: &Value, host: &mut dyn HostCalls) -> Result<Vouched, String> {
+fn verify_one(wanted: &[Attestation], request: &SignerRequest, host: &mut dyn HostCalls) -> Result<Vouched, String> {
     let payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
     let answer = host.call(CIP_VERIFY_ATTESTATIONS, &payload).map_err(|e| {
         format!(
@@ -256,13 +268,19 @@ fn matching(
                 continue;
             }
         }
-        let mut entry = json!({"id": statement.id, "predicateType": statement.predicate_type});
-        if let Some(subject) = &statement.subject {
-            entry["subject"] = json!(subject);
+        let mut entry = Map::new();
+        let fields = [
+            ("id", Some(&statement.id)),
+            ("predicateType", Some(&statement.predicate_type)),
+            ("subject", statement.subject.as_ref()),
+            ("issuer", statement.issuer.as_ref()),
+        ];
+        for (field, value) in fields {
+            if let Some(value) = value {
+                entry.insert(field.to_owned(), Value::String(value.clone()));
+            }
         }
-        if let Some(issuer) = &statement.issuer {
-            entry["issuer"] = json!(issuer);
-        }
+        let entry = Value::Object(entry);
         matched.push(entry);
     }
     if matched.is_empty() {

@@ -80,7 +80,7 @@ impl Check for CertificateAuthority {
         Ok(Some(digest))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
         let request = SigstoreVerificationInputV2::SigstoreCertificateVerify {
             image: image.verification_target(),
             certificate: self.certificate.as_bytes().to_vec(),
@@ -93,7 +93,7 @@ impl Check for CertificateAuthority {
         };
         vec![(
             "the certificate".to_owned(),
-            serde_json::json!({ "v2_verify": request }),
+            super::attestations::SignerRequest::V2Verify(request),
         )]
     }
 

@@ -110,14 +110,14 @@ impl Check for GithubActionsAuthority {
         Ok(Some(digest))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
         let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
             image: image.verification_target(),
             owner: self.owner.clone(),
             repo: self.repo.clone(),
             annotations: None,
         };
-        vec![(self.who(), serde_json::json!({ "v2_verify": request }))]
+        vec![(self.who(), super::attestations::SignerRequest::V2Verify(request))]
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

@@ -71,8 +71,8 @@ impl Identity {
 }
 
 /// Payload of `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` (docs/wire-protocol.md).
-#[derive(Serialize)]
-struct KeylessRegexpRequest {
+#[derive(Debug, Serialize)]
+pub struct KeylessRegexpRequest {
     image: String,
     issuer: Option<String>,
     issuer_regexp: Option<String>,
@@ -271,13 +271,13 @@ impl Check for KeylessAuthority {
         ))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
         self.identities
             .iter()
             .map(|id| {
                 let request = match self.identity_request(image, id) {
-                    IdentityRequest::Exact(request) => serde_json::json!({ "v2_verify": request }),
-                    IdentityRequest::Regexp(request, _) => serde_json::json!({ "keyless_regexp": request }),
+                    IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
+                    IdentityRequest::Regexp(request, _) => super::attestations::SignerRequest::KeylessRegexp(request),
                 };
                 (id.describe(), request)
             })

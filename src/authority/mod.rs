@@ -38,7 +38,7 @@ pub trait Check: fmt::Debug {
     /// The requests of `cluster-image-policy/oci/v1/verify_attestations` naming this
     /// authority's signers (any-of), each with a description of who it names. Empty: the kind
     /// signs nothing (static).
-    fn attestation_requests(&self, _image: &ImageReference) -> Vec<(String, serde_json::Value)> {
+    fn attestation_requests(&self, _image: &ImageReference) -> Vec<(String, attestations::SignerRequest)> {
         Vec::new()
     }
 }

@@ -88,7 +88,10 @@ impl Check for KeyAuthority {
             pub_keys: vec![self.pem.clone()],
             annotations: None,
         };
-        vec![("the key".to_owned(), super::attestations::SignerRequest::V2Verify(request))]
+        vec![(
+            "the key".to_owned(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )]
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

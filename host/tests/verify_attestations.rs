@@ -275,7 +275,7 @@ async fn an_oversized_attestation_is_refused_by_its_cap() {
     let reason = failure(&verifier, key_request(&world.tag_ref(), &key)).await;
     assert!(
         reason.starts_with(&format!(
-            "cannot read the signatures of {}: attestations: ",
+            "cannot read the attestations of {}: a signature layer of ",
             world.digest_ref()
         )),
         "{reason}"

@@ -481,10 +481,9 @@ pub async fn fetch(
         Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(none(image)),
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
-            return Err(VerifyError::Signatures {
-                image,
-                reason: format!("attestations: {over}"),
-            });
+            return Err(VerifyError::Failed(format!(
+                "cannot read the attestations of {image}: {over}"
+            )));
         }
     };
     if manifest.layers.is_empty() {

@@ -10,17 +10,14 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciImageManifest};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::fulcio::{LeafCertificate, LeafRequest, TestFulcio};
 use crate::keys::KeyPair;
-use crate::oci::{self, sha256_digest};
 use crate::rekor::TestRekor;
-use crate::rt;
 use crate::signature::{
-    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CosignLayer, SIGNATURE_ANNOTATION,
+    self, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, CosignLayer, SIGNATURE_ANNOTATION,
 };
 
 /// Media type of cosign's attestation layers.
@@ -207,34 +204,8 @@ pub fn attest_keyless(
 
 /// The layers stored at the attestation tag of `digest`; empty when there is none.
 pub fn fetch_attestation_layers(registry_host: &str, repo: &str, digest: &str) -> anyhow::Result<Vec<CosignLayer>> {
-    let path = format!("/v2/{repo}/manifests/{}", attestation_tag(digest));
-    let status = rt::block_on(oci::raw_request(
-        registry_host,
-        reqwest::Method::HEAD,
-        &path,
-        Some(OCI_IMAGE_MEDIA_TYPE),
-    ))?;
-    if status == reqwest::StatusCode::NOT_FOUND {
-        return Ok(Vec::new());
-    }
-    rt::block_on(async {
-        let client = oci::client(registry_host).await;
-        let reference = oci::tag_ref(registry_host, repo, &attestation_tag(digest));
-        let (body, _) = oci::pull_manifest_bytes(&client, &reference).await?;
-        let manifest: OciImageManifest =
-            serde_json::from_slice(&body).context("the attestation manifest is not an image manifest")?;
-        let mut layers = Vec::with_capacity(manifest.layers.len());
-        for descriptor in &manifest.layers {
-            let mut payload = Vec::new();
-            client.pull_blob(&reference, descriptor, &mut payload).await?;
-            layers.push(CosignLayer {
-                payload,
-                annotations: descriptor.annotations.clone().unwrap_or_default(),
-            });
-        }
-        Ok(layers)
-    })
-    .with_context(|| format!("reading the attestations of {registry_host}/{repo}@{digest}"))
+    signature::fetch_layers_at(registry_host, repo, &attestation_tag(digest))
+        .with_context(|| format!("reading the attestations of {registry_host}/{repo}@{digest}"))
 }
 
 /// Replaces the attestation manifest of `digest` with one holding exactly `layers` (any
@@ -245,34 +216,8 @@ pub fn push_attestation_layers(
     digest: &str,
     layers: &[CosignLayer],
 ) -> anyhow::Result<String> {
-    let config = b"{}".to_vec();
-    let descriptors: Vec<_> = layers
-        .iter()
-        .map(|layer| {
-            json!({
-                "mediaType": DSSE_MEDIA_TYPE,
-                "size": layer.payload.len(),
-                "digest": layer.digest(),
-                "annotations": layer.annotations,
-            })
-        })
-        .collect();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_IMAGE_MEDIA_TYPE,
-        "config": {"mediaType": IMAGE_CONFIG_MEDIA_TYPE, "size": config.len(), "digest": sha256_digest(&config)},
-        "layers": descriptors,
-    }))?;
-    rt::block_on(async {
-        let client = oci::client(registry_host).await;
-        let reference = oci::tag_ref(registry_host, repo, &attestation_tag(digest));
-        for layer in layers {
-            oci::ensure_blob(&client, &reference, &layer.payload).await?;
-        }
-        oci::ensure_blob(&client, &reference, &config).await?;
-        oci::push_manifest_bytes(&client, &reference, manifest, OCI_IMAGE_MEDIA_TYPE).await
-    })
-    .with_context(|| format!("pushing the attestations of {registry_host}/{repo}@{digest}"))
+    signature::push_layers_at(registry_host, repo, &attestation_tag(digest), DSSE_MEDIA_TYPE, layers)
+        .with_context(|| format!("pushing the attestations of {registry_host}/{repo}@{digest}"))
 }
 
 /// Adds `layer` to the attestation manifest of `digest`, keeping earlier layers, as a second

@@ -37,7 +37,6 @@ use sigstore::cosign::SignatureLayer;
 use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, SimpleSigning};
 use sigstore::cosign::signature_layers::CertificateSubject;
-use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
@@ -427,19 +426,8 @@ fn bind_intoto(body: &str, evidence: &Evidence<'_>, signature_b64: &str, signatu
         .ok_or_else(|| mismatch("it records no key for this signature"))?;
     let verifier =
         rekor::pem_to_spki(&key_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
-    match evidence.certificate {
-        Some(certificate) => {
-            if verifier.certificate_der.as_deref() != Some(certificate) {
-                return Err(mismatch("its certificate is not this layer's certificate"));
-            }
-        }
-        None => {
-            let key = CosignVerificationKey::try_from_der(&verifier.spki)
-                .map_err(|_| mismatch("its public key is not usable"))?;
-            key.verify_signature(Signature::Raw(signature), evidence.signed)
-                .map_err(|_| mismatch("its public key does not verify this envelope's signature"))?;
-        }
-    }
+    rekor::check_verifier(&verifier, evidence.certificate, signature, evidence.signed)
+        .map_err(|what| mismatch(&format!("its {what} this envelope's {}", what.object())))?;
     Ok(verifier.spki)
 }
 

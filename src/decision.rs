@@ -200,14 +200,14 @@ fn evaluate_policy(
     }
     for authority in &policy.authorities {
         match verify_authority(authority, reference, host) {
-            Ok(digest) => {
+            Ok(verified) => {
                 outcome.passed = true;
                 outcome.authorities.push(AuthorityOutcome {
                     name: authority.name.clone(),
                     passed: true,
                     reason: None,
                 });
-                return (outcome, digest);
+                return (outcome, verified.digest);
             }
             Err(reason) => outcome.authorities.push(AuthorityOutcome {
                 name: authority.name.clone(),
@@ -219,19 +219,20 @@ fn evaluate_policy(
     (outcome, None)
 }
 
-/// One authority's verdict: the digest it verified (`None` for a static pass).
+/// One authority's verdict: the digest it verified (`None` for a static pass) and the
+/// attestations it vouched for.
 fn verify_authority(
     authority: &crate::authority::Authority,
     reference: &ImageReference,
     host: &mut dyn HostCalls,
-) -> Result<Option<String>, String> {
+) -> Result<crate::authority::Verified, String> {
     authority
         .verify(reference, host)
-        .and_then(|digest| match (digest, reference.digest()) {
-            (Some(verified), Some(written)) if verified != written => Err(format!(
-                "the host verified digest {verified}, not the digest {written} the workload names"
+        .and_then(|verified| match (&verified.digest, reference.digest()) {
+            (Some(digest), Some(written)) if digest != written => Err(format!(
+                "the host verified digest {digest}, not the digest {written} the workload names"
             )),
-            (digest, _) => Ok(digest),
+            _ => Ok(verified),
         })
 }
 
@@ -249,20 +250,21 @@ fn evaluate_policy_block(
     let mut results = Vec::with_capacity(policy.authorities.len());
     let mut digest: Option<String> = None;
     for authority in &policy.authorities {
-        let result = verify_authority(authority, reference, host).and_then(|verified| match (&digest, verified) {
-            (Some(first), Some(other)) if *first != other => Err(format!(
-                "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"
-            )),
-            (_, verified) => Ok(verified),
-        });
+        let result =
+            verify_authority(authority, reference, host).and_then(|verified| match (&digest, &verified.digest) {
+                (Some(first), Some(other)) if first != other => Err(format!(
+                    "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"
+                )),
+                _ => Ok(verified),
+            });
         let matched = match result {
             Ok(verified) => {
-                let kind = if verified.is_some() {
-                    input::Match::Signature
-                } else {
-                    input::Match::Static
+                let kind = match (verified.attestations, &verified.digest) {
+                    (Some(attestations), _) => input::Match::Attestations(attestations),
+                    (None, Some(_)) => input::Match::Signature,
+                    (None, None) => input::Match::Static,
                 };
-                digest = digest.or(verified);
+                digest = digest.or(verified.digest);
                 outcome.authorities.push(AuthorityOutcome {
                     name: authority.name.clone(),
                     passed: true,

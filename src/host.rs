@@ -47,6 +47,13 @@ pub const CIP_VERIFY_KEYLESS_REGEXP: Capability = Capability {
     operation: "v1/verify_keyless_regexp",
 };
 
+/// Our attestation verification (cosign's `.att` DSSE envelopes), implemented by `cip` only.
+pub const CIP_VERIFY_ATTESTATIONS: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_attestations",
+};
+
 /// The host side of the module.
 pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.

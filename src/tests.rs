@@ -155,12 +155,9 @@ mod settings_validation {
     }
 
     #[test]
-    fn attestation_policies_are_not_supported_yet() {
+    fn attestation_policy_with_a_placeholder_key_is_refused_on_the_key() {
         let err = check_settings(&settings(&[article("attestation-policy")], json!({}))).unwrap_err();
-        assert!(
-            err.starts_with("policies[0].spec.authorities[0].attestations: attestations is not supported yet"),
-            "{err}"
-        );
+        assert!(err.starts_with("policies[0].spec.authorities[0].key.data: "), "{err}");
     }
 
     #[test]

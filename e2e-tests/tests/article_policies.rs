@@ -287,19 +287,3 @@ fn kms_signed_policy_is_refused_at_settings_validation() {
     let message = response.assert_refused("an admission evaluated with invalid settings");
     assert!(message.starts_with("invalid policy settings: "), "{message}");
 }
-
-#[test]
-fn attestation_policy_is_refused_as_not_supported_yet() -> anyhow::Result<()> {
-    let cip = Host::offline();
-    let key = KeyPair::ecdsa_p256()?;
-    let s = settings(
-        &[with_keys(&article("attestation-policy"), &[key.public_key_pem()])],
-        json!({}),
-    );
-    let message = cip.validate_settings(&s).expect_err("attestations are not supported");
-    assert!(
-        message.starts_with("policies[0].spec.authorities[0].attestations: attestations is not supported yet"),
-        "{message}"
-    );
-    Ok(())
-}

@@ -50,9 +50,14 @@ impl CertificateAuthority {
     }
 }
 
-impl Check for CertificateAuthority {
-    fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
-        let request = SigstoreVerificationInputV2::SigstoreCertificateVerify {
+impl CertificateAuthority {
+    /// Kubewarden's `SigstoreCertificateVerify` of `image` with this certificate.
+    fn request(
+        &self,
+        image: &ImageReference,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> SigstoreVerificationInputV2 {
+        SigstoreVerificationInputV2::SigstoreCertificateVerify {
             image: image.verification_target(),
             certificate: self.certificate.as_bytes().to_vec(),
             certificate_chain: self
@@ -60,8 +65,14 @@ impl Check for CertificateAuthority {
                 .as_ref()
                 .map(|c| c.iter().map(|p| p.as_bytes().to_vec()).collect()),
             require_rekor_bundle: self.require_rekor_bundle,
-            annotations: self.annotations.clone(),
-        };
+            annotations,
+        }
+    }
+}
+
+impl Check for CertificateAuthority {
+    fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
+        let request = self.request(image, self.annotations.clone());
         let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request)
             .map_err(|e| format!("no signature verified by the certificate: {e}"))?;
         let certificate = self
@@ -78,6 +89,14 @@ impl Check for CertificateAuthority {
             },
         )?;
         Ok(Some(digest))
+    }
+
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
+        let request = self.request(image, None);
+        vec![(
+            "the certificate".to_owned(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )]
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

@@ -76,6 +76,18 @@ impl GithubActionsAuthority {
     }
 }
 
+impl GithubActionsAuthority {
+    fn who(&self) -> String {
+        format!(
+            "a GitHub Actions workflow of {}",
+            match &self.repo {
+                Some(r) => format!("{}/{r}", self.owner),
+                None => self.owner.clone(),
+            }
+        )
+    }
+}
+
 impl Check for GithubActionsAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
@@ -84,13 +96,7 @@ impl Check for GithubActionsAuthority {
             repo: self.repo.clone(),
             annotations: self.annotations.clone(),
         };
-        let who = format!(
-            "a GitHub Actions workflow of {}",
-            match &self.repo {
-                Some(r) => format!("{}/{r}", self.owner),
-                None => self.owner.clone(),
-            }
-        );
+        let who = self.who();
         let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request).map_err(|e| format!("no signature by {who}: {e}"))?;
         require_bound(
             host,
@@ -102,6 +108,16 @@ impl Check for GithubActionsAuthority {
             },
         )?;
         Ok(Some(digest))
+    }
+
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
+        let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+            image: image.verification_target(),
+            owner: self.owner.clone(),
+            repo: self.repo.clone(),
+            annotations: None,
+        };
+        vec![(self.who(), super::attestations::SignerRequest::V2Verify(request))]
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

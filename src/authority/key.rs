@@ -82,6 +82,18 @@ impl Check for KeyAuthority {
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
 
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
+        let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
+            image: image.verification_target(),
+            pub_keys: vec![self.pem.clone()],
+            annotations: None,
+        };
+        vec![(
+            "the key".to_owned(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )]
+    }
+
     fn check_material(&self) -> Result<(), (String, String)> {
         check_annotations(&self.annotations)?;
         check_public_key(&self.pem)

@@ -71,17 +71,25 @@ impl Identity {
 }
 
 /// Payload of `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` (docs/wire-protocol.md).
-#[derive(Serialize)]
-struct KeylessRegexpRequest<'a> {
+#[derive(Debug, Serialize)]
+pub struct KeylessRegexpRequest {
     image: String,
-    issuer: Option<&'a str>,
-    issuer_regexp: Option<&'a str>,
-    subject: Option<&'a str>,
-    subject_regexp: Option<&'a str>,
-    annotations: Option<&'a BTreeMap<String, String>>,
+    issuer: Option<String>,
+    issuer_regexp: Option<String>,
+    subject: Option<String>,
+    subject_regexp: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
     /// Sent only when true, so hosts that predate the field keep working.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     insecure_ignore_sct: bool,
+}
+
+/// How one identity is asked for.
+enum IdentityRequest {
+    /// Kubewarden's `SigstoreKeylessVerify`.
+    Exact(SigstoreVerificationInputV2),
+    /// `cip`'s regular-expression capability, and the setting that needs it.
+    Regexp(KeylessRegexpRequest, &'static str),
 }
 
 /// A list of accepted OIDC identities.
@@ -167,23 +175,19 @@ impl KeylessAuthority {
         })
     }
 
-    fn verify_identity(
-        &self,
-        image: &ImageReference,
-        id: &Identity,
-        host: &mut dyn HostCalls,
-    ) -> Result<String, String> {
-        let digest = match (&id.issuer, &id.subject) {
+    /// The host request for `id`: Kubewarden's exact keyless verification, or `cip`'s
+    /// regular-expression capability (with the reason it is needed).
+    fn identity_request(&self, image: &ImageReference, id: &Identity) -> IdentityRequest {
+        match (&id.issuer, &id.subject) {
             (Pattern::Exact(issuer), Pattern::Exact(subject)) if !self.insecure_ignore_sct => {
-                let request = SigstoreVerificationInputV2::SigstoreKeylessVerify {
+                IdentityRequest::Exact(SigstoreVerificationInputV2::SigstoreKeylessVerify {
                     image: image.verification_target(),
                     keyless: vec![KeylessInfo {
                         issuer: issuer.clone(),
                         subject: subject.clone(),
                     }],
                     annotations: self.annotations.clone(),
-                };
-                verify(host, KUBEWARDEN_VERIFY_V2, &request)?
+                })
             }
             (issuer, subject) => {
                 // Exact values go as exact fields, unless the SCT switch forces this capability
@@ -196,26 +200,40 @@ impl KeylessAuthority {
                 };
                 let (issuer, issuer_regexp) = split(issuer);
                 let (subject, subject_regexp) = split(subject);
-                let request = KeylessRegexpRequest {
-                    image: image.verification_target(),
-                    issuer: issuer.as_deref(),
-                    issuer_regexp: issuer_regexp.as_deref(),
-                    subject: subject.as_deref(),
-                    subject_regexp: subject_regexp.as_deref(),
-                    annotations: self.annotations.as_ref(),
-                    insecure_ignore_sct: self.insecure_ignore_sct,
-                };
                 let why = if self.insecure_ignore_sct {
                     "insecureIgnoreSCT"
                 } else {
                     "issuerRegExp/subjectRegExp"
                 };
-                verify(host, CIP_VERIFY_KEYLESS_REGEXP, &request).map_err(|e| {
-                    format!(
-                        "{e} (identities with {why} need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which only cip implements: stock Kubewarden hosts refuse them; use exact issuer and subject there)"
-                    )
-                })?
+                IdentityRequest::Regexp(
+                    KeylessRegexpRequest {
+                        image: image.verification_target(),
+                        issuer,
+                        issuer_regexp,
+                        subject,
+                        subject_regexp,
+                        annotations: self.annotations.clone(),
+                        insecure_ignore_sct: self.insecure_ignore_sct,
+                    },
+                    why,
+                )
             }
+        }
+    }
+
+    fn verify_identity(
+        &self,
+        image: &ImageReference,
+        id: &Identity,
+        host: &mut dyn HostCalls,
+    ) -> Result<String, String> {
+        let digest = match self.identity_request(image, id) {
+            IdentityRequest::Exact(request) => verify(host, KUBEWARDEN_VERIFY_V2, &request)?,
+            IdentityRequest::Regexp(request, why) => verify(host, CIP_VERIFY_KEYLESS_REGEXP, &request).map_err(|e| {
+                format!(
+                    "{e} (identities with {why} need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which only cip implements: stock Kubewarden hosts refuse them; use exact issuer and subject there)"
+                )
+            })?,
         };
         let who = id.describe();
         require_bound(
@@ -251,6 +269,19 @@ impl Check for KeylessAuthority {
             "no keyless signature by an accepted identity ({})",
             reasons.join("; ")
         ))
+    }
+
+    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
+        self.identities
+            .iter()
+            .map(|id| {
+                let request = match self.identity_request(image, id) {
+                    IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
+                    IdentityRequest::Regexp(request, _) => super::attestations::SignerRequest::KeylessRegexp(request),
+                };
+                (id.describe(), request)
+            })
+            .collect()
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

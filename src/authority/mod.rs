@@ -5,6 +5,7 @@
 //! authorities are tried in order and the first that passes is enough (any-of), which is how
 //! key rotation works.
 
+pub mod attestations;
 pub mod binding;
 mod certificate;
 pub mod fulcio;
@@ -33,6 +34,23 @@ pub trait Check: fmt::Debug {
     fn check_material(&self) -> Result<(), (String, String)> {
         Ok(())
     }
+
+    /// The requests of `cluster-image-policy/oci/v1/verify_attestations` naming this
+    /// authority's signers (any-of), each with a description of who it names. Empty: the kind
+    /// signs nothing (static).
+    fn attestation_requests(&self, _image: &ImageReference) -> Vec<(String, attestations::SignerRequest)> {
+        Vec::new()
+    }
+}
+
+/// What a passing authority vouched for.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// The digest whose signatures or attestations verified (`None`: static pass).
+    pub digest: Option<String>,
+    /// For an authority with `attestations`: policy-controller's map of attestation name to
+    /// the verified attestations that matched.
+    pub attestations: Option<serde_json::Value>,
 }
 
 /// One entry of `spec.authorities`, parsed.
@@ -43,12 +61,24 @@ pub struct Authority {
     /// Path of the authority in the settings, for error messages.
     pub path: String,
     check: Box<dyn Check>,
+    /// `attestations`: when given, they are checked instead of signatures (policy-controller).
+    attestations: Vec<attestations::Attestation>,
 }
 
 impl Authority {
-    /// Verifies `image` with this authority.
-    pub fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
-        self.check.verify(image, host)
+    /// Verifies `image` with this authority: its signatures, or the attestations it lists.
+    pub fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Verified, String> {
+        if self.attestations.is_empty() {
+            return self.check.verify(image, host).map(|digest| Verified {
+                digest,
+                attestations: None,
+            });
+        }
+        let requests = self.check.attestation_requests(image);
+        attestations::verify(&self.attestations, &requests, image, host).map(|vouched| Verified {
+            digest: Some(vouched.digest),
+            attestations: Some(vouched.attestations),
+        })
     }
 
     /// Runs the deep checks of this authority.
@@ -73,9 +103,6 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
     }
     if raw.ctlog.is_some() {
         return Err(not_yet("ctlog"));
-    }
-    if raw.attestations.is_some() {
-        return Err(not_yet("attestations"));
     }
     if raw.rfc3161_timestamp.is_some() {
         return Err(not_yet("rfc3161timestamp"));
@@ -105,6 +132,22 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
     };
     if let Some(url) = raw.keyless.as_ref().and_then(|k| k.url.as_deref()) {
         check_fulcio_url(url).map_err(|m| err("keyless.url", m))?;
+    }
+    let wanted = match &raw.attestations {
+        Some(list) => attestations::parse(list, path)?,
+        None => Vec::new(),
+    };
+    if !wanted.is_empty() && raw.annotations.is_some() {
+        return Err(err(
+            "annotations",
+            "annotations constrain signature payloads, and an authority with attestations checks attestations only: remove annotations, or put them on a separate authority without attestations".to_owned(),
+        ));
+    }
+    if !wanted.is_empty() && raw.static_.is_some() {
+        return Err(err(
+            "attestations",
+            "a static authority signs nothing, so it cannot vouch for attestations: give a key, keyless, certificate or githubActions authority".to_owned(),
+        ));
     }
     let annotations = raw.annotations;
     let mut kinds: Vec<(&str, Box<dyn Check>)> = Vec::new();
@@ -153,6 +196,7 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
                 name,
                 path: path.to_owned(),
                 check,
+                attestations: wanted,
             })
         }
         0 => Err(SettingsError::new(

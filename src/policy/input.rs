@@ -5,12 +5,15 @@
 use serde_json::{Map, Value, json};
 
 /// How an authority passed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
     /// Signatures verified (the host tells the digest only, so the entry has no details).
     Signature,
     /// `static: {action: pass}`.
     Static,
+    /// The authority's attestations verified: name → the matching attestations
+    /// (`id`, `predicateType`, and `subject`/`issuer` for keyless).
+    Attestations(Value),
 }
 
 /// The input document. `results` lists every authority in order with how it passed (`None`:
@@ -33,6 +36,9 @@ pub fn document(
             }
             Some(Match::Static) => {
                 matches.insert((*name).to_owned(), json!({"static": true}));
+            }
+            Some(Match::Attestations(attestations)) => {
+                matches.insert((*name).to_owned(), json!({"attestations": attestations}));
             }
             None => {}
         }

@@ -19,6 +19,9 @@
 //!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
 //!   [`push_signature_layers`] stores any layers under any image's `.sig` tag; [`append_signature_layer`],
 //!   [`copy_signatures`], [`delete_signatures`], [`fetch_signature_layers`].
+//! * Attestations in cosign's `repo:sha256-<hex>.att` format: [`attest_with_key`], [`attest_keyless`] (in-toto
+//!   statement, DSSE envelope, `intoto` Rekor bundle); [`key_attestation_layer`], [`envelope_layer`],
+//!   [`push_attestation_layers`] for negative tests.
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -50,6 +53,7 @@
 //! # }
 //! ```
 
+mod attestation;
 mod fulcio;
 mod http;
 mod image;
@@ -65,6 +69,12 @@ mod signature;
 mod slow;
 mod trust;
 
+pub use attestation::{
+    DSSE_MEDIA_TYPE, IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V01, PREDICATE_TYPE_ANNOTATION, SPDX_PREDICATE_TYPE,
+    append_attestation_layer, attest_keyless, attest_with_key, attestation_tag, certificate_attestation_layer,
+    dsse_envelope, dsse_pae, envelope_layer, fetch_attestation_layers, in_toto_statement, intoto_bundle_json,
+    key_attestation_layer, push_attestation_layers, with_intoto_bundle,
+};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,

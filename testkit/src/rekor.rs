@@ -83,8 +83,14 @@ impl TestRekor {
                 },
             },
         });
+        self.sign_bundle(&entry, integrated_time)
+    }
+
+    /// The JSON of a cosign bundle annotation logging the entry `body` (any kind) at
+    /// `integrated_time`: the SET over the canonical payload, signed by the log key.
+    pub fn sign_bundle(&self, entry: &serde_json::Value, integrated_time: i64) -> anyhow::Result<String> {
         let payload = Payload {
-            body: BASE64.encode(serde_json::to_vec(&entry)?),
+            body: BASE64.encode(serde_json::to_vec(entry)?),
             integrated_time,
             log_index: self.next_index.fetch_add(1, Ordering::Relaxed),
             log_id: self.log_id.clone(),

@@ -112,7 +112,7 @@ pub fn sign_keyless(
 
 /// Rekor integrates entries when they arrive: now, or inside the certificate's validity when
 /// a test issued a certificate in the past (so expiry tests fail on the certificate, not here).
-fn integrated_time_for(leaf: &LeafCertificate) -> i64 {
+pub(crate) fn integrated_time_for(leaf: &LeafCertificate) -> i64 {
     let now = chrono::Utc::now();
     if now >= leaf.not_before && now <= leaf.not_after {
         now.timestamp()

@@ -129,15 +129,22 @@ pub fn simple_signing_payload(
 
 /// The layers currently stored at the signature tag of `digest`; empty when there is none.
 pub fn fetch_signature_layers(registry_host: &str, repo: &str, digest: &str) -> anyhow::Result<Vec<CosignLayer>> {
-    if !signature_tag_exists(registry_host, repo, digest)? {
+    fetch_layers_at(registry_host, repo, &signature_tag(digest))
+        .with_context(|| format!("reading the signatures of {registry_host}/{repo}@{digest}"))
+}
+
+/// The layers of the manifest at `repo:tag` with their annotations; empty when the tag does
+/// not exist.
+pub(crate) fn fetch_layers_at(registry_host: &str, repo: &str, tag: &str) -> anyhow::Result<Vec<CosignLayer>> {
+    if !tag_exists(registry_host, repo, tag)? {
         return Ok(Vec::new());
     }
     rt::block_on(async {
         let client = oci::client(registry_host).await;
-        let reference = oci::tag_ref(registry_host, repo, &signature_tag(digest));
+        let reference = oci::tag_ref(registry_host, repo, tag);
         let (body, _) = oci::pull_manifest_bytes(&client, &reference).await?;
         let manifest: OciImageManifest =
-            serde_json::from_slice(&body).context("the signature manifest is not an image manifest")?;
+            serde_json::from_slice(&body).context("the manifest is not an image manifest")?;
         let mut layers = Vec::with_capacity(manifest.layers.len());
         for descriptor in &manifest.layers {
             let mut payload = Vec::new();
@@ -149,7 +156,6 @@ pub fn fetch_signature_layers(registry_host: &str, repo: &str, digest: &str) -> 
         }
         Ok(layers)
     })
-    .with_context(|| format!("reading the signatures of {registry_host}/{repo}@{digest}"))
 }
 
 /// Replaces the signature manifest of `digest` with one holding exactly `layers`; returns
@@ -164,12 +170,31 @@ pub fn push_signature_layers(
     if layers.is_empty() {
         bail!("a cosign signature manifest needs at least one layer");
     }
+    push_layers_at(
+        registry_host,
+        repo,
+        &signature_tag(digest),
+        SIMPLE_SIGNING_MEDIA_TYPE,
+        layers,
+    )
+    .with_context(|| format!("pushing the signatures of {registry_host}/{repo}@{digest}"))
+}
+
+/// Pushes an OCI manifest at `repo:tag` whose layers are `layers` (of `media_type`, with
+/// their annotations), as cosign stores attachments; returns the manifest's digest.
+pub(crate) fn push_layers_at(
+    registry_host: &str,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    layers: &[CosignLayer],
+) -> anyhow::Result<String> {
     let config = b"{}".to_vec();
     let descriptors: Vec<_> = layers
         .iter()
         .map(|layer| {
             json!({
-                "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
+                "mediaType": media_type,
                 "size": layer.payload.len(),
                 "digest": layer.digest(),
                 "annotations": layer.annotations,
@@ -184,14 +209,13 @@ pub fn push_signature_layers(
     }))?;
     rt::block_on(async {
         let client = oci::client(registry_host).await;
-        let reference = oci::tag_ref(registry_host, repo, &signature_tag(digest));
+        let reference = oci::tag_ref(registry_host, repo, tag);
         for layer in layers {
             oci::ensure_blob(&client, &reference, &layer.payload).await?;
         }
         oci::ensure_blob(&client, &reference, &config).await?;
         oci::push_manifest_bytes(&client, &reference, manifest, OCI_IMAGE_MEDIA_TYPE).await
     })
-    .with_context(|| format!("pushing the signatures of {registry_host}/{repo}@{digest}"))
 }
 
 /// Adds `layer` to the signature manifest of `digest`, keeping earlier layers, as a second
@@ -231,8 +255,8 @@ pub fn delete_signatures(registry_host: &str, repo: &str, digest: &str) -> anyho
     crate::image::delete_manifest(registry_host, repo, &signature_digest)
 }
 
-fn signature_tag_exists(registry_host: &str, repo: &str, digest: &str) -> anyhow::Result<bool> {
-    let path = format!("/v2/{repo}/manifests/{}", signature_tag(digest));
+fn tag_exists(registry_host: &str, repo: &str, tag: &str) -> anyhow::Result<bool> {
+    let path = format!("/v2/{repo}/manifests/{tag}");
     let status = rt::block_on(oci::raw_request(
         registry_host,
         reqwest::Method::HEAD,

@@ -9,6 +9,7 @@
 //! answers can also be memoised on the evaluating thread ([`Capabilities::with_answer_cache`]).
 
 mod answer_cache;
+mod attestations;
 mod crypto;
 mod logging;
 mod net;

@@ -67,6 +67,7 @@ pub(super) fn cluster_image_policy(
             let input: KeylessRegexpRequest = parse(KEYLESS_REGEXP, payload).map_err(|e| (e, None))?;
             verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
         }),
+        "v1/verify_attestations" => super::attestations::verify(call, payload),
         other => Err(unknown_operation(other)),
     }
 }

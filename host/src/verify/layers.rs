@@ -161,7 +161,7 @@ pub fn check(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: Optio
 
 /// A certificate chained at `time`, whose key made `signature` over `payload`; with the
 /// outcome of its SCT check.
-fn trusted_certificate(
+pub(super) fn trusted_certificate(
     der: &[u8],
     trust: &TrustRoot,
     time: i64,
@@ -185,7 +185,7 @@ fn trusted_certificate(
 }
 
 /// DER of a PEM certificate annotation (cosign stores PEM; base64 of the PEM is tolerated).
-fn certificate_der(pem: &str) -> Option<Vec<u8>> {
+pub(super) fn certificate_der(pem: &str) -> Option<Vec<u8>> {
     if let Ok(der) = CertificateDer::from_pem_slice(pem.as_bytes()) {
         return Some(der.as_ref().to_vec());
     }

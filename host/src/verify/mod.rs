@@ -6,6 +6,7 @@
 //! asking), checked against the request's constraints, and the outcome is cached: successes for
 //! [`VerifierConfig::success_ttl`], failures for [`VerifierConfig::failure_ttl`].
 
+pub mod attestations;
 pub mod cache;
 pub mod certificate;
 pub mod constraints;

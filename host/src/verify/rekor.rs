@@ -98,6 +98,16 @@ struct PublicKeyDoc {
 
 /// Verifies the SET of `bundle_json` and binds its entry to `layer`.
 pub fn verify_bound(bundle_json: &str, trust: &TrustRoot, layer: &LayerEvidence<'_>) -> Result<BoundBundle, String> {
+    verify_bound_with(bundle_json, trust, |body| bind_entry(body, layer))
+}
+
+/// Verifies the SET of `bundle_json`, then `bind` checks that the entry body (base64 JSON)
+/// describes the signed object and answers the DER SubjectPublicKeyInfo of the entry's key.
+pub fn verify_bound_with(
+    bundle_json: &str,
+    trust: &TrustRoot,
+    bind: impl FnOnce(&str) -> Result<Vec<u8>, String>,
+) -> Result<BoundBundle, String> {
     let doc: BundleDoc = serde_json::from_str(bundle_json).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
     let payload = &doc.payload;
     let Some(log) = trust.rekor_logs().get(&payload.log_id) else {
@@ -122,7 +132,7 @@ pub fn verify_bound(bundle_json: &str, trust: &TrustRoot, layer: &LayerEvidence<
             log.valid_for
         ));
     }
-    let verifier_spki = bind_entry(&payload.body, layer)?;
+    let verifier_spki = bind(&payload.body)?;
     Ok(BoundBundle {
         bundle: Bundle {
             signed_entry_timestamp: doc.signed_entry_timestamp.clone(),
@@ -173,29 +183,69 @@ fn bind_entry(body: &str, layer: &LayerEvidence<'_>) -> Result<Vec<u8>, String> 
         .map_err(|_| mismatch("its public key is not base64"))?;
     let verifier =
         pem_to_spki(&verifier_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
-    match layer.certificate_der {
-        Some(certificate) => {
-            if verifier.certificate_der.as_deref() != Some(certificate) {
-                return Err(mismatch("its certificate is not this layer's certificate"));
-            }
-        }
-        None => {
-            let key = CosignVerificationKey::try_from_der(&verifier.spki)
-                .map_err(|_| mismatch("its public key is not usable"))?;
-            key.verify_signature(Signature::Raw(layer.signature), layer.payload)
-                .map_err(|_| mismatch("its public key does not verify this layer's signature"))?;
-        }
-    }
+    check_verifier(&verifier, layer.certificate_der, layer.signature, layer.payload)
+        .map_err(|what| mismatch(&format!("its {what} this layer's {}", what.object())))?;
     Ok(verifier.spki)
 }
 
-struct Verifier {
-    spki: Vec<u8>,
-    certificate_der: Option<Vec<u8>>,
+/// Why a log entry's key does not vouch for a layer.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum VerifierMismatch {
+    /// The layer has a certificate and the entry another one (or a bare key).
+    Certificate,
+    /// The entry's key cannot be used.
+    Unusable,
+    /// The entry's key does not verify the layer's signature.
+    Signature,
+}
+
+impl VerifierMismatch {
+    /// What the entry's key failed to match.
+    pub(super) fn object(self) -> &'static str {
+        match self {
+            Self::Certificate => "certificate",
+            Self::Unusable | Self::Signature => "signature",
+        }
+    }
+}
+
+impl std::fmt::Display for VerifierMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Certificate => "certificate is not",
+            Self::Unusable => "public key is not usable for",
+            Self::Signature => "public key does not verify",
+        })
+    }
+}
+
+/// The entry's key vouches for a layer: it is the layer's certificate, or (without one) a key
+/// verifying `signature` over `signed`.
+pub(super) fn check_verifier(
+    verifier: &Verifier,
+    certificate_der: Option<&[u8]>,
+    signature: &[u8],
+    signed: &[u8],
+) -> Result<(), VerifierMismatch> {
+    match certificate_der {
+        Some(certificate) if verifier.certificate_der.as_deref() != Some(certificate) => {
+            Err(VerifierMismatch::Certificate)
+        }
+        Some(_) => Ok(()),
+        None => CosignVerificationKey::try_from_der(&verifier.spki)
+            .map_err(|_| VerifierMismatch::Unusable)?
+            .verify_signature(Signature::Raw(signature), signed)
+            .map_err(|_| VerifierMismatch::Signature),
+    }
+}
+
+pub(super) struct Verifier {
+    pub(super) spki: Vec<u8>,
+    pub(super) certificate_der: Option<Vec<u8>>,
 }
 
 /// The key of a PEM certificate or public key.
-fn pem_to_spki(pem: &[u8]) -> Option<Verifier> {
+pub(super) fn pem_to_spki(pem: &[u8]) -> Option<Verifier> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
     use x509_cert::der::{Decode as _, Encode as _};

@@ -1,0 +1,617 @@
+//! cosign attestations in the legacy format (`cosign attest`): the manifest
+//! `repo:sha256-<hex>.att`, whose layers (media type `application/vnd.dsse.envelope.v1+json`)
+//! are DSSE envelopes carrying an in-toto statement, annotated like `.sig` layers
+//! (certificate, chain, Rekor bundle; the signature annotation is empty, the signature is in
+//! the envelope).
+//!
+//! A statement is returned only when everything it claims was checked here:
+//!
+//! * the blob's SHA-256 is the descriptor's digest; the envelope's `payloadType` is
+//!   `application/vnd.in-toto+json`; the payload is an in-toto statement (v0.1 or v1) whose
+//!   `subject` lists the image digest;
+//! * an envelope signature verifies over the DSSE pre-authentication encoding
+//!   (`DSSEv1 <len> <type> <len> <body>`) with the authority's key, or with a certificate that
+//!   chains to a Fulcio CA valid when the entry was logged (and whose SCT verifies when the
+//!   request demands it) — the same checks as for signature layers ([`super::layers`]);
+//! * a Rekor bundle verifies under a log key of the trust root valid at its integration time,
+//!   and its entry is the `intoto` entry cosign uploads for this very envelope: its
+//!   `content.hash` is the SHA-256 of the envelope bytes (as cosign's `bundleHash` checks),
+//!   its `payloadHash`, when present, the SHA-256 of the statement, and its key (0.0.1:
+//!   `spec.publicKey`; 0.0.2: the envelope signature's `publicKey`) is this layer's
+//!   certificate or a key verifying this signature.
+//!
+//! The authority's constraints are sigstore-rs' and ours ([`super::constraints`]), applied to a
+//! layer whose signed data is the PAE: one plan serves signatures and attestations.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
+use oci_client::Reference;
+use oci_client::manifest::OciDescriptor;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use sigstore::cosign::SignatureLayer;
+use sigstore::cosign::bundle_content::BundleContent;
+use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, SimpleSigning};
+use sigstore::cosign::signature_layers::CertificateSubject;
+
+use super::cache::{Expiring, expiry_after};
+use super::constraints::Plan;
+use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
+use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor};
+use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
+use crate::trust::TrustRoot;
+
+/// Media type of cosign's attestation layers.
+pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// The only DSSE payload type accepted: an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// in-toto statement types accepted (`_type`).
+const STATEMENT_TYPES: [&str; 2] = ["https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"];
+
+/// Payload of `cluster-image-policy`/`oci`/`v1/verify_attestations`: who must have signed the
+/// attestations, in the shape the module sends for signatures (docs/wire-protocol.md).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttestationsRequest {
+    /// A `kubewarden`/`oci`/`v2/verify` payload (key, keyless, certificate, GitHub Actions).
+    V2Verify(SigstoreVerificationInputV2),
+    /// A `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` payload.
+    KeylessRegexp(KeylessRegexpRequest),
+}
+
+/// The answer: the verified digest and every statement one of its signers vouched for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttestationsAnswer {
+    /// The image digest the statements name.
+    pub digest: String,
+    /// The verified statements, in layer order.
+    pub statements: Vec<VerifiedStatement>,
+}
+
+/// One verified in-toto statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedStatement {
+    /// The attestation layer's digest (policy-controller's `id`).
+    pub id: String,
+    /// The statement's `predicateType`.
+    pub predicate_type: String,
+    /// The certificate's subject (keyless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The certificate's OIDC issuer (keyless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The whole statement (`_type`, `subject`, `predicateType`, `predicate`).
+    pub statement: Value,
+}
+
+impl AttestationsRequest {
+    fn into_verification(self) -> Result<VerificationRequest, VerifyError> {
+        let annotations = match &self {
+            Self::V2Verify(
+                SigstoreVerificationInputV2::SigstorePubKeyVerify { annotations, .. }
+                | SigstoreVerificationInputV2::SigstoreKeylessVerify { annotations, .. }
+                | SigstoreVerificationInputV2::SigstoreKeylessPrefixVerify { annotations, .. }
+                | SigstoreVerificationInputV2::SigstoreGithubActionsVerify { annotations, .. }
+                | SigstoreVerificationInputV2::SigstoreCertificateVerify { annotations, .. },
+            ) => annotations.as_ref(),
+            Self::KeylessRegexp(request) => request.annotations.as_ref(),
+        };
+        if annotations.is_some_and(|a| !a.is_empty()) {
+            return Err(VerifyError::InvalidRequest(
+                "annotations constrain signature payloads; attestations carry none: send no annotations".to_owned(),
+            ));
+        }
+        Ok(match self {
+            Self::V2Verify(input) => VerificationRequest::V2(input),
+            Self::KeylessRegexp(input) => VerificationRequest::KeylessRegexp(input),
+        })
+    }
+}
+
+/// A layer whose envelope signature and evidence hold, with its statement.
+#[derive(Debug)]
+pub struct AttestationLayer {
+    /// The layer as the constraints see it (signed data: the PAE).
+    pub trusted: TrustedLayer,
+    /// The statement's `predicateType`.
+    pub predicate_type: String,
+    /// The statement.
+    pub statement: Value,
+}
+
+/// The outcome of checking one attestation layer.
+#[derive(Debug, Default)]
+pub struct CheckedAttestation {
+    /// One entry per envelope signature whose evidence holds.
+    pub trusted: Vec<AttestationLayer>,
+    /// What was wrong with the layer or one of its signatures.
+    pub problems: Vec<String>,
+}
+
+impl CheckedAttestation {
+    fn rejected(problem: String) -> Self {
+        Self {
+            trusted: Vec::new(),
+            problems: vec![problem],
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload_type: String,
+    payload: String,
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+/// DSSE's pre-authentication encoding of `payload` of type `payload_type`.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks one layer of the attestation manifest of `image` (`registry/repo@digest`).
+pub fn check(
+    descriptor: &OciDescriptor,
+    data: &[u8],
+    image: &str,
+    digest: &str,
+    trust: Option<&TrustRoot>,
+) -> CheckedAttestation {
+    if descriptor.media_type != DSSE_MEDIA_TYPE {
+        return CheckedAttestation::rejected(format!(
+            "attestation layer has media type {}, not {DSSE_MEDIA_TYPE}",
+            descriptor.media_type
+        ));
+    }
+    let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
+    if actual != descriptor.digest {
+        return CheckedAttestation::rejected(format!(
+            "attestation layer content has digest {actual}, not {}",
+            descriptor.digest
+        ));
+    }
+    let envelope: Envelope = match serde_json::from_slice(data) {
+        Ok(envelope) => envelope,
+        Err(e) => return CheckedAttestation::rejected(format!("attestation layer is not a DSSE envelope: {e}")),
+    };
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return CheckedAttestation::rejected(format!(
+            "attestation envelope has payloadType {}, not {IN_TOTO_PAYLOAD_TYPE}",
+            envelope.payload_type
+        ));
+    }
+    let Ok(payload) = BASE64.decode(envelope.payload.as_bytes()) else {
+        return CheckedAttestation::rejected("attestation envelope payload is not base64".to_owned());
+    };
+    let (statement, predicate_type) = match read_statement(&payload, digest) {
+        Ok(read) => read,
+        Err(reason) => return CheckedAttestation::rejected(reason),
+    };
+    if envelope.signatures.is_empty() {
+        return CheckedAttestation::rejected("attestation envelope has no signature".to_owned());
+    }
+    let annotations = descriptor.annotations.clone().unwrap_or_default();
+    let certificate = match annotations.get(CERTIFICATE_ANNOTATION).map(|pem| certificate_der(pem)) {
+        None => None,
+        Some(Some(der)) => Some(der),
+        Some(None) => {
+            return CheckedAttestation::rejected(
+                "attestation certificate annotation is not a PEM certificate".to_owned(),
+            );
+        }
+    };
+    let signed = pae(&envelope.payload_type, &payload);
+    let evidence = Evidence {
+        envelope: data,
+        statement: &payload,
+        signed: &signed,
+        certificate: certificate.as_deref(),
+    };
+    let mut checked = CheckedAttestation::default();
+    for envelope_signature in &envelope.signatures {
+        let Ok(signature) = BASE64.decode(envelope_signature.sig.as_bytes()) else {
+            checked
+                .problems
+                .push("attestation envelope signature is not base64".to_owned());
+            continue;
+        };
+        match trusted_layer(
+            &evidence,
+            &envelope_signature.sig,
+            &signature,
+            annotations.get(BUNDLE_ANNOTATION).map(String::as_str),
+            trust,
+        ) {
+            Ok((mut trusted, problem)) => {
+                checked.problems.extend(problem);
+                trusted.layer.simple_signing = SimpleSigning {
+                    critical: Critical {
+                        identity: Identity {
+                            docker_reference: image.to_owned(),
+                        },
+                        image: Image {
+                            docker_manifest_digest: digest.to_owned(),
+                        },
+                        type_name: "cosign container image attestation".to_owned(),
+                    },
+                    optional: None,
+                };
+                trusted.layer.oci_digest = descriptor.digest.clone();
+                trusted.layer.raw_data = signed.clone();
+                checked.trusted.push(AttestationLayer {
+                    trusted,
+                    predicate_type: predicate_type.clone(),
+                    statement: statement.clone(),
+                });
+            }
+            Err(reason) => checked.problems.push(reason),
+        }
+    }
+    checked
+}
+
+/// What one attestation layer holds, for the signature, certificate and Rekor checks.
+struct Evidence<'a> {
+    /// The envelope blob, exactly as stored.
+    envelope: &'a [u8],
+    /// The decoded statement bytes (the DSSE payload).
+    statement: &'a [u8],
+    /// The PAE the signature covers.
+    signed: &'a [u8],
+    /// DER of the layer's certificate.
+    certificate: Option<&'a [u8]>,
+}
+
+/// The statement and its predicate type, when it is an in-toto statement about `digest`.
+fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), String> {
+    let statement: Value =
+        serde_json::from_slice(payload).map_err(|e| format!("attestation payload is not JSON: {e}"))?;
+    let kind = statement.get("_type").and_then(Value::as_str).unwrap_or_default();
+    if !STATEMENT_TYPES.contains(&kind) {
+        return Err(format!(
+            "attestation payload is not an in-toto statement (_type {kind:?})"
+        ));
+    }
+    let Some(predicate_type) = statement.get("predicateType").and_then(Value::as_str) else {
+        return Err("in-toto statement has no predicateType".to_owned());
+    };
+    let Some((algorithm, hex_digest)) = digest.split_once(':') else {
+        return Err(format!("image digest {digest} is malformed"));
+    };
+    let subjects = statement.get("subject").and_then(Value::as_array);
+    let names_digest = subjects.into_iter().flatten().any(|subject| {
+        subject
+            .get("digest")
+            .and_then(|d| d.get(algorithm))
+            .and_then(Value::as_str)
+            == Some(hex_digest)
+    });
+    if !names_digest {
+        return Err(format!("in-toto statement's subject does not name {digest}"));
+    }
+    Ok((statement.clone(), predicate_type.to_owned()))
+}
+
+/// The layer for one envelope signature, once its Rekor bundle (if any) is bound and its
+/// certificate (if any) chained; with what made the certificate untrusted.
+fn trusted_layer(
+    evidence: &Evidence<'_>,
+    signature_b64: &str,
+    signature: &[u8],
+    bundle_json: Option<&str>,
+    trust: Option<&TrustRoot>,
+) -> Result<(TrustedLayer, Option<String>), String> {
+    let rekor_keys = trust.filter(|t| !t.rekor_logs().is_empty());
+    let bundle = match (bundle_json, rekor_keys) {
+        (Some(bundle), Some(trust)) => Some(rekor::verify_bound_with(bundle, trust, |body| {
+            bind_intoto(body, evidence, signature_b64, signature)
+        })?),
+        // Without Rekor keys the bundle cannot be checked and counts for nothing.
+        _ => None,
+    };
+    let mut problem = None;
+    let mut sct = Err("the attestation has no trusted certificate".to_owned());
+    let certificate_signature = match (
+        evidence.certificate,
+        trust.filter(|t| !t.certificate_authorities().is_empty()),
+    ) {
+        (Some(der), Some(trust)) => match &bundle {
+            None => {
+                problem = Some("attestation certificate comes without a Rekor bundle".to_owned());
+                None
+            }
+            Some(bound) => match trusted_certificate(der, trust, bound.integrated_time, evidence.signed, signature) {
+                Ok((certificate_signature, sct_status)) => {
+                    if let Err(reason) = &sct_status {
+                        problem = Some(reason.clone());
+                    }
+                    sct = sct_status;
+                    Some(certificate_signature)
+                }
+                Err(reason) => {
+                    problem = Some(reason.replace("signing certificate", "attestation certificate"));
+                    None
+                }
+            },
+        },
+        _ => None,
+    };
+    let layer = SignatureLayer {
+        simple_signing: SimpleSigning {
+            critical: Critical {
+                identity: Identity {
+                    docker_reference: String::new(),
+                },
+                image: Image {
+                    docker_manifest_digest: String::new(),
+                },
+                type_name: String::new(),
+            },
+            optional: None,
+        },
+        oci_digest: String::new(),
+        certificate_signature,
+        signature: Some(signature_b64.to_owned()),
+        raw_data: Vec::new(),
+        bundle: bundle.as_ref().map(|b| BundleContent::RekorBundle(b.bundle.clone())),
+    };
+    Ok((
+        TrustedLayer {
+            layer,
+            sct,
+            rekor_verifier: bundle.map(|b| b.verifier_spki),
+        },
+        problem,
+    ))
+}
+
+/// Checks that the log entry `body` (base64 JSON) is the `intoto` entry of this envelope and
+/// signature; answers the entry's key (DER SubjectPublicKeyInfo).
+fn bind_intoto(body: &str, evidence: &Evidence<'_>, signature_b64: &str, signature: &[u8]) -> Result<Vec<u8>, String> {
+    let mismatch = |what: &str| format!("Rekor bundle describes another attestation: {what}");
+    let body = BASE64
+        .decode(body)
+        .map_err(|e| format!("Rekor bundle body is not base64: {e}"))?;
+    let entry: Value = serde_json::from_slice(&body).map_err(|e| format!("Rekor bundle body is not JSON: {e}"))?;
+    let kind = entry["kind"].as_str().unwrap_or_default();
+    let version = entry["apiVersion"].as_str().unwrap_or_default();
+    if kind != "intoto" || !matches!(version, "0.0.1" | "0.0.2") {
+        return Err(format!(
+            "Rekor bundle body is a {kind} {version} entry, not an intoto 0.0.1 or 0.0.2 entry"
+        ));
+    }
+    let content = &entry["spec"]["content"];
+    let sha256_of = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
+    let hash_is = |hash: &Value, expected: &str| {
+        hash["algorithm"] == "sha256" && hash["value"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(expected))
+    };
+    if !hash_is(&content["hash"], &sha256_of(evidence.envelope)) {
+        return Err(mismatch("its hash is not the SHA-256 of this envelope"));
+    }
+    if !content["payloadHash"].is_null() && !hash_is(&content["payloadHash"], &sha256_of(evidence.statement)) {
+        return Err(mismatch("its payloadHash is not the SHA-256 of this statement"));
+    }
+    let key_b64 = if version == "0.0.1" {
+        entry["spec"]["publicKey"].as_str()
+    } else {
+        // Rekor stores each envelope signature base64-encoded once more.
+        content["envelope"]["signatures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["sig"]
+                    .as_str()
+                    .and_then(|sig| BASE64.decode(sig).ok())
+                    .is_some_and(|sig| sig == signature_b64.as_bytes())
+            })
+            .and_then(|s| s["publicKey"].as_str())
+    };
+    let key_pem = key_b64
+        .and_then(|k| BASE64.decode(k.trim()).ok())
+        .ok_or_else(|| mismatch("it records no key for this signature"))?;
+    let verifier =
+        rekor::pem_to_spki(&key_pem).ok_or_else(|| mismatch("its public key is not a PEM key or certificate"))?;
+    rekor::check_verifier(&verifier, evidence.certificate, signature, evidence.signed)
+        .map_err(|what| mismatch(&format!("its {what} this envelope's {}", what.object())))?;
+    Ok(verifier.spki)
+}
+
+/// The attestation layers of one digest, with what was wrong with the others.
+#[derive(Debug)]
+pub struct AttestationSet {
+    /// `registry/repository@sha256:…`
+    pub image: String,
+    /// Layers (one per envelope signature) whose evidence holds.
+    pub layers: Vec<AttestationLayer>,
+    /// Why the others were rejected, deduplicated; `None` when there is no attestation.
+    pub rejected: Option<Vec<String>>,
+}
+
+/// Fetches and checks the attestation layers of `digest` (`sha256-<hex>.att`), every download
+/// capped like signature downloads.
+pub async fn fetch(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let tag = format!(
+        "{}/{}:{}.att",
+        reference.registry(),
+        reference.repository(),
+        digest.replace(':', "-")
+    );
+    let attestation_ref = RegistryClient::parse_reference(&tag)?;
+    let none = |image: String| AttestationSet {
+        image,
+        layers: Vec::new(),
+        rejected: None,
+    };
+    let (manifest, blobs) = match registry.capped_manifest_and_layers(&attestation_ref, limits).await {
+        Ok(found) => found,
+        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(none(image)),
+        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
+        Err(over @ BoundedError::OverCap { .. }) => {
+            return Err(VerifyError::Failed(format!(
+                "cannot read the attestations of {image}: {over}"
+            )));
+        }
+    };
+    if manifest.layers.is_empty() {
+        return Ok(none(image));
+    }
+    let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
+    let mut layers = Vec::new();
+    let mut reasons = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (descriptor, data) in &blobs {
+        let checked = check(descriptor, data, &docker_reference, digest, trust);
+        for reason in checked.problems {
+            if seen.insert(reason.clone()) {
+                reasons.push(reason);
+            }
+        }
+        layers.extend(checked.trusted);
+    }
+    Ok(AttestationSet {
+        image,
+        layers,
+        rejected: Some(reasons),
+    })
+}
+
+impl Verifier {
+    /// `cluster-image-policy/oci/v1/verify_attestations`: the statements of the image's
+    /// attestations signed as `request` demands, with the instant the answer must be
+    /// forgotten.
+    pub async fn verify_attestations_expiring(
+        &self,
+        request: AttestationsRequest,
+    ) -> Expiring<Result<AttestationsAnswer, VerifyError>> {
+        let value = self.verify_attestations(request).await;
+        let ttl = if value.is_ok() {
+            self.config.success_ttl
+        } else {
+            self.config.failure_ttl
+        };
+        Expiring {
+            value,
+            expires: expiry_after(std::time::Instant::now(), ttl),
+        }
+    }
+
+    /// [`Verifier::verify_attestations_expiring`] without the expiry.
+    pub async fn verify_attestations(&self, request: AttestationsRequest) -> Result<AttestationsAnswer, VerifyError> {
+        let request = request.into_verification()?;
+        let plan = Plan::from_request(&request)?;
+        self.check_trust(plan.trust, plan.require_sct)?;
+        let reference = RegistryClient::parse_reference(&plan.image)?;
+        let digest = self.resolve(&reference).await?;
+        let set = fetch(
+            &self.registry,
+            self.config.trust.as_ref(),
+            &self.config.limits,
+            &reference,
+            &digest,
+        )
+        .await?;
+        let Some(reasons) = set.rejected else {
+            return Err(VerifyError::Unsatisfied(format!(
+                "no attestations found for {}",
+                set.image
+            )));
+        };
+        let statements: Vec<VerifiedStatement> = set
+            .layers
+            .into_iter()
+            .filter(|layer| {
+                plan.checks
+                    .iter()
+                    .all(|check| check.is_satisfied(std::slice::from_ref(&layer.trusted)))
+            })
+            .map(|layer| {
+                let certificate = layer.trusted.layer.certificate_signature.as_ref();
+                VerifiedStatement {
+                    id: layer.trusted.layer.oci_digest.clone(),
+                    predicate_type: layer.predicate_type,
+                    subject: certificate.map(|c| match &c.subject {
+                        CertificateSubject::Email(v) | CertificateSubject::Uri(v) => v.clone(),
+                    }),
+                    issuer: certificate.and_then(|c| c.issuer.clone()),
+                    statement: layer.statement,
+                }
+            })
+            .collect();
+        if statements.is_empty() {
+            let unmet: Vec<String> = plan
+                .checks
+                .iter()
+                .map(|c| c.unmet().replace("signature", "attestation"))
+                .collect();
+            let mut message = format!("{} of {}", unmet.join("; "), set.image);
+            if !reasons.is_empty() {
+                message = format!("{message}; {}", reasons.join("; "));
+            }
+            return Err(VerifyError::Unsatisfied(message));
+        }
+        Ok(AttestationsAnswer { digest, statements })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_is_dsse_v1() {
+        assert_eq!(
+            pae("application/vnd.in-toto+json", b"{}"),
+            b"DSSEv1 28 application/vnd.in-toto+json 2 {}".to_vec()
+        );
+    }
+
+    #[test]
+    fn statement_must_name_the_digest() {
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://spdx.dev/Document",
+            "subject": [{"name": "r/a", "digest": {"sha256": "ab"}}],
+            "predicate": {},
+        });
+        let bytes = serde_json::to_vec(&statement).unwrap();
+        assert!(read_statement(&bytes, "sha256:ab").is_ok());
+        let error = read_statement(&bytes, "sha256:cd").unwrap_err();
+        assert_eq!(error, "in-toto statement's subject does not name sha256:cd");
+        let not_statement = serde_json::to_vec(&serde_json::json!({"_type": "x"})).unwrap();
+        assert!(read_statement(&not_statement, "sha256:ab").is_err());
+    }
+
+    #[test]
+    fn annotations_are_refused() {
+        let request = AttestationsRequest::KeylessRegexp(KeylessRegexpRequest {
+            annotations: Some([("a".to_owned(), "b".to_owned())].into()),
+            ..KeylessRegexpRequest::default()
+        });
+        assert!(matches!(
+            request.into_verification(),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+    }
+}

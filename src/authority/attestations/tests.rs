@@ -1,0 +1,304 @@
+//! Attestation authorities with the host mocked: settings refusals, predicate types, the
+//! article's CUE policy on the statement, Rego through the host, any-of identities, and the
+//! `authorityMatches` a CIP-level policy sees.
+
+use serde_json::{Value, json};
+
+use super::predicate_uri;
+use crate::crypto::tests::P256_PEM;
+use crate::host::mock::MockHost;
+use crate::host::{CIP_VERIFY_ATTESTATIONS, Capability};
+use crate::policy::rego::CIP_POLICY_REGO;
+use crate::tests::{DIGEST, article, check_settings, pod, run, settings, with_keys};
+
+const IMAGE: &str = "myregistry.com/app:v1";
+
+fn statement(predicate_type: &str, predicate: Value) -> Value {
+    json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": predicate_type,
+        "subject": [{"name": "myregistry.com/app", "digest": {"sha256": DIGEST.trim_start_matches("sha256:")}}],
+        "predicate": predicate,
+    })
+}
+
+fn spdx(spdx_id: &str) -> Value {
+    statement(
+        "https://spdx.dev/Document",
+        json!({"SPDXID": spdx_id, "spdxVersion": "SPDX-2.3"}),
+    )
+}
+
+/// A host whose attestation capability answers `statements` for the key request.
+fn host_with(statements: Vec<Value>) -> MockHost {
+    MockHost::new(move |capability, payload| {
+        assert_eq!(capability, CIP_VERIFY_ATTESTATIONS, "{payload}");
+        assert_eq!(payload["v2_verify"]["type"], "SigstorePubKeyVerify", "{payload}");
+        assert_eq!(payload["v2_verify"]["pub_keys"][0], P256_PEM);
+        let answers: Vec<Value> = statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| json!({"id": format!("sha256:{i:064}"), "predicateType": s["predicateType"], "statement": s}))
+            .collect();
+        Ok(serde_json::to_vec(&json!({"digest": DIGEST, "statements": answers})).unwrap_or_default())
+    })
+}
+
+fn article_settings() -> Value {
+    settings(&[with_keys(&article("attestation-policy"), &[P256_PEM])], json!({}))
+}
+
+#[test]
+fn cosign_short_names_map_as_cosign_maps_them() {
+    for (short, uri) in [
+        ("custom", "https://cosign.sigstore.dev/attestation/v1"),
+        ("slsaprovenance", "https://slsa.dev/provenance/v0.2"),
+        ("slsaprovenance02", "https://slsa.dev/provenance/v0.2"),
+        ("slsaprovenance1", "https://slsa.dev/provenance/v1"),
+        ("spdx", "https://spdx.dev/Document"),
+        ("spdxjson", "https://spdx.dev/Document"),
+        ("cyclonedx", "https://cyclonedx.org/bom"),
+        ("link", "https://in-toto.io/Link/v1"),
+        ("vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"),
+        ("openvex", "https://openvex.dev/ns"),
+        (
+            "https://example.com/my-predicate/v1",
+            "https://example.com/my-predicate/v1",
+        ),
+    ] {
+        assert_eq!(predicate_uri(short).as_deref(), Ok(uri), "{short}");
+    }
+    for bad in ["sbom", "spdx json", "://x", "1http://x"] {
+        let error = predicate_uri(bad).unwrap_err();
+        assert!(error.contains("neither one of cosign's types"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn the_article_policy_is_valid_with_a_real_key() {
+    assert_eq!(check_settings(&article_settings()), Ok(()));
+}
+
+#[test]
+fn bad_entries_are_refused_naming_the_field() {
+    let cases: [(Value, &str); 7] = [
+        (
+            json!([]),
+            "policies[0].spec.authorities[0].attestations: attestations must be a non-empty list",
+        ),
+        (
+            json!([{"predicateType": "spdx"}]),
+            "policies[0].spec.authorities[0].attestations[0].name: name is required",
+        ),
+        (
+            json!([{"name": "a"}]),
+            "policies[0].spec.authorities[0].attestations[0].predicateType: predicateType is required",
+        ),
+        (
+            json!([{"name": "a", "predicateType": "sbom"}]),
+            "policies[0].spec.authorities[0].attestations[0].predicateType: predicateType `sbom` is neither",
+        ),
+        (
+            json!([{"name": "a", "predicateType": "spdx"}, {"name": "a", "predicateType": "vuln"}]),
+            "policies[0].spec.authorities[0].attestations[1].name: `a` names two attestations",
+        ),
+        (
+            json!([{"name": "a", "predicateType": "spdx", "typ": "x"}]),
+            "policies[0].spec.authorities[0].attestations[0]: unknown field `typ`",
+        ),
+        (
+            json!([{"name": "a", "predicateType": "spdx", "policy": {"type": "cue", "data": "predicate: {", "includeSpec": true}}]),
+            "policies[0].spec.authorities[0].attestations[0].policy.data: CUE policy",
+        ),
+    ];
+    for (attestations, expected) in cases {
+        let mut s = article_settings();
+        s["policies"][0]["spec"]["authorities"][0]["attestations"] = attestations.clone();
+        let error = check_settings(&s).unwrap_err();
+        assert!(error.starts_with(expected), "{attestations}: {error}");
+    }
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["attestations"][0]["policy"]["includeSpec"] = json!(true);
+    let error = check_settings(&s).unwrap_err();
+    assert!(
+        error.starts_with("policies[0].spec.authorities[0].attestations[0].policy: fetchConfigFile, includeSpec"),
+        "{error}"
+    );
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["annotations"] = json!({"env": "prod"});
+    let error = check_settings(&s).unwrap_err();
+    assert!(
+        error.starts_with("policies[0].spec.authorities[0].annotations: annotations constrain signature payloads"),
+        "{error}"
+    );
+    let mut s = article_settings();
+    let authority = &mut s["policies"][0]["spec"]["authorities"][0];
+    authority.as_object_mut().map(|a| a.remove("key"));
+    authority["static"] = json!({"action": "pass"});
+    let error = check_settings(&s).unwrap_err();
+    assert!(
+        error.starts_with("policies[0].spec.authorities[0].attestations: a static authority signs nothing"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_valid_spdx_attestation_passes_the_article_policy() {
+    let mut host = host_with(vec![spdx("SPDXRef-DOCUMENT")]);
+    let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(
+        host.calls.len(),
+        1,
+        "attestations replace the signature check: {:?}",
+        host.calls
+    );
+    assert_eq!(host.calls[0].1["v2_verify"]["image"], IMAGE);
+}
+
+#[test]
+fn a_predicate_failing_the_cue_policy_is_refused_with_the_conflict() {
+    let mut host = host_with(vec![spdx("SPDXRef-OTHER")]);
+    let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("authority authority-0: attestation sbom: no spdx attestation satisfies its policy (cue): predicate.SPDXID: conflicting values"),
+        "{message}"
+    );
+}
+
+#[test]
+fn another_predicate_type_is_refused_naming_what_was_found() {
+    let mut host = host_with(vec![statement("https://slsa.dev/provenance/v0.2", json!({}))]);
+    let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("attestation sbom: no verified attestation of type https://spdx.dev/Document (found: https://slsa.dev/provenance/v0.2)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn one_satisfying_statement_among_several_is_enough() {
+    let mut host = host_with(vec![spdx("SPDXRef-OTHER"), spdx("SPDXRef-DOCUMENT")]);
+    let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+}
+
+#[test]
+fn every_listed_attestation_is_required() {
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["attestations"]
+        .as_array_mut()
+        .map(|a| a.push(json!({"name": "provenance", "predicateType": "slsaprovenance1"})));
+    let mut host = host_with(vec![spdx("SPDXRef-DOCUMENT")]);
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    assert!(
+        response["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attestation provenance: no verified attestation of type https://slsa.dev/provenance/v1"),
+        "{response}"
+    );
+    let mut host = host_with(vec![
+        spdx("SPDXRef-DOCUMENT"),
+        statement("https://slsa.dev/provenance/v1", json!({})),
+    ]);
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+}
+
+#[test]
+fn a_stock_host_fails_naming_the_missing_capability() {
+    let mut host = MockHost::new(|capability: Capability, _| Err(format!("unknown binding: {}", capability.binding)));
+    let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("host capability cluster-image-policy/oci/v1/verify_attestations, which only cip implements: on a stock Kubewarden host run `cip run` or the cip Gatekeeper provider"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_malformed_answer_or_digest_is_a_failure() {
+    for answer in [json!({"statements": []}), json!({"digest": "latest", "statements": []})] {
+        let mut host = MockHost::new(move |_, _| Ok(serde_json::to_vec(&answer).unwrap_or_default()));
+        let response = run(&pod("default", &[IMAGE]), &article_settings(), &mut host);
+        assert_eq!(response["accepted"], false, "{response}");
+    }
+}
+
+#[test]
+fn rego_attestation_policies_run_in_the_host_on_the_statement() {
+    let rego = "package sigstore\nisCompliant { input.predicate.SPDXID == \"SPDXRef-DOCUMENT\" }\n";
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["attestations"][0]["policy"] = json!({"type": "rego", "data": rego});
+    let mut host = MockHost::new(|capability, payload| {
+        if capability == CIP_POLICY_REGO {
+            assert_eq!(
+                payload["input"]["predicateType"], "https://spdx.dev/Document",
+                "the whole statement: {payload}"
+            );
+            let compliant = payload["input"]["predicate"]["SPDXID"] == "SPDXRef-DOCUMENT";
+            return Ok(serde_json::to_vec(&json!({"compliant": compliant})).unwrap_or_default());
+        }
+        let statement = spdx("SPDXRef-DOCUMENT");
+        Ok(serde_json::to_vec(&json!({"digest": DIGEST, "statements": [{"id": "sha256:00", "predicateType": statement["predicateType"], "statement": statement}]})).unwrap_or_default())
+    });
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(host.calls.iter().filter(|(c, _)| *c == CIP_POLICY_REGO).count(), 1);
+}
+
+#[test]
+fn keyless_identities_are_any_of_and_cip_level_policies_see_the_attestations() {
+    let cip = r#"apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata:
+  name: keyless-sbom
+spec:
+  images:
+  - glob: "myregistry.com/**"
+  authorities:
+  - name: ci
+    keyless:
+      url: https://fulcio.sigstore.dev
+      identities:
+      - issuer: https://accounts.example.com
+        subject: first@example.com
+      - issuer: https://accounts.example.com
+        subjectRegExp: .*@example.com
+    attestations:
+    - name: sbom
+      predicateType: spdxjson
+  policy:
+    type: cue
+    data: |
+      authorityMatches: ci: attestations: sbom: [{predicateType: "https://spdx.dev/Document", issuer: "https://accounts.example.com"}]
+"#;
+    let s = settings(&[cip.to_owned()], json!({}));
+    assert_eq!(check_settings(&s), Ok(()));
+    let mut host = MockHost::new(|capability, payload| {
+        assert_eq!(capability, CIP_VERIFY_ATTESTATIONS);
+        if payload.get("v2_verify").is_some() {
+            assert_eq!(payload["v2_verify"]["type"], "SigstoreKeylessVerify", "{payload}");
+            return Err("no attestation by first@example.com".to_owned());
+        }
+        assert_eq!(
+            payload["keyless_regexp"]["subject_regexp"], ".*@example.com",
+            "{payload}"
+        );
+        let statement = spdx("SPDXRef-DOCUMENT");
+        Ok(serde_json::to_vec(&json!({"digest": DIGEST, "statements": [{
+            "id": "sha256:00", "predicateType": statement["predicateType"], "statement": statement,
+            "subject": "second@example.com", "issuer": "https://accounts.example.com"}]}))
+        .unwrap_or_default())
+    });
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(host.calls.len(), 2, "{:?}", host.calls);
+}

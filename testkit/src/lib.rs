@@ -19,6 +19,8 @@
 //!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
 //!   [`push_signature_layers`] stores any layers under any image's `.sig` tag; [`append_signature_layer`],
 //!   [`copy_signatures`], [`delete_signatures`], [`fetch_signature_layers`].
+//! * KMS signers: [`MotoServer`] (AWS KMS through moto) and [`OpenBao`] (Vault's transit API) run
+//!   real servers; [`sign_with_external`] stores a signature made by any external signer.
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -50,10 +52,12 @@
 //! # }
 //! ```
 
+mod external;
 mod fulcio;
 mod http;
 mod image;
 mod keys;
+mod kms;
 mod oci;
 mod proxy;
 mod referrers;
@@ -65,11 +69,13 @@ mod signature;
 mod slow;
 mod trust;
 
+pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
 };
 pub use keys::KeyPair;
+pub use kms::{AwsKey, MOTO_REGION, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};

@@ -309,3 +309,82 @@ fn for_each_policy(doc: &mut Value, prefix: &str, f: &mut dyn FnMut(&str, &mut V
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const URI: &str = "hashivault://cosign";
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+
+    fn found(doc: &mut Value) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for_each_policy(doc, "document 0: ", &mut |path, policy| {
+            out.extend(kms_keys(policy, path).into_iter().map(|f| (f.path, f.uri)));
+        });
+        out
+    }
+
+    fn write(doc: &mut Value) {
+        let resolved = HashMap::from([(URI.to_owned(), PEM.to_owned())]);
+        for_each_policy(doc, "", &mut |_, policy| write_back(policy, &resolved));
+    }
+
+    #[test]
+    fn every_document_shape_is_resolved_and_annotated() {
+        let policy = "metadata: {name: p}\nspec:\n  authorities:\n  - key: {data: \"x\"}\n  - name: kms\n    key: {kms: \"hashivault://cosign\"}\n";
+        let indented = policy.replace('\n', "\n    ");
+        for (text, spec_path) in [
+            (
+                format!("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n{policy}"),
+                "spec",
+            ),
+            (format!("policies:\n  - {indented}"), "policies[0].spec"),
+            (
+                format!(
+                    "kind: ClusterAdmissionPolicy\nspec:\n  settings:\n    policies:\n      - {}",
+                    policy.replace('\n', "\n        ")
+                ),
+                "spec.settings.policies[0].spec",
+            ),
+        ] {
+            let mut doc: Value = serde_yaml::from_str(&text).expect("YAML");
+            assert_eq!(
+                found(&mut doc),
+                vec![(format!("document 0: {spec_path}.authorities[1].key"), URI.to_owned())],
+                "{text}"
+            );
+            write(&mut doc);
+            let out = serde_yaml::to_string(&doc).expect("YAML");
+            let mut again: Value = serde_yaml::from_str(&out).expect("YAML");
+            // The annotation names the key for the next run; kms is gone, data is the key.
+            assert_eq!(
+                found(&mut again),
+                vec![(format!("document 0: {spec_path}.authorities[1].key"), URI.to_owned())],
+                "{out}"
+            );
+            assert!(!out.contains("kms: hashivault"), "{out}");
+            assert!(
+                out.contains("cluster-image-policy/kms-keys: '{\"kms\":\"hashivault://cosign\"}'"),
+                "{out}"
+            );
+            assert!(out.contains("data: x"), "the hand-written key is untouched: {out}");
+        }
+    }
+
+    #[test]
+    fn a_policy_without_metadata_gets_one() {
+        let mut doc: Value =
+            serde_yaml::from_str("policies:\n- spec:\n    authorities:\n    - key: {kms: \"hashivault://cosign\"}\n")
+                .expect("YAML");
+        write(&mut doc);
+        let annotation = &doc["policies"][0]["metadata"]["annotations"][KMS_KEYS_ANNOTATION];
+        assert_eq!(annotation.as_str(), Some("{\"authority-0\":\"hashivault://cosign\"}"));
+        assert_eq!(
+            doc["policies"][0]["spec"]["authorities"][0]["key"]["data"].as_str(),
+            Some(PEM)
+        );
+    }
+}

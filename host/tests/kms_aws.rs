@@ -347,7 +347,7 @@ fn static_keys_and_region_are_read_from_a_profile_of_the_shared_files() -> TestR
 }
 
 #[test]
-fn container_and_instance_metadata_credentials_are_read_as_the_sdk_reads_them() -> TestResult {
+fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_reads_them() -> TestResult {
     let Some(moto) = MotoServer::start()? else {
         return Ok(());
     };
@@ -425,14 +425,38 @@ fn container_and_instance_metadata_credentials_are_read_as_the_sdk_reads_them() 
         stderr.contains("no awskms credentials: set AWS_ACCESS_KEY_ID"),
         "{stderr}"
     );
-    // Web identity (IRSA) is not read: said so, instead of falling through to the node's role.
-    let run = base()
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file)
-        .output()?;
+    // Web identity (EKS IRSA): STS AssumeRoleWithWebIdentity with the token file's token; it
+    // comes before the instance role.
+    let identity_file = dir.path().join("web-identity-token");
+    std::fs::write(&identity_file, kms_support::WEB_IDENTITY_TOKEN)?;
+    let irsa = || {
+        let mut command = base();
+        command
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ROLE_ARN", kms_support::WEB_IDENTITY_ROLE)
+            .env("AWS_ENDPOINT_URL_STS", endpoints.url());
+        command
+    };
+    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file).output()?;
+    assert_eq!(resolved(&run)?, expected);
+    // A token STS refuses: said so, with STS' code, without the token.
+    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file).output()?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
-    assert!(stderr.contains("AWS_WEB_IDENTITY_TOKEN_FILE is set"), "{stderr}");
+    assert!(
+        stderr.contains("no awskms credentials: web identity (role arn:aws:iam::123456789012:role/cip")
+            && stderr.contains("InvalidIdentityToken"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(kms_support::CONTAINER_TOKEN), "{stderr}");
+    // No AWS_ROLE_ARN: said so.
+    let run = irsa()
+        .env_remove("AWS_ROLE_ARN")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("AWS_ROLE_ARN is not"), "{stderr}");
     Ok(())
 }
 

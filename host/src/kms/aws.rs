@@ -14,9 +14,11 @@
 //!   (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` on ECS, `AWS_CONTAINER_CREDENTIALS_FULL_URI` with
 //!   `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`, which EKS Pod Identity sets); EC2 instance
 //!   metadata, IMDSv2 only (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_DISABLED`).
-//!   **Not read**: profiles that assume a role, use SSO or `credential_process`, and web
-//!   identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, IRSA): with the latter set and nothing before it,
-//!   the resolution fails saying so rather than falling through to the node's instance role.
+//!   Web identity (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`,
+//!   `AWS_ROLE_SESSION_NAME`; STS at `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL`, else
+//!   `https://sts.REGION.amazonaws.com`) comes after the profiles and before the container
+//!   endpoint, as in the SDK. **Not read**: profiles that assume a role, use SSO or
+//!   `credential_process` (refused naming the setting).
 //!   Credentials are fetched per resolution (public keys are cached, not credentials).
 //! * region: the key's ARN, else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`,
 //!   the instance metadata's region (when instance metadata is not disabled).
@@ -94,7 +96,7 @@ pub async fn public_key(
     let region = region.ok_or_else(|| {
         no_credentials("no AWS region: set AWS_REGION (or the profile's region), or name the key by its ARN".to_owned())
     })?;
-    let credentials = credentials(client, &config.aws, &profile)
+    let credentials = credentials(client, &config.aws, &profile, &region)
         .await
         .map_err(no_credentials)?;
     let url = match endpoint {
@@ -220,6 +222,7 @@ async fn credentials(
     client: &reqwest::Client,
     config: &AwsConfig,
     profile: &Profile,
+    region: &str,
 ) -> Result<StaticCredentials, String> {
     if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
         return Ok(StaticCredentials {
@@ -250,8 +253,8 @@ async fn credentials(
             profile.name
         ));
     }
-    if config.web_identity {
-        return Err("AWS_WEB_IDENTITY_TOKEN_FILE is set (web identity, e.g. EKS IRSA), which cip does not support: use EKS Pod Identity, static keys, or `cip kms resolve`".to_owned());
+    if let Some(web_identity) = &config.web_identity {
+        return sts::assume_role_with_web_identity(client, web_identity, region).await;
     }
     if let Some(container) = &config.container {
         return container::credentials(client, container).await;
@@ -264,7 +267,7 @@ async fn credentials(
         }
     }
     Err(format!(
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile {} static keys in {} or {}; no container credentials endpoint is set and no EC2 instance metadata answered (cip reads no web identity, SSO or role profiles)",
+        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile {} static keys in {} or {}; no web identity token file or container credentials endpoint is set and no EC2 instance metadata answered (cip reads no SSO, role or credential_process profiles)",
         profile.name,
         config.credentials_file.display(),
         config.config_file.display()
@@ -351,6 +354,90 @@ mod container {
         let credentials: TemporaryCredentials =
             serde_json::from_slice(&body).map_err(|e| format!("{source} answered no credentials: {e}"))?;
         Ok(credentials.into_static(source))
+    }
+}
+
+/// STS `AssumeRoleWithWebIdentity` (EKS IRSA): an unsigned query-protocol call with the token
+/// of `AWS_WEB_IDENTITY_TOKEN_FILE`; the answer is XML.
+mod sts {
+    use super::{Secret, StaticCredentials};
+    use crate::kms::config::WebIdentity;
+
+    /// The text of the first `<name>…</name>` element (STS answers carry no prefixes).
+    fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+        let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + xml[start..].find(&format!("</{name}>"))?;
+        Some(xml[start..end].trim())
+    }
+
+    pub(super) async fn assume_role_with_web_identity(
+        client: &reqwest::Client,
+        config: &WebIdentity,
+        region: &str,
+    ) -> Result<StaticCredentials, String> {
+        let role_arn = config
+            .role_arn
+            .as_deref()
+            .ok_or("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")?;
+        let token = std::fs::read_to_string(&config.token_file).map_err(|e| {
+            format!(
+                "cannot read AWS_WEB_IDENTITY_TOKEN_FILE {}: {e}",
+                config.token_file.display()
+            )
+        })?;
+        let endpoint = config.sts_endpoint.as_deref().map_or_else(
+            || format!("https://sts.{region}.amazonaws.com"),
+            |e| e.trim_end_matches('/').to_owned(),
+        );
+        let body = super::http::form([
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role_arn),
+            ("RoleSessionName", config.session_name.as_str()),
+            ("WebIdentityToken", token.trim()),
+        ]);
+        let source = format!("web identity (role {role_arn}, STS {endpoint})");
+        let response = client
+            .post(format!("{endpoint}/"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{source}: STS unreachable: {}", super::http::transport_detail(&e)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{source}: {e}"))?;
+        if !status.is_success() {
+            let code = element(&text, "Code").unwrap_or_default();
+            let message = element(&text, "Message").unwrap_or_default();
+            return Err(format!("{source}: STS answered HTTP {status} {code}: {message}"));
+        }
+        let credentials =
+            element(&text, "Credentials").ok_or_else(|| format!("{source}: no Credentials in the answer"))?;
+        let field = |name: &str| {
+            element(credentials, name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{source}: no {name} in the answer"))
+        };
+        Ok(StaticCredentials {
+            access_key_id: field("AccessKeyId")?.to_owned(),
+            secret_access_key: Secret::new(field("SecretAccessKey")?),
+            session_token: element(credentials, "SessionToken")
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            source,
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn elements_are_found_by_name() {
+            let xml = "<R><Result><Credentials><AccessKeyId> A </AccessKeyId><SessionToken></SessionToken></Credentials></Result></R>";
+            let credentials = super::element(xml, "Credentials").unwrap();
+            assert_eq!(super::element(credentials, "AccessKeyId"), Some("A"));
+            assert_eq!(super::element(credentials, "SessionToken"), Some(""));
+            assert_eq!(super::element(credentials, "SecretAccessKey"), None);
+        }
     }
 }
 

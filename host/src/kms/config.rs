@@ -68,6 +68,7 @@ impl KmsConfig {
     /// `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_DEFAULT_REGION`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_PROFILE`,
     /// `AWS_SHARED_CREDENTIALS_FILE`, `AWS_CONFIG_FILE`, `AWS_WEB_IDENTITY_TOKEN_FILE`,
+    /// `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`, `AWS_ENDPOINT_URL_STS`,
     /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, `AWS_CONTAINER_CREDENTIALS_FULL_URI`,
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`, `AWS_EC2_METADATA_SERVICE_ENDPOINT`,
     /// `AWS_EC2_METADATA_DISABLED`.
@@ -88,7 +89,12 @@ impl KmsConfig {
         if let Some(path) = var("AWS_CONFIG_FILE") {
             config.aws.config_file = PathBuf::from(path);
         }
-        config.aws.web_identity = var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some();
+        config.aws.web_identity = var("AWS_WEB_IDENTITY_TOKEN_FILE").map(|file| WebIdentity {
+            token_file: PathBuf::from(file),
+            role_arn: var("AWS_ROLE_ARN"),
+            session_name: var("AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "cip".to_owned()),
+            sts_endpoint: var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL")),
+        });
         let container_url = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
             .map(|path| format!("http://169.254.170.2{path}"))
             .or_else(|| var("AWS_CONTAINER_CREDENTIALS_FULL_URI"));
@@ -142,14 +148,27 @@ pub struct AwsConfig {
     pub credentials_file: PathBuf,
     /// `AWS_CONFIG_FILE` (default `~/.aws/config`).
     pub config_file: PathBuf,
-    /// `AWS_WEB_IDENTITY_TOKEN_FILE` is set (not supported: said so rather than skipped).
-    pub web_identity: bool,
+    /// Web identity (EKS IRSA): `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`.
+    pub web_identity: Option<WebIdentity>,
     /// The container credentials endpoint, when the environment names one.
     pub container: Option<ContainerCredentials>,
     /// `AWS_EC2_METADATA_SERVICE_ENDPOINT` (default `http://169.254.169.254`).
     pub imds_endpoint: String,
     /// `AWS_EC2_METADATA_DISABLED=true`.
     pub imds_disabled: bool,
+}
+
+/// Web identity federation: STS `AssumeRoleWithWebIdentity` with the token of a file.
+#[derive(Clone, Debug)]
+pub struct WebIdentity {
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE` (read at each fetch: the kubelet rotates it).
+    pub token_file: PathBuf,
+    /// `AWS_ROLE_ARN`.
+    pub role_arn: Option<String>,
+    /// `AWS_ROLE_SESSION_NAME` (default `cip`).
+    pub session_name: String,
+    /// `AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL` (default `https://sts.REGION.amazonaws.com`).
+    pub sts_endpoint: Option<String>,
 }
 
 /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (on `http://169.254.170.2`) or `_FULL_URI`, with
@@ -175,7 +194,7 @@ impl Default for AwsConfig {
             profile: "default".to_owned(),
             credentials_file: super::aws::home_aws_file("credentials"),
             config_file: super::aws::home_aws_file("config"),
-            web_identity: false,
+            web_identity: None,
             container: None,
             imds_endpoint: "http://169.254.169.254".to_owned(),
             imds_disabled: false,

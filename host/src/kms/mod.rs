@@ -19,7 +19,9 @@ mod vault;
 
 use std::sync::Arc;
 
-pub use config::{AwsConfig, AzureConfig, ContainerCredentials, GcpConfig, KmsConfig, Secret, VaultConfig};
+pub use config::{
+    AwsConfig, AzureConfig, ContainerCredentials, GcpConfig, KmsConfig, Secret, VaultConfig, WebIdentity,
+};
 pub use error::KmsError;
 pub use uri::{KmsUri, KmsUriError};
 

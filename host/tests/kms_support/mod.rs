@@ -455,11 +455,14 @@ async fn azure_handler(
 
 // ---------------------------------------------------------------- AWS credential endpoints
 
-/// An emulator of the two AWS credential endpoints a workload reaches over HTTP: the container
-/// credentials endpoint (ECS task roles, EKS Pod Identity: `GET` with an `Authorization` token)
-/// and EC2 instance metadata, IMDSv2 (`PUT /latest/api/token`, then the security credentials
+/// An emulator of the AWS credential endpoints a workload reaches over HTTP: the container
+/// credentials endpoint (ECS task roles, EKS Pod Identity: `GET` with an `Authorization` token),
+/// EC2 instance metadata, IMDSv2 (`PUT /latest/api/token`, then the security credentials
 /// and the region with `X-aws-ec2-metadata-token`; requests without a session token get 401 as
-/// from IMDS with IMDSv1 disabled). It hands out the access key it was given.
+/// from IMDS with IMDSv1 disabled), and STS `AssumeRoleWithWebIdentity` (`POST /`, query
+/// protocol form, XML answer; a wrong token gets `InvalidIdentityToken`, as from STS). It hands
+/// out the access key it was given (without a session token: moto would look for an STS
+/// session behind it).
 pub struct AwsCredentialEndpoints {
     pub served: Served,
 }
@@ -469,6 +472,9 @@ pub const CONTAINER_PATH: &str = "/v2/credentials/task";
 pub const CONTAINER_TOKEN: &str = "container-authorization-token";
 const IMDS_TOKEN: &str = "imds-session-token";
 pub const IMDS_ROLE: &str = "cip-node";
+/// The web identity token and role STS accepts.
+pub const WEB_IDENTITY_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.web-identity.sig";
+pub const WEB_IDENTITY_ROLE: &str = "arn:aws:iam::123456789012:role/cip";
 
 struct AwsEndpointsState {
     id: String,
@@ -498,6 +504,7 @@ async fn aws_endpoints_handler(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let credentials = || {
         json_response(
@@ -513,6 +520,33 @@ async fn aws_endpoints_handler(
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let path = uri.path();
+    if path == "/" && method == Method::POST {
+        let form = form(&body);
+        let get = |k: &str| form.get(k).map(String::as_str);
+        let xml = |status: StatusCode, text: String| (status, [("content-type", "text/xml")], text).into_response();
+        if get("Action") != Some("AssumeRoleWithWebIdentity") || get("Version") != Some("2011-06-15") {
+            return xml(
+                StatusCode::BAD_REQUEST,
+                "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>".to_owned(),
+            );
+        }
+        if get("WebIdentityToken") != Some(WEB_IDENTITY_TOKEN)
+            || get("RoleArn") != Some(WEB_IDENTITY_ROLE)
+            || get("RoleSessionName").is_none()
+        {
+            return xml(
+                StatusCode::BAD_REQUEST,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>Couldn't retrieve verification key from your identity provider</Message></Error></ErrorResponse>".to_owned(),
+            );
+        }
+        return xml(
+            StatusCode::OK,
+            format!(
+                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                state.id, state.secret
+            ),
+        );
+    }
     if path == CONTAINER_PATH {
         if header("authorization").as_deref() != Some(CONTAINER_TOKEN) {
             return json_response(StatusCode::UNAUTHORIZED, json!({"message": "bad authorization token"}));

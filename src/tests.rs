@@ -134,17 +134,12 @@ mod settings_validation {
     }
 
     #[test]
-    fn kms_keys_are_refused_with_the_way_out() {
-        let err = check_settings(&settings(&[article("kms-signed-policy")], json!({}))).unwrap_err();
-        assert!(
-            err.starts_with("policies[0].spec.authorities[0].key.kms: a Kubewarden host cannot reach a KMS"),
-            "{err}"
+    fn kms_keys_are_valid_and_their_uri_syntax_checked() {
+        assert_eq!(
+            check_settings(&settings(&[article("kms-signed-policy")], json!({}))),
+            Ok(())
         );
-        assert!(
-            err.contains("cosign public-key --key gcpkms://projects/PROJECT_ID/"),
-            "{err}"
-        );
-        // kms beside data would be ignored: refused, as policy-controller refuses it.
+        // kms beside data: only one key can be meant; refused, as policy-controller refuses it.
         let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
         s["policies"][0]["spec"]["authorities"][0]["key"]["kms"] = json!("awskms:///alias/cosign");
         let err = check_settings(&s).unwrap_err();
@@ -1082,5 +1077,169 @@ mod verify_images_export {
             )
             .is_err()
         );
+    }
+}
+
+mod kms_keys {
+    //! `key.kms` without `data`: the module asks the host for the public key, then verifies
+    //! with it through the stock `v2/verify`.
+
+    use super::*;
+    use crate::host::CIP_KMS_PUBLIC_KEY;
+
+    const URI: &str = "gcpkms://projects/PROJECT_ID/locations/us-central1/keyRings/cosign/cryptoKeys/cosign-key";
+
+    fn kms_settings(mode: &str) -> Value {
+        let mut s = settings(&[article("kms-signed-policy")], json!({}));
+        s["policies"][0]["spec"]["mode"] = json!(mode);
+        s
+    }
+
+    /// A host resolving `URI` to `pem` and trusting images signed by `P256_PEM`.
+    fn kms_host(pem: &'static str) -> MockHost {
+        MockHost::new(move |capability, p| {
+            if capability == CIP_KMS_PUBLIC_KEY {
+                assert_eq!(p, &json!({"uri": URI}));
+                return Ok(json!({"pem": pem}).to_string().into_bytes());
+            }
+            assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+            assert_eq!(p["type"], "SigstorePubKeyVerify");
+            if p["pub_keys"] == json!([P256_PEM]) {
+                trusted(DIGEST)
+            } else {
+                Err("no signature verified by the given key".to_owned())
+            }
+        })
+    }
+
+    #[test]
+    fn the_host_resolves_the_key_and_the_stock_capability_verifies() {
+        let mut host = kms_host(P256_PEM);
+        let r = run(
+            &pod("default", &["gcr.io/myproject/app:v1"]),
+            &kms_settings("enforce"),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(host.calls.len(), 2);
+        assert_eq!(host.calls[0].0, CIP_KMS_PUBLIC_KEY);
+        assert_eq!(host.calls[1].1["pub_keys"], json!([P256_PEM]));
+
+        // Another key behind the URI: not the signer's.
+        let mut host = kms_host(P384_PEM);
+        let r = run(
+            &pod("default", &["gcr.io/myproject/app:v1"]),
+            &kms_settings("enforce"),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+    }
+
+    #[test]
+    fn one_evaluation_resolves_a_key_once() {
+        let mut host = Memo::new(kms_host(P256_PEM));
+        let payload = json!({
+            "request": pod("default", &["gcr.io/myproject/a:v1", "gcr.io/myproject/b:v1"]),
+            "settings": kms_settings("enforce"),
+        })
+        .to_string();
+        let r = serde_json::to_value(validate(payload.as_bytes(), &mut SettingsCache::default(), &mut host)).unwrap();
+        assert_eq!(r["accepted"], true, "{r}");
+        let kms_calls = host
+            .inner()
+            .calls
+            .iter()
+            .filter(|(c, _)| *c == CIP_KMS_PUBLIC_KEY)
+            .count();
+        assert_eq!(kms_calls, 1);
+    }
+
+    #[test]
+    fn a_stock_host_denies_in_enforce_and_warns_in_warn_naming_the_capability_and_the_command() {
+        let stock = || MockHost::new(|c, _| Err(format!("unknown binding: {}", c.binding)));
+        let r = run(
+            &pod("default", &["gcr.io/myproject/app:v1"]),
+            &kms_settings("enforce"),
+            &mut stock(),
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            message.ends_with(
+                "authority authority-0: key.kms needs host capability cluster-image-policy/kms/v1/public_key \
+                 (on Kubewarden run `cip kms resolve` to fill key.data): unknown binding: cluster-image-policy"
+            ),
+            "{message}"
+        );
+
+        let r = run(
+            &pod("default", &["gcr.io/myproject/app:v1"]),
+            &kms_settings("warn"),
+            &mut stock(),
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        let warning = r["warnings"][0].as_str().unwrap();
+        assert!(
+            warning.contains("cluster-image-policy/kms/v1/public_key") && warning.contains("cip kms resolve"),
+            "{warning}"
+        );
+    }
+
+    #[test]
+    fn host_failures_and_bad_answers_deny() {
+        for (answer, expected) in [
+            (
+                Err("gcpkms key not found: projects/x".to_owned()),
+                "gcpkms key not found",
+            ),
+            (
+                Ok(b"not json".to_vec()),
+                "unreadable answer from host capability cluster-image-policy/kms/v1/public_key",
+            ),
+            (
+                Ok(
+                    json!({"pem": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"})
+                        .to_string()
+                        .into_bytes(),
+                ),
+                "is not usable",
+            ),
+        ] {
+            let mut host = MockHost::new(move |c, _| {
+                assert_eq!(c, CIP_KMS_PUBLIC_KEY, "no verification without a key");
+                answer.clone()
+            });
+            let r = run(
+                &pod("default", &["gcr.io/myproject/app:v1"]),
+                &kms_settings("enforce"),
+                &mut host,
+            );
+            assert_eq!(r["accepted"], false, "{r}");
+            assert!(r["message"].as_str().unwrap().contains(expected), "{r}");
+        }
+    }
+
+    #[test]
+    fn malformed_or_empty_uris_are_refused_by_validate_settings() {
+        for (kms, expected) in [
+            (
+                "awskms:///not-a-key",
+                "malformed awskms URI: expected awskms://[ENDPOINT]/KEY",
+            ),
+            (
+                "gcpkms://projects/p",
+                "malformed gcpkms URI: expected gcpkms://projects/PROJECT",
+            ),
+            ("azurekms://vault", "malformed azurekms URI"),
+            ("hashivault://a/b", "malformed hashivault URI"),
+            ("k8s://ns/name", "is not a supported KMS URI"),
+            (" ", "key.kms is empty"),
+        ] {
+            let mut s = kms_settings("enforce");
+            s["policies"][0]["spec"]["authorities"][0]["key"]["kms"] = json!(kms);
+            let err = check_settings(&s).unwrap_err();
+            assert!(err.starts_with("policies[0].spec.authorities[0].key.kms: "), "{err}");
+            assert!(err.contains(expected), "{kms}: {err}");
+        }
     }
 }

@@ -125,11 +125,17 @@ fn cip_run_trusts_keyless_signatures_through_the_sigstore_trust_config() -> anyh
 
 #[test]
 fn cip_run_refuses_invalid_settings_before_evaluating() {
-    let s = settings(&[article("kms-signed-policy")], json!({}));
+    // The article's KMS policy with a key URI of no KMS cosign knows.
+    let policy = article("kms-signed-policy").replace(
+        "gcpkms://projects/PROJECT_ID/locations/us-central1/keyRings/cosign/cryptoKeys/cosign-key",
+        "vault://cosign",
+    );
+    let s = settings(&[policy], json!({}));
     let run = cip_run(&pod("default", &["gcr.io/myproject/app:v1"]), &s, "127.0.0.1:1", None);
     assert_ne!(run.code, Some(0), "invalid settings make cip run fail: {run:#?}");
     assert!(
-        run.stderr.contains("a Kubewarden host cannot reach a KMS"),
+        run.stderr
+            .contains("key.kms: `vault://cosign` is not a supported KMS URI"),
         "the settings error is shown: {}",
         run.stderr
     );

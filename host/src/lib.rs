@@ -9,6 +9,7 @@ pub mod admission;
 pub mod artifact;
 pub mod capabilities;
 pub mod cli;
+pub mod kms;
 pub mod provider;
 pub mod registry;
 pub mod runtime;

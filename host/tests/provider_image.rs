@@ -7,7 +7,8 @@
 mod provider_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use provider_support::*;
 use serde_json::Value;
@@ -29,7 +30,20 @@ fn run(command: &mut Command) -> TestResult<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// Kills the provider when the test ends, also on failure.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs `make image-oci` first: its static link of cip (`cargo rustc -p cip`) resolves features \
+            for cip alone and rebuilds every dependency (~25 min on 2 cores), too slow for `make test` yet; \
+            run `make image-oci && cargo test -p cip --test provider_image -- --ignored`"]
 async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
     let oci = repo_root().join("target/image/oci");
     assert!(
@@ -106,7 +120,18 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    wait_until_ready(&metrics_addr).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let started = Instant::now();
+    loop {
+        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the image's provider did not become ready within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let k = key("registry.example/app:v1", "production");
     let answer: Value = gatekeeper

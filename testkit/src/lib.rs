@@ -22,6 +22,8 @@
 //! * Attestations in cosign's `repo:sha256-<hex>.att` format: [`attest_with_key`], [`attest_keyless`] (in-toto
 //!   statement, DSSE envelope, `intoto` Rekor bundle); [`key_attestation_layer`], [`envelope_layer`],
 //!   [`push_attestation_layers`] for negative tests.
+//! * KMS signers: [`MotoServer`] (AWS KMS through moto) and [`OpenBao`] (Vault's transit API) run
+//!   real servers; [`sign_with_external`] stores a signature made by any external signer.
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -54,10 +56,12 @@
 //! ```
 
 mod attestation;
+mod external;
 mod fulcio;
 mod http;
 mod image;
 mod keys;
+mod kms;
 mod oci;
 mod proxy;
 mod referrers;
@@ -75,11 +79,13 @@ pub use attestation::{
     dsse_envelope, dsse_pae, envelope_layer, fetch_attestation_layers, in_toto_statement, intoto_bundle_json,
     key_attestation_layer, push_attestation_layers, with_intoto_bundle,
 };
+pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
 };
 pub use keys::KeyPair;
+pub use kms::{AwsKey, MOTO_REGION, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};

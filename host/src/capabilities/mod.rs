@@ -11,6 +11,7 @@
 mod answer_cache;
 mod attestations;
 mod crypto;
+mod kms;
 mod logging;
 mod net;
 mod oci;
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::kms::{KmsError, KmsResolver};
 use crate::verify::{Verifier, VerifyError};
 
 use answer_cache::AnswerCache;
@@ -34,6 +36,7 @@ pub struct Capabilities {
     verifier: Option<Arc<Verifier>>,
     handle: tokio::runtime::Handle,
     answers: Option<AnswerCache>,
+    kms: Option<Arc<KmsResolver>>,
     interactions: Option<Interactions>,
 }
 
@@ -84,6 +87,9 @@ pub enum CapabilityError {
     /// Verification or registry look-up failed; the text is the reason shown to users.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// A KMS key could not be resolved; the text names the key and the reason.
+    #[error(transparent)]
+    Kms(#[from] KmsError),
     /// A verification failure remembered from an earlier identical look-up.
     #[error("{0}")]
     Cached(String),
@@ -112,6 +118,7 @@ impl Capabilities {
             verifier: Some(verifier),
             handle,
             answers: None,
+            kms: None,
             interactions: None,
         }
     }
@@ -122,6 +129,14 @@ impl Capabilities {
     #[must_use]
     pub fn with_answer_cache(mut self, max_entries: u64) -> Self {
         self.answers = Some(AnswerCache::new(max_entries));
+        self
+    }
+
+    /// Serves `cluster-image-policy/kms/v1/public_key` with `resolver` (without it, the
+    /// capability answers that this host has no KMS access).
+    #[must_use]
+    pub fn with_kms(mut self, resolver: Arc<KmsResolver>) -> Self {
+        self.kms = Some(resolver);
         self
     }
 
@@ -145,6 +160,7 @@ impl Capabilities {
             verifier: None,
             handle,
             answers: None,
+            kms: None,
             interactions: None,
         }
     }
@@ -189,6 +205,7 @@ impl Capabilities {
             ("kubewarden", "tracing") => logging::dispatch(policy, operation, payload),
             ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
             ("cluster-image-policy", "policy") => rego::dispatch(operation, payload),
+            ("cluster-image-policy", "kms") => kms::dispatch(&call, operation, payload),
             ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {
                 binding: binding.to_owned(),
                 namespace: namespace.to_owned(),
@@ -239,6 +256,13 @@ impl Call<'_> {
             }
             Err((error, _)) => Err(error),
         }
+    }
+
+    fn kms(&self, call: &'static str) -> Result<Arc<KmsResolver>, CapabilityError> {
+        self.caps.kms.clone().ok_or(CapabilityError::Failed {
+            call,
+            message: "this host has no KMS access configured".to_owned(),
+        })
     }
 
     fn verifier(&self, call: &'static str) -> Result<Arc<Verifier>, CapabilityError> {

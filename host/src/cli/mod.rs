@@ -3,6 +3,7 @@
 pub mod artifact;
 pub mod bench;
 pub mod duration;
+pub mod kms;
 pub mod module_args;
 pub mod provider;
 pub mod run;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
   cip verify --settings-path settings.yaml --namespace production policy.wasm myregistry.com/app:v1
   cip bench --request-path pod.json --settings-path settings.yaml policy.wasm
   cip provider --settings-path settings.yaml --tls-cert-file tls.crt --tls-key-file tls.key policy.wasm
+  cip kms resolve -f settings.yaml -o settings.yaml
 
 Logs go to stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).")]
 pub struct Cli {
@@ -51,6 +53,9 @@ pub enum Command {
     Push(artifact::PushArgs),
     /// Pull a policy module from an OCI registry.
     Pull(artifact::PullArgs),
+    /// KMS keys: fill key.data from key.kms for hosts without KMS access.
+    #[command(subcommand)]
+    Kms(kms::KmsCommand),
 }
 
 /// Entry point of the `cip` binary: parses arguments, runs the command, maps errors to exit
@@ -78,6 +83,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => block_on(artifact::run_inspect(&args)).map(ok),
         Command::Push(args) => block_on(artifact::run_push(&args)).map(ok),
         Command::Pull(args) => block_on(artifact::run_pull(&args)).map(ok),
+        Command::Kms(command) => kms::run(&command).map(ok),
     }
 }
 

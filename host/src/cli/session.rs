@@ -13,8 +13,8 @@ use super::duration::parse_duration;
 use super::module_args::{ModuleVerificationArgs, check_local};
 use crate::artifact::verification::{ModuleVerification, ModuleVerificationError};
 use crate::artifact::{REGISTRY_SCHEME, load_policy};
-use crate::capabilities::Capabilities;
 use crate::capabilities::recording::Interactions;
+use crate::capabilities::{Capabilities, check_rego_policies};
 use crate::registry::Sources;
 use crate::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
 use crate::trust::TrustRoot;
@@ -52,6 +52,9 @@ pub struct VerifierArgs {
     /// Most layers a signature manifest may list.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYERS, value_name = "COUNT")]
     pub max_signature_layers: usize,
+    /// KMS access for authorities that name their key by `key.kms`.
+    #[command(flatten)]
+    pub kms: super::kms::KmsArgs,
 }
 
 impl VerifierArgs {
@@ -214,7 +217,8 @@ impl Session {
         let module = PolicyModule::from_bytes(name, &loaded.bytes)?;
         compiling.finish_and_clear();
         let mut capabilities = Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
-            .with_answer_cache(verifier.cache_max_entries);
+            .with_answer_cache(verifier.cache_max_entries)
+            .with_kms(verifier.kms.resolver()?);
         if let Some(interactions) = interactions {
             capabilities = capabilities.with_interactions(interactions);
         }
@@ -237,9 +241,17 @@ impl Session {
     /// The module's `validate_settings`, its remarks on valid settings printed as warnings, and
     /// every Rego `spec.policy` compiled as `cip` will run it.
     pub fn check_settings(&self, settings: &Value) -> anyhow::Result<()> {
-        if let Some(remarks) = self.evaluator.accept_settings(settings)? {
+        let response = self.evaluator.validate_settings(settings)?;
+        if !response.valid {
+            bail!(
+                "the settings are not valid: {}",
+                response.message.unwrap_or_else(|| "no reason given".to_owned())
+            );
+        }
+        if let Some(remarks) = response.message {
             eprintln!("warning: {remarks}");
         }
+        check_rego_policies(settings).map_err(|reason| anyhow::anyhow!("the settings are not valid: {reason}"))?;
         Ok(())
     }
 }

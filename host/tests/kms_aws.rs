@@ -1,0 +1,552 @@
+//! AWS KMS through moto's server (PyPI `moto[server]`, started on 127.0.0.1 by the test): a
+//! cosign-style ECC_NIST_P256 signing key, `cip kms resolve` and `cip provider` as users run
+//! them, credentials from the environment as the AWS SDK reads them.
+
+mod kms_support;
+mod provider_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use provider_support::*;
+use serde::Deserialize as _;
+use serde_json::Value;
+use testkit::{AwsKey, MOTO_REGION, MotoServer, Registry, push_image, sign_with_external, unused_local_addr};
+
+fn policy_wasm() -> String {
+    std::env::var("CIP_POLICY_WASM").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm")
+            .display()
+            .to_string()
+    })
+}
+
+/// The article's policy, verbatim but for its image glob (`gcr.io/myproject/**` → the test
+/// registry) and its key URI (the local AWS KMS).
+fn article_policy(registry: &str, kms_uri: &str) -> TestResult<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/testdata/article/kms-signed-policy.yaml");
+    let text = std::fs::read_to_string(path)?;
+    let original = "gcpkms://projects/PROJECT_ID/locations/us-central1/keyRings/cosign/cryptoKeys/cosign-key";
+    assert!(text.contains(original) && text.contains("gcr.io/myproject/**"));
+    Ok(text
+        .replace(original, kms_uri)
+        .replace("gcr.io/myproject", &format!("{registry}/myproject")))
+}
+
+/// `cip` with a clean environment: an IAM user's access key from moto, no profile.
+fn cip(home: &Path, key: &AwsKey) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_ACCESS_KEY_ID", &key.id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret)
+        .env("AWS_REGION", MOTO_REGION)
+        // Loopback only: instance metadata (169.254.169.254) is never asked.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    command
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM body")
+}
+
+fn resolve(home: &Path, key: &AwsKey, input: &Path, output: &Path, extra: &[&str]) -> TestResult<Output> {
+    Ok(cip(home, key)
+        .args(["kms", "resolve", "-f"])
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .args(extra)
+        .output()?)
+}
+
+#[test]
+fn resolve_replaces_key_kms_by_key_data_from_aws_kms_and_keeps_the_uri_in_an_annotation() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    moto.create_alias("alias/cosign", &key_id)?;
+    let expected = moto.public_key_der(&key_id)?;
+    let dir = tempfile::tempdir()?;
+    let insecure = ["--kms-insecure-endpoint", &moto.host()];
+
+    // Two documents: a ClusterImagePolicy by key id, and settings naming the alias.
+    let by_id = format!("awskms://{}/{key_id}", moto.host());
+    let by_alias = format!("awskms://{}/alias/cosign", moto.host());
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        format!(
+            "{}---\npolicies:\n- metadata: {{name: second}}\n  spec:\n    images: [{{glob: \"**\"}}]\n    authorities:\n    - key: {{kms: \"{by_alias}\"}}\n",
+            article_policy("registry.example", &by_id)?
+        ),
+    )?;
+    let output = dir.path().join("out.yaml");
+    let run = resolve(dir.path(), moto.signer(), &input, &output, &insecure)?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("resolved {by_id} → document 0: spec.authorities[0].key.data")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "resolved {by_alias} → document 1: policies[0].spec.authorities[0].key.data"
+        )),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&output)?;
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(Value::deserialize)
+        .collect::<Result<_, _>>()?;
+    let first = &docs[0]["spec"]["authorities"][0]["key"];
+    assert!(first.get("kms").is_none(), "kms replaced by data: {first}");
+    assert_eq!(der(first["data"].as_str().ok_or("no data")?), expected);
+    assert_eq!(docs[0]["metadata"]["name"], "kms-signed-policy");
+    let label: Value = serde_json::from_str(
+        docs[0]["metadata"]["annotations"]["cluster-image-policy/kms-keys"]
+            .as_str()
+            .ok_or("no annotation")?,
+    )?;
+    assert_eq!(label, serde_json::json!({"authority-0": by_id}));
+    let second = &docs[1]["policies"][0]["spec"]["authorities"][0]["key"];
+    assert!(second.get("kms").is_none(), "{second}");
+    assert_eq!(der(second["data"].as_str().ok_or("no data")?), expected);
+
+    // Run again on its own output with a stale key.data (a rotation): the annotated keys are
+    // resolved again.
+    let mut stale = docs.clone();
+    stale[0]["spec"]["authorities"][0]["key"]["data"] =
+        Value::from("-----BEGIN PUBLIC KEY-----\nc3RhbGU=\n-----END PUBLIC KEY-----\n");
+    let stale_text = stale
+        .iter()
+        .map(serde_yaml::to_string)
+        .collect::<Result<Vec<_>, _>>()?
+        .join("---\n");
+    std::fs::write(&input, stale_text)?;
+    let run = resolve(dir.path(), moto.signer(), &input, &output, &insecure)?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let again: Vec<Value> = serde_yaml::Deserializer::from_str(&std::fs::read_to_string(&output)?)
+        .map(Value::deserialize)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(again, docs, "the annotation names the keys to resolve again");
+
+    // awskms:/// (no endpoint) with the SDK's standard AWS_ENDPOINT_URL.
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms:///{key_id}"))?,
+    )?;
+    let run = cip(dir.path(), moto.signer())
+        .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
+        .args(["kms", "resolve", "-f"])
+        .arg(&input)
+        .output()?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+    assert_eq!(
+        der(doc["spec"]["authorities"][0]["key"]["data"].as_str().ok_or("no data")?),
+        expected
+    );
+    Ok(())
+}
+
+#[test]
+fn resolve_errors_name_the_key_and_write_nothing() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let encryption = moto.create_encryption_key()?;
+    let dir = tempfile::tempdir()?;
+    let host = moto.host();
+    let closed = unused_local_addr()?.to_string();
+    let cases = [
+        (
+            format!("awskms://{host}/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            vec!["--kms-insecure-endpoint", host.as_str()],
+            "key not found",
+        ),
+        (
+            format!("awskms://{host}/{encryption}"),
+            vec!["--kms-insecure-endpoint", host.as_str()],
+            "not a signing key",
+        ),
+        (
+            format!("awskms://{closed}/alias/cosign"),
+            vec!["--kms-insecure-endpoint", closed.as_str(), "--kms-timeout", "3s"],
+            "KMS unreachable",
+        ),
+    ];
+    for (uri, flags, expected) in cases {
+        let input = dir.path().join("in.yaml");
+        std::fs::write(&input, article_policy("registry.example", &uri)?)?;
+        let output = dir.path().join("out.yaml");
+        let started = Instant::now();
+        let run = resolve(dir.path(), moto.signer(), &input, &output, &flags)?;
+        assert!(started.elapsed() < Duration::from_secs(30), "hang guard");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{uri}: {stderr}");
+        assert!(
+            stderr.contains(&format!("document 0: spec.authorities[0].key: {uri}: {expected}")),
+            "{uri}: {stderr}"
+        );
+        assert!(!stderr.contains("testing"), "no credential in messages: {stderr}");
+        assert!(!output.exists(), "nothing written on failure");
+    }
+
+    // No region anywhere and a key id (not an ARN): say what to set.
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms://{host}/alias/cosign"))?,
+    )?;
+    let run = cip(dir.path(), moto.signer())
+        .env_remove("AWS_REGION")
+        .args(["kms", "resolve", "--kms-insecure-endpoint", &host, "-f"])
+        .arg(&input)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("no AWS region: set AWS_REGION"), "{stderr}");
+
+    // Malformed and unknown URIs never reach a KMS.
+    for (uri, expected) in [
+        ("awskms:///not-a-key-id", "malformed awskms URI"),
+        ("vault://cosign", "is not a supported KMS URI"),
+    ] {
+        std::fs::write(&input, article_policy("registry.example", uri)?)?;
+        let run = resolve(dir.path(), moto.signer(), &input, &dir.path().join("x.yaml"), &[])?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && stderr.contains(expected), "{uri}: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
+fn moto_refuses_a_wrong_secret_key_and_a_user_without_kms_rights() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let dir = tempfile::tempdir()?;
+    let uri = format!("awskms://{}/{key_id}", moto.host());
+    let input = dir.path().join("in.yaml");
+    std::fs::write(&input, article_policy("registry.example", &uri)?)?;
+    let output = dir.path().join("out.yaml");
+    let insecure = ["--kms-insecure-endpoint", &moto.host()];
+    // moto recomputes the SigV4 signature with botocore from the IAM user's secret key.
+    let wrong = AwsKey {
+        id: moto.signer().id.clone(),
+        secret: format!("{}A", &moto.signer().secret[1..]),
+    };
+    for (key, expected) in [(&wrong, "SignatureDoesNotMatch"), (moto.no_kms(), "AccessDenied")] {
+        let run = resolve(dir.path(), key, &input, &output, &insecure)?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("document 0: spec.authorities[0].key: {uri}: access denied")),
+            "{stderr}"
+        );
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(
+            stderr.contains("credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&key.secret), "no secret in messages: {stderr}");
+        assert!(!output.exists(), "nothing written on failure");
+    }
+    // The same request with the right secret key passes (the check above is the signature's).
+    let run = resolve(dir.path(), moto.signer(), &input, &output, &insecure)?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    Ok(())
+}
+
+#[test]
+fn static_keys_and_region_are_read_from_a_profile_of_the_shared_files() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let expected = moto.public_key_der(&key_id)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir(dir.path().join(".aws"))?;
+    std::fs::write(
+        dir.path().join(".aws/credentials"),
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.no_kms().id,
+            moto.no_kms().secret
+        ),
+    )?;
+    std::fs::write(
+        dir.path().join(".aws/credentials-ci"),
+        format!(
+            "[ci]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            moto.signer().id,
+            moto.signer().secret
+        ),
+    )?;
+    std::fs::write(
+        dir.path().join(".aws/config"),
+        format!("[profile ci]\nregion = {MOTO_REGION}\n"),
+    )?;
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms:///{key_id}"))?,
+    )?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
+    command
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PROFILE", "ci")
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join(".aws/credentials-ci"))
+        .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
+        .args(["kms", "resolve", "-f"])
+        .arg(&input)
+        .stdin(Stdio::null());
+    let run = command.output()?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+    assert_eq!(
+        der(doc["spec"]["authorities"][0]["key"]["data"].as_str().ok_or("no data")?),
+        expected
+    );
+    // The default profile (~/.aws/credentials) is the user without KMS rights: refused, and
+    // the message names where the credentials came from.
+    let run = command
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+        .env("AWS_REGION", MOTO_REGION)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("access denied") && stderr.contains("profile default"),
+        "{stderr}"
+    );
+    // No credentials at all: say which sources are read.
+    std::fs::remove_file(dir.path().join(".aws/credentials"))?;
+    let run = command.output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("no awskms credentials: set AWS_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_reads_them() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let expected = moto.public_key_der(&key_id)?;
+    let endpoints = kms_support::AwsCredentialEndpoints::start(&moto.signer().id, &moto.signer().secret, MOTO_REGION)?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms:///{key_id}"))?,
+    )?;
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{}\n", kms_support::CONTAINER_TOKEN))?;
+    let base = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
+        command
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
+            .args(["kms", "resolve", "-f"])
+            .arg(&input)
+            .stdin(Stdio::null());
+        command
+    };
+    let resolved = |run: &Output| -> TestResult<Vec<u8>> {
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+        Ok(der(doc["spec"]["authorities"][0]["key"]["data"]
+            .as_str()
+            .ok_or("no data")?))
+    };
+
+    // EKS Pod Identity's shape: a full URI and a token file.
+    let container_uri = format!("{}{}", endpoints.url(), kms_support::CONTAINER_PATH);
+    let run = base()
+        .env("AWS_REGION", MOTO_REGION)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file)
+        .output()?;
+    assert_eq!(resolved(&run)?, expected);
+    // A wrong token: the endpoint refuses, and the message says which source failed.
+    let run = base()
+        .env("AWS_REGION", MOTO_REGION)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no awskms credentials: the container credentials endpoint") && stderr.contains("401"),
+        "{stderr}"
+    );
+    // Plain HTTP to anything but loopback or the ECS/EKS agents is refused, as by the SDK.
+    let run = base()
+        .env("AWS_REGION", MOTO_REGION)
+        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://credentials.example/creds")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("must be https"), "{stderr}");
+
+    // EC2 instance metadata (IMDSv2): credentials and the region.
+    let run = base()
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
+        .output()?;
+    assert_eq!(resolved(&run)?, expected);
+    // Disabled: nothing left to try; the message lists the sources.
+    let run = base()
+        .env("AWS_REGION", MOTO_REGION)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("no awskms credentials: set AWS_ACCESS_KEY_ID"),
+        "{stderr}"
+    );
+    // Web identity (EKS IRSA): STS AssumeRoleWithWebIdentity with the token file's token; it
+    // comes before the instance role.
+    let identity_file = dir.path().join("web-identity-token");
+    std::fs::write(&identity_file, kms_support::WEB_IDENTITY_TOKEN)?;
+    let irsa = || {
+        let mut command = base();
+        command
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ROLE_ARN", kms_support::WEB_IDENTITY_ROLE)
+            .env("AWS_ENDPOINT_URL_STS", endpoints.url());
+        command
+    };
+    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file).output()?;
+    assert_eq!(resolved(&run)?, expected);
+    // A token STS refuses: said so, with STS' code, without the token.
+    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file).output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no awskms credentials: web identity (role arn:aws:iam::123456789012:role/cip")
+            && stderr.contains("InvalidIdentityToken"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(kms_support::CONTAINER_TOKEN), "{stderr}");
+    // No AWS_ROLE_ARN: said so.
+    let run = irsa()
+        .env_remove("AWS_ROLE_ARN")
+        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file)
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("AWS_ROLE_ARN is not"), "{stderr}");
+    Ok(())
+}
+
+/// Kills the provider when the test ends, also on failure.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_article_kms_policy_admits_kms_signed_images_through_the_provider() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let digest = push_image(&host, "myproject/app", "v1", "kms-signed")?;
+    sign_with_external(&host, "myproject/app", &digest, &BTreeMap::new(), |payload| {
+        moto.sign(&key_id, payload)
+    })?;
+    push_image(&host, "myproject/unsigned", "v1", "unsigned")?;
+
+    let policy: Value = serde_yaml::from_str(&article_policy(&host, &format!("awskms://{}/{key_id}", moto.host()))?)?;
+    let ca = Ca::new("serving CA")?;
+    let gatekeeper_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let settings = files.dir.path().join("settings.yaml");
+    std::fs::write(&settings, serde_json::json!({"policies": [policy]}).to_string())?;
+    let sources = files.dir.path().join("sources.yaml");
+    std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
+    let addr = unused_local_addr()?.to_string();
+    let metrics_addr = unused_local_addr()?.to_string();
+    let mut command = cip(files.dir.path(), moto.signer());
+    command
+        .arg("provider")
+        .arg("--settings-path")
+        .arg(&settings)
+        .arg("--sources-path")
+        .arg(&sources)
+        .args(["--kms-insecure-endpoint", &moto.host()])
+        .arg("--tls-cert-file")
+        .arg(&files.cert)
+        .arg("--tls-key-file")
+        .arg(&files.key)
+        .arg("--client-ca-file")
+        .arg(&files.client_ca)
+        .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
+        .arg(policy_wasm())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _running = Running(command.spawn()?);
+
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let started = Instant::now();
+    loop {
+        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err("the provider did not become ready within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
+    let signed = key(&format!("{host}/myproject/app:v1"), "default");
+    let unsigned = key(&format!("{host}/myproject/unsigned:v1"), "default");
+    let answer: Value = gatekeeper
+        .post(format!("https://{addr}/validate"))
+        .json(&request(&[signed.clone(), unsigned.clone()]))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let value = &item(&answer, &signed).ok_or("no item")?["value"];
+    assert_eq!(value["verdict"], "allow", "{answer}");
+    assert_eq!(value["digest"], digest.as_str(), "{answer}");
+    let value = &item(&answer, &unsigned).ok_or("no item")?["value"];
+    assert_eq!(value["verdict"], "deny", "{answer}");
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("denied by policy kms-signed-policy"),
+        "{answer}"
+    );
+    Ok(())
+}

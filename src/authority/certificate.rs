@@ -91,12 +91,18 @@ impl Check for CertificateAuthority {
         Ok(Some(digest))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
-        let request = self.request(image, None);
-        vec![(
-            "the certificate".to_owned(),
-            super::attestations::SignerRequest::V2Verify(request),
-        )]
+    fn attestation_requests(
+        &self,
+        image: &ImageReference,
+        _host: &mut dyn HostCalls,
+    ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
+        Ok({
+            let request = self.request(image, None);
+            vec![(
+                "the certificate".to_owned(),
+                super::attestations::SignerRequest::V2Verify(request),
+            )]
+        })
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

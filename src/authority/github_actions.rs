@@ -110,14 +110,20 @@ impl Check for GithubActionsAuthority {
         Ok(Some(digest))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
-        let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
-            image: image.verification_target(),
-            owner: self.owner.clone(),
-            repo: self.repo.clone(),
-            annotations: None,
-        };
-        vec![(self.who(), super::attestations::SignerRequest::V2Verify(request))]
+    fn attestation_requests(
+        &self,
+        image: &ImageReference,
+        _host: &mut dyn HostCalls,
+    ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
+        Ok({
+            let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+                image: image.verification_target(),
+                owner: self.owner.clone(),
+                repo: self.repo.clone(),
+                annotations: None,
+            };
+            vec![(self.who(), super::attestations::SignerRequest::V2Verify(request))]
+        })
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

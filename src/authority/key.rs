@@ -129,16 +129,22 @@ impl Check for KeyAuthority {
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
-        let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
-            image: image.verification_target(),
-            pub_keys: vec![self.pem.clone()],
-            annotations: None,
-        };
-        vec![(
-            "the key".to_owned(),
-            super::attestations::SignerRequest::V2Verify(request),
-        )]
+    fn attestation_requests(
+        &self,
+        image: &ImageReference,
+        host: &mut dyn HostCalls,
+    ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
+        Ok({
+            let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
+                image: image.verification_target(),
+                pub_keys: vec![self.public_key(host)?],
+                annotations: None,
+            };
+            vec![(
+                "the key".to_owned(),
+                super::attestations::SignerRequest::V2Verify(request),
+            )]
+        })
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

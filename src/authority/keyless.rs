@@ -271,17 +271,25 @@ impl Check for KeylessAuthority {
         ))
     }
 
-    fn attestation_requests(&self, image: &ImageReference) -> Vec<(String, super::attestations::SignerRequest)> {
-        self.identities
-            .iter()
-            .map(|id| {
-                let request = match self.identity_request(image, id) {
-                    IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
-                    IdentityRequest::Regexp(request, _) => super::attestations::SignerRequest::KeylessRegexp(request),
-                };
-                (id.describe(), request)
-            })
-            .collect()
+    fn attestation_requests(
+        &self,
+        image: &ImageReference,
+        _host: &mut dyn HostCalls,
+    ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
+        Ok({
+            self.identities
+                .iter()
+                .map(|id| {
+                    let request = match self.identity_request(image, id) {
+                        IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
+                        IdentityRequest::Regexp(request, _) => {
+                            super::attestations::SignerRequest::KeylessRegexp(request)
+                        }
+                    };
+                    (id.describe(), request)
+                })
+                .collect()
+        })
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

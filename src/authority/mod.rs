@@ -37,9 +37,14 @@ pub trait Check: fmt::Debug {
 
     /// The requests of `cluster-image-policy/oci/v1/verify_attestations` naming this
     /// authority's signers (any-of), each with a description of who it names. Empty: the kind
-    /// signs nothing (static).
-    fn attestation_requests(&self, _image: &ImageReference) -> Vec<(String, attestations::SignerRequest)> {
-        Vec::new()
+    /// signs nothing (static). `Err`: the signers could not be named (a `key.kms` the host
+    /// could not resolve).
+    fn attestation_requests(
+        &self,
+        _image: &ImageReference,
+        _host: &mut dyn HostCalls,
+    ) -> Result<Vec<(String, attestations::SignerRequest)>, String> {
+        Ok(Vec::new())
     }
 }
 
@@ -74,7 +79,7 @@ impl Authority {
                 attestations: None,
             });
         }
-        let requests = self.check.attestation_requests(image);
+        let requests = self.check.attestation_requests(image, host)?;
         attestations::verify(&self.attestations, &requests, image, host).map(|vouched| Verified {
             digest: Some(vouched.digest),
             attestations: Some(vouched.attestations),

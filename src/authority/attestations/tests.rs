@@ -302,3 +302,38 @@ spec:
     assert_eq!(response["accepted"], true, "{response}");
     assert_eq!(host.calls.len(), 2, "{:?}", host.calls);
 }
+
+#[test]
+fn a_kms_key_signs_attestations_with_the_key_the_host_resolves() {
+    use crate::host::CIP_KMS_PUBLIC_KEY;
+    const URI: &str = "hashivault://cosign";
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["key"] = json!({"kms": URI});
+    assert_eq!(check_settings(&s), Ok(()));
+    let answer = json!({
+        "digest": DIGEST,
+        "statements": [{"id": format!("sha256:{:064}", 0), "predicateType": "https://spdx.dev/Document",
+                        "statement": spdx("SPDXRef-DOCUMENT")}],
+    });
+    let mut host = MockHost::new(move |capability, payload| {
+        if capability == CIP_KMS_PUBLIC_KEY {
+            assert_eq!(payload, &json!({"uri": URI}));
+            return Ok(json!({"pem": P256_PEM}).to_string().into_bytes());
+        }
+        assert_eq!(capability, CIP_VERIFY_ATTESTATIONS, "{payload}");
+        assert_eq!(payload["v2_verify"]["pub_keys"], json!([P256_PEM]), "the resolved key is the signer");
+        Ok(answer.to_string().into_bytes())
+    });
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(host.calls.len(), 2, "{:?}", host.calls);
+
+    // A stock host cannot resolve the key: the authority fails naming what is missing.
+    let mut stock = MockHost::new(|_, _| Err("unknown binding: cluster-image-policy".to_owned()));
+    let response = run(&pod("default", &[IMAGE]), &s, &mut stock);
+    assert_eq!(response["accepted"], false, "{response}");
+    assert!(
+        response["message"].as_str().unwrap_or_default().contains("cip kms resolve"),
+        "{response}"
+    );
+}

@@ -301,4 +301,22 @@ spec:
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert_eq!(response["accepted"], true, "{response}");
     assert_eq!(host.calls.len(), 2, "{:?}", host.calls);
+
+    // The CIP-level policy really reads the attestations: another issuer there is a conflict.
+    let strict = settings(
+        &[cip.replace(
+            "issuer: \"https://accounts.example.com\"}]",
+            "issuer: \"https://other.example\"}]",
+        )],
+        json!({}),
+    );
+    assert_ne!(strict, s);
+    let response = run(&pod("default", &[IMAGE]), &strict, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.policy (cue): authorityMatches.ci.attestations.sbom")
+            && message.contains("conflicting values"),
+        "{message}"
+    );
 }

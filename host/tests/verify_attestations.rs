@@ -265,8 +265,10 @@ async fn an_oversized_attestation_is_refused_by_its_cap() {
         None,
     )
     .expect("attested");
-    let mut limits = DownloadLimits::default();
-    limits.max_layer_bytes = 16 * 1024;
+    let limits = DownloadLimits {
+        max_layer_bytes: 16 * 1024,
+        ..DownloadLimits::default()
+    };
     let verifier = Verifier::new(cip::verify::VerifierConfig {
         limits,
         ..config(&[&world.host], Some(world.trust()))

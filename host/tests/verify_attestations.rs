@@ -82,6 +82,13 @@ fn edited(layer: &CosignLayer, edit: impl FnOnce(&mut Value)) -> CosignLayer {
     }
 }
 
+/// Pushes `forged` as the only attestation; the key request must fail saying `problem`.
+async fn refused_with(world: &World, key: &KeyPair, forged: CosignLayer, problem: &str) {
+    replace(world, &[forged]);
+    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), key)).await;
+    assert!(reason.contains(problem), "{reason}");
+}
+
 fn replace(world: &World, layers: &[CosignLayer]) {
     testkit::push_attestation_layers(&world.host, &world.repo, &world.digest, layers).expect("pushed");
 }
@@ -229,9 +236,7 @@ async fn another_payload_type_or_a_non_statement_is_refused() {
         ),
         (not_statement, "attestation payload is not an in-toto statement"),
     ] {
-        replace(&world, &[forged]);
-        let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
-        assert!(reason.contains(problem), "{reason}");
+        refused_with(&world, &key, forged, problem).await;
     }
 }
 
@@ -364,9 +369,7 @@ async fn a_rekor_bundle_must_be_the_intoto_entry_of_this_envelope() {
             "Rekor bundle describes another attestation: its public key does not verify this envelope's signature",
         ),
     ] {
-        replace(&world, &[forged]);
-        let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
-        assert!(reason.contains(problem), "{reason}");
+        refused_with(&world, &key, forged, problem).await;
     }
 }
 

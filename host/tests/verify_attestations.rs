@@ -82,6 +82,13 @@ fn edited(layer: &CosignLayer, edit: impl FnOnce(&mut Value)) -> CosignLayer {
     }
 }
 
+/// Pushes `forged` as the only attestation; the key request must fail saying `problem`.
+async fn refused_with(world: &World, key: &KeyPair, forged: CosignLayer, problem: &str) {
+    replace(world, &[forged]);
+    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), key)).await;
+    assert!(reason.contains(problem), "{reason}");
+}
+
 fn replace(world: &World, layers: &[CosignLayer]) {
     testkit::push_attestation_layers(&world.host, &world.repo, &world.digest, layers).expect("pushed");
 }
@@ -229,9 +236,7 @@ async fn another_payload_type_or_a_non_statement_is_refused() {
         ),
         (not_statement, "attestation payload is not an in-toto statement"),
     ] {
-        replace(&world, &[forged]);
-        let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
-        assert!(reason.contains(problem), "{reason}");
+        refused_with(&world, &key, forged, problem).await;
     }
 }
 
@@ -265,8 +270,10 @@ async fn an_oversized_attestation_is_refused_by_its_cap() {
         None,
     )
     .expect("attested");
-    let mut limits = DownloadLimits::default();
-    limits.max_layer_bytes = 16 * 1024;
+    let limits = DownloadLimits {
+        max_layer_bytes: 16 * 1024,
+        ..DownloadLimits::default()
+    };
     let verifier = Verifier::new(cip::verify::VerifierConfig {
         limits,
         ..config(&[&world.host], Some(world.trust()))
@@ -362,9 +369,7 @@ async fn a_rekor_bundle_must_be_the_intoto_entry_of_this_envelope() {
             "Rekor bundle describes another attestation: its public key does not verify this envelope's signature",
         ),
     ] {
-        replace(&world, &[forged]);
-        let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
-        assert!(reason.contains(problem), "{reason}");
+        refused_with(&world, &key, forged, problem).await;
     }
 }
 
@@ -440,4 +445,63 @@ async fn annotations_are_refused_in_attestation_requests() {
         reason.starts_with("annotations constrain signature payloads"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn certificate_and_github_actions_authorities_verify_attestations() {
+    let world = World::new();
+    let workflow = LeafRequest::new(
+        SignerIdentity::Uri("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main".into()),
+        "https://token.actions.githubusercontent.com",
+    )
+    .with_github_workflow(testkit::GithubWorkflow {
+        trigger: "push".into(),
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        name: "release".into(),
+        repository: "acme/app".into(),
+        git_ref: "refs/heads/main".into(),
+    });
+    let leaf = world.fulcio.issue(&workflow).expect("leaf");
+    let statement = testkit::in_toto_statement(&world.host, &world.repo, &world.digest, SPDX_PREDICATE_TYPE, &sbom());
+    let layer = testkit::certificate_attestation_layer(&statement, &leaf, &world.fulcio.chain_pem(), &world.rekor)
+        .expect("layer");
+    replace(&world, std::slice::from_ref(&layer));
+    let github = |owner: &str| {
+        AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+            image: world.tag_ref(),
+            owner: owner.to_owned(),
+            repo: Some("app".to_owned()),
+            annotations: None,
+        })
+    };
+    verified(&world.verifier(), github("acme")).await;
+    let reason = failure(&world.verifier(), github("evil")).await;
+    assert!(
+        reason.starts_with("no keyless attestation by GitHub Actions of evil/app"),
+        "{reason}"
+    );
+
+    let certificate = |pem: &str, require_rekor_bundle: bool| {
+        AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreCertificateVerify {
+            image: world.tag_ref(),
+            certificate: pem.as_bytes().to_vec(),
+            certificate_chain: None,
+            require_rekor_bundle,
+            annotations: None,
+        })
+    };
+    verified(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
+    // Another certificate of the same CA did not sign this envelope.
+    let other = world.fulcio.issue(&workflow).expect("leaf");
+    let reason = failure(&world.verifier(), certificate(&other.cert_pem, true)).await;
+    assert!(
+        reason.starts_with("no attestation verified by the given certificate with a valid Rekor bundle"),
+        "{reason}"
+    );
+    // Without its Rekor bundle, a certificate that requires one is not satisfied.
+    let mut unlogged = layer.clone();
+    unlogged.annotations.remove(testkit::BUNDLE_ANNOTATION);
+    replace(&world, &[unlogged]);
+    failure(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
+    verified(&world.verifier(), certificate(&leaf.cert_pem, false)).await;
 }

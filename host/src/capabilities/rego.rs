@@ -80,17 +80,30 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
     })
 }
 
-/// Compiles every Rego `spec.policy` of `settings` as the capability would run it, so that
-/// `cip` refuses settings whose Rego does not compile when it loads them (the module cannot
-/// compile Rego itself). The error names the field.
+/// Compiles every Rego policy of `settings` (`spec.policy` and the attestations' `policy`) as
+/// the capability would run it, so that `cip` refuses settings whose Rego does not compile when
+/// it loads them (the module cannot compile Rego itself). The error names the field.
 pub fn check_settings(settings: &Value) -> Result<(), String> {
-    let policies = settings.get("policies").and_then(Value::as_array).into_iter().flatten();
-    for (index, policy) in policies.enumerate() {
-        let block = &policy["spec"]["policy"];
-        if block["type"] == "rego"
-            && let Some(text) = block["data"].as_str()
-        {
-            engine(text).map_err(|reason| format!("policies[{index}].spec.policy.data: {reason}"))?;
+    let list = |value: &Value| value.as_array().cloned().unwrap_or_default();
+    for (index, policy) in list(&settings["policies"]).iter().enumerate() {
+        let mut blocks = vec![(
+            format!("policies[{index}].spec.policy"),
+            policy["spec"]["policy"].clone(),
+        )];
+        for (a, authority) in list(&policy["spec"]["authorities"]).iter().enumerate() {
+            for (t, attestation) in list(&authority["attestations"]).iter().enumerate() {
+                blocks.push((
+                    format!("policies[{index}].spec.authorities[{a}].attestations[{t}].policy"),
+                    attestation["policy"].clone(),
+                ));
+            }
+        }
+        for (path, block) in blocks {
+            if block["type"] == "rego"
+                && let Some(text) = block["data"].as_str()
+            {
+                engine(text).map_err(|reason| format!("{path}.data: {reason}"))?;
+            }
         }
     }
     Ok(())
@@ -228,6 +241,23 @@ isCompliant[response] {
         let broken = "package sigstore\nisCompliant { input.x == }\n";
         let error = evaluate(broken, &json!({})).unwrap_err();
         assert!(error.starts_with("the Rego policy does not compile"), "{error}");
+    }
+
+    #[test]
+    fn attestation_rego_policies_are_compiled_with_the_settings() {
+        let settings = |data: &str| {
+            json!({"policies": [{"spec": {"authorities": [{"key": {}, "attestations": [
+                {"name": "sbom", "predicateType": "spdx", "policy": {"type": "rego", "data": data}}
+            ]}]}}]})
+        };
+        assert_eq!(check_settings(&settings(MULTI_SIG)), Ok(()));
+        let error = check_settings(&settings("package sigstore\nisCompliant { input.x == }\n")).unwrap_err();
+        assert!(
+            error.starts_with(
+                "policies[0].spec.authorities[0].attestations[0].policy.data: the Rego policy does not compile"
+            ),
+            "{error}"
+        );
     }
 
     #[test]

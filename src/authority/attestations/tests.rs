@@ -133,7 +133,9 @@ fn bad_entries_are_refused_naming_the_field() {
     );
     let mut s = article_settings();
     let authority = &mut s["policies"][0]["spec"]["authorities"][0];
-    authority.as_object_mut().map(|a| a.remove("key"));
+    if let Some(a) = authority.as_object_mut() {
+        a.remove("key");
+    }
     authority["static"] = json!({"action": "pass"});
     let error = check_settings(&s).unwrap_err();
     assert!(
@@ -190,9 +192,9 @@ fn one_satisfying_statement_among_several_is_enough() {
 #[test]
 fn every_listed_attestation_is_required() {
     let mut s = article_settings();
-    s["policies"][0]["spec"]["authorities"][0]["attestations"]
-        .as_array_mut()
-        .map(|a| a.push(json!({"name": "provenance", "predicateType": "slsaprovenance1"})));
+    if let Some(list) = s["policies"][0]["spec"]["authorities"][0]["attestations"].as_array_mut() {
+        list.push(json!({"name": "provenance", "predicateType": "slsaprovenance1"}));
+    }
     let mut host = host_with(vec![spdx("SPDXRef-DOCUMENT")]);
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert_eq!(response["accepted"], false, "{response}");
@@ -301,6 +303,24 @@ spec:
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert_eq!(response["accepted"], true, "{response}");
     assert_eq!(host.calls.len(), 2, "{:?}", host.calls);
+
+    // The CIP-level policy really reads the attestations: another issuer there is a conflict.
+    let strict = settings(
+        &[cip.replace(
+            "issuer: \"https://accounts.example.com\"}]",
+            "issuer: \"https://other.example\"}]",
+        )],
+        json!({}),
+    );
+    assert_ne!(strict, s);
+    let response = run(&pod("default", &[IMAGE]), &strict, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.policy (cue): authorityMatches.ci.attestations.sbom")
+            && message.contains("conflicting values"),
+        "{message}"
+    );
 }
 
 #[test]

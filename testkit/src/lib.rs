@@ -12,8 +12,11 @@
 //! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA, Ed25519),
 //!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
 //!   `sign_*` appends a layer and keeps earlier ones; signers of one image share one payload blob.
-//! * cosign v3's bundle format: [`sign_keyless_bundle`] attaches a sigstore bundle v0.3 as an OCI
-//!   referrer (listed in the referrers tag schema index, as distribution v2.8 lacks the API).
+//! * cosign v3's bundle format: [`key_bundle`] / [`keyless_bundle`] build a sigstore bundle v0.3
+//!   (DSSE over cosign's sign statement, Rekor `dsse` entry with SET and inclusion proof), with
+//!   forgeries on [`SigstoreBundle`]; [`attach_bundle`] attaches one as an OCI referrer (listed in
+//!   the referrers tag schema index, as distribution v2.8 lacks the API); [`sign_with_key_bundle`]
+//!   and [`sign_keyless_bundle`] do both.
 //! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a [`CosignLayer`]
 //!   without pushing; [`CosignLayer::with_corrupted_signature`], [`CosignLayer::with_tampered_payload`],
 //!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
@@ -50,6 +53,7 @@
 //! # }
 //! ```
 
+mod bundle;
 mod fulcio;
 mod http;
 mod image;
@@ -65,6 +69,10 @@ mod signature;
 mod slow;
 mod trust;
 
+pub use bundle::{
+    BundleOptions, COSIGN_SIGN_PREDICATE, SigstoreBundle, attach_bundle, key_bundle, key_dsse_bundle, keyless_bundle,
+    sign_with_key_bundle,
+};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,

@@ -6,7 +6,7 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 
 use super::{Check, check_annotations};
 use crate::crypto::check_public_key;
-use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::reference::ImageReference;
 use crate::settings::raw::RawKey;
 
@@ -15,11 +15,16 @@ use crate::settings::raw::RawKey;
 pub struct KeyAuthority {
     pem: String,
     annotations: Option<BTreeMap<String, String>>,
+    format: SignatureFormat,
 }
 
 impl KeyAuthority {
     /// Parses the `key` block.
-    pub fn parse(raw: RawKey, annotations: Option<BTreeMap<String, String>>) -> Result<Self, (String, String)> {
+    pub fn parse(
+        raw: RawKey,
+        annotations: Option<BTreeMap<String, String>>,
+        format: SignatureFormat,
+    ) -> Result<Self, (String, String)> {
         if raw.secret_ref.is_some() {
             return Err((
                 "key.secretRef".into(),
@@ -66,7 +71,11 @@ impl KeyAuthority {
                 "key.data is not PEM: paste the content of cosign.pub, BEGIN/END lines included".into(),
             ));
         }
-        Ok(Self { pem, annotations })
+        Ok(Self {
+            pem,
+            annotations,
+            format,
+        })
     }
 }
 
@@ -77,8 +86,8 @@ impl Check for KeyAuthority {
             pub_keys: vec![self.pem.clone()],
             annotations: self.annotations.clone(),
         };
-        verify(host, KUBEWARDEN_VERIFY_V2, &request)
-            .map(Some)
+        verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
+            .map(|verified| Some(verified.digest))
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
 

@@ -193,7 +193,9 @@ mod settings_validation {
         s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("sideways");
         let err = check_settings(&s).unwrap_err();
         assert!(
-            err.starts_with("policies[0].spec.authorities[0].signatureFormat: unknown signatureFormat `sideways`: give legacy"),
+            err.starts_with(
+                "policies[0].spec.authorities[0].signatureFormat: unknown signatureFormat `sideways`: give legacy"
+            ),
             "{err}"
         );
         let mut s = base;

@@ -16,7 +16,10 @@ fn allowed(run: &common::CipRun) -> bool {
 }
 
 fn message(run: &common::CipRun) -> String {
-    run.response["status"]["message"].as_str().unwrap_or_default().to_owned()
+    run.response["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -41,7 +44,10 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
     testkit::attach_bundle(&host, "app", &moved, &bundle)?;
 
     let key_policy = settings(
-        &[on_registry(&with_keys(&article("signed-images-policy"), &[key.public_key_pem()]), &host)],
+        &[on_registry(
+            &with_keys(&article("signed-images-policy"), &[key.public_key_pem()]),
+            &host,
+        )],
         json!({}),
     );
     let keyless_policy = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
@@ -54,14 +60,22 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
 
     let refused = run(&format!("{host}/app:moved"), &key_policy);
     assert!(!allowed(&refused), "{}", refused.stdout);
-    assert!(message(&refused).contains(&format!("not {moved}")), "{}", message(&refused));
+    assert!(
+        message(&refused).contains(&format!("not {moved}")),
+        "{}",
+        message(&refused)
+    );
 
     // signatureFormat: legacy reads the .sig tag only, so the bundle-signed image is refused.
     let mut legacy = key_policy.clone();
     legacy["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("legacy");
     let refused = run(&format!("{host}/app:keyed"), &legacy);
     assert!(!allowed(&refused), "{}", refused.stdout);
-    assert!(message(&refused).contains("no signatures found"), "{}", message(&refused));
+    assert!(
+        message(&refused).contains("no signatures found"),
+        "{}",
+        message(&refused)
+    );
     // signatureFormat: bundle reads the referrers only.
     let mut bundle_only = key_policy.clone();
     bundle_only["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");

@@ -61,7 +61,10 @@ async fn key_bundle_verifies_from_the_referrers_tag_schema_in_bundle_and_default
     let verifier = world.verifier();
     let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
 
-    assert_eq!(passes(&verifier, request(), SignatureFormat::Bundle).await, world.digest);
+    assert_eq!(
+        passes(&verifier, request(), SignatureFormat::Bundle).await,
+        world.digest
+    );
     assert_eq!(passes(&verifier, request(), SignatureFormat::Any).await, world.digest);
     let legacy = fails(&verifier, request(), SignatureFormat::Legacy).await;
     assert!(legacy.contains("no signatures found"), "{legacy}");
@@ -91,7 +94,12 @@ async fn key_bundles_of_every_key_type_and_without_a_log_entry_verify() {
     let mut pems: Vec<&str> = keys.iter().map(|k| k.public_key_pem()).collect();
     pems.push(offline.public_key_pem());
 
-    let digest = passes(&verifier, pub_key_request(&world.tag_ref(), &pems, None), SignatureFormat::Bundle).await;
+    let digest = passes(
+        &verifier,
+        pub_key_request(&world.tag_ref(), &pems, None),
+        SignatureFormat::Bundle,
+    )
+    .await;
 
     assert_eq!(digest, world.digest);
 }
@@ -101,8 +109,14 @@ async fn keyless_bundle_verifies_with_its_identity_and_sct() {
     let world = World::new();
     attach(
         &world,
-        &testkit::keyless_bundle(&world.digest, &world.fulcio, &world.rekor, &email(), &Default::default())
-            .expect("bundle"),
+        &testkit::keyless_bundle(
+            &world.digest,
+            &world.fulcio,
+            &world.rekor,
+            &email(),
+            &Default::default(),
+        )
+        .expect("bundle"),
     );
     let verifier = world.verifier();
 
@@ -157,8 +171,14 @@ async fn default_format_reads_the_legacy_tag_then_the_referrers() {
     let world = World::new();
     let legacy_key = KeyPair::ecdsa_p256().expect("key");
     let bundle_key = KeyPair::ecdsa_p256().expect("key");
-    testkit::sign_with_key(&world.host, &world.repo, &world.digest, &legacy_key, &Default::default())
-        .expect("signed");
+    testkit::sign_with_key(
+        &world.host,
+        &world.repo,
+        &world.digest,
+        &legacy_key,
+        &Default::default(),
+    )
+    .expect("signed");
     attach(&world, &key_bundle(&world, &bundle_key));
     let verifier = world.verifier();
 
@@ -197,7 +217,13 @@ async fn a_bundle_for_another_digest_is_refused() {
     let key = KeyPair::ecdsa_p256().expect("key");
     let other = testkit::push_image(&world.host, &world.repo, "v2", "app-v2").expect("pushed");
     let forged = testkit::key_bundle(&other, &key, Some(&world.rekor), &Default::default()).expect("bundle");
-    refused_with_key(&world, &key, &forged, &format!("it signs {other}, not {}", world.digest)).await;
+    refused_with_key(
+        &world,
+        &key,
+        &forged,
+        &format!("it signs {other}, not {}", world.digest),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -205,8 +231,15 @@ async fn a_bundle_replayed_from_another_image_is_refused() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
     let elsewhere = testkit::push_image(&world.host, "team/other", "v1", "other-v1").expect("pushed");
-    testkit::sign_with_key_bundle(&world.host, "team/other", &elsewhere, &key, Some(&world.rekor), &Default::default())
-        .expect("signed");
+    testkit::sign_with_key_bundle(
+        &world.host,
+        "team/other",
+        &elsewhere,
+        &key,
+        Some(&world.rekor),
+        &Default::default(),
+    )
+    .expect("signed");
     let verifier = world.verifier();
     passes(
         &verifier,
@@ -263,7 +296,13 @@ async fn a_log_entry_for_another_artifact_is_refused() {
     let other = testkit::push_image(&world.host, &world.repo, "v2", "app-v2").expect("pushed");
     let foreign = testkit::key_bundle(&other, &key, Some(&world.rekor), &Default::default()).expect("bundle");
     let forged = key_bundle(&world, &key).with_tlog_entry_of(&foreign).expect("forged");
-    refused_with_key(&world, &key, &forged, "its payload hash is not the SHA-256 of this payload").await;
+    refused_with_key(
+        &world,
+        &key,
+        &forged,
+        "its payload hash is not the SHA-256 of this payload",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -278,7 +317,9 @@ async fn a_tampered_signed_entry_timestamp_is_refused() {
 async fn a_tampered_or_missing_inclusion_proof_is_refused() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
-    let tampered = key_bundle(&world, &key).with_tampered_inclusion_proof().expect("forged");
+    let tampered = key_bundle(&world, &key)
+        .with_tampered_inclusion_proof()
+        .expect("forged");
     refused_with_key(&world, &key, &tampered, "inclusion proof does not verify").await;
 
     let world = World::new();
@@ -298,15 +339,29 @@ async fn a_log_entry_from_an_untrusted_log_is_refused() {
 #[tokio::test]
 async fn a_keyless_bundle_with_another_certificate_is_refused() {
     let world = World::new();
-    let genuine =
-        testkit::keyless_bundle(&world.digest, &world.fulcio, &world.rekor, &email(), &Default::default())
-            .expect("bundle");
-    let other = testkit::keyless_bundle(&world.digest, &world.fulcio, &world.rekor, &email(), &Default::default())
-        .expect("bundle");
+    let genuine = testkit::keyless_bundle(
+        &world.digest,
+        &world.fulcio,
+        &world.rekor,
+        &email(),
+        &Default::default(),
+    )
+    .expect("bundle");
+    let other = testkit::keyless_bundle(
+        &world.digest,
+        &world.fulcio,
+        &world.rekor,
+        &email(),
+        &Default::default(),
+    )
+    .expect("bundle");
     // Another leaf of the same identity, with its own genuine log entry: neither binds.
     attach(&world, &genuine.with_verification_material_of(&other).expect("forged"));
     let reason = fails(&world.verifier(), keyless(&world.tag_ref()), SignatureFormat::Bundle).await;
-    assert!(reason.contains("describes another signature") || reason.contains("another signature"), "{reason}");
+    assert!(
+        reason.contains("describes another signature") || reason.contains("another signature"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

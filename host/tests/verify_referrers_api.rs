@@ -45,7 +45,10 @@ async fn serve(State(content): State<Shared>, uri: Uri) -> Response {
     let found = if path == "/v2/" {
         Some((String::from("application/json"), b"{}".to_vec()))
     } else if let Some(subject) = path.strip_prefix("/v2/team/app/referrers/") {
-        content.referrers.get(subject).map(|body| (INDEX.to_string(), body.clone()))
+        content
+            .referrers
+            .get(subject)
+            .map(|body| (INDEX.to_string(), body.clone()))
     } else {
         let wanted = path
             .strip_prefix("/v2/team/app/manifests/")
@@ -56,7 +59,10 @@ async fn serve(State(content): State<Shared>, uri: Uri) -> Response {
         Some((media_type, body)) => {
             let mut headers = HeaderMap::new();
             headers.insert("content-type", HeaderValue::from_str(&media_type).expect("header"));
-            headers.insert("docker-content-digest", HeaderValue::from_str(&digest(&body)).expect("header"));
+            headers.insert(
+                "docker-content-digest",
+                HeaderValue::from_str(&digest(&body)).expect("header"),
+            );
             (StatusCode::OK, headers, Bytes::from(body)).into_response()
         }
         None => (
@@ -98,9 +104,11 @@ async fn bundles_listed_by_the_referrers_api_verify_without_the_tag_schema() {
     {
         let mut c = content.lock().expect("lock");
         c.objects.insert(image_digest.clone(), (MANIFEST.into(), image.clone()));
-        c.objects.insert(digest(&config_blob), ("application/json".into(), config_blob.clone()));
+        c.objects
+            .insert(digest(&config_blob), ("application/json".into(), config_blob.clone()));
         c.objects.insert(digest(&artifact), (MANIFEST.into(), artifact.clone()));
-        c.objects.insert(digest(&bundle.json), (BUNDLE.into(), bundle.json.clone()));
+        c.objects
+            .insert(digest(&bundle.json), (BUNDLE.into(), bundle.json.clone()));
         c.referrers.insert(image_digest.clone(), index);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -121,7 +129,9 @@ async fn bundles_listed_by_the_referrers_api_verify_without_the_tag_schema() {
     assert_eq!(answer.digest, image_digest);
     let asked = content.lock().expect("lock").asked.clone();
     assert!(
-        asked.iter().any(|p| p.starts_with(&format!("/v2/team/app/referrers/{image_digest}"))),
+        asked
+            .iter()
+            .any(|p| p.starts_with(&format!("/v2/team/app/referrers/{image_digest}"))),
         "{asked:?}"
     );
     assert!(

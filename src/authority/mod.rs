@@ -127,14 +127,18 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
     if let Some(c) = raw.certificate {
         kinds.push((
             "certificate",
-            Box::new(certificate::CertificateAuthority::parse(c, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?),
+            Box::new(
+                certificate::CertificateAuthority::parse(c, annotations.clone(), format)
+                    .map_err(|(f, m)| err(&f, m))?,
+            ),
         ));
     }
     if let Some(g) = raw.github_actions {
         kinds.push((
             "githubActions",
             Box::new(
-                github_actions::GithubActionsAuthority::parse(g, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?,
+                github_actions::GithubActionsAuthority::parse(g, annotations.clone(), format)
+                    .map_err(|(f, m)| err(&f, m))?,
             ),
         ));
     }

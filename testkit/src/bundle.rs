@@ -197,7 +197,9 @@ fn dsse_bundle_over(
     let tlog_entries = match rekor.filter(|_| !options.no_tlog) {
         Some(rekor) => {
             let envelope_json = serde_json::to_vec(&envelope)?;
-            let at = options.integrated_time.unwrap_or_else(|| chrono::Utc::now().timestamp());
+            let at = options
+                .integrated_time
+                .unwrap_or_else(|| chrono::Utc::now().timestamp());
             vec![rekor.dsse_log_entry(&envelope_json, &payload, &signature, verifier_pem, at)?]
         }
         None => Vec::new(),
@@ -352,7 +354,13 @@ mod tests {
         assert_ne!(bundle.with_corrupted_signature()?, bundle);
         assert_ne!(bundle.with_tampered_set()?, bundle);
         assert_ne!(bundle.with_tampered_inclusion_proof()?, bundle);
-        assert!(bundle.without_inclusion_proof()?.value()?.pointer("/verificationMaterial/tlogEntries/0/inclusionProof").is_none());
+        assert!(
+            bundle
+                .without_inclusion_proof()?
+                .value()?
+                .pointer("/verificationMaterial/tlogEntries/0/inclusionProof")
+                .is_none()
+        );
         Ok(())
     }
 }

@@ -129,7 +129,10 @@ impl TestRekor {
         // RFC 6962: a two-leaf tree, an earlier entry then this one (index 1), so that the proof
         // has a hash and a non-zero index (protobuf JSON leaves zero and empty fields out, and
         // strict readers such as sigstore-python then refuse the proof).
-        let earlier = Sha256::new_with_prefix([0u8]).chain_update(b"testkit earlier entry").finalize().to_vec();
+        let earlier = Sha256::new_with_prefix([0u8])
+            .chain_update(b"testkit earlier entry")
+            .finalize()
+            .to_vec();
         let leaf = Sha256::new_with_prefix([0u8]).chain_update(&body).finalize().to_vec();
         let root_hash = Sha256::new_with_prefix([1u8])
             .chain_update(&earlier)

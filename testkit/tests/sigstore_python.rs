@@ -52,7 +52,8 @@ fn sigstore_python_verifies_testkit_keyless_bundles_and_refuses_their_forgeries(
     let root = testkit::trusted_root_json(&fulcio, &rekor);
     let digest = format!("sha256:{}", "5a".repeat(32));
     let request = LeafRequest::new(SignerIdentity::Email(EMAIL.into()), ISSUER);
-    let bundle = testkit::keyless_bundle(&digest, &fulcio, &rekor, &request, &BundleOptions::default()).expect("bundle");
+    let bundle =
+        testkit::keyless_bundle(&digest, &fulcio, &rekor, &request, &BundleOptions::default()).expect("bundle");
 
     let (ok, text) = sigstore_python(&root, &bundle, &digest);
     assert!(ok, "sigstore-python refused a genuine testkit bundle: {text}");
@@ -63,15 +64,22 @@ fn sigstore_python_verifies_testkit_keyless_bundles_and_refuses_their_forgeries(
     assert!(!ok, "a bundle for another digest passed: {text}");
 
     for (what, forged) in [
-        ("corrupted signature", bundle.with_corrupted_signature().expect("forged")),
+        (
+            "corrupted signature",
+            bundle.with_corrupted_signature().expect("forged"),
+        ),
         ("tampered SET", bundle.with_tampered_set().expect("forged")),
-        ("tampered inclusion proof", bundle.with_tampered_inclusion_proof().expect("forged")),
+        (
+            "tampered inclusion proof",
+            bundle.with_tampered_inclusion_proof().expect("forged"),
+        ),
     ] {
         let (ok, text) = sigstore_python(&root, &forged, &digest);
         assert!(!ok, "sigstore-python accepted a bundle with a {what}: {text}");
     }
     let rogue = TestRekor::new().expect("rekor");
-    let foreign = testkit::keyless_bundle(&digest, &fulcio, &rogue, &request, &BundleOptions::default()).expect("bundle");
+    let foreign =
+        testkit::keyless_bundle(&digest, &fulcio, &rogue, &request, &BundleOptions::default()).expect("bundle");
     let (ok, text) = sigstore_python(&root, &foreign, &digest);
     assert!(!ok, "a bundle logged in an untrusted log passed: {text}");
 }

@@ -96,7 +96,10 @@ fn verify_in(
 ) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
     let verifier = call.verifier(name).map_err(|e| (e, None))?;
     let outcome = call
-        .run(name, async move { Ok(verifier.verify_expiring_in(request, format).await) })
+        .run(
+            name,
+            async move { Ok(verifier.verify_expiring_in(request, format).await) },
+        )
         .map_err(|e| (e, None))?;
     match outcome.value {
         Ok(response) => Ok((answer(name, &response).map_err(|e| (e, None))?, outcome.expires)),

@@ -223,7 +223,10 @@ impl RegistryClient {
         let mut artifacts = Vec::new();
         let mut unreadable = Vec::new();
         for referrer in wanted {
-            match self.referrer_artifact(reference, digest, &referrer, artifact_type, limits).await {
+            match self
+                .referrer_artifact(reference, digest, &referrer, artifact_type, limits)
+                .await
+            {
                 Ok(Ok((descriptor, data))) => artifacts.push((referrer, descriptor, data)),
                 Ok(Err(reason)) => unreadable.push((referrer, reason)),
                 Err(e) => return Err(e),
@@ -246,7 +249,12 @@ impl RegistryClient {
         artifact_type: &str,
         limits: &DownloadLimits,
     ) -> Result<Result<(OciDescriptor, Vec<u8>), String>, BoundedError> {
-        let artifact = format!("{}/{}@{}", reference.registry(), reference.repository(), referrer.digest);
+        let artifact = format!(
+            "{}/{}@{}",
+            reference.registry(),
+            reference.repository(),
+            referrer.digest
+        );
         let artifact_ref = match Self::parse_reference(&artifact) {
             Ok(r) => r,
             Err(e) => return Ok(Err(e.to_string())),
@@ -270,7 +278,12 @@ impl RegistryClient {
         }
         let manifest: OciImageManifest = match serde_json::from_slice(&body) {
             Ok(m) => m,
-            Err(e) => return Ok(Err(format!("referrer {} is not an image manifest: {e}", referrer.digest))),
+            Err(e) => {
+                return Ok(Err(format!(
+                    "referrer {} is not an image manifest: {e}",
+                    referrer.digest
+                )));
+            }
         };
         if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest) {
             return Ok(Err(format!("referrer {} has another subject", referrer.digest)));

@@ -204,7 +204,11 @@ pub fn verify(bundle_json: &[u8], trust: Option<&TrustRoot>) -> Result<VerifiedB
                 trust,
             );
         }
-        None => return Err(malformed("its verificationMaterial names no key nor certificate".to_string())),
+        None => {
+            return Err(malformed(
+                "its verificationMaterial names no key nor certificate".to_string(),
+            ));
+        }
     };
     finish(
         bundle.media_type,
@@ -295,7 +299,9 @@ fn certificate_signer(
         identity
             .verification_key
             .verify_signature(Signature::Raw(signature), signed)
-            .map_err(|_| "signature does not verify with the signing certificate's key over the DSSE envelope".to_string())?;
+            .map_err(|_| {
+                "signature does not verify with the signing certificate's key over the DSSE envelope".to_string()
+            })?;
         Ok::<_, String>((identity, sct::verify_embedded(&chained.leaf, &chained.issuer, trust)))
     })();
     match checked {
@@ -426,8 +432,7 @@ struct DsseSignatureDoc {
 /// through the payload hash and the signature over the PAE.
 fn bind_dsse_entry(body: &[u8], evidence: &Evidence<'_>) -> Result<Vec<u8>, String> {
     let mismatch = |what: &str| format!("it describes another signature: {what}");
-    let entry: DsseEntryDoc =
-        serde_json::from_slice(body).map_err(|e| format!("its body is not a dsse entry: {e}"))?;
+    let entry: DsseEntryDoc = serde_json::from_slice(body).map_err(|e| format!("its body is not a dsse entry: {e}"))?;
     if entry.kind != "dsse" || entry.api_version != "0.0.1" {
         return Err(format!(
             "its body is a {} {} entry, not a dsse 0.0.1 entry",
@@ -435,7 +440,8 @@ fn bind_dsse_entry(body: &[u8], evidence: &Evidence<'_>) -> Result<Vec<u8>, Stri
         ));
     }
     let payload_hash = hex::encode(Sha256::digest(evidence.payload));
-    if entry.spec.payload_hash.algorithm != "sha256" || !entry.spec.payload_hash.value.eq_ignore_ascii_case(&payload_hash)
+    if entry.spec.payload_hash.algorithm != "sha256"
+        || !entry.spec.payload_hash.value.eq_ignore_ascii_case(&payload_hash)
     {
         return Err(mismatch("its payload hash is not the SHA-256 of this payload"));
     }
@@ -536,7 +542,10 @@ mod tests {
 
     #[test]
     fn pae_follows_the_dsse_spec() {
-        assert_eq!(pae(IN_TOTO_PAYLOAD_TYPE, b"{}"), b"DSSEv1 28 application/vnd.in-toto+json 2 {}");
+        assert_eq!(
+            pae(IN_TOTO_PAYLOAD_TYPE, b"{}"),
+            b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
+        );
     }
 
     #[test]

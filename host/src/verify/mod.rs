@@ -246,13 +246,9 @@ impl Verifier {
         let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
         let Expiring { value, expires } = self
             .results
-            .get_or_compute(
-                key,
-                Box::pin(self.verify_uncached(request, format)),
-                |outcome| {
-                    if outcome.is_ok() { success_ttl } else { failure_ttl }
-                },
-            )
+            .get_or_compute(key, Box::pin(self.verify_uncached(request, format)), |outcome| {
+                if outcome.is_ok() { success_ttl } else { failure_ttl }
+            })
             .await;
         Expiring {
             value: value.map(|digest| VerificationResponse {
@@ -291,7 +287,11 @@ impl Verifier {
         Ok(self.registry.oci_manifest_config(image).await?)
     }
 
-    async fn verify_uncached(&self, request: VerificationRequest, format: SignatureFormat) -> Result<String, VerifyError> {
+    async fn verify_uncached(
+        &self,
+        request: VerificationRequest,
+        format: SignatureFormat,
+    ) -> Result<String, VerifyError> {
         let plan = Plan::from_request(&request)?;
         self.check_trust(plan.trust, plan.require_sct)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
@@ -364,7 +364,11 @@ impl Verifier {
         digest: &str,
         format: SignatureFormat,
     ) -> Result<Arc<SignatureSet>, VerifyError> {
-        let key = format!("{format:?} {}/{}@{digest}", reference.registry(), reference.repository());
+        let key = format!(
+            "{format:?} {}/{}@{digest}",
+            reference.registry(),
+            reference.repository()
+        );
         self.signatures
             .get_or_compute(
                 key,

@@ -209,7 +209,9 @@ pub(super) fn verify_promise(
     trust: &TrustRoot,
 ) -> Result<Vec<u8>, String> {
     let Some(log) = trust.rekor_logs().get(log_id) else {
-        return Err(format!("its Rekor entry names log {log_id}, which is not in the trust root"));
+        return Err(format!(
+            "its Rekor entry names log {log_id}, which is not in the trust root"
+        ));
     };
     let key = CosignVerificationKey::try_from_der(&log.der)
         .map_err(|e| format!("Rekor key of the trust root is unusable: {e}"))?;

@@ -87,7 +87,7 @@ pub enum Signer {
         der: Vec<u8>,
         /// The identity, when the certificate chained to the trust root at the integration
         /// time and its key verified the signature.
-        trusted: Option<CertificateSignature>,
+        trusted: Option<Box<CertificateSignature>>,
         /// The outcome of its SCT check (an `Err` also when it is not trusted).
         sct: Result<(), String>,
         /// Why it is not trusted.
@@ -139,7 +139,7 @@ impl VerifiedBundle {
     /// The trusted certificate identity, if any.
     pub fn certificate_signature(&self) -> Option<&CertificateSignature> {
         match &self.signer {
-            Signer::Certificate { trusted, .. } => trusted.as_ref(),
+            Signer::Certificate { trusted, .. } => trusted.as_deref(),
             Signer::Key { .. } => None,
         }
     }
@@ -309,7 +309,7 @@ fn certificate_signer(
             let problem = sct.as_ref().err().cloned();
             Signer::Certificate {
                 der,
-                trusted: Some(identity),
+                trusted: Some(Box::new(identity)),
                 sct,
                 problem,
             }

@@ -208,7 +208,7 @@ fn bundle_layer(
         Signer::Key { .. } => (None, Err("the signature has no trusted certificate".to_string()), None),
         Signer::Certificate {
             trusted, sct, problem, ..
-        } => (trusted, sct, problem),
+        } => (trusted.map(|identity| *identity), sct, problem),
     };
     let layer = SignatureLayer {
         simple_signing: SimpleSigning {

@@ -415,3 +415,32 @@ async fn oversized_bundles_and_too_many_referrers_fail_naming_the_cap() {
     .await;
     assert!(reason.contains("--max-signature-layers"), "{reason}");
 }
+
+#[tokio::test]
+async fn keyless_regexp_requests_read_bundles_too() {
+    let world = World::new();
+    attach(
+        &world,
+        &testkit::keyless_bundle(
+            &world.digest,
+            &world.fulcio,
+            &world.rekor,
+            &email(),
+            &Default::default(),
+        )
+        .expect("bundle"),
+    );
+    let verifier = world.verifier();
+    let request = |subject_regexp: &str| {
+        VerificationRequest::KeylessRegexp(cip::verify::KeylessRegexpRequest {
+            image: world.tag_ref(),
+            issuer: Some(ISSUER.to_string()),
+            subject_regexp: Some(subject_regexp.to_string()),
+            ..Default::default()
+        })
+    };
+
+    passes(&verifier, request(r".*@example\.com"), SignatureFormat::Bundle).await;
+    let reason = fails(&verifier, request(r".*@example\.org"), SignatureFormat::Bundle).await;
+    assert!(reason.contains("no keyless signature by"), "{reason}");
+}

@@ -444,3 +444,43 @@ async fn keyless_regexp_requests_read_bundles_too() {
     let reason = fails(&verifier, request(r".*@example\.org"), SignatureFormat::Bundle).await;
     assert!(reason.contains("no keyless signature by"), "{reason}");
 }
+
+#[tokio::test]
+async fn github_actions_requests_read_keyless_bundles_of_the_workflow() {
+    let world = World::new();
+    let workflow = LeafRequest::new(
+        SignerIdentity::Uri("https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main".into()),
+        "https://token.actions.githubusercontent.com",
+    )
+    .with_github_workflow(testkit::GithubWorkflow {
+        trigger: "push".into(),
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        name: "release".into(),
+        repository: "acme/app".into(),
+        git_ref: "refs/heads/main".into(),
+    });
+    attach(
+        &world,
+        &testkit::keyless_bundle(
+            &world.digest,
+            &world.fulcio,
+            &world.rekor,
+            &workflow,
+            &Default::default(),
+        )
+        .expect("bundle"),
+    );
+    let verifier = world.verifier();
+    let request = |owner: &str| {
+        VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+            image: world.tag_ref(),
+            owner: owner.to_string(),
+            repo: Some("app".to_string()),
+            annotations: None,
+        })
+    };
+
+    passes(&verifier, request("acme"), SignatureFormat::Bundle).await;
+    let reason = fails(&verifier, request("evil"), SignatureFormat::Bundle).await;
+    assert!(reason.contains("no keyless signature by"), "{reason}");
+}

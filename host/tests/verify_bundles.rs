@@ -323,6 +323,10 @@ async fn a_tampered_or_missing_inclusion_proof_is_refused() {
     refused_with_key(&world, &key, &tampered, "inclusion proof does not verify").await;
 
     let world = World::new();
+    let path = key_bundle(&world, &key).with_tampered_inclusion_hash().expect("forged");
+    refused_with_key(&world, &key, &path, "inclusion proof does not verify").await;
+
+    let world = World::new();
     let missing = key_bundle(&world, &key).without_inclusion_proof().expect("forged");
     refused_with_key(&world, &key, &missing, "it has no inclusion proof").await;
 }

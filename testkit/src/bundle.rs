@@ -93,6 +93,16 @@ impl SigstoreBundle {
         })
     }
 
+    /// One bit of the inclusion proof's first path hash flipped (the computed root no longer
+    /// matches the checkpoint).
+    pub fn with_tampered_inclusion_hash(&self) -> anyhow::Result<Self> {
+        self.edit(|v| {
+            let hash = v.pointer_mut("/verificationMaterial/tlogEntries/0/inclusionProof/hashes/0")?;
+            *hash = Value::String(flip_b64(hash.as_str()?)?);
+            Some(())
+        })
+    }
+
     /// The inclusion proof removed (the SET stays).
     pub fn without_inclusion_proof(&self) -> anyhow::Result<Self> {
         self.edit(|v| {

@@ -85,8 +85,32 @@ lint: ## Formatting and clippy, warnings are errors.
 unit-tests: ## Policy unit tests (host capabilities mocked).
 	$(CARGO) test -p cluster-image-policy
 
+SIGSTORE_VENV := target/sigstore-venv
+
+.PHONY: sigstore-python
+sigstore-python: ## The PyPI sigstore package in a venv under target/: it verifies testkit's bundles independently.
+	@if ! $(SIGSTORE_VENV)/bin/python -c 'import sigstore.verify' 2>/dev/null; then \
+	   echo "installing sigstore (PyPI) into $(SIGSTORE_VENV)"; \
+	   if ! command -v python3 >/dev/null || ! python3 -c 'import ensurepip, venv' 2>/dev/null; then \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; fi; \
+	   rm -rf $(SIGSTORE_VENV) && python3 -m venv $(SIGSTORE_VENV) && \
+	   $(SIGSTORE_VENV)/bin/pip install -q --disable-pip-version-check sigstore==4.5.1; \
+	 fi
+
+SIGSTORE_NODE := target/sigstore-node
+
+.PHONY: sigstore-node
+sigstore-node: ## npm's @sigstore/verify under target/: it verifies testkit's key-signed bundles independently.
+	@if [ ! -d $(SIGSTORE_NODE)/node_modules/@sigstore/verify ]; then \
+	   echo "installing @sigstore/verify (npm) into $(SIGSTORE_NODE)"; \
+	   if ! command -v npm >/dev/null; then \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; fi; \
+	   mkdir -p $(SIGSTORE_NODE) && npm install --prefix $(SIGSTORE_NODE) --silent --no-audit --no-fund \
+	     @sigstore/verify@3.1.1 @sigstore/bundle@4; \
+	 fi
+
 .PHONY: host-tests
-host-tests: policy.wasm ## cip against a real registry, real signatures, the real module.
+host-tests: policy.wasm sigstore-python sigstore-node ## cip against a real registry, real signatures, the real module.
 	$(CARGO) test -p testkit -p cip
 
 .PHONY: e2e-tests
@@ -145,7 +169,7 @@ image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_RE
 		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
 
 .PHONY: test
-test: setup lint check-deploy check-artifacthub policy.wasm ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm sigstore-python sigstore-node ## Everything CI runs, in one cargo invocation (each crate built once).
 	$(CARGO) test --workspace
 
 .PHONY: demo

@@ -61,6 +61,62 @@ pub const CIP_KMS_PUBLIC_KEY: Capability = Capability {
     operation: "v1/public_key",
 };
 
+/// Our verification reading a chosen signature storage (cosign v3 bundles), implemented by `cip`
+/// only.
+pub const CIP_VERIFY_WITH_FORMAT: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_with_format",
+};
+
+/// Where an authority's signatures are read (`signatureFormat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SignatureFormat {
+    /// No `signatureFormat`: the legacy `.sig` tag, then cosign v3 bundles (cip only).
+    #[default]
+    Both,
+    /// `legacy`: the `.sig` tag only.
+    Legacy,
+    /// `bundle`: sigstore bundles attached as OCI referrers only (cip only).
+    Bundle,
+}
+
+/// A digest the host verified; `bundle` when a sigstore bundle verified it (the host bound it to
+/// the image itself: there is no `.sig` layer for the module to check).
+pub struct Verified {
+    pub digest: String,
+    pub bundle: bool,
+}
+
+/// What to do on a stock host, said when a bundle could not be verified.
+pub const BUNDLE_HINT: &str = "cosign v3 bundles (OCI referrers) need the host capability cluster-image-policy/oci/v1/verify_with_format, which only cip implements; for stock Kubewarden sign with cosign's legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)";
+
+/// Verifies `request` (the payload of `capability`, `kind` naming it in a
+/// [`CIP_VERIFY_WITH_FORMAT`] request: `v2` or `keyless_regexp`) where `format` says.
+pub fn verify_formats(
+    host: &mut dyn HostCalls,
+    capability: Capability,
+    kind: &str,
+    request: &impl Serialize,
+    format: SignatureFormat,
+) -> Result<Verified, String> {
+    let bundle = |host: &mut dyn HostCalls| {
+        let wrapped = serde_json::json!({
+            "signature_format": "bundle",
+            "request": { kind: request },
+        });
+        verify(host, CIP_VERIFY_WITH_FORMAT, &wrapped).map(|digest| Verified { digest, bundle: true })
+    };
+    match format {
+        SignatureFormat::Legacy => verify(host, capability, request).map(|digest| Verified { digest, bundle: false }),
+        SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
+        SignatureFormat::Both => match verify(host, capability, request) {
+            Ok(digest) => Ok(Verified { digest, bundle: false }),
+            Err(legacy) => bundle(host).map_err(|e| format!("{legacy} (cosign v3 bundles, read by cip only: {e})")),
+        },
+    }
+}
+
 /// The host side of the module.
 pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.
@@ -149,10 +205,13 @@ pub(crate) mod mock {
 
     type Responder = Box<dyn FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String>>;
 
-    /// Answers host calls with a closure and records every call.
+    /// Answers host calls with a closure and records every call. Built with [`MockHost::new`]
+    /// it is a stock Kubewarden host: [`CIP_VERIFY_WITH_FORMAT`] (which only `cip` has) fails
+    /// as an unknown binding, unrecorded; [`MockHost::cip`] hands it to the closure too.
     pub struct MockHost {
         responder: Responder,
         pub calls: Vec<(Capability, serde_json::Value)>,
+        stock: bool,
     }
 
     impl MockHost {
@@ -160,6 +219,15 @@ pub(crate) mod mock {
             Self {
                 responder: Box::new(responder),
                 calls: Vec::new(),
+                stock: true,
+            }
+        }
+
+        /// A `cip` host: every capability goes to `responder`.
+        pub fn cip(responder: impl FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String> + 'static) -> Self {
+            Self {
+                stock: false,
+                ..Self::new(responder)
             }
         }
 
@@ -171,6 +239,9 @@ pub(crate) mod mock {
 
     impl HostCalls for MockHost {
         fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+            if self.stock && capability == CIP_VERIFY_WITH_FORMAT {
+                return Err("unknown binding: cluster-image-policy".to_owned());
+            }
             let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
             self.calls.push((capability, value.clone()));
             (self.responder)(capability, &value)

@@ -9,7 +9,7 @@ use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
 use crate::authority::fulcio::tests::CertSpec;
 use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
-use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, KUBEWARDEN_VERIFY_V2, Memo};
+use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2, Memo};
 use crate::settings::{Settings, SettingsCache};
 
 pub(crate) const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -161,7 +161,6 @@ mod settings_validation {
             ("source", json!([{"oci": "x"}])),
             ("ctlog", json!({"url": "https://rekor"})),
             ("rfc3161timestamp", json!({"trustRootRef": "x"})),
-            ("signatureFormat", json!("bundle")),
         ] {
             let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
             s["policies"][0]["spec"]["authorities"][0][field] = value;
@@ -172,6 +171,29 @@ mod settings_validation {
             );
             assert!(err.contains("not supported yet"), "{err}");
         }
+    }
+
+    #[test]
+    fn signature_format_is_legacy_or_bundle_and_never_on_a_static_authority() {
+        let base = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        for format in ["legacy", "bundle"] {
+            let mut s = base.clone();
+            s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!(format);
+            check_settings(&s).expect(format);
+        }
+        let mut s = base.clone();
+        s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("sideways");
+        let err = check_settings(&s).unwrap_err();
+        assert!(
+            err.starts_with(
+                "policies[0].spec.authorities[0].signatureFormat: unknown signatureFormat `sideways`: give legacy"
+            ),
+            "{err}"
+        );
+        let mut s = base;
+        s["policies"][0]["spec"]["authorities"][0] = json!({"static": {"action": "pass"}, "signatureFormat": "bundle"});
+        let err = check_settings(&s).unwrap_err();
+        assert!(err.contains("static authority reads none"), "{err}");
     }
 
     #[test]
@@ -423,7 +445,7 @@ mod admission {
         assert_eq!(response["accepted"], false);
         assert_eq!(
             response["message"],
-            "Pod default/test: image myregistry.com/unsigned denied by policy signed-images-policy: authority authority-0: no signature verified by the key: no signature verified by the given key"
+            "Pod default/test: image myregistry.com/unsigned denied by policy signed-images-policy: authority authority-0: no signature verified by the key: no signature verified by the given key (cosign v3 bundles, read by cip only: unknown binding: cluster-image-policy)"
         );
         assert_eq!(host.calls[0].1["image"], "myregistry.com/unsigned:latest");
         assert!(response["mutated_object"].is_null());
@@ -633,6 +655,59 @@ mod admission {
             host.calls[0].1["keyless"],
             json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}])
         );
+    }
+
+    #[test]
+    fn cosign_v3_bundles_are_read_through_cip_after_the_legacy_tag_and_need_no_sig_manifest() {
+        let s = settings(&[article("keyless-policy")], json!({}));
+        let mut cip = MockHost::cip(|capability, p| {
+            if capability == KUBEWARDEN_VERIFY_V2 {
+                return Err("no signatures found".into());
+            }
+            assert_eq!(capability, CIP_VERIFY_WITH_FORMAT);
+            assert_eq!(p["signature_format"], "bundle");
+            assert_eq!(p["request"]["v2"]["type"], "SigstoreKeylessVerify");
+            trusted(DIGEST)
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut cip);
+        assert_eq!(r["accepted"], true, "{r}");
+        // The legacy verification, then the bundle one; no `.sig` manifest read.
+        let asked: Vec<_> = cip.calls.iter().map(|(c, _)| *c).collect();
+        assert_eq!(asked, [KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT]);
+    }
+
+    #[test]
+    fn signature_format_picks_one_capability_and_bundle_says_what_stock_hosts_lack() {
+        let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");
+        let mut stock = MockHost::new(|_, _| Err("unexpected call".into()));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut stock);
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("cluster-image-policy/oci/v1/verify_with_format")
+                && message.contains("--new-bundle-format=false --use-signing-config=false"),
+            "{message}"
+        );
+        assert!(stock.calls.is_empty());
+
+        let mut cip = MockHost::cip(|capability, p| {
+            assert_eq!(capability, CIP_VERIFY_WITH_FORMAT);
+            assert_eq!(p["request"]["v2"]["type"], "SigstorePubKeyVerify");
+            trusted(DIGEST)
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut cip);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(cip.calls.len(), 1);
+
+        s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("legacy");
+        let mut legacy = MockHost::cip(|capability, _| {
+            assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
+            Err("no signatures found".into())
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut legacy);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(legacy.calls.len(), 1);
     }
 
     #[test]
@@ -1057,7 +1132,7 @@ mod verify_images_export {
         assert_eq!(
             results[1]["policies"][0],
             json!({"name": "production-strict-policy", "mode": "enforce", "passed": false,
-                   "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature"}]})
+                   "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature (cosign v3 bundles, read by cip only: unknown binding: cluster-image-policy)"}]})
         );
         assert!(
             verify_images(

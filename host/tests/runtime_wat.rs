@@ -456,7 +456,10 @@ fn a_registry_that_never_answers_fails_the_host_call_within_the_timeout() {
         )
         .expect_err("no answer");
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(30), "the call was not cut at the deadline: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the call was not cut at the deadline: {elapsed:?}"
+    );
     let message = guest_message(error);
     assert!(
         message.starts_with("kubewarden/oci/v2/verify: no answer within the evaluation deadline"),

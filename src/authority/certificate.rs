@@ -9,7 +9,7 @@ use super::binding::{Vouch, require_bound};
 use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations, required};
 use crate::crypto::check_certificates;
-use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::reference::ImageReference;
 use crate::settings::raw::RawCertificate;
 
@@ -22,12 +22,17 @@ pub struct CertificateAuthority {
     annotations: Option<BTreeMap<String, String>>,
     /// The certificate parsed, for the binding check (`check_material` explains a failure).
     parsed: Result<SignerCertificate, String>,
+    format: SignatureFormat,
 }
 
 impl CertificateAuthority {
     /// Parses the `certificate` block. `requireRekorBundle` defaults to true: without a bundle
     /// nothing proves the signature was made while the certificate was valid.
-    pub fn parse(raw: RawCertificate, annotations: Option<BTreeMap<String, String>>) -> Result<Self, (String, String)> {
+    pub fn parse(
+        raw: RawCertificate,
+        annotations: Option<BTreeMap<String, String>>,
+        format: SignatureFormat,
+    ) -> Result<Self, (String, String)> {
         let certificate = required(raw.data, "certificate.data", "paste the PEM signing certificate")?;
         let chain = match raw.chain {
             Some(pem) => Some(
@@ -46,6 +51,7 @@ impl CertificateAuthority {
             chain,
             require_rekor_bundle: raw.require_rekor_bundle.unwrap_or(true),
             annotations,
+            format,
         })
     }
 }
@@ -73,8 +79,13 @@ impl CertificateAuthority {
 impl Check for CertificateAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         let request = self.request(image, self.annotations.clone());
-        let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request)
+        let verified = verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
             .map_err(|e| format!("no signature verified by the certificate: {e}"))?;
+        let digest = verified.digest;
+        if verified.bundle {
+            // cip bound the bundle to the image itself; there is no `.sig` layer to check.
+            return Ok(Some(digest));
+        }
         let certificate = self
             .parsed
             .as_ref()

@@ -8,7 +8,7 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use super::binding::{Vouch, require_bound};
 use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations, required};
-use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::host::{HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::reference::ImageReference;
 use crate::settings::raw::RawGithubActions;
 
@@ -18,6 +18,7 @@ pub struct GithubActionsAuthority {
     owner: String,
     repo: Option<String>,
     annotations: Option<BTreeMap<String, String>>,
+    format: SignatureFormat,
 }
 
 impl GithubActionsAuthority {
@@ -25,6 +26,7 @@ impl GithubActionsAuthority {
     pub fn parse(
         raw: RawGithubActions,
         annotations: Option<BTreeMap<String, String>>,
+        format: SignatureFormat,
     ) -> Result<Self, (String, String)> {
         let owner = required(
             raw.owner,
@@ -59,6 +61,7 @@ impl GithubActionsAuthority {
             owner,
             repo,
             annotations,
+            format,
         })
     }
 }
@@ -97,7 +100,13 @@ impl Check for GithubActionsAuthority {
             annotations: self.annotations.clone(),
         };
         let who = self.who();
-        let digest = verify(host, KUBEWARDEN_VERIFY_V2, &request).map_err(|e| format!("no signature by {who}: {e}"))?;
+        let verified = verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
+            .map_err(|e| format!("no signature by {who}: {e}"))?;
+        let digest = verified.digest;
+        if verified.bundle {
+            // cip bound the bundle to the image itself; there is no `.sig` layer to check.
+            return Ok(Some(digest));
+        }
         require_bound(
             host,
             image,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Check, check_annotations};
 use crate::crypto::check_public_key;
-use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
 use crate::settings::raw::RawKey;
@@ -38,11 +38,16 @@ struct KmsAnswer {
 pub struct KeyAuthority {
     source: KeySource,
     annotations: Option<BTreeMap<String, String>>,
+    format: SignatureFormat,
 }
 
 impl KeyAuthority {
     /// Parses the `key` block.
-    pub fn parse(raw: RawKey, annotations: Option<BTreeMap<String, String>>) -> Result<Self, (String, String)> {
+    pub fn parse(
+        raw: RawKey,
+        annotations: Option<BTreeMap<String, String>>,
+        format: SignatureFormat,
+    ) -> Result<Self, (String, String)> {
         if raw.secret_ref.is_some() {
             return Err((
                 "key.secretRef".into(),
@@ -93,7 +98,11 @@ impl KeyAuthority {
                 ));
             }
         };
-        Ok(Self { source, annotations })
+        Ok(Self {
+            source,
+            annotations,
+            format,
+        })
     }
 
     /// The PEM to verify with: `key.data`, or the host's answer for `key.kms`.
@@ -124,8 +133,8 @@ impl Check for KeyAuthority {
             pub_keys: vec![self.public_key(host)?],
             annotations: self.annotations.clone(),
         };
-        verify(host, KUBEWARDEN_VERIFY_V2, &request)
-            .map(Some)
+        verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
+            .map(|verified| Some(verified.digest))
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
 

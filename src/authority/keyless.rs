@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::binding::{Vouch, require_bound};
 use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations};
-use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, HostCalls, KUBEWARDEN_VERIFY_V2, verify};
+use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::reference::ImageReference;
 use crate::settings::raw::{RawIdentity, RawKeyless};
 
@@ -99,6 +99,7 @@ pub struct KeylessAuthority {
     annotations: Option<BTreeMap<String, String>>,
     /// `insecureIgnoreSCT`: the host skips the certificate's SCT check (as policy-controller).
     insecure_ignore_sct: bool,
+    format: SignatureFormat,
 }
 
 fn pattern(
@@ -137,7 +138,11 @@ fn pattern(
 
 impl KeylessAuthority {
     /// Parses the `keyless` block.
-    pub fn parse(raw: RawKeyless, annotations: Option<BTreeMap<String, String>>) -> Result<Self, (String, String)> {
+    pub fn parse(
+        raw: RawKeyless,
+        annotations: Option<BTreeMap<String, String>>,
+        format: SignatureFormat,
+    ) -> Result<Self, (String, String)> {
         if raw.ca_cert.is_some() {
             return Err((
                 "keyless.ca-cert".into(),
@@ -172,6 +177,7 @@ impl KeylessAuthority {
             identities,
             annotations,
             insecure_ignore_sct: raw.insecure_ignore_sct.unwrap_or(false),
+            format,
         })
     }
 
@@ -227,14 +233,21 @@ impl KeylessAuthority {
         id: &Identity,
         host: &mut dyn HostCalls,
     ) -> Result<String, String> {
-        let digest = match self.identity_request(image, id) {
-            IdentityRequest::Exact(request) => verify(host, KUBEWARDEN_VERIFY_V2, &request)?,
-            IdentityRequest::Regexp(request, why) => verify(host, CIP_VERIFY_KEYLESS_REGEXP, &request).map_err(|e| {
-                format!(
-                    "{e} (identities with {why} need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which only cip implements: stock Kubewarden hosts refuse them; use exact issuer and subject there)"
-                )
-            })?,
+        let verified = match self.identity_request(image, id) {
+            IdentityRequest::Exact(request) => verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)?,
+            IdentityRequest::Regexp(request, why) => {
+                verify_formats(host, CIP_VERIFY_KEYLESS_REGEXP, "keyless_regexp", &request, self.format).map_err(|e| {
+                    format!(
+                        "{e} (identities with {why} need the host capability {CIP_VERIFY_KEYLESS_REGEXP}, which only cip implements: stock Kubewarden hosts refuse them; use exact issuer and subject there)"
+                    )
+                })?
+            }
         };
+        let digest = verified.digest;
+        if verified.bundle {
+            // cip bound the bundle to the image itself; there is no `.sig` layer to check.
+            return Ok(digest);
+        }
         let who = id.describe();
         require_bound(
             host,

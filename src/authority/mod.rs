@@ -18,7 +18,7 @@ mod static_action;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::host::HostCalls;
+use crate::host::{HostCalls, SignatureFormat};
 use crate::reference::ImageReference;
 use crate::settings::SettingsError;
 use crate::settings::raw::RawAuthority;
@@ -112,20 +112,24 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
     if raw.rfc3161_timestamp.is_some() {
         return Err(not_yet("rfc3161timestamp"));
     }
-    match raw.signature_format.as_deref() {
-        None | Some("") => {}
-        Some("bundle") => {
-            return Err(err(
-                "signatureFormat",
-                "signatureFormat: bundle is not supported yet; sign with cosign's legacy tag format (cosign sign --new-bundle-format=false with cosign v3) and remove the field".to_owned(),
-            ));
-        }
+    let format = match raw.signature_format.as_deref() {
+        None => SignatureFormat::Both,
+        Some("legacy") => SignatureFormat::Legacy,
+        Some("bundle") => SignatureFormat::Bundle,
         Some(other) => {
             return Err(err(
                 "signatureFormat",
-                format!("unknown signatureFormat `{other}`: remove the field"),
+                format!(
+                    "unknown signatureFormat `{other}`: give legacy (the .sig tag), bundle (cosign v3 sigstore bundles, cip only), or remove the field to accept both"
+                ),
             ));
         }
+    };
+    if format != SignatureFormat::Both && raw.static_.is_some() {
+        return Err(err(
+            "signatureFormat",
+            "signatureFormat says where signatures are read, and a static authority reads none: remove it".to_owned(),
+        ));
     }
 
     let name = match raw.name {
@@ -159,26 +163,30 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
     if let Some(k) = raw.key {
         kinds.push((
             "key",
-            Box::new(key::KeyAuthority::parse(k, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+            Box::new(key::KeyAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?),
         ));
     }
     if let Some(k) = raw.keyless {
         kinds.push((
             "keyless",
-            Box::new(keyless::KeylessAuthority::parse(k, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+            Box::new(keyless::KeylessAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?),
         ));
     }
     if let Some(c) = raw.certificate {
         kinds.push((
             "certificate",
-            Box::new(certificate::CertificateAuthority::parse(c, annotations.clone()).map_err(|(f, m)| err(&f, m))?),
+            Box::new(
+                certificate::CertificateAuthority::parse(c, annotations.clone(), format)
+                    .map_err(|(f, m)| err(&f, m))?,
+            ),
         ));
     }
     if let Some(g) = raw.github_actions {
         kinds.push((
             "githubActions",
             Box::new(
-                github_actions::GithubActionsAuthority::parse(g, annotations.clone()).map_err(|(f, m)| err(&f, m))?,
+                github_actions::GithubActionsAuthority::parse(g, annotations.clone(), format)
+                    .map_err(|(f, m)| err(&f, m))?,
             ),
         ));
     }

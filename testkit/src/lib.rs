@@ -12,8 +12,11 @@
 //! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA, Ed25519),
 //!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
 //!   `sign_*` appends a layer and keeps earlier ones; signers of one image share one payload blob.
-//! * cosign v3's bundle format: [`sign_keyless_bundle`] attaches a sigstore bundle v0.3 as an OCI
-//!   referrer (listed in the referrers tag schema index, as distribution v2.8 lacks the API).
+//! * cosign v3's bundle format: [`key_bundle`] / [`keyless_bundle`] build a sigstore bundle v0.3
+//!   (DSSE over cosign's sign statement, Rekor `dsse` entry with SET and inclusion proof), with
+//!   forgeries on [`SigstoreBundle`]; [`attach_bundle`] attaches one as an OCI referrer (listed in
+//!   the referrers tag schema index, as distribution v2.8 lacks the API); [`sign_with_key_bundle`]
+//!   and [`sign_keyless_bundle`] do both.
 //! * Negative-test tools: [`key_signature_layer`] / [`certificate_signature_layer`] build a [`CosignLayer`]
 //!   without pushing; [`CosignLayer::with_corrupted_signature`], [`CosignLayer::with_tampered_payload`],
 //!   [`CosignLayer::with_bundle`] (a Rekor entry for a key signature, or a chosen integration time);
@@ -56,6 +59,7 @@
 //! ```
 
 mod attestation;
+mod bundle;
 mod external;
 mod fulcio;
 mod http;
@@ -78,6 +82,10 @@ pub use attestation::{
     append_attestation_layer, attest_keyless, attest_with_key, attestation_tag, certificate_attestation_layer,
     dsse_envelope, dsse_pae, envelope_layer, fetch_attestation_layers, in_toto_statement, intoto_bundle_json,
     key_attestation_layer, push_attestation_layers, with_intoto_bundle,
+};
+pub use bundle::{
+    BundleOptions, COSIGN_SIGN_PREDICATE, SigstoreBundle, attach_bundle, key_bundle, key_dsse_bundle, keyless_bundle,
+    sign_with_key_bundle,
 };
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};

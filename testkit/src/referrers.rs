@@ -8,9 +8,6 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use oci_client::manifest::{OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
 use serde_json::json;
-use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{Bundle, VerificationMaterial, bundle, verification_material};
-use sigstore_protobuf_specs::dev::sigstore::common::v1::X509Certificate;
-use sigstore_protobuf_specs::io::intoto::{Envelope, Signature};
 
 use crate::fulcio::{LeafRequest, TestFulcio};
 use crate::oci::{self, sha256_digest};
@@ -20,8 +17,6 @@ use crate::rt;
 /// Media type of a sigstore bundle v0.3 layer (and the referrer's artifact type).
 pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
-const IN_TOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";
-const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 /// Keyless signing as cosign v3 does by default (`--new-bundle-format`): a fresh leaf for the
 /// request, a bundle attached to `registry_host/repo@digest` as a referrer. Returns the
@@ -34,62 +29,13 @@ pub fn sign_keyless_bundle(
     rekor: &TestRekor,
     request: &LeafRequest,
 ) -> anyhow::Result<String> {
-    let leaf = fulcio.issue(request)?;
-    let subject_hex = digest
-        .strip_prefix("sha256:")
-        .with_context(|| format!("{digest} is not a sha256 digest"))?;
-    let statement = serde_json::to_vec(&json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": format!("{registry_host}/{repo}"), "digest": {"sha256": subject_hex}}],
-        "predicateType": COSIGN_SIGN_PREDICATE,
-        "predicate": {},
-    }))?;
-    let signature = leaf
-        .key
-        .sign(&pre_authentication_encoding(IN_TOTO_MEDIA_TYPE, &statement))?;
-    let envelope = Envelope {
-        payload: statement.clone(),
-        payload_type: IN_TOTO_MEDIA_TYPE.to_owned(),
-        signatures: vec![Signature {
-            sig: signature.clone(),
-            keyid: String::new(),
-        }],
-    };
-    let envelope_json = serde_json::to_vec(&envelope)?;
-    let integrated_time = chrono::Utc::now().timestamp();
-    let entry = rekor.dsse_log_entry(&envelope_json, &statement, &signature, &leaf.cert_pem, integrated_time)?;
-    let bundle = Bundle {
-        media_type: SIGSTORE_BUNDLE_MEDIA_TYPE.to_owned(),
-        verification_material: Some(VerificationMaterial {
-            content: Some(verification_material::Content::Certificate(X509Certificate {
-                raw_bytes: leaf.cert_der.clone(),
-            })),
-            tlog_entries: vec![entry],
-            timestamp_verification_data: None,
-        }),
-        content: Some(bundle::Content::DsseEnvelope(envelope)),
-    };
-    let bundle_json = serde_json::to_vec(&bundle)?;
-    let annotations = BTreeMap::from([
-        ("dev.sigstore.bundle.content".to_owned(), "dsse-envelope".to_owned()),
-        (
-            "dev.sigstore.bundle.predicateType".to_owned(),
-            COSIGN_SIGN_PREDICATE.to_owned(),
-        ),
-    ]);
-    attach_referrer(
-        registry_host,
-        repo,
-        digest,
-        SIGSTORE_BUNDLE_MEDIA_TYPE,
-        bundle_json,
-        annotations,
-    )
+    let bundle = crate::bundle::keyless_bundle(digest, fulcio, rekor, request, &Default::default())?;
+    crate::bundle::attach_bundle(registry_host, repo, digest, &bundle)
 }
 
 /// Pushes a one-layer artifact whose `subject` is `repo@digest` and lists it in the referrers
 /// tag schema index of `digest`. Returns the artifact manifest digest.
-fn attach_referrer(
+pub(crate) fn attach_referrer(
     registry_host: &str,
     repo: &str,
     digest: &str,
@@ -143,24 +89,4 @@ fn attach_referrer(
         Ok(manifest_digest)
     })
     .with_context(|| format!("attaching a referrer to {registry_host}/{repo}@{digest}"))
-}
-
-/// DSSE pre-authentication encoding: what a DSSE signature covers.
-fn pre_authentication_encoding(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut encoded = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
-    encoded.extend_from_slice(payload);
-    encoded
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pae_follows_the_dsse_spec() {
-        assert_eq!(
-            pre_authentication_encoding("application/vnd.in-toto+json", b"{}"),
-            b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
-        );
-    }
 }

@@ -105,7 +105,7 @@ impl TestRekor {
 
     /// A Rekor v1 `dsse` entry as a sigstore bundle v0.3 carries it: the entry for
     /// `envelope_json` (its payload `payload`, signature `signature`, verified by `cert_pem`),
-    /// an inclusion promise (SET) and an inclusion proof in a one-entry tree whose checkpoint
+    /// an inclusion promise (SET) and an inclusion proof in a two-entry tree whose checkpoint
     /// the log key signs.
     pub(crate) fn dsse_log_entry(
         &self,
@@ -132,8 +132,19 @@ impl TestRekor {
             "logIndex": log_index,
             "logID": self.log_id,
         }))?;
-        // RFC 6962: in a one-leaf tree the root is the leaf hash and the proof is empty.
-        let root_hash = Sha256::new_with_prefix([0u8]).chain_update(&body).finalize().to_vec();
+        // RFC 6962: a two-leaf tree, an earlier entry then this one (index 1), so that the proof
+        // has a hash and a non-zero index (protobuf JSON leaves zero and empty fields out, and
+        // strict readers such as sigstore-python then refuse the proof).
+        let earlier = Sha256::new_with_prefix([0u8])
+            .chain_update(b"testkit earlier entry")
+            .finalize()
+            .to_vec();
+        let leaf = Sha256::new_with_prefix([0u8]).chain_update(&body).finalize().to_vec();
+        let root_hash = Sha256::new_with_prefix([1u8])
+            .chain_update(&earlier)
+            .chain_update(&leaf)
+            .finalize()
+            .to_vec();
         Ok(TransparencyLogEntry {
             log_index,
             log_id: Some(LogId {
@@ -148,13 +159,13 @@ impl TestRekor {
                 signed_entry_timestamp: self.key.sign(&promise)?,
             }),
             inclusion_proof: Some(InclusionProof {
-                log_index: 0,
+                log_index: 1,
                 checkpoint: Some(Checkpoint {
-                    envelope: self.signed_checkpoint(&root_hash, 1)?,
+                    envelope: self.signed_checkpoint(&root_hash, 2)?,
                 }),
                 root_hash,
-                tree_size: 1,
-                hashes: Vec::new(),
+                tree_size: 2,
+                hashes: vec![earlier],
             }),
             canonicalized_body: body,
         })

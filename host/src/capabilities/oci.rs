@@ -9,7 +9,7 @@ use kubewarden_policy_sdk::host_capabilities::oci::ManifestDigestResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
 
 use super::{Call, CapabilityError, answer, parse, unknown_operation};
-use crate::verify::{KeylessRegexpRequest, VerificationRequest};
+use crate::verify::{FormatRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest};
 
 const V1_VERIFY: &str = "kubewarden/oci/v1/verify";
 const V2_VERIFY: &str = "kubewarden/oci/v2/verify";
@@ -17,6 +17,7 @@ const MANIFEST_DIGEST: &str = "kubewarden/oci/v1/manifest_digest";
 const OCI_MANIFEST: &str = "kubewarden/oci/v1/oci_manifest";
 const OCI_MANIFEST_CONFIG: &str = "kubewarden/oci/v1/oci_manifest_config";
 const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp";
+const WITH_FORMAT: &str = "cluster-image-policy/oci/v1/verify_with_format";
 
 /// Binding `kubewarden`, namespace `oci`.
 pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
@@ -68,6 +69,11 @@ pub(super) fn cluster_image_policy(
             verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
         }),
         "v1/verify_attestations" => super::attestations::verify(call, payload),
+        "v1/verify_with_format" => call.memoized(WITH_FORMAT, payload, || {
+            let input: FormatRequest = parse(WITH_FORMAT, payload).map_err(|e| (e, None))?;
+            let (request, format) = input.into_parts();
+            verify_in(call, WITH_FORMAT, request, format)
+        }),
         other => Err(unknown_operation(other)),
     }
 }
@@ -79,9 +85,22 @@ fn verify(
     name: &'static str,
     request: VerificationRequest,
 ) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
+    verify_in(call, name, request, SignatureFormat::Legacy)
+}
+
+/// [`verify`] reading the signatures stored in `format`.
+fn verify_in(
+    call: &Call<'_>,
+    name: &'static str,
+    request: VerificationRequest,
+    format: SignatureFormat,
+) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
     let verifier = call.verifier(name).map_err(|e| (e, None))?;
     let outcome = call
-        .run(name, async move { Ok(verifier.verify_expiring(request).await) })
+        .run(
+            name,
+            async move { Ok(verifier.verify_expiring_in(request, format).await) },
+        )
         .map_err(|e| (e, None))?;
     match outcome.value {
         Ok(response) => Ok((answer(name, &response).map_err(|e| (e, None))?, outcome.expires)),

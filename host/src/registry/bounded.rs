@@ -73,7 +73,245 @@ pub enum BoundedError {
     },
 }
 
+/// The referrers index of an image (`GET /v2/<repo>/referrers/<digest>`), or the index of the
+/// referrers tag schema (`<repo>:sha256-<hex>`) on registries without the API.
+pub const REFERRERS_INDEX: ManifestKind = ManifestKind {
+    what: "the referrers index",
+    setting: "--max-signature-manifest-bytes",
+};
+
+/// The manifest of one referrer (a sigstore bundle artifact).
+pub const REFERRER_MANIFEST: ManifestKind = ManifestKind {
+    what: "a referrer manifest",
+    setting: "--max-signature-manifest-bytes",
+};
+
+/// One entry of a referrers index.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Referrer {
+    /// Media type of the referrer's manifest.
+    #[serde(default)]
+    pub media_type: String,
+    /// Digest of the referrer's manifest.
+    pub digest: String,
+    /// Its size, bytes.
+    #[serde(default)]
+    pub size: i64,
+    /// `artifactType` of the referrer.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    #[serde(default)]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Where the referrers of an image were found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// The registry's referrers API.
+    Api,
+    /// The referrers tag schema (`sha256-<hex>` index tag).
+    TagSchema,
+    /// Neither holds anything.
+    None,
+}
+
+/// The referrers of one image of the wanted artifact type, and the one-layer artifacts they are.
+#[derive(Debug)]
+pub struct Referrers {
+    /// Where they were listed.
+    pub source: ReferrersSource,
+    /// Each referrer with its single layer's descriptor and bytes.
+    pub artifacts: Vec<(Referrer, OciDescriptor, Vec<u8>)>,
+    /// Referrers listed with the type but unreadable as a one-layer artifact of that type, and why.
+    pub unreadable: Vec<(Referrer, String)>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferrersIndex {
+    #[serde(default)]
+    manifests: Vec<Referrer>,
+}
+
 impl RegistryClient {
+    /// The referrers of `digest` in `reference`'s repository whose `artifactType` is
+    /// `artifact_type` and which satisfy `keep` (e.g. a predicate type annotation), each read as a
+    /// one-layer artifact: the referrers API first, the referrers tag schema (`sha256-<hex>`) when
+    /// the registry has no API (404) or lists nothing there. Every download is capped like a
+    /// signature manifest and its layers; more than `limits.max_layers` wanted referrers fail.
+    pub async fn capped_referrers(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        keep: &(dyn Fn(&Referrer) -> bool + Sync),
+        limits: &DownloadLimits,
+    ) -> Result<Referrers, BoundedError> {
+        let malformed = |reason: String| {
+            BoundedError::Registry(RegistryError::Malformed {
+                image: format!("{}@{digest}", reference.whole()),
+                reason,
+            })
+        };
+        let mut source = ReferrersSource::None;
+        let mut listed = Vec::new();
+        let api_path = format!("referrers/{digest}?artifactType={}", artifact_type.replace('+', "%2B"));
+        match self
+            .capped_get(
+                reference,
+                &api_path,
+                oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
+                limits.max_manifest_bytes,
+                REFERRERS_INDEX,
+            )
+            .await
+        {
+            Ok(body) => {
+                let index: ReferrersIndex =
+                    serde_json::from_slice(&body).map_err(|e| malformed(format!("referrers index: {e}")))?;
+                if !index.manifests.is_empty() {
+                    source = ReferrersSource::Api;
+                    listed = index.manifests;
+                }
+            }
+            // No referrers API: registries answer 404 (distribution v2.8) or 400/405.
+            Err(BoundedError::Registry(RegistryError::NotFound { .. } | RegistryError::Other { .. })) => {}
+            Err(other) => return Err(other),
+        }
+        if source == ReferrersSource::None {
+            let tag = format!(
+                "{}/{}:{}",
+                reference.registry(),
+                reference.repository(),
+                digest.replace(':', "-")
+            );
+            let tag_ref = Self::parse_reference(&tag)?;
+            match self
+                .capped_get(
+                    &tag_ref,
+                    &format!("manifests/{}", digest.replace(':', "-")),
+                    oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
+                    limits.max_manifest_bytes,
+                    REFERRERS_INDEX,
+                )
+                .await
+            {
+                Ok(body) => {
+                    let index: ReferrersIndex = serde_json::from_slice(&body)
+                        .map_err(|e| malformed(format!("referrers tag schema index {tag}: {e}")))?;
+                    source = ReferrersSource::TagSchema;
+                    listed = index.manifests;
+                }
+                Err(BoundedError::Registry(RegistryError::NotFound { .. })) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        let wanted: Vec<Referrer> = listed
+            .into_iter()
+            .filter(|r| r.artifact_type.as_deref() == Some(artifact_type) && keep(r))
+            .collect();
+        if wanted.len() > limits.max_layers {
+            return Err(BoundedError::OverCap {
+                what: "the number of sigstore bundle referrers",
+                image: format!("{}@{digest}", reference.whole()),
+                cap: limits.max_layers,
+                unit: "referrers",
+                setting: "--max-signature-layers",
+            });
+        }
+        let mut artifacts = Vec::new();
+        let mut unreadable = Vec::new();
+        for referrer in wanted {
+            match self
+                .referrer_artifact(reference, digest, &referrer, artifact_type, limits)
+                .await
+            {
+                Ok(Ok((descriptor, data))) => artifacts.push((referrer, descriptor, data)),
+                Ok(Err(reason)) => unreadable.push((referrer, reason)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Referrers {
+            source,
+            artifacts,
+            unreadable,
+        })
+    }
+
+    /// The single layer of the referrer artifact, checked against its manifest: `Ok(Err)` when
+    /// it is not a one-layer artifact of `artifact_type` whose subject is `digest`.
+    async fn referrer_artifact(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        referrer: &Referrer,
+        artifact_type: &str,
+        limits: &DownloadLimits,
+    ) -> Result<Result<(OciDescriptor, Vec<u8>), String>, BoundedError> {
+        let artifact = format!(
+            "{}/{}@{}",
+            reference.registry(),
+            reference.repository(),
+            referrer.digest
+        );
+        let artifact_ref = match Self::parse_reference(&artifact) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        let body = match self
+            .capped_manifest(&artifact_ref, limits.max_manifest_bytes, REFERRER_MANIFEST)
+            .await
+        {
+            Ok(body) => body,
+            Err(BoundedError::Registry(e)) if e.is_not_found() => {
+                return Ok(Err(format!("referrer {} is listed but missing", referrer.digest)));
+            }
+            Err(e) => return Err(e),
+        };
+        let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)));
+        if actual != referrer.digest {
+            return Ok(Err(format!(
+                "referrer manifest {} has digest {actual}",
+                referrer.digest
+            )));
+        }
+        let manifest: OciImageManifest = match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "referrer {} is not an image manifest: {e}",
+                    referrer.digest
+                )));
+            }
+        };
+        if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(digest) {
+            return Ok(Err(format!("referrer {} has another subject", referrer.digest)));
+        }
+        let [layer] = manifest.layers.as_slice() else {
+            return Ok(Err(format!(
+                "referrer {} has {} layers, not one",
+                referrer.digest,
+                manifest.layers.len()
+            )));
+        };
+        if layer.media_type != artifact_type {
+            return Ok(Err(format!(
+                "referrer {} holds a {} layer, not {artifact_type}",
+                referrer.digest, layer.media_type
+            )));
+        }
+        let data = self.capped_blob(&artifact_ref, layer, limits.max_layer_bytes).await?;
+        let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
+        if actual != layer.digest {
+            return Ok(Err(format!(
+                "the layer of referrer {} has digest {actual}, not {}",
+                referrer.digest, layer.digest
+            )));
+        }
+        Ok(Ok((layer.clone(), data)))
+    }
+
     /// The image manifest `reference` names and its layers' bytes, every download capped.
     pub async fn capped_manifest_and_layers(
         &self,
@@ -152,6 +390,21 @@ impl RegistryClient {
         cap: usize,
         kind: ManifestKind,
     ) -> Result<Vec<u8>, BoundedError> {
+        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let path = format!("manifests/{target}");
+        self.capped_get(reference, &path, &MANIFEST_MEDIA_TYPES.join(", "), cap, kind)
+            .await
+    }
+
+    /// `GET /v2/<repository>/<path>` of `reference`'s registry, read at most `cap` bytes.
+    async fn capped_get(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &str,
+        cap: usize,
+        kind: ManifestKind,
+    ) -> Result<Vec<u8>, BoundedError> {
         let over = || BoundedError::OverCap {
             what: kind.what,
             image: reference.whole(),
@@ -175,9 +428,8 @@ impl RegistryClient {
         } else {
             "https"
         };
-        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
-        let url = format!("{scheme}://{registry}/v2/{}/manifests/{target}", reference.repository());
-        let mut request = self.http.get(&url).header("Accept", MANIFEST_MEDIA_TYPES.join(", "));
+        let url = format!("{scheme}://{registry}/v2/{}/{path}", reference.repository());
+        let mut request = self.http.get(&url).header("Accept", accept);
         request = match (&token, &auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
@@ -223,7 +475,7 @@ impl RegistryClient {
                 return Err(BoundedError::Registry(RegistryError::Other {
                     image: reference.whole(),
                     registry: registry.clone(),
-                    reason: format!("manifest request answered {status}"),
+                    reason: format!("GET {path} answered {status}"),
                 }));
             }
             if response

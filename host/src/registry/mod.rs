@@ -20,7 +20,7 @@ use oci_client::{Client, Reference};
 
 pub use bounded::{
     BoundedError, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits,
-    ManifestKind, SIGNATURE_MANIFEST,
+    ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer, Referrers, ReferrersSource, SIGNATURE_MANIFEST,
 };
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;

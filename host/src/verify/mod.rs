@@ -7,6 +7,7 @@
 //! [`VerifierConfig::success_ttl`], failures for [`VerifierConfig::failure_ttl`].
 
 pub mod attestations;
+pub mod bundle;
 pub mod cache;
 pub mod certificate;
 pub mod constraints;
@@ -106,6 +107,51 @@ pub struct KeylessRegexpRequest {
     pub insecure_ignore_sct: bool,
 }
 
+/// Which cosign signature storage a verification reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// The `sha256-<hex>.sig` tag only (what Kubewarden's `v1/verify` and `v2/verify` read).
+    #[default]
+    Legacy,
+    /// Sigstore bundles attached as OCI referrers only (policy-controller's
+    /// `signatureFormat: bundle`).
+    Bundle,
+    /// Both: the legacy tag, then the referrers.
+    Any,
+}
+
+/// The verification inside a `cluster-image-policy`/`oci`/`v1/verify_with_format` payload.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FormatRequestKind {
+    /// As `kubewarden`/`oci`/`v2/verify` takes it.
+    V2(SigstoreVerificationInputV2),
+    /// As `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` takes it.
+    KeylessRegexp(KeylessRegexpRequest),
+}
+
+/// Payload of `cluster-image-policy`/`oci`/`v1/verify_with_format` (docs/wire-protocol.md).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatRequest {
+    /// Where signatures are read.
+    pub signature_format: SignatureFormat,
+    /// What they must satisfy.
+    pub request: FormatRequestKind,
+}
+
+impl FormatRequest {
+    /// The verification request and its format.
+    pub fn into_parts(self) -> (VerificationRequest, SignatureFormat) {
+        let request = match self.request {
+            FormatRequestKind::V2(input) => VerificationRequest::V2(input),
+            FormatRequestKind::KeylessRegexp(input) => VerificationRequest::KeylessRegexp(input),
+        };
+        (request, self.signature_format)
+    }
+}
+
 /// One verification asked by a policy.
 #[derive(Debug)]
 pub enum VerificationRequest {
@@ -170,22 +216,40 @@ impl Verifier {
         self.verify_expiring(request).await.value
     }
 
+    /// [`Verifier::verify`] reading the signatures stored in `format`.
+    pub async fn verify_in(
+        &self,
+        request: VerificationRequest,
+        format: SignatureFormat,
+    ) -> Result<VerificationResponse, VerifyError> {
+        self.verify_expiring_in(request, format).await.value
+    }
+
     /// [`Verifier::verify`], with the instant the cached answer expires: a memo of the answer
     /// must not keep it longer (a moved tag would be answered with its old digest).
     pub async fn verify_expiring(
         &self,
         request: VerificationRequest,
     ) -> Expiring<Result<VerificationResponse, VerifyError>> {
+        self.verify_expiring_in(request, SignatureFormat::Legacy).await
+    }
+
+    /// [`Verifier::verify_expiring`] reading the signatures stored in `format`.
+    pub async fn verify_expiring_in(
+        &self,
+        request: VerificationRequest,
+        format: SignatureFormat,
+    ) -> Expiring<Result<VerificationResponse, VerifyError>> {
+        let key = match format {
+            SignatureFormat::Legacy => request.cache_key(),
+            other => format!("{other:?} {}", request.cache_key()),
+        };
         let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
         let Expiring { value, expires } = self
             .results
-            .get_or_compute(
-                request.cache_key(),
-                Box::pin(self.verify_uncached(request)),
-                |outcome| {
-                    if outcome.is_ok() { success_ttl } else { failure_ttl }
-                },
-            )
+            .get_or_compute(key, Box::pin(self.verify_uncached(request, format)), |outcome| {
+                if outcome.is_ok() { success_ttl } else { failure_ttl }
+            })
             .await;
         Expiring {
             value: value.map(|digest| VerificationResponse {
@@ -224,14 +288,18 @@ impl Verifier {
         Ok(self.registry.oci_manifest_config(image).await?)
     }
 
-    async fn verify_uncached(&self, request: VerificationRequest) -> Result<String, VerifyError> {
+    async fn verify_uncached(
+        &self,
+        request: VerificationRequest,
+        format: SignatureFormat,
+    ) -> Result<String, VerifyError> {
         let plan = Plan::from_request(&request)?;
         self.check_trust(plan.trust, plan.require_sct)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
         // Also for a digest reference: one quick round trip says whether the registry is up and
         // the manifest exists before sigstore-rs makes several.
         let digest = self.resolve(&reference).await?;
-        let set = self.signature_set(&reference, &digest).await?;
+        let set = self.signature_set(&reference, &digest, format).await?;
         let unmet: Vec<&str> = plan
             .checks
             .iter()
@@ -291,8 +359,17 @@ impl Verifier {
     }
 
     /// The signatures of one digest, fetched once per evaluation window.
-    async fn signature_set(&self, reference: &Reference, digest: &str) -> Result<Arc<SignatureSet>, VerifyError> {
-        let key = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    async fn signature_set(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        format: SignatureFormat,
+    ) -> Result<Arc<SignatureSet>, VerifyError> {
+        let key = format!(
+            "{format:?} {}/{}@{digest}",
+            reference.registry(),
+            reference.repository()
+        );
         self.signatures
             .get_or_compute(
                 key,
@@ -302,6 +379,7 @@ impl Verifier {
                     &self.config.limits,
                     reference,
                     digest,
+                    format,
                 )),
                 |_| self.data_ttl(),
             )

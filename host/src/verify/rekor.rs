@@ -239,9 +239,49 @@ pub(super) fn check_verifier(
     }
 }
 
+/// The key (and certificate, if it is one) a log entry names.
 pub(super) struct Verifier {
+    /// DER SubjectPublicKeyInfo.
     pub(super) spki: Vec<u8>,
+    /// DER of the certificate, when the entry names one.
     pub(super) certificate_der: Option<Vec<u8>>,
+}
+
+/// Verifies a signed entry timestamp (SET): `set` signs the canonical JSON of the entry's
+/// `body` (base64), integration time, log id and index, under the trust root's key for
+/// `log_id` (hex), which must be valid at `integrated_time`. Answers that log key (DER).
+pub(super) fn verify_promise(
+    log_id: &str,
+    body_b64: &str,
+    integrated_time: i64,
+    log_index: i64,
+    set: &[u8],
+    trust: &TrustRoot,
+) -> Result<Vec<u8>, String> {
+    let Some(log) = trust.rekor_logs().get(log_id) else {
+        return Err(format!(
+            "its Rekor entry names log {log_id}, which is not in the trust root"
+        ));
+    };
+    let key = CosignVerificationKey::try_from_der(&log.der)
+        .map_err(|e| format!("Rekor key of the trust root is unusable: {e}"))?;
+    let canonical = serde_json::to_vec(&PayloadDoc {
+        body: body_b64.to_owned(),
+        integrated_time,
+        log_id: log_id.to_owned(),
+        log_index,
+    })
+    .map_err(|e| format!("the Rekor entry cannot be encoded: {e}"))?;
+    key.verify_signature(Signature::Raw(set), &canonical)
+        .map_err(|_| "its Rekor entry's signed entry timestamp is not signed by the trusted Rekor key".to_string())?;
+    if !log.valid_for.contains(integrated_time) {
+        return Err(format!(
+            "its Rekor entry was integrated at {}, outside the validity of Rekor log key {log_id} ({})",
+            show_time(integrated_time),
+            log.valid_for
+        ));
+    }
+    Ok(log.der.clone())
 }
 
 /// The key of a PEM certificate or public key.

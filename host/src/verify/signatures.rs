@@ -5,17 +5,28 @@
 //! time (sigstore-rs' client has no timeouts nor caps). Each layer is then checked end to end
 //! in [`super::layers`]; what was wrong with the others is kept to explain a failure.
 //!
-//! Only the legacy `.sig` format is read: cosign v3's sigstore bundles stored as OCI referrers
-//! are not (see docs/verification.md).
+//! cosign v3's sigstore bundles, attached as OCI referrers (the referrers API, or the
+//! `sha256-<hex>` referrers tag schema index), are read too unless the request asks for the
+//! legacy format only ([`super::SignatureFormat`]): each is verified by [`super::bundle`], must
+//! be a `cosign sign` statement whose subject is the image digest, and becomes a
+//! [`TrustedLayer`] whose signed bytes are the DSSE pre-authentication encoding, so that the
+//! same constraints apply to both formats.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use oci_client::Reference;
 
-use super::VerifyError;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use sigstore::cosign::SignatureLayer;
+use sigstore::cosign::bundle_content::BundleContent;
+use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, Optional, SimpleSigning};
+
+use super::bundle::{self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Signer, Statement};
 use super::layers::{self, TrustedLayer};
-use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
+use super::{SignatureFormat, VerifyError};
+use crate::registry::{BoundedError, DownloadLimits, Referrer, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// The signatures of one image digest.
@@ -38,14 +49,204 @@ pub enum Explanation {
     Rejected(Vec<String>),
 }
 
-/// Fetches and checks the signature layers of `digest`.
+/// Fetches and checks the signatures of `digest` in `format`: the legacy `.sig` layers first,
+/// then the bundles attached as referrers.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    format: SignatureFormat,
 ) -> Result<Arc<SignatureSet>, VerifyError> {
+    let legacy = match format {
+        SignatureFormat::Bundle => None,
+        _ => Some(fetch_legacy(registry, trust, limits, reference, digest).await?),
+    };
+    let bundles = match format {
+        SignatureFormat::Legacy => None,
+        SignatureFormat::Bundle => Some(fetch_bundles(registry, trust, limits, reference, digest).await?),
+        // Both formats: unreadable referrers must not hide valid legacy signatures; the error
+        // still explains a failure.
+        SignatureFormat::Any => Some(
+            fetch_bundles(registry, trust, limits, reference, digest)
+                .await
+                .unwrap_or_else(|e| SignatureSet {
+                    image: String::new(),
+                    layers: Vec::new(),
+                    explanation: Explanation::Rejected(vec![format!("sigstore bundles unreadable: {e}")]),
+                }),
+        ),
+    };
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let mut layers = Vec::new();
+    let mut reasons = Vec::new();
+    let mut found = false;
+    for set in [legacy, bundles].into_iter().flatten() {
+        if let Explanation::Rejected(rejected) = set.explanation {
+            found = true;
+            for reason in rejected {
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+        }
+        layers.extend(set.layers);
+    }
+    Ok(Arc::new(SignatureSet {
+        image,
+        layers,
+        explanation: if found {
+            Explanation::Rejected(reasons)
+        } else {
+            Explanation::NoSignatures
+        },
+    }))
+}
+
+/// The sigstore bundles attached to `digest` as referrers, each checked end to end.
+async fn fetch_bundles(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<SignatureSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    // Attestation bundles share the artifact type; cosign names the predicate in an annotation.
+    let signatures_only = |referrer: &Referrer| {
+        referrer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
+            .is_none_or(|predicate| predicate == COSIGN_SIGN_PREDICATE)
+    };
+    let referrers = match registry
+        .capped_referrers(reference, digest, BUNDLE_MEDIA_TYPE_V03, &signatures_only, limits)
+        .await
+    {
+        Ok(found) => found,
+        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
+        Err(over @ BoundedError::OverCap { .. }) => {
+            return Err(VerifyError::Signatures {
+                image,
+                reason: over.to_string(),
+            });
+        }
+    };
+    if referrers.artifacts.is_empty() && referrers.unreadable.is_empty() {
+        return Ok(SignatureSet {
+            image,
+            layers: Vec::new(),
+            explanation: Explanation::NoSignatures,
+        });
+    }
+    let mut trusted = Vec::new();
+    let mut reasons: Vec<String> = referrers
+        .unreadable
+        .iter()
+        .map(|(_, reason)| format!("sigstore bundle {reason}"))
+        .collect();
+    for (referrer, descriptor, data) in &referrers.artifacts {
+        match bundle_layer(&descriptor.digest, data, reference, digest, trust) {
+            Ok(Some((layer, problem))) => {
+                if let Some(problem) = problem
+                    && !reasons.contains(&problem)
+                {
+                    reasons.push(problem);
+                }
+                trusted.push(layer);
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                let reason = format!("sigstore bundle {}: {reason}", referrer.digest);
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+        }
+    }
+    Ok(SignatureSet {
+        image,
+        layers: trusted,
+        explanation: Explanation::Rejected(reasons),
+    })
+}
+
+/// One bundle as a trusted layer of `digest`: `Ok(None)` for a bundle that is not a signature
+/// (an attestation); the second element is what is wrong with its certificate, if anything.
+fn bundle_layer(
+    layer_digest: &str,
+    data: &[u8],
+    reference: &Reference,
+    digest: &str,
+    trust: Option<&TrustRoot>,
+) -> Result<Option<(TrustedLayer, Option<String>)>, String> {
+    let verified = bundle::verify(data, trust).map_err(|e| e.to_string())?;
+    let statement = Statement::parse(&verified.payload_type, &verified.payload)?;
+    if statement.predicate_type != COSIGN_SIGN_PREDICATE {
+        return Ok(None);
+    }
+    let subject = statement.subject_for(digest).ok_or_else(|| {
+        let named: Vec<String> = statement
+            .subject
+            .iter()
+            .filter_map(|s| s.digest.get("sha256").map(|hex| format!("sha256:{hex}")))
+            .collect();
+        format!("it signs {}, not {digest}", named.join(", "))
+    })?;
+    let optional = subject.annotations.as_ref().map(|annotations| Optional {
+        creator: None,
+        timestamp: None,
+        extra: annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    let signature = BASE64.encode(&verified.signature);
+    let raw_data = verified.signed_bytes();
+    let rekor_verifier = verified.tlog.as_ref().map(|t| t.verifier_spki.clone());
+    let bundle = verified.tlog.map(|t| BundleContent::SigstoreBundle(t.entry));
+    let (certificate_signature, sct, problem) = match verified.signer {
+        Signer::Key { .. } => (None, Err("the signature has no trusted certificate".to_string()), None),
+        Signer::Certificate {
+            trusted, sct, problem, ..
+        } => (trusted.map(|identity| *identity), sct, problem),
+    };
+    let layer = SignatureLayer {
+        simple_signing: SimpleSigning {
+            critical: Critical {
+                identity: Identity {
+                    docker_reference: format!("{}/{}", reference.registry(), reference.repository()),
+                },
+                image: Image {
+                    docker_manifest_digest: digest.to_string(),
+                },
+                type_name: COSIGN_SIGN_PREDICATE.to_string(),
+            },
+            optional,
+        },
+        oci_digest: layer_digest.to_string(),
+        certificate_signature,
+        signature: Some(signature),
+        raw_data,
+        bundle,
+    };
+    Ok(Some((
+        TrustedLayer {
+            layer,
+            sct,
+            rekor_verifier,
+        },
+        problem,
+    )))
+}
+
+/// The legacy `.sig` layers of `digest`, each checked end to end.
+async fn fetch_legacy(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     let tag = format!(
         "{}/{}:{}.sig",
@@ -61,7 +262,7 @@ pub async fn fetch(
     };
     let (manifest, blobs) = match registry.capped_manifest_and_layers(&signature_ref, limits).await {
         Ok(found) => found,
-        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(Arc::new(no_signatures(image))),
+        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(no_signatures(image)),
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
             return Err(VerifyError::Signatures {
@@ -71,7 +272,7 @@ pub async fn fetch(
         }
     };
     if manifest.layers.is_empty() {
-        return Ok(Arc::new(no_signatures(image)));
+        return Ok(no_signatures(image));
     }
     let mut trusted = Vec::new();
     let mut reasons = Vec::new();
@@ -85,9 +286,9 @@ pub async fn fetch(
         }
         trusted.extend(checked.trusted);
     }
-    Ok(Arc::new(SignatureSet {
+    Ok(SignatureSet {
         image,
         layers: trusted,
         explanation: Explanation::Rejected(reasons),
-    }))
+    })
 }

@@ -341,7 +341,11 @@ fn a_kms_key_signs_attestations_with_the_key_the_host_resolves() {
             return Ok(json!({"pem": P256_PEM}).to_string().into_bytes());
         }
         assert_eq!(capability, CIP_VERIFY_ATTESTATIONS, "{payload}");
-        assert_eq!(payload["v2_verify"]["pub_keys"], json!([P256_PEM]), "the resolved key is the signer");
+        assert_eq!(
+            payload["v2_verify"]["pub_keys"],
+            json!([P256_PEM]),
+            "the resolved key is the signer"
+        );
         Ok(answer.to_string().into_bytes())
     });
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
@@ -353,7 +357,10 @@ fn a_kms_key_signs_attestations_with_the_key_the_host_resolves() {
     let response = run(&pod("default", &[IMAGE]), &s, &mut stock);
     assert_eq!(response["accepted"], false, "{response}");
     assert!(
-        response["message"].as_str().unwrap_or_default().contains("cip kms resolve"),
+        response["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cip kms resolve"),
         "{response}"
     );
 }

@@ -1,0 +1,85 @@
+//! cosign v3's default signature storage (sigstore bundles attached as OCI referrers; the
+//! loopback docker-registry has no referrers API, so the `sha256-<hex>` referrers tag schema is
+//! what is read) through `cip run`, the real module and the real registry: key and keyless
+//! bundles admit under the article's policies pasted as is, a bundle for another digest is
+//! refused, and `signatureFormat` picks the storage.
+
+mod common;
+
+use common::{article, on_registry, pod, settings};
+use e2e_tests::with_keys;
+use serde_json::{Value, json};
+use testkit::{BundleOptions, KeyPair, LeafRequest, Registry, SignerIdentity, TestFulcio, TestRekor, push_image};
+
+fn allowed(run: &common::CipRun) -> bool {
+    run.response["allowed"] == json!(true)
+}
+
+fn message(run: &common::CipRun) -> String {
+    run.response["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_digest() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor) = (TestFulcio::new()?, TestRekor::new()?);
+    let trust = testkit::trust_config_json(&fulcio, &rekor);
+    let key = KeyPair::ecdsa_p256()?;
+
+    let keyed = push_image(&host, "app", "keyed", "app:keyed")?;
+    testkit::sign_with_key_bundle(&host, "app", &keyed, &key, Some(&rekor), &Default::default())?;
+    let keyless = push_image(&host, "app", "keyless", "app:keyless")?;
+    let request = LeafRequest::new(
+        SignerIdentity::Email("user@example.com".to_owned()),
+        "https://accounts.google.com",
+    );
+    testkit::sign_keyless_bundle(&host, "app", &keyless, &fulcio, &rekor, &request)?;
+    // A genuine bundle of the keyed image, attached to another image.
+    let moved = push_image(&host, "app", "moved", "app:moved")?;
+    let bundle = testkit::key_bundle(&keyed, &key, Some(&rekor), &BundleOptions::default())?;
+    testkit::attach_bundle(&host, "app", &moved, &bundle)?;
+
+    let key_policy = settings(
+        &[on_registry(
+            &with_keys(&article("signed-images-policy"), &[key.public_key_pem()]),
+            &host,
+        )],
+        json!({}),
+    );
+    let keyless_policy = settings(&[on_registry(&article("keyless-policy"), &host)], json!({}));
+    let run = |image: &str, s: &Value| common::cip_run(&pod("default", &[image]), s, &host, Some(&trust));
+
+    let admitted = run(&format!("{host}/app:keyed"), &key_policy);
+    assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
+    let admitted = run(&format!("{host}/app:keyless"), &keyless_policy);
+    assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
+
+    let refused = run(&format!("{host}/app:moved"), &key_policy);
+    assert!(!allowed(&refused), "{}", refused.stdout);
+    assert!(
+        message(&refused).contains(&format!("not {moved}")),
+        "{}",
+        message(&refused)
+    );
+
+    // signatureFormat: legacy reads the .sig tag only, so the bundle-signed image is refused.
+    let mut legacy = key_policy.clone();
+    legacy["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("legacy");
+    let refused = run(&format!("{host}/app:keyed"), &legacy);
+    assert!(!allowed(&refused), "{}", refused.stdout);
+    assert!(
+        message(&refused).contains("no signatures found"),
+        "{}",
+        message(&refused)
+    );
+    // signatureFormat: bundle reads the referrers only.
+    let mut bundle_only = key_policy.clone();
+    bundle_only["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");
+    let admitted = run(&format!("{host}/app:keyed"), &bundle_only);
+    assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
+    Ok(())
+}

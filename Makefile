@@ -155,8 +155,9 @@ image-tools: ## umoci, skopeo and file (Debian): the provider image without a co
 
 .PHONY: image-oci
 image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
-	@# Only the final link is static (-C target-feature=+crt-static): the dependencies built for
-	@# the tests are reused.
+	@# Only the final link is static (-C target-feature=+crt-static). Built alone, cip resolves a
+	@# few features differently from the workspace (testkit's sigstore/sign, the policy crate's
+	@# rsa/pem): those crates and their dependents (~35) are compiled once more, the rest reused.
 	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
 	@mkdir -p target/image
 	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
@@ -169,7 +170,7 @@ image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_RE
 		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
 
 .PHONY: test
-test: setup lint check-deploy check-artifacthub policy.wasm sigstore-python sigstore-node ## Everything CI runs, in one cargo invocation (each crate built once).
+test: setup lint check-deploy check-artifacthub policy.wasm image-oci sigstore-python sigstore-node ## Everything CI runs: checks, the provider image, then one cargo invocation.
 	$(CARGO) test --workspace
 
 .PHONY: demo

@@ -41,9 +41,6 @@ impl Drop for Running {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs `make image-oci` first: its static link of cip (`cargo rustc -p cip`) resolves features \
-            for cip alone and rebuilds every dependency (~25 min on 2 cores), too slow for `make test` yet; \
-            run `make image-oci && cargo test -p cip --test provider_image -- --ignored`"]
 async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
     let oci = repo_root().join("target/image/oci");
     assert!(

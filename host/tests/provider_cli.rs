@@ -4,30 +4,10 @@
 mod provider_support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use provider_support::*;
 use serde_json::json;
-
-fn policy_wasm() -> String {
-    std::env::var("CIP_POLICY_WASM").unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm")
-            .display()
-            .to_string()
-    })
-}
-
-/// Kills the provider when the test ends, also on failure.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn provider_command(files: &TlsFiles, settings: &Path) -> TestResult<(Command, String, String)> {
     let addr = testkit::unused_local_addr()?.to_string();
@@ -44,7 +24,7 @@ fn provider_command(files: &TlsFiles, settings: &Path) -> TestResult<(Command, S
         .arg("--client-ca-file")
         .arg(&files.client_ca)
         .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
-        .arg(policy_wasm())
+        .arg(policy_wasm_path())
         .stdout(Stdio::null());
     Ok((command, addr, metrics_addr))
 }
@@ -59,18 +39,7 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
     let (mut command, addr, metrics_addr) = provider_command(&files, &settings)?;
     let _running = Running(command.stderr(Stdio::null()).spawn()?);
 
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let started = Instant::now();
-    loop {
-        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err("the provider did not become ready within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ready(&metrics_addr).await?;
 
     let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let k = key("registry.example/app:v1", "production");
@@ -93,7 +62,9 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
             .await
             .is_err()
     );
-    let text = http
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
         .get(format!("http://{metrics_addr}/metrics"))
         .send()
         .await?

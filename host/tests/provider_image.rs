@@ -7,8 +7,7 @@
 mod provider_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use provider_support::*;
 use serde_json::Value;
@@ -28,16 +27,6 @@ fn run(command: &mut Command) -> TestResult<String> {
         .into());
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Kills the provider when the test ends, also on failure.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,18 +106,7 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
             .stderr(Stdio::null())
             .spawn()?,
     );
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let started = Instant::now();
-    loop {
-        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err("the image's provider did not become ready within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_ready(&metrics_addr).await?;
     let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let k = key("registry.example/app:v1", "production");
     let answer: Value = gatekeeper

@@ -5,59 +5,11 @@
 
 mod provider_support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cip::capabilities::Capabilities;
-use cip::provider::{Limits, PolicyDecider};
-use cip::registry::Sources;
-use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
-use cip::verify::{Verifier, VerifierConfig};
+use cip::provider::Limits;
 use provider_support::*;
 use serde_json::{Value, json};
-
-/// Production enforces the key; development only warns; other namespaces are not checked.
-fn settings(public_key_pem: &str) -> Value {
-    let policy = |name: &str, namespace: &str, mode: &str| {
-        json!({
-            "apiVersion": "policy.sigstore.dev/v1beta1",
-            "kind": "ClusterImagePolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "match": [{"namespaces": [namespace]}],
-                "images": [{"glob": "**"}],
-                "authorities": [{"name": "team-key", "key": {"data": public_key_pem}}],
-                "mode": mode,
-            }
-        })
-    };
-    json!({
-        "policies": [
-            policy("production-strict-policy", "production", "enforce"),
-            policy("dev-warn-policy", "development", "warn"),
-        ],
-        "noMatchPolicy": "allow",
-    })
-}
-
-async fn decider(registry_host: &str, settings: Value) -> TestResult<PolicyDecider> {
-    let path: PathBuf = std::env::var_os("CIP_POLICY_WASM").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
-        PathBuf::from,
-    );
-    let module = PolicyModule::from_file(&path)
-        .map_err(|e| format!("{}: {e} (build the policy module first)", path.display()))?;
-    let verifier = Verifier::new(VerifierConfig {
-        sources: Sources {
-            insecure_sources: vec![registry_host.to_owned()],
-            ..Sources::default()
-        },
-        ..VerifierConfig::default()
-    })?;
-    let capabilities = Arc::new(Capabilities::new(Arc::new(verifier), tokio::runtime::Handle::current()));
-    let evaluator = Evaluator::new(&module, capabilities, EvaluatorOptions::default())?;
-    Ok(tokio::task::spawn_blocking(move || PolicyDecider::new(evaluator, settings)).await??)
-}
 
 async fn post_to(
     client: &reqwest::Client,
@@ -83,7 +35,7 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     let signer = testkit::KeyPair::ecdsa_p256()?;
     testkit::sign_with_key(&host, "team/app", &digest, &signer, &testkit::annotations([]))?;
 
-    let decider = Arc::new(decider(&host, settings(signer.public_key_pem())).await?);
+    let decider = Arc::new(policy_decider(&host, production_and_development_settings(signer.public_key_pem())).await??);
     let ca = Ca::new("serving CA")?;
     let client_ca = Ca::new("gatekeeper CA")?;
     let files = TlsFiles::write(&ca.server()?, &client_ca)?;

@@ -6,67 +6,11 @@
 
 mod provider_support;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use cip::capabilities::Capabilities;
-use cip::provider::{Limits, PolicyDecider, PolicyDeciderError};
-use cip::registry::Sources;
-use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
-use cip::verify::{Verifier, VerifierConfig};
+use cip::provider::{Limits, PolicyDeciderError};
 use provider_support::*;
-use serde_json::{Value, json};
-
-fn policy_module() -> TestResult<PolicyModule> {
-    static MODULE: OnceLock<PolicyModule> = OnceLock::new();
-    if let Some(module) = MODULE.get() {
-        return Ok(module.clone());
-    }
-    let path: PathBuf = std::env::var_os("CIP_POLICY_WASM").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
-        PathBuf::from,
-    );
-    let module = PolicyModule::from_file(&path)
-        .map_err(|e| format!("{}: {e} (build the policy module first)", path.display()))?;
-    Ok(MODULE.get_or_init(|| module).clone())
-}
-
-/// Production enforces the key; development only warns; other namespaces are not checked.
-fn settings(public_key_pem: &str) -> Value {
-    let policy = |name: &str, namespace: &str, mode: &str| {
-        json!({
-            "apiVersion": "policy.sigstore.dev/v1beta1",
-            "kind": "ClusterImagePolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "match": [{"namespaces": [namespace]}],
-                "images": [{"glob": "**"}],
-                "authorities": [{"name": "team-key", "key": {"data": public_key_pem}}],
-                "mode": mode,
-            }
-        })
-    };
-    json!({
-        "policies": [
-            policy("production-strict-policy", "production", "enforce"),
-            policy("dev-warn-policy", "development", "warn"),
-        ],
-        "noMatchPolicy": "allow",
-    })
-}
-
-async fn decider(registry_host: &str, settings: Value) -> TestResult<Result<PolicyDecider, PolicyDeciderError>> {
-    let verifier = Verifier::new(VerifierConfig {
-        sources: Sources {
-            insecure_sources: vec![registry_host.to_owned()],
-            ..Sources::default()
-        },
-        ..VerifierConfig::default()
-    })?;
-    let capabilities = Arc::new(Capabilities::new(Arc::new(verifier), tokio::runtime::Handle::current()));
-    let evaluator = Evaluator::new(&policy_module()?, capabilities, EvaluatorOptions::default())?;
-    Ok(tokio::task::spawn_blocking(move || PolicyDecider::new(evaluator, settings)).await?)
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestResult {
@@ -77,7 +21,7 @@ async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestRes
     let signer = testkit::KeyPair::ecdsa_p256()?;
     testkit::sign_with_key(&host, "team/app", &signed, &signer, &testkit::annotations([]))?;
 
-    let decider = Arc::new(decider(&host, settings(signer.public_key_pem())).await??);
+    let decider = Arc::new(policy_decider(&host, production_and_development_settings(signer.public_key_pem())).await??);
     let ca = Ca::new("serving CA")?;
     let files = TlsFiles::write(&ca.server()?, &Ca::new("client CA")?)?;
     let provider = start(decider, &files, false, Limits::default()).await?;
@@ -151,7 +95,7 @@ async fn invalid_settings_are_refused_at_start() -> TestResult {
         "kind": "ClusterImagePolicy", "metadata": {"name": "p"},
         "spec": {"images": [{"glob": "**"}], "mode": "sometimes",
             "authorities": [{"key": {"data": "not a key"}}]}}]});
-    match decider("127.0.0.1:1", bad).await? {
+    match policy_decider("127.0.0.1:1", bad).await? {
         Err(PolicyDeciderError::InvalidSettings(reason)) => {
             assert!(!reason.is_empty());
             Ok(())

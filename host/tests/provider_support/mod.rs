@@ -253,3 +253,97 @@ impl Decider for Scripted {
         })
     }
 }
+
+/// The policy module the tests run: `CIP_POLICY_WASM` (set by `make test`), else the cargo build.
+pub fn policy_wasm_path() -> PathBuf {
+    std::env::var_os("CIP_POLICY_WASM").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm"),
+        PathBuf::from,
+    )
+}
+
+/// The policy module, compiled once per test binary.
+pub fn policy_module() -> TestResult<cip::runtime::PolicyModule> {
+    static MODULE: std::sync::OnceLock<cip::runtime::PolicyModule> = std::sync::OnceLock::new();
+    if let Some(module) = MODULE.get() {
+        return Ok(module.clone());
+    }
+    let path = policy_wasm_path();
+    let module = cip::runtime::PolicyModule::from_file(&path)
+        .map_err(|e| format!("{}: {e} (build the policy module first)", path.display()))?;
+    Ok(MODULE.get_or_init(|| module).clone())
+}
+
+/// A PolicyDecider over the real module, verifying against a plain-HTTP loopback registry.
+pub async fn policy_decider(
+    registry_host: &str,
+    settings: Value,
+) -> TestResult<Result<cip::provider::PolicyDecider, cip::provider::PolicyDeciderError>> {
+    let verifier = cip::verify::Verifier::new(cip::verify::VerifierConfig {
+        sources: cip::registry::Sources {
+            insecure_sources: vec![registry_host.to_owned()],
+            ..cip::registry::Sources::default()
+        },
+        ..cip::verify::VerifierConfig::default()
+    })?;
+    let capabilities = Arc::new(cip::capabilities::Capabilities::new(
+        Arc::new(verifier),
+        tokio::runtime::Handle::current(),
+    ));
+    let evaluator = cip::runtime::Evaluator::new(
+        &policy_module()?,
+        capabilities,
+        cip::runtime::EvaluatorOptions::default(),
+    )?;
+    Ok(tokio::task::spawn_blocking(move || cip::provider::PolicyDecider::new(evaluator, settings)).await?)
+}
+
+/// Production enforces the key; development only warns; other namespaces are not checked.
+pub fn production_and_development_settings(public_key_pem: &str) -> Value {
+    let policy = |name: &str, namespace: &str, mode: &str| {
+        json!({
+            "apiVersion": "policy.sigstore.dev/v1beta1",
+            "kind": "ClusterImagePolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "match": [{"namespaces": [namespace]}],
+                "images": [{"glob": "**"}],
+                "authorities": [{"name": "team-key", "key": {"data": public_key_pem}}],
+                "mode": mode,
+            }
+        })
+    };
+    json!({
+        "policies": [
+            policy("production-strict-policy", "production", "enforce"),
+            policy("dev-warn-policy", "development", "warn"),
+        ],
+        "noMatchPolicy": "allow",
+    })
+}
+
+/// A provider process, killed when the test ends (also on failure).
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (up to 60 s) until a provider process answers `/readyz` on its metrics address.
+pub async fn wait_until_ready(metrics_addr: &str) -> TestResult {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let started = std::time::Instant::now();
+    loop {
+        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(format!("the provider at {metrics_addr} did not become ready within 60 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -13,8 +13,8 @@ use super::duration::parse_duration;
 use super::module_args::{ModuleVerificationArgs, check_local};
 use crate::artifact::verification::{ModuleVerification, ModuleVerificationError};
 use crate::artifact::{REGISTRY_SCHEME, load_policy};
+use crate::capabilities::Capabilities;
 use crate::capabilities::recording::Interactions;
-use crate::capabilities::{Capabilities, check_rego_policies};
 use crate::registry::Sources;
 use crate::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
 use crate::trust::TrustRoot;
@@ -241,17 +241,9 @@ impl Session {
     /// The module's `validate_settings`, its remarks on valid settings printed as warnings, and
     /// every Rego `spec.policy` compiled as `cip` will run it.
     pub fn check_settings(&self, settings: &Value) -> anyhow::Result<()> {
-        let response = self.evaluator.validate_settings(settings)?;
-        if !response.valid {
-            bail!(
-                "the settings are not valid: {}",
-                response.message.unwrap_or_else(|| "no reason given".to_owned())
-            );
-        }
-        if let Some(remarks) = response.message {
+        if let Some(remarks) = self.evaluator.accept_settings(settings)? {
             eprintln!("warning: {remarks}");
         }
-        check_rego_policies(settings).map_err(|reason| anyhow::anyhow!("the settings are not valid: {reason}"))?;
         Ok(())
     }
 }

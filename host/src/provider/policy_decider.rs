@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::decider::Decider;
 use super::protocol::{Decision, ImageKey};
-use crate::runtime::{Evaluator, RuntimeError};
+use crate::runtime::{Evaluator, RuntimeError, SettingsError};
 use crate::verify::CacheStats;
 
 /// Why the policy cannot serve decisions.
@@ -31,16 +31,12 @@ impl PolicyDecider {
     /// Validates `settings` with the module's `validate_settings`; refuses invalid ones, so that
     /// a provider never starts with settings its ClusterAdmissionPolicy twin would reject.
     pub fn new(evaluator: Evaluator, settings: Value) -> Result<Self, PolicyDeciderError> {
-        let validation = evaluator.validate_settings(&settings)?;
-        if !validation.valid {
-            return Err(PolicyDeciderError::InvalidSettings(
-                validation.message.unwrap_or_else(|| "no reason given".to_owned()),
-            ));
+        match evaluator.accept_settings(&settings) {
+            Ok(Some(remarks)) => tracing::warn!(%remarks, "the settings are valid, with remarks"),
+            Ok(None) => {}
+            Err(SettingsError::Refused(reason)) => return Err(PolicyDeciderError::InvalidSettings(reason)),
+            Err(SettingsError::Runtime(error)) => return Err(error.into()),
         }
-        if let Some(remarks) = validation.message {
-            tracing::warn!(%remarks, "the settings are valid, with remarks");
-        }
-        crate::capabilities::check_rego_policies(&settings).map_err(PolicyDeciderError::InvalidSettings)?;
         Ok(Self {
             evaluator,
             settings: Arc::new(settings),

@@ -91,3 +91,14 @@ pub enum RuntimeError {
     #[error("evaluation task failed: {0}")]
     Join(String),
 }
+
+/// Why settings cannot be served (see `Evaluator::accept_settings`).
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The module or the host refused them; the reason names the field.
+    #[error("the settings are not valid: {0}")]
+    Refused(String),
+    /// `validate_settings` could not run.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}

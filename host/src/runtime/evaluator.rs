@@ -14,7 +14,7 @@ use wasmtime_provider::{EpochDeadlines, ResourceLimits, WasmtimeEngineProviderBu
 
 use super::instance::{HostCallStats, Instance};
 use super::verdict::{ImageKey, ImageVerdict, VerifyImagesRequest, VerifyImagesResponse};
-use super::{PolicyModule, RuntimeError, engine, pool};
+use super::{PolicyModule, RuntimeError, SettingsError, engine, pool};
 use crate::capabilities::Capabilities;
 
 /// Limits and reuse policy of an [`Evaluator`].
@@ -213,6 +213,20 @@ impl Evaluator {
     /// Runs the module's `validate_settings`.
     pub fn validate_settings(&self, settings: &Value) -> Result<SettingsValidationResponse, RuntimeError> {
         self.call_json("validate_settings", settings)
+    }
+
+    /// Whether the settings can be served: the module's `validate_settings` accepts them (as
+    /// policy-server checks at start-up) and every Rego `spec.policy` compiles (the host's half of
+    /// the policy language). `Ok` carries the module's remarks on valid settings, if any.
+    pub fn accept_settings(&self, settings: &Value) -> Result<Option<String>, SettingsError> {
+        let response = self.validate_settings(settings)?;
+        if !response.valid {
+            return Err(SettingsError::Refused(
+                response.message.unwrap_or_else(|| "no reason given".to_owned()),
+            ));
+        }
+        crate::capabilities::check_rego_policies(settings).map_err(SettingsError::Refused)?;
+        Ok(response.message)
     }
 
     /// Runs the module's `validate` on an AdmissionRequest (not a whole AdmissionReview).

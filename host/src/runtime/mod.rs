@@ -32,7 +32,7 @@ mod module;
 mod pool;
 mod verdict;
 
-pub use error::RuntimeError;
+pub use error::{RuntimeError, SettingsError};
 pub use evaluator::{CallStats, Evaluator, EvaluatorOptions};
 pub use instance::HostCallStats;
 pub use module::PolicyModule;

@@ -10,7 +10,7 @@ use crate::host::HostCalls;
 use crate::matching::Subject;
 use crate::policy::{PolicyBlock, input};
 use crate::reference::ImageReference;
-use crate::settings::{Mode, NoMatchPolicy, Policy, Settings};
+use crate::settings::{Mode, NoMatchPolicy, Policy, PolicyBody, Settings};
 
 /// Kubernetes truncates longer warnings.
 pub const MAX_WARNING_LEN: usize = 256;
@@ -116,7 +116,25 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     for policy in covering {
-        let (mut outcome, digest) = evaluate_policy(policy, &reference, subject, host);
+        // A policy's authorities are read the first time it covers an image. Settings that
+        // cannot be read deny, whatever the policy's mode (`validate_settings` refuses them).
+        let body = match settings.body(policy) {
+            Ok(body) => body,
+            Err(e) => {
+                let reason = format!("invalid policy settings: {e}");
+                denials.push(format!("image {image} denied by policy {}: {reason}", policy.name));
+                verdict.policies.push(PolicyOutcome {
+                    name: policy.name.clone(),
+                    mode: policy.mode.to_string(),
+                    passed: false,
+                    authorities: Vec::new(),
+                    policy: Some(reason),
+                    warning: None,
+                });
+                continue;
+            }
+        };
+        let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);
         if let Some(digest) = digest {
             match &verdict.digest {
                 None => verdict.digest = Some(digest),
@@ -182,6 +200,7 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
 /// all and lets the policy decide over the results.
 fn evaluate_policy(
     policy: &Policy,
+    body: &PolicyBody,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
@@ -194,11 +213,11 @@ fn evaluate_policy(
         policy: None,
         warning: None,
     };
-    if let Some(block) = &policy.policy {
-        let digest = evaluate_policy_block(policy, block, reference, subject, host, &mut outcome);
+    if let Some(block) = &body.policy {
+        let digest = evaluate_policy_block(body, block, reference, subject, host, &mut outcome);
         return (outcome, digest);
     }
-    for authority in &policy.authorities {
+    for authority in &body.authorities {
         match verify_authority(authority, reference, host) {
             Ok(digest) => {
                 outcome.passed = true;
@@ -239,16 +258,16 @@ fn verify_authority(
 /// passing the policy fails as without `spec.policy`; otherwise the CUE or Rego policy decides
 /// over `authorityMatches` and `authorizations`. Returns the verified digest when it passes.
 fn evaluate_policy_block(
-    policy: &Policy,
+    body: &PolicyBody,
     block: &PolicyBlock,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
     outcome: &mut PolicyOutcome,
 ) -> Option<String> {
-    let mut results = Vec::with_capacity(policy.authorities.len());
+    let mut results = Vec::with_capacity(body.authorities.len());
     let mut digest: Option<String> = None;
-    for authority in &policy.authorities {
+    for authority in &body.authorities {
         let result = verify_authority(authority, reference, host).and_then(|verified| match (&digest, verified) {
             (Some(first), Some(other)) if *first != other => Err(format!(
                 "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"

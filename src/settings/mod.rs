@@ -135,8 +135,9 @@ pub struct Settings {
     pub no_match: NoMatchPolicy,
     pub pin_digests: bool,
     pub images: ImageMatcher,
-    /// Every glob with the path of its field, for the syntax check of `check_material`.
-    globs: Vec<(String, String)>,
+    /// Every glob with the path of its field, for the syntax check of `check_material` (not
+    /// recorded by [`Settings::parse_lazy`]).
+    globs: Option<Vec<(String, String)>>,
     /// The settings text (the deferred fields are read from it).
     source: Box<str>,
 }
@@ -171,7 +172,7 @@ impl Settings {
     /// Parses settings JSON into the validated model, every policy whole (no deep key checks):
     /// [`Settings::parse_lazy`], then the authorities and `spec.policy` of every policy.
     pub fn parse(json: &str) -> Result<Self, SettingsError> {
-        let settings = Self::parse_lazy(json)?;
+        let settings = Self::read(json, true)?;
         for policy in &settings.policies {
             settings.body(policy).map_err(Clone::clone)?;
         }
@@ -184,6 +185,12 @@ impl Settings {
     /// `validate_settings` parses everything ([`Settings::parse`]) and refuses what would fail
     /// then.
     pub fn parse_lazy(json: &str) -> Result<Self, SettingsError> {
+        Self::read(json, false)
+    }
+
+    /// [`Settings::parse_lazy`]; `check_globs`: also record every glob with the path of its
+    /// field, for [`Settings::check_material`].
+    fn read(json: &str, check_globs: bool) -> Result<Self, SettingsError> {
         let source: Box<str> = json.into();
         let base = source.as_ptr() as usize;
         let range = |raw: &RawValue| {
@@ -192,7 +199,7 @@ impl Settings {
         };
         let mut settings = {
             let raw: RawSettings<'_> = read(&source, "")?;
-            Self::build(raw, |raw_policy, index, syntax_checks| {
+            Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
                 parse_policy(raw_policy, index, syntax_checks, |spec| Deferred {
                     authorities: spec.authorities.map(range),
                     policy: spec.policy.map(range),
@@ -232,10 +239,11 @@ impl Settings {
 
     fn build(
         raw: RawSettings<'_>,
+        check_globs: bool,
         mut parse: impl FnMut(
             RawPolicy<'_>,
             usize,
-            &mut Vec<(String, String)>,
+            Option<&mut Vec<(String, String)>>,
         ) -> Result<(Policy, Vec<String>), SettingsError>,
     ) -> Result<Self, SettingsError> {
         let no_match = match raw.no_match_policy.as_deref() {
@@ -253,9 +261,9 @@ impl Settings {
         let mut policies = Vec::with_capacity(raw.policies.len());
         let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.policies.len());
         let mut patterns = Vec::new();
-        let mut all_globs = Vec::new();
+        let mut all_globs = check_globs.then(Vec::new);
         for (index, raw_policy) in raw.policies.into_iter().enumerate() {
-            let (policy, globs) = parse(raw_policy, index, &mut all_globs)?;
+            let (policy, globs) = parse(raw_policy, index, all_globs.as_mut())?;
             if let Some(other) = names.insert(policy.name.clone(), index) {
                 return Err(SettingsError::new(
                     format!("policies[{index}].metadata.name"),
@@ -310,7 +318,11 @@ impl Settings {
     /// Deep checks of every glob, key, certificate and regular expression (and the parse of
     /// every policy's authorities and `spec.policy`, when not done yet).
     pub fn check_material(&self) -> Result<(), SettingsError> {
-        for (path, glob) in &self.globs {
+        let Some(globs) = &self.globs else {
+            // Read lazily: read again, whole.
+            return Self::parse(&self.source)?.check_material();
+        };
+        for (path, glob) in globs {
             check_glob_syntax(glob).map_err(|e| SettingsError::new(path, format!("glob `{glob}`: {e}")))?;
         }
         for policy in &self.policies {
@@ -322,11 +334,11 @@ impl Settings {
 }
 
 /// Parses one policy; its globs are returned for the matcher and recorded, with their field
-/// paths, in `syntax_checks`; `defer` notes where its authorities and `spec.policy` are.
+/// paths, in `syntax_checks` when given; `defer` notes where its authorities and `spec.policy` are.
 fn parse_policy(
     raw: RawPolicy<'_>,
     index: usize,
-    syntax_checks: &mut Vec<(String, String)>,
+    mut syntax_checks: Option<&mut Vec<(String, String)>>,
     defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
 ) -> Result<(Policy, Vec<String>), SettingsError> {
     let path = format!("policies[{index}]");
@@ -382,7 +394,9 @@ fn parse_policy(
             .glob
             .ok_or_else(|| err(&format!("{field}.glob"), "glob is required".to_owned()))?;
         let normalised = normalise_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?;
-        syntax_checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+        if let Some(checks) = syntax_checks.as_deref_mut() {
+            checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+        }
         globs.extend(normalised);
     }
     let rules = spec
@@ -409,9 +423,11 @@ fn parse_policy(
                     "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
                 ));
             }
-            for (j, ns) in m.namespaces.iter().flatten().enumerate() {
-                if ns.contains(['*', '?']) {
-                    syntax_checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+            if let Some(checks) = syntax_checks.as_deref_mut() {
+                for (j, ns) in m.namespaces.iter().flatten().enumerate() {
+                    if ns.contains(['*', '?']) {
+                        checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+                    }
                 }
             }
             let selector = m

@@ -99,7 +99,15 @@ impl Setup {
     fn bench(&self, request: &Path, settings: &Path, fresh: bool, iterations: &str) -> Result<(f64, f64, f64, bool)> {
         let mut command = self.cip();
         command
-            .args(["bench", "--output", "json", "--iterations", iterations, "--warmup", "20"])
+            .args([
+                "bench",
+                "--output",
+                "json",
+                "--iterations",
+                iterations,
+                "--warmup",
+                "20",
+            ])
             .arg("--request-path")
             .arg(request)
             .arg("--settings-path")

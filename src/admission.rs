@@ -150,6 +150,10 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         });
     }
 
+    if let Some(e) = verdicts.iter().find_map(|v| v.invalid_settings.as_ref()) {
+        return reject(format!("invalid policy settings: {e}"));
+    }
+
     let denials: Vec<&str> = verdicts
         .iter()
         .filter(|v| v.verdict == Verdict::Deny)
@@ -313,6 +317,9 @@ pub fn verify_images(
             };
             decide(&settings, &subject, &key.image, host)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if let Some(e) = results.iter().find_map(|v| v.invalid_settings.as_ref()) {
+        return Err(format!("invalid policy settings: {e}"));
+    }
     Ok(VerifyImagesResponse { results })
 }

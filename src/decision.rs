@@ -10,7 +10,7 @@ use crate::host::HostCalls;
 use crate::matching::Subject;
 use crate::policy::{PolicyBlock, input};
 use crate::reference::ImageReference;
-use crate::settings::{Mode, NoMatchPolicy, Policy, PolicyBody, Settings};
+use crate::settings::{Mode, NoMatchPolicy, Policy, PolicyBody, Settings, SettingsError};
 
 /// Kubernetes truncates longer warnings.
 pub const MAX_WARNING_LEN: usize = 256;
@@ -66,6 +66,10 @@ pub struct ImageVerdict {
     /// verified signatures at that digest, and the image was not written with one.
     #[serde(skip)]
     pub pin: Option<String>,
+    /// The settings of a covering policy could not be read (its authorities or `spec.policy`,
+    /// read on first use): the request is refused as with any invalid settings.
+    #[serde(skip)]
+    pub invalid_settings: Option<SettingsError>,
 }
 
 /// Decides one image for a subject (namespace, resource, labels).
@@ -79,6 +83,7 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
         policies: Vec::new(),
         warnings: Vec::new(),
         pin: None,
+        invalid_settings: None,
     };
     let reference = match ImageReference::parse(image) {
         Ok(r) => r,
@@ -121,17 +126,13 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
         let body = match settings.body(policy) {
             Ok(body) => body,
             Err(e) => {
-                let reason = format!("invalid policy settings: {e}");
-                denials.push(format!("image {image} denied by policy {}: {reason}", policy.name));
-                verdict.policies.push(PolicyOutcome {
-                    name: policy.name.clone(),
-                    mode: policy.mode.to_string(),
-                    passed: false,
-                    authorities: Vec::new(),
-                    policy: Some(reason),
-                    warning: None,
-                });
-                continue;
+                verdict.verdict = Verdict::Deny;
+                verdict.message = format!(
+                    "image {image} denied by policy {}: invalid policy settings: {e}",
+                    policy.name
+                );
+                verdict.invalid_settings = Some(e.clone());
+                return verdict;
             }
         };
         let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);

@@ -203,8 +203,8 @@ fn main() -> Result<()> {
     );
     println!("(host: median time spent in host callbacks, included in the evaluation)");
     println!(
-        "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | {}",
-        "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty", "answer"
+        "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | answer",
+        "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty"
     );
     for containers in CONTAINERS {
         let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;

@@ -1,8 +1,13 @@
 //! The policy's settings: `ClusterImagePolicy` documents parsed once into a validated model.
 //!
-//! [`Settings::parse`] does everything `validate` needs (shape, meaning, compiled globs) and is
-//! cheap; [`Settings::check_material`] adds the expensive checks of keys, certificates and
-//! regular expressions, which `validate_settings` runs once when the policy is loaded.
+//! `validate` reads settings with [`Settings::parse_lazy`]: of every policy what decides whether
+//! it covers an image (name, mode, globs, `match`), with strings borrowed from the settings text;
+//! a policy's authorities and `spec.policy` are parsed the first time it covers an image of a
+//! request ([`Settings::body`]), so a policy that covers nothing costs no key, identity or CUE
+//! parsing (Kubewarden's policy-server reads the settings again in every fresh instance).
+//! [`Settings::parse`] reads every policy whole, and [`Settings::check_material`] adds the
+//! expensive checks of keys, certificates and regular expressions: `validate_settings` runs both
+//! when the policy is loaded.
 //! Every error names the path of the field and says how to fix it.
 
 pub mod raw;

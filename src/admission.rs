@@ -140,11 +140,18 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         object: Some(object),
     };
 
+    // One decision per distinct image, in the order of first appearance.
     let mut verdicts: Vec<ImageVerdict> = Vec::new();
+    let mut by_image: HashMap<&str, usize> = HashMap::with_capacity(sites.len());
     for site in &sites {
-        if !verdicts.iter().any(|v| v.image == site.image) {
+        by_image.entry(site.image.as_str()).or_insert_with(|| {
             verdicts.push(decide(&settings, &subject, &site.image, host));
-        }
+            verdicts.len() - 1
+        });
+    }
+
+    if let Some(e) = verdicts.iter().find_map(|v| v.invalid_settings.as_ref()) {
+        return reject(format!("invalid policy settings: {e}"));
     }
 
     let denials: Vec<&str> = verdicts
@@ -171,24 +178,22 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         audit.insert("unverified-images".to_owned(), unverified.join("; "));
     }
 
-    let mut mutated = None;
+    // The object is copied only when an image is pinned.
+    let mut mutated: Option<serde_json::Value> = None;
+    let mut changed = false;
     if settings.pin_digests {
-        let mut copy = object.clone();
-        let mut changed = false;
         for site in &sites {
-            let pin = verdicts
-                .iter()
-                .find(|v| v.image == site.image)
+            let pin = by_image
+                .get(site.image.as_str())
+                .and_then(|&i| verdicts.get(i))
                 .and_then(|v| v.pin.as_deref());
             if let Some(digest) = pin {
-                changed |= set_image(&mut copy, &site.pointer, &format!("{}@{digest}", site.image));
+                let copy = mutated.get_or_insert_with(|| object.clone());
+                changed |= set_image(copy, &site.pointer, &format!("{}@{digest}", site.image));
             }
         }
-        if changed {
-            mutated = Some(copy);
-        }
     }
-    accept(mutated, warnings, audit)
+    accept(mutated.filter(|_| changed), warnings, audit)
 }
 
 /// The sites whose image the old object of an UPDATE did not hold: only those can make a
@@ -312,6 +317,9 @@ pub fn verify_images(
             };
             decide(&settings, &subject, &key.image, host)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if let Some(e) = results.iter().find_map(|v| v.invalid_settings.as_ref()) {
+        return Err(format!("invalid policy settings: {e}"));
+    }
     Ok(VerifyImagesResponse { results })
 }

@@ -10,7 +10,7 @@ use crate::host::HostCalls;
 use crate::matching::Subject;
 use crate::policy::{PolicyBlock, input};
 use crate::reference::ImageReference;
-use crate::settings::{Mode, NoMatchPolicy, Policy, Settings};
+use crate::settings::{Mode, NoMatchPolicy, Policy, PolicyBody, Settings, SettingsError};
 
 /// Kubernetes truncates longer warnings.
 pub const MAX_WARNING_LEN: usize = 256;
@@ -66,6 +66,10 @@ pub struct ImageVerdict {
     /// verified signatures at that digest, and the image was not written with one.
     #[serde(skip)]
     pub pin: Option<String>,
+    /// The settings of a covering policy could not be read (its authorities or `spec.policy`,
+    /// read on first use): the request is refused as with any invalid settings.
+    #[serde(skip)]
+    pub invalid_settings: Option<SettingsError>,
 }
 
 /// Decides one image for a subject (namespace, resource, labels).
@@ -79,6 +83,7 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
         policies: Vec::new(),
         warnings: Vec::new(),
         pin: None,
+        invalid_settings: None,
     };
     let reference = match ImageReference::parse(image) {
         Ok(r) => r,
@@ -116,7 +121,21 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     for policy in covering {
-        let (mut outcome, digest) = evaluate_policy(policy, &reference, subject, host);
+        // A policy's authorities are read the first time it covers an image. Settings that
+        // cannot be read deny, whatever the policy's mode (`validate_settings` refuses them).
+        let body = match settings.body(policy) {
+            Ok(body) => body,
+            Err(e) => {
+                verdict.verdict = Verdict::Deny;
+                verdict.message = format!(
+                    "image {image} denied by policy {}: invalid policy settings: {e}",
+                    policy.name
+                );
+                verdict.invalid_settings = Some(e.clone());
+                return verdict;
+            }
+        };
+        let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);
         if let Some(digest) = digest {
             match &verdict.digest {
                 None => verdict.digest = Some(digest),
@@ -182,6 +201,7 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
 /// all and lets the policy decide over the results.
 fn evaluate_policy(
     policy: &Policy,
+    body: &PolicyBody,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
@@ -194,11 +214,11 @@ fn evaluate_policy(
         policy: None,
         warning: None,
     };
-    if let Some(block) = &policy.policy {
-        let digest = evaluate_policy_block(policy, block, reference, subject, host, &mut outcome);
+    if let Some(block) = &body.policy {
+        let digest = evaluate_policy_block(body, block, reference, subject, host, &mut outcome);
         return (outcome, digest);
     }
-    for authority in &policy.authorities {
+    for authority in &body.authorities {
         match verify_authority(authority, reference, host) {
             Ok(verified) => {
                 outcome.passed = true;
@@ -240,16 +260,16 @@ fn verify_authority(
 /// passing the policy fails as without `spec.policy`; otherwise the CUE or Rego policy decides
 /// over `authorityMatches` and `authorizations`. Returns the verified digest when it passes.
 fn evaluate_policy_block(
-    policy: &Policy,
+    body: &PolicyBody,
     block: &PolicyBlock,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
     outcome: &mut PolicyOutcome,
 ) -> Option<String> {
-    let mut results = Vec::with_capacity(policy.authorities.len());
+    let mut results = Vec::with_capacity(body.authorities.len());
     let mut digest: Option<String> = None;
-    for authority in &policy.authorities {
+    for authority in &body.authorities {
         let result =
             verify_authority(authority, reference, host).and_then(|verified| match (&digest, &verified.digest) {
                 (Some(first), Some(other)) if first != other => Err(format!(

@@ -106,6 +106,7 @@ fn host_trusting_key(key: &'static str) -> MockHost {
 }
 
 mod gatekeeper_parity;
+mod lazy_settings;
 mod lifecycle;
 
 mod settings_validation {

@@ -1,21 +1,32 @@
 //! The policy's settings: `ClusterImagePolicy` documents parsed once into a validated model.
 //!
-//! [`Settings::parse`] does everything `validate` needs (shape, meaning, compiled globs) and is
-//! cheap; [`Settings::check_material`] adds the expensive checks of keys, certificates and
-//! regular expressions, which `validate_settings` runs once when the policy is loaded.
+//! `validate` reads settings with [`Settings::parse_lazy`]: of every policy what decides whether
+//! it covers an image (name, mode, globs, `match`), with strings borrowed from the settings text;
+//! a policy's authorities and `spec.policy` are parsed the first time it covers an image of a
+//! request ([`Settings::body`]), so a policy that covers nothing costs no key, identity or CUE
+//! parsing (Kubewarden's policy-server reads the settings again in every fresh instance).
+//! [`Settings::parse`] reads every policy whole, and [`Settings::check_material`] adds the
+//! expensive checks of keys, certificates and regular expressions: `validate_settings` runs both
+//! when the policy is loaded.
 //! Every error names the path of the field and says how to fix it.
 
 pub mod raw;
 
+use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::rc::Rc;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::authority::{self, Authority};
 use crate::matching::{
     ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
 };
 use crate::policy::{Language, PolicyBlock};
-use raw::{RawLabelSelector, RawPolicy, RawSettings};
+use raw::{RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
 
@@ -70,10 +81,28 @@ pub struct Policy {
     pub mode: Mode,
     /// `spec.match`; empty means everywhere.
     pub rules: Vec<MatchRule>,
+    /// Position in `policies`, for the paths of messages.
+    index: usize,
+    /// Where `spec.authorities` and `spec.policy` are in the settings text.
+    deferred: Deferred,
+    /// The authorities and `spec.policy`, parsed on first use ([`Settings::body`]).
+    body: OnceCell<Result<PolicyBody, SettingsError>>,
+}
+
+/// What a policy decides with, parsed only for a policy that covers an image.
+#[derive(Debug)]
+pub struct PolicyBody {
     /// Tried in order; the first that passes is enough (all are tried when `policy` is set).
     pub authorities: Vec<Authority>,
     /// `spec.policy`, compiled: decides over the results of every authority.
     pub policy: Option<PolicyBlock>,
+}
+
+/// Byte ranges of a policy's deferred fields in the settings text.
+#[derive(Debug)]
+struct Deferred {
+    authorities: Option<Range<usize>>,
+    policy: Option<Range<usize>>,
 }
 
 impl Policy {
@@ -88,19 +117,19 @@ impl Policy {
 /// equal model.
 #[derive(Default)]
 pub struct SettingsCache {
-    last: Option<(String, Rc<Settings>)>,
+    last: Option<Rc<Settings>>,
 }
 
 impl SettingsCache {
-    /// The model of `json`, parsed now or reused.
+    /// The model of `json`, read now (lazily: [`Settings::parse_lazy`]) or reused.
     pub fn get(&mut self, json: &str) -> Result<Rc<Settings>, SettingsError> {
-        if let Some((text, settings)) = &self.last
-            && text == json
+        if let Some(settings) = &self.last
+            && *settings.source == *json
         {
             return Ok(Rc::clone(settings));
         }
-        let settings = Rc::new(Settings::parse(json)?);
-        self.last = Some((json.to_owned(), Rc::clone(&settings)));
+        let settings = Rc::new(Settings::parse_lazy(json)?);
+        self.last = Some(Rc::clone(&settings));
         Ok(settings)
     }
 }
@@ -111,31 +140,117 @@ pub struct Settings {
     pub no_match: NoMatchPolicy,
     pub pin_digests: bool,
     pub images: ImageMatcher,
-    /// Every glob with the path of its field, for the syntax check of `check_material`.
-    globs: Vec<(String, String)>,
+    /// Every glob with the path of its field, for the syntax check of `check_material` (not
+    /// recorded by [`Settings::parse_lazy`]).
+    globs: Option<Vec<(String, String)>>,
+    /// The settings text (the deferred fields are read from it).
+    source: Box<str>,
+}
+
+/// Reads `json` as `T`; on failure, reads it again tracking the path to name the field (the
+/// plain parser is twice as fast, the path-tracking one only runs to explain an error).
+/// `prefix` is the path of the document inside the settings.
+fn read<'a, T: serde::Deserialize<'a>>(json: &'a str, prefix: &str) -> Result<T, SettingsError> {
+    if let Ok(value) = serde_json::from_str(json) {
+        return Ok(value);
+    }
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let error = match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(_) => return Err(SettingsError::new(prefix_or_settings(prefix), "cannot be read")),
+        Err(e) => e,
+    };
+    let path = error.path().to_string();
+    let path = match (prefix, path.as_str()) {
+        (_, ".") => prefix_or_settings(prefix).to_owned(),
+        ("", _) => path,
+        (_, p) if p.starts_with('[') => format!("{prefix}{p}"),
+        (_, p) => format!("{prefix}.{p}"),
+    };
+    Err(SettingsError::new(path, error.into_inner().to_string()))
+}
+
+fn prefix_or_settings(prefix: &str) -> &str {
+    if prefix.is_empty() { "settings" } else { prefix }
 }
 
 impl Settings {
-    /// Parses settings JSON into the validated model (no deep key checks).
+    /// Parses settings JSON into the validated model, every policy whole (no deep key checks):
+    /// [`Settings::parse_lazy`], then the authorities and `spec.policy` of every policy.
     pub fn parse(json: &str) -> Result<Self, SettingsError> {
-        // The plain parser is twice as fast; the path-tracking one only runs to explain an error.
-        let raw: RawSettings = match serde_json::from_str(json) {
-            Ok(raw) => raw,
-            Err(_) => {
-                let de = &mut serde_json::Deserializer::from_str(json);
-                let error = match serde_path_to_error::deserialize::<_, RawSettings>(de) {
-                    Ok(_) => return Err(SettingsError::new("settings", "cannot be read")),
-                    Err(e) => e,
-                };
-                let path = error.path().to_string();
-                let path = if path == "." { "settings".to_owned() } else { path };
-                return Err(SettingsError::new(path, error.into_inner().to_string()));
-            }
-        };
-        Self::from_raw(raw)
+        let settings = Self::read(json, true)?;
+        for policy in &settings.policies {
+            settings.body(policy).map_err(Clone::clone)?;
+        }
+        Ok(settings)
     }
 
-    fn from_raw(raw: RawSettings) -> Result<Self, SettingsError> {
+    /// Reads settings JSON for `validate`: the top level, and of every policy what decides
+    /// whether it covers an image (name, mode, `images`, `match`). A policy's `spec.authorities`
+    /// and `spec.policy` are parsed the first time it covers an image ([`Settings::body`]);
+    /// `validate_settings` parses everything ([`Settings::parse`]) and refuses what would fail
+    /// then.
+    pub fn parse_lazy(json: &str) -> Result<Self, SettingsError> {
+        Self::read(json, false)
+    }
+
+    /// [`Settings::parse_lazy`]; `check_globs`: also record every glob with the path of its
+    /// field, for [`Settings::check_material`].
+    fn read(json: &str, check_globs: bool) -> Result<Self, SettingsError> {
+        let source: Box<str> = json.into();
+        let base = source.as_ptr() as usize;
+        let range = |raw: &RawValue| {
+            let start = raw.get().as_ptr() as usize - base;
+            start..start + raw.get().len()
+        };
+        let mut settings = {
+            let raw: RawSettings<'_> = read(&source, "")?;
+            Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
+                parse_policy(raw_policy, index, syntax_checks, |spec| Deferred {
+                    authorities: spec.authorities.map(range),
+                    policy: spec.policy.map(range),
+                })
+            })?
+        };
+        settings.source = source;
+        Ok(settings)
+    }
+
+    /// The authorities and `spec.policy` of `policy` (one of [`Settings::policies`]), parsed on
+    /// first use.
+    pub fn body<'s>(&'s self, policy: &'s Policy) -> Result<&'s PolicyBody, &'s SettingsError> {
+        policy
+            .body
+            .get_or_init(|| {
+                let path = format!("policies[{}]", policy.index);
+                let text = |range: &Option<Range<usize>>| range.clone().and_then(|r| self.source.get(r));
+                let block = match text(&policy.deferred.policy) {
+                    Some(json) => {
+                        let field = format!("{path}.spec.policy");
+                        // A slice of valid JSON: it reads.
+                        let raw: Value =
+                            serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
+                        Some(PolicyBlock::parse(&raw, &field)?)
+                    }
+                    None => None,
+                };
+                let authorities: Vec<RawAuthority> = match text(&policy.deferred.authorities) {
+                    Some(json) => read(json, &format!("{path}.spec.authorities"))?,
+                    None => Vec::new(),
+                };
+                parse_body(block, authorities, &path)
+            })
+            .as_ref()
+    }
+
+    fn build(
+        raw: RawSettings<'_>,
+        check_globs: bool,
+        mut parse: impl FnMut(
+            RawPolicy<'_>,
+            usize,
+            Option<&mut Vec<(String, String)>>,
+        ) -> Result<(Policy, Vec<String>), SettingsError>,
+    ) -> Result<Self, SettingsError> {
         let no_match = match raw.no_match_policy.as_deref() {
             // policy-controller ships `warn`: an image no policy covers is admitted, visibly.
             None | Some("warn") => NoMatchPolicy::Warn,
@@ -149,11 +264,12 @@ impl Settings {
             }
         };
         let mut policies = Vec::with_capacity(raw.policies.len());
+        let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.policies.len());
         let mut patterns = Vec::new();
-        let mut all_globs = Vec::new();
+        let mut all_globs = check_globs.then(Vec::new);
         for (index, raw_policy) in raw.policies.into_iter().enumerate() {
-            let (policy, globs) = parse_policy(raw_policy, index, &mut all_globs)?;
-            if let Some(other) = policies.iter().position(|p: &Policy| p.name == policy.name) {
+            let (policy, globs) = parse(raw_policy, index, all_globs.as_mut())?;
+            if let Some(other) = names.insert(policy.name.clone(), index) {
                 return Err(SettingsError::new(
                     format!("policies[{index}].metadata.name"),
                     format!(
@@ -172,6 +288,7 @@ impl Settings {
             pin_digests: raw.modify_images_with_digest.unwrap_or(true),
             images,
             globs: all_globs,
+            source: Box::default(),
         })
     }
 
@@ -180,9 +297,13 @@ impl Settings {
     pub fn lint(&self) -> Vec<String> {
         self.policies
             .iter()
-            .filter_map(|p| match &p.policy {
-                Some(PolicyBlock {
-                    language: Language::Cue(program),
+            .filter_map(|p| match self.body(p) {
+                Ok(PolicyBody {
+                    policy:
+                        Some(PolicyBlock {
+                            language: Language::Cue(program),
+                            ..
+                        }),
                     ..
                 }) if !program.unused_imports().is_empty() => Some(format!(
                     "policy {}: spec.policy imports {} but never uses it (accepted; real CUE refuses unused imports)",
@@ -199,24 +320,31 @@ impl Settings {
             .collect()
     }
 
-    /// Deep checks of every glob, key, certificate and regular expression.
+    /// Deep checks of every glob, key, certificate and regular expression (and the parse of
+    /// every policy's authorities and `spec.policy`, when not done yet).
     pub fn check_material(&self) -> Result<(), SettingsError> {
-        for (path, glob) in &self.globs {
+        let Some(globs) = &self.globs else {
+            // Read lazily: read again, whole.
+            return Self::parse(&self.source)?.check_material();
+        };
+        for (path, glob) in globs {
             check_glob_syntax(glob).map_err(|e| SettingsError::new(path, format!("glob `{glob}`: {e}")))?;
         }
-        self.policies
-            .iter()
-            .flat_map(|p| &p.authorities)
-            .try_for_each(Authority::check_material)
+        for policy in &self.policies {
+            let body = self.body(policy).map_err(Clone::clone)?;
+            body.authorities.iter().try_for_each(Authority::check_material)?;
+        }
+        Ok(())
     }
 }
 
 /// Parses one policy; its globs are returned for the matcher and recorded, with their field
-/// paths, in `syntax_checks`.
+/// paths, in `syntax_checks` when given; `defer` notes where its authorities and `spec.policy` are.
 fn parse_policy(
-    raw: RawPolicy,
+    raw: RawPolicy<'_>,
     index: usize,
-    syntax_checks: &mut Vec<(String, String)>,
+    mut syntax_checks: Option<&mut Vec<(String, String)>>,
+    defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
 ) -> Result<(Policy, Vec<String>), SettingsError> {
     let path = format!("policies[{index}]");
     let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
@@ -234,7 +362,7 @@ fn parse_policy(
         return Err(err("kind", format!("kind `{kind}` is not a ClusterImagePolicy")));
     }
     let name = match raw.metadata.and_then(|m| m.name) {
-        Some(n) if !n.trim().is_empty() => n,
+        Some(n) if !n.trim().is_empty() => n.0.into_owned(),
         _ => {
             return Err(err(
                 "metadata.name",
@@ -245,11 +373,7 @@ fn parse_policy(
     let spec = raw
         .spec
         .ok_or_else(|| err("spec", "the policy has no spec: give at least spec.images".to_owned()))?;
-    let policy_block = spec
-        .policy
-        .as_ref()
-        .map(|raw| PolicyBlock::parse(raw, &format!("{path}.spec.policy")))
-        .transpose()?;
+    let deferred = defer(&spec);
     let mode = match spec.mode.as_deref() {
         None | Some("enforce") => Mode::Enforce,
         Some("warn") => Mode::Warn,
@@ -275,7 +399,9 @@ fn parse_policy(
             .glob
             .ok_or_else(|| err(&format!("{field}.glob"), "glob is required".to_owned()))?;
         let normalised = normalise_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?;
-        syntax_checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+        if let Some(checks) = syntax_checks.as_deref_mut() {
+            checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+        }
         globs.extend(normalised);
     }
     let rules = spec
@@ -302,9 +428,11 @@ fn parse_policy(
                     "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
                 ));
             }
-            for (j, ns) in m.namespaces.iter().flatten().enumerate() {
-                if ns.contains(['*', '?']) {
-                    syntax_checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+            if let Some(checks) = syntax_checks.as_deref_mut() {
+                for (j, ns) in m.namespaces.iter().flatten().enumerate() {
+                    if ns.contains(['*', '?']) {
+                        checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+                    }
                 }
             }
             let selector = m
@@ -315,9 +443,26 @@ fn parse_policy(
                 .map_err(|e| err(&format!("{field}.namespaces"), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let authorities = spec
-        .authorities
-        .unwrap_or_default()
+    Ok((
+        Policy {
+            name,
+            mode,
+            rules,
+            index,
+            deferred,
+            body: OnceCell::new(),
+        },
+        globs,
+    ))
+}
+
+/// Parses the authorities of the policy at `path` and puts them with its `spec.policy`.
+fn parse_body(
+    policy: Option<PolicyBlock>,
+    authorities: Vec<RawAuthority>,
+    path: &str,
+) -> Result<PolicyBody, SettingsError> {
+    let authorities = authorities
         .into_iter()
         .enumerate()
         .map(|(i, a)| authority::parse(a, i, &format!("{path}.spec.authorities[{i}]")))
@@ -327,21 +472,12 @@ fn parse_policy(
         .enumerate()
         .find(|(i, a)| authorities[..*i].iter().any(|b| b.name == a.name))
     {
-        return Err(err(
-            &format!("spec.authorities[{i}].name"),
+        return Err(SettingsError::new(
+            format!("{path}.spec.authorities[{i}].name"),
             format!("`{}` names two authorities: names must be unique", dup.name),
         ));
     }
-    Ok((
-        Policy {
-            name,
-            mode,
-            rules,
-            authorities,
-            policy: policy_block,
-        },
-        globs,
-    ))
+    Ok(PolicyBody { authorities, policy })
 }
 
 fn parse_selector(raw: RawLabelSelector) -> Result<LabelSelector, String> {

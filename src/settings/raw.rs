@@ -1,60 +1,115 @@
 //! The settings exactly as users write them: sigstore `ClusterImagePolicy` documents plus our
 //! few top-level options. Only the shape is checked here (unknown fields are refused, so a
 //! typo never silently disables a rule); meaning is checked by [`super::Settings::parse`].
+//!
+//! `spec.authorities` and `spec.policy` are kept as the JSON text they are: `validate` parses
+//! a policy's authorities only when the policy covers an image of the request,
+//! `validate_settings` parses all of them. Strings are borrowed from the settings text whenever
+//! they hold no escape.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// A string borrowed from the settings text, or owned when JSON escapes had to be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
 
 /// Top-level settings of the policy.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawSettings {
-    #[serde(default)]
-    pub policies: Vec<RawPolicy>,
-    pub no_match_policy: Option<String>,
+pub struct RawSettings<'a> {
+    #[serde(default, borrow)]
+    pub policies: Vec<RawPolicy<'a>>,
+    #[serde(borrow)]
+    pub no_match_policy: Option<Text<'a>>,
     pub modify_images_with_digest: Option<bool>,
 }
 
 /// One `ClusterImagePolicy` document.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawPolicy {
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    pub metadata: Option<RawMetadata>,
-    pub spec: Option<RawSpec>,
-    /// Written by policy-controller; carried along untouched.
-    pub status: Option<Value>,
+pub struct RawPolicy<'a> {
+    #[serde(borrow)]
+    pub api_version: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    pub metadata: Option<RawMetadata<'a>>,
+    #[serde(borrow)]
+    pub spec: Option<RawSpec<'a>>,
+    /// Written by policy-controller; skipped.
+    pub status: Option<IgnoredAny>,
 }
 
 /// `metadata` may carry anything (labels, annotations, ...); only the name is read, the rest
 /// is skipped.
 #[derive(Debug, Deserialize)]
-pub struct RawMetadata {
-    pub name: Option<String>,
+pub struct RawMetadata<'a> {
+    #[serde(borrow)]
+    pub name: Option<Text<'a>>,
 }
 
-/// `spec` of a `ClusterImagePolicy`.
+/// `spec` of a `ClusterImagePolicy`. `authorities` (a list of [`RawAuthority`]) and `policy`
+/// are kept as the JSON text they are, and parsed when needed.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RawSpec {
-    pub images: Option<Vec<RawImagePattern>>,
-    pub authorities: Option<Vec<RawAuthority>>,
-    pub mode: Option<String>,
+pub struct RawSpec<'a> {
+    #[serde(borrow)]
+    pub images: Option<Vec<RawImagePattern<'a>>>,
+    #[serde(borrow)]
+    pub authorities: Option<&'a RawValue>,
+    #[serde(borrow)]
+    pub mode: Option<Text<'a>>,
     #[serde(rename = "match")]
     pub match_: Option<Vec<RawMatch>>,
-    pub policy: Option<Value>,
+    #[serde(borrow)]
+    pub policy: Option<&'a RawValue>,
 }
 
 /// One entry of `spec.images`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawImagePattern {
-    pub glob: Option<String>,
+pub struct RawImagePattern<'a> {
+    #[serde(borrow)]
+    pub glob: Option<Text<'a>>,
     /// `regex` existed in `v1alpha1`; refused with a clear message.
-    pub regex: Option<String>,
+    #[serde(borrow)]
+    pub regex: Option<Text<'a>>,
 }
 
 /// One entry of `spec.match`.

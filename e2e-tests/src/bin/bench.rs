@@ -1,18 +1,158 @@
-//! `make bench`: the figures of the performance targets, on real parts.
+//! `make bench`: the figures of the performance targets (issue 15), on real parts, in one run.
 //!
-//! Starts a loopback registry, publishes and signs 10 images, writes settings with 20
-//! ClusterImagePolicies and a Pod with 10 containers, then runs `cip bench` (the binary next to
-//! this one, or `$CIP_BIN`) on them: after the warm-up every host answer comes from `cip`'s
-//! verification cache, so the figures are those of the module and the host-call path.
+//! Starts a loopback registry, publishes and signs 50 images (`team<i>/app:v1`), then for 1, 10
+//! and 50 containers under 0, 1, 20 and 100 ClusterImagePolicies runs `cip bench` (the binary
+//! next to this one, or `$CIP_BIN`) twice: with warm instances, and with a fresh instance per
+//! evaluation (`--fresh-instances`, as Kubewarden's policy-server). After the warm-up every host
+//! answer comes from `cip`'s caches, so the figures are those of the module and the host-call
+//! path. Container `i` runs `team<i>/app:v1`; with `P` policies, policy `j` covers the teams
+//! `i` with `i % P == j` (two key authorities, the first a key that signed nothing, as during
+//! a key rotation), so every image is covered by exactly one policy and a policy beyond the
+//! 50th covers nothing. 0 policies is empty settings (`{}`: images covered by no policy are
+//! admitted with a warning).
+//!
+//! Last, `cip run` as a whole process on 10 containers × 20 policies: cold (empty compiled-module
+//! cache) and warm (the module deserialised from the cache).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-const CONTAINERS: usize = 10;
-const POLICIES: usize = 20;
+const IMAGES: usize = 50;
+const CONTAINERS: [usize; 3] = [1, 10, 50];
+const POLICIES: [usize; 4] = [0, 1, 20, 100];
+
+struct Setup {
+    cip: PathBuf,
+    policy: PathBuf,
+    host: String,
+    key_pem: String,
+    work: tempfile::TempDir,
+    sources: PathBuf,
+}
+
+impl Setup {
+    fn write(&self, name: &str, value: &Value) -> Result<PathBuf> {
+        let path = self.work.path().join(name);
+        std::fs::write(&path, serde_json::to_vec(value)?)?;
+        Ok(path)
+    }
+
+    fn settings(&self, policies: usize) -> Result<Value> {
+        if policies == 0 {
+            return Ok(json!({}));
+        }
+        let host = &self.host;
+        let list = (0..policies)
+            .map(|j| {
+                let mut globs: Vec<Value> = (0..IMAGES)
+                    .filter(|i| i % policies == j)
+                    .map(|i| json!({"glob": format!("{host}/team{i}/**")}))
+                    .collect();
+                globs.push(json!({"glob": format!("{host}/shared/team{j}-*")}));
+                let previous = testkit::KeyPair::ecdsa_p256()?.public_key_pem().to_owned();
+                Ok(json!({
+                    "apiVersion": "policy.sigstore.dev/v1beta1",
+                    "kind": "ClusterImagePolicy",
+                    "metadata": {"name": format!("policy-{j}")},
+                    "spec": {
+                        "match": [{"namespaces": ["production", format!("team{j}-*")]}],
+                        "images": globs,
+                        "authorities": [
+                            {"name": "previous-key", "key": {"data": previous}},
+                            {"name": "current-key", "key": {"data": self.key_pem}}
+                        ],
+                        "mode": "enforce"
+                    }
+                }))
+            })
+            .collect::<Result<Vec<Value>>>()?;
+        Ok(json!({"policies": list, "noMatchPolicy": "deny", "modifyImagesWithDigest": true}))
+    }
+
+    fn request(&self, containers: usize) -> Value {
+        let list: Vec<Value> = (0..containers)
+            .map(|i| json!({"name": format!("c{i}"), "image": format!("{}/team{i}/app:v1", self.host)}))
+            .collect();
+        json!({
+            "uid": "bench",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "production",
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench", "namespace": "production"},
+                       "spec": {"containers": list}}
+        })
+    }
+
+    fn cip(&self) -> Command {
+        let mut command = Command::new(&self.cip);
+        command.env("CIP_CACHE_DIR", self.work.path().join("cache"));
+        command
+    }
+
+    /// `cip bench` on one scenario: min and median of the evaluation and median of the time in
+    /// host callbacks, in µs, and whether the request was accepted.
+    fn bench(&self, request: &Path, settings: &Path, fresh: bool, iterations: &str) -> Result<(f64, f64, f64, bool)> {
+        let mut command = self.cip();
+        command
+            .args([
+                "bench",
+                "--output",
+                "json",
+                "--iterations",
+                iterations,
+                "--warmup",
+                "20",
+            ])
+            .arg("--request-path")
+            .arg(request)
+            .arg("--settings-path")
+            .arg(settings)
+            .arg("--sources-path")
+            .arg(&self.sources);
+        if fresh {
+            command.arg("--fresh-instances");
+        }
+        let output = command.arg(&self.policy).output().context("running cip bench")?;
+        if !output.status.success() {
+            bail!("cip bench failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let report: Value = serde_json::from_slice(&output.stdout).context("cip bench --output json")?;
+        let number = |part: &str, field: &str| report[part][field].as_f64().unwrap_or(f64::NAN);
+        Ok((
+            number("evaluation", "min_us"),
+            number("evaluation", "median_us"),
+            number("host_callbacks", "median_us"),
+            report["accepted"].as_bool().unwrap_or(false),
+        ))
+    }
+
+    /// Wall-clock time of one `cip run` process.
+    fn run_once(&self, request: &Path, settings: &Path) -> Result<Duration> {
+        let started = Instant::now();
+        let output = self
+            .cip()
+            .arg("run")
+            .arg("--request-path")
+            .arg(request)
+            .arg("--settings-path")
+            .arg(settings)
+            .arg("--sources-path")
+            .arg(&self.sources)
+            .arg(&self.policy)
+            .output()
+            .context("running cip run")?;
+        let spent = started.elapsed();
+        if !output.status.success() {
+            bail!("cip run failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(spent)
+    }
+}
 
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -31,84 +171,77 @@ fn main() -> Result<()> {
             cip.display()
         );
     }
-    let iterations = std::env::var("BENCH_ITERATIONS").unwrap_or_else(|_| "2000".to_owned());
+    let warm_iterations = std::env::var("BENCH_ITERATIONS").unwrap_or_else(|_| "1000".to_owned());
+    let fresh_iterations = std::env::var("BENCH_FRESH_ITERATIONS").unwrap_or_else(|_| "300".to_owned());
 
     let registry = testkit::Registry::start()?;
     let host = registry.host();
     let key = testkit::KeyPair::ecdsa_p256()?;
-    let mut images = Vec::new();
-    for i in 0..CONTAINERS {
+    for i in 0..IMAGES {
         let repo = format!("team{i}/app");
         let digest = testkit::push_image(&host, &repo, "v1", &format!("bench image {i}"))?;
         testkit::sign_with_key(&host, &repo, &digest, &key, &Default::default())?;
-        images.push(format!("{host}/{repo}:v1"));
     }
-
-    let policies: Vec<Value> = (0..POLICIES)
-        .map(|i| {
-            json!({
-                "apiVersion": "policy.sigstore.dev/v1beta1",
-                "kind": "ClusterImagePolicy",
-                "metadata": {"name": format!("team{i}-policy")},
-                "spec": {
-                    "match": [{"namespaces": ["production", format!("team{i}-*")]}],
-                    "images": [{"glob": format!("{host}/team{i}/**")}, {"glob": format!("{host}/shared/team{i}-*")}],
-                    "authorities": [
-                        {"name": "previous-key", "key": {"data": testkit::KeyPair::ecdsa_p256().map(|k| k.public_key_pem().to_owned()).unwrap_or_default()}},
-                        {"name": "current-key", "key": {"data": key.public_key_pem()}}
-                    ],
-                    "mode": "enforce"
-                }
-            })
-        })
-        .collect();
-    let settings = json!({"policies": policies, "noMatchPolicy": "deny", "modifyImagesWithDigest": true});
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    let request = json!({
-        "uid": "bench",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "operation": "CREATE",
-        "namespace": "production",
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench", "namespace": "production"},
-                   "spec": {"containers": containers}}
-    });
-
     let work = tempfile::tempdir()?;
-    let write = |name: &str, value: &Value| -> Result<PathBuf> {
-        let path = work.path().join(name);
-        std::fs::write(&path, serde_json::to_vec(value)?)?;
-        Ok(path)
+    let sources = work.path().join("sources.yaml");
+    std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
+    let setup = Setup {
+        cip,
+        policy,
+        host,
+        key_pem: key.public_key_pem().to_owned(),
+        work,
+        sources,
     };
-    let settings_path = write("settings.json", &settings)?;
-    let request_path = write("request.json", &request)?;
-    let sources_path = work.path().join("sources.yaml");
-    std::fs::write(&sources_path, format!("insecure_sources: [\"{host}\"]\n"))?;
 
     println!(
         "policy.wasm: {} bytes",
-        std::fs::metadata(&policy).context("policy.wasm")?.len()
+        std::fs::metadata(&setup.policy).context("policy.wasm")?.len()
     );
-    println!("validate: Pod with {CONTAINERS} containers under {POLICIES} ClusterImagePolicies, host answers cached");
-    let status = Command::new(&cip)
-        .arg("bench")
-        .arg("--request-path")
-        .arg(&request_path)
-        .arg("--settings-path")
-        .arg(&settings_path)
-        .arg("--sources-path")
-        .arg(&sources_path)
-        .arg("--iterations")
-        .arg(&iterations)
-        .arg(&policy)
-        .status()
-        .context("running cip bench")?;
-    if !status.success() {
-        bail!("cip bench failed");
+    println!(
+        "validate through `cip bench`, host answers cached; min / median of {warm_iterations} (warm) and {fresh_iterations} (fresh) evaluations, µs"
+    );
+    println!("(host: median time spent in host callbacks, included in the evaluation)");
+    println!(
+        "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | answer",
+        "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty"
+    );
+    for containers in CONTAINERS {
+        let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;
+        let mut empty_fresh = f64::NAN;
+        for policies in POLICIES {
+            let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
+            let (warm_min, warm_median, warm_host, accepted) =
+                setup.bench(&request, &settings, false, &warm_iterations)?;
+            let (fresh_min, fresh_median, fresh_host, _) = setup.bench(&request, &settings, true, &fresh_iterations)?;
+            if policies == 0 {
+                empty_fresh = fresh_min;
+            }
+            println!(
+                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
+                fresh_min / empty_fresh,
+                if accepted { "accepted" } else { "rejected" }
+            );
+        }
     }
+
+    // `cip run` as a process: cold (nothing cached) and warm (compiled module cached).
+    let request = setup.write("run-request.json", &setup.request(10))?;
+    let settings = setup.write("run-settings.json", &setup.settings(20)?)?;
+    let cache = setup.work.path().join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let cold = setup.run_once(&request, &settings)?;
+    let warm = (0..3)
+        .map(|_| setup.run_once(&request, &settings))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .min()
+        .unwrap_or_default();
+    println!(
+        "cip run, 10 containers x 20 policies, whole process: cold (compiles, empty cache) {:.0} ms, warm (compiled module cached, best of 3) {:.0} ms: {:.2}x",
+        cold.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3,
+        warm.as_secs_f64() / cold.as_secs_f64()
+    );
     Ok(())
 }

@@ -20,7 +20,7 @@ pub use oci::{
     load_credentials, manifest_annotations, parse_policy_uri, policy_uri,
 };
 pub use protocol::{ProtocolError, detect_protocol_version};
-pub use store::{CACHE_DIR_ENV, LoadedModule, PolicyStore, fetch_policy, load_policy};
+pub use store::{CACHE_DIR_ENV, LoadedModule, PolicyStore, cache_root, fetch_policy, load_policy};
 pub use wasm::{METADATA_SECTION, WasmError, read_metadata, write_metadata};
 
 use crate::registry::{DockerConfigError, RegistryError};

@@ -32,6 +32,20 @@ pub struct LoadedModule {
 /// Environment variable overriding the cache root (default `~/.cache/cip`).
 pub const CACHE_DIR_ENV: &str = "CIP_CACHE_DIR";
 
+/// `cip`'s cache directory: `$CIP_CACHE_DIR`, else `$XDG_CACHE_HOME/cip`, else
+/// `$HOME/.cache/cip` (pulled modules under `policies/`, compiled modules under `compiled/`).
+pub fn cache_root() -> Result<PathBuf, ArtifactError> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    var(CACHE_DIR_ENV)
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("cip")))
+        .or_else(|| var("HOME").map(|home| home.join(".cache").join("cip")))
+        .ok_or(ArtifactError::NoCacheDir)
+}
+
 /// A directory of `sha256-<hex>.wasm` files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyStore {
@@ -47,16 +61,7 @@ impl PolicyStore {
     /// `$CIP_CACHE_DIR/policies`, else `$XDG_CACHE_HOME/cip/policies`, else
     /// `$HOME/.cache/cip/policies`.
     pub fn default_location() -> Result<Self, ArtifactError> {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|value| !value.is_empty())
-                .map(PathBuf::from)
-        };
-        let root = var(CACHE_DIR_ENV)
-            .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("cip")))
-            .or_else(|| var("HOME").map(|home| home.join(".cache").join("cip")))
-            .ok_or(ArtifactError::NoCacheDir)?;
-        Ok(Self::at(root.join("policies")))
+        Ok(Self::at(cache_root()?.join("policies")))
     }
 
     /// The directory holding the modules.

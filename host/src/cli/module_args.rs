@@ -71,6 +71,11 @@ pub struct ModuleVerificationArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MODULE_BYTES,
           value_parser = clap::value_parser!(u64).range(1..), help_heading = "Policy module verification")]
     pub max_module_bytes: u64,
+    /// Compile the module every time instead of reusing a compiled module from the cache
+    /// (`$CIP_CACHE_DIR/compiled`, else `$XDG_CACHE_HOME/cip/compiled`, else
+    /// `~/.cache/cip/compiled`).
+    #[arg(long, help_heading = "Policy module")]
+    pub no_module_cache: bool,
 }
 
 impl ModuleVerificationArgs {

@@ -12,11 +12,11 @@ use serde_json::Value;
 use super::duration::parse_duration;
 use super::module_args::{ModuleVerificationArgs, check_local};
 use crate::artifact::verification::{ModuleVerification, ModuleVerificationError};
-use crate::artifact::{REGISTRY_SCHEME, load_policy};
+use crate::artifact::{REGISTRY_SCHEME, cache_root, load_policy};
 use crate::capabilities::Capabilities;
 use crate::capabilities::recording::Interactions;
 use crate::registry::Sources;
-use crate::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+use crate::runtime::{CompiledModuleCache, Evaluator, EvaluatorOptions, PolicyModule};
 use crate::trust::TrustRoot;
 use crate::verify::{Verifier, VerifierConfig};
 
@@ -214,7 +214,17 @@ impl Session {
             || loaded.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let module = PolicyModule::from_bytes(name, &loaded.bytes)?;
+        let module = match (module.no_module_cache, cache_root()) {
+            (false, Ok(root)) => {
+                let cache = CompiledModuleCache::at(root.join("compiled"));
+                PolicyModule::from_bytes_cached(name, &loaded.bytes, &cache)?.0
+            }
+            (false, Err(e)) => {
+                tracing::info!(error = %e, "no compiled-module cache");
+                PolicyModule::from_bytes(name, &loaded.bytes)?
+            }
+            (true, _) => PolicyModule::from_bytes(name, &loaded.bytes)?,
+        };
         compiling.finish_and_clear();
         let mut capabilities = Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
             .with_answer_cache(verifier.cache_max_entries)

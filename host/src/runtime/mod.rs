@@ -3,6 +3,7 @@
 //! through [`crate::capabilities`].
 //!
 //! - [`PolicyModule`] compiles a module once; clones share the compiled code.
+//!   [`CompiledModuleCache`] keeps compiled modules on disk between processes (`cip run`).
 //! - [`Evaluator`] runs guest functions with a per-call timeout (epoch interruption, default
 //!   2 s) and a memory limit (default 256 MiB). Healthy instances are kept warm per thread and
 //!   reused; an instance that trapped, timed out or failed is discarded.
@@ -24,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod engine;
 mod error;
 mod evaluator;
@@ -32,6 +34,7 @@ mod module;
 mod pool;
 mod verdict;
 
+pub use cache::{CacheUse, CompiledModuleCache};
 pub use error::{RuntimeError, SettingsError};
 pub use evaluator::{CallStats, Evaluator, EvaluatorOptions};
 pub use instance::HostCallStats;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wasmtime_provider::wasmtime;
 
+use super::cache::{CacheUse, CompiledModuleCache, compile};
 use super::{RuntimeError, engine};
 
 /// A compiled policy module (raw or annotated `.wasm`; custom sections such as
@@ -42,13 +43,27 @@ impl PolicyModule {
     /// Compiles a module from its bytes (binary WebAssembly, or WAT text).
     pub fn from_bytes(name: impl Into<String>, bytes: &[u8]) -> Result<Self, RuntimeError> {
         let name = name.into();
-        let module = wasmtime::Module::new(&engine::engine()?, bytes).map_err(|e| RuntimeError::Compile {
-            name: name.clone(),
-            message: format!("{e:#}"),
-        })?;
+        let module = compile(&engine::engine()?, &name, bytes)?;
         Ok(Self {
             inner: Arc::new(Inner { name, module }),
         })
+    }
+
+    /// [`PolicyModule::from_bytes`] through a cache of compiled modules: deserialised from a
+    /// verified entry, or compiled and stored.
+    pub fn from_bytes_cached(
+        name: impl Into<String>,
+        bytes: &[u8],
+        cache: &CompiledModuleCache,
+    ) -> Result<(Self, CacheUse), RuntimeError> {
+        let name = name.into();
+        let (module, used) = cache.load_or_compile(&name, bytes)?;
+        Ok((
+            Self {
+                inner: Arc::new(Inner { name, module }),
+            },
+            used,
+        ))
     }
 
     /// The name used in messages.

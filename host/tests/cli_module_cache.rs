@@ -1,0 +1,130 @@
+//! `cip run` keeps compiled modules in `$CIP_CACHE_DIR/compiled`: a second run deserialises the
+//! module instead of compiling it; an entry that is truncated, corrupted or made for another
+//! module is discarded and rebuilt, never used; `--no-module-cache` neither reads nor writes it.
+//! (Which path was taken is read from `-v` logs, never from timings.)
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+const STORED: &str = "compiled module stored in the cache";
+const LOADED: &str = "compiled module loaded from the cache";
+const DISCARDED: &str = "compiled-module cache entry discarded";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn policy() -> PathBuf {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/policy/cluster_image_policy.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `make policy.wasm`",
+        path.display()
+    );
+    path
+}
+
+/// `cip -v run` of a fixture request with the cache in `cache`.
+fn run(cache: &Path, module: &Path, extra: &[&str]) -> (Value, String) {
+    let output: Output = std::process::Command::new(env!("CARGO_BIN_EXE_cip"))
+        .env("CIP_CACHE_DIR", cache)
+        .env_remove("RUST_LOG")
+        .args(["-v", "run", "-r"])
+        .arg(fixture("pod-library.json"))
+        .arg("-s")
+        .arg(fixture("static-settings.yaml"))
+        .args(extra)
+        .arg(module)
+        .output()
+        .expect("the cip binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let response = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    (response, stderr)
+}
+
+/// The entries of the cache.
+fn entries(cache: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(cache.join("compiled")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = dir.map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_second_run_uses_the_compiled_module() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let (first, log) = run(cache.path(), &policy(), &[]);
+    assert!(log.contains(STORED), "{log}");
+    assert!(!log.contains(LOADED), "{log}");
+    let stored = entries(cache.path());
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert!(stored[0].extension().is_some_and(|e| e == "cwasm"), "{stored:?}");
+
+    let (second, log) = run(cache.path(), &policy(), &[]);
+    assert!(log.contains(LOADED), "{log}");
+    assert!(!log.contains(STORED), "{log}");
+    assert_eq!(first, second);
+    assert_eq!(entries(cache.path()), stored, "no temporary file is left behind");
+}
+
+#[test]
+fn no_module_cache_neither_reads_nor_writes() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let (_, log) = run(cache.path(), &policy(), &["--no-module-cache"]);
+    assert!(!log.contains(STORED) && !log.contains(LOADED), "{log}");
+    assert!(entries(cache.path()).is_empty());
+}
+
+#[test]
+fn truncated_corrupted_and_foreign_entries_are_discarded_and_rebuilt() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let (expected, _) = run(cache.path(), &policy(), &[]);
+    let entry = entries(cache.path()).pop().expect("one entry");
+    let good = std::fs::read(&entry).expect("entry");
+
+    // The same module with one more custom section: other bytes, so another key.
+    let other_module = cache.path().join("other.wasm");
+    let mut bytes = std::fs::read(policy()).expect("module");
+    bytes.extend_from_slice(&[0, 5, 4, b't', b'e', b's', b't']);
+    std::fs::write(&other_module, &bytes).expect("write");
+    run(cache.path(), &other_module, &[]);
+    let foreign = entries(cache.path())
+        .into_iter()
+        .find(|p| *p != entry)
+        .map(|p| std::fs::read(p).expect("entry"))
+        .expect("the other module's entry");
+
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    let mut header_flipped = good.clone();
+    header_flipped[0] ^= 0x20;
+    let mut key_flipped = good.clone();
+    key_flipped[8] ^= 0x01;
+    for (what, content) in [
+        ("empty", Vec::new()),
+        ("truncated in the header", good[..20].to_vec()),
+        ("truncated in the payload", good[..good.len() / 2].to_vec()),
+        ("one payload byte flipped", flipped),
+        ("magic changed", header_flipped),
+        ("key changed", key_flipped),
+        ("another module's entry copied over it", foreign.clone()),
+        ("garbage", vec![0xAB; good.len()]),
+    ] {
+        std::fs::write(&entry, &content).expect("write");
+        let (response, log) = run(cache.path(), &policy(), &[]);
+        assert!(log.contains(DISCARDED), "{what}: {log}");
+        assert!(!log.contains(LOADED), "{what}: {log}");
+        assert!(log.contains(STORED), "{what}: {log}");
+        assert_eq!(response, expected, "{what}");
+        assert_eq!(std::fs::read(&entry).expect("entry"), good, "{what}: rebuilt as it was");
+        let (_, log) = run(cache.path(), &policy(), &[]);
+        assert!(log.contains(LOADED), "{what}: the rebuilt entry is used: {log}");
+    }
+}

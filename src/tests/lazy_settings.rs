@@ -1,0 +1,222 @@
+//! `validate` reads a policy's authorities and `spec.policy` only when the policy covers an
+//! image of the request; `validate_settings` still reads and checks everything.
+
+use serde_json::{Value, json};
+
+use super::{DIGEST, P256_PEM, article, check_settings, host_trusting_key, pod, run, settings, with_keys};
+use crate::host::mock::MockHost;
+use crate::settings::{Settings, SettingsCache};
+
+/// A policy on `other.io/**` whose authorities `validate_settings` refuses (`bad`).
+fn other_policy(bad: Value) -> Value {
+    json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+           "metadata": {"name": "other-policy"},
+           "spec": {"images": [{"glob": "other.io/**"}], "authorities": [bad]}})
+}
+
+fn with_policy(extra: Value) -> Value {
+    let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+    s["policies"].as_array_mut().unwrap().push(extra);
+    s
+}
+
+/// Authority blocks refused by `validate_settings`, with the start of the message.
+fn refused_authorities() -> Vec<(Value, &'static str)> {
+    vec![
+        (
+            json!({"key": {"dta": "x"}}),
+            "policies[1].spec.authorities[0].key.dta: unknown field `dta`",
+        ),
+        (
+            json!({"key": {"data": 3}}),
+            "policies[1].spec.authorities[0].key.data: invalid type",
+        ),
+        (
+            json!({"static": {"action": "maybe"}}),
+            "policies[1].spec.authorities[0].static.action: unknown action",
+        ),
+        (
+            json!({"key": {"kms": "gcpkms://x"}}),
+            "policies[1].spec.authorities[0].key.kms: malformed gcpkms URI",
+        ),
+        (json!(7), "policies[1].spec.authorities[0]: invalid type"),
+    ]
+}
+
+#[test]
+fn a_policy_that_covers_no_image_of_the_request_is_not_read_further() {
+    for (bad, message) in refused_authorities() {
+        let s = with_policy(other_policy(bad.clone()));
+        // validate_settings refuses it, naming the field ...
+        let err = check_settings(&s).unwrap_err();
+        assert!(err.starts_with(message), "{bad}: {err}");
+        // ... and `validate` of a request whose images it does not cover decides without it.
+        let r = run(
+            &pod("default", &["myregistry.com/app:v1"]),
+            &s,
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(r["accepted"], true, "{bad}: {r}");
+    }
+}
+
+#[test]
+fn a_covering_policy_whose_authorities_cannot_be_read_refuses_the_request_in_any_mode() {
+    for mode in ["enforce", "warn"] {
+        for (bad, message) in refused_authorities() {
+            let mut policy = other_policy(bad.clone());
+            policy["spec"]["mode"] = json!(mode);
+            let s = with_policy(policy);
+            let r = run(
+                &pod("default", &["myregistry.com/app:v1", "other.io/app:v1"]),
+                &s,
+                &mut host_trusting_key(P256_PEM),
+            );
+            assert_eq!(r["accepted"], false, "{mode} {bad}: {r}");
+            // verify_images fails as with any invalid settings; without the image, it answers.
+            let keys = |images: &[&str]| {
+                let images: Vec<Value> = images
+                    .iter()
+                    .map(|i| json!({"image": i, "namespace": "default"}))
+                    .collect();
+                json!({"settings": s, "images": images}).to_string()
+            };
+            let err = crate::admission::verify_images(
+                keys(&["other.io/app:v1"]).as_bytes(),
+                &mut SettingsCache::default(),
+                &mut host_trusting_key(P256_PEM),
+            )
+            .err()
+            .unwrap_or_default();
+            assert!(err.starts_with(&format!("invalid policy settings: {message}")), "{err}");
+            assert!(
+                crate::admission::verify_images(
+                    keys(&["myregistry.com/app:v1"]).as_bytes(),
+                    &mut SettingsCache::default(),
+                    &mut host_trusting_key(P256_PEM),
+                )
+                .is_ok()
+            );
+            let m = r["message"].as_str().unwrap();
+            assert!(
+                m.starts_with(&format!("invalid policy settings: {message}")),
+                "{mode} {bad}: {m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_covering_policy_with_an_unreadable_spec_policy_denies() {
+    let mut policy = other_policy(json!({"static": {"action": "pass"}}));
+    policy["spec"]["policy"] = json!({"type": "cue", "data": "predicateType: 1 +"});
+    let s = with_policy(policy.clone());
+    assert!(
+        check_settings(&s)
+            .unwrap_err()
+            .starts_with("policies[1].spec.policy.data: CUE policy")
+    );
+    let r = run(&pod("default", &["other.io/app:v1"]), &s, &mut MockHost::failing());
+    assert_eq!(r["accepted"], false);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid policy settings: policies[1].spec.policy.data: CUE policy"),
+        "{r}"
+    );
+    // Not covering: not read.
+    let r = run(
+        &pod("default", &["myregistry.com/app:v1"]),
+        &s,
+        &mut host_trusting_key(P256_PEM),
+    );
+    assert_eq!(r["accepted"], true, "{r}");
+}
+
+#[test]
+fn what_decides_coverage_is_still_checked_for_every_policy() {
+    // Shape and meaning of names, modes, globs and match entries are read for every policy, so
+    // `validate` refuses them even for a request the policy would not cover.
+    for (field, value, message) in [
+        (
+            "/spec/mode",
+            json!("audit"),
+            "policies[1].spec.mode: unknown mode `audit`",
+        ),
+        (
+            "/spec/images/0/glob",
+            json!("bad glob"),
+            "policies[1].spec.images[0].glob: character ' '",
+        ),
+        (
+            "/spec/match",
+            json!([{}]),
+            "policies[1].spec.match[0]: the match entry is empty",
+        ),
+        (
+            "/spec/unknown",
+            json!(1),
+            "policies[1].spec.unknown: unknown field `unknown`",
+        ),
+        (
+            "/metadata/name",
+            json!("signed-images-policy"),
+            "policies[1].metadata.name: `signed-images-policy` is already",
+        ),
+    ] {
+        let mut policy = other_policy(json!({"static": {"action": "pass"}}));
+        let (parent, key) = field.rsplit_once('/').unwrap();
+        policy.pointer_mut(parent).unwrap()[key] = value;
+        let s = with_policy(policy);
+        let r = run(
+            &pod("default", &["myregistry.com/app:v1"]),
+            &s,
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(r["accepted"], false, "{field}");
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.starts_with(&format!("invalid policy settings: {message}")),
+            "{field}: {m}"
+        );
+    }
+}
+
+#[test]
+fn escaped_strings_in_the_settings_are_read_as_their_values() {
+    // JSON encoders may escape `/` or any character as \uXXXX; borrowed strings must not
+    // refuse them.
+    let text = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}))
+        .to_string()
+        .replace("myregistry.com/**", "myregistry.com\\/**")
+        .replace("signed-images-policy", "signed-\\u0069mages-policy");
+    let parsed = Settings::parse_lazy(&text).unwrap();
+    assert_eq!(parsed.policies[0].name, "signed-images-policy");
+    let payload = format!(
+        "{{\"request\": {}, \"settings\": {text}}}",
+        pod("default", &["myregistry.com/app:v1"])
+    );
+    let r = crate::admission::validate(
+        payload.as_bytes(),
+        &mut SettingsCache::default(),
+        &mut host_trusting_key(P256_PEM),
+    );
+    assert!(r.accepted, "{:?}", r.message);
+    let mutated = r.mutated_object.unwrap();
+    assert_eq!(
+        mutated["spec"]["containers"][0]["image"],
+        format!("myregistry.com/app:v1@{DIGEST}")
+    );
+}
+
+#[test]
+fn a_lazily_read_model_checks_as_the_whole_parse() {
+    // `check_material` on a lazily read model reads every deferred part.
+    for (bad, message) in refused_authorities() {
+        let text = with_policy(other_policy(bad)).to_string();
+        let lazy = Settings::parse_lazy(&text).unwrap();
+        let err = lazy.check_material().unwrap_err().to_string();
+        assert!(err.starts_with(message), "{err}");
+    }
+}

@@ -18,9 +18,6 @@ fn isolated() -> KmsConfig {
         ..KmsConfig::default()
     };
     config.gcp.metadata_host = unused_local_addr().map(|a| a.to_string()).unwrap_or_default();
-    config.aws.imds_disabled = true;
-    config.aws.credentials_file = "/nonexistent/credentials".into();
-    config.aws.config_file = "/nonexistent/config".into();
     config
 }
 

@@ -2,42 +2,38 @@
 //! `X-Amz-Target: TrentService.GetPublicKey`), signed with AWS's SigV4 crate (`aws-sigv4`) and
 //! sent with the REST clients' reqwest client.
 //!
-//! Why not the official SDK: it changes the features of crates already in `cip` (hyper-rustls)
-//! and adds ~20 crates; one signed POST is all `cip` needs. What the SDK's default chain reads and
-//! this module reads as well, in the SDK's order:
+//! Credentials and region come from the official SDK's default chain (`aws-config`), loaded
+//! once per resolver, whose own HTTP calls (STS, SSO, container endpoint, IMDS) go through the
+//! same reqwest client ([`super::aws_sdk_http`]). The SDK's service client for KMS is not used:
+//! one signed POST is all `cip` needs.
 //!
-//! * credentials, first found: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+
-//!   `AWS_SESSION_TOKEN`); the static keys (`aws_access_key_id`, `aws_secret_access_key`,
-//!   `aws_session_token`) of profile `AWS_PROFILE` (default `default`) in
-//!   `AWS_SHARED_CREDENTIALS_FILE` (`~/.aws/credentials`), then `AWS_CONFIG_FILE`
-//!   (`~/.aws/config`, `[profile NAME]`); the container credentials endpoint
-//!   (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` on ECS, `AWS_CONTAINER_CREDENTIALS_FULL_URI` with
-//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`, which EKS Pod Identity sets); EC2 instance
-//!   metadata, IMDSv2 only (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_DISABLED`).
-//!   Web identity (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`,
-//!   `AWS_ROLE_SESSION_NAME`; STS at `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL`, else
-//!   `https://sts.REGION.amazonaws.com`) comes after the profiles and before the container
-//!   endpoint, as in the SDK. **Not read**: profiles that assume a role, use SSO or
-//!   `credential_process` (refused naming the setting).
-//!   Credentials are fetched per resolution (public keys are cached, not credentials).
-//! * region: the key's ARN, else `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`,
-//!   the instance metadata's region (when instance metadata is not disabled).
+//! * credentials: the SDK's default chain, first found: environment (`AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); profile `AWS_PROFILE` of
+//!   `AWS_CONFIG_FILE`/`AWS_SHARED_CREDENTIALS_FILE` (static keys, `role_arn` with
+//!   `source_profile` or `credential_source`, `credential_process`, SSO, web identity);
+//!   web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`);
+//!   the container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`/`_FULL_URI`,
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE]`); EC2 instance metadata
+//!   (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `AWS_EC2_METADATA_DISABLED`). STS and SSO honour
+//!   `AWS_ENDPOINT_URL_STS`/`AWS_ENDPOINT_URL` (the SDK's service endpoints).
+//! * region: the key's ARN, else the SDK's (`AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's
+//!   `region`, instance metadata).
 //! * endpoint: `awskms://ENDPOINT/…` (HTTPS, or HTTP for [`KmsConfig::insecure_endpoints`]),
-//!   else `--kms-aws-endpoint`, `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, else
-//!   `https://kms.REGION.amazonaws.com`.
+//!   else `--kms-aws-endpoint`, `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL` (or the profile's
+//!   `endpoint_url`), else `https://kms.REGION.amazonaws.com`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials as _;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::config::{AwsConfig, KmsConfig, Secret};
+use super::config::KmsConfig;
 use super::error::KmsError;
 use super::{http, pem};
 
@@ -60,18 +56,18 @@ struct ErrorBody {
     kind: Option<String>,
 }
 
-/// Static credentials, whichever source gave them.
-struct StaticCredentials {
-    access_key_id: String,
-    secret_access_key: Secret,
-    session_token: Option<Secret>,
-    /// Where they came from, for messages (never the values).
-    source: String,
+/// The SDK's shared configuration (credentials chain, region), its HTTP calls made by `client`.
+pub async fn load_sdk_config(client: &reqwest::Client) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(super::aws_sdk_http::ReqwestHttpClient::new(client.clone()))
+        .load()
+        .await
 }
 
 /// Resolves an `awskms://` key.
 pub async fn public_key(
     client: &reqwest::Client,
+    sdk: &SdkConfig,
     config: &KmsConfig,
     uri: &str,
     endpoint: Option<&str>,
@@ -82,23 +78,29 @@ pub async fn public_key(
         scheme: "awskms",
         detail,
     };
-    let profile = Profile::load(&config.aws);
-    let mut region = key
+    let region = key
         .strip_prefix("arn:")
         .and_then(|arn| arn.split(':').nth(2))
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
-        .or_else(|| config.aws.region.clone())
-        .or_else(|| profile.get("region").map(str::to_owned));
-    if region.is_none() && !config.aws.imds_disabled {
-        region = imds::region(client, &config.aws.imds_endpoint).await.ok();
-    }
-    let region = region.ok_or_else(|| {
-        no_credentials("no AWS region: set AWS_REGION (or the profile's region), or name the key by its ARN".to_owned())
+        .or_else(|| sdk.region().map(|r| r.as_ref().to_owned()))
+        .ok_or_else(|| {
+            no_credentials(
+                "no AWS region: set AWS_REGION (or the profile's region), or name the key by its ARN".to_owned(),
+            )
+        })?;
+    let provider = sdk
+        .credentials_provider()
+        .ok_or_else(|| no_credentials("the AWS SDK configured no credentials provider".to_owned()))?;
+    // The SDK's errors name the sources tried and never the secrets (its `Credentials` redacts).
+    let credentials = provider.provide_credentials().await.map_err(|e| {
+        no_credentials(format!(
+            "the AWS SDK's default chain (environment, profile {}, web identity, container endpoint, instance metadata) gave none: {}",
+            profile_name(),
+            error_chain(&e)
+        ))
     })?;
-    let credentials = credentials(client, &config.aws, &profile, &region)
-        .await
-        .map_err(no_credentials)?;
+    let source = format!("the AWS SDK's default chain (profile {})", profile_name());
     let url = match endpoint {
         Some(endpoint) => {
             let scheme = if config.insecure_endpoints.iter().any(|e| e == endpoint) {
@@ -108,21 +110,25 @@ pub async fn public_key(
             };
             format!("{scheme}://{endpoint}/")
         }
-        None => match &config.aws.endpoint_url {
+        None => match config.aws.endpoint_url.as_deref().or(sdk.endpoint_url()) {
             Some(url) => format!("{}/", url.trim_end_matches('/')),
             None => format!("https://kms.{region}.amazonaws.com/"),
         },
     };
     let body = serde_json::json!({ "KeyId": key }).to_string();
 
-    let identity = Credentials::new(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.expose().to_owned(),
-        credentials.session_token.as_ref().map(|t| t.expose().to_owned()),
-        None,
-        "cip",
-    )
-    .into();
+    // An empty session token is none (no `X-Amz-Security-Token` header).
+    let credentials = match credentials.session_token() {
+        Some("") => Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            None,
+            credentials.expiry(),
+            "cip",
+        ),
+        _ => credentials,
+    };
+    let identity = credentials.into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(&region)
@@ -158,7 +164,7 @@ pub async fn public_key(
     let status = response.status();
     let bytes = response.bytes().await.map_err(|e| http::transport(uri, &e))?;
     if !status.is_success() {
-        return Err(error(uri, status, &bytes, &credentials.source));
+        return Err(error(uri, status, &bytes, &source));
     }
     let answer: Answer = serde_json::from_slice(&bytes).map_err(|e| KmsError::Answer {
         uri: uri.to_owned(),
@@ -179,6 +185,29 @@ pub async fn public_key(
             detail: "GetPublicKey answered no (base64) public key".to_owned(),
         })?;
     Ok(pem::der_to_pem(&der))
+}
+
+/// An error and its causes, each once (the SDK's messages name sources, never secrets).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `AWS_PROFILE`, as the SDK reads it (default `default`), for messages.
+fn profile_name() -> String {
+    std::env::var("AWS_PROFILE")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 /// Maps an AWS error answer by its HTTP status and `__type` (the protocol's error code).
@@ -217,394 +246,9 @@ fn error(uri: &str, status: reqwest::StatusCode, body: &[u8], source: &str) -> K
     }
 }
 
-/// The first credentials of the chain (see the module's documentation).
-async fn credentials(
-    client: &reqwest::Client,
-    config: &AwsConfig,
-    profile: &Profile,
-    region: &str,
-) -> Result<StaticCredentials, String> {
-    if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-        return Ok(StaticCredentials {
-            access_key_id: id.clone(),
-            secret_access_key: secret.clone(),
-            session_token: config.session_token.clone(),
-            source: "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".to_owned(),
-        });
-    }
-    if let (Some(id), Some(secret)) = (profile.get("aws_access_key_id"), profile.get("aws_secret_access_key")) {
-        return Ok(StaticCredentials {
-            access_key_id: id.to_owned(),
-            secret_access_key: Secret::new(secret),
-            session_token: profile.get("aws_session_token").map(Secret::new),
-            source: format!("profile {} ({})", profile.name, profile.origin),
-        });
-    }
-    let unsupported = [
-        "role_arn",
-        "credential_process",
-        "sso_session",
-        "sso_start_url",
-        "web_identity_token_file",
-    ];
-    if let Some(setting) = unsupported.iter().find(|s| profile.get(s).is_some()) {
-        return Err(format!(
-            "profile {} uses {setting}, which cip does not support: give static keys (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile's aws_access_key_id/aws_secret_access_key), or run `cip kms resolve` where the AWS CLI works and deploy its output",
-            profile.name
-        ));
-    }
-    if let Some(web_identity) = &config.web_identity {
-        return sts::assume_role_with_web_identity(client, web_identity, region).await;
-    }
-    if let Some(container) = &config.container {
-        return container::credentials(client, container).await;
-    }
-    if !config.imds_disabled {
-        match imds::credentials(client, &config.imds_endpoint).await {
-            Ok(credentials) => return Ok(credentials),
-            Err(imds::ImdsError::Unreachable(_)) => {}
-            Err(error) => return Err(error.to_string()),
-        }
-    }
-    Err(format!(
-        "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile {} static keys in {} or {}; no web identity token file or container credentials endpoint is set and no EC2 instance metadata answered (cip reads no SSO, role or credential_process profiles)",
-        profile.name,
-        config.credentials_file.display(),
-        config.config_file.display()
-    ))
-}
-
-/// The JSON of the container credentials endpoint and of IMDS' security-credentials.
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TemporaryCredentials {
-    access_key_id: String,
-    secret_access_key: String,
-    token: Option<String>,
-}
-
-impl TemporaryCredentials {
-    fn into_static(self, source: String) -> StaticCredentials {
-        StaticCredentials {
-            access_key_id: self.access_key_id,
-            secret_access_key: Secret::new(self.secret_access_key),
-            session_token: self.token.filter(|t| !t.is_empty()).map(Secret::new),
-            source,
-        }
-    }
-}
-
-/// The container credentials endpoint (ECS task roles, EKS Pod Identity).
-mod container {
-    use super::{StaticCredentials, TemporaryCredentials};
-    use crate::kms::config::ContainerCredentials;
-
-    /// Hosts plain HTTP may reach, as the SDK allows: loopback, ECS's and EKS' link-local
-    /// agents.
-    fn allowed_http_host(host: &url::Host<&str>) -> bool {
-        match host {
-            url::Host::Domain(name) => *name == "localhost",
-            url::Host::Ipv4(ip) => {
-                ip.is_loopback() || ip.octets() == [169, 254, 170, 2] || ip.octets() == [169, 254, 170, 23]
-            }
-            url::Host::Ipv6(ip) => ip.is_loopback() || ip.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23],
-        }
-    }
-
-    pub(super) async fn credentials(
-        client: &reqwest::Client,
-        config: &ContainerCredentials,
-    ) -> Result<StaticCredentials, String> {
-        let url = url::Url::parse(&config.url)
-            .map_err(|e| format!("the container credentials URI {} is not a URL: {e}", config.url))?;
-        let plain_ok = url.host().is_some_and(|h| allowed_http_host(&h));
-        if url.scheme() != "https" && !(url.scheme() == "http" && plain_ok) {
-            return Err(format!(
-                "the container credentials URI {} must be https, or http to a loopback or ECS/EKS agent address",
-                config.url
-            ));
-        }
-        let mut request = client.get(url.clone());
-        match (&config.token_file, &config.token) {
-            (Some(path), _) => {
-                let token = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE {}: {e}",
-                        path.display()
-                    )
-                })?;
-                request = request.header("authorization", token.trim());
-            }
-            (None, Some(token)) => request = request.header("authorization", token.expose()),
-            (None, None) => {}
-        }
-        let source = format!("the container credentials endpoint {url}");
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{source} is unreachable: {}", super::http::transport_detail(&e)))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| format!("{source}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!(
-                "{source} answered HTTP {status}: {}",
-                super::http::error_text(&body)
-            ));
-        }
-        let credentials: TemporaryCredentials =
-            serde_json::from_slice(&body).map_err(|e| format!("{source} answered no credentials: {e}"))?;
-        Ok(credentials.into_static(source))
-    }
-}
-
-/// STS `AssumeRoleWithWebIdentity` (EKS IRSA): an unsigned query-protocol call with the token
-/// of `AWS_WEB_IDENTITY_TOKEN_FILE`; the answer is XML.
-mod sts {
-    use super::{Secret, StaticCredentials};
-    use crate::kms::config::WebIdentity;
-
-    /// The text of the first `<name>…</name>` element (STS answers carry no prefixes).
-    fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-        let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
-        let end = start + xml[start..].find(&format!("</{name}>"))?;
-        Some(xml[start..end].trim())
-    }
-
-    pub(super) async fn assume_role_with_web_identity(
-        client: &reqwest::Client,
-        config: &WebIdentity,
-        region: &str,
-    ) -> Result<StaticCredentials, String> {
-        let role_arn = config
-            .role_arn
-            .as_deref()
-            .ok_or("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")?;
-        let token = std::fs::read_to_string(&config.token_file).map_err(|e| {
-            format!(
-                "cannot read AWS_WEB_IDENTITY_TOKEN_FILE {}: {e}",
-                config.token_file.display()
-            )
-        })?;
-        let endpoint = config.sts_endpoint.as_deref().map_or_else(
-            || format!("https://sts.{region}.amazonaws.com"),
-            |e| e.trim_end_matches('/').to_owned(),
-        );
-        let body = super::http::form([
-            ("Action", "AssumeRoleWithWebIdentity"),
-            ("Version", "2011-06-15"),
-            ("RoleArn", role_arn),
-            ("RoleSessionName", config.session_name.as_str()),
-            ("WebIdentityToken", token.trim()),
-        ]);
-        let source = format!("web identity (role {role_arn}, STS {endpoint})");
-        let response = client
-            .post(format!("{endpoint}/"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| format!("{source}: STS unreachable: {}", super::http::transport_detail(&e)))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| format!("{source}: {e}"))?;
-        if !status.is_success() {
-            let code = element(&text, "Code").unwrap_or_default();
-            let message = element(&text, "Message").unwrap_or_default();
-            return Err(format!("{source}: STS answered HTTP {status} {code}: {message}"));
-        }
-        let credentials =
-            element(&text, "Credentials").ok_or_else(|| format!("{source}: no Credentials in the answer"))?;
-        let field = |name: &str| {
-            element(credentials, name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| format!("{source}: no {name} in the answer"))
-        };
-        Ok(StaticCredentials {
-            access_key_id: field("AccessKeyId")?.to_owned(),
-            secret_access_key: Secret::new(field("SecretAccessKey")?),
-            session_token: element(credentials, "SessionToken")
-                .filter(|t| !t.is_empty())
-                .map(Secret::new),
-            source,
-        })
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn elements_are_found_by_name() {
-            let xml = "<R><Result><Credentials><AccessKeyId> A </AccessKeyId><SessionToken></SessionToken></Credentials></Result></R>";
-            let credentials = super::element(xml, "Credentials").unwrap();
-            assert_eq!(super::element(credentials, "AccessKeyId"), Some("A"));
-            assert_eq!(super::element(credentials, "SessionToken"), Some(""));
-            assert_eq!(super::element(credentials, "SecretAccessKey"), None);
-        }
-    }
-}
-
-/// EC2 instance metadata, IMDSv2 (session token) only.
-mod imds {
-    use std::time::Duration;
-
-    use super::{StaticCredentials, TemporaryCredentials};
-
-    /// The SDK's bound for instance metadata: off EC2 the address does not answer.
-    const TIMEOUT: Duration = Duration::from_secs(1);
-
-    #[derive(Debug, thiserror::Error)]
-    pub(super) enum ImdsError {
-        /// Nothing answers: not on EC2 (or metadata blocked).
-        #[error("EC2 instance metadata unreachable: {0}")]
-        Unreachable(String),
-        /// It answered, but gave no credentials.
-        #[error("EC2 instance metadata: {0}")]
-        Refused(String),
-    }
-
-    async fn get(request: reqwest::RequestBuilder) -> Result<String, ImdsError> {
-        let response = request
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| ImdsError::Unreachable(super::http::transport_detail(&e)))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| ImdsError::Refused(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ImdsError::Refused(format!(
-                "HTTP {status}: {}",
-                super::http::error_text(text.as_bytes())
-            )));
-        }
-        Ok(text)
-    }
-
-    async fn token(client: &reqwest::Client, endpoint: &str) -> Result<String, ImdsError> {
-        get(client
-            .put(format!("{endpoint}/latest/api/token"))
-            .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"))
-        .await
-    }
-
-    /// The instance's region.
-    pub(super) async fn region(client: &reqwest::Client, endpoint: &str) -> Result<String, ImdsError> {
-        let endpoint = endpoint.trim_end_matches('/');
-        let token = token(client, endpoint).await?;
-        let region = get(client
-            .get(format!("{endpoint}/latest/meta-data/placement/region"))
-            .header("x-aws-ec2-metadata-token", token))
-        .await?;
-        Ok(region.trim().to_owned())
-    }
-
-    /// The instance role's credentials.
-    pub(super) async fn credentials(client: &reqwest::Client, endpoint: &str) -> Result<StaticCredentials, ImdsError> {
-        let endpoint = endpoint.trim_end_matches('/');
-        let token = token(client, endpoint).await?;
-        let base = format!("{endpoint}/latest/meta-data/iam/security-credentials/");
-        let roles = get(client.get(&base).header("x-aws-ec2-metadata-token", &token)).await?;
-        let role = roles
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .ok_or_else(|| ImdsError::Refused("the instance has no IAM role".to_owned()))?
-            .to_owned();
-        let body = get(client
-            .get(format!("{base}{role}"))
-            .header("x-aws-ec2-metadata-token", &token))
-        .await?;
-        let credentials: TemporaryCredentials = serde_json::from_str(&body)
-            .map_err(|e| ImdsError::Refused(format!("role {role}: no credentials in the answer: {e}")))?;
-        Ok(credentials.into_static(format!("EC2 instance metadata (role {role})")))
-    }
-}
-
-/// One profile of the shared files: the credentials file's section first, then the config
-/// file's (`[profile NAME]`, or `[default]`).
-struct Profile {
-    name: String,
-    origin: String,
-    settings: BTreeMap<String, String>,
-}
-
-impl Profile {
-    fn load(config: &AwsConfig) -> Self {
-        let mut settings = BTreeMap::new();
-        let mut origins = Vec::new();
-        let name = config.profile.clone();
-        let config_section = if name == "default" {
-            "default".to_owned()
-        } else {
-            format!("profile {name}")
-        };
-        for (path, section) in [
-            (&config.credentials_file, name.as_str()),
-            (&config.config_file, config_section.as_str()),
-        ] {
-            let found = read_section(path, section);
-            if !found.is_empty() {
-                origins.push(path.display().to_string());
-            }
-            for (k, v) in found {
-                settings.entry(k).or_insert(v);
-            }
-        }
-        Self {
-            name,
-            origin: origins.join(", "),
-            settings,
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.settings.get(key).map(String::as_str).filter(|v| !v.is_empty())
-    }
-}
-
-/// The `key = value` lines of `[section]` in an INI file (missing file: none).
-fn read_section(path: &Path, section: &str) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return BTreeMap::new();
-    };
-    parse_section(&text, section)
-}
-
-fn parse_section(text: &str, section: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            inside = name.split_whitespace().collect::<Vec<_>>().join(" ") == section;
-            continue;
-        }
-        if inside && let Some((key, value)) = line.split_once('=') {
-            out.insert(key.trim().to_ascii_lowercase(), value.trim().to_owned());
-        }
-    }
-    out
-}
-
-/// `~/.aws/NAME`.
-pub(super) fn home_aws_file(name: &str) -> PathBuf {
-    std::env::var_os("HOME")
-        .map_or_else(|| PathBuf::from(".aws"), |h| PathBuf::from(h).join(".aws"))
-        .join(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn profiles_are_read_from_their_sections() {
-        let text = "[default]\naws_access_key_id = A\n[profile dev]\nregion=eu-west-1\n# c\n[dev]\naws_secret_access_key = S\n";
-        assert_eq!(parse_section(text, "default").get("aws_access_key_id").unwrap(), "A");
-        assert_eq!(parse_section(text, "profile dev").get("region").unwrap(), "eu-west-1");
-        assert_eq!(parse_section(text, "dev").get("aws_secret_access_key").unwrap(), "S");
-        assert!(parse_section(text, "other").is_empty());
-    }
 
     #[test]
     fn errors_map_by_the_protocol_code() {

@@ -8,6 +8,7 @@
 //! never appear in errors or logs: they live in [`Secret`]s.
 
 mod aws;
+mod aws_sdk_http;
 mod azure;
 mod config;
 mod error;
@@ -19,11 +20,24 @@ mod vault;
 
 use std::sync::Arc;
 
-pub use config::{
-    AwsConfig, AzureConfig, ContainerCredentials, GcpConfig, KmsConfig, Secret, VaultConfig, WebIdentity,
-};
+pub use config::{AwsConfig, AzureConfig, GcpConfig, KmsConfig, Secret, VaultConfig};
 pub use error::KmsError;
 pub use uri::{KmsUri, KmsUriError};
+
+/// The AWS SDK crates whose tracing events `cip` never shows: they carry raw HTTP answers of
+/// credential endpoints (see `cli::init_tracing`).
+pub const AWS_SDK_LOG_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_runtime",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_sdk_sts",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_types",
+];
 
 /// Most public keys kept.
 const CACHE_CAPACITY: u64 = 1_000;
@@ -37,6 +51,8 @@ pub struct KmsResolver {
     gcp: gcp::Gcp,
     azure: azure::Azure,
     cache: moka::future::Cache<KmsUri, Arc<str>>,
+    /// The AWS SDK's configuration (credentials chain, region), loaded at the first `awskms://`.
+    aws_sdk: tokio::sync::OnceCell<aws_config::SdkConfig>,
 }
 
 impl std::fmt::Debug for KmsResolver {
@@ -61,6 +77,7 @@ impl KmsResolver {
             gcp: gcp::Gcp::new(config.gcp.clone()),
             azure: azure::Azure::new(config.azure.clone()),
             cache,
+            aws_sdk: tokio::sync::OnceCell::new(),
             config,
         })
     }
@@ -97,7 +114,9 @@ impl KmsResolver {
         let ask = async {
             match uri {
                 KmsUri::Aws { endpoint, key } => {
-                    aws::public_key(http()?, &self.config, &text, endpoint.as_deref(), key).await
+                    let client = http()?;
+                    let sdk = self.aws_sdk.get_or_init(|| aws::load_sdk_config(client)).await;
+                    aws::public_key(client, sdk, &self.config, &text, endpoint.as_deref(), key).await
                 }
                 KmsUri::Gcp { key_name, version } => {
                     self.gcp.public_key(http()?, &text, key_name, version.as_deref()).await

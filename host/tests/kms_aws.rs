@@ -473,6 +473,152 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
     Ok(())
 }
 
+/// `cip kms resolve` with a clean environment, the profiles of `config` (`AWS_CONFIG_FILE`),
+/// moto as the KMS endpoint and `AWS_PROFILE=profile`.
+fn resolve_with_profile(
+    dir: &Path,
+    moto: &MotoServer,
+    config: &str,
+    profile: &str,
+    input: &Path,
+) -> TestResult<Command> {
+    let config_file = dir.join("aws-config");
+    std::fs::write(&config_file, config)?;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", &config_file)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
+        .env("AWS_PROFILE", profile)
+        .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
+        .args(["kms", "resolve", "-f"])
+        .arg(input)
+        .stdin(Stdio::null());
+    Ok(command)
+}
+
+#[test]
+fn a_credential_process_profile_is_run_for_the_credentials() -> TestResult {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let expected = moto.public_key_der(&key_id)?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms:///{key_id}"))?,
+    )?;
+    // The process prints the IAM user's key in the documented JSON (Version 1); moto then
+    // authenticates the KMS request signed with it.
+    let script = dir.path().join("credentials.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s' '{{\"Version\": 1, \"AccessKeyId\": \"{}\", \"SecretAccessKey\": \"{}\"}}'\n",
+            moto.signer().id,
+            moto.signer().secret
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let failing = dir.path().join("failing.sh");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'session expired, log in again' >&2\nexit 3\n",
+    )?;
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755))?;
+    let config = format!(
+        "[profile proc]\ncredential_process = {}\nregion = {MOTO_REGION}\n[profile broken]\ncredential_process = {}\nregion = {MOTO_REGION}\n",
+        script.display(),
+        failing.display()
+    );
+
+    let run = resolve_with_profile(dir.path(), &moto, &config, "proc", &input)?.output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+    assert_eq!(
+        der(doc["spec"]["authorities"][0]["key"]["data"].as_str().ok_or("no data")?),
+        expected
+    );
+    assert!(!stderr.contains(&moto.signer().secret), "{stderr}");
+
+    // A process that fails: refused, with its exit status and its stderr (the SDK's report).
+    let run = resolve_with_profile(dir.path(), &moto, &config, "broken", &input)?.output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no awskms credentials: the AWS SDK's default chain (environment, profile broken"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("external process exited with code exit status: 3")
+            && stderr.contains("session expired, log in again"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
+    let Some(moto) = MotoServer::start()? else {
+        return Ok(());
+    };
+    let key_id = moto.create_signing_key()?;
+    let expected = moto.public_key_der(&key_id)?;
+    // STS is the loopback emulator (moto's STS would authorize AssumeRole with IAM policies the
+    // test set-up does not grant): it accepts AssumeRole signed by the source profile's key and
+    // hands out the moto IAM user's key, which moto then authenticates on the KMS request.
+    let sts = kms_support::AwsCredentialEndpoints::start(&moto.signer().id, &moto.signer().secret, MOTO_REGION)?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.yaml");
+    std::fs::write(
+        &input,
+        article_policy("registry.example", &format!("awskms:///{key_id}"))?,
+    )?;
+    let config = |source_key: &str| {
+        format!(
+            "[profile source]\naws_access_key_id = {source_key}\naws_secret_access_key = source-secret-key\n\
+             [profile assumed]\nrole_arn = {}\nsource_profile = source\nregion = {MOTO_REGION}\n",
+            kms_support::WEB_IDENTITY_ROLE
+        )
+    };
+    let run = resolve_with_profile(
+        dir.path(),
+        &moto,
+        &config(kms_support::SOURCE_PROFILE_KEY_ID),
+        "assumed",
+        &input,
+    )?
+    .env("AWS_ENDPOINT_URL_STS", sts.url())
+    .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+    assert_eq!(
+        der(doc["spec"]["authorities"][0]["key"]["data"].as_str().ok_or("no data")?),
+        expected
+    );
+
+    // A source key STS does not know: STS' code, no secret in the message.
+    let run = resolve_with_profile(dir.path(), &moto, &config("AKIAUNKNOWNSOURCE"), "assumed", &input)?
+        .env("AWS_ENDPOINT_URL_STS", sts.url())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no awskms credentials") && stderr.contains("InvalidClientTokenId"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("source-secret-key"), "{stderr}");
+    Ok(())
+}
+
 /// Kills the provider when the test ends, also on failure.
 struct Running(Child);
 

@@ -564,58 +564,127 @@ fn a_credential_process_profile_is_run_for_the_credentials() -> TestResult {
     Ok(())
 }
 
+/// Set-up of [`a_role_arn_profile_assumes_the_role_with_its_source_profile`]'s own moto (boto3,
+/// the first [`ROLE_SETUP_ACTIONS`] requests unauthenticated): an IAM user allowed only
+/// `sts:AssumeRole`, a role allowed `kms:*`, and a signing key made with the role's session.
+const ROLE_SETUP: &str = r#"
+import base64, json, sys, boto3
+from botocore.config import Config
+endpoint = sys.argv[1]
+def client(service, key="setup", secret="setup", token=None):
+    return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint,
+        aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token,
+        config=Config(retries={"max_attempts": 1}))
+def policy(action):
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]})
+iam = client("iam")
+iam.create_user(UserName="source")
+iam.put_user_policy(UserName="source", PolicyName="assume", PolicyDocument=policy("sts:AssumeRole"))
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+iam.create_role(RoleName="cip-kms", AssumeRolePolicyDocument=json.dumps(trust))
+iam.put_role_policy(RoleName="cip-kms", PolicyName="kms", PolicyDocument=policy("kms:*"))
+key = iam.create_access_key(UserName="source")["AccessKey"]
+session = client("sts", key["AccessKeyId"], key["SecretAccessKey"]).assume_role(
+    RoleArn="arn:aws:iam::123456789012:role/cip-kms", RoleSessionName="setup")["Credentials"]
+kms = client("kms", session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"])
+key_id = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="ECC_NIST_P256")["KeyMetadata"]["KeyId"]
+der = kms.get_public_key(KeyId=key_id)["PublicKey"]
+print(json.dumps({"id": key["AccessKeyId"], "secret": key["SecretAccessKey"], "key_id": key_id,
+    "der_b64": base64.b64encode(der).decode()}))
+"#;
+const ROLE_SETUP_ACTIONS: u32 = 5;
+
 #[test]
 fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
-    let Some(moto) = MotoServer::start()? else {
+    use base64::Engine as _;
+    let (Some(moto_server), Some(python)) = (testkit::test_tool("moto_server"), testkit::test_tool("python")) else {
         return Ok(());
     };
-    let key_id = moto.create_signing_key()?;
-    let expected = moto.public_key_der(&key_id)?;
-    // STS is the loopback emulator (moto's STS would authorize AssumeRole with IAM policies the
-    // test set-up does not grant): it accepts AssumeRole signed by the source profile's key and
-    // hands out the moto IAM user's key, which moto then authenticates on the KMS request.
-    let sts = kms_support::AwsCredentialEndpoints::start(&moto.signer().id, &moto.signer().secret, MOTO_REGION)?;
+    // moto's STS with authentication on: AssumeRole is checked against the source user's
+    // SigV4 signature and IAM policy; the KMS request against the role session's.
+    let addr = unused_local_addr()?;
+    let _moto = Running(
+        Command::new(moto_server)
+            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", ROLE_SETUP_ACTIONS.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("moto did not listen within 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let setup = Command::new(python)
+        .arg("-c")
+        .arg(ROLE_SETUP)
+        .arg(format!("http://{addr}"))
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+    let setup: Value = serde_json::from_slice(&setup.stdout)?;
+    let field = |name: &str| setup[name].as_str().map(str::to_owned).ok_or(format!("no {name}"));
+    let (id, secret, key_id) = (field("id")?, field("secret")?, field("key_id")?);
+    let expected = base64::engine::general_purpose::STANDARD.decode(field("der_b64")?)?;
+
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("in.yaml");
     std::fs::write(
         &input,
         article_policy("registry.example", &format!("awskms:///{key_id}"))?,
     )?;
-    let config = |source_key: &str| {
+    let config = |secret: &str| {
         format!(
-            "[profile source]\naws_access_key_id = {source_key}\naws_secret_access_key = source-secret-key\n\
-             [profile assumed]\nrole_arn = {}\nsource_profile = source\nregion = {MOTO_REGION}\n",
-            kms_support::WEB_IDENTITY_ROLE
+            "[profile source]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n\
+             [profile assumed]\nrole_arn = arn:aws:iam::123456789012:role/cip-kms\nsource_profile = source\nregion = {MOTO_REGION}\n"
         )
     };
-    let run = resolve_with_profile(
-        dir.path(),
-        &moto,
-        &config(kms_support::SOURCE_PROFILE_KEY_ID),
-        "assumed",
-        &input,
-    )?
-    .env("AWS_ENDPOINT_URL_STS", sts.url())
-    .output()?;
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
-    let doc: Value = serde_yaml::from_slice(&run.stdout)?;
+    let run = |config: &str| -> TestResult<Output> {
+        let config_file = dir.path().join("aws-config");
+        std::fs::write(&config_file, config)?;
+        Ok(Command::new(env!("CARGO_BIN_EXE_cip"))
+            .env_clear()
+            .env("HOME", dir.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", &config_file)
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-credentials"))
+            .env("AWS_PROFILE", "assumed")
+            // STS and KMS: the same moto.
+            .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+            .args(["kms", "resolve", "-f"])
+            .arg(&input)
+            .stdin(Stdio::null())
+            .output()?)
+    };
+    let resolved = run(&config(&secret))?;
+    let stderr = String::from_utf8_lossy(&resolved.stderr);
+    assert!(resolved.status.success(), "{stderr}");
+    let doc: Value = serde_yaml::from_slice(&resolved.stdout)?;
     assert_eq!(
         der(doc["spec"]["authorities"][0]["key"]["data"].as_str().ok_or("no data")?),
         expected
     );
 
-    // A source key STS does not know: STS' code, no secret in the message.
-    let run = resolve_with_profile(dir.path(), &moto, &config("AKIAUNKNOWNSOURCE"), "assumed", &input)?
-        .env("AWS_ENDPOINT_URL_STS", sts.url())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success(), "{stderr}");
+    // The source profile's secret key wrong: moto's STS refuses the AssumeRole signature (with
+    // its `<ErrorResponse><Errors><Error>` shape, whose code the SDK's STS client does not read:
+    // it says "service error" with the request id; real STS answers the standard shape).
+    let wrong = format!("{}A", &secret[1..]);
+    let refused = run(&config(&wrong))?;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
     assert!(
-        stderr.contains("no awskms credentials") && stderr.contains("InvalidClientTokenId"),
+        stderr.contains("no awskms credentials: the AWS SDK's default chain (environment, profile assumed")
+            && stderr.contains("service error"),
         "{stderr}"
     );
-    assert!(!stderr.contains("source-secret-key"), "{stderr}");
+    assert!(!stderr.contains(&wrong) && !stderr.contains(&secret), "{stderr}");
     Ok(())
 }
 

@@ -460,10 +460,9 @@ async fn azure_handler(
 /// EC2 instance metadata, IMDSv2 (`PUT /latest/api/token`, then the security credentials
 /// and the region with `X-aws-ec2-metadata-token`; requests without a session token get 401 as
 /// from IMDS with IMDSv1 disabled), and STS `AssumeRoleWithWebIdentity` (`POST /`, query
-/// protocol form, XML answer; a wrong token gets `InvalidIdentityToken`, as from STS) and STS
-/// `AssumeRole` (signed by [`SOURCE_PROFILE_KEY_ID`], for `role_arn` + `source_profile`
-/// profiles; another signer gets `InvalidClientTokenId`). It hands out the access key it was
-/// given (with an empty session token: moto would look for an STS session behind a real one).
+/// protocol form, XML answer; a wrong token gets `InvalidIdentityToken`, as from STS). It hands
+/// out the access key it was given (with an empty session token, which the SDK requires and
+/// `cip` drops: moto would look for an STS session behind a real one).
 pub struct AwsCredentialEndpoints {
     pub served: Served,
 }
@@ -476,9 +475,6 @@ pub const IMDS_ROLE: &str = "cip-node";
 /// The web identity token and role STS accepts.
 pub const WEB_IDENTITY_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.web-identity.sig";
 pub const WEB_IDENTITY_ROLE: &str = "arn:aws:iam::123456789012:role/cip";
-/// The access key of the source profile STS `AssumeRole` accepts (its secret is not checked:
-/// the emulator reads the SigV4 credential scope only).
-pub const SOURCE_PROFILE_KEY_ID: &str = "AKIACIPSOURCEPROFILE";
 
 struct AwsEndpointsState {
     id: String,
@@ -530,23 +526,6 @@ async fn aws_endpoints_handler(
         let form = form(&body);
         let get = |k: &str| form.get(k).map(String::as_str);
         let xml = |status: StatusCode, text: String| (status, [("content-type", "text/xml")], text).into_response();
-        if get("Action") == Some("AssumeRole") && get("Version") == Some("2011-06-15") {
-            let signed_by_source =
-                header("authorization").is_some_and(|a| a.contains(&format!("Credential={SOURCE_PROFILE_KEY_ID}/")));
-            if !signed_by_source || get("RoleArn") != Some(WEB_IDENTITY_ROLE) || get("RoleSessionName").is_none() {
-                return xml(
-                    StatusCode::FORBIDDEN,
-                    "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></ErrorResponse>".to_owned(),
-                );
-            }
-            return xml(
-                StatusCode::OK,
-                format!(
-                    "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken></SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>{WEB_IDENTITY_ROLE}/cip</Arn><AssumedRoleId>AROACIP:cip</AssumedRoleId></AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>",
-                    state.id, state.secret
-                ),
-            );
-        }
         if get("Action") != Some("AssumeRoleWithWebIdentity") || get("Version") != Some("2011-06-15") {
             return xml(
                 StatusCode::BAD_REQUEST,

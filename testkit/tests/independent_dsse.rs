@@ -2,11 +2,10 @@
 //! Systems Lab's DSSE implementation) verifies the envelopes `attest_with_key` and
 //! `attest_keyless` push — signature over the PAE, payload type, subject — so testkit's signer
 //! and cip's verifier cannot share a misunderstanding of DSSE. The venv is made once under
-//! `target/attest-tools` (PyPI `securesystemslib[crypto]`, pinned).
+//! `target/test-tools` (PyPI `securesystemslib[crypto]`, pinned; `make test-tools` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -16,37 +15,23 @@ use testkit::{
     attest_with_key, push_image, sha256_digest,
 };
 
-const SECURESYSTEMSLIB: &str = "securesystemslib[crypto]==1.6.0";
-
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The venv's python, made on first use.
+/// The python of the test tools' venv (`make test-tools`), which has securesystemslib.
 fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let venv = workspace().join("target/attest-tools");
-            let python = venv.join("bin/python");
-            let ready = |python: &Path| {
-                Command::new(python)
-                    .args(["-c", "import securesystemslib.dsse, cryptography"])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            if !ready(&python) {
-                let made = Command::new("python3").arg("-m").arg("venv").arg(&venv).status();
-                assert!(made.is_ok_and(|s| s.success()), "python3 -m venv {}", venv.display());
-                let installed = Command::new(venv.join("bin/pip"))
-                    .args(["install", "-q", "--disable-pip-version-check", SECURESYSTEMSLIB])
-                    .status();
-                assert!(installed.is_ok_and(|s| s.success()), "pip install {SECURESYSTEMSLIB}");
-                assert!(ready(&python), "securesystemslib is not importable after installing it");
-            }
-            python
-        })
-        .clone()
+    let python = testkit::test_tool("python").expect("the test tools' venv");
+    let ready = Command::new(&python)
+        .args(["-c", "import securesystemslib.dsse, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ready,
+        "securesystemslib is missing from {}: run `make test-tools`",
+        python.display()
+    );
+    python
 }
 
 /// Runs scripts/check-dsse.py; `Ok(stdout)` when it verified, `Err(stdout)` when it refused.

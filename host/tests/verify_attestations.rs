@@ -256,7 +256,7 @@ async fn a_genuine_layer_beside_forged_ones_is_enough() {
 }
 
 #[tokio::test]
-async fn an_oversized_attestation_is_refused_by_its_cap() {
+async fn an_oversized_attestation_is_refused_by_its_own_cap_not_the_signature_cap() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
     let big = json!({"SPDXID": "SPDXRef-DOCUMENT", "padding": "x".repeat(64 * 1024)});
@@ -270,23 +270,33 @@ async fn an_oversized_attestation_is_refused_by_its_cap() {
         None,
     )
     .expect("attested");
-    let limits = DownloadLimits {
+    let with = |limits: DownloadLimits| {
+        Verifier::new(cip::verify::VerifierConfig {
+            limits,
+            ..config(&[&world.host], Some(world.trust()))
+        })
+        .expect("verifier")
+    };
+    // Over the signature layer cap, under the attestation cap: read.
+    let between = with(DownloadLimits {
         max_layer_bytes: 16 * 1024,
         ..DownloadLimits::default()
-    };
-    let verifier = Verifier::new(cip::verify::VerifierConfig {
-        limits,
-        ..config(&[&world.host], Some(world.trust()))
-    })
-    .expect("verifier");
-    let reason = failure(&verifier, key_request(&world.tag_ref(), &key)).await;
+    });
+    let answer = verified(&between, key_request(&world.tag_ref(), &key)).await;
+    assert_eq!(answer.statements.len(), 1);
+    let over = with(DownloadLimits {
+        max_attestation_bytes: 16 * 1024,
+        ..DownloadLimits::default()
+    });
+    let reason = failure(&over, key_request(&world.tag_ref(), &key)).await;
     assert!(
         reason.starts_with(&format!(
-            "cannot read the attestations of {}: a signature layer of ",
+            "cannot read the attestations of {}: an attestation of ",
             world.digest_ref()
         )),
         "{reason}"
     );
+    assert!(reason.ends_with("(--max-attestation-bytes)"), "{reason}");
 }
 
 #[tokio::test]

@@ -38,17 +38,19 @@ use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, SimpleSigning};
 use sigstore::cosign::signature_layers::CertificateSubject;
 
+use super::bundle::{self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Statement};
 use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
-use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor};
-use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
+use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor, signatures};
+use crate::registry::{BoundedError, DownloadLimits, Referrer, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// Media type of cosign's attestation layers.
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-/// The only DSSE payload type accepted: an in-toto statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub use super::bundle::{IN_TOTO_PAYLOAD_TYPE, pae};
+/// `critical.type` of the layers the constraints see for attestations.
+const ATTESTATION_TYPE_NAME: &str = "cosign container image attestation";
 /// in-toto statement types accepted (`_type`).
 const STATEMENT_TYPES: [&str; 2] = ["https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"];
 
@@ -156,13 +158,6 @@ struct EnvelopeSignature {
     sig: String,
 }
 
-/// DSSE's pre-authentication encoding of `payload` of type `payload_type`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
-
 /// Checks one layer of the attestation manifest of `image` (`registry/repo@digest`).
 pub fn check(
     descriptor: &OciDescriptor,
@@ -246,7 +241,7 @@ pub fn check(
                         image: Image {
                             docker_manifest_digest: digest.to_owned(),
                         },
-                        type_name: "cosign container image attestation".to_owned(),
+                        type_name: ATTESTATION_TYPE_NAME.to_owned(),
                     },
                     optional: None,
                 };
@@ -442,8 +437,9 @@ pub struct AttestationSet {
     pub rejected: Option<Vec<String>>,
 }
 
-/// Fetches and checks the attestation layers of `digest` (`sha256-<hex>.att`), every download
-/// capped like signature downloads.
+/// Fetches and checks the attestations of `digest`: the legacy `.att` layers, then the sigstore
+/// bundles attached as referrers (cosign v3's `attest`). Each attestation is capped by
+/// `--max-attestation-bytes`, manifests and counts like signatures.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
@@ -451,32 +447,58 @@ pub async fn fetch(
     reference: &Reference,
     digest: &str,
 ) -> Result<AttestationSet, VerifyError> {
-    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let tag = format!(
-        "{}/{}:{}.att",
-        reference.registry(),
-        reference.repository(),
-        digest.replace(':', "-")
-    );
-    let attestation_ref = RegistryClient::parse_reference(&tag)?;
-    let none = |image: String| AttestationSet {
-        image,
-        layers: Vec::new(),
-        rejected: None,
-    };
-    let (manifest, blobs) = match registry.capped_manifest_and_layers(&attestation_ref, limits).await {
-        Ok(found) => found,
-        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(none(image)),
-        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
-        Err(over @ BoundedError::OverCap { .. }) => {
-            return Err(VerifyError::Failed(format!(
-                "cannot read the attestations of {image}: {over}"
-            )));
+    let legacy = fetch_legacy(registry, trust, limits, reference, digest).await?;
+    // Unreadable referrers must not hide valid legacy attestations; the error still explains a
+    // failure.
+    let bundles = fetch_bundles(registry, trust, limits, reference, digest)
+        .await
+        .unwrap_or_else(|e| AttestationSet {
+            image: String::new(),
+            layers: Vec::new(),
+            rejected: Some(vec![format!("sigstore bundles unreadable: {e}")]),
+        });
+    let mut layers = legacy.layers;
+    layers.extend(bundles.layers);
+    let rejected = match (legacy.rejected, bundles.rejected) {
+        (None, None) => None,
+        (legacy, bundles) => {
+            let mut reasons = legacy.unwrap_or_default();
+            for reason in bundles.into_iter().flatten() {
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+            Some(reasons)
         }
     };
-    if manifest.layers.is_empty() {
-        return Ok(none(image));
-    }
+    Ok(AttestationSet {
+        image: legacy.image,
+        layers,
+        rejected,
+    })
+}
+
+/// The `.att` layers of `digest`, each checked end to end.
+async fn fetch_legacy(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let layer_cap = limits.attestation_layer();
+    let blobs = match signatures::tagged_layers(registry, limits, reference, digest, "att", layer_cap).await {
+        Ok(Some(blobs)) => blobs,
+        Ok(None) => {
+            return Ok(AttestationSet {
+                image,
+                layers: Vec::new(),
+                rejected: None,
+            });
+        }
+        Err(e) => return Err(unreadable(&image, e)),
+    };
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
     let mut layers = Vec::new();
     let mut reasons = Vec::new();
@@ -495,6 +517,110 @@ pub async fn fetch(
         layers,
         rejected: Some(reasons),
     })
+}
+
+/// A failed capped download of the attestations of `image`.
+fn unreadable(image: &str, error: BoundedError) -> VerifyError {
+    match error {
+        BoundedError::Registry(e) => VerifyError::Registry(e),
+        over @ BoundedError::OverCap { .. } => {
+            VerifyError::Failed(format!("cannot read the attestations of {image}: {over}"))
+        }
+    }
+}
+
+/// The attestation bundles attached to `digest` as referrers (artifact type bundle v0.3), each
+/// verified by [`bundle::verify`]; `cosign sign` bundles are skipped (by their predicate type
+/// annotation, and by their statement when the annotation is missing, as in cosign's own
+/// referrers tag schema index).
+async fn fetch_bundles(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let attestations_only = |referrer: &Referrer| {
+        referrer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
+            .is_none_or(|predicate| predicate != COSIGN_SIGN_PREDICATE)
+    };
+    let referrers = registry
+        .capped_referrers(
+            reference,
+            digest,
+            BUNDLE_MEDIA_TYPE_V03,
+            &attestations_only,
+            limits,
+            limits.attestation_layer(),
+        )
+        .await
+        .map_err(|e| unreadable(&image, e))?;
+    let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
+    let mut found = !referrers.unreadable.is_empty();
+    let mut reasons: Vec<String> = referrers
+        .unreadable
+        .iter()
+        .map(|(_, reason)| format!("sigstore bundle {reason}"))
+        .collect();
+    let mut layers = Vec::new();
+    for (referrer, descriptor, data) in &referrers.artifacts {
+        let problem = match bundle_attestation(&descriptor.digest, data, &docker_reference, digest, trust) {
+            Ok(None) => continue,
+            Ok(Some((layer, problem))) => {
+                layers.push(layer);
+                problem
+            }
+            Err(reason) => Some(format!("sigstore bundle {}: {reason}", referrer.digest)),
+        };
+        found = true;
+        if let Some(problem) = problem
+            && !reasons.contains(&problem)
+        {
+            reasons.push(problem);
+        }
+    }
+    Ok(AttestationSet {
+        image,
+        layers,
+        rejected: found.then_some(reasons),
+    })
+}
+
+/// One attestation bundle of `digest`: `Ok(None)` for a `cosign sign` bundle; the second
+/// element is what is wrong with its certificate, if anything.
+fn bundle_attestation(
+    layer_digest: &str,
+    data: &[u8],
+    docker_reference: &str,
+    digest: &str,
+    trust: Option<&TrustRoot>,
+) -> Result<Option<(AttestationLayer, Option<String>)>, String> {
+    let verified = bundle::verify(data, trust).map_err(|e| e.to_string())?;
+    let parsed = Statement::parse(&verified.payload_type, &verified.payload)?;
+    if parsed.predicate_type == COSIGN_SIGN_PREDICATE {
+        return Ok(None);
+    }
+    let (statement, predicate_type) = read_statement(&verified.payload, digest)?;
+    let (trusted, problem) = signatures::trusted_bundle_layer(
+        verified,
+        layer_digest,
+        docker_reference.to_owned(),
+        digest,
+        ATTESTATION_TYPE_NAME,
+        None,
+    );
+    Ok(Some((
+        AttestationLayer {
+            trusted,
+            predicate_type,
+            statement,
+        },
+        problem,
+    )))
 }
 
 impl Verifier {

@@ -8,12 +8,9 @@ mod verify_support;
 
 use cip::registry::DownloadLimits;
 use cip::verify::Verifier;
-use cip::verify::attestations::{AttestationsAnswer, AttestationsRequest};
-use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
-use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use serde_json::{Value, json};
 use testkit::{BundleOptions, KeyPair, LeafRequest, SPDX_PREDICATE_TYPE, SignerIdentity, SigstoreBundle};
-use verify_support::{World, config};
+use verify_support::{World, attestation_key_request, attestation_keyless_request, attested, config, not_attested};
 
 const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "ci@example.com";
@@ -27,39 +24,6 @@ fn spdx() -> BundleOptions {
         predicate_type: Some(SPDX_PREDICATE_TYPE.to_owned()),
         predicate: Some(sbom()),
         ..BundleOptions::default()
-    }
-}
-
-fn key_request(image: &str, key: &KeyPair) -> AttestationsRequest {
-    AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstorePubKeyVerify {
-        image: image.to_owned(),
-        pub_keys: vec![key.public_key_pem().to_owned()],
-        annotations: None,
-    })
-}
-
-fn keyless_request(image: &str, subject: &str) -> AttestationsRequest {
-    AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_owned(),
-        keyless: vec![KeylessInfo {
-            issuer: ISSUER.to_owned(),
-            subject: subject.to_owned(),
-        }],
-        annotations: None,
-    })
-}
-
-async fn verified(verifier: &Verifier, request: AttestationsRequest) -> AttestationsAnswer {
-    match verifier.verify_attestations(request).await {
-        Ok(answer) => answer,
-        Err(error) => panic!("attestation verification failed: {error}"),
-    }
-}
-
-async fn failure(verifier: &Verifier, request: AttestationsRequest) -> String {
-    match verifier.verify_attestations(request).await {
-        Ok(answer) => panic!("attestation verification passed: {answer:?}"),
-        Err(error) => error.to_string(),
     }
 }
 
@@ -77,7 +41,7 @@ async fn a_key_attestation_bundle_returns_its_statement() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
     attach(&world, &key_attestation(&world, &world.digest, &key));
-    let answer = verified(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.digest, world.digest);
     assert_eq!(answer.statements.len(), 1);
     let statement = &answer.statements[0];
@@ -101,7 +65,7 @@ async fn legacy_and_bundle_attestations_are_both_read() {
     )
     .expect("attested");
     attach(&world, &key_attestation(&world, &world.digest, &key));
-    let answer = verified(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.statements.len(), 2);
 }
 
@@ -114,14 +78,14 @@ async fn a_bundle_about_another_digest_or_copied_from_another_image_is_refused()
     let copied = key_attestation(&world, &other, &key);
     testkit::attach_bundle(&world.host, &world.repo, &other, &copied).expect("attached to its image");
     attach(&world, &copied);
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert!(
         reason.contains(&format!("in-toto statement's subject does not name {}", world.digest)),
         "{reason}"
     );
     // The other image does verify: the bundle itself is genuine.
     let other_ref = format!("{}/{}:v2", world.host, world.repo);
-    verified(&world.verifier(), key_request(&other_ref, &key)).await;
+    attested(&world.verifier(), attestation_key_request(&other_ref, &key)).await;
 }
 
 #[tokio::test]
@@ -130,7 +94,7 @@ async fn a_bundle_by_another_key_is_refused() {
     let key = KeyPair::ecdsa_p256().expect("key");
     let other = KeyPair::ecdsa_p256().expect("other key");
     attach(&world, &key_attestation(&world, &world.digest, &other));
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(
         reason,
         format!("no attestation verified by the given key of {}", world.digest_ref())
@@ -154,7 +118,7 @@ async fn tampered_log_evidence_and_signatures_are_refused() {
         let forged = forge(&key_attestation(&world, &digest, &key)).expect("forged");
         testkit::attach_bundle(&world.host, &world.repo, &digest, &forged).expect("attached");
         let image = format!("{}/{}:{tag}", world.host, world.repo);
-        let reason = failure(&world.verifier(), key_request(&image, &key)).await;
+        let reason = not_attested(&world.verifier(), attestation_key_request(&image, &key)).await;
         assert!(reason.contains("sigstore bundle"), "{what}: {reason}");
     }
 }
@@ -173,7 +137,7 @@ async fn a_signature_bundle_is_not_an_attestation() {
         &Default::default(),
     )
     .expect("signed");
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(reason, format!("no attestations found for {}", world.digest_ref()));
     // The same bundle without the predicate annotation (cosign's own tag schema index may
     // drop it) is still recognised by its statement and skipped.
@@ -185,7 +149,7 @@ async fn a_signature_bundle_is_not_an_attestation() {
             ..sign
         },
     );
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(reason, format!("no attestations found for {}", world.digest_ref()));
 }
 
@@ -196,13 +160,17 @@ async fn keyless_attestation_bundles_need_the_identity() {
     let bundle =
         testkit::keyless_bundle(&world.digest, &world.fulcio, &world.rekor, &request, &spdx()).expect("bundle");
     attach(&world, &bundle);
-    let answer = verified(&world.verifier(), keyless_request(&world.tag_ref(), EMAIL)).await;
+    let answer = attested(
+        &world.verifier(),
+        attestation_keyless_request(&world.tag_ref(), ISSUER, EMAIL),
+    )
+    .await;
     assert_eq!(answer.statements.len(), 1);
     assert_eq!(answer.statements[0].subject.as_deref(), Some(EMAIL));
     assert_eq!(answer.statements[0].issuer.as_deref(), Some(ISSUER));
-    let reason = failure(
+    let reason = not_attested(
         &world.verifier(),
-        keyless_request(&world.tag_ref(), "someone@example.com"),
+        attestation_keyless_request(&world.tag_ref(), ISSUER, "someone@example.com"),
     )
     .await;
     assert!(reason.starts_with("no keyless attestation by issuer "), "{reason}");
@@ -232,7 +200,7 @@ async fn attestation_bundles_have_their_own_cap() {
         ..DownloadLimits::default()
     });
     assert_eq!(
-        verified(&between, key_request(&world.tag_ref(), &key))
+        attested(&between, attestation_key_request(&world.tag_ref(), &key))
             .await
             .statements
             .len(),
@@ -242,7 +210,7 @@ async fn attestation_bundles_have_their_own_cap() {
         max_attestation_bytes: 16 * 1024,
         ..DownloadLimits::default()
     });
-    let reason = failure(&over, key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&over, attestation_key_request(&world.tag_ref(), &key)).await;
     assert!(reason.contains("an attestation of "), "{reason}");
     assert!(reason.contains("(--max-attestation-bytes)"), "{reason}");
 }

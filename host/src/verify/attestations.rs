@@ -38,12 +38,13 @@ use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, SimpleSigning};
 use sigstore::cosign::signature_layers::CertificateSubject;
 
-use super::bundle::{self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Statement};
+use super::bundle::{self, COSIGN_SIGN_PREDICATE, Statement};
 use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
+use super::signatures::BundleKind;
 use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor, signatures};
-use crate::registry::{BoundedError, DownloadLimits, Referrer, RegistryClient};
+use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// Media type of cosign's attestation layers.
@@ -541,52 +542,17 @@ async fn fetch_bundles(
     digest: &str,
 ) -> Result<AttestationSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let attestations_only = |referrer: &Referrer| {
-        referrer
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
-            .is_none_or(|predicate| predicate != COSIGN_SIGN_PREDICATE)
-    };
-    let referrers = registry
-        .capped_referrers(
-            reference,
-            digest,
-            BUNDLE_MEDIA_TYPE_V03,
-            &attestations_only,
-            limits,
-            limits.attestation_layer(),
-        )
+    let referrers = signatures::bundle_referrers(registry, limits, reference, digest, BundleKind::Attestations)
         .await
         .map_err(|e| unreadable(&image, e))?;
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
-    let mut found = !referrers.unreadable.is_empty();
-    let mut reasons: Vec<String> = referrers
-        .unreadable
-        .iter()
-        .map(|(_, reason)| format!("sigstore bundle {reason}"))
-        .collect();
-    let mut layers = Vec::new();
-    for (referrer, descriptor, data) in &referrers.artifacts {
-        let problem = match bundle_attestation(&descriptor.digest, data, &docker_reference, digest, trust) {
-            Ok(None) => continue,
-            Ok(Some((layer, problem))) => {
-                layers.push(layer);
-                problem
-            }
-            Err(reason) => Some(format!("sigstore bundle {}: {reason}", referrer.digest)),
-        };
-        found = true;
-        if let Some(problem) = problem
-            && !reasons.contains(&problem)
-        {
-            reasons.push(problem);
-        }
-    }
+    let checked = signatures::check_bundles(&referrers, |descriptor, data| {
+        bundle_attestation(&descriptor.digest, data, &docker_reference, digest, trust)
+    });
     Ok(AttestationSet {
         image,
-        layers,
-        rejected: found.then_some(reasons),
+        layers: checked.kept,
+        rejected: checked.found.then_some(checked.reasons),
     })
 }
 

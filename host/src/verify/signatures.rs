@@ -29,7 +29,7 @@ use super::bundle::{
 };
 use super::layers::{self, TrustedLayer};
 use super::{SignatureFormat, VerifyError};
-use crate::registry::{BoundedError, DownloadLimits, LayerCap, Referrer, RegistryClient};
+use crate::registry::{BoundedError, DownloadLimits, LayerCap, Referrer, Referrers, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// The signatures of one image digest.
@@ -116,25 +116,7 @@ async fn fetch_bundles(
     digest: &str,
 ) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    // Attestation bundles share the artifact type; cosign names the predicate in an annotation.
-    let signatures_only = |referrer: &Referrer| {
-        referrer
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
-            .is_none_or(|predicate| predicate == COSIGN_SIGN_PREDICATE)
-    };
-    let referrers = match registry
-        .capped_referrers(
-            reference,
-            digest,
-            BUNDLE_MEDIA_TYPE_V03,
-            &signatures_only,
-            limits,
-            limits.signature_layer(),
-        )
-        .await
-    {
+    let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures).await {
         Ok(found) => found,
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
@@ -151,36 +133,95 @@ async fn fetch_bundles(
             explanation: Explanation::NoSignatures,
         });
     }
-    let mut trusted = Vec::new();
-    let mut reasons: Vec<String> = referrers
-        .unreadable
-        .iter()
-        .map(|(_, reason)| format!("sigstore bundle {reason}"))
-        .collect();
-    for (referrer, descriptor, data) in &referrers.artifacts {
-        match bundle_layer(&descriptor.digest, data, reference, digest, trust) {
-            Ok(Some((layer, problem))) => {
-                if let Some(problem) = problem
-                    && !reasons.contains(&problem)
-                {
-                    reasons.push(problem);
-                }
-                trusted.push(layer);
-            }
-            Ok(None) => {}
-            Err(reason) => {
-                let reason = format!("sigstore bundle {}: {reason}", referrer.digest);
-                if !reasons.contains(&reason) {
-                    reasons.push(reason);
-                }
-            }
-        }
-    }
+    let checked = check_bundles(&referrers, |descriptor, data| {
+        bundle_layer(&descriptor.digest, data, reference, digest, trust)
+    });
     Ok(SignatureSet {
         image,
-        layers: trusted,
-        explanation: Explanation::Rejected(reasons),
+        layers: checked.kept,
+        explanation: Explanation::Rejected(checked.reasons),
     })
+}
+
+/// Which bundles of an image are wanted: they share the artifact type, and cosign names the
+/// predicate in the referrer's annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BundleKind {
+    /// `cosign sign` bundles (capped as signature layers).
+    Signatures,
+    /// Every other predicate (capped as attestations).
+    Attestations,
+}
+
+/// The bundle referrers of `digest` of `kind`, each capped as its kind; referrers without the
+/// predicate annotation are kept (cosign's tag schema index may drop it): their statement
+/// tells.
+pub(crate) async fn bundle_referrers(
+    registry: &RegistryClient,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+    kind: BundleKind,
+) -> Result<Referrers, BoundedError> {
+    let keep = |referrer: &Referrer| {
+        referrer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
+            .is_none_or(|predicate| (predicate == COSIGN_SIGN_PREDICATE) == (kind == BundleKind::Signatures))
+    };
+    let cap = match kind {
+        BundleKind::Signatures => limits.signature_layer(),
+        BundleKind::Attestations => limits.attestation_layer(),
+    };
+    registry
+        .capped_referrers(reference, digest, BUNDLE_MEDIA_TYPE_V03, &keep, limits, cap)
+        .await
+}
+
+/// What [`check_bundles`] kept and why it rejected the rest.
+pub(crate) struct CheckedBundles<T> {
+    /// The bundles `check` kept.
+    pub(crate) kept: Vec<T>,
+    /// Why unreadable or rejected bundles were, deduplicated, in order.
+    pub(crate) reasons: Vec<String>,
+    /// Whether any bundle was of the wanted kind (kept, rejected or unreadable).
+    pub(crate) found: bool,
+}
+
+/// Each bundle of `referrers` through `check`: `Ok(None)` for a bundle of another kind, `Ok(Some(
+/// (item, problem)))` for one kept (with what is wrong with its certificate), `Err` for one
+/// rejected.
+pub(crate) fn check_bundles<T>(
+    referrers: &Referrers,
+    mut check: impl FnMut(&OciDescriptor, &[u8]) -> Result<Option<(T, Option<String>)>, String>,
+) -> CheckedBundles<T> {
+    let mut checked = CheckedBundles {
+        kept: Vec::new(),
+        reasons: referrers
+            .unreadable
+            .iter()
+            .map(|(_, reason)| format!("sigstore bundle {reason}"))
+            .collect(),
+        found: !referrers.unreadable.is_empty(),
+    };
+    for (referrer, descriptor, data) in &referrers.artifacts {
+        let problem = match check(descriptor, data) {
+            Ok(None) => continue,
+            Ok(Some((item, problem))) => {
+                checked.kept.push(item);
+                problem
+            }
+            Err(reason) => Some(format!("sigstore bundle {}: {reason}", referrer.digest)),
+        };
+        checked.found = true;
+        if let Some(problem) = problem
+            && !checked.reasons.contains(&problem)
+        {
+            checked.reasons.push(problem);
+        }
+    }
+    checked
 }
 
 /// One bundle as a trusted layer of `digest`: `Ok(None)` for a bundle that is not a signature

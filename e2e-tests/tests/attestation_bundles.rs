@@ -3,7 +3,8 @@
 //! docker-registry has no referrers API, so the `sha256-<hex>` referrers tag schema is read)
 //! under the article's `attestation-policy` pasted as is (key and registry host replaced),
 //! through `cip run`, the real module and the real registry: an SPDX attestation bundle of the
-//! image admits it; a genuine bundle of another digest attached to an image is refused.
+//! image admits it; a genuine bundle of another digest attached to an image is refused;
+//! `signatureFormat: legacy` reads the `.att` tag only.
 
 mod common;
 
@@ -58,5 +59,14 @@ fn attestation_policy_admits_an_spdx_bundle_referrer_and_refuses_one_for_another
         )) && message.contains(&format!("in-toto statement's subject does not name {moved}")),
         "{message}"
     );
+
+    // signatureFormat: legacy reads the .att tag only, so the bundle-attested image is refused.
+    let mut legacy = s.clone();
+    legacy["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("legacy");
+    let image = format!("{host}/app:valid");
+    let run = cip_run(&pod("default", &[&image]), &legacy, &host, Some(&trust));
+    assert_eq!(run.response["allowed"], false, "{run:#?}");
+    let message = run.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no attestations found for"), "{message}");
     Ok(())
 }

@@ -214,3 +214,46 @@ async fn attestation_bundles_have_their_own_cap() {
     assert!(reason.contains("an attestation of "), "{reason}");
     assert!(reason.contains("(--max-attestation-bytes)"), "{reason}");
 }
+
+#[tokio::test]
+async fn signature_format_picks_the_attestation_storage() {
+    use cip::verify::SignatureFormat;
+    let world = World::new();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    // One image with a bundle only, one with an `.att` only.
+    attach(&world, &key_attestation(&world, &world.digest, &key));
+    let legacy_digest = testkit::push_image(&world.host, &world.repo, "legacy", "app-legacy").expect("image");
+    testkit::attest_with_key(
+        &world.host,
+        &world.repo,
+        &legacy_digest,
+        &key,
+        SPDX_PREDICATE_TYPE,
+        &sbom(),
+        None,
+    )
+    .expect("attested");
+    let legacy_ref = format!("{}/{}:legacy", world.host, world.repo);
+    let verifier = world.verifier();
+    let run = |image: &str, format| verifier.verify_attestations_in(attestation_key_request(image, &key), format);
+
+    assert!(run(&world.tag_ref(), SignatureFormat::Bundle).await.is_ok());
+    assert!(run(&world.tag_ref(), SignatureFormat::Any).await.is_ok());
+    let refused = run(&world.tag_ref(), SignatureFormat::Legacy)
+        .await
+        .expect_err("legacy only");
+    assert_eq!(
+        refused.to_string(),
+        format!("no attestations found for {}", world.digest_ref())
+    );
+
+    assert!(run(&legacy_ref, SignatureFormat::Legacy).await.is_ok());
+    assert!(run(&legacy_ref, SignatureFormat::Any).await.is_ok());
+    let refused = run(&legacy_ref, SignatureFormat::Bundle)
+        .await
+        .expect_err("bundles only");
+    assert!(
+        refused.to_string().starts_with("no attestations found for "),
+        "{refused}"
+    );
+}

@@ -43,7 +43,7 @@ use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
 use super::signatures::BundleKind;
-use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor, signatures};
+use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
 use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 
@@ -64,6 +64,35 @@ pub enum AttestationsRequest {
     V2Verify(SigstoreVerificationInputV2),
     /// A `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` payload.
     KeylessRegexp(KeylessRegexpRequest),
+}
+
+/// The payload as the module sends it: one [`AttestationsRequest`] and, from the authority's
+/// `signatureFormat`, where attestations are read (absent: both formats).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationsCall {
+    #[serde(default)]
+    v2_verify: Option<SigstoreVerificationInputV2>,
+    #[serde(default)]
+    keyless_regexp: Option<KeylessRegexpRequest>,
+    #[serde(default)]
+    signature_format: Option<SignatureFormat>,
+}
+
+impl AttestationsCall {
+    /// The request and the storage to read; exactly one request must be given.
+    pub fn into_parts(self) -> Result<(AttestationsRequest, SignatureFormat), VerifyError> {
+        let request = match (self.v2_verify, self.keyless_regexp) {
+            (Some(v2), None) => AttestationsRequest::V2Verify(v2),
+            (None, Some(regexp)) => AttestationsRequest::KeylessRegexp(regexp),
+            _ => {
+                return Err(VerifyError::InvalidRequest(
+                    "give exactly one of v2_verify and keyless_regexp".to_owned(),
+                ));
+            }
+        };
+        Ok((request, self.signature_format.unwrap_or(SignatureFormat::Any)))
+    }
 }
 
 /// The answer: the verified digest and every statement one of its signers vouched for.
@@ -438,16 +467,22 @@ pub struct AttestationSet {
     pub rejected: Option<Vec<String>>,
 }
 
-/// Fetches and checks the attestations of `digest`: the legacy `.att` layers, then the sigstore
-/// bundles attached as referrers (cosign v3's `attest`). Each attestation is capped by
-/// `--max-attestation-bytes`, manifests and counts like signatures.
+/// Fetches and checks the attestations of `digest` in `format`: the legacy `.att` layers, then
+/// the sigstore bundles attached as referrers (cosign v3's `attest`). Each attestation is
+/// capped by `--max-attestation-bytes`, manifests and counts like signatures.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    format: SignatureFormat,
 ) -> Result<AttestationSet, VerifyError> {
+    match format {
+        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest).await,
+        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest).await,
+        SignatureFormat::Any => {}
+    }
     let legacy = fetch_legacy(registry, trust, limits, reference, digest).await?;
     // Unreadable referrers must not hide valid legacy attestations; the error still explains a
     // failure.
@@ -596,8 +631,9 @@ impl Verifier {
     pub async fn verify_attestations_expiring(
         &self,
         request: AttestationsRequest,
+        format: SignatureFormat,
     ) -> Expiring<Result<AttestationsAnswer, VerifyError>> {
-        let value = self.verify_attestations(request).await;
+        let value = self.verify_attestations_in(request, format).await;
         let ttl = if value.is_ok() {
             self.config.success_ttl
         } else {
@@ -609,8 +645,17 @@ impl Verifier {
         }
     }
 
-    /// [`Verifier::verify_attestations_expiring`] without the expiry.
+    /// [`Verifier::verify_attestations_in`] reading both formats.
     pub async fn verify_attestations(&self, request: AttestationsRequest) -> Result<AttestationsAnswer, VerifyError> {
+        self.verify_attestations_in(request, SignatureFormat::Any).await
+    }
+
+    /// [`Verifier::verify_attestations_expiring`] without the expiry.
+    pub async fn verify_attestations_in(
+        &self,
+        request: AttestationsRequest,
+        format: SignatureFormat,
+    ) -> Result<AttestationsAnswer, VerifyError> {
         let request = request.into_verification()?;
         let plan = Plan::from_request(&request)?;
         self.check_trust(plan.trust, plan.require_sct)?;
@@ -622,6 +667,7 @@ impl Verifier {
             &self.config.limits,
             &reference,
             &digest,
+            format,
         )
         .await?;
         let Some(reasons) = set.rejected else {
@@ -693,6 +739,24 @@ mod tests {
         assert_eq!(error, "in-toto statement's subject does not name sha256:cd");
         let not_statement = serde_json::to_vec(&serde_json::json!({"_type": "x"})).unwrap();
         assert!(read_statement(&not_statement, "sha256:ab").is_err());
+    }
+
+    #[test]
+    fn the_call_carries_one_request_and_an_optional_format() {
+        let parse = |json: &str| serde_json::from_str::<AttestationsCall>(json).map(AttestationsCall::into_parts);
+        let regexp = r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"}}"#;
+        let (_, format) = parse(regexp).expect("parsed").expect("one request");
+        assert_eq!(format, SignatureFormat::Any);
+        let legacy =
+            r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"},"signature_format":"legacy"}"#;
+        let (_, format) = parse(legacy).expect("parsed").expect("one request");
+        assert_eq!(format, SignatureFormat::Legacy);
+        assert!(matches!(
+            parse("{}").expect("parsed"),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+        assert!(parse(r#"{"signature_format":"other"}"#).is_err());
+        assert!(parse(r#"{"unknown":1}"#).is_err());
     }
 
     #[test]

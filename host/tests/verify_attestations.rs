@@ -10,52 +10,18 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cip::registry::DownloadLimits;
-use cip::verify::attestations::{AttestationsAnswer, AttestationsRequest};
+use cip::verify::attestations::AttestationsRequest;
 use cip::verify::{KeylessRegexpRequest, Verifier};
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
-use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use serde_json::{Value, json};
 use testkit::{CosignLayer, KeyPair, LeafRequest, SPDX_PREDICATE_TYPE, SignerIdentity};
-use verify_support::{World, config};
+use verify_support::{World, attestation_key_request, attestation_keyless_request, attested, config, not_attested};
 
 const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "ci@example.com";
 
 fn sbom() -> Value {
     json!({"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"})
-}
-
-fn key_request(image: &str, key: &KeyPair) -> AttestationsRequest {
-    AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstorePubKeyVerify {
-        image: image.to_owned(),
-        pub_keys: vec![key.public_key_pem().to_owned()],
-        annotations: None,
-    })
-}
-
-fn keyless_request(image: &str) -> AttestationsRequest {
-    AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_owned(),
-        keyless: vec![KeylessInfo {
-            issuer: ISSUER.to_owned(),
-            subject: EMAIL.to_owned(),
-        }],
-        annotations: None,
-    })
-}
-
-async fn verified(verifier: &Verifier, request: AttestationsRequest) -> AttestationsAnswer {
-    match verifier.verify_attestations(request).await {
-        Ok(answer) => answer,
-        Err(error) => panic!("attestation verification failed: {error}"),
-    }
-}
-
-async fn failure(verifier: &Verifier, request: AttestationsRequest) -> String {
-    match verifier.verify_attestations(request).await {
-        Ok(answer) => panic!("attestation verification passed: {answer:?}"),
-        Err(error) => error.to_string(),
-    }
 }
 
 /// The world's image attested with `key`'s genuine SPDX attestation; returns the layer.
@@ -85,7 +51,7 @@ fn edited(layer: &CosignLayer, edit: impl FnOnce(&mut Value)) -> CosignLayer {
 /// Pushes `forged` as the only attestation; the key request must fail saying `problem`.
 async fn refused_with(world: &World, key: &KeyPair, forged: CosignLayer, problem: &str) {
     replace(world, &[forged]);
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), key)).await;
     assert!(reason.contains(problem), "{reason}");
 }
 
@@ -98,7 +64,7 @@ async fn a_key_attestation_returns_its_statement_and_digest() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
     let layer = genuine(&world, &key);
-    let answer = verified(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.digest, world.digest);
     assert_eq!(answer.statements.len(), 1);
     let statement = &answer.statements[0];
@@ -112,7 +78,7 @@ async fn a_key_attestation_returns_its_statement_and_digest() {
 async fn an_image_without_attestations_fails_saying_so() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(reason, format!("no attestations found for {}", world.digest_ref()));
 }
 
@@ -121,7 +87,7 @@ async fn an_attestation_by_another_key_is_refused() {
     let world = World::new();
     let (signer, expected) = (KeyPair::ecdsa_p256().expect("key"), KeyPair::ecdsa_p256().expect("key"));
     genuine(&world, &signer);
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &expected)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &expected)).await;
     assert_eq!(
         reason,
         format!("no attestation verified by the given key of {}", world.digest_ref())
@@ -164,7 +130,7 @@ async fn corrupted_envelopes_are_refused() {
         (no_signature, Some("attestation envelope has no signature")),
     ] {
         replace(&world, &[forged]);
-        let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+        let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
         assert!(
             reason.starts_with(&format!(
                 "no attestation verified by the given key of {}",
@@ -188,7 +154,7 @@ async fn a_statement_about_another_digest_is_refused_even_signed_by_the_key() {
         &world,
         &[testkit::key_attestation_layer(&statement, &key).expect("layer")],
     );
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert!(
         reason.ends_with(&format!("in-toto statement's subject does not name {}", world.digest)),
         "{reason}"
@@ -212,11 +178,11 @@ async fn attestations_copied_from_another_image_are_refused() {
     .expect("attested");
     let layers = testkit::fetch_attestation_layers(&world.host, "team/other", &other).expect("fetched");
     replace(&world, &layers);
-    let reason = failure(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let reason = not_attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert!(reason.contains("in-toto statement's subject does not name"), "{reason}");
     // The original image still verifies.
     let other_ref = format!("{}/team/other@{other}", world.host);
-    verified(&world.verifier(), key_request(&other_ref, &key)).await;
+    attested(&world.verifier(), attestation_key_request(&other_ref, &key)).await;
 }
 
 #[tokio::test]
@@ -250,13 +216,13 @@ async fn a_genuine_layer_beside_forged_ones_is_enough() {
         testkit::in_toto_statement(&world.host, &world.repo, &world.digest, SPDX_PREDICATE_TYPE, &json!({}));
     let by_other = testkit::key_attestation_layer(&statement, &other).expect("layer");
     replace(&world, &[by_other, layer.clone()]);
-    let answer = verified(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.statements.len(), 1);
     assert_eq!(answer.statements[0].id, layer.digest());
 }
 
 #[tokio::test]
-async fn an_oversized_attestation_is_refused_by_its_cap() {
+async fn an_oversized_attestation_is_refused_by_its_own_cap_not_the_signature_cap() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
     let big = json!({"SPDXID": "SPDXRef-DOCUMENT", "padding": "x".repeat(64 * 1024)});
@@ -270,23 +236,33 @@ async fn an_oversized_attestation_is_refused_by_its_cap() {
         None,
     )
     .expect("attested");
-    let limits = DownloadLimits {
+    let with = |limits: DownloadLimits| {
+        Verifier::new(cip::verify::VerifierConfig {
+            limits,
+            ..config(&[&world.host], Some(world.trust()))
+        })
+        .expect("verifier")
+    };
+    // Over the signature layer cap, under the attestation cap: read.
+    let between = with(DownloadLimits {
         max_layer_bytes: 16 * 1024,
         ..DownloadLimits::default()
-    };
-    let verifier = Verifier::new(cip::verify::VerifierConfig {
-        limits,
-        ..config(&[&world.host], Some(world.trust()))
-    })
-    .expect("verifier");
-    let reason = failure(&verifier, key_request(&world.tag_ref(), &key)).await;
+    });
+    let answer = attested(&between, attestation_key_request(&world.tag_ref(), &key)).await;
+    assert_eq!(answer.statements.len(), 1);
+    let over = with(DownloadLimits {
+        max_attestation_bytes: 16 * 1024,
+        ..DownloadLimits::default()
+    });
+    let reason = not_attested(&over, attestation_key_request(&world.tag_ref(), &key)).await;
     assert!(
         reason.starts_with(&format!(
-            "cannot read the attestations of {}: a signature layer of ",
+            "cannot read the attestations of {}: an attestation of ",
             world.digest_ref()
         )),
         "{reason}"
     );
+    assert!(reason.ends_with("(--max-attestation-bytes)"), "{reason}");
 }
 
 #[tokio::test]
@@ -303,7 +279,7 @@ async fn a_rekor_bundle_must_be_the_intoto_entry_of_this_envelope() {
         Some(&world.rekor),
     )
     .expect("attested");
-    verified(&world.verifier(), key_request(&world.tag_ref(), &key)).await;
+    attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
 
     // Another envelope's bundle (a genuine SET) next to this envelope.
     let other_statement =
@@ -388,7 +364,11 @@ async fn keyless_attestations_need_a_bound_bundle_and_the_identity() {
         &sbom(),
     )
     .expect("attested");
-    let answer = verified(&world.verifier(), keyless_request(&world.tag_ref())).await;
+    let answer = attested(
+        &world.verifier(),
+        attestation_keyless_request(&world.tag_ref(), ISSUER, EMAIL),
+    )
+    .await;
     assert_eq!(answer.statements[0].subject.as_deref(), Some(EMAIL));
     assert_eq!(answer.statements[0].issuer.as_deref(), Some(ISSUER));
 
@@ -399,14 +379,18 @@ async fn keyless_attestations_need_a_bound_bundle_and_the_identity() {
         subject_regexp: Some("release@.*".to_owned()),
         ..KeylessRegexpRequest::default()
     });
-    let reason = failure(&world.verifier(), regexp).await;
+    let reason = not_attested(&world.verifier(), regexp).await;
     assert!(reason.starts_with("no keyless attestation by issuer"), "{reason}");
 
     // The certificate without its Rekor bundle counts for nothing.
     let mut unlogged = layer.clone();
     unlogged.annotations.remove(testkit::BUNDLE_ANNOTATION);
     replace(&world, &[unlogged]);
-    let reason = failure(&world.verifier(), keyless_request(&world.tag_ref())).await;
+    let reason = not_attested(
+        &world.verifier(),
+        attestation_keyless_request(&world.tag_ref(), ISSUER, EMAIL),
+    )
+    .await;
     assert!(
         reason.contains("attestation certificate comes without a Rekor bundle"),
         "{reason}"
@@ -427,7 +411,11 @@ async fn keyless_attestations_need_a_bound_bundle_and_the_identity() {
     .expect("attested");
     let copied = testkit::fetch_attestation_layers(&world.host, "team/other", &other).expect("fetched");
     replace(&world, &copied);
-    let reason = failure(&world.verifier(), keyless_request(&world.tag_ref())).await;
+    let reason = not_attested(
+        &world.verifier(),
+        attestation_keyless_request(&world.tag_ref(), ISSUER, EMAIL),
+    )
+    .await;
     assert!(reason.contains("in-toto statement's subject does not name"), "{reason}");
 }
 
@@ -440,7 +428,7 @@ async fn annotations_are_refused_in_attestation_requests() {
         pub_keys: vec![key.public_key_pem().to_owned()],
         annotations: Some(BTreeMap::from([("env".to_owned(), "prod".to_owned())])),
     });
-    let reason = failure(&world.verifier(), request).await;
+    let reason = not_attested(&world.verifier(), request).await;
     assert!(
         reason.starts_with("annotations constrain signature payloads"),
         "{reason}"
@@ -474,8 +462,8 @@ async fn certificate_and_github_actions_authorities_verify_attestations() {
             annotations: None,
         })
     };
-    verified(&world.verifier(), github("acme")).await;
-    let reason = failure(&world.verifier(), github("evil")).await;
+    attested(&world.verifier(), github("acme")).await;
+    let reason = not_attested(&world.verifier(), github("evil")).await;
     assert!(
         reason.starts_with("no keyless attestation by GitHub Actions of evil/app"),
         "{reason}"
@@ -490,10 +478,10 @@ async fn certificate_and_github_actions_authorities_verify_attestations() {
             annotations: None,
         })
     };
-    verified(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
+    attested(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
     // Another certificate of the same CA did not sign this envelope.
     let other = world.fulcio.issue(&workflow).expect("leaf");
-    let reason = failure(&world.verifier(), certificate(&other.cert_pem, true)).await;
+    let reason = not_attested(&world.verifier(), certificate(&other.cert_pem, true)).await;
     assert!(
         reason.starts_with("no attestation verified by the given certificate with a valid Rekor bundle"),
         "{reason}"
@@ -502,6 +490,6 @@ async fn certificate_and_github_actions_authorities_verify_attestations() {
     let mut unlogged = layer.clone();
     unlogged.annotations.remove(testkit::BUNDLE_ANNOTATION);
     replace(&world, &[unlogged]);
-    failure(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
-    verified(&world.verifier(), certificate(&leaf.cert_pem, false)).await;
+    not_attested(&world.verifier(), certificate(&leaf.cert_pem, true)).await;
+    attested(&world.verifier(), certificate(&leaf.cert_pem, false)).await;
 }

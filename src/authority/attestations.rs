@@ -14,7 +14,7 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls};
+use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls, SignatureFormat};
 use crate::policy::PolicyBlock;
 use crate::reference::{ImageReference, parse_digest};
 use crate::settings::SettingsError;
@@ -195,12 +195,13 @@ pub struct Vouched {
 pub fn verify(
     wanted: &[Attestation],
     requests: &[(String, SignerRequest)],
+    format: SignatureFormat,
     image: &ImageReference,
     host: &mut dyn HostCalls,
 ) -> Result<Vouched, String> {
     let mut reasons = Vec::new();
     for (who, request) in requests {
-        match verify_one(wanted, request, host) {
+        match verify_one(wanted, request, format, host) {
             Ok(vouched) => return Ok(vouched),
             Err(reason) if requests.len() == 1 => reasons.push(reason),
             Err(reason) => reasons.push(format!("{who}: {reason}")),
@@ -215,8 +216,24 @@ pub fn verify(
     Err(reasons.join("; "))
 }
 
-fn verify_one(wanted: &[Attestation], request: &SignerRequest, host: &mut dyn HostCalls) -> Result<Vouched, String> {
-    let payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+fn verify_one(
+    wanted: &[Attestation],
+    request: &SignerRequest,
+    format: SignatureFormat,
+    host: &mut dyn HostCalls,
+) -> Result<Vouched, String> {
+    let mut payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    // `signatureFormat` restricts where attestations are read: `{"<request>": …,
+    // "signature_format": "legacy" | "bundle"}` (absent: both).
+    let named = match format {
+        SignatureFormat::Both => None,
+        SignatureFormat::Legacy => Some("legacy"),
+        SignatureFormat::Bundle => Some("bundle"),
+    };
+    if let Some(name) = named {
+        payload.pop();
+        payload.extend_from_slice(format!(",\"signature_format\":\"{name}\"}}").as_bytes());
+    }
     let answer = host.call(CIP_VERIFY_ATTESTATIONS, &payload).map_err(|e| {
         format!(
             "{e} (attestations are verified by the host capability {CIP_VERIFY_ATTESTATIONS}, which only cip implements: on a stock Kubewarden host run `cip run` or the cip Gatekeeper provider)"

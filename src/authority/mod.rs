@@ -68,6 +68,8 @@ pub struct Authority {
     check: Box<dyn Check>,
     /// `attestations`: when given, they are checked instead of signatures (policy-controller).
     attestations: Vec<attestations::Attestation>,
+    /// `signatureFormat`: where attestations are read too.
+    format: SignatureFormat,
 }
 
 impl Authority {
@@ -80,7 +82,7 @@ impl Authority {
             });
         }
         let requests = self.check.attestation_requests(image, host)?;
-        attestations::verify(&self.attestations, &requests, image, host).map(|vouched| Verified {
+        attestations::verify(&self.attestations, &requests, self.format, image, host).map(|vouched| Verified {
             digest: Some(vouched.digest),
             attestations: Some(vouched.attestations),
         })
@@ -210,6 +212,7 @@ pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, S
                 path: path.to_owned(),
                 check,
                 attestations: wanted,
+                format,
             })
         }
         0 => Err(SettingsError::new(

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use super::{Call, CapabilityError, answer, parse};
-use crate::verify::attestations::AttestationsRequest;
+use crate::verify::VerifyError;
+use crate::verify::attestations::AttestationsCall;
 
 /// The operation's name, for errors and the answer memo.
 pub(super) const VERIFY_ATTESTATIONS: &str = "cluster-image-policy/oci/v1/verify_attestations";
@@ -13,11 +14,14 @@ pub(super) const VERIFY_ATTESTATIONS: &str = "cluster-image-policy/oci/v1/verify
 /// Answers one `v1/verify_attestations` call.
 pub(super) fn verify(call: &Call<'_>, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
     call.memoized(VERIFY_ATTESTATIONS, payload, || {
-        let request: AttestationsRequest = parse(VERIFY_ATTESTATIONS, payload).map_err(|e| (e, None))?;
+        let call_payload: AttestationsCall = parse(VERIFY_ATTESTATIONS, payload).map_err(|e| (e, None))?;
+        let (request, format) = call_payload
+            .into_parts()
+            .map_err(|e: VerifyError| (CapabilityError::Verify(e), None))?;
         let verifier = call.verifier(VERIFY_ATTESTATIONS).map_err(|e| (e, None))?;
         let outcome = call
             .run(VERIFY_ATTESTATIONS, async move {
-                Ok(verifier.verify_attestations_expiring(request).await)
+                Ok(verifier.verify_attestations_expiring(request, format).await)
             })
             .map_err(|e| (e, None))?;
         let expires: Instant = outcome.expires;

@@ -52,6 +52,9 @@ pub struct VerifierArgs {
     /// Most layers a signature manifest may list.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_LAYERS, value_name = "COUNT")]
     pub max_signature_layers: usize,
+    /// Largest attestation read (an `.att` layer or an attestation's sigstore bundle), in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_ATTESTATION_BYTES, value_name = "BYTES")]
+    pub max_attestation_bytes: usize,
     /// KMS access for authorities that name their key by `key.kms`.
     #[command(flatten)]
     pub kms: super::kms::KmsArgs,
@@ -84,6 +87,7 @@ impl VerifierArgs {
                 max_manifest_bytes: self.max_signature_manifest_bytes,
                 max_layer_bytes: self.max_signature_layer_bytes,
                 max_layers: self.max_signature_layers,
+                max_attestation_bytes: self.max_attestation_bytes,
             },
             ..VerifierConfig::default()
         })

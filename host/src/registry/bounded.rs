@@ -19,6 +19,9 @@ pub const DEFAULT_MAX_LAYER_BYTES: usize = 256 * 1024;
 /// Default cap of the layers of one signature manifest (`--max-signature-layers`), cosign's
 /// `COSIGN_MAX_ATTACHMENTS` default.
 pub const DEFAULT_MAX_LAYERS: usize = 50;
+/// Default cap of one attestation (`.att` layer or sigstore bundle of an attestation,
+/// `--max-attestation-bytes`): SPDX SBOMs of large images pass the signature layer cap.
+pub const DEFAULT_MAX_ATTESTATION_BYTES: usize = 8 * 1024 * 1024;
 
 /// Caps applied while downloading signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +32,39 @@ pub struct DownloadLimits {
     pub max_layer_bytes: usize,
     /// Most layers one signature manifest may list.
     pub max_layers: usize,
+    /// Largest attestation read (an `.att` layer or an attestation's sigstore bundle), bytes.
+    pub max_attestation_bytes: usize,
+}
+
+/// The cap of the layers of one download, and how a message names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerCap {
+    /// Largest layer read, bytes.
+    pub bytes: usize,
+    /// One layer, as a message names it.
+    pub what: &'static str,
+    /// The setting that raises the cap.
+    pub setting: &'static str,
+}
+
+impl DownloadLimits {
+    /// The cap of one signature layer or signature bundle.
+    pub fn signature_layer(&self) -> LayerCap {
+        LayerCap {
+            bytes: self.max_layer_bytes,
+            what: "a signature layer",
+            setting: "--max-signature-layer-bytes",
+        }
+    }
+
+    /// The cap of one attestation layer or attestation bundle.
+    pub fn attestation_layer(&self) -> LayerCap {
+        LayerCap {
+            bytes: self.max_attestation_bytes,
+            what: "an attestation",
+            setting: "--max-attestation-bytes",
+        }
+    }
 }
 
 impl Default for DownloadLimits {
@@ -37,6 +73,7 @@ impl Default for DownloadLimits {
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
             max_layers: DEFAULT_MAX_LAYERS,
+            max_attestation_bytes: DEFAULT_MAX_ATTESTATION_BYTES,
         }
     }
 }
@@ -147,6 +184,7 @@ impl RegistryClient {
         artifact_type: &str,
         keep: &(dyn Fn(&Referrer) -> bool + Sync),
         limits: &DownloadLimits,
+        layer_cap: LayerCap,
     ) -> Result<Referrers, BoundedError> {
         let malformed = |reason: String| {
             BoundedError::Registry(RegistryError::Malformed {
@@ -224,7 +262,7 @@ impl RegistryClient {
         let mut unreadable = Vec::new();
         for referrer in wanted {
             match self
-                .referrer_artifact(reference, digest, &referrer, artifact_type, limits)
+                .referrer_artifact(reference, digest, &referrer, artifact_type, limits, layer_cap)
                 .await
             {
                 Ok(Ok((descriptor, data))) => artifacts.push((referrer, descriptor, data)),
@@ -248,6 +286,7 @@ impl RegistryClient {
         referrer: &Referrer,
         artifact_type: &str,
         limits: &DownloadLimits,
+        layer_cap: LayerCap,
     ) -> Result<Result<(OciDescriptor, Vec<u8>), String>, BoundedError> {
         let artifact = format!(
             "{}/{}@{}",
@@ -301,7 +340,7 @@ impl RegistryClient {
                 referrer.digest, layer.media_type
             )));
         }
-        let data = self.capped_blob(&artifact_ref, layer, limits.max_layer_bytes).await?;
+        let data = self.capped_blob(&artifact_ref, layer, layer_cap).await?;
         let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
         if actual != layer.digest {
             return Ok(Err(format!(
@@ -312,11 +351,13 @@ impl RegistryClient {
         Ok(Ok((layer.clone(), data)))
     }
 
-    /// The image manifest `reference` names and its layers' bytes, every download capped.
+    /// The image manifest `reference` names and its layers' bytes, every download capped (each
+    /// layer by `layer_cap`).
     pub async fn capped_manifest_and_layers(
         &self,
         reference: &Reference,
         limits: &DownloadLimits,
+        layer_cap: LayerCap,
     ) -> Result<(OciImageManifest, Vec<(OciDescriptor, Vec<u8>)>), BoundedError> {
         let body = self
             .capped_manifest(reference, limits.max_manifest_bytes, SIGNATURE_MANIFEST)
@@ -341,7 +382,7 @@ impl RegistryClient {
                 layers.push((descriptor.clone(), data));
                 continue;
             }
-            let data = self.capped_blob(reference, descriptor, limits.max_layer_bytes).await?;
+            let data = self.capped_blob(reference, descriptor, layer_cap).await?;
             layers.push((descriptor.clone(), data));
         }
         Ok((manifest, layers))
@@ -351,14 +392,15 @@ impl RegistryClient {
         &self,
         reference: &Reference,
         descriptor: &OciDescriptor,
-        cap: usize,
+        layer_cap: LayerCap,
     ) -> Result<Vec<u8>, BoundedError> {
+        let cap = layer_cap.bytes;
         let over = || BoundedError::OverCap {
-            what: "a signature layer",
+            what: layer_cap.what,
             image: reference.whole(),
             cap,
             unit: "bytes",
-            setting: "--max-signature-layer-bytes",
+            setting: layer_cap.setting,
         };
         if usize::try_from(descriptor.size).map_or(true, |size| size > cap) {
             return Err(over());

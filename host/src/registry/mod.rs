@@ -19,8 +19,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 pub use bounded::{
-    BoundedError, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits,
-    ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer, Referrers, ReferrersSource, SIGNATURE_MANIFEST,
+    BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, LayerCap, ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer,
+    Referrers, ReferrersSource, SIGNATURE_MANIFEST,
 };
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;

@@ -38,17 +38,20 @@ use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, SimpleSigning};
 use sigstore::cosign::signature_layers::CertificateSubject;
 
+use super::bundle::{self, COSIGN_SIGN_PREDICATE, Statement};
 use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
-use super::{KeylessRegexpRequest, VerificationRequest, Verifier, VerifyError, rekor};
+use super::signatures::BundleKind;
+use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
 use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// Media type of cosign's attestation layers.
 pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
-/// The only DSSE payload type accepted: an in-toto statement.
-pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub use super::bundle::{IN_TOTO_PAYLOAD_TYPE, pae};
+/// `critical.type` of the layers the constraints see for attestations.
+const ATTESTATION_TYPE_NAME: &str = "cosign container image attestation";
 /// in-toto statement types accepted (`_type`).
 const STATEMENT_TYPES: [&str; 2] = ["https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1"];
 
@@ -61,6 +64,35 @@ pub enum AttestationsRequest {
     V2Verify(SigstoreVerificationInputV2),
     /// A `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` payload.
     KeylessRegexp(KeylessRegexpRequest),
+}
+
+/// The payload as the module sends it: one [`AttestationsRequest`] and, from the authority's
+/// `signatureFormat`, where attestations are read (absent: both formats).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationsCall {
+    #[serde(default)]
+    v2_verify: Option<SigstoreVerificationInputV2>,
+    #[serde(default)]
+    keyless_regexp: Option<KeylessRegexpRequest>,
+    #[serde(default)]
+    signature_format: Option<SignatureFormat>,
+}
+
+impl AttestationsCall {
+    /// The request and the storage to read; exactly one request must be given.
+    pub fn into_parts(self) -> Result<(AttestationsRequest, SignatureFormat), VerifyError> {
+        let request = match (self.v2_verify, self.keyless_regexp) {
+            (Some(v2), None) => AttestationsRequest::V2Verify(v2),
+            (None, Some(regexp)) => AttestationsRequest::KeylessRegexp(regexp),
+            _ => {
+                return Err(VerifyError::InvalidRequest(
+                    "give exactly one of v2_verify and keyless_regexp".to_owned(),
+                ));
+            }
+        };
+        Ok((request, self.signature_format.unwrap_or(SignatureFormat::Any)))
+    }
 }
 
 /// The answer: the verified digest and every statement one of its signers vouched for.
@@ -156,13 +188,6 @@ struct EnvelopeSignature {
     sig: String,
 }
 
-/// DSSE's pre-authentication encoding of `payload` of type `payload_type`.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
-
 /// Checks one layer of the attestation manifest of `image` (`registry/repo@digest`).
 pub fn check(
     descriptor: &OciDescriptor,
@@ -246,7 +271,7 @@ pub fn check(
                         image: Image {
                             docker_manifest_digest: digest.to_owned(),
                         },
-                        type_name: "cosign container image attestation".to_owned(),
+                        type_name: ATTESTATION_TYPE_NAME.to_owned(),
                     },
                     optional: None,
                 };
@@ -442,9 +467,55 @@ pub struct AttestationSet {
     pub rejected: Option<Vec<String>>,
 }
 
-/// Fetches and checks the attestation layers of `digest` (`sha256-<hex>.att`), every download
-/// capped like signature downloads.
+/// Fetches and checks the attestations of `digest` in `format`: the legacy `.att` layers, then
+/// the sigstore bundles attached as referrers (cosign v3's `attest`). Each attestation is
+/// capped by `--max-attestation-bytes`, manifests and counts like signatures.
 pub async fn fetch(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+    format: SignatureFormat,
+) -> Result<AttestationSet, VerifyError> {
+    match format {
+        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest).await,
+        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest).await,
+        SignatureFormat::Any => {}
+    }
+    let legacy = fetch_legacy(registry, trust, limits, reference, digest).await?;
+    // Unreadable referrers must not hide valid legacy attestations; the error still explains a
+    // failure.
+    let bundles = fetch_bundles(registry, trust, limits, reference, digest)
+        .await
+        .unwrap_or_else(|e| AttestationSet {
+            image: String::new(),
+            layers: Vec::new(),
+            rejected: Some(vec![format!("sigstore bundles unreadable: {e}")]),
+        });
+    let mut layers = legacy.layers;
+    layers.extend(bundles.layers);
+    let rejected = match (legacy.rejected, bundles.rejected) {
+        (None, None) => None,
+        (legacy, bundles) => {
+            let mut reasons = legacy.unwrap_or_default();
+            for reason in bundles.into_iter().flatten() {
+                if !reasons.contains(&reason) {
+                    reasons.push(reason);
+                }
+            }
+            Some(reasons)
+        }
+    };
+    Ok(AttestationSet {
+        image: legacy.image,
+        layers,
+        rejected,
+    })
+}
+
+/// The `.att` layers of `digest`, each checked end to end.
+async fn fetch_legacy(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
     limits: &DownloadLimits,
@@ -452,31 +523,18 @@ pub async fn fetch(
     digest: &str,
 ) -> Result<AttestationSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let tag = format!(
-        "{}/{}:{}.att",
-        reference.registry(),
-        reference.repository(),
-        digest.replace(':', "-")
-    );
-    let attestation_ref = RegistryClient::parse_reference(&tag)?;
-    let none = |image: String| AttestationSet {
-        image,
-        layers: Vec::new(),
-        rejected: None,
-    };
-    let (manifest, blobs) = match registry.capped_manifest_and_layers(&attestation_ref, limits).await {
-        Ok(found) => found,
-        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(none(image)),
-        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
-        Err(over @ BoundedError::OverCap { .. }) => {
-            return Err(VerifyError::Failed(format!(
-                "cannot read the attestations of {image}: {over}"
-            )));
+    let layer_cap = limits.attestation_layer();
+    let blobs = match signatures::tagged_layers(registry, limits, reference, digest, "att", layer_cap).await {
+        Ok(Some(blobs)) => blobs,
+        Ok(None) => {
+            return Ok(AttestationSet {
+                image,
+                layers: Vec::new(),
+                rejected: None,
+            });
         }
+        Err(e) => return Err(unreadable(&image, e)),
     };
-    if manifest.layers.is_empty() {
-        return Ok(none(image));
-    }
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
     let mut layers = Vec::new();
     let mut reasons = Vec::new();
@@ -497,6 +555,75 @@ pub async fn fetch(
     })
 }
 
+/// A failed capped download of the attestations of `image`.
+fn unreadable(image: &str, error: BoundedError) -> VerifyError {
+    match error {
+        BoundedError::Registry(e) => VerifyError::Registry(e),
+        over @ BoundedError::OverCap { .. } => {
+            VerifyError::Failed(format!("cannot read the attestations of {image}: {over}"))
+        }
+    }
+}
+
+/// The attestation bundles attached to `digest` as referrers (artifact type bundle v0.3), each
+/// verified by [`bundle::verify`]; `cosign sign` bundles are skipped (by their predicate type
+/// annotation, and by their statement when the annotation is missing, as in cosign's own
+/// referrers tag schema index).
+async fn fetch_bundles(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let referrers = signatures::bundle_referrers(registry, limits, reference, digest, BundleKind::Attestations)
+        .await
+        .map_err(|e| unreadable(&image, e))?;
+    let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
+    let checked = signatures::check_bundles(&referrers, |descriptor, data| {
+        bundle_attestation(&descriptor.digest, data, &docker_reference, digest, trust)
+    });
+    Ok(AttestationSet {
+        image,
+        layers: checked.kept,
+        rejected: checked.found.then_some(checked.reasons),
+    })
+}
+
+/// One attestation bundle of `digest`: `Ok(None)` for a `cosign sign` bundle; the second
+/// element is what is wrong with its certificate, if anything.
+fn bundle_attestation(
+    layer_digest: &str,
+    data: &[u8],
+    docker_reference: &str,
+    digest: &str,
+    trust: Option<&TrustRoot>,
+) -> Result<Option<(AttestationLayer, Option<String>)>, String> {
+    let verified = bundle::verify(data, trust).map_err(|e| e.to_string())?;
+    let parsed = Statement::parse(&verified.payload_type, &verified.payload)?;
+    if parsed.predicate_type == COSIGN_SIGN_PREDICATE {
+        return Ok(None);
+    }
+    let (statement, predicate_type) = read_statement(&verified.payload, digest)?;
+    let (trusted, problem) = signatures::trusted_bundle_layer(
+        verified,
+        layer_digest,
+        docker_reference.to_owned(),
+        digest,
+        ATTESTATION_TYPE_NAME,
+        None,
+    );
+    Ok(Some((
+        AttestationLayer {
+            trusted,
+            predicate_type,
+            statement,
+        },
+        problem,
+    )))
+}
+
 impl Verifier {
     /// `cluster-image-policy/oci/v1/verify_attestations`: the statements of the image's
     /// attestations signed as `request` demands, with the instant the answer must be
@@ -504,8 +631,9 @@ impl Verifier {
     pub async fn verify_attestations_expiring(
         &self,
         request: AttestationsRequest,
+        format: SignatureFormat,
     ) -> Expiring<Result<AttestationsAnswer, VerifyError>> {
-        let value = self.verify_attestations(request).await;
+        let value = self.verify_attestations_in(request, format).await;
         let ttl = if value.is_ok() {
             self.config.success_ttl
         } else {
@@ -517,8 +645,17 @@ impl Verifier {
         }
     }
 
-    /// [`Verifier::verify_attestations_expiring`] without the expiry.
+    /// [`Verifier::verify_attestations_in`] reading both formats.
     pub async fn verify_attestations(&self, request: AttestationsRequest) -> Result<AttestationsAnswer, VerifyError> {
+        self.verify_attestations_in(request, SignatureFormat::Any).await
+    }
+
+    /// [`Verifier::verify_attestations_expiring`] without the expiry.
+    pub async fn verify_attestations_in(
+        &self,
+        request: AttestationsRequest,
+        format: SignatureFormat,
+    ) -> Result<AttestationsAnswer, VerifyError> {
         let request = request.into_verification()?;
         let plan = Plan::from_request(&request)?;
         self.check_trust(plan.trust, plan.require_sct)?;
@@ -530,6 +667,7 @@ impl Verifier {
             &self.config.limits,
             &reference,
             &digest,
+            format,
         )
         .await?;
         let Some(reasons) = set.rejected else {
@@ -601,6 +739,24 @@ mod tests {
         assert_eq!(error, "in-toto statement's subject does not name sha256:cd");
         let not_statement = serde_json::to_vec(&serde_json::json!({"_type": "x"})).unwrap();
         assert!(read_statement(&not_statement, "sha256:ab").is_err());
+    }
+
+    #[test]
+    fn the_call_carries_one_request_and_an_optional_format() {
+        let parse = |json: &str| serde_json::from_str::<AttestationsCall>(json).map(AttestationsCall::into_parts);
+        let regexp = r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"}}"#;
+        let (_, format) = parse(regexp).expect("parsed").expect("one request");
+        assert_eq!(format, SignatureFormat::Any);
+        let legacy =
+            r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"},"signature_format":"legacy"}"#;
+        let (_, format) = parse(legacy).expect("parsed").expect("one request");
+        assert_eq!(format, SignatureFormat::Legacy);
+        assert!(matches!(
+            parse("{}").expect("parsed"),
+            Err(VerifyError::InvalidRequest(_))
+        ));
+        assert!(parse(r#"{"signature_format":"other"}"#).is_err());
+        assert!(parse(r#"{"unknown":1}"#).is_err());
     }
 
     #[test]

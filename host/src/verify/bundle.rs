@@ -350,6 +350,7 @@ fn bind_entry(
         entry.log_index,
         &promise.signed_entry_timestamp,
         trust,
+        rekor::SIGSTORE_BUNDLE_ENTRY,
     )?;
     match &entry.inclusion_proof {
         Some(proof) => verify_inclusion(&entry, proof, &log_key)?,

@@ -110,28 +110,17 @@ pub fn verify_bound_with(
 ) -> Result<BoundBundle, String> {
     let doc: BundleDoc = serde_json::from_str(bundle_json).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
     let payload = &doc.payload;
-    let Some(log) = trust.rekor_logs().get(&payload.log_id) else {
-        return Err(format!(
-            "Rekor bundle names log {}, which is not in the trust root",
-            payload.log_id
-        ));
-    };
-    let key = CosignVerificationKey::try_from_der(&log.der)
-        .map_err(|e| format!("Rekor key of the trust root is unusable: {e}"))?;
-    let canonical = serde_json::to_vec(payload).map_err(|e| format!("Rekor bundle is malformed: {e}"))?;
-    key.verify_signature(
-        Signature::Base64Encoded(doc.signed_entry_timestamp.as_bytes()),
-        &canonical,
-    )
-    .map_err(|_| "Rekor bundle is not signed by the trusted Rekor key".to_string())?;
-    if !log.valid_for.contains(payload.integrated_time) {
-        return Err(format!(
-            "Rekor bundle was integrated at {}, outside the validity of Rekor log key {} ({})",
-            show_time(payload.integrated_time),
-            payload.log_id,
-            log.valid_for
-        ));
-    }
+    // A SET that is not base64 is, like a wrong one, not signed by the log.
+    let set = BASE64.decode(doc.signed_entry_timestamp.as_bytes()).unwrap_or_default();
+    verify_promise(
+        &payload.log_id,
+        &payload.body,
+        payload.integrated_time,
+        payload.log_index,
+        &set,
+        trust,
+        LEGACY_BUNDLE,
+    )?;
     let verifier_spki = bind(&payload.body)?;
     Ok(BoundBundle {
         bundle: Bundle {
@@ -247,9 +236,31 @@ pub(super) struct Verifier {
     pub(super) certificate_der: Option<Vec<u8>>,
 }
 
+/// How SET failures name what carried the SET.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PromiseCarrier {
+    /// What names the log and was integrated (`Rekor bundle`).
+    pub(super) entry: &'static str,
+    /// What is (not) signed by the log key.
+    pub(super) set: &'static str,
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation.
+pub(super) const LEGACY_BUNDLE: PromiseCarrier = PromiseCarrier {
+    entry: "Rekor bundle",
+    set: "Rekor bundle",
+};
+
+/// The transparency log entry of a sigstore bundle.
+pub(super) const SIGSTORE_BUNDLE_ENTRY: PromiseCarrier = PromiseCarrier {
+    entry: "its Rekor entry",
+    set: "its Rekor entry's signed entry timestamp",
+};
+
 /// Verifies a signed entry timestamp (SET): `set` signs the canonical JSON of the entry's
 /// `body` (base64), integration time, log id and index, under the trust root's key for
 /// `log_id` (hex), which must be valid at `integrated_time`. Answers that log key (DER).
+/// Failures name the SET as `carrier` says.
 pub(super) fn verify_promise(
     log_id: &str,
     body_b64: &str,
@@ -257,10 +268,12 @@ pub(super) fn verify_promise(
     log_index: i64,
     set: &[u8],
     trust: &TrustRoot,
+    carrier: PromiseCarrier,
 ) -> Result<Vec<u8>, String> {
     let Some(log) = trust.rekor_logs().get(log_id) else {
         return Err(format!(
-            "its Rekor entry names log {log_id}, which is not in the trust root"
+            "{} names log {log_id}, which is not in the trust root",
+            carrier.entry
         ));
     };
     let key = CosignVerificationKey::try_from_der(&log.der)
@@ -273,10 +286,11 @@ pub(super) fn verify_promise(
     })
     .map_err(|e| format!("the Rekor entry cannot be encoded: {e}"))?;
     key.verify_signature(Signature::Raw(set), &canonical)
-        .map_err(|_| "its Rekor entry's signed entry timestamp is not signed by the trusted Rekor key".to_string())?;
+        .map_err(|_| format!("{} is not signed by the trusted Rekor key", carrier.set))?;
     if !log.valid_for.contains(integrated_time) {
         return Err(format!(
-            "its Rekor entry was integrated at {}, outside the validity of Rekor log key {log_id} ({})",
+            "{} was integrated at {}, outside the validity of Rekor log key {log_id} ({})",
+            carrier.entry,
             show_time(integrated_time),
             log.valid_for
         ));

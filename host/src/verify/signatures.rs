@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use oci_client::Reference;
+use oci_client::manifest::OciDescriptor;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -23,10 +24,12 @@ use sigstore::cosign::SignatureLayer;
 use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, Optional, SimpleSigning};
 
-use super::bundle::{self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Signer, Statement};
+use super::bundle::{
+    self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Signer, Statement, VerifiedBundle,
+};
 use super::layers::{self, TrustedLayer};
 use super::{SignatureFormat, VerifyError};
-use crate::registry::{BoundedError, DownloadLimits, Referrer, RegistryClient};
+use crate::registry::{BoundedError, DownloadLimits, LayerCap, Referrer, Referrers, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// The signatures of one image digest.
@@ -113,18 +116,7 @@ async fn fetch_bundles(
     digest: &str,
 ) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    // Attestation bundles share the artifact type; cosign names the predicate in an annotation.
-    let signatures_only = |referrer: &Referrer| {
-        referrer
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
-            .is_none_or(|predicate| predicate == COSIGN_SIGN_PREDICATE)
-    };
-    let referrers = match registry
-        .capped_referrers(reference, digest, BUNDLE_MEDIA_TYPE_V03, &signatures_only, limits)
-        .await
-    {
+    let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures).await {
         Ok(found) => found,
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
@@ -141,36 +133,95 @@ async fn fetch_bundles(
             explanation: Explanation::NoSignatures,
         });
     }
-    let mut trusted = Vec::new();
-    let mut reasons: Vec<String> = referrers
-        .unreadable
-        .iter()
-        .map(|(_, reason)| format!("sigstore bundle {reason}"))
-        .collect();
-    for (referrer, descriptor, data) in &referrers.artifacts {
-        match bundle_layer(&descriptor.digest, data, reference, digest, trust) {
-            Ok(Some((layer, problem))) => {
-                if let Some(problem) = problem
-                    && !reasons.contains(&problem)
-                {
-                    reasons.push(problem);
-                }
-                trusted.push(layer);
-            }
-            Ok(None) => {}
-            Err(reason) => {
-                let reason = format!("sigstore bundle {}: {reason}", referrer.digest);
-                if !reasons.contains(&reason) {
-                    reasons.push(reason);
-                }
-            }
-        }
-    }
+    let checked = check_bundles(&referrers, |descriptor, data| {
+        bundle_layer(&descriptor.digest, data, reference, digest, trust)
+    });
     Ok(SignatureSet {
         image,
-        layers: trusted,
-        explanation: Explanation::Rejected(reasons),
+        layers: checked.kept,
+        explanation: Explanation::Rejected(checked.reasons),
     })
+}
+
+/// Which bundles of an image are wanted: they share the artifact type, and cosign names the
+/// predicate in the referrer's annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BundleKind {
+    /// `cosign sign` bundles (capped as signature layers).
+    Signatures,
+    /// Every other predicate (capped as attestations).
+    Attestations,
+}
+
+/// The bundle referrers of `digest` of `kind`, each capped as its kind; referrers without the
+/// predicate annotation are kept (cosign's tag schema index may drop it): their statement
+/// tells.
+pub(crate) async fn bundle_referrers(
+    registry: &RegistryClient,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+    kind: BundleKind,
+) -> Result<Referrers, BoundedError> {
+    let keep = |referrer: &Referrer| {
+        referrer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PREDICATE_TYPE_ANNOTATION))
+            .is_none_or(|predicate| (predicate == COSIGN_SIGN_PREDICATE) == (kind == BundleKind::Signatures))
+    };
+    let cap = match kind {
+        BundleKind::Signatures => limits.signature_layer(),
+        BundleKind::Attestations => limits.attestation_layer(),
+    };
+    registry
+        .capped_referrers(reference, digest, BUNDLE_MEDIA_TYPE_V03, &keep, limits, cap)
+        .await
+}
+
+/// What [`check_bundles`] kept and why it rejected the rest.
+pub(crate) struct CheckedBundles<T> {
+    /// The bundles `check` kept.
+    pub(crate) kept: Vec<T>,
+    /// Why unreadable or rejected bundles were, deduplicated, in order.
+    pub(crate) reasons: Vec<String>,
+    /// Whether any bundle was of the wanted kind (kept, rejected or unreadable).
+    pub(crate) found: bool,
+}
+
+/// Each bundle of `referrers` through `check`: `Ok(None)` for a bundle of another kind, `Ok(Some(
+/// (item, problem)))` for one kept (with what is wrong with its certificate), `Err` for one
+/// rejected.
+pub(crate) fn check_bundles<T>(
+    referrers: &Referrers,
+    mut check: impl FnMut(&OciDescriptor, &[u8]) -> Result<Option<(T, Option<String>)>, String>,
+) -> CheckedBundles<T> {
+    let mut checked = CheckedBundles {
+        kept: Vec::new(),
+        reasons: referrers
+            .unreadable
+            .iter()
+            .map(|(_, reason)| format!("sigstore bundle {reason}"))
+            .collect(),
+        found: !referrers.unreadable.is_empty(),
+    };
+    for (referrer, descriptor, data) in &referrers.artifacts {
+        let problem = match check(descriptor, data) {
+            Ok(None) => continue,
+            Ok(Some((item, problem))) => {
+                checked.kept.push(item);
+                problem
+            }
+            Err(reason) => Some(format!("sigstore bundle {}: {reason}", referrer.digest)),
+        };
+        checked.found = true;
+        if let Some(problem) = problem
+            && !checked.reasons.contains(&problem)
+        {
+            checked.reasons.push(problem);
+        }
+    }
+    checked
 }
 
 /// One bundle as a trusted layer of `digest`: `Ok(None)` for a bundle that is not a signature
@@ -200,6 +251,28 @@ fn bundle_layer(
         timestamp: None,
         extra: annotations.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     });
+    let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
+    Ok(Some(trusted_bundle_layer(
+        verified,
+        layer_digest,
+        docker_reference,
+        digest,
+        COSIGN_SIGN_PREDICATE,
+        optional,
+    )))
+}
+
+/// A verified bundle of `digest` as the layer the constraints check (signed bytes: the PAE;
+/// evidence: its bound log entry and trusted certificate), with what is wrong with its
+/// certificate, if anything. Signatures and attestations share it.
+pub(crate) fn trusted_bundle_layer(
+    verified: VerifiedBundle,
+    layer_digest: &str,
+    docker_reference: String,
+    digest: &str,
+    type_name: &str,
+    optional: Option<Optional>,
+) -> (TrustedLayer, Option<String>) {
     let signature = BASE64.encode(&verified.signature);
     let raw_data = verified.signed_bytes();
     let rekor_verifier = verified.tlog.as_ref().map(|t| t.verifier_spki.clone());
@@ -213,13 +286,11 @@ fn bundle_layer(
     let layer = SignatureLayer {
         simple_signing: SimpleSigning {
             critical: Critical {
-                identity: Identity {
-                    docker_reference: format!("{}/{}", reference.registry(), reference.repository()),
-                },
+                identity: Identity { docker_reference },
                 image: Image {
                     docker_manifest_digest: digest.to_string(),
                 },
-                type_name: COSIGN_SIGN_PREDICATE.to_string(),
+                type_name: type_name.to_string(),
             },
             optional,
         },
@@ -229,14 +300,14 @@ fn bundle_layer(
         raw_data,
         bundle,
     };
-    Ok(Some((
+    (
         TrustedLayer {
             layer,
             sct,
             rekor_verifier,
         },
         problem,
-    )))
+    )
 }
 
 /// The legacy `.sig` layers of `digest`, each checked end to end.
@@ -248,21 +319,15 @@ async fn fetch_legacy(
     digest: &str,
 ) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let tag = format!(
-        "{}/{}:{}.sig",
-        reference.registry(),
-        reference.repository(),
-        digest.replace(':', "-")
-    );
-    let signature_ref = RegistryClient::parse_reference(&tag)?;
-    let no_signatures = |image: String| SignatureSet {
-        image,
-        layers: Vec::new(),
-        explanation: Explanation::NoSignatures,
-    };
-    let (manifest, blobs) = match registry.capped_manifest_and_layers(&signature_ref, limits).await {
-        Ok(found) => found,
-        Err(BoundedError::Registry(e)) if e.is_not_found() => return Ok(no_signatures(image)),
+    let blobs = match tagged_layers(registry, limits, reference, digest, "sig", limits.signature_layer()).await {
+        Ok(Some(blobs)) => blobs,
+        Ok(None) => {
+            return Ok(SignatureSet {
+                image,
+                layers: Vec::new(),
+                explanation: Explanation::NoSignatures,
+            });
+        }
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
             return Err(VerifyError::Signatures {
@@ -271,9 +336,6 @@ async fn fetch_legacy(
             });
         }
     };
-    if manifest.layers.is_empty() {
-        return Ok(no_signatures(image));
-    }
     let mut trusted = Vec::new();
     let mut reasons = Vec::new();
     let mut seen = BTreeSet::new();
@@ -291,4 +353,29 @@ async fn fetch_legacy(
         layers: trusted,
         explanation: Explanation::Rejected(reasons),
     })
+}
+
+/// The layers of cosign's manifest `<repo>:sha256-<hex>.<suffix>` (`sig`, `att`) of `digest`,
+/// each capped by `layer_cap`: `None` when there is no such manifest or it has no layer.
+pub(crate) async fn tagged_layers(
+    registry: &RegistryClient,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+    suffix: &str,
+    layer_cap: LayerCap,
+) -> Result<Option<Vec<(OciDescriptor, Vec<u8>)>>, BoundedError> {
+    let tag = format!(
+        "{}/{}:{}.{suffix}",
+        reference.registry(),
+        reference.repository(),
+        digest.replace(':', "-")
+    );
+    let tagged = RegistryClient::parse_reference(&tag)?;
+    match registry.capped_manifest_and_layers(&tagged, limits, layer_cap).await {
+        Ok((manifest, _)) if manifest.layers.is_empty() => Ok(None),
+        Ok((_, blobs)) => Ok(Some(blobs)),
+        Err(BoundedError::Registry(e)) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }

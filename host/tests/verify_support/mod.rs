@@ -116,3 +116,47 @@ pub async fn verified(verifier: &Verifier, request: VerificationRequest) -> Stri
 pub fn is_trust_missing(error: &VerifyError) -> bool {
     matches!(error, VerifyError::TrustConfigMissing(_))
 }
+
+/// A `verify_attestations` request for attestations signed by `key`.
+pub fn attestation_key_request(image: &str, key: &testkit::KeyPair) -> cip::verify::attestations::AttestationsRequest {
+    cip::verify::attestations::AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstorePubKeyVerify {
+        image: image.to_owned(),
+        pub_keys: vec![key.public_key_pem().to_owned()],
+        annotations: None,
+    })
+}
+
+/// A `verify_attestations` request for keyless attestations by `issuer` and `subject`.
+pub fn attestation_keyless_request(
+    image: &str,
+    issuer: &str,
+    subject: &str,
+) -> cip::verify::attestations::AttestationsRequest {
+    cip::verify::attestations::AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreKeylessVerify {
+        image: image.to_owned(),
+        keyless: vec![kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+        }],
+        annotations: None,
+    })
+}
+
+/// The attestations `request` finds, or a panic saying why there are none.
+pub async fn attested(
+    verifier: &Verifier,
+    request: cip::verify::attestations::AttestationsRequest,
+) -> cip::verify::attestations::AttestationsAnswer {
+    match verifier.verify_attestations(request).await {
+        Ok(answer) => answer,
+        Err(error) => panic!("attestation verification failed: {error}"),
+    }
+}
+
+/// Why `request` finds no attestation (a panic when it finds some).
+pub async fn not_attested(verifier: &Verifier, request: cip::verify::attestations::AttestationsRequest) -> String {
+    match verifier.verify_attestations(request).await {
+        Ok(answer) => panic!("attestation verification passed: {answer:?}"),
+        Err(error) => error.to_string(),
+    }
+}

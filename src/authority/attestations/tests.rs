@@ -364,3 +364,27 @@ fn a_kms_key_signs_attestations_with_the_key_the_host_resolves() {
         "{response}"
     );
 }
+
+#[test]
+fn signature_format_says_where_attestations_are_read_and_absent_sends_nothing() {
+    for (format, sent) in [
+        (None, None),
+        (Some("legacy"), Some("legacy")),
+        (Some("bundle"), Some("bundle")),
+    ] {
+        let mut s = article_settings();
+        if let Some(format) = format {
+            s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!(format);
+        }
+        let mut host = host_with(vec![spdx("SPDXRef-DOCUMENT")]);
+        let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+        assert_eq!(response["accepted"], true, "{format:?}: {response}");
+        let payload = &host.calls[0].1;
+        assert_eq!(
+            payload.get("signature_format").and_then(Value::as_str),
+            sent,
+            "{payload}"
+        );
+        assert_eq!(payload["v2_verify"]["image"], IMAGE, "{payload}");
+    }
+}

@@ -100,21 +100,32 @@ pub fn verify_formats(
     request: &impl Serialize,
     format: SignatureFormat,
 ) -> Result<Verified, String> {
+    // Serialised once: the legacy call sends it as is, the bundle call wraps the same bytes.
+    let request = serde_json::value::to_raw_value(request).map_err(|e| format!("cannot encode the request: {e}"))?;
     let bundle = |host: &mut dyn HostCalls| {
-        let wrapped = serde_json::json!({
-            "signature_format": "bundle",
-            "request": { kind: request },
-        });
+        let wrapped = WithFormat {
+            signature_format: "bundle",
+            request: std::collections::BTreeMap::from([(kind, &*request)]),
+        };
         verify(host, CIP_VERIFY_WITH_FORMAT, &wrapped).map(|digest| Verified { digest, bundle: true })
     };
+    let legacy = |host: &mut dyn HostCalls| verify_payload(host, capability, request.get().as_bytes());
     match format {
-        SignatureFormat::Legacy => verify(host, capability, request).map(|digest| Verified { digest, bundle: false }),
+        SignatureFormat::Legacy => legacy(host).map(|digest| Verified { digest, bundle: false }),
         SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
-        SignatureFormat::Both => match verify(host, capability, request) {
+        SignatureFormat::Both => match legacy(host) {
             Ok(digest) => Ok(Verified { digest, bundle: false }),
             Err(legacy) => bundle(host).map_err(|e| format!("{legacy} (cosign v3 bundles, read by cip only: {e})")),
         },
     }
+}
+
+/// The payload of [`CIP_VERIFY_WITH_FORMAT`]: `{"signature_format": …, "request": {kind: …}}`,
+/// borrowing the request already serialised for the legacy call.
+#[derive(Serialize)]
+struct WithFormat<'a> {
+    signature_format: &'static str,
+    request: std::collections::BTreeMap<&'a str, &'a serde_json::value::RawValue>,
 }
 
 /// The host side of the module.
@@ -188,7 +199,12 @@ impl<H: HostCalls> HostCalls for Memo<H> {
 /// `is_trusted: false`, or one without a well-formed digest, is a failure as well.
 pub fn verify(host: &mut dyn HostCalls, capability: Capability, request: &impl Serialize) -> Result<String, String> {
     let payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
-    let answer = host.call(capability, &payload)?;
+    verify_payload(host, capability, &payload)
+}
+
+/// [`verify`] with the request already serialised.
+fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u8]) -> Result<String, String> {
+    let answer = host.call(capability, payload)?;
     let response: VerificationResponse = serde_json::from_slice(&answer)
         .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
     if !response.is_trusted {

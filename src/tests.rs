@@ -678,6 +678,29 @@ mod admission {
     }
 
     #[test]
+    fn the_bundle_call_wraps_exactly_the_request_of_the_legacy_call() {
+        let s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
+        let mut cip = MockHost::cip(|capability, _| {
+            if capability == KUBEWARDEN_VERIFY_V2 {
+                return Err("no signatures found".into());
+            }
+            trusted(DIGEST)
+        });
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut cip);
+        assert_eq!(r["accepted"], true, "{r}");
+        let [(legacy, request), (bundle, wrapped)] = &cip.calls[..] else {
+            panic!("two calls expected: {:?}", cip.calls);
+        };
+        assert_eq!((*legacy, *bundle), (KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT));
+        assert_eq!(request["type"], "SigstorePubKeyVerify");
+        assert_eq!(request["pub_keys"], json!([P256_PEM]));
+        assert_eq!(
+            *wrapped,
+            json!({"signature_format": "bundle", "request": {"v2": request}})
+        );
+    }
+
+    #[test]
     fn signature_format_picks_one_capability_and_bundle_says_what_stock_hosts_lack() {
         let mut s = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({}));
         s["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");

@@ -94,9 +94,53 @@ fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadE
     }
 }
 
+/// One reference token of a JSON pointer, unescaped (RFC 6901: `~1` is `/`, `~0` is `~`);
+/// borrowed when it has no escape, as every pointer this module builds.
+fn token(raw: &str) -> std::borrow::Cow<'_, str> {
+    if raw.contains('~') {
+        raw.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        raw.into()
+    }
+}
+
+/// An array index token as serde_json reads one: digits, no sign, no leading zero.
+fn index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// [`Value::pointer`] without an allocation per token (the same lookups, the same answers).
+fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    rest.split('/').try_fold(root, |target, raw| match target {
+        Value::Object(map) => map.get(token(raw).as_ref()),
+        Value::Array(list) => index(&token(raw)).and_then(|i| list.get(i)),
+        _ => None,
+    })
+}
+
+/// [`Value::pointer_mut`] without an allocation per token.
+fn lookup_mut<'a>(root: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    rest.split('/').try_fold(root, |target, raw| match target {
+        Value::Object(map) => map.get_mut(token(raw).as_ref()),
+        Value::Array(list) => index(&token(raw)).and_then(move |i| list.get_mut(i)),
+        _ => None,
+    })
+}
+
 /// The object at `pointer` when it is an object; `None` when it is absent or null.
 fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json::Map<String, Value>>, WorkloadError> {
-    match root.pointer(pointer) {
+    match lookup(root, pointer) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
         Some(other) => Err(wrong_type(pointer, "an object", other)),
@@ -105,7 +149,7 @@ fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json
 
 /// The list at `pointer` (empty when absent or null).
 fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadError> {
-    match root.pointer(pointer) {
+    match lookup(root, pointer) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
         Some(other) => Err(wrong_type(pointer, "a list", other)),
@@ -115,7 +159,7 @@ fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadEr
 /// The string at `pointer`, or `None` when absent or null (the API server refuses a container
 /// without an image, so there is nothing to verify).
 fn string_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a str>, WorkloadError> {
-    match root.pointer(pointer) {
+    match lookup(root, pointer) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(wrong_type(pointer, "a string", other)),
@@ -204,7 +248,7 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
 
 /// Writes `replacement` into the field at `pointer`; returns whether it was there.
 pub fn set_image(object: &mut Value, pointer: &str, replacement: &str) -> bool {
-    match object.pointer_mut(pointer) {
+    match lookup_mut(object, pointer) {
         Some(slot @ Value::String(_)) => {
             *slot = Value::String(replacement.to_owned());
             true
@@ -240,6 +284,47 @@ mod tests {
             "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
             "volumes": [{"name": "v", "image": {"reference": "data:1"}}, {"name": "cfg", "configMap": {"name": "x"}}]
         })
+    }
+
+    #[test]
+    fn pointers_are_looked_up_as_serde_json_does() {
+        let doc = json!({"a/b": {"~c": [0, {"d": "x"}]}, "": {"": 1}, "e": ["y", "z"], "0": {"1": 2}});
+        let pointers = [
+            "",
+            "/",
+            "//",
+            "/a~1b",
+            "/a~1b/~0c",
+            "/a~1b/~0c/1/d",
+            "/a~1b/~0c/01",
+            "/a~1b/~0c/+1",
+            "/a~1b/~0c/-",
+            "/a~1b/~0c/2",
+            "/e/0",
+            "/e/1",
+            "/e/1/",
+            "/e/00",
+            "/0/1",
+            "/0/01",
+            "/a~2b",
+            "/a~b",
+            "/a~1b~",
+            "a",
+            "/e/18446744073709551616",
+            "/e/ 1",
+            "/missing/x",
+        ];
+        for p in pointers {
+            assert_eq!(lookup(&doc, p), doc.pointer(p), "{p:?}");
+            let (mut ours, mut theirs) = (doc.clone(), doc.clone());
+            assert_eq!(
+                lookup_mut(&mut ours, p).cloned(),
+                theirs.pointer_mut(p).cloned(),
+                "{p:?}"
+            );
+        }
+        assert!(set_image(&mut doc.clone(), "/e/1", "w"));
+        assert!(!set_image(&mut doc.clone(), "/e/01", "w"));
     }
 
     #[test]

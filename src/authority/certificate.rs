@@ -107,13 +107,11 @@ impl Check for CertificateAuthority {
         image: &ImageReference,
         _host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
-        Ok({
-            let request = self.request(image, None);
-            vec![(
-                "the certificate".to_owned(),
-                super::attestations::SignerRequest::V2Verify(request),
-            )]
-        })
+        let request = self.request(image, None);
+        Ok(vec![(
+            "the certificate".to_owned(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )])
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

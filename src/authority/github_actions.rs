@@ -124,15 +124,16 @@ impl Check for GithubActionsAuthority {
         image: &ImageReference,
         _host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
-        Ok({
-            let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
-                image: image.verification_target(),
-                owner: self.owner.clone(),
-                repo: self.repo.clone(),
-                annotations: None,
-            };
-            vec![(self.who(), super::attestations::SignerRequest::V2Verify(request))]
-        })
+        let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
+            image: image.verification_target(),
+            owner: self.owner.clone(),
+            repo: self.repo.clone(),
+            annotations: None,
+        };
+        Ok(vec![(
+            self.who(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )])
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

@@ -143,17 +143,15 @@ impl Check for KeyAuthority {
         image: &ImageReference,
         host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
-        Ok({
-            let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
-                image: image.verification_target(),
-                pub_keys: vec![self.public_key(host)?],
-                annotations: None,
-            };
-            vec![(
-                "the key".to_owned(),
-                super::attestations::SignerRequest::V2Verify(request),
-            )]
-        })
+        let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
+            image: image.verification_target(),
+            pub_keys: vec![self.public_key(host)?],
+            annotations: None,
+        };
+        Ok(vec![(
+            "the key".to_owned(),
+            super::attestations::SignerRequest::V2Verify(request),
+        )])
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

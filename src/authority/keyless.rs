@@ -289,20 +289,17 @@ impl Check for KeylessAuthority {
         image: &ImageReference,
         _host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
-        Ok({
-            self.identities
-                .iter()
-                .map(|id| {
-                    let request = match self.identity_request(image, id) {
-                        IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
-                        IdentityRequest::Regexp(request, _) => {
-                            super::attestations::SignerRequest::KeylessRegexp(request)
-                        }
-                    };
-                    (id.describe(), request)
-                })
-                .collect()
-        })
+        Ok(self
+            .identities
+            .iter()
+            .map(|id| {
+                let request = match self.identity_request(image, id) {
+                    IdentityRequest::Exact(request) => super::attestations::SignerRequest::V2Verify(request),
+                    IdentityRequest::Regexp(request, _) => super::attestations::SignerRequest::KeylessRegexp(request),
+                };
+                (id.describe(), request)
+            })
+            .collect())
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

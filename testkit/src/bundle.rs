@@ -66,41 +66,34 @@ impl SigstoreBundle {
         Ok(serde_json::from_slice(&self.json)?)
     }
 
-    /// One bit of the DSSE signature flipped (the log entry keeps the original).
-    pub fn with_corrupted_signature(&self) -> anyhow::Result<Self> {
+    /// One bit of the base64 string at `pointer` flipped.
+    fn with_flipped_bit(&self, pointer: &str) -> anyhow::Result<Self> {
         self.edit(|v| {
-            let sig = v.pointer_mut("/dsseEnvelope/signatures/0/sig")?;
-            *sig = Value::String(flip_b64(sig.as_str()?)?);
+            let field = v.pointer_mut(pointer)?;
+            *field = Value::String(flip_b64(field.as_str()?)?);
             Some(())
         })
+    }
+
+    /// One bit of the DSSE signature flipped (the log entry keeps the original).
+    pub fn with_corrupted_signature(&self) -> anyhow::Result<Self> {
+        self.with_flipped_bit("/dsseEnvelope/signatures/0/sig")
     }
 
     /// One bit of the signed entry timestamp flipped.
     pub fn with_tampered_set(&self) -> anyhow::Result<Self> {
-        self.edit(|v| {
-            let set = v.pointer_mut("/verificationMaterial/tlogEntries/0/inclusionPromise/signedEntryTimestamp")?;
-            *set = Value::String(flip_b64(set.as_str()?)?);
-            Some(())
-        })
+        self.with_flipped_bit("/verificationMaterial/tlogEntries/0/inclusionPromise/signedEntryTimestamp")
     }
 
     /// One bit of the inclusion proof's root hash flipped (the checkpoint no longer matches).
     pub fn with_tampered_inclusion_proof(&self) -> anyhow::Result<Self> {
-        self.edit(|v| {
-            let root = v.pointer_mut("/verificationMaterial/tlogEntries/0/inclusionProof/rootHash")?;
-            *root = Value::String(flip_b64(root.as_str()?)?);
-            Some(())
-        })
+        self.with_flipped_bit("/verificationMaterial/tlogEntries/0/inclusionProof/rootHash")
     }
 
     /// One bit of the inclusion proof's first path hash flipped (the computed root no longer
     /// matches the checkpoint).
     pub fn with_tampered_inclusion_hash(&self) -> anyhow::Result<Self> {
-        self.edit(|v| {
-            let hash = v.pointer_mut("/verificationMaterial/tlogEntries/0/inclusionProof/hashes/0")?;
-            *hash = Value::String(flip_b64(hash.as_str()?)?);
-            Some(())
-        })
+        self.with_flipped_bit("/verificationMaterial/tlogEntries/0/inclusionProof/hashes/0")
     }
 
     /// The inclusion proof removed (the SET stays).

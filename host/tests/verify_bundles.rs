@@ -49,6 +49,18 @@ fn attach(world: &World, bundle: &SigstoreBundle) {
     testkit::attach_bundle(&world.host, &world.repo, &world.digest, bundle).expect("attached");
 }
 
+/// A keyless bundle for the world's image, signed by `email()` through its Fulcio and Rekor.
+fn keyless_bundle(world: &World) -> SigstoreBundle {
+    testkit::keyless_bundle(
+        &world.digest,
+        &world.fulcio,
+        &world.rekor,
+        &email(),
+        &Default::default(),
+    )
+    .expect("bundle")
+}
+
 fn key_bundle(world: &World, key: &KeyPair) -> SigstoreBundle {
     testkit::key_bundle(&world.digest, key, Some(&world.rekor), &BundleOptions::default()).expect("bundle")
 }
@@ -107,17 +119,7 @@ async fn key_bundles_of_every_key_type_and_without_a_log_entry_verify() {
 #[tokio::test]
 async fn keyless_bundle_verifies_with_its_identity_and_sct() {
     let world = World::new();
-    attach(
-        &world,
-        &testkit::keyless_bundle(
-            &world.digest,
-            &world.fulcio,
-            &world.rekor,
-            &email(),
-            &Default::default(),
-        )
-        .expect("bundle"),
-    );
+    attach(&world, &keyless_bundle(&world));
     let verifier = world.verifier();
 
     assert_eq!(
@@ -343,22 +345,8 @@ async fn a_log_entry_from_an_untrusted_log_is_refused() {
 #[tokio::test]
 async fn a_keyless_bundle_with_another_certificate_is_refused() {
     let world = World::new();
-    let genuine = testkit::keyless_bundle(
-        &world.digest,
-        &world.fulcio,
-        &world.rekor,
-        &email(),
-        &Default::default(),
-    )
-    .expect("bundle");
-    let other = testkit::keyless_bundle(
-        &world.digest,
-        &world.fulcio,
-        &world.rekor,
-        &email(),
-        &Default::default(),
-    )
-    .expect("bundle");
+    let genuine = keyless_bundle(&world);
+    let other = keyless_bundle(&world);
     // Another leaf of the same identity, with its own genuine log entry: neither binds.
     attach(&world, &genuine.with_verification_material_of(&other).expect("forged"));
     let reason = fails(&world.verifier(), keyless(&world.tag_ref()), SignatureFormat::Bundle).await;
@@ -423,17 +411,7 @@ async fn oversized_bundles_and_too_many_referrers_fail_naming_the_cap() {
 #[tokio::test]
 async fn keyless_regexp_requests_read_bundles_too() {
     let world = World::new();
-    attach(
-        &world,
-        &testkit::keyless_bundle(
-            &world.digest,
-            &world.fulcio,
-            &world.rekor,
-            &email(),
-            &Default::default(),
-        )
-        .expect("bundle"),
-    );
+    attach(&world, &keyless_bundle(&world));
     let verifier = world.verifier();
     let request = |subject_regexp: &str| {
         VerificationRequest::KeylessRegexp(cip::verify::KeylessRegexpRequest {

@@ -13,6 +13,10 @@
 //!
 //! Last, `cip run` as a whole process on 10 containers × 20 policies: cold (empty compiled-module
 //! cache) and warm (the module deserialised from the cache).
+//!
+//! For profiling (docs/benchmarks.md): `BENCH_ONLY=10x20` runs that scenario alone (and no
+//! `cip run`), `BENCH_MODE=warm` or `fresh` one of the two runs, and `BENCH_WRAPPER="perf record -g -o perf.data --"` runs each `cip bench` under
+//! that command (with `CIP_PROFILER=perfmap` for the module's function names).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,7 +93,17 @@ impl Setup {
     }
 
     fn cip(&self) -> Command {
-        let mut command = Command::new(&self.cip);
+        let mut wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
+        wrapper.push(' ');
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(&self.cip);
+                command
+            }
+            None => Command::new(&self.cip),
+        };
         command.env("CIP_CACHE_DIR", self.work.path().join("cache"));
         command
     }
@@ -206,14 +220,32 @@ fn main() -> Result<()> {
         "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | answer",
         "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty"
     );
+    let only = std::env::var("BENCH_ONLY").ok();
+    let mode = std::env::var("BENCH_MODE").ok();
+    let chosen = |containers: usize, policies: usize| {
+        only.as_deref()
+            .is_none_or(|only| only == format!("{containers}x{policies}"))
+    };
     for containers in CONTAINERS {
         let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;
         let mut empty_fresh = f64::NAN;
         for policies in POLICIES {
+            if !chosen(containers, policies) {
+                continue;
+            }
             let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
-            let (warm_min, warm_median, warm_host, accepted) =
-                setup.bench(&request, &settings, false, &warm_iterations)?;
-            let (fresh_min, fresh_median, fresh_host, _) = setup.bench(&request, &settings, true, &fresh_iterations)?;
+            let skipped = Ok((f64::NAN, f64::NAN, f64::NAN, false));
+            let (warm_min, warm_median, warm_host, accepted) = if mode.as_deref() == Some("fresh") {
+                skipped
+            } else {
+                setup.bench(&request, &settings, false, &warm_iterations)
+            }?;
+            let (fresh_min, fresh_median, fresh_host, fresh_accepted) = if mode.as_deref() == Some("warm") {
+                Ok((f64::NAN, f64::NAN, f64::NAN, accepted))
+            } else {
+                setup.bench(&request, &settings, true, &fresh_iterations)
+            }?;
+            let accepted = accepted || fresh_accepted;
             if policies == 0 {
                 empty_fresh = fresh_min;
             }
@@ -225,6 +257,9 @@ fn main() -> Result<()> {
         }
     }
 
+    if only.is_some() {
+        return Ok(());
+    }
     // `cip run` as a process: cold (nothing cached) and warm (compiled module cached).
     let request = setup.write("run-request.json", &setup.request(10))?;
     let settings = setup.write("run-settings.json", &setup.settings(20)?)?;

@@ -25,6 +25,11 @@ pub(crate) fn engine() -> Result<wasmtime::Engine, RuntimeError> {
             // wasmtime-provider reports only the top-level message of a trap; without
             // backtraces that message is the trap itself ("wasm trap: ...").
             config.wasm_backtrace_max_frames(None);
+            // `CIP_PROFILER=perfmap`: name the module's compiled functions in /tmp/perf-<pid>.map,
+            // for `perf record` (docs/benchmarks.md, "Profiling the module").
+            if std::env::var_os("CIP_PROFILER").is_some_and(|v| v == "perfmap") {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
             let engine = wasmtime::Engine::new(&config).map_err(|e| e.to_string())?;
             let ticker = engine.weak();
             std::thread::Builder::new()

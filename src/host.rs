@@ -100,16 +100,25 @@ pub fn verify_formats(
     request: &impl Serialize,
     format: SignatureFormat,
 ) -> Result<Verified, String> {
-    // Serialised once: the legacy call sends it as is, the bundle call wraps the same bytes.
-    let request = serde_json::value::to_raw_value(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    let request = serde_json::to_string(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    verify_formats_json(host, capability, kind, &request, format)
+}
+
+/// [`verify_formats`] with the request already serialised (`request` is one JSON value, as
+/// written by `serde_json`): the legacy call sends it as is, the bundle call wraps the same
+/// text.
+pub fn verify_formats_json(
+    host: &mut dyn HostCalls,
+    capability: Capability,
+    kind: &str,
+    request: &str,
+    format: SignatureFormat,
+) -> Result<Verified, String> {
     let bundle = |host: &mut dyn HostCalls| {
-        let wrapped = WithFormat {
-            signature_format: "bundle",
-            request: std::collections::BTreeMap::from([(kind, &*request)]),
-        };
-        verify(host, CIP_VERIFY_WITH_FORMAT, &wrapped).map(|digest| Verified { digest, bundle: true })
+        verify_payload(host, CIP_VERIFY_WITH_FORMAT, &with_format("bundle", kind, request))
+            .map(|digest| Verified { digest, bundle: true })
     };
-    let legacy = |host: &mut dyn HostCalls| verify_payload(host, capability, request.get().as_bytes());
+    let legacy = |host: &mut dyn HostCalls| verify_payload(host, capability, request.as_bytes());
     match format {
         SignatureFormat::Legacy => legacy(host).map(|digest| Verified { digest, bundle: false }),
         SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
@@ -120,12 +129,19 @@ pub fn verify_formats(
     }
 }
 
-/// The payload of [`CIP_VERIFY_WITH_FORMAT`]: `{"signature_format": …, "request": {kind: …}}`,
-/// borrowing the request already serialised for the legacy call.
-#[derive(Serialize)]
-struct WithFormat<'a> {
-    signature_format: &'static str,
-    request: std::collections::BTreeMap<&'a str, &'a serde_json::value::RawValue>,
+/// The payload of [`CIP_VERIFY_WITH_FORMAT`]: `{"signature_format":…,"request":{kind:…}}`
+/// around a request already serialised, byte for byte what `serde_json` writes for it.
+fn with_format(signature_format: &str, kind: &str, request: &str) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(request.len() + kind.len() + signature_format.len() + 40);
+    payload.extend_from_slice(b"{\"signature_format\":");
+    // Strings serialise infallibly.
+    let _ = serde_json::to_writer(&mut payload, signature_format);
+    payload.extend_from_slice(b",\"request\":{");
+    let _ = serde_json::to_writer(&mut payload, kind);
+    payload.push(b':');
+    payload.extend_from_slice(request.as_bytes());
+    payload.extend_from_slice(b"}}");
+    payload
 }
 
 /// The host side of the module.
@@ -159,10 +175,14 @@ impl HostCalls for WapcHost {
     }
 }
 
+/// An answer of the host: its bytes, or its reason for failing.
+type Answer = Result<Vec<u8>, String>;
+
 /// Remembers every answer of the host for the length of one evaluation.
 pub struct Memo<H> {
     inner: H,
-    answers: HashMap<(Capability, Vec<u8>), Result<Vec<u8>, String>>,
+    /// One map per capability asked (an evaluation asks a handful), keyed by payload.
+    answers: Vec<(Capability, HashMap<Box<[u8]>, Answer, foldhash::fast::RandomState>)>,
 }
 
 impl<H: HostCalls> Memo<H> {
@@ -170,7 +190,7 @@ impl<H: HostCalls> Memo<H> {
     pub fn new(inner: H) -> Self {
         Self {
             inner,
-            answers: HashMap::new(),
+            answers: Vec::new(),
         }
     }
 
@@ -183,12 +203,20 @@ impl<H: HostCalls> Memo<H> {
 
 impl<H: HostCalls> HostCalls for Memo<H> {
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
-        let key = (capability, payload.to_vec());
-        if let Some(answer) = self.answers.get(&key) {
+        let slot = match self.answers.iter().position(|(asked, _)| *asked == capability) {
+            Some(slot) => slot,
+            None => {
+                // Room for the questions of a typical Pod (three per image) without rehashing.
+                let map = HashMap::with_capacity_and_hasher(32, foldhash::fast::RandomState::default());
+                self.answers.push((capability, map));
+                self.answers.len() - 1
+            }
+        };
+        if let Some(answer) = self.answers[slot].1.get(payload) {
             return answer.clone();
         }
         let answer = self.inner.call(capability, payload);
-        self.answers.insert(key, answer.clone());
+        self.answers[slot].1.insert(payload.into(), answer.clone());
         answer
     }
 }
@@ -211,6 +239,49 @@ fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u
         return Err("the host reported the signatures as not trusted".to_owned());
     }
     parse_digest(&response.digest).map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The bundle request around a serialised request is what `serde_json` writes for
+        /// `{"signature_format": …, "request": {kind: request}}`.
+        #[test]
+        fn bundle_requests_are_what_serde_writes(
+            kind in "v2|keyless_regexp|\\PC{0,8}",
+            image in "\\PC{0,20}",
+        ) {
+            let request = serde_json::to_string(&serde_json::json!({"type": "T", "image": image})).unwrap();
+            let raw = serde_json::value::RawValue::from_string(request.clone()).unwrap();
+            #[derive(Serialize)]
+            struct WithFormat<'a> {
+                signature_format: &'static str,
+                request: std::collections::BTreeMap<&'a str, &'a serde_json::value::RawValue>,
+            }
+            let expected = serde_json::to_vec(&WithFormat {
+                signature_format: "bundle",
+                request: std::collections::BTreeMap::from([(kind.as_str(), &*raw)]),
+            })
+            .unwrap();
+            prop_assert_eq!(with_format("bundle", &kind, &request), expected);
+        }
+    }
+
+    /// A second identical question is answered from the memo; another capability or payload
+    /// is asked again.
+    #[test]
+    fn the_memo_asks_each_question_once() {
+        let mut memo = Memo::new(mock::MockHost::new(|_, value| Ok(serde_json::to_vec(value).unwrap())));
+        for _ in 0..3 {
+            assert_eq!(memo.call(KUBEWARDEN_VERIFY_V2, b"{\"a\":1}").unwrap(), b"{\"a\":1}");
+            assert_eq!(memo.call(KUBEWARDEN_VERIFY_V2, b"{\"a\":2}").unwrap(), b"{\"a\":2}");
+            assert_eq!(memo.call(KUBEWARDEN_OCI_MANIFEST, b"{\"a\":1}").unwrap(), b"{\"a\":1}");
+        }
+        assert_eq!(memo.inner().calls.len(), 3);
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `key`: signatures made with a cosign key pair (`cosign sign --key`).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Check, check_annotations};
 use crate::crypto::check_public_key;
-use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
+use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats_json};
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
 use crate::settings::raw::RawKey;
@@ -39,6 +40,44 @@ pub struct KeyAuthority {
     source: KeySource,
     annotations: Option<BTreeMap<String, String>>,
     format: SignatureFormat,
+    /// For `key.data`: what follows the image in every request of this authority
+    /// ([`PubKeyRequest::suffix`]), serialised on first use and then copied, not re-encoded.
+    request_suffix: OnceCell<String>,
+}
+
+/// The JSON text of a `SigstorePubKeyVerify` request, byte for byte what `serde_json` writes for
+/// the SDK's `SigstoreVerificationInputV2::SigstorePubKeyVerify` (fields `type`, `image`,
+/// `pub_keys`, `annotations`, in that order), built from a part that depends on the image and
+/// a part that does not.
+struct PubKeyRequest;
+
+impl PubKeyRequest {
+    const PREFIX: &'static str = r#"{"type":"SigstorePubKeyVerify","image":"#;
+
+    /// `,"pub_keys":[…],"annotations":…}`.
+    fn suffix(pem: &str, annotations: Option<&BTreeMap<String, String>>) -> Result<String, String> {
+        #[derive(Serialize)]
+        struct Suffix<'a> {
+            pub_keys: [&'a str; 1],
+            annotations: Option<&'a BTreeMap<String, String>>,
+        }
+        let object = serde_json::to_string(&Suffix {
+            pub_keys: [pem],
+            annotations,
+        })
+        .map_err(|e| format!("cannot encode the request: {e}"))?;
+        // `{"pub_keys":…}` → `,"pub_keys":…}`
+        Ok(format!(",{}", object.strip_prefix('{').unwrap_or(&object)))
+    }
+
+    /// The whole request for `image`.
+    fn text(image: &str, suffix: &str) -> Result<String, String> {
+        let mut text = Vec::with_capacity(Self::PREFIX.len() + image.len() + 2 + suffix.len());
+        text.extend_from_slice(Self::PREFIX.as_bytes());
+        serde_json::to_writer(&mut text, image).map_err(|e| format!("cannot encode the request: {e}"))?;
+        text.extend_from_slice(suffix.as_bytes());
+        String::from_utf8(text).map_err(|e| format!("cannot encode the request: {e}"))
+    }
 }
 
 impl KeyAuthority {
@@ -102,6 +141,7 @@ impl KeyAuthority {
             source,
             annotations,
             format,
+            request_suffix: OnceCell::new(),
         })
     }
 
@@ -126,14 +166,32 @@ impl KeyAuthority {
     }
 }
 
+impl KeyAuthority {
+    /// The `SigstorePubKeyVerify` request for `image` as JSON text.
+    fn request(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<String, String> {
+        let target = image.verification_target();
+        let annotations = self.annotations.as_ref();
+        match &self.source {
+            KeySource::Pem(pem) => {
+                let suffix = match self.request_suffix.get() {
+                    Some(suffix) => suffix,
+                    None => {
+                        let suffix = PubKeyRequest::suffix(pem, annotations)?;
+                        self.request_suffix.get_or_init(|| suffix)
+                    }
+                };
+                PubKeyRequest::text(&target, suffix)
+            }
+            // The key can change between calls (rotation in the KMS): encoded each time.
+            KeySource::Kms(_) => PubKeyRequest::text(&target, &PubKeyRequest::suffix(&self.public_key(host)?, annotations)?),
+        }
+    }
+}
+
 impl Check for KeyAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
-        let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
-            image: image.verification_target(),
-            pub_keys: vec![self.public_key(host)?],
-            annotations: self.annotations.clone(),
-        };
-        verify_formats(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
+        let request = self.request(image, host)?;
+        verify_formats_json(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
             .map(|verified| Some(verified.digest))
             .map_err(|e| format!("no signature verified by the key: {e}"))
     }
@@ -160,6 +218,62 @@ impl Check for KeyAuthority {
             KeySource::Pem(pem) => check_public_key(pem).map(|_| ()).map_err(|e| ("key.data".into(), e)),
             // Only the host can reach the KMS; the URI's syntax was checked by `parse`.
             KeySource::Kms(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sdk_request(image: &str, pem: &str, annotations: Option<BTreeMap<String, String>>) -> String {
+        serde_json::to_string(&SigstoreVerificationInputV2::SigstorePubKeyVerify {
+            image: image.to_owned(),
+            pub_keys: vec![pem.to_owned()],
+            annotations,
+        })
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The request built from parts is the request the SDK's type serialises to, byte for
+        /// byte: hosts (and cip's answer cache, keyed by payload) see no difference.
+        #[test]
+        fn requests_are_what_the_sdk_writes(
+            image in "\\PC{0,40}|[\"\\\\\u{0}-\u{1f}]{0,8}",
+            pem in "\\PC{0,60}|-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{0,80}\n-----END PUBLIC KEY-----\n",
+            annotations in proptest::option::of(proptest::collection::btree_map("\\PC{0,8}", "[\\PC\"\\\\\n]{0,8}", 0..4)),
+        ) {
+            let suffix = PubKeyRequest::suffix(&pem, annotations.as_ref()).unwrap();
+            prop_assert_eq!(PubKeyRequest::text(&image, &suffix).unwrap(), sdk_request(&image, &pem, annotations));
+        }
+    }
+
+    #[test]
+    fn a_key_authority_sends_the_sdk_request() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        let annotations = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+        let authority = KeyAuthority::parse(
+            RawKey {
+                data: Some(pem.to_owned()),
+                kms: None,
+                secret_ref: None,
+                hash_algorithm: None,
+            },
+            Some(annotations.clone()),
+            SignatureFormat::Legacy,
+        )
+        .unwrap();
+        let image = ImageReference::parse("r.io/app:v1").unwrap();
+        let mut host = crate::host::mock::MockHost::failing();
+        for _ in 0..2 {
+            assert_eq!(
+                authority.request(&image, &mut host).unwrap(),
+                sdk_request("r.io/app:v1", pem, Some(annotations.clone()))
+            );
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct AuthorityOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyOutcome {
     pub name: String,
-    pub mode: String,
+    pub mode: &'static str,
     pub passed: bool,
     pub authorities: Vec<AuthorityOutcome>,
     /// Why `spec.policy` failed (it names the language and the conflict or the Rego rule).
@@ -208,7 +208,7 @@ fn evaluate_policy(
 ) -> (PolicyOutcome, Option<String>) {
     let mut outcome = PolicyOutcome {
         name: policy.name.clone(),
-        mode: policy.mode.to_string(),
+        mode: policy.mode.as_str(),
         passed: false,
         authorities: Vec::new(),
         policy: None,

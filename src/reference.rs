@@ -124,11 +124,19 @@ impl ImageReference {
     /// The verification target handed to the host: `registry/repo@digest` when the workload
     /// names a digest (the digest is what will run), else `registry/repo:tag`.
     pub fn verification_target(&self) -> String {
-        match (&self.digest, &self.tag) {
-            (Some(digest), _) => format!("{}/{}@{digest}", self.registry, self.repository),
-            (None, Some(tag)) => format!("{}/{}:{tag}", self.registry, self.repository),
-            (None, None) => format!("{}/{}", self.registry, self.repository),
+        // Pushed, not `format!`ted: this runs for every host call, and the formatting machinery
+        // is slow in wasm.
+        let (separator, version) = match (&self.digest, &self.tag) {
+            (Some(digest), _) => ("@", digest.as_str()),
+            (None, Some(tag)) => (":", tag.as_str()),
+            (None, None) => ("", ""),
+        };
+        let mut target =
+            String::with_capacity(self.registry.len() + self.repository.len() + version.len() + 2);
+        for part in [&self.registry, "/", &self.repository, separator, version] {
+            target.push_str(part);
         }
+        target
     }
 }
 

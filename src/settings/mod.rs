@@ -57,12 +57,19 @@ pub enum Mode {
     Warn,
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Mode {
+    /// The mode as written in `spec.mode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Mode::Enforce => "enforce",
             Mode::Warn => "warn",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -101,24 +101,12 @@ impl PathGlob {
 
     /// [`PathGlob::matches`] of the glob whose last segment is read as `tail` says.
     pub fn matches_tail(&self, text: &[u8], tail: Tail) -> bool {
-        self.walk(text, |last_pattern, pattern, segment| {
-            if last_pattern {
-                tail_matches(tail, pattern, segment)
-            } else {
-                matches_bytes(pattern, segment, false)
-            }
-        })
+        self.walk(text, tail, false)
     }
 
     /// [`PathGlob::matches_some_tag`] of the glob whose last segment is read as `tail` says.
     pub fn matches_some_tag_tail(&self, name: &[u8], tail: Tail) -> bool {
-        self.walk(name, |last_pattern, pattern, segment| {
-            if last_pattern {
-                tail_matches_some_tag(tail, pattern, segment)
-            } else {
-                segment_matches_some_tag(pattern, segment)
-            }
-        })
+        self.walk(name, tail, true)
     }
 
     /// The leading literal segments (no `*`) that every text of two segments or more matched by
@@ -151,10 +139,9 @@ impl PathGlob {
         &self.text[..end]
     }
 
-    /// Segment-level matching; `last(last_pattern, pattern, segment)` matches the last text
-    /// segment (`last_pattern`: with the last pattern segment), every other pair is matched by
-    /// [`matches_bytes`].
-    fn walk(&self, text: &[u8], last: impl Fn(bool, &[u8], &[u8]) -> bool) -> bool {
+    /// Segment-level matching; the last pattern segment is read as `tail` says; `some_tag` makes
+    /// the last text segment stand for `segment:TAG`.
+    fn walk(&self, text: &[u8], tail: Tail, some_tag: bool) -> bool {
         const END: usize = usize::MAX;
         let next = |start: usize| -> (usize, usize) {
             // (end of the segment starting at `start`, start of the following one or END)
@@ -179,7 +166,13 @@ impl PathGlob {
                     let (end, following) = next(ti);
                     let segment = &text[ti..end];
                     let ok = if following == END {
-                        last(pi + 1 == self.segments.len(), &pattern[a..b], segment)
+                        let pattern = &pattern[a..b];
+                        match (pi + 1 == self.segments.len(), some_tag) {
+                            (true, false) => tail_matches(tail, pattern, segment),
+                            (true, true) => tail_matches_some_tag(tail, pattern, segment),
+                            (false, false) => matches_bytes(pattern, segment, false),
+                            (false, true) => segment_matches_some_tag(pattern, segment),
+                        }
                     } else {
                         matches_bytes(&pattern[a..b], segment, false)
                     };
@@ -270,6 +263,7 @@ fn tail_matches_some_tag(tail: Tail, pattern: &[u8], name: &[u8]) -> bool {
 
 /// Whether `pattern` matches a part of `segment` followed by `:` or `@`: whether `pattern:*` or
 /// `pattern@*` matches `segment`.
+#[inline(never)]
 fn matches_before_separator(pattern: &[u8], segment: &[u8]) -> bool {
     segment
         .iter()
@@ -284,6 +278,8 @@ pub fn segment_matches(pattern: &str, text: &str, question_mark: bool) -> bool {
     matches_bytes(pattern.as_bytes(), text.as_bytes(), question_mark)
 }
 
+// Called from many places: one copy keeps the module small.
+#[inline(never)]
 fn matches_bytes(pattern: &[u8], text: &[u8], question_mark: bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // After the last `*`: the pattern index following it and the text index it would take next.
@@ -320,6 +316,7 @@ fn matches_bytes(pattern: &[u8], text: &[u8], question_mark: bool) -> bool {
 /// `*`. A literal `:` at `j` needs `pattern[..j]` to match `name` and `pattern[j+1..]` to make a
 /// tag; a `*` at `j` splits into `pattern[..=j]` matching `name` (the star taking its end) and
 /// `pattern[j..]` making a tag (the star taking its start).
+#[inline(never)]
 fn segment_matches_some_tag(pattern: &[u8], name: &[u8]) -> bool {
     pattern.iter().enumerate().any(|(j, &c)| match c {
         b':' => can_make_tag(&pattern[j + 1..]) && matches_bytes(&pattern[..j], name, false),

@@ -61,8 +61,7 @@ impl ImageGlob {
         let full = self.glob.as_str();
         let mut out = Vec::with_capacity(3);
         if self.tail != Tail::AsWritten {
-            out.push(format!("{full}:*"));
-            out.push(format!("{full}@*"));
+            out.extend([":*", "@*"].map(|suffix| [full, suffix].concat()));
         }
         if self.tail != Tail::TagOrDigest {
             out.push(full.to_owned());
@@ -138,7 +137,8 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
 /// of `capacity` bytes.
 fn fold_wildcard_registry(segment: &str, capacity: usize) -> String {
     let mut lower = String::with_capacity(capacity);
-    lower.extend(segment.chars().map(|c| c.to_ascii_lowercase()));
+    lower.push_str(segment);
+    lower.make_ascii_lowercase();
     if lower.len() > ":443".len() && lower.ends_with(":443") {
         lower.truncate(lower.len() - ":443".len());
     }
@@ -156,7 +156,8 @@ struct Pattern {
 /// A glob whose first segment has no wildcard begins with literal segments, its anchor
 /// ([`PathGlob::anchor`]): every reference it covers begins with them (followed by `/`, or
 /// nothing). The index maps the FNV-1a hash of each anchor to its globs, as a vector sorted by
-/// hash (cheaper to build than a map, searched by binary search over integers). For an image,
+/// hash (built by binary insertion: cheaper to build, and smaller in the module, than a map or
+/// a sort; searched by binary search over integers). For an image,
 /// each text it is matched against is hashed once, left to right, and each prefix ending
 /// before a `/` (and the whole text) is looked up: only the globs found are matched, so a glob
 /// about another registry or repository costs nothing. A hash collision only makes a glob be
@@ -171,8 +172,10 @@ pub struct ImageMatcher {
     unanchored: Vec<usize>,
     /// Globs whose first segment has a wildcard.
     any_spelling: Vec<usize>,
-    /// Owners of globs that match everything (`**`), ascending.
+    /// Owners of globs that match everything (`**`).
     everything: Vec<usize>,
+    /// One more than the greatest owner: the length of the hit list of `policies_for`.
+    policies: usize,
 }
 
 /// FNV-1a, 64 bits: the anchor hash, fed one byte at a time as a text is read.
@@ -194,7 +197,9 @@ impl ImageMatcher {
         let mut any_spelling = Vec::new();
         let mut everything = Vec::new();
         let patterns: Vec<Pattern> = globs.into_iter().map(|(glob, owner)| Pattern { glob, owner }).collect();
+        let mut policies = 0;
         for (i, pattern) in patterns.iter().enumerate() {
+            policies = policies.max(pattern.owner + 1);
             let glob = &pattern.glob.glob;
             if glob.matches_everything() {
                 everything.push(pattern.owner);
@@ -203,30 +208,37 @@ impl ImageMatcher {
             } else {
                 match glob.anchor() {
                     "" => unanchored.push(i),
-                    anchor => anchored.push((fnv(FNV_OFFSET, anchor.as_bytes()), i)),
+                    anchor => {
+                        let hash = fnv(FNV_OFFSET, anchor.as_bytes());
+                        let at = anchored.partition_point(|&(h, _)| h <= hash);
+                        anchored.insert(at, (hash, i));
+                    }
                 }
             }
         }
-        anchored.sort_unstable();
-        everything.sort_unstable();
-        everything.dedup();
         Self {
             patterns,
             anchored,
             unanchored,
             any_spelling,
             everything,
+            policies,
         }
     }
 
     /// Indices of the policies whose globs cover `image`, ascending and without repeats.
     pub fn policies_for(&self, image: &ImageReference) -> Vec<usize> {
-        let mut hits = self.everything.clone();
+        // One flag per policy: the index finds globs out of policy order, and a glob found twice
+        // (a hash collision) or a policy covered by several globs must be reported once.
+        let mut hit = vec![false; self.policies];
+        for &owner in &self.everything {
+            hit[owner] = true;
+        }
         let canonical = Spellings::of(image, false);
         let mut check = |i: usize, spellings: &Spellings| {
             let pattern = &self.patterns[i];
-            if spellings.covered_by(&pattern.glob) {
-                hits.push(pattern.owner);
+            if !hit[pattern.owner] && spellings.covered_by(&pattern.glob) {
+                hit[pattern.owner] = true;
             }
         };
         if !self.anchored.is_empty() {
@@ -246,9 +258,7 @@ impl ImageMatcher {
                 check(i, &every);
             }
         }
-        hits.sort_unstable();
-        hits.dedup();
-        hits
+        (0..self.policies).filter(|&i| hit[i]).collect()
     }
 }
 
@@ -299,6 +309,8 @@ impl Spellings {
     }
 
     /// Adds the texts of the name `host` + `port` + `/` + `path` (`path` alone without a host).
+    /// (Not inlined: one copy for both callers keeps the module small.)
+    #[inline(never)]
     fn push(&mut self, image: &ImageReference, host: &str, port: &str, path: &str) {
         let buf = &mut self.buf;
         let name_start = buf.len();
@@ -328,6 +340,7 @@ impl Spellings {
         }
     }
 
+    #[inline(never)]
     fn covered_by(&self, glob: &ImageGlob) -> bool {
         let text = |&(start, end, _): &(usize, usize, bool)| &self.buf[start..end];
         self.spans.iter().filter(|s| !s.2).any(|s| glob.matches(text(s)))
@@ -381,7 +394,7 @@ fn for_each_registry_spelling(registry: &str, mut each: impl FnMut(&str, &str)) 
 
 /// Checks one normalised glob (image or namespace).
 pub fn check_glob_syntax(pattern: &str) -> Result<(), String> {
-    PathGlob::parse(pattern).map(|_| ()).map_err(|e| e.to_string())
+    PathGlob::check(pattern).map_err(|e| e.to_string())
 }
 
 /// The resource an admission request is about.

@@ -24,7 +24,7 @@
 //!
 //! [`ImageMatcher`] indexes the globs by their anchor, the literal segments they begin with
 //! ([`PathGlob::anchor`]: `127.0.0.1:5000/team3` for `127.0.0.1:5000/team3/**`, `r.io` for
-//! `r.io/a*`), hashed. Matching an image hashes its texts once, looks up each prefix ending
+//! `r.io/a*`), hashed. Matching an image hashes its name once, looks up each prefix ending
 //! before a `/` (a reference has few segments), and matches only the globs found: the work
 //! follows the image's spellings and the globs that could cover it, not the number of globs.
 //! Globs with a wildcard in their first segment are matched against every spelling, and `**`
@@ -172,10 +172,10 @@ struct Pattern {
 /// ([`PathGlob::anchor`]): every reference it covers begins with them (followed by `/`, or
 /// nothing). The index maps the FNV-1a hash of each anchor to its globs, as a vector sorted by
 /// hash (built by binary insertion: cheaper to build, and smaller in the module, than a map or
-/// a sort; searched by binary search over integers). For an image,
-/// each text it is matched against is hashed once, left to right, and each prefix ending
-/// before a `/` (and the whole text) is looked up: only the globs found are matched, so a glob
-/// about another registry or repository costs nothing. A hash collision only makes a glob be
+/// a sort; searched by binary search over integers). For an image, the name of the normalised
+/// reference is hashed once, left to right, and each prefix ending before a `/` is looked up
+/// (`Spellings::each_key`): only the globs found are matched, so a glob about another registry
+/// or repository costs nothing. A hash collision only makes a glob be
 /// matched for nothing. Globs whose first segment has a wildcard are matched against every
 /// spelling of the image, and `**` covers everything: both are kept apart.
 pub struct ImageMatcher {

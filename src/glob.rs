@@ -47,31 +47,25 @@ pub struct PathGlob {
 impl PathGlob {
     /// Parses `text`; consecutive `**` segments are merged (they mean the same).
     pub fn parse(text: &str) -> Result<Self, GlobError> {
-        if text.is_empty() {
-            return Err(GlobError::Empty);
-        }
-        let mut segments = Vec::new();
-        let mut start = 0;
-        for part in text.split('/') {
-            let end = start + part.len();
-            if part.is_empty() {
-                return Err(GlobError::EmptySegment);
+        Self::check(text)?;
+        Self::parse_owned(text.to_owned())
+    }
+
+    /// Parses `text`, keeping it: one allocation (the segment list) besides the text.
+    pub fn parse_owned(text: String) -> Result<Self, GlobError> {
+        let mut segments = Vec::with_capacity(text.bytes().filter(|&b| b == b'/').count() + 1);
+        scan(&text, |segment| {
+            if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
+                segments.push(segment);
             }
-            if part == "**" {
-                if segments.last() != Some(&Segment::AnySegments) {
-                    segments.push(Segment::AnySegments);
-                }
-            } else if part.contains("**") {
-                return Err(GlobError::PartialDoubleStar(part.to_owned()));
-            } else {
-                segments.push(Segment::One(start, end));
-            }
-            start = end + 1;
-        }
-        Ok(Self {
-            text: text.to_owned(),
-            segments,
-        })
+        })?;
+        Ok(Self { text, segments })
+    }
+
+    /// Whether `text` parses, with the error [`PathGlob::parse`] would give, without allocating
+    /// (except for the error).
+    pub fn check(text: &str) -> Result<(), GlobError> {
+        scan(text, |_| {})
     }
 
     /// `**`, which matches everything.
@@ -94,7 +88,7 @@ impl PathGlob {
 
     /// Whether the glob matches the whole of `text`.
     pub fn matches(&self, text: &str) -> bool {
-        self.walk(text.as_bytes(), false)
+        self.matches_tail(text.as_bytes(), Tail::AsWritten)
     }
 
     /// Whether the glob matches `name:TAG` for at least one tag `TAG` (a letter, digit or `_`,
@@ -102,11 +96,52 @@ impl PathGlob {
     /// which can only find more matches). Used for references by digest only: a glob that covers
     /// a repository at some tag covers it by digest.
     pub fn matches_some_tag(&self, name: &str) -> bool {
-        self.walk(name.as_bytes(), true)
+        self.matches_some_tag_tail(name.as_bytes(), Tail::AsWritten)
     }
 
-    /// Segment-level matching; `some_tag` makes the last text segment stand for `segment:TAG`.
-    fn walk(&self, text: &[u8], some_tag: bool) -> bool {
+    /// [`PathGlob::matches`] of the glob whose last segment is read as `tail` says.
+    pub fn matches_tail(&self, text: &[u8], tail: Tail) -> bool {
+        self.walk(text, tail, false)
+    }
+
+    /// [`PathGlob::matches_some_tag`] of the glob whose last segment is read as `tail` says.
+    pub fn matches_some_tag_tail(&self, name: &[u8], tail: Tail) -> bool {
+        self.walk(name, tail, true)
+    }
+
+    /// The leading literal segments (no `*`) that every text of two segments or more matched by
+    /// this glob, with any [`Tail`] and by [`PathGlob::matches_tail`] or
+    /// [`PathGlob::matches_some_tag_tail`], either begins with followed by `/`, or equals: the key
+    /// of the glob in [`crate::matching::ImageMatcher`]'s index. Empty when the first segment
+    /// has a wildcard.
+    ///
+    /// Literal segments before the first wildcard are matched one for one with the first text
+    /// segments, by equality, except one matched with the last text segment, which may instead
+    /// be read as `segment:TAG` (by digest) or through the tail. So the anchor leaves out the
+    /// last segment, and the one before a final `**` when it has a `:` (`r.io/app:v1/**` covers
+    /// `r.io/app` by digest) and is not the first (which a text of two segments or more never
+    /// matches with its last segment).
+    pub fn anchor(&self) -> &str {
+        let Some(last) = self.segments.len().checked_sub(1) else {
+            return "";
+        };
+        let mut end = 0;
+        for (i, segment) in self.segments[..last].iter().enumerate() {
+            let Segment::One(a, b) = *segment else { break };
+            let literal = &self.text[a..b];
+            if literal.contains('*')
+                || (i > 0 && i + 1 == last && self.segments[last] == Segment::AnySegments && literal.contains(':'))
+            {
+                break;
+            }
+            end = b;
+        }
+        &self.text[..end]
+    }
+
+    /// Segment-level matching; the last pattern segment is read as `tail` says; `some_tag` makes
+    /// the last text segment stand for `segment:TAG`.
+    fn walk(&self, text: &[u8], tail: Tail, some_tag: bool) -> bool {
         const END: usize = usize::MAX;
         let next = |start: usize| -> (usize, usize) {
             // (end of the segment starting at `start`, start of the following one or END)
@@ -130,8 +165,14 @@ impl PathGlob {
                 Some(&Segment::One(a, b)) if ti != END => {
                     let (end, following) = next(ti);
                     let segment = &text[ti..end];
-                    let ok = if some_tag && following == END {
-                        segment_matches_some_tag(&pattern[a..b], segment)
+                    let ok = if following == END {
+                        let pattern = &pattern[a..b];
+                        match (pi + 1 == self.segments.len(), some_tag) {
+                            (true, false) => tail_matches(tail, pattern, segment),
+                            (true, true) => tail_matches_some_tag(tail, pattern, segment),
+                            (false, false) => matches_bytes(pattern, segment, false),
+                            (false, true) => segment_matches_some_tag(pattern, segment),
+                        }
                     } else {
                         matches_bytes(&pattern[a..b], segment, false)
                     };
@@ -157,6 +198,79 @@ impl PathGlob {
     }
 }
 
+/// Checks `text`, handing each segment to `each` in order (consecutive `**` included).
+fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
+    if text.is_empty() {
+        return Err(GlobError::Empty);
+    }
+    let mut start = 0;
+    for part in text.split('/') {
+        let end = start + part.len();
+        if part.is_empty() {
+            return Err(GlobError::EmptySegment);
+        }
+        if part == "**" {
+            each(Segment::AnySegments);
+        } else if part.contains("**") {
+            return Err(GlobError::PartialDoubleStar(part.to_owned()));
+        } else {
+            each(Segment::One(start, end));
+        }
+        start = end + 1;
+    }
+    Ok(())
+}
+
+/// How the last segment of a glob is read: image globs naming repositories stand for the glob
+/// followed by `:*` (any tag) and by `@*` (any digest), without those texts being built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// As written.
+    AsWritten,
+    /// Followed by `:*`, or by `@*`.
+    TagOrDigest,
+    /// As written, followed by `:*`, or by `@*`.
+    AsWrittenTagOrDigest,
+}
+
+/// Whether the last pattern segment `pattern`, read as `tail` says, matches the whole of the
+/// last text segment `segment`.
+///
+/// `pattern` followed by `c*` matches `segment` exactly when some `c` of `segment` follows a
+/// part that `pattern` matches (the `*` takes the rest, which has no `/`).
+fn tail_matches(tail: Tail, pattern: &[u8], segment: &[u8]) -> bool {
+    (tail != Tail::TagOrDigest && matches_bytes(pattern, segment, false))
+        || (tail != Tail::AsWritten && matches_before_separator(pattern, segment))
+}
+
+/// [`segment_matches_some_tag`] of the last pattern segment `pattern` read as `tail` says.
+///
+/// For `pattern:*`, the `:` of `name:TAG` is either that literal `:` (`pattern` matches `name`,
+/// `*` makes the tag) or comes from the final `*` (`pattern:*` matches `name`, the star making
+/// the tag too); any `:` or `*` within `pattern` leaves a `:` in what must make the tag, which
+/// no tag has. For `pattern@*`, likewise, only the final `*` can (`pattern@*` matches `name`).
+fn tail_matches_some_tag(tail: Tail, pattern: &[u8], name: &[u8]) -> bool {
+    match tail {
+        Tail::AsWritten => segment_matches_some_tag(pattern, name),
+        Tail::TagOrDigest => matches_bytes(pattern, name, false) || matches_before_separator(pattern, name),
+        Tail::AsWrittenTagOrDigest => {
+            segment_matches_some_tag(pattern, name)
+                || matches_bytes(pattern, name, false)
+                || matches_before_separator(pattern, name)
+        }
+    }
+}
+
+/// Whether `pattern` matches a part of `segment` followed by `:` or `@`: whether `pattern:*` or
+/// `pattern@*` matches `segment`.
+#[inline(never)]
+fn matches_before_separator(pattern: &[u8], segment: &[u8]) -> bool {
+    segment
+        .iter()
+        .enumerate()
+        .any(|(k, &b)| (b == b':' || b == b'@') && matches_bytes(pattern, &segment[..k], false))
+}
+
 /// Whether `pattern` (`*` any run, and `?` one character if `question_mark`) matches the whole
 /// of `text`. Neither side is split at `/`: this is the matcher of one segment, or of one
 /// namespace name.
@@ -164,6 +278,8 @@ pub fn segment_matches(pattern: &str, text: &str, question_mark: bool) -> bool {
     matches_bytes(pattern.as_bytes(), text.as_bytes(), question_mark)
 }
 
+// Called from many places: one copy keeps the module small.
+#[inline(never)]
 fn matches_bytes(pattern: &[u8], text: &[u8], question_mark: bool) -> bool {
     let (mut pi, mut ti) = (0, 0);
     // After the last `*`: the pattern index following it and the text index it would take next.
@@ -200,6 +316,7 @@ fn matches_bytes(pattern: &[u8], text: &[u8], question_mark: bool) -> bool {
 /// `*`. A literal `:` at `j` needs `pattern[..j]` to match `name` and `pattern[j+1..]` to make a
 /// tag; a `*` at `j` splits into `pattern[..=j]` matching `name` (the star taking its end) and
 /// `pattern[j..]` making a tag (the star taking its start).
+#[inline(never)]
 fn segment_matches_some_tag(pattern: &[u8], name: &[u8]) -> bool {
     pattern.iter().enumerate().any(|(j, &c)| match c {
         b':' => can_make_tag(&pattern[j + 1..]) && matches_bytes(&pattern[..j], name, false),

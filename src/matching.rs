@@ -17,22 +17,77 @@
 //!   `library/`, with and without `:443`. This is policy-controller's `*/*` rewrite and raw-name
 //!   fallback, generalised.
 //!
-//! Matching needs no compilation and no allocation per glob: each glob is parsed once, with the
-//! settings, and most are ruled out by their literal prefix before the matcher runs.
+//! Reading the settings normalises each glob in one pass and parses it once (two allocations:
+//! its text and its segment list). A glob naming repositories stands for itself followed by
+//! `:*` and by `@*` ([`Tail`]): its last segment is matched through those suffixes, never
+//! written out.
+//!
+//! [`ImageMatcher`] indexes the globs by their anchor, the literal segments they begin with
+//! ([`PathGlob::anchor`]: `127.0.0.1:5000/team3` for `127.0.0.1:5000/team3/**`, `r.io` for
+//! `r.io/a*`), hashed. Matching an image hashes its name once, looks up each prefix ending
+//! before a `/` (a reference has few segments), and matches only the globs found: the work
+//! follows the image's spellings and the globs that could cover it, not the number of globs.
+//! Globs with a wildcard in their first segment are matched against every spelling, and `**`
+//! covers everything, without lookup. No compilation, and no allocation per glob when
+//! matching. The property tests below check that the index and the tails give the verdicts of
+//! the matcher as it was before them (`src/matching/reference_impl.rs`).
 
 use std::collections::BTreeMap;
 
-use crate::glob::{PathGlob, segment_matches};
+use crate::glob::{PathGlob, Tail, segment_matches};
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normalise_registry};
+
+#[cfg(test)]
+mod reference_impl;
 
 /// Characters an image glob may contain: those of image references, plus `*`.
 fn is_glob_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@' | '*')
 }
 
-/// Normalises an image glob the way images are normalised, and returns the patterns to match
-/// (several when the glob names repositories: as written, at any tag, and by digest).
-pub fn normalise_image_glob(glob: &str) -> Result<Vec<String>, String> {
+/// A normalised image glob: the glob, parsed once, and how its last segment is read (a glob
+/// naming repositories also stands for itself followed by `:*` and by `@*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageGlob {
+    glob: PathGlob,
+    tail: Tail,
+    /// For a glob of literal segments followed by `**` only (`r.io/app:v1/**`), the length of
+    /// the literal part: a text (not a name by digest) equal to it is not covered, although
+    /// `**` matches zero segments. The matcher has always required a text to begin with the
+    /// literal prefix of the glob (up to its first `*`, here `r.io/app:v1/`); kept, not to
+    /// change a verdict.
+    bare_prefix: Option<usize>,
+}
+
+impl ImageGlob {
+    /// The patterns the glob stands for, as text: `{full}:*` and `{full}@*` for a glob naming
+    /// repositories, then `{full}` unless that glob names no repository by itself. Built only for
+    /// the settings' syntax check, whose messages quote them.
+    pub fn patterns(&self) -> Vec<String> {
+        let full = self.glob.as_str();
+        let mut out = Vec::with_capacity(3);
+        if self.tail != Tail::AsWritten {
+            out.extend([":*", "@*"].map(|suffix| [full, suffix].concat()));
+        }
+        if self.tail != Tail::TagOrDigest {
+            out.push(full.to_owned());
+        }
+        out
+    }
+
+    fn matches(&self, text: &[u8]) -> bool {
+        self.bare_prefix != Some(text.len()) && self.glob.matches_tail(text, self.tail)
+    }
+
+    fn matches_some_tag(&self, name: &[u8]) -> bool {
+        self.glob.matches_some_tag_tail(name, self.tail)
+    }
+}
+
+/// Normalises an image glob the way images are normalised, in one pass: the normalised text
+/// (one allocation) is parsed once (one more, its segments). When the glob names repositories
+/// its [`ImageGlob`] covers them as written, at any tag, and by digest.
+pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
     if glob.is_empty() {
         return Err("the glob is empty".to_owned());
     }
@@ -41,113 +96,194 @@ pub fn normalise_image_glob(glob: &str) -> Result<Vec<String>, String> {
             "character {bad:?} is not allowed in an image glob (use `*` for one path segment, `**` for any number)"
         ));
     }
-    PathGlob::parse(glob).map_err(|e| e.to_string())?;
+    PathGlob::check(glob).map_err(|e| e.to_string())?;
     if glob == "**" {
-        return Ok(vec!["**".to_owned()]);
+        return Ok(ImageGlob {
+            glob: PathGlob::everything(),
+            tail: Tail::AsWritten,
+            bare_prefix: None,
+        });
     }
-    let (registry, path) = match glob.split_once('/') {
-        Some((first, rest)) if first.contains('*') => (fold_wildcard_registry(first), rest),
+    // Room for `docker.io/library/` before a glob without a registry.
+    let capacity = glob.len() + DOCKER_HUB.len() + "/library/".len();
+    let (mut full, path) = match glob.split_once('/') {
+        Some((first, rest)) if first.contains('*') => (fold_wildcard_registry(first, capacity), rest),
         Some((first, rest)) if looks_like_registry(first) => {
             (normalise_registry(Some(first)).map_err(|e| e.to_string())?, rest)
         }
-        _ => (DOCKER_HUB.to_owned(), glob),
+        _ => {
+            let mut full = String::with_capacity(capacity);
+            full.push_str(DOCKER_HUB);
+            (full, glob)
+        }
     };
-    let path = if registry == DOCKER_HUB && !path.contains('/') && path != "**" {
-        format!("library/{path}")
-    } else {
-        path.to_owned()
-    };
-    let full = format!("{registry}/{path}");
+    let library = full == DOCKER_HUB && !path.contains('/') && path != "**";
+    full.reserve(path.len() + "/library/".len());
+    full.push('/');
+    if library {
+        full.push_str("library/");
+    }
+    full.push_str(path);
     let last = full.rsplit('/').next().unwrap_or_default();
     // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
-    Ok(if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
-        vec![full]
+    let tail = if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
+        Tail::AsWritten
     } else if last.contains('*') {
-        vec![format!("{full}:*"), format!("{full}@*"), full]
+        Tail::AsWrittenTagOrDigest
     } else {
-        vec![format!("{full}:*"), format!("{full}@*")]
+        Tail::TagOrDigest
+    };
+    // The glob parsed, and normalising leaves its segments valid (a registry segment stays
+    // non-empty and without `/` or a partial `**`); were it refused here, covering every image is
+    // the failure that fails closed.
+    let bare_prefix = match full.find('*') {
+        Some(star) if star > 0 && full[star..].split('/').all(|segment| segment == "**") => Some(star - 1),
+        _ => None,
+    };
+    let glob = PathGlob::parse_owned(full).unwrap_or_else(|_| PathGlob::everything());
+    Ok(ImageGlob {
+        glob,
+        tail,
+        bare_prefix,
     })
 }
 
-/// A registry segment with wildcards, folded like a registry: lower case, no `:443`.
-fn fold_wildcard_registry(segment: &str) -> String {
-    let lower = segment.to_ascii_lowercase();
-    match lower.strip_suffix(":443") {
-        Some(host) if !host.is_empty() => host.to_owned(),
-        _ => lower,
+/// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string
+/// of `capacity` bytes.
+fn fold_wildcard_registry(segment: &str, capacity: usize) -> String {
+    let mut lower = String::with_capacity(capacity);
+    lower.push_str(segment);
+    lower.make_ascii_lowercase();
+    if lower.len() > ":443".len() && lower.ends_with(":443") {
+        lower.truncate(lower.len() - ":443".len());
     }
+    lower
 }
 
-/// One normalised glob of a policy.
+/// One image glob of a policy.
 struct Pattern {
-    glob: PathGlob,
-    /// Length of the literal prefix (up to the first `*`): a match starts with it.
-    literal: usize,
-    /// The first segment has a wildcard: match every spelling of the reference.
-    any_spelling: bool,
+    glob: ImageGlob,
     owner: usize,
 }
 
-/// All image globs of all policies.
+/// All image globs of all policies, indexed by anchor.
+///
+/// A glob whose first segment has no wildcard begins with literal segments, its anchor
+/// ([`PathGlob::anchor`]): every reference it covers begins with them (followed by `/`, or
+/// nothing). The index maps the FNV-1a hash of each anchor to its globs, as a vector sorted by
+/// hash (built by binary insertion: cheaper to build, and smaller in the module, than a map or
+/// a sort; searched by binary search over integers). For an image, the name of the normalised
+/// reference is hashed once, left to right, and each prefix ending before a `/` is looked up
+/// (`Spellings::each_key`): only the globs found are matched, so a glob about another registry
+/// or repository costs nothing. A hash collision only makes a glob be
+/// matched for nothing. Globs whose first segment has a wildcard are matched against every
+/// spelling of the image, and `**` covers everything: both are kept apart.
 pub struct ImageMatcher {
     patterns: Vec<Pattern>,
+    /// (anchor hash, index in `patterns`), sorted.
+    anchored: Vec<(u64, usize)>,
+    /// Globs without an anchor matched against the normalised reference (none in practice: a
+    /// normalised glob has a registry segment).
+    unanchored: Vec<usize>,
+    /// Globs whose first segment has a wildcard.
+    any_spelling: Vec<usize>,
+    /// Owners of globs that match everything (`**`).
+    everything: Vec<usize>,
+    /// One more than the greatest owner: the length of the hit list of `policies_for`.
+    policies: usize,
+}
+
+/// FNV-1a, 64 bits: the anchor hash, fed one byte at a time as a text is read.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
 impl ImageMatcher {
-    /// Builds the matcher from patterns made by [`normalise_image_glob`] and their owning
-    /// policy index, in ascending policy order.
-    pub fn new(patterns: Vec<(String, usize)>) -> Self {
-        let patterns = patterns
-            .into_iter()
-            .map(|(pattern, owner)| {
-                // `normalise_image_glob` parsed it already; were it refused here, covering every
-                // image is the failure that fails closed.
-                let glob = PathGlob::parse(&pattern).unwrap_or_else(|_| PathGlob::everything());
-                let literal = pattern.find('*').unwrap_or(pattern.len());
-                let any_spelling = pattern.split('/').next().is_some_and(|first| first.contains('*'));
-                Pattern {
-                    glob,
-                    literal,
-                    any_spelling,
-                    owner,
+    /// Builds the matcher from globs made by [`normalise_image_glob`] and their owning policy
+    /// index.
+    pub fn new(globs: Vec<(ImageGlob, usize)>) -> Self {
+        let mut anchored = Vec::with_capacity(globs.len());
+        let mut unanchored = Vec::new();
+        let mut any_spelling = Vec::new();
+        let mut everything = Vec::new();
+        let patterns: Vec<Pattern> = globs.into_iter().map(|(glob, owner)| Pattern { glob, owner }).collect();
+        let mut policies = 0;
+        for (i, pattern) in patterns.iter().enumerate() {
+            policies = policies.max(pattern.owner + 1);
+            let glob = &pattern.glob.glob;
+            if glob.matches_everything() {
+                everything.push(pattern.owner);
+            } else if glob.as_str().split('/').next().is_some_and(|first| first.contains('*')) {
+                any_spelling.push(i);
+            } else {
+                match glob.anchor() {
+                    "" => unanchored.push(i),
+                    anchor => {
+                        let hash = fnv(FNV_OFFSET, anchor.as_bytes());
+                        let at = anchored.partition_point(|&(h, _)| h <= hash);
+                        anchored.insert(at, (hash, i));
+                    }
                 }
-            })
-            .collect();
-        Self { patterns }
+            }
+        }
+        Self {
+            patterns,
+            anchored,
+            unanchored,
+            any_spelling,
+            everything,
+            policies,
+        }
     }
 
     /// Indices of the policies whose globs cover `image`, ascending and without repeats.
     pub fn policies_for(&self, image: &ImageReference) -> Vec<usize> {
+        // One flag per policy: the index finds globs out of policy order, and a glob found twice
+        // (a hash collision) or a policy covered by several globs must be reported once.
+        let mut hit = vec![false; self.policies];
+        for &owner in &self.everything {
+            hit[owner] = true;
+        }
         let canonical = Spellings::of(image, false);
-        let mut every: Option<Spellings> = None;
-        let mut hits: Vec<usize> = self
-            .patterns
-            .iter()
-            .filter(|pattern| {
-                if pattern.glob.matches_everything() {
-                    true
-                } else if pattern.any_spelling {
-                    every
-                        .get_or_insert_with(|| Spellings::of(image, true))
-                        .covered_by(pattern)
-                } else {
-                    canonical.covered_by(pattern)
+        let mut check = |i: usize, spellings: &Spellings| {
+            let pattern = &self.patterns[i];
+            if !hit[pattern.owner] && spellings.covered_by(&pattern.glob) {
+                hit[pattern.owner] = true;
+            }
+        };
+        if !self.anchored.is_empty() {
+            canonical.each_key(|key| {
+                let start = self.anchored.partition_point(|&(hash, _)| hash < key);
+                for &(_, i) in self.anchored[start..].iter().take_while(|&&(hash, _)| hash == key) {
+                    check(i, &canonical);
                 }
-            })
-            .map(|pattern| pattern.owner)
-            .collect();
-        hits.dedup();
-        hits
+            });
+        }
+        for &i in &self.unanchored {
+            check(i, &canonical);
+        }
+        if !self.any_spelling.is_empty() {
+            let every = Spellings::of(image, true);
+            for &i in &self.any_spelling {
+                check(i, &every);
+            }
+        }
+        (0..self.policies).filter(|&i| hit[i]).collect()
     }
 }
 
-/// The texts a glob is matched against for one reference.
+/// The texts a glob is matched against for one reference, in one buffer.
 struct Spellings {
-    /// `registry/repository:tag`, `…@digest`, `…:tag@digest`, as the reference has them.
-    texts: Vec<String>,
-    /// `registry/repository` of a reference with a digest: covered by a glob that covers it at
-    /// some tag.
-    by_digest: Vec<String>,
+    buf: Vec<u8>,
+    /// Byte ranges of `buf`: `registry/repository:tag`, `…@digest`, `…:tag@digest`, as the
+    /// reference has them (`false`), and `registry/repository` of a reference with a digest,
+    /// covered by a glob that covers it at some tag (`true`).
+    spans: Vec<(usize, usize, bool)>,
 }
 
 impl Spellings {
@@ -155,80 +291,125 @@ impl Spellings {
     fn of(image: &ImageReference, every: bool) -> Self {
         let registry = image.registry();
         let repository = image.repository();
-        let registries = if every {
-            registry_spellings(registry)
+        let short = if every && registry == DOCKER_HUB {
+            repository.strip_prefix("library/").filter(|name| !name.contains('/'))
         } else {
-            vec![registry.to_owned()]
+            None
         };
-        let mut paths = vec![repository];
-        if every
-            && registry == DOCKER_HUB
-            && let Some(name) = repository.strip_prefix("library/")
-            && !name.contains('/')
-        {
-            paths.push(name);
-        }
-        let mut texts = Vec::new();
-        let mut by_digest = Vec::new();
-        for registry in &registries {
-            for path in &paths {
-                let name = if registry.is_empty() {
-                    (*path).to_owned()
-                } else {
-                    format!("{registry}/{path}")
-                };
-                if let Some(tag) = image.tag() {
-                    texts.push(format!("{name}:{tag}"));
+        let names = if every {
+            2 * (1 + 2 * DOCKER_HUB_ALIASES.len() + 2)
+        } else {
+            1
+        };
+        // The longest host is `registry-1.docker.io`.
+        let per_name = registry.len().max(20)
+            + ":443/".len()
+            + repository.len()
+            + image.tag().map_or(0, |t| 2 * (1 + t.len()))
+            + image.digest().map_or(0, |d| 2 * (1 + d.len()));
+        let mut spellings = Spellings {
+            buf: Vec::with_capacity(per_name * names),
+            spans: Vec::with_capacity(4 * names),
+        };
+        if every {
+            for_each_registry_spelling(registry, |host, port| {
+                for path in std::iter::once(repository).chain(short) {
+                    spellings.push(image, host, port, path);
                 }
-                if let Some(digest) = image.digest() {
-                    texts.push(format!("{name}@{digest}"));
-                    if let Some(tag) = image.tag() {
-                        texts.push(format!("{name}:{tag}@{digest}"));
-                    }
-                    by_digest.push(name);
-                }
-            }
+            });
+        } else {
+            spellings.push(image, registry, "", repository);
         }
-        Self { texts, by_digest }
+        spellings
     }
 
-    fn covered_by(&self, pattern: &Pattern) -> bool {
-        let literal = &pattern.glob.as_str().as_bytes()[..pattern.literal];
-        self.texts
-            .iter()
-            .any(|text| text.as_bytes().starts_with(literal) && pattern.glob.matches(text))
-            || self.by_digest.iter().any(|name| pattern.glob.matches_some_tag(name))
+    /// Adds the texts of the name `host` + `port` + `/` + `path` (`path` alone without a host).
+    /// (Not inlined: one copy for both callers keeps the module small.)
+    #[inline(never)]
+    fn push(&mut self, image: &ImageReference, host: &str, port: &str, path: &str) {
+        let buf = &mut self.buf;
+        let name_start = buf.len();
+        if !host.is_empty() {
+            buf.extend_from_slice(host.as_bytes());
+            buf.extend_from_slice(port.as_bytes());
+            buf.push(b'/');
+        }
+        buf.extend_from_slice(path.as_bytes());
+        let name_end = buf.len();
+        let mut tagged = None;
+        if let Some(tag) = image.tag() {
+            buf.push(b':');
+            buf.extend_from_slice(tag.as_bytes());
+            tagged = Some(buf.len());
+            self.spans.push((name_start, buf.len(), false));
+        }
+        if let Some(digest) = image.digest() {
+            self.spans.push((name_start, name_end, true));
+            for head_end in std::iter::once(name_end).chain(tagged) {
+                let start = buf.len();
+                buf.extend_from_within(name_start..head_end);
+                buf.push(b'@');
+                buf.extend_from_slice(digest.as_bytes());
+                self.spans.push((start, buf.len(), false));
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn covered_by(&self, glob: &ImageGlob) -> bool {
+        let text = |&(start, end, _): &(usize, usize, bool)| &self.buf[start..end];
+        self.spans.iter().filter(|s| !s.2).any(|s| glob.matches(text(s)))
+            || self
+                .spans
+                .iter()
+                .filter(|s| s.2)
+                .any(|s| glob.matches_some_tag(text(s)))
+    }
+
+    /// Calls `key` with the anchor hash of each prefix of the normalised reference's name that
+    /// ends before a `/`: an anchored glob that covers the reference has one of these keys.
+    ///
+    /// Its texts are the name followed by a tag or digest, which have no `/`, so these are the
+    /// prefixes of every text. [`PathGlob::anchor`] allows a text equal to the anchor, but
+    /// such a text is not covered ([`ImageGlob::bare_prefix`]), and a name by digest always has
+    /// more segments than the anchor (an anchor's literal segment never stands for
+    /// `name:TAG`): neither whole text needs a key.
+    fn each_key(&self, mut key: impl FnMut(u64)) {
+        if let Some(&(start, end, _)) = self.spans.first() {
+            let mut hash = FNV_OFFSET;
+            for &b in &self.buf[start..end] {
+                if b == b'/' {
+                    key(hash);
+                }
+                hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            }
+        }
     }
 }
 
-/// Every way of writing a normalised registry that reaches the same registry: Docker Hub's host
-/// names or none at all (the empty string), and `:443` written or not.
-fn registry_spellings(registry: &str) -> Vec<String> {
-    let hosts: Vec<&str> = if registry == DOCKER_HUB {
-        std::iter::once(DOCKER_HUB).chain(DOCKER_HUB_ALIASES).collect()
-    } else {
-        vec![registry]
-    };
-    let mut out = Vec::with_capacity(hosts.len() * 2 + 1);
-    if registry == DOCKER_HUB {
-        out.push(String::new());
+/// Calls `each(host, port)` for every way of writing a normalised registry that reaches the same
+/// registry: Docker Hub's host names or none at all (the empty host), and `:443` written or not.
+fn for_each_registry_spelling(registry: &str, mut each: impl FnMut(&str, &str)) {
+    let hub = registry == DOCKER_HUB;
+    if hub {
+        each("", "");
     }
-    for host in hosts {
-        out.push(host.to_owned());
+    let aliases: &[&str] = if hub { &DOCKER_HUB_ALIASES } else { &[] };
+    for host in std::iter::once(registry).chain(aliases.iter().copied()) {
+        each(host, "");
         let has_port = match host.strip_prefix('[') {
             Some(v6) => v6.contains("]:"),
             None => host.contains(':'),
         };
         if !has_port {
-            out.push(format!("{host}:443"));
+            each(host, ":443");
         }
     }
-    out
 }
 
 /// Checks one normalised glob (image or namespace).
 pub fn check_glob_syntax(pattern: &str) -> Result<(), String> {
-    PathGlob::parse(pattern).map(|_| ()).map_err(|e| e.to_string())
+    PathGlob::check(pattern).map_err(|e| e.to_string())
 }
 
 /// The resource an admission request is about.
@@ -357,15 +538,17 @@ mod tests {
     use proptest::prelude::*;
 
     fn matcher(globs: &[&str]) -> ImageMatcher {
-        let patterns = globs
+        let globs: Vec<_> = globs
             .iter()
             .enumerate()
-            .flat_map(|(i, g)| normalise_image_glob(g).unwrap().into_iter().map(move |p| (p, i)));
-        let patterns: Vec<_> = patterns.collect();
-        for (p, _) in &patterns {
-            check_glob_syntax(p).unwrap();
+            .map(|(i, g)| (normalise_image_glob(g).unwrap(), i))
+            .collect();
+        for (g, _) in &globs {
+            for p in g.patterns() {
+                check_glob_syntax(&p).unwrap();
+            }
         }
-        ImageMatcher::new(patterns)
+        ImageMatcher::new(globs)
     }
 
     fn covers(glob: &str, image: &str) -> bool {
@@ -423,7 +606,7 @@ mod tests {
     #[test]
     fn bad_globs_are_explained() {
         let check_image_glob =
-            |g: &str| normalise_image_glob(g).and_then(|ps| ps.iter().try_for_each(|p| check_glob_syntax(p)));
+            |g: &str| normalise_image_glob(g).and_then(|g| g.patterns().iter().try_for_each(|p| check_glob_syntax(p)));
         assert!(check_image_glob("").is_err());
         assert!(
             check_image_glob("myregistry.com/{a,b}")
@@ -623,6 +806,24 @@ mod tests {
         }
     }
 
+    /// Globs whose literal part may be the whole text, or whose last literal segment may be read
+    /// as `name:TAG` (by digest), keep their verdicts through the index.
+    #[test]
+    fn anchors_at_the_end_of_the_text() {
+        // The matcher has always required a text to begin with the literal prefix of the glob
+        // (`r.io/app:v1/`), though `**` matches zero segments: kept.
+        assert!(!covers("r.io/app:v1/**", "r.io/app:v1"));
+        assert!(covers("r.io/app:v1/**", &format!("r.io/app@{D}")));
+        assert!(!covers("r.io/app:v1/**", "r.io/app:v2"));
+        assert!(covers("r.io:5000/**", "r.io:5000/app"));
+        assert!(covers(
+            "127.0.0.1:5000/team3/**",
+            &format!("127.0.0.1:5000/team3/app@{D}")
+        ));
+        assert!(!covers("127.0.0.1:5000/team3/**", "127.0.0.1:5000/team4/app"));
+        assert!(covers("r.io/a*", "r.io/ab:v1"));
+    }
+
     #[test]
     fn policies_for_reports_each_owner_once() {
         let m = matcher(&["myregistry.com/**", "**", "myregistry.com/app"]);
@@ -681,5 +882,185 @@ mod tests {
             object: None,
         };
         assert!(!rule.matches(&deployment));
+    }
+
+    /// The matcher before the anchor index and the tails: the reference of the tests below.
+    use super::reference_impl as before;
+
+    /// A digest for globs and images.
+    const GLOB_DIGEST: &str = "a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// Globs of every shape the normalisation and the index treat apart: `**`, wildcard
+    /// registries, ports, `:443`, Docker Hub names and `library/`, upper-case registries, tags
+    /// and digests, wildcards in the last segment.
+    fn any_glob() -> impl Strategy<Value = String> {
+        let segment = prop_oneof![
+            Just("**"),
+            Just("*"),
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("a*"),
+            Just("*b"),
+            Just("a*b"),
+            Just("a-b"),
+            Just("library"),
+            Just("team3"),
+            Just("r.io"),
+            Just("R.io"),
+            Just("R.IO"),
+            Just("r.*"),
+            Just("*.io"),
+            Just("r.io:443"),
+            Just("R.io:443"),
+            Just("r.io:*"),
+            Just("r.io:5000"),
+            Just("127.0.0.1:5000"),
+            Just("localhost"),
+            Just("localhost:443"),
+            Just("*:443"),
+            Just("docker.io"),
+            Just("index.docker.io"),
+            Just("registry-1.docker.io"),
+            Just("a:*"),
+            Just("a:v*"),
+            Just("a:v1"),
+            Just("*:v1"),
+            Just("b:latest"),
+            Just("a@*"),
+            Just("a@sha256:*"),
+            Just("a*@sha256:*"),
+            Just("a:v1@sha256:*"),
+            Just("*@*"),
+            Just(GLOB_DIGEST),
+        ];
+        prop_oneof![
+            1 => Just("**".to_owned()),
+            1 => Just("*/*".to_owned()),
+            1 => Just("*".to_owned()),
+            20 => proptest::collection::vec(segment, 1..5).prop_map(|s| s.join("/")),
+            // A literal segment, maybe with a tag, then `**`: the anchor may be the whole text.
+            4 => (
+                prop_oneof![Just("r.io"), Just("R.io:443"), Just("127.0.0.1:5000"), Just("docker.io"), Just("a")],
+                prop_oneof![Just("a:v1"), Just("b:latest"), Just("a"), Just("library"), Just(GLOB_DIGEST)],
+            )
+                .prop_map(|(registry, literal)| format!("{registry}/{literal}/**")),
+        ]
+    }
+
+    /// Valid references, with and without registry, tag and digest.
+    fn any_image() -> impl Strategy<Value = ImageReference> {
+        let registry = prop_oneof![
+            Just(""),
+            Just("docker.io/"),
+            Just("index.docker.io/"),
+            Just("registry-1.docker.io/"),
+            Just("docker.io/library/"),
+            Just("r.io/"),
+            Just("R.io/"),
+            Just("r.io:443/"),
+            Just("r.io:5000/"),
+            Just("127.0.0.1:5000/"),
+            Just("localhost/"),
+            Just("localhost:443/"),
+        ];
+        let segment = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("a-b"),
+            Just("library"),
+            Just("team3"),
+            Just("v1")
+        ];
+        let tag = prop_oneof![Just(""), Just(":v1"), Just(":latest"), Just(":b"), Just(":v2")];
+        let digest = prop_oneof![Just(String::new()), Just(format!("@{D}"))];
+        (registry, proptest::collection::vec(segment, 1..4), tag, digest)
+            .prop_filter_map("a valid reference", |(r, path, t, d)| {
+                ImageReference::parse(&format!("{r}{}{t}{d}", path.join("/"))).ok()
+            })
+    }
+
+    /// An image made from `glob`: each `*` filled with `fill`, each `**` replaced by `count`
+    /// segments, then `suffix` applied: none, `@digest`, the last tag replaced by a digest, or
+    /// `:v1`. `None` when that is not a valid reference.
+    fn image_from_glob(glob: &str, fill: &str, count: usize, suffix: u8) -> Option<ImageReference> {
+        let mut segments = Vec::new();
+        for segment in glob.split('/') {
+            if segment == "**" {
+                segments.extend(["a", "b", "v1"].iter().take(count).map(|s| (*s).to_owned()));
+            } else {
+                segments.push(segment.replace('*', fill));
+            }
+        }
+        let mut text = segments.join("/");
+        match suffix {
+            1 => text.push_str(&format!("@{D}")),
+            2 => {
+                let last = text.rfind('/').map_or(0, |i| i + 1);
+                if let Some(colon) = text[last..].rfind(':') {
+                    text.truncate(last + colon);
+                }
+                text.push_str(&format!("@{D}"));
+            }
+            3 => text.push_str(":v1"),
+            _ => {}
+        }
+        ImageReference::parse(&text).ok()
+    }
+
+    fn policies_and_images() -> impl Strategy<Value = (Vec<Vec<String>>, Vec<Option<ImageReference>>)> {
+        proptest::collection::vec(proptest::collection::vec(any_glob(), 1..5), 1..9).prop_flat_map(|policies| {
+            let globs: Vec<String> = policies.iter().flatten().cloned().collect();
+            let fill = prop_oneof![Just(""), Just("a"), Just("b"), Just("v1"), Just("io"), Just("x.io")];
+            let derived = (proptest::sample::select(globs), fill, 0..3usize, 0..4u8)
+                .prop_map(|(glob, fill, count, suffix)| image_from_glob(&glob, fill, count, suffix));
+            let images = proptest::collection::vec(prop_oneof![any_image().prop_map(Some), derived], 1..5);
+            (Just(policies), images)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The normalisation accepts and refuses the same globs, with the same messages, and
+        /// stands for the same patterns (so the settings' syntax check sees the same texts).
+        #[test]
+        fn normalisation_is_unchanged(glob in prop_oneof![
+            any_glob(),
+            "[a-zA-Z0-9.:@*/ _?-]{0,12}",
+        ]) {
+            let now = normalise_image_glob(&glob).map(|g| g.patterns());
+            let then = before::normalise_image_glob(&glob);
+            prop_assert_eq!(&now, &then, "glob {:?}", glob);
+            if let Ok(patterns) = now {
+                for pattern in patterns {
+                    prop_assert_eq!(check_glob_syntax(&pattern), Ok(()));
+                }
+            }
+        }
+
+        /// For 1 to 8 policies of 1 to 4 globs, the same policies cover each image (random, or
+        /// made from one of the globs so that globs and images meet).
+        #[test]
+        fn policies_for_is_unchanged((policies, images) in policies_and_images()) {
+            let mut now = Vec::new();
+            let mut then = Vec::new();
+            for (owner, globs) in policies.iter().enumerate() {
+                for glob in globs {
+                    if let Ok(normalised) = normalise_image_glob(glob) {
+                        now.push((normalised, owner));
+                    }
+                    if let Ok(patterns) = before::normalise_image_glob(glob) {
+                        then.extend(patterns.into_iter().map(|p| (p, owner)));
+                    }
+                }
+            }
+            let now = ImageMatcher::new(now);
+            let then = before::ImageMatcher::new(then);
+            for image in images.iter().flatten() {
+                prop_assert_eq!(now.policies_for(image), then.policies_for(image), "{:?} {:?}", policies, image);
+            }
+        }
     }
 }

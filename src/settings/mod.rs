@@ -23,7 +23,8 @@ use serde_json::value::RawValue;
 
 use crate::authority::{self, Authority};
 use crate::matching::{
-    ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax, normalise_image_glob,
+    ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
+    normalise_image_glob,
 };
 use crate::policy::{Language, PolicyBlock};
 use raw::{RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
@@ -274,7 +275,7 @@ impl Settings {
             RawPolicy<'_>,
             usize,
             Option<&mut Vec<(String, String)>>,
-        ) -> Result<(Policy, Vec<String>), SettingsError>,
+        ) -> Result<(Policy, Vec<ImageGlob>), SettingsError>,
     ) -> Result<Self, SettingsError> {
         let no_match = match raw.no_match_policy.as_deref() {
             // policy-controller ships `warn`: an image no policy covers is admitted, visibly.
@@ -370,7 +371,7 @@ fn parse_policy(
     index: usize,
     mut syntax_checks: Option<&mut Vec<(String, String)>>,
     defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
-) -> Result<(Policy, Vec<String>), SettingsError> {
+) -> Result<(Policy, Vec<ImageGlob>), SettingsError> {
     let path = format!("policies[{index}]");
     let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
     if let Some(api) = raw.api_version.as_deref()
@@ -425,9 +426,14 @@ fn parse_policy(
             .ok_or_else(|| err(&format!("{field}.glob"), "glob is required".to_owned()))?;
         let normalised = normalise_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?;
         if let Some(checks) = syntax_checks.as_deref_mut() {
-            checks.extend(normalised.iter().map(|g| (format!("{path}.{field}.glob"), g.clone())));
+            checks.extend(
+                normalised
+                    .patterns()
+                    .into_iter()
+                    .map(|g| (format!("{path}.{field}.glob"), g)),
+            );
         }
-        globs.extend(normalised);
+        globs.push(normalised);
     }
     let rules = spec
         .match_

@@ -131,8 +131,7 @@ impl ImageReference {
             (None, Some(tag)) => (":", tag.as_str()),
             (None, None) => ("", ""),
         };
-        let mut target =
-            String::with_capacity(self.registry.len() + self.repository.len() + version.len() + 2);
+        let mut target = String::with_capacity(self.registry.len() + self.repository.len() + version.len() + 2);
         for part in [&self.registry, "/", &self.repository, separator, version] {
             target.push_str(part);
         }

@@ -183,7 +183,9 @@ impl KeyAuthority {
                 PubKeyRequest::text(&target, suffix)
             }
             // The key can change between calls (rotation in the KMS): encoded each time.
-            KeySource::Kms(_) => PubKeyRequest::text(&target, &PubKeyRequest::suffix(&self.public_key(host)?, annotations)?),
+            KeySource::Kms(_) => {
+                PubKeyRequest::text(&target, &PubKeyRequest::suffix(&self.public_key(host)?, annotations)?)
+            }
         }
     }
 }

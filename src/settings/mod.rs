@@ -372,8 +372,9 @@ fn parse_policy(
     mut syntax_checks: Option<&mut Vec<(String, String)>>,
     defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
 ) -> Result<(Policy, Vec<ImageGlob>), SettingsError> {
-    let path = format!("policies[{index}]");
-    let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
+    // Paths are written only for errors and syntax checks: a fresh instance reads every
+    // policy's skeleton on every evaluation.
+    let err = |field: &str, message: String| SettingsError::new(format!("policies[{index}].{field}"), message);
     if let Some(api) = raw.api_version.as_deref()
         && !API_VERSIONS.contains(&api)
     {
@@ -414,23 +415,23 @@ fn parse_policy(
     }
     let mut globs = Vec::new();
     for (i, image) in images.into_iter().enumerate() {
-        let field = format!("spec.images[{i}]");
+        let field = |leaf: &str| format!("spec.images[{i}].{leaf}");
         if image.regex.is_some() {
             return Err(err(
-                &format!("{field}.regex"),
+                &field("regex"),
                 "regex is not supported (it was dropped in v1beta1): use glob".to_owned(),
             ));
         }
         let glob = image
             .glob
-            .ok_or_else(|| err(&format!("{field}.glob"), "glob is required".to_owned()))?;
-        let normalised = normalise_image_glob(&glob).map_err(|e| err(&format!("{field}.glob"), e))?;
+            .ok_or_else(|| err(&field("glob"), "glob is required".to_owned()))?;
+        let normalised = normalise_image_glob(&glob).map_err(|e| err(&field("glob"), e))?;
         if let Some(checks) = syntax_checks.as_deref_mut() {
             checks.extend(
                 normalised
                     .patterns()
                     .into_iter()
-                    .map(|g| (format!("{path}.{field}.glob"), g)),
+                    .map(|g| (format!("policies[{index}].{}", field("glob")), g)),
             );
         }
         globs.push(normalised);
@@ -441,7 +442,10 @@ fn parse_policy(
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
-            let field = format!("spec.match[{i}]");
+            let field = |leaf: &str| match leaf {
+                "" => format!("spec.match[{i}]"),
+                leaf => format!("spec.match[{i}].{leaf}"),
+            };
             if m.namespaces.is_none()
                 && m.resource.is_none()
                 && m.group.is_none()
@@ -449,29 +453,29 @@ fn parse_policy(
                 && m.selector.is_none()
             {
                 return Err(err(
-                    &field,
+                    &field(""),
                     "the match entry is empty: give namespaces, resource or selector".to_owned(),
                 ));
             }
             if m.namespaces.as_ref().is_some_and(Vec::is_empty) {
                 return Err(err(
-                    &format!("{field}.namespaces"),
+                    &field("namespaces"),
                     "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
                 ));
             }
             if let Some(checks) = syntax_checks.as_deref_mut() {
                 for (j, ns) in m.namespaces.iter().flatten().enumerate() {
                     if ns.contains(['*', '?']) {
-                        checks.push((format!("{path}.{field}.namespaces[{j}]"), ns.clone()));
+                        checks.push((format!("policies[{index}].{}[{j}]", field("namespaces")), ns.clone()));
                     }
                 }
             }
             let selector = m
                 .selector
-                .map(|s| parse_selector(s).map_err(|e| err(&format!("{field}.selector"), e)))
+                .map(|s| parse_selector(s).map_err(|e| err(&field("selector"), e)))
                 .transpose()?;
             MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector)
-                .map_err(|e| err(&format!("{field}.namespaces"), e))
+                .map_err(|e| err(&field("namespaces"), e))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((

@@ -210,17 +210,21 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
     let mut sites = Vec::new();
     for list in lists {
         let list_pointer = format!("{base}/{list}");
-        for i in 0..list_at(object, &list_pointer)?.len() {
-            let item = format!("{list_pointer}/{i}");
-            if object_at(object, &item)?.is_none() {
-                return Err(wrong_type(&item, "an object", &Value::Null));
-            }
-            let pointer = format!("{item}/image");
-            if let Some(image) = string_at(object, &pointer)? {
-                sites.push(ImageSite {
-                    pointer,
-                    image: image.to_owned(),
-                });
+        // Each container is read where it is (no walk from the root, no pointer written for a
+        // container without an image); the messages are those of `object_at` and `string_at`.
+        for (i, item) in list_at(object, &list_pointer)?.iter().enumerate() {
+            let image = match item {
+                Value::Object(container) => container.get("image"),
+                Value::Null => return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", &Value::Null)),
+                other => return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", other)),
+            };
+            match image {
+                None | Some(Value::Null) => {}
+                Some(Value::String(image)) => sites.push(ImageSite {
+                    pointer: format!("{list_pointer}/{i}/image"),
+                    image: image.clone(),
+                }),
+                Some(other) => return Err(wrong_type(&format!("{list_pointer}/{i}/image"), "a string", other)),
             }
         }
     }

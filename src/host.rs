@@ -178,11 +178,14 @@ impl HostCalls for WapcHost {
 /// An answer of the host: its bytes, or its reason for failing.
 type Answer = Result<Vec<u8>, String>;
 
+/// The answers to one capability, by payload.
+type Answers = HashMap<Box<[u8]>, Answer, foldhash::fast::RandomState>;
+
 /// Remembers every answer of the host for the length of one evaluation.
 pub struct Memo<H> {
     inner: H,
     /// One map per capability asked (an evaluation asks a handful), keyed by payload.
-    answers: Vec<(Capability, HashMap<Box<[u8]>, Answer, foldhash::fast::RandomState>)>,
+    answers: Vec<(Capability, Answers)>,
 }
 
 impl<H: HostCalls> Memo<H> {
@@ -207,7 +210,7 @@ impl<H: HostCalls> HostCalls for Memo<H> {
             Some(slot) => slot,
             None => {
                 // Room for the questions of a typical Pod (three per image) without rehashing.
-                let map = HashMap::with_capacity_and_hasher(32, foldhash::fast::RandomState::default());
+                let map = Answers::with_capacity_and_hasher(32, foldhash::fast::RandomState::default());
                 self.answers.push((capability, map));
                 self.answers.len() - 1
             }

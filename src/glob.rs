@@ -250,15 +250,8 @@ fn tail_matches(tail: Tail, pattern: &[u8], segment: &[u8]) -> bool {
 /// the tag too); any `:` or `*` within `pattern` leaves a `:` in what must make the tag, which
 /// no tag has. For `pattern@*`, likewise, only the final `*` can (`pattern@*` matches `name`).
 fn tail_matches_some_tag(tail: Tail, pattern: &[u8], name: &[u8]) -> bool {
-    match tail {
-        Tail::AsWritten => segment_matches_some_tag(pattern, name),
-        Tail::TagOrDigest => matches_bytes(pattern, name, false) || matches_before_separator(pattern, name),
-        Tail::AsWrittenTagOrDigest => {
-            segment_matches_some_tag(pattern, name)
-                || matches_bytes(pattern, name, false)
-                || matches_before_separator(pattern, name)
-        }
-    }
+    (tail != Tail::TagOrDigest && segment_matches_some_tag(pattern, name))
+        || (tail != Tail::AsWritten && (matches_bytes(pattern, name, false) || matches_before_separator(pattern, name)))
 }
 
 /// Whether `pattern` matches a part of `segment` followed by `:` or `@`: whether `pattern:*` or

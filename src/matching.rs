@@ -197,10 +197,10 @@ pub struct ImageMatcher {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-fn fnv(hash: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
+/// One step of FNV-1a: the anchors of the index and the keys of an image are hashed by it alone,
+/// so that they agree.
+fn fnv(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
 }
 
 impl ImageMatcher {
@@ -224,7 +224,7 @@ impl ImageMatcher {
                 match glob.anchor() {
                     "" => unanchored.push(i),
                     anchor => {
-                        let hash = fnv(FNV_OFFSET, anchor.as_bytes());
+                        let hash = anchor.bytes().fold(FNV_OFFSET, fnv);
                         let at = anchored.partition_point(|&(h, _)| h <= hash);
                         anchored.insert(at, (hash, i));
                     }
@@ -381,7 +381,7 @@ impl Spellings {
                 if b == b'/' {
                     key(hash);
                 }
-                hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                hash = fnv(hash, b);
             }
         }
     }

@@ -140,10 +140,18 @@ fn lookup_mut<'a>(root: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
 
 /// The object at `pointer` when it is an object; `None` when it is absent or null.
 fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json::Map<String, Value>>, WorkloadError> {
-    match lookup(root, pointer) {
+    as_object(lookup(root, pointer), || pointer.to_owned())
+}
+
+/// [`object_at`] of a value already found; `pointer` names it, and is written only for an error.
+fn as_object(
+    value: Option<&Value>,
+    pointer: impl FnOnce() -> String,
+) -> Result<Option<&serde_json::Map<String, Value>>, WorkloadError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(wrong_type(pointer, "an object", other)),
+        Some(other) => Err(wrong_type(&pointer(), "an object", other)),
     }
 }
 
@@ -156,13 +164,14 @@ fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadEr
     }
 }
 
-/// The string at `pointer`, or `None` when absent or null (the API server refuses a container
-/// without an image, so there is nothing to verify).
-fn string_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a str>, WorkloadError> {
-    match lookup(root, pointer) {
+/// The string `value`, or `None` when absent or null (the API server refuses a container
+/// without an image, so there is nothing to verify); `pointer` names it, written only for an
+/// error.
+fn as_string(value: Option<&Value>, pointer: impl FnOnce() -> String) -> Result<Option<&str>, WorkloadError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_type(pointer, "a string", other)),
+        Some(other) => Err(wrong_type(&pointer(), "a string", other)),
     }
 }
 
@@ -211,38 +220,34 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
     for list in lists {
         let list_pointer = format!("{base}/{list}");
         // Each container is read where it is (no walk from the root, no pointer written for a
-        // container without an image); the messages are those of `object_at` and `string_at`.
+        // container without an image).
         for (i, item) in list_at(object, &list_pointer)?.iter().enumerate() {
-            let image = match item {
-                Value::Object(container) => container.get("image"),
-                Value::Null => return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", &Value::Null)),
-                other => return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", other)),
+            let Some(container) = as_object(Some(item), || format!("{list_pointer}/{i}"))? else {
+                return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", &Value::Null));
             };
-            match image {
-                None | Some(Value::Null) => {}
-                Some(Value::String(image)) => sites.push(ImageSite {
-                    pointer: format!("{list_pointer}/{i}/image"),
-                    image: image.clone(),
-                }),
-                Some(other) => return Err(wrong_type(&format!("{list_pointer}/{i}/image"), "a string", other)),
+            let pointer = || format!("{list_pointer}/{i}/image");
+            if let Some(image) = as_string(container.get("image"), pointer)? {
+                sites.push(ImageSite {
+                    pointer: pointer(),
+                    image: image.to_owned(),
+                });
             }
         }
     }
     if lists.len() > 1 {
         let volumes = format!("{base}/volumes");
-        for i in 0..list_at(object, &volumes)?.len() {
-            let volume = format!("{volumes}/{i}");
-            if object_at(object, &volume)?.is_none() {
-                return Err(wrong_type(&volume, "an object", &Value::Null));
-            }
-            if object_at(object, &format!("{volume}/image"))?.is_none() {
+        for (i, item) in list_at(object, &volumes)?.iter().enumerate() {
+            let Some(volume) = as_object(Some(item), || format!("{volumes}/{i}"))? else {
+                return Err(wrong_type(&format!("{volumes}/{i}"), "an object", &Value::Null));
+            };
+            let Some(image) = as_object(volume.get("image"), || format!("{volumes}/{i}/image"))? else {
                 continue;
-            }
-            let pointer = format!("{volume}/image/reference");
-            if let Some(image) = string_at(object, &pointer)? {
+            };
+            let pointer = || format!("{volumes}/{i}/image/reference");
+            if let Some(reference) = as_string(image.get("reference"), pointer)? {
                 sites.push(ImageSite {
-                    pointer,
-                    image: image.to_owned(),
+                    pointer: pointer(),
+                    image: reference.to_owned(),
                 });
             }
         }

@@ -15,8 +15,9 @@
 //! cache) and warm (the module deserialised from the cache).
 //!
 //! For profiling (docs/benchmarks.md): `BENCH_ONLY=10x20` runs that scenario alone (and no
-//! `cip run`), `BENCH_MODE=warm` or `fresh` one of the two runs, and `BENCH_WRAPPER="perf record -g -o perf.data --"` runs each `cip bench` under
-//! that command (with `CIP_PROFILER=perfmap` for the module's function names).
+//! `cip run`), `BENCH_MODE=warm` or `fresh` only one of its two runs, and
+//! `BENCH_WRAPPER="perf record -g -o perf.data --"` runs each `cip bench` under that command
+//! (with `CIP_PROFILER=perfmap` for the module's function names).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -93,8 +94,7 @@ impl Setup {
     }
 
     fn cip(&self) -> Command {
-        let mut wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
-        wrapper.push(' ');
+        let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
         let mut words = wrapper.split_whitespace();
         let mut command = match words.next() {
             Some(program) => {
@@ -234,18 +234,18 @@ fn main() -> Result<()> {
                 continue;
             }
             let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
-            let skipped = Ok((f64::NAN, f64::NAN, f64::NAN, false));
-            let (warm_min, warm_median, warm_host, accepted) = if mode.as_deref() == Some("fresh") {
-                skipped
-            } else {
-                setup.bench(&request, &settings, false, &warm_iterations)
-            }?;
-            let (fresh_min, fresh_median, fresh_host, fresh_accepted) = if mode.as_deref() == Some("warm") {
-                Ok((f64::NAN, f64::NAN, f64::NAN, accepted))
-            } else {
-                setup.bench(&request, &settings, true, &fresh_iterations)
-            }?;
-            let accepted = accepted || fresh_accepted;
+            // `BENCH_MODE` names the one run to make; a run not made prints NaN.
+            let run = |fresh: bool, iterations: &str| match mode.as_deref() {
+                Some("warm") if fresh => Ok(None),
+                Some("fresh") if !fresh => Ok(None),
+                _ => setup.bench(&request, &settings, fresh, iterations).map(Some),
+            };
+            let warm = run(false, &warm_iterations)?;
+            let fresh = run(true, &fresh_iterations)?;
+            let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
+            let accepted = warm.or(fresh).unwrap_or(skipped).3;
+            let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
+            let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
             if policies == 0 {
                 empty_fresh = fresh_min;
             }

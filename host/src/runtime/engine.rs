@@ -26,7 +26,7 @@ pub(crate) fn engine() -> Result<wasmtime::Engine, RuntimeError> {
             // backtraces that message is the trap itself ("wasm trap: ...").
             config.wasm_backtrace_max_frames(None);
             // `CIP_PROFILER=perfmap`: name the module's compiled functions in /tmp/perf-<pid>.map,
-            // for `perf record` (docs/benchmarks.md, "Profiling the module").
+            // for `perf record` (docs/benchmarks.md, "How to profile the module").
             if std::env::var_os("CIP_PROFILER").is_some_and(|v| v == "perfmap") {
                 config.profiler(wasmtime::ProfilingStrategy::PerfMap);
             }

@@ -9,6 +9,7 @@
 //! rewrites a field the API server refuses to change (a Job's pod template, a Pod's volumes).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use kubewarden_policy_sdk::response::ValidationResponse;
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,12 @@ use serde_json::value::RawValue;
 use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
 use crate::matching::Subject;
-use crate::settings::SettingsCache;
+use crate::settings::{Settings, SettingsCache, SettingsError};
 use crate::workload::{ImageSite, describe, image_sites, set_image};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
 /// as `kind`, losing it, so the request is read here.)
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default, rename_all = "camelCase")]
 struct AdmissionRequest {
     kind: GroupVersionKind,
@@ -57,13 +58,13 @@ impl AdmissionRequest {
     }
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default)]
 struct GroupVersionKind {
     kind: String,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 #[serde(default)]
 struct GroupVersionResource {
     group: String,
@@ -77,6 +78,68 @@ struct ValidatePayload<'a> {
     request: AdmissionRequest,
     #[serde(borrow)]
     settings: &'a RawValue,
+}
+
+/// The payload of `validate` without its last member, the settings recognised by
+/// [`SettingsCache::split_cached`]; a second `settings` member makes the payload unreadable, as
+/// in [`ValidatePayload`].
+#[derive(Deserialize)]
+struct RequestMembers {
+    request: AdmissionRequest,
+    #[serde(default)]
+    settings: Present,
+}
+
+/// Whether a member is present, whatever its value (an `Option` would read `null` as absent).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
+}
+
+/// Why a `validate` payload could not be read.
+#[derive(Debug, thiserror::Error)]
+enum PayloadError {
+    #[error("cannot read the admission request: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("invalid policy settings: {0}")]
+    Settings(SettingsError),
+}
+
+/// The request and the settings model of a `validate` payload.
+///
+/// Kubewarden sends the settings with every request, as the payload's last member. When they are
+/// the cached text, only the rest is read: the payload minus its last member, closed with `}`,
+/// read as an object with a `request` and no other `settings`. That object plus the member
+/// `"settings": <cached text>` is exactly the payload (a JSON object is its members separated by
+/// commas), so the answer is the one of reading the payload whole, which is done otherwise.
+fn read_payload(payload: &[u8], cache: &mut SettingsCache) -> Result<(AdmissionRequest, Rc<Settings>), PayloadError> {
+    if let Some((head, settings)) = cache.split_cached(payload) {
+        let mut members = Vec::with_capacity(head.len() + 1);
+        members.extend_from_slice(head);
+        members.push(b'}');
+        if let Ok(RequestMembers {
+            request,
+            settings: Present(false),
+        }) = serde_json::from_slice(&members)
+        {
+            return Ok((request, settings));
+        }
+    }
+    read_whole_payload(payload, cache)
+}
+
+/// [`read_payload`] reading every member, the settings included.
+fn read_whole_payload(
+    payload: &[u8],
+    cache: &mut SettingsCache,
+) -> Result<(AdmissionRequest, Rc<Settings>), PayloadError> {
+    let payload: ValidatePayload<'_> = serde_json::from_slice(payload).map_err(PayloadError::Unreadable)?;
+    let settings = cache.get(payload.settings.get()).map_err(PayloadError::Settings)?;
+    Ok((payload.request, settings))
 }
 
 fn reject(message: String) -> ValidationResponse {
@@ -93,15 +156,10 @@ fn reject(message: String) -> ValidationResponse {
 /// Evaluates an admission request. Never fails: a request that cannot be read is refused with
 /// the reason.
 pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCalls) -> ValidationResponse {
-    let payload: ValidatePayload<'_> = match serde_json::from_slice(payload) {
-        Ok(p) => p,
-        Err(e) => return reject(format!("cannot read the admission request: {e}")),
+    let (request, settings) = match read_payload(payload, cache) {
+        Ok(read) => read,
+        Err(e) => return reject(e.to_string()),
     };
-    let settings = match cache.get(payload.settings.get()) {
-        Ok(s) => s,
-        Err(e) => return reject(format!("invalid policy settings: {e}")),
-    };
-    let request = payload.request;
     if request.changes_no_image_by_lifecycle() {
         return accept(None, Vec::new(), HashMap::new());
     }
@@ -322,4 +380,182 @@ pub fn verify_images(
         return Err(format!("invalid policy settings: {e}"));
     }
     Ok(VerifyImagesResponse { results })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Settings as a host writes them: compact, one policy.
+    const SETTINGS: &str = r#"{"policies":[{"metadata":{"name":"p"},"spec":{"images":[{"glob":"r.io/**"}],"authorities":[{"static":{"action":"pass"}}]}}]}"#;
+
+    fn warm_cache(text: &str) -> SettingsCache {
+        let mut cache = SettingsCache::default();
+        cache.get(text).expect("the test settings read");
+        cache
+    }
+
+    /// What `read_payload` answers, comparable: the request and the settings text, or the error.
+    fn outcome(
+        read: Result<(AdmissionRequest, Rc<Settings>), PayloadError>,
+    ) -> Result<(AdmissionRequest, String), String> {
+        read.map(|(request, settings)| (request, settings.source().to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cached_settings_are_recognised_only_as_the_exact_last_member() {
+        let cache = warm_cache(SETTINGS);
+        let request = r#"{"request":{"kind":{"kind":"Pod"},"operation":"CREATE"}"#;
+        let split = |payload: String| cache.split_cached(payload.as_bytes()).map(|(head, _)| head.to_vec());
+        assert_eq!(
+            split(format!("{request},\"settings\":{SETTINGS}}}")),
+            Some(request.as_bytes().to_vec())
+        );
+        // Spaced, reordered, other settings, or nothing after the settings' end: read whole.
+        assert_eq!(split(format!("{request}, \"settings\":{SETTINGS}}}")), None);
+        assert_eq!(split(format!("{request},\"settings\":{SETTINGS} }}")), None);
+        assert_eq!(split(format!("{{\"settings\":{SETTINGS},{}}}", &request[1..])), None);
+        assert_eq!(
+            split(format!(
+                "{request},\"settings\":{}}}",
+                SETTINGS.replace("\"p\"", "\"q\"")
+            )),
+            None
+        );
+        assert_eq!(split(format!("{request},\"settings\":{SETTINGS}")), None);
+        assert_eq!(
+            SettingsCache::default()
+                .split_cached(format!("{request},\"settings\":{SETTINGS}}}").as_bytes())
+                .map(|_| ()),
+            None
+        );
+    }
+
+    #[test]
+    fn a_second_settings_member_is_refused_as_when_read_whole() {
+        for second in ["null", "{}", SETTINGS] {
+            let payload =
+                format!(r#"{{"settings":{second},"request":{{"kind":{{"kind":"Pod"}}}},"settings":{SETTINGS}}}"#);
+            let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
+            let error = fast.expect_err("two settings members");
+            assert!(error.contains("duplicate field `settings`"), "{error}");
+        }
+    }
+
+    /// JSON fragments, some of them dangerous around a cut: quotes and backslashes that could
+    /// open or escape a string, brackets, a settings member inside the request, the cached
+    /// text itself.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just("\"".to_owned()),
+            Just("\\".to_owned()),
+            Just(" ".to_owned()),
+            Just("null".to_owned()),
+            Just("1".to_owned()),
+            Just("\"request\":".to_owned()),
+            Just("\"settings\":".to_owned()),
+            Just(",\"settings\":".to_owned()),
+            Just("\"x\":".to_owned()),
+            Just("\"a,\\\"settings\\\":\"".to_owned()),
+            Just(
+                r#"{"kind":{"kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"image":"r.io/a"}]}}}"#
+                    .to_owned()
+            ),
+            Just(SETTINGS.to_owned()),
+            Just("{}".to_owned()),
+            "[a-z\"\\{}:, ]{0,6}",
+        ]
+    }
+
+    /// JSON values whose strings and keys hold what could confuse a cut at the settings
+    /// member: quotes, backslashes, a settings member, the cached text.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let text = prop_oneof![
+            Just(",\"settings\":".to_owned()),
+            Just(SETTINGS.to_owned()),
+            Just("settings".to_owned()),
+            Just("request".to_owned()),
+            "[a-z\"\\{}:, ]{0,8}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((text.clone(), inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A request object: a Pod, with members of any kind beside.
+    fn request_json() -> impl Strategy<Value = String> {
+        (json_value(), prop::bool::ANY).prop_map(|(extra, with_pod)| {
+            let mut request = serde_json::json!({"kind": {"kind": "Pod"}, "operation": "CREATE"});
+            if with_pod {
+                request["object"] = serde_json::json!({"spec": {"containers": [{"name": "a", "image": "r.io/a"}]}});
+            }
+            request["extra"] = extra;
+            request.to_string()
+        })
+    }
+
+    /// Payloads as a host writes them (`{"request":…,"settings":…}`, with other members, a
+    /// second request or settings), then cut, spliced or left whole, most ending with the cached
+    /// settings as last member.
+    fn payload() -> impl Strategy<Value = String> {
+        let member = (
+            prop_oneof![Just("x"), Just("settings"), Just("request")],
+            prop_oneof![json_value().prop_map(|v| v.to_string()), request_json()],
+        )
+            .prop_map(|(key, value)| format!(",\"{key}\":{value}"));
+        let splice = prop::collection::vec(fragment(), 0..4).prop_map(|f| f.concat());
+        (
+            request_json(),
+            prop::collection::vec(member, 0..3),
+            prop_oneof![
+                3 => Just(format!(",\"settings\":{SETTINGS}}}")),
+                1 => Just(",\"settings\":{}}".to_owned()),
+                1 => Just("}".to_owned()),
+            ],
+            prop_oneof![3 => Just(None), 1 => (any::<prop::sample::Index>(), splice).prop_map(Some)],
+        )
+            .prop_map(|(request, members, tail, splice)| {
+                let mut head = format!("{{\"request\":{request}{}", members.concat());
+                if let Some((at, text)) = splice {
+                    let mut cut = at.index(head.len() + 1);
+                    while !head.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    head.insert_str(cut, &text);
+                }
+                head + &tail
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Recognising the cached settings gives what reading the payload whole gives: the same
+        /// request and settings, or the same error.
+        #[test]
+        fn reading_past_cached_settings_is_reading_whole(payload in payload()) {
+            let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
+            let whole = outcome(read_whole_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
+            prop_assert_eq!(fast, whole);
+        }
+    }
 }

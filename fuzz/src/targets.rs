@@ -138,7 +138,14 @@ impl HostCalls for FuzzHost {
 pub fn validate(data: &[u8]) {
     let mut cache = SettingsCache::default();
     let response = admission::validate(data, &mut cache, &mut FuzzHost::default());
-    serde_json::to_vec(&response).expect("the validation response serialises");
+    let first = serde_json::to_vec(&response).expect("the validation response serialises");
+    // Again with the settings cached (read past them when they end the payload): the same answer.
+    let again = admission::validate(data, &mut cache, &mut FuzzHost::default());
+    assert_eq!(
+        serde_json::to_vec(&again).expect("the validation response serialises"),
+        first,
+        "cached settings changed the answer"
+    );
     if let Ok(response) = admission::verify_images(data, &mut cache, &mut FuzzHost::default()) {
         serde_json::to_vec(&response).expect("the verify_images response serialises");
     }

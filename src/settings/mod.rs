@@ -140,13 +140,33 @@ impl SettingsCache {
         self.last = Some(Rc::clone(&settings));
         Ok(settings)
     }
+
+    /// When `payload` ends with the cached settings as its last member
+    /// (`…,"settings":<cached text>}`, as Kubewarden's hosts and `cip` write it), the payload
+    /// before that member and the cached model: the caller then reads only the rest of the
+    /// payload, instead of scanning tens of KB of settings text to find where it ends
+    /// (docs/benchmarks.md). `None` when nothing is cached or the payload ends otherwise.
+    pub fn split_cached<'p>(&self, payload: &'p [u8]) -> Option<(&'p [u8], Rc<Settings>)> {
+        const MEMBER: &[u8] = b",\"settings\":";
+        let settings = self.last.as_ref()?;
+        let text = settings.source.as_bytes();
+        let body = payload.strip_suffix(b"}")?;
+        let at = body.len().checked_sub(text.len())?;
+        let (head, tail) = body.split_at(at);
+        (same_bytes(tail, text) && head.ends_with(MEMBER))
+            .then(|| (&head[..head.len() - MEMBER.len()], Rc::clone(settings)))
+    }
 }
 
 /// `a == b`, eight bytes at a time. The settings (tens of KB with their keys) come with every
 /// request and are compared with the cached text each time; in wasm `memcmp` compares one byte
 /// per step, which made this comparison ≈ 10 % of a warm evaluation (docs/benchmarks.md).
 fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_text`] on bytes.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -200,6 +220,11 @@ fn prefix_or_settings(prefix: &str) -> &str {
 }
 
 impl Settings {
+    /// The settings text this model was read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Parses settings JSON into the validated model, every policy whole (no deep key checks):
     /// [`Settings::parse_lazy`], then the authorities and `spec.policy` of every policy.
     pub fn parse(json: &str) -> Result<Self, SettingsError> {

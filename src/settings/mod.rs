@@ -220,8 +220,9 @@ fn prefix_or_settings(prefix: &str) -> &str {
 }
 
 impl Settings {
-    /// The settings text this model was read from.
-    pub fn source(&self) -> &str {
+    /// The settings text this model was read from (tests compare models by it).
+    #[cfg(test)]
+    pub(crate) fn source(&self) -> &str {
         &self.source
     }
 

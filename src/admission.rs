@@ -115,7 +115,9 @@ enum PayloadError {
 /// the cached text, only the rest is read: the payload minus its last member, closed with `}`,
 /// read as an object with a `request` and no other `settings`. That object plus the member
 /// `"settings": <cached text>` is exactly the payload (a JSON object is its members separated by
-/// commas), so the answer is the one of reading the payload whole, which is done otherwise.
+/// commas), so the answer is the one of reading the payload whole. Otherwise (a fresh instance,
+/// new settings) [`read_request_first`] reads a payload written as hosts write it with one scan
+/// of the settings, and any other payload is read whole.
 fn read_payload(payload: &[u8], cache: &mut SettingsCache) -> Result<(AdmissionRequest, Rc<Settings>), PayloadError> {
     if let Some((head, settings)) = cache.split_cached(payload) {
         let mut members = Vec::with_capacity(head.len() + 1);
@@ -129,7 +131,60 @@ fn read_payload(payload: &[u8], cache: &mut SettingsCache) -> Result<(AdmissionR
             return Ok((request, settings));
         }
     }
+    if let Some(read) = read_request_first(payload, cache) {
+        return Ok(read);
+    }
     read_whole_payload(payload, cache)
+}
+
+/// A payload written as `{"request":R,"settings":S}` (Kubewarden's hosts and `cip` write it so),
+/// read with one scan of the settings `S` instead of two: `R` is read as the first value of
+/// the payload past `{"request":`, and what follows it, past `,"settings":` and up to the last
+/// `}`, is read as the settings ([`SettingsCache::get`] reads a text that is exactly one JSON
+/// value, surrounded by JSON whitespace at most). When all of that succeeds the payload is that
+/// object of two members, and reading it whole gives the same request and settings (property
+/// test `reading_request_first_is_reading_whole`). `None` when any step fails: the payload is
+/// then read whole, which gives the answer, or the error, of every other payload. So is a
+/// request nested deeper than [`MAX_REQUEST_FIRST_DEPTH`]: read whole it sits one level deeper,
+/// where serde_json's recursion limit (128) may refuse it.
+fn read_request_first(payload: &[u8], cache: &mut SettingsCache) -> Option<(AdmissionRequest, Rc<Settings>)> {
+    const REQUEST: &[u8] = b"{\"request\":";
+    const SETTINGS: &[u8] = b",\"settings\":";
+    let members = payload.strip_prefix(REQUEST)?.strip_suffix(b"}")?;
+    let mut values = serde_json::Deserializer::from_slice(members).into_iter::<AdmissionRequest>();
+    let request = values.next()?.ok()?;
+    let (request_text, rest) = members.split_at(values.byte_offset());
+    if nesting_depth(request_text) > MAX_REQUEST_FIRST_DEPTH {
+        return None;
+    }
+    let settings = rest.strip_prefix(SETTINGS)?;
+    let text = std::str::from_utf8(settings).ok()?;
+    let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    let settings = cache.get(text).ok()?;
+    Some((request, settings))
+}
+
+/// Deepest nesting of a request [`read_request_first`] reads, well below serde_json's limit.
+const MAX_REQUEST_FIRST_DEPTH: usize = 100;
+
+/// How deeply arrays and objects nest in `json`, a valid JSON text (brackets within strings
+/// are not counted).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for &b in json {
+        match (in_string, b) {
+            (true, _) if escaped => escaped = false,
+            (true, b'\\') => escaped = true,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// [`read_payload`] reading every member, the settings included.
@@ -434,6 +489,29 @@ mod tests {
         );
     }
 
+    /// A request nested as deeply as serde_json allows at the top level is one level too deep
+    /// inside the payload: refused as when read whole, not read first.
+    #[test]
+    fn a_request_nested_too_deeply_for_the_payload_is_refused_as_when_read_whole() {
+        for depth in [90, 100, 101, 126, 127, 130] {
+            let nested = format!("{}{}", "[".repeat(depth - 1), "]".repeat(depth - 1));
+            let request = format!(r#"{{"kind":{{"kind":"Pod"}},"object":{nested}}}"#);
+            assert_eq!(nesting_depth(request.as_bytes()), depth);
+            let payload = format!(r#"{{"request":{request},"settings":{SETTINGS}}}"#);
+            let first = outcome(read_payload(payload.as_bytes(), &mut SettingsCache::default()));
+            let whole = outcome(read_whole_payload(payload.as_bytes(), &mut SettingsCache::default()));
+            assert_eq!(first, whole, "depth {depth}");
+            // `object` is read as a `Value`: 127 levels, 128 with the payload's, are refused.
+            assert_eq!(first.is_ok(), depth < 127, "depth {depth}: {first:?}");
+        }
+    }
+
+    #[test]
+    fn nesting_depth_skips_brackets_in_strings() {
+        assert_eq!(nesting_depth(br#"{"a":"[[{\"}","b":[{}]}"#), 3);
+        assert_eq!(nesting_depth(b"1"), 0);
+    }
+
     #[test]
     fn a_second_settings_member_is_refused_as_when_read_whole() {
         for second in ["null", "{}", SETTINGS] {
@@ -518,7 +596,7 @@ mod tests {
     /// settings as last member.
     fn payload() -> impl Strategy<Value = String> {
         let member = (
-            prop_oneof![Just("x"), Just("settings"), Just("request")],
+            prop_oneof![Just("x"), Just("settings"), Just("Settings"), Just("request")],
             prop_oneof![json_value().prop_map(|v| v.to_string()), request_json()],
         )
             .prop_map(|(key, value)| format!(",\"{key}\":{value}"));
@@ -529,6 +607,8 @@ mod tests {
             prop_oneof![
                 3 => Just(format!(",\"settings\":{SETTINGS}}}")),
                 1 => Just(",\"settings\":{}}".to_owned()),
+                1 => Just(format!(",\"Settings\":{SETTINGS}}}")),
+                1 => Just(format!(",\"settings\": {SETTINGS}\n}}")),
                 1 => Just("}".to_owned()),
             ],
             prop_oneof![3 => Just(None), 1 => (any::<prop::sample::Index>(), splice).prop_map(Some)],
@@ -556,6 +636,18 @@ mod tests {
             let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
             let whole = outcome(read_whole_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
             prop_assert_eq!(fast, whole);
+        }
+
+        /// With nothing cached (a fresh instance), reading a payload with the request first
+        /// gives what reading it whole gives, and so does reading it again (settings cached).
+        #[test]
+        fn reading_request_first_is_reading_whole(payload in payload()) {
+            let mut cache = SettingsCache::default();
+            let first = outcome(read_payload(payload.as_bytes(), &mut cache));
+            let whole = outcome(read_whole_payload(payload.as_bytes(), &mut SettingsCache::default()));
+            prop_assert_eq!(&first, &whole);
+            let again = outcome(read_payload(payload.as_bytes(), &mut cache));
+            prop_assert_eq!(again, whole);
         }
     }
 }

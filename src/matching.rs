@@ -35,14 +35,21 @@
 use std::collections::BTreeMap;
 
 use crate::glob::{PathGlob, Tail, segment_matches};
-use crate::reference::{DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normalise_registry};
+use crate::reference::{
+    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normalise_registry, valid_registry,
+};
 
 #[cfg(test)]
 mod reference_impl;
 
 /// Characters an image glob may contain: those of image references, plus `*`.
 fn is_glob_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@' | '*')
+    u8::try_from(c).is_ok_and(is_glob_byte)
+}
+
+/// [`is_glob_char`] of a byte (a byte of a multi-byte character is none of these).
+fn is_glob_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@' | b'*')
 }
 
 /// A normalised image glob: the glob, parsed once, and how its last segment is read (a glob
@@ -60,6 +67,30 @@ pub struct ImageGlob {
 }
 
 impl ImageGlob {
+    /// The glob whose normalised text is `full`: parsed once, its last segment read as it
+    /// names repositories or not. `None` if `full` does not parse.
+    fn from_normal(full: String) -> Option<Self> {
+        let last = full.rsplit('/').next().unwrap_or_default();
+        // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
+        let tail = if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
+            Tail::AsWritten
+        } else if last.contains('*') {
+            Tail::AsWrittenTagOrDigest
+        } else {
+            Tail::TagOrDigest
+        };
+        let bare_prefix = match full.find('*') {
+            Some(star) if star > 0 && full[star..].split('/').all(|segment| segment == "**") => Some(star - 1),
+            _ => None,
+        };
+        let glob = PathGlob::parse_owned(full).ok()?;
+        Some(Self {
+            glob,
+            tail,
+            bare_prefix,
+        })
+    }
+
     /// The patterns the glob stands for, as text: `{full}:*` and `{full}@*` for a glob naming
     /// repositories, then `{full}` unless that glob names no repository by itself. Built only for
     /// the settings' syntax check, whose messages quote them.
@@ -88,6 +119,9 @@ impl ImageGlob {
 /// (one allocation) is parsed once (one more, its segments). When the glob names repositories
 /// its [`ImageGlob`] covers them as written, at any tag, and by digest.
 pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
+    if let Some(normal) = normal_as_written(glob) {
+        return Ok(normal);
+    }
     if glob.is_empty() {
         return Err("the glob is empty".to_owned());
     }
@@ -124,28 +158,34 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
         full.push_str("library/");
     }
     full.push_str(path);
-    let last = full.rsplit('/').next().unwrap_or_default();
-    // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
-    let tail = if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
-        Tail::AsWritten
-    } else if last.contains('*') {
-        Tail::AsWrittenTagOrDigest
-    } else {
-        Tail::TagOrDigest
-    };
     // The glob parsed, and normalising leaves its segments valid (a registry segment stays
     // non-empty and without `/` or a partial `**`); were it refused here, covering every image is
     // the failure that fails closed.
-    let bare_prefix = match full.find('*') {
-        Some(star) if star > 0 && full[star..].split('/').all(|segment| segment == "**") => Some(star - 1),
-        _ => None,
-    };
-    let glob = PathGlob::parse_owned(full).unwrap_or_else(|_| PathGlob::everything());
-    Ok(ImageGlob {
-        glob,
-        tail,
-        bare_prefix,
-    })
+    Ok(ImageGlob::from_normal(full).unwrap_or_else(|| ImageGlob {
+        glob: PathGlob::everything(),
+        tail: Tail::AsWritten,
+        bare_prefix: None,
+    }))
+}
+
+/// The glob most policies write, `host.name[:port]/path…` with a host in normal form (lower
+/// case, a `.` or `:`, no wildcard, no `:443`, not Docker Hub, valid), is its own normal form:
+/// parsed as it is, with one pass over it for the characters and one for the segments. `None`
+/// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
+/// which gives the same answer to these (property test `normalisation_is_unchanged`).
+fn normal_as_written(glob: &str) -> Option<ImageGlob> {
+    let slash = glob.bytes().position(|b| b == b'/')?;
+    let host = &glob[..slash];
+    let normal_host = host.bytes().all(|b| b != b'*' && !b.is_ascii_uppercase())
+        && host.contains(['.', ':'])
+        && !host.ends_with(":443")
+        && host != DOCKER_HUB
+        && !DOCKER_HUB_ALIASES.contains(&host)
+        && valid_registry(host);
+    if !normal_host || !glob.bytes().all(is_glob_byte) {
+        return None;
+    }
+    ImageGlob::from_normal(glob.to_owned())
 }
 
 /// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string

@@ -195,7 +195,8 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     Ok(lower)
 }
 
-fn valid_registry(host_port: &str) -> bool {
+/// Whether `host_port` is a registry host, with an optional port (already lower case).
+pub(crate) fn valid_registry(host_port: &str) -> bool {
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         // [IPv6]:port
         match rest.split_once(']') {

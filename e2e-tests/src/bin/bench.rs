@@ -18,6 +18,10 @@
 //! `cip run`), `BENCH_MODE=warm` or `fresh` only one of its two runs, and
 //! `BENCH_WRAPPER="perf record -g -o perf.data --"` runs each `cip bench` under that command
 //! (with `CIP_PROFILER=perfmap` for the module's function names).
+//!
+//! To compare modules on a noisy machine: `BENCH_MODULES=a.wasm:b.wasm` measures each scenario
+//! with each module in turn, `BENCH_ROUNDS` times (rows tagged with the module's file name);
+//! compare the smallest minimum of each.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,7 +114,14 @@ impl Setup {
 
     /// `cip bench` on one scenario: min and median of the evaluation and median of the time in
     /// host callbacks, in µs, and whether the request was accepted.
-    fn bench(&self, request: &Path, settings: &Path, fresh: bool, iterations: &str) -> Result<(f64, f64, f64, bool)> {
+    fn bench(
+        &self,
+        module: &Path,
+        request: &Path,
+        settings: &Path,
+        fresh: bool,
+        iterations: &str,
+    ) -> Result<(f64, f64, f64, bool)> {
         let mut command = self.cip();
         command
             .args([
@@ -131,7 +142,7 @@ impl Setup {
         if fresh {
             command.arg("--fresh-instances");
         }
-        let output = command.arg(&self.policy).output().context("running cip bench")?;
+        let output = command.arg(module).output().context("running cip bench")?;
         if !output.status.success() {
             bail!("cip bench failed: {}", String::from_utf8_lossy(&output.stderr));
         }
@@ -220,6 +231,15 @@ fn main() -> Result<()> {
         "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | answer",
         "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty"
     );
+    let modules: Vec<PathBuf> = match std::env::var_os("BENCH_MODULES") {
+        Some(list) => std::env::split_paths(&list).collect(),
+        None => vec![setup.policy.clone()],
+    };
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let tagged = modules.len() > 1 || rounds > 1;
     let only = std::env::var("BENCH_ONLY").ok();
     let mode = std::env::var("BENCH_MODE").ok();
     let chosen = |containers: usize, policies: usize| {
@@ -228,32 +248,41 @@ fn main() -> Result<()> {
     };
     for containers in CONTAINERS {
         let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;
-        let mut empty_fresh = f64::NAN;
+        // Per module: the fresh-instance minimum with empty settings.
+        let mut empty_fresh = vec![f64::NAN; modules.len()];
         for policies in POLICIES {
             if !chosen(containers, policies) {
                 continue;
             }
             let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
-            // `BENCH_MODE` names the one run to make; a run not made prints NaN.
-            let run = |fresh: bool, iterations: &str| match mode.as_deref() {
-                Some("warm") if fresh => Ok(None),
-                Some("fresh") if !fresh => Ok(None),
-                _ => setup.bench(&request, &settings, fresh, iterations).map(Some),
-            };
-            let warm = run(false, &warm_iterations)?;
-            let fresh = run(true, &fresh_iterations)?;
-            let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
-            let accepted = warm.or(fresh).unwrap_or(skipped).3;
-            let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
-            let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
-            if policies == 0 {
-                empty_fresh = fresh_min;
+            for (round, (index, module)) in
+                (1..=rounds).flat_map(|round| modules.iter().enumerate().map(move |m| (round, m)))
+            {
+                // `BENCH_MODE` names the one run to make; a run not made prints NaN.
+                let run = |fresh: bool, iterations: &str| match mode.as_deref() {
+                    Some("warm") if fresh => Ok(None),
+                    Some("fresh") if !fresh => Ok(None),
+                    _ => setup.bench(module, &request, &settings, fresh, iterations).map(Some),
+                };
+                let warm = run(false, &warm_iterations)?;
+                let fresh = run(true, &fresh_iterations)?;
+                let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
+                let accepted = warm.or(fresh).unwrap_or(skipped).3;
+                let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
+                let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
+                if policies == 0 {
+                    empty_fresh[index] = fresh_min;
+                }
+                if tagged {
+                    let name = module.file_name().unwrap_or_default().to_string_lossy();
+                    print!("{name} round {round}: ");
+                }
+                println!(
+                    "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
+                    fresh_min / empty_fresh[index],
+                    if accepted { "accepted" } else { "rejected" }
+                );
             }
-            println!(
-                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
-                fresh_min / empty_fresh,
-                if accepted { "accepted" } else { "rejected" }
-            );
         }
     }
 

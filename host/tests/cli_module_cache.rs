@@ -1,7 +1,10 @@
 //! `cip run` keeps compiled modules in `$CIP_CACHE_DIR/compiled`: a second run deserialises the
 //! module instead of compiling it; an entry that is truncated, corrupted or made for another
 //! module is discarded and rebuilt, never used; `--no-module-cache` neither reads nor writes it.
-//! (Which path was taken is read from `-v` logs, never from timings.)
+//! (Which path was taken is read from `-v` logs, never from timings.) The policy module shows the
+//! cache at work; the tests that compile again and again use the tiny waPC guest of the
+//! runtime tests (`fixtures/test-policy.wat`): compiling the 2 MB module ten times in a debug
+//! build made this the slowest test binary of CI (≈ 70 s).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -14,6 +17,11 @@ const DISCARDED: &str = "compiled-module cache entry discarded";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// A waPC guest that compiles in milliseconds (its `validate` rejects with code 418).
+fn tiny_guest() -> PathBuf {
+    fixture("test-policy.wat")
 }
 
 fn policy() -> PathBuf {
@@ -76,7 +84,7 @@ fn a_second_run_uses_the_compiled_module() {
 #[test]
 fn no_module_cache_neither_reads_nor_writes() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let (_, log) = run(cache.path(), &policy(), &["--no-module-cache"]);
+    let (_, log) = run(cache.path(), &tiny_guest(), &["--no-module-cache"]);
     assert!(!log.contains(STORED) && !log.contains(LOADED), "{log}");
     assert!(entries(cache.path()).is_empty());
 }
@@ -84,14 +92,15 @@ fn no_module_cache_neither_reads_nor_writes() {
 #[test]
 fn truncated_corrupted_and_foreign_entries_are_discarded_and_rebuilt() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let (expected, _) = run(cache.path(), &policy(), &[]);
+    let (expected, _) = run(cache.path(), &tiny_guest(), &[]);
+    assert_eq!(expected["status"]["code"], 418, "the tiny guest answered: {expected}");
     let entry = entries(cache.path()).pop().expect("one entry");
     let good = std::fs::read(&entry).expect("entry");
 
-    // The same module with one more custom section: other bytes, so another key.
-    let other_module = cache.path().join("other.wasm");
-    let mut bytes = std::fs::read(policy()).expect("module");
-    bytes.extend_from_slice(&[0, 5, 4, b't', b'e', b's', b't']);
+    // The same module with one more comment: other bytes, so another key.
+    let other_module = cache.path().join("other.wat");
+    let mut bytes = std::fs::read(tiny_guest()).expect("module");
+    bytes.extend_from_slice(b"\n;; another module\n");
     std::fs::write(&other_module, &bytes).expect("write");
     run(cache.path(), &other_module, &[]);
     let foreign = entries(cache.path())
@@ -118,13 +127,13 @@ fn truncated_corrupted_and_foreign_entries_are_discarded_and_rebuilt() {
         ("garbage", vec![0xAB; good.len()]),
     ] {
         std::fs::write(&entry, &content).expect("write");
-        let (response, log) = run(cache.path(), &policy(), &[]);
+        let (response, log) = run(cache.path(), &tiny_guest(), &[]);
         assert!(log.contains(DISCARDED), "{what}: {log}");
         assert!(!log.contains(LOADED), "{what}: {log}");
         assert!(log.contains(STORED), "{what}: {log}");
         assert_eq!(response, expected, "{what}");
         assert_eq!(std::fs::read(&entry).expect("entry"), good, "{what}: rebuilt as it was");
-        let (_, log) = run(cache.path(), &policy(), &[]);
+        let (_, log) = run(cache.path(), &tiny_guest(), &[]);
         assert!(log.contains(LOADED), "{what}: the rebuilt entry is used: {log}");
     }
 }

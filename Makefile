@@ -157,9 +157,9 @@ image-tools: ## umoci, skopeo and file (Debian): the provider image without a co
 
 .PHONY: image-oci
 image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
-	@# Only the final link is static (-C target-feature=+crt-static). Built alone, cip resolves a
-	@# few features differently from the workspace (testkit's sigstore/sign, the policy crate's
-	@# rsa/pem): those crates and their dependents (~35) are compiled once more, the rest reused.
+	@# Only the final link is static (-C target-feature=+crt-static). Built alone, cip resolves
+	@# every dependency as the workspace's test build does (host/Cargo.toml declares the features
+	@# other members enable), so the two builds share every crate but cip itself.
 	$(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
 	@mkdir -p target/image
 	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use crate::glob::{PathGlob, Tail, segment_matches};
 use crate::reference::{
-    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normalise_registry, valid_registry,
+    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, is_normal_registry, looks_like_registry, normalise_registry,
 };
 
 #[cfg(test)]
@@ -67,6 +67,15 @@ pub struct ImageGlob {
 }
 
 impl ImageGlob {
+    /// `**`: covers every image.
+    fn everything() -> Self {
+        Self {
+            glob: PathGlob::everything(),
+            tail: Tail::AsWritten,
+            bare_prefix: None,
+        }
+    }
+
     /// The glob whose normalised text is `full`: parsed once, its last segment read as it
     /// names repositories or not. `None` if `full` does not parse.
     fn from_normal(full: String) -> Option<Self> {
@@ -132,11 +141,7 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
     }
     PathGlob::check(glob).map_err(|e| e.to_string())?;
     if glob == "**" {
-        return Ok(ImageGlob {
-            glob: PathGlob::everything(),
-            tail: Tail::AsWritten,
-            bare_prefix: None,
-        });
+        return Ok(ImageGlob::everything());
     }
     // Room for `docker.io/library/` before a glob without a registry.
     let capacity = glob.len() + DOCKER_HUB.len() + "/library/".len();
@@ -161,27 +166,20 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
     // The glob parsed, and normalising leaves its segments valid (a registry segment stays
     // non-empty and without `/` or a partial `**`); were it refused here, covering every image is
     // the failure that fails closed.
-    Ok(ImageGlob::from_normal(full).unwrap_or_else(|| ImageGlob {
-        glob: PathGlob::everything(),
-        tail: Tail::AsWritten,
-        bare_prefix: None,
-    }))
+    Ok(ImageGlob::from_normal(full).unwrap_or_else(ImageGlob::everything))
 }
 
-/// The glob most policies write, `host.name[:port]/path…` with a host in normal form (lower
-/// case, a `.` or `:`, no wildcard, no `:443`, not Docker Hub, valid), is its own normal form:
+/// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
+/// ([`is_normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is its
+/// own normal form:
 /// parsed as it is, with one pass over it for the characters and one for the segments. `None`
 /// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
 /// which gives the same answer to these (property test `normalisation_is_unchanged`).
 fn normal_as_written(glob: &str) -> Option<ImageGlob> {
     let slash = glob.bytes().position(|b| b == b'/')?;
     let host = &glob[..slash];
-    let normal_host = host.bytes().all(|b| b != b'*' && !b.is_ascii_uppercase())
-        && host.contains(['.', ':'])
-        && !host.ends_with(":443")
-        && host != DOCKER_HUB
-        && !DOCKER_HUB_ALIASES.contains(&host)
-        && valid_registry(host);
+    // A `*` in the first segment is no registry: such a glob matches every spelling.
+    let normal_host = !host.contains('*') && host != DOCKER_HUB && is_normal_registry(host);
     if !normal_host || !glob.bytes().all(is_glob_byte) {
         return None;
     }

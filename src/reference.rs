@@ -195,8 +195,19 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     Ok(lower)
 }
 
-/// Whether `host_port` is a registry host, with an optional port (already lower case).
-pub(crate) fn valid_registry(host_port: &str) -> bool {
+/// Whether [`normalise_registry`] leaves `registry` as it is: lower case, a `.` or `:` (not a
+/// Docker Hub namespace), no `:443` to drop, not a Docker Hub alias, a valid host. Lets a glob
+/// written in normal form skip the copy (property test
+/// `a_registry_in_normal_form_is_its_own_normal_form`).
+pub(crate) fn is_normal_registry(registry: &str) -> bool {
+    !registry.bytes().any(|b| b.is_ascii_uppercase())
+        && registry.contains(['.', ':'])
+        && !registry.ends_with(":443")
+        && !DOCKER_HUB_ALIASES.contains(&registry)
+        && valid_registry(registry)
+}
+
+fn valid_registry(host_port: &str) -> bool {
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         // [IPv6]:port
         match rest.split_once(']') {
@@ -286,6 +297,25 @@ pub fn parse_digest(digest: &str) -> Result<String, ReferenceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// A registry [`is_normal_registry`] accepts is normalised to itself; hosts, ports,
+        /// aliases, upper case and `:443` drawn so that both answers occur.
+        #[test]
+        fn a_registry_in_normal_form_is_its_own_normal_form(
+            registry in prop_oneof![
+                "[a-zA-Z0-9.:-]{1,12}",
+                "(localhost|r\\.io|R\\.io|127\\.0\\.0\\.1|docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io|\\[::1\\])(:443|:5000|:)?",
+            ]
+        ) {
+            if is_normal_registry(&registry) {
+                prop_assert_eq!(normalise_registry(Some(&registry)), Ok(registry.clone()));
+            }
+        }
+    }
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

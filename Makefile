@@ -25,6 +25,8 @@ export CIP_POLICY_WASM := $(CURDIR)/policy.wasm
 .PHONY: setup
 setup: ## Install the wasm target and the Debian packages the build and tests use.
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@# clippy-driver lints make test's build (scripts/clippy-rustc); rustfmt checks the format.
+	@clippy-driver -V >/dev/null 2>&1 && rustfmt -V >/dev/null 2>&1 || rustup component add clippy rustfmt
 	@missing=""; \
 	 command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
@@ -165,16 +167,21 @@ image-tools: ## umoci, skopeo and file (Debian): the provider image without a co
 	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	 fi
 
-.PHONY: image-oci
-image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
-	@# Only the final link is static (-C target-feature=+crt-static). Built alone, cip resolves
-	@# every dependency as the workspace's test build does (host/Cargo.toml declares the features
-	@# other members enable), so the two builds share every crate but cip itself.
-	$(IMAGE_CARGO_ENV) $(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
+# The provider image's steps, from a built policy.wasm; $(1) goes before cargo (make test passes
+# $(LINTED)). Only the final link is static (-C target-feature=+crt-static). Built alone, cip
+# resolves every dependency as the workspace's test build does (host/Cargo.toml declares the
+# features other members enable), so the two builds share every crate but cip's binary.
+define build-image-oci
+	$(1) $(CARGO) rustc --quiet $(if $(RELEASE),--release) -p cip --bin cip -- -C target-feature=+crt-static
 	@mkdir -p target/image
 	cp target/$(if $(RELEASE),release,debug)/cip target/image/cip
 	target/image/cip annotate -m metadata.yml -u README.md -o target/image/policy.wasm policy.wasm
 	scripts/build-image.sh target/image/cip target/image/policy.wasm $(IMAGE_OCI)
+endef
+
+.PHONY: image-oci
+image-oci: image-tools policy.wasm ## The provider image (Containerfile's) as an OCI layout in target/image/oci; RELEASE=1 optimises cip.
+	$(call build-image-oci,)
 
 .PHONY: image
 image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_REPO:TAG (no container daemon).
@@ -182,10 +189,12 @@ image: image-oci ## Build the provider image and push it to REGISTRY as IMAGE_RE
 		$(if $(filter 127.0.0.1:% localhost:%,$(REGISTRY)),--insecure)
 
 .PHONY: test
-# image-oci, when `make test` builds it, shares the linted build's crates (cip's own included).
-test: IMAGE_CARGO_ENV = $(LINTED)
-test: setup check-format check-deploy check-artifacthub policy.wasm image-oci sigstore-python sigstore-node ## Everything CI runs: checks, the provider image, every target built with clippy's lints (warnings denied), then the tests.
+# One cargo build compiles every target (two cores kept busy: the host's dependency chain and the
+# test crates overlap); the provider image then only links cip statically from the same linted
+# crates (host/tests/provider_image.rs reads it), and the tests run.
+test: setup check-format check-deploy check-artifacthub policy.wasm image-tools sigstore-python sigstore-node ## Everything CI runs: checks, every target built with clippy's lints (warnings denied), the provider image, then the tests.
 	$(LINTED) $(CARGO) build --workspace --all-targets
+	$(call build-image-oci,$(LINTED))
 	$(LINTED) $(CARGO) test --workspace
 
 .PHONY: demo

@@ -8,7 +8,9 @@
 //! path. Container `i` runs `team<i>/app:v1`; with `P` policies, policy `j` covers the teams
 //! `i` with `i % P == j` (two key authorities, the first a key that signed nothing, as during
 //! a key rotation), so every image is covered by exactly one policy and a policy beyond the
-//! 50th covers nothing. 0 policies is empty settings (`{}`: images covered by no policy are
+//! 50th covers nothing. With `BENCH_ROTATION=off` each policy has the current key only (one host
+//! call per covered image instead of three: the rotated-out key's legacy and bundle look-ups
+//! fail first). 0 policies is empty settings (`{}`: images covered by no policy are
 //! admitted with a warning).
 //!
 //! Last, `cip run` as a whole process on 10 containers × 20 policies: cold (empty compiled-module
@@ -39,6 +41,8 @@ struct Setup {
     policy: PathBuf,
     host: String,
     key_pem: String,
+    /// Each policy lists a rotated-out key before the current one (`BENCH_ROTATION`, default on).
+    rotation: bool,
     work: tempfile::TempDir,
     sources: PathBuf,
 }
@@ -62,7 +66,13 @@ impl Setup {
                     .map(|i| json!({"glob": format!("{host}/team{i}/**")}))
                     .collect();
                 globs.push(json!({"glob": format!("{host}/shared/team{j}-*")}));
-                let previous = testkit::KeyPair::ecdsa_p256()?.public_key_pem().to_owned();
+                let current = json!({"name": "current-key", "key": {"data": self.key_pem}});
+                let authorities = if self.rotation {
+                    let previous = testkit::KeyPair::ecdsa_p256()?.public_key_pem().to_owned();
+                    vec![json!({"name": "previous-key", "key": {"data": previous}}), current]
+                } else {
+                    vec![current]
+                };
                 Ok(json!({
                     "apiVersion": "policy.sigstore.dev/v1beta1",
                     "kind": "ClusterImagePolicy",
@@ -70,10 +80,7 @@ impl Setup {
                     "spec": {
                         "match": [{"namespaces": ["production", format!("team{j}-*")]}],
                         "images": globs,
-                        "authorities": [
-                            {"name": "previous-key", "key": {"data": previous}},
-                            {"name": "current-key", "key": {"data": self.key_pem}}
-                        ],
+                        "authorities": authorities,
                         "mode": "enforce"
                     }
                 }))
@@ -215,6 +222,7 @@ fn main() -> Result<()> {
         policy,
         host,
         key_pem: key.public_key_pem().to_owned(),
+        rotation: std::env::var("BENCH_ROTATION").as_deref() != Ok("off"),
         work,
         sources,
     };
@@ -222,6 +230,14 @@ fn main() -> Result<()> {
     println!(
         "policy.wasm: {} bytes",
         std::fs::metadata(&setup.policy).context("policy.wasm")?.len()
+    );
+    println!(
+        "authorities per policy: {}",
+        if setup.rotation {
+            "a rotated-out key, then the current key (BENCH_ROTATION=off: the current key only)"
+        } else {
+            "the current key only (BENCH_ROTATION=off)"
+        }
     );
     println!(
         "validate through `cip bench`, host answers cached; min / median of {warm_iterations} (warm) and {fresh_iterations} (fresh) evaluations, µs"

@@ -90,9 +90,11 @@ lint: check-format ## Formatting and clippy, warnings are errors.
 
 # `make test` lints while it builds: every workspace member is compiled by clippy-driver with
 # warnings denied (scripts/clippy-rustc as cargo's RUSTC_WORKSPACE_WRAPPER), which reports what
-# `make lint` reports without compiling every dependency a second time in check mode (≈ 15 of a
-# cold CI run's minutes on 2 cores). Only host-side builds use it: the wasm module is built by
-# rustc alone (clippy-driver turns MIR optimisations off).
+# `make lint` reports without compiling every dependency a second time in check mode
+# (docs/benchmarks.md, "CI time"). Only the debug host-side build of `make test` uses it:
+# clippy-driver compiles with MIR optimisations and the debug null/alignment pointer checks off,
+# which is fine for tests of crates without raw-pointer code and never for what ships (the wasm
+# module and `make image RELEASE=1` are built by rustc alone).
 LINTED = RUSTC_WORKSPACE_WRAPPER=$(CURDIR)/scripts/clippy-rustc
 
 .PHONY: unit-tests

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Host, HostOptions, article, on_registry, pod, settings, within};
 use e2e_tests::with_keys;
 use serde_json::json;
-use testkit::{KeyPair, SlowServer, unused_local_addr};
+use testkit::{ClosedPort, KeyPair, SlowServer};
 
 /// Hang guard only: the host gives up after 1 s per registry round trip and 2 s per evaluation.
 const HANG_GUARD: Duration = Duration::from_secs(15);
@@ -71,8 +71,8 @@ fn enforce_refuses_warn_admits(host: &str, what: &str, names_registry: bool) -> 
 
 #[test]
 fn registry_down_enforce_refuses_and_warn_admits_with_a_warning() -> anyhow::Result<()> {
-    let closed = unused_local_addr()?;
-    enforce_refuses_warn_admits(&closed.to_string(), "registry refusing connections", true)
+    let closed = ClosedPort::new()?;
+    enforce_refuses_warn_admits(&closed.addr().to_string(), "registry refusing connections", true)
 }
 
 #[test]

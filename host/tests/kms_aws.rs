@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use provider_support::*;
 use serde::Deserialize as _;
 use serde_json::Value;
-use testkit::{AwsKey, MOTO_REGION, MotoServer, Registry, push_image, sign_with_external, unused_local_addr};
+use testkit::{
+    AwsKey, ClosedPort, MOTO_REGION, MotoServer, Registry, push_image, sign_with_external, unused_local_addr,
+};
 
 fn policy_wasm() -> String {
     std::env::var("CIP_POLICY_WASM").unwrap_or_else(|_| {
@@ -165,7 +167,8 @@ fn resolve_errors_name_the_key_and_write_nothing() -> TestResult {
     let encryption = moto.create_encryption_key()?;
     let dir = tempfile::tempdir()?;
     let host = moto.host();
-    let closed = unused_local_addr()?.to_string();
+    let closed_port = ClosedPort::new()?;
+    let closed = closed_port.addr().to_string();
     let cases = [
         (
             format!("awskms://{host}/1234abcd-12ab-34cd-56ef-1234567890ab"),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cip::kms::{KmsConfig, KmsError, KmsResolver, KmsUriError, Secret};
 use kms_support::*;
-use testkit::{OPENBAO_ROOT_TOKEN, OpenBao, SlowServer, unused_local_addr};
+use testkit::{ClosedPort, OPENBAO_ROOT_TOKEN, OpenBao, SlowServer};
 
 /// A configuration that reaches nothing by accident: no credentials, no metadata server.
 fn isolated() -> KmsConfig {
@@ -17,7 +17,10 @@ fn isolated() -> KmsConfig {
         timeout: Duration::from_secs(3),
         ..KmsConfig::default()
     };
-    config.gcp.metadata_host = unused_local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // One port held closed for the whole test binary: GCP's metadata server is never reached.
+    static METADATA: std::sync::OnceLock<ClosedPort> = std::sync::OnceLock::new();
+    let closed = METADATA.get_or_init(|| ClosedPort::new().expect("closed port"));
+    config.gcp.metadata_host = closed.addr().to_string();
     config
 }
 
@@ -153,7 +156,8 @@ async fn vault_without_address_or_reachable_server_says_so() -> TestResult {
     );
 
     let mut config = isolated();
-    config.vault.addr = Some(format!("http://{}", unused_local_addr()?));
+    let closed = ClosedPort::new()?;
+    config.vault.addr = Some(format!("http://{}", closed.addr()));
     config.vault.token = Some(Secret::new("s.secret-token"));
     let error = resolver(config).public_key("hashivault://cosign").await.unwrap_err();
     assert!(matches!(error, KmsError::Unreachable { .. }), "{error}");

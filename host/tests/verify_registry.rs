@@ -153,7 +153,9 @@ async fn successes_expire_after_the_success_ttl() {
 
 #[tokio::test]
 async fn a_registry_that_is_down_fails_at_once_with_its_address() {
-    let host = testkit::unused_local_addr().expect("free port").to_string();
+    // Held closed for the whole test: a registry started by a parallel test cannot take it.
+    let closed = testkit::ClosedPort::new().expect("closed port");
+    let host = closed.addr().to_string();
     let verifier = Verifier::new(config(&[&host], None)).expect("verifier");
     let key = KeyPair::ecdsa_p256().expect("key");
 

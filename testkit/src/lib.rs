@@ -3,7 +3,7 @@
 //! * [`Registry`]: Debian's `docker-registry` (distribution v2.8) on a free `127.0.0.1` port, killed and
 //!   deleted on drop. [`Registry::start_with`] + [`RegistryOptions`] serve HTTPS ([`Registry::ca_pem`]) and/or
 //!   require Basic credentials ([`Registry::docker_config_json`]); the testkit's own functions reach such
-//!   registries by host alone. [`unused_local_addr`] is a closed port ("registry down"), [`SlowServer`] accepts
+//!   registries by host alone. [`ClosedPort`] is a port held closed ("registry down"), [`SlowServer`] accepts
 //!   and never answers (timeouts), [`CountingProxy`] records requests (cache tests) and can delay or refuse
 //!   connections.
 //! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest), [`push_image_as`]
@@ -97,7 +97,9 @@ pub use kms::{AwsKey, MOTO_REGION, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};
-pub use registry::{REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr};
+pub use registry::{
+    ClosedPort, REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr,
+};
 pub use rekor::TestRekor;
 pub use sign::{
     annotations, certificate_signature_layer, key_signature_layer, sign_keyless, sign_with_certificate, sign_with_key,

@@ -361,12 +361,46 @@ fn write_support_files(dir: &Path, options: RegistryOptions) -> anyhow::Result<O
     Ok(Some(ca_cert.pem()))
 }
 
-/// A loopback address with nothing listening on it: connections are refused.
+/// A loopback port that was free a moment ago, for a server to bind right away.
 ///
-/// The port was free a moment ago; another process may take it later, so use it right away.
+/// Another process may take it in between; for a port that must stay closed ("registry
+/// down"), use [`ClosedPort`].
 pub fn unused_local_addr() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?)
+}
+
+/// A loopback port held closed for as long as this value lives: a TCP socket bound to it that
+/// never listens, so connections are refused and no other server (another test's registry,
+/// started in parallel) can bind the port meanwhile, which an address merely found free cannot
+/// promise.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl ClosedPort {
+    /// Binds a free loopback port without listening on it.
+    pub fn new() -> anyhow::Result<Self> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .context("creating a TCP socket")?;
+        let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        socket.bind(&any_port.into()).context("binding 127.0.0.1:0")?;
+        let addr = socket
+            .local_addr()?
+            .as_socket()
+            .context("the bound address is not an IP address")?;
+        Ok(Self { _socket: socket, addr })
+    }
+
+    /// The closed address (`127.0.0.1:port`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 #[cfg(test)]

@@ -78,10 +78,12 @@ fn parallel_registries_get_their_own_ports() -> anyhow::Result<()> {
 }
 
 #[test]
-fn unused_local_addr_refuses_connections() -> anyhow::Result<()> {
-    let addr = testkit::unused_local_addr()?;
-    let error = TcpStream::connect(addr).expect_err("nothing listens there");
+fn a_closed_port_refuses_connections_and_no_server_can_take_it() -> anyhow::Result<()> {
+    let closed = testkit::ClosedPort::new()?;
+    let error = TcpStream::connect(closed.addr()).expect_err("nothing listens there");
     assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
+    let taken = std::net::TcpListener::bind(closed.addr()).expect_err("the port is held");
+    assert_eq!(taken.kind(), ErrorKind::AddrInUse);
     Ok(())
 }
 

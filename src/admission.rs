@@ -255,7 +255,8 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
 
     // One decision per distinct image, in the order of first appearance.
     let mut verdicts: Vec<ImageVerdict> = Vec::new();
-    let mut by_image: HashMap<&str, usize> = HashMap::with_capacity(sites.len());
+    let mut by_image: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(sites.len(), foldhash::fast::RandomState::default());
     for site in &sites {
         by_image.entry(site.image.as_str()).or_insert_with(|| {
             verdicts.push(decide(&settings, &subject, &site.image, host));
@@ -280,7 +281,6 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         ));
     }
 
-    let warnings: Vec<String> = verdicts.iter().flat_map(|v| v.warnings.iter().cloned()).collect();
     let mut audit = HashMap::new();
     let unverified: Vec<&str> = verdicts
         .iter()
@@ -291,22 +291,29 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         audit.insert("unverified-images".to_owned(), unverified.join("; "));
     }
 
-    // The object is copied only when an image is pinned.
-    let mut mutated: Option<serde_json::Value> = None;
+    // The verdicts (which borrow the object) are taken apart: their warnings go to the answer,
+    // their pins into the request's own object (read for this evaluation alone, and not read
+    // again past this point), which is returned only when one was written.
+    let mut warnings = Vec::new();
+    let mut pins = Vec::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        warnings.extend(verdict.warnings);
+        pins.push(verdict.pin);
+    }
+    let mut object = request.object;
     let mut changed = false;
     if settings.pin_digests {
         for site in &sites {
             let pin = by_image
                 .get(site.image.as_str())
-                .and_then(|&i| verdicts.get(i))
-                .and_then(|v| v.pin.as_deref());
+                .and_then(|&i| pins.get(i))
+                .and_then(|pin| pin.as_deref());
             if let Some(digest) = pin {
-                let copy = mutated.get_or_insert_with(|| object.clone());
-                changed |= set_image(copy, &site.pointer, &format!("{}@{digest}", site.image));
+                changed |= set_image(&mut object, &site.pointer, &[site.image.as_str(), "@", digest].concat());
             }
         }
     }
-    accept(mutated.filter(|_| changed), warnings, audit)
+    accept(changed.then_some(object), warnings, audit)
 }
 
 /// The sites whose image the old object of an UPDATE did not hold: only those can make a
@@ -388,17 +395,14 @@ struct VerifyImagesPayload<'a> {
 
 /// The answer of `verify_images`.
 #[derive(Serialize)]
-pub struct VerifyImagesResponse {
-    pub results: Vec<ImageVerdict>,
+pub struct VerifyImagesResponse<'a> {
+    pub results: Vec<ImageVerdict<'a>>,
 }
 
 /// Decides each image as admission decides it in an object of the key's namespace, resource
-/// and labels.
-pub fn verify_images(
-    payload: &[u8],
-    cache: &mut SettingsCache,
-    host: &mut dyn HostCalls,
-) -> Result<VerifyImagesResponse, String> {
+/// and labels; the answer is the JSON text of a [`VerifyImagesResponse`] (whose verdicts borrow
+/// from the payload and the settings).
+pub fn verify_images(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCalls) -> Result<Vec<u8>, String> {
     let payload: VerifyImagesPayload<'_> =
         serde_json::from_slice(payload).map_err(|e| format!("cannot read the verify_images request: {e}"))?;
     let settings = cache
@@ -434,7 +438,7 @@ pub fn verify_images(
     if let Some(e) = results.iter().find_map(|v| v.invalid_settings.as_ref()) {
         return Err(format!("invalid policy settings: {e}"));
     }
-    Ok(VerifyImagesResponse { results })
+    serde_json::to_vec(&VerifyImagesResponse { results }).map_err(|e| format!("cannot encode the verdicts: {e}"))
 }
 
 #[cfg(test)]

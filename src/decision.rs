@@ -26,8 +26,11 @@ pub enum Verdict {
 
 /// What one authority said.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AuthorityOutcome {
-    pub name: String,
+pub struct AuthorityOutcome<'a> {
+    /// Borrowed from the settings, like every name of an outcome: a verdict lives for one
+    /// evaluation, and copying the names of every policy and authority it tried showed in the
+    /// profile of a warm evaluation.
+    pub name: &'a str,
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -35,11 +38,11 @@ pub struct AuthorityOutcome {
 
 /// What one policy said.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PolicyOutcome {
-    pub name: String,
+pub struct PolicyOutcome<'a> {
+    pub name: &'a str,
     pub mode: &'static str,
     pub passed: bool,
-    pub authorities: Vec<AuthorityOutcome>,
+    pub authorities: Vec<AuthorityOutcome<'a>>,
     /// Why `spec.policy` failed (it names the language and the conflict or the Rego rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
@@ -50,15 +53,15 @@ pub struct PolicyOutcome {
 
 /// The decision for one image (the `verify_images` wire format).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ImageVerdict {
-    pub image: String,
+pub struct ImageVerdict<'a> {
+    pub image: &'a str,
     pub namespace: String,
     pub verdict: Verdict,
     /// The digest the passing authorities verified.
     pub digest: Option<String>,
     /// Why the image is refused or warned about; empty when allowed without remark.
     pub message: String,
-    pub policies: Vec<PolicyOutcome>,
+    pub policies: Vec<PolicyOutcome<'a>>,
     /// One Kubernetes warning per failing `warn` policy.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -73,9 +76,14 @@ pub struct ImageVerdict {
 }
 
 /// Decides one image for a subject (namespace, resource, labels).
-pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mut dyn HostCalls) -> ImageVerdict {
+pub fn decide<'a>(
+    settings: &'a Settings,
+    subject: &Subject<'_>,
+    image: &'a str,
+    host: &mut dyn HostCalls,
+) -> ImageVerdict<'a> {
     let mut verdict = ImageVerdict {
-        image: image.to_owned(),
+        image,
         namespace: subject.namespace.to_owned(),
         verdict: Verdict::Allow,
         digest: None,
@@ -142,7 +150,7 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
                 Some(first) if *first != digest => {
                     outcome.passed = false;
                     outcome.authorities.push(AuthorityOutcome {
-                        name: "digest".to_owned(),
+                        name: "digest",
                         passed: false,
                         reason: Some(format!(
                             "verified digest {digest}, but another policy verified {first}: the tag moved during admission"
@@ -199,15 +207,15 @@ pub fn decide(settings: &Settings, subject: &Subject<'_>, image: &str, host: &mu
 
 /// Tries the policy's authorities in order until one passes; with `spec.policy`, tries them
 /// all and lets the policy decide over the results.
-fn evaluate_policy(
-    policy: &Policy,
-    body: &PolicyBody,
+fn evaluate_policy<'a>(
+    policy: &'a Policy,
+    body: &'a PolicyBody,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
-) -> (PolicyOutcome, Option<String>) {
+) -> (PolicyOutcome<'a>, Option<String>) {
     let mut outcome = PolicyOutcome {
-        name: policy.name.clone(),
+        name: &policy.name,
         mode: policy.mode.as_str(),
         passed: false,
         authorities: Vec::new(),
@@ -223,14 +231,14 @@ fn evaluate_policy(
             Ok(verified) => {
                 outcome.passed = true;
                 outcome.authorities.push(AuthorityOutcome {
-                    name: authority.name.clone(),
+                    name: &authority.name,
                     passed: true,
                     reason: None,
                 });
                 return (outcome, verified.digest);
             }
             Err(reason) => outcome.authorities.push(AuthorityOutcome {
-                name: authority.name.clone(),
+                name: &authority.name,
                 passed: false,
                 reason: Some(reason),
             }),
@@ -259,13 +267,13 @@ fn verify_authority(
 /// `spec.policy` (policy-controller's semantics): every authority is evaluated; with none
 /// passing the policy fails as without `spec.policy`; otherwise the CUE or Rego policy decides
 /// over `authorityMatches` and `authorizations`. Returns the verified digest when it passes.
-fn evaluate_policy_block(
-    body: &PolicyBody,
+fn evaluate_policy_block<'a>(
+    body: &'a PolicyBody,
     block: &PolicyBlock,
     reference: &ImageReference,
     subject: &Subject<'_>,
     host: &mut dyn HostCalls,
-    outcome: &mut PolicyOutcome,
+    outcome: &mut PolicyOutcome<'a>,
 ) -> Option<String> {
     let mut results = Vec::with_capacity(body.authorities.len());
     let mut digest: Option<String> = None;
@@ -286,7 +294,7 @@ fn evaluate_policy_block(
                 };
                 digest = digest.or(verified.digest);
                 outcome.authorities.push(AuthorityOutcome {
-                    name: authority.name.clone(),
+                    name: &authority.name,
                     passed: true,
                     reason: None,
                 });
@@ -294,7 +302,7 @@ fn evaluate_policy_block(
             }
             Err(reason) => {
                 outcome.authorities.push(AuthorityOutcome {
-                    name: authority.name.clone(),
+                    name: &authority.name,
                     passed: false,
                     reason: Some(reason),
                 });

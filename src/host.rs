@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
 use serde::Serialize;
 
-use crate::reference::parse_digest;
+use crate::reference::check_digest_owned;
 
 /// Binding, namespace and operation of one host capability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -241,7 +241,8 @@ fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u
     if !response.is_trusted {
         return Err("the host reported the signatures as not trusted".to_owned());
     }
-    parse_digest(&response.digest).map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
+    check_digest_owned(response.digest)
+        .map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! registries, the module decides. See `docs/wire-protocol.md` for every message exchanged.
 
 pub mod admission;
+mod ascii;
 pub mod authority;
 pub mod crypto;
 pub mod decision;
@@ -44,7 +45,12 @@ pub extern "C" fn wapc_init() {
 /// Admission: `{"request": AdmissionRequest, "settings": Settings}` → `ValidationResponse`.
 fn validate(payload: &[u8]) -> CallResult {
     let response = SETTINGS.with_borrow_mut(|cache| admission::validate(payload, cache, &mut Memo::new(WapcHost)));
-    Ok(serde_json::to_vec(&response)?)
+    // The answer (at most the request's object with pinned images, and messages) is nearly
+    // always smaller than the payload (the request and the settings): one allocation instead of
+    // a buffer grown by doubling; pages never written are never touched.
+    let mut answer = Vec::with_capacity(payload.len());
+    serde_json::to_writer(&mut answer, &response)?;
+    Ok(answer)
 }
 
 /// Settings check run once at load: shape, meaning, and every key, certificate and regexp.
@@ -73,8 +79,7 @@ fn validate_settings(payload: &[u8]) -> CallResult {
 
 /// Verdicts for `{image, namespace}` pairs, for Gatekeeper and `cip verify`.
 fn verify_images(payload: &[u8]) -> CallResult {
-    let response = SETTINGS
+    SETTINGS
         .with_borrow_mut(|cache| admission::verify_images(payload, cache, &mut Memo::new(WapcHost)))
-        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)?;
-    Ok(serde_json::to_vec(&response)?)
+        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
 }

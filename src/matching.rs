@@ -34,6 +34,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ascii;
 use crate::glob::{PathGlob, Tail, segment_matches};
 use crate::reference::{
     DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, is_normal_registry, looks_like_registry, normalise_registry,
@@ -79,17 +80,19 @@ impl ImageGlob {
     /// The glob whose normalised text is `full`: parsed once, its last segment read as it
     /// names repositories or not. `None` if `full` does not parse.
     fn from_normal(full: String) -> Option<Self> {
-        let last = full.rsplit('/').next().unwrap_or_default();
+        let last = &full[ascii::rfind(&full, b'/').map_or(0, |i| i + 1)..];
         // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
-        let tail = if last == "**" || last.contains([':', '@']) || last.ends_with('*') {
+        let tail = if last == "**" || last.bytes().any(|b| b == b':' || b == b'@') || last.ends_with('*') {
             Tail::AsWritten
-        } else if last.contains('*') {
+        } else if ascii::contains(last, b'*') {
             Tail::AsWrittenTagOrDigest
         } else {
             Tail::TagOrDigest
         };
-        let bare_prefix = match full.find('*') {
-            Some(star) if star > 0 && full[star..].split('/').all(|segment| segment == "**") => Some(star - 1),
+        let bare_prefix = match ascii::find(&full, b'*') {
+            Some(star) if star > 0 && ascii::split(&full[star..], b'/').all(|segment| segment == "**") => {
+                Some(star - 1)
+            }
             _ => None,
         };
         let glob = PathGlob::parse_owned(full).ok()?;
@@ -179,7 +182,7 @@ fn normal_as_written(glob: &str) -> Option<ImageGlob> {
     let slash = glob.bytes().position(|b| b == b'/')?;
     let host = &glob[..slash];
     // A `*` in the first segment is no registry: such a glob matches every spelling.
-    let normal_host = !host.contains('*') && host != DOCKER_HUB && is_normal_registry(host);
+    let normal_host = !ascii::contains(host, b'*') && host != DOCKER_HUB && is_normal_registry(host);
     if !normal_host || !glob.bytes().all(is_glob_byte) {
         return None;
     }

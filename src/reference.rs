@@ -13,6 +13,8 @@
 
 use std::fmt;
 
+use crate::ascii;
+
 /// The registry Docker Hub images live in, as written by the policy's users.
 pub const DOCKER_HUB: &str = "docker.io";
 pub(crate) const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
@@ -57,13 +59,13 @@ impl ImageReference {
         if input.is_empty() {
             return Err(ReferenceError::Empty);
         }
-        let (rest, digest) = match input.split_once('@') {
+        let (rest, digest) = match ascii::split_once(input, b'@') {
             Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
             None => (input, None),
         };
         // A tag is after the last ':' that follows the last '/', so a registry port is not a tag.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
+        let last_slash = ascii::rfind(rest, b'/').map_or(0, |i| i + 1);
+        let (name, tag) = match ascii::rfind(&rest[last_slash..], b':') {
             Some(i) => {
                 let tag = &rest[last_slash + i + 1..];
                 check_tag(tag)?;
@@ -76,10 +78,10 @@ impl ImageReference {
         if path.len() > MAX_NAME_LEN || name.len() > MAX_NAME_LEN {
             return Err(ReferenceError::NameTooLong);
         }
-        for component in path.split('/') {
+        for component in ascii::split(path, b'/') {
             check_path_component(component)?;
         }
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
+        let repository = if registry == DOCKER_HUB && !ascii::contains(path, b'/') {
             format!("library/{path}")
         } else {
             path.to_owned()
@@ -157,14 +159,14 @@ impl fmt::Display for ImageReference {
 /// with Docker's rule: the first component is a registry when it contains `.` or `:`, is
 /// `localhost`, or has upper-case letters.
 pub(crate) fn split_registry(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('/') {
+    match ascii::split_once(name, b'/') {
         Some((first, rest)) if looks_like_registry(first) => (Some(first), rest),
         _ => (None, name),
     }
 }
 
 pub(crate) fn looks_like_registry(component: &str) -> bool {
-    component.contains(['.', ':']) || component == "localhost" || component.chars().any(|c| c.is_ascii_uppercase())
+    has_dot_or_colon(component) || component == "localhost" || component.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 /// Lower-cases a registry host, drops the default HTTPS port `:443` and folds Docker Hub's
@@ -180,12 +182,12 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     }
     // `UPPER/app` names the host `upper` to Docker, but `upper/app` is a Docker Hub namespace:
     // the lower-cased form would be verified as another image.
-    if !(lower.contains(['.', ':']) || lower == "localhost") {
+    if !(has_dot_or_colon(&lower) || lower == "localhost") {
         return Err(ReferenceError::AmbiguousRegistry(registry.to_owned()));
     }
     // `myhost:443` keeps its port: without it, `myhost/app` would be a Docker Hub name.
     if let Some(host) = lower.strip_suffix(":443")
-        && (host.contains(['.', ':']) || host == "localhost")
+        && (has_dot_or_colon(host) || host == "localhost")
     {
         lower = host.to_owned();
     }
@@ -201,18 +203,23 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
 /// `a_registry_in_normal_form_is_its_own_normal_form`).
 pub(crate) fn is_normal_registry(registry: &str) -> bool {
     !registry.bytes().any(|b| b.is_ascii_uppercase())
-        && registry.contains(['.', ':'])
+        && has_dot_or_colon(registry)
         && !registry.ends_with(":443")
         && !DOCKER_HUB_ALIASES.contains(&registry)
         && valid_registry(registry)
 }
 
+/// Whether `text` holds a `.` or a `:` (one pass; `contains(['.', ':'])` is slow in wasm).
+fn has_dot_or_colon(text: &str) -> bool {
+    text.bytes().any(|b| b == b'.' || b == b':')
+}
+
 fn valid_registry(host_port: &str) -> bool {
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         // [IPv6]:port
-        match rest.split_once(']') {
+        match ascii::split_once(rest, b']') {
             Some((addr, tail)) => {
-                if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':') {
+                if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
                     return false;
                 }
                 match tail {
@@ -226,18 +233,18 @@ fn valid_registry(host_port: &str) -> bool {
             None => return false,
         }
     } else {
-        match host_port.split_once(':') {
+        match ascii::split_once(host_port, b':') {
             Some((host, port)) => (host, Some(port)),
             None => (host_port, None),
         }
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let host_ok = !host.is_empty()
-        && host.split('.').all(|label| {
+        && host.as_bytes().split(|&b| b == b'.').all(|label| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
+                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with(b"-")
+                && !label.ends_with(b"-")
         });
     port_ok && host_ok
 }
@@ -286,10 +293,17 @@ fn check_tag(tag: &str) -> Result<(), ReferenceError> {
 
 /// Checks a digest; only sha256 is accepted, the algorithm every registry and cosign use.
 pub fn parse_digest(digest: &str) -> Result<String, ReferenceError> {
+    check_digest(digest).map(|()| digest.to_owned())
+}
+
+/// [`parse_digest`] of a digest already owned (a host's answer), kept without a copy.
+pub fn check_digest_owned(digest: String) -> Result<String, ReferenceError> {
+    check_digest(&digest).map(|()| digest)
+}
+
+fn check_digest(digest: &str) -> Result<(), ReferenceError> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
-            Ok(digest.to_owned())
-        }
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(()),
         _ => Err(ReferenceError::InvalidDigest(digest.to_owned())),
     }
 }

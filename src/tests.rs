@@ -1145,9 +1145,10 @@ mod verify_images_export {
                 Err("no signature".into())
             }
         });
-        let out =
-            serde_json::to_value(verify_images(payload.as_bytes(), &mut SettingsCache::default(), &mut host).unwrap())
-                .unwrap();
+        let out: Value = serde_json::from_slice(
+            &verify_images(payload.as_bytes(), &mut SettingsCache::default(), &mut host).unwrap(),
+        )
+        .unwrap();
         let results = out["results"].as_array().unwrap();
         let verdicts: Vec<&str> = results.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
         // `other` is covered by no policy: noMatchPolicy defaults to warn.

@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::ascii;
+
 /// Where the pod spec of each workload kind lives.
 fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
     Some(match kind {
@@ -97,7 +99,7 @@ fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadE
 /// One reference token of a JSON pointer, unescaped (RFC 6901: `~1` is `/`, `~0` is `~`);
 /// borrowed when it has no escape, as every pointer this module builds.
 fn token(raw: &str) -> std::borrow::Cow<'_, str> {
-    if raw.contains('~') {
+    if ascii::contains(raw, b'~') {
         raw.replace("~1", "/").replace("~0", "~").into()
     } else {
         raw.into()
@@ -118,7 +120,7 @@ fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
         return Some(root);
     }
     let rest = pointer.strip_prefix('/')?;
-    rest.split('/').try_fold(root, |target, raw| match target {
+    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
         Value::Object(map) => map.get(token(raw).as_ref()),
         Value::Array(list) => index(&token(raw)).and_then(|i| list.get(i)),
         _ => None,
@@ -131,7 +133,7 @@ fn lookup_mut<'a>(root: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
         return Some(root);
     }
     let rest = pointer.strip_prefix('/')?;
-    rest.split('/').try_fold(root, |target, raw| match target {
+    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
         Value::Object(map) => map.get_mut(token(raw).as_ref()),
         Value::Array(list) => index(&token(raw)).and_then(move |i| list.get_mut(i)),
         _ => None,
@@ -173,6 +175,29 @@ fn as_string(value: Option<&Value>, pointer: impl FnOnce() -> String) -> Result<
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(wrong_type(&pointer(), "a string", other)),
     }
+}
+
+/// `{list}/{i}{tail}`: the pointer of item `i` of a list, or of a field below it. Pushed, not
+/// `format!`ted: it is written for every container of every request, and the formatting
+/// machinery is slow in wasm.
+fn item_pointer(list: &str, i: usize, tail: &str) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut pointer = String::with_capacity(list.len() + 1 + (digits.len() - at) + tail.len());
+    pointer.push_str(list);
+    pointer.push('/');
+    pointer.extend(digits[at..].iter().map(|&d| char::from(d)));
+    pointer.push_str(tail);
+    pointer
 }
 
 /// Lists the images of `object`, the object of an admission request about kind `kind`.
@@ -218,14 +243,18 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
     };
     let mut sites = Vec::new();
     for list in lists {
-        let list_pointer = format!("{base}/{list}");
+        let list_pointer = [base, "/", list].concat();
         // Each container is read where it is (no walk from the root, no pointer written for a
         // container without an image).
         for (i, item) in list_at(object, &list_pointer)?.iter().enumerate() {
-            let Some(container) = as_object(Some(item), || format!("{list_pointer}/{i}"))? else {
-                return Err(wrong_type(&format!("{list_pointer}/{i}"), "an object", &Value::Null));
+            let Some(container) = as_object(Some(item), || item_pointer(&list_pointer, i, ""))? else {
+                return Err(wrong_type(
+                    &item_pointer(&list_pointer, i, ""),
+                    "an object",
+                    &Value::Null,
+                ));
             };
-            let pointer = || format!("{list_pointer}/{i}/image");
+            let pointer = || item_pointer(&list_pointer, i, "/image");
             if let Some(image) = as_string(container.get("image"), pointer)? {
                 sites.push(ImageSite {
                     pointer: pointer(),
@@ -235,15 +264,15 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
         }
     }
     if lists.len() > 1 {
-        let volumes = format!("{base}/volumes");
+        let volumes = [base, "/volumes"].concat();
         for (i, item) in list_at(object, &volumes)?.iter().enumerate() {
-            let Some(volume) = as_object(Some(item), || format!("{volumes}/{i}"))? else {
-                return Err(wrong_type(&format!("{volumes}/{i}"), "an object", &Value::Null));
+            let Some(volume) = as_object(Some(item), || item_pointer(&volumes, i, ""))? else {
+                return Err(wrong_type(&item_pointer(&volumes, i, ""), "an object", &Value::Null));
             };
-            let Some(image) = as_object(volume.get("image"), || format!("{volumes}/{i}/image"))? else {
+            let Some(image) = as_object(volume.get("image"), || item_pointer(&volumes, i, "/image"))? else {
                 continue;
             };
-            let pointer = || format!("{volumes}/{i}/image/reference");
+            let pointer = || item_pointer(&volumes, i, "/image/reference");
             if let Some(reference) = as_string(image.get("reference"), pointer)? {
                 sites.push(ImageSite {
                     pointer: pointer(),
@@ -293,6 +322,19 @@ mod tests {
             "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
             "volumes": [{"name": "v", "image": {"reference": "data:1"}}, {"name": "cfg", "configMap": {"name": "x"}}]
         })
+    }
+
+    proptest::proptest! {
+        /// The pushed pointer is the `format!`ted one, for every index (the ends of `usize`
+        /// included) and any list pointer and tail.
+        #[test]
+        fn item_pointers_are_the_formatted_ones(
+            list in "[a-z/~]{0,12}",
+            i in proptest::prop_oneof![0usize..1000, proptest::num::usize::ANY, proptest::strategy::Just(usize::MAX)],
+            tail in "(|/image|/image/reference)",
+        ) {
+            proptest::prop_assert_eq!(item_pointer(&list, i, &tail), format!("{list}/{i}{tail}"));
+        }
     }
 
     #[test]

@@ -173,7 +173,7 @@ fn verify_images_and_validate_agree_on_every_object() {
             &mut MockHost::failing(),
         )
         .expect("verify_images answers");
-        let answer = serde_json::to_value(answer).unwrap();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
         let results = answer["results"].as_array().unwrap();
         let verdicts: Vec<&str> = results.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
         assert_eq!(verdicts, expected, "{request}");
@@ -212,7 +212,7 @@ fn keys_carry_resource_and_labels_and_the_old_form_still_works() -> Result<(), S
             &mut SettingsCache::default(),
             &mut MockHost::failing(),
         )
-        .map(|a| serde_json::to_value(a).unwrap()["results"][0].clone())
+        .map(|a| serde_json::from_slice::<Value>(&a).unwrap()["results"][0].clone())
     };
     let frozen = "myregistry.com/frozen/app:1";
     let deployments = json!({"group": "apps", "version": "v1", "resource": "deployments"});

@@ -23,7 +23,9 @@
 //!
 //! To compare modules on a noisy machine: `BENCH_MODULES=a.wasm:b.wasm` measures each scenario
 //! with each module in turn, `BENCH_ROUNDS` times (rows tagged with the module's file name);
-//! compare the smallest minimum of each.
+//! compare the smallest minimum of each. Or count instructions instead of time
+//! (`scripts/count-instructions.sh`, which runs `cip` under valgrind with `BENCH_CACHE_DIR`, a
+//! compiled-module cache kept between runs of one scenario).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -45,6 +47,9 @@ struct Setup {
     rotation: bool,
     work: tempfile::TempDir,
     sources: PathBuf,
+    /// `cip`'s compiled-module cache: `$BENCH_CACHE_DIR` with `BENCH_ONLY`, else one of this
+    /// run's own.
+    cache: PathBuf,
 }
 
 impl Setup {
@@ -115,7 +120,7 @@ impl Setup {
             }
             None => Command::new(&self.cip),
         };
-        command.env("CIP_CACHE_DIR", self.work.path().join("cache"));
+        command.env("CIP_CACHE_DIR", &self.cache);
         command
     }
 
@@ -217,6 +222,12 @@ fn main() -> Result<()> {
     let work = tempfile::tempdir()?;
     let sources = work.path().join("sources.yaml");
     std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
+    // A cache kept between runs would make the cold `cip run` below warm: only for one scenario.
+    let cache = match (std::env::var_os("BENCH_CACHE_DIR"), std::env::var_os("BENCH_ONLY")) {
+        (Some(dir), Some(_)) => PathBuf::from(dir),
+        (Some(_), None) => bail!("BENCH_CACHE_DIR is for runs of one scenario (BENCH_ONLY)"),
+        (None, _) => work.path().join("cache"),
+    };
     let setup = Setup {
         cip,
         policy,
@@ -225,6 +236,7 @@ fn main() -> Result<()> {
         rotation: std::env::var("BENCH_ROTATION").as_deref() != Ok("off"),
         work,
         sources,
+        cache,
     };
 
     println!(
@@ -308,8 +320,7 @@ fn main() -> Result<()> {
     // `cip run` as a process: cold (nothing cached) and warm (compiled module cached).
     let request = setup.write("run-request.json", &setup.request(10))?;
     let settings = setup.write("run-settings.json", &setup.settings(20)?)?;
-    let cache = setup.work.path().join("cache");
-    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&setup.cache);
     let cold = setup.run_once(&request, &settings)?;
     let warm = (0..3)
         .map(|_| setup.run_once(&request, &settings))

@@ -1,0 +1,86 @@
+//! Searches for one ASCII byte in short texts (image references, JSON pointers).
+//!
+//! `str::find(char)`, `split_once(char)` and `split(char)` go through `core`'s pattern searchers,
+//! which prepare a UTF-8 needle and call `memchr`: worth it on long texts, but the texts here are
+//! a few dozen bytes, and in wasm that set-up showed as ≈ 5 % of a warm evaluation (profile in
+//! docs/benchmarks.md, seventh pass). These are plain loops with the same answers: an ASCII byte
+//! never occurs inside the encoding of another character, so every position they find is a
+//! character boundary (property tests against `str`'s own methods below).
+
+/// The position of the first `byte`, as `text.find(char::from(byte))`.
+pub(crate) fn find(text: &str, byte: u8) -> Option<usize> {
+    debug_assert!(byte.is_ascii());
+    text.bytes().position(|b| b == byte)
+}
+
+/// The position of the last `byte`, as `text.rfind(char::from(byte))`.
+pub(crate) fn rfind(text: &str, byte: u8) -> Option<usize> {
+    debug_assert!(byte.is_ascii());
+    text.bytes().rposition(|b| b == byte)
+}
+
+/// Whether `text` holds `byte`, as `text.contains(char::from(byte))`.
+pub(crate) fn contains(text: &str, byte: u8) -> bool {
+    find(text, byte).is_some()
+}
+
+/// `text` cut at its first `byte`, as `text.split_once(char::from(byte))`.
+pub(crate) fn split_once(text: &str, byte: u8) -> Option<(&str, &str)> {
+    let i = find(text, byte)?;
+    Some((&text[..i], &text[i + 1..]))
+}
+
+/// The parts of `text` between the `byte`s, as `text.split(char::from(byte))`.
+pub(crate) fn split(text: &str, byte: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match split_once(current, byte) {
+            Some((part, after)) => {
+                rest = Some(after);
+                Some(part)
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Texts dense in the searched bytes, with multi-byte characters among them.
+    fn text() -> impl Strategy<Value = String> {
+        "[a/:.@\\]é€😀]{0,16}"
+    }
+
+    fn byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            Just(b'/'),
+            Just(b':'),
+            Just(b'.'),
+            Just(b'@'),
+            Just(b']'),
+            Just(b'a'),
+            Just(b'z')
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn the_searches_answer_as_str_does(text in text(), byte in byte()) {
+            let c = char::from(byte);
+            prop_assert_eq!(find(&text, byte), text.find(c));
+            prop_assert_eq!(rfind(&text, byte), text.rfind(c));
+            prop_assert_eq!(contains(&text, byte), text.contains(c));
+            prop_assert_eq!(split_once(&text, byte), text.split_once(c));
+            prop_assert_eq!(split(&text, byte).collect::<Vec<_>>(), text.split(c).collect::<Vec<_>>());
+        }
+    }
+}

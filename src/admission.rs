@@ -291,9 +291,9 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
         audit.insert("unverified-images".to_owned(), unverified.join("; "));
     }
 
-    // The verdicts (which borrow the object) are taken apart: their warnings go to the answer,
-    // their pins into the request's own object (read for this evaluation alone, and not read
-    // again past this point), which is returned only when one was written.
+    // The verdicts are taken apart: their warnings go to the answer (moved, not copied), their
+    // pins into the request's own object (read for this evaluation alone, and not read again
+    // past this point), which is returned only when one was written.
     let mut warnings = Vec::new();
     let mut pins = Vec::with_capacity(verdicts.len());
     for verdict in verdicts {

@@ -41,22 +41,24 @@ for n in 50 250; do
         "$bench" >/dev/null
 done
 
+# The count of the runs of $1 evaluations with module $2: each output file holds its command line,
+# which ends with the module's path.
+count() {
+    local file
+    for file in "$work/$1".*; do
+        if awk -v m=" $2" '/^cmd:/ && substr($0, length($0) - length(m) + 1) == m { found = 1 }
+            END { exit !found }' "$file"; then
+            grep '^totals:' "$file" | cut -d' ' -f2
+            return
+        fi
+    done
+    echo "no count for $2" >&2
+    exit 1
+}
+
 echo "instructions per evaluation ($BENCH_ONLY, $BENCH_MODE, rotation ${BENCH_ROTATION:-on}):"
 for module in "$@"; do
-    count() {
-        # Each output file holds its command line, which ends with the module's path.
-        local file
-        for file in "$work/$1".*; do
-            if awk -v m=" $module" '/^cmd:/ && substr($0, length($0) - length(m) + 1) == m { found = 1 }
-                END { exit !found }' "$file"; then
-                grep '^totals:' "$file" | cut -d' ' -f2
-                return
-            fi
-        done
-        echo "no count for $module" >&2
-        exit 1
-    }
-    few=$(count 50)
-    many=$(count 250)
+    few=$(count 50 "$module")
+    many=$(count 250 "$module")
     printf '%12d  %s\n' $(((many - few) / 200)) "$module"
 done

@@ -179,7 +179,7 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
 /// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
 /// which gives the same answer to these (property test `normalisation_is_unchanged`).
 fn normal_as_written(glob: &str) -> Option<ImageGlob> {
-    let slash = glob.bytes().position(|b| b == b'/')?;
+    let slash = ascii::find(glob, b'/')?;
     let host = &glob[..slash];
     // A `*` in the first segment is no registry: such a glob matches every spelling.
     let normal_host = !ascii::contains(host, b'*') && host != DOCKER_HUB && is_normal_registry(host);

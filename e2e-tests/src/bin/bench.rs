@@ -210,6 +210,13 @@ fn main() -> Result<()> {
     }
     let warm_iterations = std::env::var("BENCH_ITERATIONS").unwrap_or_else(|_| "1000".to_owned());
     let fresh_iterations = std::env::var("BENCH_FRESH_ITERATIONS").unwrap_or_else(|_| "300".to_owned());
+    // A cache kept between runs would make the cold `cip run` at the end warm: only for one
+    // scenario (checked before the registry is filled).
+    let kept_cache = match (std::env::var_os("BENCH_CACHE_DIR"), std::env::var_os("BENCH_ONLY")) {
+        (Some(dir), Some(_)) => Some(PathBuf::from(dir)),
+        (Some(_), None) => bail!("BENCH_CACHE_DIR is for runs of one scenario (BENCH_ONLY)"),
+        (None, _) => None,
+    };
 
     let registry = testkit::Registry::start()?;
     let host = registry.host();
@@ -222,12 +229,7 @@ fn main() -> Result<()> {
     let work = tempfile::tempdir()?;
     let sources = work.path().join("sources.yaml");
     std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
-    // A cache kept between runs would make the cold `cip run` below warm: only for one scenario.
-    let cache = match (std::env::var_os("BENCH_CACHE_DIR"), std::env::var_os("BENCH_ONLY")) {
-        (Some(dir), Some(_)) => PathBuf::from(dir),
-        (Some(_), None) => bail!("BENCH_CACHE_DIR is for runs of one scenario (BENCH_ONLY)"),
-        (None, _) => work.path().join("cache"),
-    };
+    let cache = kept_cache.unwrap_or_else(|| work.path().join("cache"));
     let setup = Setup {
         cip,
         policy,

@@ -33,8 +33,19 @@ pub enum GlobError {
 enum Segment {
     /// `**`: zero or more whole segments.
     AnySegments,
-    /// A pattern for exactly one segment: the byte range of its text.
-    One(usize, usize),
+    /// A pattern for exactly one segment: the byte range of its text, and what it holds.
+    One(usize, usize, Marks),
+}
+
+/// What a segment's text holds, noted while it is read: [`PathGlob::anchor`] and the image
+/// matcher ask, and a fresh instance reads every glob of the settings on every evaluation (in
+/// wasm each further pass over a glob's bytes costs ≈ 25 instructions a byte).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Marks {
+    /// A `*`.
+    star: bool,
+    /// A `:`.
+    colon: bool,
 }
 
 /// A parsed path glob.
@@ -53,7 +64,9 @@ impl PathGlob {
 
     /// Parses `text`, keeping it: one allocation (the segment list) besides the text.
     pub fn parse_owned(text: String) -> Result<Self, GlobError> {
-        let mut segments = Vec::with_capacity(text.bytes().filter(|&b| b == b'/').count() + 1);
+        // Room for the segments of nearly every image glob (`host/team/**`, `host/org/app-*`):
+        // counting the `/` first would be one more pass over the text.
+        let mut segments = Vec::with_capacity(4);
         scan(&text, |segment| {
             if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
                 segments.push(segment);
@@ -84,6 +97,32 @@ impl PathGlob {
     /// Whether the glob is `**`, which matches everything.
     pub fn matches_everything(&self) -> bool {
         self.segments == [Segment::AnySegments]
+    }
+
+    /// Whether the first segment has a wildcard (`*`, or is `**`).
+    pub fn first_segment_is_wild(&self) -> bool {
+        match self.segments.first() {
+            Some(Segment::One(_, _, marks)) => marks.star,
+            Some(Segment::AnySegments) => true,
+            None => false,
+        }
+    }
+
+    /// Where the literal part of the glob ends when everything after it is `**` and it has
+    /// one segment or more (`r.io/app:v1` for `r.io/app:v1/**`): the position of the `/` before
+    /// the first wildcard. `None` otherwise.
+    pub fn literal_before_final_double_star(&self) -> Option<usize> {
+        // Consecutive `**` are merged, so "only `**` after the literal part" is "the last segment
+        // is `**` and the one before it the last with no `*`".
+        let [.., Segment::One(_, end, marks), Segment::AnySegments] = self.segments[..] else {
+            return None;
+        };
+        (!marks.star
+            && self.segments[..self.segments.len() - 2].iter().all(|s| match s {
+                Segment::One(_, _, marks) => !marks.star,
+                Segment::AnySegments => false,
+            }))
+        .then_some(end)
     }
 
     /// Whether the glob matches the whole of `text`.
@@ -127,11 +166,8 @@ impl PathGlob {
         };
         let mut end = 0;
         for (i, segment) in self.segments[..last].iter().enumerate() {
-            let Segment::One(a, b) = *segment else { break };
-            let literal = &self.text[a..b];
-            if literal.contains('*')
-                || (i > 0 && i + 1 == last && self.segments[last] == Segment::AnySegments && literal.contains(':'))
-            {
+            let Segment::One(_, b, marks) = *segment else { break };
+            if marks.star || (i > 0 && i + 1 == last && self.segments[last] == Segment::AnySegments && marks.colon) {
                 break;
             }
             end = b;
@@ -162,7 +198,7 @@ impl PathGlob {
                     retry = Some((pi, ti));
                     continue;
                 }
-                Some(&Segment::One(a, b)) if ti != END => {
+                Some(&Segment::One(a, b, _)) if ti != END => {
                     let (end, following) = next(ti);
                     let segment = &text[ti..end];
                     let ok = if following == END {
@@ -206,8 +242,9 @@ fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
         return Err(GlobError::Empty);
     }
     let bytes = text.as_bytes();
-    // Within the current segment: whether the previous byte is `*`, and whether `**` occurred.
-    let (mut start, mut after_star, mut double_star) = (0, false, false);
+    // Within the current segment: whether the previous byte is `*`, whether `**` occurred, and
+    // its marks.
+    let (mut start, mut after_star, mut double_star, mut marks) = (0, false, false, Marks::default());
     for end in 0..=bytes.len() {
         match bytes.get(end) {
             Some(b'/') | None => {
@@ -219,15 +256,19 @@ fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
                 } else if double_star {
                     return Err(GlobError::PartialDoubleStar(text[start..end].to_owned()));
                 } else {
-                    each(Segment::One(start, end));
+                    each(Segment::One(start, end, marks));
                 }
-                (start, after_star, double_star) = (end + 1, false, false);
+                (start, after_star, double_star, marks) = (end + 1, false, false, Marks::default());
             }
             Some(b'*') => {
                 double_star |= after_star;
                 after_star = true;
+                marks.star = true;
             }
-            Some(_) => after_star = false,
+            Some(b) => {
+                after_star = false;
+                marks.colon |= *b == b':';
+            }
         }
     }
     Ok(())
@@ -518,21 +559,73 @@ mod tests {
             } else if part.contains("**") {
                 return Err(GlobError::PartialDoubleStar(part.to_owned()));
             } else {
-                segments.push(Segment::One(start, end));
+                let marks = Marks {
+                    star: part.contains('*'),
+                    colon: part.contains(':'),
+                };
+                segments.push(Segment::One(start, end, marks));
             }
             start = end + 1;
         }
         Ok(segments)
     }
 
-    /// Every text of up to 8 characters over `a`, `*` and `/` (9,841 texts) is read by [`scan`]
-    /// as by splitting on `/`: the same segments, or the same error.
+    /// Every text of up to 8 characters over `a`, `*`, `/` and `:` (87,381 texts) is read by
+    /// [`scan`] as by splitting on `/`: the same segments with the same marks, or the same error.
     #[test]
     fn scan_is_splitting_on_slashes() {
-        for text in all_strings(&['a', '*', '/'], 8) {
+        for text in all_strings(&['a', '*', '/', ':'], 8) {
             let mut segments = Vec::new();
             let scanned = scan(&text, |segment| segments.push(segment)).map(|()| segments);
             assert_eq!(scanned, scan_by_split(&text), "{text:?}");
+        }
+    }
+
+    /// What the marks answer, for every glob of up to 8 characters over `a`, `*`, `/` and `:`
+    /// that parses, is what the glob's text answers: the anchor as computed from the segments'
+    /// texts, the wild first segment, and the literal part before a final `**`, as they were
+    /// computed before the marks.
+    #[test]
+    fn marks_answer_as_the_text_does() {
+        for text in all_strings(&['a', '*', '/', ':'], 8) {
+            let Ok(glob) = PathGlob::parse(&text) else { continue };
+            let pieces: Vec<&str> = text.split('/').collect();
+            let merged: Vec<&str> = pieces
+                .iter()
+                .enumerate()
+                .filter(|&(i, p)| !(*p == "**" && i > 0 && pieces[i - 1] == "**"))
+                .map(|(_, p)| *p)
+                .collect();
+            let last = merged.len() - 1;
+            let mut end = 0;
+            let mut offset = 0;
+            for (i, piece) in merged[..last].iter().enumerate() {
+                if *piece == "**"
+                    || piece.contains('*')
+                    || (i > 0 && i + 1 == last && merged[last] == "**" && piece.contains(':'))
+                {
+                    break;
+                }
+                // Offsets in the text: merged `**` only ever follow the first wildcard.
+                offset += piece.len();
+                end = offset;
+                offset += 1;
+            }
+            assert_eq!(glob.anchor(), &text[..end], "anchor of {text:?}");
+            assert_eq!(
+                glob.first_segment_is_wild(),
+                pieces[0].contains('*'),
+                "first segment of {text:?}"
+            );
+            let literal = match text.find('*') {
+                Some(star) if star > 0 && text[star..].split('/').all(|segment| segment == "**") => Some(star - 1),
+                _ => None,
+            };
+            assert_eq!(
+                glob.literal_before_final_double_star(),
+                literal,
+                "literal part of {text:?}"
+            );
         }
     }
 

@@ -5,6 +5,7 @@
 //! registries, the module decides. See `docs/wire-protocol.md` for every message exchanged.
 
 pub mod admission;
+mod answer;
 mod ascii;
 pub mod authority;
 pub mod crypto;
@@ -49,7 +50,7 @@ fn validate(payload: &[u8]) -> CallResult {
     // always smaller than the payload (the request and the settings): one allocation instead of
     // a buffer grown by doubling; pages never written are never touched.
     let mut answer = Vec::with_capacity(payload.len());
-    serde_json::to_writer(&mut answer, &response)?;
+    answer::write_response(&mut answer, &response)?;
     Ok(answer)
 }
 

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use crate::ascii;
 use crate::glob::{PathGlob, Tail, segment_matches};
 use crate::reference::{
-    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, is_normal_registry, looks_like_registry, normalise_registry,
+    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normal_registry_len, normalise_registry,
 };
 
 #[cfg(test)]
@@ -48,8 +48,26 @@ fn is_glob_char(c: char) -> bool {
     u8::try_from(c).is_ok_and(is_glob_byte)
 }
 
-/// [`is_glob_char`] of a byte (a byte of a multi-byte character is none of these).
+/// [`is_glob_char`] of a byte (a byte of a multi-byte character is none of these): a table,
+/// since every byte of every glob is checked when a fresh instance reads the settings.
+#[inline]
 fn is_glob_byte(b: u8) -> bool {
+    GLOB_BYTES[usize::from(b)]
+}
+
+/// The bytes [`is_glob_byte`] accepts (test `the_glob_byte_table_is_the_rule`).
+const GLOB_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = glob_byte_rule(b as u8);
+        b += 1;
+    }
+    table
+};
+
+/// Letters, digits, `.`, `_`, `-`, `/`, `:`, `@` and `*`.
+const fn glob_byte_rule(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@' | b'*')
 }
 
@@ -89,13 +107,8 @@ impl ImageGlob {
         } else {
             Tail::TagOrDigest
         };
-        let bare_prefix = match ascii::find(&full, b'*') {
-            Some(star) if star > 0 && ascii::split(&full[star..], b'/').all(|segment| segment == "**") => {
-                Some(star - 1)
-            }
-            _ => None,
-        };
         let glob = PathGlob::parse_owned(full).ok()?;
+        let bare_prefix = glob.literal_before_final_double_star();
         Some(Self {
             glob,
             tail,
@@ -173,20 +186,22 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
 }
 
 /// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
-/// ([`is_normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is its
+/// ([`normal_registry_len`]) and not Docker Hub's (whose one-segment names get `library/`), is its
 /// own normal form:
 /// parsed as it is, with one pass over it for the characters and one for the segments. `None`
 /// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
 /// which gives the same answer to these (property test `normalisation_is_unchanged`).
 fn normal_as_written(glob: &str) -> Option<ImageGlob> {
-    let slash = ascii::find(glob, b'/')?;
-    let host = &glob[..slash];
-    // A `*` in the first segment is no registry: such a glob matches every spelling.
-    let normal_host = !ascii::contains(host, b'*') && host != DOCKER_HUB && is_normal_registry(host);
-    if !normal_host || !glob.bytes().all(is_glob_byte) {
+    // An IPv6 host's brackets are not glob characters: the general path refuses it.
+    if glob.starts_with('[') {
         return None;
     }
-    ImageGlob::from_normal(glob.to_owned())
+    // One pass over the registry (which then has no `*`: a glob with one in its first segment
+    // matches every spelling), one over the rest.
+    let slash = normal_registry_len(glob)?;
+    let normal =
+        slash < glob.len() && &glob[..slash] != DOCKER_HUB && glob.as_bytes()[slash..].iter().all(|&b| is_glob_byte(b));
+    normal.then(|| ImageGlob::from_normal(glob.to_owned())).flatten()
 }
 
 /// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string
@@ -259,7 +274,7 @@ impl ImageMatcher {
             let glob = &pattern.glob.glob;
             if glob.matches_everything() {
                 everything.push(pattern.owner);
-            } else if glob.as_str().split('/').next().is_some_and(|first| first.contains('*')) {
+            } else if glob.first_segment_is_wild() {
                 any_spelling.push(i);
             } else {
                 match glob.anchor() {
@@ -521,15 +536,15 @@ impl NamespaceMatcher {
             if entry.is_empty() {
                 return Err("a namespace is empty".to_owned());
             }
-            if let Some(bad) = entry
-                .chars()
-                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '*' | '?')))
+            let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'*' | b'?');
+            if !entry.bytes().all(allowed)
+                && let Some(bad) = entry.chars().find(|&c| !u8::try_from(c).is_ok_and(allowed))
             {
                 return Err(format!(
                     "namespace `{entry}`: character {bad:?} is not allowed (names are lower-case letters, digits and `-`; `*` and `?` are wildcards)"
                 ));
             }
-            if entry.contains(['*', '?']) {
+            if entry.bytes().any(|b| b == b'*' || b == b'?') {
                 globs.push(entry);
             } else {
                 exact.push(entry);
@@ -596,6 +611,16 @@ mod tests {
         !matcher(&[glob])
             .policies_for(&ImageReference::parse(image).unwrap())
             .is_empty()
+    }
+
+    /// The table answers as the rule for every byte, and no byte of a multi-byte character is
+    /// a glob byte.
+    #[test]
+    fn the_glob_byte_table_is_the_rule() {
+        for b in 0..=u8::MAX {
+            assert_eq!(is_glob_byte(b), glob_byte_rule(b), "byte {b}");
+            assert!(b.is_ascii() || !is_glob_byte(b), "byte {b}");
+        }
     }
 
     #[test]

@@ -197,11 +197,67 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     Ok(lower)
 }
 
-/// Whether [`normalise_registry`] leaves `registry` as it is: lower case, a `.` or `:` (not a
-/// Docker Hub namespace), no `:443` to drop, not a Docker Hub alias, a valid host. Lets a glob
-/// written in normal form skip the copy (property test
-/// `a_registry_in_normal_form_is_its_own_normal_form`).
-pub(crate) fn is_normal_registry(registry: &str) -> bool {
+/// Whether `registry` is in normal form ([`normal_registry_len`]).
+#[cfg(test)]
+fn is_normal_registry(registry: &str) -> bool {
+    normal_registry_len(registry) == Some(registry.len())
+}
+
+/// The length of the registry in normal form that `text` begins with, ended by its first `/` or
+/// by its end; `None` when that registry is not in normal form. In normal form means that
+/// [`normalise_registry`] leaves it as it is: lower case, a `.` or `:` (not a Docker Hub
+/// namespace), no `:443` to drop, not a Docker Hub alias, a valid host; a glob written so skips
+/// the copy (property test `a_registry_in_normal_form_is_its_own_normal_form`). One pass over
+/// the host and port (every glob of the settings begins with a registry, read again by each
+/// fresh instance); an IPv6 host takes [`is_normal_registry_in_parts`]. Property test
+/// `the_one_pass_normal_registry_is_the_one_in_parts`.
+pub(crate) fn normal_registry_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b'[') {
+        let end = ascii::find(text, b'/').unwrap_or(text.len());
+        return is_normal_registry_in_parts(&text[..end]).then_some(end);
+    }
+    // The byte before (a `.` before the first), whether a `.` or `:` was seen, where the port
+    // begins.
+    let (mut previous, mut dot_or_colon, mut port) = (b'.', false, None);
+    let mut end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'/' {
+            end = i;
+            break;
+        }
+        if port.is_some() {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            continue;
+        }
+        match b {
+            // An empty label, or one ending with `-`.
+            b'.' | b':' if previous == b'.' || previous == b'-' => return None,
+            b'.' => dot_or_colon = true,
+            b':' => {
+                dot_or_colon = true;
+                port = Some(i + 1);
+            }
+            // A label beginning with `-`.
+            b'-' if previous == b'.' => return None,
+            b'-' | b'a'..=b'z' | b'0'..=b'9' => {}
+            // Upper case (not normal), or not a host.
+            _ => return None,
+        }
+        previous = b;
+    }
+    let ends_well = match port {
+        Some(start) => (1..=5).contains(&(end - start)) && &text[start..end] != "443",
+        None => previous != b'.' && previous != b'-',
+    };
+    let registry = &text[..end];
+    (ends_well && dot_or_colon && !DOCKER_HUB_ALIASES.contains(&registry)).then_some(end)
+}
+
+/// Whether `registry` is in normal form, as the conditions that make it, one after the other.
+fn is_normal_registry_in_parts(registry: &str) -> bool {
     !registry.bytes().any(|b| b.is_ascii_uppercase())
         && has_dot_or_colon(registry)
         && !registry.ends_with(":443")
@@ -214,6 +270,12 @@ fn has_dot_or_colon(text: &str) -> bool {
     text.bytes().any(|b| b == b'.' || b == b':')
 }
 
+/// Whether `host_port` is a registry: `host[:port]` (labels of letters, digits and `-` between
+/// single dots, none beginning or ending with `-`; a port of 1 to 5 digits) or `[IPv6][:port]`.
+/// One pass over the bytes: every glob of the settings and every image of a request is checked,
+/// and in wasm the split iterators cost ≈ 60 instructions a byte (docs/benchmarks.md, eighth pass).
+/// The property test `the_one_pass_registry_check_is_the_split_one` compares it with the reading
+/// by splits it replaced.
 fn valid_registry(host_port: &str) -> bool {
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         // [IPv6]:port
@@ -239,14 +301,25 @@ fn valid_registry(host_port: &str) -> bool {
         }
     };
     let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    let host_ok = !host.is_empty()
-        && host.as_bytes().split(|&b| b == b'.').all(|label| {
-            !label.is_empty()
-                && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-                && !label.starts_with(b"-")
-                && !label.ends_with(b"-")
-        });
-    port_ok && host_ok
+    port_ok && valid_host(host.as_bytes())
+}
+
+/// Labels of letters, digits and `-` separated by single dots, none empty, none beginning or
+/// ending with `-`: each byte is checked against the one before it (a `.` before the first).
+fn valid_host(host: &[u8]) -> bool {
+    let mut previous = b'.';
+    for &b in host {
+        let ok = match b {
+            b'.' => previous != b'.' && previous != b'-',
+            b'-' => previous != b'.',
+            _ => b.is_ascii_alphanumeric(),
+        };
+        if !ok {
+            return false;
+        }
+        previous = b;
+    }
+    previous != b'.' && previous != b'-'
 }
 
 fn check_path_component(component: &str) -> Result<(), ReferenceError> {
@@ -328,6 +401,35 @@ mod tests {
             if is_normal_registry(&registry) {
                 prop_assert_eq!(normalise_registry(Some(&registry)), Ok(registry.clone()));
             }
+        }
+
+        /// [`normal_registry_len`] answers as the conditions of [`is_normal_registry_in_parts`]
+        /// on the text before the first `/`: registries dense in the bytes of hosts and ports,
+        /// with `/` and what follows, upper case, `:443`, Docker Hub's names and IPv6.
+        #[test]
+        fn the_one_pass_normal_registry_is_the_one_in_parts(
+            text in prop_oneof![
+                "[a0.:\\-A/*_]{0,12}",
+                "(localhost|r\\.io|R\\.io|127\\.0\\.0\\.1|docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io|\\[::1\\]|-r\\.io|r-\\.io)(:443|:5000|:|:123456|:0443|:5a)?(/[a*]{0,3})?",
+            ]
+        ) {
+            let end = text.find('/').unwrap_or(text.len());
+            let expected = is_normal_registry_in_parts(&text[..end]).then_some(end);
+            prop_assert_eq!(normal_registry_len(&text), expected, "{:?}", text);
+        }
+
+        /// [`valid_host`] answers as the split-based reading it replaced, on hosts dense in
+        /// dots and dashes (empty labels, dashes at either end) and with other bytes.
+        #[test]
+        fn the_one_pass_registry_check_is_the_split_one(host in "[a0.\\-_é]{0,10}") {
+            let split = !host.is_empty()
+                && host.as_bytes().split(|&b| b == b'.').all(|label| {
+                    !label.is_empty()
+                        && label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !label.starts_with(b"-")
+                        && !label.ends_with(b"-")
+                });
+            prop_assert_eq!(valid_host(host.as_bytes()), split);
         }
     }
 

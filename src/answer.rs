@@ -31,37 +31,17 @@ pub fn write_response(out: &mut Vec<u8>, response: &ValidationResponse) -> serde
     }
     out.extend_from_slice(b",\"mutated_object\":");
     match &response.mutated_object {
-        Some(object) => value(out, object)?,
+        Some(mutated) => value(out, mutated)?,
         None => null(out),
     }
     out.extend_from_slice(b",\"audit_annotations\":");
     match &response.audit_annotations {
-        Some(annotations) => {
-            out.push(b'{');
-            for (i, (key, text)) in annotations.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(out, key)?;
-                out.push(b':');
-                string(out, text)?;
-            }
-            out.push(b'}');
-        }
+        Some(annotations) => object(out, annotations, |out, text| string(out, text))?,
         None => null(out),
     }
     out.extend_from_slice(b",\"warnings\":");
     match &response.warnings {
-        Some(warnings) => {
-            out.push(b'[');
-            for (i, warning) in warnings.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(out, warning)?;
-            }
-            out.push(b']');
-        }
+        Some(warnings) => array(out, warnings, |out, warning| string(out, warning))?,
         None => null(out),
     }
     out.push(b'}');
@@ -80,29 +60,45 @@ fn value(out: &mut Vec<u8>, v: &Value) -> serde_json::Result<()> {
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => serde_json::to_writer(&mut *out, n)?,
         Value::String(s) => string(out, s)?,
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                value(out, item)?;
-            }
-            out.push(b']');
-        }
-        Value::Object(members) => {
-            out.push(b'{');
-            for (i, (key, member)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(out, key)?;
-                out.push(b':');
-                value(out, member)?;
-            }
-            out.push(b'}');
-        }
+        Value::Array(items) => array(out, items, value)?,
+        Value::Object(members) => object(out, members, value)?,
     }
+    Ok(())
+}
+
+/// Appends a JSON array of `items`, each written by `each`.
+fn array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut each: impl FnMut(&mut Vec<u8>, T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// Appends a JSON object of `members`, each value written by `each`.
+fn object<'a, T>(
+    out: &mut Vec<u8>,
+    members: impl IntoIterator<Item = (&'a String, T)>,
+    mut each: impl FnMut(&mut Vec<u8>, T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    for (i, (key, member)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, key)?;
+        out.push(b':');
+        each(out, member)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 

@@ -235,43 +235,44 @@ impl PathGlob {
 }
 
 /// Checks `text`, handing each segment to `each` in order (consecutive `**` included). One
-/// pass over the bytes (a fresh instance reads every glob of the settings on each evaluation);
-/// the property test `scan_is_splitting_on_slashes` compares it with the plain reading.
+/// pass over the bytes, segment by segment (a fresh instance reads every glob of the settings on
+/// each evaluation); the exhaustive test `scan_is_splitting_on_slashes` compares it with the
+/// plain reading.
 fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
     if text.is_empty() {
         return Err(GlobError::Empty);
     }
     let bytes = text.as_bytes();
-    // Within the current segment: whether the previous byte is `*`, whether `**` occurred, and
-    // its marks.
-    let (mut start, mut after_star, mut double_star, mut marks) = (0, false, false, Marks::default());
-    for end in 0..=bytes.len() {
-        match bytes.get(end) {
-            Some(b'/') | None => {
-                if end == start {
-                    return Err(GlobError::EmptySegment);
-                }
-                if double_star && end - start == 2 {
-                    each(Segment::AnySegments);
-                } else if double_star {
-                    return Err(GlobError::PartialDoubleStar(text[start..end].to_owned()));
-                } else {
-                    each(Segment::One(start, end, marks));
-                }
-                (start, after_star, double_star, marks) = (end + 1, false, false, Marks::default());
+    let mut start = 0;
+    loop {
+        // The segment from `start`: its end and its marks, in a loop with little state (as
+        // wasmtime compiles it, a loop carrying more state spills it on every byte). A `**`
+        // inside it is looked for only when it has a `*`.
+        let (mut end, mut marks) = (start, Marks::default());
+        while let Some(&b) = bytes.get(end) {
+            if b == b'/' {
+                break;
             }
-            Some(b'*') => {
-                double_star |= after_star;
-                after_star = true;
-                marks.star = true;
-            }
-            Some(b) => {
-                after_star = false;
-                marks.colon |= *b == b':';
-            }
+            marks.star |= b == b'*';
+            marks.colon |= b == b':';
+            end += 1;
         }
+        if end == start {
+            return Err(GlobError::EmptySegment);
+        }
+        let segment = &bytes[start..end];
+        if !(marks.star && segment.windows(2).any(|pair| pair == b"**")) {
+            each(Segment::One(start, end, marks));
+        } else if segment.len() == 2 {
+            each(Segment::AnySegments);
+        } else {
+            return Err(GlobError::PartialDoubleStar(text[start..end].to_owned()));
+        }
+        if end == bytes.len() {
+            return Ok(());
+        }
+        start = end + 1;
     }
-    Ok(())
 }
 
 /// How the last segment of a glob is read: image globs naming repositories stand for the glob

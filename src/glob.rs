@@ -113,16 +113,17 @@ impl PathGlob {
     /// the first wildcard. `None` otherwise.
     pub fn literal_before_final_double_star(&self) -> Option<usize> {
         // Consecutive `**` are merged, so "only `**` after the literal part" is "the last segment
-        // is `**` and the one before it the last with no `*`".
-        let [.., Segment::One(_, end, marks), Segment::AnySegments] = self.segments[..] else {
+        // is `**` and every one before it has no `*`".
+        let [literal @ .., Segment::AnySegments] = &self.segments[..] else {
             return None;
         };
-        (!marks.star
-            && self.segments[..self.segments.len() - 2].iter().all(|s| match s {
-                Segment::One(_, _, marks) => !marks.star,
-                Segment::AnySegments => false,
-            }))
-        .then_some(end)
+        let all_literal = literal
+            .iter()
+            .all(|s| matches!(s, Segment::One(_, _, marks) if !marks.star));
+        match literal.last() {
+            Some(&Segment::One(_, end, _)) if all_literal => Some(end),
+            _ => None,
+        }
     }
 
     /// Whether the glob matches the whole of `text`.

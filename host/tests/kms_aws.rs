@@ -14,7 +14,8 @@ use provider_support::*;
 use serde::Deserialize as _;
 use serde_json::Value;
 use testkit::{
-    AwsKey, ClosedPort, MOTO_REGION, MotoServer, Registry, push_image, sign_with_external, unused_local_addr,
+    AwsKey, ClosedPort, MOTO_REGION, MotoProcess, MotoServer, Registry, push_image, sign_with_external,
+    unused_local_addr,
 };
 
 fn policy_wasm() -> String {
@@ -588,30 +589,14 @@ const ROLE_SETUP_ACTIONS: u32 = 5;
 #[test]
 fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
     use base64::Engine as _;
-    let (moto_server, python) = (testkit::test_tool("moto_server")?, testkit::test_tool("python")?);
+    let python = testkit::test_tool("python")?;
     // moto's STS with authentication on: AssumeRole is checked against the source user's
     // SigV4 signature and IAM policy; the KMS request against the role session's.
-    let addr = unused_local_addr()?;
-    let _moto = Running(
-        Command::new(moto_server)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", ROLE_SETUP_ACTIONS.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err("moto did not listen within 30 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let moto = MotoProcess::start(ROLE_SETUP_ACTIONS)?;
     let setup = Command::new(python)
         .arg("-c")
         .arg(ROLE_SETUP)
-        .arg(format!("http://{addr}"))
+        .arg(moto.endpoint())
         .env_remove("AWS_PROFILE")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -646,7 +631,7 @@ fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
             .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-credentials"))
             .env("AWS_PROFILE", "assumed")
             // STS and KMS: the same moto.
-            .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
             .args(["kms", "resolve", "-f"])
             .arg(&input)
             .stdin(Stdio::null())

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-/// Status code of a plain HTTP response.
+/// Status code and body of a plain HTTP response.
 #[derive(Debug, Clone)]
 pub(crate) struct Response {
     pub status: u16,
+    /// Everything after the head, as received (no chunked decoding).
+    pub body: Vec<u8>,
 }
 
 /// Sends one request with `Connection: close` and reads the whole response.
@@ -48,7 +50,10 @@ fn parse_response(raw: &[u8]) -> anyhow::Result<Response> {
         .nth(1)
         .and_then(|code| code.parse::<u16>().ok())
         .with_context(|| format!("malformed status line {status_line:?}"))?;
-    Ok(Response { status })
+    Ok(Response {
+        status,
+        body: raw[head_end + 4..].to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -59,6 +64,7 @@ mod tests {
     fn parses_status() -> anyhow::Result<()> {
         let response = parse_response(b"HTTP/1.1 202 Accepted\r\nX: y\r\n\r\nbody")?;
         assert_eq!(response.status, 202);
+        assert_eq!(response.body, b"body");
         Ok(())
     }
 

@@ -10,21 +10,21 @@
 //! `target/test-tools` (or the directory named by `CIP_TEST_TOOLS`). [`test_tool`] finds them;
 //! a missing tool fails the test (it is never skipped).
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
+use crate::http;
 use crate::registry::unused_local_addr;
 use crate::rt;
+use crate::server::{PROBE_TIMEOUT, ServerProcess};
 
-/// How long a server may take to start.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The region of moto's keys.
 pub const MOTO_REGION: &str = "us-east-1";
 /// The root token of the OpenBao dev server.
@@ -47,30 +47,60 @@ pub fn test_tool(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A child process killed (and waited for) on drop.
-#[derive(Debug)]
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// moto's readiness probe: `GET /moto-api/config` answers `201` with moto's JSON
+/// configuration. moto's own API (`/moto-api/…`) is not an AWS action: only AWS actions pass
+/// moto's authentication check, which counts the first `INITIAL_NO_AUTH_ACTION_COUNT` of them
+/// as unauthenticated set-up, so probing spends none of the set-up's requests.
+fn moto_answers(addr: SocketAddr) -> bool {
+    http::request(addr, "GET", "/moto-api/config", &[], PROBE_TIMEOUT).is_ok_and(|response| {
+        response.status == 201
+            && serde_json::from_slice::<Value>(&response.body).is_ok_and(|config| config.get("batch").is_some())
+    })
 }
 
-/// Waits until `addr` accepts TCP connections, or fails after [`START_TIMEOUT`].
-fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait()? {
-            bail!("{what} exited at start-up: {status}");
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// A bare moto server (`moto_server`, no IAM users yet) on a loopback port of its own, killed
+/// on drop: what [`MotoServer`] builds on, for tests that make their own set-up.
+#[derive(Debug)]
+pub struct MotoProcess {
+    server: ServerProcess,
+}
+
+impl MotoProcess {
+    /// Starts moto with request authentication on after its first `no_auth_actions` AWS
+    /// actions (`INITIAL_NO_AUTH_ACTION_COUNT`), which are the caller's unauthenticated set-up.
+    ///
+    /// Returns once this very process holds the port and answers moto's readiness probe
+    /// (which spends none of the `no_auth_actions`); a port that turns out taken (moto could
+    /// not bind it, or another process listens there) is given up for a fresh one, up to 5 times.
+    pub fn start(no_auth_actions: u32) -> anyhow::Result<Self> {
+        Self::start_on(no_auth_actions, &mut unused_local_addr)
     }
-    bail!("{what} did not listen on {addr} within {START_TIMEOUT:?}")
+
+    fn start_on(
+        no_auth_actions: u32,
+        next_addr: &mut dyn FnMut() -> anyhow::Result<SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let binary = test_tool("moto_server")?;
+        let command = |addr: SocketAddr| {
+            let mut command = Command::new(&binary);
+            command
+                .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", no_auth_actions.to_string());
+            command
+        };
+        let server = ServerProcess::start("moto_server", next_addr, &command, &moto_answers)?;
+        Ok(Self { server })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// `http://127.0.0.1:PORT`, the endpoint URL of AWS clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr())
+    }
 }
 
 /// Requests `moto_kms.py setup` makes before moto starts authenticating.
@@ -91,29 +121,18 @@ pub struct AwsKey {
 /// actions are authorized by that user's IAM policy.
 #[derive(Debug)]
 pub struct MotoServer {
-    addr: SocketAddr,
+    process: MotoProcess,
     python: PathBuf,
     signer: AwsKey,
     no_kms: AwsKey,
-    _process: Process,
 }
 
 impl MotoServer {
-    /// Starts moto.
+    /// Starts moto ([`MotoProcess::start`]) and makes its IAM users.
     pub fn start() -> anyhow::Result<Self> {
-        let (binary, python) = (test_tool("moto_server")?, test_tool("python")?);
-        let addr = unused_local_addr()?;
-        let mut child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", MOTO_SETUP_ACTIONS.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        wait_for_port(addr, &mut child, "moto_server")?;
-        let process = Process(child);
-        let setup = boto3(&python, addr, "setup", &[])?;
+        let python = test_tool("python")?;
+        let process = MotoProcess::start(MOTO_SETUP_ACTIONS)?;
+        let setup = boto3(&python, process.addr(), "setup", &[])?;
         let key = |user: &str| -> anyhow::Result<AwsKey> {
             Ok(AwsKey {
                 id: setup[user]["id"].as_str().context("no access key id")?.to_owned(),
@@ -121,17 +140,16 @@ impl MotoServer {
             })
         };
         Ok(Self {
-            addr,
             signer: key("signer")?,
             no_kms: key("nokms")?,
             python,
-            _process: process,
+            process,
         })
     }
 
     /// `127.0.0.1:PORT`, the ENDPOINT of an `awskms://ENDPOINT/KEY` URI.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.process.addr().to_string()
     }
 
     /// The access key of an IAM user allowed `kms:*`.
@@ -147,7 +165,7 @@ impl MotoServer {
     fn kms(&self, command: &str, args: &[&str]) -> anyhow::Result<Value> {
         let mut all = vec![self.signer.id.as_str(), self.signer.secret.as_str()];
         all.extend_from_slice(args);
-        boto3(&self.python, self.addr, command, &all)
+        boto3(&self.python, self.process.addr(), command, &all)
     }
 
     /// Creates an `ECC_NIST_P256` SIGN_VERIFY key (what `cosign generate-key-pair --kms`
@@ -216,9 +234,8 @@ fn boto3(python: &Path, addr: SocketAddr, command: &str, args: &[&str]) -> anyho
 /// OpenBao's dev server (Vault's API) with the transit engine mounted.
 #[derive(Debug)]
 pub struct OpenBao {
-    addr: SocketAddr,
+    server: ServerProcess,
     _home: tempfile::TempDir,
-    _process: Process,
 }
 
 impl OpenBao {
@@ -226,46 +243,32 @@ impl OpenBao {
     pub fn start() -> anyhow::Result<Self> {
         let binary = test_tool("bao")?;
         let home = tempfile::tempdir()?;
-        let addr = unused_local_addr()?;
-        let mut child = Command::new(&binary)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={OPENBAO_ROOT_TOKEN}"),
-                &format!("-dev-listen-address={addr}"),
-            ])
-            // The dev server writes a token helper file into HOME: keep it out of the user's.
-            .env("HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        wait_for_port(addr, &mut child, "bao server -dev")?;
-        let bao = Self {
-            addr,
-            _home: home,
-            _process: Process(child),
+        let command = |addr: SocketAddr| {
+            let mut command = Command::new(&binary);
+            command
+                .args([
+                    "server",
+                    "-dev",
+                    &format!("-dev-root-token-id={OPENBAO_ROOT_TOKEN}"),
+                    &format!("-dev-listen-address={addr}"),
+                ])
+                // The dev server writes a token helper file into HOME: keep it out of the user's.
+                .env("HOME", home.path());
+            command
         };
-        bao.wait_unsealed()?;
+        // 200: initialized, unsealed and active.
+        let unsealed = |addr: SocketAddr| {
+            http::request(addr, "GET", "/v1/sys/health", &[], PROBE_TIMEOUT).is_ok_and(|r| r.status == 200)
+        };
+        let server = ServerProcess::start_on_free_port("bao server -dev", &command, &unsealed)?;
+        let bao = Self { server, _home: home };
         bao.request("POST", "/v1/sys/mounts/transit", Some(json!({"type": "transit"})))?;
         Ok(bao)
     }
 
     /// `http://127.0.0.1:PORT`, the `VAULT_ADDR`.
     pub fn addr(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn wait_unsealed(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.request("GET", "/v1/sys/health", None).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("OpenBao at {} was not ready within {START_TIMEOUT:?}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Creates transit key `name` of `key_type` (`ecdsa-p256`, `ed25519`, `aes256-gcm96`, …).
@@ -303,7 +306,7 @@ impl OpenBao {
 
     /// One authenticated request with the root token; the JSON answer (`null` when empty).
     pub fn request(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let url = format!("http://{}{path}", self.addr);
+        let url = format!("http://{}{path}", self.server.addr());
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         rt::block_on(async move {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
@@ -323,5 +326,96 @@ impl OpenBao {
                 serde_json::from_str(&text)?
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::registry::ClosedPort;
+
+    /// The first address from `first`, fresh ones after it.
+    fn first_then_free(first: SocketAddr) -> impl FnMut() -> anyhow::Result<SocketAddr> {
+        let mut first = Some(first);
+        move || first.take().map_or_else(unused_local_addr, Ok)
+    }
+
+    #[test]
+    fn moto_gives_up_a_port_another_process_listens_on_without_talking_to_it() -> anyhow::Result<()> {
+        let squatter = TcpListener::bind("127.0.0.1:0")?;
+        squatter.set_nonblocking(true)?;
+        let taken = squatter.local_addr()?;
+        let moto = MotoProcess::start_on(0, &mut first_then_free(taken))?;
+        assert_ne!(moto.addr(), taken);
+        assert!(moto_answers(moto.addr()));
+        let contacted = squatter.accept();
+        assert!(
+            matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "the squatter was contacted: {contacted:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn moto_that_cannot_bind_its_port_is_started_again_on_another() -> anyhow::Result<()> {
+        // Bound but not listening: moto's bind fails ("Address already in use") and it exits.
+        let closed = ClosedPort::new()?;
+        let moto = MotoProcess::start_on(0, &mut first_then_free(closed.addr()))?;
+        assert_ne!(moto.addr(), closed.addr());
+        assert!(moto_answers(moto.addr()));
+        Ok(())
+    }
+
+    #[test]
+    fn moto_start_gives_up_after_five_taken_ports_naming_the_last_failure() -> anyhow::Result<()> {
+        let squatter = TcpListener::bind("127.0.0.1:0")?;
+        let taken = squatter.local_addr()?;
+        let error = MotoProcess::start_on(0, &mut || Ok(taken)).expect_err("every port is taken");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("moto_server could not bind a free port in 5 attempts")
+                && message.contains(&format!("port {} is held by another process", taken.port())),
+            "{message}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_readiness_probe_spends_none_of_the_unauthenticated_actions() -> anyhow::Result<()> {
+        let moto = MotoProcess::start(1)?;
+        for _ in 0..3 {
+            assert!(moto_answers(moto.addr()));
+        }
+        let script = r#"
+import sys, boto3
+from botocore.config import Config
+iam = boto3.client("iam", region_name="us-east-1", endpoint_url=sys.argv[1], aws_access_key_id="setup",
+    aws_secret_access_key="setup", config=Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=30))
+for user in ("first", "second"):
+    try:
+        iam.create_user(UserName=user)
+        print(user, "created")
+    except Exception as error:
+        print(user, "refused:", error)
+"#;
+        let output = Command::new(test_tool("python")?)
+            .arg("-c")
+            .arg(script)
+            .arg(moto.endpoint())
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdin(Stdio::null())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            stdout.contains("first created")
+                && stdout.contains("second refused: An error occurred (InvalidClientTokenId)"),
+            "{stdout}"
+        );
+        Ok(())
     }
 }

@@ -25,8 +25,8 @@
 //! * Attestations in cosign's `repo:sha256-<hex>.att` format: [`attest_with_key`], [`attest_keyless`] (in-toto
 //!   statement, DSSE envelope, `intoto` Rekor bundle); [`key_attestation_layer`], [`envelope_layer`],
 //!   [`push_attestation_layers`] for negative tests.
-//! * KMS signers: [`MotoServer`] (AWS KMS through moto) and [`OpenBao`] (Vault's transit API) run
-//!   real servers; [`sign_with_external`] stores a signature made by any external signer.
+//! * KMS signers: [`MotoServer`] (AWS KMS through moto; [`MotoProcess`] is a bare moto for a
+//!   test's own set-up) and [`OpenBao`] (Vault's transit API) run real servers; [`sign_with_external`] stores a signature made by any external signer.
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -72,6 +72,7 @@ mod referrers;
 mod registry;
 mod rekor;
 mod rt;
+mod server;
 mod sign;
 mod signature;
 mod slow;
@@ -93,7 +94,7 @@ pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
 };
 pub use keys::KeyPair;
-pub use kms::{AwsKey, MOTO_REGION, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};
+pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};
 pub use oci::sha256_digest;
 pub use proxy::{CountingProxy, RecordedRequest};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};

@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 use crate::http;
 use crate::oci::{self, HostAccess};
+use crate::server::{StartError, retry_on_taken_port};
 
 /// User name of registries started with `basic_auth`.
 pub const REGISTRY_USER: &str = "testkit";
@@ -53,7 +54,6 @@ exec 3<&-
 wait "$pid"
 "#;
 
-const START_ATTEMPTS: usize = 5;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `docker-registry` process serving plain HTTP on `127.0.0.1:<port>`.
@@ -96,19 +96,7 @@ impl Registry {
                 binary.display()
             );
         }
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
-            match Self::try_start(binary, options) {
-                Ok(registry) => return Ok(registry),
-                Err(StartError::PortTaken(error)) => last_error = Some(error),
-                Err(StartError::Fatal(error)) => return Err(error),
-            }
-        }
-        Err(last_error
-            .unwrap_or_else(|| anyhow::anyhow!("no start attempt made"))
-            .context(format!(
-                "docker-registry could not bind a free port in {START_ATTEMPTS} attempts"
-            )))
+        retry_on_taken_port("docker-registry", || Self::try_start(binary, options))
     }
 
     fn try_start(binary: &Path, options: RegistryOptions) -> Result<Self, StartError> {
@@ -284,19 +272,6 @@ impl Drop for Registry {
         oci::unregister_host(&self.host());
         if let Err(error) = self.stop() {
             eprintln!("testkit: stopping docker-registry on {}: {error:#}", self.addr);
-        }
-    }
-}
-
-enum StartError {
-    PortTaken(anyhow::Error),
-    Fatal(anyhow::Error),
-}
-
-impl From<StartError> for anyhow::Error {
-    fn from(error: StartError) -> Self {
-        match error {
-            StartError::PortTaken(error) | StartError::Fatal(error) => error,
         }
     }
 }

@@ -7,15 +7,14 @@ mod provider_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use provider_support::*;
 use serde::Deserialize as _;
 use serde_json::Value;
 use testkit::{
-    AwsKey, ClosedPort, MOTO_REGION, MotoProcess, MotoServer, Registry, push_image, sign_with_external,
-    unused_local_addr,
+    AwsKey, ClosedPort, MOTO_REGION, MotoProcess, MotoServer, ProviderProcess, Registry, push_image, sign_with_external,
 };
 
 fn policy_wasm() -> String {
@@ -662,16 +661,6 @@ fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
     Ok(())
 }
 
-/// Kills the provider when the test ends, also on failure.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_article_kms_policy_admits_kms_signed_images_through_the_provider() -> TestResult {
     let moto = MotoServer::start()?;
@@ -692,41 +681,26 @@ async fn the_article_kms_policy_admits_kms_signed_images_through_the_provider() 
     std::fs::write(&settings, serde_json::json!({"policies": [policy]}).to_string())?;
     let sources = files.dir.path().join("sources.yaml");
     std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
-    let addr = unused_local_addr()?.to_string();
-    let metrics_addr = unused_local_addr()?.to_string();
-    let mut command = cip(files.dir.path(), moto.signer());
-    command
-        .arg("provider")
-        .arg("--settings-path")
-        .arg(&settings)
-        .arg("--sources-path")
-        .arg(&sources)
-        .args(["--kms-insecure-endpoint", &moto.host()])
-        .arg("--tls-cert-file")
-        .arg(&files.cert)
-        .arg("--tls-key-file")
-        .arg(&files.key)
-        .arg("--client-ca-file")
-        .arg(&files.client_ca)
-        .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
-        .arg(policy_wasm())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _running = Running(command.spawn()?);
-
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let started = Instant::now();
-    loop {
-        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err("the provider did not become ready within 60 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
+    let provider = ProviderProcess::start(|| {
+        let mut command = cip(files.dir.path(), moto.signer());
+        command
+            .arg("provider")
+            .arg("--settings-path")
+            .arg(&settings)
+            .arg("--sources-path")
+            .arg(&sources)
+            .args(["--kms-insecure-endpoint", &moto.host()])
+            .arg("--tls-cert-file")
+            .arg(&files.cert)
+            .arg("--tls-key-file")
+            .arg(&files.key)
+            .arg("--client-ca-file")
+            .arg(&files.client_ca)
+            .arg(policy_wasm());
+        command
+    })?;
+    let addr = provider.addr();
+    let gatekeeper = bounded_tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let signed = key(&format!("{host}/myproject/app:v1"), "default");
     let unsigned = key(&format!("{host}/myproject/unsigned:v1"), "default");
     let answer: Value = gatekeeper

@@ -4,14 +4,14 @@
 mod provider_support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use provider_support::*;
 use serde_json::json;
 
-fn provider_command(files: &TlsFiles, settings: &Path) -> TestResult<(Command, String, String)> {
-    let addr = testkit::unused_local_addr()?.to_string();
-    let metrics_addr = testkit::unused_local_addr()?.to_string();
+/// `cip provider` with the real module and TLS files, without its addresses
+/// ([`testkit::ProviderProcess`] adds them).
+fn provider_command(files: &TlsFiles, settings: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
     command
         .arg("provider")
@@ -23,10 +23,8 @@ fn provider_command(files: &TlsFiles, settings: &Path) -> TestResult<(Command, S
         .arg(&files.key)
         .arg("--client-ca-file")
         .arg(&files.client_ca)
-        .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
-        .arg(policy_wasm_path())
-        .stdout(Stdio::null());
-    Ok((command, addr, metrics_addr))
+        .arg(policy_wasm_path());
+    command
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,12 +34,10 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
     let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
     let settings = files.dir.path().join("settings.yaml");
     std::fs::write(&settings, "policies: []\nnoMatchPolicy: deny\n")?;
-    let (mut command, addr, metrics_addr) = provider_command(&files, &settings)?;
-    let _running = Running(command.stderr(Stdio::null()).spawn()?);
+    let provider = testkit::ProviderProcess::start(|| provider_command(&files, &settings))?;
+    let (addr, metrics_addr) = (provider.addr(), provider.metrics_addr());
 
-    wait_until_ready(&metrics_addr).await?;
-
-    let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
+    let gatekeeper = bounded_tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let k = key("registry.example/app:v1", "production");
     let answer: serde_json::Value = gatekeeper
         .post(format!("https://{addr}/validate"))
@@ -53,18 +49,15 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
     let value = &item(&answer, &k).ok_or("no item")?["value"];
     assert_eq!(value["verdict"], "deny", "noMatchPolicy: deny: {answer}");
 
-    let anonymous = tls13_client(&ca, None)?;
-    assert!(
-        anonymous
-            .post(format!("https://{addr}/validate"))
-            .json(&request(&[]))
-            .send()
-            .await
-            .is_err()
-    );
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
+    let anonymous = bounded_tls13_client(&ca, None)?;
+    let refused = anonymous
+        .post(format!("https://{addr}/validate"))
+        .json(&request(&[]))
+        .send()
+        .await;
+    // Refused, not merely unanswered within the bound.
+    assert!(matches!(&refused, Err(error) if !error.is_timeout()), "{refused:?}");
+    let text = bounded_http_client()?
         .get(format!("http://{metrics_addr}/metrics"))
         .send()
         .await?
@@ -83,13 +76,59 @@ fn cip_provider_refuses_invalid_settings() -> TestResult {
     let files = TlsFiles::write(&ca.server()?, &ca)?;
     let settings = files.dir.path().join("settings.yaml");
     std::fs::write(&settings, json!({"noMatchPolicy": "sometimes"}).to_string())?;
-    let (mut command, _, _) = provider_command(&files, &settings)?;
-    let output = command.output()?;
+    // Ephemeral loopback ports: it must exit before it binds them.
+    let output = provider_command(&files, &settings)
+        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "started with invalid settings");
     assert!(
         stderr.contains("the policy refused its settings: noMatchPolicy"),
         "{stderr}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cip_provider_on_a_taken_port_is_started_again_on_fresh_ports_without_contacting_the_holder() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &ca)?;
+    let settings = files.dir.path().join("settings.yaml");
+    std::fs::write(&settings, "policies: []\nnoMatchPolicy: deny\n")?;
+    // First start: its metrics port bound but not listening (its bind fails, it exits).
+    // Second: its HTTPS port listened on by another socket (likewise). Then fresh ports.
+    let closed = testkit::ClosedPort::new()?;
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0")?;
+    squatter.set_nonblocking(true)?;
+    let taken = [closed.addr(), squatter.local_addr()?];
+    let mut given = vec![
+        testkit::unused_local_addr()?,
+        taken[0],
+        taken[1],
+        testkit::unused_local_addr()?,
+    ]
+    .into_iter();
+    let mut draws = 0;
+    let provider = testkit::ProviderProcess::start_on(
+        &mut || {
+            draws += 1;
+            given.next().map_or_else(testkit::unused_local_addr, Ok)
+        },
+        || provider_command(&files, &settings),
+    )?;
+    assert_eq!(draws, 6, "three starts of two ports each");
+    for addr in [provider.addr(), provider.metrics_addr()] {
+        assert!(!taken.contains(&addr), "{addr} was taken");
+    }
+    let contacted = squatter.accept();
+    assert!(
+        matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+        "the squatter was contacted: {contacted:?}"
+    );
+    let ready = bounded_http_client()?
+        .get(format!("http://{}/readyz", provider.metrics_addr()))
+        .send()
+        .await?;
+    assert_eq!(ready.status(), 200);
     Ok(())
 }

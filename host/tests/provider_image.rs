@@ -7,7 +7,7 @@
 mod provider_support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use provider_support::*;
 use serde_json::Value;
@@ -85,10 +85,9 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
     let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
     let settings = files.dir.path().join("settings.yaml");
     std::fs::write(&settings, "policies: []\nnoMatchPolicy: deny\n")?;
-    let addr = testkit::unused_local_addr()?.to_string();
-    let metrics_addr = testkit::unused_local_addr()?.to_string();
-    let _provider = Running(
-        Command::new(&binary)
+    let provider = testkit::ProviderProcess::start(|| {
+        let mut command = Command::new(&binary);
+        command
             .arg("provider")
             .arg("-s")
             .arg(&settings)
@@ -98,16 +97,13 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
             .arg(&files.key)
             .arg("--client-ca-file")
             .arg(&files.client_ca)
-            .args(["--addr", &addr, "--metrics-addr", &metrics_addr])
             .arg(&module)
             .env_clear()
-            .env("CIP_CACHE_DIR", dir.path().join("cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_until_ready(&metrics_addr).await?;
-    let gatekeeper = tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
+            .env("CIP_CACHE_DIR", dir.path().join("cache"));
+        command
+    })?;
+    let addr = provider.addr();
+    let gatekeeper = bounded_tls13_client(&ca, Some(&gatekeeper_ca.client()?))?;
     let k = key("registry.example/app:v1", "production");
     let answer: Value = gatekeeper
         .post(format!("https://{addr}/validate"))

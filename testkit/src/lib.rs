@@ -27,6 +27,10 @@
 //!   [`push_attestation_layers`] for negative tests.
 //! * KMS signers: [`MotoServer`] (AWS KMS through moto; [`MotoProcess`] is a bare moto for a
 //!   test's own set-up) and [`OpenBao`] (Vault's transit API) run real servers; [`sign_with_external`] stores a signature made by any external signer.
+//! * Servers started as child processes get ports of their own: [`ProviderProcess`] runs a
+//!   `cip provider` command line on two fresh loopback ports and returns once that process
+//!   holds both and answers `/readyz`, started again on fresh ports when one was taken (as the
+//!   KMS servers and the [`Registry`] are).
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -67,6 +71,7 @@ mod image;
 mod keys;
 mod kms;
 mod oci;
+mod provider;
 mod proxy;
 mod referrers;
 mod registry;
@@ -96,6 +101,7 @@ pub use image::{
 pub use keys::KeyPair;
 pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};
 pub use oci::sha256_digest;
+pub use provider::ProviderProcess;
 pub use proxy::{CountingProxy, RecordedRequest};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};
 pub use registry::{

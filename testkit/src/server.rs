@@ -2,11 +2,12 @@
 //!
 //! A port found free ([`unused_local_addr`]) is released before the child binds it: another
 //! process (a parallel test's server, an outgoing connection's ephemeral port) may take it in
-//! between. So a start is retried on a fresh port when the child could not bind
-//! ([`StartError::PortTaken`], [`retry_on_taken_port`]), and [`ServerProcess::start`] counts
-//! the port as the child's only once the kernel lists the port's listening socket among the
-//! child's own file descriptors: no request is ever sent to a process that listened there
-//! first.
+//! between. So a start is retried on fresh ports when the child could not bind
+//! ([`StartError::PortTaken`], [`retry_on_taken_port`]), and [`ServerProcess::start_holding`]
+//! counts a port as the child's only once the kernel lists the port's listening socket among
+//! the child's own file descriptors: no request is ever sent to a process that listened there
+//! first. A server that listens on several ports (`cip provider`: HTTPS and metrics) is ready
+//! only once it holds every one of them.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -129,39 +130,42 @@ fn listening_inodes(table: &str, port: u16) -> Vec<String> {
         .collect()
 }
 
-/// How long a server may take from its spawn to its first good answer.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take from its spawn to its first good answer, unless its start says
+/// otherwise.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The bound of each readiness request.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most of a server's output an error quotes.
 const LOG_TAIL: usize = 2000;
 
-/// A server child process listening on its own `127.0.0.1` port, its stdout and stderr in a
-/// log file; killed (and waited for) on drop.
+/// A server child process listening on `127.0.0.1` ports of its own, its stdout and stderr in
+/// a log file; killed (and waited for) on drop.
 #[derive(Debug)]
 pub(crate) struct ServerProcess {
     process: Process,
-    addr: SocketAddr,
+    /// The ports it holds, in the order its start drew them.
+    addrs: Vec<SocketAddr>,
     _log_dir: TempDir,
     log: PathBuf,
 }
 
 impl ServerProcess {
-    /// Starts `command(addr)` on a port from `next_addr` (normally [`unused_local_addr`]) and
-    /// waits until the child holds the port and `ready(addr)` (a bounded request to it) says
-    /// it serves. A child that exits because the port is in use, or finds the port held by
-    /// another process, is killed and started again on the next port, [`START_ATTEMPTS`] in
-    /// all.
+    /// Starts a server on one port: [`ServerProcess::start_holding`] with one port and
+    /// [`READY_TIMEOUT`].
     pub(crate) fn start(
         what: &str,
         next_addr: &mut dyn FnMut() -> anyhow::Result<SocketAddr>,
         command: &dyn Fn(SocketAddr) -> Command,
         ready: &dyn Fn(SocketAddr) -> bool,
     ) -> anyhow::Result<Self> {
-        retry_on_taken_port(what, || {
-            let addr = next_addr().map_err(StartError::Fatal)?;
-            Self::try_start(what, addr, command, ready)
-        })
+        Self::start_holding(
+            what,
+            1,
+            READY_TIMEOUT,
+            next_addr,
+            &|addrs| command(addrs[0]),
+            &|addrs| ready(addrs[0]),
+        )
     }
 
     /// [`ServerProcess::start`] on ports from [`unused_local_addr`].
@@ -173,11 +177,33 @@ impl ServerProcess {
         Self::start(what, &mut unused_local_addr, command, ready)
     }
 
+    /// Starts `command(addrs)` on `ports` distinct ports drawn from `next_addr` (normally
+    /// [`unused_local_addr`]), in the order drawn, and waits (at most `ready_timeout`) until
+    /// the child holds every one of them and `ready(addrs)` (bounded requests to them) says it
+    /// serves; `ready` is never called before. A child that exits because a port is in use,
+    /// or finds any of its ports held by another process, is killed and started again on
+    /// fresh ports, [`START_ATTEMPTS`] in all (a port drawn twice counts as taken).
+    pub(crate) fn start_holding(
+        what: &str,
+        ports: usize,
+        ready_timeout: Duration,
+        next_addr: &mut dyn FnMut() -> anyhow::Result<SocketAddr>,
+        command: &dyn Fn(&[SocketAddr]) -> Command,
+        ready: &dyn Fn(&[SocketAddr]) -> bool,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(ports > 0, "{what}: a server listens on at least one port");
+        retry_on_taken_port(what, || {
+            let addrs = draw_addrs(ports, next_addr)?;
+            Self::try_start(what, addrs, ready_timeout, command, ready)
+        })
+    }
+
     fn try_start(
         what: &str,
-        addr: SocketAddr,
-        command: &dyn Fn(SocketAddr) -> Command,
-        ready: &dyn Fn(SocketAddr) -> bool,
+        addrs: Vec<SocketAddr>,
+        ready_timeout: Duration,
+        command: &dyn Fn(&[SocketAddr]) -> Command,
+        ready: &dyn Fn(&[SocketAddr]) -> bool,
     ) -> Result<Self, StartError> {
         let fatal = |error: anyhow::Error| StartError::Fatal(error);
         let log_dir = tempfile::Builder::new()
@@ -190,7 +216,7 @@ impl ServerProcess {
             .context("creating the server log")
             .map_err(fatal)?;
         let err = out.try_clone().context("duplicating the log handle").map_err(fatal)?;
-        let mut command = command(addr);
+        let mut command = command(&addrs);
         let child = command
             .stdin(Stdio::null())
             .stdout(out)
@@ -200,39 +226,48 @@ impl ServerProcess {
             .map_err(fatal)?;
         let mut server = Self {
             process: Process(child),
-            addr,
+            addrs,
             _log_dir: log_dir,
             log,
         };
-        server.wait_ready(what, ready)?;
+        server.wait_ready(what, ready_timeout, ready)?;
         Ok(server)
     }
 
-    fn wait_ready(&mut self, what: &str, ready: &dyn Fn(SocketAddr) -> bool) -> Result<(), StartError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
+    fn wait_ready(
+        &mut self,
+        what: &str,
+        ready_timeout: Duration,
+        ready: &dyn Fn(&[SocketAddr]) -> bool,
+    ) -> Result<(), StartError> {
+        let deadline = Instant::now() + ready_timeout;
+        let addrs = self.addrs.clone();
+        let pid = self.process.0.id();
         loop {
             self.check_running(what)?;
-            match port_owner(self.addr.port(), self.process.0.id()).map_err(StartError::Fatal)? {
-                PortOwner::Process => {
-                    if ready(self.addr) {
-                        // Still the one listening: it did not exit after answering.
-                        return self.check_running(what);
+            let mut held = 0;
+            for addr in &addrs {
+                match port_owner(addr.port(), pid).map_err(StartError::Fatal)? {
+                    PortOwner::Process => held += 1,
+                    PortOwner::Other => {
+                        // The child may have exited in between: its own report is the better one.
+                        self.check_running(what)?;
+                        return Err(StartError::PortTaken(anyhow::anyhow!(
+                            "{what}: port {} is held by another process",
+                            addr.port()
+                        )));
                     }
+                    PortOwner::Nobody => {}
                 }
-                PortOwner::Other => {
-                    // The child may have exited in between: its own report is the better one.
-                    self.check_running(what)?;
-                    return Err(StartError::PortTaken(anyhow::anyhow!(
-                        "{what}: port {} is held by another process",
-                        self.addr.port()
-                    )));
-                }
-                PortOwner::Nobody => {}
+            }
+            // Still the one listening after a good answer: it did not exit after answering.
+            if held == addrs.len() && ready(&addrs) {
+                return self.check_running(what);
             }
             if Instant::now() > deadline {
                 return Err(StartError::Fatal(anyhow::anyhow!(
-                    "{what} on {} not ready after {READY_TIMEOUT:?}: {}",
-                    self.addr,
+                    "{what} on {} not ready after {ready_timeout:?} (holding {held} of its ports): {}",
+                    self.addrs_text(),
                     self.log_tail()
                 )));
             }
@@ -253,7 +288,10 @@ impl ServerProcess {
             return Ok(());
         };
         let log = self.log_tail();
-        let error = anyhow::anyhow!("{what} on {} exited at start-up with {status}: {log}", self.addr);
+        let error = anyhow::anyhow!(
+            "{what} on {} exited at start-up with {status}: {log}",
+            self.addrs_text()
+        );
         Err(if log.to_ascii_lowercase().contains("address already in use") {
             StartError::PortTaken(error)
         } else {
@@ -271,16 +309,92 @@ impl ServerProcess {
         log[start..].trim().to_owned()
     }
 
-    /// `127.0.0.1:PORT`.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+    /// The addresses, `127.0.0.1:PORT, 127.0.0.1:PORT`.
+    fn addrs_text(&self) -> String {
+        let addrs: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
+        addrs.join(", ")
     }
+
+    /// `127.0.0.1:PORT`, the first port (the only one of a one-port server).
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every port's `127.0.0.1:PORT`, in the order [`ServerProcess::start_holding`] drew them.
+    pub(crate) fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+}
+
+/// `count` addresses from `next_addr` on distinct ports; a port drawn twice is
+/// [`StartError::PortTaken`] (the child could not bind it twice), so the start draws afresh.
+fn draw_addrs(
+    count: usize,
+    next_addr: &mut dyn FnMut() -> anyhow::Result<SocketAddr>,
+) -> Result<Vec<SocketAddr>, StartError> {
+    let mut addrs: Vec<SocketAddr> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let addr = next_addr().map_err(StartError::Fatal)?;
+        if addrs.iter().any(|drawn| drawn.port() == addr.port()) {
+            return Err(StartError::PortTaken(anyhow::anyhow!(
+                "port {} was drawn twice for one server",
+                addr.port()
+            )));
+        }
+        addrs.push(addr);
+    }
+    Ok(addrs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::{Cell, RefCell};
     use std::net::TcpListener;
+
+    use crate::kms::test_tool;
+
+    /// A server that listens on each port given (after `DELAY` seconds between two binds)
+    /// and sleeps; a port it cannot bind is skipped, not an exit: it then holds some of its
+    /// ports only.
+    const LISTENER: &str = r#"
+import socket, sys, time
+held = []
+for i, port in enumerate(sys.argv[2:]):
+    if i:
+        time.sleep(float(sys.argv[1]))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", int(port)))
+        s.listen()
+        held.append(s)
+    except OSError:
+        pass
+time.sleep(60)
+"#;
+
+    fn listener(delay: &str) -> anyhow::Result<impl Fn(&[SocketAddr]) -> Command> {
+        let python = test_tool("python")?;
+        let delay = delay.to_owned();
+        Ok(move |addrs: &[SocketAddr]| {
+            let mut command = Command::new(&python);
+            command.arg("-c").arg(LISTENER).arg(&delay);
+            command.args(addrs.iter().map(|addr| addr.port().to_string()));
+            command
+        })
+    }
+
+    /// The addresses from `first`, fresh ones after them; counts the draws.
+    fn these_then_free<'a>(
+        first: Vec<SocketAddr>,
+        draws: &'a Cell<usize>,
+    ) -> impl FnMut() -> anyhow::Result<SocketAddr> + 'a {
+        let mut first = first.into_iter();
+        move || {
+            draws.set(draws.get() + 1);
+            first.next().map_or_else(unused_local_addr, Ok)
+        }
+    }
 
     #[test]
     fn reads_listening_sockets_of_a_port_from_the_kernel_table() {
@@ -328,5 +442,92 @@ mod tests {
         })
         .expect_err("fatal");
         assert_eq!((attempts, format!("{error}")), (1, "broken".to_owned()));
+    }
+
+    #[test]
+    fn a_server_holding_one_of_its_ports_while_another_process_holds_the_other_is_started_again() -> anyhow::Result<()>
+    {
+        let squatter = TcpListener::bind("127.0.0.1:0")?;
+        squatter.set_nonblocking(true)?;
+        let taken = squatter.local_addr()?;
+        let draws = Cell::new(0);
+        let asked = RefCell::new(Vec::new());
+        let server = ServerProcess::start_holding(
+            "listener",
+            2,
+            READY_TIMEOUT,
+            &mut these_then_free(vec![unused_local_addr()?, taken], &draws),
+            &listener("0")?,
+            &|addrs| {
+                asked.borrow_mut().push(addrs.to_vec());
+                true
+            },
+        )?;
+        let addrs = server.addrs().to_vec();
+        assert_eq!((addrs.len(), draws.get()), (2, 4), "{addrs:?}");
+        assert!(
+            !addrs.contains(&taken) && addrs[0].port() != addrs[1].port(),
+            "{addrs:?}"
+        );
+        assert_eq!(
+            *asked.borrow(),
+            std::slice::from_ref(&addrs),
+            "ready is asked only of a server holding all"
+        );
+        for addr in &addrs {
+            assert_eq!(port_owner(addr.port(), server.process.0.id())?, PortOwner::Process);
+        }
+        let contacted = squatter.accept();
+        assert!(
+            matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+            "the squatter was contacted: {contacted:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn ready_is_asked_only_once_every_port_is_held() -> anyhow::Result<()> {
+        let pending = Cell::new(0);
+        let server = ServerProcess::start_holding(
+            "listener",
+            2,
+            READY_TIMEOUT,
+            &mut unused_local_addr,
+            &listener("1")?,
+            &|addrs| {
+                // Someone (the child: not this process) listens on each.
+                for addr in addrs {
+                    if port_owner(addr.port(), std::process::id()).is_ok_and(|owner| owner != PortOwner::Other) {
+                        pending.set(pending.get() + 1);
+                    }
+                }
+                true
+            },
+        )?;
+        assert_eq!(pending.get(), 0, "ready was asked before the second port was held");
+        assert_eq!(server.addrs().len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_port_drawn_twice_is_given_up_before_any_start() -> anyhow::Result<()> {
+        let port = unused_local_addr()?;
+        let draws = Cell::new(0);
+        let starts = Cell::new(0);
+        let command = listener("0")?;
+        let server = ServerProcess::start_holding(
+            "listener",
+            2,
+            READY_TIMEOUT,
+            &mut these_then_free(vec![port, port], &draws),
+            &|addrs| {
+                starts.set(starts.get() + 1);
+                command(addrs)
+            },
+            &|_| true,
+        )?;
+        assert_eq!((draws.get(), starts.get()), (4, 1));
+        assert_ne!(server.addrs()[0].port(), server.addrs()[1].port());
+        Ok(())
     }
 }

@@ -153,6 +153,14 @@ pub fn client(
     identity: Option<&Leaf>,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> TestResult<reqwest::Client> {
+    Ok(client_builder(ca, identity, versions)?.build()?)
+}
+
+fn client_builder(
+    ca: &Ca,
+    identity: Option<&Leaf>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TestResult<reqwest::ClientBuilder> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes())?)?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -165,15 +173,31 @@ pub fn client(
         )?,
         None => builder.with_no_client_auth(),
     };
-    Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .no_proxy()
-        .build()?)
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config).no_proxy())
 }
 
 /// A TLS 1.3 client like Gatekeeper's.
 pub fn tls13_client(ca: &Ca, identity: Option<&Leaf>) -> TestResult<reqwest::Client> {
     client(ca, identity, &[&rustls::version::TLS13])
+}
+
+/// The bound of every request a test sends to a provider process ([`testkit::ProviderProcess`]),
+/// from connecting to the end of the body: a provider that hangs fails the test with a
+/// timeout error instead of hanging it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`tls13_client`] whose every request ends within [`REQUEST_TIMEOUT`] (Gatekeeper's
+/// requests have a timeout too).
+pub fn bounded_tls13_client(ca: &Ca, identity: Option<&Leaf>) -> TestResult<reqwest::Client> {
+    Ok(client_builder(ca, identity, &[&rustls::version::TLS13])?
+        .timeout(REQUEST_TIMEOUT)
+        .build()?)
+}
+
+/// A plain-HTTP client (for the metrics port) whose every request ends within
+/// [`REQUEST_TIMEOUT`].
+pub fn bounded_http_client() -> TestResult<reqwest::Client> {
+    Ok(reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build()?)
 }
 
 /// A key as the ConstraintTemplate builds it.
@@ -320,30 +344,4 @@ pub fn production_and_development_settings(public_key_pem: &str) -> Value {
         ],
         "noMatchPolicy": "allow",
     })
-}
-
-/// A provider process, killed when the test ends (also on failure).
-pub struct Running(pub std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits (up to 60 s) until a provider process answers `/readyz` on its metrics address.
-pub async fn wait_until_ready(metrics_addr: &str) -> TestResult {
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let started = std::time::Instant::now();
-    loop {
-        let ready = http.get(format!("http://{metrics_addr}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("the provider at {metrics_addr} did not become ready within 60 s").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

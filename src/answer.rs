@@ -115,6 +115,20 @@ fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// Appends `s` to `out` as a JSON string, byte for byte what `serde_json` writes (requests to the
+/// host are built as text around it: one allocation for the whole request).
+pub(crate) fn push_string(out: &mut String, s: &str) {
+    if any_needs_escape(s.as_bytes()) {
+        // Strings serialise infallibly.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
+}
+
 /// The bytes `serde_json`'s writer escapes: control characters, `"` and `\`.
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
@@ -201,6 +215,14 @@ mod tests {
             let mut ours = Vec::new();
             write_response(&mut ours, &response).unwrap();
             prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&response).unwrap());
+        }
+
+        /// A string pushed into a text after what is there is the one `serde_json` writes.
+        #[test]
+        fn a_pushed_string_is_what_serde_json_writes(before in text(), s in text()) {
+            let mut ours = before.clone();
+            push_string(&mut ours, &s);
+            prop_assert_eq!(ours, before + &serde_json::to_string(&s).unwrap());
         }
     }
 

@@ -360,7 +360,7 @@ fn fetch_config(
     };
     let image = match digest.or(reference.digest()) {
         Some(d) => format!("{}/{}@{d}", reference.registry(), reference.repository()),
-        None => reference.verification_target(),
+        None => reference.verification_target().into_owned(),
     };
     let payload = serde_json::to_vec(&image).map_err(|e| e.to_string())?;
     let answer = host.call(MANIFEST_CONFIG, &payload)?;

@@ -11,6 +11,7 @@
 //! The grammar is the one of `distribution/reference`; anything outside it is refused, since a
 //! reference we cannot read is a reference we cannot vouch for.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::ascii;
@@ -21,13 +22,18 @@ pub(crate) const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;
 
-/// A parsed, normalised image reference.
+/// A parsed, normalised image reference, kept as its one text `registry/repository[:tag][@digest]`
+/// (what globs are matched against, and in most cases what the host is asked to verify) with
+/// where each part ends: one allocation per reference, read for every image of every request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ImageReference {
-    registry: String,
-    repository: String,
-    tag: Option<String>,
-    digest: Option<String>,
+    text: String,
+    /// Where the registry ends (the `/` after it).
+    registry_end: usize,
+    /// Where the repository ends (the `:` before the tag, the `@` before the digest, or the end).
+    repository_end: usize,
+    /// Where the tag ends (`repository_end` when there is no tag).
+    tag_end: usize,
 }
 
 /// Why an image reference was refused.
@@ -60,7 +66,10 @@ impl ImageReference {
             return Err(ReferenceError::Empty);
         }
         let (rest, digest) = match ascii::split_once(input, b'@') {
-            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            Some((rest, digest)) => {
+                check_digest(digest)?;
+                (rest, Some(digest))
+            }
             None => (input, None),
         };
         // A tag is after the last ':' that follows the last '/', so a registry port is not a tag.
@@ -69,89 +78,112 @@ impl ImageReference {
             Some(i) => {
                 let tag = &rest[last_slash + i + 1..];
                 check_tag(tag)?;
-                (&rest[..last_slash + i], Some(tag.to_owned()))
+                (&rest[..last_slash + i], Some(tag))
             }
             None => (rest, None),
         };
         let (registry, path) = split_registry(name);
-        let registry = normalise_registry(registry)?;
+        // A registry written in normal form (nearly all) is copied as it is.
+        let normalised;
+        let registry = match registry {
+            None => DOCKER_HUB,
+            Some(r) if normal_registry_len(r) == Some(r.len()) => r,
+            Some(_) => {
+                normalised = normalise_registry(registry)?;
+                &normalised
+            }
+        };
         if path.len() > MAX_NAME_LEN || name.len() > MAX_NAME_LEN {
             return Err(ReferenceError::NameTooLong);
         }
         for component in ascii::split(path, b'/') {
             check_path_component(component)?;
         }
-        let repository = if registry == DOCKER_HUB && !ascii::contains(path, b'/') {
-            format!("library/{path}")
+        let library = if registry == DOCKER_HUB && !ascii::contains(path, b'/') {
+            "library/"
         } else {
-            path.to_owned()
+            ""
         };
         // Docker applies the limit to the normalised name (found by the fuzzer: a name within it
         // as written, beyond it with `docker.io/library/`, did not read back).
-        if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
+        if registry.len() + 1 + library.len() + path.len() > MAX_NAME_LEN {
             return Err(ReferenceError::NameTooLong);
         }
-        let tag = match (tag, &digest) {
-            (None, None) => Some("latest".to_owned()),
+        let tag = match (tag, digest) {
+            (None, None) => Some("latest"),
             (tag, _) => tag,
         };
+        let mut text = String::with_capacity(
+            registry.len()
+                + 1
+                + library.len()
+                + path.len()
+                + tag.map_or(0, |t| 1 + t.len())
+                + digest.map_or(0, |d| 1 + d.len()),
+        );
+        for part in [registry, "/", library, path] {
+            text.push_str(part);
+        }
+        let repository_end = text.len();
+        if let Some(tag) = tag {
+            text.push(':');
+            text.push_str(tag);
+        }
+        let tag_end = text.len();
+        if let Some(digest) = digest {
+            text.push('@');
+            text.push_str(digest);
+        }
         Ok(Self {
-            registry,
-            repository,
-            tag,
-            digest,
+            text,
+            registry_end: registry.len(),
+            repository_end,
+            tag_end,
         })
     }
 
     /// Registry host (and port), lower-cased, Docker Hub aliases folded into `docker.io`.
     pub fn registry(&self) -> &str {
-        &self.registry
+        &self.text[..self.registry_end]
     }
 
     /// Repository path inside the registry.
     pub fn repository(&self) -> &str {
-        &self.repository
+        &self.text[self.registry_end + 1..self.repository_end]
     }
 
     /// Tag, if the reference has one (`latest` when neither tag nor digest was written).
     pub fn tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        (self.tag_end > self.repository_end).then(|| &self.text[self.repository_end + 1..self.tag_end])
     }
 
     /// Digest written in the reference, if any.
     pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+        (self.text.len() > self.tag_end).then(|| &self.text[self.tag_end + 1..])
     }
 
     /// The verification target handed to the host: `registry/repo@digest` when the workload
-    /// names a digest (the digest is what will run), else `registry/repo:tag`.
-    pub fn verification_target(&self) -> String {
-        // Pushed, not `format!`ted: this runs for every host call, and the formatting machinery
-        // is slow in wasm.
-        let (separator, version) = match (&self.digest, &self.tag) {
-            (Some(digest), _) => ("@", digest.as_str()),
-            (None, Some(tag)) => (":", tag.as_str()),
-            (None, None) => ("", ""),
-        };
-        let mut target = String::with_capacity(self.registry.len() + self.repository.len() + version.len() + 2);
-        for part in [&self.registry, "/", &self.repository, separator, version] {
-            target.push_str(part);
+    /// names a digest (the digest is what will run), else `registry/repo:tag`. Borrowed unless
+    /// the reference has both a tag and a digest.
+    pub fn verification_target(&self) -> Cow<'_, str> {
+        match (self.tag(), self.digest()) {
+            (Some(_), Some(digest)) => {
+                let name = &self.text[..self.repository_end];
+                let mut target = String::with_capacity(name.len() + 1 + digest.len());
+                for part in [name, "@", digest] {
+                    target.push_str(part);
+                }
+                Cow::Owned(target)
+            }
+            _ => Cow::Borrowed(&self.text),
         }
-        target
     }
 }
 
 /// The fully qualified form matched against globs: `registry/repo[:tag][@digest]`.
 impl fmt::Display for ImageReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -430,6 +462,102 @@ mod tests {
                         && !label.ends_with(b"-")
                 });
             prop_assert_eq!(valid_host(host.as_bytes()), split);
+        }
+    }
+
+    /// The reading [`ImageReference::parse`] replaced (four owned parts), the reference of
+    /// `one_text_is_the_four_parts`.
+    fn parse_in_parts(input: &str) -> Result<[Option<String>; 4], ReferenceError> {
+        if input.is_empty() {
+            return Err(ReferenceError::Empty);
+        }
+        let (rest, digest) = match ascii::split_once(input, b'@') {
+            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            None => (input, None),
+        };
+        let last_slash = ascii::rfind(rest, b'/').map_or(0, |i| i + 1);
+        let (name, tag) = match ascii::rfind(&rest[last_slash..], b':') {
+            Some(i) => {
+                let tag = &rest[last_slash + i + 1..];
+                check_tag(tag)?;
+                (&rest[..last_slash + i], Some(tag.to_owned()))
+            }
+            None => (rest, None),
+        };
+        let (registry, path) = split_registry(name);
+        let registry = normalise_registry(registry)?;
+        if path.len() > MAX_NAME_LEN || name.len() > MAX_NAME_LEN {
+            return Err(ReferenceError::NameTooLong);
+        }
+        for component in ascii::split(path, b'/') {
+            check_path_component(component)?;
+        }
+        let repository = if registry == DOCKER_HUB && !ascii::contains(path, b'/') {
+            format!("library/{path}")
+        } else {
+            path.to_owned()
+        };
+        if registry.len() + 1 + repository.len() > MAX_NAME_LEN {
+            return Err(ReferenceError::NameTooLong);
+        }
+        let tag = match (tag, &digest) {
+            (None, None) => Some("latest".to_owned()),
+            (tag, _) => tag,
+        };
+        Ok([Some(registry), Some(repository), tag, digest])
+    }
+
+    fn reference_text() -> impl Strategy<Value = String> {
+        let digest = "sha256:[0-9a-f]{64}|sha256:[0-9a-fA-F]{63,65}|sha512:[0-9a-f]{4}";
+        prop_oneof![
+            "[a0A.:/@_-]{0,14}",
+            (
+                "(|localhost/|r\\.io/|R\\.io:443/|index\\.docker\\.io/|docker\\.io/|\\[::1\\]:5000/|UP/|r\\.io:0/)",
+                "(a|a/b|A|a__b|a--b|a\\.b|library/a|a/b/c|[a-z]{250,256})",
+                "(|:v1|:latest|:-x|:|:[a-z]{128,129})",
+                proptest::option::of(digest),
+            )
+                .prop_map(|(registry, path, tag, digest)| {
+                    let digest = digest.map(|d| format!("@{d}")).unwrap_or_default();
+                    format!("{registry}{path}{tag}{digest}")
+                }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The one text with its part ends reads as the four parts did, refuses what they
+        /// refused with the same error, and writes and verifies the same texts.
+        #[test]
+        fn one_text_is_the_four_parts(input in reference_text()) {
+            let ours = ImageReference::parse(&input);
+            let parts = parse_in_parts(&input);
+            match (&ours, &parts) {
+                (Ok(r), Ok([registry, repository, tag, digest])) => {
+                    prop_assert_eq!(Some(r.registry()), registry.as_deref());
+                    prop_assert_eq!(Some(r.repository()), repository.as_deref());
+                    prop_assert_eq!(r.tag(), tag.as_deref());
+                    prop_assert_eq!(r.digest(), digest.as_deref());
+                    let (registry, repository) = (registry.as_deref().unwrap(), repository.as_deref().unwrap());
+                    let mut text = format!("{registry}/{repository}");
+                    if let Some(tag) = tag {
+                        text = format!("{text}:{tag}");
+                    }
+                    let target = match (digest, tag) {
+                        (Some(digest), _) => format!("{registry}/{repository}@{digest}"),
+                        (None, Some(tag)) => format!("{registry}/{repository}:{tag}"),
+                        (None, None) => format!("{registry}/{repository}"),
+                    };
+                    if let Some(digest) = digest {
+                        text = format!("{text}@{digest}");
+                    }
+                    prop_assert_eq!(r.to_string(), text);
+                    prop_assert_eq!(r.verification_target(), target);
+                }
+                (Err(ours), Err(theirs)) => prop_assert_eq!(ours, theirs),
+                _ => prop_assert!(false, "{:?}: {:?} / {:?}", input, ours, parts),
+            }
         }
     }
 

@@ -64,7 +64,7 @@ impl CertificateAuthority {
         annotations: Option<BTreeMap<String, String>>,
     ) -> SigstoreVerificationInputV2 {
         SigstoreVerificationInputV2::SigstoreCertificateVerify {
-            image: image.verification_target(),
+            image: image.verification_target().into_owned(),
             certificate: self.certificate.as_bytes().to_vec(),
             certificate_chain: self
                 .chain

@@ -94,7 +94,7 @@ impl GithubActionsAuthority {
 impl Check for GithubActionsAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
-            image: image.verification_target(),
+            image: image.verification_target().into_owned(),
             owner: self.owner.clone(),
             repo: self.repo.clone(),
             annotations: self.annotations.clone(),
@@ -125,7 +125,7 @@ impl Check for GithubActionsAuthority {
         _host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
         let request = SigstoreVerificationInputV2::SigstoreGithubActionsVerify {
-            image: image.verification_target(),
+            image: image.verification_target().into_owned(),
             owner: self.owner.clone(),
             repo: self.repo.clone(),
             annotations: None,

@@ -187,7 +187,7 @@ impl KeylessAuthority {
         match (&id.issuer, &id.subject) {
             (Pattern::Exact(issuer), Pattern::Exact(subject)) if !self.insecure_ignore_sct => {
                 IdentityRequest::Exact(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-                    image: image.verification_target(),
+                    image: image.verification_target().into_owned(),
                     keyless: vec![KeylessInfo {
                         issuer: issuer.clone(),
                         subject: subject.clone(),
@@ -213,7 +213,7 @@ impl KeylessAuthority {
                 };
                 IdentityRequest::Regexp(
                     KeylessRegexpRequest {
-                        image: image.verification_target(),
+                        image: image.verification_target().into_owned(),
                         issuer,
                         issuer_regexp,
                         subject,

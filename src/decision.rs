@@ -104,7 +104,6 @@ pub fn decide<'a>(
     let covering: Vec<&Policy> = settings
         .images
         .policies_for(&reference)
-        .into_iter()
         .filter_map(|i| settings.policies.get(i))
         .filter(|p| p.applies_to(subject))
         .collect();

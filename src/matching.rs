@@ -230,7 +230,7 @@ struct Pattern {
 /// hash (built by binary insertion: cheaper to build, and smaller in the module, than a map or
 /// a sort; searched by binary search over integers). For an image, the name of the normalised
 /// reference is hashed once, left to right, and each prefix ending before a `/` is looked up
-/// (`Spellings::each_key`): only the globs found are matched, so a glob about another registry
+/// ([`each_key`]): only the globs found are matched, so a glob about another registry
 /// or repository costs nothing. A hash collision only makes a glob be
 /// matched for nothing. Globs whose first segment has a wildcard are matched against every
 /// spelling of the image, and `**` covers everything: both are kept apart.
@@ -298,42 +298,101 @@ impl ImageMatcher {
     }
 
     /// Indices of the policies whose globs cover `image`, ascending and without repeats.
-    pub fn policies_for(&self, image: &ImageReference) -> Vec<usize> {
+    pub fn policies_for(&self, image: &ImageReference) -> impl Iterator<Item = usize> {
         // One flag per policy: the index finds globs out of policy order, and a glob found twice
         // (a hash collision) or a policy covered by several globs must be reported once.
         let mut hit = vec![false; self.policies];
         for &owner in &self.everything {
             hit[owner] = true;
         }
-        let canonical = Spellings::of(image, false);
-        let mut check = |i: usize, spellings: &Spellings| {
+        let mut untagged = String::new();
+        let canonical = Canonical::of(image, &mut untagged);
+        let mut check = |i: usize, covered: &dyn Fn(&ImageGlob) -> bool| {
             let pattern = &self.patterns[i];
-            if !hit[pattern.owner] && spellings.covered_by(&pattern.glob) {
+            if !hit[pattern.owner] && covered(&pattern.glob) {
                 hit[pattern.owner] = true;
             }
         };
+        let by_canonical = |glob: &ImageGlob| canonical.covered_by(glob);
         if !self.anchored.is_empty() {
             canonical.each_key(|key| {
                 let start = self.anchored.partition_point(|&(hash, _)| hash < key);
                 for &(_, i) in self.anchored[start..].iter().take_while(|&&(hash, _)| hash == key) {
-                    check(i, &canonical);
+                    check(i, &by_canonical);
                 }
             });
         }
         for &i in &self.unanchored {
-            check(i, &canonical);
+            check(i, &by_canonical);
         }
         if !self.any_spelling.is_empty() {
-            let every = Spellings::of(image, true);
+            let every = Spellings::of(image);
             for &i in &self.any_spelling {
-                check(i, &every);
+                check(i, &|glob| every.covered_by(glob));
             }
         }
-        (0..self.policies).filter(|&i| hit[i]).collect()
+        hit.into_iter().enumerate().filter_map(|(i, hit)| hit.then_some(i))
     }
 }
 
-/// The texts a glob is matched against for one reference, in one buffer.
+/// The texts a glob is matched against for the normalised reference, borrowed from it:
+/// `name:tag`, `name` (covered by a glob that covers it at some tag), `name@digest` and
+/// `name:tag@digest`, as the reference has them. Only `name@digest` of a reference with both a
+/// tag and a digest is written (into the caller's `untagged`): no allocation for the others, and
+/// this is read for every image of every request. The texts [`Spellings`] writes for the one
+/// spelling the reference has, in the same order (property test `policies_for_is_unchanged`).
+struct Canonical<'r> {
+    /// (text, whether the glob may cover it at some tag), the first one the longest name that
+    /// every text begins with.
+    texts: [(&'r [u8], bool); 4],
+    len: usize,
+}
+
+impl<'r> Canonical<'r> {
+    fn of(image: &'r ImageReference, untagged: &'r mut String) -> Self {
+        let (name, whole) = (image.name().as_bytes(), image.as_str().as_bytes());
+        let mut canonical = Self {
+            texts: [(&[], false); 4],
+            len: 0,
+        };
+        let mut push = |text: &'r [u8], some_tag: bool| {
+            canonical.texts[canonical.len] = (text, some_tag);
+            canonical.len += 1;
+        };
+        // In the order of `Spellings::push`.
+        if image.tag().is_some() {
+            push(image.tagged().as_bytes(), false);
+        }
+        if let Some(digest) = image.digest() {
+            push(name, true);
+            if image.tag().is_some() {
+                for part in [image.name(), "@", digest] {
+                    untagged.push_str(part);
+                }
+                push(untagged.as_bytes(), false);
+            }
+            push(whole, false);
+        }
+        canonical
+    }
+
+    fn covered_by(&self, glob: &ImageGlob) -> bool {
+        self.texts[..self.len].iter().any(|&(text, some_tag)| {
+            if some_tag {
+                glob.matches_some_tag(text)
+            } else {
+                glob.matches(text)
+            }
+        })
+    }
+
+    /// [`each_key`] of the normalised reference.
+    fn each_key(&self, key: impl FnMut(u64)) {
+        each_key(self.texts[0].0, key);
+    }
+}
+
+/// The texts a glob is matched against for every spelling of one reference, in one buffer.
 struct Spellings {
     buf: Vec<u8>,
     /// Byte ranges of `buf`: `registry/repository:tag`, `…@digest`, `…:tag@digest`, as the
@@ -343,20 +402,16 @@ struct Spellings {
 }
 
 impl Spellings {
-    /// The normalised reference, or (`every`) each spelling that names the same image.
-    fn of(image: &ImageReference, every: bool) -> Self {
+    /// Each spelling that names the same image as `image`.
+    fn of(image: &ImageReference) -> Self {
         let registry = image.registry();
         let repository = image.repository();
-        let short = if every && registry == DOCKER_HUB {
+        let short = if registry == DOCKER_HUB {
             repository.strip_prefix("library/").filter(|name| !name.contains('/'))
         } else {
             None
         };
-        let names = if every {
-            2 * (1 + 2 * DOCKER_HUB_ALIASES.len() + 2)
-        } else {
-            1
-        };
+        let names = 2 * (1 + 2 * DOCKER_HUB_ALIASES.len() + 2);
         // The longest host is `registry-1.docker.io`.
         let per_name = registry.len().max(20)
             + ":443/".len()
@@ -367,15 +422,11 @@ impl Spellings {
             buf: Vec::with_capacity(per_name * names),
             spans: Vec::with_capacity(4 * names),
         };
-        if every {
-            for_each_registry_spelling(registry, |host, port| {
-                for path in std::iter::once(repository).chain(short) {
-                    spellings.push(image, host, port, path);
-                }
-            });
-        } else {
-            spellings.push(image, registry, "", repository);
-        }
+        for_each_registry_spelling(registry, |host, port| {
+            for path in std::iter::once(repository).chain(short) {
+                spellings.push(image, host, port, path);
+            }
+        });
         spellings
     }
 
@@ -421,25 +472,23 @@ impl Spellings {
                 .filter(|s| s.2)
                 .any(|s| glob.matches_some_tag(text(s)))
     }
+}
 
-    /// Calls `key` with the anchor hash of each prefix of the normalised reference's name that
-    /// ends before a `/`: an anchored glob that covers the reference has one of these keys.
-    ///
-    /// Its texts are the name followed by a tag or digest, which have no `/`, so these are the
-    /// prefixes of every text. [`PathGlob::anchor`] allows a text equal to the anchor, but
-    /// such a text is not covered ([`ImageGlob::bare_prefix`]), and a name by digest always has
-    /// more segments than the anchor (an anchor's literal segment never stands for
-    /// `name:TAG`): neither whole text needs a key.
-    fn each_key(&self, mut key: impl FnMut(u64)) {
-        if let Some(&(start, end, _)) = self.spans.first() {
-            let mut hash = FNV_OFFSET;
-            for &b in &self.buf[start..end] {
-                if b == b'/' {
-                    key(hash);
-                }
-                hash = fnv(hash, b);
-            }
+/// Calls `key` with the anchor hash of each prefix of `text` (a name followed by a tag or
+/// digest) that ends before a `/`: an anchored glob that covers the reference has one of these
+/// keys.
+///
+/// A tag or digest has no `/`, so these are the prefixes of every text of the reference.
+/// [`PathGlob::anchor`] allows a text equal to the anchor, but such a text is not covered
+/// ([`ImageGlob::bare_prefix`]), and a name by digest always has more segments than the anchor
+/// (an anchor's literal segment never stands for `name:TAG`): neither whole text needs a key.
+fn each_key(text: &[u8], mut key: impl FnMut(u64)) {
+    let mut hash = FNV_OFFSET;
+    for &b in text {
+        if b == b'/' {
+            key(hash);
         }
+        hash = fnv(hash, b);
     }
 }
 
@@ -608,9 +657,10 @@ mod tests {
     }
 
     fn covers(glob: &str, image: &str) -> bool {
-        !matcher(&[glob])
+        matcher(&[glob])
             .policies_for(&ImageReference::parse(image).unwrap())
-            .is_empty()
+            .next()
+            .is_some()
     }
 
     /// The table answers as the rule for every byte, and no byte of a multi-byte character is
@@ -865,7 +915,7 @@ mod tests {
             let reference = ImageReference::parse(&image).unwrap();
             if policy_controller_matches(&glob, &image) {
                 prop_assert!(
-                    !matcher(&[glob.as_str()]).policies_for(&reference).is_empty(),
+                    matcher(&[glob.as_str()]).policies_for(&reference).next().is_some(),
                     "policy-controller covers {} with {}, we do not", image, glob
                 );
             }
@@ -893,7 +943,9 @@ mod tests {
     #[test]
     fn policies_for_reports_each_owner_once() {
         let m = matcher(&["myregistry.com/**", "**", "myregistry.com/app"]);
-        let hits = m.policies_for(&ImageReference::parse("myregistry.com/app:v1").unwrap());
+        let hits: Vec<usize> = m
+            .policies_for(&ImageReference::parse("myregistry.com/app:v1").unwrap())
+            .collect();
         assert_eq!(hits, vec![0, 1, 2]);
     }
 
@@ -1106,6 +1158,28 @@ mod tests {
             }
         }
 
+        /// The normalised reference's texts, borrowed, are the ones [`Spellings`] writes for the
+        /// reference's own spelling, in the same order.
+        #[test]
+        fn the_canonical_texts_are_the_one_spelling_written(
+            name in "(r\\.io|docker\\.io|r\\.io:5000)/[a-c]{1,3}(/[a-c]{1,2})?",
+            tag in proptest::option::of("[a-c0-9]{1,4}"),
+            digest in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            let written = format!(
+                "{name}{}{}",
+                tag.map(|t| format!(":{t}")).unwrap_or_default(),
+                digest.map(|d| format!("@sha256:{d}")).unwrap_or_default()
+            );
+            let image = ImageReference::parse(&written).unwrap();
+            let mut untagged = String::new();
+            let canonical = Canonical::of(&image, &mut untagged);
+            let mut one = Spellings { buf: Vec::new(), spans: Vec::new() };
+            one.push(&image, image.registry(), "", image.repository());
+            let texts: Vec<(&[u8], bool)> = one.spans.iter().map(|&(start, end, some_tag)| (&one.buf[start..end], some_tag)).collect();
+            prop_assert_eq!(&canonical.texts[..canonical.len], &texts[..]);
+        }
+
         /// For 1 to 8 policies of 1 to 4 globs, the same policies cover each image (random, or
         /// made from one of the globs so that globs and images meet).
         #[test]
@@ -1125,7 +1199,7 @@ mod tests {
             let now = ImageMatcher::new(now);
             let then = before::ImageMatcher::new(then);
             for image in images.iter().flatten() {
-                prop_assert_eq!(now.policies_for(image), then.policies_for(image), "{:?} {:?}", policies, image);
+                prop_assert_eq!(now.policies_for(image).collect::<Vec<_>>(), then.policies_for(image), "{:?} {:?}", policies, image);
             }
         }
     }

@@ -162,13 +162,28 @@ impl ImageReference {
         (self.text.len() > self.tag_end).then(|| &self.text[self.tag_end + 1..])
     }
 
+    /// The whole normalised text, `registry/repository[:tag][@digest]` (as [`fmt::Display`]).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `registry/repository`.
+    pub fn name(&self) -> &str {
+        &self.text[..self.repository_end]
+    }
+
+    /// `registry/repository[:tag]`: the text without its digest.
+    pub fn tagged(&self) -> &str {
+        &self.text[..self.tag_end]
+    }
+
     /// The verification target handed to the host: `registry/repo@digest` when the workload
     /// names a digest (the digest is what will run), else `registry/repo:tag`. Borrowed unless
     /// the reference has both a tag and a digest.
     pub fn verification_target(&self) -> Cow<'_, str> {
         match (self.tag(), self.digest()) {
             (Some(_), Some(digest)) => {
-                let name = &self.text[..self.repository_end];
+                let name = self.name();
                 let mut target = String::with_capacity(name.len() + 1 + digest.len());
                 for part in [name, "@", digest] {
                     target.push_str(part);

@@ -101,13 +101,14 @@ pub fn decide<'a>(
             return verdict;
         }
     };
-    let covering: Vec<&Policy> = settings
+    // Read as they are used (no list of them per image).
+    let mut covering = settings
         .images
         .policies_for(&reference)
         .filter_map(|i| settings.policies.get(i))
         .filter(|p| p.applies_to(subject))
-        .collect();
-    if covering.is_empty() {
+        .peekable();
+    if covering.peek().is_none() {
         match settings.no_match {
             NoMatchPolicy::Allow => {}
             NoMatchPolicy::Warn => {

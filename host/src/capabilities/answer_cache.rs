@@ -45,7 +45,7 @@ impl Expiry<Key, Memo> for AtStoredInstant {
 }
 
 pub(super) struct AnswerCache {
-    entries: Cache<Key, Memo>,
+    entries: Cache<Key, Memo, foldhash::quality::RandomState>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -56,7 +56,11 @@ impl AnswerCache {
             entries: Cache::builder()
                 .max_capacity(max_entries.max(1))
                 .expire_after(AtStoredInstant)
-                .build(),
+                // Keys are request payloads of hundreds of bytes, hashed on every look-up of a
+                // warm evaluation: SipHash (the default) was ≈ 2 % of one (docs/benchmarks.md,
+                // ninth pass). foldhash's quality hasher is seeded per process, as SipHash's
+                // `RandomState` is.
+                .build_with_hasher(foldhash::quality::RandomState::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }

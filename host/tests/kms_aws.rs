@@ -588,19 +588,10 @@ const ROLE_SETUP_ACTIONS: u32 = 5;
 #[test]
 fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
     use base64::Engine as _;
-    let python = testkit::test_tool("python")?;
     // moto's STS with authentication on: AssumeRole is checked against the source user's
     // SigV4 signature and IAM policy; the KMS request against the role session's.
     let moto = MotoProcess::start(ROLE_SETUP_ACTIONS)?;
-    let setup = Command::new(python)
-        .arg("-c")
-        .arg(ROLE_SETUP)
-        .arg(moto.endpoint())
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .stdin(Stdio::null())
-        .output()?;
+    let setup = moto.python(ROLE_SETUP)?.output()?;
     assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
     let setup: Value = serde_json::from_slice(&setup.stdout)?;
     let field = |name: &str| setup[name].as_str().map(str::to_owned).ok_or(format!("no {name}"));
@@ -690,12 +681,7 @@ async fn the_article_kms_policy_admits_kms_signed_images_through_the_provider() 
             .arg("--sources-path")
             .arg(&sources)
             .args(["--kms-insecure-endpoint", &moto.host()])
-            .arg("--tls-cert-file")
-            .arg(&files.cert)
-            .arg("--tls-key-file")
-            .arg(&files.key)
-            .arg("--client-ca-file")
-            .arg(&files.client_ca)
+            .args(files.provider_args())
             .arg(policy_wasm());
         command
     })?;

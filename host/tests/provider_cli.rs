@@ -17,12 +17,7 @@ fn provider_command(files: &TlsFiles, settings: &Path) -> Command {
         .arg("provider")
         .arg("--settings-path")
         .arg(settings)
-        .arg("--tls-cert-file")
-        .arg(&files.cert)
-        .arg("--tls-key-file")
-        .arg(&files.key)
-        .arg("--client-ca-file")
-        .arg(&files.client_ca)
+        .args(files.provider_args())
         .arg(policy_wasm_path());
     command
 }

@@ -91,12 +91,7 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
             .arg("provider")
             .arg("-s")
             .arg(&settings)
-            .arg("--tls-cert-file")
-            .arg(&files.cert)
-            .arg("--tls-key-file")
-            .arg(&files.key)
-            .arg("--client-ca-file")
-            .arg(&files.client_ca)
+            .args(files.provider_args())
             .arg(&module)
             .env_clear()
             .env("CIP_CACHE_DIR", dir.path().join("cache"));

@@ -101,6 +101,24 @@ impl MotoProcess {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr())
     }
+
+    /// `python -c SCRIPT ENDPOINT` with the venv's Python ([`test_tool`]), `ENDPOINT` being
+    /// [`Self::endpoint`]: boto3 in it reads no AWS configuration from the environment or the
+    /// user's files (`AWS_PROFILE` removed, `AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`
+    /// at `/dev/null`), only what the script gives it; stdin is `/dev/null`. The caller may add
+    /// arguments after the endpoint.
+    pub fn python(&self, script: &str) -> anyhow::Result<Command> {
+        let mut command = Command::new(test_tool("python")?);
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(self.endpoint())
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdin(Stdio::null());
+        Ok(command)
+    }
 }
 
 /// Requests `moto_kms.py setup` makes before moto starts authenticating.
@@ -122,7 +140,6 @@ pub struct AwsKey {
 #[derive(Debug)]
 pub struct MotoServer {
     process: MotoProcess,
-    python: PathBuf,
     signer: AwsKey,
     no_kms: AwsKey,
 }
@@ -130,9 +147,8 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto ([`MotoProcess::start`]) and makes its IAM users.
     pub fn start() -> anyhow::Result<Self> {
-        let python = test_tool("python")?;
         let process = MotoProcess::start(MOTO_SETUP_ACTIONS)?;
-        let setup = boto3(&python, process.addr(), "setup", &[])?;
+        let setup = boto3(&process, "setup", &[])?;
         let key = |user: &str| -> anyhow::Result<AwsKey> {
             Ok(AwsKey {
                 id: setup[user]["id"].as_str().context("no access key id")?.to_owned(),
@@ -142,7 +158,6 @@ impl MotoServer {
         Ok(Self {
             signer: key("signer")?,
             no_kms: key("nokms")?,
-            python,
             process,
         })
     }
@@ -165,7 +180,7 @@ impl MotoServer {
     fn kms(&self, command: &str, args: &[&str]) -> anyhow::Result<Value> {
         let mut all = vec![self.signer.id.as_str(), self.signer.secret.as_str()];
         all.extend_from_slice(args);
-        boto3(&self.python, self.process.addr(), command, &all)
+        boto3(&self.process, command, &all)
     }
 
     /// Creates an `ECC_NIST_P256` SIGN_VERIFY key (what `cosign generate-key-pair --kms`
@@ -208,20 +223,14 @@ impl MotoServer {
     }
 }
 
-/// Runs `moto_kms.py` (boto3) against the moto server at `addr`; its JSON answer.
-fn boto3(python: &Path, addr: SocketAddr, command: &str, args: &[&str]) -> anyhow::Result<Value> {
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(include_str!("moto_kms.py"))
-        .arg(format!("http://{addr}"))
+/// Runs `moto_kms.py` (boto3) against `moto`; its JSON answer.
+fn boto3(moto: &MotoProcess, command: &str, args: &[&str]) -> anyhow::Result<Value> {
+    let mut python = moto.python(include_str!("moto_kms.py"))?;
+    let output = python
         .arg(command)
         .args(args)
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("running {}", python.display()))?;
+        .with_context(|| format!("running {}", Path::new(python.get_program()).display()))?;
     if !output.status.success() {
         bail!(
             "boto3 {command} against moto failed: {}",
@@ -335,6 +344,7 @@ mod tests {
 
     use super::*;
     use crate::registry::ClosedPort;
+    use crate::server::assert_never_contacted;
 
     /// The first address from `first`, fresh ones after it.
     fn first_then_free(first: SocketAddr) -> impl FnMut() -> anyhow::Result<SocketAddr> {
@@ -350,11 +360,7 @@ mod tests {
         let moto = MotoProcess::start_on(0, &mut first_then_free(taken))?;
         assert_ne!(moto.addr(), taken);
         assert!(moto_answers(moto.addr()));
-        let contacted = squatter.accept();
-        assert!(
-            matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
-            "the squatter was contacted: {contacted:?}"
-        );
+        assert_never_contacted(&squatter);
         Ok(())
     }
 
@@ -400,15 +406,7 @@ for user in ("first", "second"):
     except Exception as error:
         print(user, "refused:", error)
 "#;
-        let output = Command::new(test_tool("python")?)
-            .arg("-c")
-            .arg(script)
-            .arg(moto.endpoint())
-            .env_remove("AWS_PROFILE")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .stdin(Stdio::null())
-            .output()?;
+        let output = moto.python(script)?.output()?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(

@@ -346,6 +346,18 @@ fn draw_addrs(
     Ok(addrs)
 }
 
+/// Asserts that nobody connected to `squatter` (a non-blocking listener standing for another
+/// process on a port): its `accept()` would block.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_never_contacted(squatter: &std::net::TcpListener) {
+    let contacted = squatter.accept();
+    assert!(
+        matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
+        "the squatter was contacted: {contacted:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,11 +489,7 @@ time.sleep(60)
         for addr in &addrs {
             assert_eq!(port_owner(addr.port(), server.process.0.id())?, PortOwner::Process);
         }
-        let contacted = squatter.accept();
-        assert!(
-            matches!(&contacted, Err(error) if error.kind() == std::io::ErrorKind::WouldBlock),
-            "the squatter was contacted: {contacted:?}"
-        );
+        assert_never_contacted(&squatter);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,6 +89,20 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// The arguments that make `cip provider` serve with these files: `--tls-cert-file`,
+    /// `--tls-key-file` (the serving certificate and its key) and `--client-ca-file` (the CA whose
+    /// client certificates it requires).
+    pub fn provider_args(&self) -> [&OsStr; 6] {
+        [
+            OsStr::new("--tls-cert-file"),
+            self.cert.as_os_str(),
+            OsStr::new("--tls-key-file"),
+            self.key.as_os_str(),
+            OsStr::new("--client-ca-file"),
+            self.client_ca.as_os_str(),
+        ]
+    }
+
     pub fn write(server: &Leaf, client_ca: &Ca) -> TestResult<Self> {
         let dir = tempfile::tempdir()?;
         let files = Self {

@@ -7,25 +7,53 @@
 //! UPDATE verifies (and pins) only the images its object holds that its old object did not, so
 //! scaling, relabelling or removing a finalizer never depends on a registry, and pinning never
 //! rewrites a field the API server refuses to change (a Job's pod template, a Pod's volumes).
+//!
+//! The request's `object` and `oldObject` are not read into `serde_json::Value` trees: they stay
+//! the JSON text they are in the payload (borrowed from it, or from the copy the cached-settings
+//! path reads), and `crate::workload` reads from that text the images, their places, and the
+//! few metadata fields the policy needs. A pinned object is the object's text with the images'
+//! string tokens spliced, byte for byte the rest. The object is read as a `Value` only when a
+//! `spec.policy` block includes it ([`LazyObject`]). So that a request is refused exactly when
+//! reading its objects as `Value`s refused it (a number out of range, a lone surrogate, too
+//! deep a nesting, which serde_json's raw reader lets pass), an object the `Value` reader might
+//! refuse ([`value_may_refuse`]) is read again that way, whole.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
-use kubewarden_policy_sdk::response::ValidationResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::answer::Response;
 use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
 use crate::matching::Subject;
 use crate::settings::{Settings, SettingsCache, SettingsError};
-use crate::workload::{ImageSite, describe, image_sites, set_image};
+use crate::workload::{ImageSite, LazyObject, ObjectText, describe, image_sites, pin, quote_or_backslash, sites_in};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
-/// as `kind`, losing it, so the request is read here.)
-#[derive(Debug, Default, Deserialize, PartialEq)]
+/// as `kind`, losing it, so the request is read here.) `object` and `old_object` are the JSON
+/// text of the objects, borrowed; absent and `null` are both `None`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-struct AdmissionRequest {
+struct AdmissionRequest<'a> {
+    kind: GroupVersionKind,
+    resource: GroupVersionResource,
+    sub_resource: String,
+    namespace: String,
+    operation: String,
+    #[serde(borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow)]
+    old_object: Option<&'a RawValue>,
+}
+
+/// [`AdmissionRequest`] as it was read before: its objects as `Value`s. Read only to learn
+/// whether reading the objects so refuses the request ([`value_may_refuse`], [`read_whole_payload`]).
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[allow(dead_code)] // Read for its errors alone.
+struct ValueRequest {
     kind: GroupVersionKind,
     resource: GroupVersionResource,
     sub_resource: String,
@@ -35,7 +63,22 @@ struct AdmissionRequest {
     old_object: serde_json::Value,
 }
 
-impl AdmissionRequest {
+impl<'a> AdmissionRequest<'a> {
+    /// The object's JSON text (`null` when absent).
+    fn object(&self) -> &'a str {
+        self.object.map_or("null", RawValue::get)
+    }
+
+    /// The old object's JSON text (`null` when absent).
+    fn old_object(&self) -> &'a str {
+        self.old_object.map_or("null", RawValue::get)
+    }
+
+    /// Whether reading an object as a `Value` might refuse what the raw reading accepted.
+    fn value_may_refuse(&self) -> bool {
+        value_may_refuse(self.object().as_bytes()) || value_may_refuse(self.old_object().as_bytes())
+    }
+
     /// Whether nothing in the request can make a container run an image it did not run
     /// before, so that it is admitted without looking at images at all.
     ///
@@ -43,15 +86,11 @@ impl AdmissionRequest {
     /// it too: on CREATE the API server clears the field after mutating admission, so a
     /// client could otherwise set it to walk past this policy.
     fn changes_no_image_by_lifecycle(&self) -> bool {
-        let being_deleted = |object: &serde_json::Value| {
-            object
-                .pointer("/metadata/deletionTimestamp")
-                .is_some_and(|t| !t.is_null())
-        };
+        let being_deleted = |object: &str| ObjectText::new(object).metadata_is_set("deletionTimestamp");
         match self.operation.as_str() {
             "DELETE" | "CONNECT" => true,
             "UPDATE" => {
-                self.sub_resource == "status" || (being_deleted(&self.old_object) && being_deleted(&self.object))
+                self.sub_resource == "status" || (being_deleted(self.old_object()) && being_deleted(self.object()))
             }
             _ => false,
         }
@@ -72,10 +111,11 @@ struct GroupVersionResource {
     resource: String,
 }
 
-/// The payload of `validate`.
+/// The payload of `validate`; `R` is [`AdmissionRequest`], or [`ValueRequest`] to learn whether
+/// reading the objects as `Value`s refuses it.
 #[derive(Deserialize)]
-struct ValidatePayload<'a> {
-    request: AdmissionRequest,
+struct ValidatePayload<'a, R> {
+    request: R,
     #[serde(borrow)]
     settings: &'a RawValue,
 }
@@ -84,8 +124,9 @@ struct ValidatePayload<'a> {
 /// [`SettingsCache::split_cached`]; a second `settings` member makes the payload unreadable, as
 /// in [`ValidatePayload`].
 #[derive(Deserialize)]
-struct RequestMembers {
-    request: AdmissionRequest,
+struct RequestMembers<'a> {
+    #[serde(borrow)]
+    request: AdmissionRequest<'a>,
     #[serde(default)]
     settings: Present,
 }
@@ -118,15 +159,28 @@ enum PayloadError {
 /// commas), so the answer is the one of reading the payload whole. Otherwise (a fresh instance,
 /// new settings) [`read_request_first`] reads a payload written as hosts write it with one scan
 /// of the settings, and any other payload is read whole.
-fn read_payload(payload: &[u8], cache: &mut SettingsCache) -> Result<(AdmissionRequest, Rc<Settings>), PayloadError> {
+///
+/// The request's objects borrow from `payload`, or from `members`, the caller's buffer, which
+/// then holds the payload's head (so that both live as long as the evaluation). A request whose
+/// objects a `Value` might refuse ([`value_may_refuse`]) is read whole, where it is read again
+/// with [`ValueRequest`]: the three paths give the same answer, so the answer is the one of
+/// reading with `Value` objects.
+fn read_payload<'a>(
+    payload: &'a [u8],
+    cache: &mut SettingsCache,
+    members: &'a mut Vec<u8>,
+) -> Result<(AdmissionRequest<'a>, Rc<Settings>), PayloadError> {
     if let Some((head, settings)) = cache.split_cached(payload) {
-        let mut members = Vec::with_capacity(head.len() + 1);
+        members.clear();
+        members.reserve(head.len() + 1);
         members.extend_from_slice(head);
         members.push(b'}');
+        let members: &'a [u8] = members;
         if let Ok(RequestMembers {
             request,
             settings: Present(false),
-        }) = serde_json::from_slice(&members)
+        }) = serde_json::from_slice::<RequestMembers<'a>>(members)
+            && !request.value_may_refuse()
         {
             return Ok((request, settings));
         }
@@ -147,14 +201,20 @@ fn read_payload(payload: &[u8], cache: &mut SettingsCache) -> Result<(AdmissionR
 /// then read whole, which gives the answer, or the error, of every other payload. So is a
 /// request nested deeper than [`MAX_REQUEST_FIRST_DEPTH`]: read whole it sits one level deeper,
 /// where serde_json's recursion limit (128) may refuse it.
-fn read_request_first(payload: &[u8], cache: &mut SettingsCache) -> Option<(AdmissionRequest, Rc<Settings>)> {
+fn read_request_first<'a>(
+    payload: &'a [u8],
+    cache: &mut SettingsCache,
+) -> Option<(AdmissionRequest<'a>, Rc<Settings>)> {
     const REQUEST: &[u8] = b"{\"request\":";
     const SETTINGS: &[u8] = b",\"settings\":";
     let members = payload.strip_prefix(REQUEST)?.strip_suffix(b"}")?;
-    let mut values = serde_json::Deserializer::from_slice(members).into_iter::<AdmissionRequest>();
+    let mut values = serde_json::Deserializer::from_slice(members).into_iter::<AdmissionRequest<'a>>();
     let request = values.next()?.ok()?;
     let (request_text, rest) = members.split_at(values.byte_offset());
     if nesting_depth(request_text) > MAX_REQUEST_FIRST_DEPTH {
+        return None;
+    }
+    if request.value_may_refuse() {
         return None;
     }
     let settings = rest.strip_prefix(SETTINGS)?;
@@ -187,31 +247,89 @@ fn nesting_depth(json: &[u8]) -> usize {
     deepest
 }
 
-/// [`read_payload`] reading every member, the settings included.
-fn read_whole_payload(
-    payload: &[u8],
+/// [`read_payload`] reading every member, the settings included. Its errors are those of
+/// reading the payload with `Value` objects: where the raw reading fails, or where it succeeds
+/// but a `Value` might refuse an object, the payload is read again so, and its error given.
+fn read_whole_payload<'a>(
+    payload: &'a [u8],
     cache: &mut SettingsCache,
-) -> Result<(AdmissionRequest, Rc<Settings>), PayloadError> {
-    let payload: ValidatePayload<'_> = serde_json::from_slice(payload).map_err(PayloadError::Unreadable)?;
+) -> Result<(AdmissionRequest<'a>, Rc<Settings>), PayloadError> {
+    let as_values = || serde_json::from_slice::<ValidatePayload<'_, ValueRequest>>(payload).map(|_| ());
+    let payload: ValidatePayload<'a, AdmissionRequest<'a>> = match serde_json::from_slice(payload) {
+        Ok(read) => read,
+        Err(e) => return Err(PayloadError::Unreadable(as_values().err().unwrap_or(e))),
+    };
+    if payload.request.value_may_refuse() {
+        as_values().map_err(PayloadError::Unreadable)?;
+    }
     let settings = cache.get(payload.settings.get()).map_err(PayloadError::Settings)?;
     Ok((payload.request, settings))
 }
 
-fn reject(message: String) -> ValidationResponse {
-    ValidationResponse {
+/// Whether reading `json`, a valid JSON text, as a `serde_json::Value` might fail although
+/// serde_json's raw reading (`RawValue`) accepted it: a `\u` escape of a surrogate (a lone one
+/// is refused), a number with an exponent or longer than 300 bytes (out of `f64`'s range), or
+/// arrays and objects nested more than 100 deep (serde_json's limit is 128 from the payload's
+/// root; an object sits 3 deep at most). Texts written by Kubernetes have none of these: they
+/// are read once.
+fn value_may_refuse(json: &[u8]) -> bool {
+    const MAX_DEPTH: usize = 100;
+    const MAX_NUMBER: usize = 300;
+    let (mut i, mut depth) = (0, 0usize);
+    while i < json.len() {
+        match json[i] {
+            b'"' => {
+                i = quote_or_backslash(json, i + 1);
+                while i < json.len() && json[i] == b'\\' {
+                    let surrogate = json.get(i + 1) == Some(&b'u')
+                        && matches!(json.get(i + 2), Some(b'd' | b'D'))
+                        && matches!(json.get(i + 3), Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'));
+                    if surrogate {
+                        return true;
+                    }
+                    i = quote_or_backslash(json, i + 2);
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < json.len() && matches!(json[i], b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E') {
+                    if matches!(json[i], b'e' | b'E') {
+                        return true;
+                    }
+                    i += 1;
+                }
+                if i - start > MAX_NUMBER {
+                    return true;
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+fn reject(message: String) -> Response {
+    Response {
         accepted: false,
         message: Some(message),
-        code: None,
-        mutated_object: None,
-        audit_annotations: None,
-        warnings: None,
+        ..Response::default()
     }
 }
 
 /// Evaluates an admission request. Never fails: a request that cannot be read is refused with
 /// the reason.
-pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCalls) -> ValidationResponse {
-    let (request, settings) = match read_payload(payload, cache) {
+pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCalls) -> Response {
+    let mut members = Vec::new();
+    let (request, settings) = match read_payload(payload, cache, &mut members) {
         Ok(read) => read,
         Err(e) => return reject(e.to_string()),
     };
@@ -221,21 +339,20 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     if request.kind.kind.is_empty() {
         return reject("the admission request has no kind: cannot tell where its images are".to_owned());
     }
-    let object = &request.object;
+    let object = ObjectText::new(request.object());
+    let from_object;
     let namespace = if request.namespace.is_empty() {
-        object
-            .pointer("/metadata/namespace")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
+        from_object = object.metadata_string("namespace").unwrap_or_default();
+        from_object.as_ref()
     } else {
         request.namespace.as_str()
     };
-    let sites = match image_sites(&request.kind.kind, &request.sub_resource, object) {
+    let sites = match sites_in(&request.kind.kind, &request.sub_resource, &object) {
         Ok(sites) => sites,
         Err(e) => {
             return reject(format!(
                 "{} cannot be read as a {}: {e}; its images cannot be checked",
-                describe(&request.kind.kind, namespace, object),
+                describe(&request.kind.kind, namespace, &object),
                 request.kind.kind
             ));
         }
@@ -244,13 +361,18 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     if sites.is_empty() {
         return accept(None, Vec::new(), HashMap::new());
     }
+    let labels = match object.metadata_map("labels") {
+        Ok(labels) => labels,
+        Err(e) => return reject(format!("cannot read the admission request: metadata.labels: {e}")),
+    };
+    let lazy = LazyObject::new(object.text());
     let subject = Subject {
         namespace,
         group: &request.resource.group,
         version: &request.resource.version,
         resource: &request.resource.resource,
-        labels: object.pointer("/metadata/labels").and_then(|v| v.as_object()),
-        object: Some(object),
+        labels: labels.as_ref(),
+        object: Some(&lazy),
     };
 
     // One decision per distinct image, in the order of first appearance.
@@ -258,7 +380,7 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     let mut by_image: HashMap<&str, usize, foldhash::fast::RandomState> =
         HashMap::with_capacity_and_hasher(sites.len(), foldhash::fast::RandomState::default());
     for site in &sites {
-        by_image.entry(site.image.as_str()).or_insert_with(|| {
+        by_image.entry(site.image.as_ref()).or_insert_with(|| {
             verdicts.push(decide(&settings, &subject, &site.image, host));
             verdicts.len() - 1
         });
@@ -276,7 +398,7 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     if !denials.is_empty() {
         return reject(format!(
             "{}: {}",
-            describe(&request.kind.kind, namespace, object),
+            describe(&request.kind.kind, namespace, &object),
             denials.join("; ")
         ));
     }
@@ -292,50 +414,45 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     }
 
     // The verdicts are taken apart: their warnings go to the answer (moved, not copied), their
-    // pins into the request's own object (read for this evaluation alone, and not read again
-    // past this point), which is returned only when one was written.
+    // pins into the object's text, spliced where each pinned image's string is; the object is
+    // returned only when one was written.
     let mut warnings = Vec::new();
     let mut pins = Vec::with_capacity(verdicts.len());
     for verdict in verdicts {
         warnings.extend(verdict.warnings);
         pins.push(verdict.pin);
     }
-    let mut object = request.object;
-    let mut changed = false;
+    let mut spliced = Vec::new();
     if settings.pin_digests {
         for site in &sites {
             let pin = by_image
-                .get(site.image.as_str())
+                .get(site.image.as_ref())
                 .and_then(|&i| pins.get(i))
                 .and_then(|pin| pin.as_deref());
             if let Some(digest) = pin {
-                changed |= set_image(&mut object, &site.pointer, &[site.image.as_str(), "@", digest].concat());
+                spliced.push((site.token.clone(), [site.image.as_ref(), "@", digest].concat()));
             }
         }
     }
-    accept(changed.then_some(object), warnings, audit)
+    let mutated = (!spliced.is_empty()).then(|| pin(object.text(), &mut spliced));
+    accept(mutated, warnings, audit)
 }
 
 /// The sites whose image the old object of an UPDATE did not hold: only those can make a
 /// container run something new, so only those are verified and pinned. Everything else was
 /// admitted when it was written, and rewriting it could touch a field the API server refuses
 /// to change. An old object that cannot be read vouches for nothing.
-fn new_images(request: &AdmissionRequest, sites: Vec<ImageSite>) -> Vec<ImageSite> {
+fn new_images<'a>(request: &AdmissionRequest<'_>, sites: Vec<ImageSite<'a>>) -> Vec<ImageSite<'a>> {
     if request.operation != "UPDATE" {
         return sites;
     }
-    let old: HashSet<String> = image_sites(&request.kind.kind, &request.sub_resource, &request.old_object)
-        .map(|old| old.into_iter().map(|s| s.image).collect())
-        .unwrap_or_default();
-    sites.into_iter().filter(|s| !old.contains(&s.image)).collect()
+    let old_sites = image_sites(&request.kind.kind, &request.sub_resource, request.old_object()).unwrap_or_default();
+    let old: HashSet<&str> = old_sites.iter().map(|s| s.image.as_ref()).collect();
+    sites.into_iter().filter(|s| !old.contains(s.image.as_ref())).collect()
 }
 
-fn accept(
-    mutated_object: Option<serde_json::Value>,
-    warnings: Vec<String>,
-    audit: HashMap<String, String>,
-) -> ValidationResponse {
-    ValidationResponse {
+fn accept(mutated_object: Option<String>, warnings: Vec<String>, audit: HashMap<String, String>) -> Response {
+    Response {
         accepted: true,
         message: None,
         code: None,
@@ -456,12 +573,99 @@ mod tests {
         cache
     }
 
+    /// A request, comparable: its objects as their text.
+    type Read = (GroupVersionKind, GroupVersionResource, [String; 3], [Option<String>; 2]);
+
     /// What `read_payload` answers, comparable: the request and the settings text, or the error.
-    fn outcome(
-        read: Result<(AdmissionRequest, Rc<Settings>), PayloadError>,
-    ) -> Result<(AdmissionRequest, String), String> {
-        read.map(|(request, settings)| (request, settings.source().to_owned()))
-            .map_err(|e| e.to_string())
+    fn outcome(read: Result<(AdmissionRequest<'_>, Rc<Settings>), PayloadError>) -> Result<(Read, String), String> {
+        read.map(|(r, settings)| {
+            let text = |o: Option<&RawValue>| o.map(|o| o.get().to_owned());
+            (
+                (
+                    r.kind,
+                    r.resource,
+                    [r.sub_resource, r.namespace, r.operation],
+                    [text(r.object), text(r.old_object)],
+                ),
+                settings.source().to_owned(),
+            )
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    /// What reading the payload whole with `Value` objects answers (as before the objects were
+    /// read as text): the error, or the objects.
+    fn as_values(payload: &str) -> Result<[Value; 2], String> {
+        serde_json::from_str::<ValidatePayload<'_, ValueRequest>>(payload)
+            .map(|p| [p.request.object, p.request.old_object])
+            .map_err(|e| PayloadError::Unreadable(e).to_string())
+    }
+
+    /// Objects serde_json's raw reading accepts and its `Value` reading refuses (numbers out of
+    /// range, lone surrogates, deep nesting) are refused as before, with the same message, on
+    /// every path; those near them are read, as the same values.
+    #[test]
+    fn objects_a_value_refuses_are_refused_as_before() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let objects = [
+            "1e400".to_owned(),
+            "-1e400".to_owned(),
+            "1e5".to_owned(),
+            "1E-400".to_owned(),
+            "9".repeat(400),
+            format!("0.{}", "9".repeat(400)),
+            "9".repeat(300),
+            r#""\ud800""#.to_owned(),
+            r#""\uDC00x""#.to_owned(),
+            r#""\ud83d\ude00""#.to_owned(),
+            r#""\ud83d\u0041""#.to_owned(),
+            r#""\\ud800""#.to_owned(),
+            r#"{"k\udfff": 1}"#.to_owned(),
+            deep(99),
+            deep(101),
+            deep(124),
+            deep(125),
+            deep(126),
+            deep(127),
+        ];
+        for object in &objects {
+            for (field, other) in [("object", "oldObject"), ("oldObject", "object")] {
+                let request = format!(
+                    r#"{{"kind":{{"kind":"Pod"}},"operation":"UPDATE","{field}":{{"spec":{object}}},"{other}":{{}}}}"#
+                );
+                let payload = format!(r#"{{"request":{request},"settings":{SETTINGS}}}"#);
+                let before = as_values(&payload);
+                for read in [
+                    outcome(read_payload(
+                        payload.as_bytes(),
+                        &mut SettingsCache::default(),
+                        &mut Vec::new(),
+                    )),
+                    outcome(read_payload(
+                        payload.as_bytes(),
+                        &mut warm_cache(SETTINGS),
+                        &mut Vec::new(),
+                    )),
+                    outcome(read_whole_payload(payload.as_bytes(), &mut SettingsCache::default())),
+                ] {
+                    match (&before, read) {
+                        (Err(before), Err(read)) => assert_eq!(before, &read, "{field}: {object}"),
+                        (Ok(values), Ok(((_, _, _, texts), _))) => {
+                            let read = texts.map(|t| serde_json::from_str::<Value>(&t.unwrap()).unwrap());
+                            assert_eq!(values, &read, "{field}: {object}");
+                        }
+                        (before, read) => panic!("{field}: {object}: {before:?} vs {read:?}"),
+                    }
+                }
+                // Read whole with an unreadable object: the message of the `Value` reading.
+                let broken = payload.replace("\"settings\":{", "\"settings\":{\"x\":");
+                assert_eq!(
+                    outcome(read_whole_payload(broken.as_bytes(), &mut SettingsCache::default())).map(|_| ()),
+                    as_values(&broken).map(|_| ())
+                );
+            }
+        }
+        assert!(as_values(&format!(r#"{{"request":{{"object":{}}},"settings":{{}}}}"#, objects[0])).is_err());
     }
 
     #[test]
@@ -502,7 +706,11 @@ mod tests {
             let request = format!(r#"{{"kind":{{"kind":"Pod"}},"object":{nested}}}"#);
             assert_eq!(nesting_depth(request.as_bytes()), depth);
             let payload = format!(r#"{{"request":{request},"settings":{SETTINGS}}}"#);
-            let first = outcome(read_payload(payload.as_bytes(), &mut SettingsCache::default()));
+            let first = outcome(read_payload(
+                payload.as_bytes(),
+                &mut SettingsCache::default(),
+                &mut Vec::new(),
+            ));
             let whole = outcome(read_whole_payload(payload.as_bytes(), &mut SettingsCache::default()));
             assert_eq!(first, whole, "depth {depth}");
             // `object` is read as a `Value`: 127 levels, 128 with the payload's, are refused.
@@ -521,7 +729,11 @@ mod tests {
         for second in ["null", "{}", SETTINGS] {
             let payload =
                 format!(r#"{{"settings":{second},"request":{{"kind":{{"kind":"Pod"}}}},"settings":{SETTINGS}}}"#);
-            let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
+            let fast = outcome(read_payload(
+                payload.as_bytes(),
+                &mut warm_cache(SETTINGS),
+                &mut Vec::new(),
+            ));
             let error = fast.expect_err("two settings members");
             assert!(error.contains("duplicate field `settings`"), "{error}");
         }
@@ -637,7 +849,7 @@ mod tests {
         /// request and settings, or the same error.
         #[test]
         fn reading_past_cached_settings_is_reading_whole(payload in payload()) {
-            let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
+            let fast = outcome(read_payload(payload.as_bytes(), &mut warm_cache(SETTINGS), &mut Vec::new()));
             let whole = outcome(read_whole_payload(payload.as_bytes(), &mut warm_cache(SETTINGS)));
             prop_assert_eq!(fast, whole);
         }
@@ -647,10 +859,10 @@ mod tests {
         #[test]
         fn reading_request_first_is_reading_whole(payload in payload()) {
             let mut cache = SettingsCache::default();
-            let first = outcome(read_payload(payload.as_bytes(), &mut cache));
+            let first = outcome(read_payload(payload.as_bytes(), &mut cache, &mut Vec::new()));
             let whole = outcome(read_whole_payload(payload.as_bytes(), &mut SettingsCache::default()));
             prop_assert_eq!(&first, &whole);
-            let again = outcome(read_payload(payload.as_bytes(), &mut cache));
+            let again = outcome(read_payload(payload.as_bytes(), &mut cache, &mut Vec::new()));
             prop_assert_eq!(again, whole);
         }
     }

@@ -1,22 +1,47 @@
-//! Writing `validate`'s answer, a `ValidationResponse`, as JSON: the bytes `serde_json` writes,
-//! written more directly.
+//! Writing `validate`'s answer, a [`Response`] (Kubewarden's `ValidationResponse`), as JSON:
+//! the bytes `serde_json` writes, written more directly.
 //!
-//! The answer carries the request's object when an image was pinned to its digest: every key
-//! and string of the Pod is written back. `serde_json`'s writer looks for bytes to escape one
-//! byte at a time and writes each piece through `io::Write`, which in wasm costs ≈ 30
-//! instructions a byte: writing the object was ≈ 7 % of a warm evaluation of 10 containers
-//! (docs/benchmarks.md, eighth pass). Here a string is checked eight bytes at a time, and one
-//! without bytes to escape (nearly all of them) is one copy between two pushed quotes;
-//! punctuation is pushed; anything else (numbers, strings to escape) is written by `serde_json`
-//! itself. The property test `the_answer_is_what_serde_json_writes` compares every byte with
-//! `serde_json::to_string`.
+//! The answer carries the request's object when an image was pinned to its digest: the
+//! object's own JSON text with the pinned images spliced in (`workload::pin`), copied as it is.
+//! The messages, warnings and annotations are strings: `serde_json`'s writer looks for bytes to
+//! escape one byte at a time and writes each piece through `io::Write`, which in wasm costs ≈ 30
+//! instructions a byte. Here a string is checked eight bytes at a time, and one without bytes to
+//! escape (nearly all of them) is one copy between two pushed quotes; punctuation is pushed;
+//! anything else (strings to escape) is written by `serde_json` itself. The property test
+//! `the_answer_is_what_serde_json_writes` compares every byte with `serde_json::to_string`.
 
-use kubewarden_policy_sdk::response::ValidationResponse;
-use serde_json::Value;
+use std::collections::HashMap;
+
+use serde::{Serialize, Serializer};
+
+/// Kubewarden's `ValidationResponse`, field for field, except that the mutated object is JSON
+/// text (written as it is) instead of a `serde_json::Value`.
+#[derive(Debug, Default, Serialize)]
+pub struct Response {
+    pub accepted: bool,
+    pub message: Option<String>,
+    pub code: Option<u16>,
+    /// The mutated object as JSON text (one valid JSON value).
+    #[serde(serialize_with = "raw")]
+    pub mutated_object: Option<String>,
+    pub audit_annotations: Option<HashMap<String, String>>,
+    pub warnings: Option<Vec<String>>,
+}
+
+/// Serializes JSON text as the value it is (for `serde_json::to_value` and `to_string` of a
+/// [`Response`]; the module writes it with [`write_response`]).
+fn raw<S: Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(text) => serde_json::value::RawValue::from_string(text.clone())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer),
+        None => serializer.serialize_none(),
+    }
+}
 
 /// Appends the JSON of `response` to `out`, field for field as its `Serialize` writes it (every
 /// field, `null` when absent, in declaration order).
-pub fn write_response(out: &mut Vec<u8>, response: &ValidationResponse) -> serde_json::Result<()> {
+pub fn write_response(out: &mut Vec<u8>, response: &Response) -> serde_json::Result<()> {
     out.extend_from_slice(b"{\"accepted\":");
     out.extend_from_slice(if response.accepted { b"true" } else { b"false" });
     out.extend_from_slice(b",\"message\":");
@@ -31,7 +56,7 @@ pub fn write_response(out: &mut Vec<u8>, response: &ValidationResponse) -> serde
     }
     out.extend_from_slice(b",\"mutated_object\":");
     match &response.mutated_object {
-        Some(mutated) => value(out, mutated)?,
+        Some(mutated) => out.extend_from_slice(mutated.as_bytes()),
         None => null(out),
     }
     out.extend_from_slice(b",\"audit_annotations\":");
@@ -50,20 +75,6 @@ pub fn write_response(out: &mut Vec<u8>, response: &ValidationResponse) -> serde
 
 fn null(out: &mut Vec<u8>) {
     out.extend_from_slice(b"null");
-}
-
-/// Appends the JSON of `v`. Recursive: the value was read by `serde_json`, whose nesting limit
-/// (128) bounds the depth.
-fn value(out: &mut Vec<u8>, v: &Value) -> serde_json::Result<()> {
-    match v {
-        Value::Null => null(out),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => serde_json::to_writer(&mut *out, n)?,
-        Value::String(s) => string(out, s)?,
-        Value::Array(items) => array(out, items, value)?,
-        Value::Object(members) => object(out, members, value)?,
-    }
-    Ok(())
 }
 
 /// Appends a JSON array of `items`, each written by `each`.
@@ -100,6 +111,19 @@ fn object<'a, T>(
     }
     out.push(b'}');
     Ok(())
+}
+
+/// Appends `s` as a JSON string to the text `out` (as [`string`] does).
+pub(crate) fn push_string(out: &mut String, s: &str) {
+    if any_needs_escape(s.as_bytes()) {
+        // Writing a `str` to a `String` cannot fail.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        return;
+    }
+    out.reserve(s.len() + 2);
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
 }
 
 /// Appends `s` as a JSON string: as it is between quotes when no byte needs an escape, else as
@@ -161,7 +185,7 @@ fn any_needs_escape(bytes: &[u8]) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashMap;
+    use serde_json::Value;
 
     /// Strings dense in what gets escaped, and in multi-byte characters.
     fn text() -> impl Strategy<Value = String> {
@@ -186,17 +210,25 @@ mod tests {
         })
     }
 
-    fn response() -> impl Strategy<Value = ValidationResponse> {
+    /// Responses whose mutated object is the text of any value, compact or spaced and on
+    /// several lines (it is written as it is).
+    fn response() -> impl Strategy<Value = Response> {
         (
             any::<bool>(),
             prop::option::of(text()),
             prop::option::of(any::<u16>()),
-            prop::option::of(json_value()),
+            prop::option::of((json_value(), any::<bool>()).prop_map(|(v, pretty)| {
+                if pretty {
+                    serde_json::to_string_pretty(&v).unwrap()
+                } else {
+                    v.to_string()
+                }
+            })),
             prop::option::of(prop::collection::vec((text(), text()), 0..4)),
             prop::option::of(prop::collection::vec(text(), 0..4)),
         )
             .prop_map(
-                |(accepted, message, code, mutated_object, annotations, warnings)| ValidationResponse {
+                |(accepted, message, code, mutated_object, annotations, warnings)| Response {
                     accepted,
                     message,
                     code,
@@ -214,7 +246,20 @@ mod tests {
         fn the_answer_is_what_serde_json_writes(response in response()) {
             let mut ours = Vec::new();
             write_response(&mut ours, &response).unwrap();
-            prop_assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&response).unwrap());
+            let ours = String::from_utf8(ours).unwrap();
+            prop_assert_eq!(&ours, &serde_json::to_string(&response).unwrap());
+            // Read back, the object is the value its text is.
+            let read: Value = serde_json::from_str(&ours).unwrap();
+            let object = response.mutated_object.as_deref().map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
+            prop_assert_eq!(&read["mutated_object"], &object);
+        }
+
+        /// A text pushed as a JSON string is the string `serde_json` writes.
+        #[test]
+        fn pushed_strings_are_serde_jsons(s in text()) {
+            let mut ours = String::from("x");
+            push_string(&mut ours, &s);
+            prop_assert_eq!(ours, format!("x{}", serde_json::to_string(&s).unwrap()));
         }
 
         /// A string pushed into a text after what is there is the one `serde_json` writes.

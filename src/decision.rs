@@ -326,10 +326,17 @@ fn evaluate_policy_block<'a>(
     } else {
         None
     };
+    let object = match subject.object.map(|o| o.value()).transpose() {
+        Ok(object) => object,
+        Err(e) => {
+            outcome.policy = Some(format!("spec.policy ({language}): {e}"));
+            return None;
+        }
+    };
     let document = input::document(
         &results,
         config,
-        subject.object,
+        object,
         block.include_spec,
         block.include_object_meta,
         block.include_type_meta,

@@ -526,8 +526,8 @@ pub struct Subject<'a> {
     pub resource: &'a str,
     pub labels: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// The admitted object, for `spec.policy`'s `includeSpec`/`includeObjectMeta`/`includeTypeMeta`
-    /// (absent for `verify_images`).
-    pub object: Option<&'a serde_json::Value>,
+    /// (absent for `verify_images`): its JSON text, read as a `Value` only when a block asks.
+    pub object: Option<&'a crate::workload::LazyObject<'a>>,
 }
 
 /// A compiled `spec.match` entry: every field given must match (all-of).

@@ -1000,7 +1000,8 @@ mod admission {
             let r = run(&request, &signed_images(), &mut host);
             assert_eq!(r["accepted"], true, "{kind}");
             assert_eq!(host.calls.len(), 3, "{kind}");
-            let images = crate::workload::image_sites(kind, "", &r["mutated_object"]).unwrap();
+            let mutated = r["mutated_object"].to_string();
+            let images = crate::workload::image_sites(kind, "", &mutated).unwrap();
             assert_eq!(images.len(), 3);
             assert!(
                 images.iter().all(|s| s.image.ends_with(&format!("@{DIGEST}"))),
@@ -1110,7 +1111,7 @@ mod admission {
         let r = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut host);
         assert!(r.accepted);
         assert_eq!(host.inner().calls.len(), 1000);
-        let mutated = r.mutated_object.unwrap();
+        let mutated: Value = serde_json::from_str(&r.mutated_object.unwrap()).unwrap();
         assert_eq!(
             mutated["spec"]["containers"][999]["image"],
             format!("myregistry.com/app5:v999@{DIGEST}")

@@ -1,36 +1,54 @@
-//! Images in and out of every workload kind.
+//! Images in and out of every workload kind, read from the object's JSON text.
 //!
-//! The object is read as plain JSON, not as typed Kubernetes structs: the typed structs would
-//! double the module's size. Every image is found with the JSON pointer of its field, so pinning
-//! it to a digest is a targeted write. An object of a workload kind whose image fields have the
-//! wrong shape is an error ([`WorkloadError`]), never "no images": a policy that cannot see an
-//! image must not admit it.
+//! The object is the raw JSON text of the admission request's `object`, borrowed from the
+//! payload (which serde_json has checked to be valid JSON): no `serde_json::Value` tree is built
+//! for it. Only the path to the pod spec of the kind is walked; every object on the way is split
+//! into its members, the last of duplicate keys winning as in a `Value`, keys compared after
+//! their escapes are decoded (`"im\u0061ge"` is `image`). Every image is found with the byte
+//! range of its JSON string token in the text, so pinning it to a digest splices the token
+//! ([`pin`]) and leaves every other byte of the object as it was. The typed Kubernetes structs
+//! are not used either: they would double the module's size.
+//!
+//! An object of a workload kind whose image fields have the wrong shape is an error
+//! ([`WorkloadError`]), never "no images": a policy that cannot see an image must not admit it.
+//! The `metadata` lookups ([`string_at`], [`value_at`], [`describe`]) are lenient: a field of
+//! the wrong type is absent.
+//!
+//! The reader that built a `Value` first is kept as the reference of the property tests
+//! (`src/workload/reference_impl.rs`): sites, errors, metadata answers and pinned objects are
+//! compared on generated object texts.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fmt;
+use std::ops::Range;
 
 use serde_json::Value;
 
 use crate::ascii;
 
+#[cfg(test)]
+mod reference_impl;
+
 /// Where the pod spec of each workload kind lives.
-fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "Pod" => "/spec",
+        "Pod" => &["spec"],
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => {
-            "/spec/template/spec"
+            &["spec", "template", "spec"]
         }
-        "CronJob" => "/spec/jobTemplate/spec/template/spec",
+        "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
         _ => return None,
     })
 }
 
 /// One image field of a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageSite {
-    /// JSON pointer of the string field holding the image.
-    pub pointer: String,
-    /// The image as written.
-    pub image: String,
+pub struct ImageSite<'a> {
+    /// The image as written (its JSON escapes decoded).
+    pub image: Cow<'a, str>,
+    /// The byte range of the field's JSON string token (quotes included) in the object text.
+    pub token: Range<usize>,
 }
 
 /// Why an object cannot be read as its kind.
@@ -49,17 +67,270 @@ pub enum WorkloadError {
     /// The object has no pod spec where its kind keeps it.
     #[error("{field} is missing: a {kind} keeps its pod spec there")]
     NoPodSpec { field: String, kind: String },
+    /// A string on the way to an image whose escapes do not decode (a lone surrogate). The
+    /// request is read so that this cannot happen (such an object is refused as unreadable,
+    /// as a `Value` refuses it); kept so that no image is ever read as something else.
+    #[error("{field} is not a readable JSON string")]
+    Unreadable { field: String },
+}
+
+/// The JSON type of a value, from its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Type {
+    Null,
+    Bool,
+    Number,
+    String,
+    List,
+    Object,
+}
+
+fn type_of(value: &str) -> Type {
+    match value.as_bytes().first() {
+        Some(b'n') => Type::Null,
+        Some(b't' | b'f') => Type::Bool,
+        Some(b'"') => Type::String,
+        Some(b'[') => Type::List,
+        Some(b'{') => Type::Object,
+        _ => Type::Number,
+    }
 }
 
 /// The JSON type of a value, for messages.
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+fn type_name(value: &str) -> &'static str {
+    match type_of(value) {
+        Type::Null => "null",
+        Type::Bool => "a boolean",
+        Type::Number => "a number",
+        Type::String => "a string",
+        Type::List => "a list",
+        Type::Object => "an object",
+    }
+}
+
+/// The index past JSON whitespace from `i`.
+fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the first `"` or `\\` of `b` from `i` (`b.len()` when none): eight bytes at a
+/// time, with the word trick of `answer::any_needs_escape` (a byte equals `c` when its XOR with
+/// `c` is zero; a borrow only reaches the bytes above one that matched, so the lowest flagged
+/// byte is the first match).
+pub(crate) fn quote_or_backslash(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    while i + 8 <= b.len() {
+        let mut word = [0; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        let found = zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+        i += 1;
+    }
+    i
+}
+
+/// The index past the string token opening at `i` (a quote).
+fn string_end(b: &[u8], mut i: usize) -> usize {
+    i += 1;
+    loop {
+        i = quote_or_backslash(b, i);
+        match b.get(i) {
+            Some(b'"') => return i + 1,
+            Some(_) => i += 2,
+            None => return b.len(),
+        }
+    }
+}
+
+/// The index past the value starting at `i` (a valid JSON value: brackets within strings are
+/// skipped with the strings).
+fn value_end(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        Some(b'"') => string_end(b, i),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = string_end(b, j);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return j + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            b.len()
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+                j += 1;
+            }
+            j
+        }
+    }
+}
+
+/// The text of a JSON value without the whitespace around it.
+fn trim(text: &str) -> &str {
+    text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+}
+
+/// The members of the object `object` (its text, `{` first): key token (quotes included) and
+/// value text, in the order written, duplicates included.
+fn members(object: &str) -> impl Iterator<Item = (&str, &str)> {
+    let b = object.as_bytes();
+    let mut at = 1;
+    std::iter::from_fn(move || {
+        let mut i = skip_whitespace(b, at);
+        if b.get(i) == Some(&b',') {
+            i = skip_whitespace(b, i + 1);
+        }
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i);
+        let colon = skip_whitespace(b, key_end);
+        let value = skip_whitespace(b, colon + 1);
+        let end = value_end(b, value);
+        at = end;
+        Some((&object[i..key_end], &object[value..end]))
+    })
+}
+
+/// The items of the list `list` (its text, `[` first).
+fn items(list: &str) -> impl Iterator<Item = &str> {
+    let b = list.as_bytes();
+    let mut at = 1;
+    std::iter::from_fn(move || {
+        let mut i = skip_whitespace(b, at);
+        if b.get(i) == Some(&b',') {
+            i = skip_whitespace(b, i + 1);
+        }
+        if i >= b.len() || b[i] == b']' {
+            return None;
+        }
+        let end = value_end(b, i);
+        at = end;
+        Some(&list[i..end])
+    })
+}
+
+/// The text of a string token (quotes included), its escapes decoded; `None` when they do not
+/// decode (a lone surrogate).
+fn string(token: &str) -> Option<Cow<'_, str>> {
+    let inner = &token[1..token.len() - 1];
+    if ascii::contains(inner, b'\\') {
+        serde_json::from_str::<String>(token).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// Whether the key token `token` is `name`.
+fn key_is(token: &str, name: &str) -> bool {
+    let inner = &token[1..token.len() - 1];
+    if ascii::contains(inner, b'\\') {
+        string(token).is_some_and(|key| key == name)
+    } else {
+        inner == name
+    }
+}
+
+/// The value of member `name` of `value` when it is an object (the last of duplicates, as in a
+/// `Value`); `None` when `value` is not an object or has no such member.
+fn get<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    let mut found = [None];
+    get_each(value, &[name], &mut found);
+    found[0]
+}
+
+/// [`get`] of each of `names` into `found`, in one pass over the members.
+fn get_each<'a>(value: &'a str, names: &[&str], found: &mut [Option<&'a str>]) {
+    if type_of(value) != Type::Object {
+        return;
+    }
+    for (key, v) in members(value) {
+        for (name, slot) in names.iter().zip(found.iter_mut()) {
+            if key_is(key, name) {
+                *slot = Some(v);
+            }
+        }
+    }
+}
+
+/// The value at `path` (member names) below `object`, as `Value::pointer` finds it, as text.
+pub fn value_at<'a>(object: &'a str, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(trim(object), |value, name| get(value, name))
+}
+
+/// The string at `path` below `object`; `None` when absent or not a string.
+pub fn string_at<'a>(object: &'a str, path: &[&str]) -> Option<Cow<'a, str>> {
+    value_at(object, path)
+        .filter(|v| type_of(v) == Type::String)
+        .and_then(string)
+}
+
+/// Whether the value at `path` below `object` is there and not null.
+pub fn is_set(object: &str, path: &[&str]) -> bool {
+    value_at(object, path).is_some_and(|v| type_of(v) != Type::Null)
+}
+
+/// The object at `path` below `object`, read as a map (`None` when absent or not an object);
+/// an error only when the text cannot be read as a `Value` reads it.
+pub fn map_at(object: &str, path: &[&str]) -> Result<Option<serde_json::Map<String, Value>>, String> {
+    match value_at(object, path) {
+        Some(v) if type_of(v) == Type::Object => serde_json::from_str(v).map(Some).map_err(|e| e.to_string()),
+        _ => Ok(None),
+    }
+}
+
+/// The object as a `Value`, read only when asked for (by a `spec.policy` block that includes
+/// the object's spec, metadata or type meta), once.
+pub struct LazyObject<'a> {
+    text: &'a str,
+    value: OnceCell<Result<Value, String>>,
+}
+
+impl<'a> LazyObject<'a> {
+    pub fn new(text: &'a str) -> Self {
+        LazyObject {
+            text,
+            value: OnceCell::new(),
+        }
+    }
+
+    /// The object as a `Value`, or why it cannot be read as one.
+    pub fn value(&self) -> Result<&Value, &str> {
+        self.value
+            .get_or_init(|| serde_json::from_str(self.text).map_err(|e| format!("cannot read the object: {e}")))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+}
+
+impl fmt::Debug for LazyObject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LazyObject").field(&self.text).finish()
     }
 }
 
@@ -88,7 +359,7 @@ impl fmt::Display for FieldPath<'_> {
     }
 }
 
-fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadError {
+fn wrong_type(pointer: &str, expected: &'static str, found: &str) -> WorkloadError {
     WorkloadError::WrongType {
         field: FieldPath(pointer).to_string(),
         expected,
@@ -96,90 +367,38 @@ fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadE
     }
 }
 
-/// One reference token of a JSON pointer, unescaped (RFC 6901: `~1` is `/`, `~0` is `~`);
-/// borrowed when it has no escape, as every pointer this module builds.
-fn token(raw: &str) -> std::borrow::Cow<'_, str> {
-    if ascii::contains(raw, b'~') {
-        raw.replace("~1", "/").replace("~0", "~").into()
-    } else {
-        raw.into()
+/// The object `value` (`None` when absent or null); `pointer` names it, written only for an
+/// error.
+fn as_object(value: Option<&str>, pointer: impl FnOnce() -> String) -> Result<Option<&str>, WorkloadError> {
+    match value.map(|v| (v, type_of(v))) {
+        None | Some((_, Type::Null)) => Ok(None),
+        Some((v, Type::Object)) => Ok(Some(v)),
+        Some((other, _)) => Err(wrong_type(&pointer(), "an object", other)),
     }
 }
 
-/// An array index token as serde_json reads one: digits, no sign, no leading zero.
-fn index(token: &str) -> Option<usize> {
-    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
-        return None;
-    }
-    token.parse().ok()
-}
-
-/// [`Value::pointer`] without an allocation per token (the same lookups, the same answers).
-fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
-    if pointer.is_empty() {
-        return Some(root);
-    }
-    let rest = pointer.strip_prefix('/')?;
-    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
-        Value::Object(map) => map.get(token(raw).as_ref()),
-        Value::Array(list) => index(&token(raw)).and_then(|i| list.get(i)),
-        _ => None,
-    })
-}
-
-/// [`Value::pointer_mut`] without an allocation per token.
-fn lookup_mut<'a>(root: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
-    if pointer.is_empty() {
-        return Some(root);
-    }
-    let rest = pointer.strip_prefix('/')?;
-    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
-        Value::Object(map) => map.get_mut(token(raw).as_ref()),
-        Value::Array(list) => index(&token(raw)).and_then(move |i| list.get_mut(i)),
-        _ => None,
-    })
-}
-
-/// The object at `pointer` when it is an object; `None` when it is absent or null.
-fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json::Map<String, Value>>, WorkloadError> {
-    as_object(lookup(root, pointer), || pointer.to_owned())
-}
-
-/// [`object_at`] of a value already found; `pointer` names it, and is written only for an error.
-fn as_object(
-    value: Option<&Value>,
-    pointer: impl FnOnce() -> String,
-) -> Result<Option<&serde_json::Map<String, Value>>, WorkloadError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(other) => Err(wrong_type(&pointer(), "an object", other)),
+/// The items of the list `value` (none when absent or null); `pointer` names it.
+fn as_list<'a>(value: Option<&'a str>, pointer: &str) -> Result<Option<&'a str>, WorkloadError> {
+    match value.map(|v| (v, type_of(v))) {
+        None | Some((_, Type::Null)) => Ok(None),
+        Some((v, Type::List)) => Ok(Some(v)),
+        Some((other, _)) => Err(wrong_type(pointer, "a list", other)),
     }
 }
 
-/// The list at `pointer` (empty when absent or null).
-fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadError> {
-    match lookup(root, pointer) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(other) => Err(wrong_type(pointer, "a list", other)),
-    }
-}
-
-/// The string `value`, or `None` when absent or null (the API server refuses a container
+/// The string token `value`, or `None` when absent or null (the API server refuses a container
 /// without an image, so there is nothing to verify); `pointer` names it, written only for an
 /// error.
-fn as_string(value: Option<&Value>, pointer: impl FnOnce() -> String) -> Result<Option<&str>, WorkloadError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_type(&pointer(), "a string", other)),
+fn as_string(value: Option<&str>, pointer: impl Fn() -> String) -> Result<Option<&str>, WorkloadError> {
+    match value.map(|v| (v, type_of(v))) {
+        None | Some((_, Type::Null)) => Ok(None),
+        Some((v, Type::String)) => Ok(Some(v)),
+        Some((other, _)) => Err(wrong_type(&pointer(), "a string", other)),
     }
 }
 
-/// `{list}/{i}{tail}`: the pointer of item `i` of a list, or of a field below it. Pushed, not
-/// `format!`ted: it is written for every container of every request, and the formatting
-/// machinery is slow in wasm.
+/// `{list}/{i}{tail}`: the pointer of item `i` of a list, or of a field below it (for messages).
+/// Pushed, not `format!`ted: the formatting machinery is slow in wasm.
 fn item_pointer(list: &str, i: usize, tail: &str) -> String {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -200,108 +419,207 @@ fn item_pointer(list: &str, i: usize, tail: &str) -> String {
     pointer
 }
 
-/// Lists the images of `object`, the object of an admission request about kind `kind`.
+/// The JSON text of an object with its members `kind`, `metadata` and `spec` found (one pass
+/// over its members, read by every lookup below).
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectText<'a> {
+    text: &'a str,
+    root: &'a str,
+    kind: Option<&'a str>,
+    metadata: Option<&'a str>,
+    spec: Option<&'a str>,
+}
+
+impl<'a> ObjectText<'a> {
+    /// `text`: the object's JSON text (`null` when the request has none).
+    pub fn new(text: &'a str) -> Self {
+        let root = trim(text);
+        let mut found = [None; 3];
+        get_each(root, &["kind", "metadata", "spec"], &mut found);
+        let [kind, metadata, spec] = found;
+        ObjectText {
+            text,
+            root,
+            kind,
+            metadata,
+            spec,
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The string at `metadata.{name}`; `None` when absent or not a string.
+    pub fn metadata_string(&self, name: &str) -> Option<Cow<'a, str>> {
+        string_at(self.metadata?, &[name])
+    }
+
+    /// Whether `metadata.{name}` is there and not null.
+    pub fn metadata_is_set(&self, name: &str) -> bool {
+        self.metadata.is_some_and(|m| is_set(m, &[name]))
+    }
+
+    /// The object `metadata.{name}` as a map (`None` when absent or not an object).
+    pub fn metadata_map(&self, name: &str) -> Result<Option<serde_json::Map<String, Value>>, String> {
+        self.metadata.map_or(Ok(None), |m| map_at(m, &[name]))
+    }
+}
+
+/// Lists the images of `object`, the JSON text of the object of an admission request about
+/// kind `kind` (`null` when the request has none).
 ///
 /// For the `ephemeralcontainers` subresource of a Pod only the ephemeral containers are listed:
 /// that request may change nothing else. Objects of other kinds hold no images. An object
 /// whose `kind` differs from `kind`, or whose image fields (pod spec, container lists,
 /// containers, images, image volumes) have the wrong shape, is an error.
-pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec<ImageSite>, WorkloadError> {
-    match object.get("kind") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(found)) if found == kind => {}
-        Some(Value::String(found)) => {
-            return Err(WorkloadError::KindMismatch {
-                expected: kind.to_owned(),
-                found: found.clone(),
-            });
-        }
-        Some(other) => return Err(wrong_type("/kind", "a string", other)),
+pub fn image_sites<'a>(kind: &str, sub_resource: &str, object: &'a str) -> Result<Vec<ImageSite<'a>>, WorkloadError> {
+    sites_in(kind, sub_resource, &ObjectText::new(object))
+}
+
+/// [`image_sites`] of an object already split into its members.
+pub fn sites_in<'a>(
+    kind: &str,
+    sub_resource: &str,
+    object_text: &ObjectText<'a>,
+) -> Result<Vec<ImageSite<'a>>, WorkloadError> {
+    let ObjectText { text: object, root, .. } = *object_text;
+    match object_text.kind {
+        None => {}
+        Some(found) => match type_of(found) {
+            Type::Null => {}
+            Type::String => match string(found) {
+                Some(found) if found == kind => {}
+                Some(found) => {
+                    return Err(WorkloadError::KindMismatch {
+                        expected: kind.to_owned(),
+                        found: found.into_owned(),
+                    });
+                }
+                None => {
+                    return Err(WorkloadError::Unreadable {
+                        field: "kind".to_owned(),
+                    });
+                }
+            },
+            _ => return Err(wrong_type("/kind", "a string", found)),
+        },
     }
-    let Some(base) = pod_spec_pointer(kind) else {
+    let Some(path) = pod_spec_path(kind) else {
         return Ok(Vec::new());
     };
-    if !object.is_object() {
-        return Err(wrong_type("", "an object", object));
+    if type_of(root) != Type::Object {
+        return Err(wrong_type("", "an object", root));
     }
-    // Every object on the way to the pod spec must be an object.
-    let mut prefix = String::new();
-    for part in base.split('/').filter(|p| !p.is_empty()) {
-        prefix.push('/');
-        prefix.push_str(part);
-        if object_at(object, &prefix)?.is_none() {
-            return Err(WorkloadError::NoPodSpec {
-                field: FieldPath(base).to_string(),
-                kind: kind.to_owned(),
-            });
+    // Every object on the way to the pod spec must be an object (the first is `spec`, found).
+    let mut base = String::new();
+    let mut spec = root;
+    for (i, part) in path.iter().enumerate() {
+        base.push('/');
+        base.push_str(part);
+        let member = if i == 0 { object_text.spec } else { get(spec, part) };
+        match as_object(member, || base.clone())? {
+            Some(inner) => spec = inner,
+            None => {
+                let pointer = path.iter().map(|p| ["/", p].concat()).collect::<String>();
+                return Err(WorkloadError::NoPodSpec {
+                    field: FieldPath(&pointer).to_string(),
+                    kind: kind.to_owned(),
+                });
+            }
         }
     }
+    let offset = |token: &str| {
+        let start = token.as_ptr() as usize - object.as_ptr() as usize;
+        start..start + token.len()
+    };
+    let site = |token: &'a str, pointer: &dyn Fn() -> String| -> Result<ImageSite<'a>, WorkloadError> {
+        let image = string(token).ok_or_else(|| WorkloadError::Unreadable {
+            field: FieldPath(&pointer()).to_string(),
+        })?;
+        Ok(ImageSite {
+            image,
+            token: offset(token),
+        })
+    };
     let lists: &[&str] = if kind == "Pod" && sub_resource == "ephemeralcontainers" {
         &["ephemeralContainers"]
     } else {
         &["initContainers", "containers", "ephemeralContainers"]
     };
+    let mut found = [None; 4];
+    get_each(
+        spec,
+        &["initContainers", "containers", "ephemeralContainers", "volumes"],
+        &mut found,
+    );
+    let [init_containers, containers, ephemeral_containers, volumes] = found;
+    let found = |list: &str| match list {
+        "initContainers" => init_containers,
+        "containers" => containers,
+        _ => ephemeral_containers,
+    };
     let mut sites = Vec::new();
     for list in lists {
-        let list_pointer = [base, "/", list].concat();
-        // Each container is read where it is (no walk from the root, no pointer written for a
-        // container without an image).
-        for (i, item) in list_at(object, &list_pointer)?.iter().enumerate() {
+        let list_pointer = [base.as_str(), "/", list].concat();
+        let Some(containers) = as_list(found(list), &list_pointer)? else {
+            continue;
+        };
+        for (i, item) in items(containers).enumerate() {
             let Some(container) = as_object(Some(item), || item_pointer(&list_pointer, i, ""))? else {
-                return Err(wrong_type(
-                    &item_pointer(&list_pointer, i, ""),
-                    "an object",
-                    &Value::Null,
-                ));
+                return Err(wrong_type(&item_pointer(&list_pointer, i, ""), "an object", "null"));
             };
             let pointer = || item_pointer(&list_pointer, i, "/image");
-            if let Some(image) = as_string(container.get("image"), pointer)? {
-                sites.push(ImageSite {
-                    pointer: pointer(),
-                    image: image.to_owned(),
-                });
+            if let Some(image) = as_string(get(container, "image"), pointer)? {
+                sites.push(site(image, &pointer)?);
             }
         }
     }
     if lists.len() > 1 {
-        let volumes = [base, "/volumes"].concat();
-        for (i, item) in list_at(object, &volumes)?.iter().enumerate() {
-            let Some(volume) = as_object(Some(item), || item_pointer(&volumes, i, ""))? else {
-                return Err(wrong_type(&item_pointer(&volumes, i, ""), "an object", &Value::Null));
-            };
-            let Some(image) = as_object(volume.get("image"), || item_pointer(&volumes, i, "/image"))? else {
-                continue;
-            };
-            let pointer = || item_pointer(&volumes, i, "/image/reference");
-            if let Some(reference) = as_string(image.get("reference"), pointer)? {
-                sites.push(ImageSite {
-                    pointer: pointer(),
-                    image: reference.to_owned(),
-                });
+        let pointer = [base.as_str(), "/volumes"].concat();
+        if let Some(list) = as_list(volumes, &pointer)? {
+            let volumes = pointer;
+            for (i, item) in items(list).enumerate() {
+                let Some(volume) = as_object(Some(item), || item_pointer(&volumes, i, ""))? else {
+                    return Err(wrong_type(&item_pointer(&volumes, i, ""), "an object", "null"));
+                };
+                let Some(image) = as_object(get(volume, "image"), || item_pointer(&volumes, i, "/image"))? else {
+                    continue;
+                };
+                let pointer = || item_pointer(&volumes, i, "/image/reference");
+                if let Some(reference) = as_string(get(image, "reference"), pointer)? {
+                    sites.push(site(reference, &pointer)?);
+                }
             }
         }
     }
     Ok(sites)
 }
 
-/// Writes `replacement` into the field at `pointer`; returns whether it was there.
-pub fn set_image(object: &mut Value, pointer: &str, replacement: &str) -> bool {
-    match lookup_mut(object, pointer) {
-        Some(slot @ Value::String(_)) => {
-            *slot = Value::String(replacement.to_owned());
-            true
-        }
-        _ => false,
+/// `object` with the string token at each range replaced by the JSON string of its text (the
+/// ranges of distinct [`ImageSite`]s of `object`: they never overlap), every other byte kept.
+pub fn pin(object: &str, pins: &mut [(Range<usize>, String)]) -> String {
+    pins.sort_unstable_by_key(|(range, _)| range.start);
+    let extra: usize = pins.iter().map(|(_, text)| text.len() + 2).sum();
+    let mut out = String::with_capacity(object.len() + extra);
+    let mut at = 0;
+    for (range, text) in pins.iter() {
+        debug_assert!(range.start >= at, "overlapping image tokens");
+        out.push_str(&object[at..range.start]);
+        crate::answer::push_string(&mut out, text);
+        at = range.end;
     }
+    out.push_str(&object[at..]);
+    out
 }
 
 /// The name and namespace of the object, for messages: `Kind namespace/name`.
-pub fn describe(kind: &str, namespace: &str, object: &Value) -> String {
+pub fn describe(kind: &str, namespace: &str, object: &ObjectText<'_>) -> String {
     let name = object
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .or_else(|| object.pointer("/metadata/generateName").and_then(Value::as_str))
-        .unwrap_or("<unnamed>");
+        .metadata_string("name")
+        .or_else(|| object.metadata_string("generateName"))
+        .unwrap_or(Cow::Borrowed("<unnamed>"));
     let kind = if kind.is_empty() { "object" } else { kind };
     if namespace.is_empty() {
         format!("{kind} {name}")
@@ -312,7 +630,9 @@ pub fn describe(kind: &str, namespace: &str, object: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::reference_impl as before;
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn spec() -> Value {
@@ -322,6 +642,10 @@ mod tests {
             "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
             "volumes": [{"name": "v", "image": {"reference": "data:1"}}, {"name": "cfg", "configMap": {"name": "x"}}]
         })
+    }
+
+    fn images<'a>(sites: &'a [ImageSite<'_>]) -> Vec<&'a str> {
+        sites.iter().map(|s| s.image.as_ref()).collect()
     }
 
     proptest::proptest! {
@@ -337,55 +661,33 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pointers_are_looked_up_as_serde_json_does() {
-        let doc = json!({"a/b": {"~c": [0, {"d": "x"}]}, "": {"": 1}, "e": ["y", "z"], "0": {"1": 2}});
-        let pointers = [
-            "",
-            "/",
-            "//",
-            "/a~1b",
-            "/a~1b/~0c",
-            "/a~1b/~0c/1/d",
-            "/a~1b/~0c/01",
-            "/a~1b/~0c/+1",
-            "/a~1b/~0c/-",
-            "/a~1b/~0c/2",
-            "/e/0",
-            "/e/1",
-            "/e/1/",
-            "/e/00",
-            "/0/1",
-            "/0/01",
-            "/a~2b",
-            "/a~b",
-            "/a~1b~",
-            "a",
-            "/e/18446744073709551616",
-            "/e/ 1",
-            "/missing/x",
-        ];
-        for p in pointers {
-            assert_eq!(lookup(&doc, p), doc.pointer(p), "{p:?}");
-            let (mut ours, mut theirs) = (doc.clone(), doc.clone());
-            assert_eq!(
-                lookup_mut(&mut ours, p).cloned(),
-                theirs.pointer_mut(p).cloned(),
-                "{p:?}"
-            );
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The word scan finds the first quote or backslash the byte scan finds, from any start.
+        #[test]
+        fn the_word_scan_is_the_byte_scan(
+            bytes in prop::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'!'), Just(b'#'), Just(b'['), Just(b']'), Just(0x80_u8), any::<u8>()],
+                0..40,
+            ),
+            start in 0usize..41,
+        ) {
+            let start = start.min(bytes.len());
+            let expected = (start..bytes.len()).find(|&i| bytes[i] == b'"' || bytes[i] == b'\\').unwrap_or(bytes.len());
+            prop_assert_eq!(quote_or_backslash(&bytes, start), expected);
         }
-        assert!(set_image(&mut doc.clone(), "/e/1", "w"));
-        assert!(!set_image(&mut doc.clone(), "/e/01", "w"));
     }
 
     #[test]
     fn every_workload_kind_and_every_image_field() {
-        let wrap = |kind: &str| -> Value {
+        let wrap = |kind: &str| -> String {
             match kind {
                 "Pod" => json!({"spec": spec()}),
                 "CronJob" => json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec()}}}}}),
                 _ => json!({"spec": {"template": {"spec": spec()}}}),
             }
+            .to_string()
         };
         for kind in [
             "Pod",
@@ -397,19 +699,24 @@ mod tests {
             "CronJob",
             "ReplicationController",
         ] {
-            let sites = image_sites(kind, "", &wrap(kind)).unwrap();
-            let images: Vec<_> = sites.iter().map(|s| s.image.as_str()).collect();
-            assert_eq!(images, ["init:1", "app:1", "sidecar:2", "debug:1", "data:1"], "{kind}");
-            let mut object = wrap(kind);
+            let text = wrap(kind);
+            let sites = image_sites(kind, "", &text).unwrap();
+            assert_eq!(
+                images(&sites),
+                ["init:1", "app:1", "sidecar:2", "debug:1", "data:1"],
+                "{kind}"
+            );
             for site in &sites {
-                assert!(
-                    set_image(&mut object, &site.pointer, "pinned"),
-                    "{kind} {}",
-                    site.pointer
-                );
+                assert_eq!(text[site.token.clone()], format!("\"{}\"", site.image), "{kind}");
             }
+            let mut pins: Vec<_> = sites
+                .iter()
+                .rev()
+                .map(|s| (s.token.clone(), "pinned".to_owned()))
+                .collect();
+            let pinned = pin(&text, &mut pins);
             assert!(
-                image_sites(kind, "", &object)
+                image_sites(kind, "", &pinned)
                     .unwrap()
                     .iter()
                     .all(|s| s.image == "pinned")
@@ -419,9 +726,41 @@ mod tests {
 
     #[test]
     fn ephemeral_subresource_only_lists_ephemeral_containers() {
-        let sites = image_sites("Pod", "ephemeralcontainers", &json!({"spec": spec()})).unwrap();
-        assert_eq!(sites.len(), 1);
-        assert_eq!(sites[0].pointer, "/spec/ephemeralContainers/0/image");
+        let text = json!({"spec": spec()}).to_string();
+        let sites = image_sites("Pod", "ephemeralcontainers", &text).unwrap();
+        assert_eq!(images(&sites), ["debug:1"]);
+    }
+
+    /// The last of duplicate keys wins, keys are compared decoded, strings are decoded, and
+    /// pinning rewrites only the image's token.
+    #[test]
+    fn duplicates_escapes_and_whitespace_are_read_as_a_value_reads_them() {
+        let text = "{ \"spec\" : {\"containers\":[{\"image\":7}]},\n \"sp\\u0065c\":{\"containers\" :\t[ {\"image\":\"first\", \"im\\u0061ge\" : \"r.io/\\u00e9\\/x\" } , {\"image\":null}]} }";
+        let sites = image_sites("Pod", "", text).unwrap();
+        assert_eq!(images(&sites), ["r.io/é/x"]);
+        assert_eq!(&text[sites[0].token.clone()], "\"r.io/\\u00e9\\/x\"");
+        let pinned = pin(text, &mut [(sites[0].token.clone(), "r.io/é/x@sha256:\"1".to_owned())]);
+        assert_eq!(
+            pinned,
+            text.replace("\"r.io/\\u00e9\\/x\"", "\"r.io/é/x@sha256:\\\"1\"")
+        );
+        let mut value: Value = serde_json::from_str(text).unwrap();
+        assert!(before::set_image(
+            &mut value,
+            "/spec/containers/0/image",
+            "r.io/é/x@sha256:\"1"
+        ));
+        assert_eq!(serde_json::from_str::<Value>(&pinned).unwrap(), value);
+        // The first duplicate alone would be an error.
+        assert_eq!(
+            image_sites(
+                "Pod",
+                "",
+                "{\"sp\\u0065c\":{\"containers\":[{\"image\":\"a\"}]},\"spec\":{\"containers\":[{\"image\":7}]}}"
+            )
+            .map_err(|e| e.to_string()),
+            Err("spec.containers[0].image is a number, not a string".to_owned())
+        );
     }
 
     #[test]
@@ -502,33 +841,316 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                image_sites(kind, "", &object).map_err(|e| e.to_string()),
+                image_sites(kind, "", &object.to_string()).map_err(|e| e.to_string()),
                 Err(message.to_owned()),
                 "{kind} {object}"
             );
         }
         // Containers and volumes without an image hold none; other kinds hold none.
+        let text =
+            json!({"spec": {"containers": [{"name": "a", "image": null}], "volumes": [{"name": "v"}, {"image": {}}]}})
+                .to_string();
+        assert_eq!(image_sites("Pod", "", &text), Ok(Vec::new()));
         assert_eq!(
-            image_sites(
-                "Pod",
-                "",
-                &json!({"spec": {"containers": [{"name": "a", "image": null}], "volumes": [{"name": "v"}, {"image": {}}]}})
-            ),
+            image_sites("Service", "", &json!({"spec": spec()}).to_string()),
             Ok(Vec::new())
         );
-        assert_eq!(image_sites("Service", "", &json!({"spec": spec()})), Ok(Vec::new()));
         assert_eq!(
-            image_sites("Scale", "", &json!({"kind": "Scale", "spec": {"replicas": 1}})),
+            image_sites("Scale", "", r#"{"kind": "Scale", "spec": {"replicas": 1}}"#),
             Ok(Vec::new())
         );
     }
 
     #[test]
     fn describe_names_the_object() {
+        let describe = |kind, namespace, text| describe(kind, namespace, &ObjectText::new(text));
         assert_eq!(
-            describe("Pod", "prod", &json!({"metadata": {"name": "web"}})),
+            describe("Pod", "prod", r#"{"metadata": {"name": "web"}}"#),
             "Pod prod/web"
         );
-        assert_eq!(describe("Deployment", "", &json!({})), "Deployment <unnamed>");
+        assert_eq!(
+            describe("Pod", "", r#"{"metadata": {"name": 1, "generateName": "web-"}}"#),
+            "Pod web-"
+        );
+        assert_eq!(describe("Deployment", "", "{}"), "Deployment <unnamed>");
+    }
+
+    /// A JSON value to be written as text in many ways (see [`render`]).
+    #[derive(Clone, Debug)]
+    enum J {
+        Null,
+        Bool(bool),
+        Number(&'static str),
+        String(String),
+        List(Vec<J>),
+        Object(Vec<(String, J)>),
+    }
+
+    /// Writes `j` as JSON text, each choice (whitespace, how each character of a string or key is
+    /// written) taken from `style`.
+    fn render(j: &J, style: &mut impl FnMut() -> u8, out: &mut String) {
+        let space = |style: &mut dyn FnMut() -> u8, out: &mut String| {
+            out.push_str(["", "", "", " ", "\n", "\t ", "\r\n  "][usize::from(style()) % 7]);
+        };
+        space(style, out);
+        match j {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Number(n) => out.push_str(n),
+            J::String(s) => quoted(s, style, out),
+            J::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    render(item, style, out);
+                }
+                space(style, out);
+                out.push(']');
+            }
+            J::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    space(style, out);
+                    quoted(key, style, out);
+                    space(style, out);
+                    out.push(':');
+                    render(value, style, out);
+                }
+                space(style, out);
+                out.push('}');
+            }
+        }
+        space(style, out);
+    }
+
+    /// `s` as a JSON string, each character written as itself, `\u` escaped (a surrogate pair
+    /// beyond the BMP) or, for `/`, `"` and `\`, with its short escape.
+    fn quoted(s: &str, style: &mut impl FnMut() -> u8, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            let how = style() % 4;
+            match c {
+                '"' | '\\' | '/' if how < 2 => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if how == 3 || c < ' ' || c == '"' || c == '\\' => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("r.io/a".to_owned()),
+            Just("r.io/b:1".to_owned()),
+            Just("Pod".to_owned()),
+            Just("Deployment".to_owned()),
+            Just("web".to_owned()),
+            "[a-z\"\\\\/é😀\u{0}\n]{0,6}",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("image".to_owned()),
+            Just("spec".to_owned()),
+            Just("kind".to_owned()),
+            Just("containers".to_owned()),
+            Just("metadata".to_owned()),
+            Just("Image".to_owned()),
+            Just("imag".to_owned()),
+            Just("x".to_owned()),
+            "[a-z\"\\\\é]{0,4}",
+        ]
+    }
+
+    /// Any JSON value, sometimes deeply nested.
+    fn junk() -> BoxedStrategy<J> {
+        let leaf = prop_oneof![
+            Just(J::Null),
+            any::<bool>().prop_map(J::Bool),
+            prop_oneof![Just("0"), Just("-1.5"), Just("1e3"), Just("12345678901234567890123")].prop_map(J::Number),
+            text().prop_map(J::String),
+        ];
+        let tree = leaf.prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(J::List),
+                prop::collection::vec((key(), inner), 0..4).prop_map(J::Object),
+            ]
+        });
+        prop_oneof![
+            12 => tree,
+            1 => (1..60usize, any::<bool>()).prop_map(|(depth, objects)| {
+                (0..depth).fold(J::String("r.io/deep".to_owned()), |inner, _| {
+                    if objects {
+                        J::Object(vec![("image".to_owned(), inner)])
+                    } else {
+                        J::List(vec![inner])
+                    }
+                })
+            }),
+        ]
+        .boxed()
+    }
+
+    /// Mostly an object with the members `keys` (each any number of times, in any order) among
+    /// other members; sometimes any value.
+    fn object_with(keys: Vec<(&'static str, BoxedStrategy<J>)>) -> BoxedStrategy<J> {
+        let mut members: Vec<(u32, BoxedStrategy<(String, J)>)> = keys
+            .into_iter()
+            .map(|(key, value)| (3, value.prop_map(move |v| (key.to_owned(), v)).boxed()))
+            .collect();
+        members.push((1, (key(), junk()).boxed()));
+        let member = prop::strategy::Union::new_weighted(members);
+        prop_oneof![
+            8 => prop::collection::vec(member, 0..6).prop_map(J::Object),
+            1 => junk(),
+        ]
+        .boxed()
+    }
+
+    fn list_of(item: BoxedStrategy<J>) -> BoxedStrategy<J> {
+        prop_oneof![6 => prop::collection::vec(item, 0..4).prop_map(J::List), 1 => junk()].boxed()
+    }
+
+    fn image() -> BoxedStrategy<J> {
+        prop_oneof![6 => text().prop_map(J::String), 1 => Just(J::Null), 1 => junk()].boxed()
+    }
+
+    fn pod_spec() -> BoxedStrategy<J> {
+        let container = || object_with(vec![("image", image()), ("name", image())]);
+        let volume = object_with(vec![("image", object_with(vec![("reference", image())]))]);
+        object_with(vec![
+            ("initContainers", list_of(container())),
+            ("containers", list_of(container())),
+            ("ephemeralContainers", list_of(container())),
+            ("volumes", list_of(volume)),
+        ])
+    }
+
+    fn workload() -> BoxedStrategy<J> {
+        let template = || object_with(vec![("template", object_with(vec![("spec", pod_spec())]))]);
+        let spec = prop_oneof![
+            pod_spec(),
+            template(),
+            object_with(vec![("jobTemplate", object_with(vec![("spec", template())]))]),
+        ]
+        .boxed();
+        let labels = object_with(vec![("app", image()), ("tier", image())]);
+        let metadata = object_with(vec![
+            ("name", image()),
+            ("generateName", image()),
+            ("namespace", image()),
+            ("labels", labels),
+            ("deletionTimestamp", image()),
+        ]);
+        let kind = prop_oneof![
+            3 => prop::sample::select(KINDS).prop_map(|k| J::String(k.to_owned())),
+            1 => junk(),
+        ]
+        .boxed();
+        object_with(vec![("kind", kind), ("metadata", metadata), ("spec", spec)])
+    }
+
+    const KINDS: &[&str] = &[
+        "Pod",
+        "Deployment",
+        "ReplicaSet",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "ReplicationController",
+        "ConfigMap",
+        "Scale",
+        "",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8192))]
+
+        /// The raw reader answers what the `Value` reader answers: the same images in the same
+        /// order or the same error, the same metadata, and pinning any set of its sites gives
+        /// an object equal, as a `Value`, to the one the `Value` reader writes.
+        #[test]
+        fn the_raw_reader_is_the_value_reader(
+            object in workload(),
+            style in prop::collection::vec(any::<u8>(), 1..64),
+            kind in prop::sample::select(KINDS),
+            sub_resource in prop::sample::select(&["", "ephemeralcontainers", "status"][..]),
+            chosen in any::<u64>(),
+            digest in prop_oneof![Just("sha256:0123"), Just("x\"\\é")],
+        ) {
+            let mut styles = style.iter().copied().cycle();
+            let mut text = String::new();
+            render(&object, &mut || styles.next().unwrap_or_default(), &mut text);
+            let value: Value = serde_json::from_str(&text).expect("the rendering is JSON");
+            let old = before::image_sites(kind, sub_resource, &value);
+            let new = image_sites(kind, sub_resource, &text);
+            match (&old, &new) {
+                (Ok(old), Ok(new)) => {
+                    let old_images: Vec<&str> = old.iter().map(|s| s.image.as_str()).collect();
+                    prop_assert_eq!(&old_images, &images(new));
+                    let mut pinned = value.clone();
+                    let mut pins = Vec::new();
+                    for (i, (o, n)) in old.iter().zip(new).enumerate() {
+                        if chosen >> (i % 64) & 1 == 1 {
+                            let replacement = [o.image.as_str(), "@", digest].concat();
+                            prop_assert!(before::set_image(&mut pinned, &o.pointer, &replacement));
+                            pins.push((n.token.clone(), replacement));
+                        }
+                    }
+                    let spliced = pin(&text, &mut pins);
+                    prop_assert_eq!(serde_json::from_str::<Value>(&spliced).expect("spliced JSON"), pinned);
+                }
+                (Err(old), Err(new)) => prop_assert_eq!(old.to_string(), new.to_string()),
+                _ => prop_assert!(false, "{:?} vs {:?}", old, new),
+            }
+            prop_assert_eq!(pin(&text, &mut []), text.clone());
+            for namespace in ["", "prod"] {
+                prop_assert_eq!(
+                    describe(kind, namespace, &ObjectText::new(&text)),
+                    before::describe(kind, namespace, &value)
+                );
+            }
+            let namespace = string_at(&text, &["metadata", "namespace"]);
+            prop_assert_eq!(
+                namespace.as_deref(),
+                value.pointer("/metadata/namespace").and_then(Value::as_str)
+            );
+            prop_assert_eq!(
+                map_at(&text, &["metadata", "labels"]),
+                Ok(value.pointer("/metadata/labels").and_then(Value::as_object).cloned())
+            );
+            prop_assert_eq!(
+                is_set(&text, &["metadata", "deletionTimestamp"]),
+                value.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
+            );
+            // The same lookups from the members found once.
+            let object_text = ObjectText::new(&text);
+            prop_assert_eq!(object_text.metadata_string("namespace"), namespace);
+            prop_assert_eq!(
+                object_text.metadata_map("labels"),
+                Ok(value.pointer("/metadata/labels").and_then(Value::as_object).cloned())
+            );
+            prop_assert_eq!(
+                object_text.metadata_is_set("deletionTimestamp"),
+                value.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
+            );
+            let lazy = LazyObject::new(&text);
+            prop_assert_eq!(lazy.value(), Ok(&value));
+        }
     }
 }

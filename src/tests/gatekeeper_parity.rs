@@ -52,7 +52,8 @@ fn object(kind: &str, labels: Value, spec: Value) -> Value {
 /// The keys our ConstraintTemplate sends for the request's object.
 fn keys_for(request: &Value) -> Vec<Value> {
     let kind = request["kind"]["kind"].as_str().unwrap();
-    let sites = image_sites(kind, "", &request["object"]).unwrap();
+    let object = request["object"].to_string();
+    let sites = image_sites(kind, "", &object).unwrap();
     let mut keys: Vec<Value> = Vec::new();
     for site in sites {
         let key = json!({

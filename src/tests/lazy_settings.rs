@@ -203,7 +203,7 @@ fn escaped_strings_in_the_settings_are_read_as_their_values() {
         &mut host_trusting_key(P256_PEM),
     );
     assert!(r.accepted, "{:?}", r.message);
-    let mutated = r.mutated_object.unwrap();
+    let mutated: serde_json::Value = serde_json::from_str(&r.mutated_object.unwrap()).unwrap();
     assert_eq!(
         mutated["spec"]["containers"][0]["image"],
         format!("myregistry.com/app:v1@{DIGEST}")

@@ -1,0 +1,532 @@
+//! The workload reader as it was before the object was read as raw JSON text (commit 9386191),
+//! copied verbatim (its tests excepted): the reference the property tests of [`super`] compare
+//! the raw reader with. `lookup`, `set_image`, `describe` and the `Value` lookups of
+//! `admission.rs` (namespace, labels, lifecycle) are the old semantics.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::ascii;
+
+/// Where the pod spec of each workload kind lives.
+fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Pod" => "/spec",
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicationController" => {
+            "/spec/template/spec"
+        }
+        "CronJob" => "/spec/jobTemplate/spec/template/spec",
+        _ => return None,
+    })
+}
+
+/// One image field of a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageSite {
+    /// JSON pointer of the string field holding the image.
+    pub pointer: String,
+    /// The image as written.
+    pub image: String,
+}
+
+/// Why an object cannot be read as its kind.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WorkloadError {
+    /// The object says it is of another kind than the request.
+    #[error("the object is a {found}, but the request is about a {expected}")]
+    KindMismatch { expected: String, found: String },
+    /// A field on the way to an image has the wrong JSON type.
+    #[error("{field} is {found}, not {expected}")]
+    WrongType {
+        field: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// The object has no pod spec where its kind keeps it.
+    #[error("{field} is missing: a {kind} keeps its pod spec there")]
+    NoPodSpec { field: String, kind: String },
+}
+
+/// The JSON type of a value, for messages.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON pointer written the way users read fields: `/spec/containers/0/image` →
+/// `spec.containers[0].image`.
+struct FieldPath<'a>(&'a str);
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for part in self.0.split('/').filter(|p| !p.is_empty()) {
+            if part.bytes().all(|b| b.is_ascii_digit()) {
+                write!(f, "[{part}]")?;
+            } else {
+                if !first {
+                    f.write_str(".")?;
+                }
+                f.write_str(part)?;
+            }
+            first = false;
+        }
+        if first {
+            f.write_str("the object")?;
+        }
+        Ok(())
+    }
+}
+
+fn wrong_type(pointer: &str, expected: &'static str, found: &Value) -> WorkloadError {
+    WorkloadError::WrongType {
+        field: FieldPath(pointer).to_string(),
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// One reference token of a JSON pointer, unescaped (RFC 6901: `~1` is `/`, `~0` is `~`);
+/// borrowed when it has no escape, as every pointer this module builds.
+fn token(raw: &str) -> std::borrow::Cow<'_, str> {
+    if ascii::contains(raw, b'~') {
+        raw.replace("~1", "/").replace("~0", "~").into()
+    } else {
+        raw.into()
+    }
+}
+
+/// An array index token as serde_json reads one: digits, no sign, no leading zero.
+fn index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// [`Value::pointer`] without an allocation per token (the same lookups, the same answers).
+fn lookup<'a>(root: &'a Value, pointer: &str) -> Option<&'a Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
+        Value::Object(map) => map.get(token(raw).as_ref()),
+        Value::Array(list) => index(&token(raw)).and_then(|i| list.get(i)),
+        _ => None,
+    })
+}
+
+/// [`Value::pointer_mut`] without an allocation per token.
+fn lookup_mut<'a>(root: &'a mut Value, pointer: &str) -> Option<&'a mut Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    ascii::split(rest, b'/').try_fold(root, |target, raw| match target {
+        Value::Object(map) => map.get_mut(token(raw).as_ref()),
+        Value::Array(list) => index(&token(raw)).and_then(move |i| list.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// The object at `pointer` when it is an object; `None` when it is absent or null.
+fn object_at<'a>(root: &'a Value, pointer: &str) -> Result<Option<&'a serde_json::Map<String, Value>>, WorkloadError> {
+    as_object(lookup(root, pointer), || pointer.to_owned())
+}
+
+/// [`object_at`] of a value already found; `pointer` names it, and is written only for an error.
+fn as_object(
+    value: Option<&Value>,
+    pointer: impl FnOnce() -> String,
+) -> Result<Option<&serde_json::Map<String, Value>>, WorkloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(other) => Err(wrong_type(&pointer(), "an object", other)),
+    }
+}
+
+/// The list at `pointer` (empty when absent or null).
+fn list_at<'a>(root: &'a Value, pointer: &str) -> Result<&'a [Value], WorkloadError> {
+    match lookup(root, pointer) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(wrong_type(pointer, "a list", other)),
+    }
+}
+
+/// The string `value`, or `None` when absent or null (the API server refuses a container
+/// without an image, so there is nothing to verify); `pointer` names it, written only for an
+/// error.
+fn as_string(value: Option<&Value>, pointer: impl FnOnce() -> String) -> Result<Option<&str>, WorkloadError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(&pointer(), "a string", other)),
+    }
+}
+
+/// `{list}/{i}{tail}`: the pointer of item `i` of a list, or of a field below it. Pushed, not
+/// `format!`ted: it is written for every container of every request, and the formatting
+/// machinery is slow in wasm.
+fn item_pointer(list: &str, i: usize, tail: &str) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut pointer = String::with_capacity(list.len() + 1 + (digits.len() - at) + tail.len());
+    pointer.push_str(list);
+    pointer.push('/');
+    pointer.extend(digits[at..].iter().map(|&d| char::from(d)));
+    pointer.push_str(tail);
+    pointer
+}
+
+/// Lists the images of `object`, the object of an admission request about kind `kind`.
+///
+/// For the `ephemeralcontainers` subresource of a Pod only the ephemeral containers are listed:
+/// that request may change nothing else. Objects of other kinds hold no images. An object
+/// whose `kind` differs from `kind`, or whose image fields (pod spec, container lists,
+/// containers, images, image volumes) have the wrong shape, is an error.
+pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec<ImageSite>, WorkloadError> {
+    match object.get("kind") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(found)) if found == kind => {}
+        Some(Value::String(found)) => {
+            return Err(WorkloadError::KindMismatch {
+                expected: kind.to_owned(),
+                found: found.clone(),
+            });
+        }
+        Some(other) => return Err(wrong_type("/kind", "a string", other)),
+    }
+    let Some(base) = pod_spec_pointer(kind) else {
+        return Ok(Vec::new());
+    };
+    if !object.is_object() {
+        return Err(wrong_type("", "an object", object));
+    }
+    // Every object on the way to the pod spec must be an object.
+    let mut prefix = String::new();
+    for part in base.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        if object_at(object, &prefix)?.is_none() {
+            return Err(WorkloadError::NoPodSpec {
+                field: FieldPath(base).to_string(),
+                kind: kind.to_owned(),
+            });
+        }
+    }
+    let lists: &[&str] = if kind == "Pod" && sub_resource == "ephemeralcontainers" {
+        &["ephemeralContainers"]
+    } else {
+        &["initContainers", "containers", "ephemeralContainers"]
+    };
+    let mut sites = Vec::new();
+    for list in lists {
+        let list_pointer = [base, "/", list].concat();
+        // Each container is read where it is (no walk from the root, no pointer written for a
+        // container without an image).
+        for (i, item) in list_at(object, &list_pointer)?.iter().enumerate() {
+            let Some(container) = as_object(Some(item), || item_pointer(&list_pointer, i, ""))? else {
+                return Err(wrong_type(
+                    &item_pointer(&list_pointer, i, ""),
+                    "an object",
+                    &Value::Null,
+                ));
+            };
+            let pointer = || item_pointer(&list_pointer, i, "/image");
+            if let Some(image) = as_string(container.get("image"), pointer)? {
+                sites.push(ImageSite {
+                    pointer: pointer(),
+                    image: image.to_owned(),
+                });
+            }
+        }
+    }
+    if lists.len() > 1 {
+        let volumes = [base, "/volumes"].concat();
+        for (i, item) in list_at(object, &volumes)?.iter().enumerate() {
+            let Some(volume) = as_object(Some(item), || item_pointer(&volumes, i, ""))? else {
+                return Err(wrong_type(&item_pointer(&volumes, i, ""), "an object", &Value::Null));
+            };
+            let Some(image) = as_object(volume.get("image"), || item_pointer(&volumes, i, "/image"))? else {
+                continue;
+            };
+            let pointer = || item_pointer(&volumes, i, "/image/reference");
+            if let Some(reference) = as_string(image.get("reference"), pointer)? {
+                sites.push(ImageSite {
+                    pointer: pointer(),
+                    image: reference.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(sites)
+}
+
+/// Writes `replacement` into the field at `pointer`; returns whether it was there.
+pub fn set_image(object: &mut Value, pointer: &str, replacement: &str) -> bool {
+    match lookup_mut(object, pointer) {
+        Some(slot @ Value::String(_)) => {
+            *slot = Value::String(replacement.to_owned());
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The name and namespace of the object, for messages: `Kind namespace/name`.
+pub fn describe(kind: &str, namespace: &str, object: &Value) -> String {
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .or_else(|| object.pointer("/metadata/generateName").and_then(Value::as_str))
+        .unwrap_or("<unnamed>");
+    let kind = if kind.is_empty() { "object" } else { kind };
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
+}
+
+// The reference's own tests, as they were.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Value {
+        json!({
+            "initContainers": [{"name": "i", "image": "init:1"}],
+            "containers": [{"name": "a", "image": "app:1"}, {"name": "b", "image": "sidecar:2"}, {"name": "noimage"}],
+            "ephemeralContainers": [{"name": "e", "image": "debug:1"}],
+            "volumes": [{"name": "v", "image": {"reference": "data:1"}}, {"name": "cfg", "configMap": {"name": "x"}}]
+        })
+    }
+
+    proptest::proptest! {
+        /// The pushed pointer is the `format!`ted one, for every index (the ends of `usize`
+        /// included) and any list pointer and tail.
+        #[test]
+        fn item_pointers_are_the_formatted_ones(
+            list in "[a-z/~]{0,12}",
+            i in proptest::prop_oneof![0usize..1000, proptest::num::usize::ANY, proptest::strategy::Just(usize::MAX)],
+            tail in "(|/image|/image/reference)",
+        ) {
+            proptest::prop_assert_eq!(item_pointer(&list, i, &tail), format!("{list}/{i}{tail}"));
+        }
+    }
+
+    #[test]
+    fn pointers_are_looked_up_as_serde_json_does() {
+        let doc = json!({"a/b": {"~c": [0, {"d": "x"}]}, "": {"": 1}, "e": ["y", "z"], "0": {"1": 2}});
+        let pointers = [
+            "",
+            "/",
+            "//",
+            "/a~1b",
+            "/a~1b/~0c",
+            "/a~1b/~0c/1/d",
+            "/a~1b/~0c/01",
+            "/a~1b/~0c/+1",
+            "/a~1b/~0c/-",
+            "/a~1b/~0c/2",
+            "/e/0",
+            "/e/1",
+            "/e/1/",
+            "/e/00",
+            "/0/1",
+            "/0/01",
+            "/a~2b",
+            "/a~b",
+            "/a~1b~",
+            "a",
+            "/e/18446744073709551616",
+            "/e/ 1",
+            "/missing/x",
+        ];
+        for p in pointers {
+            assert_eq!(lookup(&doc, p), doc.pointer(p), "{p:?}");
+            let (mut ours, mut theirs) = (doc.clone(), doc.clone());
+            assert_eq!(
+                lookup_mut(&mut ours, p).cloned(),
+                theirs.pointer_mut(p).cloned(),
+                "{p:?}"
+            );
+        }
+        assert!(set_image(&mut doc.clone(), "/e/1", "w"));
+        assert!(!set_image(&mut doc.clone(), "/e/01", "w"));
+    }
+
+    #[test]
+    fn every_workload_kind_and_every_image_field() {
+        let wrap = |kind: &str| -> Value {
+            match kind {
+                "Pod" => json!({"spec": spec()}),
+                "CronJob" => json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec()}}}}}),
+                _ => json!({"spec": {"template": {"spec": spec()}}}),
+            }
+        };
+        for kind in [
+            "Pod",
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+            "DaemonSet",
+            "Job",
+            "CronJob",
+            "ReplicationController",
+        ] {
+            let sites = image_sites(kind, "", &wrap(kind)).unwrap();
+            let images: Vec<_> = sites.iter().map(|s| s.image.as_str()).collect();
+            assert_eq!(images, ["init:1", "app:1", "sidecar:2", "debug:1", "data:1"], "{kind}");
+            let mut object = wrap(kind);
+            for site in &sites {
+                assert!(
+                    set_image(&mut object, &site.pointer, "pinned"),
+                    "{kind} {}",
+                    site.pointer
+                );
+            }
+            assert!(
+                image_sites(kind, "", &object)
+                    .unwrap()
+                    .iter()
+                    .all(|s| s.image == "pinned")
+            );
+        }
+    }
+
+    #[test]
+    fn ephemeral_subresource_only_lists_ephemeral_containers() {
+        let sites = image_sites("Pod", "ephemeralcontainers", &json!({"spec": spec()})).unwrap();
+        assert_eq!(sites.len(), 1);
+        assert_eq!(sites[0].pointer, "/spec/ephemeralContainers/0/image");
+    }
+
+    #[test]
+    fn malformed_workloads_are_errors_naming_the_field() {
+        for (kind, object, message) in [
+            ("Pod", json!(null), "the object is null, not an object"),
+            ("Pod", json!({}), "spec is missing: a Pod keeps its pod spec there"),
+            (
+                "Pod",
+                json!({"spec": null}),
+                "spec is missing: a Pod keeps its pod spec there",
+            ),
+            ("Pod", json!({"spec": []}), "spec is a list, not an object"),
+            (
+                "Pod",
+                json!({"spec": {"containers": "x"}}),
+                "spec.containers is a string, not a list",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [null]}}),
+                "spec.containers[0] is null, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"initContainers": [3]}}),
+                "spec.initContainers[0] is a number, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [{"image": 7}]}}),
+                "spec.containers[0].image is a number, not a string",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"containers": [], "ephemeralContainers": {"image": "x"}}}),
+                "spec.ephemeralContainers is an object, not a list",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"volumes": [{"image": "x"}]}}),
+                "spec.volumes[0].image is a string, not an object",
+            ),
+            (
+                "Pod",
+                json!({"spec": {"volumes": [{"image": {"reference": ["x"]}}]}}),
+                "spec.volumes[0].image.reference is a list, not a string",
+            ),
+            (
+                "Pod",
+                json!({"kind": "ConfigMap", "spec": spec()}),
+                "the object is a ConfigMap, but the request is about a Pod",
+            ),
+            (
+                "Pod",
+                json!({"kind": 3, "spec": spec()}),
+                "kind is a number, not a string",
+            ),
+            (
+                "ConfigMap",
+                json!({"kind": "Pod", "spec": spec()}),
+                "the object is a Pod, but the request is about a ConfigMap",
+            ),
+            (
+                "Deployment",
+                json!({"spec": {"template": "x"}}),
+                "spec.template is a string, not an object",
+            ),
+            (
+                "Deployment",
+                json!({"spec": {}}),
+                "spec.template.spec is missing: a Deployment keeps its pod spec there",
+            ),
+            (
+                "CronJob",
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": {}}}}}}}),
+                "spec.jobTemplate.spec.template.spec.containers is an object, not a list",
+            ),
+        ] {
+            assert_eq!(
+                image_sites(kind, "", &object).map_err(|e| e.to_string()),
+                Err(message.to_owned()),
+                "{kind} {object}"
+            );
+        }
+        // Containers and volumes without an image hold none; other kinds hold none.
+        assert_eq!(
+            image_sites(
+                "Pod",
+                "",
+                &json!({"spec": {"containers": [{"name": "a", "image": null}], "volumes": [{"name": "v"}, {"image": {}}]}})
+            ),
+            Ok(Vec::new())
+        );
+        assert_eq!(image_sites("Service", "", &json!({"spec": spec()})), Ok(Vec::new()));
+        assert_eq!(
+            image_sites("Scale", "", &json!({"kind": "Scale", "spec": {"replicas": 1}})),
+            Ok(Vec::new())
+        );
+    }
+
+    #[test]
+    fn describe_names_the_object() {
+        assert_eq!(
+            describe("Pod", "prod", &json!({"metadata": {"name": "web"}})),
+            "Pod prod/web"
+        );
+        assert_eq!(describe("Deployment", "", &json!({})), "Deployment <unnamed>");
+    }
+}

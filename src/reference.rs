@@ -82,16 +82,19 @@ impl ImageReference {
             }
             None => (rest, None),
         };
-        let (registry, path) = split_registry(name);
-        // A registry written in normal form (nearly all) is copied as it is.
+        // A registry written in normal form (nearly all) is found in one pass and copied as it
+        // is: it has a `.` or `:`, so it is the registry `split_registry` would take, and its own
+        // normal form. Any other name is split and normalised.
         let normalised;
-        let registry = match registry {
-            None => DOCKER_HUB,
-            Some(r) if normal_registry_len(r) == Some(r.len()) => r,
-            Some(_) => {
-                normalised = normalise_registry(registry)?;
-                &normalised
-            }
+        let (registry, path) = match normal_registry_len(name) {
+            Some(end) if name.as_bytes().get(end) == Some(&b'/') => (&name[..end], &name[end + 1..]),
+            _ => match split_registry(name) {
+                (None, path) => (DOCKER_HUB, path),
+                (registry, path) => {
+                    normalised = normalise_registry(registry)?;
+                    (normalised.as_str(), path)
+                }
+            },
         };
         if path.len() > MAX_NAME_LEN || name.len() > MAX_NAME_LEN {
             return Err(ReferenceError::NameTooLong);

@@ -444,7 +444,7 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
                 .and_then(|&i| pins.get(i))
                 .and_then(|pin| pin.as_deref());
             if let Some(digest) = pin {
-                spliced.push((site.token.clone(), [site.image.as_ref(), "@", digest].concat()));
+                spliced.push((site.token.clone(), site.image.as_ref(), digest));
             }
         }
     }

@@ -127,6 +127,21 @@ pub(crate) fn push_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// [`push_string`] of `parts` written one after the other, without joining them first when no
+/// byte needs an escape (a pinned image is `image`, `@` and the digest).
+pub(crate) fn push_joined_string(out: &mut String, parts: &[&str]) {
+    if parts.iter().any(|part| any_needs_escape(part.as_bytes())) {
+        push_string(out, &parts.concat());
+        return;
+    }
+    out.reserve(parts.iter().map(|part| part.len()).sum::<usize>() + 2);
+    out.push('"');
+    for part in parts {
+        out.push_str(part);
+    }
+    out.push('"');
+}
+
 /// Appends `s` as a JSON string: as it is between quotes when no byte needs an escape, else as
 /// `serde_json` escapes it.
 fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
@@ -239,6 +254,15 @@ mod tests {
             let read: Value = serde_json::from_str(&ours).unwrap();
             let object = response.mutated_object.as_deref().map_or(Value::Null, |t| serde_json::from_str(t).unwrap());
             prop_assert_eq!(&read["mutated_object"], &object);
+        }
+
+        /// Parts pushed as one string are the string `serde_json` writes for them joined.
+        #[test]
+        fn joined_parts_are_what_serde_json_writes(before in text(), parts in prop::collection::vec(text(), 0..4)) {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let mut ours = before.clone();
+            push_joined_string(&mut ours, &parts);
+            prop_assert_eq!(ours, before + &serde_json::to_string(&parts.concat()).unwrap());
         }
 
         /// A string pushed into a text after what is there is the one `serde_json` writes.

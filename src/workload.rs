@@ -597,17 +597,21 @@ pub fn sites_in<'a>(
     Ok(sites)
 }
 
-/// `object` with the string token at each range replaced by the JSON string of its text (the
-/// ranges of distinct [`ImageSite`]s of `object`: they never overlap), every other byte kept.
-pub fn pin(object: &str, pins: &mut [(Range<usize>, String)]) -> String {
-    pins.sort_unstable_by_key(|(range, _)| range.start);
-    let extra: usize = pins.iter().map(|(_, text)| text.len() + 2).sum();
+/// `object` with the string token at each range replaced by the JSON string `image@digest` of
+/// its pin (the ranges of distinct [`ImageSite`]s of `object`: they never overlap), every other
+/// byte kept.
+pub fn pin(object: &str, pins: &mut [(Range<usize>, &str, &str)]) -> String {
+    pins.sort_unstable_by_key(|(range, _, _)| range.start);
+    let extra: usize = pins
+        .iter()
+        .map(|(_, image, digest)| image.len() + digest.len() + 3)
+        .sum();
     let mut out = String::with_capacity(object.len() + extra);
     let mut at = 0;
-    for (range, text) in pins.iter() {
+    for &(ref range, image, digest) in pins.iter() {
         debug_assert!(range.start >= at, "overlapping image tokens");
         out.push_str(&object[at..range.start]);
-        crate::answer::push_string(&mut out, text);
+        crate::answer::push_joined_string(&mut out, &[image, "@", digest]);
         at = range.end;
     }
     out.push_str(&object[at..]);
@@ -712,14 +716,14 @@ mod tests {
             let mut pins: Vec<_> = sites
                 .iter()
                 .rev()
-                .map(|s| (s.token.clone(), "pinned".to_owned()))
+                .map(|s| (s.token.clone(), "pinned", "sha256:0"))
                 .collect();
             let pinned = pin(&text, &mut pins);
             assert!(
                 image_sites(kind, "", &pinned)
                     .unwrap()
                     .iter()
-                    .all(|s| s.image == "pinned")
+                    .all(|s| s.image == "pinned@sha256:0")
             );
         }
     }
@@ -739,7 +743,7 @@ mod tests {
         let sites = image_sites("Pod", "", text).unwrap();
         assert_eq!(images(&sites), ["r.io/é/x"]);
         assert_eq!(&text[sites[0].token.clone()], "\"r.io/\\u00e9\\/x\"");
-        let pinned = pin(text, &mut [(sites[0].token.clone(), "r.io/é/x@sha256:\"1".to_owned())]);
+        let pinned = pin(text, &mut [(sites[0].token.clone(), "r.io/é/x", "sha256:\"1")]);
         assert_eq!(
             pinned,
             text.replace("\"r.io/\\u00e9\\/x\"", "\"r.io/é/x@sha256:\\\"1\"")
@@ -1109,7 +1113,7 @@ mod tests {
                         if chosen >> (i % 64) & 1 == 1 {
                             let replacement = [o.image.as_str(), "@", digest].concat();
                             prop_assert!(before::set_image(&mut pinned, &o.pointer, &replacement));
-                            pins.push((n.token.clone(), replacement));
+                            pins.push((n.token.clone(), o.image.as_str(), digest));
                         }
                     }
                     let spliced = pin(&text, &mut pins);

@@ -1,12 +1,13 @@
 //! The workload reader as it was before the object was read as raw JSON text (commit 9386191),
-//! copied verbatim (its tests excepted): the reference the property tests of [`super`] compare
-//! the raw reader with. `lookup`, `set_image`, `describe` and the `Value` lookups of
-//! `admission.rs` (namespace, labels, lifecycle) are the old semantics.
-
-use std::fmt;
+//! copied verbatim (its tests excepted), but for what only words its errors (`WorkloadError`,
+//! `FieldPath`, `item_pointer`), which it shares with the text reader, whose tests fix the
+//! messages: the reference the property tests of [`super`] compare the raw reader with.
+//! `lookup`, `set_image`, `describe` and the `Value` lookups of `admission.rs` (namespace,
+//! labels, lifecycle) are the old semantics.
 
 use serde_json::Value;
 
+use super::{FieldPath, WorkloadError, item_pointer};
 use crate::ascii;
 
 /// Where the pod spec of each workload kind lives.
@@ -30,24 +31,6 @@ pub struct ImageSite {
     pub image: String,
 }
 
-/// Why an object cannot be read as its kind.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WorkloadError {
-    /// The object says it is of another kind than the request.
-    #[error("the object is a {found}, but the request is about a {expected}")]
-    KindMismatch { expected: String, found: String },
-    /// A field on the way to an image has the wrong JSON type.
-    #[error("{field} is {found}, not {expected}")]
-    WrongType {
-        field: String,
-        expected: &'static str,
-        found: &'static str,
-    },
-    /// The object has no pod spec where its kind keeps it.
-    #[error("{field} is missing: a {kind} keeps its pod spec there")]
-    NoPodSpec { field: String, kind: String },
-}
-
 /// The JSON type of a value, for messages.
 fn type_name(value: &Value) -> &'static str {
     match value {
@@ -57,31 +40,6 @@ fn type_name(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-/// A JSON pointer written the way users read fields: `/spec/containers/0/image` →
-/// `spec.containers[0].image`.
-struct FieldPath<'a>(&'a str);
-
-impl fmt::Display for FieldPath<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for part in self.0.split('/').filter(|p| !p.is_empty()) {
-            if part.bytes().all(|b| b.is_ascii_digit()) {
-                write!(f, "[{part}]")?;
-            } else {
-                if !first {
-                    f.write_str(".")?;
-                }
-                f.write_str(part)?;
-            }
-            first = false;
-        }
-        if first {
-            f.write_str("the object")?;
-        }
-        Ok(())
     }
 }
 
@@ -172,29 +130,6 @@ fn as_string(value: Option<&Value>, pointer: impl FnOnce() -> String) -> Result<
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(wrong_type(&pointer(), "a string", other)),
     }
-}
-
-/// `{list}/{i}{tail}`: the pointer of item `i` of a list, or of a field below it. Pushed, not
-/// `format!`ted: it is written for every container of every request, and the formatting
-/// machinery is slow in wasm.
-fn item_pointer(list: &str, i: usize, tail: &str) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = i;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut pointer = String::with_capacity(list.len() + 1 + (digits.len() - at) + tail.len());
-    pointer.push_str(list);
-    pointer.push('/');
-    pointer.extend(digits[at..].iter().map(|&d| char::from(d)));
-    pointer.push_str(tail);
-    pointer
 }
 
 /// Lists the images of `object`, the object of an admission request about kind `kind`.
@@ -307,24 +242,12 @@ pub fn describe(kind: &str, namespace: &str, object: &Value) -> String {
     }
 }
 
-// The reference's own tests, as they were.
+// The reference's own checks of its JSON pointers; what it answers for workloads is checked
+// against the text reader by `workload::tests::the_raw_reader_is_the_value_reader`.
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    proptest::proptest! {
-        /// The pushed pointer is the `format!`ted one, for every index (the ends of `usize`
-        /// included) and any list pointer and tail.
-        #[test]
-        fn item_pointers_are_the_formatted_ones(
-            list in "[a-z/~]{0,12}",
-            i in proptest::prop_oneof![0usize..1000, proptest::num::usize::ANY, proptest::strategy::Just(usize::MAX)],
-            tail in "(|/image|/image/reference)",
-        ) {
-            proptest::prop_assert_eq!(item_pointer(&list, i, &tail), format!("{list}/{i}{tail}"));
-        }
-    }
 
     #[test]
     fn pointers_are_looked_up_as_serde_json_does() {

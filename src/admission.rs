@@ -16,7 +16,7 @@
 //! `spec.policy` block includes it ([`LazyObject`]). So that a request is refused exactly when
 //! reading its objects as `Value`s refused it (a number out of range, a lone surrogate, too
 //! deep a nesting, which serde_json's raw reader lets pass), an object the `Value` reader might
-//! refuse ([`value_may_refuse`]) is read again that way, whole.
+//! refuse (`value_may_refuse`) is read again that way, alone (`read_as_value`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -112,8 +112,8 @@ struct GroupVersionResource {
     resource: String,
 }
 
-/// The payload of `validate`; `R` is [`AdmissionRequest`], or [`ValueRequest`] to learn whether
-/// reading the objects as `Value`s refuses it.
+/// The payload of `validate`; `R` is [`AdmissionRequest`] (the tests also read it with the
+/// request as it was read before, its objects as `Value`s).
 #[derive(Deserialize)]
 struct ValidatePayload<'a, R> {
     request: R,
@@ -163,9 +163,9 @@ enum PayloadError {
 ///
 /// The request's objects borrow from `payload`, or from `members`, the caller's buffer, which
 /// then holds the payload's head (so that both live as long as the evaluation). A request whose
-/// objects a `Value` might refuse ([`value_may_refuse`]) is read whole, where it is read again
-/// with [`ValueRequest`]: the three paths give the same answer, so the answer is the one of
-/// reading with `Value` objects.
+/// objects a `Value` might refuse ([`value_may_refuse`]) is read whole, where each such object is
+/// read again as a `Value` ([`read_as_value`]): the three paths give the same answer, so the
+/// request is refused where reading it with `Value` objects refused it.
 fn read_payload<'a>(
     payload: &'a [u8],
     cache: &mut SettingsCache,

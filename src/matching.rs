@@ -230,7 +230,7 @@ struct Pattern {
 /// hash (built by binary insertion: cheaper to build, and smaller in the module, than a map or
 /// a sort; searched by binary search over integers). For an image, the name of the normalised
 /// reference is hashed once, left to right, and each prefix ending before a `/` is looked up
-/// ([`each_key`]): only the globs found are matched, so a glob about another registry
+/// (`each_key`): only the globs found are matched, so a glob about another registry
 /// or repository costs nothing. A hash collision only makes a glob be
 /// matched for nothing. Globs whose first segment has a wildcard are matched against every
 /// spelling of the image, and `**` covers everything: both are kept apart.

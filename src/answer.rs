@@ -113,25 +113,19 @@ fn object<'a, T>(
     Ok(())
 }
 
-/// Appends `s` as a JSON string to the text `out` (as [`string`] does): pins spliced into the
-/// object, and requests to the host built as text around an image (one allocation each).
+/// Appends `s` as a JSON string to the text `out` (as [`string`] does): requests to the host
+/// built as text around an image (one allocation each).
 pub(crate) fn push_string(out: &mut String, s: &str) {
-    if any_needs_escape(s.as_bytes()) {
-        // Writing a `str` to a `String` cannot fail.
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
-        return;
-    }
-    out.reserve(s.len() + 2);
-    out.push('"');
-    out.push_str(s);
-    out.push('"');
+    push_joined_string(out, &[s]);
 }
 
 /// [`push_string`] of `parts` written one after the other, without joining them first when no
-/// byte needs an escape (a pinned image is `image`, `@` and the digest).
+/// byte needs an escape (a pinned image is `image`, `@` and the digest, spliced into the
+/// object).
 pub(crate) fn push_joined_string(out: &mut String, parts: &[&str]) {
     if parts.iter().any(|part| any_needs_escape(part.as_bytes())) {
-        push_string(out, &parts.concat());
+        // Writing a `str` to a `String` cannot fail.
+        out.push_str(&serde_json::to_string(&parts.concat()).unwrap_or_default());
         return;
     }
     out.reserve(parts.iter().map(|part| part.len()).sum::<usize>() + 2);

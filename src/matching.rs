@@ -340,7 +340,8 @@ impl ImageMatcher {
 /// `name:tag@digest`, as the reference has them. Only `name@digest` of a reference with both a
 /// tag and a digest is written (into the caller's `untagged`): no allocation for the others, and
 /// this is read for every image of every request. The texts [`Spellings`] writes for the one
-/// spelling the reference has, in the same order (property test `policies_for_is_unchanged`).
+/// spelling the reference has, in the same order (property test
+/// `the_canonical_texts_are_the_one_spelling_written`).
 struct Canonical<'r> {
     /// (text, whether the glob may cover it at some tag), the first one the longest name that
     /// every text begins with.
@@ -377,13 +378,7 @@ impl<'r> Canonical<'r> {
     }
 
     fn covered_by(&self, glob: &ImageGlob) -> bool {
-        self.texts[..self.len].iter().any(|&(text, some_tag)| {
-            if some_tag {
-                glob.matches_some_tag(text)
-            } else {
-                glob.matches(text)
-            }
-        })
+        covers(glob, self.texts[..self.len].iter().copied())
     }
 
     /// [`each_key`] of the normalised reference.
@@ -464,14 +459,24 @@ impl Spellings {
 
     #[inline(never)]
     fn covered_by(&self, glob: &ImageGlob) -> bool {
-        let text = |&(start, end, _): &(usize, usize, bool)| &self.buf[start..end];
-        self.spans.iter().filter(|s| !s.2).any(|s| glob.matches(text(s)))
-            || self
-                .spans
+        covers(
+            glob,
+            self.spans
                 .iter()
-                .filter(|s| s.2)
-                .any(|s| glob.matches_some_tag(text(s)))
+                .map(|&(start, end, some_tag)| (&self.buf[start..end], some_tag)),
+        )
     }
+}
+
+/// Whether `glob` covers one of `texts`: a text as it is, or (`true`) a name at some tag.
+fn covers<'t>(glob: &ImageGlob, mut texts: impl Iterator<Item = (&'t [u8], bool)>) -> bool {
+    texts.any(|(text, some_tag)| {
+        if some_tag {
+            glob.matches_some_tag(text)
+        } else {
+            glob.matches(text)
+        }
+    })
 }
 
 /// Calls `key` with the anchor hash of each prefix of `text` (a name followed by a tag or

@@ -27,9 +27,10 @@ use serde_json::value::RawValue;
 use crate::answer::Response;
 use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
-use crate::matching::Subject;
+use crate::json_text::quote_or_backslash;
+use crate::matching::{Labels, Subject};
 use crate::settings::{Settings, SettingsCache, SettingsError};
-use crate::workload::{ImageSite, LazyObject, ObjectText, describe, image_sites, pin, quote_or_backslash, sites_in};
+use crate::workload::{ImageSite, LazyObject, ObjectText, describe, image_sites, pin, sites_in};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
 /// as `kind`, losing it, so the request is read here.) `object` and `old_object` are the JSON
@@ -375,17 +376,13 @@ pub fn validate(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn HostCa
     if sites.is_empty() {
         return accept(None, Vec::new(), HashMap::new());
     }
-    let labels = match object.metadata_map("labels") {
-        Ok(labels) => labels,
-        Err(e) => return reject(format!("cannot read the admission request: metadata.labels: {e}")),
-    };
     let lazy = LazyObject::new(object.text());
     let subject = Subject {
         namespace,
         group: &request.resource.group,
         version: &request.resource.version,
         resource: &request.resource.resource,
-        labels: labels.as_ref(),
+        labels: object.metadata_object("labels").map_or(Labels::None, Labels::Json),
         object: Some(&lazy),
     };
 
@@ -546,11 +543,6 @@ pub fn verify_images(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn H
         .images
         .iter()
         .map(|key| {
-            let labels: Option<serde_json::Map<String, serde_json::Value>> = key.labels.as_ref().map(|l| {
-                l.iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect()
-            });
             let (group, version, resource) = match &key.resource {
                 Some(r) => (r.group.as_str(), r.version.as_str(), r.resource.as_str()),
                 None => ("", "v1", "pods"),
@@ -560,7 +552,7 @@ pub fn verify_images(payload: &[u8], cache: &mut SettingsCache, host: &mut dyn H
                 group,
                 version,
                 resource,
-                labels: labels.as_ref(),
+                labels: key.labels.as_ref().map_or(Labels::None, Labels::Strings),
                 object: None,
             };
             decide(&settings, &subject, &key.image, host)

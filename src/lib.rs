@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod decision;
 pub mod glob;
 pub mod host;
+mod json_text;
 pub mod kms_uri;
 pub mod matching;
 pub mod policy;

@@ -32,6 +32,7 @@
 //! matching. The property tests below check that the index and the tails give the verdicts of
 //! the matcher as it was before them (`src/matching/reference_impl.rs`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::ascii;
@@ -529,10 +530,36 @@ pub struct Subject<'a> {
     pub group: &'a str,
     pub version: &'a str,
     pub resource: &'a str,
-    pub labels: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub labels: Labels<'a>,
     /// The admitted object, for `spec.policy`'s `includeSpec`/`includeObjectMeta`/`includeTypeMeta`
     /// (absent for `verify_images`): its JSON text, read as a `Value` only when a block asks.
     pub object: Option<&'a crate::workload::LazyObject<'a>>,
+}
+
+/// The labels of a [`Subject`], looked up only when a selector asks (few policies have one):
+/// no map is built for them.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Labels<'a> {
+    /// No labels: the empty label set.
+    #[default]
+    None,
+    /// `metadata.labels` of the admitted object: the JSON text of an object, read as a
+    /// `serde_json::Map` reads it (the last of duplicate keys wins, escapes are decoded, a value
+    /// that is not a string is no label).
+    Json(&'a str),
+    /// Labels given as strings (the key of a `verify_images` request).
+    Strings(&'a BTreeMap<String, String>),
+}
+
+impl<'a> Labels<'a> {
+    /// The value of label `key`.
+    pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+        match *self {
+            Labels::None => None,
+            Labels::Json(object) => crate::json_text::string_at(object, &[key]),
+            Labels::Strings(map) => map.get(key).map(|v| Cow::Borrowed(v.as_str())),
+        }
+    }
 }
 
 /// A compiled `spec.match` entry: every field given must match (all-of).
@@ -571,7 +598,7 @@ impl MatchRule {
             && field(&self.group, subject.group)
             && field(&self.version, subject.version)
             && field(&self.resource, subject.resource)
-            && self.selector.as_ref().is_none_or(|s| s.matches(subject.labels))
+            && self.selector.as_ref().is_none_or(|s| s.matches(&subject.labels))
     }
 }
 
@@ -630,12 +657,14 @@ pub enum LabelExpression {
 
 impl LabelSelector {
     /// Whether the object's labels satisfy the selector (no labels = empty label set).
-    pub fn matches(&self, labels: Option<&serde_json::Map<String, serde_json::Value>>) -> bool {
-        let get = |key: &str| labels.and_then(|l| l.get(key)).and_then(|v| v.as_str());
-        self.match_labels.iter().all(|(k, v)| get(k) == Some(v.as_str()))
+    pub fn matches(&self, labels: &Labels<'_>) -> bool {
+        let get = |key: &str| labels.get(key);
+        self.match_labels
+            .iter()
+            .all(|(k, v)| get(k).as_deref() == Some(v.as_str()))
             && self.expressions.iter().all(|e| match e {
-                LabelExpression::In(k, values) => get(k).is_some_and(|v| values.iter().any(|x| x == v)),
-                LabelExpression::NotIn(k, values) => get(k).is_none_or(|v| values.iter().all(|x| x != v)),
+                LabelExpression::In(k, values) => get(k).is_some_and(|v| values.iter().any(|x| *x == v)),
+                LabelExpression::NotIn(k, values) => get(k).is_none_or(|v| values.iter().all(|x| *x != v)),
                 LabelExpression::Exists(k) => get(k).is_some(),
                 LabelExpression::DoesNotExist(k) => get(k).is_none(),
             })
@@ -983,8 +1012,9 @@ mod tests {
             Some(selector),
         )
         .unwrap();
-        let labels: serde_json::Map<_, _> = serde_json::from_str(r#"{"tier":"prod"}"#).unwrap();
-        let exempt: serde_json::Map<_, _> = serde_json::from_str(r#"{"tier":"prod","exempt":"true"}"#).unwrap();
+        let labels = r#"{"tier":"prod"}"#;
+        let exempt = r#"{"tier":"prod","exempt":"true"}"#;
+        let strings: BTreeMap<String, String> = serde_json::from_str(exempt).unwrap();
         let pod = |labels| Subject {
             namespace: "x",
             group: "",
@@ -993,15 +1023,16 @@ mod tests {
             labels,
             object: None,
         };
-        assert!(rule.matches(&pod(Some(&labels))));
-        assert!(!rule.matches(&pod(Some(&exempt))));
-        assert!(!rule.matches(&pod(None)));
+        assert!(rule.matches(&pod(Labels::Json(labels))));
+        assert!(!rule.matches(&pod(Labels::Json(exempt))));
+        assert!(!rule.matches(&pod(Labels::Strings(&strings))));
+        assert!(!rule.matches(&pod(Labels::None)));
         let deployment = Subject {
             namespace: "x",
             group: "apps",
             version: "v1",
             resource: "deployments",
-            labels: Some(&labels),
+            labels: Labels::Json(labels),
             object: None,
         };
         assert!(!rule.matches(&deployment));

@@ -2,7 +2,8 @@
 //!
 //! The object is the raw JSON text of the admission request's `object`, borrowed from the
 //! payload (which serde_json has checked to be valid JSON): no `serde_json::Value` tree is built
-//! for it. Only the path to the pod spec of the kind is walked; every object on the way is split
+//! for it. Only the path to the pod spec of the kind is walked (with the functions of
+//! `crate::json_text`, shared with the settings skeleton); every object on the way is split
 //! into its members, the last of duplicate keys winning as in a `Value`, keys compared after
 //! their escapes are decoded (`"im\u0061ge"` is `image`). Every image is found with the byte
 //! range of its JSON string token in the text, so pinning it to a digest splices the token
@@ -11,8 +12,8 @@
 //!
 //! An object of a workload kind whose image fields have the wrong shape is an error
 //! ([`WorkloadError`]), never "no images": a policy that cannot see an image must not admit it.
-//! The `metadata` lookups ([`string_at`], [`value_at`], [`describe`]) are lenient: a field of
-//! the wrong type is absent.
+//! The `metadata` lookups ([`ObjectText`]'s, [`describe`]) are lenient: a field of the wrong
+//! type is absent.
 //!
 //! The reader that built a `Value` first is kept as the reference of the property tests
 //! (`src/workload/reference_impl.rs`): sites, errors, metadata answers and pinned objects are
@@ -25,7 +26,7 @@ use std::ops::Range;
 
 use serde_json::Value;
 
-use crate::ascii;
+use crate::json_text::{Type, get, get_each, is_set, items, string, string_at, trim, type_name, type_of, value_at};
 
 #[cfg(test)]
 mod reference_impl;
@@ -72,236 +73,6 @@ pub enum WorkloadError {
     /// as a `Value` refuses it); kept so that no image is ever read as something else.
     #[error("{field} is not a readable JSON string")]
     Unreadable { field: String },
-}
-
-/// The JSON type of a value, from its first byte.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Type {
-    Null,
-    Bool,
-    Number,
-    String,
-    List,
-    Object,
-}
-
-fn type_of(value: &str) -> Type {
-    match value.as_bytes().first() {
-        Some(b'n') => Type::Null,
-        Some(b't' | b'f') => Type::Bool,
-        Some(b'"') => Type::String,
-        Some(b'[') => Type::List,
-        Some(b'{') => Type::Object,
-        _ => Type::Number,
-    }
-}
-
-/// The JSON type of a value, for messages.
-fn type_name(value: &str) -> &'static str {
-    match type_of(value) {
-        Type::Null => "null",
-        Type::Bool => "a boolean",
-        Type::Number => "a number",
-        Type::String => "a string",
-        Type::List => "a list",
-        Type::Object => "an object",
-    }
-}
-
-/// The index past JSON whitespace from `i`.
-fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-        i += 1;
-    }
-    i
-}
-
-/// The index of the first `"` or `\\` of `b` from `i` (`b.len()` when none): eight bytes at a
-/// time, with the word trick of `answer::any_needs_escape` (a byte equals `c` when its XOR with
-/// `c` is zero; a borrow only reaches the bytes above one that matched, so the lowest flagged
-/// byte is the first match).
-pub(crate) fn quote_or_backslash(b: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    while i + 8 <= b.len() {
-        let mut word = [0; 8];
-        word.copy_from_slice(&b[i..i + 8]);
-        let x = u64::from_le_bytes(word);
-        let found = zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')));
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-        i += 1;
-    }
-    i
-}
-
-/// The index past the string token opening at `i` (a quote).
-fn string_end(b: &[u8], mut i: usize) -> usize {
-    i += 1;
-    loop {
-        i = quote_or_backslash(b, i);
-        match b.get(i) {
-            Some(b'"') => return i + 1,
-            Some(_) => i += 2,
-            None => return b.len(),
-        }
-    }
-}
-
-/// The index past the value starting at `i` (a valid JSON value: brackets within strings are
-/// skipped with the strings).
-fn value_end(b: &[u8], i: usize) -> usize {
-    match b.get(i) {
-        Some(b'"') => string_end(b, i),
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'"' => {
-                        j = string_end(b, j);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return j + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            b.len()
-        }
-        _ => {
-            let mut j = i;
-            while j < b.len() && !matches!(b[j], b',' | b']' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
-                j += 1;
-            }
-            j
-        }
-    }
-}
-
-/// The text of a JSON value without the whitespace around it.
-fn trim(text: &str) -> &str {
-    text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
-}
-
-/// The members of the object `object` (its text, `{` first): key token (quotes included) and
-/// value text, in the order written, duplicates included.
-fn members(object: &str) -> impl Iterator<Item = (&str, &str)> {
-    let b = object.as_bytes();
-    let mut at = 1;
-    std::iter::from_fn(move || {
-        let mut i = skip_whitespace(b, at);
-        if b.get(i) == Some(&b',') {
-            i = skip_whitespace(b, i + 1);
-        }
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = string_end(b, i);
-        let colon = skip_whitespace(b, key_end);
-        let value = skip_whitespace(b, colon + 1);
-        let end = value_end(b, value);
-        at = end;
-        Some((&object[i..key_end], &object[value..end]))
-    })
-}
-
-/// The items of the list `list` (its text, `[` first).
-fn items(list: &str) -> impl Iterator<Item = &str> {
-    let b = list.as_bytes();
-    let mut at = 1;
-    std::iter::from_fn(move || {
-        let mut i = skip_whitespace(b, at);
-        if b.get(i) == Some(&b',') {
-            i = skip_whitespace(b, i + 1);
-        }
-        if i >= b.len() || b[i] == b']' {
-            return None;
-        }
-        let end = value_end(b, i);
-        at = end;
-        Some(&list[i..end])
-    })
-}
-
-/// The text of a string token (quotes included), its escapes decoded; `None` when they do not
-/// decode (a lone surrogate).
-fn string(token: &str) -> Option<Cow<'_, str>> {
-    let inner = &token[1..token.len() - 1];
-    if ascii::contains(inner, b'\\') {
-        serde_json::from_str::<String>(token).ok().map(Cow::Owned)
-    } else {
-        Some(Cow::Borrowed(inner))
-    }
-}
-
-/// Whether the key token `token` is `name`.
-fn key_is(token: &str, name: &str) -> bool {
-    let inner = &token[1..token.len() - 1];
-    if ascii::contains(inner, b'\\') {
-        string(token).is_some_and(|key| key == name)
-    } else {
-        inner == name
-    }
-}
-
-/// The value of member `name` of `value` when it is an object (the last of duplicates, as in a
-/// `Value`); `None` when `value` is not an object or has no such member.
-fn get<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    let mut found = [None];
-    get_each(value, &[name], &mut found);
-    found[0]
-}
-
-/// [`get`] of each of `names` into `found`, in one pass over the members.
-fn get_each<'a>(value: &'a str, names: &[&str], found: &mut [Option<&'a str>]) {
-    if type_of(value) != Type::Object {
-        return;
-    }
-    for (key, v) in members(value) {
-        for (name, slot) in names.iter().zip(found.iter_mut()) {
-            if key_is(key, name) {
-                *slot = Some(v);
-            }
-        }
-    }
-}
-
-/// The value at `path` (member names) below `object`, as `Value::pointer` finds it, as text.
-pub fn value_at<'a>(object: &'a str, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(trim(object), |value, name| get(value, name))
-}
-
-/// The string at `path` below `object`; `None` when absent or not a string.
-pub fn string_at<'a>(object: &'a str, path: &[&str]) -> Option<Cow<'a, str>> {
-    value_at(object, path)
-        .filter(|v| type_of(v) == Type::String)
-        .and_then(string)
-}
-
-/// Whether the value at `path` below `object` is there and not null.
-pub fn is_set(object: &str, path: &[&str]) -> bool {
-    value_at(object, path).is_some_and(|v| type_of(v) != Type::Null)
-}
-
-/// The object at `path` below `object`, read as a map (`None` when absent or not an object);
-/// an error only when the text cannot be read as a `Value` reads it.
-pub fn map_at(object: &str, path: &[&str]) -> Result<Option<serde_json::Map<String, Value>>, String> {
-    match value_at(object, path) {
-        Some(v) if type_of(v) == Type::Object => serde_json::from_str(v).map(Some).map_err(|e| e.to_string()),
-        _ => Ok(None),
-    }
 }
 
 /// The object as a `Value`, read only when asked for (by a `spec.policy` block that includes
@@ -461,9 +232,9 @@ impl<'a> ObjectText<'a> {
         self.metadata.is_some_and(|m| is_set(m, &[name]))
     }
 
-    /// The object `metadata.{name}` as a map (`None` when absent or not an object).
-    pub fn metadata_map(&self, name: &str) -> Result<Option<serde_json::Map<String, Value>>, String> {
-        self.metadata.map_or(Ok(None), |m| map_at(m, &[name]))
+    /// The text of the object `metadata.{name}` (`None` when absent or not an object).
+    pub fn metadata_object(&self, name: &str) -> Option<&'a str> {
+        value_at(self.metadata?, &[name]).filter(|v| type_of(v) == Type::Object)
     }
 }
 
@@ -636,6 +407,8 @@ pub fn describe(kind: &str, namespace: &str, object: &ObjectText<'_>) -> String 
 mod tests {
     use super::reference_impl as before;
     use super::*;
+    use crate::json_text::generate::{J, Words, render};
+    use crate::matching::Labels;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -662,24 +435,6 @@ mod tests {
             tail in "(|/image|/image/reference)",
         ) {
             proptest::prop_assert_eq!(item_pointer(&list, i, &tail), format!("{list}/{i}{tail}"));
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4096))]
-
-        /// The word scan finds the first quote or backslash the byte scan finds, from any start.
-        #[test]
-        fn the_word_scan_is_the_byte_scan(
-            bytes in prop::collection::vec(
-                prop_oneof![Just(b'"'), Just(b'\\'), Just(b'!'), Just(b'#'), Just(b'['), Just(b']'), Just(0x80_u8), any::<u8>()],
-                0..40,
-            ),
-            start in 0usize..41,
-        ) {
-            let start = start.min(bytes.len());
-            let expected = (start..bytes.len()).find(|&i| bytes[i] == b'"' || bytes[i] == b'\\').unwrap_or(bytes.len());
-            prop_assert_eq!(quote_or_backslash(&bytes, start), expected);
         }
     }
 
@@ -879,154 +634,25 @@ mod tests {
         assert_eq!(describe("Deployment", "", "{}"), "Deployment <unnamed>");
     }
 
-    /// A JSON value to be written as text in many ways (see [`render`]).
-    #[derive(Clone, Debug)]
-    enum J {
-        Null,
-        Bool(bool),
-        Number(&'static str),
-        String(String),
-        List(Vec<J>),
-        Object(Vec<(String, J)>),
+    const WORDS: Words = Words {
+        texts: &["r.io/a", "r.io/b:1", "Pod", "Deployment", "web"],
+        keys: &["image", "spec", "kind", "containers", "metadata", "Image", "imag", "x"],
+    };
+
+    fn text() -> BoxedStrategy<String> {
+        WORDS.text()
     }
 
-    /// Writes `j` as JSON text, each choice (whitespace, how each character of a string or key is
-    /// written) taken from `style`.
-    fn render(j: &J, style: &mut impl FnMut() -> u8, out: &mut String) {
-        let space = |style: &mut dyn FnMut() -> u8, out: &mut String| {
-            out.push_str(["", "", "", " ", "\n", "\t ", "\r\n  "][usize::from(style()) % 7]);
-        };
-        space(style, out);
-        match j {
-            J::Null => out.push_str("null"),
-            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            J::Number(n) => out.push_str(n),
-            J::String(s) => quoted(s, style, out),
-            J::List(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    render(item, style, out);
-                }
-                space(style, out);
-                out.push(']');
-            }
-            J::Object(members) => {
-                out.push('{');
-                for (i, (key, value)) in members.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    space(style, out);
-                    quoted(key, style, out);
-                    space(style, out);
-                    out.push(':');
-                    render(value, style, out);
-                }
-                space(style, out);
-                out.push('}');
-            }
-        }
-        space(style, out);
-    }
-
-    /// `s` as a JSON string, each character written as itself, `\u` escaped (a surrogate pair
-    /// beyond the BMP) or, for `/`, `"` and `\`, with its short escape.
-    fn quoted(s: &str, style: &mut impl FnMut() -> u8, out: &mut String) {
-        out.push('"');
-        for c in s.chars() {
-            let how = style() % 4;
-            match c {
-                '"' | '\\' | '/' if how < 2 => {
-                    out.push('\\');
-                    out.push(c);
-                }
-                c if how == 3 || c < ' ' || c == '"' || c == '\\' => {
-                    let mut units = [0u16; 2];
-                    for unit in c.encode_utf16(&mut units) {
-                        out.push_str(&format!("\\u{unit:04X}"));
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-
-    fn text() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("r.io/a".to_owned()),
-            Just("r.io/b:1".to_owned()),
-            Just("Pod".to_owned()),
-            Just("Deployment".to_owned()),
-            Just("web".to_owned()),
-            "[a-z\"\\\\/é😀\u{0}\n]{0,6}",
-        ]
-    }
-
-    fn key() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("image".to_owned()),
-            Just("spec".to_owned()),
-            Just("kind".to_owned()),
-            Just("containers".to_owned()),
-            Just("metadata".to_owned()),
-            Just("Image".to_owned()),
-            Just("imag".to_owned()),
-            Just("x".to_owned()),
-            "[a-z\"\\\\é]{0,4}",
-        ]
-    }
-
-    /// Any JSON value, sometimes deeply nested.
     fn junk() -> BoxedStrategy<J> {
-        let leaf = prop_oneof![
-            Just(J::Null),
-            any::<bool>().prop_map(J::Bool),
-            prop_oneof![Just("0"), Just("-1.5"), Just("1e3"), Just("12345678901234567890123")].prop_map(J::Number),
-            text().prop_map(J::String),
-        ];
-        let tree = leaf.prop_recursive(3, 12, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(J::List),
-                prop::collection::vec((key(), inner), 0..4).prop_map(J::Object),
-            ]
-        });
-        prop_oneof![
-            12 => tree,
-            1 => (1..60usize, any::<bool>()).prop_map(|(depth, objects)| {
-                (0..depth).fold(J::String("r.io/deep".to_owned()), |inner, _| {
-                    if objects {
-                        J::Object(vec![("image".to_owned(), inner)])
-                    } else {
-                        J::List(vec![inner])
-                    }
-                })
-            }),
-        ]
-        .boxed()
+        WORDS.junk()
     }
 
-    /// Mostly an object with the members `keys` (each any number of times, in any order) among
-    /// other members; sometimes any value.
     fn object_with(keys: Vec<(&'static str, BoxedStrategy<J>)>) -> BoxedStrategy<J> {
-        let mut members: Vec<(u32, BoxedStrategy<(String, J)>)> = keys
-            .into_iter()
-            .map(|(key, value)| (3, value.prop_map(move |v| (key.to_owned(), v)).boxed()))
-            .collect();
-        members.push((1, (key(), junk()).boxed()));
-        let member = prop::strategy::Union::new_weighted(members);
-        prop_oneof![
-            8 => prop::collection::vec(member, 0..6).prop_map(J::Object),
-            1 => junk(),
-        ]
-        .boxed()
+        WORDS.object_with(keys)
     }
 
     fn list_of(item: BoxedStrategy<J>) -> BoxedStrategy<J> {
-        prop_oneof![6 => prop::collection::vec(item, 0..4).prop_map(J::List), 1 => junk()].boxed()
+        WORDS.list_of(item)
     }
 
     fn image() -> BoxedStrategy<J> {
@@ -1135,20 +761,26 @@ mod tests {
                 value.pointer("/metadata/namespace").and_then(Value::as_str)
             );
             prop_assert_eq!(
-                map_at(&text, &["metadata", "labels"]),
-                Ok(value.pointer("/metadata/labels").and_then(Value::as_object).cloned())
-            );
-            prop_assert_eq!(
                 is_set(&text, &["metadata", "deletionTimestamp"]),
                 value.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
             );
             // The same lookups from the members found once.
             let object_text = ObjectText::new(&text);
             prop_assert_eq!(object_text.metadata_string("namespace"), namespace);
-            prop_assert_eq!(
-                object_text.metadata_map("labels"),
-                Ok(value.pointer("/metadata/labels").and_then(Value::as_object).cloned())
-            );
+            // Each label, as a selector looks it up, is the string a `Map` holds.
+            let labels = object_text.metadata_object("labels").map_or(Labels::None, Labels::Json);
+            let map = value.pointer("/metadata/labels").and_then(Value::as_object);
+            prop_assert_eq!(matches!(labels, Labels::None), map.is_none());
+            let mut keys: Vec<&str> = map.iter().flat_map(|m| m.keys().map(String::as_str)).collect();
+            keys.extend(["app", "tier", "", "ap"]);
+            for key in keys {
+                let found = labels.get(key);
+                prop_assert_eq!(
+                    found.as_deref(),
+                    map.and_then(|m| m.get(key)).and_then(Value::as_str),
+                    "label {:?} of {}", key, text
+                );
+            }
             prop_assert_eq!(
                 object_text.metadata_is_set("deletionTimestamp"),
                 value.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())

@@ -4,13 +4,17 @@
 //! it covers an image (name, mode, globs, `match`), with strings borrowed from the settings text;
 //! a policy's authorities and `spec.policy` are parsed the first time it covers an image of a
 //! request ([`Settings::body`]), so a policy that covers nothing costs no key, identity or CUE
-//! parsing (Kubewarden's policy-server reads the settings again in every fresh instance).
+//! parsing (Kubewarden's policy-server reads the settings again in every fresh instance). That
+//! skeleton is read by walking the settings text when it is written plainly (`skeleton.rs`),
+//! by serde's derive ([`raw`]) otherwise: the derive is the reference, and names the field of
+//! every error.
 //! [`Settings::parse`] reads every policy whole, and [`Settings::check_material`] adds the
 //! expensive checks of keys, certificates and regular expressions: `validate_settings` runs both
 //! when the policy is loaded.
 //! Every error names the path of the field and says how to fix it.
 
 pub mod raw;
+mod skeleton;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -19,7 +23,6 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::authority::{self, Authority};
 use crate::matching::{
@@ -27,7 +30,7 @@ use crate::matching::{
     normalise_image_glob,
 };
 use crate::policy::{Language, PolicyBlock};
-use raw::{RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
+use raw::{JsonText, RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
 
@@ -257,12 +260,15 @@ impl Settings {
     fn read(json: &str, check_globs: bool) -> Result<Self, SettingsError> {
         let source: Box<str> = json.into();
         let base = source.as_ptr() as usize;
-        let range = |raw: &RawValue| {
-            let start = raw.get().as_ptr() as usize - base;
-            start..start + raw.get().len()
+        let range = |raw: JsonText<'_>| {
+            let start = raw.0.as_ptr() as usize - base;
+            start..start + raw.0.len()
         };
         let mut settings = {
-            let raw: RawSettings<'_> = read(&source, "")?;
+            let raw: RawSettings<'_> = match skeleton::read(&source) {
+                Some(raw) => raw,
+                None => read(&source, "")?,
+            };
             Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
                 parse_policy(raw_policy, index, syntax_checks, |spec| Deferred {
                     authorities: spec.authorities.map(range),

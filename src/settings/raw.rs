@@ -49,8 +49,19 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
+/// The JSON text of a value, kept as it is written and parsed when needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonText<'a>(pub &'a str);
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| JsonText(raw.get()))
+    }
+}
+
 /// Top-level settings of the policy.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSettings<'a> {
     #[serde(default, borrow)]
@@ -62,6 +73,7 @@ pub struct RawSettings<'a> {
 
 /// One `ClusterImagePolicy` document.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawPolicy<'a> {
     #[serde(borrow)]
@@ -79,6 +91,7 @@ pub struct RawPolicy<'a> {
 /// `metadata` may carry anything (labels, annotations, ...); only the name is read, the rest
 /// is skipped.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 pub struct RawMetadata<'a> {
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
@@ -87,22 +100,24 @@ pub struct RawMetadata<'a> {
 /// `spec` of a `ClusterImagePolicy`. `authorities` (a list of [`RawAuthority`]) and `policy`
 /// are kept as the JSON text they are, and parsed when needed.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSpec<'a> {
     #[serde(borrow)]
     pub images: Option<Vec<RawImagePattern<'a>>>,
     #[serde(borrow)]
-    pub authorities: Option<&'a RawValue>,
+    pub authorities: Option<JsonText<'a>>,
     #[serde(borrow)]
     pub mode: Option<Text<'a>>,
     #[serde(rename = "match")]
     pub match_: Option<Vec<RawMatch>>,
     #[serde(borrow)]
-    pub policy: Option<&'a RawValue>,
+    pub policy: Option<JsonText<'a>>,
 }
 
 /// One entry of `spec.images`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawImagePattern<'a> {
     #[serde(borrow)]
@@ -114,6 +129,7 @@ pub struct RawImagePattern<'a> {
 
 /// One entry of `spec.match`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
     pub namespaces: Option<Vec<String>>,
@@ -125,6 +141,7 @@ pub struct RawMatch {
 
 /// A Kubernetes label selector.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawLabelSelector {
     pub match_labels: Option<BTreeMap<String, String>>,
@@ -133,6 +150,7 @@ pub struct RawLabelSelector {
 
 /// One `matchExpressions` entry.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawLabelSelectorRequirement {
     pub key: String,

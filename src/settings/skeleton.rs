@@ -1,0 +1,538 @@
+//! The settings skeleton read by one strict pass over their JSON text instead of through the
+//! derived `Deserialize` of [`super::raw`].
+//!
+//! A fresh instance (Kubewarden's policy-server gives one to every evaluation) reads the skeleton
+//! of every policy before it looks at a container, and serde's derive costs ≈ 1,500 instructions
+//! per `{"glob": …}` entry in wasm (docs/benchmarks.md). This reader reads only the plain shape
+//! people write: objects holding the fields the derive knows, each once, with values of the
+//! types it takes. Anything else (an unknown or repeated field, a value of another type, a struct
+//! written as a list, text that is not JSON) makes it give up, and the derive reads the text
+//! instead, to accept it or to name the field in its error. What it reads it checks as strictly
+//! as serde_json: the punctuation between values, strings (no raw control characters; escapes
+//! decoded by serde_json), `null`, `true` and `false`; the values it skips (`authorities`,
+//! `spec.policy`, `status`, other `metadata`) are checked by serde_json itself, as the derive
+//! checks them. So it never accepts what the derive refuses, nor reads anything otherwise: the
+//! property test `the_walk_reads_what_the_derive_reads` compares the two on generated settings,
+//! many of them broken.
+
+use std::borrow::Cow;
+
+use serde::de::IgnoredAny;
+
+use super::raw::{JsonText, RawImagePattern, RawMatch, RawMetadata, RawPolicy, RawSettings, RawSpec, Text};
+use crate::json_text::{quote_backslash_or_control, skip_whitespace};
+
+/// The skeleton of the settings text `json`; `None` when the derive must read it.
+pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
+    let mut cursor = Cursor { text: json, at: 0 };
+    let mut settings = RawSettings {
+        policies: Vec::new(),
+        no_match_policy: None,
+        modify_images_with_digest: None,
+    };
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| match key {
+        "policies" => {
+            seen.first(0)?;
+            settings.policies = cursor.list(policy)?;
+            Some(())
+        }
+        "noMatchPolicy" => {
+            seen.first(1)?;
+            settings.no_match_policy = cursor.optional(Cursor::text)?;
+            Some(())
+        }
+        "modifyImagesWithDigest" => {
+            seen.first(2)?;
+            settings.modify_images_with_digest = cursor.optional(Cursor::boolean)?;
+            Some(())
+        }
+        _ => None,
+    })?;
+    cursor.at = skip_whitespace(cursor.bytes(), cursor.at);
+    (cursor.at == json.len()).then_some(settings)
+}
+
+/// The fields of one object met so far (the derive refuses a field given twice).
+#[derive(Default)]
+struct Seen(u8);
+
+impl Seen {
+    /// `None` when field `bit` was met before.
+    fn first(&mut self, bit: u8) -> Option<()> {
+        let mask = 1 << bit;
+        (self.0 & mask == 0).then(|| self.0 |= mask)
+    }
+}
+
+/// A position in the settings text; each reading method reads one value there and moves past
+/// it, or gives `None` (the position is then meaningless).
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte past whitespace (the cursor is moved to it).
+    fn peek(&mut self) -> Option<u8> {
+        self.at = skip_whitespace(self.bytes(), self.at);
+        self.bytes().get(self.at).copied()
+    }
+
+    /// Moves past `byte`, the next byte past whitespace; `None` when another comes.
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// Moves past the literal `word` (`null`, `true`, `false`) when it comes next.
+    fn literal(&mut self, word: &str) -> bool {
+        self.peek();
+        let found = self.text[self.at..].starts_with(word);
+        if found {
+            self.at += word.len();
+        }
+        found
+    }
+
+    /// A string, decoded; borrowed from the text when it holds no escape. One pass finds its
+    /// end, its escapes and any raw control character (which serde_json refuses); escapes are
+    /// checked by decoding them with serde_json.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let (b, start) = (self.bytes(), self.at);
+        let (mut i, mut escaped) = (start, false);
+        loop {
+            i = quote_backslash_or_control(b, i);
+            match b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => return None,
+            }
+        }
+        self.at = i + 1;
+        if escaped {
+            serde_json::from_str(&self.text[start - 1..self.at])
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(&self.text[start..i]))
+        }
+    }
+
+    fn text(&mut self) -> Option<Text<'a>> {
+        self.string().map(Text)
+    }
+
+    fn owned(&mut self) -> Option<String> {
+        self.string().map(Cow::into_owned)
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        if self.literal("true") {
+            Some(true)
+        } else if self.literal("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Any value, checked by serde_json, as its text (what a `RawValue` holds).
+    fn raw(&mut self) -> Option<JsonText<'a>> {
+        self.peek()?;
+        let rest = &self.text[self.at..];
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<IgnoredAny>();
+        values.next()?.ok()?;
+        let end = self.at + values.byte_offset();
+        let raw = &self.text[self.at..end];
+        self.at = end;
+        Some(JsonText(raw))
+    }
+
+    /// An `Option` field: `null` is `None`, anything else is read by `read`.
+    fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.literal("null") {
+            Some(None)
+        } else {
+            read(self).map(Some)
+        }
+    }
+
+    /// An object: `member` reads the value of each key (the key decoded) or gives up.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.eat(b':')?;
+            member(self, &key)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A list, each item read by `item`.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(items);
+        }
+        loop {
+            items.push(item(self)?);
+            match self.peek()? {
+                b',' => self.at += 1,
+                b']' => {
+                    self.at += 1;
+                    return Some(items);
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn policy<'a>(cursor: &mut Cursor<'a>) -> Option<RawPolicy<'a>> {
+    let mut policy = RawPolicy {
+        api_version: None,
+        kind: None,
+        metadata: None,
+        spec: None,
+        status: None,
+    };
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| {
+        match key {
+            "apiVersion" => {
+                seen.first(0)?;
+                policy.api_version = cursor.optional(Cursor::text)?;
+            }
+            "kind" => {
+                seen.first(1)?;
+                policy.kind = cursor.optional(Cursor::text)?;
+            }
+            "metadata" => {
+                seen.first(2)?;
+                policy.metadata = cursor.optional(metadata)?;
+            }
+            "spec" => {
+                seen.first(3)?;
+                policy.spec = cursor.optional(spec)?;
+            }
+            "status" => {
+                seen.first(4)?;
+                policy.status = cursor.optional(|c| c.raw().map(|_| IgnoredAny))?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(policy)
+}
+
+/// `metadata`: only `name` is read; other fields are skipped (checked by serde_json).
+fn metadata<'a>(cursor: &mut Cursor<'a>) -> Option<RawMetadata<'a>> {
+    let mut name = None;
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| {
+        if key == "name" {
+            seen.first(0)?;
+            name = cursor.optional(Cursor::text)?;
+        } else {
+            cursor.raw()?;
+        }
+        Some(())
+    })?;
+    Some(RawMetadata { name })
+}
+
+fn spec<'a>(cursor: &mut Cursor<'a>) -> Option<RawSpec<'a>> {
+    let mut spec = RawSpec {
+        images: None,
+        authorities: None,
+        mode: None,
+        match_: None,
+        policy: None,
+    };
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| {
+        match key {
+            "images" => {
+                seen.first(0)?;
+                spec.images = cursor.optional(|c| c.list(image_pattern))?;
+            }
+            "authorities" => {
+                seen.first(1)?;
+                spec.authorities = cursor.optional(Cursor::raw)?;
+            }
+            "mode" => {
+                seen.first(2)?;
+                spec.mode = cursor.optional(Cursor::text)?;
+            }
+            "match" => {
+                seen.first(3)?;
+                spec.match_ = cursor.optional(|c| c.list(match_entry))?;
+            }
+            "policy" => {
+                seen.first(4)?;
+                spec.policy = cursor.optional(Cursor::raw)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(spec)
+}
+
+fn image_pattern<'a>(cursor: &mut Cursor<'a>) -> Option<RawImagePattern<'a>> {
+    let mut pattern = RawImagePattern {
+        glob: None,
+        regex: None,
+    };
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| {
+        match key {
+            "glob" => {
+                seen.first(0)?;
+                pattern.glob = cursor.optional(Cursor::text)?;
+            }
+            "regex" => {
+                seen.first(1)?;
+                pattern.regex = cursor.optional(Cursor::text)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(pattern)
+}
+
+/// One `match` entry; its `selector`, rare, is read by the derive alone.
+fn match_entry(cursor: &mut Cursor<'_>) -> Option<RawMatch> {
+    let mut entry = RawMatch {
+        namespaces: None,
+        group: None,
+        version: None,
+        resource: None,
+        selector: None,
+    };
+    let mut seen = Seen::default();
+    cursor.object(|cursor, key| {
+        match key {
+            "namespaces" => {
+                seen.first(0)?;
+                entry.namespaces = cursor.optional(|c| c.list(Cursor::owned))?;
+            }
+            "group" => {
+                seen.first(1)?;
+                entry.group = cursor.optional(Cursor::owned)?;
+            }
+            "version" => {
+                seen.first(2)?;
+                entry.version = cursor.optional(Cursor::owned)?;
+            }
+            "resource" => {
+                seen.first(3)?;
+                entry.resource = cursor.optional(Cursor::owned)?;
+            }
+            "selector" => {
+                seen.first(4)?;
+                entry.selector = cursor.optional(|c| c.raw().and_then(|raw| serde_json::from_str(raw.0).ok()))?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json_text::generate::{J, Words, render};
+    use crate::settings::raw::RawSettings;
+    use crate::tests::{article, settings};
+    use proptest::prelude::*;
+
+    const WORDS: Words = Words {
+        texts: &[
+            "r.io/**",
+            "ghcr.io/org/*",
+            "enforce",
+            "warn",
+            "deny",
+            "p",
+            "policy.sigstore.dev/v1beta1",
+            "ClusterImagePolicy",
+            "team-*",
+            "apps",
+            "In",
+        ],
+        keys: &[
+            "glob",
+            "regex",
+            "name",
+            "images",
+            "authorities",
+            "mode",
+            "match",
+            "policy",
+            "policies",
+            "spec",
+            "metadata",
+            "status",
+            "namespaces",
+            "selector",
+            "Glob",
+            "x",
+        ],
+    };
+
+    /// Settings in the shape of [`RawSettings`], their members often given once each and
+    /// sometimes repeated, of the wrong type or unknown.
+    fn generated_settings() -> BoxedStrategy<J> {
+        let w = WORDS;
+        let string = || w.text().prop_map(J::String).boxed();
+        let text = || prop_oneof![16 => string(), 1 => Just(J::Null), 1 => w.junk()].boxed();
+        let strings = || w.list_of(string());
+        let requirement = w.record(vec![("key", text()), ("operator", text()), ("values", strings())]);
+        let selector = w.record(vec![
+            ("matchLabels", w.object_with(vec![("app", string())])),
+            ("matchExpressions", w.list_of(requirement)),
+        ]);
+        let entry = w.record(vec![
+            ("namespaces", strings()),
+            ("group", text()),
+            ("version", text()),
+            ("resource", text()),
+            ("selector", selector),
+        ]);
+        let pattern = w.record(vec![("glob", text()), ("regex", text())]);
+        let spec = w.record(vec![
+            ("images", w.list_of(pattern)),
+            ("authorities", w.junk()),
+            ("mode", text()),
+            ("match", w.list_of(entry)),
+            ("policy", w.junk()),
+        ]);
+        let metadata = w.record(vec![("name", text()), ("labels", w.junk())]);
+        let policy = w.record(vec![
+            ("apiVersion", text()),
+            ("kind", text()),
+            ("metadata", metadata),
+            ("spec", spec),
+            ("status", w.junk()),
+        ]);
+        let boolean = prop_oneof![4 => any::<bool>().prop_map(J::Bool), 1 => Just(J::Null), 1 => w.junk()].boxed();
+        w.record(vec![
+            ("policies", w.list_of(policy)),
+            ("noMatchPolicy", text()),
+            ("modifyImagesWithDigest", boolean),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8192))]
+
+        /// Whatever the walk reads, the derive reads the same way; what it leaves, the derive
+        /// reads or refuses.
+        #[test]
+        fn the_walk_reads_what_the_derive_reads(
+            settings in generated_settings(),
+            style in prop::collection::vec(any::<u8>(), 1..64),
+            breaks in prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::sample::select(&b"\"\\{}[],: n0tf-.e\x01\x1fu9"[..]), 0u8..3),
+                0..3,
+            ),
+        ) {
+            let mut styles = style.iter().copied().cycle();
+            let mut text = String::new();
+            render(&settings, &mut || styles.next().unwrap_or_default(), &mut text);
+            // Break the text in up to two places: a byte replaced, inserted or removed.
+            let mut bytes = text.into_bytes();
+            for (at, byte, how) in breaks.into_iter().skip(1) {
+                let at = at.index(bytes.len() + 1);
+                match how {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let Ok(text) = String::from_utf8(bytes) else { return Ok(()) };
+            let derived = serde_json::from_str::<RawSettings<'_>>(&text);
+            if let Some(walked) = read(&text) {
+                match derived {
+                    Ok(derived) => {
+                        // The kept texts are the same bytes of the settings, not equal ones:
+                        // their place in the text is where the policy reads them from.
+                        let places = |s: &RawSettings<'_>| -> Vec<Option<(*const u8, usize)>> {
+                            s.policies
+                                .iter()
+                                .filter_map(|p| p.spec.as_ref())
+                                .flat_map(|s| [s.authorities, s.policy])
+                                .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
+                                .collect()
+                        };
+                        prop_assert_eq!(places(&walked), places(&derived));
+                        prop_assert_eq!(walked, derived, "{}", text);
+                    }
+                    Err(e) => prop_assert!(false, "the walk read what the derive refuses ({}): {}", e, text),
+                }
+            }
+        }
+    }
+
+    /// The walk reads the settings people write (the article's policies, the benchmark's shape)
+    /// itself: it does not leave them all to the derive.
+    #[test]
+    fn the_walk_reads_plainly_written_settings() {
+        let cips: Vec<String> = [
+            "signed-images-policy",
+            "production-strict-policy",
+            "dev-warn-policy",
+            "keyless-policy",
+            "allow-system-images",
+            "key-rotation-policy",
+            "kms-signed-policy",
+            "multi-sig-policy",
+            "attestation-policy",
+        ]
+        .map(article)
+        .to_vec();
+        let bench = r#"{"policies":[{"apiVersion":"policy.sigstore.dev/v1beta1","kind":"ClusterImagePolicy",
+            "metadata":{"name":"policy-0"},"spec":{"match":[{"namespaces":["production","team0-*"]}],
+            "images":[{"glob":"r.io/team0/**"},{"glob":"r.io/shared/team0-*"}],
+            "authorities":[{"name":"current-key","key":{"data":"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}}],
+            "mode":"enforce"}}],"noMatchPolicy":"deny","modifyImagesWithDigest":true}"#;
+        let selector = r#"{"policies":[{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"images":[{"glob":"**"}],
+            "match":[{"resource":"pods","version":"v1","group":"","selector":{"matchLabels":{"tier":"prod"}}}],
+            "policy":{"type":"cue","data":"x"}},"status":{"any":[1,2]}}]}"#;
+        for text in [
+            settings(&cips, serde_json::json!({"noMatchPolicy": "warn"})).to_string(),
+            bench.to_owned(),
+            selector.to_owned(),
+        ] {
+            let walked = read(&text).unwrap_or_else(|| panic!("the walk left {text}"));
+            assert_eq!(walked, serde_json::from_str::<RawSettings<'_>>(&text).unwrap());
+        }
+        assert_eq!(read(&bench.replace("\"mode\"", "\"Mode\"")), None);
+    }
+}

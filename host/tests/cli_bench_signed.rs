@@ -6,8 +6,13 @@
 //! scenario (the test binary itself may stay a debug build).
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// The bound of the `cip bench` run (300 evaluations of a 10-container pod in a debug build):
+/// generous, so only a hung bench trips it.
+const BENCH_LIMIT: Duration = Duration::from_secs(900);
 
 #[test]
 fn bench_a_ten_container_pod_under_twenty_policies() -> anyhow::Result<()> {
@@ -66,17 +71,19 @@ fn bench_a_ten_container_pod_under_twenty_policies() -> anyhow::Result<()> {
     std::fs::write(&sources_path, format!("insecure_sources: [\"{host}\"]\n"))?;
 
     let cip = std::env::var_os("CIP_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_cip").into());
-    let output = Command::new(cip)
-        .arg("bench")
-        .arg("--request-path")
-        .arg(&request_path)
-        .arg("--settings-path")
-        .arg(&settings_path)
-        .arg("--sources-path")
-        .arg(&sources_path)
-        .args(["--iterations", "300", "--warmup", "3", "--output", "json"])
-        .arg(&policy)
-        .output()?;
+    let output = testkit::run_bounded(
+        Command::new(cip)
+            .arg("bench")
+            .arg("--request-path")
+            .arg(&request_path)
+            .arg("--settings-path")
+            .arg(&settings_path)
+            .arg("--sources-path")
+            .arg(&sources_path)
+            .args(["--iterations", "300", "--warmup", "3", "--output", "json"])
+            .arg(&policy),
+        BENCH_LIMIT,
+    )?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let report: Value = serde_json::from_slice(&output.stdout)?;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -22,11 +23,14 @@ fn policy() -> PathBuf {
     path
 }
 
+/// The bound of one `cip` command (`run` and `bench` compile the policy module in a debug
+/// build): generous for a loaded CI machine, so a hung `cip` fails its test instead of hanging
+/// the run.
+const CIP_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `cip` with `args` to completion, within [`CIP_LIMIT`].
 fn cip(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cip"))
-        .args(args)
-        .output()
-        .expect("the cip binary runs")
+    testkit::run_bounded(Command::new(env!("CARGO_BIN_EXE_cip")).args(args), CIP_LIMIT).expect("the cip binary runs")
 }
 
 fn path(p: &Path) -> &str {

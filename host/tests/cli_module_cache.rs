@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -35,19 +36,25 @@ fn policy() -> PathBuf {
     path
 }
 
-/// `cip -v run` of a fixture request with the cache in `cache`.
+/// The bound of one `cip run` (compiling the policy module takes seconds in a debug build):
+/// generous for a loaded CI machine, so a hung `cip` fails its test instead of hanging the run.
+const CIP_RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// `cip -v run` of a fixture request with the cache in `cache`, within [`CIP_RUN_LIMIT`].
 fn run(cache: &Path, module: &Path, extra: &[&str]) -> (Value, String) {
-    let output: Output = std::process::Command::new(env!("CARGO_BIN_EXE_cip"))
-        .env("CIP_CACHE_DIR", cache)
-        .env_remove("RUST_LOG")
-        .args(["-v", "run", "-r"])
-        .arg(fixture("pod-library.json"))
-        .arg("-s")
-        .arg(fixture("static-settings.yaml"))
-        .args(extra)
-        .arg(module)
-        .output()
-        .expect("the cip binary runs");
+    let output: Output = testkit::run_bounded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cip"))
+            .env("CIP_CACHE_DIR", cache)
+            .env_remove("RUST_LOG")
+            .args(["-v", "run", "-r"])
+            .arg(fixture("pod-library.json"))
+            .arg("-s")
+            .arg(fixture("static-settings.yaml"))
+            .args(extra)
+            .arg(module),
+        CIP_RUN_LIMIT,
+    )
+    .expect("the cip binary runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let response = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));

@@ -5,10 +5,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use cip::artifact::{PolicyRegistry, PushedPolicy};
 use cip::registry::{DockerCredentials, Sources};
 use testkit::{KeyPair, Registry};
+
+/// The bound of one `cip run` (it pulls, verifies and compiles the policy module in a debug
+/// build): generous for a loaded CI machine, so a hung `cip` fails its test instead of hanging
+/// the run.
+const CIP_RUN_LIMIT: Duration = Duration::from_secs(300);
 
 /// The test guest (WAT): `validate_settings` accepts, `validate` rejects with code 418.
 fn module() -> Vec<u8> {
@@ -71,18 +77,21 @@ impl Setup {
         self.dir.path().join("cache")
     }
 
-    /// `cip run` on `uri` with extra flags, with this setup's cache directory.
+    /// `cip run` on `uri` with extra flags, with this setup's cache directory, within
+    /// [`CIP_RUN_LIMIT`].
     fn run(&self, uri: &str, flags: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cip"))
-            .env("CIP_CACHE_DIR", self.cache())
-            .args(["run", "--request-path"])
-            .arg(&self.request)
-            .arg("--sources-path")
-            .arg(&self.sources)
-            .args(flags)
-            .arg(uri)
-            .output()
-            .expect("cip runs")
+        testkit::run_bounded(
+            Command::new(env!("CARGO_BIN_EXE_cip"))
+                .env("CIP_CACHE_DIR", self.cache())
+                .args(["run", "--request-path"])
+                .arg(&self.request)
+                .arg("--sources-path")
+                .arg(&self.sources)
+                .args(flags)
+                .arg(uri),
+            CIP_RUN_LIMIT,
+        )
+        .expect("cip runs")
     }
 }
 

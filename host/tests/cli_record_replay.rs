@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -34,24 +35,30 @@ fn pod(image: &str) -> Value {
     })
 }
 
+/// The bound of one `cip run` (it compiles the policy module in a debug build): generous for a
+/// loaded CI machine, so a hung `cip` fails its test instead of hanging the run.
+const CIP_RUN_LIMIT: Duration = Duration::from_secs(300);
+
 fn cip_run(dir: &Path, request: &Value, extra: &[&str]) -> (Value, String) {
     let request_path = dir.join("pod.json");
     std::fs::write(&request_path, request.to_string()).expect("write request");
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_cip"))
-        .arg("run")
-        .arg("-r")
-        .arg(&request_path)
-        .arg("-s")
-        .arg(dir.join("settings.json"))
-        .arg("--sources-path")
-        .arg(dir.join("sources.yaml"))
-        .args(["--timeout", "10s"])
-        .args(extra)
-        .arg(policy())
-        .env("CIP_CACHE_DIR", dir.join("cache"))
-        .env("DOCKER_CONFIG", dir.join("docker"))
-        .output()
-        .expect("cip runs");
+    let output: Output = testkit::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_cip"))
+            .arg("run")
+            .arg("-r")
+            .arg(&request_path)
+            .arg("-s")
+            .arg(dir.join("settings.json"))
+            .arg("--sources-path")
+            .arg(dir.join("sources.yaml"))
+            .args(["--timeout", "10s"])
+            .args(extra)
+            .arg(policy())
+            .env("CIP_CACHE_DIR", dir.join("cache"))
+            .env("DOCKER_CONFIG", dir.join("docker")),
+        CIP_RUN_LIMIT,
+    )
+    .expect("cip runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     (

@@ -17,6 +17,15 @@ use testkit::{
     AwsKey, ClosedPort, MOTO_REGION, MotoProcess, MotoServer, ProviderProcess, Registry, push_image, sign_with_external,
 };
 
+/// The bound of one `cip` or boto3 run: seconds normally, so a hung child fails its test
+/// instead of hanging the run.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs `command` to completion within [`RUN_LIMIT`] ([`testkit::run_bounded`]).
+fn bounded(command: &mut Command) -> TestResult<Output> {
+    Ok(testkit::run_bounded(command, RUN_LIMIT)?)
+}
+
 fn policy_wasm() -> String {
     std::env::var("CIP_POLICY_WASM").unwrap_or_else(|_| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,13 +72,14 @@ fn der(pem: &str) -> Vec<u8> {
 }
 
 fn resolve(home: &Path, key: &AwsKey, input: &Path, output: &Path, extra: &[&str]) -> TestResult<Output> {
-    Ok(cip(home, key)
-        .args(["kms", "resolve", "-f"])
-        .arg(input)
-        .arg("-o")
-        .arg(output)
-        .args(extra)
-        .output()?)
+    bounded(
+        cip(home, key)
+            .args(["kms", "resolve", "-f"])
+            .arg(input)
+            .arg("-o")
+            .arg(output)
+            .args(extra),
+    )
 }
 
 #[test]
@@ -147,11 +157,12 @@ fn resolve_replaces_key_kms_by_key_data_from_aws_kms_and_keeps_the_uri_in_an_ann
         &input,
         article_policy("registry.example", &format!("awskms:///{key_id}"))?,
     )?;
-    let run = cip(dir.path(), moto.signer())
-        .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
-        .args(["kms", "resolve", "-f"])
-        .arg(&input)
-        .output()?;
+    let run = bounded(
+        cip(dir.path(), moto.signer())
+            .env("AWS_ENDPOINT_URL", format!("http://{}", moto.host()))
+            .args(["kms", "resolve", "-f"])
+            .arg(&input),
+    )?;
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let doc: Value = serde_yaml::from_slice(&run.stdout)?;
     assert_eq!(
@@ -209,11 +220,12 @@ fn resolve_errors_name_the_key_and_write_nothing() -> TestResult {
         &input,
         article_policy("registry.example", &format!("awskms://{host}/alias/cosign"))?,
     )?;
-    let run = cip(dir.path(), moto.signer())
-        .env_remove("AWS_REGION")
-        .args(["kms", "resolve", "--kms-insecure-endpoint", &host, "-f"])
-        .arg(&input)
-        .output()?;
+    let run = bounded(
+        cip(dir.path(), moto.signer())
+            .env_remove("AWS_REGION")
+            .args(["kms", "resolve", "--kms-insecure-endpoint", &host, "-f"])
+            .arg(&input),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("no AWS region: set AWS_REGION"), "{stderr}");
 
@@ -310,7 +322,7 @@ fn static_keys_and_region_are_read_from_a_profile_of_the_shared_files() -> TestR
         .args(["kms", "resolve", "-f"])
         .arg(&input)
         .stdin(Stdio::null());
-    let run = command.output()?;
+    let run = bounded(&mut command)?;
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let doc: Value = serde_yaml::from_slice(&run.stdout)?;
     assert_eq!(
@@ -319,11 +331,12 @@ fn static_keys_and_region_are_read_from_a_profile_of_the_shared_files() -> TestR
     );
     // The default profile (~/.aws/credentials) is the user without KMS rights: refused, and
     // the message names where the credentials came from.
-    let run = command
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SHARED_CREDENTIALS_FILE")
-        .env("AWS_REGION", MOTO_REGION)
-        .output()?;
+    let run = bounded(
+        command
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SHARED_CREDENTIALS_FILE")
+            .env("AWS_REGION", MOTO_REGION),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
@@ -332,7 +345,7 @@ fn static_keys_and_region_are_read_from_a_profile_of_the_shared_files() -> TestR
     );
     // No credentials at all: say which sources were tried.
     std::fs::remove_file(dir.path().join(".aws/credentials"))?;
-    let run = command.output()?;
+    let run = bounded(&mut command)?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains("no awskms credentials: the AWS SDK's default chain")
@@ -379,18 +392,20 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
 
     // EKS Pod Identity's shape: a full URI and a token file.
     let container_uri = format!("{}{}", endpoints.url(), kms_support::CONTAINER_PATH);
-    let run = base()
-        .env("AWS_REGION", MOTO_REGION)
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file)
-        .output()?;
+    let run = bounded(
+        base()
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &token_file),
+    )?;
     assert_eq!(resolved(&run)?, expected);
     // A wrong token: the endpoint refuses, and the message says which source failed.
-    let run = base()
-        .env("AWS_REGION", MOTO_REGION)
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
-        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong")
-        .output()?;
+    let run = bounded(
+        base()
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container_uri)
+            .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong"),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
@@ -399,10 +414,11 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
         "{stderr}"
     );
     // Plain HTTP to anything but loopback or the ECS/EKS agents is refused, as by the SDK.
-    let run = base()
-        .env("AWS_REGION", MOTO_REGION)
-        .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds")
-        .output()?;
+    let run = bounded(
+        base()
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds"),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         !run.status.success()
@@ -412,16 +428,15 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
     );
 
     // EC2 instance metadata (IMDSv2): credentials and the region.
-    let run = base()
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
-        .output()?;
+    let run = bounded(base().env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url()))?;
     assert_eq!(resolved(&run)?, expected);
     // Disabled: nothing left to try; the message lists the sources.
-    let run = base()
-        .env("AWS_REGION", MOTO_REGION)
-        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()?;
+    let run = bounded(
+        base()
+            .env("AWS_REGION", MOTO_REGION)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoints.url())
+            .env("AWS_EC2_METADATA_DISABLED", "true"),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains("no awskms credentials: the AWS SDK's default chain")
@@ -441,10 +456,10 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
             .env("AWS_ENDPOINT_URL_STS", endpoints.url());
         command
     };
-    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file).output()?;
+    let run = bounded(irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file))?;
     assert_eq!(resolved(&run)?, expected);
     // A token STS refuses: said so, with STS' code, without the token.
-    let run = irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file).output()?;
+    let run = bounded(irsa().env("AWS_WEB_IDENTITY_TOKEN_FILE", &token_file))?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
@@ -454,10 +469,11 @@ fn web_identity_container_and_instance_metadata_credentials_are_read_as_the_sdk_
     );
     assert!(!stderr.contains(kms_support::CONTAINER_TOKEN), "{stderr}");
     // No AWS_ROLE_ARN: said so.
-    let run = irsa()
-        .env_remove("AWS_ROLE_ARN")
-        .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file)
-        .output()?;
+    let run = bounded(
+        irsa()
+            .env_remove("AWS_ROLE_ARN")
+            .env("AWS_WEB_IDENTITY_TOKEN_FILE", &identity_file),
+    )?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(
         stderr.contains("AWS_ROLE_ARN environment variable must be set"),
@@ -529,7 +545,7 @@ fn a_credential_process_profile_is_run_for_the_credentials() -> TestResult {
         failing.display()
     );
 
-    let run = resolve_with_profile(dir.path(), &moto, &config, "proc", &input)?.output()?;
+    let run = bounded(&mut resolve_with_profile(dir.path(), &moto, &config, "proc", &input)?)?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     let doc: Value = serde_yaml::from_slice(&run.stdout)?;
@@ -540,7 +556,7 @@ fn a_credential_process_profile_is_run_for_the_credentials() -> TestResult {
     assert!(!stderr.contains(&moto.signer().secret), "{stderr}");
 
     // A process that fails: refused, with its exit status and its stderr (the SDK's report).
-    let run = resolve_with_profile(dir.path(), &moto, &config, "broken", &input)?.output()?;
+    let run = bounded(&mut resolve_with_profile(dir.path(), &moto, &config, "broken", &input)?)?;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success(), "{stderr}");
     assert!(
@@ -591,7 +607,7 @@ fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
     // moto's STS with authentication on: AssumeRole is checked against the source user's
     // SigV4 signature and IAM policy; the KMS request against the role session's.
     let moto = MotoProcess::start(ROLE_SETUP_ACTIONS)?;
-    let setup = moto.python(ROLE_SETUP)?.output()?;
+    let setup = bounded(&mut moto.python(ROLE_SETUP)?)?;
     assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
     let setup: Value = serde_json::from_slice(&setup.stdout)?;
     let field = |name: &str| setup[name].as_str().map(str::to_owned).ok_or(format!("no {name}"));
@@ -613,19 +629,20 @@ fn a_role_arn_profile_assumes_the_role_with_its_source_profile() -> TestResult {
     let run = |config: &str| -> TestResult<Output> {
         let config_file = dir.path().join("aws-config");
         std::fs::write(&config_file, config)?;
-        Ok(Command::new(env!("CARGO_BIN_EXE_cip"))
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", &config_file)
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-credentials"))
-            .env("AWS_PROFILE", "assumed")
-            // STS and KMS: the same moto.
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .args(["kms", "resolve", "-f"])
-            .arg(&input)
-            .stdin(Stdio::null())
-            .output()?)
+        bounded(
+            Command::new(env!("CARGO_BIN_EXE_cip"))
+                .env_clear()
+                .env("HOME", dir.path())
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("AWS_CONFIG_FILE", &config_file)
+                .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-credentials"))
+                .env("AWS_PROFILE", "assumed")
+                // STS and KMS: the same moto.
+                .env("AWS_ENDPOINT_URL", moto.endpoint())
+                .args(["kms", "resolve", "-f"])
+                .arg(&input)
+                .stdin(Stdio::null()),
+        )
     };
     let resolved = run(&config(&secret))?;
     let stderr = String::from_utf8_lossy(&resolved.stderr);

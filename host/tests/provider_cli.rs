@@ -5,9 +5,14 @@ mod provider_support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use provider_support::*;
 use serde_json::json;
+
+/// The bound of a `cip provider` that must exit at start-up: it compiles the policy module
+/// first (seconds in a debug build), so a provider that hangs instead fails the test.
+const PROVIDER_LIMIT: Duration = Duration::from_secs(300);
 
 /// `cip provider` with the real module and TLS files, without its addresses
 /// ([`testkit::ProviderProcess`] adds them).
@@ -72,9 +77,10 @@ fn cip_provider_refuses_invalid_settings() -> TestResult {
     let settings = files.dir.path().join("settings.yaml");
     std::fs::write(&settings, json!({"noMatchPolicy": "sometimes"}).to_string())?;
     // Ephemeral loopback ports: it must exit before it binds them.
-    let output = provider_command(&files, &settings)
-        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .output()?;
+    let output = testkit::run_bounded(
+        provider_command(&files, &settings).args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]),
+        PROVIDER_LIMIT,
+    )?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "started with invalid settings");
     assert!(

@@ -8,6 +8,7 @@ mod provider_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use provider_support::*;
 use serde_json::Value;
@@ -16,8 +17,13 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The bound of one step (a push, a pull, an unpack, a `cip` command), generous for a loaded
+/// CI machine, so a hung step fails the test instead of hanging the run.
+const STEP_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `command` within [`STEP_LIMIT`]; its stdout when it succeeds.
 fn run(command: &mut Command) -> TestResult<String> {
-    let output = command.output()?;
+    let output = testkit::run_bounded(command, STEP_LIMIT)?;
     if !output.status.success() {
         return Err(format!(
             "{command:?} failed: {}{}",

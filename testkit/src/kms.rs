@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::http;
 use crate::registry::unused_local_addr;
 use crate::rt;
+use crate::run::run_bounded;
 use crate::server::{PROBE_TIMEOUT, ServerProcess};
 
 /// The region of moto's keys.
@@ -223,13 +224,14 @@ impl MotoServer {
     }
 }
 
+/// How long one boto3 script may run: seconds normally; boto3's own timeouts (60 s to connect,
+/// 60 s to read, one attempt) end a request to a hung moto first.
+const BOTO3_LIMIT: Duration = Duration::from_secs(180);
+
 /// Runs `moto_kms.py` (boto3) against `moto`; its JSON answer.
 fn boto3(moto: &MotoProcess, command: &str, args: &[&str]) -> anyhow::Result<Value> {
     let mut python = moto.python(include_str!("moto_kms.py"))?;
-    let output = python
-        .arg(command)
-        .args(args)
-        .output()
+    let output = run_bounded(python.arg(command).args(args), BOTO3_LIMIT)
         .with_context(|| format!("running {}", Path::new(python.get_program()).display()))?;
     if !output.status.success() {
         bail!(
@@ -406,7 +408,7 @@ for user in ("first", "second"):
     except Exception as error:
         print(user, "refused:", error)
 "#;
-        let output = moto.python(script)?.output()?;
+        let output = run_bounded(&mut moto.python(script)?, BOTO3_LIMIT)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(

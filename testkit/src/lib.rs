@@ -31,6 +31,9 @@
 //!   `cip provider` command line on two fresh loopback ports and returns once that process
 //!   holds both and answers `/readyz`, started again on fresh ports when one was taken (as the
 //!   KMS servers and the [`Registry`] are).
+//! * Child processes a test runs to completion ([`run_bounded`]): as `Command::output()`, but
+//!   killed with an error naming the command once a time limit passes, so a hung child fails
+//!   its test instead of hanging the run.
 //! * Trust: [`trust_config_json`] (a sigstore `ClientTrustConfig`), [`trusted_root_json`], and
 //!   [`trust_config_value`] / [`trusted_root_value`] for several (or no) CAs and logs.
 //!
@@ -77,6 +80,7 @@ mod referrers;
 mod registry;
 mod rekor;
 mod rt;
+mod run;
 mod server;
 mod sign;
 mod signature;
@@ -108,6 +112,7 @@ pub use registry::{
     ClosedPort, REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr,
 };
 pub use rekor::TestRekor;
+pub use run::run_bounded;
 pub use sign::{
     annotations, certificate_signature_layer, key_signature_layer, sign_keyless, sign_with_certificate, sign_with_key,
 };

@@ -5,7 +5,7 @@ use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -18,7 +18,7 @@ use tempfile::TempDir;
 
 use crate::http;
 use crate::oci::{self, HostAccess};
-use crate::server::{StartError, retry_on_taken_port};
+use crate::server::{Holder, PROBE_TIMEOUT, StartError, Starting, retry_on_taken_port};
 
 /// User name of registries started with `basic_auth`.
 pub const REGISTRY_USER: &str = "testkit";
@@ -54,7 +54,15 @@ exec 3<&-
 wait "$pid"
 "#;
 
+/// How long a registry may take from its spawn to its first good answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The registry's readiness probe: `GET /v2/` answers 200, or 400 from a TLS registry asked in
+/// plain HTTP, or 401 from one that wants credentials: each means it serves.
+fn registry_answers(addr: SocketAddr) -> bool {
+    http::request(addr, "GET", "/v2/", &[], PROBE_TIMEOUT)
+        .is_ok_and(|response| matches!(response.status, 200 | 400 | 401))
+}
 
 /// A running `docker-registry` process serving plain HTTP on `127.0.0.1:<port>`.
 ///
@@ -65,6 +73,10 @@ pub struct Registry {
     /// The supervising shell; its stdin is the registry's lifeline.
     child: Option<Child>,
     registry_pid: Option<u32>,
+    /// Whether its access is registered for the testkit's own clients ([`oci::register_host`]):
+    /// only a started registry's is, and only that is unregistered on drop (a failed start's
+    /// port may be another registry's).
+    registered: bool,
     addr: SocketAddr,
     dir: TempDir,
     options: RegistryOptions,
@@ -72,10 +84,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry on a free port and waits until `GET /v2/` answers 200.
+    /// Starts a registry on a free port and waits until the registry process holds the port
+    /// (the kernel lists the listening socket among its file descriptors) and `GET /v2/`
+    /// answers 200; no request is sent before, so none reaches another process.
     ///
-    /// Retries with another port when a parallel test grabbed the port between picking and
-    /// binding it.
+    /// Retries with another port, up to 5 times, when a parallel test grabbed the port between
+    /// picking and binding it: the registry exits because the address is in use, or another
+    /// process listens there.
     pub fn start() -> anyhow::Result<Self> {
         Self::start_with(RegistryOptions::default())
     }
@@ -96,16 +111,29 @@ impl Registry {
                 binary.display()
             );
         }
-        retry_on_taken_port("docker-registry", || Self::try_start(binary, options))
+        Self::start_on(binary, options, &mut unused_local_addr)
     }
 
-    fn try_start(binary: &Path, options: RegistryOptions) -> Result<Self, StartError> {
+    /// [`Registry::start_with_binary`] on ports drawn from `next_addr`, one per attempt: for
+    /// tests of the start itself, which hand it taken ports.
+    fn start_on(
+        binary: &Path,
+        options: RegistryOptions,
+        next_addr: &mut dyn FnMut() -> anyhow::Result<SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let what = binary.display().to_string();
+        retry_on_taken_port(&what, || {
+            let addr = next_addr().map_err(StartError::Fatal)?;
+            Self::try_start(binary, &what, options, addr)
+        })
+    }
+
+    fn try_start(binary: &Path, what: &str, options: RegistryOptions, addr: SocketAddr) -> Result<Self, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("testkit-registry-")
             .tempdir()
             .context("creating the registry directory")
             .map_err(StartError::Fatal)?;
-        let addr = unused_local_addr().map_err(StartError::Fatal)?;
         let ca_pem = write_support_files(dir.path(), options).map_err(StartError::Fatal)?;
         let config = config_yaml(dir.path(), addr, options);
         let config_path = dir.path().join("config.yml");
@@ -129,20 +157,19 @@ impl Registry {
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .with_context(|| format!("spawning {}", binary.display()))
+            .with_context(|| format!("spawning {what} on {addr}"))
             .map_err(StartError::Fatal)?;
         let mut registry = Registry {
             child: Some(child),
             registry_pid: None,
+            registered: false,
             addr,
             dir,
             options,
             ca_pem,
         };
-        registry.wait_ready()?;
-        registry.registry_pid = fs::read_to_string(registry.dir.path().join("registry.pid"))
-            .ok()
-            .and_then(|pid| pid.trim().parse().ok());
+        // Stopped by its drop if it fails: the supervisor then kills the registry.
+        registry.wait_ready(what)?;
         oci::register_host(
             &registry.host(),
             HostAccess {
@@ -152,39 +179,30 @@ impl Registry {
                     .then(|| (REGISTRY_USER.to_owned(), REGISTRY_PASSWORD.to_owned())),
             },
         );
+        registry.registered = true;
         Ok(registry)
     }
 
-    fn wait_ready(&mut self) -> Result<(), StartError> {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                let log = self.log();
-                let error = anyhow::anyhow!("docker-registry exited with {status}: {log}");
-                return Err(if log.contains("address already in use") {
-                    StartError::PortTaken(error)
-                } else {
-                    StartError::Fatal(error)
-                });
-            }
-            // A TLS registry answers plain HTTP with 400, an auth registry with 401: both mean
-            // it is serving.
-            if let Ok(response) = http::request(self.addr, "GET", "/v2/", &[], Duration::from_millis(500))
-                && matches!(response.status, 200 | 400 | 401)
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(StartError::Fatal(anyhow::anyhow!(
-                    "docker-registry on {} not ready after {READY_TIMEOUT:?}: {}",
-                    self.addr,
-                    self.log()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(25));
+    /// Waits until the registry process (not its supervisor: the pid it writes) holds the port
+    /// and answers, through the start every testkit server shares ([`Starting::wait_ready`]).
+    fn wait_ready(&mut self, what: &str) -> Result<(), StartError> {
+        let pid_file = self.dir.path().join("registry.pid");
+        let log = self.log_path();
+        let child = self
+            .child
+            .as_mut()
+            .context("the registry's supervisor is not running")
+            .map_err(StartError::Fatal)?;
+        let pid = Starting {
+            what,
+            child,
+            holder: Holder::PidFile(&pid_file),
+            addrs: std::slice::from_ref(&self.addr),
+            log: &log,
         }
+        .wait_ready(READY_TIMEOUT, &|addrs| registry_answers(addrs[0]))?;
+        self.registry_pid = Some(pid);
+        Ok(())
     }
 
     /// `127.0.0.1:PORT`, the registry part of image references (`127.0.0.1:PORT/repo:tag`).
@@ -269,7 +287,9 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        oci::unregister_host(&self.host());
+        if self.registered {
+            oci::unregister_host(&self.host());
+        }
         if let Err(error) = self.stop() {
             eprintln!("testkit: stopping docker-registry on {}: {error:#}", self.addr);
         }
@@ -381,6 +401,76 @@ impl ClosedPort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
+
+    use crate::server::{PortOwner, START_ATTEMPTS, assert_never_contacted, port_owner};
+
+    /// A non-blocking listener standing for another process on a loopback port.
+    fn squatter() -> anyhow::Result<(TcpListener, SocketAddr)> {
+        let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        squatter.set_nonblocking(true)?;
+        let addr = squatter.local_addr()?;
+        Ok((squatter, addr))
+    }
+
+    #[test]
+    fn a_squatted_port_is_given_up_for_a_fresh_one_without_contacting_the_squatter() -> anyhow::Result<()> {
+        let (squatter, taken) = squatter()?;
+        let mut draws = 0;
+        let registry = Registry::start_on(Path::new(REGISTRY_BINARY), RegistryOptions::default(), &mut || {
+            draws += 1;
+            if draws == 1 { Ok(taken) } else { unused_local_addr() }
+        })?;
+        assert_eq!(draws, 2, "one start on the squatted port, one on a fresh port");
+        assert_ne!(registry.addr(), taken);
+        assert_never_contacted(&squatter);
+        let pid = registry.pid().context("a started registry has a pid")?;
+        assert_eq!(port_owner(registry.addr().port(), pid)?, PortOwner::Process);
+        assert!(registry_answers(registry.addr()), "{}", registry.log());
+        Ok(())
+    }
+
+    #[test]
+    fn a_registry_that_does_not_hold_its_port_is_never_taken_for_the_listener_there() -> anyhow::Result<()> {
+        // A "registry" that runs and never binds: only the ownership check can tell it from
+        // the squatter listening on its port.
+        let dir = tempfile::tempdir()?;
+        let binary = dir.path().join("never-binds");
+        // Written by a child process: a file this process held open for writing could be
+        // inherited by a child another test spawns meanwhile, and running it would then fail
+        // with ETXTBSY.
+        let written = crate::run_bounded(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(r#"printf '#!/bin/sh\nexec sleep 30\n' > "$0" && chmod +x "$0""#)
+                .arg(&binary),
+            Duration::from_secs(30),
+        )?;
+        assert!(written.status.success(), "{}", String::from_utf8_lossy(&written.stderr));
+        let (squatter, taken) = squatter()?;
+        let mut draws = 0;
+        let started = Instant::now();
+        let error = Registry::start_on(&binary, RegistryOptions::default(), &mut || {
+            draws += 1;
+            Ok(taken)
+        })
+        .expect_err("the port is never the registry's");
+        assert!(
+            started.elapsed() < READY_TIMEOUT,
+            "given up at once, not after a readiness timeout"
+        );
+        assert_eq!(draws, START_ATTEMPTS);
+        let message = format!("{error:#}");
+        assert!(
+            message.contains(&format!(
+                "{} could not bind a free port in {START_ATTEMPTS} attempts",
+                binary.display()
+            )) && message.contains(&format!("port {} is held by another process", taken.port())),
+            "{message}"
+        );
+        assert_never_contacted(&squatter);
+        Ok(())
+    }
 
     #[test]
     fn config_names_storage_and_address() {

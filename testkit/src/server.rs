@@ -3,15 +3,16 @@
 //! A port found free ([`unused_local_addr`]) is released before the child binds it: another
 //! process (a parallel test's server, an outgoing connection's ephemeral port) may take it in
 //! between. So a start is retried on fresh ports when the child could not bind
-//! ([`StartError::PortTaken`], [`retry_on_taken_port`]), and [`ServerProcess::start_holding`]
-//! counts a port as the child's only once the kernel lists the port's listening socket among
-//! the child's own file descriptors: no request is ever sent to a process that listened there
-//! first. A server that listens on several ports (`cip provider`: HTTPS and metrics) is ready
-//! only once it holds every one of them.
+//! ([`StartError::PortTaken`], [`retry_on_taken_port`]), and [`Starting::wait_ready`] (how
+//! [`ServerProcess`] and the [`Registry`](crate::Registry) wait for their child) counts a port
+//! as the child's only once the kernel lists the port's listening socket among the child's own
+//! file descriptors: no request is ever sent to a process that listened there first. A server
+//! that listens on several ports (`cip provider`: HTTPS and metrics) is ready only once it
+//! holds every one of them.
 
 use std::fs;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -230,89 +231,15 @@ impl ServerProcess {
             _log_dir: log_dir,
             log,
         };
-        server.wait_ready(what, ready_timeout, ready)?;
-        Ok(server)
-    }
-
-    fn wait_ready(
-        &mut self,
-        what: &str,
-        ready_timeout: Duration,
-        ready: &dyn Fn(&[SocketAddr]) -> bool,
-    ) -> Result<(), StartError> {
-        let deadline = Instant::now() + ready_timeout;
-        let addrs = self.addrs.clone();
-        let pid = self.process.0.id();
-        loop {
-            self.check_running(what)?;
-            let mut held = 0;
-            for addr in &addrs {
-                match port_owner(addr.port(), pid).map_err(StartError::Fatal)? {
-                    PortOwner::Process => held += 1,
-                    PortOwner::Other => {
-                        // The child may have exited in between: its own report is the better one.
-                        self.check_running(what)?;
-                        return Err(StartError::PortTaken(anyhow::anyhow!(
-                            "{what}: port {} is held by another process",
-                            addr.port()
-                        )));
-                    }
-                    PortOwner::Nobody => {}
-                }
-            }
-            // Still the one listening after a good answer: it did not exit after answering.
-            if held == addrs.len() && ready(&addrs) {
-                return self.check_running(what);
-            }
-            if Instant::now() > deadline {
-                return Err(StartError::Fatal(anyhow::anyhow!(
-                    "{what} on {} not ready after {ready_timeout:?} (holding {held} of its ports): {}",
-                    self.addrs_text(),
-                    self.log_tail()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        Starting {
+            what,
+            child: &mut server.process.0,
+            holder: Holder::Child,
+            addrs: &server.addrs,
+            log: &server.log,
         }
-    }
-
-    /// An error when the child has exited: [`StartError::PortTaken`] when it says the address
-    /// was in use.
-    fn check_running(&mut self, what: &str) -> Result<(), StartError> {
-        let status = self
-            .process
-            .0
-            .try_wait()
-            .with_context(|| format!("waiting for {what}"))
-            .map_err(StartError::Fatal)?;
-        let Some(status) = status else {
-            return Ok(());
-        };
-        let log = self.log_tail();
-        let error = anyhow::anyhow!(
-            "{what} on {} exited at start-up with {status}: {log}",
-            self.addrs_text()
-        );
-        Err(if log.to_ascii_lowercase().contains("address already in use") {
-            StartError::PortTaken(error)
-        } else {
-            StartError::Fatal(error)
-        })
-    }
-
-    /// The end of what the server wrote to stdout and stderr.
-    fn log_tail(&self) -> String {
-        let log = fs::read_to_string(&self.log).unwrap_or_default();
-        let start = log.len().saturating_sub(LOG_TAIL);
-        let start = (start..log.len())
-            .find(|&i| log.is_char_boundary(i))
-            .unwrap_or(log.len());
-        log[start..].trim().to_owned()
-    }
-
-    /// The addresses, `127.0.0.1:PORT, 127.0.0.1:PORT`.
-    fn addrs_text(&self) -> String {
-        let addrs: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
-        addrs.join(", ")
+        .wait_ready(ready_timeout, ready)?;
+        Ok(server)
     }
 
     /// `127.0.0.1:PORT`, the first port (the only one of a one-port server).
@@ -324,6 +251,138 @@ impl ServerProcess {
     pub(crate) fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
+}
+
+/// Which process must hold the ports of a server being started.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holder<'a> {
+    /// The child process itself.
+    Child,
+    /// The process whose id the child writes to this file: a server the child starts and
+    /// supervises (the [`Registry`](crate::Registry)'s shell). Unknown, so holding nothing,
+    /// until the file holds a process id.
+    PidFile(&'a Path),
+}
+
+/// A server child process being started, as [`Starting::wait_ready`] watches it: one
+/// implementation of "the child serves on ports of its own" for every server the testkit starts
+/// ([`ServerProcess`] and the [`Registry`](crate::Registry)).
+pub(crate) struct Starting<'a> {
+    /// What errors call the server (its name or its binary).
+    pub(crate) what: &'a str,
+    /// The process spawned; whether it still runs says whether the start can still succeed.
+    pub(crate) child: &'a mut Child,
+    /// The process that must hold every port.
+    pub(crate) holder: Holder<'a>,
+    /// The ports it was told to listen on.
+    pub(crate) addrs: &'a [SocketAddr],
+    /// Where its stdout and stderr go; errors quote the end.
+    pub(crate) log: &'a Path,
+}
+
+impl Starting<'_> {
+    /// Waits (at most `ready_timeout`) until the holder holds every port and `ready(addrs)`
+    /// (bounded requests to them) says it serves; `ready` is never called before, so no
+    /// request reaches another process. Answers the holder's process id.
+    ///
+    /// A child that exits saying its address is in use, or a port held by another process,
+    /// is [`StartError::PortTaken`] (the caller kills the child and tries fresh ports); a child
+    /// that exits otherwise, or is not ready in time, is [`StartError::Fatal`]. Both name
+    /// `what`, its addresses and the end of its log.
+    pub(crate) fn wait_ready(
+        &mut self,
+        ready_timeout: Duration,
+        ready: &dyn Fn(&[SocketAddr]) -> bool,
+    ) -> Result<u32, StartError> {
+        let deadline = Instant::now() + ready_timeout;
+        loop {
+            self.check_running()?;
+            let holder = self.holder_pid();
+            let mut held = 0;
+            if let Some(pid) = holder {
+                for addr in self.addrs {
+                    match port_owner(addr.port(), pid).map_err(StartError::Fatal)? {
+                        PortOwner::Process => held += 1,
+                        PortOwner::Other => {
+                            // The child may have exited in between: its own report is the better one.
+                            self.check_running()?;
+                            return Err(StartError::PortTaken(anyhow::anyhow!(
+                                "{}: port {} is held by another process",
+                                self.what,
+                                addr.port()
+                            )));
+                        }
+                        PortOwner::Nobody => {}
+                    }
+                }
+            }
+            // Still the one listening after a good answer: it did not exit after answering.
+            if let Some(pid) = holder
+                && held == self.addrs.len()
+                && ready(self.addrs)
+            {
+                self.check_running()?;
+                return Ok(pid);
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::Fatal(anyhow::anyhow!(
+                    "{} on {} not ready after {ready_timeout:?} (holding {held} of its ports): {}",
+                    self.what,
+                    addrs_text(self.addrs),
+                    log_tail(self.log)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The id of the process that must hold the ports, once known.
+    fn holder_pid(&self) -> Option<u32> {
+        match self.holder {
+            Holder::Child => Some(self.child.id()),
+            Holder::PidFile(path) => fs::read_to_string(path).ok()?.trim().parse().ok(),
+        }
+    }
+
+    /// An error when the child has exited: [`StartError::PortTaken`] when it says the address
+    /// was in use.
+    fn check_running(&mut self) -> Result<(), StartError> {
+        let what = self.what;
+        let status = self
+            .child
+            .try_wait()
+            .with_context(|| format!("waiting for {what}"))
+            .map_err(StartError::Fatal)?;
+        let Some(status) = status else {
+            return Ok(());
+        };
+        let log = log_tail(self.log);
+        let error = anyhow::anyhow!(
+            "{what} on {} exited at start-up with {status}: {log}",
+            addrs_text(self.addrs)
+        );
+        Err(if log.to_ascii_lowercase().contains("address already in use") {
+            StartError::PortTaken(error)
+        } else {
+            StartError::Fatal(error)
+        })
+    }
+}
+
+/// The end of what a server wrote to its log (stdout and stderr).
+fn log_tail(log: &Path) -> String {
+    let log = fs::read_to_string(log).unwrap_or_default();
+    let start = log.len().saturating_sub(LOG_TAIL);
+    let start = (start..log.len())
+        .find(|&i| log.is_char_boundary(i))
+        .unwrap_or(log.len());
+    log[start..].trim().to_owned()
+}
+
+/// The addresses, `127.0.0.1:PORT, 127.0.0.1:PORT`.
+fn addrs_text(addrs: &[SocketAddr]) -> String {
+    let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    addrs.join(", ")
 }
 
 /// `count` addresses from `next_addr` on distinct ports; a port drawn twice is

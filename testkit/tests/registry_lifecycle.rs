@@ -138,14 +138,16 @@ fn registry_dies_with_a_test_process_that_never_drops_it() -> anyhow::Result<()>
         std::mem::forget(registry);
         std::process::exit(0);
     }
-    let output = std::process::Command::new(std::env::current_exe()?)
-        .args([
-            "--exact",
-            "registry_dies_with_a_test_process_that_never_drops_it",
-            "--nocapture",
-        ])
-        .env("TESTKIT_LEAK_REGISTRY", "1")
-        .output()?;
+    let output = testkit::run_bounded(
+        std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--exact",
+                "registry_dies_with_a_test_process_that_never_drops_it",
+                "--nocapture",
+            ])
+            .env("TESTKIT_LEAK_REGISTRY", "1"),
+        Duration::from_secs(120),
+    )?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let pid: u32 = stdout
         .lines()

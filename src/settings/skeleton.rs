@@ -486,24 +486,64 @@ mod tests {
                 }
             }
             let Ok(text) = String::from_utf8(bytes) else { return Ok(()) };
-            let derived = serde_json::from_str::<RawSettings<'_>>(&text);
-            if let Some(walked) = read(&text) {
-                match derived {
-                    Ok(derived) => {
-                        // The kept texts are the same bytes of the settings, not equal ones:
-                        // their place in the text is where the policy reads them from.
-                        let places = |s: &RawSettings<'_>| -> Vec<Option<(*const u8, usize)>> {
-                            s.policies
-                                .iter()
-                                .filter_map(|p| p.spec.as_ref())
-                                .flat_map(|s| [s.authorities, s.policy])
-                                .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
-                                .collect()
-                        };
-                        prop_assert_eq!(places(&walked), places(&derived));
-                        prop_assert_eq!(walked, derived, "{}", text);
+            prop_assert_eq!(agreement(&text), Ok(()));
+        }
+    }
+
+    /// `Ok` when the walk leaves `text` to the derive, or reads it as the derive does, the kept
+    /// texts at the same places (their place in the text is where the policy reads them from).
+    fn agreement(text: &str) -> Result<(), String> {
+        let Some(walked) = read(text) else { return Ok(()) };
+        let derived = serde_json::from_str::<RawSettings<'_>>(text)
+            .map_err(|e| format!("the walk read what the derive refuses ({e}): {text}"))?;
+        let places = |s: &RawSettings<'_>| -> Vec<Option<(*const u8, usize)>> {
+            s.policies
+                .iter()
+                .filter_map(|p| p.spec.as_ref())
+                .flat_map(|s| [s.authorities, s.policy])
+                .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
+                .collect()
+        };
+        if places(&walked) != places(&derived) || walked != derived {
+            return Err(format!("{walked:?} vs {derived:?}: {text}"));
+        }
+        Ok(())
+    }
+
+    /// Settings as `cip bench` writes them, and a policy with a selector, `spec.policy` and a
+    /// status.
+    const PLAIN: [&str; 2] = [
+        r#"{"policies":[{"apiVersion":"policy.sigstore.dev/v1beta1","kind":"ClusterImagePolicy",
+            "metadata":{"name":"policy-0"},"spec":{"match":[{"namespaces":["production","team0-*"]}],
+            "images":[{"glob":"r.io/team0/**"},{"glob":"r.io/shared/team0-*"}],
+            "authorities":[{"name":"current-key","key":{"data":"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n","n":[-1.5e3,0,true]}}],
+            "mode":"enforce"}}],"noMatchPolicy":"deny","modifyImagesWithDigest":true}"#,
+        r#"{"policies":[{"metadata":{"name":"p","generation":1,"labels":{"a":"b\u00e9"}},"spec":{"images":[{"glob":"**"}],
+            "match":[{"resource":"pods","version":"v1","group":"","selector":{"matchLabels":{"tier":"prod"}}}],
+            "policy":{"type":"cue","data":"x"}},"status":{"any":[1,2,null,false]}}]}"#,
+    ];
+
+    /// Every way of breaking one byte of plainly written settings (each byte replaced by, or
+    /// each place given, one of the bytes JSON's syntax turns on, or the byte removed): the walk
+    /// gives up or reads what the derive reads.
+    #[test]
+    fn every_broken_byte_of_plain_settings() {
+        const BYTES: &[u8] = b"\"\\{}[],: n0tf-.eEu9+\x01\x1f\x7f";
+        for plain in PLAIN {
+            assert_eq!(agreement(plain), Ok(()));
+            let plain = plain.as_bytes();
+            for at in 0..=plain.len() {
+                let mut texts = vec![[&plain[..at], &plain[(at + 1).min(plain.len())..]].concat()];
+                for &byte in BYTES {
+                    texts.push([&plain[..at], &[byte], &plain[at..]].concat());
+                    if at < plain.len() {
+                        texts.push([&plain[..at], &[byte], &plain[at + 1..]].concat());
                     }
-                    Err(e) => prop_assert!(false, "the walk read what the derive refuses ({}): {}", e, text),
+                }
+                for text in texts {
+                    if let Ok(text) = String::from_utf8(text) {
+                        assert_eq!(agreement(&text), Ok(()));
+                    }
                 }
             }
         }
@@ -526,21 +566,12 @@ mod tests {
         ]
         .map(article)
         .to_vec();
-        let bench = r#"{"policies":[{"apiVersion":"policy.sigstore.dev/v1beta1","kind":"ClusterImagePolicy",
-            "metadata":{"name":"policy-0"},"spec":{"match":[{"namespaces":["production","team0-*"]}],
-            "images":[{"glob":"r.io/team0/**"},{"glob":"r.io/shared/team0-*"}],
-            "authorities":[{"name":"current-key","key":{"data":"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}}],
-            "mode":"enforce"}}],"noMatchPolicy":"deny","modifyImagesWithDigest":true}"#;
-        let selector = r#"{"policies":[{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"images":[{"glob":"**"}],
-            "match":[{"resource":"pods","version":"v1","group":"","selector":{"matchLabels":{"tier":"prod"}}}],
-            "policy":{"type":"cue","data":"x"}},"status":{"any":[1,2]}}]}"#;
-        for text in [
-            settings(&cips, serde_json::json!({"noMatchPolicy": "warn"})).to_string(),
-            bench.to_owned(),
-            selector.to_owned(),
-        ] {
-            let walked = read(&text).unwrap_or_else(|| panic!("the walk left {text}"));
-            assert_eq!(walked, serde_json::from_str::<RawSettings<'_>>(&text).unwrap());
+        let [bench, _] = PLAIN;
+        let article = settings(&cips, serde_json::json!({"noMatchPolicy": "warn"})).to_string();
+        for text in [article.as_str()].into_iter().chain(PLAIN) {
+            let walked = read(text).unwrap_or_else(|| panic!("the walk left {text}"));
+            assert_eq!(Ok(()), agreement(text));
+            assert!(!walked.policies.is_empty());
         }
         assert_eq!(read(&bench.replace("\"mode\"", "\"Mode\"")), None);
         // Values kept or skipped are checked by serde_json, which does not recurse into them:

@@ -10,11 +10,17 @@ use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
 use cluster_image_policy::reference::ImageReference;
 use cluster_image_policy::settings::{Settings, SettingsCache};
 
-/// Settings text: parsed into the model, then every key, certificate and regexp checked.
+/// Settings text: under the fuzzer, the skeleton walk reads it as serde's derive does (or
+/// leaves it to the derive; the property tests check that in `cargo test`); parsed into the
+/// model, then every key, certificate and regexp checked.
 pub fn settings(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    #[cfg(fuzzing)]
+    if let Err(difference) = cluster_image_policy::settings::skeleton_walk_agrees(text) {
+        panic!("the settings skeleton walk and the derive differ: {difference}");
+    }
     if let Ok(settings) = Settings::parse(text) {
         let _ = settings.check_material();
     }

@@ -203,6 +203,15 @@ pub struct Settings {
     source: Box<str>,
 }
 
+/// For the fuzz targets (built with `--cfg fuzzing`): `Ok` when the skeleton walk
+/// (`skeleton.rs`) leaves `json` to serde's derive, or reads it exactly as the derive does;
+/// otherwise what differs.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn skeleton_walk_agrees(json: &str) -> Result<(), String> {
+    skeleton::agreement(json)
+}
+
 /// Reads `json` as `T`; on failure, reads it again tracking the path to name the field (the
 /// plain parser is twice as fast, the path-tracking one only runs to explain an error).
 /// `prefix` is the path of the document inside the settings.

@@ -61,7 +61,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
 
 /// Top-level settings of the policy.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSettings<'a> {
     #[serde(default, borrow)]
@@ -73,7 +73,7 @@ pub struct RawSettings<'a> {
 
 /// One `ClusterImagePolicy` document.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawPolicy<'a> {
     #[serde(borrow)]
@@ -91,7 +91,7 @@ pub struct RawPolicy<'a> {
 /// `metadata` may carry anything (labels, annotations, ...); only the name is read, the rest
 /// is skipped.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 pub struct RawMetadata<'a> {
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
@@ -100,7 +100,7 @@ pub struct RawMetadata<'a> {
 /// `spec` of a `ClusterImagePolicy`. `authorities` (a list of [`RawAuthority`]) and `policy`
 /// are kept as the JSON text they are, and parsed when needed.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSpec<'a> {
     #[serde(borrow)]
@@ -117,7 +117,7 @@ pub struct RawSpec<'a> {
 
 /// One entry of `spec.images`.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawImagePattern<'a> {
     #[serde(borrow)]
@@ -129,7 +129,7 @@ pub struct RawImagePattern<'a> {
 
 /// One entry of `spec.match`.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawMatch {
     pub namespaces: Option<Vec<String>>,
@@ -141,7 +141,7 @@ pub struct RawMatch {
 
 /// A Kubernetes label selector.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawLabelSelector {
     pub match_labels: Option<BTreeMap<String, String>>,
@@ -150,7 +150,7 @@ pub struct RawLabelSelector {
 
 /// One `matchExpressions` entry.
 #[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(PartialEq))]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawLabelSelectorRequirement {
     pub key: String,

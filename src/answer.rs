@@ -14,6 +14,8 @@ use std::collections::HashMap;
 
 use serde::{Serialize, Serializer};
 
+use crate::json_text::quote_backslash_or_control;
+
 /// Kubewarden's `ValidationResponse`, field for field, except that the mutated object is JSON
 /// text (written as it is) instead of a `serde_json::Value`.
 #[derive(Debug, Default, Serialize)]
@@ -149,32 +151,19 @@ fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     Ok(())
 }
 
-/// The bytes `serde_json`'s writer escapes: control characters, `"` and `\`.
+/// The bytes `serde_json`'s writer escapes: control characters, `"` and `\` (the reference of
+/// [`any_needs_escape`]'s test).
+#[cfg(test)]
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// Whether some byte of `bytes` [`needs_escape`]: eight bytes at a time (a loop over single bytes
-/// costs ≈ 30 instructions a byte as wasmtime compiles it, with its epoch check in every
-/// iteration), with the usual word tricks: a byte is below `0x20` when subtracting `0x20` from it
-/// borrows (and its top bit was clear), and equal to `c` when its XOR with `c` is zero. A borrow
-/// only reaches the bytes above one that matched, so the answer for the word is exact (property
-/// test `the_word_check_is_the_byte_check`).
+/// Whether some byte of `bytes` is one `serde_json`'s writer escapes (a control character, `"` or
+/// `\`): found by the word scan of the JSON-text reader, eight bytes at a time (a loop over
+/// single bytes costs ≈ 30 instructions a byte as wasmtime compiles it, with its epoch check in
+/// every iteration; property test `the_word_check_is_the_byte_check`).
 fn any_needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
-    let zero = |x: u64| below(x, 1);
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        if below(x, 0x20) | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| needs_escape(b))
+    quote_backslash_or_control(bytes, 0) < bytes.len()
 }
 
 #[cfg(test)]

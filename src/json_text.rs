@@ -57,10 +57,8 @@ pub(crate) fn skip_whitespace(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index of the first `"` or `\\` of `b` from `i` (`b.len()` when none): eight bytes at a
-/// time, with the word trick of `answer::any_needs_escape` (a byte equals `c` when its XOR with
-/// `c` is zero; a borrow only reaches the bytes above one that matched, so the lowest flagged
-/// byte is the first match).
+/// The index of the first `"` or `\\` of `b` from `i` (`b.len()` when none), eight bytes at a
+/// time ([`first_stop`]).
 pub(crate) fn quote_or_backslash(b: &[u8], i: usize) -> usize {
     first_stop::<false>(b, i)
 }
@@ -71,9 +69,10 @@ pub(crate) fn quote_backslash_or_control(b: &[u8], i: usize) -> usize {
     first_stop::<true>(b, i)
 }
 
-/// The first `"` or `\\` (and, with `CONTROL`, byte below `0x20`) of `b` from `i`. A byte is
-/// below `0x20` when subtracting `0x20` borrows from it while its high bit is clear; as with
-/// equality, only bytes above a true match can be flagged wrongly.
+/// The first `"` or `\\` (and, with `CONTROL`, byte below `0x20`) of `b` from `i`, eight bytes
+/// at a time with the usual word tricks: a byte equals `c` when its XOR with `c` is zero, and is
+/// below `n` when subtracting `n` from it borrows while its high bit is clear. A borrow only
+/// reaches the bytes above one that matched, so the lowest flagged byte is the first match.
 fn first_stop<const CONTROL: bool>(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);

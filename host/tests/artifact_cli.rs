@@ -4,30 +4,10 @@
 mod artifact_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
-use artifact_support::{policy_wasm_path, repo_root};
+use artifact_support::{cip, policy_wasm_path, repo_root};
 use testkit::Registry;
-
-/// The bound of one `cip` command (`annotate`, `push` and `pull` read the policy module; a
-/// pull may compile it): generous for a loaded CI machine, so a hung `cip` fails its test
-/// instead of hanging the run.
-const CIP_LIMIT: Duration = Duration::from_secs(300);
-
-/// Runs `cip` with a private cache and docker directory, so the user's are never touched,
-/// within [`CIP_LIMIT`].
-fn cip(home: &Path, args: &[&str]) -> Output {
-    testkit::run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_cip"))
-            .args(args)
-            .env("CIP_CACHE_DIR", home.join("cache"))
-            .env("DOCKER_CONFIG", home.join("docker"))
-            .env("HOME", home),
-        CIP_LIMIT,
-    )
-    .expect("cip runs")
-}
 
 fn stdout(output: &Output) -> String {
     assert!(

@@ -4,30 +4,12 @@
 mod artifact_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
-use artifact_support::policy_wasm_path;
+use artifact_support::{cip, policy_wasm_path};
 use cip::cli::{Cli, Command as CipCommand};
 use clap::Parser as _;
 use testkit::Registry;
-
-/// The bound of one `cip` command (`annotate`, `push` and `pull` read the policy module; a
-/// pull may compile it): generous for a loaded CI machine, so a hung `cip` fails its test
-/// instead of hanging the run.
-const CIP_LIMIT: Duration = Duration::from_secs(300);
-
-fn cip(home: &Path, args: &[&str]) -> Output {
-    testkit::run_bounded(
-        Command::new(env!("CARGO_BIN_EXE_cip"))
-            .args(args)
-            .env("CIP_CACHE_DIR", home.join("cache"))
-            .env("DOCKER_CONFIG", home.join("docker"))
-            .env("HOME", home),
-        CIP_LIMIT,
-    )
-    .expect("cip runs")
-}
 
 fn succeeded(output: &Output) -> (String, String) {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

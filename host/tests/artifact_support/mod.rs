@@ -2,7 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The workspace root (where metadata.yml, examples/ and deploy/ live).
 pub fn repo_root() -> PathBuf {
@@ -53,4 +55,23 @@ pub fn annotated_policy() -> &'static (Vec<u8>, cip::artifact::Metadata) {
         )
         .unwrap_or_else(|e| panic!("annotating the policy module: {e}"))
     })
+}
+
+/// The bound of one `cip` command (`annotate`, `push` and `pull` read the policy module; a
+/// pull may compile it): generous for a loaded CI machine, so a hung `cip` fails its test
+/// instead of hanging the run.
+const CIP_LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `cip` with a private cache and docker directory, so the user's are never touched,
+/// within [`CIP_LIMIT`].
+pub fn cip(home: &Path, args: &[&str]) -> Output {
+    testkit::run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_cip"))
+            .args(args)
+            .env("CIP_CACHE_DIR", home.join("cache"))
+            .env("DOCKER_CONFIG", home.join("docker"))
+            .env("HOME", home),
+        CIP_LIMIT,
+    )
+    .expect("cip runs")
 }

@@ -10,6 +10,10 @@ use artifact_support::{repo_file, repo_root};
 use cip::artifact::Metadata;
 use serde_json::Value;
 
+/// How long the shell script may take: a hung script fails the test, naming the command,
+/// instead of holding the suite.
+const SCRIPT_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn artifacthub_pkg() -> Value {
     serde_yaml::from_str(&repo_file("artifacthub-pkg.yml")).expect("artifacthub-pkg.yml parses")
 }
@@ -111,10 +115,9 @@ fn checkout_with_version(dir: &Path, version: &str) {
 }
 
 fn run_check(dir: &Path) -> (bool, String) {
-    let output = Command::new("sh")
-        .arg(dir.join("scripts/check-metadata-version.sh"))
-        .output()
-        .expect("sh runs");
+    let mut command = Command::new("sh");
+    command.arg(dir.join("scripts/check-metadata-version.sh"));
+    let output = testkit::run_bounded(&mut command, SCRIPT_LIMIT).expect("sh runs");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

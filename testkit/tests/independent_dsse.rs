@@ -15,6 +15,10 @@ use testkit::{
     attest_with_key, push_image, sha256_digest,
 };
 
+/// How long the independent verifier may take: a hung verifier fails the test, naming the
+/// command, instead of holding the suite.
+const VERIFIER_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -41,13 +45,13 @@ fn check(envelope: &[u8], verifier_pem: &str, digest: &str) -> Result<String, St
     let key_path = dir.path().join("key.pem");
     std::fs::write(&envelope_path, envelope).expect("envelope written");
     std::fs::write(&key_path, verifier_pem).expect("key written");
-    let output = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(workspace().join("scripts/check-dsse.py"))
         .arg(&envelope_path)
         .arg(&key_path)
-        .arg(digest)
-        .output()
-        .expect("check-dsse.py runs");
+        .arg(digest);
+    let output = testkit::run_bounded(&mut command, VERIFIER_LIMIT).expect("check-dsse.py runs");
     let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     match output.status.code() {
         Some(0) => Ok(stdout),

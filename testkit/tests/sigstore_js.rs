@@ -8,6 +8,10 @@ use std::process::Command;
 
 use testkit::{BundleOptions, KeyPair, SigstoreBundle, TestFulcio, TestRekor};
 
+/// How long the independent verifier may take: a hung verifier fails the test, naming the
+/// command, instead of holding the suite.
+const VERIFIER_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 fn sigstore_js(root: &str, bundle: &SigstoreBundle, digest: &str, key: &KeyPair) -> (bool, String) {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     assert!(
@@ -22,14 +26,14 @@ fn sigstore_js(root: &str, bundle: &SigstoreBundle, digest: &str, key: &KeyPair)
         std::fs::write(&path, bytes).expect("written");
         path
     };
-    let output = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(workspace.join("scripts/verify-bundle-sigstore-js.js"))
         .arg(write("trusted_root.json", root.as_bytes()))
         .arg(write("bundle.json", &bundle.json))
         .arg(digest)
-        .arg(write("key.pem", key.public_key_pem().as_bytes()))
-        .output()
-        .expect("node runs");
+        .arg(write("key.pem", key.public_key_pem().as_bytes()));
+    let output = testkit::run_bounded(&mut command, VERIFIER_LIMIT).expect("node runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -7,6 +7,10 @@ use std::process::Command;
 
 use testkit::{BundleOptions, LeafRequest, SignerIdentity, SigstoreBundle, TestFulcio, TestRekor};
 
+/// How long the independent verifier may take: a hung verifier fails the test, naming the
+/// command, instead of holding the suite.
+const VERIFIER_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "user@example.com";
 
@@ -29,14 +33,14 @@ fn sigstore_python(root: &str, bundle: &SigstoreBundle, digest: &str) -> (bool, 
     std::fs::write(&root_path, root).expect("root written");
     std::fs::write(&bundle_path, &bundle.json).expect("bundle written");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/verify-bundle-sigstore-python.py");
-    let output = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(script)
         .arg(&root_path)
         .arg(&bundle_path)
         .arg(digest)
-        .args(["--identity", EMAIL, "--issuer", ISSUER])
-        .output()
-        .expect("python runs");
+        .args(["--identity", EMAIL, "--issuer", ISSUER]);
+    let output = testkit::run_bounded(&mut command, VERIFIER_LIMIT).expect("python runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -46,6 +46,8 @@ struct Marks {
     star: bool,
     /// A `:`.
     colon: bool,
+    /// A `@`.
+    at: bool,
 }
 
 /// A parsed path glob.
@@ -73,6 +75,48 @@ impl PathGlob {
             }
         })?;
         Ok(Self { text, segments })
+    }
+
+    /// [`PathGlob::parse_owned`] of an image glob `text` whose first `first` bytes are a literal
+    /// segment the caller has read (a registry host: no `*` or `@`; `first_colon`: whether it
+    /// has a `:`), and whose other bytes must each pass `allowed`: the rest is read in the same
+    /// pass as it is checked. `None` when a byte fails `allowed` or the rest does not parse
+    /// (test `an_image_glob_after_its_registry_is_the_glob_parsed`).
+    pub(crate) fn parse_owned_after(
+        text: String,
+        first: usize,
+        first_colon: bool,
+        allowed: impl Fn(u8) -> bool,
+    ) -> Option<Self> {
+        let mut segments = Vec::with_capacity(4);
+        let marks = Marks {
+            colon: first_colon,
+            ..Marks::default()
+        };
+        segments.push(Segment::One(0, first, marks));
+        let read = scan_from(&text, first + 1, allowed, |segment| {
+            if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
+                segments.push(segment);
+            }
+        });
+        matches!(read, Ok(true)).then_some(Self { text, segments })
+    }
+
+    /// How an image glob's last segment is read: as written when it is `**`, names a tag or a
+    /// digest (has a `:` or `@`), or ends with `*` (which already takes any `:tag` or `@digest`
+    /// after the name); else the glob names repositories, also followed by `:*` or `@*`, and as
+    /// written too when that segment has a `*`.
+    pub fn image_tail(&self) -> Tail {
+        match self.segments.last() {
+            Some(Segment::One(_, _, marks)) if !(marks.colon || marks.at || self.text.ends_with('*')) => {
+                if marks.star {
+                    Tail::AsWrittenTagOrDigest
+                } else {
+                    Tail::TagOrDigest
+                }
+            }
+            _ => Tail::AsWritten,
+        }
     }
 
     /// Whether `text` parses, with the error [`PathGlob::parse`] would give, without allocating
@@ -239,12 +283,23 @@ impl PathGlob {
 /// pass over the bytes, segment by segment (a fresh instance reads every glob of the settings on
 /// each evaluation); the exhaustive test `scan_is_splitting_on_slashes` compares it with the
 /// plain reading.
-fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
+fn scan(text: &str, each: impl FnMut(Segment)) -> Result<(), GlobError> {
     if text.is_empty() {
         return Err(GlobError::Empty);
     }
+    scan_from(text, 0, |_| true, each).map(drop)
+}
+
+/// [`scan`] of the segments of `text` from `start` (the start of a segment, which may be the end
+/// of `text`: then an empty segment), stopping with `Ok(false)` at the first byte that fails
+/// `allowed`.
+fn scan_from(
+    text: &str,
+    mut start: usize,
+    allowed: impl Fn(u8) -> bool,
+    mut each: impl FnMut(Segment),
+) -> Result<bool, GlobError> {
     let bytes = text.as_bytes();
-    let mut start = 0;
     loop {
         // The segment from `start`: its end and its marks, in a loop with little state (as
         // wasmtime compiles it, a loop carrying more state spills it on every byte). A `**`
@@ -254,8 +309,12 @@ fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
             if b == b'/' {
                 break;
             }
+            if !allowed(b) {
+                return Ok(false);
+            }
             marks.star |= b == b'*';
             marks.colon |= b == b':';
+            marks.at |= b == b'@';
             end += 1;
         }
         if end == start {
@@ -270,7 +329,7 @@ fn scan(text: &str, mut each: impl FnMut(Segment)) -> Result<(), GlobError> {
             return Err(GlobError::PartialDoubleStar(text[start..end].to_owned()));
         }
         if end == bytes.len() {
-            return Ok(());
+            return Ok(true);
         }
         start = end + 1;
     }
@@ -564,6 +623,7 @@ mod tests {
                 let marks = Marks {
                     star: part.contains('*'),
                     colon: part.contains(':'),
+                    at: part.contains('@'),
                 };
                 segments.push(Segment::One(start, end, marks));
             }
@@ -572,11 +632,12 @@ mod tests {
         Ok(segments)
     }
 
-    /// Every text of up to 8 characters over `a`, `*`, `/` and `:` (87,381 texts) is read by
-    /// [`scan`] as by splitting on `/`: the same segments with the same marks, or the same error.
+    /// Every text of up to 7 characters over `a`, `*`, `/`, `:` and `@` (97,656 texts) is read
+    /// by [`scan`] as by splitting on `/`: the same segments with the same marks, or the same
+    /// error.
     #[test]
     fn scan_is_splitting_on_slashes() {
-        for text in all_strings(&['a', '*', '/', ':'], 8) {
+        for text in all_strings(&['a', '*', '/', ':', '@'], 7) {
             let mut segments = Vec::new();
             let scanned = scan(&text, |segment| segments.push(segment)).map(|()| segments);
             assert_eq!(scanned, scan_by_split(&text), "{text:?}");

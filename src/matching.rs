@@ -35,10 +35,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::ascii;
 use crate::glob::{PathGlob, Tail, segment_matches};
 use crate::reference::{
-    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normal_registry_len, normalise_registry,
+    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normal_registry, normalise_registry,
 };
 
 #[cfg(test)]
@@ -99,22 +98,18 @@ impl ImageGlob {
     /// The glob whose normalised text is `full`: parsed once, its last segment read as it
     /// names repositories or not. `None` if `full` does not parse.
     fn from_normal(full: String) -> Option<Self> {
-        let last = &full[ascii::rfind(&full, b'/').map_or(0, |i| i + 1)..];
-        // A last segment ending in `*` already takes any `:tag` or `@digest` after the name.
-        let tail = if last == "**" || last.bytes().any(|b| b == b':' || b == b'@') || last.ends_with('*') {
-            Tail::AsWritten
-        } else if ascii::contains(last, b'*') {
-            Tail::AsWrittenTagOrDigest
-        } else {
-            Tail::TagOrDigest
-        };
-        let glob = PathGlob::parse_owned(full).ok()?;
+        PathGlob::parse_owned(full).ok().map(Self::of)
+    }
+
+    /// The image glob of a parsed normalised glob.
+    fn of(glob: PathGlob) -> Self {
+        let tail = glob.image_tail();
         let bare_prefix = glob.literal_before_final_double_star();
-        Some(Self {
+        Self {
             glob,
             tail,
             bare_prefix,
-        })
+        }
     }
 
     /// The patterns the glob stands for, as text: `{full}:*` and `{full}@*` for a glob naming
@@ -187,7 +182,7 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
 }
 
 /// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
-/// ([`normal_registry_len`]) and not Docker Hub's (whose one-segment names get `library/`), is its
+/// ([`normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is its
 /// own normal form:
 /// parsed as it is, with one pass over it for the characters and one for the segments. `None`
 /// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
@@ -198,11 +193,12 @@ fn normal_as_written(glob: &str) -> Option<ImageGlob> {
         return None;
     }
     // One pass over the registry (which then has no `*`: a glob with one in its first segment
-    // matches every spelling), one over the rest.
-    let slash = normal_registry_len(glob)?;
-    let normal =
-        slash < glob.len() && &glob[..slash] != DOCKER_HUB && glob.as_bytes()[slash..].iter().all(|&b| is_glob_byte(b));
-    normal.then(|| ImageGlob::from_normal(glob.to_owned())).flatten()
+    // matches every spelling), one over the rest, checked and parsed together.
+    let (slash, colon) = normal_registry(glob)?;
+    if slash == glob.len() || &glob[..slash] == DOCKER_HUB {
+        return None;
+    }
+    PathGlob::parse_owned_after(glob.to_owned(), slash, colon, is_glob_byte).map(ImageGlob::of)
 }
 
 /// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string
@@ -1041,6 +1037,42 @@ mod tests {
     /// The matcher before the anchor index and the tails: the reference of the tests below.
     use super::reference_impl as before;
 
+    /// The reading of a glob in normal form as it was before its passes were fused (the
+    /// reference of `an_image_glob_after_its_registry_is_the_glob_parsed`).
+    mod passes {
+        use super::super::*;
+        use crate::reference::normal_registry_len;
+
+        pub fn normal_as_written(glob: &str) -> Option<ImageGlob> {
+            if glob.starts_with('[') {
+                return None;
+            }
+            let slash = normal_registry_len(glob)?;
+            let normal = slash < glob.len()
+                && &glob[..slash] != DOCKER_HUB
+                && glob.as_bytes()[slash..].iter().all(|&b| is_glob_byte(b));
+            normal.then(|| from_normal(glob.to_owned())).flatten()
+        }
+
+        pub fn from_normal(full: String) -> Option<ImageGlob> {
+            let last = &full[full.rfind('/').map_or(0, |i| i + 1)..];
+            let tail = if last == "**" || last.bytes().any(|b| b == b':' || b == b'@') || last.ends_with('*') {
+                Tail::AsWritten
+            } else if last.contains('*') {
+                Tail::AsWrittenTagOrDigest
+            } else {
+                Tail::TagOrDigest
+            };
+            let glob = PathGlob::parse_owned(full).ok()?;
+            let bare_prefix = glob.literal_before_final_double_star();
+            Some(ImageGlob {
+                glob,
+                tail,
+                bare_prefix,
+            })
+        }
+    }
+
     /// A digest for globs and images.
     const GLOB_DIGEST: &str = "a@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -1192,6 +1224,20 @@ mod tests {
                     prop_assert_eq!(check_glob_syntax(&pattern), Ok(()));
                 }
             }
+        }
+
+        /// The glob written in normal form is read in one pass after its registry (its bytes
+        /// checked, its segments and their marks read, together) into the very [`ImageGlob`]
+        /// that the passes it replaced gave: the registry's, the bytes', the last segment's and
+        /// the parse's. And the general path's `from_normal` reads the tail as they did.
+        #[test]
+        fn an_image_glob_after_its_registry_is_the_glob_parsed(glob in prop_oneof![
+            any_glob(),
+            "(r\\.io|127\\.0\\.0\\.1:5000|\\[::1\\]:5000|docker\\.io)/[a-c:@*/.é ?-]{0,12}",
+            "[a-zA-Z0-9.:@*/ _?-]{0,12}",
+        ]) {
+            prop_assert_eq!(normal_as_written(&glob), passes::normal_as_written(&glob), "glob {:?}", glob);
+            prop_assert_eq!(ImageGlob::from_normal(glob.clone()), passes::from_normal(glob.clone()), "glob {:?}", glob);
         }
 
         /// The normalised reference's texts, borrowed, are the ones [`Spellings`] writes for the

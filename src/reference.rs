@@ -262,10 +262,15 @@ fn is_normal_registry(registry: &str) -> bool {
 /// fresh instance); an IPv6 host takes [`is_normal_registry_in_parts`]. Property test
 /// `the_one_pass_normal_registry_is_the_one_in_parts`.
 pub(crate) fn normal_registry_len(text: &str) -> Option<usize> {
+    normal_registry(text).map(|(len, _)| len)
+}
+
+/// [`normal_registry_len`], and whether the registry has a `:` (an IPv6 host always has).
+pub(crate) fn normal_registry(text: &str) -> Option<(usize, bool)> {
     let bytes = text.as_bytes();
     if bytes.first() == Some(&b'[') {
         let end = ascii::find(text, b'/').unwrap_or(text.len());
-        return is_normal_registry_in_parts(&text[..end]).then_some(end);
+        return is_normal_registry_in_parts(&text[..end]).then_some((end, true));
     }
     // The byte before (a `.` before the first), whether a `.` or `:` was seen, where the port
     // begins.
@@ -303,7 +308,7 @@ pub(crate) fn normal_registry_len(text: &str) -> Option<usize> {
         None => previous != b'.' && previous != b'-',
     };
     let registry = &text[..end];
-    (ends_well && dot_or_colon && !DOCKER_HUB_ALIASES.contains(&registry)).then_some(end)
+    (ends_well && dot_or_colon && !DOCKER_HUB_ALIASES.contains(&registry)).then_some((end, port.is_some()))
 }
 
 /// Whether `registry` is in normal form, as the conditions that make it, one after the other.

@@ -601,15 +601,18 @@ impl MatchRule {
 /// Namespace names and globs of one match entry.
 #[derive(Debug)]
 struct NamespaceMatcher {
-    exact: Vec<String>,
-    globs: Vec<String>,
+    /// The names, then the globs (with `*` or `?`), in the list as written (no copy: a fresh
+    /// instance builds one for every `match` entry of the settings).
+    entries: Vec<String>,
+    /// Where the globs begin in `entries`.
+    globs: usize,
 }
 
 impl NamespaceMatcher {
-    fn new(entries: Vec<String>) -> Result<Self, String> {
-        let mut exact = Vec::new();
-        let mut globs = Vec::new();
-        for entry in entries {
+    fn new(mut entries: Vec<String>) -> Result<Self, String> {
+        let mut names = 0;
+        for i in 0..entries.len() {
+            let entry = &entries[i];
             if entry.is_empty() {
                 return Err("a namespace is empty".to_owned());
             }
@@ -621,17 +624,17 @@ impl NamespaceMatcher {
                     "namespace `{entry}`: character {bad:?} is not allowed (names are lower-case letters, digits and `-`; `*` and `?` are wildcards)"
                 ));
             }
-            if entry.bytes().any(|b| b == b'*' || b == b'?') {
-                globs.push(entry);
-            } else {
-                exact.push(entry);
+            if !entry.bytes().any(|b| b == b'*' || b == b'?') {
+                entries.swap(names, i);
+                names += 1;
             }
         }
-        Ok(Self { exact, globs })
+        Ok(Self { entries, globs: names })
     }
 
     fn matches(&self, namespace: &str) -> bool {
-        self.exact.iter().any(|n| n == namespace) || self.globs.iter().any(|g| segment_matches(g, namespace, true))
+        let (names, globs) = self.entries.split_at(self.globs);
+        names.iter().any(|n| n == namespace) || globs.iter().any(|g| segment_matches(g, namespace, true))
     }
 }
 
@@ -991,6 +994,22 @@ mod tests {
         assert!(!rule.matches(&subject("production-2")));
         assert!(!rule.matches(&subject("development")));
         assert!(MatchRule::new(Some(vec!["Prod".into()]), None, None, None, None).is_err());
+    }
+
+    proptest! {
+        /// A namespace list covers a namespace when one of its entries does: a name by equality,
+        /// an entry with `*` or `?` as a glob, whatever the order of names and globs.
+        #[test]
+        fn a_namespace_list_covers_as_one_of_its_entries(
+            entries in proptest::collection::vec("[ab*?-]{1,4}", 1..6),
+            namespace in "[ab-]{0,4}",
+        ) {
+            let matcher = NamespaceMatcher::new(entries.clone()).unwrap();
+            let one = |e: &String| {
+                if e.contains(['*', '?']) { segment_matches(e, &namespace, true) } else { *e == namespace }
+            };
+            prop_assert_eq!(matcher.matches(&namespace), entries.iter().any(one));
+        }
     }
 
     #[test]

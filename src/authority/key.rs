@@ -11,13 +11,80 @@ use crate::crypto::check_public_key;
 use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats_json};
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
-use crate::settings::raw::RawKey;
+use crate::settings::raw::{JsonString, RawKey};
+use serde_json::value::RawValue;
+
+/// What `key.data` holds.
+enum KeyData {
+    /// A JSON value that is not a string.
+    NotString,
+    /// Nothing but white space.
+    Blank,
+    /// Text without `-----BEGIN`.
+    NotPem,
+    /// A PEM block, as the JSON string `serde_json` writes for it ([`key_data`]).
+    Pem(Box<str>),
+}
+
+/// Reads `key.data`. A PEM key is kept as the JSON string `serde_json` writes for it, quotes
+/// included: what every request of the authority carries. That is the text as written in the
+/// settings when `serde_json` would write it so ([`as_serde_writes`]: a PEM key as tools write
+/// it), else the key decoded and written again. Property test
+/// `a_key_is_sent_as_serde_json_writes_it`.
+fn key_data(data: &RawValue) -> KeyData {
+    const PEM: &str = "-----BEGIN";
+    let Some(data) = JsonString::new(data) else {
+        return KeyData::NotString;
+    };
+    let json = data.json();
+    // `-----BEGIN` has no `\` nor any letter of a two-character escape: it is in the text as
+    // written exactly when it is in the key decoded from it (which then is not blank).
+    if as_serde_writes(json) && json.contains(PEM) {
+        return KeyData::Pem(json.into());
+    }
+    let pem = data.decode();
+    if pem.trim().is_empty() {
+        KeyData::Blank
+    } else if pem.contains(PEM) {
+        let mut json = String::with_capacity(pem.len() + 8);
+        crate::answer::push_string(&mut json, &pem);
+        KeyData::Pem(json.into())
+    } else {
+        KeyData::NotPem
+    }
+}
+
+/// The key of `key.data` ([`KeySource::Pem`]), decoded: for the deep check and the requests
+/// written by the SDK's types (attestations).
+fn decode(json: &str) -> String {
+    // Written by `serde_json` or checked by it: a JSON string.
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// Whether `json`, a JSON string (quotes included), is the text `serde_json` writes for the
+/// string it decodes to: its only escapes are the two-character ones `serde_json` writes
+/// (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`; a PEM key has `\n`, or `\r\n` when written by
+/// the `pem` crate or on Windows), none a `\u` escape or `\/`. (Every other character of a JSON
+/// string is one `serde_json` writes as it is.)
+fn as_serde_writes(json: &str) -> bool {
+    let inner = json.as_bytes().get(1..json.len().saturating_sub(1)).unwrap_or_default();
+    let mut i = 0;
+    loop {
+        // A JSON string holds no `"` but its quotes: the stop is a `\` or the end.
+        i = crate::json_text::quote_or_backslash(inner, i);
+        match inner.get(i..i + 2) {
+            None if i >= inner.len() => return true,
+            Some([b'\\', b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't']) => i += 2,
+            _ => return false,
+        }
+    }
+}
 
 /// Where the public key comes from.
 #[derive(Debug)]
 enum KeySource {
-    /// `key.data`.
-    Pem(String),
+    /// `key.data`, as the JSON string `serde_json` writes for it ([`key_data`]).
+    Pem(Box<str>),
     /// `key.kms` alone: the host resolves it through [`CIP_KMS_PUBLIC_KEY`].
     Kms(KmsUri),
 }
@@ -54,13 +121,12 @@ struct PubKeyRequest;
 impl PubKeyRequest {
     const PREFIX: &'static str = r#"{"type":"SigstorePubKeyVerify","image":"#;
 
-    /// `,"pub_keys":[…],"annotations":…}`: the key written as a JSON string by
-    /// [`crate::answer::push_string`] (`serde_json`'s writer costs ≈ 40 instructions for each
-    /// byte of the PEM in wasm, and a fresh instance writes this for every authority it tries).
-    fn suffix(pem: &str, annotations: Option<&BTreeMap<String, String>>) -> Result<String, String> {
-        let mut text = String::with_capacity(pem.len() + 48);
+    /// `,"pub_keys":[…],"annotations":…}` around `pem_json`, the key as the JSON string
+    /// `serde_json` writes for it.
+    fn suffix(pem_json: &str, annotations: Option<&BTreeMap<String, String>>) -> Result<String, String> {
+        let mut text = String::with_capacity(pem_json.len() + 48);
         text.push_str(r#","pub_keys":["#);
-        crate::answer::push_string(&mut text, pem);
+        text.push_str(pem_json);
         text.push_str(r#"],"annotations":"#);
         match annotations {
             Some(annotations) => text
@@ -86,7 +152,7 @@ impl PubKeyRequest {
 impl KeyAuthority {
     /// Parses the `key` block.
     pub fn parse(
-        raw: RawKey,
+        raw: RawKey<'_>,
         annotations: Option<BTreeMap<String, String>>,
         format: SignatureFormat,
     ) -> Result<Self, (String, String)> {
@@ -107,21 +173,25 @@ impl KeyAuthority {
                 ));
             }
         }
-        let source = match (raw.data, raw.kms) {
+        let source = match (raw.data.map(key_data), raw.kms) {
             (Some(_), Some(_)) => {
                 return Err((
                     "key".into(),
                     "give key.data or key.kms, not both: only one key can be meant (policy-controller refuses both as well); remove data to resolve kms, or remove kms (`cip kms resolve` keeps the URI in an annotation)".into(),
                 ));
             }
-            (Some(data), None) if !data.trim().is_empty() => {
-                if !data.contains("-----BEGIN") {
-                    return Err((
-                        "key.data".into(),
-                        "key.data is not PEM: paste the content of cosign.pub, BEGIN/END lines included".into(),
-                    ));
-                }
-                KeySource::Pem(data)
+            (Some(KeyData::Pem(json)), None) => KeySource::Pem(json),
+            (Some(KeyData::NotString), None) => {
+                return Err((
+                    "key.data".into(),
+                    "key.data is not a string: paste the PEM public key (cosign.pub) as one string, BEGIN/END lines included".into(),
+                ));
+            }
+            (Some(KeyData::NotPem), None) => {
+                return Err((
+                    "key.data".into(),
+                    "key.data is not PEM: paste the content of cosign.pub, BEGIN/END lines included".into(),
+                ));
             }
             (None, Some(kms)) if kms.trim().is_empty() => {
                 return Err((
@@ -151,7 +221,7 @@ impl KeyAuthority {
     /// The PEM to verify with: `key.data`, or the host's answer for `key.kms`.
     fn public_key(&self, host: &mut dyn HostCalls) -> Result<String, String> {
         let uri = match &self.source {
-            KeySource::Pem(pem) => return Ok(pem.clone()),
+            KeySource::Pem(json) => return Ok(decode(json)),
             KeySource::Kms(uri) => uri.to_string(),
         };
         let payload =
@@ -175,21 +245,25 @@ impl KeyAuthority {
         let target = image.verification_target();
         let annotations = self.annotations.as_ref();
         match &self.source {
-            KeySource::Pem(pem) => {
+            KeySource::Pem(json) => {
                 let suffix = match self.request_suffix.get() {
                     Some(suffix) => suffix,
                     None => {
-                        let suffix = PubKeyRequest::suffix(pem, annotations)?;
+                        let suffix = PubKeyRequest::suffix(json, annotations)?;
                         self.request_suffix.get_or_init(|| suffix)
                     }
                 };
                 Ok(PubKeyRequest::text(&target, suffix))
             }
             // The key can change between calls (rotation in the KMS): encoded each time.
-            KeySource::Kms(_) => Ok(PubKeyRequest::text(
-                &target,
-                &PubKeyRequest::suffix(&self.public_key(host)?, annotations)?,
-            )),
+            KeySource::Kms(_) => {
+                let mut json = String::new();
+                crate::answer::push_string(&mut json, &self.public_key(host)?);
+                Ok(PubKeyRequest::text(
+                    &target,
+                    &PubKeyRequest::suffix(&json, annotations)?,
+                ))
+            }
         }
     }
 }
@@ -221,7 +295,9 @@ impl Check for KeyAuthority {
     fn check_material(&self) -> Result<(), (String, String)> {
         check_annotations(&self.annotations)?;
         match &self.source {
-            KeySource::Pem(pem) => check_public_key(pem).map(|_| ()).map_err(|e| ("key.data".into(), e)),
+            KeySource::Pem(json) => check_public_key(&decode(json))
+                .map(|_| ())
+                .map_err(|e| ("key.data".into(), e)),
             // Only the host can reach the KMS; the URI's syntax was checked by `parse`.
             KeySource::Kms(_) => Ok(()),
         }
@@ -242,8 +318,65 @@ mod tests {
         .unwrap()
     }
 
+    /// `{"data": <json>}` read as the settings are.
+    fn raw_key(json: &str) -> RawKey<'static> {
+        serde_json::from_str(format!(r#"{{"data":{json}}}"#).leak()).unwrap()
+    }
+
+    /// `s` as a JSON string, each character written as it is or, where `escape` says, as a
+    /// `\u` escape (a surrogate pair beyond the first plane) or `\/`: the spellings of one key.
+    fn spelled(s: &str, escape: &[bool]) -> String {
+        let canonical = serde_json::to_string(&s.to_string()).unwrap();
+        let inner: Vec<char> = serde_json::from_str::<String>(&canonical).unwrap().chars().collect();
+        let mut out = String::from("\"");
+        for (i, c) in inner.iter().enumerate() {
+            if escape.get(i).copied().unwrap_or(false) {
+                if *c == '/' {
+                    out.push_str("\\/");
+                } else {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+            } else {
+                // The character as `serde_json` writes it.
+                let one = serde_json::to_string(&c.to_string()).unwrap();
+                out.push_str(&one[1..one.len() - 1]);
+            }
+        }
+        out.push('"');
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// However `key.data` is spelled in the settings, the key read is the key written: a PEM
+        /// key goes to the host as the JSON string `serde_json` writes for it (what the SDK's
+        /// request carries), and decodes to the key; anything else is refused as before.
+        #[test]
+        fn a_key_is_sent_as_serde_json_writes_it(
+            key in "\\PC{0,40}|[ \n\t\"\\\\/\u{0}-\u{1f}é😀]{0,12}|-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n\r\t\"\\\\\u{1}\u{8}\u{c}é]{0,80}\n-----END PUBLIC KEY-----\n",
+            escape in proptest::collection::vec(proptest::bool::weighted(0.2), 0..160),
+        ) {
+            let json = spelled(&key, &escape);
+            prop_assert_eq!(serde_json::from_str::<String>(&json).unwrap(), key.clone());
+            let parsed = KeyAuthority::parse(raw_key(&json), None, SignatureFormat::Legacy);
+            let expected_field = |(field, _): (String, String)| field;
+            if key.trim().is_empty() {
+                prop_assert_eq!(parsed.map_err(expected_field).err(), Some("key.data".to_owned()));
+            } else if !key.contains("-----BEGIN") {
+                let message = parsed.err().map(|(_, m)| m).unwrap_or_default();
+                prop_assert!(message.starts_with("key.data is not PEM"), "{}", message);
+            } else {
+                let authority = parsed.unwrap();
+                let image = ImageReference::parse("r.io/app:v1").unwrap();
+                let mut host = crate::host::mock::MockHost::failing();
+                prop_assert_eq!(authority.request(&image, &mut host).unwrap(), sdk_request("r.io/app:v1", &key, None));
+                prop_assert_eq!(authority.public_key(&mut host).unwrap(), key);
+            }
+        }
 
         /// The request built from parts is the request the SDK's type serialises to, byte for
         /// byte: hosts (and cip's answer cache, keyed by payload) see no difference.
@@ -253,7 +386,7 @@ mod tests {
             pem in "\\PC{0,60}|-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]{0,80}\n-----END PUBLIC KEY-----\n",
             annotations in proptest::option::of(proptest::collection::btree_map("\\PC{0,8}", "[\\PC\"\\\\\n]{0,8}", 0..4)),
         ) {
-            let suffix = PubKeyRequest::suffix(&pem, annotations.as_ref()).unwrap();
+            let suffix = PubKeyRequest::suffix(&serde_json::to_string(&pem).unwrap(), annotations.as_ref()).unwrap();
             prop_assert_eq!(PubKeyRequest::text(&image, &suffix), sdk_request(&image, &pem, annotations));
         }
     }
@@ -263,12 +396,7 @@ mod tests {
         let pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
         let annotations = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
         let authority = KeyAuthority::parse(
-            RawKey {
-                data: Some(pem.to_owned()),
-                kms: None,
-                secret_ref: None,
-                hash_algorithm: None,
-            },
+            raw_key(&serde_json::to_string(pem).unwrap()),
             Some(annotations.clone()),
             SignatureFormat::Legacy,
         )

@@ -97,7 +97,7 @@ impl Authority {
 }
 
 /// Parses one authority found at `path` (e.g. `policies[0].spec.authorities[1]`).
-pub fn parse(raw: RawAuthority, index: usize, path: &str) -> Result<Authority, SettingsError> {
+pub fn parse(raw: RawAuthority<'_>, index: usize, path: &str) -> Result<Authority, SettingsError> {
     let err = |field: &str, message: String| SettingsError::new(format!("{path}.{field}"), message);
     let not_yet = |field: &str| {
         err(

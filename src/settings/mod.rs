@@ -307,7 +307,7 @@ impl Settings {
                     }
                     None => None,
                 };
-                let authorities: Vec<RawAuthority> = match text(&policy.deferred.authorities) {
+                let authorities: Vec<RawAuthority<'_>> = match text(&policy.deferred.authorities) {
                     Some(json) => read(json, &format!("{path}.spec.authorities"))?,
                     None => Vec::new(),
                 };
@@ -542,7 +542,7 @@ fn parse_policy(
 /// Parses the authorities of the policy at `path` and puts them with its `spec.policy`.
 fn parse_body(
     policy: Option<PolicyBlock>,
-    authorities: Vec<RawAuthority>,
+    authorities: Vec<RawAuthority<'_>>,
     path: &str,
 ) -> Result<PolicyBody, SettingsError> {
     let authorities = authorities

@@ -29,7 +29,7 @@ fn refused_authorities() -> Vec<(Value, &'static str)> {
         ),
         (
             json!({"key": {"data": 3}}),
-            "policies[1].spec.authorities[0].key.data: invalid type",
+            "policies[1].spec.authorities[0].key.data: key.data is not a string",
         ),
         (
             json!({"static": {"action": "maybe"}}),

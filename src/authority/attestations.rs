@@ -91,7 +91,7 @@ pub fn predicate_uri(value: &str) -> Result<String, String> {
 }
 
 /// Parses `attestations` of the authority at `path`.
-pub fn parse(raw: &Value, path: &str) -> Result<Vec<Attestation>, SettingsError> {
+pub fn parse(raw: &Value, path: &dyn std::fmt::Display) -> Result<Vec<Attestation>, SettingsError> {
     let err = |field: String, message: String| SettingsError::new(format!("{path}.{field}"), message);
     let entries: Vec<Value> = match raw {
         Value::Array(entries) if !entries.is_empty() => entries.clone(),

@@ -215,10 +215,12 @@ pub fn skeleton_walk_agrees(json: &str) -> Result<(), String> {
 /// Reads `json` as `T`; on failure, reads it again tracking the path to name the field (the
 /// plain parser is twice as fast, the path-tracking one only runs to explain an error).
 /// `prefix` is the path of the document inside the settings.
-fn read<'a, T: serde::Deserialize<'a>>(json: &'a str, prefix: &str) -> Result<T, SettingsError> {
+fn read<'a, T: serde::Deserialize<'a>>(json: &'a str, prefix: &dyn fmt::Display) -> Result<T, SettingsError> {
     if let Ok(value) = serde_json::from_str(json) {
         return Ok(value);
     }
+    let prefix = prefix.to_string();
+    let prefix = prefix.as_str();
     let de = &mut serde_json::Deserializer::from_str(json);
     let error = match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(_) => return Err(SettingsError::new(prefix_or_settings(prefix), "cannot be read")),
@@ -276,7 +278,7 @@ impl Settings {
         let mut settings = {
             let raw: RawSettings<'_> = match skeleton::read(&source) {
                 Some(raw) => raw,
-                None => read(&source, "")?,
+                None => read(&source, &"")?,
             };
             Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
                 parse_policy(raw_policy, index, syntax_checks, |spec| Deferred {
@@ -295,11 +297,10 @@ impl Settings {
         policy
             .body
             .get_or_init(|| {
-                let path = format!("policies[{}]", policy.index);
                 let text = |range: &Option<Range<usize>>| range.clone().and_then(|r| self.source.get(r));
                 let block = match text(&policy.deferred.policy) {
                     Some(json) => {
-                        let field = format!("{path}.spec.policy");
+                        let field = format!("policies[{}].spec.policy", policy.index);
                         // A slice of valid JSON: it reads.
                         let raw: Value =
                             serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
@@ -308,10 +309,10 @@ impl Settings {
                     None => None,
                 };
                 let authorities: Vec<RawAuthority<'_>> = match text(&policy.deferred.authorities) {
-                    Some(json) => read(json, &format!("{path}.spec.authorities"))?,
+                    Some(json) => read(json, &format_args!("policies[{}].spec.authorities", policy.index))?,
                     None => Vec::new(),
                 };
-                parse_body(block, authorities, &path)
+                parse_body(block, authorities, policy.index)
             })
             .as_ref()
     }
@@ -543,12 +544,16 @@ fn parse_policy(
 fn parse_body(
     policy: Option<PolicyBlock>,
     authorities: Vec<RawAuthority<'_>>,
-    path: &str,
+    index: usize,
 ) -> Result<PolicyBody, SettingsError> {
+    let path = |authority| authority::AuthorityPath {
+        policy: index,
+        authority,
+    };
     let authorities = authorities
         .into_iter()
         .enumerate()
-        .map(|(i, a)| authority::parse(a, i, &format!("{path}.spec.authorities[{i}]")))
+        .map(|(i, a)| authority::parse(a, path(i)))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some((i, dup)) = authorities
         .iter()
@@ -556,7 +561,7 @@ fn parse_body(
         .find(|(i, a)| authorities[..*i].iter().any(|b| b.name == a.name))
     {
         return Err(SettingsError::new(
-            format!("{path}.spec.authorities[{i}].name"),
+            format!("{}.name", path(i)),
             format!("`{}` names two authorities: names must be unique", dup.name),
         ));
     }

@@ -256,6 +256,12 @@ fn fnv(hash: u64, byte: u8) -> u64 {
     (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
 }
 
+/// FNV-1a of `text`: a hash without a random seed (`std`'s asks the host for one in every
+/// fresh instance) for short texts.
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(FNV_OFFSET, fnv)
+}
+
 impl ImageMatcher {
     /// Builds the matcher from globs made by [`normalise_image_glob`] and their owning policy
     /// index.
@@ -277,7 +283,7 @@ impl ImageMatcher {
                 match glob.anchor() {
                     "" => unanchored.push(i),
                     anchor => {
-                        let hash = anchor.bytes().fold(FNV_OFFSET, fnv);
+                        let hash = fnv1a(anchor);
                         let at = anchored.partition_point(|&(h, _)| h <= hash);
                         anchored.insert(at, (hash, i));
                     }

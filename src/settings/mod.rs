@@ -17,7 +17,6 @@ pub mod raw;
 mod skeleton;
 
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::rc::Rc;
@@ -338,13 +337,16 @@ impl Settings {
                 ));
             }
         };
-        let mut policies = Vec::with_capacity(raw.policies.len());
-        let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.policies.len());
+        let mut policies: Vec<Policy> = Vec::with_capacity(raw.policies.len());
+        // (hash of a name, index of its policy), sorted: a name given twice is found without a
+        // copy of any name.
+        let mut names: Vec<(u64, usize)> = Vec::with_capacity(raw.policies.len());
         let mut patterns = Vec::new();
         let mut all_globs = check_globs.then(Vec::new);
         for (index, raw_policy) in raw.policies.into_iter().enumerate() {
             let (policy, globs) = parse(raw_policy, index, all_globs.as_mut())?;
-            if let Some(other) = names.insert(policy.name.clone(), index) {
+            let hash = crate::matching::fnv1a(&policy.name);
+            if let Some(other) = same_name(&mut names, hash, &policy.name, policies.len(), |i| &policies[i].name) {
                 return Err(SettingsError::new(
                     format!("policies[{index}].metadata.name"),
                     format!(
@@ -411,6 +413,29 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The index of an earlier name equal to `name` (whose hash is `hash`), found through `names`:
+/// the hashes of the `count` earlier names, sorted, with their indices (`name_of` gives the name
+/// of an index). Else `None`, and `name` is added to `names` with index `count`. Names with the
+/// same hash are all kept, and compared (property test `a_repeated_name_is_found_as_a_map_finds_it`).
+fn same_name<'n>(
+    names: &mut Vec<(u64, usize)>,
+    hash: u64,
+    name: &str,
+    count: usize,
+    name_of: impl Fn(usize) -> &'n str,
+) -> Option<usize> {
+    let at = names.partition_point(|&(h, _)| h < hash);
+    let same = names[at..]
+        .iter()
+        .take_while(|&&(h, _)| h == hash)
+        .map(|&(_, i)| i)
+        .find(|&i| name_of(i) == name);
+    if same.is_none() {
+        names.insert(at, (hash, count));
+    }
+    same
 }
 
 /// Parses one policy; its globs are returned for the matcher and recorded, with their field
@@ -597,11 +622,30 @@ fn parse_selector(raw: RawLabelSelector) -> Result<LabelSelector, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{same_bytes, same_text};
+    use super::{same_bytes, same_name, same_text};
     use proptest::prelude::*;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Names are refused at the first one given before, naming that one, as a map of the
+        /// names seen finds it; with every hash colliding too.
+        #[test]
+        fn a_repeated_name_is_found_as_a_map_finds_it(
+            list in proptest::collection::vec("[ab]{0,2}", 0..10),
+            colliding in any::<bool>(),
+        ) {
+            let mut names = Vec::new();
+            let mut seen = std::collections::HashMap::new();
+            for (i, name) in list.iter().enumerate() {
+                let hash = if colliding { 7 } else { crate::matching::fnv1a(name) };
+                let found = same_name(&mut names, hash, name, i, |j| list[j].as_str());
+                prop_assert_eq!(found, seen.insert(name.clone(), i), "{:?} at {}", list, i);
+                if found.is_some() {
+                    break;
+                }
+            }
+        }
 
         /// `same_text` is `==`, on equal texts, texts one byte apart anywhere (words and tail),
         /// and texts of other lengths.

@@ -184,7 +184,8 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
 /// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
 /// ([`normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is its
 /// own normal form:
-/// parsed as it is, with one pass over it for the characters and one for the segments. `None`
+/// parsed as it is, with one pass over its registry and one over the rest, whose characters are
+/// checked as its segments are read. `None`
 /// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
 /// which gives the same answer to these (property test `normalisation_is_unchanged`).
 fn normal_as_written(glob: &str) -> Option<ImageGlob> {

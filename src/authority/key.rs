@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::{Check, check_annotations};
 use crate::crypto::check_public_key;
@@ -12,7 +13,6 @@ use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, Signature
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
 use crate::settings::raw::{JsonString, RawKey};
-use serde_json::value::RawValue;
 
 /// What `key.data` holds.
 enum KeyData {

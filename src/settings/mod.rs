@@ -565,7 +565,7 @@ fn parse_policy(
     ))
 }
 
-/// Parses the authorities of the policy at `path` and puts them with its `spec.policy`.
+/// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.
 fn parse_body(
     policy: Option<PolicyBlock>,
     authorities: Vec<RawAuthority<'_>>,

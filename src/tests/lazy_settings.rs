@@ -106,6 +106,22 @@ fn a_covering_policy_whose_authorities_cannot_be_read_refuses_the_request_in_any
     }
 }
 
+/// The field named by an error in an authority after a `key.data` (kept as its JSON text) is
+/// the field at fault: the path-tracking second reading reads the kept text as the first did.
+#[test]
+fn an_error_after_a_key_is_named_by_its_path() {
+    let mut policy = other_policy(json!({"key": {"data": P256_PEM}}));
+    policy["spec"]["authorities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": {"data": P256_PEM, "dta": 1}}));
+    let err = check_settings(&with_policy(policy)).unwrap_err();
+    assert!(
+        err.starts_with("policies[1].spec.authorities[1].key.dta: unknown field `dta`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_covering_policy_with_an_unreadable_spec_policy_denies() {
     let mut policy = other_policy(json!({"static": {"action": "pass"}}));

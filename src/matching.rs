@@ -624,14 +624,18 @@ impl NamespaceMatcher {
                 return Err("a namespace is empty".to_owned());
             }
             let allowed = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'*' | b'?');
-            if !entry.bytes().all(allowed)
-                && let Some(bad) = entry.chars().find(|&c| !u8::try_from(c).is_ok_and(allowed))
-            {
+            // One pass for both questions (a fresh instance reads every entry of the settings).
+            let (mut all_allowed, mut wild) = (true, false);
+            for b in entry.bytes() {
+                all_allowed &= allowed(b);
+                wild |= b == b'*' || b == b'?';
+            }
+            if !all_allowed && let Some(bad) = entry.chars().find(|&c| !u8::try_from(c).is_ok_and(allowed)) {
                 return Err(format!(
                     "namespace `{entry}`: character {bad:?} is not allowed (names are lower-case letters, digits and `-`; `*` and `?` are wildcards)"
                 ));
             }
-            if !entry.bytes().any(|b| b == b'*' || b == b'?') {
+            if !wild {
                 entries.swap(names, i);
                 names += 1;
             }

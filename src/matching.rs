@@ -140,9 +140,67 @@ impl ImageGlob {
 /// (one allocation) is parsed once (one more, its segments). When the glob names repositories
 /// its [`ImageGlob`] covers them as written, at any tag, and by digest.
 pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
-    if let Some(normal) = normal_as_written(glob) {
-        return Ok(normal);
+    GlobReader::default().read(glob)
+}
+
+/// Reads the image globs of one settings text ([`normalise_image_glob`] of each), remembering
+/// the last registry in normal form it met: a glob that begins with that registry and a `/`
+/// (most settings name one registry or two, glob after glob) skips its check, and is read in
+/// one pass after it. Property test `a_reader_reads_each_glob_as_alone`.
+#[derive(Debug, Default)]
+pub struct GlobReader {
+    /// The last registry found in normal form ([`normal_registry`]), empty before the first.
+    registry: String,
+    /// Whether it has a `:`.
+    colon: bool,
+}
+
+impl GlobReader {
+    /// [`normalise_image_glob`] of `glob`.
+    pub fn read(&mut self, glob: &str) -> Result<ImageGlob, String> {
+        match self.normal_as_written(glob) {
+            Some(normal) => Ok(normal),
+            None => normalise_in_general(glob),
+        }
     }
+
+    /// [`normal_registry`] of `glob`: the registry remembered when `glob` begins with it and a
+    /// `/` (whose answer depends on the bytes before the first `/` alone), else found and then
+    /// remembered.
+    fn registry(&mut self, glob: &str) -> Option<(usize, bool)> {
+        let known = self.registry.as_str();
+        if !known.is_empty() && glob.as_bytes().get(known.len()) == Some(&b'/') && glob.starts_with(known) {
+            return Some((known.len(), self.colon));
+        }
+        let (slash, colon) = normal_registry(glob)?;
+        self.registry.clear();
+        self.registry.push_str(&glob[..slash]);
+        self.colon = colon;
+        Some((slash, colon))
+    }
+
+    /// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
+    /// ([`normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is
+    /// its own normal form: parsed as it is, with one pass over its registry (none when
+    /// remembered) and one over the rest, whose characters are checked as its segments are
+    /// read. `None` for every other glob, valid or not: [`normalise_in_general`] then gives the
+    /// same answer to these (property test `normalisation_is_unchanged`).
+    fn normal_as_written(&mut self, glob: &str) -> Option<ImageGlob> {
+        // An IPv6 host's brackets are not glob characters: the general path refuses it.
+        if glob.starts_with('[') {
+            return None;
+        }
+        // The registry has no `*` (a glob with one in its first segment matches every spelling).
+        let (slash, colon) = self.registry(glob)?;
+        if slash == glob.len() || &glob[..slash] == DOCKER_HUB {
+            return None;
+        }
+        PathGlob::parse_owned_after(glob.to_owned(), slash, colon, is_glob_byte).map(ImageGlob::of)
+    }
+}
+
+/// [`normalise_image_glob`] of any glob: checked, then normalised into a new text.
+fn normalise_in_general(glob: &str) -> Result<ImageGlob, String> {
     if glob.is_empty() {
         return Err("the glob is empty".to_owned());
     }
@@ -179,27 +237,6 @@ pub fn normalise_image_glob(glob: &str) -> Result<ImageGlob, String> {
     // non-empty and without `/` or a partial `**`); were it refused here, covering every image is
     // the failure that fails closed.
     Ok(ImageGlob::from_normal(full).unwrap_or_else(ImageGlob::everything))
-}
-
-/// The glob most policies write, `host.name[:port]/path…` with a registry in normal form
-/// ([`normal_registry`]) and not Docker Hub's (whose one-segment names get `library/`), is its
-/// own normal form:
-/// parsed as it is, with one pass over its registry and one over the rest, whose characters are
-/// checked as its segments are read. `None`
-/// for every other glob, valid or not: [`normalise_image_glob`] then takes the general path,
-/// which gives the same answer to these (property test `normalisation_is_unchanged`).
-fn normal_as_written(glob: &str) -> Option<ImageGlob> {
-    // An IPv6 host's brackets are not glob characters: the general path refuses it.
-    if glob.starts_with('[') {
-        return None;
-    }
-    // One pass over the registry (which then has no `*`: a glob with one in its first segment
-    // matches every spelling), one over the rest, checked and parsed together.
-    let (slash, colon) = normal_registry(glob)?;
-    if slash == glob.len() || &glob[..slash] == DOCKER_HUB {
-        return None;
-    }
-    PathGlob::parse_owned_after(glob.to_owned(), slash, colon, is_glob_byte).map(ImageGlob::of)
 }
 
 /// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string
@@ -1266,8 +1303,26 @@ mod tests {
             "(r\\.io|127\\.0\\.0\\.1:5000|\\[::1\\]:5000|docker\\.io)/[a-c:@*/.é ?-]{0,12}",
             "[a-zA-Z0-9.:@*/ _?-]{0,12}",
         ]) {
-            prop_assert_eq!(normal_as_written(&glob), passes::normal_as_written(&glob), "glob {:?}", glob);
+            prop_assert_eq!(GlobReader::default().normal_as_written(&glob), passes::normal_as_written(&glob), "glob {:?}", glob);
             prop_assert_eq!(ImageGlob::from_normal(glob.clone()), passes::from_normal(glob.clone()), "glob {:?}", glob);
+        }
+
+        /// One reader reads a list of globs (registries written alike, or nearly: longer, with
+        /// a port, upper case, Docker Hub's, none) each as a reader of its own does.
+        #[test]
+        fn a_reader_reads_each_glob_as_alone(globs in proptest::collection::vec(prop_oneof![
+            any_glob(),
+            (
+                prop_oneof![Just("r.io"), Just("r.io.x"), Just("r.iox"), Just("r.io:5000"), Just("R.io"),
+                            Just("r.i"), Just("docker.io"), Just("a"), Just("r.io:443")],
+                prop_oneof![Just("/a/**"), Just("/b*"), Just(""), Just("/"), Just("/a:v1"), Just("/é")],
+            )
+                .prop_map(|(registry, rest)| format!("{registry}{rest}")),
+        ], 1..8)) {
+            let mut reader = GlobReader::default();
+            for glob in &globs {
+                prop_assert_eq!(reader.read(glob), normalise_image_glob(glob), "glob {:?} in {:?}", glob, globs);
+            }
         }
 
         /// The normalised reference's texts, borrowed, are the ones [`Spellings`] writes for the

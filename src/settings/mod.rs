@@ -25,8 +25,7 @@ use serde_json::Value;
 
 use crate::authority::{self, Authority};
 use crate::matching::{
-    ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
-    normalise_image_glob,
+    GlobReader, ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
 };
 use crate::policy::{Language, PolicyBlock};
 use raw::{JsonText, RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
@@ -279,8 +278,9 @@ impl Settings {
                 Some(raw) => raw,
                 None => read(&source, &"")?,
             };
+            let mut globs = GlobReader::default();
             Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
-                parse_policy(raw_policy, index, syntax_checks, |spec| Deferred {
+                parse_policy(raw_policy, index, syntax_checks, &mut globs, |spec| Deferred {
                     authorities: spec.authorities.map(range),
                     policy: spec.policy.map(range),
                 })
@@ -444,6 +444,7 @@ fn parse_policy(
     raw: RawPolicy<'_>,
     index: usize,
     mut syntax_checks: Option<&mut Vec<(String, String)>>,
+    globs_read: &mut GlobReader,
     defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
 ) -> Result<(Policy, Vec<ImageGlob>), SettingsError> {
     // Paths are written only for errors and syntax checks: a fresh instance reads every
@@ -499,7 +500,7 @@ fn parse_policy(
         let glob = image
             .glob
             .ok_or_else(|| err(&field("glob"), "glob is required".to_owned()))?;
-        let normalised = normalise_image_glob(&glob).map_err(|e| err(&field("glob"), e))?;
+        let normalised = globs_read.read(&glob).map_err(|e| err(&field("glob"), e))?;
         if let Some(checks) = syntax_checks.as_deref_mut() {
             checks.extend(
                 normalised

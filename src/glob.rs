@@ -69,11 +69,7 @@ impl PathGlob {
         // Room for the segments of nearly every image glob (`host/team/**`, `host/org/app-*`):
         // counting the `/` first would be one more pass over the text.
         let mut segments = Vec::with_capacity(4);
-        scan(&text, |segment| {
-            if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
-                segments.push(segment);
-            }
-        })?;
+        scan(&text, |segment| push_merged(&mut segments, segment))?;
         Ok(Self { text, segments })
     }
 
@@ -94,11 +90,7 @@ impl PathGlob {
             ..Marks::default()
         };
         segments.push(Segment::One(0, first, marks));
-        let read = scan_from(&text, first + 1, allowed, |segment| {
-            if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
-                segments.push(segment);
-            }
-        });
+        let read = scan_from(&text, first + 1, allowed, |segment| push_merged(&mut segments, segment));
         matches!(read, Ok(true)).then_some(Self { text, segments })
     }
 
@@ -276,6 +268,13 @@ impl PathGlob {
                 _ => return false,
             }
         }
+    }
+}
+
+/// Appends `segment` to `segments`, unless it is a `**` following a `**` (they mean the same).
+fn push_merged(segments: &mut Vec<Segment>, segment: Segment) {
+    if !(segment == Segment::AnySegments && segments.last() == Some(&Segment::AnySegments)) {
+        segments.push(segment);
     }
 }
 

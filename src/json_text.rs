@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 use crate::ascii;
 
+pub(crate) mod check;
 #[cfg(test)]
 pub(crate) mod generate;
 

@@ -10,16 +10,18 @@
 //! instead, to accept it or to name the field in its error. What it reads it checks as strictly
 //! as serde_json: the punctuation between values, strings (no raw control characters; escapes
 //! decoded by serde_json), `null`, `true` and `false`; the values it skips (`authorities`,
-//! `spec.policy`, `status`, other `metadata`) are checked by serde_json itself, as the derive
-//! checks them. So it never accepts what the derive refuses, nor reads anything otherwise: the
-//! property test `the_walk_reads_what_the_derive_reads` compares the two on generated settings,
-//! many of them broken.
+//! `spec.policy`, `status`, other `metadata`) are checked as serde_json checks them when the
+//! derive skips them ([`check`], compared with serde_json by its own property tests). So it
+//! never accepts what the derive refuses, nor reads anything otherwise: the property test
+//! `the_walk_reads_what_the_derive_reads` compares the two on generated settings, many of them
+//! broken.
 
 use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 
 use super::raw::{JsonText, RawImagePattern, RawMatch, RawMetadata, RawPolicy, RawSettings, RawSpec, Text};
+use crate::json_text::check;
 use crate::json_text::{quote_backslash_or_control, skip_whitespace};
 
 /// The skeleton of the settings text `json`; `None` when the derive must read it.
@@ -144,13 +146,12 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Any value, checked by serde_json, as its text (what a `RawValue` holds).
+    /// Any value, checked as serde_json checks it ([`check::value_end`]), as its text (what a
+    /// `RawValue` holds). Lists and objects nested beyond what that check follows are left to
+    /// the derive, which reads any depth.
     fn raw(&mut self) -> Option<JsonText<'a>> {
         self.peek()?;
-        let rest = &self.text[self.at..];
-        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<IgnoredAny>();
-        values.next()?.ok()?;
-        let end = self.at + values.byte_offset();
+        let end = check::value_end(self.bytes(), self.at)?;
         let raw = &self.text[self.at..end];
         self.at = end;
         Some(JsonText(raw))
@@ -577,12 +578,18 @@ mod tests {
             assert!(!walked.policies.is_empty());
         }
         assert_eq!(read(&bench.replace("\"mode\"", "\"Mode\"")), None);
-        // Values kept or skipped are checked by serde_json, which does not recurse into them:
-        // any depth reads, as with the derive.
-        let status = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
-        let deep = bench.replace("\"kind\":", &format!("\"status\":{status},\"kind\":"));
-        let walked = read(&deep).expect("the walk reads a deep status");
-        assert_eq!(walked, serde_json::from_str::<RawSettings<'_>>(&deep).unwrap());
+        // A skipped value is checked as serde_json checks it to a depth of 128 lists or
+        // objects; deeper, the derive reads the settings (serde_json's ignore_value does not
+        // recurse: any depth reads).
+        let status = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        let with_status = |depth| bench.replace("\"kind\":", &format!("\"status\":{},\"kind\":", status(depth)));
+        let at_limit = with_status(128);
+        let walked = read(&at_limit).expect("the walk reads a status 128 lists deep");
         assert_eq!(walked.policies[0].status, Some(IgnoredAny));
+        for depth in [129, 10_000] {
+            let deep = with_status(depth);
+            assert_eq!(read(&deep), None);
+            assert!(serde_json::from_str::<RawSettings<'_>>(&deep).is_ok());
+        }
     }
 }

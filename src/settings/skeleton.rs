@@ -585,6 +585,7 @@ mod tests {
         let with_status = |depth| bench.replace("\"kind\":", &format!("\"status\":{},\"kind\":", status(depth)));
         let at_limit = with_status(128);
         let walked = read(&at_limit).expect("the walk reads a status 128 lists deep");
+        assert_eq!(agreement(&at_limit), Ok(()));
         assert_eq!(walked.policies[0].status, Some(IgnoredAny));
         for depth in [129, 10_000] {
             let deep = with_status(depth);

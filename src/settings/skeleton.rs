@@ -103,6 +103,11 @@ impl<'a> Cursor<'a> {
     /// A string, decoded; borrowed from the text when it holds no escape. One pass finds its
     /// end, its escapes and any raw control character (which serde_json refuses); escapes are
     /// checked by decoding them with serde_json.
+    ///
+    /// `check::string_end` scans strings the same way (and checks their escapes itself).
+    /// Sharing it, returning whether it met an escape, was measured: called, +4.3 %
+    /// instructions on fresh 1 × 100; inlined, −2 % but a module of 1,990,385 bytes, over
+    /// 1.99 MB.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let (b, start) = (self.bytes(), self.at);

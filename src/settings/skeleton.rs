@@ -251,7 +251,8 @@ fn policy<'a>(cursor: &mut Cursor<'a>) -> Option<RawPolicy<'a>> {
     Some(policy)
 }
 
-/// `metadata`: only `name` is read; other fields are skipped (checked by serde_json).
+/// `metadata`: only `name` is read; other fields are skipped (checked as serde_json checks
+/// them, by [`Cursor::raw`]).
 fn metadata<'a>(cursor: &mut Cursor<'a>) -> Option<RawMetadata<'a>> {
     let mut name = None;
     let mut seen = Seen::default();

@@ -17,6 +17,7 @@ pub mod kms_uri;
 pub mod matching;
 pub mod policy;
 pub mod reference;
+pub mod regexp;
 pub mod settings;
 pub mod workload;
 

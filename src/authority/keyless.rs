@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
-use regex::Regex;
 use serde::Serialize;
 
 use super::binding::{Vouch, require_bound};
@@ -19,6 +18,7 @@ use super::fulcio::SignerCertificate;
 use super::{Check, check_annotations};
 use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats};
 use crate::reference::ImageReference;
+use crate::regexp::{Regexp, RegexpError};
 use crate::settings::raw::{RawIdentity, RawKeyless};
 
 /// Either an exact value or a regular expression matched against the whole value.
@@ -29,7 +29,7 @@ enum Pattern {
         /// As written in the settings (what the host receives; it anchors it itself).
         source: String,
         /// `^(?:source)$`, what the module matches certificates with.
-        anchored: Regex,
+        anchored: Regexp,
     },
 }
 
@@ -111,20 +111,15 @@ fn pattern(
     match (exact, regexp) {
         (Some(e), None) if !e.is_empty() => Ok(Pattern::Exact(e)),
         (None, Some(r)) if !r.is_empty() => {
-            let field_path = format!("{path}.{field}RegExp");
-            // The pattern must be a regular expression on its own: then `^(?:…)$` keeps every
-            // alternative inside the anchors (`a)|(.*` would otherwise match anything).
-            regex_syntax::Parser::new().parse(&r).map_err(|e| {
-                (
-                    field_path.clone(),
-                    format!("invalid regular expression (it must be complete on its own; write .*foo.* to match a part): {e}"),
-                )
-            })?;
-            let anchored = Regex::new(&format!("^(?:{r})$")).map_err(|e| {
-                (
-                    field_path,
-                    format!("the regular expression cannot be anchored as ^(?:…)$ (a comment or flag swallows the end?): {e}"),
-                )
+            let anchored = Regexp::whole(&r).map_err(|e| {
+                let why = match e {
+                    RegexpError::Syntax(_) => {
+                        "invalid regular expression (it must be complete on its own; write .*foo.* to match a part)"
+                    }
+                    RegexpError::SwallowsEnd => "the regular expression cannot be anchored as ^(?:…)$",
+                    RegexpError::TooBig | RegexpError::Build(_) => "the regular expression is too big",
+                };
+                (format!("{path}.{field}RegExp"), format!("{why}: {e}"))
             })?;
             Ok(Pattern::Regexp { source: r, anchored })
         }

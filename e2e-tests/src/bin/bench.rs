@@ -13,10 +13,16 @@
 //! fail first). 0 policies is empty settings (`{}`: images covered by no policy are
 //! admitted with a warning).
 //!
+//! Then the `keyless` scenario: one container whose image a test Fulcio and Rekor signed for a
+//! GitHub Actions workflow, under one keyless policy matching issuer and subject with regular
+//! expressions (as the article writes it). Its host answer is cached too; the module still
+//! compiles both expressions in each fresh instance and checks the layer's binding (an ECDSA
+//! verification) in every evaluation.
+//!
 //! Last, `cip run` as a whole process on 10 containers × 20 policies: cold (empty compiled-module
 //! cache) and warm (the module deserialised from the cache).
 //!
-//! For profiling (docs/benchmarks.md): `BENCH_ONLY=10x20` runs that scenario alone (and no
+//! For profiling (docs/benchmarks.md): `BENCH_ONLY=10x20` (or `keyless`) runs that scenario alone (and no
 //! `cip run`), `BENCH_MODE=warm` or `fresh` only one of its two runs, and
 //! `BENCH_WRAPPER="perf record -g -o perf.data --"` runs each `cip bench` under that command
 //! (with `CIP_PROFILER=perfmap` for the module's function names).
@@ -37,6 +43,11 @@ use serde_json::{Value, json};
 const IMAGES: usize = 50;
 const CONTAINERS: [usize; 3] = [1, 10, 50];
 const POLICIES: [usize; 4] = [0, 1, 20, 100];
+/// The identity of the keyless scenario's signature, and the patterns its policy matches it with.
+const KEYLESS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const KEYLESS_SUBJECT: &str = "https://github.com/myorg/app/.github/workflows/release.yml@refs/heads/main";
+const KEYLESS_ISSUER_REGEXP: &str = r"https://token\.actions\.githubusercontent\.com";
+const KEYLESS_SUBJECT_REGEXP: &str = r"https://github\.com/myorg/[^/]+/\.github/workflows/.*@refs/heads/main";
 
 struct Setup {
     cip: PathBuf,
@@ -47,6 +58,8 @@ struct Setup {
     rotation: bool,
     work: tempfile::TempDir,
     sources: PathBuf,
+    /// The `ClientTrustConfig` of the test Fulcio and Rekor that signed `keyless/app`.
+    trust: PathBuf,
     /// `cip`'s compiled-module cache: `$BENCH_CACHE_DIR` with `BENCH_ONLY`, else one of this
     /// run's own.
     cache: PathBuf,
@@ -109,6 +122,30 @@ impl Setup {
         })
     }
 
+    /// A Pod running the keyless-signed image.
+    fn keyless_request(&self) -> Value {
+        let mut request = self.request(1);
+        request["object"]["spec"]["containers"][0]["image"] = json!(format!("{}/keyless/app:v1", self.host));
+        request
+    }
+
+    /// One keyless policy as the article writes it for GitHub Actions (issuer and subject as
+    /// regular expressions): in a fresh instance both are compiled on every evaluation.
+    fn keyless_settings(&self) -> Value {
+        json!({"policies": [{
+            "apiVersion": "policy.sigstore.dev/v1beta1",
+            "kind": "ClusterImagePolicy",
+            "metadata": {"name": "keyless-github-actions"},
+            "spec": {
+                "images": [{"glob": format!("{}/keyless/**", self.host)}],
+                "authorities": [{"keyless": {
+                    "url": "https://fulcio.sigstore.dev",
+                    "identities": [{"issuerRegExp": KEYLESS_ISSUER_REGEXP, "subjectRegExp": KEYLESS_SUBJECT_REGEXP}]
+                }}]
+            }
+        }], "noMatchPolicy": "deny"})
+    }
+
     fn cip(&self) -> Command {
         let wrapper = std::env::var("BENCH_WRAPPER").unwrap_or_default();
         let mut words = wrapper.split_whitespace();
@@ -150,7 +187,9 @@ impl Setup {
             .arg("--settings-path")
             .arg(settings)
             .arg("--sources-path")
-            .arg(&self.sources);
+            .arg(&self.sources)
+            .arg("--sigstore-trust-config")
+            .arg(&self.trust);
         if fresh {
             command.arg("--fresh-instances");
         }
@@ -226,7 +265,25 @@ fn main() -> Result<()> {
         let digest = testkit::push_image(&host, &repo, "v1", &format!("bench image {i}"))?;
         testkit::sign_with_key(&host, &repo, &digest, &key, &Default::default())?;
     }
+    // The keyless scenario: one image signed through a test Fulcio and Rekor by a GitHub
+    // Actions workflow, as the article's keyless policy expects.
+    let fulcio = testkit::TestFulcio::new()?;
+    let rekor = testkit::TestRekor::new()?;
+    let digest = testkit::push_image(&host, "keyless/app", "v1", "bench keyless image")?;
+    let identity = testkit::SignerIdentity::Uri(KEYLESS_SUBJECT.to_owned());
+    let leaf = testkit::LeafRequest::new(identity, KEYLESS_ISSUER);
+    testkit::sign_keyless(
+        &host,
+        "keyless/app",
+        &digest,
+        &fulcio,
+        &rekor,
+        &leaf,
+        &Default::default(),
+    )?;
     let work = tempfile::tempdir()?;
+    let trust = work.path().join("trust.json");
+    std::fs::write(&trust, testkit::trust_config_json(&fulcio, &rekor))?;
     let sources = work.path().join("sources.yaml");
     std::fs::write(&sources, format!("insecure_sources: [\"{host}\"]\n"))?;
     let cache = kept_cache.unwrap_or_else(|| work.path().join("cache"));
@@ -238,6 +295,7 @@ fn main() -> Result<()> {
         rotation: std::env::var("BENCH_ROTATION").as_deref() != Ok("off"),
         work,
         sources,
+        trust,
         cache,
     };
 
@@ -272,47 +330,52 @@ fn main() -> Result<()> {
     let tagged = modules.len() > 1 || rounds > 1;
     let only = std::env::var("BENCH_ONLY").ok();
     let mode = std::env::var("BENCH_MODE").ok();
-    let chosen = |containers: usize, policies: usize| {
-        only.as_deref()
-            .is_none_or(|only| only == format!("{containers}x{policies}"))
-    };
+    // Every scenario: (its `BENCH_ONLY` name, containers, policies as printed, request, settings).
+    let mut scenarios = Vec::new();
     for containers in CONTAINERS {
         let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;
-        // Per module: the fresh-instance minimum with empty settings.
-        let mut empty_fresh = vec![f64::NAN; modules.len()];
         for policies in POLICIES {
-            if !chosen(containers, policies) {
-                continue;
-            }
             let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
-            for (round, (index, module)) in
-                (1..=rounds).flat_map(|round| modules.iter().enumerate().map(move |m| (round, m)))
-            {
-                // `BENCH_MODE` names the one run to make; a run not made prints NaN.
-                let run = |fresh: bool, iterations: &str| match mode.as_deref() {
-                    Some("warm") if fresh => Ok(None),
-                    Some("fresh") if !fresh => Ok(None),
-                    _ => setup.bench(module, &request, &settings, fresh, iterations).map(Some),
-                };
-                let warm = run(false, &warm_iterations)?;
-                let fresh = run(true, &fresh_iterations)?;
-                let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
-                let accepted = warm.or(fresh).unwrap_or(skipped).3;
-                let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
-                let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
-                if policies == 0 {
-                    empty_fresh[index] = fresh_min;
-                }
-                if tagged {
-                    let name = module.file_name().unwrap_or_default().to_string_lossy();
-                    print!("{name} round {round}: ");
-                }
-                println!(
-                    "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
-                    fresh_min / empty_fresh[index],
-                    if accepted { "accepted" } else { "rejected" }
-                );
+            let name = format!("{containers}x{policies}");
+            scenarios.push((name, containers, policies.to_string(), request.clone(), settings));
+        }
+    }
+    let request = setup.write("request-keyless.json", &setup.keyless_request())?;
+    let settings = setup.write("settings-keyless.json", &setup.keyless_settings())?;
+    scenarios.push(("keyless".to_owned(), 1, "keyless".to_owned(), request, settings));
+    // Per number of containers and module: the fresh-instance minimum with empty settings.
+    let mut empty_fresh = std::collections::HashMap::new();
+    for (name, containers, policies, request, settings) in scenarios {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        for (round, (index, module)) in
+            (1..=rounds).flat_map(|round| modules.iter().enumerate().map(move |m| (round, m)))
+        {
+            // `BENCH_MODE` names the one run to make; a run not made prints NaN.
+            let run = |fresh: bool, iterations: &str| match mode.as_deref() {
+                Some("warm") if fresh => Ok(None),
+                Some("fresh") if !fresh => Ok(None),
+                _ => setup.bench(module, &request, &settings, fresh, iterations).map(Some),
+            };
+            let warm = run(false, &warm_iterations)?;
+            let fresh = run(true, &fresh_iterations)?;
+            let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
+            let accepted = warm.or(fresh).unwrap_or(skipped).3;
+            let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
+            let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
+            if policies == "0" {
+                empty_fresh.insert((containers, index), fresh_min);
             }
+            if tagged {
+                let name = module.file_name().unwrap_or_default().to_string_lossy();
+                print!("{name} round {round}: ");
+            }
+            println!(
+                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
+                fresh_min / empty_fresh.get(&(containers, index)).copied().unwrap_or(f64::NAN),
+                if accepted { "accepted" } else { "rejected" }
+            );
         }
     }
 

@@ -56,7 +56,7 @@ pub enum Val {
     Regex {
         negate: bool,
         source: String,
-        regex: regex::Regex,
+        regex: crate::regexp::Regexp,
     },
     Validator(Validator),
     /// Fields in order: label, value, optional.
@@ -852,7 +852,7 @@ fn unary(op: UnaryOp, operand: Val, pos: Pos) -> Result<Val, CueError> {
         (UnaryOp::Neg, Val::Int(n)) => Ok(Val::Int(-n)),
         (UnaryOp::Neg, Val::Float(x)) => Ok(Val::Float(-x)),
         (UnaryOp::Match | UnaryOp::NotMatch, Val::Str(source)) => {
-            let regex = regex::Regex::new(&source)
+            let regex = crate::regexp::Regexp::new(&source)
                 .map_err(|e| CueError::invalid(pos, format!("invalid regular expression {source:?}: {e}")))?;
             Ok(Val::Regex {
                 negate: op == UnaryOp::NotMatch,

@@ -219,6 +219,46 @@ async fn a_missing_image_is_reported_as_not_found() {
 }
 
 #[tokio::test]
+async fn oci_lookups_are_reused_within_the_data_window_then_fetched_again() {
+    let p = Proxied::new();
+    // The data window is the evaluation window (2 s) or the failure TTL, whichever is shorter.
+    let verifier = p.verifier(|c| c.failure_ttl = Duration::from_millis(400));
+    let image = p.image();
+    let signatures = format!(
+        "{}/{}:{}.sig",
+        p.proxy.host(),
+        p.world.repo,
+        p.world.digest.replace(':', "-")
+    );
+    let look_up = || async {
+        let digest = verifier.manifest_digest(&image).await.expect("digest");
+        let manifest = verifier.oci_manifest(&signatures).await.expect("signature manifest");
+        let config = verifier.oci_manifest_config(&image).await.expect("manifest and config");
+        (digest, manifest, config.digest)
+    };
+
+    let (digest, manifest, config_digest) = look_up().await;
+    let first = p.proxy.request_count();
+    p.proxy.reset();
+    let (again, manifest_again, config_again) = look_up().await;
+    let while_fresh = p.proxy.request_count();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    look_up().await;
+
+    assert!(first >= 3, "{:?}", p.proxy.requests());
+    assert_eq!(while_fresh, 0, "{:?}", p.proxy.requests());
+    assert!(p.proxy.request_count() >= 3, "{:?}", p.proxy.requests());
+    assert_eq!((&digest, &config_digest), (&p.world.digest, &p.world.digest));
+    assert_eq!((again, config_again), (digest, config_digest));
+    let layers = |m: &OciManifestResponse| match m {
+        OciManifestResponse::Image(image) => image.layers().len(),
+        OciManifestResponse::ImageIndex(_) => panic!("a signature manifest is an image manifest"),
+    };
+    // The two keys' signatures, the same from the cache.
+    assert_eq!((layers(&manifest), layers(&manifest_again)), (2, 2));
+}
+
+#[tokio::test]
 async fn oci_lookups_answer_digest_manifest_and_config() {
     let world = World::new();
     let verifier = world.verifier();

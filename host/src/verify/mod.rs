@@ -5,6 +5,8 @@
 //! digest, the signatures of that digest are fetched once (whatever the number of authorities
 //! asking), checked against the request's constraints, and the outcome is cached: successes for
 //! [`VerifierConfig::success_ttl`], failures for [`VerifierConfig::failure_ttl`].
+//! Tag resolutions, signature sets and the answers of the `oci/v1/*` look-ups are reused for
+//! [`EVALUATION_WINDOW`], never longer than the failure TTL.
 
 pub mod attestations;
 pub mod bundle;
@@ -35,7 +37,7 @@ pub use error::VerifyError;
 use signatures::{Explanation, SignatureSet};
 
 pub use crate::registry::DownloadLimits;
-use crate::registry::{DockerCredentials, RegistryClient};
+use crate::registry::{DockerCredentials, RegistryClient, RegistryError};
 
 /// Default time a successful verification is reused (policy-evaluator's value).
 pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
@@ -47,7 +49,8 @@ pub const DEFAULT_REGISTRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`VerifierConfig::failure_ttl`]), so that the authorities of one evaluation share a single
 /// fetch per image digest.
 pub const EVALUATION_WINDOW: Duration = Duration::from_secs(2);
-/// Default bound of each verifier cache (verifications, tag resolutions, signature sets).
+/// Default bound of each verifier cache (verifications, tag resolutions, signature sets, `oci/v1/*`
+/// answers).
 pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
 
 /// Everything a [`Verifier`] needs to reach registries and trust signatures.
@@ -191,6 +194,10 @@ pub struct Verifier {
     results: TtlCache<String, Result<String, VerifyError>>,
     digests: TtlCache<String, Result<String, VerifyError>>,
     signatures: TtlCache<String, Result<Arc<SignatureSet>, VerifyError>>,
+    /// `oci/v1/oci_manifest` answers (the module's binding check reads `.sig` manifests).
+    manifests: TtlCache<String, Result<OciManifestResponse, VerifyError>>,
+    /// `oci/v1/oci_manifest_config` answers.
+    configs: TtlCache<String, Result<OciManifestAndConfigResponse, VerifyError>>,
 }
 
 impl Verifier {
@@ -208,6 +215,8 @@ impl Verifier {
             results: TtlCache::new(max_entries),
             digests: TtlCache::new(max_entries),
             signatures: TtlCache::new(max_entries),
+            manifests: TtlCache::new(max_entries),
+            configs: TtlCache::new(max_entries),
         })
     }
 
@@ -273,19 +282,39 @@ impl Verifier {
         &self.registry
     }
 
-    /// `oci/v1/manifest_digest`: the digest of the manifest `image` names.
+    /// `oci/v1/manifest_digest`: the digest of the manifest `image` names. Like the `oci/v1/*`
+    /// look-ups below, reused for [`Verifier::data_ttl`] (the tag resolutions of verifications
+    /// are the same entries): Kubewarden's policy-evaluator keeps these answers 60 s; here they
+    /// follow the signature data they often are (a `.sig` manifest read by the module's binding
+    /// check), which a verification reuses no longer either.
     pub async fn manifest_digest(&self, image: &str) -> Result<String, VerifyError> {
-        Ok(self.registry.manifest_digest(image).await?)
+        self.resolve(&RegistryClient::parse_reference(image)?).await
     }
 
     /// `oci/v1/oci_manifest`: the manifest or index `image` names.
     pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, VerifyError> {
-        Ok(self.registry.oci_manifest(image).await?)
+        self.reused(&self.manifests, image, self.registry.oci_manifest(image))
+            .await
     }
 
     /// `oci/v1/oci_manifest_config`: the image manifest, its digest and its configuration.
     pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, VerifyError> {
-        Ok(self.registry.oci_manifest_config(image).await?)
+        self.reused(&self.configs, image, self.registry.oci_manifest_config(image))
+            .await
+    }
+
+    /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`].
+    async fn reused<V: Clone + Send + Sync + 'static>(
+        &self,
+        cache: &TtlCache<String, Result<V, VerifyError>>,
+        image: &str,
+        fetch: impl Future<Output = Result<V, RegistryError>>,
+    ) -> Result<V, VerifyError> {
+        let fetch = async { Ok(fetch.await?) };
+        cache
+            .get_or_compute(image.to_owned(), Box::pin(fetch), |_| self.data_ttl())
+            .await
+            .value
     }
 
     async fn verify_uncached(

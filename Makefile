@@ -204,7 +204,7 @@ demo: policy.wasm cip ## Sign, deploy, decide: the article's workflow on a loopb
 	target/debug/cip-demo
 
 .PHONY: bench
-bench: setup ## Release-build figures: module size, validate warm and fresh for 1/10/50 containers x 0/1/20/100 policies, cip run cold and warm.
+bench: setup ## Release-build figures: module size, validate warm and fresh for 1/10/50 containers x 0/1/20/100 policies and for one keyless policy, cip run cold and warm.
 	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
 	wasm-opt $(WASM_OPT_FLAGS) $(WASM_BUILD) -o policy.wasm
 	@# The whole workspace's binaries: the same feature set as the debug build and the tests.

@@ -332,12 +332,21 @@ fn main() -> Result<()> {
     let mode = std::env::var("BENCH_MODE").ok();
     // Every scenario: (its `BENCH_ONLY` name, containers, policies as printed, request, settings).
     let mut scenarios = Vec::new();
+    let settings = POLICIES
+        .iter()
+        .map(|policies| setup.write(&format!("settings-{policies}.json"), &setup.settings(*policies)?))
+        .collect::<Result<Vec<_>>>()?;
     for containers in CONTAINERS {
         let request = setup.write(&format!("request-{containers}.json"), &setup.request(containers))?;
-        for policies in POLICIES {
-            let settings = setup.write(&format!("settings-{policies}.json"), &setup.settings(policies)?)?;
+        for (policies, settings) in POLICIES.iter().zip(&settings) {
             let name = format!("{containers}x{policies}");
-            scenarios.push((name, containers, policies.to_string(), request.clone(), settings));
+            scenarios.push((
+                name,
+                containers,
+                policies.to_string(),
+                request.clone(),
+                settings.clone(),
+            ));
         }
     }
     let request = setup.write("request-keyless.json", &setup.keyless_request())?;

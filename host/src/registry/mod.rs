@@ -127,13 +127,6 @@ impl RegistryClient {
         }
     }
 
-    /// The digest of the manifest `image` names (`oci/v1/manifest_digest`). A digest reference is
-    /// checked against the registry too.
-    pub async fn manifest_digest(&self, image: &str) -> Result<String, RegistryError> {
-        let reference = Self::parse_reference(image)?;
-        self.digest_of(&reference).await
-    }
-
     /// The digest of the manifest `reference` names.
     pub async fn digest_of(&self, reference: &Reference) -> Result<String, RegistryError> {
         let auth = self.auth_for(reference);

@@ -406,6 +406,9 @@ pub(crate) mod tests {
         // The forger takes a genuine layer and points it at their own payload.
         for signer in [Signer::p256(&dev(), 1), Signer::rsa(&dev())] {
             let genuine = signer.layer(OTHER_PAYLOAD);
+            // Checked first, as a warm instance would have: its remembered outcome
+            // (crate::crypto::memo) must not vouch for the copies.
+            assert_eq!(keyless_check(std::slice::from_ref(&genuine)), Ok(()));
             let forged = Layer {
                 digest: Sha256::digest(PAYLOAD.as_bytes()).into(),
                 ..genuine.clone()
@@ -426,6 +429,11 @@ pub(crate) mod tests {
     fn corrupted_signatures_fail() {
         for signer in [Signer::p256(&dev(), 1), Signer::rsa(&dev())] {
             let mut layer = signer.layer(PAYLOAD);
+            assert_eq!(
+                keyless_check(std::slice::from_ref(&layer)),
+                Ok(()),
+                "the genuine layer, remembered"
+            );
             let last = layer.signature.len() - 2;
             layer.signature[last] ^= 0x01;
             assert_forged(keyless_check(&[layer]), "does not verify");

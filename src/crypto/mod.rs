@@ -4,8 +4,10 @@
 //! `validate_settings`, when Kubewarden loads the policy: a key that cannot verify anything is
 //! refused there with a clear message instead of failing every admission. The signatures are
 //! verified by the host; [`signature`] re-checks keyless and certificate layers from their
-//! digest, because stock hosts do not bind them (`crate::authority::binding`).
+//! digest, because stock hosts do not bind them (`crate::authority::binding`), and [`memo`]
+//! remembers those outcomes for the instance's life.
 
+pub mod memo;
 pub mod rsa;
 pub mod signature;
 

@@ -33,8 +33,16 @@ pub enum SignatureError {
 }
 
 /// Verifies `signature` over a message whose SHA-256 is `digest`, with the key `spki_der`
-/// (a DER `SubjectPublicKeyInfo`).
+/// (a DER `SubjectPublicKeyInfo`). The outcome is remembered for the instance's life, keyed by
+/// all three in full ([`super::memo`]): the same layer met again is not verified again.
 pub fn verify_sha256_prehash(spki_der: &[u8], digest: &[u8; 32], signature: &[u8]) -> Result<(), SignatureError> {
+    super::memo::VERIFIED.with_borrow_mut(|memo| {
+        memo.get_or_verify(spki_der, digest, signature, || verify_now(spki_der, digest, signature))
+    })
+}
+
+/// [`verify_sha256_prehash`] without the memo.
+fn verify_now(spki_der: &[u8], digest: &[u8; 32], signature: &[u8]) -> Result<(), SignatureError> {
     let spki = SubjectPublicKeyInfoRef::from_der(spki_der).map_err(|e| SignatureError::Key(e.to_string()))?;
     let key = spki
         .subject_public_key
@@ -135,6 +143,63 @@ pub(crate) mod tests {
             verify_sha256_prehash(&spki, &DIGEST, b"not DER"),
             Err(SignatureError::Encoding)
         );
+    }
+
+    /// What a forger makes of a genuine triple that this instance verified (and remembers):
+    /// the signature replayed over another digest, shown with another key, a byte of any part
+    /// changed, the signature cut short or given a trailing byte. Each is refused, as a verifier
+    /// without a memo refuses it.
+    #[derive(Clone, Copy, Debug)]
+    enum Forgery {
+        Digest(usize),
+        Key(usize),
+        Signature(usize),
+        Truncated(usize),
+        Trailing(u8),
+        OtherKey,
+    }
+
+    fn forgery() -> impl proptest::strategy::Strategy<Value = Forgery> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..32usize).prop_map(Forgery::Digest),
+            (0..91usize).prop_map(Forgery::Key),
+            (0..80usize).prop_map(Forgery::Signature),
+            (1..8usize).prop_map(Forgery::Truncated),
+            any::<u8>().prop_map(Forgery::Trailing),
+            Just(Forgery::OtherKey),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn a_remembered_signature_vouches_for_nothing_else(forgery in forgery(), flip in 1u8..=255) {
+            let key = p256_key(1);
+            let (mut spki, mut digest) = (p256_spki(&key), DIGEST);
+            let mut signature = p256_sign(&key, &DIGEST);
+            proptest::prop_assert_eq!(verify_sha256_prehash(&spki, &digest, &signature), Ok(()));
+            match forgery {
+                Forgery::Digest(i) => digest[i] ^= flip,
+                Forgery::Key(i) => {
+                    let i = i % spki.len();
+                    spki[i] ^= flip;
+                }
+                Forgery::Signature(i) => {
+                    let i = i % signature.len();
+                    signature[i] ^= flip;
+                }
+                Forgery::Truncated(n) => signature.truncate(signature.len() - n),
+                Forgery::Trailing(byte) => signature.push(byte),
+                Forgery::OtherKey => spki = p256_spki(&p256_key(2)),
+            }
+            let remembered = verify_sha256_prehash(&spki, &digest, &signature);
+            proptest::prop_assert!(remembered.is_err(), "{:?} verified", forgery);
+            proptest::prop_assert_eq!(remembered, verify_now(&spki, &digest, &signature));
+            // The genuine triple is still remembered as verified.
+            proptest::prop_assert_eq!(verify_sha256_prehash(&p256_spki(&key), &DIGEST, &p256_sign(&key, &DIGEST)), Ok(()));
+        }
     }
 
     #[test]

@@ -84,3 +84,73 @@ fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires()
     let memo = capabilities.answer_cache_stats();
     assert_eq!((memo.hits, memo.misses), (1, 2));
 }
+
+/// The same for the registry look-ups the module's binding check makes (`oci/v1/oci_manifest`
+/// of a `.sig` tag, `oci/v1/manifest_digest`): their answers are memoised as bytes, and a memo
+/// entry ends when the verifier's entry it came from ends (the data window), so a moved tag is
+/// seen then.
+#[test]
+fn registry_look_ups_are_memoised_no_longer_than_the_verifier_keeps_them() {
+    let registry = testkit::Registry::start().expect("docker-registry");
+    let host = registry.host();
+    let old = testkit::push_image(&host, "team/app", "v1", "before-the-move").expect("push");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // The data window is min(2 s, failure TTL).
+    let window = Duration::from_secs(1);
+    let verifier = Arc::new(
+        Verifier::new(VerifierConfig {
+            sources: Sources {
+                insecure_sources: vec![host.clone()],
+                ..Sources::default()
+            },
+            failure_ttl: window,
+            ..VerifierConfig::default()
+        })
+        .expect("verifier"),
+    );
+    let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
+    let image = format!("{host}/team/app:v1");
+    let payload = serde_json::to_vec(&image).expect("json");
+    let ask = |operation: &str| -> Value {
+        let answer = capabilities
+            .dispatch("test", None, "kubewarden", "oci", operation, &payload)
+            .unwrap_or_else(|e| panic!("{operation}: {e}"));
+        serde_json::from_slice(&answer).expect("json")
+    };
+    let manifest_of = |answer: &Value| answer.to_string();
+
+    // Another evaluation fills the verifier's entries first.
+    let first_manifest = runtime.block_on(verifier.oci_manifest(&image)).expect("manifest");
+    let first_digest = runtime.block_on(verifier.manifest_digest(&image)).expect("digest");
+    let filled = Instant::now();
+    assert_eq!(first_digest, old);
+
+    // Late in those entries' life, this evaluation asks through the memo: the same answers.
+    sleep_until(filled + window * 6 / 10);
+    let manifest = ask("v1/oci_manifest");
+    assert_eq!(manifest, serde_json::to_value(&first_manifest).expect("json"));
+    assert_eq!(ask("v1/manifest_digest")["digest"], old);
+
+    // The tag moves; within the window both are answered from the memo (the old image).
+    let new = testkit::move_tag(&host, "team/app", "v1", "after-the-move").expect("move tag");
+    assert_ne!(new, old);
+    assert_eq!(manifest_of(&ask("v1/oci_manifest")), manifest_of(&manifest));
+    assert_eq!(ask("v1/manifest_digest")["digest"], old);
+
+    // Past the verifier entries' expiry, well before a memo re-armed at its own insertion
+    // (filled + 0.6 + 1 window) would end: the new image.
+    sleep_until(filled + window * 13 / 10);
+    assert_ne!(
+        manifest_of(&ask("v1/oci_manifest")),
+        manifest_of(&manifest),
+        "the memo outlived the verifier's entry"
+    );
+    assert_eq!(ask("v1/manifest_digest")["digest"], new);
+    let memo = capabilities.answer_cache_stats();
+    assert_eq!((memo.hits, memo.misses), (2, 4));
+}

@@ -1,6 +1,6 @@
-//! A synchronous memo of verification answers, so a warm evaluation answers repeated look-ups
-//! without leaving the evaluating thread (the verifier's own cache is async and costs a hop to
-//! the runtime).
+//! A synchronous memo of verification answers and `oci/v1/*` registry answers (as the bytes the
+//! guest receives), so a warm evaluation answers repeated look-ups without leaving the
+//! evaluating thread (the verifier's own cache is async and costs a hop to the runtime).
 //!
 //! One expiry per answer: an answer is kept exactly until the verifier's cache entry it came
 //! from expires (the verifier hands that instant over with the answer), never a fresh TTL on

@@ -3,13 +3,19 @@
 //! A failed verification is a host error carrying the reason, as in policy-evaluator (which
 //! never answers `is_trusted: false`).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 use kubewarden_policy_sdk::host_capabilities::oci::ManifestDigestResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
 
 use super::{Call, CapabilityError, answer, parse, unknown_operation};
-use crate::verify::{FormatRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest};
+use serde::Serialize;
+
+use crate::verify::{
+    FormatRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, cache::Expiring,
+};
 
 const V1_VERIFY: &str = "kubewarden/oci/v1/verify";
 const V2_VERIFY: &str = "kubewarden/oci/v2/verify";
@@ -30,31 +36,51 @@ pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Re
             let input: SigstoreVerificationInputV2 = parse(V2_VERIFY, payload).map_err(|e| (e, None))?;
             verify(call, V2_VERIFY, VerificationRequest::V2(input))
         }),
-        "v1/manifest_digest" => {
-            let image: String = parse(MANIFEST_DIGEST, payload)?;
-            let verifier = call.verifier(MANIFEST_DIGEST)?;
-            let digest = call.run(
-                MANIFEST_DIGEST,
-                async move { Ok(verifier.manifest_digest(&image).await?) },
-            )?;
-            answer(MANIFEST_DIGEST, &ManifestDigestResponse { digest })
-        }
-        "v1/oci_manifest" => {
-            let image: String = parse(OCI_MANIFEST, payload)?;
-            let verifier = call.verifier(OCI_MANIFEST)?;
-            let manifest = call.run(OCI_MANIFEST, async move { Ok(verifier.oci_manifest(&image).await?) })?;
-            answer(OCI_MANIFEST, &manifest)
-        }
-        "v1/oci_manifest_config" => {
-            let image: String = parse(OCI_MANIFEST_CONFIG, payload)?;
-            let verifier = call.verifier(OCI_MANIFEST_CONFIG)?;
-            let response = call.run(OCI_MANIFEST_CONFIG, async move {
-                Ok(verifier.oci_manifest_config(&image).await?)
-            })?;
-            answer(OCI_MANIFEST_CONFIG, &response)
-        }
+        "v1/manifest_digest" => look_up(call, MANIFEST_DIGEST, payload, |verifier, image| async move {
+            let Expiring { value, expires } = verifier.manifest_digest_expiring(&image).await;
+            Expiring {
+                value: value.map(|digest| ManifestDigestResponse { digest }),
+                expires,
+            }
+        }),
+        "v1/oci_manifest" => look_up(call, OCI_MANIFEST, payload, |verifier, image| async move {
+            verifier.oci_manifest_expiring(&image).await
+        }),
+        "v1/oci_manifest_config" => look_up(call, OCI_MANIFEST_CONFIG, payload, |verifier, image| async move {
+            verifier.oci_manifest_config_expiring(&image).await
+        }),
         other => Err(unknown_operation(other)),
     }
+}
+
+/// An `oci/v1/*` registry look-up about the image named by `payload`: answered from the memo
+/// while the verifier keeps the answer it came from, else asked of the verifier (which reuses
+/// it for its data window) and serialised once. The binding check reads a `.sig` manifest in
+/// every keyless evaluation: serialising it again (its annotations hold a certificate and a
+/// Rekor bundle) and a round trip through the async runtime cost more than the module's own
+/// work once it remembers the signature (docs/benchmarks.md, fourteenth pass).
+fn look_up<T, F>(
+    call: &Call<'_>,
+    name: &'static str,
+    payload: &[u8],
+    fetch: impl FnOnce(Arc<Verifier>, String) -> F,
+) -> Result<Vec<u8>, CapabilityError>
+where
+    T: Serialize + Send + 'static,
+    F: Future<Output = Expiring<Result<T, VerifyError>>> + Send + 'static,
+{
+    call.memoized(name, payload, || {
+        let image: String = parse(name, payload).map_err(|e| (e, None))?;
+        let verifier = call.verifier(name).map_err(|e| (e, None))?;
+        let fetched = fetch(verifier, image);
+        let outcome = call
+            .run(name, async move { Ok(fetched.await) })
+            .map_err(|e| (e, None))?;
+        match outcome.value {
+            Ok(value) => Ok((answer(name, &value).map_err(|e| (e, None))?, outcome.expires)),
+            Err(error) => Err((CapabilityError::Verify(error), Some(outcome.expires))),
+        }
+    })
 }
 
 /// Binding `cluster-image-policy`, namespace `oci`: what Kubewarden's API cannot express.

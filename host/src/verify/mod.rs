@@ -23,7 +23,7 @@ mod signatures;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
 use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
@@ -31,7 +31,7 @@ use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, Sigs
 use oci_client::Reference;
 use serde::{Deserialize, Serialize};
 
-use cache::{Expiring, TtlCache};
+use cache::{Expiring, TtlCache, expiry_after};
 use constraints::{Plan, TrustNeed};
 pub use error::VerifyError;
 use signatures::{Explanation, SignatureSet};
@@ -288,33 +288,59 @@ impl Verifier {
     /// follow the signature data they often are (a `.sig` manifest read by the module's binding
     /// check), which a verification reuses no longer either.
     pub async fn manifest_digest(&self, image: &str) -> Result<String, VerifyError> {
-        self.resolve(&RegistryClient::parse_reference(image)?).await
+        self.manifest_digest_expiring(image).await.value
+    }
+
+    /// [`Verifier::manifest_digest`], with the instant the kept answer expires (as
+    /// [`Verifier::verify_expiring`]: a memo of the answer must not keep it longer).
+    pub async fn manifest_digest_expiring(&self, image: &str) -> Expiring<Result<String, VerifyError>> {
+        match RegistryClient::parse_reference(image) {
+            Ok(reference) => self.resolve_expiring(&reference).await,
+            // Nothing was fetched or kept: a memo may keep the refusal as long as a failure.
+            Err(error) => Expiring {
+                value: Err(error.into()),
+                expires: expiry_after(Instant::now(), self.data_ttl()),
+            },
+        }
     }
 
     /// `oci/v1/oci_manifest`: the manifest or index `image` names.
     pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, VerifyError> {
+        self.oci_manifest_expiring(image).await.value
+    }
+
+    /// [`Verifier::oci_manifest`], with the instant the kept answer expires.
+    pub async fn oci_manifest_expiring(&self, image: &str) -> Expiring<Result<OciManifestResponse, VerifyError>> {
         self.reused(&self.manifests, image, self.registry.oci_manifest(image))
             .await
     }
 
     /// `oci/v1/oci_manifest_config`: the image manifest, its digest and its configuration.
     pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, VerifyError> {
+        self.oci_manifest_config_expiring(image).await.value
+    }
+
+    /// [`Verifier::oci_manifest_config`], with the instant the kept answer expires.
+    pub async fn oci_manifest_config_expiring(
+        &self,
+        image: &str,
+    ) -> Expiring<Result<OciManifestAndConfigResponse, VerifyError>> {
         self.reused(&self.configs, image, self.registry.oci_manifest_config(image))
             .await
     }
 
-    /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`].
+    /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`], with the
+    /// instant its entry expires.
     async fn reused<V: Clone + Send + Sync + 'static>(
         &self,
         cache: &TtlCache<String, Result<V, VerifyError>>,
         image: &str,
         fetch: impl Future<Output = Result<V, RegistryError>>,
-    ) -> Result<V, VerifyError> {
+    ) -> Expiring<Result<V, VerifyError>> {
         let fetch = async { Ok(fetch.await?) };
         cache
             .get_or_compute(image.to_owned(), Box::pin(fetch), |_| self.data_ttl())
             .await
-            .value
     }
 
     async fn verify_uncached(
@@ -377,6 +403,11 @@ impl Verifier {
     /// The digest a reference points to (checked against the registry for a digest reference),
     /// shared by the look-ups of one evaluation.
     async fn resolve(&self, reference: &Reference) -> Result<String, VerifyError> {
+        self.resolve_expiring(reference).await.value
+    }
+
+    /// [`Verifier::resolve`], with the instant the kept resolution expires.
+    async fn resolve_expiring(&self, reference: &Reference) -> Expiring<Result<String, VerifyError>> {
         self.digests
             .get_or_compute(
                 reference.whole(),
@@ -384,7 +415,6 @@ impl Verifier {
                 |_| self.data_ttl(),
             )
             .await
-            .value
     }
 
     /// The signatures of one digest, fetched once per evaluation window.

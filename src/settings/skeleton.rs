@@ -22,7 +22,7 @@ use serde::de::IgnoredAny;
 
 use super::raw::{JsonText, RawImagePattern, RawMatch, RawMetadata, RawPolicy, RawSettings, RawSpec, Text};
 use crate::json_text::check;
-use crate::json_text::{quote_backslash_or_control, skip_whitespace};
+use crate::json_text::skip_whitespace;
 
 /// The skeleton of the settings text `json`; `None` when the derive must read it.
 pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
@@ -100,36 +100,20 @@ impl<'a> Cursor<'a> {
         found
     }
 
-    /// A string, decoded; borrowed from the text when it holds no escape. One pass finds its
-    /// end, its escapes and any raw control character (which serde_json refuses); escapes are
-    /// checked by decoding them with serde_json.
-    ///
-    /// `check::string_end` scans strings the same way (and checks their escapes itself).
-    /// Sharing it, returning whether it met an escape, was measured (twelfth pass): called,
-    /// +4.3 % instructions on fresh 1 × 100; inlined, −2 % for +511 bytes, then over 1.99 MB.
-    /// The thirteenth pass left 333 KB of room: the inlined sharing fits now (to measure again).
+    /// A string, decoded; borrowed from the text when it holds no escape. One pass
+    /// ([`check::string_end_escaped`], the scan of the values the skeleton skips) finds its
+    /// end, checks its escapes' form and refuses raw control characters, as serde_json does;
+    /// a string with escapes is then decoded by serde_json (which also refuses lone
+    /// surrogates).
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
-        let (b, start) = (self.bytes(), self.at);
-        let (mut i, mut escaped) = (start, false);
-        loop {
-            i = quote_backslash_or_control(b, i);
-            match b.get(i)? {
-                b'"' => break,
-                b'\\' => {
-                    escaped = true;
-                    i += 2;
-                }
-                _ => return None,
-            }
-        }
-        self.at = i + 1;
+        let start = self.at;
+        let (end, escaped) = check::string_end_escaped(self.bytes(), start)?;
+        self.at = end;
         if escaped {
-            serde_json::from_str(&self.text[start - 1..self.at])
-                .ok()
-                .map(Cow::Owned)
+            serde_json::from_str(&self.text[start - 1..end]).ok().map(Cow::Owned)
         } else {
-            Some(Cow::Borrowed(&self.text[start..i]))
+            Some(Cow::Borrowed(&self.text[start..end - 1]))
         }
     }
 

@@ -18,14 +18,13 @@ fn sleep_until(instant: Instant) {
     std::thread::sleep(instant.saturating_duration_since(Instant::now()));
 }
 
-#[test]
-fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires() {
-    let registry = testkit::Registry::start().expect("docker-registry");
-    let host = registry.host();
-    let key = testkit::KeyPair::ecdsa_p256().expect("key");
-    let old = testkit::push_image(&host, "team/app", "v1", "before-the-move").expect("push");
-    testkit::sign_with_key(&host, "team/app", &old, &key, &Default::default()).expect("sign");
-
+/// A runtime, a verifier reaching `host` over plain HTTP with these TTLs, and capabilities with
+/// the answer memo.
+fn memoising_host(
+    host: &str,
+    success_ttl: Duration,
+    failure_ttl: Duration,
+) -> (tokio::runtime::Runtime, Arc<Verifier>, Capabilities) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_stack_size(16 * 1024 * 1024)
@@ -35,17 +34,29 @@ fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires()
     let verifier = Arc::new(
         Verifier::new(VerifierConfig {
             sources: Sources {
-                insecure_sources: vec![host.clone()],
+                insecure_sources: vec![host.to_owned()],
                 ..Sources::default()
             },
-            success_ttl: TTL,
-            // Tag resolutions are shared for min(2 s, failure TTL): keep that window short.
-            failure_ttl: Duration::from_millis(300),
+            success_ttl,
+            failure_ttl,
             ..VerifierConfig::default()
         })
         .expect("verifier"),
     );
     let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
+    (runtime, verifier, capabilities)
+}
+
+#[test]
+fn a_moved_tag_is_answered_with_its_new_digest_once_the_verifier_entry_expires() {
+    let registry = testkit::Registry::start().expect("docker-registry");
+    let host = registry.host();
+    let key = testkit::KeyPair::ecdsa_p256().expect("key");
+    let old = testkit::push_image(&host, "team/app", "v1", "before-the-move").expect("push");
+    testkit::sign_with_key(&host, "team/app", &old, &key, &Default::default()).expect("sign");
+
+    // Tag resolutions are shared for min(2 s, failure TTL): keep that window short.
+    let (runtime, verifier, capabilities) = memoising_host(&host, TTL, Duration::from_millis(300));
     let input = || SigstoreVerificationInputV2::SigstorePubKeyVerify {
         image: format!("{host}/team/app:v1"),
         pub_keys: vec![key.public_key_pem().to_owned()],
@@ -95,25 +106,9 @@ fn registry_look_ups_are_memoised_no_longer_than_the_verifier_keeps_them() {
     let host = registry.host();
     let old = testkit::push_image(&host, "team/app", "v1", "before-the-move").expect("push");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     // The data window is min(2 s, failure TTL).
     let window = Duration::from_secs(1);
-    let verifier = Arc::new(
-        Verifier::new(VerifierConfig {
-            sources: Sources {
-                insecure_sources: vec![host.clone()],
-                ..Sources::default()
-            },
-            failure_ttl: window,
-            ..VerifierConfig::default()
-        })
-        .expect("verifier"),
-    );
-    let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
+    let (runtime, verifier, capabilities) = memoising_host(&host, TTL, window);
     let image = format!("{host}/team/app:v1");
     let payload = serde_json::to_vec(&image).expect("json");
     let ask = |operation: &str| -> Value {

@@ -65,11 +65,9 @@ impl<T: Clone> Memo<T> {
 /// The digest, the key's length, the key, then the signature: the digest has a fixed length
 /// and the key's is written, so two different triples never give the same bytes.
 fn memo_key(spki: &[u8], digest: &[u8; 32], signature: &[u8]) -> Box<[u8]> {
-    let mut key = Vec::with_capacity(32 + 4 + spki.len() + signature.len());
+    let mut key = Vec::with_capacity(32 + size_of::<usize>() + spki.len() + signature.len());
     key.extend_from_slice(digest);
-    // A DER SubjectPublicKeyInfo is far shorter than 4 GiB; a longer one still gets a key of
-    // its own (its length saturates, and every byte of it follows).
-    key.extend_from_slice(&u32::try_from(spki.len()).unwrap_or(u32::MAX).to_le_bytes());
+    key.extend_from_slice(&spki.len().to_le_bytes());
     key.extend_from_slice(spki);
     key.extend_from_slice(signature);
     key.into_boxed_slice()

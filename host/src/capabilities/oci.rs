@@ -9,10 +9,9 @@ use std::time::Instant;
 
 use kubewarden_policy_sdk::host_capabilities::oci::ManifestDigestResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
-
-use super::{Call, CapabilityError, answer, parse, unknown_operation};
 use serde::Serialize;
 
+use super::{Call, CapabilityError, answer, parse, unknown_operation};
 use crate::verify::{
     FormatRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, cache::Expiring,
 };

@@ -8,7 +8,9 @@
 //! 127.0.0.1 and a reqwest client in the same process. Phase 1 sends 20,000 requests (4 keys
 //! each, verifications cached after the first) with 64 in flight and reports keys/s and latency
 //! percentiles; phase 2 paces 5,000 requests at 500 requests/s and reports latency. Every answer
-//! must be a verdict (no per-key error, no HTTP error). Figures go to docs/benchmarks.md.
+//! must be a verdict (no per-key error, no HTTP error), and before the load the signed images
+//! must be allowed. `provider_load` signs with a key, `provider_load_keyless` keyless (a test
+//! Fulcio and Rekor). Figures go to docs/benchmarks.md.
 
 mod provider_support;
 
@@ -21,6 +23,7 @@ use cip::capabilities::Capabilities;
 use cip::provider::{Limits, PolicyDecider};
 use cip::registry::Sources;
 use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
+use cip::trust::TrustRoot;
 use cip::verify::{Verifier, VerifierConfig};
 use provider_support::*;
 use serde_json::{Value, json};
@@ -187,6 +190,41 @@ async fn provider_load() -> TestResult {
         )?;
         images.push(format!("{host}/team/{name}:v1"));
     }
+    load(&host, &images, settings(signer.public_key_pem()), None).await
+}
+
+/// The same load on images signed keyless (a test Fulcio and Rekor), under the article's
+/// `keyless-policy` shape: every allowed key also goes through the module's binding check (one
+/// P-256 verification of the layer signature, remembered by each warm instance) and its
+/// `oci/v1/oci_manifest` look-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --release -- --ignored --nocapture"]
+async fn provider_load_keyless() -> TestResult {
+    const EMAIL: &str = "release@example.com";
+    const ISSUER: &str = "https://accounts.google.com";
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let (fulcio, rekor) = (testkit::TestFulcio::new()?, testkit::TestRekor::new()?);
+    let mut images = Vec::new();
+    for name in ["app", "sidecar", "init"] {
+        let repo = format!("team/{name}");
+        let digest = testkit::push_image(&host, &repo, "v1", name)?;
+        let leaf = testkit::LeafRequest::new(testkit::SignerIdentity::Email(EMAIL.to_owned()), ISSUER);
+        testkit::sign_keyless(&host, &repo, &digest, &fulcio, &rekor, &leaf, &testkit::annotations([]))?;
+        images.push(format!("{host}/{repo}:v1"));
+    }
+    let mut settings = settings("");
+    settings["policies"][0]["metadata"]["name"] = json!("keyless-policy");
+    settings["policies"][0]["spec"]["authorities"] =
+        json!([{"name": "release", "keyless": {"identities": [{"issuer": ISSUER, "subject": EMAIL}]}}]);
+    let trust = TrustRoot::from_json(&testkit::trust_config_json(&fulcio, &rekor))?;
+    load(&host, &images, settings, Some(trust)).await
+}
+
+/// Serves `settings` through the provider and measures it on three images of `images`' registry
+/// (`host`): keys in production and staging (covered, must be allowed) and one in a namespace no
+/// policy matches (allowed: `noMatchPolicy: allow`).
+async fn load(host: &str, images: &[String], settings: Value, trust: Option<TrustRoot>) -> TestResult {
     let keys = vec![
         key(&images[0], "production"),
         key(&images[1], "production"),
@@ -201,14 +239,14 @@ async fn provider_load() -> TestResult {
     let module = PolicyModule::from_file(&wasm)?;
     let verifier = Verifier::new(VerifierConfig {
         sources: Sources {
-            insecure_sources: vec![host.clone()],
+            insecure_sources: vec![host.to_owned()],
             ..Sources::default()
         },
+        trust,
         ..VerifierConfig::default()
     })?;
     let capabilities = Arc::new(Capabilities::new(Arc::new(verifier), tokio::runtime::Handle::current()));
     let evaluator = Evaluator::new(&module, capabilities, EvaluatorOptions::default())?;
-    let settings = settings(signer.public_key_pem());
     let decider = tokio::task::spawn_blocking(move || PolicyDecider::new(evaluator, settings)).await??;
 
     let ca = Ca::new("serving CA")?;
@@ -217,6 +255,14 @@ async fn provider_load() -> TestResult {
     let client = tls13_client(&ca, None)?;
     let url = format!("https://{}/validate", provider.addr());
     let body = request(&keys);
+
+    // What is measured must be the signed images allowed, not a fast refusal.
+    let answer: Value = client.post(&url).json(&body).send().await?.json().await?;
+    let verdicts: Vec<&str> = answer["response"]["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["value"]["verdict"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(verdicts, ["allow"; 4], "{answer:#}");
 
     // Warm up: verify once (registry round trips), warm instances on the blocking threads.
     let warm = saturate_n(&client, &url, &body, keys.len(), 200).await;

@@ -70,16 +70,27 @@ where
 {
     call.memoized(name, payload, || {
         let image: String = parse(name, payload).map_err(|e| (e, None))?;
-        let verifier = call.verifier(name).map_err(|e| (e, None))?;
-        let fetched = fetch(verifier, image);
-        let outcome = call
-            .run(name, async move { Ok(fetched.await) })
-            .map_err(|e| (e, None))?;
-        match outcome.value {
-            Ok(value) => Ok((answer(name, &value).map_err(|e| (e, None))?, outcome.expires)),
-            Err(error) => Err((CapabilityError::Verify(error), Some(outcome.expires))),
-        }
+        expiring_answer(call, name, |verifier| fetch(verifier, image))
     })
+}
+
+/// What the verifier answers through `ask` (run on the runtime), serialised, with the instant
+/// the verifier's entry expires, which bounds the memo; a verifier failure comes with it too.
+fn expiring_answer<T, F>(
+    call: &Call<'_>,
+    name: &'static str,
+    ask: impl FnOnce(Arc<Verifier>) -> F,
+) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)>
+where
+    T: Serialize + Send + 'static,
+    F: Future<Output = Expiring<Result<T, VerifyError>>> + Send + 'static,
+{
+    let asked = ask(call.verifier(name).map_err(|e| (e, None))?);
+    let outcome = call.run(name, async move { Ok(asked.await) }).map_err(|e| (e, None))?;
+    match outcome.value {
+        Ok(value) => Ok((answer(name, &value).map_err(|e| (e, None))?, outcome.expires)),
+        Err(error) => Err((CapabilityError::Verify(error), Some(outcome.expires))),
+    }
 }
 
 /// Binding `cluster-image-policy`, namespace `oci`: what Kubewarden's API cannot express.
@@ -120,15 +131,7 @@ fn verify_in(
     request: VerificationRequest,
     format: SignatureFormat,
 ) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
-    let verifier = call.verifier(name).map_err(|e| (e, None))?;
-    let outcome = call
-        .run(
-            name,
-            async move { Ok(verifier.verify_expiring_in(request, format).await) },
-        )
-        .map_err(|e| (e, None))?;
-    match outcome.value {
-        Ok(response) => Ok((answer(name, &response).map_err(|e| (e, None))?, outcome.expires)),
-        Err(error) => Err((CapabilityError::Verify(error), Some(outcome.expires))),
-    }
+    expiring_answer(call, name, |verifier| async move {
+        verifier.verify_expiring_in(request, format).await
+    })
 }

@@ -16,12 +16,12 @@
 use std::cell::RefCell;
 
 /// Outcomes an instance remembers: ≈ 64 KB of P-256 entries, ≈ 256 KB of 4096-bit RSA ones.
-pub const CAPACITY: usize = 256;
+pub(crate) const CAPACITY: usize = 256;
 
 /// A bounded memo of outcomes keyed by `(key, digest, signature)`: a ring, searched in full
 /// (at most [`CAPACITY`] comparisons that mostly stop within the digest, thousands of
 /// instructions against millions for a verification) and filled in order.
-pub struct Memo<T> {
+pub(crate) struct Memo<T> {
     entries: Vec<(Box<[u8]>, T)>,
     /// Where the next outcome goes once the ring is full.
     next: usize,
@@ -29,7 +29,7 @@ pub struct Memo<T> {
 }
 
 impl<T: Clone> Memo<T> {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Memo {
             entries: Vec::new(),
             next: 0,
@@ -38,7 +38,13 @@ impl<T: Clone> Memo<T> {
     }
 
     /// The outcome remembered for these exact bytes, or `verify`'s, then remembered.
-    pub fn get_or_verify(&mut self, spki: &[u8], digest: &[u8; 32], signature: &[u8], verify: impl FnOnce() -> T) -> T {
+    pub(crate) fn get_or_verify(
+        &mut self,
+        spki: &[u8],
+        digest: &[u8; 32],
+        signature: &[u8],
+        verify: impl FnOnce() -> T,
+    ) -> T {
         let key = memo_key(spki, digest, signature);
         if let Some((_, outcome)) = self.entries.iter().find(|(k, _)| **k == *key) {
             return outcome.clone();
@@ -53,12 +59,10 @@ impl<T: Clone> Memo<T> {
         outcome
     }
 
-    pub fn len(&self) -> usize {
+    /// How many outcomes are remembered (tests check the bound).
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 

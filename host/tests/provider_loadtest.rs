@@ -34,16 +34,17 @@ const IN_FLIGHT: usize = 64;
 const PACED_REQUESTS: usize = 5_000;
 const PACED_RATE: u64 = 500;
 
-fn settings(public_key_pem: &str) -> Value {
+/// One policy named `name` covering every image in production and staging, with `authority`.
+fn settings(name: &str, authority: Value) -> Value {
     json!({
         "policies": [{
             "apiVersion": "policy.sigstore.dev/v1beta1",
             "kind": "ClusterImagePolicy",
-            "metadata": {"name": "signed-images-policy"},
+            "metadata": {"name": name},
             "spec": {
                 "match": [{"namespaces": ["production", "staging"]}],
                 "images": [{"glob": "**"}],
-                "authorities": [{"name": "team-key", "key": {"data": public_key_pem}}],
+                "authorities": [authority],
             }
         }],
         "noMatchPolicy": "allow",
@@ -190,7 +191,8 @@ async fn provider_load() -> TestResult {
         )?;
         images.push(format!("{host}/team/{name}:v1"));
     }
-    load(&host, &images, settings(signer.public_key_pem()), None).await
+    let authority = json!({"name": "team-key", "key": {"data": signer.public_key_pem()}});
+    load(&host, &images, settings("signed-images-policy", authority), None).await
 }
 
 /// The same load on images signed keyless (a test Fulcio and Rekor), under the article's
@@ -213,12 +215,9 @@ async fn provider_load_keyless() -> TestResult {
         testkit::sign_keyless(&host, &repo, &digest, &fulcio, &rekor, &leaf, &testkit::annotations([]))?;
         images.push(format!("{host}/{repo}:v1"));
     }
-    let mut settings = settings("");
-    settings["policies"][0]["metadata"]["name"] = json!("keyless-policy");
-    settings["policies"][0]["spec"]["authorities"] =
-        json!([{"name": "release", "keyless": {"identities": [{"issuer": ISSUER, "subject": EMAIL}]}}]);
+    let authority = json!({"name": "release", "keyless": {"identities": [{"issuer": ISSUER, "subject": EMAIL}]}});
     let trust = TrustRoot::from_json(&testkit::trust_config_json(&fulcio, &rekor))?;
-    load(&host, &images, settings, Some(trust)).await
+    load(&host, &images, settings("keyless-policy", authority), Some(trust)).await
 }
 
 /// Serves `settings` through the provider and measures it on three images of `images`' registry

@@ -5,6 +5,7 @@
 //! question, however many containers, policies and authorities ask it.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
 use serde::Serialize;
@@ -124,7 +125,11 @@ pub fn verify_formats_json(
         SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
         SignatureFormat::Both => match legacy(host) {
             Ok(digest) => Ok(Verified { digest, bundle: false }),
-            Err(legacy) => bundle(host).map_err(|e| format!("{legacy} (cosign v3 bundles, read by cip only: {e})")),
+            // Joined without the formatting machinery: a rotated-out key fails here on every
+            // evaluation, and the message is usually dropped (another authority passes).
+            Err(legacy) => {
+                bundle(host).map_err(|e| [&legacy, " (cosign v3 bundles, read by cip only: ", &e, ")"].concat())
+            }
         },
     }
 }
@@ -215,12 +220,13 @@ impl<H: HostCalls> HostCalls for Memo<H> {
                 self.answers.len() - 1
             }
         };
-        if let Some(answer) = self.answers[slot].1.get(payload) {
-            return answer.clone();
+        // One hash of the payload (hundreds of bytes: the request with its key) for both the
+        // look-up and the insertion; the key is copied once, as an insertion copies it anyway,
+        // and questions are seldom asked twice.
+        match self.answers[slot].1.entry(payload.into()) {
+            Entry::Occupied(known) => known.get().clone(),
+            Entry::Vacant(slot) => slot.insert(self.inner.call(capability, payload)).clone(),
         }
-        let answer = self.inner.call(capability, payload);
-        self.answers[slot].1.insert(payload.into(), answer.clone());
-        answer
     }
 }
 

@@ -70,6 +70,15 @@ pub const CIP_VERIFY_WITH_FORMAT: Capability = Capability {
     operation: "v1/verify_with_format",
 };
 
+/// The list of our operations a host serves, implemented by `cip` only: asked once per
+/// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag,
+/// so that a stock host is not asked for bundles by every failing authority (docs/wire-protocol.md).
+pub const CIP_HOST_OPERATIONS: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "host",
+    operation: "v1/operations",
+};
+
 /// Where an authority's signatures are read (`signatureFormat`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SignatureFormat {
@@ -88,6 +97,10 @@ pub struct Verified {
     pub digest: String,
     pub bundle: bool,
 }
+
+/// Said, for an authority without `signatureFormat`, when the host does not read bundles.
+pub const NO_BUNDLES_HINT: &str =
+    "cosign v3 bundles are read by cip only: this host lacks cluster-image-policy/oci/v1/verify_with_format";
 
 /// What to do on a stock host, said when a bundle could not be verified.
 pub const BUNDLE_HINT: &str = "cosign v3 bundles (OCI referrers) need the host capability cluster-image-policy/oci/v1/verify_with_format, which only cip implements; for stock Kubewarden sign with cosign's legacy format (cosign sign --new-bundle-format=false --use-signing-config=false)";
@@ -123,13 +136,14 @@ pub fn verify_formats_json(
     match format {
         SignatureFormat::Legacy => legacy(host).map(|digest| Verified { digest, bundle: false }),
         SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
+        // Messages joined without the formatting machinery: a rotated-out key fails here on
+        // every evaluation, and the message is usually dropped (another authority passes).
         SignatureFormat::Both => match legacy(host) {
             Ok(digest) => Ok(Verified { digest, bundle: false }),
-            // Joined without the formatting machinery: a rotated-out key fails here on every
-            // evaluation, and the message is usually dropped (another authority passes).
-            Err(legacy) => {
+            Err(legacy) if host.reads_bundles() => {
                 bundle(host).map_err(|e| [&legacy, " (cosign v3 bundles, read by cip only: ", &e, ")"].concat())
             }
+            Err(legacy) => Err([&legacy, " (", NO_BUNDLES_HINT, ")"].concat()),
         },
     }
 }
@@ -153,18 +167,68 @@ fn with_format(signature_format: &str, kind: &str, request: &str) -> Vec<u8> {
 pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
+
+    /// Whether the host reads cosign v3 bundles ([`CIP_VERIFY_WITH_FORMAT`]): asked through
+    /// [`CIP_HOST_OPERATIONS`] ([`Memo`] asks once per evaluation).
+    fn reads_bundles(&mut self) -> bool {
+        ask_reads_bundles(self)
+    }
 }
 
 impl<H: HostCalls + ?Sized> HostCalls for &mut H {
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
         (**self).call(capability, payload)
     }
+
+    fn reads_bundles(&mut self) -> bool {
+        (**self).reads_bundles()
+    }
+}
+
+/// The answer of [`CIP_HOST_OPERATIONS`]: `{"operations": ["oci/v1/verify_with_format", …]}`,
+/// each operation of the `cluster-image-policy` binding as `<namespace>/<operation>` (names
+/// without escapes: borrowed from the answer).
+#[derive(serde::Deserialize)]
+struct Operations<'a> {
+    #[serde(borrow)]
+    operations: Vec<&'a str>,
+}
+
+/// Asks `host` whether it serves [`CIP_VERIFY_WITH_FORMAT`]. A failed call (a stock host: unknown
+/// binding) or an answer that does not list it means no: a fact the host states, never read
+/// from an error's text.
+fn ask_reads_bundles(host: &mut (impl HostCalls + ?Sized)) -> bool {
+    let wanted = CIP_VERIFY_WITH_FORMAT;
+    let listed = |answer: Vec<u8>| {
+        serde_json::from_slice::<Operations<'_>>(&answer).is_ok_and(|list| {
+            list.operations.iter().any(|op| {
+                op.strip_prefix(wanted.namespace)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|rest| rest == wanted.operation)
+            })
+        })
+    };
+    host.call(CIP_HOST_OPERATIONS, b"{}").is_ok_and(listed)
 }
 
 /// The real host, reached through waPC.
 pub struct WapcHost;
 
+thread_local! {
+    /// Whether this instance's host was found to read bundles: a "yes" is kept for the
+    /// instance's life (its host never changes); a "no" is asked again by the next evaluation.
+    static READS_BUNDLES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl HostCalls for WapcHost {
+    fn reads_bundles(&mut self) -> bool {
+        READS_BUNDLES.get() || {
+            let reads = ask_reads_bundles(self);
+            READS_BUNDLES.set(reads);
+            reads
+        }
+    }
+
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
         kubewarden_policy_sdk::wapc_guest::host_call(
             capability.binding,
@@ -191,6 +255,8 @@ pub struct Memo<H> {
     inner: H,
     /// One map per capability asked (an evaluation asks a handful), keyed by payload.
     answers: Vec<(Capability, Answers)>,
+    /// Whether the host reads bundles, once asked.
+    reads_bundles: Option<bool>,
 }
 
 impl<H: HostCalls> Memo<H> {
@@ -199,6 +265,7 @@ impl<H: HostCalls> Memo<H> {
         Self {
             inner,
             answers: Vec::new(),
+            reads_bundles: None,
         }
     }
 
@@ -210,6 +277,10 @@ impl<H: HostCalls> Memo<H> {
 }
 
 impl<H: HostCalls> HostCalls for Memo<H> {
+    fn reads_bundles(&mut self) -> bool {
+        *self.reads_bundles.get_or_insert_with(|| self.inner.reads_bundles())
+    }
+
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
         let slot = match self.answers.iter().position(|(asked, _)| *asked == capability) {
             Some(slot) => slot,
@@ -280,6 +351,54 @@ mod tests {
         }
     }
 
+    /// A host answering [`CIP_HOST_OPERATIONS`] with `answer`.
+    struct Answering(Result<&'static str, &'static str>);
+
+    impl HostCalls for Answering {
+        fn call(&mut self, capability: Capability, _: &[u8]) -> Result<Vec<u8>, String> {
+            assert_eq!(capability, CIP_HOST_OPERATIONS);
+            self.0.map(|text| text.as_bytes().to_vec()).map_err(str::to_owned)
+        }
+    }
+
+    /// Only an answer listing `oci/v1/verify_with_format` itself says the host reads bundles:
+    /// not a failed call (whatever its reason), an unreadable answer, nor a near name.
+    #[test]
+    fn a_host_reads_bundles_only_when_it_lists_the_operation() {
+        let reads = |answer| Answering(answer).reads_bundles();
+        assert!(reads(Ok(
+            r#"{"operations":["kms/v1/public_key","oci/v1/verify_with_format"]}"#
+        )));
+        for answer in [
+            Err("unknown binding: cluster-image-policy"),
+            Err(r#"{"operations":["oci/v1/verify_with_format"]}"#),
+            Ok(""),
+            Ok("[]"),
+            Ok(r#"{"operations":[]}"#),
+            Ok(r#"{"operations":"oci/v1/verify_with_format"}"#),
+            Ok(r#"{"operations":["oci/v1/verify_with_formats","oci/v1/verify_with_forma"]}"#),
+            Ok(r#"{"operations":["kms/v1/verify_with_format","ocix/v1/verify_with_format"]}"#),
+            Ok(r#"{"operations":["v1/verify_with_format","cluster-image-policy/oci/v1/verify_with_format"]}"#),
+        ] {
+            assert!(!reads(answer), "{answer:?}");
+        }
+    }
+
+    /// A memo asks the host once per evaluation, whatever the answer.
+    #[test]
+    fn the_memo_asks_once_whether_the_host_reads_bundles() {
+        for (host, reads) in [
+            (mock::MockHost::failing(), false),
+            (mock::MockHost::cip(|_, _| Err("none".into())), true),
+        ] {
+            let mut memo = Memo::new(host);
+            for _ in 0..3 {
+                assert_eq!(memo.reads_bundles(), reads);
+            }
+            assert_eq!(memo.inner().unrecorded, [CIP_HOST_OPERATIONS]);
+        }
+    }
+
     /// A second identical question is answered from the memo; another capability or payload
     /// is asked again.
     #[test]
@@ -303,11 +422,14 @@ pub(crate) mod mock {
     type Responder = Box<dyn FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String>>;
 
     /// Answers host calls with a closure and records every call. Built with [`MockHost::new`]
-    /// it is a stock Kubewarden host: [`CIP_VERIFY_WITH_FORMAT`] (which only `cip` has) fails
-    /// as an unknown binding, unrecorded; [`MockHost::cip`] hands it to the closure too.
+    /// it is a stock Kubewarden host: [`CIP_VERIFY_WITH_FORMAT`] and [`CIP_HOST_OPERATIONS`]
+    /// (which only `cip` has) fail as an unknown binding, unrecorded; [`MockHost::cip`] hands
+    /// the first to the closure too and answers the second itself, as `cip` does. The calls it
+    /// answers itself are listed in `unrecorded`.
     pub struct MockHost {
         responder: Responder,
         pub calls: Vec<(Capability, serde_json::Value)>,
+        pub unrecorded: Vec<Capability>,
         stock: bool,
     }
 
@@ -316,6 +438,7 @@ pub(crate) mod mock {
             Self {
                 responder: Box::new(responder),
                 calls: Vec::new(),
+                unrecorded: Vec::new(),
                 stock: true,
             }
         }
@@ -336,7 +459,12 @@ pub(crate) mod mock {
 
     impl HostCalls for MockHost {
         fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
-            if self.stock && capability == CIP_VERIFY_WITH_FORMAT {
+            if capability == CIP_HOST_OPERATIONS && !self.stock {
+                self.unrecorded.push(capability);
+                return Ok(br#"{"operations":["oci/v1/verify_keyless_regexp","oci/v1/verify_with_format"]}"#.to_vec());
+            }
+            if self.stock && (capability == CIP_VERIFY_WITH_FORMAT || capability == CIP_HOST_OPERATIONS) {
+                self.unrecorded.push(capability);
                 return Err("unknown binding: cluster-image-policy".to_owned());
             }
             let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;

@@ -9,7 +9,7 @@ use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
 use crate::authority::fulcio::tests::CertSpec;
 use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
-use crate::host::{CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2, Memo};
+use crate::host::{CIP_HOST_OPERATIONS, CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2, Memo};
 use crate::settings::{Settings, SettingsCache};
 
 pub(crate) const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -446,7 +446,7 @@ mod admission {
         assert_eq!(response["accepted"], false);
         assert_eq!(
             response["message"],
-            "Pod default/test: image myregistry.com/unsigned denied by policy signed-images-policy: authority authority-0: no signature verified by the key: no signature verified by the given key (cosign v3 bundles, read by cip only: unknown binding: cluster-image-policy)"
+            "Pod default/test: image myregistry.com/unsigned denied by policy signed-images-policy: authority authority-0: no signature verified by the key: no signature verified by the given key (cosign v3 bundles are read by cip only: this host lacks cluster-image-policy/oci/v1/verify_with_format)"
         );
         assert_eq!(host.calls[0].1["image"], "myregistry.com/unsigned:latest");
         assert!(response["mutated_object"].is_null());
@@ -675,6 +675,43 @@ mod admission {
         // The legacy verification, then the bundle one; no `.sig` manifest read.
         let asked: Vec<_> = cip.calls.iter().map(|(c, _)| *c).collect();
         assert_eq!(asked, [KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT]);
+    }
+
+    /// The article's key rotation (the rotated-out key first) over three images: a stock host
+    /// is asked once whether it reads bundles, and then never for bundles; `cip` is asked once
+    /// too, and then for the bundles of every key the legacy tag did not verify.
+    #[test]
+    fn a_host_that_reads_no_bundles_is_not_asked_for_them_by_every_failing_key() {
+        let s = settings(
+            &[with_keys(&article("key-rotation-policy"), &[P384_PEM, P256_PEM])],
+            json!({}),
+        );
+        let images = ["myregistry.com/a:v1", "myregistry.com/b:v1", "myregistry.com/c:v1"];
+        let payload = json!({"request": pod("default", &images), "settings": s}).to_string();
+        let evaluate = |host: MockHost| {
+            let mut memo = Memo::new(host);
+            let response = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut memo);
+            let value = serde_json::to_value(response).expect("serialisable response");
+            assert_eq!(value["accepted"], true, "{value}");
+            let host = memo.inner();
+            let asked: Vec<_> = host.calls.iter().map(|(c, _)| *c).collect();
+            (asked, host.unrecorded.clone())
+        };
+
+        let (asked, unrecorded) = evaluate(host_trusting_key(P256_PEM));
+        assert_eq!(
+            asked, [KUBEWARDEN_VERIFY_V2; 6],
+            "each key of each image on the legacy tag"
+        );
+        assert_eq!(unrecorded, [CIP_HOST_OPERATIONS], "asked once, no bundle call");
+
+        let (asked, unrecorded) = evaluate(MockHost::cip(|capability, p| match capability {
+            KUBEWARDEN_VERIFY_V2 if p["pub_keys"][0] == P256_PEM => trusted(DIGEST),
+            _ => Err("no signatures found".into()),
+        }));
+        let per_image = [KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2];
+        assert_eq!(asked, per_image.repeat(3));
+        assert_eq!(unrecorded, [CIP_HOST_OPERATIONS]);
     }
 
     #[test]
@@ -1158,7 +1195,7 @@ mod verify_images_export {
         assert_eq!(
             results[1]["policies"][0],
             json!({"name": "production-strict-policy", "mode": "enforce", "passed": false,
-                   "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature (cosign v3 bundles, read by cip only: unknown binding: cluster-image-policy)"}]})
+                   "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature (cosign v3 bundles are read by cip only: this host lacks cluster-image-policy/oci/v1/verify_with_format)"}]})
         );
         assert!(
             verify_images(

@@ -2,7 +2,8 @@
 //! loopback docker-registry has no referrers API, so the `sha256-<hex>` referrers tag schema is
 //! what is read) through `cip run`, the real module and the real registry: key and keyless
 //! bundles admit under the article's policies pasted as is, a bundle for another digest is
-//! refused, and `signatureFormat` picks the storage.
+//! refused, `signatureFormat` picks the storage, and a host serving only Kubewarden's
+//! capabilities is not asked for bundles.
 
 mod common;
 
@@ -81,5 +82,28 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
     bundle_only["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");
     let admitted = run(&format!("{host}/app:keyed"), &bundle_only);
     assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
+
+    // As stock Kubewarden: the module finds that the host reads no bundles (one question per
+    // evaluation) and says so, instead of asking for them.
+    let stock = |image: &str, s: &Value| {
+        common::cip_run_with(
+            &pod("default", &[image]),
+            s,
+            &host,
+            Some(&trust),
+            &["--kubewarden-capabilities-only"],
+        )
+    };
+    for (image, policy) in [("keyed", &key_policy), ("keyless", &keyless_policy)] {
+        let refused = stock(&format!("{host}/app:{image}"), policy);
+        assert!(!allowed(&refused), "{image}: {}", refused.stdout);
+        assert!(
+            message(&refused).contains(
+                "(cosign v3 bundles are read by cip only: this host lacks cluster-image-policy/oci/v1/verify_with_format)"
+            ),
+            "{image}: {}",
+            message(&refused)
+        );
+    }
     Ok(())
 }

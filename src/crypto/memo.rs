@@ -10,7 +10,7 @@
 //! A verification's outcome depends on the key, the digest and the signature alone, so the memo
 //! keys it by **all of their bytes**, never by a hash or a part of them: a signature copied onto
 //! another digest, a key swapped, a byte of the DER changed, each is a different entry and is
-//! verified anew. The memo holds at most [`CAPACITY`] outcomes, the oldest replaced first, so
+//! verified anew. The memo holds at most `CAPACITY` (256) outcomes, the oldest replaced first, so
 //! layers nobody asked for cannot grow an instance's memory.
 
 use std::cell::RefCell;

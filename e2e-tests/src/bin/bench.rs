@@ -10,7 +10,8 @@
 //! a key rotation), so every image is covered by exactly one policy and a policy beyond the
 //! 50th covers nothing. With `BENCH_ROTATION=off` each policy has the current key only (one host
 //! call per covered image instead of three: the rotated-out key's legacy and bundle look-ups
-//! fail first). 0 policies is empty settings (`{}`: images covered by no policy are
+//! fail first; with `BENCH_STOCK=on`, as on a stock Kubewarden host, two: the rotated-out key's
+//! legacy look-up fails, and the host is asked once per evaluation whether it reads bundles). 0 policies is empty settings (`{}`: images covered by no policy are
 //! admitted with a warning).
 //!
 //! Then the `keyless` scenario: one container whose image a test Fulcio and Rekor signed for a
@@ -56,6 +57,9 @@ struct Setup {
     key_pem: String,
     /// Each policy lists a rotated-out key before the current one (`BENCH_ROTATION`, default on).
     rotation: bool,
+    /// `cip bench --kubewarden-capabilities-only`: the host-call path of a stock Kubewarden host
+    /// (`BENCH_STOCK=on`).
+    stock: bool,
     work: tempfile::TempDir,
     sources: PathBuf,
     /// The `ClientTrustConfig` of the test Fulcio and Rekor that signed `keyless/app`.
@@ -193,6 +197,9 @@ impl Setup {
         if fresh {
             command.arg("--fresh-instances");
         }
+        if self.stock {
+            command.arg("--kubewarden-capabilities-only");
+        }
         let output = command.arg(module).output().context("running cip bench")?;
         if !output.status.success() {
             bail!("cip bench failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -293,6 +300,7 @@ fn main() -> Result<()> {
         host,
         key_pem: key.public_key_pem().to_owned(),
         rotation: std::env::var("BENCH_ROTATION").as_deref() != Ok("off"),
+        stock: std::env::var("BENCH_STOCK").as_deref() == Ok("on"),
         work,
         sources,
         trust,
@@ -311,6 +319,9 @@ fn main() -> Result<()> {
             "the current key only (BENCH_ROTATION=off)"
         }
     );
+    if setup.stock {
+        println!("host: Kubewarden's capabilities only (`--kubewarden-capabilities-only`, BENCH_STOCK=on)");
+    }
     println!(
         "validate through `cip bench`, host answers cached; min / median of {warm_iterations} (warm) and {fresh_iterations} (fresh) evaluations, µs"
     );

@@ -458,6 +458,17 @@ impl CipRun {
 /// Runs `cip run` on `request` with `settings`, reaching `registry_host` over plain HTTP,
 /// with a sigstore trust config when given. Files go to a temporary directory removed after.
 pub fn cip_run(request: &Value, settings: &Value, registry_host: &str, trust_config: Option<&str>) -> CipRun {
+    cip_run_with(request, settings, registry_host, trust_config, &[])
+}
+
+/// [`cip_run`] with more `cip run` options (`options`, before the module).
+pub fn cip_run_with(
+    request: &Value,
+    settings: &Value,
+    registry_host: &str,
+    trust_config: Option<&str>,
+    options: &[&str],
+) -> CipRun {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("creating a temporary directory: {e}"));
     let write = |name: &str, text: String| {
         let path = dir.path().join(name);
@@ -481,7 +492,7 @@ pub fn cip_run(request: &Value, settings: &Value, registry_host: &str, trust_con
             .arg("--sigstore-trust-config")
             .arg(write("trust.json", trust.to_owned()));
     }
-    command.arg(policy_wasm_path());
+    command.args(options).arg(policy_wasm_path());
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
     let file = |path: &Path| std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));

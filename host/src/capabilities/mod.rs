@@ -11,6 +11,7 @@
 mod answer_cache;
 mod attestations;
 mod crypto;
+mod host;
 mod kms;
 mod logging;
 mod net;
@@ -38,6 +39,8 @@ pub struct Capabilities {
     answers: Option<AnswerCache>,
     kms: Option<Arc<KmsResolver>>,
     interactions: Option<Interactions>,
+    /// Whether only Kubewarden's capabilities are served ([`Capabilities::kubewarden_only`]).
+    kubewarden_only: bool,
 }
 
 impl std::fmt::Debug for Capabilities {
@@ -120,7 +123,16 @@ impl Capabilities {
             answers: None,
             kms: None,
             interactions: None,
+            kubewarden_only: false,
         }
+    }
+
+    /// Serves only Kubewarden's capabilities, as a stock host (policy-server, kwctl) does: every
+    /// call under the `cluster-image-policy` binding fails as an unknown binding.
+    #[must_use]
+    pub fn kubewarden_only(mut self) -> Self {
+        self.kubewarden_only = true;
+        self
     }
 
     /// Remembers verification answers (and verification failures) and `oci/v1/*` registry
@@ -163,6 +175,7 @@ impl Capabilities {
             answers: None,
             kms: None,
             interactions: None,
+            kubewarden_only: false,
         }
     }
 
@@ -199,6 +212,9 @@ impl Capabilities {
         payload: &[u8],
     ) -> Result<Vec<u8>, CapabilityError> {
         let call = Call { caps: self, deadline };
+        if self.kubewarden_only && binding == "cluster-image-policy" {
+            return Err(CapabilityError::UnknownBinding(binding.to_owned()));
+        }
         match (binding, namespace) {
             ("kubewarden", "oci") => oci::kubewarden(&call, operation, payload),
             ("kubewarden", "crypto") => crypto::dispatch(operation, payload),
@@ -207,6 +223,7 @@ impl Capabilities {
             ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
             ("cluster-image-policy", "policy") => rego::dispatch(operation, payload),
             ("cluster-image-policy", "kms") => kms::dispatch(&call, operation, payload),
+            ("cluster-image-policy", "host") => host::dispatch(operation),
             ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {
                 binding: binding.to_owned(),
                 namespace: namespace.to_owned(),

@@ -58,6 +58,11 @@ pub struct VerifierArgs {
     /// KMS access for authorities that name their key by `key.kms`.
     #[command(flatten)]
     pub kms: super::kms::KmsArgs,
+    /// Serve only what a stock Kubewarden host (policy-server, kwctl) serves: every
+    /// `cluster-image-policy/…` call fails as an unknown binding, as it does there. Shows (and
+    /// measures) what the policy decides under stock Kubewarden.
+    #[arg(long)]
+    pub kubewarden_capabilities_only: bool,
 }
 
 impl VerifierArgs {
@@ -235,6 +240,9 @@ impl Session {
             .with_kms(verifier.kms.resolver()?);
         if let Some(interactions) = interactions {
             capabilities = capabilities.with_interactions(interactions);
+        }
+        if verifier.kubewarden_capabilities_only {
+            capabilities = capabilities.kubewarden_only();
         }
         let capabilities = Arc::new(capabilities);
         let defaults = EvaluatorOptions::default();

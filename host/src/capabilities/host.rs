@@ -1,0 +1,102 @@
+//! Binding `cluster-image-policy`, namespace `host`: what this host serves beyond Kubewarden's
+//! capabilities. The module asks it (once per evaluation, only after an authority without
+//! `signatureFormat` failed on the legacy `.sig` tag) whether it may ask for cosign v3 bundles;
+//! a stock Kubewarden host fails the call (unknown binding), and the module then says that
+//! bundles are read by `cip` only instead of asking for them (docs/wire-protocol.md).
+
+use serde::Serialize;
+
+use super::{CapabilityError, answer, unknown_operation};
+
+const OPERATIONS_CALL: &str = "cluster-image-policy/host/v1/operations";
+
+/// Every operation of the `cluster-image-policy` binding, as `<namespace>/<operation>`.
+pub(super) const OPERATIONS: &[&str] = &[
+    "host/v1/operations",
+    "kms/v1/public_key",
+    "oci/v1/verify_attestations",
+    "oci/v1/verify_keyless_regexp",
+    "oci/v1/verify_with_format",
+    "policy/v1/rego",
+];
+
+#[derive(Serialize)]
+struct Operations {
+    operations: &'static [&'static str],
+}
+
+/// Namespace `host` (the payload is not read: any question gets the same answer).
+pub(super) fn dispatch(operation: &str) -> Result<Vec<u8>, CapabilityError> {
+    match operation {
+        "v1/operations" => answer(OPERATIONS_CALL, &Operations { operations: OPERATIONS }),
+        other => Err(unknown_operation(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Capabilities;
+    use super::*;
+
+    fn ask(caps: &Capabilities, namespace: &str, operation: &str) -> Result<Vec<u8>, CapabilityError> {
+        caps.dispatch("test", None, "cluster-image-policy", namespace, operation, b"{}")
+    }
+
+    /// The list is what the host dispatches: each listed operation is served (whatever it then
+    /// makes of an empty question), and the answer is the list the module reads.
+    #[test]
+    fn the_operations_listed_are_the_operations_served() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let caps = Capabilities::without_registry(runtime.handle().clone());
+        for listed in OPERATIONS {
+            let (namespace, operation) = listed.split_once('/').unwrap();
+            let outcome = ask(&caps, namespace, operation);
+            assert!(
+                !matches!(
+                    outcome,
+                    Err(CapabilityError::UnknownNamespace { .. } | CapabilityError::UnknownOperation { .. })
+                ),
+                "{listed}: {outcome:?}"
+            );
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&ask(&caps, "host", "v1/operations").unwrap()).unwrap();
+        assert_eq!(answer, serde_json::json!({"operations": OPERATIONS}));
+        assert!(
+            answer["operations"]
+                .as_array()
+                .unwrap()
+                .contains(&"oci/v1/verify_with_format".into())
+        );
+        assert!(matches!(
+            ask(&caps, "host", "v2/operations"),
+            Err(CapabilityError::UnknownOperation { .. })
+        ));
+    }
+}
+
+#[cfg(test)]
+mod kubewarden_only {
+    use super::super::{Capabilities, CapabilityError};
+    use super::OPERATIONS;
+
+    /// As a stock host: each of our operations fails as an unknown binding (the module then
+    /// reads no bundles and says so); Kubewarden's own capabilities are still served.
+    #[test]
+    fn a_kubewarden_only_host_serves_none_of_our_operations() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let caps = Capabilities::without_registry(runtime.handle().clone()).kubewarden_only();
+        for listed in OPERATIONS {
+            let (namespace, operation) = listed.split_once('/').unwrap();
+            let outcome = caps.dispatch("test", None, "cluster-image-policy", namespace, operation, b"{}");
+            assert!(
+                matches!(&outcome, Err(CapabilityError::UnknownBinding(b)) if b == "cluster-image-policy"),
+                "{listed}: {outcome:?}"
+            );
+        }
+        let certificate = caps.dispatch("test", None, "kubewarden", "crypto", "v1/is_certificate_trusted", b"{}");
+        assert!(
+            matches!(certificate, Err(CapabilityError::Payload { .. })),
+            "Kubewarden's capabilities stay: {certificate:?}"
+        );
+    }
+}

@@ -83,6 +83,42 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
     let admitted = run(&format!("{host}/app:keyed"), &bundle_only);
     assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
 
+    // The article's key rotation (the old key first) on an unsigned image: each key is looked
+    // for on the legacy tag, then in bundles; whether the host reads bundles is asked once.
+    let old_key = KeyPair::ecdsa_p256()?;
+    let rotation = settings(
+        &[on_registry(
+            &with_keys(
+                &article("key-rotation-policy"),
+                &[old_key.public_key_pem(), key.public_key_pem()],
+            ),
+            &host,
+        )],
+        json!({}),
+    );
+    let admitted = run(&format!("{host}/app:keyed"), &rotation);
+    assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
+    push_image(&host, "app", "plain", "app:plain")?;
+    let session = tempfile::NamedTempFile::new()?;
+    let record = [
+        "--record-host-capabilities-interactions",
+        &session.path().to_string_lossy(),
+    ];
+    let plain = pod("default", &[&format!("{host}/app:plain")]);
+    let refused = common::cip_run_with(&plain, &rotation, &host, Some(&trust), &record);
+    assert!(!allowed(&refused), "{}", refused.stdout);
+    let calls = std::fs::read_to_string(session.path())?;
+    let count = |operation: &str| calls.matches(&format!("operation: {operation}\n")).count();
+    assert_eq!(
+        (
+            calls.matches("!SigstorePubKeyVerify").count(),
+            count("v1/verify_with_format"),
+            count("v1/operations")
+        ),
+        (2, 2, 1),
+        "{calls}"
+    );
+
     // As stock Kubewarden: the module finds that the host reads no bundles (one question per
     // evaluation) and says so, instead of asking for them.
     let stock = |image: &str, s: &Value| {

@@ -38,19 +38,26 @@ mod tests {
     use super::super::Capabilities;
     use super::*;
 
-    fn ask(caps: &Capabilities, namespace: &str, operation: &str) -> Result<Vec<u8>, CapabilityError> {
+    /// Asks `caps` one of our operations (`<namespace>/<operation>`) with an empty question.
+    fn ask(caps: &Capabilities, listed: &str) -> Result<Vec<u8>, CapabilityError> {
+        let (namespace, operation) = listed.split_once('/').unwrap();
         caps.dispatch("test", None, "cluster-image-policy", namespace, operation, b"{}")
+    }
+
+    /// Capabilities without a registry, on a runtime kept alive beside them.
+    fn capabilities(kubewarden_only: bool) -> (tokio::runtime::Runtime, Capabilities) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let caps = Capabilities::without_registry(runtime.handle().clone());
+        (runtime, if kubewarden_only { caps.kubewarden_only() } else { caps })
     }
 
     /// The list is what the host dispatches: each listed operation is served (whatever it then
     /// makes of an empty question), and the answer is the list the module reads.
     #[test]
     fn the_operations_listed_are_the_operations_served() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let caps = Capabilities::without_registry(runtime.handle().clone());
+        let (_runtime, caps) = capabilities(false);
         for listed in OPERATIONS {
-            let (namespace, operation) = listed.split_once('/').unwrap();
-            let outcome = ask(&caps, namespace, operation);
+            let outcome = ask(&caps, listed);
             assert!(
                 !matches!(
                     outcome,
@@ -59,7 +66,7 @@ mod tests {
                 "{listed}: {outcome:?}"
             );
         }
-        let answer: serde_json::Value = serde_json::from_slice(&ask(&caps, "host", "v1/operations").unwrap()).unwrap();
+        let answer: serde_json::Value = serde_json::from_slice(&ask(&caps, "host/v1/operations").unwrap()).unwrap();
         assert_eq!(answer, serde_json::json!({"operations": OPERATIONS}));
         assert!(
             answer["operations"]
@@ -68,26 +75,18 @@ mod tests {
                 .contains(&"oci/v1/verify_with_format".into())
         );
         assert!(matches!(
-            ask(&caps, "host", "v2/operations"),
+            ask(&caps, "host/v2/operations"),
             Err(CapabilityError::UnknownOperation { .. })
         ));
     }
-}
-
-#[cfg(test)]
-mod kubewarden_only {
-    use super::super::{Capabilities, CapabilityError};
-    use super::OPERATIONS;
 
     /// As a stock host: each of our operations fails as an unknown binding (the module then
     /// reads no bundles and says so); Kubewarden's own capabilities are still served.
     #[test]
     fn a_kubewarden_only_host_serves_none_of_our_operations() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let caps = Capabilities::without_registry(runtime.handle().clone()).kubewarden_only();
+        let (_runtime, caps) = capabilities(true);
         for listed in OPERATIONS {
-            let (namespace, operation) = listed.split_once('/').unwrap();
-            let outcome = caps.dispatch("test", None, "cluster-image-policy", namespace, operation, b"{}");
+            let outcome = ask(&caps, listed);
             assert!(
                 matches!(&outcome, Err(CapabilityError::UnknownBinding(b)) if b == "cluster-image-policy"),
                 "{listed}: {outcome:?}"

@@ -211,10 +211,10 @@ impl Capabilities {
         operation: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, CapabilityError> {
-        let call = Call { caps: self, deadline };
         if self.kubewarden_only && binding == "cluster-image-policy" {
             return Err(CapabilityError::UnknownBinding(binding.to_owned()));
         }
+        let call = Call { caps: self, deadline };
         match (binding, namespace) {
             ("kubewarden", "oci") => oci::kubewarden(&call, operation, payload),
             ("kubewarden", "crypto") => crypto::dispatch(operation, payload),

@@ -179,35 +179,36 @@ pub fn parse(raw: RawAuthority<'_>, path: AuthorityPath) -> Result<Authority, Se
         ));
     }
     let annotations = raw.annotations;
-    let mut kinds: Vec<(&str, Box<dyn Check>)> = Vec::new();
+    // The kinds given, in the order they are parsed (and named in an error).
+    let given = [
+        ("key", raw.key.is_some()),
+        ("keyless", raw.keyless.is_some()),
+        ("certificate", raw.certificate.is_some()),
+        ("githubActions", raw.github_actions.is_some()),
+        ("static", raw.static_.is_some()),
+    ];
+    // Each kind given is parsed (its error comes first); the last one parsed is kept, and used
+    // when it is the only one.
+    let mut check: Option<Box<dyn Check>> = None;
     if let Some(k) = raw.key {
-        kinds.push((
-            "key",
-            Box::new(key::KeyAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?),
+        check = Some(Box::new(
+            key::KeyAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?,
         ));
     }
     if let Some(k) = raw.keyless {
-        kinds.push((
-            "keyless",
-            Box::new(keyless::KeylessAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?),
+        check = Some(Box::new(
+            keyless::KeylessAuthority::parse(k, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?,
         ));
     }
     if let Some(c) = raw.certificate {
-        kinds.push((
-            "certificate",
-            Box::new(
-                certificate::CertificateAuthority::parse(c, annotations.clone(), format)
-                    .map_err(|(f, m)| err(&f, m))?,
-            ),
+        check = Some(Box::new(
+            certificate::CertificateAuthority::parse(c, annotations.clone(), format).map_err(|(f, m)| err(&f, m))?,
         ));
     }
     if let Some(g) = raw.github_actions {
-        kinds.push((
-            "githubActions",
-            Box::new(
-                github_actions::GithubActionsAuthority::parse(g, annotations.clone(), format)
-                    .map_err(|(f, m)| err(&f, m))?,
-            ),
+        check = Some(Box::new(
+            github_actions::GithubActionsAuthority::parse(g, annotations.clone(), format)
+                .map_err(|(f, m)| err(&f, m))?,
         ));
     }
     if let Some(s) = raw.static_ {
@@ -217,32 +218,33 @@ pub fn parse(raw: RawAuthority<'_>, path: AuthorityPath) -> Result<Authority, Se
                 "annotations constrain signatures, and a static authority looks at none: remove them".to_owned(),
             ));
         }
-        kinds.push((
-            "static",
-            Box::new(static_action::StaticAuthority::parse(s).map_err(|(f, m)| err(&f, m))?),
+        check = Some(Box::new(
+            static_action::StaticAuthority::parse(s).map_err(|(f, m)| err(&f, m))?,
         ));
     }
-    match kinds.len() {
-        1 => {
-            let (_, check) = kinds.remove(0);
-            Ok(Authority {
-                name,
-                path,
-                check,
-                attestations: wanted,
-                format,
-            })
-        }
-        0 => Err(SettingsError::new(
+    match (given.iter().filter(|(_, present)| *present).count(), check) {
+        (1, Some(check)) => Ok(Authority {
+            name,
+            path,
+            check,
+            attestations: wanted,
+            format,
+        }),
+        (0, _) | (_, None) => Err(SettingsError::new(
             path.to_string(),
             "the authority has no kind: give exactly one of key, keyless, static, certificate, githubActions"
                 .to_owned(),
         )),
-        _ => Err(SettingsError::new(
+        (_, Some(_)) => Err(SettingsError::new(
             path.to_string(),
             format!(
                 "the authority has several kinds ({}): give exactly one per authority, and list several authorities to accept any of them",
-                kinds.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                given
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(kind, _)| *kind)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }

@@ -34,8 +34,14 @@ settings = [
      "modifyImagesWithDigest": False},
     {"policies": [policy("cert", ["myregistry.com:443/app"], [{"name": "c", "certificate": {"data": cert, "chain": cert}},
         {"githubActions": {"owner": "org", "repo": "app"}, "annotations": {"env": "prod"}}])]},
+    # Key authorities as the article's key rotation writes them: the shape the authorities walk
+    # reads (src/settings/skeleton.rs).
+    {"policies": [policy("rotation", ["r.io/**"], [{"name": "previous-key", "key": {"data": p256}},
+        {"name": "current-key", "key": {"data": p256, "hashAlgorithm": "sha256"}, "signatureFormat": "legacy"},
+        {"key": {"kms": "awskms:///alias/cosign"}}], mode="enforce")]},
 ]
-write("settings", [json.dumps(s) for s in settings] + ["{}", "{\"policies\":[]}", "[]"])
+rotation = settings[-1]["policies"][0]["spec"]["authorities"]
+write("settings", [json.dumps(s) for s in settings] + ["{}", "{\"policies\":[]}", "[]", json.dumps(rotation)])
 
 write("reference", ["nginx", "nginx:1.25", "docker.io/library/nginx", "index.docker.io/nginx:latest",
     "bitnami/redis:7", "myregistry.com/app:v1", "MyRegistry.COM:443/a/b:v1", "localhost/app",

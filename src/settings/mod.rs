@@ -5,9 +5,9 @@
 //! a policy's authorities and `spec.policy` are parsed the first time it covers an image of a
 //! request ([`Settings::body`]), so a policy that covers nothing costs no key, identity or CUE
 //! parsing (Kubewarden's policy-server reads the settings again in every fresh instance). That
-//! skeleton is read by walking the settings text when it is written plainly (`skeleton.rs`),
-//! by serde's derive ([`raw`]) otherwise: the derive is the reference, and names the field of
-//! every error.
+//! skeleton, and the key authorities of a policy that covers an image, are read by walking the
+//! settings text when it is written plainly (`skeleton.rs`), by serde's derive ([`raw`])
+//! otherwise: the derive is the reference, and names the field of every error.
 //! [`Settings::parse`] reads every policy whole, and [`Settings::check_material`] adds the
 //! expensive checks of keys, certificates and regular expressions: `validate_settings` runs both
 //! when the policy is loaded.
@@ -308,7 +308,12 @@ impl Settings {
                     None => None,
                 };
                 let authorities: Vec<RawAuthority<'_>> = match text(&policy.deferred.authorities) {
-                    Some(json) => read(json, &format_args!("policies[{}].spec.authorities", policy.index))?,
+                    // The plain shape read in one pass, anything else by the derive (which
+                    // names the field of an error).
+                    Some(json) => match skeleton::authorities(json) {
+                        Some(authorities) => authorities,
+                        None => read(json, &format_args!("policies[{}].spec.authorities", policy.index))?,
+                    },
                     None => Vec::new(),
                 };
                 parse_body(block, authorities, policy.index)

@@ -159,7 +159,8 @@ pub struct RawLabelSelectorRequirement {
 }
 
 /// One entry of `spec.authorities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawAuthority<'a> {
     pub name: Option<String>,
@@ -183,12 +184,13 @@ pub struct RawAuthority<'a> {
 }
 
 /// `key` authority.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKey<'a> {
     /// The JSON text of `key.data` as written, a string for a valid key ([`JsonString::new`]).
     #[serde(borrow)]
-    pub data: Option<&'a RawValue>,
+    pub data: Option<JsonText<'a>>,
     pub kms: Option<String>,
     pub secret_ref: Option<Value>,
     pub hash_algorithm: Option<String>,
@@ -198,28 +200,30 @@ pub struct RawKey<'a> {
 /// goes to the host inside a JSON request, and decoding it only to encode it again costs ≈ 40
 /// instructions a byte in wasm.
 #[derive(Debug)]
-pub struct JsonString<'a>(&'a RawValue);
+pub struct JsonString<'a>(&'a str);
 
 impl<'a> JsonString<'a> {
     /// The string `raw` is, `None` when it is another JSON value.
-    pub fn new(raw: &'a RawValue) -> Option<Self> {
-        raw.get().starts_with('"').then_some(Self(raw))
+    pub fn new(raw: JsonText<'a>) -> Option<Self> {
+        raw.0.starts_with('"').then_some(Self(raw.0))
     }
 
     /// The JSON text of the string, quotes included.
     pub fn json(&self) -> &'a str {
-        self.0.get()
+        self.0
     }
 
     /// The string, decoded.
     pub fn decode(&self) -> String {
-        // A JSON string, checked by `serde_json` when it was read: it decodes.
-        serde_json::from_str(self.0.get()).unwrap_or_default()
+        // A JSON string, checked when it was read (by `serde_json`, or as `serde_json` checks
+        // it): it decodes.
+        serde_json::from_str(self.0).unwrap_or_default()
     }
 }
 
 /// `keyless` authority.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawKeyless {
     pub url: Option<String>,
@@ -233,6 +237,7 @@ pub struct RawKeyless {
 
 /// One keyless identity.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawIdentity {
     pub issuer: Option<String>,
@@ -243,6 +248,7 @@ pub struct RawIdentity {
 
 /// `static` authority.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawStatic {
     pub action: Option<String>,
@@ -251,6 +257,7 @@ pub struct RawStatic {
 
 /// `certificate` authority (extension).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawCertificate {
     pub data: Option<String>,
@@ -260,6 +267,7 @@ pub struct RawCertificate {
 
 /// `githubActions` authority (extension).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(deny_unknown_fields)]
 pub struct RawGithubActions {
     pub owner: Option<String>,

@@ -15,12 +15,17 @@
 //! never accepts what the derive refuses, nor reads anything otherwise: the property test
 //! `the_walk_reads_what_the_derive_reads` compares the two on generated settings, many of them
 //! broken.
+//!
+//! The authorities of a policy that covers an image are read the same way ([`authorities`])
+//! when each is a key authority written plainly; other kinds go to the derive.
 
 use std::borrow::Cow;
 
 use serde::de::IgnoredAny;
 
-use super::raw::{JsonText, RawImagePattern, RawMatch, RawMetadata, RawPolicy, RawSettings, RawSpec, Text};
+use super::raw::{
+    JsonText, RawAuthority, RawImagePattern, RawKey, RawMatch, RawMetadata, RawPolicy, RawSettings, RawSpec, Text,
+};
 use crate::json_text::check;
 use crate::json_text::skip_whitespace;
 
@@ -53,6 +58,22 @@ pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
     })?;
     cursor.at = skip_whitespace(cursor.bytes(), cursor.at);
     (cursor.at == json.len()).then_some(settings)
+}
+
+/// The authorities of a policy (the text of its `spec.authorities`) when each is a key
+/// authority written plainly: `name`, `key` (`data`, `kms`, `hashAlgorithm`) and
+/// `signatureFormat`, each once, with values of the types the derive takes. `None` when the
+/// derive must read them: any other field (`keyless`, `static`, `attestations`, ...: read by the
+/// derive, whose cost is small beside what those authorities cost), or anything the derive may
+/// refuse. `validate` reads the authorities of each policy that covers an image of the request,
+/// in every fresh instance: through the derive ≈ 6,000 instructions an authority in wasm
+/// (docs/benchmarks.md, sixteenth pass). Property tests `the_authorities_walk_reads_what_the_derive_reads`
+/// and `every_broken_byte_of_plain_authorities`.
+pub(super) fn authorities(json: &str) -> Option<Vec<RawAuthority<'_>>> {
+    let mut cursor = Cursor { text: json, at: 0 };
+    let authorities = cursor.list(authority)?;
+    cursor.at = skip_whitespace(cursor.bytes(), cursor.at);
+    (cursor.at == json.len()).then_some(authorities)
 }
 
 /// The fields of one object met so far (the derive refuses a field given twice).
@@ -352,12 +373,70 @@ fn match_entry(cursor: &mut Cursor<'_>) -> Option<RawMatch> {
     Some(entry)
 }
 
+fn authority<'a>(cursor: &mut Cursor<'a>) -> Option<RawAuthority<'a>> {
+    let mut authority = RawAuthority::default();
+    let mut seen = Seen::default();
+    cursor.object(|cursor, field| {
+        match field {
+            "name" => {
+                seen.first(0)?;
+                authority.name = cursor.optional(Cursor::owned)?;
+            }
+            "key" => {
+                seen.first(1)?;
+                authority.key = cursor.optional(key)?;
+            }
+            "signatureFormat" => {
+                seen.first(2)?;
+                authority.signature_format = cursor.optional(Cursor::owned)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(authority)
+}
+
+/// A `key` block; `secretRef` (refused by the policy, with its reason) is left to the derive.
+fn key<'a>(cursor: &mut Cursor<'a>) -> Option<RawKey<'a>> {
+    let mut key = RawKey::default();
+    let mut seen = Seen::default();
+    cursor.object(|cursor, field| {
+        match field {
+            "data" => {
+                seen.first(0)?;
+                key.data = cursor.optional(Cursor::raw)?;
+            }
+            "kms" => {
+                seen.first(1)?;
+                key.kms = cursor.optional(Cursor::owned)?;
+            }
+            "hashAlgorithm" => {
+                seen.first(2)?;
+                key.hash_algorithm = cursor.optional(Cursor::owned)?;
+            }
+            _ => return None,
+        }
+        Some(())
+    })?;
+    Some(key)
+}
+
 /// `Ok` when the walk leaves `text` to the derive, or reads it as the derive does, the kept
 /// texts at the same places (their place in the text is where the policy reads them from).
 /// Only in tests and fuzzing builds: the module itself must not carry it (the code it brings,
 /// even unused, changed how the reader was inlined: +1 % instructions).
+///
+/// Each policy's `spec.authorities` is compared too ([`authorities_agreement`]), and `text` itself
+/// read as a list of authorities: the fuzz target of the settings reaches both walks.
 #[cfg(any(test, fuzzing))]
 pub(super) fn agreement(text: &str) -> Result<(), String> {
+    authorities_agreement(text)?;
+    if let Ok(derived) = serde_json::from_str::<RawSettings<'_>>(text) {
+        for spec in derived.policies.iter().filter_map(|p| p.spec.as_ref()) {
+            spec.authorities.map_or(Ok(()), |t| authorities_agreement(t.0))?;
+        }
+    }
     let Some(walked) = read(text) else { return Ok(()) };
     let derived = serde_json::from_str::<RawSettings<'_>>(text)
         .map_err(|e| format!("the walk read what the derive refuses ({e}): {text}"))?;
@@ -367,6 +446,24 @@ pub(super) fn agreement(text: &str) -> Result<(), String> {
             .filter_map(|p| p.spec.as_ref())
             .flat_map(|s| [s.authorities, s.policy])
             .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
+            .collect()
+    };
+    if places(&walked) != places(&derived) || walked != derived {
+        return Err(format!("{walked:?} vs {derived:?}: {text}"));
+    }
+    Ok(())
+}
+
+/// `Ok` when the walk of the authorities ([`authorities`]) leaves `text` to the derive, or
+/// reads it as the derive does, each `key.data` kept at the same place.
+#[cfg(any(test, fuzzing))]
+fn authorities_agreement(text: &str) -> Result<(), String> {
+    let Some(walked) = authorities(text) else { return Ok(()) };
+    let derived = serde_json::from_str::<Vec<RawAuthority<'_>>>(text)
+        .map_err(|e| format!("the authorities walk read what the derive refuses ({e}): {text}"))?;
+    let places = |list: &[RawAuthority<'_>]| -> Vec<Option<(*const u8, usize)>> {
+        list.iter()
+            .map(|a| a.key.as_ref().and_then(|k| k.data).map(|t| (t.0.as_ptr(), t.0.len())))
             .collect()
     };
     if places(&walked) != places(&derived) || walked != derived {
@@ -469,6 +566,87 @@ mod tests {
         ])
     }
 
+    /// Authorities in the shape of [`RawAuthority`], key authorities most often, their members
+    /// sometimes repeated, of the wrong type, unknown or of another kind.
+    fn generated_authorities() -> BoxedStrategy<J> {
+        let w = Words {
+            texts: &[
+                "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+                "current-key",
+                "awskms:///alias/cosign",
+                "sha256",
+                "sha512",
+                "legacy",
+                "bundle",
+                "",
+            ],
+            keys: &[
+                "name",
+                "key",
+                "data",
+                "kms",
+                "hashAlgorithm",
+                "secretRef",
+                "signatureFormat",
+                "keyless",
+                "static",
+                "annotations",
+                "Name",
+                "x",
+            ],
+        };
+        let string = || w.text().prop_map(J::String).boxed();
+        let text = || prop_oneof![16 => string(), 1 => Just(J::Null), 1 => w.junk()].boxed();
+        let key = w.record(vec![
+            ("data", text()),
+            ("kms", text()),
+            ("hashAlgorithm", text()),
+            ("secretRef", w.junk()),
+        ]);
+        let authority = w.record(vec![
+            ("name", text()),
+            ("key", prop_oneof![8 => key, 1 => Just(J::Null)].boxed()),
+            ("signatureFormat", text()),
+            ("static", w.record(vec![("action", text())])),
+            ("annotations", w.object_with(vec![("team", string())])),
+        ]);
+        w.list_of(authority)
+    }
+
+    /// `j` written in the style `style`, then broken in up to two places (the first of
+    /// `breaks` is ignored: a third of the texts stay whole): a byte replaced, inserted or
+    /// removed. `None` when that leaves no UTF-8.
+    fn written(j: &J, style: &[u8], breaks: Vec<(prop::sample::Index, u8, u8)>) -> Option<String> {
+        let mut styles = style.iter().copied().cycle();
+        let mut text = String::new();
+        render(j, &mut || styles.next().unwrap_or_default(), &mut text);
+        let mut bytes = text.into_bytes();
+        for (at, byte, how) in breaks.into_iter().skip(1) {
+            let at = at.index(bytes.len() + 1);
+            match how {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+        }
+        String::from_utf8(bytes).ok()
+    }
+
+    /// A place in a text, a byte JSON's syntax turns on, and what to do with it there.
+    fn breaks() -> impl Strategy<Value = Vec<(prop::sample::Index, u8, u8)>> {
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop::sample::select(&b"\"\\{}[],: n0tf-.e\x01\x1fu9"[..]),
+                0u8..3,
+            ),
+            0..3,
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(8192))]
 
@@ -478,29 +656,21 @@ mod tests {
         fn the_walk_reads_what_the_derive_reads(
             settings in generated_settings(),
             style in prop::collection::vec(any::<u8>(), 1..64),
-            breaks in prop::collection::vec(
-                (any::<prop::sample::Index>(), prop::sample::select(&b"\"\\{}[],: n0tf-.e\x01\x1fu9"[..]), 0u8..3),
-                0..3,
-            ),
+            breaks in breaks(),
         ) {
-            let mut styles = style.iter().copied().cycle();
-            let mut text = String::new();
-            render(&settings, &mut || styles.next().unwrap_or_default(), &mut text);
-            // Break the text in up to two places: a byte replaced, inserted or removed.
-            let mut bytes = text.into_bytes();
-            for (at, byte, how) in breaks.into_iter().skip(1) {
-                let at = at.index(bytes.len() + 1);
-                match how {
-                    0 if at < bytes.len() => bytes[at] = byte,
-                    1 => bytes.insert(at, byte),
-                    _ if at < bytes.len() => {
-                        bytes.remove(at);
-                    }
-                    _ => {}
-                }
-            }
-            let Ok(text) = String::from_utf8(bytes) else { return Ok(()) };
+            let Some(text) = written(&settings, &style, breaks) else { return Ok(()) };
             prop_assert_eq!(agreement(&text), Ok(()));
+        }
+
+        /// The same for the walk of a policy's authorities.
+        #[test]
+        fn the_authorities_walk_reads_what_the_derive_reads(
+            list in generated_authorities(),
+            style in prop::collection::vec(any::<u8>(), 1..64),
+            breaks in breaks(),
+        ) {
+            let Some(text) = written(&list, &style, breaks) else { return Ok(()) };
+            prop_assert_eq!(authorities_agreement(&text), Ok(()));
         }
     }
 
@@ -517,29 +687,82 @@ mod tests {
             "policy":{"type":"cue","data":"x"}},"status":{"any":[1,2,null,false]}}]}"#,
     ];
 
-    /// Every way of breaking one byte of plainly written settings (each byte replaced by, or
-    /// each place given, one of the bytes JSON's syntax turns on, or the byte removed): the walk
-    /// gives up or reads what the derive reads.
-    #[test]
-    fn every_broken_byte_of_plain_settings() {
+    /// Every way of breaking one byte of `plain` (each byte replaced by, or each place given,
+    /// one of the bytes JSON's syntax turns on, or the byte removed) that leaves UTF-8.
+    fn every_broken_byte(plain: &str) -> Vec<String> {
         const BYTES: &[u8] = b"\"\\{}[],: n0tf-.eEu9+\x01\x1f\x7f";
-        for plain in PLAIN {
-            assert_eq!(agreement(plain), Ok(()));
-            let plain = plain.as_bytes();
-            for at in 0..=plain.len() {
-                let mut texts = vec![[&plain[..at], &plain[(at + 1).min(plain.len())..]].concat()];
-                for &byte in BYTES {
-                    texts.push([&plain[..at], &[byte], &plain[at..]].concat());
-                    if at < plain.len() {
-                        texts.push([&plain[..at], &[byte], &plain[at + 1..]].concat());
-                    }
-                }
-                for text in texts {
-                    if let Ok(text) = String::from_utf8(text) {
-                        assert_eq!(agreement(&text), Ok(()));
-                    }
+        let plain = plain.as_bytes();
+        let mut texts = Vec::new();
+        for at in 0..=plain.len() {
+            texts.push([&plain[..at], &plain[(at + 1).min(plain.len())..]].concat());
+            for &byte in BYTES {
+                texts.push([&plain[..at], &[byte], &plain[at..]].concat());
+                if at < plain.len() {
+                    texts.push([&plain[..at], &[byte], &plain[at + 1..]].concat());
                 }
             }
+        }
+        texts.into_iter().filter_map(|t| String::from_utf8(t).ok()).collect()
+    }
+
+    /// Every way of breaking one byte of plainly written settings: the walk gives up or reads
+    /// what the derive reads.
+    #[test]
+    fn every_broken_byte_of_plain_settings() {
+        for plain in PLAIN {
+            assert_eq!(agreement(plain), Ok(()));
+            for text in every_broken_byte(plain) {
+                assert_eq!(agreement(&text), Ok(()));
+            }
+        }
+    }
+
+    /// Authorities as the article's key rotation writes them, with the other fields the walk
+    /// reads (`null` among them) and a key with escapes the derive would decode.
+    const PLAIN_AUTHORITIES: &str = r#"[{"name":"previous-key","key":{"data":"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}},
+        {"name":"current-key","key":{"data":"-----BEGIN PUBLIC KEY-----\nMFk\u0077\/\n-----END PUBLIC KEY-----\n","hashAlgorithm":"sha256","kms":null},"signatureFormat":"legacy"},
+        {"key":{"kms":"awskms:///alias/cosign"},"name":null}]"#;
+
+    /// The same for a policy's authorities.
+    #[test]
+    fn every_broken_byte_of_plain_authorities() {
+        assert_eq!(authorities_agreement(PLAIN_AUTHORITIES), Ok(()));
+        for text in every_broken_byte(PLAIN_AUTHORITIES) {
+            assert_eq!(authorities_agreement(&text), Ok(()));
+        }
+    }
+
+    /// The authorities walk reads the key authorities people write (the article's, the
+    /// benchmark's) itself, and leaves other kinds and `secretRef` to the derive.
+    #[test]
+    fn the_authorities_walk_reads_plain_key_authorities() {
+        let walked = authorities(PLAIN_AUTHORITIES).expect("the walk reads plain key authorities");
+        assert_eq!(walked.len(), 3);
+        assert_eq!(walked[1].signature_format.as_deref(), Some("legacy"));
+        let data = walked[1].key.as_ref().and_then(|k| k.data).expect("key.data");
+        assert!(
+            data.0.starts_with(r#""-----BEGIN PUBLIC KEY-----\nMFk\u0077"#),
+            "kept as written: {data:?}"
+        );
+        for cip in [
+            "signed-images-policy",
+            "key-rotation-policy",
+            "kms-signed-policy",
+            "multi-sig-policy",
+        ] {
+            let policy: serde_json::Value = serde_yaml::from_str(&article(cip)).expect("the article's YAML");
+            let text = policy["spec"]["authorities"].to_string();
+            let walked = authorities(&text).unwrap_or_else(|| panic!("the walk left {cip}'s authorities: {text}"));
+            assert!(!walked.is_empty());
+            assert_eq!(authorities_agreement(&text), Ok(()));
+        }
+        for other in [
+            r#"[{"keyless":{"url":"https://fulcio.sigstore.dev"}}]"#,
+            r#"[{"static":{"action":"pass"}}]"#,
+            r#"[{"key":{"secretRef":{"name":"k"}}}]"#,
+            r#"[{"name":"a","name":"b","key":{"data":"x"}}]"#,
+        ] {
+            assert!(authorities(other).is_none(), "{other}");
         }
     }
 

@@ -85,8 +85,12 @@ check-format: ## cargo fmt --check, and the release metadata follows the crate v
 	bash scripts/check-metadata-version.sh
 
 .PHONY: lint
-lint: check-format ## Formatting and clippy, warnings are errors.
+lint: check-format doc ## Formatting, clippy and the API docs, warnings are errors.
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: doc
+doc: ## The API docs of the workspace, private items included, warnings (broken or private links) are errors.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --document-private-items
 
 # `make test` lints while it builds: every workspace member is compiled by clippy-driver with
 # warnings denied (scripts/clippy-rustc as cargo's RUSTC_WORKSPACE_WRAPPER), which reports what

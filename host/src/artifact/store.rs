@@ -248,7 +248,7 @@ fn local_path(uri_or_path: &str) -> Result<PathBuf, ArtifactError> {
 /// into (or found in) the default cache ([`PolicyStore::default_location`]).
 ///
 /// `docker_config_dir` is the directory of a docker `config.json` with registry credentials
-/// (default: docker's own, see [`load_credentials`](super::load_credentials)).
+/// (default: docker's own, see [`load_credentials`]).
 pub async fn fetch_policy(
     uri_or_path: &str,
     sources: &Sources,

@@ -29,6 +29,8 @@ pub struct KmsArgs {
     pub kms_insecure_endpoint: Vec<String>,
     /// AWS KMS endpoint URL for awskms:/// URIs (default: AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL,
     /// else https://kms.REGION.amazonaws.com).
+    // The text is also clap's help, where a URL in `<…>` would be printed with its brackets.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL")]
     pub kms_aws_endpoint: Option<String>,
     /// Google Cloud KMS REST endpoint.

@@ -12,7 +12,7 @@
 //! * an envelope signature verifies over the DSSE pre-authentication encoding
 //!   (`DSSEv1 <len> <type> <len> <body>`) with the authority's key, or with a certificate that
 //!   chains to a Fulcio CA valid when the entry was logged (and whose SCT verifies when the
-//!   request demands it) — the same checks as for signature layers ([`super::layers`]);
+//!   request demands it) — the same checks as for signature layers (`layers`);
 //! * a Rekor bundle verifies under a log key of the trust root valid at its integration time,
 //!   and its entry is the `intoto` entry cosign uploads for this very envelope: its
 //!   `content.hash` is the SHA-256 of the envelope bytes (as cosign's `bundleHash` checks),

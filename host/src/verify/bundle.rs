@@ -3,7 +3,7 @@
 //! envelope over an in-toto statement of predicate type [`COSIGN_SIGN_PREDICATE`]) and for
 //! `cosign attest` (the same envelope over the attestation's statement).
 //!
-//! [`verify`] checks a bundle on its own, in our code, the way [`super::layers`] checks a legacy
+//! [`verify`] checks a bundle on its own, in our code, the way `layers` checks a legacy
 //! layer:
 //!
 //! * the content is a DSSE envelope with exactly one signature (a message signature carries no
@@ -13,11 +13,11 @@
 //!   integration time; its inclusion proof (required from v0.2 on) must verify against a
 //!   checkpoint signed by the same key; and its canonicalized body must be a `dsse` 0.0.1
 //!   entry recording the SHA-256 of this payload, this signature and this certificate (or a
-//!   key verifying this signature) — see [`bind_dsse_entry`];
+//!   key verifying this signature) — see `bind_dsse_entry`;
 //! * a certificate counts only with such an entry: chained to a Fulcio CA of the trust root
-//!   valid at the integration time ([`super::fulcio::chain_at`]), its key verifying the DSSE
+//!   valid at the integration time (`fulcio::chain_at`), its key verifying the DSSE
 //!   signature over the pre-authentication encoding (PAE), its SCT checked
-//!   ([`super::sct::verify_embedded`]);
+//!   (`sct::verify_embedded`);
 //! * a key-signed bundle (`publicKey` hint) names no key: the caller's key must verify
 //!   [`VerifiedBundle::signature`] over [`VerifiedBundle::signed_bytes`].
 //!

@@ -283,7 +283,7 @@ impl Verifier {
     }
 
     /// `oci/v1/manifest_digest`: the digest of the manifest `image` names. Like the `oci/v1/*`
-    /// look-ups below, reused for [`Verifier::data_ttl`] (the tag resolutions of verifications
+    /// look-ups below, reused for `Verifier::data_ttl` (the tag resolutions of verifications
     /// are the same entries): Kubewarden's policy-evaluator keeps these answers 60 s; here they
     /// follow the signature data they often are (a `.sig` manifest read by the module's binding
     /// check), which a verification reuses no longer either.

@@ -13,11 +13,32 @@ use serde::Serialize;
 use crate::reference::check_digest_owned;
 
 /// Binding, namespace and operation of one host capability.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Eq)]
 pub struct Capability {
     pub binding: &'static str,
     pub namespace: &'static str,
     pub operation: &'static str,
+}
+
+/// Equal names, as the derive compares them; the same constant's names are usually the same
+/// string in the module, found equal without comparing their bytes (the per-evaluation memo
+/// looks its capability up on every host call: three `memcmp`s each before).
+impl PartialEq for Capability {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &str, b: &str| std::ptr::eq(a, b) || crate::ascii::same(a.as_bytes(), b.as_bytes());
+        same(self.operation, other.operation)
+            && same(self.namespace, other.namespace)
+            && same(self.binding, other.binding)
+    }
+}
+
+/// As the derive hashes: consistent with [`PartialEq`], which compares the same names.
+impl std::hash::Hash for Capability {
+    fn hash<S: std::hash::Hasher>(&self, state: &mut S) {
+        self.binding.hash(state);
+        self.namespace.hash(state);
+        self.operation.hash(state);
+    }
 }
 
 impl std::fmt::Display for Capability {
@@ -326,6 +347,46 @@ fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Capabilities are equal by their names, not by where the names are: a copy of each name
+    /// elsewhere in memory is the same capability, with the same hash; one name changed, another.
+    #[test]
+    fn capabilities_are_equal_by_their_names() {
+        let hash = |c: &Capability| std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::with_seed(7), c);
+        let copy = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
+        for known in [
+            KUBEWARDEN_VERIFY_V2,
+            KUBEWARDEN_OCI_MANIFEST,
+            CIP_VERIFY_WITH_FORMAT,
+            CIP_HOST_OPERATIONS,
+        ] {
+            let copied = Capability {
+                binding: copy(known.binding),
+                namespace: copy(known.namespace),
+                operation: copy(known.operation),
+            };
+            assert!(!std::ptr::eq(copied.operation, known.operation));
+            assert_eq!(copied, known);
+            assert_eq!(hash(&copied), hash(&known));
+            for other in [
+                Capability {
+                    binding: "kubewardeN",
+                    ..known
+                },
+                Capability {
+                    namespace: copy(&known.namespace[1..]),
+                    ..known
+                },
+                Capability {
+                    operation: copy(&format!("{}/", known.operation)),
+                    ..known
+                },
+            ] {
+                assert_ne!(other, known);
+                assert_ne!(known, other);
+            }
+        }
+    }
 
     proptest! {
         /// The bundle request around a serialised request is what `serde_json` writes for

@@ -169,7 +169,10 @@ impl GlobReader {
     /// remembered.
     fn registry(&mut self, glob: &str) -> Option<(usize, bool)> {
         let known = self.registry.as_str();
-        if !known.is_empty() && glob.as_bytes().get(known.len()) == Some(&b'/') && glob.starts_with(known) {
+        if !known.is_empty()
+            && glob.as_bytes().get(known.len()) == Some(&b'/')
+            && crate::ascii::same(&glob.as_bytes()[..known.len()], known.as_bytes())
+        {
             return Some((known.len(), self.colon));
         }
         let (slash, colon) = normal_registry(glob)?;

@@ -706,7 +706,7 @@ mod admission {
         assert_eq!(unrecorded, [CIP_HOST_OPERATIONS], "asked once, no bundle call");
 
         let (asked, unrecorded) = evaluate(MockHost::cip(|capability, p| match capability {
-            KUBEWARDEN_VERIFY_V2 if p["pub_keys"][0] == P256_PEM => trusted(DIGEST),
+            c if c == KUBEWARDEN_VERIFY_V2 && p["pub_keys"][0] == P256_PEM => trusted(DIGEST),
             _ => Err("no signatures found".into()),
         }));
         let per_image = [KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2];

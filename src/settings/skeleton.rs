@@ -63,9 +63,8 @@ pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
 /// The authorities of a policy (the text of its `spec.authorities`) when each is a key
 /// authority written plainly: `name`, `key` (`data`, `kms`, `hashAlgorithm`) and
 /// `signatureFormat`, each once, with values of the types the derive takes. `None` when the
-/// derive must read them: any other field (`keyless`, `static`, `attestations`, ...: read by the
-/// derive, whose cost is small beside what those authorities cost), or anything the derive may
-/// refuse. `validate` reads the authorities of each policy that covers an image of the request,
+/// derive must read them: any other field (`keyless`, `static`, `attestations`, `secretRef`,
+/// ...), or anything the derive may refuse. `validate` reads the authorities of each policy that covers an image of the request,
 /// in every fresh instance: through the derive ≈ 6,000 instructions an authority in wasm
 /// (docs/benchmarks.md, sixteenth pass). Property tests `the_authorities_walk_reads_what_the_derive_reads`
 /// and `every_broken_byte_of_plain_authorities`.

@@ -222,7 +222,8 @@ pub fn parse(raw: RawAuthority<'_>, path: AuthorityPath) -> Result<Authority, Se
             static_action::StaticAuthority::parse(s).map_err(|(f, m)| err(&f, m))?,
         ));
     }
-    match (given.iter().filter(|(_, present)| *present).count(), check) {
+    let present = || given.iter().filter(|(_, present)| *present).map(|(kind, _)| *kind);
+    match (present().count(), check) {
         (1, Some(check)) => Ok(Authority {
             name,
             path,
@@ -239,12 +240,7 @@ pub fn parse(raw: RawAuthority<'_>, path: AuthorityPath) -> Result<Authority, Se
             path.to_string(),
             format!(
                 "the authority has several kinds ({}): give exactly one per authority, and list several authorities to accept any of them",
-                given
-                    .iter()
-                    .filter(|(_, present)| *present)
-                    .map(|(kind, _)| *kind)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                present().collect::<Vec<_>>().join(", ")
             ),
         )),
     }

@@ -431,14 +431,14 @@ fn key<'a>(cursor: &mut Cursor<'a>) -> Option<RawKey<'a>> {
 #[cfg(any(test, fuzzing))]
 pub(super) fn agreement(text: &str) -> Result<(), String> {
     authorities_agreement(text)?;
-    if let Ok(derived) = serde_json::from_str::<RawSettings<'_>>(text) {
+    let derived = serde_json::from_str::<RawSettings<'_>>(text);
+    if let Ok(derived) = &derived {
         for spec in derived.policies.iter().filter_map(|p| p.spec.as_ref()) {
             spec.authorities.map_or(Ok(()), |t| authorities_agreement(t.0))?;
         }
     }
     let Some(walked) = read(text) else { return Ok(()) };
-    let derived = serde_json::from_str::<RawSettings<'_>>(text)
-        .map_err(|e| format!("the walk read what the derive refuses ({e}): {text}"))?;
+    let derived = derived.map_err(|e| format!("the walk read what the derive refuses ({e}): {text}"))?;
     let places = |s: &RawSettings<'_>| -> Vec<Option<(*const u8, usize)>> {
         s.policies
             .iter()

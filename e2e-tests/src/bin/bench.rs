@@ -11,8 +11,8 @@
 //! 50th covers nothing. With `BENCH_ROTATION=off` each policy has the current key only (one host
 //! call per covered image instead of three: the rotated-out key's legacy and bundle look-ups
 //! fail first; with `BENCH_STOCK=on`, as on a stock Kubewarden host, two: the rotated-out key's
-//! legacy look-up fails, and the host is asked once per evaluation whether it reads bundles). 0 policies is empty settings (`{}`: images covered by no policy are
-//! admitted with a warning).
+//! legacy look-up fails, and the host is asked once per evaluation whether it reads bundles).
+//! 0 policies is empty settings (`{}`: images covered by no policy are admitted with a warning).
 //!
 //! Then the `keyless` scenario: one container whose image a test Fulcio and Rekor signed for a
 //! GitHub Actions workflow, under one keyless policy matching issuer and subject with regular

@@ -220,7 +220,7 @@ fn read_request_first<'a>(
         return None;
     }
     let settings = rest.strip_prefix(SETTINGS)?;
-    let text = std::str::from_utf8(settings).ok()?;
+    let text = crate::ascii::text(settings)?;
     let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
     let settings = cache.get(text).ok()?;
     Some((request, settings))

@@ -493,7 +493,7 @@ fn parse_policy(
             "spec.images is empty: list the image globs the policy covers (\"**\" for all)".to_owned(),
         ));
     }
-    let mut globs = Vec::new();
+    let mut globs = Vec::with_capacity(images.len());
     for (i, image) in images.into_iter().enumerate() {
         let field = |leaf: &str| format!("spec.images[{i}].{leaf}");
         if image.regex.is_some() {

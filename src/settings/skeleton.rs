@@ -199,10 +199,12 @@ impl<'a> Cursor<'a> {
     /// A list, each item read by `item`.
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
-        let mut items = Vec::new();
         if self.eat(b']').is_some() {
-            return Some(items);
+            return Some(Vec::new());
         }
+        // Room for the lists of a policy (its globs, `match` entries, namespaces) at once: a
+        // `Vec` grown from nothing by its first push costs ≈ 150 instructions more in wasm.
+        let mut items = Vec::with_capacity(4);
         loop {
             items.push(item(self)?);
             match self.peek()? {

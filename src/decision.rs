@@ -106,7 +106,8 @@ pub fn decide<'a>(
         .images
         .policies_for(&reference)
         .filter_map(|i| settings.policies.get(i))
-        .filter(|p| p.applies_to(subject))
+        // A policy whose `match` cannot be read is kept: it denies below.
+        .filter(|p| !matches!(settings.applies(p, subject), Ok(false)))
         .peekable();
     if covering.peek().is_none() {
         match settings.no_match {
@@ -129,9 +130,10 @@ pub fn decide<'a>(
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
     for policy in covering {
-        // A policy's authorities are read the first time it covers an image. Settings that
-        // cannot be read deny, whatever the policy's mode (`validate_settings` refuses them).
-        let body = match settings.body(policy) {
+        // A policy's `match` and authorities are read the first time it covers an image.
+        // Settings that cannot be read deny, whatever the policy's mode (`validate_settings`
+        // refuses them).
+        let body = match settings.applies(policy, subject).and_then(|_| settings.body(policy)) {
             Ok(body) => body,
             Err(e) => {
                 verdict.verdict = Verdict::Deny;

@@ -1,11 +1,13 @@
 //! The policy's settings: `ClusterImagePolicy` documents parsed once into a validated model.
 //!
 //! `validate` reads settings with [`Settings::parse_lazy`]: of every policy what decides whether
-//! it covers an image (name, mode, globs, `match`), with strings borrowed from the settings text;
-//! a policy's authorities and `spec.policy` are parsed the first time it covers an image of a
-//! request ([`Settings::body`]), so a policy that covers nothing costs no key, identity or CUE
-//! parsing (Kubewarden's policy-server reads the settings again in every fresh instance). That
-//! skeleton, and the key authorities of a policy that covers an image, are read by walking the
+//! its images cover an image (name, mode, globs), with strings borrowed from the settings text;
+//! a policy's `match` is parsed the first time its globs cover an image of a request
+//! ([`Settings::applies`]), its authorities and `spec.policy` the first time it covers one
+//! ([`Settings::body`]), so a policy that covers nothing costs no namespace, key, identity or
+//! CUE parsing (Kubewarden's policy-server reads the settings again in every fresh instance).
+//! The deferred parts are still checked as JSON when the skeleton is read. That skeleton, and the
+//! `match` and key authorities of a policy that covers an image, are read by walking the
 //! settings text when it is written plainly (`skeleton.rs`), by serde's derive ([`raw`])
 //! otherwise: the derive is the reference, and names the field of every error.
 //! [`Settings::parse`] reads every policy whole, and [`Settings::check_material`] adds the
@@ -28,7 +30,7 @@ use crate::matching::{
     GlobReader, ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
 };
 use crate::policy::{Language, PolicyBlock};
-use raw::{JsonText, RawAuthority, RawLabelSelector, RawPolicy, RawSettings, RawSpec};
+use raw::{JsonText, RawAuthority, RawLabelSelector, RawMatch, RawPolicy, RawSettings, RawSpec};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
 
@@ -88,12 +90,13 @@ pub enum NoMatchPolicy {
 pub struct Policy {
     pub name: String,
     pub mode: Mode,
-    /// `spec.match`; empty means everywhere.
-    pub rules: Vec<MatchRule>,
     /// Position in `policies`, for the paths of messages.
     index: usize,
-    /// Where `spec.authorities` and `spec.policy` are in the settings text.
+    /// Where `spec.match`, `spec.authorities` and `spec.policy` are in the settings text.
     deferred: Deferred,
+    /// `spec.match` (empty: everywhere), parsed the first time the policy covers an image
+    /// ([`Settings::applies`]).
+    rules: OnceCell<Result<Vec<MatchRule>, SettingsError>>,
     /// The authorities and `spec.policy`, parsed on first use ([`Settings::body`]).
     body: OnceCell<Result<PolicyBody, SettingsError>>,
 }
@@ -110,15 +113,9 @@ pub struct PolicyBody {
 /// Byte ranges of a policy's deferred fields in the settings text.
 #[derive(Debug)]
 struct Deferred {
+    match_: Option<Range<usize>>,
     authorities: Option<Range<usize>>,
     policy: Option<Range<usize>>,
-}
-
-impl Policy {
-    /// Whether the policy's `match` covers the subject (namespace, resource, labels).
-    pub fn applies_to(&self, subject: &Subject<'_>) -> bool {
-        self.rules.is_empty() || self.rules.iter().any(|r| r.matches(subject))
-    }
 }
 
 /// Keeps the model of the last settings seen, so that an instance evaluating many requests
@@ -246,9 +243,19 @@ impl Settings {
     }
 
     /// Parses settings JSON into the validated model, every policy whole (no deep key checks):
-    /// [`Settings::parse_lazy`], then the authorities and `spec.policy` of every policy.
+    /// [`Settings::parse_lazy`], then the `match` of every policy, then its authorities and
+    /// `spec.policy`.
     pub fn parse(json: &str) -> Result<Self, SettingsError> {
-        let settings = Self::read(json, true)?;
+        let mut settings = Self::read(json, true)?;
+        // Every policy's `match` first: an error in any `match` is reported before an error in
+        // any authority.
+        let mut namespaces = Vec::new();
+        for policy in &settings.policies {
+            settings.rules(policy, Some(&mut namespaces)).map_err(Clone::clone)?;
+        }
+        if let Some(globs) = settings.globs.as_mut() {
+            globs.extend(namespaces);
+        }
         for policy in &settings.policies {
             settings.body(policy).map_err(Clone::clone)?;
         }
@@ -256,8 +263,9 @@ impl Settings {
     }
 
     /// Reads settings JSON for `validate`: the top level, and of every policy what decides
-    /// whether it covers an image (name, mode, `images`, `match`). A policy's `spec.authorities`
-    /// and `spec.policy` are parsed the first time it covers an image ([`Settings::body`]);
+    /// whether it covers an image (name, mode, `images`). A policy's `spec.match` is parsed the
+    /// first time its images cover one ([`Settings::applies`]), its `spec.authorities` and
+    /// `spec.policy` the first time it covers one that way ([`Settings::body`]);
     /// `validate_settings` parses everything ([`Settings::parse`]) and refuses what would fail
     /// then.
     pub fn parse_lazy(json: &str) -> Result<Self, SettingsError> {
@@ -281,6 +289,7 @@ impl Settings {
             let mut globs = GlobReader::default();
             Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
                 parse_policy(raw_policy, index, syntax_checks, &mut globs, |spec| Deferred {
+                    match_: spec.match_.map(range),
                     authorities: spec.authorities.map(range),
                     policy: spec.policy.map(range),
                 })
@@ -288,6 +297,38 @@ impl Settings {
         };
         settings.source = source;
         Ok(settings)
+    }
+
+    /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to
+    /// `subject` (namespace, resource, labels) by its `match`, parsed on first use. An error when
+    /// its `match` cannot be read (`validate_settings` refuses such settings).
+    pub fn applies<'s>(&'s self, policy: &'s Policy, subject: &Subject<'_>) -> Result<bool, &'s SettingsError> {
+        let rules = self.rules(policy, None)?;
+        Ok(rules.is_empty() || rules.iter().any(|r| r.matches(subject)))
+    }
+
+    /// The `match` rules of `policy`, parsed on first use; `namespaces`: also record every
+    /// namespace glob with the path of its field, for [`Settings::check_material`].
+    fn rules<'s>(
+        &'s self,
+        policy: &'s Policy,
+        namespaces: Option<&mut Vec<(String, String)>>,
+    ) -> Result<&'s [MatchRule], &'s SettingsError> {
+        policy
+            .rules
+            .get_or_init(|| {
+                let Some(json) = policy.deferred.match_.clone().and_then(|r| self.source.get(r)) else {
+                    return Ok(Vec::new());
+                };
+                // The plain shape read in one pass, anything else by the derive (which names the
+                // field of an error).
+                let entries = match skeleton::matches(json) {
+                    Some(entries) => entries,
+                    None => read(json, &format_args!("policies[{}].spec.match", policy.index))?,
+                };
+                parse_rules(entries, policy.index, namespaces)
+            })
+            .as_deref()
     }
 
     /// The authorities and `spec.policy` of `policy` (one of [`Settings::policies`]), parsed on
@@ -516,9 +557,28 @@ fn parse_policy(
         }
         globs.push(normalised);
     }
-    let rules = spec
-        .match_
-        .unwrap_or_default()
+    Ok((
+        Policy {
+            name,
+            mode,
+            index,
+            deferred,
+            rules: OnceCell::new(),
+            body: OnceCell::new(),
+        },
+        globs,
+    ))
+}
+
+/// Parses the `match` entries of `policies[index]`; its namespace globs are recorded, with their
+/// field paths, in `syntax_checks` when given.
+fn parse_rules(
+    entries: Vec<RawMatch>,
+    index: usize,
+    mut syntax_checks: Option<&mut Vec<(String, String)>>,
+) -> Result<Vec<MatchRule>, SettingsError> {
+    let err = |field: &str, message: String| SettingsError::new(format!("policies[{index}].{field}"), message);
+    entries
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
@@ -557,18 +617,7 @@ fn parse_policy(
             MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector)
                 .map_err(|e| err(&field("namespaces"), e))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((
-        Policy {
-            name,
-            mode,
-            rules,
-            index,
-            deferred,
-            body: OnceCell::new(),
-        },
-        globs,
-    ))
+        .collect()
 }
 
 /// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.

@@ -2,8 +2,8 @@
 //! few top-level options. Only the shape is checked here (unknown fields are refused, so a
 //! typo never silently disables a rule); meaning is checked by [`super::Settings::parse`].
 //!
-//! `spec.authorities` and `spec.policy` are kept as the JSON text they are: `validate` parses
-//! a policy's authorities only when the policy covers an image of the request,
+//! `spec.match`, `spec.authorities` and `spec.policy` are kept as the JSON text they are:
+//! `validate` parses them only for a policy whose globs cover an image of the request,
 //! `validate_settings` parses all of them. Strings are borrowed from the settings text whenever
 //! they hold no escape.
 
@@ -109,8 +109,9 @@ pub struct RawSpec<'a> {
     pub authorities: Option<JsonText<'a>>,
     #[serde(borrow)]
     pub mode: Option<Text<'a>>,
-    #[serde(rename = "match")]
-    pub match_: Option<Vec<RawMatch>>,
+    /// Read when the policy covers an image ([`super::Settings::rules`]): a list of [`RawMatch`].
+    #[serde(borrow, rename = "match")]
+    pub match_: Option<JsonText<'a>>,
     #[serde(borrow)]
     pub policy: Option<JsonText<'a>>,
 }

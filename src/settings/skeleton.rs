@@ -9,15 +9,16 @@
 //! written as a list, text that is not JSON) makes it give up, and the derive reads the text
 //! instead, to accept it or to name the field in its error. What it reads it checks as strictly
 //! as serde_json: the punctuation between values, strings (no raw control characters; escapes
-//! decoded by serde_json), `null`, `true` and `false`; the values it skips (`authorities`,
+//! decoded by serde_json), `null`, `true` and `false`; the values it skips (`match`, `authorities`,
 //! `spec.policy`, `status`, other `metadata`) are checked as serde_json checks them when the
 //! derive skips them ([`check`], compared with serde_json by its own property tests). So it
 //! never accepts what the derive refuses, nor reads anything otherwise: the property test
 //! `the_walk_reads_what_the_derive_reads` compares the two on generated settings, many of them
 //! broken.
 //!
-//! The authorities of a policy that covers an image are read the same way ([`authorities`])
-//! when each is a key authority written plainly; other kinds go to the derive.
+//! The `match` of a policy whose globs cover an image is read the same way ([`matches`]), and
+//! its authorities when each is a key authority written plainly ([`authorities`]); other kinds
+//! go to the derive.
 
 use std::borrow::Cow;
 
@@ -73,6 +74,18 @@ pub(super) fn authorities(json: &str) -> Option<Vec<RawAuthority<'_>>> {
     let authorities = cursor.list(authority)?;
     cursor.at = skip_whitespace(cursor.bytes(), cursor.at);
     (cursor.at == json.len()).then_some(authorities)
+}
+
+/// The `match` entries of a policy (the text of its `spec.match`) when each is written plainly
+/// (`namespaces`, `group`, `version`, `resource`, `selector`, each once, with values of the types
+/// the derive takes); `None` when the derive must read them. `validate` reads the `match` of each
+/// policy that covers an image of the request, not of the others: ≈ 2,000 instructions a policy
+/// in a fresh instance (docs/benchmarks.md, seventeenth pass).
+pub(super) fn matches(json: &str) -> Option<Vec<RawMatch>> {
+    let mut cursor = Cursor { text: json, at: 0 };
+    let entries = cursor.list(match_entry)?;
+    cursor.at = skip_whitespace(cursor.bytes(), cursor.at);
+    (cursor.at == json.len()).then_some(entries)
 }
 
 /// The fields of one object met so far (the derive refuses a field given twice).
@@ -299,7 +312,7 @@ fn spec<'a>(cursor: &mut Cursor<'a>) -> Option<RawSpec<'a>> {
             }
             "match" => {
                 seen.first(3)?;
-                spec.match_ = cursor.optional(|c| c.list(match_entry))?;
+                spec.match_ = cursor.optional(Cursor::raw)?;
             }
             "policy" => {
                 seen.first(4)?;
@@ -433,10 +446,12 @@ fn key<'a>(cursor: &mut Cursor<'a>) -> Option<RawKey<'a>> {
 #[cfg(any(test, fuzzing))]
 pub(super) fn agreement(text: &str) -> Result<(), String> {
     authorities_agreement(text)?;
+    matches_agreement(text)?;
     let derived = serde_json::from_str::<RawSettings<'_>>(text);
     if let Ok(derived) = &derived {
         for spec in derived.policies.iter().filter_map(|p| p.spec.as_ref()) {
             spec.authorities.map_or(Ok(()), |t| authorities_agreement(t.0))?;
+            spec.match_.map_or(Ok(()), |t| matches_agreement(t.0))?;
         }
     }
     let Some(walked) = read(text) else { return Ok(()) };
@@ -445,7 +460,7 @@ pub(super) fn agreement(text: &str) -> Result<(), String> {
         s.policies
             .iter()
             .filter_map(|p| p.spec.as_ref())
-            .flat_map(|s| [s.authorities, s.policy])
+            .flat_map(|s| [s.authorities, s.policy, s.match_])
             .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
             .collect()
     };
@@ -468,6 +483,19 @@ fn authorities_agreement(text: &str) -> Result<(), String> {
             .collect()
     };
     if places(&walked) != places(&derived) || walked != derived {
+        return Err(format!("{walked:?} vs {derived:?}: {text}"));
+    }
+    Ok(())
+}
+
+/// `Ok` when the walk of a `match` list ([`matches`]) leaves `text` to the derive, or reads it
+/// as the derive does.
+#[cfg(any(test, fuzzing))]
+fn matches_agreement(text: &str) -> Result<(), String> {
+    let Some(walked) = matches(text) else { return Ok(()) };
+    let derived = serde_json::from_str::<Vec<RawMatch>>(text)
+        .map_err(|e| format!("the match walk read what the derive refuses ({e}): {text}"))?;
+    if walked != derived {
         return Err(format!("{walked:?} vs {derived:?}: {text}"));
     }
     Ok(())
@@ -515,9 +543,9 @@ mod tests {
         ],
     };
 
-    /// Settings in the shape of [`RawSettings`], their members often given once each and
-    /// sometimes repeated, of the wrong type or unknown.
-    fn generated_settings() -> BoxedStrategy<J> {
+    /// A `match` list in the shape of [`RawMatch`] entries, their members often given once
+    /// each and sometimes repeated, of the wrong type or unknown.
+    fn generated_matches() -> BoxedStrategy<J> {
         let w = WORDS;
         let string = || w.text().prop_map(J::String).boxed();
         let text = || prop_oneof![16 => string(), 1 => Just(J::Null), 1 => w.junk()].boxed();
@@ -534,12 +562,21 @@ mod tests {
             ("resource", text()),
             ("selector", selector),
         ]);
+        w.list_of(entry)
+    }
+
+    /// Settings in the shape of [`RawSettings`], their members often given once each and
+    /// sometimes repeated, of the wrong type or unknown.
+    fn generated_settings() -> BoxedStrategy<J> {
+        let w = WORDS;
+        let string = || w.text().prop_map(J::String).boxed();
+        let text = || prop_oneof![16 => string(), 1 => Just(J::Null), 1 => w.junk()].boxed();
         let pattern = w.record(vec![("glob", text()), ("regex", text())]);
         let spec = w.record(vec![
             ("images", w.list_of(pattern)),
             ("authorities", w.junk()),
             ("mode", text()),
-            ("match", w.list_of(entry)),
+            ("match", generated_matches()),
             ("policy", w.junk()),
         ]);
         let metadata = w.record(vec![("name", text()), ("labels", w.junk())]);
@@ -673,6 +710,17 @@ mod tests {
             let Some(text) = written(&list, &style, breaks) else { return Ok(()) };
             prop_assert_eq!(authorities_agreement(&text), Ok(()));
         }
+
+        /// The same for the walk of a policy's `match`.
+        #[test]
+        fn the_match_walk_reads_what_the_derive_reads(
+            list in generated_matches(),
+            style in prop::collection::vec(any::<u8>(), 1..64),
+            breaks in breaks(),
+        ) {
+            let Some(text) = written(&list, &style, breaks) else { return Ok(()) };
+            prop_assert_eq!(matches_agreement(&text), Ok(()));
+        }
     }
 
     /// Settings as `cip bench` writes them, and a policy with a selector, `spec.policy` and a
@@ -730,6 +778,33 @@ mod tests {
         assert_eq!(authorities_agreement(PLAIN_AUTHORITIES), Ok(()));
         for text in every_broken_byte(PLAIN_AUTHORITIES) {
             assert_eq!(authorities_agreement(&text), Ok(()));
+        }
+    }
+
+    /// `match` lists as the benchmark and the article write them, and one with every field.
+    const PLAIN_MATCHES: [&str; 2] = [
+        r#"[{"namespaces":["production","team0-*"]}]"#,
+        r#"[{"resource":"pods","version":"v1","group":"","namespaces":null},
+            {"selector":{"matchLabels":{"tier":"prod"},"matchExpressions":[{"key":"app","operator":"In","values":["a\u00e9"]}]}}]"#,
+    ];
+
+    /// The same for a policy's `match`; the walk reads these plain lists itself.
+    #[test]
+    fn every_broken_byte_of_plain_matches() {
+        for plain in PLAIN_MATCHES {
+            let walked = matches(plain).unwrap_or_else(|| panic!("the walk left {plain}"));
+            assert!(!walked.is_empty());
+            assert_eq!(matches_agreement(plain), Ok(()));
+            for text in every_broken_byte(plain) {
+                assert_eq!(matches_agreement(&text), Ok(()));
+            }
+        }
+        for other in [
+            r#"[{"namespaces":["a"],"namespaces":["b"]}]"#,
+            r#"[{"namespace":["a"]}]"#,
+            r#"[{"namespaces":"a"}]"#,
+        ] {
+            assert!(matches(other).is_none(), "{other}");
         }
     }
 

@@ -1,5 +1,5 @@
-//! `validate` reads a policy's authorities and `spec.policy` only when the policy covers an
-//! image of the request; `validate_settings` still reads and checks everything.
+//! `validate` reads a policy's `match`, authorities and `spec.policy` only when the policy's
+//! images cover an image of the request; `validate_settings` still reads and checks everything.
 
 use serde_json::{Value, json};
 
@@ -43,10 +43,46 @@ fn refused_authorities() -> Vec<(Value, &'static str)> {
     ]
 }
 
+/// `match` lists refused by `validate_settings`, with the start of the message.
+fn refused_matches() -> Vec<(Value, &'static str)> {
+    vec![
+        (json!([{}]), "policies[1].spec.match[0]: the match entry is empty"),
+        (
+            json!([{"namespaces": []}]),
+            "policies[1].spec.match[0].namespaces: namespaces is empty",
+        ),
+        (
+            json!([{"namespaces": ["Prod"]}]),
+            "policies[1].spec.match[0].namespaces: namespace `Prod`: character 'P' is not allowed",
+        ),
+        (
+            json!([{"namespace": ["a"]}]),
+            "policies[1].spec.match[0].namespace: unknown field `namespace`",
+        ),
+        (
+            json!([{"selector": {"matchLabels": {"a": 1}}}]),
+            "policies[1].spec.match[0].selector.matchLabels.a: invalid type",
+        ),
+        (json!({"namespaces": ["a"]}), "policies[1].spec.match: invalid type"),
+    ]
+}
+
+/// Policies on `other.io/**` that `validate_settings` refuses, by their authorities or their
+/// `match`, with the start of the message.
+fn refused_policies() -> Vec<(Value, &'static str)> {
+    let authorities = refused_authorities().into_iter().map(|(bad, m)| (other_policy(bad), m));
+    let matches = refused_matches().into_iter().map(|(bad, m)| {
+        let mut policy = other_policy(json!({"static": {"action": "pass"}}));
+        policy["spec"]["match"] = bad;
+        (policy, m)
+    });
+    authorities.chain(matches).collect()
+}
+
 #[test]
 fn a_policy_that_covers_no_image_of_the_request_is_not_read_further() {
-    for (bad, message) in refused_authorities() {
-        let s = with_policy(other_policy(bad.clone()));
+    for (bad, message) in refused_policies() {
+        let s = with_policy(bad.clone());
         // validate_settings refuses it, naming the field ...
         let err = check_settings(&s).unwrap_err();
         assert!(err.starts_with(message), "{bad}: {err}");
@@ -61,10 +97,10 @@ fn a_policy_that_covers_no_image_of_the_request_is_not_read_further() {
 }
 
 #[test]
-fn a_covering_policy_whose_authorities_cannot_be_read_refuses_the_request_in_any_mode() {
+fn a_covering_policy_whose_match_or_authorities_cannot_be_read_refuses_the_request_in_any_mode() {
     for mode in ["enforce", "warn"] {
-        for (bad, message) in refused_authorities() {
-            let mut policy = other_policy(bad.clone());
+        for (bad, message) in refused_policies() {
+            let mut policy = bad.clone();
             policy["spec"]["mode"] = json!(mode);
             let s = with_policy(policy);
             let r = run(
@@ -152,8 +188,9 @@ fn a_covering_policy_with_an_unreadable_spec_policy_denies() {
 
 #[test]
 fn what_decides_coverage_is_still_checked_for_every_policy() {
-    // Shape and meaning of names, modes, globs and match entries are read for every policy, so
-    // `validate` refuses them even for a request the policy would not cover.
+    // Shape and meaning of names, modes and globs are read for every policy, so `validate`
+    // refuses them even for a request the policy would not cover (`match` decides only for a
+    // policy whose images cover an image: the tests above).
     for (field, value, message) in [
         (
             "/spec/mode",
@@ -164,11 +201,6 @@ fn what_decides_coverage_is_still_checked_for_every_policy() {
             "/spec/images/0/glob",
             json!("bad glob"),
             "policies[1].spec.images[0].glob: character ' '",
-        ),
-        (
-            "/spec/match",
-            json!([{}]),
-            "policies[1].spec.match[0]: the match entry is empty",
         ),
         (
             "/spec/unknown",
@@ -229,8 +261,8 @@ fn escaped_strings_in_the_settings_are_read_as_their_values() {
 #[test]
 fn a_lazily_read_model_checks_as_the_whole_parse() {
     // `check_material` on a lazily read model reads every deferred part.
-    for (bad, message) in refused_authorities() {
-        let text = with_policy(other_policy(bad)).to_string();
+    for (bad, message) in refused_policies() {
+        let text = with_policy(bad).to_string();
         let lazy = Settings::parse_lazy(&text).unwrap();
         let err = lazy.check_material().unwrap_err().to_string();
         assert!(err.starts_with(message), "{err}");

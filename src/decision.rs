@@ -106,8 +106,12 @@ pub fn decide<'a>(
         .images
         .policies_for(&reference)
         .filter_map(|i| settings.policies.get(i))
-        // A policy whose `match` cannot be read is kept: it denies below.
-        .filter(|p| !matches!(settings.applies(p, subject), Ok(false)))
+        // With the error of its `match` when it cannot be read: such a policy denies below.
+        .filter_map(|p| match settings.applies(p, subject) {
+            Ok(true) => Some((p, None)),
+            Ok(false) => None,
+            Err(e) => Some((p, Some(e))),
+        })
         .peekable();
     if covering.peek().is_none() {
         match settings.no_match {
@@ -129,11 +133,11 @@ pub fn decide<'a>(
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
-    for policy in covering {
+    for (policy, unreadable_match) in covering {
         // A policy's `match` and authorities are read the first time it covers an image.
         // Settings that cannot be read deny, whatever the policy's mode (`validate_settings`
         // refuses them).
-        let body = match settings.applies(policy, subject).and_then(|_| settings.body(policy)) {
+        let body = match unreadable_match.map_or_else(|| settings.body(policy), Err) {
             Ok(body) => body,
             Err(e) => {
                 verdict.verdict = Verdict::Deny;

@@ -283,8 +283,6 @@ pub struct ImageMatcher {
     any_spelling: Vec<usize>,
     /// Owners of globs that match everything (`**`).
     everything: Vec<usize>,
-    /// One more than the greatest owner: the length of the hit list of `policies_for`.
-    policies: usize,
 }
 
 /// FNV-1a, 64 bits: the anchor hash, fed one byte at a time as a text is read.
@@ -312,9 +310,7 @@ impl ImageMatcher {
         let mut any_spelling = Vec::new();
         let mut everything = Vec::new();
         let patterns: Vec<Pattern> = globs.into_iter().map(|(glob, owner)| Pattern { glob, owner }).collect();
-        let mut policies = 0;
         for (i, pattern) in patterns.iter().enumerate() {
-            policies = policies.max(pattern.owner + 1);
             let glob = &pattern.glob.glob;
             if glob.matches_everything() {
                 everything.push(pattern.owner);
@@ -337,24 +333,30 @@ impl ImageMatcher {
             unanchored,
             any_spelling,
             everything,
-            policies,
         }
     }
 
     /// Indices of the policies whose globs cover `image`, ascending and without repeats.
     pub fn policies_for(&self, image: &ImageReference) -> impl Iterator<Item = usize> {
-        // One flag per policy: the index finds globs out of policy order, and a glob found twice
-        // (a hash collision) or a policy covered by several globs must be reported once.
-        let mut hit = vec![false; self.policies];
+        // The owners found, kept sorted and without repeats (binary insertion): the index finds
+        // globs out of policy order, and a glob found twice (a hash collision) or a policy
+        // covered by several globs must be reported once. A list of the few owners found rather
+        // than a flag per policy: an image costs nothing per policy that does not cover it.
+        let mut hit: Vec<usize> = Vec::new();
+        let insert = |hit: &mut Vec<usize>, owner: usize| {
+            if let Err(at) = hit.binary_search(&owner) {
+                hit.insert(at, owner);
+            }
+        };
         for &owner in &self.everything {
-            hit[owner] = true;
+            insert(&mut hit, owner);
         }
         let mut untagged = String::new();
         let canonical = Canonical::of(image, &mut untagged);
         let mut check = |i: usize, covered: &dyn Fn(&ImageGlob) -> bool| {
             let pattern = &self.patterns[i];
-            if !hit[pattern.owner] && covered(&pattern.glob) {
-                hit[pattern.owner] = true;
+            if hit.binary_search(&pattern.owner).is_err() && covered(&pattern.glob) {
+                insert(&mut hit, pattern.owner);
             }
         };
         let by_canonical = |glob: &ImageGlob| canonical.covered_by(glob);
@@ -375,7 +377,7 @@ impl ImageMatcher {
                 check(i, &|glob| every.covered_by(glob));
             }
         }
-        hit.into_iter().enumerate().filter_map(|(i, hit)| hit.then_some(i))
+        hit.into_iter()
     }
 }
 

@@ -317,18 +317,34 @@ impl Settings {
         policy
             .rules
             .get_or_init(|| {
-                let Some(json) = policy.deferred.match_.clone().and_then(|r| self.source.get(r)) else {
-                    return Ok(Vec::new());
-                };
-                // The plain shape read in one pass, anything else by the derive (which names the
-                // field of an error).
-                let entries = match skeleton::matches(json) {
-                    Some(entries) => entries,
-                    None => read(json, &format_args!("policies[{}].spec.match", policy.index))?,
-                };
+                let entries = self.deferred_list(&policy.deferred.match_, skeleton::matches, policy.index, "match")?;
                 parse_rules(entries, policy.index, namespaces)
             })
             .as_deref()
+    }
+
+    /// The text of one of a policy's deferred fields (`None` when the policy does not give it).
+    fn deferred_text(&self, range: &Option<Range<usize>>) -> Option<&str> {
+        range.clone().and_then(|r| self.source.get(r))
+    }
+
+    /// One of a policy's deferred lists (`spec.match`, `spec.authorities`; empty when not
+    /// given): the plain shape read in one pass by `walk`, anything else by the derive, which
+    /// names the field of an error (`policies[index].spec.<field>…`).
+    fn deferred_list<'s, T: serde::Deserialize<'s>>(
+        &'s self,
+        range: &Option<Range<usize>>,
+        walk: impl FnOnce(&'s str) -> Option<Vec<T>>,
+        index: usize,
+        field: &str,
+    ) -> Result<Vec<T>, SettingsError> {
+        let Some(json) = self.deferred_text(range) else {
+            return Ok(Vec::new());
+        };
+        match walk(json) {
+            Some(list) => Ok(list),
+            None => read(json, &format_args!("policies[{index}].spec.{field}")),
+        }
     }
 
     /// The authorities and `spec.policy` of `policy` (one of [`Settings::policies`]), parsed on
@@ -337,8 +353,7 @@ impl Settings {
         policy
             .body
             .get_or_init(|| {
-                let text = |range: &Option<Range<usize>>| range.clone().and_then(|r| self.source.get(r));
-                let block = match text(&policy.deferred.policy) {
+                let block = match self.deferred_text(&policy.deferred.policy) {
                     Some(json) => {
                         let field = format!("policies[{}].spec.policy", policy.index);
                         // A slice of valid JSON: it reads.
@@ -348,15 +363,12 @@ impl Settings {
                     }
                     None => None,
                 };
-                let authorities: Vec<RawAuthority<'_>> = match text(&policy.deferred.authorities) {
-                    // The plain shape read in one pass, anything else by the derive (which
-                    // names the field of an error).
-                    Some(json) => match skeleton::authorities(json) {
-                        Some(authorities) => authorities,
-                        None => read(json, &format_args!("policies[{}].spec.authorities", policy.index))?,
-                    },
-                    None => Vec::new(),
-                };
+                let authorities = self.deferred_list(
+                    &policy.deferred.authorities,
+                    skeleton::authorities,
+                    policy.index,
+                    "authorities",
+                )?;
                 parse_body(block, authorities, policy.index)
             })
             .as_ref()

@@ -474,28 +474,32 @@ pub(super) fn agreement(text: &str) -> Result<(), String> {
 /// reads it as the derive does, each `key.data` kept at the same place.
 #[cfg(any(test, fuzzing))]
 fn authorities_agreement(text: &str) -> Result<(), String> {
-    let Some(walked) = authorities(text) else { return Ok(()) };
-    let derived = serde_json::from_str::<Vec<RawAuthority<'_>>>(text)
-        .map_err(|e| format!("the authorities walk read what the derive refuses ({e}): {text}"))?;
-    let places = |list: &[RawAuthority<'_>]| -> Vec<Option<(*const u8, usize)>> {
-        list.iter()
-            .map(|a| a.key.as_ref().and_then(|k| k.data).map(|t| (t.0.as_ptr(), t.0.len())))
-            .collect()
-    };
-    if places(&walked) != places(&derived) || walked != derived {
-        return Err(format!("{walked:?} vs {derived:?}: {text}"));
-    }
-    Ok(())
+    list_agreement(text, "authorities", authorities, |a: &RawAuthority<'_>| {
+        a.key.as_ref().and_then(|k| k.data).map(|t| (t.0.as_ptr(), t.0.len()))
+    })
 }
 
 /// `Ok` when the walk of a `match` list ([`matches`]) leaves `text` to the derive, or reads it
 /// as the derive does.
 #[cfg(any(test, fuzzing))]
 fn matches_agreement(text: &str) -> Result<(), String> {
-    let Some(walked) = matches(text) else { return Ok(()) };
-    let derived = serde_json::from_str::<Vec<RawMatch>>(text)
-        .map_err(|e| format!("the match walk read what the derive refuses ({e}): {text}"))?;
-    if walked != derived {
+    list_agreement(text, "match", matches, |_: &RawMatch| None)
+}
+
+/// `Ok` when `walk` leaves the list `text` to the derive, or reads it as the derive does, the
+/// text each item keeps (`place`) at the same place.
+#[cfg(any(test, fuzzing))]
+fn list_agreement<'a, T: serde::Deserialize<'a> + PartialEq + std::fmt::Debug>(
+    text: &'a str,
+    what: &str,
+    walk: fn(&'a str) -> Option<Vec<T>>,
+    place: impl Fn(&T) -> Option<(*const u8, usize)>,
+) -> Result<(), String> {
+    let Some(walked) = walk(text) else { return Ok(()) };
+    let derived = serde_json::from_str::<Vec<T>>(text)
+        .map_err(|e| format!("the {what} walk read what the derive refuses ({e}): {text}"))?;
+    let places = |list: &[T]| list.iter().map(&place).collect::<Vec<_>>();
+    if places(&walked) != places(&derived) || walked != derived {
         return Err(format!("{walked:?} vs {derived:?}: {text}"));
     }
     Ok(())

@@ -343,20 +343,20 @@ impl ImageMatcher {
         // covered by several globs must be reported once. A list of the few owners found rather
         // than a flag per policy: an image costs nothing per policy that does not cover it.
         let mut hit: Vec<usize> = Vec::new();
-        let insert = |hit: &mut Vec<usize>, owner: usize| {
+        for &owner in &self.everything {
             if let Err(at) = hit.binary_search(&owner) {
                 hit.insert(at, owner);
             }
-        };
-        for &owner in &self.everything {
-            insert(&mut hit, owner);
         }
         let mut untagged = String::new();
         let canonical = Canonical::of(image, &mut untagged);
         let mut check = |i: usize, covered: &dyn Fn(&ImageGlob) -> bool| {
             let pattern = &self.patterns[i];
-            if hit.binary_search(&pattern.owner).is_err() && covered(&pattern.glob) {
-                insert(&mut hit, pattern.owner);
+            // One search: where the owner would go, when it was not found yet.
+            if let Err(at) = hit.binary_search(&pattern.owner)
+                && covered(&pattern.glob)
+            {
+                hit.insert(at, pattern.owner);
             }
         };
         let by_canonical = |glob: &ImageGlob| canonical.covered_by(glob);

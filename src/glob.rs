@@ -50,6 +50,60 @@ struct Marks {
     at: bool,
 }
 
+impl Marks {
+    /// The marks of a segment whose bytes' classes ([`ByteClasses`]) were or-ed into `classes`.
+    fn of(classes: u8) -> Self {
+        Self {
+            star: classes & ByteClasses::STAR != 0,
+            colon: classes & ByteClasses::COLON != 0,
+            at: classes & ByteClasses::AT != 0,
+        }
+    }
+}
+
+/// What the scan of a glob asks of each byte, answered by one look-up: whether a segment may
+/// hold it, whether it ends the segment (`/`), and the marks it sets (`*`, `:`, `@`). A fresh
+/// instance scans every glob of the settings on each evaluation; tested byte by byte, a loop
+/// over a segment kept its marks on the stack in wasmtime's code (≈ 45 instructions a byte),
+/// with the classes or-ed into one byte it keeps them in a register (test
+/// `the_byte_classes_are_the_rules`).
+#[derive(Clone, Copy)]
+pub(crate) struct ByteClasses([u8; 256]);
+
+impl ByteClasses {
+    const ALLOWED: u8 = 1;
+    const SLASH: u8 = 2;
+    const STAR: u8 = 4;
+    const COLON: u8 = 8;
+    const AT: u8 = 16;
+
+    /// The classes of every byte, a segment holding the bytes `allowed` marks.
+    pub(crate) const fn new(allowed: &[bool; 256]) -> Self {
+        let mut table = [0; 256];
+        let mut b = 0;
+        while b < 256 {
+            let allowed = if allowed[b] { Self::ALLOWED } else { 0 };
+            table[b] = allowed
+                | match b as u8 {
+                    b'/' => Self::SLASH,
+                    b'*' => Self::STAR,
+                    b':' => Self::COLON,
+                    b'@' => Self::AT,
+                    _ => 0,
+                };
+            b += 1;
+        }
+        Self(table)
+    }
+
+    fn of(&self, b: u8) -> u8 {
+        self.0[usize::from(b)]
+    }
+}
+
+/// Any byte in a segment: path globs in general ([`PathGlob::parse`]).
+const ANY_BYTE: ByteClasses = ByteClasses::new(&[true; 256]);
+
 /// A parsed path glob.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathGlob {
@@ -75,14 +129,14 @@ impl PathGlob {
 
     /// [`PathGlob::parse_owned`] of an image glob `text` whose first `first` bytes are a literal
     /// segment the caller has read (a registry host: no `*` or `@`; `first_colon`: whether it
-    /// has a `:`), and whose other bytes must each pass `allowed`: the rest is read in the same
-    /// pass as it is checked. `None` when a byte fails `allowed` or the rest does not parse
-    /// (test `an_image_glob_after_its_registry_is_the_glob_parsed`).
+    /// has a `:`), and whose other bytes must each be allowed by `classes`: the rest is read in
+    /// the same pass as it is checked. `None` when a byte is not allowed or the rest does not
+    /// parse (test `an_image_glob_after_its_registry_is_the_glob_parsed`).
     pub(crate) fn parse_owned_after(
         text: String,
         first: usize,
         first_colon: bool,
-        allowed: impl Fn(u8) -> bool,
+        classes: &ByteClasses,
     ) -> Option<Self> {
         let mut segments = Vec::with_capacity(4);
         let marks = Marks {
@@ -90,7 +144,7 @@ impl PathGlob {
             ..Marks::default()
         };
         segments.push(Segment::One(0, first, marks));
-        let read = scan_from(&text, first + 1, allowed, |segment| push_merged(&mut segments, segment));
+        let read = scan_from(&text, first + 1, classes, |segment| push_merged(&mut segments, segment));
         matches!(read, Ok(true)).then_some(Self { text, segments })
     }
 
@@ -286,36 +340,36 @@ fn scan(text: &str, each: impl FnMut(Segment)) -> Result<(), GlobError> {
     if text.is_empty() {
         return Err(GlobError::Empty);
     }
-    scan_from(text, 0, |_| true, each).map(drop)
+    scan_from(text, 0, &ANY_BYTE, each).map(drop)
 }
 
 /// [`scan`] of the segments of `text` from `start` (the start of a segment, which may be the end
-/// of `text`: then an empty segment), stopping with `Ok(false)` at the first byte that fails
-/// `allowed`.
+/// of `text`: then an empty segment), stopping with `Ok(false)` at the first byte `classes`
+/// does not allow.
 fn scan_from(
     text: &str,
     mut start: usize,
-    allowed: impl Fn(u8) -> bool,
+    classes: &ByteClasses,
     mut each: impl FnMut(Segment),
 ) -> Result<bool, GlobError> {
     let bytes = text.as_bytes();
     loop {
-        // The segment from `start`: its end and its marks, in a loop with little state (as
-        // wasmtime compiles it, a loop carrying more state spills it on every byte). A `**`
-        // inside it is looked for only when it has a `*`.
-        let (mut end, mut marks) = (start, Marks::default());
+        // The segment from `start`: its end and its bytes' classes or-ed, in a loop with little
+        // state (as wasmtime compiles it, a loop carrying more state spills it on every byte).
+        // A `**` inside it is looked for only when it has a `*`.
+        let (mut end, mut seen) = (start, 0);
         while let Some(&b) = bytes.get(end) {
-            if b == b'/' {
+            let class = classes.of(b);
+            if class & ByteClasses::SLASH != 0 {
                 break;
             }
-            if !allowed(b) {
+            if class & ByteClasses::ALLOWED == 0 {
                 return Ok(false);
             }
-            marks.star |= b == b'*';
-            marks.colon |= b == b':';
-            marks.at |= b == b'@';
+            seen |= class;
             end += 1;
         }
+        let marks = Marks::of(seen);
         if end == start {
             return Err(GlobError::EmptySegment);
         }
@@ -629,6 +683,37 @@ mod tests {
             start = end + 1;
         }
         Ok(segments)
+    }
+
+    /// Each byte's classes are what the scan asked of it one test at a time: allowed as the table
+    /// given says, `/` ends a segment, `*`, `:` and `@` set their marks, and nothing else does.
+    #[test]
+    fn the_byte_classes_are_the_rules() {
+        let mut allowed = [false; 256];
+        for (b, slot) in allowed.iter_mut().enumerate() {
+            *slot = b % 3 == 0 || b == usize::from(b'*');
+        }
+        for (table, allowed) in [(ByteClasses::new(&allowed), allowed), (ANY_BYTE, [true; 256])] {
+            for b in 0..=u8::MAX {
+                let class = table.of(b);
+                assert_eq!(
+                    class & ByteClasses::ALLOWED != 0,
+                    allowed[usize::from(b)],
+                    "byte {b:#04x} allowed"
+                );
+                assert_eq!(
+                    class & ByteClasses::SLASH != 0,
+                    b == b'/',
+                    "byte {b:#04x} ends a segment"
+                );
+                let marks = Marks::of(class);
+                assert_eq!(
+                    (marks.star, marks.colon, marks.at),
+                    (b == b'*', b == b':', b == b'@'),
+                    "byte {b:#04x}"
+                );
+            }
+        }
     }
 
     /// Every text of up to 7 characters over `a`, `*`, `/`, `:` and `@` (97,656 texts) is read

@@ -35,7 +35,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::glob::{PathGlob, Tail, segment_matches};
+use crate::glob::{ByteClasses, PathGlob, Tail, segment_matches};
 use crate::reference::{
     DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normal_registry, normalise_registry,
 };
@@ -65,6 +65,9 @@ const GLOB_BYTES: [bool; 256] = {
     }
     table
 };
+
+/// [`GLOB_BYTES`] with what the scan of a glob asks of each byte besides.
+const GLOB_CLASSES: ByteClasses = ByteClasses::new(&GLOB_BYTES);
 
 /// Letters, digits, `.`, `_`, `-`, `/`, `:`, `@` and `*`.
 const fn glob_byte_rule(b: u8) -> bool {
@@ -198,7 +201,7 @@ impl GlobReader {
         if slash == glob.len() || &glob[..slash] == DOCKER_HUB {
             return None;
         }
-        PathGlob::parse_owned_after(glob.to_owned(), slash, colon, is_glob_byte).map(ImageGlob::of)
+        PathGlob::parse_owned_after(glob.to_owned(), slash, colon, &GLOB_CLASSES).map(ImageGlob::of)
     }
 }
 

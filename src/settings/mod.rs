@@ -287,11 +287,13 @@ impl Settings {
                 None => read(&source, &"")?,
             };
             let mut globs = GlobReader::default();
-            Self::build(raw, check_globs, |raw_policy, index, syntax_checks| {
-                parse_policy(raw_policy, index, syntax_checks, &mut globs, |spec| Deferred {
-                    match_: spec.match_.map(range),
-                    authorities: spec.authorities.map(range),
-                    policy: spec.policy.map(range),
+            Self::build(raw, check_globs, |raw_policy, index, syntax_checks, patterns| {
+                parse_policy(raw_policy, index, syntax_checks, &mut globs, patterns, |spec| {
+                    Deferred {
+                        match_: spec.match_.map(range),
+                        authorities: spec.authorities.map(range),
+                        policy: spec.policy.map(range),
+                    }
                 })
             })?
         };
@@ -381,7 +383,8 @@ impl Settings {
             RawPolicy<'_>,
             usize,
             Option<&mut Vec<(String, String)>>,
-        ) -> Result<(Policy, Vec<ImageGlob>), SettingsError>,
+            &mut Vec<(ImageGlob, usize)>,
+        ) -> Result<Policy, SettingsError>,
     ) -> Result<Self, SettingsError> {
         let no_match = match raw.no_match_policy.as_deref() {
             // policy-controller ships `warn`: an image no policy covers is admitted, visibly.
@@ -399,10 +402,12 @@ impl Settings {
         // (hash of a name, index of its policy), sorted: a name given twice is found without a
         // copy of any name.
         let mut names: Vec<(u64, usize)> = Vec::with_capacity(raw.policies.len());
-        let mut patterns = Vec::new();
+        // Every policy's globs, with the index of their policy, pushed in place: room for all.
+        let globs = raw.policies.iter().map(RawPolicy::glob_count).sum();
+        let mut patterns = Vec::with_capacity(globs);
         let mut all_globs = check_globs.then(Vec::new);
         for (index, raw_policy) in raw.policies.into_iter().enumerate() {
-            let (policy, globs) = parse(raw_policy, index, all_globs.as_mut())?;
+            let policy = parse(raw_policy, index, all_globs.as_mut(), &mut patterns)?;
             let hash = crate::matching::fnv1a(&policy.name);
             if let Some(other) = same_name(&mut names, hash, &policy.name, policies.len(), |i| &policies[i].name) {
                 return Err(SettingsError::new(
@@ -413,7 +418,6 @@ impl Settings {
                     ),
                 ));
             }
-            patterns.extend(globs.into_iter().map(|g| (g, index)));
             policies.push(policy);
         }
         let images = ImageMatcher::new(patterns);
@@ -496,15 +500,17 @@ fn same_name<'n>(
     same
 }
 
-/// Parses one policy; its globs are returned for the matcher and recorded, with their field
-/// paths, in `syntax_checks` when given; `defer` notes where its authorities and `spec.policy` are.
+/// Parses one policy; its globs are pushed to `patterns` for the matcher, with `index`, and
+/// recorded, with their field paths, in `syntax_checks` when given; `defer` notes where its
+/// `match`, authorities and `spec.policy` are.
 fn parse_policy(
     raw: RawPolicy<'_>,
     index: usize,
     mut syntax_checks: Option<&mut Vec<(String, String)>>,
     globs_read: &mut GlobReader,
+    patterns: &mut Vec<(ImageGlob, usize)>,
     defer: impl FnOnce(&RawSpec<'_>) -> Deferred,
-) -> Result<(Policy, Vec<ImageGlob>), SettingsError> {
+) -> Result<Policy, SettingsError> {
     // Paths are written only for errors and syntax checks: a fresh instance reads every
     // policy's skeleton on every evaluation.
     let err = |field: &str, message: String| SettingsError::new(format!("policies[{index}].{field}"), message);
@@ -546,7 +552,6 @@ fn parse_policy(
             "spec.images is empty: list the image globs the policy covers (\"**\" for all)".to_owned(),
         ));
     }
-    let mut globs = Vec::with_capacity(images.len());
     for (i, image) in images.into_iter().enumerate() {
         let field = |leaf: &str| format!("spec.images[{i}].{leaf}");
         if image.regex.is_some() {
@@ -567,19 +572,16 @@ fn parse_policy(
                     .map(|g| (format!("policies[{index}].{}", field("glob")), g)),
             );
         }
-        globs.push(normalised);
+        patterns.push((normalised, index));
     }
-    Ok((
-        Policy {
-            name,
-            mode,
-            index,
-            deferred,
-            rules: OnceCell::new(),
-            body: OnceCell::new(),
-        },
-        globs,
-    ))
+    Ok(Policy {
+        name,
+        mode,
+        index,
+        deferred,
+        rules: OnceCell::new(),
+        body: OnceCell::new(),
+    })
 }
 
 /// Parses the `match` entries of `policies[index]`; its namespace globs are recorded, with their

@@ -88,6 +88,13 @@ pub struct RawPolicy<'a> {
     pub status: Option<IgnoredAny>,
 }
 
+impl RawPolicy<'_> {
+    /// How many entries `spec.images` lists.
+    pub fn glob_count(&self) -> usize {
+        self.spec.as_ref().and_then(|s| s.images.as_ref()).map_or(0, Vec::len)
+    }
+}
+
 /// `metadata` may carry anything (labels, annotations, ...); only the name is read, the rest
 /// is skipped.
 #[derive(Debug, Deserialize)]

@@ -77,6 +77,9 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
         "{}",
         message(&refused)
     );
+    // The host's reason as the host gave it, without waPC's `Host error: ` prefix (the module
+    // reads a failing call's reason itself).
+    assert!(!message(&refused).contains("Host error"), "{}", message(&refused));
     // signatureFormat: bundle reads the referrers only.
     let mut bundle_only = key_policy.clone();
     bundle_only["policies"][0]["spec"]["authorities"][0]["signatureFormat"] = json!("bundle");

@@ -772,12 +772,20 @@ mod tests {
 
     /// A key written with an escape (`"\u0061piVersion"` is `apiVersion`) is left to the
     /// derive, which decodes it: the settings read as those written plainly, in every object the
-    /// walk reads (settings, policy, spec, glob, authority, key, `match` entry).
+    /// walk reads (settings, policy, spec, image, authority, key, `match` entry).
     #[test]
     fn an_escaped_key_is_left_to_the_derive() {
         let plain = PLAIN[0].replace("\n            ", "");
         let plain_authorities = authorities(PLAIN_AUTHORITIES).expect("plain authorities");
-        for key in ["policies", "apiVersion", "spec", "glob", "noMatchPolicy"] {
+        for key in [
+            "policies",
+            "noMatchPolicy",
+            "apiVersion",
+            "spec",
+            "images",
+            "mode",
+            "glob",
+        ] {
             let quoted = format!("\"{key}\"");
             let escaped = format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]);
             let text = plain.replacen(&quoted, &escaped, 1);

@@ -22,30 +22,15 @@ if [ $# -lt 2 ] || [ $# -gt 3 ]; then
     echo "usage: $0 named.wasm function-name-part [output]" >&2
     exit 2
 fi
-for tool in valgrind objdump python3; do
+for tool in objdump python3; do
     command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
 done
-bench=${CIP_BENCH:-target/release/cip-bench}
-[ -x "$bench" ] || { echo "$bench is missing (cargo build --release -p e2e-tests --bin cip-bench -p cip)" >&2; exit 1; }
 module=$(realpath "$1")
 function=$2
 output=${3:-annotated.txt}
-iterations=${BENCH_ITERATIONS:-20}
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export BENCH_ONLY=${BENCH_ONLY:-10x20} BENCH_MODE=${BENCH_MODE:-fresh} BENCH_ROUNDS=1 \
-    BENCH_MODULES="$module" BENCH_CACHE_DIR="$work/cache"
-
-# Compiled once under valgrind without a tool (as count-instructions.sh does), then counted: the
-# counted run loads the cached code, whose addresses the perf map gives.
-BENCH_ITERATIONS=1 BENCH_FRESH_ITERATIONS=1 BENCH_WRAPPER="valgrind --tool=none -q" "$bench" >/dev/null
-CIP_PROFILER=perfmap BENCH_ITERATIONS=$iterations BENCH_FRESH_ITERATIONS=$iterations \
-    BENCH_WRAPPER="valgrind --tool=callgrind --dump-instr=yes --toggle-collect=*call_with_stats_by* --callgrind-out-file=$work/out.%p" \
-    "$bench" >/dev/null
-out=$(ls "$work"/out.*)
-map=/tmp/perf-${out##*.}.map
-[ -f "$map" ] || { echo "no perf map $map: was the module compiled again?" >&2; exit 1; }
+# shellcheck source=scripts/callgrind-bench.sh
+. "$(dirname "$0")/callgrind-bench.sh"
+callgrind_bench "$module" fresh "${BENCH_ITERATIONS:-20}" --dump-instr=yes
 cwasm=$(find "$work/cache" -name '*.cwasm' | head -n 1)
 [ -n "$cwasm" ] || { echo "no compiled module in the cache" >&2; exit 1; }
 

@@ -26,27 +26,12 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
     echo "usage: $0 named.wasm [output-prefix]" >&2
     exit 2
 fi
-command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
-bench=${CIP_BENCH:-target/release/cip-bench}
-[ -x "$bench" ] || { echo "$bench is missing (cargo build --release -p e2e-tests --bin cip-bench -p cip)" >&2; exit 1; }
 module=$(realpath "$1")
 prefix=${2:-profile}
 iterations=${BENCH_ITERATIONS:-200}
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export BENCH_ONLY=${BENCH_ONLY:-10x20} BENCH_MODE=${BENCH_MODE:-warm} BENCH_ROUNDS=1 \
-    BENCH_MODULES="$module" BENCH_CACHE_DIR="$work/cache"
-
-# Compiled once under valgrind without a tool (see count-instructions.sh), then counted.
-BENCH_ITERATIONS=1 BENCH_FRESH_ITERATIONS=1 BENCH_WRAPPER="valgrind --tool=none -q" "$bench" >/dev/null
-# wasmtime writes its map to /tmp/perf-<pid>.map; the pid is in callgrind's output name.
-CIP_PROFILER=perfmap BENCH_ITERATIONS=$iterations BENCH_FRESH_ITERATIONS=$iterations \
-    BENCH_WRAPPER="valgrind --tool=callgrind --toggle-collect=*call_with_stats_by* --callgrind-out-file=$work/out.%p" \
-    "$bench" >/dev/null
-out=$(ls "$work"/out.*)
-map=/tmp/perf-${out##*.}.map
-[ -f "$map" ] || { echo "no perf map $map: was the module compiled again?" >&2; exit 1; }
+# shellcheck source=scripts/callgrind-bench.sh
+. "$(dirname "$0")/callgrind-bench.sh"
+callgrind_bench "$module" warm "$iterations"
 
 # Callgrind names the compiled wasm functions by address (`fn=(12) 0x00000000180331c0`, with a
 # `'2` suffix inside recursion cycles): each becomes `wasm:<name>` from the map (start, size,

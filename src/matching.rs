@@ -284,7 +284,8 @@ pub struct ImageMatcher {
     unanchored: Vec<usize>,
     /// Globs whose first segment has a wildcard.
     any_spelling: Vec<usize>,
-    /// Owners of globs that match everything (`**`).
+    /// Owners of globs that match everything (`**`), sorted and without repeats: where the
+    /// owners covering an image start from.
     everything: Vec<usize>,
 }
 
@@ -316,7 +317,9 @@ impl ImageMatcher {
         for (i, pattern) in patterns.iter().enumerate() {
             let glob = &pattern.glob.glob;
             if glob.matches_everything() {
-                everything.push(pattern.owner);
+                if let Err(at) = everything.binary_search(&pattern.owner) {
+                    everything.insert(at, pattern.owner);
+                }
             } else if glob.first_segment_is_wild() {
                 any_spelling.push(i);
             } else {
@@ -345,12 +348,7 @@ impl ImageMatcher {
         // globs out of policy order, and a glob found twice (a hash collision) or a policy
         // covered by several globs must be reported once. A list of the few owners found rather
         // than a flag per policy: an image costs nothing per policy that does not cover it.
-        let mut hit: Vec<usize> = Vec::new();
-        for &owner in &self.everything {
-            if let Err(at) = hit.binary_search(&owner) {
-                hit.insert(at, owner);
-            }
-        }
+        let mut hit: Vec<usize> = self.everything.clone();
         let mut untagged = String::new();
         let canonical = Canonical::of(image, &mut untagged);
         let mut check = |i: usize, covered: &dyn Fn(&ImageGlob) -> bool| {
@@ -1036,6 +1034,11 @@ mod tests {
             .policies_for(&ImageReference::parse("myregistry.com/app:v1").unwrap())
             .collect();
         assert_eq!(hits, vec![0, 1, 2]);
+        // `**` given twice by one policy, owners out of order: each once, ascending.
+        let everything = || normalise_image_glob("**").unwrap();
+        let m = ImageMatcher::new(vec![(everything(), 2), (everything(), 0), (everything(), 2)]);
+        let hits: Vec<usize> = m.policies_for(&ImageReference::parse("r.io/app:v1").unwrap()).collect();
+        assert_eq!(hits, vec![0, 2]);
     }
 
     #[test]

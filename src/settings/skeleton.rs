@@ -21,6 +21,7 @@
 //! go to the derive.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::de::IgnoredAny;
 
@@ -133,20 +134,29 @@ impl<'a> Cursor<'a> {
         found
     }
 
-    /// A string, decoded; borrowed from the text when it holds no escape. One pass
-    /// ([`check::string_end_escaped`], the scan of the values the skeleton skips) finds its
-    /// end, checks its escapes' form and refuses raw control characters, as serde_json does;
-    /// a string with escapes is then decoded by serde_json (which also refuses lone
-    /// surrogates).
-    fn string(&mut self) -> Option<Cow<'a, str>> {
+    /// The string that comes next: the range of its content (quotes excluded) and whether it
+    /// holds an escape. One pass ([`check::string_end_escaped`], the scan of the values the
+    /// skeleton skips) finds its end, checks its escapes' form and refuses raw control
+    /// characters, as serde_json does.
+    #[inline(always)]
+    fn quoted(&mut self) -> Option<(Range<usize>, bool)> {
         self.eat(b'"')?;
         let start = self.at;
         let (end, escaped) = check::string_end_escaped(self.bytes(), start)?;
         self.at = end;
+        Some((start..end - 1, escaped))
+    }
+
+    /// A string, decoded; borrowed from the text when it holds no escape, else decoded by
+    /// serde_json (which also refuses lone surrogates).
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let (content, escaped) = self.quoted()?;
         if escaped {
-            serde_json::from_str(&self.text[start - 1..end]).ok().map(Cow::Owned)
+            serde_json::from_str(&self.text[content.start - 1..content.end + 1])
+                .ok()
+                .map(Cow::Owned)
         } else {
-            Some(Cow::Borrowed(&self.text[start..end - 1]))
+            Some(Cow::Borrowed(&self.text[content]))
         }
     }
 
@@ -155,11 +165,8 @@ impl<'a> Cursor<'a> {
     /// decodes such keys). Unlike [`Cursor::string`], no decoded string is built: a policy has
     /// ≈ 24 keys, each read in every fresh instance.
     fn key(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let (end, escaped) = check::string_end_escaped(self.bytes(), start)?;
-        self.at = end;
-        if escaped { None } else { self.text.get(start..end - 1) }
+        let (content, escaped) = self.quoted()?;
+        if escaped { None } else { self.text.get(content) }
     }
 
     fn text(&mut self) -> Option<Text<'a>> {

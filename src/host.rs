@@ -4,6 +4,7 @@
 //! module uses [`WapcHost`]. [`Memo`] makes sure one evaluation asks the host once per distinct
 //! question, however many containers, policies and authorities ask it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -91,6 +92,17 @@ pub const CIP_VERIFY_WITH_FORMAT: Capability = Capability {
     operation: "v1/verify_with_format",
 };
 
+/// Our verification of both signature storages in one call, for an authority without
+/// `signatureFormat`: the legacy `.sig` tag, then cosign v3 bundles when the tag verified
+/// nothing, answered with which one verified or each one's reason (the two calls
+/// [`KUBEWARDEN_VERIFY_V2`] and [`CIP_VERIFY_WITH_FORMAT`] in one). `cip` only; asked once the
+/// host is known to serve it, so that a rotated-out key costs one call an image, not two.
+pub const CIP_VERIFY_LEGACY_THEN_BUNDLE: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_legacy_then_bundle",
+};
+
 /// The list of our operations a host serves, implemented by `cip` only: asked once per
 /// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag,
 /// so that a stock host is not asked for bundles by every failing authority (docs/wire-protocol.md).
@@ -110,6 +122,18 @@ pub enum SignatureFormat {
     Legacy,
     /// `bundle`: sigstore bundles attached as OCI referrers only (cip only).
     Bundle,
+}
+
+/// How a host reads cosign v3 bundles, from the list of our operations it serves
+/// ([`CIP_HOST_OPERATIONS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleReading {
+    /// Not at all: a stock Kubewarden host.
+    No,
+    /// One storage a call ([`CIP_VERIFY_WITH_FORMAT`]).
+    ByFormat,
+    /// Also both storages in one call ([`CIP_VERIFY_LEGACY_THEN_BUNDLE`]).
+    InOneCall,
 }
 
 /// A digest the host verified; `bundle` when a sigstore bundle verified it (the host bound it to
@@ -157,16 +181,60 @@ pub fn verify_formats_json(
     match format {
         SignatureFormat::Legacy => legacy(host).map(|digest| Verified { digest, bundle: false }),
         SignatureFormat::Bundle => bundle(host).map_err(|e| format!("{e} (signatureFormat: bundle: {BUNDLE_HINT})")),
-        // Messages joined without the formatting machinery: a rotated-out key fails here on
-        // every evaluation, and the message is usually dropped (another authority passes).
+        // A host known to serve both storages in one call is asked once; otherwise the legacy
+        // tag first, and bundles only from a host found to read them (asked after the first
+        // failure: a stock host is never asked for bundles, and an evaluation where every first
+        // authority verifies asks nothing more).
+        SignatureFormat::Both if host.known_bundle_reading() == Some(BundleReading::InOneCall) => {
+            legacy_then_bundle(host, kind, request)
+        }
         SignatureFormat::Both => match legacy(host) {
             Ok(digest) => Ok(Verified { digest, bundle: false }),
-            Err(legacy) if host.reads_bundles() => {
-                bundle(host).map_err(|e| [&legacy, " (cosign v3 bundles, read by cip only: ", &e, ")"].concat())
-            }
-            Err(legacy) => Err([&legacy, " (", NO_BUNDLES_HINT, ")"].concat()),
+            Err(legacy) => match host.bundle_reading() {
+                BundleReading::No => Err([&legacy, " (", NO_BUNDLES_HINT, ")"].concat()),
+                BundleReading::ByFormat | BundleReading::InOneCall => {
+                    bundle(host).map_err(|e| both_failed(&legacy, &e))
+                }
+            },
         },
     }
+}
+
+/// The reason of an authority without `signatureFormat` that neither storage verified, the
+/// same whether one call or two found it. Joined without the formatting machinery: a
+/// rotated-out key fails here on every evaluation, and the message is usually dropped (another
+/// authority passes).
+fn both_failed(legacy: &str, bundle: &str) -> String {
+    [legacy, " (cosign v3 bundles, read by cip only: ", bundle, ")"].concat()
+}
+
+/// The answer of [`CIP_VERIFY_LEGACY_THEN_BUNDLE`] (`cip`'s `LegacyThenBundle`):
+/// `{"legacy":"<digest>"}`, `{"bundle":"<digest>"}` or `{"unverified":["<legacy reason>","<bundle reason>"]}`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum LegacyThenBundle<'a> {
+    Legacy(String),
+    Bundle(String),
+    Unverified(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>),
+}
+
+/// [`CIP_VERIFY_LEGACY_THEN_BUNDLE`] of `request` (of kind `kind`). A `Legacy` answer leaves the
+/// module's own check of the `.sig` layers to do (`bundle: false`), as after the legacy call.
+fn legacy_then_bundle(host: &mut dyn HostCalls, kind: &str, request: &str) -> Result<Verified, String> {
+    let capability = CIP_VERIFY_LEGACY_THEN_BUNDLE;
+    let mut payload = Vec::with_capacity(request.len() + kind.len() + 6);
+    push_request_of_kind(&mut payload, kind, request);
+    let answer = host.call(capability, &payload)?;
+    let answer: LegacyThenBundle<'_> = serde_json::from_slice(&answer)
+        .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
+    let (digest, bundle) = match answer {
+        LegacyThenBundle::Legacy(digest) => (digest, false),
+        LegacyThenBundle::Bundle(digest) => (digest, true),
+        LegacyThenBundle::Unverified(legacy, bundle) => return Err(both_failed(&legacy, &bundle)),
+    };
+    let digest = check_digest_owned(digest)
+        .map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))?;
+    Ok(Verified { digest, bundle })
 }
 
 /// The payload of [`CIP_VERIFY_WITH_FORMAT`]: `{"signature_format":…,"request":{kind:…}}`
@@ -176,12 +244,21 @@ fn with_format(signature_format: &str, kind: &str, request: &str) -> Vec<u8> {
     payload.extend_from_slice(b"{\"signature_format\":");
     // Strings serialise infallibly.
     let _ = serde_json::to_writer(&mut payload, signature_format);
-    payload.extend_from_slice(b",\"request\":{");
-    let _ = serde_json::to_writer(&mut payload, kind);
+    payload.extend_from_slice(b",\"request\":");
+    push_request_of_kind(&mut payload, kind, request);
+    payload.push(b'}');
+    payload
+}
+
+/// Appends `{kind: request}` (`request` already serialised) to `payload`, as `serde_json`
+/// writes it.
+fn push_request_of_kind(payload: &mut Vec<u8>, kind: &str, request: &str) {
+    payload.push(b'{');
+    // Strings serialise infallibly.
+    let _ = serde_json::to_writer(&mut *payload, kind);
     payload.push(b':');
     payload.extend_from_slice(request.as_bytes());
-    payload.extend_from_slice(b"}}");
-    payload
+    payload.push(b'}');
 }
 
 /// The host side of the module.
@@ -189,10 +266,16 @@ pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
 
-    /// Whether the host reads cosign v3 bundles ([`CIP_VERIFY_WITH_FORMAT`]): asked through
-    /// [`CIP_HOST_OPERATIONS`] ([`Memo`] asks once per evaluation).
-    fn reads_bundles(&mut self) -> bool {
-        ask_reads_bundles(self)
+    /// How the host reads cosign v3 bundles: asked through [`CIP_HOST_OPERATIONS`] ([`Memo`]
+    /// asks once per evaluation).
+    fn bundle_reading(&mut self) -> BundleReading {
+        ask_bundle_reading(self)
+    }
+
+    /// [`HostCalls::bundle_reading`] when it is known without a call (asked earlier in this
+    /// evaluation, or by a warm instance); `None` when it would have to be asked.
+    fn known_bundle_reading(&self) -> Option<BundleReading> {
+        None
     }
 }
 
@@ -201,8 +284,12 @@ impl<H: HostCalls + ?Sized> HostCalls for &mut H {
         (**self).call(capability, payload)
     }
 
-    fn reads_bundles(&mut self) -> bool {
-        (**self).reads_bundles()
+    fn bundle_reading(&mut self) -> BundleReading {
+        (**self).bundle_reading()
+    }
+
+    fn known_bundle_reading(&self) -> Option<BundleReading> {
+        (**self).known_bundle_reading()
     }
 }
 
@@ -215,39 +302,54 @@ struct Operations<'a> {
     operations: Vec<&'a str>,
 }
 
-/// Asks `host` whether it serves [`CIP_VERIFY_WITH_FORMAT`]. A failed call (a stock host: unknown
-/// binding) or an answer that does not list it means no: a fact the host states, never read
-/// from an error's text.
-fn ask_reads_bundles(host: &mut (impl HostCalls + ?Sized)) -> bool {
-    let wanted = CIP_VERIFY_WITH_FORMAT;
-    let listed = |answer: Vec<u8>| {
-        serde_json::from_slice::<Operations<'_>>(&answer).is_ok_and(|list| {
-            list.operations.iter().any(|op| {
-                op.strip_prefix(wanted.namespace)
-                    .and_then(|rest| rest.strip_prefix('/'))
-                    .is_some_and(|rest| rest == wanted.operation)
-            })
+/// Asks `host` which of [`CIP_VERIFY_WITH_FORMAT`] and [`CIP_VERIFY_LEGACY_THEN_BUNDLE`] it
+/// serves. A failed call (a stock host: unknown binding) or an answer that does not list the
+/// first means no: a fact the host states, never read from an error's text. The second is used
+/// only beside the first (the first failing key of an evaluation still asks for bundles alone).
+fn ask_bundle_reading(host: &mut (impl HostCalls + ?Sized)) -> BundleReading {
+    let Ok(answer) = host.call(CIP_HOST_OPERATIONS, b"{}") else {
+        return BundleReading::No;
+    };
+    let Ok(list) = serde_json::from_slice::<Operations<'_>>(&answer) else {
+        return BundleReading::No;
+    };
+    let lists = |wanted: Capability| {
+        list.operations.iter().any(|op| {
+            op.strip_prefix(wanted.namespace)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == wanted.operation)
         })
     };
-    host.call(CIP_HOST_OPERATIONS, b"{}").is_ok_and(listed)
+    match (lists(CIP_VERIFY_WITH_FORMAT), lists(CIP_VERIFY_LEGACY_THEN_BUNDLE)) {
+        (false, _) => BundleReading::No,
+        (true, false) => BundleReading::ByFormat,
+        (true, true) => BundleReading::InOneCall,
+    }
 }
 
 /// The real host, reached through waPC.
 pub struct WapcHost;
 
 thread_local! {
-    /// Whether this instance's host was found to read bundles: a "yes" is kept for the
-    /// instance's life (its host never changes); a "no" is asked again by the next evaluation.
-    static READS_BUNDLES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How this instance's host was found to read bundles: a host that reads them is kept for
+    /// the instance's life (its host never changes); one that does not is asked again by the
+    /// next evaluation.
+    static BUNDLE_READING: std::cell::Cell<Option<BundleReading>> = const { std::cell::Cell::new(None) };
 }
 
 impl HostCalls for WapcHost {
-    fn reads_bundles(&mut self) -> bool {
-        READS_BUNDLES.get() || {
-            let reads = ask_reads_bundles(self);
-            READS_BUNDLES.set(reads);
-            reads
-        }
+    fn bundle_reading(&mut self) -> BundleReading {
+        BUNDLE_READING.get().unwrap_or_else(|| {
+            let reading = ask_bundle_reading(self);
+            if reading != BundleReading::No {
+                BUNDLE_READING.set(Some(reading));
+            }
+            reading
+        })
+    }
+
+    fn known_bundle_reading(&self) -> Option<BundleReading> {
+        BUNDLE_READING.get()
     }
 
     /// One waPC host call, made through waPC's imports as `wapc_guest::host_call` makes it, but
@@ -335,8 +437,8 @@ pub struct Memo<H> {
     inner: H,
     /// One map per capability asked (an evaluation asks a handful), keyed by payload.
     answers: Vec<(Capability, Answers)>,
-    /// Whether the host reads bundles, once asked.
-    reads_bundles: Option<bool>,
+    /// How the host reads bundles, once asked.
+    bundle_reading: Option<BundleReading>,
 }
 
 impl<H: HostCalls> Memo<H> {
@@ -345,7 +447,7 @@ impl<H: HostCalls> Memo<H> {
         Self {
             inner,
             answers: Vec::new(),
-            reads_bundles: None,
+            bundle_reading: None,
         }
     }
 
@@ -357,8 +459,12 @@ impl<H: HostCalls> Memo<H> {
 }
 
 impl<H: HostCalls> HostCalls for Memo<H> {
-    fn reads_bundles(&mut self) -> bool {
-        *self.reads_bundles.get_or_insert_with(|| self.inner.reads_bundles())
+    fn bundle_reading(&mut self) -> BundleReading {
+        *self.bundle_reading.get_or_insert_with(|| self.inner.bundle_reading())
+    }
+
+    fn known_bundle_reading(&self) -> Option<BundleReading> {
+        self.bundle_reading.or_else(|| self.inner.known_bundle_reading())
     }
 
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
@@ -482,13 +588,23 @@ mod tests {
     }
 
     /// Only an answer listing `oci/v1/verify_with_format` itself says the host reads bundles:
-    /// not a failed call (whatever its reason), an unreadable answer, nor a near name.
+    /// not a failed call (whatever its reason), an unreadable answer, nor a near name; both
+    /// storages are asked in one call only from a host listing that operation too.
     #[test]
     fn a_host_reads_bundles_only_when_it_lists_the_operation() {
-        let reads = |answer| Answering(answer).reads_bundles();
-        assert!(reads(Ok(
-            r#"{"operations":["kms/v1/public_key","oci/v1/verify_with_format"]}"#
-        )));
+        let reading = |answer| Answering(answer).bundle_reading();
+        assert_eq!(
+            reading(Ok(
+                r#"{"operations":["kms/v1/public_key","oci/v1/verify_with_format"]}"#
+            )),
+            BundleReading::ByFormat
+        );
+        assert_eq!(
+            reading(Ok(
+                r#"{"operations":["oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#
+            )),
+            BundleReading::InOneCall
+        );
         for answer in [
             Err("unknown binding: cluster-image-policy"),
             Err(r#"{"operations":["oci/v1/verify_with_format"]}"#),
@@ -499,23 +615,108 @@ mod tests {
             Ok(r#"{"operations":["oci/v1/verify_with_formats","oci/v1/verify_with_forma"]}"#),
             Ok(r#"{"operations":["kms/v1/verify_with_format","ocix/v1/verify_with_format"]}"#),
             Ok(r#"{"operations":["v1/verify_with_format","cluster-image-policy/oci/v1/verify_with_format"]}"#),
+            // The one-call operation alone: the first failing key could not ask for bundles.
+            Ok(r#"{"operations":["oci/v1/verify_legacy_then_bundle"]}"#),
         ] {
-            assert!(!reads(answer), "{answer:?}");
+            assert_eq!(reading(answer), BundleReading::No, "{answer:?}");
+        }
+        assert_eq!(
+            reading(Ok(
+                r#"{"operations":["oci/v1/verify_legacy_then_bundles","oci/v1/verify_with_format"]}"#
+            )),
+            BundleReading::ByFormat
+        );
+    }
+
+    /// A memo asks the host once per evaluation, whatever the answer, and knows the answer
+    /// afterwards without asking; before, it knows only what its host knows.
+    #[test]
+    fn the_memo_asks_once_whether_the_host_reads_bundles() {
+        for (host, reading) in [
+            (mock::MockHost::failing(), BundleReading::No),
+            (mock::MockHost::cip(|_, _| Err("none".into())), BundleReading::InOneCall),
+        ] {
+            let mut memo = Memo::new(host);
+            assert_eq!(memo.known_bundle_reading(), None);
+            for _ in 0..3 {
+                assert_eq!(memo.bundle_reading(), reading);
+                assert_eq!(memo.known_bundle_reading(), Some(reading));
+            }
+            assert_eq!(memo.inner().unrecorded, [CIP_HOST_OPERATIONS]);
         }
     }
 
-    /// A memo asks the host once per evaluation, whatever the answer.
+    /// A host known to verify both storages in one call, answering that call with `answer`.
+    struct OneCall(Result<&'static str, &'static str>);
+
+    impl HostCalls for OneCall {
+        fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+            assert_eq!(capability, CIP_VERIFY_LEGACY_THEN_BUNDLE);
+            assert_eq!(payload, br#"{"v2":{"type":"SigstorePubKeyVerify","image":"a"}}"#);
+            self.0.map(|text| text.as_bytes().to_vec()).map_err(str::to_owned)
+        }
+
+        fn bundle_reading(&mut self) -> BundleReading {
+            unreachable!("known without asking")
+        }
+
+        fn known_bundle_reading(&self) -> Option<BundleReading> {
+            Some(BundleReading::InOneCall)
+        }
+    }
+
+    /// The one-call answer read strictly: which storage verified (a legacy answer leaves the
+    /// `.sig` layers to check), each storage's reason joined as after two calls, the host's
+    /// own failure as it gave it, and anything else refused with the capability named.
     #[test]
-    fn the_memo_asks_once_whether_the_host_reads_bundles() {
-        for (host, reads) in [
-            (mock::MockHost::failing(), false),
-            (mock::MockHost::cip(|_, _| Err("none".into())), true),
+    fn the_one_call_answer_is_read_strictly() {
+        const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let verify = |answer| {
+            verify_formats_json(
+                &mut OneCall(answer),
+                KUBEWARDEN_VERIFY_V2,
+                "v2",
+                r#"{"type":"SigstorePubKeyVerify","image":"a"}"#,
+                SignatureFormat::Both,
+            )
+            .map(|verified| (verified.digest, verified.bundle))
+        };
+        let legacy = format!(r#"{{"legacy":"{DIGEST}"}}"#).leak();
+        assert_eq!(verify(Ok(legacy)), Ok((DIGEST.to_owned(), false)));
+        let bundle = format!(r#"{{"bundle":"{DIGEST}"}}"#).leak();
+        assert_eq!(verify(Ok(bundle)), Ok((DIGEST.to_owned(), true)));
+        assert_eq!(
+            verify(Ok(r#"{"unverified":["no \"sig\"","none"]}"#)),
+            Err(both_failed("no \"sig\"", "none"))
+        );
+        assert_eq!(verify(Err("deadline")), Err("deadline".to_owned()));
+        let unusable = verify(Ok(r#"{"bundle":"sha256:11"}"#)).unwrap_err();
+        assert!(
+            unusable.starts_with(
+                "host capability cluster-image-policy/oci/v1/verify_legacy_then_bundle answered an unusable digest"
+            ),
+            "{unusable}"
+        );
+        let named = format!(r#"{{"legacy":{{"digest":"{DIGEST}"}}}}"#).leak();
+        let both = format!(r#"{{"legacy":"{DIGEST}","bundle":"{DIGEST}"}}"#).leak();
+        for answer in [
+            r#"{"is_trusted":true,"digest":"sha256:11"}"#,
+            both,
+            named,
+            r#"{"unverified":["a"]}"#,
+            r#"{"unverified":["a","b","c"]}"#,
+            r#"{"unverified":{"legacy":"a","bundle":"b"}}"#,
+            r#"{"Legacy":"sha256:11"}"#,
+            r#""legacy""#,
+            "",
         ] {
-            let mut memo = Memo::new(host);
-            for _ in 0..3 {
-                assert_eq!(memo.reads_bundles(), reads);
-            }
-            assert_eq!(memo.inner().unrecorded, [CIP_HOST_OPERATIONS]);
+            let refused = verify(Ok(answer)).unwrap_err();
+            assert!(
+                refused.starts_with(
+                    "unreadable answer from host capability cluster-image-policy/oci/v1/verify_legacy_then_bundle"
+                ),
+                "{answer}: {refused}"
+            );
         }
     }
 
@@ -571,6 +772,11 @@ pub(crate) mod mock {
             }
         }
 
+        /// This host as `cip`: its responder is also asked for bundles.
+        pub fn into_cip(self) -> Self {
+            Self { stock: false, ..self }
+        }
+
         /// A host on which every verification fails; for tests that must make no call.
         pub fn failing() -> Self {
             Self::new(|_, _| Err("no host call expected".to_owned()))
@@ -581,15 +787,58 @@ pub(crate) mod mock {
         fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
             if capability == CIP_HOST_OPERATIONS && !self.stock {
                 self.unrecorded.push(capability);
-                return Ok(br#"{"operations":["oci/v1/verify_keyless_regexp","oci/v1/verify_with_format"]}"#.to_vec());
+                return Ok(br#"{"operations":["oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#.to_vec());
             }
-            if self.stock && (capability == CIP_VERIFY_WITH_FORMAT || capability == CIP_HOST_OPERATIONS) {
+            let ours = [
+                CIP_VERIFY_WITH_FORMAT,
+                CIP_VERIFY_LEGACY_THEN_BUNDLE,
+                CIP_HOST_OPERATIONS,
+            ];
+            if self.stock && ours.contains(&capability) {
                 self.unrecorded.push(capability);
                 return Err("unknown binding: cluster-image-policy".to_owned());
             }
             let value: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
             self.calls.push((capability, value.clone()));
+            if capability == CIP_VERIFY_LEGACY_THEN_BUNDLE {
+                return Ok(self.legacy_then_bundle(&value));
+            }
             (self.responder)(capability, &value)
+        }
+    }
+
+    impl MockHost {
+        /// [`CIP_VERIFY_LEGACY_THEN_BUNDLE`] as `cip` answers it, from what the responder
+        /// answers to the legacy call and then to the bundle call the module would make.
+        fn legacy_then_bundle(&mut self, value: &serde_json::Value) -> Vec<u8> {
+            let (kind, request) = value
+                .as_object()
+                .and_then(|object| object.iter().next())
+                .expect("{kind: request}");
+            let legacy = if kind == "v2" {
+                KUBEWARDEN_VERIFY_V2
+            } else {
+                CIP_VERIFY_KEYLESS_REGEXP
+            };
+            let digest = |answer: Result<Vec<u8>, String>| {
+                let response: VerificationResponse = serde_json::from_slice(&answer?).map_err(|e| e.to_string())?;
+                if response.is_trusted {
+                    Ok(response.digest)
+                } else {
+                    Err("the host reported the signatures as not trusted".to_owned())
+                }
+            };
+            let answer = match digest((self.responder)(legacy, request)) {
+                Ok(digest) => serde_json::json!({ "legacy": digest }),
+                Err(legacy) => {
+                    let wrapped = serde_json::json!({"signature_format": "bundle", "request": value});
+                    match digest((self.responder)(CIP_VERIFY_WITH_FORMAT, &wrapped)) {
+                        Ok(digest) => serde_json::json!({ "bundle": digest }),
+                        Err(bundle) => serde_json::json!({"unverified": [legacy, bundle]}),
+                    }
+                }
+            };
+            answer.to_string().into_bytes()
         }
     }
 

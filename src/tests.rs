@@ -9,7 +9,10 @@ use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
 use crate::authority::fulcio::tests::CertSpec;
 use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
-use crate::host::{CIP_HOST_OPERATIONS, CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2, Memo};
+use crate::host::{
+    CIP_HOST_OPERATIONS, CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_LEGACY_THEN_BUNDLE, CIP_VERIFY_WITH_FORMAT,
+    KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_VERIFY_V2, Memo,
+};
 use crate::settings::{Settings, SettingsCache};
 
 pub(crate) const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -679,7 +682,8 @@ mod admission {
 
     /// The article's key rotation (the rotated-out key first) over three images: a stock host
     /// is asked once whether it reads bundles, and then never for bundles; `cip` is asked once
-    /// too, and then for the bundles of every key the legacy tag did not verify.
+    /// too, after the first key the legacy tag did not verify (whose bundles it is then asked
+    /// for), and from then on each key is one call reading both storages.
     #[test]
     fn a_host_that_reads_no_bundles_is_not_asked_for_them_by_every_failing_key() {
         let s = settings(
@@ -709,9 +713,88 @@ mod admission {
             c if c == KUBEWARDEN_VERIFY_V2 && p["pub_keys"][0] == P256_PEM => trusted(DIGEST),
             _ => Err("no signatures found".into()),
         }));
-        let per_image = [KUBEWARDEN_VERIFY_V2, CIP_VERIFY_WITH_FORMAT, KUBEWARDEN_VERIFY_V2];
-        assert_eq!(asked, per_image.repeat(3));
+        let first_image = [
+            KUBEWARDEN_VERIFY_V2,
+            CIP_VERIFY_WITH_FORMAT,
+            CIP_VERIFY_LEGACY_THEN_BUNDLE,
+        ];
+        let [.., one_call] = first_image;
+        assert_eq!(asked, [&first_image[..], &[one_call; 4]].concat());
         assert_eq!(unrecorded, [CIP_HOST_OPERATIONS]);
+    }
+
+    /// Under the article's key rotation on an unsigned image, the first key is asked in two
+    /// calls (the host is not yet known to serve both storages in one), the second in one: the
+    /// two give the same reason, and that one call wraps exactly the legacy call's request.
+    #[test]
+    fn both_storages_in_one_call_give_the_reason_two_calls_give() {
+        let s = settings(
+            &[with_keys(&article("key-rotation-policy"), &[P384_PEM, P256_PEM])],
+            json!({}),
+        );
+        let mut memo = Memo::new(MockHost::cip(|_, _| Err("no signatures found".into())));
+        let payload = json!({"request": pod("default", &["myregistry.com/app:v1"]), "settings": s}).to_string();
+        let response = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut memo);
+        let r = serde_json::to_value(response).expect("serialisable response");
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().unwrap_or_default();
+        let reason = "no signatures found (cosign v3 bundles, read by cip only: no signatures found)";
+        assert_eq!(message.matches(reason).count(), 2, "{message}");
+        let calls = &memo.inner().calls;
+        let asked: Vec<_> = calls.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            asked,
+            [
+                KUBEWARDEN_VERIFY_V2,
+                CIP_VERIFY_WITH_FORMAT,
+                CIP_VERIFY_LEGACY_THEN_BUNDLE
+            ]
+        );
+        assert_eq!(calls[0].1["pub_keys"], json!([P384_PEM]));
+        let mut second = calls[0].1.clone();
+        second["pub_keys"] = json!([P256_PEM]);
+        assert_eq!(calls[2].1, json!({"v2": second}));
+    }
+
+    /// When the one call says the legacy tag verified, the module still checks the `.sig`
+    /// layers itself: a forged layer the host trusts is refused, a genuine one admitted; when
+    /// it says a bundle verified, no `.sig` manifest is read (`cip` bound the bundle).
+    #[test]
+    fn a_legacy_answer_of_the_one_call_still_has_its_layers_checked() {
+        let genuine = user().layer(PAYLOAD);
+        let forged = Layer {
+            digest: [0x66; 32],
+            ..genuine.clone()
+        };
+        let s = keyless_user(json!({}));
+        let payload = json!({"request": pod("default", &["myregistry.com/app:v1"]), "settings": s}).to_string();
+        let evaluate = |layer: &Layer, legacy_trusts: bool| {
+            let host = serving(std::slice::from_ref(layer), move |capability, _: &Value| {
+                if capability == KUBEWARDEN_VERIFY_V2 && !legacy_trusts {
+                    return Err("no signatures found".into());
+                }
+                trusted(DIGEST)
+            });
+            let mut memo = Memo::new(host.into_cip());
+            // Known to serve both storages in one call, as a warm instance's host is.
+            assert_eq!(
+                crate::host::HostCalls::bundle_reading(&mut memo),
+                crate::host::BundleReading::InOneCall
+            );
+            let response = validate(payload.as_bytes(), &mut SettingsCache::default(), &mut memo);
+            let r = serde_json::to_value(response).expect("serialisable response");
+            let asked: Vec<_> = memo.inner().calls.iter().map(|(c, _)| *c).collect();
+            (r, asked)
+        };
+        let (r, asked) = evaluate(&forged, true);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(r["message"].as_str().unwrap().contains("is forged or corrupt"), "{r}");
+        assert_eq!(asked, [CIP_VERIFY_LEGACY_THEN_BUNDLE, KUBEWARDEN_OCI_MANIFEST]);
+        let (r, _) = evaluate(&genuine, true);
+        assert_eq!(r["accepted"], true, "{r}");
+        let (r, asked) = evaluate(&forged, false);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(asked, [CIP_VERIFY_LEGACY_THEN_BUNDLE]);
     }
 
     #[test]

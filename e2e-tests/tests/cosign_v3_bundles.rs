@@ -86,8 +86,10 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
     let admitted = run(&format!("{host}/app:keyed"), &bundle_only);
     assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
 
-    // The article's key rotation (the old key first) on an unsigned image: each key is looked
-    // for on the legacy tag, then in bundles; whether the host reads bundles is asked once.
+    // The article's key rotation (the old key first) on an unsigned image: the first key is
+    // looked for on the legacy tag, then in bundles; whether the host reads bundles is asked
+    // once, after that first failure; the second key is looked for in both storages in one
+    // call, which gives the reason the two calls gave.
     let old_key = KeyPair::ecdsa_p256()?;
     let rotation = settings(
         &[on_registry(
@@ -116,10 +118,27 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
         (
             calls.matches("!SigstorePubKeyVerify").count(),
             count("v1/verify_with_format"),
-            count("v1/operations")
+            count("v1/operations"),
+            count("v1/verify_legacy_then_bundle"),
         ),
-        (2, 2, 1),
+        (1, 1, 1, 1),
         "{calls}"
+    );
+    let unsigned = format!("no signatures found for {host}/app@");
+    let refusal = message(&refused);
+    let reasons: Vec<&str> = refusal
+        .split("authority ")
+        .skip(1)
+        .map(|reason| reason.split_once(": ").map_or(reason, |(_, reason)| reason))
+        .collect();
+    let [first, second] = reasons[..] else {
+        panic!("two authorities' reasons expected: {refusal}");
+    };
+    assert_eq!(first.trim_end_matches("; "), second.trim_end_matches("; "));
+    assert!(
+        first.starts_with(&format!("no signature verified by the key: {unsigned}"))
+            && first.contains(&format!(" (cosign v3 bundles, read by cip only: {unsigned}")),
+        "{first}"
     );
 
     // As stock Kubewarden: the module finds that the host reads no bundles (one question per
@@ -144,5 +163,51 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
             message(&refused)
         );
     }
+    Ok(())
+}
+
+/// The article's key rotation on a warm instance of the real module in `cip`: once the host is
+/// known to read both storages in one call, each key costs one call an image, whichever storage
+/// holds its signature, with the decisions and the reasons of the evaluation that found it out
+/// with separate calls.
+#[test]
+fn a_warm_instance_asks_each_key_once_with_the_same_decisions_and_reasons() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let (old_key, key) = (KeyPair::ecdsa_p256()?, KeyPair::ecdsa_p256()?);
+    let bundled = push_image(&host, "app", "bundled", "app:bundled")?;
+    testkit::sign_with_key_bundle(&host, "app", &bundled, &key, None, &Default::default())?;
+    let legacy = push_image(&host, "app", "legacy", "app:legacy")?;
+    testkit::sign_with_key(&host, "app", &legacy, &key, &Default::default())?;
+    push_image(&host, "app", "plain", "app:plain")?;
+    let rotation = settings(
+        &[on_registry(
+            &with_keys(
+                &article("key-rotation-policy"),
+                &[old_key.public_key_pem(), key.public_key_pem()],
+            ),
+            &host,
+        )],
+        json!({}),
+    );
+    let cip = common::Host::for_registry(&host);
+    let evaluate = |tag: &str| cip.validate_counting(&pod("default", &[&format!("{host}/app:{tag}")]), &rotation);
+
+    // The first evaluation finds out: old key on the legacy tag, the question, old key in
+    // bundles; then the new key in one call.
+    let (first, calls, _) = evaluate("plain");
+    assert!(!first.accepted(), "{first}");
+    assert_eq!(calls, 4);
+    let (again, calls, fresh) = evaluate("plain");
+    assert!(!fresh && !again.accepted(), "{again}");
+    assert_eq!(calls, 2, "one call a key");
+    assert_eq!(again.message(), first.message());
+
+    let (bundle, calls, _) = evaluate("bundled");
+    bundle.assert_admitted("signed with the current key in a bundle");
+    assert_eq!(calls, 2);
+    let (tag, calls, _) = evaluate("legacy");
+    tag.assert_admitted("signed with the current key on the .sig tag");
+    assert_eq!(calls, 2);
     Ok(())
 }

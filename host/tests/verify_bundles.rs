@@ -7,7 +7,7 @@ mod verify_support;
 use std::collections::BTreeMap;
 
 use cip::registry::DownloadLimits;
-use cip::verify::{SignatureFormat, VerificationRequest, Verifier};
+use cip::verify::{LegacyThenBundle, SignatureFormat, VerificationRequest, Verifier};
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use testkit::{BundleOptions, KeyPair, LeafRequest, SignerIdentity, SigstoreBundle, TestRekor};
@@ -80,6 +80,65 @@ async fn key_bundle_verifies_from_the_referrers_tag_schema_in_bundle_and_default
     assert_eq!(passes(&verifier, request(), SignatureFormat::Any).await, world.digest);
     let legacy = fails(&verifier, request(), SignatureFormat::Legacy).await;
     assert!(legacy.contains("no signatures found"), "{legacy}");
+}
+
+/// `v1/verify_legacy_then_bundle` answers what the two calls it replaces answer, from the same
+/// cached verifications: the legacy tag first (a key it verifies is not looked for in bundles:
+/// one verification computed, so no referrers fetched), then bundles, and when neither
+/// verifies, each storage's reason exactly as the call reading it alone gives it.
+#[tokio::test]
+async fn legacy_then_bundle_answers_what_the_two_calls_answer() {
+    let world = World::new();
+    let (legacy_key, bundle_key, other_key) = (
+        KeyPair::ecdsa_p256().expect("key"),
+        KeyPair::ecdsa_p256().expect("key"),
+        KeyPair::ecdsa_p256().expect("key"),
+    );
+    testkit::sign_with_key(
+        &world.host,
+        &world.repo,
+        &world.digest,
+        &legacy_key,
+        &Default::default(),
+    )
+    .expect("signed");
+    attach(&world, &key_bundle(&world, &bundle_key));
+    let verifier = world.verifier();
+    let request = |key: &KeyPair| pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
+    let both = |key: &KeyPair| verifier.verify_legacy_then_bundle_expiring(request(key));
+
+    let legacy = both(&legacy_key).await.value.expect("answer");
+    assert_eq!(legacy, LegacyThenBundle::Legacy(world.digest.clone()));
+    assert_eq!(verifier.cache_stats().misses, 1, "the bundles were not looked at");
+
+    let bundle = both(&bundle_key).await.value.expect("answer");
+    assert_eq!(bundle, LegacyThenBundle::Bundle(world.digest.clone()));
+
+    // Neither storage verifies `other_key`; on an image with a legacy signature and no bundle
+    // the two reasons differ, so their places are checked too.
+    let plain = World::new();
+    testkit::sign_with_key(
+        &plain.host,
+        &plain.repo,
+        &plain.digest,
+        &legacy_key,
+        &Default::default(),
+    )
+    .expect("signed");
+    let verifier = plain.verifier();
+    let request = || pub_key_request(&plain.tag_ref(), &[other_key.public_key_pem()], None);
+    let unverified = verifier
+        .verify_legacy_then_bundle_expiring(request())
+        .await
+        .value
+        .expect("answer");
+    let (legacy, bundle) = (
+        fails(&verifier, request(), SignatureFormat::Legacy).await,
+        fails(&verifier, request(), SignatureFormat::Bundle).await,
+    );
+    assert_eq!(legacy, "no signature verified by the given key");
+    assert!(bundle.starts_with("no signatures found for "), "{bundle}");
+    assert_eq!(unverified, LegacyThenBundle::Unverified(legacy, bundle));
 }
 
 #[tokio::test]

@@ -203,6 +203,21 @@ impl Host {
             .unwrap_or_else(|e| panic!("verify_images could not run: {e}"))
     }
 
+    /// [`Host::validate`] with the number of host calls it made and whether a fresh instance
+    /// served it.
+    #[allow(dead_code)]
+    pub fn validate_counting(&self, request: &Value, settings: &Value) -> (Response, u32, bool) {
+        if let Err(message) = self.validate_settings(settings) {
+            panic!("the test settings are refused: {message}\n{settings:#}");
+        }
+        let (response, stats) = self
+            .evaluator
+            .validate_with_stats(request, settings)
+            .unwrap_or_else(|e| panic!("validate could not run: {e}"));
+        let response = serde_json::to_value(response).unwrap_or_else(|e| panic!("serialising a response: {e}"));
+        (Response(response), stats.host_calls, stats.fresh_instance)
+    }
+
     /// The module's `validate`, without checking the settings first.
     pub fn validate_unchecked(&self, request: &Value, settings: &Value) -> Response {
         let response = self

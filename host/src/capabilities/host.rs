@@ -16,6 +16,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "kms/v1/public_key",
     "oci/v1/verify_attestations",
     "oci/v1/verify_keyless_regexp",
+    "oci/v1/verify_legacy_then_bundle",
     "oci/v1/verify_with_format",
     "policy/v1/rego",
 ];

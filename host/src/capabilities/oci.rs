@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use super::{Call, CapabilityError, answer, parse, unknown_operation};
 use crate::verify::{
-    FormatRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, cache::Expiring,
+    FormatRequest, FormatRequestKind, KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier,
+    VerifyError, cache::Expiring,
 };
 
 const V1_VERIFY: &str = "kubewarden/oci/v1/verify";
@@ -23,6 +24,7 @@ const OCI_MANIFEST: &str = "kubewarden/oci/v1/oci_manifest";
 const OCI_MANIFEST_CONFIG: &str = "kubewarden/oci/v1/oci_manifest_config";
 const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp";
 const WITH_FORMAT: &str = "cluster-image-policy/oci/v1/verify_with_format";
+const LEGACY_THEN_BUNDLE: &str = "cluster-image-policy/oci/v1/verify_legacy_then_bundle";
 
 /// Binding `kubewarden`, namespace `oci`.
 pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
@@ -109,6 +111,15 @@ pub(super) fn cluster_image_policy(
             let input: FormatRequest = parse(WITH_FORMAT, payload).map_err(|e| (e, None))?;
             let (request, format) = input.into_parts();
             verify_in(call, WITH_FORMAT, request, format)
+        }),
+        // Both storages in one call for an authority without `signatureFormat`: every outcome
+        // is an answer (which storage verified, or each one's reason), kept by the memo until
+        // the earlier of the two cached verifications expires.
+        "v1/verify_legacy_then_bundle" => call.memoized(LEGACY_THEN_BUNDLE, payload, || {
+            let input: FormatRequestKind = parse(LEGACY_THEN_BUNDLE, payload).map_err(|e| (e, None))?;
+            expiring_answer(call, LEGACY_THEN_BUNDLE, |verifier| async move {
+                verifier.verify_legacy_then_bundle_expiring(input.into()).await
+            })
         }),
         other => Err(unknown_operation(other)),
     }

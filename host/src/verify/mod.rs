@@ -147,12 +147,35 @@ pub struct FormatRequest {
 impl FormatRequest {
     /// The verification request and its format.
     pub fn into_parts(self) -> (VerificationRequest, SignatureFormat) {
-        let request = match self.request {
-            FormatRequestKind::V2(input) => VerificationRequest::V2(input),
-            FormatRequestKind::KeylessRegexp(input) => VerificationRequest::KeylessRegexp(input),
-        };
-        (request, self.signature_format)
+        (self.request.into(), self.signature_format)
     }
+}
+
+impl From<FormatRequestKind> for VerificationRequest {
+    fn from(kind: FormatRequestKind) -> Self {
+        match kind {
+            FormatRequestKind::V2(input) => Self::V2(input),
+            FormatRequestKind::KeylessRegexp(input) => Self::KeylessRegexp(input),
+        }
+    }
+}
+
+/// The answer of `cluster-image-policy`/`oci`/`v1/verify_legacy_then_bundle` (docs/wire-protocol.md):
+/// which storage verified the request, or why each failed: `{"legacy":"sha256:…"}`,
+/// `{"bundle":"sha256:…"}` or `{"unverified":["<legacy reason>","<bundle reason>"]}` (the module
+/// reads this in every evaluation under a key rotation: the short form costs it less code and
+/// fewer instructions than named fields). Every outcome is an answer, not a host error, so that
+/// the module joins the two reasons itself, as it does after two calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LegacyThenBundle {
+    /// The legacy `.sig` tag verified this digest (the module then checks its layers itself).
+    Legacy(String),
+    /// The legacy tag verified nothing; a sigstore bundle verified this digest.
+    Bundle(String),
+    /// Neither verified: why the legacy tag did not, then why no bundle did, each as the call
+    /// reading that storage alone fails with it.
+    Unverified(String, String),
 }
 
 /// One verification asked by a policy.
@@ -167,6 +190,21 @@ pub enum VerificationRequest {
 }
 
 impl VerificationRequest {
+    /// The same request again (Kubewarden's request types are not `Clone`: copied through
+    /// their wire form, which they were read from).
+    fn duplicate(&self) -> Result<Self, VerifyError> {
+        fn copy<T: Serialize + serde::de::DeserializeOwned>(input: &T) -> Result<T, VerifyError> {
+            serde_json::to_value(input)
+                .and_then(serde_json::from_value)
+                .map_err(|e| VerifyError::InvalidRequest(format!("cannot copy the request: {e}")))
+        }
+        Ok(match self {
+            Self::V1(input) => Self::V1(copy(input)?),
+            Self::V2(input) => Self::V2(copy(input)?),
+            Self::KeylessRegexp(input) => Self::KeylessRegexp(input.clone()),
+        })
+    }
+
     /// Identity of the request for the result cache: its wire form.
     fn cache_key(&self) -> String {
         let encoded = match self {
@@ -266,6 +304,43 @@ impl Verifier {
                 digest,
             }),
             expires,
+        }
+    }
+
+    /// `v1/verify_legacy_then_bundle`: `request` on the legacy `.sig` tag, then, when that
+    /// verified nothing, in sigstore bundles: the two verifications the module would otherwise
+    /// ask one call each, from the same cached results (a key the legacy tag verifies fetches
+    /// no referrers), with the earlier instant either cached answer expires.
+    pub async fn verify_legacy_then_bundle_expiring(
+        &self,
+        request: VerificationRequest,
+    ) -> Expiring<Result<LegacyThenBundle, VerifyError>> {
+        let again = match request.duplicate() {
+            Ok(again) => again,
+            Err(error) => {
+                return Expiring {
+                    value: Err(error),
+                    expires: expiry_after(Instant::now(), self.config.failure_ttl),
+                };
+            }
+        };
+        let legacy = self.verify_expiring_in(request, SignatureFormat::Legacy).await;
+        let legacy_failure = match legacy.value {
+            Ok(response) => {
+                return Expiring {
+                    value: Ok(LegacyThenBundle::Legacy(response.digest)),
+                    expires: legacy.expires,
+                };
+            }
+            Err(failure) => failure,
+        };
+        let bundle = self.verify_expiring_in(again, SignatureFormat::Bundle).await;
+        Expiring {
+            value: Ok(match bundle.value {
+                Ok(response) => LegacyThenBundle::Bundle(response.digest),
+                Err(failure) => LegacyThenBundle::Unverified(legacy_failure.to_string(), failure.to_string()),
+            }),
+            expires: legacy.expires.min(bundle.expires),
         }
     }
 
@@ -469,6 +544,24 @@ mod tests {
     use super::*;
 
     fn send<T: Send>(_: &T) {}
+
+    /// The one-call answer's wire form, which the module reads (src/host.rs).
+    #[test]
+    fn legacy_then_bundle_answers_are_written_as_the_module_reads_them() {
+        let written = |answer: LegacyThenBundle| serde_json::to_string(&answer).unwrap();
+        assert_eq!(
+            written(LegacyThenBundle::Legacy("sha256:1".into())),
+            r#"{"legacy":"sha256:1"}"#
+        );
+        assert_eq!(
+            written(LegacyThenBundle::Bundle("sha256:2".into())),
+            r#"{"bundle":"sha256:2"}"#
+        );
+        assert_eq!(
+            written(LegacyThenBundle::Unverified("no \"sig\"".into(), "none".into())),
+            r#"{"unverified":["no \"sig\"","none"]}"#
+        );
+    }
 
     #[test]
     fn verifier_is_shareable_and_its_futures_can_be_spawned() {

@@ -5,6 +5,7 @@
 mod verify_support;
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use cip::registry::DownloadLimits;
 use cip::verify::{LegacyThenBundle, SignatureFormat, VerificationRequest, Verifier};
@@ -107,12 +108,21 @@ async fn legacy_then_bundle_answers_what_the_two_calls_answer() {
     let request = |key: &KeyPair| pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
     let both = |key: &KeyPair| verifier.verify_legacy_then_bundle_expiring(request(key));
 
-    let legacy = both(&legacy_key).await.value.expect("answer");
-    assert_eq!(legacy, LegacyThenBundle::Legacy(world.digest.clone()));
+    let legacy = both(&legacy_key).await;
+    assert!(legacy.expires > Instant::now(), "kept as long as the legacy success");
+    assert_eq!(
+        legacy.value.expect("answer"),
+        LegacyThenBundle::Legacy(world.digest.clone())
+    );
     assert_eq!(verifier.cache_stats().misses, 1, "the bundles were not looked at");
 
-    let bundle = both(&bundle_key).await.value.expect("answer");
-    assert_eq!(bundle, LegacyThenBundle::Bundle(world.digest.clone()));
+    let bundle = both(&bundle_key).await;
+    // No longer than the legacy failure it also rests on, which this verifier does not keep.
+    assert!(bundle.expires <= Instant::now());
+    assert_eq!(
+        bundle.value.expect("answer"),
+        LegacyThenBundle::Bundle(world.digest.clone())
+    );
 
     // Neither storage verifies `other_key`; on an image with a legacy signature and no bundle
     // the two reasons differ, so their places are checked too.

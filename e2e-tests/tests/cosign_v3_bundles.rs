@@ -23,6 +23,20 @@ fn message(run: &common::CipRun) -> String {
         .to_owned()
 }
 
+/// The article's key-rotation policy on `host`: the rotated-out key `old` first, then `new`.
+fn rotation_policy(old: &KeyPair, new: &KeyPair, host: &str) -> Value {
+    settings(
+        &[on_registry(
+            &with_keys(
+                &article("key-rotation-policy"),
+                &[old.public_key_pem(), new.public_key_pem()],
+            ),
+            host,
+        )],
+        json!({}),
+    )
+}
+
 #[test]
 fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_digest() -> anyhow::Result<()> {
     let registry = Registry::start()?;
@@ -91,16 +105,7 @@ fn cip_run_admits_key_and_keyless_bundles_and_refuses_a_bundle_for_another_diges
     // once, after that first failure; the second key is looked for in both storages in one
     // call, which gives the reason the two calls gave.
     let old_key = KeyPair::ecdsa_p256()?;
-    let rotation = settings(
-        &[on_registry(
-            &with_keys(
-                &article("key-rotation-policy"),
-                &[old_key.public_key_pem(), key.public_key_pem()],
-            ),
-            &host,
-        )],
-        json!({}),
-    );
+    let rotation = rotation_policy(&old_key, &key, &host);
     let admitted = run(&format!("{host}/app:keyed"), &rotation);
     assert!(allowed(&admitted), "{}{}", admitted.stdout, admitted.stderr);
     push_image(&host, "app", "plain", "app:plain")?;
@@ -180,16 +185,7 @@ fn a_warm_instance_asks_each_key_once_with_the_same_decisions_and_reasons() -> a
     let legacy = push_image(&host, "app", "legacy", "app:legacy")?;
     testkit::sign_with_key(&host, "app", &legacy, &key, &Default::default())?;
     push_image(&host, "app", "plain", "app:plain")?;
-    let rotation = settings(
-        &[on_registry(
-            &with_keys(
-                &article("key-rotation-policy"),
-                &[old_key.public_key_pem(), key.public_key_pem()],
-            ),
-            &host,
-        )],
-        json!({}),
-    );
+    let rotation = rotation_policy(&old_key, &key, &host);
     let cip = common::Host::for_registry(&host);
     let evaluate = |tag: &str| cip.validate_counting(&pod("default", &[&format!("{host}/app:{tag}")]), &rotation);
 

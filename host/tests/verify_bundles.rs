@@ -62,6 +62,19 @@ fn keyless_bundle(world: &World) -> SigstoreBundle {
     .expect("bundle")
 }
 
+/// Signs the world's image with `key` on the legacy `.sig` tag.
+fn sign_legacy(world: &World, key: &KeyPair) {
+    testkit::sign_with_key(&world.host, &world.repo, &world.digest, key, &Default::default()).expect("signed");
+}
+
+/// Two keys that signed the world's image: the first on the legacy tag, the second in a bundle.
+fn signed_in_each_storage(world: &World) -> (KeyPair, KeyPair) {
+    let (legacy_key, bundle_key) = (KeyPair::ecdsa_p256().expect("key"), KeyPair::ecdsa_p256().expect("key"));
+    sign_legacy(world, &legacy_key);
+    attach(world, &key_bundle(world, &bundle_key));
+    (legacy_key, bundle_key)
+}
+
 fn key_bundle(world: &World, key: &KeyPair) -> SigstoreBundle {
     testkit::key_bundle(&world.digest, key, Some(&world.rekor), &BundleOptions::default()).expect("bundle")
 }
@@ -90,20 +103,8 @@ async fn key_bundle_verifies_from_the_referrers_tag_schema_in_bundle_and_default
 #[tokio::test]
 async fn legacy_then_bundle_answers_what_the_two_calls_answer() {
     let world = World::new();
-    let (legacy_key, bundle_key, other_key) = (
-        KeyPair::ecdsa_p256().expect("key"),
-        KeyPair::ecdsa_p256().expect("key"),
-        KeyPair::ecdsa_p256().expect("key"),
-    );
-    testkit::sign_with_key(
-        &world.host,
-        &world.repo,
-        &world.digest,
-        &legacy_key,
-        &Default::default(),
-    )
-    .expect("signed");
-    attach(&world, &key_bundle(&world, &bundle_key));
+    let (legacy_key, bundle_key) = signed_in_each_storage(&world);
+    let other_key = KeyPair::ecdsa_p256().expect("key");
     let verifier = world.verifier();
     let request = |key: &KeyPair| pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
     let both = |key: &KeyPair| verifier.verify_legacy_then_bundle_expiring(request(key));
@@ -127,14 +128,7 @@ async fn legacy_then_bundle_answers_what_the_two_calls_answer() {
     // Neither storage verifies `other_key`; on an image with a legacy signature and no bundle
     // the two reasons differ, so their places are checked too.
     let plain = World::new();
-    testkit::sign_with_key(
-        &plain.host,
-        &plain.repo,
-        &plain.digest,
-        &legacy_key,
-        &Default::default(),
-    )
-    .expect("signed");
+    sign_legacy(&plain, &legacy_key);
     let verifier = plain.verifier();
     let request = || pub_key_request(&plain.tag_ref(), &[other_key.public_key_pem()], None);
     let unverified = verifier
@@ -240,17 +234,7 @@ async fn bundle_annotations_are_read_from_the_statement_subject() {
 #[tokio::test]
 async fn default_format_reads_the_legacy_tag_then_the_referrers() {
     let world = World::new();
-    let legacy_key = KeyPair::ecdsa_p256().expect("key");
-    let bundle_key = KeyPair::ecdsa_p256().expect("key");
-    testkit::sign_with_key(
-        &world.host,
-        &world.repo,
-        &world.digest,
-        &legacy_key,
-        &Default::default(),
-    )
-    .expect("signed");
-    attach(&world, &key_bundle(&world, &bundle_key));
+    let (legacy_key, bundle_key) = signed_in_each_storage(&world);
     let verifier = world.verifier();
 
     for key in [&legacy_key, &bundle_key] {

@@ -665,6 +665,51 @@ mod tests {
         }
     }
 
+    /// A host known to serve the one call, answering it with `answer` (any text).
+    struct OneCallAnswering(Vec<u8>);
+
+    impl HostCalls for OneCallAnswering {
+        fn call(&mut self, capability: Capability, _: &[u8]) -> Result<Vec<u8>, String> {
+            assert_eq!(capability, CIP_VERIFY_LEGACY_THEN_BUNDLE);
+            Ok(self.0.clone())
+        }
+
+        fn known_bundle_reading(&self) -> Option<BundleReading> {
+            Some(BundleReading::InOneCall)
+        }
+    }
+
+    proptest! {
+        /// Whatever the reasons `cip` writes (any characters, escaped as `serde_json` escapes
+        /// them), the module reads them back exactly and joins them as after two calls; any
+        /// digest `cip` writes is the one verified, in the storage it names.
+        #[test]
+        fn the_one_call_answer_is_read_back_exactly(
+            legacy in "\\PC{0,60}|[\"\\\\\u{0}-\u{1f}\u{7f}-\u{10ffff}]{0,8}",
+            bundle in "\\PC{0,60}",
+            hex in "[0-9a-f]{64}",
+            in_bundle in any::<bool>(),
+        ) {
+            let verify = |answer: serde_json::Value| {
+                verify_formats_json(
+                    &mut OneCallAnswering(answer.to_string().into_bytes()),
+                    KUBEWARDEN_VERIFY_V2,
+                    "v2",
+                    "{}",
+                    SignatureFormat::Both,
+                )
+                .map(|verified| (verified.digest, verified.bundle))
+            };
+            prop_assert_eq!(
+                verify(serde_json::json!({"unverified": [&legacy, &bundle]})),
+                Err(both_failed(&legacy, &bundle))
+            );
+            let digest = format!("sha256:{hex}");
+            let storage = if in_bundle { "bundle" } else { "legacy" };
+            prop_assert_eq!(verify(serde_json::json!({ storage: &digest })), Ok((digest, in_bundle)));
+        }
+    }
+
     /// The one-call answer read strictly: which storage verified (a legacy answer leaves the
     /// `.sig` layers to check), each storage's reason joined as after two calls, the host's
     /// own failure as it gave it, and anything else refused with the capability named.

@@ -232,9 +232,10 @@ fn legacy_then_bundle(host: &mut dyn HostCalls, kind: &str, request: &str) -> Re
         LegacyThenBundle::Bundle(digest) => (digest, true),
         LegacyThenBundle::Unverified(legacy, bundle) => return Err(both_failed(&legacy, &bundle)),
     };
-    let digest = check_digest_owned(digest)
-        .map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))?;
-    Ok(Verified { digest, bundle })
+    Ok(Verified {
+        digest: usable_digest(capability, digest)?,
+        bundle,
+    })
 }
 
 /// The payload of [`CIP_VERIFY_WITH_FORMAT`]: `{"signature_format":…,"request":{kind:…}}`
@@ -499,13 +500,23 @@ pub fn verify(host: &mut dyn HostCalls, capability: Capability, request: &impl S
 /// [`verify`] with the request already serialised.
 fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u8]) -> Result<String, String> {
     let answer = host.call(capability, payload)?;
-    let response: VerificationResponse = serde_json::from_slice(&answer)
+    trusted_digest(capability, &answer)
+}
+
+/// The digest a verification answer of `capability` (`{"is_trusted", "digest"}`) says is
+/// trusted; the reason when it is unreadable, not trusted or its digest unusable.
+fn trusted_digest(capability: Capability, answer: &[u8]) -> Result<String, String> {
+    let response: VerificationResponse = serde_json::from_slice(answer)
         .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
     if !response.is_trusted {
         return Err("the host reported the signatures as not trusted".to_owned());
     }
-    check_digest_owned(response.digest)
-        .map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
+    usable_digest(capability, response.digest)
+}
+
+/// `digest`, as `capability` answered it, when it is a usable digest.
+fn usable_digest(capability: Capability, digest: String) -> Result<String, String> {
+    check_digest_owned(digest).map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))
 }
 
 #[cfg(test)]
@@ -865,19 +876,15 @@ pub(crate) mod mock {
             } else {
                 CIP_VERIFY_KEYLESS_REGEXP
             };
-            let digest = |answer: Result<Vec<u8>, String>| {
-                let response: VerificationResponse = serde_json::from_slice(&answer?).map_err(|e| e.to_string())?;
-                if response.is_trusted {
-                    Ok(response.digest)
-                } else {
-                    Err("the host reported the signatures as not trusted".to_owned())
-                }
+            // Each storage's outcome as the module reads it after its own call.
+            let mut ask = |capability, payload: &serde_json::Value| {
+                trusted_digest(capability, &(self.responder)(capability, payload)?)
             };
-            let answer = match digest((self.responder)(legacy, request)) {
+            let answer = match ask(legacy, request) {
                 Ok(digest) => serde_json::json!({ "legacy": digest }),
                 Err(legacy) => {
                     let wrapped = serde_json::json!({"signature_format": "bundle", "request": value});
-                    match digest((self.responder)(CIP_VERIFY_WITH_FORMAT, &wrapped)) {
+                    match ask(CIP_VERIFY_WITH_FORMAT, &wrapped) {
                         Ok(digest) => serde_json::json!({ "bundle": digest }),
                         Err(bundle) => serde_json::json!({"unverified": [legacy, bundle]}),
                     }

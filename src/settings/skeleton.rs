@@ -782,6 +782,11 @@ mod tests {
     /// walk reads (settings, policy, spec, image, authority, key, `match` entry).
     #[test]
     fn an_escaped_key_is_left_to_the_derive() {
+        // `text` with the first `"key"` written with its first letter escaped.
+        let escape_first = |text: &str, key: &str| {
+            let escaped = format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]);
+            text.replacen(&format!("\"{key}\""), &escaped, 1)
+        };
         let plain = PLAIN[0].replace("\n            ", "");
         let plain_authorities = authorities(PLAIN_AUTHORITIES).expect("plain authorities");
         for key in [
@@ -793,26 +798,24 @@ mod tests {
             "mode",
             "glob",
         ] {
-            let quoted = format!("\"{key}\"");
-            let escaped = format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]);
-            let text = plain.replacen(&quoted, &escaped, 1);
+            let text = escape_first(&plain, key);
             assert_ne!(text, plain, "{key} is in the settings");
             assert_eq!(read(&text), None, "{key}: the walk gives up");
             let derived: RawSettings<'_> = serde_json::from_str(&text).expect("the derive reads it");
             assert_eq!(Some(derived), read(&plain), "{key}: read as written plainly");
         }
         for key in ["name", "data"] {
-            let text = PLAIN_AUTHORITIES.replacen(
-                &format!("\"{key}\""),
-                &format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]),
-                1,
-            );
+            let text = escape_first(PLAIN_AUTHORITIES, key);
             assert_eq!(authorities(&text), None, "{key}: the walk gives up");
             let derived: Vec<RawAuthority<'_>> = serde_json::from_str(&text).expect("the derive reads it");
             assert_eq!(derived, plain_authorities, "{key}: read as written plainly");
         }
         let plain_match = r#"[{"namespaces":["production","team0-*"],"resource":"pods"}]"#;
-        let text = plain_match.replacen(r#""namespaces""#, r#""\u006eamespaces""#, 1);
+        let text = escape_first(plain_match, "namespaces");
+        assert_eq!(
+            text,
+            r#"[{"\u006eamespaces":["production","team0-*"],"resource":"pods"}]"#
+        );
         assert_eq!(matches(&text), None, "namespaces: the walk gives up");
         let derived: Vec<RawMatch> = serde_json::from_str(&text).expect("the derive reads it");
         assert_eq!(

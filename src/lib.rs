@@ -5,6 +5,8 @@
 //! registries, the module decides. See `docs/wire-protocol.md` for every message exchanged.
 
 pub mod admission;
+#[cfg(any(target_os = "wasi", test))]
+mod allocator;
 mod answer;
 mod ascii;
 pub mod authority;
@@ -31,6 +33,11 @@ use std::cell::RefCell;
 
 use crate::host::{Memo, WapcHost};
 use crate::settings::{Settings, SettingsCache};
+
+/// wasi-libc's allocator called directly (src/allocator.rs).
+#[cfg(target_os = "wasi")]
+#[global_allocator]
+static ALLOCATOR: allocator::LibcMalloc = allocator::LibcMalloc;
 
 thread_local! {
     /// Settings parsed by earlier calls of this instance (hosts that reuse instances).

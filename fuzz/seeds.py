@@ -75,4 +75,9 @@ validate = [
     {"request": pod(["myregistry.com/app:v1@" + D]), "settings": settings[4]},
     {"images": [{"image": "myregistry.com/app:v1", "namespace": "default"}], "settings": settings[0]},
 ]
-write("validate", [json.dumps(v) for v in validate])
+# The article's key rotation on three images: the fuzz host lists none of our operations, the
+# bundle call, or the one call for both storages too, by the input's length modulo 3 (the spaces
+# after the JSON), so that each way of reading the storages is in the corpus.
+rotated = {"request": pod(["r.io/a/app:v1", "r.io/b/app:v2", "r.io/c/app@" + D]), "settings": settings[-1]}
+validate += [json.dumps(rotated) + " " * k for k in range(3)]
+write("validate", [v if isinstance(v, str) else json.dumps(v) for v in validate])

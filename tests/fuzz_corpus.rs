@@ -40,3 +40,27 @@ fn glob_corpus_is_handled() {
 fn validate_corpus_is_handled() {
     replay("validate", targets::validate);
 }
+
+/// The validate corpus reaches every way the module reads the two signature storages: the legacy
+/// call alone (a stock host), the question of which operations the host serves, the bundle call,
+/// and the one call for both (a host known to serve it), so that fuzzing covers them all.
+#[test]
+fn the_validate_corpus_reaches_each_storage_call() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/validate");
+    let mut asked = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("the validate corpus") {
+        let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus input");
+        asked.extend(targets::validate_asks(&data));
+    }
+    for operation in [
+        "v2/verify",
+        "v1/operations",
+        "v1/verify_with_format",
+        "v1/verify_legacy_then_bundle",
+    ] {
+        assert!(
+            asked.contains(operation),
+            "no input of the corpus asks {operation}: {asked:?}"
+        );
+    }
+}

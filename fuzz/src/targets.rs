@@ -5,7 +5,7 @@
 
 use cluster_image_policy::admission;
 use cluster_image_policy::glob::PathGlob;
-use cluster_image_policy::host::{Capability, HostCalls};
+use cluster_image_policy::host::{CIP_HOST_OPERATIONS, Capability, HostCalls, Memo};
 use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
 use cluster_image_policy::reference::ImageReference;
 use cluster_image_policy::settings::{Settings, SettingsCache};
@@ -121,38 +121,81 @@ fn segment_reference(pattern: &[u8], text: &[u8]) -> bool {
     can[0][0]
 }
 
-/// A host that answers in turn: verified, unreachable, not trusted, and garbage.
-#[derive(Default)]
+/// A host that answers in turn every kind of verification answer, good and bad: verified,
+/// unreachable, not trusted, garbage, and the three answers of the one call for both signature
+/// storages (`legacy`, `bundle`, `unverified`) with malformed ones of each. Which of our
+/// operations it lists (none, the bundle call, or the one call too) depends on the input, so
+/// that the module's every path through the storages is fuzzed, not only a stock host's.
 struct FuzzHost {
     calls: usize,
+    operations: &'static [u8],
+    /// The operations asked, in order.
+    asked: Vec<&'static str>,
 }
 
-impl HostCalls for FuzzHost {
-    fn call(&mut self, _capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
-        self.calls += 1;
-        match (self.calls + payload.len()) % 4 {
-            0 => Ok(br#"{"is_trusted":true,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}"#.to_vec()),
-            1 => Err("registry unreachable".to_owned()),
-            2 => Ok(br#"{"is_trusted":false,"digest":null}"#.to_vec()),
-            _ => Ok(payload.iter().rev().copied().collect()),
+impl FuzzHost {
+    fn for_input(data: &[u8]) -> Self {
+        let operations: &[u8] = match data.len() % 3 {
+            0 => br#"{"operations":[]}"#,
+            1 => br#"{"operations":["oci/v1/verify_with_format"]}"#,
+            _ => br#"{"operations":["oci/v1/verify_with_format","oci/v1/verify_legacy_then_bundle"]}"#,
+        };
+        Self {
+            calls: 0,
+            operations,
+            asked: Vec::new(),
         }
     }
 }
 
-/// A whole `validate` (and `verify_images`) payload, with a mocked host: the module answers
+impl HostCalls for FuzzHost {
+    fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+        const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        self.asked.push(capability.operation);
+        if capability == CIP_HOST_OPERATIONS {
+            return Ok(self.operations.to_vec());
+        }
+        self.calls += 1;
+        let answer = match (self.calls + payload.len()) % 11 {
+            0 => format!(r#"{{"is_trusted":true,"digest":"{DIGEST}"}}"#),
+            1 => return Err("registry unreachable".to_owned()),
+            2 => r#"{"is_trusted":false,"digest":null}"#.to_owned(),
+            3 => return Ok(payload.iter().rev().copied().collect()),
+            4 => format!(r#"{{"legacy":"{DIGEST}"}}"#),
+            5 => format!(r#"{{"bundle":"{DIGEST}"}}"#),
+            6 => r#"{"unverified":["no signature on the .sig tag","no bundle \"here\""]}"#.to_owned(),
+            7 => r#"{"unverified":["one reason only"]}"#.to_owned(),
+            8 => r#"{"legacy":"sha256:short"}"#.to_owned(),
+            9 => format!(r#"{{"bundle":"{DIGEST}","legacy":"{DIGEST}"}}"#),
+            _ => format!(r#"{{"is_trusted":true,"digest":"{DIGEST}","bundle":1}}"#),
+        };
+        Ok(answer.into_bytes())
+    }
+}
+
+/// The operations a `validate` of `data` asks the fuzz host, in order: the corpus test checks that
+/// the corpus reaches each way of reading the signature storages.
+pub fn validate_asks(data: &[u8]) -> Vec<&'static str> {
+    let mut host = FuzzHost::for_input(data);
+    admission::validate(data, &mut SettingsCache::default(), &mut Memo::new(&mut host));
+    host.asked
+}
+
+/// A whole `validate` (and `verify_images`) payload, with a mocked host behind the module's
+/// per-evaluation memo (as the module's entry points put `WapcHost` behind it): the module answers
 /// every input with a response it can serialise.
 pub fn validate(data: &[u8]) {
     let mut cache = SettingsCache::default();
-    let response = admission::validate(data, &mut cache, &mut FuzzHost::default());
+    let response = admission::validate(data, &mut cache, &mut Memo::new(FuzzHost::for_input(data)));
     let first = serde_json::to_vec(&response).expect("the validation response serialises");
     // Again with the settings cached (read past them when they end the payload): the same answer.
-    let again = admission::validate(data, &mut cache, &mut FuzzHost::default());
+    let again = admission::validate(data, &mut cache, &mut Memo::new(FuzzHost::for_input(data)));
     assert_eq!(
         serde_json::to_vec(&again).expect("the validation response serialises"),
         first,
         "cached settings changed the answer"
     );
-    match admission::verify_images(data, &mut cache, &mut FuzzHost::default()) {
+    match admission::verify_images(data, &mut cache, &mut Memo::new(FuzzHost::for_input(data))) {
         Ok(answer) => {
             serde_json::from_slice::<serde_json::Value>(&answer).expect("the verify_images answer is JSON");
         }

@@ -116,7 +116,8 @@ pub struct RawSpec<'a> {
     pub authorities: Option<JsonText<'a>>,
     #[serde(borrow)]
     pub mode: Option<Text<'a>>,
-    /// Read when the policy covers an image ([`super::Settings::rules`]): a list of [`RawMatch`].
+    /// Read when the policy covers an image (`Settings::rules`, through
+    /// [`super::Settings::applies`]): a list of [`RawMatch`].
     #[serde(borrow, rename = "match")]
     pub match_: Option<JsonText<'a>>,
     #[serde(borrow)]

@@ -16,7 +16,7 @@
 //! `the_walk_reads_what_the_derive_reads` compares the two on generated settings, many of them
 //! broken.
 //!
-//! The `match` of a policy whose globs cover an image is read the same way ([`matches`]), and
+//! The `match` of a policy whose globs cover an image is read the same way ([`matches()`]), and
 //! its authorities when each is a key authority written plainly ([`authorities`]); other kinds
 //! go to the derive.
 

@@ -143,6 +143,6 @@ fn verify_in(
     format: SignatureFormat,
 ) -> Result<(Vec<u8>, Instant), (CapabilityError, Option<Instant>)> {
     expiring_answer(call, name, |verifier| async move {
-        verifier.verify_expiring_in(request, format).await
+        verifier.verify_expiring_in(&request, format).await
     })
 }

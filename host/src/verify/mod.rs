@@ -190,21 +190,6 @@ pub enum VerificationRequest {
 }
 
 impl VerificationRequest {
-    /// The same request again (Kubewarden's request types are not `Clone`: copied through
-    /// their wire form, which they were read from).
-    fn duplicate(&self) -> Result<Self, VerifyError> {
-        fn copy<T: Serialize + serde::de::DeserializeOwned>(input: &T) -> Result<T, VerifyError> {
-            serde_json::to_value(input)
-                .and_then(serde_json::from_value)
-                .map_err(|e| VerifyError::InvalidRequest(format!("cannot copy the request: {e}")))
-        }
-        Ok(match self {
-            Self::V1(input) => Self::V1(copy(input)?),
-            Self::V2(input) => Self::V2(copy(input)?),
-            Self::KeylessRegexp(input) => Self::KeylessRegexp(input.clone()),
-        })
-    }
-
     /// Identity of the request for the result cache: its wire form.
     fn cache_key(&self) -> String {
         let encoded = match self {
@@ -269,7 +254,7 @@ impl Verifier {
         request: VerificationRequest,
         format: SignatureFormat,
     ) -> Result<VerificationResponse, VerifyError> {
-        self.verify_expiring_in(request, format).await.value
+        self.verify_expiring_in(&request, format).await.value
     }
 
     /// [`Verifier::verify`], with the instant the cached answer expires: a memo of the answer
@@ -278,13 +263,13 @@ impl Verifier {
         &self,
         request: VerificationRequest,
     ) -> Expiring<Result<VerificationResponse, VerifyError>> {
-        self.verify_expiring_in(request, SignatureFormat::Legacy).await
+        self.verify_expiring_in(&request, SignatureFormat::Legacy).await
     }
 
     /// [`Verifier::verify_expiring`] reading the signatures stored in `format`.
     pub async fn verify_expiring_in(
         &self,
-        request: VerificationRequest,
+        request: &VerificationRequest,
         format: SignatureFormat,
     ) -> Expiring<Result<VerificationResponse, VerifyError>> {
         let key = match format {
@@ -315,16 +300,7 @@ impl Verifier {
         &self,
         request: VerificationRequest,
     ) -> Expiring<Result<LegacyThenBundle, VerifyError>> {
-        let again = match request.duplicate() {
-            Ok(again) => again,
-            Err(error) => {
-                return Expiring {
-                    value: Err(error),
-                    expires: expiry_after(Instant::now(), self.config.failure_ttl),
-                };
-            }
-        };
-        let legacy = self.verify_expiring_in(request, SignatureFormat::Legacy).await;
+        let legacy = self.verify_expiring_in(&request, SignatureFormat::Legacy).await;
         let legacy_failure = match legacy.value {
             Ok(response) => {
                 return Expiring {
@@ -334,7 +310,7 @@ impl Verifier {
             }
             Err(failure) => failure,
         };
-        let bundle = self.verify_expiring_in(again, SignatureFormat::Bundle).await;
+        let bundle = self.verify_expiring_in(&request, SignatureFormat::Bundle).await;
         Expiring {
             value: Ok(match bundle.value {
                 Ok(response) => LegacyThenBundle::Bundle(response.digest),
@@ -420,10 +396,10 @@ impl Verifier {
 
     async fn verify_uncached(
         &self,
-        request: VerificationRequest,
+        request: &VerificationRequest,
         format: SignatureFormat,
     ) -> Result<String, VerifyError> {
-        let plan = Plan::from_request(&request)?;
+        let plan = Plan::from_request(request)?;
         self.check_trust(plan.trust, plan.require_sct)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
         // Also for a digest reference: one quick round trip says whether the registry is up and

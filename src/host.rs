@@ -657,14 +657,17 @@ mod tests {
         }
     }
 
+    /// The request every one-call test verifies, and the payload that call must carry.
+    const ONE_CALL_REQUEST: &str = r#"{"type":"SigstorePubKeyVerify","image":"a"}"#;
+
     /// A host known to verify both storages in one call, answering that call with `answer`.
-    struct OneCall(Result<&'static str, &'static str>);
+    struct OneCall(Result<Vec<u8>, String>);
 
     impl HostCalls for OneCall {
         fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
             assert_eq!(capability, CIP_VERIFY_LEGACY_THEN_BUNDLE);
-            assert_eq!(payload, br#"{"v2":{"type":"SigstorePubKeyVerify","image":"a"}}"#);
-            self.0.map(|text| text.as_bytes().to_vec()).map_err(str::to_owned)
+            assert_eq!(payload, format!(r#"{{"v2":{ONE_CALL_REQUEST}}}"#).as_bytes());
+            self.0.clone()
         }
 
         fn bundle_reading(&mut self) -> BundleReading {
@@ -676,18 +679,17 @@ mod tests {
         }
     }
 
-    /// A host known to serve the one call, answering it with `answer` (any text).
-    struct OneCallAnswering(Vec<u8>);
-
-    impl HostCalls for OneCallAnswering {
-        fn call(&mut self, capability: Capability, _: &[u8]) -> Result<Vec<u8>, String> {
-            assert_eq!(capability, CIP_VERIFY_LEGACY_THEN_BUNDLE);
-            Ok(self.0.clone())
-        }
-
-        fn known_bundle_reading(&self) -> Option<BundleReading> {
-            Some(BundleReading::InOneCall)
-        }
+    /// What an authority without `signatureFormat` gets from a host answering the one call
+    /// with `answer`: the digest and whether a bundle verified it, or the reason.
+    fn one_call(answer: Result<Vec<u8>, String>) -> Result<(String, bool), String> {
+        verify_formats_json(
+            &mut OneCall(answer),
+            KUBEWARDEN_VERIFY_V2,
+            "v2",
+            ONE_CALL_REQUEST,
+            SignatureFormat::Both,
+        )
+        .map(|verified| (verified.digest, verified.bundle))
     }
 
     proptest! {
@@ -701,16 +703,7 @@ mod tests {
             hex in "[0-9a-f]{64}",
             in_bundle in any::<bool>(),
         ) {
-            let verify = |answer: serde_json::Value| {
-                verify_formats_json(
-                    &mut OneCallAnswering(answer.to_string().into_bytes()),
-                    KUBEWARDEN_VERIFY_V2,
-                    "v2",
-                    "{}",
-                    SignatureFormat::Both,
-                )
-                .map(|verified| (verified.digest, verified.bundle))
-            };
+            let verify = |answer: serde_json::Value| one_call(Ok(answer.to_string().into_bytes()));
             prop_assert_eq!(
                 verify(serde_json::json!({"unverified": [&legacy, &bundle]})),
                 Err(both_failed(&legacy, &bundle))
@@ -727,20 +720,12 @@ mod tests {
     #[test]
     fn the_one_call_answer_is_read_strictly() {
         const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-        let verify = |answer| {
-            verify_formats_json(
-                &mut OneCall(answer),
-                KUBEWARDEN_VERIFY_V2,
-                "v2",
-                r#"{"type":"SigstorePubKeyVerify","image":"a"}"#,
-                SignatureFormat::Both,
-            )
-            .map(|verified| (verified.digest, verified.bundle))
-        };
-        let legacy = format!(r#"{{"legacy":"{DIGEST}"}}"#).leak();
-        assert_eq!(verify(Ok(legacy)), Ok((DIGEST.to_owned(), false)));
-        let bundle = format!(r#"{{"bundle":"{DIGEST}"}}"#).leak();
-        assert_eq!(verify(Ok(bundle)), Ok((DIGEST.to_owned(), true)));
+        let verify =
+            |answer: Result<&str, &str>| one_call(answer.map(|text| text.as_bytes().to_vec()).map_err(str::to_owned));
+        let legacy = format!(r#"{{"legacy":"{DIGEST}"}}"#);
+        assert_eq!(verify(Ok(&legacy)), Ok((DIGEST.to_owned(), false)));
+        let bundle = format!(r#"{{"bundle":"{DIGEST}"}}"#);
+        assert_eq!(verify(Ok(&bundle)), Ok((DIGEST.to_owned(), true)));
         assert_eq!(
             verify(Ok(r#"{"unverified":["no \"sig\"","none"]}"#)),
             Err(both_failed("no \"sig\"", "none"))
@@ -753,12 +738,12 @@ mod tests {
             ),
             "{unusable}"
         );
-        let named = format!(r#"{{"legacy":{{"digest":"{DIGEST}"}}}}"#).leak();
-        let both = format!(r#"{{"legacy":"{DIGEST}","bundle":"{DIGEST}"}}"#).leak();
+        let named = format!(r#"{{"legacy":{{"digest":"{DIGEST}"}}}}"#);
+        let both = format!(r#"{{"legacy":"{DIGEST}","bundle":"{DIGEST}"}}"#);
         for answer in [
             r#"{"is_trusted":true,"digest":"sha256:11"}"#,
-            both,
-            named,
+            &both,
+            &named,
             r#"{"unverified":["a"]}"#,
             r#"{"unverified":["a","b","c"]}"#,
             r#"{"unverified":{"legacy":"a","bundle":"b"}}"#,

@@ -762,10 +762,7 @@ mod admission {
     #[test]
     fn a_legacy_answer_of_the_one_call_still_has_its_layers_checked() {
         let genuine = user().layer(PAYLOAD);
-        let forged = Layer {
-            digest: [0x66; 32],
-            ..genuine.clone()
-        };
+        let forged = genuine.moved();
         let s = keyless_user(json!({}));
         let payload = json!({"request": pod("default", &["myregistry.com/app:v1"]), "settings": s}).to_string();
         let evaluate = |layer: &Layer, legacy_trusts: bool| {
@@ -905,10 +902,7 @@ mod admission {
         // A stock host (sigstore-rs) trusts a layer whose certificate and bundle were copied
         // from a genuine signature onto the attacker's payload; the module does not.
         let genuine = user().layer(PAYLOAD);
-        let forged = Layer {
-            digest: [0x66; 32],
-            ..genuine.clone()
-        };
+        let forged = genuine.moved();
         let stock = || {
             move |capability, _: &Value| {
                 assert_eq!(capability, KUBEWARDEN_VERIFY_V2);
@@ -940,10 +934,7 @@ mod admission {
             run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
             true
         );
-        let forged = Layer {
-            digest: [0x66; 32],
-            ..workflow.layer(PAYLOAD)
-        };
+        let forged = workflow.layer(PAYLOAD).moved();
         let mut host = serving(std::slice::from_ref(&forged), stock);
         let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
         assert_eq!(r["accepted"], false, "{r}");

@@ -298,6 +298,15 @@ pub(crate) mod tests {
     }
 
     impl Layer {
+        /// This layer moved onto another payload: its signature, certificate and bundle copied
+        /// onto a payload digest they were not made for (an attacker's).
+        pub fn moved(&self) -> Self {
+            Self {
+                digest: [0x66; 32],
+                ..self.clone()
+            }
+        }
+
         fn to_json(&self) -> Value {
             let hex: String = self.digest.iter().map(|b| format!("{b:02x}")).collect();
             let mut annotations = serde_json::Map::new();

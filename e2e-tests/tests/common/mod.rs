@@ -186,10 +186,7 @@ impl Host {
 
     /// The module's `validate` on an AdmissionRequest; the settings must be valid.
     pub fn validate(&self, request: &Value, settings: &Value) -> Response {
-        if let Err(message) = self.validate_settings(settings) {
-            panic!("the test settings are refused: {message}\n{settings:#}");
-        }
-        self.validate_unchecked(request, settings)
+        self.validate_counting(request, settings).0
     }
 
     /// The module's `verify_images` export (what `cip verify` and the Gatekeeper provider use).
@@ -205,26 +202,27 @@ impl Host {
 
     /// [`Host::validate`] with the number of host calls it made and whether a fresh instance
     /// served it.
-    #[allow(dead_code)]
     pub fn validate_counting(&self, request: &Value, settings: &Value) -> (Response, u32, bool) {
         if let Err(message) = self.validate_settings(settings) {
             panic!("the test settings are refused: {message}\n{settings:#}");
         }
+        self.validate_unchecked_counting(request, settings)
+    }
+
+    /// The module's `validate`, without checking the settings first.
+    pub fn validate_unchecked(&self, request: &Value, settings: &Value) -> Response {
+        self.validate_unchecked_counting(request, settings).0
+    }
+
+    /// [`Host::validate_unchecked`] with the number of host calls it made and whether a fresh
+    /// instance served it.
+    fn validate_unchecked_counting(&self, request: &Value, settings: &Value) -> (Response, u32, bool) {
         let (response, stats) = self
             .evaluator
             .validate_with_stats(request, settings)
             .unwrap_or_else(|e| panic!("validate could not run: {e}"));
         let response = serde_json::to_value(response).unwrap_or_else(|e| panic!("serialising a response: {e}"));
         (Response(response), stats.host_calls, stats.fresh_instance)
-    }
-
-    /// The module's `validate`, without checking the settings first.
-    pub fn validate_unchecked(&self, request: &Value, settings: &Value) -> Response {
-        let response = self
-            .evaluator
-            .validate(request, settings)
-            .unwrap_or_else(|e| panic!("validate could not run: {e}"));
-        Response(serde_json::to_value(response).unwrap_or_else(|e| panic!("serialising a response: {e}")))
     }
 }
 

@@ -55,10 +55,8 @@ pub extern "C" fn wapc_init() {
 /// Admission: `{"request": AdmissionRequest, "settings": Settings}` → `ValidationResponse`.
 fn validate(payload: &[u8]) -> CallResult {
     let response = SETTINGS.with_borrow_mut(|cache| admission::validate(payload, cache, &mut Memo::new(WapcHost)));
-    // The answer (at most the request's object with pinned images, and messages) is nearly
-    // always smaller than the payload (the request and the settings): one allocation instead of
-    // a buffer grown by doubling; pages never written are never touched.
-    let mut answer = Vec::with_capacity(payload.len());
+    // One allocation of the answer's length instead of a buffer grown by doubling.
+    let mut answer = Vec::with_capacity(answer::response_len(&response));
     answer::write_response(&mut answer, &response)?;
     Ok(answer)
 }

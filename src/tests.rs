@@ -66,7 +66,8 @@ pub(crate) fn settings(cips: &[String], extra: Value) -> Value {
 }
 
 pub(crate) fn check_settings(settings: &Value) -> Result<(), String> {
-    let parsed = Settings::parse(&settings.to_string()).map_err(|e| e.to_string())?;
+    let text = settings.to_string();
+    let parsed = Settings::parse(&text).map_err(|e| e.to_string())?;
     parsed.check_material().map_err(|e| e.to_string())
 }
 
@@ -354,8 +355,24 @@ mod settings_validation {
     fn settings_are_parsed_once_per_distinct_text() {
         let text = settings(&[with_keys(&article("signed-images-policy"), &[P256_PEM])], json!({})).to_string();
         let mut cache = SettingsCache::default();
+        // The first settings an instance reads are read from the caller's text and not kept (a
+        // fresh instance serves one call); read again, the instance serves several: kept, with
+        // their own copy of the text, and reused while the text stays the same.
+        // Handed back, the first model is not freed until settings are read again.
         let first = cache.get(&text).unwrap();
-        assert!(std::rc::Rc::ptr_eq(&first, &cache.get(&text).unwrap()));
+        assert!(std::ptr::eq(first.source(), text.as_str()));
+        cache.retire(first);
+        assert!(cache.holds_retired());
+        let kept = cache.get(&text).unwrap();
+        assert!(!cache.holds_retired());
+        assert!(!std::ptr::eq(kept.source(), text.as_str()));
+        assert_eq!(kept.source(), text);
+        assert!(std::rc::Rc::ptr_eq(&kept, &cache.get(&text).unwrap()));
+        assert!(std::rc::Rc::ptr_eq(&kept, &cache.get(&text.clone()).unwrap()));
+        // A kept model handed back stays kept, and nothing is retired.
+        cache.retire(std::rc::Rc::clone(&kept));
+        assert!(!cache.holds_retired());
+        assert!(std::rc::Rc::ptr_eq(&kept, &cache.get(&text).unwrap()));
         let other = text.replace("signed-images-policy", "renamed-policy");
         let second = cache.get(&other).unwrap();
         assert_eq!(second.policies[0].name, "renamed-policy");

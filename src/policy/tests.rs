@@ -41,7 +41,8 @@ fn multi_sig_policy_verbatim_is_valid() {
 
 #[test]
 fn the_unused_import_of_the_article_is_named_as_a_remark() {
-    let parsed = crate::settings::Settings::parse(&multi_sig().to_string()).expect("valid settings");
+    let text = multi_sig().to_string();
+    let parsed = crate::settings::Settings::parse(&text).expect("valid settings");
     assert_eq!(
         parsed.lint(),
         [
@@ -53,7 +54,8 @@ fn the_unused_import_of_the_article_is_named_as_a_remark() {
         &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("import \"time\"", "")],
         json!({}),
     );
-    let parsed = crate::settings::Settings::parse(&without_import.to_string()).expect("valid settings");
+    let text = without_import.to_string();
+    let parsed = crate::settings::Settings::parse(&text).expect("valid settings");
     assert!(parsed.lint().is_empty(), "{:?}", parsed.lint());
 }
 

@@ -18,6 +18,7 @@
 pub mod raw;
 mod skeleton;
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
 use std::ops::Range;
@@ -121,22 +122,59 @@ struct Deferred {
 /// Keeps the model of the last settings seen, so that an instance evaluating many requests
 /// under the same settings parses them once. The whole settings text is the key: equal text,
 /// equal model.
+///
+/// Keeping a model means keeping a copy of its text (the deferred fields are read from it, and
+/// the next payload's settings are compared with it), and a fresh instance (Kubewarden's
+/// policy-server gives one to every evaluation) would write that copy into pages of its memory
+/// touched for nothing: tens of KB, a page fault each 4 KiB (docs/benchmarks.md, twenty-first
+/// pass). So the first settings an instance reads are read from the payload and not kept; an
+/// instance that reads settings a second time serves several calls, and keeps them from then
+/// on.
 #[derive(Default)]
 pub struct SettingsCache {
-    last: Option<Rc<Settings>>,
+    last: Option<Rc<Settings<'static>>>,
+    /// The model of the first settings this instance read, without their text
+    /// ([`SettingsCache::retire`]), freed when it reads settings again.
+    retired: Option<Settings<'static>>,
+    /// Whether settings were read before in this instance.
+    read_before: bool,
 }
 
 impl SettingsCache {
-    /// The model of `json`, read now (lazily: [`Settings::parse_lazy`]) or reused.
-    pub fn get(&mut self, json: &str) -> Result<Rc<Settings>, SettingsError> {
+    /// The model of `json`, read now (lazily: [`Settings::parse_lazy`]) or reused. The caller
+    /// hands it back to [`SettingsCache::retire`] when its call ends.
+    pub fn get<'p>(&mut self, json: &'p str) -> Result<Rc<Settings<'p>>, SettingsError> {
         if let Some(settings) = &self.last
             && same_text(&settings.source, json)
         {
             return Ok(Rc::clone(settings));
         }
-        let settings = Rc::new(Settings::parse_lazy(json)?);
+        self.retired = None;
+        let settings = Settings::parse_lazy(json)?;
+        if !std::mem::replace(&mut self.read_before, true) {
+            return Ok(Rc::new(settings));
+        }
+        let settings = Rc::new(settings.into_owned());
         self.last = Some(Rc::clone(&settings));
         Ok(settings)
+    }
+
+    /// Takes back a model [`SettingsCache::get`] gave for one call. The model of the first
+    /// settings an instance reads, which is not kept, is not freed now either: freeing its
+    /// hundreds of allocations one by one costs ≈ 50,000 instructions for 20 policies
+    /// (docs/benchmarks.md, twenty-first pass), which a fresh instance, thrown away after this
+    /// call, need not pay. Its text (the caller's) is let go, and the rest is freed when the
+    /// instance reads settings again.
+    pub fn retire(&mut self, settings: Rc<Settings<'_>>) {
+        if let Ok(settings) = Rc::try_unwrap(settings) {
+            self.retired = Some(settings.with_source(Cow::Borrowed("")));
+        }
+    }
+
+    /// Whether a model is retired (tests).
+    #[cfg(test)]
+    pub(crate) fn holds_retired(&self) -> bool {
+        self.retired.is_some()
     }
 
     /// When `payload` ends with the cached settings as its last member
@@ -144,7 +182,7 @@ impl SettingsCache {
     /// before that member and the cached model: the caller then reads only the rest of the
     /// payload, instead of scanning tens of KB of settings text to find where it ends
     /// (docs/benchmarks.md). `None` when nothing is cached or the payload ends otherwise.
-    pub fn split_cached<'p>(&self, payload: &'p [u8]) -> Option<(&'p [u8], Rc<Settings>)> {
+    pub fn split_cached<'p>(&self, payload: &'p [u8]) -> Option<(&'p [u8], Rc<Settings<'static>>)> {
         const MEMBER: &[u8] = b",\"settings\":";
         let settings = self.last.as_ref()?;
         let text = settings.source.as_bytes();
@@ -185,8 +223,8 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     blocks_a.zip(blocks_b).all(|(x, y)| differ(x, y) == 0) && rest_a == rest_b
 }
 
-/// The validated settings.
-pub struct Settings {
+/// The validated settings, read from the text `'s` borrows (or owns: [`Settings::into_owned`]).
+pub struct Settings<'s> {
     pub policies: Vec<Policy>,
     pub no_match: NoMatchPolicy,
     pub pin_digests: bool,
@@ -195,7 +233,7 @@ pub struct Settings {
     /// recorded by [`Settings::parse_lazy`]).
     globs: Option<Vec<(String, String)>>,
     /// The settings text (the deferred fields are read from it).
-    source: Box<str>,
+    source: Cow<'s, str>,
 }
 
 /// For the fuzz targets (built with `--cfg fuzzing`): `Ok` when the skeleton walk
@@ -235,7 +273,7 @@ fn prefix_or_settings(prefix: &str) -> &str {
     if prefix.is_empty() { "settings" } else { prefix }
 }
 
-impl Settings {
+impl<'t> Settings<'t> {
     /// The settings text this model was read from (tests compare models by it).
     #[cfg(test)]
     pub(crate) fn source(&self) -> &str {
@@ -245,7 +283,7 @@ impl Settings {
     /// Parses settings JSON into the validated model, every policy whole (no deep key checks):
     /// [`Settings::parse_lazy`], then the `match` of every policy, then its authorities and
     /// `spec.policy`.
-    pub fn parse(json: &str) -> Result<Self, SettingsError> {
+    pub fn parse(json: &'t str) -> Result<Self, SettingsError> {
         let mut settings = Self::read(json, true)?;
         // Every policy's `match` first: an error in any `match` is reported before an error in
         // any authority.
@@ -268,37 +306,53 @@ impl Settings {
     /// `spec.policy` the first time it covers one that way ([`Settings::body`]);
     /// `validate_settings` parses everything ([`Settings::parse`]) and refuses what would fail
     /// then.
-    pub fn parse_lazy(json: &str) -> Result<Self, SettingsError> {
+    pub fn parse_lazy(json: &'t str) -> Result<Self, SettingsError> {
         Self::read(json, false)
     }
 
     /// [`Settings::parse_lazy`]; `check_globs`: also record every glob with the path of its
     /// field, for [`Settings::check_material`].
-    fn read(json: &str, check_globs: bool) -> Result<Self, SettingsError> {
-        let source: Box<str> = json.into();
-        let base = source.as_ptr() as usize;
+    fn read(json: &'t str, check_globs: bool) -> Result<Self, SettingsError> {
+        let base = json.as_ptr() as usize;
         let range = |raw: JsonText<'_>| {
             let start = raw.0.as_ptr() as usize - base;
             start..start + raw.0.len()
         };
-        let mut settings = {
-            let raw: RawSettings<'_> = match skeleton::read(&source) {
-                Some(raw) => raw,
-                None => read(&source, &"")?,
-            };
-            let mut globs = GlobReader::default();
-            Self::build(raw, check_globs, |raw_policy, index, syntax_checks, patterns| {
-                parse_policy(raw_policy, index, syntax_checks, &mut globs, patterns, |spec| {
-                    Deferred {
-                        match_: spec.match_.map(range),
-                        authorities: spec.authorities.map(range),
-                        policy: spec.policy.map(range),
-                    }
-                })
-            })?
+        let raw: RawSettings<'_> = match skeleton::read(json) {
+            Some(raw) => raw,
+            None => read(json, &"")?,
         };
-        settings.source = source;
+        let mut globs = GlobReader::default();
+        let mut settings = Self::build(raw, check_globs, |raw_policy, index, syntax_checks, patterns| {
+            parse_policy(raw_policy, index, syntax_checks, &mut globs, patterns, |spec| {
+                Deferred {
+                    match_: spec.match_.map(range),
+                    authorities: spec.authorities.map(range),
+                    policy: spec.policy.map(range),
+                }
+            })
+        })?;
+        settings.source = Cow::Borrowed(json);
         Ok(settings)
+    }
+
+    /// The same model, with its own copy of the text, to be kept beyond the text's lifetime
+    /// (what the deferred fields parsed so far hold is kept as it is).
+    pub fn into_owned(self) -> Settings<'static> {
+        let source = Cow::Owned(self.source.to_string());
+        self.with_source(source)
+    }
+
+    /// The same model read from `source` (the same text, or none for a model no longer read).
+    fn with_source<'u>(self, source: Cow<'u, str>) -> Settings<'u> {
+        Settings {
+            policies: self.policies,
+            no_match: self.no_match,
+            pin_digests: self.pin_digests,
+            images: self.images,
+            globs: self.globs,
+            source,
+        }
     }
 
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to
@@ -427,7 +481,7 @@ impl Settings {
             pin_digests: raw.modify_images_with_digest.unwrap_or(true),
             images,
             globs: all_globs,
-            source: Box::default(),
+            source: Cow::Borrowed(""),
         })
     }
 
@@ -464,7 +518,7 @@ impl Settings {
     pub fn check_material(&self) -> Result<(), SettingsError> {
         let Some(globs) = &self.globs else {
             // Read lazily: read again, whole.
-            return Self::parse(&self.source)?.check_material();
+            return Settings::parse(&self.source)?.check_material();
         };
         for (path, glob) in globs {
             check_glob_syntax(glob).map_err(|e| SettingsError::new(path, format!("glob `{glob}`: {e}")))?;

@@ -232,6 +232,39 @@ fn bench_reports_percentiles_and_host_time() {
         report["host_callbacks"]["max_us"], 0.0,
         "static authorities make no host call"
     );
+    let faults = report["page_faults_per_evaluation"].as_f64().expect("faults on Linux");
+    assert!(faults >= 0.0, "{report:#}");
+}
+
+/// With a fresh instance per evaluation, each instance touches pages of its own memory (its
+/// stack, at least): `cip bench` counts them.
+#[test]
+fn bench_counts_the_page_faults_of_fresh_instances() {
+    let output = cip(&[
+        "bench",
+        "-r",
+        path(&fixture("pod-library.json")),
+        "-s",
+        path(&fixture("static-settings.yaml")),
+        "--iterations",
+        "20",
+        "--warmup",
+        "2",
+        "--fresh-instances",
+        "--output",
+        "json",
+        path(&policy()),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = stdout_json(&output);
+    assert_eq!(report["fresh_instances"], 20, "{report:#}");
+    let faults = report["page_faults_per_evaluation"].as_f64().expect("faults on Linux");
+    assert!(faults >= 1.0, "{report:#}");
 }
 
 #[test]

@@ -166,7 +166,8 @@ impl Setup {
     }
 
     /// `cip bench` on one scenario: min and median of the evaluation and median of the time in
-    /// host callbacks, in µs, and whether the request was accepted.
+    /// host callbacks, in µs, whether the request was accepted, and the minor page faults per
+    /// evaluation.
     fn bench(
         &self,
         module: &Path,
@@ -174,7 +175,7 @@ impl Setup {
         settings: &Path,
         fresh: bool,
         iterations: &str,
-    ) -> Result<(f64, f64, f64, bool)> {
+    ) -> Result<(f64, f64, f64, bool, f64)> {
         let mut command = self.cip();
         command
             .args([
@@ -211,6 +212,7 @@ impl Setup {
             number("evaluation", "median_us"),
             number("host_callbacks", "median_us"),
             report["accepted"].as_bool().unwrap_or(false),
+            report["page_faults_per_evaluation"].as_f64().unwrap_or(f64::NAN),
         ))
     }
 
@@ -325,10 +327,12 @@ fn main() -> Result<()> {
     println!(
         "validate through `cip bench`, host answers cached; min / median of {warm_iterations} (warm) and {fresh_iterations} (fresh) evaluations, µs"
     );
-    println!("(host: median time spent in host callbacks, included in the evaluation)");
     println!(
-        "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} | {:>11} | answer",
-        "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "fresh/empty"
+        "(host: median time spent in host callbacks, included in the evaluation; faults: minor page faults of `cip` per evaluation)"
+    );
+    println!(
+        "{:>10} {:>8} | {:>8} {:>8} {:>8} | {:>9} {:>8} {:>8} {:>6} | {:>11} | answer",
+        "containers", "policies", "warm min", "median", "host", "fresh min", "median", "host", "faults", "fresh/empty"
     );
     let modules: Vec<PathBuf> = match std::env::var_os("BENCH_MODULES") {
         Some(list) => std::env::split_paths(&list).collect(),
@@ -380,10 +384,10 @@ fn main() -> Result<()> {
             };
             let warm = run(false, &warm_iterations)?;
             let fresh = run(true, &fresh_iterations)?;
-            let skipped = (f64::NAN, f64::NAN, f64::NAN, false);
+            let skipped = (f64::NAN, f64::NAN, f64::NAN, false, f64::NAN);
             let accepted = warm.or(fresh).unwrap_or(skipped).3;
-            let (warm_min, warm_median, warm_host, _) = warm.unwrap_or(skipped);
-            let (fresh_min, fresh_median, fresh_host, _) = fresh.unwrap_or(skipped);
+            let (warm_min, warm_median, warm_host, _, _) = warm.unwrap_or(skipped);
+            let (fresh_min, fresh_median, fresh_host, _, fresh_faults) = fresh.unwrap_or(skipped);
             if policies == "0" {
                 empty_fresh.insert((containers, index), fresh_min);
             }
@@ -392,7 +396,7 @@ fn main() -> Result<()> {
                 print!("{name} round {round}: ");
             }
             println!(
-                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} | {:>10.2}x | {}",
+                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} {fresh_faults:>6.1} | {:>10.2}x | {}",
                 fresh_min / empty_fresh.get(&(containers, index)).copied().unwrap_or(f64::NAN),
                 if accepted { "accepted" } else { "rejected" }
             );

@@ -126,6 +126,11 @@ pub struct Report {
     pub host_calls_per_evaluation: f64,
     /// Evaluations that had to instantiate the module.
     pub fresh_instances: usize,
+    /// Minor page faults of the `cip` process per measured evaluation (`null` where
+    /// `/proc/self/stat` is missing): a fresh instance pays one for each page of its memory it
+    /// touches, ≈ 0.7 µs each on the project's machine (docs/benchmarks.md, twenty-first pass),
+    /// which instruction counts do not show.
+    pub page_faults_per_evaluation: Option<f64>,
     /// Verifier cache hits and misses over the whole run (warm-up included).
     pub verification_cache: CacheCounters,
     /// Host-side answer memo hits and misses (look-ups answered without reaching the verifier).
@@ -161,12 +166,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::new(u64::try_from(args.iterations).unwrap_or(u64::MAX));
     let mut stats: Vec<CallStats> = Vec::with_capacity(args.iterations);
     let mut accepted = false;
+    let faults_before = minor_faults();
     for _ in 0..args.iterations {
         let (response, call) = session.evaluator.validate_with_stats(&request, &settings)?;
         accepted = response.accepted;
         stats.push(call);
         bar.inc(1);
     }
+    let faults = faults_before
+        .zip(minor_faults())
+        .map(|(before, after)| after.saturating_sub(before));
     bar.finish_and_clear();
 
     let cache = session.verifier.cache_stats();
@@ -181,6 +190,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         host_callbacks: Summary::of(stats.iter().map(|s| s.host).collect()),
         host_calls_per_evaluation,
         fresh_instances: stats.iter().filter(|s| s.fresh_instance).count(),
+        #[allow(clippy::cast_precision_loss)]
+        page_faults_per_evaluation: faults.map(|faults| faults as f64 / stats.len() as f64),
         verification_cache: CacheCounters {
             hits: cache.hits,
             misses: cache.misses,
@@ -198,6 +209,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchFormat::Text => print_text(&report),
     }
     Ok(())
+}
+
+/// Minor page faults of this process so far; `None` without `/proc/self/stat`.
+fn minor_faults() -> Option<u64> {
+    minor_faults_in(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// The minor page faults (`minflt`, the tenth field) of a `/proc/<pid>/stat` line. The second
+/// field, the command name in parentheses, may hold spaces and parentheses: the fields are
+/// counted from the last `)`.
+fn minor_faults_in(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(7)?.parse().ok()
 }
 
 fn print_text(report: &Report) {
@@ -229,10 +252,32 @@ fn print_text(report: &Report) {
         report.verification_cache.hits,
         report.verification_cache.misses
     );
+    if let Some(faults) = report.page_faults_per_evaluation {
+        println!("minor page faults per evaluation: {faults:.1}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    /// The fault count is read past a command name holding spaces and parentheses, and grows
+    /// when this process touches memory it never touched.
+    #[test]
+    fn minor_faults_are_read_from_proc() {
+        let stat = "4242 (cip (bench) x) R 1 4242 4242 0 -1 4194304 1234 0 5 0 7 3";
+        assert_eq!(super::minor_faults_in(stat), Some(1234));
+        assert_eq!(super::minor_faults_in("4242 (cip) R 1"), None);
+        assert_eq!(super::minor_faults_in("no fields"), None);
+        let before = super::minor_faults().expect("/proc/self/stat on Linux");
+        let pages = 2048;
+        let mut block = vec![0u8; pages * 4096];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        std::hint::black_box(&block);
+        let after = super::minor_faults().expect("/proc/self/stat on Linux");
+        assert!(after - before >= pages as u64 / 2, "{before} -> {after}");
+    }
+
     use super::*;
 
     #[test]

@@ -43,7 +43,7 @@ fn raw<S: Serializer>(text: &Option<String>, serializer: S) -> Result<S::Ok, S::
 /// The length of the JSON [`write_response`] writes for `response` when none of its strings
 /// holds a byte to escape (an escape only lengthens it). The module allocates its answer with
 /// this much room, once: room for the whole payload, as before, was ≈ 12 KB for a Pod under 20
-/// policies of which ≈ 2 KB were written, and the allocator writes the header of the next
+/// policies of which ≈ 1.5 KB were written, and the allocator writes the header of the next
 /// chunk where the room ends, a page touched for nothing in a fresh instance
 /// (docs/benchmarks.md, twenty-first pass).
 pub fn response_len(response: &Response) -> usize {

@@ -259,26 +259,26 @@ fn print_text(report: &Report) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// The fault count is read past a command name holding spaces and parentheses, and grows
     /// when this process touches memory it never touched.
     #[test]
     fn minor_faults_are_read_from_proc() {
         let stat = "4242 (cip (bench) x) R 1 4242 4242 0 -1 4194304 1234 0 5 0 7 3";
-        assert_eq!(super::minor_faults_in(stat), Some(1234));
-        assert_eq!(super::minor_faults_in("4242 (cip) R 1"), None);
-        assert_eq!(super::minor_faults_in("no fields"), None);
-        let before = super::minor_faults().expect("/proc/self/stat on Linux");
+        assert_eq!(minor_faults_in(stat), Some(1234));
+        assert_eq!(minor_faults_in("4242 (cip) R 1"), None);
+        assert_eq!(minor_faults_in("no fields"), None);
+        let before = minor_faults().expect("/proc/self/stat on Linux");
         let pages = 2048;
         let mut block = vec![0u8; pages * 4096];
         for page in block.chunks_mut(4096) {
             page[0] = 1;
         }
         std::hint::black_box(&block);
-        let after = super::minor_faults().expect("/proc/self/stat on Linux");
+        let after = minor_faults().expect("/proc/self/stat on Linux");
         assert!(after - before >= pages as u64 / 2, "{before} -> {after}");
     }
-
-    use super::*;
 
     #[test]
     fn summary_percentiles() {

@@ -198,29 +198,27 @@ fn verify_prints_json_verdicts_and_exits_one_on_deny() {
     assert!(table.contains("policy allow-library (enforce): passed"), "{table}");
 }
 
-#[test]
-fn bench_reports_percentiles_and_host_time() {
-    let output = cip(&[
-        "bench",
-        "-r",
-        path(&fixture("pod-library.json")),
-        "-s",
-        path(&fixture("static-settings.yaml")),
-        "--iterations",
-        "50",
-        "--warmup",
-        "2",
-        "--output",
-        "json",
-        path(&policy()),
-    ]);
+/// `cip bench`'s JSON report for the library pod under static settings: `iterations` measured
+/// evaluations after 2 of warm-up, with `extra` flags.
+fn bench_report(iterations: &str, extra: &[&str]) -> Value {
+    let (pod, settings, module) = (fixture("pod-library.json"), fixture("static-settings.yaml"), policy());
+    let mut args = vec!["bench", "-r", path(&pod), "-s", path(&settings)];
+    args.extend(["--iterations", iterations, "--warmup", "2", "--output", "json"]);
+    args.extend(extra);
+    args.push(path(&module));
+    let output = cip(&args);
     assert_eq!(
         output.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report = stdout_json(&output);
+    stdout_json(&output)
+}
+
+#[test]
+fn bench_reports_percentiles_and_host_time() {
+    let report = bench_report("50", &[]);
     assert_eq!(report["iterations"], 50);
     assert_eq!(report["accepted"], true);
     assert_eq!(report["fresh_instances"], 0, "warm-up filled the pool: {report:#}");
@@ -240,28 +238,7 @@ fn bench_reports_percentiles_and_host_time() {
 /// stack, at least): `cip bench` counts them.
 #[test]
 fn bench_counts_the_page_faults_of_fresh_instances() {
-    let output = cip(&[
-        "bench",
-        "-r",
-        path(&fixture("pod-library.json")),
-        "-s",
-        path(&fixture("static-settings.yaml")),
-        "--iterations",
-        "20",
-        "--warmup",
-        "2",
-        "--fresh-instances",
-        "--output",
-        "json",
-        path(&policy()),
-    ]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = stdout_json(&output);
+    let report = bench_report("20", &["--fresh-instances"]);
     assert_eq!(report["fresh_instances"], 20, "{report:#}");
     let faults = report["page_faults_per_evaluation"].as_f64().expect("faults on Linux");
     assert!(faults >= 1.0, "{report:#}");

@@ -50,6 +50,30 @@ const KEYLESS_SUBJECT: &str = "https://github.com/myorg/app/.github/workflows/re
 const KEYLESS_ISSUER_REGEXP: &str = r"https://token\.actions\.githubusercontent\.com";
 const KEYLESS_SUBJECT_REGEXP: &str = r"https://github\.com/myorg/[^/]+/\.github/workflows/.*@refs/heads/main";
 
+/// What one `cip bench` run of a scenario measured (`NaN` for a run not made).
+#[derive(Clone, Copy)]
+struct Run {
+    /// Minimum and median of the evaluations, µs.
+    min: f64,
+    median: f64,
+    /// Median time in host callbacks, µs.
+    host: f64,
+    /// Whether the request was accepted.
+    accepted: bool,
+    /// Minor page faults per evaluation.
+    faults: f64,
+}
+
+impl Run {
+    const SKIPPED: Self = Self {
+        min: f64::NAN,
+        median: f64::NAN,
+        host: f64::NAN,
+        accepted: false,
+        faults: f64::NAN,
+    };
+}
+
 struct Setup {
     cip: PathBuf,
     policy: PathBuf,
@@ -165,17 +189,8 @@ impl Setup {
         command
     }
 
-    /// `cip bench` on one scenario: min and median of the evaluation and median of the time in
-    /// host callbacks, in µs, whether the request was accepted, and the minor page faults per
-    /// evaluation.
-    fn bench(
-        &self,
-        module: &Path,
-        request: &Path,
-        settings: &Path,
-        fresh: bool,
-        iterations: &str,
-    ) -> Result<(f64, f64, f64, bool, f64)> {
+    /// `cip bench` on one scenario.
+    fn bench(&self, module: &Path, request: &Path, settings: &Path, fresh: bool, iterations: &str) -> Result<Run> {
         let mut command = self.cip();
         command
             .args([
@@ -207,13 +222,13 @@ impl Setup {
         }
         let report: Value = serde_json::from_slice(&output.stdout).context("cip bench --output json")?;
         let number = |part: &str, field: &str| report[part][field].as_f64().unwrap_or(f64::NAN);
-        Ok((
-            number("evaluation", "min_us"),
-            number("evaluation", "median_us"),
-            number("host_callbacks", "median_us"),
-            report["accepted"].as_bool().unwrap_or(false),
-            report["page_faults_per_evaluation"].as_f64().unwrap_or(f64::NAN),
-        ))
+        Ok(Run {
+            min: number("evaluation", "min_us"),
+            median: number("evaluation", "median_us"),
+            host: number("host_callbacks", "median_us"),
+            accepted: report["accepted"].as_bool().unwrap_or(false),
+            faults: report["page_faults_per_evaluation"].as_f64().unwrap_or(f64::NAN),
+        })
     }
 
     /// Wall-clock time of one `cip run` process.
@@ -384,20 +399,25 @@ fn main() -> Result<()> {
             };
             let warm = run(false, &warm_iterations)?;
             let fresh = run(true, &fresh_iterations)?;
-            let skipped = (f64::NAN, f64::NAN, f64::NAN, false, f64::NAN);
-            let accepted = warm.or(fresh).unwrap_or(skipped).3;
-            let (warm_min, warm_median, warm_host, _, _) = warm.unwrap_or(skipped);
-            let (fresh_min, fresh_median, fresh_host, _, fresh_faults) = fresh.unwrap_or(skipped);
+            let accepted = warm.or(fresh).unwrap_or(Run::SKIPPED).accepted;
+            let (warm, fresh) = (warm.unwrap_or(Run::SKIPPED), fresh.unwrap_or(Run::SKIPPED));
             if policies == "0" {
-                empty_fresh.insert((containers, index), fresh_min);
+                empty_fresh.insert((containers, index), fresh.min);
             }
             if tagged {
                 let name = module.file_name().unwrap_or_default().to_string_lossy();
                 print!("{name} round {round}: ");
             }
             println!(
-                "{containers:>10} {policies:>8} | {warm_min:>8.1} {warm_median:>8.1} {warm_host:>8.1} | {fresh_min:>9.1} {fresh_median:>8.1} {fresh_host:>8.1} {fresh_faults:>6.1} | {:>10.2}x | {}",
-                fresh_min / empty_fresh.get(&(containers, index)).copied().unwrap_or(f64::NAN),
+                "{containers:>10} {policies:>8} | {:>8.1} {:>8.1} {:>8.1} | {:>9.1} {:>8.1} {:>8.1} {:>6.1} | {:>10.2}x | {}",
+                warm.min,
+                warm.median,
+                warm.host,
+                fresh.min,
+                fresh.median,
+                fresh.host,
+                fresh.faults,
+                fresh.min / empty_fresh.get(&(containers, index)).copied().unwrap_or(f64::NAN),
                 if accepted { "accepted" } else { "rejected" }
             );
         }

@@ -97,9 +97,13 @@ pub struct Policy {
     deferred: Deferred,
     /// `spec.match` (empty: everywhere), parsed the first time the policy covers an image
     /// ([`Settings::applies`]).
-    rules: OnceCell<Result<Vec<MatchRule>, SettingsError>>,
+    rules: OnceCell<Box<Result<Vec<MatchRule>, SettingsError>>>,
     /// The authorities and `spec.policy`, parsed on first use ([`Settings::body`]).
-    body: OnceCell<Result<PolicyBody, SettingsError>>,
+    ///
+    /// Both boxed: most policies of a request cover none of its images and never parse them,
+    /// and a fresh instance writes every `Policy` into pages it touches for the first time
+    /// (168 bytes a policy in wasm unboxed, 64 boxed; docs/benchmarks.md, twenty-second pass).
+    body: OnceCell<Box<Result<PolicyBody, SettingsError>>>,
 }
 
 /// What a policy decides with, parsed only for a policy that covers an image.
@@ -370,13 +374,13 @@ impl<'t> Settings<'t> {
         policy: &'s Policy,
         namespaces: Option<&mut Vec<(String, String)>>,
     ) -> Result<&'s [MatchRule], &'s SettingsError> {
-        policy
-            .rules
-            .get_or_init(|| {
-                let entries = self.deferred_list(&policy.deferred.match_, skeleton::matches, policy.index, "match")?;
-                parse_rules(entries, policy.index, namespaces)
-            })
-            .as_deref()
+        let rules: &Result<Vec<MatchRule>, SettingsError> = policy.rules.get_or_init(|| {
+            Box::new(
+                self.deferred_list(&policy.deferred.match_, skeleton::matches, policy.index, "match")
+                    .and_then(|entries| parse_rules(entries, policy.index, namespaces)),
+            )
+        });
+        rules.as_deref()
     }
 
     /// The text of one of a policy's deferred fields (`None` when the policy does not give it).
@@ -406,28 +410,28 @@ impl<'t> Settings<'t> {
     /// The authorities and `spec.policy` of `policy` (one of [`Settings::policies`]), parsed on
     /// first use.
     pub fn body<'s>(&'s self, policy: &'s Policy) -> Result<&'s PolicyBody, &'s SettingsError> {
-        policy
-            .body
-            .get_or_init(|| {
-                let block = match self.deferred_text(&policy.deferred.policy) {
-                    Some(json) => {
-                        let field = format!("policies[{}].spec.policy", policy.index);
-                        // A slice of valid JSON: it reads.
-                        let raw: Value =
-                            serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
-                        Some(PolicyBlock::parse(&raw, &field)?)
-                    }
-                    None => None,
-                };
-                let authorities = self.deferred_list(
-                    &policy.deferred.authorities,
-                    skeleton::authorities,
-                    policy.index,
-                    "authorities",
-                )?;
-                parse_body(block, authorities, policy.index)
-            })
-            .as_ref()
+        let body: &Result<PolicyBody, SettingsError> = policy.body.get_or_init(|| Box::new(self.read_body(policy)));
+        body.as_ref()
+    }
+
+    /// Parses the authorities and `spec.policy` of `policy` ([`Settings::body`]).
+    fn read_body(&self, policy: &Policy) -> Result<PolicyBody, SettingsError> {
+        let block = match self.deferred_text(&policy.deferred.policy) {
+            Some(json) => {
+                let field = format!("policies[{}].spec.policy", policy.index);
+                // A slice of valid JSON: it reads.
+                let raw: Value = serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
+                Some(PolicyBlock::parse(&raw, &field)?)
+            }
+            None => None,
+        };
+        let authorities = self.deferred_list(
+            &policy.deferred.authorities,
+            skeleton::authorities,
+            policy.index,
+            "authorities",
+        )?;
+        parse_body(block, authorities, policy.index)
     }
 
     fn build(
@@ -646,46 +650,56 @@ fn parse_rules(
     mut syntax_checks: Option<&mut Vec<(String, String)>>,
 ) -> Result<Vec<MatchRule>, SettingsError> {
     let err = |field: &str, message: String| SettingsError::new(format!("policies[{index}].{field}"), message);
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let field = |leaf: &str| match leaf {
-                "" => format!("spec.match[{i}]"),
-                leaf => format!("spec.match[{i}].{leaf}"),
-            };
-            if m.namespaces.is_none()
-                && m.resource.is_none()
-                && m.group.is_none()
-                && m.version.is_none()
-                && m.selector.is_none()
-            {
-                return Err(err(
-                    &field(""),
-                    "the match entry is empty: give namespaces, resource or selector".to_owned(),
-                ));
-            }
-            if m.namespaces.as_ref().is_some_and(Vec::is_empty) {
-                return Err(err(
+    convert_each(entries, |i, m| {
+        let field = |leaf: &str| match leaf {
+            "" => format!("spec.match[{i}]"),
+            leaf => format!("spec.match[{i}].{leaf}"),
+        };
+        if m.namespaces.is_none()
+            && m.resource.is_none()
+            && m.group.is_none()
+            && m.version.is_none()
+            && m.selector.is_none()
+        {
+            return Err(err(
+                &field(""),
+                "the match entry is empty: give namespaces, resource or selector".to_owned(),
+            ));
+        }
+        if m.namespaces.as_ref().is_some_and(Vec::is_empty) {
+            return Err(err(
                     &field("namespaces"),
                     "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
                 ));
-            }
-            if let Some(checks) = syntax_checks.as_deref_mut() {
-                for (j, ns) in m.namespaces.iter().flatten().enumerate() {
-                    if ns.contains(['*', '?']) {
-                        checks.push((format!("policies[{index}].{}[{j}]", field("namespaces")), ns.clone()));
-                    }
+        }
+        if let Some(checks) = syntax_checks.as_deref_mut() {
+            for (j, ns) in m.namespaces.iter().flatten().enumerate() {
+                if ns.contains(['*', '?']) {
+                    checks.push((format!("policies[{index}].{}[{j}]", field("namespaces")), ns.clone()));
                 }
             }
-            let selector = m
-                .selector
-                .map(|s| parse_selector(s).map_err(|e| err(&field("selector"), e)))
-                .transpose()?;
-            MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector)
-                .map_err(|e| err(&field("namespaces"), e))
-        })
-        .collect()
+        }
+        let selector = m
+            .selector
+            .map(|s| parse_selector(s).map_err(|e| err(&field("selector"), e)))
+            .transpose()?;
+        MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector).map_err(|e| err(&field("namespaces"), e))
+    })
+}
+
+/// `f` of each item of `items` (with its index), in a vector of its own: the first error
+/// stops. Not `into_iter().map(f).collect()`: the standard library collects in place, into
+/// the allocation of `items`, when the new items fit in it, and keeps it whole (in wasm, a
+/// policy's one `Authority` of 44 bytes kept 1,320 of the 1,344 bytes of room for four raw
+/// ones, for as long as the model lives; its one `MatchRule` the 304 bytes of four raw
+/// entries). Here `items` is freed, and its room serves the next policy read
+/// (docs/benchmarks.md, twenty-second pass).
+fn convert_each<T, U, E>(items: Vec<T>, mut f: impl FnMut(usize, T) -> Result<U, E>) -> Result<Vec<U>, E> {
+    let mut converted = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        converted.push(f(i, item)?);
+    }
+    Ok(converted)
 }
 
 /// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.
@@ -698,11 +712,7 @@ fn parse_body(
         policy: index,
         authority,
     };
-    let authorities = authorities
-        .into_iter()
-        .enumerate()
-        .map(|(i, a)| authority::parse(a, path(i)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let authorities = convert_each(authorities, |i, a| authority::parse(a, path(i)))?;
     if let Some((i, dup)) = authorities
         .iter()
         .enumerate()
@@ -745,8 +755,65 @@ fn parse_selector(raw: RawLabelSelector) -> Result<LabelSelector, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{same_bytes, same_name, same_text};
+    use super::{Settings, convert_each, same_bytes, same_name, same_text};
+    use crate::crypto::tests::{P256_PEM, P384_PEM};
     use proptest::prelude::*;
+    use serde_json::json;
+
+    /// A policy read for `validate` keeps its authorities and `match` rules in vectors of their
+    /// size, not in the room of the raw lists they were read from (the standard library's
+    /// in-place `collect` kept that: 1,320 bytes for one key authority in wasm).
+    #[test]
+    fn a_policy_keeps_no_room_beyond_its_authorities_and_rules() {
+        let keys = [P256_PEM, P384_PEM, P256_PEM, P384_PEM, P256_PEM];
+        for count in 1..=keys.len() {
+            let authorities: Vec<_> = (0..count)
+                .map(|i| json!({"name": format!("key-{i}"), "key": {"data": keys[i]}}))
+                .collect();
+            let matches: Vec<_> = (0..count)
+                .map(|i| json!({"namespaces": [format!("team{i}")]}))
+                .collect();
+            let text = json!({"policies": [{"metadata": {"name": "p"},
+                "spec": {"images": [{"glob": "r.io/**"}], "authorities": authorities, "match": matches}}]})
+            .to_string();
+            let settings = Settings::parse_lazy(&text).unwrap();
+            let policy = &settings.policies[0];
+            let body = settings.body(policy).unwrap();
+            assert_eq!(body.authorities.len(), count);
+            assert_eq!(body.authorities.capacity(), count, "{count} authorities");
+            assert_eq!(settings.rules(policy, None).unwrap().len(), count);
+            let rules = policy.rules.get().unwrap().as_ref().as_ref().unwrap();
+            assert_eq!(rules.capacity(), count, "{count} match entries");
+        }
+    }
+
+    /// A fresh instance writes a `Policy` for every policy of the settings, most of which cover
+    /// no image of the request: what is parsed only for a covering one is boxed (64 bytes in
+    /// wasm, 16 words; 168 unboxed).
+    #[test]
+    fn a_policy_holds_its_lazily_parsed_parts_boxed() {
+        assert!(
+            std::mem::size_of::<super::Policy>() <= 16 * std::mem::size_of::<usize>(),
+            "{} bytes",
+            std::mem::size_of::<super::Policy>()
+        );
+    }
+
+    /// `convert_each` converts in order with each index, stops at the first error, and gives
+    /// a vector of the exact size.
+    #[test]
+    fn convert_each_stops_at_the_first_error() {
+        let converted = convert_each(vec![3u64, 4, 5], |i, n| Ok::<_, ()>((i, n as u8))).unwrap();
+        assert_eq!(converted, [(0, 3), (1, 4), (2, 5)]);
+        assert_eq!(converted.capacity(), 3);
+        let mut seen = Vec::new();
+        let failed = convert_each(vec!["a", "b", "c"], |i, s| {
+            seen.push(s);
+            if i == 1 { Err(format!("{s} at {i}")) } else { Ok(s) }
+        });
+        assert_eq!(failed, Err("b at 1".to_owned()));
+        assert_eq!(seen, ["a", "b"]);
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]

@@ -268,3 +268,36 @@ fn a_lazily_read_model_checks_as_the_whole_parse() {
         assert!(err.starts_with(message), "{err}");
     }
 }
+
+/// A decision keeps room for what it holds until the answer is written: one policy outcome for
+/// an image one policy covers, and one authority outcome an authority tried (a `Vec` grown by
+/// `push` starts with room for four).
+#[test]
+fn a_decision_keeps_room_for_its_outcomes_only() {
+    use crate::decision::{Verdict, decide};
+    use crate::host::Memo;
+    use crate::matching::{Labels, Subject};
+
+    let subject = Subject {
+        namespace: "default",
+        group: "",
+        version: "v1",
+        resource: "pods",
+        labels: Labels::None,
+        object: None,
+    };
+    // The second key signed: the first authority fails, the second passes.
+    for (policy, keys, tried) in [
+        ("signed-images-policy", vec![P256_PEM], 1),
+        ("key-rotation-policy", vec![super::P384_PEM, P256_PEM], 2),
+    ] {
+        let text = settings(&[with_keys(&article(policy), &keys)], json!({})).to_string();
+        let settings = Settings::parse_lazy(&text).unwrap();
+        let mut host = Memo::new(host_trusting_key(P256_PEM));
+        let verdict = decide(&settings, &subject, "myregistry.com/app:v1", &mut host);
+        assert_eq!(verdict.verdict, Verdict::Allow, "{}", verdict.message);
+        assert_eq!((verdict.policies.len(), verdict.policies.capacity()), (1, 1));
+        let authorities = &verdict.policies[0].authorities;
+        assert_eq!((authorities.len(), authorities.capacity()), (tried, keys.len()));
+    }
+}

@@ -506,12 +506,30 @@ fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u
 /// The digest a verification answer of `capability` (`{"is_trusted", "digest"}`) says is
 /// trusted; the reason when it is unreadable, not trusted or its digest unusable.
 fn trusted_digest(capability: Capability, answer: &[u8]) -> Result<String, String> {
+    if let Some(digest) = compact_trusted_digest(answer) {
+        return Ok(digest.to_owned());
+    }
     let response: VerificationResponse = serde_json::from_slice(answer)
         .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
     if !response.is_trusted {
         return Err("the host reported the signatures as not trusted".to_owned());
     }
     usable_digest(capability, response.digest)
+}
+
+/// The digest of a trusting answer written as Kubewarden's hosts and `cip` write it, serde_json's
+/// compact form of the SDK's `VerificationResponse` (`{"is_trusted":true,"digest":"…"}`) with a
+/// usable digest ([`crate::reference::is_usable_digest`]: hex digits, nothing to unescape),
+/// read without serde's derive: ≈ 3,000 instructions less an answer in wasm, one answer a
+/// covered image (docs/benchmarks.md, twenty-second pass). `None` for any other text, which the
+/// derive reads (and refuses, or reads the same way: property test
+/// `the_compact_answer_reads_as_the_derive_reads`).
+fn compact_trusted_digest(answer: &[u8]) -> Option<&str> {
+    let digest = answer
+        .strip_prefix(br#"{"is_trusted":true,"digest":""#)?
+        .strip_suffix(br#""}"#)?;
+    let digest = std::str::from_utf8(digest).ok()?;
+    crate::reference::is_usable_digest(digest).then_some(digest)
 }
 
 /// `digest`, as `capability` answered it, when it is a usable digest.
@@ -562,6 +580,108 @@ mod tests {
                 assert_ne!(known, other);
             }
         }
+    }
+
+    /// [`trusted_digest`] as it reads every answer through serde's derive: the reference of
+    /// its compact reader.
+    fn trusted_digest_by_derive(capability: Capability, answer: &[u8]) -> Result<String, String> {
+        let response: VerificationResponse = serde_json::from_slice(answer)
+            .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
+        if !response.is_trusted {
+            return Err("the host reported the signatures as not trusted".to_owned());
+        }
+        usable_digest(capability, response.digest)
+    }
+
+    /// Verification answers: the compact trusting form around generated digests (usable ones,
+    /// and any text: escapes, quotes, control characters, other scripts), the same with a few
+    /// bytes replaced, inserted or removed anywhere, and other spellings serde reads (spaces,
+    /// other order, `false`, an extra field).
+    fn verification_answers() -> impl Strategy<Value = Vec<u8>> {
+        let digest = prop_oneof![
+            "[0-9a-f]{64}".prop_map(|hex| format!("sha256:{hex}")),
+            "sha256:[0-9a-fA-F]{62,66}",
+            "\\PC{0,12}",
+            "[ -~]{0,12}",
+            any::<String>(),
+        ];
+        let written = (digest, 0..6usize).prop_map(|(digest, how)| {
+            let digest = serde_json::to_string(&digest).unwrap();
+            match how {
+                0 | 1 => format!(r#"{{"is_trusted":true,"digest":{digest}}}"#),
+                2 => format!(r#"{{ "is_trusted": true, "digest": {digest} }}"#),
+                3 => format!(r#"{{"digest":{digest},"is_trusted":true}}"#),
+                4 => format!(r#"{{"is_trusted":false,"digest":{digest}}}"#),
+                _ => format!(r#"{{"is_trusted":true,"digest":{digest},"extra":1}}"#),
+            }
+            .into_bytes()
+        });
+        let edits = proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, any::<u8>()), 0..3);
+        (written, edits).prop_map(|(mut answer, edits)| {
+            for (at, kind, byte) in edits {
+                let i = at.index(answer.len() + 1);
+                match kind {
+                    0 if i < answer.len() => answer[i] = byte,
+                    1 => answer.insert(i, byte),
+                    _ if i < answer.len() => {
+                        answer.remove(i);
+                    }
+                    _ => {}
+                }
+            }
+            answer
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(8192))]
+
+        /// Every verification answer reads as the derive reads it: the same digest, or the
+        /// same reason (the compact form is only a shorter way to the same result).
+        #[test]
+        fn the_compact_answer_reads_as_the_derive_reads(answer in verification_answers()) {
+            prop_assert_eq!(
+                trusted_digest(KUBEWARDEN_VERIFY_V2, &answer),
+                trusted_digest_by_derive(KUBEWARDEN_VERIFY_V2, &answer),
+                "{:?}", String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+
+    /// The answers Kubewarden's hosts write take the compact way, and only trusting ones with a
+    /// usable digest written without escapes; the others read as the derive reads them.
+    #[test]
+    fn the_answers_hosts_write_take_the_compact_way() {
+        let hex = "ab".repeat(32);
+        let digest = format!("sha256:{hex}");
+        let written = |trusted| {
+            serde_json::to_vec(&VerificationResponse {
+                is_trusted: trusted,
+                digest: digest.clone(),
+            })
+            .unwrap()
+        };
+        assert_eq!(compact_trusted_digest(&written(true)), Some(digest.as_str()));
+        assert_eq!(compact_trusted_digest(&written(false)), None);
+        assert_eq!(trusted_digest(KUBEWARDEN_VERIFY_V2, &written(true)), Ok(digest.clone()));
+        for other in [
+            format!(r"sha256:{}\u0062", &hex[..63]),
+            format!(r"sha256\u003a{hex}"),
+            format!(r"sha256:{hex}\t"),
+            format!("sha256:{hex}\t"),
+            format!("SHA256:{hex}"),
+            format!("sha256:{}", &hex[1..]),
+        ] {
+            let answer = format!(r#"{{"is_trusted":true,"digest":"{other}"}}"#);
+            assert_eq!(compact_trusted_digest(answer.as_bytes()), None, "{answer}");
+            assert_eq!(
+                trusted_digest(KUBEWARDEN_VERIFY_V2, answer.as_bytes()),
+                trusted_digest_by_derive(KUBEWARDEN_VERIFY_V2, answer.as_bytes())
+            );
+        }
+        // The first escape decodes to a usable digest: the derive's way finds it.
+        let escaped = format!(r#"{{"is_trusted":true,"digest":"sha256:{}\u0062"}}"#, &hex[..63]);
+        assert_eq!(trusted_digest(KUBEWARDEN_VERIFY_V2, escaped.as_bytes()), Ok(digest));
     }
 
     proptest! {

@@ -430,10 +430,16 @@ pub fn check_digest_owned(digest: String) -> Result<String, ReferenceError> {
 }
 
 fn check_digest(digest: &str) -> Result<(), ReferenceError> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && is_lower_hex(hex.as_bytes()) => Ok(()),
-        _ => Err(ReferenceError::InvalidDigest(digest.to_owned())),
+    if is_usable_digest(digest) {
+        Ok(())
+    } else {
+        Err(ReferenceError::InvalidDigest(digest.to_owned()))
     }
+}
+
+/// Whether `digest` is one [`parse_digest`] accepts: `sha256:` and 64 lowercase hex digits.
+pub fn is_usable_digest(digest: &str) -> bool {
+    matches!(digest.strip_prefix("sha256:"), Some(hex) if hex.len() == 64 && is_lower_hex(hex.as_bytes()))
 }
 
 /// Whether every byte is `0`-`9` or `a`-`f`, eight bytes at a time: every digest a host answers

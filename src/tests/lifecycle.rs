@@ -74,6 +74,40 @@ mod pinning {
         );
     }
 
+    /// Each site is pinned to the digest verified for its own image, an image written twice
+    /// is verified once and pinned at both sites, and an image no policy covers is left as it is.
+    #[test]
+    fn every_site_is_pinned_to_its_own_images_digest() {
+        let digest_of = |image: &str| format!("sha256:{:064x}", image.len() * 7919 + image.as_bytes()[15] as usize);
+        let mut host = crate::host::mock::MockHost::new(move |_, payload| {
+            crate::host::mock::trusted(&digest_of(payload["image"].as_str().unwrap_or_default()))
+        });
+        let images = [
+            "myregistry.com/a:1",
+            "myregistry.com/bb:2",
+            "other.io/c:3",
+            "myregistry.com/a:1",
+            "myregistry.com/ddd:4",
+            "myregistry.com/bb:2",
+        ];
+        let r = run(&pod("default", &images), &signed_images(), &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        let asked: Vec<&str> = host.calls.iter().map(|(_, p)| p["image"].as_str().unwrap()).collect();
+        assert_eq!(
+            asked,
+            ["myregistry.com/a:1", "myregistry.com/bb:2", "myregistry.com/ddd:4"]
+        );
+        let containers = &r["mutated_object"]["spec"]["containers"];
+        for (i, image) in images.iter().enumerate() {
+            let expected = if image.starts_with("other.io/") {
+                (*image).to_owned()
+            } else {
+                format!("{image}@{}", digest_of(image))
+            };
+            assert_eq!(containers[i]["image"], expected, "site {i}: {r}");
+        }
+    }
+
     #[test]
     fn a_denied_image_is_never_pinned() {
         let r = run(

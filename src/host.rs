@@ -520,7 +520,7 @@ fn trusted_digest(capability: Capability, answer: &[u8]) -> Result<String, Strin
 /// The digest of a trusting answer written as Kubewarden's hosts and `cip` write it, serde_json's
 /// compact form of the SDK's `VerificationResponse` (`{"is_trusted":true,"digest":"…"}`) with a
 /// usable digest ([`crate::reference::is_usable_digest`]: hex digits, nothing to unescape),
-/// read without serde's derive: ≈ 3,000 instructions less an answer in wasm, one answer a
+/// read without serde's derive: ≈ 2,250 instructions less an answer in wasm, one answer a
 /// covered image (docs/benchmarks.md, twenty-second pass). `None` for any other text, which the
 /// derive reads (and refuses, or reads the same way: property test
 /// `the_compact_answer_reads_as_the_derive_reads`).

@@ -668,9 +668,9 @@ fn parse_rules(
         }
         if m.namespaces.as_ref().is_some_and(Vec::is_empty) {
             return Err(err(
-                    &field("namespaces"),
-                    "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
-                ));
+                &field("namespaces"),
+                "namespaces is empty, so this entry would match no namespace and the policy would never apply through it: list the namespaces, or remove the field to match every namespace".to_owned(),
+            ));
         }
         if let Some(checks) = syntax_checks.as_deref_mut() {
             for (j, ns) in m.namespaces.iter().flatten().enumerate() {

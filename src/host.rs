@@ -618,17 +618,7 @@ mod tests {
         });
         let edits = proptest::collection::vec((any::<prop::sample::Index>(), 0..3u8, any::<u8>()), 0..3);
         (written, edits).prop_map(|(mut answer, edits)| {
-            for (at, kind, byte) in edits {
-                let i = at.index(answer.len() + 1);
-                match kind {
-                    0 if i < answer.len() => answer[i] = byte,
-                    1 => answer.insert(i, byte),
-                    _ if i < answer.len() => {
-                        answer.remove(i);
-                    }
-                    _ => {}
-                }
-            }
+            crate::json_text::generate::edit_bytes(&mut answer, edits);
             answer
         })
     }

@@ -4,6 +4,23 @@
 
 use proptest::prelude::*;
 
+/// Breaks `bytes` as a property test breaks a text: each edit, at a place chosen by its index
+/// (the end included), replaces the byte there (`0`), inserts `byte` (`1`), or removes the byte
+/// there (any other kind); an edit with no byte to replace or remove does nothing.
+pub(crate) fn edit_bytes(bytes: &mut Vec<u8>, edits: impl IntoIterator<Item = (prop::sample::Index, u8, u8)>) {
+    for (at, kind, byte) in edits {
+        let i = at.index(bytes.len() + 1);
+        match kind {
+            0 if i < bytes.len() => bytes[i] = byte,
+            1 => bytes.insert(i, byte),
+            _ if i < bytes.len() => {
+                bytes.remove(i);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A JSON value to be written as text in many ways (see [`render`]).
 #[derive(Clone, Debug)]
 pub(crate) enum J {

@@ -527,7 +527,7 @@ fn list_agreement<'a, T: serde::Deserialize<'a> + PartialEq + std::fmt::Debug>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_text::generate::{J, Words, render};
+    use crate::json_text::generate::{J, Words, edit_bytes, render};
     use crate::settings::raw::RawSettings;
     use crate::tests::{article, settings};
     use proptest::prelude::*;
@@ -682,17 +682,10 @@ mod tests {
         let mut text = String::new();
         render(j, &mut || styles.next().unwrap_or_default(), &mut text);
         let mut bytes = text.into_bytes();
-        for (at, byte, how) in breaks.into_iter().skip(1) {
-            let at = at.index(bytes.len() + 1);
-            match how {
-                0 if at < bytes.len() => bytes[at] = byte,
-                1 => bytes.insert(at, byte),
-                _ if at < bytes.len() => {
-                    bytes.remove(at);
-                }
-                _ => {}
-            }
-        }
+        edit_bytes(
+            &mut bytes,
+            breaks.into_iter().skip(1).map(|(at, byte, how)| (at, how, byte)),
+        );
         String::from_utf8(bytes).ok()
     }
 

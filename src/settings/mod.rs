@@ -782,8 +782,8 @@ mod tests {
             assert_eq!(body.authorities.len(), count);
             assert_eq!(body.authorities.capacity(), count, "{count} authorities");
             assert_eq!(settings.rules(policy, None).unwrap().len(), count);
-            let rules = policy.rules.get().unwrap().as_ref().as_ref().unwrap();
-            assert_eq!(rules.capacity(), count, "{count} match entries");
+            let rules: &Result<Vec<_>, _> = policy.rules.get().unwrap();
+            assert_eq!(rules.as_ref().unwrap().capacity(), count, "{count} match entries");
         }
     }
 

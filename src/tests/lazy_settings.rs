@@ -286,7 +286,7 @@ fn a_decision_keeps_room_for_its_outcomes_only() {
         labels: Labels::None,
         object: None,
     };
-    // The second key signed: the first authority fails, the second passes.
+    // Under the rotation the second key signed: the first authority fails, the second passes.
     for (policy, keys, tried) in [
         ("signed-images-policy", vec![P256_PEM], 1),
         ("key-rotation-policy", vec![super::P384_PEM, P256_PEM], 2),

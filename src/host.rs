@@ -506,9 +506,14 @@ fn verify_payload(host: &mut dyn HostCalls, capability: Capability, payload: &[u
 /// The digest a verification answer of `capability` (`{"is_trusted", "digest"}`) says is
 /// trusted; the reason when it is unreadable, not trusted or its digest unusable.
 fn trusted_digest(capability: Capability, answer: &[u8]) -> Result<String, String> {
-    if let Some(digest) = compact_trusted_digest(answer) {
-        return Ok(digest.to_owned());
+    match compact_trusted_digest(answer) {
+        Some(digest) => Ok(digest.to_owned()),
+        None => trusted_digest_by_derive(capability, answer),
     }
+}
+
+/// [`trusted_digest`] of any answer, read by serde's derive.
+fn trusted_digest_by_derive(capability: Capability, answer: &[u8]) -> Result<String, String> {
     let response: VerificationResponse = serde_json::from_slice(answer)
         .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
     if !response.is_trusted {
@@ -522,8 +527,8 @@ fn trusted_digest(capability: Capability, answer: &[u8]) -> Result<String, Strin
 /// usable digest ([`crate::reference::is_usable_digest`]: hex digits, nothing to unescape),
 /// read without serde's derive: ≈ 2,250 instructions less an answer in wasm, one answer a
 /// covered image (docs/benchmarks.md, twenty-second pass). `None` for any other text, which the
-/// derive reads (and refuses, or reads the same way: property test
-/// `the_compact_answer_reads_as_the_derive_reads`).
+/// derive reads ([`trusted_digest_by_derive`], which refuses it or reads it the same way:
+/// property test `the_compact_answer_reads_as_the_derive_reads`).
 fn compact_trusted_digest(answer: &[u8]) -> Option<&str> {
     let digest = answer
         .strip_prefix(br#"{"is_trusted":true,"digest":""#)?
@@ -580,17 +585,6 @@ mod tests {
                 assert_ne!(known, other);
             }
         }
-    }
-
-    /// [`trusted_digest`] as it reads every answer through serde's derive: the reference of
-    /// its compact reader.
-    fn trusted_digest_by_derive(capability: Capability, answer: &[u8]) -> Result<String, String> {
-        let response: VerificationResponse = serde_json::from_slice(answer)
-            .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
-        if !response.is_trusted {
-            return Err("the host reported the signatures as not trusted".to_owned());
-        }
-        usable_digest(capability, response.digest)
     }
 
     /// Verification answers: the compact trusting form around generated digests (usable ones,

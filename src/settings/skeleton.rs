@@ -103,6 +103,12 @@ impl Seen {
 
 /// A position in the settings text; each reading method reads one value there and moves past
 /// it, or gives `None` (the position is then meaningless).
+///
+/// The small readers (`peek` to `list`, not [`Cursor::raw`]) are inlined into the walk of the
+/// settings: called, `key`, `string` and `optional` each kept the cursor in linear memory,
+/// loaded and stored around every call, and a fresh evaluation reads ≈ 25 keys and 10 strings
+/// a policy. Inlined: −3.3 % instructions a fresh 10 × 20, −5.2 % a 10 × 100, +7 KB of module;
+/// `raw` inlined too cost more than it saved (docs/benchmarks.md, twenty-third pass).
 struct Cursor<'a> {
     text: &'a str,
     at: usize,
@@ -114,17 +120,20 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next byte past whitespace (the cursor is moved to it).
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.at = skip_whitespace(self.bytes(), self.at);
         self.bytes().get(self.at).copied()
     }
 
     /// Moves past `byte`, the next byte past whitespace; `None` when another comes.
+    #[inline(always)]
     fn eat(&mut self, byte: u8) -> Option<()> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
     /// Moves past the literal `word` (`null`, `true`, `false`) when it comes next.
+    #[inline(always)]
     fn literal(&mut self, word: &str) -> bool {
         self.peek();
         let found = self.text[self.at..].starts_with(word);
@@ -149,6 +158,7 @@ impl<'a> Cursor<'a> {
 
     /// A string, decoded; borrowed from the text when it holds no escape, else decoded by
     /// serde_json (which also refuses lone surrogates).
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let (content, escaped) = self.quoted()?;
         if escaped {
@@ -164,19 +174,23 @@ impl<'a> Cursor<'a> {
     /// knows is written; `None` for one with an escape, and the derive reads the object (it
     /// decodes such keys). Unlike [`Cursor::string`], no decoded string is built: a policy has
     /// ≈ 24 keys, each read in every fresh instance.
+    #[inline(always)]
     fn key(&mut self) -> Option<&'a str> {
         let (content, escaped) = self.quoted()?;
         if escaped { None } else { self.text.get(content) }
     }
 
+    #[inline(always)]
     fn text(&mut self) -> Option<Text<'a>> {
         self.string().map(Text)
     }
 
+    #[inline(always)]
     fn owned(&mut self) -> Option<String> {
         self.string().map(Cow::into_owned)
     }
 
+    #[inline(always)]
     fn boolean(&mut self) -> Option<bool> {
         if self.literal("true") {
             Some(true)
@@ -199,6 +213,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An `Option` field: `null` is `None`, anything else is read by `read`.
+    #[inline(always)]
     fn optional<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.literal("null") {
             Some(None)
@@ -208,6 +223,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An object: `member` reads the value of each key (the key decoded) or gives up.
+    #[inline(always)]
     fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
         self.eat(b'{')?;
         if self.eat(b'}').is_some() {
@@ -229,6 +245,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A list, each item read by `item`.
+    #[inline(always)]
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.eat(b'[')?;
         if self.eat(b']').is_some() {

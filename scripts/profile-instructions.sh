@@ -11,7 +11,7 @@
 # `named.wasm`: a module that kept its function names:
 #   CARGO_TARGET_DIR=target/named CARGO_PROFILE_POLICY_STRIP=false \
 #     cargo build -p cluster-image-policy --target wasm32-wasip1 --profile policy
-#   wasm-opt -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+#   wasm-opt -O3 -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
 #     --enable-mutable-globals --enable-multivalue --enable-reference-types \
 #     target/named/wasm32-wasip1/policy/cluster_image_policy.wasm -o named.wasm
 # Environment: BENCH_ONLY (default 10x20), BENCH_MODE (warm or fresh, default warm),

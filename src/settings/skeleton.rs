@@ -107,7 +107,7 @@ impl Seen {
 /// The small readers (`peek` to `list`, not [`Cursor::raw`]) are inlined into the walk of the
 /// settings: called, `key`, `string` and `optional` each kept the cursor in linear memory,
 /// loaded and stored around every call, and a fresh evaluation reads ≈ 25 keys and 10 strings
-/// a policy. Inlined: −3.3 % instructions a fresh 10 × 20, −5.2 % a 10 × 100, +7 KB of module;
+/// a policy. Inlined: −3.2 % instructions a fresh 10 × 20, −5.2 % a 10 × 100, +7 KB of module;
 /// `raw` inlined too cost more than it saved (docs/benchmarks.md, twenty-third pass).
 struct Cursor<'a> {
     text: &'a str,

@@ -282,6 +282,19 @@ def check_gatekeeper(docs, helm_values):
     if secret.get("secretName") != GATEKEEPER_CA_SECRET or keys.get(file_name, file_name) != "ca.crt":
         raise Failure(f"--client-ca-file must be ca.crt of the Secret {GATEKEEPER_CA_SECRET}")
 
+    # cip uses its compiled-module cache ($CIP_CACHE_DIR/compiled) only in a directory no other
+    # user can write; Kubernetes creates an emptyDir writable by all (0777).
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    cache = env.get("CIP_CACHE_DIR")
+    if cache is not None and "--no-module-cache" not in container.get("args", []):
+        for mount in container.get("volumeMounts", []):
+            root = mount["mountPath"].rstrip("/")
+            if (cache.rstrip("/") == root or cache.startswith(root + "/")) and "emptyDir" in volumes.get(mount["name"], {}):
+                raise Failure(
+                    f"CIP_CACHE_DIR {cache} is on an emptyDir, which Kubernetes makes writable by all: cip "
+                    "refuses to keep compiled modules there and warns at every start (pass --no-module-cache)"
+                )
+
     services = [d for d in docs if d.get("kind") == "Service" and d["metadata"]["name"] == "cip-provider"]
     if not services:
         raise Failure("deploy/gatekeeper: no cip-provider Service")
@@ -513,6 +526,10 @@ def self_test():
     container = find(no_mtls, "Deployment", "cip-provider")["spec"]["template"]["spec"]["containers"][0]
     container["args"] = [a for a in container["args"] if not a.startswith("--client-ca-file")]
     cases.append(("mTLS off", lambda: check_gatekeeper(no_mtls, values)))
+    cached = copy.deepcopy(gatekeeper)
+    container = find(cached, "Deployment", "cip-provider")["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = [a for a in container["args"] if a != "--no-module-cache"]
+    cases.append(("the compiled-module cache on an emptyDir", lambda: check_gatekeeper(cached, values)))
     cases.append(("the chart's default webhook timeout (3 s)",
                   lambda: check_gatekeeper(gatekeeper, {**values, "validatingWebhookTimeoutSeconds": 3})))
     cases.append(("the chart's default failurePolicy Ignore",

@@ -73,7 +73,8 @@ pub struct ModuleVerificationArgs {
     pub max_module_bytes: u64,
     /// Compile the module every time instead of reusing a compiled module from the cache
     /// (`$CIP_CACHE_DIR/compiled`, else `$XDG_CACHE_HOME/cip/compiled`, else
-    /// `~/.cache/cip/compiled`).
+    /// `~/.cache/cip/compiled`; used only when no other user can write it or a directory above
+    /// it).
     #[arg(long, help_heading = "Policy module")]
     pub no_module_cache: bool,
 }

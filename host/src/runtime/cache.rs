@@ -12,14 +12,21 @@
 //! refuses) is discarded and the module compiled and stored again. Entries are written to a
 //! temporary file in the same directory and renamed into place, so a reader never sees half an
 //! entry.
+//!
+//! The checksum finds damage, not forgery: whoever can write an entry can compute its header.
+//! An entry is native code `cip` runs, so the cache is used only in a directory that only this
+//! user (or root) can write, and an entry only when it is a private regular file
+//! ([`super::private_dir`]); otherwise the module is compiled and the cache neither read nor
+//! written ([`CacheUse::Untrusted`]).
 
 use std::hash::Hasher;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 use wasmtime_provider::wasmtime;
 
+use super::private_dir::{self, OpenError, Untrusted};
 use super::{RuntimeError, engine};
 
 /// The first bytes of every entry (and the layout version).
@@ -34,8 +41,12 @@ pub enum CacheUse {
     Hit,
     /// Compiled; the entry was missing.
     Miss,
-    /// Compiled; the entry was unusable (truncated, corrupted, foreign) and was replaced.
+    /// Compiled; the entry was unusable (truncated, corrupted, foreign, a link, writable by
+    /// others) and was replaced.
     Replaced,
+    /// Compiled; the cache's directory (or one above it) is owned or writable by another user,
+    /// so the cache was neither read nor written.
+    Untrusted,
 }
 
 /// Why an entry cannot be used.
@@ -43,6 +54,8 @@ pub enum CacheUse {
 enum EntryError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Untrusted(Untrusted),
     #[error("the file is {0} bytes, shorter than its header")]
     Truncated(usize),
     #[error("the file is not a compiled-module cache entry")]
@@ -55,6 +68,15 @@ enum EntryError {
     Digest,
     #[error("wasmtime refused the payload: {0}")]
     Deserialize(String),
+}
+
+impl From<OpenError> for EntryError {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Io(e) => Self::Io(e),
+            OpenError::Untrusted(e) => Self::Untrusted(e),
+        }
+    }
 }
 
 /// A directory of compiled modules.
@@ -98,17 +120,32 @@ impl CompiledModuleCache {
         hasher.0.finalize().into()
     }
 
-    /// The file of the entry with `key`.
-    fn path_of(&self, key: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}.cwasm", hex::encode(key)))
+    /// The file of the entry with `key` in `dir` (the checked, canonical form of `self.dir`).
+    fn path_of(dir: &Path, key: &[u8; 32]) -> PathBuf {
+        dir.join(format!("{}.cwasm", hex::encode(key)))
     }
 
     /// The compiled `bytes`: from the cache when a verified entry exists, else compiled and
-    /// stored. A failure to store is logged, not returned: the module is compiled either way.
+    /// stored. A failure to store is logged, not returned: the module is compiled either way;
+    /// so is a cache in a directory another user can write ([`CacheUse::Untrusted`], logged
+    /// with the fix).
     pub fn load_or_compile(&self, name: &str, bytes: &[u8]) -> Result<(wasmtime::Module, CacheUse), RuntimeError> {
         let engine = engine::engine()?;
+        let dir = match private_dir::private_dir(&self.dir) {
+            Ok(dir) => dir,
+            Err(reason) => {
+                tracing::warn!(
+                    policy = name,
+                    dir = %self.dir.display(),
+                    %reason,
+                    fix = reason.fix(),
+                    "compiled-module cache not used (its entries are native code: only a directory no other user can write is used)"
+                );
+                return Ok((compile(&engine, name, bytes)?, CacheUse::Untrusted));
+            }
+        };
         let key = Self::key(&engine, bytes);
-        let path = self.path_of(&key);
+        let path = Self::path_of(&dir, &key);
         let found = match Self::read_entry(&engine, &path, &key) {
             Ok(module) => {
                 tracing::info!(policy = name, path = %path.display(), "compiled module loaded from the cache");
@@ -126,7 +163,7 @@ impl CompiledModuleCache {
             }
         };
         let module = compile(&engine, name, bytes)?;
-        match self.write_entry(&path, &key, &module) {
+        match Self::write_entry(&dir, &path, &key, &module) {
             Ok(()) => tracing::info!(policy = name, path = %path.display(), "compiled module stored in the cache"),
             Err(e) => {
                 tracing::warn!(policy = name, path = %path.display(), error = %e, "cannot store the compiled module")
@@ -136,7 +173,8 @@ impl CompiledModuleCache {
     }
 
     fn read_entry(engine: &wasmtime::Engine, path: &Path, key: &[u8; 32]) -> Result<wasmtime::Module, EntryError> {
-        let file = std::fs::read(path)?;
+        let mut file = Vec::new();
+        private_dir::open_private_file(path)?.read_to_end(&mut file)?;
         let (header, payload) = file
             .split_at_checked(HEADER_LEN)
             .ok_or(EntryError::Truncated(file.len()))?;
@@ -161,27 +199,24 @@ impl CompiledModuleCache {
         if Sha256::digest(payload).as_slice() != digest {
             return Err(EntryError::Digest);
         }
-        // SAFETY: `payload` is exactly what `Module::serialize` produced for this key (same
-        // module bytes, cip version and engine compatibility hash), as its SHA-256, recorded
-        // when it was written, proves; wasmtime checks its own header (version, flags) again.
+        // SAFETY: `payload` is what `Module::serialize` produced for this key (same module
+        // bytes, cip version and engine compatibility hash): it was read from a private file in
+        // a directory only this user or root can write (`private_dir`), so no one else wrote
+        // it, and its SHA-256, recorded then, shows it undamaged; wasmtime checks its own header
+        // (version, flags) again.
         unsafe { wasmtime::Module::deserialize(engine, payload) }.map_err(|e| EntryError::Deserialize(format!("{e:#}")))
     }
 
-    fn write_entry(&self, path: &Path, key: &[u8; 32], module: &wasmtime::Module) -> Result<(), String> {
+    /// Writes the entry of `module` at `path` in `dir` (already checked by `private_dir`).
+    fn write_entry(dir: &Path, path: &Path, key: &[u8; 32], module: &wasmtime::Module) -> Result<(), String> {
         let payload = module.serialize().map_err(|e| format!("{e:#}"))?;
-        std::fs::create_dir_all(&self.dir).map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
-        let temporary = self
-            .dir
-            .join(format!(".{}.{}-{nanos}.tmp", hex::encode(key), std::process::id()));
+        let temporary = dir.join(format!(".{}.{}-{nanos}.tmp", hex::encode(key), std::process::id()));
         let written = (|| -> std::io::Result<()> {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temporary)?;
+            let mut file = private_dir::create_private_file(&temporary)?;
             file.write_all(MAGIC)?;
             file.write_all(key)?;
             file.write_all(&Sha256::digest(&payload))?;

@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod capabilities;
 pub mod cli;
 pub mod kms;
+pub mod private_dir;
 pub mod provider;
 pub mod registry;
 pub mod runtime;

@@ -241,3 +241,181 @@ fn a_policy_manifest_over_the_cap_is_refused_without_being_read_whole() {
         "{error}"
     );
 }
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The files of a store's directory.
+fn stored_files(store: &PolicyStore) -> Vec<std::ffi::OsString> {
+    let mut files: Vec<_> = std::fs::read_dir(store.dir())
+        .map(|dir| dir.map(|entry| entry.expect("entry").file_name()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// `load` of `uri` without signature check, run on a thread of its own and given 60 s: a store
+/// that hangs `cip` (a FIFO opened for reading blocks until a writer comes) fails the test
+/// instead of hanging the run.
+fn load_bounded(
+    store: &PolicyStore,
+    sources: &Sources,
+    uri: &str,
+) -> Result<cip::artifact::LoadedModule, ArtifactError> {
+    let (send, receive) = std::sync::mpsc::channel();
+    let (store, sources, uri) = (store.clone(), sources.clone(), uri.to_owned());
+    std::thread::spawn(move || {
+        let client = PolicyRegistry::new(&sources, DockerCredentials::default());
+        let _ = send.send(runtime().block_on(store.load(&uri, &client, None)));
+    });
+    receive
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the load returned within 60 s")
+}
+
+#[test]
+fn a_store_another_user_can_write_is_neither_read_nor_written() {
+    let mut registry = Registry::start().expect("registry starts");
+    let (module, metadata) = annotated_policy();
+    let client = PolicyRegistry::new(&plain_http_sources(&registry), DockerCredentials::default());
+    let uri = format!("registry://{}/policies/cip:v1", registry.host());
+    let cache = tempfile::tempdir().expect("tempdir");
+    let store = PolicyStore::at(cache.path().join("policies"));
+    let rt = runtime();
+    let pushed = rt
+        .block_on(client.push(module, &uri, manifest_annotations(metadata)))
+        .expect("push succeeds");
+    let kept = rt.block_on(store.fetch(&pushed.uri, &client)).expect("stored");
+    let files = stored_files(&store);
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(
+        std::fs::metadata(&kept)
+            .map(|m| std::os::unix::fs::MetadataExt::mode(&m) & 0o777)
+            .expect("file"),
+        0o600,
+        "stored for this user alone"
+    );
+
+    // The directory above the store writable by others (not sticky): another user could have
+    // replaced the store's files, or could point it elsewhere.
+    chmod(cache.path(), 0o777);
+    let loaded = rt
+        .block_on(store.load(&uri, &client, None))
+        .expect("pulled, not stored");
+    assert!(loaded.bytes == *module, "the registry's module");
+    assert_eq!(loaded.path, None, "not stored");
+    assert_eq!(stored_files(&store), files, "nothing written");
+    let error = rt.block_on(store.fetch(&uri, &client)).expect_err("`cip pull` refuses");
+    assert!(matches!(error, ArtifactError::NotStored { .. }), "{error}");
+    assert!(error.to_string().contains("nothing stored"), "{error}");
+    // Not read either: without the registry, the pinned reference the store holds is not served.
+    registry.stop().expect("registry stops");
+    let error = rt
+        .block_on(store.load(&pushed.uri, &client, None))
+        .expect_err("the store is not read");
+    assert!(matches!(error, ArtifactError::Registry(_)), "{error}");
+    chmod(cache.path(), 0o700);
+    let served = rt
+        .block_on(store.load(&pushed.uri, &client, None))
+        .expect("a private store is read again");
+    assert!(served.bytes == *module);
+    assert_eq!(served.path.as_deref(), Some(kept.as_path()));
+}
+
+#[test]
+fn stored_files_that_could_hang_flood_or_redirect_cip_are_refused() {
+    let registry = Registry::start().expect("registry starts");
+    let (module, metadata) = annotated_policy();
+    let sources = plain_http_sources(&registry);
+    let client = PolicyRegistry::new(&sources, DockerCredentials::default());
+    let uri = format!("registry://{}/policies/cip:v1", registry.host());
+    let cache = tempfile::tempdir().expect("tempdir");
+    let store = PolicyStore::at(cache.path().join("policies"));
+    let rt = runtime();
+    let pushed = rt
+        .block_on(client.push(module, &uri, manifest_annotations(metadata)))
+        .expect("push succeeds");
+    let module_path = rt.block_on(store.fetch(&pushed.uri, &client)).expect("stored");
+    let manifest_path = store.manifest_path_of(&pushed.digest).expect("valid digest");
+    let genuine_module = std::fs::read(&module_path).expect("module");
+    let genuine_manifest = std::fs::read(&manifest_path).expect("manifest");
+    let restore = || {
+        for (path, bytes) in [(&module_path, &genuine_module), (&manifest_path, &genuine_manifest)] {
+            let _ = std::fs::remove_file(path);
+            std::fs::write(path, bytes).expect("restore");
+            chmod(path, 0o600);
+        }
+    };
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+
+    let fifo = |path: &Path| {
+        std::fs::remove_file(path).expect("remove");
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success(), "mkfifo");
+    };
+    let sparse = |path: &Path, size: u64| {
+        std::fs::remove_file(path).expect("remove");
+        let file = std::fs::File::create(path).expect("create");
+        file.set_len(size).expect("a sparse file");
+        chmod(path, 0o600);
+    };
+    let link = |path: &Path| {
+        let target = elsewhere.path().join("target");
+        let _ = std::fs::remove_file(&target);
+        std::fs::copy(path, &target).expect("copy");
+        chmod(&target, 0o600);
+        std::fs::remove_file(path).expect("remove");
+        std::os::unix::fs::symlink(&target, path).expect("symlink");
+    };
+    let shared = |path: &Path| chmod(path, 0o666);
+    type Break<'a> = &'a dyn Fn(&Path);
+    let one_tebibyte = |path: &Path| sparse(path, 1 << 40);
+    let cases: [(&str, &Path, Break, &str); 8] = [
+        ("the module a FIFO", &module_path, &fifo, "is not a regular file"),
+        ("the manifest a FIFO", &manifest_path, &fifo, "is not a regular file"),
+        (
+            "the module a sparse TiB",
+            &module_path,
+            &one_tebibyte,
+            "over the cap of",
+        ),
+        (
+            "the manifest a sparse TiB",
+            &manifest_path,
+            &one_tebibyte,
+            "larger than the cap of",
+        ),
+        ("the module a link", &module_path, &link, "is a symbolic link"),
+        ("the manifest a link", &manifest_path, &link, "is a symbolic link"),
+        (
+            "the module writable by others",
+            &module_path,
+            &shared,
+            "writable by its group or by others",
+        ),
+        (
+            "the manifest writable by others",
+            &manifest_path,
+            &shared,
+            "writable by its group or by others",
+        ),
+    ];
+    for (what, path, break_it, message) in cases {
+        break_it(path);
+        let error = load_bounded(&store, &sources, &pushed.uri).expect_err(what);
+        assert!(error.to_string().contains(message), "{what}: {error}");
+        // A stored module over the cap may be one pulled under a higher `--max-module-bytes`:
+        // its error says how to raise the cap; the others say how to get rid of the file.
+        if message != "over the cap of" {
+            assert!(error.to_string().contains("delete it to pull again"), "{what}: {error}");
+        }
+        restore();
+        let served = load_bounded(&store, &sources, &pushed.uri).expect("restored");
+        assert!(served.bytes == genuine_module, "{what}: restored");
+    }
+}

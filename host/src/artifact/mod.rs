@@ -52,6 +52,16 @@ pub enum ArtifactError {
     },
     #[error("no cache directory: set CIP_CACHE_DIR, XDG_CACHE_HOME or HOME")]
     NoCacheDir,
+    #[error("cannot use the stored file {}: {reason}: delete it to pull again", path.display())]
+    UntrustedFile {
+        path: PathBuf,
+        reason: crate::private_dir::Untrusted,
+    },
+    #[error(
+        "nothing stored: the policy store {} is not used (another user could write it; see the warning above)",
+        dir.display()
+    )]
+    NotStored { dir: PathBuf },
     #[error("{uri}: the module is {size} bytes, over the cap of {cap} bytes (raise it with --max-module-bytes)")]
     TooLarge { uri: String, size: String, cap: u64 },
     #[error("{what} has digest {actual}, expected {expected}: the file is corrupt or was tampered with")]

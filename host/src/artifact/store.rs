@@ -6,23 +6,33 @@
 //! is used, the manifest is re-hashed against the digest the reference names (or the registry
 //! resolved, and the signatures were verified on), and the module against the layer digest
 //! that manifest names; a file that does not match is refused, never trusted by its name.
+//!
+//! The store is used only in a directory no other user can write, and a file in it only when it
+//! is a private regular file ([`crate::private_dir`]), read through one bounded read of the file
+//! opened once: another user's FIFO, sparse file or link can neither hang `cip`, exhaust its
+//! memory nor redirect its writes. A store that fails the rule is neither read nor written: the
+//! module is pulled (and verified) on each run, and `cip pull` refuses.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::ArtifactError;
+use super::oci::MAX_POLICY_MANIFEST_BYTES;
 use super::oci::{
     PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest, parse_policy_uri, sha256_digest,
 };
 use super::verification::{self, VerificationConfig};
+use crate::private_dir::{self, OpenError};
 use crate::registry::Sources;
 use crate::verify::Verifier;
 
 /// A policy module ready to compile: where it is and the (checked) bytes.
 #[derive(Clone, Debug)]
 pub struct LoadedModule {
-    /// The local file (the cache file for a `registry://` module).
-    pub path: PathBuf,
+    /// The local file: the module's path, or the store's file of a `registry://` module; `None`
+    /// for a `registry://` module pulled but not stored (the store failed
+    /// [`crate::private_dir`]'s rule).
+    pub path: Option<PathBuf>,
     /// Its content, as checked (compile these, not the file: it could change meanwhile).
     pub bytes: Vec<u8>,
     /// The manifest digest, for a `registry://` module.
@@ -79,20 +89,24 @@ impl PolicyStore {
         Ok(self.dir.join(format!("sha256-{}.manifest.json", digest_hex(digest)?)))
     }
 
-    /// The local file of a policy: a path (or `file://` URI) as is, or the cached module of a
-    /// `registry://` URI, pulled when not cached yet. No signature check: see
-    /// [`PolicyStore::load`].
+    /// The local file of a policy: a path (or `file://` URI) as is, or the stored module of a
+    /// `registry://` URI, pulled when not stored yet; an error when the store cannot be used
+    /// ([`crate::private_dir`]). No signature check: see [`PolicyStore::load`].
     ///
     /// A tag is resolved to its digest with one request (so a moved tag is noticed); a
-    /// reference pinned by digest is served from the cache without any request.
+    /// reference pinned by digest is served from the store without any request.
     pub async fn fetch(&self, uri_or_path: &str, registry: &PolicyRegistry) -> Result<PathBuf, ArtifactError> {
-        Ok(self.load(uri_or_path, registry, None).await?.path)
+        self.load(uri_or_path, registry, None)
+            .await?
+            .path
+            .ok_or_else(|| ArtifactError::NotStored { dir: self.dir.clone() })
     }
 
     /// [`PolicyStore::fetch`], returning the checked bytes, and refusing a `registry://` module
     /// whose signatures do not satisfy `verification` (checked on the manifest digest the module
     /// is then read by). A cached module is re-hashed against its manifest, and the manifest
-    /// against the digest, before use.
+    /// against the digest, before use. A store that cannot be used is logged with the fix, and
+    /// the module pulled without being stored.
     pub async fn load(
         &self,
         uri_or_path: &str,
@@ -107,7 +121,7 @@ impl PolicyStore {
                 source,
             })?;
             return Ok(LoadedModule {
-                path,
+                path: Some(path),
                 bytes,
                 digest: None,
             });
@@ -122,22 +136,45 @@ impl PolicyStore {
             verification::verify_module(verifier, &image, config).await?;
             tracing::info!(uri = uri_or_path, %digest, "policy module signatures verified");
         }
-        let path = self.path_of(&digest)?;
-        let manifest_path = self.manifest_path_of(&digest)?;
-        if path.is_file() && manifest_path.is_file() {
-            let bytes = self.check_cached(uri_or_path, &digest, &manifest_path, &path, registry.max_module_bytes())?;
+        let store = match private_dir::private_dir(&self.dir) {
+            Ok(dir) => Some(Self::at(dir)),
+            Err(reason) => {
+                tracing::warn!(
+                    uri = uri_or_path,
+                    dir = %self.dir.display(),
+                    %reason,
+                    fix = reason.fix(),
+                    "policy store not used: the module is pulled and not stored"
+                );
+                None
+            }
+        };
+        if let Some(store) = &store
+            && let Some(bytes) = store.read_stored(uri_or_path, &digest, registry.max_module_bytes())?
+        {
+            let path = store.path_of(&digest)?;
             tracing::debug!(uri = uri_or_path, path = %path.display(), "policy served from cache");
             return Ok(LoadedModule {
-                path,
+                path: Some(path),
                 bytes,
                 digest: Some(digest),
             });
         }
         let pinned = reference.clone_with_digest(digest.clone());
         let pulled = registry.pull(&pinned).await?;
-        self.write(&path, &pulled.module)?;
-        self.write(&manifest_path, &pulled.raw_manifest)?;
-        tracing::info!(uri = uri_or_path, digest = %pulled.digest, path = %path.display(), "policy pulled");
+        let path = match &store {
+            Some(store) => {
+                let path = store.path_of(&digest)?;
+                store.write(&path, &pulled.module)?;
+                store.write(&store.manifest_path_of(&digest)?, &pulled.raw_manifest)?;
+                tracing::info!(uri = uri_or_path, digest = %pulled.digest, path = %path.display(), "policy pulled");
+                Some(path)
+            }
+            None => {
+                tracing::info!(uri = uri_or_path, digest = %pulled.digest, "policy pulled, not stored");
+                None
+            }
+        };
         Ok(LoadedModule {
             path,
             bytes: pulled.module,
@@ -145,24 +182,25 @@ impl PolicyStore {
         })
     }
 
-    /// The cached module of `digest`, after checking the manifest against `digest` and the
-    /// module against the manifest's layer digest and the size cap.
-    fn check_cached(
-        &self,
-        uri: &str,
-        digest: &str,
-        manifest_path: &Path,
-        path: &Path,
-        max_bytes: u64,
-    ) -> Result<Vec<u8>, ArtifactError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| ArtifactError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            })
+    /// The stored module of `digest` (`None` when the manifest or the module is missing), after
+    /// checking the manifest against `digest` and the module against the manifest's layer digest
+    /// and the size cap. `self` is a store that passed [`private_dir::private_dir`].
+    fn read_stored(&self, uri: &str, digest: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ArtifactError> {
+        let manifest_path = self.manifest_path_of(digest)?;
+        let path = self.path_of(digest)?;
+        let manifest = read_private(&manifest_path, MAX_POLICY_MANIFEST_BYTES as u64).map_err(|error| match error {
+            ArtifactError::TooLarge { size, cap, .. } => ArtifactError::UnexpectedArtifact {
+                uri: uri.to_owned(),
+                reason: format!(
+                    "its stored manifest {} is {size} bytes, larger than the cap of {cap} bytes: delete it to pull again",
+                    manifest_path.display()
+                ),
+            },
+            other => other,
+        })?;
+        let Some(raw_manifest) = manifest else {
+            return Ok(None);
         };
-        let raw_manifest = read(manifest_path)?;
         let (_, layer) = parse_policy_manifest(uri, &raw_manifest, digest).map_err(|error| match error {
             ArtifactError::DigestMismatch { expected, actual, .. } => ArtifactError::DigestMismatch {
                 what: format!("cached manifest {}", manifest_path.display()),
@@ -171,15 +209,9 @@ impl PolicyStore {
             },
             other => other,
         })?;
-        let size = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(u64::MAX);
-        if size > max_bytes {
-            return Err(ArtifactError::TooLarge {
-                uri: path.display().to_string(),
-                size: size.to_string(),
-                cap: max_bytes,
-            });
-        }
-        let bytes = read(path)?;
+        let Some(bytes) = read_private(&path, max_bytes)? else {
+            return Ok(None);
+        };
         let actual = sha256_digest(&bytes);
         if actual != layer.digest {
             return Err(ArtifactError::DigestMismatch {
@@ -188,22 +220,22 @@ impl PolicyStore {
                 actual,
             });
         }
-        Ok(bytes)
+        Ok(Some(bytes))
     }
 
-    /// Writes atomically (a temporary file renamed into place): a reader never sees a partial
-    /// module, and concurrent pulls of the same digest store the same bytes.
+    /// Writes atomically (a new private file, renamed into place): a reader never sees a
+    /// partial module, and concurrent pulls of the same digest store the same bytes. `self` is a
+    /// store that passed [`private_dir::private_dir`].
     fn write(&self, path: &Path, module: &[u8]) -> Result<(), ArtifactError> {
         let io = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| ArtifactError::Io { action, path, source }
         };
-        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         let unique = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_nanos());
         let partial = path.with_extension(format!("partial-{}-{unique}", std::process::id()));
-        let written = std::fs::File::create(&partial)
+        let written = private_dir::create_private_file(&partial)
             .and_then(|mut file| file.write_all(module).and_then(|()| file.sync_all()))
             .map_err(io("write", &partial))
             .and_then(|()| std::fs::rename(&partial, path).map_err(io("store", path)));
@@ -212,6 +244,45 @@ impl PolicyStore {
         }
         written
     }
+}
+
+/// The content of the stored file `path` (`None` when there is none), at most `cap` bytes: opened
+/// once ([`private_dir::open_private_file`]: a regular file, not a link, of this user or root,
+/// writable by no one else), its size checked on the opened file and the read bounded, so a file
+/// growing meanwhile is refused too.
+fn read_private(path: &Path, cap: u64) -> Result<Option<Vec<u8>>, ArtifactError> {
+    let io = |source| ArtifactError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    };
+    let file = match private_dir::open_private_file(path) {
+        Ok(file) => file,
+        Err(OpenError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(OpenError::Io(error)) => return Err(io(error)),
+        Err(OpenError::Untrusted(reason)) => {
+            return Err(ArtifactError::UntrustedFile {
+                path: path.to_owned(),
+                reason,
+            });
+        }
+    };
+    let too_large = |size: u64| ArtifactError::TooLarge {
+        uri: path.display().to_string(),
+        size: size.to_string(),
+        cap,
+    };
+    let size = file.metadata().map_err(io)?.len();
+    if size > cap {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+    file.take(cap.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > cap {
+        return Err(too_large(read));
+    }
+    Ok(Some(bytes))
 }
 
 /// The hex part of `sha256:<64 hex>`, lower-cased; refuses anything else (no path tricks).
@@ -244,8 +315,9 @@ fn local_path(uri_or_path: &str) -> Result<PathBuf, ArtifactError> {
     }
 }
 
-/// The local file of a policy for `cip run`: a path as is, or a `registry://` module pulled
-/// into (or found in) the default cache ([`PolicyStore::default_location`]).
+/// The policy module of `cip inspect` and `cip pull`, without a signature check: a local file as
+/// is, or a `registry://` module from the default store ([`PolicyStore::default_location`]),
+/// pulled when missing. Use its checked `bytes`, never the file again.
 ///
 /// `docker_config_dir` is the directory of a docker `config.json` with registry credentials
 /// (default: docker's own, see [`load_credentials`]).
@@ -253,12 +325,14 @@ pub async fn fetch_policy(
     uri_or_path: &str,
     sources: &Sources,
     docker_config_dir: Option<&Path>,
-) -> Result<PathBuf, ArtifactError> {
-    if !uri_or_path.starts_with(REGISTRY_SCHEME) {
-        return local_path(uri_or_path);
-    }
+) -> Result<LoadedModule, ArtifactError> {
     let registry = PolicyRegistry::new(sources, load_credentials(docker_config_dir)?);
-    PolicyStore::default_location()?.fetch(uri_or_path, &registry).await
+    let store = if uri_or_path.starts_with(REGISTRY_SCHEME) {
+        PolicyStore::default_location()?
+    } else {
+        PolicyStore::at(PathBuf::new())
+    };
+    store.load(uri_or_path, &registry, None).await
 }
 
 /// The policy module for `cip run`, `bench`, `verify` and `provider`: a local file as is, or a

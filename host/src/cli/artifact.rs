@@ -170,17 +170,18 @@ pub fn run_annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
 
 /// Runs `cip inspect`, printing to stdout.
 pub async fn run_inspect(args: &InspectArgs) -> anyhow::Result<()> {
-    let path = if args.policy.starts_with(REGISTRY_SCHEME) {
+    // A registry module's checked bytes, never its stored file read again.
+    let module = if args.policy.starts_with(REGISTRY_SCHEME) {
         let sources = args.registry.sources()?;
         artifact::fetch_policy(&args.policy, &sources, args.registry.docker_config_json_path.as_deref())
             .await
             .map_err(|error| explain(error, &sources))
             .with_context(|| format!("cannot fetch {}", args.policy))?
+            .bytes
     } else {
-        PathBuf::from(&args.policy)
+        read(Path::new(&args.policy))?
     };
-    let module = read(&path)?;
-    let Some(metadata) = read_metadata(&module).with_context(|| format!("cannot read {}", path.display()))? else {
+    let Some(metadata) = read_metadata(&module).with_context(|| format!("cannot read {}", args.policy))? else {
         bail!(
             "{} carries no Kubewarden metadata: annotate it with `cip annotate`",
             args.policy
@@ -225,8 +226,9 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<()> {
 pub async fn run_pull(args: &PullArgs) -> anyhow::Result<()> {
     let reference = parse_policy_uri(&args.uri)?;
     let Some(output_path) = &args.output_path else {
-        let sources = args.registry.sources()?;
-        let stored = artifact::fetch_policy(&args.uri, &sources, args.registry.docker_config_json_path.as_deref())
+        let (registry, sources) = args.registry.registry()?;
+        let stored = artifact::PolicyStore::default_location()?
+            .fetch(&args.uri, &registry)
             .await
             .map_err(|error| explain(error, &sources))
             .with_context(|| format!("cannot pull {}", args.uri))?;

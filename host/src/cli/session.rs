@@ -218,11 +218,13 @@ impl Session {
             ))
             .with_context(|| format!("cannot load {policy}"))?;
         loading.finish_and_clear();
-        let compiling = spinner(format!("compiling {}", loaded.path.display()));
-        let name = loaded.path.file_name().map_or_else(
-            || loaded.path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        // The module's file name (a pulled module not stored is named by its reference).
+        let name = loaded
+            .path
+            .as_deref()
+            .and_then(|path| path.file_name())
+            .map_or_else(|| policy.to_owned(), |n| n.to_string_lossy().into_owned());
+        let compiling = spinner(format!("compiling {name}"));
         let module = match (module.no_module_cache, cache_root()) {
             (false, Ok(root)) => {
                 let cache = CompiledModuleCache::at(root.join("compiled"));

@@ -16,7 +16,7 @@
 //! The checksum finds damage, not forgery: whoever can write an entry can compute its header.
 //! An entry is native code `cip` runs, so the cache is used only in a directory that only this
 //! user (or root) can write, and an entry only when it is a private regular file
-//! ([`super::private_dir`]); otherwise the module is compiled and the cache neither read nor
+//! ([`crate::private_dir`]); otherwise the module is compiled and the cache neither read nor
 //! written ([`CacheUse::Untrusted`]).
 
 use std::hash::Hasher;
@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 use wasmtime_provider::wasmtime;
 
-use super::private_dir::{self, OpenError, Untrusted};
 use super::{RuntimeError, engine};
+use crate::private_dir::{self, OpenError, Untrusted};
 
 /// The first bytes of every entry (and the layout version).
 const MAGIC: &[u8; 8] = b"CIPCWM01";

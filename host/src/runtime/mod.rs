@@ -32,7 +32,6 @@ mod evaluator;
 mod instance;
 mod module;
 mod pool;
-mod private_dir;
 mod verdict;
 
 pub use cache::{CacheUse, CompiledModuleCache};

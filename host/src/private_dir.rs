@@ -1,17 +1,21 @@
-//! Directories and files whose content only this user (or root) can have written: where the
-//! compiled-module cache keeps native code.
+//! Directories and files whose content only this user (or root) can have written: `cip`'s caches
+//! (compiled modules, pulled policy modules).
 //!
-//! An entry of the cache is machine code that `cip` maps and runs. Its header's checksum finds a
-//! damaged entry, but it proves nothing about who wrote it: the key is computed from public
-//! inputs and a forger computes the checksum as easily as `cip`. So an entry is trusted only as
-//! far as its directory is: the cache is used only when the directory, and every directory above
-//! it, is owned by this user or by root and writable by no one else (an ancestor may be
-//! writable by others when its sticky bit is set, as `/tmp`: then no one else can rename or
-//! remove what lies in it), and an entry only when it is a regular file (not a symbolic link)
-//! owned by this user or root and writable by no one else. The rules are OpenSSH's `StrictModes`
-//! for `~/.ssh`, group-writable included. Otherwise another user who can write to the
-//! directory (a shared `CIP_CACHE_DIR`, a home directory a `sudo -E cip …` keeps, a volume
-//! shared between containers) could make `cip` run their code with `cip`'s rights.
+//! An entry of the compiled-module cache is machine code that `cip` maps and runs. Its header's
+//! checksum finds a damaged entry, but it proves nothing about who wrote it: the key is computed
+//! from public inputs and a forger computes the checksum as easily as `cip`. So an entry is
+//! trusted only as far as its directory is. The policy store's files are re-hashed against
+//! verified digests before use, but one another user could write would still let them hang `cip`
+//! (a FIFO), exhaust its memory (a sparse file of terabytes) or, when root runs `cip`, make it
+//! write where they point a link. Hence one rule for both: a cache is used only when its
+//! directory, and every directory above it, is owned by this user or by root and writable by no
+//! one else (an ancestor may be writable by others when its sticky bit is set, as `/tmp`: then no
+//! one else can rename or remove what lies in it), and a file in it only when it is a regular
+//! file (not a symbolic link, not a FIFO) owned by this user or root and writable by no one else.
+//! These are OpenSSH's `StrictModes` rules for `~/.ssh`, group-writable included. Otherwise
+//! another user who can write to the directory (a shared `CIP_CACHE_DIR`, a home directory that a
+//! `sudo -E cip …` keeps, a volume shared between containers) could make `cip` run their code with
+//! `cip`'s rights.
 
 use std::fs::File;
 use std::io;

@@ -289,3 +289,62 @@ async fn oci_lookups_answer_digest_manifest_and_config() {
         )
     );
 }
+
+/// A registry that answers every manifest request with `Docker-Content-Digest: sha512:…`,
+/// whatever digest was asked for.
+async fn serve_another_algorithm(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if uri.path() == "/v2/" {
+        return (axum::http::StatusCode::OK, "{}").into_response();
+    }
+    (
+        axum::http::StatusCode::OK,
+        [
+            ("content-type", "application/vnd.oci.image.manifest.v1+json"),
+            ("docker-content-digest", SHA512_ANSWER),
+        ],
+        r#"{"schemaVersion":2}"#,
+    )
+        .into_response()
+}
+
+const SHA512_ANSWER: &str = "sha512:ee26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db27ac185f8a0e1d5f84f88bc887fd67b143732c304cc5fa9ad8e6f57f50028a8ff";
+
+#[tokio::test]
+async fn a_registry_answering_another_digest_for_a_pinned_reference_is_refused() {
+    // oci-client compares the answer with the pinned digest only when both name the same
+    // algorithm: a `sha512:` answer for a `@sha256:` reference passes it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    let app = axum::Router::new().fallback(serve_another_algorithm);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let verifier = Verifier::new(config(&[&host], None)).expect("verifier");
+    let pinned = format!("sha256:{}", "ab".repeat(32));
+    let image = format!("{host}/team/app@{pinned}");
+
+    let error = verifier
+        .manifest_digest(&image)
+        .await
+        .expect_err("the answer is not the pinned digest");
+    let expected = format!("the registry answered digest {SHA512_ANSWER} for a reference pinned to {pinned}");
+    assert!(error.to_string().contains(&expected), "{error}");
+
+    // Verification stops there too: the other digest's signatures are never looked up.
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let Err(error) = verifier
+        .verify(pub_key_request(&image, &[key.public_key_pem()], None))
+        .await
+    else {
+        panic!("verified against a registry that answered another digest");
+    };
+    assert!(error.to_string().contains(&expected), "{error}");
+
+    // A tag is resolved to whatever the registry says (the module checks a pinned image's
+    // answer against its own digest).
+    let resolved = verifier
+        .manifest_digest(&format!("{host}/team/app:v1"))
+        .await
+        .expect("a tag resolves");
+    assert_eq!(resolved, SHA512_ANSWER);
+    server.abort();
+}

@@ -131,8 +131,19 @@ impl RegistryClient {
     pub async fn digest_of(&self, reference: &Reference) -> Result<String, RegistryError> {
         let auth = self.auth_for(reference);
         // A HEAD, and a GET when the registry sends no digest header.
-        self.bounded(reference, 2, self.client.fetch_manifest_digest(reference, &auth))
-            .await
+        let digest = self
+            .bounded(reference, 2, self.client.fetch_manifest_digest(reference, &auth))
+            .await?;
+        // oci-client compares the answer with a pinned digest only when both name the same
+        // algorithm: a registry answering `sha512:…` for `@sha256:…` would have that other
+        // digest's signatures checked and reported for the pinned image.
+        match reference.digest() {
+            Some(pinned) if pinned != digest => Err(RegistryError::Malformed {
+                image: reference.whole(),
+                reason: format!("the registry answered digest {digest} for a reference pinned to {pinned}"),
+            }),
+            _ => Ok(digest),
+        }
     }
 
     /// The manifest or index `image` names, as is (`oci/v1/oci_manifest`).

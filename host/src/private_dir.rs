@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 /// Why a directory or a file cannot be trusted to hold only this user's writing.
 #[derive(Debug, thiserror::Error)]
 pub enum Untrusted {
-    #[error("cannot inspect {path}: {source}")]
+    #[error("cannot create or inspect {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("{path} is not a directory")]
     NotADirectory { path: PathBuf },

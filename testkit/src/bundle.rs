@@ -18,7 +18,7 @@ use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{Bundle, VerificationMat
 use sigstore_protobuf_specs::dev::sigstore::common::v1::{PublicKeyIdentifier, X509Certificate};
 use sigstore_protobuf_specs::io::intoto::{Envelope, Signature};
 
-use crate::fulcio::{LeafRequest, TestFulcio};
+use crate::fulcio::{LeafCertificate, LeafRequest, TestFulcio};
 use crate::keys::KeyPair;
 use crate::referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, attach_referrer};
 use crate::rekor::TestRekor;
@@ -261,6 +261,30 @@ pub fn keyless_bundle(
             raw_bytes: leaf.cert_der.clone(),
         }),
         Some(rekor),
+        options,
+    )
+}
+
+/// A bundle for `digest` whose verification material is `leaf`'s certificate, signed by
+/// `signer` and logged in `rekor` (when given) as verified by `leaf`. With `signer` the leaf's
+/// own key it is what [`keyless_bundle`] makes; with another key it is a forgery: a genuine
+/// certificate next to a signature its key does not verify, which a log accepting anything
+/// recorded.
+pub fn certificate_bundle(
+    digest: &str,
+    leaf: &LeafCertificate,
+    signer: &KeyPair,
+    rekor: Option<&TestRekor>,
+    options: &BundleOptions,
+) -> anyhow::Result<SigstoreBundle> {
+    dsse_bundle(
+        digest,
+        &|message| signer.sign(message),
+        &leaf.cert_pem,
+        verification_material::Content::Certificate(X509Certificate {
+            raw_bytes: leaf.cert_der.clone(),
+        }),
+        rekor,
         options,
     )
 }

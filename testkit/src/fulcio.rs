@@ -260,7 +260,18 @@ impl TestFulcio {
     /// Issues a leaf: empty subject, SAN, KeyUsage digitalSignature, EKU codeSigning and the
     /// Sigstore extensions asked for.
     pub fn issue(&self, request: &LeafRequest) -> anyhow::Result<LeafCertificate> {
-        let key = rcgen::KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        self.issue_with(request, rcgen::KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
+    }
+
+    /// Issues a leaf as [`TestFulcio::issue`] does, certifying an existing ECDSA P-256 `key`
+    /// (Fulcio certifies whatever key the client proves it holds, so two leaves may share one:
+    /// negative tests swap such leaves, which both verify the same signatures).
+    pub fn issue_for_key(&self, request: &LeafRequest, key: &KeyPair) -> anyhow::Result<LeafCertificate> {
+        let key = rcgen::KeyPair::from_pem(&key.private_key_pem()?).context("reading a P-256 private key")?;
+        self.issue_with(request, key)
+    }
+
+    fn issue_with(&self, request: &LeafRequest, key: rcgen::KeyPair) -> anyhow::Result<LeafCertificate> {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = vec![match &request.identity {

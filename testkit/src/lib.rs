@@ -13,7 +13,8 @@
 //!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
 //!   `sign_*` appends a layer and keeps earlier ones; signers of one image share one payload blob.
 //! * cosign v3's bundle format: [`key_bundle`] / [`keyless_bundle`] build a sigstore bundle v0.3
-//!   (DSSE over cosign's sign statement, Rekor `dsse` entry with SET and inclusion proof), with
+//!   (DSSE over cosign's sign statement, Rekor `dsse` entry with SET and inclusion proof),
+//!   [`certificate_bundle`] one around a given leaf signed by any key, with
 //!   forgeries on [`SigstoreBundle`]; [`attach_bundle`] attaches one as an OCI referrer (listed in
 //!   the referrers tag schema index, as distribution v2.8 lacks the API); [`sign_with_key_bundle`]
 //!   and [`sign_keyless_bundle`] do both.
@@ -94,8 +95,8 @@ pub use attestation::{
     key_attestation_layer, push_attestation_layers, with_intoto_bundle,
 };
 pub use bundle::{
-    BundleOptions, COSIGN_SIGN_PREDICATE, SigstoreBundle, attach_bundle, key_bundle, key_dsse_bundle, keyless_bundle,
-    sign_with_key_bundle,
+    BundleOptions, COSIGN_SIGN_PREDICATE, SigstoreBundle, attach_bundle, certificate_bundle, key_bundle,
+    key_dsse_bundle, keyless_bundle, sign_with_key_bundle,
 };
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};

@@ -96,6 +96,17 @@ pub fn private_dir(dir: &Path) -> Result<PathBuf, Untrusted> {
     private_dir_for(dir, effective_uid()?)
 }
 
+/// [`private_dir`] for a cache of `cip`'s, `what` (used in messages, as `consequence` says
+/// what happens instead): `None`, with a warning naming the directory, the reason and the fix,
+/// when the rule refuses it.
+pub fn private_cache_dir(dir: &Path, what: &str, consequence: &str) -> Option<PathBuf> {
+    private_dir(dir)
+        .inspect_err(|reason| {
+            tracing::warn!(dir = %dir.display(), %reason, fix = reason.fix(), "{what} not used: {consequence}");
+        })
+        .ok()
+}
+
 /// [`private_dir`] for the user `user` (tests check the owner rule as another user would).
 fn private_dir_for(dir: &Path, user: u32) -> Result<PathBuf, Untrusted> {
     let io = |path: &Path| {

@@ -149,19 +149,58 @@ fn tls_registry_is_trusted_through_source_authorities() {
     assert!(pulled.module == *module);
 }
 
+/// The annotated policy pushed as `policies/cip:<tag>` to a fresh loopback registry, and an
+/// empty store in a temporary cache directory.
+struct Published {
+    registry: Registry,
+    sources: Sources,
+    client: PolicyRegistry,
+    /// The tag's `registry://` URI.
+    uri: String,
+    pushed: cip::artifact::PushedPolicy,
+    cache: tempfile::TempDir,
+    store: PolicyStore,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Published {
+    fn new(tag: &str) -> Self {
+        let registry = Registry::start().expect("registry starts");
+        let (module, metadata) = annotated_policy();
+        let sources = plain_http_sources(&registry);
+        let client = PolicyRegistry::new(&sources, DockerCredentials::default());
+        let uri = format!("registry://{}/policies/cip:{tag}", registry.host());
+        let cache = tempfile::tempdir().expect("tempdir");
+        let store = PolicyStore::at(cache.path().join("policies"));
+        let rt = runtime();
+        let pushed = rt
+            .block_on(client.push(module, &uri, manifest_annotations(metadata)))
+            .expect("push succeeds");
+        Self {
+            registry,
+            sources,
+            client,
+            uri,
+            pushed,
+            cache,
+            store,
+            rt,
+        }
+    }
+}
+
 #[test]
 fn policy_store_pulls_once_and_serves_pinned_references_offline() {
-    let mut registry = Registry::start().expect("registry starts");
-    let (module, metadata) = annotated_policy();
-    let client = PolicyRegistry::new(&plain_http_sources(&registry), DockerCredentials::default());
-    let uri = format!("registry://{}/policies/cip:v0.1.0", registry.host());
-    let cache = tempfile::tempdir().expect("tempdir");
-    let store = PolicyStore::at(cache.path().join("policies"));
-    let rt = runtime();
-
-    let pushed = rt
-        .block_on(client.push(module, &uri, manifest_annotations(metadata)))
-        .expect("push succeeds");
+    let Published {
+        mut registry,
+        client,
+        uri,
+        pushed,
+        store,
+        rt,
+        ..
+    } = Published::new("v0.1.0");
+    let (module, _) = annotated_policy();
     let by_tag = rt.block_on(store.fetch(&uri, &client)).expect("fetch by tag");
     assert_eq!(by_tag, store.path_of(&pushed.digest).expect("valid digest"));
     assert!(std::fs::read(&by_tag).expect("cached file") == *module);
@@ -277,16 +316,17 @@ fn load_bounded(
 
 #[test]
 fn a_store_another_user_can_write_is_neither_read_nor_written() {
-    let mut registry = Registry::start().expect("registry starts");
-    let (module, metadata) = annotated_policy();
-    let client = PolicyRegistry::new(&plain_http_sources(&registry), DockerCredentials::default());
-    let uri = format!("registry://{}/policies/cip:v1", registry.host());
-    let cache = tempfile::tempdir().expect("tempdir");
-    let store = PolicyStore::at(cache.path().join("policies"));
-    let rt = runtime();
-    let pushed = rt
-        .block_on(client.push(module, &uri, manifest_annotations(metadata)))
-        .expect("push succeeds");
+    let Published {
+        mut registry,
+        client,
+        uri,
+        pushed,
+        cache,
+        store,
+        rt,
+        ..
+    } = Published::new("v1");
+    let (module, _) = annotated_policy();
     let kept = rt.block_on(store.fetch(&pushed.uri, &client)).expect("stored");
     let files = stored_files(&store);
     assert_eq!(files.len(), 2, "{files:?}");
@@ -326,17 +366,16 @@ fn a_store_another_user_can_write_is_neither_read_nor_written() {
 
 #[test]
 fn stored_files_that_could_hang_flood_or_redirect_cip_are_refused() {
-    let registry = Registry::start().expect("registry starts");
-    let (module, metadata) = annotated_policy();
-    let sources = plain_http_sources(&registry);
-    let client = PolicyRegistry::new(&sources, DockerCredentials::default());
-    let uri = format!("registry://{}/policies/cip:v1", registry.host());
-    let cache = tempfile::tempdir().expect("tempdir");
-    let store = PolicyStore::at(cache.path().join("policies"));
-    let rt = runtime();
-    let pushed = rt
-        .block_on(client.push(module, &uri, manifest_annotations(metadata)))
-        .expect("push succeeds");
+    // The registry stays up (held by `_registry`): a refused file must not be pulled over.
+    let Published {
+        registry: _registry,
+        sources,
+        client,
+        pushed,
+        store,
+        rt,
+        ..
+    } = Published::new("v1");
     let module_path = rt.block_on(store.fetch(&pushed.uri, &client)).expect("stored");
     let manifest_path = store.manifest_path_of(&pushed.digest).expect("valid digest");
     let genuine_module = std::fs::read(&module_path).expect("module");

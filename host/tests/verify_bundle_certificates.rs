@@ -14,8 +14,6 @@ mod verify_support;
 use chrono::{TimeDelta, Utc};
 use cip::trust::TrustRoot;
 use cip::verify::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier};
-use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
-use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use serde_json::Value;
 use testkit::{
     BundleOptions, KeyPair, LeafCertificate, LeafRequest, SctMode, SignerIdentity, SigstoreBundle, TestFulcio,
@@ -30,14 +28,7 @@ fn email() -> LeafRequest {
 }
 
 fn keyless(image: &str) -> VerificationRequest {
-    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_string(),
-        keyless: vec![KeylessInfo {
-            issuer: ISSUER.to_string(),
-            subject: EMAIL.to_string(),
-        }],
-        annotations: None,
-    })
+    verify_support::keyless_request(image, &[(ISSUER, EMAIL)], None)
 }
 
 /// What the keyless request answers when no bundle satisfied it, before the bundles' reasons.

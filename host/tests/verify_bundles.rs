@@ -18,14 +18,7 @@ const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "dev@example.com";
 
 fn keyless(image: &str) -> VerificationRequest {
-    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_string(),
-        keyless: vec![KeylessInfo {
-            issuer: ISSUER.to_string(),
-            subject: EMAIL.to_string(),
-        }],
-        annotations: None,
-    })
+    verify_support::keyless_request(image, &[(ISSUER, EMAIL)], None)
 }
 
 fn email() -> LeafRequest {

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use cip::trust::TrustRoot;
 use cip::verify::{KeylessRegexpRequest, VerificationRequest};
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
-use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use testkit::{CosignLayer, GithubWorkflow, IssuerExtension, LeafRequest, SctMode, SignerIdentity};
 use verify_support::{World, failure, verified};
 
@@ -19,14 +18,7 @@ const EMAIL: &str = "dev@example.com";
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
 fn keyless(image: &str) -> VerificationRequest {
-    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_string(),
-        keyless: vec![KeylessInfo {
-            issuer: ISSUER.to_string(),
-            subject: EMAIL.to_string(),
-        }],
-        annotations: None,
-    })
+    verify_support::keyless_request(image, &[(ISSUER, EMAIL)], None)
 }
 
 fn email_request() -> LeafRequest {

@@ -17,17 +17,7 @@ const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 const WORKFLOW: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 
 fn keyless(image: &str, identities: &[(&str, &str)], notes: Option<BTreeMap<String, String>>) -> VerificationRequest {
-    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
-        image: image.to_string(),
-        keyless: identities
-            .iter()
-            .map(|(issuer, subject)| KeylessInfo {
-                issuer: issuer.to_string(),
-                subject: subject.to_string(),
-            })
-            .collect(),
-        annotations: notes,
-    })
+    verify_support::keyless_request(image, identities, notes)
 }
 
 fn email_request() -> LeafRequest {

@@ -136,19 +136,8 @@ impl PolicyStore {
             verification::verify_module(verifier, &image, config).await?;
             tracing::info!(uri = uri_or_path, %digest, "policy module signatures verified");
         }
-        let store = match private_dir::private_dir(&self.dir) {
-            Ok(dir) => Some(Self::at(dir)),
-            Err(reason) => {
-                tracing::warn!(
-                    uri = uri_or_path,
-                    dir = %self.dir.display(),
-                    %reason,
-                    fix = reason.fix(),
-                    "policy store not used: the module is pulled and not stored"
-                );
-                None
-            }
-        };
+        let store = private_dir::private_cache_dir(&self.dir, "policy store", "the module is pulled and not stored")
+            .map(Self::at);
         if let Some(store) = &store
             && let Some(bytes) = store.read_stored(uri_or_path, &digest, registry.max_module_bytes())?
         {

@@ -131,18 +131,12 @@ impl CompiledModuleCache {
     /// with the fix).
     pub fn load_or_compile(&self, name: &str, bytes: &[u8]) -> Result<(wasmtime::Module, CacheUse), RuntimeError> {
         let engine = engine::engine()?;
-        let dir = match private_dir::private_dir(&self.dir) {
-            Ok(dir) => dir,
-            Err(reason) => {
-                tracing::warn!(
-                    policy = name,
-                    dir = %self.dir.display(),
-                    %reason,
-                    fix = reason.fix(),
-                    "compiled-module cache not used (its entries are native code: only a directory no other user can write is used)"
-                );
-                return Ok((compile(&engine, name, bytes)?, CacheUse::Untrusted));
-            }
+        let Some(dir) = private_dir::private_cache_dir(
+            &self.dir,
+            "compiled-module cache",
+            "its entries are native code, kept only where no other user can write; compiling",
+        ) else {
+            return Ok((compile(&engine, name, bytes)?, CacheUse::Untrusted));
         };
         let key = Self::key(&engine, bytes);
         let path = Self::path_of(&dir, &key);

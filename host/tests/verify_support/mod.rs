@@ -10,6 +10,7 @@ use cip::registry::Sources;
 use cip::trust::TrustRoot;
 use cip::verify::{VerificationRequest, Verifier, VerifierConfig, VerifyError};
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
+use kubewarden_policy_sdk::host_capabilities::verification::KeylessInfo;
 use testkit::{Registry, TestFulcio, TestRekor};
 
 /// A registry with one pushed image, and the sigstore test authorities.
@@ -89,6 +90,25 @@ pub fn pub_key_request(
     VerificationRequest::V2(SigstoreVerificationInputV2::SigstorePubKeyVerify {
         image: image.to_string(),
         pub_keys: keys.iter().map(|k| k.to_string()).collect(),
+        annotations,
+    })
+}
+
+/// A keyless request (`v2/verify`) for any of `identities` (issuer, subject).
+pub fn keyless_request(
+    image: &str,
+    identities: &[(&str, &str)],
+    annotations: Option<BTreeMap<String, String>>,
+) -> VerificationRequest {
+    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreKeylessVerify {
+        image: image.to_string(),
+        keyless: identities
+            .iter()
+            .map(|(issuer, subject)| KeylessInfo {
+                issuer: issuer.to_string(),
+                subject: subject.to_string(),
+            })
+            .collect(),
         annotations,
     })
 }

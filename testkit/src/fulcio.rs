@@ -97,6 +97,9 @@ pub struct LeafRequest {
     pub sct: SctMode,
     /// Where the issuer goes.
     pub issuer_extension: IssuerExtension,
+    /// The leaf's extended key usages: codeSigning, as Fulcio issues. Empty leaves the
+    /// extension out (a leaf allowed for no particular use).
+    pub extended_key_usages: Vec<ExtendedKeyUsagePurpose>,
 }
 
 impl LeafRequest {
@@ -111,6 +114,7 @@ impl LeafRequest {
             not_after: now + TimeDelta::minutes(10),
             sct: SctMode::Valid,
             issuer_extension: IssuerExtension::V1,
+            extended_key_usages: vec![ExtendedKeyUsagePurpose::CodeSigning],
         }
     }
 
@@ -123,6 +127,14 @@ impl LeafRequest {
     /// Puts the issuer in the v2 extension only.
     pub fn with_issuer_extension(mut self, extension: IssuerExtension) -> Self {
         self.issuer_extension = extension;
+        self
+    }
+
+    /// Replaces the leaf's extended key usages (codeSigning by default), e.g. with serverAuth
+    /// only, or with none to leave the extension out, for "not a code-signing certificate"
+    /// tests.
+    pub fn with_extended_key_usages(mut self, usages: Vec<ExtendedKeyUsagePurpose>) -> Self {
+        self.extended_key_usages = usages;
         self
     }
 
@@ -257,8 +269,9 @@ impl TestFulcio {
         self.issue(&LeafRequest::new(identity, issuer))
     }
 
-    /// Issues a leaf: empty subject, SAN, KeyUsage digitalSignature, EKU codeSigning and the
-    /// Sigstore extensions asked for.
+    /// Issues a leaf: empty subject, SAN, KeyUsage digitalSignature, the extended key usages
+    /// asked for (codeSigning unless the request changed them) and the Sigstore extensions
+    /// asked for.
     pub fn issue(&self, request: &LeafRequest) -> anyhow::Result<LeafCertificate> {
         self.issue_with(request, rcgen::KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
     }
@@ -279,7 +292,7 @@ impl TestFulcio {
             SignerIdentity::Uri(uri) => SanType::URI(Ia5String::try_from(uri.as_str())?),
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        params.extended_key_usages = request.extended_key_usages.clone();
         params.use_authority_key_identifier_extension = true;
         params.not_before = to_offset(request.not_before)?;
         params.not_after = to_offset(request.not_after)?;

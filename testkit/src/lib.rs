@@ -130,3 +130,7 @@ pub use trust::{
 
 /// Re-exported so callers name signing schemes without depending on sigstore directly.
 pub use sigstore::crypto::SigningScheme;
+
+/// Re-exported so callers choose a leaf's extended key usages
+/// ([`LeafRequest::with_extended_key_usages`]) without depending on rcgen directly.
+pub use rcgen::ExtendedKeyUsagePurpose;

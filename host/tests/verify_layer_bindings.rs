@@ -290,6 +290,19 @@ fn key_layer(world: &World, key: &KeyPair, annotations: &BTreeMap<String, String
     testkit::key_signature_layer(&world.host, &world.repo, &world.digest, key, annotations).expect("layer")
 }
 
+/// Pushes a `.sig` manifest of one descriptor: `layer` as `media_type`, named by `digest`.
+async fn push_one(world: &World, media_type: &str, digest: String, layer: &CosignLayer) {
+    push_signature_manifest(
+        world,
+        &[Descriptor {
+            media_type,
+            digest,
+            layer,
+        }],
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_signature_layer_of_another_media_type_is_refused() {
     let world = World::new();
@@ -298,28 +311,12 @@ async fn a_signature_layer_of_another_media_type_is_refused() {
     let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
 
     // Control: the same hand-made manifest with cosign's media type.
-    push_signature_manifest(
-        &world,
-        &[Descriptor {
-            media_type: testkit::SIMPLE_SIGNING_MEDIA_TYPE,
-            digest: layer.digest(),
-            layer: &layer,
-        }],
-    )
-    .await;
+    push_one(&world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, layer.digest(), &layer).await;
     assert_eq!(verified(&world.verifier(), request()).await, world.digest);
 
     // Forged: the genuine layer labelled as a DSSE envelope, then as a plain image layer.
     for media_type in [testkit::DSSE_MEDIA_TYPE, oci_client::manifest::IMAGE_LAYER_MEDIA_TYPE] {
-        push_signature_manifest(
-            &world,
-            &[Descriptor {
-                media_type,
-                digest: layer.digest(),
-                layer: &layer,
-            }],
-        )
-        .await;
+        push_one(&world, media_type, layer.digest(), &layer).await;
         let reason = failure(&world.verifier(), request()).await;
         assert_eq!(
             reason,
@@ -339,30 +336,14 @@ async fn a_signature_layer_whose_descriptor_digest_is_not_its_sha256_is_refused(
     let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
 
     // Control: the blob named by its SHA-256.
-    push_signature_manifest(
-        &world,
-        &[Descriptor {
-            media_type: testkit::SIMPLE_SIGNING_MEDIA_TYPE,
-            digest: layer.digest(),
-            layer: &layer,
-        }],
-    )
-    .await;
+    push_one(&world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, layer.digest(), &layer).await;
     assert_eq!(verified(&world.verifier(), request()).await, world.digest);
 
     // Forged: the same blob named by its SHA-512. The registry stores and serves it under that
     // digest and the registry client's own digest check passes, so the descriptor is only
     // refused by the verifier's SHA-256 comparison.
     let sha512 = format!("sha512:{}", hex::encode(Sha512::digest(&layer.payload)));
-    push_signature_manifest(
-        &world,
-        &[Descriptor {
-            media_type: testkit::SIMPLE_SIGNING_MEDIA_TYPE,
-            digest: sha512.clone(),
-            layer: &layer,
-        }],
-    )
-    .await;
+    push_one(&world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, sha512.clone(), &layer).await;
     let reason = failure(&world.verifier(), request()).await;
     assert_eq!(
         reason,

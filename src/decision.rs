@@ -325,6 +325,20 @@ fn evaluate_policy_block<'a>(
         return None;
     }
     let language = block.language_name();
+    // A block that reads the object cannot be judged without it (`verify_images`: Gatekeeper's
+    // external data carries image keys, not objects): evaluated on a document without `spec` or
+    // `metadata`, a constraint on them would hold vacuously and a rule forbidding what they hold
+    // would pass. It does not pass.
+    if subject.object.is_none()
+        && let Some(flag) = block.object_flag()
+    {
+        outcome.policy = Some(format!(
+            "spec.policy ({language}): {flag} asks for the admitted object, which this request does not carry \
+             (Gatekeeper's external data sends image keys only): the policy cannot be evaluated, so it does not \
+             pass; check it with Kubewarden, or move what it checks of the object to a Gatekeeper constraint"
+        ));
+        return None;
+    }
     let config = if block.fetch_config_file {
         match fetch_config(reference, digest.as_deref(), host) {
             Ok(config) => Some(config),

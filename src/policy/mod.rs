@@ -59,6 +59,18 @@ pub struct PolicyBlock {
 }
 
 impl PolicyBlock {
+    /// The first of `includeSpec`, `includeObjectMeta` and `includeTypeMeta` that is set: the
+    /// block reads the admitted object.
+    pub fn object_flag(&self) -> Option<&'static str> {
+        [
+            (self.include_spec, "includeSpec"),
+            (self.include_object_meta, "includeObjectMeta"),
+            (self.include_type_meta, "includeTypeMeta"),
+        ]
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
+    }
+
     /// Validates and compiles `spec.policy` found at `path` (e.g. `policies[0].spec.policy`).
     pub fn parse(raw: &Value, path: &str) -> Result<Self, SettingsError> {
         let err = |field: &str, message: String| SettingsError::new(format!("{path}{field}"), message);

@@ -177,16 +177,33 @@ fn input_document_has_authority_matches_authorizations_and_requested_object_part
 
 #[test]
 fn verify_images_has_no_object_to_include() {
+    // Gatekeeper's keys carry no object: a block that reads it cannot be judged, and does not
+    // pass (evaluated without `metadata`, this constraint would hold vacuously and admit).
+    let admitted_without = |policy: serde_json::Value| {
+        let s = two_keys_with(policy);
+        let payload = json!({"settings": s, "images": [{"image": "myregistry.com/app:v1", "namespace": "default"}]});
+        let mut host = host_signed_by(&[P256_PEM]);
+        let out = verify_images(payload.to_string().as_bytes(), &mut SettingsCache::default(), &mut host).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["results"][0].clone()
+    };
+    for flag in ["includeSpec", "includeObjectMeta", "includeTypeMeta"] {
+        let result = admitted_without(json!({"type": "cue", "data": "authorizations: first: true", flag: true}));
+        assert_eq!(result["verdict"], "deny", "{flag}: {result}");
+        let reason = result["message"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(&format!(
+                "spec.policy (cue): {flag} asks for the admitted object, which this request does not carry"
+            )),
+            "{flag}: {result}"
+        );
+    }
+    // Without the flags the block is evaluated as under admission.
+    let result = admitted_without(json!({"type": "cue", "data": "authorizations: first: true"}));
+    assert_eq!(result["verdict"], "allow", "{result}");
+
+    // Under admission the object is there: the same policy sees the Pod's metadata.
     let s = two_keys_with(json!({"type": "cue", "data": "metadata: namespace: \"elsewhere\"",
         "includeObjectMeta": true}));
-    let payload = json!({"settings": s, "images": [{"image": "myregistry.com/app:v1", "namespace": "default"}]});
-    let mut host = host_signed_by(&[P256_PEM]);
-    let out = verify_images(payload.to_string().as_bytes(), &mut SettingsCache::default(), &mut host).unwrap();
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&out).unwrap()["results"][0]["verdict"],
-        "allow"
-    );
-    // Under admission the same policy sees the Pod's metadata and refuses.
     let response = run(
         &pod("default", &["myregistry.com/app:v1"]),
         &s,

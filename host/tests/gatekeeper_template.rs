@@ -1,11 +1,14 @@
 //! The ConstraintTemplate's Rego (deploy/gatekeeper/constraint-template.yaml), evaluated with
 //! regorus in Gatekeeper's rego v0 mode, with `external_data` calling a running provider over
 //! TLS the way Gatekeeper does. Faults Gatekeeper can see (no answer, a key missing from the
-//! answer) are injected in the builtin; everything else comes from the provider.
+//! answer) are injected in the builtin; everything else comes from the provider. A harness may
+//! also model Gatekeeper's provider response cache (3.13+), which answers keys seen before
+//! without calling the provider.
 
 mod provider_support;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use cip::provider::{Limits, RunningProvider};
 use provider_support::*;
@@ -24,12 +27,21 @@ enum Fault {
     Unreachable,
     /// The answer lacks the item of the key whose image contains this text.
     DropKey(&'static str),
+    /// The answer carries this `system_error` (whether or not keys were sent).
+    SystemError(&'static str),
 }
+
+/// Gatekeeper's provider response cache: the items the provider answered, by key.
+type ResponseCache = Mutex<HashMap<String, Value>>;
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
     provider: Option<RunningProvider>,
     client: reqwest::Client,
+    /// `None`: the cache is disabled (`--external-data-provider-response-cache-ttl=0`).
+    cache: Option<Arc<ResponseCache>>,
+    /// Per `external_data` call: the keys sent to the provider and the `status_code` given to Rego.
+    calls: Arc<Mutex<Vec<(usize, u64)>>>,
     _files: TlsFiles,
 }
 
@@ -48,8 +60,22 @@ impl Harness {
             runtime,
             provider: Some(provider),
             client,
+            cache: None,
+            calls: Arc::default(),
             _files: files,
         })
+    }
+
+    /// With Gatekeeper's response cache; no entry expires during a test (the TTL is 3 minutes).
+    fn with_response_cache(limits: Limits) -> TestResult<Self> {
+        let mut harness = Self::new(limits)?;
+        harness.cache = Some(Arc::default());
+        Ok(harness)
+    }
+
+    /// The keys sent to the provider and the `status_code` of the last `external_data` call.
+    fn last_call(&self) -> TestResult<(usize, u64)> {
+        Ok(*self.calls.lock().map_err(|_| "poisoned")?.last().ok_or("no call")?)
     }
 
     /// The sorted violation messages of the template for `input`.
@@ -63,6 +89,8 @@ impl Harness {
         engine.add_policy("template.rego".into(), rego.into())?;
         let handle = self.runtime.handle().clone();
         let client = self.client.clone();
+        let cache = self.cache.clone();
+        let calls = Arc::clone(&self.calls);
         let url = format!(
             "https://{}/validate",
             self.provider.as_ref().ok_or("no provider")?.addr()
@@ -75,7 +103,11 @@ impl Harness {
                 if matches!(fault, Fault::Unreachable) {
                     return Ok(regorus::Value::Undefined);
                 }
-                let answer = handle.block_on(external_data(&client, &url, &arg, fault))?;
+                let (answer, sent) = handle.block_on(external_data(&client, &url, &arg, fault, cache.as_deref()))?;
+                calls
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .push((sent, answer["status_code"].as_u64().unwrap_or_default()));
                 regorus::Value::from_json_str(&answer.to_string())
             }),
         )?;
@@ -101,18 +133,59 @@ impl Drop for Harness {
     }
 }
 
-/// Gatekeeper's `external_data`: POST the keys, then shape the ProviderResponse as
-/// `{"responses": [[key, value]…], "errors": [[key, error]…], "status_code", "system_error"}`.
-async fn external_data(client: &reqwest::Client, url: &str, arg: &Value, fault: Fault) -> anyhow::Result<Value> {
-    let keys = arg["keys"].clone();
-    let body = json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1",
-        "kind": "ProviderRequest", "request": {"keys": keys}});
-    let response = client.post(url).json(&body).send().await?;
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await?;
+/// Gatekeeper's `external_data` (frameworks' `externalDataBuiltin`): answer the keys found in the
+/// response cache from it, POST the others (if any) and cache their items, then shape the
+/// ProviderResponse as `{"responses": [[key, value]…], "errors": [[key, error]…], "status_code",
+/// "system_error"}`. `status_code` and `system_error` keep Go's zero values (0, "") unless keys were
+/// sent. Returns the answer and the number of keys sent.
+async fn external_data(
+    client: &reqwest::Client,
+    url: &str,
+    arg: &Value,
+    fault: Fault,
+    cache: Option<&ResponseCache>,
+) -> anyhow::Result<(Value, usize)> {
+    let poisoned = |_| anyhow::anyhow!("poisoned");
+    let mut items = Vec::new();
+    let mut send = Vec::new();
+    for key in arg["keys"].as_array().into_iter().flatten() {
+        let hit = match cache {
+            Some(cache) => cache
+                .lock()
+                .map_err(poisoned)?
+                .get(key.as_str().unwrap_or_default())
+                .cloned(),
+            None => None,
+        };
+        match hit {
+            Some(item) => items.push(item),
+            None => send.push(key.clone()),
+        }
+    }
+    let mut status = 0;
+    let mut system_error = json!("");
+    if !send.is_empty() {
+        let body = json!({"apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+            "kind": "ProviderRequest", "request": {"keys": send}});
+        let response = client.post(url).json(&body).send().await?;
+        status = response.status().as_u16();
+        let answer: Value = response.json().await?;
+        let answered = answer["response"]["items"].as_array().cloned().unwrap_or_default();
+        if let Some(cache) = cache {
+            let mut cache = cache.lock().map_err(poisoned)?;
+            for item in &answered {
+                cache.insert(item["key"].as_str().unwrap_or_default().to_owned(), item.clone());
+            }
+        }
+        items.extend(answered);
+        system_error = answer["response"]["systemError"].clone();
+    }
+    if let Fault::SystemError(error) = fault {
+        system_error = json!(error);
+    }
     let mut responses = Vec::new();
     let mut errors = Vec::new();
-    for item in answer["response"]["items"].as_array().into_iter().flatten() {
+    for item in &items {
         let key = item["key"].as_str().unwrap_or_default();
         if let Fault::DropKey(text) = fault
             && key.contains(text)
@@ -124,12 +197,13 @@ async fn external_data(client: &reqwest::Client, url: &str, arg: &Value, fault: 
             None => responses.push(json!([key, item["value"]])),
         }
     }
-    Ok(json!({
+    let answer = json!({
         "responses": responses,
         "errors": errors,
         "status_code": status,
-        "system_error": answer["response"]["systemError"],
-    }))
+        "system_error": system_error,
+    });
+    Ok((answer, send.len()))
 }
 
 fn pod(namespace: &str, init: &[&str], containers: &[&str]) -> Value {
@@ -245,6 +319,104 @@ fn provider_system_error_fails_closed() -> TestResult {
              too many keys: 2 (at most 1 per request)"
         ]
     );
+    Ok(())
+}
+
+#[test]
+fn answers_from_gatekeepers_response_cache_are_decided_as_fresh_ones() -> TestResult {
+    let h = Harness::with_response_cache(Limits::default())?;
+    let denied = pod(
+        "prod",
+        &["registry.example/init:warn"],
+        &["registry.example/app:deny", "registry.example/side:v1"],
+    );
+    let allowed = deployment("prod", &["registry.example/app:v1", "registry.example/side:v1"]);
+    // Shares app:v1 with `allowed`: its first call is mixed (one key cached, one sent).
+    let broken = deployment("prod", &["registry.example/app:v1", "registry.example/broken:v1"]);
+    let cases = [
+        (
+            "deny",
+            denied.clone(),
+            &["deny"],
+            3,
+            vec!["image registry.example/app:deny denied by policy p"],
+        ),
+        ("allow", allowed, &["deny"], 2, vec![]),
+        (
+            "a per-key error",
+            broken,
+            &["deny"],
+            1,
+            vec![
+                "image registry.example/broken:v1 could not be verified: \
+                 registry unreachable for registry.example/broken:v1",
+            ],
+        ),
+        // The warn Constraint sends the deny one's keys: its cached warn verdict is reported.
+        (
+            "warn",
+            denied,
+            &["warn"],
+            0,
+            vec!["image registry.example/init:warn failed warn policy p"],
+        ),
+    ];
+    for (what, object, verdicts, sent, expected) in cases {
+        let first = h.violations(review(object.clone(), verdicts), Fault::None)?;
+        assert_eq!(first, expected, "{what}");
+        let status = if sent > 0 { 200 } else { 0 };
+        assert_eq!(h.last_call()?, (sent, status), "{what}: first call");
+        // A second replica, or a Pod re-created within the TTL: every key is cached, no request
+        // is sent and status_code is 0, yet the decision is the first one.
+        let again = h.violations(review(object, verdicts), Fault::None)?;
+        assert_eq!(h.last_call()?, (0, 0), "{what}: answered from the cache");
+        assert_eq!(again, first, "{what}: answered from the cache");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_cached_answer_missing_a_key_or_with_a_system_error_fails_closed() -> TestResult {
+    let h = Harness::with_response_cache(Limits {
+        max_keys: 1,
+        ..Limits::default()
+    })?;
+    let object = pod("prod", &[], &["registry.example/app:v1"]);
+    assert_eq!(
+        h.violations(review(object.clone(), &["deny"]), Fault::None)?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        h.violations(review(object.clone(), &["deny"]), Fault::DropKey("app"))?,
+        vec![
+            "image registry.example/app:v1 could not be verified: no answer from provider cip-provider",
+            "image verification provider cip-provider answered HTTP 0",
+        ]
+    );
+    assert_eq!(h.last_call()?, (0, 0));
+    assert_eq!(
+        h.violations(review(object, &["deny"]), Fault::SystemError("cache unavailable"))?,
+        vec!["image verification provider cip-provider failed: cache unavailable"]
+    );
+    assert_eq!(h.last_call()?, (0, 0));
+    // Mixed: app:v1 is cached, the two others are sent; the provider's status code is given.
+    let more = pod(
+        "prod",
+        &[],
+        &[
+            "registry.example/app:v1",
+            "registry.example/a:v1",
+            "registry.example/b:v1",
+        ],
+    );
+    assert_eq!(
+        h.violations(review(more, &["deny"]), Fault::None)?,
+        vec![
+            "image verification provider cip-provider failed: \
+             too many keys: 2 (at most 1 per request)"
+        ]
+    );
+    assert_eq!(h.last_call()?, (2, 400));
     Ok(())
 }
 

@@ -12,8 +12,10 @@ Run by `make check-deploy` (part of `make test`) with the tools venv under targe
     schema, core resources against Kubernetes' own schemas (kubernetes-validate, strict);
   * the timeouts are ordered (provider deadline < Provider timeout < Gatekeeper webhook
     timeout; Kubewarden evaluation timeout < webhook timeout), failure policies are Fail,
-    mTLS is on with Gatekeeper's CA mounted from the provider's own namespace, and the alerts
-    select our policies only.
+    mTLS is on with Gatekeeper's CA mounted from the provider's own namespace, the digest-pinning
+    Assigns call the /mutate Provider for every container image field of a Pod (containers,
+    init and ephemeral containers; image volumes are immutable, not pinned), and
+    the alerts select our policies only.
 
 `--self-test` feeds the same checks broken manifests (the mistakes issue 14 found) and fails
 unless each one is caught.
@@ -66,6 +68,17 @@ CONSTRAINT_MATCH = {
         "scope": {"type": "string", "enum": ["*", "Cluster", "Namespaced"]},
         "source": {"type": "string", "enum": ["All", "Generated", "Original"]},
     },
+}
+
+
+# The container image fields of a Pod, each pinned by one external-data Assign. Image volumes
+# (spec.volumes[].image.reference) are checked by the Constraints but not pinned: a Pod's volumes
+# are immutable, and an Assign runs on UPDATE too, without the old object: a pinning answer for a
+# volume image not pinned at creation would have the API server refuse the Pod's every update.
+PINNED_LOCATIONS = {
+    "spec.containers[name:*].image",
+    "spec.initContainers[name:*].image",
+    "spec.ephemeralContainers[name:*].image",
 }
 
 
@@ -343,6 +356,22 @@ def check_gatekeeper(docs, helm_values):
             )
         if external.get("dataSource", "ValueAtLocation") != "ValueAtLocation":
             raise Failure(f"Assign {assign['metadata']['name']}: the provider pins the image at the location")
+        location = assign["spec"].get("location")
+        if location not in PINNED_LOCATIONS:
+            why = (
+                "a Pod's volumes are immutable: pinning them on UPDATE would have the API server refuse the Pod's updates"
+                if str(location).startswith("spec.volumes")
+                else "it is not a container image field of a Pod"
+            )
+            raise Failure(f"Assign {assign['metadata']['name']}: {location!r}: {why}")
+    pinning = {
+        a["spec"].get("location")
+        for a in docs
+        if a.get("kind") == "Assign" and a["spec"].get("parameters", {}).get("assign", {}).get("externalData")
+    }
+    if pinning and pinning != PINNED_LOCATIONS:
+        missing = ", ".join(sorted(PINNED_LOCATIONS - pinning))
+        raise Failure(f"deploy/gatekeeper/mutation: no Assign pins {missing}, which the Constraints check")
 
 
 def check_kubewarden(docs):
@@ -539,6 +568,17 @@ def self_test():
         if doc["kind"] == "Assign":
             doc["spec"]["parameters"]["assign"]["externalData"]["provider"] = "cip-provider"
     cases.append(("an Assign calling the admission provider", lambda: check_gatekeeper(wrong_provider, values)))
+    no_init = [
+        d for d in gatekeeper
+        if not (d["kind"] == "Assign" and d["spec"]["location"].startswith("spec.initContainers"))
+    ]
+    cases.append(("no Assign pinning init containers", lambda: check_gatekeeper(no_init, values)))
+    volumes = copy.deepcopy(gatekeeper)
+    volume_assign = copy.deepcopy(find(volumes, "Assign"))
+    volume_assign["metadata"]["name"] = "pin-image-volumes"
+    volume_assign["spec"]["location"] = "spec.volumes[name:*].image.reference"
+    volumes.append(volume_assign)
+    cases.append(("an Assign pinning image volumes (immutable)", lambda: check_gatekeeper(volumes, values)))
     provider = copy.deepcopy(find(gatekeeper, "Provider"))
     provider["spec"]["timeout"] = "3s"
     cases.append(("a Provider timeout that is not an integer", invalid(provider)))

@@ -109,6 +109,38 @@ fn provider_points_at_the_service_over_https_within_gatekeepers_timeout() -> Tes
 }
 
 #[test]
+fn assigns_pin_every_container_image_of_a_pod_through_the_mutation_provider() -> TestResult {
+    let provider = documents("deploy/gatekeeper/mutation/provider.yaml")?;
+    let url = of_kind(&provider, "Provider").first().ok_or("no Provider")?["spec"]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(url.contains("/mutate/"), "{url}");
+    let docs = documents("deploy/gatekeeper/mutation/assign.yaml")?;
+    let mut locations = Vec::new();
+    for assign in of_kind(&docs, "Assign") {
+        let spec = &assign["spec"];
+        let external = &spec["parameters"]["assign"]["externalData"];
+        assert_eq!(external["provider"].as_str(), provider[0]["metadata"]["name"].as_str());
+        assert_eq!(external["dataSource"].as_str(), Some("ValueAtLocation"));
+        assert_eq!(external["failurePolicy"].as_str(), Some("Fail"));
+        assert_eq!(spec["applyTo"][0]["kinds"][0].as_str(), Some("Pod"));
+        let location = spec["location"].as_str().ok_or("Assign without location")?;
+        locations.push(location);
+    }
+    locations.sort_unstable();
+    assert_eq!(
+        locations,
+        vec![
+            "spec.containers[name:*].image",
+            "spec.ephemeralContainers[name:*].image",
+            "spec.initContainers[name:*].image",
+        ]
+    );
+    Ok(())
+}
+
+#[test]
 fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
     let rules = documents("deploy/prometheus/prometheus-rule.yaml")?;
     let exprs: Vec<&str> = rules[0]["spec"]["groups"]

@@ -1,7 +1,8 @@
 //! Digest pinning under Gatekeeper: `POST /mutate/{namespace}` with the real policy module, a
 //! real loopback registry and real signatures answers Gatekeeper's external-data mutation with
 //! the pinned reference for images that pass and an error for images that are denied, in the
-//! same cases as admission (`/validate`) decides them.
+//! same cases as admission (`/validate`) decides them, and pins what the module pins under
+//! Kubewarden (`validate`), a failing `warn` policy included.
 
 mod provider_support;
 
@@ -106,6 +107,150 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     );
     provider.shutdown().await;
     Ok(())
+}
+
+/// Under Kubewarden an image that passed every `enforce` policy is pinned whatever the `warn`
+/// policies said (docs/lifecycle.md, "Pinning"); the mutation answer pins it the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_failing_only_a_warn_policy_is_pinned_as_under_kubewarden() -> TestResult {
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let release = testkit::KeyPair::ecdsa_p256()?;
+    let audit = testkit::KeyPair::ecdsa_p256()?;
+    let no_annotations = testkit::annotations([]);
+    // Signed by the enforced key only: the warn policy fails.
+    let warned_digest = testkit::push_image(&host, "team/app", "v1", "warned-app")?;
+    testkit::sign_with_key(&host, "team/app", &warned_digest, &release, &no_annotations)?;
+    // Signed by both keys: every policy passes.
+    let allowed_digest = testkit::push_image(&host, "team/audited", "v1", "audited-app")?;
+    testkit::sign_with_key(&host, "team/audited", &allowed_digest, &release, &no_annotations)?;
+    testkit::sign_with_key(&host, "team/audited", &allowed_digest, &audit, &no_annotations)?;
+    // Signed by the warn policy's key only: the enforcing policy denies it.
+    let denied_digest = testkit::push_image(&host, "team/rogue", "v1", "rogue-app")?;
+    testkit::sign_with_key(&host, "team/rogue", &denied_digest, &audit, &no_annotations)?;
+
+    let settings = enforce_and_warn_settings(release.public_key_pem(), audit.public_key_pem());
+    let decider = Arc::new(policy_decider(&host, settings.clone()).await??);
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let provider = start(decider, &files, true, Limits::default()).await?;
+    let client = tls13_client(&ca, Some(&client_ca.client()?))?;
+
+    let warned = format!("{host}/team/app:v1");
+    let allowed = format!("{host}/team/audited:v1");
+    let denied = format!("{host}/team/rogue:v1");
+    let images = [warned.clone(), allowed.clone(), denied.clone()];
+    let namespace = "production";
+    let (status, mutation) = post_to(&client, &provider, &format!("/mutate/{namespace}"), &request(&images)).await?;
+    assert_eq!(status, 200, "{mutation}");
+    let keys: Vec<String> = images.iter().map(|image| key(image, namespace)).collect();
+    let (status, admission) = post_to(&client, &provider, "/validate", &request(&keys)).await?;
+    assert_eq!(status, 200, "{admission}");
+
+    // The case under test: admission warns (the warn policy failed) and carries the digest the
+    // enforcing policy verified.
+    let decision = &item(&admission, &key(&warned, namespace)).ok_or("no verdict for the warned image")?["value"];
+    assert_eq!(decision["verdict"], "warn", "{admission}");
+    assert_eq!(decision["digest"], json!(warned_digest), "{admission}");
+    let pinned = |image: &str, digest: &str| json!(format!("{image}@{digest}"));
+    let answer = |image: &str| item(&mutation, image).cloned().unwrap_or(Value::Null);
+    assert_eq!(answer(&warned)["value"], pinned(&warned, &warned_digest), "{mutation}");
+    assert!(answer(&warned).get("error").is_none(), "{mutation}");
+    assert_eq!(item_verdict(&admission, &key(&allowed, namespace)), "allow");
+    assert_eq!(
+        answer(&allowed)["value"],
+        pinned(&allowed, &allowed_digest),
+        "{mutation}"
+    );
+    assert_eq!(item_verdict(&admission, &key(&denied, namespace)), "deny");
+    assert!(answer(&denied).get("value").is_none(), "{mutation}");
+
+    // Kubewarden's `validate` on a Pod using the warned image in a container and an image
+    // volume: admitted with a warning, both pinned to the same reference as the mutation answer.
+    let evaluator = kubewarden_evaluator(&host)?;
+    let pod = json!({
+        "uid": "00000000-0000-0000-0000-000000000001",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": namespace,
+        "name": "web",
+        "userInfo": {"username": "u"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {
+                "containers": [{"name": "app", "image": warned}],
+                "volumes": [{"name": "data", "image": {"reference": warned}}],
+            },
+        },
+    });
+    let kubewarden = evaluator.validate_async(pod, settings).await?;
+    assert!(kubewarden.accepted, "{:?}", kubewarden.message);
+    assert!(
+        kubewarden
+            .warnings
+            .as_ref()
+            .is_some_and(|w| w.iter().any(|w| w.contains("audit-signers"))),
+        "{:?}",
+        kubewarden.warnings
+    );
+    let mutated = kubewarden
+        .mutated_object
+        .ok_or("Kubewarden did not pin the warned image")?;
+    assert_eq!(mutated["spec"]["containers"][0]["image"], answer(&warned)["value"]);
+    assert_eq!(
+        mutated["spec"]["volumes"][0]["image"]["reference"],
+        answer(&warned)["value"]
+    );
+    provider.shutdown().await;
+    Ok(())
+}
+
+/// Every image must be signed by the release key (`enforce`); the audit key is only warned
+/// about (`warn`). Both policies cover every image in every namespace.
+fn enforce_and_warn_settings(release_pem: &str, audit_pem: &str) -> Value {
+    let policy = |name: &str, authority: &str, pem: &str, mode: &str| {
+        json!({
+            "apiVersion": "policy.sigstore.dev/v1beta1",
+            "kind": "ClusterImagePolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "images": [{"glob": "**"}],
+                "authorities": [{"name": authority, "key": {"data": pem}}],
+                "mode": mode,
+            }
+        })
+    };
+    json!({
+        "policies": [
+            policy("release-signers", "release-key", release_pem, "enforce"),
+            policy("audit-signers", "audit-key", audit_pem, "warn"),
+        ],
+        "noMatchPolicy": "deny",
+    })
+}
+
+/// The policy module as Kubewarden runs it (`validate`), verifying against the loopback registry.
+fn kubewarden_evaluator(registry_host: &str) -> TestResult<cip::runtime::Evaluator> {
+    let verifier = cip::verify::Verifier::new(cip::verify::VerifierConfig {
+        sources: cip::registry::Sources {
+            insecure_sources: vec![registry_host.to_owned()],
+            ..cip::registry::Sources::default()
+        },
+        ..cip::verify::VerifierConfig::default()
+    })?;
+    let capabilities = Arc::new(cip::capabilities::Capabilities::new(
+        Arc::new(verifier),
+        tokio::runtime::Handle::current(),
+    ));
+    Ok(cip::runtime::Evaluator::new(
+        &policy_module()?,
+        capabilities,
+        cip::runtime::EvaluatorOptions::default(),
+    )?)
 }
 
 /// The verdict `/validate` gave for `key` (`"error"` for a per-key error).

@@ -2,16 +2,22 @@
 //! (`Assign` with `parameters.assign.externalData`, `dataSource: ValueAtLocation`), served at
 //! `POST /mutate/{namespace}`.
 //!
-//! Gatekeeper sends the values at the Assign's location (container images) as keys and puts
-//! each item's `value` back at that location. The answer follows what the policy patches under
-//! Kubewarden (`modifyImagesWithDigest`), for the namespace named in the path:
+//! Gatekeeper sends the values at the Assign's location (container images; image volumes are not
+//! pinned, docs/gatekeeper.md) as keys and puts each item's `value` back at that location. The answer pins
+//! exactly as the policy does under Kubewarden (`modifyImagesWithDigest`, `decision::decide`),
+//! for the namespace named in the path: every image that passed all its `enforce` policies is
+//! pinned to the digest the passing authorities verified, whatever the `warn` policies said, or
+//! the tag could move between the check and the pull.
 //!
-//! | verdict in that namespace                         | item                                     |
-//! |---------------------------------------------------|------------------------------------------|
-//! | allow, signatures verified, no digest in the image | `value`: `image@sha256:…` (pinned)       |
-//! | allow without verification (no policy covers it), or already pinned | `value`: the image unchanged |
-//! | warn (a `warn` policy failed)                      | `value`: the image unchanged             |
-//! | deny, or the image could not be decided           | `error`: why (the Assign's failurePolicy applies) |
+//! | verdict in that namespace                          | item                                     |
+//! |----------------------------------------------------|------------------------------------------|
+//! | allow or warn, with a verified digest, none in the image | `value`: `image@sha256:…` (pinned) |
+//! | allow or warn without a verified digest (no policy covers it, `static` authorities only), or already pinned | `value`: the image unchanged |
+//! | deny, or the image could not be decided            | `error`: why (the Assign's failurePolicy applies) |
+//!
+//! The verdict's `digest` is only ever one a *passing* policy verified (a failing policy
+//! contributes none, and a policy verifying another digest than an earlier one fails): with a
+//! failing `warn` policy it is the digest the passing policies agree on.
 //!
 //! Gatekeeper only uses mutation answers marked `idempotent`, which ours are.
 
@@ -137,8 +143,8 @@ fn answer(image: String, item: &Item) -> MutationItem {
             } else {
                 decision.message.clone()
             }),
-            Verdict::Warn => Ok(image.clone()),
-            Verdict::Allow => Ok(match &decision.digest {
+            // As `decide` sets `pin`: any verdict but deny, whatever the warn policies said.
+            Verdict::Allow | Verdict::Warn => Ok(match &decision.digest {
                 Some(digest) if !image.contains('@') => format!("{image}@{digest}"),
                 _ => image.clone(),
             }),
@@ -179,15 +185,28 @@ mod tests {
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     #[test]
-    fn verified_images_are_pinned_and_denied_ones_are_errors() {
+    fn verified_images_are_pinned_warned_or_not_and_denied_ones_are_errors() {
         let pinned = answer("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""));
         assert_eq!(pinned.value.as_deref(), Some(format!("r.io/app:v1@{D}").as_str()));
         let already = answer(format!("r.io/app@{D}"), &decided(Verdict::Allow, Some(D), ""));
         assert_eq!(already.value, Some(format!("r.io/app@{D}")));
         let uncovered = answer("r.io/free:v1".into(), &decided(Verdict::Allow, None, ""));
         assert_eq!(uncovered.value.as_deref(), Some("r.io/free:v1"));
+        // A failing warn policy does not stop the pin (as under Kubewarden): the tag could move.
         let warned = answer("r.io/dev:v1".into(), &decided(Verdict::Warn, Some(D), "not verified"));
-        assert_eq!(warned.value.as_deref(), Some("r.io/dev:v1"));
+        assert_eq!(warned.value.as_deref(), Some(format!("r.io/dev:v1@{D}").as_str()));
+        assert_eq!(warned.error, None);
+        let warned_pinned = answer(
+            format!("r.io/dev@{D}"),
+            &decided(Verdict::Warn, Some(D), "not verified"),
+        );
+        assert_eq!(warned_pinned.value, Some(format!("r.io/dev@{D}")));
+        // Warned without a verified digest (noMatchPolicy: warn, or no authority verified one).
+        let unverified = answer(
+            "r.io/free:v2".into(),
+            &decided(Verdict::Warn, None, "covered by no policy"),
+        );
+        assert_eq!(unverified.value.as_deref(), Some("r.io/free:v2"));
         let denied = answer("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
         assert_eq!((denied.value, denied.error.as_deref()), (None, Some("no signature")));
         let failed = answer("r.io/x:v1".into(), &Item::error("k".into(), "deadline exceeded"));

@@ -89,6 +89,55 @@ async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestRes
     Ok(())
 }
 
+/// Gatekeeper's keys carry no object: a `spec.policy` reading it (`includeObjectMeta`) cannot be
+/// judged by the provider, and does not pass, although the image is signed: denied under
+/// `enforce`, a warning under `warn` (evaluated without `metadata`, this CUE constraint, which
+/// Kubewarden's `validate` refuses for a Pod of another namespace, would hold vacuously).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_policy_reading_the_object_does_not_pass_without_one() -> TestResult {
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let signed = testkit::push_image(&host, "team/app", "v1", "app-v1")?;
+    let signer = testkit::KeyPair::ecdsa_p256()?;
+    testkit::sign_with_key(&host, "team/app", &signed, &signer, &testkit::annotations([]))?;
+    let mut settings = production_and_development_settings(signer.public_key_pem());
+    for policy in settings["policies"].as_array_mut().ok_or("policies")? {
+        policy["spec"]["policy"] = json!({"type": "cue", "data": "metadata: namespace: \"payments\"",
+                                          "includeObjectMeta": true});
+    }
+    let decider = Arc::new(policy_decider(&host, settings).await??);
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &Ca::new("client CA")?)?;
+    let provider = start(decider, &files, false, Limits::default()).await?;
+    let client = tls13_client(&ca, None)?;
+
+    let enforced = key(&format!("{host}/team/app:v1"), "production");
+    let warned = key(&format!("{host}/team/app:v1"), "development");
+    let (status, answer) = post(&client, &provider, &request(&[enforced.clone(), warned.clone()])).await?;
+    assert_eq!(status, 200, "{answer}");
+    let value = |k: &str| item(&answer, k).map(|i| i["value"].clone()).unwrap_or_default();
+    let expected =
+        "spec.policy (cue): includeObjectMeta asks for the admitted object, which this request does not carry";
+    let denied = value(&enforced);
+    assert_eq!(denied["verdict"], "deny", "{answer}");
+    assert!(
+        denied["message"].as_str().unwrap_or_default().contains(expected),
+        "{answer}"
+    );
+    assert_eq!(
+        denied["policies"][0]["authorities"][0]["passed"], true,
+        "the signature verified: {answer}"
+    );
+    let warning = value(&warned);
+    assert_eq!(warning["verdict"], "warn", "{answer}");
+    assert!(
+        warning["message"].as_str().unwrap_or_default().contains(expected),
+        "{answer}"
+    );
+    provider.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_settings_are_refused_at_start() -> TestResult {
     let bad = json!({"policies": [{"apiVersion": "policy.sigstore.dev/v1beta1",

@@ -17,9 +17,9 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::ArtifactError;
-use super::oci::MAX_POLICY_MANIFEST_BYTES;
 use super::oci::{
-    PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest, parse_policy_uri, sha256_digest,
+    MAX_POLICY_MANIFEST_BYTES, PolicyRegistry, REGISTRY_SCHEME, load_credentials, parse_policy_manifest,
+    parse_policy_uri, sha256_digest,
 };
 use super::verification::{self, VerificationConfig};
 use crate::private_dir::{self, OpenError};

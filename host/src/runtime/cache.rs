@@ -45,7 +45,7 @@ pub enum CacheUse {
     /// others) and was replaced.
     Replaced,
     /// Compiled; the cache's directory (or one above it) is owned or writable by another user,
-    /// so the cache was neither read nor written.
+    /// or could not be created or inspected, so the cache was neither read nor written.
     Untrusted,
 }
 

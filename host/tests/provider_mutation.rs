@@ -235,17 +235,7 @@ fn enforce_and_warn_settings(release_pem: &str, audit_pem: &str) -> Value {
 
 /// The policy module as Kubewarden runs it (`validate`), verifying against the loopback registry.
 fn kubewarden_evaluator(registry_host: &str) -> TestResult<cip::runtime::Evaluator> {
-    let verifier = cip::verify::Verifier::new(cip::verify::VerifierConfig {
-        sources: cip::registry::Sources {
-            insecure_sources: vec![registry_host.to_owned()],
-            ..cip::registry::Sources::default()
-        },
-        ..cip::verify::VerifierConfig::default()
-    })?;
-    let capabilities = Arc::new(cip::capabilities::Capabilities::new(
-        Arc::new(verifier),
-        tokio::runtime::Handle::current(),
-    ));
+    let capabilities = loopback_capabilities(registry_host)?;
     Ok(cip::runtime::Evaluator::new(
         &policy_module()?,
         capabilities,

@@ -163,47 +163,38 @@ fn past_leaf(world: &World) -> (LeafCertificate, i64) {
     (leaf, inside)
 }
 
-/// `fulcio::chain_at` at the entry's integration time: the leaf had expired when the entry was
-/// integrated (now); the same leaf with an entry integrated inside its validity verifies.
-#[tokio::test]
-async fn a_certificate_expired_at_the_integration_time_is_refused() {
+/// A [`past_leaf`]'s bundle integrated inside its validity verifies; the same leaf's bundle
+/// integrated at `forged` (now when `None`) is refused by `fulcio::chain_at` for `why`.
+async fn refused_outside_validity(forged: Option<i64>, why: &str) {
     let world = World::new();
     let (leaf, inside) = past_leaf(&world);
     let control = signed(&world, "inside", around(&world, &leaf, &leaf.key, Some(inside)));
-    let expired = signed(&world, "expired", around(&world, &leaf, &leaf.key, None));
+    let outside = signed(&world, "outside", around(&world, &leaf, &leaf.key, forged));
     let verifier = world.verifier();
 
     passes(&verifier, keyless(&control.tag_ref)).await;
-    let reason = fails(&verifier, keyless(&expired.tag_ref)).await;
+    let reason = fails(&verifier, keyless(&outside.tag_ref)).await;
     assert!(
         reason.starts_with(&format!(
-            "{}; signing certificate is not trusted by the Fulcio CAs of the trust root: Certificate not trusted: CertExpired",
+            "{}; signing certificate is not trusted by the Fulcio CAs of the trust root: Certificate not trusted: {why}",
             unmet()
         )),
         "{reason}"
     );
 }
 
+/// `fulcio::chain_at` at the entry's integration time: the leaf had expired when the entry was
+/// integrated (now); the same leaf with an entry integrated inside its validity verifies.
+#[tokio::test]
+async fn a_certificate_expired_at_the_integration_time_is_refused() {
+    refused_outside_validity(None, "CertExpired").await;
+}
+
 /// `fulcio::chain_at` at the entry's integration time: the entry was integrated before the leaf's
 /// `notBefore`; the same leaf with an entry integrated inside its validity verifies.
 #[tokio::test]
 async fn a_certificate_not_yet_valid_at_the_integration_time_is_refused() {
-    let world = World::new();
-    let (leaf, inside) = past_leaf(&world);
-    let before = (Utc::now() - TimeDelta::hours(3)).timestamp();
-    let control = signed(&world, "inside", around(&world, &leaf, &leaf.key, Some(inside)));
-    let early = signed(&world, "early", around(&world, &leaf, &leaf.key, Some(before)));
-    let verifier = world.verifier();
-
-    passes(&verifier, keyless(&control.tag_ref)).await;
-    let reason = fails(&verifier, keyless(&early.tag_ref)).await;
-    assert!(
-        reason.starts_with(&format!(
-            "{}; signing certificate is not trusted by the Fulcio CAs of the trust root: Certificate not trusted: CertNotValidYet",
-            unmet()
-        )),
-        "{reason}"
-    );
+    refused_outside_validity(Some((Utc::now() - TimeDelta::hours(3)).timestamp()), "CertNotValidYet").await;
 }
 
 /// bundle.rs `certificate_signer`: a certificate counts only with a bound log entry. The genuine

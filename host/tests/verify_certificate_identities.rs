@@ -56,13 +56,7 @@ fn rekor_only_verifier(world: &World) -> Verifier {
 
 /// `SigstoreCertificateVerify` of the world's image: `certificate`, no chain, bundle required.
 fn certificate_request(world: &World, certificate: &str) -> VerificationRequest {
-    VerificationRequest::V2(SigstoreVerificationInputV2::SigstoreCertificateVerify {
-        image: world.tag_ref(),
-        certificate: certificate.as_bytes().to_vec(),
-        certificate_chain: None,
-        require_rekor_bundle: true,
-        annotations: None,
-    })
+    VerificationRequest::V2(verify_support::rekor_bound_certificate(&world.tag_ref(), certificate))
 }
 
 /// A layer signed by `signer`'s key whose certificate annotation is `shown`, with a Rekor

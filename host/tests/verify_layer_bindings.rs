@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cip::verify::attestations::AttestationsRequest;
-use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{IMAGE_CONFIG_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
@@ -105,13 +104,7 @@ fn replace_attestations(world: &World, layers: &[CosignLayer]) {
 
 /// A certificate authority for the certificate `pem` that demands a Rekor bundle recording it.
 fn certificate_request(world: &World, pem: &str) -> AttestationsRequest {
-    AttestationsRequest::V2Verify(SigstoreVerificationInputV2::SigstoreCertificateVerify {
-        image: world.tag_ref(),
-        certificate: pem.as_bytes().to_vec(),
-        certificate_chain: None,
-        require_rekor_bundle: true,
-        annotations: None,
-    })
+    AttestationsRequest::V2Verify(verify_support::rekor_bound_certificate(&world.tag_ref(), pem))
 }
 
 #[tokio::test]
@@ -303,16 +296,22 @@ async fn push_one(world: &World, media_type: &str, digest: String, layer: &Cosig
     .await;
 }
 
+/// The control of the descriptor tests: a key-signed layer pushed by [`push_one`] as cosign
+/// writes it (its media type, named by its SHA-256) verifies. The key and the layer.
+async fn hand_made_control(world: &World) -> (KeyPair, CosignLayer) {
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let layer = key_layer(world, &key, &BTreeMap::new());
+    push_one(world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, layer.digest(), &layer).await;
+    let request = pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
+    assert_eq!(verified(&world.verifier(), request).await, world.digest);
+    (key, layer)
+}
+
 #[tokio::test]
 async fn a_signature_layer_of_another_media_type_is_refused() {
     let world = World::new();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let layer = key_layer(&world, &key, &BTreeMap::new());
+    let (key, layer) = hand_made_control(&world).await;
     let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
-
-    // Control: the same hand-made manifest with cosign's media type.
-    push_one(&world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, layer.digest(), &layer).await;
-    assert_eq!(verified(&world.verifier(), request()).await, world.digest);
 
     // Forged: the genuine layer labelled as a DSSE envelope, then as a plain image layer.
     for media_type in [testkit::DSSE_MEDIA_TYPE, oci_client::manifest::IMAGE_LAYER_MEDIA_TYPE] {
@@ -331,13 +330,8 @@ async fn a_signature_layer_of_another_media_type_is_refused() {
 #[tokio::test]
 async fn a_signature_layer_whose_descriptor_digest_is_not_its_sha256_is_refused() {
     let world = World::new();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let layer = key_layer(&world, &key, &BTreeMap::new());
+    let (key, layer) = hand_made_control(&world).await;
     let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
-
-    // Control: the blob named by its SHA-256.
-    push_one(&world, testkit::SIMPLE_SIGNING_MEDIA_TYPE, layer.digest(), &layer).await;
-    assert_eq!(verified(&world.verifier(), request()).await, world.digest);
 
     // Forged: the same blob named by its SHA-512. The registry stores and serves it under that
     // digest and the registry client's own digest check passes, so the descriptor is only

@@ -313,11 +313,8 @@ pub fn policy_module() -> TestResult<cip::runtime::PolicyModule> {
     Ok(MODULE.get_or_init(|| module).clone())
 }
 
-/// A PolicyDecider over the real module, verifying against a plain-HTTP loopback registry.
-pub async fn policy_decider(
-    registry_host: &str,
-    settings: Value,
-) -> TestResult<Result<cip::provider::PolicyDecider, cip::provider::PolicyDeciderError>> {
+/// Host capabilities verifying against a plain-HTTP loopback registry (on the current runtime).
+pub fn loopback_capabilities(registry_host: &str) -> TestResult<Arc<cip::capabilities::Capabilities>> {
     let verifier = cip::verify::Verifier::new(cip::verify::VerifierConfig {
         sources: cip::registry::Sources {
             insecure_sources: vec![registry_host.to_owned()],
@@ -325,10 +322,18 @@ pub async fn policy_decider(
         },
         ..cip::verify::VerifierConfig::default()
     })?;
-    let capabilities = Arc::new(cip::capabilities::Capabilities::new(
+    Ok(Arc::new(cip::capabilities::Capabilities::new(
         Arc::new(verifier),
         tokio::runtime::Handle::current(),
-    ));
+    )))
+}
+
+/// A PolicyDecider over the real module, verifying against a plain-HTTP loopback registry.
+pub async fn policy_decider(
+    registry_host: &str,
+    settings: Value,
+) -> TestResult<Result<cip::provider::PolicyDecider, cip::provider::PolicyDeciderError>> {
+    let capabilities = loopback_capabilities(registry_host)?;
     let evaluator = cip::runtime::Evaluator::new(
         &policy_module()?,
         capabilities,

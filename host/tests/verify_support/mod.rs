@@ -113,6 +113,18 @@ pub fn keyless_request(
     })
 }
 
+/// A `certificate` authority's input for `image`: the PEM `certificate`, no chain, a Rekor
+/// bundle recording it required.
+pub fn rekor_bound_certificate(image: &str, certificate: &str) -> SigstoreVerificationInputV2 {
+    SigstoreVerificationInputV2::SigstoreCertificateVerify {
+        image: image.to_owned(),
+        certificate: certificate.as_bytes().to_vec(),
+        certificate_chain: None,
+        require_rekor_bundle: true,
+        annotations: None,
+    }
+}
+
 /// The failure text of a verification that must fail.
 pub async fn failure(verifier: &Verifier, request: VerificationRequest) -> String {
     match verifier.verify(request).await {

@@ -277,8 +277,8 @@ fn allowed_deployment_has_no_violation_and_errors_fail_closed() -> TestResult {
     assert_eq!(
         h.violations(review(broken.clone(), &["deny"]), Fault::None)?,
         vec![
-            "image registry.example/broken:v1 could not be verified: \
-             registry unreachable for registry.example/broken:v1"
+            "image verification provider cip-provider failed: 1 image(s) not decided, to be asked again: \
+             image registry.example/broken:v1 in namespace prod: registry unreachable for registry.example/broken:v1"
         ]
     );
     let mut quiet = review(broken, &["warn"]);
@@ -332,7 +332,7 @@ fn answers_from_gatekeepers_response_cache_are_decided_as_fresh_ones() -> TestRe
     );
     let allowed = deployment("prod", &["registry.example/app:v1", "registry.example/side:v1"]);
     // Shares app:v1 with `allowed`: its first call is mixed (one key cached, one sent).
-    let broken = deployment("prod", &["registry.example/app:v1", "registry.example/broken:v1"]);
+    let unreadable = deployment("prod", &["registry.example/app:v1", ""]);
     let cases = [
         (
             "deny",
@@ -344,13 +344,10 @@ fn answers_from_gatekeepers_response_cache_are_decided_as_fresh_ones() -> TestRe
         ("allow", allowed, &["deny"], 2, vec![]),
         (
             "a per-key error",
-            broken,
+            unreadable,
             &["deny"],
             1,
-            vec![
-                "image registry.example/broken:v1 could not be verified: \
-                 registry unreachable for registry.example/broken:v1",
-            ],
+            vec!["image  could not be verified: key has an empty image"],
         ),
         // The warn Constraint sends the deny one's keys: its cached warn verdict is reported.
         (
@@ -372,6 +369,23 @@ fn answers_from_gatekeepers_response_cache_are_decided_as_fresh_ones() -> TestRe
         assert_eq!(h.last_call()?, (0, 0), "{what}: answered from the cache");
         assert_eq!(again, first, "{what}: answered from the cache");
     }
+    Ok(())
+}
+
+#[test]
+fn an_undecided_image_is_asked_again_instead_of_denied_from_the_cache() -> TestResult {
+    let h = Harness::with_response_cache(Limits::default())?;
+    let object = deployment("prod", &["registry.example/app:v1", "registry.example/broken:v1"]);
+    let denied = vec![
+        "image verification provider cip-provider failed: 1 image(s) not decided, to be asked again: \
+         image registry.example/broken:v1 in namespace prod: registry unreachable for registry.example/broken:v1",
+    ];
+    assert_eq!(h.violations(review(object.clone(), &["deny"]), Fault::None)?, denied);
+    assert_eq!(h.last_call()?, (2, 200));
+    // The decided image comes from Gatekeeper's cache; the undecided one is asked again (with an
+    // `error` item it would have been denied from the cache for the TTL, provider recovered or not).
+    assert_eq!(h.violations(review(object, &["deny"]), Fault::None)?, denied);
+    assert_eq!(h.last_call()?, (1, 200));
     Ok(())
 }
 

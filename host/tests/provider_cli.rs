@@ -90,6 +90,34 @@ fn cip_provider_refuses_invalid_settings() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn cip_provider_refuses_a_namespace_share_above_the_slots() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &ca)?;
+    let settings = files.dir.path().join("settings.yaml");
+    std::fs::write(&settings, "policies: []\nnoMatchPolicy: deny\n")?;
+    let output = testkit::run_bounded(
+        provider_command(&files, &settings).args([
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--max-concurrency",
+            "4",
+            "--max-concurrency-per-namespace",
+            "5",
+        ]),
+        PROVIDER_LIMIT,
+    )?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started with 5 of 4 slots for one namespace");
+    assert!(
+        stderr.contains("--max-concurrency-per-namespace 5 exceeds --max-concurrency 4"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cip_provider_on_a_taken_port_is_started_again_on_fresh_ports_without_contacting_the_holder() -> TestResult {
     let ca = Ca::new("serving CA")?;

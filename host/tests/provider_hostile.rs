@@ -18,7 +18,7 @@ use cip::runtime::{Evaluator, EvaluatorOptions, PolicyModule};
 use provider_support::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -311,10 +311,8 @@ async fn the_request_deadline_stops_an_evaluation_already_running() -> TestResul
 
     let (status, answer) = post(&client, &provider, &request(&keys)).await?;
     assert_eq!(status, 200);
-    let error = item(&answer, &keys[0]).ok_or("no item")?["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    assert!(item(&answer, &keys[0]).is_none(), "{answer}");
+    let error = answer["response"]["systemError"].as_str().unwrap_or_default();
     assert!(error.contains("deadline"), "{answer}");
 
     // The evaluation itself stops at the deadline, not at the 120 s evaluation timeout.
@@ -326,5 +324,60 @@ async fn the_request_deadline_stops_an_evaluation_already_running() -> TestResul
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
+}
+
+/// The answer to an honest key of `prod` sent while one request of namespace `noisy` asks about
+/// 20 images that each take 3 s (a slow registry), with 4 evaluation slots and a 1 s deadline.
+async fn honest_answer_beside_a_noisy_namespace(per_namespace: usize) -> TestResult<Value> {
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
+    let limits = Limits {
+        deadline: Duration::from_secs(1),
+        max_concurrency: 4,
+        max_concurrency_per_namespace: per_namespace,
+        ..Limits::default()
+    };
+    let provider = Arc::new(start(Arc::new(Scripted::default()), &files, false, limits).await?);
+    let client = tls13_client(&ca, None)?;
+    let noisy: Vec<String> = (0..20)
+        .map(|i| key(&format!("registry.example/slow:{i}"), "noisy"))
+        .collect();
+    let flood = {
+        let (client, provider) = (client.clone(), Arc::clone(&provider));
+        tokio::spawn(async move {
+            post(&client, &provider, &request(&noisy))
+                .await
+                .map(|(status, _)| status)
+        })
+    };
+    // Let the noisy keys take their slots first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let honest = key("registry.example/app:v1", "prod");
+    let (status, answer) = post(&client, &provider, &request(std::slice::from_ref(&honest))).await?;
+    assert_eq!(status, 200);
+    assert_eq!(flood.await?.map_err(|e| e.to_string())?, 200);
+    Ok(answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_with_slow_images_cannot_take_every_evaluation_slot() -> TestResult {
+    let honest = key("registry.example/app:v1", "prod");
+    let answer = honest_answer_beside_a_noisy_namespace(2).await?;
+    assert_eq!(
+        item(&answer, &honest).ok_or_else(|| format!("no answer for the honest key: {answer}"))?["value"]["verdict"],
+        "allow"
+    );
+    assert_eq!(answer["response"]["systemError"], "");
+
+    // The control: with one namespace allowed every slot, the same honest key waits behind the
+    // noisy ones until its deadline (what the per-namespace bound prevents).
+    let answer = honest_answer_beside_a_noisy_namespace(4).await?;
+    assert!(item(&answer, &honest).is_none(), "{answer}");
+    let error = answer["response"]["systemError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("image registry.example/app:v1 in namespace prod: deadline exceeded"),
+        "{answer}"
+    );
     Ok(())
 }

@@ -65,6 +65,11 @@ pub struct ProviderArgs {
     /// Most images evaluated at once.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub max_concurrency: usize,
+    /// Most images of one namespace evaluated or waiting for a shared slot at once, so that one
+    /// namespace's slow images cannot hold every slot (default: a quarter of --max-concurrency,
+    /// at least 1; at most --max-concurrency).
+    #[arg(long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
+    pub max_concurrency_per_namespace: Option<usize>,
     /// Most client connections served at once; connections beyond it are refused (closed at
     /// once) rather than queued.
     #[arg(long, default_value_t = 1024, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
@@ -85,6 +90,7 @@ pub struct ProviderArgs {
 
 /// Runs the provider until SIGINT or SIGTERM.
 pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
+    let max_concurrency_per_namespace = per_namespace_share(args.max_concurrency, args.max_concurrency_per_namespace)?;
     let text = std::fs::read_to_string(&args.settings_path)
         .with_context(|| format!("cannot read {}", args.settings_path.display()))?;
     let settings = parse_settings(&text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
@@ -102,6 +108,7 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
             max_keys: args.max_keys,
             max_body_bytes: args.max_body_bytes,
             max_concurrency: args.max_concurrency,
+            max_concurrency_per_namespace,
             deadline: args.deadline,
         },
         connections: ConnectionLimits {
@@ -119,6 +126,19 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
         running.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// The evaluations one namespace may hold: as given (refused above `max_concurrency`, which
+/// would make the bound meaningless), else a quarter of `max_concurrency`, at least 1.
+fn per_namespace_share(max_concurrency: usize, given: Option<usize>) -> anyhow::Result<usize> {
+    match given {
+        Some(share) if share > max_concurrency => anyhow::bail!(
+            "--max-concurrency-per-namespace {share} exceeds --max-concurrency {max_concurrency}: \
+             give at most {max_concurrency}, or raise --max-concurrency"
+        ),
+        Some(share) => Ok(share),
+        None => Ok((max_concurrency / 4).max(1)),
+    }
 }
 
 async fn shutdown_signal() {
@@ -142,5 +162,23 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_namespace_share;
+
+    #[test]
+    fn a_namespace_gets_a_quarter_unless_told_and_never_more_than_all() {
+        assert_eq!(per_namespace_share(32, None).ok(), Some(8));
+        assert_eq!(per_namespace_share(3, None).ok(), Some(1));
+        assert_eq!(per_namespace_share(32, Some(32)).ok(), Some(32));
+        let refused = per_namespace_share(4, Some(5)).expect_err("5 of 4 slots");
+        assert!(
+            refused
+                .to_string()
+                .contains("--max-concurrency-per-namespace 5 exceeds --max-concurrency 4")
+        );
     }
 }

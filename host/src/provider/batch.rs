@@ -1,16 +1,17 @@
 //! Answers one ProviderRequest: parses keys, evaluates distinct images concurrently under a
-//! concurrency bound, and reports keys that miss the deadline as errors instead of answering late.
+//! concurrency bound shared fairly between namespaces ([`EvaluationSlots`]), and reports keys
+//! that miss the deadline as undecided instead of answering late.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use super::decider::Decider;
 use super::metrics::Metrics;
-use super::protocol::{Decision, ImageKey, Item, parse_key, verdict_name};
+use super::protocol::{Answer, Decision, ImageKey, KeyFailure, parse_key, verdict_name};
+use super::slots::EvaluationSlots;
 
 /// Limits applied to every request.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Evaluations running at once, across all requests.
     pub max_concurrency: usize,
+    /// Evaluations of one namespace's keys running or queued for a shared slot at once.
+    pub max_concurrency_per_namespace: usize,
     /// Time from receiving a request to answering it; must stay below Gatekeeper's timeout.
     pub deadline: Duration,
 }
@@ -31,6 +34,7 @@ impl Default for Limits {
             max_keys: 1_000,
             max_body_bytes: 1024 * 1024,
             max_concurrency: 32,
+            max_concurrency_per_namespace: 8,
             deadline: Duration::from_millis(2_500),
         }
     }
@@ -39,7 +43,7 @@ impl Default for Limits {
 /// Evaluates keys with a [`Decider`], shared by all connections.
 pub struct BatchEvaluator {
     decider: Arc<dyn Decider>,
-    permits: Arc<Semaphore>,
+    slots: Arc<EvaluationSlots>,
     metrics: Arc<Metrics>,
     limits: Limits,
 }
@@ -50,10 +54,13 @@ type Outcome = Result<Decision, String>;
 type ParsedKey = (String, Result<usize, String>);
 
 impl BatchEvaluator {
-    /// A new evaluator; `limits.max_concurrency` is clamped to at least 1.
+    /// A new evaluator; the concurrency limits are clamped as [`EvaluationSlots::new`] says.
     pub fn new(decider: Arc<dyn Decider>, metrics: Arc<Metrics>, limits: Limits) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))),
+            slots: Arc::new(EvaluationSlots::new(
+                limits.max_concurrency,
+                limits.max_concurrency_per_namespace,
+            )),
             decider,
             metrics,
             limits,
@@ -65,8 +72,9 @@ impl BatchEvaluator {
         self.limits
     }
 
-    /// Answers `keys` received at `started`: one item per distinct key string, in request order.
-    pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Item> {
+    /// Answers `keys` received at `started`: one answer per distinct key string, in request
+    /// order; a key whose evaluation failed or missed the deadline is [`KeyFailure::Undecided`].
+    pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Answer> {
         let deadline = deadline_after(started, self.limits.deadline);
 
         let (parsed, unique) = distinct(keys);
@@ -88,37 +96,47 @@ impl BatchEvaluator {
         parsed
             .into_iter()
             .map(|(key, slot)| {
-                let (image_key, outcome) = match slot {
-                    Ok(i) => match (unique.get(i), outcomes.get(i)) {
-                        (Some(k), Some(outcome)) => (Some(k), outcome.clone()),
-                        _ => (None, Err("internal error: evaluation missing".to_owned())),
+                let outcome = match slot {
+                    Ok(i) => match unique.get(i) {
+                        Some(image_key) => {
+                            let outcome = outcomes
+                                .get(i)
+                                .cloned()
+                                .unwrap_or_else(|| Err("internal error: evaluation missing".to_owned()));
+                            self.record(&image_key.image, &image_key.namespace, &outcome);
+                            outcome.map_err(|reason| KeyFailure::Undecided {
+                                image: image_key.image.clone(),
+                                namespace: image_key.namespace.clone(),
+                                reason,
+                            })
+                        }
+                        None => Err(KeyFailure::Unreadable("internal error: key missing".to_owned())),
                     },
-                    Err(e) => (None, Err(e)),
+                    Err(error) => {
+                        self.record(&key, "", &Err(error.clone()));
+                        Err(KeyFailure::Unreadable(error))
+                    }
                 };
-                self.record(&key, image_key, &outcome);
-                match outcome {
-                    Ok(decision) => Item::value(key, decision),
-                    Err(error) => Item::error(key, error),
-                }
+                Answer { key, outcome }
             })
             .collect()
     }
 
-    /// Starts one evaluation: waits for a permit, then decides on the blocking pool with the
-    /// request's deadline, which interrupts the evaluation itself (guest code and host calls)
-    /// when it is reached. Dropping the handle after the deadline also stops a queued
-    /// evaluation from ever starting (the permit wait is aborted with the task).
+    /// Starts one evaluation: waits for a slot of the key's namespace, then decides on the
+    /// blocking pool with the request's deadline, which interrupts the evaluation itself (guest
+    /// code and host calls) when it is reached. Dropping the handle after the deadline also stops
+    /// a queued evaluation from ever starting (the slot wait is aborted with the task).
     fn spawn(&self, key: ImageKey, deadline: Instant) -> JoinHandle<Outcome> {
-        let permits = Arc::clone(&self.permits);
+        let slots = Arc::clone(&self.slots);
         let decider = Arc::clone(&self.decider);
         let metrics = Arc::clone(&self.metrics);
         tokio::spawn(async move {
-            let permit = permits
-                .acquire_owned()
+            let slot = slots
+                .acquire(&key.namespace)
                 .await
                 .map_err(|_| "provider is shutting down".to_owned())?;
             let blocking = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
+                let _slot = slot;
                 let started = Instant::now();
                 let outcome = decider.decide_by(&key, deadline);
                 metrics.record_evaluation(started.elapsed());
@@ -128,10 +146,7 @@ impl BatchEvaluator {
         })
     }
 
-    fn record(&self, key: &str, image_key: Option<&ImageKey>, outcome: &Outcome) {
-        let (image, namespace) = image_key
-            .map(|k| (k.image.as_str(), k.namespace.as_str()))
-            .unwrap_or((key, ""));
+    fn record(&self, image: &str, namespace: &str, outcome: &Outcome) {
         match outcome {
             Ok(decision) => {
                 self.metrics.record_validation(verdict_name(decision.verdict));

@@ -10,6 +10,7 @@ pub mod mutation;
 mod policy_decider;
 pub mod protocol;
 mod server;
+mod slots;
 mod tls;
 
 pub use batch::Limits;

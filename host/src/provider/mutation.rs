@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::batch::BatchEvaluator;
-use super::protocol::{API_VERSION, Item, RESPONSE_KIND, Verdict};
+use super::protocol::{API_VERSION, Decision, KeyFailure, RESPONSE_KIND, Verdict};
 
 /// The body answering a mutation request.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -116,14 +116,14 @@ pub async fn mutate(
         .iter()
         .map(|image| serde_json::json!({ "image": image, "namespace": namespace }).to_string())
         .collect();
-    let items = evaluator.evaluate(keys.clone(), started).await;
+    let answers = evaluator.evaluate(keys.clone(), started).await;
     let mut answered = std::collections::HashSet::new();
     images
         .into_iter()
         .zip(keys)
         .filter(|(image, _)| answered.insert(image.clone()))
-        .map(|(image, key)| match items.iter().find(|item| item.key == key) {
-            Some(item) => answer(image, item),
+        .map(|(image, key)| match answers.iter().find(|answer| answer.key == key) {
+            Some(decided) => answer(image, &decided.outcome),
             None => MutationItem {
                 key: image,
                 value: None,
@@ -133,11 +133,13 @@ pub async fn mutate(
         .collect()
 }
 
-/// The mutation answer for `image` from its validation `item`.
-fn answer(image: String, item: &Item) -> MutationItem {
-    let outcome = match (&item.value, &item.error) {
-        (_, Some(error)) => Err(error.clone()),
-        (Some(decision), None) => match decision.verdict {
+/// The mutation answer for `image` from its validation outcome. Gatekeeper keeps no mutation
+/// answer beyond the request, so a key left undecided is an `error` item (the Assign's
+/// failurePolicy applies).
+fn answer(image: String, outcome: &Result<Decision, KeyFailure>) -> MutationItem {
+    let outcome = match outcome {
+        Err(failure) => Err(failure.to_string()),
+        Ok(decision) => match decision.verdict {
             Verdict::Deny => Err(if decision.message.is_empty() {
                 format!("image {image} is denied by the cluster image policies")
             } else {
@@ -149,7 +151,6 @@ fn answer(image: String, item: &Item) -> MutationItem {
                 _ => image.clone(),
             }),
         },
-        (None, None) => Err("no decision was made for this image".to_owned()),
     };
     match outcome {
         Ok(value) => MutationItem {
@@ -168,18 +169,14 @@ fn answer(image: String, item: &Item) -> MutationItem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::protocol::Decision;
 
-    fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Item {
-        Item::value(
-            "k".to_owned(),
-            Decision {
-                verdict,
-                digest: digest.map(str::to_owned),
-                message: message.to_owned(),
-                policies: Vec::new(),
-            },
-        )
+    fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Result<Decision, KeyFailure> {
+        Ok(Decision {
+            verdict,
+            digest: digest.map(str::to_owned),
+            message: message.to_owned(),
+            policies: Vec::new(),
+        })
     }
 
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -209,7 +206,14 @@ mod tests {
         assert_eq!(unverified.value.as_deref(), Some("r.io/free:v2"));
         let denied = answer("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
         assert_eq!((denied.value, denied.error.as_deref()), (None, Some("no signature")));
-        let failed = answer("r.io/x:v1".into(), &Item::error("k".into(), "deadline exceeded"));
+        let failed = answer(
+            "r.io/x:v1".into(),
+            &Err(KeyFailure::Undecided {
+                image: "r.io/x:v1".into(),
+                namespace: "prod".into(),
+                reason: "deadline exceeded".into(),
+            }),
+        );
         assert_eq!(failed.error.as_deref(), Some("deadline exceeded"));
     }
 

@@ -108,10 +108,72 @@ impl Item {
     }
 }
 
+/// Why a key got no decision.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFailure {
+    /// The key cannot be read: asking again fails the same way.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The image was not decided this time (the deadline passed, the evaluation failed): asking
+    /// again may decide it.
+    #[error("{reason}")]
+    Undecided {
+        image: String,
+        namespace: String,
+        reason: String,
+    },
+}
+
+/// The answer about one key as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub key: String,
+    pub outcome: Result<Decision, KeyFailure>,
+}
+
+/// Images named in a `systemError` before the rest are counted.
+const UNDECIDED_NAMED: usize = 5;
+
 impl ProviderResponse {
     /// A response carrying per-key items.
     pub fn items(items: Vec<Item>) -> Self {
         Self::new(items, String::new())
+    }
+
+    /// The answer to a validation request. Decided keys get a `value` and unreadable ones an
+    /// `error`. Keys left undecided this time get no item, and `systemError` names their images:
+    /// Gatekeeper keeps every item it receives for its response-cache TTL (3 minutes by default),
+    /// so an `error` item for a passing failure (a deadline missed while the provider was busy)
+    /// would deny that image until the entry expired; a key without an item is asked again at the
+    /// next admission. The `systemError` fails the review closed, as the `error` item would.
+    pub fn answering(answers: Vec<Answer>) -> Self {
+        let mut items = Vec::with_capacity(answers.len());
+        let mut undecided = Vec::new();
+        for Answer { key, outcome } in answers {
+            match outcome {
+                Ok(decision) => items.push(Item::value(key, decision)),
+                Err(KeyFailure::Unreadable(error)) => items.push(Item::error(key, error)),
+                Err(KeyFailure::Undecided {
+                    image,
+                    namespace,
+                    reason,
+                }) => undecided.push(format!("image {image} in namespace {namespace}: {reason}")),
+            }
+        }
+        let system_error = match undecided.len() {
+            0 => String::new(),
+            count => {
+                let mut text = format!(
+                    "{count} image(s) not decided, to be asked again: {}",
+                    undecided[..count.min(UNDECIDED_NAMED)].join("; ")
+                );
+                if count > UNDECIDED_NAMED {
+                    text.push_str(&format!("; and {} more", count - UNDECIDED_NAMED));
+                }
+                text
+            }
+        };
+        Self::new(items, system_error)
     }
 
     /// A response refusing the whole request.
@@ -271,6 +333,69 @@ mod tests {
             ProviderRequest::parse(wrong, 1),
             Err(RequestError::ApiVersion(_))
         ));
+    }
+
+    fn allowed() -> Decision {
+        Decision {
+            verdict: Verdict::Allow,
+            digest: None,
+            message: String::new(),
+            policies: Vec::new(),
+        }
+    }
+
+    fn undecided(i: usize) -> Answer {
+        Answer {
+            key: format!("slow{i}"),
+            outcome: Err(KeyFailure::Undecided {
+                image: format!("r.io/slow:{i}"),
+                namespace: "prod".into(),
+                reason: "deadline exceeded".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn undecided_keys_get_no_item_and_a_system_error() {
+        let answers = vec![
+            Answer {
+                key: "ok".into(),
+                outcome: Ok(allowed()),
+            },
+            Answer {
+                key: "bad".into(),
+                outcome: Err(KeyFailure::Unreadable("key has an empty image".into())),
+            },
+            undecided(1),
+        ];
+        let response = ProviderResponse::answering(answers).response;
+        let keys: Vec<&str> = response.items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["ok", "bad"]);
+        assert_eq!(response.items[1].error.as_deref(), Some("key has an empty image"));
+        assert_eq!(
+            response.system_error,
+            "1 image(s) not decided, to be asked again: image r.io/slow:1 in namespace prod: deadline exceeded"
+        );
+
+        let decided = ProviderResponse::answering(vec![Answer {
+            key: "ok".into(),
+            outcome: Ok(allowed()),
+        }]);
+        assert_eq!(decided.response.system_error, "");
+    }
+
+    #[test]
+    fn a_system_error_names_five_images_and_counts_the_rest() {
+        let response = ProviderResponse::answering((0..8).map(undecided).collect()).response;
+        assert!(response.items.is_empty());
+        assert!(response.system_error.starts_with("8 image(s) not decided"));
+        assert!(response.system_error.contains("r.io/slow:4 "));
+        assert!(!response.system_error.contains("r.io/slow:5 "));
+        assert!(
+            response.system_error.ends_with("; and 3 more"),
+            "{}",
+            response.system_error
+        );
     }
 
     #[test]

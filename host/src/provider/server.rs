@@ -286,8 +286,8 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
             Err(error) => refuse(StatusCode::BAD_REQUEST, error.to_string()),
             Ok(request) => {
-                let items = state.evaluator.evaluate(request.request.keys, started).await;
-                axum::Json(ProviderResponse::items(items)).into_response()
+                let answers = state.evaluator.evaluate(request.request.keys, started).await;
+                axum::Json(ProviderResponse::answering(answers)).into_response()
             }
         },
     };

@@ -245,12 +245,19 @@ fn normalise_in_general(glob: &str) -> Result<ImageGlob, String> {
     Ok(ImageGlob::from_normal(full).unwrap_or_else(ImageGlob::everything))
 }
 
-/// A registry segment with wildcards, folded like a registry: lower case, no `:443`; in a string
-/// of `capacity` bytes.
+/// A registry segment with wildcards, folded like a registry: lower case, a port of digits
+/// without leading zeros, no `:443`; in a string of `capacity` bytes.
 fn fold_wildcard_registry(segment: &str, capacity: usize) -> String {
     let mut lower = String::with_capacity(capacity);
     lower.push_str(segment);
     lower.make_ascii_lowercase();
+    if let Some(colon) = lower.rfind(':') {
+        let port = &lower[colon + 1..];
+        if port.len() > 1 && port.starts_with('0') && port.bytes().all(|b| b.is_ascii_digit()) {
+            let zeros = port.len() - port.trim_start_matches('0').len().max(1);
+            lower.replace_range(colon + 1..colon + 1 + zeros, "");
+        }
+    }
     if lower.len() > ":443".len() && lower.ends_with(":443") {
         lower.truncate(lower.len() - ":443".len());
     }
@@ -804,6 +811,20 @@ mod tests {
         assert!(covers("*/app/**", "myregistry.com/app/x:1"));
         assert!(covers("MyRegistry.com/**", "myregistry.com/app:1"));
         assert!(covers("myregistry.com/**", "MYREGISTRY.com/app:1"));
+    }
+
+    #[test]
+    fn a_port_written_with_leading_zeros_is_the_same_port() {
+        // Every runtime pulls `r.io:0443/…` from `r.io:443`, which is `r.io`.
+        assert!(covers("r.io/**", "r.io:0443/evil:1"));
+        assert!(covers("r.io/**", "r.io:00443/evil:1"));
+        assert!(covers("r.io:5000/**", "r.io:05000/evil:1"));
+        assert!(covers("r.io:05000/**", "r.io:5000/evil:1"));
+        assert!(covers("*.r.io:05000/**", "a.r.io:5000/evil:1"));
+        assert!(covers("*.r.io:5000/**", "a.r.io:05000/evil:1"));
+        assert!(covers("*.r.io/**", "a.r.io:0443/evil:1"));
+        assert!(!covers("r.io:5000/**", "r.io:50000/evil:1"));
+        assert!(!covers("r.io/**", "r.io:4430/evil:1"));
     }
 
     #[test]

@@ -219,9 +219,11 @@ pub(crate) fn looks_like_registry(component: &str) -> bool {
     has_dot_or_colon(component) || component == "localhost" || component.bytes().any(|b| b.is_ascii_uppercase())
 }
 
-/// Lower-cases a registry host, drops the default HTTPS port `:443` and folds Docker Hub's
-/// aliases; `None` means Docker Hub. Host names are case-insensitive, and every container
-/// runtime reaches `host` and `host:443` alike, so each is one registry to us.
+/// Lower-cases a registry host, writes its port without leading zeros, drops the default HTTPS
+/// port `:443` and folds Docker Hub's aliases; `None` means Docker Hub. Host names are
+/// case-insensitive, a port is a number (`r.io:0443` is port 443 to every runtime: Go's and
+/// Rust's readers of `host:port` take the digits as a number), and every container runtime
+/// reaches `host` and `host:443` alike, so each is one registry to us.
 pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, ReferenceError> {
     let Some(registry) = registry else {
         return Ok(DOCKER_HUB.to_owned());
@@ -234,6 +236,14 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     // the lower-cased form would be verified as another image.
     if !(has_dot_or_colon(&lower) || lower == "localhost") {
         return Err(ReferenceError::AmbiguousRegistry(registry.to_owned()));
+    }
+    if let Some(port) = port_of(&lower)
+        && port.len() > 1
+        && port.starts_with('0')
+    {
+        let number = port.trim_start_matches('0');
+        let number = if number.is_empty() { "0" } else { number };
+        lower = format!("{}:{number}", &lower[..lower.len() - port.len() - 1]);
     }
     // `myhost:443` keeps its port: without it, `myhost/app` would be a Docker Hub name.
     if let Some(host) = lower.strip_suffix(":443")
@@ -304,7 +314,9 @@ pub(crate) fn normal_registry(text: &str) -> Option<(usize, bool)> {
         previous = b;
     }
     let ends_well = match port {
-        Some(start) => (1..=5).contains(&(end - start)) && &text[start..end] != "443",
+        Some(start) => {
+            (1..=5).contains(&(end - start)) && &text[start..end] != "443" && !(end - start > 1 && bytes[start] == b'0')
+        }
         None => previous != b'.' && previous != b'-',
     };
     let registry = &text[..end];
@@ -315,9 +327,16 @@ pub(crate) fn normal_registry(text: &str) -> Option<(usize, bool)> {
 fn is_normal_registry_in_parts(registry: &str) -> bool {
     !registry.bytes().any(|b| b.is_ascii_uppercase())
         && has_dot_or_colon(registry)
+        && !port_of(registry).is_some_and(|port| port.len() > 1 && port.starts_with('0'))
         && !registry.ends_with(":443")
         && !DOCKER_HUB_ALIASES.contains(&registry)
         && valid_registry(registry)
+}
+
+/// The port of a registry `host:port` or `[IPv6]:port`, as written.
+fn port_of(registry: &str) -> Option<&str> {
+    let port = &registry[ascii::rfind(registry, b':')? + 1..];
+    (!ascii::contains(port, b']')).then_some(port)
 }
 
 /// Whether `text` holds a `.` or a `:` (one pass; `contains(['.', ':'])` is slow in wasm).
@@ -498,12 +517,34 @@ mod tests {
         fn the_one_pass_normal_registry_is_the_one_in_parts(
             text in prop_oneof![
                 "[a0.:\\-A/*_]{0,12}",
-                "(localhost|r\\.io|R\\.io|127\\.0\\.0\\.1|docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io|\\[::1\\]|-r\\.io|r-\\.io)(:443|:5000|:|:123456|:0443|:5a)?(/[a*]{0,3})?",
+                "(localhost|r\\.io|R\\.io|127\\.0\\.0\\.1|docker\\.io|index\\.docker\\.io|registry-1\\.docker\\.io|\\[::1\\]|-r\\.io|r-\\.io)(:443|:5000|:|:123456|:0443|:05000|:0|:00|:5a)?(/[a*]{0,3})?",
             ]
         ) {
             let end = text.find('/').unwrap_or(text.len());
             let expected = is_normal_registry_in_parts(&text[..end]).then_some(end);
             prop_assert_eq!(normal_registry_len(&text), expected, "{:?}", text);
+        }
+
+        /// A port is a number: written with leading zeros it names the same registry as
+        /// written without (`r.io:0443` is `r.io`), checked against the port read as a number.
+        #[test]
+        fn a_port_with_leading_zeros_is_the_same_port(
+            host in "(r\\.io|localhost|127\\.0\\.0\\.1|\\[::1\\]|R\\.IO|index\\.docker\\.io)",
+            zeros in 0usize..4,
+            port in prop_oneof![Just(443u32), Just(5000), Just(0), 1u32..100_000],
+        ) {
+            let digits = port.to_string();
+            // At most five digits in all (a longer port is refused, written as it may be).
+            let written = format!("{host}:{}{digits}", "0".repeat(zeros.min(5 - digits.len())));
+            let expected = normalise_registry(Some(&format!("{host}:{port}")));
+            prop_assert_eq!(normalise_registry(Some(&written)), expected.clone(), "{}", written);
+            if let Ok(normal) = expected {
+                prop_assert_eq!(normalise_registry(Some(&normal)), Ok(normal.clone()));
+                prop_assert_eq!(
+                    ImageReference::parse(&format!("{written}/evil:1")).map(|r| r.to_string()),
+                    ImageReference::parse(&format!("{normal}/evil:1")).map(|r| r.to_string())
+                );
+            }
         }
 
         /// [`valid_host`] answers as the split-based reading it replaced, on hosts dense in
@@ -689,6 +730,15 @@ mod tests {
         assert_eq!(norm("localhost:443/app"), "localhost/app:latest");
         // Found by the fuzzer: `com:443` without its port would read as a Docker Hub namespace.
         assert_eq!(norm("COM:443/a/b:v1"), "com:443/a/b:v1");
+        // A port is a number: leading zeros name the same port (found by an audit: `r.io:0443`
+        // escaped a policy on `r.io/**` while every runtime pulls it from `r.io:443`).
+        assert_eq!(norm("r.io:0443/evil:1"), "r.io/evil:1");
+        assert_eq!(norm("R.IO:00443/evil:1"), "r.io/evil:1");
+        assert_eq!(norm("r.io:05000/a"), "r.io:5000/a:latest");
+        assert_eq!(norm("[::1]:0443/app"), "[::1]/app:latest");
+        assert_eq!(norm("localhost:0080/a"), "localhost:80/a:latest");
+        assert_eq!(norm("r.io:00000/a"), "r.io:0/a:latest");
+        assert_eq!(norm("index.docker.io:0443/nginx"), "docker.io/library/nginx:latest");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! deep a nesting, which serde_json's raw reader lets pass), an object the `Value` reader might
 //! refuse (`value_may_refuse`) is read again that way, alone (`read_as_value`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,9 @@ use crate::decision::{ImageVerdict, Verdict, decide};
 use crate::host::HostCalls;
 use crate::json_text::quote_or_backslash;
 use crate::matching::{Labels, Subject};
+use crate::reference::ImageReference;
 use crate::settings::{Settings, SettingsCache, SettingsError};
-use crate::workload::{ImageSite, LazyObject, ObjectText, describe, image_sites, pin, sites_in};
+use crate::workload::{ImageSite, LazyObject, ObjectText, describe, pin, sites_in};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
 /// as `kind`, losing it, so the request is read here.) `object` and `old_object` are the JSON
@@ -379,10 +380,6 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
             ));
         }
     };
-    let sites = new_images(request, sites);
-    if sites.is_empty() {
-        return accept(None, Vec::new(), HashMap::new());
-    }
     let lazy = LazyObject::new(object.text());
     let subject = Subject {
         namespace,
@@ -392,6 +389,10 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         labels: object.metadata_object("labels").map_or(Labels::None, Labels::Json),
         object: Some(&lazy),
     };
+    let (sites, pinnable) = sites_to_decide(request, settings, &subject, sites);
+    if sites.is_empty() {
+        return accept(None, Vec::new(), HashMap::new());
+    }
 
     // One decision per distinct image, in the order of first appearance; each site's is noted
     // (looked up again for the pins, an image's text was compared byte by byte once more: ≈ 600
@@ -446,7 +447,7 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     }
     let mut spliced = Vec::new();
     if settings.pin_digests {
-        for (site, &verdict) in sites.iter().zip(&verdict_of_site) {
+        for ((site, &verdict), _) in sites.iter().zip(&verdict_of_site).zip(&pinnable).filter(|(_, p)| **p) {
             if let Some(digest) = pins.get(verdict).and_then(Option::as_deref) {
                 spliced.push((site.token.clone(), site.image.as_ref(), digest));
             }
@@ -456,17 +457,83 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     accept(mutated, warnings, audit)
 }
 
-/// The sites whose image the old object of an UPDATE did not hold: only those can make a
-/// container run something new, so only those are verified and pinned. Everything else was
-/// admitted when it was written, and rewriting it could touch a field the API server refuses
-/// to change. An old object that cannot be read vouches for nothing.
-fn new_images<'a>(request: &AdmissionRequest<'_>, sites: Vec<ImageSite<'a>>) -> Vec<ImageSite<'a>> {
+/// The sites to decide, and for each whether it may be pinned. Not an UPDATE: every site, each
+/// pinnable. An UPDATE: every site whose place (list and index) held another image in the old
+/// object (a container changed, added, or given an image another container had), pinnable since
+/// its field is being written anyway; and every site holding the same image at the same place
+/// whose decision may differ for the new object ([`decision_may_change`]: a relabelled Pod that a
+/// policy's selector now covers), decided but never rewritten (a Job's template and a Pod's
+/// volumes are immutable: rewriting an unchanged image would make the API server refuse the
+/// update). The rest was decided, with the same labels and settings, when it was written: an
+/// update that changes no image and nothing a covering policy reads (scaling, a finalizer, an
+/// annotation, labels no selector looks at) makes no host call, so it never depends on a
+/// registry being reachable. An old object that cannot be read vouches for nothing.
+fn sites_to_decide<'a>(
+    request: &AdmissionRequest<'_>,
+    settings: &Settings<'_>,
+    subject: &Subject<'_>,
+    sites: Vec<ImageSite<'a>>,
+) -> (Vec<ImageSite<'a>>, Vec<bool>) {
+    let every_site = |sites: Vec<ImageSite<'a>>| {
+        let pinnable = vec![true; sites.len()];
+        (sites, pinnable)
+    };
     if request.operation != "UPDATE" {
-        return sites;
+        return every_site(sites);
     }
-    let old_sites = image_sites(&request.kind.kind, &request.sub_resource, request.old_object()).unwrap_or_default();
-    let old: HashSet<&str> = old_sites.iter().map(|s| s.image.as_ref()).collect();
-    sites.into_iter().filter(|s| !old.contains(s.image.as_ref())).collect()
+    let old_object = ObjectText::new(request.old_object());
+    let Ok(old_sites) = sites_in(&request.kind.kind, &request.sub_resource, &old_object) else {
+        return every_site(sites);
+    };
+    let held: HashMap<(u8, usize), &str> = old_sites.iter().map(|s| (s.place, s.image.as_ref())).collect();
+    let old_subject = Subject {
+        labels: old_object.metadata_object("labels").map_or(Labels::None, Labels::Json),
+        ..subject.clone()
+    };
+    let mut may_change: HashMap<&str, bool> = HashMap::new();
+    // `None`: not decided; `Some(pinnable)`.
+    let decided: Vec<Option<bool>> = sites
+        .iter()
+        .map(|site| {
+            if held.get(&site.place) != Some(&site.image.as_ref()) {
+                return Some(true);
+            }
+            let changes = *may_change
+                .entry(site.image.as_ref())
+                .or_insert_with(|| decision_may_change(settings, &site.image, subject, &old_subject));
+            changes.then_some(false)
+        })
+        .collect();
+    sites
+        .into_iter()
+        .zip(decided)
+        .filter_map(|(site, decided)| decided.map(|pinnable| (site, pinnable)))
+        .unzip()
+}
+
+/// Whether the decision about `image`, held at the same place by an UPDATE's old object, may
+/// differ for the new object under these settings: a policy covering it applies to one object
+/// and not the other (its `match` selects labels that changed), or applies to both and reads
+/// the object itself (`spec.policy` with `includeSpec`, `includeObjectMeta` or
+/// `includeTypeMeta`). Settings that cannot be read say yes (deciding denies). An image that
+/// cannot be read is denied whatever the object: no.
+fn decision_may_change(settings: &Settings<'_>, image: &str, new: &Subject<'_>, old: &Subject<'_>) -> bool {
+    let Ok(reference) = ImageReference::parse(image) else {
+        return false;
+    };
+    settings
+        .images
+        .policies_for(&reference)
+        .filter_map(|i| settings.policies.get(i))
+        .any(
+            |policy| match (settings.applies(policy, new), settings.applies(policy, old)) {
+                (Ok(false), Ok(false)) => false,
+                (Ok(true), Ok(true)) => settings.body(policy).map_or(true, |body| {
+                    body.policy.as_ref().is_some_and(|block| block.object_flag().is_some())
+                }),
+                _ => true,
+            },
+        )
 }
 
 fn accept(mutated_object: Option<String>, warnings: Vec<String>, audit: HashMap<String, String>) -> Response {

@@ -50,6 +50,11 @@ pub struct ImageSite<'a> {
     pub image: Cow<'a, str>,
     /// The byte range of the field's JSON string token (quotes included) in the object text.
     pub token: Range<usize>,
+    /// Where the field is in the pod spec: the list (0 `initContainers`, 1 `containers`,
+    /// 2 `ephemeralContainers`, 3 `volumes`) and the item's index in it; the same place in an
+    /// UPDATE's old object is the same container or volume as far as the API server lets one
+    /// change (a Pod's lists cannot be reordered).
+    pub place: (u8, usize),
 }
 
 /// Why an object cannot be read as its kind.
@@ -305,15 +310,17 @@ pub fn sites_in<'a>(
         let start = token.as_ptr() as usize - object.as_ptr() as usize;
         start..start + token.len()
     };
-    let site = |token: &'a str, pointer: &dyn Fn() -> String| -> Result<ImageSite<'a>, WorkloadError> {
-        let image = string(token).ok_or_else(|| WorkloadError::Unreadable {
-            field: FieldPath(&pointer()).to_string(),
-        })?;
-        Ok(ImageSite {
-            image,
-            token: offset(token),
-        })
-    };
+    let site =
+        |token: &'a str, place: (u8, usize), pointer: &dyn Fn() -> String| -> Result<ImageSite<'a>, WorkloadError> {
+            let image = string(token).ok_or_else(|| WorkloadError::Unreadable {
+                field: FieldPath(&pointer()).to_string(),
+            })?;
+            Ok(ImageSite {
+                image,
+                token: offset(token),
+                place,
+            })
+        };
     let lists: &[&str] = if kind == "Pod" && sub_resource == "ephemeralcontainers" {
         &["ephemeralContainers"]
     } else {
@@ -327,14 +334,15 @@ pub fn sites_in<'a>(
     );
     let [init_containers, containers, ephemeral_containers, volumes] = found;
     let found = |list: &str| match list {
-        "initContainers" => init_containers,
-        "containers" => containers,
-        _ => ephemeral_containers,
+        "initContainers" => (0, init_containers),
+        "containers" => (1, containers),
+        _ => (2, ephemeral_containers),
     };
     let mut sites = Vec::new();
     for list in lists {
         let list_pointer = [base.as_str(), "/", list].concat();
-        let Some(containers) = as_list(found(list), &list_pointer)? else {
+        let (which, list) = found(list);
+        let Some(containers) = as_list(list, &list_pointer)? else {
             continue;
         };
         for (i, item) in items(containers).enumerate() {
@@ -343,7 +351,7 @@ pub fn sites_in<'a>(
             };
             let pointer = || item_pointer(&list_pointer, i, "/image");
             if let Some(image) = as_string(get(container, "image"), pointer)? {
-                sites.push(site(image, &pointer)?);
+                sites.push(site(image, (which, i), &pointer)?);
             }
         }
     }
@@ -360,7 +368,7 @@ pub fn sites_in<'a>(
                 };
                 let pointer = || item_pointer(&volumes, i, "/image/reference");
                 if let Some(reference) = as_string(get(image, "reference"), pointer)? {
-                    sites.push(site(reference, &pointer)?);
+                    sites.push(site(reference, (3, i), &pointer)?);
                 }
             }
         }
@@ -736,6 +744,14 @@ mod tests {
                     let mut pinned = value.clone();
                     let mut pins = Vec::new();
                     for (i, (o, n)) in old.iter().zip(new).enumerate() {
+                        // The place names the list and index of the reference's pointer.
+                        let (list, index) = n.place;
+                        let name = ["initContainers", "containers", "ephemeralContainers", "volumes"][usize::from(list)];
+                        let field = format!("/{name}/{index}/image");
+                        prop_assert!(
+                            o.pointer.ends_with(&field) || o.pointer.ends_with(&format!("{field}/reference")),
+                            "{} at {:?}", o.pointer, n.place
+                        );
                         if chosen >> (i % 64) & 1 == 1 {
                             let replacement = [o.image.as_str(), "@", digest].concat();
                             prop_assert!(before::set_image(&mut pinned, &o.pointer, &replacement));

@@ -802,6 +802,42 @@ mod parity {
                 0,
             ),
             (
+                "a relabelling that brings a Deployment under a label-scoped policy",
+                request(
+                    "UPDATE",
+                    "Deployment",
+                    "default",
+                    deployment(signed.clone(), &["registry.example/app:1"]),
+                    deployment(json!({}), &["registry.example/app:1"]),
+                ),
+                true,
+                1,
+            ),
+            (
+                "an image the old object held given to another container",
+                request(
+                    "UPDATE",
+                    "Deployment",
+                    "default",
+                    deployment(json!({}), &[frozen, frozen]),
+                    deployment(json!({}), &[frozen, "registry.example/app:1"]),
+                ),
+                false,
+                0,
+            ),
+            (
+                "an UPDATE that changes nothing a policy reads",
+                request(
+                    "UPDATE",
+                    "Deployment",
+                    "default",
+                    deployment(signed.clone(), &[frozen]),
+                    deployment(signed.clone(), &[frozen]),
+                ),
+                true,
+                0,
+            ),
+            (
                 "a DELETE",
                 request(
                     "DELETE",

@@ -205,15 +205,10 @@ mod requests {
         let mut scaled = deployment(&[UNSIGNED, "myregistry.com/side:1"], 1);
         scaled["metadata"]["labels"]["tier"] = json!("frontend");
         scaled["metadata"]["finalizers"] = json!(["example.com/x"]);
-        let mut reordered = old.clone();
-        reordered["spec"]["template"]["spec"]["containers"] = json!([
-            {"name": "c1", "image": "myregistry.com/side:1"},
-            {"name": "c0", "image": UNSIGNED}
-        ]);
         let mut status = old.clone();
         status["status"] = json!({"readyReplicas": 3});
         let mut host = MockHost::failing();
-        for (sub_resource, new) in [("", scaled), ("", reordered), ("status", status)] {
+        for (sub_resource, new) in [("", scaled), ("status", status)] {
             let mut req = request("UPDATE", "Deployment", "apps", "deployments", new, old.clone());
             req["subResource"] = json!(sub_resource);
             let r = run(&req, &signed_images(), &mut host);
@@ -232,6 +227,137 @@ mod requests {
         req["subResource"] = json!("status");
         assert_eq!(run(&req, &signed_images(), &mut host)["accepted"], true);
         assert!(host.calls.is_empty(), "{:?}", host.calls);
+    }
+
+    /// A policy that covers only Pods labelled `env: prod`, and fails.
+    fn prod_only() -> Value {
+        json!({"noMatchPolicy": "allow", "policies": [{
+            "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+            "metadata": {"name": "prod-only"},
+            "spec": {"images": [{"glob": "myregistry.com/**"}],
+                     "match": [{"version": "v1", "resource": "pods", "selector": {"matchLabels": {"env": "prod"}}}],
+                     "authorities": [{"static": {"action": "fail", "message": "not for prod"}}]}
+        }]})
+    }
+
+    fn labelled_pod(labels: Value) -> Value {
+        let mut object = pod_object(&[UNSIGNED]);
+        object["metadata"]["labels"] = labels;
+        object
+    }
+
+    #[test]
+    fn a_relabelling_that_brings_a_pod_under_a_policy_is_decided() {
+        // Found by an audit: admitted without the label (no policy covered it), the Pod was
+        // relabelled into the policy's selector and kept its image unverified.
+        let mut host = MockHost::failing();
+        let relabel =
+            |new: Value, old: Value| request("UPDATE", "Pod", "", "pods", labelled_pod(new), labelled_pod(old));
+        let r = run(&relabel(json!({"env": "prod"}), json!({})), &prod_only(), &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"].as_str().unwrap_or_default().contains("not for prod"),
+            "{r}"
+        );
+        // Labels the selector does not look at, on either side of it, change no decision: nothing
+        // is decided (the second Pod was admitted before the policy: its verdict is not revisited
+        // by an update that changes nothing the policy reads). Out of the selector: decided,
+        // and no policy covers it any longer.
+        for (new, old) in [
+            (json!({"team": "a"}), json!({})),
+            (json!({"env": "prod", "team": "a"}), json!({"env": "prod"})),
+            (json!({"env": "dev"}), json!({"env": "prod"})),
+        ] {
+            let r = run(&relabel(new.clone(), old), &prod_only(), &mut host);
+            assert_eq!(r["accepted"], true, "{new}: {r}");
+        }
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+    }
+
+    #[test]
+    fn an_image_given_to_another_container_is_decided_there() {
+        // `UNSIGNED`, held by container 0 (admitted before the policy, say), given to container
+        // 1: container 1 would run it, so it is decided as on CREATE.
+        let old = pod_object(&[UNSIGNED, "myregistry.com/app:1"]);
+        let new = pod_object(&[UNSIGNED, UNSIGNED]);
+        let mut host = host_trusting_key(P384_PEM);
+        let r = run(
+            &request("UPDATE", "Pod", "", "pods", new, old),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(host.calls.len(), 1);
+        // Signed: decided and pinned where its field changed; container 0 is left as written.
+        let old = pod_object(&["myregistry.com/app:1", "myregistry.com/side:1"]);
+        let new = pod_object(&["myregistry.com/app:1", "myregistry.com/app:1"]);
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(
+            &request("UPDATE", "Pod", "", "pods", new, old),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        let containers = &r["mutated_object"]["spec"]["containers"];
+        assert_eq!(containers[0]["image"], "myregistry.com/app:1", "{r}");
+        assert_eq!(containers[1]["image"], format!("myregistry.com/app:1@{DIGEST}"), "{r}");
+        // A template's containers reordered: each place holds another image, both are decided.
+        let old = deployment(&[UNSIGNED, "myregistry.com/side:1"], 1);
+        let new = deployment(&["myregistry.com/side:1", UNSIGNED], 1);
+        let mut host = host_trusting_key(P384_PEM);
+        let r = run(
+            &request("UPDATE", "Deployment", "apps", "deployments", new, old),
+            &signed_images(),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(host.calls.len(), 2);
+    }
+
+    #[test]
+    fn a_policy_reading_the_object_decides_every_update_of_an_image_it_covers() {
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["policy"] = json!({
+            "type": "rego", "includeSpec": true,
+            "data": "package sigstore\nisCompliant = input.spec.replicas < 3\n"
+        });
+        let mut host = MockHost::new(|capability, payload| {
+            if capability == crate::policy::rego::CIP_POLICY_REGO {
+                let few = payload["input"]["spec"]["replicas"].as_u64().is_some_and(|n| n < 3);
+                return Ok(if few {
+                    br#"{"compliant": true}"#.to_vec()
+                } else {
+                    br#"{"compliant": false, "error": "too many replicas"}"#.to_vec()
+                });
+            }
+            crate::host::mock::trusted(DIGEST)
+        });
+        let scale = |to: u32, from: u32| {
+            request(
+                "UPDATE",
+                "Deployment",
+                "apps",
+                "deployments",
+                deployment(&["myregistry.com/app:1"], to),
+                deployment(&["myregistry.com/app:1"], from),
+            )
+        };
+        // Same image, same labels; the policy reads the spec, which changed.
+        let r = run(&scale(5, 1), &s, &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"].as_str().unwrap_or_default().contains("too many replicas"),
+            "{r}"
+        );
+        // Decided again and passing: an image the old object held there is never rewritten.
+        let r = run(&scale(2, 1), &s, &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert!(r["mutated_object"].is_null(), "{r}");
+        // Without the block, scaling decides nothing.
+        let mut host = MockHost::failing();
+        let r = run(&scale(5, 1), &signed_images(), &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert!(host.calls.is_empty());
     }
 
     #[test]

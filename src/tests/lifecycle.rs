@@ -361,6 +361,60 @@ mod requests {
     }
 
     #[test]
+    fn an_ephemeral_container_added_to_a_pod_with_others_is_decided_alone() {
+        // `kubectl debug` twice: the first debug container is held at its place, the second is
+        // decided (and pinned); the Pod's other containers are not in the subresource's request.
+        let with_debug = |images: &[&str]| {
+            let mut object = pod_object(&[UNSIGNED]);
+            object["spec"]["ephemeralContainers"] = images
+                .iter()
+                .enumerate()
+                .map(|(i, image)| json!({"name": format!("debug{i}"), "image": image}))
+                .collect();
+            object
+        };
+        let mut req = request(
+            "UPDATE",
+            "Pod",
+            "",
+            "pods",
+            with_debug(&["myregistry.com/old-debug:1", "myregistry.com/debug:2"]),
+            with_debug(&["myregistry.com/old-debug:1"]),
+        );
+        req["subResource"] = json!("ephemeralcontainers");
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(&req, &signed_images(), &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        let asked: Vec<&Value> = host.calls.iter().map(|(_, p)| &p["image"]).collect();
+        assert_eq!(asked, [&json!("myregistry.com/debug:2")]);
+        let ephemeral = &r["mutated_object"]["spec"]["ephemeralContainers"];
+        assert_eq!(ephemeral[0]["image"], "myregistry.com/old-debug:1");
+        assert_eq!(ephemeral[1]["image"], format!("myregistry.com/debug:2@{DIGEST}"));
+    }
+
+    #[test]
+    fn a_request_without_kind_is_refused_and_the_namespace_may_come_from_the_object() {
+        let mut no_kind = pod("default", &[UNSIGNED]);
+        no_kind["kind"] = json!({});
+        let r = run(&no_kind, &signed_images(), &mut MockHost::failing());
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(
+            r["message"],
+            "the admission request has no kind: cannot tell where its images are"
+        );
+        // A request without namespace (review tools, audits): the object's decides which
+        // namespace-scoped policy applies.
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["match"] = json!([{"namespaces": ["production"]}]);
+        for (object_namespace, accepted) in [("production", false), ("default", true)] {
+            let mut req = pod("", &[UNSIGNED]);
+            req["object"]["metadata"]["namespace"] = json!(object_namespace);
+            let r = run(&req, &s, &mut host_trusting_key(P384_PEM));
+            assert_eq!(r["accepted"], accepted, "{object_namespace}: {r}");
+        }
+    }
+
+    #[test]
     fn an_update_verifies_and_pins_only_new_images() {
         let old = pod_object(&[UNSIGNED, "myregistry.com/app:1"]);
         let new = pod_object(&[UNSIGNED, "myregistry.com/app:2"]);

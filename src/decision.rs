@@ -43,12 +43,10 @@ pub struct PolicyOutcome<'a> {
     pub mode: &'static str,
     pub passed: bool,
     pub authorities: Vec<AuthorityOutcome<'a>>,
-    /// Why `spec.policy` failed (it names the language and the conflict or the Rego rule).
+    /// Why `spec.policy` failed (it names the language and the conflict, the Rego rule or the
+    /// Rego warning).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
-    /// The warning of a passing `spec.policy` (Rego's `warning`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
 }
 
 /// The decision for one image (the `verify_images` wire format).
@@ -132,7 +130,6 @@ pub fn decide<'a>(
 
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
-    let mut notes = Vec::new();
     // Room for one outcome, and one authority outcome an authority below: an image is usually
     // covered by one policy, and the decisions are kept until the answer is written (a `Vec`
     // starts with room for four: 168 bytes too many a covered image in wasm).
@@ -191,9 +188,6 @@ pub fn decide<'a>(
                 )),
             }
         }
-        if let Some(warning) = outcome.warning.as_ref().filter(|_| outcome.passed) {
-            notes.push(truncate(&format!("image {image}: policy {}: {warning}", policy.name)));
-        }
         verdict.policies.push(outcome);
     }
     if !denials.is_empty() {
@@ -211,7 +205,6 @@ pub fn decide<'a>(
     if reference.digest().is_none() {
         verdict.pin = verdict.digest.clone();
     }
-    verdict.warnings.extend(notes);
     verdict
 }
 
@@ -230,7 +223,6 @@ fn evaluate_policy<'a>(
         passed: false,
         authorities: Vec::with_capacity(body.authorities.len()),
         policy: None,
-        warning: None,
     };
     if let Some(block) = &body.policy {
         let digest = evaluate_policy_block(body, block, reference, subject, host, &mut outcome);
@@ -366,10 +358,18 @@ fn evaluate_policy_block<'a>(
         block.include_type_meta,
     );
     match block.evaluate(&document, host) {
-        Ok(warning) => {
+        Ok(None) => {
             outcome.passed = true;
-            outcome.warning = warning.map(|w| format!("spec.policy ({language}): {w}"));
             digest
+        }
+        // As policy-controller (`ValidatePolicy`: `if warn != nil { return nil, … }`): a compliant
+        // Rego result with a warning fails the ClusterImagePolicy, denied under `enforce`, a
+        // warning under `warn`.
+        Ok(Some(warning)) => {
+            outcome.policy = Some(format!(
+                "spec.policy ({language}): policy returned a warning: {warning}; a policy with a warning does not pass"
+            ));
+            None
         }
         Err(failure) => {
             outcome.policy = Some(format!("spec.policy ({language}): {failure}"));

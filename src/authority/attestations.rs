@@ -8,7 +8,8 @@
 //! whole statement (`_type`, `subject`, `predicateType`, `predicate`), as policy-controller's
 //! `attestationToPayloadJSON` hands it to CUE or Rego. An authority with attestations passes
 //! when every listed attestation has at least one verified statement that satisfies its policy
-//! (policy-controller checks attestations instead of signatures for such an authority).
+//! (policy-controller checks attestations instead of signatures for such an authority); a Rego
+//! result that is compliant but carries a warning does not satisfy it, as in policy-controller.
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
@@ -279,10 +280,21 @@ fn matching(
     let mut matched = Vec::new();
     for statement in of_type {
         if let Some(policy) = &attestation.policy {
-            // A Rego warning does not change the verdict; it is not carried further here.
-            if let Err(failure) = policy.evaluate(&statement.statement, host) {
-                failures.push(failure);
-                continue;
+            // As policy-controller (`ValidatePolicyAttestationsForAuthority`: `err != nil ||
+            // warn != nil`), a compliant Rego result with a warning does not satisfy the
+            // attestation either: another statement of the type may.
+            match policy.evaluate(&statement.statement, host) {
+                Ok(None) => {}
+                Ok(Some(warning)) => {
+                    failures.push(format!(
+                        "policy returned a warning: {warning}; an attestation with a warning does not satisfy it"
+                    ));
+                    continue;
+                }
+                Err(failure) => {
+                    failures.push(failure);
+                    continue;
+                }
             }
         }
         let mut entry = Map::new();

@@ -124,8 +124,10 @@ impl PolicyBlock {
         }
     }
 
-    /// Decides over `input`: `Ok(None)` passes, `Ok(Some(warning))` passes with a warning,
-    /// `Err` is why it fails (the conflict or the Rego rule), at most [`MAX_FAILURE_LEN`] long.
+    /// Decides over `input`: `Ok(None)` passes, `Ok(Some(warning))` is a compliant Rego result
+    /// with a warning (which, as in policy-controller, satisfies neither `spec.policy` nor an
+    /// attestation: the callers say so), `Err` is why it fails (the conflict or the Rego rule),
+    /// at most [`MAX_FAILURE_LEN`] long.
     pub fn evaluate(&self, input: &Value, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         match &self.language {
             Language::Cue(program) => program.check(input).map(|()| None).map_err(|c| shorten(&c.to_string())),

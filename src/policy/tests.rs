@@ -270,12 +270,26 @@ fn rego_policies_run_in_the_host_with_its_messages() {
         "Pod default/test: image myregistry.com/app:v1 denied by policy pol: spec.policy (rego): \
          policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'"
     );
+    // A compliant result with a warning does not pass either (policy-controller's `ValidatePolicy`:
+    // `if warn != nil { return nil, … }`): denied under `enforce`, a warning under `warn`.
     answer.set(1);
     let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    assert_eq!(
+        response["message"],
+        "Pod default/test: image myregistry.com/app:v1 denied by policy pol: spec.policy (rego): \
+         policy returned a warning: second key expires soon; a policy with a warning does not pass"
+    );
+    let mut warn = s.clone();
+    warn["policies"][0]["spec"]["mode"] = json!("warn");
+    let response = run(&pod("default", &["myregistry.com/app:v1"]), &warn, &mut host);
     assert_eq!(response["accepted"], true, "{response}");
     assert_eq!(
         response["warnings"],
-        json!(["image myregistry.com/app:v1: policy pol: spec.policy (rego): second key expires soon"])
+        json!([
+            "image myregistry.com/app:v1 not verified by policy pol (warn mode): spec.policy (rego): \
+             policy returned a warning: second key expires soon; a policy with a warning does not pass"
+        ])
     );
 }
 

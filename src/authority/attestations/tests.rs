@@ -256,6 +256,69 @@ fn rego_attestation_policies_run_in_the_host_on_the_statement() {
     assert_eq!(host.calls.iter().filter(|(c, _)| *c == CIP_POLICY_REGO).count(), 1);
 }
 
+/// A host whose statements are `spdx(id)` for each of `ids`, and whose Rego capability answers
+/// compliant for `SPDXRef-DOCUMENT`, with `warning` when `SPDXRef-WARNED`, and not compliant
+/// otherwise.
+fn host_with_rego_warning(ids: &'static [&'static str], warning: &'static str) -> MockHost {
+    MockHost::new(move |capability, payload| {
+        if capability == CIP_POLICY_REGO {
+            let answer = match payload["input"]["predicate"]["SPDXID"].as_str() {
+                Some("SPDXRef-DOCUMENT") => json!({"compliant": true}),
+                Some("SPDXRef-WARNED") => json!({"compliant": true, "warning": warning}),
+                _ => json!({"compliant": false, "error": "wrong SBOM"}),
+            };
+            return Ok(serde_json::to_vec(&answer).unwrap_or_default());
+        }
+        let statements: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let s = spdx(id);
+                json!({"id": format!("sha256:{i:064}"), "predicateType": s["predicateType"], "statement": s})
+            })
+            .collect();
+        Ok(serde_json::to_vec(&json!({"digest": DIGEST, "statements": statements})).unwrap_or_default())
+    })
+}
+
+#[test]
+fn a_compliant_rego_result_with_a_warning_does_not_satisfy_the_attestation() {
+    // policy-controller skips such a statement (`err != nil || warn != nil`).
+    let rego = "package sigstore\nisCompliant[r] { r := {\"result\": true, \"warning\": \"SBOM is stale\"} }\n";
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["attestations"][0]["policy"] = json!({"type": "rego", "data": rego});
+
+    let mut host = host_with_rego_warning(&["SPDXRef-WARNED"], "SBOM is stale");
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    let message = response["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(
+            "authority authority-0: attestation sbom: no spdx attestation satisfies its policy (rego): \
+             policy returned a warning: SBOM is stale; an attestation with a warning does not satisfy it"
+        ),
+        "{message}"
+    );
+
+    // Another statement of the type without a warning still satisfies it.
+    let mut host = host_with_rego_warning(&["SPDXRef-WARNED", "SPDXRef-DOCUMENT"], "SBOM is stale");
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert!(response["warnings"].is_null(), "{response}");
+
+    // A non-compliant one is refused with its error, as before.
+    let mut host = host_with_rego_warning(&["SPDXRef-OTHER"], "SBOM is stale");
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], false, "{response}");
+    assert!(
+        response["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(rego): wrong SBOM"),
+        "{response}"
+    );
+}
+
 #[test]
 fn keyless_identities_are_any_of_and_cip_level_policies_see_the_attestations() {
     let cip = r#"apiVersion: policy.sigstore.dev/v1beta1

@@ -413,3 +413,65 @@ fn settings_refusals_name_the_field_and_the_fix() {
         "{err}"
     );
 }
+
+/// A policy with one keyless authority (`attestations` when given) and `spec.policy` in CUE.
+fn keyless_with(attestations: Option<Value>, cue: &str) -> Value {
+    let mut authority = json!({"name": "release", "keyless": {
+        "url": "https://fulcio.sigstore.dev",
+        "identities": [{"issuer": "https://token.actions.githubusercontent.com",
+                        "subjectRegExp": "^https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/.*$"}]
+    }});
+    if let Some(attestations) = attestations {
+        authority["attestations"] = attestations;
+    }
+    json!({"policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "pol"},
+        "spec": {"images": [{"glob": "myregistry.com/**"}], "authorities": [authority],
+                 "policy": {"type": "cue", "data": cue}}
+    }]})
+}
+
+#[test]
+fn certificate_details_the_module_does_not_supply_are_refused_in_spec_policy() {
+    // Found by an audit: policy-controller fills the signature entries with the certificate's
+    // subject, issuer and GitHub workflow fields; ours are empty, so this constraint held for
+    // every branch the identity's regular expression allows.
+    let pasted = r#"authorityMatches: release: signatures: [...{githubWorkflowRef: "refs/heads/main"}]"#;
+    let refused = check_settings(&keyless_with(None, pasted)).unwrap_err();
+    assert!(
+        refused.starts_with(
+            "policies[0].spec.policy: names `githubWorkflowRef`, which policy-controller gives spec.policy \
+             for the signatures of authority `release` and this module does not"
+        ),
+        "{refused}"
+    );
+    assert!(refused.contains("keyless.identities"), "{refused}");
+    for detail in ["subject", "issuer"] {
+        let cue = format!(r#"authorityMatches: release: signatures: [...{{{detail}: =~"^https://github.com/acme/"}}]"#);
+        let refused = check_settings(&keyless_with(None, &cue)).unwrap_err();
+        assert!(refused.contains(&format!("names `{detail}`")), "{refused}");
+    }
+    // Attestation entries carry `subject` and `issuer`: only the GitHub fields are refused.
+    let sbom = Some(json!([{"name": "sbom", "predicateType": "spdx"}]));
+    let on_attestations = r#"authorityMatches: release: attestations: sbom: [...{issuer: "https://token.actions.githubusercontent.com"}]"#;
+    assert_eq!(check_settings(&keyless_with(sbom.clone(), on_attestations)), Ok(()));
+    let github = r#"authorityMatches: release: attestations: sbom: [...{githubWorkflowSha: "abc"}]"#;
+    let refused = check_settings(&keyless_with(sbom, github)).unwrap_err();
+    assert!(
+        refused.contains("for the attestations of authority `release`"),
+        "{refused}"
+    );
+    // Names that merely contain one are not refused; nor is a key authority's policy, whose
+    // entries policy-controller leaves without subject or issuer too.
+    assert_eq!(
+        check_settings(&keyless_with(None, "authorizations: release: true\nsubjects_seen: 1\n")),
+        Ok(())
+    );
+    assert_eq!(
+        check_settings(&two_keys_with(
+            json!({"type": "cue", "data": "authorityMatches: first: signatures: [...{subject: string}]"})
+        )),
+        Ok(())
+    );
+}

@@ -416,21 +416,25 @@ impl<'t> Settings<'t> {
 
     /// Parses the authorities and `spec.policy` of `policy` ([`Settings::body`]).
     fn read_body(&self, policy: &Policy) -> Result<PolicyBody, SettingsError> {
-        let block = match self.deferred_text(&policy.deferred.policy) {
-            Some(json) => {
-                let field = format!("policies[{}].spec.policy", policy.index);
-                // A slice of valid JSON: it reads.
-                let raw: Value = serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
-                Some(PolicyBlock::parse(&raw, &field)?)
-            }
-            None => None,
-        };
         let authorities = self.deferred_list(
             &policy.deferred.authorities,
             skeleton::authorities,
             policy.index,
             "authorities",
         )?;
+        let block = match self.deferred_text(&policy.deferred.policy) {
+            Some(json) => {
+                let field = format!("policies[{}].spec.policy", policy.index);
+                // A slice of valid JSON: it reads.
+                let raw: Value = serde_json::from_str(json).map_err(|e| SettingsError::new(&field, e.to_string()))?;
+                let block = PolicyBlock::parse(&raw, &field)?;
+                if let Some(data) = raw.get("data").and_then(Value::as_str) {
+                    refuse_unsupplied_signature_details(data, &authorities, &field)?;
+                }
+                Some(block)
+            }
+            None => None,
+        };
         parse_body(block, authorities, policy.index)
     }
 
@@ -703,6 +707,67 @@ fn convert_each<T, U, E>(items: Vec<T>, mut f: impl FnMut(usize, T) -> Result<U,
 }
 
 /// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.
+/// What policy-controller hands `spec.policy` about a certificate that signed
+/// (`authorityMatches.<name>.signatures[]` and `.attestations.<name>[]`: `PolicySignature`), which
+/// this module does not: its signature entries are empty (`{}`), its attestation entries carry
+/// `id`, `predicateType`, `subject` and `issuer` only.
+const SIGNATURE_DETAILS: [&str; 7] = [
+    "subject",
+    "issuer",
+    "githubWorkflowTrigger",
+    "githubWorkflowSha",
+    "githubWorkflowName",
+    "githubWorkflowRepo",
+    "githubWorkflowRef",
+];
+
+/// Refuses a `spec.policy` whose text names a certificate detail this module does not hand it,
+/// for a policy with an authority whose certificates policy-controller would describe there
+/// (`keyless` or `githubActions`; for attestations, only the GitHub fields are missing). A
+/// constraint on an absent field holds whatever the value (CUE unifies it, a Rego negation of
+/// it holds): pasted from policy-controller, such a policy would admit any workflow or branch
+/// the authority's identity allows. The text is searched for the names as words (a comment
+/// naming one is refused too: the message says why).
+fn refuse_unsupplied_signature_details(
+    data: &str,
+    authorities: &[RawAuthority<'_>],
+    field: &str,
+) -> Result<(), SettingsError> {
+    let names_word = |word: &str| {
+        let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        data.match_indices(word).any(|(at, _)| {
+            let before = at.checked_sub(1).and_then(|i| data.as_bytes().get(i));
+            let after = data.as_bytes().get(at + word.len());
+            !before.is_some_and(|&b| is_ident(b)) && !after.is_some_and(|&b| is_ident(b))
+        })
+    };
+    for (i, authority) in authorities.iter().enumerate() {
+        if authority.keyless.is_none() && authority.github_actions.is_none() {
+            continue;
+        }
+        let attestations = authority.attestations.is_some();
+        let missing = SIGNATURE_DETAILS
+            .iter()
+            .filter(|detail| !attestations || detail.starts_with("github"))
+            .find(|detail| names_word(detail));
+        if let Some(detail) = missing {
+            let name = authority.name.clone().unwrap_or_else(|| format!("authority-{i}"));
+            let entries = if attestations { "attestations" } else { "signatures" };
+            return Err(SettingsError::new(
+                field,
+                format!(
+                    "names `{detail}`, which policy-controller gives spec.policy for the {entries} of \
+                     authority `{name}` and this module does not (its entries carry no certificate \
+                     details): a constraint on it would hold whatever certificate signed. Check the \
+                     signer in the authority instead (keyless.identities: issuer and subject, or \
+                     their regular expressions), and remove `{detail}` from spec.policy"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_body(
     policy: Option<PolicyBlock>,
     authorities: Vec<RawAuthority<'_>>,

@@ -644,11 +644,15 @@ impl MatchRule {
         })
     }
 
-    /// Whether the rule covers `subject`.
+    /// Whether the rule covers `subject`. An explicit `group: ""` also covers DaemonSets (group
+    /// `apps`): policy-controller's kind table gives DaemonSets the core group, so a policy
+    /// written for it that way applies to them there, and must here too.
     pub fn matches(&self, subject: &Subject<'_>) -> bool {
         let field = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have || w == "*");
+        let core_daemonsets =
+            self.group.as_deref() == Some("") && subject.group == "apps" && subject.resource == "daemonsets";
         self.namespaces.as_ref().is_none_or(|n| n.matches(subject.namespace))
-            && field(&self.group, subject.group)
+            && (field(&self.group, subject.group) || core_daemonsets)
             && field(&self.version, subject.version)
             && field(&self.resource, subject.resource)
             && self.selector.as_ref().is_none_or(|s| s.matches(&subject.labels))
@@ -1131,6 +1135,37 @@ mod tests {
             object: None,
         };
         assert!(!rule.matches(&deployment));
+    }
+
+    #[test]
+    fn an_explicit_core_group_covers_daemonsets_as_in_policy_controller() {
+        // Found by an audit: policy-controller's kind table puts DaemonSets in the core group, so
+        // `group: ""` applies to them there; here they are `apps`, and the policy did not apply.
+        let rule = |group: Option<&str>, resource: &str| {
+            MatchRule::new(
+                None,
+                group.map(str::to_owned),
+                Some("v1".into()),
+                Some(resource.into()),
+                None,
+            )
+            .unwrap()
+        };
+        let subject = |group, resource| Subject {
+            namespace: "x",
+            group,
+            version: "v1",
+            resource,
+            labels: Labels::None,
+            object: None,
+        };
+        let daemonset = subject("apps", "daemonsets");
+        assert!(rule(Some(""), "daemonsets").matches(&daemonset));
+        assert!(rule(Some("apps"), "daemonsets").matches(&daemonset));
+        assert!(rule(None, "daemonsets").matches(&daemonset));
+        // Only DaemonSets: the core group names no other `apps` resource.
+        assert!(!rule(Some(""), "deployments").matches(&subject("apps", "deployments")));
+        assert!(!rule(Some(""), "daemonsets").matches(&subject("extensions", "daemonsets")));
     }
 
     /// The matcher before the anchor index and the tails: the reference of the tests below.

@@ -12,23 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 use testkit::{BundleOptions, KeyPair, LeafRequest, SPDX_PREDICATE_TYPE, SignerIdentity, SigstoreBundle};
-use verify_support::{World, attestation_key_request, attestation_keyless_request, attested, not_attested};
+use verify_support::{World, attestation_key_request, attestation_keyless_request, attested, not_attested, sbom, spdx};
 
 const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "ci@example.com";
 const VULN: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
-
-fn sbom() -> Value {
-    json!({"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"})
-}
-
-fn spdx() -> BundleOptions {
-    BundleOptions {
-        predicate_type: Some(SPDX_PREDICATE_TYPE.to_owned()),
-        predicate: Some(sbom()),
-        ..BundleOptions::default()
-    }
-}
 
 fn statement(world: &World) -> Value {
     let hex = world.digest.strip_prefix("sha256:").expect("sha256");

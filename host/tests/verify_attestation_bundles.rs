@@ -8,24 +8,14 @@ mod verify_support;
 
 use cip::registry::DownloadLimits;
 use cip::verify::Verifier;
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{BundleOptions, KeyPair, LeafRequest, SPDX_PREDICATE_TYPE, SignerIdentity, SigstoreBundle};
-use verify_support::{World, attestation_key_request, attestation_keyless_request, attested, config, not_attested};
+use verify_support::{
+    World, attestation_key_request, attestation_keyless_request, attested, config, not_attested, sbom, spdx,
+};
 
 const ISSUER: &str = "https://accounts.example.com";
 const EMAIL: &str = "ci@example.com";
-
-fn sbom() -> Value {
-    json!({"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"})
-}
-
-fn spdx() -> BundleOptions {
-    BundleOptions {
-        predicate_type: Some(SPDX_PREDICATE_TYPE.to_owned()),
-        predicate: Some(sbom()),
-        ..BundleOptions::default()
-    }
-}
 
 /// cosign v3 `attest --key` of `digest` with an SPDX predicate, logged in the world's Rekor.
 fn key_attestation(world: &World, digest: &str, key: &KeyPair) -> SigstoreBundle {

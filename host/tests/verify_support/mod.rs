@@ -192,3 +192,17 @@ pub async fn not_attested(verifier: &Verifier, request: cip::verify::attestation
         Err(error) => error.to_string(),
     }
 }
+
+/// The SPDX predicate the attestation tests sign.
+pub fn sbom() -> serde_json::Value {
+    serde_json::json!({"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"})
+}
+
+/// Bundle options attesting [`sbom`] as an SPDX document.
+pub fn spdx() -> testkit::BundleOptions {
+    testkit::BundleOptions {
+        predicate_type: Some(testkit::SPDX_PREDICATE_TYPE.to_owned()),
+        predicate: Some(sbom()),
+        ..testkit::BundleOptions::default()
+    }
+}

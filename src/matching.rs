@@ -37,7 +37,8 @@ use std::collections::BTreeMap;
 
 use crate::glob::{ByteClasses, PathGlob, Tail, segment_matches};
 use crate::reference::{
-    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, looks_like_registry, normal_registry, normalise_registry,
+    DOCKER_HUB, DOCKER_HUB_ALIASES, ImageReference, drop_port_zeros, looks_like_registry, normal_registry,
+    normalise_registry,
 };
 
 #[cfg(test)]
@@ -251,13 +252,7 @@ fn fold_wildcard_registry(segment: &str, capacity: usize) -> String {
     let mut lower = String::with_capacity(capacity);
     lower.push_str(segment);
     lower.make_ascii_lowercase();
-    if let Some(colon) = lower.rfind(':') {
-        let port = &lower[colon + 1..];
-        if port.len() > 1 && port.starts_with('0') && port.bytes().all(|b| b.is_ascii_digit()) {
-            let zeros = port.len() - port.trim_start_matches('0').len().max(1);
-            lower.replace_range(colon + 1..colon + 1 + zeros, "");
-        }
-    }
+    drop_port_zeros(&mut lower);
     if lower.len() > ":443".len() && lower.ends_with(":443") {
         lower.truncate(lower.len() - ":443".len());
     }

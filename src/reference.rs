@@ -237,14 +237,7 @@ pub(crate) fn normalise_registry(registry: Option<&str>) -> Result<String, Refer
     if !(has_dot_or_colon(&lower) || lower == "localhost") {
         return Err(ReferenceError::AmbiguousRegistry(registry.to_owned()));
     }
-    if let Some(port) = port_of(&lower)
-        && port.len() > 1
-        && port.starts_with('0')
-    {
-        let number = port.trim_start_matches('0');
-        let number = if number.is_empty() { "0" } else { number };
-        lower = format!("{}:{number}", &lower[..lower.len() - port.len() - 1]);
-    }
+    drop_port_zeros(&mut lower);
     // `myhost:443` keeps its port: without it, `myhost/app` would be a Docker Hub name.
     if let Some(host) = lower.strip_suffix(":443")
         && (has_dot_or_colon(host) || host == "localhost")
@@ -331,6 +324,20 @@ fn is_normal_registry_in_parts(registry: &str) -> bool {
         && !registry.ends_with(":443")
         && !DOCKER_HUB_ALIASES.contains(&registry)
         && valid_registry(registry)
+}
+
+/// Writes the port of `registry` (`host:port`, `[IPv6]:port`, or a glob's registry segment)
+/// without its leading zeros (`r.io:0443` → `r.io:443`, `r.io:000` → `r.io:0`), in place; a port
+/// that is not all digits (a glob's `*`) is left as written.
+pub(crate) fn drop_port_zeros(registry: &mut String) {
+    let Some(port) = port_of(registry) else {
+        return;
+    };
+    if port.len() > 1 && port.starts_with('0') && port.bytes().all(|b| b.is_ascii_digit()) {
+        let zeros = port.len() - port.trim_start_matches('0').len().max(1);
+        let start = registry.len() - port.len();
+        registry.replace_range(start..start + zeros, "");
+    }
 }
 
 /// The port of a registry `host:port` or `[IPv6]:port`, as written.

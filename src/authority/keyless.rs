@@ -116,7 +116,7 @@ fn pattern(
                     RegexpError::Syntax(_) => {
                         "invalid regular expression (it must be complete on its own; write .*foo.* to match a part)"
                     }
-                    RegexpError::SwallowsEnd => "the regular expression cannot be anchored as ^(?:…)$",
+                    RegexpError::NotGo(_) => "invalid regular expression",
                     RegexpError::TooBig | RegexpError::Build(_) => "the regular expression is too big",
                 };
                 (format!("{path}.{field}RegExp"), format!("{why}: {e}"))

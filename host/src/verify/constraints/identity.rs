@@ -14,8 +14,8 @@ pub enum Matcher {
     /// A URL prefix, always ending with `/` so `https://github.com/org` cannot match
     /// `https://github.com/organisation`.
     UrlPrefix(String),
-    /// A regular expression matched against the whole value.
-    Regex(Regex),
+    /// A regular expression matched against the whole value, and the pattern as written.
+    Regex(Regex, String),
 }
 
 impl Matcher {
@@ -28,15 +28,17 @@ impl Matcher {
         }
     }
 
-    /// An anchored regular expression (`^(?:…)$`), as policy-controller applies them. The
-    /// pattern must be a complete regular expression on its own, so that nothing in it (`a)|(.*`)
-    /// can close the group and escape the anchors.
+    /// An anchored regular expression (`^(?:…)$`), as policy-controller applies them, read as
+    /// Go's `regexp` reads it (`\d` is `[0-9]`: [`go_regexp`], which the module reads it with
+    /// too). The pattern must be a complete regular expression on its own, so that nothing in
+    /// it (`a)|(.*`) can close the group and escape the anchors: what go_regexp prints is.
     pub fn anchored_regex(pattern: &str) -> Result<Self, String> {
-        regex_syntax::Parser::new()
-            .parse(pattern)
-            .map_err(|e| format!("it is not a complete regular expression on its own: {e}"))?;
-        Regex::new(&format!("^(?:{pattern})$"))
-            .map(Self::Regex)
+        let go = go_regexp::to_regex(pattern).map_err(|e| match e {
+            go_regexp::Error::Syntax(e) => format!("it is not a complete regular expression on its own: {e}"),
+            not_go @ go_regexp::Error::NotGo { .. } => not_go.to_string(),
+        })?;
+        Regex::new(&format!("^(?:{go})$"))
+            .map(|regex| Self::Regex(regex, pattern.to_owned()))
             .map_err(|e| e.to_string())
     }
 
@@ -44,7 +46,7 @@ impl Matcher {
         match self {
             Self::Exact(expected) => expected == value,
             Self::UrlPrefix(prefix) => value.starts_with(prefix.as_str()),
-            Self::Regex(regex) => regex.is_match(value),
+            Self::Regex(regex, _) => regex.is_match(value),
         }
     }
 }
@@ -54,7 +56,7 @@ impl std::fmt::Display for Matcher {
         match self {
             Self::Exact(value) => write!(f, "{value}"),
             Self::UrlPrefix(prefix) => write!(f, "{prefix}*"),
-            Self::Regex(regex) => write!(f, "matching {}", regex.as_str()),
+            Self::Regex(_, pattern) => write!(f, "matching ^(?:{pattern})$"),
         }
     }
 }
@@ -106,6 +108,22 @@ mod tests {
         let alternation = Matcher::anchored_regex("a|b").expect("valid");
         assert!(!alternation.matches("ab"));
         assert!(alternation.matches("b"));
+    }
+
+    /// As Go's regexp, which policy-controller matches identities with: ASCII `\d` and `\w`;
+    /// what Go reads otherwise is refused (go_regexp's tests compare it with RE2).
+    #[test]
+    fn regex_is_read_as_go_reads_it() {
+        let tag = Matcher::anchored_regex(r"https://github\.com/acme/app/\.github/workflows/r\.yml@refs/tags/v\d+")
+            .expect("valid");
+        assert!(tag.matches("https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v12"));
+        assert!(!tag.matches("https://github.com/acme/app/.github/workflows/r.yml@refs/tags/v\u{663}"));
+        assert_eq!(
+            tag.to_string(),
+            r"matching ^(?:https://github\.com/acme/app/\.github/workflows/r\.yml@refs/tags/v\d+)$"
+        );
+        let refused = Matcher::anchored_regex("[a-z&&[^x]]+@example\\.com").unwrap_err();
+        assert!(refused.contains("Go's regexp"), "{refused}");
     }
 
     #[test]

@@ -1,0 +1,475 @@
+//! Regular expressions read as Go's `regexp` reads them, for Rust's `regex` engines.
+//!
+//! policy-controller, cosign and CUE match identities (`issuerRegExp`, `subjectRegExp`) and CUE's
+//! `=~`/`!~` with Go's `regexp` (RE2's syntax and meaning). Rust's `regex` accepts almost the
+//! same syntax but gives some of it another meaning, and every such difference in an identity
+//! pattern lets through a signer that policy-controller refuses, or the reverse:
+//!
+//! | written | Go | `regex` |
+//! |---|---|---|
+//! | `\d` `\w` `\s` (and `\D` `\W` `\S`) | ASCII: `[0-9]`, `[0-9A-Za-z_]`, `[\t\n\f\r ]` | Unicode: `v\d+` matches `v٣` |
+//! | `\b` `\B` | ASCII word boundary | Unicode word boundary |
+//! | `\pC` | `Cc`, `Cf`, `Co` (and `Cs`) | also `Cn`: every unassigned code point |
+//! | `[a&&b]` `[a--b]` `[a~~b]` | the characters `a`, `&`, `-`, `~`, `b` | set operations |
+//! | `[a[bc]]` | `[a[bc]` then a literal `]` | a nested class: `a`, `b` or `c` |
+//!
+//! [`parse`] returns a pattern's syntax tree with the first two rows rewritten to Go's meaning
+//! (Perl classes as ASCII bracketed classes, word boundaries in `(?-u:…)`, `\pC` as the union
+//! of its four categories), and refuses what Go reads otherwise or does not read at all: the
+//! last two rows, the flags `x`, `u` and `R`, `\b{start}` and the other special word
+//! boundaries, `\<`, `\>`, `\u`/`\U` escapes, `\p{name=value}`, and Unicode class names that
+//! are neither one of Go's general categories, `Any`, nor a script (Go's `\p{Greek}` is the
+//! Script property, as `regex`'s `\p{Script=Greek}`). The tree goes to `regex_syntax`'s
+//! translator (the module's own engine) or, printed by [`to_regex`], to `regex::Regex::new`.
+//!
+//! What Go refuses and `regex` reads the same way (`a**`, `x{1001}`, loose class names such as
+//! `\p{greek}`) is left alone: it cannot make the two disagree on a match. The Unicode tables
+//! differ by version (`regex_syntax` follows newer Unicode than some Go releases), which only
+//! matters for characters assigned in between.
+
+use regex_syntax::ast::{
+    self, Assertion, AssertionKind, Ast, ClassAscii, ClassAsciiKind, ClassBracketed, ClassPerl, ClassPerlKind,
+    ClassSet, ClassSetItem, ClassSetRange, ClassSetUnion, ClassUnicode, ClassUnicodeKind, ClassUnicodeOpKind, Flag,
+    Flags, FlagsItem, FlagsItemKind, Group, GroupKind, HexLiteralKind, Literal, LiteralKind, Span,
+};
+
+/// Why a pattern is not read: not a regular expression at all, or a construct Go reads
+/// differently or not at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `regex_syntax`'s parser refused it (as `regex::Regex::new` would).
+    #[error("{0}")]
+    Syntax(Box<ast::Error>),
+    /// A construct of Rust's `regex` that Go's `regexp` (policy-controller's) reads
+    /// differently or refuses.
+    #[error("{construct} at offset {offset} is not read as Go's regexp (policy-controller's) reads it: {fix}")]
+    NotGo {
+        /// What was found, as written.
+        construct: String,
+        /// Its byte offset in the pattern.
+        offset: usize,
+        /// What to write instead.
+        fix: &'static str,
+    },
+}
+
+/// The nesting limit of `regex_syntax`'s parser by default (`regex::Regex::new`'s), which also
+/// bounds the recursion of the rewrite below.
+const NEST_LIMIT: u32 = 250;
+
+/// Go's general categories (`unicode.Categories`): the one-letter groups and their members.
+/// `Cn` (unassigned) and `LC` are not among them.
+const GO_CATEGORIES: &[&str] = &[
+    "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd", "Nl", "No", "P",
+    "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z", "Zl", "Zp", "Zs",
+];
+
+/// Go's `C` within the characters a UTF-8 text can hold: `Cc`, `Cf`, `Co` (and the surrogates,
+/// `Cs`, which no UTF-8 text holds and `regex` does not name). `regex`'s `\pC` adds `Cn`.
+const GO_C: &[&str] = &["Cc", "Cf", "Co"];
+
+/// Parses `pattern` into the syntax tree of `regex_syntax`, rewritten so that it matches what
+/// Go's `regexp` matches.
+pub fn parse(pattern: &str) -> Result<Ast, Error> {
+    let mut tree = ast::parse::ParserBuilder::new()
+        .nest_limit(NEST_LIMIT)
+        .build()
+        .parse(pattern)
+        .map_err(|e| Error::Syntax(Box::new(e)))?;
+    rewrite(&mut tree)?;
+    Ok(tree)
+}
+
+/// [`parse`], printed back as a pattern for `regex::Regex::new`.
+pub fn to_regex(pattern: &str) -> Result<String, Error> {
+    let tree = parse(pattern)?;
+    let mut printed = String::with_capacity(pattern.len() + 16);
+    ast::print::Printer::new()
+        .print(&tree, &mut printed)
+        .expect("printing to a String cannot fail");
+    Ok(printed)
+}
+
+fn not_go(construct: impl Into<String>, span: &Span, fix: &'static str) -> Error {
+    Error::NotGo {
+        construct: construct.into(),
+        offset: span.start.offset,
+        fix,
+    }
+}
+
+fn rewrite(tree: &mut Ast) -> Result<(), Error> {
+    match tree {
+        Ast::Empty(_) | Ast::Dot(_) => {}
+        Ast::Literal(literal) => check_literal(literal)?,
+        Ast::Flags(set) => check_flags(&set.flags)?,
+        Ast::Assertion(assertion) => {
+            if let Some(ascii) = ascii_word_boundary(assertion)? {
+                *tree = ascii;
+            }
+        }
+        Ast::ClassUnicode(class) => {
+            if let Some(item) = unicode_class(class)? {
+                *tree = Ast::class_bracketed(bracketed(class.span, false, item));
+            }
+        }
+        Ast::ClassPerl(class) => {
+            *tree = Ast::class_bracketed(bracketed(class.span, class.negated, go_perl_class(class)))
+        }
+        Ast::ClassBracketed(class) => class_set(&mut class.kind)?,
+        Ast::Repetition(repetition) => rewrite(&mut repetition.ast)?,
+        Ast::Group(group) => {
+            if let GroupKind::NonCapturing(flags) = &group.kind {
+                check_flags(flags)?;
+            }
+            rewrite(&mut group.ast)?;
+        }
+        Ast::Alternation(alternation) => alternation.asts.iter_mut().try_for_each(rewrite)?,
+        Ast::Concat(concat) => concat.asts.iter_mut().try_for_each(rewrite)?,
+    }
+    Ok(())
+}
+
+/// Go's flags are `i`, `m`, `s` and `U`.
+fn check_flags(flags: &Flags) -> Result<(), Error> {
+    for item in &flags.items {
+        let (name, fix) = match item.kind {
+            FlagsItemKind::Flag(Flag::IgnoreWhitespace) => ("x", "write the pattern without spaces and comments"),
+            FlagsItemKind::Flag(Flag::Unicode) => ("u", "Go's \\d, \\w, \\s and \\b are always ASCII; drop the flag"),
+            FlagsItemKind::Flag(Flag::CRLF) => ("R", "drop the flag; match \\r explicitly"),
+            _ => continue,
+        };
+        return Err(not_go(format!("the flag `{name}`"), &item.span, fix));
+    }
+    Ok(())
+}
+
+/// Go has `\x7F` and `\x{10FFFF}`, not `\u` or `\U`.
+fn check_literal(literal: &Literal) -> Result<(), Error> {
+    match literal.kind {
+        LiteralKind::HexFixed(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong)
+        | LiteralKind::HexBrace(HexLiteralKind::UnicodeShort | HexLiteralKind::UnicodeLong) => Err(not_go(
+            "a \\u or \\U escape",
+            &literal.span,
+            "write \\x{…} with the same hexadecimal code point",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `\b` and `\B` as Go reads them (ASCII word characters): `(?-u:\b)`, `(?-u:\B)`.
+fn ascii_word_boundary(assertion: &Assertion) -> Result<Option<Ast>, Error> {
+    match assertion.kind {
+        AssertionKind::StartLine | AssertionKind::EndLine | AssertionKind::StartText | AssertionKind::EndText => {
+            Ok(None)
+        }
+        AssertionKind::WordBoundary | AssertionKind::NotWordBoundary => {
+            let span = assertion.span;
+            let ascii = Flags {
+                span,
+                items: vec![
+                    FlagsItem {
+                        span,
+                        kind: FlagsItemKind::Negation,
+                    },
+                    FlagsItem {
+                        span,
+                        kind: FlagsItemKind::Flag(Flag::Unicode),
+                    },
+                ],
+            };
+            Ok(Some(Ast::group(Group {
+                span,
+                kind: GroupKind::NonCapturing(ascii),
+                ast: Box::new(Ast::assertion(assertion.clone())),
+            })))
+        }
+        AssertionKind::WordBoundaryStart
+        | AssertionKind::WordBoundaryEnd
+        | AssertionKind::WordBoundaryStartAngle
+        | AssertionKind::WordBoundaryEndAngle
+        | AssertionKind::WordBoundaryStartHalf
+        | AssertionKind::WordBoundaryEndHalf => Err(not_go(
+            "a special word boundary (\\b{…}, \\<, \\>)",
+            &assertion.span,
+            "Go has only \\b and \\B",
+        )),
+    }
+}
+
+/// A Unicode class Go knows: `Some(item)` when it must be replaced by `item` (`\pC`), `None`
+/// when `regex` reads it as Go does.
+fn unicode_class(class: &mut ClassUnicode) -> Result<Option<ClassSetItem>, Error> {
+    let fix = "Go knows \\pX and \\p{X} for its general categories, scripts and Any";
+    let (name, one_letter) = match &class.kind {
+        ClassUnicodeKind::OneLetter(letter) => (letter.to_string(), true),
+        ClassUnicodeKind::Named(name) => (name.clone(), false),
+        ClassUnicodeKind::NamedValue { .. } => {
+            return Err(not_go("a \\p{name=value} class", &class.span, fix));
+        }
+    };
+    if name == "C" {
+        // `\pC` is Go's C, `\PC` its complement.
+        let span = class.span;
+        let categories = GO_C
+            .iter()
+            .map(|category| {
+                ClassSetItem::Unicode(ClassUnicode {
+                    span,
+                    negated: false,
+                    kind: ClassUnicodeKind::Named((*category).to_owned()),
+                })
+            })
+            .collect();
+        let union = ClassSetItem::Union(ClassSetUnion {
+            span,
+            items: categories,
+        });
+        return Ok(Some(if class.negated {
+            ClassSetItem::Bracketed(Box::new(bracketed(span, true, union)))
+        } else {
+            union
+        }));
+    }
+    if name == "Any" || GO_CATEGORIES.contains(&name.as_str()) {
+        return Ok(None);
+    }
+    // Go's other names are its scripts, spelled as Unicode spells them (`Old_Italic`). `regex`
+    // looks a bare name up as a binary property first (`\p{Alphabetic}`), so the name is
+    // asked for as a script explicitly: what is not a script is then refused by the translator.
+    let is_script_name =
+        name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic() || c == '_');
+    if one_letter || !is_script_name {
+        return Err(not_go(format!("the Unicode class {name}"), &class.span, fix));
+    }
+    class.kind = ClassUnicodeKind::NamedValue {
+        op: ClassUnicodeOpKind::Equal,
+        name: "Script".to_owned(),
+        value: name,
+    };
+    Ok(None)
+}
+
+fn bracketed(span: Span, negated: bool, item: ClassSetItem) -> ClassBracketed {
+    ClassBracketed {
+        span,
+        negated,
+        kind: ClassSet::Item(item),
+    }
+}
+
+/// Go's Perl classes, all ASCII: `\d` is `[0-9]`, `\w` `[0-9A-Za-z_]`, `\s` `[\t\n\f\r ]` (no
+/// `\v`), each as a bracketed class of the Unicode mode, so that `(?i)` folds it as Go folds
+/// it (`(?i)\w` matches the Kelvin sign, which folds to `k`) and a negated one is the
+/// complement among all characters, as Go's `\D`.
+fn go_perl_class(class: &ClassPerl) -> ClassSetItem {
+    let span = class.span;
+    match class.kind {
+        ClassPerlKind::Digit => ClassSetItem::Ascii(ClassAscii {
+            span,
+            kind: ClassAsciiKind::Digit,
+            negated: false,
+        }),
+        ClassPerlKind::Word => ClassSetItem::Ascii(ClassAscii {
+            span,
+            kind: ClassAsciiKind::Word,
+            negated: false,
+        }),
+        ClassPerlKind::Space => {
+            let hex = |c: char| Literal {
+                span,
+                kind: LiteralKind::HexFixed(HexLiteralKind::X),
+                c,
+            };
+            let range = |start: char, end: char| {
+                ClassSetItem::Range(ClassSetRange {
+                    span,
+                    start: hex(start),
+                    end: hex(end),
+                })
+            };
+            ClassSetItem::Union(ClassSetUnion {
+                span,
+                items: vec![range('\t', '\n'), range('\x0C', '\r'), ClassSetItem::Literal(hex(' '))],
+            })
+        }
+    }
+}
+
+/// Inside brackets: Perl classes, `\pC` and literals as above; Go has no set operations and no
+/// nested classes (it reads `[` and `&&` there as characters).
+fn class_set(set: &mut ClassSet) -> Result<(), Error> {
+    match set {
+        ClassSet::Item(item) => class_set_item(item),
+        ClassSet::BinaryOp(op) => Err(not_go(
+            "a class set operation (&&, --, ~~)",
+            &op.span,
+            "Go has none: list the characters, or write \\&, \\- or \\~ for the characters themselves",
+        )),
+    }
+}
+
+fn class_set_item(item: &mut ClassSetItem) -> Result<(), Error> {
+    match item {
+        ClassSetItem::Empty(_) | ClassSetItem::Ascii(_) => Ok(()),
+        ClassSetItem::Literal(literal) => check_literal(literal),
+        ClassSetItem::Range(range) => {
+            check_literal(&range.start)?;
+            check_literal(&range.end)
+        }
+        ClassSetItem::Unicode(class) => {
+            if let Some(replacement) = unicode_class(class)? {
+                *item = replacement;
+            }
+            Ok(())
+        }
+        ClassSetItem::Perl(class) => {
+            let go = go_perl_class(class);
+            *item = if class.negated {
+                ClassSetItem::Bracketed(Box::new(bracketed(class.span, true, go)))
+            } else {
+                go
+            };
+            Ok(())
+        }
+        ClassSetItem::Bracketed(class) => Err(not_go(
+            "a class nested in a class",
+            &class.span,
+            "Go reads [ there as a character: write \\[ for it, or list the characters in one class",
+        )),
+        ClassSetItem::Union(union) => union.items.iter_mut().try_for_each(class_set_item),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pattern`, read as Go reads it, compiled by `regex`.
+    fn go(pattern: &str) -> regex::Regex {
+        regex::Regex::new(&to_regex(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}"))).expect("printed pattern")
+    }
+
+    fn refused(pattern: &str) -> String {
+        match parse(pattern) {
+            Err(Error::NotGo { construct, .. }) => construct,
+            other => panic!("{pattern}: {other:?}"),
+        }
+    }
+
+    /// Each row of the module's table, with what Go's regexp answers (RE2's, checked by
+    /// tests/against_re2.rs on generated patterns).
+    #[test]
+    fn perl_classes_are_ascii_as_in_go() {
+        // U+0663 ARABIC-INDIC DIGIT THREE is `\d` for regex, not for Go.
+        assert!(regex::Regex::new(r"^v\d+$").unwrap().is_match("v\u{663}"));
+        assert!(!go(r"^v\d+$").is_match("v\u{663}"));
+        assert!(go(r"^v\d+$").is_match("v3"));
+        assert!(go(r"^\D$").is_match("\u{663}") && !go(r"^\D$").is_match("3"));
+        // Word characters: é is one for regex only; negated classes take every other character.
+        assert!(!go(r"^\w$").is_match("é") && go(r"^\W$").is_match("é") && go(r"^\w$").is_match("_"));
+        // Go's \s has no \v and nothing beyond ASCII.
+        for (text, space) in [
+            (" ", true),
+            ("\t", true),
+            ("\n", true),
+            ("\x0C", true),
+            ("\r", true),
+            ("\x0B", false),
+            ("\u{A0}", false),
+        ] {
+            assert_eq!(go(r"^\s$").is_match(text), space, "{text:?}");
+            assert_eq!(go(r"^\S$").is_match(text), !space, "{text:?}");
+        }
+        // Inside brackets, negated ones too.
+        assert!(go(r"^[\d_]+$").is_match("1_2") && !go(r"^[\d_]+$").is_match("\u{663}"));
+        assert!(go(r"^[^\D]$").is_match("7") && !go(r"^[^\D]$").is_match("\u{663}"));
+        assert!(go(r"^[\Sa]$").is_match("\x0B") && !go(r"^[\Sa]$").is_match(" "));
+    }
+
+    #[test]
+    fn case_folding_reaches_what_go_folds() {
+        // U+212A KELVIN SIGN folds to k: Go's (?i)\w matches it, its \w does not.
+        assert!(go(r"(?i)^\w$").is_match("\u{212A}"));
+        assert!(!go(r"^\w$").is_match("\u{212A}"));
+        assert!(go(r"(?i)^[\w]$").is_match("\u{17F}"));
+    }
+
+    #[test]
+    fn word_boundaries_are_ascii_as_in_go() {
+        // Between a and é: a boundary for Go (é is no word character), none for regex.
+        assert!(!regex::Regex::new(r"a\b").unwrap().is_match("aé"));
+        assert!(go(r"a\b").is_match("aé"));
+        assert!(!go(r"a\B").is_match("aé"));
+        assert!(go(r"\bv1\b").is_match("x-v1-y") && !go(r"\bv1\b").is_match("xv1"));
+    }
+
+    #[test]
+    fn unicode_classes_are_gos() {
+        // regex's \pC has the unassigned code points (Cn); Go's has not.
+        assert!(regex::Regex::new(r"^\pC$").unwrap().is_match("\u{378}"));
+        assert!(!go(r"^\pC$").is_match("\u{378}") && go(r"^\PC$").is_match("\u{378}"));
+        assert!(go(r"^\pC$").is_match("\u{E000}") && go(r"^\p{C}$").is_match("\0"));
+        assert!(go(r"^[\pC]$").is_match("\u{E000}") && !go(r"^[^\PC]$").is_match("\u{378}"));
+        // A script is the Script property: U+0345 is Greek by its extensions only.
+        assert!(!go(r"^\p{Greek}$").is_match("\u{345}") && go(r"^\p{Greek}$").is_match("λ"));
+        assert!(go(r"^\pL\p{Lu}\p{Any}$").is_match("aBç"));
+        // Names Go does not know: refused here, or by the translator once asked for as scripts.
+        for pattern in [
+            r"\p{Alphabetic}",
+            r"\p{Letter}",
+            r"\p{greek}",
+            r"\p{Script=Greek}",
+            r"\pX",
+            r"\p{LC}",
+            r"\p{Cn}",
+        ] {
+            let compiled = to_regex(pattern).map(|printed| regex::Regex::new(&printed));
+            assert!(!matches!(compiled, Ok(Ok(_))), "{pattern}: {compiled:?}");
+        }
+    }
+
+    #[test]
+    fn what_go_reads_otherwise_is_refused() {
+        for (pattern, construct) in [
+            ("[a&&b]", "a class set operation (&&, --, ~~)"),
+            ("[a-z--c]", "a class set operation (&&, --, ~~)"),
+            ("[a~~b]", "a class set operation (&&, --, ~~)"),
+            ("[a[bc]]", "a class nested in a class"),
+            ("(?x)a b", "the flag `x`"),
+            ("(?-u:a)", "the flag `u`"),
+            ("(?R)a$", "the flag `R`"),
+            (r"\b{start}a", "a special word boundary (\\b{…}, \\<, \\>)"),
+            (r"\<a\>", "a special word boundary (\\b{…}, \\<, \\>)"),
+            (r"\u0041", "a \\u or \\U escape"),
+            (r"[\U00000041]", "a \\u or \\U escape"),
+            (r"\p{sc=Greek}", "a \\p{name=value} class"),
+        ] {
+            assert_eq!(refused(pattern), construct, "{pattern}");
+        }
+        let message = parse("a(?x) b").unwrap_err().to_string();
+        assert!(
+            message.contains("offset 3") && message.contains("Go's regexp"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn what_both_read_alike_is_kept() {
+        for (pattern, printed) in [
+            (
+                r"^https://github\.com/org/[^/]+@refs/tags/v[0-9]+$",
+                r"^https://github\.com/org/[^/]+@refs/tags/v[0-9]+$",
+            ),
+            (r"(?i:a)(?-s:.)\x41\x{42}\A\z\n", r"(?i:a)(?-s:.)\x41\x{42}\A\z\n"),
+            (r"\d", r"[[:digit:]]"),
+            (r"\S", r"[^\x09-\x0A\x0C-\x0D\x20]"),
+            (r"\b", r"(?-u:\b)"),
+            (r"\p{Greek}", r"\p{Script=Greek}"),
+        ] {
+            assert_eq!(to_regex(pattern).unwrap(), printed, "{pattern}");
+        }
+        assert!(matches!(parse("a)|(.*"), Err(Error::Syntax(_))));
+        assert!(matches!(parse(&"(".repeat(300)), Err(Error::Syntax(_))));
+    }
+}

@@ -80,4 +80,7 @@ validate = [
 # after the JSON), so that each way of reading the storages is in the corpus.
 rotated = {"request": pod(["r.io/a/app:v1", "r.io/b/app:v2", "r.io/c/app@" + D]), "settings": settings[-1]}
 validate += [json.dumps(rotated) + " " * k for k in range(3)]
+write("regexp", ["^v\\d+$\nv\u0663", "(?i)\\w+\nK\u212a", "[^\\D\\s]\\b\n\u00e9a1", "\\pC|\\PL\n\u0378",
+    "\\p{Greek}+\n\u0345", ".*@example\\.com\nuser@example.com", "[a&&b]\n&", "(?x)a # c\na",
+    "https://github\\.com/[^/]+/\\.github/workflows/.*@refs/tags/v\\d+\\.\\d+\nhttps://github.com/o/.github/workflows/r@refs/tags/v1.2"])
 write("validate", [v if isinstance(v, str) else json.dumps(v) for v in validate])

@@ -37,6 +37,11 @@ fn glob_corpus_is_handled() {
 }
 
 #[test]
+fn regexp_corpus_is_handled() {
+    replay("regexp", targets::regexp);
+}
+
+#[test]
 fn validate_corpus_is_handled() {
     replay("validate", targets::validate);
 }

@@ -8,6 +8,7 @@ use cluster_image_policy::glob::PathGlob;
 use cluster_image_policy::host::{CIP_HOST_OPERATIONS, Capability, HostCalls, Memo};
 use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
 use cluster_image_policy::reference::ImageReference;
+use cluster_image_policy::regexp::Regexp;
 use cluster_image_policy::settings::{Settings, SettingsCache};
 
 /// Settings text: under the fuzzer, the skeleton walk reads it as serde's derive does (or
@@ -53,6 +54,31 @@ pub fn reference(data: &[u8]) {
         reference.repository(),
         "{text:?} verified as {target:?}"
     );
+}
+
+/// `pattern\ntext`: the module's engine reads the pattern as Go's regexp does (go_regexp) without
+/// panicking, and agrees with `regex` compiling what go_regexp prints: both build it or neither
+/// does, and both find a match in the text or neither does.
+pub fn regexp(data: &[u8]) {
+    let Ok(input) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (pattern, text) = input.split_once('\n').unwrap_or((input, ""));
+    if pattern.len() > 256 || text.len() > 256 {
+        return;
+    }
+    let ours = Regexp::new(pattern);
+    let reference = go_regexp::to_regex(pattern).map(|printed| regex::Regex::new(&printed));
+    match (&ours, &reference) {
+        (Ok(ours), Ok(Ok(reference))) => assert_eq!(
+            ours.is_match(text),
+            reference.is_match(text),
+            "{pattern:?} (printed {:?}) on {text:?}",
+            reference.as_str()
+        ),
+        (Err(_), Err(_) | Ok(Err(_))) => {}
+        _ => panic!("{pattern:?}: {:?} but regex: {reference:?}", ours.as_ref().err()),
+    }
 }
 
 /// `glob\ntext`: the matcher agrees with a dynamic-programming reference, and the policy

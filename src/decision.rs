@@ -330,7 +330,8 @@ fn evaluate_policy_block<'a>(
         return None;
     }
     let config = if block.fetch_config_file {
-        match fetch_config(reference, digest.as_deref(), host) {
+        // Every platform's config of a multi-platform image, as policy-controller reads them.
+        match crate::policy::config_file::read(reference, digest.as_deref(), host) {
             Ok(config) => Some(config),
             Err(e) => {
                 outcome.policy = Some(format!("spec.policy ({language}): fetchConfigFile: {e}"));
@@ -374,28 +375,6 @@ fn evaluate_policy_block<'a>(
             None
         }
     }
-}
-
-/// The image config for `fetchConfigFile`, read at the verified digest.
-fn fetch_config(
-    reference: &ImageReference,
-    digest: Option<&str>,
-    host: &mut dyn HostCalls,
-) -> Result<serde_json::Value, String> {
-    const MANIFEST_CONFIG: crate::host::Capability = crate::host::Capability {
-        binding: "kubewarden",
-        namespace: "oci",
-        operation: "v1/oci_manifest_config",
-    };
-    let image = match digest.or(reference.digest()) {
-        Some(d) => format!("{}/{}@{d}", reference.registry(), reference.repository()),
-        None => reference.verification_target().into_owned(),
-    };
-    let payload = serde_json::to_vec(&image).map_err(|e| e.to_string())?;
-    let answer = host.call(MANIFEST_CONFIG, &payload)?;
-    let answer: serde_json::Value =
-        serde_json::from_slice(&answer).map_err(|e| format!("unreadable answer from {MANIFEST_CONFIG}: {e}"))?;
-    input::config_entry(&answer)
 }
 
 /// Cuts a warning to what Kubernetes shows, on a character boundary.

@@ -56,11 +56,22 @@ pub const KUBEWARDEN_VERIFY_V2: Capability = Capability {
 };
 
 /// Kubewarden's manifest look-up (`kubewarden`/`oci`/`v1/oci_manifest`): the module reads the
-/// signature manifest through it to check that keyless layers are bound (`authority::binding`).
+/// signature manifest through it to check that keyless layers are bound (`authority::binding`),
+/// and the image index of a multi-platform image for `fetchConfigFile` (`policy::config_file`).
 pub const KUBEWARDEN_OCI_MANIFEST: Capability = Capability {
     binding: "kubewarden",
     namespace: "oci",
     operation: "v1/oci_manifest",
+};
+
+/// Kubewarden's image config look-up (`kubewarden`/`oci`/`v1/oci_manifest_config`): the image
+/// manifest, its digest and its config; at an index, the host picks its own platform's manifest.
+/// Read for `spec.policy.fetchConfigFile` (`policy::config_file`), with
+/// [`KUBEWARDEN_OCI_MANIFEST`] for the manifests of a multi-platform image.
+pub const KUBEWARDEN_OCI_MANIFEST_CONFIG: Capability = Capability {
+    binding: "kubewarden",
+    namespace: "oci",
+    operation: "v1/oci_manifest_config",
 };
 
 /// Our keyless verification with regular expressions, implemented by `cip` only.

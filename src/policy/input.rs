@@ -17,7 +17,8 @@ pub enum Match {
 }
 
 /// The input document. `results` lists every authority in order with how it passed (`None`:
-/// it failed); `object` is the admitted object (absent for `verify_images`).
+/// it failed); `config` is what `fetchConfigFile` read (`policy::config_file`); `object` is the
+/// admitted object (absent for `verify_images`).
 pub fn document(
     results: &[(&str, Option<Match>)],
     config: Option<Value>,
@@ -67,19 +68,4 @@ pub fn document(
         }
     }
     Value::Object(doc)
-}
-
-/// `config` for `fetchConfigFile`: the answer of `kubewarden/oci/v1/oci_manifest_config`,
-/// keyed by `{os}/{architecture}[/{variant}]` as policy-controller keys it.
-pub fn config_entry(answer: &Value) -> Result<Value, String> {
-    let config = answer
-        .get("config")
-        .filter(|c| c.is_object())
-        .ok_or("the host's answer has no image config")?;
-    let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
-    let mut platform = format!("{}/{}", field("os"), field("architecture"));
-    if !field("variant").is_empty() {
-        platform = format!("{platform}/{}", field("variant"));
-    }
-    Ok(json!({ platform: config.clone() }))
 }

@@ -7,6 +7,7 @@
 //! ([`cue`]); Rego runs in the host through [`rego::CIP_POLICY_REGO`], as regorus does not fit
 //! in the module beside everything else.
 
+pub mod config_file;
 pub mod cue;
 pub mod input;
 pub mod rego;

@@ -321,9 +321,9 @@ fn fetch_config_file_reads_the_config_at_the_verified_digest() {
         let mut host = MockHost::new(move |capability, payload| {
             if capability.operation == "v1/oci_manifest_config" {
                 assert_eq!(payload, &json!(format!("myregistry.com/app@{DIGEST}")));
-                return Ok(serde_json::to_vec(&json!({"manifest": {}, "digest": DIGEST,
-                    "config": {"os": "linux", "architecture": "amd64", "config": {"User": user}}}))
-                .unwrap());
+                let answer = json!({"manifest": {"config": {"digest": DIGEST}}, "digest": DIGEST,
+                    "config": {"os": "linux", "architecture": "amd64", "config": {"User": user}}});
+                return Ok(serde_json::to_vec(&answer).unwrap());
             }
             trusted(DIGEST)
         });
@@ -339,10 +339,10 @@ fn fetch_config_file_reads_the_config_at_the_verified_digest() {
     });
     let response = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
     assert!(
-        response["message"]
-            .as_str()
-            .unwrap()
-            .ends_with("spec.policy (cue): fetchConfigFile: manifest unknown"),
+        response["message"].as_str().unwrap().ends_with(&format!(
+            "spec.policy (cue): fetchConfigFile: myregistry.com/app@{DIGEST}: host capability \
+             kubewarden/oci/v1/oci_manifest_config failed: manifest unknown"
+        )),
         "{response}"
     );
 }

@@ -36,6 +36,46 @@ pub fn push_image_as(
     seed: &str,
     format: ManifestFormat,
 ) -> anyhow::Result<String> {
+    push_with_config(registry_host, repo, tag, seed, format, ("linux", "amd64", None), None)
+}
+
+/// Pushes a one-layer OCI image (content from `seed`) whose config names `platform`
+/// (`os/architecture[/variant]`) and runs as `user` (`config.User`): a platform manifest for
+/// [`push_index`]. Returns its manifest digest.
+pub fn push_platform_image(
+    registry_host: &str,
+    repo: &str,
+    tag: &str,
+    seed: &str,
+    platform: &str,
+    user: &str,
+) -> anyhow::Result<String> {
+    let mut parts = platform.split('/');
+    let (Some(os), Some(architecture), variant, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        bail!("platform {platform:?} is not os/architecture[/variant]");
+    };
+    push_with_config(
+        registry_host,
+        repo,
+        tag,
+        seed,
+        ManifestFormat::Oci,
+        (os, architecture, variant),
+        Some(user),
+    )
+}
+
+/// Pushes the image of `seed` in `format`, its config naming `(os, architecture, variant)` and
+/// `user` when given.
+fn push_with_config(
+    registry_host: &str,
+    repo: &str,
+    tag: &str,
+    seed: &str,
+    format: ManifestFormat,
+    (os, architecture, variant): (&str, &str, Option<&str>),
+    user: Option<&str>,
+) -> anyhow::Result<String> {
     let (layer_type, config_type, manifest_type) = match format {
         ManifestFormat::Oci => (
             IMAGE_LAYER_MEDIA_TYPE,
@@ -50,12 +90,21 @@ pub fn push_image_as(
     };
     let layer = single_file_tar("seed.txt", seed.as_bytes());
     let layer_digest = sha256_digest(&layer);
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Labels": {"dev.testkit.seed": seed}},
+    // Built as before for `push_image`'s linux/amd64 images, so that their digests stay the same.
+    let mut image_config = json!({"Labels": {"dev.testkit.seed": seed}});
+    if let Some(user) = user {
+        image_config["User"] = json!(user);
+    }
+    let mut config = json!({
+        "architecture": architecture,
+        "os": os,
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    }))?;
+    });
+    if let Some(variant) = variant {
+        config["variant"] = json!(variant);
+    }
+    let config = serde_json::to_vec(&config)?;
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,

@@ -7,7 +7,8 @@
 //!   and never answers (timeouts), [`CountingProxy`] records requests (cache tests) and can delay or refuse
 //!   connections.
 //! * Images: [`push_image`] (one-layer OCI image from a seed; returns the manifest digest), [`push_image_as`]
-//!   (Docker schema 2), [`push_index`] (multi-platform), [`retag`], [`move_tag`], [`resolve_digest`],
+//!   (Docker schema 2), [`push_platform_image`] (a platform's image, with its `os`/`architecture`/`variant` and
+//!   `config.User`), [`push_index`] (multi-platform), [`retag`], [`move_tag`], [`resolve_digest`],
 //!   [`delete_manifest`].
 //! * Signatures in cosign's `repo:sha256-<hex>.sig` format: [`KeyPair`] (P-256, P-384, RSA, Ed25519),
 //!   [`sign_with_key`], [`sign_keyless`] with [`TestFulcio`] + [`TestRekor`], [`sign_with_certificate`]. Every
@@ -101,7 +102,8 @@ pub use bundle::{
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
-    ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, resolve_digest, retag,
+    ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, push_platform_image,
+    resolve_digest, retag,
 };
 pub use keys::KeyPair;
 pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};

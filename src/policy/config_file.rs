@@ -1,0 +1,374 @@
+//! `fetchConfigFile`: the image configs a CIP-level policy sees under `config`.
+//!
+//! policy-controller (`getConfigs` in `pkg/webhook/validator.go`) reads what the image
+//! reference names. An image manifest gives its config; an image index (OCI index or Docker
+//! manifest list) gives the configs of **every** manifest it lists, nested indexes included,
+//! attestation manifests too (buildkit's, whose config says `unknown/unknown`), and one failed
+//! read fails the policy. Each config is keyed by its own `os`, `architecture`, `variant` and
+//! `os.version` (`normalizeArchitecture`: go-containerregistry's `Platform.String`), not by the
+//! index's `platform` fields. So a policy about `config: "linux/arm64": …` judges the arm64
+//! config of a multi-platform image, whatever platform the host runs on.
+//!
+//! Kubewarden's `oci/v1/oci_manifest_config` answers one config: at an index, the host picks
+//! the manifest of its own platform (oci-client's platform resolver), and fails when the index
+//! has none. Read through it alone, a constraint about another platform would hold vacuously.
+//! The module reads as policy-controller does with the stock capabilities:
+//!
+//! - `oci_manifest_config` at the digest first: for an image manifest the host answers with that
+//!   very digest, and one call is all (what a single-platform image always cost);
+//! - when the host answers another digest (it resolved an index to its platform) or fails (an
+//!   index without its platform), `oci_manifest` at the digest tells what the digest names; for an
+//!   index, every listed manifest is read the same way at `<repository>@<its digest>` (the
+//!   config already answered for the host's platform is reused).
+//!
+//! An image (an index and the ones it nests) may list at most [`MAX_MANIFESTS`] manifests: a
+//! larger one fails the policy before anything it lists is read, so that one image cannot make
+//! an admission read without bound.
+
+use serde_json::{Map, Value};
+
+use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG};
+use crate::reference::{ImageReference, is_usable_digest};
+
+/// The most manifests whose configs are read for one image, those of nested indexes included
+/// (each nested index counts as one of its parent's): 64 is far above the platforms of any
+/// published multi-platform image (a platform and its attestation manifest are two).
+pub const MAX_MANIFESTS: usize = 64;
+
+/// Why the configs of an image could not be read: the policy fails with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The host failed the call of `capability` about `image`, for `reason`.
+    Host {
+        capability: Capability,
+        image: String,
+        reason: String,
+    },
+    /// The host's answer of `capability` about `image` cannot be read.
+    Unreadable {
+        capability: Capability,
+        image: String,
+        reason: String,
+    },
+    /// The index `index` lists `listed` manifests, more than the `left` still to read.
+    TooManyManifests { index: String, listed: usize, left: usize },
+    /// The index `index` lists a manifest by a digest the module does not read.
+    UnusableDigest { index: String, digest: String },
+    /// `image` names an image manifest, but the host answered the config of another one,
+    /// `answered` (its digest, or for a tag the digest of its config).
+    OtherManifest { image: String, answered: String },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host {
+                capability,
+                image,
+                reason,
+            } => write!(f, "{image}: host capability {capability} failed: {reason}"),
+            Self::Unreadable {
+                capability,
+                image,
+                reason,
+            } => write!(
+                f,
+                "{image}: unreadable answer from host capability {capability}: {reason}"
+            ),
+            Self::TooManyManifests { index, listed, left } if *left == MAX_MANIFESTS => write!(
+                f,
+                "the image index {index} lists {listed} manifests, more than the {MAX_MANIFESTS} whose configs \
+                 are read for one image: refused, so that one image cannot make an admission read without bound"
+            ),
+            Self::TooManyManifests { index, listed, left } => write!(
+                f,
+                "the nested image index {index} lists {listed} manifests, more than the {left} left of the \
+                 {MAX_MANIFESTS} whose configs are read for one image: refused, so that one image cannot make an \
+                 admission read without bound"
+            ),
+            Self::UnusableDigest { index, digest } => write!(
+                f,
+                "the image index {index} lists a manifest by digest {digest:?}: only sha256 digests are read"
+            ),
+            Self::OtherManifest { image, answered } => write!(
+                f,
+                "{image} names an image manifest, but host capability {KUBEWARDEN_OCI_MANIFEST_CONFIG} answered \
+                 the config of another one ({answered})"
+            ),
+        }
+    }
+}
+
+/// The `config` of the input document: the config of every manifest `reference` names at
+/// `digest` (the verified digest; the reference's own when none was verified, its tag when it
+/// has none either), keyed `os[/architecture][/variant][:os.version]`.
+pub fn read(reference: &ImageReference, digest: Option<&str>, host: &mut dyn HostCalls) -> Result<Value, ConfigError> {
+    let mut reader = Reader {
+        host,
+        repository: reference.name(),
+        left: MAX_MANIFESTS,
+        configs: Map::new(),
+    };
+    match digest.or(reference.digest()) {
+        Some(digest) => reader.at_digest(digest, None)?,
+        None => reader.at_tag(&reference.verification_target())?,
+    }
+    Ok(Value::Object(reader.configs))
+}
+
+/// One image's reading: where, how many manifests are left to read, what was read.
+struct Reader<'a> {
+    host: &'a mut dyn HostCalls,
+    /// `registry/repository`: every manifest of the image is read there, by digest.
+    repository: &'a str,
+    /// How many more manifests indexes may list ([`MAX_MANIFESTS`] at first).
+    left: usize,
+    configs: Map<String, Value>,
+}
+
+impl Reader<'_> {
+    /// The configs of what `repository@digest` names. `known` is a config the host already
+    /// answered for a manifest of the index that lists `digest` (reused when it is this one).
+    fn at_digest(&mut self, digest: &str, known: Option<&ManifestAndConfig>) -> Result<(), ConfigError> {
+        let image = format!("{}@{digest}", self.repository);
+        if let Some(answer) = known.filter(|answer| answer.digest == digest) {
+            return self.keep(&image, answer.config.clone());
+        }
+        let first = match self.manifest_and_config(&image) {
+            // The host answers an image manifest's config with the manifest's own digest.
+            Ok(answer) if answer.digest == digest => return self.keep(&image, answer.config),
+            other => other,
+        };
+        // Another digest: the host resolved an index to its own platform. A failure: maybe an
+        // index without the host's platform, or a registry failure. What `digest` names tells.
+        let named = match self.manifest(&image) {
+            Ok(named) => named,
+            // When the config could not be read either, its failure is the reason: the manifest
+            // was asked only to tell an index from an image.
+            Err(manifest_failure) => return Err(first.err().unwrap_or(manifest_failure)),
+        };
+        match (named, first) {
+            (Manifest::Index(entries), first) => self.index(&image, entries, first.ok().as_ref()),
+            (Manifest::Image { .. }, Err(failure)) => Err(failure),
+            (Manifest::Image { .. }, Ok(answer)) => Err(ConfigError::OtherManifest {
+                image,
+                answered: answer.digest,
+            }),
+        }
+    }
+
+    /// The configs of what the tag `image` names: only static authorities passed, so no digest
+    /// was verified. Without a digest to compare the host's answer with, what the tag names is
+    /// read first.
+    fn at_tag(&mut self, image: &str) -> Result<(), ConfigError> {
+        match self.manifest(image)? {
+            Manifest::Index(entries) => self.index(image, entries, None),
+            Manifest::Image { config_digest } => {
+                let answer = self.manifest_and_config(image)?;
+                // The tag moved between the two reads (to an index the host resolved, or to
+                // another image): the config answered is not that of the manifest read.
+                if answer.config_digest != config_digest {
+                    return Err(ConfigError::OtherManifest {
+                        image: image.to_owned(),
+                        answered: answer.config_digest,
+                    });
+                }
+                self.keep(image, answer.config)
+            }
+        }
+    }
+
+    /// The configs of every manifest the index `image` lists, in its order.
+    fn index(
+        &mut self,
+        image: &str,
+        entries: Vec<Value>,
+        known: Option<&ManifestAndConfig>,
+    ) -> Result<(), ConfigError> {
+        if entries.len() > self.left {
+            return Err(ConfigError::TooManyManifests {
+                index: image.to_owned(),
+                listed: entries.len(),
+                left: self.left,
+            });
+        }
+        self.left -= entries.len();
+        // Every digest is checked before any manifest is read: a refused index costs no more calls.
+        let mut digests = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let Some(digest) = entry.get("digest").and_then(Value::as_str) else {
+                return Err(ConfigError::Unreadable {
+                    capability: KUBEWARDEN_OCI_MANIFEST,
+                    image: image.to_owned(),
+                    reason: "a manifest of the index has no `digest`".to_owned(),
+                });
+            };
+            if !is_usable_digest(digest) {
+                return Err(ConfigError::UnusableDigest {
+                    index: image.to_owned(),
+                    digest: digest.to_owned(),
+                });
+            }
+            digests.push(digest);
+        }
+        for digest in digests {
+            self.at_digest(digest, known)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `config` under its platform. The first manifest of a platform is kept (policy-
+    /// controller keeps an arbitrary one, the last of its goroutines to answer): it is the one a
+    /// node of that platform runs (containerd takes the first match in the index's order), and
+    /// buildkit writes one `unknown/unknown` attestation manifest per platform.
+    fn keep(&mut self, image: &str, config: Map<String, Value>) -> Result<(), ConfigError> {
+        let platform = platform_key(&config).map_err(|reason| ConfigError::Unreadable {
+            capability: KUBEWARDEN_OCI_MANIFEST_CONFIG,
+            image: image.to_owned(),
+            reason,
+        })?;
+        if !self.configs.contains_key(&platform) {
+            self.configs.insert(platform, Value::Object(config));
+        }
+        Ok(())
+    }
+
+    /// `oci/v1/oci_manifest_config` of `image`.
+    fn manifest_and_config(&mut self, image: &str) -> Result<ManifestAndConfig, ConfigError> {
+        let answer = self.ask(KUBEWARDEN_OCI_MANIFEST_CONFIG, image)?;
+        ManifestAndConfig::read(answer).map_err(|reason| ConfigError::Unreadable {
+            capability: KUBEWARDEN_OCI_MANIFEST_CONFIG,
+            image: image.to_owned(),
+            reason,
+        })
+    }
+
+    /// `oci/v1/oci_manifest` of `image`.
+    fn manifest(&mut self, image: &str) -> Result<Manifest, ConfigError> {
+        let answer = self.ask(KUBEWARDEN_OCI_MANIFEST, image)?;
+        Manifest::read(answer).map_err(|reason| ConfigError::Unreadable {
+            capability: KUBEWARDEN_OCI_MANIFEST,
+            image: image.to_owned(),
+            reason,
+        })
+    }
+
+    /// Calls `capability` about `image`; its answer as JSON, read as a `Value` from text: the
+    /// module already holds that parser (for the admitted object), not one per answer type.
+    fn ask(&mut self, capability: Capability, image: &str) -> Result<Value, ConfigError> {
+        // A string serialises infallibly.
+        let payload = serde_json::to_vec(image).unwrap_or_default();
+        let answer = self
+            .host
+            .call(capability, &payload)
+            .map_err(|reason| ConfigError::Host {
+                capability,
+                image: image.to_owned(),
+                reason,
+            })?;
+        std::str::from_utf8(&answer)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+            .map_err(|reason| ConfigError::Unreadable {
+                capability,
+                image: image.to_owned(),
+                reason,
+            })
+    }
+}
+
+/// The key of a config, as policy-controller's `normalizeArchitecture` writes it with
+/// go-containerregistry's `Platform.String`: `os`, then `/architecture`, `/variant` and
+/// `:os.version` when not empty; the empty string when `os` is empty. A field that is present
+/// but not a string fails, as go-containerregistry fails to decode such a config.
+fn platform_key(config: &Map<String, Value>) -> Result<String, String> {
+    let field = |name: &str| match config.get(name) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(value)) => Ok(value.as_str()),
+        Some(_) => Err(format!("the image config's `{name}` is not a string")),
+    };
+    let os = field("os")?;
+    let architecture = field("architecture")?;
+    let variant = field("variant")?;
+    let os_version = field("os.version")?;
+    if os.is_empty() {
+        return Ok(String::new());
+    }
+    let mut key = os.to_owned();
+    for (separator, part) in [("/", architecture), ("/", variant), (":", os_version)] {
+        if !part.is_empty() {
+            key.push_str(separator);
+            key.push_str(part);
+        }
+    }
+    Ok(key)
+}
+
+/// The answer of `oci/v1/oci_manifest_config` (the SDK's `OciManifestAndConfigResponse`), as
+/// far as it is read.
+struct ManifestAndConfig {
+    /// The digest of the image manifest whose config this is.
+    digest: String,
+    /// `manifest.config.digest`: the digest of the config.
+    config_digest: String,
+    config: Map<String, Value>,
+}
+
+impl ManifestAndConfig {
+    fn read(answer: Value) -> Result<Self, String> {
+        let Value::Object(mut answer) = answer else {
+            return Err("not a JSON object".to_owned());
+        };
+        // Taken out with `Value::take` rather than `Map::remove`, whose B-tree rebalancing the
+        // module has no other use for (≈ 6 KB of `policy.wasm`).
+        let mut take = |field: &str| answer.get_mut(field).map(Value::take);
+        let config_digest = take("manifest").and_then(|manifest| string_at(&manifest, &["config", "digest"]));
+        let (Some(Value::String(digest)), Some(Value::Object(config)), Some(config_digest)) =
+            (take("digest"), take("config"), config_digest)
+        else {
+            return Err("`digest`, `config` (an object) or `manifest.config.digest` is missing".to_owned());
+        };
+        Ok(Self {
+            digest,
+            config_digest,
+            config,
+        })
+    }
+}
+
+/// The answer of `oci/v1/oci_manifest` (the SDK's untagged `OciManifestResponse`): an index
+/// has `manifests`, an image manifest a `config`.
+enum Manifest {
+    /// The descriptors of the manifests the index lists.
+    Index(Vec<Value>),
+    /// The digest of the image manifest's config.
+    Image { config_digest: String },
+}
+
+impl Manifest {
+    fn read(mut answer: Value) -> Result<Self, String> {
+        if !answer.is_object() {
+            return Err("not a JSON object".to_owned());
+        }
+        let config_digest = string_at(&answer, &["config", "digest"]);
+        match (answer.get_mut("manifests").map(Value::take), config_digest) {
+            (Some(Value::Array(entries)), _) => Ok(Self::Index(entries)),
+            (Some(_), _) => Err("the index's `manifests` is not a list".to_owned()),
+            (None, Some(config_digest)) => Ok(Self::Image { config_digest }),
+            (None, None) => {
+                Err("neither an image index (`manifests`) nor an image manifest (`config.digest`)".to_owned())
+            }
+        }
+    }
+}
+
+/// The string at `path` in `value`.
+fn string_at(value: &Value, path: &[&str]) -> Option<String> {
+    path.iter()
+        .try_fold(value, |value, field| value.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

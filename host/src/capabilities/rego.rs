@@ -5,6 +5,9 @@
 //!
 //! Compiled engines are kept per evaluating thread (regorus engines are not `Send`), keyed by
 //! the policy text, and every evaluation is bounded in time.
+//!
+//! The regex builtins (`regex.match` and the six others, and OPA's `re_match`) read patterns as
+//! Go's `regexp` reads them, as OPA's do: see [`go_regex`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{CapabilityError, answer, parse, unknown_operation};
+
+mod go_regex;
 
 const REGO: &str = "cluster-image-policy/policy/v1/rego";
 const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
@@ -65,13 +70,19 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
         }
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(true);
+        // A builtin's error (an invalid pattern, an operand of the wrong type) fails the
+        // evaluation: regorus' default, kept on purpose. OPA as policy-controller runs it (not
+        // strict) makes the call undefined instead, so that `not regex.match("[", x)` holds.
+        engine.set_strict_builtin_errors(true);
+        // Before the policy, and kept by every clone of the cached engine.
+        go_regex::register(&mut engine).map_err(|e| format!("the Rego engine could not be set up: {e}"))?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: TIME_LIMIT,
             check_interval: NonZeroU32::MIN,
         });
         engine
             .add_policy("sigstore.rego".to_owned(), policy.to_owned())
-            .map_err(|e| format!("the Rego policy does not compile: {}", first_line(&e.to_string())))?;
+            .map_err(|e| format!("the Rego policy does not compile: {}", describe(&e.to_string())))?;
         if engines.len() >= MAX_ENGINES {
             engines.clear();
         }
@@ -113,6 +124,19 @@ fn first_line(text: &str) -> &str {
     text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
 }
 
+/// A regorus error in one line: its location and its message (`sigstore.rego:3:7: regex.match:
+/// invalid regular expression …`), which regorus prints on separate lines around the quoted
+/// source (`--> sigstore.rego:3:7`, …, `error: …`); otherwise the first line.
+fn describe(error: &str) -> String {
+    let location = error.lines().find_map(|line| line.trim().strip_prefix("--> "));
+    let message = error.lines().find_map(|line| line.strip_prefix("error: "));
+    match (location, message) {
+        (Some(location), Some(message)) => format!("{}: {}", location.trim(), message.trim()),
+        (None, Some(message)) => message.trim().to_owned(),
+        _ => first_line(error).to_owned(),
+    }
+}
+
 fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
     let mut engine = engine(policy)?;
     let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| format!("unusable input: {e}"))?;
@@ -121,7 +145,7 @@ fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
     // "not compliant", as with OPA, rather than an error.
     let results = engine
         .eval_query("data.sigstore.isCompliant".to_owned(), false)
-        .map_err(|e| format!("evaluating the Rego policy failed: {}", first_line(&e.to_string())))?;
+        .map_err(|e| format!("evaluating the Rego policy failed: {}", describe(&e.to_string())))?;
     let result = match results.result.first().and_then(|r| r.expressions.first()) {
         Some(expression) => serde_json::to_value(&expression.value).map_err(|e| e.to_string())?,
         None => Value::Null,
@@ -240,7 +264,16 @@ isCompliant[response] {
         assert!(!evaluate(other_package, &json!({})).unwrap().compliant);
         let broken = "package sigstore\nisCompliant { input.x == }\n";
         let error = evaluate(broken, &json!({})).unwrap_err();
-        assert!(error.starts_with("the Rego policy does not compile"), "{error}");
+        // regorus' location and message, not the first of the lines it prints them on.
+        assert_eq!(
+            error,
+            "the Rego policy does not compile: sigstore.rego:2:13: expecting }"
+        );
+        let error = evaluate("package sigstore\nisCompliant { foo(1) }\n", &json!({})).unwrap_err();
+        assert_eq!(
+            error,
+            "evaluating the Rego policy failed: sigstore.rego:2:18: could not find function foo"
+        );
     }
 
     #[test]

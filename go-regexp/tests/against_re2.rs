@@ -6,14 +6,10 @@
 //! the test fails, it is never skipped.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::Command;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use serde_json::{Value, json};
 
 /// Cases per run; `GO_REGEXP_CASES` raises it for a longer search.
 const CASES: usize = 4000;
@@ -114,44 +110,6 @@ fn haystack() -> impl Strategy<Value = String> {
     .prop_map(|c| c.into_iter().collect())
 }
 
-/// What RE2 answers for each case: `Err(message)` or one match flag per text.
-fn re2(cases: &[(String, Vec<String>)]) -> Vec<Result<Vec<bool>, String>> {
-    let python = testkit::test_tool("python").expect("the test tools' venv");
-    let mut input = tempfile::NamedTempFile::new().expect("temporary file");
-    for (pattern, texts) in cases {
-        writeln!(input, "{}", json!({ "pattern": pattern, "texts": texts })).expect("case written");
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/re2-match.py");
-    let output = testkit::run_bounded(
-        Command::new(python).arg(script).arg(input.path()),
-        Duration::from_secs(300),
-    )
-    .expect("RE2 runs");
-    assert!(
-        output.status.success(),
-        "RE2 failed (is google-re2 in the test tools' venv? `make test-tools`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answers: Vec<_> = String::from_utf8(output.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|line| {
-            let answer: Value = serde_json::from_str(line).expect("JSON answer");
-            match answer.get("error") {
-                Some(error) => Err(error.as_str().unwrap_or_default().to_owned()),
-                None => Ok(answer["matches"]
-                    .as_array()
-                    .expect("matches")
-                    .iter()
-                    .map(|m| m == true)
-                    .collect()),
-            }
-        })
-        .collect();
-    assert_eq!(answers.len(), cases.len(), "one answer per case");
-    answers
-}
-
 /// Where RE2 refuses what we accept, the pattern must be one that `regex` and Go could only read
 /// one way: a repetition of a repetition (`a**`, `a{2}*`), which Go refuses as a matter of style.
 fn harmless_go_refusal(message: &str) -> bool {
@@ -170,7 +128,7 @@ fn patterns_both_accept_match_the_same_texts() {
         .map(|_| strategy.new_tree(&mut runner).expect("a case").current())
         .collect();
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
-    for ((pattern, texts), reference) in cases.iter().zip(re2(&cases)) {
+    for ((pattern, texts), reference) in cases.iter().zip(testkit::re2_matches(&cases).expect("RE2 answers")) {
         let ours = go_regexp::to_regex(pattern)
             .map_err(|e| e.to_string())
             .and_then(|printed| regex::Regex::new(&printed).map_err(|e| e.to_string()));

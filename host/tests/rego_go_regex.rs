@@ -9,9 +9,6 @@
 //! the test fails, it is never skipped.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::Command;
-use std::time::Duration;
 
 use cip::capabilities::Capabilities;
 use serde_json::{Value, json};
@@ -150,44 +147,6 @@ struct Case {
     texts: Vec<String>,
 }
 
-/// What RE2 answers for each case: `Err(message)` or one match flag per text.
-fn re2(cases: &[Case]) -> Vec<Result<Vec<bool>, String>> {
-    let python = testkit::test_tool("python").expect("the test tools' venv");
-    let mut input = tempfile::NamedTempFile::new().expect("temporary file");
-    for case in cases {
-        writeln!(input, "{}", json!({ "pattern": case.pattern, "texts": case.texts })).expect("case written");
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/re2-match.py");
-    let output = testkit::run_bounded(
-        Command::new(python).arg(script).arg(input.path()),
-        Duration::from_secs(300),
-    )
-    .expect("RE2 runs");
-    assert!(
-        output.status.success(),
-        "RE2 failed (is google-re2 in the test tools' venv? `make test-tools`): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answers: Vec<_> = String::from_utf8(output.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(|line| {
-            let answer: Value = serde_json::from_str(line).expect("JSON answer");
-            match answer.get("error") {
-                Some(error) => Err(error.as_str().unwrap_or_default().to_owned()),
-                None => Ok(answer["matches"]
-                    .as_array()
-                    .expect("matches")
-                    .iter()
-                    .map(|m| m == true)
-                    .collect()),
-            }
-        })
-        .collect();
-    assert_eq!(answers.len(), cases.len(), "one answer per case");
-    answers
-}
-
 /// What `cip`'s Rego capability answers for a case.
 enum Rego {
     /// `regex.is_valid` is false.
@@ -252,7 +211,9 @@ fn regex_match_in_rego_matches_what_re2_matches() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let capabilities = Capabilities::without_registry(runtime.handle().clone());
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
-    for (case, reference) in cases.iter().zip(re2(&cases)) {
+    let asked: Vec<(String, Vec<String>)> = cases.iter().map(|c| (c.pattern.clone(), c.texts.clone())).collect();
+    let references = testkit::re2_matches(&asked).expect("RE2 answers");
+    for (case, reference) in cases.iter().zip(references) {
         let pattern = &case.pattern;
         let outcome = match (rego(&capabilities, case), reference) {
             (Rego::Matches(matches), Ok(expected)) => {

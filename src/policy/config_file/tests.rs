@@ -458,19 +458,10 @@ fn hostile_answers_fail_the_policy() {
     );
 
     // An image manifest, whose config the host answers under another digest.
-    let mut registry = kubewarden(
+    let mut host = config_answers_rewritten(
         vec![(AMD64, Stored::Image(config("linux", "amd64", None, "65532")))],
-        &[],
+        |answer| answer["digest"] = json!(ARM64),
     );
-    let mut host = MockHost::new(move |capability, payload| {
-        let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
-        if capability != KUBEWARDEN_OCI_MANIFEST_CONFIG {
-            return Ok(answer);
-        }
-        let mut answer: Value = serde_json::from_slice(&answer).unwrap();
-        answer["digest"] = json!(ARM64);
-        Ok(serde_json::to_vec(&answer).unwrap())
-    });
     let response = run(&pod("default", &[IMAGE]), &fetching("cue", ARM64_NONROOT), &mut host);
     assert!(
         message(&response).ends_with(&format!(
@@ -497,6 +488,21 @@ fn hostile_answers_fail_the_policy() {
     );
 }
 
+/// A stock host holding `stored` whose `oci_manifest_config` answers are changed by `rewrite`:
+/// a host (or registry) answering for another manifest than the one asked.
+fn config_answers_rewritten(stored: Vec<(&str, Stored)>, rewrite: fn(&mut Value)) -> MockHost {
+    let mut registry = kubewarden(stored, &[]);
+    MockHost::new(move |capability, payload| {
+        let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
+        if capability != KUBEWARDEN_OCI_MANIFEST_CONFIG {
+            return Ok(answer);
+        }
+        let mut answer: Value = serde_json::from_slice(&answer).unwrap();
+        rewrite(&mut answer);
+        Ok(serde_json::to_vec(&answer).unwrap())
+    })
+}
+
 /// Only static authorities passed: no digest was verified, the tag is read.
 #[test]
 fn without_a_verified_digest_the_tag_is_read() {
@@ -520,19 +526,10 @@ fn without_a_verified_digest_the_tag_is_read() {
     assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST_CONFIG), [IMAGE]);
 
     // The tag moved to another image between the two reads.
-    let mut registry = kubewarden(
+    let mut host = config_answers_rewritten(
         vec![(ARM64, Stored::Image(config("linux", "arm64", None, "65532")))],
-        &[],
+        |answer| answer["manifest"]["config"]["digest"] = json!(config_digest(AMD64)),
     );
-    let mut host = MockHost::new(move |capability, payload| {
-        let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
-        if capability != KUBEWARDEN_OCI_MANIFEST_CONFIG {
-            return Ok(answer);
-        }
-        let mut answer: Value = serde_json::from_slice(&answer).unwrap();
-        answer["manifest"]["config"]["digest"] = json!(config_digest(AMD64));
-        Ok(serde_json::to_vec(&answer).unwrap())
-    });
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert!(
         message(&response).ends_with(&format!(

@@ -111,7 +111,7 @@ pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, 
 pub use oci::sha256_digest;
 pub use provider::ProviderProcess;
 pub use proxy::{CountingProxy, RecordedRequest};
-pub use re2::re2_matches;
+pub use re2::{harmless_go_refusal, re2_matches, regexp_cases};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};
 pub use registry::{
     ClosedPort, REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr,

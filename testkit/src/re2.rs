@@ -1,6 +1,7 @@
 //! RE2 (PyPI `google-re2` in the test tools' venv), the engine Go's `regexp` reproduces, as the
 //! reference our Go-reading regular expressions are compared with (go-regexp's tests, the Rego
-//! regex builtins' tests): `scripts/re2-match.py` answers a batch of cases in one process.
+//! regex builtins' tests): the cases both compare, generated from what Rust's `regex` and Go read
+//! differently, and `scripts/re2-match.py`, which answers a batch of them in one process.
 
 use std::io::Write;
 use std::process::Command;
@@ -52,4 +53,141 @@ pub fn re2_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result
         cases.len()
     );
     Ok(answers)
+}
+
+/// The pieces of generated patterns: what Rust's `regex` and Go read differently (Perl classes,
+/// word boundaries, `\pC`, scripts, case folding, set operations, nested classes, flags), the
+/// syntax around them, and broken syntax. Not `\B`: RE2 tests it at every byte, so it holds
+/// inside a multi-byte character (`\B` finds a match in `xſ_` between the two bytes of `ſ`),
+/// where Go, which steps by character, and `regex` do not; go-regexp's unit tests check `\B`
+/// against Go's meaning instead.
+const ATOMS: &[&str] = &[
+    "a",
+    "b",
+    "k",
+    "s",
+    "é",
+    "λ",
+    "_",
+    "-",
+    "&",
+    "~",
+    ".",
+    "[^/]",
+    "[a-c]",
+    r"\w",
+    r"\W",
+    r"\d",
+    r"\D",
+    r"\s",
+    r"\S",
+    r"[\w-]",
+    r"[^\d\s]",
+    r"[\D]",
+    r"[^\W_]",
+    r"\pL",
+    r"\PL",
+    r"\pC",
+    r"\PC",
+    r"[\pC]",
+    r"[^\PC]",
+    r"\p{Greek}",
+    r"\P{Greek}",
+    r"\p{Lu}",
+    r"\p{Nd}",
+    r"\p{Any}",
+    r"\pN",
+    r"\b",
+    "^",
+    "$",
+    r"\A",
+    r"\z",
+    r"\.",
+    "/",
+    "(?i)",
+    "(?s)",
+    "(?m)",
+    "(?U)",
+    "(?i:k)",
+    "(?-i)",
+    "(",
+    ")",
+    "[",
+    "]",
+    "*",
+    r"\",
+    "|",
+    " ",
+    "\n",
+    r"\x{212A}",
+    r"\x41",
+    r"\v",
+    r"\f",
+    "[[:word:]]",
+    "[[:^digit:]]",
+    "[[:space:]]",
+    "[a&&b]",
+    "[a--b]",
+    "[a[b]]",
+    r"\<",
+    r"\u0041",
+    "(?x)",
+    r"\p{Letter}",
+];
+const QUANTIFIERS: &[&str] = &["", "", "*", "+", "?", "*?", "{2}", "{1,3}"];
+/// The characters of generated texts: those where the two differ (U+0663 ARABIC-INDIC DIGIT
+/// THREE, U+212A KELVIN SIGN, U+017F LONG S, `\v`, NBSP, unassigned U+0378, private use, U+0345
+/// Greek by extension only) and plain ones.
+const CHARACTERS: &[char] = &[
+    'a', 'b', 'k', 'K', '\u{212A}', 's', 'S', '\u{17F}', 'é', 'É', 'λ', 'Λ', '\u{663}', '1', '_', ' ', '\t', '\n',
+    '\u{B}', '\u{C}', '\r', '\u{A0}', '\u{2028}', '&', '-', '~', '[', ']', '/', '.', '\u{378}', '\u{E000}', '\u{345}',
+    '\u{200B}', '☃', 'x',
+];
+
+/// `count` cases `(pattern, texts)` drawn from `seed`: one or two branches of up to four
+/// quantified [`ATOMS`], and one to five texts of up to nine [`CHARACTERS`]. The same seed gives
+/// the same cases.
+pub fn regexp_cases(count: usize, seed: u64) -> Vec<(String, Vec<String>)> {
+    let mut random = XorShift(seed | 1);
+    (0..count)
+        .map(|_| {
+            let branches = 1 + random.below(2);
+            let pattern = (0..branches)
+                .map(|_| {
+                    (0..random.below(5))
+                        .map(|_| format!("{}{}", random.pick(ATOMS), random.pick(QUANTIFIERS)))
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
+                .join("|");
+            let texts = (0..1 + random.below(5))
+                .map(|_| (0..random.below(10)).map(|_| *random.pick(CHARACTERS)).collect())
+                .collect();
+            (pattern, texts)
+        })
+        .collect()
+}
+
+/// Whether RE2's refusal of a pattern we accept is one where Rust's `regex` and Go can only read
+/// the pattern one way: a repetition of a repetition (`a**`, `a{2}*`), which Go refuses as a
+/// matter of style.
+pub fn harmless_go_refusal(message: &str) -> bool {
+    message.starts_with("bad repetition operator")
+}
+
+/// xorshift64*: no dependency, and a case reproduced from its seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
+        usize::try_from(value).expect("32 bits") % bound
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
 }

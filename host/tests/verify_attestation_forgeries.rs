@@ -5,7 +5,7 @@
 //! statement, an `intoto` entry with another `payloadHash`, 0.0.1 entries, 0.0.2 entries
 //! recording another signature, and for keyless: an entry naming another certificate, a
 //! signature the certificate's key did not make, an integration time outside the certificate's
-//! validity, a missing SCT.
+//! validity, a missing SCT; and a cosign v3 signature's envelope moved into a `.att` layer.
 //! A forgery yields no statement, or (a mislabelled type) the signed statement under its own type.
 
 mod verify_support;
@@ -231,6 +231,33 @@ async fn the_statement_is_the_signed_payload_not_the_annotation_nor_unsigned_env
     assert_eq!(answer.statements.len(), 1);
     assert_eq!(answer.statements[0].predicate_type, SPDX_PREDICATE_TYPE);
     assert_eq!(answer.statements[0].statement, signed);
+}
+
+#[tokio::test]
+async fn a_signature_moved_into_an_att_layer_is_no_attestation() {
+    let world = World::new();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    // The key's genuine cosign v3 signature of this very image: a DSSE envelope over a
+    // `cosign sign` statement naming its digest.
+    let bundle = testkit::key_bundle(&world.digest, &key, None, &testkit::BundleOptions::default()).expect("bundle");
+    let envelope = bundle.value().expect("json")["dsseEnvelope"].clone();
+    assert_eq!(envelope["payloadType"], IN_TOTO_PAYLOAD_TYPE);
+    refused_for_key(
+        &world,
+        &key,
+        layer_of(&envelope, testkit::COSIGN_SIGN_PREDICATE),
+        "is a signature, not an attestation",
+    )
+    .await;
+    // The control: the key's attestation in the same place is one.
+    let payload = serde_json::to_vec(&statement(&world)).expect("json");
+    let attestation = json!({
+        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "payload": BASE64.encode(&payload),
+        "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, &payload))}],
+    });
+    replace(&world, &[layer_of(&attestation, SPDX_PREDICATE_TYPE)]);
+    attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
 }
 
 /// The `intoto` 0.0.2 entry of `layer` signed by `key`, with `edit` applied to the entry.

@@ -314,6 +314,14 @@ fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), Strin
     let Some(predicate_type) = statement.get("predicateType").and_then(Value::as_str) else {
         return Err("in-toto statement has no predicateType".to_owned());
     };
+    // A cosign v3 signature is a `cosign sign` statement in a DSSE envelope: moved into a `.att`
+    // layer it is still a signature, and never counts as an attestation (the bundle path skips
+    // it before reading, docs/verification.md).
+    if predicate_type == COSIGN_SIGN_PREDICATE {
+        return Err(format!(
+            "in-toto statement of predicate type {COSIGN_SIGN_PREDICATE} is a signature, not an attestation"
+        ));
+    }
     let Some((algorithm, hex_digest)) = digest.split_once(':') else {
         return Err(format!("image digest {digest} is malformed"));
     };
@@ -737,6 +745,10 @@ mod tests {
         assert!(read_statement(&bytes, "sha256:ab").is_ok());
         let error = read_statement(&bytes, "sha256:cd").unwrap_err();
         assert_eq!(error, "in-toto statement's subject does not name sha256:cd");
+        let mut signature = statement.clone();
+        signature["predicateType"] = COSIGN_SIGN_PREDICATE.into();
+        let error = read_statement(&serde_json::to_vec(&signature).unwrap(), "sha256:ab").unwrap_err();
+        assert!(error.contains("is a signature, not an attestation"), "{error}");
         let not_statement = serde_json::to_vec(&serde_json::json!({"_type": "x"})).unwrap();
         assert!(read_statement(&not_statement, "sha256:ab").is_err());
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use common::{Host, pod};
 use serde_json::{Value, json};
-use testkit::{KeyPair, Registry, push_index, push_platform_image, sign_with_key};
+use testkit::{KeyPair, Registry, push_artifact, push_index, push_platform_image, sign_with_key};
 
 /// Every platform of the image must run as 65532 (distroless' `nonroot`).
 const NONROOT: &str = "config: \"linux/amd64\": config: User: \"65532\"\n\
@@ -116,4 +116,49 @@ fn every_platform_of_a_signed_index_is_judged() {
         .assert_refused("the arm/v7 image runs as root")
         .to_owned();
     assert!(message.contains("config.\"linux/arm/v7\".config.User"), "{message}");
+}
+
+/// An index may list an artifact beside its images (an SBOM, a chart, anything pushed with
+/// `oras`): its config is often `{}` (the OCI empty descriptor), with no `os` or `architecture`.
+/// policy-evaluator answers `oci_manifest_config` with the config blob as JSON, whatever it
+/// holds, so under policy-server the artifact's config is read as `{}` (keyed `""`, as
+/// policy-controller keys a config without `os`) and the images' constraints decide. `cip`
+/// answered it only when it decoded as an OCI image config: the policy failed.
+#[test]
+fn an_artifact_with_an_empty_config_in_an_index_is_read_as_under_policy_server() {
+    let registry = Registry::start().expect("registry");
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let cip = Host::for_registry(&host);
+    let s = settings(&host, &key);
+
+    let mut manifests = Vec::new();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let seed = format!("with-artifact-{platform}");
+        let digest =
+            push_platform_image(&host, "app", &seed.replace('/', "-"), &seed, platform, "65532").expect("pushed");
+        manifests.push((digest, platform));
+    }
+    let artifact = push_artifact(
+        &host,
+        "app",
+        "sbom",
+        "an sbom",
+        b"{}",
+        "application/vnd.oci.empty.v1+json",
+    )
+    .expect("artifact pushed");
+    manifests.push((artifact, "unknown/unknown"));
+    let entries: Vec<(&str, &str)> = manifests.iter().map(|(d, p)| (d.as_str(), *p)).collect();
+    let index = push_index(&host, "app", "with-artifact", &entries).expect("index pushed");
+    sign_with_key(&host, "app", &index, &key, &BTreeMap::new()).expect("signed");
+
+    let image = format!("{host}/app:with-artifact");
+    let response = cip.validate(&pod("default", &[&image]), &s);
+    response.assert_admitted("both images run as 65532; the artifact's `{}` config is read, as under policy-server");
+    assert_eq!(
+        response.mutated().and_then(|o| o.pointer("/spec/containers/0/image")),
+        Some(&json!(format!("{image}@{index}"))),
+        "pinned to the signed index: {response}"
+    );
 }

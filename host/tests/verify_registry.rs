@@ -280,7 +280,7 @@ async fn oci_lookups_answer_digest_manifest_and_config() {
     };
     assert_eq!(image.layers().len(), 1);
     assert_eq!(with_config.digest, world.digest);
-    assert_eq!(with_config.manifest.layers().len(), 1);
+    assert_eq!(with_config.manifest.layers.len(), 1);
     assert_eq!(
         missing.to_string(),
         format!(

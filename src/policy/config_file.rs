@@ -304,8 +304,9 @@ fn platform_key(config: &Map<String, Value>) -> Result<String, String> {
     Ok(key)
 }
 
-/// The answer of `oci/v1/oci_manifest_config` (the SDK's `OciManifestAndConfigResponse`), as
-/// far as it is read.
+/// The answer of `oci/v1/oci_manifest_config` (policy-evaluator's `ManifestAndConfigResponse`:
+/// the config is any JSON the registry holds, not the SDK's typed image config), as far as it is
+/// read.
 struct ManifestAndConfig {
     /// The digest of the image manifest whose config this is.
     digest: String,

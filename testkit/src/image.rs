@@ -121,6 +121,35 @@ fn push_with_config(
     .with_context(|| format!("pushing image {registry_host}/{repo}:{tag}"))
 }
 
+/// Pushes an OCI artifact to `registry_host/repo:tag`: one layer (content from `seed`) and the
+/// config blob `config`, stored byte for byte under `config_media_type` (an artifact's `{}`, a
+/// config lacking `architecture` or `os`, one with keys no image config has). Returns its
+/// manifest digest, for [`push_index`] or a look-up by digest.
+pub fn push_artifact(
+    registry_host: &str,
+    repo: &str,
+    tag: &str,
+    seed: &str,
+    config: &[u8],
+    config_media_type: &str,
+) -> anyhow::Result<String> {
+    let layer = seed.as_bytes().to_vec();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_IMAGE_MEDIA_TYPE,
+        "config": {"mediaType": config_media_type, "size": config.len(), "digest": sha256_digest(config)},
+        "layers": [{"mediaType": "application/octet-stream", "size": layer.len(), "digest": sha256_digest(&layer)}],
+    }))?;
+    rt::block_on(async {
+        let client = oci::client(registry_host).await;
+        let reference = oci::tag_ref(registry_host, repo, tag);
+        oci::ensure_blob(&client, &reference, &layer).await?;
+        oci::ensure_blob(&client, &reference, config).await?;
+        oci::push_manifest_bytes(&client, &reference, manifest, OCI_IMAGE_MEDIA_TYPE).await
+    })
+    .with_context(|| format!("pushing artifact {registry_host}/{repo}:{tag}"))
+}
+
 /// Pushes an OCI image index (a multi-platform image) under `tag` listing already pushed
 /// manifests of `repo` with their platforms (`("sha256:…", "linux/amd64")`); returns the
 /// index digest.

@@ -103,8 +103,8 @@ pub use bundle::{
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use image::{
-    ManifestFormat, delete_manifest, move_tag, push_image, push_image_as, push_index, push_platform_image,
-    resolve_digest, retag,
+    ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,
+    push_platform_image, resolve_digest, retag,
 };
 pub use keys::KeyPair;
 pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, OpenBao, test_tool};

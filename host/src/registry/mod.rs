@@ -11,9 +11,10 @@ mod sources;
 
 use std::time::Duration;
 
-use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
+use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    OciImageManifest,
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -34,6 +35,24 @@ const MANIFEST_MEDIA_TYPES: &[&str] = &[
     IMAGE_MANIFEST_MEDIA_TYPE,
     IMAGE_MANIFEST_LIST_MEDIA_TYPE,
 ];
+
+/// The answer of `oci/v1/oci_manifest_config`, written as policy-evaluator writes it (its
+/// `ManifestAndConfigResponse` in `callback_handler/oci.rs`): the image manifest as oci-client
+/// reads it, the digest of that manifest, and the config blob as JSON, whatever it holds.
+///
+/// The config is not read into the SDK's `OciManifestAndConfigResponse`, whose oci-spec
+/// `ImageConfiguration` requires `architecture`, `os` and `rootfs` and keeps only the keys it
+/// knows: an artifact's config (`{}`, a Helm chart's, a Wasm module's) would fail here and not
+/// under policy-server, and a Docker config would lose `container_config`, `docker_version`, …
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ManifestAndConfig {
+    /// The image manifest (the one of the host's platform when an index was named).
+    pub manifest: OciImageManifest,
+    /// The digest of `manifest`.
+    pub digest: String,
+    /// The config blob, any JSON value, keys and values as the registry stored them.
+    pub config: serde_json::Value,
+}
 
 /// Talks to OCI registries with the configured sources, credentials and timeout.
 #[derive(Clone)]
@@ -157,28 +176,25 @@ impl RegistryClient {
     }
 
     /// The image manifest (the current platform's one for an index), its digest and its config
-    /// (`oci/v1/oci_manifest_config`).
-    pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, RegistryError> {
+    /// (`oci/v1/oci_manifest_config`), as policy-evaluator answers them: oci-client's
+    /// `pull_manifest_and_config` (its default platform resolver at an index, no check of the
+    /// config's media type), the config parsed as any JSON value.
+    pub async fn oci_manifest_config(&self, image: &str) -> Result<ManifestAndConfig, RegistryError> {
         let reference = Self::parse_reference(image)?;
         let auth = self.auth_for(&reference);
         // Index, platform manifest, config blob.
         let (manifest, digest, config) = self
             .bounded(&reference, 3, self.client.pull_manifest_and_config(&reference, &auth))
             .await?;
-        let malformed = |reason: String| RegistryError::Malformed {
+        let config = serde_json::from_str(&config).map_err(|e| RegistryError::Malformed {
             image: image.to_string(),
-            reason,
-        };
-        let config: serde_json::Value =
-            serde_json::from_str(&config).map_err(|e| malformed(format!("config is not JSON: {e}")))?;
-        let manifest =
-            serde_json::to_value(&manifest).map_err(|e| malformed(format!("manifest cannot be encoded: {e}")))?;
-        serde_json::from_value(serde_json::json!({
-            "manifest": manifest,
-            "digest": digest,
-            "config": config,
-        }))
-        .map_err(|e| malformed(format!("not an OCI image manifest and configuration: {e}")))
+            reason: format!("config is not JSON: {e}"),
+        })?;
+        Ok(ManifestAndConfig {
+            manifest,
+            digest,
+            config,
+        })
     }
 
     /// Raw manifest bytes and digest.

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kubewarden_policy_sdk::host_capabilities::oci::{OciManifestAndConfigResponse, OciManifestResponse};
+use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
 use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
 use oci_client::Reference;
@@ -37,7 +37,7 @@ pub use error::VerifyError;
 use signatures::{Explanation, SignatureSet};
 
 pub use crate::registry::DownloadLimits;
-use crate::registry::{DockerCredentials, RegistryClient, RegistryError};
+use crate::registry::{DockerCredentials, ManifestAndConfig, RegistryClient, RegistryError};
 
 /// Default time a successful verification is reused (policy-evaluator's value).
 pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
@@ -220,7 +220,7 @@ pub struct Verifier {
     /// `oci/v1/oci_manifest` answers (the module's binding check reads `.sig` manifests).
     manifests: TtlCache<String, Result<OciManifestResponse, VerifyError>>,
     /// `oci/v1/oci_manifest_config` answers.
-    configs: TtlCache<String, Result<OciManifestAndConfigResponse, VerifyError>>,
+    configs: TtlCache<String, Result<ManifestAndConfig, VerifyError>>,
 }
 
 impl Verifier {
@@ -367,15 +367,12 @@ impl Verifier {
     }
 
     /// `oci/v1/oci_manifest_config`: the image manifest, its digest and its configuration.
-    pub async fn oci_manifest_config(&self, image: &str) -> Result<OciManifestAndConfigResponse, VerifyError> {
+    pub async fn oci_manifest_config(&self, image: &str) -> Result<ManifestAndConfig, VerifyError> {
         self.oci_manifest_config_expiring(image).await.value
     }
 
     /// [`Verifier::oci_manifest_config`], with the instant the kept answer expires.
-    pub async fn oci_manifest_config_expiring(
-        &self,
-        image: &str,
-    ) -> Expiring<Result<OciManifestAndConfigResponse, VerifyError>> {
+    pub async fn oci_manifest_config_expiring(&self, image: &str) -> Expiring<Result<ManifestAndConfig, VerifyError>> {
         self.reused(&self.configs, image, self.registry.oci_manifest_config(image))
             .await
     }

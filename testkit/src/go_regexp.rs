@@ -1,7 +1,8 @@
-//! RE2 (PyPI `google-re2` in the test tools' venv), the engine Go's `regexp` reproduces, as the
-//! reference our Go-reading regular expressions are compared with (go-regexp's tests, the Rego
-//! regex builtins' tests): the cases both compare, generated from what Rust's `regex` and Go read
-//! differently, and `scripts/re2-match.py`, which answers a batch of them in one process.
+//! Go's own `regexp` (`scripts/go-regexp-match.go`, built by `make test-tools` with Debian's
+//! `golang-go`), the engine policy-controller, cosign, CUE and OPA match with, as the reference
+//! our Go-reading regular expressions are compared with (go-regexp's tests, the Rego regex
+//! builtins' tests): the cases both compare, generated from what Rust's `regex` and Go read
+//! differently, and the runner, which answers a batch of them in one process.
 
 use std::io::Write;
 use std::process::Command;
@@ -13,42 +14,38 @@ use serde_json::{Value, json};
 use crate::kms::test_tool;
 use crate::run::run_bounded;
 
-/// What RE2 answers for each `(pattern, texts)`: `Err(its message)` when it refuses the
-/// pattern, else whether it finds a match in each text (Go's `MatchString`). RE2 missing from
-/// the venv is an error, never a skipped comparison.
-pub fn re2_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result<Vec<bool>, String>>> {
-    let python = test_tool("python")?;
+/// What Go's `regexp` answers for each `(pattern, texts)`: `Err(its message)` when
+/// `regexp.Compile` refuses the pattern, else `MatchString` on each text. The runner missing
+/// from the test tools is an error, never a skipped comparison.
+pub fn go_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result<Vec<bool>, String>>> {
+    let runner = test_tool("go-regexp-match")?;
     let mut input = tempfile::NamedTempFile::new()?;
     for (pattern, texts) in cases {
         writeln!(input, "{}", json!({ "pattern": pattern, "texts": texts }))?;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/re2-match.py");
-    let output = run_bounded(
-        Command::new(python).arg(script).arg(input.path()),
-        Duration::from_secs(300),
-    )?;
+    let output = run_bounded(Command::new(runner).arg(input.path()), Duration::from_secs(300))?;
     if !output.status.success() {
         bail!(
-            "RE2 failed (is google-re2 in the test tools' venv? `make test-tools`): {}",
+            "Go's regexp failed (`make test-tools` builds it): {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
     let answers = String::from_utf8(output.stdout)?
         .lines()
         .map(|line| {
-            let answer: Value = serde_json::from_str(line).with_context(|| format!("RE2 answered {line:?}"))?;
+            let answer: Value = serde_json::from_str(line).with_context(|| format!("Go's regexp answered {line:?}"))?;
             Ok(
                 match (answer.get("error"), answer.get("matches").and_then(Value::as_array)) {
                     (Some(error), _) => Err(error.as_str().unwrap_or_default().to_owned()),
                     (None, Some(matches)) => Ok(matches.iter().map(|m| m == true).collect()),
-                    (None, None) => bail!("RE2 answered neither error nor matches: {line}"),
+                    (None, None) => bail!("Go's regexp answered neither error nor matches: {line}"),
                 },
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     ensure!(
         answers.len() == cases.len(),
-        "RE2 answered {} of {} cases",
+        "Go's regexp answered {} of {} cases",
         answers.len(),
         cases.len()
     );
@@ -57,10 +54,8 @@ pub fn re2_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result
 
 /// The pieces of generated patterns: what Rust's `regex` and Go read differently (Perl classes,
 /// word boundaries, `\pC`, scripts, case folding, set operations, nested classes, flags), the
-/// syntax around them, and broken syntax. Not `\B`: RE2 tests it at every byte, so it holds
-/// inside a multi-byte character (`\B` finds a match in `xſ_` between the two bytes of `ſ`),
-/// where Go, which steps by character, and `regex` do not; go-regexp's unit tests check `\B`
-/// against Go's meaning instead.
+/// syntax around them, what Go refuses and `regex` reads (repetitions of repetitions, counts
+/// above 1000, class names spelled loosely), and broken syntax.
 const ATOMS: &[&str] = &[
     "a",
     "b",
@@ -98,6 +93,7 @@ const ATOMS: &[&str] = &[
     r"\p{Any}",
     r"\pN",
     r"\b",
+    r"\B",
     "^",
     "$",
     r"\A",
@@ -133,15 +129,32 @@ const ATOMS: &[&str] = &[
     r"\u0041",
     "(?x)",
     r"\p{Letter}",
+    r"\p{GREEK}",
+    r"\p{greek}",
+    r"\p{Old_Italic}",
+    r"\p{OldItalic}",
+    r"\p{Latin}",
+    r"\p{^Greek}",
+    r"\P{^Greek}",
+    "(a{40}){30}",
+    "(?:a{10}){100}",
+    "(?:a{2}|b{600})",
+    "x{,3}",
+    "x{2,1}",
+    "{",
+    r"\Q.\E",
+    r"\0",
 ];
-const QUANTIFIERS: &[&str] = &["", "", "*", "+", "?", "*?", "{2}", "{1,3}"];
+const QUANTIFIERS: &[&str] = &[
+    "", "", "*", "+", "?", "*?", "{2}", "{1,3}", "{0,1000}", "{1001}", "{3,}",
+];
 /// The characters of generated texts: those where the two differ (U+0663 ARABIC-INDIC DIGIT
 /// THREE, U+212A KELVIN SIGN, U+017F LONG S, `\v`, NBSP, unassigned U+0378, private use, U+0345
 /// Greek by extension only) and plain ones.
 const CHARACTERS: &[char] = &[
     'a', 'b', 'k', 'K', '\u{212A}', 's', 'S', '\u{17F}', 'é', 'É', 'λ', 'Λ', '\u{663}', '1', '_', ' ', '\t', '\n',
     '\u{B}', '\u{C}', '\r', '\u{A0}', '\u{2028}', '&', '-', '~', '[', ']', '/', '.', '\u{378}', '\u{E000}', '\u{345}',
-    '\u{200B}', '☃', 'x',
+    '\u{200B}', '☃', 'x', '{', '}', ',', '3', '\0',
 ];
 
 /// `count` cases `(pattern, texts)` drawn from `seed`: one or two branches of up to four
@@ -166,13 +179,6 @@ pub fn regexp_cases(count: usize, seed: u64) -> Vec<(String, Vec<String>)> {
             (pattern, texts)
         })
         .collect()
-}
-
-/// Whether RE2's refusal of a pattern we accept is one where Rust's `regex` and Go can only read
-/// the pattern one way: a repetition of a repetition (`a**`, `a{2}*`), which Go refuses as a
-/// matter of style.
-pub fn harmless_go_refusal(message: &str) -> bool {
-    message.starts_with("bad repetition operator")
 }
 
 /// xorshift64*: no dependency, and a case reproduced from its seed.

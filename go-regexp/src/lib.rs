@@ -680,6 +680,11 @@ mod tests {
         assert!(go(r"^\p{^Greek}$").is_match("a") && !go(r"^\p{^Greek}$").is_match("λ"));
         assert!(go(r"^\P{^Greek}$").is_match("λ") && !go(r"^[\P{^Lu}]$").is_match("a"));
         assert!(go(r"^\p{Old_Italic}\p{Kawi}$").is_match("\u{10300}\u{11F04}"));
+        // Every script Go knows is one `regex` knows under the same name.
+        for script in GO_SCRIPTS {
+            let printed = to_regex(&format!(r"\p{{{script}}}")).unwrap();
+            assert!(regex::Regex::new(&printed).is_ok(), "{script}");
+        }
         // Names Go does not know: refused here, or by the translator once asked for as scripts.
         for pattern in [
             r"\p{Alphabetic}",

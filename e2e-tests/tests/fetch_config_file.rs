@@ -162,3 +162,83 @@ fn an_artifact_with_an_empty_config_in_an_index_is_read_as_under_policy_server()
         "pinned to the signed index: {response}"
     );
 }
+
+/// One plain-HTTP request to the test registry (`Connection: close`): its status code and body.
+/// For a manifest no testkit helper writes.
+fn registry_request(host: &str, request: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(host).expect("registry reachable");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "{request}\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .expect("request sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("answer read");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let status = std::str::from_utf8(&answer[..split])
+        .ok()
+        .and_then(|h| h.split(' ').nth(1))
+        .and_then(|s| s.parse().ok());
+    (status.expect("a status line"), answer[split + 4..].to_vec())
+}
+
+/// An index with a `subject` whose digest is not `algorithm:encoded` (docker-registry stores a
+/// manifest's `subject` unchecked). policy-evaluator reads `oci/v1/oci_manifest` with
+/// oci-client, whose descriptors hold the digest as a string, and answers it; `cip` decoded it
+/// with oci-spec, which refuses such a digest, so `fetchConfigFile` failed under `cip` only.
+#[test]
+fn an_index_with_a_subject_oci_spec_refuses_is_read_as_under_policy_server() {
+    let registry = Registry::start().expect("registry");
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let cip = Host::for_registry(&host);
+    let s = settings(&host, &key);
+
+    let plain = signed_index(
+        &host,
+        &key,
+        "app",
+        "plain",
+        &[("linux/amd64", "65532"), ("linux/arm64", "65532")],
+    );
+    let (status, body) = registry_request(
+        &host,
+        &format!("GET /v2/app/manifests/{plain} HTTP/1.1\r\nAccept: application/vnd.oci.image.index.v1+json"),
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut index: Value = serde_json::from_slice(&body).expect("index");
+    index["subject"] = json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:not-a-digest",
+        "size": 2,
+    });
+    let body = serde_json::to_vec(&index).expect("json");
+    let (status, answer) = registry_request(
+        &host,
+        "PUT /v2/app/manifests/with-subject HTTP/1.1\r\nContent-Type: application/vnd.oci.image.index.v1+json",
+        &body,
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+    let digest = testkit::sha256_digest(&body);
+    sign_with_key(&host, "app", &digest, &key, &BTreeMap::new()).expect("signed");
+
+    let image = format!("{host}/app:with-subject");
+    let response = cip.validate(&pod("default", &[&image]), &s);
+    response.assert_admitted("both images run as 65532; the index is read as policy-evaluator reads it");
+    assert_eq!(
+        response.mutated().and_then(|o| o.pointer("/spec/containers/0/image")),
+        Some(&json!(format!("{image}@{digest}"))),
+        "pinned to the signed index: {response}"
+    );
+}

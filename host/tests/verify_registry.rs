@@ -6,7 +6,7 @@ mod verify_support;
 use std::time::{Duration, Instant};
 
 use cip::verify::{Verifier, VerifierConfig};
-use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
+use oci_client::manifest::OciManifest;
 use testkit::{CountingProxy, KeyPair, SlowServer};
 use verify_support::{World, config, failure, pub_key_request, verified};
 
@@ -250,9 +250,9 @@ async fn oci_lookups_are_reused_within_the_data_window_then_fetched_again() {
     assert!(p.proxy.request_count() >= 3, "{:?}", p.proxy.requests());
     assert_eq!((&digest, &config_digest), (&p.world.digest, &p.world.digest));
     assert_eq!((again, config_again), (digest, config_digest));
-    let layers = |m: &OciManifestResponse| match m {
-        OciManifestResponse::Image(image) => image.layers().len(),
-        OciManifestResponse::ImageIndex(_) => panic!("a signature manifest is an image manifest"),
+    let layers = |m: &OciManifest| match m {
+        OciManifest::Image(image) => image.layers.len(),
+        OciManifest::ImageIndex(_) => panic!("a signature manifest is an image manifest"),
     };
     // The two keys' signatures, the same from the cache.
     assert_eq!((layers(&manifest), layers(&manifest_again)), (2, 2));
@@ -275,10 +275,10 @@ async fn oci_lookups_answer_digest_manifest_and_config() {
         .expect_err("missing tag");
 
     assert_eq!(digest, world.digest);
-    let OciManifestResponse::Image(image) = manifest else {
+    let OciManifest::Image(image) = manifest else {
         panic!("an image manifest was pushed, got an index");
     };
-    assert_eq!(image.layers().len(), 1);
+    assert_eq!(image.layers.len(), 1);
     assert_eq!(with_config.digest, world.digest);
     assert_eq!(with_config.manifest.layers.len(), 1);
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cip::registry::Sources;
 use cip::verify::{Verifier, VerifierConfig};
-use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
+use oci_client::manifest::OciManifest;
 use testkit::{KeyPair, Registry, RegistryOptions};
 use verify_support::{failure, pub_key_request, verified};
 
@@ -148,8 +148,8 @@ async fn a_signed_multi_platform_index_verifies_and_is_served_as_an_index() {
     let manifest = verifier.oci_manifest(&image).await.expect("index");
 
     assert_eq!(verified_digest, index);
-    let OciManifestResponse::ImageIndex(index_manifest) = manifest else {
+    let OciManifest::ImageIndex(index_manifest) = manifest else {
         panic!("expected an image index");
     };
-    assert_eq!(index_manifest.manifests().len(), 2);
+    assert_eq!(index_manifest.manifests.len(), 2);
 }

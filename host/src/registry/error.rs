@@ -91,6 +91,9 @@ impl RegistryError {
             }
             e @ (OciDistributionError::DigestError(_)
             | OciDistributionError::ManifestParsingError(_)
+            | OciDistributionError::VersionedParsingError(_)
+            | OciDistributionError::UnsupportedSchemaVersionError(_)
+            | OciDistributionError::UnsupportedMediaTypeError(_)
             | OciDistributionError::JsonError(_)
             | OciDistributionError::SpecViolationError(_)) => Self::Malformed {
                 image,

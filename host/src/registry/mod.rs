@@ -11,10 +11,9 @@ mod sources;
 
 use std::time::Duration;
 
-use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-    OciImageManifest,
+    OciImageManifest, OciManifest,
 };
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -165,14 +164,27 @@ impl RegistryClient {
         }
     }
 
-    /// The manifest or index `image` names, as is (`oci/v1/oci_manifest`).
-    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, RegistryError> {
+    /// The manifest or index `image` names (`oci/v1/oci_manifest`), as policy-evaluator reads it
+    /// (policy-fetcher's `Registry::manifest`): oci-client's `pull_manifest`, which accepts the
+    /// Docker and OCI manifest and index media types, checks the digest, requires
+    /// `schemaVersion` 2 and a top-level `mediaType` (when present) among those four, and reads
+    /// the body into its untagged [`OciManifest`]: oci-client's field names, order and set
+    /// (unknown keys dropped, annotations sorted, an index's `subject` and a descriptor's `data`
+    /// and `platform` not kept, a platform's `os.version` and `os.features` kept), a digest read
+    /// as a string.
+    ///
+    /// Not the SDK's `OciManifestResponse`: its oci-spec types refuse a descriptor whose digest
+    /// is not `algorithm:encoded` or whose size is negative (a `subject`, which docker-registry
+    /// stores unchecked), and write another shape (`os.version` dropped, `artifactType` first,
+    /// annotations in a `HashMap`'s order): a manifest policy-server answers failed or differed
+    /// under `cip`.
+    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifest, RegistryError> {
         let reference = Self::parse_reference(image)?;
-        let (body, _digest) = self.manifest_raw(&reference).await?;
-        serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
-            image: image.to_string(),
-            reason: format!("manifest is neither an image manifest nor an index: {e}"),
-        })
+        let auth = self.auth_for(&reference);
+        let (manifest, _digest) = self
+            .bounded(&reference, 1, self.client.pull_manifest(&reference, &auth))
+            .await?;
+        Ok(manifest)
     }
 
     /// The image manifest (the current platform's one for an index), its digest and its config
@@ -195,19 +207,6 @@ impl RegistryClient {
             digest,
             config,
         })
-    }
-
-    /// Raw manifest bytes and digest.
-    pub(crate) async fn manifest_raw(&self, reference: &Reference) -> Result<(Vec<u8>, String), RegistryError> {
-        let auth = self.auth_for(reference);
-        let (body, digest) = self
-            .bounded(
-                reference,
-                1,
-                self.client.pull_manifest_raw(reference, &auth, MANIFEST_MEDIA_TYPES),
-            )
-            .await?;
-        Ok((body.to_vec(), digest))
     }
 
     /// Runs `operation` (at most `round_trips` requests) within `round_trips` timeouts.

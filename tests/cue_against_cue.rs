@@ -1,0 +1,923 @@
+//! Our CUE subset (`src/policy/cue/`) against real CUE (cuelang.org/go v0.4.3, npm's
+//! `cue-wasm`, run by `scripts/cue-eval.mjs`, installed by `make test-tools`; without it the
+//! test fails, it is never skipped), deciding as policy-controller decides
+//! (`CompileString(policy).Err()`, then `Unify(input).Validate()` without `cue.Concrete`).
+//!
+//! Generated policies of the subset (fields, nesting, `a: b: c`, quoted and optional labels,
+//! `...`, literals, kinds, bounds, regular expressions, `&`, disjunctions with defaults, open
+//! and closed lists, references, the builtins we take) each meet inputs built around them
+//! (values at the bounds, other kinds, missing and extra fields, lists of other lengths, nulls,
+//! `1` and `1.0`, big integers, unicode). A policy real CUE refuses must be refused by
+//! `Program::compile` (we may refuse more: counted by reason); on a policy both accept, our
+//! verdict must be CUE's on every input. We pass where CUE finds a conflict: a security bug,
+//! the test fails. Differences that are known and explained are in [`KNOWN`], with the reason.
+//!
+//! `CUE_SUBSET_CASES` sets the number of policies (each with its inputs), `CUE_SUBSET_SEED`
+//! gives a run's cases again.
+
+// `*rng.pick(CONST)`: the deref clippy calls needless is what infers `T = &str`.
+#![allow(clippy::explicit_auto_deref)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, RandomState};
+
+use cluster_image_policy::policy::cue::Program;
+use testkit::{CueAnswer, CueVerdict};
+
+/// Policies per run (each with [`INPUTS`] inputs).
+const CASES: usize = 1500;
+const INPUTS: usize = 8;
+
+/// Differences between our subset and cuelang.org/go v0.4.3 that are explained and accepted:
+/// (what the policy text contains, what our message or CUE's contains, why).
+const KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "import",
+        "imported and not used",
+        "on purpose: an unused import is accepted and named as a remark (docs/policies.md); \
+         CUE v0.4.3's CompileString refuses it in a file with a package clause only",
+    ),
+    (
+        "struct.MinFields",
+        "struct.MinFields(",
+        "stricter on purpose: CUE codes struct.MinFields failing on an open struct (every JSON \
+         object) as incomplete, which Validate() without Concrete ignores; we refuse the input",
+    ),
+    (
+        "",
+        "00000000000000000000",
+        "stricter on purpose: serde_json reads an integer beyond 64 bits as a float, so such a \
+         number passes only what both an int and a float pass (`number`, bounds)",
+    ),
+    (
+        "list.M",
+        "does not satisfy list.M",
+        "NOT a version difference, an open bug: CUE refuses a policy whose own list (even `[...]`) \
+         fails list.MinItems/MaxItems, so policy-controller denies every input; we accept the \
+         policy and refuse only the inputs that have the list",
+    ),
+    (
+        "",
+        "incompatible bounds",
+        "NOT a version difference, an open bug: CUE refuses a policy with disjoint bounds \
+         (`<0.125 & >=1e3`), so policy-controller denies every input; we accept the policy and \
+         refuse only the inputs that have the field",
+    ),
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// A scalar, written as CUE and as JSON.
+#[derive(Clone, Debug)]
+enum Lit {
+    Null,
+    Bool(bool),
+    /// Integer or float text, the same in CUE and JSON.
+    Num(&'static str),
+    Str(String),
+}
+
+const INTS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "-2",
+    "10",
+    "100000000000000000000",
+    "-100000000000000000000",
+];
+const FLOATS: &[&str] = &[
+    "0.0", "1.0", "1.5", "-0.5", "2.5", "3.0", "1e3", "1.25e-1", "-0.0", "10.0",
+];
+const STRINGS: &[&str] = &[
+    "",
+    "a",
+    "b",
+    "ab",
+    "abc",
+    "x",
+    "xyz",
+    "ba",
+    "A",
+    "é",
+    "ée",
+    "λx",
+    "a b",
+    "a\nb",
+    "tab\t",
+    "q\"q",
+    "back\\",
+    "ghcr.io/x",
+    "v1",
+    "v1.2",
+    "latest",
+    "2024-01-01T00:00:00Z",
+    "日本",
+    "😀",
+    "aa",
+    "abd",
+    "z",
+];
+const TIMES: &[&str] = &[
+    "2024-01-01T00:00:00Z",
+    "2024-01-01T00:00:00.5Z",
+    "2023-12-31T23:59:59Z",
+    "2024-01-01T01:00:00+01:00",
+    "2024-06-30T12:00:00.123456789Z",
+    "2024-01-01T00:00:00",
+    "2024-02-30T00:00:00Z",
+    "2024-01-01 00:00:00Z",
+    "2024-01-01T00:00:00z",
+    "1999-12-31T23:59:60Z",
+];
+const PATTERNS: &[&str] = &[
+    "^a", "b$", "^[a-c]+$", "é", "x|y", "^$", "^v[0-9]", ".", "\\.", "^(ab)*$",
+];
+
+fn cue_string(s: &str, rng: &mut Rng) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if !c.is_ascii() && (c as u32) < 0x10000 && rng.chance(30) => {
+                write!(out, "\\u{:04x}", c as u32).unwrap();
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+impl Lit {
+    fn cue(&self, rng: &mut Rng) -> String {
+        match self {
+            Lit::Null => "null".into(),
+            Lit::Bool(b) => b.to_string(),
+            Lit::Num(n) => (*n).into(),
+            Lit::Str(s) => cue_string(s, rng),
+        }
+    }
+    fn json(&self) -> J {
+        match self {
+            Lit::Null => J::Null,
+            Lit::Bool(b) => J::Bool(*b),
+            Lit::Num(n) => J::Num((*n).into()),
+            Lit::Str(s) => J::Str(s.clone()),
+        }
+    }
+}
+
+/// An input value, kept as text so that numbers reach both sides as written.
+#[derive(Clone, Debug)]
+enum J {
+    Null,
+    Bool(bool),
+    Num(String),
+    Str(String),
+    List(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+impl J {
+    fn text(&self, out: &mut String) {
+        match self {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Num(n) => out.push_str(n),
+            J::Str(s) => out.push_str(&json_string(s)),
+            J::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.text(out);
+                }
+                out.push(']');
+            }
+            J::Obj(fields) => {
+                out.push('{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&json_string(k));
+                    out.push(':');
+                    v.text(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A constraint of the subset.
+#[derive(Clone, Debug)]
+enum C {
+    Top,
+    Lit(Lit),
+    Kind(&'static str),
+    Bound(&'static str, Lit),
+    Regex(bool, &'static str),
+    And(Box<C>, Box<C>),
+    Or(Vec<(C, bool)>),
+    Struct(Vec<Field>, bool),
+    List(Vec<C>, Option<Box<C>>),
+    /// A reference to a top-level field holding the literal.
+    Ref(String, Lit),
+    BoundRef(&'static str, String, Lit),
+    /// `strings.HasPrefix("x")` and the like.
+    StrFn(&'static str, String),
+    /// `list.MinItems(n)`, `struct.MaxFields(n)`…
+    Count(&'static str, usize),
+    /// `strings.HasPrefix("abc", "a")`: a boolean.
+    Call(&'static str, String, String),
+    TimeT,
+    TimeBound(&'static str, &'static str),
+}
+
+#[derive(Clone, Debug)]
+struct Field {
+    label: String,
+    quoted: bool,
+    optional: bool,
+    value: C,
+}
+
+const LABELS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "name",
+    "x_y",
+    "$v",
+    "a-b",
+    "é",
+    "with space",
+    "1x",
+    "if",
+    "a.b",
+];
+const OPS: &[&str] = &["<", "<=", ">", ">=", "!="];
+const KINDS: &[&str] = &["string", "int", "float", "number", "bool", "_", "null"];
+
+struct Gen {
+    rng: Rng,
+    /// Top-level reference targets: (name, value).
+    refs: Vec<(String, Lit)>,
+    imports: Vec<&'static str>,
+}
+
+impl Gen {
+    fn lit(&mut self) -> Lit {
+        match self.rng.below(10) {
+            0 => Lit::Null,
+            1 => Lit::Bool(self.rng.chance(50)),
+            2..=4 => Lit::Num(*self.rng.pick(INTS)),
+            5 | 6 => Lit::Num(*self.rng.pick(FLOATS)),
+            _ => Lit::Str((*self.rng.pick(STRINGS)).into()),
+        }
+    }
+
+    fn bound_operand(&mut self) -> Lit {
+        match self.rng.below(3) {
+            0 => Lit::Num(*self.rng.pick(INTS)),
+            1 => Lit::Num(*self.rng.pick(FLOATS)),
+            _ => Lit::Str((*self.rng.pick(STRINGS)).into()),
+        }
+    }
+
+    fn import(&mut self, package: &'static str) {
+        if !self.imports.contains(&package) {
+            self.imports.push(package);
+        }
+    }
+
+    fn constraint(&mut self, depth: u32) -> C {
+        loop {
+            let c = match self.rng.below(20) {
+                0 | 1 => C::Lit(self.lit()),
+                2 | 3 => C::Kind(*self.rng.pick(KINDS)),
+                4 | 5 => {
+                    let op = *self.rng.pick(OPS);
+                    let operand = if op == "!=" && self.rng.chance(30) {
+                        self.lit()
+                    } else {
+                        self.bound_operand()
+                    };
+                    C::Bound(op, operand)
+                }
+                6 => C::Regex(self.rng.chance(30), *self.rng.pick(PATTERNS)),
+                7 if depth > 0 => C::And(
+                    Box::new(self.constraint(depth - 1)),
+                    Box::new(self.constraint(depth - 1)),
+                ),
+                8 if depth > 0 => {
+                    let n = 2 + self.rng.below(2);
+                    let mut alts: Vec<(C, bool)> = (0..n).map(|_| (self.constraint(depth - 1), false)).collect();
+                    if self.rng.chance(50) {
+                        let i = self.rng.below(n);
+                        alts[i].1 = true;
+                    }
+                    if self.rng.chance(10) {
+                        let i = self.rng.below(n);
+                        alts[i].1 = true;
+                    }
+                    C::Or(alts)
+                }
+                9 | 10 if depth > 0 => self.structure(depth - 1),
+                11 if depth > 0 => {
+                    let n = self.rng.below(3);
+                    let items = (0..n).map(|_| self.constraint(depth - 1)).collect();
+                    let rest = match self.rng.below(3) {
+                        0 => None,
+                        1 => Some(Box::new(C::Top)),
+                        _ => Some(Box::new(self.constraint(depth - 1))),
+                    };
+                    C::List(items, rest)
+                }
+                12 if !self.refs.is_empty() => {
+                    let (name, value) = self.rng.pick(&self.refs).clone();
+                    C::Ref(name, value)
+                }
+                13 if !self.refs.is_empty() => {
+                    let (name, value) = self.rng.pick(&self.refs).clone();
+                    C::BoundRef(*self.rng.pick(OPS), name, value)
+                }
+                14 => {
+                    self.import("strings");
+                    let f = *self.rng.pick(&["HasPrefix", "HasSuffix", "Contains"]);
+                    C::StrFn(f, (*self.rng.pick(STRINGS)).into())
+                }
+                15 => {
+                    let (package, f) = *self.rng.pick(&[
+                        ("list", "MinItems"),
+                        ("list", "MaxItems"),
+                        ("struct", "MinFields"),
+                        ("struct", "MaxFields"),
+                    ]);
+                    self.import(package);
+                    C::Count(
+                        if package == "list" {
+                            f
+                        } else {
+                            if f == "MinFields" { "sMinFields" } else { "sMaxFields" }
+                        },
+                        self.rng.below(4),
+                    )
+                }
+                16 => {
+                    self.import("strings");
+                    let f = *self.rng.pick(&["HasPrefix", "HasSuffix", "Contains"]);
+                    C::Call(f, (*self.rng.pick(STRINGS)).into(), (*self.rng.pick(STRINGS)).into())
+                }
+                17 => {
+                    self.import("time");
+                    if self.rng.chance(40) {
+                        C::TimeT
+                    } else {
+                        C::TimeBound(*self.rng.pick(OPS), *self.rng.pick(&TIMES[..5]))
+                    }
+                }
+                18 => C::Top,
+                19 if depth > 0 => self.structure(depth - 1),
+                _ => continue,
+            };
+            return c;
+        }
+    }
+
+    fn structure(&mut self, depth: u32) -> C {
+        let n = self.rng.below(4);
+        let mut fields = Vec::new();
+        for _ in 0..n {
+            let field = self.field(depth);
+            fields.push(field);
+        }
+        if !fields.is_empty() && self.rng.chance(15) {
+            // The same label twice: two declarations unified.
+            let label = fields[0].label.clone();
+            let value = self.constraint(depth);
+            fields.push(Field {
+                label,
+                quoted: self.rng.chance(50),
+                optional: self.rng.chance(20),
+                value,
+            });
+        }
+        C::Struct(fields, self.rng.chance(20))
+    }
+
+    fn field(&mut self, depth: u32) -> Field {
+        let label = (*self.rng.pick(LABELS)).to_owned();
+        let must_quote = !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+            || label.starts_with(|c: char| c.is_ascii_digit())
+            || label == "if";
+        Field {
+            quoted: must_quote || self.rng.chance(15),
+            optional: self.rng.chance(15),
+            value: self.constraint(depth),
+            label,
+        }
+    }
+
+    fn policy(&mut self) -> (String, C) {
+        self.refs.clear();
+        self.imports.clear();
+        let mut top = Vec::new();
+        for i in 0..self.rng.below(3) {
+            let value = if self.rng.chance(50) {
+                self.bound_operand()
+            } else {
+                self.lit()
+            };
+            let name = format!("r{i}");
+            top.push(Field {
+                label: name.clone(),
+                quoted: false,
+                optional: false,
+                value: C::Lit(value.clone()),
+            });
+            self.refs.push((name, value));
+        }
+        let C::Struct(fields, _) = self.structure(3) else {
+            unreachable!()
+        };
+        let refs = top.len();
+        top.extend(fields);
+        if top.len() == refs {
+            let field = self.field(2);
+            top.push(field);
+        }
+        let mut text = String::new();
+        if self.rng.chance(20) {
+            text.push_str("package p\n\n");
+        }
+        if self.rng.chance(5) {
+            let package: &str = *self.rng.pick(&["strings", "list", "struct", "time"]);
+            self.import(package);
+        }
+        let imports = std::mem::take(&mut self.imports);
+        if imports.len() > 1 && self.rng.chance(50) {
+            text.push_str("import (\n");
+            for p in &imports {
+                writeln!(text, "\t\"{p}\"").unwrap();
+            }
+            text.push_str(")\n\n");
+        } else {
+            for p in &imports {
+                writeln!(text, "import \"{p}\"").unwrap();
+            }
+        }
+        if self.rng.chance(20) {
+            text.push_str("// a comment\n");
+        }
+        for field in &top {
+            self.write_field(field, 0, &mut text);
+            text.push('\n');
+        }
+        (text, C::Struct(top, true))
+    }
+
+    fn write_field(&mut self, field: &Field, indent: usize, out: &mut String) {
+        if field.quoted {
+            out.push_str(&json_string(&field.label));
+        } else {
+            out.push_str(&field.label);
+        }
+        if field.optional {
+            out.push('?');
+        }
+        out.push_str(": ");
+        // `a: b: c`: a struct of one field written as a shorthand.
+        if let C::Struct(fields, false) = &field.value
+            && fields.len() == 1
+            && self.rng.chance(50)
+        {
+            self.write_field(&fields[0], indent, out);
+            return;
+        }
+        self.write(&field.value, indent, out);
+    }
+
+    fn write(&mut self, c: &C, indent: usize, out: &mut String) {
+        match c {
+            C::Top => out.push('_'),
+            C::Lit(l) => out.push_str(&l.cue(&mut self.rng)),
+            C::Kind(k) => out.push_str(k),
+            C::Bound(op, l) => {
+                out.push_str(op);
+                out.push_str(&l.cue(&mut self.rng));
+            }
+            C::Regex(negate, p) => {
+                out.push_str(if *negate { "!~" } else { "=~" });
+                out.push_str(&cue_string(p, &mut self.rng));
+            }
+            C::And(a, b) => {
+                self.write_operand(a, indent, out);
+                out.push_str(" & ");
+                self.write_operand(b, indent, out);
+            }
+            C::Or(alts) => {
+                for (i, (alt, default)) in alts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" | ");
+                    }
+                    if *default {
+                        out.push('*');
+                    }
+                    self.write_operand(alt, indent, out);
+                }
+            }
+            C::Struct(fields, open) => {
+                if fields.is_empty() && !open {
+                    out.push_str("{}");
+                    return;
+                }
+                if self.rng.chance(30) {
+                    out.push('{');
+                    for (i, f) in fields.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        self.write_field(f, indent, out);
+                    }
+                    if *open {
+                        out.push_str(if fields.is_empty() { "..." } else { ", ..." });
+                    }
+                    out.push('}');
+                } else {
+                    out.push_str("{\n");
+                    for f in fields {
+                        out.push_str(&"\t".repeat(indent + 1));
+                        self.write_field(f, indent + 1, out);
+                        out.push('\n');
+                    }
+                    if *open {
+                        out.push_str(&"\t".repeat(indent + 1));
+                        out.push_str("...\n");
+                    }
+                    out.push_str(&"\t".repeat(indent));
+                    out.push('}');
+                }
+            }
+            C::List(items, rest) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.write(item, indent, out);
+                }
+                if let Some(rest) = rest {
+                    if !items.is_empty() {
+                        out.push_str(", ");
+                    }
+                    out.push_str("...");
+                    if !matches!(**rest, C::Top) || self.rng.chance(30) {
+                        self.write_operand(rest, indent, out);
+                    }
+                }
+                out.push(']');
+            }
+            C::Ref(name, _) => out.push_str(name),
+            C::BoundRef(op, name, _) => {
+                out.push_str(op);
+                out.push_str(name);
+            }
+            C::StrFn(f, s) => {
+                write!(out, "strings.{f}({})", cue_string(s, &mut self.rng)).unwrap();
+            }
+            C::Count(f, n) => match *f {
+                "sMinFields" => write!(out, "struct.MinFields({n})").unwrap(),
+                "sMaxFields" => write!(out, "struct.MaxFields({n})").unwrap(),
+                f => write!(out, "list.{f}({n})").unwrap(),
+            },
+            C::Call(f, s, p) => {
+                write!(
+                    out,
+                    "strings.{f}({}, {})",
+                    cue_string(s, &mut self.rng),
+                    cue_string(p, &mut self.rng)
+                )
+                .unwrap();
+            }
+            C::TimeT => out.push_str("time.Time"),
+            C::TimeBound(op, t) => {
+                let layout = if self.rng.chance(50) {
+                    "time.RFC3339"
+                } else {
+                    "time.RFC3339Nano"
+                };
+                write!(out, "{op}time.Parse({layout}, \"{t}\")").unwrap();
+            }
+        }
+    }
+
+    /// An operand of `&` or `|`: parenthesised when it is itself `&` or `|`, else as is (a
+    /// multi-line struct inline).
+    fn write_operand(&mut self, c: &C, indent: usize, out: &mut String) {
+        if matches!(c, C::And(..) | C::Or(..)) {
+            out.push('(');
+            self.write(c, indent, out);
+            out.push(')');
+        } else {
+            self.write(c, indent, out);
+        }
+    }
+
+    /// Some other value: any kind.
+    fn any(&mut self, depth: u32) -> J {
+        match self.rng.below(if depth > 0 { 12 } else { 10 }) {
+            0 => J::Null,
+            1 => J::Bool(self.rng.chance(50)),
+            2 | 3 => J::Num((*self.rng.pick(INTS)).into()),
+            4 | 5 => J::Num((*self.rng.pick(FLOATS)).into()),
+            6..=8 => J::Str((*self.rng.pick(STRINGS)).into()),
+            9 => J::Str((*self.rng.pick(TIMES)).into()),
+            10 => J::List((0..self.rng.below(3)).map(|_| self.any(depth - 1)).collect()),
+            _ => {
+                // Distinct keys: serde_json keeps the last of duplicates, CUE unifies them (a
+                // difference of the JSON reader, reported apart, not of the CUE subset).
+                let mut fields: Vec<(String, J)> = Vec::new();
+                for _ in 0..self.rng.below(3) {
+                    let label = (*self.rng.pick(LABELS)).to_owned();
+                    if !fields.iter().any(|(k, _)| *k == label) {
+                        let v = self.any(depth - 1);
+                        fields.push((label, v));
+                    }
+                }
+                J::Obj(fields)
+            }
+        }
+    }
+
+    /// A value near the literal: itself, its neighbours, the other number kind.
+    fn near(&mut self, l: &Lit) -> J {
+        match (self.rng.below(6), l) {
+            (0..=2, l) => l.json(),
+            (3, Lit::Num(n)) => {
+                let neighbour = match n.parse::<f64>() {
+                    Ok(x) if x.abs() < 1e15 && x.fract() == 0.0 && !n.contains(['.', 'e']) => {
+                        let d = *self.rng.pick(&[-1i64, 1]);
+                        (x as i64 + d).to_string()
+                    }
+                    Ok(x) if x.abs() < 1e15 => format!("{:?}", x + *self.rng.pick(&[-0.5, 0.5, 1.0])),
+                    _ => n.to_string(),
+                };
+                J::Num(neighbour)
+            }
+            (4, Lit::Num(n)) => J::Num(if n.contains(['.', 'e']) {
+                match n.parse::<f64>() {
+                    Ok(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+                    _ => n.to_string(),
+                }
+            } else {
+                format!("{n}.0")
+            }),
+            (3 | 4, Lit::Str(s)) => J::Str(match self.rng.below(4) {
+                0 => format!("{s}a"),
+                1 => s.chars().skip(1).collect(),
+                2 => format!("a{s}"),
+                _ => s.to_uppercase(),
+            }),
+            (3 | 4, Lit::Bool(b)) => J::Bool(!b),
+            _ => self.any(1),
+        }
+    }
+
+    /// An input value for `c` (None: the field is left out).
+    fn sample(&mut self, c: &C, depth: u32) -> J {
+        if self.rng.chance(8) {
+            return self.any(depth.min(2));
+        }
+        match c {
+            C::Top | C::Kind(_) => self.any(depth.min(2)),
+            C::Lit(l) | C::Ref(_, l) => self.near(l),
+            C::Bound(_, l) | C::BoundRef(_, _, l) => self.near(l),
+            C::Regex(..) | C::StrFn(..) => J::Str((*self.rng.pick(STRINGS)).into()),
+            C::And(a, b) => {
+                if self.rng.chance(50) {
+                    self.sample(a, depth)
+                } else {
+                    self.sample(b, depth)
+                }
+            }
+            C::Or(alts) => {
+                let i = self.rng.below(alts.len());
+                self.sample(&alts[i].0, depth)
+            }
+            C::Struct(fields, _) => {
+                let mut out: Vec<(String, J)> = Vec::new();
+                for f in fields {
+                    if out.iter().any(|(k, _)| *k == f.label) || self.rng.chance(20) {
+                        continue;
+                    }
+                    let v = self.sample(&f.value, depth + 1);
+                    out.push((f.label.clone(), v));
+                }
+                if self.rng.chance(25) {
+                    let label = (*self.rng.pick(LABELS)).to_owned();
+                    if !out.iter().any(|(k, _)| *k == label) {
+                        let v = self.any(1);
+                        out.push((label, v));
+                    }
+                }
+                J::Obj(out)
+            }
+            C::List(items, rest) => {
+                let len = (items.len() + self.rng.below(4)).saturating_sub(1);
+                J::List(
+                    (0..len)
+                        .map(|i| match items.get(i).or(rest.as_deref()) {
+                            Some(c) => self.sample(c, depth + 1),
+                            None => self.any(1),
+                        })
+                        .collect(),
+                )
+            }
+            C::Count(f, n) => {
+                let len = (n + self.rng.below(3)).saturating_sub(1);
+                if f.starts_with('s') {
+                    J::Obj((0..len).map(|i| (format!("k{i}"), J::Num("1".into()))).collect())
+                } else {
+                    J::List((0..len).map(|_| J::Num("1".into())).collect())
+                }
+            }
+            C::Call(..) => J::Bool(self.rng.chance(50)),
+            C::TimeT | C::TimeBound(..) => J::Str((*self.rng.pick(TIMES)).into()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Difference {
+    kind: &'static str,
+    policy: String,
+    input: String,
+    ours: String,
+    cue: String,
+}
+
+#[test]
+fn the_subset_decides_as_real_cue_decides() {
+    let count = std::env::var("CUE_SUBSET_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES);
+    let seed = std::env::var("CUE_SUBSET_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()));
+    println!("CUE_SUBSET_SEED={seed}");
+    let mut generator = Gen {
+        rng: Rng(seed),
+        refs: Vec::new(),
+        imports: Vec::new(),
+    };
+    let mut cases = Vec::new();
+    for _ in 0..count {
+        let (text, shape) = generator.policy();
+        let mut inputs = Vec::new();
+        for _ in 0..INPUTS {
+            let mut input = String::new();
+            match generator.sample(&shape, 0) {
+                j @ J::Obj(_) => j.text(&mut input),
+                _ => J::Obj(Vec::new()).text(&mut input),
+            }
+            inputs.push(input);
+        }
+        cases.push((text, inputs));
+    }
+    let answers = testkit::cue_verdicts(&cases).expect("real CUE answers (make test-tools)");
+
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut refused_alone: BTreeMap<String, String> = BTreeMap::new();
+    let mut differences: Vec<Difference> = Vec::new();
+    let mut known: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((policy, inputs), answer) in cases.iter().zip(answers) {
+        let ours = Program::compile(policy);
+        match (&ours, answer) {
+            (Err(_), CueAnswer::PolicyError(_)) => *counts.entry("policies both refuse".into()).or_default() += 1,
+            (Ok(_), CueAnswer::PolicyError(e))
+                if let Some((_, _, reason)) = KNOWN.iter().find(|(p, m, _)| policy.contains(p) && e.contains(m)) =>
+            {
+                *known.entry(reason).or_default() += 1;
+            }
+            (Ok(_), CueAnswer::PolicyError(e)) => differences.push(Difference {
+                kind: "policy CUE refuses, we accept",
+                policy: policy.clone(),
+                input: String::new(),
+                ours: "compiles".into(),
+                cue: e,
+            }),
+            (Err(e), CueAnswer::Verdicts(_)) => {
+                *counts.entry("policies only we refuse".into()).or_default() += 1;
+                let reason = e.message.split(':').next().unwrap_or_default().to_owned();
+                refused_alone.entry(reason).or_insert_with(|| policy.clone());
+            }
+            (Ok(program), CueAnswer::Verdicts(verdicts)) => {
+                *counts.entry("policies both accept".into()).or_default() += 1;
+                for (input, verdict) in inputs.iter().zip(verdicts) {
+                    let value: serde_json::Value = serde_json::from_str(input).expect("generated JSON");
+                    let ours = program.check(&value);
+                    let (kind, cue) = match (&ours, verdict) {
+                        (Ok(()), CueVerdict::Ok { incomplete }) => {
+                            let k = if incomplete.is_some() {
+                                "inputs both pass (CUE: incomplete)"
+                            } else {
+                                "inputs both pass"
+                            };
+                            *counts.entry(k.into()).or_default() += 1;
+                            continue;
+                        }
+                        (Err(_), CueVerdict::Conflict(_)) => {
+                            *counts.entry("inputs both refuse".into()).or_default() += 1;
+                            continue;
+                        }
+                        (Ok(()), CueVerdict::Conflict(c)) => ("SECURITY: we pass, CUE finds a conflict", c),
+                        (Err(_), CueVerdict::Ok { incomplete }) => {
+                            ("we refuse, CUE passes", incomplete.unwrap_or_default())
+                        }
+                        (_, CueVerdict::Unknown(u)) => ("CUE's answer not understood", u),
+                    };
+                    let our_message = match &ours {
+                        Ok(()) => String::new(),
+                        Err(c) => c.to_string(),
+                    };
+                    if let Some((_, _, reason)) = KNOWN.iter().find(|(p, m, _)| {
+                        policy.contains(p) && (our_message.contains(m) || cue.contains(m) || input.contains(m))
+                    }) {
+                        *known.entry(reason).or_default() += 1;
+                        continue;
+                    }
+                    differences.push(Difference {
+                        kind,
+                        policy: policy.clone(),
+                        input: input.clone(),
+                        ours: match ours {
+                            Ok(()) => "pass".into(),
+                            Err(c) => format!("conflict: {c}"),
+                        },
+                        cue,
+                    });
+                }
+            }
+        }
+    }
+    println!("{counts:#?}");
+    println!("we refuse alone, by reason (with a policy):");
+    for (reason, policy) in &refused_alone {
+        println!("  {reason}\n{policy}");
+    }
+    println!("known differences: {known:#?}");
+    let mut by_kind: BTreeMap<&str, Vec<&Difference>> = BTreeMap::new();
+    for d in &differences {
+        by_kind.entry(d.kind).or_default().push(d);
+    }
+    for (kind, ds) in &by_kind {
+        println!("=== {kind}: {}", ds.len());
+        for d in ds.iter().take(12) {
+            println!(
+                "--- policy:\n{}--- input: {}\n--- ours: {}\n--- CUE: {}\n",
+                d.policy, d.input, d.ours, d.cue
+            );
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences from real CUE (seed {seed}): {:?}",
+        differences.len(),
+        by_kind.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+    );
+}

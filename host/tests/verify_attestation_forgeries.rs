@@ -5,7 +5,8 @@
 //! statement, an `intoto` entry with another `payloadHash`, 0.0.1 entries, 0.0.2 entries
 //! recording another signature, and for keyless: an entry naming another certificate, a
 //! signature the certificate's key did not make, an integration time outside the certificate's
-//! validity, a missing SCT; and a cosign v3 signature's envelope moved into a `.att` layer.
+//! validity, a missing SCT; a cosign v3 signature's envelope moved into a `.att` layer; a signed
+//! statement with a key twice (read one way by CUE, another by JSON readers).
 //! A forgery yields no statement, or (a mislabelled type) the signed statement under its own type.
 
 mod verify_support;
@@ -257,6 +258,39 @@ async fn a_signature_moved_into_an_att_layer_is_no_attestation() {
         "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, &payload))}],
     });
     replace(&world, &[layer_of(&attestation, SPDX_PREDICATE_TYPE)]);
+    attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
+}
+
+#[tokio::test]
+async fn a_statement_with_a_key_twice_is_refused() {
+    let world = World::new();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let envelope_of = |payload: &[u8]| {
+        json!({
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "payload": BASE64.encode(payload),
+            "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))}],
+        })
+    };
+    // Genuinely signed: a scanner's verdict written twice. serde_json keeps the last
+    // ("clean"); CUE, to which policy-controller hands these bytes, finds a conflict.
+    let text = serde_json::to_string(&statement(&world)).expect("json");
+    let twice = text.replacen(
+        "\"predicate\":{",
+        "\"predicate\":{\"result\":\"vulnerable\",\"result\":\"clean\",",
+        1,
+    );
+    assert_ne!(twice, text);
+    refused_for_key(
+        &world,
+        &key,
+        layer_of(&envelope_of(twice.as_bytes()), SPDX_PREDICATE_TYPE),
+        "appears twice in one object",
+    )
+    .await;
+    // The control: the same statement with the key once verifies.
+    let once = text.replacen("\"predicate\":{", "\"predicate\":{\"result\":\"clean\",", 1);
+    replace(&world, &[layer_of(&envelope_of(once.as_bytes()), SPDX_PREDICATE_TYPE)]);
     attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
 }
 

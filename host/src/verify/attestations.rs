@@ -305,6 +305,11 @@ struct Evidence<'a> {
 fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), String> {
     let statement: Value =
         serde_json::from_slice(payload).map_err(|e| format!("attestation payload is not JSON: {e}"))?;
+    // serde_json keeps the last of two equal keys; policy-controller hands CUE the payload's
+    // bytes, and CUE unifies both values (a conflict when they differ). A statement read two
+    // ways is refused, whichever policy language reads it.
+    serde_json::from_slice::<UniqueKeys>(payload)
+        .map_err(|e| format!("in-toto statement is refused: {e} (read differently by CUE and by JSON readers)"))?;
     let kind = statement.get("_type").and_then(Value::as_str).unwrap_or_default();
     if !STATEMENT_TYPES.contains(&kind) {
         return Err(format!(
@@ -337,6 +342,68 @@ fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), Strin
         return Err(format!("in-toto statement's subject does not name {digest}"));
     }
     Ok((statement.clone(), predicate_type.to_owned()))
+}
+
+/// A JSON value in which no object has the same key twice (its deserialization fails naming
+/// the key otherwise); nothing is kept.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<UniqueKeys, A::Error> {
+        while items.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<UniqueKeys, A::Error> {
+        let mut keys = BTreeSet::new();
+        while let Some(key) = members.next_key::<String>()? {
+            members.next_value::<UniqueKeys>()?;
+            if !keys.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key {key:?} appears twice in one object"
+                )));
+            }
+        }
+        Ok(UniqueKeys)
+    }
 }
 
 /// The layer for one envelope signature, once its Rekor bundle (if any) is bound and its
@@ -749,6 +816,15 @@ mod tests {
         signature["predicateType"] = COSIGN_SIGN_PREDICATE.into();
         let error = read_statement(&serde_json::to_vec(&signature).unwrap(), "sha256:ab").unwrap_err();
         assert!(error.contains("is a signature, not an attestation"), "{error}");
+        // Two equal keys, at any depth, with equal or different values.
+        for twice in [
+            r#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"p","predicateType":"p","subject":[{"digest":{"sha256":"ab"}}]}"#,
+            r#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"p","subject":[{"digest":{"sha256":"ab"}}],"predicate":{"scan":{"result":"fail","result":"pass"}}}"#,
+            r#"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"p","subject":[{"digest":{"sha256":"ab"}}],"predicate":[{"a":1,"b":2,"a":1}]}"#,
+        ] {
+            let error = read_statement(twice.as_bytes(), "sha256:ab").unwrap_err();
+            assert!(error.contains("appears twice in one object"), "{error}");
+        }
         let not_statement = serde_json::to_vec(&serde_json::json!({"_type": "x"})).unwrap();
         assert!(read_statement(&not_statement, "sha256:ab").is_err());
     }

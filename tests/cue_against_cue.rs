@@ -50,20 +50,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "stricter on purpose: serde_json reads an integer beyond 64 bits as a float, so such a \
          number passes only what both an int and a float pass (`number`, bounds)",
     ),
-    (
-        "list.M",
-        "does not satisfy list.M",
-        "NOT a version difference, an open bug: CUE refuses a policy whose own list (even `[...]`) \
-         fails list.MinItems/MaxItems, so policy-controller denies every input; we accept the \
-         policy and refuse only the inputs that have the list",
-    ),
-    (
-        "",
-        "incompatible bounds",
-        "NOT a version difference, an open bug: CUE refuses a policy with disjoint bounds \
-         (`<0.125 & >=1e3`), so policy-controller denies every input; we accept the policy and \
-         refuse only the inputs that have the field",
-    ),
 ];
 
 struct Rng(u64);

@@ -146,6 +146,11 @@ impl Val {
                     Val::Or(alts)
                 }
             }
+            // `>=1 & <=1` is the number 1 (CUE's SimplifyBounds), e.g. for `b: >a`.
+            Val::And(vs) => match bounds(&vs) {
+                Ok(Some(n)) => n.val(),
+                _ => Val::And(vs),
+            },
             other => other,
         }
     }
@@ -232,16 +237,264 @@ pub fn meet(a: Val, b: Val) -> Val {
             if a.kinds() & b.kinds() == 0 {
                 return Val::Bottom(format!("conflicting values {a} and {b} (mismatched types)"));
             }
-            let mut all = Vec::new();
-            for v in [a, b] {
-                match v {
-                    Val::And(vs) => all.extend(vs),
-                    v => all.push(v),
+            let mut all: Vec<Val> = Vec::new();
+            let conjuncts = [a, b].into_iter().flat_map(|v| match v {
+                Val::And(vs) => vs,
+                v => vec![v],
+            });
+            for v in conjuncts {
+                // One struct and one list per conjunction: `list.MinItems(1) & [...] & [1, ...]`
+                // is the list `[1, ...]` under the validator, as in CUE.
+                let same = all.iter().position(|w| {
+                    matches!(
+                        (w, &v),
+                        (Val::Struct(_), Val::Struct(_)) | (Val::List(..), Val::List(..))
+                    )
+                });
+                match same {
+                    Some(i) => match meet(std::mem::replace(&mut all[i], Val::Top), v) {
+                        bottom @ Val::Bottom(_) => return bottom,
+                        merged => all[i] = merged,
+                    },
+                    None => all.push(v),
                 }
             }
-            Val::And(all)
+            match empty_conjunction(&all) {
+                Some(message) => Val::Bottom(message),
+                None => Val::And(all),
+            }
         }
     }
+}
+
+/// A number operand of a bound: exact for integers, as f64 otherwise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn of(v: &Val) -> Option<Num> {
+        match v {
+            Val::Int(n) => Some(Num::Int(i128::from(*n))),
+            Val::Float(x) => Some(Num::Float(*x)),
+            _ => None,
+        }
+    }
+
+    fn f64(self) -> f64 {
+        match self {
+            Num::Int(n) => n as f64,
+            Num::Float(x) => x,
+        }
+    }
+
+    fn cmp(self, other: Num) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.f64().partial_cmp(&b.f64()),
+        }
+    }
+
+    fn sub(self, other: Num) -> Num {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Num::Int(a - b),
+            (a, b) => Num::Float(a.f64() - b.f64()),
+        }
+    }
+
+    /// `floor` or `ceil` for an integer bound (exact below 2^63, as every f64 there is).
+    fn round(self, up: bool) -> Num {
+        match self {
+            Num::Float(x) if x.is_finite() => {
+                let r = if up { x.ceil() } else { x.floor() };
+                if r.abs() < 2f64.powi(63) {
+                    Num::Int(r as i128)
+                } else {
+                    Num::Float(r)
+                }
+            }
+            n => n,
+        }
+    }
+
+    /// Whether the number is the integer `n` (apd's `Int64()` succeeding with `n`).
+    fn is(self, n: i128) -> bool {
+        match self {
+            Num::Int(m) => m == n,
+            Num::Float(x) => x == n as f64,
+        }
+    }
+
+    fn is_negative(self) -> bool {
+        match self {
+            Num::Int(n) => n < 0,
+            Num::Float(x) => x < 0.0,
+        }
+    }
+
+    fn val(self) -> Val {
+        match self {
+            Num::Int(n) => i64::try_from(n).map_or(Val::Float(n as f64), Val::Int),
+            Num::Float(x) => Val::Float(x),
+        }
+    }
+}
+
+/// Why a conjunction (flattened, one struct and one list at most) holds no value, in the cases
+/// CUE (cuelang.org/go v0.4.3, checked with tests/cue_against_cue.rs) refuses the policy for it
+/// rather than the inputs that have the field:
+///
+/// - number bounds, as CUE's `SimplifyBounds` (internal/core/adt/simplify.go) meets the
+///   tightest lower and upper bound once the field's kind is known: disjoint bounds
+///   (`>5 & <3`, `>=2 & <=1`, `>1 & <=1`) are "incompatible bounds"; `>=a & <=a` is the number
+///   `a`; with `int` (no float), bounds are rounded to integers first (`int & >=1.5 & <=1.7` is
+///   refused) and `>=a & <a+1`, `>a & <=a+1`, `>a & <a+2` are that one integer. A number so
+///   found must pass the conjunction's `!=` (`>=1 & <=1 & !=1` is refused). CUE does no more:
+///   `int & >1 & <2` (no integer) and string bounds (`>"b" & <"a"`) are accepted, and so here.
+/// - list sizes: the policy's own list (its elements, `[...]` has none) must satisfy
+///   `list.MinItems`/`list.MaxItems` beside it: `[...] & list.MinItems(2)` and
+///   `[{...}, ...] & list.MaxItems(0)` are refused. For MinItems on an *open* list this is
+///   v0.4.3's behaviour; from v0.5 (policy-controller ships v0.7.0) pkg/list codes a short open
+///   list as incomplete, which Validate() ignores, so v0.7.0 would take the policy and refuse
+///   only the inputs with the list: we keep the stricter behaviour (refuse the policy).
+/// - struct.MaxFields: the policy's own regular fields beside it (`{a: 1, b: 2} &
+///   struct.MaxFields(1)`); MinFields never (an open struct may gain fields: incomplete).
+fn empty_conjunction(vs: &[Val]) -> Option<String> {
+    for v in vs {
+        let Val::Validator(validator) = v else { continue };
+        for w in vs {
+            let bad = match (validator, w) {
+                (Validator::MaxItems(n), Val::List(items, _)) => items.len() > *n,
+                (Validator::MaxFields(n), Val::Struct(fields)) => {
+                    fields.iter().filter(|(_, _, optional)| !optional).count() > *n
+                }
+                _ => false,
+            };
+            if bad {
+                return Some(format!("invalid value {w} (does not satisfy {v})"));
+            }
+        }
+    }
+    bounds(vs).err()
+}
+
+/// `list.MinItems` against the conjunction's list, once the value is final: unlike the other
+/// checks of [`empty_conjunction`], a later conjunct may lengthen the list (`[...] &
+/// list.MinItems(1) & [1, ...]` is accepted by CUE).
+fn short_list(vs: &[Val]) -> Option<String> {
+    let (items, list) = vs.iter().find_map(|v| match v {
+        Val::List(items, _) => Some((items.len(), v)),
+        _ => None,
+    })?;
+    vs.iter().find_map(|v| match v {
+        Val::Validator(Validator::MinItems(n)) if items < *n => {
+            Some(format!("invalid value {list} (does not satisfy {v})"))
+        }
+        _ => None,
+    })
+}
+
+/// The first value of a final policy value that CUE refuses once nothing more can join it
+/// (see [`short_list`]); a disjunction is refused when each of its alternatives is.
+fn unsatisfiable(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
+    match val {
+        Val::And(vs) => short_list(vs)
+            .map(|message| conflict(path, message))
+            .or_else(|| vs.iter().find_map(|v| unsatisfiable(v, path))),
+        Val::Struct(fields) => fields.iter().find_map(|(label, value, _)| {
+            push_label(path, label);
+            let found = unsatisfiable(value, path);
+            path.pop();
+            found
+        }),
+        // The type of further elements applies to none yet (CUE takes `[...list.MinItems(1)]`).
+        Val::List(items, _) => items.iter().enumerate().find_map(|(i, v)| {
+            path.push(i.to_string());
+            let found = unsatisfiable(v, path);
+            path.pop();
+            found
+        }),
+        Val::Or(alts) => {
+            let mut first = None;
+            for (alt, _) in alts {
+                match unsatisfiable(alt, &mut path.clone()) {
+                    None => return None,
+                    Some(c) => {
+                        first.get_or_insert(c);
+                    }
+                }
+            }
+            first.map(|c| conflict(path, format!("every alternative of {val} is in conflict ({c})")))
+        }
+        _ => None,
+    }
+}
+
+/// The tightest number bounds of a conjunction met as CUE meets them: `Err` when they are
+/// disjoint, `Ok(Some(n))` when they leave the one number `n`.
+fn bounds(vs: &[Val]) -> Result<Option<Num>, String> {
+    let Some(only) = bounds_only(vs)? else {
+        return Ok(None);
+    };
+    match vs.iter().find(|v| matches!(v, Val::Bound(UnaryOp::Ne, x) if Num::of(x).and_then(|x| x.cmp(only)) == Some(std::cmp::Ordering::Equal))) {
+        Some(v) => Err(format!("invalid value {} (out of bound {v})", only.val())),
+        None => Ok(Some(only)),
+    }
+}
+
+fn bounds_only(vs: &[Val]) -> Result<Option<Num>, String> {
+    use std::cmp::Ordering::{Greater, Less};
+    // The tightest bound of each side; at equal operands the exclusive one.
+    let tightest = |ops: [UnaryOp; 2], tighter: std::cmp::Ordering| {
+        let mut best: Option<(UnaryOp, Num, &Val)> = None;
+        for v in vs {
+            let Val::Bound(op, operand) = v else { continue };
+            let Some(n) = Num::of(operand) else { continue };
+            if !ops.contains(op) {
+                continue;
+            }
+            best = match best {
+                None => Some((*op, n, v)),
+                Some((bop, bn, bv)) => match n.cmp(bn) {
+                    Some(o) if o == tighter => Some((*op, n, v)),
+                    Some(std::cmp::Ordering::Equal) if *op == ops[0] => Some((*op, n, v)),
+                    _ => Some((bop, bn, bv)),
+                },
+            };
+        }
+        best
+    };
+    let (Some((lop, lo, lower)), Some((hop, hi, upper))) = (
+        tightest([UnaryOp::Gt, UnaryOp::Ge], Greater),
+        tightest([UnaryOp::Lt, UnaryOp::Le], Less),
+    ) else {
+        return Ok(None);
+    };
+    let kinds = vs.iter().fold(ANY, |k, v| k & v.kinds());
+    let integers = kinds & FLOAT == 0;
+    let (lo, hi) = if integers {
+        // >=3.4 is >=4 and >3.4 is >3; <=2.3 is <=2 and <2.3 is <3.
+        (lo.round(lop == UnaryOp::Ge), hi.round(hop == UnaryOp::Lt))
+    } else {
+        (lo, hi)
+    };
+    let d = hi.sub(lo);
+    let only = if d.is(1) && integers && lop == UnaryOp::Ge && hop == UnaryOp::Lt {
+        Some(lo)
+    } else if d.is(1) && integers && lop == UnaryOp::Gt && hop == UnaryOp::Le {
+        Some(hi)
+    } else if d.is(2) && integers && lop == UnaryOp::Gt && hop == UnaryOp::Lt {
+        Some(lo.sub(Num::Int(-1)))
+    } else if d.is(0) && lop == UnaryOp::Ge && hop == UnaryOp::Le {
+        Some(lo)
+    } else if d.is(0) || d.is_negative() {
+        return Err(format!("incompatible bounds {lower} and {upper}"));
+    } else {
+        None
+    };
+    Ok(only)
 }
 
 fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Val {
@@ -657,7 +910,17 @@ impl Compiler<'_> {
             let (value, optional) = self.field_value(&field.label, scope)?;
             let mut path = Vec::new();
             push_label(&mut path, &field.label);
-            if let Some(c) = first_bottom(&value, &mut path) {
+            let found = first_bottom(&value, &mut path);
+            // At the top level the value is final: what only a final value shows (a list too
+            // short for its list.MinItems), with the top-level field's position.
+            let found = found.or_else(|| {
+                scope
+                    .parent
+                    .is_none()
+                    .then(|| unsatisfiable(&value, &mut path))
+                    .flatten()
+            });
+            if let Some(c) = found {
                 return Err(CueError::invalid(
                     field.pos,
                     format!("the policy conflicts with itself at {c}"),

@@ -407,3 +407,96 @@ fn what_real_cue_refuses() {
         &[json!({"x": {"k": 1}})],
     );
 }
+
+/// Found by tests/cue_against_cue.rs: real CUE (v0.4.3) refuses these policies themselves, so
+/// policy-controller denies every admission; we used to refuse only inputs with the field.
+#[test]
+fn policies_real_cue_refuses_whole() {
+    let refused_at = |text: &str, line: u32, needle: &str| {
+        let e = refused(text);
+        assert_eq!(e.pos.line, line, "{text}\n{e}");
+        assert!(e.message.contains(needle), "{text}\n{e}");
+    };
+    // Disjoint number bounds ("incompatible bounds" in CUE), also across declarations.
+    refused_at(
+        "x: 1\nw: <1.25e-1\nw: >=1e3",
+        2,
+        "at w: incompatible bounds >=1000.0 and <0.125",
+    );
+    refused_at("a: >5 & <3", 1, "incompatible bounds >5 and <3");
+    refused_at("a: >=2 & <=1", 1, "incompatible bounds");
+    refused_at("a: >1 & <=1", 1, "incompatible bounds");
+    refused_at("a: >=0 & <0", 1, "incompatible bounds");
+    refused_at("a: >1 & >5 & <3", 1, "incompatible bounds >5 and <3");
+    refused_at("a: {b: >1.0 & <1}", 1, "at b: incompatible bounds");
+    // `>=a & <=a` is `a`, and `int` rounds the bounds first.
+    refused_at("a: >=1 & <=1 & !=1", 1, "invalid value 1 (out of bound !=1)");
+    refused_at("a: int & >=1.5 & <=1.7", 1, "incompatible bounds");
+    refused_at("a: >=1.5 & <=1.7\na: int", 1, "incompatible bounds");
+    refused_at("a: int & >1 & <3 & !=2", 1, "invalid value 2");
+    refused_at("a: int & >0.5 & <1.5 & !=1", 1, "invalid value 1");
+    // What CUE accepts (no refusal: every input without the field passes).
+    for text in [
+        "a: >=1 & <=1",
+        "a: int & >1 & <2",
+        "a: >1 & <2",
+        "a: >\"b\" & <\"a\"",
+        "a: >=\"a\" & <\"a\"",
+        "a: float & >=1 & <2 & !=1",
+        "a: (>5 & <3) | 1",
+        "a: >=1 & <=1 & !=2",
+    ] {
+        assert!(Program::compile(text).is_ok(), "{text}");
+    }
+    decides(
+        "a: >=1 & <=1",
+        &[json!({"a": 1}), json!({"a": 1.0}), json!({})],
+        &[json!({"a": 2})],
+    );
+    decides("a: >=1 & <=1\nb: >a", &[json!({"b": 2})], &[json!({"b": 1})]);
+
+    // The policy's own list against list.MinItems/MaxItems.
+    refused_at(
+        "import \"list\"\nc: [...] & list.MinItems(2)",
+        2,
+        "at c: invalid value [...] (does not satisfy list.MinItems(2))",
+    );
+    refused_at(
+        "import \"list\"\nb: list.MaxItems(0)\nb: [{...}, ...]",
+        2,
+        "does not satisfy list.MaxItems(0)",
+    );
+    refused_at("import \"list\"\nc: [1, ...] & list.MinItems(2)", 2, "list.MinItems(2)");
+    refused_at("import \"list\"\nr: [...]\nb: r & list.MinItems(1)", 3, "at b:");
+    refused_at(
+        "import \"list\"\nb: [...] & (list.MinItems(1) | string)",
+        2,
+        "list.MinItems(1)",
+    );
+    refused_at("import \"list\"\na: x: [...int] & list.MinItems(1)", 2, "at a.x:");
+    refused_at(
+        "import \"struct\"\nb: struct.MaxFields(1) & {a: 1, b: 2}",
+        2,
+        "struct.MaxFields(1)",
+    );
+    for text in [
+        "import \"list\"\nc: list.MinItems(2)",
+        "import \"list\"\nc: [1, 2, ...] & list.MinItems(2)",
+        "import \"list\"\nb: list.MaxItems(0) & [...]",
+        "import \"list\"\nb: list.MinItems(1) & [...] & [1, ...]",
+        "import \"list\"\nb: list.MinItems(1) & [...]\nb: [1, ...]",
+        "import \"list\"\nb: list.MinItems(1) | [1]\nb: [...]",
+        "import \"list\"\nb: {x: [...] & list.MinItems(1)} | 1",
+        "import \"list\"\nb: [...list.MinItems(1)]",
+        "import \"list\"\nb: list.MinItems(1) & list.MaxItems(0)",
+        "import \"struct\"\nb: struct.MaxFields(1) & {a: 1, b?: 2}",
+        "import \"struct\"\nb: struct.MinFields(3) & {a: 1}",
+    ] {
+        assert!(Program::compile(text).is_ok(), "{text}");
+    }
+    decides(
+        "import \"list\"\nb: list.MinItems(1) & [...]\nb: [1, ...]",
+        &[json!({"b": [1]}), json!({})],
+        &[json!({"b": []})],
+    );
+}

@@ -43,7 +43,8 @@ pub struct VerifierArgs {
     #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_ENTRIES, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_entries: u64,
-    /// Largest signature manifest read, in bytes.
+    /// Largest signature manifest read, in bytes; also the largest manifest or index the
+    /// `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config` capabilities read.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_MANIFEST_BYTES, value_name = "BYTES")]
     pub max_signature_manifest_bytes: usize,
     /// Largest signature layer read, in bytes.
@@ -55,6 +56,9 @@ pub struct VerifierArgs {
     /// Largest attestation read (an `.att` layer or an attestation's sigstore bundle), in bytes.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_ATTESTATION_BYTES, value_name = "BYTES")]
     pub max_attestation_bytes: usize,
+    /// Largest image config blob the `oci/v1/oci_manifest_config` capability reads, in bytes.
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_CONFIG_BYTES, value_name = "BYTES")]
+    pub max_image_config_bytes: usize,
     /// KMS access for authorities that name their key by `key.kms`.
     #[command(flatten)]
     pub kms: super::kms::KmsArgs,
@@ -93,6 +97,7 @@ impl VerifierArgs {
                 max_layer_bytes: self.max_signature_layer_bytes,
                 max_layers: self.max_signature_layers,
                 max_attestation_bytes: self.max_attestation_bytes,
+                max_config_bytes: self.max_image_config_bytes,
             },
             ..VerifierConfig::default()
         })

@@ -1,9 +1,10 @@
-//! Size- and count-capped downloads of signature manifests and their layers.
+//! Size- and count-capped downloads of signature manifests and their layers, and of the
+//! manifests and configs the `oci/v1/oci_manifest*` capabilities answer.
 //!
-//! oci-client reads a manifest whole (`Response::bytes`), so the manifest is fetched here with
-//! our own HTTP client (same plain-HTTP hosts, extra CAs, credentials and timeouts) and read
-//! chunk by chunk; layers are streamed through oci-client's `pull_blob_stream`. Either stops as
-//! soon as the cap is passed.
+//! oci-client reads a manifest (and a config through `pull_manifest_and_config`) whole
+//! (`Response::bytes`), so these are fetched here with our own HTTP client (same plain-HTTP hosts,
+//! extra CAs, credentials and timeouts) and read chunk by chunk; signature layers are streamed
+//! through oci-client's `pull_blob_stream`. Either stops as soon as the cap is passed.
 
 use futures::StreamExt as _;
 use oci_client::Reference;
@@ -22,6 +23,11 @@ pub const DEFAULT_MAX_LAYERS: usize = 50;
 /// Default cap of one attestation (`.att` layer or sigstore bundle of an attestation,
 /// `--max-attestation-bytes`): SPDX SBOMs of large images pass the signature layer cap.
 pub const DEFAULT_MAX_ATTESTATION_BYTES: usize = 8 * 1024 * 1024;
+/// Default cap of the config blob `oci/v1/oci_manifest_config` reads (`--max-image-config-bytes`):
+/// the manifest cap. Image configs are a few KiB (Docker's, with one `history` entry per build
+/// step, stay in the tens of KiB; an artifact's is `{}`), and the blob is parsed into a
+/// `serde_json::Value` several times its size and kept in the answer cache.
+pub const DEFAULT_MAX_CONFIG_BYTES: usize = 1024 * 1024;
 
 /// Caps applied while downloading signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +40,9 @@ pub struct DownloadLimits {
     pub max_layers: usize,
     /// Largest attestation read (an `.att` layer or an attestation's sigstore bundle), bytes.
     pub max_attestation_bytes: usize,
+    /// Largest config blob `oci/v1/oci_manifest_config` reads, bytes (the manifests it and
+    /// `oci/v1/oci_manifest` read are capped by `max_manifest_bytes`).
+    pub max_config_bytes: usize,
 }
 
 /// The cap of the layers of one download, and how a message names it.
@@ -65,6 +74,15 @@ impl DownloadLimits {
             setting: "--max-attestation-bytes",
         }
     }
+
+    /// The cap of the config blob `oci/v1/oci_manifest_config` reads.
+    pub fn image_config(&self) -> LayerCap {
+        LayerCap {
+            bytes: self.max_config_bytes,
+            what: "the config blob",
+            setting: "--max-image-config-bytes",
+        }
+    }
 }
 
 impl Default for DownloadLimits {
@@ -74,6 +92,7 @@ impl Default for DownloadLimits {
             max_layer_bytes: DEFAULT_MAX_LAYER_BYTES,
             max_layers: DEFAULT_MAX_LAYERS,
             max_attestation_bytes: DEFAULT_MAX_ATTESTATION_BYTES,
+            max_config_bytes: DEFAULT_MAX_CONFIG_BYTES,
         }
     }
 }
@@ -90,6 +109,13 @@ pub struct ManifestKind {
 /// The manifest of an image's signatures (`sha256-<digest>.sig`).
 pub const SIGNATURE_MANIFEST: ManifestKind = ManifestKind {
     what: "the signature manifest",
+    setting: "--max-signature-manifest-bytes",
+};
+
+/// A manifest or index read by `oci/v1/oci_manifest` or `oci/v1/oci_manifest_config` (the
+/// image's, or the platform manifest an index resolves to).
+pub const IMAGE_MANIFEST: ManifestKind = ManifestKind {
+    what: "the manifest",
     setting: "--max-signature-manifest-bytes",
 };
 
@@ -169,6 +195,17 @@ pub struct Referrers {
 struct ReferrersIndex {
     #[serde(default)]
     manifests: Vec<Referrer>,
+}
+
+/// A successful answer read under a cap.
+#[derive(Debug)]
+pub(crate) struct CappedResponse {
+    /// Its status (2xx).
+    pub status: reqwest::StatusCode,
+    /// Its headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Its body, at most the cap.
+    pub body: Vec<u8>,
 }
 
 impl RegistryClient {
@@ -447,6 +484,20 @@ impl RegistryClient {
         cap: usize,
         kind: ManifestKind,
     ) -> Result<Vec<u8>, BoundedError> {
+        Ok(self.capped_response(reference, path, accept, cap, kind).await?.body)
+    }
+
+    /// [`RegistryClient::capped_get`], with the status and headers of the answer. A status other
+    /// than 2xx fails (its body unread); a `Content-Length` over `cap` fails before the body is
+    /// read, and a body passing `cap` as soon as it does.
+    pub(crate) async fn capped_response(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &str,
+        cap: usize,
+        kind: ManifestKind,
+    ) -> Result<CappedResponse, BoundedError> {
         let over = || BoundedError::OverCap {
             what: kind.what,
             image: reference.whole(),
@@ -526,6 +577,7 @@ impl RegistryClient {
             {
                 return Err(over());
             }
+            let headers = std::mem::take(response.headers_mut());
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(http_error)? {
                 if body.len() + chunk.len() > cap {
@@ -533,7 +585,7 @@ impl RegistryClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body)
+            Ok(CappedResponse { status, headers, body })
         };
         match tokio::time::timeout(self.timeout.saturating_mul(2), read).await {
             Ok(result) => result,

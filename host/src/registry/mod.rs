@@ -5,6 +5,7 @@
 //! errors say which registry failed and how.
 
 mod bounded;
+mod capped_pull;
 mod docker_config;
 mod error;
 mod sources;
@@ -19,9 +20,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 pub use bounded::{
-    BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
-    DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, LayerCap, ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer,
-    Referrers, ReferrersSource, SIGNATURE_MANIFEST,
+    BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, REFERRER_MANIFEST,
+    REFERRERS_INDEX, Referrer, Referrers, ReferrersSource, SIGNATURE_MANIFEST,
 };
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;
@@ -165,39 +166,60 @@ impl RegistryClient {
     }
 
     /// The manifest or index `image` names (`oci/v1/oci_manifest`), as policy-evaluator reads it
-    /// (policy-fetcher's `Registry::manifest`): oci-client's `pull_manifest`, which accepts the
-    /// Docker and OCI manifest and index media types, checks the digest, requires
+    /// (policy-fetcher's `Registry::manifest`): what oci-client's `pull_manifest` answers, which
+    /// accepts the Docker and OCI manifest and index media types, checks the digest, requires
     /// `schemaVersion` 2 and a top-level `mediaType` (when present) among those four, and reads
     /// the body into its untagged [`OciManifest`]: oci-client's field names, order and set
     /// (unknown keys dropped, annotations sorted, an index's `subject` and a descriptor's `data`
     /// and `platform` not kept, a platform's `os.version` and `os.features` kept), a digest read
     /// as a string.
     ///
+    /// Not `pull_manifest` itself, which reads the body whole: the manifest is read at most
+    /// `limits.max_manifest_bytes` (`--max-signature-manifest-bytes`; over it,
+    /// [`BoundedError::OverCap`]) and then given `pull_manifest`'s checks. The whole within one
+    /// timeout, as before.
+    ///
     /// Not the SDK's `OciManifestResponse`: its oci-spec types refuse a descriptor whose digest
     /// is not `algorithm:encoded` or whose size is negative (a `subject`, which docker-registry
     /// stores unchecked), and write another shape (`os.version` dropped, `artifactType` first,
     /// annotations in a `HashMap`'s order): a manifest policy-server answers failed or differed
     /// under `cip`.
-    pub async fn oci_manifest(&self, image: &str) -> Result<OciManifest, RegistryError> {
+    pub async fn oci_manifest(&self, image: &str, limits: &DownloadLimits) -> Result<OciManifest, BoundedError> {
         let reference = Self::parse_reference(image)?;
-        let auth = self.auth_for(&reference);
         let (manifest, _digest) = self
-            .bounded(&reference, 1, self.client.pull_manifest(&reference, &auth))
+            .within(
+                &reference,
+                1,
+                self.capped_pull_manifest(&reference, limits.max_manifest_bytes),
+            )
             .await?;
         Ok(manifest)
     }
 
     /// The image manifest (the current platform's one for an index), its digest and its config
-    /// (`oci/v1/oci_manifest_config`), as policy-evaluator answers them: oci-client's
-    /// `pull_manifest_and_config` (its default platform resolver at an index, no check of the
-    /// config's media type), the config parsed as any JSON value.
-    pub async fn oci_manifest_config(&self, image: &str) -> Result<ManifestAndConfig, RegistryError> {
+    /// (`oci/v1/oci_manifest_config`), as policy-evaluator answers them: what oci-client's
+    /// `pull_manifest_and_config` answers (its default platform resolver at an index, no check of
+    /// the config's media type), the config parsed as any JSON value.
+    ///
+    /// Not `pull_manifest_and_config` itself, which reads the manifests and the config whole:
+    /// each manifest is read at most `limits.max_manifest_bytes` (`--max-signature-manifest-bytes`)
+    /// and the config at most `limits.max_config_bytes` (`--max-image-config-bytes`; a declared
+    /// size over it refused before the download), over which [`BoundedError::OverCap`]; each is
+    /// given oci-client's checks. Index, platform manifest and config within three timeouts, as
+    /// before.
+    pub async fn oci_manifest_config(
+        &self,
+        image: &str,
+        limits: &DownloadLimits,
+    ) -> Result<ManifestAndConfig, BoundedError> {
         let reference = Self::parse_reference(image)?;
-        let auth = self.auth_for(&reference);
+        let pull = async {
+            let (manifest, digest) = self.capped_pull_image_manifest(&reference, limits).await?;
+            let config = self.capped_pull_config(&reference, &manifest, limits).await?;
+            Ok((manifest, digest, config))
+        };
         // Index, platform manifest, config blob.
-        let (manifest, digest, config) = self
-            .bounded(&reference, 3, self.client.pull_manifest_and_config(&reference, &auth))
-            .await?;
+        let (manifest, digest, config) = self.within(&reference, 3, pull).await?;
         let config = serde_json::from_str(&config).map_err(|e| RegistryError::Malformed {
             image: image.to_string(),
             reason: format!("config is not JSON: {e}"),
@@ -207,6 +229,24 @@ impl RegistryClient {
             digest,
             config,
         })
+    }
+
+    /// Runs the capped download `operation` (at most `round_trips` requests) within
+    /// `round_trips` timeouts.
+    async fn within<T>(
+        &self,
+        reference: &Reference,
+        round_trips: u32,
+        operation: impl Future<Output = Result<T, BoundedError>>,
+    ) -> Result<T, BoundedError> {
+        let limit = self.timeout.saturating_mul(round_trips.max(1));
+        match tokio::time::timeout(limit, Box::pin(operation)).await {
+            Ok(result) => result,
+            Err(_) => Err(BoundedError::Registry(RegistryError::Timeout {
+                registry: reference.resolve_registry().to_string(),
+                after: self.timeout,
+            })),
+        }
     }
 
     /// Runs `operation` (at most `round_trips` requests) within `round_trips` timeouts.

@@ -1,6 +1,6 @@
 //! Why a verification failed, in words a user can act on.
 
-use crate::registry::RegistryError;
+use crate::registry::{BoundedError, RegistryError};
 
 /// Why a verification failed; the text reaches the user through the policy's message.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -23,6 +23,10 @@ pub enum VerifyError {
     /// A registry request failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A download passed a cap of `DownloadLimits` (always [`BoundedError::OverCap`], which
+    /// names the cap and the setting raising it): e.g. the manifest `oci/v1/oci_manifest` reads.
+    #[error(transparent)]
+    OverCap(BoundedError),
     /// The image has no cosign signature.
     #[error("no signatures found for {image}")]
     NoSignatures { image: String },
@@ -32,4 +36,13 @@ pub enum VerifyError {
     /// Signatures exist but none satisfies the request.
     #[error("{0}")]
     Unsatisfied(String),
+}
+
+impl From<BoundedError> for VerifyError {
+    fn from(error: BoundedError) -> Self {
+        match error {
+            BoundedError::Registry(e) => Self::Registry(e),
+            over @ BoundedError::OverCap { .. } => Self::OverCap(over),
+        }
+    }
 }

@@ -37,7 +37,7 @@ pub use error::VerifyError;
 use signatures::{Explanation, SignatureSet};
 
 pub use crate::registry::DownloadLimits;
-use crate::registry::{DockerCredentials, ManifestAndConfig, RegistryClient, RegistryError};
+use crate::registry::{DockerCredentials, ManifestAndConfig, RegistryClient};
 
 /// Default time a successful verification is reused (policy-evaluator's value).
 pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
@@ -362,8 +362,8 @@ impl Verifier {
 
     /// [`Verifier::oci_manifest`], with the instant the kept answer expires.
     pub async fn oci_manifest_expiring(&self, image: &str) -> Expiring<Result<OciManifest, VerifyError>> {
-        self.reused(&self.manifests, image, self.registry.oci_manifest(image))
-            .await
+        let fetch = self.registry.oci_manifest(image, &self.config.limits);
+        self.reused(&self.manifests, image, fetch).await
     }
 
     /// `oci/v1/oci_manifest_config`: the image manifest, its digest and its configuration.
@@ -373,19 +373,19 @@ impl Verifier {
 
     /// [`Verifier::oci_manifest_config`], with the instant the kept answer expires.
     pub async fn oci_manifest_config_expiring(&self, image: &str) -> Expiring<Result<ManifestAndConfig, VerifyError>> {
-        self.reused(&self.configs, image, self.registry.oci_manifest_config(image))
-            .await
+        let fetch = self.registry.oci_manifest_config(image, &self.config.limits);
+        self.reused(&self.configs, image, fetch).await
     }
 
     /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`], with the
     /// instant its entry expires.
-    async fn reused<V: Clone + Send + Sync + 'static>(
+    async fn reused<V: Clone + Send + Sync + 'static, E: Into<VerifyError>>(
         &self,
         cache: &TtlCache<String, Result<V, VerifyError>>,
         image: &str,
-        fetch: impl Future<Output = Result<V, RegistryError>>,
+        fetch: impl Future<Output = Result<V, E>>,
     ) -> Expiring<Result<V, VerifyError>> {
-        let fetch = async { Ok(fetch.await?) };
+        let fetch = async { fetch.await.map_err(Into::into) };
         cache
             .get_or_compute(image.to_owned(), Box::pin(fetch), |_| self.data_ttl())
             .await

@@ -1,0 +1,278 @@
+//! oci-client's `pull_manifest` and `pull_manifest_and_config`, read under caps.
+//!
+//! oci-client 0.18 reads a manifest, an index and a config blob whole (`Response::bytes`, and
+//! `pull_blob` into a `Vec`), with no size limit: a registry answering a multi-gigabyte manifest
+//! or config would make `cip` (and the Gatekeeper provider) exhaust memory. Here each body is
+//! read through [`RegistryClient::capped_response`] (a `Content-Length` over the cap refused
+//! before the body, a body passing it cut as soon as it does), and then given exactly the checks
+//! oci-client applies (`_pull_manifest_raw`, `_pull_manifest`, `validate_image_manifest`,
+//! `_pull_image_manifest_and_list_digest`, `pull_blob`), failing with the errors oci-client
+//! raises, so an answer within the caps is the one oci-client's functions give.
+
+use oci_client::Reference;
+use oci_client::client::current_platform_resolver;
+use oci_client::errors::{DigestError, OciDistributionError};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    OciImageManifest, OciManifest, Versioned,
+};
+use sha2::Digest as _;
+
+use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, ManifestKind};
+use super::{RegistryClient, RegistryError};
+
+/// The Accept header of oci-client's manifest requests (`MIME_TYPES_DISTRIBUTION_MANIFEST`),
+/// in its order.
+const OCI_CLIENT_MANIFEST_ACCEPT: &[&str] = &[
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+    OCI_IMAGE_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+];
+
+/// The header a registry states a manifest's or blob's digest in.
+const DOCKER_DIGEST_HEADER: &str = "Docker-Content-Digest";
+
+impl RegistryClient {
+    /// oci-client's `_pull_manifest` under `cap`: the manifest or index `reference` names, and
+    /// its digest (the registry's `Docker-Content-Digest` when sent, else the reference's
+    /// digest, else the SHA-256 of the body), every digest given checked against the body;
+    /// `schemaVersion` 2 and a top-level `mediaType`, when present, among the four manifest
+    /// types, required.
+    pub(crate) async fn capped_pull_manifest(
+        &self,
+        reference: &Reference,
+        cap: usize,
+    ) -> Result<(OciManifest, String), BoundedError> {
+        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let response = self
+            .capped_response(
+                reference,
+                &format!("manifests/{target}"),
+                &OCI_CLIENT_MANIFEST_ACCEPT.join(", "),
+                cap,
+                IMAGE_MANIFEST,
+            )
+            .await?;
+        let failed = |error: OciDistributionError| self.oci_error(error, reference);
+        // `validate_registry_response`: another 2xx than 200 is a spec violation.
+        if response.status != reqwest::StatusCode::OK {
+            return Err(failed(OciDistributionError::SpecViolationError(format!(
+                "Expected HTTP Status {}, got {} instead",
+                reqwest::StatusCode::OK,
+                response.status,
+            ))));
+        }
+        let body = response.body;
+        let header = digest_header_value(&response.headers).map_err(|e| failed(e.into()))?;
+        let digest = validate_digest(&body, header, reference.digest()).map_err(|e| failed(e.into()))?;
+        let versioned: Versioned = serde_json::from_slice(&body)
+            .map_err(|e| failed(OciDistributionError::VersionedParsingError(e.to_string())))?;
+        if versioned.schema_version != 2 {
+            return Err(failed(OciDistributionError::UnsupportedSchemaVersionError(
+                versioned.schema_version,
+            )));
+        }
+        if let Some(media_type) = versioned.media_type
+            && !OCI_CLIENT_MANIFEST_ACCEPT.contains(&media_type.as_str())
+        {
+            return Err(failed(OciDistributionError::UnsupportedMediaTypeError(media_type)));
+        }
+        let manifest = serde_json::from_slice(&body)
+            .map_err(|e| failed(OciDistributionError::ManifestParsingError(e.to_string())))?;
+        Ok((manifest, digest))
+    }
+
+    /// oci-client's `_pull_image_manifest` under `limits.max_manifest_bytes`: the image manifest
+    /// `reference` names and its digest; at an index, the entry oci-client's default platform
+    /// resolver picks (the one `Client` is configured with), read by its digest and answered
+    /// under the digest the index lists.
+    pub(crate) async fn capped_pull_image_manifest(
+        &self,
+        reference: &Reference,
+        limits: &DownloadLimits,
+    ) -> Result<(OciImageManifest, String), BoundedError> {
+        let (manifest, digest) = self.capped_pull_manifest(reference, limits.max_manifest_bytes).await?;
+        let index = match manifest {
+            OciManifest::Image(manifest) => return Ok((manifest, digest)),
+            OciManifest::ImageIndex(index) => index,
+        };
+        let Some(platform_digest) = current_platform_resolver(&index.manifests) else {
+            return Err(self.oci_error(
+                OciDistributionError::ImageManifestNotFoundError(
+                    "no entry found in image index manifest matching client's default platform".to_string(),
+                ),
+                reference,
+            ));
+        };
+        let entry = reference.clone_with_digest(platform_digest.clone());
+        match self.capped_pull_manifest(&entry, limits.max_manifest_bytes).await? {
+            (OciManifest::Image(manifest), _) => Ok((manifest, platform_digest)),
+            (OciManifest::ImageIndex(_), _) => Err(self.oci_error(
+                OciDistributionError::ImageManifestNotFoundError("received Image Index manifest instead".to_string()),
+                &entry,
+            )),
+        }
+    }
+
+    /// oci-client's `pull_blob` of `manifest`'s config under `limits.max_config_bytes`: a
+    /// declared size over the cap is refused before the download, a body passing it cut; the
+    /// body checked against the registry's `Docker-Content-Digest` (when sent) and the
+    /// descriptor's digest; then read as UTF-8, as `pull_manifest_and_config` does.
+    pub(crate) async fn capped_pull_config(
+        &self,
+        reference: &Reference,
+        manifest: &OciImageManifest,
+        limits: &DownloadLimits,
+    ) -> Result<String, BoundedError> {
+        let cap = limits.image_config();
+        let descriptor = &manifest.config;
+        // A negative size (docker-registry stores what it is given) is no claim: the read is
+        // capped all the same.
+        if u64::try_from(descriptor.size).is_ok_and(|size| usize::try_from(size).map_or(true, |size| size > cap.bytes))
+        {
+            return Err(BoundedError::OverCap {
+                what: cap.what,
+                image: reference.whole(),
+                cap: cap.bytes,
+                unit: "bytes",
+                setting: cap.setting,
+            });
+        }
+        let failed = |error: OciDistributionError| self.oci_error(error, reference);
+        // oci-client parses both digests before reading the body.
+        check_algorithm(&descriptor.digest).map_err(|e| failed(e.into()))?;
+        let response = self
+            .capped_response(
+                reference,
+                &format!("blobs/{}", descriptor.digest),
+                &OCI_CLIENT_MANIFEST_ACCEPT.join(", "),
+                cap.bytes,
+                ManifestKind {
+                    what: cap.what,
+                    setting: cap.setting,
+                },
+            )
+            .await?;
+        let header = digest_header_value(&response.headers).map_err(|e| failed(e.into()))?;
+        if let Some(expected) = &header {
+            verify(&response.body, expected).map_err(|e| failed(e.into()))?;
+        }
+        verify(&response.body, &descriptor.digest).map_err(|e| failed(e.into()))?;
+        String::from_utf8(response.body).map_err(|e| {
+            failed(OciDistributionError::GenericError(Some(format!(
+                "Cannot parse config as UTF-8 string: {e}"
+            ))))
+        })
+    }
+
+    /// An oci-client error about `reference`, classified as every registry failure is.
+    fn oci_error(&self, error: OciDistributionError, reference: &Reference) -> BoundedError {
+        BoundedError::Registry(RegistryError::from_oci(error, reference, self.timeout))
+    }
+}
+
+/// oci-client's `digest_header_value`: the `Docker-Content-Digest` header, empty as missing.
+fn digest_header_value(headers: &reqwest::header::HeaderMap) -> Result<Option<String>, DigestError> {
+    match headers.get(DOCKER_DIGEST_HEADER) {
+        None => Ok(None),
+        Some(value) => Ok(Some(value.to_str()?).filter(|s| !s.is_empty()).map(str::to_string)),
+    }
+}
+
+/// oci-client's `validate_digest`: the body checked against the reference's digest and the
+/// header's (when given); the header's is the answer when given (the canonical one), else the
+/// reference's, else the body's SHA-256.
+fn validate_digest(body: &[u8], header: Option<String>, reference: Option<&str>) -> Result<String, DigestError> {
+    if let Some(header) = &header {
+        check_algorithm(header)?;
+    }
+    if let Some(reference) = reference {
+        check_algorithm(reference)?;
+    }
+    match (header, reference) {
+        (Some(header), Some(reference)) if header == reference => verify(body, &header),
+        (Some(header), Some(reference)) => {
+            verify(body, reference)?;
+            verify(body, &header)
+        }
+        (Some(header), None) => verify(body, &header),
+        (None, Some(reference)) => verify(body, reference),
+        (None, None) => Ok(format!("sha256:{}", hex::encode(sha2::Sha256::digest(body)))),
+    }
+}
+
+/// oci-client's `Digest::new`: `algorithm:encoded`.
+fn check_algorithm(digest: &str) -> Result<(), DigestError> {
+    digest.split_once(':').map(|_| ()).ok_or(DigestError::MissingAlgorithm)
+}
+
+/// oci-client's `calculate_and_validate`: `body` hashed with the algorithm `expected` names
+/// (SHA-256, SHA-384 or SHA-512) must give `expected`; returns it.
+fn verify(body: &[u8], expected: &str) -> Result<String, DigestError> {
+    let (algorithm, _) = expected.split_once(':').ok_or(DigestError::MissingAlgorithm)?;
+    let encoded = match algorithm {
+        "sha256" => hex::encode(sha2::Sha256::digest(body)),
+        "sha384" => hex::encode(sha2::Sha384::digest(body)),
+        "sha512" => hex::encode(sha2::Sha512::digest(body)),
+        other => return Err(DigestError::UnsupportedAlgorithm(other.to_string())),
+    };
+    let actual = format!("{algorithm}:{encoded}");
+    if actual != expected {
+        return Err(DigestError::VerificationError {
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(actual)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HELLO_SHA256: &str = "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+
+    #[test]
+    fn the_answered_digest_is_the_header_s_then_the_reference_s_then_the_body_s() {
+        let body = b"hello world";
+        let sha512 = format!("sha512:{}", hex::encode(sha2::Sha512::digest(body)));
+        assert_eq!(
+            validate_digest(body, Some(sha512.clone()), Some(HELLO_SHA256)).unwrap(),
+            sha512
+        );
+        assert_eq!(validate_digest(body, None, Some(&sha512)).unwrap(), sha512);
+        assert_eq!(validate_digest(body, None, None).unwrap(), HELLO_SHA256);
+    }
+
+    #[test]
+    fn a_digest_the_body_does_not_have_fails() {
+        let body = b"hello world!";
+        assert!(matches!(
+            validate_digest(body, Some(HELLO_SHA256.to_string()), None),
+            Err(DigestError::VerificationError { .. })
+        ));
+        assert!(matches!(
+            validate_digest(body, None, Some(HELLO_SHA256)),
+            Err(DigestError::VerificationError { .. })
+        ));
+        assert!(matches!(
+            validate_digest(body, Some("md5:00".to_string()), None),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            validate_digest(body, None, Some("nocolon")),
+            Err(DigestError::MissingAlgorithm)
+        ));
+    }
+
+    #[test]
+    fn an_empty_digest_header_is_no_header() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(digest_header_value(&headers).unwrap(), None);
+        headers.insert(DOCKER_DIGEST_HEADER, "".parse().unwrap());
+        assert_eq!(digest_header_value(&headers).unwrap(), None);
+        headers.insert(DOCKER_DIGEST_HEADER, HELLO_SHA256.parse().unwrap());
+        assert_eq!(digest_header_value(&headers).unwrap().as_deref(), Some(HELLO_SHA256));
+    }
+}

@@ -2,15 +2,16 @@
 //! manifests and configs the `oci/v1/oci_manifest*` capabilities answer.
 //!
 //! oci-client reads a manifest (and a config through `pull_manifest_and_config`) whole
-//! (`Response::bytes`), so these are fetched here with our own HTTP client (same plain-HTTP hosts,
-//! extra CAs, credentials and timeouts) and read chunk by chunk; signature layers are streamed
-//! through oci-client's `pull_blob_stream`. Either stops as soon as the cap is passed.
+//! (`Response::bytes`), and the body of an error answer to a blob request whole (`pull_blob`,
+//! `pull_blob_stream`), so manifests, configs and signature and attestation layers are fetched
+//! here with our own HTTP client (same plain-HTTP hosts, extra CAs, credentials and timeouts) and
+//! read chunk by chunk, stopping as soon as the cap is passed; an error answer's body is not read.
 
-use futures::StreamExt as _;
 use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 
+use super::capped_pull::DigestMismatch;
 use super::{MANIFEST_MEDIA_TYPES, RegistryClient, RegistryError};
 
 /// Default cap of a signature manifest (`--max-signature-manifest-bytes`).
@@ -425,40 +426,34 @@ impl RegistryClient {
         Ok((manifest, layers))
     }
 
+    /// One layer of a signature or attestation manifest (or of a referrer), read by
+    /// [`RegistryClient::capped_verified_blob`]: a declared size over `layer_cap` (or negative) is
+    /// refused before the download, the body cut as soon as it passes the cap, an error answer's
+    /// body left unread, and the body checked against the descriptor's digest and the
+    /// registry's `Docker-Content-Digest` (a mismatch reported as `pull_blob_stream`, which read
+    /// layers before, reported it).
     async fn capped_blob(
         &self,
         reference: &Reference,
         descriptor: &OciDescriptor,
         layer_cap: LayerCap,
     ) -> Result<Vec<u8>, BoundedError> {
-        let cap = layer_cap.bytes;
-        let over = || BoundedError::OverCap {
-            what: layer_cap.what,
-            image: reference.whole(),
-            cap,
-            unit: "bytes",
-            setting: layer_cap.setting,
-        };
-        if usize::try_from(descriptor.size).map_or(true, |size| size > cap) {
-            return Err(over());
+        if usize::try_from(descriptor.size).map_or(true, |size| size > layer_cap.bytes) {
+            return Err(BoundedError::OverCap {
+                what: layer_cap.what,
+                image: reference.whole(),
+                cap: layer_cap.bytes,
+                unit: "bytes",
+                setting: layer_cap.setting,
+            });
         }
-        let read = async {
-            let mut stream = self.client.pull_blob_stream(reference, descriptor).await?;
-            let mut data = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                if data.len() + chunk.len() > cap {
-                    return Ok(None);
-                }
-                data.extend_from_slice(&chunk);
-            }
-            Ok(Some(data))
-        };
         // Blob and its redirect, each bounded by the read timeout; the whole by two round trips.
-        match self.bounded(reference, 2, read).await? {
-            Some(data) => Ok(data),
-            None => Err(over()),
-        }
+        self.within(
+            reference,
+            2,
+            self.capped_verified_blob(reference, &descriptor.digest, layer_cap, DigestMismatch::StreamError),
+        )
+        .await
     }
 
     /// The raw manifest `reference` names, read at most `cap` bytes; `kind` names it when it is

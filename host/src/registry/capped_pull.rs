@@ -18,7 +18,7 @@ use oci_client::manifest::{
 };
 use sha2::Digest as _;
 
-use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, ManifestKind};
+use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind};
 use super::{RegistryClient, RegistryError};
 
 /// The Accept header of oci-client's manifest requests (`MIME_TYPES_DISTRIBUTION_MANIFEST`),
@@ -29,6 +29,17 @@ const OCI_CLIENT_MANIFEST_ACCEPT: &[&str] = &[
     OCI_IMAGE_MEDIA_TYPE,
     OCI_IMAGE_INDEX_MEDIA_TYPE,
 ];
+
+/// How a blob that is not the digest it should be is reported, as the oci-client function the
+/// read replaces reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DigestMismatch {
+    /// `pull_blob`: a digest error ([`RegistryError::Malformed`]).
+    DigestError,
+    /// `pull_blob_stream`: an I/O error of its verifying stream, wrapping the digest error
+    /// ([`RegistryError::Other`], naming the registry).
+    StreamError,
+}
 
 /// The header a registry states a manifest's or blob's digest in.
 const DOCKER_DIGEST_HEADER: &str = "Docker-Content-Digest";
@@ -139,13 +150,41 @@ impl RegistryClient {
                 setting: cap.setting,
             });
         }
+        let body = self
+            .capped_verified_blob(reference, &descriptor.digest, cap, DigestMismatch::DigestError)
+            .await?;
+        String::from_utf8(body).map_err(|e| {
+            self.oci_error(
+                OciDistributionError::GenericError(Some(format!("Cannot parse config as UTF-8 string: {e}"))),
+                reference,
+            )
+        })
+    }
+
+    /// `GET blobs/<digest>` of `reference`'s repository, as oci-client's `pull_blob` and
+    /// `pull_blob_stream` fetch a blob (their Accept header; redirects to storage followed,
+    /// credentials not sent to another host), but read through
+    /// [`RegistryClient::capped_response`]: an error answer fails on its status with its body
+    /// unread (oci-client reads it whole), a `Content-Length` over `cap` fails before the body
+    /// and a body passing `cap` as soon as it does ([`BoundedError::OverCap`] naming
+    /// `cap.setting`). Then checked as oci-client checks a blob: `digest` and the registry's
+    /// `Docker-Content-Digest` (when sent) must name SHA-256, SHA-384 or SHA-512 (refused before
+    /// the body is read, as oci-client makes their digesters) and both be the body's, a body
+    /// that is not reported as `mismatch` says. The caller checks the declared size and bounds
+    /// the time.
+    pub(crate) async fn capped_verified_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        cap: LayerCap,
+        mismatch: DigestMismatch,
+    ) -> Result<Vec<u8>, BoundedError> {
         let failed = |error: OciDistributionError| self.oci_error(error, reference);
-        // oci-client parses both digests before reading the body.
-        check_algorithm(&descriptor.digest).map_err(|e| failed(e.into()))?;
+        check_supported(digest).map_err(|e| failed(e.into()))?;
         let response = self
             .capped_response(
                 reference,
-                &format!("blobs/{}", descriptor.digest),
+                &format!("blobs/{digest}"),
                 &OCI_CLIENT_MANIFEST_ACCEPT.join(", "),
                 cap.bytes,
                 ManifestKind {
@@ -156,14 +195,19 @@ impl RegistryClient {
             .await?;
         let header = digest_header_value(&response.headers).map_err(|e| failed(e.into()))?;
         if let Some(expected) = &header {
-            verify(&response.body, expected).map_err(|e| failed(e.into()))?;
+            check_supported(expected).map_err(|e| failed(e.into()))?;
         }
-        verify(&response.body, &descriptor.digest).map_err(|e| failed(e.into()))?;
-        String::from_utf8(response.body).map_err(|e| {
-            failed(OciDistributionError::GenericError(Some(format!(
-                "Cannot parse config as UTF-8 string: {e}"
-            ))))
-        })
+        let mismatched = |e: DigestError| {
+            failed(match mismatch {
+                DigestMismatch::DigestError => e.into(),
+                DigestMismatch::StreamError => OciDistributionError::IoError(std::io::Error::other(e)),
+            })
+        };
+        if let Some(expected) = &header {
+            verify(&response.body, expected).map_err(mismatched)?;
+        }
+        verify(&response.body, digest).map_err(mismatched)?;
+        Ok(response.body)
     }
 
     /// An oci-client error about `reference`, classified as every registry failure is.
@@ -205,6 +249,15 @@ fn validate_digest(body: &[u8], header: Option<String>, reference: Option<&str>)
 /// oci-client's `Digest::new`: `algorithm:encoded`.
 fn check_algorithm(digest: &str) -> Result<(), DigestError> {
     digest.split_once(':').map(|_| ()).ok_or(DigestError::MissingAlgorithm)
+}
+
+/// oci-client's `Digester::new`: `algorithm:encoded` of an algorithm [`verify`] computes.
+fn check_supported(digest: &str) -> Result<(), DigestError> {
+    match digest.split_once(':') {
+        None => Err(DigestError::MissingAlgorithm),
+        Some(("sha256" | "sha384" | "sha512", _)) => Ok(()),
+        Some((other, _)) => Err(DigestError::UnsupportedAlgorithm(other.to_string())),
+    }
 }
 
 /// oci-client's `calculate_and_validate`: `body` hashed with the algorithm `expected` names

@@ -58,7 +58,9 @@ pub struct ManifestAndConfig {
 #[derive(Clone)]
 pub struct RegistryClient {
     client: Client,
-    /// For the requests oci-client cannot cap (manifests read while streaming).
+    /// For the requests oci-client cannot cap (manifests, configs and layers, read while
+    /// streaming). Follows at most 3 redirects (blobs are redirected to storage); reqwest drops
+    /// `Authorization` when one leads to another host, port or scheme.
     http: reqwest::Client,
     sources: Sources,
     credentials: DockerCredentials,

@@ -18,11 +18,9 @@
 //! and manifest list below were answered alike before (oci-spec and oci-client write their
 //! fields the same way); those tests keep it so.
 
-use std::sync::Arc;
+mod capability_host;
 
-use cip::capabilities::Capabilities;
-use cip::registry::Sources;
-use cip::verify::{Verifier, VerifierConfig};
+use capability_host::Host;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::manifest::{
     IMAGE_DOCKER_CONFIG_MEDIA_TYPE, IMAGE_LAYER_GZIP_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE,
@@ -35,48 +33,10 @@ use testkit::{ManifestFormat, push_image, push_image_as, sha256_digest};
 /// The OCI empty descriptor's content and media type (`{}`), as `oras` writes an artifact's config.
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
-/// A registry, a runtime and capabilities reaching the registry over plain HTTP.
-struct Host {
-    registry: testkit::Registry,
-    runtime: tokio::runtime::Runtime,
-    capabilities: Capabilities,
-}
-
 impl Host {
-    fn start() -> Self {
-        let registry = testkit::Registry::start().expect("docker-registry");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_stack_size(16 * 1024 * 1024)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let verifier = Verifier::new(VerifierConfig {
-            sources: Sources {
-                insecure_sources: vec![registry.host()],
-                ..Sources::default()
-            },
-            ..VerifierConfig::default()
-        })
-        .expect("verifier");
-        let capabilities = Capabilities::new(Arc::new(verifier), runtime.handle().clone());
-        Self {
-            registry,
-            runtime,
-            capabilities,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.registry.host()
-    }
-
     /// `cip`'s answer about `image`: its bytes, or the error's text.
     fn ask(&self, image: &str) -> Result<Vec<u8>, String> {
-        let payload = serde_json::to_vec(image).expect("json");
-        self.capabilities
-            .dispatch("test", None, "kubewarden", "oci", "v1/oci_manifest", &payload)
-            .map_err(|e| e.to_string())
+        self.dispatch_oci("v1/oci_manifest", image)
     }
 
     /// What policy-evaluator answers about `image`: oci-client's `pull_manifest` (what
@@ -133,7 +93,6 @@ impl Host {
 
 /// The descriptor of the manifest `digest` of `repo` (its stored bytes' size and media type).
 fn manifest_descriptor(host: &Host, repo: &str, digest: &str) -> Value {
-    let url = format!("{}/v2/{repo}/manifests/{digest}", host.registry.url());
     let accept = [
         OCI_IMAGE_MEDIA_TYPE,
         OCI_IMAGE_INDEX_MEDIA_TYPE,
@@ -141,18 +100,7 @@ fn manifest_descriptor(host: &Host, repo: &str, digest: &str) -> Value {
         IMAGE_MANIFEST_LIST_MEDIA_TYPE,
     ]
     .join(", ");
-    let body = host.runtime.block_on(async {
-        reqwest::Client::new()
-            .get(&url)
-            .header(reqwest::header::ACCEPT, accept)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .expect("manifest")
-            .bytes()
-            .await
-            .expect("manifest body")
-    });
+    let body = host.stored_manifest(repo, digest, &accept);
     let stored: Value = serde_json::from_slice(&body).expect("json");
     json!({"mediaType": stored["mediaType"], "digest": digest, "size": body.len()})
 }

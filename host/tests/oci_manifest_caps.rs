@@ -11,30 +11,22 @@
 //! streams without `Content-Length`: the read stops at the cap (the server manages to write
 //! little of what it would send) and fails as over the cap, quickly.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+mod capability_host;
+mod hostile_registry;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use capability_host::runtime;
 use cip::capabilities::Capabilities;
 use cip::registry::{BoundedError, DownloadLimits, Sources};
 use cip::verify::{Verifier, VerifierConfig, VerifyError};
+use hostile_registry::{ENDLESS_BUDGET, Hostile, Reply, ok};
 use oci_client::manifest::{OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE};
 use serde_json::json;
 
 const MANIFEST_SETTING: &str = "--max-signature-manifest-bytes";
 const CONFIG_SETTING: &str = "--max-image-config-bytes";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// A verifier reaching `host` over plain HTTP with `limits`.
 fn verifier(host: &str, limits: DownloadLimits) -> Verifier {
@@ -60,23 +52,14 @@ fn over_cap<T: std::fmt::Debug>(outcome: Result<T, VerifyError>) -> (usize, &'st
 
 /// The size of the manifest `repo@digest` as the registry stores it.
 fn stored_manifest_size(registry: &testkit::Registry, repo: &str, digest: &str) -> usize {
-    let url = format!("{}/v2/{repo}/manifests/{digest}", registry.url());
-    runtime().block_on(async {
-        reqwest::Client::new()
-            .get(&url)
-            .header(
-                reqwest::header::ACCEPT,
-                format!("{OCI_IMAGE_MEDIA_TYPE}, {OCI_IMAGE_INDEX_MEDIA_TYPE}"),
-            )
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .expect("manifest")
-            .bytes()
-            .await
-            .expect("manifest body")
-            .len()
-    })
+    capability_host::stored_manifest(
+        &runtime(),
+        registry,
+        repo,
+        digest,
+        &format!("{OCI_IMAGE_MEDIA_TYPE}, {OCI_IMAGE_INDEX_MEDIA_TYPE}"),
+    )
+    .len()
 }
 
 #[test]
@@ -239,125 +222,35 @@ enum Endless {
     Blob,
 }
 
-/// Most bytes one endless answer sends before giving up.
-const ENDLESS_BUDGET: usize = 256 * 1024 * 1024;
-
 /// A loopback "registry" answering `/v2/` and streaming an endless body (no `Content-Length`,
 /// delimited by closing the connection, which it never reaches unless the client reads
 /// `ENDLESS_BUDGET`) for manifests or blobs; counts the bytes it manages to write.
-struct HostileRegistry {
-    addr: SocketAddr,
-    written: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HostileRegistry {
-    fn start(endless: Endless) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("address");
-        let written = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let written = Arc::clone(&written);
-            let stop = Arc::clone(&stop);
-            move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let written = Arc::clone(&written);
-                            std::thread::spawn(move || answer(stream, endless, &written));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
+fn endless_registry(endless: Endless) -> Hostile {
+    Hostile::start(Arc::new(move |path: &str| {
+        if path.contains("/manifests/") {
+            if endless == Endless::Manifest {
+                return Reply::endless_whitespace();
             }
-        });
-        Self {
-            addr,
-            written,
-            stop,
-            thread: Some(thread),
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_IMAGE_MEDIA_TYPE,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                           "digest": testkit::sha256_digest(b"{}")},
+                "layers": [],
+            });
+            ok(OCI_IMAGE_MEDIA_TYPE, serde_json::to_vec(&manifest).expect("json"))
+        } else if path.contains("/blobs/") && endless == Endless::Blob {
+            Reply::endless_whitespace()
+        } else {
+            ok("application/json", b"{}".to_vec())
         }
-    }
-
-    fn host(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn written(&self) -> usize {
-        self.written.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for HostileRegistry {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// One request on `stream`, answered and the connection closed.
-fn answer(mut stream: TcpStream, endless: Endless, written: &AtomicUsize) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let stream_endless = (path.contains("/manifests/") && endless == Endless::Manifest)
-        || (path.contains("/blobs/") && endless == Endless::Blob);
-    if stream_endless {
-        let _ =
-            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n");
-        // Whitespace: a valid start of any JSON document, never its end.
-        let chunk = vec![b' '; 64 * 1024];
-        let mut sent = 0;
-        while sent < ENDLESS_BUDGET {
-            if stream.write_all(&chunk).is_err() {
-                return;
-            }
-            sent += chunk.len();
-            written.fetch_add(chunk.len(), Ordering::SeqCst);
-        }
-        return;
-    }
-    let (content_type, body) = if path.contains("/manifests/") {
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_IMAGE_MEDIA_TYPE,
-            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
-                       "digest": testkit::sha256_digest(b"{}")},
-            "layers": [],
-        });
-        (OCI_IMAGE_MEDIA_TYPE, serde_json::to_vec(&manifest).expect("json"))
-    } else {
-        ("application/json", b"{}".to_vec())
-    };
-    let _ = stream.write_all(
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .as_bytes(),
-    );
-    let _ = stream.write_all(&body);
+    }))
 }
 
 /// Asserts that `call` was refused over `setting`'s cap, quickly, the server having written
 /// little of what it would send.
 fn refused_while_streaming<T: std::fmt::Debug>(
-    server: &HostileRegistry,
+    server: &Hostile,
     started: Instant,
     outcome: Result<T, VerifyError>,
     cap: usize,
@@ -385,7 +278,7 @@ fn an_endless_manifest_is_cut_at_the_cap_by_both_capabilities() {
     };
     let rt = runtime();
     for config in [false, true] {
-        let server = HostileRegistry::start(Endless::Manifest);
+        let server = endless_registry(Endless::Manifest);
         let verifier = verifier(&server.host(), limits);
         let image = format!("{}/team/app:v1", server.host());
         let started = Instant::now();
@@ -402,7 +295,7 @@ fn an_endless_manifest_is_cut_at_the_cap_by_both_capabilities() {
 #[test]
 fn an_endless_config_blob_is_cut_at_the_cap() {
     let cap = 64 * 1024;
-    let server = HostileRegistry::start(Endless::Blob);
+    let server = endless_registry(Endless::Blob);
     let verifier = verifier(
         &server.host(),
         DownloadLimits {

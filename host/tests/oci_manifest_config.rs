@@ -6,11 +6,9 @@
 //! `OciManifestAndConfigResponse` (oci-spec's `ImageConfiguration`) fails the first and drops the
 //! second.
 
-use std::sync::Arc;
+mod capability_host;
 
-use cip::capabilities::Capabilities;
-use cip::registry::Sources;
-use cip::verify::{Verifier, VerifierConfig};
+use capability_host::Host;
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciImageManifest};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -23,66 +21,17 @@ struct PolicyEvaluatorAnswer {
     config: Value,
 }
 
-/// A registry, a runtime and capabilities reaching the registry over plain HTTP.
-struct Host {
-    registry: testkit::Registry,
-    runtime: tokio::runtime::Runtime,
-    capabilities: Capabilities,
-}
-
 impl Host {
-    fn start() -> Self {
-        let registry = testkit::Registry::start().expect("docker-registry");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_stack_size(16 * 1024 * 1024)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let verifier = Verifier::new(VerifierConfig {
-            sources: Sources {
-                insecure_sources: vec![registry.host()],
-                ..Sources::default()
-            },
-            ..VerifierConfig::default()
-        })
-        .expect("verifier");
-        let capabilities = Capabilities::new(Arc::new(verifier), runtime.handle().clone());
-        Self {
-            registry,
-            runtime,
-            capabilities,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.registry.host()
-    }
-
     /// `cip`'s answer bytes about `image`.
     fn ask(&self, image: &str) -> Vec<u8> {
-        let payload = serde_json::to_vec(image).expect("json");
-        self.capabilities
-            .dispatch("test", None, "kubewarden", "oci", "v1/oci_manifest_config", &payload)
+        self.dispatch_oci("v1/oci_manifest_config", image)
             .unwrap_or_else(|e| panic!("oci_manifest_config of {image}: {e}"))
     }
 
     /// What policy-evaluator answers for the image manifest `repo@digest` whose config blob is
     /// `config`: the stored manifest read by oci-client, the config parsed as JSON.
     fn policy_evaluator_answer(&self, repo: &str, digest: &str, config: &[u8]) -> Vec<u8> {
-        let url = format!("{}/v2/{repo}/manifests/{digest}", self.registry.url());
-        let body = self.runtime.block_on(async {
-            reqwest::Client::new()
-                .get(&url)
-                .header(reqwest::header::ACCEPT, OCI_IMAGE_MEDIA_TYPE)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .expect("manifest")
-                .bytes()
-                .await
-                .expect("manifest body")
-        });
+        let body = self.stored_manifest(repo, digest, OCI_IMAGE_MEDIA_TYPE);
         serde_json::to_vec(&PolicyEvaluatorAnswer {
             manifest: serde_json::from_slice(&body).expect("an image manifest"),
             digest: digest.to_owned(),

@@ -10,14 +10,15 @@
 //! redirected to storage on another host is read from there, without the registry's credentials;
 //! storage answering an endless error body is not read either.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+mod capability_host;
+mod hostile_registry;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use capability_host::runtime;
 use cip::registry::{BoundedError, DockerCredentials, DownloadLimits, RegistryClient, RegistryError, Sources};
+use hostile_registry::{Hostile, Reply, ok};
 use serde_json::json;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -25,186 +26,8 @@ const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
-/// Most bytes one endless answer sends before giving up.
-const ENDLESS_BUDGET: usize = 256 * 1024 * 1024;
-
 /// The layer the signature manifests list.
 const LAYER: &[u8] = br#"{"critical":{}}"#;
-
-/// How a hostile server answers one request.
-enum Reply {
-    /// A whole body with its `Content-Length`.
-    Fixed {
-        status: u16,
-        content_type: &'static str,
-        body: Vec<u8>,
-    },
-    /// An endless body of `status`, without `Content-Length` (delimited by closing the
-    /// connection, which the server reaches only after `ENDLESS_BUDGET` bytes).
-    Endless { status: u16 },
-    /// A temporary redirect.
-    Redirect { location: String },
-}
-
-fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
-    Reply::Fixed {
-        status: 200,
-        content_type,
-        body,
-    }
-}
-
-type Route = dyn Fn(&str) -> Reply + Send + Sync;
-
-/// A loopback server answering each request with `route(path)`; counts the body bytes of its
-/// endless answers it manages to write, and records whether each request carried an
-/// `Authorization` header.
-struct Hostile {
-    addr: SocketAddr,
-    written: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<(String, bool)>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Hostile {
-    fn start(route: Arc<Route>) -> Self {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("address");
-        let written = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let written = Arc::clone(&written);
-            let requests = Arc::clone(&requests);
-            let stop = Arc::clone(&stop);
-            move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let written = Arc::clone(&written);
-                            let requests = Arc::clone(&requests);
-                            let route = Arc::clone(&route);
-                            std::thread::spawn(move || answer(stream, &*route, &written, &requests));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            }
-        });
-        Self {
-            addr,
-            written,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn host(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn written(&self) -> usize {
-        self.written.load(Ordering::SeqCst)
-    }
-
-    /// Whether requests for paths containing `part` were made, and whether each carried
-    /// credentials.
-    fn asked(&self, part: &str) -> Vec<bool> {
-        self.requests
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(path, _)| path.contains(part))
-            .map(|(_, authorized)| *authorized)
-            .collect()
-    }
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        307 => "Temporary Redirect",
-        403 => "Forbidden",
-        404 => "Not Found",
-        _ => "Internal Server Error",
-    }
-}
-
-/// One request on `stream`, answered and the connection closed.
-fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests: &Mutex<Vec<(String, bool)>>) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head.len() < 64 * 1024 {
-        match stream.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let authorized = head.lines().any(|line| line.starts_with("authorization:"));
-    requests.lock().expect("lock").push((path.clone(), authorized));
-    match route(&path) {
-        Reply::Fixed {
-            status,
-            content_type,
-            body,
-        } => {
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    reason(status),
-                    body.len()
-                )
-                .as_bytes(),
-            );
-            let _ = stream.write_all(&body);
-        }
-        Reply::Redirect { location } => {
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        Reply::Endless { status } => {
-            let _ = stream.write_all(
-                format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-                    reason(status)
-                )
-                .as_bytes(),
-            );
-            // The start of an OCI error envelope, never closed.
-            let _ = stream.write_all(br#"{"errors":[{"code":"BLOB_UNKNOWN","message":""#);
-            let chunk = vec![b'x'; 64 * 1024];
-            let mut sent = 0;
-            while sent < ENDLESS_BUDGET {
-                if stream.write_all(&chunk).is_err() {
-                    return;
-                }
-                sent += chunk.len();
-                written.fetch_add(chunk.len(), Ordering::SeqCst);
-            }
-        }
-    }
-}
 
 fn sha256(bytes: &[u8]) -> String {
     testkit::sha256_digest(bytes)
@@ -238,15 +61,6 @@ fn signature_registry(blob: impl Fn() -> Reply + Send + Sync + 'static) -> Hosti
             }
         }
     }))
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// A client reaching `hosts` over plain HTTP, with a 10 s timeout.
@@ -284,7 +98,7 @@ fn refused_unread(server: &Hostile, started: Instant) {
 
 #[test]
 fn a_signature_layer_answered_500_with_an_endless_body_fails_unread() {
-    let server = signature_registry(|| Reply::Endless { status: 500 });
+    let server = signature_registry(|| Reply::endless_error(500));
     let registry = client(&[&server.host()], DockerCredentials::default());
     let limits = DownloadLimits::default();
     let started = Instant::now();
@@ -302,7 +116,7 @@ fn a_signature_layer_answered_500_with_an_endless_body_fails_unread() {
 
 #[test]
 fn an_attestation_layer_answered_404_with_an_endless_body_fails_unread_as_not_found() {
-    let server = signature_registry(|| Reply::Endless { status: 404 });
+    let server = signature_registry(|| Reply::endless_error(404));
     let registry = client(&[&server.host()], DockerCredentials::default());
     let limits = DownloadLimits::default();
     let started = Instant::now();
@@ -346,7 +160,7 @@ fn a_referrer_layer_answered_500_with_an_endless_body_fails_unread() {
         } else if path.contains("/manifests/") {
             ok(MANIFEST, referrer.clone())
         } else {
-            Reply::Endless { status: 500 }
+            Reply::endless_error(500)
         }
     }));
     let registry = client(&[&server.host()], DockerCredentials::default());
@@ -374,7 +188,7 @@ fn a_layer_redirected_to_storage_is_read_there_without_credentials_and_an_error_
     for storage_fails in [true, false] {
         let storage = Hostile::start(Arc::new(move |_: &str| {
             if storage_fails {
-                Reply::Endless { status: 403 }
+                Reply::endless_error(403)
             } else {
                 ok("application/octet-stream", LAYER.to_vec())
             }

@@ -3,6 +3,8 @@
 //! soon as the verifier's entry expires (not a whole TTL later). Real loopback registry, real
 //! signatures, the tag moved between look-ups.
 
+mod capability_host;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,12 +27,7 @@ fn memoising_host(
     success_ttl: Duration,
     failure_ttl: Duration,
 ) -> (tokio::runtime::Runtime, Arc<Verifier>, Capabilities) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = capability_host::runtime();
     let verifier = Arc::new(
         Verifier::new(VerifierConfig {
             sources: Sources {

@@ -2,6 +2,8 @@
 //! timeouts, memory limits, instance reuse, host-call routing (unknown calls, the verifier with a
 //! real loopback registry and real signatures, a registry that never answers).
 
+mod capability_host;
+
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -13,14 +15,7 @@ use serde_json::{Value, json};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_stack_size(16 * 1024 * 1024)
-            .enable_all()
-            .build()
-            .expect("tokio runtime for tests")
-    })
+    RT.get_or_init(capability_host::runtime)
 }
 
 fn module() -> PolicyModule {

@@ -43,6 +43,11 @@ pub struct VerifierArgs {
     #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_ENTRIES, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_entries: u64,
+    /// Most bytes (estimated) each of the `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config`
+    /// answer caches keeps, beside --cache-max-entries; an answer larger than this is not kept.
+    #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_BYTES, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_bytes: u64,
     /// Largest signature manifest read, in bytes; also the largest manifest or index the
     /// `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config` capabilities read.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_MANIFEST_BYTES, value_name = "BYTES")]
@@ -92,6 +97,7 @@ impl VerifierArgs {
             success_ttl: self.cache_success_ttl,
             failure_ttl: self.cache_failure_ttl,
             cache_max_entries: self.cache_max_entries,
+            cache_max_bytes: self.cache_max_bytes,
             limits: crate::registry::DownloadLimits {
                 max_manifest_bytes: self.max_signature_manifest_bytes,
                 max_layer_bytes: self.max_signature_layer_bytes,

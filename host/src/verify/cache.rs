@@ -6,7 +6,9 @@
 //! carries the instant its entry expires, so that memos built on top of this cache (the answer
 //! memo of [`crate::capabilities`]) never outlive it. At most `max_entries` values are kept
 //! (least recently used ones are evicted first): a stream of distinct images cannot grow the
-//! process without bound.
+//! process without bound. A cache of large values ([`TtlCache::with_byte_budget`]) also keeps
+//! their estimated sizes under a byte budget, with moka's own weigher: a value heavier than the
+//! whole budget is answered but not kept.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,11 +58,36 @@ where
 {
     /// An empty cache keeping at most `max_entries` values.
     pub fn new(max_entries: u64) -> Self {
+        Self::built(Cache::builder().max_capacity(max_entries))
+    }
+
+    /// An empty cache keeping at most `max_entries` values whose sizes, as `weigh` estimates
+    /// them in bytes, add up to at most `max_bytes`; a value weighing more than `max_bytes` on
+    /// its own is answered to its callers but not kept.
+    ///
+    /// Both bounds are moka's single weight bound (`max_capacity` as total weight): each entry
+    /// weighs its estimated size but at least `max_bytes / max_entries` (rounded up), so that
+    /// entries fitting in the budget are also at most `max_entries`. The budget is cut to
+    /// `max_entries × u32::MAX` (moka weighs entries in `u32`), and a weight to `u32::MAX`.
+    /// moka applies the bound in its housekeeping, soon after an insert
+    /// ([`TtlCache::weighted_size`] runs it first); an expired entry weighs until it is removed.
+    pub fn with_byte_budget(
+        max_entries: u64,
+        max_bytes: u64,
+        weigh: impl Fn(&V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        let max_entries = max_entries.max(1);
+        let budget = max_bytes.max(1).min(max_entries.saturating_mul(u64::from(u32::MAX)));
+        let floor = budget.div_ceil(max_entries);
+        let weigher = move |_: &K, entry: &Expiring<V>| -> u32 {
+            u32::try_from(weigh(&entry.value).max(floor)).unwrap_or(u32::MAX)
+        };
+        Self::built(Cache::builder().max_capacity(budget).weigher(weigher))
+    }
+
+    fn built(builder: moka::future::CacheBuilder<K, Expiring<V>, Cache<K, Expiring<V>>>) -> Self {
         Self {
-            entries: Cache::builder()
-                .max_capacity(max_entries)
-                .expire_after(AtStoredInstant)
-                .build(),
+            entries: builder.expire_after(AtStoredInstant).build(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -100,6 +127,14 @@ where
     pub async fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks().await;
         self.entries.entry_count()
+    }
+
+    /// Total weight of the values held now, after moka's pending evictions: their count for a
+    /// cache built by [`TtlCache::new`], their estimated bytes (each at least the budget over
+    /// the entry bound) for one built by [`TtlCache::with_byte_budget`].
+    pub async fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.weighted_size()
     }
 }
 
@@ -166,6 +201,59 @@ mod tests {
             "{} entries kept",
             cache.entry_count().await
         );
+    }
+
+    /// A cache of byte strings weighed by their length.
+    fn weighed(max_entries: u64, max_bytes: u64) -> TtlCache<u32, Vec<u8>> {
+        TtlCache::with_byte_budget(max_entries, max_bytes, |v: &Vec<u8>| v.len() as u64)
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn the_byte_budget_is_respected() {
+        let cache = weighed(1_000, 10_000);
+        for key in 0..50 {
+            let value = cache.get_or_compute(key, async { vec![0; 1_000] }, |_| MINUTE).await;
+            assert_eq!(value.value.len(), 1_000);
+        }
+        let weight = cache.weighted_size().await;
+        assert!(weight <= 10_000, "{weight} bytes kept");
+        assert!(
+            cache.entry_count().await <= 10,
+            "{} entries kept",
+            cache.entry_count().await
+        );
+        assert!(cache.entry_count().await > 0, "entries within the budget are kept");
+    }
+
+    #[tokio::test]
+    async fn a_value_over_the_budget_is_answered_but_not_kept() {
+        let cache = weighed(1_000, 10_000);
+        let runs = AtomicUsize::new(0);
+        let compute = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            vec![1; 10_001]
+        };
+        for _ in 0..2 {
+            assert_eq!(cache.get_or_compute(1, compute(), |_| MINUTE).await.value.len(), 10_001);
+            cache.weighted_size().await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "the heavy value was not kept");
+        assert_eq!((cache.entry_count().await, cache.weighted_size().await), (0, 0));
+        cache.get_or_compute(2, async { vec![2; 10] }, |_| MINUTE).await;
+        assert_eq!(cache.entry_count().await, 1, "a light value is kept");
+    }
+
+    #[tokio::test]
+    async fn a_byte_budget_still_bounds_the_number_of_entries() {
+        let cache = weighed(50, 1 << 30);
+        for key in 0..500 {
+            cache.get_or_compute(key, async { vec![0; 1] }, |_| MINUTE).await;
+        }
+        let count = cache.entry_count().await;
+        assert!((1..=50).contains(&count), "{count} entries kept");
+        assert!(cache.weighted_size().await <= 1 << 30);
     }
 
     #[tokio::test]

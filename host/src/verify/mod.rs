@@ -52,6 +52,17 @@ pub const EVALUATION_WINDOW: Duration = Duration::from_secs(2);
 /// Default bound of each verifier cache (verifications, tag resolutions, signature sets, `oci/v1/*`
 /// answers).
 pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 10_000;
+/// Default byte budget of each of the two verifier caches holding large values, the
+/// `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config` answers (`--cache-max-bytes`), as
+/// estimated by [`oci_manifest_bytes`] and [`manifest_and_config_bytes`].
+///
+/// A manifest is read up to 1 MiB and a config up to 1 MiB of JSON, several times that once
+/// parsed: at 10,000 entries each, a registry serving many distinct images could make these
+/// caches hold gigabytes. The Gatekeeper provider's pod is limited to 512 MiB
+/// (deploy/gatekeeper/deployment.yaml); 64 MiB each, 128 MiB for both, is a quarter of it,
+/// leaving the rest to the policy instances, the other caches and the answer memo, while still
+/// holding thousands of typical answers (a few KiB each) or dozens of worst-case ones.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Everything a [`Verifier`] needs to reach registries and trust signatures.
 #[derive(Clone, Debug)]
@@ -70,6 +81,9 @@ pub struct VerifierConfig {
     pub registry_timeout: Duration,
     /// Most entries each cache keeps (least recently used ones are evicted first).
     pub cache_max_entries: u64,
+    /// Most bytes (estimated) each of the `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config`
+    /// answer caches keeps; an answer heavier than this alone is not kept.
+    pub cache_max_bytes: u64,
     /// Caps on signature downloads.
     pub limits: DownloadLimits,
 }
@@ -84,6 +98,7 @@ impl Default for VerifierConfig {
             failure_ttl: DEFAULT_FAILURE_TTL,
             registry_timeout: DEFAULT_REGISTRY_TIMEOUT,
             cache_max_entries: DEFAULT_CACHE_MAX_ENTRIES,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             limits: DownloadLimits::default(),
         }
     }
@@ -201,6 +216,102 @@ impl VerificationRequest {
     }
 }
 
+// Size estimates of the large cached answers: the heap bytes of their strings, collections and
+// JSON nodes, walked once when the answer is inserted (no re-serialisation), allocator slack
+// and collection spare capacity left out. A failure weighs nothing of its own (its entry
+// still weighs the per-entry floor of `TtlCache::with_byte_budget`).
+
+/// Bytes of a `String` field: its header and its text.
+fn string_bytes(s: &str) -> u64 {
+    (size_of::<String>() + s.len()) as u64
+}
+
+fn optional_string_bytes(s: &Option<String>) -> u64 {
+    s.as_deref().map_or(0, string_bytes)
+}
+
+fn strings_bytes(list: &Option<Vec<String>>) -> u64 {
+    list.iter().flatten().map(|s| string_bytes(s)).sum()
+}
+
+/// Bytes of an annotation map: both strings of each entry and the B-tree's pointers.
+fn annotations_bytes(annotations: &Option<BTreeMap<String, String>>) -> u64 {
+    annotations
+        .iter()
+        .flatten()
+        .map(|(key, value)| string_bytes(key) + string_bytes(value) + 16)
+        .sum()
+}
+
+fn descriptor_bytes(d: &oci_client::manifest::OciDescriptor) -> u64 {
+    size_of_val(d) as u64
+        + d.media_type.len() as u64
+        + d.digest.len() as u64
+        + strings_bytes(&d.urls)
+        + annotations_bytes(&d.annotations)
+        + optional_string_bytes(&d.artifact_type)
+}
+
+fn image_manifest_bytes(m: &oci_client::manifest::OciImageManifest) -> u64 {
+    size_of_val(m) as u64
+        + optional_string_bytes(&m.media_type)
+        + descriptor_bytes(&m.config)
+        + m.layers.iter().map(descriptor_bytes).sum::<u64>()
+        + m.subject.as_ref().map_or(0, descriptor_bytes)
+        + optional_string_bytes(&m.artifact_type)
+        + annotations_bytes(&m.annotations)
+}
+
+/// Estimated bytes of a manifest or index kept by the `oci/v1/oci_manifest` cache.
+pub fn oci_manifest_bytes(manifest: &OciManifest) -> u64 {
+    match manifest {
+        OciManifest::Image(m) => image_manifest_bytes(m),
+        OciManifest::ImageIndex(index) => {
+            let entries = index.manifests.iter().map(|e| {
+                let platform = e.platform.as_ref().map_or(0, |p| {
+                    size_of_val(p) as u64
+                        + p.architecture.to_string().len() as u64
+                        + p.os.to_string().len() as u64
+                        + optional_string_bytes(&p.os_version)
+                        + strings_bytes(&p.os_features)
+                        + optional_string_bytes(&p.variant)
+                        + strings_bytes(&p.features)
+                });
+                size_of_val(e) as u64
+                    + e.media_type.len() as u64
+                    + e.digest.len() as u64
+                    + platform
+                    + annotations_bytes(&e.annotations)
+                    + optional_string_bytes(&e.artifact_type)
+            });
+            size_of_val(index) as u64
+                + optional_string_bytes(&index.media_type)
+                + entries.sum::<u64>()
+                + optional_string_bytes(&index.artifact_type)
+                + annotations_bytes(&index.annotations)
+        }
+    }
+}
+
+/// Estimated bytes of a parsed JSON value: every node, the text of strings and keys, and each
+/// object entry's key header and B-tree pointers. Recursion is bounded by serde_json's nesting
+/// limit (128) the config was parsed under.
+pub fn json_bytes(value: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    size_of::<Value>() as u64
+        + match value {
+            Value::String(s) => s.len() as u64,
+            Value::Array(items) => items.iter().map(json_bytes).sum(),
+            Value::Object(map) => map.iter().map(|(key, v)| string_bytes(key) + 16 + json_bytes(v)).sum(),
+            Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        }
+}
+
+/// Estimated bytes of an answer kept by the `oci/v1/oci_manifest_config` cache.
+pub fn manifest_and_config_bytes(answer: &ManifestAndConfig) -> u64 {
+    image_manifest_bytes(&answer.manifest) + string_bytes(&answer.digest) + json_bytes(&answer.config)
+}
+
 /// Cache counters, exported as metrics by the provider.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CacheStats {
@@ -232,15 +343,30 @@ impl Verifier {
         };
         let registry = RegistryClient::new(config.sources.clone(), credentials, config.registry_timeout);
         let max_entries = config.cache_max_entries.max(1);
+        let max_bytes = config.cache_max_bytes;
         Ok(Self {
             config,
             registry,
             results: TtlCache::new(max_entries),
             digests: TtlCache::new(max_entries),
             signatures: TtlCache::new(max_entries),
-            manifests: TtlCache::new(max_entries),
-            configs: TtlCache::new(max_entries),
+            manifests: TtlCache::with_byte_budget(
+                max_entries,
+                max_bytes,
+                |answer: &Result<OciManifest, VerifyError>| answer.as_ref().map_or(0, oci_manifest_bytes),
+            ),
+            configs: TtlCache::with_byte_budget(
+                max_entries,
+                max_bytes,
+                |answer: &Result<ManifestAndConfig, VerifyError>| answer.as_ref().map_or(0, manifest_and_config_bytes),
+            ),
         })
+    }
+
+    /// Estimated bytes now held by the `oci/v1/oci_manifest` and the `oci/v1/oci_manifest_config`
+    /// answer caches (each entry at least `--cache-max-bytes` over `--cache-max-entries`).
+    pub async fn oci_answer_cache_bytes(&self) -> (u64, u64) {
+        (self.manifests.weighted_size().await, self.configs.weighted_size().await)
     }
 
     /// Verifies the signatures `request` asks for; the answer names the verified digest.

@@ -40,7 +40,8 @@ fn memoising_host(
         })
         .expect("verifier"),
     );
-    let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone()).with_answer_cache(1_000);
+    let capabilities = Capabilities::new(Arc::clone(&verifier), runtime.handle().clone())
+        .with_answer_cache(1_000, cip::verify::DEFAULT_CACHE_MAX_BYTES);
     (runtime, verifier, capabilities)
 }
 

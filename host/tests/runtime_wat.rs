@@ -42,7 +42,10 @@ fn with_verifier(insecure: &[String], options: EvaluatorOptions) -> Evaluator {
         ..VerifierConfig::default()
     };
     let verifier = Arc::new(Verifier::new(config).expect("verifier"));
-    let caps = Arc::new(Capabilities::new(verifier, runtime().handle().clone()).with_answer_cache(1_000));
+    let caps = Arc::new(
+        Capabilities::new(verifier, runtime().handle().clone())
+            .with_answer_cache(1_000, cip::verify::DEFAULT_CACHE_MAX_BYTES),
+    );
     Evaluator::new(&module(), caps, options).expect("evaluator")
 }
 

@@ -138,10 +138,10 @@ impl Capabilities {
     /// Remembers verification answers (and verification failures) and `oci/v1/*` registry
     /// answers on the evaluating thread, so warm evaluations skip the hop to the runtime. Each
     /// answer is kept exactly as long as the verifier's cache entry it came from, and at most
-    /// `max_entries` answers are kept.
+    /// `max_entries` answers and about `max_bytes` bytes of them are kept.
     #[must_use]
-    pub fn with_answer_cache(mut self, max_entries: u64) -> Self {
-        self.answers = Some(AnswerCache::new(max_entries));
+    pub fn with_answer_cache(mut self, max_entries: u64, max_bytes: u64) -> Self {
+        self.answers = Some(AnswerCache::new(max_entries, max_bytes));
         self
     }
 

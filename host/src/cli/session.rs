@@ -44,7 +44,8 @@ pub struct VerifierArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_entries: u64,
     /// Most bytes (estimated) each of the `oci/v1/oci_manifest` and `oci/v1/oci_manifest_config`
-    /// answer caches keeps, beside --cache-max-entries; an answer larger than this is not kept.
+    /// answer caches keeps, and the answer memo of the evaluating threads, beside
+    /// --cache-max-entries; an answer larger than this is not kept.
     #[arg(long, default_value_t = crate::verify::DEFAULT_CACHE_MAX_BYTES, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_bytes: u64,
@@ -249,7 +250,7 @@ impl Session {
         };
         compiling.finish_and_clear();
         let mut capabilities = Capabilities::new(Arc::clone(&verifier_handle), runtime.handle().clone())
-            .with_answer_cache(verifier.cache_max_entries)
+            .with_answer_cache(verifier.cache_max_entries, verifier.cache_max_bytes)
             .with_kms(verifier.kms.resolver()?);
         if let Some(interactions) = interactions {
             capabilities = capabilities.with_interactions(interactions);

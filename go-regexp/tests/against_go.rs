@@ -9,23 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use std::hash::{BuildHasher, RandomState};
-
 /// Cases per run; `GO_REGEXP_CASES` raises it for a longer search. Each run draws new cases
 /// (`GO_REGEXP_SEED` gives a run's cases again).
 const CASES: usize = 4000;
 
 #[test]
 fn patterns_both_accept_match_the_same_texts() {
-    let count = std::env::var("GO_REGEXP_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CASES);
-    let seed = std::env::var("GO_REGEXP_SEED")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| RandomState::new().hash_one(std::time::SystemTime::now()));
-    println!("GO_REGEXP_SEED={seed}");
+    let count = testkit::case_count("GO_REGEXP_CASES", CASES);
+    let seed = testkit::run_seed("GO_REGEXP_SEED", None);
     let cases = testkit::regexp_cases(count, seed);
     let mut outcomes: BTreeMap<&str, usize> = BTreeMap::new();
     // Our reason for each refusal Go does not share, with a pattern refused for it.

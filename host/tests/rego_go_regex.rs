@@ -75,10 +75,7 @@ fn rego(capabilities: &Capabilities, pattern: &str, texts: &[String]) -> Rego {
 
 #[test]
 fn regex_match_in_rego_matches_what_go_matches() {
-    let count = std::env::var("REGO_GO_REGEX_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CASES);
+    let count = testkit::case_count("REGO_GO_REGEX_CASES", CASES);
     // The same cases on every run.
     let cases = testkit::regexp_cases(count, 0x9E37_79B9_7F4A_7C15);
     let runtime = tokio::runtime::Runtime::new().unwrap();

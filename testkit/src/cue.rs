@@ -4,15 +4,12 @@
 //! each input and validated without `cue.Concrete` (see the script for how the one call
 //! cue-wasm exposes is made to answer that).
 
-use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
-use crate::kms::test_tool;
-use crate::run::run_bounded;
+use crate::run::ask_test_tool;
 
 /// Real CUE's verdict on one policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,21 +50,12 @@ struct Verdict {
 /// Real CUE's answers for each `(policy, inputs)`, the inputs being JSON texts (handed to CUE
 /// as written, so `1.0` stays a float). The tool missing is an error, never a skip.
 pub fn cue_verdicts(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<CueAnswer>> {
-    let runner = test_tool("cue-eval")?;
-    let mut input = tempfile::NamedTempFile::new()?;
-    for (policy, inputs) in cases {
-        writeln!(input, "{}", serde_json::json!({ "policy": policy, "inputs": inputs }))?;
-    }
-    input.flush()?;
-    let output = run_bounded(Command::new(runner).arg(input.path()), Duration::from_secs(600))?;
-    if !output.status.success() {
-        bail!(
-            "real CUE (cue-eval) failed (`make test-tools` installs it): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let answers = String::from_utf8(output.stdout)?
-        .lines()
+    let requests: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(policy, inputs)| serde_json::json!({ "policy": policy, "inputs": inputs }))
+        .collect();
+    let answers = ask_test_tool("cue-eval", &requests, Duration::from_secs(600))?
+        .iter()
         .map(|line| {
             let answer: Line = serde_json::from_str(line).with_context(|| format!("cue-eval answered {line:?}"))?;
             Ok(match (answer.policy_error, answer.verdicts) {
@@ -91,12 +79,6 @@ pub fn cue_verdicts(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<CueAn
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    ensure!(
-        answers.len() == cases.len(),
-        "cue-eval answered {} of {} policies",
-        answers.len(),
-        cases.len()
-    );
     for ((_, inputs), answer) in cases.iter().zip(&answers) {
         if let CueAnswer::Verdicts(v) = answer {
             ensure!(

@@ -4,34 +4,23 @@
 //! builtins' tests): the cases both compare, generated from what Rust's `regex` and Go read
 //! differently, and the runner, which answers a batch of them in one process.
 
-use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::kms::test_tool;
-use crate::run::run_bounded;
+use crate::run::ask_test_tool;
 
 /// What Go's `regexp` answers for each `(pattern, texts)`: `Err(its message)` when
 /// `regexp.Compile` refuses the pattern, else `MatchString` on each text. The runner missing
 /// from the test tools is an error, never a skipped comparison.
 pub fn go_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result<Vec<bool>, String>>> {
-    let runner = test_tool("go-regexp-match")?;
-    let mut input = tempfile::NamedTempFile::new()?;
-    for (pattern, texts) in cases {
-        writeln!(input, "{}", json!({ "pattern": pattern, "texts": texts }))?;
-    }
-    let output = run_bounded(Command::new(runner).arg(input.path()), Duration::from_secs(300))?;
-    if !output.status.success() {
-        bail!(
-            "Go's regexp failed (`make test-tools` builds it): {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let answers = String::from_utf8(output.stdout)?
-        .lines()
+    let requests: Vec<Value> = cases
+        .iter()
+        .map(|(pattern, texts)| json!({ "pattern": pattern, "texts": texts }))
+        .collect();
+    ask_test_tool("go-regexp-match", &requests, Duration::from_secs(300))?
+        .iter()
         .map(|line| {
             let answer: Value = serde_json::from_str(line).with_context(|| format!("Go's regexp answered {line:?}"))?;
             Ok(
@@ -42,14 +31,7 @@ pub fn go_matches(cases: &[(String, Vec<String>)]) -> anyhow::Result<Vec<Result<
                 },
             )
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    ensure!(
-        answers.len() == cases.len(),
-        "Go's regexp answered {} of {} cases",
-        answers.len(),
-        cases.len()
-    );
-    Ok(answers)
+        .collect()
 }
 
 /// The pieces of generated patterns: what Rust's `regex` and Go read differently (Perl classes,

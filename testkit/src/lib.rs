@@ -72,6 +72,7 @@ mod bundle;
 mod cue;
 mod external;
 mod fulcio;
+mod generated;
 mod go_regexp;
 mod http;
 mod image;
@@ -104,6 +105,7 @@ pub use bundle::{
 pub use cue::{CueAnswer, CueVerdict, cue_verdicts};
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
+pub use generated::{case_count, run_seed};
 pub use go_regexp::{go_matches, regexp_cases};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,

@@ -7,13 +7,45 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail, ensure};
+use serde_json::Value;
+
+use crate::kms::test_tool;
 
 /// How long a killed child's output may take to close before the error is given without it
 /// (a process the child started may still hold it).
 const KILLED_OUTPUT_GRACE: Duration = Duration::from_secs(2);
 /// The most of a killed child's stderr an error quotes.
 const STDERR_TAIL: usize = 2000;
+
+/// Asks the test tool `tool` (a reference implementation run by `make test-tools`, such as Go's
+/// `regexp` or real CUE) about `requests`: writes them as JSON lines to a file, runs the tool on
+/// it within `limit`, and returns its answer lines, one per request. The tool missing, failing
+/// or answering another number of lines is an error, never a skipped comparison.
+pub fn ask_test_tool(tool: &str, requests: &[Value], limit: Duration) -> anyhow::Result<Vec<String>> {
+    use std::io::Write as _;
+    let runner = test_tool(tool)?;
+    let mut input = tempfile::NamedTempFile::new()?;
+    for request in requests {
+        writeln!(input, "{request}")?;
+    }
+    input.flush()?;
+    let output = run_bounded(Command::new(runner).arg(input.path()), limit)?;
+    if !output.status.success() {
+        bail!(
+            "{tool} failed (`make test-tools` installs it): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let answers: Vec<String> = String::from_utf8(output.stdout)?.lines().map(str::to_owned).collect();
+    ensure!(
+        answers.len() == requests.len(),
+        "{tool} answered {} of {} requests",
+        answers.len(),
+        requests.len()
+    );
+    Ok(answers)
+}
 
 /// Runs `command` as [`Command::output`] does (stdin `/dev/null`, stdout and stderr captured),
 /// but within `limit`.

@@ -907,3 +907,102 @@ fn the_subset_decides_as_real_cue_decides() {
         by_kind.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
     );
 }
+
+/// Two disjunctions unified at one value, an alternative carrying a validator: real CUE
+/// (v0.4.3 here; cue-lang/cue#3149 shows the same in v0.8.2, and policy-controller runs v0.7.0)
+/// decides these by the order of the alternatives, which CUE's spec says cannot matter. Each case
+/// is (the policy, the same with its alternatives reordered, the same written as one
+/// disjunction, an input): CUE refuses the input under the first and admits it under the other
+/// two. The subset refuses the first two policies whole (src/policy/cue/eval.rs,
+/// `OrderDependent`) and admits the input under the third, as CUE does.
+#[test]
+fn policies_cue_decides_by_the_order_of_alternatives_are_refused() {
+    const CASES: &[(&str, &str, &str, &str)] = &[
+        (
+            "c: {a: !=1} | {}\nc: 1 | {}\n",
+            "c: {} | {a: !=1}\nc: 1 | {}\n",
+            "c: ({a: !=1} & 1) | ({a: !=1} & {}) | ({} & 1) | ({} & {})\n",
+            r#"{"c":{"a":1}}"#,
+        ),
+        (
+            "c: !=1 | _\nc: string | _\n",
+            "c: _ | !=1\nc: string | _\n",
+            "c: (!=1 & string) | (!=1 & _) | (_ & string) | _\n",
+            r#"{"c":1}"#,
+        ),
+        // cue-lang/cue#3149's own example.
+        (
+            "import \"strings\"\nname: strings.HasPrefix(\"Foo\") | \"an exception\"\nname: strings.HasSuffix(\"Foo\") | \"an exception\"\n",
+            "import \"strings\"\nname: \"an exception\" | strings.HasPrefix(\"Foo\")\nname: \"an exception\" | strings.HasSuffix(\"Foo\")\n",
+            "import \"strings\"\nname: (strings.HasPrefix(\"Foo\") & strings.HasSuffix(\"Foo\")) | \"an exception\"\n",
+            r#"{"name":"an exception"}"#,
+        ),
+        (
+            "c: [{a: =~\"x\"} | {}]\nc: [1 | {}]\n",
+            "c: [{} | {a: =~\"x\"}]\nc: [1 | {}]\n",
+            "c: [{a: =~\"x\"} | {}]\n",
+            r#"{"c":[{"a":"y"}]}"#,
+        ),
+        (
+            "x: {a: !~\"y\"} | {}\nc: x & ({} | 1)\n",
+            "x: {} | {a: !~\"y\"}\nc: x & ({} | 1)\n",
+            "c: {a: !~\"y\"} | {}\n",
+            r#"{"c":{"a":"y"}}"#,
+        ),
+        (
+            "c: *({a: !=1} | {}) | 2\nc: {} | 1\n",
+            "c: *({} | {a: !=1}) | 2\nc: {} | 1\n",
+            "c: {a: !=1} | {}\n",
+            r#"{"c":{"a":1}}"#,
+        ),
+        (
+            "c: {x: {a: !=1}} | {}\nc: {x: _} | {}\n",
+            "c: {} | {x: {a: !=1}}\nc: {x: _} | {}\n",
+            "c: {x: {a: !=1}} | {x: _}\n",
+            r#"{"c":{"x":{"a":1}}}"#,
+        ),
+        (
+            "import \"time\"\nc: {t: time.Time} | {}\nc: {} | 1\n",
+            "import \"time\"\nc: {} | {t: time.Time}\nc: {} | 1\n",
+            "import \"time\"\nc: {t: time.Time} | {}\n",
+            r#"{"c":{"t":"x"}}"#,
+        ),
+        (
+            "import \"list\"\nc: {l: list.MaxItems(0)} | {}\nc: {} | 1\n",
+            "import \"list\"\nc: {} | {l: list.MaxItems(0)}\nc: {} | 1\n",
+            "import \"list\"\nc: {l: list.MaxItems(0)} | {}\n",
+            r#"{"c":{"l":[1]}}"#,
+        ),
+    ];
+    let requests: Vec<(String, Vec<String>)> = CASES
+        .iter()
+        .flat_map(|(policy, reordered, one, input)| {
+            [policy, reordered, one].map(|p| (p.to_string(), vec![input.to_string()]))
+        })
+        .collect();
+    let answers = testkit::cue_verdicts(&requests).expect("real CUE answers (make test-tools)");
+    let verdict = |i: usize| match &answers[i] {
+        CueAnswer::Verdicts(v) => v[0].clone(),
+        CueAnswer::PolicyError(e) => panic!("CUE refuses {:?} whole: {e}", requests[i].0),
+    };
+    for (n, (policy, reordered, one, input)) in CASES.iter().enumerate() {
+        assert!(
+            matches!(verdict(3 * n), CueVerdict::Conflict(_)),
+            "CUE should refuse {input} under\n{policy}"
+        );
+        for (i, text) in [(3 * n + 1, reordered), (3 * n + 2, one)] {
+            assert!(
+                matches!(verdict(i), CueVerdict::Ok { .. }),
+                "CUE should admit {input} under\n{text}: {:?}",
+                verdict(i)
+            );
+        }
+        for text in [policy, reordered] {
+            let e = Program::compile(text).expect_err(text);
+            assert!(e.message.contains("cue-lang/cue#3149"), "{text}\n{e}");
+        }
+        let program = Program::compile(one).unwrap_or_else(|e| panic!("{one}\n{e}"));
+        let value: serde_json::Value = serde_json::from_str(input).expect("JSON");
+        assert_eq!(program.check(&value), Ok(()), "{one}\n{input}");
+    }
+}

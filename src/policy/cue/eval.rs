@@ -188,18 +188,75 @@ fn kind_name(kinds: u8) -> &'static str {
     }
 }
 
-/// Unifies two values (`a & b`).
-pub fn meet(a: Val, b: Val) -> Val {
-    match (a, b) {
+/// Two disjunctions unified at one value while an alternative of either carries a validator
+/// (`!=`, `=~`, `!~`, a validating builtin), anywhere inside it.
+///
+/// CUE's evaluator before its new one (evalv3, the default from v0.13) decides such a value by
+/// the order of the alternatives: a validator that fails in one alternative stays on the shared
+/// value and fails the alternatives tried after it. So `c: {a: !=1} | {}` with `c: 1 | {}`
+/// refuses `{"c": {"a": 1}}`, which `{}` admits, while `c: {} | {a: !=1}` admits it (checked
+/// against CUE v0.4.3 in `tests/cue_against_cue.rs`; cue-lang/cue#3149 shows it in v0.8.2, and
+/// policy-controller runs v0.7.0). The subset refuses the policy rather than admit what
+/// policy-controller would deny.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderDependent {
+    /// The validator, as CUE prints it.
+    pub validator: String,
+}
+
+impl OrderDependent {
+    fn at(self, pos: Pos) -> CueError {
+        CueError::invalid(
+            pos,
+            format!(
+                "two disjunctions are unified here and an alternative carries the validator {}: \
+                 policy-controller's CUE (v0.7.0) lets a validator of one alternative fail the \
+                 alternatives after it (cue-lang/cue#3149), so it decides this policy by the order \
+                 of the alternatives; write one disjunction that spells out the combinations, or \
+                 move the validator out of the alternatives",
+                self.validator
+            ),
+        )
+    }
+}
+
+impl Val {
+    /// The first validator inside this value, if any: what CUE keeps as a check to run once the
+    /// value is complete (bounds `<`, `<=`, `>`, `>=` it merges at once, and they are not).
+    fn validator_within(&self) -> Option<&Val> {
+        match self {
+            Val::Bound(UnaryOp::Ne, _) | Val::Regex { .. } | Val::Validator(_) => Some(self),
+            Val::Struct(fields) => fields.iter().find_map(|(_, v, _)| v.validator_within()),
+            Val::List(items, rest) => items.iter().chain(rest.as_deref()).find_map(Val::validator_within),
+            Val::And(vs) => vs.iter().find_map(Val::validator_within),
+            Val::Or(alts) => alts.iter().find_map(|(v, _)| v.validator_within()),
+            _ => None,
+        }
+    }
+}
+
+/// Unifies two values (`a & b`); refuses what policy-controller's CUE decides by the order of
+/// alternatives ([`OrderDependent`]).
+pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
+    Ok(match (a, b) {
         (Val::Top, x) | (x, Val::Top) => x,
         (Val::Bottom(m), _) | (_, Val::Bottom(m)) => Val::Bottom(m),
         (Val::Or(alts), other) | (other, Val::Or(alts)) => {
+            if let Val::Or(others) = &other
+                && let Some(v) = alts.iter().chain(others).find_map(|(v, _)| v.validator_within())
+            {
+                return Err(OrderDependent {
+                    validator: v.to_string(),
+                });
+            }
             let shown = format!("{}", Val::Or(alts.clone()));
-            let mut kept: Vec<(Val, bool)> = alts
-                .into_iter()
-                .map(|(v, d)| (meet(v, other.clone()), d))
-                .filter(|(v, _)| !matches!(v, Val::Bottom(_)))
-                .collect();
+            let mut kept: Vec<(Val, bool)> = Vec::with_capacity(alts.len());
+            for (v, d) in alts {
+                let v = meet(v, other.clone())?;
+                if !matches!(v, Val::Bottom(_)) {
+                    kept.push((v, d));
+                }
+            }
             match kept.len() {
                 0 => Val::Bottom(format!("{other} matches no alternative of {shown}")),
                 1 => kept.remove(0).0,
@@ -210,7 +267,7 @@ pub fn meet(a: Val, b: Val) -> Val {
             for (label, value, optional) in b {
                 match a.iter_mut().find(|(l, _, _)| *l == label) {
                     Some((_, v, o)) => {
-                        *v = meet(std::mem::replace(v, Val::Top), value);
+                        *v = meet(std::mem::replace(v, Val::Top), value)?;
                         *o = *o && optional;
                     }
                     None => a.push((label, value, optional)),
@@ -218,7 +275,7 @@ pub fn meet(a: Val, b: Val) -> Val {
             }
             Val::Struct(a)
         }
-        (Val::List(a, ra), Val::List(b, rb)) => meet_lists(a, ra, b, rb),
+        (Val::List(a, ra), Val::List(b, rb)) => meet_lists(a, ra, b, rb)?,
         (a, b) if a.is_scalar() && b.is_scalar() => {
             if equal(&a, &b) {
                 a
@@ -235,7 +292,9 @@ pub fn meet(a: Val, b: Val) -> Val {
         }
         (a, b) => {
             if a.kinds() & b.kinds() == 0 {
-                return Val::Bottom(format!("conflicting values {a} and {b} (mismatched types)"));
+                return Ok(Val::Bottom(format!(
+                    "conflicting values {a} and {b} (mismatched types)"
+                )));
             }
             let mut all: Vec<Val> = Vec::new();
             let conjuncts = [a, b].into_iter().flat_map(|v| match v {
@@ -252,8 +311,8 @@ pub fn meet(a: Val, b: Val) -> Val {
                     )
                 });
                 match same {
-                    Some(i) => match meet(std::mem::replace(&mut all[i], Val::Top), v) {
-                        bottom @ Val::Bottom(_) => return bottom,
+                    Some(i) => match meet(std::mem::replace(&mut all[i], Val::Top), v)? {
+                        bottom @ Val::Bottom(_) => return Ok(bottom),
                         merged => all[i] = merged,
                     },
                     None => all.push(v),
@@ -264,7 +323,7 @@ pub fn meet(a: Val, b: Val) -> Val {
                 None => Val::And(all),
             }
         }
-    }
+    })
 }
 
 /// A number operand of a bound: exact for integers, as f64 otherwise.
@@ -497,13 +556,17 @@ fn bounds_only(vs: &[Val]) -> Result<Option<Num>, String> {
     Ok(only)
 }
 
-fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Val {
+fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Result<Val, OrderDependent> {
     let len = match (&ra, &rb) {
         (None, None) if a.len() != b.len() => {
-            return Val::Bottom(format!("conflicting lists of {} and {} elements", a.len(), b.len()));
+            return Ok(Val::Bottom(format!(
+                "conflicting lists of {} and {} elements",
+                a.len(),
+                b.len()
+            )));
         }
-        (None, Some(_)) if b.len() > a.len() => return Val::Bottom("the list is too short".to_owned()),
-        (Some(_), None) if a.len() > b.len() => return Val::Bottom("the list is too short".to_owned()),
+        (None, Some(_)) if b.len() > a.len() => return Ok(Val::Bottom("the list is too short".to_owned())),
+        (Some(_), None) if a.len() > b.len() => return Ok(Val::Bottom("the list is too short".to_owned())),
         _ => a.len().max(b.len()),
     };
     let item = |items: &[Val], rest: &Option<Box<Val>>, i: usize| {
@@ -513,12 +576,14 @@ fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val
             .or_else(|| rest.as_deref().cloned())
             .unwrap_or(Val::Top)
     };
-    let items = (0..len).map(|i| meet(item(&a, &ra, i), item(&b, &rb, i))).collect();
+    let items = (0..len)
+        .map(|i| meet(item(&a, &ra, i), item(&b, &rb, i)))
+        .collect::<Result<_, _>>()?;
     let rest = match (ra, rb) {
-        (Some(x), Some(y)) => Some(Box::new(meet(*x, *y))),
+        (Some(x), Some(y)) => Some(Box::new(meet(*x, *y)?)),
         _ => None,
     };
-    Val::List(items, rest)
+    Ok(Val::List(items, rest))
 }
 
 fn equal(a: &Val, b: &Val) -> bool {
@@ -843,6 +908,8 @@ struct Compiler<'f> {
     file: &'f File,
     used: Vec<bool>,
     depth: usize,
+    /// The declaration being evaluated: where a refusal of `&` inside it points.
+    pos: Pos,
 }
 
 /// How deep references may chain before they are taken for a cycle.
@@ -862,6 +929,7 @@ pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
         file,
         used: vec![false; file.imports.len()],
         depth: 0,
+        pos: Pos::default(),
     };
     let root = Scope {
         fields: &file.fields,
@@ -936,7 +1004,10 @@ impl Compiler<'_> {
         let mut value = Val::Top;
         let mut optional = true;
         for field in scope.fields.iter().filter(|f| f.label == label) {
-            value = meet(value, self.eval(&field.value, scope)?);
+            let outer = std::mem::replace(&mut self.pos, field.pos);
+            let declared = self.eval(&field.value, scope);
+            value = meet(value, declared?).map_err(|e| e.at(field.pos))?;
+            self.pos = outer;
             optional &= field.optional;
         }
         Ok((value, optional))
@@ -984,7 +1055,7 @@ impl Compiler<'_> {
             Expr::And(terms) => {
                 let mut value = Val::Top;
                 for term in terms {
-                    value = meet(value, self.eval(term, scope)?);
+                    value = meet(value, self.eval(term, scope)?).map_err(|e| e.at(self.pos))?;
                 }
                 value
             }

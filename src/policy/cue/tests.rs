@@ -500,3 +500,69 @@ fn policies_real_cue_refuses_whole() {
         &[json!({"b": []})],
     );
 }
+
+#[test]
+fn unified_disjunctions_with_a_validator_are_refused() {
+    // Policy-controller's CUE decides these by the order of the alternatives
+    // (tests/cue_against_cue.rs shows each with real CUE): refused with the position of the
+    // declaration that unifies them.
+    for (text, line, validator) in [
+        ("c: {a: !=1} | {}\nc: 1 | {}", 2, "!=1"),
+        ("c: !=1 | _\nc: string | _", 2, "!=1"),
+        ("c: 1 | {}\nc: {a: =~\"x\"} | {}", 2, "=~\"x\""),
+        (
+            "import \"strings\"\nname: strings.HasPrefix(\"Foo\") | \"an exception\"\nname: strings.HasSuffix(\"Foo\") | \"an exception\"",
+            3,
+            "strings.HasPrefix(\"Foo\")",
+        ),
+        ("c: [{a: =~\"x\"} | {}]\nc: [1 | {}]", 2, "=~\"x\""),
+        ("c: [...({a: !=1} | {})]\nc: [...({} | 1)]", 2, "!=1"),
+        ("x: {a: !~\"y\"} | {}\nc: x & ({} | 1)", 2, "!~\"y\""),
+        ("c: *({a: !=1} | {}) | 2\nc: {} | 1", 2, "!=1"),
+        ("c: {x: {a: !=1}} | {}\nc: {x: _} | {}", 2, "!=1"),
+        ("a: b: {c: !=1} | {}\na: b: {} | {}", 2, "!=1"),
+        ("import \"time\"\nc: {t: time.Time} | {}\nc: {} | 1", 3, "time.Time"),
+        (
+            "import \"list\"\nc: list.MinItems(1) | 1\nc: [...] | 1",
+            3,
+            "list.MinItems(1)",
+        ),
+    ] {
+        let e = refused(text);
+        assert_eq!(e.pos.line, line, "{text}\n{e}");
+        assert!(
+            e.message.contains(&format!("carries the validator {validator}:"))
+                && e.message.contains("cue-lang/cue#3149"),
+            "{text}\n{e}"
+        );
+    }
+    // One disjunction with validators, bounds alone, disjunctions at different fields, and
+    // one disjunction unified with a struct are decided alike in any order: accepted.
+    decides(
+        "c: {a: !=1} | {}",
+        &[json!({"c": {"a": 1}}), json!({"c": {"a": 2}})],
+        &[json!({"c": 1})],
+    );
+    decides(
+        "c: {a: >1} | {}\nc: {b: 1} | {}",
+        &[json!({"c": {"a": 1}}), json!({"c": {"a": 2, "b": 1}})],
+        &[json!({"c": 3})],
+    );
+    decides("c: {a: !=1} | {}\nc: {}", &[json!({"c": {"a": 1}})], &[json!({"c": 1})]);
+    decides(
+        "c: {a: !=1} | {}\nd: 1 | {}",
+        &[json!({"c": {"a": 1}, "d": {}})],
+        &[json!({"d": 2})],
+    );
+    decides(
+        "c: {a: !=1} | {}\nc: {b: 1 | 2}",
+        &[json!({"c": {"a": 1, "b": 2}})],
+        &[json!({"c": {"a": 1, "b": 3}})],
+    );
+    // The fix the message suggests: the combinations as one disjunction.
+    decides(
+        "c: ({a: !=1} & 1) | ({a: !=1} & {}) | ({} & 1) | ({} & {})",
+        &[json!({"c": {"a": 1}}), json!({"c": {}})],
+        &[json!({"c": 1}), json!({"c": "x"})],
+    );
+}

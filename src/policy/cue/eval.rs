@@ -963,6 +963,8 @@ fn first_bottom(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
             path.pop();
             found
         }),
+        // A struct or list under a validator: `list.MaxItems(1) & [{…} & false]`.
+        Val::And(vs) => vs.iter().find_map(|v| first_bottom(v, path)),
         _ => None,
     }
 }

@@ -474,6 +474,18 @@ fn policies_real_cue_refuses_whole() {
         "list.MinItems(1)",
     );
     refused_at("import \"list\"\na: x: [...int] & list.MinItems(1)", 2, "at a.x:");
+    // A conflict inside a list or struct that a validator also constrains.
+    refused_at(
+        "import \"list\"\nb: list.MaxItems(1)\nb: [{a: 1} & false]",
+        2,
+        "at b.0: conflicting values",
+    );
+    refused_at(
+        "import \"struct\"\nb: struct.MaxFields(2) & {a: 1 & 2}",
+        2,
+        "at a: conflicting values 1 and 2",
+    );
+    refused_at("import \"list\"\nb: list.MinItems(0) & [[1 & 2]]", 2, "at b.0.0:");
     refused_at(
         "import \"struct\"\nb: struct.MaxFields(1) & {a: 1, b: 2}",
         2,

@@ -11,6 +11,7 @@ use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 
+use super::capped_auth::Authorization;
 use super::capped_pull::DigestMismatch;
 use super::{MANIFEST_MEDIA_TYPES, RegistryClient, RegistryError};
 
@@ -502,47 +503,21 @@ impl RegistryClient {
         };
         let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();
-        let token = self
-            .bounded(
-                reference,
-                2,
-                self.client.auth(reference, &auth, oci_client::RegistryOperation::Pull),
-            )
-            .await
-            // Registries without token auth answer the first request themselves.
-            .unwrap_or(None);
-        let scheme = if self.sources.is_insecure(&registry) {
-            "http"
-        } else {
-            "https"
-        };
-        let url = format!("{scheme}://{registry}/v2/{}/{path}", reference.repository());
+        let authorization = self.authorization(reference).await?;
+        let url = format!(
+            "{}://{registry}/v2/{}/{path}",
+            self.scheme_for(&registry),
+            reference.repository()
+        );
         let mut request = self.http.get(&url).header("Accept", accept);
-        request = match (&token, &auth) {
-            (Some(token), _) => request.bearer_auth(token),
-            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+        request = match (&authorization, &auth) {
+            (Authorization::Bearer(_), _) => authorization.apply(request),
+            // Registries without token auth answer the first request themselves: the
+            // credentials are sent whether or not `/v2/` challenged.
+            (_, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
             _ => request,
         };
-        let timeout = self.timeout;
-        let http_error = |e: reqwest::Error| {
-            if e.is_timeout() {
-                RegistryError::Timeout {
-                    registry: registry.clone(),
-                    after: timeout,
-                }
-            } else if e.is_connect() {
-                RegistryError::Unreachable {
-                    registry: registry.clone(),
-                    reason: super::error::innermost_cause(&e),
-                }
-            } else {
-                RegistryError::Other {
-                    image: reference.whole(),
-                    registry: registry.clone(),
-                    reason: super::error::innermost_cause(&e),
-                }
-            }
-        };
+        let http_error = |e: reqwest::Error| self.http_error(reference, e);
         let read = async {
             let mut response = request.send().await.map_err(http_error)?;
             let status = response.status();
@@ -566,20 +541,11 @@ impl RegistryClient {
                     reason: format!("GET {path} answered {status}"),
                 }));
             }
-            if response
-                .content_length()
-                .is_some_and(|length| usize::try_from(length).map_or(true, |length| length > cap))
-            {
-                return Err(over());
-            }
             let headers = std::mem::take(response.headers_mut());
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(http_error)? {
-                if body.len() + chunk.len() > cap {
-                    return Err(over());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_capped(&mut response, cap)
+                .await
+                .map_err(http_error)?
+                .ok_or_else(over)?;
             Ok(CappedResponse { status, headers, body })
         };
         match tokio::time::timeout(self.timeout.saturating_mul(2), read).await {
@@ -590,4 +556,49 @@ impl RegistryClient {
             })),
         }
     }
+}
+
+/// The body of `response`, read at most `cap` bytes: `None` when a `Content-Length` over `cap`
+/// is announced (nothing read) or the body passes `cap` (read no further).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response
+        .content_length()
+        .is_some_and(|length| usize::try_from(length).map_or(true, |length| length > cap))
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The first `limit` bytes of `response`'s body (for an error message), and whether there was
+/// more; the rest is not read.
+pub(crate) async fn read_prefix(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut prefix = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - prefix.len();
+        if chunk.len() > room {
+            prefix.extend_from_slice(&chunk[..room]);
+            return Ok((prefix, true));
+        }
+        prefix.extend_from_slice(&chunk);
+        if prefix.len() == limit {
+            // More only if the body goes on.
+            let more = response.content_length().is_none_or(|length| length > limit as u64);
+            return Ok((prefix, more));
+        }
+    }
+    Ok((prefix, false))
 }

@@ -11,14 +11,15 @@
 
 use oci_client::Reference;
 use oci_client::client::current_platform_resolver;
-use oci_client::errors::{DigestError, OciDistributionError};
+use oci_client::errors::{DigestError, OciDistributionError, OciEnvelope};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
     OciImageManifest, OciManifest, Versioned,
 };
 use sha2::Digest as _;
 
-use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind};
+use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, read_capped, read_prefix};
+use super::capped_auth::ERROR_PREFIX_BYTES;
 use super::{RegistryClient, RegistryError};
 
 /// The Accept header of oci-client's manifest requests (`MIME_TYPES_DISTRIBUTION_MANIFEST`),
@@ -210,9 +211,125 @@ impl RegistryClient {
         Ok(response.body)
     }
 
+    /// oci-client's `fetch_manifest_digest` under `cap`: a `HEAD` of the manifest (oci-client's
+    /// Accept header and authorization); its `Docker-Content-Digest` is the answer when sent
+    /// (after `validate_registry_response` and, when the reference is pinned by a digest of the
+    /// same algorithm, their comparison); else a `GET`, whose body is read at most `cap` bytes
+    /// ([`BoundedError::OverCap`] as a manifest over `--max-signature-manifest-bytes`; oci-client
+    /// reads it whole), an error answer's first [`super::capped_auth::ERROR_PREFIX_BYTES`] only,
+    /// and the digest checked as oci-client's `validate_digest` checks it. The caller bounds the
+    /// time.
+    pub(crate) async fn capped_manifest_digest(
+        &self,
+        reference: &Reference,
+        cap: usize,
+    ) -> Result<String, BoundedError> {
+        let registry = reference.resolve_registry();
+        let target = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let namespace = reference.namespace().map(|ns| format!("?ns={ns}")).unwrap_or_default();
+        let url = format!(
+            "{}://{registry}/v2/{}/manifests/{target}{namespace}",
+            self.scheme_for(registry),
+            reference.repository()
+        );
+        let failed = |error: OciDistributionError| self.oci_error(error, reference);
+        let http_error = |e: reqwest::Error| BoundedError::Registry(self.http_error(reference, e));
+        let accept = OCI_CLIENT_MANIFEST_ACCEPT.join(", ");
+        let authorization = self.authorization(reference).await?;
+        let head = authorization
+            .apply(self.http.head(&url).header("Accept", &accept))
+            .send()
+            .await
+            .map_err(http_error)?;
+        if let Some(digest) = digest_header_value(head.headers()).map_err(|e| failed(e.into()))? {
+            // A HEAD answer has no body.
+            validate_registry_response(head.status(), &[], &url).map_err(failed)?;
+            if let Some(pinned) = reference.digest() {
+                let (answered_algorithm, _) = digest
+                    .split_once(':')
+                    .ok_or_else(|| failed(DigestError::MissingAlgorithm.into()))?;
+                let (pinned_algorithm, _) = pinned
+                    .split_once(':')
+                    .ok_or_else(|| failed(DigestError::MissingAlgorithm.into()))?;
+                if answered_algorithm == pinned_algorithm && digest != pinned {
+                    return Err(failed(
+                        DigestError::VerificationError {
+                            expected: pinned.to_string(),
+                            actual: digest,
+                        }
+                        .into(),
+                    ));
+                }
+            }
+            return Ok(digest);
+        }
+        drop(head);
+        let mut response = authorization
+            .apply(self.http.get(&url).header("Accept", &accept))
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let body = if status.is_success() {
+            read_capped(&mut response, cap)
+                .await
+                .map_err(http_error)?
+                .ok_or_else(|| BoundedError::OverCap {
+                    what: IMAGE_MANIFEST.what,
+                    image: reference.whole(),
+                    cap,
+                    unit: "bytes",
+                    setting: IMAGE_MANIFEST.setting,
+                })?
+        } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            // Its body is not part of the error.
+            Vec::new()
+        } else {
+            read_prefix(&mut response, ERROR_PREFIX_BYTES)
+                .await
+                .map_err(http_error)?
+                .0
+        };
+        validate_registry_response(status, &body, &url).map_err(failed)?;
+        let header = digest_header_value(&headers).map_err(|e| failed(e.into()))?;
+        validate_digest(&body, header, reference.digest()).map_err(|e| failed(e.into()))
+    }
+
     /// An oci-client error about `reference`, classified as every registry failure is.
     fn oci_error(&self, error: OciDistributionError, reference: &Reference) -> BoundedError {
         BoundedError::Registry(RegistryError::from_oci(error, reference, self.timeout))
+    }
+}
+
+/// oci-client's `validate_registry_response`: 200 passes; 401 is unauthorized; another 2xx a
+/// spec violation; a 4xx the OCI error envelope of `body`, or a server error with `body` as its
+/// message, as is any other status.
+fn validate_registry_response(status: reqwest::StatusCode, body: &[u8], url: &str) -> Result<(), OciDistributionError> {
+    match status {
+        reqwest::StatusCode::OK => Ok(()),
+        reqwest::StatusCode::UNAUTHORIZED => Err(OciDistributionError::UnauthorizedError { url: url.to_string() }),
+        s if s.is_success() => Err(OciDistributionError::SpecViolationError(format!(
+            "Expected HTTP Status {}, got {} instead",
+            reqwest::StatusCode::OK,
+            status,
+        ))),
+        s if s.is_client_error() => match serde_json::from_slice::<OciEnvelope>(body) {
+            Ok(envelope) => Err(OciDistributionError::RegistryError {
+                envelope,
+                url: url.to_string(),
+            }),
+            Err(_) => Err(OciDistributionError::ServerError {
+                code: s.as_u16(),
+                url: url.to_string(),
+                message: String::from_utf8_lossy(body).to_string(),
+            }),
+        },
+        s => Err(OciDistributionError::ServerError {
+            code: s.as_u16(),
+            url: url.to_string(),
+            message: String::from_utf8_lossy(body).to_string(),
+        }),
     }
 }
 

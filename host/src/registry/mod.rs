@@ -5,6 +5,7 @@
 //! errors say which registry failed and how.
 
 mod bounded;
+mod capped_auth;
 mod capped_pull;
 mod docker_config;
 mod error;
@@ -12,18 +13,19 @@ mod sources;
 
 use std::time::Duration;
 
+use oci_client::Reference;
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
     OciImageManifest, OciManifest,
 };
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 
 pub use bounded::{
     BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
     DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, REFERRER_MANIFEST,
     REFERRERS_INDEX, Referrer, Referrers, ReferrersSource, SIGNATURE_MANIFEST,
 };
+pub use capped_auth::{ERROR_PREFIX_BYTES, MAX_TOKEN_BYTES, TOKEN_REUSE};
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;
 pub use sources::{SourceAuthority, Sources, SourcesError};
@@ -57,11 +59,13 @@ pub struct ManifestAndConfig {
 /// Talks to OCI registries with the configured sources, credentials and timeout.
 #[derive(Clone)]
 pub struct RegistryClient {
-    client: Client,
-    /// For the requests oci-client cannot cap (manifests, configs and layers, read while
-    /// streaming). Follows at most 3 redirects (blobs are redirected to storage); reqwest drops
-    /// `Authorization` when one leads to another host, port or scheme.
+    /// For every registry request, each read under a cap where oci-client reads whole
+    /// (manifests, configs, layers, digests, tokens). Follows at most 3 redirects (blobs are
+    /// redirected to storage); reqwest drops `Authorization` when one leads to another host,
+    /// port or scheme.
     http: reqwest::Client,
+    /// Outcomes of token exchanges, shared by the clones of this client.
+    tokens: capped_auth::TokenCache,
     sources: Sources,
     credentials: DockerCredentials,
     timeout: Duration,
@@ -80,19 +84,6 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// A client whose every round trip is bounded by `timeout`.
     pub fn new(sources: Sources, credentials: DockerCredentials, timeout: Duration) -> Self {
-        let config = oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(sources.insecure_sources.clone()),
-            extra_root_certificates: extra_roots(&sources)
-                .into_iter()
-                .map(|der| oci_client::client::Certificate {
-                    encoding: oci_client::client::CertificateEncoding::Der,
-                    data: der,
-                })
-                .collect(),
-            read_timeout: Some(timeout),
-            connect_timeout: Some(timeout),
-            ..Default::default()
-        };
         let mut http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
@@ -107,8 +98,8 @@ impl RegistryClient {
         // Building fails only when the TLS backend cannot start; requests then fail and say so.
         let http = http.build().unwrap_or_default();
         Self {
-            client: Client::new(config),
             http,
+            tokens: capped_auth::TokenCache::default(),
             sources,
             credentials,
             timeout,
@@ -148,21 +139,27 @@ impl RegistryClient {
         }
     }
 
-    /// The digest of the manifest `reference` names.
-    pub async fn digest_of(&self, reference: &Reference) -> Result<String, RegistryError> {
-        let auth = self.auth_for(reference);
-        // A HEAD, and a GET when the registry sends no digest header.
+    /// The digest of the manifest `reference` names, as oci-client's `fetch_manifest_digest`
+    /// answers it (a `HEAD`, and a `GET` when the registry sends no `Docker-Content-Digest`),
+    /// the `GET` read at most `limits.max_manifest_bytes` (`--max-signature-manifest-bytes`;
+    /// over it, [`BoundedError::OverCap`]): oci-client reads it whole.
+    pub async fn digest_of(&self, reference: &Reference, limits: &DownloadLimits) -> Result<String, BoundedError> {
+        // `GET /v2/` and the realm, then the HEAD and the GET.
         let digest = self
-            .bounded(reference, 2, self.client.fetch_manifest_digest(reference, &auth))
+            .within(
+                reference,
+                4,
+                self.capped_manifest_digest(reference, limits.max_manifest_bytes),
+            )
             .await?;
         // oci-client compares the answer with a pinned digest only when both name the same
         // algorithm: a registry answering `sha512:…` for `@sha256:…` would have that other
         // digest's signatures checked and reported for the pinned image.
         match reference.digest() {
-            Some(pinned) if pinned != digest => Err(RegistryError::Malformed {
+            Some(pinned) if pinned != digest => Err(BoundedError::Registry(RegistryError::Malformed {
                 image: reference.whole(),
                 reason: format!("the registry answered digest {digest} for a reference pinned to {pinned}"),
-            }),
+            })),
             _ => Ok(digest),
         }
     }
@@ -251,21 +248,34 @@ impl RegistryClient {
         }
     }
 
-    /// Runs `operation` (at most `round_trips` requests) within `round_trips` timeouts.
-    pub(crate) async fn bounded<T>(
-        &self,
-        reference: &Reference,
-        round_trips: u32,
-        operation: impl Future<Output = Result<T, oci_client::errors::OciDistributionError>>,
-    ) -> Result<T, RegistryError> {
-        let limit = self.timeout.saturating_mul(round_trips.max(1));
-        // Boxed: oci-client futures are large, and callers may poll from small stacks.
-        match tokio::time::timeout(limit, Box::pin(operation)).await {
-            Ok(result) => result.map_err(|e| RegistryError::from_oci(e, reference, self.timeout)),
-            Err(_) => Err(RegistryError::Timeout {
-                registry: reference.resolve_registry().to_string(),
+    /// `http` or `https`, as oci-client's `ClientProtocol::HttpsExcept` chooses for `registry`.
+    fn scheme_for(&self, registry: &str) -> &'static str {
+        if self.sources.is_insecure(registry) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// A failed request to `reference`'s registry, classified as oci-client's request errors are.
+    fn http_error(&self, reference: &Reference, error: reqwest::Error) -> RegistryError {
+        let registry = reference.resolve_registry().to_string();
+        if error.is_timeout() {
+            RegistryError::Timeout {
+                registry,
                 after: self.timeout,
-            }),
+            }
+        } else if error.is_connect() {
+            RegistryError::Unreachable {
+                registry,
+                reason: error::innermost_cause(&error),
+            }
+        } else {
+            RegistryError::Other {
+                image: reference.whole(),
+                registry,
+                reason: error::innermost_cause(&error),
+            }
         }
     }
 }

@@ -585,7 +585,7 @@ impl Verifier {
         self.digests
             .get_or_compute(
                 reference.whole(),
-                Box::pin(async { Ok(self.registry.digest_of(reference).await?) }),
+                Box::pin(async { Ok(self.registry.digest_of(reference, &self.config.limits).await?) }),
                 |_| self.data_ttl(),
             )
             .await

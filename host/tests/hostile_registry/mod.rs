@@ -1,8 +1,8 @@
 //! A hostile loopback "registry": a server answering each request with what a test's route
 //! says, among which an endless body without `Content-Length` (delimited by closing the
-//! connection, which it reaches only after `ENDLESS_BUDGET` bytes); it counts the bytes of those
-//! endless bodies it manages to write, and records each request's path and whether it carried
-//! credentials.
+//! connection, which it reaches only after `ENDLESS_BUDGET` bytes) or a huge announced one; it
+//! counts the bytes of those bodies it manages to write, and records each request's method, path
+//! and credentials.
 
 #![allow(dead_code)]
 
@@ -34,6 +34,14 @@ pub enum Reply {
     },
     /// A temporary redirect.
     Redirect { location: String },
+    /// A 200 answer announcing `length` bytes (`Content-Length`), then sending `fill` bytes
+    /// (until `ENDLESS_BUDGET` of them, counted as written).
+    Announced { length: u64, fill: u8 },
+    /// `reply` with extra header lines (`name`, `value`).
+    Headers {
+        headers: Vec<(&'static str, String)>,
+        reply: Box<Reply>,
+    },
 }
 
 impl Reply {
@@ -58,6 +66,35 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// `self` with the extra header `name: value`.
+    pub fn with_header(self, name: &'static str, value: impl Into<String>) -> Self {
+        match self {
+            Reply::Headers { mut headers, reply } => {
+                headers.push((name, value.into()));
+                Reply::Headers { headers, reply }
+            }
+            reply => Reply::Headers {
+                headers: vec![(name, value.into())],
+                reply: Box::new(reply),
+            },
+        }
+    }
+}
+
+/// One request as the server read it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `GET`, `HEAD`, …
+    pub method: String,
+    /// The request target: path and query.
+    pub path: String,
+    /// The `Host` header.
+    pub host: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
+
 /// A 200 answer of `body`.
 pub fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
     Reply::Fixed {
@@ -70,19 +107,27 @@ pub fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
 /// What a hostile server answers a request path with.
 pub type Route = dyn Fn(&str) -> Reply + Send + Sync;
 
+/// What a hostile server answers a request with.
+pub type RequestRoute = dyn Fn(&Request) -> Reply + Send + Sync;
+
 /// A loopback server answering each request with `route(path)`; counts the body bytes of its
 /// endless answers it manages to write, and records whether each request carried an
 /// `Authorization` header.
 pub struct Hostile {
     addr: SocketAddr,
     written: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<(String, bool)>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Hostile {
     pub fn start(route: Arc<Route>) -> Self {
+        Self::serve(Arc::new(move |request: &Request| route(&request.path)))
+    }
+
+    /// A loopback server answering each request with `route(request)`.
+    pub fn serve(route: Arc<RequestRoute>) -> Self {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("address");
@@ -133,8 +178,19 @@ impl Hostile {
             .lock()
             .expect("lock")
             .iter()
-            .filter(|(path, _)| path.contains(part))
-            .map(|(_, authorized)| *authorized)
+            .filter(|request| request.path.contains(part))
+            .map(|request| request.authorization.is_some())
+            .collect()
+    }
+
+    /// The requests made so far for paths containing `part`.
+    pub fn requests(&self, part: &str) -> Vec<Request> {
+        self.requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|request| request.path.contains(part))
+            .cloned()
             .collect()
     }
 }
@@ -151,6 +207,7 @@ impl Drop for Hostile {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        401 => "Unauthorized",
         307 => "Temporary Redirect",
         403 => "Forbidden",
         404 => "Not Found",
@@ -159,8 +216,9 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// One request on `stream`, answered and the connection closed.
-fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests: &Mutex<Vec<(String, bool)>>) {
+fn answer(mut stream: TcpStream, route: &RequestRoute, written: &AtomicUsize, requests: &Mutex<Vec<Request>>) {
     let _ = stream.set_nonblocking(false);
+    small_send_buffer(&stream);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
@@ -171,11 +229,55 @@ fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests:
             _ => return,
         }
     }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let authorized = head.lines().any(|line| line.starts_with("authorization:"));
-    requests.lock().expect("lock").push((path.clone(), authorized));
-    match route(&path) {
+    let head = String::from_utf8_lossy(&head).to_string();
+    let mut words = head.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_string();
+    let path = words.next().unwrap_or("/").to_string();
+    let header = |name: &str| {
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+        })
+    };
+    let request = Request {
+        method,
+        path,
+        host: header("host").unwrap_or_default(),
+        authorization: header("authorization"),
+    };
+    requests.lock().expect("lock").push(request.clone());
+    write_reply(&mut stream, route(&request), "", written);
+}
+
+/// A send buffer of 64 KiB (the kernel doubles it) instead of Linux's autotuning up to 4 MiB
+/// (`tcp_wmem`): what a body the client does not read can pile up between the two ends stays
+/// small, so the bytes counted as written are close to what the client read.
+fn small_send_buffer(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 64 * 1024;
+    // SAFETY: `setsockopt` reads `size_of::<c_int>()` bytes at the address of `size`, a live
+    // `c_int`, for the open socket `stream` holds; failing leaves the default buffer.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// `reply` written on `stream`, with the extra header lines `extra`.
+fn write_reply(stream: &mut TcpStream, reply: Reply, extra: &str, written: &AtomicUsize) {
+    match reply {
+        Reply::Headers { headers, reply } => {
+            let mut extra = extra.to_string();
+            for (name, value) in headers {
+                extra.push_str(&format!("{name}: {value}\r\n"));
+            }
+            write_reply(stream, *reply, &extra, written);
+        }
         Reply::Fixed {
             status,
             content_type,
@@ -183,7 +285,7 @@ fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests:
         } => {
             let _ = stream.write_all(
                 format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
                     reason(status),
                     body.len()
                 )
@@ -194,7 +296,7 @@ fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests:
         Reply::Redirect { location } => {
             let _ = stream.write_all(
                 format!(
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n"
                 )
                 .as_bytes(),
             );
@@ -207,21 +309,35 @@ fn answer(mut stream: TcpStream, route: &Route, written: &AtomicUsize, requests:
         } => {
             let _ = stream.write_all(
                 format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{extra}Connection: close\r\n\r\n",
                     reason(status)
                 )
                 .as_bytes(),
             );
             let _ = stream.write_all(start);
-            let chunk = vec![fill; 64 * 1024];
-            let mut sent = 0;
-            while sent < ENDLESS_BUDGET {
-                if stream.write_all(&chunk).is_err() {
-                    return;
-                }
-                sent += chunk.len();
-                written.fetch_add(chunk.len(), Ordering::SeqCst);
-            }
+            stream_fill(stream, fill, written);
         }
+        Reply::Announced { length, fill } => {
+            let _ = stream.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n{extra}Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            stream_fill(stream, fill, written);
+        }
+    }
+}
+
+/// `fill` bytes until `ENDLESS_BUDGET` of them or the client closes, each counted in `written`.
+fn stream_fill(stream: &mut TcpStream, fill: u8, written: &AtomicUsize) {
+    let chunk = vec![fill; 64 * 1024];
+    let mut sent = 0;
+    while sent < ENDLESS_BUDGET {
+        if stream.write_all(&chunk).is_err() {
+            return;
+        }
+        sent += chunk.len();
+        written.fetch_add(chunk.len(), Ordering::SeqCst);
     }
 }

@@ -1,0 +1,281 @@
+//! oci-client's bearer-token exchange (`Client::auth`, `_auth`), read under caps.
+//!
+//! oci-client 0.18 reads the answer of the token endpoint (the `realm` of the registry's
+//! `WWW-Authenticate: Bearer` challenge) whole (`Response::text`), on success and on failure
+//! alike, with no size limit: a registry naming a realm that streams without end (anyone who can
+//! create a Pod can name their own registry) made `cip` and the Gatekeeper provider read it until
+//! the timeout. Here the same requests are made (`GET /v2/` without credentials; the challenge
+//! parsed with the `http-auth` parser oci-client uses; `GET <realm>?scope=repository:<repo>:pull
+//! &service=<service>` with the Basic credentials, if any), the token answer read at most
+//! [`MAX_TOKEN_BYTES`] and an error answer's first [`ERROR_PREFIX_BYTES`] only. Within those
+//! caps the outcome is oci-client's.
+//!
+//! The outcome is kept per registry and repository for at most [`TOKEN_REUSE`] (less when the
+//! token endpoint says the token expires sooner), so an evaluation asking one repository for a
+//! manifest, its digest and its signatures makes one exchange instead of one per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_auth::ChallengeParser;
+use oci_client::Reference;
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::token_cache::RegistryToken;
+
+use super::bounded::BoundedError;
+use super::{RegistryClient, RegistryError};
+
+/// Cap of the token endpoint's 200 answer. A registry token is a JWT or an opaque string of a
+/// few KiB (Docker Hub's and GHCR's stay under 4 KiB, a token carrying many scopes under
+/// 16 KiB); the answer is JSON around it. Fixed rather than a flag: nothing legitimate comes
+/// near it, and the answer is kept in [`TokenCache`].
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+
+/// How much of an error answer of the token endpoint is read, for the message (oci-client puts
+/// the whole body in its `AuthenticationFailure`).
+pub const ERROR_PREFIX_BYTES: usize = 4 * 1024;
+
+/// Longest reuse of an exchange's outcome: the distribution spec's default token lifetime
+/// (60 s, which oci-client assumes for tokens without an `exp` claim), less a margin for the
+/// time between the token's issue and its last use.
+pub const TOKEN_REUSE: Duration = Duration::from_secs(55);
+
+/// Most registry/repository pairs whose exchange outcome is kept (each at most
+/// [`MAX_TOKEN_BYTES`]).
+const TOKEN_CACHE_ENTRIES: usize = 256;
+
+/// What a registry request carries, as oci-client's `_auth` decides it.
+#[derive(Clone)]
+pub(crate) enum Authorization {
+    /// `Authorization: Bearer <token>` (the realm's token, or the configured bearer token).
+    Bearer(String),
+    /// HTTP Basic with the configured credentials: the registry challenges, but not for a
+    /// bearer token.
+    Basic(String, String),
+    /// Nothing: the registry sends no challenge (or the exchange failed).
+    None,
+}
+
+impl Authorization {
+    /// `request` authorized as oci-client's `apply_auth` authorizes it.
+    pub(crate) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Self::Bearer(token) => request.bearer_auth(token),
+            Self::Basic(user, password) => request.basic_auth(user, Some(password)),
+            Self::None => request,
+        }
+    }
+}
+
+/// A registry and a repository of it.
+type Repository = (String, String);
+
+/// Outcomes of token exchanges, per registry and repository, each with the instant it expires.
+#[derive(Clone, Default)]
+pub(crate) struct TokenCache {
+    entries: Arc<Mutex<HashMap<Repository, (Authorization, Instant)>>>,
+}
+
+impl TokenCache {
+    fn get(&self, key: &Repository) -> Option<Authorization> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, expires)| Instant::now() < *expires)
+            .map(|(authorization, _)| authorization.clone())
+    }
+
+    fn insert(&self, key: Repository, authorization: Authorization, reuse: Duration) {
+        if reuse.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= TOKEN_CACHE_ENTRIES && !entries.contains_key(&key) {
+            entries.retain(|_, (_, expires)| now < *expires);
+            if entries.len() >= TOKEN_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (authorization, now + reuse));
+    }
+}
+
+/// oci-client's private `BearerChallenge`: the first `Bearer` challenge with a `realm` (scheme
+/// and parameter names compared case-insensitively, values unescaped).
+struct BearerChallenge {
+    realm: String,
+    service: Option<String>,
+}
+
+fn bearer_challenge(header: &reqwest::header::HeaderValue) -> Option<BearerChallenge> {
+    let header = header.to_str().ok()?;
+    ChallengeParser::new(header)
+        .filter_map(Result::ok)
+        .find_map(|challenge| {
+            if !challenge.scheme.eq_ignore_ascii_case("Bearer") {
+                return None;
+            }
+            let mut realm = None;
+            let mut service = None;
+            for (name, value) in &challenge.params {
+                if name.eq_ignore_ascii_case("realm") {
+                    realm = Some(value.to_unescaped());
+                }
+                if name.eq_ignore_ascii_case("service") {
+                    service = Some(value.to_unescaped());
+                }
+            }
+            Some(BearerChallenge { realm: realm?, service })
+        })
+}
+
+impl RegistryClient {
+    /// What requests to `reference`'s repository carry: the outcome of oci-client's `_auth`
+    /// for a pull, reused while it lasts. A token answer over [`MAX_TOKEN_BYTES`] fails
+    /// ([`BoundedError::OverCap`]); any other failure of the exchange gives
+    /// [`Authorization::None`], as oci-client's `apply_auth` ignores it (the request then
+    /// fails on the registry's answer).
+    pub(crate) async fn authorization(&self, reference: &Reference) -> Result<Authorization, BoundedError> {
+        let auth = self.auth_for(reference);
+        if let RegistryAuth::Bearer(token) = &auth {
+            return Ok(Authorization::Bearer(token.clone()));
+        }
+        let key = (
+            reference.resolve_registry().to_string(),
+            reference.repository().to_string(),
+        );
+        if let Some(authorization) = self.tokens.get(&key) {
+            return Ok(authorization);
+        }
+        // `GET /v2/` and the realm.
+        match self.within(reference, 2, self.exchange(reference, &auth)).await {
+            Ok((authorization, reuse)) => {
+                self.tokens.insert(key, authorization.clone(), reuse);
+                Ok(authorization)
+            }
+            Err(over @ BoundedError::OverCap { .. }) => Err(over),
+            Err(_) => Ok(Authorization::None),
+        }
+    }
+
+    /// oci-client's `_auth` for a pull, its answers read under caps, and how long its outcome
+    /// may be reused.
+    async fn exchange(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+    ) -> Result<(Authorization, Duration), BoundedError> {
+        let registry = reference.resolve_registry();
+        let url = format!("{}://{registry}/v2/", self.scheme_for(registry));
+        // The answer's body is not read (oci-client drops it too).
+        let probe = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| self.http_error(reference, e))?;
+        let Some(header) = probe.headers().get(reqwest::header::WWW_AUTHENTICATE) else {
+            return Ok((Authorization::None, TOKEN_REUSE));
+        };
+        let Some(challenge) = bearer_challenge(header) else {
+            // Falling back to HTTP Basic.
+            let authorization = match auth {
+                RegistryAuth::Basic(user, password) => Authorization::Basic(user.clone(), password.clone()),
+                _ => Authorization::None,
+            };
+            return Ok((authorization, TOKEN_REUSE));
+        };
+        drop(probe);
+        let scope = format!("repository:{}:pull", reference.repository());
+        let mut query = vec![("scope", scope.as_str())];
+        if let Some(service) = &challenge.service {
+            query.push(("service", service.as_str()));
+        }
+        let mut request = self.http.get(challenge.realm.as_str()).query(&query);
+        request = match auth {
+            RegistryAuth::Basic(user, password) => request.basic_auth(user, Some(password)),
+            RegistryAuth::Bearer(token) => request.bearer_auth(token),
+            RegistryAuth::Anonymous => request,
+        };
+        let mut response = request.send().await.map_err(|e| self.http_error(reference, e))?;
+        let failed = |error: OciDistributionError| {
+            BoundedError::Registry(RegistryError::from_oci(error, reference, self.timeout))
+        };
+        if response.status() != reqwest::StatusCode::OK {
+            let (prefix, cut) = super::bounded::read_prefix(&mut response, ERROR_PREFIX_BYTES)
+                .await
+                .map_err(|e| self.http_error(reference, e))?;
+            let mut reason = String::from_utf8_lossy(&prefix).into_owned();
+            if cut {
+                reason.push_str(&format!(" … (first {ERROR_PREFIX_BYTES} bytes)"));
+            }
+            return Err(failed(OciDistributionError::AuthenticationFailure(reason)));
+        }
+        let body = super::bounded::read_capped(&mut response, MAX_TOKEN_BYTES)
+            .await
+            .map_err(|e| self.http_error(reference, e))?
+            .ok_or_else(|| BoundedError::OverCap {
+                what: "the registry's token answer",
+                image: reference.whole(),
+                cap: MAX_TOKEN_BYTES,
+                unit: "bytes",
+                setting: "a fixed cap: registry tokens are a few KiB",
+            })?;
+        // `Response::text`: UTF-8 (oci-client decodes by the charset the answer names, which
+        // for a JSON token is UTF-8), invalid sequences replaced.
+        let text = String::from_utf8_lossy(&body);
+        let token: RegistryToken = serde_json::from_str(&text)
+            .map_err(|e| failed(OciDistributionError::RegistryTokenDecodeError(e.to_string())))?;
+        // The token's stated lifetime (`expires_in`, seconds; 60 when absent, per the spec),
+        // when shorter than the reuse.
+        let reuse = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|answer| answer.get("expires_in").and_then(serde_json::Value::as_u64))
+            .map_or(TOKEN_REUSE, |seconds| {
+                TOKEN_REUSE.min(Duration::from_secs(seconds).saturating_sub(Duration::from_secs(5)))
+            });
+        Ok((Authorization::Bearer(token.token().to_string()), reuse))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(value: &str) -> Option<(String, Option<String>)> {
+        bearer_challenge(&reqwest::header::HeaderValue::from_str(value).unwrap()).map(|c| (c.realm, c.service))
+    }
+
+    #[test]
+    fn the_challenge_is_read_as_oci_client_reads_it() {
+        assert_eq!(
+            challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="x""#),
+            Some(("https://auth.example/token".into(), Some("registry.example".into())))
+        );
+        assert_eq!(
+            challenge(r#"Basic realm="r", bearer REALM="https://a/t""#),
+            Some(("https://a/t".into(), None))
+        );
+        assert_eq!(challenge(r#"Basic realm="Registry Realm""#), None);
+        assert_eq!(challenge(r#"Bearer service="s""#), None);
+    }
+
+    #[test]
+    fn the_cache_forgets_expired_outcomes_and_stays_bounded() {
+        let cache = TokenCache::default();
+        let key = |i: usize| ("r".to_string(), format!("repo{i}"));
+        cache.insert(key(0), Authorization::None, Duration::ZERO);
+        assert!(cache.get(&key(0)).is_none());
+        for i in 0..TOKEN_CACHE_ENTRIES + 10 {
+            cache.insert(key(i), Authorization::Bearer(format!("t{i}")), TOKEN_REUSE);
+        }
+        assert!(cache.entries.lock().unwrap().len() <= TOKEN_CACHE_ENTRIES);
+        assert!(matches!(
+            cache.get(&key(TOKEN_CACHE_ENTRIES + 9)),
+            Some(Authorization::Bearer(t)) if t == format!("t{}", TOKEN_CACHE_ENTRIES + 9)
+        ));
+    }
+}

@@ -1,0 +1,349 @@
+//! The bearer-token exchange and the digest look-up read a registry's answers under caps.
+//!
+//! oci-client 0.18's `Client::auth` reads the token endpoint's answer whole (`Response::text`),
+//! on success and on failure, and `fetch_manifest_digest` reads the whole manifest when the
+//! registry's `HEAD` answer carries no `Docker-Content-Digest`. Anyone who can create a Pod can
+//! name their own registry in an image, whose `/v2/` challenge can name a token endpoint (the
+//! `realm`) streaming without end, or whose manifest GET does: `cip` and the Gatekeeper provider
+//! read it until the timeout. Now the token answer is read at most 64 KiB (a fixed cap), an
+//! error answer of the token endpoint only for its first 4 KiB, and the digest GET at most
+//! `--max-signature-manifest-bytes`. The hostile loopback server here counts the bytes it manages
+//! to write of its endless or huge answers: each refusal leaves it having written little.
+//!
+//! Controls: a registry requiring a bearer token from its realm is read as before (Basic
+//! credentials sent to the realm, the token sent to the registry) and asked for a token once for
+//! several requests of one repository (no longer once per request); a token answer at the cap passes; a manifest at the cap without a digest
+//! header answers its SHA-256, and a pinned reference whose manifest is another is refused.
+
+mod capability_host;
+mod hostile_registry;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use capability_host::runtime;
+use cip::registry::{BoundedError, DownloadLimits, MAX_TOKEN_BYTES, RegistryError, Sources};
+use cip::verify::{Verifier, VerifierConfig, VerifyError};
+use hostile_registry::{Hostile, Reply, Request, ok};
+use oci_client::manifest::OCI_IMAGE_MEDIA_TYPE;
+use serde_json::json;
+
+const MANIFEST_SETTING: &str = "--max-signature-manifest-bytes";
+/// The token answer's cap, 64 KiB.
+const TOKEN_CAP: usize = MAX_TOKEN_BYTES;
+/// Most bytes a refused answer may have had written (the cap, and what the socket buffers hold
+/// besides); the hostile server sends 256 MiB to a client reading whole.
+const WRITTEN_BOUND: usize = 1024 * 1024;
+/// The token the realm grants.
+const TOKEN: &str = "granted-token";
+
+/// A verifier reaching `host` over plain HTTP with `limits`, the credentials of
+/// `docker_config_dir`, a 10 s timeout.
+fn verifier(host: &str, limits: DownloadLimits, docker_config_dir: Option<&Path>) -> Verifier {
+    Verifier::new(VerifierConfig {
+        sources: Sources {
+            insecure_sources: vec![host.to_string()],
+            ..Sources::default()
+        },
+        docker_config_dir: docker_config_dir.map(Path::to_path_buf),
+        registry_timeout: Duration::from_secs(10),
+        limits,
+        ..VerifierConfig::default()
+    })
+    .expect("verifier")
+}
+
+/// A small image manifest.
+fn manifest() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_IMAGE_MEDIA_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                   "digest": testkit::sha256_digest(b"{}")},
+        "layers": [],
+    }))
+    .expect("json")
+}
+
+/// `/v2/` answered 401 with a bearer challenge whose realm is `/token` on the same server.
+fn challenge(request: &Request) -> Reply {
+    Reply::Fixed {
+        status: 401,
+        content_type: "application/json",
+        body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec(),
+    }
+    .with_header(
+        "WWW-Authenticate",
+        format!(
+            r#"Bearer realm="http://{}/token",service="loopback",scope="repository:team/app:pull""#,
+            request.host
+        ),
+    )
+}
+
+/// A 401 answer, as a registry gives to a request without the right token.
+fn unauthorized() -> Reply {
+    Reply::Fixed {
+        status: 401,
+        content_type: "application/json",
+        body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.to_vec(),
+    }
+}
+
+/// A registry challenging for a bearer token at its `/token` realm, answered by `token`; the
+/// manifest of `team/app` (HEAD with its digest, GET) served to requests bearing [`TOKEN`].
+fn token_registry(token: impl Fn() -> Reply + Send + Sync + 'static) -> Hostile {
+    Hostile::serve(Arc::new(move |request: &Request| {
+        if request.path == "/v2/" {
+            challenge(request)
+        } else if request.path.starts_with("/token") {
+            token()
+        } else if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+            unauthorized()
+        } else if request.path.contains("/manifests/") {
+            let body = manifest();
+            let digest = testkit::sha256_digest(&body);
+            let body = if request.method == "HEAD" { Vec::new() } else { body };
+            ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
+        } else {
+            unauthorized()
+        }
+    }))
+}
+
+/// The cap and setting of an over-cap refusal; panics on any other outcome.
+fn over_cap<T: std::fmt::Debug>(outcome: Result<T, VerifyError>) -> (usize, &'static str) {
+    match outcome {
+        Err(VerifyError::OverCap(BoundedError::OverCap { cap, setting, .. })) => (cap, setting),
+        other => panic!("expected an over-cap refusal, got {other:?}"),
+    }
+}
+
+/// Asserts the server wrote little of what it would send, and the refusal came before the
+/// registry timeout (10 s) would have ended the read.
+fn little_written(server: &Hostile, started: Instant) {
+    let written = server.written();
+    let elapsed = started.elapsed();
+    eprintln!("refused after {elapsed:?}, the server having written {written} bytes");
+    assert!(
+        written < WRITTEN_BOUND,
+        "the server wrote {written} bytes: the answer was read past its cap"
+    );
+}
+
+#[test]
+fn an_endless_or_huge_token_answer_is_refused_at_its_cap() {
+    let rt = runtime();
+    for announced in [false, true] {
+        let server = token_registry(move || {
+            if announced {
+                Reply::Announced {
+                    length: 10 << 30,
+                    fill: b' ',
+                }
+            } else {
+                Reply::Endless {
+                    status: 200,
+                    content_type: "application/json",
+                    start: br#"{"token":""#,
+                    fill: b'a',
+                }
+            }
+        });
+        let host = server.host();
+        let image = format!("{host}/team/app:v1");
+        // `oci/v1/oci_manifest` and `oci/v1/manifest_digest`, as a policy asks them.
+        let started = Instant::now();
+        let outcome = rt.block_on(verifier(&host, DownloadLimits::default(), None).oci_manifest(&image));
+        assert_eq!(over_cap(outcome).0, TOKEN_CAP, "announced: {announced}");
+        little_written(&server, started);
+        let outcome = rt.block_on(verifier(&host, DownloadLimits::default(), None).manifest_digest(&image));
+        assert_eq!(over_cap(outcome).0, TOKEN_CAP, "announced: {announced}");
+        little_written(&server, started);
+        assert!(
+            server.requests("/manifests/").is_empty(),
+            "the registry was asked without a token"
+        );
+    }
+}
+
+#[test]
+fn an_endless_error_answer_of_the_token_endpoint_is_read_only_for_its_message() {
+    let server = token_registry(|| Reply::endless_error(401));
+    let host = server.host();
+    let image = format!("{host}/team/app:v1");
+    let rt = runtime();
+    let started = Instant::now();
+    // The exchange failed: the requests go without a token, and the registry refuses them.
+    let outcome = rt.block_on(verifier(&host, DownloadLimits::default(), None).oci_manifest(&image));
+    assert!(
+        matches!(outcome, Err(VerifyError::Registry(RegistryError::Denied { .. }))),
+        "{outcome:?}"
+    );
+    little_written(&server, started);
+    let outcome = rt.block_on(verifier(&host, DownloadLimits::default(), None).manifest_digest(&image));
+    assert!(
+        matches!(outcome, Err(VerifyError::Registry(RegistryError::Denied { .. }))),
+        "{outcome:?}"
+    );
+    little_written(&server, started);
+}
+
+#[test]
+fn a_registry_granting_a_bearer_token_is_read_with_it_and_asked_for_it_once() {
+    for field in ["token", "access_token"] {
+        let server = token_registry(move || ok("application/json", json!({ field: TOKEN }).to_string().into_bytes()));
+        let host = server.host();
+        let config = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            config.path().join("config.json"),
+            json!({"auths": {host.clone(): {"username": "user", "password": "secret"}}}).to_string(),
+        )
+        .expect("config.json");
+        let verifier = verifier(&host, DownloadLimits::default(), Some(config.path()));
+        let image = format!("{host}/team/app:v1");
+        let rt = runtime();
+        let manifest_json: serde_json::Value = serde_json::from_slice(&manifest()).expect("json");
+        let answered = rt.block_on(verifier.oci_manifest(&image)).expect("the manifest");
+        assert_eq!(
+            serde_json::to_value(&answered).expect("json")["config"],
+            manifest_json["config"]
+        );
+        assert_eq!(
+            rt.block_on(verifier.manifest_digest(&image)).expect("the digest"),
+            testkit::sha256_digest(&manifest())
+        );
+        // Another tag of the repository: the token is reused (oci-client's `auth`, which each
+        // capped read called, asked for one every time).
+        rt.block_on(verifier.oci_manifest(&format!("{host}/team/app:v2")))
+            .expect("the other manifest");
+        let exchanges = server.requests("/token");
+        assert_eq!(
+            exchanges.len(),
+            1,
+            "one token exchange for the three look-ups: {exchanges:?}"
+        );
+        let exchange = &exchanges[0];
+        assert!(
+            exchange.path.contains("scope=repository%3Ateam%2Fapp%3Apull")
+                && exchange.path.contains("service=loopback"),
+            "{}",
+            exchange.path
+        );
+        assert_eq!(
+            exchange.authorization.as_deref(),
+            Some("Basic dXNlcjpzZWNyZXQ="),
+            "the credentials go to the realm"
+        );
+        for request in server.requests("/manifests/") {
+            assert_eq!(request.authorization.as_deref(), Some(&*format!("Bearer {TOKEN}")));
+        }
+    }
+}
+
+#[test]
+fn a_token_answer_at_the_cap_is_read_and_one_byte_over_is_refused() {
+    let rt = runtime();
+    for size in [TOKEN_CAP, TOKEN_CAP + 1] {
+        // `{"token":"granted-token","padding":"…"}` of `size` bytes.
+        let empty = json!({"token": TOKEN, "padding": ""}).to_string();
+        let padding = "x".repeat(size - empty.len());
+        let answer = json!({"token": TOKEN, "padding": padding}).to_string().into_bytes();
+        assert_eq!(answer.len(), size);
+        let server = token_registry(move || ok("application/json", answer.clone()));
+        let host = server.host();
+        let outcome = rt
+            .block_on(verifier(&host, DownloadLimits::default(), None).manifest_digest(&format!("{host}/team/app:v1")));
+        if size == TOKEN_CAP {
+            assert_eq!(outcome.expect("the digest"), testkit::sha256_digest(&manifest()));
+        } else {
+            assert_eq!(over_cap(outcome).0, TOKEN_CAP);
+        }
+    }
+}
+
+/// A registry without token auth whose manifest `HEAD` carries no digest header, its `GET`
+/// answered by `get`.
+fn headerless_registry(get: impl Fn() -> Reply + Send + Sync + 'static) -> Hostile {
+    Hostile::serve(Arc::new(move |request: &Request| {
+        if request.path.contains("/manifests/") {
+            if request.method == "HEAD" {
+                ok(OCI_IMAGE_MEDIA_TYPE, Vec::new())
+            } else {
+                get()
+            }
+        } else {
+            ok("application/json", b"{}".to_vec())
+        }
+    }))
+}
+
+#[test]
+fn a_digest_read_from_an_endless_or_huge_manifest_is_refused_at_the_manifest_cap() {
+    let cap = 64 * 1024;
+    let limits = DownloadLimits {
+        max_manifest_bytes: cap,
+        ..DownloadLimits::default()
+    };
+    let rt = runtime();
+    for announced in [false, true] {
+        let server = headerless_registry(move || {
+            if announced {
+                Reply::Announced {
+                    length: 10 << 30,
+                    fill: b' ',
+                }
+            } else {
+                Reply::endless_whitespace()
+            }
+        });
+        let host = server.host();
+        let started = Instant::now();
+        let outcome = rt.block_on(verifier(&host, limits, None).manifest_digest(&format!("{host}/team/app:v1")));
+        assert_eq!(over_cap(outcome), (cap, MANIFEST_SETTING), "announced: {announced}");
+        little_written(&server, started);
+        assert_eq!(server.requests("/manifests/").len(), 2, "a HEAD, then a GET");
+    }
+}
+
+#[test]
+fn a_digest_without_header_is_the_body_s_up_to_the_cap_and_a_pinned_digest_is_checked() {
+    let rt = runtime();
+    let body = manifest();
+    let digest = testkit::sha256_digest(&body);
+    let server = headerless_registry({
+        let body = body.clone();
+        move || ok(OCI_IMAGE_MEDIA_TYPE, body.clone())
+    });
+    let host = server.host();
+    let limits = |max_manifest_bytes| DownloadLimits {
+        max_manifest_bytes,
+        ..DownloadLimits::default()
+    };
+    let image = format!("{host}/team/app:v1");
+    assert_eq!(
+        rt.block_on(verifier(&host, limits(body.len()), None).manifest_digest(&image))
+            .expect("the digest"),
+        digest
+    );
+    assert_eq!(
+        over_cap(rt.block_on(verifier(&host, limits(body.len() - 1), None).manifest_digest(&image))),
+        (body.len() - 1, MANIFEST_SETTING)
+    );
+    // Pinned to its own digest, it is answered; pinned to another, refused.
+    let pinned = format!("{host}/team/app@{digest}");
+    assert_eq!(
+        rt.block_on(verifier(&host, limits(body.len()), None).manifest_digest(&pinned))
+            .expect("the digest"),
+        digest
+    );
+    let other = format!("{host}/team/app@{}", testkit::sha256_digest(b"another manifest"));
+    let outcome = rt.block_on(verifier(&host, limits(body.len()), None).manifest_digest(&other));
+    match outcome {
+        Err(VerifyError::Registry(RegistryError::Malformed { reason, .. })) => {
+            assert!(reason.contains("Invalid digest"), "{reason}")
+        }
+        other => panic!("expected the digest mismatch refused, got {other:?}"),
+    }
+}

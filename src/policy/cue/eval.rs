@@ -188,35 +188,70 @@ fn kind_name(kinds: u8) -> &'static str {
     }
 }
 
-/// Two disjunctions unified at one value while an alternative of either carries a validator
-/// (`!=`, `=~`, `!~`, a validating builtin), anywhere inside it.
-///
-/// CUE's evaluator before its new one (evalv3, the default from v0.13) decides such a value by
-/// the order of the alternatives: a validator that fails in one alternative stays on the shared
-/// value and fails the alternatives tried after it. So `c: {a: !=1} | {}` with `c: 1 | {}`
-/// refuses `{"c": {"a": 1}}`, which `{}` admits, while `c: {} | {a: !=1}` admits it (checked
-/// against CUE v0.4.3 in `tests/cue_against_cue.rs`; cue-lang/cue#3149 shows it in v0.8.2, and
-/// policy-controller runs v0.7.0). The subset refuses the policy rather than admit what
-/// policy-controller would deny.
+/// Why the subset refuses a policy while unifying its values.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OrderDependent {
-    /// The validator, as CUE prints it.
-    pub validator: String,
+enum Refusal {
+    /// Two disjunctions unified at one value while an alternative of either carries a validator
+    /// (`!=`, `=~`, `!~`, a validating builtin), anywhere inside it.
+    ///
+    /// CUE's evaluator before its new one (evalv3, the default from v0.13) decides such a value
+    /// by the order of the alternatives: a validator that fails in one alternative stays on the
+    /// shared value and fails the alternatives tried after it. So `c: {a: !=1} | {}` with
+    /// `c: 1 | {}` refuses `{"c": {"a": 1}}`, which `{}` admits, while `c: {} | {a: !=1}`
+    /// admits it (checked against CUE v0.4.3 in `tests/cue_against_cue.rs`; cue-lang/cue#3149
+    /// shows it in v0.8.2, and policy-controller runs v0.7.0). The subset refuses the policy
+    /// rather than admit what policy-controller would deny.
+    OrderDependent {
+        /// The validator, as CUE prints it.
+        validator: String,
+    },
+    /// The evaluation built more than [`Budget::VALUES`] values.
+    TooLarge,
 }
 
-impl OrderDependent {
+impl Refusal {
     fn at(self, pos: Pos) -> CueError {
-        CueError::invalid(
-            pos,
-            format!(
-                "two disjunctions are unified here and an alternative carries the validator {}: \
-                 policy-controller's CUE (v0.7.0) lets a validator of one alternative fail the \
-                 alternatives after it (cue-lang/cue#3149), so it decides this policy by the order \
-                 of the alternatives; write one disjunction that spells out the combinations, or \
-                 move the validator out of the alternatives",
-                self.validator
+        let message = match self {
+            Refusal::OrderDependent { validator } => format!(
+                "two disjunctions are unified here and an alternative carries the validator {validator}: \
+                 CUE's evaluator before v0.13 (policy-controller runs v0.7.0) lets a validator of \
+                 one alternative fail the alternatives after it (cue-lang/cue#3149), so it decides \
+                 this policy by the order of the alternatives; write one disjunction that spells \
+                 out the combinations, or move the validator out of the alternatives"
             ),
-        )
+            Refusal::TooLarge => format!(
+                "the policy grows past {} values as it is evaluated (disjunctions unified with one \
+                 another multiply their alternatives, and each reference evaluates what it names \
+                 again): write it with fewer alternatives or references",
+                Budget::VALUES
+            ),
+        };
+        CueError::invalid(pos, message)
+    }
+}
+
+/// What one policy's evaluation may build. Disjunctions unified with one another multiply
+/// (`(a | b) & (c | d)` has four alternatives, twenty such pairs a million) and references
+/// evaluate what they name again, so a short text can ask for more than the module's memory
+/// and time: past the budget the policy is refused, naming it, instead of trapping the module
+/// or running past the host's deadline.
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    /// Values (evaluation steps, unifications, alternatives and the values they copy) one
+    /// policy may build: hundreds of times what any policy of the article or policy-controller's
+    /// documentation builds, and a few milliseconds of the module's time.
+    const VALUES: usize = 200_000;
+
+    fn new() -> Self {
+        Self { left: Self::VALUES }
+    }
+
+    fn spend(&mut self, values: usize) -> Result<(), Refusal> {
+        self.left = self.left.checked_sub(values).ok_or(Refusal::TooLarge)?;
+        Ok(())
     }
 }
 
@@ -233,11 +268,31 @@ impl Val {
             _ => None,
         }
     }
+
+    /// The values this one is made of, itself included: what a copy of it costs.
+    fn weight(&self) -> usize {
+        1 + match self {
+            Val::Bound(_, v) => v.weight(),
+            Val::Struct(fields) => fields.iter().map(|(_, v, _)| v.weight()).sum(),
+            Val::List(items, rest) => items.iter().chain(rest.as_deref()).map(Val::weight).sum(),
+            Val::And(vs) => vs.iter().map(Val::weight).sum(),
+            Val::Or(alts) => alts.iter().map(|(v, _)| v.weight()).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Whether this value is in conflict, or holds one in a field, an element or a conjunct
+    /// (not in a disjunction's alternative: those in conflict are dropped). CUE drops an
+    /// alternative in conflict anywhere inside, as `{c: 1 & 2} | 1` is `1`.
+    fn fails(&self) -> bool {
+        first_bottom(self, &mut Vec::new()).is_some()
+    }
 }
 
-/// Unifies two values (`a & b`); refuses what policy-controller's CUE decides by the order of
-/// alternatives ([`OrderDependent`]).
-pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
+/// Unifies two values (`a & b`) within `budget`; refuses what policy-controller's CUE decides
+/// by the order of alternatives ([`Refusal::OrderDependent`]).
+fn meet(a: Val, b: Val, budget: &mut Budget) -> Result<Val, Refusal> {
+    budget.spend(1)?;
     Ok(match (a, b) {
         (Val::Top, x) | (x, Val::Top) => x,
         (Val::Bottom(m), _) | (_, Val::Bottom(m)) => Val::Bottom(m),
@@ -245,15 +300,18 @@ pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
             if let Val::Or(others) = &other
                 && let Some(v) = alts.iter().chain(others).find_map(|(v, _)| v.validator_within())
             {
-                return Err(OrderDependent {
+                return Err(Refusal::OrderDependent {
                     validator: v.to_string(),
                 });
             }
+            let copy = other.weight();
+            budget.spend(alts.iter().map(|(v, _)| v.weight()).sum())?;
             let shown = format!("{}", Val::Or(alts.clone()));
             let mut kept: Vec<(Val, bool)> = Vec::with_capacity(alts.len());
             for (v, d) in alts {
-                let v = meet(v, other.clone())?;
-                if !matches!(v, Val::Bottom(_)) {
+                budget.spend(copy)?;
+                let v = meet(v, other.clone(), budget)?;
+                if !v.fails() {
                     kept.push((v, d));
                 }
             }
@@ -267,7 +325,7 @@ pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
             for (label, value, optional) in b {
                 match a.iter_mut().find(|(l, _, _)| *l == label) {
                     Some((_, v, o)) => {
-                        *v = meet(std::mem::replace(v, Val::Top), value)?;
+                        *v = meet(std::mem::replace(v, Val::Top), value, budget)?;
                         *o = *o && optional;
                     }
                     None => a.push((label, value, optional)),
@@ -275,7 +333,7 @@ pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
             }
             Val::Struct(a)
         }
-        (Val::List(a, ra), Val::List(b, rb)) => meet_lists(a, ra, b, rb)?,
+        (Val::List(a, ra), Val::List(b, rb)) => meet_lists(a, ra, b, rb, budget)?,
         (a, b) if a.is_scalar() && b.is_scalar() => {
             if equal(&a, &b) {
                 a
@@ -311,7 +369,7 @@ pub fn meet(a: Val, b: Val) -> Result<Val, OrderDependent> {
                     )
                 });
                 match same {
-                    Some(i) => match meet(std::mem::replace(&mut all[i], Val::Top), v)? {
+                    Some(i) => match meet(std::mem::replace(&mut all[i], Val::Top), v, budget)? {
                         bottom @ Val::Bottom(_) => return Ok(bottom),
                         merged => all[i] = merged,
                     },
@@ -556,7 +614,13 @@ fn bounds_only(vs: &[Val]) -> Result<Option<Num>, String> {
     Ok(only)
 }
 
-fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val>>) -> Result<Val, OrderDependent> {
+fn meet_lists(
+    a: Vec<Val>,
+    ra: Option<Box<Val>>,
+    b: Vec<Val>,
+    rb: Option<Box<Val>>,
+    budget: &mut Budget,
+) -> Result<Val, Refusal> {
     let len = match (&ra, &rb) {
         (None, None) if a.len() != b.len() => {
             return Ok(Val::Bottom(format!(
@@ -577,10 +641,14 @@ fn meet_lists(a: Vec<Val>, ra: Option<Box<Val>>, b: Vec<Val>, rb: Option<Box<Val
             .unwrap_or(Val::Top)
     };
     let items = (0..len)
-        .map(|i| meet(item(&a, &ra, i), item(&b, &rb, i)))
+        .map(|i| {
+            let (x, y) = (item(&a, &ra, i), item(&b, &rb, i));
+            budget.spend(x.weight() + y.weight())?;
+            meet(x, y, budget)
+        })
         .collect::<Result<_, _>>()?;
     let rest = match (ra, rb) {
-        (Some(x), Some(y)) => Some(Box::new(meet(*x, *y)?)),
+        (Some(x), Some(y)) => Some(Box::new(meet(*x, *y, budget)?)),
         _ => None,
     };
     Ok(Val::List(items, rest))
@@ -910,6 +978,7 @@ struct Compiler<'f> {
     depth: usize,
     /// The declaration being evaluated: where a refusal of `&` inside it points.
     pos: Pos,
+    budget: Budget,
 }
 
 /// How deep references may chain before they are taken for a cycle.
@@ -930,6 +999,7 @@ pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
         used: vec![false; file.imports.len()],
         depth: 0,
         pos: Pos::default(),
+        budget: Budget::new(),
     };
     let root = Scope {
         fields: &file.fields,
@@ -1008,7 +1078,7 @@ impl Compiler<'_> {
         for field in scope.fields.iter().filter(|f| f.label == label) {
             let outer = std::mem::replace(&mut self.pos, field.pos);
             let declared = self.eval(&field.value, scope);
-            value = meet(value, declared?).map_err(|e| e.at(field.pos))?;
+            value = meet(value, declared?, &mut self.budget).map_err(|e| e.at(field.pos))?;
             self.pos = outer;
             optional &= field.optional;
         }
@@ -1016,6 +1086,7 @@ impl Compiler<'_> {
     }
 
     fn eval(&mut self, expr: &Expr, scope: &Scope<'_>) -> Result<Val, CueError> {
+        self.budget.spend(1).map_err(|e| e.at(self.pos))?;
         Ok(match expr {
             Expr::Null => Val::Null,
             Expr::Bool(b) => Val::Bool(*b),
@@ -1057,7 +1128,8 @@ impl Compiler<'_> {
             Expr::And(terms) => {
                 let mut value = Val::Top;
                 for term in terms {
-                    value = meet(value, self.eval(term, scope)?).map_err(|e| e.at(self.pos))?;
+                    let term = self.eval(term, scope)?;
+                    value = meet(value, term, &mut self.budget).map_err(|e| e.at(self.pos))?;
                 }
                 value
             }
@@ -1065,7 +1137,7 @@ impl Compiler<'_> {
                 let mut out = Vec::new();
                 for (alt, default) in alts {
                     let value = self.eval(alt, scope)?;
-                    if !matches!(value, Val::Bottom(_)) {
+                    if !value.fails() {
                         out.push((value, *default));
                     }
                 }

@@ -101,7 +101,18 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
                 .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
             {
                 match text.parse::<f64>() {
-                    Ok(f) if f.is_finite() => Tok::Float(f),
+                    Ok(f) if f.is_finite() && decimal(&text) == decimal(&format!("{f:e}")) => Tok::Float(f),
+                    // CUE compares numbers as decimals: `>=1.0000000000000001` refuses 1, which
+                    // the f64 1.0 would admit.
+                    Ok(f) if f.is_finite() => {
+                        return Err(CueError::unsupported(
+                            pos,
+                            &format!(
+                                "the number `{text}` (more digits than a 64-bit float keeps: it would be \
+                                 read as {f}, and CUE compares it exactly; write at most 17 significant digits)"
+                            ),
+                        ));
+                    }
                     _ => return Err(CueError::invalid(pos, format!("`{text}` is not a number"))),
                 }
             } else {
@@ -194,4 +205,24 @@ fn string(chars: &[char], pos: Pos) -> Result<(String, usize), CueError> {
             }
         }
     }
+}
+
+/// A decimal number's value as (digits without leading or trailing zeros, exponent of the last
+/// digit): `1.250e-1` and `0.125` are both `("125", -3)`; zero is `("", 0)`. `None` for a text
+/// that is no decimal number (the caller has checked its characters).
+fn decimal(text: &str) -> Option<(String, i64)> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return Some((String::new(), 0));
+    }
+    let shift = i64::try_from(fraction.len()).ok()?;
+    let zeros = i64::try_from(significant.len() - trimmed.len()).ok()?;
+    Some((trimmed.to_owned(), exponent.checked_sub(shift)?.checked_add(zeros)?))
 }

@@ -578,3 +578,87 @@ fn unified_disjunctions_with_a_validator_are_refused() {
         &[json!({"c": 1}), json!({"c": "x"})],
     );
 }
+
+#[test]
+fn numbers_are_taken_only_as_exact_as_cue_reads_them() {
+    // An f64 holds these as written (its shortest reading has the same decimal value).
+    for text in [
+        "a: 0.1",
+        "a: 1.25e-1",
+        "a: 125E-3",
+        "a: 1e3",
+        "a: 3.0",
+        "a: 0.30000000000000004",
+        "a: -0.0",
+        "a: 00.500",
+        "a: 1e308",
+        "a: 5e-324",
+    ] {
+        assert!(Program::compile(text).is_ok(), "{text}");
+    }
+    decides(
+        "a: >=0.1",
+        &[json!({"a": 0.1}), json!({"a": 1})],
+        &[json!({"a": 0.09999})],
+    );
+    // More digits than an f64 keeps: CUE compares them exactly (tests/cue_against_cue.rs).
+    for (text, read_as) in [
+        ("a: >=1.0000000000000001", "read as 1,"),
+        ("a: 123456789012345678.0", "read as 123456789012345680,"),
+        ("a: 1e-400", "read as 0,"),
+        ("a: 3.14159265358979323846", "read as 3.141592653589793,"),
+    ] {
+        let e = refused(text);
+        assert_eq!(
+            e.pos,
+            Pos {
+                line: 1,
+                col: text.find(|c: char| c.is_ascii_digit()).unwrap() as u32 + 1
+            },
+            "{text}"
+        );
+        assert!(
+            e.message.contains("more digits than a 64-bit float keeps") && e.message.contains(read_as),
+            "{text}\n{e}"
+        );
+    }
+}
+
+#[test]
+fn an_alternative_in_conflict_anywhere_inside_is_dropped() {
+    // CUE drops the alternative (its element is in conflict), so only `1` is left.
+    decides(
+        "b: [1 & 2] | 1",
+        &[json!({"b": 1}), json!({})],
+        &[json!({"b": [1]}), json!({"b": 2})],
+    );
+    decides(
+        "b: [[1 & 2]] | [1]",
+        &[json!({"b": [1]})],
+        &[json!({"b": [[1]]}), json!({"b": 1})],
+    );
+    // Every alternative in conflict against the other side: the policy conflicts with itself,
+    // as CUE finds (a differential seed found this one).
+    let e = refused("import \"strings\"\nv: ([\"x\", ...null] | *(_ | *false)) & [1.0 & strings.Contains(\"a\"), ...]");
+    assert_eq!(e.pos.line, 2, "{e}");
+    assert!(e.message.contains("the policy conflicts with itself at v:"), "{e}");
+}
+
+#[test]
+fn policies_that_grow_without_bound_are_refused() {
+    // Twenty disjunctions of two structs unified: a million alternatives.
+    let text = format!("c: {}", ["({a: 1} | {b: 2})"; 20].join(" & "));
+    let e = refused(&text);
+    assert_eq!(e.pos, Pos { line: 1, col: 1 }, "{e}");
+    assert!(e.message.contains("grows past 200000 values"), "{e}");
+    // References that double what they evaluate, forty deep.
+    let mut text = String::from("a0: {x: 1}\n");
+    for i in 1..=40 {
+        text.push_str(&format!("a{i}: {{x: a{}, y: a{}}}\n", i - 1, i - 1));
+    }
+    let e = refused(&text);
+    assert!(e.message.contains("grows past 200000 values"), "{e}");
+    // What real policies build is far below the budget: ten such disjunctions are taken.
+    let text = format!("c: {}", ["({a: 1} | {b: 2})"; 10].join(" & "));
+    assert!(Program::compile(&text).is_ok());
+}

@@ -42,6 +42,11 @@ fn regexp_corpus_is_handled() {
 }
 
 #[test]
+fn cue_corpus_is_handled() {
+    replay("cue", targets::cue);
+}
+
+#[test]
 fn validate_corpus_is_handled() {
     replay("validate", targets::validate);
 }

@@ -7,6 +7,7 @@ use cluster_image_policy::admission;
 use cluster_image_policy::glob::PathGlob;
 use cluster_image_policy::host::{CIP_HOST_OPERATIONS, Capability, HostCalls, Memo};
 use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
+use cluster_image_policy::policy::cue::Program;
 use cluster_image_policy::reference::ImageReference;
 use cluster_image_policy::regexp::Regexp;
 use cluster_image_policy::settings::{Settings, SettingsCache};
@@ -54,6 +55,26 @@ pub fn reference(data: &[u8]) {
         reference.repository(),
         "{text:?} verified as {target:?}"
     );
+}
+
+/// `policy\n---\ninput`: a CUE policy text of any shape is compiled or refused without
+/// panicking and within the evaluation budget, the same way twice; a compiled policy checks any
+/// JSON input without panicking, the same way twice.
+pub fn cue(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (policy, input) = text.split_once("\n---\n").unwrap_or((text, "{}"));
+    let compiled = Program::compile(policy);
+    assert_eq!(
+        compiled.as_ref().map(ToString::to_string),
+        Program::compile(policy).as_ref().map(ToString::to_string),
+        "{policy:?} compiles differently twice"
+    );
+    let (Ok(program), Ok(input)) = (compiled, serde_json::from_str::<serde_json::Value>(input)) else {
+        return;
+    };
+    assert_eq!(program.check(&input), program.check(&input), "{policy:?} on {input}");
 }
 
 /// `pattern\ntext`: the module's engine reads the pattern as Go's regexp does (go_regexp) without

@@ -979,10 +979,17 @@ struct Compiler<'f> {
     /// The declaration being evaluated: where a refusal of `&` inside it points.
     pos: Pos,
     budget: Budget,
+    /// Expressions being evaluated inside one another.
+    nesting: usize,
 }
 
 /// How deep references may chain before they are taken for a cycle.
 const MAX_DEPTH: usize = 64;
+
+/// How deep evaluations may nest: the parser's limit on nesting, with room for what references
+/// bring (a value is as deep as the evaluations that built it, so unification and the check of
+/// an input, which recurse once a level, stay within the module's stack).
+const MAX_NESTING: usize = 200;
 
 /// Evaluates a parsed file: its value and the names of the imports it never uses.
 pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
@@ -1000,6 +1007,7 @@ pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
         depth: 0,
         pos: Pos::default(),
         budget: Budget::new(),
+        nesting: 0,
     };
     let root = Scope {
         fields: &file.fields,
@@ -1085,8 +1093,25 @@ impl Compiler<'_> {
         Ok((value, optional))
     }
 
+    /// The value of `expr`, one level deeper, refused past [`MAX_NESTING`].
     fn eval(&mut self, expr: &Expr, scope: &Scope<'_>) -> Result<Val, CueError> {
         self.budget.spend(1).map_err(|e| e.at(self.pos))?;
+        if self.nesting == MAX_NESTING {
+            return Err(CueError::unsupported(
+                self.pos,
+                &format!(
+                    "values nesting deeper than {MAX_NESTING} levels as the policy is evaluated \
+                     (a reference brings the levels of the value it names)"
+                ),
+            ));
+        }
+        self.nesting += 1;
+        let value = self.value(expr, scope);
+        self.nesting -= 1;
+        value
+    }
+
+    fn value(&mut self, expr: &Expr, scope: &Scope<'_>) -> Result<Val, CueError> {
         Ok(match expr {
             Expr::Null => Val::Null,
             Expr::Bool(b) => Val::Bool(*b),

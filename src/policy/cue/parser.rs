@@ -84,13 +84,21 @@ pub struct File {
 struct Parser {
     tokens: Vec<(Tok, Pos)>,
     at: usize,
+    /// Fields, expressions and unary operators being parsed inside one another.
+    nesting: usize,
 }
+
+/// How deep fields, expressions and unary operators may nest (`{a: {b: …}}` is two of each, a
+/// parenthesis one expression). The parser and the evaluation recurse once a level: with
+/// wasmtime's default stack the module traps at a few hundred levels; a policy nests a handful.
+const MAX_NESTING: usize = 100;
 
 /// Parses a CUE file of the subset.
 pub fn parse(text: &str) -> Result<File, CueError> {
     let mut p = Parser {
         tokens: tokenize(text)?,
         at: 0,
+        nesting: 0,
     };
     p.skip_commas();
     let mut package = None;
@@ -126,6 +134,20 @@ pub fn parse(text: &str) -> Result<File, CueError> {
 }
 
 impl Parser {
+    /// `parse` one level deeper, refused past [`MAX_NESTING`].
+    fn nested<T>(&mut self, parse: impl FnOnce(&mut Self) -> Result<T, CueError>) -> Result<T, CueError> {
+        if self.nesting == MAX_NESTING {
+            return Err(CueError::unsupported(
+                self.pos(),
+                &format!("nesting deeper than {MAX_NESTING} levels (structs, lists, parentheses and operators)"),
+            ));
+        }
+        self.nesting += 1;
+        let parsed = parse(self);
+        self.nesting -= 1;
+        parsed
+    }
+
     /// The token at `at`; past the end, the final `Eof`.
     fn token(&self) -> &(Tok, Pos) {
         &self.tokens[self.at.min(self.tokens.len() - 1)]
@@ -245,7 +267,7 @@ impl Parser {
                 self.end_of_declaration()?;
                 continue;
             }
-            fields.push(self.field()?);
+            fields.push(self.nested(Self::field)?);
             self.end_of_declaration()?;
         }
     }
@@ -300,9 +322,9 @@ impl Parser {
         let value = if matches!(self.peek(), Tok::Ident(_) | Tok::Str(_))
             && matches!(self.tokens.get(self.at + 1), Some((Tok::Punct(":" | "?"), _)))
         {
-            Expr::Struct(vec![self.field()?])
+            Expr::Struct(vec![self.nested(Self::field)?])
         } else {
-            self.expr()?
+            self.nested(Self::expr)?
         };
         Ok(Field {
             label,
@@ -368,7 +390,7 @@ impl Parser {
             _ => return self.primary(),
         };
         self.next();
-        Ok(Expr::Unary(op, Box::new(self.unary()?), pos))
+        Ok(Expr::Unary(op, Box::new(self.nested(Self::unary)?), pos))
     }
 
     fn primary(&mut self) -> Result<Expr, CueError> {
@@ -391,7 +413,7 @@ impl Parser {
             (Tok::Punct("{"), _) => Expr::Struct(self.fields(Some("}"))?),
             (Tok::Punct("["), _) => self.list()?,
             (Tok::Punct("("), _) => {
-                let inner = self.expr()?;
+                let inner = self.nested(Self::expr)?;
                 self.expect(")")?;
                 inner
             }
@@ -409,7 +431,7 @@ impl Parser {
                 let mut args = Vec::new();
                 self.skip_commas();
                 while !self.eat(")") {
-                    args.push(self.expr()?);
+                    args.push(self.nested(Self::expr)?);
                     if !self.is(")") {
                         self.expect(",")?;
                     }
@@ -436,7 +458,7 @@ impl Parser {
                 let rest = if self.is("]") || self.is(",") {
                     Expr::Ident("_".to_owned(), self.pos())
                 } else {
-                    self.expr()?
+                    self.nested(Self::expr)?
                 };
                 self.skip_commas();
                 self.expect("]")?;
@@ -445,7 +467,7 @@ impl Parser {
             if self.is_ident("for") || self.is_ident("if") {
                 return Err(CueError::unsupported(self.pos(), "list comprehensions"));
             }
-            items.push(self.expr()?);
+            items.push(self.nested(Self::expr)?);
             if !self.is("]") {
                 self.expect(",")?;
             }

@@ -662,3 +662,37 @@ fn policies_that_grow_without_bound_are_refused() {
     let text = format!("c: {}", ["({a: 1} | {b: 2})"; 10].join(" & "));
     assert!(Program::compile(&text).is_ok());
 }
+
+#[test]
+fn nesting_is_bounded_before_the_stack() {
+    // Deeper than the parser takes, each way of nesting: refused with a position, not a trap.
+    for text in [
+        format!("a: {}1{}", "(".repeat(20_000), ")".repeat(20_000)),
+        format!("a: {}1{}", "[".repeat(20_000), "]".repeat(20_000)),
+        format!("a: {}1{}", "{b: ".repeat(20_000), "}".repeat(20_000)),
+        format!("a: {}1", "b: ".repeat(20_000)),
+        format!("a: {}1", "-".repeat(20_000)),
+        format!("a: {}1", "!=".repeat(20_000)),
+        format!("a: x{}", "(1".repeat(20_000)),
+    ] {
+        let e = refused(&text);
+        assert!(e.message.contains("nesting deeper than 100 levels"), "{e}");
+        assert_eq!(e.pos.line, 1);
+    }
+    // References bring the levels of what they name: a value deeper than the evaluation takes.
+    let mut text = String::from("a0: 1\n");
+    for i in 1..60 {
+        text.push_str(&format!("a{i}: {}a{}{}\n", "{y: ".repeat(40), i - 1, "}".repeat(40)));
+    }
+    let e = refused(&text);
+    assert!(e.message.contains("values nesting deeper than 200 levels"), "{e}");
+    // Within both: a value 160 levels deep, built by references, is taken and checked.
+    let mut text = String::from("a0: 1\n");
+    for i in 1..9 {
+        text.push_str(&format!("a{i}: {}a{}{}\n", "{y: ".repeat(20), i - 1, "}".repeat(20)));
+    }
+    let program = compile(&text);
+    let deep = |leaf: Value| (0..160).fold(leaf, |inner, _| json!({ "y": inner }));
+    assert_eq!(program.check(&json!({ "a8": deep(json!(1)) })), Ok(()));
+    assert!(program.check(&json!({ "a8": deep(json!(2)) })).is_err());
+}

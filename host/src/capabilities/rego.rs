@@ -28,6 +28,12 @@ const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
 const MAX_ENGINES: usize = 32;
 /// The longest one evaluation may run.
 const TIME_LIMIT: Duration = Duration::from_secs(2);
+/// How deep `[` and `{` may nest in a Rego text. regorus 0.14's parser first tries each of them
+/// as a comprehension, parsing what follows, then parses it again as an array, set or object:
+/// the time doubles with each level (16 levels take ≈ 1.3 s, 20 ≈ 25 s, and its own limit of 32
+/// would take days), and compiling happens when `cip` loads the settings and on each thread's
+/// first evaluation. Twelve levels compile in well under a second; policies nest a handful.
+const MAX_BRACKET_NESTING: usize = 12;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +73,14 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
     ENGINES.with_borrow_mut(|engines| {
         if let Some(engine) = engines.get(policy) {
             return Ok(engine.clone());
+        }
+        let nesting = bracket_nesting(policy);
+        if nesting > MAX_BRACKET_NESTING {
+            return Err(format!(
+                "the Rego policy nests `[` and `{{` {nesting} levels deep, more than the \
+                 {MAX_BRACKET_NESTING} allowed: regorus' parser takes time doubling with each level; \
+                 bind inner values to names of their own"
+            ));
         }
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(true);
@@ -118,6 +132,49 @@ pub fn check_settings(settings: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The deepest nesting of `[` and `{` in a Rego text, outside strings (`"…"` with escapes, raw
+/// `` `…` ``) and comments (`#` to the end of the line). Unbalanced text is left to the parser.
+fn bracket_nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn first_line(text: &str) -> &str {
@@ -274,6 +331,37 @@ isCompliant[response] {
             error,
             "evaluating the Rego policy failed: sigstore.rego:2:18: could not find function foo"
         );
+    }
+
+    #[test]
+    fn brackets_nested_past_what_regorus_parses_in_time_are_refused() {
+        let nested = |levels: usize, open: &str, close: &str| {
+            format!(
+                "package sigstore\nisCompliant {{ x := {}true{}; x != null }}\n",
+                open.repeat(levels),
+                close.repeat(levels)
+            )
+        };
+        // One level for the rule's body, twelve for the value: compiled, and evaluated.
+        assert!(evaluate(&nested(11, "[", "]"), &json!({})).unwrap().compliant);
+        // Without the check, 25 levels would take regorus hours to parse.
+        for policy in [
+            nested(12, "[", "]"),
+            nested(25, "{\"a\": ", "}"),
+            nested(25, "[{", "}]"),
+        ] {
+            let error = evaluate(&policy, &json!({})).unwrap_err();
+            assert!(error.contains("more than the 12 allowed"), "{error}");
+        }
+        // Brackets in strings, raw strings and comments do not count.
+        let quoted = format!(
+            "package sigstore\n# {}\nisCompliant {{ x := \"[{{\\\"{}\"; y := `{}`; x != y }}\n",
+            "[".repeat(40),
+            "{".repeat(40),
+            "[".repeat(40)
+        );
+        assert_eq!(bracket_nesting(&quoted), 1, "{quoted}");
+        assert!(evaluate(&quoted, &json!({})).unwrap().compliant);
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! credentials sent to the realm, the token sent to the registry) and asked for a token once for
 //! several requests of one repository (no longer once per request); a token answer at the cap passes; a manifest at the cap without a digest
 //! header answers its SHA-256, and a pinned reference whose manifest is another is refused.
+//!
+//! The kept tokens: each serves only its own registry and repository; one said to expire within
+//! seconds is not kept; a `/v2/` failing without a challenge is not kept (the next look-up asks
+//! for a token); a kept token the registry refuses (401) is forgotten and asked for anew.
 
 mod capability_host;
 mod hostile_registry;
@@ -120,8 +124,8 @@ fn over_cap<T: std::fmt::Debug>(outcome: Result<T, VerifyError>) -> (usize, &'st
     }
 }
 
-/// Asserts the server wrote little of what it would send, and the refusal came before the
-/// registry timeout (10 s) would have ended the read.
+/// Asserts the server wrote little of what it would send (the time taken is printed, not
+/// asserted).
 fn little_written(server: &Hostile, started: Instant) {
     let written = server.written();
     let elapsed = started.elapsed();
@@ -345,5 +349,225 @@ fn a_digest_without_header_is_the_body_s_up_to_the_cap_and_a_pinned_digest_is_ch
             assert!(reason.contains("Invalid digest"), "{reason}")
         }
         other => panic!("expected the digest mismatch refused, got {other:?}"),
+    }
+}
+
+/// A registry whose realm grants, for each request, a token naming the registry and the scope
+/// asked (`<host>/<scope as in the query>`), and whose manifests answer only the token of their
+/// own registry and repository.
+fn scoped_token_registry() -> Hostile {
+    Hostile::serve(Arc::new(|request: &Request| {
+        if request.path == "/v2/" {
+            return challenge(request);
+        }
+        if request.path.starts_with("/token") {
+            let scope = request
+                .path
+                .split(['?', '&'])
+                .find_map(|pair| pair.strip_prefix("scope="))
+                .unwrap_or_default();
+            let token = format!("{}/{scope}", request.host);
+            return ok("application/json", json!({ "token": token }).to_string().into_bytes());
+        }
+        let Some(repository) = request
+            .path
+            .strip_prefix("/v2/")
+            .and_then(|rest| rest.split_once("/manifests/"))
+            .map(|(repository, _)| repository)
+        else {
+            return unauthorized();
+        };
+        let expected = format!(
+            "Bearer {}/repository%3A{}%3Apull",
+            request.host,
+            repository.replace('/', "%2F")
+        );
+        if request.authorization.as_deref() != Some(&expected) {
+            return unauthorized();
+        }
+        let body = manifest();
+        let digest = testkit::sha256_digest(&body);
+        let body = if request.method == "HEAD" { Vec::new() } else { body };
+        ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
+    }))
+}
+
+#[test]
+fn a_kept_token_serves_only_its_own_registry_and_repository() {
+    let first = scoped_token_registry();
+    let second = scoped_token_registry();
+    let (a, b) = (first.host(), second.host());
+    let verifier = Verifier::new(VerifierConfig {
+        sources: Sources {
+            insecure_sources: vec![a.clone(), b.clone()],
+            ..Sources::default()
+        },
+        registry_timeout: Duration::from_secs(10),
+        ..VerifierConfig::default()
+    })
+    .expect("verifier");
+    let rt = runtime();
+    // Each look-up is answered only with its own registry's token for its own repository: one
+    // repository's (or registry's) kept token sent elsewhere would be refused.
+    for image in [
+        format!("{a}/team/app:v1"),
+        format!("{a}/team/other:v1"),
+        format!("{b}/team/app:v1"),
+        format!("{a}/team/app:v2"),
+        format!("{b}/team/other:v1"),
+    ] {
+        rt.block_on(verifier.manifest_digest(&image))
+            .unwrap_or_else(|e| panic!("{image}: {e:?}"));
+    }
+    // One exchange per registry and repository, each for its own scope.
+    let scopes = |server: &Hostile| {
+        let mut scopes: Vec<String> = server.requests("/token").into_iter().map(|r| r.path).collect();
+        scopes.sort();
+        scopes
+    };
+    let expected = [
+        "/token?scope=repository%3Ateam%2Fapp%3Apull&service=loopback",
+        "/token?scope=repository%3Ateam%2Fother%3Apull&service=loopback",
+    ];
+    assert_eq!(scopes(&first), expected);
+    assert_eq!(scopes(&second), expected);
+    for (server, host) in [(&first, &a), (&second, &b)] {
+        for request in server.requests("/manifests/") {
+            let bearer = request.authorization.expect("a token");
+            assert!(
+                bearer.starts_with(&format!("Bearer {host}/")),
+                "{bearer} sent to {host}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_token_said_to_expire_within_seconds_is_not_kept() {
+    let server = token_registry(|| {
+        ok(
+            "application/json",
+            json!({"token": TOKEN, "expires_in": 5}).to_string().into_bytes(),
+        )
+    });
+    let host = server.host();
+    let verifier = verifier(&host, DownloadLimits::default(), None);
+    let rt = runtime();
+    for tag in ["v1", "v2", "v3"] {
+        rt.block_on(verifier.manifest_digest(&format!("{host}/team/app:{tag}")))
+            .expect("the digest");
+    }
+    assert_eq!(server.requests("/token").len(), 3, "one exchange per look-up");
+}
+
+#[test]
+fn a_v2_failing_without_a_challenge_does_not_leave_the_repository_without_its_token() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let probes = Arc::new(AtomicUsize::new(0));
+    let server = Hostile::serve(Arc::new({
+        let probes = Arc::clone(&probes);
+        move |request: &Request| {
+            // The first `/v2/` fails as a proxy in front of a restarting registry would.
+            if request.path == "/v2/" && probes.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Reply::Fixed {
+                    status: 502,
+                    content_type: "text/plain",
+                    body: b"bad gateway".to_vec(),
+                };
+            }
+            token_route(request)
+        }
+    }));
+    let host = server.host();
+    let verifier = verifier(&host, DownloadLimits::default(), None);
+    let rt = runtime();
+    let outcome = rt.block_on(verifier.manifest_digest(&format!("{host}/team/app:v1")));
+    assert!(
+        matches!(outcome, Err(VerifyError::Registry(RegistryError::Denied { .. }))),
+        "{outcome:?}"
+    );
+    // The registry is back: the next look-up asks for a token again and is answered.
+    assert_eq!(
+        rt.block_on(verifier.manifest_digest(&format!("{host}/team/app:v2")))
+            .expect("the digest"),
+        testkit::sha256_digest(&manifest())
+    );
+}
+
+/// [`token_registry`]'s answers, its realm granting [`TOKEN`].
+fn token_route(request: &Request) -> Reply {
+    if request.path == "/v2/" {
+        challenge(request)
+    } else if request.path.starts_with("/token") {
+        ok("application/json", json!({ "token": TOKEN }).to_string().into_bytes())
+    } else if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        unauthorized()
+    } else if request.path.contains("/manifests/") {
+        let body = manifest();
+        let digest = testkit::sha256_digest(&body);
+        let body = if request.method == "HEAD" { Vec::new() } else { body };
+        ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
+    } else {
+        unauthorized()
+    }
+}
+
+#[test]
+fn a_kept_token_the_registry_refuses_is_exchanged_anew() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let issued = Arc::new(AtomicUsize::new(0));
+    let revoked = Arc::new(AtomicBool::new(false));
+    // The realm grants `t1`, `t2`, …; the registry answers the latest token, unless `t1` was
+    // revoked.
+    let server = Hostile::serve(Arc::new({
+        let (issued, revoked) = (Arc::clone(&issued), Arc::clone(&revoked));
+        move |request: &Request| {
+            if request.path == "/v2/" {
+                return challenge(request);
+            }
+            if request.path.starts_with("/token") {
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                return ok(
+                    "application/json",
+                    json!({ "token": format!("t{n}") }).to_string().into_bytes(),
+                );
+            }
+            let n = issued.load(Ordering::SeqCst);
+            let valid = request.authorization.as_deref() == Some(&format!("Bearer t{n}"))
+                && !(n == 1 && revoked.load(Ordering::SeqCst));
+            if !valid || !request.path.contains("/manifests/") {
+                return unauthorized();
+            }
+            let body = manifest();
+            let digest = testkit::sha256_digest(&body);
+            let body = if request.method == "HEAD" { Vec::new() } else { body };
+            ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
+        }
+    }));
+    let host = server.host();
+    let verifier = verifier(&host, DownloadLimits::default(), None);
+    let rt = runtime();
+    // `oci/v1/manifest_digest` (HEAD, then GET) and `oci/v1/oci_manifest` (GET) alike, each on
+    // a repository of its own.
+    for repository in ["team/app", "team/web"] {
+        let lookup = |tag: &str| {
+            let image = format!("{host}/{repository}:{tag}");
+            if repository == "team/app" {
+                rt.block_on(verifier.manifest_digest(&image)).map(|_| ())
+            } else {
+                rt.block_on(verifier.oci_manifest(&image)).map(|_| ())
+            }
+        };
+        issued.store(0, Ordering::SeqCst);
+        revoked.store(false, Ordering::SeqCst);
+        lookup("v1").expect("answered with t1");
+        revoked.store(true, Ordering::SeqCst);
+        let refused = lookup("v2");
+        assert!(
+            matches!(refused, Err(VerifyError::Registry(RegistryError::Denied { .. }))),
+            "the kept t1 refused: {refused:?}"
+        );
+        lookup("v3").expect("a new token asked for and answered");
+        assert_eq!(issued.load(Ordering::SeqCst), 2, "{repository}");
     }
 }

@@ -528,6 +528,9 @@ impl RegistryClient {
                 }));
             }
             if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+                if status == reqwest::StatusCode::UNAUTHORIZED {
+                    self.forget_authorization(reference);
+                }
                 return Err(BoundedError::Registry(RegistryError::Denied {
                     image: reference.whole(),
                     registry: registry.clone(),

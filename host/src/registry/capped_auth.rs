@@ -101,6 +101,10 @@ impl TokenCache {
         }
         entries.insert(key, (authorization, now + reuse));
     }
+
+    fn remove(&self, key: &Repository) {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
 }
 
 /// oci-client's private `BearerChallenge`: the first `Bearer` challenge with a `realm` (scheme
@@ -161,6 +165,16 @@ impl RegistryClient {
         }
     }
 
+    /// Forgets the kept outcome for `reference`'s repository: the registry refused a request
+    /// carrying it (401), as it does a token revoked or expired before its stated lifetime.
+    /// The next request makes a new exchange, as every request did under oci-client's `auth`.
+    pub(crate) fn forget_authorization(&self, reference: &Reference) {
+        self.tokens.remove(&(
+            reference.resolve_registry().to_string(),
+            reference.repository().to_string(),
+        ));
+    }
+
     /// oci-client's `_auth` for a pull, its answers read under caps, and how long its outcome
     /// may be reused.
     async fn exchange(
@@ -178,7 +192,15 @@ impl RegistryClient {
             .await
             .map_err(|e| self.http_error(reference, e))?;
         let Some(header) = probe.headers().get(reqwest::header::WWW_AUTHENTICATE) else {
-            return Ok((Authorization::None, TOKEN_REUSE));
+            // Kept only when the registry said it needs no credentials: a `/v2/` failing
+            // without a challenge (a 502 of a proxy, a restarting registry) would otherwise
+            // leave every request of the repository without its token for `TOKEN_REUSE`.
+            let reuse = if probe.status().is_success() {
+                TOKEN_REUSE
+            } else {
+                Duration::ZERO
+            };
+            return Ok((Authorization::None, reuse));
         };
         let Some(challenge) = bearer_challenge(header) else {
             // Falling back to HTTP Basic.

@@ -283,6 +283,7 @@ impl RegistryClient {
                     setting: IMAGE_MANIFEST.setting,
                 })?
         } else if status == reqwest::StatusCode::UNAUTHORIZED {
+            self.forget_authorization(reference);
             // Its body is not part of the error.
             Vec::new()
         } else {

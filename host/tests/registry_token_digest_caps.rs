@@ -98,22 +98,26 @@ fn unauthorized() -> Reply {
 /// A registry challenging for a bearer token at its `/token` realm, answered by `token`; the
 /// manifest of `team/app` (HEAD with its digest, GET) served to requests bearing [`TOKEN`].
 fn token_registry(token: impl Fn() -> Reply + Send + Sync + 'static) -> Hostile {
-    Hostile::serve(Arc::new(move |request: &Request| {
-        if request.path == "/v2/" {
-            challenge(request)
-        } else if request.path.starts_with("/token") {
-            token()
-        } else if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
-            unauthorized()
-        } else if request.path.contains("/manifests/") {
-            let body = manifest();
-            let digest = testkit::sha256_digest(&body);
-            let body = if request.method == "HEAD" { Vec::new() } else { body };
-            ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
-        } else {
-            unauthorized()
-        }
-    }))
+    Hostile::serve(Arc::new(move |request: &Request| route(request, &token)))
+}
+
+/// The answers of [`token_registry`]: its challenge, `token` at the realm, and the manifest to
+/// requests bearing [`TOKEN`].
+fn route(request: &Request, token: &dyn Fn() -> Reply) -> Reply {
+    if request.path == "/v2/" {
+        challenge(request)
+    } else if request.path.starts_with("/token") {
+        token()
+    } else if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        unauthorized()
+    } else if request.path.contains("/manifests/") {
+        let body = manifest();
+        let digest = testkit::sha256_digest(&body);
+        let body = if request.method == "HEAD" { Vec::new() } else { body };
+        ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
+    } else {
+        unauthorized()
+    }
 }
 
 /// The cap and setting of an over-cap refusal; panics on any other outcome.
@@ -496,20 +500,9 @@ fn a_v2_failing_without_a_challenge_does_not_leave_the_repository_without_its_to
 
 /// [`token_registry`]'s answers, its realm granting [`TOKEN`].
 fn token_route(request: &Request) -> Reply {
-    if request.path == "/v2/" {
-        challenge(request)
-    } else if request.path.starts_with("/token") {
+    route(request, &|| {
         ok("application/json", json!({ "token": TOKEN }).to_string().into_bytes())
-    } else if request.authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
-        unauthorized()
-    } else if request.path.contains("/manifests/") {
-        let body = manifest();
-        let digest = testkit::sha256_digest(&body);
-        let body = if request.method == "HEAD" { Vec::new() } else { body };
-        ok(OCI_IMAGE_MEDIA_TYPE, body).with_header("Docker-Content-Digest", digest)
-    } else {
-        unauthorized()
-    }
+    })
 }
 
 #[test]

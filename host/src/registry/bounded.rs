@@ -58,6 +58,17 @@ pub struct LayerCap {
     pub setting: &'static str,
 }
 
+impl LayerCap {
+    /// A blob of `reference` passed this cap.
+    pub(crate) fn over_cap(self, reference: &Reference) -> BoundedError {
+        ManifestKind {
+            what: self.what,
+            setting: self.setting,
+        }
+        .over_cap(reference, self.bytes)
+    }
+}
+
 impl DownloadLimits {
     /// The cap of one signature layer or signature bundle.
     pub fn signature_layer(&self) -> LayerCap {
@@ -106,6 +117,19 @@ pub struct ManifestKind {
     pub what: &'static str,
     /// The setting that raises its cap.
     pub setting: &'static str,
+}
+
+impl ManifestKind {
+    /// `reference`'s manifest of this kind passed `cap` bytes.
+    pub(crate) fn over_cap(self, reference: &Reference, cap: usize) -> BoundedError {
+        BoundedError::OverCap {
+            what: self.what,
+            image: reference.whole(),
+            cap,
+            unit: "bytes",
+            setting: self.setting,
+        }
+    }
 }
 
 /// The manifest of an image's signatures (`sha256-<digest>.sig`).
@@ -440,13 +464,7 @@ impl RegistryClient {
         layer_cap: LayerCap,
     ) -> Result<Vec<u8>, BoundedError> {
         if usize::try_from(descriptor.size).map_or(true, |size| size > layer_cap.bytes) {
-            return Err(BoundedError::OverCap {
-                what: layer_cap.what,
-                image: reference.whole(),
-                cap: layer_cap.bytes,
-                unit: "bytes",
-                setting: layer_cap.setting,
-            });
+            return Err(layer_cap.over_cap(reference));
         }
         // Blob and its redirect, each bounded by the read timeout; the whole by two round trips.
         self.within(
@@ -494,13 +512,6 @@ impl RegistryClient {
         cap: usize,
         kind: ManifestKind,
     ) -> Result<CappedResponse, BoundedError> {
-        let over = || BoundedError::OverCap {
-            what: kind.what,
-            image: reference.whole(),
-            cap,
-            unit: "bytes",
-            setting: kind.setting,
-        };
         let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();
         let authorization = self.authorization(reference).await?;
@@ -548,7 +559,7 @@ impl RegistryClient {
             let body = read_capped(&mut response, cap)
                 .await
                 .map_err(http_error)?
-                .ok_or_else(over)?;
+                .ok_or_else(|| kind.over_cap(reference, cap))?;
             Ok(CappedResponse { status, headers, body })
         };
         match tokio::time::timeout(self.timeout.saturating_mul(2), read).await {

@@ -23,6 +23,7 @@ use oci_client::Reference;
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::token_cache::RegistryToken;
+use serde::Deserialize as _;
 
 use super::bounded::BoundedError;
 use super::{RegistryClient, RegistryError};
@@ -247,15 +248,16 @@ impl RegistryClient {
                 setting: "a fixed cap: registry tokens are a few KiB",
             })?;
         // `Response::text`: UTF-8 (oci-client decodes by the charset the answer names, which
-        // for a JSON token is UTF-8), invalid sequences replaced.
-        let text = String::from_utf8_lossy(&body);
-        let token: RegistryToken = serde_json::from_str(&text)
-            .map_err(|e| failed(OciDistributionError::RegistryTokenDecodeError(e.to_string())))?;
+        // for a JSON token is UTF-8), invalid sequences replaced; read once for the token and
+        // its stated lifetime.
+        let decode = |e: serde_json::Error| failed(OciDistributionError::RegistryTokenDecodeError(e.to_string()));
+        let answer: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&body)).map_err(decode)?;
+        let token = RegistryToken::deserialize(&answer).map_err(decode)?;
         // The token's stated lifetime (`expires_in`, seconds; 60 when absent, per the spec),
         // when shorter than the reuse.
-        let reuse = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|answer| answer.get("expires_in").and_then(serde_json::Value::as_u64))
+        let reuse = answer
+            .get("expires_in")
+            .and_then(serde_json::Value::as_u64)
             .map_or(TOKEN_REUSE, |seconds| {
                 TOKEN_REUSE.min(Duration::from_secs(seconds).saturating_sub(Duration::from_secs(5)))
             });

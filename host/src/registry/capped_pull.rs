@@ -143,13 +143,7 @@ impl RegistryClient {
         // capped all the same.
         if u64::try_from(descriptor.size).is_ok_and(|size| usize::try_from(size).map_or(true, |size| size > cap.bytes))
         {
-            return Err(BoundedError::OverCap {
-                what: cap.what,
-                image: reference.whole(),
-                cap: cap.bytes,
-                unit: "bytes",
-                setting: cap.setting,
-            });
+            return Err(cap.over_cap(reference));
         }
         let body = self
             .capped_verified_blob(reference, &descriptor.digest, cap, DigestMismatch::DigestError)
@@ -275,13 +269,7 @@ impl RegistryClient {
             read_capped(&mut response, cap)
                 .await
                 .map_err(http_error)?
-                .ok_or_else(|| BoundedError::OverCap {
-                    what: IMAGE_MANIFEST.what,
-                    image: reference.whole(),
-                    cap,
-                    unit: "bytes",
-                    setting: IMAGE_MANIFEST.setting,
-                })?
+                .ok_or_else(|| IMAGE_MANIFEST.over_cap(reference, cap))?
         } else if status == reqwest::StatusCode::UNAUTHORIZED {
             self.forget_authorization(reference);
             // Its body is not part of the error.

@@ -305,18 +305,19 @@ fn meet(a: Val, b: Val, budget: &mut Budget) -> Result<Val, Refusal> {
                 });
             }
             let copy = other.weight();
+            // Each alternative is copied into its unification: the originals stay for the
+            // message when none is left.
             budget.spend(alts.iter().map(|(v, _)| v.weight()).sum())?;
-            let shown = format!("{}", Val::Or(alts.clone()));
             let mut kept: Vec<(Val, bool)> = Vec::with_capacity(alts.len());
-            for (v, d) in alts {
+            for (v, d) in &alts {
                 budget.spend(copy)?;
-                let v = meet(v, other.clone(), budget)?;
+                let v = meet(v.clone(), other.clone(), budget)?;
                 if !v.fails() {
-                    kept.push((v, d));
+                    kept.push((v, *d));
                 }
             }
             match kept.len() {
-                0 => Val::Bottom(format!("{other} matches no alternative of {shown}")),
+                0 => Val::Bottom(format!("{other} matches no alternative of {}", Val::Or(alts))),
                 1 => kept.remove(0).0,
                 _ => Val::Or(kept),
             }

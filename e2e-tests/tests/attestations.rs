@@ -11,8 +11,9 @@ use common::{Host, HostOptions, article, cip_run, on_registry, pod, settings};
 use e2e_tests::with_keys;
 use serde_json::{Value, json};
 use testkit::{
-    KeyPair, LeafRequest, Registry, SPDX_PREDICATE_TYPE, SignerIdentity, TestFulcio, TestRekor, attest_keyless,
-    attest_with_key, fetch_attestation_layers, push_attestation_layers, push_image,
+    CueAnswer, CueVerdict, IN_TOTO_PAYLOAD_TYPE, KeyPair, LeafRequest, Registry, SPDX_PREDICATE_TYPE, SignerIdentity,
+    TestFulcio, TestRekor, append_attestation_layer, attest_keyless, attest_with_key, envelope_layer,
+    fetch_attestation_layers, in_toto_statement, push_attestation_layers, push_image,
 };
 
 fn sbom(spdx_id: &str) -> Value {
@@ -287,6 +288,108 @@ fn cue_regular_expressions_read_digits_as_go_does() -> anyhow::Result<()> {
     let message = run.response["status"]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("attestation sbom: no spdx attestation satisfies its policy (cue): predicate.spdxVersion"),
+        "{message}"
+    );
+    Ok(())
+}
+
+/// CUE compares numbers as exact decimals; the module holds 64-bit floats. A statement whose
+/// predicate writes `7.0000000000000001` (the float 7.0, above 7 for CUE) is refused by real CUE
+/// under `score: <=7` and must not pass here: the host hands the module the statement as
+/// signed, and the module refuses a number a float does not keep, naming it. Each image's
+/// signed statement text is also decided by real CUE (cue-wasm, `make test-tools`): where the
+/// module admits, CUE admits.
+#[test]
+fn attested_numbers_a_float_cannot_hold_do_not_pass_a_cue_bound() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256()?;
+    // Signs a statement whose predicate's `score` is written `score` verbatim.
+    let attested = |name: &str, score: &str| -> anyhow::Result<(String, String)> {
+        let (image, digest) = image(&host, name)?;
+        let repo = format!("app/{name}");
+        let mut predicate = sbom("SPDXRef-DOCUMENT");
+        predicate["score"] = json!("SCORE");
+        let statement = in_toto_statement(&host, &repo, &digest, SPDX_PREDICATE_TYPE, &predicate);
+        let text = serde_json::to_string(&statement)?.replace("\"SCORE\"", score);
+        let layer = envelope_layer(IN_TOTO_PAYLOAD_TYPE, text.as_bytes(), &statement, &key)?;
+        append_attestation_layer(&host, &repo, &digest, layer)?;
+        Ok((image, text))
+    };
+    let bound = attested("bound", "7")?;
+    let above = attested("above", "7.5")?;
+    let digits = attested("digits", "7.0000000000000001")?;
+    let below_digits = attested("below-digits", "6.99999999999999999999")?;
+    let exact_int = attested("exact-int", "9007199254740993")?;
+    // A float's own 17-digit decimal, which serde_json reads one float too low without
+    // `float_roundtrip` (as the module did): below the bound then, above it for CUE.
+    let seventeen = attested("seventeen", "7.2316896362404055")?;
+
+    let article_cue = r#"SPDXID: "SPDXRef-DOCUMENT""#;
+    let policy = article("attestation-policy");
+    assert!(policy.contains(article_cue), "{policy}");
+    let cip = with_keys(&policy.replace(article_cue, "score: <=7"), &[key.public_key_pem()]);
+    let s = settings(&[on_registry(&cip, &host)], json!({}));
+    // The same check for an integer beyond 2^53 against the float bound it rounds to.
+    let float_bound = with_keys(
+        &policy.replace(article_cue, "score: <=9007199254740992.0"),
+        &[key.public_key_pem()],
+    );
+    let s_float = settings(&[on_registry(&float_bound, &host)], json!({}));
+    let close_bound = with_keys(
+        &policy.replace(article_cue, "score: <=7.231689636240405"),
+        &[key.public_key_pem()],
+    );
+    let s_close = settings(&[on_registry(&close_bound, &host)], json!({}));
+
+    let cue = |bound: &str, text: &str| -> anyhow::Result<bool> {
+        let policy = format!("predicate: {{\n  {bound}\n}}\n");
+        let answers = testkit::cue_verdicts(&[(policy, vec![text.to_owned()])])?;
+        match &answers[0] {
+            CueAnswer::Verdicts(v) => match &v[0] {
+                CueVerdict::Ok { .. } => Ok(true),
+                CueVerdict::Conflict(_) => Ok(false),
+                CueVerdict::Unknown(m) => anyhow::bail!("CUE: {m}"),
+            },
+            other => anyhow::bail!("CUE: {other:?}"),
+        }
+    };
+    let cases = [
+        (&bound, &s, "score: <=7", Some(true)),
+        (&above, &s, "score: <=7", Some(false)),
+        (&digits, &s, "score: <=7", Some(false)),
+        // CUE admits it (below 7); read as 7.0 it would compare otherwise elsewhere: refused.
+        (&below_digits, &s, "score: <=7", None),
+        (&exact_int, &s_float, "score: <=9007199254740992.0", Some(false)),
+        (&seventeen, &s_close, "score: <=7.231689636240405", Some(false)),
+    ];
+    for ((image, text), settings, bound, admitted) in cases {
+        let by_cue = cue(bound, text)?;
+        let run = cip_run(&pod("default", &[image]), settings, &host, None);
+        let allowed = run.response["allowed"] == true;
+        assert!(
+            !allowed || by_cue,
+            "{text} under {bound}: admitted here, refused by CUE: {run:#?}"
+        );
+        match admitted {
+            Some(expected) => {
+                assert_eq!(by_cue, expected, "CUE on {text} under {bound}");
+                assert_eq!(allowed, expected, "{text} under {bound}: {run:#?}");
+            }
+            None => {
+                assert!(!allowed, "{text}: {run:#?}");
+                let message = run.response["status"]["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.contains("6.99999999999999999999") && message.contains("64-bit float"),
+                    "{message}"
+                );
+            }
+        }
+    }
+    let run = cip_run(&pod("default", &[&digits.0]), &s, &host, None);
+    let message = run.response["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("7.0000000000000001") && message.contains("more digits than a 64-bit float keeps"),
         "{message}"
     );
     Ok(())

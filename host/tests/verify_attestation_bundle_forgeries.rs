@@ -124,7 +124,7 @@ async fn the_predicate_type_is_the_statements_not_the_referrer_annotation() {
     let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.statements.len(), 1);
     assert_eq!(answer.statements[0].predicate_type, SPDX_PREDICATE_TYPE);
-    assert_eq!(answer.statements[0].statement, statement(&world));
+    assert_eq!(answer.statements[0].statement.value(), statement(&world));
 }
 
 #[tokio::test]

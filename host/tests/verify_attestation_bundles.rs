@@ -36,7 +36,7 @@ async fn a_key_attestation_bundle_returns_its_statement() {
     assert_eq!(answer.statements.len(), 1);
     let statement = &answer.statements[0];
     assert_eq!(statement.predicate_type, SPDX_PREDICATE_TYPE);
-    assert_eq!(statement.statement["predicate"], sbom());
+    assert_eq!(statement.statement.value()["predicate"], sbom());
     assert!(statement.id.starts_with("sha256:"), "{}", statement.id);
 }
 

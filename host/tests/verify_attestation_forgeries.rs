@@ -231,7 +231,7 @@ async fn the_statement_is_the_signed_payload_not_the_annotation_nor_unsigned_env
     let answer = attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
     assert_eq!(answer.statements.len(), 1);
     assert_eq!(answer.statements[0].predicate_type, SPDX_PREDICATE_TYPE);
-    assert_eq!(answer.statements[0].statement, signed);
+    assert_eq!(answer.statements[0].statement.value(), signed);
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ async fn a_key_attestation_returns_its_statement_and_digest() {
     let statement = &answer.statements[0];
     assert_eq!(statement.id, layer.digest());
     assert_eq!(statement.predicate_type, SPDX_PREDICATE_TYPE);
-    assert_eq!(statement.statement["predicate"], sbom());
+    assert_eq!(statement.statement.value()["predicate"], sbom());
     assert_eq!(statement.subject, None);
 }
 

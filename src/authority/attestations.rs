@@ -13,10 +13,11 @@
 
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls, SignatureFormat};
-use crate::policy::PolicyBlock;
+use crate::policy::{PolicyBlock, numbers};
 use crate::reference::{ImageReference, parse_digest};
 use crate::settings::SettingsError;
 
@@ -181,7 +182,9 @@ struct Statement {
     subject: Option<String>,
     #[serde(default)]
     issuer: Option<String>,
-    statement: Value,
+    /// The statement as signed (the DSSE payload's text, so its numbers read as written), read
+    /// only by a policy.
+    statement: Box<RawValue>,
 }
 
 /// What a passing authority vouched for: the verified digest and policy-controller's
@@ -283,7 +286,14 @@ fn matching(
             // As policy-controller (`ValidatePolicyAttestationsForAuthority`: `err != nil ||
             // warn != nil`), a compliant Rego result with a warning does not satisfy the
             // attestation either: another statement of the type may.
-            match policy.evaluate(&statement.statement, host) {
+            let input = match numbers::read_input(statement.statement.get()) {
+                Ok(input) => input,
+                Err(unreadable) => {
+                    failures.push(format!("statement {}: {unreadable}", statement.id));
+                    continue;
+                }
+            };
+            match policy.evaluate(&input, host) {
                 Ok(None) => {}
                 Ok(Some(warning)) => {
                     failures.push(format!(

@@ -28,6 +28,7 @@
 use serde_json::{Map, Value};
 
 use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG};
+use crate::policy::numbers;
 use crate::reference::{ImageReference, is_usable_digest};
 
 /// The most manifests whose configs are read for one image, those of nested indexes included
@@ -255,6 +256,8 @@ impl Reader<'_> {
 
     /// Calls `capability` about `image`; its answer as JSON, read as a `Value` from text: the
     /// module already holds that parser (for the admitted object), not one per answer type.
+    /// A number a 64-bit float does not keep makes it unreadable: a policy reads the config
+    /// (`policy::numbers`).
     fn ask(&mut self, capability: Capability, image: &str) -> Result<Value, ConfigError> {
         // A string serialises infallibly.
         let payload = serde_json::to_vec(image).unwrap_or_default();
@@ -268,7 +271,7 @@ impl Reader<'_> {
             })?;
         std::str::from_utf8(&answer)
             .map_err(|e| e.to_string())
-            .and_then(|text| serde_json::from_str(text).map_err(|e| e.to_string()))
+            .and_then(|text| numbers::read_input(text).map_err(|e| e.to_string()))
             .map_err(|reason| ConfigError::Unreadable {
                 capability,
                 image: image.to_owned(),

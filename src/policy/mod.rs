@@ -10,6 +10,7 @@
 pub mod config_file;
 pub mod cue;
 pub mod input;
+pub mod numbers;
 pub mod rego;
 
 use serde::Deserialize;

@@ -32,6 +32,7 @@ use oci_client::Reference;
 use oci_client::manifest::OciDescriptor;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use sigstore::cosign::SignatureLayer;
 use sigstore::cosign::bundle_content::BundleContent;
@@ -118,8 +119,35 @@ pub struct VerifiedStatement {
     /// The certificate's OIDC issuer (keyless).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    /// The whole statement (`_type`, `subject`, `predicateType`, `predicate`).
-    pub statement: Value,
+    /// The whole statement (`_type`, `subject`, `predicateType`, `predicate`), as signed.
+    pub statement: StatementText,
+}
+
+/// A statement's JSON text as signed (the DSSE payload's value, whitespace around it left
+/// out), sent to the module as it is: a policy reads its numbers as written, and the module
+/// refuses one that a 64-bit float would change (its `policy::numbers`, as CUE compares
+/// numbers exactly). A `Value` would round `7.0000000000000001` to `7.0` before it could.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StatementText(Box<RawValue>);
+
+impl StatementText {
+    /// The text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The statement read as a `Value` (numbers as the nearest f64).
+    pub fn value(&self) -> Value {
+        // The text was read as JSON when it was made.
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for StatementText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 impl AttestationsRequest {
@@ -154,7 +182,7 @@ pub struct AttestationLayer {
     /// The statement's `predicateType`.
     pub predicate_type: String,
     /// The statement.
-    pub statement: Value,
+    pub statement: StatementText,
 }
 
 /// The outcome of checking one attestation layer.
@@ -302,9 +330,11 @@ struct Evidence<'a> {
 }
 
 /// The statement and its predicate type, when it is an in-toto statement about `digest`.
-fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), String> {
-    let statement: Value =
+fn read_statement(payload: &[u8], digest: &str) -> Result<(StatementText, String), String> {
+    let text: Box<RawValue> =
         serde_json::from_slice(payload).map_err(|e| format!("attestation payload is not JSON: {e}"))?;
+    let statement: Value =
+        serde_json::from_str(text.get()).map_err(|e| format!("attestation payload is not JSON: {e}"))?;
     // serde_json keeps the last of two equal keys; policy-controller hands CUE the payload's
     // bytes, and CUE unifies both values (a conflict when they differ). A statement read two
     // ways is refused, whichever policy language reads it.
@@ -341,7 +371,7 @@ fn read_statement(payload: &[u8], digest: &str) -> Result<(Value, String), Strin
     if !names_digest {
         return Err(format!("in-toto statement's subject does not name {digest}"));
     }
-    Ok((statement.clone(), predicate_type.to_owned()))
+    Ok((StatementText(text), predicate_type.to_owned()))
 }
 
 /// A JSON value in which no object has the same key twice (its deserialization fails naming

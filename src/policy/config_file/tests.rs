@@ -486,6 +486,33 @@ fn hostile_answers_fail_the_policy() {
         )),
         "{response}"
     );
+
+    // A config holding a number a 64-bit float rounds (`policy::numbers`): CUE would compare it
+    // exactly, this module cannot.
+    let mut registry = kubewarden(
+        vec![(AMD64, Stored::Image(config("linux", "amd64", None, "65532")))],
+        &[],
+    );
+    let mut host = MockHost::new(move |capability, payload| {
+        let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
+        if capability != KUBEWARDEN_OCI_MANIFEST_CONFIG {
+            return Ok(answer);
+        }
+        let text = String::from_utf8(answer).unwrap();
+        Ok(text
+            .replacen("\"config\":{", "\"config\":{\"size\":1.00000000000000001,", 1)
+            .into_bytes())
+    });
+    let response = run(&pod("default", &[IMAGE]), &fetching("cue", ARM64_NONROOT), &mut host);
+    assert!(
+        message(&response).ends_with(&format!(
+            "fetchConfigFile: {}: unreadable answer from host capability kubewarden/oci/v1/oci_manifest_config: \
+             it holds the number 1.00000000000000001, which has more digits than a 64-bit float keeps (it reads as 1); \
+             CUE compares numbers exactly, so a policy cannot decide on it here as it does in policy-controller",
+            at(AMD64)
+        )),
+        "{response}"
+    );
 }
 
 /// A stock host holding `stored` whose `oci_manifest_config` answers are changed by `rewrite`:

@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use super::parser::{Expr, Field, File, UnaryOp};
 use super::time::{RFC3339, RFC3339_NANO, parse_rfc3339};
 use super::{CueError, Pos};
+use crate::policy::numbers;
 
 const NULL: u8 = 1;
 const BOOL: u8 = 2;
@@ -408,10 +409,24 @@ impl Num {
         }
     }
 
+    /// Exact, as CUE compares: `9007199254740993` is above the float it rounds to.
     fn cmp(self, other: Num) -> Option<std::cmp::Ordering> {
         match (self, other) {
             (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
-            (a, b) => a.f64().partial_cmp(&b.f64()),
+            (Num::Int(a), Num::Float(b)) => numbers::cmp_int_float(a, b),
+            (Num::Float(a), Num::Int(b)) => numbers::cmp_int_float(b, a).map(std::cmp::Ordering::reverse),
+            (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b),
+        }
+    }
+
+    /// An input number as serde_json read it: exact when it is an integer of 64 bits.
+    fn of_json(n: &serde_json::Number) -> Option<Num> {
+        if let Some(i) = n.as_i64() {
+            Some(Num::Int(i128::from(i)))
+        } else if let Some(u) = n.as_u64() {
+            Some(Num::Int(i128::from(u)))
+        } else {
+            n.as_f64().map(Num::Float)
         }
     }
 
@@ -441,7 +456,7 @@ impl Num {
     fn is(self, n: i128) -> bool {
         match self {
             Num::Int(m) => m == n,
-            Num::Float(x) => x == n as f64,
+            Num::Float(x) => numbers::cmp_int_float(n, x) == Some(std::cmp::Ordering::Equal),
         }
     }
 
@@ -740,20 +755,10 @@ pub fn check(val: &Val, input: &Json, path: &mut Vec<String>) -> Result<(), Conf
             let holds = match (&**operand, input) {
                 (Val::Null, y) if *op == UnaryOp::Ne => !y.is_null(),
                 (Val::Str(bound), Json::String(s)) => compare(*op, s.as_str().cmp(bound.as_str())),
-                (Val::Int(bound), Json::Number(n)) if !n.is_f64() => match n.as_i64() {
-                    Some(v) => compare(*op, v.cmp(bound)),
-                    None => compare(*op, std::cmp::Ordering::Greater),
-                },
-                (Val::Int(_) | Val::Float(_), Json::Number(n)) => {
-                    let bound = match &**operand {
-                        Val::Int(i) => *i as f64,
-                        Val::Float(f) => *f,
-                        _ => f64::NAN,
-                    };
-                    n.as_f64()
-                        .and_then(|v| v.partial_cmp(&bound))
-                        .is_some_and(|o| compare(*op, o))
-                }
+                (Val::Int(_) | Val::Float(_), Json::Number(n)) => Num::of_json(n)
+                    .zip(Num::of(operand))
+                    .and_then(|(v, bound)| v.cmp(bound))
+                    .is_some_and(|o| compare(*op, o)),
                 _ => return Err(mismatch(path)),
             };
             if holds {
@@ -1036,7 +1041,9 @@ fn first_bottom(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
             path.pop();
             found
         }),
-        Val::List(items, rest) => items.iter().chain(rest.as_deref()).enumerate().find_map(|(i, v)| {
+        // Not the type of further items (`...T`): it constrains items only, so a list whose `T`
+        // is in conflict can still be empty, as CUE takes `[...(1 & 2)]` and `[]` under it.
+        Val::List(items, _) => items.iter().enumerate().find_map(|(i, v)| {
             path.push(i.to_string());
             let found = first_bottom(v, path);
             path.pop();

@@ -4,6 +4,7 @@
 //! (like Go) does, so fields and list elements may be separated by newlines.
 
 use super::{CueError, Pos};
+use crate::policy::numbers;
 
 /// One token.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,7 +102,7 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
                 .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
             {
                 match text.parse::<f64>() {
-                    Ok(f) if f.is_finite() && decimal(&text) == decimal(&format!("{f:e}")) => Tok::Float(f),
+                    Ok(f) if numbers::f64_keeps(&text) => Tok::Float(f),
                     // CUE compares numbers as decimals: `>=1.0000000000000001` refuses 1, which
                     // the f64 1.0 would admit.
                     Ok(f) if f.is_finite() => {
@@ -205,24 +206,4 @@ fn string(chars: &[char], pos: Pos) -> Result<(String, usize), CueError> {
             }
         }
     }
-}
-
-/// A decimal number's value as (digits without leading or trailing zeros, exponent of the last
-/// digit): `1.250e-1` and `0.125` are both `("125", -3)`; zero is `("", 0)`. `None` for a text
-/// that is no decimal number (the caller has checked its characters).
-fn decimal(text: &str) -> Option<(String, i64)> {
-    let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
-        None => (text, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = format!("{whole}{fraction}");
-    let significant = digits.trim_start_matches('0');
-    let trimmed = significant.trim_end_matches('0');
-    if trimmed.is_empty() {
-        return Some((String::new(), 0));
-    }
-    let shift = i64::try_from(fraction.len()).ok()?;
-    let zeros = i64::try_from(significant.len() - trimmed.len()).ok()?;
-    Some((trimmed.to_owned(), exponent.checked_sub(shift)?.checked_add(zeros)?))
 }

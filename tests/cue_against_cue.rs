@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use cluster_image_policy::policy::cue::Program;
+use cluster_image_policy::policy::numbers;
 use testkit::{CueAnswer, CueVerdict};
 
 /// The seed of a run without `CUE_SUBSET_SEED`: none, a fresh one each run (printed), so that
@@ -56,6 +57,17 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "00000000000000000000",
         "stricter on purpose: serde_json reads an integer beyond 64 bits as a float, so such a \
          number passes only what both an int and a float pass (`number`, bounds)",
+    ),
+    (
+        "",
+        "more digits than a 64-bit float keeps",
+        "stricter on purpose: an input number a 64-bit float does not keep is refused \
+         (policy::numbers), where CUE compares it exactly",
+    ),
+    (
+        "",
+        "the integer -0",
+        "stricter on purpose: serde_json reads the input integer -0 as a float, so it is refused",
     ),
 ];
 
@@ -100,9 +112,24 @@ const INTS: &[&str] = &[
     "10",
     "100000000000000000000",
     "-100000000000000000000",
+    "-0",
+    "9007199254740993",
 ];
+/// With floats that need 17 digits (their inputs' neighbours one float away, below, too).
 const FLOATS: &[&str] = &[
-    "0.0", "1.0", "1.5", "-0.5", "2.5", "3.0", "1e3", "1.25e-1", "-0.0", "10.0",
+    "0.0",
+    "1.0",
+    "1.5",
+    "-0.5",
+    "2.5",
+    "3.0",
+    "1e3",
+    "1.25e-1",
+    "-0.0",
+    "10.0",
+    "7.2316896362404055",
+    "0.30000000000000004",
+    "9007199254740992.0",
 ];
 const STRINGS: &[&str] = &[
     "",
@@ -675,9 +702,26 @@ impl Gen {
         }
     }
 
-    /// A value near the literal: itself, its neighbours, the other number kind.
+    /// A value near the literal: itself, its neighbours, the other number kind, the floats
+    /// next to it, or it with more digits than a float keeps.
     fn near(&mut self, l: &Lit) -> J {
-        match (self.rng.below(6), l) {
+        match (self.rng.below(7), l) {
+            (5, Lit::Num(n)) => J::Num(match n.parse::<f64>() {
+                Ok(x) if x.is_finite() && x != 0.0 => match self.rng.below(4) {
+                    0 => format!("{:e}", f64::from_bits(x.to_bits() + 1)),
+                    1 => format!("{:e}", f64::from_bits(x.to_bits() - 1)),
+                    2 => format!("{x:.20e}"),
+                    _ => {
+                        // `1.5` → `1.50000000000000001`, `1e3` → `1.00000000000000001e3`.
+                        let (mantissa, exponent) = n
+                            .split_once('e')
+                            .map_or((n.as_ref(), String::new()), |(m, e)| (m, format!("e{e}")));
+                        let point = if mantissa.contains('.') { "" } else { "." };
+                        format!("{mantissa}{point}0000000000000001{exponent}")
+                    }
+                },
+                _ => n.to_string(),
+            }),
             (0..=2, l) => l.json(),
             (3, Lit::Num(n)) => {
                 let neighbour = match n.parse::<f64>() {
@@ -835,8 +879,11 @@ fn the_subset_decides_as_real_cue_decides() {
             (Ok(program), CueAnswer::Verdicts(verdicts)) => {
                 *counts.entry("policies both accept".into()).or_default() += 1;
                 for (input, verdict) in inputs.iter().zip(verdicts) {
-                    let value: serde_json::Value = serde_json::from_str(input).expect("generated JSON");
-                    let ours = program.check(&value);
+                    // As the module reads signed statements and configs.
+                    let ours = match numbers::read_input(input) {
+                        Ok(value) => program.check(&value).map_err(|c| c.to_string()),
+                        Err(unreadable) => Err(unreadable.to_string()),
+                    };
                     let (kind, cue) = match (&ours, verdict) {
                         (Ok(()), CueVerdict::Ok { incomplete }) => {
                             let k = if incomplete.is_some() {
@@ -859,7 +906,7 @@ fn the_subset_decides_as_real_cue_decides() {
                     };
                     let our_message = match &ours {
                         Ok(()) => String::new(),
-                        Err(c) => c.to_string(),
+                        Err(c) => c.clone(),
                     };
                     if let Some((_, _, reason)) = KNOWN.iter().find(|(p, m, _)| {
                         policy.contains(p) && (our_message.contains(m) || cue.contains(m) || input.contains(m))

@@ -715,7 +715,7 @@ impl Gen {
                         // `1.5` → `1.50000000000000001`, `1e3` → `1.00000000000000001e3`.
                         let (mantissa, exponent) = n
                             .split_once('e')
-                            .map_or((n.as_ref(), String::new()), |(m, e)| (m, format!("e{e}")));
+                            .map_or((*n, String::new()), |(m, e)| (m, format!("e{e}")));
                         let point = if mantissa.contains('.') { "" } else { "." };
                         format!("{mantissa}{point}0000000000000001{exponent}")
                     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::host::{Capability, HostCalls};
+use crate::policy::numbers;
 
 /// Our Rego evaluation, implemented by `cip` only.
 pub const CIP_POLICY_REGO: Capability = Capability {
@@ -45,8 +46,17 @@ pub struct RegoPolicy {
 }
 
 impl RegoPolicy {
-    /// Checks what the module can: the package clause policy-controller queries.
+    /// Checks what the module can: the package clause policy-controller queries, and number
+    /// literals regorus would round ([`first_rounded_literal`]).
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some((line, column, number)) = first_rounded_literal(text) {
+            return Err(format!(
+                "line {line}, column {column}: the number `{number}` has more digits than a 64-bit float keeps: \
+                 regorus reads it as {}, where OPA (policy-controller) compares it exactly; write at most 17 \
+                 significant digits",
+                number.parse::<f64>().map_or_else(|_| "?".to_owned(), |f| f.to_string())
+            ));
+        }
         let package = text
             .lines()
             .map(|l| l.split('#').next().unwrap_or_default().trim())
@@ -65,7 +75,8 @@ impl RegoPolicy {
         }
     }
 
-    /// Asks the host to evaluate the policy over `input`.
+    /// Asks the host to evaluate the policy over `input` (read by `policy::numbers`, so that its
+    /// numbers are exact as floats).
     pub fn evaluate(&self, input: &Value, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
         let payload = serde_json::to_vec(&RegoRequest {
             policy: &self.text,
@@ -85,5 +96,135 @@ impl RegoPolicy {
                 .filter(|e| !e.is_empty())
                 .unwrap_or_else(|| "data.sigstore.isCompliant is not true".to_owned()))
         }
+    }
+}
+
+/// The first number literal of a Rego text that regorus reads as a float other than the decimal
+/// written (`7.0000000000000001`, read as 7.0), with its line and column (from 1). regorus reads
+/// integers (`9007199254740993`, `1e3`) exactly and floats as the nearest f64; OPA compares
+/// numbers exactly, so `x >= 7.0000000000000001` would admit 7 here only. Numbers are read as
+/// regorus' lexer reads them (a digit, or `-`/`.` before one, outside identifiers, strings,
+/// raw strings and comments).
+fn first_rounded_literal(text: &str) -> Option<(usize, usize, &str)> {
+    let b = text.as_bytes();
+    let (mut i, mut line, mut line_start) = (0, 1, 0);
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && !matches!(b[i], b'"' | b'\n') {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += usize::from(i < b.len() && b[i] == b'"');
+            }
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    if b[i] == b'\n' {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && matches!(b[i], b'e' | b'E') {
+                    i += 1 + usize::from(b.get(i + 1).is_some_and(|c| matches!(c, b'+' | b'-')));
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                let number = &text[start..i];
+                let integer = number.bytes().all(|c| c.is_ascii_digit());
+                if !integer && !rounds_to_an_integer(number) && !numbers::f64_keeps(number) {
+                    return Some((line, text[line_start..start].chars().count() + 1, number));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Whether regorus reads `number` as an exact integer: written with an exponent (`1e3`,
+/// `2.50e1`) and whole, which it keeps as a big integer (`7.0`, without one, is a float).
+fn rounds_to_an_integer(number: &str) -> bool {
+    let Some((mantissa, exponent)) = number.split_once(['e', 'E']) else {
+        return false;
+    };
+    let exponent = exponent.parse::<i64>().unwrap_or(i64::MIN);
+    let fraction = mantissa.split_once('.').map_or("", |(_, f)| f.trim_end_matches('0'));
+    i64::try_from(fraction.len()).is_ok_and(|digits| exponent >= digits && exponent <= 10_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_literals_regorus_would_round_are_refused_where_they_are() {
+        let refused = [
+            (
+                "package sigstore\nisCompliant { input.score <= 7.0000000000000001 }\n",
+                (2, 30, "7.0000000000000001"),
+            ),
+            (
+                "package sigstore\nisCompliant { x := -0.10000000000000001; input.a > x }\n",
+                (2, 21, "0.10000000000000001"),
+            ),
+            (
+                "package sigstore\n# 7.0000000000000001\nisCompliant { input.a == 12345678901234567890.0 }\n",
+                (3, 26, "12345678901234567890.0"),
+            ),
+            (
+                "package sigstore\nisCompliant { input.a == 1.5e-400 }\n",
+                (2, 26, "1.5e-400"),
+            ),
+            (
+                "package sigstore\nisCompliant { `\n`; input.a == 1581092615614647.2 }\n",
+                (3, 15, "1581092615614647.2"),
+            ),
+        ];
+        for (text, (line, column, number)) in refused {
+            assert_eq!(first_rounded_literal(text), Some((line, column, number)), "{text}");
+            let e = RegoPolicy::parse(text).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "line {line}, column {column}: the number `{number}` has more digits"
+                )),
+                "{e}"
+            );
+        }
+        // Integers (big or scientific and whole) are exact in regorus; floats written as their
+        // own decimal are kept; digits inside identifiers, strings, raw strings and comments
+        // are not numbers.
+        let kept = "package sigstore\n\
+            isCompliant { input.a == [9007199254740993, 123456789012345678901234567890, 1e3, 2.50e1, 12345678901234567890e2] }\n\
+            isCompliant { input.b <= 7.5; input.c == 0.1; input.d[0] == 1581092615614647.3; v1_0000000000000000001 := 1 }\n\
+            isCompliant { input.e == \"7.0000000000000001\"; input.f == `0.10000000000000001` } # 7.0000000000000001\n\
+            isCompliant { input.g == \"a\\\"7.0000000000000001\" }\n";
+        assert_eq!(first_rounded_literal(kept), None);
+        assert!(RegoPolicy::parse(kept).is_ok());
     }
 }

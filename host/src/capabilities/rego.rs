@@ -315,6 +315,27 @@ isCompliant[response] {
         );
     }
 
+    /// Why the module refuses such literals at load (`first_rounded_literal` in its
+    /// `policy/rego.rs`): regorus reads `7.0000000000000001` as the float 7.0, so 7 satisfies
+    /// `>= 7.0000000000000001` here, where OPA, comparing exactly, refuses it. Integers it keeps
+    /// exact, against floats too.
+    #[test]
+    fn regorus_rounds_float_literals_and_keeps_integers() {
+        let rounded = "package sigstore\nisCompliant { input.a >= 7.0000000000000001 }\n";
+        assert!(evaluate(rounded, &json!({"a": 7})).unwrap().compliant);
+        let exact = "package sigstore\nisCompliant { input.a > 9007199254740992.0 }\n";
+        assert!(
+            evaluate(exact, &json!({"a": 9_007_199_254_740_993_u64}))
+                .unwrap()
+                .compliant
+        );
+        assert!(
+            !evaluate(exact, &json!({"a": 9_007_199_254_740_992_u64}))
+                .unwrap()
+                .compliant
+        );
+    }
+
     #[test]
     fn undefined_decision_and_compile_errors() {
         let other_package = "package other\nisCompliant = true\n";

@@ -29,6 +29,23 @@ pub(crate) fn f64_keeps(text: &str) -> bool {
     }
 }
 
+/// The decimal of `float` that [`f64_keeps`]: as Rust displays it (`7`, `0.1`) when that is
+/// kept, else in exponent notation (`1.5810926156146473e15`), which always is. What a refusal
+/// suggests writing instead.
+pub(crate) fn kept_form(float: f64) -> String {
+    let shown = float.abs().to_string();
+    let form = if f64_keeps(&shown) {
+        shown
+    } else {
+        format!("{:e}", float.abs())
+    };
+    if float.is_sign_negative() {
+        format!("-{form}")
+    } else {
+        form
+    }
+}
+
 /// A decimal number's value as (digits without leading or trailing zeros, exponent of the last
 /// digit): `1.250e-1` and `0.125` are both `("125", -3)`; zero is `("", 0)`. `None` for a text
 /// that is no decimal number.
@@ -107,9 +124,7 @@ pub fn read_input(json: &str) -> Result<Value, InputError> {
         Some("-0") => Err(InputError::NegativeZero),
         Some(written) => Err(InputError::Inexact {
             written: written.to_owned(),
-            read: written
-                .parse::<f64>()
-                .map_or_else(|_| "?".to_owned(), |f| f.to_string()),
+            read: written.parse::<f64>().map_or_else(|_| "?".to_owned(), kept_form),
         }),
     }
 }

@@ -52,9 +52,10 @@ impl RegoPolicy {
         if let Some((line, column, number)) = first_rounded_literal(text) {
             return Err(format!(
                 "line {line}, column {column}: the number `{number}` has more digits than a 64-bit float keeps: \
-                 regorus reads it as {}, where OPA (policy-controller) compares it exactly; write at most 17 \
-                 significant digits",
-                number.parse::<f64>().map_or_else(|_| "?".to_owned(), |f| f.to_string())
+                 regorus reads it as {}, where OPA (policy-controller) compares it exactly; write that instead",
+                number
+                    .parse::<f64>()
+                    .map_or_else(|_| "?".to_owned(), numbers::kept_form)
             ));
         }
         let package = text

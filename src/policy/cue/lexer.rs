@@ -110,7 +110,8 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
                             pos,
                             &format!(
                                 "the number `{text}` (more digits than a 64-bit float keeps: it would be \
-                                 read as {f}, and CUE compares it exactly; write at most 17 significant digits)"
+                                 read as {}, and CUE compares it exactly; write that instead)",
+                                numbers::kept_form(f)
                             ),
                         ));
                     }

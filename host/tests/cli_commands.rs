@@ -92,6 +92,52 @@ fn run_prints_a_denial_and_still_exits_zero() {
     );
 }
 
+/// CUE counts beyond 32 bits in the wasm32 module: `list.MinItems(4294967296)` refuses the
+/// Pod's one-container list (as CUE does), `list.MaxItems(4294967297)` passes it. The module
+/// read them as their low 32 bits (MinItems(0), MaxItems(1)); native unit tests, with a 64-bit
+/// `usize`, could not see it.
+#[test]
+fn run_reads_cue_counts_beyond_32_bits_whole() {
+    let request = fixture("pod-library.json");
+    let decide = |constraint: &str| {
+        let settings = json!({"policies": [{
+            "apiVersion": "policy.sigstore.dev/v1beta1",
+            "kind": "ClusterImagePolicy",
+            "metadata": {"name": "counts"},
+            "spec": {
+                "images": [{"glob": "docker.io/library/**"}],
+                "authorities": [{"name": "pass-all", "static": {"action": "pass"}}],
+                "policy": {"type": "cue", "includeSpec": true,
+                           "data": format!("import \"list\"\nspec: containers: {constraint}\n")},
+            },
+        }]});
+        let output = cip(&[
+            "run",
+            "--request-path",
+            path(&request),
+            "--settings-json",
+            &settings.to_string(),
+            path(&policy()),
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout_json(&output)
+    };
+    for (constraint, allowed) in [
+        ("list.MinItems(4294967296)", false),
+        ("list.MinItems(1)", true),
+        ("list.MaxItems(4294967297)", true),
+        ("list.MaxItems(0)", false),
+    ] {
+        let response = decide(constraint);
+        assert_eq!(response["allowed"], allowed, "{constraint}: {response:#}");
+    }
+}
+
 #[test]
 fn run_accepts_a_whole_admission_review_and_inline_settings() {
     let request: Value =

@@ -1281,8 +1281,11 @@ fn call(callee: Val, args: Vec<Val>, pos: Pos) -> Result<Val, CueError> {
             format!("{name} needs a concrete string, not {other}"),
         )),
     };
+    // Saturating: in the wasm32 module `as usize` kept the low 32 bits, so
+    // `list.MinItems(4294967296)` was `list.MinItems(0)` there (and passed every list) while the
+    // native tests saw the count whole.
     let count = |v: &Val| match v {
-        Val::Int(n) if *n >= 0 => Ok(*n as usize),
+        Val::Int(n) if *n >= 0 => Ok(usize::try_from(*n).unwrap_or(usize::MAX)),
         other => Err(CueError::invalid(pos, format!("{name} needs a count, not {other}"))),
     };
     match name {

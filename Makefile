@@ -32,6 +32,7 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 	@missing=""; \
 	 command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
+	 command -v clang >/dev/null || missing="$$missing clang"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \
 	   $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
@@ -236,6 +237,13 @@ test: setup check-format check-deploy check-artifacthub policy.wasm image-tools 
 	$(LINTED) $(CARGO) build --workspace --all-targets
 	$(call build-image-oci,$(LINTED))
 	$(LINTED) $(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-wasm
+
+.PHONY: test-wasm
+# clang: ring (rcgen's, a dev-dependency) compiles C for wasm32; node runs the binaries.
+test-wasm: setup ## The module's unit tests and fuzz-corpus replay built for wasm32-wasip1 and run by node's WASI: a 32-bit usize, wasi-libc's allocator, the wasm build's features.
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $(CURDIR)/scripts/wasi-test-runner.mjs" \
+	  $(CARGO) test -p cluster-image-policy --target $(WASM_TARGET) --lib --test fuzz_corpus
 
 .PHONY: demo
 demo: policy.wasm cip ## Sign, deploy, decide: the article's workflow on a loopback registry.

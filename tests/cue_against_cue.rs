@@ -17,6 +17,8 @@
 
 // `*rng.pick(CONST)`: the deref clippy calls needless is what infers `T = &str`.
 #![allow(clippy::explicit_auto_deref)]
+// Native only: real CUE runs in node beside the test (testkit), not inside a wasm32 test.
+#![cfg(not(target_family = "wasm"))]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -696,3 +696,24 @@ fn nesting_is_bounded_before_the_stack() {
     assert_eq!(program.check(&json!({ "a8": deep(json!(1)) })), Ok(()));
     assert!(program.check(&json!({ "a8": deep(json!(2)) })).is_err());
 }
+
+/// Counts beyond 32 bits are read whole: the wasm32 module kept their low 32 bits
+/// (`list.MinItems(4294967296)` was `list.MinItems(0)`). Runs in wasm32 with `make test-wasm`.
+#[test]
+fn counts_beyond_32_bits_are_read_whole() {
+    decides(
+        "import \"list\"\nimport \"struct\"\na: list.MaxItems(4294967297)\nb: struct.MaxFields(4294967297)",
+        &[json!({"a": [1, 2], "b": {"x": 1, "y": 2}})],
+        &[],
+    );
+    decides(
+        "import \"list\"\na: list.MinItems(4294967296)",
+        &[json!({})],
+        &[json!({"a": []}), json!({"a": [1]})],
+    );
+    decides(
+        "import \"struct\"\nb: struct.MinFields(4294967297)",
+        &[json!({})],
+        &[json!({"b": {"x": 1}})],
+    );
+}

@@ -324,6 +324,8 @@ fn attested_numbers_a_float_cannot_hold_do_not_pass_a_cue_bound() -> anyhow::Res
     // A float's own 17-digit decimal, which serde_json reads one float too low without
     // `float_roundtrip` (as the module did): below the bound then, above it for CUE.
     let seventeen = attested("seventeen", "7.2316896362404055")?;
+    // Written 100000000000000020, held as 100000000000000016: above the bound for CUE.
+    let large = attested("large", "1.0000000000000002e17")?;
 
     let article_cue = r#"SPDXID: "SPDXRef-DOCUMENT""#;
     let policy = article("attestation-policy");
@@ -341,6 +343,11 @@ fn attested_numbers_a_float_cannot_hold_do_not_pass_a_cue_bound() -> anyhow::Res
         &[key.public_key_pem()],
     );
     let s_close = settings(&[on_registry(&close_bound, &host)], json!({}));
+    let integer_bound = with_keys(
+        &policy.replace(article_cue, "score: <100000000000000018"),
+        &[key.public_key_pem()],
+    );
+    let s_integer = settings(&[on_registry(&integer_bound, &host)], json!({}));
 
     let cue = |bound: &str, text: &str| -> anyhow::Result<bool> {
         let policy = format!("predicate: {{\n  {bound}\n}}\n");
@@ -362,6 +369,7 @@ fn attested_numbers_a_float_cannot_hold_do_not_pass_a_cue_bound() -> anyhow::Res
         (&below_digits, &s, "score: <=7", None),
         (&exact_int, &s_float, "score: <=9007199254740992.0", Some(false)),
         (&seventeen, &s_close, "score: <=7.231689636240405", Some(false)),
+        (&large, &s_integer, "score: <100000000000000018", Some(false)),
     ];
     for ((image, text), settings, bound, admitted) in cases {
         let by_cue = cue(bound, text)?;

@@ -9,7 +9,8 @@
 //! So a number written otherwise is refused wherever a policy compares it: in a policy's text
 //! (the CUE lexer), in an in-toto statement an attestation policy reads, and in an image config
 //! a policy reads with `fetchConfigFile` ([`read_input`]). Integers that fit 64 bits are exact
-//! anyway; [`cmp_int_float`] compares one with a float without rounding it.
+//! anyway; [`cmp_int_float`] compares one with a float's decimal without rounding either (from
+//! 2^53 on a whole float's decimal and binary value differ: [`large_whole`]).
 //!
 //! The Kubernetes object (`includeSpec`, `includeObjectMeta`) is not checked: the API server
 //! writes it with Go's `encoding/json`, which writes every float as its shortest decimal.
@@ -129,21 +130,42 @@ pub fn read_input(json: &str) -> Result<Value, InputError> {
     }
 }
 
-/// `int` compared with `float` exactly (`None` for NaN): `9007199254740993` is above the float
-/// 9007199254740992.0, which it rounds to.
+/// 2^53: below it, a float and its kept decimal lie between the same two integers (its spacing
+/// is at most 1 and the decimal within half of it), so comparing an integer with the float's
+/// binary value is comparing it with the decimal.
+const EXACT_BELOW: f64 = 9_007_199_254_740_992.0;
+
+/// The value of `float`'s kept decimal when the float is whole and 2^53 or more in magnitude,
+/// where it may differ from the binary value: `1.0000000000000002e17` is 100000000000000020
+/// written (and for CUE and OPA), 100000000000000016 in binary. `None` below 2^53 and from
+/// 2^126 on (beyond every integer this module holds).
+pub(crate) fn large_whole(float: f64) -> Option<i128> {
+    if !(EXACT_BELOW..2f64.powi(126)).contains(&float.abs()) {
+        return None;
+    }
+    let (digits, exponent) = decimal(&format!("{:e}", float.abs()))?;
+    let mut value: i128 = digits.parse().ok()?;
+    for _ in 0..u32::try_from(exponent).ok()? {
+        value = value.checked_mul(10)?;
+    }
+    Some(if float < 0.0 { -value } else { value })
+}
+
+/// `int` compared with the number `float` is written as (its kept decimal), exactly, as CUE
+/// compares them (`None` for NaN): `9007199254740993` is above `9007199254740992.0`, and
+/// `100000000000000018` below `1.0000000000000002e17` (100000000000000020).
 pub(crate) fn cmp_int_float(int: i128, float: f64) -> Option<Ordering> {
-    // Every integer this module holds (i64, u64) is below 2^100 in magnitude.
-    const BEYOND: f64 = 1_267_650_600_228_229_401_496_703_205_376.0; // 2^100
     if float.is_nan() {
         return None;
     }
-    if float >= BEYOND {
-        return Some(Ordering::Less);
+    if let Some(whole) = large_whole(float) {
+        return Some(int.cmp(&whole));
     }
-    if float <= -BEYOND {
-        return Some(Ordering::Greater);
+    if float.abs() >= EXACT_BELOW {
+        // From 2^126 on, infinities included: beyond every i128 this module holds (i64, u64).
+        return Some(if float > 0.0 { Ordering::Less } else { Ordering::Greater });
     }
-    // Exact: the whole part of a float below 2^100 fits an i128, and its fraction is exact.
+    // Exact below 2^53: the whole part fits an i128, and the fraction is exact.
     let whole = float.trunc();
     let fraction = float - whole;
     Some(int.cmp(&(whole as i128)).then(0.0f64.partial_cmp(&fraction)?))

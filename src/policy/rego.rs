@@ -49,6 +49,14 @@ impl RegoPolicy {
     /// Checks what the module can: the package clause policy-controller queries, and number
     /// literals regorus would round ([`first_rounded_literal`]).
     pub fn parse(text: &str) -> Result<Self, String> {
+        // regorus stops reading at a NUL (what follows is never parsed: `isCompliant = true`
+        // then NUL then anything compiles); OPA's scanner refuses it.
+        if let Some(at) = text.find('\0') {
+            let line = text[..at].matches('\n').count() + 1;
+            return Err(format!(
+                "line {line}: the text holds a NUL character, after which regorus reads nothing (OPA refuses it); remove it"
+            ));
+        }
         if let Some((line, column, number)) = first_rounded_literal(text) {
             return Err(format!(
                 "line {line}, column {column}: the number `{number}` has more digits than a 64-bit float keeps: \
@@ -158,7 +166,7 @@ fn first_rounded_literal(text: &str) -> Option<(usize, usize, &str)> {
                 }
                 let number = &text[start..i];
                 let integer = number.bytes().all(|c| c.is_ascii_digit());
-                if !integer && !rounds_to_an_integer(number) && !numbers::f64_keeps(number) {
+                if !integer && !rounds_to_an_integer(number) && !float_is_as_written(number) {
                     return Some((line, text[line_start..start].chars().count() + 1, number));
                 }
             }
@@ -166,6 +174,17 @@ fn first_rounded_literal(text: &str) -> Option<(usize, usize, &str)> {
         }
     }
     None
+}
+
+/// Whether the f64 regorus reads `number` as is the number written, for every comparison OPA
+/// makes: the float's own decimal ([`numbers::f64_keeps`]), and below 2^53 or, above, whole
+/// with that decimal its binary value (`100000000000000020.0` is held as 100000000000000016,
+/// which an integer input of 100000000000000018 exceeds here and not in OPA).
+fn float_is_as_written(number: &str) -> bool {
+    numbers::f64_keeps(number)
+        && number
+            .parse::<f64>()
+            .is_ok_and(|x| numbers::large_whole(x).is_none_or(|whole| whole == x as i128))
 }
 
 /// Whether regorus reads `number` as an exact integer: written with an exponent (`1e3`,
@@ -206,6 +225,11 @@ mod tests {
                 "package sigstore\nisCompliant { `\n`; input.a == 1581092615614647.2 }\n",
                 (3, 15, "1581092615614647.2"),
             ),
+            // Kept, but held as 100000000000000016 from 2^53 on.
+            (
+                "package sigstore\nisCompliant { input.a >= 100000000000000020.0 }\n",
+                (2, 26, "100000000000000020.0"),
+            ),
         ];
         for (text, (line, column, number)) in refused {
             assert_eq!(first_rounded_literal(text), Some((line, column, number)), "{text}");
@@ -227,5 +251,19 @@ mod tests {
             isCompliant { input.g == \"a\\\"7.0000000000000001\" }\n";
         assert_eq!(first_rounded_literal(kept), None);
         assert!(RegoPolicy::parse(kept).is_ok());
+        // Whole from 2^53 on and held as written: taken.
+        assert_eq!(
+            first_rounded_literal("package sigstore\nx := 9007199254740992.0\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_nul_character_is_refused() {
+        let text = "package sigstore\nisCompliant = true\n\0\nisCompliant = false\nnot rego {{{";
+        assert_eq!(
+            RegoPolicy::parse(text).unwrap_err(),
+            "line 3: the text holds a NUL character, after which regorus reads nothing (OPA refuses it); remove it"
+        );
     }
 }

@@ -194,9 +194,38 @@ fn describe(error: &str) -> String {
     }
 }
 
+/// The input as regorus values, numbers as OPA holds them (it reads the input with
+/// `UseNumber` and compares numbers exactly): a whole float from 2^53 on becomes the integer
+/// it is written as (`1e23` is 10^23, held in binary as 99999999999999991611392, so regorus
+/// found it below the literal `1e23`, which it keeps as 10^23). Below 2^53 the float's binary
+/// value and its decimal lie between the same integers, so regorus' exact comparison of a
+/// float with an integer is OPA's; the module sends only numbers a float keeps (its
+/// `policy::numbers`), whose order as floats is their order as decimals.
+fn rego_input(input: &Value) -> regorus::Value {
+    match input {
+        Value::Array(items) => regorus::Value::from(items.iter().map(rego_input).collect::<Vec<_>>()),
+        Value::Object(members) => regorus::Value::from(
+            members
+                .iter()
+                .map(|(k, v)| (regorus::Value::from(k.as_str()), rego_input(v)))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        ),
+        Value::Number(n)
+            if n.as_f64()
+                .is_some_and(|x| n.is_f64() && x.abs() >= 9_007_199_254_740_992.0) =>
+        {
+            // `{:e}` with an exponent: regorus reads a whole one as a big integer.
+            let x = n.as_f64().unwrap_or_default();
+            regorus::Value::from_numeric_string(&format!("{x:e}"))
+                .unwrap_or_else(|_| regorus::Value::from(input.clone()))
+        }
+        other => regorus::Value::from(other.clone()),
+    }
+}
+
 fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
     let mut engine = engine(policy)?;
-    let input = regorus::Value::from_json_str(&input.to_string()).map_err(|e| format!("unusable input: {e}"))?;
+    let input = rego_input(input);
     engine.set_input(input);
     // A query, not `eval_rule`: an undefined `isCompliant` (another package, no rule) is then
     // "not compliant", as with OPA, rather than an error.
@@ -334,6 +363,27 @@ isCompliant[response] {
                 .unwrap()
                 .compliant
         );
+    }
+
+    /// Whole floats from 2^53 on reach regorus as the integers they are written as, as OPA
+    /// holds them: `1e23` is not below the literal `1e23`, and 1.0000000000000002e17
+    /// (100000000000000020 written, 100000000000000016 in binary) is above 100000000000000018.
+    #[test]
+    fn large_whole_input_floats_are_the_integers_written() {
+        let below = "package sigstore\nisCompliant { input.a < 1e23 }\n";
+        assert!(!evaluate(below, &json!({"a": 1e23})).unwrap().compliant);
+        let equal = "package sigstore\nisCompliant { input.a == 1e23 }\n";
+        assert!(evaluate(equal, &json!({"a": 1e23})).unwrap().compliant);
+        let above = "package sigstore\nisCompliant { input.a > 100000000000000018 }\n";
+        assert!(evaluate(above, &json!({"a": 1.0000000000000002e17})).unwrap().compliant);
+        let listed = "package sigstore\nisCompliant { input.a[0] > 100000000000000018 }\n";
+        assert!(
+            evaluate(listed, &json!({"a": [1.0000000000000002e17]}))
+                .unwrap()
+                .compliant
+        );
+        let small = "package sigstore\nisCompliant { input.a > 7; input.b == 0.1 }\n";
+        assert!(evaluate(small, &json!({"a": 7.5, "b": 0.1})).unwrap().compliant);
     }
 
     #[test]

@@ -430,16 +430,24 @@ impl Num {
         }
     }
 
+    /// Exact between integers, whole floats from 2^53 on taken as the integers they are
+    /// written as; otherwise as f64, whose sign is then the exact difference's.
     fn sub(self, other: Num) -> Num {
-        match (self, other) {
+        let exact = |n: Num| match n {
+            Num::Float(x) => numbers::large_whole(x).map_or(n, Num::Int),
+            n => n,
+        };
+        match (exact(self), exact(other)) {
             (Num::Int(a), Num::Int(b)) => Num::Int(a - b),
             (a, b) => Num::Float(a.f64() - b.f64()),
         }
     }
 
-    /// `floor` or `ceil` for an integer bound (exact below 2^63, as every f64 there is).
+    /// `floor` or `ceil` for an integer bound, of the number as written: from 2^53 on a float
+    /// is whole, and its decimal (`1.0000000000000002e17`, 100000000000000020) is the integer.
     fn round(self, up: bool) -> Num {
         match self {
+            Num::Float(x) if numbers::large_whole(x).is_some() => numbers::large_whole(x).map_or(self, Num::Int),
             Num::Float(x) if x.is_finite() => {
                 let r = if up { x.ceil() } else { x.floor() };
                 if r.abs() < 2f64.powi(63) {

@@ -19,6 +19,21 @@ fn exact_cmp(a: &str, b: &str) -> Ordering {
     })
 }
 
+/// [`exact_cmp`] with signs.
+fn signed_cmp(a: &str, b: &str) -> Ordering {
+    let sign = |t: &str| {
+        let magnitude = t.trim_start_matches('-');
+        let zero = decimal(magnitude).expect("decimal").0.is_empty();
+        (t.starts_with('-') && !zero, magnitude.to_owned())
+    };
+    match (sign(a), sign(b)) {
+        ((false, a), (false, b)) => exact_cmp(&a, &b),
+        ((true, a), (true, b)) => exact_cmp(&b, &a),
+        ((true, _), (false, _)) => Ordering::Less,
+        ((false, _), (true, _)) => Ordering::Greater,
+    }
+}
+
 fn float_of(text: &str) -> f64 {
     text.parse().expect("a float")
 }
@@ -115,29 +130,25 @@ proptest! {
         }
     }
 
-    /// `cmp_int_float` is the order of the exact values: against whole floats as i128, and
-    /// against fractional ones by their floor.
+    /// `cmp_int_float` is the order of the integer and the float's decimal (as CUE compares
+    /// them, the decimal being what was written: `f64_keeps`), against a reference on decimal
+    /// strings; below 2^53 it compares binary values, which this checks agree.
     #[test]
-    fn integers_and_floats_compare_exactly(int in any::<i64>(), big in any::<u64>(), bits in any::<u64>(), near in -3i64..3) {
+    fn integers_and_floats_compare_exactly(int in any::<i64>(), big in any::<u64>(), bits in any::<u64>(), near in -3i64..3, scale in 50i32..70) {
         let x = f64::from_bits(bits);
         prop_assume!(!x.is_nan());
         let ints = [i128::from(int), i128::from(big), i128::from(int) + i128::from(near)];
-        // The float nearest to each integer, too, where rounding hides a difference.
-        let floats = [x, int as f64, big as f64, (int as f64).trunc() + 0.5];
+        // The float nearest to each integer, too, where rounding hides a difference, and
+        // whole floats from 2^50 to 2^70, where the decimal and the binary value part.
+        let floats = [x, int as f64, big as f64, (int as f64).trunc() + 0.5, (big as f64) * 2f64.powi(scale - 64)];
         for n in ints {
             for f in floats {
                 let expected = if f.is_infinite() {
                     if f > 0.0 { Ordering::Less } else { Ordering::Greater }
-                } else if f.fract() == 0.0 && f.abs() < 2f64.powi(100) {
-                    n.cmp(&(f as i128))
-                } else if f.abs() >= 2f64.powi(100) {
-                    if f > 0.0 { Ordering::Less } else { Ordering::Greater }
-                } else if n <= f.floor() as i128 {
-                    Ordering::Less
                 } else {
-                    Ordering::Greater
+                    signed_cmp(&n.to_string(), &format!("{f:e}"))
                 };
-                prop_assert_eq!(cmp_int_float(n, f), Some(expected), "{} against {}", n, f);
+                prop_assert_eq!(cmp_int_float(n, f), Some(expected), "{} against {:e}", n, f);
             }
         }
     }
@@ -199,6 +210,25 @@ fn an_input_holding_one_is_refused_naming_it() {
 
 #[test]
 fn integers_beyond_a_float_compare_exactly() {
+    // Whole floats from 2^53 on: as written, not as held (100000000000000016 in binary).
+    assert_eq!(large_whole(1.0000000000000002e17), Some(100_000_000_000_000_020));
+    assert_eq!(
+        cmp_int_float(100_000_000_000_000_018, 1.0000000000000002e17),
+        Some(Ordering::Less)
+    );
+    assert_eq!(
+        cmp_int_float(100_000_000_000_000_020, 1.0000000000000002e17),
+        Some(Ordering::Equal)
+    );
+    assert_eq!(
+        cmp_int_float(-100_000_000_000_000_018, -1.0000000000000002e17),
+        Some(Ordering::Greater)
+    );
+    assert_eq!(
+        cmp_int_float(9_223_372_036_854_775_900, 9.223372036854776e18),
+        Some(Ordering::Less)
+    );
+    assert_eq!(large_whole(4_503_599_627_370_496.5), None);
     assert_eq!(
         cmp_int_float(9_007_199_254_740_993, 9_007_199_254_740_992.0),
         Some(Ordering::Greater)

@@ -111,21 +111,7 @@ fn run_reads_cue_counts_beyond_32_bits_whole() {
                            "data": format!("import \"list\"\nspec: containers: {constraint}\n")},
             },
         }]});
-        let output = cip(&[
-            "run",
-            "--request-path",
-            path(&request),
-            "--settings-json",
-            &settings.to_string(),
-            path(&policy()),
-        ]);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout_json(&output)
+        run_inline(&request, &settings)
     };
     for (constraint, allowed) in [
         ("list.MinItems(4294967296)", false),
@@ -152,10 +138,16 @@ fn run_accepts_a_whole_admission_review_and_inline_settings() {
     let settings: Value =
         serde_yaml::from_str(&std::fs::read_to_string(fixture("static-settings.yaml")).expect("fixture"))
             .expect("yaml");
+    assert_eq!(run_inline(&review, &settings)["allowed"], false);
+}
+
+/// `cip run` of the real module on the request at `request` with `settings` inline
+/// (`--settings-json`): its AdmissionResponse, once it exited 0.
+fn run_inline(request: &Path, settings: &Value) -> Value {
     let output = cip(&[
         "run",
         "--request-path",
-        path(&review),
+        path(request),
         "--settings-json",
         &settings.to_string(),
         path(&policy()),
@@ -166,7 +158,7 @@ fn run_accepts_a_whole_admission_review_and_inline_settings() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(stdout_json(&output)["allowed"], false);
+    stdout_json(&output)
 }
 
 #[test]

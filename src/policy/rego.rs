@@ -58,13 +58,22 @@ impl RegoPolicy {
             ));
         }
         if let Some((line, column, number)) = first_rounded_literal(text) {
-            return Err(format!(
-                "line {line}, column {column}: the number `{number}` has more digits than a 64-bit float keeps: \
-                 regorus reads it as {}, where OPA (policy-controller) compares it exactly; write that instead",
-                number
-                    .parse::<f64>()
-                    .map_or_else(|_| "?".to_owned(), numbers::kept_form)
-            ));
+            let held = number.parse::<f64>().unwrap_or(f64::NAN);
+            let why = if numbers::f64_keeps(number) {
+                // Whole from 2^53 on, held as another integer.
+                format!(
+                    "regorus holds it as {}, where OPA (policy-controller) compares the number written; \
+                     write it without a fraction (regorus keeps integer literals exact)",
+                    held as i128
+                )
+            } else {
+                format!(
+                    "it has more digits than a 64-bit float keeps: regorus reads it as {}, where OPA \
+                     (policy-controller) compares it exactly; write that instead",
+                    numbers::kept_form(held)
+                )
+            };
+            return Err(format!("line {line}, column {column}: the number `{number}`: {why}"));
         }
         let package = text
             .lines()
@@ -235,11 +244,12 @@ mod tests {
             assert_eq!(first_rounded_literal(text), Some((line, column, number)), "{text}");
             let e = RegoPolicy::parse(text).unwrap_err();
             assert!(
-                e.starts_with(&format!(
-                    "line {line}, column {column}: the number `{number}` has more digits"
-                )),
+                e.starts_with(&format!("line {line}, column {column}: the number `{number}`: ")),
                 "{e}"
             );
+            let held = number == "100000000000000020.0";
+            assert_eq!(e.contains("regorus holds it as 100000000000000016"), held, "{e}");
+            assert_eq!(e.contains("more digits than a 64-bit float keeps"), !held, "{e}");
         }
         // Integers (big or scientific and whole) are exact in regorus; floats written as their
         // own decimal are kept; digits inside identifiers, strings, raw strings and comments

@@ -446,17 +446,16 @@ impl Num {
     /// `floor` or `ceil` for an integer bound, of the number as written: from 2^53 on a float
     /// is whole, and its decimal (`1.0000000000000002e17`, 100000000000000020) is the integer.
     fn round(self, up: bool) -> Num {
-        match self {
-            Num::Float(x) if numbers::large_whole(x).is_some() => numbers::large_whole(x).map_or(self, Num::Int),
-            Num::Float(x) if x.is_finite() => {
-                let r = if up { x.ceil() } else { x.floor() };
-                if r.abs() < 2f64.powi(63) {
-                    Num::Int(r as i128)
-                } else {
-                    Num::Float(r)
-                }
+        let Num::Float(x) = self else {
+            return self;
+        };
+        match numbers::large_whole(x) {
+            Some(whole) => Num::Int(whole),
+            // Below 2^53 (or not finite): `floor`/`ceil` are exact.
+            None if x.is_finite() && x.abs() < 2f64.powi(63) => {
+                Num::Int((if up { x.ceil() } else { x.floor() }) as i128)
             }
-            n => n,
+            None => self,
         }
     }
 

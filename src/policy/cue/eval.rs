@@ -285,6 +285,16 @@ impl Val {
     /// Whether this value is in conflict, or holds one in a field, an element or a conjunct
     /// (not in a disjunction's alternative: those in conflict are dropped). CUE drops an
     /// alternative in conflict anywhere inside, as `{c: 1 & 2} | 1` is `1`.
+    /// A single number, string, bool or null: what the input cannot change under a reference.
+    fn is_concrete_scalar(&self) -> bool {
+        match self {
+            Val::Null | Val::Bool(_) | Val::Int(_) | Val::Float(_) | Val::Str(_) => true,
+            // `>=1 & <=1` is the number 1.
+            Val::And(vs) => matches!(bounds(vs), Ok(Some(_))),
+            _ => false,
+        }
+    }
+
     fn fails(&self) -> bool {
         first_bottom(self, &mut Vec::new()).is_some()
     }
@@ -543,12 +553,17 @@ fn unsatisfiable(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
         Val::And(vs) => short_list(vs)
             .map(|message| conflict(path, message))
             .or_else(|| vs.iter().find_map(|v| unsatisfiable(v, path))),
-        Val::Struct(fields) => fields.iter().find_map(|(label, value, _)| {
-            push_label(path, label);
-            let found = unsatisfiable(value, path);
-            path.pop();
-            found
-        }),
+        // Not optional fields: their conflict refuses the input that has the field only, as
+        // CUE decides (`hostNetwork?: _|_` forbids the field).
+        Val::Struct(fields) => fields
+            .iter()
+            .filter(|(_, _, optional)| !optional)
+            .find_map(|(label, value, _)| {
+                push_label(path, label);
+                let found = unsatisfiable(value, path);
+                path.pop();
+                found
+            }),
         // The type of further elements applies to none yet (CUE takes `[...list.MinItems(1)]`).
         Val::List(items, _) => items.iter().enumerate().find_map(|(i, v)| {
             path.push(i.to_string());
@@ -1042,12 +1057,17 @@ pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
 fn first_bottom(val: &Val, path: &mut Vec<String>) -> Option<Conflict> {
     match val {
         Val::Bottom(message) => Some(conflict(path, message.clone())),
-        Val::Struct(fields) => fields.iter().find_map(|(label, value, _)| {
-            push_label(path, label);
-            let found = first_bottom(value, path);
-            path.pop();
-            found
-        }),
+        // Not optional fields: their conflict refuses the input that has the field only, as
+        // CUE decides (`hostNetwork?: _|_` forbids the field).
+        Val::Struct(fields) => fields
+            .iter()
+            .filter(|(_, _, optional)| !optional)
+            .find_map(|(label, value, _)| {
+                push_label(path, label);
+                let found = first_bottom(value, path);
+                path.pop();
+                found
+            }),
         // Not the type of further items (`...T`): it constrains items only, so a list whose `T`
         // is in conflict can still be empty, as CUE takes `[...(1 & 2)]` and `[]` under it.
         Val::List(items, _) => items.iter().enumerate().find_map(|(i, v)| {
@@ -1133,10 +1153,18 @@ impl Compiler<'_> {
             Expr::Int(n) => Val::Int(*n),
             Expr::Float(x) => Val::Float(*x),
             Expr::Str(s) => Val::Str(s.clone()),
-            Expr::Ident(name, pos) => self.reference(name, *pos, scope)?,
-            Expr::Select(base, name, pos) => {
-                let base = self.eval(base, scope)?;
-                select(base, name, *pos)?
+            Expr::Ident(_, pos) | Expr::Select(_, _, pos) => {
+                let (value, names_a_field) = self.path(expr, scope)?;
+                if names_a_field && !value.is_concrete_scalar() {
+                    // CUE unifies the input before it follows a reference, so `x: y` with
+                    // `y: >3` takes the input's `y`; this module follows it in the policy alone.
+                    return Err(CueError::unsupported(
+                        *pos,
+                        "a reference to a field whose value the input can change (not a single number, \
+                         string, bool or null): CUE reads the input's value there; write the constraint out",
+                    ));
+                }
+                value
             }
             Expr::Call(callee, args, pos) => {
                 let callee = self.eval(callee, scope)?;
@@ -1190,10 +1218,24 @@ impl Compiler<'_> {
         })
     }
 
-    fn reference(&mut self, name: &str, pos: Pos, scope: &Scope<'_>) -> Result<Val, CueError> {
+    /// The value of a reference or a selection from one (`y`, `y.z`), and whether it names a
+    /// field of the policy (not a package, a type or a builtin).
+    fn path(&mut self, expr: &Expr, scope: &Scope<'_>) -> Result<(Val, bool), CueError> {
+        match expr {
+            Expr::Ident(name, pos) => self.reference(name, *pos, scope),
+            Expr::Select(base, name, pos) => {
+                let (base, names_a_field) = self.path(base, scope)?;
+                Ok((select(base, name, *pos)?, names_a_field))
+            }
+            other => Ok((self.eval(other, scope)?, false)),
+        }
+    }
+
+    fn reference(&mut self, name: &str, pos: Pos, scope: &Scope<'_>) -> Result<(Val, bool), CueError> {
         let mut current = Some(scope);
         while let Some(s) = current {
-            if s.fields.iter().any(|f| f.label == name) {
+            // A quoted label (`"y": 1`) is not referable by name, as in CUE.
+            if s.fields.iter().any(|f| f.label == name && !f.quoted) {
                 self.depth += 1;
                 if self.depth > MAX_DEPTH {
                     return Err(CueError::invalid(
@@ -1201,45 +1243,58 @@ impl Compiler<'_> {
                         format!("the reference `{name}` refers to itself (a cycle)"),
                     ));
                 }
-                let value = self.field_value(name, s).map(|(v, _)| v);
+                let value = self.field_value(name, s);
                 self.depth -= 1;
-                return value;
+                let (value, optional) = value?;
+                if optional {
+                    return Err(CueError::invalid(
+                        pos,
+                        format!("cannot reference optional field `{name}`"),
+                    ));
+                }
+                return Ok((value, true));
             }
             current = s.parent;
         }
         if let Some(i) = self.file.imports.iter().position(|imp| imp.name == name) {
             self.used[i] = true;
             let path = self.file.imports[i].path.as_str();
-            return Ok(Val::Package(
-                PACKAGES.into_iter().find(|p| *p == path).unwrap_or("time"),
+            return Ok((
+                Val::Package(PACKAGES.into_iter().find(|p| *p == path).unwrap_or("time")),
+                false,
             ));
         }
-        Ok(match name {
-            "_" => Val::Top,
-            "string" => Val::Kind(STRING, "string"),
-            "int" => Val::Kind(INT, "int"),
-            "float" => Val::Kind(FLOAT, "float"),
-            "number" => Val::Kind(NUMBER, "number"),
-            "bool" => Val::Kind(BOOL, "bool"),
-            "bytes" => return Err(CueError::unsupported(pos, "the type bytes")),
-            "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
-                return Err(CueError::unsupported(pos, &format!("the builtin {name}()")));
-            }
-            _ if PACKAGES.contains(&name) => {
-                return Err(CueError::invalid(
-                    pos,
-                    format!("`{name}` is used but not imported: add import \"{name}\""),
-                ));
-            }
-            _ => {
-                return Err(CueError::invalid(
-                    pos,
-                    format!(
-                        "the reference `{name}` is not a field of the policy (references to the input are not supported)"
-                    ),
-                ));
-            }
-        })
+        Ok((
+            match name {
+                "_" => Val::Top,
+                // Bottom: in an optional field, the field must be absent (`hostNetwork?: _|_`).
+                "_|_" => Val::Bottom("explicit error (_|_ literal) in source".to_owned()),
+                "string" => Val::Kind(STRING, "string"),
+                "int" => Val::Kind(INT, "int"),
+                "float" => Val::Kind(FLOAT, "float"),
+                "number" => Val::Kind(NUMBER, "number"),
+                "bool" => Val::Kind(BOOL, "bool"),
+                "bytes" => return Err(CueError::unsupported(pos, "the type bytes")),
+                "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
+                    return Err(CueError::unsupported(pos, &format!("the builtin {name}()")));
+                }
+                _ if PACKAGES.contains(&name) => {
+                    return Err(CueError::invalid(
+                        pos,
+                        format!("`{name}` is used but not imported: add import \"{name}\""),
+                    ));
+                }
+                _ => {
+                    return Err(CueError::invalid(
+                        pos,
+                        format!(
+                            "the reference `{name}` is not a field of the policy (references to the input are not supported)"
+                        ),
+                    ));
+                }
+            },
+            false,
+        ))
     }
 }
 

@@ -52,7 +52,8 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
             col = 1;
             continue;
         }
-        if c.is_whitespace() {
+        // CUE's scanner skips space, tab and CR only (U+00A0, U+2028, … are illegal there).
+        if matches!(c, ' ' | '\t' | '\r') {
             i += 1;
             col += 1;
             continue;
@@ -89,6 +90,13 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
+            // CUE reads `010` as an illegal integer (octal is `0o10`), not as 10 (`00.5` is a float).
+            if text.len() > 1 && text.starts_with('0') && text.chars().all(|c| c.is_ascii_digit() || c == '_') {
+                return Err(CueError::invalid(
+                    pos,
+                    format!("`{text}` is an illegal integer (a leading 0)"),
+                ));
+            }
             let tok = if let Ok(n) = text.parse::<i64>() {
                 Tok::Int(n)
             } else if text.chars().all(|c| c.is_ascii_digit()) {
@@ -127,10 +135,20 @@ pub fn tokenize(text: &str) -> Result<Vec<(Tok, Pos)>, CueError> {
             col += (i - start) as u32;
             continue;
         }
-        if c.is_alphabetic() || c == '_' || c == '#' || c == '$' {
+        // `_|_`, bottom (an error): one token, not `_ | _` (anything).
+        if chars[i..].starts_with(&['_', '|', '_']) {
+            tokens.push((Tok::Ident("_|_".to_owned()), pos));
+            i += 3;
+            col += 3;
+            continue;
+        }
+        // Letters and digits as Go's scanner reads them, ASCII here (stricter: Rust's
+        // `is_alphanumeric` takes `²` and `ⅰ`, which Go's `unicode.IsLetter`/`IsDigit` do not;
+        // a quoted label holds any text).
+        if c.is_ascii_alphabetic() || c == '_' || c == '#' || c == '$' {
             let start = i;
             i += 1;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
                 i += 1;
             }
             tokens.push((Tok::Ident(chars[start..i].iter().collect()), pos));
@@ -188,7 +206,8 @@ fn string(chars: &[char], pos: Pos) -> Result<(String, usize), CueError> {
                         let hex: String = chars.get(i + 2..i + 6).unwrap_or_default().iter().collect();
                         let c = u32::from_str_radix(&hex, 16)
                             .ok()
-                            .filter(|_| hex.len() == 4)
+                            // `from_str_radix` takes a leading `+` (`\u+041`); CUE does not.
+                            .filter(|_| hex.len() == 4 && hex.chars().all(|c| c.is_ascii_hexdigit()))
                             .and_then(char::from_u32)
                             .ok_or_else(|| CueError::invalid(at, "\\u needs four hex digits".to_owned()))?;
                         value.push(c);

@@ -60,6 +60,8 @@ pub enum Expr {
 #[derive(Clone, Debug)]
 pub struct Field {
     pub label: String,
+    /// Declared with a quoted label (`"y": 1`): not referable by name (`x: y` finds no `y`).
+    pub quoted: bool,
     pub optional: bool,
     pub value: Expr,
     pub pos: Pos,
@@ -100,7 +102,6 @@ pub fn parse(text: &str) -> Result<File, CueError> {
         at: 0,
         nesting: 0,
     };
-    p.skip_commas();
     let mut package = None;
     if p.is_ident("package") {
         p.next();
@@ -115,7 +116,6 @@ pub fn parse(text: &str) -> Result<File, CueError> {
     while p.is_ident("import") {
         p.next();
         if p.eat("(") {
-            p.skip_commas();
             while !p.eat(")") {
                 imports.push(p.import_spec()?);
                 p.end_of_declaration()?;
@@ -184,10 +184,6 @@ impl Parser {
         found
     }
 
-    fn skip_commas(&mut self) {
-        while self.eat(",") {}
-    }
-
     fn expect(&mut self, punct: &str) -> Result<(), CueError> {
         if self.eat(punct) {
             Ok(())
@@ -224,7 +220,6 @@ impl Parser {
             return Ok(());
         }
         self.expect(",")?;
-        self.skip_commas();
         Ok(())
     }
 
@@ -249,7 +244,6 @@ impl Parser {
     /// Fields up to `close` (or the end of the text when `None`).
     fn fields(&mut self, close: Option<&str>) -> Result<Vec<Field>, CueError> {
         let mut fields = Vec::new();
-        self.skip_commas();
         loop {
             match close {
                 Some(c) if self.eat(c) => return Ok(fields),
@@ -274,6 +268,7 @@ impl Parser {
 
     fn field(&mut self) -> Result<Field, CueError> {
         let pos = self.pos();
+        let quoted = matches!(self.peek(), Tok::Str(_));
         let label = match self.next() {
             (Tok::Str(s), _) => s,
             (Tok::Ident(i), _) => {
@@ -285,7 +280,10 @@ impl Parser {
                 if i.starts_with('#') {
                     return Err(CueError::unsupported(pos, &format!("definitions ({i})")));
                 }
-                if i.starts_with('_') && i != "_" {
+                if i == "_" || i == "_|_" {
+                    return Err(CueError::invalid(pos, format!("cannot use {i} as label")));
+                }
+                if i.starts_with('_') {
                     return Err(CueError::unsupported(pos, &format!("hidden fields ({i})")));
                 }
                 i
@@ -328,6 +326,7 @@ impl Parser {
         };
         Ok(Field {
             label,
+            quoted,
             optional,
             value,
             pos,
@@ -343,12 +342,31 @@ impl Parser {
         if alternatives.len() == 1 && !alternatives[0].1 {
             return Ok(alternatives.remove(0).0);
         }
+        if alternatives.len() == 1 {
+            // `a: *1`, `[*1]`, `(*1)`: CUE marks a default among alternatives only.
+            return Err(CueError::invalid(
+                self.pos(),
+                "preference mark not allowed at this position (a default `*` needs a disjunction `|`)".to_owned(),
+            ));
+        }
         Ok(Expr::Or(alternatives))
     }
 
     fn default_marked(&mut self) -> Result<(Expr, bool), CueError> {
-        let default = self.eat("*");
-        Ok((self.conjunction()?, default))
+        let at = self.pos();
+        if !self.eat("*") {
+            return Ok((self.conjunction()?, false));
+        }
+        let term = self.unary()?;
+        // `*1 & int | 2`: the mark binds to `1` alone, inside a conjunction, where CUE refuses it.
+        if self.is("&") {
+            return Err(CueError::invalid(
+                at,
+                "preference mark not allowed at this position (inside `&`: write `*(1 & int)`)".to_owned(),
+            ));
+        }
+        self.refuse_binary()?;
+        Ok((term, true))
     }
 
     fn conjunction(&mut self) -> Result<Expr, CueError> {
@@ -405,7 +423,7 @@ impl Parser {
                 "false" => Expr::Bool(false),
                 "for" | "if" | "let" => return Err(CueError::unsupported(pos, "comprehensions")),
                 _ if i.starts_with('#') => return Err(CueError::unsupported(pos, &format!("definitions ({i})"))),
-                _ if i.starts_with('_') && i != "_" => {
+                _ if i.starts_with('_') && i != "_" && i != "_|_" => {
                     return Err(CueError::unsupported(pos, &format!("hidden fields ({i})")));
                 }
                 _ => Expr::Ident(i, pos),
@@ -429,13 +447,11 @@ impl Parser {
                 expr = Expr::Select(Box::new(expr), name, pos);
             } else if self.eat("(") {
                 let mut args = Vec::new();
-                self.skip_commas();
                 while !self.eat(")") {
                     args.push(self.nested(Self::expr)?);
                     if !self.is(")") {
                         self.expect(",")?;
                     }
-                    self.skip_commas();
                 }
                 expr = Expr::Call(Box::new(expr), args, pos);
             } else if self.is("[") {
@@ -449,7 +465,6 @@ impl Parser {
     /// After `[`.
     fn list(&mut self) -> Result<Expr, CueError> {
         let mut items = Vec::new();
-        self.skip_commas();
         loop {
             if self.eat("]") {
                 return Ok(Expr::List(items, None));
@@ -460,7 +475,8 @@ impl Parser {
                 } else {
                     self.nested(Self::expr)?
                 };
-                self.skip_commas();
+                // One comma may close the list (`[1, ...,]`, or a line's end).
+                self.eat(",");
                 self.expect("]")?;
                 return Ok(Expr::List(items, Some(Box::new(rest))));
             }
@@ -471,7 +487,6 @@ impl Parser {
             if !self.is("]") {
                 self.expect(",")?;
             }
-            self.skip_commas();
         }
     }
 }

@@ -67,6 +67,11 @@ fn decimal(text: &str) -> Option<(String, i64)> {
     Some((trimmed.to_owned(), exponent.checked_sub(shift)?.checked_add(zeros)?))
 }
 
+/// Whether the decimal `text` (without its sign) is a whole number: `2.50e1`, `100.0`, `0e-5`.
+pub(crate) fn is_whole(text: &str) -> bool {
+    decimal(text).is_some_and(|(digits, exponent)| digits.is_empty() || exponent >= 0)
+}
+
 /// The first number of the JSON text `json` that serde_json reads as a float other than the
 /// decimal written (see [`f64_keeps`]), or as a float where CUE reads an integer (`-0`, the
 /// float -0.0 to serde_json); other integers within 64 bits, read exactly, always pass.

@@ -198,13 +198,12 @@ fn float_is_as_written(number: &str) -> bool {
 
 /// Whether regorus reads `number` as an exact integer: written with an exponent (`1e3`,
 /// `2.50e1`) and whole, which it keeps as a big integer (`7.0`, without one, is a float).
+/// Past an exponent of 10,000 the literal is left to the float check (which refuses it).
 fn rounds_to_an_integer(number: &str) -> bool {
-    let Some((mantissa, exponent)) = number.split_once(['e', 'E']) else {
+    let Some((_, exponent)) = number.split_once(['e', 'E']) else {
         return false;
     };
-    let exponent = exponent.parse::<i64>().unwrap_or(i64::MIN);
-    let fraction = mantissa.split_once('.').map_or("", |(_, f)| f.trim_end_matches('0'));
-    i64::try_from(fraction.len()).is_ok_and(|digits| exponent >= digits && exponent <= 10_000)
+    exponent.parse::<i64>().is_ok_and(|e| e <= 10_000) && numbers::is_whole(number)
 }
 
 #[cfg(test)]

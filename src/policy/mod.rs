@@ -9,9 +9,11 @@
 
 pub mod config_file;
 pub mod cue;
+pub mod image_config;
 pub mod input;
 pub mod numbers;
 pub mod rego;
+pub(crate) mod time;
 
 use serde::Deserialize;
 use serde_json::Value;

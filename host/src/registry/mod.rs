@@ -20,6 +20,8 @@ use oci_client::manifest::{
 };
 use oci_client::secrets::RegistryAuth;
 
+use crate::unique_keys::UniqueKeys;
+
 pub use bounded::{
     BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
     DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, REFERRER_MANIFEST,
@@ -219,14 +221,23 @@ impl RegistryClient {
         };
         // Index, platform manifest, config blob.
         let (manifest, digest, config) = self.within(&reference, 3, pull).await?;
-        let config = serde_json::from_str(&config).map_err(|e| RegistryError::Malformed {
+        let parsed = serde_json::from_str(&config).map_err(|e| RegistryError::Malformed {
             image: image.to_string(),
             reason: format!("config is not JSON: {e}"),
+        })?;
+        // The container runtime and policy-controller decode it with Go, which merges two
+        // objects under one key where serde_json (and the module after it) keeps the last.
+        serde_json::from_str::<UniqueKeys>(&config).map_err(|e| RegistryError::Malformed {
+            image: image.to_string(),
+            reason: format!(
+                "config is refused: {e} (Go, which the container runtime and policy-controller read it with, \
+                 merges both; a policy would read the last alone)"
+            ),
         })?;
         Ok(ManifestAndConfig {
             manifest,
             digest,
-            config,
+            config: parsed,
         })
     }
 

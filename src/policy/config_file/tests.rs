@@ -14,6 +14,7 @@ use crate::host::mock::{MockHost, trusted};
 use crate::host::{
     Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG, KUBEWARDEN_VERIFY_V2,
 };
+use crate::policy::image_config::{self, ImageConfigError};
 use crate::policy::rego::CIP_POLICY_REGO;
 use crate::tests::{pod, run};
 
@@ -43,7 +44,7 @@ enum Stored {
 
 fn config(os: &str, architecture: &str, variant: Option<&str>, user: &str) -> Value {
     let mut config = json!({"architecture": architecture, "os": os, "config": {"User": user},
-        "rootfs": {"type": "layers", "diff_ids": []}});
+        "created": "2024-01-01T00:00:00Z", "rootfs": {"type": "layers", "diff_ids": []}});
     if let Some(variant) = variant {
         config["variant"] = json!(variant);
     }
@@ -472,7 +473,7 @@ fn hostile_answers_fail_the_policy() {
         "{response}"
     );
 
-    // A config whose platform fields are not strings.
+    // A config Go refuses (a platform field that is not a string).
     let mut host = kubewarden(
         vec![(AMD64, Stored::Image(json!({"os": "linux", "architecture": 64})))],
         &[],
@@ -480,8 +481,9 @@ fn hostile_answers_fail_the_policy() {
     let response = run(&pod("default", &[IMAGE]), &fetching("cue", ARM64_NONROOT), &mut host);
     assert!(
         message(&response).ends_with(&format!(
-            "fetchConfigFile: {}: unreadable answer from host capability kubewarden/oci/v1/oci_manifest_config: \
-             the image config's `architecture` is not a string",
+            "fetchConfigFile: {}: its image config is not read here as policy-controller and the container runtime \
+             read it: `architecture` is a number, where go-containerregistry (policy-controller) and the container \
+             runtime read a string: they refuse this config",
             at(AMD64)
         )),
         "{response}"
@@ -568,8 +570,11 @@ fn without_a_verified_digest_the_tag_is_read() {
     );
 }
 
-fn key(config: Value) -> Result<String, String> {
-    platform_key(config.as_object().expect("an object"))
+fn key(config: Value) -> Result<String, ImageConfigError> {
+    let Value::Object(config) = config else {
+        panic!("not an object: {config}");
+    };
+    image_config::go_view(config).map(|config| platform_key(&config))
 }
 
 /// go-containerregistry's `Platform.String` of `{os, architecture, variant, os.version}`.
@@ -594,10 +599,15 @@ fn platform_keys_are_spelled_as_go_containerregistry_spells_them() {
     for (config, expected) in cases {
         assert_eq!(key(config.clone()).as_deref(), Ok(expected), "{config}");
     }
+    // Keys as Go matches them.
     assert_eq!(
-        key(json!({"os": "linux", "architecture": 64})),
-        Err("the image config's `architecture` is not a string".to_owned())
+        key(json!({"OS": "linux", "Architecture": "arm64", "VARIANT": "v8"})).as_deref(),
+        Ok("linux/arm64/v8")
     );
+    assert!(matches!(
+        key(json!({"os": "linux", "architecture": 64})),
+        Err(ImageConfigError::WrongType { path, .. }) if path == "architecture"
+    ));
 }
 
 #[test]

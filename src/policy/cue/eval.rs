@@ -10,9 +10,9 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use super::parser::{Expr, Field, File, UnaryOp};
-use super::time::{RFC3339, RFC3339_NANO, parse_rfc3339};
 use super::{CueError, Pos};
 use crate::policy::numbers;
+use crate::policy::time::{RFC3339, RFC3339_NANO, parse_rfc3339};
 
 const NULL: u8 = 1;
 const BOOL: u8 = 2;

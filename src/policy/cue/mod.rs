@@ -8,7 +8,6 @@
 mod eval;
 mod lexer;
 mod parser;
-mod time;
 
 use std::fmt;
 

@@ -3,7 +3,8 @@
 //! payload of another type, a subject digest of another algorithm, several DSSE signatures, a
 //! predicate type claimed by the referrer's annotation instead of the signed statement, a keyless
 //! bundle whose signature the certificate's key did not make, and a bundle naming another
-//! certificate than the one its log entry records.
+//! certificate than the one its log entry records, a statement whose `subject` Go reads as
+//! another image (a second spelling, `ſubject`).
 //! A forgery yields no statement, or (a mislabelled type) the signed statement under its own type.
 
 mod verify_support;
@@ -83,6 +84,30 @@ async fn a_bundle_must_be_an_in_toto_statement_about_the_sha256_digest() {
     let reason = not_attested(&world.verifier(), attestation_key_request(&reference, &key)).await;
     assert!(
         reason.contains(&format!("in-toto statement's subject does not name {digest}")),
+        "{reason}"
+    );
+}
+
+/// A statement signed in a bundle naming this image under `subject` and another under
+/// `ſubject` (U+017F), written after it: Go, which cosign and policy-controller read it with,
+/// takes `ſubject` for `subject` and keeps the last. Refused, not an attestation of this image.
+#[tokio::test]
+async fn a_bundle_whose_statement_go_reads_about_another_image_is_refused() {
+    let world = World::new();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let (digest, reference) = image(&world, "two-subjects");
+    let mut statement = statement_for(&digest);
+    statement["\u{17f}ubject"] = json!([{"digest": {"sha256": "e".repeat(64)}}]);
+    let text = serde_json::to_string(&statement).expect("json");
+    assert!(
+        text.find("\"subject\"") < text.find("\"\u{17f}ubject\""),
+        "written after `subject`: {text}"
+    );
+    let bundle = key_bundle_over(testkit::IN_TOTO_PAYLOAD_TYPE, &statement, &key, &world);
+    testkit::attach_bundle(&world.host, &world.repo, &digest, &bundle).expect("attached");
+    let reason = not_attested(&world.verifier(), attestation_key_request(&reference, &key)).await;
+    assert!(
+        reason.contains("its key \"\u{17f}ubject\" names the field \"subject\" for Go's JSON decoder"),
         "{reason}"
     );
 }

@@ -6,7 +6,8 @@
 //! recording another signature, and for keyless: an entry naming another certificate, a
 //! signature the certificate's key did not make, an integration time outside the certificate's
 //! validity, a missing SCT; a cosign v3 signature's envelope moved into a `.att` layer; a signed
-//! statement with a key twice (read one way by CUE, another by JSON readers).
+//! statement with a key twice (read one way by CUE, another by JSON readers); a statement with
+//! a second `subject` spelled in another case (read one way by Go, another by serde).
 //! A forgery yields no statement, or (a mislabelled type) the signed statement under its own type.
 
 mod verify_support;
@@ -291,6 +292,45 @@ async fn a_statement_with_a_key_twice_is_refused() {
     // The control: the same statement with the key once verifies.
     let once = text.replacen("\"predicate\":{", "\"predicate\":{\"result\":\"clean\",", 1);
     replace(&world, &[layer_of(&envelope_of(once.as_bytes()), SPDX_PREDICATE_TYPE)]);
+    attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
+}
+
+/// Genuinely signed statements whose `subject` Go (cosign, policy-controller: in-toto-golang
+/// over `encoding/json`, names matched without regard to case, the last of two kept) reads as
+/// another image than serde does: refused, with the control that the plain statement verifies.
+#[tokio::test]
+async fn a_statement_go_reads_about_another_image_is_refused() {
+    let world = World::new();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let envelope_of = |payload: &[u8]| {
+        json!({
+            "payloadType": IN_TOTO_PAYLOAD_TYPE,
+            "payload": BASE64.encode(payload),
+            "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))}],
+        })
+    };
+    let other = format!("sha256:{}", "e".repeat(64));
+    let text = serde_json::to_string(&statement(&world)).expect("json");
+    // Upper case, and U+017F for `s`.
+    for spelled in ["\"Subject\"", "\"\u{17f}ubject\""] {
+        // `subject` names this image; a second spelling, written after it, names another: the
+        // one Go keeps.
+        assert!(text.ends_with('}'));
+        let both = format!(
+            "{},{spelled}:[{{\"digest\":{{\"sha256\":\"{}\"}}}}]}}",
+            &text[..text.len() - 1],
+            other.trim_start_matches("sha256:")
+        );
+        serde_json::from_str::<Value>(&both).expect("still JSON");
+        refused_for_key(
+            &world,
+            &key,
+            layer_of(&envelope_of(both.as_bytes()), SPDX_PREDICATE_TYPE),
+            "names the field \"subject\" for Go's JSON decoder",
+        )
+        .await;
+    }
+    replace(&world, &[layer_of(&envelope_of(text.as_bytes()), SPDX_PREDICATE_TYPE)]);
     attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
 }
 

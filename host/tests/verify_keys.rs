@@ -2,8 +2,12 @@
 
 mod verify_support;
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV1;
-use testkit::{KeyPair, annotations};
+use testkit::{CosignLayer, KeyPair, annotations};
 use verify_support::{World, failure, pub_key_request, verified};
 
 use cip::verify::VerificationRequest;
@@ -183,6 +187,50 @@ async fn a_payload_naming_another_digest_is_rejected_with_both_digests() {
         reason,
         format!("signature payload is for digest {other_digest}, not {}", world.digest)
     );
+}
+
+/// A payload genuinely signed by the key, naming this image as `docker-manifest-digest` and
+/// another under a second spelling Go matches to the same field (cosign reads it with Go's
+/// `encoding/json`, names matched without regard to case, the last of two kept): for cosign and
+/// policy-controller a signature of the other image, so not one of this image here either.
+#[tokio::test]
+async fn a_payload_go_reads_as_another_digest_is_rejected() {
+    let world = World::new();
+    let other_digest = testkit::push_image(&world.host, &world.repo, "v2", "app-v2").expect("pushed");
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let reference = format!("{}/{}", world.host, world.repo);
+    let layer_for = |image: &str| {
+        let payload = format!(
+            "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"{reference}\"}},\"image\":{{{image}}},\
+             \"type\":\"cosign container image signature\"}},\"optional\":null}}"
+        )
+        .into_bytes();
+        let signature = BASE64.encode(key.sign(&payload).expect("signed"));
+        CosignLayer {
+            payload,
+            annotations: BTreeMap::from([(testkit::SIGNATURE_ANNOTATION.to_owned(), signature)]),
+        }
+    };
+    let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
+    for spelled in ["Docker-Manifest-Digest", "doc\u{212a}er-manifest-digest"] {
+        let image = format!(
+            "\"docker-manifest-digest\":\"{}\",\"{spelled}\":\"{other_digest}\"",
+            world.digest
+        );
+        testkit::push_signature_layers(&world.host, &world.repo, &world.digest, &[layer_for(&image)]).expect("pushed");
+        let reason = failure(&world.verifier(), request()).await;
+        assert!(
+            reason.starts_with(&format!(
+                "signature payload is refused: its key \"{spelled}\" names the field \"docker-manifest-digest\" \
+                 for Go's JSON decoder"
+            )),
+            "{reason}"
+        );
+    }
+    // The control: the same payload naming this image alone verifies.
+    let image = format!("\"docker-manifest-digest\":\"{}\"", world.digest);
+    testkit::push_signature_layers(&world.host, &world.repo, &world.digest, &[layer_for(&image)]).expect("pushed");
+    assert_eq!(verified(&world.verifier(), request()).await, world.digest);
 }
 
 #[tokio::test]

@@ -44,7 +44,9 @@ use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
 use super::signatures::BundleKind;
-use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
+use super::{
+    KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, go_json, rekor, signatures,
+};
 use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 use crate::unique_keys::UniqueKeys;
@@ -341,6 +343,8 @@ fn read_statement(payload: &[u8], digest: &str) -> Result<(StatementText, String
     // ways is refused, whichever policy language reads it.
     serde_json::from_slice::<UniqueKeys>(payload)
         .map_err(|e| format!("in-toto statement is refused: {e} (read differently by CUE and by JSON readers)"))?;
+    go_json::read_alike(&statement, go_json::STATEMENT)
+        .map_err(|reason| format!("in-toto statement is refused: {reason}"))?;
     let kind = statement.get("_type").and_then(Value::as_str).unwrap_or_default();
     if !STATEMENT_TYPES.contains(&kind) {
         return Err(format!(

@@ -41,7 +41,7 @@ use sigstore::crypto::{CosignVerificationKey, Signature};
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{Bundle, bundle, verification_material};
 use sigstore_protobuf_specs::dev::sigstore::rekor::v1::TransparencyLogEntry;
 
-use super::{fulcio, rekor, sct};
+use super::{fulcio, go_json, rekor, sct};
 use crate::trust::TrustRoot;
 
 /// Media type of a v0.3 bundle (also the referrer's artifact type and layer media type).
@@ -516,6 +516,10 @@ impl Statement {
         }
         let statement: Statement =
             serde_json::from_slice(payload).map_err(|e| format!("its payload is not an in-toto statement: {e}"))?;
+        serde_json::from_slice(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|document| go_json::read_alike(&document, go_json::STATEMENT))
+            .map_err(|reason| format!("its in-toto statement is refused: {reason}"))?;
         if !matches!(
             statement.statement_type.as_str(),
             "https://in-toto.io/Statement/v1" | "https://in-toto.io/Statement/v0.1"

@@ -27,7 +27,7 @@ use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::SimpleSigning;
 use sigstore::crypto::Signature;
 
-use super::{fulcio, rekor, sct};
+use super::{fulcio, go_json, rekor, sct};
 use crate::trust::TrustRoot;
 
 pub(crate) const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
@@ -82,6 +82,12 @@ pub fn check(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: Optio
         Ok(payload) => payload,
         Err(e) => return Checked::rejected(format!("signature payload is not a simple-signing document: {e}")),
     };
+    let read_alike = serde_json::from_slice(data)
+        .map_err(|e| e.to_string())
+        .and_then(|payload| go_json::read_alike(&payload, go_json::SIMPLE_SIGNING));
+    if let Err(reason) = read_alike {
+        return Checked::rejected(format!("signature payload is refused: {reason}"));
+    }
     let signed = &simple_signing.critical.image.docker_manifest_digest;
     if signed != digest {
         return Checked::rejected(format!("signature payload is for digest {signed}, not {digest}"));

@@ -625,10 +625,7 @@ fn judge(text: &str, go: &Result<Value, String>) -> Verdict {
 /// Why ours may refuse the config `text`, which Go reads, if it may:
 ///
 /// - two keys of one object naming one field: Go keeps the last, which a map no longer tells
-///   (ours may also find the first of them wrong before it meets the second, and refuse it for
-///   that);
-/// - a time with more than nine digits of fraction: Go cuts them (the same time with nine is
-///   read);
+///   (refused as such before any value is read, whatever their values);
 /// - `-0` for an integer: serde_json reads it as the float `-0.0` (which Go refuses), so the
 ///   map no longer tells the two apart.
 fn allowed_refusal(text: &str, error: &ImageConfigError) -> Option<&'static str> {
@@ -641,18 +638,10 @@ fn allowed_refusal(text: &str, error: &ImageConfigError) -> Option<&'static str>
         | ImageConfigError::OutOfRange { path, .. } => path,
     };
     match (error, find(&config, CONFIG_FILE, path)) {
-        (_, Found::NamedTwice) => Some("ours refuses at a field two keys name"),
         (ImageConfigError::WrongType { .. }, Found::Field(Ty::Int, Value::Number(n)))
             if n.is_f64() && n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) =>
         {
             Some("ours refuses: -0 for an integer (serde_json reads the float -0.0)")
-        }
-        (ImageConfigError::NotATime { value, .. }, _) => {
-            let cut = cut_fraction(value)?;
-            let alone = Map::from_iter([("created".to_owned(), Value::String(cut))]);
-            go_view(alone)
-                .is_ok()
-                .then_some("ours refuses: a time fraction of more than nine digits")
         }
         _ => None,
     }

@@ -308,3 +308,57 @@ fn a_config_is_judged_as_the_runtime_reads_it() {
         }
     }
 }
+
+/// A signed image manifest naming a nonroot config under `config` and a root one under
+/// `Config`, written after it: oci-client (serde) reads the first, Go (containerd, CRI-O,
+/// policy-controller's go-containerregistry) the last. The policy judged the nonroot config of
+/// an image that runs as root; the manifest is refused now, as Go and serde read it differently.
+#[test]
+fn a_manifest_naming_another_config_for_go_is_refused() {
+    let registry = Registry::start().expect("registry");
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let cip = Host::for_registry(&host);
+    let s = settings(&host, &key);
+    let image_config = "application/vnd.oci.image.config.v1+json";
+
+    let nonroot = br#"{"architecture":"amd64","os":"linux","config":{"User":"65532"}}"#;
+    let root = br#"{"architecture":"amd64","os":"linux","config":{"User":"0"}}"#;
+    let nonroot_digest = push_artifact(&host, "app", "nonroot", "layer", nonroot, image_config).expect("pushed");
+    push_artifact(&host, "app", "root", "layer", root, image_config).expect("pushed");
+    let (status, body) = registry_request(
+        &host,
+        &format!(
+            "GET /v2/app/manifests/{nonroot_digest} HTTP/1.1\r\nAccept: application/vnd.oci.image.manifest.v1+json"
+        ),
+        b"",
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8(body).expect("utf-8");
+    let root_config = json!({"mediaType": image_config, "size": root.len(), "digest": testkit::sha256_digest(root)});
+    let two_configs = format!("{},\"Config\":{root_config}}}", text.trim_end().trim_end_matches('}'));
+    let (status, answer) = registry_request(
+        &host,
+        "PUT /v2/app/manifests/two-configs HTTP/1.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json",
+        two_configs.as_bytes(),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+    let digest = testkit::sha256_digest(two_configs.as_bytes());
+    sign_with_key(&host, "app", &digest, &key, &BTreeMap::new()).expect("signed");
+
+    let image = format!("{host}/app:two-configs");
+    let message = cip
+        .validate(&pod("default", &[&image]), &s)
+        .assert_refused("the node runs the root config")
+        .to_owned();
+    assert!(
+        message.contains("its key \"Config\" names the field \"config\" for Go's JSON decoder"),
+        "{message}"
+    );
+    cip.validate(&pod("default", &[&format!("{host}/app:nonroot")]), &{
+        let mut s = s.clone();
+        s["policies"][0]["spec"]["authorities"] = json!([{"name": "any", "static": {"action": "pass"}}]);
+        s
+    })
+    .assert_admitted("the control: the nonroot manifest alone is read");
+}

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod artifact;
 pub mod capabilities;
 pub mod cli;
+pub(crate) mod go_json;
 pub mod kms;
 pub mod private_dir;
 pub mod provider;

@@ -27,7 +27,11 @@
 //!
 //! The hosts parse the config into a map before the module sees it, so a key written twice
 //! exactly is already one key: the last (Go merges two objects under one key). `cip` refuses
-//! such a config; a stock Kubewarden host passes the last (docs/policies.md).
+//! such a config; a stock Kubewarden host passes the last (docs/policies.md). Likewise a time
+//! written with a JSON escape, which Go's `Time.UnmarshalJSON` refuses (it reads the text
+//! between the quotes as written), reaches the module unescaped and is read.
+//!
+//! Checked against Go itself on generated configs: `tests/image_config_against_go.rs`.
 
 use serde_json::{Map, Value};
 
@@ -200,27 +204,33 @@ fn read_struct(
     fields: &[Field],
     path: &str,
 ) -> Result<Map<String, Value>, ImageConfigError> {
-    let mut named: Vec<Option<String>> = vec![None; fields.len()];
-    let mut out = Map::new();
-    for (key, value) in object {
-        let Some(index) = fields
+    // Which field each key names, checked whole before any value is read, so that two keys
+    // naming one field are refused as such, whichever of them the map holds first.
+    let mut named: Vec<Option<&str>> = vec![None; fields.len()];
+    let mut names = Vec::with_capacity(object.len());
+    for key in object.keys() {
+        let index = fields
             .iter()
             .position(|f| f.name == key)
-            .or_else(|| fields.iter().position(|f| go_folds_to(&key, f.name)))
-        else {
+            .or_else(|| fields.iter().position(|f| go_folds_to(key, f.name)));
+        if let Some(index) = index
+            && let Some(first) = named[index].replace(key)
+        {
+            return Err(ImageConfigError::NamedTwice {
+                path: join(path, fields[index].name),
+                first: first.to_owned(),
+                second: key.clone(),
+            });
+        }
+        names.push(index);
+    }
+    let mut out = Map::new();
+    for ((key, value), index) in object.into_iter().zip(names) {
+        let Some(field) = index.map(|index| &fields[index]) else {
             out.insert(key, value);
             continue;
         };
-        let field = &fields[index];
-        let field_path = join(path, field.name);
-        if let Some(first) = named[index].replace(key.clone()) {
-            return Err(ImageConfigError::NamedTwice {
-                path: field_path,
-                first,
-                second: key,
-            });
-        }
-        if let Some(value) = read_value(value, field.kind, &field_path)? {
+        if let Some(value) = read_value(value, field.kind, &join(path, field.name))? {
             out.insert(field.name.to_owned(), value);
         }
     }

@@ -21,6 +21,7 @@ use sha2::Digest as _;
 use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, read_capped, read_prefix};
 use super::capped_auth::ERROR_PREFIX_BYTES;
 use super::{RegistryClient, RegistryError};
+use crate::go_json;
 
 /// The Accept header of oci-client's manifest requests (`MIME_TYPES_DISTRIBUTION_MANIFEST`),
 /// in its order.
@@ -92,6 +93,11 @@ impl RegistryClient {
         }
         let manifest = serde_json::from_slice(&body)
             .map_err(|e| failed(OciDistributionError::ManifestParsingError(e.to_string())))?;
+        // Read by the node (and policy-controller) with Go: it must name what it names here.
+        serde_json::from_slice(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|document| go_json::read_alike(&document, go_json::MANIFEST))
+            .map_err(|reason| failed(OciDistributionError::ManifestParsingError(reason)))?;
         Ok((manifest, digest))
     }
 

@@ -44,9 +44,8 @@ use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
 use super::signatures::BundleKind;
-use super::{
-    KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, go_json, rekor, signatures,
-};
+use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
+use crate::go_json;
 use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 use crate::unique_keys::UniqueKeys;

@@ -41,7 +41,8 @@ use sigstore::crypto::{CosignVerificationKey, Signature};
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{Bundle, bundle, verification_material};
 use sigstore_protobuf_specs::dev::sigstore::rekor::v1::TransparencyLogEntry;
 
-use super::{fulcio, go_json, rekor, sct};
+use super::{fulcio, rekor, sct};
+use crate::go_json;
 use crate::trust::TrustRoot;
 
 /// Media type of a v0.3 bundle (also the referrer's artifact type and layer media type).

@@ -27,7 +27,8 @@ use sigstore::cosign::bundle_content::BundleContent;
 use sigstore::cosign::payload::simple_signing::SimpleSigning;
 use sigstore::crypto::Signature;
 
-use super::{fulcio, go_json, rekor, sct};
+use super::{fulcio, rekor, sct};
+use crate::go_json;
 use crate::trust::TrustRoot;
 
 pub(crate) const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";

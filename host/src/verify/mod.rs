@@ -15,7 +15,6 @@ pub mod certificate;
 pub mod constraints;
 mod error;
 mod fulcio;
-mod go_json;
 mod layers;
 mod rekor;
 mod sct;

@@ -1,5 +1,6 @@
-//! Signed documents that cosign (and policy-controller) read with Go's `encoding/json`, checked
-//! to mean here what they mean there.
+//! Documents that cosign, policy-controller and the container runtime read with Go's
+//! `encoding/json`, checked to mean here what they mean there: signed payloads and statements
+//! (`verify`), and the manifests and indexes a registry answers (`registry`).
 //!
 //! Go matches a JSON key to a struct field without regard to case (`bytes.EqualFold`: `Image`,
 //! `IMAGE`, even `doc\u{212a}er-reference` with the Kelvin sign), and of two keys naming one
@@ -67,6 +68,56 @@ pub(crate) const STATEMENT: &[Field] = &[
     other("predicate"),
 ];
 
+/// An OCI image manifest or index, or a Docker manifest or manifest list, as go-containerregistry
+/// (`v1.Manifest`, `v1.IndexManifest`) and containerd (image-spec's `Manifest`, `Index`) read
+/// them: one table for all, as the document is checked before its kind is known. A manifest
+/// with `config` and `Config` names one config to oci-client and another to the node that runs
+/// it, and a policy over the config would judge an image that does not run.
+pub(crate) const MANIFEST: &[Field] = &[
+    other("schemaVersion"),
+    other("mediaType"),
+    other("artifactType"),
+    Field {
+        name: "config",
+        value: Nested::Struct(DESCRIPTOR),
+    },
+    Field {
+        name: "layers",
+        value: Nested::Structs(DESCRIPTOR),
+    },
+    Field {
+        name: "manifests",
+        value: Nested::Structs(DESCRIPTOR),
+    },
+    Field {
+        name: "subject",
+        value: Nested::Struct(DESCRIPTOR),
+    },
+    other("annotations"),
+];
+
+/// A descriptor (`annotations` is a map).
+const DESCRIPTOR: &[Field] = &[
+    other("mediaType"),
+    other("digest"),
+    other("size"),
+    other("urls"),
+    other("annotations"),
+    other("data"),
+    other("artifactType"),
+    Field {
+        name: "platform",
+        value: Nested::Struct(&[
+            other("architecture"),
+            other("os"),
+            other("os.version"),
+            other("os.features"),
+            other("variant"),
+            other("features"),
+        ]),
+    },
+];
+
 /// Refuses `document` when one of its keys names a field of `fields` (nested structs included)
 /// for Go without being that field's exact name.
 pub(crate) fn read_alike(document: &Value, fields: &[Field]) -> Result<(), String> {
@@ -114,7 +165,7 @@ fn go_folds_to(key: &str, name: &str) -> bool {
 mod tests {
     use serde_json::json;
 
-    use super::{SIMPLE_SIGNING, STATEMENT, read_alike};
+    use super::{MANIFEST, SIMPLE_SIGNING, STATEMENT, read_alike};
 
     #[test]
     fn documents_as_cosign_writes_them_are_read_alike() {
@@ -150,6 +201,27 @@ mod tests {
             json!({"\u{17f}ubject": [{"digest": {"sha256": "bb"}}]}),
         ] {
             assert!(read_alike(&statement, STATEMENT).is_err(), "{statement}");
+        }
+    }
+
+    #[test]
+    fn manifests_and_indexes_go_reads_otherwise_are_refused() {
+        let descriptor = json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:aa",
+            "size": 2, "annotations": {"Org": "x", "org": "y"}});
+        let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": descriptor, "layers": [descriptor], "annotations": {"A": "1", "a": "2"}});
+        assert_eq!(read_alike(&manifest, MANIFEST), Ok(()));
+        let index = json!({"schemaVersion": 2, "manifests": [{"digest": "sha256:aa", "size": 2,
+            "platform": {"architecture": "amd64", "os": "linux"}}]});
+        assert_eq!(read_alike(&index, MANIFEST), Ok(()));
+        for document in [
+            json!({"config": descriptor, "Config": descriptor}),
+            json!({"layers": [{"Digest": "sha256:bb"}]}),
+            json!({"manifests": [{"digest": "sha256:aa"}], "MANIFESTS": []}),
+            json!({"manifests": [{"platform": {"OS": "windows"}}]}),
+            json!({"\u{17f}ubject": descriptor}),
+        ] {
+            assert!(read_alike(&document, MANIFEST).is_err(), "{document}");
         }
     }
 }

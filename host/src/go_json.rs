@@ -68,6 +68,17 @@ pub(crate) const STATEMENT: &[Field] = &[
     other("predicate"),
 ];
 
+/// secure-systems-lab's `dsse.Envelope`, a `.att` layer as cosign reads it: an envelope with
+/// `payloadType` and `PayloadType` is signed over one type here and checked over the other there.
+pub(crate) const ENVELOPE: &[Field] = &[
+    other("payloadType"),
+    other("payload"),
+    Field {
+        name: "signatures",
+        value: Nested::Structs(&[other("keyid"), other("sig")]),
+    },
+];
+
 /// An OCI image manifest or index, or a Docker manifest or manifest list, as go-containerregistry
 /// (`v1.Manifest`, `v1.IndexManifest`) and containerd (image-spec's `Manifest`, `Index`) read
 /// them: one table for all, as the document is checked before its kind is known. A manifest
@@ -165,7 +176,7 @@ fn go_folds_to(key: &str, name: &str) -> bool {
 mod tests {
     use serde_json::json;
 
-    use super::{MANIFEST, SIMPLE_SIGNING, STATEMENT, read_alike};
+    use super::{ENVELOPE, MANIFEST, SIMPLE_SIGNING, STATEMENT, read_alike};
 
     #[test]
     fn documents_as_cosign_writes_them_are_read_alike() {
@@ -192,6 +203,16 @@ mod tests {
         ] {
             let error = read_alike(&payload, SIMPLE_SIGNING).unwrap_err();
             assert!(error.contains("for Go's JSON decoder"), "{payload}: {error}");
+        }
+        let envelope = json!({"payloadType": "application/vnd.in-toto+json", "payload": "e30=",
+            "signatures": [{"keyid": "", "sig": "c2ln"}]});
+        assert_eq!(read_alike(&envelope, ENVELOPE), Ok(()));
+        for envelope in [
+            json!({"payloadType": "application/vnd.in-toto+json", "PayloadType": "text/plain"}),
+            json!({"payload": "e30=", "PAYLOAD": "W10="}),
+            json!({"signatures": [{"sig": "c2ln", "Sig": "b3RoZXI="}]}),
+        ] {
+            assert!(read_alike(&envelope, ENVELOPE).is_err(), "{envelope}");
         }
         for statement in [
             json!({"subject": [{"digest": {"sha256": "aa"}}], "Subject": [{"digest": {"sha256": "bb"}}]}),

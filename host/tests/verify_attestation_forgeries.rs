@@ -330,6 +330,18 @@ async fn a_statement_go_reads_about_another_image_is_refused() {
         )
         .await;
     }
+    // The envelope too: a second `payloadtype` (written after `payloadType`, serde_json
+    // writing keys in order) is the type Go computes the PAE with, so cosign checks the
+    // signature over another message than the one signed here.
+    let mut envelope = envelope_of(text.as_bytes());
+    envelope["payloadtype"] = json!("text/plain");
+    refused_for_key(
+        &world,
+        &key,
+        layer_of(&envelope, SPDX_PREDICATE_TYPE),
+        "attestation envelope is refused: its key \"payloadtype\" names the field \"payloadType\"",
+    )
+    .await;
     replace(&world, &[layer_of(&envelope_of(text.as_bytes()), SPDX_PREDICATE_TYPE)]);
     attested(&world.verifier(), attestation_key_request(&world.tag_ref(), &key)).await;
 }

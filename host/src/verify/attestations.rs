@@ -243,6 +243,12 @@ pub fn check(
         Ok(envelope) => envelope,
         Err(e) => return CheckedAttestation::rejected(format!("attestation layer is not a DSSE envelope: {e}")),
     };
+    let read_alike = serde_json::from_slice(data)
+        .map_err(|e| e.to_string())
+        .and_then(|document| go_json::read_alike(&document, go_json::ENVELOPE));
+    if let Err(reason) = read_alike {
+        return CheckedAttestation::rejected(format!("attestation envelope is refused: {reason}"));
+    }
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return CheckedAttestation::rejected(format!(
             "attestation envelope has payloadType {}, not {IN_TOTO_PAYLOAD_TYPE}",

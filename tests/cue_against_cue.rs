@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 
 use cluster_image_policy::policy::cue::Program;
 use cluster_image_policy::policy::numbers;
-use testkit::{CueAnswer, CueVerdict};
+use testkit::{CueAnswer, CueVerdict, Rng};
 
 /// The seed of a run without `CUE_SUBSET_SEED`: none, a fresh one each run (printed), so that
 /// every run of `make test` explores new cases; `make differential` runs many. Fresh seeds once
@@ -72,27 +72,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "stricter on purpose: serde_json reads the input integer -0 as a float, so it is refused",
     ),
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// A scalar, written as CUE and as JSON.
 #[derive(Clone, Debug)]

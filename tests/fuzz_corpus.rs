@@ -47,6 +47,11 @@ fn cue_corpus_is_handled() {
 }
 
 #[test]
+fn image_config_corpus_is_handled() {
+    replay("image_config", targets::image_config);
+}
+
+#[test]
 fn validate_corpus_is_handled() {
     replay("validate", targets::validate);
 }

@@ -27,6 +27,8 @@
 //! printed with Go's answer and ours. `IMAGE_CONFIG_CASES` sets the number of configs,
 //! `IMAGE_CONFIG_SEED` gives a run's configs again.
 
+// `*rng.pick(CONST)`: the deref clippy calls needless is what infers `T = &str`.
+#![allow(clippy::explicit_auto_deref)]
 // Native only: Go runs beside the test (testkit), not inside a wasm32 test.
 #![cfg(not(target_family = "wasm"))]
 
@@ -34,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cluster_image_policy::policy::image_config::{ImageConfigError, go_view};
 use serde_json::{Map, Value};
+use testkit::Rng;
 
 /// The seed of a run without `IMAGE_CONFIG_SEED`: none, a fresh one each run (printed).
 const DEFAULT_SEED: Option<u64> = None;
@@ -178,27 +181,6 @@ fn folds_to(key: &str, name: &str) -> bool {
 }
 
 // ---- generated configs ----
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
 
 /// A JSON text in parts, so that a difference can be shrunk: a literal as written, a list, or
 /// an object (members in the order written).
@@ -421,7 +403,7 @@ impl Gen {
             }
         }
         while self.rng.chance(20) {
-            let name = self.rng.pick(UNKNOWN);
+            let name = *self.rng.pick(UNKNOWN);
             let key = self.spelling(name);
             if keys.insert(key.clone()) {
                 let value = self.any(depth);
@@ -438,7 +420,7 @@ impl Gen {
         if depth < 3 && self.rng.chance(15) {
             return self.object(CONFIG, depth + 1);
         }
-        Json::Lit(self.rng.pick(ANY).to_owned())
+        Json::Lit((*self.rng.pick(ANY)).to_owned())
     }
 
     fn value(&mut self, ty: Ty, depth: usize) -> Json {
@@ -449,25 +431,25 @@ impl Gen {
             return self.any(depth);
         }
         match ty {
-            Ty::Str => Json::string(self.rng.pick(STRINGS)),
-            Ty::Bool => Json::Lit(self.rng.pick(&["true", "false"]).to_owned()),
-            Ty::Int => Json::Lit(self.rng.pick(NUMBERS).to_owned()),
+            Ty::Str => Json::string(*self.rng.pick(STRINGS)),
+            Ty::Bool => Json::Lit((*self.rng.pick(&["true", "false"])).to_owned()),
+            Ty::Int => Json::Lit((*self.rng.pick(NUMBERS)).to_owned()),
             Ty::Strings => Json::List(
                 (0..self.rng.below(4))
                     .map(|_| match self.rng.below(100) {
-                        0..92 => Json::string(self.rng.pick(STRINGS)),
+                        0..92 => Json::string(*self.rng.pick(STRINGS)),
                         92..98 => Json::Lit("null".into()),
-                        _ => Json::Lit(self.rng.pick(ANY).to_owned()),
+                        _ => Json::Lit((*self.rng.pick(ANY)).to_owned()),
                     })
                     .collect(),
             ),
             Ty::StrMap => self.map(MAP_KEYS, |generator| match generator.rng.below(100) {
-                0..87 => Json::string(generator.rng.pick(STRINGS)),
+                0..87 => Json::string(*generator.rng.pick(STRINGS)),
                 87..97 => Json::Lit("null".into()),
-                _ => Json::Lit(generator.rng.pick(ANY).to_owned()),
+                _ => Json::Lit((*generator.rng.pick(ANY)).to_owned()),
             }),
             Ty::Set => self.map(SET_KEYS, |generator| {
-                Json::Lit(generator.rng.pick(SET_VALUES).to_owned())
+                Json::Lit((*generator.rng.pick(SET_VALUES)).to_owned())
             }),
             Ty::Time => Json::string(&self.time()),
             Ty::Digests => Json::List((0..self.rng.below(4)).map(|_| self.digest()).collect()),
@@ -483,7 +465,7 @@ impl Gen {
                     .map(|_| match self.rng.below(100) {
                         0..87 => self.object(fields, depth + 1),
                         87..96 => Json::Lit("null".into()),
-                        _ => Json::Lit(self.rng.pick(ANY).to_owned()),
+                        _ => Json::Lit((*self.rng.pick(ANY)).to_owned()),
                     })
                     .collect(),
             ),
@@ -495,7 +477,7 @@ impl Gen {
         let mut seen = BTreeSet::new();
         let mut members = Vec::new();
         for _ in 0..self.rng.below(4) {
-            let key = self.rng.pick(keys);
+            let key = *self.rng.pick(keys);
             if seen.insert(key) {
                 members.push((key.to_owned(), value(self)));
             }
@@ -505,7 +487,7 @@ impl Gen {
 
     /// An RFC 3339 time, its fraction and offset of every kind; one in five broken one way.
     fn time(&mut self) -> String {
-        let year = self.rng.pick(&[0, 1, 1970, 2000, 2023, 2024, 9999]);
+        let year = *self.rng.pick(&[0, 1, 1970, 2000, 2023, 2024, 9999]);
         let month = 1 + self.rng.below(12);
         let days = match month {
             2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 28 + 1,
@@ -523,14 +505,14 @@ impl Gen {
             format!("-{month:02}"),
             format!("-{day:02}"),
             "T".to_owned(),
-            format!("{:02}", self.rng.pick(&[0, 1, 12, 23])),
-            format!(":{:02}", self.rng.pick(&[0, 30, 59])),
-            format!(":{:02}", self.rng.pick(&[0, 1, 59])),
-            self.rng.pick(FRACTIONS).to_owned(),
-            self.rng.pick(ZONES).to_owned(),
+            format!("{:02}", *self.rng.pick(&[0, 1, 12, 23])),
+            format!(":{:02}", *self.rng.pick(&[0, 30, 59])),
+            format!(":{:02}", *self.rng.pick(&[0, 1, 59])),
+            (*self.rng.pick(FRACTIONS)).to_owned(),
+            (*self.rng.pick(ZONES)).to_owned(),
         ];
         if self.rng.chance(20) {
-            let (part, broken): (usize, &[&str]) = self.rng.pick(&[
+            let (part, broken): (usize, &[&str]) = *self.rng.pick(&[
                 (0, &["10000", "999", "+2024", "2O24"][..]),
                 (1, &["-00", "-13", "-1"][..]),
                 (2, &["-00", "-32", "-30", "-31", "-29"][..]),
@@ -547,13 +529,13 @@ impl Gen {
                     ][..],
                 ),
             ]);
-            parts[part] = (self.rng.pick(broken)).to_owned();
+            parts[part] = (*self.rng.pick(broken)).to_owned();
         }
         parts.concat()
     }
 
     fn digest(&mut self) -> Json {
-        let hex: String = (0..64).map(|_| char::from(self.rng.pick(HEX))).collect();
+        let hex: String = (0..64).map(|_| char::from(*self.rng.pick(HEX))).collect();
         let text = match self.rng.below(100) {
             0..75 => format!("sha256:{hex}"),
             75..78 => format!("sha256:{}", hex.to_uppercase()),
@@ -566,7 +548,7 @@ impl Gen {
             92..94 => "sha256".to_owned(),
             94..96 => String::new(),
             96..98 => return Json::Lit("null".into()),
-            _ => return Json::Lit(self.rng.pick(ANY).to_owned()),
+            _ => return Json::Lit((*self.rng.pick(ANY)).to_owned()),
         };
         Json::string(&text)
     }

@@ -32,6 +32,33 @@ fn settings(registry_host: &str, key: &KeyPair) -> Value {
     }]})
 }
 
+/// The media type of an OCI image config.
+const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// A registry, a key, `cip` on the registry and [`settings`] for them.
+struct World {
+    _registry: Registry,
+    host: String,
+    key: KeyPair,
+    cip: Host,
+    s: Value,
+}
+
+impl World {
+    fn start() -> Self {
+        let registry = Registry::start().expect("registry");
+        let host = registry.host();
+        let key = KeyPair::ecdsa_p256().expect("key");
+        Self {
+            cip: Host::for_registry(&host),
+            s: settings(&host, &key),
+            _registry: registry,
+            host,
+            key,
+        }
+    }
+}
+
 /// Pushes one image per `(platform, user)` and an index of them under `repo:tag`, signs the
 /// index (as `cosign sign repo:tag` does) and returns its digest.
 fn signed_index(host: &str, key: &KeyPair, repo: &str, tag: &str, platforms: &[(&str, &str)]) -> String {
@@ -49,11 +76,13 @@ fn signed_index(host: &str, key: &KeyPair, repo: &str, tag: &str, platforms: &[(
 
 #[test]
 fn every_platform_of_a_signed_index_is_judged() {
-    let registry = Registry::start().expect("registry");
-    let host = registry.host();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let cip = Host::for_registry(&host);
-    let s = settings(&host, &key);
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        s,
+    } = World::start();
 
     let good = signed_index(
         &host,
@@ -126,11 +155,13 @@ fn every_platform_of_a_signed_index_is_judged() {
 /// answered it only when it decoded as an OCI image config: the policy failed.
 #[test]
 fn an_artifact_with_an_empty_config_in_an_index_is_read_as_under_policy_server() {
-    let registry = Registry::start().expect("registry");
-    let host = registry.host();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let cip = Host::for_registry(&host);
-    let s = settings(&host, &key);
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        s,
+    } = World::start();
 
     let mut manifests = Vec::new();
     for platform in ["linux/amd64", "linux/arm64"] {
@@ -198,11 +229,13 @@ fn registry_request(host: &str, request: &str, body: &[u8]) -> (u16, Vec<u8>) {
 /// with oci-spec, which refuses such a digest, so `fetchConfigFile` failed under `cip` only.
 #[test]
 fn an_index_with_a_subject_oci_spec_refuses_is_read_as_under_policy_server() {
-    let registry = Registry::start().expect("registry");
-    let host = registry.host();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let cip = Host::for_registry(&host);
-    let s = settings(&host, &key);
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        s,
+    } = World::start();
 
     let plain = signed_index(
         &host,
@@ -250,12 +283,13 @@ fn an_index_with_a_subject_oci_spec_refuses_is_read_as_under_policy_server() {
 /// its `User: "65532"` holding vacuously over a config that had no `User` key.
 #[test]
 fn a_config_is_judged_as_the_runtime_reads_it() {
-    let registry = Registry::start().expect("registry");
-    let host = registry.host();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let cip = Host::for_registry(&host);
-    let s = settings(&host, &key);
-    let image_config = "application/vnd.oci.image.config.v1+json";
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        s,
+    } = World::start();
 
     let cases: [(&str, &str, Option<&str>); 5] = [
         (
@@ -289,7 +323,7 @@ fn a_config_is_judged_as_the_runtime_reads_it() {
         ),
     ];
     for (tag, config, refusal) in cases {
-        let digest = push_artifact(&host, "app", tag, tag, config.as_bytes(), image_config).expect("pushed");
+        let digest = push_artifact(&host, "app", tag, tag, config.as_bytes(), IMAGE_CONFIG).expect("pushed");
         sign_with_key(&host, "app", &digest, &key, &BTreeMap::new()).expect("signed");
         let image = format!("{host}/app:{tag}");
         let response = cip.validate(&pod("default", &[&image]), &s);
@@ -315,17 +349,18 @@ fn a_config_is_judged_as_the_runtime_reads_it() {
 /// an image that runs as root; the manifest is refused now, as Go and serde read it differently.
 #[test]
 fn a_manifest_naming_another_config_for_go_is_refused() {
-    let registry = Registry::start().expect("registry");
-    let host = registry.host();
-    let key = KeyPair::ecdsa_p256().expect("key");
-    let cip = Host::for_registry(&host);
-    let s = settings(&host, &key);
-    let image_config = "application/vnd.oci.image.config.v1+json";
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        s,
+    } = World::start();
 
     let nonroot = br#"{"architecture":"amd64","os":"linux","config":{"User":"65532"}}"#;
     let root = br#"{"architecture":"amd64","os":"linux","config":{"User":"0"}}"#;
-    let nonroot_digest = push_artifact(&host, "app", "nonroot", "layer", nonroot, image_config).expect("pushed");
-    push_artifact(&host, "app", "root", "layer", root, image_config).expect("pushed");
+    let nonroot_digest = push_artifact(&host, "app", "nonroot", "layer", nonroot, IMAGE_CONFIG).expect("pushed");
+    push_artifact(&host, "app", "root", "layer", root, IMAGE_CONFIG).expect("pushed");
     let (status, body) = registry_request(
         &host,
         &format!(
@@ -335,7 +370,7 @@ fn a_manifest_naming_another_config_for_go_is_refused() {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let text = String::from_utf8(body).expect("utf-8");
-    let root_config = json!({"mediaType": image_config, "size": root.len(), "digest": testkit::sha256_digest(root)});
+    let root_config = json!({"mediaType": IMAGE_CONFIG, "size": root.len(), "digest": testkit::sha256_digest(root)});
     let two_configs = format!("{},\"Config\":{root_config}}}", text.trim_end().trim_end_matches('}'));
     let (status, answer) = registry_request(
         &host,

@@ -8,6 +8,7 @@ use cluster_image_policy::glob::PathGlob;
 use cluster_image_policy::host::{CIP_HOST_OPERATIONS, Capability, HostCalls, Memo};
 use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
 use cluster_image_policy::policy::cue::Program;
+use cluster_image_policy::policy::image_config::go_view;
 use cluster_image_policy::reference::ImageReference;
 use cluster_image_policy::regexp::Regexp;
 use cluster_image_policy::settings::{Settings, SettingsCache};
@@ -75,6 +76,22 @@ pub fn cue(data: &[u8]) {
         return;
     };
     assert_eq!(program.check(&input), program.check(&input), "{policy:?} on {input}");
+}
+
+/// An image config (any JSON object, as the host answers it) read as Go reads it
+/// (`policy::image_config::go_view`): never a panic, and the reading read again is itself, as
+/// Go's decoding of its own encoding is (`tests/image_config_against_go.rs` compares it with Go).
+pub fn image_config(data: &[u8]) {
+    let Ok(serde_json::Value::Object(config)) = serde_json::from_slice(data) else {
+        return;
+    };
+    if let Ok(view) = go_view(config) {
+        assert_eq!(
+            go_view(view.clone()).as_ref(),
+            Ok(&view),
+            "read again, the view changed"
+        );
+    }
 }
 
 /// `pattern\ntext`: the module's engine reads the pattern as Go's regexp does (go_regexp) without

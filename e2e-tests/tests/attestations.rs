@@ -402,3 +402,77 @@ fn attested_numbers_a_float_cannot_hold_do_not_pass_a_cue_bound() -> anyhow::Res
     );
     Ok(())
 }
+
+/// policy-controller does not hand an attestation's policy the signed statement's bytes: it
+/// decodes them with Go into in-toto-golang's statement (by the predicate type as written, a
+/// typed struct for `slsaprovenance`) and encodes that again. A signed statement without a
+/// `predicate` is `"predicate": null` there, so the article's `SPDXID: "SPDXRef-DOCUMENT"`
+/// fails; a provenance whose builder is written `"Builder": {"ID": …}` is `builder.id` there.
+/// Read as written, both passed here (the constraint held vacuously over a missing field).
+#[test]
+fn statements_are_judged_as_policy_controller_reads_them() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let key = KeyPair::ecdsa_p256()?;
+    let attested = |name: &str, predicate_type: &str, predicate: Option<Value>| -> anyhow::Result<String> {
+        let (image, digest) = image(&host, name)?;
+        let repo = format!("app/{name}");
+        let mut statement = in_toto_statement(&host, &repo, &digest, predicate_type, &json!({}));
+        match predicate {
+            Some(predicate) => statement["predicate"] = predicate,
+            None => {
+                statement.as_object_mut().expect("an object").remove("predicate");
+            }
+        }
+        let text = serde_json::to_vec(&statement)?;
+        append_attestation_layer(
+            &host,
+            &repo,
+            &digest,
+            envelope_layer(IN_TOTO_PAYLOAD_TYPE, &text, &statement, &key)?,
+        )?;
+        Ok(image)
+    };
+    let spdx = with_keys(&article("attestation-policy"), &[key.public_key_pem()]);
+    let s_spdx = settings(&[on_registry(&spdx, &host)], json!({}));
+    let provenance = spdx
+        .replace("predicateType: spdx", "predicateType: slsaprovenance")
+        .replace(
+            r#"SPDXID: "SPDXRef-DOCUMENT""#,
+            r#"builder: id: "https://ci.example.com/trusted""#,
+        );
+    assert_ne!(provenance, spdx);
+    let s_provenance = settings(&[on_registry(&provenance, &host)], json!({}));
+
+    let cases = [
+        (
+            attested("sbom", SPDX_PREDICATE_TYPE, Some(sbom("SPDXRef-DOCUMENT")))?,
+            &s_spdx,
+            true,
+        ),
+        (attested("no-predicate", SPDX_PREDICATE_TYPE, None)?, &s_spdx, false),
+        (
+            attested(
+                "trusted-builder",
+                "https://slsa.dev/provenance/v0.2",
+                Some(json!({"builder": {"id": "https://ci.example.com/trusted"}, "buildType": "b"})),
+            )?,
+            &s_provenance,
+            true,
+        ),
+        (
+            attested(
+                "other-builder",
+                "https://slsa.dev/provenance/v0.2",
+                Some(json!({"Builder": {"ID": "https://evil.example.com"}, "buildType": "b"})),
+            )?,
+            &s_provenance,
+            false,
+        ),
+    ];
+    for (image, settings, admitted) in cases {
+        let run = cip_run(&pod("default", &[&image]), settings, &host, None);
+        assert_eq!(run.response["allowed"], admitted, "{image}: {run:#?}");
+    }
+    Ok(())
+}

@@ -397,3 +397,45 @@ fn a_manifest_naming_another_config_for_go_is_refused() {
     })
     .assert_admitted("the control: the nonroot manifest alone is read");
 }
+
+/// A Rego rule tells a field from none (`not cfg.config.User`). Go omits an empty `User`, so
+/// in policy-controller a config saying `"User": ""` (which runs as root) has no `User` and
+/// fails such a rule; given the JSON as written, the rule saw `""` and passed.
+#[test]
+fn an_empty_user_is_no_user_for_rego_as_for_go() {
+    let World {
+        _registry,
+        host,
+        key,
+        cip,
+        mut s,
+    } = World::start();
+    s["policies"][0]["spec"]["policy"] = json!({"type": "rego", "fetchConfigFile": true, "data":
+        "package sigstore\n\
+         default isCompliant = false\n\
+         runs_as_root { cfg := input.config[_]; not cfg.config.User }\n\
+         runs_as_root { cfg := input.config[_]; cfg.config.User == \"0\" }\n\
+         isCompliant { not runs_as_root }\n"});
+    for (tag, config, admitted) in [
+        (
+            "named",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":"65532"}}"#,
+            true,
+        ),
+        (
+            "empty",
+            r#"{"architecture":"amd64","os":"linux","config":{"User":""}}"#,
+            false,
+        ),
+        ("none", r#"{"architecture":"amd64","os":"linux","config":{}}"#, false),
+    ] {
+        let digest = push_artifact(&host, "app", tag, tag, config.as_bytes(), IMAGE_CONFIG).expect("pushed");
+        sign_with_key(&host, "app", &digest, &key, &BTreeMap::new()).expect("signed");
+        let response = cip.validate(&pod("default", &[&format!("{host}/app:{tag}")]), &s);
+        if admitted {
+            response.assert_admitted(tag);
+        } else {
+            response.assert_refused(tag);
+        }
+    }
+}

@@ -5,8 +5,9 @@
 //! The signatures of the envelopes, their certificates and Rekor entries, and the statements'
 //! subjects are checked by the host ([`CIP_VERIFY_ATTESTATIONS`], implemented by `cip` only);
 //! the module picks the statements of each wanted predicate type and runs its policy on the
-//! whole statement (`_type`, `subject`, `predicateType`, `predicate`), as policy-controller's
-//! `attestationToPayloadJSON` hands it to CUE or Rego. An authority with attestations passes
+//! whole statement (`_type`, `subject`, `predicateType`, `predicate`) as policy-controller's
+//! `attestationToPayloadJSON` hands it to CUE or Rego: read by Go into the struct of the
+//! predicate type as written ([`crate::policy::statement`]). An authority with attestations passes
 //! when every listed attestation has at least one verified statement that satisfies its policy
 //! (policy-controller checks attestations instead of signatures for such an authority); a Rego
 //! result that is compliant but carries a warning does not satisfy it, as in policy-controller.
@@ -17,7 +18,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls, SignatureFormat};
-use crate::policy::{PolicyBlock, numbers};
+use crate::policy::{PolicyBlock, numbers, statement};
 use crate::reference::{ImageReference, parse_digest};
 use crate::settings::SettingsError;
 
@@ -286,7 +287,15 @@ fn matching(
             // As policy-controller (`ValidatePolicyAttestationsForAuthority`: `err != nil ||
             // warn != nil`), a compliant Rego result with a warning does not satisfy the
             // attestation either: another statement of the type may.
-            let input = match numbers::read_input(statement.statement.get()) {
+            // What policy-controller hands the policy: the statement as Go reads it into the
+            // struct of the written type (`policy::statement`).
+            let input = numbers::read_input(statement.statement.get())
+                .map_err(|unreadable| unreadable.to_string())
+                .and_then(|input| {
+                    statement::go_view(input, &attestation.written_type)
+                        .map_err(|error| format!("not read here as policy-controller reads it: {error}"))
+                });
+            let input = match input {
                 Ok(input) => input,
                 Err(unreadable) => {
                     failures.push(format!("statement {}: {unreadable}", statement.id));

@@ -28,7 +28,8 @@
 use serde_json::{Map, Value};
 
 use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG};
-use crate::policy::image_config::{self, ImageConfigError};
+use crate::policy::go_json::GoReadError;
+use crate::policy::image_config;
 use crate::policy::numbers;
 use crate::reference::{ImageReference, is_usable_digest};
 
@@ -36,6 +37,9 @@ use crate::reference::{ImageReference, is_usable_digest};
 /// (each nested index counts as one of its parent's): 64 is far above the platforms of any
 /// published multi-platform image (a platform and its attestation manifest are two).
 pub const MAX_MANIFESTS: usize = 64;
+
+/// The platform of buildkit's attestation manifests, which no node runs.
+const UNRUNNABLE: &str = "unknown/unknown";
 
 /// Why the configs of an image could not be read: the policy fails with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +65,9 @@ pub enum ConfigError {
     OtherManifest { image: String, answered: String },
     /// The config of `image` is not one go-containerregistry reads, or not read the same from
     /// the host's answer ([`image_config`]).
-    NotAsGoReads { image: String, error: ImageConfigError },
+    NotAsGoReads { image: String, error: GoReadError },
+    /// `image`'s config says `platform`, as another manifest's config does, and they differ.
+    PlatformTwice { image: String, platform: String },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -99,6 +105,12 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "{image} names an image manifest, but host capability {KUBEWARDEN_OCI_MANIFEST_CONFIG} answered \
                  the config of another one ({answered})"
+            ),
+            Self::PlatformTwice { image, platform } => write!(
+                f,
+                "{image}: its config is for {platform}, as another manifest's of the image is, and they differ: \
+                 policy-controller judges one of them at random and a node runs the one its index entry names, \
+                 so the image is refused"
             ),
             Self::NotAsGoReads { image, error } => write!(
                 f,
@@ -226,19 +238,31 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// Keeps `config` under its platform. The first manifest of a platform is kept (policy-
-    /// controller keeps an arbitrary one, the last of its goroutines to answer): it is the one a
-    /// node of that platform runs (containerd takes the first match in the index's order), and
-    /// buildkit writes one `unknown/unknown` attestation manifest per platform.
-    /// The config is kept as policy-controller reads it ([`image_config::go_view`]).
+    /// Keeps `config` under its platform, as policy-controller reads it
+    /// ([`image_config::go_view`]). Two manifests whose configs say one platform and differ are
+    /// refused: policy-controller keeps the config its goroutines answer last, an arbitrary one,
+    /// and a node runs the manifest its index entry's `platform` names, which need not be the
+    /// config's (an entry `unknown/unknown` whose config says `linux/amd64` beside the real
+    /// `linux/amd64` one), so no one config can stand for the platform. Except `unknown/unknown`,
+    /// which no node runs: buildkit writes one attestation manifest of it per platform, each with
+    /// its own layers.
     fn keep(&mut self, image: &str, config: Map<String, Value>) -> Result<(), ConfigError> {
         let config = image_config::go_view(config).map_err(|error| ConfigError::NotAsGoReads {
             image: image.to_owned(),
             error,
         })?;
         let platform = platform_key(&config);
-        if !self.configs.contains_key(&platform) {
-            self.configs.insert(platform, Value::Object(config));
+        match self.configs.get(&platform) {
+            None => {
+                self.configs.insert(platform, Value::Object(config));
+            }
+            Some(Value::Object(kept)) if *kept == config || platform == UNRUNNABLE => {}
+            Some(_) => {
+                return Err(ConfigError::PlatformTwice {
+                    image: image.to_owned(),
+                    platform,
+                });
+            }
         }
         Ok(())
     }

@@ -9,10 +9,12 @@
 
 pub mod config_file;
 pub mod cue;
+pub mod go_json;
 pub mod image_config;
 pub mod input;
 pub mod numbers;
 pub mod rego;
+pub mod statement;
 pub(crate) mod time;
 
 use serde::Deserialize;

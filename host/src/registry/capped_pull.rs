@@ -93,10 +93,14 @@ impl RegistryClient {
         }
         let manifest = serde_json::from_slice(&body)
             .map_err(|e| failed(OciDistributionError::ManifestParsingError(e.to_string())))?;
-        // Read by the node (and policy-controller) with Go: it must name what it names here.
+        // Read by the node (and policy-controller) with Go: it must name what it names here,
+        // and be one kind of document, as containerd's `validateMediaType` demands.
         serde_json::from_slice(&body)
             .map_err(|e| e.to_string())
-            .and_then(|document| go_json::read_alike(&document, go_json::MANIFEST))
+            .and_then(|document| {
+                go_json::read_alike(&document, go_json::MANIFEST)?;
+                one_kind(&document, &manifest)
+            })
             .map_err(|reason| failed(OciDistributionError::ManifestParsingError(reason)))?;
         Ok((manifest, digest))
     }
@@ -300,6 +304,37 @@ impl RegistryClient {
 /// oci-client's `validate_registry_response`: 200 passes; 401 is unauthorized; another 2xx a
 /// spec violation; a 4xx the OCI error envelope of `body`, or a server error with `body` as its
 /// message, as is any other status.
+/// Whether `document`, read as `manifest`, is one kind of document: an index (`manifests`, no
+/// `config` or `layers`) or an image manifest (no `manifests`), and of the kind its `mediaType`
+/// names when it names one. Read as an image here (oci-client tries that first) and as an index
+/// by another reader, one document could name two images; containerd refuses such documents
+/// (`validateMediaType`, CVE-2021-41190).
+fn one_kind(document: &serde_json::Value, manifest: &OciManifest) -> Result<(), String> {
+    let has = |field: &str| document.get(field).is_some_and(|value| !value.is_null());
+    if has("manifests") && (has("config") || has("layers")) {
+        return Err(
+            "the document has both `manifests` and `config` or `layers`: an index and an image at once".to_owned(),
+        );
+    }
+    let media_type = document.get("mediaType").and_then(serde_json::Value::as_str);
+    let is_index_type = matches!(
+        media_type,
+        Some(OCI_IMAGE_INDEX_MEDIA_TYPE | IMAGE_MANIFEST_LIST_MEDIA_TYPE)
+    );
+    let is_image_type = matches!(media_type, Some(OCI_IMAGE_MEDIA_TYPE | IMAGE_MANIFEST_MEDIA_TYPE));
+    match manifest {
+        OciManifest::Image(_) if is_index_type => Err(format!(
+            "its mediaType is {}, but it is an image manifest",
+            media_type.unwrap_or_default()
+        )),
+        OciManifest::ImageIndex(_) if is_image_type => Err(format!(
+            "its mediaType is {}, but it is an index",
+            media_type.unwrap_or_default()
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn validate_registry_response(status: reqwest::StatusCode, body: &[u8], url: &str) -> Result<(), OciDistributionError> {
     match status {
         reqwest::StatusCode::OK => Ok(()),
@@ -397,6 +432,34 @@ mod tests {
     use super::*;
 
     const HELLO_SHA256: &str = "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9";
+
+    #[test]
+    fn a_document_is_one_kind_and_of_its_media_type() {
+        let descriptor = serde_json::json!({"mediaType": OCI_IMAGE_MEDIA_TYPE, "size": 2, "digest": HELLO_SHA256});
+        let image = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_MEDIA_TYPE, "config": descriptor,
+            "layers": [descriptor]});
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_IMAGE_INDEX_MEDIA_TYPE,
+            "manifests": [descriptor]});
+        let read = |document: &serde_json::Value| -> OciManifest { serde_json::from_value(document.clone()).unwrap() };
+        assert_eq!(one_kind(&image, &read(&image)), Ok(()));
+        assert_eq!(one_kind(&index, &read(&index)), Ok(()));
+        let mut both = image.clone();
+        both["manifests"] = serde_json::json!([descriptor]);
+        assert!(
+            one_kind(&both, &read(&both))
+                .unwrap_err()
+                .contains("an index and an image at once")
+        );
+        let mut labelled_index = image.clone();
+        labelled_index["mediaType"] = serde_json::json!(OCI_IMAGE_INDEX_MEDIA_TYPE);
+        assert!(one_kind(&labelled_index, &read(&labelled_index)).is_err());
+        let mut labelled_image = index.clone();
+        labelled_image["mediaType"] = serde_json::json!(IMAGE_MANIFEST_MEDIA_TYPE);
+        assert!(one_kind(&labelled_image, &read(&labelled_image)).is_err());
+        let mut unlabelled = index.clone();
+        unlabelled.as_object_mut().unwrap().remove("mediaType");
+        assert_eq!(one_kind(&unlabelled, &read(&unlabelled)), Ok(()));
+    }
 
     #[test]
     fn the_answered_digest_is_the_header_s_then_the_reference_s_then_the_body_s() {

@@ -14,7 +14,8 @@ use crate::host::mock::{MockHost, trusted};
 use crate::host::{
     Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG, KUBEWARDEN_VERIFY_V2,
 };
-use crate::policy::image_config::{self, ImageConfigError};
+use crate::policy::go_json::GoReadError;
+use crate::policy::image_config;
 use crate::policy::rego::CIP_POLICY_REGO;
 use crate::tests::{pod, run};
 
@@ -256,7 +257,9 @@ fn the_policy_sees_every_platform_attestation_manifests_included() {
         [json!({
             "linux/amd64": config("linux", "amd64", None, "65532"),
             "linux/arm64": config("linux", "arm64", None, "root"),
-            "unknown/unknown": config("unknown", "unknown", None, ""),
+            // Go omits an empty `User`.
+            "unknown/unknown": {"architecture": "unknown", "os": "unknown", "config": {},
+                "created": "2024-01-01T00:00:00Z", "rootfs": {"type": "layers", "diff_ids": []}},
         })]
     );
 }
@@ -397,15 +400,47 @@ fn nested_indexes_are_read_and_share_the_bound() {
     );
 }
 
-/// policy-controller keeps whichever of two configs of one platform its goroutines answer last;
-/// the module keeps the first, the one containerd runs.
+/// policy-controller keeps whichever of two configs of one platform its goroutines answer last,
+/// and a node runs the manifest its index entry names: two configs of one platform that differ
+/// are refused, whichever order; the same config twice, or buildkit's `unknown/unknown`
+/// attestation manifests (one per platform, each its own), are read.
 #[test]
-fn the_first_manifest_of_a_platform_is_kept() {
+fn two_configs_of_one_platform_must_agree() {
+    for (first, second) in [("65532", "root"), ("root", "65532")] {
+        let mut host = kubewarden(
+            vec![
+                (INDEX, Stored::Index(vec![ARM64.into(), SECOND_ARM64.into()])),
+                (ARM64, Stored::Image(config("linux", "arm64", None, first))),
+                (SECOND_ARM64, Stored::Image(config("linux", "arm64", None, second))),
+            ],
+            &[],
+        );
+        let response = run(&pod("default", &[IMAGE]), &fetching("cue", ARM64_NONROOT), &mut host);
+        assert!(
+            message(&response).ends_with(&format!(
+                "fetchConfigFile: {}: its config is for linux/arm64, as another manifest's of the image is, and they \
+                 differ: policy-controller judges one of them at random and a node runs the one its index entry \
+                 names, so the image is refused",
+                at(SECOND_ARM64)
+            )),
+            "{response}"
+        );
+    }
     let mut host = kubewarden(
         vec![
-            (INDEX, Stored::Index(vec![ARM64.into(), SECOND_ARM64.into()])),
+            (
+                INDEX,
+                Stored::Index(vec![
+                    ARM64.into(),
+                    SECOND_ARM64.into(),
+                    ATTESTATION.into(),
+                    NESTED.into(),
+                ]),
+            ),
             (ARM64, Stored::Image(config("linux", "arm64", None, "65532"))),
-            (SECOND_ARM64, Stored::Image(config("linux", "arm64", None, "root"))),
+            (SECOND_ARM64, Stored::Image(config("linux", "arm64", None, "65532"))),
+            (ATTESTATION, Stored::Image(config("unknown", "unknown", None, "a"))),
+            (NESTED, Stored::Image(config("unknown", "unknown", None, "b"))),
         ],
         &[],
     );
@@ -482,8 +517,8 @@ fn hostile_answers_fail_the_policy() {
     assert!(
         message(&response).ends_with(&format!(
             "fetchConfigFile: {}: its image config is not read here as policy-controller and the container runtime \
-             read it: `architecture` is a number, where go-containerregistry (policy-controller) and the container \
-             runtime read a string: they refuse this config",
+             read it: `architecture` is a number, where Go's encoding/json (policy-controller) reads a string: it \
+             refuses this",
             at(AMD64)
         )),
         "{response}"
@@ -570,7 +605,7 @@ fn without_a_verified_digest_the_tag_is_read() {
     );
 }
 
-fn key(config: Value) -> Result<String, ImageConfigError> {
+fn key(config: Value) -> Result<String, GoReadError> {
     let Value::Object(config) = config else {
         panic!("not an object: {config}");
     };
@@ -606,7 +641,7 @@ fn platform_keys_are_spelled_as_go_containerregistry_spells_them() {
     );
     assert!(matches!(
         key(json!({"os": "linux", "architecture": 64})),
-        Err(ImageConfigError::WrongType { path, .. }) if path == "architecture"
+        Err(GoReadError::WrongType { path, .. }) if path == "architecture"
     ));
 }
 

@@ -1,0 +1,190 @@
+//! An attestation's in-toto statement as policy-controller hands it to the attestation's
+//! policy.
+//!
+//! policy-controller does not give CUE or Rego the signed statement's bytes: its
+//! `attestationToPayloadJSON` (cosign's `AttestationToPayloadJSON`) decodes them with Go's
+//! `encoding/json` into in-toto-golang's `Statement` and, for the predicate types cosign
+//! types by their short name as written in the policy (`link`, `slsaprovenance`, `vuln`), again
+//! into that predicate's struct, then `json.Marshal`s the struct. So what the policy reads is
+//! Go's reading ([`super::go_json`]): keys matched without regard to case (`"Builder": {"ID":
+//! …}` is `builder.id` for `slsaprovenance`), keys that name no field dropped, Go's zero values
+//! for missing fields (`"predicate": null`, a subject's `"name": ""`, a vulnerability scan's
+//! `"scanStartedOn": "0001-01-01T00:00:00Z"`), and the numbers of an `interface{}` (a generic
+//! predicate, `buildConfig`, `parameters`, a scan's `result`) as `float64`, written back as Go
+//! writes floats (`1.0` is `1`, an integer for CUE; `9007199254740993` is
+//! `9007199254740992`). A statement Go refuses fails the policy.
+//!
+//! The structs are those of the versions policy-controller builds with (cosign v2.2.3,
+//! in-toto-golang v0.9.0). Checked against Go on generated statements:
+//! `tests/statement_against_go.rs`.
+
+use serde_json::{Map, Value};
+
+use crate::policy::go_json::{Field, GoReadError, Kind, always, field, read_struct};
+
+/// `common.DigestSet`.
+const DIGEST_SET: Kind = Kind::Map(&Kind::String);
+
+/// `in_toto.Subject`.
+const SUBJECT: &[Field] = &[always("name", Kind::String), always("digest", DIGEST_SET)];
+
+/// `in_toto.StatementHeader`'s fields, and the predicate of the generic `in_toto.Statement`
+/// (`SPDXStatement` and `CycloneDXStatement` are the same shape).
+const STATEMENT: &[Field] = &[
+    always("_type", Kind::String),
+    always("predicateType", Kind::String),
+    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+    always("predicate", Kind::Any),
+];
+
+/// `in_toto.LinkStatement`, its predicate `in_toto.Link` (v0.9.0: artifacts are `interface{}`).
+const LINK_STATEMENT: &[Field] = &[
+    always("_type", Kind::String),
+    always("predicateType", Kind::String),
+    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+    always(
+        "predicate",
+        Kind::Struct(&[
+            always("_type", Kind::String),
+            always("name", Kind::String),
+            always("materials", Kind::Map(&Kind::Any)),
+            always("products", Kind::Map(&Kind::Any)),
+            always("byproducts", Kind::Map(&Kind::Any)),
+            always("command", Kind::List(&Kind::String)),
+            always("environment", Kind::Map(&Kind::Any)),
+        ]),
+    ),
+];
+
+/// `in_toto.ProvenanceStatementSLSA02`, its predicate SLSA v0.2's `ProvenancePredicate`
+/// (`omitempty` on a struct omits nothing: `invocation` and `configSource` are always written).
+const SLSA02_STATEMENT: &[Field] = &[
+    always("_type", Kind::String),
+    always("predicateType", Kind::String),
+    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+    always(
+        "predicate",
+        Kind::Struct(&[
+            always("builder", Kind::Struct(&[always("id", Kind::String)])),
+            always("buildType", Kind::String),
+            always(
+                "invocation",
+                Kind::Struct(&[
+                    always(
+                        "configSource",
+                        Kind::Struct(&[
+                            field("uri", Kind::String),
+                            field("digest", DIGEST_SET),
+                            field("entryPoint", Kind::String),
+                        ]),
+                    ),
+                    field("parameters", Kind::Any),
+                    field("environment", Kind::Any),
+                ]),
+            ),
+            field("buildConfig", Kind::Any),
+            field(
+                "metadata",
+                Kind::Pointer(&[
+                    field("buildInvocationID", Kind::String),
+                    field("buildStartedOn", Kind::TimePointer),
+                    field("buildFinishedOn", Kind::TimePointer),
+                    always(
+                        "completeness",
+                        Kind::Struct(&[
+                            always("parameters", Kind::Bool),
+                            always("environment", Kind::Bool),
+                            always("materials", Kind::Bool),
+                        ]),
+                    ),
+                    always("reproducible", Kind::Bool),
+                ]),
+            ),
+            field(
+                "materials",
+                Kind::List(&Kind::Struct(&[
+                    field("uri", Kind::String),
+                    field("digest", DIGEST_SET),
+                ])),
+            ),
+        ]),
+    ),
+];
+
+/// cosign's `attestation.CosignVulnStatement`, its predicate `CosignVulnPredicate`.
+const VULN_STATEMENT: &[Field] = &[
+    always("_type", Kind::String),
+    always("predicateType", Kind::String),
+    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+    always(
+        "predicate",
+        Kind::Struct(&[
+            always(
+                "invocation",
+                Kind::Struct(&[
+                    always("parameters", Kind::Any),
+                    always("uri", Kind::String),
+                    always("event_id", Kind::String),
+                    always("builder.id", Kind::String),
+                ]),
+            ),
+            always(
+                "scanner",
+                Kind::Struct(&[
+                    always("uri", Kind::String),
+                    always("version", Kind::String),
+                    always(
+                        "db",
+                        Kind::Struct(&[always("uri", Kind::String), always("version", Kind::String)]),
+                    ),
+                    always("result", Kind::Any),
+                ]),
+            ),
+            always(
+                "metadata",
+                Kind::Struct(&[
+                    always("scanStartedOn", Kind::Time),
+                    always("scanFinishedOn", Kind::Time),
+                ]),
+            ),
+        ]),
+    ),
+];
+
+/// The struct `AttestationToPayloadJSON` decodes a statement into for the predicate type
+/// `written_type`, as written in the policy: by cosign's short names alone (a URI, or
+/// `slsaprovenance02`, gets the generic statement).
+fn statement_struct(written_type: &str) -> &'static [Field] {
+    match written_type {
+        "link" => LINK_STATEMENT,
+        "slsaprovenance" => SLSA02_STATEMENT,
+        "vuln" => VULN_STATEMENT,
+        _ => STATEMENT,
+    }
+}
+
+/// `statement` (as the host sent it) as policy-controller hands it to the policy of an
+/// attestation of `written_type`: see the module's documentation.
+pub fn go_view(statement: Value, written_type: &str) -> Result<Value, GoReadError> {
+    let object = match statement {
+        Value::Object(object) => object,
+        // `json.Unmarshal` of `null` into a struct leaves it zero.
+        Value::Null => Map::new(),
+        other => {
+            return Err(GoReadError::WrongType {
+                path: "(the statement)".to_owned(),
+                expected: "an object",
+                found: match other {
+                    Value::Array(_) => "a list",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    _ => "a boolean",
+                },
+            });
+        }
+    };
+    read_struct(object, statement_struct(written_type), "").map(Value::Object)
+}
+
+#[cfg(test)]
+mod tests;

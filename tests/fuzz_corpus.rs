@@ -52,6 +52,11 @@ fn image_config_corpus_is_handled() {
 }
 
 #[test]
+fn statement_corpus_is_handled() {
+    replay("statement", targets::statement);
+}
+
+#[test]
 fn validate_corpus_is_handled() {
     replay("validate", targets::validate);
 }

@@ -9,6 +9,7 @@ use cluster_image_policy::host::{CIP_HOST_OPERATIONS, Capability, HostCalls, Mem
 use cluster_image_policy::matching::{ImageMatcher, normalise_image_glob};
 use cluster_image_policy::policy::cue::Program;
 use cluster_image_policy::policy::image_config::go_view;
+use cluster_image_policy::policy::statement;
 use cluster_image_policy::reference::ImageReference;
 use cluster_image_policy::regexp::Regexp;
 use cluster_image_policy::settings::{Settings, SettingsCache};
@@ -91,6 +92,24 @@ pub fn image_config(data: &[u8]) {
             Ok(&view),
             "read again, the view changed"
         );
+    }
+}
+
+/// An in-toto statement (any JSON) read as policy-controller hands it to an attestation's policy
+/// (`policy::statement::go_view`) for each written predicate type with a struct of its own and
+/// the generic one: never a panic, and the reading read again is itself.
+pub fn statement(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    for written_type in ["spdx", "link", "slsaprovenance", "vuln"] {
+        if let Ok(view) = statement::go_view(value.clone(), written_type) {
+            assert_eq!(
+                statement::go_view(view.clone(), written_type).as_ref(),
+                Ok(&view),
+                "{written_type}: read again, the view changed"
+            );
+        }
     }
 }
 

@@ -322,11 +322,12 @@ fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-
 DIFFERENTIAL_RUNS ?= 20
 
 .PHONY: differential
-differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs against Go's encoding/json) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
+differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs and statements against Go's encoding/json) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
 	@for i in $$(seq $(DIFFERENTIAL_RUNS)); do \
 	  for t in "cluster-image-policy cue_against_cue CUE_SUBSET_SEED the_subset_decides_as_real_cue_decides" \
 	           "go-regexp against_go GO_REGEXP_SEED patterns_both_accept_match_the_same_texts" \
-	           "cluster-image-policy image_config_against_go IMAGE_CONFIG_SEED go_view_reads_configs_as_go_reads_them"; do \
+	           "cluster-image-policy image_config_against_go IMAGE_CONFIG_SEED go_view_reads_configs_as_go_reads_them" \
+	           "cluster-image-policy statement_against_go STATEMENT_SEED go_view_reads_statements_as_go_reads_them"; do \
 	    set -- $$t; seed=$$(od -An -N8 -tu8 /dev/urandom | tr -d ' '); \
 	    echo "== run $$i: $$2 with $$3=$$seed"; \
 	    env $$3=$$seed $(CARGO) test -q -p $$1 --test $$2 -- --exact $$4 > target/differential.log 2>&1 \

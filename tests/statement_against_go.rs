@@ -671,8 +671,11 @@ fn refusal_gist(message: &str) -> String {
 /// - a number Go writes as an integer beyond 64 bits (a float64 of 2^64 or more, written without
 ///   a point): serde_json would read that text back as a float, and ours cannot be told to write
 ///   Go's digits as an integer, when Go does write that number so;
-/// - `-0` where an integer is read: serde_json reads it as the float `-0.0` (no struct here has
-///   an integer field, so this does not occur).
+/// - an integer a float64 does not hold (`9007199254740993`): Go rounds it, ours refuses it
+///   rather than hand a policy another number than the signer wrote.
+///
+/// (Go's `-0`, which CUE reads as the integer 0 and ours holds as such, is no difference:
+/// [`negative_zero_alike`].)
 fn allowed_refusal(statement: &Value, error: &GoReadError) -> Option<&'static str> {
     match error {
         GoReadError::NamedTwice { .. } if has_field_named_twice(statement, &field_names()) => {
@@ -683,8 +686,22 @@ fn allowed_refusal(statement: &Value, error: &GoReadError) -> Option<&'static st
         {
             Some("ours refuses: a number Go writes as an integer beyond 64 bits")
         }
+        GoReadError::Rounded { value, .. }
+            if value
+                .parse::<i128>()
+                .is_ok_and(|integer| (integer as f64) as i128 != integer) =>
+        {
+            Some("ours refuses: an integer Go rounds to another float64 (refused rather than rounded)")
+        }
         _ => None,
     }
+}
+
+/// Go writes a float64 negative zero `-0`, which CUE reads as the integer 0 and serde_json (here,
+/// reading Go's answer) as the float `-0.0`; ours holds the integer 0, as CUE does.
+fn negative_zero_alike(go: &Value, ours: &Value) -> bool {
+    let go_negative_zero = go.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) && go.is_f64();
+    go_negative_zero && ours.as_i64() == Some(0)
 }
 
 /// Whether an object of `value`, at any depth, has two keys Go folds to one field name.
@@ -828,7 +845,7 @@ fn describe(value: &Value) -> String {
 /// `interface{}` or a map's values, whose keys are not a struct's); `named` is `path` as the
 /// schema names it (no list indices, `…` for a map's key or what is inside an `interface{}`).
 fn difference(go: &Value, ours: &Value, ty: Option<Ty>, path: &str, named: &str) -> Option<(String, String)> {
-    if go == ours {
+    if go == ours || negative_zero_alike(go, ours) {
         return None;
     }
     match (go, ours) {

@@ -306,7 +306,7 @@ fn a_config_is_judged_as_the_runtime_reads_it() {
         (
             "both-cases",
             r#"{"architecture":"amd64","os":"linux","config":{"User":"65532","user":"0"}}"#,
-            Some("both name `config.User` for Go's JSON decoder"),
+            Some("both name `config.User` for Go's encoding/json"),
         ),
         // Go merges both objects: `User` is `0`; serde_json keeps the second alone.
         (
@@ -317,9 +317,7 @@ fn a_config_is_judged_as_the_runtime_reads_it() {
         (
             "wrong-type",
             r#"{"architecture":"amd64","os":"linux","config":{"User":0}}"#,
-            Some(
-                "`config.User` is a number, where go-containerregistry (policy-controller) and the container runtime read a string",
-            ),
+            Some("`config.User` is a number, where Go's encoding/json (policy-controller) reads a string"),
         ),
     ];
     for (tag, config, refusal) in cases {

@@ -68,6 +68,12 @@ pub enum ConfigError {
     NotAsGoReads { image: String, error: GoReadError },
     /// `image`'s config says `platform`, as another manifest's config does, and they differ.
     PlatformTwice { image: String, platform: String },
+    /// The index lists `image` for the `os/architecture` `listed`; its config says `config`.
+    ListedOtherwise {
+        image: String,
+        listed: String,
+        config: String,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -112,6 +118,11 @@ impl std::fmt::Display for ConfigError {
                  policy-controller judges one of them at random and a node runs the one its index entry names, \
                  so the image is refused"
             ),
+            Self::ListedOtherwise { image, listed, config } => write!(
+                f,
+                "{image}: the index lists it for {listed}, but its config says {config}: a node runs it as {listed}, \
+                 and policy-controller judges it as {config}, so the image is refused"
+            ),
             Self::NotAsGoReads { image, error } => write!(
                 f,
                 "{image}: its image config is not read here as policy-controller and the container runtime read it: {error}"
@@ -131,7 +142,7 @@ pub fn read(reference: &ImageReference, digest: Option<&str>, host: &mut dyn Hos
         configs: Map::new(),
     };
     match digest.or(reference.digest()) {
-        Some(digest) => reader.at_digest(digest, None)?,
+        Some(digest) => reader.at_digest(digest, None, None)?,
         None => reader.at_tag(&reference.verification_target())?,
     }
     Ok(Value::Object(reader.configs))
@@ -150,14 +161,19 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// The configs of what `repository@digest` names. `known` is a config the host already
     /// answered for a manifest of the index that lists `digest` (reused when it is this one).
-    fn at_digest(&mut self, digest: &str, known: Option<&ManifestAndConfig>) -> Result<(), ConfigError> {
+    fn at_digest(
+        &mut self,
+        digest: &str,
+        known: Option<&ManifestAndConfig>,
+        listed: Option<&Listed>,
+    ) -> Result<(), ConfigError> {
         let image = format!("{}@{digest}", self.repository);
         if let Some(answer) = known.filter(|answer| answer.digest == digest) {
-            return self.keep(&image, answer.config.clone());
+            return self.keep(&image, answer.config.clone(), listed);
         }
         let first = match self.manifest_and_config(&image) {
             // The host answers an image manifest's config with the manifest's own digest.
-            Ok(answer) if answer.digest == digest => return self.keep(&image, answer.config),
+            Ok(answer) if answer.digest == digest => return self.keep(&image, answer.config, listed),
             other => other,
         };
         // Another digest: the host resolved an index to its own platform. A failure: maybe an
@@ -194,7 +210,7 @@ impl Reader<'_> {
                         answered: answer.config_digest,
                     });
                 }
-                self.keep(image, answer.config)
+                self.keep(image, answer.config, None)
             }
         }
     }
@@ -215,7 +231,7 @@ impl Reader<'_> {
         }
         self.left -= entries.len();
         // Every digest is checked before any manifest is read: a refused index costs no more calls.
-        let mut digests = Vec::with_capacity(entries.len());
+        let mut listed = Vec::with_capacity(entries.len());
         for entry in &entries {
             let Some(digest) = entry.get("digest").and_then(Value::as_str) else {
                 return Err(ConfigError::Unreadable {
@@ -230,10 +246,10 @@ impl Reader<'_> {
                     digest: digest.to_owned(),
                 });
             }
-            digests.push(digest);
+            listed.push((digest, Listed::of(entry)));
         }
-        for digest in digests {
-            self.at_digest(digest, known)?;
+        for (digest, platform) in listed {
+            self.at_digest(digest, known, platform.as_ref())?;
         }
         Ok(())
     }
@@ -246,11 +262,26 @@ impl Reader<'_> {
     /// `linux/amd64` one), so no one config can stand for the platform. Except `unknown/unknown`,
     /// which no node runs: buildkit writes one attestation manifest of it per platform, each with
     /// its own layers.
-    fn keep(&mut self, image: &str, config: Map<String, Value>) -> Result<(), ConfigError> {
+    ///
+    /// A manifest an index lists for an `os` and `architecture` must have a config of those: a
+    /// node picks it by the index entry, policy-controller keys it by its config, so a config
+    /// saying another platform (`unknown/unknown` on the manifest listed for `linux/amd64`) would
+    /// leave the manifest the node runs unjudged.
+    fn keep(&mut self, image: &str, config: Map<String, Value>, listed: Option<&Listed>) -> Result<(), ConfigError> {
         let config = image_config::go_view(config).map_err(|error| ConfigError::NotAsGoReads {
             image: image.to_owned(),
             error,
         })?;
+        if let Some(listed) = listed {
+            let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
+            if listed.os != field("os") || listed.architecture != field("architecture") {
+                return Err(ConfigError::ListedOtherwise {
+                    image: image.to_owned(),
+                    listed: format!("{}/{}", listed.os, listed.architecture),
+                    config: format!("{}/{}", field("os"), field("architecture")),
+                });
+            }
+        }
         let platform = platform_key(&config);
         match self.configs.get(&platform) {
             None => {
@@ -310,6 +341,31 @@ impl Reader<'_> {
                 image: image.to_owned(),
                 reason,
             })
+    }
+}
+
+/// The `os` and `architecture` an index entry lists its manifest for (`platform`), when it says
+/// both and a node could run it: not `unknown/unknown` (buildkit's attestation manifests, an
+/// artifact beside the images, whose config may be `{}`).
+struct Listed {
+    os: String,
+    architecture: String,
+}
+
+impl Listed {
+    fn of(entry: &Value) -> Option<Self> {
+        let field = |name: &str| {
+            entry
+                .pointer(&format!("/platform/{name}"))
+                .and_then(Value::as_str)
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+        };
+        let listed = Self {
+            os: field("os")?,
+            architecture: field("architecture")?,
+        };
+        (format!("{}/{}", listed.os, listed.architecture) != UNRUNNABLE).then_some(listed)
     }
 }
 

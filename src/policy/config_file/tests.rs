@@ -448,6 +448,37 @@ fn two_configs_of_one_platform_must_agree() {
     assert_eq!(response["accepted"], true, "{response}");
 }
 
+/// A node picks a manifest by its index entry's `platform`, policy-controller keys its config
+/// by the config's own: an index listing the root arm64 image for linux/amd64 (whose config says
+/// linux/arm64) is refused, whichever key a policy names.
+#[test]
+fn a_manifest_listed_for_another_platform_than_its_config_is_refused() {
+    let mut registry = kubewarden(two_platforms("0"), &[]);
+    let mut host = MockHost::new(move |capability, payload| {
+        let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
+        if capability != KUBEWARDEN_OCI_MANIFEST {
+            return Ok(answer);
+        }
+        let mut answer: Value = serde_json::from_slice(&answer).unwrap();
+        for entry in answer["manifests"].as_array_mut().into_iter().flatten() {
+            if entry["digest"] == ARM64 {
+                entry["platform"] = json!({"os": "linux", "architecture": "amd64"});
+            }
+        }
+        Ok(serde_json::to_vec(&answer).unwrap())
+    });
+    let nonroot_amd64 = "config: \"linux/amd64\": config: User: \"65532\"";
+    let response = run(&pod("default", &[IMAGE]), &fetching("cue", nonroot_amd64), &mut host);
+    assert!(
+        message(&response).ends_with(&format!(
+            "fetchConfigFile: {}: the index lists it for linux/amd64, but its config says linux/arm64: a node runs it \
+             as linux/amd64, and policy-controller judges it as linux/arm64, so the image is refused",
+            at(ARM64)
+        )),
+        "{response}"
+    );
+}
+
 #[test]
 fn hostile_answers_fail_the_policy() {
     let sha512 = format!("sha512:{}", "a".repeat(128));

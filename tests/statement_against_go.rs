@@ -633,7 +633,7 @@ fn judge(text: &str, written: &str, go: &Result<Value, String>) -> Verdict {
             kind: format!("Go refuses, ours reads: {}", refusal_gist(refusal)),
             details: format!("Go: {refusal}\nours: {view}"),
         },
-        (Ok(view), Err(error)) => match allowed_refusal(&statement, &error) {
+        (Ok(view), Err(error)) => match allowed_refusal(&statement, written, &error) {
             Some(reason) => Verdict::Allowed(reason),
             None => Verdict::Differ {
                 kind: format!("ours refuses, Go reads: {}", refusal_kind(&error, struct_of(written))),
@@ -672,12 +672,21 @@ fn refusal_gist(message: &str) -> String {
 ///   a point): serde_json would read that text back as a float, and ours cannot be told to write
 ///   Go's digits as an integer, when Go does write that number so;
 /// - an integer a float64 does not hold (`9007199254740993`): Go rounds it, ours refuses it
-///   rather than hand a policy another number than the signer wrote.
+///   rather than hand a policy another number than the signer wrote;
+/// - a `link` artifact that is not an object of strings: the reference here mirrors
+///   in-toto-golang v0.9.0 (`interface{}`), newer policy-controllers build with v0.11.0
+///   (`map[string]string`), and ours refuses what either refuses.
 ///
 /// (Go's `-0`, which CUE reads as the integer 0 and ours holds as such, is no difference:
 /// [`negative_zero_alike`].)
-fn allowed_refusal(statement: &Value, error: &GoReadError) -> Option<&'static str> {
+fn allowed_refusal(statement: &Value, written: &str, error: &GoReadError) -> Option<&'static str> {
     match error {
+        GoReadError::WrongType { path, .. }
+            if written == "link"
+                && (path.starts_with("predicate.materials.") || path.starts_with("predicate.products.")) =>
+        {
+            Some("ours refuses: a link artifact that is not a digest set (in-toto-golang v0.11.0 refuses it)")
+        }
         GoReadError::NamedTwice { .. } if has_field_named_twice(statement, &field_names()) => {
             Some("ours refuses: two keys name one field")
         }
@@ -1084,12 +1093,12 @@ fn the_comparison_finds_differences() {
         first: "builder".into(),
         second: "Builder".into(),
     };
-    assert!(allowed_refusal(&statement, &named_twice).is_some());
-    assert!(allowed_refusal(&serde_json::json!({ "predicate": {} }), &named_twice).is_none());
+    assert!(allowed_refusal(&statement, "spdx", &named_twice).is_some());
+    assert!(allowed_refusal(&serde_json::json!({ "predicate": {} }), "spdx", &named_twice).is_none());
     let beyond = |value: &str| GoReadError::BeyondIntegers {
         path: "predicate".into(),
         value: value.into(),
     };
-    assert!(allowed_refusal(&statement, &beyond("100000000000000000000")).is_some());
-    assert!(allowed_refusal(&statement, &beyond("9223372036854775807")).is_none());
+    assert!(allowed_refusal(&statement, "spdx", &beyond("100000000000000000000")).is_some());
+    assert!(allowed_refusal(&statement, "spdx", &beyond("9223372036854775807")).is_none());
 }

@@ -14,8 +14,9 @@
 //! writes floats (`1.0` is `1`, an integer for CUE; `9007199254740993` is
 //! `9007199254740992`). A statement Go refuses fails the policy.
 //!
-//! The structs are those of the versions policy-controller builds with (cosign v2.2.3,
-//! in-toto-golang v0.9.0). Checked against Go on generated statements:
+//! The structs are those of the versions policy-controller has been built with (cosign v2.2.3
+//! to v3.1.3, in-toto-golang v0.9.0 to v0.11.0): where they differ (a link's artifacts) what
+//! either refuses is refused. Checked against Go on generated statements:
 //! `tests/statement_against_go.rs`.
 
 use serde_json::{Map, Value};
@@ -183,7 +184,51 @@ pub fn go_view(statement: Value, written_type: &str) -> Result<Value, GoReadErro
             });
         }
     };
-    read_struct(object, statement_struct(written_type), "").map(Value::Object)
+    let view = read_struct(object, statement_struct(written_type), "")?;
+    if written_type == "link" {
+        link_artifacts_are_digest_sets(&view)?;
+    }
+    Ok(Value::Object(view))
+}
+
+/// A link's `materials` and `products` as both in-toto-golang versions policy-controller has
+/// been built with read them alike: v0.9.0 takes any JSON for an artifact (`interface{}`),
+/// v0.11.0 a digest set (`map[string]string`, refusing anything else, a `null` digest read as
+/// `""`). An artifact that is not an object of strings is refused, so that no version admits
+/// what the other refuses.
+fn link_artifacts_are_digest_sets(view: &Map<String, Value>) -> Result<(), GoReadError> {
+    for list in ["materials", "products"] {
+        let artifacts = view
+            .get("predicate")
+            .and_then(|predicate| predicate.get(list))
+            .and_then(Value::as_object);
+        for (name, artifact) in artifacts.into_iter().flatten() {
+            let digests = artifact.as_object();
+            let bad = match digests {
+                None if artifact.is_null() => None,
+                None => Some(("an object of digests", artifact)),
+                Some(digests) => digests
+                    .iter()
+                    .find(|(_, digest)| !digest.is_string())
+                    .map(|(_, digest)| ("a digest (a string)", digest)),
+            };
+            if let Some((expected, found)) = bad {
+                return Err(GoReadError::WrongType {
+                    path: format!("predicate.{list}.{name}"),
+                    expected,
+                    found: match found {
+                        Value::Null => "null",
+                        Value::Bool(_) => "a boolean",
+                        Value::Number(_) => "a number",
+                        Value::String(_) => "a string",
+                        Value::Array(_) => "a list",
+                        Value::Object(_) => "an object",
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

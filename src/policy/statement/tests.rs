@@ -134,12 +134,12 @@ fn vuln_and_link_predicates_are_read_into_their_structs() {
     );
     let link = with_predicate(
         "https://in-toto.io/Link/v1",
-        json!({"materials": {"a": {"sha256": "x"}, "n": 1.0}}),
+        json!({"materials": {"a": {"sha256": "x"}}, "byproducts": {"n": 1.0}}),
     );
     assert_eq!(
         go_view(link, "link").unwrap()["predicate"],
-        json!({"_type": "", "name": "", "materials": {"a": {"sha256": "x"}, "n": 1}, "products": null,
-            "byproducts": null, "command": null, "environment": null})
+        json!({"_type": "", "name": "", "materials": {"a": {"sha256": "x"}}, "products": null,
+            "byproducts": {"n": 1}, "command": null, "environment": null})
     );
 }
 
@@ -161,4 +161,27 @@ fn what_go_refuses_is_refused() {
     assert!(matches!(go_view(json!([]), "spdx"), Err(GoReadError::WrongType { .. })));
     let vuln = with_predicate("v", json!({"metadata": {"scanStartedOn": "yesterday"}}));
     assert!(matches!(go_view(vuln, "vuln"), Err(GoReadError::NotATime { .. })));
+}
+
+/// in-toto-golang v0.9.0 reads a link's artifacts as any JSON, v0.11.0 as digest sets: what
+/// either refuses is refused.
+#[test]
+fn link_artifacts_are_digest_sets() {
+    for predicate in [
+        json!({"materials": {"a": 1}}),
+        json!({"products": {"a": {"sha256": 1}}}),
+        json!({"materials": {"a": {"sha256": null}}}),
+        json!({"materials": {"a": ["x"]}}),
+    ] {
+        let link = with_predicate("https://in-toto.io/Link/v1", predicate.clone());
+        assert!(
+            matches!(go_view(link, "link"), Err(GoReadError::WrongType { path, .. }) if path.starts_with("predicate.")),
+            "{predicate}"
+        );
+    }
+    let link = with_predicate("l", json!({"materials": {"a": {"sha256": "x"}, "b": null}}));
+    assert_eq!(
+        go_view(link, "link").unwrap()["predicate"]["materials"],
+        json!({"a": {"sha256": "x"}, "b": null})
+    );
 }

@@ -31,6 +31,7 @@ use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI
 use crate::policy::go_json::GoReadError;
 use crate::policy::image_config;
 use crate::policy::numbers;
+use crate::policy::platform::Platform;
 use crate::reference::{ImageReference, is_usable_digest};
 
 /// The most manifests whose configs are read for one image, those of nested indexes included
@@ -68,11 +69,18 @@ pub enum ConfigError {
     NotAsGoReads { image: String, error: GoReadError },
     /// `image`'s config says `platform`, as another manifest's config does, and they differ.
     PlatformTwice { image: String, platform: String },
-    /// The index lists `image` for the `os/architecture` `listed`; its config says `config`.
+    /// The index lists `image` for the platform `listed`; its config says `config`, which a
+    /// node normalises to another.
     ListedOtherwise {
         image: String,
         listed: String,
         config: String,
+    },
+    /// `image`'s config names its `os/architecture` as `config`, which a node names `node`.
+    NotANodePlatform {
+        image: String,
+        config: String,
+        node: String,
     },
 }
 
@@ -117,6 +125,11 @@ impl std::fmt::Display for ConfigError {
                 "{image}: its config is for {platform}, as another manifest's of the image is, and they differ: \
                  policy-controller judges one of them at random and a node runs the one its index entry names, \
                  so the image is refused"
+            ),
+            Self::NotANodePlatform { image, config, node } => write!(
+                f,
+                "{image}: its config says {config}, which a node runs as {node}: a policy about {node} would not \
+                 judge it, so the image is refused"
             ),
             Self::ListedOtherwise { image, listed, config } => write!(
                 f,
@@ -165,7 +178,7 @@ impl Reader<'_> {
         &mut self,
         digest: &str,
         known: Option<&ManifestAndConfig>,
-        listed: Option<&Listed>,
+        listed: Option<&Platform>,
     ) -> Result<(), ConfigError> {
         let image = format!("{}@{digest}", self.repository);
         if let Some(answer) = known.filter(|answer| answer.digest == digest) {
@@ -246,7 +259,7 @@ impl Reader<'_> {
                     digest: digest.to_owned(),
                 });
             }
-            listed.push((digest, Listed::of(entry)));
+            listed.push((digest, listed_platform(entry)));
         }
         for (digest, platform) in listed {
             self.at_digest(digest, known, platform.as_ref())?;
@@ -267,22 +280,35 @@ impl Reader<'_> {
     /// node picks it by the index entry, policy-controller keys it by its config, so a config
     /// saying another platform (`unknown/unknown` on the manifest listed for `linux/amd64`) would
     /// leave the manifest the node runs unjudged.
-    fn keep(&mut self, image: &str, config: Map<String, Value>, listed: Option<&Listed>) -> Result<(), ConfigError> {
+    fn keep(&mut self, image: &str, config: Map<String, Value>, listed: Option<&Platform>) -> Result<(), ConfigError> {
         let config = image_config::go_view(config).map_err(|error| ConfigError::NotAsGoReads {
             image: image.to_owned(),
             error,
         })?;
-        if let Some(listed) = listed {
-            let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default();
-            if listed.os != field("os") || listed.architecture != field("architecture") {
-                return Err(ConfigError::ListedOtherwise {
-                    image: image.to_owned(),
-                    listed: format!("{}/{}", listed.os, listed.architecture),
-                    config: format!("{}/{}", field("os"), field("architecture")),
-                });
-            }
-        }
+        let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let says = Platform {
+            os: field("os"),
+            architecture: field("architecture"),
+            variant: field("variant"),
+        };
         let platform = platform_key(&config);
+        if !says.os.is_empty() && platform != UNRUNNABLE && !says.names_as_a_node_does() {
+            let node = says.normalized();
+            return Err(ConfigError::NotANodePlatform {
+                image: image.to_owned(),
+                config: format!("{}/{}", says.os, says.architecture),
+                node: format!("{}/{}", node.os, node.architecture),
+            });
+        }
+        if let Some(listed) = listed
+            && listed.normalized() != says.normalized()
+        {
+            return Err(ConfigError::ListedOtherwise {
+                image: image.to_owned(),
+                listed: spelled(listed),
+                config: spelled(&says),
+            });
+        }
         match self.configs.get(&platform) {
             None => {
                 self.configs.insert(platform, Value::Object(config));
@@ -344,29 +370,36 @@ impl Reader<'_> {
     }
 }
 
-/// The `os` and `architecture` an index entry lists its manifest for (`platform`), when it says
-/// both and a node could run it: not `unknown/unknown` (buildkit's attestation manifests, an
-/// artifact beside the images, whose config may be `{}`).
-struct Listed {
-    os: String,
-    architecture: String,
+/// The platform an index entry lists its manifest for (`platform`), when it says `os` and
+/// `architecture` and a node could run it: not `unknown/unknown` (buildkit's attestation
+/// manifests, an artifact beside the images, whose config may be `{}`).
+fn listed_platform(entry: &Value) -> Option<Platform> {
+    let field = |name: &str| {
+        entry
+            .pointer(&format!("/platform/{name}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let listed = Platform {
+        os: field("os"),
+        architecture: field("architecture"),
+        variant: field("variant"),
+    };
+    let runnable = !listed.os.is_empty()
+        && !listed.architecture.is_empty()
+        && format!("{}/{}", listed.os, listed.architecture) != UNRUNNABLE;
+    runnable.then_some(listed)
 }
 
-impl Listed {
-    fn of(entry: &Value) -> Option<Self> {
-        let field = |name: &str| {
-            entry
-                .pointer(&format!("/platform/{name}"))
-                .and_then(Value::as_str)
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-        };
-        let listed = Self {
-            os: field("os")?,
-            architecture: field("architecture")?,
-        };
-        (format!("{}/{}", listed.os, listed.architecture) != UNRUNNABLE).then_some(listed)
+/// `os/architecture[/variant]`, as written.
+fn spelled(platform: &Platform) -> String {
+    let mut spelled = format!("{}/{}", platform.os, platform.architecture);
+    if !platform.variant.is_empty() {
+        spelled.push('/');
+        spelled.push_str(&platform.variant);
     }
+    spelled
 }
 
 /// The key of a config read as Go reads it ([`image_config::go_view`]: `os` and `architecture`

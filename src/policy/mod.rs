@@ -13,6 +13,7 @@ pub mod go_json;
 pub mod image_config;
 pub mod input;
 pub mod numbers;
+pub(crate) mod platform;
 pub mod rego;
 pub mod statement;
 pub(crate) mod time;

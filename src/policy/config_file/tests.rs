@@ -83,7 +83,13 @@ fn kubewarden(stored: Vec<(&str, Stored)>, failing: &[&str]) -> MockHost {
             .ok_or_else(|| format!("manifest unknown: {image}"))
     };
     let platform = |stored: &Stored| match stored {
-        Stored::Image(config) => Some(json!({"os": config["os"], "architecture": config["architecture"]})),
+        Stored::Image(config) => {
+            let mut platform = json!({"os": config["os"], "architecture": config["architecture"]});
+            if let Some(variant) = config.get("variant") {
+                platform["variant"] = variant.clone();
+            }
+            Some(platform)
+        }
         Stored::Index(_) => None,
     };
     MockHost::new(move |capability, payload| {
@@ -474,6 +480,69 @@ fn a_manifest_listed_for_another_platform_than_its_config_is_refused() {
             "fetchConfigFile: {}: the index lists it for linux/amd64, but its config says linux/arm64: a node runs it \
              as linux/amd64, and policy-controller judges it as linux/arm64, so the image is refused",
             at(ARM64)
+        )),
+        "{response}"
+    );
+}
+
+/// The platform a node runs a manifest as is its index entry's, normalised as containerd
+/// normalises it: a config saying another variant is refused (its key would be
+/// `linux/amd64/v9`, which a policy about `linux/amd64` does not name), one spelling the same
+/// platform otherwise is read (`arm64` with and without `v8`), and a config naming its platform
+/// as no node does (`x86_64`) is refused.
+#[test]
+fn configs_are_keyed_as_a_node_names_its_platform() {
+    let nonroot_amd64 = "config: \"linux/amd64\": config: User: \"65532\"";
+    let rewritten = |edit: fn(&mut Value)| {
+        let mut registry = kubewarden(two_platforms("0"), &[]);
+        MockHost::new(move |capability, payload| {
+            let answer = registry.call(capability, &serde_json::to_vec(payload).unwrap())?;
+            let mut answer: Value = serde_json::from_slice(&answer).unwrap();
+            edit(&mut answer);
+            Ok(serde_json::to_vec(&answer).unwrap())
+        })
+    };
+    // The amd64 image's config says variant v9, its entry none.
+    let mut host = rewritten(|answer| {
+        if answer["config"]["architecture"] == "amd64" {
+            answer["config"]["variant"] = json!("v9");
+        }
+    });
+    let response = run(&pod("default", &[IMAGE]), &fetching("cue", nonroot_amd64), &mut host);
+    assert!(
+        message(&response).contains("the index lists it for linux/amd64, but its config says linux/amd64/v9"),
+        "{response}"
+    );
+    // The arm64 entry says v8, its config no variant: the same platform for a node.
+    let mut host = rewritten(|answer| {
+        for entry in answer["manifests"].as_array_mut().into_iter().flatten() {
+            if entry["platform"]["architecture"] == "arm64" {
+                entry["platform"]["variant"] = json!("v8");
+            }
+        }
+    });
+    let response = run(&pod("default", &[IMAGE]), &fetching("cue", ARM64_NONROOT), &mut host);
+    assert!(
+        message(&response).contains("config.\"linux/arm64\".config.User"),
+        "{response}"
+    );
+    // A config spelling its architecture `x86_64`, which a node runs as amd64.
+    let mut host = rewritten(|answer| {
+        if answer["config"]["architecture"] == "amd64" {
+            answer["config"]["architecture"] = json!("x86_64");
+        }
+        for entry in answer["manifests"].as_array_mut().into_iter().flatten() {
+            if entry["platform"]["architecture"] == "amd64" {
+                entry["platform"]["architecture"] = json!("x86_64");
+            }
+        }
+    });
+    let response = run(&pod("default", &[IMAGE]), &fetching("cue", nonroot_amd64), &mut host);
+    assert!(
+        message(&response).ends_with(&format!(
+            "fetchConfigFile: {}: its config says linux/x86_64, which a node runs as linux/amd64: a policy about \
+             linux/amd64 would not judge it, so the image is refused",
+            at(AMD64)
         )),
         "{response}"
     );

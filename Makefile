@@ -83,7 +83,7 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
 	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_REGEXP_MATCH) scripts/go-regexp-match.go; \
 	 fi
-	@if [ ! -x $(GO_IMAGE_CONFIG) ] || [ scripts/go-image-config.go -nt $(GO_IMAGE_CONFIG) ]; then \
+	@if [ ! -x $(GO_IMAGE_CONFIG) ] || [ scripts/go-image-config.go -nt $(GO_IMAGE_CONFIG) ] || [ scripts/go-json-time.go -nt $(GO_IMAGE_CONFIG) ]; then \
 	   if ! command -v go >/dev/null; then \
 	     echo "installing: golang-go"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
@@ -91,9 +91,9 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   echo "building $(GO_IMAGE_CONFIG) ($$(go version))"; \
 	   mkdir -p $(dir $(GO_IMAGE_CONFIG)) && \
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
-	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_IMAGE_CONFIG) scripts/go-image-config.go; \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_IMAGE_CONFIG) scripts/go-image-config.go scripts/go-json-time.go; \
 	 fi
-	@if [ ! -x $(GO_STATEMENT) ] || [ scripts/go-statement.go -nt $(GO_STATEMENT) ]; then \
+	@if [ ! -x $(GO_STATEMENT) ] || [ scripts/go-statement.go -nt $(GO_STATEMENT) ] || [ scripts/go-json-time.go -nt $(GO_STATEMENT) ]; then \
 	   if ! command -v go >/dev/null; then \
 	     echo "installing: golang-go"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
@@ -101,7 +101,7 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   echo "building $(GO_STATEMENT) ($$(go version))"; \
 	   mkdir -p $(dir $(GO_STATEMENT)) && \
 	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
-	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_STATEMENT) scripts/go-statement.go; \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_STATEMENT) scripts/go-statement.go scripts/go-json-time.go; \
 	 fi
 	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
 	   if ! command -v npm >/dev/null; then \

@@ -35,9 +35,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
-	"time"
 )
 
 // StatementHeader as in_toto.StatementHeader (embedded in every statement below, so its fields
@@ -177,66 +174,6 @@ type Scanner struct {
 type Metadata struct {
 	ScanStartedOn  Time `json:"scanStartedOn"`
 	ScanFinishedOn Time `json:"scanFinishedOn"`
-}
-
-// Time is time.Time with its JSON methods as Go >= 1.20 has them (src/time/time.go and
-// src/time/format_rfc3339.go; unchanged since, through Go 1.25), not as Debian's Go 1.19 does.
-// The same as scripts/go-image-config.go's Time, whose comment says what differs and why:
-// UnmarshalJSON leaves the time as it is for `null`, refuses anything but a JSON string, and
-// reads the text between the quotes as written (escapes not undone) with time.Parse(RFC3339),
-// the zone offset `±hh:mm` of exactly two digits each, the hour at most 24 and the minute at most
-// 60; MarshalJSON refuses an offset of 24 hours or more.
-type Time struct {
-	time.Time
-}
-
-// UnmarshalJSON as Go >= 1.20's time.Time.UnmarshalJSON (see Time).
-func (t *Time) UnmarshalJSON(data []byte) error {
-	if string(data) == "null" {
-		return nil
-	}
-	if len(data) < 2 || data[0] != '"' || data[len(data)-1] != '"' {
-		return errors.New("Time.UnmarshalJSON: input is not a JSON string")
-	}
-	text := string(data[1 : len(data)-1])
-	parsed, err := time.Parse(time.RFC3339, text)
-	if err != nil {
-		return err
-	}
-	// time.Parse(RFC3339) took the whole text, so it ends with the zone: `Z`, or `±hh:mm`.
-	if !strings.HasSuffix(text, "Z") {
-		zone := text[len(text)-len("-07:00"):]
-		hour, minute := zone[1:3], zone[4:6]
-		if !twoDigits(hour) || !twoDigits(minute) {
-			return &time.ParseError{Layout: time.RFC3339, Value: text, LayoutElem: "Z07:00", ValueElem: zone}
-		}
-		if n, _ := strconv.Atoi(hour); n > 24 {
-			return &time.ParseError{Layout: time.RFC3339, Value: text, LayoutElem: "Z07:00", ValueElem: zone,
-				Message: ": time zone offset hour out of range"}
-		}
-		if n, _ := strconv.Atoi(minute); n > 60 {
-			return &time.ParseError{Layout: time.RFC3339, Value: text, LayoutElem: "Z07:00", ValueElem: zone,
-				Message: ": time zone offset minute out of range"}
-		}
-	}
-	t.Time = parsed
-	return nil
-}
-
-// MarshalJSON as Go >= 1.20's time.Time.MarshalJSON (see Time).
-func (t Time) MarshalJSON() ([]byte, error) {
-	written, err := t.Time.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	if _, offset := t.Zone(); offset/3600 >= 24 || offset/3600 <= -24 {
-		return nil, errors.New("Time.MarshalJSON: timezone hour outside of range [0,23]")
-	}
-	return written, nil
-}
-
-func twoDigits(s string) bool {
-	return len(s) == 2 && '0' <= s[0] && s[0] <= '9' && '0' <= s[1] && s[1] <= '9'
 }
 
 type request struct {

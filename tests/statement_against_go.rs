@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cluster_image_policy::policy::go_json::GoReadError;
 use cluster_image_policy::policy::statement::go_view;
 use serde_json::Value;
-use testkit::Rng;
+use testkit::{JsonParts as Json, Rng};
 
 /// The seed of a run without `STATEMENT_SEED`: none, a fresh one each run (printed).
 const DEFAULT_SEED: Option<u64> = None;
@@ -241,93 +241,6 @@ fn fold(key: &str) -> String {
 }
 
 // ---- generated statements ----
-
-/// A JSON text in parts, so that a difference can be shrunk: a literal as written, a list, or
-/// an object (members in the order written).
-#[derive(Clone, Debug)]
-enum Json {
-    Lit(String),
-    List(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
-
-impl Json {
-    fn string(s: &str) -> Self {
-        Self::Lit(Value::from(s).to_string())
-    }
-
-    fn text(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out);
-        out
-    }
-
-    fn write(&self, out: &mut String) {
-        match self {
-            Self::Lit(lit) => out.push_str(lit),
-            Self::List(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write(out);
-                }
-                out.push(']');
-            }
-            Self::Obj(members) => {
-                out.push('{');
-                for (i, (key, value)) in members.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::from(key.as_str()).to_string());
-                    out.push(':');
-                    value.write(out);
-                }
-                out.push('}');
-            }
-        }
-    }
-
-    /// Each text with one member or item fewer, anywhere, or a list or object replaced by an
-    /// empty one.
-    fn shrinks(&self) -> Vec<Self> {
-        let mut out = Vec::new();
-        match self {
-            Self::Lit(_) => {}
-            Self::List(items) => {
-                for i in 0..items.len() {
-                    let mut fewer = items.clone();
-                    fewer.remove(i);
-                    out.push(Self::List(fewer));
-                }
-                for (i, item) in items.iter().enumerate() {
-                    for smaller in item.shrinks() {
-                        let mut items = items.clone();
-                        items[i] = smaller;
-                        out.push(Self::List(items));
-                    }
-                }
-            }
-            Self::Obj(members) => {
-                for i in 0..members.len() {
-                    let mut fewer = members.clone();
-                    fewer.remove(i);
-                    out.push(Self::Obj(fewer));
-                }
-                for (i, (_, value)) in members.iter().enumerate() {
-                    for smaller in value.shrinks() {
-                        let mut members = members.clone();
-                        members[i].1 = smaller;
-                        out.push(Self::Obj(members));
-                    }
-                }
-            }
-        }
-        out
-    }
-}
 
 const STRINGS: &[&str] = &[
     "",

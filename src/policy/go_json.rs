@@ -386,7 +386,8 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// The JSON type of `value`, for messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

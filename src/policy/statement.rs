@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::policy::go_json::{Field, GoReadError, Kind, always, field, read_struct};
+use crate::policy::go_json::{Field, GoReadError, Kind, always, field, json_kind, read_struct};
 
 /// `common.DigestSet`.
 const DIGEST_SET: Kind = Kind::Map(&Kind::String);
@@ -29,128 +29,112 @@ const DIGEST_SET: Kind = Kind::Map(&Kind::String);
 /// `in_toto.Subject`.
 const SUBJECT: &[Field] = &[always("name", Kind::String), always("digest", DIGEST_SET)];
 
-/// `in_toto.StatementHeader`'s fields, and the predicate of the generic `in_toto.Statement`
-/// (`SPDXStatement` and `CycloneDXStatement` are the same shape).
-const STATEMENT: &[Field] = &[
-    always("_type", Kind::String),
-    always("predicateType", Kind::String),
-    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
-    always("predicate", Kind::Any),
-];
-
-/// `in_toto.LinkStatement`, its predicate `in_toto.Link` (v0.9.0: artifacts are `interface{}`).
-const LINK_STATEMENT: &[Field] = &[
-    always("_type", Kind::String),
-    always("predicateType", Kind::String),
-    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
-    always(
-        "predicate",
-        Kind::Struct(&[
+/// A statement: `in_toto.StatementHeader`'s fields (embedded, so at the top), and `predicate`
+/// of the kind given.
+macro_rules! statement {
+    ($predicate:expr) => {
+        &[
             always("_type", Kind::String),
-            always("name", Kind::String),
-            always("materials", Kind::Map(&Kind::Any)),
-            always("products", Kind::Map(&Kind::Any)),
-            always("byproducts", Kind::Map(&Kind::Any)),
-            always("command", Kind::List(&Kind::String)),
-            always("environment", Kind::Map(&Kind::Any)),
-        ]),
-    ),
-];
+            always("predicateType", Kind::String),
+            always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+            always("predicate", $predicate),
+        ]
+    };
+}
+
+/// The generic `in_toto.Statement` (`SPDXStatement` and `CycloneDXStatement` are the same shape).
+const STATEMENT: &[Field] = statement!(Kind::Any);
+
+/// `in_toto.LinkStatement`, its predicate `in_toto.Link` (v0.9.0: artifacts are `interface{}`;
+/// v0.11.0 reads them as digest sets, see [`link_artifacts_are_digest_sets`]).
+const LINK_STATEMENT: &[Field] = statement!(Kind::Struct(&[
+    always("_type", Kind::String),
+    always("name", Kind::String),
+    always("materials", Kind::Map(&Kind::Any)),
+    always("products", Kind::Map(&Kind::Any)),
+    always("byproducts", Kind::Map(&Kind::Any)),
+    always("command", Kind::List(&Kind::String)),
+    always("environment", Kind::Map(&Kind::Any)),
+]));
 
 /// `in_toto.ProvenanceStatementSLSA02`, its predicate SLSA v0.2's `ProvenancePredicate`
 /// (`omitempty` on a struct omits nothing: `invocation` and `configSource` are always written).
-const SLSA02_STATEMENT: &[Field] = &[
-    always("_type", Kind::String),
-    always("predicateType", Kind::String),
-    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+const SLSA02_STATEMENT: &[Field] = statement!(Kind::Struct(&[
+    always("builder", Kind::Struct(&[always("id", Kind::String)])),
+    always("buildType", Kind::String),
     always(
-        "predicate",
+        "invocation",
         Kind::Struct(&[
-            always("builder", Kind::Struct(&[always("id", Kind::String)])),
-            always("buildType", Kind::String),
             always(
-                "invocation",
+                "configSource",
                 Kind::Struct(&[
-                    always(
-                        "configSource",
-                        Kind::Struct(&[
-                            field("uri", Kind::String),
-                            field("digest", DIGEST_SET),
-                            field("entryPoint", Kind::String),
-                        ]),
-                    ),
-                    field("parameters", Kind::Any),
-                    field("environment", Kind::Any),
-                ]),
-            ),
-            field("buildConfig", Kind::Any),
-            field(
-                "metadata",
-                Kind::Pointer(&[
-                    field("buildInvocationID", Kind::String),
-                    field("buildStartedOn", Kind::TimePointer),
-                    field("buildFinishedOn", Kind::TimePointer),
-                    always(
-                        "completeness",
-                        Kind::Struct(&[
-                            always("parameters", Kind::Bool),
-                            always("environment", Kind::Bool),
-                            always("materials", Kind::Bool),
-                        ]),
-                    ),
-                    always("reproducible", Kind::Bool),
-                ]),
-            ),
-            field(
-                "materials",
-                Kind::List(&Kind::Struct(&[
                     field("uri", Kind::String),
                     field("digest", DIGEST_SET),
-                ])),
+                    field("entryPoint", Kind::String),
+                ]),
             ),
+            field("parameters", Kind::Any),
+            field("environment", Kind::Any),
         ]),
     ),
-];
+    field("buildConfig", Kind::Any),
+    field(
+        "metadata",
+        Kind::Pointer(&[
+            field("buildInvocationID", Kind::String),
+            field("buildStartedOn", Kind::TimePointer),
+            field("buildFinishedOn", Kind::TimePointer),
+            always(
+                "completeness",
+                Kind::Struct(&[
+                    always("parameters", Kind::Bool),
+                    always("environment", Kind::Bool),
+                    always("materials", Kind::Bool),
+                ]),
+            ),
+            always("reproducible", Kind::Bool),
+        ]),
+    ),
+    field(
+        "materials",
+        Kind::List(&Kind::Struct(&[
+            field("uri", Kind::String),
+            field("digest", DIGEST_SET),
+        ])),
+    ),
+]));
 
 /// cosign's `attestation.CosignVulnStatement`, its predicate `CosignVulnPredicate`.
-const VULN_STATEMENT: &[Field] = &[
-    always("_type", Kind::String),
-    always("predicateType", Kind::String),
-    always("subject", Kind::List(&Kind::Struct(SUBJECT))),
+const VULN_STATEMENT: &[Field] = statement!(Kind::Struct(&[
     always(
-        "predicate",
+        "invocation",
         Kind::Struct(&[
-            always(
-                "invocation",
-                Kind::Struct(&[
-                    always("parameters", Kind::Any),
-                    always("uri", Kind::String),
-                    always("event_id", Kind::String),
-                    always("builder.id", Kind::String),
-                ]),
-            ),
-            always(
-                "scanner",
-                Kind::Struct(&[
-                    always("uri", Kind::String),
-                    always("version", Kind::String),
-                    always(
-                        "db",
-                        Kind::Struct(&[always("uri", Kind::String), always("version", Kind::String)]),
-                    ),
-                    always("result", Kind::Any),
-                ]),
-            ),
-            always(
-                "metadata",
-                Kind::Struct(&[
-                    always("scanStartedOn", Kind::Time),
-                    always("scanFinishedOn", Kind::Time),
-                ]),
-            ),
+            always("parameters", Kind::Any),
+            always("uri", Kind::String),
+            always("event_id", Kind::String),
+            always("builder.id", Kind::String),
         ]),
     ),
-];
+    always(
+        "scanner",
+        Kind::Struct(&[
+            always("uri", Kind::String),
+            always("version", Kind::String),
+            always(
+                "db",
+                Kind::Struct(&[always("uri", Kind::String), always("version", Kind::String)]),
+            ),
+            always("result", Kind::Any),
+        ]),
+    ),
+    always(
+        "metadata",
+        Kind::Struct(&[
+            always("scanStartedOn", Kind::Time),
+            always("scanFinishedOn", Kind::Time),
+        ]),
+    ),
+]));
 
 /// The struct `AttestationToPayloadJSON` decodes a statement into for the predicate type
 /// `written_type`, as written in the policy: by cosign's short names alone (a URI, or
@@ -175,12 +159,7 @@ pub fn go_view(statement: Value, written_type: &str) -> Result<Value, GoReadErro
             return Err(GoReadError::WrongType {
                 path: "(the statement)".to_owned(),
                 expected: "an object",
-                found: match other {
-                    Value::Array(_) => "a list",
-                    Value::String(_) => "a string",
-                    Value::Number(_) => "a number",
-                    _ => "a boolean",
-                },
+                found: json_kind(&other),
             });
         }
     };
@@ -216,14 +195,7 @@ fn link_artifacts_are_digest_sets(view: &Map<String, Value>) -> Result<(), GoRea
                 return Err(GoReadError::WrongType {
                     path: format!("predicate.{list}.{name}"),
                     expected,
-                    found: match found {
-                        Value::Null => "null",
-                        Value::Bool(_) => "a boolean",
-                        Value::Number(_) => "a number",
-                        Value::String(_) => "a string",
-                        Value::Array(_) => "a list",
-                        Value::Object(_) => "an object",
-                    },
+                    found: json_kind(found),
                 });
             }
         }

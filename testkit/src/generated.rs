@@ -1,6 +1,7 @@
 //! The size and the seed of a test that generates its cases (the differential tests against
 //! Go's `regexp`, real CUE and Go's `encoding/json`): both from the environment when set, so
-//! that a longer search or a failed run can be replayed; and the generator they draw from.
+//! that a longer search or a failed run can be replayed; the generator they draw from, and the
+//! JSON texts they build, in parts that shrink.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -47,5 +48,93 @@ impl Rng {
     /// One of `items`.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
+    }
+}
+
+/// A JSON text in parts, so that a difference can be shrunk: a literal as written, a list, or
+/// an object (members in the order written).
+#[derive(Clone, Debug)]
+pub enum JsonParts {
+    Lit(String),
+    List(Vec<JsonParts>),
+    Obj(Vec<(String, JsonParts)>),
+}
+
+impl JsonParts {
+    /// A JSON string literal of `s`.
+    pub fn string(s: &str) -> Self {
+        Self::Lit(serde_json::Value::from(s).to_string())
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Self::Lit(lit) => out.push_str(lit),
+            Self::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Self::Obj(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    value.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    /// Each text with one member or item fewer, anywhere.
+    pub fn shrinks(&self) -> Vec<Self> {
+        let mut out = Vec::new();
+        match self {
+            Self::Lit(_) => {}
+            Self::List(items) => {
+                for i in 0..items.len() {
+                    let mut fewer = items.clone();
+                    fewer.remove(i);
+                    out.push(Self::List(fewer));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    for smaller in item.shrinks() {
+                        let mut items = items.clone();
+                        items[i] = smaller;
+                        out.push(Self::List(items));
+                    }
+                }
+            }
+            Self::Obj(members) => {
+                for i in 0..members.len() {
+                    let mut fewer = members.clone();
+                    fewer.remove(i);
+                    out.push(Self::Obj(fewer));
+                }
+                for (i, (_, value)) in members.iter().enumerate() {
+                    for smaller in value.shrinks() {
+                        let mut members = members.clone();
+                        members[i].1 = smaller;
+                        out.push(Self::Obj(members));
+                    }
+                }
+            }
+        }
+        out
     }
 }

@@ -520,6 +520,7 @@ fn allowed_refusal(text: &str, error: &GoReadError) -> Option<&'static str> {
         | GoReadError::OutOfRange { path, .. }
         | GoReadError::BeyondIntegers { path, .. }
         | GoReadError::Rounded { path, .. } => path,
+        GoReadError::EscapedTime { .. } => return None,
     };
     match (error, find(&config, CONFIG_FILE, path)) {
         (GoReadError::WrongType { .. }, Found::Field(Ty::Int, Value::Number(n)))
@@ -598,6 +599,7 @@ fn refusal_kind(error: &GoReadError) -> String {
         GoReadError::OutOfRange { path, .. } => ("OutOfRange", path),
         GoReadError::BeyondIntegers { path, .. } => ("BeyondIntegers", path),
         GoReadError::Rounded { path, .. } => ("Rounded", path),
+        GoReadError::EscapedTime { value } => return format!("EscapedTime ({value})"),
     };
     format!("{variant} at {}", without_indices(path))
 }

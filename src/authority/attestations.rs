@@ -289,10 +289,11 @@ fn matching(
             // attestation either: another statement of the type may.
             // What policy-controller hands the policy: the statement as Go reads it into the
             // struct of the written type (`policy::statement`).
-            let input = numbers::read_input(statement.statement.get())
+            let text = statement.statement.get();
+            let input = numbers::read_input(text)
                 .map_err(|unreadable| unreadable.to_string())
                 .and_then(|input| {
-                    statement::go_view(input, &attestation.written_type)
+                    statement::go_view_of_text(text, input, &attestation.written_type)
                         .map_err(|error| format!("not read here as policy-controller reads it: {error}"))
                 });
             let input = match input {

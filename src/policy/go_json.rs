@@ -60,6 +60,11 @@ pub enum GoReadError {
          rather than rounded"
     )]
     Rounded { path: String, value: String },
+    #[error(
+        "a time is written with a JSON escape ({value:?} once unescaped): Go's time.Time reads the text between \
+         the quotes as written and refuses it"
+    )]
+    EscapedTime { value: String },
 }
 
 /// What Go decodes a field into.

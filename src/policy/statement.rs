@@ -148,6 +148,92 @@ fn statement_struct(written_type: &str) -> &'static [Field] {
     }
 }
 
+/// The statement `text`, read as `statement`, as policy-controller hands it to the policy of an
+/// attestation of `written_type` ([`go_view`]). For the types whose struct holds times
+/// (`vuln`, `slsaprovenance`), a time written with a JSON escape (`"…00\u005a"`) is refused:
+/// Go's `time.Time.UnmarshalJSON` reads the text between the quotes as written and refuses the
+/// statement, where the parsed value no longer shows the escape. No JSON encoder escapes the
+/// characters of a time, so only a hand-made statement has one.
+pub fn go_view_of_text(text: &str, statement: Value, written_type: &str) -> Result<Value, GoReadError> {
+    if matches!(written_type, "vuln" | "slsaprovenance") {
+        let mut escaped = None;
+        // The text was read already: it is JSON, and a failure here only means no escape found.
+        let _ = serde::de::Deserializer::deserialize_any(
+            &mut serde_json::Deserializer::from_str(text),
+            EscapedTimes(&mut escaped),
+        );
+        if let Some(value) = escaped {
+            return Err(GoReadError::EscapedTime { value });
+        }
+    }
+    go_view(statement, written_type)
+}
+
+/// Walks a JSON document and keeps the first string that was written with an escape and reads,
+/// once unescaped, as a time Go reads. serde_json hands a visitor the strings it could borrow
+/// from the text as written (`visit_borrowed_str`: no escape) and the others unescaped
+/// (`visit_str`).
+struct EscapedTimes<'a>(&'a mut Option<String>);
+
+impl<'de> serde::de::Visitor<'de> for EscapedTimes<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        if self.0.is_none() && crate::policy::time::as_go_rewrites(value).is_some() {
+            *self.0 = Some(value.to_owned());
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        while items.next_element_seed(EscapedTimes(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut members: A) -> Result<(), A::Error> {
+        while members.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            members.next_value_seed(EscapedTimes(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for EscapedTimes<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
 /// `statement` (as the host sent it) as policy-controller hands it to the policy of an
 /// attestation of `written_type`: see the module's documentation.
 pub fn go_view(statement: Value, written_type: &str) -> Result<Value, GoReadError> {

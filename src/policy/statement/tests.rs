@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::go_view;
+use super::{go_view, go_view_of_text};
 use crate::policy::go_json::GoReadError;
 
 const DIGEST: &str = "4f5a5f07c4d3b2a1e0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7";
@@ -184,4 +184,28 @@ fn link_artifacts_are_digest_sets() {
         go_view(link, "link").unwrap()["predicate"]["materials"],
         json!({"a": {"sha256": "x"}, "b": null})
     );
+}
+
+/// A time written with a JSON escape is refused by Go's `time.Time` (it reads the text as
+/// written), so the statements of the types that read times are refused with one; the others
+/// read it as a string, escape undone, as Go does.
+#[test]
+fn a_time_written_with_an_escape_is_refused_where_go_reads_a_time() {
+    let text = r#"{"predicate":{"metadata":{"scanStartedOn":"2024-01-01T00:00:00\u005a"}}}"#;
+    let statement: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        go_view_of_text(text, statement.clone(), "vuln"),
+        Err(GoReadError::EscapedTime {
+            value: "2024-01-01T00:00:00Z".to_owned()
+        })
+    );
+    let provenance = r#"{"predicate":{"metadata":{"buildStartedOn":"2024\u002d01-01T00:00:00Z"}}}"#;
+    assert!(matches!(
+        go_view_of_text(provenance, serde_json::from_str(provenance).unwrap(), "slsaprovenance"),
+        Err(GoReadError::EscapedTime { .. })
+    ));
+    assert!(go_view_of_text(text, statement, "spdx").is_ok());
+    // Escapes elsewhere, and times written plainly, are read.
+    let plain = r#"{"predicate":{"metadata":{"scanStartedOn":"2024-01-01T00:00:00Z"}},"x":"caf\u00e9"}"#;
+    assert!(go_view_of_text(plain, serde_json::from_str(plain).unwrap(), "vuln").is_ok());
 }

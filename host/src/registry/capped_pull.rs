@@ -301,9 +301,6 @@ impl RegistryClient {
     }
 }
 
-/// oci-client's `validate_registry_response`: 200 passes; 401 is unauthorized; another 2xx a
-/// spec violation; a 4xx the OCI error envelope of `body`, or a server error with `body` as its
-/// message, as is any other status.
 /// Whether `document`, read as `manifest`, is one kind of document: an index (`manifests`, no
 /// `config` or `layers`) or an image manifest (no `manifests`), and of the kind its `mediaType`
 /// names when it names one. Read as an image here (oci-client tries that first) and as an index
@@ -335,6 +332,9 @@ fn one_kind(document: &serde_json::Value, manifest: &OciManifest) -> Result<(), 
     }
 }
 
+/// oci-client's `validate_registry_response`: 200 passes; 401 is unauthorized; another 2xx a
+/// spec violation; a 4xx the OCI error envelope of `body`, or a server error with `body` as its
+/// message, as is any other status.
 fn validate_registry_response(status: reqwest::StatusCode, body: &[u8], url: &str) -> Result<(), OciDistributionError> {
     match status {
         reqwest::StatusCode::OK => Ok(()),

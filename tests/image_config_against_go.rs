@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cluster_image_policy::policy::go_json::GoReadError;
 use cluster_image_policy::policy::image_config::go_view;
 use serde_json::{Map, Value};
-use testkit::{JsonParts as Json, Rng};
+use testkit::{JsonParts as Json, Rng, go_fold};
 
 /// The seed of a run without `IMAGE_CONFIG_SEED`: none, a fresh one each run (printed).
 const DEFAULT_SEED: Option<u64> = None;
@@ -153,18 +153,6 @@ const CONFIG: &[Field] = &[
 
 /// Names of no field (`container_config` is Docker's; `osversion` is not `os.version`).
 const UNKNOWN: &[&str] = &["container_config", "throwaway", "osversion", "extra", "Config2"];
-
-/// Whether Go's decoder takes `key` for a field named `name` (`bytes.EqualFold`, Unicode simple
-/// folding). The names are ASCII; the only other characters folding to ASCII letters are
-/// U+017F LONG S (`s`) and U+212A KELVIN SIGN (`k`).
-fn folds_to(key: &str, name: &str) -> bool {
-    let fold = |c: char| match c {
-        '\u{17F}' => 's',
-        '\u{212A}' => 'k',
-        c => c.to_ascii_lowercase(),
-    };
-    key.chars().map(fold).eq(name.chars().map(fold))
-}
 
 // ---- generated configs ----
 
@@ -555,7 +543,7 @@ fn find<'a>(object: &'a Value, fields: &[Field], path: &str) -> Found<'a> {
     };
     let values: Vec<&Value> = object
         .iter()
-        .filter(|(key, _)| folds_to(key, field.name))
+        .filter(|(key, _)| go_fold(key) == go_fold(field.name))
         .map(|(_, value)| value)
         .collect();
     match (values.as_slice(), field.ty) {
@@ -704,23 +692,14 @@ fn compare_value(go: &Value, ours: &Value, ty: Ty, path: &str, out: &mut Vec<(St
 
 /// `config` with members and items removed for as long as it stays a difference of `kind`.
 fn shrink(config: &Json, kind: &str) -> Json {
-    let mut smallest = config.clone();
-    loop {
-        let candidates = smallest.shrinks();
+    config.smallest(|candidates| {
         let texts: Vec<String> = candidates.iter().map(Json::text).collect();
         let answers = testkit::go_image_configs(&texts).expect("Go answers (make test-tools)");
-        let smaller = candidates
-            .into_iter()
-            .zip(&texts)
+        texts
+            .iter()
             .zip(&answers)
-            .find_map(|((candidate, text), go)| {
-                matches!(judge(text, go), Verdict::Differ { kind: k, .. } if k == kind).then_some(candidate)
-            });
-        match smaller {
-            Some(smaller) => smallest = smaller,
-            None => return smallest,
-        }
-    }
+            .position(|(text, go)| matches!(judge(text, go), Verdict::Differ { kind: k, .. } if k == kind))
+    })
 }
 
 #[test]

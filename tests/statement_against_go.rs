@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use cluster_image_policy::policy::go_json::GoReadError;
 use cluster_image_policy::policy::statement::go_view;
 use serde_json::Value;
-use testkit::{JsonParts as Json, Rng};
+use testkit::{JsonParts as Json, Rng, go_fold};
 
 /// The seed of a run without `STATEMENT_SEED`: none, a fresh one each run (printed).
 const DEFAULT_SEED: Option<u64> = None;
@@ -226,19 +226,6 @@ fn field_names() -> BTreeSet<&'static str> {
 
 /// Names of no field.
 const UNKNOWN: &[&str] = &["extra", "predicate_type", "subjects", "builderid", "Predicate2", "kind"];
-
-/// `key` folded as Go's decoder folds a key to match it with a field name (Unicode simple
-/// folding; the field names are ASCII, and the only other characters folding to ASCII letters
-/// are U+017F LONG S, `s`, and U+212A KELVIN SIGN, `k`).
-fn fold(key: &str) -> String {
-    key.chars()
-        .map(|c| match c {
-            '\u{17F}' => 's',
-            '\u{212A}' => 'k',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
 
 // ---- generated statements ----
 
@@ -633,8 +620,8 @@ fn has_field_named_twice(value: &Value, names: &BTreeSet<&str>) -> bool {
             let mut folded = BTreeSet::new();
             let twice = members
                 .keys()
-                .map(|key| fold(key))
-                .filter(|key| names.iter().any(|name| fold(name) == *key))
+                .map(|key| go_fold(key))
+                .filter(|key| names.iter().any(|name| go_fold(name) == *key))
                 .any(|key| !folded.insert(key));
             twice || members.values().any(|value| has_field_named_twice(value, names))
         }
@@ -850,23 +837,13 @@ fn collapse(named: &str) -> String {
 
 /// `statement` with members and items removed for as long as it stays a difference of `kind`.
 fn shrink(statement: &Json, written: &str, kind: &str) -> Json {
-    let mut smallest = statement.clone();
-    loop {
-        let candidates = smallest.shrinks();
+    statement.smallest(|candidates| {
         let cases: Vec<(String, String)> = candidates.iter().map(|c| (c.text(), written.to_owned())).collect();
         let answers = testkit::go_statements(&cases).expect("Go answers (make test-tools)");
-        let smaller = candidates
-            .into_iter()
-            .zip(&cases)
-            .zip(&answers)
-            .find_map(|((candidate, (text, _)), go)| {
-                matches!(judge(text, written, go), Verdict::Differ { kind: k, .. } if k == kind).then_some(candidate)
-            });
-        match smaller {
-            Some(smaller) => smallest = smaller,
-            None => return smallest,
-        }
-    }
+        cases.iter().zip(&answers).position(
+            |((text, _), go)| matches!(judge(text, written, go), Verdict::Differ { kind: k, .. } if k == kind),
+        )
+    })
 }
 
 #[test]

@@ -101,6 +101,21 @@ impl JsonParts {
         }
     }
 
+    /// The smallest text reached from this one by removing members and items for as long as
+    /// `still` finds one of the candidates (each with one member or item fewer) that still shows
+    /// what is being shrunk: it is given them all at once (one batch to a reference tool) and
+    /// answers the index of the first that does.
+    pub fn smallest(&self, mut still: impl FnMut(&[Self]) -> Option<usize>) -> Self {
+        let mut smallest = self.clone();
+        loop {
+            let mut candidates = smallest.shrinks();
+            match still(&candidates) {
+                Some(index) => smallest = candidates.swap_remove(index),
+                None => return smallest,
+            }
+        }
+    }
+
     /// Each text with one member or item fewer, anywhere.
     pub fn shrinks(&self) -> Vec<Self> {
         let mut out = Vec::new();
@@ -136,5 +151,49 @@ impl JsonParts {
             }
         }
         out
+    }
+}
+
+/// `key` folded as Go's `encoding/json` folds a key to match it with a field name
+/// (`bytes.EqualFold`, Unicode simple folding): the field names are ASCII, and the only other
+/// characters folding to ASCII letters are U+017F LONG S (`s`) and U+212A KELVIN SIGN (`k`).
+/// The tests' own model, kept apart from the module's.
+pub fn go_fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JsonParts, go_fold};
+
+    #[test]
+    fn smallest_keeps_only_what_still_shows_the_difference() {
+        let text = JsonParts::Obj(vec![
+            (
+                "a".to_owned(),
+                JsonParts::List(vec![JsonParts::Lit("1".to_owned()), JsonParts::string("x")]),
+            ),
+            ("b".to_owned(), JsonParts::Lit("true".to_owned())),
+        ]);
+        let mut batches = 0;
+        let smallest = text.smallest(|candidates| {
+            batches += 1;
+            candidates.iter().position(|c| c.text().contains("\"x\""))
+        });
+        assert_eq!(smallest.text(), r#"{"a":["x"]}"#);
+        assert_eq!(batches, 3, "one batch per removal, and one that finds none");
+    }
+
+    #[test]
+    fn keys_fold_as_go_folds_them() {
+        assert_eq!(go_fold("U\u{17F}er"), go_fold("user"));
+        assert_eq!(go_fold("\u{212A}ind"), "kind");
+        assert_ne!(go_fold("\u{131}d"), go_fold("id"));
     }
 }

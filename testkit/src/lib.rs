@@ -107,7 +107,7 @@ pub use bundle::{
 pub use cue::{CueAnswer, CueVerdict, cue_verdicts};
 pub use external::{external_signature_layer, sign_with_external};
 pub use fulcio::{GithubWorkflow, IssuerExtension, LeafCertificate, LeafRequest, SctMode, SignerIdentity, TestFulcio};
-pub use generated::{JsonParts, Rng, case_count, run_seed};
+pub use generated::{JsonParts, Rng, case_count, go_fold, run_seed};
 pub use go_image_config::go_image_configs;
 pub use go_regexp::{go_matches, regexp_cases};
 pub use go_statement::go_statements;

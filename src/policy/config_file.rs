@@ -285,12 +285,7 @@ impl Reader<'_> {
             image: image.to_owned(),
             error,
         })?;
-        let field = |name: &str| config.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let says = Platform {
-            os: field("os"),
-            architecture: field("architecture"),
-            variant: field("variant"),
-        };
+        let says = Platform::of(Some(&config));
         let platform = platform_key(&config);
         if !says.os.is_empty() && platform != UNRUNNABLE && !says.names_as_a_node_does() {
             let node = says.normalized();
@@ -374,18 +369,7 @@ impl Reader<'_> {
 /// `architecture` and a node could run it: not `unknown/unknown` (buildkit's attestation
 /// manifests, an artifact beside the images, whose config may be `{}`).
 fn listed_platform(entry: &Value) -> Option<Platform> {
-    let field = |name: &str| {
-        entry
-            .pointer(&format!("/platform/{name}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let listed = Platform {
-        os: field("os"),
-        architecture: field("architecture"),
-        variant: field("variant"),
-    };
+    let listed = Platform::of(entry.get("platform").and_then(Value::as_object));
     let runnable = !listed.os.is_empty()
         && !listed.architecture.is_empty()
         && format!("{}/{}", listed.os, listed.architecture) != UNRUNNABLE;

@@ -4,6 +4,8 @@
 //! (`config: "linux/amd64": …`), so the module checks that the manifest a node runs for a
 //! platform has a config keyed as that platform (`super::config_file`).
 
+use serde_json::{Map, Value};
+
 /// `os`, `architecture` and `variant`, as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Platform {
@@ -13,6 +15,23 @@ pub(crate) struct Platform {
 }
 
 impl Platform {
+    /// The platform `object` says (an image config, or an index entry's `platform`): its
+    /// `os`, `architecture` and `variant`, each empty when missing or not a string.
+    pub(crate) fn of(object: Option<&Map<String, Value>>) -> Self {
+        let field = |name: &str| {
+            object
+                .and_then(|object| object.get(name))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            os: field("os"),
+            architecture: field("architecture"),
+            variant: field("variant"),
+        }
+    }
+
     /// As containerd normalises it: `os` in lower case (`macos` is `darwin`); architecture
     /// aliases (`x86_64` is `amd64`, `aarch64` is `arm64`, `armhf` is `arm` v7, …) and their
     /// default variants (`arm64` v8 is no variant, `arm` without one is v7, …).

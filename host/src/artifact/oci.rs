@@ -3,7 +3,7 @@
 //! `{}` typed `application/vnd.wasm.config.v1+json`, the metadata's one-line annotations on
 //! the manifest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,7 +15,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::ArtifactError;
 use super::metadata::{ANNOTATION_SOURCE, Metadata};
-use crate::registry::{BoundedError, DockerCredentials, ManifestKind, RegistryClient, RegistryError, Sources};
+use crate::registry::{
+    BoundedError, DockerCredentials, ManifestKind, RegistryClient, RegistryError, Sources, registry_host,
+};
 
 /// Scheme of policy URIs, as in a ClusterAdmissionPolicy's `module`.
 pub const REGISTRY_SCHEME: &str = "registry://";
@@ -120,9 +122,14 @@ pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCreden
 }
 
 /// Pushes and pulls policy artifacts with the sources' plain-HTTP hosts and CAs and the docker
-/// credentials.
+/// credentials. A registry's `source_authorities` are trusted for that registry only: an
+/// oci-client trusts its extra CAs for every host, so each registry with CAs has a client of its
+/// own, and every other registry is reached with one trusting the platform's roots alone.
 pub struct PolicyRegistry {
+    /// For registries without `source_authorities`.
     client: Client,
+    /// Per registry with `source_authorities` (keyed as [`registry_host`] writes it).
+    clients: HashMap<String, Client>,
     /// Reads manifests with a size cap (oci-client reads them whole).
     manifests: RegistryClient,
     credentials: DockerCredentials,
@@ -132,10 +139,9 @@ pub struct PolicyRegistry {
 impl PolicyRegistry {
     /// A client for the given sources and credentials.
     pub fn new(sources: &Sources, credentials: DockerCredentials) -> Self {
-        let config = ClientConfig {
+        let config = |extra_roots: Vec<Vec<u8>>| ClientConfig {
             protocol: ClientProtocol::HttpsExcept(sources.insecure_sources.clone()),
-            extra_root_certificates: sources
-                .authority_pems()
+            extra_root_certificates: extra_roots
                 .into_iter()
                 .map(|pem| Certificate {
                     encoding: CertificateEncoding::Pem,
@@ -146,8 +152,17 @@ impl PolicyRegistry {
             connect_timeout: Some(ROUND_TRIP_TIMEOUT),
             ..Default::default()
         };
+        let clients = sources
+            .authority_registries()
+            .into_iter()
+            .map(|registry| {
+                let client = Client::new(config(sources.authority_pems_for(&registry)));
+                (registry, client)
+            })
+            .collect();
         Self {
-            client: Client::new(config),
+            client: Client::new(config(Vec::new())),
+            clients,
             manifests: RegistryClient::new(sources.clone(), credentials.clone(), ROUND_TRIP_TIMEOUT),
             credentials,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
@@ -160,6 +175,14 @@ impl PolicyRegistry {
     pub fn with_max_module_bytes(mut self, max_bytes: u64) -> Self {
         self.max_module_bytes = max_bytes;
         self
+    }
+
+    /// The oci-client for `reference`'s registry: the one trusting that registry's
+    /// `source_authorities`, else the platform's roots alone.
+    fn client_for(&self, reference: &Reference) -> &Client {
+        self.clients
+            .get(&registry_host(reference.resolve_registry()))
+            .unwrap_or(&self.client)
     }
 
     /// The module size cap in force.
@@ -182,7 +205,7 @@ impl PolicyRegistry {
         let manifest = OciImageManifest::build(&layers, &config, annotations);
         let auth = self.credentials.auth_for(reference.resolve_registry());
         let response = self
-            .client
+            .client_for(&reference)
             .push(&reference, &layers, config, &auth, Some(manifest))
             .await
             .map_err(|error| registry_error(error, &reference))?;
@@ -223,7 +246,7 @@ impl PolicyRegistry {
         let (manifest, layer) = parse_policy_manifest(&uri, &raw_manifest, &digest)?;
         check_size(&uri, layer.size, self.max_module_bytes)?;
         let stream = self
-            .client
+            .client_for(reference)
             .pull_blob_stream(reference, &layer)
             .await
             .map_err(|error| registry_error(error, reference))?;
@@ -239,7 +262,7 @@ impl PolicyRegistry {
     /// The manifest digest `reference` currently names.
     pub async fn digest(&self, reference: &Reference) -> Result<String, ArtifactError> {
         let auth = self.credentials.auth_for(reference.resolve_registry());
-        self.client
+        self.client_for(reference)
             .fetch_manifest_digest(reference, &auth)
             .await
             .map_err(|error| registry_error(error, reference))

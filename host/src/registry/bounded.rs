@@ -520,7 +520,7 @@ impl RegistryClient {
             self.scheme_for(&registry),
             reference.repository()
         );
-        let mut request = self.http.get(&url).header("Accept", accept);
+        let mut request = self.http_for(&registry).get(&url).header("Accept", accept);
         request = match (&authorization, &auth) {
             (Authorization::Bearer(_), _) => authorization.apply(request),
             // Registries without token auth answer the first request themselves: the

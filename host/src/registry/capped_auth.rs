@@ -187,7 +187,7 @@ impl RegistryClient {
         let url = format!("{}://{registry}/v2/", self.scheme_for(registry));
         // The answer's body is not read (oci-client drops it too).
         let probe = self
-            .http
+            .http_for(registry)
             .get(&url)
             .send()
             .await
@@ -217,7 +217,7 @@ impl RegistryClient {
         if let Some(service) = &challenge.service {
             query.push(("service", service.as_str()));
         }
-        let mut request = self.http.get(challenge.realm.as_str()).query(&query);
+        let mut request = self.http_for(registry).get(challenge.realm.as_str()).query(&query);
         request = match auth {
             RegistryAuth::Basic(user, password) => request.basic_auth(user, Some(password)),
             RegistryAuth::Bearer(token) => request.bearer_auth(token),

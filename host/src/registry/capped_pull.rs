@@ -241,7 +241,7 @@ impl RegistryClient {
         let accept = OCI_CLIENT_MANIFEST_ACCEPT.join(", ");
         let authorization = self.authorization(reference).await?;
         let head = authorization
-            .apply(self.http.head(&url).header("Accept", &accept))
+            .apply(self.http_for(registry).head(&url).header("Accept", &accept))
             .send()
             .await
             .map_err(http_error)?;
@@ -269,7 +269,7 @@ impl RegistryClient {
         }
         drop(head);
         let mut response = authorization
-            .apply(self.http.get(&url).header("Accept", &accept))
+            .apply(self.http_for(registry).get(&url).header("Accept", &accept))
             .send()
             .await
             .map_err(http_error)?;

@@ -3,6 +3,10 @@
 //! One [`RegistryClient`] holds the sources (plain-HTTP hosts, extra CAs), the docker
 //! credentials and the timeout; every round trip it makes is bounded by that timeout, and its
 //! errors say which registry failed and how.
+//!
+//! The extra CAs of `sources.yaml` are trusted for the registry they are listed under and no
+//! other: each such registry is reached with a client of its own (the platform's roots and its
+//! CAs), every other registry with the client trusting the platform's roots alone.
 
 mod bounded;
 mod capped_auth;
@@ -11,6 +15,8 @@ mod docker_config;
 mod error;
 mod sources;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oci_client::Reference;
@@ -30,7 +36,7 @@ pub use bounded::{
 pub use capped_auth::{ERROR_PREFIX_BYTES, MAX_TOKEN_BYTES, TOKEN_REUSE};
 pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;
-pub use sources::{SourceAuthority, Sources, SourcesError};
+pub use sources::{SourceAuthority, Sources, SourcesError, registry_host};
 
 /// Manifest media types accepted when a manifest is fetched as is.
 const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -64,8 +70,8 @@ pub struct RegistryClient {
     /// For every registry request, each read under a cap where oci-client reads whole
     /// (manifests, configs, layers, digests, tokens). Follows at most 3 redirects (blobs are
     /// redirected to storage); reqwest drops `Authorization` when one leads to another host,
-    /// port or scheme.
-    http: reqwest::Client,
+    /// port or scheme. One client per registry with extra CAs; see [`RegistryClient::http_for`].
+    http: HttpClients,
     /// Outcomes of token exchanges, shared by the clones of this client.
     tokens: capped_auth::TokenCache,
     sources: Sources,
@@ -86,19 +92,18 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// A client whose every round trip is bounded by `timeout`.
     pub fn new(sources: Sources, credentials: DockerCredentials, timeout: Duration) -> Self {
-        let mut http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .read_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3));
-        let roots: Vec<reqwest::Certificate> = extra_roots(&sources)
-            .iter()
-            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        let by_registry = sources
+            .authority_registries()
+            .into_iter()
+            .map(|registry| {
+                let client = http_client(timeout, &extra_roots(&sources, &registry));
+                (registry, client)
+            })
             .collect();
-        if !roots.is_empty() {
-            http = http.tls_certs_merge(roots);
-        }
-        // Building fails only when the TLS backend cannot start; requests then fail and say so.
-        let http = http.build().unwrap_or_default();
+        let http = HttpClients {
+            default: http_client(timeout, &[]),
+            by_registry: Arc::new(by_registry),
+        };
         Self {
             http,
             tokens: capped_auth::TokenCache::default(),
@@ -126,11 +131,13 @@ impl RegistryClient {
         self.credentials.auth_for(reference.resolve_registry())
     }
 
-    /// Configuration for sigstore-rs's cosign client: same plain-HTTP hosts and extra CAs.
-    pub fn sigstore_config(&self) -> sigstore::registry::ClientConfig {
+    /// Configuration for a sigstore-rs cosign client reaching `registry` (`host[:port]`): the
+    /// same plain-HTTP hosts, and the extra CAs listed for `registry` only (a cosign client
+    /// trusts its extra CAs for every host it reaches, so it must reach no other registry).
+    pub fn sigstore_config(&self, registry: &str) -> sigstore::registry::ClientConfig {
         sigstore::registry::ClientConfig {
             protocol: sigstore::registry::ClientProtocol::HttpsExcept(self.sources.insecure_sources.clone()),
-            extra_root_certificates: extra_roots(&self.sources)
+            extra_root_certificates: extra_roots(&self.sources, registry)
                 .into_iter()
                 .map(|der| sigstore::registry::Certificate {
                     encoding: sigstore::registry::CertificateEncoding::Der,
@@ -259,6 +266,17 @@ impl RegistryClient {
         }
     }
 
+    /// The HTTP client for requests to `registry` (`host[:port]`, as `resolve_registry` gives
+    /// it) and for what it names (its token realm, a blob's redirect): the one trusting the
+    /// registry's own `source_authorities` when it has some, else the platform's roots alone,
+    /// never another registry's CAs.
+    pub(crate) fn http_for(&self, registry: &str) -> &reqwest::Client {
+        self.http
+            .by_registry
+            .get(&registry_host(registry))
+            .unwrap_or(&self.http.default)
+    }
+
     /// `http` or `https`, as oci-client's `ClientProtocol::HttpsExcept` chooses for `registry`.
     fn scheme_for(&self, registry: &str) -> &'static str {
         if self.sources.is_insecure(registry) {
@@ -291,10 +309,40 @@ impl RegistryClient {
     }
 }
 
-/// DER certificates of every extra CA in `sources` (validated by [`Sources::from_file`]).
-fn extra_roots(sources: &Sources) -> Vec<Vec<u8>> {
+/// The reqwest clients of a [`RegistryClient`].
+#[derive(Clone)]
+struct HttpClients {
+    /// The platform's roots alone: registries without `source_authorities`.
+    default: reqwest::Client,
+    /// Per registry with `source_authorities` (keyed as [`registry_host`] writes it): the
+    /// platform's roots and that registry's CAs.
+    by_registry: Arc<HashMap<String, reqwest::Client>>,
+}
+
+/// A registry client bounded by `timeout`, trusting the platform's roots and `extra_roots`
+/// (DER).
+fn http_client(timeout: Duration, extra_roots: &[Vec<u8>]) -> reqwest::Client {
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .read_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(3));
+    let roots: Vec<reqwest::Certificate> = extra_roots
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        .collect();
+    if !roots.is_empty() {
+        http = http.tls_certs_merge(roots);
+    }
+    // Building fails only when the TLS backend cannot start; the default client then trusts the
+    // platform's roots alone (never more), and requests fail and say so.
+    http.build().unwrap_or_default()
+}
+
+/// DER certificates of the extra CAs `sources` lists for `registry` (validated by
+/// [`Sources::from_file`]).
+fn extra_roots(sources: &Sources, registry: &str) -> Vec<Vec<u8>> {
     sources
-        .authority_pems()
+        .authority_pems_for(registry)
         .iter()
         .filter_map(|pem| std::str::from_utf8(pem).ok())
         .filter_map(|pem| sources::pem_certificates(pem).ok())

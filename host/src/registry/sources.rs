@@ -1,4 +1,10 @@
 //! kwctl's `sources.yaml`: which registries speak plain HTTP and which extra CAs to trust.
+//!
+//! A CA listed under `source_authorities."host:port"` is trusted for that registry alone, as
+//! Kubewarden's policy-fetcher uses it (`client_protocol` takes `source_authority(host_and_port)`):
+//! trusting it for every registry would let whoever holds a development registry's CA key
+//! impersonate `ghcr.io` or `docker.io`, collect the credentials sent there and answer forged
+//! manifests. [`Sources::authority_pems_for`] is the one look-up of a registry's CAs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,13 @@ pub enum SourcesError {
     /// The sources file is not valid YAML of the expected shape.
     #[error("invalid sources file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A `source_authorities` key is not a registry `host[:port]`: its CAs would apply to no
+    /// registry.
+    #[error(
+        "source_authorities: key {host:?} is not a registry host[:port] (like registry.example:5443, \
+         without scheme or path): its CAs are trusted for that registry only, and this key names none"
+    )]
+    AuthorityHost { host: String },
     /// A CA entry is unusable.
     #[error("source_authorities.{host}[{index}]: {message}")]
     Authority {
@@ -42,7 +55,8 @@ pub struct Sources {
     /// Registries (`host[:port]`) reached over plain HTTP.
     #[serde(default)]
     pub insecure_sources: Vec<String>,
-    /// Extra CAs per registry host. After [`Sources::from_file`] every entry is `Data`.
+    /// Extra CAs per registry host (`host[:port]`), each trusted for its host only (see
+    /// [`Sources::authority_pems_for`]). After [`Sources::from_file`] every entry is `Data`.
     #[serde(default)]
     pub source_authorities: BTreeMap<String, Vec<SourceAuthority>>,
 }
@@ -76,6 +90,9 @@ impl Sources {
             })?
         };
         for (host, authorities) in &mut sources.source_authorities {
+            if !is_registry_host(host) {
+                return Err(SourcesError::AuthorityHost { host: host.clone() });
+            }
             for (index, authority) in authorities.iter_mut().enumerate() {
                 let error = |message: String| SourcesError::Authority {
                     host: host.clone(),
@@ -105,17 +122,52 @@ impl Sources {
         self.insecure_sources.iter().any(|s| s == registry)
     }
 
-    /// PEM data of every extra CA, all hosts together (the registry client trusts them all).
-    pub fn authority_pems(&self) -> Vec<Vec<u8>> {
+    /// PEM data of the extra CAs listed for `registry` (`host[:port]`, as a reference names it
+    /// or as oci-client resolves it), and for it alone: the key and `registry` are compared as
+    /// [`registry_host`] writes them (host case ignored, the port as written, `docker.io` and
+    /// `index.docker.io` one host). Empty when none are listed: the platform's roots alone.
+    pub fn authority_pems_for(&self, registry: &str) -> Vec<Vec<u8>> {
+        let wanted = registry_host(registry);
         self.source_authorities
-            .values()
-            .flatten()
+            .iter()
+            .filter(|(host, _)| registry_host(host) == wanted)
+            .flat_map(|(_, authorities)| authorities)
             .filter_map(|authority| match authority {
                 SourceAuthority::Data { data } => Some(data.as_bytes().to_vec()),
                 SourceAuthority::Path { .. } => None,
             })
             .collect()
     }
+
+    /// The registries (as [`registry_host`] writes them) that have extra CAs, each once.
+    pub fn authority_registries(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = self.source_authorities.keys().map(|host| registry_host(host)).collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+}
+
+/// A registry name as `source_authorities` keys and references are compared: the host in
+/// lower case (DNS names ignore case), the port as written (`host` and `host:443` are two
+/// names, as in policy-fetcher's `host_and_port`), and Docker Hub's `docker.io` written as the
+/// host oci-client connects to for it, `index.docker.io`.
+pub fn registry_host(registry: &str) -> String {
+    let host = registry.trim().to_ascii_lowercase();
+    match host.as_str() {
+        "docker.io" => "index.docker.io".to_owned(),
+        _ => host,
+    }
+}
+
+/// `host[:port]`: letters, digits, `.`, `-`, `_`, `:` and an IPv6 literal's brackets; no
+/// scheme, path, user info or space.
+fn is_registry_host(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(':')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
 }
 
 /// The DER certificates in a PEM text.
@@ -161,7 +213,11 @@ mod tests {
                 .iter()
                 .all(|a| matches!(a, SourceAuthority::Data { data } if data.trim() == pem.trim()))
         );
-        assert_eq!(sources.authority_pems().len(), 2);
+        assert_eq!(sources.authority_pems_for("registry.internal:5443").len(), 2);
+        assert_eq!(
+            sources.authority_registries(),
+            vec!["registry.internal:5443".to_owned()]
+        );
     }
 
     #[test]
@@ -195,6 +251,60 @@ mod tests {
         )
         .expect_err("unknown type");
         assert!(err.to_string().contains("unknown variant `Url`"), "{err}");
+    }
+
+    /// The look-up an attacker holding a CA for one registry would hope to widen: other hosts,
+    /// other ports, the host without its port, a suffix or prefix of the name.
+    #[test]
+    fn authorities_apply_to_their_own_registry_only() {
+        let pem = test_ca_pem();
+        let indented: String = pem.lines().map(|line| format!("        {line}\n")).collect();
+        let yaml = format!(
+            "source_authorities:\n  \"Dev-Registry.internal:5443\":\n    - type: Data\n      data: |\n{indented}  \"docker.io\":\n    - type: Data\n      data: |\n{indented}"
+        );
+        let sources = Sources::from_yaml(&yaml, Path::new(".")).expect("valid sources");
+
+        assert_eq!(sources.authority_pems_for("dev-registry.internal:5443").len(), 1);
+        assert_eq!(sources.authority_pems_for("DEV-REGISTRY.INTERNAL:5443").len(), 1);
+        assert_eq!(sources.authority_pems_for("index.docker.io").len(), 1);
+        assert_eq!(sources.authority_pems_for("docker.io").len(), 1);
+        for other in [
+            "ghcr.io",
+            "registry-1.docker.io",
+            "dev-registry.internal",
+            "dev-registry.internal:443",
+            "dev-registry.internal:54430",
+            "registry.internal:5443",
+            "evil.dev-registry.internal:5443",
+            "dev-registry.internal:5443.evil",
+            "127.0.0.1:5443",
+            "",
+        ] {
+            assert!(sources.authority_pems_for(other).is_empty(), "{other}");
+        }
+        assert_eq!(
+            sources.authority_registries(),
+            vec!["dev-registry.internal:5443".to_owned(), "index.docker.io".to_owned()]
+        );
+    }
+
+    #[test]
+    fn authority_keys_must_be_a_registry_host() {
+        let pem = test_ca_pem();
+        let indented: String = pem.lines().map(|line| format!("        {line}\n")).collect();
+        for key in ["https://reg:5443", "reg:5443/team", "user@reg", "reg 5443", ":5443", ""] {
+            let yaml = format!("source_authorities:\n  \"{key}\":\n    - type: Data\n      data: |\n{indented}");
+            let err = Sources::from_yaml(&yaml, Path::new(".")).expect_err(key);
+            assert!(
+                matches!(&err, SourcesError::AuthorityHost { host } if host == key),
+                "{key}: {err}"
+            );
+            assert!(err.to_string().contains("is not a registry host[:port]"), "{err}");
+        }
+        for key in ["reg", "reg:5443", "127.0.0.1:5000", "[::1]:5000", "my_reg.internal"] {
+            let yaml = format!("source_authorities:\n  \"{key}\":\n    - type: Data\n      data: |\n{indented}");
+            Sources::from_yaml(&yaml, Path::new(".")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
     }
 
     #[test]

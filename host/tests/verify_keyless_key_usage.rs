@@ -92,8 +92,8 @@ async fn fails(verifier: &Verifier, format: SignatureFormat, image: &str) -> Str
 fn not_for_code_signing(present: &str) -> String {
     format!(
         "no keyless signature by issuer {ISSUER} and subject {EMAIL}; signing certificate is not trusted by \
-         the Fulcio CAs of the trust root: Certificate not trusted: RequiredEkuNotFoundContext(\
-         RequiredEkuNotFoundContext {{ required: {CODE_SIGNING}, present: [{present}] }})"
+         the Fulcio CAs of the trust root: it or a certificate of its chain does not allow code signing: \
+         RequiredEkuNotFoundContext {{ required: {CODE_SIGNING}, present: [{present}] }}"
     )
 }
 

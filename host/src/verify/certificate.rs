@@ -58,28 +58,114 @@ fn check(req: CertificateVerificationRequest) -> Result<(), String> {
     let Some(root) = chain.pop() else {
         return Err("Certificate chain is empty".to_string());
     };
-    chains_with(&der, std::slice::from_ref(&root), &chain, verification_time)
+    chains_with(&der, std::slice::from_ref(&root), &chain, verification_time).map_err(|e| match e {
+        PathError::Unusable(reason) => reason,
+        PathError::Rejected(webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer) => {
+            "Certificate is not trusted by the provided cert chain".to_string()
+        }
+        PathError::Rejected(other) => format!("Certificate not trusted: {other}"),
+    })
 }
 
-/// Whether `leaf` chains to one of `roots` (any of which may also serve as intermediate) at
-/// `time`, for code signing.
-pub(crate) fn chains_to(leaf: &CertificateDer<'_>, roots: &[CertificateDer<'_>], time: i64) -> Result<(), String> {
-    chains_with(leaf, roots, roots, time)
+/// Whether `leaf` chains, for code signing, through a certificate authority's chain as a
+/// sigstore trust root lists it (`certChain`: the intermediates, then the root last), every
+/// certificate of the path valid at `time`: sigstore-go's `FulcioCertificateAuthority.Verify`,
+/// which trusts the last certificate alone and verifies the path with Go's `x509` at the
+/// observer's time (the "hybrid model" of the sigstore spec: a signature is valid if it has a
+/// timestamp at which every certificate up to the root was valid).
+///
+/// webpki checks an intermediate's validity, CA flag and extended key usage, but a trust
+/// anchor's none of them: the root's validity and usage are checked here. (Every certificate
+/// of the chain as an anchor, as before, let an intermediate expired, not yet valid or made for
+/// TLS servers issue signing certificates.)
+pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<'_>], time: i64) -> Result<(), String> {
+    let Some((root, intermediates)) = chain.split_last() else {
+        return Err("the certificate authority lists no certificate".to_string());
+    };
+    let at = super::rekor::show_time(time);
+    chains_with(leaf, std::slice::from_ref(root), intermediates, time).map_err(|e| match e {
+        PathError::Unusable(reason) => reason,
+        PathError::Rejected(webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer) => {
+            "it was not issued through this certificate authority's chain".to_string()
+        }
+        PathError::Rejected(webpki::Error::CertExpired { .. }) => {
+            format!("it or a certificate of its chain had expired at {at}")
+        }
+        PathError::Rejected(webpki::Error::CertNotValidYet { .. }) => {
+            format!("it or a certificate of its chain was not valid yet at {at}")
+        }
+        PathError::Rejected(webpki::Error::RequiredEkuNotFoundContext(context)) => {
+            format!("it or a certificate of its chain does not allow code signing: {context:?}")
+        }
+        PathError::Rejected(other) => format!("the path is not valid: {other:?}"),
+    })?;
+    root_usable_at(root, time)
 }
 
+/// The checks webpki leaves out for a trust anchor, as Go's `x509.Certificate.Verify` makes
+/// them for the root of a chain: valid at `time`, and an extended key usage, if any, that
+/// allows code signing (or any usage).
+fn root_usable_at(root: &CertificateDer<'_>, time: i64) -> Result<(), String> {
+    /// DER value of `anyExtendedKeyUsage`, 2.5.29.37.0.
+    const EKU_ANY: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+    let parsed = x509_cert::Certificate::from_der(root.as_ref())
+        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+    let validity = &parsed.tbs_certificate.validity;
+    let (not_before, not_after) = (
+        validity.not_before.to_unix_duration().as_secs(),
+        validity.not_after.to_unix_duration().as_secs(),
+    );
+    let at = u64::try_from(time).unwrap_or(0);
+    if at < not_before || at > not_after {
+        return Err(format!(
+            "the root certificate was not valid at {}",
+            super::rekor::show_time(time)
+        ));
+    }
+    let usages = parsed
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|e| e.extn_id == x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.29.37"))
+        .map(|e| x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+    let allows_signing = usages.is_none_or(|usages| {
+        usages.0.iter().any(|oid| {
+            let der = oid.as_bytes();
+            der == EKU_CODE_SIGNING || der == EKU_ANY
+        })
+    });
+    if !allows_signing {
+        return Err("the root certificate does not allow code signing".to_string());
+    }
+    Ok(())
+}
+
+/// Why [`chains_with`] found no path.
+enum PathError {
+    /// The leaf or a root cannot be read.
+    Unusable(String),
+    /// webpki's answer.
+    Rejected(webpki::Error),
+}
+
+/// webpki's path verification of `leaf`, for code signing, at `time`.
 fn chains_with(
     leaf: &CertificateDer<'_>,
     roots: &[CertificateDer<'_>],
     intermediates: &[CertificateDer<'_>],
     time: i64,
-) -> Result<(), String> {
+) -> Result<(), PathError> {
     let end_entity = webpki::EndEntityCert::try_from(leaf)
-        .map_err(|_| "Certificate is not a valid end-entity certificate".to_string())?;
+        .map_err(|_| PathError::Unusable("Certificate is not a valid end-entity certificate".to_string()))?;
     let anchors = roots
         .iter()
         .map(|root| webpki::anchor_from_trusted_cert(root).map(|a| a.to_owned()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+        .map_err(|e| PathError::Unusable(format!("Certificate chain holds an unusable root: {e}")))?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(u64::try_from(time).unwrap_or(0)));
     end_entity
         .verify_for_usage(
@@ -92,12 +178,7 @@ fn chains_with(
             None,
         )
         .map(|_| ())
-        .map_err(|e| match e {
-            webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer => {
-                "Certificate is not trusted by the provided cert chain".to_string()
-            }
-            other => format!("Certificate not trusted: {other}"),
-        })
+        .map_err(PathError::Rejected)
 }
 
 fn to_der(certificate: &Certificate) -> Result<CertificateDer<'static>, String> {

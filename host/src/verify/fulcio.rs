@@ -34,7 +34,8 @@ pub struct TrustedCertificate {
 }
 
 /// Chains `leaf_der` to a Fulcio CA of `trust` valid at `time` (Unix seconds); the leaf and
-/// the chain must be valid at `time` too.
+/// every certificate of the CA's chain up to its root (the last it lists, the only one trusted
+/// as such) must be valid at `time` too.
 pub fn chain_at(leaf_der: &[u8], trust: &TrustRoot, time: i64) -> Result<TrustedCertificate, String> {
     let untrusted =
         |reason: String| format!("signing certificate is not trusted by the Fulcio CAs of the trust root: {reason}");
@@ -47,12 +48,12 @@ pub fn chain_at(leaf_der: &[u8], trust: &TrustRoot, time: i64) -> Result<Trusted
     let mut reasons = Vec::new();
     let mut outside_validity = Vec::new();
     for (index, ca) in trust.certificate_authorities().iter().enumerate() {
-        let roots: Vec<CertificateDer<'_>> = ca
+        let chain: Vec<CertificateDer<'_>> = ca
             .certificates
             .iter()
             .map(|c| CertificateDer::from(c.as_slice()))
             .collect();
-        if let Err(reason) = super::certificate::chains_to(&CertificateDer::from(leaf_der), &roots, time) {
+        if let Err(reason) = super::certificate::chains_through(&CertificateDer::from(leaf_der), &chain, time) {
             reasons.push(reason);
             continue;
         }
@@ -147,4 +148,138 @@ fn subject(leaf: &x509_cert::Certificate) -> Result<CertificateSubject, String> 
         }
     }
     Err("signing certificate's SAN has neither an email nor a URI".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    };
+
+    use super::chain_at;
+    use crate::trust::TrustRoot;
+
+    /// 2026-06-01T00:00:00Z, when the signatures below were logged.
+    const LOGGED: i64 = 1_780_272_000;
+
+    fn ca(name: &str, years: (i32, i32), usages: Vec<ExtendedKeyUsagePurpose>) -> CertificateParams {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.extended_key_usages = usages;
+        params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+        params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+        params
+    }
+
+    /// A trust root whose one CA lists `[intermediate, root]` (valid for every time), and a
+    /// code-signing leaf valid in 2026 issued by the intermediate.
+    fn world(root: CertificateParams, intermediate: CertificateParams) -> (TrustRoot, Vec<u8>) {
+        let root = CertifiedIssuer::self_signed(root, KeyPair::generate().expect("key")).expect("root");
+        let intermediate =
+            CertifiedIssuer::signed_by(intermediate, KeyPair::generate().expect("key"), &root).expect("intermediate");
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
+        leaf.subject_alt_names = vec![rcgen::SanType::Rfc822Name("dev@example.com".try_into().expect("email"))];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        leaf.not_before = rcgen::date_time_ymd(2026, 5, 31);
+        leaf.not_after = rcgen::date_time_ymd(2026, 6, 2);
+        let leaf = leaf
+            .signed_by(&KeyPair::generate().expect("key"), &intermediate)
+            .expect("leaf");
+        let trust = serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [],
+            "ctlogs": [],
+            "certificateAuthorities": [{
+                "subject": {"organization": "test", "commonName": "test"},
+                "uri": "https://fulcio.test.invalid",
+                "certChain": {"certificates": [
+                    {"rawBytes": BASE64.encode(intermediate.der())},
+                    {"rawBytes": BASE64.encode(root.der())},
+                ]},
+                "validFor": {"start": "2000-01-01T00:00:00Z"},
+            }],
+        });
+        (
+            TrustRoot::from_json(&trust.to_string()).expect("trust root"),
+            leaf.der().to_vec(),
+        )
+    }
+
+    fn code_signing() -> Vec<ExtendedKeyUsagePurpose> {
+        vec![ExtendedKeyUsagePurpose::CodeSigning]
+    }
+
+    #[test]
+    fn a_chain_valid_when_logged_is_trusted() {
+        let (trust, leaf) = world(
+            ca("root", (2020, 2090), vec![]),
+            ca("intermediate", (2020, 2090), code_signing()),
+        );
+        chain_at(&leaf, &trust, LOGGED).expect("trusted");
+        // A root allowing code signing, or any usage, is a root too.
+        let (trust, leaf) = world(
+            ca("root", (2020, 2090), vec![ExtendedKeyUsagePurpose::Any]),
+            ca("intermediate", (2020, 2090), code_signing()),
+        );
+        chain_at(&leaf, &trust, LOGGED).expect("trusted");
+    }
+
+    /// A forger holding the key of a certificate the trust root lists, used outside what that
+    /// certificate allows: every one is refused, as sigstore-go refuses it. Each was trusted
+    /// while every listed certificate was a trust anchor.
+    #[test]
+    fn a_ca_certificate_outside_its_validity_or_usage_issues_nothing() {
+        for (case, root, intermediate, expected) in [
+            (
+                "an intermediate expired years before",
+                ca("root", (2020, 2090), vec![]),
+                ca("intermediate", (2020, 2021), code_signing()),
+                "it or a certificate of its chain had expired at 2026-06-01T00:00:00Z",
+            ),
+            (
+                "an intermediate not yet valid",
+                ca("root", (2020, 2090), vec![]),
+                ca("intermediate", (2080, 2090), code_signing()),
+                "it or a certificate of its chain was not valid yet at 2026-06-01T00:00:00Z",
+            ),
+            (
+                "an intermediate for TLS servers",
+                ca("root", (2020, 2090), vec![]),
+                ca("intermediate", (2020, 2090), vec![ExtendedKeyUsagePurpose::ServerAuth]),
+                "it or a certificate of its chain does not allow code signing",
+            ),
+            (
+                "an expired root",
+                ca("root", (2020, 2021), vec![]),
+                ca("intermediate", (2020, 2090), code_signing()),
+                "the root certificate was not valid at 2026-06-01T00:00:00Z",
+            ),
+            (
+                "a root not yet valid",
+                ca("root", (2080, 2090), vec![]),
+                ca("intermediate", (2020, 2090), code_signing()),
+                "the root certificate was not valid",
+            ),
+            (
+                "a root for TLS servers",
+                ca("root", (2020, 2090), vec![ExtendedKeyUsagePurpose::ServerAuth]),
+                ca("intermediate", (2020, 2090), code_signing()),
+                "the root certificate does not allow code signing",
+            ),
+        ] {
+            let (trust, leaf) = world(root, intermediate);
+            let error = chain_at(&leaf, &trust, LOGGED)
+                .err()
+                .unwrap_or_else(|| panic!("{case}: trusted"));
+            assert!(
+                error.starts_with("signing certificate is not trusted by the Fulcio CAs of the trust root")
+                    && error.contains(expected),
+                "{case}: {error}"
+            );
+        }
+    }
 }

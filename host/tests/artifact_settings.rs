@@ -89,17 +89,23 @@ fn cluster_admission_policies_match_the_examples_and_the_metadata() {
         .iter()
         .filter_map(|(path, _)| path.file_stem().map(|stem| stem.to_string_lossy().into_owned()))
         .collect();
+    // Each scenario: the mutating policy (pins digests), then its validating twin.
+    let twice = |name: &str| [name.to_string(), name.to_string()];
     assert_eq!(
         scenarios,
         [
-            "allow-system-images",
-            "key-rotation",
-            "keyless",
-            "namespace-specific",
-            "signed-images"
+            twice("allow-system-images"),
+            twice("key-rotation"),
+            twice("keyless"),
+            twice("namespace-specific"),
+            twice("signed-images")
         ]
+        .concat()
     );
-    for (path, policy) in policies {
+    for pair in policies.chunks(2) {
+        let [(path, policy), (_, twin)] = pair else {
+            unreachable!("checked above")
+        };
         let spec = &policy["spec"];
         let file = path.display();
         assert_eq!(policy["apiVersion"], "policies.kubewarden.io/v1", "{file}");
@@ -110,5 +116,17 @@ fn cluster_admission_policies_match_the_examples_and_the_metadata() {
         let example = repo_root().join("examples").join(path.file_name().expect("file name"));
         let example = documents(&example).remove(0);
         assert_eq!(spec["settings"], example, "{file}: settings differ from examples/");
+        assert_eq!(spec["settings"]["modifyImagesWithDigest"], true, "{file}: the mutating policy pins");
+
+        // The twin decides the object as stored, after every mutating webhook: the same policy
+        // but validating, not pinning, and leaving the background audit to the first.
+        let name = policy["metadata"]["name"].as_str().expect("name");
+        assert_eq!(twin["metadata"]["name"], format!("{name}-validating"), "{file}");
+        let mut expected = policy.clone();
+        expected["metadata"]["name"] = twin["metadata"]["name"].clone();
+        expected["spec"]["mutating"] = false.into();
+        expected["spec"]["backgroundAudit"] = false.into();
+        expected["spec"]["settings"]["modifyImagesWithDigest"] = false.into();
+        assert_eq!(twin, &expected, "{file}: the validating twin differs from the policy beyond what it must");
     }
 }

@@ -7,6 +7,9 @@
 //! UPDATE verifies (and pins) only the images its object holds that its old object did not, so
 //! scaling, relabelling or removing a finalizer never depends on a registry, and pinning never
 //! rewrites a field the API server refuses to change (a Job's pod template, a Pod's volumes).
+//! An update of a Pod's `ephemeralcontainers` subresource is decided on the Pod as the API
+//! server will store it: the old object's metadata and spec with the object's ephemeral
+//! containers (docs/lifecycle.md).
 //!
 //! The request's `object` and `oldObject` are not read into `serde_json::Value` trees: they stay
 //! the JSON text they are in the payload (borrowed from it, or from the copy the cached-settings
@@ -80,6 +83,15 @@ impl<'a> AdmissionRequest<'a> {
     /// Whether reading an object as a `Value` might refuse what the raw reading accepted.
     fn value_may_refuse(&self) -> bool {
         value_may_refuse(self.object().as_bytes()) || value_may_refuse(self.old_object().as_bytes())
+    }
+
+    /// Whether the API server keeps of the object only its `spec.ephemeralContainers`, put in
+    /// the stored object (`oldObject`), as it does for an update of the `ephemeralcontainers`
+    /// subresource of a Pod (`dropNonEphemeralContainerUpdates`: the stored Pod's metadata,
+    /// labels included, and the rest of its spec are kept). The images are the object's
+    /// ephemeral containers, and everything else the decision reads is the stored object's.
+    fn stores_only_ephemeral_containers(&self) -> bool {
+        self.sub_resource == "ephemeralcontainers"
     }
 
     /// Whether nothing in the request can make a container run an image it did not run
@@ -363,30 +375,54 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         return reject("the admission request has no kind: cannot tell where its images are".to_owned());
     }
     let object = ObjectText::new(request.object());
+    // The object as it will be stored, whose metadata (labels, namespace, name) the decision
+    // reads: the object, but for the ephemeralcontainers subresource (`stored`).
+    let stored = request
+        .stores_only_ephemeral_containers()
+        .then(|| ObjectText::new(request.old_object()));
+    let meta = stored.as_ref().unwrap_or(&object);
     let from_object;
     let namespace = if request.namespace.is_empty() {
-        from_object = object.metadata_string("namespace").unwrap_or_default();
+        from_object = meta.metadata_string("namespace").unwrap_or_default();
         from_object.as_ref()
     } else {
         request.namespace.as_str()
     };
+    if stored.is_some() && request.kind.kind != "Pod" {
+        return reject(format!(
+            "an object of kind {} on the ephemeralcontainers subresource: only a Pod is read there (Kubernetes before 1.23 \
+             sent an EphemeralContainers object, which this policy does not read); refused",
+            request.kind.kind
+        ));
+    }
+    if stored.is_some_and(|old| !old.is_object()) {
+        return reject(format!(
+            "{}: an update of the ephemeralcontainers subresource without the stored Pod (oldObject is \
+             missing or not an object): the API server keeps the stored Pod's labels and spec, so the \
+             policies that apply cannot be told; refused",
+            describe(&request.kind.kind, namespace, &object)
+        ));
+    }
     let sites = match sites_in(&request.kind.kind, &request.sub_resource, &object) {
         Ok(sites) => sites,
         Err(e) => {
             return reject(format!(
                 "{} cannot be read as a {}: {e}; its images cannot be checked",
-                describe(&request.kind.kind, namespace, &object),
+                describe(&request.kind.kind, namespace, meta),
                 request.kind.kind
             ));
         }
     };
-    let lazy = LazyObject::new(object.text());
+    let lazy = match &stored {
+        None => LazyObject::new(object.text()),
+        Some(old) => LazyObject::stored_pod(old.text(), object.spec_member("ephemeralContainers")),
+    };
     let subject = Subject {
         namespace,
         group: &request.resource.group,
         version: &request.resource.version,
         resource: &request.resource.resource,
-        labels: object.metadata_object("labels").map_or(Labels::None, Labels::Json),
+        labels: meta.metadata_object("labels").map_or(Labels::None, Labels::Json),
         object: Some(&lazy),
     };
     let (sites, pinnable) = sites_to_decide(request, settings, &subject, sites);
@@ -421,7 +457,7 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     if !denials.is_empty() {
         return reject(format!(
             "{}: {}",
-            describe(&request.kind.kind, namespace, &object),
+            describe(&request.kind.kind, namespace, meta),
             denials.join("; ")
         ));
     }

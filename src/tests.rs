@@ -1146,7 +1146,9 @@ mod admission {
     #[test]
     fn ephemeral_container_subresource() {
         let mut request = pod("default", &["myregistry.com/unsigned:1"]);
+        request["operation"] = json!("UPDATE");
         request["subResource"] = json!("ephemeralcontainers");
+        request["oldObject"] = request["object"].clone();
         request["object"]["spec"]["ephemeralContainers"] =
             json!([{"name": "debug", "image": "myregistry.com/debug:1"}]);
         let mut host = MockHost::new(|_, p| {

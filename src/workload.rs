@@ -84,6 +84,10 @@ pub enum WorkloadError {
 /// the object's spec, metadata or type meta), once.
 pub struct LazyObject<'a> {
     text: &'a str,
+    /// `Some(list)`: `text` is the stored Pod of a `pods/ephemeralcontainers` update, and the
+    /// object is that Pod with `list` (the body's `spec.ephemeralContainers`, `None` when the
+    /// body has none) as its `spec.ephemeralContainers` ([`LazyObject::stored_pod`]).
+    ephemeral_containers: Option<Option<&'a str>>,
     value: OnceCell<Result<Value, String>>,
 }
 
@@ -91,6 +95,19 @@ impl<'a> LazyObject<'a> {
     pub fn new(text: &'a str) -> Self {
         LazyObject {
             text,
+            ephemeral_containers: None,
+            value: OnceCell::new(),
+        }
+    }
+
+    /// The Pod an update of its `ephemeralcontainers` subresource stores: `old`, the text of the
+    /// stored Pod (`oldObject`), whose `spec.ephemeralContainers` is replaced by `ephemeral`, the
+    /// text of the body's (`None`: absent, as it then is in the stored Pod). The API server keeps
+    /// nothing else of the body (`dropNonEphemeralContainerUpdates`).
+    pub fn stored_pod(old: &'a str, ephemeral: Option<&'a str>) -> Self {
+        LazyObject {
+            text: old,
+            ephemeral_containers: Some(ephemeral),
             value: OnceCell::new(),
         }
     }
@@ -98,10 +115,42 @@ impl<'a> LazyObject<'a> {
     /// The object as a `Value`, or why it cannot be read as one.
     pub fn value(&self) -> Result<&Value, &str> {
         self.value
-            .get_or_init(|| serde_json::from_str(self.text).map_err(|e| format!("cannot read the object: {e}")))
+            .get_or_init(|| {
+                let mut value = serde_json::from_str(self.text).map_err(|e| format!("cannot read the object: {e}"))?;
+                if let Some(ephemeral) = self.ephemeral_containers {
+                    with_ephemeral_containers(&mut value, ephemeral)?;
+                }
+                Ok(value)
+            })
             .as_ref()
             .map_err(String::as_str)
     }
+}
+
+/// Gives `pod` (an object) `ephemeral`, the JSON text of a list, as its
+/// `spec.ephemeralContainers` (`None`: none); an error when `pod` or its `spec` is not an object.
+fn with_ephemeral_containers(pod: &mut Value, ephemeral: Option<&str>) -> Result<(), String> {
+    let ephemeral = ephemeral
+        .map(serde_json::from_str::<Value>)
+        .transpose()
+        .map_err(|e| format!("cannot read the object's spec.ephemeralContainers: {e}"))?;
+    let Value::Object(pod) = pod else {
+        return Err("cannot read the object: the stored Pod (oldObject) is not an object".to_owned());
+    };
+    let spec = pod
+        .entry("spec")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if spec.is_null() {
+        *spec = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(spec) = spec else {
+        return Err("cannot read the object: the stored Pod's spec is not an object".to_owned());
+    };
+    match ephemeral {
+        Some(list) => spec.insert("ephemeralContainers".to_owned(), list),
+        None => spec.remove("ephemeralContainers"),
+    };
+    Ok(())
 }
 
 impl fmt::Debug for LazyObject<'_> {
@@ -240,6 +289,16 @@ impl<'a> ObjectText<'a> {
     /// The text of the object `metadata.{name}` (`None` when absent or not an object).
     pub fn metadata_object(&self, name: &str) -> Option<&'a str> {
         value_at(self.metadata?, &[name]).filter(|v| type_of(v) == Type::Object)
+    }
+
+    /// Whether the text is a JSON object.
+    pub fn is_object(&self) -> bool {
+        type_of(self.root) == Type::Object
+    }
+
+    /// The text of `spec.{name}` (`None` when absent, or when `spec` is not an object).
+    pub fn spec_member(&self, name: &str) -> Option<&'a str> {
+        get(self.spec?, name)
     }
 }
 
@@ -626,6 +685,54 @@ mod tests {
             image_sites("Scale", "", r#"{"kind": "Scale", "spec": {"replicas": 1}}"#),
             Ok(Vec::new())
         );
+    }
+
+    /// The Pod a `pods/ephemeralcontainers` update stores: the old object, its
+    /// `spec.ephemeralContainers` replaced by the body's (removed when the body has none).
+    #[test]
+    fn the_stored_pod_is_the_old_object_with_the_bodys_ephemeral_containers() {
+        let list = r#"[{"name": "d", "image": "r.io/debug:1"}]"#;
+        for (old, ephemeral, expected) in [
+            (
+                json!({"metadata": {"labels": {"env": "prod"}}, "spec": {"containers": [], "ephemeralContainers": [{"name": "x"}]}}),
+                Some(list),
+                Ok(
+                    json!({"metadata": {"labels": {"env": "prod"}}, "spec": {"containers": [], "ephemeralContainers": [{"name": "d", "image": "r.io/debug:1"}]}}),
+                ),
+            ),
+            (
+                json!({"spec": {"containers": [], "ephemeralContainers": [{"name": "x"}]}}),
+                None,
+                Ok(json!({"spec": {"containers": []}})),
+            ),
+            (
+                json!({}),
+                Some("null"),
+                Ok(json!({"spec": {"ephemeralContainers": null}})),
+            ),
+            (
+                json!({"spec": null}),
+                Some("[]"),
+                Ok(json!({"spec": {"ephemeralContainers": []}})),
+            ),
+            (
+                json!({"spec": 3}),
+                Some("[]"),
+                Err("cannot read the object: the stored Pod's spec is not an object"),
+            ),
+            (
+                json!([1]),
+                None,
+                Err("cannot read the object: the stored Pod (oldObject) is not an object"),
+            ),
+        ] {
+            let text = old.to_string();
+            let stored = LazyObject::stored_pod(&text, ephemeral);
+            assert_eq!(stored.value().cloned(), expected.clone(), "{old} {ephemeral:?}");
+            // Read once.
+            assert_eq!(stored.value().cloned(), expected, "{old} {ephemeral:?}");
+        }
+        assert!(LazyObject::stored_pod("{}", Some("[")).value().is_err());
     }
 
     #[test]

@@ -145,6 +145,13 @@ fn ephemeral_containers_subresource_judges_only_the_ephemeral_containers() -> an
         );
         request["operation"] = json!("UPDATE");
         request["subResource"] = json!("ephemeralcontainers");
+        // The stored Pod, without the debug container: the API server keeps its labels and spec
+        // (the module refuses this update without it).
+        let mut stored = request["object"].clone();
+        if let Some(spec) = stored["spec"].as_object_mut() {
+            spec.remove("ephemeralContainers");
+        }
+        request["oldObject"] = stored;
         request
     };
     let response = cip.validate(&attach(&debug), &s);

@@ -700,3 +700,237 @@ mod settings_refused {
         assert!(host.calls.is_empty());
     }
 }
+
+/// `pods/ephemeralcontainers` (what `kubectl debug` sends): the API server keeps only the body's
+/// `spec.ephemeralContainers` and stores them in the stored Pod (`oldObject`), its metadata and
+/// the rest of its spec unchanged (`dropNonEphemeralContainerUpdates`). The decision is made on
+/// that Pod: labels, namespace and name from `oldObject`, and for `spec.policy` the old object
+/// with the body's ephemeral containers. Found by a security review: the labels were read from
+/// the body, which the API server throws away.
+mod ephemeral_containers {
+    use super::*;
+
+    /// Pods labelled `env: prod` must not run myregistry.com images (enforce, `static: fail`);
+    /// every other Pod may (`static: pass`); images no policy covers are denied.
+    fn prod_refuses_others_pass() -> Value {
+        let cip = |name: &str, selector: Value, action: &str| {
+            json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": "myregistry.com/**"}],
+                         "match": [{"group": "", "version": "v1", "resource": "pods", "selector": selector}],
+                         "authorities": [{"static": {"action": action}}]}
+            })
+        };
+        json!({"noMatchPolicy": "deny", "policies": [
+            cip("prod", json!({"matchLabels": {"env": "prod"}}), "fail"),
+            cip("not-prod", json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}), "pass"),
+        ]})
+    }
+
+    /// A Pod labelled `labels` running `UNSIGNED`, with `debug` as its ephemeral containers.
+    fn debugged(labels: Value, debug: &[&str]) -> Value {
+        let mut object = pod_object(&[UNSIGNED]);
+        object["metadata"]["labels"] = labels;
+        if !debug.is_empty() {
+            object["spec"]["ephemeralContainers"] = debug
+                .iter()
+                .enumerate()
+                .map(|(i, image)| json!({"name": format!("debug{i}"), "image": image}))
+                .collect();
+        }
+        object
+    }
+
+    fn attach(body: Value, old: Value) -> Value {
+        let mut req = request("UPDATE", "Pod", "", "pods", body, old);
+        req["subResource"] = json!("ephemeralcontainers");
+        req
+    }
+
+    #[test]
+    fn labels_are_the_stored_pods_not_the_bodys() {
+        let stored = debugged(json!({"env": "prod"}), &[]);
+        // The body's labels, whatever they are, are thrown away by the API server: the debug
+        // container runs in the `env: prod` Pod, and is refused as there.
+        for labels in [json!({"env": "prod"}), json!({"env": "dev"}), json!(null), json!({})] {
+            let body = debugged(labels.clone(), &["myregistry.com/debug:1"]);
+            let r = run(
+                &attach(body, stored.clone()),
+                &prod_refuses_others_pass(),
+                &mut MockHost::failing(),
+            );
+            assert_eq!(r["accepted"], false, "body labels {labels}: {r}");
+            assert!(
+                r["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Pod default/test: image myregistry.com/debug:1 denied by policy prod"),
+                "{labels}: {r}"
+            );
+        }
+        // And the other way: a dev Pod is debugged whatever labels the body claims.
+        let stored = debugged(json!({"env": "dev"}), &[]);
+        for labels in [json!({"env": "prod"}), json!({"env": "dev"}), json!(null)] {
+            let body = debugged(labels.clone(), &["myregistry.com/debug:1"]);
+            let r = run(
+                &attach(body, stored.clone()),
+                &prod_refuses_others_pass(),
+                &mut MockHost::failing(),
+            );
+            assert_eq!(r["accepted"], true, "body labels {labels}: {r}");
+        }
+    }
+
+    /// Body metadata written to confuse a reader (duplicate keys, escaped keys, metadata of the
+    /// wrong type, a second `metadata`) changes nothing: only the stored Pod's labels count,
+    /// read as a `Value` reads them (the last of duplicate keys wins).
+    #[test]
+    fn crafted_body_metadata_changes_nothing() {
+        let body_metadata = [
+            r#""metadata":{"name":"test","labels":{"env":"prod","env":"dev"}}"#,
+            r#""metadata":{"name":"test","labels":{"e\u006ev":"dev"}}"#,
+            r#""metadata":{"name":"test","labels":"env=dev"}"#,
+            r#""metadata":null"#,
+            r#""metadata":{"labels":{"env":"prod"}},"metad\u0061ta":{"labels":{"env":"dev"}}"#,
+        ];
+        for (stored_labels, accepted) in [
+            (r#"{"env":"prod"}"#, false),
+            (r#"{"env":"dev","env":"prod"}"#, false),
+            (r#"{"env":"prod","env":"dev"}"#, true),
+            (r#"{"e\u006ev":"prod"}"#, false),
+            (r#"{"env":"dev"}"#, true),
+        ] {
+            for metadata in body_metadata {
+                let body = format!(
+                    r#"{{"apiVersion":"v1","kind":"Pod",{metadata},"spec":{{"containers":[{{"name":"c0","image":"{UNSIGNED}"}}],"ephemeralContainers":[{{"name":"d","image":"myregistry.com/debug:1"}}]}}}}"#
+                );
+                let old = format!(
+                    r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"test","labels":{stored_labels}}},"spec":{{"containers":[{{"name":"c0","image":"{UNSIGNED}"}}]}}}}"#
+                );
+                let payload = format!(
+                    r#"{{"request":{{"uid":"1","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},"subResource":"ephemeralcontainers","namespace":"default","operation":"UPDATE","object":{body},"oldObject":{old}}},"settings":{}}}"#,
+                    prod_refuses_others_pass()
+                );
+                let r = validate(
+                    payload.as_bytes(),
+                    &mut SettingsCache::default(),
+                    &mut MockHost::failing(),
+                );
+                assert_eq!(
+                    r.accepted, accepted,
+                    "stored {stored_labels}, body {metadata}: {:?}",
+                    r.message
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_namespace_and_name_are_the_stored_pods() {
+        // A request without namespace (a review tool): the namespace comes from the stored Pod.
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["match"] = json!([{"namespaces": ["production"]}]);
+        let mut stored = debugged(json!({}), &[]);
+        stored["metadata"]["namespace"] = json!("production");
+        stored["metadata"]["name"] = json!("stored");
+        let mut body = debugged(json!({}), &[UNSIGNED]);
+        body["metadata"]["namespace"] = json!("default");
+        body["metadata"]["name"] = json!("claimed");
+        let mut req = attach(body, stored);
+        req["namespace"] = json!("");
+        let r = run(&req, &s, &mut host_trusting_key(P384_PEM));
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Pod production/stored: "),
+            "{r}"
+        );
+    }
+
+    /// `spec.policy` reads the Pod as it will be stored: the old object's metadata and spec, with
+    /// the body's ephemeral containers.
+    #[test]
+    fn spec_policy_reads_the_stored_pod_with_the_new_ephemeral_containers() {
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["authorities"] = json!([{"static": {"action": "pass"}}]);
+        s["policies"][0]["spec"]["policy"] = json!({
+            "type": "cue", "includeSpec": true, "includeObjectMeta": true, "includeTypeMeta": true,
+            "data": "metadata: labels: env: \"dev\"\nspec: serviceAccountName: \"debugger\"\nspec: ephemeralContainers: [{name: \"debug0\", image: \"myregistry.com/debug:1\"}]\n"
+        });
+        let pod = |env: &str, account: &str, debug: &[&str]| {
+            let mut object = debugged(json!({"env": env}), debug);
+            object["spec"]["serviceAccountName"] = json!(account);
+            object
+        };
+        let decide = |body: Value, old: Value| run(&attach(body, old), &s, &mut MockHost::failing());
+        // The stored Pod satisfies the policy with the new debug container: admitted, whatever
+        // the body says of the rest.
+        let r = decide(
+            pod("prod", "other", &["myregistry.com/debug:1"]),
+            pod("dev", "debugger", &[]),
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        // The stored Pod does not (its labels, its service account): refused, whatever the body
+        // claims.
+        for old in [pod("prod", "debugger", &[]), pod("dev", "other", &[])] {
+            let r = decide(pod("dev", "debugger", &["myregistry.com/debug:1"]), old.clone());
+            assert_eq!(r["accepted"], false, "{old}: {r}");
+        }
+        // The ephemeral containers read are the body's.
+        let r = decide(
+            pod("dev", "debugger", &["myregistry.com/debug:2"]),
+            pod("dev", "debugger", &[]),
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("spec.ephemeralContainers"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn without_the_stored_pod_the_request_is_refused() {
+        // The API server always sends oldObject with an UPDATE; without it the labels the
+        // decision depends on are unknown, so nothing is admitted.
+        for old in [json!(null), json!("pod"), json!([])] {
+            let body = debugged(json!({"env": "dev"}), &["myregistry.com/debug:1"]);
+            let mut req = attach(body, old.clone());
+            if old.is_null() {
+                req.as_object_mut().unwrap().remove("oldObject");
+            }
+            let mut host = MockHost::failing();
+            let r = run(&req, &prod_refuses_others_pass(), &mut host);
+            assert_eq!(r["accepted"], false, "{old}: {r}");
+            assert_eq!(
+                r["message"],
+                "Pod default/test: an update of the ephemeralcontainers subresource without the stored Pod \
+                 (oldObject is missing or not an object): the API server keeps the stored Pod's labels \
+                 and spec, so the policies that apply cannot be told; refused",
+                "{old}"
+            );
+            assert!(host.calls.is_empty());
+        }
+        // Kubernetes before 1.23 sent an `EphemeralContainers` object there, which holds no pod
+        // spec this module reads: refused, not admitted as a kind without images.
+        let mut req = attach(
+            json!({"kind": "EphemeralContainers", "metadata": {"name": "test"},
+                   "ephemeralContainers": [{"name": "d", "image": UNSIGNED}]}),
+            debugged(json!({}), &[]),
+        );
+        req["kind"]["kind"] = json!("EphemeralContainers");
+        let r = run(&req, &prod_refuses_others_pass(), &mut MockHost::failing());
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"].as_str().unwrap_or_default().starts_with(
+                "an object of kind EphemeralContainers on the ephemeralcontainers subresource: only a Pod is read there"
+            ),
+            "{r}"
+        );
+    }
+}

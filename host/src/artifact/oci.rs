@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
 
@@ -122,14 +123,19 @@ pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCreden
 }
 
 /// Pushes and pulls policy artifacts with the sources' plain-HTTP hosts and CAs and the docker
-/// credentials. A registry's `source_authorities` are trusted for that registry only: an
-/// oci-client trusts its extra CAs for every host, so each registry with CAs has a client of its
-/// own, and every other registry is reached with one trusting the platform's roots alone.
+/// credentials.
+///
+/// Each push, pull or digest look-up has an oci-client of its own ([`PolicyRegistry::client_for`]):
+/// an oci-client trusts its extra CAs for every host it reaches, and keeps one credential per
+/// registry (the first it is given, which its blob download uses): a registry's
+/// `source_authorities` are trusted for that registry only, and a docker config key with a path
+/// serves the repositories below it only.
 pub struct PolicyRegistry {
-    /// For registries without `source_authorities`.
-    client: Client,
-    /// Per registry with `source_authorities` (keyed as [`registry_host`] writes it).
-    clients: HashMap<String, Client>,
+    /// Registries reached over plain HTTP.
+    insecure_sources: Vec<String>,
+    /// The CAs (PEM) of each registry with `source_authorities` (keyed as [`registry_host`]
+    /// writes it).
+    authorities: HashMap<String, Vec<Vec<u8>>>,
     /// Reads manifests with a size cap (oci-client reads them whole).
     manifests: RegistryClient,
     credentials: DockerCredentials,
@@ -139,30 +145,17 @@ pub struct PolicyRegistry {
 impl PolicyRegistry {
     /// A client for the given sources and credentials.
     pub fn new(sources: &Sources, credentials: DockerCredentials) -> Self {
-        let config = |extra_roots: Vec<Vec<u8>>| ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(sources.insecure_sources.clone()),
-            extra_root_certificates: extra_roots
-                .into_iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem,
-                })
-                .collect(),
-            read_timeout: Some(ROUND_TRIP_TIMEOUT),
-            connect_timeout: Some(ROUND_TRIP_TIMEOUT),
-            ..Default::default()
-        };
-        let clients = sources
+        let authorities = sources
             .authority_registries()
             .into_iter()
             .map(|registry| {
-                let client = Client::new(config(sources.authority_pems_for(&registry)));
-                (registry, client)
+                let pems = sources.authority_pems_for(&registry);
+                (registry, pems)
             })
             .collect();
         Self {
-            client: Client::new(config(Vec::new())),
-            clients,
+            insecure_sources: sources.insecure_sources.clone(),
+            authorities,
             manifests: RegistryClient::new(sources.clone(), credentials.clone(), ROUND_TRIP_TIMEOUT),
             credentials,
             max_module_bytes: DEFAULT_MAX_MODULE_BYTES,
@@ -177,12 +170,32 @@ impl PolicyRegistry {
         self
     }
 
-    /// The oci-client for `reference`'s registry: the one trusting that registry's
-    /// `source_authorities`, else the platform's roots alone.
-    fn client_for(&self, reference: &Reference) -> &Client {
-        self.clients
-            .get(&registry_host(reference.resolve_registry()))
-            .unwrap_or(&self.client)
+    /// An oci-client for `reference`'s repository, and the credentials it holds: trusting the
+    /// platform's roots and the `source_authorities` of `reference`'s registry (no other
+    /// registry's), holding the docker config's credentials for that repository (stored in it,
+    /// as its blob download uses only a stored credential).
+    async fn client_for(&self, reference: &Reference) -> (Client, RegistryAuth) {
+        let registry = reference.resolve_registry();
+        let extra_roots = self
+            .authorities
+            .get(&registry_host(registry))
+            .into_iter()
+            .flatten()
+            .map(|pem| Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect();
+        let client = Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(self.insecure_sources.clone()),
+            extra_root_certificates: extra_roots,
+            read_timeout: Some(ROUND_TRIP_TIMEOUT),
+            connect_timeout: Some(ROUND_TRIP_TIMEOUT),
+            ..Default::default()
+        });
+        let auth = self.credentials.auth_for(registry, reference.repository());
+        client.store_auth_if_needed(registry, &auth).await;
+        (client, auth)
     }
 
     /// The module size cap in force.
@@ -203,9 +216,8 @@ impl PolicyRegistry {
         let config = Config::new(WASM_CONFIG.to_vec(), WASM_CONFIG_MEDIA_TYPE.to_owned(), None);
         let annotations = (!annotations.is_empty()).then_some(annotations);
         let manifest = OciImageManifest::build(&layers, &config, annotations);
-        let auth = self.credentials.auth_for(reference.resolve_registry());
-        let response = self
-            .client_for(&reference)
+        let (client, auth) = self.client_for(&reference).await;
+        let response = client
             .push(&reference, &layers, config, &auth, Some(manifest))
             .await
             .map_err(|error| registry_error(error, &reference))?;
@@ -245,8 +257,8 @@ impl PolicyRegistry {
         }
         let (manifest, layer) = parse_policy_manifest(&uri, &raw_manifest, &digest)?;
         check_size(&uri, layer.size, self.max_module_bytes)?;
-        let stream = self
-            .client_for(reference)
+        let (client, _) = self.client_for(reference).await;
+        let stream = client
             .pull_blob_stream(reference, &layer)
             .await
             .map_err(|error| registry_error(error, reference))?;
@@ -261,8 +273,8 @@ impl PolicyRegistry {
 
     /// The manifest digest `reference` currently names.
     pub async fn digest(&self, reference: &Reference) -> Result<String, ArtifactError> {
-        let auth = self.credentials.auth_for(reference.resolve_registry());
-        self.client_for(reference)
+        let (client, auth) = self.client_for(reference).await;
+        client
             .fetch_manifest_digest(reference, &auth)
             .await
             .map_err(|error| registry_error(error, reference))

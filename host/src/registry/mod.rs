@@ -126,9 +126,11 @@ impl RegistryClient {
         })
     }
 
-    /// Credentials for the registry of `reference`.
+    /// Credentials for the registry and repository of `reference` (a docker config key with a
+    /// path serves the repositories below it only; see [`DockerCredentials::auth_for`]).
     pub fn auth_for(&self, reference: &Reference) -> RegistryAuth {
-        self.credentials.auth_for(reference.resolve_registry())
+        self.credentials
+            .auth_for(reference.resolve_registry(), reference.repository())
     }
 
     /// Configuration for a sigstore-rs cosign client reaching `registry` (`host[:port]`): the

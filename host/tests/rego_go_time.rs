@@ -25,9 +25,10 @@ isCompliant[{"result": true, "warning": json.marshal(n)}] {
 }
 "#;
 
-/// `Some(nanoseconds)`, or `None` when the evaluation fails.
-fn rego(capabilities: &Capabilities, input: &Value) -> Option<i64> {
-    let payload = serde_json::to_vec(&json!({"policy": POLICY, "input": input})).unwrap();
+/// `cip`'s answer to `cluster-image-policy/policy/v1/rego` for `policy` on `input`, or the
+/// evaluation's error.
+fn evaluate(capabilities: &Capabilities, policy: &str, input: &Value) -> Result<Value, String> {
+    let payload = serde_json::to_vec(&json!({"policy": policy, "input": input})).unwrap();
     let answer = capabilities
         .dispatch(
             "rego-go-time",
@@ -37,8 +38,13 @@ fn rego(capabilities: &Capabilities, input: &Value) -> Option<i64> {
             "v1/rego",
             &payload,
         )
-        .ok()?;
-    let answer: Value = serde_json::from_slice(&answer).unwrap();
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::from_slice(&answer).unwrap())
+}
+
+/// `Some(nanoseconds)`, or `None` when the evaluation fails.
+fn rego(capabilities: &Capabilities, input: &Value) -> Option<i64> {
+    let answer = evaluate(capabilities, POLICY, input).ok()?;
     assert_eq!(answer["compliant"], true, "{input}: {answer}");
     let warning = answer["warning"].as_str().expect("the result");
     Some(
@@ -158,23 +164,10 @@ fn durations_in_rego_are_read_as_go_reads_them() {
 
 #[test]
 fn other_layouts_are_refused_naming_them() {
-    let payload = serde_json::to_vec(&json!({
-        "policy": POLICY,
-        "input": {"builtin": "parse_ns", "layout": "2006-01-02", "text": "2024-01-01"},
-    }))
-    .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let error = Capabilities::without_registry(runtime.handle().clone())
-        .dispatch(
-            "rego-go-time",
-            None,
-            "cluster-image-policy",
-            "policy",
-            "v1/rego",
-            &payload,
-        )
-        .unwrap_err()
-        .to_string();
+    let capabilities = Capabilities::without_registry(runtime.handle().clone());
+    let input = json!({"builtin": "parse_ns", "layout": "2006-01-02", "text": "2024-01-01"});
+    let error = evaluate(&capabilities, POLICY, &input).unwrap_err();
     assert!(
         error.contains(r#"time.parse_ns: cip reads times in the layouts RFC3339 and RFC3339Nano only"#)
             && error.contains(r#""2006-01-02""#),
@@ -194,19 +187,9 @@ isCompliant {
 "#;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let capabilities = Capabilities::without_registry(runtime.handle().clone());
-    let evaluate = |finished: &str| {
+    let passes = |finished: &str| {
         let input = json!({"predicate": {"metadata": {"scanFinishedOn": finished}}});
-        let payload = serde_json::to_vec(&json!({"policy": FRESH, "input": input})).unwrap();
-        capabilities
-            .dispatch(
-                "rego-go-time",
-                None,
-                "cluster-image-policy",
-                "policy",
-                "v1/rego",
-                &payload,
-            )
-            .map(|answer| serde_json::from_slice::<Value>(&answer).unwrap()["compliant"] == true)
+        evaluate(&capabilities, FRESH, &input).map(|answer| answer["compliant"] == true)
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -220,14 +203,14 @@ isCompliant {
         rem % 3600 / 60,
         rem % 60
     );
-    assert_eq!(evaluate(&format!("{today}Z")).ok(), Some(true), "a fresh scan passes");
-    assert_eq!(evaluate("2020-01-01T00:00:00Z").ok(), Some(false), "an old scan fails");
+    assert_eq!(passes(&format!("{today}Z")).ok(), Some(true), "a fresh scan passes");
+    assert_eq!(passes("2020-01-01T00:00:00Z").ok(), Some(false), "an old scan fails");
     for unread in [
         format!("{today}z"),
         format!("{}t{}Z", &today[..10], &today[11..]),
         format!("{} {}Z", &today[..10], &today[11..]),
     ] {
-        let error = evaluate(&unread).expect_err(&unread).to_string();
+        let error = passes(&unread).expect_err(&unread);
         assert!(
             error.contains("time.parse_rfc3339_ns") && error.contains("is not a time Go's time.Parse reads"),
             "{error}"

@@ -34,7 +34,7 @@ use crate::json_text::quote_or_backslash;
 use crate::matching::{Labels, Subject};
 use crate::reference::ImageReference;
 use crate::settings::{Settings, SettingsCache, SettingsError};
-use crate::workload::{ImageSite, LazyObject, ObjectText, describe, pin, sites_in};
+use crate::workload::{ImageSite, LazyObject, ObjectText, WorkloadError, describe, pin, sites_in};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
 /// as `kind`, losing it, so the request is read here.) `object` and `old_object` are the JSON
@@ -405,6 +405,10 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     }
     let sites = match sites_in(&request.kind.kind, &request.sub_resource, &object) {
         Ok(sites) => sites,
+        // Denied whatever the settings, as an image that is not a valid reference is.
+        Err(e @ WorkloadError::NoImage { .. }) => {
+            return reject(format!("{}: {e}", describe(&request.kind.kind, namespace, meta)));
+        }
         Err(e) => {
             return reject(format!(
                 "{} cannot be read as a {}: {e}; its images cannot be checked",

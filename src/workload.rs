@@ -73,6 +73,19 @@ pub enum WorkloadError {
     /// The object has no pod spec where its kind keeps it.
     #[error("{field} is missing: a {kind} keeps its pod spec there")]
     NoPodSpec { field: String, kind: String },
+    /// A container of a pod template (a Deployment's, a Job's, …) without an image, or with an
+    /// empty one. The API server refuses such a container in a Pod, but a template may be
+    /// written without the image, for other configuration or a webhook to fill in later: what
+    /// it will run cannot be verified (policy-controller, failing to read the empty reference,
+    /// denies it too).
+    #[error(
+        "container {container}has no image ({field} is missing or empty): what it will run cannot be verified; write its image in the template"
+    )]
+    NoImage {
+        field: String,
+        /// The container's name, quoted, followed by a space (empty when it has none).
+        container: String,
+    },
     /// A string on the way to an image whose escapes do not decode (a lone surrogate). The
     /// request is read so that this cannot happen (such an object is refused as unreadable,
     /// as a `Value` refuses it); kept so that no image is ever read as something else.
@@ -211,14 +224,23 @@ fn as_list<'a>(value: Option<&'a str>, pointer: &str) -> Result<Option<&'a str>,
     }
 }
 
-/// The string token `value`, or `None` when absent or null (the API server refuses a container
-/// without an image, so there is nothing to verify); `pointer` names it, written only for an
-/// error.
+/// The string token `value`, or `None` when absent or null (the API server refuses a Pod's
+/// container without an image, so there is nothing to verify; a template's is refused by the
+/// caller, [`no_image`]); `pointer` names it, written only for an error.
 fn as_string(value: Option<&str>, pointer: impl Fn() -> String) -> Result<Option<&str>, WorkloadError> {
     match value.map(|v| (v, type_of(v))) {
         None | Some((_, Type::Null)) => Ok(None),
         Some((v, Type::String)) => Ok(Some(v)),
         Some((other, _)) => Err(wrong_type(&pointer(), "a string", other)),
+    }
+}
+
+/// [`WorkloadError::NoImage`] of the container at `pointer` (whose image field is at
+/// `{pointer}/image`), named `name` when it has a name.
+fn no_image(pointer: &str, name: Option<&str>) -> WorkloadError {
+    WorkloadError::NoImage {
+        field: FieldPath(&[pointer, "/image"].concat()).to_string(),
+        container: name.map(|n| format!("{n:?} ")).unwrap_or_default(),
     }
 }
 
@@ -380,6 +402,8 @@ pub fn sites_in<'a>(
                 place,
             })
         };
+    // A pod template: a container without an image is refused ([`WorkloadError::NoImage`]).
+    let template = kind != "Pod";
     let lists: &[&str] = if kind == "Pod" && sub_resource == "ephemeralcontainers" {
         &["ephemeralContainers"]
     } else {
@@ -409,8 +433,16 @@ pub fn sites_in<'a>(
                 return Err(wrong_type(&item_pointer(&list_pointer, i, ""), "an object", "null"));
             };
             let pointer = || item_pointer(&list_pointer, i, "/image");
-            if let Some(image) = as_string(get(container, "image"), pointer)? {
-                sites.push(site(image, (which, i), &pointer)?);
+            match as_string(get(container, "image"), pointer)? {
+                // A template's container without an image, or with an empty one (`""`).
+                Some("\"\"") | None if template => {
+                    let name = get(container, "name")
+                        .filter(|n| type_of(n) == Type::String)
+                        .and_then(string);
+                    return Err(no_image(&item_pointer(&list_pointer, i, ""), name.as_deref()));
+                }
+                Some(image) => sites.push(site(image, (which, i), &pointer)?),
+                None => {}
             }
         }
     }
@@ -507,11 +539,17 @@ mod tests {
 
     #[test]
     fn every_workload_kind_and_every_image_field() {
+        // A template's container without an image is an error (below); a Pod's holds none.
+        let template_spec = || {
+            let mut spec = spec();
+            spec["containers"].as_array_mut().unwrap().pop();
+            spec
+        };
         let wrap = |kind: &str| -> String {
             match kind {
                 "Pod" => json!({"spec": spec()}),
-                "CronJob" => json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec()}}}}}),
-                _ => json!({"spec": {"template": {"spec": spec()}}}),
+                "CronJob" => json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": template_spec()}}}}}),
+                _ => json!({"spec": {"template": {"spec": template_spec()}}}),
             }
             .to_string()
         };
@@ -733,6 +771,62 @@ mod tests {
             assert_eq!(stored.value().cloned(), expected, "{old} {ephemeral:?}");
         }
         assert!(LazyObject::stored_pod("{}", Some("[")).value().is_err());
+    }
+
+    /// Found by a security review: a template's container without an image was admitted as
+    /// holding none. Absent, null or empty, it is an error naming the container; a Pod's (the
+    /// API server refuses it) holds none, and an empty one is a site (an invalid reference).
+    #[test]
+    fn a_templates_container_without_an_image_is_an_error_naming_it() {
+        let containers = |kind: &str, containers: Value| -> String {
+            let spec = json!({"containers": [{"name": "app", "image": "app:1"}], "initContainers": containers});
+            match kind {
+                "Pod" => json!({"spec": spec}),
+                "CronJob" => json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+                _ => json!({"spec": {"template": {"spec": spec}}}),
+            }
+            .to_string()
+        };
+        for kind in ["Deployment", "CronJob", "Job", "StatefulSet"] {
+            let base = if kind == "CronJob" {
+                "spec.jobTemplate.spec.template.spec"
+            } else {
+                "spec.template.spec"
+            };
+            for (container, named) in [
+                (json!({"name": "setup"}), "\"setup\" "),
+                (json!({"name": "setup", "image": null}), "\"setup\" "),
+                (json!({"name": "setup", "image": ""}), "\"setup\" "),
+                (json!({"name": "set\"up\n", "image": ""}), "\"set\\\"up\\n\" "),
+                (json!({}), ""),
+                (json!({"name": 3, "image": ""}), ""),
+            ] {
+                let text = containers(kind, json!([{"name": "ok", "image": "init:1"}, container]));
+                let error = image_sites(kind, "", &text).unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "container {named}has no image ({base}.initContainers[1].image is missing or empty): what it will run cannot be verified; write its image in the template"
+                    ),
+                    "{kind} {container}"
+                );
+            }
+            // A wrong type is still named as one; an image of spaces is a site (an invalid
+            // reference, denied when decided).
+            let text = containers(kind, json!([{"name": "x", "image": 1}]));
+            assert!(matches!(
+                image_sites(kind, "", &text),
+                Err(WorkloadError::WrongType { .. })
+            ));
+            let text = containers(kind, json!([{"name": "x", "image": " "}]));
+            assert_eq!(images(&image_sites(kind, "", &text).unwrap()), [" ", "app:1"]);
+        }
+        // A Pod's: none (absent, null), or the empty reference.
+        let text = containers(
+            "Pod",
+            json!([{"name": "a"}, {"name": "b", "image": null}, {"name": "c", "image": ""}]),
+        );
+        assert_eq!(images(&image_sites("Pod", "", &text).unwrap()), ["", "app:1"]);
     }
 
     #[test]

@@ -579,6 +579,72 @@ mod requests {
                 }
             }
         }
+        // Found by a security review: a template's container without an image was admitted
+        // (policy-controller denies it: the empty reference does not parse). Denied whatever the
+        // settings, as an invalid reference is, naming the container; on UPDATE too.
+        for (container, named) in [
+            (json!({"name": "app"}), "container \"app\" has no image"),
+            (json!({"name": "app", "image": ""}), "container \"app\" has no image"),
+            (json!({"image": null}), "container has no image"),
+        ] {
+            let mut object = deployment(&["myregistry.com/app:1", "myregistry.com/app:1"], 1);
+            object["spec"]["template"]["spec"]["containers"][1] = container.clone();
+            for s in [
+                signed_images(),
+                json!({"policies": [], "noMatchPolicy": "allow"}),
+                json!({"policies": [], "noMatchPolicy": "warn"}),
+            ] {
+                for (operation, old) in [
+                    ("CREATE", json!(null)),
+                    (
+                        "UPDATE",
+                        deployment(&["myregistry.com/app:1", "myregistry.com/app:1"], 1),
+                    ),
+                ] {
+                    let mut host = host_trusting_key(P256_PEM);
+                    let r = run(
+                        &request(operation, "Deployment", "apps", "deployments", object.clone(), old),
+                        &s,
+                        &mut host,
+                    );
+                    assert_eq!(r["accepted"], false, "{container} {operation}: {r}");
+                    assert_eq!(
+                        r["message"],
+                        format!(
+                            "Deployment default/web: {named} (spec.template.spec.containers[1].image is missing or \
+                             empty): what it will run cannot be verified; write its image in the template"
+                        ),
+                        "{container}"
+                    );
+                    assert!(host.calls.is_empty());
+                }
+            }
+        }
+        // A Pod's container without an image is refused by the API server, after every mutating
+        // webhook (the validating twin of the deploy manifests decides what another webhook fills
+        // in): it holds none; an empty one is an invalid reference, denied.
+        let mut object = pod_object(&["myregistry.com/app:1", "myregistry.com/app:1"]);
+        object["spec"]["containers"][1] = json!({"name": "late"});
+        let r = run(
+            &request("CREATE", "Pod", "", "pods", object.clone(), json!(null)),
+            &signed_images(),
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        object["spec"]["containers"][1]["image"] = json!("");
+        let r = run(
+            &request("CREATE", "Pod", "", "pods", object, json!(null)),
+            &signed_images(),
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("is not a valid image reference"),
+            "{r}"
+        );
         // An object of another kind than the request says.
         let mut req = pod("default", &["nginx"]);
         req["object"]["kind"] = json!("Deployment");

@@ -3,11 +3,13 @@
 //! `FieldPath`, `item_pointer`), which it shares with the text reader, whose tests fix the
 //! messages: the reference the property tests of [`super`] compare the raw reader with.
 //! `lookup`, `set_image`, `describe` and the `Value` lookups of `admission.rs` (namespace,
-//! labels, lifecycle) are the old semantics.
+//! labels, lifecycle) are the old semantics. Changed since, as the text reader was: a pod
+//! template's container without an image, or with an empty one, is an error
+//! ([`WorkloadError::NoImage`], found by a security review).
 
 use serde_json::Value;
 
-use super::{FieldPath, WorkloadError, item_pointer};
+use super::{FieldPath, WorkloadError, item_pointer, no_image};
 use crate::ascii;
 
 /// Where the pod spec of each workload kind lives.
@@ -187,11 +189,16 @@ pub fn image_sites(kind: &str, sub_resource: &str, object: &Value) -> Result<Vec
                 ));
             };
             let pointer = || item_pointer(&list_pointer, i, "/image");
-            if let Some(image) = as_string(container.get("image"), pointer)? {
-                sites.push(ImageSite {
+            match as_string(container.get("image"), pointer)? {
+                Some("") | None if kind != "Pod" => {
+                    let name = container.get("name").and_then(Value::as_str);
+                    return Err(no_image(&item_pointer(&list_pointer, i, ""), name));
+                }
+                Some(image) => sites.push(ImageSite {
                     pointer: pointer(),
                     image: image.to_owned(),
-                });
+                }),
+                None => {}
             }
         }
     }

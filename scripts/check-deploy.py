@@ -217,7 +217,7 @@ def validate_document(doc, crds, constraints, where):
         scope = "Cluster"
     elif (group, version, kind) in crds:
         scope, schema = crds[(group, version, kind)]
-    elif "." in group or (group and group not in CORE_GROUPS):
+    elif group and group not in CORE_GROUPS:
         raise Failure(f"{where}: {name_of(doc)}: no CRD for {api_version} {kind} in {rel(CRD_DIR)}")
     else:
         try:

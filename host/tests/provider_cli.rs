@@ -70,6 +70,59 @@ async fn cip_provider_serves_gatekeeper_over_mtls() -> TestResult {
     Ok(())
 }
 
+/// The review's probe on a real process: under `ulimit -n 256`, 300 idle connections to the
+/// metrics port used to take every descriptor, and Gatekeeper's connections to the HTTPS port
+/// were no longer accepted (admission fails closed). The side port now holds at most
+/// `--max-metrics-connections` (32) and refuses the rest at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_metrics_port_leaves_the_descriptors_gatekeeper_needs() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let gatekeeper_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let settings = files.dir.path().join("settings.yaml");
+    std::fs::write(&settings, "policies: []\nnoMatchPolicy: allow\n")?;
+    // The shell sets both the soft and the hard limit, then becomes the provider.
+    let provider = testkit::ProviderProcess::start(|| {
+        let inner = provider_command(&files, &settings);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        command
+    })?;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(connect_from(std::net::Ipv4Addr::new(127, 0, 0, 2), provider.metrics_addr()).await?);
+    }
+    let gatekeeper = fresh_connection_tls13_client(&ca, Some(&gatekeeper_ca.client()?), [127, 0, 0, 1].into())?;
+    let k = key("registry.example/app:v1", "production");
+    for attempt in 0..10 {
+        let response = gatekeeper
+            .post(format!("https://{}/validate", provider.addr()))
+            .json(&request(std::slice::from_ref(&k)))
+            .send()
+            .await
+            .map_err(|error| format!("request {attempt} with 300 idle metrics connections: {error:?}"))?;
+        assert_eq!(response.status().as_u16(), 200);
+        let answer: serde_json::Value = response.json().await?;
+        assert_eq!(
+            item(&answer, &k).ok_or("no item")?["value"]["verdict"],
+            "allow",
+            "{answer}"
+        );
+    }
+    // The probes still get in, in place of one of the idle connections.
+    let response = bounded_http_client()?
+        .get(format!("http://{}/readyz", provider.metrics_addr()))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    drop(idle);
+    Ok(())
+}
+
 #[test]
 fn cip_provider_refuses_invalid_settings() -> TestResult {
     let ca = Ca::new("serving CA")?;

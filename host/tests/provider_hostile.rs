@@ -1,8 +1,13 @@
 //! The provider under hostile clients, over real TLS on 127.0.0.1: stalled TLS handshakes, idle
 //! TCP connections, half-sent headers, slow bodies and idle keep-alive connections are closed
 //! after their timeouts while honest requests keep being answered within the deadline; the
-//! connection cap refuses connections beyond it; and the request deadline stops an evaluation
-//! that is already running.
+//! session cap refuses established sessions beyond it; clients that never finish a handshake
+//! (no client certificate) cannot keep Gatekeeper's certificate out, from one address or many;
+//! the plain-HTTP side port is capped and timed out like the HTTPS one; and the request deadline
+//! stops an evaluation that is already running.
+//!
+//! Clients play distinct addresses by binding to `127.0.0.x` (all of 127.0.0.0/8 is loopback);
+//! the provider listens on 127.0.0.1 only.
 
 mod provider_support;
 
@@ -113,10 +118,12 @@ async fn slow_and_stalled_clients_are_closed_while_honest_requests_are_answered(
     let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
     let connections = ConnectionLimits {
         max_connections: 1_000,
+        max_pending_handshakes: 1_000,
         tls_handshake_timeout: Duration::from_secs(1),
         header_read_timeout: Duration::from_secs(1),
         body_read_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(2),
+        ..ConnectionLimits::default()
     };
     let limits = Limits::default();
     let provider = start_with(Arc::new(Scripted::default()), &files, false, limits, connections).await?;
@@ -189,7 +196,7 @@ async fn slow_and_stalled_clients_are_closed_while_honest_requests_are_answered(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResult {
+async fn sessions_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResult {
     let ca = Ca::new("serving CA")?;
     let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
     let connections = ConnectionLimits {
@@ -205,17 +212,29 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResu
         connections,
     )
     .await?;
+    // Four idle established sessions (no mTLS here: any TLS client establishes one).
+    let connector = tls_connector(&ca)?;
     let mut hogs = Vec::new();
     for _ in 0..4 {
-        hogs.push(TcpStream::connect(provider.addr()).await?);
+        let tcp = TcpStream::connect(provider.addr()).await?;
+        let tls = tokio::time::timeout(
+            MARGIN,
+            connector.connect(ServerName::try_from("localhost")?.to_owned(), tcp),
+        )
+        .await??;
+        hogs.push(tls);
     }
-    // Let the provider accept them all before the next one comes.
+    // TLS 1.3: the client's handshake ends before the server's; let the provider take the
+    // sessions' slots before the next one comes.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut extra = TcpStream::connect(provider.addr()).await?;
+    let tcp = TcpStream::connect(provider.addr()).await?;
+    let mut extra = connector
+        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+        .await?;
     assert!(
         closed_within(&mut extra, MARGIN).await.is_some(),
-        "the connection over the cap must be closed at once"
+        "the session over the cap must be closed at once"
     );
     let client = tls13_client(&ca, None)?;
     let keys = [key("registry.example/app:v1", "prod")];
@@ -224,10 +243,7 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResu
         "refused while full"
     );
     let text = metrics(&provider).await?;
-    assert!(
-        text.contains("cluster_image_policy_provider_connections_closed_total{reason=\"refused\"}"),
-        "{text}"
-    );
+    assert!(closed_count(&text, "refused") >= 2, "{text}");
 
     drop(hogs);
     let deadline = Instant::now() + MARGIN;
@@ -244,6 +260,323 @@ async fn connections_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResu
             Err(error) => return Err(format!("slots never freed: {error}").into()),
         }
     }
+    Ok(())
+}
+
+/// `cluster_image_policy_provider_connections_closed_total{reason}` in a `/metrics` text.
+fn closed_count(text: &str, reason: &str) -> u64 {
+    let line = format!("cluster_image_policy_provider_connections_closed_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The loopback address `127.0.0.n`.
+fn loopback(n: u8) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, n)
+}
+
+/// An attacker without a client certificate: keeps `held` TCP connections to `addr` open from
+/// each of `sources`, and with `churn` closes the oldest and opens a new one every 5 ms, until
+/// `stop`. Returns the connections it opened.
+fn hold_connections(
+    addr: SocketAddr,
+    sources: Vec<std::net::Ipv4Addr>,
+    held: usize,
+    churn: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<TestResult<usize>> {
+    tokio::spawn(async move {
+        let mut open = std::collections::VecDeque::new();
+        let mut opened = 0;
+        for source in &sources {
+            for _ in 0..held {
+                open.push_back(connect_from(*source, addr).await?);
+                opened += 1;
+            }
+        }
+        let mut next = sources.iter().cycle();
+        while !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if churn && let Some(source) = next.next() {
+                open.pop_front();
+                open.push_back(connect_from(*source, addr).await?);
+                opened += 1;
+            }
+        }
+        Ok(opened)
+    })
+}
+
+/// Sends honest mTLS requests for `during`, each on a new connection (a full handshake, as a
+/// client whose keep-alive connection was closed must do), from `127.0.0.1`; returns how many
+/// were answered 200 with the verdict, and the errors of the others.
+async fn honest_requests(
+    provider: &cip::provider::RunningProvider,
+    gatekeeper: &reqwest::Client,
+    during: Duration,
+) -> TestResult<(usize, Vec<String>)> {
+    let keys = [key("registry.example/app:v1", "prod")];
+    let until = Instant::now() + during;
+    let (mut served, mut failed) = (0, Vec::new());
+    while Instant::now() < until {
+        match post(gatekeeper, provider, &request(&keys)).await {
+            Ok((200, answer)) if item(&answer, &keys[0]).is_some_and(|i| i["value"]["verdict"] == "allow") => {
+                served += 1
+            }
+            Ok((status, answer)) => failed.push(format!("{status}: {answer}")),
+            Err(error) => failed.push(format!("{error:?}")),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((served, failed))
+}
+
+/// The review's probe: mTLS on, 16 sessions, a 5 s handshake timeout, and an attacker without
+/// a certificate holding 20 TCP connections and reconnecting every 5 ms. Before the fix the
+/// attacker's connections took the 16 slots at the accept, and Gatekeeper's were refused
+/// (0 of 59 served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_without_a_certificate_cannot_keep_gatekeeper_out() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let connections = ConnectionLimits {
+        max_connections: 16,
+        tls_handshake_timeout: Duration::from_secs(5),
+        ..ConnectionLimits::default()
+    };
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        true,
+        Limits::default(),
+        connections,
+    )
+    .await?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = hold_connections(provider.addr(), vec![loopback(2)], 20, true, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let gatekeeper = fresh_connection_tls13_client(&ca, Some(&client_ca.client()?), loopback(1).into())?;
+    let (served, failed) = honest_requests(&provider, &gatekeeper, Duration::from_secs(3)).await?;
+    stop.store(true, Ordering::SeqCst);
+    let opened = attacker.await??;
+    assert!(opened > 20, "the attacker reconnected only {} times", opened - 20);
+    assert!(failed.is_empty() && served >= 5, "{served} served, refused: {failed:?}");
+    // The attacker is still refused.
+    let anonymous = fresh_connection_tls13_client(&ca, None, loopback(2).into())?;
+    assert!(post(&anonymous, &provider, &request(&[])).await.is_err());
+    Ok(())
+}
+
+/// The pending-handshake budget is full of an attacker's connections (one address, or one
+/// connection from each of as many addresses as the budget has slots), which never finish their
+/// handshake (30 s timeout): Gatekeeper's new connections still get in, each taking the place
+/// of the heaviest address's oldest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_handshake_budget_still_lets_another_address_in() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let connections = ConnectionLimits {
+        max_pending_handshakes: 8,
+        tls_handshake_timeout: Duration::from_secs(30),
+        ..ConnectionLimits::default()
+    };
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        true,
+        Limits::default(),
+        connections,
+    )
+    .await?;
+    let gatekeeper = fresh_connection_tls13_client(&ca, Some(&client_ca.client()?), loopback(1).into())?;
+
+    // One address holding twice the budget and reconnecting: the heaviest, so its own new
+    // connections are refused and Gatekeeper's evict its oldest.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = hold_connections(provider.addr(), vec![loopback(2)], 16, true, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (served, failed) = honest_requests(&provider, &gatekeeper, Duration::from_secs(2)).await?;
+    stop.store(true, Ordering::SeqCst);
+    attacker.await??;
+    assert!(
+        failed.is_empty() && served >= 5,
+        "one address: {served} served, refused: {failed:?}"
+    );
+
+    // Eight addresses holding one connection each, the budget full of equals.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sources = (10..18).map(loopback).collect();
+    let attacker = hold_connections(provider.addr(), sources, 1, false, Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (served, failed) = honest_requests(&provider, &gatekeeper, Duration::from_secs(2)).await?;
+    stop.store(true, Ordering::SeqCst);
+    attacker.await??;
+    assert!(
+        failed.is_empty() && served >= 5,
+        "eight addresses: {served} served, refused: {failed:?}"
+    );
+
+    let text = metrics(&provider).await?;
+    assert!(closed_count(&text, "handshake_refused") > 0, "{text}");
+    assert!(closed_count(&text, "handshake_evicted") >= 1, "{text}");
+    Ok(())
+}
+
+/// Sends the start of a request head to the side port from `source` and never its end.
+async fn stalled_metrics_request(source: std::net::Ipv4Addr, addr: SocketAddr) -> TestResult<TcpStream> {
+    let mut tcp = connect_from(source, addr).await?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await?;
+    tcp.flush().await?;
+    Ok(tcp)
+}
+
+/// A plain-HTTP client of the side port from `source`, every request bounded; it keeps its
+/// connection open between requests (as Prometheus does).
+fn side_client(source: std::net::Ipv4Addr) -> TestResult<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .timeout(REQUEST_TIMEOUT)
+        .local_address(std::net::IpAddr::from(source))
+        .build()?)
+}
+
+/// `GET path` on the side port: the status and the body.
+async fn side_get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> TestResult<(u16, String)> {
+    let response = client.get(format!("http://{addr}/{path}")).send().await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}
+
+/// The review's probe of the side port: with limits of 1 s, 64 metrics connections sending half
+/// a request head were all still open 8 s later (the side port had no limit at all). Now they
+/// are closed by the header-read timeout (or refused beyond the side port's cap), while
+/// Gatekeeper and the probes are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_metrics_connections_are_closed_and_never_starve_admission() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let connections = ConnectionLimits {
+        max_connections: 8,
+        tls_handshake_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(1),
+        body_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        true,
+        Limits::default(),
+        connections,
+    )
+    .await?;
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        stalled.push(stalled_metrics_request(loopback(2), provider.metrics_addr()).await?);
+    }
+    // An idle connection that never sends a byte is closed by the idle timeout.
+    let mut idle = connect_from(loopback(3), provider.metrics_addr()).await?;
+
+    let gatekeeper = fresh_connection_tls13_client(&ca, Some(&client_ca.client()?), loopback(1).into())?;
+    let (served, failed) = honest_requests(&provider, &gatekeeper, Duration::from_secs(1)).await?;
+    assert!(failed.is_empty() && served >= 3, "{served} served, refused: {failed:?}");
+    let (status, _) = side_get(&side_client(loopback(4))?, provider.metrics_addr(), "healthz").await?;
+    assert_eq!(status, 200);
+
+    for (i, tcp) in stalled.iter_mut().enumerate() {
+        assert!(
+            closed_within(tcp, connections.header_read_timeout + MARGIN)
+                .await
+                .is_some(),
+            "stalled metrics connection {i} still open {MARGIN:?} after the header-read timeout"
+        );
+    }
+    assert!(
+        closed_within(&mut idle, connections.idle_timeout + MARGIN)
+            .await
+            .is_some(),
+        "an idle metrics connection still open {MARGIN:?} after the idle timeout"
+    );
+    let text = metrics(&provider).await?;
+    assert!(closed_count(&text, "metrics_header_read_timeout") >= 1, "{text}");
+    assert!(closed_count(&text, "metrics_idle_timeout") >= 1, "{text}");
+    Ok(())
+}
+
+/// The side port holds at most `max_metrics_connections`: with long timeouts, 64 stalled
+/// connections from one address leave 8 open and the rest are refused at once; a probe from
+/// another address still gets in, in place of one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_port_holds_at_most_its_cap_and_shares_it_between_addresses() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
+    let connections = ConnectionLimits {
+        max_metrics_connections: 8,
+        header_read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        ..ConnectionLimits::default()
+    };
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        false,
+        Limits::default(),
+        connections,
+    )
+    .await?;
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        stalled.push(stalled_metrics_request(loopback(2), provider.metrics_addr()).await?);
+    }
+    // Each connection is either refused at once or held: wait for the 56 refusals.
+    let closed = Arc::new(AtomicUsize::new(0));
+    let mut watchers = Vec::new();
+    for mut tcp in stalled {
+        let closed = Arc::clone(&closed);
+        watchers.push(tokio::spawn(async move {
+            if closed_within(&mut tcp, MARGIN).await.is_some() {
+                closed.fetch_add(1, Ordering::SeqCst);
+                None
+            } else {
+                Some(tcp)
+            }
+        }));
+    }
+    let mut held = Vec::new();
+    for watcher in watchers {
+        held.extend(watcher.await?);
+    }
+    assert_eq!(
+        (held.len(), closed.load(Ordering::SeqCst)),
+        (8, 56),
+        "(held, closed) of 64 stalled connections"
+    );
+
+    // Probes and the scrape from other addresses are answered, each in place of one of the
+    // stalled connections (the clients keep their connections open).
+    let probes = [side_client(loopback(3))?, side_client(loopback(4))?];
+    assert_eq!(side_get(&probes[0], provider.metrics_addr(), "healthz").await?.0, 200);
+    assert_eq!(side_get(&probes[1], provider.metrics_addr(), "readyz").await?.0, 200);
+    let scraper = side_client(loopback(5))?;
+    let (status, text) = side_get(&scraper, provider.metrics_addr(), "metrics").await?;
+    assert_eq!(status, 200);
+    assert_eq!(closed_count(&text, "metrics_refused"), 56, "{text}");
+    // The same clients again, on their kept connections.
+    assert_eq!(side_get(&probes[0], provider.metrics_addr(), "healthz").await?.0, 200);
+    let mut evicted = 0;
+    for mut tcp in held {
+        if closed_within(&mut tcp, Duration::from_millis(500)).await.is_some() {
+            evicted += 1;
+        }
+    }
+    assert_eq!(evicted, 3, "stalled connections evicted for the three other addresses");
     Ok(())
 }
 

@@ -241,6 +241,83 @@ async fn mtls_accepts_gatekeepers_certificate_and_refuses_others() -> TestResult
     Ok(())
 }
 
+/// The status of a request on `client` (no matter its body), or the error.
+async fn status_of(client: &reqwest::Client, provider: &cip::provider::RunningProvider) -> Result<u16, String> {
+    let keys = [key("registry.example/app:v1", "prod")];
+    client
+        .post(format!("https://{}/validate", provider.addr()))
+        .json(&request(&keys))
+        .send()
+        .await
+        .map(|response| response.status().as_u16())
+        .map_err(|error| format!("{error:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_client_ca_is_enforced_without_restart() -> TestResult {
+    let s = setup()?;
+    let provider = start(s.decider.clone(), &s.files, true, Limits::default()).await?;
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let old_identity = s.client_ca.client()?;
+    // Keeps its connection open across the rotation, as Gatekeeper's keep-alive does.
+    let old_kept = tls13_client(&s.ca, Some(&old_identity))?;
+    assert_eq!(status_of(&old_kept, &provider).await, Ok(200));
+
+    // Gatekeeper's cert-controller rotates its CA: the mounted file is replaced.
+    let new_ca = Ca::new("rotated gatekeeper CA")?;
+    s.files.replace_client_ca(&new_ca.cert_pem)?;
+    let new_client = fresh_connection_tls13_client(&s.ca, Some(&new_ca.client()?), loopback)?;
+    assert_eq!(status_of(&new_client, &provider).await, Ok(200), "the new CA's client");
+    let old_client = fresh_connection_tls13_client(&s.ca, Some(&old_identity), loopback)?;
+    assert!(
+        status_of(&old_client, &provider).await.is_err(),
+        "a new connection of the old CA's client must fail its handshake"
+    );
+    // The old CA's client on its connection from before the rotation is refused too.
+    let kept = status_of(&old_kept, &provider).await;
+    assert!(kept.as_ref().is_err() || kept == Ok(403), "{kept:?}");
+    // Its next connection offers to resume its TLS session from before the rotation (a resumed
+    // session skips the client certificate): refused as well.
+    assert!(
+        status_of(&old_kept, &provider).await.is_err(),
+        "the old CA's session resumed"
+    );
+    assert_eq!(
+        s.decider.calls.load(Ordering::SeqCst),
+        2,
+        "the old client was not answered"
+    );
+
+    // A bundle of both CAs (a rotation's overlap) trusts both.
+    s.files
+        .replace_client_ca(&format!("{}{}", s.client_ca.cert_pem, new_ca.cert_pem))?;
+    assert_eq!(status_of(&old_client, &provider).await, Ok(200));
+    assert_eq!(status_of(&new_client, &provider).await, Ok(200));
+
+    // An unusable file refuses every client (strict: neither the last CA nor no client auth),
+    // until a usable one is in place again.
+    s.files.replace_client_ca("not a certificate\n")?;
+    assert!(
+        status_of(&new_client, &provider).await.is_err(),
+        "served with an unusable client CA"
+    );
+    assert!(
+        status_of(&old_client, &provider).await.is_err(),
+        "served with an unusable client CA"
+    );
+    let anonymous = fresh_connection_tls13_client(&s.ca, None, loopback)?;
+    assert!(status_of(&anonymous, &provider).await.is_err(), "no client certificate");
+    std::fs::remove_file(&s.files.client_ca)?;
+    assert!(
+        status_of(&new_client, &provider).await.is_err(),
+        "served without a client CA file"
+    );
+    s.files.replace_client_ca(&new_ca.cert_pem)?;
+    assert_eq!(status_of(&new_client, &provider).await, Ok(200));
+    assert!(status_of(&old_client, &provider).await.is_err());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_certificate_is_served_without_restart() -> TestResult {
     let s = setup()?;

@@ -70,12 +70,23 @@ pub struct ProviderArgs {
     /// at least 1; at most --max-concurrency).
     #[arg(long, value_name = "N", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub max_concurrency_per_namespace: Option<usize>,
-    /// Most client connections served at once; connections beyond it are refused (closed at
-    /// once) rather than queued.
+    /// Most established TLS sessions served at once (with --client-ca-file: clients that
+    /// presented a certificate of that CA); a session established beyond it is closed at once
+    /// rather than queued. Connections still in their handshake count against
+    /// --max-pending-handshakes instead.
     #[arg(long, default_value_t = 1024, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
     pub max_connections: usize,
+    /// Most connections of --addr whose TLS handshake is not done, at once, shared fairly between
+    /// client addresses: when full, a new connection from an address holding fewer of them than
+    /// the heaviest one replaces that one's oldest; otherwise it is closed at once.
+    #[arg(long, default_value_t = 128, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
+    pub max_pending_handshakes: usize,
+    /// Most connections of --metrics-addr (probes, metrics) at once, shared fairly between client
+    /// addresses like --max-pending-handshakes; the header-read and idle timeouts apply there too.
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=65_536), |n| n as usize))]
+    pub max_metrics_connections: usize,
     /// Close a connection whose TLS handshake has not finished this long after it was accepted.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub tls_handshake_timeout: Duration,
     /// Close a connection whose request head has not fully arrived this long after its first byte.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
@@ -113,6 +124,8 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
         },
         connections: ConnectionLimits {
             max_connections: args.max_connections,
+            max_pending_handshakes: args.max_pending_handshakes,
+            max_metrics_connections: args.max_metrics_connections,
             tls_handshake_timeout: args.tls_handshake_timeout,
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,

@@ -3,8 +3,10 @@
 //! mTLS), within a deadline below Gatekeeper's webhook timeout. See `docs/gatekeeper.md`.
 
 mod batch;
+mod budget;
 mod connection;
 mod decider;
+mod fd_limit;
 mod metrics;
 pub mod mutation;
 mod policy_decider;
@@ -19,4 +21,4 @@ pub use decider::Decider;
 pub use policy_decider::{PolicyDecider, PolicyDeciderError};
 pub use protocol::{Decision, Item, ProviderRequest, ProviderResponse};
 pub use server::{ProviderConfig, RunningProvider, ServeError, start};
-pub use tls::{ReloadingCertResolver, TlsError};
+pub use tls::{ReloadingCertResolver, ReloadingClientVerifier, TlsError};

@@ -13,18 +13,20 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::batch::{BatchEvaluator, Limits};
+use super::budget::SourceBudget;
 use super::connection::{self, ConnectionLimits};
 use super::decider::Decider;
+use super::fd_limit;
 use super::metrics::Metrics;
 use super::mutation::{MutationResponse, check_namespace};
 use super::protocol::{ProviderRequest, ProviderResponse};
-use super::tls::{self, ReloadingCertResolver, TlsError};
+use super::tls::{self, ReloadingCertResolver, ReloadingClientVerifier, TlsError};
 
 /// Where and how the provider listens.
 #[derive(Debug, Clone)]
@@ -105,7 +107,11 @@ struct SideState {
 /// Binds both ports and serves until shut down. Must be called inside a tokio runtime.
 pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<RunningProvider, ServeError> {
     let resolver = Arc::new(ReloadingCertResolver::new(&config.cert_path, &config.key_path)?);
-    let tls_config = tls::server_config(resolver, config.client_ca_path.as_deref())?;
+    let client_verifier = match &config.client_ca_path {
+        Some(path) => Some(Arc::new(ReloadingClientVerifier::new(path)?)),
+        None => None,
+    };
+    let tls_config = tls::server_config(resolver, client_verifier.clone())?;
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
     let metrics = Arc::new(Metrics::new(Arc::clone(&decider)));
@@ -120,6 +126,14 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .with_state(state);
 
+    let connections = config.connections;
+    let budgets = [
+        connections.max_connections,
+        connections.max_pending_handshakes,
+        connections.max_metrics_connections,
+        config.limits.max_concurrency,
+    ];
+    fd_limit::ensure(budgets.iter().map(|&n| n as u64).fold(0, u64::saturating_add));
     let listener = bind(config.addr).await?;
     let metrics_listener = bind(config.metrics_addr).await?;
     let addr = local_addr(&listener, config.addr)?;
@@ -136,25 +150,26 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         }));
 
     let (stop, stopped) = watch::channel(false);
-    let mut side_stopped = stopped.clone();
-    let tls_metrics = Arc::clone(&metrics);
-    let side_task = tokio::spawn(async move {
-        let served = axum::serve(metrics_listener, side)
-            .with_graceful_shutdown(async move {
-                wait_stopped(&mut side_stopped).await;
-            })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "metrics server failed");
-        }
-    });
+    let side_task = tokio::spawn(serve_side(
+        metrics_listener,
+        connection::Served {
+            app: side,
+            limits: config.connections,
+            metrics: Arc::clone(&metrics),
+            stopped: stopped.clone(),
+        },
+    ));
     let tls_task = tokio::spawn(serve_tls(
         listener,
-        acceptor,
-        app,
-        config.connections,
-        tls_metrics,
-        stopped,
+        connection::Listener {
+            acceptor,
+            app,
+            limits: config.connections,
+            metrics,
+            stopped,
+            sessions: Arc::new(Semaphore::new(config.connections.max_connections.max(1))),
+            client_verifier,
+        },
     ));
     ready.store(true, Ordering::SeqCst);
     tracing::info!(%addr, %metrics_addr, "gatekeeper provider listening");
@@ -179,46 +194,56 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Se
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-async fn serve_tls(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    app: Router,
-    limits: ConnectionLimits,
-    metrics: Arc<Metrics>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+/// Accepts HTTPS connections into the pending-handshake budget and serves each on a task of its
+/// own (see [`connection`]).
+async fn serve_tls(listener: TcpListener, shared: connection::Listener) {
+    let limits = shared.limits;
+    let pending = SourceBudget::new(limits.max_pending_handshakes);
+    let mut stopped = shared.stopped.clone();
+    while let Some((tcp, peer)) = accept(&listener, &mut stopped).await {
+        // Full, and this address is among those holding the most: refused (closed at once)
+        // rather than queued.
+        let Ok((ticket, _)) = pending.admit(peer.ip()) else {
+            tracing::warn!(%peer, max = limits.max_pending_handshakes, "connection refused: too many pending TLS handshakes");
+            shared.metrics.record_closed_connection("handshake_refused");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(connection::serve_tls(
+            connection::Accepted { tcp, peer, ticket },
+            shared.clone(),
+        ));
+    }
+}
+
+/// Accepts side-port connections into their budget and serves each on a task of its own.
+async fn serve_side(listener: TcpListener, served: connection::Served) {
+    let budget = SourceBudget::new(served.limits.max_metrics_connections);
+    let mut stopped = served.stopped.clone();
+    while let Some((tcp, peer)) = accept(&listener, &mut stopped).await {
+        let Ok((ticket, _)) = budget.admit(peer.ip()) else {
+            tracing::warn!(%peer, max = served.limits.max_metrics_connections, "metrics connection refused: too many open connections");
+            served.metrics.record_closed_connection("metrics_refused");
+            continue;
+        };
+        tokio::spawn(connection::serve_plain(tcp, peer, ticket, served.clone()));
+    }
+}
+
+/// The next accepted connection, or `None` once the provider stops.
+async fn accept(listener: &TcpListener, stopped: &mut watch::Receiver<bool>) -> Option<(TcpStream, SocketAddr)> {
     loop {
-        let (tcp, peer) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => return Some(accepted),
                 Err(error) => {
                     // Typically EMFILE: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 }
             },
-            () = wait_stopped(&mut stopped) => return,
-        };
-        // Over the cap, the connection is refused (closed at once) rather than queued.
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many open connections");
-            metrics.record_closed_connection("refused");
-            drop(tcp);
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection::serve(
-            connection::Accepted { tcp, peer, slot },
-            connection::Listener {
-                acceptor: acceptor.clone(),
-                app: app.clone(),
-                limits,
-                metrics: Arc::clone(&metrics),
-                stopped: stopped.clone(),
-            },
-        ));
+            () = wait_stopped(stopped) => return None,
+        }
     }
 }
 

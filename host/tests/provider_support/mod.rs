@@ -122,6 +122,11 @@ impl TlsFiles {
         atomic_write(&self.cert, &server.cert_pem)?;
         Ok(())
     }
+
+    /// Replaces the client CA file the way a Secret update does: a new file renamed into place.
+    pub fn replace_client_ca(&self, pem: &str) -> TestResult {
+        atomic_write(&self.client_ca, pem)
+    }
 }
 
 fn atomic_write(path: &Path, text: &str) -> TestResult {
@@ -207,6 +212,31 @@ pub fn bounded_tls13_client(ca: &Ca, identity: Option<&Leaf>) -> TestResult<reqw
     Ok(client_builder(ca, identity, &[&rustls::version::TLS13])?
         .timeout(REQUEST_TIMEOUT)
         .build()?)
+}
+
+/// [`bounded_tls13_client`] that opens a new connection, with a full TLS handshake, for every
+/// request, from the loopback address `source` (`127.x.y.z`: Linux routes all of 127.0.0.0/8 to
+/// the loopback interface, so a test can play clients at distinct addresses).
+pub fn fresh_connection_tls13_client(
+    ca: &Ca,
+    identity: Option<&Leaf>,
+    source: std::net::IpAddr,
+) -> TestResult<reqwest::Client> {
+    Ok(client_builder(ca, identity, &[&rustls::version::TLS13])?
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        .local_address(source)
+        .build()?)
+}
+
+/// A TCP connection to `addr` from the loopback address `source` (see
+/// [`fresh_connection_tls13_client`]).
+pub async fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    tokio::time::timeout(REQUEST_TIMEOUT, socket.connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
 /// A plain-HTTP client (for the metrics port) whose every request ends within

@@ -714,6 +714,69 @@ pub enum LabelExpression {
     DoesNotExist(String),
 }
 
+/// Whether `name` is the name part of a label key, or a non-empty label value, as Kubernetes
+/// reads them (`validation.IsQualifiedName`, `IsValidLabelValue`): at most 63 bytes matching
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`.
+fn is_label_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let end = |c: Option<&u8>| c.is_some_and(u8::is_ascii_alphanumeric);
+    b.len() <= 63
+        && end(b.first())
+        && end(b.last())
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// Whether `name` is a DNS subdomain as Kubernetes reads one (`IsDNS1123Subdomain`): at most
+/// 253 bytes, dot-separated parts matching `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
+fn is_dns_subdomain(name: &str) -> bool {
+    let end = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    name.len() <= 253
+        && name.split('.').all(|part| {
+            let b = part.as_bytes();
+            end(b.first())
+                && end(b.last())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
+/// Why `key` is not a label key (`validation.IsQualifiedName`: a name, optionally after a DNS
+/// subdomain and `/`), with the fix; `None` when it is one.
+pub fn label_key_error(key: &str) -> Option<String> {
+    let (prefix, name) = key.split_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+    let why = if name.contains('/') {
+        "it has more than one `/`"
+    } else if prefix == Some("") {
+        "its prefix before `/` is empty"
+    } else if prefix.is_some_and(|p| !is_dns_subdomain(p)) {
+        "its prefix before `/` is not a DNS subdomain (at most 253 lower-case letters, digits, `-` and `.`, each \
+         dot-separated part beginning and ending with a letter or digit)"
+    } else if name.len() > 63 {
+        "its name is longer than 63 characters"
+    } else if !is_label_name(name) {
+        "its name is not letters, digits, `-`, `_` and `.` beginning and ending with a letter or digit"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "key {key:?} is not a label key: {why}; write a name of at most 63 letters, digits, `-`, `_` and `.` \
+         beginning and ending with a letter or digit, optionally after a DNS subdomain and `/` (`tier`, \
+         `example.com/tier`)"
+    ))
+}
+
+/// Why `value` is not a label value (`validation.IsValidLabelValue`: empty, or what
+/// [`is_label_name`] accepts), with the fix; `None` when it is one.
+pub fn label_value_error(value: &str) -> Option<String> {
+    (!value.is_empty() && !is_label_name(value)).then(|| {
+        format!(
+            "value {value:?} is not a label value; write at most 63 letters, digits, `-`, `_` and `.` beginning \
+             and ending with a letter or digit (`front-end`), or nothing"
+        )
+    })
+}
+
 impl LabelSelector {
     /// Whether the object's labels satisfy the selector (no labels = empty label set).
     pub fn matches(&self, labels: &Labels<'_>) -> bool {
@@ -1430,6 +1493,139 @@ mod tests {
             for image in images.iter().flatten() {
                 prop_assert_eq!(now.policies_for(image).collect::<Vec<_>>(), then.policies_for(image), "{:?} {:?}", policies, image);
             }
+        }
+    }
+
+    /// Kubernetes' label key and value rules, as regular expressions
+    /// (`k8s.io/apimachinery/pkg/util/validation`: `IsQualifiedName`, `IsDNS1123Subdomain`,
+    /// `IsValidLabelValue`, whose Go regexps match the whole text, `$` being its end), the
+    /// reference of [`label_key_error`] and [`label_value_error`].
+    mod kubernetes_labels {
+        use super::*;
+        use std::sync::LazyLock;
+
+        static NAME: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").unwrap());
+        static DNS_SUBDOMAIN: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap()
+        });
+        static VALUE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$").unwrap());
+
+        /// `IsQualifiedName`: `strings.Split(value, "/")`, one part (the name) or two (prefix
+        /// and name); a non-empty prefix that is a DNS subdomain of at most 253 bytes; a name
+        /// of 1 to 63 bytes.
+        fn is_qualified_name(key: &str) -> bool {
+            let parts: Vec<&str> = key.split('/').collect();
+            let (prefix, name) = match parts[..] {
+                [name] => (None, name),
+                [prefix, name] => (Some(prefix), name),
+                _ => return false,
+            };
+            if let Some(p) = prefix
+                && (p.is_empty() || p.len() > 253 || !DNS_SUBDOMAIN.is_match(p))
+            {
+                return false;
+            }
+            !name.is_empty() && name.len() <= 63 && NAME.is_match(name)
+        }
+
+        fn is_valid_label_value(value: &str) -> bool {
+            value.len() <= 63 && VALUE.is_match(value)
+        }
+
+        /// Texts near every edge of the rules: the characters allowed and some not (space,
+        /// upper case in a prefix, non-ASCII, a newline at the end), `/` and `.` anywhere, and
+        /// lengths around 63 and 253.
+        fn near(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    8 => prop::sample::select(&['a', 'z', 'A', 'Z', '0', '9', '-', '_', '.'][..]),
+                    1 => prop::sample::select(&['/', ' ', '\n', 'é', '!', ':'][..]),
+                ],
+                len,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            let lower = || "[a-z0-9]([-a-z0-9.]{0,6}[a-z0-9])?";
+            prop_oneof![
+                near(0..=12),
+                (near(0..=10), near(0..=10)).prop_map(|(p, n)| format!("{p}/{n}")),
+                (lower(), near(0..=12)).prop_map(|(p, n)| format!("{p}/{n}")),
+                (near(60..=66), prop::bool::ANY).prop_map(|(n, prefixed)| if prefixed {
+                    format!("x.io/{n}")
+                } else {
+                    n
+                }),
+                (0usize..8, "[a-z]{1,3}").prop_map(|(extra, name)| format!("{}.io/{name}", "a".repeat(246 + extra))),
+                (lower(), lower(), lower()).prop_map(|(a, b, c)| format!("{a}/{b}/{c}")),
+                (lower(), long_name()).prop_map(|(p, n)| format!("{p}/{n}")),
+                long_name(),
+            ]
+        }
+
+        /// Names of allowed characters only, around 63 bytes.
+        fn long_name() -> &'static str {
+            "[a-zA-Z0-9.]([-a-zA-Z0-9_.]{59,63})[a-zA-Z0-9_]"
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![near(0..=12), near(60..=66), long_name()]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(8192))]
+
+            #[test]
+            fn label_keys_are_refused_exactly_as_kubernetes_refuses_them(key in key()) {
+                prop_assert_eq!(label_key_error(&key).is_none(), is_qualified_name(&key), "{:?}", key);
+            }
+
+            #[test]
+            fn label_values_are_refused_exactly_as_kubernetes_refuses_them(value in value()) {
+                prop_assert_eq!(label_value_error(&value).is_none(), is_valid_label_value(&value), "{:?}", value);
+            }
+        }
+
+        #[test]
+        fn the_edges() {
+            let name63 = "n".repeat(63);
+            let prefix253 = format!("{}.io", "p".repeat(250));
+            for (key, ok) in [
+                ("a", true),
+                ("", false),
+                ("/a", false),
+                ("a/", false),
+                ("a/b/c", false),
+                ("a.b-c/D_e.F", true),
+                ("A.io/x", false),
+                ("a..b/x", false),
+                ("-a/x", false),
+                ("a_b/x", false),
+                ("x\n", false),
+                (name63.as_str(), true),
+                (&format!("{name63}n"), false),
+                (&format!("{prefix253}/{name63}"), true),
+                (&format!("p{prefix253}/x"), false),
+            ] {
+                assert_eq!(label_key_error(key).is_none(), ok, "{key:?}");
+                assert_eq!(is_qualified_name(key), ok, "reference: {key:?}");
+            }
+            for (value, ok) in [
+                ("", true),
+                ("a", true),
+                ("a b", false),
+                ("-a", false),
+                ("a.", false),
+                ("é", false),
+            ] {
+                assert_eq!(label_value_error(value).is_none(), ok, "{value:?}");
+                assert_eq!(is_valid_label_value(value), ok, "reference: {value:?}");
+            }
+            assert!(label_value_error(&name63).is_none());
+            assert!(label_value_error(&format!("{name63}n")).is_some());
         }
     }
 }

@@ -29,6 +29,7 @@ use serde_json::Value;
 use crate::authority::{self, Authority};
 use crate::matching::{
     GlobReader, ImageGlob, ImageMatcher, LabelExpression, LabelSelector, MatchRule, Subject, check_glob_syntax,
+    label_key_error, label_value_error,
 };
 use crate::policy::{Language, PolicyBlock};
 use crate::reference::ImageReference;
@@ -798,13 +799,36 @@ fn parse_body(
     Ok(PolicyBody { authorities, policy })
 }
 
+/// Parses a label selector, refusing what Kubernetes' `metav1.LabelSelectorAsSelector` refuses
+/// (policy-controller then denies every image of the policy; here the selector would never match
+/// and the policy would silently stop applying): keys and values that are not label keys and
+/// values, unknown operators, `In`/`NotIn` without values, `Exists`/`DoesNotExist` with some.
 fn parse_selector(raw: RawLabelSelector) -> Result<LabelSelector, String> {
+    const NEVER: &str = "no object can carry it, so the selector would never match (policy-controller refuses it)";
     let mut selector = LabelSelector {
         match_labels: raw.match_labels.unwrap_or_default(),
         expressions: Vec::new(),
     };
+    for (key, value) in &selector.match_labels {
+        if let Some(e) = label_key_error(key) {
+            return Err(format!("matchLabels: {e}: {NEVER}"));
+        }
+        if let Some(e) = label_value_error(value) {
+            return Err(format!("matchLabels.{key}: {e}: {NEVER}"));
+        }
+    }
     for (i, e) in raw.match_expressions.unwrap_or_default().into_iter().enumerate() {
+        if let Some(error) = label_key_error(&e.key) {
+            return Err(format!("matchExpressions[{i}].key: {error}: {NEVER}"));
+        }
         let values = e.values.unwrap_or_default();
+        if let Some((j, error)) = values
+            .iter()
+            .enumerate()
+            .find_map(|(j, v)| label_value_error(v).map(|error| (j, error)))
+        {
+            return Err(format!("matchExpressions[{i}].values[{j}]: {error}: {NEVER}"));
+        }
         let expr = match (e.operator.as_str(), values.is_empty()) {
             ("In", false) => LabelExpression::In(e.key, values),
             ("NotIn", false) => LabelExpression::NotIn(e.key, values),

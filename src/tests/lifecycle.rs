@@ -683,6 +683,114 @@ mod settings_refused {
         );
     }
 
+    /// Found by a security review: a selector with a key or value no label can have loaded, and
+    /// never matched, so the policy silently stopped applying (policy-controller's
+    /// `LabelSelectorAsSelector` refuses it, and denies). Refused at load, naming the field.
+    #[test]
+    fn a_selector_no_label_can_satisfy_is_refused_naming_the_field() {
+        let mut s = signed_images();
+        let never = ": no object can carry it, so the selector would never match (policy-controller refuses it)";
+        let key_fix = "write a name of at most 63 letters, digits, `-`, `_` and `.` beginning and ending with a \
+                       letter or digit, optionally after a DNS subdomain and `/` (`tier`, `example.com/tier`)";
+        let value_fix = "write at most 63 letters, digits, `-`, `_` and `.` beginning and ending with a letter or \
+                         digit (`front-end`), or nothing";
+        let long = "a".repeat(64);
+        for (selector, expected) in [
+            (
+                json!({"matchLabels": {"tier": "front end"}}),
+                format!("selector: matchLabels.tier: value \"front end\" is not a label value; {value_fix}{never}"),
+            ),
+            (
+                json!({"matchLabels": {"Bad Key!": "x"}}),
+                format!(
+                    "selector: matchLabels: key \"Bad Key!\" is not a label key: its name is not letters, digits, \
+                     `-`, `_` and `.` beginning and ending with a letter or digit; {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "a/b/c", "operator": "Exists"}]}),
+                format!(
+                    "selector: matchExpressions[0].key: key \"a/b/c\" is not a label key: it has more than one `/`; \
+                     {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "/tier", "operator": "Exists"}]}),
+                format!(
+                    "selector: matchExpressions[0].key: key \"/tier\" is not a label key: its prefix before `/` is \
+                     empty; {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "Example.com/tier", "operator": "DoesNotExist"}]}),
+                format!(
+                    "selector: matchExpressions[0].key: key \"Example.com/tier\" is not a label key: its prefix \
+                     before `/` is not a DNS subdomain (at most 253 lower-case letters, digits, `-` and `.`, each \
+                     dot-separated part beginning and ending with a letter or digit); {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": long, "operator": "Exists"}]}),
+                format!(
+                    "selector: matchExpressions[0].key: key \"{long}\" is not a label key: its name is longer than \
+                     63 characters; {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "", "operator": "Exists"}]}),
+                format!(
+                    "selector: matchExpressions[0].key: key \"\" is not a label key: its name is not letters, digits, \
+                     `-`, `_` and `.` beginning and ending with a letter or digit; {key_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web", "-web"]}]}),
+                format!(
+                    "selector: matchExpressions[0].values[1]: value \"-web\" is not a label value; {value_fix}{never}"
+                ),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": []}]}),
+                "selector: matchExpressions[0]: NotIn needs values".to_owned(),
+            ),
+            (
+                json!({"matchExpressions": [{"key": "tier", "operator": "Exists", "values": ["x"]}]}),
+                "selector: matchExpressions[0]: Exists takes no values".to_owned(),
+            ),
+        ] {
+            s["policies"][0]["spec"]["match"] = json!([{"resource": "pods", "selector": selector}]);
+            assert_eq!(
+                refused(&s),
+                format!("policies[0].spec.match[0].{expected}"),
+                "{selector}"
+            );
+            // Read lazily for `validate` (no validate_settings before): every image the policy
+            // covers is denied, as policy-controller denies, never admitted unchecked.
+            let r = run(&pod("default", &["myregistry.com/app:1"]), &s, &mut MockHost::failing());
+            assert_eq!(r["accepted"], false, "{selector}: {r}");
+            assert!(
+                r["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("invalid policy settings: "),
+                "{r}"
+            );
+        }
+        // Keys and values as Kubernetes allows them.
+        let prefix = format!("{}.example.com", "a".repeat(253 - 12));
+        for selector in [
+            json!({"matchLabels": {"tier": "front-end", "app.kubernetes.io/name": "web", "x": ""}}),
+            json!({"matchLabels": {"A_b.C-9": "Z_9.z-0", "k8s.io/Team": "a"}}),
+            json!({"matchLabels": {format!("{prefix}/{}", "n".repeat(63)): "v".repeat(63)}}),
+            json!({"matchExpressions": [{"key": "a-b/c", "operator": "In", "values": ["", "1"]}]}),
+            json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}),
+            json!({}),
+        ] {
+            s["policies"][0]["spec"]["match"] = json!([{"resource": "pods", "selector": selector}]);
+            assert_eq!(check_settings(&s), Ok(()), "{selector}");
+        }
+    }
+
     #[test]
     fn empty_github_actions_repo_is_refused_with_the_fix() {
         let mut s = signed_images();

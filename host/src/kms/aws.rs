@@ -160,9 +160,9 @@ pub async fn public_key(
         request = request.header(name, value);
     }
 
-    let response = request.send().await.map_err(|e| http::transport(uri, &e))?;
+    let mut response = request.send().await.map_err(|e| http::transport(uri, &e))?;
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| http::transport(uri, &e))?;
+    let bytes = http::answer(uri, &mut response, http::MAX_ANSWER_BYTES).await?;
     if !status.is_success() {
         return Err(error(uri, status, &bytes, &source));
     }

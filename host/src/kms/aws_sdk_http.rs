@@ -12,6 +12,8 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 
+use super::http::MAX_ANSWER_BYTES;
+
 /// An [`HttpClient`] sending through a reqwest client.
 #[derive(Clone, Debug)]
 pub struct ReqwestHttpClient {
@@ -76,11 +78,21 @@ impl HttpConnector for Connector {
             if let Some(timeout) = timeout {
                 builder = builder.timeout(timeout);
             }
-            let response = builder.send().await.map_err(connector_error)?;
+            let mut response = builder.send().await.map_err(connector_error)?;
             let status =
                 StatusCode::try_from(response.status().as_u16()).map_err(|e| ConnectorError::other(e.into(), None))?;
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(connector_error)?;
+            // Credential answers (STS, SSO, the container endpoint, IMDS) are a few KiB.
+            let bytes = crate::registry::read_capped(&mut response, MAX_ANSWER_BYTES)
+                .await
+                .map_err(connector_error)?
+                .ok_or_else(|| {
+                    ConnectorError::other(
+                        format!("HTTP {status} answer over {MAX_ANSWER_BYTES} bytes, refused without reading the rest")
+                            .into(),
+                        None,
+                    )
+                })?;
             let mut answer = Response::new(status, SdkBody::from(bytes));
             for (name, value) in &headers {
                 if let Ok(value) = value.to_str() {

@@ -16,6 +16,55 @@ use super::http;
 use super::pem::{self, Curve};
 
 const API_VERSION: &str = "7.4";
+
+/// DNS suffixes of Key Vault and Managed HSM hosts, in Azure's public, China, US Government
+/// and (retired) Germany clouds: the trusted endpoints of the Azure SDKs' Key Vault providers
+/// (Microsoft.Data.SqlClient's list; azure-cli's `keyvault_dns` and `mhsm_dns` cloud suffixes).
+/// The bearer token of an `azurekms://VAULT/…` key is sent only to a VAULT under one of them,
+/// unless the operator named another endpoint.
+pub const KEY_VAULT_DNS_SUFFIXES: &[&str] = &[
+    ".vault.azure.net",
+    ".managedhsm.azure.net",
+    ".vault.azure.cn",
+    ".managedhsm.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".managedhsm.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+    ".managedhsm.microsoftazure.de",
+];
+
+/// Whether `vault` (the `host[:port]` of an `azurekms://` URI) is a Key Vault or Managed HSM
+/// host: a DNS name (letters, digits, `-`, `.`; case ignored) ending in one of
+/// [`KEY_VAULT_DNS_SUFFIXES`] after at least one label of its own, with at most a numeric port.
+/// An IP address, a bare suffix, a suffix inside a longer name
+/// (`x.vault.azure.net.example`) or glued to a label (`xvault.azure.net`) is not.
+pub fn is_key_vault_host(vault: &str) -> bool {
+    let host = match vault.split_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        Some(_) => return false,
+        None => vault,
+    };
+    let host = host.to_ascii_lowercase();
+    KEY_VAULT_DNS_SUFFIXES.iter().any(|suffix| {
+        host.strip_suffix(suffix).is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        })
+    })
+}
+
+/// Why `vault` is refused, and what the operator can do.
+pub fn untrusted_vault_detail(vault: &str) -> String {
+    format!(
+        "{vault} is not an Azure Key Vault or Managed HSM host (a name under {}), and the Key Vault \
+         access token is sent to no other: use the vault's own host (NAME.vault.azure.net), or, \
+         for an emulator or a proxy the operator trusts, set --kms-azure-endpoint URL \
+         (CIP_KMS_AZURE_ENDPOINT) or list {vault} with --kms-insecure-endpoint",
+        KEY_VAULT_DNS_SUFFIXES.join(", ")
+    )
+}
 const SCOPE: &str = "https://vault.azure.net/.default";
 
 /// The Key Vault client with its token cache.
@@ -180,5 +229,73 @@ fn jwk_pem(jwk: &Jwk) -> Result<String, String> {
         }
         "RSA" | "RSA-HSM" => pem::rsa_pem(&part("n", &jwk.n)?, &part("e", &jwk.e)?),
         other => Err(format!("key type `{other}` has no public key")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_vault_hosts_of_every_cloud_are_accepted() {
+        for vault in [
+            "myvault.vault.azure.net",
+            "MyVault.Vault.Azure.Net",
+            "my-vault.vault.azure.net:443",
+            "hsm.managedhsm.azure.net",
+            "v.vault.azure.cn",
+            "h.managedhsm.azure.cn",
+            "v.vault.usgovcloudapi.net",
+            "h.managedhsm.usgovcloudapi.net",
+            "v.vault.microsoftazure.de",
+            "h.managedhsm.microsoftazure.de",
+            "a.b.vault.azure.net",
+        ] {
+            assert!(is_key_vault_host(vault), "{vault}");
+        }
+    }
+
+    /// Hosts an attacker writing a policy would try to have the token sent to.
+    #[test]
+    fn other_hosts_are_refused() {
+        for vault in [
+            "evil.example",
+            "127.0.0.1",
+            "127.0.0.1:8443",
+            "[::1]:443",
+            "vault.azure.net",
+            ".vault.azure.net",
+            "xvault.azure.net",
+            "evilvault.azure.net",
+            "myvault.vault.azure.net.evil.example",
+            "myvault.vault.azure.net.",
+            "myvault.vault.azure.net:",
+            "myvault.vault.azure.net:443:1",
+            "myvault.vault.azure.net:https",
+            "my_vault.vault.azure.net",
+            "a..vault.azure.net",
+            "myvault.vault.azure.com",
+            "myvault.azure.net",
+            "",
+        ] {
+            assert!(!is_key_vault_host(vault), "{vault}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_host_and_the_ways_out() {
+        let detail = untrusted_vault_detail("evil.example:443");
+        assert!(
+            detail.starts_with("evil.example:443 is not an Azure Key Vault"),
+            "{detail}"
+        );
+        for part in [
+            ".vault.azure.net",
+            ".managedhsm.usgovcloudapi.net",
+            "--kms-azure-endpoint",
+            "--kms-insecure-endpoint",
+        ] {
+            assert!(detail.contains(part), "{part}: {detail}");
+        }
     }
 }

@@ -61,6 +61,15 @@ pub enum KmsError {
         /// What is missing and how to provide it.
         detail: String,
     },
+    /// The URI names an endpoint the scheme's credentials must not be sent to (an
+    /// `azurekms://` vault outside Azure's Key Vault and Managed HSM domains).
+    #[error("{uri}: {detail}")]
+    UntrustedEndpoint {
+        /// The key URI.
+        uri: String,
+        /// Which host, why, and how to allow it.
+        detail: String,
+    },
     /// The KMS answered something that is not a usable public key.
     #[error("{uri}: unexpected answer from the KMS: {detail}")]
     Answer {

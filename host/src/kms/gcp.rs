@@ -131,7 +131,7 @@ impl Gcp {
             if let Some(token) = &page_token {
                 request = request.query(&[("pageToken", token)]);
             }
-            let page: VersionList = http::json(uri, request).await?;
+            let page: VersionList = http::json_within(uri, request, http::MAX_LIST_ANSWER_BYTES).await?;
             for version in page.crypto_key_versions {
                 if version.state.as_deref().is_some_and(|s| s != "ENABLED") {
                     continue;

@@ -122,11 +122,16 @@ impl KmsResolver {
                     self.gcp.public_key(http()?, &text, key_name, version.as_deref()).await
                 }
                 KmsUri::Azure { vault, key, version } => {
-                    let scheme = if self.config.insecure_endpoints.iter().any(|e| e == vault) {
-                        "http"
-                    } else {
-                        "https"
-                    };
+                    let insecure = self.config.insecure_endpoints.iter().any(|e| e == vault);
+                    // The vault's token goes to the host the URI names, which the policy's
+                    // author chose: only Azure's own, unless the operator named another.
+                    if self.config.azure.endpoint.is_none() && !insecure && !azure::is_key_vault_host(vault) {
+                        return Err(KmsError::UntrustedEndpoint {
+                            uri: text.clone(),
+                            detail: azure::untrusted_vault_detail(vault),
+                        });
+                    }
+                    let scheme = if insecure { "http" } else { "https" };
                     let vault_url = format!("{scheme}://{vault}");
                     self.azure
                         .public_key(http()?, &text, &vault_url, key, version.as_deref())

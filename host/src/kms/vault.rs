@@ -52,7 +52,13 @@ pub async fn public_key(
         addr.trim_end_matches('/'),
         config.transit_path.trim_matches('/')
     );
-    let answer: Answer = http::json(uri, client.get(url).header("X-Vault-Token", token.expose())).await?;
+    // The answer lists the public key of every available version.
+    let answer: Answer = http::json_within(
+        uri,
+        client.get(url).header("X-Vault-Token", token.expose()),
+        http::MAX_LIST_ANSWER_BYTES,
+    )
+    .await?;
     let data = answer.data;
     if !data.supports_signing {
         return Err(KmsError::NotSigningKey {

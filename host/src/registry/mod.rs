@@ -38,6 +38,9 @@ pub use docker_config::{DockerConfigError, DockerCredentials};
 pub use error::RegistryError;
 pub use sources::{SourceAuthority, Sources, SourcesError, registry_host};
 
+/// The capped body readers, shared with `cip`'s other HTTP clients (the KMS clients).
+pub(crate) use bounded::{read_capped, read_prefix};
+
 /// Manifest media types accepted when a manifest is fetched as is.
 const MANIFEST_MEDIA_TYPES: &[&str] = &[
     OCI_IMAGE_MEDIA_TYPE,

@@ -639,6 +639,23 @@ impl MatchRule {
         })
     }
 
+    /// The resource fields (`group`, `version`, `resource`) the entry leaves out, when it gives
+    /// some of them but not all (`None` when it gives all or none). Left out, a field matches
+    /// anything here; policy-controller compares all three, an omitted one as `""`.
+    pub fn partial_resource(&self) -> Option<Vec<&'static str>> {
+        let fields = [
+            ("group", &self.group),
+            ("version", &self.version),
+            ("resource", &self.resource),
+        ];
+        let missing: Vec<&'static str> = fields
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| *name)
+            .collect();
+        (!missing.is_empty() && missing.len() < fields.len()).then_some(missing)
+    }
+
     /// Whether the rule covers `subject`. An explicit `group: ""` also covers DaemonSets (group
     /// `apps`): policy-controller's kind table gives DaemonSets the core group, so a policy
     /// written for it that way applies to them there, and must here too.

@@ -46,6 +46,11 @@ pub trait Check: fmt::Debug {
     ) -> Result<Vec<(String, attestations::SignerRequest)>, String> {
         Ok(Vec::new())
     }
+
+    /// Whether it passes every image without a signature (`static: {action: pass}`).
+    fn passes_unsigned(&self) -> bool {
+        false
+    }
 }
 
 /// What a passing authority vouched for.
@@ -86,6 +91,11 @@ impl Authority {
             digest: Some(vouched.digest),
             attestations: Some(vouched.attestations),
         })
+    }
+
+    /// Whether this authority passes every image without a signature (`static: pass`).
+    pub fn passes_unsigned(&self) -> bool {
+        self.attestations.is_empty() && self.check.passes_unsigned()
     }
 
     /// Runs the deep checks of this authority.

@@ -501,9 +501,62 @@ impl<'t> Settings<'t> {
         })
     }
 
-    /// Remarks on valid settings that are probably not what the author meant (for now: CUE
-    /// imports a policy never uses, which real CUE refuses). `cip` prints them as warnings.
+    /// Remarks on valid settings that are probably not what the author meant: CUE imports a
+    /// policy never uses (real CUE refuses them), and `match` entries that give some of
+    /// `group`, `version` and `resource` but not all in a policy that admits images without a
+    /// signature ([`Settings::partial_match_remarks`]). `validate_settings` returns them in its
+    /// message; `cip` prints them as warnings.
     pub fn lint(&self) -> Vec<String> {
+        let mut remarks = self.unused_import_remarks();
+        remarks.extend(self.partial_match_remarks());
+        remarks
+    }
+
+    /// A remark for each `match` entry that gives some of `group`, `version` and `resource`
+    /// but not all, in a policy that admits images without a verified signature (a `static:
+    /// pass` authority, or `mode: warn`). Left out, those fields match anything here, while
+    /// policy-controller compares all three (an omitted one is `""`: the core group, a version
+    /// that matches nothing): such an entry copied from policy-controller makes the policy
+    /// exempt more objects here. A policy that requires signatures only demands more of the
+    /// objects it covers beyond them, so its entries are not remarked upon; nor are entries
+    /// that give none of the three (`namespaces` or `selector` alone, which policy-controller
+    /// does not have or refuses: not copied from it).
+    fn partial_match_remarks(&self) -> Vec<String> {
+        let mut remarks = Vec::new();
+        for p in &self.policies {
+            let why = if p.mode == Mode::Warn {
+                "mode: warn"
+            } else if self
+                .body(p)
+                .is_ok_and(|body| body.authorities.iter().any(Authority::passes_unsigned))
+            {
+                "a static pass authority"
+            } else {
+                continue;
+            };
+            let Ok(rules) = self.rules(p, None) else {
+                continue;
+            };
+            for (i, rule) in rules.iter().enumerate() {
+                let Some(missing) = rule.partial_resource() else {
+                    continue;
+                };
+                remarks.push(format!(
+                    "policy {}: spec.match[{i}] leaves out {}, which here matches any, while policy-controller \
+                     compares group, version and resource exactly (an omitted group is the core group \"\", an \
+                     omitted version matches nothing); with {why} the policy admits images without a signature \
+                     in more objects than it would there: give all three (e.g. group: \"\", version: v1, \
+                     resource: pods; version: \"*\" for any version)",
+                    p.name,
+                    missing.join(" and ")
+                ));
+            }
+        }
+        remarks
+    }
+
+    /// A remark for each policy whose CUE program imports a package it never uses.
+    fn unused_import_remarks(&self) -> Vec<String> {
         self.policies
             .iter()
             .filter_map(|p| match self.body(p) {

@@ -791,6 +791,85 @@ mod settings_refused {
         }
     }
 
+    /// An entry leaving out some of group, version and resource matches any of them here, and
+    /// compares `""` exactly in policy-controller: an exemption copied from there (`match:
+    /// [{resource: pods}]`, `static: pass`) exempts more here. Accepted, with a remark, in a
+    /// policy that admits images without a signature.
+    #[test]
+    fn a_partial_resource_in_a_policy_that_admits_unsigned_images_is_remarked() {
+        let lint = |policy: Value| {
+            let s = json!({"policies": [{"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                                         "metadata": {"name": "exempt"},
+                                         "spec": policy}]});
+            assert_eq!(check_settings(&s), Ok(()), "{policy}");
+            let text = s.to_string();
+            Settings::parse(&text).unwrap().lint()
+        };
+        let pass = json!([{"static": {"action": "pass"}}]);
+        let key = json!([{"key": {"data": P256_PEM}}]);
+        let spec = |matches: Value, authorities: &Value, mode: &str| json!({"images": [{"glob": "myregistry.com/**"}], "match": matches, "authorities": authorities, "mode": mode});
+        let remark = |i: usize, missing: &str, why: &str| {
+            format!(
+                "policy exempt: spec.match[{i}] leaves out {missing}, which here matches any, while policy-controller \
+                 compares group, version and resource exactly (an omitted group is the core group \"\", an omitted \
+                 version matches nothing); with {why} the policy admits images without a signature in more objects \
+                 than it would there: give all three (e.g. group: \"\", version: v1, resource: pods; version: \"*\" \
+                 for any version)"
+            )
+        };
+        assert_eq!(
+            lint(spec(json!([{"resource": "pods"}]), &pass, "enforce")),
+            [remark(0, "group and version", "a static pass authority")]
+        );
+        assert_eq!(
+            lint(spec(
+                json!([{"group": "", "version": "v1", "resource": "pods"}, {"version": "v1", "resource": "deployments"}]),
+                &key,
+                "warn"
+            )),
+            [remark(1, "group", "mode: warn")]
+        );
+        assert_eq!(
+            lint(spec(
+                json!([{"group": "apps", "selector": {"matchLabels": {"a": "b"}}}]),
+                &pass,
+                "enforce"
+            )),
+            [remark(0, "version and resource", "a static pass authority")]
+        );
+        // Complete entries, entries without any of the three, and policies that require a
+        // signature: no remark.
+        for (matches, authorities, mode) in [
+            (
+                json!([{"group": "", "version": "v1", "resource": "pods"}]),
+                &pass,
+                "enforce",
+            ),
+            (
+                json!([{"group": "apps", "version": "*", "resource": "deployments"}]),
+                &pass,
+                "warn",
+            ),
+            (
+                json!([{"namespaces": ["kube-system"]}, {"selector": {"matchLabels": {"a": "b"}}}]),
+                &pass,
+                "enforce",
+            ),
+            (json!([{"resource": "pods"}]), &key, "enforce"),
+            (
+                json!([{"resource": "pods"}]),
+                &json!([{"static": {"action": "fail"}}]),
+                "enforce",
+            ),
+        ] {
+            assert_eq!(
+                lint(spec(matches.clone(), authorities, mode)),
+                Vec::<String>::new(),
+                "{matches}"
+            );
+        }
+    }
+
     #[test]
     fn empty_github_actions_repo_is_refused_with_the_fix() {
         let mut s = signed_images();

@@ -10,6 +10,8 @@
 //! `oci/v1/*` capabilities) nor by the module puller (`cip pull`, `cip run registry://…`).
 //! Listed under its own `host:port` (host case ignored), it does.
 
+mod artifact_support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -146,4 +148,53 @@ fn sigstore_client_configuration_carries_the_registrys_own_cas_only() {
             .extra_root_certificates
             .is_empty()
     );
+}
+
+/// `cip pull` as an operator runs it: a CA listed under another registry leaves the TLS registry
+/// untrusted, and the message says where its CA must be listed; listed there, the registry is
+/// reached (and its container image refused as not a policy).
+#[test]
+fn cip_pull_names_where_a_registrys_ca_belongs() {
+    let (registry, _) = tls_registry();
+    let host = registry.host();
+    let ca = registry.ca_pem().expect("TLS registry has a CA");
+    let home = tempfile::tempdir().expect("tempdir");
+    let indented: String = ca.lines().map(|line| format!("        {line}\n")).collect();
+    let sources_for = |key: &str| {
+        let file = home.path().join(format!("sources-{}.yaml", key.replace(':', "_")));
+        std::fs::write(
+            &file,
+            format!("source_authorities:\n  \"{key}\":\n    - type: Data\n      data: |\n{indented}"),
+        )
+        .expect("write sources");
+        file
+    };
+    let uri = format!("registry://{host}/team/app:v1");
+    let pull = |sources: &Path| {
+        let out = home.path().join("out.wasm");
+        let output = artifact_support::cip(
+            home.path(),
+            &[
+                "pull",
+                &uri,
+                "-o",
+                out.to_str().expect("utf-8 path"),
+                "--sources-path",
+                sources.to_str().expect("utf-8 path"),
+            ],
+        );
+        assert!(!output.status.success(), "a container image is not a policy");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+
+    let stderr = pull(&sources_for("dev-registry.internal:5443"));
+    assert!(stderr.contains("UnknownIssuer"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("list that CA under source_authorities.\"{host}\"")),
+        "{stderr}"
+    );
+
+    let stderr = pull(&sources_for(&host));
+    assert!(!stderr.contains("UnknownIssuer"), "{stderr}");
+    assert!(stderr.contains("a policy has one"), "{stderr}");
 }

@@ -130,10 +130,20 @@ impl RegistryArgs {
     }
 }
 
-/// The error, plus a hint when an HTTPS connection failed to a host that may speak plain HTTP
-/// (a local test registry, most of the time).
+/// The error, plus a hint when the registry's certificate is not trusted (a private CA not listed
+/// for that registry), or when an HTTPS connection failed to a host that may speak plain HTTP (a
+/// local test registry, most of the time).
 fn explain(error: ArtifactError, sources: &Sources) -> anyhow::Error {
     match &error {
+        ArtifactError::Registry(RegistryError::Unreachable { registry, reason })
+            if reason.contains("UnknownIssuer") || reason.contains("invalid peer certificate") =>
+        {
+            anyhow::anyhow!(
+                "{error}\nhint: if a private CA issued {registry}'s certificate, list that CA under \
+                 source_authorities.\"{registry}\" in a file given with --sources-path (a CA is trusted \
+                 for the registry it is listed under only)"
+            )
+        }
         ArtifactError::Registry(RegistryError::Unreachable { registry, .. }) if !sources.is_insecure(registry) => {
             anyhow::anyhow!(
                 "{error}\nhint: cip reaches registries over HTTPS; if {registry} serves plain HTTP, \

@@ -98,7 +98,7 @@ pub enum WorkloadError {
 pub struct LazyObject<'a> {
     text: &'a str,
     /// `Some(list)`: `text` is the stored Pod of a `pods/ephemeralcontainers` update, and the
-    /// object is that Pod with `list` (the body's `spec.ephemeralContainers`, `None` when the
+    /// object is that Pod with `list` (the body's `spec.ephemeralContainers`; `None` when the
     /// body has none) as its `spec.ephemeralContainers` ([`LazyObject::stored_pod`]).
     ephemeral_containers: Option<Option<&'a str>>,
     value: OnceCell<Result<Value, String>>,
@@ -115,8 +115,10 @@ impl<'a> LazyObject<'a> {
 
     /// The Pod an update of its `ephemeralcontainers` subresource stores: `old`, the text of the
     /// stored Pod (`oldObject`), whose `spec.ephemeralContainers` is replaced by `ephemeral`, the
-    /// text of the body's (`None`: absent, as it then is in the stored Pod). The API server keeps
-    /// nothing else of the body (`dropNonEphemeralContainerUpdates`).
+    /// text of the body's. The API server keeps nothing else of the body
+    /// (`dropNonEphemeralContainerUpdates`). A body without the list (`None`) leaves the old
+    /// Pod's: it cannot remove them (the API server refuses an update that removes an
+    /// ephemeral container), and a Pod without any stays so.
     pub fn stored_pod(old: &'a str, ephemeral: Option<&'a str>) -> Self {
         LazyObject {
             text: old,
@@ -141,11 +143,13 @@ impl<'a> LazyObject<'a> {
 }
 
 /// Gives `pod` (an object) `ephemeral`, the JSON text of a list, as its
-/// `spec.ephemeralContainers` (`None`: none); an error when `pod` or its `spec` is not an object.
+/// `spec.ephemeralContainers` (`None`: leaves it as it is); an error when `pod` or its `spec` is
+/// not an object. (Nothing is removed from a map: that would add 4 KB of `BTreeMap` code.)
 fn with_ephemeral_containers(pod: &mut Value, ephemeral: Option<&str>) -> Result<(), String> {
-    let ephemeral = ephemeral
-        .map(serde_json::from_str::<Value>)
-        .transpose()
+    let Some(ephemeral) = ephemeral else {
+        return Ok(());
+    };
+    let ephemeral = serde_json::from_str::<Value>(ephemeral)
         .map_err(|e| format!("cannot read the object's spec.ephemeralContainers: {e}"))?;
     let Value::Object(pod) = pod else {
         return Err("cannot read the object: the stored Pod (oldObject) is not an object".to_owned());
@@ -159,10 +163,7 @@ fn with_ephemeral_containers(pod: &mut Value, ephemeral: Option<&str>) -> Result
     let Value::Object(spec) = spec else {
         return Err("cannot read the object: the stored Pod's spec is not an object".to_owned());
     };
-    match ephemeral {
-        Some(list) => spec.insert("ephemeralContainers".to_owned(), list),
-        None => spec.remove("ephemeralContainers"),
-    };
+    spec.insert("ephemeralContainers".to_owned(), ephemeral);
     Ok(())
 }
 
@@ -726,7 +727,8 @@ mod tests {
     }
 
     /// The Pod a `pods/ephemeralcontainers` update stores: the old object, its
-    /// `spec.ephemeralContainers` replaced by the body's (removed when the body has none).
+    /// `spec.ephemeralContainers` replaced by the body's (kept when the body has none: the API
+    /// server refuses to remove them).
     #[test]
     fn the_stored_pod_is_the_old_object_with_the_bodys_ephemeral_containers() {
         let list = r#"[{"name": "d", "image": "r.io/debug:1"}]"#;
@@ -740,6 +742,11 @@ mod tests {
             ),
             (
                 json!({"spec": {"containers": [], "ephemeralContainers": [{"name": "x"}]}}),
+                None,
+                Ok(json!({"spec": {"containers": [], "ephemeralContainers": [{"name": "x"}]}})),
+            ),
+            (
+                json!({"spec": {"containers": []}}),
                 None,
                 Ok(json!({"spec": {"containers": []}})),
             ),
@@ -760,7 +767,7 @@ mod tests {
             ),
             (
                 json!([1]),
-                None,
+                Some("[]"),
                 Err("cannot read the object: the stored Pod (oldObject) is not an object"),
             ),
         ] {

@@ -76,9 +76,11 @@ pub struct ProviderArgs {
     /// --max-pending-handshakes instead.
     #[arg(long, default_value_t = 1024, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
     pub max_connections: usize,
-    /// Most connections of --addr whose TLS handshake is not done, at once, shared fairly between
-    /// client addresses: when full, a new connection from an address holding fewer of them than
-    /// the heaviest one replaces that one's oldest; otherwise it is closed at once.
+    /// Most connections of --addr whose TLS handshake is not done, at once, shared between
+    /// client addresses: when full, a new connection replaces another's (an address that
+    /// completed an mTLS handshake in the last 10 minutes, Gatekeeper's, replaces those of
+    /// addresses that did not; others replace the heaviest untrusted address's oldest, or their
+    /// own oldest; see docs/hardening.md).
     #[arg(long, default_value_t = 128, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=1_000_000), |n| n as usize))]
     pub max_pending_handshakes: usize,
     /// Most connections of --metrics-addr (probes, metrics) at once, shared fairly between client

@@ -1,20 +1,34 @@
 //! A bounded set of connections shared fairly between client addresses.
 //!
 //! At most `capacity` connections hold a [`Ticket`] at once. When the budget is full, a new
-//! connection from a source holding fewer tickets than the heaviest source takes the place of
-//! that heaviest source's oldest connection, which is *evicted* (its [`Ticket::evicted`]
-//! resolves and its task closes it); a connection from a source already among the heaviest is
-//! refused. So a single address (or a few) can never keep another one out: an honest client
-//! arriving while an attacker fills the budget always gets a slot. Only an attacker with about as
-//! many sources as the budget has slots, churning them faster than an honest client completes
-//! its handshake or request, can still push it out (see docs/hardening.md).
+//! connection takes the place of another one, which is *evicted* (its [`Ticket::evicted`]
+//! resolves and its task closes it):
 //!
-//! A source is an IPv4 address, or an IPv6 /64 (one host commonly holds a whole /64); IPv4-mapped
-//! IPv6 addresses count as their IPv4 address.
+//! - a connection from a **trusted** source (an address that completed an mTLS handshake, its
+//!   client certificate verified, within [`TRUSTED_FOR`]: Gatekeeper) evicts the oldest
+//!   connection of the heaviest untrusted source, however few that one holds; failing that, the
+//!   oldest of a trusted source holding more than its own; failing that, its own oldest;
+//! - a connection from an untrusted source evicts the oldest connection of the heaviest
+//!   untrusted source holding more than it does, or else its own oldest: it never evicts a
+//!   trusted source's connection, and is refused only when trusted sources hold every slot and
+//!   it holds none.
+//!
+//! So clients that never authenticated, from however many addresses, cannot keep Gatekeeper's
+//! new handshakes out (each one takes an untrusted slot), and a client sharing Gatekeeper's
+//! address (a node's SNAT, a sidecar in front of the provider) must open `capacity` connections
+//! within one of Gatekeeper's handshakes to push it out. Without mTLS nobody is trusted, and the
+//! fairness between addresses is all there is: an attacker with about as many addresses as the
+//! budget has slots, churning them faster than an honest client completes its handshake, can
+//! still push it out (see docs/hardening.md).
+//!
+//! A source is an IP address (IPv4-mapped IPv6 addresses count as their IPv4 address). IPv6
+//! addresses are not grouped by prefix: in a cluster's pod network one /64 commonly holds every
+//! pod of a node, or of many nodes (Calico, Cilium), Gatekeeper's included.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -25,12 +39,19 @@ pub(super) struct SourceBudget {
     state: Mutex<State>,
 }
 
+/// How long a source stays trusted after its last authenticated handshake.
+pub(super) const TRUSTED_FOR: Duration = Duration::from_secs(600);
+/// Trusted sources remembered at most (Gatekeeper runs a few pods).
+const MAX_TRUSTED: usize = 256;
+
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
     total: usize,
     /// Each source's connections, oldest first.
     sources: HashMap<Source, VecDeque<Entry>>,
+    /// Sources that completed an authenticated handshake, and when they last did.
+    trusted: HashMap<Source, Instant>,
 }
 
 #[derive(Debug)]
@@ -45,18 +66,12 @@ pub(super) struct Source(IpAddr);
 
 impl Source {
     pub(super) fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => {
-                let [a, b, c, d, ..] = v6.segments();
-                Self(IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0)))
-            }
-        }
+        Self(ip.to_canonical())
     }
 }
 
-/// Why a connection was not given a ticket: the budget is full and its source is among the
-/// heaviest.
+/// Why a connection was not given a ticket: the budget is full, trusted sources hold every
+/// slot, and its source is not trusted.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Refused;
 
@@ -75,7 +90,7 @@ pub(super) struct Ticket {
 pub(super) enum Admission {
     /// There was room.
     Free,
-    /// The oldest connection of the heaviest source was evicted for this one.
+    /// Another connection (perhaps of the same source) was evicted for this one.
     Evicted,
 }
 
@@ -88,28 +103,17 @@ impl SourceBudget {
         })
     }
 
-    /// A ticket for a connection from `ip`, evicting the heaviest source's oldest connection if
-    /// the budget is full and `ip`'s source holds fewer tickets than that one.
+    /// A ticket for a connection from `ip`, evicting another connection if the budget is full
+    /// (the module's documentation says which).
     pub(super) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<(Ticket, Admission), Refused> {
         let source = Source::of(ip);
         // The lock only guards plain data; a poisoned lock still holds a consistent state.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut admission = Admission::Free;
         if state.total >= self.capacity {
-            let own = state.sources.get(&source).map_or(0, VecDeque::len);
-            let heaviest = state
-                .sources
-                .iter()
-                .filter_map(|(source, entries)| Some((*source, entries.len(), entries.front()?.id)))
-                // The most tickets; among equals, the one holding the oldest ticket.
-                .max_by_key(|&(_, held, oldest)| (held, std::cmp::Reverse(oldest)));
-            match heaviest {
-                Some((victim, held, _)) if held > own => {
-                    state.evict_oldest(victim);
-                    admission = Admission::Evicted;
-                }
-                _ => return Err(Refused),
-            }
+            let victim = state.victim(source, Instant::now()).ok_or(Refused)?;
+            state.evict_oldest(victim);
+            admission = Admission::Evicted;
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -135,6 +139,35 @@ impl SourceBudget {
 }
 
 impl State {
+    fn is_trusted(&self, source: Source, now: Instant) -> bool {
+        self.trusted
+            .get(&source)
+            .is_some_and(|at| now.saturating_duration_since(*at) < TRUSTED_FOR)
+    }
+
+    /// Whose oldest connection makes room for one from `source`; `None`: refuse it.
+    fn victim(&self, source: Source, now: Instant) -> Option<Source> {
+        let own = self.sources.get(&source).map_or(0, VecDeque::len);
+        // The source holding the most among those `trusted` (or not) says, the one holding
+        // the oldest ticket among equals.
+        let heaviest = |trusted: bool| {
+            self.sources
+                .iter()
+                .filter(|(other, _)| self.is_trusted(**other, now) == trusted)
+                .filter_map(|(other, entries)| Some((*other, entries.len(), entries.front()?.id)))
+                .max_by_key(|&(_, held, oldest)| (held, std::cmp::Reverse(oldest)))
+        };
+        let untrusted = heaviest(false);
+        let others = if self.is_trusted(source, now) {
+            untrusted.map(|(victim, ..)| victim).or(heaviest(true)
+                .filter(|&(_, held, _)| held > own)
+                .map(|(victim, ..)| victim))
+        } else {
+            untrusted.filter(|&(_, held, _)| held > own).map(|(victim, ..)| victim)
+        };
+        others.or((own > 0).then_some(source))
+    }
+
     fn evict_oldest(&mut self, source: Source) {
         let Some(entries) = self.sources.get_mut(&source) else {
             return;
@@ -151,6 +184,24 @@ impl State {
 }
 
 impl Ticket {
+    /// Marks the connection's source trusted: it completed an authenticated handshake (with
+    /// mTLS, a client certificate of the client CA verified).
+    pub(super) fn trust_source(&self) {
+        let now = Instant::now();
+        let mut state = self.budget.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.trusted.len() >= MAX_TRUSTED && !state.trusted.contains_key(&self.source) {
+            state
+                .trusted
+                .retain(|_, at| now.saturating_duration_since(*at) < TRUSTED_FOR);
+            if state.trusted.len() >= MAX_TRUSTED
+                && let Some(stalest) = state.trusted.iter().min_by_key(|(_, at)| **at).map(|(s, _)| *s)
+            {
+                state.trusted.remove(&stalest);
+            }
+        }
+        state.trusted.insert(self.source, now);
+    }
+
     /// Resolves when the connection was evicted to make room for another source's.
     pub(super) async fn evicted(&mut self) {
         if let Some(evicted) = self.evicted.as_mut() {
@@ -219,8 +270,6 @@ mod tests {
         let (mut first, _) = budget.admit(ip("10.0.0.1")).expect("room");
         let (mut second, _) = budget.admit(ip("10.0.0.1")).expect("room");
         let (mut other, _) = budget.admit(ip("10.0.0.2")).expect("room");
-        // The heaviest source cannot take more.
-        assert_eq!(budget.admit(ip("10.0.0.1")).map(|_| ()), Err(Refused));
         // A new source evicts 10.0.0.1's oldest.
         let (_honest, admission) = budget.admit(ip("10.0.0.3")).expect("evicts");
         assert_eq!(admission, Admission::Evicted);
@@ -231,10 +280,68 @@ mod tests {
         // Dropping an evicted ticket does not count it out twice.
         drop(first);
         assert_eq!(budget.held(), 3);
-        // Sources now hold one each: equals refuse one another.
-        assert_eq!(budget.admit(ip("10.0.0.2")).map(|_| ()), Err(Refused));
-        drop(second);
-        assert!(budget.admit(ip("10.0.0.2")).is_ok());
+        // Sources now hold one each: a source among the heaviest takes its own oldest's place,
+        // never an equal's.
+        let (_again, admission) = budget.admit(ip("10.0.0.2")).expect("its own place");
+        assert_eq!(admission, Admission::Evicted);
+        assert!(other.was_evicted() && !second.was_evicted());
+        assert_eq!(budget.held(), 3);
+    }
+
+    /// Gatekeeper's address, once it completed an mTLS handshake, takes the place of a client
+    /// that never did, whatever each holds; such clients never take its places.
+    #[test]
+    fn a_trusted_source_evicts_untrusted_ones_and_is_never_evicted_by_them() {
+        let budget = SourceBudget::new(4);
+        let (gatekeeper, _) = budget.admit(ip("10.0.0.1")).expect("room");
+        gatekeeper.trust_source();
+        let (mut gatekeeper_pending, _) = budget.admit(ip("10.0.0.1")).expect("room");
+        let (mut gatekeeper_second, _) = budget.admit(ip("10.0.0.1")).expect("room");
+        drop(gatekeeper);
+        let mut attackers: Vec<Ticket> = (2..4)
+            .map(|n| budget.admit(ip(&format!("10.0.0.{n}"))).expect("room").0)
+            .collect();
+        assert_eq!(budget.held(), 4);
+        // Untrusted sources, holding fewer than Gatekeeper, cannot take its places: they evict
+        // one another or are refused.
+        let (_third, admission) = budget.admit(ip("10.0.0.9")).expect("the heaviest untrusted");
+        assert_eq!(admission, Admission::Evicted);
+        assert!(attackers[0].was_evicted() && !attackers[1].was_evicted());
+        let (_fourth, admission) = budget.admit(ip("10.0.0.10")).expect("an untrusted place");
+        assert_eq!(admission, Admission::Evicted);
+        assert!(!gatekeeper_pending.was_evicted() && !gatekeeper_second.was_evicted());
+        // Gatekeeper, holding the most, still evicts an untrusted client.
+        let (_new, admission) = budget.admit(ip("10.0.0.1")).expect("evicts an untrusted one");
+        assert_eq!(admission, Admission::Evicted);
+        assert!(!gatekeeper_pending.was_evicted() && !gatekeeper_second.was_evicted());
+        // Only trusted connections left, and one untrusted: a new untrusted source holding
+        // nothing is refused only when trusted sources hold every slot.
+        let (_last, _) = budget.admit(ip("10.0.0.1")).expect("evicts the last untrusted one");
+        assert_eq!(budget.admit(ip("10.0.0.11")).map(|_| ()), Err(Refused));
+        // A source sharing Gatekeeper's address takes the oldest of its own.
+        let (_shared, admission) = budget.admit(ip("10.0.0.1")).expect("its own oldest");
+        assert_eq!(admission, Admission::Evicted);
+        assert!(gatekeeper_pending.was_evicted() && !gatekeeper_second.was_evicted());
+    }
+
+    #[test]
+    fn trust_expires_and_is_bounded() {
+        let budget = SourceBudget::new(1);
+        let (ticket, _) = budget.admit(ip("10.0.0.1")).expect("room");
+        ticket.trust_source();
+        let later = Instant::now() + TRUSTED_FOR;
+        let state = budget.state.lock().expect("lock");
+        assert!(state.is_trusted(Source::of(ip("10.0.0.1")), Instant::now()));
+        assert!(!state.is_trusted(Source::of(ip("10.0.0.1")), later));
+        drop(state);
+        drop(ticket);
+        for n in 0..(MAX_TRUSTED + 10) {
+            let (ticket, _) = budget
+                .admit(ip(&format!("10.1.{}.{}", n / 256, n % 256)))
+                .expect("room");
+            ticket.trust_source();
+        }
+        assert_eq!(budget.state.lock().expect("lock").trusted.len(), MAX_TRUSTED);
     }
 
     #[test]
@@ -252,15 +359,16 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_slash_64_is_one_source_and_mapped_ipv4_is_ipv4() {
-        assert_eq!(
+    fn each_ipv6_address_is_a_source_and_mapped_ipv4_is_ipv4() {
+        // A pod network puts a node's pods (or many nodes') in one /64.
+        assert_ne!(
             Source::of(ip("2001:db8:1:2:aaaa::1")),
             Source::of(ip("2001:db8:1:2:ffff:1:2:3"))
         );
-        assert_ne!(Source::of(ip("2001:db8:1:2::1")), Source::of(ip("2001:db8:1:3::1")));
         assert_eq!(Source::of(ip("::ffff:10.0.0.1")), Source::of(ip("10.0.0.1")));
         let budget = SourceBudget::new(1);
-        let _held = budget.admit(ip("2001:db8:1:2::1")).expect("room");
-        assert_eq!(budget.admit(ip("2001:db8:1:2::99")).map(|_| ()), Err(Refused));
+        let (mut held, _) = budget.admit(ip("2001:db8:1:2::1")).expect("room");
+        assert!(budget.admit(ip("2001:db8:1:2::99")).is_ok());
+        assert!(held.was_evicted());
     }
 }

@@ -4,10 +4,12 @@
 //! HTTPS port:
 //! - **Pending handshakes:** a connection is accepted into a budget of at most
 //!   [`ConnectionLimits::max_pending_handshakes`] connections whose TLS handshake is not done,
-//!   shared fairly between client addresses ([`super::budget`]): when it is full, a client
-//!   address holding fewer of them than the heaviest one evicts that one's oldest handshake
-//!   (`…_connections_closed{reason="handshake_evicted"}`), one among the heaviest is refused
-//!   (`reason="handshake_refused"`).
+//!   shared between client addresses ([`super::budget`]): when it is full, a new connection
+//!   evicts another's handshake (`…_connections_closed{reason="handshake_evicted"}`): an
+//!   address that completed an mTLS handshake recently (Gatekeeper) evicts those of addresses
+//!   that did not, first; others evict the heaviest untrusted address's oldest, or their own
+//!   oldest; a connection is refused (`reason="handshake_refused"`) only when trusted addresses
+//!   hold every slot and its own holds none.
 //! - **TLS handshake timeout:** the handshake (which, with mTLS, checks the client certificate)
 //!   must finish within [`ConnectionLimits::tls_handshake_timeout`] of the accept (a TCP client
 //!   that never speaks is closed then, too).
@@ -27,8 +29,9 @@
 //!   the side port the clock starts at the accept.
 //!
 //! Side port: at most [`ConnectionLimits::max_metrics_connections`] connections, in a budget of
-//! their own shared fairly between client addresses like the pending handshakes
-//! (`reason="metrics_evicted"`, `"metrics_refused"`), HTTP/1.1 only with small buffers, and the
+//! their own shared fairly between client addresses like the pending handshakes (nobody is
+//! trusted there, so a full side port always makes room: `reason="metrics_evicted"`), HTTP/1.1
+//! only with small buffers, and the
 //! timeouts above (`reason="metrics_header_read_timeout"`, `"metrics_idle_timeout"`): however
 //! its clients behave, the side port holds at most that many descriptors, never those the
 //! HTTPS port needs.
@@ -61,8 +64,8 @@ pub struct ConnectionLimits {
     /// Established TLS sessions (with mTLS: authenticated clients) served at once; a session
     /// established beyond it is closed at once.
     pub max_connections: usize,
-    /// Connections of the HTTPS port whose TLS handshake is not done, at once; shared fairly
-    /// between client addresses.
+    /// Connections of the HTTPS port whose TLS handshake is not done, at once; shared between
+    /// client addresses, Gatekeeper's (mTLS-authenticated) first ([`super::budget`]).
     pub max_pending_handshakes: usize,
     /// Connections of the plain-HTTP side port (probes, metrics) at once; shared fairly between
     /// client addresses.
@@ -168,8 +171,12 @@ pub(super) async fn serve_tls(accepted: Accepted, listener: Listener) {
         }
         () = super::server::wait_stopped(&mut stopped) => return,
     };
-    // The handshake is done (with mTLS, the client certificate checked): the connection leaves
-    // the pending budget and needs an established session's slot.
+    // The handshake is done (with mTLS, the client certificate checked, so the address is
+    // Gatekeeper's and its next handshakes take untrusted clients' places): the connection
+    // leaves the pending budget and needs an established session's slot.
+    if client_verifier.is_some() {
+        ticket.trust_source();
+    }
     drop(ticket);
     let Ok(_session) = sessions.try_acquire_owned() else {
         tracing::warn!(%peer, max = limits.max_connections, "connection refused: too many established sessions");

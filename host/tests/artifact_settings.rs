@@ -116,7 +116,10 @@ fn cluster_admission_policies_match_the_examples_and_the_metadata() {
         let example = repo_root().join("examples").join(path.file_name().expect("file name"));
         let example = documents(&example).remove(0);
         assert_eq!(spec["settings"], example, "{file}: settings differ from examples/");
-        assert_eq!(spec["settings"]["modifyImagesWithDigest"], true, "{file}: the mutating policy pins");
+        assert_eq!(
+            spec["settings"]["modifyImagesWithDigest"], true,
+            "{file}: the mutating policy pins"
+        );
 
         // The twin decides the object as stored, after every mutating webhook: the same policy
         // but validating, not pinning, and leaving the background audit to the first.
@@ -127,6 +130,9 @@ fn cluster_admission_policies_match_the_examples_and_the_metadata() {
         expected["spec"]["mutating"] = false.into();
         expected["spec"]["backgroundAudit"] = false.into();
         expected["spec"]["settings"]["modifyImagesWithDigest"] = false.into();
-        assert_eq!(twin, &expected, "{file}: the validating twin differs from the policy beyond what it must");
+        assert_eq!(
+            twin, &expected,
+            "{file}: the validating twin differs from the policy beyond what it must"
+        );
     }
 }

@@ -115,7 +115,13 @@ pub fn time_texts(count: usize, rng: &mut Rng) -> Vec<String> {
                 ZONES,
             ]
             .iter()
-            .map(|pieces| if rng.chance(88) { pieces[0] } else { *rng.pick::<&str>(pieces) })
+            .map(|pieces| {
+                if rng.chance(88) {
+                    pieces[0]
+                } else {
+                    *rng.pick::<&str>(pieces)
+                }
+            })
             .collect()
         })
         .chain(

@@ -197,21 +197,17 @@ async fn slow_and_stalled_clients_are_closed_while_honest_requests_are_answered(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_beyond_the_cap_are_refused_until_a_slot_frees() -> TestResult {
-    let ca = Ca::new("serving CA")?;
-    let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
     let connections = ConnectionLimits {
         max_connections: 4,
         tls_handshake_timeout: Duration::from_secs(30),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        false,
-        Limits::default(),
-        connections,
-    )
-    .await?;
+    let Started {
+        provider,
+        ca,
+        files: _files,
+        ..
+    } = started(connections, false).await?;
     // Four idle established sessions (no mTLS here: any TLS client establishes one).
     let connector = tls_connector(&ca)?;
     let mut hogs = Vec::new();
@@ -270,6 +266,36 @@ fn closed_count(text: &str, reason: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&line))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A provider answering with [`Scripted`] verdicts under `connections`: its serving CA, the
+/// client CA Gatekeeper's certificates come from (required with `mtls`), and the files they
+/// were written to (kept while the provider runs).
+struct Started {
+    provider: cip::provider::RunningProvider,
+    ca: Ca,
+    client_ca: Ca,
+    files: TlsFiles,
+}
+
+async fn started(connections: ConnectionLimits, mtls: bool) -> TestResult<Started> {
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let provider = start_with(
+        Arc::new(Scripted::default()),
+        &files,
+        mtls,
+        Limits::default(),
+        connections,
+    )
+    .await?;
+    Ok(Started {
+        provider,
+        ca,
+        client_ca,
+        files,
+    })
 }
 
 /// The loopback address `127.0.0.n`.
@@ -338,22 +364,17 @@ async fn honest_requests(
 /// (0 of 59 served).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_without_a_certificate_cannot_keep_gatekeeper_out() -> TestResult {
-    let ca = Ca::new("serving CA")?;
-    let client_ca = Ca::new("gatekeeper CA")?;
-    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
     let connections = ConnectionLimits {
         max_connections: 16,
         tls_handshake_timeout: Duration::from_secs(5),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        true,
-        Limits::default(),
-        connections,
-    )
-    .await?;
+    let Started {
+        provider,
+        ca,
+        client_ca,
+        files: _files,
+    } = started(connections, true).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attacker = hold_connections(provider.addr(), vec![loopback(2)], 20, true, Arc::clone(&stop));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -379,22 +400,17 @@ async fn clients_without_a_certificate_cannot_keep_gatekeeper_out() -> TestResul
 /// of the heaviest address's oldest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_handshake_budget_still_lets_another_address_in() -> TestResult {
-    let ca = Ca::new("serving CA")?;
-    let client_ca = Ca::new("gatekeeper CA")?;
-    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
     let connections = ConnectionLimits {
         max_pending_handshakes: 8,
         tls_handshake_timeout: Duration::from_secs(30),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        true,
-        Limits::default(),
-        connections,
-    )
-    .await?;
+    let Started {
+        provider,
+        ca,
+        client_ca,
+        files: _files,
+    } = started(connections, true).await?;
     let gatekeeper = fresh_connection_tls13_client(&ca, Some(&client_ca.client()?), loopback(1).into())?;
 
     // One address holding twice the budget and reconnecting: the heaviest, so its own new
@@ -431,29 +447,18 @@ async fn a_full_handshake_budget_still_lets_another_address_in() -> TestResult {
 /// Starts a provider with mTLS and `max_pending_handshakes` pending handshakes that never time
 /// out (30 s), and lets Gatekeeper (127.0.0.1) complete one request, which makes its address
 /// trusted.
-async fn provider_gatekeeper_knows(
-    max_pending_handshakes: usize,
-) -> TestResult<(cip::provider::RunningProvider, reqwest::Client, TlsFiles)> {
-    let ca = Ca::new("serving CA")?;
-    let client_ca = Ca::new("gatekeeper CA")?;
-    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+async fn provider_gatekeeper_knows(max_pending_handshakes: usize) -> TestResult<(Started, reqwest::Client)> {
     let connections = ConnectionLimits {
         max_pending_handshakes,
         tls_handshake_timeout: Duration::from_secs(30),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        true,
-        Limits::default(),
-        connections,
-    )
-    .await?;
-    let gatekeeper = fresh_connection_tls13_client(&ca, Some(&client_ca.client()?), loopback(1).into())?;
-    let (served, failed) = honest_requests(&provider, &gatekeeper, 1).await?;
+    let started = started(connections, true).await?;
+    let gatekeeper =
+        fresh_connection_tls13_client(&started.ca, Some(&started.client_ca.client()?), loopback(1).into())?;
+    let (served, failed) = honest_requests(&started.provider, &gatekeeper, 1).await?;
     assert!(served == 1, "before any attack: {failed:?}");
-    Ok((provider, gatekeeper, files))
+    Ok((started, gatekeeper))
 }
 
 /// The second review's probe: clients without a certificate from three addresses hold 18
@@ -463,7 +468,14 @@ async fn provider_gatekeeper_knows(
 /// its first mTLS handshake, now takes untrusted clients' places, however many it holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gatekeeper_bursts_get_in_beside_clients_from_a_few_addresses() -> TestResult {
-    let (provider, gatekeeper, _files) = provider_gatekeeper_knows(16).await?;
+    let (
+        Started {
+            provider,
+            files: _files,
+            ..
+        },
+        gatekeeper,
+    ) = provider_gatekeeper_knows(16).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attacker = hold_connections(
         provider.addr(),
@@ -497,7 +509,14 @@ async fn gatekeeper_bursts_get_in_beside_clients_from_a_few_addresses() -> TestR
 /// review's probe); now each takes the place of that address's oldest handshake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sharing_gatekeepers_address_cannot_lock_it_out() -> TestResult {
-    let (provider, gatekeeper, _files) = provider_gatekeeper_knows(16).await?;
+    let (
+        Started {
+            provider,
+            files: _files,
+            ..
+        },
+        gatekeeper,
+    ) = provider_gatekeeper_knows(16).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let attacker = hold_connections(provider.addr(), vec![loopback(1)], 24, true, Arc::clone(&stop));
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -542,9 +561,6 @@ async fn side_get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> Tes
 /// Gatekeeper and the probes are answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_metrics_connections_are_closed_and_never_starve_admission() -> TestResult {
-    let ca = Ca::new("serving CA")?;
-    let client_ca = Ca::new("gatekeeper CA")?;
-    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
     let connections = ConnectionLimits {
         max_connections: 8,
         tls_handshake_timeout: Duration::from_secs(1),
@@ -553,14 +569,12 @@ async fn stalled_metrics_connections_are_closed_and_never_starve_admission() -> 
         idle_timeout: Duration::from_secs(1),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        true,
-        Limits::default(),
-        connections,
-    )
-    .await?;
+    let Started {
+        provider,
+        ca,
+        client_ca,
+        files: _files,
+    } = started(connections, true).await?;
     let mut stalled = Vec::new();
     for _ in 0..64 {
         stalled.push(stalled_metrics_request(loopback(2), provider.metrics_addr()).await?);
@@ -603,22 +617,17 @@ async fn stalled_metrics_connections_are_closed_and_never_starve_admission() -> 
 /// in place of one of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_port_holds_at_most_its_cap_and_shares_it_between_addresses() -> TestResult {
-    let ca = Ca::new("serving CA")?;
-    let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
     let connections = ConnectionLimits {
         max_metrics_connections: 8,
         header_read_timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(60),
         ..ConnectionLimits::default()
     };
-    let provider = start_with(
-        Arc::new(Scripted::default()),
-        &files,
-        false,
-        Limits::default(),
-        connections,
-    )
-    .await?;
+    let Started {
+        provider,
+        files: _files,
+        ..
+    } = started(connections, false).await?;
     let mut stalled = Vec::new();
     for _ in 0..64 {
         stalled.push(stalled_metrics_request(loopback(2), provider.metrics_addr()).await?);

@@ -90,8 +90,8 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
         // strict) makes the call undefined instead, so that `not regex.match("[", x)` holds.
         engine.set_strict_builtin_errors(true);
         // Before the policy, and kept by every clone of the cached engine.
-        go_regex::register(&mut engine)
-            .and_then(|()| go_time::register(&mut engine))
+        register(&mut engine, &go_regex::BUILTINS)
+            .and_then(|()| register(&mut engine, &go_time::BUILTINS))
             .map_err(|e| format!("the Rego engine could not be set up: {e}"))?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: TIME_LIMIT,
@@ -285,6 +285,18 @@ fn decide(result: &Value) -> Answer {
             warning: None,
         },
     }
+}
+
+/// An OPA builtin `cip` registers in place of regorus' own: its operands, its value.
+type Builtin = fn(Vec<regorus::Value>) -> anyhow::Result<regorus::Value>;
+
+/// Registers `builtins` (name, number of operands, implementation) on `engine` as extensions,
+/// which regorus looks up before its own builtins; before any policy is added to it.
+fn register(engine: &mut regorus::Engine, builtins: &[(&str, u8, Builtin)]) -> anyhow::Result<()> {
+    for &(name, operands, builtin) in builtins {
+        engine.add_extension(name.to_owned(), operands, Box::new(builtin))?;
+    }
+    Ok(())
 }
 
 /// How much of an operand an extension's error message quotes.

@@ -46,17 +46,15 @@ use anyhow::{Result, bail};
 use regex::{Captures, Regex, RegexBuilder};
 use regorus::Value;
 
-use super::{quoted, string, type_name};
+use super::{Builtin, quoted, string, type_name};
 
 /// regorus' bound on a compiled pattern (`REGEX_SIZE_LIMIT` in its `builtins/regex.rs`).
 const SIZE_LIMIT: usize = 100 * 1024;
 /// Compiled patterns (and, apart, templates) kept per thread.
 pub(super) const MAX_COMPILED: usize = 64;
 
-type Builtin = fn(Vec<Value>) -> Result<Value>;
-
-/// The builtins overridden: name, number of operands, implementation.
-const BUILTINS: [(&str, u8, Builtin); 8] = [
+/// The builtins overridden: name, number of operands, implementation ([`super::register`]).
+pub(super) const BUILTINS: [(&str, u8, Builtin); 8] = [
     ("regex.match", 2, regex_match),
     ("re_match", 2, re_match),
     ("regex.is_valid", 1, is_valid),
@@ -66,14 +64,6 @@ const BUILTINS: [(&str, u8, Builtin); 8] = [
     ("regex.replace", 3, replace),
     ("regex.template_match", 4, template_match),
 ];
-
-/// Registers the builtins on `engine`, before any policy is added to it.
-pub(super) fn register(engine: &mut regorus::Engine) -> Result<()> {
-    for (name, operands, builtin) in BUILTINS {
-        engine.add_extension(name.to_owned(), operands, Box::new(builtin))?;
-    }
-    Ok(())
-}
 
 #[derive(Default)]
 struct Compiled {

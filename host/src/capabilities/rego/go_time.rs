@@ -24,24 +24,14 @@ use anyhow::{Result, bail};
 use go_time::{RFC3339, RFC3339_NANO, Rfc3339};
 use regorus::Value;
 
-use super::{quoted, string};
+use super::{Builtin, quoted, string};
 
-type Builtin = fn(Vec<Value>) -> Result<Value>;
-
-/// The builtins overridden: name, number of operands, implementation.
-const BUILTINS: [(&str, u8, Builtin); 3] = [
+/// The builtins overridden: name, number of operands, implementation ([`super::register`]).
+pub(super) const BUILTINS: [(&str, u8, Builtin); 3] = [
     ("time.parse_rfc3339_ns", 1, parse_rfc3339_ns),
     ("time.parse_ns", 2, parse_ns),
     ("time.parse_duration_ns", 1, parse_duration_ns),
 ];
-
-/// Registers the builtins on `engine`, before any policy is added to it.
-pub(super) fn register(engine: &mut regorus::Engine) -> Result<()> {
-    for (name, operands, builtin) in BUILTINS {
-        engine.add_extension(name.to_owned(), operands, Box::new(builtin))?;
-    }
-    Ok(())
-}
 
 /// `time.parse_rfc3339_ns(value)`.
 fn parse_rfc3339_ns(args: Vec<Value>) -> Result<Value> {

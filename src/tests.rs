@@ -994,6 +994,64 @@ mod admission {
         );
     }
 
+    /// The attack on a stock host: a layer whose certificate annotation holds two PEM blocks,
+    /// an attacker's genuine Fulcio certificate (B) then one naming the victim (A).
+    /// sigstore-rs checks B's chain but takes the signer from A (pem-rfc7468 skips the
+    /// preamble up to A), so it trusts the layer as the victim's; a module reading B would
+    /// skip the layer and be satisfied by a genuine victim layer copied from another image.
+    fn two_certificates(preamble: &str, attacker: &Signer, victim: &Signer, copied: &Layer) -> Layer {
+        Layer {
+            digest: <sha2::Sha256 as sha2::Digest>::digest(PAYLOAD.as_bytes()).into(),
+            signature: b"not a signature".to_vec(),
+            certificate: Some(format!("{preamble}{}{}", attacker.cert_pem, victim.cert_pem)),
+            bundle: copied.bundle.clone(),
+        }
+    }
+
+    #[test]
+    fn a_certificate_annotation_with_two_certificates_is_refused() {
+        let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+        let attacker = Signer::p256(
+            &CertSpec::email("attacker@example.com", "https://accounts.google.com"),
+            9,
+        );
+        let victim = user();
+        let copied = victim.layer(crate::authority::binding::tests::OTHER_PAYLOAD);
+        let s = keyless_user(json!({}));
+        for preamble in ["x", " ", "\n", ""] {
+            let forged = two_certificates(preamble, &attacker, &victim, &copied);
+            let mut host = serving(&[forged, copied.clone()], stock);
+            let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+            assert_eq!(r["accepted"], false, "{preamble:?}: {r}");
+            let message = r["message"].as_str().unwrap();
+            assert!(message.contains("signature layer 0"), "{message}");
+            assert!(message.contains("not one PEM block"), "{message}");
+            assert!(r.get("mutated_object").is_none_or(Value::is_null), "{r}");
+        }
+
+        // The same with a GitHub Actions authority.
+        let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
+        let intruder = Signer::p256(&CertSpec::workflow("evil-org/x"), 7);
+        let copied = workflow.layer(crate::authority::binding::tests::OTHER_PAYLOAD);
+        let mut s = signed_images();
+        s["policies"][0]["spec"]["authorities"] =
+            json!([{"name": "ci", "githubActions": {"owner": "my-org", "repo": "app"}}]);
+        let forged = two_certificates(" ", &intruder, &workflow, &copied);
+        let mut host = serving(&[forged, copied.clone()], stock);
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(r["message"].as_str().unwrap().contains("not one PEM block"), "{r}");
+
+        // A genuine annotation with whitespace around it (as some tools write it) still binds.
+        let mut spaced = workflow.layer(PAYLOAD);
+        spaced.certificate = Some(format!("\n{}\n\n", workflow.cert_pem));
+        let mut host = serving(&[spaced], stock);
+        assert_eq!(
+            run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host)["accepted"],
+            true
+        );
+    }
+
     #[test]
     fn insecure_ignore_sct_goes_to_the_cip_capability_with_an_escaped_identity() {
         let s = keyless_user(json!({"insecureIgnoreSCT": true}));

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use super::fulcio::SignerCertificate;
 use super::rekor::{entry_of_bundle, parse_hex32};
 use crate::crypto::signature::verify_sha256_prehash;
+use crate::crypto::sole_pem_block;
 use crate::host::{HostCalls, KUBEWARDEN_OCI_MANIFEST};
 use crate::reference::ImageReference;
 
@@ -116,34 +117,37 @@ pub fn require_bound(
         let annotations = layer.annotations.as_ref();
         let annotation = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
         let outcome = match vouch {
-            Vouch::Keyless { matches, .. } => {
-                let Some(certificate) = annotation(CERTIFICATE).and_then(|p| SignerCertificate::from_pem(p).ok())
-                else {
-                    continue;
-                };
-                if !matches(&certificate) {
-                    continue;
-                }
-                check_layer(layer, &certificate.spki, true, |signer| {
+            // A certificate annotation that the module cannot read exactly as every host does
+            // could show a host a signer the module does not see: such a layer is refused, not
+            // skipped, whichever authority asks.
+            Vouch::Keyless { matches, .. } => match annotation(CERTIFICATE).map(SignerCertificate::from_annotation) {
+                None => continue,
+                Some(Err(reason)) => Err(reason),
+                Some(Ok(certificate)) if !matches(&certificate) => continue,
+                Some(Ok(certificate)) => check_layer(layer, &certificate.spki, true, |signer| {
                     signer.tag() == "CERTIFICATE" && signer.contents() == certificate.der
-                })
-            }
+                }),
+            },
             Vouch::Certificate {
                 certificate,
                 require_bundle,
-            } => {
-                let carries_it = annotation(CERTIFICATE)
-                    .and_then(|p| pem::parse(p).ok())
-                    .is_some_and(|p| p.contents() == certificate.der);
-                if !carries_it && !signed_by(layer, &certificate.spki) {
-                    continue;
+            } => match annotation(CERTIFICATE)
+                .map(|text| sole_pem_block(text.as_bytes()))
+                .transpose()
+            {
+                Err(reason) => Err(format!("the certificate annotation {reason}")),
+                Ok(carried) => {
+                    let carries_it = carried.is_some_and(|block| block.contents() == certificate.der);
+                    if !carries_it && !signed_by(layer, &certificate.spki) {
+                        continue;
+                    }
+                    check_layer(layer, &certificate.spki, *require_bundle, |signer| match signer.tag() {
+                        "CERTIFICATE" => signer.contents() == certificate.der,
+                        "PUBLIC KEY" => signer.contents() == certificate.spki,
+                        _ => false,
+                    })
                 }
-                check_layer(layer, &certificate.spki, *require_bundle, |signer| match signer.tag() {
-                    "CERTIFICATE" => signer.contents() == certificate.der,
-                    "PUBLIC KEY" => signer.contents() == certificate.spki,
-                    _ => false,
-                })
-            }
+            },
         };
         checked += 1;
         if checked > MAX_CHECKED_LAYERS {
@@ -609,5 +613,61 @@ pub(crate) mod tests {
         let mut corrupt = genuine;
         corrupt.digest = [0x42; 32];
         assert_forged(certificate_check(&[corrupt], &certificate, true), "does not verify");
+    }
+
+    #[test]
+    fn certificate_annotations_other_than_one_pem_block_fail() {
+        // Another signer's certificate before or after the one a host may read, text around it,
+        // or an annotation that is no certificate: each refused, whoever the layer is by, for
+        // both kinds of authority, although a genuine bound layer is beside it.
+        let signer = Signer::p256(&dev(), 3);
+        let certificate = SignerCertificate::from_der(&signer.cert_der).expect("certificate");
+        let other = Signer::p256(&CertSpec::email("other@example.com", ISSUER), 2);
+        let genuine = signer.layer(PAYLOAD);
+        for annotation in [
+            format!("x{}{}", other.cert_pem, signer.cert_pem),
+            format!("{}{}", signer.cert_pem, other.cert_pem),
+            format!("{}\n-----END CERTIFICATE-----\n", signer.cert_pem),
+            format!("Certificate:\n    Data: …\n{}", signer.cert_pem),
+            format!("{}trailer", signer.cert_pem),
+            "not a certificate".to_owned(),
+        ] {
+            let odd = Layer {
+                certificate: Some(annotation.clone()),
+                ..other.layer(PAYLOAD)
+            };
+            let layers = [genuine.clone(), odd];
+            let outcome = keyless_check(&layers);
+            assert!(
+                outcome.as_ref().is_err_and(|m| m.contains("signature layer 1")),
+                "{annotation:?}: {outcome:?}"
+            );
+            assert_forged(outcome, "the certificate annotation");
+            assert_forged(
+                certificate_check(&layers, &certificate, true),
+                "the certificate annotation",
+            );
+        }
+        // Whitespace around the one block is what PEM readers agree to skip.
+        let spaced = Layer {
+            certificate: Some(format!("\r\n {}\n\n", signer.cert_pem)),
+            ..genuine.clone()
+        };
+        assert_eq!(keyless_check(std::slice::from_ref(&spaced)), Ok(()));
+        assert_eq!(certificate_check(&[spaced], &certificate, true), Ok(()));
+    }
+
+    #[test]
+    fn a_rekor_entry_naming_two_signers_fails() {
+        let signer = Signer::p256(&dev(), 3);
+        let other = Signer::p256(&CertSpec::email("other@example.com", ISSUER), 2);
+        let mut layer = signer.layer(PAYLOAD);
+        layer.bundle = Some(bundle(
+            "hashedrekord",
+            &layer.digest,
+            &layer.signature,
+            &format!("{}{}", signer.cert_pem, other.cert_pem),
+        ));
+        assert_forged(keyless_check(&[layer]), "the Rekor entry key holds 2 `-----BEGIN`");
     }
 }

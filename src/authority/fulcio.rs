@@ -18,6 +18,8 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
+use crate::crypto::sole_pem_block;
+
 const SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
 const GITHUB_WORKFLOW_REPOSITORY_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.5");
@@ -46,6 +48,18 @@ impl SignerCertificate {
     /// Parses one PEM certificate (a layer's `dev.sigstore.cosign/certificate` annotation).
     pub fn from_pem(pem_text: &str) -> Result<Self, String> {
         let block = pem::parse(pem_text).map_err(|e| format!("the certificate is not PEM: {e}"))?;
+        Self::from_block(&block)
+    }
+
+    /// Parses a layer's `dev.sigstore.cosign/certificate` annotation, written by whoever pushed
+    /// the signature: one PEM certificate and nothing else ([`sole_pem_block`]), so that the
+    /// module reads the very certificate every host reads.
+    pub fn from_annotation(text: &str) -> Result<Self, String> {
+        let block = sole_pem_block(text.as_bytes()).map_err(|e| format!("the certificate annotation {e}"))?;
+        Self::from_block(&block)
+    }
+
+    fn from_block(block: &pem::Pem) -> Result<Self, String> {
         if block.tag() != "CERTIFICATE" {
             return Err(format!("the certificate PEM block is `{}`", block.tag()));
         }

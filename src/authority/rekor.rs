@@ -9,6 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use crate::crypto::sole_pem_block;
+
 /// What a `hashedrekord`/`rekord` entry says was signed, by whom.
 #[derive(Debug, Clone)]
 pub struct LogEntry {
@@ -100,7 +102,7 @@ pub fn entry_of_bundle(bundle: &str) -> Result<LogEntry, String> {
     let signer_pem = STANDARD
         .decode(body.spec.signature.public_key.content.as_bytes())
         .map_err(|e| format!("the Rekor entry key is not base64: {e}"))?;
-    let signer = pem::parse(&signer_pem).map_err(|e| format!("the Rekor entry key is not PEM: {e}"))?;
+    let signer = sole_pem_block(&signer_pem).map_err(|e| format!("the Rekor entry key {e}"))?;
     Ok(LogEntry {
         payload_sha256,
         signature,

@@ -92,6 +92,34 @@ fn check_spki(der: &[u8]) -> Result<KeyKind, String> {
     }
 }
 
+/// The one PEM block of `text`, for texts a forger may have written (a layer's certificate
+/// annotation, a Rekor entry's key): refused unless `text` is that block alone, ASCII whitespace
+/// around it aside.
+///
+/// PEM readers disagree on what else a text may hold: `pem` takes the first block after any
+/// preamble, while pem-rfc7468 (what x509-cert, and so sigstore-rs, reads a certificate with)
+/// skips a preamble up to a line starting `-----BEGIN` and reads to the last `-----END`. Fed
+/// `"x" + PEM(B) + PEM(A)`, sigstore-rs takes its signer's identity from A and checks the
+/// Fulcio chain of B. With a single `-----BEGIN`, a single `-----END` and nothing outside them,
+/// every reader that accepts the text reads the same block.
+pub fn sole_pem_block(text: &[u8]) -> Result<pem::Pem, String> {
+    let text = text.trim_ascii();
+    let count = |marker: &[u8]| text.windows(marker.len()).filter(|w| *w == marker).count();
+    match (count(b"-----BEGIN"), count(b"-----END")) {
+        (1, 1) => {}
+        (0, _) => return Err("holds no PEM block".to_owned()),
+        (begins, ends) => {
+            return Err(format!(
+                "holds {begins} `-----BEGIN` and {ends} `-----END` markers, not one PEM block: PEM readers may each read another block from it"
+            ));
+        }
+    }
+    if !text.starts_with(b"-----BEGIN") || !text.ends_with(b"-----") {
+        return Err("holds text around its PEM block: PEM readers may skip or refuse it differently".to_owned());
+    }
+    pem::parse(text).map_err(|e| format!("is not PEM: {e}"))
+}
+
 /// Checks a PEM certificate bundle; returns how many certificates it holds.
 pub fn check_certificates(pem: &str, what: &str) -> Result<usize, String> {
     let blocks = pem::parse_many(pem).map_err(|e| format!("{what} is not a valid PEM document: {e}"))?;
@@ -129,6 +157,55 @@ pub(crate) mod tests {
     pub const RSA1024_PEM: &str = include_str!("../testdata/rsa1024.pub");
     pub const ED25519_PEM: &str = include_str!("../testdata/ed25519.pub");
     pub const CERT_PEM: &str = include_str!("../testdata/cert.pem");
+
+    #[test]
+    fn a_sole_pem_block_is_the_block_every_reader_reads() {
+        use der::DecodePem;
+        use proptest::prelude::*;
+        // What sigstore-rs reads a layer's certificate with (x509-cert: pem-rfc7468) and what
+        // it and the `pem` crate read the chain with: whenever `sole_pem_block` accepts a text,
+        // every reader that accepts it reads the same certificate.
+        let first = include_str!("../testdata/cert.pem");
+        let second = crate::authority::fulcio::tests::certificate(
+            &crate::authority::fulcio::tests::CertSpec::email("b@example.com", "https://issuer"),
+            &crate::crypto::signature::tests::p256_spki(&crate::crypto::signature::tests::p256_key(2)),
+        )
+        .0;
+        let pieces = [
+            "",
+            " ",
+            "\n",
+            "\r\n",
+            "x",
+            "Certificate:\n",
+            "-----BEGIN",
+            "-----END CERTIFICATE-----\n",
+            "-----BEGIN CERTIFICATE-----\n",
+            first,
+            &second,
+            first,
+            &second,
+        ];
+        let pieces: Vec<String> = pieces.iter().map(|p| (*p).to_owned()).collect();
+        let texts = proptest::collection::vec(proptest::sample::select(pieces), 0..5).prop_map(|p| p.concat());
+        proptest!(ProptestConfig::with_cases(2_000), |(text in texts)| {
+            if let Ok(block) = sole_pem_block(text.as_bytes()) {
+                if let Ok(cert) = x509_cert::Certificate::from_pem(text.as_bytes()) {
+                    prop_assert_eq!(cert.to_der().unwrap(), block.contents().to_vec());
+                }
+                if let Ok(first_block) = pem::parse(text.as_bytes()) {
+                    prop_assert_eq!(first_block.contents(), block.contents());
+                }
+                prop_assert_eq!(pem::parse_many(text.as_bytes()).map(|b| b.len()).ok(), Some(1));
+            }
+        });
+        // And it accepts what cosign writes.
+        for text in [first, second.as_str()] {
+            let block = sole_pem_block(text.as_bytes()).expect("one block");
+            let read = x509_cert::Certificate::from_pem(text.as_bytes()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(read.to_der().unwrap(), block.contents());
+        }
+    }
 
     #[test]
     fn accepts_every_cosign_key_kind() {

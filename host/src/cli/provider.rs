@@ -11,6 +11,7 @@ use clap::Args;
 use super::duration::parse_duration;
 use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, VerifierArgs, parse_settings};
+use crate::provider::settings_watch::SettingsWatch;
 use crate::provider::{self, ConnectionLimits, Limits, PolicyDecider, ProviderConfig};
 
 /// Serve `POST /validate` for Gatekeeper's `external_data` over HTTPS (TLS 1.3).
@@ -28,9 +29,15 @@ pub struct ProviderArgs {
     /// `registry://` URI (whose signatures must satisfy the module verification flags).
     #[arg(value_name = "POLICY.wasm")]
     pub policy: String,
-    /// Policy settings (YAML or JSON), validated by the policy at start-up.
+    /// Policy settings (YAML or JSON), validated by the policy at start-up; re-read when the
+    /// file changes (see --settings-poll-interval).
     #[arg(long, short = 's', value_name = "FILE")]
     pub settings_path: PathBuf,
+    /// How often the settings file is read again: changed settings are validated as at start-up
+    /// and served from then on; unusable ones are logged and reported on /metrics, and the
+    /// previous settings stay served. `0s` reads the file only at start-up.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub settings_poll_interval: Duration,
     /// PEM certificate chain served to Gatekeeper; re-read when the file changes.
     #[arg(long, value_name = "FILE")]
     pub tls_cert_file: PathBuf,
@@ -104,13 +111,22 @@ pub struct ProviderArgs {
 /// Runs the provider until SIGINT or SIGTERM.
 pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     let max_concurrency_per_namespace = per_namespace_share(args.max_concurrency, args.max_concurrency_per_namespace)?;
-    let text = std::fs::read_to_string(&args.settings_path)
-        .with_context(|| format!("cannot read {}", args.settings_path.display()))?;
-    let settings = parse_settings(&text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
+    let bytes =
+        std::fs::read(&args.settings_path).with_context(|| format!("cannot read {}", args.settings_path.display()))?;
+    let text = std::str::from_utf8(&bytes).with_context(|| format!("cannot read {}", args.settings_path.display()))?;
+    let settings = parse_settings(text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
     let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, None)?;
     let evaluator = session.evaluator.clone();
     let decider = PolicyDecider::new(evaluator, settings)
         .with_context(|| format!("settings file {}", args.settings_path.display()))?;
+    let watch = (!args.settings_poll_interval.is_zero()).then(|| {
+        SettingsWatch::new(
+            args.settings_path.clone(),
+            decider.clone(),
+            parse_settings,
+            bytes.clone(),
+        )
+    });
     let config = ProviderConfig {
         addr: args.addr,
         metrics_addr: args.metrics_addr,
@@ -136,8 +152,12 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     };
     session.runtime.block_on(async move {
         let running = provider::start(config, Arc::new(decider)).await?;
+        let watching = watch.map(|watch| tokio::spawn(watch.run(args.settings_poll_interval)));
         shutdown_signal().await;
         tracing::info!("shutting down");
+        if let Some(watching) = watching {
+            watching.abort();
+        }
         running.shutdown().await;
         anyhow::Ok(())
     })

@@ -1,6 +1,6 @@
 //! What the provider asks for each key: a decision about one image in one namespace.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::protocol::{Decision, ImageKey};
 use crate::verify::CacheStats;
@@ -26,4 +26,27 @@ pub trait Decider: Send + Sync + 'static {
     fn cache_stats(&self) -> Option<CacheStats> {
         None
     }
+
+    /// The settings served and how their reloads went, exported on `/metrics`; `None` for
+    /// deciders without reloadable settings.
+    fn settings_status(&self) -> Option<SettingsStatus> {
+        None
+    }
+}
+
+/// The settings a decider serves, and the outcome of the attempts to replace them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsStatus {
+    /// SHA-256 (hex) of the settings served.
+    pub digest: String,
+    /// When the settings served were accepted (start-up or the last successful reload).
+    pub applied_at: SystemTime,
+    /// Settings changes applied since start-up.
+    pub reloads: u64,
+    /// Changed settings files that could not be used (unreadable, not YAML, refused by the
+    /// module): the previous settings stayed served.
+    pub reload_failures: u64,
+    /// Why the current settings file is not served, while it is not: `None` once the file's
+    /// settings are served.
+    pub failing: Option<String>,
 }

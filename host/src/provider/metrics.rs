@@ -7,6 +7,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -60,7 +61,10 @@ impl Metrics {
             "Time to answer one Gatekeeper ProviderRequest",
             request_seconds.clone(),
         );
-        registry.register_collector(Box::new(CacheCollector { decider }));
+        registry.register_collector(Box::new(CacheCollector {
+            decider: Arc::clone(&decider),
+        }));
+        registry.register_collector(Box::new(SettingsCollector { decider }));
         Self {
             registry,
             validations,
@@ -130,6 +134,72 @@ impl Collector for CacheCollector {
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        Ok(())
+    }
+}
+
+/// Exposes the settings served and how their reloads went, read at scrape time.
+struct SettingsCollector {
+    decider: Arc<dyn Decider>,
+}
+
+impl std::fmt::Debug for SettingsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingsCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for SettingsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(status) = self.decider.settings_status() else {
+            return Ok(());
+        };
+        for (name, help, value) in [
+            (
+                "cluster_image_policy_provider_settings_reloads",
+                "Changed settings files the provider switched to without a restart",
+                status.reloads,
+            ),
+            (
+                "cluster_image_policy_provider_settings_reload_failures",
+                "Changed settings files the provider could not use (unreadable, not YAML, refused by the policy); \
+                 the previous settings stayed served",
+                status.reload_failures,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let failing = ConstGauge::new(i64::from(status.failing.is_some()));
+        let metric = encoder.encode_descriptor(
+            "cluster_image_policy_provider_settings_reload_failing",
+            "1 while the settings file holds settings the provider could not use and it serves the previous ones",
+            None,
+            failing.metric_type(),
+        )?;
+        failing.encode(metric)?;
+        let applied = status
+            .applied_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
+        let applied = ConstGauge::new(applied);
+        let metric = encoder.encode_descriptor(
+            "cluster_image_policy_provider_settings_applied_timestamp_seconds",
+            "When the settings served were applied (start-up or the last reload), in seconds since the epoch",
+            None,
+            applied.metric_type(),
+        )?;
+        applied.encode(metric)?;
+        let info = ConstGauge::new(1_i64);
+        let mut metric = encoder.encode_descriptor(
+            "cluster_image_policy_provider_settings_info",
+            "The settings served: sha256 of their JSON form (replicas serving the same settings agree)",
+            None,
+            info.metric_type(),
+        )?;
+        let labels = [("sha256", status.digest.as_str())];
+        info.encode(metric.encode_family(&labels)?)?;
         Ok(())
     }
 }

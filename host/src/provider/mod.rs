@@ -12,12 +12,13 @@ pub mod mutation;
 mod policy_decider;
 pub mod protocol;
 mod server;
+pub mod settings_watch;
 mod slots;
 mod tls;
 
 pub use batch::Limits;
 pub use connection::ConnectionLimits;
-pub use decider::Decider;
+pub use decider::{Decider, SettingsStatus};
 pub use policy_decider::{PolicyDecider, PolicyDeciderError};
 pub use protocol::{Decision, Item, ProviderRequest, ProviderResponse};
 pub use server::{ProviderConfig, RunningProvider, ServeError, start};

@@ -1,12 +1,14 @@
 //! The production [`Decider`]: the policy module's `verify_images` export, with the same settings
-//! a ClusterAdmissionPolicy would give it.
+//! a ClusterAdmissionPolicy would give it; the settings can be replaced while it serves
+//! ([`PolicyDecider::replace_settings`], driven by [`super::settings_watch`]).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Instant, SystemTime};
 
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
-use super::decider::Decider;
+use super::decider::{Decider, SettingsStatus};
 use super::protocol::{Decision, ImageKey};
 use crate::runtime::{Evaluator, RuntimeError, SettingsError};
 use crate::verify::CacheStats;
@@ -21,34 +23,77 @@ pub enum PolicyDeciderError {
 }
 
 /// Decides with a loaded policy module and validated settings.
+///
+/// Clones share the settings: [`PolicyDecider::replace_settings`] on one switches them all.
 #[derive(Debug, Clone)]
 pub struct PolicyDecider {
     evaluator: Evaluator,
-    settings: Arc<Value>,
+    /// The settings served: each evaluation takes the current ones (one read lock and an `Arc`
+    /// clone) and keeps them to its end, so a switch never mixes two settings in one verdict.
+    settings: Arc<RwLock<Arc<Value>>>,
+    status: Arc<Mutex<SettingsStatus>>,
 }
 
 impl PolicyDecider {
     /// Validates `settings` with the module's `validate_settings`; refuses invalid ones, so that
     /// a provider never starts with settings its ClusterAdmissionPolicy twin would reject.
     pub fn new(evaluator: Evaluator, settings: Value) -> Result<Self, PolicyDeciderError> {
-        match evaluator.accept_settings(&settings) {
-            Ok(Some(remarks)) => tracing::warn!(%remarks, "the settings are valid, with remarks"),
-            Ok(None) => {}
-            Err(SettingsError::Refused(reason)) => return Err(PolicyDeciderError::InvalidSettings(reason)),
-            Err(SettingsError::Runtime(error)) => return Err(error.into()),
-        }
+        accept(&evaluator, &settings)?;
+        let status = SettingsStatus {
+            digest: digest(&settings),
+            applied_at: SystemTime::now(),
+            reloads: 0,
+            reload_failures: 0,
+            failing: None,
+        };
         Ok(Self {
             evaluator,
-            settings: Arc::new(settings),
+            settings: Arc::new(RwLock::new(Arc::new(settings))),
+            status: Arc::new(Mutex::new(status)),
         })
     }
-}
 
-impl PolicyDecider {
+    /// Validates `settings` exactly as [`PolicyDecider::new`] does and, if the module accepts
+    /// them, serves them from the next evaluation on (evaluations running keep the settings they
+    /// started with); returns their digest. Refused settings change nothing: the previous
+    /// settings stay served (the caller reports the failure, [`PolicyDecider::record_failure`]).
+    ///
+    /// Nothing cached has to be dropped: the provider keeps no verdicts, and the verifier's and
+    /// the answer memo's entries are keyed by the whole host call (image and authority: keys,
+    /// identities, annotations…), which settings without that authority no longer make.
+    ///
+    /// Blocking: runs the module's `validate_settings`.
+    pub fn replace_settings(&self, settings: Value) -> Result<String, PolicyDeciderError> {
+        accept(&self.evaluator, &settings)?;
+        let digest = digest(&settings);
+        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.digest.clone_from(&digest);
+        status.applied_at = SystemTime::now();
+        status.reloads += 1;
+        status.failing = None;
+        Ok(digest)
+    }
+
+    /// Records that a settings file could not be used (unreadable, not YAML, refused by the
+    /// module): the previous settings stay served, and [`Decider::settings_status`] reports the
+    /// problem until settings are replaced.
+    pub fn record_failure(&self, problem: String) {
+        let mut status = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        status.reload_failures += 1;
+        status.failing = Some(problem);
+    }
+
+    /// The settings served now.
+    pub fn settings(&self) -> Arc<Value> {
+        Arc::clone(&self.settings.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     fn decide_until(&self, key: &ImageKey, deadline: Option<Instant>) -> Result<Decision, String> {
+        let settings = self.settings();
         let verdicts = self
             .evaluator
-            .verify_images_by(&self.settings, std::slice::from_ref(key), deadline)
+            .verify_images_by(&settings, std::slice::from_ref(key), deadline)
             .map_err(|e| e.to_string())?;
         verdicts
             .into_iter()
@@ -56,6 +101,24 @@ impl PolicyDecider {
             .map(Decision::from)
             .ok_or_else(|| "the policy returned no verdict".to_owned())
     }
+}
+
+/// The module's verdict on `settings` (remarks on valid settings are logged).
+fn accept(evaluator: &Evaluator, settings: &Value) -> Result<(), PolicyDeciderError> {
+    match evaluator.accept_settings(settings) {
+        Ok(Some(remarks)) => tracing::warn!(%remarks, "the settings are valid, with remarks"),
+        Ok(None) => {}
+        Err(SettingsError::Refused(reason)) => return Err(PolicyDeciderError::InvalidSettings(reason)),
+        Err(SettingsError::Runtime(error)) => return Err(error.into()),
+    }
+    Ok(())
+}
+
+/// SHA-256 of the settings' JSON form, hex: replicas serving the same settings report the same
+/// digest.
+fn digest(settings: &Value) -> String {
+    let json = serde_json::to_vec(settings).unwrap_or_default();
+    hex::encode(Sha256::digest(json))
 }
 
 impl Decider for PolicyDecider {
@@ -73,5 +136,9 @@ impl Decider for PolicyDecider {
             .capabilities()
             .verifier()
             .map(|verifier| verifier.cache_stats())
+    }
+
+    fn settings_status(&self) -> Option<SettingsStatus> {
+        Some(self.status.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }

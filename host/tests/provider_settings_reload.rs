@@ -1,0 +1,289 @@
+//! `cip provider` picks up a changed settings file without a restart: the review's probe
+//! (`warn` switched to `enforce` by copying a file over the settings), a file the policy refuses
+//! (the previous settings stay served, the failure is on `/metrics`), and a ConfigMap volume's
+//! atomic `..data` symlink swap. Each waits, within a bound, for an observable change.
+
+mod provider_support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cip::provider::settings_watch::{Polled, SettingsWatch};
+use provider_support::*;
+
+/// How long a change may take to be served: the poll interval given below (200 ms), the
+/// re-read, the module's validation, on a machine busy with other tests.
+const RELOAD_BOUND: Duration = Duration::from_secs(30);
+
+/// The review's probe: one policy covering `myregistry.com/**` whose only authority fails.
+fn settings(mode: &str) -> String {
+    format!(
+        "policies:\n\
+         - metadata: {{name: must-be-signed}}\n\
+        \x20 spec:\n\
+        \x20   mode: {mode}\n\
+        \x20   images: [{{glob: \"myregistry.com/**\"}}]\n\
+        \x20   authorities: [{{static: {{action: fail}}}}]\n"
+    )
+}
+
+/// The review's key, as the ConstraintTemplate builds it for a Pod in team-a.
+const KEY: &str = r#"{"image":"myregistry.com/app:v1","labels":{},"namespace":"team-a","resource":{"group":"","resource":"pods","version":"v1"}}"#;
+
+fn provider_command(files: &TlsFiles, settings: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cip"));
+    command
+        .arg("provider")
+        .arg("--settings-path")
+        .arg(settings)
+        .args(["--settings-poll-interval", "200ms"])
+        .args(files.provider_args())
+        .arg(policy_wasm_path());
+    command
+}
+
+/// A provider process and a client with Gatekeeper's certificate.
+struct Served {
+    provider: testkit::ProviderProcess,
+    gatekeeper: reqwest::Client,
+}
+
+impl Served {
+    fn start(files: &TlsFiles, ca: &Ca, gatekeeper_ca: &Ca, settings: &Path) -> TestResult<Self> {
+        let provider = testkit::ProviderProcess::start(|| provider_command(files, settings))?;
+        let gatekeeper = bounded_tls13_client(ca, Some(&gatekeeper_ca.client()?))?;
+        Ok(Self { provider, gatekeeper })
+    }
+
+    /// The verdict on the review's key.
+    async fn verdict(&self) -> TestResult<String> {
+        let answer: serde_json::Value = self
+            .gatekeeper
+            .post(format!("https://{}/validate", self.provider.addr()))
+            .json(&request(&[KEY.to_owned()]))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let verdict = item(&answer, KEY).ok_or_else(|| format!("no item: {answer}"))?["value"]["verdict"]
+            .as_str()
+            .ok_or_else(|| format!("no verdict: {answer}"))?
+            .to_owned();
+        Ok(verdict)
+    }
+
+    /// Asks until the verdict is `expected`, within [`RELOAD_BOUND`]; fails naming the last one.
+    async fn await_verdict(&self, expected: &str) -> TestResult {
+        let started = Instant::now();
+        loop {
+            let verdict = self.verdict().await?;
+            if verdict == expected {
+                return Ok(());
+            }
+            if started.elapsed() > RELOAD_BOUND {
+                return Err(format!("still {verdict:?}, not {expected:?}, {RELOAD_BOUND:?} after the change").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn metrics(&self) -> TestResult<String> {
+        Ok(bounded_http_client()?
+            .get(format!("http://{}/metrics", self.provider.metrics_addr()))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// Scrapes until `line` is among the metrics, within [`RELOAD_BOUND`].
+    async fn await_metric(&self, line: &str) -> TestResult<String> {
+        let started = Instant::now();
+        loop {
+            let text = self.metrics().await?;
+            if text.lines().any(|l| l == line) {
+                return Ok(text);
+            }
+            if started.elapsed() > RELOAD_BOUND {
+                return Err(format!("no {line:?} {RELOAD_BOUND:?} after the change:\n{text}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The `sha256` label of `cluster_image_policy_provider_settings_info`.
+fn settings_digest(metrics: &str) -> Option<&str> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cluster_image_policy_provider_settings_info{sha256=\""))
+        .and_then(|rest| rest.split('"').next())
+}
+
+/// The review's probe: `warn`, then a `mode: enforce` file copied over the settings (in place,
+/// as `cp` does), then `deny` without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_switched_from_warn_to_enforce_denies_without_a_restart() -> TestResult {
+    let (ca, gatekeeper_ca) = (Ca::new("serving CA")?, Ca::new("gatekeeper CA")?);
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let path = files.dir.path().join("settings.yaml");
+    std::fs::write(&path, settings("warn"))?;
+    let served = Served::start(&files, &ca, &gatekeeper_ca, &path)?;
+    assert_eq!(served.verdict().await?, "warn");
+    let before = served.metrics().await?;
+    assert!(
+        before
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reloads_total 0"),
+        "{before}"
+    );
+
+    let enforce = files.dir.path().join("enforce.yaml");
+    std::fs::write(&enforce, settings("enforce"))?;
+    std::fs::copy(&enforce, &path)?;
+    served.await_verdict("deny").await?;
+
+    let after = served
+        .await_metric("cluster_image_policy_provider_settings_reloads_total 1")
+        .await?;
+    assert!(
+        after
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reload_failing 0"),
+        "{after}"
+    );
+    assert_ne!(settings_digest(&before), settings_digest(&after), "{before}\n{after}");
+    assert!(settings_digest(&after).is_some_and(|d| d.len() == 64), "{after}");
+    Ok(())
+}
+
+/// A changed file the policy refuses: the previous settings stay served, the failure is counted
+/// once and shown by the `failing` gauge until a valid file replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_settings_keep_the_previous_ones_served_and_are_reported() -> TestResult {
+    let (ca, gatekeeper_ca) = (Ca::new("serving CA")?, Ca::new("gatekeeper CA")?);
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let path = files.dir.path().join("settings.yaml");
+    std::fs::write(&path, settings("enforce"))?;
+    let served = Served::start(&files, &ca, &gatekeeper_ca, &path)?;
+    assert_eq!(served.verdict().await?, "deny");
+    let started_with = served.metrics().await?;
+
+    // What an admin who mistypes the mode writes: the module refuses it.
+    std::fs::write(&path, settings("enforced"))?;
+    let refused = served
+        .await_metric("cluster_image_policy_provider_settings_reload_failures_total 1")
+        .await?;
+    assert!(
+        refused
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reload_failing 1"),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reloads_total 0"),
+        "{refused}"
+    );
+    assert_eq!(settings_digest(&refused), settings_digest(&started_with));
+    assert_eq!(
+        served.verdict().await?,
+        "deny",
+        "the previous (enforce) settings are served"
+    );
+    // Counted once, not at every poll.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let later = served.metrics().await?;
+    assert!(
+        later
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reload_failures_total 1"),
+        "{later}"
+    );
+
+    std::fs::write(&path, settings("warn"))?;
+    served.await_verdict("warn").await?;
+    served
+        .await_metric("cluster_image_policy_provider_settings_reload_failing 0")
+        .await?;
+    Ok(())
+}
+
+/// A ConfigMap volume as the kubelet writes it: `settings.yaml` → `..data/settings.yaml`,
+/// `..data` → a timestamped directory, replaced by renaming a new symlink over `..data`, the
+/// old directory then removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_volume_whose_data_symlink_is_swapped_is_followed() -> TestResult {
+    let (ca, gatekeeper_ca) = (Ca::new("serving CA")?, Ca::new("gatekeeper CA")?);
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let volume = files.dir.path().join("settings");
+    let first = volume.join("..2026_12_06_20_00_00.000000001");
+    std::fs::create_dir_all(&first)?;
+    std::fs::write(first.join("settings.yaml"), settings("warn"))?;
+    std::os::unix::fs::symlink(first.file_name().ok_or("name")?, volume.join("..data"))?;
+    std::os::unix::fs::symlink("..data/settings.yaml", volume.join("settings.yaml"))?;
+    let path = volume.join("settings.yaml");
+    let served = Served::start(&files, &ca, &gatekeeper_ca, &path)?;
+    assert_eq!(served.verdict().await?, "warn");
+
+    let second = volume.join("..2026_12_06_20_01_00.000000002");
+    std::fs::create_dir_all(&second)?;
+    std::fs::write(second.join("settings.yaml"), settings("enforce"))?;
+    std::os::unix::fs::symlink(second.file_name().ok_or("name")?, volume.join("..data_tmp"))?;
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data"))?;
+    std::fs::remove_dir_all(&first)?;
+    served.await_verdict("deny").await?;
+    served
+        .await_metric("cluster_image_policy_provider_settings_reloads_total 1")
+        .await?;
+    Ok(())
+}
+
+/// The watcher in-process: what it reports (and logs) for each kind of unusable file, the
+/// settings served meanwhile, and no second report for a file that did not change again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("settings.yaml");
+    let warn = settings("warn");
+    std::fs::write(&path, &warn)?;
+    let parse = cip::cli::session::parse_settings;
+    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
+    let served = decider.settings();
+    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+    assert_eq!(watch.poll().await, Polled::Unchanged);
+
+    std::fs::write(&path, settings("enforced"))?;
+    let Polled::Refused(problem) = watch.poll().await else {
+        return Err("a refused mode was applied".into());
+    };
+    assert!(problem.contains("the policy refused its settings"), "{problem}");
+    assert!(problem.contains("enforced"), "{problem}");
+    assert_eq!(watch.poll().await, Polled::Unchanged, "reported once");
+
+    std::fs::write(&path, "policies: [")?;
+    let Polled::Refused(problem) = watch.poll().await else {
+        return Err("broken YAML was applied".into());
+    };
+    assert!(problem.contains("not valid YAML or JSON"), "{problem}");
+
+    std::fs::remove_file(&path)?;
+    let Polled::Refused(problem) = watch.poll().await else {
+        return Err("a missing file was applied".into());
+    };
+    assert!(problem.contains("cannot read"), "{problem}");
+
+    assert_eq!(decider.settings(), served, "the start-up settings are still served");
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures), (0, 3));
+    assert!(status.failing.is_some_and(|p| p.contains("cannot read")));
+
+    std::fs::write(&path, settings("enforce"))?;
+    assert_eq!(watch.poll().await, Polled::Applied);
+    assert_eq!(decider.settings()["policies"][0]["spec"]["mode"], "enforce");
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.failing), (1, None));
+    Ok(())
+}

@@ -331,8 +331,9 @@ fn answers_from_gatekeepers_response_cache_are_decided_as_fresh_ones() -> TestRe
         &["registry.example/app:deny", "registry.example/side:v1"],
     );
     let allowed = deployment("prod", &["registry.example/app:v1", "registry.example/side:v1"]);
-    // Shares app:v1 with `allowed`: its first call is mixed (one key cached, one sent).
-    let unreadable = deployment("prod", &["registry.example/app:v1", ""]);
+    // Shares side:v1 with `denied`: its first call is mixed (one key cached, one sent). (In a
+    // pod template an empty image is a container without one, refused without a key.)
+    let unreadable = pod("prod", &[], &["registry.example/side:v1", ""]);
     let cases = [
         (
             "deny",
@@ -702,7 +703,53 @@ mod parity {
         );
         ephemeral_request["subResource"] = json!("ephemeralcontainers");
 
+        // A template's container without an image is refused whatever the settings, before any
+        // image is decided: neither the labelled warn policy's warning nor frozen's denial.
+        let mut imageless = deployment(signed.clone(), &["registry.example/app:1", frozen]);
+        imageless["spec"]["template"]["spec"]["containers"][1] = json!({"name": "app"});
+        let mut null_init = object(
+            "CronJob",
+            "batch/v1",
+            signed.clone(),
+            json!({"initContainers": [{"name": "i", "image": null}], "containers": containers(&["registry.example/app:2"])}),
+        );
+        null_init["metadata"]["namespace"] = json!("production");
+        let mut empty_ephemeral = deployment(json!({}), &["registry.example/app:1"]);
+        empty_ephemeral["spec"]["template"]["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": ""}]);
+        let mut unnamed = deployment(json!({}), &["registry.example/app:1"]);
+        unnamed["spec"]["template"]["spec"]["containers"] = json!([{"image": null}]);
+
         let cases: Vec<(&str, Value, bool, usize)> = vec![
+            (
+                "a Deployment's container without an image",
+                request("CREATE", "Deployment", "default", imageless.clone(), Value::Null),
+                false,
+                0,
+            ),
+            (
+                "a scale-down of a Deployment whose container has no image",
+                request("UPDATE", "Deployment", "default", imageless.clone(), imageless),
+                false,
+                0,
+            ),
+            (
+                "a CronJob's init container with a null image, under a label-scoped warn policy",
+                request("CREATE", "CronJob", "", null_init, Value::Null),
+                false,
+                0,
+            ),
+            (
+                "a template's ephemeral container with an empty image",
+                request("CREATE", "Deployment", "production", empty_ephemeral, Value::Null),
+                false,
+                0,
+            ),
+            (
+                "an unnamed template container with a null image",
+                request("CREATE", "Deployment", "default", unnamed, Value::Null),
+                false,
+                0,
+            ),
             (
                 "a Deployment-scoped policy does not apply to a Pod",
                 request("CREATE", "Pod", "default", pod(&[frozen], json!([])), Value::Null),
@@ -889,6 +936,83 @@ mod parity {
                 assert_eq!(key["labels"], request["object"]["metadata"]["labels"], "{what}: {key}");
             }
         }
+        Ok(())
+    }
+
+    /// Found by a review: the template admitted a pod template whose container has no image, which
+    /// the module refuses whatever the settings. Every kind with a pod template, every container
+    /// list, a missing, null or empty image: the module's very message, from the Constraint
+    /// reporting deny verdicts (with or without errors); nothing from the warn Constraint, and no
+    /// key asked about. A Pod's container without an image is left to the API server, as the module
+    /// leaves it; a Pod's empty image is asked about and refused.
+    #[test]
+    fn a_template_container_without_an_image_is_refused_as_admission_refuses_it() -> TestResult {
+        let h = Harness::new()?;
+        for kind in [
+            "Deployment",
+            "ReplicaSet",
+            "StatefulSet",
+            "DaemonSet",
+            "Job",
+            "ReplicationController",
+            "CronJob",
+        ] {
+            for list in ["initContainers", "containers", "ephemeralContainers"] {
+                for container in [
+                    json!({"name": "late"}),
+                    json!({"name": "late", "image": null}),
+                    json!({"name": "late", "image": ""}),
+                ] {
+                    let mut spec = json!({"containers": containers(&["registry.example/app:1"])});
+                    spec[list] =
+                        json!([{"name": "first", "image": "registry.example/frozen/app:1"}, container.clone()]);
+                    let mut new = object(kind, "apps/v1", json!({"signed": "required"}), spec);
+                    new["metadata"]["namespace"] = json!("team-a");
+                    let mut request = request("CREATE", kind, "", new, Value::Null);
+                    request["kind"]["kind"] = json!(kind);
+                    let what = format!("{kind} {list} {container}");
+                    let admission = h.admission(&request)?;
+                    assert_eq!(admission["accepted"], false, "{what}: {admission}");
+                    assert_eq!(admission["warnings"], Value::Null, "{what}: {admission}");
+                    let path = if kind == "CronJob" {
+                        "spec.jobTemplate.spec.template.spec"
+                    } else {
+                        "spec.template.spec"
+                    };
+                    let expected = format!(
+                        "{kind} team-a/x: container \"late\" has no image ({path}.{list}[1].image is missing or empty): \
+                         what it will run cannot be verified; write its image in the template"
+                    );
+                    assert_eq!(admission["message"], expected.as_str(), "{what}");
+                    for report_errors in [true, false] {
+                        let (denials, keys) = h.gatekeeper(&request, &["deny"], report_errors)?;
+                        assert_eq!(denials, vec![expected.clone()], "{what}");
+                        assert_eq!(keys, Vec::<Value>::new(), "{what}");
+                    }
+                    let (warnings, keys) = h.gatekeeper(&request, &["warn"], false)?;
+                    assert_eq!((warnings, keys), (vec![], vec![]), "{what}");
+                }
+            }
+        }
+        let mut pod = object(
+            "Pod",
+            "v1",
+            json!({}),
+            json!({"containers": containers(&["registry.example/app:1", "registry.example/app:1"])}),
+        );
+        pod["spec"]["containers"][1] = json!({"name": "late"});
+        let request_of = |pod: &Value| request("CREATE", "Pod", "default", pod.clone(), Value::Null);
+        assert_eq!(h.admission(&request_of(&pod))?["accepted"], true);
+        assert_eq!(
+            h.gatekeeper(&request_of(&pod), &["deny"], true)?.0,
+            Vec::<String>::new()
+        );
+        pod["spec"]["containers"][1]["image"] = json!("");
+        assert_eq!(h.admission(&request_of(&pod))?["accepted"], false);
+        assert_eq!(
+            h.gatekeeper(&request_of(&pod), &["deny"], true)?.0,
+            vec!["image  could not be verified: key has an empty image"]
+        );
         Ok(())
     }
 

@@ -283,26 +283,28 @@ fn matching(
     let mut failures = Vec::new();
     let mut matched = Vec::new();
     for statement in of_type {
+        // What policy-controller hands the policy: the statement as Go reads it into the struct
+        // of the written type (`policy::statement`). policy-controller reads it so
+        // (`AttestationToPayloadJSON`) even when the attestation has no policy, and a statement
+        // Go cannot read does not count: neither does it here.
+        let text = statement.statement.get();
+        let input = numbers::read_input(text)
+            .map_err(|unreadable| unreadable.to_string())
+            .and_then(|input| {
+                statement::go_view_of_text(text, input, &attestation.written_type)
+                    .map_err(|error| format!("not read here as policy-controller reads it: {error}"))
+            });
+        let input = match input {
+            Ok(input) => input,
+            Err(unreadable) => {
+                failures.push(format!("statement {}: {unreadable}", statement.id));
+                continue;
+            }
+        };
         if let Some(policy) = &attestation.policy {
             // As policy-controller (`ValidatePolicyAttestationsForAuthority`: `err != nil ||
             // warn != nil`), a compliant Rego result with a warning does not satisfy the
             // attestation either: another statement of the type may.
-            // What policy-controller hands the policy: the statement as Go reads it into the
-            // struct of the written type (`policy::statement`).
-            let text = statement.statement.get();
-            let input = numbers::read_input(text)
-                .map_err(|unreadable| unreadable.to_string())
-                .and_then(|input| {
-                    statement::go_view_of_text(text, input, &attestation.written_type)
-                        .map_err(|error| format!("not read here as policy-controller reads it: {error}"))
-                });
-            let input = match input {
-                Ok(input) => input,
-                Err(unreadable) => {
-                    failures.push(format!("statement {}: {unreadable}", statement.id));
-                    continue;
-                }
-            };
             match policy.evaluate(&input, host) {
                 Ok(None) => {}
                 Ok(Some(warning)) => {
@@ -317,16 +319,23 @@ fn matching(
                 }
             }
         }
+        // As policy-controller's `attestationToPolicyAttestations`: the layer digest's hex
+        // (`id.Hex`, no algorithm) and the predicate type as the authority wrote it
+        // (`wantedAttestation.PredicateType`: `vuln`, not its URI).
+        let id = statement
+            .id
+            .split_once(':')
+            .map_or(statement.id.as_str(), |(_, hex)| hex);
         let mut entry = Map::new();
         let fields = [
-            ("id", Some(&statement.id)),
-            ("predicateType", Some(&statement.predicate_type)),
-            ("subject", statement.subject.as_ref()),
-            ("issuer", statement.issuer.as_ref()),
+            ("id", Some(id)),
+            ("predicateType", Some(attestation.written_type.as_str())),
+            ("subject", statement.subject.as_deref()),
+            ("issuer", statement.issuer.as_deref()),
         ];
         for (field, value) in fields {
             if let Some(value) = value {
-                entry.insert(field.to_owned(), Value::String(value.clone()));
+                entry.insert(field.to_owned(), Value::String(value.to_owned()));
             }
         }
         let entry = Value::Object(entry);

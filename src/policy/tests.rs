@@ -462,6 +462,28 @@ fn certificate_details_the_module_does_not_supply_are_refused_in_spec_policy() {
         refused.contains("for the attestations of authority `release`"),
         "{refused}"
     );
+    // The signature layer's `id` (policy-controller: its digest's hex) is in no signature entry
+    // here, whatever the authority; an attestation's `payload` in no attestation entry.
+    let revoked = r#"authorityMatches: release: signatures: [...{id: !="0123abcd"}]"#;
+    let refused = check_settings(&keyless_with(None, revoked)).unwrap_err();
+    assert!(
+        refused.contains("names `id`") && refused.contains("which signature layer"),
+        "{refused}"
+    );
+    let refused = check_settings(&two_keys_with(
+        json!({"type": "cue", "data": "authorityMatches: first: signatures: [...{id: !=\"0123abcd\"}]"}),
+    ))
+    .unwrap_err();
+    assert!(
+        refused.contains("names `id`") && refused.contains("authority `first`"),
+        "{refused}"
+    );
+    let sbom = Some(json!([{"name": "sbom", "predicateType": "spdx"}]));
+    let on_ids = r#"authorityMatches: release: attestations: sbom: [...{id: !="0123abcd"}]"#;
+    assert_eq!(check_settings(&keyless_with(sbom.clone(), on_ids)), Ok(()));
+    let on_payload = r#"authorityMatches: release: attestations: sbom: [...{payload: string}]"#;
+    let refused = check_settings(&keyless_with(sbom, on_payload)).unwrap_err();
+    assert!(refused.contains("names `payload`"), "{refused}");
     // Names that merely contain one are not refused; nor is a key authority's policy, whose
     // entries policy-controller leaves without subject or issuer too.
     assert_eq!(

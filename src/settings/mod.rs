@@ -767,12 +767,11 @@ fn convert_each<T, U, E>(items: Vec<T>, mut f: impl FnMut(usize, T) -> Result<U,
     Ok(converted)
 }
 
-/// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.
 /// What policy-controller hands `spec.policy` about a certificate that signed
 /// (`authorityMatches.<name>.signatures[]` and `.attestations.<name>[]`: `PolicySignature`), which
 /// this module does not: its signature entries are empty (`{}`), its attestation entries carry
 /// `id`, `predicateType`, `subject` and `issuer` only.
-const SIGNATURE_DETAILS: [&str; 7] = [
+const CERTIFICATE_DETAILS: [&str; 7] = [
     "subject",
     "issuer",
     "githubWorkflowTrigger",
@@ -782,12 +781,17 @@ const SIGNATURE_DETAILS: [&str; 7] = [
     "githubWorkflowRef",
 ];
 
-/// Refuses a `spec.policy` whose text names a certificate detail this module does not hand it,
-/// for a policy with an authority whose certificates policy-controller would describe there
-/// (`keyless` or `githubActions`; for attestations, only the GitHub fields are missing). A
-/// constraint on an absent field holds whatever the value (CUE unifies it, a Rego negation of
-/// it holds): pasted from policy-controller, such a policy would admit any workflow or branch
-/// the authority's identity allows. The text is searched for the names as words (a comment
+/// Refuses a `spec.policy` whose text names a field policy-controller hands it and this module
+/// does not:
+/// - for signatures (any authority without `attestations`, but `static`): `id`, the signature
+///   layer's digest (Kubewarden's verify answers only whether signatures verified and at which
+///   digest, not which layer), and for `keyless` or `githubActions` every certificate detail;
+/// - for attestations: `payload` (the statement's bytes), and for `keyless` or `githubActions`
+///   the `githubWorkflow*` details.
+///
+/// A constraint on an absent field holds whatever the value (CUE unifies it, a Rego negation of
+/// it holds): pasted from policy-controller, such a policy would admit any workflow, branch or
+/// signature the authority allows. The text is searched for the names as words (a comment
 /// naming one is refused too: the message says why).
 fn refuse_unsupplied_signature_details(
     data: &str,
@@ -803,32 +807,43 @@ fn refuse_unsupplied_signature_details(
         })
     };
     for (i, authority) in authorities.iter().enumerate() {
-        if authority.keyless.is_none() && authority.github_actions.is_none() {
+        if authority.static_.is_some() {
             continue;
         }
+        let certificates = authority.keyless.is_some() || authority.github_actions.is_some();
         let attestations = authority.attestations.is_some();
-        let missing = SIGNATURE_DETAILS
+        let (entries, own) = if attestations {
+            ("attestations", "payload")
+        } else {
+            ("signatures", "id")
+        };
+        let details = CERTIFICATE_DETAILS
             .iter()
-            .filter(|detail| !attestations || detail.starts_with("github"))
-            .find(|detail| names_word(detail));
-        if let Some(detail) = missing {
-            let name = authority.name.clone().unwrap_or_else(|| format!("authority-{i}"));
-            let entries = if attestations { "attestations" } else { "signatures" };
-            return Err(SettingsError::new(
-                field,
-                format!(
-                    "names `{detail}`, which policy-controller gives spec.policy for the {entries} of \
-                     authority `{name}` and this module does not (its entries carry no certificate \
-                     details): a constraint on it would hold whatever certificate signed. Check the \
-                     signer in the authority instead (keyless.identities: issuer and subject, or \
-                     their regular expressions), and remove `{detail}` from spec.policy"
-                ),
-            ));
-        }
+            .filter(|detail| certificates && (!attestations || detail.starts_with("github")));
+        let Some(detail) = std::iter::once(&own).chain(details).find(|detail| names_word(detail)) else {
+            continue;
+        };
+        let name = authority.name.clone().unwrap_or_else(|| format!("authority-{i}"));
+        let fix = if *detail == own {
+            "this module cannot supply it (Kubewarden's verification answers which digest verified, not \
+             which signature layer and what it held); constrain the signer in the authority instead"
+        } else {
+            "its entries carry no certificate details; check the signer in the authority instead \
+             (keyless.identities: issuer and subject, or their regular expressions)"
+        };
+        return Err(SettingsError::new(
+            field,
+            format!(
+                "names `{detail}`, which policy-controller gives spec.policy for the {entries} of \
+                 authority `{name}` and this module does not: a constraint on it would hold whatever \
+                 signed. {fix}, and remove `{detail}` from spec.policy"
+            ),
+        ));
     }
     Ok(())
 }
 
+/// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.
 fn parse_body(
     policy: Option<PolicyBlock>,
     authorities: Vec<RawAuthority<'_>>,

@@ -190,6 +190,36 @@ fn one_satisfying_statement_among_several_is_enough() {
 }
 
 #[test]
+fn a_statement_go_cannot_read_does_not_count_even_without_a_policy() {
+    // policy-controller reads every statement into the struct of its type
+    // (`AttestationToPayloadJSON`) before looking for a policy, and skips those Go refuses.
+    let mut s = article_settings();
+    s["policies"][0]["spec"]["authorities"][0]["attestations"] = json!([{"name": "scan", "predicateType": "vuln"}]);
+    assert_eq!(check_settings(&s), Ok(()));
+    let vuln = "https://cosign.sigstore.dev/attestation/vuln/v1";
+    for predicate in [
+        json!({"metadata": {"scanStartedOn": "yesterday"}}),
+        json!({"scanner": "not-a-struct"}),
+        json!({"invocation": {"uri": 5}}),
+    ] {
+        let mut host = host_with(vec![statement(vuln, predicate.clone())]);
+        let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+        assert_eq!(response["accepted"], false, "{predicate}: {response}");
+        assert!(
+            response["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not read here as policy-controller reads it"),
+            "{response}"
+        );
+    }
+    let readable = json!({"metadata": {"scanStartedOn": "2026-12-06T10:00:00Z"}, "scanner": {"uri": "trivy"}});
+    let mut host = host_with(vec![statement(vuln, readable)]);
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+}
+
+#[test]
 fn every_listed_attestation_is_required() {
     let mut s = article_settings();
     if let Some(list) = s["policies"][0]["spec"]["authorities"][0]["attestations"].as_array_mut() {
@@ -343,7 +373,7 @@ spec:
   policy:
     type: cue
     data: |
-      authorityMatches: ci: attestations: sbom: [{predicateType: "https://spdx.dev/Document", issuer: "https://accounts.example.com"}]
+      authorityMatches: ci: attestations: sbom: [{id: "00", predicateType: "spdxjson", issuer: "https://accounts.example.com"}]
 "#;
     let s = settings(&[cip.to_owned()], json!({}));
     assert_eq!(check_settings(&s), Ok(()));

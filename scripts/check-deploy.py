@@ -12,7 +12,9 @@ Run by `make check-deploy` (part of `make test`) with the tools venv under targe
     schema, core resources against Kubernetes' own schemas (kubernetes-validate, strict);
   * the timeouts are ordered (provider deadline < Provider timeout < Gatekeeper webhook
     timeout; Kubewarden evaluation timeout < webhook timeout), failure policies are Fail,
-    mTLS is on with Gatekeeper's CA mounted from the provider's own namespace, the digest-pinning
+    mTLS is on with Gatekeeper's CA mounted from the provider's own namespace, the provider's
+    settings come from a generated ConfigMap (a changed settings.yaml rolls the pods) and
+    Gatekeeper's response cache is short, the digest-pinning
     Assigns call the /mutate Provider for every container image field of a Pod (containers,
     init and ephemeral containers; image volumes are immutable, not pinned), and
     the alerts select our policies only.
@@ -41,7 +43,10 @@ CRD_DIR = DEPLOY / "tests" / "crds"
 # docs name as supported, docs/deploy.md).
 KUBERNETES_VERSION = os.environ.get("CIP_KUBERNETES_VERSION", "1.31.0")
 # Files of deploy/ that are not Kubernetes manifests.
-NOT_MANIFESTS = {"kustomization.yaml", "helm-values.yaml"}
+NOT_MANIFESTS = {"kustomization.yaml", "helm-values.yaml", "settings.yaml"}
+# The longest Gatekeeper response-cache TTL accepted: a settings change or a revoked key waits
+# for cached answers to expire (docs/gatekeeper.md, Changing the settings).
+MAX_RESPONSE_CACHE_TTL = 60
 VERBOSE = "-v" in sys.argv[1:]
 GATEKEEPER_NAMESPACE = "gatekeeper-system"
 GATEKEEPER_CA_SECRET = "gatekeeper-webhook-server-cert"
@@ -374,6 +379,54 @@ def check_gatekeeper(docs, helm_values):
         raise Failure(f"deploy/gatekeeper/mutation: no Assign pins {missing}, which the Constraints check")
 
 
+def check_settings(rendered, helm_values):
+    """The provider's settings reach it: the ConfigMap its --settings-path is mounted from is
+    rendered by kustomize from settings.yaml with a content-hash name (a changed file makes a new
+    ConfigMap, so the Deployment rolls), and Gatekeeper caches answers for at most
+    MAX_RESPONSE_CACHE_TTL seconds."""
+    deployment = next(
+        (d for d in rendered if d.get("kind") == "Deployment" and d["metadata"]["name"] == "cip-provider"), None
+    )
+    if deployment is None:
+        raise Failure("deploy/gatekeeper (rendered): no cip-provider Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    path = container_arg(container, "--settings-path")
+    if path is None:
+        raise Failure("the provider's args set no --settings-path")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounted = [
+        (volumes.get(m["name"], {}), path[len(m["mountPath"].rstrip("/")) + 1 :])
+        for m in container.get("volumeMounts", [])
+        if path.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    if not mounted:
+        raise Failure(f"--settings-path {path} is on no mounted volume")
+    volume, file_name = mounted[-1]
+    name = volume.get("configMap", {}).get("name")
+    if name is None:
+        raise Failure(f"--settings-path {path} is not on a ConfigMap volume")
+    config_maps = {d["metadata"]["name"]: d for d in rendered if d.get("kind") == "ConfigMap"}
+    if name not in config_maps:
+        raise Failure(f"the settings volume names the ConfigMap {name}, which kustomize does not render")
+    if not re.fullmatch(r"cip-provider-settings-[a-z0-9]{10}", name):
+        raise Failure(
+            f"the settings ConfigMap {name} is not generated from settings.yaml (configMapGenerator): "
+            "a settings change would restart no pod"
+        )
+    text = config_maps[name].get("data", {}).get(file_name)
+    if text is None:
+        raise Failure(f"the settings ConfigMap {name} has no {file_name}")
+    if not isinstance(yaml.safe_load(text) or {}, dict):
+        raise Failure(f"the settings ConfigMap {name}: {file_name} is not a mapping")
+    ttl = helm_values.get("externaldataProviderResponseCacheTTL", "3m")
+    if seconds(ttl) > MAX_RESPONSE_CACHE_TTL:
+        raise Failure(
+            f"helm-values.yaml: externaldataProviderResponseCacheTTL {ttl}: Gatekeeper would answer from its "
+            f"cache for longer than {MAX_RESPONSE_CACHE_TTL} s after a settings change"
+        )
+
+
 def check_kubewarden(docs):
     policies = [d for d in docs if d.get("kind") == "ClusterAdmissionPolicy"]
     if not policies:
@@ -504,6 +557,8 @@ def main():
     gatekeeper = all_docs(collected, DEPLOY / "gatekeeper")
     report.check("gatekeeper: timeouts ordered, failurePolicy Fail, mTLS with Gatekeeper's CA",
                  check_gatekeeper, gatekeeper, helm_values())
+    report.check("gatekeeper: settings from a generated ConfigMap, a short response cache",
+                 check_settings, collected[DEPLOY / "gatekeeper"][0], helm_values())
     report.check("kubewarden: failurePolicy Fail, timeoutEvalSeconds < timeoutSeconds",
                  check_kubewarden, all_docs(collected, DEPLOY / "kubewarden"))
     report.check("prometheus: our policies only, ServiceMonitor on the provider's Service",
@@ -579,6 +634,20 @@ def self_test():
     volume_assign["spec"]["location"] = "spec.volumes[name:*].image.reference"
     volumes.append(volume_assign)
     cases.append(("an Assign pinning image volumes (immutable)", lambda: check_gatekeeper(volumes, values)))
+    rendered = collected[DEPLOY / "gatekeeper"][0]
+    fixed_name = copy.deepcopy(rendered)
+    for doc in fixed_name:
+        if doc["kind"] == "ConfigMap":
+            doc["metadata"]["name"] = "cip-provider-settings"
+        if doc["kind"] == "Deployment":
+            for volume in doc["spec"]["template"]["spec"]["volumes"]:
+                if "configMap" in volume:
+                    volume["configMap"]["name"] = "cip-provider-settings"
+    cases.append(("a settings ConfigMap a change of which rolls no pod",
+                  lambda: check_settings(fixed_name, values)))
+    cases.append(("Gatekeeper's default response cache (3m)",
+                  lambda: check_settings(rendered, {k: v for k, v in values.items()
+                                                    if k != "externaldataProviderResponseCacheTTL"})))
     provider = copy.deepcopy(find(gatekeeper, "Provider"))
     provider["spec"]["timeout"] = "3s"
     cases.append(("a Provider timeout that is not an integer", invalid(provider)))

@@ -160,5 +160,17 @@ fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
             .iter()
             .any(|e| e.contains(r#"kubewarden_policy_evaluations_total{policy_name=~"clusterwide-cluster-image-policy-.*",accepted="false"}[5m])) > 0"#))
     );
+    // Settings the provider refused (it keeps serving the previous ones) and replicas serving
+    // different settings, both exported by host/src/provider/metrics.rs.
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("(cluster_image_policy_provider_settings_reload_failing) > 0"))
+    );
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("(cluster_image_policy_provider_settings_info)) > 1"))
+    );
     Ok(())
 }

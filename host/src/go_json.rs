@@ -161,7 +161,7 @@ pub(crate) fn read_alike(document: &Value, fields: &[Field]) -> Result<(), Strin
 /// Whether Go's decoder takes the key `key` for the field named `name` (ASCII): equal under
 /// Unicode simple case folding, as `bytes.EqualFold` compares them; U+017F (ſ) folds to `s`
 /// and U+212A (Kelvin sign) to `k`, the only non-ASCII letters that fold to ASCII ones.
-fn go_folds_to(key: &str, name: &str) -> bool {
+pub(crate) fn go_folds_to(key: &str, name: &str) -> bool {
     let mut key = key.chars();
     let all = name.chars().all(|expected| match key.next() {
         Some('\u{17f}') => expected.eq_ignore_ascii_case(&'s'),

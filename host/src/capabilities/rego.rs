@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{CapabilityError, answer, parse, unknown_operation};
+use crate::go_json::go_folds_to;
 
 mod go_regex;
 mod go_time;
@@ -265,17 +266,25 @@ fn decide(result: &Value) -> Answer {
                         warning: None,
                     };
                 };
-                let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-                let warning = Some(text("warning")).filter(|w| !w.is_empty());
-                if object.get("result") == Some(&Value::Bool(true)) {
+                let rule = match RuleResult::read(object) {
+                    Ok(rule) => rule,
+                    Err(unreadable) => {
+                        answer.error = Some(format!("{} due to parsing errors: {unreadable}", not_compliant()));
+                        continue;
+                    }
+                };
+                let warning = Some(rule.warning).filter(|w| !w.is_empty());
+                if rule.result {
                     return Answer {
                         compliant: true,
                         error: None,
                         warning,
                     };
                 }
-                answer.warning = warning;
-                answer.error = Some(format!("{} with errors: {}", not_compliant(), text("error")));
+                if warning.is_some() {
+                    answer.warning = warning;
+                }
+                answer.error = Some(format!("{} with errors: {}", not_compliant(), rule.error));
             }
             answer
         }
@@ -284,6 +293,66 @@ fn decide(result: &Value) -> Answer {
             error: Some(not_compliant()),
             warning: None,
         },
+    }
+}
+
+/// policy-controller's `cosignRuleResult`, read from one response of an `isCompliant` set as
+/// `evaluateRegoEvalMapResult` reads it: the response encoded with Go's `json.Marshal` (keys
+/// in byte order) and decoded with `json.Unmarshal` into `{Warning, Error string; Result bool}`.
+/// So keys name the fields without regard to case (`Result`, `reſult`), the last key naming a
+/// field wins, `null` leaves a field as it was, and a value of another type (`"result": 1`, a
+/// `warning` that is an object) makes the whole response not compliant (Go's decoder returns
+/// an error, which policy-controller takes as "not compliant … due to parsing errors").
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RuleResult {
+    warning: String,
+    error: String,
+    result: bool,
+}
+
+impl RuleResult {
+    fn read(object: &serde_json::Map<String, Value>) -> Result<Self, String> {
+        let mut rule = Self::default();
+        let mut keys: Vec<&String> = object.keys().collect();
+        keys.sort_unstable();
+        let mut first_error = None;
+        for key in keys {
+            let value = &object[key];
+            let field = ["warning", "error", "result"]
+                .into_iter()
+                .find(|name| key == name)
+                .or_else(|| {
+                    ["warning", "error", "result"]
+                        .into_iter()
+                        .find(|name| go_folds_to(key, name))
+                });
+            let mismatch = match (field, value) {
+                (None, _) | (Some(_), Value::Null) => None,
+                (Some("result"), Value::Bool(b)) => {
+                    rule.result = *b;
+                    None
+                }
+                (Some("warning"), Value::String(text)) => {
+                    rule.warning.clone_from(text);
+                    None
+                }
+                (Some("error"), Value::String(text)) => {
+                    rule.error.clone_from(text);
+                    None
+                }
+                (Some(name), value) => Some(format!(
+                    "{key:?} ({name}) is {value}, not a {}",
+                    if name == "result" { "boolean" } else { "string" }
+                )),
+            };
+            if first_error.is_none() {
+                first_error = mismatch;
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(rule),
+        }
     }
 }
 
@@ -371,6 +440,39 @@ isCompliant[response] {
             refused.error.as_deref(),
             Some("policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'")
         );
+    }
+
+    #[test]
+    fn set_results_are_read_as_go_decodes_them() {
+        // Found by a review: a policy copying input into `warning` turned "a warning, so not
+        // satisfied" into a pass when the value was not a string; policy-controller's Go
+        // decoding refuses it.
+        let policy = |response: &str| format!("package sigstore\nisCompliant[r] {{ r := {response} }}\n");
+        for (response, compliant) in [
+            (r#"{"result": true, "warning": input.w}"#, false),
+            (r#"{"result": true, "error": 5}"#, false),
+            (r#"{"result": 1}"#, false),
+            (r#"{"result": "true"}"#, false),
+            (r#"{"result": true, "reſult": false}"#, false),
+            (r#"{"Result": true}"#, true),
+            (r#"{"RESULT": true, "warning": null}"#, true),
+            (r#"{"result": true, "unknown": {"x": 1}}"#, true),
+            (r#"{"result": null}"#, false),
+        ] {
+            let answer = evaluate(&policy(response), &json!({"w": {"x": 1}})).unwrap();
+            assert_eq!(answer.compliant, compliant, "{response}: {answer:?}");
+        }
+        let answer = evaluate(&policy(r#"{"result": true, "error": 5}"#), &json!({})).unwrap();
+        assert!(
+            answer
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("due to parsing errors")),
+            "{answer:?}"
+        );
+        // The last key naming a field wins, in byte order: `result` (r) after `Result` (R).
+        let answer = evaluate(&policy(r#"{"Result": false, "result": true}"#), &json!({})).unwrap();
+        assert!(answer.compliant, "{answer:?}");
     }
 
     #[test]

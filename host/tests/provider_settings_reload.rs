@@ -242,7 +242,8 @@ async fn a_configmap_volume_whose_data_symlink_is_swapped_is_followed() -> TestR
 }
 
 /// The watcher in-process: what it reports (and logs) for each kind of unusable file, the
-/// settings served meanwhile, and no second report for a file that did not change again.
+/// settings served meanwhile, no second report for a file that did not change again, and the
+/// served file put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -279,6 +280,12 @@ async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() ->
     let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
     assert_eq!((status.reloads, status.reload_failures), (0, 3));
     assert!(status.failing.is_some_and(|p| p.contains("cannot read")));
+
+    // Back to the file served: nothing to switch, the failure is over.
+    std::fs::write(&path, &warn)?;
+    assert_eq!(watch.poll().await, Polled::Restored);
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures, status.failing), (0, 3, None));
 
     std::fs::write(&path, settings("enforce"))?;
     assert_eq!(watch.poll().await, Polled::Applied);

@@ -36,6 +36,8 @@ pub enum Polled {
     Unsettled,
     /// New settings are served.
     Applied,
+    /// The file holds the settings served again, after a file that could not be used.
+    Restored,
     /// The file cannot be used (the reason); the previous settings are still served.
     Refused(String),
 }
@@ -46,6 +48,8 @@ pub struct SettingsWatch {
     decider: PolicyDecider,
     parse: fn(&str) -> anyhow::Result<Value>,
     last: Seen,
+    /// The content whose settings are served.
+    served: Vec<u8>,
 }
 
 impl std::fmt::Debug for SettingsWatch {
@@ -69,7 +73,8 @@ impl SettingsWatch {
             path,
             decider,
             parse,
-            last: Seen::Content(served),
+            last: Seen::Content(served.clone()),
+            served,
         }
     }
 
@@ -96,20 +101,31 @@ impl SettingsWatch {
                 return Polled::Unsettled;
             }
         }
+        let path = self.path.display().to_string();
+        if let Seen::Content(bytes) = &seen
+            && *bytes == self.served
+        {
+            self.last = seen;
+            self.decider.clear_failure();
+            tracing::info!(%path, "settings file usable again: it holds the settings served");
+            return Polled::Restored;
+        }
         let outcome = match &seen {
             Seen::Unreadable(reason) => Err(reason.clone()),
             Seen::Content(bytes) => self.apply(bytes).await,
         };
+        if let (Ok(_), Seen::Content(bytes)) = (&outcome, &seen) {
+            self.served.clone_from(bytes);
+        }
         self.last = seen;
-        let path = self.path.display();
         match outcome {
             Ok(digest) => {
-                tracing::info!(path = %path, sha256 = %digest, "settings changed: the new settings are served");
+                tracing::info!(%path, sha256 = %digest, "settings changed: the new settings are served");
                 Polled::Applied
             }
             Err(problem) => {
                 tracing::error!(
-                    path = %path,
+                    %path,
                     %problem,
                     "settings file not applied: the previous settings are still served"
                 );

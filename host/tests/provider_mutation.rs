@@ -209,6 +209,116 @@ async fn an_image_failing_only_a_warn_policy_is_pinned_as_under_kubewarden() -> 
     Ok(())
 }
 
+/// Gatekeeper's mutation sends only the image (`dataSource: ValueAtLocation`), no labels: a
+/// policy scoped by a label selector cannot be told to apply there. Found by a review: under
+/// `noMatchPolicy: deny` the mutation refused a Pod whose image only such a policy covers, which
+/// its labels make admitted (by `/validate` with the labels, and by the policy under Kubewarden).
+/// With label-scoped policies in the settings, a denial the labels could lift leaves the image
+/// unchanged (not pinned) for the validating Constraint, which still denies what it should; a
+/// denial by a policy reading no labels is still an error, and verified images are still pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denial_the_pods_labels_could_lift_is_left_to_validation() -> TestResult {
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let signer = testkit::KeyPair::ecdsa_p256()?;
+    let no_annotations = testkit::annotations([]);
+    let team_digest = testkit::push_image(&host, "team/app", "v1", "labelled-app")?;
+    testkit::sign_with_key(&host, "team/app", &team_digest, &signer, &no_annotations)?;
+    let signed_digest = testkit::push_image(&host, "signed/app", "v1", "everywhere-app")?;
+    testkit::sign_with_key(&host, "signed/app", &signed_digest, &signer, &no_annotations)?;
+    testkit::push_image(&host, "frozen/app", "v1", "frozen-app")?;
+    testkit::push_image(&host, "other/app", "v1", "uncovered-app")?;
+
+    let pem = signer.public_key_pem();
+    let policy = |name: &str, glob: String, matches: Value, authority: Value| {
+        json!({"metadata": {"name": name},
+               "spec": {"images": [{"glob": glob}], "match": matches, "authorities": [authority]}})
+    };
+    let key_authority = json!({"name": "team-key", "key": {"data": pem}});
+    let settings = json!({"noMatchPolicy": "deny", "policies": [
+        policy("team-a", format!("{host}/team/**"), json!([{"selector": {"matchLabels": {"team": "a"}}}]), key_authority.clone()),
+        policy("signed", format!("{host}/signed/**"), json!([]), key_authority),
+        policy("frozen", format!("{host}/frozen/**"), json!([]), json!({"static": {"action": "fail"}})),
+    ]});
+    let decider = Arc::new(policy_decider(&host, settings.clone()).await??);
+    let ca = Ca::new("serving CA")?;
+    let client_ca = Ca::new("gatekeeper CA")?;
+    let files = TlsFiles::write(&ca.server()?, &client_ca)?;
+    let provider = start(decider, &files, true, Limits::default()).await?;
+    let client = tls13_client(&ca, Some(&client_ca.client()?))?;
+
+    let team = format!("{host}/team/app:v1");
+    let signed = format!("{host}/signed/app:v1");
+    let frozen = format!("{host}/frozen/app:v1");
+    let other = format!("{host}/other/app:v1");
+    let images = [team.clone(), signed.clone(), frozen.clone(), other.clone()];
+    let (status, mutation) = post_to(&client, &provider, "/mutate/default", &request(&images)).await?;
+    assert_eq!(status, 200, "{mutation}");
+    let answer = |image: &str| item(&mutation, image).cloned().unwrap_or(Value::Null);
+    // Only team-a covers it, and only in a Pod labelled team=a: left unchanged, not refused.
+    assert_eq!(answer(&team)["value"], json!(team), "{mutation}");
+    assert!(answer(&team).get("error").is_none(), "{mutation}");
+    // A policy without selector verified it: pinned as before.
+    assert_eq!(
+        answer(&signed)["value"],
+        json!(format!("{signed}@{signed_digest}")),
+        "{mutation}"
+    );
+    // Denied by a policy that reads no labels: an error, whatever the labels.
+    assert!(answer(&frozen).get("value").is_none(), "{mutation}");
+    assert!(
+        !answer(&frozen)["error"].as_str().unwrap_or_default().is_empty(),
+        "{mutation}"
+    );
+    // No policy covers it, but team-a's selector cannot be evaluated here: left to validation.
+    assert_eq!(answer(&other)["value"], json!(other), "{mutation}");
+
+    // Validation, which the Constraint gives the labels, decides what the mutation left.
+    let labelled = |image: &str, labels: Value| {
+        json!({"image": image, "namespace": "default",
+               "resource": {"group": "", "version": "v1", "resource": "pods"}, "labels": labels})
+        .to_string()
+    };
+    let keys = [
+        labelled(&team, json!({"team": "a"})),
+        labelled(&team, json!({"team": "b"})),
+        labelled(&other, json!({"team": "a"})),
+        labelled(&frozen, json!({"team": "a"})),
+    ];
+    let (status, admission) = post_to(&client, &provider, "/validate", &request(&keys)).await?;
+    assert_eq!(status, 200, "{admission}");
+    assert_eq!(item_verdict(&admission, &keys[0]), "allow", "{admission}");
+    assert_eq!(
+        item(&admission, &keys[0]).ok_or("no item")?["value"]["digest"],
+        json!(team_digest)
+    );
+    assert_eq!(item_verdict(&admission, &keys[1]), "deny", "{admission}");
+    assert_eq!(item_verdict(&admission, &keys[2]), "deny", "{admission}");
+    assert_eq!(item_verdict(&admission, &keys[3]), "deny", "{admission}");
+
+    // Kubewarden admits the labelled Pod (and pins it: under Gatekeeper it stays unpinned).
+    let evaluator = kubewarden_evaluator(&host)?;
+    let pod = json!({
+        "uid": "00000000-0000-0000-0000-000000000002",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": "default",
+        "name": "web",
+        "userInfo": {"username": "u"},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"team": "a"}},
+            "spec": {"containers": [{"name": "app", "image": team}]},
+        },
+    });
+    let kubewarden = evaluator.validate_async(pod, settings).await?;
+    assert!(kubewarden.accepted, "{:?}", kubewarden.message);
+    provider.shutdown().await;
+    Ok(())
+}
+
 /// Every image must be signed by the release key (`enforce`); the audit key is only warned
 /// about (`warn`). Both policies cover every image in every namespace.
 fn enforce_and_warn_settings(release_pem: &str, audit_pem: &str) -> Value {

@@ -72,6 +72,11 @@ impl BatchEvaluator {
         self.limits
     }
 
+    /// The decider's policies scoped by a label selector ([`Decider::label_scoped_policies`]).
+    pub fn label_scoped_policies(&self) -> Vec<String> {
+        self.decider.label_scoped_policies()
+    }
+
     /// Answers `keys` received at `started`: one answer per distinct key string, in request
     /// order; a key whose evaluation failed or missed the deadline is [`KeyFailure::Undecided`].
     pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Answer> {

@@ -32,6 +32,13 @@ pub trait Decider: Send + Sync + 'static {
     fn settings_status(&self) -> Option<SettingsStatus> {
         None
     }
+
+    /// The names of the policies served whose `match` reads the object's labels (a `selector`):
+    /// `/mutate`, which Gatekeeper sends no labels, cannot tell whether they apply
+    /// ([`super::mutation::label_scoped_policies`]). Empty for deciders without such policies.
+    fn label_scoped_policies(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The settings a decider serves, and the outcome of the attempts to replace them.

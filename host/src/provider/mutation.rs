@@ -14,6 +14,21 @@
 //! | allow or warn, with a verified digest, none in the image | `value`: `image@sha256:…` (pinned) |
 //! | allow or warn without a verified digest (no policy covers it, `static` authorities only), or already pinned | `value`: the image unchanged |
 //! | deny, or the image could not be decided            | `error`: why (the Assign's failurePolicy applies) |
+//! | deny that the Pod's labels could change (below)    | `value`: the image unchanged (validation decides) |
+//!
+//! Gatekeeper's mutation sends only the value at the location (`dataSource: ValueAtLocation`;
+//! the other source is the requester's `Username`): no labels, so each image is decided as in an
+//! object without labels, and a policy scoped by a label `selector` cannot be told to apply. Its
+//! images are therefore not pinned unless another policy verifies them, and a denial may be one
+//! the Pod's labels would lift (an image only such a policy covers under `noMatchPolicy: deny`, or
+//! a `NotIn`/`DoesNotExist` selector that covers an unlabelled object). Refusing there would
+//! refuse Pods that admission (the Constraints, which send the labels, and the policy under
+//! Kubewarden) admits, so when the settings have label-scoped policies a denial stands in the
+//! mutation only if it holds whatever the labels: a failing `enforce` policy that reads no labels,
+//! with no label-scoped policy among those that applied. Any other denial leaves the image
+//! unchanged, and the validating Constraint, which runs after every mutation on the object as
+//! mutated, decides it with the labels. `cip provider` warns about such policies when it loads
+//! the settings ([`LABEL_SCOPED_WARNING`]).
 //!
 //! The verdict's `digest` is only ever one a *passing* policy verified (a failing policy
 //! contributes none, and a policy verifying another digest than an earlier one fails): with a
@@ -24,6 +39,7 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::batch::BatchEvaluator;
 use super::protocol::{API_VERSION, Decision, KeyFailure, RESPONSE_KIND, Verdict};
@@ -105,6 +121,36 @@ pub fn check_namespace(namespace: &str) -> Result<(), InvalidNamespace> {
     }
 }
 
+/// Logged (at `warn`, with the policies' names) when settings with label-scoped policies are
+/// loaded, at start-up and at each reload.
+pub const LABEL_SCOPED_WARNING: &str = "policies scoped by a label selector: Gatekeeper's digest pinning (/mutate) is sent no \
+     labels, so their images are not pinned there (unless another policy verifies them) and a denial the Pod's labels could \
+     lift leaves the image unchanged; the validating Constraint, which sends the labels, decides them (docs/gatekeeper.md, \
+     Digest pinning). Write such images by digest, or scope those policies by namespace";
+
+/// The names of the policies in `settings` whose `match` has an entry with a non-empty label
+/// `selector` (`matchLabels` or `matchExpressions`), in settings order. Whether they apply to an
+/// object depends on its labels, which Gatekeeper's mutation does not send.
+pub fn label_scoped_policies(settings: &Value) -> Vec<String> {
+    let non_empty = |v: Option<&Value>| match v {
+        Some(Value::Object(map)) => !map.is_empty(),
+        Some(Value::Array(list)) => !list.is_empty(),
+        _ => false,
+    };
+    settings["policies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|policy| {
+            policy["spec"]["match"].as_array().into_iter().flatten().any(|entry| {
+                let selector = &entry["selector"];
+                non_empty(selector.get("matchLabels")) || non_empty(selector.get("matchExpressions"))
+            })
+        })
+        .map(|policy| policy["metadata"]["name"].as_str().unwrap_or("<unnamed>").to_owned())
+        .collect()
+}
+
 /// Answers the images of one mutation request as the policy decides them in `namespace`.
 pub async fn mutate(
     evaluator: &BatchEvaluator,
@@ -112,6 +158,7 @@ pub async fn mutate(
     images: Vec<String>,
     started: Instant,
 ) -> Vec<MutationItem> {
+    let label_scoped = evaluator.label_scoped_policies();
     let keys: Vec<String> = images
         .iter()
         .map(|image| serde_json::json!({ "image": image, "namespace": namespace }).to_string())
@@ -123,7 +170,7 @@ pub async fn mutate(
         .zip(keys)
         .filter(|(image, _)| answered.insert(image.clone()))
         .map(|(image, key)| match answers.iter().find(|answer| answer.key == key) {
-            Some(decided) => answer(image, &decided.outcome),
+            Some(decided) => answer(image, &decided.outcome, &label_scoped),
             None => MutationItem {
                 key: image,
                 value: None,
@@ -133,13 +180,31 @@ pub async fn mutate(
         .collect()
 }
 
+/// Whether a denial decided without the object's labels holds whatever they are: the settings
+/// have no label-scoped policy, or a policy reading no labels failed in `enforce` mode while no
+/// label-scoped policy applied (one that applied to the unlabelled object may not apply to the
+/// Pod, and its digest may have been the one a later policy disagreed with).
+fn denied_whatever_the_labels(decision: &Decision, label_scoped: &[String]) -> bool {
+    label_scoped.is_empty()
+        || (!decision.policies.iter().any(|p| label_scoped.contains(&p.name))
+            && decision.policies.iter().any(|p| !p.passed && p.mode == "enforce"))
+}
+
 /// The mutation answer for `image` from its validation outcome. Gatekeeper keeps no mutation
 /// answer beyond the request, so a key left undecided is an `error` item (the Assign's
-/// failurePolicy applies).
-fn answer(image: String, outcome: &Result<Decision, KeyFailure>) -> MutationItem {
+/// failurePolicy applies). A denial the Pod's labels could lift leaves the image unchanged.
+fn answer(image: String, outcome: &Result<Decision, KeyFailure>, label_scoped: &[String]) -> MutationItem {
     let outcome = match outcome {
         Err(failure) => Err(failure.to_string()),
         Ok(decision) => match decision.verdict {
+            Verdict::Deny if !denied_whatever_the_labels(decision, label_scoped) => {
+                tracing::debug!(
+                    %image,
+                    reason = %decision.message,
+                    "denied without the Pod's labels, which could lift the denial: left unchanged for validation"
+                );
+                Ok(image.clone())
+            }
             Verdict::Deny => Err(if decision.message.is_empty() {
                 format!("image {image} is denied by the cluster image policies")
             } else {
@@ -169,6 +234,7 @@ fn answer(image: String, outcome: &Result<Decision, KeyFailure>) -> MutationItem
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::protocol::PolicyOutcome;
 
     fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Result<Decision, KeyFailure> {
         Ok(Decision {
@@ -179,34 +245,39 @@ mod tests {
         })
     }
 
+    /// [`answer`] under settings without label-scoped policies.
+    fn no_label_scoped(image: String, outcome: &Result<Decision, KeyFailure>) -> MutationItem {
+        answer(image, outcome, &[])
+    }
+
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     #[test]
     fn verified_images_are_pinned_warned_or_not_and_denied_ones_are_errors() {
-        let pinned = answer("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""));
+        let pinned = no_label_scoped("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""));
         assert_eq!(pinned.value.as_deref(), Some(format!("r.io/app:v1@{D}").as_str()));
-        let already = answer(format!("r.io/app@{D}"), &decided(Verdict::Allow, Some(D), ""));
+        let already = no_label_scoped(format!("r.io/app@{D}"), &decided(Verdict::Allow, Some(D), ""));
         assert_eq!(already.value, Some(format!("r.io/app@{D}")));
-        let uncovered = answer("r.io/free:v1".into(), &decided(Verdict::Allow, None, ""));
+        let uncovered = no_label_scoped("r.io/free:v1".into(), &decided(Verdict::Allow, None, ""));
         assert_eq!(uncovered.value.as_deref(), Some("r.io/free:v1"));
         // A failing warn policy does not stop the pin (as under Kubewarden): the tag could move.
-        let warned = answer("r.io/dev:v1".into(), &decided(Verdict::Warn, Some(D), "not verified"));
+        let warned = no_label_scoped("r.io/dev:v1".into(), &decided(Verdict::Warn, Some(D), "not verified"));
         assert_eq!(warned.value.as_deref(), Some(format!("r.io/dev:v1@{D}").as_str()));
         assert_eq!(warned.error, None);
-        let warned_pinned = answer(
+        let warned_pinned = no_label_scoped(
             format!("r.io/dev@{D}"),
             &decided(Verdict::Warn, Some(D), "not verified"),
         );
         assert_eq!(warned_pinned.value, Some(format!("r.io/dev@{D}")));
         // Warned without a verified digest (noMatchPolicy: warn, or no authority verified one).
-        let unverified = answer(
+        let unverified = no_label_scoped(
             "r.io/free:v2".into(),
             &decided(Verdict::Warn, None, "covered by no policy"),
         );
         assert_eq!(unverified.value.as_deref(), Some("r.io/free:v2"));
-        let denied = answer("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
+        let denied = no_label_scoped("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
         assert_eq!((denied.value, denied.error.as_deref()), (None, Some("no signature")));
-        let failed = answer(
+        let failed = no_label_scoped(
             "r.io/x:v1".into(),
             &Err(KeyFailure::Undecided {
                 image: "r.io/x:v1".into(),
@@ -215,6 +286,79 @@ mod tests {
             }),
         );
         assert_eq!(failed.error.as_deref(), Some("deadline exceeded"));
+    }
+
+    fn applied(name: &str, mode: &str, passed: bool) -> PolicyOutcome {
+        PolicyOutcome {
+            name: name.to_owned(),
+            mode: mode.to_owned(),
+            passed,
+            authorities: Vec::new(),
+        }
+    }
+
+    /// Gatekeeper sends no labels to `/mutate`: with label-scoped policies in the settings, a
+    /// denial stands only if it holds whatever the labels; another leaves the image unchanged
+    /// (not pinned) for the validating Constraint, which sees the labels.
+    #[test]
+    fn a_denial_the_labels_could_lift_leaves_the_image_to_validation() {
+        let scoped = ["team-a".to_owned(), "not-exempt".to_owned()];
+        let deny = |message: &str, policies: Vec<PolicyOutcome>| {
+            Ok(Decision {
+                verdict: Verdict::Deny,
+                digest: None,
+                message: message.to_owned(),
+                policies,
+            })
+        };
+        // No policy applied to the unlabelled object (noMatchPolicy: deny): team-a may apply.
+        let uncovered = deny("no ClusterImagePolicy covers it", vec![]);
+        let left = answer("r.io/team/app:1".into(), &uncovered, &scoped);
+        assert_eq!((left.value.as_deref(), left.error), (Some("r.io/team/app:1"), None));
+        // Without label-scoped policies the same denial is an error, as before.
+        let refused = answer("r.io/team/app:1".into(), &uncovered, &[]);
+        assert_eq!(refused.error.as_deref(), Some("no ClusterImagePolicy covers it"));
+        // A label-scoped policy (DoesNotExist) applied to the unlabelled object and failed.
+        let selected = deny("denied by not-exempt", vec![applied("not-exempt", "enforce", false)]);
+        let left = answer("r.io/other/app:1".into(), &selected, &scoped);
+        assert_eq!(left.value.as_deref(), Some("r.io/other/app:1"));
+        // A failing enforce policy that reads no labels: denied whatever the labels.
+        let frozen = deny("denied by frozen", vec![applied("frozen", "enforce", false)]);
+        let refused = answer("r.io/frozen/app:1".into(), &frozen, &scoped);
+        assert_eq!(
+            (refused.value, refused.error.as_deref()),
+            (None, Some("denied by frozen"))
+        );
+        // ... unless a label-scoped policy applied beside it (its digest may be the disagreement).
+        let both = deny(
+            "denied by frozen",
+            vec![
+                applied("not-exempt", "enforce", true),
+                applied("frozen", "enforce", false),
+            ],
+        );
+        assert_eq!(
+            answer("r.io/x:1".into(), &both, &scoped).value.as_deref(),
+            Some("r.io/x:1")
+        );
+        // Pinning is unchanged: an allowed image is pinned whatever the label-scoped policies.
+        let pinned = answer("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""), &scoped);
+        assert_eq!(pinned.value, Some(format!("r.io/app:v1@{D}")));
+    }
+
+    #[test]
+    fn label_scoped_policies_are_those_with_a_non_empty_selector() {
+        let settings = serde_json::json!({"policies": [
+            {"metadata": {"name": "everywhere"}, "spec": {"images": [{"glob": "**"}]}},
+            {"metadata": {"name": "deployments"}, "spec": {"match": [{"resource": "deployments"}]}},
+            {"metadata": {"name": "team-a"}, "spec": {"match": [
+                {"namespaces": ["x"]}, {"selector": {"matchLabels": {"team": "a"}}}]}},
+            {"metadata": {"name": "not-exempt"}, "spec": {"match": [
+                {"selector": {"matchExpressions": [{"key": "exempt", "operator": "DoesNotExist"}]}}]}},
+            {"metadata": {"name": "empty-selector"}, "spec": {"match": [{"selector": {}}]}},
+        ]});
+        assert_eq!(label_scoped_policies(&settings), ["team-a", "not-exempt"]);
+        assert!(label_scoped_policies(&serde_json::json!({})).is_empty());
     }
 
     #[test]

@@ -116,6 +116,14 @@ fn accept(evaluator: &Evaluator, settings: &Value) -> Result<(), PolicyDeciderEr
         Err(SettingsError::Refused(reason)) => return Err(PolicyDeciderError::InvalidSettings(reason)),
         Err(SettingsError::Runtime(error)) => return Err(error.into()),
     }
+    let label_scoped = super::mutation::label_scoped_policies(settings);
+    if !label_scoped.is_empty() {
+        tracing::warn!(
+            policies = %label_scoped.join(", "),
+            "{}",
+            super::mutation::LABEL_SCOPED_WARNING
+        );
+    }
     Ok(())
 }
 
@@ -134,6 +142,10 @@ impl Decider for PolicyDecider {
     /// The evaluation is interrupted at the request's deadline, host calls included.
     fn decide_by(&self, key: &ImageKey, deadline: Instant) -> Result<Decision, String> {
         self.decide_until(key, Some(deadline))
+    }
+
+    fn label_scoped_policies(&self) -> Vec<String> {
+        super::mutation::label_scoped_policies(&self.settings())
     }
 
     fn cache_stats(&self) -> Option<CacheStats> {

@@ -71,6 +71,13 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "the integer -0",
         "stricter on purpose: serde_json reads the input integer -0 as a float, so it is refused",
     ),
+    (
+        "",
+        "is not in Unicode NFC",
+        "stricter on purpose: CUE reads labels in Unicode NFC; an input key that does not pass the \
+         NFC quick check is refused wherever it is (src/policy/cue/labels.rs), where CUE passes it \
+         when no constraint and no other key meets its normal form",
+    ),
 ];
 
 /// A scalar, written as CUE and as JSON.
@@ -288,7 +295,39 @@ const LABELS: &[&str] = &[
     "1x",
     "if",
     "a.b",
+    // Labels with other spellings CUE reads as the same label (see `variant`).
+    "K",
+    "Key",
+    "a;b",
+    "Å",
+    "x`",
 ];
+
+/// Characters with other spellings that are canonically equivalent (the same in Unicode NFC):
+/// KELVIN SIGN, ANGSTROM SIGN, decomposed accents, GREEK QUESTION MARK, GREEK VARIA.
+const SPELLINGS: &[(char, &[&str])] = &[
+    ('K', &["\u{212a}"]),
+    ('Å', &["\u{212b}", "A\u{30a}"]),
+    ('é', &["e\u{301}"]),
+    (';', &["\u{37e}"]),
+    ('`', &["\u{1fef}"]),
+];
+
+/// Another spelling of `label` that CUE reads as the same label (its NFC is `label`), if any.
+fn variant(label: &str, rng: &mut Rng) -> Option<String> {
+    let mut changed = false;
+    let mut out = String::new();
+    for c in label.chars() {
+        match SPELLINGS.iter().find(|(k, _)| *k == c) {
+            Some((_, others)) => {
+                out.push_str(*rng.pick(*others));
+                changed = true;
+            }
+            None => out.push(c),
+        }
+    }
+    changed.then_some(out)
+}
 const OPS: &[&str] = &["<", "<=", ">", ">=", "!="];
 const KINDS: &[&str] = &["string", "int", "float", "number", "bool", "_", "null"];
 
@@ -440,7 +479,13 @@ impl Gen {
     }
 
     fn field(&mut self, depth: u32) -> Field {
-        let label = (*self.rng.pick(LABELS)).to_owned();
+        let mut label = (*self.rng.pick(LABELS)).to_owned();
+        // Sometimes in another spelling CUE reads as the same label (`"\u212aey"` is `Key`).
+        if self.rng.chance(4)
+            && let Some(other) = variant(&label, &mut self.rng)
+        {
+            label = other;
+        }
         let must_quote = !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
             || label.starts_with(|c: char| c.is_ascii_digit())
             || label == "if";
@@ -678,6 +723,7 @@ impl Gen {
                         fields.push((label, v));
                     }
                 }
+                self.respell(&mut fields);
                 J::Obj(fields)
             }
         }
@@ -734,6 +780,33 @@ impl Gen {
         }
     }
 
+    /// Keys of an input object written in other spellings CUE reads as the same label (only
+    /// distinct texts: serde_json keeps the last of duplicates, CUE unifies them): a key
+    /// respelled, or another spelling added beside it (one label twice for CUE).
+    fn respell(&mut self, fields: &mut Vec<(String, J)>) {
+        for i in 0..fields.len() {
+            if !self.rng.chance(10) {
+                continue;
+            }
+            let Some(other) = variant(&fields[i].0, &mut self.rng) else {
+                continue;
+            };
+            if fields.iter().any(|(k, _)| *k == other) {
+                continue;
+            }
+            if self.rng.chance(30) {
+                let value = if self.rng.chance(50) {
+                    fields[i].1.clone()
+                } else {
+                    self.any(1)
+                };
+                fields.push((other, value));
+            } else {
+                fields[i].0 = other;
+            }
+        }
+    }
+
     /// An input value for `c` (None: the field is left out).
     fn sample(&mut self, c: &C, depth: u32) -> J {
         if self.rng.chance(8) {
@@ -771,6 +844,7 @@ impl Gen {
                         out.push((label, v));
                     }
                 }
+                self.respell(&mut out);
                 J::Obj(out)
             }
             C::List(items, rest) => {
@@ -875,8 +949,13 @@ fn the_subset_decides_as_real_cue_decides() {
                             *counts.entry(k.into()).or_default() += 1;
                             continue;
                         }
-                        (Err(_), CueVerdict::Conflict(_)) => {
+                        (Err(c), CueVerdict::Conflict(_)) => {
                             *counts.entry("inputs both refuse".into()).or_default() += 1;
+                            if c.contains("is not in Unicode NFC") {
+                                *counts
+                                    .entry("inputs both refuse, ours for a key not in NFC".into())
+                                    .or_default() += 1;
+                            }
                             continue;
                         }
                         (Ok(()), CueVerdict::Conflict(c)) => ("SECURITY: we pass, CUE finds a conflict", c),

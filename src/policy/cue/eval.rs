@@ -713,7 +713,7 @@ fn shown(json: &Json) -> String {
     format!("{cut}...")
 }
 
-fn push_label(path: &mut Vec<String>, label: &str) {
+pub(super) fn push_label(path: &mut Vec<String>, label: &str) {
     let plain = label.chars().next().is_some_and(|c| c.is_alphabetic() || c == '$')
         && label.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$');
     path.push(if plain {

@@ -6,6 +6,7 @@
 //! compiled value with a concrete JSON document and reports the first conflict.
 
 mod eval;
+mod labels;
 mod lexer;
 mod parser;
 
@@ -65,8 +66,10 @@ impl Program {
         })
     }
 
-    /// Unifies the policy with `input`; `Err` is the first conflict.
+    /// Unifies the policy with `input`; `Err` is the first conflict, or a key of the input CUE
+    /// may read otherwise than as written (see `labels`).
     pub fn check(&self, input: &serde_json::Value) -> Result<(), Conflict> {
+        labels::check_keys(input)?;
         eval::check(&self.value, input, &mut Vec::new())
     }
 

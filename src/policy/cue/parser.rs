@@ -270,7 +270,8 @@ impl Parser {
         let pos = self.pos();
         let quoted = matches!(self.peek(), Tok::Str(_));
         let label = match self.next() {
-            (Tok::Str(s), _) => s,
+            // Taken only when CUE reads it as written, in Unicode NFC (identifiers are ASCII).
+            (Tok::Str(s), _) => super::labels::policy_label(s, pos)?,
             (Tok::Ident(i), _) => {
                 for keyword in ["let", "for", "if"] {
                     if i == keyword && !self.is(":") && !self.is("?") {

@@ -766,3 +766,81 @@ fn counts_beyond_32_bits_are_read_whole() {
         &[json!({"b": {"x": 1}})],
     );
 }
+
+/// CUE reads labels in Unicode NFC (the policy's and the input's), so `"\u212aey"` (KELVIN SIGN)
+/// is its field `Key`: each input below is refused by CUE v0.4.3 (checked with `cue-eval`), and
+/// was admitted here, where labels were compared byte for byte. Keys that do not pass the NFC
+/// quick check are now refused wherever they are in the input, naming them; such policy labels
+/// refuse the policy at load.
+#[test]
+fn labels_cue_reads_in_nfc_are_not_compared_as_written() {
+    let refuses = |text: &str, input: Value, key: &str| {
+        let c = compile(text).check(&input).unwrap_err();
+        assert!(
+            c.message
+                .contains(&format!("the input's key {key} is not in Unicode NFC")),
+            "{text} with {input}: {c}"
+        );
+    };
+    // Predicate keys an attacker writes: KELVIN SIGN, a decomposed é, GREEK QUESTION MARK.
+    let text = "predicate: { Key: \"LOW\" | \"MEDIUM\", \"Blocked\\u00e9\": false }";
+    refuses(text, json!({"predicate": {"\u{212a}ey": "HIGH"}}), "\"\\u212aey\"");
+    refuses(
+        text,
+        json!({"predicate": {"Blockede\u{301}": true}}),
+        "\"Blockede\\u0301\"",
+    );
+    let conflict = compile(text)
+        .check(&json!({"predicate": {"\u{212a}ey": "HIGH"}}))
+        .unwrap_err();
+    assert_eq!(conflict.path, "predicate.\"\\u212aey\"");
+    // A composed é passes the quick check, and is compared as written (as CUE compares it).
+    decides(
+        text,
+        &[json!({"predicate": {"Key": "LOW", "Blocked\u{e9}": false}})],
+        &[json!({"predicate": {"Blocked\u{e9}": true}})],
+    );
+    refuses(
+        "predicate: Key: !=\"bad\"",
+        json!({"predicate": {"\u{212a}ey": "bad"}}),
+        "\"\\u212aey\"",
+    );
+    refuses(
+        "predicate: \"a;b\": !=\"bad\"",
+        json!({"predicate": {"a\u{37e}b": "bad"}}),
+        "\"a\\u037eb\"",
+    );
+    // ANGSTROM SIGN and a decomposed Å against the policy's composed one.
+    refuses("\"\\u00c5\": b: 1", json!({"\u{212b}": {"b": 2}}), "\"\\u212b\"");
+    refuses("\"\\u00c5\": b: 1", json!({"A\u{30a}": {"b": 2}}), "\"A\\u030a\"");
+    refuses("a: 1", json!({"a": 1, "x": [{"\u{1fef}": 1}]}), "\"\\u1fef\"");
+    // Keys that are one label for CUE, which unifies their values even where the policy
+    // constrains nothing (`K: conflicting values 2 and 1`).
+    refuses("a: 1", json!({"K": 1, "\u{212a}": 2}), "\"\\u212a\"");
+    let c = compile("a: 1")
+        .check(&json!({"x": {"y": [0, {"e\u{301}": 1, "\u{e9}": 2}]}}))
+        .unwrap_err();
+    assert_eq!(c.path, "x.y.1.\"e\\u0301\"", "{c}");
+    // A policy label written decomposed (`"ae\u0301": 1`) is refused at load: CUE reads it as
+    // `"aé"`, and `{"a\u00e9": 2}` conflicts with it there.
+    for label in ["ae\\u0301", "\\u212aey", "a\\u037eb", "\\u212b"] {
+        let e = refused(&format!("\"{label}\": 1"));
+        assert_eq!(e.pos, Pos { line: 1, col: 1 }, "{e}");
+        assert!(e.message.contains(&format!("\"{label}\" is not in Unicode NFC")), "{e}");
+    }
+    let e = refused("a: b: \"ae\u{301}\": 1");
+    assert_eq!(e.pos, Pos { line: 1, col: 7 }, "{e}");
+    // String values are not labels: CUE compares them as written, and so do we.
+    decides(
+        "a: \"\\u00e9\"",
+        &[json!({"a": "\u{e9}"})],
+        &[json!({"a": "e\u{301}"}), json!({"a": "\u{212a}"})],
+    );
+    decides("a: !=\"K\"", &[json!({"a": "\u{212a}"})], &[json!({"a": "K"})]);
+    // Labels in NFC outside ASCII are taken.
+    decides(
+        "\"caf\\u00e9\": \"\\u00c5\"\n\"\u{65e5}\u{672c}\": int",
+        &[json!({"caf\u{e9}": "\u{c5}", "\u{65e5}\u{672c}": 1, "\u{1f600}": true})],
+        &[json!({"caf\u{e9}": "A\u{30a}"}), json!({"\u{65e5}\u{672c}": "x"})],
+    );
+}

@@ -258,6 +258,11 @@ fn decide(result: &Value) -> Answer {
                 error: Some(not_compliant()),
                 warning: None,
             };
+            // policy-controller stops at the first response Go cannot decode ("not compliant …
+            // due to parsing errors"), in OPA's order of the set. That order is OPA's own, so
+            // any such response makes the set not compliant here, before any is looked at: never
+            // more lenient, whichever order a passing response would have come in.
+            let mut rules = Vec::with_capacity(responses.len());
             for response in responses {
                 let Value::Object(object) = response else {
                     return Answer {
@@ -266,13 +271,18 @@ fn decide(result: &Value) -> Answer {
                         warning: None,
                     };
                 };
-                let rule = match RuleResult::read(object) {
-                    Ok(rule) => rule,
+                match RuleResult::read(object) {
+                    Ok(rule) => rules.push(rule),
                     Err(unreadable) => {
-                        answer.error = Some(format!("{} due to parsing errors: {unreadable}", not_compliant()));
-                        continue;
+                        return Answer {
+                            compliant: false,
+                            error: Some(format!("{} due to parsing errors: {unreadable}", not_compliant())),
+                            warning: None,
+                        };
                     }
-                };
+                }
+            }
+            for rule in rules {
                 let warning = Some(rule.warning).filter(|w| !w.is_empty());
                 if rule.result {
                     return Answer {
@@ -473,6 +483,18 @@ isCompliant[response] {
         // The last key naming a field wins, in byte order: `result` (r) after `Result` (R).
         let answer = evaluate(&policy(r#"{"Result": false, "result": true}"#), &json!({})).unwrap();
         assert!(answer.compliant, "{answer:?}");
+        // A response Go cannot decode fails the set, whatever another response says.
+        let two = "package sigstore\nisCompliant[r] { r := {\"result\": false, \"error\": 5} }\n\
+                   isCompliant[r] { r := {\"result\": true} }\n";
+        let answer = evaluate(two, &json!({})).unwrap();
+        assert!(!answer.compliant, "{answer:?}");
+        assert!(
+            answer
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("due to parsing errors")),
+            "{answer:?}"
+        );
     }
 
     #[test]

@@ -478,6 +478,12 @@ fn certificate_details_the_module_does_not_supply_are_refused_in_spec_policy() {
         refused.contains("names `id`") && refused.contains("authority `first`"),
         "{refused}"
     );
+    // Spelled with escapes in a quoted label (found by a review).
+    for escaped in [r#""\u0069d""#, r#""i\u0064""#, r#""\u0069\u0064""#] {
+        let cue = format!("authorityMatches: release: signatures: [...{{{escaped}: !=\"0123abcd\"}}]");
+        let refused = check_settings(&keyless_with(None, &cue)).unwrap_err();
+        assert!(refused.contains("names `id`"), "{escaped}: {refused}");
+    }
     let sbom = Some(json!([{"name": "sbom", "predicateType": "spdx"}]));
     let on_ids = r#"authorityMatches: release: attestations: sbom: [...{id: !="0123abcd"}]"#;
     assert_eq!(check_settings(&keyless_with(sbom.clone(), on_ids)), Ok(()));

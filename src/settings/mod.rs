@@ -798,12 +798,17 @@ fn refuse_unsupplied_signature_details(
     authorities: &[RawAuthority<'_>],
     field: &str,
 ) -> Result<(), SettingsError> {
+    // A quoted label may spell the name with escapes (`"\u0069d"` is `id` for CUE and Rego):
+    // the text is searched as written and with `\uXXXX`/`\UXXXXXXXX` escapes decoded.
+    let decoded = decode_unicode_escapes(data);
     let names_word = |word: &str| {
         let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-        data.match_indices(word).any(|(at, _)| {
-            let before = at.checked_sub(1).and_then(|i| data.as_bytes().get(i));
-            let after = data.as_bytes().get(at + word.len());
-            !before.is_some_and(|&b| is_ident(b)) && !after.is_some_and(|&b| is_ident(b))
+        [data, decoded.as_str()].into_iter().any(|text| {
+            text.match_indices(word).any(|(at, _)| {
+                let before = at.checked_sub(1).and_then(|i| text.as_bytes().get(i));
+                let after = text.as_bytes().get(at + word.len());
+                !before.is_some_and(|&b| is_ident(b)) && !after.is_some_and(|&b| is_ident(b))
+            })
         })
     };
     for (i, authority) in authorities.iter().enumerate() {
@@ -841,6 +846,39 @@ fn refuse_unsupplied_signature_details(
         ));
     }
     Ok(())
+}
+
+/// `text` with every `\uXXXX` and `\UXXXXXXXX` escape of a scalar value replaced by its
+/// character (others, and surrogates, left as written).
+fn decode_unicode_escapes(text: &str) -> String {
+    let mut decoded = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        decoded.push_str(&rest[..at]);
+        let escape = &rest[at..];
+        let digits = match escape.as_bytes().get(1) {
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => 0,
+        };
+        let scalar = escape
+            .get(2..2 + digits)
+            .filter(|hex| digits > 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .and_then(char::from_u32);
+        match scalar {
+            Some(c) => {
+                decoded.push(c);
+                rest = &escape[2 + digits..];
+            }
+            None => {
+                decoded.push('\\');
+                rest = &escape[1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    decoded
 }
 
 /// Parses the authorities of `policies[index]` and puts them with its `spec.policy`.

@@ -241,6 +241,17 @@ async fn a_configmap_volume_whose_data_symlink_is_swapped_is_followed() -> TestR
     Ok(())
 }
 
+/// Polls `watch` until a poll acts on the file: the first poll after a change only notes it
+/// (the file must read the same a whole poll interval later).
+async fn settled(watch: &mut SettingsWatch) -> Polled {
+    assert_eq!(
+        watch.poll().await,
+        Polled::Unsettled,
+        "acted on a change seen at one poll only"
+    );
+    watch.poll().await
+}
+
 /// The watcher in-process: what it reports (and logs) for each kind of unusable file, the
 /// settings served meanwhile, no second report for a file that did not change again, and the
 /// served file put back.
@@ -257,7 +268,7 @@ async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() ->
     assert_eq!(watch.poll().await, Polled::Unchanged);
 
     std::fs::write(&path, settings("enforced"))?;
-    let Polled::Refused(problem) = watch.poll().await else {
+    let Polled::Refused(problem) = settled(&mut watch).await else {
         return Err("a refused mode was applied".into());
     };
     assert!(problem.contains("the policy refused its settings"), "{problem}");
@@ -265,13 +276,13 @@ async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() ->
     assert_eq!(watch.poll().await, Polled::Unchanged, "reported once");
 
     std::fs::write(&path, "policies: [")?;
-    let Polled::Refused(problem) = watch.poll().await else {
+    let Polled::Refused(problem) = settled(&mut watch).await else {
         return Err("broken YAML was applied".into());
     };
     assert!(problem.contains("not valid YAML or JSON"), "{problem}");
 
     std::fs::remove_file(&path)?;
-    let Polled::Refused(problem) = watch.poll().await else {
+    let Polled::Refused(problem) = settled(&mut watch).await else {
         return Err("a missing file was applied".into());
     };
     assert!(problem.contains("cannot read"), "{problem}");
@@ -283,14 +294,194 @@ async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() ->
 
     // Back to the file served: nothing to switch, the failure is over.
     std::fs::write(&path, &warn)?;
-    assert_eq!(watch.poll().await, Polled::Restored);
+    assert_eq!(settled(&mut watch).await, Polled::Restored);
     let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
     assert_eq!((status.reloads, status.reload_failures, status.failing), (0, 3, None));
 
     std::fs::write(&path, settings("enforce"))?;
-    assert_eq!(watch.poll().await, Polled::Applied);
+    assert_eq!(settled(&mut watch).await, Polled::Applied);
     assert_eq!(decider.settings()["policies"][0]["spec"]["mode"], "enforce");
     let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
     assert_eq!((status.reloads, status.failing), (1, None));
+    Ok(())
+}
+
+/// The review's slow writer, in-process: the file truncated, empty at two polls, then written.
+/// The empty file is refused (an empty document would be "no policies", every image admitted),
+/// never served; the written file then is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("settings.yaml");
+    let enforce = settings("enforce");
+    std::fs::write(&path, &enforce)?;
+    let parse = cip::cli::session::parse_settings;
+    let decider = policy_decider("127.0.0.1:1", parse(&enforce)?).await??;
+    let served = decider.settings();
+    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, enforce.clone().into_bytes());
+
+    for blank in ["", " \n\n  \t\n"] {
+        std::fs::write(&path, blank)?;
+        let Polled::Refused(problem) = settled(&mut watch).await else {
+            return Err(format!("the blank file {blank:?} was applied").into());
+        };
+        assert!(problem.contains("the settings file is empty"), "{problem}");
+        assert_eq!(decider.settings(), served);
+    }
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures), (0, 2));
+
+    // An admin who means "no policies" says so: served (and logged at warn).
+    std::fs::write(&path, "policies: []\n")?;
+    assert_eq!(settled(&mut watch).await, Polled::Applied);
+    assert_eq!(decider.settings()["policies"], serde_json::json!([]));
+    Ok(())
+}
+
+/// A file missing (or unreadable) at one poll only, as during an editor's rename-save, is no
+/// failure: looked at again at the next poll. One missing at two polls is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_missing_at_one_poll_only_is_not_a_failure() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("settings.yaml");
+    let warn = settings("warn");
+    std::fs::write(&path, &warn)?;
+    let parse = cip::cli::session::parse_settings;
+    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
+    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+
+    std::fs::remove_file(&path)?;
+    assert_eq!(watch.poll().await, Polled::Unsettled);
+    std::fs::write(&path, settings("enforce"))?;
+    assert_eq!(
+        watch.poll().await,
+        Polled::Unsettled,
+        "the new file is read once so far"
+    );
+    assert_eq!(watch.poll().await, Polled::Applied);
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures), (1, 0));
+
+    std::fs::remove_file(&path)?;
+    assert_eq!(watch.poll().await, Polled::Unsettled);
+    std::fs::write(&path, settings("enforce"))?;
+    assert_eq!(watch.poll().await, Polled::Unchanged, "back before the next poll");
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures), (1, 0));
+
+    std::fs::remove_file(&path)?;
+    let Polled::Refused(problem) = settled(&mut watch).await else {
+        return Err("a file missing at two polls is not refused".into());
+    };
+    assert!(problem.contains("cannot read"), "{problem}");
+    let status = cip::provider::Decider::settings_status(&decider).ok_or("no status")?;
+    assert_eq!((status.reloads, status.reload_failures), (1, 1));
+    Ok(())
+}
+
+/// The review's slow writer against the built provider: `( sleep 3; cat new.yaml ) >
+/// settings.yaml` truncates the settings and writes them 3 s later. Every verdict asked
+/// meanwhile is the enforced policy's `deny` (the empty file, `{}`, would admit with `warn`);
+/// the empty file is one reload failure, the new file one reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rewrite_never_serves_the_empty_file() -> TestResult {
+    let (ca, gatekeeper_ca) = (Ca::new("serving CA")?, Ca::new("gatekeeper CA")?);
+    let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
+    let path = files.dir.path().join("settings.yaml");
+    std::fs::write(&path, settings("enforce"))?;
+    let served = Served::start(&files, &ca, &gatekeeper_ca, &path)?;
+    assert_eq!(served.verdict().await?, "deny");
+
+    let new = files.dir.path().join("new.yaml");
+    std::fs::write(&new, format!("{}noMatchPolicy: deny\n", settings("enforce")))?;
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(r#"( sleep 3; cat "$1" ) > "$2""#)
+        .arg("sh")
+        .arg(&new)
+        .arg(&path)
+        .spawn()?;
+    let mut verdicts = Vec::new();
+    while writer.try_wait()?.is_none() {
+        verdicts.push(served.verdict().await?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(writer.wait()?.success());
+    let after = served
+        .await_metric("cluster_image_policy_provider_settings_reloads_total 1")
+        .await?;
+    for _ in 0..5 {
+        verdicts.push(served.verdict().await?);
+    }
+    assert!(verdicts.len() > 20, "{verdicts:?}");
+    assert!(verdicts.iter().all(|v| v == "deny"), "{verdicts:?}");
+    assert!(
+        after
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reload_failures_total 1"),
+        "{after}"
+    );
+    assert!(
+        after
+            .lines()
+            .any(|l| l == "cluster_image_policy_provider_settings_reload_failing 0"),
+        "{after}"
+    );
+    Ok(())
+}
+
+/// Files that are not settings: one larger than 4 MiB, a FIFO (reading it would wait for a
+/// writer) and a symlink to `/dev/zero` (endless) are refused with their reason, when polled and
+/// at start-up, without hanging or reading them whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_special_files_are_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("settings.yaml");
+    let warn = settings("warn");
+    std::fs::write(&path, &warn)?;
+    let parse = cip::cli::session::parse_settings;
+    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
+    let served = decider.settings();
+    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+
+    let oversized = dir.path().join("oversized.yaml");
+    let mut big = settings("enforce");
+    big.push_str(&"#".repeat(4 * 1024 * 1024));
+    big.push('\n');
+    std::fs::write(&oversized, &big)?;
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status()?.success());
+    let cases: [(&Path, &str); 3] = [
+        (&oversized, "larger than 4 MiB"),
+        (&fifo, "not a regular file (a FIFO)"),
+        (Path::new("/dev/zero"), "not a regular file (a device)"),
+    ];
+    for (target, reason) in cases {
+        std::fs::remove_file(&path)?;
+        std::os::unix::fs::symlink(target, &path)?;
+        let Polled::Refused(problem) = tokio::time::timeout(Duration::from_secs(10), settled(&mut watch)).await? else {
+            return Err(format!("{} was applied", target.display()).into());
+        };
+        assert!(problem.contains(reason), "{problem}");
+        assert_eq!(decider.settings(), served);
+
+        let started = Instant::now();
+        let output = Command::new(env!("CARGO_BIN_EXE_cip"))
+            .arg("provider")
+            .arg("--settings-path")
+            .arg(&path)
+            .args([
+                "--tls-cert-file",
+                "/nonexistent/tls.crt",
+                "--tls-key-file",
+                "/nonexistent/tls.key",
+            ])
+            .arg(policy_wasm_path())
+            .output()?;
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
     Ok(())
 }

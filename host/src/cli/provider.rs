@@ -11,7 +11,7 @@ use clap::Args;
 use super::duration::parse_duration;
 use super::module_args::ModuleVerificationArgs;
 use super::session::{LimitArgs, Session, VerifierArgs, parse_settings};
-use crate::provider::settings_watch::SettingsWatch;
+use crate::provider::settings_watch::{SettingsWatch, read_settings_file};
 use crate::provider::{self, ConnectionLimits, Limits, PolicyDecider, ProviderConfig};
 
 /// Serve `POST /validate` for Gatekeeper's `external_data` over HTTPS (TLS 1.3).
@@ -33,9 +33,10 @@ pub struct ProviderArgs {
     /// file changes (see --settings-poll-interval).
     #[arg(long, short = 's', value_name = "FILE")]
     pub settings_path: PathBuf,
-    /// How often the settings file is read again: changed settings are validated as at start-up
-    /// and served from then on; unusable ones are logged and reported on /metrics, and the
-    /// previous settings stay served. `0s` reads the file only at start-up.
+    /// How often the settings file is read again: a change read the same at two consecutive
+    /// polls is validated as at start-up and served from then on; unusable files (an empty one
+    /// included) are logged and reported on /metrics, and the previous settings stay served.
+    /// `0s` reads the file only at start-up.
     #[arg(long, default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub settings_poll_interval: Duration,
     /// PEM certificate chain served to Gatekeeper; re-read when the file changes.
@@ -111,8 +112,7 @@ pub struct ProviderArgs {
 /// Runs the provider until SIGINT or SIGTERM.
 pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     let max_concurrency_per_namespace = per_namespace_share(args.max_concurrency, args.max_concurrency_per_namespace)?;
-    let bytes =
-        std::fs::read(&args.settings_path).with_context(|| format!("cannot read {}", args.settings_path.display()))?;
+    let bytes = read_settings_file(&args.settings_path).map_err(anyhow::Error::msg)?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("cannot read {}", args.settings_path.display()))?;
     let settings = parse_settings(text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
     let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, None)?;

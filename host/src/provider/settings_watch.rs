@@ -1,26 +1,101 @@
 //! Re-reads the settings file while the provider serves, so that a changed ConfigMap reaches
 //! the provider without a restart.
 //!
-//! The file is polled: its content is read every `--settings-poll-interval` and compared with
-//! the content last handled. Reading the path follows symlinks, so the kubelet's atomic swap of
-//! a ConfigMap volume's `..data` symlink is seen like an edit in place. Changed content is read
-//! a second time after [`SETTLE`] and used only if both reads agree (a writer that truncates and
-//! rewrites in place is not caught half-way), then parsed and validated exactly as at start-up
-//! ([`PolicyDecider::replace_settings`]). A file that cannot be used leaves the previous settings
-//! served, is logged at `error` and counted once (not at every poll), and is reported on
-//! `/metrics` until a usable file replaces it.
+//! The file is polled: it is read every `--settings-poll-interval` and compared with the content
+//! last handled. Reading the path follows symlinks, so the kubelet's atomic swap of a ConfigMap
+//! volume's `..data` symlink is seen like an edit in place. A change is acted on only once the
+//! file reads the same at two consecutive polls (a whole poll interval apart): a writer that
+//! truncates the file and writes it within the interval is never caught half-way, and a file
+//! missing or unreadable at one poll only (an editor's rename-save) is not a failure. Content
+//! stable across the interval is then parsed and validated exactly as at start-up
+//! ([`PolicyDecider::replace_settings`]); an empty or blank file is refused (an empty document
+//! would mean "no policies"). A writer that pauses longer than the interval in the middle of
+//! the file can still have a prefix of it applied when that prefix is valid settings: write
+//! the new file elsewhere and rename it over the settings (the kubelet does). A file that
+//! cannot be used leaves the previous settings served, is logged at `error` and counted once
+//! (not at every poll), and is reported on `/metrics` until a usable file replaces it. Every
+//! switch is logged at `warn`, with the previous and new digests and the number of policies.
+//!
+//! The file is read as at start-up ([`read_settings_file`]): at most
+//! [`MAX_SETTINGS_BYTES`], and only a regular file (after symlinks), never a FIFO or a device.
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::policy_decider::PolicyDecider;
 
-/// Time between the two reads of changed content.
-const SETTLE: Duration = Duration::from_millis(100);
+/// The largest settings file read, at start-up and when polled.
+pub const MAX_SETTINGS_BYTES: u64 = 4 * 1024 * 1024;
 
-/// What reading the file gave, as last handled.
+/// Reads the settings file at `path`, following symlinks: refused unless it is a regular file of
+/// at most [`MAX_SETTINGS_BYTES`] (the read itself is bounded, so a file growing meanwhile is
+/// refused too). A FIFO is opened without blocking and refused.
+pub fn read_settings_file(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let not_regular =
+        |kind: &str| format!("cannot read {shown}: not a regular file ({kind}); the settings must be a file");
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !metadata.is_file() {
+        return Err(not_regular(file_kind(&metadata)));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let opened = file.metadata().map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if !opened.is_file() {
+        return Err(not_regular(file_kind(&opened)));
+    }
+    let too_large = || {
+        format!(
+            "cannot read {shown}: the settings file is larger than {} MiB",
+            MAX_SETTINGS_BYTES / (1024 * 1024)
+        )
+    };
+    if opened.len() > MAX_SETTINGS_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(opened.len()).unwrap_or(0));
+    file.take(MAX_SETTINGS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_SETTINGS_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = metadata.file_type();
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if metadata.is_dir() { "a directory" } else { "not a file" }
+}
+
+/// The number of policies in `settings` (its `policies` list).
+pub fn policy_count(settings: &Value) -> usize {
+    settings["policies"].as_array().map_or(0, Vec::len)
+}
+
+/// What reading the file gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
     Content(Vec<u8>),
@@ -30,9 +105,10 @@ enum Seen {
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Polled {
-    /// The content is the one last handled.
+    /// The file reads as when last handled.
     Unchanged,
-    /// The content was changing between two reads: looked at again at the next poll.
+    /// The file differs from the one last handled but not (yet) from the previous poll's: it is
+    /// looked at again at the next poll and acted on if it still reads the same.
     Unsettled,
     /// New settings are served.
     Applied,
@@ -47,7 +123,11 @@ pub struct SettingsWatch {
     path: PathBuf,
     decider: PolicyDecider,
     parse: fn(&str) -> anyhow::Result<Value>,
+    /// What the file read when last handled (applied, restored or refused).
     last: Seen,
+    /// What the previous poll read, when it differed from `last`: acted on if the next poll
+    /// reads the same.
+    pending: Option<Seen>,
     /// The content whose settings are served.
     served: Vec<u8>,
 }
@@ -74,6 +154,7 @@ impl SettingsWatch {
             decider,
             parse,
             last: Seen::Content(served.clone()),
+            pending: None,
             served,
         }
     }
@@ -89,18 +170,19 @@ impl SettingsWatch {
         }
     }
 
-    /// Reads the file once and, if it changed, switches to its settings or reports why not.
+    /// Reads the file once; if it differs from the file last handled and read the same at the
+    /// previous poll, switches to its settings or reports why not.
     pub async fn poll(&mut self) -> Polled {
         let seen = self.read().await;
         if seen == self.last {
+            self.pending = None;
             return Polled::Unchanged;
         }
-        if let Seen::Content(_) = &seen {
-            tokio::time::sleep(SETTLE).await;
-            if self.read().await != seen {
-                return Polled::Unsettled;
-            }
+        if self.pending.as_ref() != Some(&seen) {
+            self.pending = Some(seen);
+            return Polled::Unsettled;
         }
+        self.pending = None;
         let path = self.path.display().to_string();
         if let Seen::Content(bytes) = &seen
             && *bytes == self.served
@@ -119,10 +201,7 @@ impl SettingsWatch {
         }
         self.last = seen;
         match outcome {
-            Ok(digest) => {
-                tracing::info!(%path, sha256 = %digest, "settings changed: the new settings are served");
-                Polled::Applied
-            }
+            Ok(()) => Polled::Applied,
             Err(problem) => {
                 tracing::error!(
                     %path,
@@ -135,21 +214,57 @@ impl SettingsWatch {
         }
     }
 
-    /// Parses and validates `bytes`, then serves them; the digest of the settings now served.
-    async fn apply(&self, bytes: &[u8]) -> Result<String, String> {
+    /// Parses and validates `bytes`, then serves them, logging the switch at `warn`.
+    async fn apply(&self, bytes: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        if text.trim().is_empty() {
+            return Err(
+                "the settings file is empty (or blank): refused, as a file being rewritten can be; \
+                 to serve no policies, write `policies: []`"
+                    .to_owned(),
+            );
+        }
         let settings = (self.parse)(text).map_err(|e| format!("{e:#}"))?;
+        let policies = policy_count(&settings);
+        let previous = cip_digest(&self.decider);
         let decider = self.decider.clone();
-        tokio::task::spawn_blocking(move || decider.replace_settings(settings))
+        let digest = tokio::task::spawn_blocking(move || decider.replace_settings(settings))
             .await
             .map_err(|e| format!("validation failed: {e}"))?
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let path = self.path.display().to_string();
+        if policies == 0 {
+            tracing::warn!(
+                %path,
+                previous_sha256 = %previous,
+                sha256 = %digest,
+                policies,
+                "settings changed: the new settings, which have NO policies, are served (every image \
+                 is decided by noMatchPolicy alone)"
+            );
+        } else {
+            tracing::warn!(
+                %path,
+                previous_sha256 = %previous,
+                sha256 = %digest,
+                policies,
+                "settings changed: the new settings are served"
+            );
+        }
+        Ok(())
     }
 
     async fn read(&self) -> Seen {
-        match tokio::fs::read(&self.path).await {
-            Ok(bytes) => Seen::Content(bytes),
+        let path = self.path.clone();
+        match tokio::task::spawn_blocking(move || read_settings_file(&path)).await {
+            Ok(Ok(bytes)) => Seen::Content(bytes),
+            Ok(Err(reason)) => Seen::Unreadable(reason),
             Err(error) => Seen::Unreadable(format!("cannot read {}: {error}", self.path.display())),
         }
     }
+}
+
+/// The digest of the settings `decider` serves now.
+fn cip_digest(decider: &PolicyDecider) -> String {
+    super::decider::Decider::settings_status(decider).map_or_else(String::new, |status| status.digest)
 }

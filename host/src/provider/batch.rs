@@ -72,18 +72,29 @@ impl BatchEvaluator {
         self.limits
     }
 
-    /// The decider's policies scoped by a label selector ([`Decider::label_scoped_policies`]).
-    pub fn label_scoped_policies(&self) -> Vec<String> {
-        self.decider.label_scoped_policies()
+    /// The decider for one request: the settings served now, for all its keys
+    /// ([`Decider::snapshot`]).
+    pub fn snapshot(&self) -> Arc<dyn Decider> {
+        self.decider.snapshot().unwrap_or_else(|| Arc::clone(&self.decider))
     }
 
-    /// Answers `keys` received at `started`: one answer per distinct key string, in request
-    /// order; a key whose evaluation failed or missed the deadline is [`KeyFailure::Undecided`].
+    /// Answers `keys` received at `started` with one [`BatchEvaluator::snapshot`]:
+    /// [`BatchEvaluator::evaluate_with`].
     pub async fn evaluate(&self, keys: Vec<String>, started: Instant) -> Vec<Answer> {
+        self.evaluate_with(&self.snapshot(), keys, started).await
+    }
+
+    /// Answers `keys` received at `started` with `decider` (one request's snapshot, so that every
+    /// key is decided with the same settings): one answer per distinct key string, in request
+    /// order; a key whose evaluation failed or missed the deadline is [`KeyFailure::Undecided`].
+    pub async fn evaluate_with(&self, decider: &Arc<dyn Decider>, keys: Vec<String>, started: Instant) -> Vec<Answer> {
         let deadline = deadline_after(started, self.limits.deadline);
 
         let (parsed, unique) = distinct(keys);
-        let mut tasks: Vec<JoinHandle<Outcome>> = unique.iter().map(|key| self.spawn(key.clone(), deadline)).collect();
+        let mut tasks: Vec<JoinHandle<Outcome>> = unique
+            .iter()
+            .map(|key| self.spawn(Arc::clone(decider), key.clone(), deadline))
+            .collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
         for task in &mut tasks {
@@ -131,9 +142,8 @@ impl BatchEvaluator {
     /// blocking pool with the request's deadline, which interrupts the evaluation itself (guest
     /// code and host calls) when it is reached. Dropping the handle after the deadline also stops
     /// a queued evaluation from ever starting (the slot wait is aborted with the task).
-    fn spawn(&self, key: ImageKey, deadline: Instant) -> JoinHandle<Outcome> {
+    fn spawn(&self, decider: Arc<dyn Decider>, key: ImageKey, deadline: Instant) -> JoinHandle<Outcome> {
         let slots = Arc::clone(&self.slots);
-        let decider = Arc::clone(&self.decider);
         let metrics = Arc::clone(&self.metrics);
         tokio::spawn(async move {
             let slot = slots

@@ -33,6 +33,14 @@ pub trait Decider: Send + Sync + 'static {
         None
     }
 
+    /// A decider that decides every key of one request with the settings served when it is
+    /// taken, whatever reloads happen meanwhile: the provider takes one per request (a
+    /// `/validate` batch, a `/mutate` request) and asks it about all the request's keys. `None`
+    /// (the default) for deciders whose settings never change: the decider itself is used.
+    fn snapshot(&self) -> Option<std::sync::Arc<dyn Decider>> {
+        None
+    }
+
     /// The names of the policies served whose `match` reads the object's labels (a `selector`):
     /// `/mutate`, which Gatekeeper sends no labels, cannot tell whether they apply
     /// ([`super::mutation::label_scoped_policies`]). Empty for deciders without such policies.

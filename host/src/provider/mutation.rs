@@ -158,12 +158,15 @@ pub async fn mutate(
     images: Vec<String>,
     started: Instant,
 ) -> Vec<MutationItem> {
-    let label_scoped = evaluator.label_scoped_policies();
+    // One snapshot of the settings for the whole request: the label-scoped policies and every
+    // image's decision come from the same settings, whatever reload happens meanwhile.
+    let decider = evaluator.snapshot();
+    let label_scoped = decider.label_scoped_policies();
     let keys: Vec<String> = images
         .iter()
         .map(|image| serde_json::json!({ "image": image, "namespace": namespace }).to_string())
         .collect();
-    let answers = evaluator.evaluate(keys.clone(), started).await;
+    let answers = evaluator.evaluate_with(&decider, keys.clone(), started).await;
     let mut answered = std::collections::HashSet::new();
     images
         .into_iter()
@@ -235,6 +238,85 @@ fn answer(image: String, outcome: &Result<Decision, KeyFailure>, label_scoped: &
 mod tests {
     use super::*;
     use crate::provider::protocol::PolicyOutcome;
+    use crate::provider::{Decider, Limits, metrics::Metrics, protocol::ImageKey};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A decider whose settings change between any two questions asked of it (a reload at every
+    /// key); its snapshots keep the settings of the moment they were taken.
+    #[derive(Default)]
+    struct ReloadingAlways {
+        generation: AtomicUsize,
+    }
+
+    /// Settings `generation`, without label-scoped policies, denying every image.
+    struct Snapshot {
+        generation: usize,
+    }
+
+    fn denied_in(generation: usize) -> Decision {
+        Decision {
+            verdict: Verdict::Deny,
+            digest: None,
+            message: format!("settings {generation}"),
+            policies: Vec::new(),
+        }
+    }
+
+    impl Decider for ReloadingAlways {
+        fn decide(&self, _: &ImageKey) -> Result<Decision, String> {
+            Ok(denied_in(self.generation.fetch_add(1, Ordering::SeqCst)))
+        }
+
+        fn label_scoped_policies(&self) -> Vec<String> {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            vec!["scoped".to_owned()]
+        }
+
+        fn snapshot(&self) -> Option<Arc<dyn Decider>> {
+            Some(Arc::new(Snapshot {
+                generation: self.generation.fetch_add(1, Ordering::SeqCst),
+            }))
+        }
+    }
+
+    impl Decider for Snapshot {
+        fn decide(&self, _: &ImageKey) -> Result<Decision, String> {
+            Ok(denied_in(self.generation))
+        }
+    }
+
+    /// F5: every key of one `/validate` batch and of one `/mutate` request is decided with the
+    /// settings of one snapshot, and a mutation's label-scoped policies come from it too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_request_is_decided_with_one_snapshot_of_the_settings() {
+        let decider: Arc<dyn Decider> = Arc::new(ReloadingAlways::default());
+        let metrics = Arc::new(Metrics::new(Arc::clone(&decider)));
+        let evaluator = BatchEvaluator::new(decider, metrics, Limits::default());
+        let images: Vec<String> = (0..6).map(|i| format!("r.io/app{i}:v1")).collect();
+
+        let keys = images
+            .iter()
+            .map(|image| serde_json::json!({ "image": image, "namespace": "n" }).to_string())
+            .collect();
+        let answers = evaluator.evaluate(keys, Instant::now()).await;
+        let messages: std::collections::HashSet<String> = answers
+            .iter()
+            .map(|answer| answer.outcome.as_ref().map(|d| d.message.clone()).unwrap_or_default())
+            .collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+
+        let items = mutate(&evaluator, "n", images.clone(), Instant::now()).await;
+        assert_eq!(items.len(), images.len());
+        let errors: std::collections::HashSet<Option<String>> = items.iter().map(|item| item.error.clone()).collect();
+        assert_eq!(errors.len(), 1, "{items:?}");
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.as_deref().is_some_and(|e| e.starts_with("settings "))),
+            "{items:?}"
+        );
+    }
 
     fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Result<Decision, KeyFailure> {
         Ok(Decision {

@@ -28,8 +28,9 @@ pub enum PolicyDeciderError {
 #[derive(Debug, Clone)]
 pub struct PolicyDecider {
     evaluator: Evaluator,
-    /// The settings served: each evaluation takes the current ones (one read lock and an `Arc`
-    /// clone) and keeps them to its end, so a switch never mixes two settings in one verdict.
+    /// The settings served: each request takes the current ones once ([`Decider::snapshot`]:
+    /// one read lock and an `Arc` clone) and decides all its keys with them, so a switch never
+    /// mixes two settings in one verdict nor in one request.
     settings: Arc<RwLock<Arc<Value>>>,
     status: Arc<Mutex<SettingsStatus>>,
 }
@@ -93,18 +94,45 @@ impl PolicyDecider {
     pub fn settings(&self) -> Arc<Value> {
         Arc::clone(&self.settings.read().unwrap_or_else(PoisonError::into_inner))
     }
+}
 
-    fn decide_until(&self, key: &ImageKey, deadline: Option<Instant>) -> Result<Decision, String> {
-        let settings = self.settings();
-        let verdicts = self
-            .evaluator
-            .verify_images_by(&settings, std::slice::from_ref(key), deadline)
-            .map_err(|e| e.to_string())?;
-        verdicts
-            .into_iter()
-            .next()
-            .map(Decision::from)
-            .ok_or_else(|| "the policy returned no verdict".to_owned())
+/// One evaluation of `key` under `settings`, interrupted at `deadline` if given.
+fn decide_until(
+    evaluator: &Evaluator,
+    settings: &Value,
+    key: &ImageKey,
+    deadline: Option<Instant>,
+) -> Result<Decision, String> {
+    let verdicts = evaluator
+        .verify_images_by(settings, std::slice::from_ref(key), deadline)
+        .map_err(|e| e.to_string())?;
+    verdicts
+        .into_iter()
+        .next()
+        .map(Decision::from)
+        .ok_or_else(|| "the policy returned no verdict".to_owned())
+}
+
+/// A [`PolicyDecider`] pinned to the settings served when it was taken
+/// ([`Decider::snapshot`]): every key of one request is decided with them, and a reload
+/// meanwhile applies from the next request on.
+#[derive(Debug)]
+struct Pinned {
+    evaluator: Evaluator,
+    settings: Arc<Value>,
+}
+
+impl Decider for Pinned {
+    fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
+        decide_until(&self.evaluator, &self.settings, key, None)
+    }
+
+    fn decide_by(&self, key: &ImageKey, deadline: Instant) -> Result<Decision, String> {
+        decide_until(&self.evaluator, &self.settings, key, Some(deadline))
+    }
+
+    fn label_scoped_policies(&self) -> Vec<String> {
+        super::mutation::label_scoped_policies(&self.settings)
     }
 }
 
@@ -136,12 +164,20 @@ fn digest(settings: &Value) -> String {
 
 impl Decider for PolicyDecider {
     fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
-        self.decide_until(key, None)
+        decide_until(&self.evaluator, &self.settings(), key, None)
     }
 
     /// The evaluation is interrupted at the request's deadline, host calls included.
     fn decide_by(&self, key: &ImageKey, deadline: Instant) -> Result<Decision, String> {
-        self.decide_until(key, Some(deadline))
+        decide_until(&self.evaluator, &self.settings(), key, Some(deadline))
+    }
+
+    /// The settings served now, for all the keys of one request.
+    fn snapshot(&self) -> Option<Arc<dyn Decider>> {
+        Some(Arc::new(Pinned {
+            evaluator: self.evaluator.clone(),
+            settings: self.settings(),
+        }))
     }
 
     fn label_scoped_policies(&self) -> Vec<String> {

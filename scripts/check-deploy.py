@@ -460,6 +460,24 @@ def check_prometheus(docs, provider_docs):
     for rule in kubewarden:
         if 'policy_name=~"clusterwide-cluster-image-policy-.*"' not in str(rule["expr"]):
             raise Failure(f"alert {rule.get('alert')}: does not select our policies by policy_name")
+    deployments = [d for d in provider_docs if d.get("kind") == "Deployment"]
+    # A new pod refusing its settings exits before serving metrics: only the Deployment's
+    # rollout (kube-state-metrics) shows it. The alert must name the provider's Deployment, which
+    # must have a progress deadline for Progressing=False to be reported in bounded time.
+    for deployment in deployments:
+        name, namespace = deployment["metadata"]["name"], deployment["metadata"].get("namespace")
+        stuck = [
+            r for r in rules
+            if "kube_deployment_status_condition" in str(r["expr"])
+            and f'deployment="{name}"' in str(r["expr"])
+            and f'namespace="{namespace}"' in str(r["expr"])
+            and 'condition="Progressing"' in str(r["expr"])
+            and 'status="false"' in str(r["expr"])
+        ]
+        if not stuck:
+            raise Failure(f"deploy/prometheus: no alert on a stuck rollout of Deployment {namespace}/{name}")
+        if not isinstance(deployment["spec"].get("progressDeadlineSeconds"), int):
+            raise Failure(f"Deployment {name}: no progressDeadlineSeconds (the rollout alert's bound)")
     services = [d for d in provider_docs if d.get("kind") == "Service"]
     for monitor in (d for d in docs if d.get("kind") == "ServiceMonitor"):
         labels = monitor["spec"]["selector"].get("matchLabels", {})
@@ -662,6 +680,18 @@ def self_test():
                 for rule in group["rules"]:
                     rule["expr"] = str(rule["expr"]).replace('policy_name=~"clusterwide-cluster-image-policy-.*",', "")
     cases.append(("an alert on every Kubewarden policy", lambda: check_prometheus(prometheus, gatekeeper)))
+    renamed = copy.deepcopy(gatekeeper)
+    for doc in renamed:
+        if doc["kind"] == "Deployment":
+            doc["metadata"]["name"] = "image-policy-provider"
+    cases.append(("a rollout alert on another Deployment than the provider's",
+                  lambda: check_prometheus(all_docs(collected, DEPLOY / "prometheus"), renamed)))
+    undeadlined = copy.deepcopy(gatekeeper)
+    for doc in undeadlined:
+        if doc["kind"] == "Deployment":
+            doc["spec"].pop("progressDeadlineSeconds", None)
+    cases.append(("a provider Deployment without progressDeadlineSeconds",
+                  lambda: check_prometheus(all_docs(collected, DEPLOY / "prometheus"), undeadlined)))
 
     passed = failed = 0
     for label, case in cases:

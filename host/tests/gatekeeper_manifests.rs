@@ -172,5 +172,10 @@ fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
             .iter()
             .any(|e| e.contains("(cluster_image_policy_provider_settings_info)) > 1"))
     );
+    // A new pod refusing its settings exits before serving metrics: its stopped rollout is seen
+    // through kube-state-metrics only.
+    assert!(exprs.iter().any(|e| e.contains(
+        r#"kube_deployment_status_condition{namespace="gatekeeper-system",deployment="cip-provider",condition="Progressing",status="false"}"#
+    )));
     Ok(())
 }

@@ -335,6 +335,24 @@ async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
     std::fs::write(&path, "policies: []\n")?;
     assert_eq!(settled(&mut watch).await, Polled::Applied);
     assert_eq!(decider.settings()["policies"], serde_json::json!([]));
+
+    // Nor does the provider start on an empty file.
+    std::fs::write(&path, "\n")?;
+    let output = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .arg("provider")
+        .arg("--settings-path")
+        .arg(&path)
+        .args([
+            "--tls-cert-file",
+            "/nonexistent/tls.crt",
+            "--tls-key-file",
+            "/nonexistent/tls.key",
+        ])
+        .arg(policy_wasm_path())
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is empty (or blank): refused"), "{stderr}");
     Ok(())
 }
 

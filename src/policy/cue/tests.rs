@@ -830,6 +830,24 @@ fn labels_cue_reads_in_nfc_are_not_compared_as_written() {
     }
     let e = refused("a: b: \"ae\u{301}\": 1");
     assert_eq!(e.pos, Pos { line: 1, col: 7 }, "{e}");
+    // Go's NFC is stream-safe: after 30 marks in a row CUE inserts U+034F, so `a` + 31 U+0334
+    // and `a` + 30 U+0334 + U+034F + U+0334 are one label there (found by a review), though
+    // both pass the quick check. Long runs are refused; 26 marks after ASCII are taken.
+    let k2 = format!("a{}", "\u{334}".repeat(31));
+    let k1 = format!("a{}\u{34f}\u{334}", "\u{334}".repeat(30));
+    for key in [&k1, &k2] {
+        let c = compile("a: 1").check(&json!({ key.as_str(): 1 })).unwrap_err();
+        assert!(c.message.contains("is not in Unicode NFC"), "{c}");
+    }
+    let e = refused(&format!("\"{k1}\": \"LOW\""));
+    assert!(e.message.contains("combining marks follow one another"), "{e}");
+    // `é` counts as three non-starters: 23 marks after it are taken, 24 refused.
+    let taken = format!("\u{e9}{}", "\u{334}".repeat(23));
+    decides("a: 1", &[json!({"a": 1, taken.as_str(): 0})], &[]);
+    let long = format!("\u{e9}{}", "\u{334}".repeat(24));
+    assert!(compile("a: 1").check(&json!({"a": 1, long.as_str(): 0})).is_err());
+    let run = format!("a{}", "\u{334}".repeat(26));
+    decides("a: 1", &[json!({"a": 1, run.as_str(): 0})], &[]);
     // String values are not labels: CUE compares them as written, and so do we.
     decides(
         "a: \"\\u00e9\"",

@@ -178,6 +178,35 @@ fn run_refuses_invalid_settings_before_evaluating() {
 }
 
 #[test]
+fn an_empty_settings_file_is_refused_not_read_as_no_policies() {
+    // Found by a review: a CI job whose settings file came out empty passed every image
+    // (`{}`: no policies, unmatched images admitted with a warning).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("settings.yaml");
+    std::fs::write(&empty, " \n").expect("write");
+    let request = fixture("pod-library.json");
+    let module = policy();
+    for command in [
+        vec!["run", "-r", path(&request)],
+        vec!["verify", "--namespace", "default"],
+    ] {
+        let mut args = command.clone();
+        args.extend(["--settings-path", path(&empty), path(&module)]);
+        if command[0] == "verify" {
+            args.push("myregistry.com/app:v1");
+        }
+        let output = cip(&args);
+        assert_ne!(output.status.code(), Some(0), "{command:?}");
+        assert!(
+            output.stdout.is_empty(),
+            "{command:?}: no verdict on an empty settings file"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is empty (or blank): refused"), "{command:?}: {stderr}");
+    }
+}
+
+#[test]
 fn run_fails_clearly_on_missing_files_and_bad_modules() {
     let output = cip(&["run", "-r", "/nonexistent/request.json", path(&policy())]);
     assert_ne!(output.status.code(), Some(0));

@@ -114,14 +114,6 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     let max_concurrency_per_namespace = per_namespace_share(args.max_concurrency, args.max_concurrency_per_namespace)?;
     let bytes = read_settings_file(&args.settings_path).map_err(anyhow::Error::msg)?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("cannot read {}", args.settings_path.display()))?;
-    // As at a reload: an empty file is far likelier a mistake (a ConfigMap key left out, a file
-    // being written) than a wish to decide nothing; serving no policies is `policies: []`.
-    if text.trim().is_empty() {
-        anyhow::bail!(
-            "settings file {} is empty (or blank): refused; to serve no policies, write `policies: []`",
-            args.settings_path.display()
-        );
-    }
     let settings = parse_settings(text).with_context(|| format!("settings file {}", args.settings_path.display()))?;
     let session = Session::open(&args.policy, &args.verifier, &args.limits, &args.module, None)?;
     let evaluator = session.evaluator.clone();

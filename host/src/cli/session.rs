@@ -147,10 +147,12 @@ impl SettingsArgs {
     }
 }
 
-/// Parses YAML or JSON settings; an empty document means `{}`.
+/// Parses YAML or JSON settings. An empty (or blank) file is refused: far likelier a mistake
+/// (a CI variable or artifact missing, a ConfigMap key left out, a file being written) than a
+/// wish to decide with no policies, which would admit every image; `policies: []` says that.
 pub fn parse_settings(text: &str) -> anyhow::Result<Value> {
     if text.trim().is_empty() {
-        return Ok(Value::Object(serde_json::Map::new()));
+        bail!("it is empty (or blank): refused; to decide with no policies, write `policies: []`");
     }
     let value: Value = serde_yaml::from_str(text).context("not valid YAML or JSON")?;
     if !value.is_object() {

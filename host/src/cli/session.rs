@@ -152,7 +152,10 @@ impl SettingsArgs {
 /// wish to decide with no policies, which would admit every image; `policies: []` says that.
 pub fn parse_settings(text: &str) -> anyhow::Result<Value> {
     if text.trim().is_empty() {
-        bail!("it is empty (or blank): refused; to decide with no policies, write `policies: []`");
+        bail!(
+            "the settings file is empty (or blank): refused, as a file being written or a missing \
+             value can be; to decide with no policies, write `policies: []`"
+        );
     }
     let value: Value = serde_yaml::from_str(text).context("not valid YAML or JSON")?;
     if !value.is_object() {

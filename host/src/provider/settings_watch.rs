@@ -217,13 +217,7 @@ impl SettingsWatch {
     /// Parses and validates `bytes`, then serves them, logging the switch at `warn`.
     async fn apply(&self, bytes: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-        if text.trim().is_empty() {
-            return Err(
-                "the settings file is empty (or blank): refused, as a file being rewritten can be; \
-                 to serve no policies, write `policies: []`"
-                    .to_owned(),
-            );
-        }
+        // `parse` refuses an empty or blank file, as at start-up (it would mean "no policies").
         let settings = (self.parse)(text).map_err(|e| format!("{e:#}"))?;
         let policies = policy_count(&settings);
         let previous = cip_digest(&self.decider);

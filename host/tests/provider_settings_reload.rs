@@ -5,7 +5,7 @@
 
 mod provider_support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -241,6 +241,57 @@ async fn a_configmap_volume_whose_data_symlink_is_swapped_is_followed() -> TestR
     Ok(())
 }
 
+/// A settings file of one policy in `mode`, the decider serving it, and a watch over the file
+/// (in-process; the directory lives as long as the value).
+struct Watched {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    /// The file's text, as served.
+    text: String,
+    decider: cip::provider::PolicyDecider,
+    /// The settings served at the start.
+    served: std::sync::Arc<serde_json::Value>,
+    watch: SettingsWatch,
+}
+
+async fn watched(mode: &str) -> TestResult<Watched> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("settings.yaml");
+    let text = settings(mode);
+    std::fs::write(&path, &text)?;
+    let parse = cip::cli::session::parse_settings;
+    let decider = policy_decider("127.0.0.1:1", parse(&text)?).await??;
+    let served = decider.settings();
+    let watch = SettingsWatch::new(path.clone(), decider.clone(), parse, text.clone().into_bytes());
+    Ok(Watched {
+        _dir: dir,
+        path,
+        text,
+        decider,
+        served,
+        watch,
+    })
+}
+
+/// `cip provider` started on the settings file at `path`: it must refuse the file and exit
+/// (the TLS files need not exist: the settings are read first); its stderr.
+fn refused_at_start(path: &Path) -> TestResult<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_cip"))
+        .arg("provider")
+        .arg("--settings-path")
+        .arg(path)
+        .args([
+            "--tls-cert-file",
+            "/nonexistent/tls.crt",
+            "--tls-key-file",
+            "/nonexistent/tls.key",
+        ])
+        .arg(policy_wasm_path())
+        .output()?;
+    assert!(!output.status.success());
+    Ok(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// Polls `watch` until a poll acts on the file: the first poll after a change only notes it
 /// (the file must read the same a whole poll interval later).
 async fn settled(watch: &mut SettingsWatch) -> Polled {
@@ -257,14 +308,15 @@ async fn settled(watch: &mut SettingsWatch) -> Polled {
 /// served file put back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("settings.yaml");
-    let warn = settings("warn");
-    std::fs::write(&path, &warn)?;
-    let parse = cip::cli::session::parse_settings;
-    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
-    let served = decider.settings();
-    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+    let Watched {
+        _dir,
+        path,
+        text: warn,
+        decider,
+        served,
+        mut watch,
+        ..
+    } = watched("warn").await?;
     assert_eq!(watch.poll().await, Polled::Unchanged);
 
     std::fs::write(&path, settings("enforced"))?;
@@ -311,14 +363,14 @@ async fn the_watcher_names_the_problem_and_leaves_the_served_settings_alone() ->
 /// never served; the written file then is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("settings.yaml");
-    let enforce = settings("enforce");
-    std::fs::write(&path, &enforce)?;
-    let parse = cip::cli::session::parse_settings;
-    let decider = policy_decider("127.0.0.1:1", parse(&enforce)?).await??;
-    let served = decider.settings();
-    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, enforce.clone().into_bytes());
+    let Watched {
+        _dir,
+        path,
+        decider,
+        served,
+        mut watch,
+        ..
+    } = watched("enforce").await?;
 
     for blank in ["", " \n\n  \t\n"] {
         std::fs::write(&path, blank)?;
@@ -338,20 +390,7 @@ async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
 
     // Nor does the provider start on an empty file.
     std::fs::write(&path, "\n")?;
-    let output = Command::new(env!("CARGO_BIN_EXE_cip"))
-        .arg("provider")
-        .arg("--settings-path")
-        .arg(&path)
-        .args([
-            "--tls-cert-file",
-            "/nonexistent/tls.crt",
-            "--tls-key-file",
-            "/nonexistent/tls.key",
-        ])
-        .arg(policy_wasm_path())
-        .output()?;
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_at_start(&path)?;
     assert!(stderr.contains("is empty (or blank): refused"), "{stderr}");
     Ok(())
 }
@@ -360,13 +399,13 @@ async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
 /// failure: looked at again at the next poll. One missing at two polls is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_missing_at_one_poll_only_is_not_a_failure() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("settings.yaml");
-    let warn = settings("warn");
-    std::fs::write(&path, &warn)?;
-    let parse = cip::cli::session::parse_settings;
-    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
-    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+    let Watched {
+        _dir,
+        path,
+        decider,
+        mut watch,
+        ..
+    } = watched("warn").await?;
 
     std::fs::remove_file(&path)?;
     assert_eq!(watch.poll().await, Polled::Unsettled);
@@ -453,14 +492,14 @@ async fn a_slow_rewrite_never_serves_the_empty_file() -> TestResult {
 /// at start-up, without hanging or reading them whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_special_files_are_refused() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("settings.yaml");
-    let warn = settings("warn");
-    std::fs::write(&path, &warn)?;
-    let parse = cip::cli::session::parse_settings;
-    let decider = policy_decider("127.0.0.1:1", parse(&warn)?).await??;
-    let served = decider.settings();
-    let mut watch = SettingsWatch::new(path.clone(), decider.clone(), parse, warn.clone().into_bytes());
+    let Watched {
+        _dir: dir,
+        path,
+        decider,
+        served,
+        mut watch,
+        ..
+    } = watched("warn").await?;
 
     let oversized = dir.path().join("oversized.yaml");
     let mut big = settings("enforce");
@@ -484,20 +523,7 @@ async fn oversized_and_special_files_are_refused() -> TestResult {
         assert_eq!(decider.settings(), served);
 
         let started = Instant::now();
-        let output = Command::new(env!("CARGO_BIN_EXE_cip"))
-            .arg("provider")
-            .arg("--settings-path")
-            .arg(&path)
-            .args([
-                "--tls-cert-file",
-                "/nonexistent/tls.crt",
-                "--tls-key-file",
-                "/nonexistent/tls.key",
-            ])
-            .arg(policy_wasm_path())
-            .output()?;
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = refused_at_start(&path)?;
         assert!(stderr.contains(reason), "{stderr}");
         assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
     }

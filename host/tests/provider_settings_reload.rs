@@ -395,6 +395,85 @@ async fn an_empty_settings_file_is_refused_not_served() -> TestResult {
     Ok(())
 }
 
+/// A file rewritten at every poll (a writer that never stops, two writers fighting) is never
+/// applied, and that is reported once, after `UNSETTLED_POLLS_REPORTED` polls, like a refused
+/// file: counted, on `/metrics`, the settings served unchanged. The report ends when the file
+/// settles, and a file going back to a refused one reports that refusal again, not counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_never_settles_is_reported_once() -> TestResult {
+    use cip::provider::settings_watch::UNSETTLED_POLLS_REPORTED;
+    let Watched {
+        _dir,
+        path,
+        text: warn,
+        decider,
+        served,
+        mut watch,
+        ..
+    } = watched("warn").await?;
+    let status = |decider: &cip::provider::PolicyDecider| {
+        let status = cip::provider::Decider::settings_status(decider).ok_or("no status")?;
+        TestResult::Ok((status.reloads, status.reload_failures, status.failing))
+    };
+    // Each poll reads another valid file (a comment numbered by the poll).
+    let mut rewrites = 0;
+    let mut rewrite = |path: &Path| {
+        rewrites += 1;
+        std::fs::write(path, format!("{}# rewrite {rewrites}\n", settings("enforce")))
+    };
+    for poll in 1..UNSETTLED_POLLS_REPORTED {
+        rewrite(&path)?;
+        assert_eq!(watch.poll().await, Polled::Unsettled, "poll {poll}");
+    }
+    assert_eq!(status(&decider)?, (0, 0, None), "nothing reported before the limit");
+    rewrite(&path)?;
+    let Polled::Refused(problem) = watch.poll().await else {
+        return Err("a file changing at every poll was not reported".into());
+    };
+    assert!(problem.contains("changed at each of the last 5 polls"), "{problem}");
+    for _ in 0..3 {
+        rewrite(&path)?;
+        assert_eq!(watch.poll().await, Polled::Unsettled, "reported once");
+    }
+    let (reloads, failures, failing) = status(&decider)?;
+    assert_eq!((reloads, failures), (0, 1));
+    assert_eq!(failing.as_deref(), Some(problem.as_str()));
+    assert_eq!(decider.settings(), served);
+
+    // The file back as served: the report is over.
+    std::fs::write(&path, &warn)?;
+    assert_eq!(watch.poll().await, Polled::Unchanged);
+    assert_eq!(status(&decider)?, (0, 1, None));
+
+    // A refused file, then a run of rewrites, then the refused file again: its refusal is the
+    // current problem again, not counted again.
+    std::fs::write(&path, settings("enforced"))?;
+    let Polled::Refused(refused) = settled(&mut watch).await else {
+        return Err("a refused mode was applied".into());
+    };
+    for _ in 0..UNSETTLED_POLLS_REPORTED {
+        rewrite(&path)?;
+        watch.poll().await;
+    }
+    let (_, failures, failing) = status(&decider)?;
+    assert_eq!(failures, 3, "the refusal and the second run each counted once");
+    assert!(failing.is_some_and(|f| f.contains("changed at each")));
+    std::fs::write(&path, settings("enforced"))?;
+    assert_eq!(watch.poll().await, Polled::Unchanged);
+    assert_eq!(status(&decider)?, (0, 3, Some(refused)));
+
+    // Rewrites that end in a usable file: applied when it settles, the report over.
+    for _ in 0..UNSETTLED_POLLS_REPORTED {
+        rewrite(&path)?;
+        watch.poll().await;
+    }
+    assert_eq!(watch.poll().await, Polled::Applied);
+    let (reloads, failures, failing) = status(&decider)?;
+    assert_eq!((reloads, failures, failing), (1, 4, None));
+    assert_eq!(decider.settings()["policies"][0]["spec"]["mode"], "enforce");
+    Ok(())
+}
+
 /// A file missing (or unreadable) at one poll only, as during an editor's rename-save, is no
 /// failure: looked at again at the next poll. One missing at two polls is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,6 +90,13 @@ impl PolicyDecider {
         self.status.lock().unwrap_or_else(PoisonError::into_inner).failing = None;
     }
 
+    /// Reports `failing` again as the current problem (or none), without counting a new failure:
+    /// the settings file went back to a file already handled, whose problem (if any) was counted
+    /// when it was refused.
+    pub fn resume_failure(&self, failing: Option<String>) {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).failing = failing;
+    }
+
     /// The settings served now.
     pub fn settings(&self) -> Arc<Value> {
         Arc::clone(&self.settings.read().unwrap_or_else(PoisonError::into_inner))

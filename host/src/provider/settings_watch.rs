@@ -15,6 +15,9 @@
 //! cannot be used leaves the previous settings served, is logged at `error` and counted once
 //! (not at every poll), and is reported on `/metrics` until a usable file replaces it. Every
 //! switch is logged at `warn`, with the previous and new digests and the number of policies.
+//! A file that reads differently at [`UNSETTLED_POLLS_REPORTED`] polls in a row (a writer that
+//! never stops, two writers fighting) is never applied: that is reported once, like a refused
+//! file, until the file settles.
 //!
 //! The file is read as at start-up ([`read_settings_file`]): at most
 //! [`MAX_SETTINGS_BYTES`], and only a regular file (after symlinks), never a FIFO or a device.
@@ -90,6 +93,11 @@ fn file_kind(metadata: &std::fs::Metadata) -> &'static str {
     if metadata.is_dir() { "a directory" } else { "not a file" }
 }
 
+/// After this many polls in a row at which the file read differently from the poll before (and
+/// from the file last handled), the watcher reports that it cannot settle: at the default
+/// interval, 10 s of a file changing at every look.
+pub const UNSETTLED_POLLS_REPORTED: u32 = 5;
+
 /// The number of policies in `settings` (its `policies` list).
 pub fn policy_count(settings: &Value) -> usize {
     settings["policies"].as_array().map_or(0, Vec::len)
@@ -114,7 +122,9 @@ pub enum Polled {
     Applied,
     /// The file holds the settings served again, after a file that could not be used.
     Restored,
-    /// The file cannot be used (the reason); the previous settings are still served.
+    /// The file cannot be used (the reason); the previous settings are still served. Also
+    /// reported, once, for a file that has not read the same at two polls in a row for
+    /// [`UNSETTLED_POLLS_REPORTED`] polls.
     Refused(String),
 }
 
@@ -130,6 +140,12 @@ pub struct SettingsWatch {
     pending: Option<Seen>,
     /// The content whose settings are served.
     served: Vec<u8>,
+    /// Why the file last handled was refused (`None` when it was applied or restored).
+    last_problem: Option<String>,
+    /// Polls in a row that found the file unsettled.
+    unsettled_polls: u32,
+    /// Whether the current run of unsettled polls has been reported.
+    unsettled_reported: bool,
 }
 
 impl std::fmt::Debug for SettingsWatch {
@@ -156,6 +172,9 @@ impl SettingsWatch {
             last: Seen::Content(served.clone()),
             pending: None,
             served,
+            last_problem: None,
+            unsettled_polls: 0,
+            unsettled_reported: false,
         }
     }
 
@@ -176,18 +195,22 @@ impl SettingsWatch {
         let seen = self.read().await;
         if seen == self.last {
             self.pending = None;
+            self.settled();
             return Polled::Unchanged;
         }
         if self.pending.as_ref() != Some(&seen) {
             self.pending = Some(seen);
-            return Polled::Unsettled;
+            return self.unsettled();
         }
         self.pending = None;
+        self.unsettled_polls = 0;
+        self.unsettled_reported = false;
         let path = self.path.display().to_string();
         if let Seen::Content(bytes) = &seen
             && *bytes == self.served
         {
             self.last = seen;
+            self.last_problem = None;
             self.decider.clear_failure();
             tracing::info!(%path, "settings file usable again: it holds the settings served");
             return Polled::Restored;
@@ -200,6 +223,7 @@ impl SettingsWatch {
             self.served.clone_from(bytes);
         }
         self.last = seen;
+        self.last_problem = outcome.as_ref().err().cloned();
         match outcome {
             Ok(()) => Polled::Applied,
             Err(problem) => {
@@ -211,6 +235,38 @@ impl SettingsWatch {
                 self.decider.record_failure(problem.clone());
                 Polled::Refused(problem)
             }
+        }
+    }
+
+    /// A poll found the file different from the previous poll's and from the file last handled.
+    /// The [`UNSETTLED_POLLS_REPORTED`]th such poll in a row is reported as a failure, once.
+    fn unsettled(&mut self) -> Polled {
+        self.unsettled_polls = self.unsettled_polls.saturating_add(1);
+        if self.unsettled_reported || self.unsettled_polls < UNSETTLED_POLLS_REPORTED {
+            return Polled::Unsettled;
+        }
+        self.unsettled_reported = true;
+        let problem = format!(
+            "the settings file {} changed at each of the last {} polls: it is applied once it reads the same at two \
+             polls in a row (is something rewriting it continuously?)",
+            self.path.display(),
+            self.unsettled_polls
+        );
+        tracing::error!(
+            path = %self.path.display(),
+            %problem,
+            "settings file not applied: the previous settings are still served"
+        );
+        self.decider.record_failure(problem.clone());
+        Polled::Refused(problem)
+    }
+
+    /// The file reads as the file last handled again: a reported run of unsettled polls is
+    /// over, and the problem of the file last handled (if any) is the current one again.
+    fn settled(&mut self) {
+        self.unsettled_polls = 0;
+        if std::mem::take(&mut self.unsettled_reported) {
+            self.decider.resume_failure(self.last_problem.clone());
         }
     }
 

@@ -11,12 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cip::provider::protocol::{Decision, ImageKey, Verdict};
-use cip::provider::{Decider, Limits};
+use cip::provider::{Decider, Limits, SettingsStatus};
 use cip::verify::CacheStats;
 use provider_support::*;
 use serde_json::Value;
 
-/// A decider with a verification cache, like the real one, so the cache series are exported.
+/// A decider with a verification cache and reloadable settings, like the real one, so the cache
+/// and settings series are exported.
 struct Cached;
 
 impl Decider for Cached {
@@ -31,6 +32,16 @@ impl Decider for Cached {
 
     fn cache_stats(&self) -> Option<CacheStats> {
         Some(CacheStats { hits: 1, misses: 1 })
+    }
+
+    fn settings_status(&self) -> Option<SettingsStatus> {
+        Some(SettingsStatus {
+            digest: "0".repeat(64),
+            applied_at: std::time::SystemTime::now(),
+            reloads: 1,
+            reload_failures: 1,
+            failing: None,
+        })
     }
 }
 
@@ -137,6 +148,15 @@ async fn the_dashboard_queries_only_exported_metrics() -> TestResult {
         "{named:?}"
     );
     assert!(named.iter().any(|n| n.starts_with("kubewarden_")), "{named:?}");
+    // Every series about the settings served has a panel (the alerts' series included).
+    let settings_series: Vec<&String> = provider_series
+        .iter()
+        .filter(|name| name.starts_with("cluster_image_policy_provider_settings_"))
+        .collect();
+    assert!(settings_series.len() >= 5, "{provider_series:?}");
+    for series in settings_series {
+        assert!(named.contains(series), "no panel shows {series}");
+    }
     for expr in queries.iter().filter(|expr| expr.contains("kubewarden_")) {
         assert!(
             expr.contains(r#"policy_name=~"clusterwide-cluster-image-policy-.*""#),

@@ -331,8 +331,13 @@ fn evaluate_policy_block<'a>(
     }
     let config = if block.fetch_config_file {
         // Every platform's config of a multi-platform image, as policy-controller reads them.
+        // With only static authorities passing, at the digest the tag names: the image is then
+        // pinned to it, so that the node runs the configs judged.
         match crate::policy::config_file::read(reference, digest.as_deref(), host) {
-            Ok(config) => Some(config),
+            Ok((config, judged)) => {
+                digest = Some(judged);
+                Some(config)
+            }
             Err(e) => {
                 outcome.policy = Some(format!("spec.policy ({language}): fetchConfigFile: {e}"));
                 return None;

@@ -64,6 +64,16 @@ pub const KUBEWARDEN_OCI_MANIFEST: Capability = Capability {
     operation: "v1/oci_manifest",
 };
 
+/// Kubewarden's digest look-up (`kubewarden`/`oci`/`v1/manifest_digest`, answering
+/// `{"digest": …}`): what a tag names, when only static authorities passed and
+/// `fetchConfigFile` must read the image (`policy::config_file`), so that the image is read, and
+/// then pinned, at one digest.
+pub const KUBEWARDEN_MANIFEST_DIGEST: Capability = Capability {
+    binding: "kubewarden",
+    namespace: "oci",
+    operation: "v1/manifest_digest",
+};
+
 /// Kubewarden's image config look-up (`kubewarden`/`oci`/`v1/oci_manifest_config`): the image
 /// manifest, its digest and its config; at an index, the host picks its own platform's manifest.
 /// Read for `spec.policy.fetchConfigFile` (`policy::config_file`), with
@@ -557,6 +567,37 @@ fn usable_digest(capability: Capability, digest: String) -> Result<String, Strin
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Every stock capability the module calls is in `metadata.yml`'s `hostCapabilities`: a
+    /// PolicyServer gating `namespacedPoliciesCapabilities` grants what is listed there, and a
+    /// call left out fails (the binding check and `fetchConfigFile` would deny). The calls are
+    /// read from this file's `Capability` constants of the `kubewarden` binding.
+    #[test]
+    fn metadata_lists_every_stock_capability_the_module_calls() {
+        let metadata = include_str!("../metadata.yml");
+        let listed: Vec<&str> = metadata
+            .lines()
+            .skip_while(|line| *line != "hostCapabilities:")
+            .skip(1)
+            .map_while(|line| line.strip_prefix("  - "))
+            .collect();
+        let source = include_str!("host.rs");
+        let called: Vec<String> = source
+            .split("binding: \"kubewarden\",")
+            .skip(1)
+            .map(|rest| {
+                let field = |name: &str| {
+                    let start = rest.find(&format!("{name}: \"")).expect(name) + name.len() + 3;
+                    rest[start..].split('"').next().expect("quoted").to_owned()
+                };
+                format!("{}/{}", field("namespace"), field("operation"))
+            })
+            .collect();
+        assert!(called.len() >= 4, "{called:?}");
+        for call in &called {
+            assert!(listed.contains(&call.as_str()), "metadata.yml hostCapabilities lacks {call}: {listed:?}");
+        }
+    }
 
     /// Capabilities are equal by their names, not by where the names are: a copy of each name
     /// elsewhere in memory is the same capability, with the same hash; one name changed, another.

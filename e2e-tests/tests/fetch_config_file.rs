@@ -147,6 +147,52 @@ fn every_platform_of_a_signed_index_is_judged() {
     assert!(message.contains("config.\"linux/arm/v7\".config.User"), "{message}");
 }
 
+/// Only a `static` authority passes (nothing signed): the configs are read at the digest the
+/// tag names, and the image is pinned to it, so that the node runs the configs the policy
+/// judged. Before, the tag was read and left as written: a tag pushed again after the admission
+/// ran an image nobody judged. The tag moved to a root image afterwards changes nothing for the
+/// admitted Pod, and is judged (and refused) at the next admission.
+#[test]
+fn a_static_pass_pins_the_image_whose_configs_were_judged() {
+    let World {
+        _registry, host, cip, ..
+    } = World::start();
+    let mut s = settings(&host, &KeyPair::ecdsa_p256().expect("key"));
+    s["policies"][0]["spec"]["authorities"] = json!([{"name": "any", "static": {"action": "pass"}}]);
+    let nonroot = [("linux/amd64", "65532"), ("linux/arm64", "65532")];
+    let mut entries = Vec::new();
+    for (platform, user) in nonroot {
+        let seed = format!("static-{platform}-{user}");
+        let digest = push_platform_image(&host, "app", &seed.replace('/', "-"), &seed, platform, user).expect("pushed");
+        entries.push((digest, platform));
+    }
+    let listed: Vec<(&str, &str)> = entries.iter().map(|(d, p)| (d.as_str(), *p)).collect();
+    let index = push_index(&host, "app", "static", &listed).expect("index pushed");
+
+    let image = format!("{host}/app:static");
+    let response = cip.validate(&pod("default", &[&image]), &s);
+    response.assert_admitted("every platform runs as 65532");
+    assert_eq!(
+        response.mutated().and_then(|o| o.pointer("/spec/containers/0/image")),
+        Some(&json!(format!("{image}@{index}"))),
+        "pinned to the index judged: {response}"
+    );
+
+    // The tag pushed again: a host that has not cached the tag's digest (a new `cip`; stock
+    // hosts keep it for 60 s) reads the new image.
+    let root = push_platform_image(&host, "app", "static", "static-root", "linux/amd64", "0").expect("pushed");
+    let cip = Host::for_registry(&host);
+    let message = cip
+        .validate(&pod("default", &[&image]), &s)
+        .assert_refused("the tag now names a root image")
+        .to_owned();
+    assert!(message.contains("config.\"linux/amd64\".config.User"), "{message}");
+    let pinned = format!("{image}@{index}");
+    cip.validate(&pod("default", &[&pinned]), &s)
+        .assert_admitted("the pinned index is still the one judged");
+    assert_ne!(root, index);
+}
+
 /// An index may list an artifact beside its images (an SBOM, a chart, anything pushed with
 /// `oras`): its config is often `{}` (the OCI empty descriptor), with no `os` or `architecture`.
 /// policy-evaluator answers `oci_manifest_config` with the config blob as JSON, whatever it

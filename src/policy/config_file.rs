@@ -27,7 +27,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::host::{Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG};
+use crate::host::{
+    Capability, HostCalls, KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG,
+};
 use crate::policy::go_json::GoReadError;
 use crate::policy::image_config;
 use crate::policy::numbers;
@@ -62,7 +64,7 @@ pub enum ConfigError {
     /// The index `index` lists a manifest by a digest the module does not read.
     UnusableDigest { index: String, digest: String },
     /// `image` names an image manifest, but the host answered the config of another one,
-    /// `answered` (its digest, or for a tag the digest of its config).
+    /// `answered` (its digest).
     OtherManifest { image: String, answered: String },
     /// The config of `image` is not one go-containerregistry reads, or not read the same from
     /// the host's answer ([`image_config`]).
@@ -145,20 +147,31 @@ impl std::fmt::Display for ConfigError {
 }
 
 /// The `config` of the input document: the config of every manifest `reference` names at
-/// `digest` (the verified digest; the reference's own when none was verified, its tag when it
-/// has none either), keyed `os[/architecture][/variant][:os.version]`.
-pub fn read(reference: &ImageReference, digest: Option<&str>, host: &mut dyn HostCalls) -> Result<Value, ConfigError> {
+/// `digest` (the verified digest; the reference's own when none was verified), keyed
+/// `os[/architecture][/variant][:os.version]`, with the digest read.
+///
+/// Without either (only static authorities passed, the image written by tag) the host is asked
+/// first which digest the tag names (`oci/v1/manifest_digest`) and the image is read at that
+/// digest: every manifest of an index then comes from one index, whatever the tag does
+/// meanwhile, and the caller pins the image to the digest judged, so that the node runs what
+/// the policy saw (policy-controller resolves every tag to a digest before admission).
+pub fn read(
+    reference: &ImageReference,
+    digest: Option<&str>,
+    host: &mut dyn HostCalls,
+) -> Result<(Value, String), ConfigError> {
     let mut reader = Reader {
         host,
         repository: reference.name(),
         left: MAX_MANIFESTS,
         configs: Map::new(),
     };
-    match digest.or(reference.digest()) {
-        Some(digest) => reader.at_digest(digest, None, None)?,
-        None => reader.at_tag(&reference.verification_target())?,
-    }
-    Ok(Value::Object(reader.configs))
+    let digest = match digest.or(reference.digest()) {
+        Some(digest) => digest.to_owned(),
+        None => reader.tagged_digest(&reference.verification_target())?,
+    };
+    reader.at_digest(&digest, None, None)?;
+    Ok((Value::Object(reader.configs), digest))
 }
 
 /// One image's reading: where, how many manifests are left to read, what was read.
@@ -199,32 +212,28 @@ impl Reader<'_> {
         };
         match (named, first) {
             (Manifest::Index(entries), first) => self.index(&image, entries, first.ok().as_ref()),
-            (Manifest::Image { .. }, Err(failure)) => Err(failure),
-            (Manifest::Image { .. }, Ok(answer)) => Err(ConfigError::OtherManifest {
+            (Manifest::Image, Err(failure)) => Err(failure),
+            (Manifest::Image, Ok(answer)) => Err(ConfigError::OtherManifest {
                 image,
                 answered: answer.digest,
             }),
         }
     }
 
-    /// The configs of what the tag `image` names: only static authorities passed, so no digest
-    /// was verified. Without a digest to compare the host's answer with, what the tag names is
-    /// read first.
-    fn at_tag(&mut self, image: &str) -> Result<(), ConfigError> {
-        match self.manifest(image)? {
-            Manifest::Index(entries) => self.index(image, entries, None),
-            Manifest::Image { config_digest } => {
-                let answer = self.manifest_and_config(image)?;
-                // The tag moved between the two reads (to an index the host resolved, or to
-                // another image): the config answered is not that of the manifest read.
-                if answer.config_digest != config_digest {
-                    return Err(ConfigError::OtherManifest {
-                        image: image.to_owned(),
-                        answered: answer.config_digest,
-                    });
-                }
-                self.keep(image, answer.config, None)
-            }
+    /// The digest the tag `image` names, as the host answers it (`{"digest": "sha256:…"}`).
+    fn tagged_digest(&mut self, image: &str) -> Result<String, ConfigError> {
+        let unreadable = |reason: String| ConfigError::Unreadable {
+            capability: KUBEWARDEN_MANIFEST_DIGEST,
+            image: image.to_owned(),
+            reason,
+        };
+        let mut answer = self.ask(KUBEWARDEN_MANIFEST_DIGEST, image)?;
+        match answer.get_mut("digest").map(Value::take) {
+            Some(Value::String(digest)) if is_usable_digest(&digest) => Ok(digest),
+            Some(Value::String(digest)) => Err(unreadable(format!(
+                "the digest {digest:?} is not a sha256 digest: only sha256 digests are read"
+            ))),
+            _ => Err(unreadable("`digest` (a string) is missing".to_owned())),
         }
     }
 
@@ -417,8 +426,6 @@ fn platform_key(config: &Map<String, Value>) -> String {
 struct ManifestAndConfig {
     /// The digest of the image manifest whose config this is.
     digest: String,
-    /// `manifest.config.digest`: the digest of the config.
-    config_digest: String,
     config: Map<String, Value>,
 }
 
@@ -430,17 +437,14 @@ impl ManifestAndConfig {
         // Taken out with `Value::take` rather than `Map::remove`, whose B-tree rebalancing the
         // module has no other use for (≈ 6 KB of `policy.wasm`).
         let mut take = |field: &str| answer.get_mut(field).map(Value::take);
-        let config_digest = take("manifest").and_then(|manifest| string_at(&manifest, &["config", "digest"]));
-        let (Some(Value::String(digest)), Some(Value::Object(config)), Some(config_digest)) =
-            (take("digest"), take("config"), config_digest)
+        // The answer's shape as the SDK writes it: an image manifest naming its config.
+        let names_config = take("manifest").is_some_and(|manifest| has_string_at(&manifest, &["config", "digest"]));
+        let (Some(Value::String(digest)), Some(Value::Object(config)), true) =
+            (take("digest"), take("config"), names_config)
         else {
             return Err("`digest`, `config` (an object) or `manifest.config.digest` is missing".to_owned());
         };
-        Ok(Self {
-            digest,
-            config_digest,
-            config,
-        })
+        Ok(Self { digest, config })
     }
 }
 
@@ -450,8 +454,8 @@ impl ManifestAndConfig {
 enum Manifest {
     /// The descriptors of the manifests the index lists.
     Index(Vec<Value>),
-    /// The digest of the image manifest's config.
-    Image { config_digest: String },
+    /// An image manifest (it names its config).
+    Image,
 }
 
 impl Manifest {
@@ -459,24 +463,23 @@ impl Manifest {
         if !answer.is_object() {
             return Err("not a JSON object".to_owned());
         }
-        let config_digest = string_at(&answer, &["config", "digest"]);
-        match (answer.get_mut("manifests").map(Value::take), config_digest) {
+        let names_config = has_string_at(&answer, &["config", "digest"]);
+        match (answer.get_mut("manifests").map(Value::take), names_config) {
             (Some(Value::Array(entries)), _) => Ok(Self::Index(entries)),
             (Some(_), _) => Err("the index's `manifests` is not a list".to_owned()),
-            (None, Some(config_digest)) => Ok(Self::Image { config_digest }),
-            (None, None) => {
+            (None, true) => Ok(Self::Image),
+            (None, false) => {
                 Err("neither an image index (`manifests`) nor an image manifest (`config.digest`)".to_owned())
             }
         }
     }
 }
 
-/// The string at `path` in `value`.
-fn string_at(value: &Value, path: &[&str]) -> Option<String> {
+/// Whether `value` has a string at `path`.
+fn has_string_at(value: &Value, path: &[&str]) -> bool {
     path.iter()
         .try_fold(value, |value, field| value.get(field))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+        .is_some_and(Value::is_string)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use super::{MAX_MANIFESTS, Manifest, ManifestAndConfig, platform_key};
 use crate::crypto::tests::{P256_PEM, P384_PEM};
 use crate::host::mock::{MockHost, trusted};
 use crate::host::{
-    Capability, HostCalls, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG, KUBEWARDEN_VERIFY_V2,
+    Capability, HostCalls, KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG,
+    KUBEWARDEN_VERIFY_V2,
 };
 use crate::policy::go_json::GoReadError;
 use crate::policy::image_config;
@@ -61,8 +62,8 @@ fn config_digest(digest: &str) -> String {
 }
 
 /// A stock Kubewarden host over `stored` (digests of `myregistry.com/app`, the tag `v1` naming
-/// the first): every signature verifies at that first digest; `oci/v1/oci_manifest` answers the
-/// manifest or index; `oci/v1/oci_manifest_config` answers as policy-evaluator (oci-client)
+/// the first): every signature verifies at that first digest; `oci/v1/manifest_digest` answers
+/// the digest; `oci/v1/oci_manifest` answers the manifest or index; `oci/v1/oci_manifest_config` answers as policy-evaluator (oci-client)
 /// does: an image manifest's config with its digest, and at an index the first manifest whose
 /// `platform` is linux/amd64 (the platform the host runs on), or fails. `failing` configs fail.
 fn kubewarden(stored: Vec<(&str, Stored)>, failing: &[&str]) -> MockHost {
@@ -98,6 +99,9 @@ fn kubewarden(stored: Vec<(&str, Stored)>, failing: &[&str]) -> MockHost {
             return trusted(&digest);
         }
         let (digest, found) = lookup(payload)?;
+        if capability == KUBEWARDEN_MANIFEST_DIGEST {
+            return Ok(serde_json::to_vec(&json!({ "digest": digest })).unwrap());
+        }
         let image_answer = |digest: &str, config: &Value| {
             Ok(serde_json::to_vec(&json!({
                 "manifest": {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -667,18 +671,31 @@ fn config_answers_rewritten(stored: Vec<(&str, Stored)>, rewrite: fn(&mut Value)
     })
 }
 
-/// Only static authorities passed: no digest was verified, the tag is read.
+/// Only static authorities passed: no digest was verified. The host is asked which digest the
+/// tag names and the image is read there, every manifest of an index from that one index, and
+/// the image is pinned to it: the node runs the configs judged, whatever the tag does later
+/// (before, the tag was read and the image left unpinned).
 #[test]
-fn without_a_verified_digest_the_tag_is_read() {
+fn without_a_verified_digest_the_tags_digest_is_read_and_pinned() {
     let mut s = fetching("cue", ARM64_NONROOT);
     s["policies"][0]["spec"]["authorities"] = json!([{"name": "pass", "static": {"action": "pass"}}]);
     let mut host = kubewarden(two_platforms("root"), &[]);
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert!(message(&response).contains("config.\"linux/arm64\""), "{response}");
-    assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST), [IMAGE]);
+    assert_eq!(asked(&host, KUBEWARDEN_MANIFEST_DIGEST), [IMAGE]);
+    assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST), [at(INDEX)]);
     assert_eq!(
         asked(&host, KUBEWARDEN_OCI_MANIFEST_CONFIG),
-        [at(AMD64), at(ARM64), at(ATTESTATION)]
+        [at(INDEX), at(ARM64), at(ATTESTATION)]
+    );
+
+    let mut host = kubewarden(two_platforms("65532"), &[]);
+    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert_eq!(
+        response["mutated_object"]["spec"]["containers"][0]["image"],
+        format!("{IMAGE}@{INDEX}"),
+        "pinned to the index judged"
     );
 
     let mut host = kubewarden(
@@ -687,22 +704,54 @@ fn without_a_verified_digest_the_tag_is_read() {
     );
     let response = run(&pod("default", &[IMAGE]), &s, &mut host);
     assert_eq!(response["accepted"], true, "{response}");
-    assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST_CONFIG), [IMAGE]);
+    assert_eq!(
+        response["mutated_object"]["spec"]["containers"][0]["image"],
+        format!("{IMAGE}@{ARM64}")
+    );
+    assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST_CONFIG), [at(ARM64)]);
+    assert_eq!(asked(&host, KUBEWARDEN_OCI_MANIFEST), Vec::<String>::new());
 
-    // The tag moved to another image between the two reads.
-    let mut host = config_answers_rewritten(
-        vec![(ARM64, Stored::Image(config("linux", "arm64", None, "65532")))],
-        |answer| answer["manifest"]["config"]["digest"] = json!(config_digest(AMD64)),
-    );
-    let response = run(&pod("default", &[IMAGE]), &s, &mut host);
-    assert!(
-        message(&response).ends_with(&format!(
-            "fetchConfigFile: {IMAGE} names an image manifest, but host capability \
-             kubewarden/oci/v1/oci_manifest_config answered the config of another one ({})",
-            config_digest(AMD64)
-        )),
-        "{response}"
-    );
+    // Written by digest: read there, nothing to ask nor to pin.
+    let mut host = kubewarden(two_platforms("65532"), &[]);
+    let response = run(&pod("default", &[&at(INDEX)]), &s, &mut host);
+    assert_eq!(response["accepted"], true, "{response}");
+    assert!(response.get("mutated_object").is_none_or(Value::is_null), "{response}");
+    assert_eq!(asked(&host, KUBEWARDEN_MANIFEST_DIGEST), Vec::<String>::new());
+
+    // The digest look-up failing, or answering what is not a sha256 digest, fails the policy.
+    for (answer, expected) in [
+        (
+            Err("registry down".to_owned()),
+            format!(
+                "fetchConfigFile: {IMAGE}: host capability kubewarden/oci/v1/manifest_digest failed: registry down"
+            ),
+        ),
+        (
+            Ok(json!({"digest": "sha512:00"})),
+            format!(
+                "fetchConfigFile: {IMAGE}: unreadable answer from host capability kubewarden/oci/v1/manifest_digest: \
+                 the digest \"sha512:00\" is not a sha256 digest: only sha256 digests are read"
+            ),
+        ),
+        (
+            Ok(json!({"digest": 1})),
+            format!(
+                "fetchConfigFile: {IMAGE}: unreadable answer from host capability kubewarden/oci/v1/manifest_digest: \
+                 `digest` (a string) is missing"
+            ),
+        ),
+    ] {
+        let mut stock = kubewarden(two_platforms("65532"), &[]);
+        let mut host = MockHost::new(move |capability, payload| {
+            if capability == KUBEWARDEN_MANIFEST_DIGEST {
+                return answer.clone().map(|a| serde_json::to_vec(&a).unwrap());
+            }
+            stock.call(capability, &serde_json::to_vec(&payload).unwrap())
+        });
+        let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+        assert_eq!(response["accepted"], false, "{response}");
+        assert!(message(&response).ends_with(&expected), "{response}");
+    }
 }
 
 fn key(config: Value) -> Result<String, GoReadError> {
@@ -750,10 +799,7 @@ fn answers_are_read_as_the_sdk_writes_them() {
     let index = json!({"schemaVersion": 2, "manifests": [{"digest": AMD64, "size": 1}]});
     assert!(matches!(Manifest::read(index), Ok(Manifest::Index(entries)) if entries.len() == 1));
     let image = json!({"schemaVersion": 2, "config": {"digest": "sha256:c", "size": 1}, "layers": []});
-    assert!(matches!(
-        Manifest::read(image),
-        Ok(Manifest::Image { config_digest }) if config_digest == "sha256:c"
-    ));
+    assert!(matches!(Manifest::read(image), Ok(Manifest::Image)));
     for (answer, expected) in [
         (
             json!({"is_trusted": true}),
@@ -768,17 +814,14 @@ fn answers_are_read_as_the_sdk_writes_them() {
     let answer = json!({"manifest": {"config": {"digest": "sha256:c"}}, "digest": AMD64, "config": {"os": "linux"}});
     let read = ManifestAndConfig::read(answer).expect("readable");
     assert_eq!(
-        (
-            read.digest.as_str(),
-            read.config_digest.as_str(),
-            Value::Object(read.config)
-        ),
-        (AMD64, "sha256:c", json!({"os": "linux"}))
+        (read.digest.as_str(), Value::Object(read.config)),
+        (AMD64, json!({"os": "linux"}))
     );
     for answer in [
         json!({"manifest": {}, "digest": AMD64, "config": {}}),
         json!({"manifest": {"config": {"digest": "sha256:c"}}, "digest": AMD64, "config": "{}"}),
         json!({"manifest": {"config": {"digest": "sha256:c"}}, "config": {}}),
+        json!({"manifest": {"config": {"digest": 1}}, "digest": AMD64, "config": {}}),
     ] {
         assert_eq!(
             ManifestAndConfig::read(answer).err().as_deref(),

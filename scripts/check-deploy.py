@@ -47,6 +47,12 @@ NOT_MANIFESTS = {"kustomization.yaml", "helm-values.yaml", "settings.yaml"}
 # The longest Gatekeeper response-cache TTL accepted: a settings change or a revoked key waits
 # for cached answers to expire (docs/gatekeeper.md, Changing the settings).
 MAX_RESPONSE_CACHE_TTL = 60
+# Namespaces a fail-closed Gatekeeper webhook must leave alone: with Gatekeeper down it would
+# reject the kubelets' Lease renewals (kube-node-lease) and the control plane's leader-election
+# Leases and pods (kube-system), a deadlock (Gatekeeper's docs, "Failing Closed").
+CONTROL_PLANE_NAMESPACES = {"kube-system", "kube-node-lease"}
+# The label the API server sets on every namespace to its name (immutable).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 VERBOSE = "-v" in sys.argv[1:]
 GATEKEEPER_NAMESPACE = "gatekeeper-system"
 GATEKEEPER_CA_SECRET = "gatekeeper-webhook-server-cert"
@@ -379,6 +385,50 @@ def check_gatekeeper(docs, helm_values):
         raise Failure(f"deploy/gatekeeper/mutation: no Assign pins {missing}, which the Constraints check")
 
 
+def webhook_exempt_namespaces(helm_values, kind):
+    """The namespaces Gatekeeper's chart leaves out of the validating or mutating webhook: its own
+    (always) and those `{kind}WebhookExemptNamespacesLabels` names by `kubernetes.io/metadata.name`
+    (the chart renders each entry as a `NotIn` matchExpression of the webhook's namespaceSelector)."""
+    labels = helm_values.get(f"{kind}WebhookExemptNamespacesLabels") or {}
+    if not isinstance(labels, dict):
+        raise Failure(f"helm-values.yaml: {kind}WebhookExemptNamespacesLabels must map a label to a list of values")
+    names = labels.get(NAMESPACE_NAME_LABEL) or []
+    if not isinstance(names, list):
+        raise Failure(f"helm-values.yaml: {kind}WebhookExemptNamespacesLabels.{NAMESPACE_NAME_LABEL} must be a list")
+    return {GATEKEEPER_NAMESPACE, *names}
+
+
+def check_exemptions(docs, helm_values):
+    """A fail-closed webhook exempts the control plane's namespaces, and the Constraints and
+    Assigns exclude exactly the namespaces the webhooks exempt (audit reports nothing admission
+    does not enforce, and nothing is enforced that audit would not report)."""
+    exempt = {}
+    for kind in ("validating", "mutating"):
+        exempt[kind] = webhook_exempt_namespaces(helm_values, kind)
+        if helm_values.get(f"{kind}WebhookFailurePolicy", "Ignore") != "Fail":
+            continue
+        missing = CONTROL_PLANE_NAMESPACES - exempt[kind]
+        if missing:
+            raise Failure(
+                f"helm-values.yaml: the {kind} webhook fails closed but does not exempt {', '.join(sorted(missing))} "
+                f"({kind}WebhookExemptNamespacesLabels: {{{NAMESPACE_NAME_LABEL}: [...]}}): with Gatekeeper down, "
+                "Lease renewals and control-plane pods would be rejected"
+            )
+    for doc in docs:
+        if doc.get("kind") == "Assign":
+            kind = "mutating"
+        elif doc.get("apiVersion", "").startswith("constraints.gatekeeper.sh/"):
+            kind = "validating"
+        else:
+            continue
+        excluded = set(doc["spec"].get("match", {}).get("excludedNamespaces") or [])
+        if excluded != exempt[kind]:
+            raise Failure(
+                f"{name_of(doc)}: excludedNamespaces {sorted(excluded)} differ from the namespaces the {kind} "
+                f"webhook exempts {sorted(exempt[kind])} (helm-values.yaml)"
+            )
+
+
 def check_settings(rendered, helm_values):
     """The provider's settings reach it: the ConfigMap its --settings-path is mounted from is
     rendered by kustomize from settings.yaml with a content-hash name (a changed file makes a new
@@ -575,6 +625,8 @@ def main():
     gatekeeper = all_docs(collected, DEPLOY / "gatekeeper")
     report.check("gatekeeper: timeouts ordered, failurePolicy Fail, mTLS with Gatekeeper's CA",
                  check_gatekeeper, gatekeeper, helm_values())
+    report.check("gatekeeper: fail-closed webhooks exempt kube-system and kube-node-lease, as the Constraints and Assigns",
+                 check_exemptions, gatekeeper, helm_values())
     report.check("gatekeeper: settings from a generated ConfigMap, a short response cache",
                  check_settings, collected[DEPLOY / "gatekeeper"][0], helm_values())
     report.check("kubewarden: failurePolicy Fail, timeoutEvalSeconds < timeoutSeconds",
@@ -652,6 +704,21 @@ def self_test():
     volume_assign["spec"]["location"] = "spec.volumes[name:*].image.reference"
     volumes.append(volume_assign)
     cases.append(("an Assign pinning image volumes (immutable)", lambda: check_gatekeeper(volumes, values)))
+    cases.append(("a fail-closed validating webhook without exemptions (the chart's default)",
+                  lambda: check_exemptions(gatekeeper, {k: v for k, v in values.items()
+                                                        if k != "validatingWebhookExemptNamespacesLabels"})))
+    cases.append(("a fail-closed mutating webhook exempting kube-system but not kube-node-lease",
+                  lambda: check_exemptions(gatekeeper, {**values, "mutatingWebhookExemptNamespacesLabels":
+                                                        {NAMESPACE_NAME_LABEL: ["kube-system"]}})))
+    cases.append(("exemptions under another label than kubernetes.io/metadata.name",
+                  lambda: check_exemptions(gatekeeper, {**values, "validatingWebhookExemptNamespacesLabels":
+                                                        {"name": ["kube-system", "kube-node-lease"]}})))
+    narrower = copy.deepcopy(gatekeeper)
+    for doc in narrower:
+        if doc["kind"] == "K8sClusterImagePolicy":
+            doc["spec"]["match"]["excludedNamespaces"] = ["gatekeeper-system"]
+    cases.append(("a Constraint checking kube-system, which the webhook exempts",
+                  lambda: check_exemptions(narrower, values)))
     rendered = collected[DEPLOY / "gatekeeper"][0]
     fixed_name = copy.deepcopy(rendered)
     for doc in fixed_name:

@@ -385,6 +385,38 @@ def check_gatekeeper(docs, helm_values):
         raise Failure(f"deploy/gatekeeper/mutation: no Assign pins {missing}, which the Constraints check")
 
 
+def pod_updates_skip_mutation(helm_values):
+    """Whether the mutating webhook's matchConditions keep a Pod's own UPDATEs (not its
+    ephemeralcontainers subresource) away from Gatekeeper's mutation. The expression is CEL,
+    evaluated by the API server; this reads it as helm-values.yaml writes it."""
+    for condition in helm_values.get("mutatingWebhookMatchConditions") or []:
+        expression = re.sub(r"\s+", " ", str(condition.get("expression", "")))
+        if (
+            expression.startswith("!(")
+            and "request.operation == 'UPDATE'" in expression
+            and "request.resource.resource == 'pods'" in expression
+            and "request.resource.group == ''" in expression
+            and "request.subResource == ''" in expression
+        ):
+            return True
+    return False
+
+
+def check_pinning_on_create(docs, helm_values):
+    """Digest-pinning Assigns run on a Pod's CREATE only: without the old object, an Assign would
+    re-pin every image of a running Pod at each of its UPDATEs (finalizer removal, a label),
+    restarting a container whose image it changes."""
+    pinning = [
+        a for a in docs
+        if a.get("kind") == "Assign" and a["spec"].get("parameters", {}).get("assign", {}).get("externalData")
+    ]
+    if pinning and not pod_updates_skip_mutation(helm_values):
+        raise Failure(
+            "helm-values.yaml: mutatingWebhookMatchConditions must keep Pod UPDATEs (subResource '') away from "
+            "the mutating webhook: the pinning Assigns would re-pin a running Pod's images at every UPDATE"
+        )
+
+
 def webhook_exempt_namespaces(helm_values, kind):
     """The namespaces Gatekeeper's chart leaves out of the validating or mutating webhook: its own
     (always) and those `{kind}WebhookExemptNamespacesLabels` names by `kubernetes.io/metadata.name`
@@ -627,6 +659,8 @@ def main():
                  check_gatekeeper, gatekeeper, helm_values())
     report.check("gatekeeper: fail-closed webhooks exempt kube-system and kube-node-lease, as the Constraints and Assigns",
                  check_exemptions, gatekeeper, helm_values())
+    report.check("gatekeeper: digest pinning on a Pod's CREATE only (mutatingWebhookMatchConditions)",
+                 check_pinning_on_create, gatekeeper, helm_values())
     report.check("gatekeeper: settings from a generated ConfigMap, a short response cache",
                  check_settings, collected[DEPLOY / "gatekeeper"][0], helm_values())
     report.check("kubewarden: failurePolicy Fail, timeoutEvalSeconds < timeoutSeconds",
@@ -713,6 +747,13 @@ def self_test():
     cases.append(("exemptions under another label than kubernetes.io/metadata.name",
                   lambda: check_exemptions(gatekeeper, {**values, "validatingWebhookExemptNamespacesLabels":
                                                         {"name": ["kube-system", "kube-node-lease"]}})))
+    cases.append(("pinning Assigns re-pinning a Pod at each of its UPDATEs (no matchConditions)",
+                  lambda: check_pinning_on_create(gatekeeper, {k: v for k, v in values.items()
+                                                               if k != "mutatingWebhookMatchConditions"})))
+    cases.append(("matchConditions that would skip kubectl debug's ephemeralcontainers too",
+                  lambda: check_pinning_on_create(gatekeeper, {**values, "mutatingWebhookMatchConditions": [
+                      {"name": "x", "expression": "!(request.operation == 'UPDATE' && request.resource.group == '' "
+                                                  "&& request.resource.resource == 'pods')"}]})))
     narrower = copy.deepcopy(gatekeeper)
     for doc in narrower:
         if doc["kind"] == "K8sClusterImagePolicy":

@@ -1,8 +1,10 @@
 //! Digest pinning under Gatekeeper: `POST /mutate/{namespace}` with the real policy module, a
 //! real loopback registry and real signatures answers Gatekeeper's external-data mutation with
-//! the pinned reference for images that pass and an error for images that are denied, in the
-//! same cases as admission (`/validate`) decides them, and pins what the module pins under
-//! Kubewarden (`validate`), a failing `warn` policy included.
+//! the pinned reference for images that pass and the image unchanged for images that are
+//! denied (the validating Constraint refuses those, where admission does: an Assign, without the
+//! old object, would otherwise refuse every routine UPDATE of a Pod running an image denied since
+//! its creation), in the same cases as admission (`/validate`) decides them, and pins what the
+//! module pins under Kubewarden (`validate`), a failing `warn` policy included.
 
 mod provider_support;
 
@@ -28,11 +30,11 @@ async fn post_to(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission() -> TestResult {
+async fn verified_images_are_pinned_and_denied_images_left_to_the_constraint_as_in_admission() -> TestResult {
     let registry = testkit::Registry::start()?;
     let host = registry.host();
     let digest = testkit::push_image(&host, "team/app", "v1", "mutate-app")?;
-    testkit::push_image(&host, "team/other", "v1", "mutate-other")?;
+    let other_digest = testkit::push_image(&host, "team/other", "v1", "mutate-other")?;
     let signer = testkit::KeyPair::ecdsa_p256()?;
     testkit::sign_with_key(&host, "team/app", &digest, &signer, &testkit::annotations([]))?;
 
@@ -47,22 +49,27 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
     let signed = format!("{host}/team/app:v1");
     let unsigned = format!("{host}/team/other:v1");
     let already_pinned = format!("{host}/team/app@{digest}");
+    // What a running Pod holds after its CREATE was pinned, once its signature no longer verifies
+    // (the key rotated out): a routine UPDATE (finalizer removal, `kubectl label`) sends it again.
+    let pinned_now_denied = format!("{host}/team/other:v1@{other_digest}");
     let invalid = "Not A Reference!".to_owned();
     let images = [
         signed.clone(),
         unsigned.clone(),
         already_pinned.clone(),
+        pinned_now_denied.clone(),
         invalid.clone(),
     ];
 
-    // (namespace, image) -> expected mutation: Some(new value) or None (an error).
-    let expected = |namespace: &str, image: &str| -> Option<String> {
+    // (namespace, image) -> (expected value, whether admission denies it). A denied image is
+    // answered unchanged, never an error: the Constraint refuses it where admission does.
+    let expected = |namespace: &str, image: &str| -> (String, bool) {
         match (namespace, image) {
-            (_, i) if i == invalid => None,
+            (_, i) if i == invalid => (i.to_owned(), true),
             // Verified by the production and development policies: pinned there.
-            ("production" | "development", i) if i == signed => Some(format!("{signed}@{digest}")),
-            ("production", i) if i == unsigned => None,
-            (_, i) => Some(i.to_owned()),
+            ("production" | "development", i) if i == signed => (format!("{signed}@{digest}"), false),
+            ("production", i) if i == unsigned || i == pinned_now_denied => (i.to_owned(), true),
+            (_, i) => (i.to_owned(), false),
         }
     };
 
@@ -81,18 +88,17 @@ async fn verified_images_are_pinned_and_denied_images_are_errors_as_in_admission
         for image in &images {
             let item = item(&mutation, image).ok_or_else(|| format!("no item for {image} in {mutation}"))?;
             let verdict = item_verdict(&admission, &key(image, namespace));
-            match expected(namespace, image) {
-                Some(value) => {
-                    assert_eq!(item["value"], json!(value), "{namespace} {image}: {mutation}");
-                    assert!(item.get("error").is_none(), "{item}");
-                    assert_ne!(verdict, "deny", "{namespace} {image}: admission and mutation disagree");
-                }
-                None => {
-                    assert!(item.get("value").is_none(), "{namespace} {image}: {item}");
-                    assert!(!item["error"].as_str().unwrap_or_default().is_empty(), "{item}");
-                    assert_eq!(verdict, "deny", "{namespace} {image}: admission and mutation disagree");
-                }
-            }
+            let (value, denied) = expected(namespace, image);
+            assert_eq!(item["value"], json!(value), "{namespace} {image}: {mutation}");
+            assert!(
+                item.get("error").is_none(),
+                "{namespace} {image}: a denial refused by the mutation refuses every UPDATE of a Pod running it: {item}"
+            );
+            assert_eq!(
+                verdict == "deny",
+                denied,
+                "{namespace} {image}: admission decides {verdict}: {admission}"
+            );
         }
     }
 
@@ -164,7 +170,9 @@ async fn an_image_failing_only_a_warn_policy_is_pinned_as_under_kubewarden() -> 
         "{mutation}"
     );
     assert_eq!(item_verdict(&admission, &key(&denied, namespace)), "deny");
-    assert!(answer(&denied).get("value").is_none(), "{mutation}");
+    // Denied: left unchanged (not pinned), the enforcing Constraint refuses it.
+    assert_eq!(answer(&denied)["value"], json!(denied), "{mutation}");
+    assert!(answer(&denied).get("error").is_none(), "{mutation}");
 
     // Kubewarden's `validate` on a Pod using the warned image in a container and an image
     // volume: admitted with a warning, both pinned to the same reference as the mutation answer.
@@ -213,9 +221,9 @@ async fn an_image_failing_only_a_warn_policy_is_pinned_as_under_kubewarden() -> 
 /// policy scoped by a label selector cannot be told to apply there. Found by a review: under
 /// `noMatchPolicy: deny` the mutation refused a Pod whose image only such a policy covers, which
 /// its labels make admitted (by `/validate` with the labels, and by the policy under Kubewarden).
-/// With label-scoped policies in the settings, a denial the labels could lift leaves the image
-/// unchanged (not pinned) for the validating Constraint, which still denies what it should; a
-/// denial by a policy reading no labels is still an error, and verified images are still pinned.
+/// A denial the labels could lift leaves the image unchanged (not pinned) for the validating
+/// Constraint, which still denies what it should; so does a denial by a policy reading no labels
+/// (every denial is the Constraint's), and verified images are still pinned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denial_the_pods_labels_could_lift_is_left_to_validation() -> TestResult {
     let registry = testkit::Registry::start()?;
@@ -264,12 +272,9 @@ async fn a_denial_the_pods_labels_could_lift_is_left_to_validation() -> TestResu
         json!(format!("{signed}@{signed_digest}")),
         "{mutation}"
     );
-    // Denied by a policy that reads no labels: an error, whatever the labels.
-    assert!(answer(&frozen).get("value").is_none(), "{mutation}");
-    assert!(
-        !answer(&frozen)["error"].as_str().unwrap_or_default().is_empty(),
-        "{mutation}"
-    );
+    // Denied by a policy that reads no labels: left unchanged too; validation denies it below.
+    assert_eq!(answer(&frozen)["value"], json!(frozen), "{mutation}");
+    assert!(answer(&frozen).get("error").is_none(), "{mutation}");
     // No policy covers it, but team-a's selector cannot be evaluated here: left to validation.
     assert_eq!(answer(&other)["value"], json!(other), "{mutation}");
 

@@ -13,22 +13,27 @@
 //! |----------------------------------------------------|------------------------------------------|
 //! | allow or warn, with a verified digest, none in the image | `value`: `image@sha256:…` (pinned) |
 //! | allow or warn without a verified digest (no policy covers it, `static` authorities only), or already pinned | `value`: the image unchanged |
-//! | deny, or the image could not be decided            | `error`: why (the Assign's failurePolicy applies) |
-//! | deny that the Pod's labels could change (below)    | `value`: the image unchanged (validation decides) |
+//! | deny                                               | `value`: the image unchanged (the validating Constraint refuses it) |
+//! | the image could not be decided (deadline, evaluation failure) | `error`: why (the Assign's failurePolicy applies) |
+//!
+//! A denial is not the mutation's to enforce. An `Assign` sees no old object: on every Pod
+//! UPDATE that reaches it (a finalizer removed by the Job controller, `kubectl label`, unless the
+//! webhook's matchConditions keep Pod UPDATEs away, deploy/gatekeeper/helm-values.yaml) it sends
+//! every image of the Pod again, and an image denied *now* (its key rotated out, its registry down
+//! under `enforce`) would have the UPDATE refused, although the validating Constraint deliberately
+//! leaves out the images an UPDATE does not change (docs/lifecycle.md). So a denied image is
+//! answered unchanged, and the Constraint, which runs after every mutation on the object as
+//! mutated, with its labels and its old object, refuses what admission refuses. Only an image
+//! the provider could not decide at all is an `error`: on a Pod's CREATE the Constraint would
+//! ask again and fail closed too, but an image left unpinned there could be admitted by a
+//! Constraint answered a moment later, unpinned.
 //!
 //! Gatekeeper's mutation sends only the value at the location (`dataSource: ValueAtLocation`;
 //! the other source is the requester's `Username`): no labels, so each image is decided as in an
 //! object without labels, and a policy scoped by a label `selector` cannot be told to apply. Its
-//! images are therefore not pinned unless another policy verifies them, and a denial may be one
-//! the Pod's labels would lift (an image only such a policy covers under `noMatchPolicy: deny`, or
-//! a `NotIn`/`DoesNotExist` selector that covers an unlabelled object). Refusing there would
-//! refuse Pods that admission (the Constraints, which send the labels, and the policy under
-//! Kubewarden) admits, so when the settings have label-scoped policies a denial stands in the
-//! mutation only if it holds whatever the labels: a failing `enforce` policy that reads no labels,
-//! with no label-scoped policy among those that applied. Any other denial leaves the image
-//! unchanged, and the validating Constraint, which runs after every mutation on the object as
-//! mutated, decides it with the labels. `cip provider` warns about such policies when it loads
-//! the settings ([`LABEL_SCOPED_WARNING`]).
+//! images are therefore not pinned unless another policy verifies them; a denial the Pod's labels
+//! could lift is left to the Constraint like any other. `cip provider` warns about such policies
+//! when it loads the settings ([`LABEL_SCOPED_WARNING`]).
 //!
 //! The verdict's `digest` is only ever one a *passing* policy verified (a failing policy
 //! contributes none, and a policy verifying another digest than an earlier one fails): with a
@@ -124,8 +129,8 @@ pub fn check_namespace(namespace: &str) -> Result<(), InvalidNamespace> {
 /// Logged (at `warn`, with the policies' names) when settings with label-scoped policies are
 /// loaded, at start-up and at each reload.
 pub const LABEL_SCOPED_WARNING: &str = "policies scoped by a label selector: Gatekeeper's digest pinning (/mutate) is sent no \
-     labels, so their images are not pinned there (unless another policy verifies them) and a denial the Pod's labels could \
-     lift leaves the image unchanged; the validating Constraint, which sends the labels, decides them (docs/gatekeeper.md, \
+     labels, so their images are not pinned there (unless another policy verifies them); the validating Constraint, which \
+     sends the labels, decides them (docs/gatekeeper.md, \
      Digest pinning). Write such images by digest, or scope those policies by namespace";
 
 /// The names of the policies in `settings` whose `match` has an entry with a non-empty label
@@ -183,36 +188,33 @@ pub async fn mutate(
         .collect()
 }
 
-/// Whether a denial decided without the object's labels holds whatever they are: the settings
-/// have no label-scoped policy, or a policy reading no labels failed in `enforce` mode while no
-/// label-scoped policy applied (one that applied to the unlabelled object may not apply to the
-/// Pod, and its digest may have been the one a later policy disagreed with).
+/// Whether a denial decided without the object's labels holds whatever they are (only logged: a
+/// denial is the validating Constraint's to enforce): the settings have no label-scoped policy,
+/// or a policy reading no labels failed in `enforce` mode while no label-scoped policy applied.
 fn denied_whatever_the_labels(decision: &Decision, label_scoped: &[String]) -> bool {
     label_scoped.is_empty()
         || (!decision.policies.iter().any(|p| label_scoped.contains(&p.name))
             && decision.policies.iter().any(|p| !p.passed && p.mode == "enforce"))
 }
 
-/// The mutation answer for `image` from its validation outcome. Gatekeeper keeps no mutation
-/// answer beyond the request, so a key left undecided is an `error` item (the Assign's
-/// failurePolicy applies). A denial the Pod's labels could lift leaves the image unchanged.
+/// The mutation answer for `image` from its validation outcome. A denied image is answered
+/// unchanged: the validating Constraint refuses it, on CREATE, and leaves it alone on an UPDATE
+/// that does not change it (an Assign, without the old object, cannot tell). Gatekeeper keeps no
+/// mutation answer beyond the request, so a key left undecided is an `error` item (the Assign's
+/// failurePolicy applies).
 fn answer(image: String, outcome: &Result<Decision, KeyFailure>, label_scoped: &[String]) -> MutationItem {
     let outcome = match outcome {
         Err(failure) => Err(failure.to_string()),
         Ok(decision) => match decision.verdict {
-            Verdict::Deny if !denied_whatever_the_labels(decision, label_scoped) => {
+            Verdict::Deny => {
                 tracing::debug!(
                     %image,
                     reason = %decision.message,
-                    "denied without the Pod's labels, which could lift the denial: left unchanged for validation"
+                    labels_could_lift_it = !denied_whatever_the_labels(decision, label_scoped),
+                    "denied: left unchanged, the validating Constraint refuses it"
                 );
                 Ok(image.clone())
             }
-            Verdict::Deny => Err(if decision.message.is_empty() {
-                format!("image {image} is denied by the cluster image policies")
-            } else {
-                decision.message.clone()
-            }),
             // As `decide` sets `pin`: any verdict but deny, whatever the warn policies said.
             Verdict::Allow | Verdict::Warn => Ok(match &decision.digest {
                 Some(digest) if !image.contains('@') => format!("{image}@{digest}"),
@@ -249,15 +251,16 @@ mod tests {
         generation: AtomicUsize,
     }
 
-    /// Settings `generation`, without label-scoped policies, denying every image.
+    /// Settings `generation`, without label-scoped policies, verifying every image at a digest
+    /// of their own.
     struct Snapshot {
         generation: usize,
     }
 
-    fn denied_in(generation: usize) -> Decision {
+    fn verified_in(generation: usize) -> Decision {
         Decision {
-            verdict: Verdict::Deny,
-            digest: None,
+            verdict: Verdict::Allow,
+            digest: Some(format!("sha256:{generation:064}")),
             message: format!("settings {generation}"),
             policies: Vec::new(),
         }
@@ -265,7 +268,7 @@ mod tests {
 
     impl Decider for ReloadingAlways {
         fn decide(&self, _: &ImageKey) -> Result<Decision, String> {
-            Ok(denied_in(self.generation.fetch_add(1, Ordering::SeqCst)))
+            Ok(verified_in(self.generation.fetch_add(1, Ordering::SeqCst)))
         }
 
         fn label_scoped_policies(&self) -> Vec<String> {
@@ -282,7 +285,7 @@ mod tests {
 
     impl Decider for Snapshot {
         fn decide(&self, _: &ImageKey) -> Result<Decision, String> {
-            Ok(denied_in(self.generation))
+            Ok(verified_in(self.generation))
         }
     }
 
@@ -308,14 +311,17 @@ mod tests {
 
         let items = mutate(&evaluator, "n", images.clone(), Instant::now()).await;
         assert_eq!(items.len(), images.len());
-        let errors: std::collections::HashSet<Option<String>> = items.iter().map(|item| item.error.clone()).collect();
-        assert_eq!(errors.len(), 1, "{items:?}");
-        assert!(
-            errors
-                .iter()
-                .all(|e| e.as_deref().is_some_and(|e| e.starts_with("settings "))),
-            "{items:?}"
-        );
+        let digests: std::collections::HashSet<Option<String>> = items
+            .iter()
+            .map(|item| {
+                item.value
+                    .as_deref()
+                    .and_then(|v| v.split_once('@'))
+                    .map(|(_, d)| d.to_owned())
+            })
+            .collect();
+        assert_eq!(digests.len(), 1, "{items:?}");
+        assert!(digests.iter().all(Option::is_some), "{items:?}");
     }
 
     fn decided(verdict: Verdict, digest: Option<&str>, message: &str) -> Result<Decision, KeyFailure> {
@@ -335,7 +341,7 @@ mod tests {
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
     #[test]
-    fn verified_images_are_pinned_warned_or_not_and_denied_ones_are_errors() {
+    fn verified_images_are_pinned_warned_or_not_denied_ones_left_and_undecided_ones_errors() {
         let pinned = no_label_scoped("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""));
         assert_eq!(pinned.value.as_deref(), Some(format!("r.io/app:v1@{D}").as_str()));
         let already = no_label_scoped(format!("r.io/app@{D}"), &decided(Verdict::Allow, Some(D), ""));
@@ -357,8 +363,16 @@ mod tests {
             &decided(Verdict::Warn, None, "covered by no policy"),
         );
         assert_eq!(unverified.value.as_deref(), Some("r.io/free:v2"));
+        // Denied (a key rotated out, a registry down under enforce): unchanged, not an error, or
+        // every later UPDATE of a Pod running it (finalizer removal, a label) would be refused;
+        // the validating Constraint refuses it where admission does.
         let denied = no_label_scoped("r.io/evil:v1".into(), &decided(Verdict::Deny, None, "no signature"));
-        assert_eq!((denied.value, denied.error.as_deref()), (None, Some("no signature")));
+        assert_eq!((denied.value.as_deref(), denied.error), (Some("r.io/evil:v1"), None));
+        let denied_pinned = no_label_scoped(format!("r.io/evil@{D}"), &decided(Verdict::Deny, None, "no signature"));
+        assert_eq!(
+            (denied_pinned.value, denied_pinned.error),
+            (Some(format!("r.io/evil@{D}")), None)
+        );
         let failed = no_label_scoped(
             "r.io/x:v1".into(),
             &Err(KeyFailure::Undecided {
@@ -379,11 +393,11 @@ mod tests {
         }
     }
 
-    /// Gatekeeper sends no labels to `/mutate`: with label-scoped policies in the settings, a
-    /// denial stands only if it holds whatever the labels; another leaves the image unchanged
+    /// Gatekeeper sends no labels to `/mutate`: whether or not the settings have label-scoped
+    /// policies, and whether or not the labels could lift it, a denial leaves the image unchanged
     /// (not pinned) for the validating Constraint, which sees the labels.
     #[test]
-    fn a_denial_the_labels_could_lift_leaves_the_image_to_validation() {
+    fn every_denial_leaves_the_image_to_validation() {
         let scoped = ["team-a".to_owned(), "not-exempt".to_owned()];
         let deny = |message: &str, policies: Vec<PolicyOutcome>| {
             Ok(Decision {
@@ -395,34 +409,19 @@ mod tests {
         };
         // No policy applied to the unlabelled object (noMatchPolicy: deny): team-a may apply.
         let uncovered = deny("no ClusterImagePolicy covers it", vec![]);
-        let left = answer("r.io/team/app:1".into(), &uncovered, &scoped);
-        assert_eq!((left.value.as_deref(), left.error), (Some("r.io/team/app:1"), None));
-        // Without label-scoped policies the same denial is an error, as before.
-        let refused = answer("r.io/team/app:1".into(), &uncovered, &[]);
-        assert_eq!(refused.error.as_deref(), Some("no ClusterImagePolicy covers it"));
+        for label_scoped in [&scoped[..], &[]] {
+            let left = answer("r.io/team/app:1".into(), &uncovered, label_scoped);
+            assert_eq!((left.value.as_deref(), left.error), (Some("r.io/team/app:1"), None));
+        }
         // A label-scoped policy (DoesNotExist) applied to the unlabelled object and failed.
         let selected = deny("denied by not-exempt", vec![applied("not-exempt", "enforce", false)]);
         let left = answer("r.io/other/app:1".into(), &selected, &scoped);
         assert_eq!(left.value.as_deref(), Some("r.io/other/app:1"));
-        // A failing enforce policy that reads no labels: denied whatever the labels.
+        // A failing enforce policy that reads no labels: denied whatever the labels, still left
+        // to the Constraint (which refuses it on CREATE and on an UPDATE that brings it in).
         let frozen = deny("denied by frozen", vec![applied("frozen", "enforce", false)]);
-        let refused = answer("r.io/frozen/app:1".into(), &frozen, &scoped);
-        assert_eq!(
-            (refused.value, refused.error.as_deref()),
-            (None, Some("denied by frozen"))
-        );
-        // ... unless a label-scoped policy applied beside it (its digest may be the disagreement).
-        let both = deny(
-            "denied by frozen",
-            vec![
-                applied("not-exempt", "enforce", true),
-                applied("frozen", "enforce", false),
-            ],
-        );
-        assert_eq!(
-            answer("r.io/x:1".into(), &both, &scoped).value.as_deref(),
-            Some("r.io/x:1")
-        );
+        let left = answer("r.io/frozen/app:1".into(), &frozen, &scoped);
+        assert_eq!((left.value.as_deref(), left.error), (Some("r.io/frozen/app:1"), None));
         // Pinning is unchanged: an allowed image is pinned whatever the label-scoped policies.
         let pinned = answer("r.io/app:v1".into(), &decided(Verdict::Allow, Some(D), ""), &scoped);
         assert_eq!(pinned.value, Some(format!("r.io/app:v1@{D}")));

@@ -223,6 +223,42 @@ struct ReferrersIndex {
     manifests: Vec<Referrer>,
 }
 
+/// The bytes of one downloaded layer, shared (not copied) by every descriptor naming its digest.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedBytes(std::sync::Arc<[u8]>);
+
+impl std::ops::Deref for SharedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq<[u8]> for SharedBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&[u8]> for SharedBytes {
+    fn eq(&self, other: &&[u8]) -> bool {
+        *self.0 == **other
+    }
+}
+
 /// A successful answer read under a cap.
 #[derive(Debug)]
 pub(crate) struct CappedResponse {
@@ -415,13 +451,14 @@ impl RegistryClient {
     }
 
     /// The image manifest `reference` names and its layers' bytes, every download capped (each
-    /// layer by `layer_cap`).
+    /// layer by `layer_cap`). Descriptors naming one digest (a manifest may repeat a descriptor
+    /// up to `--max-signature-layers` times) share one download and one copy of its bytes.
     pub async fn capped_manifest_and_layers(
         &self,
         reference: &Reference,
         limits: &DownloadLimits,
         layer_cap: LayerCap,
-    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, Vec<u8>)>), BoundedError> {
+    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, SharedBytes)>), BoundedError> {
         let body = self
             .capped_manifest(reference, limits.max_manifest_bytes, SIGNATURE_MANIFEST)
             .await?;
@@ -438,15 +475,16 @@ impl RegistryClient {
                 setting: "--max-signature-layers",
             });
         }
-        let mut layers: Vec<(OciDescriptor, Vec<u8>)> = Vec::new();
+        let mut layers: Vec<(OciDescriptor, SharedBytes)> = Vec::new();
         for descriptor in &manifest.layers {
             if let Some((_, data)) = layers.iter().find(|(d, _)| d.digest == descriptor.digest) {
+                // The same bytes, not a copy of them.
                 let data = data.clone();
                 layers.push((descriptor.clone(), data));
                 continue;
             }
             let data = self.capped_blob(reference, descriptor, layer_cap).await?;
-            layers.push((descriptor.clone(), data));
+            layers.push((descriptor.clone(), SharedBytes(data.into())));
         }
         Ok((manifest, layers))
     }

@@ -9,7 +9,8 @@
 //! * the blob's SHA-256 is the descriptor's digest; the envelope's `payloadType` is
 //!   `application/vnd.in-toto+json`; the payload is an in-toto statement (v0.1 or v1) whose
 //!   `subject` lists the image digest;
-//! * an envelope signature verifies over the DSSE pre-authentication encoding
+//! * the envelope has exactly one signature (what `cosign attest` writes; more are refused before
+//!   anything is done per signature), which verifies over the DSSE pre-authentication encoding
 //!   (`DSSEv1 <len> <type> <len> <body>`) with the authority's key, or with a certificate that
 //!   chains to a Fulcio CA valid when the entry was logged (and whose SCT verifies when the
 //!   request demands it) — the same checks as for signature layers (`layers`);
@@ -190,9 +191,9 @@ pub struct AttestationLayer {
 /// The outcome of checking one attestation layer.
 #[derive(Debug, Default)]
 pub struct CheckedAttestation {
-    /// One entry per envelope signature whose evidence holds.
+    /// The layer, when its one envelope signature's evidence holds (at most one entry).
     pub trusted: Vec<AttestationLayer>,
-    /// What was wrong with the layer or one of its signatures.
+    /// What was wrong with the layer or its signature.
     pub problems: Vec<String>,
 }
 
@@ -243,6 +244,16 @@ pub fn check(
         Ok(envelope) => envelope,
         Err(e) => return CheckedAttestation::rejected(format!("attestation layer is not a DSSE envelope: {e}")),
     };
+    // `cosign attest` writes exactly one signature (as a bundle's envelope must have, `bundle`).
+    // More are refused before anything is done per signature: within the layer cap an envelope
+    // can list hundreds of thousands, each of which would otherwise be a kept layer holding the
+    // PAE and the statement, its Rekor bundle checked again.
+    if envelope.signatures.len() > 1 {
+        return CheckedAttestation::rejected(format!(
+            "attestation envelope has {} signatures, not one",
+            envelope.signatures.len()
+        ));
+    }
     let read_alike = serde_json::from_slice(data)
         .map_err(|e| e.to_string())
         .and_then(|document| go_json::read_alike(&document, go_json::ENVELOPE));
@@ -262,11 +273,12 @@ pub fn check(
         Ok(read) => read,
         Err(reason) => return CheckedAttestation::rejected(reason),
     };
-    if envelope.signatures.is_empty() {
+    let Some(envelope_signature) = envelope.signatures.first() else {
         return CheckedAttestation::rejected("attestation envelope has no signature".to_owned());
-    }
-    let annotations = descriptor.annotations.clone().unwrap_or_default();
-    let certificate = match annotations.get(CERTIFICATE_ANNOTATION).map(|pem| certificate_der(pem)) {
+    };
+    let annotations = descriptor.annotations.as_ref();
+    let annotation = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
+    let certificate = match annotation(CERTIFICATE_ANNOTATION).map(certificate_der) {
         None => None,
         Some(Some(der)) => Some(der),
         Some(None) => {
@@ -275,6 +287,9 @@ pub fn check(
             );
         }
     };
+    let Ok(signature) = BASE64.decode(envelope_signature.sig.as_bytes()) else {
+        return CheckedAttestation::rejected("attestation envelope signature is not base64".to_owned());
+    };
     let signed = pae(&envelope.payload_type, &payload);
     let evidence = Evidence {
         envelope: data,
@@ -282,47 +297,39 @@ pub fn check(
         signed: &signed,
         certificate: certificate.as_deref(),
     };
-    let mut checked = CheckedAttestation::default();
-    for envelope_signature in &envelope.signatures {
-        let Ok(signature) = BASE64.decode(envelope_signature.sig.as_bytes()) else {
-            checked
-                .problems
-                .push("attestation envelope signature is not base64".to_owned());
-            continue;
-        };
-        match trusted_layer(
-            &evidence,
-            &envelope_signature.sig,
-            &signature,
-            annotations.get(BUNDLE_ANNOTATION).map(String::as_str),
-            trust,
-        ) {
-            Ok((mut trusted, problem)) => {
-                checked.problems.extend(problem);
-                trusted.layer.simple_signing = SimpleSigning {
-                    critical: Critical {
-                        identity: Identity {
-                            docker_reference: image.to_owned(),
-                        },
-                        image: Image {
-                            docker_manifest_digest: digest.to_owned(),
-                        },
-                        type_name: ATTESTATION_TYPE_NAME.to_owned(),
-                    },
-                    optional: None,
-                };
-                trusted.layer.oci_digest = descriptor.digest.clone();
-                trusted.layer.raw_data = signed.clone();
-                checked.trusted.push(AttestationLayer {
-                    trusted,
-                    predicate_type: predicate_type.clone(),
-                    statement: statement.clone(),
-                });
-            }
-            Err(reason) => checked.problems.push(reason),
-        }
+    let (mut trusted, problem) = match trusted_layer(
+        &evidence,
+        &envelope_signature.sig,
+        &signature,
+        annotation(BUNDLE_ANNOTATION),
+        trust,
+    ) {
+        Ok(checked) => checked,
+        Err(reason) => return CheckedAttestation::rejected(reason),
+    };
+    trusted.layer.simple_signing = SimpleSigning {
+        critical: Critical {
+            identity: Identity {
+                docker_reference: image.to_owned(),
+            },
+            image: Image {
+                docker_manifest_digest: digest.to_owned(),
+            },
+            type_name: ATTESTATION_TYPE_NAME.to_owned(),
+        },
+        optional: None,
+    };
+    trusted.layer.oci_digest = descriptor.digest.clone();
+    // The one signature's layer takes the PAE and the statement: nothing is copied.
+    trusted.layer.raw_data = signed;
+    CheckedAttestation {
+        trusted: vec![AttestationLayer {
+            trusted,
+            predicate_type,
+            statement,
+        }],
+        problems: problem.into_iter().collect(),
     }
-    checked
 }
 
 /// What one attestation layer holds, for the signature, certificate and Rekor checks.
@@ -514,7 +521,7 @@ fn bind_intoto(body: &str, evidence: &Evidence<'_>, signature_b64: &str, signatu
 pub struct AttestationSet {
     /// `registry/repository@sha256:…`
     pub image: String,
-    /// Layers (one per envelope signature) whose evidence holds.
+    /// Layers whose evidence holds.
     pub layers: Vec<AttestationLayer>,
     /// Why the others were rejected, deduplicated; `None` when there is no attestation.
     pub rejected: Option<Vec<String>>,

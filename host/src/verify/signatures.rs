@@ -364,7 +364,7 @@ pub(crate) async fn tagged_layers(
     digest: &str,
     suffix: &str,
     layer_cap: LayerCap,
-) -> Result<Option<Vec<(OciDescriptor, Vec<u8>)>>, BoundedError> {
+) -> Result<Option<Vec<(OciDescriptor, impl std::ops::Deref<Target = [u8]> + use<>)>>, BoundedError> {
     let tag = format!(
         "{}/{}:{}.{suffix}",
         reference.registry(),

@@ -1,0 +1,183 @@
+//! One signature manifest or attestation layer must not cost more than its bytes: a forger's
+//! `.att` layer listing thousands of DSSE signatures (each once a kept layer holding the PAE and
+//! the statement, its Rekor bundle checked again) is refused with one problem before anything is
+//! done per signature; a manifest repeating one layer descriptor up to the layer cap has the
+//! blob downloaded once and held once, not once per descriptor.
+
+mod hostile_registry;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cip::registry::{DockerCredentials, DownloadLimits, RegistryClient, Sources};
+use cip::verify::attestations::{self, DSSE_MEDIA_TYPE};
+use hostile_registry::{Hostile, Reply, ok};
+use oci_client::manifest::OciDescriptor;
+use serde_json::json;
+use testkit::{IN_TOTO_PAYLOAD_TYPE, KeyPair, SPDX_PREDICATE_TYPE};
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The image the statements name.
+fn image_digest() -> String {
+    testkit::sha256_digest(b"the image")
+}
+
+/// A genuine statement about the image, and a genuine signature of its PAE by `key`.
+fn statement_and_signature(key: &KeyPair) -> (Vec<u8>, String) {
+    let statement = testkit::in_toto_statement(
+        "registry.example",
+        "team/app",
+        &image_digest(),
+        SPDX_PREDICATE_TYPE,
+        &json!({"SPDXID": "SPDXRef-DOCUMENT"}),
+    );
+    let payload = serde_json::to_vec(&statement).expect("json");
+    let signature = key
+        .sign(&testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, &payload))
+        .expect("signed");
+    (payload, BASE64.encode(signature))
+}
+
+/// The `.att` layer descriptor of `envelope`.
+fn descriptor_of(envelope: &[u8]) -> OciDescriptor {
+    OciDescriptor {
+        media_type: DSSE_MEDIA_TYPE.to_owned(),
+        digest: testkit::sha256_digest(envelope),
+        size: envelope.len() as i64,
+        annotations: Some(BTreeMap::from([(
+            "dev.cosignproject.cosign/signature".to_owned(),
+            String::new(),
+        )])),
+        ..OciDescriptor::default()
+    }
+}
+
+fn envelope(payload: &[u8], signatures: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "payloadType": IN_TOTO_PAYLOAD_TYPE,
+        "payload": BASE64.encode(payload),
+        "signatures": signatures.iter().map(|sig| json!({"keyid": "", "sig": sig})).collect::<Vec<_>>(),
+    }))
+    .expect("json")
+}
+
+#[test]
+fn an_envelope_with_ten_thousand_signatures_is_refused_once() {
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let (payload, genuine) = statement_and_signature(&key);
+    // The genuine signature first, then 9,999 empty ones: each was a kept layer before.
+    let mut signatures = vec![genuine.as_str()];
+    signatures.extend(std::iter::repeat_n("", 9_999));
+    let forged = envelope(&payload, &signatures);
+    let checked = attestations::check(
+        &descriptor_of(&forged),
+        &forged,
+        "registry.example/team/app",
+        &image_digest(),
+        None,
+    );
+    assert_eq!(
+        checked.problems,
+        ["attestation envelope has 10000 signatures, not one"],
+        "one problem naming the count"
+    );
+    assert!(checked.trusted.is_empty(), "{} layers kept", checked.trusted.len());
+    // Two signatures, the genuine one among them: refused the same way.
+    let two = envelope(&payload, &[&genuine, &genuine]);
+    let checked = attestations::check(
+        &descriptor_of(&two),
+        &two,
+        "registry.example/team/app",
+        &image_digest(),
+        None,
+    );
+    assert_eq!(checked.problems, ["attestation envelope has 2 signatures, not one"]);
+    assert!(checked.trusted.is_empty());
+    // The control: the genuine signature alone is one kept layer, with the PAE as signed data.
+    let control = envelope(&payload, &[&genuine]);
+    let checked = attestations::check(
+        &descriptor_of(&control),
+        &control,
+        "registry.example/team/app",
+        &image_digest(),
+        None,
+    );
+    assert!(checked.problems.is_empty(), "{:?}", checked.problems);
+    assert_eq!(checked.trusted.len(), 1);
+    assert_eq!(
+        checked.trusted[0].trusted.layer.raw_data,
+        testkit::dsse_pae(IN_TOTO_PAYLOAD_TYPE, &payload)
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_repeating_one_descriptor_has_its_blob_read_and_held_once() {
+    let blob: Arc<Vec<u8>> = Arc::new(vec![b' '; 64 * 1024]);
+    let digest = testkit::sha256_digest(&blob);
+    let limits = DownloadLimits::default();
+    // The layer cap's worth of descriptors naming one blob, each annotated differently.
+    let layers: Vec<_> = (0..limits.max_layers)
+        .map(|i| {
+            json!({
+                "mediaType": DSSE_MEDIA_TYPE,
+                "size": blob.len(),
+                "digest": digest,
+                "annotations": {"n": i.to_string()},
+            })
+        })
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, "digest": testkit::sha256_digest(b"{}")},
+        "layers": layers,
+    }))
+    .expect("json");
+    let served = Arc::clone(&blob);
+    let server = Hostile::start(Arc::new(move |path: &str| {
+        if path == "/v2/" {
+            ok("application/json", b"{}".to_vec())
+        } else if path.contains("/manifests/") {
+            ok(MANIFEST, manifest.clone())
+        } else if path.contains("/blobs/") {
+            ok("application/octet-stream", served.to_vec())
+        } else {
+            Reply::Fixed {
+                status: 404,
+                content_type: "application/json",
+                body: b"{}".to_vec(),
+            }
+        }
+    }));
+    let registry = RegistryClient::new(
+        Sources {
+            insecure_sources: vec![server.host()],
+            ..Sources::default()
+        },
+        DockerCredentials::default(),
+        Duration::from_secs(10),
+    );
+    let tag = format!("{}/team/app:{}.att", server.host(), image_digest().replace(':', "-"));
+    let reference = RegistryClient::parse_reference(&tag).expect("reference");
+    let (_, read) = registry
+        .capped_manifest_and_layers(&reference, &limits, limits.attestation_layer())
+        .await
+        .expect("read");
+    assert_eq!(read.len(), limits.max_layers, "every descriptor is kept");
+    assert_eq!(server.requests("/blobs/").len(), 1, "the registry served the blob once");
+    for (i, (descriptor, data)) in read.iter().enumerate() {
+        assert_eq!(
+            descriptor.annotations.as_ref().expect("annotations")["n"],
+            i.to_string()
+        );
+        assert_eq!(**data, **blob, "descriptor {i}");
+        assert!(
+            std::ptr::eq(data.as_ptr(), read[0].1.as_ptr()),
+            "descriptor {i} holds its own copy of the blob"
+        );
+    }
+}

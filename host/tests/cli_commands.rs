@@ -207,6 +207,36 @@ fn an_empty_settings_file_is_refused_not_read_as_no_policies() {
 }
 
 #[test]
+fn settings_without_policies_are_refused_not_read_as_no_policies() {
+    // Found by a review: Kubewarden passes `{}` when a ClusterAdmissionPolicy has no
+    // `spec.settings`, and `{}` admitted every image with a warning. `policies: []` says "none".
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("settings.yaml");
+    std::fs::write(&file, "noMatchPolicy: warn\n").expect("write");
+    let request = fixture("pod-library.json");
+    let module = policy();
+    for settings in [
+        vec![],
+        vec!["--settings-json", "{}"],
+        vec!["--settings-path", path(&file)],
+    ] {
+        let mut args = vec!["run", "-r", path(&request)];
+        args.extend(settings.iter().copied());
+        args.push(path(&module));
+        let output = cip(&args);
+        assert_ne!(output.status.code(), Some(0), "{settings:?}");
+        assert!(output.stdout.is_empty(), "{settings:?}: no AdmissionResponse");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("the settings are not valid: policies: required") && stderr.contains("`policies: []`"),
+            "{settings:?}: {stderr}"
+        );
+    }
+    let none = run_inline(&request, &serde_json::json!({"policies": []}));
+    assert_eq!(none["allowed"], true, "{none}");
+}
+
+#[test]
 fn run_fails_clearly_on_missing_files_and_bad_modules() {
     let output = cip(&["run", "-r", "/nonexistent/request.json", path(&policy())]);
     assert_ne!(output.status.code(), Some(0));

@@ -37,6 +37,11 @@ use raw::{JsonText, RawAuthority, RawLabelSelector, RawMatch, RawPolicy, RawSett
 
 const API_VERSIONS: [&str; 2] = ["policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1"];
 
+/// Why settings without `policies` are refused, and the fix.
+pub const MISSING_POLICIES: &str = "required, and missing: list the ClusterImagePolicy documents to enforce here, or \
+     write `policies: []` to mean no policies (every image then gets noMatchPolicy). Kubewarden passes `{}` when a \
+     ClusterAdmissionPolicy has no spec.settings: refused, rather than admitting every image";
+
 /// A settings error: the path of the offending field and what to do about it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -468,15 +473,20 @@ impl<'t> Settings<'t> {
                 ));
             }
         };
-        let mut policies: Vec<Policy> = Vec::with_capacity(raw.policies.len());
+        // Kubewarden passes `{}` to a policy whose ClusterAdmissionPolicy gives no
+        // `spec.settings`: read as "no policies", it would admit every image with a warning.
+        let Some(raw_policies) = raw.policies else {
+            return Err(SettingsError::new("policies", MISSING_POLICIES));
+        };
+        let mut policies: Vec<Policy> = Vec::with_capacity(raw_policies.len());
         // (hash of a name, index of its policy), sorted: a name given twice is found without a
         // copy of any name.
-        let mut names: Vec<(u64, usize)> = Vec::with_capacity(raw.policies.len());
+        let mut names: Vec<(u64, usize)> = Vec::with_capacity(raw_policies.len());
         // Every policy's globs, with the index of their policy, pushed in place: room for all.
-        let globs = raw.policies.iter().map(RawPolicy::glob_count).sum();
+        let globs = raw_policies.iter().map(RawPolicy::glob_count).sum();
         let mut patterns = Vec::with_capacity(globs);
         let mut all_globs = check_globs.then(Vec::new);
-        for (index, raw_policy) in raw.policies.into_iter().enumerate() {
+        for (index, raw_policy) in raw_policies.into_iter().enumerate() {
             let policy = parse(raw_policy, index, all_globs.as_mut(), &mut patterns)?;
             let hash = crate::matching::fnv1a(&policy.name);
             if let Some(other) = same_name(&mut names, hash, &policy.name, policies.len(), |i| &policies[i].name) {

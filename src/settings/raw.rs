@@ -64,8 +64,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonText<'a> {
 #[cfg_attr(any(test, fuzzing), derive(PartialEq))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawSettings<'a> {
-    #[serde(default, borrow)]
-    pub policies: Vec<RawPolicy<'a>>,
+    /// Required (`[]` for none): Kubewarden passes `{}` when a policy gives no settings, which
+    /// must not read as "no policy, every image admitted".
+    #[serde(borrow)]
+    pub policies: Option<Vec<RawPolicy<'a>>>,
     #[serde(borrow)]
     pub no_match_policy: Option<Text<'a>>,
     pub modify_images_with_digest: Option<bool>,

@@ -35,7 +35,7 @@ use crate::json_text::skip_whitespace;
 pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
     let mut cursor = Cursor { text: json, at: 0 };
     let mut settings = RawSettings {
-        policies: Vec::new(),
+        policies: None,
         no_match_policy: None,
         modify_images_with_digest: None,
     };
@@ -43,7 +43,7 @@ pub(super) fn read(json: &str) -> Option<RawSettings<'_>> {
     cursor.object(|cursor, key| match key {
         "policies" => {
             seen.first(0)?;
-            settings.policies = cursor.list(policy)?;
+            settings.policies = Some(cursor.list(policy)?);
             Some(())
         }
         "noMatchPolicy" => {
@@ -485,7 +485,7 @@ pub(super) fn agreement(text: &str) -> Result<(), String> {
     matches_agreement(text)?;
     let derived = serde_json::from_str::<RawSettings<'_>>(text);
     if let Ok(derived) = &derived {
-        for spec in derived.policies.iter().filter_map(|p| p.spec.as_ref()) {
+        for spec in derived.policies.iter().flatten().filter_map(|p| p.spec.as_ref()) {
             spec.authorities.map_or(Ok(()), |t| authorities_agreement(t.0))?;
             spec.match_.map_or(Ok(()), |t| matches_agreement(t.0))?;
         }
@@ -495,6 +495,7 @@ pub(super) fn agreement(text: &str) -> Result<(), String> {
     let places = |s: &RawSettings<'_>| -> Vec<Option<(*const u8, usize)>> {
         s.policies
             .iter()
+            .flatten()
             .filter_map(|p| p.spec.as_ref())
             .flat_map(|s| [s.authorities, s.policy, s.match_])
             .map(|t| t.map(|t| (t.0.as_ptr(), t.0.len())))
@@ -790,6 +791,25 @@ mod tests {
     /// A key written with an escape (`"\u0061piVersion"` is `apiVersion`) is left to the
     /// derive, which decodes it: the settings read as those written plainly, in every object the
     /// walk reads (settings, policy, spec, image, authority, key, `match` entry).
+    /// `policies` is required: the walk reads it absent as the derive does (`None`, refused by
+    /// `Settings::build`), and `[]` as given and empty; `null` is left to the derive.
+    #[test]
+    fn policies_absent_empty_and_null() {
+        for (text, policies) in [
+            ("{}", None),
+            (r#"{"noMatchPolicy":"warn","modifyImagesWithDigest":false}"#, None),
+            (r#"{"policies":[]}"#, Some(0)),
+            (r#" { "policies" : [ ] , "noMatchPolicy" : "deny" } "#, Some(0)),
+        ] {
+            let walked = read(text).unwrap_or_else(|| panic!("the walk left {text}"));
+            assert_eq!(walked.policies.as_ref().map(Vec::len), policies, "{text}");
+            assert_eq!(agreement(text), Ok(()), "{text}");
+        }
+        let null = r#"{"policies":null}"#;
+        assert_eq!(read(null), None);
+        assert_eq!(serde_json::from_str::<RawSettings<'_>>(null).unwrap().policies, None);
+    }
+
     #[test]
     fn an_escaped_key_is_left_to_the_derive() {
         // `text` with the first `"key"` written with its first letter escaped.
@@ -945,7 +965,7 @@ mod tests {
         for text in [article.as_str()].into_iter().chain(PLAIN) {
             let walked = read(text).unwrap_or_else(|| panic!("the walk left {text}"));
             assert_eq!(Ok(()), agreement(text));
-            assert!(!walked.policies.is_empty());
+            assert!(walked.policies.is_some_and(|p| !p.is_empty()));
         }
         assert_eq!(read(&bench.replace("\"mode\"", "\"Mode\"")), None);
         // A skipped value is checked as serde_json checks it to a depth of 128 lists or
@@ -956,7 +976,7 @@ mod tests {
         let at_limit = with_status(128);
         let walked = read(&at_limit).expect("the walk reads a status 128 lists deep");
         assert_eq!(agreement(&at_limit), Ok(()));
-        assert_eq!(walked.policies[0].status, Some(IgnoredAny));
+        assert_eq!(walked.policies.expect("the policies")[0].status, Some(IgnoredAny));
         for depth in [129, 10_000] {
             let deep = with_status(depth);
             assert_eq!(read(&deep), None);

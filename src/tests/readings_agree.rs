@@ -235,9 +235,18 @@ fn settings_strategy() -> BoxedStrategy<Value> {
         Just(Some(json!("warn")))
     ];
     let pin = prop::option::of(any::<bool>());
-    (prop::collection::vec(policy, 0..4), nomatch, pin)
+    // `policies` is required: sometimes left out, or `null` (both readings refuse it).
+    let policies = prop_oneof![
+        18 => prop::collection::vec(policy, 0..4).prop_map(|p| Some(json!(p))),
+        1 => Just(None),
+        1 => Just(Some(Value::Null)),
+    ];
+    (policies, nomatch, pin)
         .prop_map(|(p, n, pin)| {
-            let mut s = json!({"policies": p});
+            let mut s = json!({});
+            if let Some(p) = p {
+                s["policies"] = p;
+            }
             if let Some(n) = n {
                 s["noMatchPolicy"] = n;
             }
@@ -320,6 +329,16 @@ fn lazy_models(text: &str) -> Result<(String, String), String> {
 /// `canonical` is, and then read by `validate` as `validate_settings` reads it.
 fn check(canonical: &str, text: &str) -> Result<(), TestCaseError> {
     let reference = full(canonical).map(|s| model(&s));
+    // What `validate` refuses at once (the top level, names, modes, globs), `validate_settings`
+    // refuses with the same words: settings without `policies`, say, are not read as none.
+    if let Err(e) = lazy_models(text) {
+        prop_assert_eq!(
+            full(text).err(),
+            Some(e),
+            "validate refuses what validate_settings reads otherwise: {}",
+            text
+        );
+    }
     match full(text) {
         Ok(s) => {
             let validated = model(&s);
@@ -591,6 +610,58 @@ fn tricky_documents_are_refused_or_read_alike() {
             );
         }
     }
+}
+
+/// `policies` is required (`[]` for none): Kubewarden passes `{}` to a policy given no
+/// settings, and settings without policies would admit every image. Both readings refuse them
+/// with the same message, naming the field and the fix, however they are written, and
+/// `validate` denies every request under them.
+#[test]
+fn settings_without_policies_are_refused_by_both_readings() {
+    for text in [
+        "{}",
+        " { \n } ",
+        r#"{"noMatchPolicy":"warn"}"#,
+        r#"{"noMatchPolicy":"allow","modifyImagesWithDigest":false}"#,
+        r#"{"n\u006fMatchPolicy":"allow"}"#,
+        r#"{"policies":null,"noMatchPolicy":"allow"}"#,
+        r#"{"modifyImagesWithDigest":true,"noMatchPolicy":null}"#,
+    ] {
+        let validated = full(text).map(|s| model(&s));
+        let Err(refusal) = validated else {
+            panic!("validate_settings accepts {text}: {validated:?}")
+        };
+        assert!(
+            refusal.starts_with("policies: required") && refusal.contains("`policies: []`"),
+            "{text}: {refusal}"
+        );
+        assert_eq!(lazy_models(text).err(), Some(refusal.clone()), "{text}");
+        for image in ["nginx", "myregistry.com/app:v1"] {
+            let payload = json!({"request": pod("default", &[image])}).to_string();
+            let payload = format!("{},\"settings\":{text}}}", payload.strip_suffix('}').unwrap());
+            let mut cache = SettingsCache::default();
+            for _ in 0..2 {
+                let r = crate::admission::validate(payload.as_bytes(), &mut cache, &mut MockHost::failing());
+                assert!(!r.accepted, "{payload}");
+                assert_eq!(
+                    r.message,
+                    Some(format!("invalid policy settings: {refusal}")),
+                    "{payload}"
+                );
+            }
+        }
+    }
+    // `policies: []` means no policies: every image gets `noMatchPolicy`.
+    let none = r#"{"policies":[],"noMatchPolicy":"deny"}"#;
+    assert_eq!(lazy_models(none).map(|(fresh, _)| fresh), full(none).map(|s| model(&s)));
+    let r = response(
+        &json!({"request": pod("default", &["nginx"]), "settings": {"policies": []}}).to_string(),
+        &mut SettingsCache::default(),
+    );
+    assert!(
+        r.starts_with("(true,") && r.contains("covered by no ClusterImagePolicy"),
+        "{r}"
+    );
 }
 
 /// A host that verifies the signatures of every image against `P256_PEM` and nothing else.

@@ -402,6 +402,103 @@ def pod_updates_skip_mutation(helm_values):
     return False
 
 
+def volume_at(pod, container, path):
+    """(volume, path inside it) of the mounted volume holding `path`, the deepest mount wins;
+    None when no volume is mounted there."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    best = None
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/")
+        if path == root or path.startswith(root + "/"):
+            if best is None or len(root) > len(best[0]):
+                best = (root, volumes.get(mount["name"], {}), path[len(root) + 1 :])
+    return None if best is None else (best[1], best[2])
+
+
+def projected_file(volume, source, file_name):
+    """The key of a Secret or ConfigMap volume (`source`: "secret" or "configMap") projected at
+    `file_name`, or None."""
+    spec = volume.get(source)
+    if spec is None:
+        return None
+    items = spec.get("items")
+    if not items:
+        return file_name
+    return next((item["key"] for item in items if item["path"] == file_name), None)
+
+
+def check_provider_files(docs):
+    """The provider reads registry credentials and the sigstore trust config from mounted files:
+    without --docker-config-json-path a private registry fails auth, without
+    --sigstore-trust-config every keyless and githubActions authority fails ("needs a sigstore
+    trust config"). `cip` refuses to start on a missing file, so the volumes are not optional
+    (an absent optional Secret is an empty directory: a crash loop instead of the kubelet's clear
+    wait for the missing Secret or ConfigMap)."""
+    deployment = next(d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == "cip-provider")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    directory = container_arg(container, "--docker-config-json-path")
+    if directory is None:
+        raise Failure("the provider's args set no --docker-config-json-path: private registries fail auth")
+    found = volume_at(pod, container, directory.rstrip("/") + "/config.json")
+    if found is None:
+        raise Failure(f"--docker-config-json-path {directory} is on no mounted volume")
+    volume, file_name = found
+    holding = [volume]
+    if projected_file(volume, "secret", file_name) != ".dockerconfigjson":
+        raise Failure(
+            f"--docker-config-json-path {directory}: config.json must be the .dockerconfigjson of a "
+            "kubernetes.io/dockerconfigjson Secret volume (items: key .dockerconfigjson, path config.json)"
+        )
+    trust = container_arg(container, "--sigstore-trust-config")
+    if trust is None:
+        raise Failure("the provider's args set no --sigstore-trust-config: keyless and githubActions authorities fail")
+    found = volume_at(pod, container, trust)
+    if found is None:
+        raise Failure(f"--sigstore-trust-config {trust} is on no mounted volume")
+    volume, file_name = found
+    holding.append(volume)
+    if projected_file(volume, "configMap", file_name) is None and projected_file(volume, "secret", file_name) is None:
+        raise Failure(f"--sigstore-trust-config {trust} is not a file of a ConfigMap or Secret volume")
+    for volume in holding:
+        if any(volume.get(source, {}).get("optional") for source in ("secret", "configMap")):
+            raise Failure(
+                f"volume {volume.get('name')} is optional: when absent the directory is empty and cip, which "
+                "refuses a missing file, fails to start"
+            )
+
+
+def check_provider_placement(docs):
+    """The replicas are spread over nodes, preferably (ScheduleAnyway or a preferred
+    anti-affinity: a one-node cluster still runs them all), and both ports listen on IPv6 and
+    IPv4 ([::]: the pod's address on single-stack IPv6 and dual-stack clusters too)."""
+    deployment = next(d for d in docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == "cip-provider")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if deployment["spec"].get("replicas", 1) > 1:
+        spread = [
+            t for t in pod.get("topologySpreadConstraints", [])
+            if t.get("topologyKey") == "kubernetes.io/hostname"
+        ]
+        preferred = [
+            t for t in pod.get("affinity", {}).get("podAntiAffinity", {})
+            .get("preferredDuringSchedulingIgnoredDuringExecution", [])
+            if t.get("podAffinityTerm", {}).get("topologyKey") == "kubernetes.io/hostname"
+        ]
+        required = pod.get("affinity", {}).get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution")
+        if required:
+            raise Failure("the provider's pods require distinct nodes: a one-node cluster could not run them (prefer it)")
+        if not spread and not preferred:
+            raise Failure("the provider's replicas are not spread over nodes (topologySpreadConstraints on kubernetes.io/hostname)")
+        for constraint in spread:
+            if constraint.get("whenUnsatisfiable") != "ScheduleAnyway":
+                raise Failure("the provider's topologySpreadConstraints must be ScheduleAnyway: a one-node cluster would leave a replica Pending")
+    for flag in ("--addr", "--metrics-addr"):
+        address = container_arg(container, flag)
+        if address is None or not address.startswith("[::]:"):
+            raise Failure(f"{flag} {address}: listen on [::] (IPv4 and IPv6), not on one family only")
+
+
 def check_pinning_on_create(docs, helm_values):
     """Digest-pinning Assigns run on a Pod's CREATE only: without the old object, an Assign would
     re-pin every image of a running Pod at each of its UPDATEs (finalizer removal, a label),
@@ -659,6 +756,10 @@ def main():
                  check_gatekeeper, gatekeeper, helm_values())
     report.check("gatekeeper: fail-closed webhooks exempt kube-system and kube-node-lease, as the Constraints and Assigns",
                  check_exemptions, gatekeeper, helm_values())
+    report.check("gatekeeper: registry credentials and trust config mounted and passed to the provider",
+                 check_provider_files, gatekeeper)
+    report.check("gatekeeper: replicas spread over nodes (ScheduleAnyway), listening on IPv4 and IPv6",
+                 check_provider_placement, gatekeeper)
     report.check("gatekeeper: digest pinning on a Pod's CREATE only (mutatingWebhookMatchConditions)",
                  check_pinning_on_create, gatekeeper, helm_values())
     report.check("gatekeeper: settings from a generated ConfigMap, a short response cache",
@@ -754,6 +855,46 @@ def self_test():
                   lambda: check_pinning_on_create(gatekeeper, {**values, "mutatingWebhookMatchConditions": [
                       {"name": "x", "expression": "!(request.operation == 'UPDATE' && request.resource.group == '' "
                                                   "&& request.resource.resource == 'pods')"}]})))
+    def provider_variant(change):
+        docs = copy.deepcopy(gatekeeper)
+        change(find(docs, "Deployment", "cip-provider")["spec"]["template"]["spec"])
+        return docs
+
+    def drop_arg(prefix):
+        def change(pod):
+            pod["containers"][0]["args"] = [a for a in pod["containers"][0]["args"] if not a.startswith(prefix)]
+        return change
+
+    def set_volume(name, field, value):
+        def change(pod):
+            for volume in pod["volumes"]:
+                if volume["name"] == name:
+                    for source in ("secret", "configMap"):
+                        if source in volume:
+                            volume[source][field] = value
+        return change
+
+    for label, docs, check in (
+        ("no --docker-config-json-path (private registries fail auth)",
+         provider_variant(drop_arg("--docker-config-json-path")), check_provider_files),
+        ("no --sigstore-trust-config (every keyless authority fails)",
+         provider_variant(drop_arg("--sigstore-trust-config")), check_provider_files),
+        ("the registry Secret's key not projected as config.json",
+         provider_variant(set_volume("registry", "items", [{"key": ".dockerconfigjson", "path": "auth.json"}])),
+         check_provider_files),
+        ("an optional trust-config volume (absent: cip fails to start)",
+         provider_variant(set_volume("trust", "optional", True)), check_provider_files),
+        ("replicas not spread over nodes",
+         provider_variant(lambda pod: pod.pop("topologySpreadConstraints")), check_provider_placement),
+        ("a spread that leaves a replica Pending on a one-node cluster (DoNotSchedule)",
+         provider_variant(lambda pod: pod["topologySpreadConstraints"][0].update(whenUnsatisfiable="DoNotSchedule")),
+         check_provider_placement),
+        ("the provider listening on IPv4 only",
+         provider_variant(lambda pod: pod["containers"][0]["args"].__setitem__(
+             next(i for i, a in enumerate(pod["containers"][0]["args"]) if a.startswith("--addr=")),
+             "--addr=0.0.0.0:8443")), check_provider_placement),
+    ):
+        cases.append((label, lambda docs=docs, check=check: check(docs)))
     narrower = copy.deepcopy(gatekeeper)
     for doc in narrower:
         if doc["kind"] == "K8sClusterImagePolicy":

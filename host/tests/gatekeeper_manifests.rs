@@ -179,3 +179,40 @@ fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
     )));
     Ok(())
 }
+
+/// Every instruction that reads the provider's CA out of its Secret first waits for the
+/// cert-manager Certificate that writes that Secret: run right after `kubectl apply -k`, the
+/// Secret does not exist yet, `CA` is empty and the Provider is applied with a bundle that
+/// verifies nothing (found by a review: step 3 of docs/gatekeeper.md read it at once).
+#[test]
+fn the_provider_ca_is_read_only_after_its_certificate_is_ready() -> TestResult {
+    let certificates = documents("deploy/gatekeeper/certificate.yaml")?;
+    let certificate = of_kind(&certificates, "Certificate")
+        .into_iter()
+        .find(|c| c["spec"]["isCA"].as_bool() == Some(true))
+        .ok_or("no CA Certificate")?;
+    let name = certificate["metadata"]["name"].as_str().ok_or("unnamed Certificate")?;
+    let secret = certificate["spec"]["secretName"].as_str().ok_or("no secretName")?;
+    let namespace = certificate["metadata"]["namespace"].as_str().ok_or("no namespace")?;
+    let read = format!("get secret {secret} ");
+    let wait = format!("kubectl wait --for=condition=Ready certificate/{name} -n {namespace}");
+    for file in [
+        "docs/gatekeeper.md",
+        "deploy/gatekeeper/provider.yaml",
+        "deploy/gatekeeper/mutation/provider.yaml",
+    ] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file))?;
+        let mut reads = 0;
+        for (at, _) in text.match_indices(&read) {
+            reads += 1;
+            let before = &text[..at];
+            let waited = before.rfind(&wait).is_some_and(|w| {
+                // The wait belongs to the same set of commands: no other read in between.
+                !before[w..].contains(&read)
+            });
+            assert!(waited, "{file}: reads the Secret {secret} without `{wait}` before it");
+        }
+        assert!(reads > 0, "{file}: no longer reads {secret}? update this test");
+    }
+    Ok(())
+}

@@ -673,8 +673,10 @@ fn parse_policy(
         .spec
         .ok_or_else(|| err("spec", "the policy has no spec: give at least spec.images".to_owned()))?;
     let deferred = defer(&spec);
+    // policy-controller validates `spec.Mode != "" && !validModes.Has(spec.Mode)` and warns only
+    // on `warn`: an empty mode is `enforce` there, so here too.
     let mode = match spec.mode.as_deref() {
-        None | Some("enforce") => Mode::Enforce,
+        None | Some("" | "enforce") => Mode::Enforce,
         Some("warn") => Mode::Warn,
         Some(other) => return Err(err("spec.mode", format!("unknown mode `{other}`: use enforce or warn"))),
     };

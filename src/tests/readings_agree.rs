@@ -170,6 +170,7 @@ fn settings_strategy() -> BoxedStrategy<Value> {
         Just(None),
         Just(Some(json!("enforce"))),
         Just(Some(json!("warn"))),
+        Just(Some(json!(""))),
         Just(Some(Value::Null))
     ];
     let ns = strategy_string(&["default", "production", "team-*", "kube-system", "*"]);
@@ -444,6 +445,13 @@ fn tricky_documents_are_refused_or_read_alike() {
         ),
         (
             base(&format!(
+                r#"{{"images":[{{"glob":"myregistry.com/**"}}],"mode":"",{auth}}}"#
+            )),
+            "mode empty",
+            true,
+        ),
+        (
+            base(&format!(
                 r#"{{"images":[{{"glob":"myregistry.com/**"}}],"match":[{{"namespaces":["a"],"namespaces":["b"]}}],{auth}}}"#
             )),
             "dup namespaces",
@@ -609,6 +617,40 @@ fn tricky_documents_are_refused_or_read_alike() {
                 "{note}: validate_settings vs validate (cached settings)"
             );
         }
+    }
+}
+
+/// `spec.mode: ""` is `enforce`, as in policy-controller (`spec.Mode != "" &&
+/// !validModes.Has(spec.Mode)`, and only `warn` warns): accepted by both readings, read alike
+/// whether the skeleton walk or the derive reads it, and an image it covers without a signature
+/// is denied, not admitted with a warning.
+#[test]
+fn an_empty_mode_is_enforce() {
+    let pem = serde_json::to_string(P256_PEM).unwrap();
+    for mode in [r#""mode":"""#, r#""m\u006fde":"""#, r#""mode":"\u0065nforce""#] {
+        let text = format!(
+            r#"{{"policies":[{{"metadata":{{"name":"p"}},"spec":{{"images":[{{"glob":"myregistry.com/**"}}],{mode},"authorities":[{{"key":{{"data":{pem}}}}}]}}}}]}}"#
+        );
+        let validated = full(&text).unwrap_or_else(|e| panic!("{mode}: validate_settings refuses: {e}"));
+        assert_eq!(validated.policies[0].mode, crate::settings::Mode::Enforce, "{mode}");
+        let (fresh, cached) = lazy_models(&text).unwrap_or_else(|e| panic!("{mode}: validate refuses: {e}"));
+        assert_eq!(fresh, model(&validated), "{mode}");
+        assert_eq!(cached, model(&validated), "{mode}");
+        let payload = format!(
+            r#"{{"request":{},"settings":{text}}}"#,
+            pod("default", &["myregistry.com/app:v1"])
+        );
+        let r = crate::admission::validate(
+            payload.as_bytes(),
+            &mut SettingsCache::default(),
+            &mut MockHost::failing(),
+        );
+        assert!(!r.accepted, "{mode}: {:?}", r.warnings);
+        assert!(
+            r.message.as_deref().is_some_and(|m| m.contains("denied by policy p")),
+            "{mode}: {:?}",
+            r.message
+        );
     }
 }
 

@@ -631,6 +631,63 @@ def check_kubewarden(docs):
                 raise Failure(f"PolicyServer {server['metadata']['name']}: KUBEWARDEN_POLICY_TIMEOUT must be < {shortest}")
 
 
+DEPLOY_GUIDE = ROOT / "docs" / "deploy.md"
+
+
+def excluded_by(selector, namespace):
+    """Whether a namespaceSelector leaves out `namespace` (read by its kubernetes.io/metadata.name
+    label, which the API server sets to its name)."""
+    if not selector:
+        return False
+    labels = {NAMESPACE_NAME_LABEL: namespace}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return True
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        present = key in labels
+        if (
+            (operator == "In" and not (present and labels[key] in values))
+            or (operator == "NotIn" and present and labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return True
+    return False
+
+
+def documented_namespace_selector(guide):
+    """The `namespaceSelector` docs/deploy.md tells operators to add for availability first."""
+    text = guide.read_text() if isinstance(guide, Path) else guide
+    section = text.split("### kube-system and a cold start", 1)
+    if len(section) < 2:
+        raise Failure(f"{rel(DEPLOY_GUIDE)}: no 'kube-system and a cold start' section (the cold-start trade-off)")
+    for block in re.findall(r"```yaml\n(.*?)```", section[1].split("\n## ", 1)[0].split("\n### ", 1)[0], re.S):
+        snippet = yaml.safe_load(re.sub(r"^  ", "", block, flags=re.M))
+        selector = (snippet or {}).get("spec", {}).get("namespaceSelector")
+        if selector is not None:
+            return selector
+    raise Failure(f"{rel(DEPLOY_GUIDE)}: the cold-start section gives no spec.namespaceSelector to add")
+
+
+def check_kubewarden_namespaces(docs, crds, guide=DEPLOY_GUIDE):
+    """The shipped policies cover kube-system (the stricter default), and the namespaceSelector
+    docs/deploy.md offers for availability on a cold start applies to every one of them (valid for
+    the CRD) and leaves out kube-system and nothing else."""
+    selector = documented_namespace_selector(guide)
+    for policy in (d for d in docs if d.get("kind") == "ClusterAdmissionPolicy"):
+        name = policy["metadata"]["name"]
+        if excluded_by(policy["spec"].get("namespaceSelector"), "kube-system"):
+            raise Failure(f"ClusterAdmissionPolicy {name} leaves kube-system out: the shipped default covers it")
+        patched = copy.deepcopy(policy)
+        patched["spec"]["namespaceSelector"] = selector
+        validate_document(patched, crds, {}, f"{rel(DEPLOY_GUIDE)}'s namespaceSelector on {name}")
+    if not excluded_by(selector, "kube-system"):
+        raise Failure(f"{rel(DEPLOY_GUIDE)}: the documented namespaceSelector does not leave kube-system out")
+    if excluded_by(selector, "default"):
+        raise Failure(f"{rel(DEPLOY_GUIDE)}: the documented namespaceSelector leaves out more than kube-system")
+
+
 def check_prometheus(docs, provider_docs):
     rules = [r for d in docs if d.get("kind") == "PrometheusRule" for g in d["spec"]["groups"] for r in g["rules"]]
     kubewarden = [r for r in rules if "kubewarden_" in str(r["expr"])]
@@ -657,6 +714,14 @@ def check_prometheus(docs, provider_docs):
             raise Failure(f"deploy/prometheus: no alert on a stuck rollout of Deployment {namespace}/{name}")
         if not isinstance(deployment["spec"].get("progressDeadlineSeconds"), int):
             raise Failure(f"Deployment {name}: no progressDeadlineSeconds (the rollout alert's bound)")
+    # kube-prometheus-stack's Prometheus selects by `release: <Helm release>` unless told
+    # otherwise (serviceMonitorSelectorNilUsesHelmValues, ruleSelectorNilUsesHelmValues).
+    for doc in (d for d in docs if d.get("kind") in ("ServiceMonitor", "PrometheusRule")):
+        if not doc["metadata"].get("labels", {}).get("release"):
+            raise Failure(
+                f"{name_of(doc)}: no `release` label: kube-prometheus-stack's Prometheus ignores it "
+                "(its selectors match release: <Helm release> by default)"
+            )
     services = [d for d in provider_docs if d.get("kind") == "Service"]
     for monitor in (d for d in docs if d.get("kind") == "ServiceMonitor"):
         labels = monitor["spec"]["selector"].get("matchLabels", {})
@@ -766,6 +831,8 @@ def main():
                  check_settings, collected[DEPLOY / "gatekeeper"][0], helm_values())
     report.check("kubewarden: failurePolicy Fail, timeoutEvalSeconds < timeoutSeconds",
                  check_kubewarden, all_docs(collected, DEPLOY / "kubewarden"))
+    report.check("kubewarden: kube-system covered, the documented cold-start namespaceSelector valid",
+                 check_kubewarden_namespaces, all_docs(collected, DEPLOY / "kubewarden"), crds)
     report.check("prometheus: our policies only, ServiceMonitor on the provider's Service",
                  check_prometheus, all_docs(collected, DEPLOY / "prometheus"), gatekeeper)
     print(f"check-deploy: {report.passed} passed, {report.failed} failed")
@@ -929,6 +996,24 @@ def self_test():
                 for rule in group["rules"]:
                     rule["expr"] = str(rule["expr"]).replace('policy_name=~"clusterwide-cluster-image-policy-.*",', "")
     cases.append(("an alert on every Kubewarden policy", lambda: check_prometheus(prometheus, gatekeeper)))
+    guide = DEPLOY_GUIDE.read_text()
+    cases.append(("docs/deploy.md without the cold-start namespaceSelector",
+                  lambda: check_kubewarden_namespaces(kubewarden, crds, guide.replace("namespaceSelector:", "selector:"))))
+    cases.append(("a documented namespaceSelector keeping kube-system in",
+                  lambda: check_kubewarden_namespaces(kubewarden, crds, guide.replace("values: [kube-system]",
+                                                                                  "values: [kube-public]"))))
+    exempting = copy.deepcopy(kubewarden)
+    for doc in exempting:
+        if doc["kind"] == "ClusterAdmissionPolicy":
+            doc["spec"]["namespaceSelector"] = {"matchExpressions": [
+                {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": ["kube-system"]}]}
+    cases.append(("shipped policies leaving kube-system out",
+                  lambda: check_kubewarden_namespaces(exempting, crds)))
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        unlabelled = copy.deepcopy(all_docs(collected, DEPLOY / "prometheus"))
+        find(unlabelled, kind)["metadata"]["labels"].pop("release", None)
+        cases.append((f"a {kind} kube-prometheus-stack does not select (no release label)",
+                      lambda docs=unlabelled: check_prometheus(docs, gatekeeper)))
     renamed = copy.deepcopy(gatekeeper)
     for doc in renamed:
         if doc["kind"] == "Deployment":

@@ -128,6 +128,13 @@ pub fn decide<'a>(
 
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
+    // Whether a covering policy keeps the image from `noMatchPolicy`: one that requires a
+    // signature, or one that admits without (a `static: pass` authority, `mode: warn`) whose
+    // globs cover the image as policy-controller's would. Our wider readings (a tag glob covering
+    // the repository's digests, a repository glob every tag) only ever add policies: they must
+    // not turn an image `noMatchPolicy: deny` refuses into one an exemption admits.
+    let mut kept_from_no_match = false;
+    let mut exempting = Vec::new();
     // Room for one outcome, and one authority outcome an authority below: an image is usually
     // covered by one policy, and the decisions are kept until the answer is written (a `Vec`
     // starts with room for four: 168 bytes too many a covered image in wasm).
@@ -148,6 +155,14 @@ pub fn decide<'a>(
                 return verdict;
             }
         };
+        if !kept_from_no_match {
+            let admits_unsigned = policy.mode == Mode::Warn || body.authorities.iter().any(|a| a.passes_unsigned());
+            if !admits_unsigned || settings.covers_narrowly(policy, &reference) {
+                kept_from_no_match = true;
+            } else {
+                exempting.push(policy.name.as_str());
+            }
+        }
         let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);
         if let Some(digest) = digest {
             match &verdict.digest {
@@ -187,6 +202,19 @@ pub fn decide<'a>(
             }
         }
         verdict.policies.push(outcome);
+    }
+    if !kept_from_no_match {
+        let why = format!(
+            "image {image} is covered only by policies that admit it without a signature ({}), through a reading of \
+             their globs wider than policy-controller's (a tag glob covering a digest of the repository, a repository \
+             glob covering every tag, `**` matching no segment)",
+            exempting.join(", ")
+        );
+        match settings.no_match {
+            NoMatchPolicy::Allow => {}
+            NoMatchPolicy::Warn => warnings.push(format!("{why}: noMatchPolicy: warn applies")),
+            NoMatchPolicy::Deny => denials.push(format!("{why}: noMatchPolicy: deny applies")),
+        }
     }
     if !denials.is_empty() {
         verdict.verdict = Verdict::Deny;
@@ -397,4 +425,148 @@ pub fn truncate(text: &str) -> String {
 /// Escapes control and invisible characters of an untrusted string for a message.
 fn printable(text: &str) -> String {
     text.escape_debug().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    //! A policy that admits without a signature covers no more, for `noMatchPolicy`, than
+    //! policy-controller's `glob.Match` would have it cover (the review's exemption by tag).
+
+    use serde_json::{Value, json};
+
+    use crate::crypto::tests::P256_PEM;
+    use crate::host::mock::{MockHost, trusted};
+    use crate::tests::{pod, run};
+
+    const D: &str = "sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+
+    fn policy(name: &str, glob: &str, mode: &str, authorities: Value) -> Value {
+        json!({"metadata": {"name": name},
+               "spec": {"images": [{"glob": glob}], "mode": mode, "authorities": authorities}})
+    }
+
+    fn settings(no_match: &str, policies: &[Value]) -> Value {
+        json!({"noMatchPolicy": no_match, "policies": policies})
+    }
+
+    fn exemption(glob: &str) -> Value {
+        policy("dev-exempt", glob, "enforce", json!([{"static": {"action": "pass"}}]))
+    }
+
+    fn admitted(settings: &Value, image: &str, host: &mut MockHost) -> (bool, Value) {
+        let response = run(&pod("default", &[image]), settings, host);
+        (response["accepted"] == true, response)
+    }
+
+    /// The review's reproduction: `myregistry.com/app:dev-*` exempt, `noMatchPolicy: deny`.
+    /// policy-controller matches a digest reference as `registry/repository@digest` (or as
+    /// written), so the exemption covers neither `app:prod-1@…` nor `app@…` there, and both are
+    /// denied; here they were admitted unsigned, through rule 2 (a tag glob covers the digests).
+    #[test]
+    fn a_tag_glob_exemption_does_not_exempt_other_digests() {
+        let s = settings("deny", &[exemption("myregistry.com/app:dev-*")]);
+        for image in [
+            "myregistry.com/app:prod-1".to_owned(),
+            format!("myregistry.com/app:prod-1@{D}"),
+            format!("myregistry.com/app@{D}"),
+        ] {
+            let (accepted, response) = admitted(&s, &image, &mut MockHost::failing());
+            assert!(!accepted, "{image}: {response}");
+        }
+        let (_, response) = admitted(&s, &format!("myregistry.com/app@{D}"), &mut MockHost::failing());
+        let message = response["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("covered only by policies that admit it without a signature (dev-exempt)")
+                && message.ends_with("noMatchPolicy: deny applies"),
+            "{message}"
+        );
+        // What policy-controller's exemption covers stays exempt: the tag written beside the
+        // digest (what the pinning twin writes), and the tag itself.
+        for image in [
+            format!("myregistry.com/app:dev-1@{D}"),
+            "myregistry.com/app:dev-1".to_owned(),
+        ] {
+            let (accepted, response) = admitted(&s, &image, &mut MockHost::failing());
+            assert!(accepted, "{image}: {response}");
+            assert!(response["warnings"].is_null(), "{response}");
+        }
+
+        // `warn` and `allow` apply as they would: a warning, nothing.
+        let image = format!("myregistry.com/app@{D}");
+        let (accepted, response) = admitted(
+            &settings("warn", &[exemption("myregistry.com/app:dev-*")]),
+            &image,
+            &mut MockHost::failing(),
+        );
+        assert!(accepted, "{response}");
+        assert!(
+            response["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("covered only by policies that admit it without a signature")),
+            "{response}"
+        );
+        let (accepted, response) = admitted(
+            &settings("allow", &[exemption("myregistry.com/app:dev-*")]),
+            &image,
+            &mut MockHost::failing(),
+        );
+        assert!(accepted && response["warnings"].is_null(), "{response}");
+    }
+
+    /// A repository glob covers every tag here (rule 1), `latest` only in policy-controller; `**`
+    /// matches no segment here, one or more there. An exemption keeps only what policy-controller
+    /// reads from `noMatchPolicy`; spellings of one image (Docker Hub's names) stay one image.
+    #[test]
+    fn exemptions_keep_from_no_match_only_what_policy_controller_covers() {
+        let s = settings("deny", &[exemption("myregistry.com/app")]);
+        for (image, expected) in [
+            ("myregistry.com/app", true),
+            ("myregistry.com/app:latest", true),
+            ("myregistry.com/app:v2", false),
+        ] {
+            assert_eq!(admitted(&s, image, &mut MockHost::failing()).0, expected, "{image}");
+        }
+        let s = settings("deny", &[exemption("r.io/**/dev:*")]);
+        for (image, expected) in [("r.io/x/dev:1", true), ("r.io/x/y/dev:1", true), ("r.io/dev:1", false)] {
+            assert_eq!(admitted(&s, image, &mut MockHost::failing()).0, expected, "{image}");
+        }
+        let s = settings("deny", &[exemption("docker.io/library/nginx:*")]);
+        for image in [
+            "nginx:1.25",
+            "index.docker.io/library/nginx:1.25",
+            "docker.io/nginx:1.25",
+        ] {
+            assert!(admitted(&s, image, &mut MockHost::failing()).0, "{image}");
+        }
+        let s = settings("deny", &[exemption("**")]);
+        assert!(admitted(&s, &format!("evil.io/x@{D}"), &mut MockHost::failing()).0);
+    }
+
+    /// A `warn` policy admits without a signature too: its wider coverage does not keep an
+    /// image from `noMatchPolicy: deny` (it still warns). A policy that requires a signature
+    /// keeps its wider coverage: a digest reference of a repository a tag glob names must be
+    /// signed, and is admitted when it is.
+    #[test]
+    fn only_policies_that_admit_unsigned_are_read_narrowly() {
+        let key = json!([{"key": {"data": P256_PEM}}]);
+        let warn = policy("dev-warn", "myregistry.com/app:dev-*", "warn", key.clone());
+        let (accepted, response) = admitted(
+            &settings("deny", &[warn]),
+            &format!("myregistry.com/app@{D}"),
+            &mut MockHost::failing(),
+        );
+        assert!(!accepted, "{response}");
+        assert!(
+            response["message"].as_str().is_some_and(|m| m.contains("(dev-warn)")),
+            "{response}"
+        );
+
+        let enforce = policy("prod", "myregistry.com/app:prod-*", "enforce", key);
+        let s = settings("deny", &[enforce, exemption("myregistry.com/app:dev-*")]);
+        let mut signed = MockHost::new(|_, _| trusted(D));
+        let (accepted, response) = admitted(&s, &format!("myregistry.com/app@{D}"), &mut signed);
+        assert!(accepted, "{response}");
+        let (accepted, _) = admitted(&s, &format!("myregistry.com/app@{D}"), &mut MockHost::failing());
+        assert!(!accepted, "unsigned: the enforcing policy denies");
+    }
 }

@@ -138,6 +138,42 @@ impl ImageGlob {
     fn matches_some_tag(&self, name: &[u8]) -> bool {
         self.glob.matches_some_tag_tail(name, self.tail)
     }
+
+    /// The glob read without the readings that cover other images than policy-controller's
+    /// `glob.Match` covers: `**` stands for one or more segments (policy-controller's `.*`
+    /// between two `/` needs one), a glob naming repositories names their `latest` tag only, and
+    /// (in [`ImageMatcher::covers_narrowly`]) a reference by digest is not covered through some
+    /// tag of its repository. The spellings of one image (registry case, `:443`, Docker Hub's
+    /// host names and `library/`) stay one image. Built only for the policies that admit
+    /// without a signature, when one covers an image.
+    fn narrow(&self) -> Option<Self> {
+        if self.glob.matches_everything() {
+            return Some(Self::everything());
+        }
+        // policy-controller reads `*/*` as `index.docker.io/*/*` (and `*` as
+        // `index.docker.io/library/*`, which is how it is normalised here already).
+        let written = match self.glob.as_str() {
+            "*/*" => "docker.io/*/*",
+            written => written,
+        };
+        let mut text = String::with_capacity(written.len() + 16);
+        for (i, segment) in written.split('/').enumerate() {
+            if i > 0 {
+                text.push('/');
+            }
+            text.push_str(if segment == "**" { "*/**" } else { segment });
+        }
+        if self.tail == Tail::TagOrDigest {
+            text.push_str(":latest");
+        }
+        let glob = PathGlob::parse_owned(text).ok()?;
+        let bare_prefix = glob.literal_before_final_double_star();
+        Some(Self {
+            glob,
+            tail: Tail::AsWritten,
+            bare_prefix,
+        })
+    }
 }
 
 /// Normalises an image glob the way images are normalised, in one pass: the normalised text
@@ -342,6 +378,32 @@ impl ImageMatcher {
             any_spelling,
             everything,
         }
+    }
+
+    /// Whether a glob of policy `owner` covers `image` as policy-controller's `glob.Match`
+    /// would at most ([`ImageGlob::narrow`]): what a policy that admits without a signature (a
+    /// `static: pass` authority, `mode: warn`) covers beyond that must not keep an image from
+    /// `noMatchPolicy` (docs/matching.md, "Exemptions"). Every spelling of the image is tried,
+    /// not its repository at some tag.
+    pub fn covers_narrowly(&self, owner: usize, image: &ImageReference) -> bool {
+        let mut spellings = None;
+        self.patterns
+            .iter()
+            .filter(|pattern| pattern.owner == owner)
+            .filter_map(|pattern| pattern.glob.narrow())
+            .any(|glob| {
+                let every: &Spellings = spellings.get_or_insert_with(|| Spellings::of(image));
+                // `name:latest` is also written `name` (what policy-controller's fallback to the
+                // reference as written matches).
+                let texts = every
+                    .spans
+                    .iter()
+                    .filter(|&&(_, _, some_tag)| !some_tag)
+                    .map(|&(start, end, _)| &every.buf[start..end])
+                    .flat_map(|text| [Some(text), text.strip_suffix(b":latest")])
+                    .flatten();
+                covers(&glob, texts.map(|text| (text, false)))
+            })
     }
 
     /// Indices of the policies whose globs cover `image`, ascending and without repeats.
@@ -1105,6 +1167,53 @@ mod tests {
                     matcher(&[glob.as_str()]).policies_for(&reference).next().is_some(),
                     "policy-controller covers {} with {}, we do not", image, glob
                 );
+            }
+        }
+    }
+
+    /// The texts of every spelling of `image` ([`Spellings`]), as references written that way;
+    /// `name:latest` also as `name`.
+    fn spelled(image: &ImageReference) -> Vec<String> {
+        let every = Spellings::of(image);
+        let texts: Vec<String> = every
+            .spans
+            .iter()
+            .filter(|&&(_, _, some_tag)| !some_tag)
+            .map(|&(start, end, _)| String::from_utf8(every.buf[start..end].to_vec()).unwrap())
+            .collect();
+        let untagged = texts
+            .iter()
+            .filter_map(|t| t.strip_suffix(":latest"))
+            .map(str::to_owned);
+        let untagged: Vec<String> = untagged.collect();
+        texts.into_iter().chain(untagged).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// What an exemption keeps from `noMatchPolicy` (`covers_narrowly`) is what
+        /// policy-controller covers, up to the spelling of the image: covered narrowly, some
+        /// spelling of the image is covered by policy-controller's `glob.Match`; and whatever
+        /// policy-controller covers is covered narrowly (an exemption keeps what it keeps there).
+        #[test]
+        fn narrow_coverage_is_policy_controllers_up_to_spelling(glob in pc_glob(), image in pc_image()) {
+            prop_assume!(normalise_image_glob(&glob).is_ok());
+            let reference = ImageReference::parse(&image).unwrap();
+            let narrow = matcher(&[glob.as_str()]).covers_narrowly(0, &reference);
+            if narrow {
+                // The glob's spellings too: its registry in lower case, Docker Hub's written out.
+                let normal = normalise_image_glob(&glob).unwrap().glob.as_str().to_owned();
+                let spellings = spelled(&reference);
+                prop_assert!(
+                    [glob.as_str(), normal.as_str()].iter().any(|g| std::iter::once(&image)
+                        .chain(&spellings)
+                        .any(|s| policy_controller_matches(g, s))),
+                    "{} covers {} narrowly, policy-controller none of {:?}", glob, image, spellings
+                );
+            }
+            if policy_controller_matches(&glob, &image) {
+                prop_assert!(narrow, "policy-controller covers {} with {}, not narrowly", image, glob);
             }
         }
     }

@@ -372,6 +372,12 @@ impl<'t> Settings<'t> {
         self.images.policies_for(reference).filter_map(|i| self.policies.get(i))
     }
 
+    /// Whether the globs of `policy` cover `reference` as policy-controller's would at most
+    /// ([`ImageMatcher::covers_narrowly`]): asked of the policies that admit without a signature.
+    pub fn covers_narrowly(&self, policy: &Policy, reference: &ImageReference) -> bool {
+        self.images.covers_narrowly(policy.index, reference)
+    }
+
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to
     /// `subject` (namespace, resource, labels) by its `match`, parsed on first use. An error when
     /// its `match` cannot be read (`validate_settings` refuses such settings).

@@ -632,6 +632,49 @@ def check_kubewarden(docs):
 
 
 DEPLOY_GUIDE = ROOT / "docs" / "deploy.md"
+QUESTIONS_UI = ROOT / "questions-ui.yml"
+README = ROOT / "README.md"
+
+
+def settings_reference(readme):
+    """The top-level settings of README.md's Settings reference: {name: its line's comment}."""
+    text = readme.read_text() if isinstance(readme, Path) else readme
+    block = re.search(r"## Settings reference\s+```yaml\n(.*?)```", text, re.S)
+    if block is None:
+        raise Failure("README.md: no Settings reference block")
+    fields = {}
+    for line in block.group(1).splitlines():
+        match = re.match(r"([A-Za-z]+):[^#]*(?:#\s*(.*))?$", line)
+        if match:
+            fields[match.group(1)] = match.group(2) or ""
+    return fields
+
+
+def check_questions_ui(questions, readme=README):
+    """The settings form (Kubewarden's UI) lists only real settings: a UI that serialises every
+    variable would otherwise send one validate_settings refuses (a hidden `description` entry
+    becomes `description: null`, an unknown field). An enum's tooltip that names
+    policy-controller names it beside the value policy-controller defaults to (README.md:
+    `deny (policy-controller's default)`)."""
+    text = questions.read_text() if isinstance(questions, Path) else questions
+    fields = settings_reference(readme)
+    for question in (yaml.safe_load(text) or {}).get("questions", []):
+        variable = question.get("variable")
+        if variable not in fields:
+            raise Failure(
+                f"questions-ui.yml: variable {variable!r} is not a setting (README.md, Settings reference): "
+                "a UI serialising it would send settings validate_settings refuses"
+            )
+        comment = fields[variable]
+        upstream = re.search(r"(\w+) \(policy-controller's default\)", comment)
+        tooltip = " ".join(str(question.get("tooltip", "")).split())
+        if upstream and "policy-controller" in tooltip:
+            for clause in re.split(r",\s*", tooltip):
+                if "policy-controller" in clause and upstream.group(1) not in clause:
+                    raise Failure(
+                        f"questions-ui.yml: {variable}'s tooltip says {clause!r}, but policy-controller's "
+                        f"default is {upstream.group(1)} (README.md)"
+                    )
 
 
 def excluded_by(selector, namespace):
@@ -833,6 +876,8 @@ def main():
                  check_kubewarden, all_docs(collected, DEPLOY / "kubewarden"))
     report.check("kubewarden: kube-system covered, the documented cold-start namespaceSelector valid",
                  check_kubewarden_namespaces, all_docs(collected, DEPLOY / "kubewarden"), crds)
+    report.check("questions-ui.yml: only real settings, policy-controller's default named right",
+                 check_questions_ui, QUESTIONS_UI)
     report.check("prometheus: our policies only, ServiceMonitor on the provider's Service",
                  check_prometheus, all_docs(collected, DEPLOY / "prometheus"), gatekeeper)
     print(f"check-deploy: {report.passed} passed, {report.failed} failed")
@@ -996,6 +1041,14 @@ def self_test():
                 for rule in group["rules"]:
                     rule["expr"] = str(rule["expr"]).replace('policy_name=~"clusterwide-cluster-image-policy-.*",', "")
     cases.append(("an alert on every Kubewarden policy", lambda: check_prometheus(prometheus, gatekeeper)))
+    questions = QUESTIONS_UI.read_text()
+    cases.append(("a hidden description entry in questions-ui.yml (sent as description: null)",
+                  lambda: check_questions_ui(questions.replace("questions:\n", "questions:\n- default: null\n"
+                                                               "  hide_input: true\n  type: string\n"
+                                                               "  variable: description\n", 1))))
+    cases.append(("a tooltip calling warn policy-controller's default",
+                  lambda: check_questions_ui(questions.replace("(this policy's default)",
+                                                               "(the default, as policy-controller ships)"))))
     guide = DEPLOY_GUIDE.read_text()
     cases.append(("docs/deploy.md without the cold-start namespaceSelector",
                   lambda: check_kubewarden_namespaces(kubewarden, crds, guide.replace("namespaceSelector:", "selector:"))))

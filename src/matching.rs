@@ -682,16 +682,96 @@ pub struct MatchRule {
     selector: Option<LabelSelector>,
 }
 
+/// The `resource` values a `match` entry may name: the workloads whose images the policy reads
+/// (policy-controller's `validResourceNames`, and `replicationcontrollers`), or `*`.
+const MATCH_RESOURCES: [&str; 9] = [
+    "pods",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+    "replicationcontrollers",
+    "*",
+];
+
+/// The `group` values a `match` entry may name: those of [`MATCH_RESOURCES`] (`""` is the core
+/// group), or `*`.
+const MATCH_GROUPS: [&str; 4] = ["", "apps", "batch", "*"];
+
+/// Whether `version` is a Kubernetes API version (`v1`, `v2beta1`, `v1alpha2`) or `*`.
+fn is_api_version(version: &str) -> bool {
+    if version == "*" {
+        return true;
+    }
+    let number = |text: &str| -> Option<usize> {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        (digits > 0 && !text.starts_with('0')).then_some(digits)
+    };
+    let Some(rest) = version.strip_prefix('v') else {
+        return false;
+    };
+    let Some(major) = number(rest) else {
+        return false;
+    };
+    let rest = &rest[major..];
+    rest.is_empty()
+        || ["alpha", "beta"].iter().any(|level| {
+            rest.strip_prefix(level)
+                .is_some_and(|minor| number(minor).is_some_and(|n| n == minor.len()))
+        })
+}
+
 impl MatchRule {
-    /// Builds a rule; `namespaces` are names or globs (`team-*`).
+    /// Builds a rule; `namespaces` are names or globs (`team-*`). The field and the reason when
+    /// a value can match no object this policy reads (a misspelt resource, `group: core`,
+    /// `version: V1`): such an entry would silently apply to nothing, its policy to no image.
     pub fn new(
         namespaces: Option<Vec<String>>,
         group: Option<String>,
         version: Option<String>,
         resource: Option<String>,
         selector: Option<LabelSelector>,
-    ) -> Result<Self, String> {
-        let namespaces = namespaces.map(NamespaceMatcher::new).transpose()?;
+    ) -> Result<Self, (&'static str, String)> {
+        let namespaces = namespaces
+            .map(NamespaceMatcher::new)
+            .transpose()
+            .map_err(|e| ("namespaces", e))?;
+        if let Some(resource) = resource.as_deref()
+            && !MATCH_RESOURCES.contains(&resource)
+        {
+            return Err((
+                "resource",
+                format!(
+                    "`{resource}` is not a resource whose images this policy reads, so the entry would apply to nothing: \
+                     use one of {} (plural, lower case)",
+                    MATCH_RESOURCES.join(", ")
+                ),
+            ));
+        }
+        if let Some(group) = group.as_deref()
+            && !MATCH_GROUPS.contains(&group)
+        {
+            return Err((
+                "group",
+                format!(
+                    "`{group}` is not the API group of a workload this policy reads, so the entry would apply to \
+                     nothing: use \"\" (the core group: pods, replicationcontrollers), apps, batch or *"
+                ),
+            ));
+        }
+        if let Some(version) = version.as_deref()
+            && !is_api_version(version)
+        {
+            return Err((
+                "version",
+                format!(
+                    "`{version}` is not an API version, so the entry would apply to nothing: write it as Kubernetes \
+                     does (v1, v1beta1) or *"
+                ),
+            ));
+        }
         Ok(Self {
             namespaces,
             group,
@@ -1171,6 +1251,76 @@ mod tests {
         }
     }
 
+    /// A `match` value that can match no object the policy reads is refused, naming its field:
+    /// such an entry applied to nothing, and an `enforce` policy scoped by it to no image (the
+    /// review's `resource: pod`, `Pods`, `group: core`, `version: V1`). policy-controller
+    /// refuses resources outside its list too (`validResourceNames`).
+    #[test]
+    fn match_values_that_match_nothing_are_refused() {
+        let rule = |group: Option<&str>, version: Option<&str>, resource: Option<&str>| {
+            MatchRule::new(
+                None,
+                group.map(str::to_owned),
+                version.map(str::to_owned),
+                resource.map(str::to_owned),
+                None,
+            )
+            .map(|_| ())
+            .map_err(|(field, _)| field)
+        };
+        for resource in ["pod", "Pods", "pods/ephemeralcontainers", "deployment", "", "ingresses"] {
+            assert_eq!(rule(None, None, Some(resource)), Err("resource"), "{resource:?}");
+        }
+        for group in ["core", "v1", "Apps", "apps/v1", "extensions"] {
+            assert_eq!(rule(Some(group), None, None), Err("group"), "{group:?}");
+        }
+        for version in ["V1", "1", "v", "v01", "v1beta", "v1gamma1", "v1alpha01", "", "apps/v1"] {
+            assert_eq!(rule(None, Some(version), None), Err("version"), "{version:?}");
+        }
+        for resource in MATCH_RESOURCES {
+            assert_eq!(rule(None, None, Some(resource)), Ok(()));
+        }
+        for group in MATCH_GROUPS {
+            assert_eq!(rule(Some(group), None, None), Ok(()));
+        }
+        for version in ["v1", "v2", "v1beta1", "v2alpha3", "v10", "*"] {
+            assert_eq!(rule(None, Some(version), None), Ok(()), "{version:?}");
+        }
+        // Through the settings, in both readers: the path of the field.
+        let settings = |entry: serde_json::Value| {
+            serde_json::json!({"policies": [{"metadata": {"name": "prod"}, "spec": {
+                "images": [{"glob": "r.io/**"}], "authorities": [{"static": {"action": "fail"}}],
+                "match": [entry]}}]})
+        };
+        let refused = crate::tests::check_settings(&settings(serde_json::json!({"resource": "pod"}))).unwrap_err();
+        assert!(
+            refused.contains("policies[0].spec.match[0].resource: `pod`"),
+            "{refused}"
+        );
+        let refused = crate::tests::check_settings(&settings(serde_json::json!({"group": "core"}))).unwrap_err();
+        assert!(refused.contains("policies[0].spec.match[0].group: `core`"), "{refused}");
+        let denied = crate::tests::run(
+            &crate::tests::pod("default", &["r.io/app:1"]),
+            &settings(serde_json::json!({"version": "V1"})),
+            &mut crate::host::mock::MockHost::failing(),
+        );
+        assert_eq!(denied["accepted"], false, "{denied}");
+        assert!(
+            denied["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("policies[0].spec.match[0].version: `V1`")),
+            "{denied}"
+        );
+        let (_, message) = MatchRule::new(None, None, None, Some("pod".into()), None)
+            .err()
+            .unwrap();
+        assert!(
+            message.starts_with("`pod` is not a resource whose images this policy reads"),
+            "{message}"
+        );
+        assert!(message.contains("pods, deployments"), "{message}");
+    }
+
     /// The texts of every spelling of `image` ([`Spellings`]), as references written that way;
     /// `name:latest` also as `name`.
     fn spelled(image: &ImageReference) -> Vec<String> {
@@ -1261,7 +1411,12 @@ mod tests {
         assert!(rule.matches(&subject("team-a")));
         assert!(!rule.matches(&subject("production-2")));
         assert!(!rule.matches(&subject("development")));
-        assert!(MatchRule::new(Some(vec!["Prod".into()]), None, None, None, None).is_err());
+        assert_eq!(
+            MatchRule::new(Some(vec!["Prod".into()]), None, None, None, None)
+                .map(|_| ())
+                .map_err(|(f, _)| f),
+            Err("namespaces")
+        );
     }
 
     proptest! {

@@ -766,7 +766,7 @@ fn parse_rules(
             .selector
             .map(|s| parse_selector(s).map_err(|e| err(&field("selector"), e)))
             .transpose()?;
-        MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector).map_err(|e| err(&field("namespaces"), e))
+        MatchRule::new(m.namespaces, m.group, m.version, m.resource, selector).map_err(|(f, e)| err(&field(f), e))
     })
 }
 

@@ -117,3 +117,109 @@ async fn the_image_pushes_pulls_and_answers_a_provider_request() -> TestResult {
     assert_eq!(value["verdict"], "deny", "noMatchPolicy: deny: {answer}");
     Ok(())
 }
+
+/// `.dockerignore` / `.containerignore` patterns as podman and docker read them: `**` any number
+/// of directories, `*` and `?` within one name, a pattern naming a directory covers what it holds,
+/// the last matching line wins and `!` brings a path back.
+fn ignored(patterns: &str, path: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match p {
+            [] => s.is_empty(),
+            [b'*', b'*'] => true,
+            [b'*', b'*', b'/', rest @ ..] => {
+                glob(rest, s) || s.iter().enumerate().any(|(i, c)| *c == b'/' && glob(rest, &s[i + 1..]))
+            }
+            [b'*', rest @ ..] => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != b'/')
+                .any(|i| glob(rest, &s[i..])),
+            [b'?', rest @ ..] => s.first().is_some_and(|c| *c != b'/') && glob(rest, &s[1..]),
+            [c, rest @ ..] => s.first() == Some(c) && glob(rest, &s[1..]),
+        }
+    }
+    let prefixes: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).chain([path]).collect();
+    let mut excluded = false;
+    for line in patterns.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (negated, pattern) = match line.strip_prefix('!') {
+            Some(pattern) => (true, pattern),
+            None => (false, line),
+        };
+        let pattern = pattern.trim_start_matches('/');
+        if prefixes
+            .iter()
+            .any(|prefix| glob(pattern.as_bytes(), prefix.as_bytes()))
+        {
+            excluded = !negated;
+        }
+    }
+    excluded
+}
+
+/// A container build of the Containerfile (`COPY . .`, then `make policy.wasm`) must not take the
+/// working tree's build outputs: a policy.wasm newer than the sources would be shipped as it is
+/// (found by a review: no ignore file existed). What the build reads stays in the context.
+#[test]
+fn the_container_build_context_leaves_out_build_outputs_and_keeps_the_sources() -> TestResult {
+    let containerignore = std::fs::read_to_string(repo_root().join(".containerignore"))?;
+    let dockerignore = std::fs::read_to_string(repo_root().join(".dockerignore"))?;
+    assert_eq!(
+        containerignore, dockerignore,
+        ".containerignore and .dockerignore differ"
+    );
+    for path in [
+        "policy.wasm",
+        "annotated-policy.wasm",
+        "target/debug/cip",
+        "target/wasm32-wasip1/policy/cluster_image_policy.wasm",
+        "target/image/oci/index.json",
+        ".git/HEAD",
+        "host/tests/fixtures/module.wasm",
+    ] {
+        assert!(ignored(&containerignore, path), "{path} is sent to the container build");
+    }
+    let containerfile = std::fs::read_to_string(repo_root().join("Containerfile"))?;
+    let workspace = std::fs::read_to_string(repo_root().join("Cargo.toml"))?;
+    let members = workspace
+        .lines()
+        .find(|line| line.starts_with("members"))
+        .ok_or("no workspace members")?;
+    let mut kept: Vec<String> = members
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(|member| format!("{member}/Cargo.toml").trim_start_matches("./").to_owned())
+        .collect();
+    kept.extend(
+        [
+            "Cargo.lock",
+            "Makefile",
+            "src/lib.rs",
+            "benches/validate.rs",
+            "host/src/main.rs",
+            "metadata.yml",
+            "README.md",
+            "examples/signed-images.yaml",
+        ]
+        .map(str::to_owned),
+    );
+    for path in &kept {
+        assert!(
+            repo_root().join(path).exists(),
+            "{path} does not exist: update this test"
+        );
+        assert!(
+            !ignored(&containerignore, path),
+            "{path}, which the build reads, is left out"
+        );
+    }
+    assert!(
+        containerfile.contains("COPY . ."),
+        "the Containerfile no longer copies the context"
+    );
+    // The matcher itself: a negation brings back what an earlier line left out.
+    assert!(!ignored("**/*.wasm\n!examples/**/*.wasm", "examples/a/b.wasm"));
+    assert!(ignored("**/*.wasm\n!examples/**/*.wasm", "src/b.wasm"));
+    Ok(())
+}

@@ -15,6 +15,12 @@ use crate::settings::{Mode, NoMatchPolicy, Policy, PolicyBody, Settings, Setting
 /// Kubernetes truncates longer warnings.
 pub const MAX_WARNING_LEN: usize = 256;
 
+/// The longest reason kept for one authority or one `spec.policy`: a host's failure can quote a
+/// registry's error body, which a hostile registry makes as large as it likes, and every reason
+/// is copied into the admission response (its message, the audit annotation) and into
+/// `verify_images` answers.
+pub const MAX_REASON_LEN: usize = 1024;
+
 /// The outcome for one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -164,6 +170,7 @@ pub fn decide<'a>(
             }
         }
         let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);
+        outcome.policy = outcome.policy.map(bounded);
         if let Some(digest) = digest {
             match &verdict.digest {
                 None => verdict.digest = Some(digest),
@@ -282,14 +289,14 @@ fn verify_authority(
     reference: &ImageReference,
     host: &mut dyn HostCalls,
 ) -> Result<crate::authority::Verified, String> {
-    authority
-        .verify(reference, host)
-        .and_then(|verified| match (&verified.digest, reference.digest()) {
+    authority.verify(reference, host).map_err(bounded).and_then(|verified| {
+        match (&verified.digest, reference.digest()) {
             (Some(digest), Some(written)) if digest != written => Err(format!(
                 "the host verified digest {digest}, not the digest {written} the workload names"
             )),
             _ => Ok(verified),
-        })
+        }
+    })
 }
 
 /// `spec.policy` (policy-controller's semantics): every authority is evaluated; with none
@@ -422,6 +429,21 @@ pub fn truncate(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// `reason` cut to [`MAX_REASON_LEN`] bytes on a character boundary, saying how much was cut.
+fn bounded(mut reason: String) -> String {
+    if reason.len() <= MAX_REASON_LEN {
+        return reason;
+    }
+    let mut end = MAX_REASON_LEN;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = reason.len() - end;
+    reason.truncate(end);
+    reason.push_str(&format!("… ({cut} more bytes not shown)"));
+    reason
+}
+
 /// Escapes control and invisible characters of an untrusted string for a message.
 fn printable(text: &str) -> String {
     text.escape_debug().to_string()
@@ -540,6 +562,27 @@ mod tests {
         }
         let s = settings("deny", &[exemption("**")]);
         assert!(admitted(&s, &format!("evil.io/x@{D}"), &mut MockHost::failing()).0);
+    }
+
+    /// A hostile registry's error body, quoted by the host, is cut in the message (and so in the
+    /// audit annotation and the Gatekeeper answer): the review's 2 MB host error gave a 2 MB
+    /// response.
+    #[test]
+    fn a_huge_host_failure_is_cut() {
+        let key = json!([{"name": "release", "key": {"data": P256_PEM}}]);
+        let s = settings("deny", &[policy("prod", "r.io/**", "enforce", key)]);
+        let huge = format!("registry said: {}", "é".repeat(1_000_000));
+        let mut host = MockHost::new(move |_, _| Err(huge.clone()));
+        let (accepted, response) = admitted(&s, "r.io/app:1", &mut host);
+        assert!(!accepted);
+        let message = response["message"].as_str().unwrap_or_default();
+        assert!(message.len() < 2 * super::MAX_REASON_LEN, "{} bytes", message.len());
+        assert!(
+            message.contains("authority release: no signature verified by the key: registry said: éé"),
+            "{message}"
+        );
+        assert!(message.ends_with("more bytes not shown)"), "{message}");
+        assert!(response.to_string().len() < 8 * super::MAX_REASON_LEN);
     }
 
     /// A `warn` policy admits without a signature too: its wider coverage does not keep an

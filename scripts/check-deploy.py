@@ -16,8 +16,17 @@ Run by `make check-deploy` (part of `make test`) with the tools venv under targe
     settings come from a generated ConfigMap (a changed settings.yaml rolls the pods) and
     Gatekeeper's response cache is short, the digest-pinning
     Assigns call the /mutate Provider for every container image field of a Pod (containers,
-    init and ephemeral containers; image volumes are immutable, not pinned), and
-    the alerts select our policies only.
+    init and ephemeral containers; image volumes are immutable, not pinned) on a Pod's CREATE
+    only (mutatingWebhookMatchConditions), and the alerts select our policies only;
+  * fail-closed Gatekeeper webhooks exempt kube-system and kube-node-lease (by
+    kubernetes.io/metadata.name), and the Constraints' and Assigns' excludedNamespaces are the
+    webhooks' exemptions; the provider gets its registry credentials and sigstore trust config
+    from mounted, non-optional volumes, spreads its replicas over nodes (ScheduleAnyway) and
+    listens on [::];
+  * the Kubewarden policies cover kube-system, and the namespaceSelector docs/deploy.md offers
+    for a cold start is valid and leaves out kube-system only;
+  * the ServiceMonitor and PrometheusRule carry the `release` label kube-prometheus-stack
+    selects; questions-ui.yml lists only real settings.
 
 `--self-test` feeds the same checks broken manifests (the mistakes issue 14 found) and fails
 unless each one is caught.

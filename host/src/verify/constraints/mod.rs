@@ -5,6 +5,7 @@
 //! Each check carries the sentence shown to the user when no layer satisfies it.
 
 mod annotated;
+mod certificate;
 mod github;
 mod identity;
 
@@ -12,9 +13,10 @@ use std::collections::BTreeMap;
 
 use kubewarden_policy_sdk::host_capabilities::verification::{KeylessInfo, KeylessPrefixInfo};
 use kubewarden_policy_sdk::host_capabilities::{SigstoreVerificationInputV1, SigstoreVerificationInputV2};
-use sigstore::cosign::verification_constraint::{CertificateVerifier, PublicKeyVerifier, VerificationConstraint};
+use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraint};
 
 pub use annotated::Annotated;
+pub use certificate::CertificateAt;
 pub use github::{GITHUB_ACTIONS_ISSUER, GithubActionsVerifier, owner_and_repo};
 pub use identity::{IdentityVerifier, Matcher};
 
@@ -296,16 +298,9 @@ fn certificate_plan(
     require_rekor_bundle: bool,
     annotations: Option<&BTreeMap<String, String>>,
 ) -> Result<Plan, VerifyError> {
-    let chain: Option<Vec<sigstore::registry::Certificate>> = chain.map(|certs| {
-        certs
-            .iter()
-            .map(|pem| sigstore::registry::Certificate {
-                encoding: sigstore::registry::CertificateEncoding::Pem,
-                data: pem.clone(),
-            })
-            .collect()
-    });
-    let verifier = CertificateVerifier::from_pem(certificate, require_rekor_bundle, chain.as_deref())
+    // The certificate and its chain are checked per layer, at the time of its bound Rekor
+    // bundle or, without one, now (`CertificateAt`); not when the request is read.
+    let verifier = CertificateAt::from_pem(certificate, require_rekor_bundle, chain)
         .map_err(|e| invalid(format!("certificate is not usable: {e}")))?;
     let key = certificate_key(certificate).map_err(|e| invalid(format!("certificate is not usable: {e}")))?;
     let unmet = if require_rekor_bundle {

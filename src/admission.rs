@@ -466,6 +466,25 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         ));
     }
 
+    // `modifyImagesWithDigest: false` (the validating twin of a pinning policy, docs/deploy.md
+    // "Two webhooks"): an image that would have been pinned here (verified by an `enforce`
+    // policy at the digest its tag named, written without a digest, at a place this request
+    // writes) is not rewritten, so it would run by tag, and the tag can move between this check
+    // and the pull. policy-controller's validating webhook refuses every reference that is not
+    // a digest (`refOrFieldError`); refused here too, naming the digest to write. What the
+    // pinning twin writes (`tag@digest`), images no `enforce` policy verified (`warn` policies,
+    // `static: pass` exemptions, no policy) and images an UPDATE leaves in place pass as before.
+    if !settings.pin_digests {
+        let unpinned = unpinned_images(settings, &sites, &verdict_of_site, &pinnable, &verdicts);
+        if !unpinned.is_empty() {
+            return reject(format!(
+                "{}: {}",
+                describe(&request.kind.kind, namespace, meta),
+                unpinned.join("; ")
+            ));
+        }
+    }
+
     let mut audit = HashMap::new();
     let unverified: Vec<&str> = verdicts
         .iter()
@@ -495,6 +514,68 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     }
     let mutated = (!spliced.is_empty()).then(|| pin(object.text(), &mut spliced));
     accept(mutated, warnings, audit)
+}
+
+/// Under `modifyImagesWithDigest: false`, why each image that would have been pinned (a
+/// pinnable site whose verdict carries a pin, verified by an `enforce` policy) is refused, once
+/// an image.
+fn unpinned_images(
+    settings: &Settings<'_>,
+    sites: &[ImageSite<'_>],
+    verdict_of_site: &[usize],
+    pinnable: &[bool],
+    verdicts: &[ImageVerdict<'_>],
+) -> Vec<String> {
+    let mut refused = vec![false; verdicts.len()];
+    let mut messages = Vec::new();
+    for ((site, &index), _) in sites.iter().zip(verdict_of_site).zip(pinnable).filter(|(_, p)| **p) {
+        let verdict = &verdicts[index];
+        let Some(digest) = verdict.pin.as_deref() else { continue };
+        if std::mem::replace(&mut refused[index], true) {
+            continue;
+        }
+        let Some(policy) = verifying_enforce_policy(settings, verdict) else {
+            continue;
+        };
+        let image = site.image.as_ref();
+        messages.push(format!(
+            "image {image} was verified by tag (policy {policy} verified {digest}), but this policy does not pin \
+             (modifyImagesWithDigest: false) and the tag can move before the pull: reference it by digest \
+             ({image}@{digest}), or let the mutating policy (modifyImagesWithDigest: true) pin it"
+        ));
+    }
+    messages
+}
+
+/// The name of the first `enforce` policy that passed `verdict` by verifying the image at a
+/// digest: a passing authority that checks signatures or attestations (not `static: pass`), or
+/// a `spec.policy` that read the image's config (`fetchConfigFile`). `None` when only `warn`
+/// policies or exemptions vouched for it: those pin nothing a denial would protect.
+fn verifying_enforce_policy<'v>(settings: &Settings<'_>, verdict: &ImageVerdict<'v>) -> Option<&'v str> {
+    let enforce = crate::settings::Mode::Enforce.as_str();
+    verdict
+        .policies
+        .iter()
+        .filter(|outcome| outcome.passed && outcome.mode == enforce)
+        .find(|outcome| {
+            // A covering policy whose body could not be read has denied already.
+            let Some(body) = settings
+                .policies
+                .iter()
+                .find(|p| p.name == outcome.name)
+                .and_then(|p| settings.body(p).ok())
+            else {
+                return true;
+            };
+            body.policy.as_ref().is_some_and(|block| block.fetch_config_file)
+                || outcome.authorities.iter().filter(|a| a.passed).any(|a| {
+                    body.authorities
+                        .iter()
+                        .find(|b| b.name == a.name)
+                        .is_none_or(|b| !b.passes_unsigned())
+                })
+        })
+        .map(|outcome| outcome.name)
 }
 
 /// The sites to decide, and for each whether it may be pinned. Not an UPDATE: every site, each

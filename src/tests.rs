@@ -482,11 +482,23 @@ mod admission {
     fn pinning_can_be_switched_off() {
         let mut s = signed_images();
         s["modifyImagesWithDigest"] = json!(false);
+        // Nothing is rewritten: an image verified by tag is refused, with the digest to write
+        // (the tag could move before the pull; tests/lifecycle.rs, `validating_twin`), and the
+        // image written with that digest is admitted as it is.
         let response = run(
             &pod("default", &["myregistry.com/myapp:v1"]),
             &s,
             &mut host_trusting_key(P256_PEM),
         );
+        assert_eq!(response["accepted"], false);
+        assert!(
+            response["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("reference it by digest (myregistry.com/myapp:v1@{DIGEST})"))),
+            "{response}"
+        );
+        let pinned = format!("myregistry.com/myapp:v1@{DIGEST}");
+        let response = run(&pod("default", &[&pinned]), &s, &mut host_trusting_key(P256_PEM));
         assert_eq!(response["accepted"], true);
         assert!(response["mutated_object"].is_null());
     }

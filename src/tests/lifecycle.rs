@@ -1187,3 +1187,177 @@ mod ephemeral_containers {
         );
     }
 }
+
+/// `modifyImagesWithDigest: false`, the validating twin of a pinning policy (docs/deploy.md,
+/// "Two webhooks"): it sees the images a later mutating webhook added, by tag, which the pinning
+/// policy never saw. An image it would have pinned (verified by an `enforce` policy, written
+/// without a digest) is refused with the digest to write: unpinned, the tag can move between
+/// admission and the pull. policy-controller's validating webhook refuses every reference that
+/// is not a digest (`refOrFieldError`).
+mod validating_twin {
+    use super::*;
+
+    fn twin(mut s: Value) -> Value {
+        s["modifyImagesWithDigest"] = json!(false);
+        s
+    }
+
+    fn key_policy(name: &str, mode: &str, key: &str) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"images": [{"glob": "myregistry.com/**"}], "mode": mode,
+               "authorities": [{"key": {"data": key}}]}})
+    }
+
+    fn exemption(name: &str, mode: &str) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"images": [{"glob": "myregistry.com/**"}], "mode": mode,
+               "authorities": [{"static": {"action": "pass"}}]}})
+    }
+
+    fn with(policies: &[Value]) -> Value {
+        json!({"policies": policies, "noMatchPolicy": "allow", "modifyImagesWithDigest": false})
+    }
+
+    #[test]
+    fn an_image_verified_by_tag_is_refused_with_the_digest_to_write() {
+        let image = "myregistry.com/app:v1";
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(&pod("default", &[image]), &twin(signed_images()), &mut host);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(
+            r["message"],
+            format!(
+                "Pod default/test: image {image} was verified by tag (policy signed-images-policy verified {DIGEST}), \
+                 but this policy does not pin (modifyImagesWithDigest: false) and the tag can move before the pull: \
+                 reference it by digest ({image}@{DIGEST}), or let the mutating policy (modifyImagesWithDigest: true) \
+                 pin it"
+            )
+        );
+        assert!(r["mutated_object"].is_null(), "{r}");
+        // The same image in two containers: one reason.
+        let r = run(&pod("default", &[image, image]), &twin(signed_images()), &mut host);
+        assert_eq!(
+            r["message"].as_str().unwrap().matches("was verified by tag").count(),
+            1,
+            "{r}"
+        );
+        // The pinning policy admits it, pinned.
+        let r = run(&pod("default", &[image]), &signed_images(), &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(
+            r["mutated_object"]["spec"]["containers"][0]["image"],
+            format!("{image}@{DIGEST}")
+        );
+    }
+
+    #[test]
+    fn what_the_pinning_twin_writes_passes() {
+        for image in [
+            format!("myregistry.com/app:v1@{DIGEST}"),
+            format!("myregistry.com/app@{DIGEST}"),
+        ] {
+            let r = run(
+                &pod("default", &[&image]),
+                &twin(signed_images()),
+                &mut host_trusting_key(P256_PEM),
+            );
+            assert_eq!(r["accepted"], true, "{image}: {r}");
+            assert!(r["mutated_object"].is_null() && r["warnings"].is_null(), "{image}: {r}");
+        }
+    }
+
+    /// Nothing changes where nothing would have been pinned for an `enforce` policy: no policy,
+    /// exemptions (`static: pass`), `warn` policies only (passing or failing), an `enforce`
+    /// exemption beside a `warn` policy that verified the image.
+    #[test]
+    fn images_no_enforce_policy_verified_pass_as_before() {
+        let image = "myregistry.com/app:v1";
+        let cases = [
+            ("no policy", with(&[])),
+            ("exemption", with(&[exemption("exempt", "enforce")])),
+            ("warn exemption", with(&[exemption("exempt", "warn")])),
+            ("warn, verified", with(&[key_policy("w", "warn", P256_PEM)])),
+            ("warn, not verified", with(&[key_policy("w", "warn", P384_PEM)])),
+            (
+                "enforce exemption, warn verified",
+                with(&[exemption("exempt", "enforce"), key_policy("w", "warn", P256_PEM)]),
+            ),
+        ];
+        for (note, s) in cases {
+            let r = run(&pod("default", &[image]), &s, &mut host_trusting_key(P256_PEM));
+            assert_eq!(r["accepted"], true, "{note}: {r}");
+            assert!(r["mutated_object"].is_null(), "{note}: {r}");
+        }
+        // An `enforce` policy that verified it beside a `warn` one that did not: refused.
+        let s = with(&[key_policy("e", "enforce", P256_PEM), key_policy("w", "warn", P384_PEM)]);
+        let r = run(&pod("default", &[image]), &s, &mut host_trusting_key(P256_PEM));
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(r["message"].as_str().unwrap().contains("policy e verified"), "{r}");
+        // A refusal for another reason is reported as before.
+        let r = run(
+            &pod("default", &[image]),
+            &twin(signed_images()),
+            &mut host_trusting_key(P384_PEM),
+        );
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .contains("denied by policy signed-images-policy"),
+            "{r}"
+        );
+    }
+
+    /// An UPDATE decides only the images it writes: an image left in place was decided when it
+    /// was written (no host call), and one decided again because the object's labels changed is
+    /// not rewritten by the pinning twin either, so neither is refused for its tag. A new image by
+    /// tag is.
+    #[test]
+    fn an_update_refuses_only_the_images_it_writes_by_tag() {
+        let kept = "myregistry.com/app:1";
+        let mut host = MockHost::failing();
+        let r = run(
+            &request(
+                "UPDATE",
+                "Deployment",
+                "apps",
+                "deployments",
+                deployment(&[kept], 1),
+                deployment(&[kept], 3),
+            ),
+            &twin(signed_images()),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+
+        let new = pod_object(&[kept, "myregistry.com/sidecar:2"]);
+        let r = run(
+            &request("UPDATE", "Pod", "", "pods", new, pod_object(&[kept])),
+            &twin(signed_images()),
+            &mut host_trusting_key(P256_PEM),
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().unwrap();
+        assert!(
+            message.contains("image myregistry.com/sidecar:2 was verified by tag"),
+            "{r}"
+        );
+        assert!(!message.contains(kept), "{r}");
+
+        let mut prod = key_policy("prod", "enforce", P256_PEM);
+        prod["spec"]["match"] = json!([{"selector": {"matchLabels": {"env": "prod"}}}]);
+        let labelled = |env: &str| {
+            let mut p = pod_object(&[kept]);
+            p["metadata"]["labels"] = json!({"env": env});
+            p
+        };
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(
+            &request("UPDATE", "Pod", "", "pods", labelled("prod"), labelled("dev")),
+            &with(&[prod]),
+            &mut host,
+        );
+        assert_eq!(host.calls.len(), 1, "decided again: {:?}", host.calls);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert!(r["mutated_object"].is_null(), "{r}");
+    }
+}

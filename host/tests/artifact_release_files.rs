@@ -82,7 +82,7 @@ fn artifacthub_pkg_follows_metadata_yml() {
         .iter()
         .filter_map(|question| question["variable"].as_str())
         .collect();
-    assert_eq!(variables, ["description", "noMatchPolicy", "modifyImagesWithDigest"]);
+    assert_eq!(variables, ["noMatchPolicy", "modifyImagesWithDigest"]);
 }
 
 /// A copy of the files the version check reads, with `Cargo.toml`'s version replaced.

@@ -181,3 +181,90 @@ async fn a_manifest_repeating_one_descriptor_has_its_blob_read_and_held_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn referrers_naming_one_bundle_have_it_read_and_held_once() {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let blob: Arc<Vec<u8>> = Arc::new(vec![b' '; 64 * 1024]);
+    let layer_digest = testkit::sha256_digest(&blob);
+    let subject = image_digest();
+    let limits = DownloadLimits::default();
+    // As many referrers as may be read, each its own manifest, all holding the one bundle.
+    let manifests: Vec<(String, Vec<u8>)> = (0..limits.max_layers)
+        .map(|i| {
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "artifactType": BUNDLE,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": testkit::sha256_digest(b"{}")},
+                "layers": [{"mediaType": BUNDLE, "size": blob.len(), "digest": layer_digest}],
+                "subject": {"mediaType": MANIFEST, "size": 1, "digest": subject},
+                "annotations": {"n": i.to_string()},
+            }))
+            .expect("json");
+            (testkit::sha256_digest(&manifest), manifest)
+        })
+        .collect();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": manifests.iter().map(|(digest, manifest)| json!({
+            "mediaType": MANIFEST,
+            "size": manifest.len(),
+            "digest": digest,
+            "artifactType": BUNDLE,
+        })).collect::<Vec<_>>(),
+    }))
+    .expect("json");
+    let served = Arc::clone(&blob);
+    let server = Hostile::start(Arc::new(move |path: &str| {
+        if path == "/v2/" {
+            ok("application/json", b"{}".to_vec())
+        } else if path.contains("/referrers/") {
+            ok(INDEX, index.clone())
+        } else if let Some((_, manifest)) = manifests
+            .iter()
+            .find(|(digest, _)| path.ends_with(&format!("/manifests/{digest}")))
+        {
+            ok(MANIFEST, manifest.clone())
+        } else if path.contains("/blobs/") {
+            ok("application/octet-stream", served.to_vec())
+        } else {
+            Reply::Fixed {
+                status: 404,
+                content_type: "application/json",
+                body: b"{}".to_vec(),
+            }
+        }
+    }));
+    let registry = RegistryClient::new(
+        Sources {
+            insecure_sources: vec![server.host()],
+            ..Sources::default()
+        },
+        DockerCredentials::default(),
+        Duration::from_secs(10),
+    );
+    let image = RegistryClient::parse_reference(&format!("{}/team/app@{subject}", server.host())).expect("reference");
+    let referrers = registry
+        .capped_referrers(&image, &subject, BUNDLE, &|_| true, &limits, limits.attestation_layer())
+        .await
+        .expect("read");
+    assert!(referrers.unreadable.is_empty(), "{:?}", referrers.unreadable);
+    assert_eq!(referrers.artifacts.len(), limits.max_layers, "every referrer is kept");
+    assert_eq!(
+        server.requests("/blobs/").len(),
+        1,
+        "the registry served the bundle once"
+    );
+    let first = referrers.artifacts[0].2.as_ptr();
+    for (referrer, _, data) in &referrers.artifacts {
+        assert_eq!(**data, **blob);
+        assert!(
+            std::ptr::eq(data.as_ptr(), first),
+            "referrer {} holds its own copy of the bundle",
+            referrer.digest
+        );
+    }
+}

@@ -211,8 +211,9 @@ pub enum ReferrersSource {
 pub struct Referrers {
     /// Where they were listed.
     pub source: ReferrersSource,
-    /// Each referrer with its single layer's descriptor and bytes.
-    pub artifacts: Vec<(Referrer, OciDescriptor, Vec<u8>)>,
+    /// Each referrer with its single layer's descriptor and bytes (shared by referrers naming
+    /// one layer digest).
+    pub artifacts: Vec<(Referrer, OciDescriptor, SharedBytes)>,
     /// Referrers listed with the type but unreadable as a one-layer artifact of that type, and why.
     pub unreadable: Vec<(Referrer, String)>,
 }
@@ -359,9 +360,19 @@ impl RegistryClient {
         }
         let mut artifacts = Vec::new();
         let mut unreadable = Vec::new();
+        // Layers already read, by digest: referrers naming one layer share one download.
+        let mut read = Vec::new();
         for referrer in wanted {
             match self
-                .referrer_artifact(reference, digest, &referrer, artifact_type, limits, layer_cap)
+                .referrer_artifact(
+                    reference,
+                    digest,
+                    &referrer,
+                    artifact_type,
+                    limits,
+                    layer_cap,
+                    &mut read,
+                )
                 .await
             {
                 Ok(Ok((descriptor, data))) => artifacts.push((referrer, descriptor, data)),
@@ -377,7 +388,9 @@ impl RegistryClient {
     }
 
     /// The single layer of the referrer artifact, checked against its manifest: `Ok(Err)` when
-    /// it is not a one-layer artifact of `artifact_type` whose subject is `digest`.
+    /// it is not a one-layer artifact of `artifact_type` whose subject is `digest`. A layer whose
+    /// digest is in `read` is not read again (its bytes are shared); one read is added to it.
+    #[allow(clippy::too_many_arguments)]
     async fn referrer_artifact(
         &self,
         reference: &Reference,
@@ -386,7 +399,8 @@ impl RegistryClient {
         artifact_type: &str,
         limits: &DownloadLimits,
         layer_cap: LayerCap,
-    ) -> Result<Result<(OciDescriptor, Vec<u8>), String>, BoundedError> {
+        read: &mut Vec<(String, SharedBytes)>,
+    ) -> Result<Result<(OciDescriptor, SharedBytes), String>, BoundedError> {
         let artifact = format!(
             "{}/{}@{}",
             reference.registry(),
@@ -439,6 +453,12 @@ impl RegistryClient {
                 referrer.digest, layer.media_type
             )));
         }
+        if usize::try_from(layer.size).map_or(true, |size| size > layer_cap.bytes) {
+            return Err(layer_cap.over_cap(&artifact_ref));
+        }
+        if let Some((_, data)) = read.iter().find(|(read_digest, _)| *read_digest == layer.digest) {
+            return Ok(Ok((layer.clone(), data.clone())));
+        }
         let data = self.capped_blob(&artifact_ref, layer, layer_cap).await?;
         let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
         if actual != layer.digest {
@@ -447,6 +467,8 @@ impl RegistryClient {
                 referrer.digest, layer.digest
             )));
         }
+        let data = SharedBytes(data.into());
+        read.push((layer.digest.clone(), data.clone()));
         Ok(Ok((layer.clone(), data)))
     }
 

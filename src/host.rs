@@ -595,7 +595,10 @@ mod tests {
             .collect();
         assert!(called.len() >= 4, "{called:?}");
         for call in &called {
-            assert!(listed.contains(&call.as_str()), "metadata.yml hostCapabilities lacks {call}: {listed:?}");
+            assert!(
+                listed.contains(&call.as_str()),
+                "metadata.yml hostCapabilities lacks {call}: {listed:?}"
+            );
         }
     }
 

@@ -93,7 +93,12 @@ fn metadata_json_uses_the_field_names_kubewarden_hosts_read() {
     );
     assert_eq!(
         json["hostCapabilities"],
-        serde_json::json!(["oci/v1/oci_manifest", "oci/v1/oci_manifest_config", "oci/v2/verify"])
+        serde_json::json!([
+            "oci/v1/manifest_digest",
+            "oci/v1/oci_manifest",
+            "oci/v1/oci_manifest_config",
+            "oci/v2/verify"
+        ])
     );
     assert_eq!(json["rules"][1]["apiGroups"][0], "apps");
     assert_eq!(

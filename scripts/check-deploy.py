@@ -521,6 +521,11 @@ def check_pinning_on_create(docs, helm_values):
             "helm-values.yaml: mutatingWebhookMatchConditions must keep Pod UPDATEs (subResource '') away from "
             "the mutating webhook: the pinning Assigns would re-pin a running Pod's images at every UPDATE"
         )
+    if pinning and helm_values.get("mutatingWebhookReinvocationPolicy") != "IfNeeded":
+        raise Failure(
+            "helm-values.yaml: mutatingWebhookReinvocationPolicy must be IfNeeded: a container a later mutating "
+            "webhook adds (a sidecar injector, named after gatekeeper) is otherwise never pinned, and runs by tag"
+        )
 
 
 def webhook_exempt_namespaces(helm_values, kind):
@@ -877,7 +882,7 @@ def main():
                  check_provider_files, gatekeeper)
     report.check("gatekeeper: replicas spread over nodes (ScheduleAnyway), listening on IPv4 and IPv6",
                  check_provider_placement, gatekeeper)
-    report.check("gatekeeper: digest pinning on a Pod's CREATE only (mutatingWebhookMatchConditions)",
+    report.check("gatekeeper: digest pinning on a Pod's CREATE only, reinvoked after later mutating webhooks",
                  check_pinning_on_create, gatekeeper, helm_values())
     report.check("gatekeeper: settings from a generated ConfigMap, a short response cache",
                  check_settings, collected[DEPLOY / "gatekeeper"][0], helm_values())
@@ -972,6 +977,8 @@ def self_test():
     cases.append(("pinning Assigns re-pinning a Pod at each of its UPDATEs (no matchConditions)",
                   lambda: check_pinning_on_create(gatekeeper, {k: v for k, v in values.items()
                                                                if k != "mutatingWebhookMatchConditions"})))
+    cases.append(("pinning Assigns not reinvoked after a sidecar injector (reinvocationPolicy Never)",
+                  lambda: check_pinning_on_create(gatekeeper, {**values, "mutatingWebhookReinvocationPolicy": "Never"})))
     cases.append(("matchConditions that would skip kubectl debug's ephemeralcontainers too",
                   lambda: check_pinning_on_create(gatekeeper, {**values, "mutatingWebhookMatchConditions": [
                       {"name": "x", "expression": "!(request.operation == 'UPDATE' && request.resource.group == '' "

@@ -112,6 +112,7 @@ fn host_trusting_key(key: &'static str) -> MockHost {
 mod gatekeeper_parity;
 mod lazy_settings;
 mod lifecycle;
+mod no_escape;
 mod readings_agree;
 
 mod settings_validation {

@@ -453,10 +453,27 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         return reject(format!("invalid policy settings: {e}"));
     }
 
+    // A Pod relabelled into a policy's scope keeps the images it runs (docs/lifecycle.md): those
+    // written by tag are refused (or warned about) when a newly applying policy verified them.
+    let (retagged, retagged_warnings) = if request.kind.kind == "Pod" && !request.stores_only_ephemeral_containers() {
+        held_by_tag(
+            request,
+            settings,
+            &subject,
+            &sites,
+            &verdict_of_site,
+            &pinnable,
+            &verdicts,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+
     let denials: Vec<&str> = verdicts
         .iter()
         .filter(|v| v.verdict == Verdict::Deny)
         .map(|v| v.message.as_str())
+        .chain(retagged.iter().map(String::as_str))
         .collect();
     if !denials.is_empty() {
         return reject(format!(
@@ -504,6 +521,7 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         warnings.extend(verdict.warnings);
         pins.push(verdict.pin);
     }
+    warnings.extend(retagged_warnings.iter().map(|w| crate::decision::truncate(w)));
     let mut spliced = Vec::new();
     if settings.pin_digests {
         for ((site, &verdict), _) in sites.iter().zip(&verdict_of_site).zip(&pinnable).filter(|(_, p)| **p) {
@@ -548,34 +566,110 @@ fn unpinned_images(
 }
 
 /// The name of the first `enforce` policy that passed `verdict` by verifying the image at a
-/// digest: a passing authority that checks signatures or attestations (not `static: pass`), or
-/// a `spec.policy` that read the image's config (`fetchConfigFile`). `None` when only `warn`
-/// policies or exemptions vouched for it: those pin nothing a denial would protect.
+/// digest ([`verified_at_digest`]). `None` when only `warn` policies or exemptions vouched for
+/// it: those pin nothing a denial would protect.
 fn verifying_enforce_policy<'v>(settings: &Settings<'_>, verdict: &ImageVerdict<'v>) -> Option<&'v str> {
     let enforce = crate::settings::Mode::Enforce.as_str();
     verdict
         .policies
         .iter()
-        .filter(|outcome| outcome.passed && outcome.mode == enforce)
-        .find(|outcome| {
-            // A covering policy whose body could not be read has denied already.
-            let Some(body) = settings
+        .find(|outcome| outcome.mode == enforce && verified_at_digest(settings, outcome))
+        .map(|outcome| outcome.name)
+}
+
+/// Whether a policy passed the image by verifying it at a digest: a passing authority that
+/// checks signatures or attestations (not `static: pass`), or a `spec.policy` that read the
+/// image's config (`fetchConfigFile`).
+fn verified_at_digest(settings: &Settings<'_>, outcome: &crate::decision::PolicyOutcome<'_>) -> bool {
+    if !outcome.passed {
+        return false;
+    }
+    // A covering policy whose body could not be read has denied already.
+    let Some(body) = settings
+        .policies
+        .iter()
+        .find(|p| p.name == outcome.name)
+        .and_then(|p| settings.body(p).ok())
+    else {
+        return true;
+    };
+    body.policy.as_ref().is_some_and(|block| block.fetch_config_file)
+        || outcome.authorities.iter().filter(|a| a.passed).any(|a| {
+            body.authorities
+                .iter()
+                .find(|b| b.name == a.name)
+                .is_none_or(|b| !b.passes_unsigned())
+        })
+}
+
+/// On an UPDATE of a Pod, the images decided again at their old place ([`sites_to_decide`]: not
+/// pinnable) that are written without a digest and that a policy applying to the new object and
+/// not to the old one (its selector reads labels that changed) verified at a digest. The kubelet
+/// pulled the tag when the Pod started, and may run another image than the one the tag names
+/// now; the update does not rewrite the image (its field may be immutable, and a container's
+/// image changed in place restarts it), so a verification of the tag vouches for nothing that
+/// runs. With such an `enforce` policy the image is refused (the first reason list); with only
+/// `warn` policies it is admitted with a warning (the second). Once an image.
+fn held_by_tag(
+    request: &AdmissionRequest<'_>,
+    settings: &Settings<'_>,
+    subject: &Subject<'_>,
+    sites: &[ImageSite<'_>],
+    verdict_of_site: &[usize],
+    pinnable: &[bool],
+    verdicts: &[ImageVerdict<'_>],
+) -> (Vec<String>, Vec<String>) {
+    let (mut refused, mut warned) = (Vec::new(), Vec::new());
+    if request.operation != "UPDATE" || pinnable.iter().all(|p| *p) {
+        return (refused, warned);
+    }
+    let old_object = ObjectText::new(request.old_object());
+    let old_subject = Subject {
+        labels: old_object.metadata_object("labels").map_or(Labels::None, Labels::Json),
+        ..subject.clone()
+    };
+    let mut seen = vec![false; verdicts.len()];
+    for ((site, &index), _) in sites.iter().zip(verdict_of_site).zip(pinnable).filter(|(_, p)| !**p) {
+        if std::mem::replace(&mut seen[index], true) {
+            continue;
+        }
+        let verdict = &verdicts[index];
+        // Set when the image has no digest and no `enforce` policy denied it.
+        let Some(digest) = verdict.pin.as_deref() else { continue };
+        let Ok(reference) = ImageReference::parse(&site.image) else {
+            continue;
+        };
+        let newly: Vec<&str> = settings
+            .covering(&reference)
+            .filter(|p| {
+                matches!(settings.applies(p, subject), Ok(true))
+                    && !matches!(settings.applies(p, &old_subject), Ok(true))
+            })
+            .map(|p| p.name.as_str())
+            .collect();
+        let verifying = |mode: crate::settings::Mode| {
+            verdict
                 .policies
                 .iter()
-                .find(|p| p.name == outcome.name)
-                .and_then(|p| settings.body(p).ok())
-            else {
-                return true;
-            };
-            body.policy.as_ref().is_some_and(|block| block.fetch_config_file)
-                || outcome.authorities.iter().filter(|a| a.passed).any(|a| {
-                    body.authorities
-                        .iter()
-                        .find(|b| b.name == a.name)
-                        .is_none_or(|b| !b.passes_unsigned())
-                })
-        })
-        .map(|outcome| outcome.name)
+                .find(|o| o.mode == mode.as_str() && newly.contains(&o.name) && verified_at_digest(settings, o))
+                .map(|o| o.name)
+        };
+        let image = site.image.as_ref();
+        if let Some(policy) = verifying(crate::settings::Mode::Enforce) {
+            refused.push(format!(
+                "image {image} would now be checked by policy {policy}, but it is written by tag and this update does \
+                 not change it: the Pod may be running another image than the one verified now (the tag can move after \
+                 the pull); recreate the Pod (it is then verified and pinned), or write the image by digest \
+                 ({image}@{digest})"
+            ));
+        } else if let Some(policy) = verifying(crate::settings::Mode::Warn) {
+            warned.push(format!(
+                "image {image} is now checked by policy {policy} (warn mode), which verified {digest}; the Pod may run \
+                 another image (pulled by tag): recreate it or write the image by digest"
+            ));
+        }
+    }
+    (refused, warned)
 }
 
 /// The sites to decide, and for each whether it may be pinned. Not an UPDATE: every site, each
@@ -585,7 +679,9 @@ fn verifying_enforce_policy<'v>(settings: &Settings<'_>, verdict: &ImageVerdict<
 /// whose decision may differ for the new object ([`decision_may_change`]: a relabelled Pod that a
 /// policy's selector now covers), decided but never rewritten (a Job's template and a Pod's
 /// volumes are immutable: rewriting an unchanged image would make the API server refuse the
-/// update). The rest was decided, with the same labels and settings, when it was written: an
+/// update; on a Pod, such an image written by tag that a newly applying policy verified is
+/// refused or warned about instead: [`held_by_tag`]). The rest was decided, with the same labels
+/// and settings, when it was written: an
 /// update that changes no image and nothing a covering policy reads (scaling, a finalizer, an
 /// annotation, labels no selector looks at) makes no host call, so it never depends on a
 /// registry being reachable. An old object that cannot be read vouches for nothing.

@@ -548,6 +548,11 @@ mod parity {
 
     impl Harness {
         fn new() -> TestResult<Self> {
+            Self::with(None, settings())
+        }
+
+        /// Verifying against the plain-HTTP registry `registry_host` (with `Some`), under `settings`.
+        fn with(registry_host: Option<&str>, settings: Value) -> TestResult<Self> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -555,14 +560,20 @@ mod parity {
             let path = policy_path();
             let module = PolicyModule::from_file(&path)
                 .map_err(|e| format!("{}: {e} (build it with `make policy.wasm`)", path.display()))?;
-            let caps = Arc::new(Capabilities::without_registry(runtime.handle().clone()));
+            let caps = match registry_host {
+                None => Arc::new(Capabilities::without_registry(runtime.handle().clone())),
+                Some(host) => {
+                    let _inside = runtime.enter();
+                    crate::provider_support::loopback_capabilities(host)?
+                }
+            };
             let evaluator = Evaluator::new(&module, caps, EvaluatorOptions::default())?;
-            let decider = Arc::new(PolicyDecider::new(evaluator.clone(), settings())?);
+            let decider = Arc::new(PolicyDecider::new(evaluator.clone(), settings.clone())?);
             Ok(Self {
                 _runtime: runtime,
                 evaluator,
                 decider,
-                settings: settings(),
+                settings,
             })
         }
 
@@ -934,6 +945,160 @@ mod parity {
             for key in &keys {
                 assert_eq!(key["resource"], request["resource"], "{what}: {key}");
                 assert_eq!(key["labels"], request["object"]["metadata"]["labels"], "{what}: {key}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Found by a review: a Pod relabelled into a policy's selector keeps running what the kubelet
+    /// pulled when it started (an unsigned image pushed as `app:x` under `env: dev`), while the
+    /// re-decision verified what the tag names now (a signed manifest re-tagged as `app:x`). The
+    /// update rewrites no image, so an image held at its place, written by tag, that a newly
+    /// applying `enforce` policy verified is refused by both, with the same message; with only a
+    /// `warn` policy newly applying, both admit with the same warning (the template asks the
+    /// provider about such an image with the old labels too, to tell which policies newly apply).
+    /// Written by digest, in a workload, or relabelled where no selector looks: as before.
+    #[test]
+    fn a_relabelled_pods_image_by_tag_is_refused_as_admission_refuses_it() -> TestResult {
+        let registry = testkit::Registry::start()?;
+        let host = registry.host();
+        let key = testkit::KeyPair::ecdsa_p256()?;
+        let signed = testkit::push_image(&host, "team/app", "signed", "relabel-signed")?;
+        testkit::sign_with_key(&host, "team/app", &signed, &key, &testkit::annotations([]))?;
+        // The attacker's unsigned image ran under `app:x`; the tag now names the signed manifest.
+        testkit::push_image(&host, "team/app", "x", "relabel-unsigned")?;
+        assert_eq!(testkit::retag(&host, "team/app", "signed", "x")?, signed);
+        testkit::push_image(&host, "team/app", "unsigned", "relabel-unsigned")?;
+        let policy = |name: &str, mode: &str, selector: Value| {
+            json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": format!("{host}/**")}], "mode": mode,
+                         "match": [{"selector": {"matchLabels": selector}}],
+                         "authorities": [{"key": {"data": key.public_key_pem()}}]}
+            })
+        };
+        let settings = json!({"noMatchPolicy": "allow", "policies": [
+            policy("prod", "enforce", json!({"env": "prod"})),
+            policy("front-audit", "warn", json!({"tier": "front"})),
+        ]});
+        let h = Harness::with(Some(&host), settings)?;
+        let tag = format!("{host}/team/app:x");
+        let pinned = format!("{tag}@{signed}");
+        let unsigned = format!("{host}/team/app:unsigned");
+        let relabel = |kind: &str, image: &str, new: Value, old: Value| {
+            let object = |labels: Value| {
+                let mut o = object(
+                    kind,
+                    if kind == "Pod" { "v1" } else { "apps/v1" },
+                    labels,
+                    json!({"containers": containers(&[image])}),
+                );
+                o["metadata"]["namespace"] = json!("default");
+                o
+            };
+            request("UPDATE", kind, "default", object(new), object(old))
+        };
+        let refusal = format!(
+            "image {tag} would now be checked by policy prod, but it is written by tag and this update does not change \
+             it: the Pod may be running another image than the one verified now (the tag can move after the pull); \
+             recreate the Pod (it is then verified and pinned), or write the image by digest ({tag}@{signed})"
+        );
+        let warning = format!(
+            "image {tag} is now checked by policy front-audit (warn mode), which verified {signed}; the Pod may run \
+             another image (pulled by tag): recreate it or write the image by digest"
+        );
+        // Cut as Kubernetes would cut it (both cut it alike).
+        assert!(warning.len() > 256 && warning.is_ascii());
+        let warning = format!("{}…", &warning[..253]);
+        let dev = json!({"env": "dev"});
+        let prod = json!({"env": "prod"});
+        let cases: Vec<(&str, Value, Outcome, Option<String>)> = vec![
+            (
+                "the reviewer's scenario: relabelled env=prod, the tag now signed",
+                relabel("Pod", &tag, prod.clone(), dev.clone()),
+                Outcome {
+                    admitted: false,
+                    warnings: vec![],
+                },
+                Some(format!("Pod default/x: {refusal}")),
+            ),
+            (
+                "the same image written with the digest the mutation pins",
+                relabel("Pod", &pinned, prod.clone(), dev.clone()),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![],
+                },
+                None,
+            ),
+            (
+                "an unsigned image, refused for its signature",
+                relabel("Pod", &unsigned, prod.clone(), dev.clone()),
+                Outcome {
+                    admitted: false,
+                    warnings: vec![],
+                },
+                None,
+            ),
+            (
+                "only a warn policy newly applies",
+                relabel("Pod", &tag, json!({"env": "dev", "tier": "front"}), dev.clone()),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![warning.clone()],
+                },
+                None,
+            ),
+            (
+                "a label no selector reads",
+                relabel("Pod", &tag, json!({"env": "prod", "team": "a"}), prod.clone()),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![],
+                },
+                None,
+            ),
+            (
+                "a workload relabelled: its Pods are decided and pinned when created",
+                relabel("Deployment", &tag, prod.clone(), dev.clone()),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![],
+                },
+                None,
+            ),
+        ];
+        for (what, request, expected, message) in cases {
+            let admission = h.admission(&request)?;
+            let mut warnings: Vec<String> = admission["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect();
+            warnings.sort();
+            let module = Outcome {
+                admitted: admission["accepted"] == true,
+                warnings,
+            };
+            assert_eq!(module, expected, "{what}: admission {admission}");
+            if let Some(message) = &message {
+                assert_eq!(admission["message"], message.as_str(), "{what}");
+            }
+            let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+            let (warned, _) = h.gatekeeper(&request, &["warn"], false)?;
+            let gatekeeper = Outcome {
+                admitted: denials.is_empty(),
+                warnings: warned,
+            };
+            assert_eq!(gatekeeper, expected, "{what}: denials {denials:?}, keys {keys:?}");
+            let text = admission["message"].as_str().unwrap_or_default();
+            for denial in &denials {
+                assert!(text.contains(denial.as_str()), "{what}: {denial:?} not in {text:?}");
+            }
+            if message.is_some() {
+                assert_eq!(denials, vec![refusal.clone()], "{what}");
             }
         }
         Ok(())

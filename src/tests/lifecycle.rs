@@ -1307,9 +1307,9 @@ mod validating_twin {
     }
 
     /// An UPDATE decides only the images it writes: an image left in place was decided when it
-    /// was written (no host call), and one decided again because the object's labels changed is
-    /// not rewritten by the pinning twin either, so neither is refused for its tag. A new image by
-    /// tag is.
+    /// was written (no host call), and one decided again because a workload's labels changed is
+    /// not rewritten by the pinning twin either, so neither is refused for its tag (a relabelled
+    /// Pod's is, for another reason: `relabelled_pods`). A new image by tag is.
     #[test]
     fn an_update_refuses_only_the_images_it_writes_by_tag() {
         let kept = "myregistry.com/app:1";
@@ -1346,18 +1346,186 @@ mod validating_twin {
         let mut prod = key_policy("prod", "enforce", P256_PEM);
         prod["spec"]["match"] = json!([{"selector": {"matchLabels": {"env": "prod"}}}]);
         let labelled = |env: &str| {
-            let mut p = pod_object(&[kept]);
-            p["metadata"]["labels"] = json!({"env": env});
-            p
+            let mut d = deployment(&[kept], 1);
+            d["metadata"]["labels"] = json!({"env": env});
+            d
         };
         let mut host = host_trusting_key(P256_PEM);
         let r = run(
-            &request("UPDATE", "Pod", "", "pods", labelled("prod"), labelled("dev")),
+            &request(
+                "UPDATE",
+                "Deployment",
+                "apps",
+                "deployments",
+                labelled("prod"),
+                labelled("dev"),
+            ),
             &with(&[prod]),
             &mut host,
         );
         assert_eq!(host.calls.len(), 1, "decided again: {:?}", host.calls);
         assert_eq!(r["accepted"], true, "{r}");
         assert!(r["mutated_object"].is_null(), "{r}");
+    }
+}
+
+/// A Pod relabelled into a policy's selector keeps running what the kubelet pulled when it
+/// started. Found by a review: with push access to a covered repository and no signing key, an
+/// unsigned image pushed as `app:x` ran in a Pod labelled `env: dev` (outside the prod-only
+/// policy, admitted unpinned); a signed manifest re-tagged as `app:x`, the Pod relabelled
+/// `env: prod` was admitted (the tag verified), and the unsigned code then ran with the prod
+/// label (prod Services' traffic, label-based NetworkPolicies). The update does not rewrite the
+/// image: an image decided again at its place, written by tag, that a newly applying `enforce`
+/// policy verified, is refused; with only `warn` policies newly applying, warned about.
+mod relabelled_pods {
+    use super::*;
+
+    const IMAGE: &str = "myregistry.com/team/app:x";
+
+    /// A policy of `mode` scoped to `env: prod`, verifying with `key`.
+    fn prod(mode: &str, authority: Value) -> Value {
+        json!({"metadata": {"name": "prod"}, "spec": {"images": [{"glob": "myregistry.com/**"}], "mode": mode,
+               "match": [{"selector": {"matchLabels": {"env": "prod"}}}], "authorities": [authority]}})
+    }
+
+    fn key() -> Value {
+        json!({"key": {"data": P256_PEM}})
+    }
+
+    fn with(policies: &[Value]) -> Value {
+        json!({"policies": policies})
+    }
+
+    fn labelled(image: &str, labels: Value) -> Value {
+        let mut p = pod_object(&[image]);
+        p["metadata"]["labels"] = labels;
+        p
+    }
+
+    fn relabel(image: &str, new: Value, old: Value) -> Value {
+        request("UPDATE", "Pod", "", "pods", labelled(image, new), labelled(image, old))
+    }
+
+    #[test]
+    fn an_image_by_tag_a_newly_applying_enforce_policy_verified_is_refused() {
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(
+            &relabel(IMAGE, json!({"env": "prod"}), json!({"env": "dev"})),
+            &with(&[prod("enforce", key())]),
+            &mut host,
+        );
+        assert_eq!(host.calls.len(), 1, "{:?}", host.calls);
+        assert_eq!(r["accepted"], false, "{r}");
+        assert_eq!(
+            r["message"],
+            format!(
+                "Pod default/test: image {IMAGE} would now be checked by policy prod, but it is written by tag and \
+                 this update does not change it: the Pod may be running another image than the one verified now (the \
+                 tag can move after the pull); recreate the Pod (it is then verified and pinned), or write the image by \
+                 digest ({IMAGE}@{DIGEST})"
+            )
+        );
+        assert!(r["mutated_object"].is_null(), "{r}");
+        // Created with those labels, the Pod is verified and pinned.
+        let mut create = pod("default", &[IMAGE]);
+        create["object"]["metadata"]["labels"] = json!({"env": "prod"});
+        let r = run(&create, &with(&[prod("enforce", key())]), &mut host);
+        assert_eq!(r["accepted"], true, "{r}");
+        assert_eq!(
+            r["mutated_object"]["spec"]["containers"][0]["image"],
+            format!("{IMAGE}@{DIGEST}")
+        );
+        written_by_digest_or_relabelled_where_no_selector_looks_is_decided_as_before();
+    }
+
+    fn written_by_digest_or_relabelled_where_no_selector_looks_is_decided_as_before() {
+        let s = with(&[prod("enforce", key())]);
+        // Pinned (`tag@digest`) or by digest alone: what runs is what is verified.
+        for image in [format!("{IMAGE}@{DIGEST}"), format!("myregistry.com/team/app@{DIGEST}")] {
+            let mut host = host_trusting_key(P256_PEM);
+            let r = run(
+                &relabel(&image, json!({"env": "prod"}), json!({"env": "dev"})),
+                &s,
+                &mut host,
+            );
+            assert_eq!(host.calls.len(), 1, "{image}: {:?}", host.calls);
+            assert_eq!(r["accepted"], true, "{image}: {r}");
+            assert!(r["mutated_object"].is_null() && r["warnings"].is_null(), "{image}: {r}");
+        }
+        // Labels no selector reads: no host call. Out of the selector: decided, no policy covers it.
+        for (new, old) in [
+            (json!({"env": "dev", "team": "a"}), json!({"env": "dev"})),
+            (json!({"env": "prod", "team": "a"}), json!({"env": "prod"})),
+        ] {
+            let mut host = MockHost::failing();
+            let r = run(&relabel(IMAGE, new.clone(), old), &s, &mut host);
+            assert_eq!(r["accepted"], true, "{new}: {r}");
+            assert!(host.calls.is_empty(), "{new}: {:?}", host.calls);
+        }
+        let r = run(
+            &relabel(IMAGE, json!({"env": "dev"}), json!({"env": "prod"})),
+            &s,
+            &mut MockHost::failing(),
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        // Not signed by the key: refused for that, as before.
+        let r = run(
+            &relabel(IMAGE, json!({"env": "prod"}), json!({"env": "dev"})),
+            &s,
+            &mut host_trusting_key(P384_PEM),
+        );
+        assert_eq!(r["accepted"], false, "{r}");
+        assert!(r["message"].as_str().unwrap().contains("denied by policy prod"), "{r}");
+        // A newly applying exemption (`static: pass`) verifies nothing: admitted.
+        let exempt = with(&[prod("enforce", json!({"static": {"action": "pass"}}))]);
+        let r = run(
+            &relabel(IMAGE, json!({"env": "prod"}), json!({"env": "dev"})),
+            &exempt,
+            &mut MockHost::failing(),
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+    }
+
+    #[test]
+    fn only_warn_policies_newly_applying_warn() {
+        let mut host = host_trusting_key(P256_PEM);
+        let r = run(
+            &relabel(IMAGE, json!({"env": "prod"}), json!({"env": "dev"})),
+            &with(&[prod("warn", key())]),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        assert!(r["mutated_object"].is_null(), "{r}");
+        assert_eq!(
+            r["warnings"],
+            json!([format!(
+                "image {IMAGE} is now checked by policy prod (warn mode), which verified {DIGEST}; the Pod may run \
+                 another image (pulled by tag): recreate it or write the image by digest"
+            )])
+        );
+        // An enforce policy that applied before and still does was decided when the image was
+        // written; the newly applying warn policy warns.
+        let mut everywhere = prod("enforce", key());
+        everywhere["metadata"]["name"] = json!("everywhere");
+        everywhere["spec"]["match"] = json!([{"selector": {"matchLabels": {"app": "web"}}}]);
+        let r = run(
+            &relabel(
+                IMAGE,
+                json!({"env": "prod", "app": "web"}),
+                json!({"env": "dev", "app": "web"}),
+            ),
+            &with(&[everywhere, prod("warn", key())]),
+            &mut host,
+        );
+        assert_eq!(r["accepted"], true, "{r}");
+        let warnings = r["warnings"].as_array().unwrap();
+        assert_eq!(warnings.len(), 1, "{r}");
+        assert!(
+            warnings[0]
+                .as_str()
+                .unwrap()
+                .contains("checked by policy prod (warn mode), which verified"),
+            "{r}"
+        );
     }
 }

@@ -455,7 +455,7 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
 
     // A Pod relabelled into a policy's scope keeps the images it runs (docs/lifecycle.md): those
     // written by tag are refused (or warned about) when a newly applying policy verified them.
-    let (retagged, retagged_warnings) = if request.kind.kind == "Pod" && !request.stores_only_ephemeral_containers() {
+    let (retagged, retagged_warnings) = if request.kind.kind == "Pod" && request.sub_resource.is_empty() {
         held_by_tag(
             request,
             settings,

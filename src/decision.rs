@@ -101,7 +101,11 @@ pub fn decide<'a>(
         Ok(r) => r,
         Err(e) => {
             verdict.verdict = Verdict::Deny;
-            verdict.message = format!("image {} is not a valid image reference: {e}", printable(image));
+            // Bounded: the submitter writes the image, of any length.
+            verdict.message = bounded(format!(
+                "image {} is not a valid image reference: {e}",
+                printable(image)
+            ));
             return verdict;
         }
     };
@@ -559,6 +563,22 @@ mod tests {
             "docker.io/nginx:1.25",
         ] {
             assert!(admitted(&s, image, &mut MockHost::failing()).0, "{image}");
+        }
+        // A glob ending in a literal tag does not cover that tag written beside any digest: the
+        // runtime pulls the digest, and policy-controller matches `name@digest` or the reference
+        // as written (the fix review's reproduction).
+        for (glob, image) in [
+            ("myregistry.com/app:dev", format!("myregistry.com/app:dev@{D}")),
+            ("myregistry.com/app", format!("myregistry.com/app:latest@{D}")),
+            ("docker.io/library/nginx:1.25", format!("nginx:1.25@{D}")),
+            ("*.com/app:dev", format!("myregistry.com/app:dev@{D}")),
+            ("**/app:dev", format!("myregistry.com/app:dev@{D}")),
+        ] {
+            let s = settings("deny", &[exemption(glob)]);
+            assert!(
+                !admitted(&s, &image, &mut MockHost::failing()).0,
+                "{glob} exempted {image}"
+            );
         }
         let s = settings("deny", &[exemption("**")]);
         assert!(admitted(&s, &format!("evil.io/x@{D}"), &mut MockHost::failing()).0);

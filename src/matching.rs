@@ -393,13 +393,18 @@ impl ImageMatcher {
             .filter_map(|pattern| pattern.glob.narrow())
             .any(|glob| {
                 let every: &Spellings = spellings.get_or_insert_with(|| Spellings::of(image));
-                // `name:latest` is also written `name` (what policy-controller's fallback to the
-                // reference as written matches).
+                // A reference with a digest is matched as `name@digest` and `name:tag@digest`
+                // only, never as its tag alone: the runtime pulls the digest, and
+                // policy-controller matches `name@digest` (go-containerregistry drops the tag) or
+                // the reference as written. `name:latest` is also written `name` (what
+                // policy-controller's fallback to the reference as written matches).
+                let by_digest = image.digest().is_some();
                 let texts = every
                     .spans
                     .iter()
                     .filter(|&&(_, _, some_tag)| !some_tag)
                     .map(|&(start, end, _)| &every.buf[start..end])
+                    .filter(|text| !by_digest || text.contains(&b'@'))
                     .flat_map(|text| [Some(text), text.strip_suffix(b":latest")])
                     .flatten();
                 covers(&glob, texts.map(|text| (text, false)))
@@ -734,6 +739,10 @@ impl MatchRule {
         resource: Option<String>,
         selector: Option<LabelSelector>,
     ) -> Result<Self, (&'static str, String)> {
+        // policy-controller reads an empty `version` or `resource` as the field left out (Go's
+        // zero value); `group: ""` is the core group.
+        let version = version.filter(|v| !v.is_empty());
+        let resource = resource.filter(|r| !r.is_empty());
         let namespaces = namespaces
             .map(NamespaceMatcher::new)
             .transpose()
@@ -1209,6 +1218,8 @@ mod tests {
             Just("a:v*"),
             Just("*:v1"),
             Just("b:latest"),
+            Just("a:v1"),
+            Just("b:b"),
         ];
         prop_oneof![
             1 => Just("*/*".to_owned()),
@@ -1268,13 +1279,13 @@ mod tests {
             .map(|_| ())
             .map_err(|(field, _)| field)
         };
-        for resource in ["pod", "Pods", "pods/ephemeralcontainers", "deployment", "", "ingresses"] {
+        for resource in ["pod", "Pods", "pods/ephemeralcontainers", "deployment", "ingresses"] {
             assert_eq!(rule(None, None, Some(resource)), Err("resource"), "{resource:?}");
         }
         for group in ["core", "v1", "Apps", "apps/v1", "extensions"] {
             assert_eq!(rule(Some(group), None, None), Err("group"), "{group:?}");
         }
-        for version in ["V1", "1", "v", "v01", "v1beta", "v1gamma1", "v1alpha01", "", "apps/v1"] {
+        for version in ["V1", "1", "v", "v01", "v1beta", "v1gamma1", "v1alpha01", "apps/v1"] {
             assert_eq!(rule(None, Some(version), None), Err("version"), "{version:?}");
         }
         for resource in MATCH_RESOURCES {
@@ -1286,6 +1297,10 @@ mod tests {
         for version in ["v1", "v2", "v1beta1", "v2alpha3", "v10", "*"] {
             assert_eq!(rule(None, Some(version), None), Ok(()), "{version:?}");
         }
+        // Empty `version` and `resource` are left out, as policy-controller reads them.
+        let empty = MatchRule::new(None, None, Some(String::new()), Some(String::new()), None).unwrap();
+        assert_eq!(empty.partial_resource(), None);
+        assert!(empty.version.is_none() && empty.resource.is_none());
         // Through the settings, in both readers: the path of the field.
         let settings = |entry: serde_json::Value| {
             serde_json::json!({"policies": [{"metadata": {"name": "prod"}, "spec": {
@@ -1321,22 +1336,52 @@ mod tests {
         assert!(message.contains("pods, deployments"), "{message}");
     }
 
-    /// The texts of every spelling of `image` ([`Spellings`]), as references written that way;
-    /// `name:latest` also as `name`.
+    /// Every way of writing the image `image` names, built here from its parts (not by
+    /// [`Spellings`], which the narrow reading uses): Docker Hub's host names or none, with and
+    /// without `library/`, the registry with and without `:443`, and the reference as it is
+    /// pulled: `name@digest` or `name:tag@digest` for a reference with a digest (never its tag
+    /// alone: the runtime pulls the digest), `name:tag` otherwise, and `name` for `latest`.
     fn spelled(image: &ImageReference) -> Vec<String> {
-        let every = Spellings::of(image);
-        let texts: Vec<String> = every
-            .spans
-            .iter()
-            .filter(|&&(_, _, some_tag)| !some_tag)
-            .map(|&(start, end, _)| String::from_utf8(every.buf[start..end].to_vec()).unwrap())
-            .collect();
-        let untagged = texts
-            .iter()
-            .filter_map(|t| t.strip_suffix(":latest"))
-            .map(str::to_owned);
-        let untagged: Vec<String> = untagged.collect();
-        texts.into_iter().chain(untagged).collect()
+        let registry = image.registry();
+        let repository = image.repository();
+        let mut names = Vec::new();
+        if registry == DOCKER_HUB {
+            let mut paths = vec![repository.to_owned()];
+            if let Some(short) = repository.strip_prefix("library/").filter(|r| !r.contains('/')) {
+                paths.push(short.to_owned());
+            }
+            for path in &paths {
+                names.push(path.clone());
+                for host in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+                    names.push(format!("{host}/{path}"));
+                    names.push(format!("{host}:443/{path}"));
+                }
+            }
+        } else {
+            names.push(format!("{registry}/{repository}"));
+            if !registry.contains(':') {
+                names.push(format!("{registry}:443/{repository}"));
+            }
+        }
+        let mut texts = Vec::new();
+        for name in names {
+            match (image.tag(), image.digest()) {
+                (tag, Some(digest)) => {
+                    texts.push(format!("{name}@{digest}"));
+                    if let Some(tag) = tag {
+                        texts.push(format!("{name}:{tag}@{digest}"));
+                    }
+                }
+                (Some(tag), None) => {
+                    texts.push(format!("{name}:{tag}"));
+                    if tag == "latest" {
+                        texts.push(name.clone());
+                    }
+                }
+                (None, None) => texts.push(name.clone()),
+            }
+        }
+        texts
     }
 
     proptest! {

@@ -440,8 +440,9 @@ async fn a_file_that_never_settles_is_reported_once() -> TestResult {
     assert_eq!(failing.as_deref(), Some(problem.as_str()));
     assert_eq!(decider.settings(), served);
 
-    // The file back as served: the report is over.
+    // The file back as served, at two polls: the report is over.
     std::fs::write(&path, &warn)?;
+    assert_eq!(watch.poll().await, Polled::Unchanged);
     assert_eq!(watch.poll().await, Polled::Unchanged);
     assert_eq!(status(&decider)?, (0, 1, None));
 
@@ -460,6 +461,7 @@ async fn a_file_that_never_settles_is_reported_once() -> TestResult {
     assert!(failing.is_some_and(|f| f.contains("changed at each")));
     std::fs::write(&path, settings("enforced"))?;
     assert_eq!(watch.poll().await, Polled::Unchanged);
+    assert_eq!(watch.poll().await, Polled::Unchanged);
     assert_eq!(status(&decider)?, (0, 3, Some(refused)));
 
     // Rewrites that end in a usable file: applied when it settles, the report over.
@@ -470,6 +472,40 @@ async fn a_file_that_never_settles_is_reported_once() -> TestResult {
     assert_eq!(watch.poll().await, Polled::Applied);
     let (reloads, failures, failing) = status(&decider)?;
     assert_eq!((reloads, failures, failing), (1, 4, None));
+    assert_eq!(decider.settings()["policies"][0]["spec"]["mode"], "enforce");
+    Ok(())
+}
+
+/// A file switching back and forth between the settings served and another file at every poll
+/// (two writers fighting) is reported too, though every other poll reads the file last handled;
+/// the other file is applied once it stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_fighting_with_the_settings_served_is_reported() -> TestResult {
+    use cip::provider::settings_watch::UNSETTLED_POLLS_REPORTED;
+    let Watched {
+        _dir,
+        path,
+        text: warn,
+        decider,
+        served,
+        mut watch,
+        ..
+    } = watched("warn").await?;
+    let enforce = settings("enforce");
+    let mut report = None;
+    for poll in 1..=UNSETTLED_POLLS_REPORTED {
+        std::fs::write(&path, if poll % 2 == 1 { &enforce } else { &warn })?;
+        match watch.poll().await {
+            Polled::Refused(problem) => report = Some((poll, problem)),
+            Polled::Unsettled | Polled::Unchanged => {}
+            other => return Err(format!("poll {poll}: {other:?}").into()),
+        }
+    }
+    let (poll, problem) = report.ok_or("a file switching at every poll was not reported")?;
+    assert_eq!(poll, UNSETTLED_POLLS_REPORTED);
+    assert!(problem.contains("changed at each of the last 5 polls"), "{problem}");
+    assert_eq!(decider.settings(), served);
+    assert_eq!(watch.poll().await, Polled::Applied, "the file stayed");
     assert_eq!(decider.settings()["policies"][0]["spec"]["mode"], "enforce");
     Ok(())
 }

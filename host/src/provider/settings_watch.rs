@@ -135,14 +135,15 @@ pub struct SettingsWatch {
     parse: fn(&str) -> anyhow::Result<Value>,
     /// What the file read when last handled (applied, restored or refused).
     last: Seen,
-    /// What the previous poll read, when it differed from `last`: acted on if the next poll
-    /// reads the same.
-    pending: Option<Seen>,
+    /// What the previous poll read (at first, the file read at start-up): a file that differs
+    /// from `last` is acted on when a poll reads the same as the one before.
+    previous: Seen,
     /// The content whose settings are served.
     served: Vec<u8>,
     /// Why the file last handled was refused (`None` when it was applied or restored).
     last_problem: Option<String>,
-    /// Polls in a row that found the file unsettled.
+    /// Polls in a row that read the file differently from the poll before (whatever they read:
+    /// a file switching back and forth to the file last handled counts too).
     unsettled_polls: u32,
     /// Whether the current run of unsettled polls has been reported.
     unsettled_reported: bool,
@@ -170,7 +171,7 @@ impl SettingsWatch {
             decider,
             parse,
             last: Seen::Content(served.clone()),
-            pending: None,
+            previous: Seen::Content(served.clone()),
             served,
             last_problem: None,
             unsettled_polls: 0,
@@ -193,16 +194,18 @@ impl SettingsWatch {
     /// previous poll, switches to its settings or reports why not.
     pub async fn poll(&mut self) -> Polled {
         let seen = self.read().await;
+        let changed = seen != self.previous;
+        self.previous.clone_from(&seen);
         if seen == self.last {
-            self.pending = None;
+            if changed {
+                return self.unsettled(Polled::Unchanged);
+            }
             self.settled();
             return Polled::Unchanged;
         }
-        if self.pending.as_ref() != Some(&seen) {
-            self.pending = Some(seen);
-            return self.unsettled();
+        if changed {
+            return self.unsettled(Polled::Unsettled);
         }
-        self.pending = None;
         self.unsettled_polls = 0;
         self.unsettled_reported = false;
         let path = self.path.display().to_string();
@@ -238,12 +241,12 @@ impl SettingsWatch {
         }
     }
 
-    /// A poll found the file different from the previous poll's and from the file last handled.
-    /// The [`UNSETTLED_POLLS_REPORTED`]th such poll in a row is reported as a failure, once.
-    fn unsettled(&mut self) -> Polled {
+    /// A poll read the file differently from the previous poll: `otherwise`, except that the
+    /// [`UNSETTLED_POLLS_REPORTED`]th such poll in a row is reported as a failure, once.
+    fn unsettled(&mut self, otherwise: Polled) -> Polled {
         self.unsettled_polls = self.unsettled_polls.saturating_add(1);
         if self.unsettled_reported || self.unsettled_polls < UNSETTLED_POLLS_REPORTED {
-            return Polled::Unsettled;
+            return otherwise;
         }
         self.unsettled_reported = true;
         let problem = format!(
@@ -261,8 +264,9 @@ impl SettingsWatch {
         Polled::Refused(problem)
     }
 
-    /// The file reads as the file last handled again: a reported run of unsettled polls is
-    /// over, and the problem of the file last handled (if any) is the current one again.
+    /// The file reads as the file last handled at two polls in a row: a reported run of
+    /// unsettled polls is over, and the problem of the file last handled (if any) is the current
+    /// one again.
     fn settled(&mut self) {
         self.unsettled_polls = 0;
         if std::mem::take(&mut self.unsettled_reported) {

@@ -1104,6 +1104,171 @@ mod parity {
         Ok(())
     }
 
+    /// Found by a review: Pod UPDATEs are kept from Gatekeeper's mutation (helm-values.yaml's
+    /// `mutatingWebhookMatchConditions`), so an image a Pod's UPDATE brings in by tag (`kubectl set
+    /// image pod/…`) would be admitted unpinned, and the tag can move before the kubelet pulls it.
+    /// The enforcing Constraint refuses it when an `enforce` policy verified it at a digest, as the
+    /// module's validating twin (`modifyImagesWithDigest: false`) refuses it, in the same words up
+    /// to "but" (the module itself pins it). Written `tag@digest`, in a workload (its Pods are
+    /// pinned at CREATE), in a Pod's CREATE (pinned by the Assigns), through `pods/ephemeralcontainers`
+    /// (mutated and pinned), held from the old object, or covered by no `enforce` policy that passed
+    /// (an unsigned image under a `warn` policy: the warning as before): no refusal.
+    #[test]
+    fn an_image_a_pod_update_brings_in_by_tag_is_refused_with_the_digest_to_write() -> TestResult {
+        let registry = testkit::Registry::start()?;
+        let host = registry.host();
+        let key = testkit::KeyPair::ecdsa_p256()?;
+        let signed = testkit::push_image(&host, "team/app", "v2", "update-signed")?;
+        testkit::sign_with_key(&host, "team/app", &signed, &key, &testkit::annotations([]))?;
+        testkit::push_image(&host, "audit/tool", "v2", "update-unsigned")?;
+        let policy = |name: &str, glob: &str, mode: &str| {
+            json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": glob}], "mode": mode,
+                         "authorities": [{"key": {"data": key.public_key_pem()}}]}
+            })
+        };
+        let settings = json!({"noMatchPolicy": "allow", "policies": [
+            policy("team", &format!("{host}/team/**"), "enforce"),
+            policy("audit", &format!("{host}/audit/**"), "warn"),
+        ]});
+        let mut twin = settings.clone();
+        twin["modifyImagesWithDigest"] = json!(false);
+        let h = Harness::with(Some(&host), settings)?;
+        let tag = format!("{host}/team/app:v2");
+        let pinned = format!("{tag}@{signed}");
+        let old = format!("{host}/team/app:v1");
+        let unsigned = format!("{host}/audit/tool:v2");
+        let labels = json!({"app": "a"});
+        let object_of = |kind: &str, spec: Value| {
+            let mut o = object(kind, if kind == "Pod" { "v1" } else { "apps/v1" }, labels.clone(), spec);
+            o["metadata"]["namespace"] = json!("default");
+            o
+        };
+        let update = |kind: &str, new: &[&str], was: &[&str]| {
+            request(
+                "UPDATE",
+                kind,
+                "default",
+                object_of(kind, json!({"containers": containers(new)})),
+                object_of(kind, json!({"containers": containers(was)})),
+            )
+        };
+        let refusal = format!(
+            "image {tag} was verified by tag (policy team verified {signed}), but Gatekeeper does not pin a Pod's \
+             UPDATE and the tag can move before the pull: reference it by digest ({tag}@{signed})"
+        );
+
+        // `kubectl set image pod/x c0=…:v2`: refused by the enforcing Constraint, once an image.
+        for (what, new) in [
+            ("a Pod UPDATE changing an image to a signed tag", vec![tag.as_str()]),
+            (
+                "the same tag in two changed containers",
+                vec![tag.as_str(), tag.as_str()],
+            ),
+        ] {
+            let was = vec![old.as_str(); new.len()];
+            let request = update("Pod", &new, &was);
+            let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+            assert_eq!(denials, vec![refusal.clone()], "{what}: keys {keys:?}");
+            let (warned, _) = h.gatekeeper(&request, &["warn"], false)?;
+            assert!(warned.is_empty(), "{what}: {warned:?}");
+            // The module pins it; its validating twin refuses it in the same words up to "but".
+            let admission = h.admission(&request)?;
+            assert_eq!(admission["accepted"], true, "{what}: {admission}");
+            assert_eq!(
+                admission["mutated_object"]["spec"]["containers"][0]["image"],
+                pinned.as_str(),
+                "{what}: {admission}"
+            );
+            let refused = serde_json::to_value(h.evaluator.validate(&request, &twin)?)?;
+            assert_eq!(refused["accepted"], false, "{what}: {refused}");
+            let text = refused["message"].as_str().unwrap_or_default();
+            let (first, _) = refusal.split_once(" but ").ok_or("no `but`")?;
+            assert!(
+                text.starts_with(&format!("Pod default/x: {first} but ")),
+                "{what}: {text:?}"
+            );
+            assert!(
+                text.contains(&format!("reference it by digest ({pinned})")),
+                "{what}: {text:?}"
+            );
+        }
+
+        // Nothing else changes: no denial, the same warnings as the module.
+        let ephemeral = {
+            let was = object_of("Pod", json!({"containers": containers(&[&old])}));
+            let mut new = was.clone();
+            new["spec"]["ephemeralContainers"] = json!([{"name": "debug", "image": tag}]);
+            let mut r = request("UPDATE", "Pod", "default", new, was);
+            r["subResource"] = json!("ephemeralcontainers");
+            r
+        };
+        let created = request(
+            "CREATE",
+            "Pod",
+            "default",
+            object_of("Pod", json!({"containers": containers(&[&tag])})),
+            Value::Null,
+        );
+        let relabelled_only = {
+            let mut r = update("Pod", &[&tag], &[&tag]);
+            r["object"]["metadata"]["labels"] = json!({"app": "b"});
+            r
+        };
+        let warning = format!("image {unsigned} not verified by policy audit (warn mode)");
+        let cases: Vec<(&str, Value, Option<&str>)> = vec![
+            ("the image written tag@digest", update("Pod", &[&pinned], &[&old]), None),
+            (
+                "a Deployment UPDATE by tag (its Pods are pinned at CREATE)",
+                update("Deployment", &[&tag], &[&old]),
+                None,
+            ),
+            ("a Pod CREATE (pinned by the Assigns)", created, None),
+            (
+                "kubectl debug's ephemeralcontainers (mutated and pinned)",
+                ephemeral,
+                None,
+            ),
+            ("the tag held at its place, the labels changed", relabelled_only, None),
+            (
+                "an unsigned tag only a warn policy covers",
+                update("Pod", &[&unsigned], &[&old]),
+                Some(warning.as_str()),
+            ),
+        ];
+        for (what, request, warned) in cases {
+            let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+            assert!(denials.is_empty(), "{what}: {denials:?}, keys {keys:?}");
+            // The warn Constraint reports the provider's message whole; the module cuts its
+            // warnings to 256 bytes as Kubernetes does (an ASCII message here).
+            let (warnings, _) = h.gatekeeper(&request, &["warn"], false)?;
+            let warnings: Vec<String> = warnings
+                .into_iter()
+                .map(|w| if w.len() > 256 { format!("{}…", &w[..253]) } else { w })
+                .collect();
+            let admission = h.admission(&request)?;
+            assert_eq!(admission["accepted"], true, "{what}: {admission}");
+            let mut module: Vec<String> = admission["warnings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect();
+            module.sort();
+            assert_eq!(warnings, module, "{what}");
+            match warned {
+                Some(text) => assert!(
+                    warnings.len() == 1 && warnings[0].contains(text),
+                    "{what}: {warnings:?}"
+                ),
+                None => assert!(warnings.is_empty(), "{what}: {warnings:?}"),
+            }
+        }
+        Ok(())
+    }
+
     /// Found by a review: the template admitted a pod template whose container has no image, which
     /// the module refuses whatever the settings. Every kind with a pod template, every container
     /// list, a missing, null or empty image: the module's very message, from the Constraint

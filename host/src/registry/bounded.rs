@@ -236,6 +236,13 @@ impl std::ops::Deref for SharedBytes {
     }
 }
 
+impl From<SharedBytes> for std::sync::Arc<[u8]> {
+    /// The shared bytes themselves (not a copy), for whoever keeps them.
+    fn from(bytes: SharedBytes) -> Self {
+        bytes.0
+    }
+}
+
 impl AsRef<[u8]> for SharedBytes {
     fn as_ref(&self) -> &[u8] {
         &self.0

@@ -25,6 +25,7 @@
 //! layer whose signed data is the PAE: one plan serves signatures and attestations.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -130,14 +131,31 @@ pub struct VerifiedStatement {
 /// out), sent to the module as it is: a policy reads its numbers as written, and the module
 /// refuses one that a 64-bit float would change (its `policy::numbers`, as CUE compares
 /// numbers exactly). A `Value` would round `7.0000000000000001` to `7.0` before it could.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StatementText(Box<RawValue>);
+/// Layers of one envelope blob share one text (a clone is not a copy).
+#[derive(Clone, Debug)]
+pub struct StatementText(Arc<RawValue>);
+
+impl Serialize for StatementText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatementText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(|text| Self(Arc::from(text)))
+    }
+}
 
 impl StatementText {
     /// The text.
     pub fn get(&self) -> &str {
         self.0.get()
+    }
+
+    /// Whether `other` is this very text, not a copy of it.
+    pub fn is_shared_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The statement read as a `Value` (numbers as the nearest f64).
@@ -149,7 +167,7 @@ impl StatementText {
 
 impl PartialEq for StatementText {
     fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+        self.is_shared_with(other) || self.get() == other.get()
     }
 }
 
@@ -227,54 +245,104 @@ pub fn check(
     digest: &str,
     trust: Option<&TrustRoot>,
 ) -> CheckedAttestation {
-    if descriptor.media_type != DSSE_MEDIA_TYPE {
-        return CheckedAttestation::rejected(format!(
+    if let Some(rejected) = wrong_media_type(descriptor) {
+        return rejected;
+    }
+    let decoded = decode(&descriptor.digest, data, digest);
+    check_decoded(descriptor, &decoded, image, digest, trust)
+}
+
+/// A layer that is not a DSSE envelope, rejected.
+fn wrong_media_type(descriptor: &OciDescriptor) -> Option<CheckedAttestation> {
+    (descriptor.media_type != DSSE_MEDIA_TYPE).then(|| {
+        CheckedAttestation::rejected(format!(
             "attestation layer has media type {}, not {DSSE_MEDIA_TYPE}",
             descriptor.media_type
+        ))
+    })
+}
+
+/// What one envelope blob holds, read once however many descriptors name its digest: the
+/// layers of one blob share its PAE and its statement (`Arc`s), whatever their annotations.
+struct Decoded {
+    /// SHA-256 of the envelope bytes, hex (the layer digest's).
+    envelope_sha256: String,
+    /// The PAE the signature covers.
+    signed: Arc<[u8]>,
+    /// SHA-256 of the statement bytes (the DSSE payload), hex.
+    statement_sha256: String,
+    /// The statement and its `predicateType`.
+    statement: StatementText,
+    predicate_type: String,
+    /// The envelope's one signature as written, and its bytes (`Err` when it is not base64).
+    signature_b64: String,
+    signature: Result<Vec<u8>, ()>,
+}
+
+/// Reads the envelope blob `data` of the layer `layer_digest` of the attestations of `digest`:
+/// everything that does not depend on the descriptor's annotations.
+fn decode(layer_digest: &str, data: &[u8], digest: &str) -> Result<Decoded, String> {
+    let envelope_sha256 = hex::encode(Sha256::digest(data));
+    if layer_digest.strip_prefix("sha256:") != Some(envelope_sha256.as_str()) {
+        return Err(format!(
+            "attestation layer content has digest sha256:{envelope_sha256}, not {layer_digest}"
         ));
     }
-    let actual = format!("sha256:{}", hex::encode(Sha256::digest(data)));
-    if actual != descriptor.digest {
-        return CheckedAttestation::rejected(format!(
-            "attestation layer content has digest {actual}, not {}",
-            descriptor.digest
-        ));
-    }
-    let envelope: Envelope = match serde_json::from_slice(data) {
-        Ok(envelope) => envelope,
-        Err(e) => return CheckedAttestation::rejected(format!("attestation layer is not a DSSE envelope: {e}")),
-    };
+    let envelope: Envelope =
+        serde_json::from_slice(data).map_err(|e| format!("attestation layer is not a DSSE envelope: {e}"))?;
     // `cosign attest` writes exactly one signature (as a bundle's envelope must have, `bundle`).
     // More are refused before anything is done per signature: within the layer cap an envelope
     // can list hundreds of thousands, each of which would otherwise be a kept layer holding the
     // PAE and the statement, its Rekor bundle checked again.
     if envelope.signatures.len() > 1 {
-        return CheckedAttestation::rejected(format!(
+        return Err(format!(
             "attestation envelope has {} signatures, not one",
             envelope.signatures.len()
         ));
     }
-    let read_alike = serde_json::from_slice(data)
+    serde_json::from_slice(data)
         .map_err(|e| e.to_string())
-        .and_then(|document| go_json::read_alike(&document, go_json::ENVELOPE));
-    if let Err(reason) = read_alike {
-        return CheckedAttestation::rejected(format!("attestation envelope is refused: {reason}"));
-    }
+        .and_then(|document| go_json::read_alike(&document, go_json::ENVELOPE))
+        .map_err(|reason| format!("attestation envelope is refused: {reason}"))?;
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return CheckedAttestation::rejected(format!(
+        return Err(format!(
             "attestation envelope has payloadType {}, not {IN_TOTO_PAYLOAD_TYPE}",
             envelope.payload_type
         ));
     }
-    let Ok(payload) = BASE64.decode(envelope.payload.as_bytes()) else {
-        return CheckedAttestation::rejected("attestation envelope payload is not base64".to_owned());
+    let payload = BASE64
+        .decode(envelope.payload.as_bytes())
+        .map_err(|_| "attestation envelope payload is not base64".to_owned())?;
+    let (statement, predicate_type) = read_statement(&payload, digest)?;
+    let Some(envelope_signature) = envelope.signatures.into_iter().next() else {
+        return Err("attestation envelope has no signature".to_owned());
     };
-    let (statement, predicate_type) = match read_statement(&payload, digest) {
-        Ok(read) => read,
-        Err(reason) => return CheckedAttestation::rejected(reason),
-    };
-    let Some(envelope_signature) = envelope.signatures.first() else {
-        return CheckedAttestation::rejected("attestation envelope has no signature".to_owned());
+    let signature = BASE64.decode(envelope_signature.sig.as_bytes()).map_err(|_| ());
+    let statement_sha256 = hex::encode(Sha256::digest(&payload));
+    let signed: Arc<[u8]> = pae(&envelope.payload_type, &payload).into();
+    Ok(Decoded {
+        envelope_sha256,
+        signed,
+        statement_sha256,
+        statement,
+        predicate_type,
+        signature_b64: envelope_signature.sig,
+        signature,
+    })
+}
+
+/// Checks one layer whose blob was read as `decoded`: its annotations' certificate and Rekor
+/// bundle against the envelope's signature.
+fn check_decoded(
+    descriptor: &OciDescriptor,
+    decoded: &Result<Decoded, String>,
+    image: &str,
+    digest: &str,
+    trust: Option<&TrustRoot>,
+) -> CheckedAttestation {
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
+        Err(reason) => return CheckedAttestation::rejected(reason.clone()),
     };
     let annotations = descriptor.annotations.as_ref();
     let annotation = |name: &str| annotations.and_then(|a| a.get(name)).map(String::as_str);
@@ -287,20 +355,19 @@ pub fn check(
             );
         }
     };
-    let Ok(signature) = BASE64.decode(envelope_signature.sig.as_bytes()) else {
+    let Ok(signature) = &decoded.signature else {
         return CheckedAttestation::rejected("attestation envelope signature is not base64".to_owned());
     };
-    let signed = pae(&envelope.payload_type, &payload);
     let evidence = Evidence {
-        envelope: data,
-        statement: &payload,
-        signed: &signed,
+        envelope_sha256: &decoded.envelope_sha256,
+        statement_sha256: &decoded.statement_sha256,
+        signed: &decoded.signed,
         certificate: certificate.as_deref(),
     };
     let (mut trusted, problem) = match trusted_layer(
         &evidence,
-        &envelope_signature.sig,
-        &signature,
+        &decoded.signature_b64,
+        signature,
         annotation(BUNDLE_ANNOTATION),
         trust,
     ) {
@@ -320,13 +387,12 @@ pub fn check(
         optional: None,
     };
     trusted.layer.oci_digest = descriptor.digest.clone();
-    // The one signature's layer takes the PAE and the statement: nothing is copied.
-    trusted.layer.raw_data = signed;
+    // The layer shares the blob's PAE and statement: nothing is copied.
     CheckedAttestation {
         trusted: vec![AttestationLayer {
             trusted,
-            predicate_type,
-            statement,
+            predicate_type: decoded.predicate_type.clone(),
+            statement: decoded.statement.clone(),
         }],
         problems: problem.into_iter().collect(),
     }
@@ -334,12 +400,12 @@ pub fn check(
 
 /// What one attestation layer holds, for the signature, certificate and Rekor checks.
 struct Evidence<'a> {
-    /// The envelope blob, exactly as stored.
-    envelope: &'a [u8],
-    /// The decoded statement bytes (the DSSE payload).
-    statement: &'a [u8],
+    /// SHA-256 of the envelope blob, exactly as stored, hex.
+    envelope_sha256: &'a str,
+    /// SHA-256 of the decoded statement bytes (the DSSE payload), hex.
+    statement_sha256: &'a str,
     /// The PAE the signature covers.
-    signed: &'a [u8],
+    signed: &'a Arc<[u8]>,
     /// DER of the layer's certificate.
     certificate: Option<&'a [u8]>,
 }
@@ -388,7 +454,7 @@ fn read_statement(payload: &[u8], digest: &str) -> Result<(StatementText, String
     if !names_digest {
         return Err(format!("in-toto statement's subject does not name {digest}"));
     }
-    Ok((StatementText(text), predicate_type.to_owned()))
+    Ok((StatementText(text.into()), predicate_type.to_owned()))
 }
 
 /// The layer for one envelope signature, once its Rekor bundle (if any) is bound and its
@@ -459,6 +525,7 @@ fn trusted_layer(
             layer,
             sct,
             rekor_verifier: bundle.map(|b| b.verifier_spki),
+            signed: Arc::clone(evidence.signed),
         },
         problem,
     ))
@@ -480,14 +547,13 @@ fn bind_intoto(body: &str, evidence: &Evidence<'_>, signature_b64: &str, signatu
         ));
     }
     let content = &entry["spec"]["content"];
-    let sha256_of = |bytes: &[u8]| hex::encode(Sha256::digest(bytes));
     let hash_is = |hash: &Value, expected: &str| {
         hash["algorithm"] == "sha256" && hash["value"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(expected))
     };
-    if !hash_is(&content["hash"], &sha256_of(evidence.envelope)) {
+    if !hash_is(&content["hash"], evidence.envelope_sha256) {
         return Err(mismatch("its hash is not the SHA-256 of this envelope"));
     }
-    if !content["payloadHash"].is_null() && !hash_is(&content["payloadHash"], &sha256_of(evidence.statement)) {
+    if !content["payloadHash"].is_null() && !hash_is(&content["payloadHash"], evidence.statement_sha256) {
         return Err(mismatch("its payloadHash is not the SHA-256 of this statement"));
     }
     let key_b64 = if version == "0.0.1" {
@@ -574,7 +640,10 @@ pub async fn fetch(
     })
 }
 
-/// The `.att` layers of `digest`, each checked end to end.
+/// The `.att` layers of `digest`, each checked end to end: a descriptor repeating an earlier
+/// one (digest, media type and annotations) is that layer and is skipped; descriptors naming one
+/// digest with other annotations share its download, PAE and statement, so a manifest holds at
+/// most the blob, one PAE and one statement per distinct digest, whatever its descriptors.
 async fn fetch_legacy(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
@@ -599,8 +668,23 @@ async fn fetch_legacy(
     let mut layers = Vec::new();
     let mut reasons = Vec::new();
     let mut seen = BTreeSet::new();
-    for (descriptor, data) in &blobs {
-        let checked = check(descriptor, data, &docker_reference, digest, trust);
+    // Each blob read once, by layer digest: descriptors repeating a digest with other
+    // annotations share its PAE and statement; exact repeats are skipped altogether.
+    let mut decoded: Vec<(&str, Result<Decoded, String>)> = Vec::new();
+    for (descriptor, data) in signatures::distinct_layers(&blobs) {
+        let checked = match wrong_media_type(descriptor) {
+            Some(rejected) => rejected,
+            None => {
+                let index = match decoded.iter().position(|(read, _)| *read == descriptor.digest) {
+                    Some(index) => index,
+                    None => {
+                        decoded.push((&descriptor.digest, decode(&descriptor.digest, data, digest)));
+                        decoded.len() - 1
+                    }
+                };
+                check_decoded(descriptor, &decoded[index].1, &docker_reference, digest, trust)
+            }
+        };
         for reason in checked.problems {
             if seen.insert(reason.clone()) {
                 reasons.push(reason);
@@ -736,7 +820,8 @@ impl Verifier {
                 set.image
             )));
         };
-        let statements: Vec<VerifiedStatement> = set
+        let mut statements: Vec<VerifiedStatement> = Vec::new();
+        let verified = set
             .layers
             .into_iter()
             .filter(|layer| {
@@ -755,8 +840,14 @@ impl Verifier {
                     issuer: certificate.and_then(|c| c.issuer.clone()),
                     statement: layer.statement,
                 }
-            })
-            .collect();
+            });
+        // Layers of one blob (one `id`) vouched for by one signer are one statement to the
+        // policy: it is sent once.
+        for statement in verified {
+            if !statements.contains(&statement) {
+                statements.push(statement);
+            }
+        }
         if statements.is_empty() {
             let unmet: Vec<String> = plan
                 .checks

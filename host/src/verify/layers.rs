@@ -16,6 +16,8 @@
 //! bundle with the layer: a forger could copy the certificate and bundle of any logged keyless
 //! signature onto a payload naming another digest.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use oci_client::manifest::OciDescriptor;
@@ -45,6 +47,24 @@ pub struct TrustedLayer {
     pub sct: Result<(), String>,
     /// DER SubjectPublicKeyInfo of the key the bound Rekor entry names.
     pub rekor_verifier: Option<Vec<u8>>,
+    /// The bytes the signature covers (the simple-signing payload, or the DSSE PAE), shared by
+    /// every layer of one blob: `layer.raw_data` is left empty and filled only for the moment
+    /// a constraint checks the layer ([`super::constraints`]), so that descriptors repeating a
+    /// digest do not each hold a copy of it.
+    pub signed: Arc<[u8]>,
+}
+
+impl TrustedLayer {
+    /// The layer as sigstore-rs' constraints read it: with its signed bytes in `raw_data`.
+    pub fn with_signed_bytes(&self) -> std::borrow::Cow<'_, SignatureLayer> {
+        if self.layer.raw_data.is_empty() && !self.signed.is_empty() {
+            let mut layer = self.layer.clone();
+            layer.raw_data = self.signed.to_vec();
+            std::borrow::Cow::Owned(layer)
+        } else {
+            std::borrow::Cow::Borrowed(&self.layer)
+        }
+    }
 }
 
 /// The outcome of checking one layer: the trusted layer, if any, and what was wrong.
@@ -64,8 +84,9 @@ impl Checked {
     }
 }
 
-/// Checks one layer of the signature manifest of `digest`.
-pub fn check(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: Option<&TrustRoot>) -> Checked {
+/// Checks one layer of the signature manifest of `digest`; the layer keeps `data` (shared, not
+/// copied) as its signed bytes.
+pub fn check(descriptor: &OciDescriptor, data: &Arc<[u8]>, digest: &str, trust: Option<&TrustRoot>) -> Checked {
     if descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
         return Checked::rejected(format!(
             "signature layer has media type {}, not {SIMPLE_SIGNING_MEDIA_TYPE}",
@@ -156,11 +177,12 @@ pub fn check(descriptor: &OciDescriptor, data: &[u8], digest: &str, trust: Optio
                 oci_digest: descriptor.digest.clone(),
                 certificate_signature,
                 signature: Some(signature_b64.clone()),
-                raw_data: data.to_vec(),
+                raw_data: Vec::new(),
                 bundle: bundle.as_ref().map(|b| BundleContent::RekorBundle(b.bundle.clone())),
             },
             sct: sct_status,
             rekor_verifier: bundle.map(|b| b.verifier_spki),
+            signed: Arc::clone(data),
         }),
         problem,
     }

@@ -205,7 +205,13 @@ pub(crate) fn check_bundles<T>(
             .collect(),
         found: !referrers.unreadable.is_empty(),
     };
+    // Referrers naming one bundle layer (one digest, hence one blob) are one bundle: it is
+    // verified once and kept once, however many referrers list it.
+    let mut checked_layers = BTreeSet::new();
     for (referrer, descriptor, data) in &referrers.artifacts {
+        if !checked_layers.insert(descriptor.digest.as_str()) {
+            continue;
+        }
         let problem = match check(descriptor, data) {
             Ok(None) => continue,
             Ok(Some((item, problem))) => {
@@ -274,7 +280,7 @@ pub(crate) fn trusted_bundle_layer(
     optional: Option<Optional>,
 ) -> (TrustedLayer, Option<String>) {
     let signature = BASE64.encode(&verified.signature);
-    let raw_data = verified.signed_bytes();
+    let signed: Arc<[u8]> = verified.signed_bytes().into();
     let rekor_verifier = verified.tlog.as_ref().map(|t| t.verifier_spki.clone());
     let bundle = verified.tlog.map(|t| BundleContent::SigstoreBundle(t.entry));
     let (certificate_signature, sct, problem) = match verified.signer {
@@ -297,7 +303,7 @@ pub(crate) fn trusted_bundle_layer(
         oci_digest: layer_digest.to_string(),
         certificate_signature,
         signature: Some(signature),
-        raw_data,
+        raw_data: Vec::new(),
         bundle,
     };
     (
@@ -305,6 +311,7 @@ pub(crate) fn trusted_bundle_layer(
             layer,
             sct,
             rekor_verifier,
+            signed,
         },
         problem,
     )
@@ -339,7 +346,7 @@ async fn fetch_legacy(
     let mut trusted = Vec::new();
     let mut reasons = Vec::new();
     let mut seen = BTreeSet::new();
-    for (descriptor, data) in &blobs {
+    for (descriptor, data) in distinct_layers(&blobs) {
         let checked = layers::check(descriptor, data, digest, trust);
         if let Some(reason) = checked.problem
             && seen.insert(reason.clone())
@@ -355,8 +362,31 @@ async fn fetch_legacy(
     })
 }
 
+/// The layers of `blobs` less exact repeats: a descriptor with the digest, media type and
+/// annotations of an earlier one is the same layer, checked and kept once (cosign's own dupe
+/// detection, `pkg/cosign/remote` `dd.Find`, takes a layer with an attached layer's digest,
+/// media type and annotations for that layer and does not attach it again). Descriptors
+/// repeating a digest with other annotations are other layers, sharing the blob.
+pub(crate) fn distinct_layers(
+    blobs: &[(OciDescriptor, Arc<[u8]>)],
+) -> impl Iterator<Item = &(OciDescriptor, Arc<[u8]>)> {
+    let mut seen: Vec<&OciDescriptor> = Vec::new();
+    blobs.iter().filter(move |(descriptor, _)| {
+        let repeat = seen.iter().any(|earlier| {
+            earlier.digest == descriptor.digest
+                && earlier.media_type == descriptor.media_type
+                && earlier.annotations == descriptor.annotations
+        });
+        if !repeat {
+            seen.push(descriptor);
+        }
+        !repeat
+    })
+}
+
 /// The layers of cosign's manifest `<repo>:sha256-<hex>.<suffix>` (`sig`, `att`) of `digest`,
 /// each capped by `layer_cap`: `None` when there is no such manifest or it has no layer.
+/// Descriptors naming one digest share one copy of its bytes.
 pub(crate) async fn tagged_layers(
     registry: &RegistryClient,
     limits: &DownloadLimits,
@@ -364,7 +394,7 @@ pub(crate) async fn tagged_layers(
     digest: &str,
     suffix: &str,
     layer_cap: LayerCap,
-) -> Result<Option<Vec<(OciDescriptor, impl std::ops::Deref<Target = [u8]> + use<>)>>, BoundedError> {
+) -> Result<Option<Vec<(OciDescriptor, Arc<[u8]>)>>, BoundedError> {
     let tag = format!(
         "{}/{}:{}.{suffix}",
         reference.registry(),
@@ -374,8 +404,96 @@ pub(crate) async fn tagged_layers(
     let tagged = RegistryClient::parse_reference(&tag)?;
     match registry.capped_manifest_and_layers(&tagged, limits, layer_cap).await {
         Ok((manifest, _)) if manifest.layers.is_empty() => Ok(None),
-        Ok((_, blobs)) => Ok(Some(blobs)),
+        Ok((_, blobs)) => Ok(Some(
+            blobs
+                .into_iter()
+                .map(|(descriptor, data)| (descriptor, Arc::<[u8]>::from(data)))
+                .collect(),
+        )),
         Err(BoundedError::Registry(e)) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+
+    const IMAGE_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn descriptor(media_type: &str, data: &[u8], annotations: &[(&str, &str)]) -> OciDescriptor {
+        OciDescriptor {
+            media_type: media_type.to_owned(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(data))),
+            size: data.len() as i64,
+            annotations: Some(
+                annotations
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..OciDescriptor::default()
+        }
+    }
+
+    /// A simple-signing payload about `IMAGE_DIGEST` (a layer is kept whatever its signature:
+    /// the constraints judge it).
+    fn payload() -> Arc<[u8]> {
+        serde_json::to_vec(&serde_json::json!({
+            "critical": {
+                "identity": {"docker-reference": "registry.example/team/app"},
+                "image": {"docker-manifest-digest": IMAGE_DIGEST},
+                "type": "cosign container image signature",
+            },
+            "optional": null,
+        }))
+        .expect("json")
+        .into()
+    }
+
+    #[test]
+    fn a_repeated_sig_descriptor_is_checked_once_and_its_blob_never_copied() {
+        let data = payload();
+        let repeated = descriptor(
+            layers::SIMPLE_SIGNING_MEDIA_TYPE,
+            &data,
+            &[(layers::SIGNATURE_ANNOTATION, "AAAA")],
+        );
+        // The layer cap's worth of one descriptor: one layer.
+        let blobs: Vec<_> = (0..50).map(|_| (repeated.clone(), Arc::clone(&data))).collect();
+        assert_eq!(distinct_layers(&blobs).count(), 1);
+        // One digest, other annotations (or another media type): other layers, each kept, none
+        // holding a copy of the blob.
+        let mut blobs: Vec<_> = (0..50)
+            .map(|i| {
+                let signature = BASE64.encode(format!("signature {i}"));
+                let descriptor = descriptor(
+                    layers::SIMPLE_SIGNING_MEDIA_TYPE,
+                    &data,
+                    &[(layers::SIGNATURE_ANNOTATION, &signature)],
+                );
+                (descriptor, Arc::clone(&data))
+            })
+            .collect();
+        blobs.push((
+            descriptor("other", &data, &[(layers::SIGNATURE_ANNOTATION, "AAAA")]),
+            Arc::clone(&data),
+        ));
+        blobs.push((repeated, Arc::clone(&data)));
+        assert_eq!(distinct_layers(&blobs).count(), 52);
+        let kept: Vec<TrustedLayer> = distinct_layers(&blobs)
+            .filter_map(|(descriptor, data)| layers::check(descriptor, data, IMAGE_DIGEST, None).trusted)
+            .collect();
+        assert_eq!(kept.len(), 51, "the other media type is refused");
+        for layer in &kept {
+            assert!(layer.layer.raw_data.is_empty(), "a layer holds a copy of the blob");
+            assert!(Arc::ptr_eq(&layer.signed, &data), "a layer holds a copy of the blob");
+        }
+        // The constraints still read the signed bytes.
+        assert_eq!(*kept[0].with_signed_bytes().raw_data, *data);
     }
 }

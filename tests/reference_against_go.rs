@@ -208,18 +208,19 @@ struct Accepted {
 
 /// The references Go refuses that we read: (reference, Go's error, ours).
 const ACCEPTED_HERE: &[Accepted] = &[
-    // docker/distribution 2.8.2 has no IPv6 hosts; github.com/distribution/reference v0.5.0 and
-    // later (Docker's, containerd 1.7's and 2's) read `[::1]:5000/app` as that host, as we do.
+    // docker/distribution 2.8.2 has no IPv6 hosts; the github.com/distribution/reference it
+    // became (Docker's and containerd's; read at 4ca14034) reads `[::1]:5000/app` as that host,
+    // as we do.
     Accepted {
-        name: "accepted here: IPv6 host (distribution/reference >= v0.5.0 reads it; 2.8.2 has no IPv6)",
+        name: "accepted here: IPv6 host (current distribution/reference reads it; 2.8.2 has no IPv6)",
         applies: |input, _, ours| input.starts_with('[') && ours.registry().starts_with('['),
     },
     // 2.8.2 reads `LOCALHOST/app` as a Docker Hub name and refuses its upper case;
-    // distribution/reference v0.5.0 and later read an upper-case first segment as a host,
+    // the current distribution/reference reads an upper-case first segment as a host,
     // which is `localhost` (host names are case-insensitive): as we read it. Other upper-case
     // hosts without a dot (`UPPER/app`) both refuse (docs/matching.md).
     Accepted {
-        name: "accepted here: upper-case localhost (distribution/reference >= v0.5.0 reads the host)",
+        name: "accepted here: upper-case localhost (current distribution/reference reads the host)",
         applies: |input, _, ours| {
             let first = input.split('/').next().unwrap_or_default();
             let host = first.split(':').next().unwrap_or_default();

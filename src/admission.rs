@@ -492,7 +492,7 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     // pinning twin writes (`tag@digest`), images no `enforce` policy verified (`warn` policies,
     // `static: pass` exemptions, no policy) and images an UPDATE leaves in place pass as before.
     if !settings.pin_digests {
-        let unpinned = unpinned_images(settings, &sites, &verdict_of_site, &pinnable, &verdicts);
+        let unpinned = unpinned_images(&sites, &verdict_of_site, &pinnable, &verdicts);
         if !unpinned.is_empty() {
             return reject(format!(
                 "{}: {}",
@@ -538,7 +538,6 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
 /// pinnable site whose verdict carries a pin, verified by an `enforce` policy) is refused, once
 /// an image.
 fn unpinned_images(
-    settings: &Settings<'_>,
     sites: &[ImageSite<'_>],
     verdict_of_site: &[usize],
     pinnable: &[bool],
@@ -552,7 +551,7 @@ fn unpinned_images(
         if std::mem::replace(&mut refused[index], true) {
             continue;
         }
-        let Some(policy) = verifying_enforce_policy(settings, verdict) else {
+        let Some(policy) = verifying_enforce_policy(verdict) else {
             continue;
         };
         let image = site.image.as_ref();
@@ -566,40 +565,15 @@ fn unpinned_images(
 }
 
 /// The name of the first `enforce` policy that passed `verdict` by verifying the image at a
-/// digest ([`verified_at_digest`]). `None` when only `warn` policies or exemptions vouched for
-/// it: those pin nothing a denial would protect.
-fn verifying_enforce_policy<'v>(settings: &Settings<'_>, verdict: &ImageVerdict<'v>) -> Option<&'v str> {
+/// digest ([`PolicyOutcome::verified`](crate::decision::PolicyOutcome::verified)). `None` when
+/// only `warn` policies or exemptions vouched for it: those pin nothing a denial would protect.
+fn verifying_enforce_policy<'v>(verdict: &ImageVerdict<'v>) -> Option<&'v str> {
     let enforce = crate::settings::Mode::Enforce.as_str();
     verdict
         .policies
         .iter()
-        .find(|outcome| outcome.mode == enforce && verified_at_digest(settings, outcome))
+        .find(|outcome| outcome.mode == enforce && outcome.verified)
         .map(|outcome| outcome.name)
-}
-
-/// Whether a policy passed the image by verifying it at a digest: a passing authority that
-/// checks signatures or attestations (not `static: pass`), or a `spec.policy` that read the
-/// image's config (`fetchConfigFile`).
-fn verified_at_digest(settings: &Settings<'_>, outcome: &crate::decision::PolicyOutcome<'_>) -> bool {
-    if !outcome.passed {
-        return false;
-    }
-    // A covering policy whose body could not be read has denied already.
-    let Some(body) = settings
-        .policies
-        .iter()
-        .find(|p| p.name == outcome.name)
-        .and_then(|p| settings.body(p).ok())
-    else {
-        return true;
-    };
-    body.policy.as_ref().is_some_and(|block| block.fetch_config_file)
-        || outcome.authorities.iter().filter(|a| a.passed).any(|a| {
-            body.authorities
-                .iter()
-                .find(|b| b.name == a.name)
-                .is_none_or(|b| !b.passes_unsigned())
-        })
 }
 
 /// On an UPDATE of a Pod, the images decided again at their old place ([`sites_to_decide`]: not
@@ -651,7 +625,7 @@ fn held_by_tag(
             verdict
                 .policies
                 .iter()
-                .find(|o| o.mode == mode.as_str() && newly.contains(&o.name) && verified_at_digest(settings, o))
+                .find(|o| o.mode == mode.as_str() && o.verified && newly.contains(&o.name))
                 .map(|o| o.name)
         };
         let image = site.image.as_ref();

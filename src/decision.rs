@@ -48,6 +48,12 @@ pub struct PolicyOutcome<'a> {
     pub name: &'a str,
     pub mode: &'static str,
     pub passed: bool,
+    /// Whether the policy passed by verifying the image at a digest: a passing authority that
+    /// checks signatures or attestations (not `static: pass`), or a `spec.policy` that read the
+    /// image's config (`fetchConfigFile`). False when it did not pass, or passed by exemption
+    /// only: such a pass vouches for no digest, so admission's rules on images written by tag
+    /// (the validating twin, a relabelled Pod) and Gatekeeper's template ask for this.
+    pub verified: bool,
     pub authorities: Vec<AuthorityOutcome<'a>>,
     /// Why `spec.policy` failed (it names the language and the conflict, the Rego rule or the
     /// Rego warning).
@@ -180,6 +186,7 @@ pub fn decide<'a>(
                 None => verdict.digest = Some(digest),
                 Some(first) if *first != digest => {
                     outcome.passed = false;
+                    outcome.verified = false;
                     outcome.authorities.push(AuthorityOutcome {
                         name: "digest",
                         passed: false,
@@ -258,6 +265,7 @@ fn evaluate_policy<'a>(
         name: &policy.name,
         mode: policy.mode.as_str(),
         passed: false,
+        verified: false,
         authorities: Vec::with_capacity(body.authorities.len()),
         policy: None,
     };
@@ -269,6 +277,7 @@ fn evaluate_policy<'a>(
         match verify_authority(authority, reference, host) {
             Ok(verified) => {
                 outcome.passed = true;
+                outcome.verified = !authority.passes_unsigned();
                 outcome.authorities.push(AuthorityOutcome {
                     name: &authority.name,
                     passed: true,
@@ -316,6 +325,8 @@ fn evaluate_policy_block<'a>(
 ) -> Option<String> {
     let mut results = Vec::with_capacity(body.authorities.len());
     let mut digest: Option<String> = None;
+    // Whether a passing authority checked signatures or attestations (`verified` below).
+    let mut signed = false;
     for authority in &body.authorities {
         let result =
             verify_authority(authority, reference, host).and_then(|verified| match (&digest, &verified.digest) {
@@ -332,6 +343,7 @@ fn evaluate_policy_block<'a>(
                     (None, None) => input::Match::Static,
                 };
                 digest = digest.or(verified.digest);
+                signed |= !authority.passes_unsigned();
                 outcome.authorities.push(AuthorityOutcome {
                     name: &authority.name,
                     passed: true,
@@ -403,6 +415,7 @@ fn evaluate_policy_block<'a>(
     match block.evaluate(&document, host) {
         Ok(None) => {
             outcome.passed = true;
+            outcome.verified = signed || block.fetch_config_file;
             digest
         }
         // As policy-controller (`ValidatePolicy`: `if warn != nil { return nil, … }`): a compliant
@@ -603,6 +616,113 @@ mod tests {
         );
         assert!(message.ends_with("more bytes not shown)"), "{message}");
         assert!(response.to_string().len() < 8 * super::MAX_REASON_LEN);
+    }
+
+    /// `verified` (the `verify_images` answer's, which the Gatekeeper template reads, and the one
+    /// admission's rules on images written by tag read): set when the policy passed by verifying
+    /// the image at a digest, for each kind of authority. A key that verifies: set; `static: pass`:
+    /// not, also after a failing key; `spec.policy` with `fetchConfigFile` over a static pass
+    /// (the config read at the digest the tag names, pinned there): set; without it: not; a failing
+    /// policy: not.
+    #[test]
+    fn verified_says_whether_a_policy_passed_at_a_digest() {
+        use crate::admission::verify_images;
+        use crate::host::{KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_OCI_MANIFEST_CONFIG, KUBEWARDEN_VERIFY_V2};
+        use crate::settings::SettingsCache;
+
+        let key = json!({"name": "k", "key": {"data": P256_PEM}});
+        let pass = json!({"name": "exempt", "static": {"action": "pass"}});
+        let cue = "config: \"linux/amd64\": config: User: \"65532\"";
+        let with_block = |fetch: bool| {
+            let mut p = policy("p", "r.io/**", "enforce", json!([pass.clone()]));
+            p["spec"]["policy"] = json!({"type": "cue", "fetchConfigFile": fetch, "data": cue});
+            p
+        };
+        // A stock host over one signed image: `D` is what `r.io/app:1` names, its config amd64.
+        let registry = || {
+            MockHost::new(|capability, payload| {
+                if capability == KUBEWARDEN_VERIFY_V2 {
+                    return trusted(D);
+                }
+                if capability == KUBEWARDEN_MANIFEST_DIGEST {
+                    return Ok(serde_json::to_vec(&json!({"digest": D})).unwrap());
+                }
+                assert_eq!(capability, KUBEWARDEN_OCI_MANIFEST_CONFIG, "{payload}");
+                Ok(serde_json::to_vec(&json!({
+                    "manifest": {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": D, "size": 1},
+                        "layers": []},
+                    "digest": D,
+                    "config": {"architecture": "amd64", "os": "linux", "config": {"User": "65532"},
+                        "rootfs": {"type": "layers", "diff_ids": []}},
+                }))
+                .unwrap())
+            })
+        };
+        let cases: Vec<(&str, Value, MockHost, bool, bool)> = vec![
+            (
+                "a key that verifies",
+                policy("p", "r.io/**", "enforce", json!([key.clone()])),
+                registry(),
+                true,
+                true,
+            ),
+            (
+                "a warn policy's key",
+                policy("p", "r.io/**", "warn", json!([key.clone()])),
+                registry(),
+                true,
+                true,
+            ),
+            (
+                "static: pass",
+                policy("p", "r.io/**", "enforce", json!([pass.clone()])),
+                registry(),
+                true,
+                false,
+            ),
+            (
+                "static: pass after a key that fails",
+                policy("p", "r.io/**", "enforce", json!([key.clone(), pass.clone()])),
+                MockHost::failing(),
+                true,
+                false,
+            ),
+            (
+                "a key that fails",
+                policy("p", "r.io/**", "enforce", json!([key.clone()])),
+                MockHost::failing(),
+                false,
+                false,
+            ),
+            (
+                "fetchConfigFile over static: pass",
+                with_block(true),
+                registry(),
+                true,
+                true,
+            ),
+            (
+                "spec.policy over static: pass, no fetchConfigFile",
+                with_block(false),
+                registry(),
+                true,
+                false,
+            ),
+        ];
+        for (what, policy, mut host, passed, verified) in cases {
+            let payload = json!({"settings": settings("allow", &[policy]),
+                                 "images": [{"image": "r.io/app:1", "namespace": "default"}]});
+            let answer = verify_images(payload.to_string().as_bytes(), &mut SettingsCache::default(), &mut host)
+                .expect("verify_images answers");
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            let outcome = &answer["results"][0]["policies"][0];
+            assert_eq!(outcome["passed"], passed, "{what}: {answer}");
+            assert_eq!(outcome["verified"], verified, "{what}: {answer}");
+            if verified {
+                assert_eq!(answer["results"][0]["digest"], D, "{what}: {answer}");
+            }
+        }
     }
 
     /// A `warn` policy admits without a signature too: its wider coverage does not keep an

@@ -1364,7 +1364,7 @@ mod verify_images_export {
         assert_eq!(results[0]["digest"], DIGEST);
         assert_eq!(
             results[1]["policies"][0],
-            json!({"name": "production-strict-policy", "mode": "enforce", "passed": false,
+            json!({"name": "production-strict-policy", "mode": "enforce", "passed": false, "verified": false,
                    "authorities": [{"name": "authority-0", "passed": false, "reason": "no signature verified by the key: no signature (cosign v3 bundles are read by cip only: this host lacks cluster-image-policy/oci/v1/verify_with_format)"}]})
         );
         assert!(

@@ -1269,6 +1269,218 @@ mod parity {
         Ok(())
     }
 
+    /// The user's words of one evaluation by the module: admitted or not, its warnings (sorted),
+    /// and its message.
+    fn module_outcome(admission: &Value) -> (Outcome, String) {
+        let mut warnings: Vec<String> = admission["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|w| w.as_str().map(str::to_owned))
+            .collect();
+        warnings.sort();
+        let outcome = Outcome {
+            admitted: admission["accepted"] == true,
+            warnings,
+        };
+        (outcome, admission["message"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// A relabelled Pod's image held by tag, when the policies newly applying are an `enforce`
+    /// exemption (`static: pass`) beside a policy that verified a digest (one applying before and
+    /// after, or a newly applying `warn` one): the exemption verified nothing, so the module
+    /// admits (with the `warn` policy's warning). The template refused, counting any passing
+    /// `enforce` policy once the answer carried a digest; it now reads each policy's `verified`
+    /// and admits as the module does. With a verifying `enforce` policy newly applying after the
+    /// exemption, both refuse naming it (the template named the exemption).
+    #[test]
+    fn a_relabelled_pods_newly_applying_exemption_beside_a_verified_digest_is_admitted_as_admission_admits_it()
+    -> TestResult {
+        let registry = testkit::Registry::start()?;
+        let host = registry.host();
+        let key = testkit::KeyPair::ecdsa_p256()?;
+        let signed = testkit::push_image(&host, "team/app", "x", "exempt-relabel-signed")?;
+        testkit::sign_with_key(&host, "team/app", &signed, &key, &testkit::annotations([]))?;
+        let policy = |name: &str, mode: &str, selector: Option<Value>, authority: Value| {
+            let mut p = json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": format!("{host}/**")}], "mode": mode, "authorities": [authority]}
+            });
+            if let Some(selector) = selector {
+                p["spec"]["match"] = json!([{"selector": {"matchLabels": selector}}]);
+            }
+            p
+        };
+        let by_key = json!({"key": {"data": key.public_key_pem()}});
+        let exemption = json!({"static": {"action": "pass"}});
+        let settings = json!({"noMatchPolicy": "allow", "policies": [
+            policy("everywhere", "enforce", None, by_key.clone()),
+            policy("prod-exempt", "enforce", Some(json!({"env": "prod"})), exemption),
+            policy("secure", "enforce", Some(json!({"zone": "secure"})), by_key.clone()),
+            policy("front-audit", "warn", Some(json!({"tier": "front"})), by_key),
+        ]});
+        let h = Harness::with(Some(&host), settings)?;
+        let tag = format!("{host}/team/app:x");
+        let relabel = |new: Value| {
+            let object = |labels: Value| {
+                let mut o = object("Pod", "v1", labels, json!({"containers": containers(&[&tag])}));
+                o["metadata"]["namespace"] = json!("default");
+                o
+            };
+            request("UPDATE", "Pod", "default", object(new), object(json!({"env": "dev"})))
+        };
+        let warning = format!(
+            "image {tag} is now checked by policy front-audit (warn mode), which verified {signed}; the Pod may run \
+             another image (pulled by tag): recreate it or write the image by digest"
+        );
+        let warning = if warning.len() > 256 {
+            format!("{}…", &warning[..253])
+        } else {
+            warning
+        };
+        let refusal = format!(
+            "image {tag} would now be checked by policy secure, but it is written by tag and this update does not \
+             change it: the Pod may be running another image than the one verified now (the tag can move after the \
+             pull); recreate the Pod (it is then verified and pinned), or write the image by digest ({tag}@{signed})"
+        );
+        let cases: Vec<(&str, Value, Outcome, Option<&str>)> = vec![
+            (
+                "an enforce exemption newly applies, a policy applying before verified the digest",
+                relabel(json!({"env": "prod"})),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![],
+                },
+                None,
+            ),
+            (
+                "an enforce exemption and a verifying warn policy newly apply",
+                relabel(json!({"env": "prod", "tier": "front"})),
+                Outcome {
+                    admitted: true,
+                    warnings: vec![warning],
+                },
+                None,
+            ),
+            (
+                "an enforce exemption and, after it, a verifying enforce policy newly apply",
+                relabel(json!({"env": "prod", "zone": "secure"})),
+                Outcome {
+                    admitted: false,
+                    warnings: vec![],
+                },
+                Some(refusal.as_str()),
+            ),
+        ];
+        for (what, request, expected, refused) in cases {
+            let admission = h.admission(&request)?;
+            let (module, message) = module_outcome(&admission);
+            assert_eq!(module, expected, "{what}: admission {admission}");
+            let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+            let (warned, _) = h.gatekeeper(&request, &["warn"], false)?;
+            let gatekeeper = Outcome {
+                admitted: denials.is_empty(),
+                warnings: warned,
+            };
+            assert_eq!(gatekeeper, expected, "{what}: denials {denials:?}, keys {keys:?}");
+            if let Some(refusal) = refused {
+                assert_eq!(message, format!("Pod default/x: {refusal}"), "{what}");
+                assert_eq!(denials, vec![refusal.to_owned()], "{what}");
+            }
+        }
+        Ok(())
+    }
+
+    /// An image a Pod's UPDATE brings in by tag, under an `enforce` exemption (`static: pass`)
+    /// beside a policy that verified its digest: with the verifying policy in `warn` mode, the
+    /// module's validating twin admits it (no `enforce` policy verified it: a refusal would protect
+    /// no pin), and the module pins it; the template refused it, counting the exemption once the
+    /// answer carried a digest, and now reads each policy's `verified` and admits it. With a
+    /// verifying `enforce` policy after the exemption, both refuse naming that policy (the
+    /// template named the exemption).
+    #[test]
+    fn a_pod_updates_image_by_tag_under_an_exemption_beside_a_verified_digest_is_decided_as_the_twin_decides()
+    -> TestResult {
+        let registry = testkit::Registry::start()?;
+        let host = registry.host();
+        let key = testkit::KeyPair::ecdsa_p256()?;
+        let team = testkit::push_image(&host, "team/app", "v2", "exempt-update-team")?;
+        testkit::sign_with_key(&host, "team/app", &team, &key, &testkit::annotations([]))?;
+        let secure = testkit::push_image(&host, "secure/app", "v2", "exempt-update-secure")?;
+        testkit::sign_with_key(&host, "secure/app", &secure, &key, &testkit::annotations([]))?;
+        let policy = |name: &str, glob: &str, mode: &str, authority: Value| {
+            json!({
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"images": [{"glob": glob}], "mode": mode, "authorities": [authority]}
+            })
+        };
+        let by_key = json!({"key": {"data": key.public_key_pem()}});
+        let settings = json!({"noMatchPolicy": "allow", "policies": [
+            policy("exempt", &format!("{host}/**"), "enforce", json!({"static": {"action": "pass"}})),
+            policy("audit", &format!("{host}/**"), "warn", by_key.clone()),
+            policy("secure", &format!("{host}/secure/**"), "enforce", by_key),
+        ]});
+        let mut twin = settings.clone();
+        twin["modifyImagesWithDigest"] = json!(false);
+        let h = Harness::with(Some(&host), settings)?;
+        let old = format!("{host}/team/app:v1");
+        let update = |image: &str| {
+            let object = |image: &str| {
+                let mut o = object(
+                    "Pod",
+                    "v1",
+                    json!({"app": "a"}),
+                    json!({"containers": containers(&[image])}),
+                );
+                o["metadata"]["namespace"] = json!("default");
+                o
+            };
+            request("UPDATE", "Pod", "default", object(image), object(&old))
+        };
+
+        // Only a warn policy verified the digest: admitted by all, pinned by the module.
+        let tag = format!("{host}/team/app:v2");
+        let request = update(&tag);
+        let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+        assert!(denials.is_empty(), "{denials:?}, keys {keys:?}");
+        let (warned, _) = h.gatekeeper(&request, &["warn"], false)?;
+        assert!(warned.is_empty(), "{warned:?}");
+        let twin_answer = serde_json::to_value(h.evaluator.validate(&request, &twin)?)?;
+        assert_eq!(
+            module_outcome(&twin_answer).0,
+            Outcome {
+                admitted: true,
+                warnings: vec![]
+            },
+            "{twin_answer}"
+        );
+        let admission = h.admission(&request)?;
+        assert_eq!(admission["accepted"], true, "{admission}");
+        assert_eq!(
+            admission["mutated_object"]["spec"]["containers"][0]["image"],
+            format!("{tag}@{team}"),
+            "{admission}"
+        );
+
+        // An enforce policy verified it too: refused by both, naming it.
+        let tag = format!("{host}/secure/app:v2");
+        let request = update(&tag);
+        let refusal = format!(
+            "image {tag} was verified by tag (policy secure verified {secure}), but Gatekeeper does not pin a Pod's \
+             UPDATE and the tag can move before the pull: reference it by digest ({tag}@{secure})"
+        );
+        let (denials, keys) = h.gatekeeper(&request, &["deny"], true)?;
+        assert_eq!(denials, vec![refusal.clone()], "keys {keys:?}");
+        let twin_answer = serde_json::to_value(h.evaluator.validate(&request, &twin)?)?;
+        assert_eq!(twin_answer["accepted"], false, "{twin_answer}");
+        let (first, _) = refusal.split_once(" but ").ok_or("no `but`")?;
+        let text = twin_answer["message"].as_str().unwrap_or_default();
+        assert!(text.starts_with(&format!("Pod default/x: {first} but ")), "{text:?}");
+        Ok(())
+    }
+
     /// Found by a review: the template admitted a pod template whose container has no image, which
     /// the module refuses whatever the settings. Every kind with a pod template, every container
     /// list, a missing, null or empty image: the module's very message, from the Constraint

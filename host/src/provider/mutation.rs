@@ -389,6 +389,7 @@ mod tests {
             name: name.to_owned(),
             mode: mode.to_owned(),
             passed,
+            verified: Some(passed),
             authorities: Vec::new(),
         }
     }

@@ -246,7 +246,9 @@ pub struct Decision {
     pub digest: Option<String>,
     /// Why; empty when allowed without remark.
     pub message: String,
-    /// The policies that matched the image, as the module reported them.
+    /// The policies that matched the image, as the module reported them, each with `passed`
+    /// and `verified` (passed by verifying the image at a digest, not by `static: pass` alone):
+    /// the ConstraintTemplate's rules on images written by tag read `verified`.
     #[serde(default)]
     pub policies: Vec<PolicyOutcome>,
 }
@@ -265,6 +267,29 @@ impl From<ImageVerdict> for Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The provider passes the module's `verified` through to Gatekeeper for each policy (the
+    /// template's rules on images written by tag read it); an answer without it (a module older
+    /// than the field) is passed on without it, for the template's fallback.
+    #[test]
+    fn each_policys_verified_reaches_gatekeeper_as_the_module_said() {
+        let module = serde_json::json!({
+            "image": "r.io/app:1", "namespace": "default", "verdict": "allow", "digest": "sha256:00", "message": "",
+            "policies": [
+                {"name": "exempt", "mode": "enforce", "passed": true, "verified": false,
+                 "authorities": [{"name": "pass", "passed": true}]},
+                {"name": "signed", "mode": "warn", "passed": true, "verified": true,
+                 "authorities": [{"name": "key", "passed": true}]},
+                {"name": "older", "mode": "enforce", "passed": true, "authorities": []},
+            ]
+        });
+        let verdict: ImageVerdict = serde_json::from_value(module).unwrap();
+        let answered = serde_json::to_value(Decision::from(verdict)).unwrap();
+        let policies = answered["policies"].as_array().unwrap();
+        assert_eq!(policies[0]["verified"], false, "{answered}");
+        assert_eq!(policies[1]["verified"], true, "{answered}");
+        assert!(policies[2].get("verified").is_none(), "{answered}");
+    }
 
     #[test]
     fn key_with_unknown_field_is_refused() {

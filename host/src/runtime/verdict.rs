@@ -98,6 +98,12 @@ pub struct PolicyOutcome {
     pub mode: String,
     /// Whether one of its authorities verified the image.
     pub passed: bool,
+    /// Whether it passed by verifying the image at a digest (a signature or attestation
+    /// authority, or `spec.policy` with `fetchConfigFile`), not by `static: pass` alone. `None`
+    /// from a module that does not say (older than the field): passed through as absent, so
+    /// that the ConstraintTemplate falls back to its former reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     /// The authorities tried, in order.
     #[serde(default)]
     pub authorities: Vec<AuthorityOutcome>,

@@ -173,7 +173,7 @@ pub fn decide<'a>(
         };
         if !kept_from_no_match {
             let admits_unsigned = policy.mode == Mode::Warn || body.authorities.iter().any(|a| a.passes_unsigned());
-            if !admits_unsigned || settings.covers_narrowly(policy, &reference) {
+            if !admits_unsigned || settings.covers_narrowly(policy, &reference, subject) {
                 kept_from_no_match = true;
             } else {
                 exempting.push(policy.name.as_str());

@@ -372,10 +372,19 @@ impl<'t> Settings<'t> {
         self.images.policies_for(reference).filter_map(|i| self.policies.get(i))
     }
 
-    /// Whether the globs of `policy` cover `reference` as policy-controller's would at most
-    /// ([`ImageMatcher::covers_narrowly`]): asked of the policies that admit without a signature.
-    pub fn covers_narrowly(&self, policy: &Policy, reference: &ImageReference) -> bool {
+    /// Whether `policy` covers `reference` in `subject` as policy-controller would at most: its
+    /// globs read narrowly ([`ImageMatcher::covers_narrowly`]), and its `match` (if any) by an
+    /// entry that gives all of `group`, `version` and `resource`, or none of them. An entry that
+    /// leaves out some applies here to any value of those, and to nothing in policy-controller
+    /// (an omitted field is `""` there). Asked of the policies that admit without a signature.
+    pub fn covers_narrowly(&self, policy: &Policy, reference: &ImageReference, subject: &Subject<'_>) -> bool {
         self.images.covers_narrowly(policy.index, reference)
+            && self.rules(policy, None).is_ok_and(|rules| {
+                rules.is_empty()
+                    || rules
+                        .iter()
+                        .any(|rule| rule.partial_resource().is_none() && rule.matches(subject))
+            })
     }
 
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to

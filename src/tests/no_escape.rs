@@ -183,3 +183,39 @@ proptest! {
         }
     }
 }
+
+/// An exemption scoped by a `match` entry that leaves out some of `group`, `version` and
+/// `resource` applies here to any value of those, and to nothing in policy-controller (an
+/// omitted field is `""` there): with `noMatchPolicy: deny`, what it covers only that way gets
+/// `noMatchPolicy` too. Entries giving all three, or none (`namespaces`, a `selector` alone: our
+/// extension, the article's `allow-system-images`), keep what they cover.
+#[test]
+fn an_exemption_matched_only_by_a_partial_entry_does_not_escape_no_match() {
+    let exemption = |entry: Value| {
+        json!({"noMatchPolicy": "deny", "policies": [{"metadata": {"name": "exempt"}, "spec": {
+            "images": [{"glob": "r.io/**"}], "authorities": [{"static": {"action": "pass"}}],
+            "match": [entry]}}]})
+    };
+    let pod = super::pod("default", &["r.io/app:v1"]);
+    for (entry, admitted) in [
+        (json!({"resource": "pods"}), false),
+        (json!({"version": "v1", "resource": "pods"}), false),
+        (json!({"group": "", "version": "v1", "resource": "pods"}), true),
+        (json!({"group": "", "version": "*", "resource": "pods"}), true),
+        (json!({"namespaces": ["default"]}), true),
+    ] {
+        let response = run(&pod, &exemption(entry.clone()), &mut MockHost::failing());
+        assert_eq!(response["accepted"], admitted, "{entry}: {response}");
+    }
+    // A policy that requires a signature keeps its wider `match`: the image must be signed.
+    let mut signed = exemption(json!({"resource": "pods"}));
+    signed["policies"][0]["spec"]["authorities"] = json!([{"static": {"action": "fail"}}]);
+    let response = run(&pod, &signed, &mut MockHost::failing());
+    assert_eq!(response["accepted"], false, "{response}");
+    assert!(
+        response["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("denied by policy exempt")),
+        "{response}"
+    );
+}

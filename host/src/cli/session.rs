@@ -65,6 +65,11 @@ pub struct VerifierArgs {
     /// Largest image config blob the `oci/v1/oci_manifest_config` capability reads, in bytes.
     #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_CONFIG_BYTES, value_name = "BYTES")]
     pub max_image_config_bytes: usize,
+    /// Most bytes one signature or attestation verification downloads: its manifests, layers,
+    /// referrers and bundles together, counted as they are read. Over it the verification fails
+    /// (the authority fails).
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_VERIFICATION_BYTES, value_name = "BYTES")]
+    pub max_verification_bytes: usize,
     /// KMS access for authorities that name their key by `key.kms`.
     #[command(flatten)]
     pub kms: super::kms::KmsArgs,
@@ -105,6 +110,7 @@ impl VerifierArgs {
                 max_layers: self.max_signature_layers,
                 max_attestation_bytes: self.max_attestation_bytes,
                 max_config_bytes: self.max_image_config_bytes,
+                max_verification_bytes: self.max_verification_bytes,
             },
             ..VerifierConfig::default()
         })

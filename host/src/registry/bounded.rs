@@ -6,6 +6,13 @@
 //! `pull_blob_stream`), so manifests, configs and signature and attestation layers are fetched
 //! here with our own HTTP client (same plain-HTTP hosts, extra CAs, credentials and timeouts) and
 //! read chunk by chunk, stopping as soon as the cap is passed; an error answer's body is not read.
+//!
+//! Beside the cap of each download, the downloads of one verification (the signature or
+//! attestation manifest and its layers, the referrers index, each referrer manifest and its
+//! bundle) share one [`DownloadBudget`] (`--max-verification-bytes`), charged with the bytes as
+//! they are read, whatever sizes the registry declared.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
@@ -30,6 +37,14 @@ pub const DEFAULT_MAX_ATTESTATION_BYTES: usize = 8 * 1024 * 1024;
 /// step, stay in the tens of KiB; an artifact's is `{}`), and the blob is parsed into a
 /// `serde_json::Value` several times its size and kept in the answer cache.
 pub const DEFAULT_MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Default cap of all the bytes one verification downloads (`--max-verification-bytes`): the
+/// signature or attestation manifest, its layers, the referrers index, the referrer manifests
+/// and their bundles, together. What cosign writes for an image is a few layers of a few KiB
+/// (signatures) to a few MiB (SBOM attestations): 64 MiB holds eight attestations at the 8 MiB
+/// attestation cap, or the 50 layers of a manifest at the signature layer cap five times over,
+/// while 50 distinct attestations at the cap (400 MiB read, about 1 GiB held once decoded) are
+/// refused at a sixth of their download.
+pub const DEFAULT_MAX_VERIFICATION_BYTES: usize = 64 * 1024 * 1024;
 
 /// Caps applied while downloading signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +60,9 @@ pub struct DownloadLimits {
     /// Largest config blob `oci/v1/oci_manifest_config` reads, bytes (the manifests it and
     /// `oci/v1/oci_manifest` read are capped by `max_manifest_bytes`).
     pub max_config_bytes: usize,
+    /// Most bytes one verification downloads, every manifest, layer and bundle it reads
+    /// together, counted as they are read ([`DownloadBudget`]).
+    pub max_verification_bytes: usize,
 }
 
 /// The cap of the layers of one download, and how a message names it.
@@ -96,6 +114,83 @@ impl DownloadLimits {
             setting: "--max-image-config-bytes",
         }
     }
+
+    /// A fresh budget of `max_verification_bytes` for the verification of `image`
+    /// (`registry/repository@digest`), which its messages name.
+    pub fn verification_budget(&self, image: impl Into<String>) -> DownloadBudget {
+        DownloadBudget::new(self.max_verification_bytes, image)
+    }
+}
+
+/// The bytes one verification may still download (`--max-verification-bytes`), shared by all
+/// its downloads: each is charged as its body is read, chunk by chunk (a registry declaring
+/// small sizes and sending more is charged what it sent), and a declared size (a descriptor's,
+/// a `Content-Length`) over what is left is refused before the download. Once passed, the
+/// budget stays passed: the verification fails ([`DownloadBudget::exceeded`]).
+#[derive(Debug)]
+pub struct DownloadBudget {
+    cap: usize,
+    used: AtomicUsize,
+    exceeded: AtomicBool,
+    image: String,
+}
+
+impl DownloadBudget {
+    /// A budget of `cap` bytes for the verification of `image`.
+    pub fn new(cap: usize, image: impl Into<String>) -> Self {
+        Self {
+            cap,
+            used: AtomicUsize::new(0),
+            exceeded: AtomicBool::new(false),
+            image: image.into(),
+        }
+    }
+
+    /// The bytes charged so far (a refused chunk included).
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    /// Whether a download passed the budget (or declared a size over what was left).
+    pub fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::SeqCst)
+    }
+
+    /// The budget's cap, bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Whether `declared` bytes still fit; when not, the budget is passed.
+    fn admits(&self, declared: u64) -> bool {
+        let left = self.cap.saturating_sub(self.used());
+        let fits = !self.exceeded() && usize::try_from(declared).is_ok_and(|declared| declared <= left);
+        if !fits {
+            self.exceeded.store(true, Ordering::SeqCst);
+        }
+        fits
+    }
+
+    /// Charges `bytes` read; false (and the budget passed) when they take it over its cap.
+    fn charge(&self, bytes: usize) -> bool {
+        let used = self.used.fetch_add(bytes, Ordering::SeqCst).saturating_add(bytes);
+        if used > self.cap {
+            self.exceeded.store(true, Ordering::SeqCst);
+        }
+        !self.exceeded()
+    }
+
+    /// The error of a verification whose downloads passed this budget: it names the cap and
+    /// `--max-verification-bytes`.
+    pub fn over_budget(&self) -> BoundedError {
+        BoundedError::OverCap {
+            what: "the total download of the verification",
+            image: self.image.clone(),
+            cap: self.cap,
+            unit: "bytes",
+            setting: "--max-verification-bytes",
+        }
+    }
 }
 
 impl Default for DownloadLimits {
@@ -106,6 +201,7 @@ impl Default for DownloadLimits {
             max_layers: DEFAULT_MAX_LAYERS,
             max_attestation_bytes: DEFAULT_MAX_ATTESTATION_BYTES,
             max_config_bytes: DEFAULT_MAX_CONFIG_BYTES,
+            max_verification_bytes: DEFAULT_MAX_VERIFICATION_BYTES,
         }
     }
 }
@@ -284,6 +380,7 @@ impl RegistryClient {
     /// one-layer artifact: the referrers API first, the referrers tag schema (`sha256-<hex>`) when
     /// the registry has no API (404) or lists nothing there. Every download is capped like a
     /// signature manifest and its layers; more than `limits.max_layers` wanted referrers fail.
+    /// All of them together within a budget of `limits.max_verification_bytes` of their own.
     pub async fn capped_referrers(
         &self,
         reference: &Reference,
@@ -292,6 +389,24 @@ impl RegistryClient {
         keep: &(dyn Fn(&Referrer) -> bool + Sync),
         limits: &DownloadLimits,
         layer_cap: LayerCap,
+    ) -> Result<Referrers, BoundedError> {
+        let budget = limits.verification_budget(format!("{}@{digest}", reference.whole()));
+        self.capped_referrers_within(reference, digest, artifact_type, keep, limits, layer_cap, &budget)
+            .await
+    }
+
+    /// [`RegistryClient::capped_referrers`], every download (the index, each referrer manifest
+    /// and bundle) charged to `budget`, which the verification's other downloads share.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn capped_referrers_within(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        keep: &(dyn Fn(&Referrer) -> bool + Sync),
+        limits: &DownloadLimits,
+        layer_cap: LayerCap,
+        budget: &DownloadBudget,
     ) -> Result<Referrers, BoundedError> {
         let malformed = |reason: String| {
             BoundedError::Registry(RegistryError::Malformed {
@@ -309,6 +424,7 @@ impl RegistryClient {
                 oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
                 limits.max_manifest_bytes,
                 REFERRERS_INDEX,
+                Some(budget),
             )
             .await
         {
@@ -339,6 +455,7 @@ impl RegistryClient {
                     oci_client::manifest::OCI_IMAGE_INDEX_MEDIA_TYPE,
                     limits.max_manifest_bytes,
                     REFERRERS_INDEX,
+                    Some(budget),
                 )
                 .await
             {
@@ -378,6 +495,7 @@ impl RegistryClient {
                     artifact_type,
                     limits,
                     layer_cap,
+                    budget,
                     &mut read,
                 )
                 .await
@@ -406,6 +524,7 @@ impl RegistryClient {
         artifact_type: &str,
         limits: &DownloadLimits,
         layer_cap: LayerCap,
+        budget: &DownloadBudget,
         read: &mut Vec<(String, SharedBytes)>,
     ) -> Result<Result<(OciDescriptor, SharedBytes), String>, BoundedError> {
         let artifact = format!(
@@ -419,7 +538,12 @@ impl RegistryClient {
             Err(e) => return Ok(Err(e.to_string())),
         };
         let body = match self
-            .capped_manifest(&artifact_ref, limits.max_manifest_bytes, REFERRER_MANIFEST)
+            .capped_manifest_within(
+                &artifact_ref,
+                limits.max_manifest_bytes,
+                REFERRER_MANIFEST,
+                Some(budget),
+            )
             .await
         {
             Ok(body) => body,
@@ -466,7 +590,7 @@ impl RegistryClient {
         if let Some((_, data)) = read.iter().find(|(read_digest, _)| *read_digest == layer.digest) {
             return Ok(Ok((layer.clone(), data.clone())));
         }
-        let data = self.capped_blob(&artifact_ref, layer, layer_cap).await?;
+        let data = self.capped_blob(&artifact_ref, layer, layer_cap, budget).await?;
         let actual = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)));
         if actual != layer.digest {
             return Ok(Err(format!(
@@ -482,14 +606,29 @@ impl RegistryClient {
     /// The image manifest `reference` names and its layers' bytes, every download capped (each
     /// layer by `layer_cap`). Descriptors naming one digest (a manifest may repeat a descriptor
     /// up to `--max-signature-layers` times) share one download and one copy of its bytes.
+    /// All of them together within a budget of `limits.max_verification_bytes` of their own.
     pub async fn capped_manifest_and_layers(
         &self,
         reference: &Reference,
         limits: &DownloadLimits,
         layer_cap: LayerCap,
     ) -> Result<(OciImageManifest, Vec<(OciDescriptor, SharedBytes)>), BoundedError> {
+        let budget = limits.verification_budget(reference.whole());
+        self.capped_manifest_and_layers_within(reference, limits, layer_cap, &budget)
+            .await
+    }
+
+    /// [`RegistryClient::capped_manifest_and_layers`], the manifest and every layer read charged
+    /// to `budget`, which the verification's other downloads share.
+    pub async fn capped_manifest_and_layers_within(
+        &self,
+        reference: &Reference,
+        limits: &DownloadLimits,
+        layer_cap: LayerCap,
+        budget: &DownloadBudget,
+    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, SharedBytes)>), BoundedError> {
         let body = self
-            .capped_manifest(reference, limits.max_manifest_bytes, SIGNATURE_MANIFEST)
+            .capped_manifest_within(reference, limits.max_manifest_bytes, SIGNATURE_MANIFEST, Some(budget))
             .await?;
         let manifest: OciImageManifest = serde_json::from_slice(&body).map_err(|e| RegistryError::Malformed {
             image: reference.whole(),
@@ -512,7 +651,7 @@ impl RegistryClient {
                 layers.push((descriptor.clone(), data));
                 continue;
             }
-            let data = self.capped_blob(reference, descriptor, layer_cap).await?;
+            let data = self.capped_blob(reference, descriptor, layer_cap, budget).await?;
             layers.push((descriptor.clone(), SharedBytes(data.into())));
         }
         Ok((manifest, layers))
@@ -523,21 +662,35 @@ impl RegistryClient {
     /// refused before the download, the body cut as soon as it passes the cap, an error answer's
     /// body left unread, and the body checked against the descriptor's digest and the
     /// registry's `Docker-Content-Digest` (a mismatch reported as `pull_blob_stream`, which read
-    /// layers before, reported it).
+    /// layers before, reported it). A declared size over what is left of `budget` is refused
+    /// before the download too, and the bytes read are charged to it.
     async fn capped_blob(
         &self,
         reference: &Reference,
         descriptor: &OciDescriptor,
         layer_cap: LayerCap,
+        budget: &DownloadBudget,
     ) -> Result<Vec<u8>, BoundedError> {
-        if usize::try_from(descriptor.size).map_or(true, |size| size > layer_cap.bytes) {
+        let Ok(size) = u64::try_from(descriptor.size) else {
             return Err(layer_cap.over_cap(reference));
+        };
+        if usize::try_from(size).map_or(true, |size| size > layer_cap.bytes) {
+            return Err(layer_cap.over_cap(reference));
+        }
+        if !budget.admits(size) {
+            return Err(budget.over_budget());
         }
         // Blob and its redirect, each bounded by the read timeout; the whole by two round trips.
         self.within(
             reference,
             2,
-            self.capped_verified_blob(reference, &descriptor.digest, layer_cap, DigestMismatch::StreamError),
+            self.capped_verified_blob(
+                reference,
+                &descriptor.digest,
+                layer_cap,
+                DigestMismatch::StreamError,
+                Some(budget),
+            ),
         )
         .await
     }
@@ -550,13 +703,25 @@ impl RegistryClient {
         cap: usize,
         kind: ManifestKind,
     ) -> Result<Vec<u8>, BoundedError> {
+        self.capped_manifest_within(reference, cap, kind, None).await
+    }
+
+    /// [`RegistryClient::capped_manifest`], the bytes read charged to `budget` when given.
+    async fn capped_manifest_within(
+        &self,
+        reference: &Reference,
+        cap: usize,
+        kind: ManifestKind,
+        budget: Option<&DownloadBudget>,
+    ) -> Result<Vec<u8>, BoundedError> {
         let target = reference.digest().or(reference.tag()).unwrap_or("latest");
         let path = format!("manifests/{target}");
-        self.capped_get(reference, &path, &MANIFEST_MEDIA_TYPES.join(", "), cap, kind)
+        self.capped_get(reference, &path, &MANIFEST_MEDIA_TYPES.join(", "), cap, kind, budget)
             .await
     }
 
-    /// `GET /v2/<repository>/<path>` of `reference`'s registry, read at most `cap` bytes.
+    /// `GET /v2/<repository>/<path>` of `reference`'s registry, read at most `cap` bytes, the
+    /// bytes read charged to `budget` when given.
     async fn capped_get(
         &self,
         reference: &Reference,
@@ -564,13 +729,18 @@ impl RegistryClient {
         accept: &str,
         cap: usize,
         kind: ManifestKind,
+        budget: Option<&DownloadBudget>,
     ) -> Result<Vec<u8>, BoundedError> {
-        Ok(self.capped_response(reference, path, accept, cap, kind).await?.body)
+        Ok(self
+            .capped_response(reference, path, accept, cap, kind, budget)
+            .await?
+            .body)
     }
 
     /// [`RegistryClient::capped_get`], with the status and headers of the answer. A status other
     /// than 2xx fails (its body unread); a `Content-Length` over `cap` fails before the body is
-    /// read, and a body passing `cap` as soon as it does.
+    /// read, and a body passing `cap` as soon as it does; so does, with `budget`, one over what
+    /// is left of it ([`DownloadBudget::over_budget`]), each chunk charged to it as it is read.
     pub(crate) async fn capped_response(
         &self,
         reference: &Reference,
@@ -578,6 +748,7 @@ impl RegistryClient {
         accept: &str,
         cap: usize,
         kind: ManifestKind,
+        budget: Option<&DownloadBudget>,
     ) -> Result<CappedResponse, BoundedError> {
         let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();
@@ -623,10 +794,11 @@ impl RegistryClient {
                 }));
             }
             let headers = std::mem::take(response.headers_mut());
-            let body = read_capped(&mut response, cap)
-                .await
-                .map_err(http_error)?
-                .ok_or_else(|| kind.over_cap(reference, cap))?;
+            let body = match read_within(&mut response, cap, budget).await.map_err(http_error)? {
+                Read::Body(body) => body,
+                Read::OverCap => return Err(kind.over_cap(reference, cap)),
+                Read::OverBudget(budget) => return Err(budget.over_budget()),
+            };
             Ok(CappedResponse { status, headers, body })
         };
         match tokio::time::timeout(self.timeout.saturating_mul(2), read).await {
@@ -645,20 +817,53 @@ pub(crate) async fn read_capped(
     response: &mut reqwest::Response,
     cap: usize,
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    if response
-        .content_length()
-        .is_some_and(|length| usize::try_from(length).map_or(true, |length| length > cap))
-    {
-        return Ok(None);
+    Ok(match read_within(response, cap, None).await? {
+        Read::Body(body) => Some(body),
+        Read::OverCap | Read::OverBudget(_) => None,
+    })
+}
+
+/// What [`read_within`] read.
+enum Read<'a> {
+    /// The whole body, within the cap and the budget.
+    Body(Vec<u8>),
+    /// The body passes the cap (or announces a `Content-Length` over it).
+    OverCap,
+    /// The body passes what is left of the budget (or announces it).
+    OverBudget(&'a DownloadBudget),
+}
+
+/// The body of `response`, read at most `cap` bytes and, with `budget`, each chunk charged to
+/// it as it arrives: nothing is read past a `Content-Length` over either, and reading stops at
+/// the chunk passing either. The cap, the narrower bound, is checked first.
+async fn read_within<'a>(
+    response: &mut reqwest::Response,
+    cap: usize,
+    budget: Option<&'a DownloadBudget>,
+) -> Result<Read<'a>, reqwest::Error> {
+    if let Some(length) = response.content_length() {
+        if usize::try_from(length).map_or(true, |length| length > cap) {
+            return Ok(Read::OverCap);
+        }
+        if let Some(budget) = budget
+            && !budget.admits(length)
+        {
+            return Ok(Read::OverBudget(budget));
+        }
     }
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > cap {
-            return Ok(None);
+            return Ok(Read::OverCap);
+        }
+        if let Some(budget) = budget
+            && !budget.charge(chunk.len())
+        {
+            return Ok(Read::OverBudget(budget));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Some(body))
+    Ok(Read::Body(body))
 }
 
 /// The first `limit` bytes of `response`'s body (for an error message), and whether there was

@@ -18,7 +18,9 @@ use oci_client::manifest::{
 };
 use sha2::Digest as _;
 
-use super::bounded::{BoundedError, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, read_capped, read_prefix};
+use super::bounded::{
+    BoundedError, DownloadBudget, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, read_capped, read_prefix,
+};
 use super::capped_auth::ERROR_PREFIX_BYTES;
 use super::{RegistryClient, RegistryError};
 use crate::go_json;
@@ -65,6 +67,7 @@ impl RegistryClient {
                 &OCI_CLIENT_MANIFEST_ACCEPT.join(", "),
                 cap,
                 IMAGE_MANIFEST,
+                None,
             )
             .await?;
         let failed = |error: OciDistributionError| self.oci_error(error, reference);
@@ -156,7 +159,7 @@ impl RegistryClient {
             return Err(cap.over_cap(reference));
         }
         let body = self
-            .capped_verified_blob(reference, &descriptor.digest, cap, DigestMismatch::DigestError)
+            .capped_verified_blob(reference, &descriptor.digest, cap, DigestMismatch::DigestError, None)
             .await?;
         String::from_utf8(body).map_err(|e| {
             self.oci_error(
@@ -175,14 +178,16 @@ impl RegistryClient {
     /// `cap.setting`). Then checked as oci-client checks a blob: `digest` and the registry's
     /// `Docker-Content-Digest` (when sent) must name SHA-256, SHA-384 or SHA-512 (refused before
     /// the body is read, as oci-client makes their digesters) and both be the body's, a body
-    /// that is not reported as `mismatch` says. The caller checks the declared size and bounds
-    /// the time.
+    /// that is not reported as `mismatch` says. With `budget`, the bytes read are charged to it
+    /// (a body passing what is left of it fails as soon as it does). The caller checks the
+    /// declared size and bounds the time.
     pub(crate) async fn capped_verified_blob(
         &self,
         reference: &Reference,
         digest: &str,
         cap: LayerCap,
         mismatch: DigestMismatch,
+        budget: Option<&DownloadBudget>,
     ) -> Result<Vec<u8>, BoundedError> {
         let failed = |error: OciDistributionError| self.oci_error(error, reference);
         check_supported(digest).map_err(|e| failed(e.into()))?;
@@ -196,6 +201,7 @@ impl RegistryClient {
                     what: cap.what,
                     setting: cap.setting,
                 },
+                budget,
             )
             .await?;
         let header = digest_header_value(&response.headers).map_err(|e| failed(e.into()))?;

@@ -30,8 +30,9 @@ use crate::unique_keys::UniqueKeys;
 
 pub use bounded::{
     BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS,
-    DEFAULT_MAX_MANIFEST_BYTES, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, REFERRER_MANIFEST,
-    REFERRERS_INDEX, Referrer, Referrers, ReferrersSource, SIGNATURE_MANIFEST,
+    DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_VERIFICATION_BYTES, DownloadBudget, DownloadLimits, IMAGE_MANIFEST,
+    LayerCap, ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer, Referrers, ReferrersSource,
+    SIGNATURE_MANIFEST,
 };
 pub use capped_auth::{ERROR_PREFIX_BYTES, MAX_TOKEN_BYTES, TOKEN_REUSE};
 pub use docker_config::{DockerConfigError, DockerCredentials};

@@ -48,7 +48,7 @@ use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, cer
 use super::signatures::BundleKind;
 use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
 use crate::go_json;
-use crate::registry::{BoundedError, DownloadLimits, RegistryClient};
+use crate::registry::{BoundedError, DownloadBudget, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 use crate::unique_keys::UniqueKeys;
 
@@ -595,7 +595,9 @@ pub struct AttestationSet {
 
 /// Fetches and checks the attestations of `digest` in `format`: the legacy `.att` layers, then
 /// the sigstore bundles attached as referrers (cosign v3's `attest`). Each attestation is
-/// capped by `--max-attestation-bytes`, manifests and counts like signatures.
+/// capped by `--max-attestation-bytes`, manifests and counts like signatures, and every
+/// download of both formats together by one budget of `--max-verification-bytes`: passing it
+/// fails the fetch, whatever the format.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
@@ -604,21 +606,27 @@ pub async fn fetch(
     digest: &str,
     format: SignatureFormat,
 ) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let budget = limits.verification_budget(image.clone());
     match format {
-        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest).await,
-        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest).await,
+        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest, &budget).await,
+        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest, &budget).await,
         SignatureFormat::Any => {}
     }
-    let legacy = fetch_legacy(registry, trust, limits, reference, digest).await?;
+    let legacy = fetch_legacy(registry, trust, limits, reference, digest, &budget).await?;
     // Unreadable referrers must not hide valid legacy attestations; the error still explains a
-    // failure.
-    let bundles = fetch_bundles(registry, trust, limits, reference, digest)
+    // failure. A passed budget is no unreadable referrer: it fails the fetch, as it does in
+    // either format alone (a statement left unread could be the one a policy denies on).
+    let bundles = fetch_bundles(registry, trust, limits, reference, digest, &budget)
         .await
         .unwrap_or_else(|e| AttestationSet {
             image: String::new(),
             layers: Vec::new(),
             rejected: Some(vec![format!("sigstore bundles unreadable: {e}")]),
         });
+    if budget.exceeded() {
+        return Err(unreadable(&image, budget.over_budget()));
+    }
     let mut layers = legacy.layers;
     layers.extend(bundles.layers);
     let rejected = match (legacy.rejected, bundles.rejected) {
@@ -650,10 +658,11 @@ async fn fetch_legacy(
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    budget: &DownloadBudget,
 ) -> Result<AttestationSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     let layer_cap = limits.attestation_layer();
-    let blobs = match signatures::tagged_layers(registry, limits, reference, digest, "att", layer_cap).await {
+    let blobs = match signatures::tagged_layers(registry, limits, reference, digest, "att", layer_cap, budget).await {
         Ok(Some(blobs)) => blobs,
         Ok(None) => {
             return Ok(AttestationSet {
@@ -719,9 +728,10 @@ async fn fetch_bundles(
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    budget: &DownloadBudget,
 ) -> Result<AttestationSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let referrers = signatures::bundle_referrers(registry, limits, reference, digest, BundleKind::Attestations)
+    let referrers = signatures::bundle_referrers(registry, limits, reference, digest, BundleKind::Attestations, budget)
         .await
         .map_err(|e| unreadable(&image, e))?;
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());

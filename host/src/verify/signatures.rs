@@ -29,7 +29,7 @@ use super::bundle::{
 };
 use super::layers::{self, TrustedLayer};
 use super::{SignatureFormat, VerifyError};
-use crate::registry::{BoundedError, DownloadLimits, LayerCap, Referrer, Referrers, RegistryClient};
+use crate::registry::{BoundedError, DownloadBudget, DownloadLimits, LayerCap, Referrer, Referrers, RegistryClient};
 use crate::trust::TrustRoot;
 
 /// The signatures of one image digest.
@@ -53,7 +53,8 @@ pub enum Explanation {
 }
 
 /// Fetches and checks the signatures of `digest` in `format`: the legacy `.sig` layers first,
-/// then the bundles attached as referrers.
+/// then the bundles attached as referrers. Every download of both shares one budget of
+/// `limits.max_verification_bytes`: passing it fails the fetch, whatever the format.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
@@ -62,17 +63,20 @@ pub async fn fetch(
     digest: &str,
     format: SignatureFormat,
 ) -> Result<Arc<SignatureSet>, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    let budget = limits.verification_budget(image.clone());
     let legacy = match format {
         SignatureFormat::Bundle => None,
-        _ => Some(fetch_legacy(registry, trust, limits, reference, digest).await?),
+        _ => Some(fetch_legacy(registry, trust, limits, reference, digest, &budget).await?),
     };
     let bundles = match format {
         SignatureFormat::Legacy => None,
-        SignatureFormat::Bundle => Some(fetch_bundles(registry, trust, limits, reference, digest).await?),
+        SignatureFormat::Bundle => Some(fetch_bundles(registry, trust, limits, reference, digest, &budget).await?),
         // Both formats: unreadable referrers must not hide valid legacy signatures; the error
-        // still explains a failure.
+        // still explains a failure. A passed budget is no unreadable referrer: it fails the
+        // fetch (below), as it does in either format alone.
         SignatureFormat::Any => Some(
-            fetch_bundles(registry, trust, limits, reference, digest)
+            fetch_bundles(registry, trust, limits, reference, digest, &budget)
                 .await
                 .unwrap_or_else(|e| SignatureSet {
                     image: String::new(),
@@ -81,7 +85,9 @@ pub async fn fetch(
                 }),
         ),
     };
-    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
+    if budget.exceeded() {
+        return Err(over_budget(&image, &budget));
+    }
     let mut layers = Vec::new();
     let mut reasons = Vec::new();
     let mut found = false;
@@ -107,6 +113,14 @@ pub async fn fetch(
     }))
 }
 
+/// The failure of a verification of `image` whose downloads passed `budget`.
+fn over_budget(image: &str, budget: &DownloadBudget) -> VerifyError {
+    VerifyError::Signatures {
+        image: image.to_owned(),
+        reason: budget.over_budget().to_string(),
+    }
+}
+
 /// The sigstore bundles attached to `digest` as referrers, each checked end to end.
 async fn fetch_bundles(
     registry: &RegistryClient,
@@ -114,9 +128,10 @@ async fn fetch_bundles(
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    budget: &DownloadBudget,
 ) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures).await {
+    let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures, budget).await {
         Ok(found) => found,
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
         Err(over @ BoundedError::OverCap { .. }) => {
@@ -153,15 +168,16 @@ pub(crate) enum BundleKind {
     Attestations,
 }
 
-/// The bundle referrers of `digest` of `kind`, each capped as its kind; referrers without the
-/// predicate annotation are kept (cosign's tag schema index may drop it): their statement
-/// tells.
+/// The bundle referrers of `digest` of `kind`, each capped as its kind, all of them charged to
+/// `budget`; referrers without the predicate annotation are kept (cosign's tag schema index may
+/// drop it): their statement tells.
 pub(crate) async fn bundle_referrers(
     registry: &RegistryClient,
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
     kind: BundleKind,
+    budget: &DownloadBudget,
 ) -> Result<Referrers, BoundedError> {
     let keep = |referrer: &Referrer| {
         referrer
@@ -175,7 +191,7 @@ pub(crate) async fn bundle_referrers(
         BundleKind::Attestations => limits.attestation_layer(),
     };
     registry
-        .capped_referrers(reference, digest, BUNDLE_MEDIA_TYPE_V03, &keep, limits, cap)
+        .capped_referrers_within(reference, digest, BUNDLE_MEDIA_TYPE_V03, &keep, limits, cap, budget)
         .await
 }
 
@@ -324,9 +340,11 @@ async fn fetch_legacy(
     limits: &DownloadLimits,
     reference: &Reference,
     digest: &str,
+    budget: &DownloadBudget,
 ) -> Result<SignatureSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let blobs = match tagged_layers(registry, limits, reference, digest, "sig", limits.signature_layer()).await {
+    let layer_cap = limits.signature_layer();
+    let blobs = match tagged_layers(registry, limits, reference, digest, "sig", layer_cap, budget).await {
         Ok(Some(blobs)) => blobs,
         Ok(None) => {
             return Ok(SignatureSet {
@@ -385,8 +403,8 @@ pub(crate) fn distinct_layers(
 }
 
 /// The layers of cosign's manifest `<repo>:sha256-<hex>.<suffix>` (`sig`, `att`) of `digest`,
-/// each capped by `layer_cap`: `None` when there is no such manifest or it has no layer.
-/// Descriptors naming one digest share one copy of its bytes.
+/// each capped by `layer_cap`, all of them charged to `budget`: `None` when there is no such
+/// manifest or it has no layer. Descriptors naming one digest share one copy of its bytes.
 pub(crate) async fn tagged_layers(
     registry: &RegistryClient,
     limits: &DownloadLimits,
@@ -394,6 +412,7 @@ pub(crate) async fn tagged_layers(
     digest: &str,
     suffix: &str,
     layer_cap: LayerCap,
+    budget: &DownloadBudget,
 ) -> Result<Option<Vec<(OciDescriptor, Arc<[u8]>)>>, BoundedError> {
     let tag = format!(
         "{}/{}:{}.{suffix}",
@@ -402,7 +421,10 @@ pub(crate) async fn tagged_layers(
         digest.replace(':', "-")
     );
     let tagged = RegistryClient::parse_reference(&tag)?;
-    match registry.capped_manifest_and_layers(&tagged, limits, layer_cap).await {
+    match registry
+        .capped_manifest_and_layers_within(&tagged, limits, layer_cap, budget)
+        .await
+    {
         Ok((manifest, _)) if manifest.layers.is_empty() => Ok(None),
         Ok((_, blobs)) => Ok(Some(
             blobs

@@ -32,6 +32,9 @@ pub enum Reply {
         start: &'static [u8],
         fill: u8,
     },
+    /// A whole 200 body of `content_type` without `Content-Length` (delimited by closing the
+    /// connection): its size is declared nowhere in the answer.
+    Unannounced { content_type: &'static str, body: Vec<u8> },
     /// A temporary redirect.
     Redirect { location: String },
     /// A 200 answer announcing `length` bytes (`Content-Length`), then sending `fill` bytes
@@ -290,6 +293,13 @@ fn write_reply(stream: &mut TcpStream, reply: Reply, extra: &str, written: &Atom
                     body.len()
                 )
                 .as_bytes(),
+            );
+            let _ = stream.write_all(&body);
+        }
+        Reply::Unannounced { content_type, body } => {
+            let _ = stream.write_all(
+                format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n{extra}Connection: close\r\n\r\n")
+                    .as_bytes(),
             );
             let _ = stream.write_all(&body);
         }

@@ -227,6 +227,18 @@ async fn blobs_sent_larger_than_declared_are_charged_what_was_read() {
     assert!(!refused.contains("--max-attestation-bytes"), "{refused}");
     let fetched = server.requests("/blobs/").len();
     assert!(fetched <= 33, "{fetched} blobs fetched under a 64 MiB budget");
+    // The same blobs with their true `Content-Length`, the descriptors still declaring 1,000
+    // bytes: the answer's length, once over what is left, is refused before its body is read.
+    let (server, digest) = att_registry(&key, 50, 2 * MIB, |_| 1_000, true);
+    let image = format!("{}/team/app@{digest}", server.host());
+    let refused = verify_support::not_attested(
+        &verifier(&server, DEFAULT_MAX_VERIFICATION_BYTES),
+        verify_support::attestation_key_request(&image, &key),
+    )
+    .await;
+    assert!(refused.contains(FLAG), "{refused}");
+    let fetched = server.requests("/blobs/").len();
+    assert!(fetched <= 33, "{fetched} blobs fetched under a 64 MiB budget");
 }
 
 #[tokio::test]

@@ -888,3 +888,32 @@ pub(crate) async fn read_prefix(
     }
     Ok((prefix, false))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_admits_what_is_left_charges_what_is_read_and_stays_passed() {
+        let budget = DownloadBudget::new(10, "registry.example/team/app@sha256:00");
+        assert!(budget.admits(10), "a declared size of all that is left");
+        assert!(budget.charge(6));
+        assert!(!budget.exceeded());
+        assert!(budget.admits(4));
+        assert!(!budget.admits(5), "a declared size over what is left");
+        assert!(budget.exceeded());
+        // Once passed, nothing more is admitted or charged.
+        assert!(!budget.admits(0));
+        assert!(!budget.charge(0));
+        let budget = DownloadBudget::new(10, "registry.example/team/app@sha256:00");
+        assert!(budget.charge(10));
+        assert!(!budget.charge(1), "bytes read past the cap, whatever was declared");
+        assert_eq!(budget.used(), 11);
+        assert!(!budget.admits(u64::MAX));
+        assert_eq!(
+            budget.over_budget().to_string(),
+            "the total download of the verification of registry.example/team/app@sha256:00 is larger than the \
+             cap of 10 bytes (--max-verification-bytes)"
+        );
+    }
+}

@@ -224,8 +224,9 @@ pub fn decide<'a>(
     if !kept_from_no_match {
         let why = format!(
             "image {image} is covered only by policies that admit it without a signature ({}), through a reading of \
-             their globs wider than policy-controller's (a tag glob covering a digest of the repository, a repository \
-             glob covering every tag, `**` matching no segment)",
+             their globs or `match` wider than policy-controller's (a tag glob covering a digest of the repository, a \
+             repository glob covering every tag, `**` matching no segment, a `match` entry leaving out group, version \
+             or resource, or giving `*` for a group or resource)",
             exempting.join(", ")
         );
         match settings.no_match {

@@ -807,6 +807,21 @@ impl MatchRule {
         (!missing.is_empty() && missing.len() < fields.len()).then_some(missing)
     }
 
+    /// Whether the rule covers `subject` as policy-controller would at most, for an exemption
+    /// ([`crate::settings::Settings::covers_narrowly`]): an entry that gives all of `group`,
+    /// `version` and `resource` matches only with `group` and `resource` as written (`*` is a
+    /// wildcard for `version` only there: `group: "*"` or `resource: "*"` matches nothing); one
+    /// that gives some but not all matches nothing (an omitted field is `""` there); one that gives
+    /// none (`namespaces` or a `selector` alone, this module's extension) reads as
+    /// [`MatchRule::matches`].
+    pub fn matches_narrowly(&self, subject: &Subject<'_>) -> bool {
+        match (&self.group, &self.version, &self.resource) {
+            (None, None, None) => self.matches(subject),
+            (Some(group), Some(_), Some(resource)) => group != "*" && resource != "*" && self.matches(subject),
+            _ => false,
+        }
+    }
+
     /// Whether the rule covers `subject`. An explicit `group: ""` also covers DaemonSets (group
     /// `apps`): policy-controller's kind table gives DaemonSets the core group, so a policy
     /// written for it that way applies to them there, and must here too.

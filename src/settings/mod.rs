@@ -374,17 +374,14 @@ impl<'t> Settings<'t> {
 
     /// Whether `policy` covers `reference` in `subject` as policy-controller would at most: its
     /// globs read narrowly ([`ImageMatcher::covers_narrowly`]), and its `match` (if any) by an
-    /// entry that gives all of `group`, `version` and `resource`, or none of them. An entry that
-    /// leaves out some applies here to any value of those, and to nothing in policy-controller
-    /// (an omitted field is `""` there). Asked of the policies that admit without a signature.
+    /// entry read narrowly ([`MatchRule::matches_narrowly`]: an entry that leaves out some of
+    /// `group`, `version` and `resource`, or gives `*` for a group or resource, applies here more
+    /// widely than in policy-controller). Asked of the policies that admit without a signature.
     pub fn covers_narrowly(&self, policy: &Policy, reference: &ImageReference, subject: &Subject<'_>) -> bool {
         self.images.covers_narrowly(policy.index, reference)
-            && self.rules(policy, None).is_ok_and(|rules| {
-                rules.is_empty()
-                    || rules
-                        .iter()
-                        .any(|rule| rule.partial_resource().is_none() && rule.matches(subject))
-            })
+            && self
+                .rules(policy, None)
+                .is_ok_and(|rules| rules.is_empty() || rules.iter().any(|rule| rule.matches_narrowly(subject)))
     }
 
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to

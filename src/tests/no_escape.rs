@@ -202,6 +202,10 @@ fn an_exemption_matched_only_by_a_partial_entry_does_not_escape_no_match() {
         (json!({"version": "v1", "resource": "pods"}), false),
         (json!({"group": "", "version": "v1", "resource": "pods"}), true),
         (json!({"group": "", "version": "*", "resource": "pods"}), true),
+        // `*` is a wildcard for the version only in policy-controller (the late review).
+        (json!({"group": "*", "version": "v1", "resource": "*"}), false),
+        (json!({"group": "", "version": "v1", "resource": "*"}), false),
+        (json!({"group": "*", "version": "v1", "resource": "pods"}), false),
         (json!({"namespaces": ["default"]}), true),
     ] {
         let response = run(&pod, &exemption(entry.clone()), &mut MockHost::failing());

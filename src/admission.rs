@@ -33,7 +33,7 @@ use crate::host::HostCalls;
 use crate::json_text::quote_or_backslash;
 use crate::matching::{Labels, Subject};
 use crate::reference::ImageReference;
-use crate::settings::{Settings, SettingsCache, SettingsError};
+use crate::settings::{Mode, Settings, SettingsCache, SettingsError};
 use crate::workload::{ImageSite, LazyObject, ObjectText, WorkloadError, describe, pin, sites_in};
 
 /// The parts of an AdmissionRequest the policy reads. (The SDK's own type reads `resource`
@@ -429,7 +429,18 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
         labels: meta.metadata_object("labels").map_or(Labels::None, Labels::Json),
         object: Some(&lazy),
     };
-    let (sites, pinnable) = sites_to_decide(request, settings, &subject, sites);
+    // An UPDATE's old object, and the subject it was decided as (its labels; the rest is the
+    // request's): what the images it held were decided with.
+    let old_object = (request.operation == "UPDATE").then(|| ObjectText::new(request.old_object()));
+    let old = old_object.as_ref().map(|old_object| {
+        let old_subject = Subject {
+            labels: old_object.metadata_object("labels").map_or(Labels::None, Labels::Json),
+            ..subject.clone()
+        };
+        (old_object, old_subject)
+    });
+    let old = old.as_ref().map(|(object, subject)| (*object, subject));
+    let (sites, pinnable) = sites_to_decide(request, settings, &subject, old, sites);
     if sites.is_empty() {
         return accept(None, Vec::new(), HashMap::new());
     }
@@ -457,9 +468,9 @@ fn evaluate(request: &AdmissionRequest<'_>, settings: &Settings<'_>, host: &mut 
     // written by tag are refused (or warned about) when a newly applying policy verified them.
     let (retagged, retagged_warnings) = if request.kind.kind == "Pod" && request.sub_resource.is_empty() {
         held_by_tag(
-            request,
             settings,
             &subject,
+            old.map(|(_, old_subject)| old_subject),
             &sites,
             &verdict_of_site,
             &pinnable,
@@ -551,7 +562,7 @@ fn unpinned_images(
         if std::mem::replace(&mut refused[index], true) {
             continue;
         }
-        let Some(policy) = verifying_enforce_policy(verdict) else {
+        let Some(policy) = verifying_policy(verdict, Mode::Enforce, |_| true) else {
             continue;
         };
         let image = site.image.as_ref();
@@ -564,15 +575,15 @@ fn unpinned_images(
     messages
 }
 
-/// The name of the first `enforce` policy that passed `verdict` by verifying the image at a
-/// digest ([`PolicyOutcome::verified`](crate::decision::PolicyOutcome::verified)). `None` when
-/// only `warn` policies or exemptions vouched for it: those pin nothing a denial would protect.
-fn verifying_enforce_policy<'v>(verdict: &ImageVerdict<'v>) -> Option<&'v str> {
-    let enforce = crate::settings::Mode::Enforce.as_str();
+/// The name of the first policy of `mode`, among those `among` keeps, that passed `verdict` by
+/// verifying the image at a digest
+/// ([`PolicyOutcome::verified`](crate::decision::PolicyOutcome::verified)). `None` when only
+/// other policies or exemptions vouched for it.
+fn verifying_policy<'v>(verdict: &ImageVerdict<'v>, mode: Mode, among: impl Fn(&str) -> bool) -> Option<&'v str> {
     verdict
         .policies
         .iter()
-        .find(|outcome| outcome.mode == enforce && outcome.verified)
+        .find(|outcome| outcome.mode == mode.as_str() && outcome.verified && among(outcome.name))
         .map(|outcome| outcome.name)
 }
 
@@ -585,22 +596,17 @@ fn verifying_enforce_policy<'v>(verdict: &ImageVerdict<'v>) -> Option<&'v str> {
 /// runs. With such an `enforce` policy the image is refused (the first reason list); with only
 /// `warn` policies it is admitted with a warning (the second). Once an image.
 fn held_by_tag(
-    request: &AdmissionRequest<'_>,
     settings: &Settings<'_>,
     subject: &Subject<'_>,
+    old_subject: Option<&Subject<'_>>,
     sites: &[ImageSite<'_>],
     verdict_of_site: &[usize],
     pinnable: &[bool],
     verdicts: &[ImageVerdict<'_>],
 ) -> (Vec<String>, Vec<String>) {
     let (mut refused, mut warned) = (Vec::new(), Vec::new());
-    if request.operation != "UPDATE" || pinnable.iter().all(|p| *p) {
+    let Some(old_subject) = old_subject.filter(|_| !pinnable.iter().all(|p| *p)) else {
         return (refused, warned);
-    }
-    let old_object = ObjectText::new(request.old_object());
-    let old_subject = Subject {
-        labels: old_object.metadata_object("labels").map_or(Labels::None, Labels::Json),
-        ..subject.clone()
     };
     let mut seen = vec![false; verdicts.len()];
     for ((site, &index), _) in sites.iter().zip(verdict_of_site).zip(pinnable).filter(|(_, p)| !**p) {
@@ -617,26 +623,20 @@ fn held_by_tag(
             .covering(&reference)
             .filter(|p| {
                 matches!(settings.applies(p, subject), Ok(true))
-                    && !matches!(settings.applies(p, &old_subject), Ok(true))
+                    && !matches!(settings.applies(p, old_subject), Ok(true))
             })
             .map(|p| p.name.as_str())
             .collect();
-        let verifying = |mode: crate::settings::Mode| {
-            verdict
-                .policies
-                .iter()
-                .find(|o| o.mode == mode.as_str() && o.verified && newly.contains(&o.name))
-                .map(|o| o.name)
-        };
+        let verifying = |mode| verifying_policy(verdict, mode, |name| newly.contains(&name));
         let image = site.image.as_ref();
-        if let Some(policy) = verifying(crate::settings::Mode::Enforce) {
+        if let Some(policy) = verifying(Mode::Enforce) {
             refused.push(format!(
                 "image {image} would now be checked by policy {policy}, but it is written by tag and this update does \
                  not change it: the Pod may be running another image than the one verified now (the tag can move after \
                  the pull); recreate the Pod (it is then verified and pinned), or write the image by digest \
                  ({image}@{digest})"
             ));
-        } else if let Some(policy) = verifying(crate::settings::Mode::Warn) {
+        } else if let Some(policy) = verifying(Mode::Warn) {
             warned.push(format!(
                 "image {image} is now checked by policy {policy} (warn mode), which verified {digest}; the Pod may run \
                  another image (pulled by tag): recreate it or write the image by digest"
@@ -646,7 +646,8 @@ fn held_by_tag(
     (refused, warned)
 }
 
-/// The sites to decide, and for each whether it may be pinned. Not an UPDATE: every site, each
+/// The sites to decide, and for each whether it may be pinned. Not an UPDATE (`old`, the old
+/// object and the subject it was decided as, is `None`): every site, each
 /// pinnable. An UPDATE: every site whose place (list and index) held another image in the old
 /// object (a container changed, added, or given an image another container had), pinnable since
 /// its field is being written anyway; and every site holding the same image at the same place
@@ -663,24 +664,20 @@ fn sites_to_decide<'a>(
     request: &AdmissionRequest<'_>,
     settings: &Settings<'_>,
     subject: &Subject<'_>,
+    old: Option<(&ObjectText<'_>, &Subject<'_>)>,
     sites: Vec<ImageSite<'a>>,
 ) -> (Vec<ImageSite<'a>>, Vec<bool>) {
     let every_site = |sites: Vec<ImageSite<'a>>| {
         let pinnable = vec![true; sites.len()];
         (sites, pinnable)
     };
-    if request.operation != "UPDATE" {
+    let Some((old_object, old_subject)) = old else {
         return every_site(sites);
-    }
-    let old_object = ObjectText::new(request.old_object());
-    let Ok(old_sites) = sites_in(&request.kind.kind, &request.sub_resource, &old_object) else {
+    };
+    let Ok(old_sites) = sites_in(&request.kind.kind, &request.sub_resource, old_object) else {
         return every_site(sites);
     };
     let held: HashMap<(u8, usize), &str> = old_sites.iter().map(|s| (s.place, s.image.as_ref())).collect();
-    let old_subject = Subject {
-        labels: old_object.metadata_object("labels").map_or(Labels::None, Labels::Json),
-        ..subject.clone()
-    };
     let mut may_change: HashMap<&str, bool> = HashMap::new();
     // `None`: not decided; `Some(pinnable)`.
     let decided: Vec<Option<bool>> = sites
@@ -691,7 +688,7 @@ fn sites_to_decide<'a>(
             }
             let changes = *may_change
                 .entry(site.image.as_ref())
-                .or_insert_with(|| decision_may_change(settings, &site.image, subject, &old_subject));
+                .or_insert_with(|| decision_may_change(settings, &site.image, subject, old_subject));
             changes.then_some(false)
         })
         .collect();

@@ -440,26 +440,25 @@ pub fn truncate(text: &str) -> String {
     if text.len() <= MAX_WARNING_LEN {
         return text.to_owned();
     }
-    let mut end = MAX_WARNING_LEN - '…'.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", prefix_within(text, MAX_WARNING_LEN - '…'.len_utf8()))
 }
 
 /// `reason` cut to [`MAX_REASON_LEN`] bytes on a character boundary, saying how much was cut.
-fn bounded(mut reason: String) -> String {
+fn bounded(reason: String) -> String {
     if reason.len() <= MAX_REASON_LEN {
         return reason;
     }
-    let mut end = MAX_REASON_LEN;
-    while !reason.is_char_boundary(end) {
+    let kept = prefix_within(&reason, MAX_REASON_LEN);
+    format!("{kept}… ({} more bytes not shown)", reason.len() - kept.len())
+}
+
+/// The longest prefix of `text` of at most `limit` bytes ending on a character boundary.
+fn prefix_within(text: &str, limit: usize) -> &str {
+    let mut end = limit.min(text.len());
+    while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let cut = reason.len() - end;
-    reason.truncate(end);
-    reason.push_str(&format!("… ({cut} more bytes not shown)"));
-    reason
+    &text[..end]
 }
 
 /// Escapes control and invisible characters of an untrusted string for a message.

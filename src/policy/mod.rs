@@ -38,6 +38,9 @@ struct RawPolicyBlock {
     config_map_ref: Option<Value>,
     url: Option<String>,
     sha256sum: Option<String>,
+    /// v1beta1's `remote: {url, sha256sum}`: refused as `url` is, rather than as an unknown
+    /// field (which would point the reader at the top-level `url`).
+    remote: Option<Value>,
     fetch_config_file: Option<bool>,
     include_spec: Option<bool>,
     include_object_meta: Option<bool>,
@@ -87,6 +90,12 @@ impl PolicyBlock {
             return Err(err(
                 ".configMapRef",
                 "a policy module cannot read ConfigMaps: paste the policy into spec.policy.data".to_owned(),
+            ));
+        }
+        if raw.remote.is_some() {
+            return Err(err(
+                ".remote",
+                "a policy module cannot fetch URLs: paste the policy into spec.policy.data".to_owned(),
             ));
         }
         if raw.url.is_some() || raw.sha256sum.is_some() {

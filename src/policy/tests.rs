@@ -377,6 +377,10 @@ fn settings_refusals_name_the_field_and_the_fix() {
             "policies[0].spec.policy.url: a policy module cannot fetch URLs: paste the policy into spec.policy.data",
         ),
         (
+            json!({"type": "rego", "remote": {"url": "https://example.com/p.rego", "sha256sum": "00"}}),
+            "policies[0].spec.policy.remote: a policy module cannot fetch URLs: paste the policy into spec.policy.data",
+        ),
+        (
             json!({"type": "yaml", "data": "a: 1"}),
             "policies[0].spec.policy.type: unknown type `yaml`: use cue or rego",
         ),

@@ -163,11 +163,41 @@ pub fn parse_settings(text: &str) -> anyhow::Result<Value> {
              value can be; to decide with no policies, write `policies: []`"
         );
     }
+    let nesting = flow_nesting(text);
+    if nesting > MAX_FLOW_NESTING {
+        bail!(
+            "the settings open `[` or `{{` {nesting} levels deep, more than {MAX_FLOW_NESTING}: refused \
+             before parsing (the YAML reader takes time growing with the square of that depth, and \
+             refuses more than 128 levels of nesting anyway); settings nest a handful of levels"
+        );
+    }
     let value: Value = serde_yaml::from_str(text).context("not valid YAML or JSON")?;
     if !value.is_object() {
         bail!("settings must be a mapping, not {value}");
     }
     Ok(value)
+}
+
+/// The deepest `[`/`{` nesting [`parse_settings`] hands to serde_yaml: its flow collections
+/// cost time quadratic in their depth before its recursion limit (128) refuses them (100,000
+/// levels, a 600 KB file, took 84 s). Brackets in strings count too, so the bound is well above
+/// that limit: 1,000 levels parse in a few milliseconds.
+const MAX_FLOW_NESTING: usize = 1_000;
+
+/// How deep `[` and `{` nest in `text`, quoting aside (an upper bound of YAML's flow nesting).
+fn flow_nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for byte in text.bytes() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The async runtime that serves host calls, and the evaluator of the policy.
@@ -300,4 +330,32 @@ pub fn spinner(message: String) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner().with_message(message);
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_FLOW_NESTING, parse_settings};
+
+    #[test]
+    fn settings_nesting_too_deep_are_refused_before_parsing() {
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let deep = format!("policies: {}1{}", open.repeat(100_000), close.repeat(100_000));
+            let error = format!("{:#}", parse_settings(&deep).expect_err("100,000 levels"));
+            assert!(
+                error.contains("100000 levels deep") && error.contains("refused"),
+                "{error}"
+            );
+        }
+        // At the bound, the reader itself answers (its recursion limit), and at once.
+        let at_bound = format!(
+            "policies: {}1{}",
+            "[".repeat(MAX_FLOW_NESTING),
+            "]".repeat(MAX_FLOW_NESTING)
+        );
+        let error = format!("{:#}", parse_settings(&at_bound).expect_err("over serde_yaml's limit"));
+        assert!(error.contains("recursion limit"), "{error}");
+        // Settings as they are written still parse, brackets in strings included.
+        let settings = parse_settings("policies: []\nnote: \"[[[{{\"\n").expect("ordinary settings");
+        assert_eq!(settings["policies"], serde_json::json!([]));
+    }
 }

@@ -75,10 +75,12 @@ fn check(req: CertificateVerificationRequest) -> Result<(), String> {
 /// timestamp at which every certificate up to the root was valid).
 ///
 /// webpki checks an intermediate's validity, CA flag, extended key usage and path length
-/// constraint, but a trust anchor's none of them: the root's validity, usage and
-/// `pathLenConstraint` are checked here. (Every certificate
-/// of the chain as an anchor, as before, let an intermediate expired, not yet valid or made for
-/// TLS servers issue signing certificates.)
+/// constraint, but a trust anchor's none of them: the root's validity, usage, CA flag, key
+/// usage and `pathLenConstraint` are checked here. Nor does webpki read an issuer's KeyUsage
+/// but for revocation: Go's `CheckSignatureFrom` (cosign's `TrustedCert`, sigstore-go) refuses
+/// a parent whose KeyUsage lacks keyCertSign, and so is an intermediate here (the path is not
+/// taken). (Every certificate of the chain as an anchor, as before, let an intermediate
+/// expired, not yet valid or made for TLS servers issue signing certificates.)
 pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<'_>], time: i64) -> Result<(), String> {
     let Some((root, intermediates)) = chain.split_last() else {
         return Err("the certificate authority lists no certificate".to_string());
@@ -88,21 +90,36 @@ pub(crate) fn chains_through(leaf: &CertificateDer<'_>, chain: &[CertificateDer<
     // `x509` (cosign's `TrustedCert`, sigstore-go) enforces the root's too: at most that many
     // intermediates between it and the leaf. A path breaking it is refused and another tried.
     let root_path_len = root_path_len(root)?;
-    let within_root_path_len = move |path: &webpki::VerifiedPath<'_>| match root_path_len {
-        Some(most) if path.intermediate_certificates().count() > usize::from(most) => {
-            Err(webpki::Error::PathLenConstraintViolated)
+    // Why the last path refused for an intermediate's key usage was; webpki's error for it is
+    // `IssuerNotCrlSigner`, which it gives for CRLs only (none are checked here).
+    let refused_issuer = std::cell::RefCell::new(None::<String>);
+    let path_allowed = |path: &webpki::VerifiedPath<'_>| {
+        if let Some(most) = root_path_len
+            && path.intermediate_certificates().count() > usize::from(most)
+        {
+            return Err(webpki::Error::PathLenConstraintViolated);
         }
-        _ => Ok(()),
+        for intermediate in path.intermediate_certificates() {
+            if let Err(reason) = may_sign_certificates(intermediate.der().as_ref(), "an intermediate certificate") {
+                *refused_issuer.borrow_mut() = Some(reason);
+                return Err(webpki::Error::IssuerNotCrlSigner);
+            }
+        }
+        Ok(())
     };
     chains_with(
         leaf,
         std::slice::from_ref(root),
         intermediates,
         time,
-        Some(&within_root_path_len),
+        Some(&path_allowed),
     )
     .map_err(|e| match e {
         PathError::Unusable(reason) => reason,
+        PathError::Rejected(webpki::Error::IssuerNotCrlSigner) => refused_issuer
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| "an issuing certificate of its chain may not sign certificates".to_string()),
         PathError::Rejected(webpki::Error::PathLenConstraintViolated) => {
             "its chain has more intermediate certificates than a certificate of it allows (pathLenConstraint)"
                 .to_string()
@@ -181,6 +198,53 @@ fn root_usable_at(root: &CertificateDer<'_>, time: i64) -> Result<(), String> {
     if !allows_signing {
         return Err("the root certificate does not allow code signing".to_string());
     }
+    may_sign_certificates(root.as_ref(), "the root certificate")
+}
+
+/// What Go's `x509.Certificate.CheckSignatureFrom` asks of a certificate issuing another: a v3
+/// certificate must say it is a CA (basicConstraints cA=true; a v1 or v2 certificate, which
+/// cannot, need not), and a KeyUsage, when present, must allow keyCertSign. (Go reads a KeyUsage
+/// with no bit set as none; such an extension, which RFC 5280 forbids, is refused here.)
+/// `which` names the certificate in the answer, with its subject.
+fn may_sign_certificates(der: &[u8], which: &str) -> Result<(), String> {
+    use x509_cert::der::asn1::ObjectIdentifier;
+    let parsed = x509_cert::Certificate::from_der(der).map_err(|e| format!("{which} is unusable: {e}"))?;
+    let tbs = &parsed.tbs_certificate;
+    let named = format!("{which} ({})", tbs.subject);
+    let extension = |oid: &str| {
+        let oid = ObjectIdentifier::new_unwrap(oid);
+        tbs.extensions
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(move |e| e.extn_id == oid)
+    };
+    let constraints = extension("2.5.29.19")
+        .map(|e| x509_cert::ext::pkix::BasicConstraints::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|e| format!("{named} has unreadable basic constraints: {e}"))?;
+    match constraints {
+        Some(constraints) if !constraints.ca => {
+            return Err(format!(
+                "{named} is not a certificate authority: its basic constraints say cA=false"
+            ));
+        }
+        None if tbs.version == x509_cert::Version::V3 => {
+            return Err(format!(
+                "{named} is not a certificate authority: it is a v3 certificate without basic constraints"
+            ));
+        }
+        _ => {}
+    }
+    let usage = extension("2.5.29.15")
+        .map(|e| x509_cert::ext::pkix::KeyUsage::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|e| format!("{named} has an unreadable key usage: {e}"))?;
+    if usage.is_some_and(|usage| !usage.key_cert_sign()) {
+        return Err(format!(
+            "{named} may not sign certificates: its key usage lacks keyCertSign"
+        ));
+    }
     Ok(())
 }
 
@@ -193,7 +257,7 @@ enum PathError {
 }
 
 /// A check of a path webpki found, beside its own.
-type PathCheck = dyn Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error>;
+type PathCheck<'a> = dyn Fn(&webpki::VerifiedPath<'_>) -> Result<(), webpki::Error> + 'a;
 
 /// webpki's path verification of `leaf`, for code signing, at `time`; a path `verify_path`
 /// refuses is not taken (another is tried).
@@ -202,7 +266,7 @@ fn chains_with(
     roots: &[CertificateDer<'_>],
     intermediates: &[CertificateDer<'_>],
     time: i64,
-    verify_path: Option<&PathCheck>,
+    verify_path: Option<&PathCheck<'_>>,
 ) -> Result<(), PathError> {
     let end_entity = webpki::EndEntityCert::try_from(leaf)
         .map_err(|_| PathError::Unusable("Certificate is not a valid end-entity certificate".to_string()))?;
@@ -329,6 +393,93 @@ mod tests {
         let expired = chain((2000, 2001));
         let answer = is_certificate_trusted(request(&expired.leaf_pem, None, Some(chrono::Utc::now().to_rfc3339())));
         assert_eq!(answer.reason, "Certificate is being used after its expiration date");
+    }
+
+    /// A code-signing leaf issued through `intermediate` by `root`, as `chains_through` takes
+    /// them: the leaf, then the chain with the root last.
+    fn issued_through(
+        root: CertificateParams,
+        intermediate: CertificateParams,
+    ) -> (CertificateDer<'static>, Vec<CertificateDer<'static>>) {
+        let root = CertifiedIssuer::self_signed(root, KeyPair::generate().expect("key")).expect("root");
+        let intermediate =
+            CertifiedIssuer::signed_by(intermediate, KeyPair::generate().expect("key"), &root).expect("intermediate");
+        let mut leaf = CertificateParams::new(vec!["signer.example".to_string()]).expect("params");
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        let leaf = leaf
+            .signed_by(&KeyPair::generate().expect("key"), &intermediate)
+            .expect("leaf");
+        (leaf.der().clone(), vec![intermediate.der().clone(), root.der().clone()])
+    }
+
+    fn with_key_usages(mut params: CertificateParams, usages: Vec<rcgen::KeyUsagePurpose>) -> CertificateParams {
+        params.key_usages = usages;
+        params
+    }
+
+    #[track_caller]
+    fn refusal(root: CertificateParams, intermediate: CertificateParams) -> String {
+        let (leaf, chain) = issued_through(root, intermediate);
+        chains_through(&leaf, &chain, unix_now()).expect_err("refused")
+    }
+
+    /// The control of the refusals below: CAs allowing keyCertSign, or stating no key usage
+    /// (Go's `CheckSignatureFrom` asks nothing then), issue signing certificates.
+    #[test]
+    fn certificate_authorities_allowed_to_sign_certificates_issue_leaves() {
+        let (leaf, chain) = issued_through(ca_params("root"), ca_params("intermediate"));
+        chains_through(&leaf, &chain, unix_now()).expect("trusted");
+        let (leaf, chain) = issued_through(
+            with_key_usages(ca_params("root"), vec![]),
+            with_key_usages(ca_params("intermediate"), vec![]),
+        );
+        chains_through(&leaf, &chain, unix_now()).expect("trusted without key usages");
+    }
+
+    /// An intermediate whose KeyUsage lacks keyCertSign may not issue (webpki reads an
+    /// issuer's KeyUsage for CRLs only; Go's `CheckSignatureFrom` refuses it).
+    #[test]
+    fn an_intermediate_not_allowed_to_sign_certificates_is_refused() {
+        let reason = refusal(
+            ca_params("root"),
+            with_key_usages(
+                ca_params("intermediate"),
+                vec![rcgen::KeyUsagePurpose::DigitalSignature],
+            ),
+        );
+        assert_eq!(
+            reason,
+            "an intermediate certificate (CN=intermediate) may not sign certificates: its key usage lacks keyCertSign"
+        );
+    }
+
+    /// A v3 root must say it is a CA, and may not exclude keyCertSign: webpki checks nothing of
+    /// a trust anchor's, Go's `CheckSignatureFrom` both.
+    #[test]
+    fn a_root_that_is_no_certificate_authority_or_may_not_sign_certificates_is_refused() {
+        let mut no_constraints = ca_params("root");
+        no_constraints.is_ca = IsCa::NoCa;
+        assert_eq!(
+            refusal(no_constraints, ca_params("intermediate")),
+            "the root certificate (CN=root) is not a certificate authority: it is a v3 certificate without basic constraints"
+        );
+        let mut not_ca = ca_params("root");
+        not_ca.is_ca = IsCa::ExplicitNoCa;
+        assert_eq!(
+            refusal(not_ca, ca_params("intermediate")),
+            "the root certificate (CN=root) is not a certificate authority: its basic constraints say cA=false"
+        );
+        let no_cert_sign = with_key_usages(
+            ca_params("root"),
+            vec![
+                rcgen::KeyUsagePurpose::DigitalSignature,
+                rcgen::KeyUsagePurpose::CrlSign,
+            ],
+        );
+        assert_eq!(
+            refusal(no_cert_sign, ca_params("intermediate")),
+            "the root certificate (CN=root) may not sign certificates: its key usage lacks keyCertSign"
+        );
     }
 
     #[test]

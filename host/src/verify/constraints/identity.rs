@@ -28,8 +28,10 @@ impl Matcher {
         }
     }
 
-    /// An anchored regular expression (`^(?:…)$`), as policy-controller applies them, read as
-    /// Go's `regexp` reads it (`\d` is `[0-9]`: [`go_regexp`], which the module reads it with
+    /// An anchored regular expression (`^(?:…)$`): stricter than policy-controller, which hands
+    /// `subjectRegExp`/`issuerRegExp` unchanged to cosign's `CheckCertificatePolicy`, where Go's
+    /// `regexp.MatchString` matches anywhere in the value unless the pattern anchors itself.
+    /// Read as Go's `regexp` reads it (`\d` is `[0-9]`: [`go_regexp`], which the module reads it with
     /// too). The pattern must be a complete regular expression on its own, so that nothing in
     /// it (`a)|(.*`) can close the group and escape the anchors: what go_regexp prints is.
     pub fn anchored_regex(pattern: &str) -> Result<Self, String> {

@@ -104,12 +104,21 @@ pub struct ProviderArgs {
     /// Answer 408 and close when a request body has not fully arrived this long after its head.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub body_read_timeout: Duration,
-    /// Close a keep-alive connection that has waited this long for a new request.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    /// Close a keep-alive connection that has waited this long for a new request. Keep it above
+    /// Gatekeeper's 90 s client idle timeout: a POST Gatekeeper writes on a connection the
+    /// provider is closing fails (Go does not retry it), and the review fails closed.
+    #[arg(long, default_value = "120s", value_parser = parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
+    /// On SIGTERM or SIGINT, keep serving this long with /readyz answering 503 (the Service's
+    /// endpoints drop the pod asynchronously, so Gatekeeper may still connect meanwhile); then
+    /// stop accepting, answer the requests in flight (at most --deadline plus 2 s) and exit.
+    /// A second signal exits at once. `0s` stops accepting at once.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_delay: Duration,
 }
 
-/// Runs the provider until SIGINT or SIGTERM.
+/// Runs the provider until SIGINT or SIGTERM, then shuts it down gracefully
+/// ([`provider::RunningProvider::shutdown_after`] with `--shutdown-delay`).
 pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
     let max_concurrency_per_namespace = per_namespace_share(args.max_concurrency, args.max_concurrency_per_namespace)?;
     let bytes = read_settings_file(&args.settings_path).map_err(anyhow::Error::msg)?;
@@ -154,11 +163,19 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
         let running = provider::start(config, Arc::new(decider)).await?;
         let watching = watch.map(|watch| tokio::spawn(watch.run(args.settings_poll_interval)));
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        let delay = args.shutdown_delay;
+        tracing::info!(
+            shutdown_delay_ms = delay.as_millis(),
+            drain_timeout_ms = running.drain_timeout().as_millis(),
+            "shutting down: not ready, serving until the shutdown delay ends, then draining"
+        );
         if let Some(watching) = watching {
             watching.abort();
         }
-        running.shutdown().await;
+        tokio::select! {
+            () = running.shutdown_after(tokio::time::sleep(delay)) => {}
+            () = shutdown_signal() => tracing::warn!("second signal: exiting without draining"),
+        }
         anyhow::Ok(())
     })
 }
@@ -202,7 +219,31 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::per_namespace_share;
+    use super::{ProviderArgs, per_namespace_share};
+    use clap::Parser;
+    use std::time::Duration;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        provider: ProviderArgs,
+    }
+
+    fn parse(extra: &[&str]) -> ProviderArgs {
+        let required = ["cip", "--settings-path=s.yaml", "--tls-cert-file=c", "--tls-key-file=k"];
+        let args = required.iter().chain(extra).chain(&["policy.wasm"]);
+        Command::try_parse_from(args).expect("arguments accepted").provider
+    }
+
+    /// The idle timeout outlives Gatekeeper's client's (90 s); the shutdown delay leaves the
+    /// endpoints time to drop the pod, and `0s` is accepted (tests, local runs).
+    #[test]
+    fn shutdown_delay_and_idle_timeout_defaults() {
+        let defaults = parse(&[]);
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(120));
+        assert_eq!(defaults.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(parse(&["--shutdown-delay=0s"]).shutdown_delay, Duration::ZERO);
+    }
 
     #[test]
     fn a_namespace_gets_a_quarter_unless_told_and_never_more_than_all() {

@@ -93,7 +93,7 @@ impl BatchEvaluator {
         let (parsed, unique) = distinct(keys);
         let mut tasks: Vec<JoinHandle<Outcome>> = unique
             .iter()
-            .map(|key| self.spawn(Arc::clone(decider), key.clone(), deadline))
+            .map(|key| self.spawn(Arc::clone(decider), Arc::clone(key), deadline))
             .collect();
         let _abort_late = AbortOnDrop(tasks.iter().map(JoinHandle::abort_handle).collect());
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(tasks.len());
@@ -142,7 +142,7 @@ impl BatchEvaluator {
     /// blocking pool with the request's deadline, which interrupts the evaluation itself (guest
     /// code and host calls) when it is reached. Dropping the handle after the deadline also stops
     /// a queued evaluation from ever starting (the slot wait is aborted with the task).
-    fn spawn(&self, decider: Arc<dyn Decider>, key: ImageKey, deadline: Instant) -> JoinHandle<Outcome> {
+    fn spawn(&self, decider: Arc<dyn Decider>, key: Arc<ImageKey>, deadline: Instant) -> JoinHandle<Outcome> {
         let slots = Arc::clone(&self.slots);
         let metrics = Arc::clone(&self.metrics);
         tokio::spawn(async move {
@@ -191,27 +191,47 @@ fn deadline_after(started: Instant, limit: Duration) -> Instant {
         .unwrap_or(started)
 }
 
+/// Longest key, in bytes, that is read: the ConstraintTemplate's keys (an image reference, a
+/// namespace, a resource and the object's labels, which Kubernetes caps at 63-character names
+/// and values) stay far below it; a longer key gets an error item of its own (the other keys of
+/// the request are answered), so that the copies a key costs while it is evaluated stay bounded.
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+
 /// Each distinct key string with the index of its image key in the second list, or why it
-/// cannot be parsed; the second list holds each distinct image key once (keys spelled
-/// differently but meaning the same image and namespace are evaluated once).
-fn distinct(keys: Vec<String>) -> (Vec<ParsedKey>, Vec<ImageKey>) {
+/// cannot be parsed (a key over [`MAX_KEY_BYTES`] included); the second list holds each distinct
+/// image key once (keys spelled differently but meaning the same image and namespace are
+/// evaluated once). Each key string is kept once (moved, not copied), and each image key once.
+fn distinct(keys: Vec<String>) -> (Vec<ParsedKey>, Vec<Arc<ImageKey>>) {
+    let first: Vec<bool> = {
+        let mut seen: HashSet<&str> = HashSet::with_capacity(keys.len());
+        keys.iter().map(|key| seen.insert(key.as_str())).collect()
+    };
     let mut parsed = Vec::with_capacity(keys.len());
-    let mut seen: HashSet<String> = HashSet::with_capacity(keys.len());
-    let mut unique: Vec<ImageKey> = Vec::new();
-    let mut index_of: HashMap<ImageKey, usize> = HashMap::new();
-    for key in keys {
-        if !seen.insert(key.clone()) {
+    let mut index_of: HashMap<Arc<ImageKey>, usize> = HashMap::new();
+    for (key, first) in keys.into_iter().zip(first) {
+        if !first {
             continue;
         }
-        let slot = parse_key(&key).map_err(|e| e.to_string()).map(|image_key| {
-            *index_of.entry(image_key).or_insert_with_key(|k| {
-                unique.push(k.clone());
-                unique.len() - 1
+        let slot = if key.len() > MAX_KEY_BYTES {
+            Err(format!(
+                "key is {} bytes long, over the {MAX_KEY_BYTES} bytes a key may have",
+                key.len()
+            ))
+        } else {
+            parse_key(&key).map_err(|e| e.to_string()).map(|image_key| {
+                let next = index_of.len();
+                *index_of.entry(Arc::new(image_key)).or_insert(next)
             })
-        });
+        };
         parsed.push((key, slot));
     }
-    (parsed, unique)
+    let mut unique: Vec<Option<Arc<ImageKey>>> = vec![None; index_of.len()];
+    for (image_key, i) in index_of {
+        if let Some(place) = unique.get_mut(i) {
+            *place = Some(image_key);
+        }
+    }
+    (parsed, unique.into_iter().flatten().collect())
 }
 
 /// Aborts evaluations still queued when a request is answered (deadline) or abandoned
@@ -228,7 +248,7 @@ impl Drop for AbortOnDrop {
 
 #[cfg(test)]
 mod tests {
-    use super::{deadline_after, distinct};
+    use super::{MAX_KEY_BYTES, deadline_after, distinct};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -255,5 +275,24 @@ mod tests {
         assert_eq!(unique.len(), 2);
         let slots: Vec<_> = parsed.iter().map(|(_, slot)| slot.clone().ok()).collect();
         assert_eq!(slots, vec![Some(0), Some(0), Some(1), None]);
+        assert_eq!((unique[0].namespace.as_str(), unique[1].namespace.as_str()), ("n", "m"));
+    }
+
+    #[test]
+    fn a_key_over_the_cap_gets_an_error_of_its_own() {
+        let key = |image: &str| format!(r#"{{"image":"{image}","namespace":"n"}}"#);
+        let at_cap = key(&"a".repeat(MAX_KEY_BYTES - key("").len()));
+        let over = key(&"b".repeat(MAX_KEY_BYTES + 1 - key("").len()));
+        assert_eq!((at_cap.len(), over.len()), (MAX_KEY_BYTES, MAX_KEY_BYTES + 1));
+        let (parsed, unique) = distinct(vec![at_cap, over]);
+        assert_eq!(parsed[0].1, Ok(0));
+        assert_eq!(
+            parsed[1].1,
+            Err(format!(
+                "key is {} bytes long, over the {MAX_KEY_BYTES} bytes a key may have",
+                MAX_KEY_BYTES + 1
+            ))
+        );
+        assert_eq!(unique.len(), 1);
     }
 }

@@ -76,9 +76,17 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Longest time to receive a request body, from the end of its head.
     pub body_read_timeout: Duration,
-    /// Longest time a connection may wait for a new request.
+    /// Longest time a connection may wait for a new request. Keep it above Gatekeeper's client
+    /// `IdleConnTimeout` (90 s): a client reuses an idle connection until its own timeout, and
+    /// a POST it writes on a connection the provider is closing fails without a retry (Go's
+    /// HTTP client retries only idempotent requests), which fails the review closed.
     pub idle_timeout: Duration,
 }
+
+/// Most HTTP/2 streams (requests) one connection may have open at once. Gatekeeper speaks
+/// HTTP/1.1 (one request at a time per connection); the bound keeps one HTTP/2 client from
+/// holding hyper's default of 200 request bodies in memory per connection.
+pub const MAX_CONCURRENT_STREAMS: u32 = 8;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -89,10 +97,15 @@ impl Default for ConnectionLimits {
             tls_handshake_timeout: Duration::from_secs(1),
             header_read_timeout: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
+
+/// The default [`ConnectionLimits::idle_timeout`]: above the 90 s `IdleConnTimeout` of
+/// Gatekeeper's HTTP client (open-policy-agent/frameworks, constraint/pkg/externaldata/request.go),
+/// so that Gatekeeper, not the provider, closes an idle connection first.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What every connection of the HTTPS listener shares.
 #[derive(Clone)]
@@ -196,7 +209,8 @@ pub(super) async fn serve_tls(accepted: Accepted, listener: Listener) {
         })),
         _ => None,
     };
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     let served = Served {
         app,
         limits,
@@ -324,6 +338,8 @@ async fn serve_http<I>(
                 return;
             }
             () = super::server::wait_stopped(&mut stopped) => {
+                // Requests in flight are answered, then the connection is closed (at once when
+                // idle; HTTP/2 clients get a GOAWAY). The listener bounds how long this may take.
                 connection.as_mut().graceful_shutdown();
                 let _ = connection.await;
                 return;
@@ -513,6 +529,14 @@ mod tests {
             idle_timeout: Duration::from_secs(10),
             ..ConnectionLimits::default()
         }
+    }
+
+    /// Gatekeeper's HTTP client closes its idle connections after 90 s
+    /// (open-policy-agent/frameworks, constraint/pkg/externaldata/request.go): the provider must
+    /// not close one first, or Gatekeeper may write a POST on it as it closes.
+    #[test]
+    fn idle_connections_outlive_gatekeepers_idle_timeout() {
+        assert!(ConnectionLimits::default().idle_timeout > Duration::from_secs(90));
     }
 
     #[test]

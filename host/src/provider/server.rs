@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use super::batch::{BatchEvaluator, Limits};
@@ -64,6 +64,7 @@ pub struct RunningProvider {
     stop: watch::Sender<bool>,
     ready: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    drain_timeout: Duration,
 }
 
 impl RunningProvider {
@@ -77,14 +78,54 @@ impl RunningProvider {
         self.metrics_addr
     }
 
-    /// Stops accepting connections and waits for the listeners to close.
-    pub async fn shutdown(mut self) {
+    /// The longest the connections open at shutdown are waited for, once the listeners are
+    /// closed ([`RunningProvider::shutdown_after`]): the request deadline plus 2 s.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
+    }
+
+    /// [`RunningProvider::shutdown_after`] without a delay: stops accepting at once, then drains.
+    pub async fn shutdown(self) {
+        self.shutdown_after(std::future::ready(())).await;
+    }
+
+    /// The shutdown `cip provider` runs on SIGTERM (with `delay` a sleep of `--shutdown-delay`):
+    ///
+    /// 1. at once (when this is called, before the future is polled), `/readyz` answers 503, so
+    ///    that the pod's endpoints are taken out of the Service;
+    /// 2. until `delay` resolves, both ports keep accepting and serving as before: kube-proxy
+    ///    and the EndpointSlice controllers remove the pod asynchronously, so Gatekeeper may still
+    ///    open connections to it for a few seconds;
+    /// 3. then the listeners are closed (new connections refused), every connection is shut down
+    ///    gracefully (requests in flight are answered, idle keep-alive connections closed,
+    ///    connections still in their TLS handshake dropped), and the future resolves once all
+    ///    have ended, or after [`drain_timeout`] (the request deadline plus [`DRAIN_MARGIN`]),
+    ///    when those left are closed.
+    pub fn shutdown_after(mut self, delay: impl Future<Output = ()>) -> impl Future<Output = ()> {
         self.ready.store(false, Ordering::SeqCst);
-        let _ = self.stop.send(true);
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
+        async move {
+            delay.await;
+            tracing::info!(
+                drain_timeout_ms = self.drain_timeout.as_millis(),
+                "closing the listeners and draining connections"
+            );
+            let _ = self.stop.send(true);
+            for task in self.tasks.drain(..) {
+                let _ = task.await;
+            }
+            tracing::info!("every connection drained");
         }
     }
+}
+
+/// Time allowed, beyond the request deadline, for the answers in flight at shutdown to be written.
+const DRAIN_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long the connections open at shutdown may take to end, from the moment the listeners
+/// close: a request that has just arrived is answered within `limits.deadline`, and written
+/// within [`DRAIN_MARGIN`].
+fn drain_timeout(limits: &Limits) -> Duration {
+    limits.deadline.saturating_add(DRAIN_MARGIN)
 }
 
 impl Drop for RunningProvider {
@@ -150,8 +191,10 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         }));
 
     let (stop, stopped) = watch::channel(false);
+    let drain_timeout = drain_timeout(&config.limits);
     let side_task = tokio::spawn(serve_side(
         metrics_listener,
+        drain_timeout,
         connection::Served {
             app: side,
             limits: config.connections,
@@ -161,6 +204,7 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
     ));
     let tls_task = tokio::spawn(serve_tls(
         listener,
+        drain_timeout,
         connection::Listener {
             acceptor,
             app,
@@ -179,6 +223,7 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         stop,
         ready,
         tasks: vec![tls_task, side_task],
+        drain_timeout,
     })
 }
 
@@ -195,12 +240,15 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Se
 }
 
 /// Accepts HTTPS connections into the pending-handshake budget and serves each on a task of its
-/// own (see [`connection`]).
-async fn serve_tls(listener: TcpListener, shared: connection::Listener) {
+/// own (see [`connection`]) until the provider stops; then closes the listener and drains the
+/// connections ([`drain`]).
+async fn serve_tls(listener: TcpListener, drain_timeout: Duration, shared: connection::Listener) {
     let limits = shared.limits;
     let pending = SourceBudget::new(limits.max_pending_handshakes);
     let mut stopped = shared.stopped.clone();
+    let mut connections = JoinSet::new();
     while let Some((tcp, peer)) = accept(&listener, &mut stopped).await {
+        reap(&mut connections);
         // Full, and this address is among those holding the most: refused (closed at once)
         // rather than queued.
         let Ok((ticket, _)) = pending.admit(peer.ip()) else {
@@ -209,24 +257,54 @@ async fn serve_tls(listener: TcpListener, shared: connection::Listener) {
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(connection::serve_tls(
+        connections.spawn(connection::serve_tls(
             connection::Accepted { tcp, peer, ticket },
             shared.clone(),
         ));
     }
+    drop(listener);
+    drain(connections, drain_timeout, "https").await;
 }
 
-/// Accepts side-port connections into their budget and serves each on a task of its own.
-async fn serve_side(listener: TcpListener, served: connection::Served) {
+/// Accepts side-port connections into their budget and serves each on a task of its own, until
+/// the provider stops; then closes the listener and drains the connections ([`drain`]).
+async fn serve_side(listener: TcpListener, drain_timeout: Duration, served: connection::Served) {
     let budget = SourceBudget::new(served.limits.max_metrics_connections);
     let mut stopped = served.stopped.clone();
+    let mut connections = JoinSet::new();
     while let Some((tcp, peer)) = accept(&listener, &mut stopped).await {
+        reap(&mut connections);
         let Ok((ticket, _)) = budget.admit(peer.ip()) else {
             tracing::warn!(%peer, max = served.limits.max_metrics_connections, "metrics connection refused: too many open connections");
             served.metrics.record_closed_connection("metrics_refused");
             continue;
         };
-        tokio::spawn(connection::serve_plain(tcp, peer, ticket, served.clone()));
+        connections.spawn(connection::serve_plain(tcp, peer, ticket, served.clone()));
+    }
+    drop(listener);
+    drain(connections, drain_timeout, "metrics").await;
+}
+
+/// Forgets the connections that have ended (the set keeps each until it is joined).
+fn reap(connections: &mut JoinSet<()>) {
+    while connections.try_join_next().is_some() {}
+}
+
+/// Waits for the connections open when the provider stopped, each shutting down gracefully
+/// (see `connection::serve_http`), at most `within`; those still open then are aborted (closed).
+async fn drain(mut connections: JoinSet<()>, within: Duration, port: &'static str) {
+    let open = connections.len();
+    let all_ended = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(within, all_ended).await.is_err() {
+        tracing::warn!(
+            port,
+            open,
+            left = connections.len(),
+            drain_timeout_ms = within.as_millis(),
+            "connections still open at the end of the drain: closed"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
 }
 
@@ -308,7 +386,8 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let started = Instant::now();
     let response = match read_body(&state, request).await {
         Err(failure) => failure.into_response(refuse),
-        Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
+        // The body is dropped once parsed: only the keys are held while they are evaluated.
+        Ok(body) => match parse_request(body, state.evaluator.limits().max_keys) {
             Err(error) => refuse(StatusCode::BAD_REQUEST, error.to_string()),
             Ok(request) => {
                 let answers = state.evaluator.evaluate(request.request.keys, started).await;
@@ -331,7 +410,7 @@ async fn mutate(State(state): State<Arc<AppState>>, Path(namespace): Path<String
         Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
         Ok(()) => match read_body(&state, request).await {
             Err(failure) => failure.into_response(refuse_mutation),
-            Ok(body) => match ProviderRequest::parse(&body, state.evaluator.limits().max_keys) {
+            Ok(body) => match parse_request(body, state.evaluator.limits().max_keys) {
                 Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),
                 Ok(request) => {
                     let items =
@@ -343,6 +422,11 @@ async fn mutate(State(state): State<Arc<AppState>>, Path(namespace): Path<String
     };
     state.metrics.record_request(started.elapsed());
     response
+}
+
+/// [`ProviderRequest::parse`], consuming (freeing) the body.
+fn parse_request(body: Bytes, max_keys: usize) -> Result<ProviderRequest, super::protocol::RequestError> {
+    ProviderRequest::parse(&body, max_keys)
 }
 
 fn refuse(status: StatusCode, reason: String) -> Response {

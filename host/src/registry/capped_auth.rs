@@ -13,6 +13,14 @@
 //! The outcome is kept per registry and repository for at most [`TOKEN_REUSE`] (less when the
 //! token endpoint says the token expires sooner), so an evaluation asking one repository for a
 //! manifest, its digest and its signatures makes one exchange instead of one per request.
+//!
+//! The realm is not used exactly as the registry gives it (oci-client and go-containerregistry
+//! do; google/go-containerregistry#2193 was closed unfixed): [`realm_refusal`] refuses a plain
+//! `http://` realm named by a registry reached over https (Harbor behind a TLS terminator with
+//! an `http://` external URL does it; the Basic credentials would cross the network in
+//! cleartext) unless the realm's `host[:port]` is itself in `insecure_sources`, and a realm on a
+//! link-local address (169.254.0.0/16, fe80::/10: where cloud metadata services answer) unless
+//! the registry is on one too. The refusal fails the request and names the realm and the fix.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +34,7 @@ use oci_client::token_cache::RegistryToken;
 use serde::Deserialize as _;
 
 use super::bounded::BoundedError;
-use super::{RegistryClient, RegistryError};
+use super::{RegistryClient, RegistryError, Sources};
 
 /// Cap of the token endpoint's 200 answer. A registry token is a JWT or an opaque string of a
 /// few KiB (Docker Hub's and GHCR's stay under 4 KiB, a token carrying many scopes under
@@ -108,6 +116,76 @@ impl TokenCache {
     }
 }
 
+/// What an exchange gave.
+enum Exchange {
+    /// What requests carry, and how long it may be reused.
+    Granted(Authorization, Duration),
+    /// The realm was refused ([`realm_refusal`]): the request fails with this error (not
+    /// [`Authorization::None`], which would hide why).
+    Refused(RegistryError),
+}
+
+/// Why the token `realm` named by `registry` (`host[:port]`, reached over `registry_scheme`,
+/// `http` or `https`) is not asked for a token, or `None` when it may be:
+///
+/// - a registry reached over `https` naming an `http://` realm, unless the realm's
+///   `host[:port]` (as written, or with the default port 80 spelled out) is in
+///   `sources.insecure_sources`: the Basic credentials sent to the realm would cross the network
+///   in cleartext, and the token come back unauthenticated;
+/// - a realm whose host is a link-local address (169.254.0.0/16, fe80::/10, also IPv4-mapped),
+///   unless the registry's host is one too: a registry must not steer `cip` (and the credentials
+///   it sends) to the node's cloud metadata service.
+///
+/// A realm that is not an absolute URL is left to fail on its request, as before (nothing is
+/// sent). Host names are not resolved: a name resolving to a link-local address is not caught.
+pub(crate) fn realm_refusal(registry: &str, registry_scheme: &str, realm: &str, sources: &Sources) -> Option<String> {
+    let url = reqwest::Url::parse(realm).ok()?;
+    let host = url.host_str()?;
+    if registry_scheme == "https" && url.scheme() == "http" {
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let with_default_port = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+        if !sources.is_insecure(&authority) && !sources.is_insecure(&with_default_port) {
+            return Some(format!(
+                "registry {registry}, reached over https, names the plain-http token realm {realm:?}: the \
+                 credentials sent there and the token would cross the network unencrypted, so it is not \
+                 asked; have the registry advertise an https realm (Harbor: an https external URL), or, if \
+                 that token service is meant to be reached over plain HTTP, list {authority:?} in \
+                 insecure_sources (sources.yaml)"
+            ));
+        }
+    }
+    if url.host().is_some_and(|host| is_link_local(&host)) && !registry_is_link_local(registry) {
+        return Some(format!(
+            "registry {registry} names the token realm {realm:?}, on a link-local address (169.254.0.0/16, \
+             fe80::/10, where cloud metadata services answer) while the registry is not on one: it is not \
+             asked; have the registry advertise its real token service"
+        ));
+    }
+    None
+}
+
+/// Whether `host` is a link-local address (IPv4 169.254.0.0/16, IPv6 fe80::/10, an IPv4-mapped
+/// IPv6 address of the former).
+fn is_link_local(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_link_local(),
+        url::Host::Ipv6(ip) => {
+            (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.to_ipv4_mapped().is_some_and(|ip| ip.is_link_local())
+        }
+        url::Host::Domain(_) => false,
+    }
+}
+
+/// Whether the host of `registry` (`host[:port]`, `[v6]:port`) is a link-local address.
+fn registry_is_link_local(registry: &str) -> bool {
+    reqwest::Url::parse(&format!("https://{registry}/"))
+        .ok()
+        .is_some_and(|url| url.host().is_some_and(|host| is_link_local(&host)))
+}
+
 /// oci-client's private `BearerChallenge`: the first `Bearer` challenge with a `realm` (scheme
 /// and parameter names compared case-insensitively, values unescaped).
 struct BearerChallenge {
@@ -157,10 +235,11 @@ impl RegistryClient {
         }
         // `GET /v2/` and the realm.
         match self.within(reference, 2, self.exchange(reference, &auth)).await {
-            Ok((authorization, reuse)) => {
+            Ok(Exchange::Granted(authorization, reuse)) => {
                 self.tokens.insert(key, authorization.clone(), reuse);
                 Ok(authorization)
             }
+            Ok(Exchange::Refused(error)) => Err(BoundedError::Registry(error)),
             Err(over @ BoundedError::OverCap { .. }) => Err(over),
             Err(_) => Ok(Authorization::None),
         }
@@ -176,13 +255,47 @@ impl RegistryClient {
         ));
     }
 
-    /// oci-client's `_auth` for a pull, its answers read under caps, and how long its outcome
-    /// may be reused.
-    async fn exchange(
+    /// `GET /v2/<repository>/<path>` of `reference`'s registry with `accept`, authorized as
+    /// [`RegistryClient::capped_response`] authorizes its requests (the exchange's token, else the
+    /// configured Basic credentials, else nothing); the answer's body is left to the caller (the
+    /// policy module download reads it under its own cap). A failure to send is classified as
+    /// every registry failure is.
+    pub(crate) async fn send_authorized_get(
         &self,
         reference: &Reference,
-        auth: &RegistryAuth,
-    ) -> Result<(Authorization, Duration), BoundedError> {
+        path: &str,
+        accept: &str,
+    ) -> Result<reqwest::Response, BoundedError> {
+        let auth = self.auth_for(reference);
+        let registry = reference.resolve_registry().to_string();
+        let authorization = self.authorization(reference).await?;
+        let url = format!(
+            "{}://{registry}/v2/{}/{path}",
+            self.scheme_for(&registry),
+            reference.repository()
+        );
+        let mut request = self.http_for(&registry).get(&url).header("Accept", accept);
+        request = match (&authorization, &auth) {
+            (Authorization::Bearer(_), _) => authorization.apply(request),
+            // Registries without token auth answer the first request themselves.
+            (_, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            _ => request,
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| BoundedError::Registry(self.http_error(reference, e)))
+    }
+
+    /// A failed read of an answer of `reference`'s registry, classified as every registry
+    /// failure is.
+    pub(crate) fn request_error(&self, reference: &Reference, error: reqwest::Error) -> RegistryError {
+        self.http_error(reference, error)
+    }
+
+    /// oci-client's `_auth` for a pull, its answers read under caps, and how long its outcome
+    /// may be reused; a realm [`realm_refusal`] refuses is not asked.
+    async fn exchange(&self, reference: &Reference, auth: &RegistryAuth) -> Result<Exchange, BoundedError> {
         let registry = reference.resolve_registry();
         let url = format!("{}://{registry}/v2/", self.scheme_for(registry));
         // The answer's body is not read (oci-client drops it too).
@@ -201,7 +314,7 @@ impl RegistryClient {
             } else {
                 Duration::ZERO
             };
-            return Ok((Authorization::None, reuse));
+            return Ok(Exchange::Granted(Authorization::None, reuse));
         };
         let Some(challenge) = bearer_challenge(header) else {
             // Falling back to HTTP Basic.
@@ -209,9 +322,16 @@ impl RegistryClient {
                 RegistryAuth::Basic(user, password) => Authorization::Basic(user.clone(), password.clone()),
                 _ => Authorization::None,
             };
-            return Ok((authorization, TOKEN_REUSE));
+            return Ok(Exchange::Granted(authorization, TOKEN_REUSE));
         };
         drop(probe);
+        if let Some(reason) = realm_refusal(registry, self.scheme_for(registry), &challenge.realm, &self.sources) {
+            return Ok(Exchange::Refused(RegistryError::Other {
+                image: reference.whole(),
+                registry: registry.to_string(),
+                reason,
+            }));
+        }
         let scope = format!("repository:{}:pull", reference.repository());
         let mut query = vec![("scope", scope.as_str())];
         if let Some(service) = &challenge.service {
@@ -261,7 +381,10 @@ impl RegistryClient {
             .map_or(TOKEN_REUSE, |seconds| {
                 TOKEN_REUSE.min(Duration::from_secs(seconds).saturating_sub(Duration::from_secs(5)))
             });
-        Ok((Authorization::Bearer(token.token().to_string()), reuse))
+        Ok(Exchange::Granted(
+            Authorization::Bearer(token.token().to_string()),
+            reuse,
+        ))
     }
 }
 
@@ -285,6 +408,118 @@ mod tests {
         );
         assert_eq!(challenge(r#"Basic realm="Registry Realm""#), None);
         assert_eq!(challenge(r#"Bearer service="s""#), None);
+    }
+
+    fn insecure(hosts: &[&str]) -> Sources {
+        Sources {
+            insecure_sources: hosts.iter().map(|host| host.to_string()).collect(),
+            ..Sources::default()
+        }
+    }
+
+    #[test]
+    fn an_https_registry_may_not_name_a_plain_http_realm_unless_it_is_an_insecure_source() {
+        let none = Sources::default();
+        let refused = realm_refusal("harbor.example", "https", "http://harbor.example/service/token", &none)
+            .expect("cleartext credentials refused");
+        assert!(refused.contains("\"http://harbor.example/service/token\""), "{refused}");
+        assert!(
+            refused.contains("insecure_sources") && refused.contains("\"harbor.example\""),
+            "{refused}"
+        );
+        let refused = realm_refusal("r.example:5443", "https", "http://auth.example:8080/t", &none).expect("refused");
+        assert!(
+            refused.contains("\"auth.example:8080\""),
+            "names the host:port to list: {refused}"
+        );
+        // Case-insensitive scheme, the default port spelled out: still plain http.
+        assert!(realm_refusal("r.example", "https", "HTTP://auth.example:80/t", &none).is_some());
+
+        // The realm's own host:port listed as plain HTTP (as written, or with port 80).
+        assert_eq!(
+            realm_refusal(
+                "r.example",
+                "https",
+                "http://auth.example:8080/t",
+                &insecure(&["auth.example:8080"])
+            ),
+            None
+        );
+        assert_eq!(
+            realm_refusal(
+                "r.example",
+                "https",
+                "http://auth.example/t",
+                &insecure(&["auth.example"])
+            ),
+            None
+        );
+        assert_eq!(
+            realm_refusal(
+                "r.example",
+                "https",
+                "http://auth.example/t",
+                &insecure(&["auth.example:80"])
+            ),
+            None
+        );
+        // Another host or port listed, or the registry itself: not the realm.
+        for listed in ["r.example", "auth.example:8081", "auth.example.evil"] {
+            assert!(
+                realm_refusal("r.example", "https", "http://auth.example:8080/t", &insecure(&[listed])).is_some(),
+                "{listed}"
+            );
+        }
+        // Controls: an https realm, and a registry itself reached over plain HTTP.
+        assert_eq!(
+            realm_refusal("r.example", "https", "https://auth.example/t", &none),
+            None
+        );
+        assert_eq!(
+            realm_refusal("127.0.0.1:5000", "http", "http://auth.example/t", &none),
+            None
+        );
+        // Not a URL: left to fail on its request (nothing is sent).
+        assert_eq!(realm_refusal("r.example", "https", "/token", &none), None);
+    }
+
+    #[test]
+    fn a_link_local_realm_is_refused_unless_the_registry_is_link_local_too() {
+        let none = Sources::default();
+        for realm in [
+            "http://169.254.169.254/latest/api/token",
+            "https://169.254.0.1/t",
+            "https://169.254.255.255:8443/t",
+            "https://[fe80::1]/t",
+            "https://[febf::1]:443/t",
+            "https://[::ffff:169.254.169.254]/t",
+        ] {
+            let refused = realm_refusal("127.0.0.1:5000", "http", realm, &none).unwrap_or_else(|| panic!("{realm}"));
+            assert!(refused.contains("link-local") && refused.contains(realm), "{refused}");
+            // Over https too, also when its host is an insecure source.
+            let host = reqwest::Url::parse(realm).unwrap().host_str().unwrap().to_owned();
+            assert!(
+                realm_refusal("r.example", "https", realm, &insecure(&[&host])).is_some(),
+                "{realm}"
+            );
+        }
+        for registry in ["169.254.10.10:5000", "[fe80::2]:5000", "169.254.10.10"] {
+            assert_eq!(
+                realm_refusal(registry, "http", "http://169.254.169.254/t", &none),
+                None,
+                "a link-local registry may name a link-local realm: {registry}"
+            );
+        }
+        for realm in [
+            "http://169.255.0.1/t",
+            "http://169.253.255.255/t",
+            "http://[fec0::1]/t",
+            "http://[fe7f::1]/t",
+            "http://127.0.0.1:5001/t",
+            "http://metadata.example/t",
+        ] {
+            assert_eq!(realm_refusal("127.0.0.1:5000", "http", realm, &none), None, "{realm}");
+        }
     }
 
     #[test]

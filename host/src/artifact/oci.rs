@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
+    OciDescriptor, OciImageManifest, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
+};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest as _, Sha256};
@@ -17,7 +20,8 @@ use sha2::{Digest as _, Sha256};
 use super::ArtifactError;
 use super::metadata::{ANNOTATION_SOURCE, Metadata};
 use crate::registry::{
-    BoundedError, DockerCredentials, ManifestKind, RegistryClient, RegistryError, Sources, registry_host,
+    BoundedError, DockerCredentials, DownloadLimits, ERROR_PREFIX_BYTES, IMAGE_MANIFEST, ManifestKind, RegistryClient,
+    RegistryError, Sources, read_prefix, registry_host,
 };
 
 /// Scheme of policy URIs, as in a ClusterAdmissionPolicy's `module`.
@@ -125,7 +129,8 @@ pub fn load_credentials(docker_config_dir: Option<&Path>) -> Result<DockerCreden
 /// Pushes and pulls policy artifacts with the sources' plain-HTTP hosts and CAs and the docker
 /// credentials.
 ///
-/// Each push, pull or digest look-up has an oci-client of its own ([`PolicyRegistry::client_for`]):
+/// Pulls and digest look-ups go through a [`RegistryClient`], every answer read under a cap.
+/// Each push has an oci-client of its own ([`PolicyRegistry::client_for`]):
 /// an oci-client trusts its extra CAs for every host it reaches, and keeps one credential per
 /// registry (the first it is given, which its blob download uses): a registry's
 /// `source_authorities` are trusted for that registry only, and a docker config key with a path
@@ -136,7 +141,8 @@ pub struct PolicyRegistry {
     /// The CAs (PEM) of each registry with `source_authorities` (keyed as [`registry_host`]
     /// writes it).
     authorities: HashMap<String, Vec<Vec<u8>>>,
-    /// Reads manifests with a size cap (oci-client reads them whole).
+    /// Reads the manifest, its digest and the module under caps, and asks for tokens with the
+    /// capped exchange (oci-client reads each whole); oci-client is left the push.
     manifests: RegistryClient,
     credentials: DockerCredentials,
     max_module_bytes: u64,
@@ -238,13 +244,7 @@ impl PolicyRegistry {
             .manifests
             .capped_manifest(reference, MAX_POLICY_MANIFEST_BYTES, POLICY_MANIFEST)
             .await
-            .map_err(|error| match error {
-                BoundedError::Registry(error) => ArtifactError::Registry(error),
-                over @ BoundedError::OverCap { .. } => ArtifactError::UnexpectedArtifact {
-                    uri: uri.clone(),
-                    reason: over.to_string(),
-                },
-            })?;
+            .map_err(|error| capped_error(error, reference))?;
         // The digest of what was read, not what the registry says it is.
         let digest = sha256_digest(&raw_manifest);
         if let Some(wanted) = reference.digest()
@@ -257,12 +257,7 @@ impl PolicyRegistry {
         }
         let (manifest, layer) = parse_policy_manifest(&uri, &raw_manifest, &digest)?;
         check_size(&uri, layer.size, self.max_module_bytes)?;
-        let (client, _) = self.client_for(reference).await;
-        let stream = client
-            .pull_blob_stream(reference, &layer)
-            .await
-            .map_err(|error| registry_error(error, reference))?;
-        let module = read_capped(&uri, stream, self.max_module_bytes, &layer.digest).await?;
+        let module = self.download_module(reference, &uri, &layer.digest).await?;
         Ok(PulledPolicy {
             module,
             digest,
@@ -271,13 +266,144 @@ impl PolicyRegistry {
         })
     }
 
-    /// The manifest digest `reference` currently names.
+    /// The manifest digest `reference` currently names: a `HEAD` of the manifest, and a `GET`
+    /// when the registry sends no `Docker-Content-Digest`, as oci-client's
+    /// `fetch_manifest_digest` asks, but through [`RegistryClient::digest_of`]: the `GET` read
+    /// at most [`MAX_POLICY_MANIFEST_BYTES`] (oci-client reads it whole, before the module's
+    /// signatures are checked), the token asked with the capped exchange (whose realm must be
+    /// safe to send the credentials to), an error answer read for its first bytes only.
     pub async fn digest(&self, reference: &Reference) -> Result<String, ArtifactError> {
-        let (client, auth) = self.client_for(reference).await;
-        client
-            .fetch_manifest_digest(reference, &auth)
+        let limits = DownloadLimits {
+            max_manifest_bytes: MAX_POLICY_MANIFEST_BYTES,
+            ..DownloadLimits::default()
+        };
+        self.manifests
+            .digest_of(reference, &limits)
             .await
-            .map_err(|error| registry_error(error, reference))
+            .map_err(|error| capped_error(error, reference))
+    }
+
+    /// The module blob `layer_digest` of `reference`'s repository, read as oci-client's
+    /// `pull_blob_stream` fetches it (same request; redirects to storage followed, credentials
+    /// not sent to another host) but never past the caps: the token asked with the capped
+    /// exchange ([`RegistryClient::send_authorized_get`]; oci-client reads the token answer
+    /// whole), a `Content-Length` over `--max-module-bytes` refused before the body, the body
+    /// streamed and cut as soon as it passes the cap and hashed as it arrives (SHA-256, checked
+    /// against `layer_digest`), an error answer quoted for its first [`ERROR_PREFIX_BYTES`]
+    /// only (oci-client reads it whole into its message).
+    async fn download_module(
+        &self,
+        reference: &Reference,
+        uri: &str,
+        layer_digest: &str,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        if !is_sha256_digest(layer_digest) {
+            return Err(ArtifactError::UnexpectedArtifact {
+                uri: uri.to_owned(),
+                reason: format!("its layer digest {layer_digest:?} is not sha256:<64 hex digits>"),
+            });
+        }
+        let path = format!("blobs/{layer_digest}");
+        let mut response = self
+            .manifests
+            .send_authorized_get(reference, &path, &BLOB_ACCEPT.join(", "))
+            .await
+            .map_err(|error| capped_error(error, reference))?;
+        let status = response.status();
+        if !status.is_success() {
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                self.manifests.forget_authorization(reference);
+            }
+            let (prefix, cut) = read_prefix(&mut response, ERROR_PREFIX_BYTES)
+                .await
+                .map_err(|error| ArtifactError::Registry(self.manifests.request_error(reference, error)))?;
+            return Err(ArtifactError::Registry(blob_error(
+                reference, &path, status, &prefix, cut,
+            )));
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > self.max_module_bytes)
+        {
+            return Err(ArtifactError::TooLarge {
+                uri: uri.to_owned(),
+                size: response.content_length().unwrap_or_default().to_string(),
+                cap: self.max_module_bytes,
+            });
+        }
+        let stream = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(std::io::Error::other));
+        read_capped(uri, stream, self.max_module_bytes, layer_digest).await
+    }
+}
+
+/// A capped read's failure about `reference`: the registry's as is; the manifest over its cap
+/// as an artifact that is no policy (naming the policy manifest's cap); any other cap passed
+/// (the token answer's) as the registry's failure, naming the cap.
+fn capped_error(error: BoundedError, reference: &Reference) -> ArtifactError {
+    match error {
+        BoundedError::Registry(error) => ArtifactError::Registry(error),
+        BoundedError::OverCap { what, .. } if what == POLICY_MANIFEST.what || what == IMAGE_MANIFEST.what => {
+            ArtifactError::UnexpectedArtifact {
+                uri: policy_uri(reference),
+                reason: POLICY_MANIFEST
+                    .over_cap(reference, MAX_POLICY_MANIFEST_BYTES)
+                    .to_string(),
+            }
+        }
+        other => ArtifactError::Registry(RegistryError::Other {
+            image: reference.whole(),
+            registry: reference.resolve_registry().to_owned(),
+            reason: other.to_string(),
+        }),
+    }
+}
+
+/// The Accept header of oci-client's blob requests (its manifest media types, in its order).
+const BLOB_ACCEPT: &[&str] = &[
+    IMAGE_MANIFEST_MEDIA_TYPE,
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE,
+    OCI_IMAGE_MEDIA_TYPE,
+    OCI_IMAGE_INDEX_MEDIA_TYPE,
+];
+
+/// Whether `digest` is `sha256:<64 lowercase hex>`, the only digest a module is checked by.
+fn is_sha256_digest(digest: &str) -> bool {
+    digest
+        .strip_prefix("sha256:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// A blob request of `reference` answered `status` (not 2xx), its body's first bytes `prefix`
+/// (`cut` when there was more) quoted: 404 reads as not found, 401 and 403 as access denied.
+fn blob_error(
+    reference: &Reference,
+    path: &str,
+    status: reqwest::StatusCode,
+    prefix: &[u8],
+    cut: bool,
+) -> RegistryError {
+    let mut body = format!("{:?}", String::from_utf8_lossy(prefix));
+    if cut {
+        body.push_str(&format!(" … (first {ERROR_PREFIX_BYTES} bytes)"));
+    }
+    let registry = reference.resolve_registry().to_owned();
+    match status {
+        reqwest::StatusCode::NOT_FOUND => RegistryError::NotFound {
+            image: reference.whole(),
+            registry,
+        },
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => RegistryError::Denied {
+            image: reference.whole(),
+            registry,
+            reason: format!("HTTP {}: {body}", status.as_u16()),
+        },
+        _ => RegistryError::Other {
+            image: reference.whole(),
+            registry,
+            reason: format!("GET {path} answered {status}: {body}"),
+        },
     }
 }
 

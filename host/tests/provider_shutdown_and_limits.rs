@@ -261,3 +261,61 @@ async fn http2_connections_get_at_most_eight_concurrent_streams() -> TestResult 
     provider.shutdown().await;
     Ok(())
 }
+
+/// Request bodies in flight share one budget: with a request held, a body that does not fit in
+/// what is left is answered 503 with `Retry-After` (counted in the metrics) before it is read;
+/// once the held request is answered, it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_beyond_the_in_flight_budget_are_answered_busy() -> TestResult {
+    let ca = Ca::new("serving CA")?;
+    let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
+    let (held, mut entered) = Held::new();
+    let limits = Limits {
+        max_body_bytes: 64 * 1024,
+        max_inflight_body_bytes: 64 * 1024,
+        deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let provider = start(held.clone(), &files, false, limits).await?;
+    let addr = provider.addr();
+    let in_flight = tokio::spawn({
+        let client = tls13_client(&ca, None)?;
+        let keys = vec![key("registry.example/held:1", "prod")];
+        async move { post_to(&client, addr, &keys).await }
+    });
+    tokio::time::timeout(WAIT, entered.recv()).await?;
+
+    // About 63.1 KiB: more than the 63 KiB the held request (1 KiB) leaves.
+    let large = key(&format!("registry.example/{}:1", "a".repeat(63 * 1024)), "prod");
+    let client = tls13_client(&ca, None)?;
+    let response = client
+        .post(format!("https://{addr}/validate"))
+        .json(&request(std::slice::from_ref(&large)))
+        .timeout(WAIT)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let answer: Value = response.json().await?;
+    let error = answer["response"]["systemError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("request bodies in flight would exceed 65536 bytes"),
+        "{answer}"
+    );
+    assert!(metrics(&provider).await?.contains(r#"reason="request_bytes_busy""#));
+
+    held.release();
+    let (status, _) = tokio::time::timeout(WAIT, in_flight).await???;
+    assert_eq!(status, 200);
+    let (status, answer) = post_to(&client, addr, std::slice::from_ref(&large)).await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        item(&answer, &large).map(|i| &i["value"]["verdict"]),
+        Some(&Value::from("allow"))
+    );
+    provider.shutdown().await;
+    Ok(())
+}

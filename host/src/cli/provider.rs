@@ -70,6 +70,12 @@ pub struct ProviderArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most request-body bytes in flight at once, across all connections (each request counts
+    /// its Content-Length, or --max-body-bytes without one, until it is answered); a request
+    /// beyond it is answered 503 with Retry-After and its connection closed. At least
+    /// --max-body-bytes.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub max_inflight_request_bytes: usize,
     /// Most images evaluated at once.
     #[arg(long, default_value_t = 32, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u32).range(1..=4096), |n| n as usize))]
     pub max_concurrency: usize,
@@ -145,6 +151,7 @@ pub fn run(args: ProviderArgs) -> anyhow::Result<()> {
         limits: Limits {
             max_keys: args.max_keys,
             max_body_bytes: args.max_body_bytes,
+            max_inflight_body_bytes: args.max_inflight_request_bytes,
             max_concurrency: args.max_concurrency,
             max_concurrency_per_namespace,
             deadline: args.deadline,

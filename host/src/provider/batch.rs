@@ -20,6 +20,10 @@ pub struct Limits {
     pub max_keys: usize,
     /// Request body size in bytes.
     pub max_body_bytes: usize,
+    /// Request bodies in flight at once, in bytes, across all connections: each request reserves
+    /// its `Content-Length` (`max_body_bytes` without one) until it is answered; a request that
+    /// does not fit is answered 503 with `Retry-After`. Raised to `max_body_bytes` if below.
+    pub max_inflight_body_bytes: usize,
     /// Evaluations running at once, across all requests.
     pub max_concurrency: usize,
     /// Evaluations of one namespace's keys running or queued for a shared slot at once.
@@ -33,6 +37,7 @@ impl Default for Limits {
         Self {
             max_keys: 1_000,
             max_body_bytes: 1024 * 1024,
+            max_inflight_body_bytes: 32 * 1024 * 1024,
             max_concurrency: 32,
             max_concurrency_per_namespace: 8,
             deadline: Duration::from_millis(2_500),

@@ -138,6 +138,36 @@ struct AppState {
     evaluator: BatchEvaluator,
     metrics: Arc<Metrics>,
     body_read_timeout: Duration,
+    /// Request-body bytes in flight, in KiB permits ([`Limits::max_inflight_body_bytes`]).
+    inflight_kib: Arc<Semaphore>,
+}
+
+/// Takes the request-body bytes `headers` announce (`Content-Length`, at most the body limit;
+/// the body limit without one) from the in-flight budget, until the permit is dropped (when the
+/// request is answered); `None` when they do not fit now.
+fn reserve_body(state: &AppState, headers: &header::HeaderMap) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let max = state.evaluator.limits().max_body_bytes;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
+        .map_or(max, |length| length.min(max));
+    let kib = u32::try_from(announced.div_ceil(1024)).unwrap_or(u32::MAX);
+    Arc::clone(&state.inflight_kib).try_acquire_many_owned(kib).ok()
+}
+
+/// The answer to a request whose body does not fit in the in-flight budget now: 503, to be
+/// retried in a second; the connection is closed.
+fn busy(refuse: impl FnOnce(StatusCode, String) -> Response, state: &AppState) -> Response {
+    state.metrics.record_closed_connection("request_bytes_busy");
+    let limit = state.evaluator.limits().max_inflight_body_bytes;
+    let mut response = refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("busy: request bodies in flight would exceed {limit} bytes; retry"),
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    headers.insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    response
 }
 
 struct SideState {
@@ -156,7 +186,14 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
 
     let metrics = Arc::new(Metrics::new(Arc::clone(&decider)));
+    let inflight_kib = config
+        .limits
+        .max_inflight_body_bytes
+        .max(config.limits.max_body_bytes)
+        .div_ceil(1024)
+        .clamp(1, Semaphore::MAX_PERMITS);
     let state = Arc::new(AppState {
+        inflight_kib: Arc::new(Semaphore::new(inflight_kib)),
         evaluator: BatchEvaluator::new(decider, Arc::clone(&metrics), config.limits),
         metrics: Arc::clone(&metrics),
         body_read_timeout: config.connections.body_read_timeout,
@@ -384,6 +421,9 @@ impl BodyFailure {
 
 async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
+    let Some(_reserved) = reserve_body(&state, request.headers()) else {
+        return busy(refuse, &state);
+    };
     let response = match read_body(&state, request).await {
         Err(failure) => failure.into_response(refuse),
         // The body is dropped once parsed: only the keys are held while they are evaluated.
@@ -405,6 +445,9 @@ async fn mutate(State(state): State<Arc<AppState>>, Path(namespace): Path<String
     let refuse_mutation = |status: StatusCode, reason: String| {
         tracing::warn!(%status, %reason, "mutation request refused");
         (status, axum::Json(MutationResponse::system_error(reason))).into_response()
+    };
+    let Some(_reserved) = reserve_body(&state, request.headers()) else {
+        return busy(refuse_mutation, &state);
     };
     let response = match check_namespace(&namespace) {
         Err(error) => refuse_mutation(StatusCode::BAD_REQUEST, error.to_string()),

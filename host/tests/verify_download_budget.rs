@@ -173,6 +173,9 @@ fn verifier(server: &Hostile, budget: usize) -> Verifier {
     config.registry_timeout = std::time::Duration::from_secs(10);
     config.limits = DownloadLimits {
         max_verification_bytes: budget,
+        // The process's pool (`--max-inflight-download-bytes`, tests/download_budget_inflight.rs)
+        // out of the way: these tests are about the budget of one verification.
+        max_inflight_download_bytes: 2 * budget,
         ..DownloadLimits::default()
     };
     Verifier::new(config).expect("verifier")

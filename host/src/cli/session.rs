@@ -111,6 +111,8 @@ impl VerifierArgs {
                 max_attestation_bytes: self.max_attestation_bytes,
                 max_config_bytes: self.max_image_config_bytes,
                 max_verification_bytes: self.max_verification_bytes,
+                // LimitArgs' --max-inflight-download-bytes, set by `Session::open_with`.
+                ..crate::registry::DownloadLimits::default()
             },
             ..VerifierConfig::default()
         })
@@ -126,6 +128,11 @@ pub struct LimitArgs {
     /// Largest memory the policy may use, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub memory_limit: usize,
+    /// Most bytes all the signature and attestation verifications of the process hold at once,
+    /// past the first 256 KiB of each (which honest verifications do not pass). A verification
+    /// the rest does not fit fails at once, as unverified (transient: others hold the bytes).
+    #[arg(long, default_value_t = crate::registry::DEFAULT_MAX_INFLIGHT_DOWNLOAD_BYTES, value_name = "BYTES")]
+    pub max_inflight_download_bytes: usize,
 }
 
 /// The policy settings, from a file (YAML or JSON) or inline JSON; `{}` when neither is given.
@@ -241,7 +248,9 @@ impl Session {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let verifier_handle = Arc::new(Verifier::new(verifier.config()?)?);
+        let mut config = verifier.config()?;
+        config.limits.max_inflight_download_bytes = limits.max_inflight_download_bytes;
+        let verifier_handle = Arc::new(Verifier::new(config)?);
         let verification = module.resolve()?;
         check_local(policy, &verification)?;
         let requirements = match &verification {

@@ -10,9 +10,13 @@
 //! Beside the cap of each download, the downloads of one verification (the signature or
 //! attestation manifest and its layers, the referrers index, each referrer manifest and its
 //! bundle) share one [`DownloadBudget`] (`--max-verification-bytes`), charged with the bytes as
-//! they are read, whatever sizes the registry declared.
+//! they are read, whatever sizes the registry declared. Beside it, every verification's bytes
+//! past a small allowance ([`DEFAULT_VERIFICATION_ALLOWANCE`]) are also taken from one pool of
+//! the process, [`DownloadPool`] (`--max-inflight-download-bytes`), and given back when the
+//! verification's budget is dropped: the sum of what concurrent verifications hold is bounded.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
@@ -45,6 +49,22 @@ pub const DEFAULT_MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// while 50 distinct attestations at the cap (400 MiB read, about 1 GiB held once decoded) are
 /// refused at a sixth of their download.
 pub const DEFAULT_MAX_VERIFICATION_BYTES: usize = 64 * 1024 * 1024;
+/// Default cap of the bytes all the verifications of the process hold at once, past each one's
+/// allowance (`--max-inflight-download-bytes`). The Gatekeeper provider's pod has 512 MiB: its
+/// peak RSS under load was 142 MiB (key-signed images) to 190 MiB (keyless; docs/benchmarks.md),
+/// the two answer caches and the answer memo may hold 3 × 64 MiB (`--cache-max-bytes`), which
+/// leaves 130 MiB; a verification holds at its peak up to 2.8 times what it downloaded (60 MiB
+/// of genuine attestations: 168 MiB of heap while decoded; tests/download_budget_measure.rs),
+/// and the allowances of 32 evaluations (`--max-concurrency`) add 8 MiB:
+/// (32 MiB + 8 MiB) × 2.8 = 112 MiB. Also the most one verification may hold past its allowance
+/// at once, below `--max-verification-bytes` (64 MiB, whose 2.8 times would be 179 MiB).
+pub const DEFAULT_MAX_INFLIGHT_DOWNLOAD_BYTES: usize = 32 * 1024 * 1024;
+/// The bytes of each verification not taken from the [`DownloadPool`]: the signature layer cap.
+/// What an honest verification reads is a manifest and a layer or two of a few KiB (a keyless
+/// signature with its certificate and Rekor bundle: about 10 KiB; a provenance attestation:
+/// tens of KiB), so honest verifications never draw on the pool and cannot be refused by
+/// hostile ones holding it; 32 verifications in flight hold 8 MiB of allowances.
+pub const DEFAULT_VERIFICATION_ALLOWANCE: usize = 256 * 1024;
 
 /// Caps applied while downloading signatures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +83,9 @@ pub struct DownloadLimits {
     /// Most bytes one verification downloads, every manifest, layer and bundle it reads
     /// together, counted as they are read ([`DownloadBudget`]).
     pub max_verification_bytes: usize,
+    /// Most bytes all verifications of the process hold at once past their allowances
+    /// ([`DownloadPool`], built once per process from this value by the verifier).
+    pub max_inflight_download_bytes: usize,
 }
 
 /// The cap of the layers of one download, and how a message names it.
@@ -120,19 +143,147 @@ impl DownloadLimits {
     pub fn verification_budget(&self, image: impl Into<String>) -> DownloadBudget {
         DownloadBudget::new(self.max_verification_bytes, image)
     }
+
+    /// [`DownloadLimits::verification_budget`], its bytes past `pool`'s allowance also taken
+    /// from `pool` (and given back when the budget is dropped).
+    pub fn verification_budget_in(&self, pool: &Arc<DownloadPool>, image: impl Into<String>) -> DownloadBudget {
+        DownloadBudget::new(self.max_verification_bytes, image).drawing_on(pool)
+    }
+}
+
+/// The bytes all the verifications of a process may hold at once (`--max-inflight-download-bytes`),
+/// past each one's allowance: each [`DownloadBudget`] drawing on the pool takes the bytes it is
+/// charged beyond its allowance as they are read, and gives them all back when it is dropped
+/// (however the verification ended: an answer, an error, a deadline dropping its future). A
+/// charge the pool cannot give fails the verification at once ([`InflightExhausted`]): nothing
+/// waits for bytes others hold (a verification waiting while holding bytes others wait for
+/// would deadlock them).
+#[derive(Debug)]
+pub struct DownloadPool {
+    cap: usize,
+    allowance: usize,
+    in_use: AtomicUsize,
+    high_water: AtomicUsize,
+    refusals: AtomicU64,
+}
+
+impl DownloadPool {
+    /// A pool of `cap` bytes, each verification's first [`DEFAULT_VERIFICATION_ALLOWANCE`] bytes
+    /// not taken from it.
+    pub fn new(cap: usize) -> Self {
+        Self::with_allowance(cap, DEFAULT_VERIFICATION_ALLOWANCE)
+    }
+
+    /// A pool of `cap` bytes, each verification's first `allowance` bytes not taken from it.
+    pub fn with_allowance(cap: usize, allowance: usize) -> Self {
+        Self {
+            cap,
+            allowance,
+            in_use: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
+            refusals: AtomicU64::new(0),
+        }
+    }
+
+    /// The pool's cap, bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The bytes of each verification not taken from the pool.
+    pub fn allowance(&self) -> usize {
+        self.allowance
+    }
+
+    /// The bytes taken now.
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::SeqCst)
+    }
+
+    /// The most bytes ever taken at once (never above the cap).
+    pub fn high_water(&self) -> usize {
+        self.high_water.load(Ordering::SeqCst)
+    }
+
+    /// How many charges (or declared sizes) the pool refused.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(Ordering::SeqCst)
+    }
+
+    /// Takes `bytes` when they fit under the cap with what is taken; false (nothing taken) when
+    /// not.
+    fn take(&self, bytes: usize) -> bool {
+        if bytes == 0 {
+            return true;
+        }
+        let mut current = self.in_use.load(Ordering::SeqCst);
+        loop {
+            let Some(next) = current.checked_add(bytes).filter(|next| *next <= self.cap) else {
+                self.refusals.fetch_add(1, Ordering::SeqCst);
+                return false;
+            };
+            match self
+                .in_use
+                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    self.high_water.fetch_max(next, Ordering::SeqCst);
+                    return true;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Whether `bytes` would fit now (a declared size, checked before its download).
+    fn has_room(&self, bytes: usize) -> bool {
+        let fits = bytes <= self.cap.saturating_sub(self.in_use());
+        if !fits {
+            self.refusals.fetch_add(1, Ordering::SeqCst);
+        }
+        fits
+    }
+
+    /// Gives back `bytes` taken.
+    fn give_back(&self, bytes: usize) {
+        self.in_use.fetch_sub(bytes, Ordering::SeqCst);
+    }
+}
+
+/// A verification refused because the downloads in flight of all verifications of the process
+/// hold the whole of `--max-inflight-download-bytes`: transient, unlike a verification over its
+/// own `--max-verification-bytes`; the image fails closed like any unverified one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the verification of {image} was refused: the downloads of the verifications in flight hold the \
+     {cap} bytes of --max-inflight-download-bytes (transient: it passes once they end)"
+)]
+pub struct InflightExhausted {
+    /// `registry/repository@digest` of the refused verification.
+    pub image: String,
+    /// The pool's cap, bytes.
+    pub cap: usize,
 }
 
 /// The bytes one verification may still download (`--max-verification-bytes`), shared by all
 /// its downloads: each is charged as its body is read, chunk by chunk (a registry declaring
 /// small sizes and sending more is charged what it sent), and a declared size (a descriptor's,
 /// a `Content-Length`) over what is left is refused before the download. Once passed, the
-/// budget stays passed: the verification fails ([`DownloadBudget::exceeded`]).
+/// budget stays passed: the verification fails ([`DownloadBudget::exceeded`]). Drawing on a
+/// [`DownloadPool`], the bytes charged past the pool's allowance are also taken from it, and
+/// given back when the budget is dropped; a charge the pool refuses passes the budget too, and
+/// [`DownloadBudget::over_budget`] then says so ([`BoundedError::Inflight`]).
 #[derive(Debug)]
 pub struct DownloadBudget {
     cap: usize,
     used: AtomicUsize,
     exceeded: AtomicBool,
     image: String,
+    pool: Option<Arc<DownloadPool>>,
+    /// Bytes taken from `pool`, given back on drop.
+    pooled: AtomicUsize,
+    /// Whether `pool` refused a charge (rather than the budget's own cap).
+    pool_refused: AtomicBool,
 }
 
 impl DownloadBudget {
@@ -143,7 +294,39 @@ impl DownloadBudget {
             used: AtomicUsize::new(0),
             exceeded: AtomicBool::new(false),
             image: image.into(),
+            pool: None,
+            pooled: AtomicUsize::new(0),
+            pool_refused: AtomicBool::new(false),
         }
+    }
+
+    /// This budget, its bytes past `pool`'s allowance also taken from `pool`.
+    pub fn drawing_on(mut self, pool: &Arc<DownloadPool>) -> Self {
+        self.pool = Some(Arc::clone(pool));
+        self
+    }
+
+    /// The bytes taken from the pool now.
+    pub fn pooled(&self) -> usize {
+        self.pooled.load(Ordering::SeqCst)
+    }
+
+    /// Whether the pool refused a charge of this budget.
+    pub fn refused_by_pool(&self) -> bool {
+        self.pool_refused.load(Ordering::SeqCst)
+    }
+
+    /// The bytes of `before..before + bytes` of this budget past the pool's allowance.
+    fn past_allowance(pool: &DownloadPool, before: usize, bytes: usize) -> usize {
+        let after = before.saturating_add(bytes);
+        after.saturating_sub(pool.allowance) - before.saturating_sub(pool.allowance)
+    }
+
+    /// The pool refused: the budget is passed, and says why.
+    fn refused(&self) -> bool {
+        self.pool_refused.store(true, Ordering::SeqCst);
+        self.exceeded.store(true, Ordering::SeqCst);
+        false
     }
 
     /// The bytes charged so far (a refused chunk included).
@@ -167,28 +350,65 @@ impl DownloadBudget {
         let fits = !self.exceeded() && usize::try_from(declared).is_ok_and(|declared| declared <= left);
         if !fits {
             self.exceeded.store(true, Ordering::SeqCst);
+            return false;
         }
-        fits
+        // Within the cap (so `declared` fits a usize): the pool must have room for what of it
+        // is past the allowance, now (it is taken as the bytes are read).
+        if let Some(pool) = &self.pool
+            && !pool.has_room(Self::past_allowance(pool, self.used(), declared as usize))
+        {
+            return self.refused();
+        }
+        true
     }
 
-    /// Charges `bytes` read; false (and the budget passed) when they take it over its cap.
+    /// Charges `bytes` read; false (and the budget passed) when they take it over its cap, or
+    /// when the pool cannot give what of them is past the allowance.
     fn charge(&self, bytes: usize) -> bool {
-        let used = self.used.fetch_add(bytes, Ordering::SeqCst).saturating_add(bytes);
-        if used > self.cap {
+        let before = self.used.fetch_add(bytes, Ordering::SeqCst);
+        if before.saturating_add(bytes) > self.cap {
             self.exceeded.store(true, Ordering::SeqCst);
         }
-        !self.exceeded()
+        if self.exceeded() {
+            return false;
+        }
+        if let Some(pool) = &self.pool {
+            let past = Self::past_allowance(pool, before, bytes);
+            if !pool.take(past) {
+                return self.refused();
+            }
+            self.pooled.fetch_add(past, Ordering::SeqCst);
+        }
+        true
     }
 
     /// The error of a verification whose downloads passed this budget: it names the cap and
-    /// `--max-verification-bytes`.
+    /// `--max-verification-bytes`, or, when the pool refused a charge, the pool's cap and
+    /// `--max-inflight-download-bytes` ([`BoundedError::Inflight`]).
     pub fn over_budget(&self) -> BoundedError {
+        if let Some(pool) = &self.pool
+            && self.refused_by_pool()
+        {
+            return BoundedError::Inflight(InflightExhausted {
+                image: self.image.clone(),
+                cap: pool.cap,
+            });
+        }
         BoundedError::OverCap {
             what: "the total download of the verification",
             image: self.image.clone(),
             cap: self.cap,
             unit: "bytes",
             setting: "--max-verification-bytes",
+        }
+    }
+}
+
+impl Drop for DownloadBudget {
+    /// Gives back what was taken from the pool, however the verification ended.
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give_back(*self.pooled.get_mut());
         }
     }
 }
@@ -202,6 +422,7 @@ impl Default for DownloadLimits {
             max_attestation_bytes: DEFAULT_MAX_ATTESTATION_BYTES,
             max_config_bytes: DEFAULT_MAX_CONFIG_BYTES,
             max_verification_bytes: DEFAULT_MAX_VERIFICATION_BYTES,
+            max_inflight_download_bytes: DEFAULT_MAX_INFLIGHT_DOWNLOAD_BYTES,
         }
     }
 }
@@ -256,6 +477,10 @@ pub enum BoundedError {
         unit: &'static str,
         setting: &'static str,
     },
+    /// The downloads in flight of all verifications hold the whole pool
+    /// (`--max-inflight-download-bytes`): transient.
+    #[error(transparent)]
+    Inflight(#[from] InflightExhausted),
 }
 
 /// The referrers index of an image (`GET /v2/<repo>/referrers/<digest>`), or the index of the
@@ -915,5 +1140,121 @@ mod tests {
             "the total download of the verification of registry.example/team/app@sha256:00 is larger than the \
              cap of 10 bytes (--max-verification-bytes)"
         );
+    }
+
+    const IMAGE: &str = "registry.example/team/app@sha256:00";
+
+    #[test]
+    fn a_pool_gives_what_fits_refuses_what_does_not_and_keeps_its_high_water_mark() {
+        let pool = DownloadPool::with_allowance(10, 0);
+        assert!(pool.take(6));
+        assert!(pool.take(4), "up to the cap");
+        assert!(!pool.take(1), "past the cap: refused, nothing taken");
+        assert_eq!((pool.in_use(), pool.refusals()), (10, 1));
+        pool.give_back(7);
+        assert!(pool.take(0) && pool.take(7));
+        assert!(!pool.take(usize::MAX), "no overflow");
+        pool.give_back(10);
+        assert_eq!((pool.in_use(), pool.high_water(), pool.refusals()), (0, 10, 2));
+    }
+
+    #[test]
+    fn a_budget_takes_from_the_pool_only_past_its_allowance_and_gives_it_back_on_drop() {
+        let pool = Arc::new(DownloadPool::with_allowance(100, 10));
+        let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(budget.charge(10), "the allowance");
+        assert_eq!(pool.in_use(), 0, "the allowance is not taken from the pool");
+        assert!(budget.charge(5));
+        assert_eq!((pool.in_use(), budget.pooled()), (5, 5));
+        // A chunk straddling nothing: all of it past the allowance.
+        assert!(budget.charge(20));
+        assert_eq!(pool.in_use(), 25);
+        let other = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(other.charge(8), "within its own allowance");
+        assert!(
+            other.charge(77),
+            "2 of the allowance, 75 from the pool: the pool is full"
+        );
+        assert_eq!(pool.in_use(), 100);
+        drop(budget);
+        assert_eq!(pool.in_use(), 75, "given back on drop");
+        drop(other);
+        assert_eq!((pool.in_use(), pool.high_water()), (0, 100));
+        // A chunk crossing the allowance takes only its part past it.
+        let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(budget.charge(7) && budget.charge(6));
+        assert_eq!(pool.in_use(), 3);
+    }
+
+    #[test]
+    fn a_charge_the_pool_cannot_give_fails_the_verification_at_once_with_its_own_error() {
+        let pool = Arc::new(DownloadPool::with_allowance(10, 4));
+        let holder = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(holder.charge(12), "4 of the allowance, 8 from the pool");
+        let refused = DownloadBudget::new(1_000, "registry.example/team/other@sha256:11").drawing_on(&pool);
+        assert!(refused.charge(4), "an allowance is never refused, the pool full or not");
+        assert!(refused.admits(2), "2 bytes past the allowance still fit");
+        assert!(!refused.admits(3), "a declared size the pool has no room for");
+        assert!(refused.refused_by_pool() && refused.exceeded());
+        assert!(!refused.charge(0), "once refused, the budget stays passed");
+        let error = refused.over_budget();
+        assert_eq!(
+            error,
+            BoundedError::Inflight(InflightExhausted {
+                image: "registry.example/team/other@sha256:11".to_owned(),
+                cap: 10,
+            })
+        );
+        let message = error.to_string();
+        assert!(message.contains("--max-inflight-download-bytes"), "{message}");
+        assert!(message.contains("transient"), "{message}");
+        assert!(!message.contains("--max-verification-bytes"), "{message}");
+        // Refused while reading (no size declared): nothing of the refused chunk is taken.
+        let reading = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(reading.charge(4));
+        assert!(!reading.charge(3));
+        assert!(matches!(reading.over_budget(), BoundedError::Inflight(_)));
+        assert_eq!((pool.in_use(), reading.pooled()), (8, 0));
+        drop((holder, refused, reading));
+        assert_eq!((pool.in_use(), pool.high_water(), pool.refusals()), (0, 8, 2));
+        // The budget's own cap comes first, and keeps its own error.
+        let own = DownloadBudget::new(5, IMAGE).drawing_on(&pool);
+        assert!(!own.charge(6));
+        assert!(!own.refused_by_pool());
+        assert!(matches!(own.over_budget(), BoundedError::OverCap { .. }));
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_verification_dropped_at_its_deadline_gives_its_bytes_back() {
+        let pool = Arc::new(DownloadPool::with_allowance(100, 0));
+        let verification = {
+            let pool = Arc::clone(&pool);
+            async move {
+                let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+                assert!(budget.charge(60));
+                // A registry that never answers again.
+                std::future::pending::<()>().await;
+                drop(budget);
+            }
+        };
+        let handle = tokio::spawn(verification);
+        while pool.in_use() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.in_use(), 60);
+        // What the evaluation deadline does (`Capabilities::run` aborts the task).
+        handle.abort();
+        assert!(handle.await.expect_err("aborted").is_cancelled());
+        assert_eq!(pool.in_use(), 0);
+        // A future dropped by a timeout, as a verification under `tokio::time::timeout`.
+        let budget_future = async {
+            let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+            assert!(budget.charge(30));
+            std::future::pending::<()>().await;
+        };
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(1), budget_future).await;
+        assert!(timed_out.is_err());
+        assert_eq!((pool.in_use(), pool.high_water()), (0, 60));
     }
 }

@@ -107,6 +107,24 @@ pub struct AttestationsAnswer {
     pub digest: String,
     /// The verified statements, in layer order.
     pub statements: Vec<VerifiedStatement>,
+    /// The budget of the downloads the statements were read from: what it took from the
+    /// process's pool (`--max-inflight-download-bytes`) is given back once the answer (and
+    /// every clone of it) is dropped, after the host has written it for the module.
+    #[serde(skip)]
+    held: HeldDownloads,
+}
+
+/// A [`DownloadBudget`] kept with what was read under it; not part of what the answer says
+/// (every two are equal).
+#[derive(Clone, Debug, Default)]
+struct HeldDownloads {
+    _budget: Option<Arc<DownloadBudget>>,
+}
+
+impl PartialEq for HeldDownloads {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// One verified in-toto statement.
@@ -607,17 +625,34 @@ pub async fn fetch(
     format: SignatureFormat,
 ) -> Result<AttestationSet, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let budget = limits.verification_budget(image.clone());
+    let budget = limits.verification_budget(image);
+    fetch_within(registry, trust, limits, reference, digest, format, &budget).await
+}
+
+/// [`fetch`], every download charged to `budget` (which the caller keeps as long as it holds
+/// the attestations: a budget drawing on the process's [`crate::registry::DownloadPool`] gives
+/// its bytes back when dropped). A charge the pool refuses fails the fetch at once
+/// ([`VerifyError::Inflight`]).
+pub async fn fetch_within(
+    registry: &RegistryClient,
+    trust: Option<&TrustRoot>,
+    limits: &DownloadLimits,
+    reference: &Reference,
+    digest: &str,
+    format: SignatureFormat,
+    budget: &DownloadBudget,
+) -> Result<AttestationSet, VerifyError> {
+    let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     match format {
-        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest, &budget).await,
-        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest, &budget).await,
+        SignatureFormat::Legacy => return fetch_legacy(registry, trust, limits, reference, digest, budget).await,
+        SignatureFormat::Bundle => return fetch_bundles(registry, trust, limits, reference, digest, budget).await,
         SignatureFormat::Any => {}
     }
-    let legacy = fetch_legacy(registry, trust, limits, reference, digest, &budget).await?;
+    let legacy = fetch_legacy(registry, trust, limits, reference, digest, budget).await?;
     // Unreadable referrers must not hide valid legacy attestations; the error still explains a
     // failure. A passed budget is no unreadable referrer: it fails the fetch, as it does in
     // either format alone (a statement left unread could be the one a policy denies on).
-    let bundles = fetch_bundles(registry, trust, limits, reference, digest, &budget)
+    let bundles = fetch_bundles(registry, trust, limits, reference, digest, budget)
         .await
         .unwrap_or_else(|e| AttestationSet {
             image: String::new(),
@@ -712,6 +747,7 @@ async fn fetch_legacy(
 fn unreadable(image: &str, error: BoundedError) -> VerifyError {
     match error {
         BoundedError::Registry(e) => VerifyError::Registry(e),
+        BoundedError::Inflight(refused) => VerifyError::Inflight(refused),
         over @ BoundedError::OverCap { .. } => {
             VerifyError::Failed(format!("cannot read the attestations of {image}: {over}"))
         }
@@ -815,13 +851,18 @@ impl Verifier {
         self.check_trust(plan.trust, plan.require_sct)?;
         let reference = RegistryClient::parse_reference(&plan.image)?;
         let digest = self.resolve(&reference).await?;
-        let set = fetch(
+        // Kept with the answer (or until the failure is made): the attestations read, several
+        // times their bytes once decoded, are held as long as the bytes it took from the
+        // process's pool.
+        let budget = self.verification_budget(format!("{}/{}@{digest}", reference.registry(), reference.repository()));
+        let set = fetch_within(
             &self.registry,
             self.config.trust.as_ref(),
             &self.config.limits,
             &reference,
             &digest,
             format,
+            &budget,
         )
         .await?;
         let Some(reasons) = set.rejected else {
@@ -870,7 +911,13 @@ impl Verifier {
             }
             return Err(VerifyError::Unsatisfied(message));
         }
-        Ok(AttestationsAnswer { digest, statements })
+        Ok(AttestationsAnswer {
+            digest,
+            statements,
+            held: HeldDownloads {
+                _budget: Some(Arc::new(budget)),
+            },
+        })
     }
 }
 

@@ -27,6 +27,10 @@ pub enum VerifyError {
     /// names the cap and the setting raising it): e.g. the manifest `oci/v1/oci_manifest` reads.
     #[error(transparent)]
     OverCap(BoundedError),
+    /// The downloads in flight of all verifications hold the whole of
+    /// `--max-inflight-download-bytes`: transient; the image fails closed meanwhile.
+    #[error(transparent)]
+    Inflight(#[from] crate::registry::InflightExhausted),
     /// The image has no cosign signature.
     #[error("no signatures found for {image}")]
     NoSignatures { image: String },
@@ -43,6 +47,7 @@ impl From<BoundedError> for VerifyError {
         match error {
             BoundedError::Registry(e) => Self::Registry(e),
             over @ BoundedError::OverCap { .. } => Self::OverCap(over),
+            BoundedError::Inflight(refused) => Self::Inflight(refused),
         }
     }
 }

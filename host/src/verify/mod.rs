@@ -37,7 +37,7 @@ pub use error::VerifyError;
 use signatures::{Explanation, SignatureSet};
 
 pub use crate::registry::DownloadLimits;
-use crate::registry::{DockerCredentials, ManifestAndConfig, RegistryClient};
+use crate::registry::{DockerCredentials, DownloadBudget, DownloadPool, ManifestAndConfig, RegistryClient};
 
 /// Default time a successful verification is reused (policy-evaluator's value).
 pub const DEFAULT_SUCCESS_TTL: Duration = Duration::from_secs(60);
@@ -332,6 +332,9 @@ pub struct Verifier {
     manifests: TtlCache<String, Result<OciManifest, VerifyError>>,
     /// `oci/v1/oci_manifest_config` answers.
     configs: TtlCache<String, Result<ManifestAndConfig, VerifyError>>,
+    /// The bytes all verifications hold at once (`--max-inflight-download-bytes`): one pool
+    /// per verifier, one verifier per process.
+    downloads: Arc<DownloadPool>,
 }
 
 impl Verifier {
@@ -344,6 +347,7 @@ impl Verifier {
         let registry = RegistryClient::new(config.sources.clone(), credentials, config.registry_timeout);
         let max_entries = config.cache_max_entries.max(1);
         let max_bytes = config.cache_max_bytes;
+        let downloads = Arc::new(DownloadPool::new(config.limits.max_inflight_download_bytes));
         Ok(Self {
             config,
             registry,
@@ -360,7 +364,20 @@ impl Verifier {
                 max_bytes,
                 |answer: &Result<ManifestAndConfig, VerifyError>| answer.as_ref().map_or(0, manifest_and_config_bytes),
             ),
+            downloads,
         })
+    }
+
+    /// The pool of the bytes the verifications of this verifier hold at once
+    /// (`--max-inflight-download-bytes`): what is taken, the high-water mark, the refusals.
+    pub fn download_pool(&self) -> &DownloadPool {
+        &self.downloads
+    }
+
+    /// A budget of `--max-verification-bytes` for the verification of `image`, drawing on the
+    /// pool past its allowance.
+    fn verification_budget(&self, image: String) -> DownloadBudget {
+        self.config.limits.verification_budget_in(&self.downloads, image)
     }
 
     /// Estimated bytes now held by the `oci/v1/oci_manifest` and the `oci/v1/oci_manifest_config`
@@ -610,6 +627,7 @@ impl Verifier {
                     &self.registry,
                     self.config.trust.as_ref(),
                     &self.config.limits,
+                    &self.downloads,
                     reference,
                     digest,
                     format,

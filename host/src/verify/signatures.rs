@@ -29,7 +29,9 @@ use super::bundle::{
 };
 use super::layers::{self, TrustedLayer};
 use super::{SignatureFormat, VerifyError};
-use crate::registry::{BoundedError, DownloadBudget, DownloadLimits, LayerCap, Referrer, Referrers, RegistryClient};
+use crate::registry::{
+    BoundedError, DownloadBudget, DownloadLimits, DownloadPool, LayerCap, Referrer, Referrers, RegistryClient,
+};
 use crate::trust::TrustRoot;
 
 /// The signatures of one image digest.
@@ -41,6 +43,10 @@ pub struct SignatureSet {
     pub layers: Vec<TrustedLayer>,
     /// What was found beside them.
     pub explanation: Explanation,
+    /// The budget of the downloads this set was read from, kept with it: what it took from the
+    /// process's [`DownloadPool`] is given back when the set is dropped (by the last evaluation
+    /// using it, or by the cache of the evaluation window), not while its layers are still held.
+    _held: Option<DownloadBudget>,
 }
 
 /// What was found in the raw signature manifest.
@@ -54,17 +60,22 @@ pub enum Explanation {
 
 /// Fetches and checks the signatures of `digest` in `format`: the legacy `.sig` layers first,
 /// then the bundles attached as referrers. Every download of both shares one budget of
-/// `limits.max_verification_bytes`: passing it fails the fetch, whatever the format.
+/// `limits.max_verification_bytes`: passing it fails the fetch, whatever the format. The
+/// budget draws on `pool` (`--max-inflight-download-bytes`) past its allowance, and is kept
+/// with the set: a charge the pool refuses fails the fetch at once ([`VerifyError::Inflight`]).
+/// The signatures and the attestations of one digest are fetched apart (a call each, cached
+/// apart), each within a budget of its own.
 pub async fn fetch(
     registry: &RegistryClient,
     trust: Option<&TrustRoot>,
     limits: &DownloadLimits,
+    pool: &Arc<DownloadPool>,
     reference: &Reference,
     digest: &str,
     format: SignatureFormat,
 ) -> Result<Arc<SignatureSet>, VerifyError> {
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
-    let budget = limits.verification_budget(image.clone());
+    let budget = limits.verification_budget_in(pool, image.clone());
     let legacy = match format {
         SignatureFormat::Bundle => None,
         _ => Some(fetch_legacy(registry, trust, limits, reference, digest, &budget).await?),
@@ -82,6 +93,7 @@ pub async fn fetch(
                     image: String::new(),
                     layers: Vec::new(),
                     explanation: Explanation::Rejected(vec![format!("sigstore bundles unreadable: {e}")]),
+                    _held: None,
                 }),
         ),
     };
@@ -110,14 +122,19 @@ pub async fn fetch(
         } else {
             Explanation::NoSignatures
         },
+        _held: Some(budget),
     }))
 }
 
-/// The failure of a verification of `image` whose downloads passed `budget`.
+/// The failure of a verification of `image` whose downloads passed `budget`: its own cap, or
+/// the pool of the process ([`VerifyError::Inflight`]).
 fn over_budget(image: &str, budget: &DownloadBudget) -> VerifyError {
-    VerifyError::Signatures {
-        image: image.to_owned(),
-        reason: budget.over_budget().to_string(),
+    match budget.over_budget() {
+        BoundedError::Inflight(refused) => VerifyError::Inflight(refused),
+        over => VerifyError::Signatures {
+            image: image.to_owned(),
+            reason: over.to_string(),
+        },
     }
 }
 
@@ -134,6 +151,7 @@ async fn fetch_bundles(
     let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures, budget).await {
         Ok(found) => found,
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
+        Err(BoundedError::Inflight(refused)) => return Err(VerifyError::Inflight(refused)),
         Err(over @ BoundedError::OverCap { .. }) => {
             return Err(VerifyError::Signatures {
                 image,
@@ -146,6 +164,7 @@ async fn fetch_bundles(
             image,
             layers: Vec::new(),
             explanation: Explanation::NoSignatures,
+            _held: None,
         });
     }
     let checked = check_bundles(&referrers, |descriptor, data| {
@@ -155,6 +174,7 @@ async fn fetch_bundles(
         image,
         layers: checked.kept,
         explanation: Explanation::Rejected(checked.reasons),
+        _held: None,
     })
 }
 
@@ -351,9 +371,11 @@ async fn fetch_legacy(
                 image,
                 layers: Vec::new(),
                 explanation: Explanation::NoSignatures,
+                _held: None,
             });
         }
         Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
+        Err(BoundedError::Inflight(refused)) => return Err(VerifyError::Inflight(refused)),
         Err(over @ BoundedError::OverCap { .. }) => {
             return Err(VerifyError::Signatures {
                 image,
@@ -377,6 +399,7 @@ async fn fetch_legacy(
         image,
         layers: trusted,
         explanation: Explanation::Rejected(reasons),
+        _held: None,
     })
 }
 

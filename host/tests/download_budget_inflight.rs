@@ -393,3 +393,78 @@ fn every_command_reading_signatures_has_the_flag_with_its_default() {
         );
     }
 }
+
+#[tokio::test]
+async fn signatures_past_the_pool_are_refused_in_every_format_and_the_pool_given_back() {
+    let key = KeyPair::ecdsa_p256().expect("key");
+    let (digest, image) = image();
+    let tag = digest.replace(':', "-");
+    // 20 distinct genuine signature layers of 200 KiB (within the 256 KiB layer cap): 4 MiB,
+    // within the 64 MiB budget of one verification, past a pool of 2 MiB.
+    let mut routes: Vec<(String, Vec<u8>)> = vec![(format!("/manifests/{digest}"), image)];
+    let mut descriptors = Vec::new();
+    for n in 0..20 {
+        let annotations = BTreeMap::from([
+            ("n".to_owned(), n.to_string()),
+            ("pad".to_owned(), "x".repeat(200 * 1024)),
+        ]);
+        let payload =
+            testkit::simple_signing_payload("registry.example", "team/app", &digest, &annotations).expect("payload");
+        let signature = BASE64.encode(key.sign(&payload).expect("signed"));
+        descriptors.push(json!({
+            "mediaType": SIMPLE_SIGNING,
+            "size": payload.len(),
+            "digest": testkit::sha256_digest(&payload),
+            "annotations": {"dev.cosignproject.cosign/signature": signature},
+        }));
+        routes.push((format!("/blobs/{}", testkit::sha256_digest(&payload)), payload));
+    }
+    routes.push((format!("/manifests/{tag}.sig"), manifest(&descriptors)));
+    let image_digest = digest.clone();
+    let server = Hostile::start(Arc::new(move |path: &str| {
+        if path == "/v2/" {
+            return ok("application/json", b"{}".to_vec());
+        }
+        match routes.iter().find(|(key, _)| path.ends_with(key.as_str())) {
+            Some((key, body)) if key.ends_with(&image_digest) => {
+                ok(MANIFEST, body.clone()).with_header("Docker-Content-Digest", image_digest.clone())
+            }
+            Some((key, body)) if key.contains("/manifests/") => ok(MANIFEST, body.clone()),
+            Some((_, body)) => ok("application/octet-stream", body.clone()),
+            None => Reply::Fixed {
+                status: 404,
+                content_type: "application/json",
+                body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":""}]}"#.to_vec(),
+            },
+        }
+    }));
+    let image = format!("{}/team/app@{digest}", server.host());
+    let request = || verify_support::pub_key_request(&image, &[key.public_key_pem()], None);
+    let mut config: VerifierConfig = verify_support::config(&[&server.host()], None);
+    config.registry_timeout = Duration::from_secs(10);
+    config.limits = DownloadLimits {
+        max_inflight_download_bytes: 2 * MIB,
+        ..DownloadLimits::default()
+    };
+    let verifier = Verifier::new(config).expect("verifier");
+    for format in [cip::verify::SignatureFormat::Legacy, cip::verify::SignatureFormat::Any] {
+        let refused = verifier
+            .verify_in(request(), format)
+            .await
+            .err()
+            .expect("past the pool");
+        assert!(matches!(refused, VerifyError::Inflight(_)), "{format:?}: {refused}");
+        assert!(
+            refused.to_string().contains("--max-inflight-download-bytes"),
+            "{refused}"
+        );
+        assert_eq!(verifier.download_pool().in_use(), 0, "{format:?}");
+    }
+    assert!(verifier.download_pool().high_water() <= 2 * MIB);
+    assert_eq!(verifier.download_pool().refusals(), 2);
+    // The same signatures under a pool they fit: verified.
+    let mut config: VerifierConfig = verify_support::config(&[&server.host()], None);
+    config.registry_timeout = Duration::from_secs(10);
+    let roomy = Verifier::new(config).expect("verifier");
+    verify_support::verified(&roomy, request()).await;
+}

@@ -221,7 +221,7 @@ impl Capabilities {
             ("kubewarden", "net") => net::dispatch(&call, operation, payload),
             ("kubewarden", "tracing") => logging::dispatch(policy, operation, payload),
             ("cluster-image-policy", "oci") => oci::cluster_image_policy(&call, operation, payload),
-            ("cluster-image-policy", "policy") => rego::dispatch(operation, payload),
+            ("cluster-image-policy", "policy") => rego::dispatch(operation, payload, deadline),
             ("cluster-image-policy", "kms") => kms::dispatch(&call, operation, payload),
             ("cluster-image-policy", "host") => host::dispatch(operation),
             ("kubewarden" | "cluster-image-policy", _) => Err(CapabilityError::UnknownNamespace {

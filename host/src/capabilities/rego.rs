@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde::{Deserialize, Serialize};
@@ -21,14 +21,16 @@ use serde_json::Value;
 use super::{CapabilityError, answer, parse, unknown_operation};
 use crate::go_json::go_folds_to;
 
+mod bounded;
 mod go_regex;
+mod go_strings;
 mod go_time;
 
 const REGO: &str = "cluster-image-policy/policy/v1/rego";
 const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
 /// Compiled policies kept per thread.
 const MAX_ENGINES: usize = 32;
-/// The longest one evaluation may run.
+/// The longest one evaluation may run (less when the call's deadline comes sooner).
 const TIME_LIMIT: Duration = Duration::from_secs(2);
 /// How deep `[` and `{` may nest in a Rego text. regorus 0.14's parser first tries each of them
 /// as a comprehension, parsing what follows, then parses it again as an array, set or object:
@@ -58,11 +60,13 @@ thread_local! {
 }
 
 /// Binding `cluster-image-policy`, namespace `policy`.
-pub(super) fn dispatch(operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
+/// `deadline` is the evaluation's: the evaluation stops at it, or after [`TIME_LIMIT`] if sooner.
+pub(super) fn dispatch(operation: &str, payload: &[u8], deadline: Option<Instant>) -> Result<Vec<u8>, CapabilityError> {
     match operation {
         "v1/rego" => {
             let request: Request = parse(REGO, payload)?;
-            let result = evaluate(&request.policy, &request.input)
+            let limit = time_limit(deadline, Instant::now());
+            let result = evaluate_within(&request.policy, &request.input, limit)
                 .map_err(|message| CapabilityError::Failed { call: REGO, message })?;
             answer(REGO, &result)
         }
@@ -93,6 +97,8 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
         // Before the policy, and kept by every clone of the cached engine.
         register(&mut engine, &go_regex::BUILTINS)
             .and_then(|()| register(&mut engine, &go_time::BUILTINS))
+            .and_then(|()| register(&mut engine, &go_strings::BUILTINS))
+            .and_then(|()| register(&mut engine, &bounded::BUILTINS))
             .map_err(|e| format!("the Rego engine could not be set up: {e}"))?;
         engine.set_execution_timer_config(ExecutionTimerConfig {
             limit: TIME_LIMIT,
@@ -227,8 +233,29 @@ fn rego_input(input: &Value) -> regorus::Value {
     }
 }
 
+/// How long an evaluation starting at `now` may run: [`TIME_LIMIT`], or what is left before
+/// `deadline` when that is less.
+fn time_limit(deadline: Option<Instant>, now: Instant) -> Duration {
+    deadline.map_or(TIME_LIMIT, |deadline| {
+        TIME_LIMIT.min(deadline.saturating_duration_since(now))
+    })
+}
+
+#[cfg(test)]
 fn evaluate(policy: &str, input: &Value) -> Result<Answer, String> {
+    evaluate_within(policy, input, TIME_LIMIT)
+}
+
+fn evaluate_within(policy: &str, input: &Value, limit: Duration) -> Result<Answer, String> {
+    if limit.is_zero() {
+        return Err("the evaluation deadline passed before the Rego policy was evaluated".to_owned());
+    }
     let mut engine = engine(policy)?;
+    // On this evaluation's engine only (a clone of the cached one).
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit,
+        check_interval: NonZeroU32::MIN,
+    });
     let input = rego_input(input);
     engine.set_input(input);
     // A query, not `eval_rule`: an undefined `isCompliant` (another package, no rule) is then
@@ -376,6 +403,57 @@ fn register(engine: &mut regorus::Engine, builtins: &[(&str, u8, Builtin)]) -> a
         engine.add_extension(name.to_owned(), operands, Box::new(builtin))?;
     }
     Ok(())
+}
+
+/// regorus' own builtin `name` on `args`, for an extension that checks its operands before
+/// handing them on (extensions are looked up first, so the builtin they shadow is reached only
+/// here). Its error messages point at a source of their own: the call, written out.
+fn regorus_builtin(name: &str, args: &[regorus::Value]) -> anyhow::Result<regorus::Value> {
+    use regorus::unstable::{BUILTINS, Expr, Ref, Source, Span};
+    let Some((builtin, _)) = BUILTINS.get(name) else {
+        anyhow::bail!("{name}: not a builtin of regorus");
+    };
+    let call = format!("{name}(…)");
+    let end = u32::try_from(call.len()).unwrap_or(u32::MAX);
+    let source = Source::from_contents(name.to_owned(), call)?;
+    let span = Span {
+        source,
+        line: 1,
+        col: 1,
+        start: 0,
+        end,
+    };
+    let params: Vec<Ref<Expr>> = args
+        .iter()
+        .map(|_| {
+            Ref::new(Expr::Null {
+                span: span.clone(),
+                value: regorus::Value::Null,
+                eidx: 0,
+            })
+        })
+        .collect();
+    builtin(&span, &params, args, true)
+}
+
+/// Operand `index` (from 0) of an extension as an integer within `i128`, with an error
+/// otherwise (OPA's for a non-integer; `cip`'s own past `i128`).
+fn integer(builtin: &str, args: &[regorus::Value], index: usize) -> anyhow::Result<i128> {
+    match &args[index] {
+        regorus::Value::Number(n) if n.is_integer() => match n.as_i128() {
+            Some(n) => Ok(n),
+            None => anyhow::bail!("{builtin}: operand {} is an integer too large for cip", index + 1),
+        },
+        regorus::Value::Number(_) => anyhow::bail!(
+            "{builtin}: operand {} must be integer number but got floating-point number",
+            index + 1
+        ),
+        other => anyhow::bail!(
+            "{builtin}: operand {} must be number but got {}",
+            index + 1,
+            type_name(other)
+        ),
+    }
 }
 
 /// How much of an operand an extension's error message quotes.
@@ -632,8 +710,32 @@ isCompliant[response] {
     #[test]
     fn host_call_round_trip() {
         let payload = serde_json::to_vec(&json!({"policy": MULTI_SIG, "input": {"authorizations": {}}})).unwrap();
-        let answer: Value = serde_json::from_slice(&dispatch("v1/rego", &payload).unwrap()).unwrap();
+        let answer: Value = serde_json::from_slice(&dispatch("v1/rego", &payload, None).unwrap()).unwrap();
         assert_eq!(answer["compliant"], json!(false));
-        assert!(dispatch("v2/rego", &payload).is_err());
+        assert!(dispatch("v2/rego", &payload, None).is_err());
+    }
+
+    /// Found by a review: the limit was a fixed 2 s whatever the call's deadline, so an
+    /// evaluation could run past the evaluation timeout.
+    #[test]
+    fn the_time_limit_is_what_is_left_before_the_deadline() {
+        let now = Instant::now();
+        assert_eq!(time_limit(None, now), TIME_LIMIT);
+        assert_eq!(time_limit(Some(now + Duration::from_secs(60)), now), TIME_LIMIT);
+        assert_eq!(
+            time_limit(Some(now + Duration::from_millis(300)), now),
+            Duration::from_millis(300)
+        );
+        assert_eq!(time_limit(Some(now), now + Duration::from_secs(1)), Duration::ZERO);
+        // A policy looping until stopped stops at the deadline, not after TIME_LIMIT.
+        let spin = "package sigstore\nisCompliant { count([x | x := numbers.range(1, 100000)[_]; \
+                    y := numbers.range(1, 100000)[_]; x == y]) > 0 }\n";
+        let payload = serde_json::to_vec(&json!({"policy": spin, "input": {}})).unwrap();
+        let started = Instant::now();
+        let error = dispatch("v1/rego", &payload, Some(started + Duration::from_millis(300))).unwrap_err();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1500), "{took:?}: {error}");
+        let past = dispatch("v1/rego", &payload, Some(started)).unwrap_err();
+        assert!(past.to_string().contains("deadline passed"), "{past}");
     }
 }

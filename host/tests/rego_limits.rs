@@ -1,0 +1,288 @@
+//! Rego builtins whose result regorus sizes from a number in their operands, as `cip` answers
+//! `cluster-image-policy/policy/v1/rego`: each refuses, before allocating, a result past its cap
+//! (an error naming the builtin and the cap: the evaluation fails, not compliant), and keeps
+//! OPA's answers below it.
+//!
+//! Found by a review: `numbers.range(1, 1000000000000)` made regorus ask for 24 TB at once, which
+//! aborts the process (exit 134: no panic to catch), and with it every evaluation `cip` serves.
+//! Each case runs in the test process: without the caps it aborts or takes gigabytes.
+
+use std::time::{Duration, Instant};
+
+use cip::capabilities::Capabilities;
+use serde_json::{Value, json};
+
+/// `cip`'s answer for a policy holding `isCompliant` when `body` holds, with `result` (a value
+/// the body binds) in the warning; or the evaluation's error.
+fn evaluate(capabilities: &Capabilities, body: &str, input: &Value) -> Result<Value, String> {
+    let policy = format!(
+        "package sigstore\nisCompliant[{{\"result\": true, \"warning\": json.marshal(result)}}] {{\n  {body}\n}}\n"
+    );
+    let payload = serde_json::to_vec(&json!({"policy": policy, "input": input})).unwrap();
+    let answer = capabilities
+        .dispatch(
+            "rego-limits",
+            None,
+            "cluster-image-policy",
+            "policy",
+            "v1/rego",
+            &payload,
+        )
+        .map_err(|e| e.to_string())?;
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    match answer["warning"].as_str() {
+        Some(result) => Ok(serde_json::from_str(result).unwrap()),
+        None => Err(format!("not compliant: {answer}")),
+    }
+}
+
+fn capabilities() -> (tokio::runtime::Runtime, Capabilities) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let capabilities = Capabilities::without_registry(runtime.handle().clone());
+    (runtime, capabilities)
+}
+
+/// Each body fails quickly, with an error holding each of `names`.
+fn refused(capabilities: &Capabilities, cases: &[(&str, Value, &[&str])]) {
+    for (body, input, names) in cases {
+        let started = Instant::now();
+        let error = evaluate(capabilities, body, input).expect_err(body);
+        let took = started.elapsed();
+        for name in *names {
+            assert!(error.contains(name), "{body}: {error}");
+        }
+        assert!(took < Duration::from_secs(1), "{body}: {took:?}");
+    }
+}
+
+#[test]
+fn ranges_past_the_cap_are_refused_before_allocating() {
+    let (_runtime, capabilities) = capabilities();
+    refused(
+        &capabilities,
+        &[
+            (
+                "result := count(numbers.range(1, 1000000000000))",
+                json!({}),
+                &["numbers.range", "100000"],
+            ),
+            (
+                "result := count(numbers.range(1, input.n))",
+                json!({"n": 100_000_000}),
+                &["numbers.range", "100000"],
+            ),
+            (
+                "result := count(numbers.range(input.n, 0))",
+                json!({"n": 100_001}),
+                &["numbers.range", "100002 numbers"],
+            ),
+            (
+                "result := count(numbers.range_step(0, 1000000000000, 2))",
+                json!({}),
+                &["numbers.range_step", "100000"],
+            ),
+            (
+                "result := count(numbers.range_step(0, input.n, 1))",
+                json!({"n": -9_000_000_000_000_000_000_i128 as f64}),
+                &["numbers.range_step", "100000"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn ranges_are_opa_s() {
+    let (_runtime, capabilities) = capabilities();
+    for (body, expected) in [
+        ("result := numbers.range(1, 4)", json!([1, 2, 3, 4])),
+        ("result := numbers.range(2, -1)", json!([2, 1, 0, -1])),
+        ("result := numbers.range(3, 3)", json!([3])),
+        ("result := numbers.range(1.0, 2)", json!([1, 2])),
+        ("result := numbers.range_step(0, 10, 3)", json!([0, 3, 6, 9])),
+        ("result := numbers.range_step(0, -10, 4)", json!([0, -4, -8])),
+        ("result := numbers.range_step(5, 5, 100)", json!([5])),
+        ("result := count(numbers.range(1, 100000))", json!(100_000)),
+        (
+            "result := count(numbers.range_step(0, 999990000, 10000))",
+            json!(100_000),
+        ),
+        (
+            "result := numbers.range(9223372036854775807, 9223372036854775808)",
+            json!([9_223_372_036_854_775_807_u64, 9_223_372_036_854_775_808_u64]),
+        ),
+    ] {
+        assert_eq!(evaluate(&capabilities, body, &json!({})), Ok(expected), "{body}");
+    }
+    refused(
+        &capabilities,
+        &[
+            (
+                "result := numbers.range(1.5, 2)",
+                json!({}),
+                &["numbers.range", "operand 1 must be integer"],
+            ),
+            (
+                "result := numbers.range(1, \"2\")",
+                json!({}),
+                &["numbers.range", "operand 2 must be number"],
+            ),
+            (
+                "result := numbers.range_step(1, 2, 0)",
+                json!({}),
+                &["numbers.range_step: step must be a positive integer"],
+            ),
+            (
+                "result := numbers.range_step(1, 2, -1)",
+                json!({}),
+                &["numbers.range_step: step must be a positive integer"],
+            ),
+            (
+                "result := numbers.range_step(1, 2, 0.5)",
+                json!({}),
+                &["operand 3 must be integer"],
+            ),
+        ],
+    );
+}
+
+#[test]
+fn sprintf_widths_past_go_s_are_refused_before_allocating() {
+    let (_runtime, capabilities) = capabilities();
+    refused(
+        &capabilities,
+        &[
+            (
+                "result := sprintf(\"%0500000000d\", [1])",
+                json!({}),
+                &["sprintf", "500000000", "1000000"],
+            ),
+            (
+                "result := sprintf(input.f, [1])",
+                json!({"f": "%4000000000d"}),
+                &["sprintf", "1000000"],
+            ),
+            (
+                "result := sprintf(\"a %.1000001f\", [1.5])",
+                json!({}),
+                &["sprintf", "1000001"],
+            ),
+            (
+                "result := sprintf(\"%99999999999999999999999d\", [1])",
+                json!({}),
+                &["sprintf", "1000000"],
+            ),
+            // regorus panicked on a digit that is not ASCII.
+            (
+                "result := sprintf(\"%²d\", [1])",
+                json!({}),
+                &["sprintf", "ASCII digits"],
+            ),
+        ],
+    );
+    for (body, expected) in [
+        (
+            "result := sprintf(\"%05d|%3d|%s|%.2f|%%|%d\", [42, 7, \"x\", 1.5, 3])",
+            json!("00042|  7|x|1.50|%|3"),
+        ),
+        ("result := count(sprintf(\"%01000000d\", [1]))", json!(1_000_000)),
+        ("result := sprintf(\"%v-%v\", [\"a\", 1])", json!("a-1")),
+    ] {
+        assert_eq!(evaluate(&capabilities, body, &json!({})), Ok(expected), "{body}");
+    }
+}
+
+#[test]
+fn shifts_and_networks_past_the_cap_are_refused() {
+    let (_runtime, capabilities) = capabilities();
+    refused(
+        &capabilities,
+        &[
+            ("result := bits.lsh(1, 4294967295)", json!({}), &["bits.lsh", "1000000"]),
+            (
+                "result := bits.lsh(1, input.s)",
+                json!({"s": 1_000_001}),
+                &["bits.lsh", "1000000"],
+            ),
+            (
+                "result := count(net.cidr_expand(\"::/0\"))",
+                json!({}),
+                &["net.cidr_expand", "2^128"],
+            ),
+            (
+                "result := count(net.cidr_expand(\"10.0.0.0/8\"))",
+                json!({}),
+                &["net.cidr_expand", "16777216"],
+            ),
+            (
+                "result := count(net.cidr_expand(input.c))",
+                json!({"c": "2001:db8::/64"}),
+                &["net.cidr_expand"],
+            ),
+        ],
+    );
+    for (body, expected) in [
+        ("result := bits.lsh(3, 4)", json!(48)),
+        ("result := count(net.cidr_expand(\"10.0.0.0/30\"))", json!(4)),
+        ("result := count(net.cidr_expand(\"10.0.0.0/15\"))", json!(131_072)),
+        ("result := count(net.cidr_expand(\"2001:db8::/112\"))", json!(65_536)),
+    ] {
+        let outcome = evaluate(&capabilities, body, &json!({}));
+        if body.contains("/15") {
+            // 2^17 addresses: past the cap.
+            assert!(outcome.is_err_and(|e| e.contains("100000")), "{body}");
+            continue;
+        }
+        assert_eq!(outcome, Ok(expected), "{body}");
+    }
+}
+
+/// Texts a signer may write whose numbers regorus would read as exact integers: `1e2000000000`
+/// is 10^2000000000 (830 MB). None may take memory or time past the input's size.
+#[test]
+fn numbers_in_signed_texts_stay_small() {
+    let (_runtime, capabilities) = capabilities();
+    let huge = "1e2000000000";
+    refused(
+        &capabilities,
+        &[
+            (
+                "result := units.parse(input.s)",
+                json!({"s": huge}),
+                &["units.parse", "exponent over 1000"],
+            ),
+            (
+                "result := units.parse_bytes(input.s)",
+                json!({"s": "\"0e+99999\"KiB"}),
+                &["units.parse_bytes", "exponent over 1000"],
+            ),
+            (
+                "result := units.parse(input.s)",
+                json!({"s": "1".repeat(1001)}),
+                &["units.parse", "1001 characters"],
+            ),
+        ],
+    );
+    for (body, expected) in [
+        ("result := units.parse(\"1e3k\")", json!(1_000_000)),
+        ("result := units.parse(\"2Ki\")", json!(2048)),
+        ("result := units.parse_bytes(\"1.5KiB\")", json!(1536)),
+        ("result := units.parse(\"1e-3\")", json!(0.001)),
+    ] {
+        assert_eq!(evaluate(&capabilities, body, &json!({})), Ok(expected), "{body}");
+    }
+    for body in [
+        "result := to_number(input.s) == 0",
+        "result := json.unmarshal(input.s) == 0",
+        "result := json.unmarshal(concat(\"\", [\"[\", input.s, \"]\"])) == [0]",
+        "result := yaml.unmarshal(input.s) == 0",
+        "result := units.parse(input.s) == 0",
+        "result := units.parse_bytes(input.s) == 0",
+    ] {
+        for text in [huge, "0e2000000000", "1e-2000000000"] {
+            let started = Instant::now();
+            let outcome = evaluate(&capabilities, body, &json!({"s": text}));
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(1), "{body} on {text}: {took:?}: {outcome:?}");
+        }
+    }
+}

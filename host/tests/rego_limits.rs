@@ -197,11 +197,26 @@ fn shifts_and_networks_past_the_cap_are_refused() {
     refused(
         &capabilities,
         &[
-            ("result := bits.lsh(1, 4294967295)", json!({}), &["bits.lsh", "1000000"]),
+            (
+                "result := bits.lsh(1, 4294967295)",
+                json!({}),
+                &["bits.lsh", "100000 cip"],
+            ),
             (
                 "result := bits.lsh(1, input.s)",
-                json!({"s": 1_000_001}),
-                &["bits.lsh", "1000000"],
+                json!({"s": 100_001}),
+                &["bits.lsh", "100000 cip"],
+            ),
+            // 100 factors of 100,000 bits: 10^7 bits, computed one by one.
+            (
+                "result := product([bits.lsh(1, 100000) | numbers.range(1, 100)[_]])",
+                json!({}),
+                &["product", "100000 bits"],
+            ),
+            (
+                "result := product(numbers.range(1, 100000))",
+                json!({}),
+                &["product", "100000 bits"],
             ),
             (
                 "result := count(net.cidr_expand(\"::/0\"))",
@@ -222,6 +237,13 @@ fn shifts_and_networks_past_the_cap_are_refused() {
     );
     for (body, expected) in [
         ("result := bits.lsh(3, 4)", json!(48)),
+        ("result := product([2, 3.5, 4])", json!(28)),
+        ("result := product({2, 5})", json!(10)),
+        ("result := product([])", json!(1)),
+        (
+            "result := count(format_int(product(numbers.range(1, 1000)), 16))",
+            json!(2133),
+        ),
         ("result := count(net.cidr_expand(\"10.0.0.0/30\"))", json!(4)),
         ("result := count(net.cidr_expand(\"10.0.0.0/15\"))", json!(131_072)),
         ("result := count(net.cidr_expand(\"2001:db8::/112\"))", json!(65_536)),

@@ -17,9 +17,13 @@
 //!   a `step` that must be a positive integer; at most [`MAX_RANGE`] numbers.
 //! - `sprintf`: a width or precision over [`MAX_WIDTH`] (the most Go's `fmt` applies: it prints
 //!   `%!(NOVERB)` past it) is refused, then regorus' `sprintf` formats.
-//! - `bits.lsh(x, s)`: a shift over [`MAX_SHIFT`] bits is refused, then regorus' `bits.lsh`.
+//! - `bits.lsh(x, s)`: a shift over [`MAX_SHIFT`] bits is refused, then regorus' `bits.lsh`
+//!   (OPA's programs shift by 64 at most).
 //! - `net.cidr_expand(cidr)`: a network of more than [`MAX_RANGE`] addresses is refused, then
 //!   regorus' `net.cidr_expand`.
+//! - `product(xs)`: integers of more than [`MAX_PRODUCT_BITS`] bits together are refused (the
+//!   product of 100 numbers of 100,000 bits is 10^7 bits, each step multiplying all that came
+//!   before: seconds inside one builtin call, out of the time limit's reach), then regorus'.
 //! - `units.parse(s)` and `units.parse_bytes(s)`: regorus reads the number exactly, as an
 //!   integer when its exponent is positive: `units.parse("1e2000000000")` computed 10^2000000000
 //!   (830 MB, minutes of work, out of the time limit's reach). A number of more than
@@ -35,8 +39,10 @@ use super::{Builtin, integer, quoted, regorus_builtin, string};
 pub(super) const MAX_RANGE: u128 = 100_000;
 /// The widest width or precision `sprintf` takes: Go's `fmt` takes none wider.
 pub(super) const MAX_WIDTH: u64 = 1_000_000;
-/// The longest shift `bits.lsh` takes, in bits (a result of about 125 KB).
-pub(super) const MAX_SHIFT: i128 = 1_000_000;
+/// The longest shift `bits.lsh` takes, in bits (a result of about 12 KB).
+pub(super) const MAX_SHIFT: i128 = 100_000;
+/// The most bits the integers `product` multiplies may hold together (the product's size).
+pub(super) const MAX_PRODUCT_BITS: u64 = 100_000;
 
 /// The longest number `units.parse` and `units.parse_bytes` read, in characters.
 pub(super) const MAX_UNITS_NUMBER: usize = 1_000;
@@ -44,7 +50,7 @@ pub(super) const MAX_UNITS_NUMBER: usize = 1_000;
 pub(super) const MAX_UNITS_EXPONENT: i64 = 1_000;
 
 /// The builtins overridden: name, number of operands, implementation ([`super::register`]).
-pub(super) const BUILTINS: [(&str, u8, Builtin); 7] = [
+pub(super) const BUILTINS: [(&str, u8, Builtin); 8] = [
     ("numbers.range", 2, range),
     ("numbers.range_step", 3, range_step),
     ("sprintf", 2, sprintf),
@@ -52,6 +58,7 @@ pub(super) const BUILTINS: [(&str, u8, Builtin); 7] = [
     ("net.cidr_expand", 1, cidr_expand),
     ("units.parse", 1, units_parse),
     ("units.parse_bytes", 1, units_parse_bytes),
+    ("product", 1, product),
 ];
 
 /// `numbers.range(a, b)`.
@@ -215,4 +222,29 @@ fn units(builtin: &str, args: &[Value]) -> Result<Value> {
         }
     }
     regorus_builtin(builtin, args)
+}
+
+/// `product(xs)`.
+fn product(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "product";
+    let items: Box<dyn Iterator<Item = &Value>> = match &args[0] {
+        Value::Array(items) => Box::new(items.iter()),
+        Value::Set(items) => Box::new(items.iter()),
+        _ => Box::new(std::iter::empty()),
+    };
+    let mut bits: u64 = 0;
+    for item in items {
+        if let Value::Number(n) = item
+            && let Some(integer) = n.as_big()
+        {
+            bits = bits.saturating_add(integer.bits());
+            if bits > MAX_PRODUCT_BITS {
+                bail!(
+                    "{NAME}: integers of more than {MAX_PRODUCT_BITS} bits together, more than cip \
+                     multiplies"
+                );
+            }
+        }
+    }
+    regorus_builtin(NAME, &args)
 }

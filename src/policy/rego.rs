@@ -46,8 +46,9 @@ pub struct RegoPolicy {
 }
 
 impl RegoPolicy {
-    /// Checks what the module can: the package clause policy-controller queries, and number
-    /// literals regorus would round ([`first_rounded_literal`]).
+    /// Checks what the module can: the package clause policy-controller queries, number
+    /// literals regorus would round ([`first_rounded_literal`]), and Rego v1 keywords used
+    /// without their import ([`first_keyword_without_import`]).
     pub fn parse(text: &str) -> Result<Self, String> {
         // regorus stops reading at a NUL (what follows is never parsed: `isCompliant = true`
         // then NUL then anything compiles); OPA's scanner refuses it.
@@ -74,6 +75,14 @@ impl RegoPolicy {
                 )
             };
             return Err(format!("line {line}, column {column}: the number `{number}`: {why}"));
+        }
+        if let Some((line, column, keyword)) = first_keyword_without_import(text) {
+            return Err(format!(
+                "line {line}, column {column}: `{keyword}` is a keyword only after `import future.keywords.{keyword}` \
+                 (or `import future.keywords`, or `import rego.v1`): without it Rego v0, which policy-controller's OPA \
+                 and cip read, takes it for a name, so that `isCompliant if {{ false }}` defines a rule `isCompliant` \
+                 that holds and a rule named `if`; add the import"
+            ));
         }
         let package = text
             .lines()
@@ -185,6 +194,105 @@ fn first_rounded_literal(text: &str) -> Option<(usize, usize, &str)> {
     None
 }
 
+/// The keywords of Rego v1 that Rego v0 reads as keywords only after their import.
+const FUTURE_KEYWORDS: [&str; 4] = ["if", "contains", "in", "every"];
+
+/// The first of [`FUTURE_KEYWORDS`] a Rego text uses without importing it (`import
+/// future.keywords.if`, or all of them with `import future.keywords` or `import rego.v1`), with
+/// its line and column (from 1). Rego v0 reads such a word as a name: `isCompliant if { false }`
+/// is a rule `isCompliant` (true) and a rule named `if`, which admits everything where the
+/// author meant the opposite (OPA v0, policy-controller's, reads it the same way). A use is the
+/// word as a name of its own: not after `.` (`input.if`), not inside an identifier, a string, a
+/// raw string or a comment, and for `contains` not a call of the builtin (`contains(s, "x")`).
+fn first_keyword_without_import(text: &str) -> Option<(usize, usize, &'static str)> {
+    let b = text.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut imported = [false; FUTURE_KEYWORDS.len()];
+    let mut first_use: [Option<(usize, usize)>; FUTURE_KEYWORDS.len()] = [None; FUTURE_KEYWORDS.len()];
+    let (mut i, mut line, mut line_start, mut after_dot) = (0, 1, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+                i += 1;
+            }
+            b' ' | b'\t' | b'\r' => i += 1,
+            b'.' => {
+                after_dot = true;
+                i += 1;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && !matches!(b[i], b'"' | b'\n') {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += usize::from(i < b.len() && b[i] == b'"');
+            }
+            b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != b'`' {
+                    if b[i] == b'\n' {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphanumeric() || c == b'_' => {
+                let start = i;
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+                let word = &text[start..i];
+                if word == "import" && !after_dot {
+                    while i < b.len() && matches!(b[i], b' ' | b'\t') {
+                        i += 1;
+                    }
+                    let path_start = i;
+                    while i < b.len() && (ident(b[i]) || b[i] == b'.') {
+                        i += 1;
+                    }
+                    match &text[path_start..i] {
+                        "future.keywords" | "rego.v1" => imported = [true; FUTURE_KEYWORDS.len()],
+                        path => {
+                            if let Some(k) = path
+                                .strip_prefix("future.keywords.")
+                                .and_then(|name| FUTURE_KEYWORDS.iter().position(|w| *w == name))
+                            {
+                                imported[k] = true;
+                            }
+                        }
+                    }
+                } else if let Some(k) = FUTURE_KEYWORDS.iter().position(|w| *w == word)
+                    && !after_dot
+                    && first_use[k].is_none()
+                {
+                    let next = text[i..].trim_start_matches([' ', '\t']).bytes().next();
+                    if !(word == "contains" && next == Some(b'(')) {
+                        first_use[k] = Some((line, text[line_start..start].chars().count() + 1));
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+        after_dot = false;
+    }
+    FUTURE_KEYWORDS
+        .iter()
+        .zip(imported)
+        .zip(first_use)
+        .filter_map(|((keyword, imported), used)| used.filter(|_| !imported).map(|(l, c)| (l, c, *keyword)))
+        .min_by_key(|&(l, c, _)| (l, c))
+}
+
 /// Whether the f64 regorus reads `number` as is the number written, for every comparison OPA
 /// makes: the float's own decimal ([`numbers::f64_keeps`]), and below 2^53 or, above, whole
 /// with that decimal its binary value (`100000000000000020.0` is held as 100000000000000016,
@@ -265,6 +373,69 @@ mod tests {
             first_rounded_literal("package sigstore\nx := 9007199254740992.0\n"),
             None
         );
+    }
+
+    /// Found by a review: `isCompliant if { false }` without `import future.keywords.if` is read
+    /// (by OPA v0 and regorus alike) as a rule `isCompliant` that holds and a rule named `if`.
+    #[test]
+    fn rego_v1_keywords_without_their_import_are_refused() {
+        let review = "package sigstore\ndefault isCompliant = false\nisCompliant if { false }\n";
+        assert_eq!(first_keyword_without_import(review), Some((3, 13, "if")));
+        let e = RegoPolicy::parse(review).unwrap_err();
+        assert!(
+            e.starts_with("line 3, column 13: `if` is a keyword only after `import future.keywords.if`"),
+            "{e}"
+        );
+        assert!(e.ends_with("add the import"), "{e}");
+        for (text, found) in [
+            (
+                "package sigstore\nimport future.keywords.if\nisCompliant contains r if { r := 1 }\n",
+                Some((3, 13, "contains")),
+            ),
+            (
+                "package sigstore\nisCompliant { some x in input.xs; x == 1 }\n",
+                Some((2, 22, "in")),
+            ),
+            (
+                "package sigstore\nisCompliant { every x in input.xs { x == 1 } }\n",
+                Some((2, 15, "every")),
+            ),
+            (
+                "package sigstore\nimport future.keywords.every\nisCompliant { every x in input.xs { x } }\n",
+                Some((3, 23, "in")),
+            ),
+            // A rule named `if` of its own.
+            ("package sigstore\nif { true }\n", Some((2, 1, "if"))),
+            ("package sigstore\ncontains = true\n", Some((2, 1, "contains"))),
+            // Imported.
+            (
+                "package sigstore\nimport future.keywords.if\nisCompliant if { true }\n",
+                None,
+            ),
+            (
+                "package sigstore\nimport future.keywords\nisCompliant contains r if { some r in [1]; every x in [1] { x } }\n",
+                None,
+            ),
+            (
+                "package sigstore\nimport rego.v1\nisCompliant if { some r in [1] }\n",
+                None,
+            ),
+            (
+                "package sigstore\nimport  future.keywords.in\nimport future.keywords.if\nx if { 1 in [1] }\n",
+                None,
+            ),
+            // Not keywords: a call of the builtin `contains`, a field, strings, raw strings,
+            // comments, parts of identifiers.
+            (
+                "package sigstore\nisCompliant { contains(input.a, \"b\"); contains (input.a, \"c\") }\n\
+                 x { input.if == input.spec.in; y := {\"every\": `in if`}; # if contains x\n iff := 1; verify_in := index_every }\n",
+                None,
+            ),
+            ("package sigstore\nx := \"a\\\"if\"\n", None),
+        ] {
+            assert_eq!(first_keyword_without_import(text), found, "{text}");
+            assert_eq!(RegoPolicy::parse(text).is_ok(), found.is_none(), "{text}");
+        }
     }
 
     #[test]

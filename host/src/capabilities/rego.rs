@@ -707,6 +707,23 @@ isCompliant[response] {
         );
     }
 
+    /// What the module's `validate_settings` asks for (`first_keyword_without_import` in its
+    /// `policy/rego.rs`): without the import, `isCompliant if { false }` holds (a rule named
+    /// `if`); with it, it does not.
+    #[test]
+    fn future_keywords_are_keywords_after_their_import() {
+        let body = "default isCompliant = false\nisCompliant if { false }\n";
+        let bare = format!("package sigstore\n{body}");
+        assert!(evaluate(&bare, &json!({})).unwrap().compliant);
+        for import in ["import future.keywords.if", "import future.keywords", "import rego.v1"] {
+            let imported = format!("package sigstore\n{import}\n{body}");
+            assert!(!evaluate(&imported, &json!({})).unwrap().compliant, "{import}");
+        }
+        let contains = "package sigstore\nimport future.keywords.contains\nimport future.keywords.if\n\
+                        import future.keywords.in\nisCompliant contains {\"result\": true} if { some x in [1]; x == 1 }\n";
+        assert!(evaluate(contains, &json!({})).unwrap().compliant, "{contains}");
+    }
+
     #[test]
     fn host_call_round_trip() {
         let payload = serde_json::to_vec(&json!({"policy": MULTI_SIG, "input": {"authorizations": {}}})).unwrap();

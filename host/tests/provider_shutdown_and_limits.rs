@@ -46,14 +46,29 @@ impl Held {
     }
 }
 
+/// Releases the held images when the test ends, passed or failed: the runtime's shutdown waits
+/// for the evaluations still blocked.
+struct ReleaseOnDrop(Arc<Held>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 impl Decider for Held {
     fn decide(&self, key: &ImageKey) -> Result<Decision, String> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let _ = self.entered.send(key.image.clone());
         if key.image.contains("held") {
-            let mut released = self.released.lock().unwrap_or_else(|e| e.into_inner());
-            while !*released {
-                released = self.changed.wait(released).unwrap_or_else(|e| e.into_inner());
+            // Bounded, so that a failing test cannot hang on it (the runtime waits for it).
+            let released = self.released.lock().unwrap_or_else(|e| e.into_inner());
+            let (released, _) = self
+                .changed
+                .wait_timeout_while(released, 2 * WAIT, |released| !*released)
+                .unwrap_or_else(|e| e.into_inner());
+            if !*released {
+                return Err("never released".to_owned());
             }
         }
         Ok(Decision {
@@ -87,6 +102,7 @@ async fn a_shutdown_serves_through_the_delay_and_drains_the_requests_in_flight()
     let files = TlsFiles::write(&ca.server()?, &gatekeeper_ca)?;
     let gatekeeper = gatekeeper_ca.client()?;
     let (held, mut entered) = Held::new();
+    let _release = ReleaseOnDrop(held.clone());
     // A deadline far beyond the test: the held request is answered when released, not undecided.
     let limits = Limits {
         deadline: Duration::from_secs(60),
@@ -270,6 +286,7 @@ async fn request_bodies_beyond_the_in_flight_budget_are_answered_busy() -> TestR
     let ca = Ca::new("serving CA")?;
     let files = TlsFiles::write(&ca.server()?, &Ca::new("unused client CA")?)?;
     let (held, mut entered) = Held::new();
+    let _release = ReleaseOnDrop(held.clone());
     let limits = Limits {
         max_body_bytes: 64 * 1024,
         max_inflight_body_bytes: 64 * 1024,

@@ -52,8 +52,9 @@ pub struct ProviderArgs {
     pub verifier: VerifierArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Boxed: keeps `cli::Command`'s variants of similar sizes (clippy's large_enum_variant).
     #[command(flatten)]
-    pub module: ModuleVerificationArgs,
+    pub module: Box<ModuleVerificationArgs>,
     /// HTTPS address for Gatekeeper.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub addr: SocketAddr,

@@ -194,7 +194,7 @@ fn all_scalar_values(size: usize) -> Vec<String> {
 
 fn count_texts(rng: &mut Rng, count: usize) -> Vec<(String, String)> {
     const PIECES: [&str; 8] = ["a", "b", "a", "ß", "😀", "é", "e\u{301}", "İ"];
-    let mut text = |rng: &mut Rng, most: usize| -> String {
+    let text = |rng: &mut Rng, most: usize| -> String {
         let length = rng.below(most + 1);
         (0..length).map(|_| *rng.pick(&PIECES)).collect()
     };

@@ -172,6 +172,12 @@ fn alerts_cover_the_provider_and_kubewarden() -> TestResult {
             .iter()
             .any(|e| e.contains("(cluster_image_policy_provider_settings_info)) > 1"))
     );
+    // Verifications refused by the process-wide download pool (host/src/registry/bounded.rs).
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("increase(cluster_image_policy_provider_download_pool_refusals_total[10m])) > 0"))
+    );
     // A new pod refusing its settings exits before serving metrics: its stopped rollout is seen
     // through kube-state-metrics only.
     assert!(exprs.iter().any(|e| e.contains(

@@ -11,13 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cip::provider::protocol::{Decision, ImageKey, Verdict};
-use cip::provider::{Decider, Limits, SettingsStatus};
+use cip::provider::{Decider, DownloadPoolStats, Limits, SettingsStatus};
 use cip::verify::CacheStats;
 use provider_support::*;
 use serde_json::Value;
 
-/// A decider with a verification cache and reloadable settings, like the real one, so the cache
-/// and settings series are exported.
+/// A decider with a verification cache, a download pool and reloadable settings, like the real
+/// one, so the cache, pool and settings series are exported.
 struct Cached;
 
 impl Decider for Cached {
@@ -32,6 +32,15 @@ impl Decider for Cached {
 
     fn cache_stats(&self) -> Option<CacheStats> {
         Some(CacheStats { hits: 1, misses: 1 })
+    }
+
+    fn download_pool_stats(&self) -> Option<DownloadPoolStats> {
+        Some(DownloadPoolStats {
+            limit: 32 << 20,
+            in_use: 1,
+            high_water: 2,
+            refusals: 1,
+        })
     }
 
     fn settings_status(&self) -> Option<SettingsStatus> {

@@ -81,6 +81,17 @@ async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestRes
         .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or_else(|| format!("no cache hits metric in\n{text}"))?;
     assert!(hits >= 1, "{text}");
+    // The real decider exports its verifier's process-wide download pool.
+    let limit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster_image_policy_provider_download_pool_limit_bytes "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("no download pool limit in\n{text}"))?;
+    assert!(limit > 0, "{text}");
+    assert!(
+        text.contains("cluster_image_policy_provider_download_pool_refusals_total 0"),
+        "{text}"
+    );
     assert!(
         text.contains("cluster_image_policy_validations_total{result=\"deny\"} 2"),
         "{text}"

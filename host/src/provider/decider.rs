@@ -27,6 +27,12 @@ pub trait Decider: Send + Sync + 'static {
         None
     }
 
+    /// The verifier's process-wide download pool (`--max-inflight-download-bytes`), exported on
+    /// `/metrics`; `None` for deciders that download nothing.
+    fn download_pool_stats(&self) -> Option<DownloadPoolStats> {
+        None
+    }
+
     /// The settings served and how their reloads went, exported on `/metrics`; `None` for
     /// deciders without reloadable settings.
     fn settings_status(&self) -> Option<SettingsStatus> {
@@ -47,6 +53,20 @@ pub trait Decider: Send + Sync + 'static {
     fn label_scoped_policies(&self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// The bytes the verifications in flight hold in the process-wide download pool
+/// ([`crate::registry::DownloadPool`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadPoolStats {
+    /// The pool's size, `--max-inflight-download-bytes`.
+    pub limit: u64,
+    /// Bytes held now.
+    pub in_use: u64,
+    /// The most bytes held at once since start-up.
+    pub high_water: u64,
+    /// Verifications refused because the pool was full (transient failures).
+    pub refusals: u64,
 }
 
 /// The settings a decider serves, and the outcome of the attempts to replace them.

@@ -44,8 +44,9 @@ impl Metrics {
         let closed_connections = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "cluster_image_policy_provider_connections_closed",
-            "Client connections the provider closed or refused, by reason (refused, tls_handshake_timeout, \
-             header_read_timeout, body_read_timeout, idle_timeout)",
+            "Client connections the provider closed or refused, by reason (refused, handshake_refused, \
+             handshake_evicted, tls_handshake_timeout, header_read_timeout, body_read_timeout, idle_timeout, \
+             client_no_longer_trusted, metrics_refused, metrics_evicted, request_bytes_busy)",
             closed_connections.clone(),
         );
         // 100 µs .. ~3.3 s: cached keys take well under a millisecond, registry round trips more.
@@ -62,6 +63,9 @@ impl Metrics {
             request_seconds.clone(),
         );
         registry.register_collector(Box::new(CacheCollector {
+            decider: Arc::clone(&decider),
+        }));
+        registry.register_collector(Box::new(PoolCollector {
             decider: Arc::clone(&decider),
         }));
         registry.register_collector(Box::new(SettingsCollector { decider }));
@@ -134,6 +138,56 @@ impl Collector for CacheCollector {
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        Ok(())
+    }
+}
+
+/// Exposes the verifier's process-wide download pool, read at scrape time.
+struct PoolCollector {
+    decider: Arc<dyn Decider>,
+}
+
+impl std::fmt::Debug for PoolCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(pool) = self.decider.download_pool_stats() else {
+            return Ok(());
+        };
+        let gauge = |n: u64| ConstGauge::new(i64::try_from(n).unwrap_or(i64::MAX));
+        for (name, help, value) in [
+            (
+                "cluster_image_policy_provider_download_pool_limit_bytes",
+                "The bytes the verifications in flight may hold at once (--max-inflight-download-bytes)",
+                pool.limit,
+            ),
+            (
+                "cluster_image_policy_provider_download_pool_bytes",
+                "The bytes the verifications in flight hold now (past each one's allowance, which the pool does not count)",
+                pool.in_use,
+            ),
+            (
+                "cluster_image_policy_provider_download_pool_high_water_bytes",
+                "The most bytes the verifications in flight held at once since start-up",
+                pool.high_water,
+            ),
+        ] {
+            let value = gauge(value);
+            let metric = encoder.encode_descriptor(name, help, None, value.metric_type())?;
+            value.encode(metric)?;
+        }
+        let refusals = ConstCounter::new(pool.refusals);
+        let metric = encoder.encode_descriptor(
+            "cluster_image_policy_provider_download_pool_refusals",
+            "Verifications refused because the download pool was full (transient: the image fails closed)",
+            None,
+            refusals.metric_type(),
+        )?;
+        refusals.encode(metric)?;
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ mod tls;
 
 pub use batch::Limits;
 pub use connection::ConnectionLimits;
-pub use decider::{Decider, SettingsStatus};
+pub use decider::{Decider, DownloadPoolStats, SettingsStatus};
 pub use policy_decider::{PolicyDecider, PolicyDeciderError};
 pub use protocol::{Decision, Item, ProviderRequest, ProviderResponse};
 pub use server::{ProviderConfig, RunningProvider, ServeError, start};

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::decider::{Decider, SettingsStatus};
+use super::decider::{Decider, DownloadPoolStats, SettingsStatus};
 use super::protocol::{Decision, ImageKey};
 use crate::runtime::{Evaluator, RuntimeError, SettingsError};
 use crate::verify::CacheStats;
@@ -196,6 +196,19 @@ impl Decider for PolicyDecider {
             .capabilities()
             .verifier()
             .map(|verifier| verifier.cache_stats())
+    }
+
+    fn download_pool_stats(&self) -> Option<DownloadPoolStats> {
+        self.evaluator.capabilities().verifier().map(|verifier| {
+            let pool = verifier.download_pool();
+            let bytes = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            DownloadPoolStats {
+                limit: bytes(pool.cap()),
+                in_use: bytes(pool.in_use()),
+                high_water: bytes(pool.high_water()),
+                refusals: pool.refusals(),
+            }
+        })
     }
 
     fn settings_status(&self) -> Option<SettingsStatus> {

@@ -284,6 +284,9 @@ pub struct DownloadBudget {
     pooled: AtomicUsize,
     /// Whether `pool` refused a charge (rather than the budget's own cap).
     pool_refused: AtomicBool,
+    /// Whether what the pool refused was more than the whole pool on its own: no amount of
+    /// waiting would make it fit.
+    alone_over_pool: AtomicBool,
 }
 
 impl DownloadBudget {
@@ -297,6 +300,7 @@ impl DownloadBudget {
             pool: None,
             pooled: AtomicUsize::new(0),
             pool_refused: AtomicBool::new(false),
+            alone_over_pool: AtomicBool::new(false),
         }
     }
 
@@ -322,8 +326,12 @@ impl DownloadBudget {
         after.saturating_sub(pool.allowance) - before.saturating_sub(pool.allowance)
     }
 
-    /// The pool refused: the budget is passed, and says why.
-    fn refused(&self) -> bool {
+    /// The pool refused `wanted` bytes of this budget in all (the bytes past the allowance of
+    /// what it read, and of what it was about to read): the budget is passed, and says why.
+    fn refused(&self, pool: &DownloadPool, wanted: usize) -> bool {
+        if Self::past_allowance(pool, 0, wanted) > pool.cap {
+            self.alone_over_pool.store(true, Ordering::SeqCst);
+        }
         self.pool_refused.store(true, Ordering::SeqCst);
         self.exceeded.store(true, Ordering::SeqCst);
         false
@@ -357,7 +365,7 @@ impl DownloadBudget {
         if let Some(pool) = &self.pool
             && !pool.has_room(Self::past_allowance(pool, self.used(), declared as usize))
         {
-            return self.refused();
+            return self.refused(pool, self.used().saturating_add(declared as usize));
         }
         true
     }
@@ -375,7 +383,7 @@ impl DownloadBudget {
         if let Some(pool) = &self.pool {
             let past = Self::past_allowance(pool, before, bytes);
             if !pool.take(past) {
-                return self.refused();
+                return self.refused(pool, before.saturating_add(bytes));
             }
             self.pooled.fetch_add(past, Ordering::SeqCst);
         }
@@ -383,12 +391,25 @@ impl DownloadBudget {
     }
 
     /// The error of a verification whose downloads passed this budget: it names the cap and
-    /// `--max-verification-bytes`, or, when the pool refused a charge, the pool's cap and
-    /// `--max-inflight-download-bytes` ([`BoundedError::Inflight`]).
+    /// `--max-verification-bytes`; or, when the pool refused a charge, the pool's cap and
+    /// `--max-inflight-download-bytes`: transient ([`BoundedError::Inflight`]) when other
+    /// verifications held the pool, an [`BoundedError::OverCap`] when this one alone wanted more
+    /// than the whole pool.
     pub fn over_budget(&self) -> BoundedError {
         if let Some(pool) = &self.pool
             && self.refused_by_pool()
         {
+            // More than the pool for this verification alone: it can never pass, whatever the
+            // others do (not transient).
+            if self.alone_over_pool.load(Ordering::SeqCst) {
+                return BoundedError::OverCap {
+                    what: "the total download of the verification (past its first bytes, which the pool does not count)",
+                    image: self.image.clone(),
+                    cap: pool.cap,
+                    unit: "bytes",
+                    setting: "--max-inflight-download-bytes, the most all verifications in flight may hold",
+                };
+            }
             return BoundedError::Inflight(InflightExhausted {
                 image: self.image.clone(),
                 cap: pool.cap,

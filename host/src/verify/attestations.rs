@@ -824,10 +824,11 @@ impl Verifier {
         format: SignatureFormat,
     ) -> Expiring<Result<AttestationsAnswer, VerifyError>> {
         let value = self.verify_attestations_in(request, format).await;
-        let ttl = if value.is_ok() {
-            self.config.success_ttl
-        } else {
-            self.config.failure_ttl
+        let ttl = match &value {
+            Ok(_) => self.config.success_ttl,
+            // Transient (the download pool was full): not kept, the next evaluation asks again.
+            Err(error) if error.is_transient() => std::time::Duration::ZERO,
+            Err(_) => self.config.failure_ttl,
         };
         Expiring {
             value,

@@ -42,6 +42,15 @@ pub enum VerifyError {
     Unsatisfied(String),
 }
 
+impl VerifyError {
+    /// Whether the failure says nothing about the image, only about the host's load now (the
+    /// download pool was full): such a failure is not kept in any cache, so the next
+    /// evaluation asks again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Inflight(_))
+    }
+}
+
 impl From<BoundedError> for VerifyError {
     fn from(error: BoundedError) -> Self {
         match error {

@@ -422,9 +422,17 @@ impl Verifier {
         let (success_ttl, failure_ttl) = (self.config.success_ttl, self.config.failure_ttl);
         let Expiring { value, expires } = self
             .results
-            .get_or_compute(key, Box::pin(self.verify_uncached(request, format)), |outcome| {
-                if outcome.is_ok() { success_ttl } else { failure_ttl }
-            })
+            .get_or_compute(
+                key,
+                Box::pin(self.verify_uncached(request, format)),
+                |outcome| match outcome {
+                    Ok(_) => success_ttl,
+                    // Transient: the next evaluation asks again (nothing is kept of a refusal that
+                    // says nothing about the image).
+                    Err(error) if error.is_transient() => Duration::ZERO,
+                    Err(_) => failure_ttl,
+                },
+            )
             .await;
         Expiring {
             value: value.map(|digest| VerificationResponse {
@@ -520,8 +528,8 @@ impl Verifier {
         self.reused(&self.configs, image, fetch).await
     }
 
-    /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`], with the
-    /// instant its entry expires.
+    /// The answer of `fetch` about `image`, kept in `cache` for [`Verifier::data_ttl`] (a
+    /// transient failure not at all), with the instant its entry expires.
     async fn reused<V: Clone + Send + Sync + 'static, E: Into<VerifyError>>(
         &self,
         cache: &TtlCache<String, Result<V, VerifyError>>,
@@ -530,7 +538,10 @@ impl Verifier {
     ) -> Expiring<Result<V, VerifyError>> {
         let fetch = async { fetch.await.map_err(Into::into) };
         cache
-            .get_or_compute(image.to_owned(), Box::pin(fetch), |_| self.data_ttl())
+            .get_or_compute(image.to_owned(), Box::pin(fetch), |answer| match answer {
+                Err(error) if error.is_transient() => Duration::ZERO,
+                _ => self.data_ttl(),
+            })
             .await
     }
 
@@ -632,7 +643,10 @@ impl Verifier {
                     digest,
                     format,
                 )),
-                |_| self.data_ttl(),
+                |set| match set {
+                    Err(error) if error.is_transient() => Duration::ZERO,
+                    _ => self.data_ttl(),
+                },
             )
             .await
             .value

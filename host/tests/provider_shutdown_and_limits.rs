@@ -80,6 +80,13 @@ impl Decider for Held {
     }
 }
 
+/// A client speaking HTTP/1.1 only (as Gatekeeper's does), presenting Gatekeeper's certificate.
+fn http1_client(ca: &Ca, gatekeeper: &Leaf) -> TestResult<reqwest::Client> {
+    Ok(client_builder(ca, Some(gatekeeper), &[&rustls::version::TLS13])?
+        .http1_only()
+        .build()?)
+}
+
 async fn post_to(client: &reqwest::Client, addr: std::net::SocketAddr, keys: &[String]) -> TestResult<(u16, Value)> {
     let response = client
         .post(format!("https://{addr}/validate"))
@@ -116,6 +123,28 @@ async fn a_shutdown_serves_through_the_delay_and_drains_the_requests_in_flight()
         TestResult::Ok(response.status().as_u16())
     };
     assert_eq!(readyz(side.clone()).await?, 200);
+    // The `Connection` header of an answer to a new HTTP/1.1 client.
+    let connection_header = || async {
+        let client = http1_client(&ca, &gatekeeper)?;
+        let response = client
+            .post(format!("https://{addr}/validate"))
+            .json(&request(&[key("registry.example/app:3", "prod")]))
+            .timeout(WAIT)
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.version(), reqwest::Version::HTTP_11);
+        let connection = response
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        TestResult::Ok(connection)
+    };
+    assert_eq!(connection_header().await?, None, "keep-alive while serving");
+    assert_eq!(
+        tokio::time::timeout(WAIT, entered.recv()).await?.as_deref(),
+        Some("registry.example/app:3")
+    );
 
     let in_flight_key = key("registry.example/held:1", "prod");
     let in_flight = tokio::spawn({
@@ -136,6 +165,10 @@ async fn a_shutdown_serves_through_the_delay_and_drains_the_requests_in_flight()
         503,
         "not ready from the start of the shutdown"
     );
+
+    // During the delay, every answer asks its client to close its connection, so that
+    // Gatekeeper's next request goes to a pod that stays.
+    assert_eq!(connection_header().await?.as_deref(), Some("close"));
 
     // During the delay: a new connection (a new client) is accepted and answered.
     let late_key = key("registry.example/app:2", "prod");

@@ -170,6 +170,24 @@ fn busy(refuse: impl FnOnce(StatusCode, String) -> Response, state: &AppState) -
     response
 }
 
+/// Once the shutdown has begun (`/readyz` answers 503: [`RunningProvider::shutdown_after`]),
+/// every answer asks its client to close the connection (`Connection: close`; HTTP/1.1, which
+/// Gatekeeper speaks: hyper leaves the header out of HTTP/2). Taking the pod out of the
+/// Service's endpoints does not cut established connections, and Gatekeeper would otherwise
+/// keep writing requests on its idle keep-alive connections to this pod until the delay ends
+/// and they are closed, a request written as one closes being failed, not retried (a POST).
+/// So during the delay each of them carries one last answer, and the next request goes to a
+/// new connection, on a pod that stays. (A connection idle through the whole delay is still
+/// closed at its end.)
+async fn close_when_shutting_down(State(ready): State<Arc<AtomicBool>>, mut response: Response) -> Response {
+    if !ready.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+    }
+    response
+}
+
 struct SideState {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
@@ -198,10 +216,15 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
         metrics: Arc::clone(&metrics),
         body_read_timeout: config.connections.body_read_timeout,
     });
+    let ready = Arc::new(AtomicBool::new(false));
     let app = Router::new()
         .route("/validate", post(validate))
         .route("/mutate/{namespace}", post(mutate))
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&ready),
+            close_when_shutting_down,
+        ))
         .with_state(state);
 
     let connections = config.connections;
@@ -217,7 +240,6 @@ pub async fn start(config: ProviderConfig, decider: Arc<dyn Decider>) -> Result<
     let addr = local_addr(&listener, config.addr)?;
     let metrics_addr = local_addr(&metrics_listener, config.metrics_addr)?;
 
-    let ready = Arc::new(AtomicBool::new(false));
     let side = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

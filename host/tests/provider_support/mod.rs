@@ -176,7 +176,8 @@ pub fn client(
     Ok(client_builder(ca, identity, versions)?.build()?)
 }
 
-fn client_builder(
+/// The builder [`client`] builds, for tests that set more (HTTP/1.1 only, a timeout).
+pub fn client_builder(
     ca: &Ca,
     identity: Option<&Leaf>,
     versions: &[&'static rustls::SupportedProtocolVersion],

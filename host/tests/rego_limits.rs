@@ -42,7 +42,10 @@ fn capabilities() -> (tokio::runtime::Runtime, Capabilities) {
     (runtime, capabilities)
 }
 
-/// Each body fails quickly, with an error holding each of `names`.
+/// Bound on one evaluation in these tests: what the caps prevent took minutes.
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Each body fails, with an error holding each of `names`.
 fn refused(capabilities: &Capabilities, cases: &[(&str, Value, &[&str])]) {
     for (body, input, names) in cases {
         let started = Instant::now();
@@ -51,7 +54,9 @@ fn refused(capabilities: &Capabilities, cases: &[(&str, Value, &[&str])]) {
         for name in *names {
             assert!(error.contains(name), "{body}: {error}");
         }
-        assert!(took < Duration::from_secs(1), "{body}: {took:?}");
+        // A watchdog against the unbounded work the caps prevent (minutes before them), not
+        // a speed measurement: the error naming the cap is what shows the cap acted.
+        assert!(took < WATCHDOG, "{body}: {took:?}");
     }
 }
 
@@ -304,7 +309,9 @@ fn numbers_in_signed_texts_stay_small() {
             let started = Instant::now();
             let outcome = evaluate(&capabilities, body, &json!({"s": text}));
             let took = started.elapsed();
-            assert!(took < Duration::from_secs(1), "{body} on {text}: {took:?}: {outcome:?}");
+            // A watchdog (regorus computed `1e2000000000` for 13 minutes and more), not a
+            // speed measurement.
+            assert!(took < WATCHDOG, "{body} on {text}: {took:?}: {outcome:?}");
         }
     }
 }

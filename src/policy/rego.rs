@@ -126,6 +126,148 @@ impl RegoPolicy {
     }
 }
 
+/// What [`Tokens`] yields of a Rego text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A name (`isCompliant`, `input`, `if`): a letter or `_`, then letters, digits and `_`.
+    Name,
+    /// A number literal as regorus' lexer reads it: a digit (or `.` before one), digits and
+    /// `.`, then an optional exponent.
+    Number,
+    /// `.` not before a digit.
+    Dot,
+    /// Any other character.
+    Other,
+}
+
+/// One token: its kind, its text, and where it starts (line and column from 1, the column in
+/// characters).
+#[derive(Clone, Copy, Debug)]
+struct Token<'a> {
+    kind: Kind,
+    text: &'a str,
+    start: usize,
+    end: usize,
+    line: usize,
+    column: usize,
+}
+
+/// The tokens of a Rego text outside strings, raw strings and comments, whitespace skipped: the
+/// little of regorus' lexer the settings checks below need.
+struct Tokens<'a> {
+    text: &'a str,
+    i: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            i: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    fn newline(&mut self) {
+        self.line += 1;
+        self.line_start = self.i + 1;
+    }
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let b = self.text.as_bytes();
+        let name = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        while self.i < b.len() {
+            let start = self.i;
+            let kind = match b[start] {
+                b'\n' => {
+                    self.newline();
+                    self.i += 1;
+                    continue;
+                }
+                // A string ends at its quote or at the end of its line (an escaped character is
+                // skipped, an escaped line end is not).
+                b'"' => {
+                    self.i += 1;
+                    while self.i < b.len() && !matches!(b[self.i], b'"' | b'\n') {
+                        self.i += if b[self.i] == b'\\' && b.get(self.i + 1) != Some(&b'\n') {
+                            2
+                        } else {
+                            1
+                        };
+                    }
+                    self.i += usize::from(self.i < b.len() && b[self.i] == b'"');
+                    continue;
+                }
+                b'`' => {
+                    self.i += 1;
+                    while self.i < b.len() && b[self.i] != b'`' {
+                        if b[self.i] == b'\n' {
+                            self.newline();
+                        }
+                        self.i += 1;
+                    }
+                    self.i += 1;
+                    continue;
+                }
+                b'#' => {
+                    while self.i < b.len() && b[self.i] != b'\n' {
+                        self.i += 1;
+                    }
+                    continue;
+                }
+                c if c.is_ascii_whitespace() => {
+                    self.i += 1;
+                    continue;
+                }
+                c if c.is_ascii_digit() || (c == b'.' && b.get(start + 1).is_some_and(u8::is_ascii_digit)) => {
+                    while self.i < b.len() && (b[self.i].is_ascii_digit() || b[self.i] == b'.') {
+                        self.i += 1;
+                    }
+                    if self.i < b.len() && matches!(b[self.i], b'e' | b'E') {
+                        self.i += 1 + usize::from(b.get(self.i + 1).is_some_and(|c| matches!(c, b'+' | b'-')));
+                        while self.i < b.len() && b[self.i].is_ascii_digit() {
+                            self.i += 1;
+                        }
+                    }
+                    Kind::Number
+                }
+                c if c.is_ascii_alphabetic() || c == b'_' => {
+                    while self.i < b.len() && name(b[self.i]) {
+                        self.i += 1;
+                    }
+                    Kind::Name
+                }
+                b'.' => {
+                    self.i += 1;
+                    Kind::Dot
+                }
+                _ => {
+                    // A whole character, so that the text stays sliced on boundaries.
+                    self.i += self.text[start..].chars().next().map_or(1, char::len_utf8);
+                    Kind::Other
+                }
+            };
+            let end = self.i.min(b.len());
+            return Some(Token {
+                kind,
+                text: &self.text[start..end],
+                start,
+                end,
+                line: self.line,
+                column: self.text[self.line_start..start].chars().count() + 1,
+            });
+        }
+        None
+    }
+}
+
 /// The first number literal of a Rego text that regorus reads as a float other than the decimal
 /// written (`7.0000000000000001`, read as 7.0), with its line and column (from 1). regorus reads
 /// integers (`9007199254740993`, `1e3`) exactly and floats as the nearest f64; OPA compares
@@ -133,65 +275,14 @@ impl RegoPolicy {
 /// regorus' lexer reads them (a digit, or `-`/`.` before one, outside identifiers, strings,
 /// raw strings and comments).
 fn first_rounded_literal(text: &str) -> Option<(usize, usize, &str)> {
-    let b = text.as_bytes();
-    let (mut i, mut line, mut line_start) = (0, 1, 0);
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    while i < b.len() {
-        match b[i] {
-            b'\n' => {
-                line += 1;
-                line_start = i + 1;
-                i += 1;
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && !matches!(b[i], b'"' | b'\n') {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += usize::from(i < b.len() && b[i] == b'"');
-            }
-            b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != b'`' {
-                    if b[i] == b'\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                while i < b.len() && ident(b[i]) {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) => {
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
-                    i += 1;
-                }
-                if i < b.len() && matches!(b[i], b'e' | b'E') {
-                    i += 1 + usize::from(b.get(i + 1).is_some_and(|c| matches!(c, b'+' | b'-')));
-                    while i < b.len() && b[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                }
-                let number = &text[start..i];
-                let integer = number.bytes().all(|c| c.is_ascii_digit());
-                if !integer && !rounds_to_an_integer(number) && !float_is_as_written(number) {
-                    return Some((line, text[line_start..start].chars().count() + 1, number));
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
+    Tokens::new(text)
+        .filter(|token| token.kind == Kind::Number)
+        .find(|token| {
+            let number = token.text;
+            let integer = number.bytes().all(|c| c.is_ascii_digit());
+            !integer && !rounds_to_an_integer(number) && !float_is_as_written(number)
+        })
+        .map(|token| (token.line, token.column, token.text))
 }
 
 /// The keywords of Rego v1 that Rego v0 reads as keywords only after their import.
@@ -202,88 +293,42 @@ const FUTURE_KEYWORDS: [&str; 4] = ["if", "contains", "in", "every"];
 /// its line and column (from 1). Rego v0 reads such a word as a name: `isCompliant if { false }`
 /// is a rule `isCompliant` (true) and a rule named `if`, which admits everything where the
 /// author meant the opposite (OPA v0, policy-controller's, reads it the same way). A use is the
-/// word as a name of its own: not after `.` (`input.if`), not inside an identifier, a string, a
-/// raw string or a comment, and for `contains` not a call of the builtin (`contains(s, "x")`).
+/// word as a name of its own: not right after `.` (`input.if`), not inside a longer name, a
+/// string, a raw string or a comment, and for `contains` not a call of the builtin
+/// (`contains(s, "x")`).
 fn first_keyword_without_import(text: &str) -> Option<(usize, usize, &'static str)> {
-    let b = text.as_bytes();
-    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut imported = [false; FUTURE_KEYWORDS.len()];
     let mut first_use: [Option<(usize, usize)>; FUTURE_KEYWORDS.len()] = [None; FUTURE_KEYWORDS.len()];
-    let (mut i, mut line, mut line_start, mut after_dot) = (0, 1, 0, false);
-    while i < b.len() {
-        match b[i] {
-            b'\n' => {
-                line += 1;
-                line_start = i + 1;
-                i += 1;
-            }
-            b' ' | b'\t' | b'\r' => i += 1,
-            b'.' => {
-                after_dot = true;
-                i += 1;
-                continue;
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && !matches!(b[i], b'"' | b'\n') {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += usize::from(i < b.len() && b[i] == b'"');
-            }
-            b'`' => {
-                i += 1;
-                while i < b.len() && b[i] != b'`' {
-                    if b[i] == b'\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            c if c.is_ascii_alphanumeric() || c == b'_' => {
-                let start = i;
-                while i < b.len() && ident(b[i]) {
-                    i += 1;
-                }
-                let word = &text[start..i];
-                if word == "import" && !after_dot {
-                    while i < b.len() && matches!(b[i], b' ' | b'\t') {
-                        i += 1;
-                    }
-                    let path_start = i;
-                    while i < b.len() && (ident(b[i]) || b[i] == b'.') {
-                        i += 1;
-                    }
-                    match &text[path_start..i] {
-                        "future.keywords" | "rego.v1" => imported = [true; FUTURE_KEYWORDS.len()],
-                        path => {
-                            if let Some(k) = path
-                                .strip_prefix("future.keywords.")
-                                .and_then(|name| FUTURE_KEYWORDS.iter().position(|w| *w == name))
-                            {
-                                imported[k] = true;
-                            }
-                        }
-                    }
-                } else if let Some(k) = FUTURE_KEYWORDS.iter().position(|w| *w == word)
-                    && !after_dot
-                    && first_use[k].is_none()
-                {
-                    let next = text[i..].trim_start_matches([' ', '\t']).bytes().next();
-                    if !(word == "contains" && next == Some(b'(')) {
-                        first_use[k] = Some((line, text[line_start..start].chars().count() + 1));
-                    }
-                }
-            }
-            _ => i += 1,
+    let mut previous: Option<Token<'_>> = None;
+    for token in Tokens::new(text) {
+        let after_dot = previous.is_some_and(|p| p.kind == Kind::Dot && p.end == token.start);
+        previous = Some(token);
+        if token.kind != Kind::Name || after_dot {
+            continue;
         }
-        after_dot = false;
+        let rest = text[token.end..].trim_start_matches([' ', '\t']);
+        if token.text == "import" {
+            let path_length = rest
+                .bytes()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.'))
+                .count();
+            match &rest[..path_length] {
+                "future.keywords" | "rego.v1" => imported = [true; FUTURE_KEYWORDS.len()],
+                path => {
+                    if let Some(k) = path
+                        .strip_prefix("future.keywords.")
+                        .and_then(|name| FUTURE_KEYWORDS.iter().position(|w| *w == name))
+                    {
+                        imported[k] = true;
+                    }
+                }
+            }
+        } else if let Some(k) = FUTURE_KEYWORDS.iter().position(|w| *w == token.text)
+            && first_use[k].is_none()
+            && !(token.text == "contains" && rest.starts_with('('))
+        {
+            first_use[k] = Some((token.line, token.column));
+        }
     }
     FUTURE_KEYWORDS
         .iter()

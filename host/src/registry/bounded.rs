@@ -20,9 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use oci_client::Reference;
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
-use oci_client::secrets::RegistryAuth;
 
-use super::capped_auth::Authorization;
 use super::capped_pull::DigestMismatch;
 use super::{MANIFEST_MEDIA_TYPES, RegistryClient, RegistryError};
 
@@ -996,22 +994,8 @@ impl RegistryClient {
         kind: ManifestKind,
         budget: Option<&DownloadBudget>,
     ) -> Result<CappedResponse, BoundedError> {
-        let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();
-        let authorization = self.authorization(reference).await?;
-        let url = format!(
-            "{}://{registry}/v2/{}/{path}",
-            self.scheme_for(&registry),
-            reference.repository()
-        );
-        let mut request = self.http_for(&registry).get(&url).header("Accept", accept);
-        request = match (&authorization, &auth) {
-            (Authorization::Bearer(_), _) => authorization.apply(request),
-            // Registries without token auth answer the first request themselves: the
-            // credentials are sent whether or not `/v2/` challenged.
-            (_, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
-            _ => request,
-        };
+        let request = self.authorized_get(reference, path, accept).await?;
         let http_error = |e: reqwest::Error| self.http_error(reference, e);
         let read = async {
             let mut response = request.send().await.map_err(http_error)?;

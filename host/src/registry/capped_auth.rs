@@ -255,17 +255,16 @@ impl RegistryClient {
         ));
     }
 
-    /// `GET /v2/<repository>/<path>` of `reference`'s registry with `accept`, authorized as
-    /// [`RegistryClient::capped_response`] authorizes its requests (the exchange's token, else the
-    /// configured Basic credentials, else nothing); the answer's body is left to the caller (the
-    /// policy module download reads it under its own cap). A failure to send is classified as
-    /// every registry failure is.
-    pub(crate) async fn send_authorized_get(
+    /// `GET /v2/<repository>/<path>` of `reference`'s registry asking for `accept`, with the
+    /// credentials it takes: the bearer token of the capped exchange, or Basic credentials for a
+    /// registry without token auth (which answers the first request itself: they are sent
+    /// whether or not `/v2/` challenged).
+    pub(crate) async fn authorized_get(
         &self,
         reference: &Reference,
         path: &str,
         accept: &str,
-    ) -> Result<reqwest::Response, BoundedError> {
+    ) -> Result<reqwest::RequestBuilder, BoundedError> {
         let auth = self.auth_for(reference);
         let registry = reference.resolve_registry().to_string();
         let authorization = self.authorization(reference).await?;
@@ -274,14 +273,24 @@ impl RegistryClient {
             self.scheme_for(&registry),
             reference.repository()
         );
-        let mut request = self.http_for(&registry).get(&url).header("Accept", accept);
-        request = match (&authorization, &auth) {
+        let request = self.http_for(&registry).get(&url).header("Accept", accept);
+        Ok(match (&authorization, &auth) {
             (Authorization::Bearer(_), _) => authorization.apply(request),
-            // Registries without token auth answer the first request themselves.
             (_, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
             _ => request,
-        };
-        request
+        })
+    }
+
+    /// [`RegistryClient::authorized_get`], sent; a failure to send is classified as every
+    /// registry failure is.
+    pub(crate) async fn send_authorized_get(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &str,
+    ) -> Result<reqwest::Response, BoundedError> {
+        self.authorized_get(reference, path, accept)
+            .await?
             .send()
             .await
             .map_err(|e| BoundedError::Registry(self.http_error(reference, e)))

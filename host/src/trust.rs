@@ -30,29 +30,43 @@ pub enum TrustError {
     Invalid(String),
 }
 
-/// When a CA or log key may be used: `start <= t < end`, Unix seconds.
+/// When a CA or log key may be used: `start <= t <= end`, Unix milliseconds. The trusted root's
+/// `TimeRange` is closed at both ends (sigstore-go's `FulcioCertificateAuthority.Verify` refuses
+/// only times `After(end)`); a time written with a fraction of a millisecond is rounded inwards
+/// (the start up, the end down), so that no instant outside the window as written is inside.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ValidFor {
-    /// First second of validity; `None` means since ever.
-    pub start: Option<i64>,
-    /// First second no longer valid; `None` means still valid.
-    pub end: Option<i64>,
+    /// First millisecond of validity; `None` means since ever.
+    pub start_ms: Option<i64>,
+    /// Last millisecond of validity; `None` means still valid.
+    pub end_ms: Option<i64>,
 }
 
 impl ValidFor {
-    /// Whether `time` (Unix seconds) falls inside the window.
+    /// Whether `time` (Unix seconds: a Rekor entry's integrated time) falls inside the window.
     pub fn contains(&self, time: i64) -> bool {
-        self.start.is_none_or(|start| start <= time) && self.end.is_none_or(|end| time < end)
+        self.contains_millis(time.saturating_mul(1000))
+    }
+
+    /// Whether `time` (Unix milliseconds: an SCT's timestamp) falls inside the window.
+    pub fn contains_millis(&self, time: i64) -> bool {
+        self.start_ms.is_none_or(|start| start <= time) && self.end_ms.is_none_or(|end| time <= end)
     }
 }
 
 impl std::fmt::Display for ValidFor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let show = |t: Option<i64>| {
-            t.and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            t.and_then(chrono::DateTime::from_timestamp_millis).map(|t| {
+                let format = if t.timestamp_subsec_millis() == 0 {
+                    chrono::SecondsFormat::Secs
+                } else {
+                    chrono::SecondsFormat::Millis
+                };
+                t.to_rfc3339_opts(format, true)
+            })
         };
-        match (show(self.start), show(self.end)) {
+        match (show(self.start_ms), show(self.end_ms)) {
             (Some(start), Some(end)) => write!(f, "{start} to {end}"),
             (Some(start), None) => write!(f, "{start} on"),
             (None, Some(end)) => write!(f, "until {end}"),
@@ -266,23 +280,30 @@ fn decode_raw_bytes(raw: Option<&str>, what: &str) -> Result<Vec<u8>, TrustError
         .map_err(|e| TrustError::Invalid(format!("{what}.rawBytes is not base64: {e}")))
 }
 
-/// A `validFor` window; RFC 3339 times.
+/// A `validFor` window; RFC 3339 times, rounded inwards to whole milliseconds.
 fn valid_for(doc: Option<&ValidForDoc>, what: &str) -> Result<ValidFor, TrustError> {
     let Some(doc) = doc else {
         return Ok(ValidFor::default());
     };
-    let parse = |text: &Option<String>, field: &str| -> Result<Option<i64>, TrustError> {
+    let parse = |text: &Option<String>, field: &str, round_up: bool| -> Result<Option<i64>, TrustError> {
         text.as_deref()
             .map(|t: &str| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.timestamp())
-                    .map_err(|e| TrustError::Invalid(format!("{what}.{field} {t:?} is not an RFC 3339 time: {e}")))
+                let time = chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|e| TrustError::Invalid(format!("{what}.{field} {t:?} is not an RFC 3339 time: {e}")))?;
+                // `timestamp_millis` rounds down (towards the past, negative times included).
+                let millis = time.timestamp_millis();
+                let part_of_a_millisecond = time.timestamp_subsec_nanos() % 1_000_000 != 0;
+                Ok(if round_up && part_of_a_millisecond {
+                    millis + 1
+                } else {
+                    millis
+                })
             })
             .transpose()
     };
     Ok(ValidFor {
-        start: parse(&doc.start, "start")?,
-        end: parse(&doc.end, "end")?,
+        start_ms: parse(&doc.start, "start", true)?,
+        end_ms: parse(&doc.end, "end", false)?,
     })
 }
 
@@ -376,6 +397,50 @@ mod tests {
             err.to_string()
                 .starts_with(&format!("cannot read sigstore trust config {}", missing.display()))
         );
+    }
+
+    /// The trusted root's `TimeRange` is closed: a signature logged in the window's last second is
+    /// inside it (sigstore-go refuses only times `After(end)`). A fraction of a second rounds
+    /// inwards: a key whose window starts at `T.5Z` is not valid at `T`, an SCT at `T.499Z`
+    /// (milliseconds) is not inside a window starting at `T.5Z`, nor one at `E.501Z` inside one
+    /// ending at `E.5Z`.
+    #[test]
+    fn validity_windows_are_closed_and_rounded_inwards() {
+        let fulcio = TestFulcio::new().expect("fulcio");
+        let rekor = TestRekor::new().expect("rekor");
+        let window = |start: &str, end: &str| {
+            let mut value = testkit::trust_config_value(&[&fulcio], &[&rekor]);
+            value["trustedRoot"]["certificateAuthorities"][0]["validFor"] =
+                serde_json::json!({"start": start, "end": end});
+            value["trustedRoot"]["tlogs"][0]["publicKey"]["validFor"] = serde_json::json!({"start": start, "end": end});
+            let trust = TrustRoot::from_json(&value.to_string()).expect("valid trust config");
+            let ca = trust.certificate_authorities()[0].valid_for;
+            let log = trust.rekor_logs()[rekor.log_id()].valid_for;
+            assert_eq!(ca, log);
+            ca
+        };
+        // 2021-01-01T00:00:00Z and 2022-01-01T00:00:00Z.
+        let (start, end) = (1_609_459_200, 1_640_995_200);
+        let whole = window("2021-01-01T00:00:00Z", "2022-01-01T00:00:00Z");
+        assert!(whole.contains(start), "the first second");
+        assert!(whole.contains(end), "the last second: the end is inside");
+        assert!(!whole.contains(start - 1) && !whole.contains(end + 1));
+        assert_eq!(whole.to_string(), "2021-01-01T00:00:00Z to 2022-01-01T00:00:00Z");
+
+        let halves = window("2021-01-01T00:00:00.5Z", "2022-01-01T00:00:00.5Z");
+        assert!(!halves.contains(start), "half a second before its start");
+        assert!(halves.contains(start + 1) && halves.contains(end));
+        assert!(!halves.contains(end + 1), "half a second after its end");
+        assert!(!halves.contains_millis(start * 1000 + 499) && halves.contains_millis(start * 1000 + 500));
+        assert!(halves.contains_millis(end * 1000 + 500) && !halves.contains_millis(end * 1000 + 501));
+        assert_eq!(
+            halves.to_string(),
+            "2021-01-01T00:00:00.500Z to 2022-01-01T00:00:00.500Z"
+        );
+
+        let nanos = window("2021-01-01T00:00:00.000000001Z", "2022-01-01T00:00:00.999999999Z");
+        assert!(!nanos.contains_millis(start * 1000) && nanos.contains_millis(start * 1000 + 1));
+        assert!(nanos.contains_millis(end * 1000 + 999) && !nanos.contains_millis(end * 1000 + 1000));
     }
 
     #[test]

@@ -74,7 +74,10 @@ fn verify_one(sct: &Sct<'_>, precert_tbs: &[u8], issuer_key_hash: &[u8], trust: 
         ));
     };
     let seconds = i64::try_from(sct.timestamp_ms / 1000).unwrap_or(i64::MAX);
-    if !log.valid_for.contains(seconds) {
+    if !log
+        .valid_for
+        .contains_millis(i64::try_from(sct.timestamp_ms).unwrap_or(i64::MAX))
+    {
         return Err(format!(
             "certificate's SCT was issued at {}, outside the validity of CT log key {log_id} ({})",
             show_time(seconds),

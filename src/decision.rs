@@ -59,6 +59,11 @@ pub struct PolicyOutcome<'a> {
     /// Rego warning).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Two of its authorities verified different digests of the tag the image is written with:
+    /// the tag moved, or the host's answers were read at different times (`decide` then asks once
+    /// which digest the tag names and judges the image again at that digest).
+    #[serde(skip)]
+    pub tag_moved: bool,
 }
 
 /// The decision for one image (the `verify_images` wire format).
@@ -115,16 +120,7 @@ pub fn decide<'a>(
             return verdict;
         }
     };
-    // Read as they are used (no list of them per image).
-    let mut covering = settings
-        .covering(&reference)
-        // With the error of its `match` when it cannot be read: such a policy denies below.
-        .filter_map(|p| match settings.applies(p, subject) {
-            Ok(true) => Some((p, None)),
-            Ok(false) => None,
-            Err(e) => Some((p, Some(e))),
-        })
-        .peekable();
+    let mut covering = covering_policies(settings, &reference, subject).peekable();
     if covering.peek().is_none() {
         match settings.no_match {
             NoMatchPolicy::Allow => {}
@@ -141,7 +137,70 @@ pub fn decide<'a>(
         }
         return verdict;
     }
+    let moved = judge(settings, subject, &reference, &reference, covering, host, &mut verdict);
+    // Authorities verified different digests of the tag: the host's answers were read at different
+    // times (each is kept for its own while: a tag moved by a release between them), or the tag
+    // moved during this admission. Asked once which digest the tag names now, every covering
+    // policy judges the image again at that digest, so that all of them see one image and the
+    // image is pinned to it (policy-controller resolves every tag to a digest before judging). A
+    // second disagreement, or no answer to the question, keeps the refusal.
+    if moved && reference.digest().is_none() {
+        let Ok(digest) = crate::policy::config_file::tagged_digest(&reference, host) else {
+            return verdict;
+        };
+        let Ok(at_digest) = ImageReference::parse(&format!("{reference}@{digest}")) else {
+            return verdict;
+        };
+        let mut again = ImageVerdict {
+            image,
+            namespace: std::mem::take(&mut verdict.namespace),
+            verdict: Verdict::Allow,
+            digest: None,
+            message: String::new(),
+            policies: Vec::new(),
+            warnings: Vec::new(),
+            pin: None,
+            invalid_settings: None,
+        };
+        let covering = covering_policies(settings, &reference, subject);
+        judge(settings, subject, &reference, &at_digest, covering, host, &mut again);
+        return again;
+    }
+    verdict
+}
 
+/// The policies covering `reference` whose `match` selects `subject`, read as they are used (no
+/// list of them per image); with the error of its `match` when it cannot be read: such a policy
+/// denies.
+fn covering_policies<'s>(
+    settings: &'s Settings,
+    reference: &ImageReference,
+    subject: &Subject<'_>,
+) -> impl Iterator<Item = (&'s Policy, Option<&'s SettingsError>)> {
+    settings
+        .covering(reference)
+        .filter_map(|p| match settings.applies(p, subject) {
+            Ok(true) => Some((p, None)),
+            Ok(false) => None,
+            Err(e) => Some((p, Some(e))),
+        })
+}
+
+/// Judges an image written as `written` under the `covering` policies (at least one), verifying
+/// it at `verified_at` (`written` itself, or `written` with the digest its tag names), and writes
+/// the verdict. Returns whether two policies, or two authorities of one `spec.policy`, verified
+/// different digests of the tag.
+fn judge<'a>(
+    settings: &'a Settings,
+    subject: &Subject<'_>,
+    written: &ImageReference,
+    verified_at: &ImageReference,
+    covering: impl Iterator<Item = (&'a Policy, Option<&'a SettingsError>)>,
+    host: &mut dyn HostCalls,
+    verdict: &mut ImageVerdict<'a>,
+) -> bool {
+    let image = verdict.image;
+    let mut moved = false;
     let mut denials = Vec::new();
     let mut warnings = Vec::new();
     // Whether a covering policy keeps the image from `noMatchPolicy`: one that requires a
@@ -168,23 +227,25 @@ pub fn decide<'a>(
                     policy.name
                 );
                 verdict.invalid_settings = Some(e.clone());
-                return verdict;
+                return moved;
             }
         };
         if !kept_from_no_match {
             let admits_unsigned = policy.mode == Mode::Warn || body.authorities.iter().any(|a| a.passes_unsigned());
-            if !admits_unsigned || settings.covers_narrowly(policy, &reference, subject) {
+            if !admits_unsigned || settings.covers_narrowly(policy, written, subject) {
                 kept_from_no_match = true;
             } else {
                 exempting.push(policy.name.as_str());
             }
         }
-        let (mut outcome, digest) = evaluate_policy(policy, body, &reference, subject, host);
+        let (mut outcome, digest) = evaluate_policy(policy, body, verified_at, subject, host);
+        moved |= outcome.tag_moved;
         outcome.policy = outcome.policy.map(bounded);
         if let Some(digest) = digest {
             match &verdict.digest {
                 None => verdict.digest = Some(digest),
                 Some(first) if *first != digest => {
+                    moved = true;
                     outcome.passed = false;
                     outcome.verified = false;
                     outcome.authorities.push(AuthorityOutcome {
@@ -238,7 +299,7 @@ pub fn decide<'a>(
     if !denials.is_empty() {
         verdict.verdict = Verdict::Deny;
         verdict.message = denials.join("; ");
-        return verdict;
+        return moved;
     }
     if !warnings.is_empty() {
         verdict.verdict = Verdict::Warn;
@@ -247,10 +308,10 @@ pub fn decide<'a>(
     }
     // Every enforcing policy passed: what runs must be what was verified, whatever the warn
     // policies said, or the tag could move between this check and the pull.
-    if reference.digest().is_none() {
+    if written.digest().is_none() {
         verdict.pin = verdict.digest.clone();
     }
-    verdict
+    moved
 }
 
 /// Tries the policy's authorities in order until one passes; with `spec.policy`, tries them
@@ -269,6 +330,7 @@ fn evaluate_policy<'a>(
         verified: false,
         authorities: Vec::with_capacity(body.authorities.len()),
         policy: None,
+        tag_moved: false,
     };
     if let Some(block) = &body.policy {
         let digest = evaluate_policy_block(body, block, reference, subject, host, &mut outcome);
@@ -331,9 +393,12 @@ fn evaluate_policy_block<'a>(
     for authority in &body.authorities {
         let result =
             verify_authority(authority, reference, host).and_then(|verified| match (&digest, &verified.digest) {
-                (Some(first), Some(other)) if first != other => Err(format!(
-                    "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"
-                )),
+                (Some(first), Some(other)) if first != other => {
+                    outcome.tag_moved = true;
+                    Err(format!(
+                        "verified digest {other}, but an earlier authority verified {first}: the tag moved during admission"
+                    ))
+                }
                 _ => Ok(verified),
             });
         let matched = match result {
@@ -495,6 +560,85 @@ mod tests {
     fn admitted(settings: &Value, image: &str, host: &mut MockHost) -> (bool, Value) {
         let response = run(&pod("default", &[image]), settings, host);
         (response["accepted"] == true, response)
+    }
+
+    /// Found by a review: after a release moved `r.io/app:1` from `OLD` to `NEW` (both signed),
+    /// one policy's answer was still the host's cached verification of `OLD` (kept 60 s) while
+    /// another's was fresh (`NEW`), and the signed image was refused for a minute: "the tag
+    /// moved during admission". The module now asks once which digest the tag names and judges
+    /// the image again there: admitted, pinned to `NEW`, every policy asked at `NEW`. Without an
+    /// answer to that question the image is refused as before. Across two authorities of one
+    /// `spec.policy`, the same.
+    #[test]
+    fn answers_read_at_different_times_are_judged_again_at_the_digest_the_tag_names() {
+        use crate::crypto::tests::P384_PEM;
+        use crate::host::{KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_VERIFY_V2};
+
+        const OLD: &str = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
+        const NEW: &str = "sha256:0202020202020202020202020202020202020202020202020202020202020202";
+        let key = |name: &str, pem: &str| json!({"name": name, "key": {"data": pem}});
+        // The P-256 key's answer for the tag is the cached one; the P-384 key's is fresh.
+        let host = |resolves: bool| {
+            MockHost::new(move |capability, payload| {
+                if capability == KUBEWARDEN_MANIFEST_DIGEST {
+                    assert_eq!(*payload, json!("r.io/app:1"));
+                    return if resolves {
+                        Ok(serde_json::to_vec(&json!({"digest": NEW})).unwrap())
+                    } else {
+                        Err("registry unavailable".to_owned())
+                    };
+                }
+                assert_eq!(capability, KUBEWARDEN_VERIFY_V2, "{payload}");
+                match (payload["image"].as_str(), payload["pub_keys"][0].as_str()) {
+                    (Some("r.io/app:1"), Some(P256_PEM)) => trusted(OLD),
+                    (Some("r.io/app:1"), _) => trusted(NEW),
+                    (Some(image), _) if image == format!("r.io/app@{NEW}") => trusted(NEW),
+                    _ => Err(format!("unexpected request {payload}")),
+                }
+            })
+        };
+        let two_policies = settings(
+            "deny",
+            &[
+                policy("all", "r.io/**", "enforce", json!([key("old", P256_PEM)])),
+                policy("prod", "r.io/**", "enforce", json!([key("new", P384_PEM)])),
+            ],
+        );
+        let mut block = policy(
+            "both",
+            "r.io/**",
+            "enforce",
+            json!([key("old", P256_PEM), key("new", P384_PEM)]),
+        );
+        block["spec"]["policy"] =
+            json!({"type": "cue", "data": "authorityMatches: {old: signatures: [_], new: signatures: [_]}"});
+        let one_block = settings("deny", &[block]);
+        for (what, s) in [("two policies", &two_policies), ("one spec.policy", &one_block)] {
+            let mut registry = host(true);
+            let (accepted, response) = admitted(s, "r.io/app:1", &mut registry);
+            assert!(accepted, "{what}: {response}");
+            assert_eq!(
+                response["mutated_object"]["spec"]["containers"][0]["image"],
+                format!("r.io/app:1@{NEW}"),
+                "{what}: pinned to what the tag names now: {response}"
+            );
+            let asked_at_digest = registry
+                .calls
+                .iter()
+                .filter(|(c, p)| *c == KUBEWARDEN_VERIFY_V2 && p["image"] == format!("r.io/app@{NEW}"))
+                .count();
+            assert_eq!(asked_at_digest, 2, "{what}: both keys asked again at the digest");
+        }
+        // The tag's digest unknown: refused as before, saying why.
+        let (accepted, response) = admitted(&two_policies, "r.io/app:1", &mut host(false));
+        assert!(!accepted, "{response}");
+        let message = response["message"].as_str().unwrap_or_default();
+        assert!(message.contains("the tag moved during admission"), "{message}");
+        // Written by digest, nothing is asked again: the disagreement is the host's own.
+        let mut registry = host(true);
+        let (accepted, _) = admitted(&two_policies, &format!("r.io/app:1@{OLD}"), &mut registry);
+        assert!(!accepted);
+        assert!(registry.calls.iter().all(|(c, _)| *c != KUBEWARDEN_MANIFEST_DIGEST));
     }
 
     /// The review's reproduction: `myregistry.com/app:dev-*` exempt, `noMatchPolicy: deny`.

@@ -164,3 +164,70 @@ async fn invalid_settings_are_refused_at_start() -> TestResult {
         Ok(_) => Err("invalid settings were accepted".into()),
     }
 }
+
+/// Found by a review: the host keeps a verification for 60 s by the request as written (with
+/// the tag) and what a tag names for 2 s. After a release moved `:v1` (the new image signed by
+/// both keys), a Pod in `production` got the `all` policy's cached verification of the old
+/// digest and the `prod` policy's fresh one of the new digest, and the signed image was refused
+/// ("the tag moved during admission") until the cached answer expired. The module now asks once
+/// which digest the tag names and judges every policy there: allowed, at the new digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_by_a_release_is_judged_at_its_new_digest_by_every_policy() -> TestResult {
+    use cip::provider::Decider;
+    use cip::runtime::{ImageKey, Verdict};
+
+    let registry = testkit::Registry::start()?;
+    let host = registry.host();
+    let all = testkit::KeyPair::ecdsa_p256()?;
+    let prod = testkit::KeyPair::ecdsa_p256()?;
+    let old = testkit::push_image(&host, "team/app", "v1", "app-v1-a")?;
+    for key in [&all, &prod] {
+        testkit::sign_with_key(&host, "team/app", &old, key, &testkit::annotations([]))?;
+    }
+    let policy = |name: &str, namespace: Option<&str>, pem: &str| {
+        let mut spec = json!({
+            "images": [{"glob": "**"}],
+            "authorities": [{"name": "k", "key": {"data": pem}}],
+            "mode": "enforce",
+        });
+        if let Some(namespace) = namespace {
+            spec["match"] = json!([{"namespaces": [namespace]}]);
+        }
+        json!({"apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+               "metadata": {"name": name}, "spec": spec})
+    };
+    let settings = json!({
+        "policies": [policy("all", None, all.public_key_pem()), policy("prod", Some("production"), prod.public_key_pem())],
+        "noMatchPolicy": "allow",
+    });
+    let decider = Arc::new(policy_decider(&host, settings).await??);
+    let image = format!("{host}/team/app:v1");
+    let decide = |namespace: &'static str| {
+        let decider = decider.clone();
+        let image = image.clone();
+        async move { tokio::task::spawn_blocking(move || decider.decide(&ImageKey::new(image, namespace))).await }
+    };
+
+    // `all` verifies the old digest (kept 60 s).
+    let first = decide("dev").await??;
+    assert_eq!(
+        (first.verdict, first.digest.as_deref()),
+        (Verdict::Allow, Some(old.as_str()))
+    );
+
+    // A release: the tag moves to a new image signed by both keys; past what the tag named is kept.
+    let new = testkit::move_tag(&host, "team/app", "v1", "app-v1-b")?;
+    for key in [&all, &prod] {
+        testkit::sign_with_key(&host, "team/app", &new, key, &testkit::annotations([]))?;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+
+    let production = decide("production").await??;
+    assert_eq!(
+        (production.verdict, production.digest.as_deref()),
+        (Verdict::Allow, Some(new.as_str())),
+        "{}",
+        production.message
+    );
+    Ok(())
+}

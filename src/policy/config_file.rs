@@ -174,6 +174,19 @@ pub fn read(
     Ok((Value::Object(reader.configs), digest))
 }
 
+/// The digest the tag `reference` is written with names now, as the host answers
+/// `oci/v1/manifest_digest` (`decide` asks it when two authorities verified different digests of
+/// the tag).
+pub fn tagged_digest(reference: &ImageReference, host: &mut dyn HostCalls) -> Result<String, ConfigError> {
+    Reader {
+        host,
+        repository: reference.name(),
+        left: MAX_MANIFESTS,
+        configs: Map::new(),
+    }
+    .tagged_digest(&reference.verification_target())
+}
+
 /// One image's reading: where, how many manifests are left to read, what was read.
 struct Reader<'a> {
     host: &'a mut dyn HostCalls,

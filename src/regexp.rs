@@ -20,25 +20,24 @@
 //! go_regexp prints, error messages included. Linking these two engines instead of all of `regex`
 //! also made `policy.wasm` 333 KB smaller.
 
+use std::cell::RefCell;
+
 use regex_automata::nfa::thompson::{self, Compiler, WhichCaptures, pikevm::PikeVM};
 use regex_syntax::hir::translate::Translator;
 use regex_syntax::hir::{Hir, Look};
 
 /// `regex`'s limit on the size of the compiled NFA (`RegexBuilder::size_limit`'s default).
-const SIZE_LIMIT: usize = 10 * (1 << 20);
+pub const SIZE_LIMIT: usize = 10 * (1 << 20);
 
 thread_local! {
     /// One compiler for every expression of an instance: each compiler allocates a map of
     /// 10,000 UTF-8 suffixes the first time it compiles a Unicode class (`.`, `[^/]`), ≈ 124,000
-    /// instructions in wasm, and clears it in place afterwards.
-    static COMPILER: Compiler = {
+    /// instructions in wasm, and clears it in place afterwards. Its size limit is set before
+    /// each build ([`Regexp::new_within`] lowers it).
+    static COMPILER: RefCell<Compiler> = {
         let mut compiler = Compiler::new();
-        compiler.configure(
-            thompson::Config::new()
-                .which_captures(WhichCaptures::Implicit)
-                .nfa_size_limit(Some(SIZE_LIMIT)),
-        );
-        compiler
+        compiler.configure(thompson::Config::new().which_captures(WhichCaptures::Implicit));
+        RefCell::new(compiler)
     };
 }
 
@@ -56,7 +55,8 @@ pub enum RegexpError {
     /// A construct that Go's `regexp`, policy-controller's, reads otherwise or not at all.
     #[error("{0}")]
     NotGo(Box<go_regexp::Error>),
-    /// The compiled NFA would exceed `regex`'s size limit, 10 MiB (`regex::Error::CompiledTooBig`).
+    /// The compiled NFA would exceed `regex`'s size limit, 10 MiB (`regex::Error::CompiledTooBig`),
+    /// or the lower limit given to [`Regexp::new_within`] (the message names `regex`'s).
     #[error("Compiled regex exceeds size limit of {SIZE_LIMIT} bytes.")]
     TooBig,
     /// Any other failure to build (too many states); `regex` shows these as syntax errors.
@@ -91,7 +91,21 @@ impl From<thompson::BuildError> for RegexpError {
 impl Regexp {
     /// Compiles `pattern` as Go's `regexp.Compile` reads it.
     pub fn new(pattern: &str) -> Result<Self, RegexpError> {
-        Self::compile(&Self::translate(pattern)?)
+        Self::compile(&Self::translate(pattern)?, SIZE_LIMIT)
+    }
+
+    /// As [`Regexp::new`], with the compiled NFA limited to `limit` bytes (at most
+    /// [`SIZE_LIMIT`]): [`RegexpError::TooBig`] past it. The compiler checks the limit as it
+    /// adds states, so a refusal costs what the limit allows, not what the pattern asks for:
+    /// several expressions can share one budget by each getting what the others left
+    /// ([`Regexp::compiled_size`]).
+    pub fn new_within(pattern: &str, limit: usize) -> Result<Self, RegexpError> {
+        Self::compile(&Self::translate(pattern)?, limit.min(SIZE_LIMIT))
+    }
+
+    /// The bytes the compiled NFA takes, as the size limit counts them.
+    pub fn compiled_size(&self) -> usize {
+        self.0.get_nfa().memory_usage()
     }
 
     /// `pattern` against whole texts: `^(?:pattern)$`, as policy-controller and `cip` compile
@@ -101,7 +115,10 @@ impl Regexp {
     /// `(?x)`, whose comment could have swallowed the `)$`, and it is refused.)
     pub fn whole(pattern: &str) -> Result<Self, RegexpError> {
         let hir = Self::translate(pattern)?;
-        Self::compile(&Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)]))
+        Self::compile(
+            &Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)]),
+            SIZE_LIMIT,
+        )
     }
 
     fn translate(pattern: &str) -> Result<Hir, RegexpError> {
@@ -111,9 +128,10 @@ impl Regexp {
             .map_err(regex_syntax::Error::from)?)
     }
 
-    fn compile(hir: &Hir) -> Result<Self, RegexpError> {
-        let compiled = COMPILER.with(|compiler| {
+    fn compile(hir: &Hir, limit: usize) -> Result<Self, RegexpError> {
+        let compiled = COMPILER.with_borrow_mut(|compiler| {
             compiler
+                .configure(thompson::Config::new().nfa_size_limit(Some(limit)))
                 .build_from_hir(hir)
                 .and_then(PikeVM::new_from_nfa)
                 .map_err(RegexpError::from)

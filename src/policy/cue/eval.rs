@@ -1007,8 +1007,70 @@ struct Compiler<'f> {
     /// The declaration being evaluated: where a refusal of `&` inside it points.
     pos: Pos,
     budget: Budget,
+    regexps: Regexps,
     /// Expressions being evaluated inside one another.
     nesting: usize,
+}
+
+/// Bytes of compiled NFA (as `regex`'s size limit counts them) one policy's regular expressions
+/// may take together: ≈ 2,400 expressions such as `^ghcr\.io/` (852 bytes), ≈ 130 `\pL`
+/// (≈ 16 KiB), and thousands of times what the policies of the article and policy-controller's
+/// documentation take; ≈ 30 ms of compilation natively (the ignored test `regexp_budget_cost`).
+pub(super) const REGEXP_BUDGET: usize = 2 * (1 << 20);
+
+/// The regular expressions of one policy: each pattern compiled once (however often it is
+/// written), all of them within [`REGEXP_BUDGET`] bytes of compiled NFA.
+///
+/// `regex`'s size limit, 10 MiB, is per expression: forty `=~"\\pL{400}"` (≈ 6 MiB each,
+/// ≈ 90 ms natively) took seconds to compile, past the host's deadline for `validate_settings`,
+/// and a fresh instance compiles them again for every evaluation. Each expression is compiled
+/// with the size limit lowered to what the others left, and the compiler checks it as it adds
+/// states, so a policy costs at most the budget's compilation before it is refused.
+struct Regexps {
+    left: usize,
+    compiled: std::collections::HashMap<String, crate::regexp::Regexp, foldhash::fast::RandomState>,
+}
+
+impl Regexps {
+    fn new() -> Self {
+        Self {
+            left: REGEXP_BUDGET,
+            compiled: Default::default(),
+        }
+    }
+
+    /// `source` compiled, or refused with where it is written (`pos`).
+    fn compile(&mut self, source: &str, pos: Pos) -> Result<crate::regexp::Regexp, CueError> {
+        use crate::regexp::{Regexp, RegexpError};
+        if let Some(regex) = self.compiled.get(source) {
+            return Ok(regex.clone());
+        }
+        let regex = Regexp::new_within(source, self.left).map_err(|e| match e {
+            RegexpError::TooBig if self.left < crate::regexp::SIZE_LIMIT => CueError::invalid(
+                pos,
+                format!(
+                    "the regular expression {} takes the policy's regular expressions past their \
+                     budget of {} bytes compiled ({} bytes were left): use fewer or smaller \
+                     regular expressions",
+                    quoted(source),
+                    REGEXP_BUDGET,
+                    self.left
+                ),
+            ),
+            e => CueError::invalid(pos, format!("invalid regular expression {source:?}: {e}")),
+        })?;
+        self.left = self.left.saturating_sub(regex.compiled_size());
+        self.compiled.insert(source.to_owned(), regex.clone());
+        Ok(regex)
+    }
+}
+
+/// `source` quoted, cut to 40 characters: a refused pattern can be long.
+fn quoted(source: &str) -> String {
+    match source.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}...", &source[..end]),
+        None => format!("{source:?}"),
+    }
 }
 
 /// How deep references may chain before they are taken for a cycle.
@@ -1035,6 +1097,7 @@ pub fn compile(file: &File) -> Result<(Val, Vec<String>), CueError> {
         depth: 0,
         pos: Pos::default(),
         budget: Budget::new(),
+        regexps: Regexps::new(),
         nesting: 0,
     };
     let root = Scope {
@@ -1188,6 +1251,16 @@ impl Compiler<'_> {
                     None => None,
                 };
                 Val::List(items, rest)
+            }
+            Expr::Unary(op @ (UnaryOp::Match | UnaryOp::NotMatch), operand, pos) => {
+                match self.eval(operand, scope)?.resolved() {
+                    Val::Str(source) => Val::Regex {
+                        negate: *op == UnaryOp::NotMatch,
+                        regex: self.regexps.compile(&source, *pos)?,
+                        source,
+                    },
+                    other => unary(*op, other, *pos)?,
+                }
             }
             Expr::Unary(op, operand, pos) => {
                 let operand = self.eval(operand, scope)?.resolved();
@@ -1398,15 +1471,6 @@ fn unary(op: UnaryOp, operand: Val, pos: Pos) -> Result<Val, CueError> {
     match (op, operand) {
         (UnaryOp::Neg, Val::Int(n)) => Ok(Val::Int(-n)),
         (UnaryOp::Neg, Val::Float(x)) => Ok(Val::Float(-x)),
-        (UnaryOp::Match | UnaryOp::NotMatch, Val::Str(source)) => {
-            let regex = crate::regexp::Regexp::new(&source)
-                .map_err(|e| CueError::invalid(pos, format!("invalid regular expression {source:?}: {e}")))?;
-            Ok(Val::Regex {
-                negate: op == UnaryOp::NotMatch,
-                source,
-                regex,
-            })
-        }
         // As CUE: `!=true` is refused ("invalid value true (type bool) for bound !=").
         (UnaryOp::Ne, x @ (Val::Null | Val::Int(_) | Val::Float(_) | Val::Str(_))) => Ok(Val::Bound(op, Box::new(x))),
         (UnaryOp::Lt | UnaryOp::Le | UnaryOp::Gt | UnaryOp::Ge, x @ (Val::Int(_) | Val::Float(_) | Val::Str(_))) => {

@@ -862,3 +862,124 @@ fn labels_cue_reads_in_nfc_are_not_compared_as_written() {
         &[json!({"caf\u{e9}": "A\u{30a}"}), json!({"\u{65e5}\u{672c}": "x"})],
     );
 }
+
+/// `validate_settings` as the host calls it, on the article's attestation policy with `cue` as
+/// the attestation's CUE policy: whether the settings are valid, and the message.
+fn validate_settings_with(cue: &str) -> (bool, String) {
+    use crate::crypto::tests::P256_PEM;
+    let cip = crate::tests::with_keys(&crate::tests::article("attestation-policy"), &[P256_PEM]);
+    let mut settings = crate::tests::settings(&[cip], json!({}));
+    settings["policies"][0]["spec"]["authorities"][0]["attestations"][0]["policy"]["data"] = json!(cue);
+    let answer = crate::validate_settings(settings.to_string().as_bytes()).unwrap();
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    (
+        answer["valid"] == true,
+        answer["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `count` fields, each matched by a different expression of `repeat` letters (≈ 15 KiB of
+/// compiled NFA a letter), one a line from line 1.
+fn letter_patterns(count: usize, repeat: usize) -> String {
+    (0..count)
+        .map(|i| format!("f{i}: =~\"\\\\pL{{{repeat}}}{i}\"\n"))
+        .collect()
+}
+
+/// Each of forty expressions is within `regex`'s 10 MiB, and they took seconds to compile
+/// together: refused at load, naming the field, the expression's position and the budget.
+#[test]
+fn forty_big_regular_expressions_are_refused_by_validate_settings() {
+    let (valid, message) = validate_settings_with(&letter_patterns(40, 60));
+    assert!(!valid, "{message}");
+    let field = "policies[0].spec.authorities[0].attestations[0].policy.data: CUE policy, ";
+    assert!(message.starts_with(field), "{message}");
+    // Each takes ≈ 0.9 MiB: the third is past the 2 MiB.
+    assert!(
+        message.contains("line 3, column 5: the regular expression \"\\\\pL{60}2\""),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "past their budget of {} bytes compiled",
+            super::eval::REGEXP_BUDGET
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("use fewer or smaller regular expressions"),
+        "{message}"
+    );
+}
+
+/// As many expressions as the budget holds are accepted; one more is refused.
+#[test]
+fn a_policy_just_under_the_regexp_budget_is_accepted() {
+    use crate::regexp::Regexp;
+    let size = |i: usize| Regexp::new(&format!("\\pL{{20}}{i}")).unwrap().compiled_size();
+    let (mut count, mut total) = (0, 0);
+    while total + size(count) <= super::eval::REGEXP_BUDGET {
+        total += size(count);
+        count += 1;
+    }
+    let (valid, message) = validate_settings_with(&letter_patterns(count, 20));
+    assert!(valid, "{count} expressions, {total} bytes: {message}");
+    let (valid, message) = validate_settings_with(&letter_patterns(count + 1, 20));
+    assert!(!valid);
+    assert!(
+        message.contains(&format!("line {}, column 5: the regular expression", count + 1)),
+        "{message}"
+    );
+}
+
+/// The same expression written many times is compiled once and counted once.
+#[test]
+fn a_repeated_regular_expression_counts_once() {
+    let text: String = (0..40).map(|i| format!("f{i}: =~\"\\\\pL{{60}}\"\n")).collect();
+    decides(&text, &[json!({"f0": "é".repeat(60)})], &[json!({"f39": "a1"})]);
+}
+
+/// The article's CUE policies (multi-signature and attestation) pass `validate_settings`.
+#[test]
+fn the_articles_cue_policies_pass_validate_settings() {
+    use crate::crypto::tests::{P256_PEM, P384_PEM};
+    for (name, keys) in [
+        ("multi-sig-policy", &[P256_PEM, P384_PEM][..]),
+        ("attestation-policy", &[P256_PEM][..]),
+    ] {
+        let cip = crate::tests::with_keys(&crate::tests::article(name), keys);
+        let settings = crate::tests::settings(&[cip], json!({}));
+        let answer = crate::validate_settings(settings.to_string().as_bytes()).unwrap();
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["valid"], true, "{name}: {answer}");
+    }
+}
+
+/// Compile time of policies of regular expressions, for the budget's figures:
+/// `cargo test --release -p cluster-image-policy --lib regexp_budget_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn regexp_budget_cost() {
+    use crate::regexp::Regexp;
+    for pattern in [
+        r"\pL{600}",
+        r"\pL{100}",
+        r"\pL{60}",
+        r"\pL",
+        r"^ghcr\.io/",
+        r"(?i)^[a-z0-9-]+$",
+        r"[^/]+",
+    ] {
+        let start = std::time::Instant::now();
+        match Regexp::new(pattern) {
+            Ok(r) => eprintln!("{pattern}: {} bytes, {:?}", r.compiled_size(), start.elapsed()),
+            Err(e) => eprintln!("{pattern}: {e}, {:?}", start.elapsed()),
+        }
+    }
+    for (count, repeat) in [(40, 60), (2, 60), (40, 600), (130, 1), (700, 0)] {
+        let text = letter_patterns(count, repeat);
+        let start = std::time::Instant::now();
+        let outcome = Program::compile(&text).map(|_| ()).map_err(|e| e.to_string());
+        eprintln!("{count} x \\pL{{{repeat}}}: {:?} {:.90?}", start.elapsed(), outcome);
+    }
+}

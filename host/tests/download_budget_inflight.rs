@@ -2,14 +2,16 @@
 //! `--max-inflight-download-bytes`: each verification's bytes past its allowance (256 KiB) are
 //! taken from one pool as they are read and given back when the verification ends. Hostile
 //! registries (any image a `**` glob covers) serving attestations each within every
-//! per-verification cap, verified at the same time, are refused once the pool is full, at once
-//! and with their own typed error naming the flag ([`VerifyError::Inflight`]); the pool is
-//! never passed; an honest verification (a few KiB, within its allowance) running meanwhile is
-//! not refused; and every byte is given back once they end, refused or not.
+//! per-verification cap, verified at the same time, wait for the pool once it is full, and are
+//! refused at their deadline with their own typed error naming the flag
+//! ([`VerifyError::Inflight`]); the pool is never passed; an honest verification (a few KiB,
+//! within its allowance) running meanwhile is not refused; an honest SBOM, which draws on the
+//! pool, is verified when the holders end before its deadline; and every byte is given back
+//! once they end, refused or not.
 //!
 //! No timing is asserted: the hostile registry holds the last layer of each admitted hostile
 //! image until the test lets it go, so that the admitted verifications hold their bytes while
-//! the others are refused and the honest ones run.
+//! the others wait and are refused and the honest ones run.
 
 mod hostile_registry;
 mod verify_support;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use cip::registry::{DEFAULT_VERIFICATION_ALLOWANCE, DownloadLimits, InflightExhausted};
+use cip::registry::{DEFAULT_VERIFICATION_ALLOWANCE, DownloadLimits, InflightExhausted, with_pool_deadline};
 use cip::verify::{Verifier, VerifierConfig, VerifyError};
 use hostile_registry::{Hostile, Reply, ok};
 use serde_json::json;
@@ -38,6 +40,8 @@ const HOSTILE: usize = 6;
 const POOL: usize = 8 * MIB;
 /// Longest the registry holds a layer, should the test fail before letting it go.
 const GATE_LIMIT: Duration = Duration::from_secs(60);
+/// How long a verification the test means to be refused waits for the pool.
+const SHORT_DEADLINE: Duration = Duration::from_millis(200);
 
 /// The image every repository serves (by digest), and its digest.
 fn image() -> (String, Vec<u8>) {
@@ -123,9 +127,10 @@ impl Gate {
 
 /// The registry: `team/h<i>` (i < HOSTILE) each with an `.att` tag of a 2 MiB attestation then a
 /// small one, the small one held at `gate`; `team/honest` with a small signature and a small
-/// attestation. Every repository serves the image itself. With the registry, the image digest
-/// and the bytes each hostile verification reads before its held layer (its `.att` manifest and
-/// its large attestation).
+/// attestation; `team/sbom` with one 2 MiB attestation (an SBOM), not held. Every repository serves the image itself. With the registry, the image digest
+/// and the bytes each hostile verification takes before its held layer is sent (its `.att`
+/// manifest, its large attestation and the declared size of the held layer, which the pool gives
+/// before the download).
 fn registry(key: &KeyPair, gate: Arc<Gate>) -> (Hostile, String, Vec<usize>) {
     let (digest, image) = image();
     let tag = digest.replace(':', "-");
@@ -136,7 +141,7 @@ fn registry(key: &KeyPair, gate: Arc<Gate>) -> (Hostile, String, Vec<usize>) {
         let large = envelope(&digest, key, 2 * MIB, i);
         let last = envelope(&digest, key, 1024, 100 + i);
         let att = manifest(&[att_layer(&large), att_layer(&last)]);
-        before_gate.push(att.len() + large.len());
+        before_gate.push(att.len() + large.len() + last.len());
         routes.push((format!("team/h{i}/manifests/{tag}.att"), att));
         held.push(format!("/blobs/{}", testkit::sha256_digest(&last)));
         for blob in [large, last] {
@@ -149,6 +154,9 @@ fn registry(key: &KeyPair, gate: Arc<Gate>) -> (Hostile, String, Vec<usize>) {
         manifest(&[att_layer(&honest_att)]),
     ));
     routes.push((format!("/blobs/{}", testkit::sha256_digest(&honest_att)), honest_att));
+    let sbom = envelope(&digest, key, 2 * MIB, 2000);
+    routes.push((format!("team/sbom/manifests/{tag}.att"), manifest(&[att_layer(&sbom)])));
+    routes.push((format!("/blobs/{}", testkit::sha256_digest(&sbom)), sbom));
     let (descriptor, payload) = sig_layer(&digest, key);
     routes.push((format!("team/honest/manifests/{tag}.sig"), manifest(&[descriptor])));
     routes.push((format!("/blobs/{}", testkit::sha256_digest(&payload)), payload));
@@ -215,7 +223,8 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
     assert_eq!((pool.cap(), pool.allowance()), (POOL, DEFAULT_VERIFICATION_ALLOWANCE));
 
     // Six hostile attestation verifications at once: each needs its 2 MiB attestation less the
-    // allowance from the pool, 10.5 MiB in all, in a pool of 8 MiB.
+    // allowance from the pool, 10.5 MiB in all, in a pool of 8 MiB. Those that do not fit wait
+    // for the pool until their (short) deadline.
     let ended = Arc::new(AtomicUsize::new(0));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let mut hostile = Vec::new();
@@ -224,7 +233,8 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
         let image = format!("{}/team/h{i}@{digest}", server.host());
         let request = verify_support::attestation_key_request(&image, &key);
         hostile.push(tokio::spawn(async move {
-            let outcome = verifier.verify_attestations(request).await;
+            let deadline = Instant::now() + SHORT_DEADLINE;
+            let outcome = with_pool_deadline(deadline, verifier.verify_attestations(request)).await;
             outcomes.lock().expect("outcomes").push((image, outcome));
             ended.fetch_add(1, Ordering::SeqCst);
         }));
@@ -251,6 +261,7 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
         .sum();
     assert_eq!(held, waiting, "the pool holds what the waiting verifications read");
     assert!(refused_early >= 2, "{refused_early} refused: five would pass the pool");
+    assert!(pool.waits() >= 2, "the refused ones waited for the pool first");
     assert!(
         before_gate
             .iter()
@@ -303,7 +314,7 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
     }
     assert_eq!(
         refused, refused_early,
-        "the refused ones were refused at once, before the gate opened"
+        "the refused ones were refused at their deadline, before the gate opened"
     );
     assert!((2..HOSTILE).contains(&refused), "{refused} of {HOSTILE} refused");
     assert!(
@@ -324,11 +335,7 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
             before_gate[i] - DEFAULT_VERIFICATION_ALLOWANCE
         })
         .sum();
-    assert!(
-        pool.in_use() > admitted,
-        "{} taken, {admitted} before the gate",
-        pool.in_use()
-    );
+    assert_eq!(pool.in_use(), admitted, "what the admitted verifications read");
     let refused_image = outcomes
         .iter()
         .find(|(_, outcome)| matches!(outcome, Err(VerifyError::Inflight(_))))
@@ -344,6 +351,83 @@ async fn concurrent_hostile_verifications_share_one_pool_and_cannot_starve_an_ho
     assert_eq!(answer.statements.len(), 2);
     drop(answer);
     assert_eq!(pool.in_use(), 0);
+}
+
+/// Hostile verifications holding the whole pool (at the gate), and an honest SBOM that needs 2
+/// MiB of it: refused (transient) when its deadline comes first, verified when they end before
+/// it. Bounded by a watchdog: a wait that never ends is the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_honest_sbom_waits_for_the_pool_until_its_deadline() {
+    tokio::time::timeout(GATE_LIMIT / 2, async {
+        let key = KeyPair::ecdsa_p256().expect("key");
+        let gate = Arc::new(Gate::default());
+        let (server, digest, before_gate) = registry(&key, Arc::clone(&gate));
+        let verifier = Arc::new(verifier(&server));
+        let pool = verifier.download_pool();
+        // Four hostile verifications, all admitted: 7 MiB of the 8 MiB pool held at the gate.
+        let mut hostile = Vec::new();
+        for i in 0..4 {
+            let verifier = Arc::clone(&verifier);
+            let request =
+                verify_support::attestation_key_request(&format!("{}/team/h{i}@{digest}", server.host()), &key);
+            hostile.push(tokio::spawn(async move { verifier.verify_attestations(request).await }));
+        }
+        until("four hostile verifications at the gate", || {
+            gate.waiting.load(Ordering::SeqCst) == 4
+        })
+        .await;
+        let held: usize = before_gate[..4]
+            .iter()
+            .map(|bytes| bytes - DEFAULT_VERIFICATION_ALLOWANCE)
+            .sum();
+        assert_eq!(pool.in_use(), held);
+        assert!(
+            POOL - held < 2 * MIB - DEFAULT_VERIFICATION_ALLOWANCE,
+            "the SBOM fits: the test proves nothing"
+        );
+        let sbom = format!("{}/team/sbom@{digest}", server.host());
+
+        // The holders keep the pool past the SBOM's deadline: refused, transiently.
+        let refused = with_pool_deadline(
+            Instant::now() + SHORT_DEADLINE,
+            verifier.verify_attestations(verify_support::attestation_key_request(&sbom, &key)),
+        )
+        .await
+        .expect_err("refused while the pool is held");
+        assert!(refused.is_transient(), "{refused}");
+        assert!(
+            refused.to_string().contains("--max-inflight-download-bytes"),
+            "{refused}"
+        );
+        assert_eq!((pool.in_use(), pool.refusals()), (held, 1));
+
+        // Asked again with room in its deadline: it waits, and is verified once the holders end.
+        let waits = pool.waits();
+        let waiting = {
+            let verifier = Arc::clone(&verifier);
+            let request = verify_support::attestation_key_request(&sbom, &key);
+            tokio::spawn(async move {
+                with_pool_deadline(Instant::now() + GATE_LIMIT, verifier.verify_attestations(request)).await
+            })
+        };
+        until("the SBOM waiting for the pool", || pool.waits() > waits).await;
+        assert!(!waiting.is_finished());
+        gate.open.store(true, Ordering::SeqCst);
+        for task in hostile {
+            let answer = task.await.expect("hostile task").expect("genuine attestations");
+            drop(answer);
+        }
+        let answer = waiting
+            .await
+            .expect("SBOM task")
+            .expect("the SBOM verified once the pool had room");
+        assert_eq!(answer.statements.len(), 1);
+        assert_eq!(pool.refusals(), 1, "the wait that ended in time is no refusal");
+        drop(answer);
+        assert_eq!(pool.in_use(), 0);
+    })
+    .await
+    .expect("no verification waits past its deadline");
 }
 
 #[tokio::test]

@@ -102,10 +102,11 @@ fn a_signature_layer_answered_500_with_an_endless_body_fails_unread() {
     let registry = client(&[&server.host()], DockerCredentials::default());
     let limits = DownloadLimits::default();
     let started = Instant::now();
-    let outcome = runtime().block_on(registry.capped_manifest_and_layers(
+    let outcome = runtime().block_on(registry.capped_manifest_and_layers_within(
         &sig_tag(&server.host()),
         &limits,
         limits.signature_layer(),
+        &limits.verification_budget("team/app"),
     ));
     refused_unread(&server, started);
     match outcome {
@@ -120,10 +121,11 @@ fn an_attestation_layer_answered_404_with_an_endless_body_fails_unread_as_not_fo
     let registry = client(&[&server.host()], DockerCredentials::default());
     let limits = DownloadLimits::default();
     let started = Instant::now();
-    let outcome = runtime().block_on(registry.capped_manifest_and_layers(
+    let outcome = runtime().block_on(registry.capped_manifest_and_layers_within(
         &sig_tag(&server.host()),
         &limits,
         limits.attestation_layer(),
+        &limits.verification_budget("team/app"),
     ));
     refused_unread(&server, started);
     match outcome {
@@ -167,13 +169,14 @@ fn a_referrer_layer_answered_500_with_an_endless_body_fails_unread() {
     let limits = DownloadLimits::default();
     let image = RegistryClient::parse_reference(&format!("{}/team/app@{subject}", server.host())).expect("reference");
     let started = Instant::now();
-    let outcome = runtime().block_on(registry.capped_referrers(
+    let outcome = runtime().block_on(registry.capped_referrers_within(
         &image,
         &subject,
         BUNDLE,
         &|_| true,
         &limits,
         limits.signature_layer(),
+        &limits.verification_budget(image.whole()),
     ));
     refused_unread(&server, started);
     assert_eq!(server.asked("/blobs/").len(), 1, "the layer was asked for");
@@ -205,10 +208,11 @@ fn a_layer_redirected_to_storage_is_read_there_without_credentials_and_an_error_
         let registry = client(&[&server.host(), &storage.host()], credentials);
         let limits = DownloadLimits::default();
         let started = Instant::now();
-        let outcome = runtime().block_on(registry.capped_manifest_and_layers(
+        let outcome = runtime().block_on(registry.capped_manifest_and_layers_within(
             &sig_tag(&server.host()),
             &limits,
             limits.signature_layer(),
+            &limits.verification_budget("team/app"),
         ));
         if storage_fails {
             refused_unread(&storage, started);

@@ -166,7 +166,12 @@ async fn a_manifest_repeating_one_descriptor_has_its_blob_read_and_held_once() {
     let tag = format!("{}/team/app:{}.att", server.host(), image_digest().replace(':', "-"));
     let reference = RegistryClient::parse_reference(&tag).expect("reference");
     let (_, read) = registry
-        .capped_manifest_and_layers(&reference, &limits, limits.attestation_layer())
+        .capped_manifest_and_layers_within(
+            &reference,
+            &limits,
+            limits.attestation_layer(),
+            &limits.verification_budget(reference.whole()),
+        )
         .await
         .expect("read");
     assert_eq!(read.len(), limits.max_layers, "every descriptor is kept");
@@ -250,7 +255,15 @@ async fn referrers_naming_one_bundle_have_it_read_and_held_once() {
     );
     let image = RegistryClient::parse_reference(&format!("{}/team/app@{subject}", server.host())).expect("reference");
     let referrers = registry
-        .capped_referrers(&image, &subject, BUNDLE, &|_| true, &limits, limits.attestation_layer())
+        .capped_referrers_within(
+            &image,
+            &subject,
+            BUNDLE,
+            &|_| true,
+            &limits,
+            limits.attestation_layer(),
+            &limits.verification_budget(image.whole()),
+        )
         .await
         .expect("read");
     assert!(referrers.unreadable.is_empty(), "{:?}", referrers.unreadable);

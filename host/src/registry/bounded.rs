@@ -151,19 +151,60 @@ impl DownloadLimits {
 
 /// The bytes all the verifications of a process may hold at once (`--max-inflight-download-bytes`),
 /// past each one's allowance: each [`DownloadBudget`] drawing on the pool takes the bytes it is
-/// charged beyond its allowance as they are read, and gives them all back when it is dropped
-/// (however the verification ended: an answer, an error, a deadline dropping its future). A
-/// charge the pool cannot give fails the verification at once ([`InflightExhausted`]): nothing
-/// waits for bytes others hold (a verification waiting while holding bytes others wait for
-/// would deadlock them).
+/// charged beyond its allowance as they are read (or, for a declared size, before the download),
+/// and gives them all back when it is dropped (however the verification ended: an answer, an
+/// error, a deadline dropping its future).
+///
+/// A charge the pool cannot give now waits for bytes to be given back, first come first served
+/// (tokio's fair [`tokio::sync::Semaphore`]: a waiter is given bytes as they come back, and
+/// nobody passes it while it waits), until the verification's deadline ([`with_pool_deadline`];
+/// [`DEFAULT_POOL_WAIT`] after its budget was made when it has none): at the deadline it fails as
+/// [`InflightExhausted`] (transient). A charge that alone needs more than the whole pool never
+/// waits: it fails at once, for good.
+///
+/// Waiting cannot hang. A verification may hold bytes while it waits for more, and the one it
+/// waits behind may be waiting for those: A holds 20 of 32 MiB and waits for 15 more, B holds
+/// 10 and waits, behind A, for 5. Neither can go on until one gives its bytes back, and first
+/// come first served does not break the cycle (letting B pass A would only starve A, the
+/// larger). What breaks it is the deadline: every wait ends by it, the verification whose
+/// deadline comes first fails and its budget, dropped, gives back all it held and all a wait had
+/// been given, and the others go on. So the cycle costs at most the earliest deadline, never a
+/// hang; its verifications fail as a full pool would have failed them before waiting existed.
+/// A verification dropped while it waits (its caller's deadline, an aborted task) leaves the
+/// queue and gives back what its wait had been given.
 #[derive(Debug)]
 pub struct DownloadPool {
     cap: usize,
     allowance: usize,
-    in_use: AtomicUsize,
+    /// One permit per byte, `cap` of them (at most [`tokio::sync::Semaphore::MAX_PERMITS`]);
+    /// taken permits are forgotten and added back when given back.
+    permits: tokio::sync::Semaphore,
     high_water: AtomicUsize,
     refusals: AtomicU64,
+    waits: AtomicU64,
 }
+
+/// The longest a charge waits for the [`DownloadPool`] when the verification runs without a
+/// deadline ([`with_pool_deadline`]): the provider's default `--deadline`.
+pub const DEFAULT_POOL_WAIT: std::time::Duration = std::time::Duration::from_millis(2_500);
+
+tokio::task_local! {
+    /// The instant the verification running in this task stops waiting for the pool.
+    static POOL_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `verification` with `deadline` as the instant its charges stop waiting for the
+/// [`DownloadPool`] and fail as [`InflightExhausted`]: every [`DownloadBudget`] made while it
+/// runs keeps it. Pass an instant a little before the caller's own deadline, so that the
+/// refusal, rather than the caller's timeout, reaches the caller.
+pub async fn with_pool_deadline<F: std::future::Future>(deadline: std::time::Instant, verification: F) -> F::Output {
+    POOL_DEADLINE
+        .scope(tokio::time::Instant::from_std(deadline), verification)
+        .await
+}
+
+/// The pool's wait was not answered.
+struct Refused;
 
 impl DownloadPool {
     /// A pool of `cap` bytes, each verification's first [`DEFAULT_VERIFICATION_ALLOWANCE`] bytes
@@ -174,12 +215,14 @@ impl DownloadPool {
 
     /// A pool of `cap` bytes, each verification's first `allowance` bytes not taken from it.
     pub fn with_allowance(cap: usize, allowance: usize) -> Self {
+        let cap = cap.min(tokio::sync::Semaphore::MAX_PERMITS);
         Self {
             cap,
             allowance,
-            in_use: AtomicUsize::new(0),
+            permits: tokio::sync::Semaphore::new(cap),
             high_water: AtomicUsize::new(0),
             refusals: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         }
     }
 
@@ -193,9 +236,9 @@ impl DownloadPool {
         self.allowance
     }
 
-    /// The bytes taken now.
+    /// The bytes taken now (with those already given to a verification still waiting for more).
     pub fn in_use(&self) -> usize {
-        self.in_use.load(Ordering::SeqCst)
+        self.cap - self.permits.available_permits().min(self.cap)
     }
 
     /// The most bytes ever taken at once (never above the cap).
@@ -203,54 +246,67 @@ impl DownloadPool {
         self.high_water.load(Ordering::SeqCst)
     }
 
-    /// How many charges (or declared sizes) the pool refused.
+    /// How many verifications the pool refused: one per refused verification, whether it waited
+    /// until its deadline, wanted more than the whole pool, or was dropped while it waited.
     pub fn refusals(&self) -> u64 {
         self.refusals.load(Ordering::SeqCst)
     }
 
-    /// Takes `bytes` when they fit under the cap with what is taken; false (nothing taken) when
-    /// not.
-    fn take(&self, bytes: usize) -> bool {
-        if bytes == 0 {
-            return true;
-        }
-        let mut current = self.in_use.load(Ordering::SeqCst);
-        loop {
-            let Some(next) = current.checked_add(bytes).filter(|next| *next <= self.cap) else {
-                self.refusals.fetch_add(1, Ordering::SeqCst);
-                return false;
-            };
-            match self
-                .in_use
-                .compare_exchange_weak(current, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => {
-                    self.high_water.fetch_max(next, Ordering::SeqCst);
-                    return true;
-                }
-                Err(actual) => current = actual,
-            }
-        }
+    /// How many charges had to wait for bytes others held (admitted or refused in the end).
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::SeqCst)
     }
 
-    /// Whether `bytes` would fit now (a declared size, checked before its download).
-    fn has_room(&self, bytes: usize) -> bool {
-        let fits = bytes <= self.cap.saturating_sub(self.in_use());
-        if !fits {
-            self.refusals.fetch_add(1, Ordering::SeqCst);
+    /// Takes `bytes` (at most the cap), waiting for them until `deadline`; [`Refused`] (nothing
+    /// taken) when the wait ends first. Dropped while it waits, what it had been given goes back
+    /// to the pool.
+    async fn take(&self, bytes: usize, deadline: tokio::time::Instant) -> Result<(), Refused> {
+        let mut left = bytes;
+        let mut waited = false;
+        let mut taken = 0;
+        while left > 0 {
+            let piece = u32::try_from(left).unwrap_or(u32::MAX);
+            let permit = match self.permits.try_acquire_many(piece) {
+                Ok(permit) => Ok(permit),
+                Err(_) => {
+                    if !waited {
+                        waited = true;
+                        self.waits.fetch_add(1, Ordering::SeqCst);
+                    }
+                    match tokio::time::timeout_at(deadline, self.permits.acquire_many(piece)).await {
+                        Ok(Ok(permit)) => Ok(permit),
+                        Ok(Err(_)) | Err(_) => Err(Refused),
+                    }
+                }
+            };
+            match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    taken += piece as usize;
+                    left -= piece as usize;
+                }
+                Err(Refused) => {
+                    self.give_back(taken);
+                    return Err(Refused);
+                }
+            }
         }
-        fits
+        self.high_water.fetch_max(self.in_use(), Ordering::SeqCst);
+        Ok(())
     }
 
     /// Gives back `bytes` taken.
     fn give_back(&self, bytes: usize) {
-        self.in_use.fetch_sub(bytes, Ordering::SeqCst);
+        if bytes > 0 {
+            self.permits.add_permits(bytes);
+        }
     }
 }
 
 /// A verification refused because the downloads in flight of all verifications of the process
-/// hold the whole of `--max-inflight-download-bytes`: transient, unlike a verification over its
-/// own `--max-verification-bytes`; the image fails closed like any unverified one.
+/// held the whole of `--max-inflight-download-bytes` until its deadline: transient, unlike a
+/// verification over its own `--max-verification-bytes`; the image fails closed like any
+/// unverified one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the verification of {image} was refused: the downloads of the verifications in flight hold the \
@@ -268,8 +324,9 @@ pub struct InflightExhausted {
 /// small sizes and sending more is charged what it sent), and a declared size (a descriptor's,
 /// a `Content-Length`) over what is left is refused before the download. Once passed, the
 /// budget stays passed: the verification fails ([`DownloadBudget::exceeded`]). Drawing on a
-/// [`DownloadPool`], the bytes charged past the pool's allowance are also taken from it, and
-/// given back when the budget is dropped; a charge the pool refuses passes the budget too, and
+/// [`DownloadPool`], the bytes charged past the pool's allowance are also taken from it (a
+/// declared size's before the download, waiting for them if need be), and given back when the
+/// budget is dropped; a charge the pool refuses passes the budget too, and
 /// [`DownloadBudget::over_budget`] then says so ([`BoundedError::Inflight`]).
 #[derive(Debug)]
 pub struct DownloadBudget {
@@ -278,7 +335,11 @@ pub struct DownloadBudget {
     exceeded: AtomicBool,
     image: String,
     pool: Option<Arc<DownloadPool>>,
-    /// Bytes taken from `pool`, given back on drop.
+    /// When a wait for the pool ends: [`with_pool_deadline`] of the task that made the budget
+    /// drawing on the pool, else [`DEFAULT_POOL_WAIT`] after it was made.
+    deadline: tokio::time::Instant,
+    /// Bytes taken from `pool`, given back on drop: always at least what of `used` is past the
+    /// allowance, more while a declared size is being read.
     pooled: AtomicUsize,
     /// Whether `pool` refused a charge (rather than the budget's own cap).
     pool_refused: AtomicBool,
@@ -296,15 +357,21 @@ impl DownloadBudget {
             exceeded: AtomicBool::new(false),
             image: image.into(),
             pool: None,
+            deadline: tokio::time::Instant::now(),
             pooled: AtomicUsize::new(0),
             pool_refused: AtomicBool::new(false),
             alone_over_pool: AtomicBool::new(false),
         }
     }
 
-    /// This budget, its bytes past `pool`'s allowance also taken from `pool`.
+    /// This budget, its bytes past `pool`'s allowance also taken from `pool`, waiting for them
+    /// until the deadline of the task making it ([`with_pool_deadline`]), or for
+    /// [`DEFAULT_POOL_WAIT`] from now when it has none.
     pub fn drawing_on(mut self, pool: &Arc<DownloadPool>) -> Self {
         self.pool = Some(Arc::clone(pool));
+        self.deadline = POOL_DEADLINE
+            .try_with(|deadline| *deadline)
+            .unwrap_or_else(|_| tokio::time::Instant::now() + DEFAULT_POOL_WAIT);
         self
     }
 
@@ -318,21 +385,42 @@ impl DownloadBudget {
         self.pool_refused.load(Ordering::SeqCst)
     }
 
-    /// The bytes of `before..before + bytes` of this budget past the pool's allowance.
-    fn past_allowance(pool: &DownloadPool, before: usize, bytes: usize) -> usize {
-        let after = before.saturating_add(bytes);
-        after.saturating_sub(pool.allowance) - before.saturating_sub(pool.allowance)
-    }
-
-    /// The pool refused `wanted` bytes of this budget in all (the bytes past the allowance of
-    /// what it read, and of what it was about to read): the budget is passed, and says why.
-    fn refused(&self, pool: &DownloadPool, wanted: usize) -> bool {
-        if Self::past_allowance(pool, 0, wanted) > pool.cap {
+    /// The pool refused this budget (the first refusal counted by the pool): the budget is
+    /// passed, and says why.
+    fn refused(&self, pool: &DownloadPool, alone: bool) -> bool {
+        if alone {
             self.alone_over_pool.store(true, Ordering::SeqCst);
         }
-        self.pool_refused.store(true, Ordering::SeqCst);
+        if !self.pool_refused.swap(true, Ordering::SeqCst) {
+            pool.refusals.fetch_add(1, Ordering::SeqCst);
+        }
         self.exceeded.store(true, Ordering::SeqCst);
         false
+    }
+
+    /// Makes what this budget took from the pool cover its first `total` bytes past the
+    /// allowance, waiting for the difference; false (the budget passed) when it is more than the
+    /// whole pool, or the wait ends first. A budget dropped while it waits counts as refused.
+    async fn hold(&self, pool: &DownloadPool, total: usize) -> bool {
+        let wanted = total.saturating_sub(pool.allowance);
+        if wanted > pool.cap {
+            return self.refused(pool, true);
+        }
+        let held = self.pooled();
+        if wanted <= held {
+            return true;
+        }
+        // Counts the refusal if the verification is dropped while it waits.
+        let waiting = DroppedWhileWaiting { budget: self, pool };
+        let taken = pool.take(wanted - held, self.deadline).await;
+        std::mem::forget(waiting);
+        match taken {
+            Ok(()) => {
+                self.pooled.fetch_add(wanted - held, Ordering::SeqCst);
+                true
+            }
+            Err(Refused) => self.refused(pool, false),
+        }
     }
 
     /// The bytes charged so far (a refused chunk included).
@@ -350,27 +438,26 @@ impl DownloadBudget {
         self.cap
     }
 
-    /// Whether `declared` bytes still fit; when not, the budget is passed.
-    fn admits(&self, declared: u64) -> bool {
+    /// Whether `declared` bytes still fit; when not, the budget is passed. Drawing on a pool,
+    /// what of them is past the allowance is taken from it before the download (waiting for it
+    /// if need be), and the bytes then read are charged against it.
+    async fn admits(&self, declared: u64) -> bool {
         let left = self.cap.saturating_sub(self.used());
         let fits = !self.exceeded() && usize::try_from(declared).is_ok_and(|declared| declared <= left);
         if !fits {
             self.exceeded.store(true, Ordering::SeqCst);
             return false;
         }
-        // Within the cap (so `declared` fits a usize): the pool must have room for what of it
-        // is past the allowance, now (it is taken as the bytes are read).
-        if let Some(pool) = &self.pool
-            && !pool.has_room(Self::past_allowance(pool, self.used(), declared as usize))
-        {
-            return self.refused(pool, self.used().saturating_add(declared as usize));
+        // Within the cap, so `declared` fits a usize.
+        match &self.pool {
+            Some(pool) => self.hold(pool, self.used().saturating_add(declared as usize)).await,
+            None => true,
         }
-        true
     }
 
     /// Charges `bytes` read; false (and the budget passed) when they take it over its cap, or
-    /// when the pool cannot give what of them is past the allowance.
-    fn charge(&self, bytes: usize) -> bool {
+    /// when the pool cannot give what of them is past the allowance (by the deadline).
+    async fn charge(&self, bytes: usize) -> bool {
         let before = self.used.fetch_add(bytes, Ordering::SeqCst);
         if before.saturating_add(bytes) > self.cap {
             self.exceeded.store(true, Ordering::SeqCst);
@@ -378,21 +465,17 @@ impl DownloadBudget {
         if self.exceeded() {
             return false;
         }
-        if let Some(pool) = &self.pool {
-            let past = Self::past_allowance(pool, before, bytes);
-            if !pool.take(past) {
-                return self.refused(pool, before.saturating_add(bytes));
-            }
-            self.pooled.fetch_add(past, Ordering::SeqCst);
+        match &self.pool {
+            Some(pool) => self.hold(pool, before.saturating_add(bytes)).await,
+            None => true,
         }
-        true
     }
 
     /// The error of a verification whose downloads passed this budget: it names the cap and
     /// `--max-verification-bytes`; or, when the pool refused a charge, the pool's cap and
     /// `--max-inflight-download-bytes`: transient ([`BoundedError::Inflight`]) when other
-    /// verifications held the pool, an [`BoundedError::OverCap`] when this one alone wanted more
-    /// than the whole pool.
+    /// verifications held the pool until the deadline, an [`BoundedError::OverCap`] when this one
+    /// alone wanted more than the whole pool.
     pub fn over_budget(&self) -> BoundedError {
         if let Some(pool) = &self.pool
             && self.refused_by_pool()
@@ -420,6 +503,19 @@ impl DownloadBudget {
             unit: "bytes",
             setting: "--max-verification-bytes",
         }
+    }
+}
+
+/// Armed while a budget waits for the pool: dropped (the verification's future dropped
+/// mid-wait), it counts the budget refused.
+struct DroppedWhileWaiting<'a> {
+    budget: &'a DownloadBudget,
+    pool: &'a DownloadPool,
+}
+
+impl Drop for DroppedWhileWaiting<'_> {
+    fn drop(&mut self) {
+        self.budget.refused(self.pool, false);
     }
 }
 
@@ -624,23 +720,8 @@ impl RegistryClient {
     /// one-layer artifact: the referrers API first, the referrers tag schema (`sha256-<hex>`) when
     /// the registry has no API (404) or lists nothing there. Every download is capped like a
     /// signature manifest and its layers; more than `limits.max_layers` wanted referrers fail.
-    /// All of them together within a budget of `limits.max_verification_bytes` of their own.
-    pub async fn capped_referrers(
-        &self,
-        reference: &Reference,
-        digest: &str,
-        artifact_type: &str,
-        keep: &(dyn Fn(&Referrer) -> bool + Sync),
-        limits: &DownloadLimits,
-        layer_cap: LayerCap,
-    ) -> Result<Referrers, BoundedError> {
-        let budget = limits.verification_budget(format!("{}@{digest}", reference.whole()));
-        self.capped_referrers_within(reference, digest, artifact_type, keep, limits, layer_cap, &budget)
-            .await
-    }
-
-    /// [`RegistryClient::capped_referrers`], every download (the index, each referrer manifest
-    /// and bundle) charged to `budget`, which the verification's other downloads share.
+    /// Every download (the index, each referrer manifest and bundle) is charged to `budget`,
+    /// which the verification's other downloads share.
     #[allow(clippy::too_many_arguments)]
     pub async fn capped_referrers_within(
         &self,
@@ -850,20 +931,8 @@ impl RegistryClient {
     /// The image manifest `reference` names and its layers' bytes, every download capped (each
     /// layer by `layer_cap`). Descriptors naming one digest (a manifest may repeat a descriptor
     /// up to `--max-signature-layers` times) share one download and one copy of its bytes.
-    /// All of them together within a budget of `limits.max_verification_bytes` of their own.
-    pub async fn capped_manifest_and_layers(
-        &self,
-        reference: &Reference,
-        limits: &DownloadLimits,
-        layer_cap: LayerCap,
-    ) -> Result<(OciImageManifest, Vec<(OciDescriptor, SharedBytes)>), BoundedError> {
-        let budget = limits.verification_budget(reference.whole());
-        self.capped_manifest_and_layers_within(reference, limits, layer_cap, &budget)
-            .await
-    }
-
-    /// [`RegistryClient::capped_manifest_and_layers`], the manifest and every layer read charged
-    /// to `budget`, which the verification's other downloads share.
+    /// The manifest and every layer read are charged to `budget`, which the verification's other
+    /// downloads share.
     pub async fn capped_manifest_and_layers_within(
         &self,
         reference: &Reference,
@@ -921,7 +990,7 @@ impl RegistryClient {
         if usize::try_from(size).map_or(true, |size| size > layer_cap.bytes) {
             return Err(layer_cap.over_cap(reference));
         }
-        if !budget.admits(size) {
+        if !budget.admits(size).await {
             return Err(budget.over_budget());
         }
         // Blob and its redirect, each bounded by the read timeout; the whole by two round trips.
@@ -1076,7 +1145,7 @@ async fn read_within<'a>(
             return Ok(Read::OverCap);
         }
         if let Some(budget) = budget
-            && !budget.admits(length)
+            && !budget.admits(length).await
         {
             return Ok(Read::OverBudget(budget));
         }
@@ -1087,7 +1156,7 @@ async fn read_within<'a>(
             return Ok(Read::OverCap);
         }
         if let Some(budget) = budget
-            && !budget.charge(chunk.len())
+            && !budget.charge(chunk.len()).await
         {
             return Ok(Read::OverBudget(budget));
         }
@@ -1123,23 +1192,26 @@ pub(crate) async fn read_prefix(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_budget_admits_what_is_left_charges_what_is_read_and_stays_passed() {
+    #[tokio::test]
+    async fn a_budget_admits_what_is_left_charges_what_is_read_and_stays_passed() {
         let budget = DownloadBudget::new(10, "registry.example/team/app@sha256:00");
-        assert!(budget.admits(10), "a declared size of all that is left");
-        assert!(budget.charge(6));
+        assert!(budget.admits(10).await, "a declared size of all that is left");
+        assert!(budget.charge(6).await);
         assert!(!budget.exceeded());
-        assert!(budget.admits(4));
-        assert!(!budget.admits(5), "a declared size over what is left");
+        assert!(budget.admits(4).await);
+        assert!(!budget.admits(5).await, "a declared size over what is left");
         assert!(budget.exceeded());
         // Once passed, nothing more is admitted or charged.
-        assert!(!budget.admits(0));
-        assert!(!budget.charge(0));
+        assert!(!budget.admits(0).await);
+        assert!(!budget.charge(0).await);
         let budget = DownloadBudget::new(10, "registry.example/team/app@sha256:00");
-        assert!(budget.charge(10));
-        assert!(!budget.charge(1), "bytes read past the cap, whatever was declared");
+        assert!(budget.charge(10).await);
+        assert!(
+            !budget.charge(1).await,
+            "bytes read past the cap, whatever was declared"
+        );
         assert_eq!(budget.used(), 11);
-        assert!(!budget.admits(u64::MAX));
+        assert!(!budget.admits(u64::MAX).await);
         assert_eq!(
             budget.over_budget().to_string(),
             "the total download of the verification of registry.example/team/app@sha256:00 is larger than the \
@@ -1149,59 +1221,78 @@ mod tests {
 
     const IMAGE: &str = "registry.example/team/app@sha256:00";
 
-    #[test]
-    fn a_pool_gives_what_fits_refuses_what_does_not_and_keeps_its_high_water_mark() {
-        let pool = DownloadPool::with_allowance(10, 0);
-        assert!(pool.take(6));
-        assert!(pool.take(4), "up to the cap");
-        assert!(!pool.take(1), "past the cap: refused, nothing taken");
-        assert_eq!((pool.in_use(), pool.refusals()), (10, 1));
-        pool.give_back(7);
-        assert!(pool.take(0) && pool.take(7));
-        assert!(!pool.take(usize::MAX), "no overflow");
-        pool.give_back(10);
-        assert_eq!((pool.in_use(), pool.high_water(), pool.refusals()), (0, 10, 2));
+    /// A budget drawing on `pool` whose waits end at once (its deadline is now).
+    fn impatient(pool: &Arc<DownloadPool>, image: &str) -> DownloadBudget {
+        POOL_DEADLINE.sync_scope(tokio::time::Instant::now(), || {
+            DownloadBudget::new(1_000, image).drawing_on(pool)
+        })
     }
 
-    #[test]
-    fn a_budget_takes_from_the_pool_only_past_its_allowance_and_gives_it_back_on_drop() {
+    #[tokio::test]
+    async fn a_pool_gives_what_fits_refuses_what_does_not_by_the_deadline_and_keeps_its_high_water_mark() {
+        let pool = DownloadPool::with_allowance(10, 0);
+        let now = tokio::time::Instant::now();
+        assert!(pool.take(6, now).await.is_ok());
+        assert!(pool.take(4, now).await.is_ok(), "up to the cap");
+        assert!(
+            pool.take(1, now).await.is_err(),
+            "past the cap: refused at the deadline"
+        );
+        assert_eq!((pool.in_use(), pool.waits()), (10, 1));
+        pool.give_back(7);
+        assert!(pool.take(0, now).await.is_ok() && pool.take(7, now).await.is_ok());
+        pool.give_back(10);
+        assert_eq!((pool.in_use(), pool.high_water()), (0, 10));
+    }
+
+    #[tokio::test]
+    async fn a_budget_takes_from_the_pool_only_past_its_allowance_and_gives_it_back_on_drop() {
         let pool = Arc::new(DownloadPool::with_allowance(100, 10));
-        let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-        assert!(budget.charge(10), "the allowance");
+        let budget = impatient(&pool, IMAGE);
+        assert!(budget.charge(10).await, "the allowance");
         assert_eq!(pool.in_use(), 0, "the allowance is not taken from the pool");
-        assert!(budget.charge(5));
+        assert!(budget.charge(5).await);
         assert_eq!((pool.in_use(), budget.pooled()), (5, 5));
         // A chunk straddling nothing: all of it past the allowance.
-        assert!(budget.charge(20));
+        assert!(budget.charge(20).await);
         assert_eq!(pool.in_use(), 25);
-        let other = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-        assert!(other.charge(8), "within its own allowance");
+        let other = impatient(&pool, IMAGE);
+        assert!(other.charge(8).await, "within its own allowance");
         assert!(
-            other.charge(77),
+            other.charge(77).await,
             "2 of the allowance, 75 from the pool: the pool is full"
         );
         assert_eq!(pool.in_use(), 100);
         drop(budget);
         assert_eq!(pool.in_use(), 75, "given back on drop");
         drop(other);
-        assert_eq!((pool.in_use(), pool.high_water()), (0, 100));
+        assert_eq!((pool.in_use(), pool.high_water(), pool.waits()), (0, 100, 0));
         // A chunk crossing the allowance takes only its part past it.
-        let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-        assert!(budget.charge(7) && budget.charge(6));
+        let budget = impatient(&pool, IMAGE);
+        assert!(budget.charge(7).await && budget.charge(6).await);
         assert_eq!(pool.in_use(), 3);
+        // A declared size is taken before the download, and the bytes then read within it take
+        // nothing more.
+        assert!(budget.admits(20).await);
+        assert_eq!(pool.in_use(), 23);
+        assert!(budget.charge(20).await);
+        assert_eq!((pool.in_use(), budget.pooled()), (23, 23));
     }
 
-    #[test]
-    fn a_charge_the_pool_cannot_give_fails_the_verification_at_once_with_its_own_error() {
+    #[tokio::test]
+    async fn a_charge_the_pool_cannot_give_by_the_deadline_fails_the_verification_with_its_own_error() {
         let pool = Arc::new(DownloadPool::with_allowance(10, 4));
-        let holder = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-        assert!(holder.charge(12), "4 of the allowance, 8 from the pool");
-        let refused = DownloadBudget::new(1_000, "registry.example/team/other@sha256:11").drawing_on(&pool);
-        assert!(refused.charge(4), "an allowance is never refused, the pool full or not");
-        assert!(refused.admits(2), "2 bytes past the allowance still fit");
-        assert!(!refused.admits(3), "a declared size the pool has no room for");
+        let holder = impatient(&pool, IMAGE);
+        assert!(holder.charge(12).await, "4 of the allowance, 8 from the pool");
+        let refused = impatient(&pool, "registry.example/team/other@sha256:11");
+        assert!(
+            refused.charge(4).await,
+            "an allowance is never refused, the pool full or not"
+        );
+        assert!(refused.admits(2).await, "2 bytes past the allowance still fit");
+        assert!(!refused.admits(3).await, "a declared size the pool has no room for");
         assert!(refused.refused_by_pool() && refused.exceeded());
-        assert!(!refused.charge(0), "once refused, the budget stays passed");
+        assert!(!refused.charge(0).await, "once refused, the budget stays passed");
         let error = refused.over_budget();
         assert_eq!(
             error,
@@ -1214,19 +1305,58 @@ mod tests {
         assert!(message.contains("--max-inflight-download-bytes"), "{message}");
         assert!(message.contains("transient"), "{message}");
         assert!(!message.contains("--max-verification-bytes"), "{message}");
+        drop(refused);
         // Refused while reading (no size declared): nothing of the refused chunk is taken.
-        let reading = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-        assert!(reading.charge(4));
-        assert!(!reading.charge(3));
+        let reading = impatient(&pool, IMAGE);
+        assert!(reading.charge(4).await);
+        assert!(!reading.charge(3).await);
         assert!(matches!(reading.over_budget(), BoundedError::Inflight(_)));
         assert_eq!((pool.in_use(), reading.pooled()), (8, 0));
-        drop((holder, refused, reading));
-        assert_eq!((pool.in_use(), pool.high_water(), pool.refusals()), (0, 8, 2));
+        drop((holder, reading));
+        assert_eq!((pool.in_use(), pool.high_water(), pool.refusals()), (0, 10, 2));
         // The budget's own cap comes first, and keeps its own error.
         let own = DownloadBudget::new(5, IMAGE).drawing_on(&pool);
-        assert!(!own.charge(6));
+        assert!(!own.charge(6).await);
         assert!(!own.refused_by_pool());
         assert!(matches!(own.over_budget(), BoundedError::OverCap { .. }));
+        // More than the whole pool alone: refused at once, for good, without waiting.
+        let alone = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(!alone.admits(15).await);
+        assert!(matches!(alone.over_budget(), BoundedError::OverCap { cap: 10, .. }));
+        assert_eq!((pool.in_use(), pool.refusals(), pool.waits()), (0, 3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_charge_waits_for_bytes_given_back_before_its_deadline_first_come_first_served() {
+        let pool = Arc::new(DownloadPool::with_allowance(10, 0));
+        let holder = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+        assert!(holder.charge(8).await);
+        let first = Arc::new(DownloadBudget::new(1_000, IMAGE).drawing_on(&pool));
+        let second = Arc::new(DownloadBudget::new(1_000, IMAGE).drawing_on(&pool));
+        let waiting = {
+            let first = Arc::clone(&first);
+            tokio::spawn(async move { first.admits(6).await })
+        };
+        while pool.waits() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let behind = {
+            let second = Arc::clone(&second);
+            tokio::spawn(async move { second.charge(1).await })
+        };
+        while pool.waits() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // One byte is free, yet the later, smaller charge does not pass the earlier one.
+        assert!(!behind.is_finished());
+        drop(holder);
+        assert!(
+            waiting.await.expect("task"),
+            "admitted once the holder gave its bytes back"
+        );
+        assert!(behind.await.expect("task"));
+        assert_eq!((pool.in_use(), pool.refusals()), (7, 0));
+        drop((first, second));
         assert_eq!(pool.in_use(), 0);
     }
 
@@ -1237,7 +1367,7 @@ mod tests {
             let pool = Arc::clone(&pool);
             async move {
                 let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-                assert!(budget.charge(60));
+                assert!(budget.charge(60).await);
                 // A registry that never answers again.
                 std::future::pending::<()>().await;
                 drop(budget);
@@ -1248,6 +1378,21 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(pool.in_use(), 60);
+        // A verification waiting for the pool, dropped while it waits: what its wait had been
+        // given goes back, and it counts as refused.
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move {
+                let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
+                budget.charge(50).await
+            })
+        };
+        while pool.waits() == 0 {
+            tokio::task::yield_now().await;
+        }
+        waiter.abort();
+        assert!(waiter.await.expect_err("aborted").is_cancelled());
+        assert_eq!((pool.in_use(), pool.refusals()), (60, 1));
         // What the evaluation deadline does (`Capabilities::run` aborts the task).
         handle.abort();
         assert!(handle.await.expect_err("aborted").is_cancelled());
@@ -1255,11 +1400,12 @@ mod tests {
         // A future dropped by a timeout, as a verification under `tokio::time::timeout`.
         let budget_future = async {
             let budget = DownloadBudget::new(1_000, IMAGE).drawing_on(&pool);
-            assert!(budget.charge(30));
+            assert!(budget.charge(30).await);
             std::future::pending::<()>().await;
         };
         let timed_out = tokio::time::timeout(std::time::Duration::from_millis(1), budget_future).await;
         assert!(timed_out.is_err());
-        assert_eq!((pool.in_use(), pool.high_water()), (0, 60));
+        assert_eq!(pool.in_use(), 0);
+        assert!(pool.high_water() >= 60 && pool.high_water() <= 100);
     }
 }

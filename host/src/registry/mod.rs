@@ -31,9 +31,9 @@ use crate::unique_keys::UniqueKeys;
 pub use bounded::{
     BoundedError, DEFAULT_MAX_ATTESTATION_BYTES, DEFAULT_MAX_CONFIG_BYTES, DEFAULT_MAX_INFLIGHT_DOWNLOAD_BYTES,
     DEFAULT_MAX_LAYER_BYTES, DEFAULT_MAX_LAYERS, DEFAULT_MAX_MANIFEST_BYTES, DEFAULT_MAX_VERIFICATION_BYTES,
-    DEFAULT_VERIFICATION_ALLOWANCE, DownloadBudget, DownloadLimits, DownloadPool, IMAGE_MANIFEST, InflightExhausted,
-    LayerCap, ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer, Referrers, ReferrersSource,
-    SIGNATURE_MANIFEST,
+    DEFAULT_POOL_WAIT, DEFAULT_VERIFICATION_ALLOWANCE, DownloadBudget, DownloadLimits, DownloadPool, IMAGE_MANIFEST,
+    InflightExhausted, LayerCap, ManifestKind, REFERRER_MANIFEST, REFERRERS_INDEX, Referrer, Referrers,
+    ReferrersSource, SIGNATURE_MANIFEST, with_pool_deadline,
 };
 pub use capped_auth::{ERROR_PREFIX_BYTES, MAX_TOKEN_BYTES, TOKEN_REUSE};
 pub use docker_config::{DockerConfigError, DockerCredentials};

@@ -44,11 +44,12 @@ use sigstore::cosign::signature_layers::CertificateSubject;
 use super::bundle::{self, COSIGN_SIGN_PREDICATE, Statement};
 use super::cache::{Expiring, expiry_after};
 use super::constraints::Plan;
+use super::error::Reading;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
-use super::signatures::BundleKind;
+use super::signatures::{BundleKind, HeldDownloads};
 use super::{KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier, VerifyError, rekor, signatures};
 use crate::go_json;
-use crate::registry::{BoundedError, DownloadBudget, DownloadLimits, RegistryClient};
+use crate::registry::{DownloadBudget, DownloadLimits, RegistryClient};
 use crate::trust::TrustRoot;
 use crate::unique_keys::UniqueKeys;
 
@@ -112,19 +113,6 @@ pub struct AttestationsAnswer {
     /// every clone of it) is dropped, after the host has written it for the module.
     #[serde(skip)]
     held: HeldDownloads,
-}
-
-/// A [`DownloadBudget`] kept with what was read under it; not part of what the answer says
-/// (every two are equal).
-#[derive(Clone, Debug, Default)]
-struct HeldDownloads {
-    _budget: Option<Arc<DownloadBudget>>,
-}
-
-impl PartialEq for HeldDownloads {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 /// One verified in-toto statement.
@@ -631,7 +619,8 @@ pub async fn fetch(
 
 /// [`fetch`], every download charged to `budget` (which the caller keeps as long as it holds
 /// the attestations: a budget drawing on the process's [`crate::registry::DownloadPool`] gives
-/// its bytes back when dropped). A charge the pool refuses fails the fetch at once
+/// its bytes back when dropped). A charge the pool cannot give waits for it until the
+/// verification's deadline ([`crate::registry::with_pool_deadline`]), then fails the fetch
 /// ([`VerifyError::Inflight`]).
 pub async fn fetch_within(
     registry: &RegistryClient,
@@ -660,7 +649,10 @@ pub async fn fetch_within(
             rejected: Some(vec![format!("sigstore bundles unreadable: {e}")]),
         });
     if budget.exceeded() {
-        return Err(unreadable(&image, budget.over_budget()));
+        return Err(VerifyError::download_failed(
+            Reading::Attestations(&image),
+            budget.over_budget(),
+        ));
     }
     let mut layers = legacy.layers;
     layers.extend(bundles.layers);
@@ -706,7 +698,7 @@ async fn fetch_legacy(
                 rejected: None,
             });
         }
-        Err(e) => return Err(unreadable(&image, e)),
+        Err(e) => return Err(VerifyError::download_failed(Reading::Attestations(&image), e)),
     };
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
     let mut layers = Vec::new();
@@ -743,17 +735,6 @@ async fn fetch_legacy(
     })
 }
 
-/// A failed capped download of the attestations of `image`.
-fn unreadable(image: &str, error: BoundedError) -> VerifyError {
-    match error {
-        BoundedError::Registry(e) => VerifyError::Registry(e),
-        BoundedError::Inflight(refused) => VerifyError::Inflight(refused),
-        over @ BoundedError::OverCap { .. } => {
-            VerifyError::Failed(format!("cannot read the attestations of {image}: {over}"))
-        }
-    }
-}
-
 /// The attestation bundles attached to `digest` as referrers (artifact type bundle v0.3), each
 /// verified by [`bundle::verify`]; `cosign sign` bundles are skipped (by their predicate type
 /// annotation, and by their statement when the annotation is missing, as in cosign's own
@@ -769,7 +750,7 @@ async fn fetch_bundles(
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     let referrers = signatures::bundle_referrers(registry, limits, reference, digest, BundleKind::Attestations, budget)
         .await
-        .map_err(|e| unreadable(&image, e))?;
+        .map_err(|e| VerifyError::download_failed(Reading::Attestations(&image), e))?;
     let docker_reference = format!("{}/{}", reference.registry(), reference.repository());
     let checked = signatures::check_bundles(&referrers, |descriptor, data| {
         bundle_attestation(&descriptor.digest, data, &docker_reference, digest, trust)
@@ -915,9 +896,7 @@ impl Verifier {
         Ok(AttestationsAnswer {
             digest,
             statements,
-            held: HeldDownloads {
-                _budget: Some(Arc::new(budget)),
-            },
+            held: HeldDownloads::from(budget),
         })
     }
 }

@@ -51,12 +51,42 @@ impl VerifyError {
     }
 }
 
-impl From<BoundedError> for VerifyError {
-    fn from(error: BoundedError) -> Self {
+/// What a verification was reading when a capped download failed, which words the failure when a
+/// cap was passed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reading<'a> {
+    /// The signatures of `image` (`registry/repository@digest`).
+    Signatures(&'a str),
+    /// The attestations of `image`.
+    Attestations(&'a str),
+    /// Anything else (a manifest, a config): a passed cap is [`VerifyError::OverCap`].
+    Other,
+}
+
+impl VerifyError {
+    /// The failure of a verification whose capped download failed with `error` while reading
+    /// `reading`: the registry's failure as such, the pool's refusal as such (transient), a
+    /// passed cap in the words of what was read. The one mapping of [`BoundedError`].
+    pub(crate) fn download_failed(reading: Reading<'_>, error: BoundedError) -> Self {
         match error {
             BoundedError::Registry(e) => Self::Registry(e),
-            over @ BoundedError::OverCap { .. } => Self::OverCap(over),
             BoundedError::Inflight(refused) => Self::Inflight(refused),
+            over @ BoundedError::OverCap { .. } => match reading {
+                Reading::Signatures(image) => Self::Signatures {
+                    image: image.to_owned(),
+                    reason: over.to_string(),
+                },
+                Reading::Attestations(image) => {
+                    Self::Failed(format!("cannot read the attestations of {image}: {over}"))
+                }
+                Reading::Other => Self::OverCap(over),
+            },
         }
+    }
+}
+
+impl From<BoundedError> for VerifyError {
+    fn from(error: BoundedError) -> Self {
+        Self::download_failed(Reading::Other, error)
     }
 }

@@ -27,6 +27,7 @@ use sigstore::cosign::payload::simple_signing::{Critical, Identity, Image, Optio
 use super::bundle::{
     self, BUNDLE_MEDIA_TYPE_V03, COSIGN_SIGN_PREDICATE, PREDICATE_TYPE_ANNOTATION, Signer, Statement, VerifiedBundle,
 };
+use super::error::Reading;
 use super::layers::{self, TrustedLayer};
 use super::{SignatureFormat, VerifyError};
 use crate::registry::{
@@ -46,7 +47,30 @@ pub struct SignatureSet {
     /// The budget of the downloads this set was read from, kept with it: what it took from the
     /// process's [`DownloadPool`] is given back when the set is dropped (by the last evaluation
     /// using it, or by the cache of the evaluation window), not while its layers are still held.
-    _held: Option<DownloadBudget>,
+    _held: HeldDownloads,
+}
+
+/// The [`DownloadBudget`] of a verification, kept with what was read under it (a
+/// [`SignatureSet`], an attestations answer and its clones): what the budget took from the
+/// process's [`DownloadPool`] is given back when the last of them is dropped. Not part of what
+/// they say: every two are equal.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HeldDownloads {
+    _budget: Option<Arc<DownloadBudget>>,
+}
+
+impl From<DownloadBudget> for HeldDownloads {
+    fn from(budget: DownloadBudget) -> Self {
+        Self {
+            _budget: Some(Arc::new(budget)),
+        }
+    }
+}
+
+impl PartialEq for HeldDownloads {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// What was found in the raw signature manifest.
@@ -62,7 +86,8 @@ pub enum Explanation {
 /// then the bundles attached as referrers. Every download of both shares one budget of
 /// `limits.max_verification_bytes`: passing it fails the fetch, whatever the format. The
 /// budget draws on `pool` (`--max-inflight-download-bytes`) past its allowance, and is kept
-/// with the set: a charge the pool refuses fails the fetch at once ([`VerifyError::Inflight`]).
+/// with the set: a charge the pool cannot give waits for it until the verification's deadline
+/// ([`crate::registry::with_pool_deadline`]), then fails the fetch ([`VerifyError::Inflight`]).
 /// The signatures and the attestations of one digest are fetched apart (a call each, cached
 /// apart), each within a budget of its own.
 pub async fn fetch(
@@ -93,12 +118,15 @@ pub async fn fetch(
                     image: String::new(),
                     layers: Vec::new(),
                     explanation: Explanation::Rejected(vec![format!("sigstore bundles unreadable: {e}")]),
-                    _held: None,
+                    _held: HeldDownloads::default(),
                 }),
         ),
     };
     if budget.exceeded() {
-        return Err(over_budget(&image, &budget));
+        return Err(VerifyError::download_failed(
+            Reading::Signatures(&image),
+            budget.over_budget(),
+        ));
     }
     let mut layers = Vec::new();
     let mut reasons = Vec::new();
@@ -122,20 +150,8 @@ pub async fn fetch(
         } else {
             Explanation::NoSignatures
         },
-        _held: Some(budget),
+        _held: HeldDownloads::from(budget),
     }))
-}
-
-/// The failure of a verification of `image` whose downloads passed `budget`: its own cap, or
-/// the pool of the process ([`VerifyError::Inflight`]).
-fn over_budget(image: &str, budget: &DownloadBudget) -> VerifyError {
-    match budget.over_budget() {
-        BoundedError::Inflight(refused) => VerifyError::Inflight(refused),
-        over => VerifyError::Signatures {
-            image: image.to_owned(),
-            reason: over.to_string(),
-        },
-    }
 }
 
 /// The sigstore bundles attached to `digest` as referrers, each checked end to end.
@@ -150,21 +166,14 @@ async fn fetch_bundles(
     let image = format!("{}/{}@{digest}", reference.registry(), reference.repository());
     let referrers = match bundle_referrers(registry, limits, reference, digest, BundleKind::Signatures, budget).await {
         Ok(found) => found,
-        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
-        Err(BoundedError::Inflight(refused)) => return Err(VerifyError::Inflight(refused)),
-        Err(over @ BoundedError::OverCap { .. }) => {
-            return Err(VerifyError::Signatures {
-                image,
-                reason: over.to_string(),
-            });
-        }
+        Err(error) => return Err(VerifyError::download_failed(Reading::Signatures(&image), error)),
     };
     if referrers.artifacts.is_empty() && referrers.unreadable.is_empty() {
         return Ok(SignatureSet {
             image,
             layers: Vec::new(),
             explanation: Explanation::NoSignatures,
-            _held: None,
+            _held: HeldDownloads::default(),
         });
     }
     let checked = check_bundles(&referrers, |descriptor, data| {
@@ -174,7 +183,7 @@ async fn fetch_bundles(
         image,
         layers: checked.kept,
         explanation: Explanation::Rejected(checked.reasons),
-        _held: None,
+        _held: HeldDownloads::default(),
     })
 }
 
@@ -371,17 +380,10 @@ async fn fetch_legacy(
                 image,
                 layers: Vec::new(),
                 explanation: Explanation::NoSignatures,
-                _held: None,
+                _held: HeldDownloads::default(),
             });
         }
-        Err(BoundedError::Registry(e)) => return Err(VerifyError::Registry(e)),
-        Err(BoundedError::Inflight(refused)) => return Err(VerifyError::Inflight(refused)),
-        Err(over @ BoundedError::OverCap { .. }) => {
-            return Err(VerifyError::Signatures {
-                image,
-                reason: over.to_string(),
-            });
-        }
+        Err(error) => return Err(VerifyError::download_failed(Reading::Signatures(&image), error)),
     };
     let mut trusted = Vec::new();
     let mut reasons = Vec::new();
@@ -399,7 +401,7 @@ async fn fetch_legacy(
         image,
         layers: trusted,
         explanation: Explanation::Rejected(reasons),
-        _held: None,
+        _held: HeldDownloads::default(),
     })
 }
 

@@ -112,6 +112,7 @@ fn host_trusting_key(key: &'static str) -> MockHost {
 mod gatekeeper_parity;
 mod lazy_settings;
 mod lifecycle;
+mod mutation_audit;
 mod no_escape;
 mod readings_agree;
 

@@ -1,0 +1,202 @@
+//! Negative tests found by a mutation audit of the module: each fails when the check it names is
+//! taken out of the module (the mutant is named in each test's comment), and passes on the module
+//! as it is. They assert what a user sees: the admission decision and its message.
+
+use serde_json::{Value, json};
+
+use super::{DIGEST, pod, run, settings};
+use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
+use crate::authority::fulcio::tests::CertSpec;
+use crate::authority::rekor::tests::bundle;
+use crate::crypto::signature::tests::{p256_key, p256_spki};
+use crate::host::mock::trusted;
+
+/// A policy covering `myregistry.com/**` whose one authority is the certificate of `signer`.
+fn certificate_policy(signer: &Signer) -> Value {
+    settings(
+        &[format!(
+            "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: release\nspec:\n  images:\n  - glob: \"myregistry.com/**\"\n  authorities:\n  - name: release\n    certificate:\n      data: {}\n",
+            serde_json::to_string(&signer.cert_pem).expect("a JSON string is YAML")
+        )],
+        json!({}),
+    )
+}
+
+/// The layer of `signer` over [`PAYLOAD`] whose Rekor bundle records `public_key_pem` as the
+/// signer (the payload digest and the signature are the layer's own).
+fn with_rekor_signer(signer: &Signer, public_key_pem: &str) -> Layer {
+    let genuine = signer.layer(PAYLOAD);
+    Layer {
+        bundle: Some(bundle(
+            "hashedrekord",
+            &genuine.digest,
+            &genuine.signature,
+            public_key_pem,
+        )),
+        ..genuine
+    }
+}
+
+/// A `certificate` authority's layer is bound by its Rekor entry only when the entry names the
+/// certificate or the certificate's own public key: an entry naming another public key is
+/// refused, although the host trusts the signatures and the layer's signature verifies.
+/// (Mutant: binding.rs, `"PUBLIC KEY" => signer.contents() == certificate.spki` made `true`.)
+#[test]
+fn a_rekor_entry_naming_another_public_key_does_not_bind_a_certificate_layer() {
+    let signer = Signer::p256(
+        &CertSpec::email("release@example.com", "https://accounts.google.com"),
+        5,
+    );
+    let s = certificate_policy(&signer);
+    let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+    let image = pod("default", &["myregistry.com/app:v1"]);
+
+    let other_key = pem::encode(&pem::Pem::new("PUBLIC KEY", p256_spki(&p256_key(2))));
+    let mut host = serving(&[with_rekor_signer(&signer, &other_key)], stock);
+    let r = run(&image, &s, &mut host);
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(message.contains("signature layer 0"), "{message}");
+    assert!(
+        message.contains("its Rekor entry records another signer's certificate"),
+        "{message}"
+    );
+    assert!(r.get("mutated_object").is_none_or(Value::is_null), "{r}");
+
+    // The same layer whose entry names the certificate's own key is admitted and pinned.
+    let certificate = crate::authority::fulcio::SignerCertificate::from_der(&signer.cert_der).expect("certificate");
+    let own_key = pem::encode(&pem::Pem::new("PUBLIC KEY", certificate.spki.clone()));
+    let mut host = serving(&[with_rekor_signer(&signer, &own_key)], stock);
+    let r = run(&image, &s, &mut host);
+    assert_eq!(r["accepted"], true, "{r}");
+}
+
+/// A `NotIn` requirement with several values leaves out an object whose label is any one of
+/// them: a policy requiring a signature for every tier but `dev` and `test` does not apply to a
+/// `dev` Pod (admitted under `noMatchPolicy: allow`), and applies to a `prod` Pod (denied when
+/// nothing verifies). (Mutant: matching.rs, `NotIn` read as "some listed value differs".)
+#[test]
+fn a_not_in_selector_leaves_out_every_listed_value() {
+    let s = json!({"noMatchPolicy": "allow", "policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "signed-tiers"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/**"}],
+            "authorities": [{"static": {"action": "fail", "message": "unsigned tier"}}],
+            "match": [{"version": "v1", "resource": "pods", "selector": {"matchExpressions": [
+                {"key": "tier", "operator": "NotIn", "values": ["dev", "test"]}
+            ]}}]
+        }
+    }]});
+    let labelled = |tier: &str| {
+        let mut request = pod("default", &["myregistry.com/app:v1"]);
+        request["object"]["metadata"]["labels"] = json!({ "tier": tier });
+        request
+    };
+    for tier in ["dev", "test"] {
+        let r = run(&labelled(tier), &s, &mut crate::host::mock::MockHost::failing());
+        assert_eq!(r["accepted"], true, "{tier}: {r}");
+    }
+    let r = run(&labelled("prod"), &s, &mut crate::host::mock::MockHost::failing());
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(message.contains("denied by policy signed-tiers"), "{message}");
+    assert!(message.contains("unsigned tier"), "{message}");
+}
+
+/// The module reads a keyless identity's exact subject and issuer as whole values: a genuine,
+/// bound layer by `eviluser@example.com`, or by `user@example.com` from an issuer that only
+/// begins with Google's, is no layer by `user@example.com` from Google, so a host that trusts
+/// the signatures anyway (a stock host fooled elsewhere) is not believed.
+/// (Mutant: keyless.rs, `Pattern::Exact(e) => e == value` made `value.contains(e)`.)
+#[test]
+fn an_exact_identity_is_not_found_inside_a_longer_subject_or_issuer() {
+    let mut s = settings(&[super::article("keyless-policy")], json!({}));
+    s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
+        json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}]);
+    let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    for (subject, issuer) in [
+        ("eviluser@example.com", "https://accounts.google.com"),
+        ("user@example.com.evil", "https://accounts.google.com"),
+        ("user@example.com", "https://accounts.google.com.evil"),
+    ] {
+        let stranger = Signer::p256(&CertSpec::email(subject, issuer), 6);
+        let mut host = serving(&[stranger.layer(PAYLOAD)], stock);
+        let r = run(&image, &s, &mut host);
+        assert_eq!(r["accepted"], false, "{subject} from {issuer}: {r}");
+        let message = r["message"].as_str().expect("a message");
+        assert!(
+            message.contains("holds no layer by user@example.com from https://accounts.google.com"),
+            "{message}"
+        );
+    }
+    // The identity's own layer is admitted.
+    let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
+    let mut host = serving(&[own.layer(PAYLOAD)], stock);
+    assert_eq!(run(&image, &s, &mut host)["accepted"], true);
+}
+
+/// `signatureFormat: legacy` reads the `.sig` tag only, and its layers are checked by the
+/// module as without the field: a keyless authority so restricted still refuses a manifest with
+/// no layer by its identity although the host trusts it. (Mutant: host.rs, the legacy answer of
+/// `signatureFormat: legacy` read as a bundle's, which skips the module's check of the layers;
+/// before this test only the certificate authority's tests caught it.)
+#[test]
+fn signature_format_legacy_keeps_the_check_of_the_layers() {
+    let mut s = settings(&[super::article("keyless-policy")], json!({}));
+    let authority = &mut s["policies"][0]["spec"]["authorities"][0];
+    authority["signatureFormat"] = json!("legacy");
+    authority["keyless"]["identities"] =
+        json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}]);
+    let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    let attacker = Signer::p256(
+        &CertSpec::email("attacker@example.com", "https://accounts.google.com"),
+        9,
+    );
+    let mut host = serving(&[attacker.layer(PAYLOAD)], stock);
+    let r = run(&image, &s, &mut host);
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(
+        message.contains("holds no layer by user@example.com from https://accounts.google.com"),
+        "{message}"
+    );
+    let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
+    let mut host = serving(&[own.layer(PAYLOAD)], stock);
+    assert_eq!(run(&image, &s, &mut host)["accepted"], true);
+}
+
+/// A `githubActions` authority counts only layers whose certificate GitHub Actions' issuer
+/// issued: a genuine, bound layer naming the repository `my-org/app` (URI SAN and repository
+/// extension) but issued for another OIDC issuer is no layer by a workflow of `my-org/app`, so
+/// a host that trusts the signatures anyway is not believed.
+/// (Mutant: github_actions.rs, `certificate.is_github_actions() &&` dropped.)
+#[test]
+fn a_github_actions_authority_ignores_a_certificate_of_another_issuer() {
+    let s = settings(
+        &["apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: ci\nspec:\n  images:\n  - glob: \"myregistry.com/**\"\n  authorities:\n  - name: ci\n    githubActions:\n      owner: my-org\n      repo: app\n".to_owned()],
+        json!({}),
+    );
+    let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    let impostor = Signer::p256(
+        &CertSpec {
+            issuer_v1: Some("https://issuer.example.com".to_owned()),
+            ..CertSpec::workflow("my-org/app")
+        },
+        8,
+    );
+    let mut host = serving(&[impostor.layer(PAYLOAD)], stock);
+    let r = run(&image, &s, &mut host);
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(
+        message.contains("holds no layer by a GitHub Actions workflow of my-org/app"),
+        "{message}"
+    );
+    let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
+    let mut host = serving(&[workflow.layer(PAYLOAD)], stock);
+    assert_eq!(run(&image, &s, &mut host)["accepted"], true);
+}

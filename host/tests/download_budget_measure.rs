@@ -1,6 +1,9 @@
 //! The figures behind the default of `--max-inflight-download-bytes` (docs/hardening.md): how
 //! many heap bytes one hostile attestation verification holds at its peak for the bytes it
-//! downloads (the decode factor), counted by a global allocator wrapping the system's. Run
+//! downloads (the decode factor), counted by the process's global allocator: regorus' mimalloc
+//! shim, which `cip` enables for its Rego memory limit (a test cannot install an allocator of
+//! its own beside it). The shim publishes each allocation to its process-wide count here (flush
+//! threshold 1 byte), and a thread samples that count for the peak. Run
 //! alone, as it prints what it measures:
 //!
 //! ```text
@@ -10,9 +13,8 @@
 mod hostile_registry;
 mod verify_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cip::registry::DownloadLimits;
 use cip::verify::Verifier;
@@ -20,30 +22,39 @@ use hostile_registry::{Hostile, Reply, ok};
 use serde_json::json;
 use testkit::{IN_TOTO_PAYLOAD_TYPE, KeyPair, SPDX_PREDICATE_TYPE};
 
-/// The system allocator, counting the bytes allocated now and the most at once.
-struct Counting;
-
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let pointer = unsafe { System.alloc(layout) };
-        if !pointer.is_null() {
-            let now = NOW.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        pointer
-    }
-
-    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(pointer, layout) };
-        NOW.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
+/// The bytes the process holds now, as regorus' allocator counts them.
+fn now() -> usize {
+    usize::try_from(regorus_mimalloc::global_allocation_stats_snapshot().allocated).unwrap_or(usize::MAX)
 }
 
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+/// The most bytes held at once while it runs, sampled from [`now`] every 20 µs.
+struct Peak {
+    peak: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+}
+
+impl Peak {
+    fn start() -> Self {
+        regorus::set_thread_flush_threshold_override(Some(1));
+        let peak = Arc::new(AtomicUsize::new(now()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        let sampler = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(now(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_micros(20));
+            }
+        });
+        Self { peak, stop, sampler }
+    }
+
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().unwrap();
+        self.peak.load(Ordering::Relaxed).max(now())
+    }
+}
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -137,11 +148,11 @@ async fn measure(count: usize, size: usize, budget: usize, pool: usize) {
     let verifier = Verifier::new(config).expect("verifier");
     let image = format!("{}/team/app@{digest}", server.host());
     let request = verify_support::attestation_key_request(&image, &key);
-    let before = NOW.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
+    let sampling = Peak::start();
+    let before = now();
     let outcome = verifier.verify_attestations(request).await;
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    let after = NOW.load(Ordering::SeqCst).saturating_sub(before);
+    let peak = sampling.stop().saturating_sub(before);
+    let after = now().saturating_sub(before);
     let read: usize = server.requests("/blobs/").len();
     // The blobs the registry answered (each at most once): what was downloaded, about.
     let downloaded = served.min(read * served / count);

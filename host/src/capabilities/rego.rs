@@ -4,7 +4,7 @@
 //! `{"result", "error", "warning"}` objects, and policy-controller's messages.
 //!
 //! Compiled engines are kept per evaluating thread (regorus engines are not `Send`), keyed by
-//! the policy text, and every evaluation is bounded in time.
+//! the policy text, and every evaluation is bounded in time and in memory ([`memory`]).
 //!
 //! The regex builtins (`regex.match` and the six others, and OPA's `re_match`) read patterns as
 //! Go's `regexp` reads them, as OPA's do: see [`go_regex`].
@@ -25,6 +25,7 @@ mod bounded;
 mod go_regex;
 mod go_strings;
 mod go_time;
+pub(crate) mod memory;
 
 const REGO: &str = "cluster-image-policy/policy/v1/rego";
 const QUERY: &str = "isCompliant = data.sigstore.isCompliant";
@@ -103,9 +104,10 @@ fn engine(policy: &str) -> Result<regorus::Engine, String> {
             limit: TIME_LIMIT,
             check_interval: NonZeroU32::MIN,
         });
+        memory::apply();
         engine
             .add_policy("sigstore.rego".to_owned(), policy.to_owned())
-            .map_err(|e| format!("the Rego policy does not compile: {}", describe(&e.to_string())))?;
+            .map_err(|e| format!("the Rego policy does not compile: {}", explain(&e)))?;
         if engines.len() >= MAX_ENGINES {
             engines.clear();
         }
@@ -186,6 +188,12 @@ fn bracket_nesting(text: &str) -> usize {
     deepest
 }
 
+/// A regorus error in one line: the memory limit's message ([`memory::exceeded`]), or
+/// [`describe`]'s.
+fn explain(error: &anyhow::Error) -> String {
+    memory::exceeded(error).unwrap_or_else(|| describe(&error.to_string()))
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim()
 }
@@ -258,13 +266,14 @@ fn evaluate_by(policy: &str, input: &Value, deadline: Option<Instant>) -> Result
         limit,
         check_interval: NonZeroU32::MIN,
     });
+    memory::apply();
     let input = rego_input(input);
     engine.set_input(input);
     // A query, not `eval_rule`: an undefined `isCompliant` (another package, no rule) is then
     // "not compliant", as with OPA, rather than an error.
     let results = engine
         .eval_query("data.sigstore.isCompliant".to_owned(), false)
-        .map_err(|e| format!("evaluating the Rego policy failed: {}", describe(&e.to_string())))?;
+        .map_err(|e| format!("evaluating the Rego policy failed: {}", explain(&e)))?;
     let result = match results.result.first().and_then(|r| r.expressions.first()) {
         Some(expression) => serde_json::to_value(&expression.value).map_err(|e| e.to_string())?,
         None => Value::Null,

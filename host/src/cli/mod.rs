@@ -30,6 +30,18 @@ pub struct Cli {
     /// More logs on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// The most memory, in MiB, `cip` may hold while a Rego policy is evaluated: an evaluation
+    /// that finds the process past it stops and fails (the authority does not verify). Counted
+    /// for the whole process (docs/hardening.md).
+    #[arg(
+        long,
+        global = true,
+        env = "CIP_REGO_MEMORY_LIMIT",
+        value_name = "MIB",
+        default_value_t = crate::capabilities::DEFAULT_REGO_MEMORY_LIMIT_MIB,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub rego_memory_limit: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -63,6 +75,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    crate::capabilities::set_rego_memory_limit_mib(cli.rego_memory_limit);
     match execute(cli.command) {
         Ok(code) => code,
         Err(error) => {

@@ -562,6 +562,41 @@ mod tests {
         (response["accepted"] == true, response)
     }
 
+    /// Found by the property test against policy-controller's `glob.Match`: an exemption written
+    /// `**/**/**` covers `r.io/a` here (consecutive `**` merge into `**`), but policy-controller's
+    /// `.*/.*/.*` wants two `/`: it must not keep the image from `noMatchPolicy: deny`. `**`
+    /// alone covers it there too.
+    #[test]
+    fn an_exemption_of_several_double_stars_needs_their_slashes() {
+        let (accepted, response) = admitted(
+            &settings("deny", &[exemption("**/**/**")]),
+            "r.io/a",
+            &mut MockHost::failing(),
+        );
+        assert!(!accepted, "{response}");
+        assert!(
+            response["message"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("noMatchPolicy: deny applies"),
+            "{response}"
+        );
+        for image in ["r.io/a/b", "r.io/a/b/c:1"] {
+            let (accepted, response) = admitted(
+                &settings("deny", &[exemption("**/**/**")]),
+                image,
+                &mut MockHost::failing(),
+            );
+            assert!(accepted, "{image}: {response}");
+        }
+        let (accepted, response) = admitted(
+            &settings("deny", &[exemption("**")]),
+            "r.io/a",
+            &mut MockHost::failing(),
+        );
+        assert!(accepted, "{response}");
+    }
+
     /// Found by a review: after a release moved `r.io/app:1` from `OLD` to `NEW` (both signed),
     /// one policy's answer was still the host's cached verification of `OLD` (kept 60 s) while
     /// another's was fresh (`NEW`), and the signed image was refused for a minute: "the tag

@@ -147,7 +147,9 @@ impl ImageGlob {
     /// host names and `library/`) stay one image. Built only for the policies that admit
     /// without a signature, when one covers an image.
     fn narrow(&self) -> Option<Self> {
-        if self.glob.matches_everything() {
+        // `**` alone, as written: `**/**` also matches everything here (consecutive `**` are
+        // merged), but policy-controller's `.*/.*` wants a `/` (`**/**/**` two of them).
+        if self.glob.as_str() == "**" {
             return Some(Self::everything());
         }
         // policy-controller reads `*/*` as `index.docker.io/*/*` (and `*` as

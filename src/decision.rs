@@ -589,6 +589,13 @@ mod tests {
             );
             assert!(accepted, "{image}: {response}");
         }
+        // The mutation audit's case: Docker Hub's `index.docker.io/library/nginx` has two `/`.
+        let (accepted, response) = admitted(
+            &settings("deny", &[exemption("**/**/**/**")]),
+            "nginx",
+            &mut MockHost::failing(),
+        );
+        assert!(!accepted, "{response}");
         let (accepted, response) = admitted(
             &settings("deny", &[exemption("**")]),
             "r.io/a",

@@ -401,6 +401,32 @@ async fn an_honest_sbom_waits_for_the_pool_until_its_deadline() {
         );
         assert_eq!((pool.in_use(), pool.refusals()), (held, 1));
 
+        // The same through the host capability the module calls, under an evaluation deadline:
+        // the wait ends a little before it, and the policy gets the pool's refusal (transient,
+        // naming the flag), not the deadline's "no answer".
+        let capabilities =
+            cip::capabilities::Capabilities::new(Arc::clone(&verifier), tokio::runtime::Handle::current());
+        let payload =
+            json!({"v2_verify": {"type": "SigstorePubKeyVerify", "image": sbom, "pub_keys": [key.public_key_pem()]}});
+        let refused = tokio::task::spawn_blocking(move || {
+            capabilities.dispatch(
+                "policy",
+                Some(Instant::now() + SHORT_DEADLINE),
+                "cluster-image-policy",
+                "oci",
+                "v1/verify_attestations",
+                payload.to_string().as_bytes(),
+            )
+        })
+        .await
+        .expect("capability task")
+        .expect_err("refused while the pool is held");
+        assert!(
+            refused.to_string().contains("--max-inflight-download-bytes"),
+            "the pool's refusal, not the deadline's: {refused}"
+        );
+        assert_eq!((pool.in_use(), pool.refusals()), (held, 2));
+
         // Asked again with room in its deadline: it waits, and is verified once the holders end.
         let waits = pool.waits();
         let waiting = {
@@ -422,7 +448,7 @@ async fn an_honest_sbom_waits_for_the_pool_until_its_deadline() {
             .expect("SBOM task")
             .expect("the SBOM verified once the pool had room");
         assert_eq!(answer.statements.len(), 1);
-        assert_eq!(pool.refusals(), 1, "the wait that ended in time is no refusal");
+        assert_eq!(pool.refusals(), 2, "the wait that ended in time is no refusal");
         drop(answer);
         assert_eq!(pool.in_use(), 0);
     })

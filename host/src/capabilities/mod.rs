@@ -312,9 +312,14 @@ impl Call<'_> {
             });
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        // A verification waiting for the process-wide download pool stops waiting a little
+        // before this call's deadline, so that the pool's transient refusal (kept in no cache,
+        // naming `--max-inflight-download-bytes`) reaches the policy rather than the deadline.
+        let pool_deadline = started + remaining.saturating_sub(POOL_DEADLINE_MARGIN);
         let task = self.caps.handle.spawn(async move {
+            let answer = crate::registry::with_pool_deadline(pool_deadline, fut).await;
             // The receiver may be gone after a deadline; nothing is waiting for the answer then.
-            let _ = tx.send(fut.await);
+            let _ = tx.send(answer);
         });
         match rx.recv_timeout(remaining) {
             Ok(result) => result,
@@ -332,6 +337,9 @@ impl Call<'_> {
         }
     }
 }
+
+/// How long before a host call's deadline a verification stops waiting for the download pool.
+const POOL_DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// Upper bound of a host call made outside an evaluation deadline.
 const UNBOUNDED_WAIT: Duration = Duration::from_secs(300);

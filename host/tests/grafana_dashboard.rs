@@ -40,6 +40,7 @@ impl Decider for Cached {
             in_use: 1,
             high_water: 2,
             refusals: 1,
+            waits: 1,
         })
     }
 

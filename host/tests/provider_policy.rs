@@ -89,7 +89,8 @@ async fn signed_unsigned_and_warned_images_get_the_policys_verdicts() -> TestRes
         .ok_or_else(|| format!("no download pool limit in\n{text}"))?;
     assert!(limit > 0, "{text}");
     assert!(
-        text.contains("cluster_image_policy_provider_download_pool_refusals_total 0"),
+        text.contains("cluster_image_policy_provider_download_pool_refusals_total 0")
+            && text.contains("cluster_image_policy_provider_download_pool_waits_total 0"),
         "{text}"
     );
     assert!(

@@ -67,6 +67,8 @@ pub struct DownloadPoolStats {
     pub high_water: u64,
     /// Verifications refused because the pool was full (transient failures).
     pub refusals: u64,
+    /// Charges that had to wait for bytes others held (admitted in the end, or refused).
+    pub waits: u64,
 }
 
 /// The settings a decider serves, and the outcome of the attempts to replace them.

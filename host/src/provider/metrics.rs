@@ -180,14 +180,22 @@ impl Collector for PoolCollector {
             let metric = encoder.encode_descriptor(name, help, None, value.metric_type())?;
             value.encode(metric)?;
         }
-        let refusals = ConstCounter::new(pool.refusals);
-        let metric = encoder.encode_descriptor(
-            "cluster_image_policy_provider_download_pool_refusals",
-            "Verifications refused because the download pool was full (transient: the image fails closed)",
-            None,
-            refusals.metric_type(),
-        )?;
-        refusals.encode(metric)?;
+        for (name, help, value) in [
+            (
+                "cluster_image_policy_provider_download_pool_refusals",
+                "Verifications refused because the download pool stayed full until their deadline (transient: the image fails closed)",
+                pool.refusals,
+            ),
+            (
+                "cluster_image_policy_provider_download_pool_waits",
+                "Downloads that waited for bytes other verifications held in the pool (verified in the end, or refused)",
+                pool.waits,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
         Ok(())
     }
 }

@@ -207,6 +207,7 @@ impl Decider for PolicyDecider {
                 in_use: bytes(pool.in_use()),
                 high_water: bytes(pool.high_water()),
                 refusals: pool.refusals(),
+                waits: pool.waits(),
             }
         })
     }

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod artifact;
+pub mod async_runtime;
 pub mod capabilities;
 pub mod cli;
 pub(crate) mod go_json;

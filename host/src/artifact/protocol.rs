@@ -28,9 +28,7 @@ pub fn detect_protocol_version(module: &[u8]) -> Result<ProtocolVersion, Protoco
     let handle = match tokio::runtime::Handle::try_current() {
         Ok(handle) => handle,
         Err(_) => {
-            own_runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| load(&e))?;
+            own_runtime = crate::async_runtime::current_thread().build().map_err(|e| load(&e))?;
             own_runtime.handle().clone()
         }
     };

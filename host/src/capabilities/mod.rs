@@ -31,7 +31,8 @@ pub use answer_cache::AnswerCacheStats;
 use recording::Interactions;
 pub use rego::check_settings as check_rego_policies;
 pub use rego::memory::{
-    DEFAULT_LIMIT_MIB as DEFAULT_REGO_MEMORY_LIMIT_MIB, set_limit_mib as set_rego_memory_limit_mib,
+    DEFAULT_LIMIT_MIB as DEFAULT_REGO_MEMORY_LIMIT_MIB, flush_thread_counters as flush_rego_memory_counters,
+    set_limit_mib as set_rego_memory_limit_mib,
 };
 
 /// Everything host calls need: the verifier (registry and signatures) and the runtime that

@@ -147,9 +147,7 @@ fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
     }
 
     let resolver = args.kms.resolver()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
+    let runtime = crate::async_runtime::multi_thread(2)
         .build()
         .context("cannot start the async runtime")?;
     let mut resolved = std::collections::HashMap::new();

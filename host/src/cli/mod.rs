@@ -101,10 +101,7 @@ fn execute(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(16 * 1024 * 1024)
-        .enable_all()
+    crate::async_runtime::multi_thread(2)
         .build()
         .context("cannot start the async runtime")?
         .block_on(future)

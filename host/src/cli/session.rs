@@ -240,12 +240,8 @@ impl Session {
         pool_size: Option<usize>,
         interactions: Option<Interactions>,
     ) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            // Registry and sigstore futures are large; debug builds need more than 2 MiB.
-            .thread_stack_size(16 * 1024 * 1024)
+        let runtime = crate::async_runtime::multi_thread(2)
             .thread_name("cip-host")
-            .enable_all()
             .build()
             .context("cannot start the async runtime")?;
         let mut config = verifier.config()?;

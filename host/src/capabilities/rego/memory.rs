@@ -35,6 +35,15 @@ pub fn set_limit_mib(mib: u64) {
     regorus::set_global_memory_limit(Some(mib.saturating_mul(MIB)));
 }
 
+/// Publishes the calling thread's count of allocated bytes to the process total the limit is
+/// compared with. Every thread that allocates must call it before it ends (the runtimes of
+/// [`crate::async_runtime`] do it in `on_thread_stop`): regorus' allocator publishes a thread's
+/// count every 1 MiB of change only, and what a thread ends without publishing stays in the total
+/// for good.
+pub fn flush_thread_counters() {
+    regorus::flush_thread_memory_counters();
+}
+
 /// Applies the limit before regorus compiles or evaluates (the default when none was set).
 pub(super) fn apply() {
     if regorus::global_memory_limit().is_none() {

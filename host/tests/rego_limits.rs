@@ -315,3 +315,157 @@ fn numbers_in_signed_texts_stay_small() {
         }
     }
 }
+
+/// Statements binding `s` to a string of 1,000,000 zeros and `xs` to an array naming it 100,000
+/// times: a few MB in memory (the array holds the same string), 100 GB written out.
+const MANY_COPIES: &str = "s := sprintf(\"%01000000d\", [0])\n  xs := [s | numbers.range(1, 100000)[_]]";
+
+/// Statements binding `a0` to `leaf` and `a{n}` to `[a{n-1}, a{n-1}]` up to `a{levels}`: a
+/// value of `2^levels` leaves sharing one string, in a few hundred bytes.
+fn dag(leaf: &str, levels: u32) -> String {
+    let mut body = format!("a0 := {leaf}");
+    for level in 1..=levels {
+        body += &format!("\n  a{level} := [a{}, a{}]", level - 1, level - 1);
+    }
+    body
+}
+
+/// The cap on a result written out, as the errors name it.
+const CAP: &str = "16777216 cip gives";
+
+/// Results built whole in one builtin call from operands sharing structure: `concat` of a string
+/// named 100,000 times (100 GB), `replace` with a long replacement, and the serialisers on a
+/// value of 2^40 leaves (terabytes). Without the caps each takes all the memory the machine has,
+/// or aborts the process: neither the time limit nor the memory limit acts inside one call.
+#[test]
+fn results_larger_than_their_operands_are_refused_before_building_them() {
+    let (_runtime, capabilities) = capabilities();
+    let huge_dag = dag("\"x\"", 40);
+    let cases: Vec<(String, &[&str])> = vec![
+        (
+            format!("{MANY_COPIES}\n  result := count(concat(\"\", xs))"),
+            &["concat", CAP],
+        ),
+        (
+            format!("{MANY_COPIES}\n  result := count(concat(\",\", {{concat(\"\", [s, format_int(i, 10)]) | i := numbers.range(1, 17)[_]}}))"),
+            &["concat", CAP],
+        ),
+        // 17 MB: just past the cap.
+        (
+            "s := sprintf(\"%01000000d\", [0])\n  result := count(concat(\"\", [s | numbers.range(1, 17)[_]]))".to_owned(),
+            &["concat", "17000000 bytes", CAP],
+        ),
+        (
+            format!("{MANY_COPIES}\n  result := count(replace(s, \"0\", s))"),
+            &["replace", CAP],
+        ),
+        (
+            "s := sprintf(\"%01000000d\", [0])\n  result := count(replace(s, \"\", \"abcdefghijklmnopq\"))".to_owned(),
+            &["replace", CAP],
+        ),
+        (
+            format!("{MANY_COPIES}\n  result := count(strings.replace_n({{\"0\": s}}, s))"),
+            &["strings.replace_n", CAP],
+        ),
+        // Each pattern multiplies what the previous ones made by 20: 1,000 bytes, then 20,000,
+        // 400,000, 8,000,000, 160,000,000.
+        (
+            concat!(
+                "t := concat(\"\", [\"0\" | numbers.range(1, 1000)[_]])\n  ",
+                "p := {d: concat(\"\", [n | numbers.range(1, 20)[_]]) | d := [\"0\", \"1\", \"2\", \"3\"][i]; n := format_int(i + 1, 10)}\n  ",
+                "result := count(strings.replace_n(p, t))"
+            )
+            .to_owned(),
+            &["strings.replace_n", "160000000 bytes", CAP],
+        ),
+        (
+            format!("{huge_dag}\n  result := count(json.marshal(a40))"),
+            &["json.marshal", CAP],
+        ),
+        (
+            format!("{huge_dag}\n  result := count(base64.encode(json.marshal(a40)))"),
+            &["json.marshal", CAP],
+        ),
+        (
+            format!("{huge_dag}\n  result := count(json.marshal_with_options(a40, {{\"pretty\": false}}))"),
+            &["json.marshal_with_options", CAP],
+        ),
+        (
+            format!("{huge_dag}\n  result := count(yaml.marshal({{\"k\": a40}}))"),
+            &["yaml.marshal", CAP],
+        ),
+        (
+            format!("{huge_dag}\n  result := count(sprintf(\"%v\", [a40]))"),
+            &["sprintf", CAP],
+        ),
+        (
+            format!("{MANY_COPIES}\n  result := count(sprintf(\"%s\", [xs]))"),
+            &["sprintf", CAP],
+        ),
+        // 100,000 lines, each indented by a 1 MB string.
+        (
+            "s := sprintf(\"%01000000d\", [0])\n  result := count(json.marshal_with_options(numbers.range(1, 100000), {\"indent\": s}))".to_owned(),
+            &["json.marshal_with_options", CAP],
+        ),
+        (
+            format!("{MANY_COPIES}\n  result := count(urlquery.encode_object({{\"k\": xs}}))"),
+            &["urlquery.encode_object", CAP],
+        ),
+    ];
+    let cases: Vec<(&str, Value, &[&str])> = cases
+        .iter()
+        .map(|(body, names)| (body.as_str(), json!({}), *names))
+        .collect();
+    refused(&capabilities, &cases);
+    // The process is alive and the same calls under the cap are answered.
+    let honest_dag = dag("concat(\"\", [\"0123456789\" | numbers.range(1, 10)[_]])", 16);
+    for (body, expected) in [
+        (
+            "s := sprintf(\"%01000000d\", [0])\n  result := count(concat(\"\", [s | numbers.range(1, 16)[_]]))"
+                .to_owned(),
+            json!(16_000_000),
+        ),
+        (
+            "result := concat(\"-\", [\"a\", \"b\", \"c\"])".to_owned(),
+            json!("a-b-c"),
+        ),
+        ("result := concat(\"-\", {\"b\", \"a\"})".to_owned(), json!("a-b")),
+        (
+            "result := replace(\"a.b.c\", \".\", \"::\")".to_owned(),
+            json!("a::b::c"),
+        ),
+        ("result := replace(\"abc\", \"\", \"-\")".to_owned(), json!("-a-b-c-")),
+        (
+            "result := strings.replace_n({\"a\": \"1\", \"b\": \"22\"}, \"abcab\")".to_owned(),
+            json!("122c122"),
+        ),
+        (
+            "result := json.marshal({\"a\": [1, \"x\", null]})".to_owned(),
+            json!("{\"a\":[1,\"x\",null]}"),
+        ),
+        (
+            "result := json.marshal_with_options({\"a\": [1]}, {\"pretty\": true, \"indent\": \"  \"})".to_owned(),
+            json!("{\n  \"a\": [\n    1\n  ]\n}"),
+        ),
+        ("result := yaml.marshal({\"a\": 1})".to_owned(), json!("a: 1\n")),
+        (
+            "result := sprintf(\"%v|%s\", [[1, \"a\"], {\"k\": 2}])".to_owned(),
+            json!("[1, \"a\"]|{\"k\": 2}"),
+        ),
+        (
+            "result := urlquery.encode_object({\"a\": [\"1\", \"2\"], \"b\": \"x y\"})".to_owned(),
+            json!("a=1&a=2&b=x+y"),
+        ),
+        // 65,536 strings of 100 bytes, quoted, and 65,535 arrays of two: 6,881,277 bytes.
+        (
+            format!("{honest_dag}\n  result := count(json.marshal(a16))"),
+            json!(6_881_277),
+        ),
+        (
+            format!("{honest_dag}\n  result := count(base64.encode(json.marshal(a16)))"),
+            json!(9_175_036),
+        ),
+    ] {
+        assert_eq!(evaluate(&capabilities, &body, &json!({})), Ok(expected), "{body}");
+    }
+}

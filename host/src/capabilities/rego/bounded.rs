@@ -28,6 +28,28 @@
 //!   integer when its exponent is positive: `units.parse("1e2000000000")` computed 10^2000000000
 //!   (830 MB, minutes of work, out of the time limit's reach). A number of more than
 //!   [`MAX_UNITS_NUMBER`] characters or an exponent over [`MAX_UNITS_EXPONENT`] is refused.
+//!
+//! Builtins whose result is as large as their operands' tree, which can be far larger than the
+//! operands' memory: regorus values share structure, so `[s | numbers.range(1, 100000)[_]]` holds
+//! one 1 MB string `s` 100,000 times (a few MB), and `a1 = [s, s]`, `a2 = [a1, a1]`, … 40 levels
+//! hold 2^40 copies in a few hundred bytes. Their results are written out whole, in one call:
+//! `concat("", xs)` of the first is 100 GB, `json.marshal` of the second is a terabyte, and
+//! neither the time limit nor the memory limit ([`super::memory`]) acts inside a call. Each
+//! computes its result's size before calling regorus, and refuses a result of more than
+//! [`MAX_RESULT`] bytes. The size of a tree is counted by a walk that stops as soon as the size
+//! passes the cap, so the check costs at most as much as a result at the cap.
+//!
+//! - `concat(delimiter, xs)`: the strings' lengths and the delimiters between them.
+//! - `replace(s, old, new)`: `s`, plus each occurrence's growth (Go's `strings.Replace`: an
+//!   empty `old` matches before each character and at the end).
+//! - `strings.replace_n(patterns, s)`: regorus replaces each pattern in turn (in the patterns'
+//!   order) in what the previous ones made, so a result can grow by a factor at each pattern;
+//!   each step's size is computed on the string as the steps before made it.
+//! - `json.marshal(x)`, `yaml.marshal(x)`, `json.marshal_with_options(x, options)` (with the
+//!   indentation and prefix of every line when pretty), `sprintf(format, xs)` (the widths, and the
+//!   values its verbs print), `urlquery.encode_object(object)` (its keys and values): at least
+//!   one byte for each value and the length of each string of the tree (a lower bound of every
+//!   way of writing it, so an honest result is never refused for the estimate).
 
 use anyhow::{Result, bail};
 use regorus::Value;
@@ -49,8 +71,15 @@ pub(super) const MAX_UNITS_NUMBER: usize = 1_000;
 /// The largest exponent `units.parse` and `units.parse_bytes` read (`1e1000`).
 pub(super) const MAX_UNITS_EXPONENT: i64 = 1_000;
 
+/// The largest result, in bytes, that the builtins writing out a tree or a string give: 16 MiB.
+/// Policies read attestations of at most 8 MiB (`--max-attestation-bytes`), so `json.marshal`
+/// of one, or of the whole input, stays under it; a result at the cap, with the intermediate
+/// copies regorus makes while building it (a growing string's doubling: twice), holds a small
+/// part of the default memory limit of 256 MiB that stops the evaluation at the next statement.
+pub(super) const MAX_RESULT: usize = 16 * 1024 * 1024;
+
 /// The builtins overridden: name, number of operands, implementation ([`super::register`]).
-pub(super) const BUILTINS: [(&str, u8, Builtin); 8] = [
+pub(super) const BUILTINS: [(&str, u8, Builtin); 15] = [
     ("numbers.range", 2, range),
     ("numbers.range_step", 3, range_step),
     ("sprintf", 2, sprintf),
@@ -59,6 +88,13 @@ pub(super) const BUILTINS: [(&str, u8, Builtin); 8] = [
     ("units.parse", 1, units_parse),
     ("units.parse_bytes", 1, units_parse_bytes),
     ("product", 1, product),
+    ("concat", 2, concat),
+    ("replace", 3, replace),
+    ("strings.replace_n", 2, replace_n),
+    ("json.marshal", 1, json_marshal),
+    ("json.marshal_with_options", 2, json_marshal_with_options),
+    ("yaml.marshal", 1, yaml_marshal),
+    ("urlquery.encode_object", 1, urlquery_encode_object),
 ];
 
 /// `numbers.range(a, b)`.
@@ -107,10 +143,16 @@ fn numbers(builtin: &str, from: i128, to: i128, step: u128) -> Result<Value> {
 fn sprintf(args: Vec<Value>) -> Result<Value> {
     const NAME: &str = "sprintf";
     let format = string(NAME, &args, 0)?;
+    // For a lower bound of the result's size: the width or precision of each verb (0 when it
+    // has none).
+    let mut widths: Vec<usize> = Vec::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '%' {
             continue;
+        }
+        if chars.peek().is_some_and(|&c| c != '%') {
+            widths.push(0);
         }
         match chars.next() {
             Some(c) if c == '.' || c.is_numeric() => {
@@ -137,11 +179,23 @@ fn sprintf(args: Vec<Value>) -> Result<Value> {
                         quoted(format)
                     );
                 }
+                if let Some(last) = widths.last_mut() {
+                    *last = usize::try_from(width).unwrap_or(usize::MAX);
+                }
                 // The verb.
                 chars.next();
             }
             // `%%`, or a verb: nothing to check.
             _ => {}
+        }
+    }
+    // The format's length, and for each verb the larger of its width and the value it prints.
+    let mut size = format.len();
+    if let Value::Array(values) = &args[1] {
+        for (width, value) in widths.iter().zip(values.iter()) {
+            let printed = tree_size(value, MAX_RESULT, 0, 0);
+            size = size.saturating_add(printed.max(*width));
+            check_result(NAME, size)?;
         }
     }
     regorus_builtin(NAME, &args)
@@ -243,6 +297,191 @@ fn product(args: Vec<Value>) -> Result<Value> {
                     "{NAME}: integers of more than {MAX_PRODUCT_BITS} bits together, more than cip \
                      multiplies"
                 );
+            }
+        }
+    }
+    regorus_builtin(NAME, &args)
+}
+
+/// Refuses a result of `size` bytes past [`MAX_RESULT`].
+fn check_result(builtin: &str, size: usize) -> Result<()> {
+    if size > MAX_RESULT {
+        bail!(
+            "{builtin}: a result of at least {size} bytes, more than the {MAX_RESULT} cip gives \
+             (it would be built whole in one call)"
+        );
+    }
+    Ok(())
+}
+
+/// A lower bound of the size of `value` written out (JSON, YAML, `sprintf`'s `%v`): one byte
+/// for each value, each string's length (object keys included); with `line` > 0, `line` bytes
+/// more for each member of an array, set or object, and `indent` bytes for each level of its
+/// depth (a pretty-printed line). The walk stops once the size passes `cap`, and returns a size
+/// past `cap`: it holds and visits at most `cap + 1` values.
+fn tree_size(value: &Value, cap: usize, line: usize, indent: usize) -> usize {
+    let mut size = 1usize;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        // A member of `value`: itself, its line.
+        let member = if line > 0 {
+            line.saturating_add(indent.saturating_mul(depth + 1)).saturating_add(1)
+        } else {
+            1
+        };
+        // Each member with what it adds besides its own members: an object's key is on its
+        // value's line.
+        let members: Box<dyn Iterator<Item = (&Value, usize)>> = match value {
+            Value::String(text) => {
+                size = size.saturating_add(text.len());
+                Box::new(std::iter::empty())
+            }
+            Value::Array(items) => Box::new(items.iter().map(|item| (item, member))),
+            Value::Set(items) => Box::new(items.iter().map(|item| (item, member))),
+            Value::Object(fields) => Box::new(fields.iter_sorted().flat_map(|(key, item)| [(key, member), (item, 1)])),
+            _ => Box::new(std::iter::empty()),
+        };
+        for (item, adds) in members {
+            if size > cap {
+                return size;
+            }
+            size = size.saturating_add(adds);
+            stack.push((item, depth + 1));
+        }
+        if size > cap {
+            return size;
+        }
+    }
+    size
+}
+
+/// `concat(delimiter, xs)`.
+fn concat(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "concat";
+    let delimiter = string(NAME, &args, 0)?.len();
+    let items: Box<dyn Iterator<Item = &Value>> = match &args[1] {
+        Value::Array(items) => Box::new(items.iter()),
+        Value::Set(items) => Box::new(items.iter()),
+        _ => Box::new(std::iter::empty()),
+    };
+    let mut size = 0usize;
+    for (index, item) in items.enumerate() {
+        if let Value::String(text) = item {
+            let gap = if index == 0 { 0 } else { delimiter };
+            size = size.saturating_add(gap).saturating_add(text.len());
+            check_result(NAME, size)?;
+        }
+    }
+    regorus_builtin(NAME, &args)
+}
+
+/// The size of `text` with every `old` replaced by a `new` of `new` bytes, as Rust's and Go's
+/// `replace` find them (an empty `old` before each character and at the end).
+fn replaced_size(text: &str, old: &str, new: usize) -> usize {
+    if new <= old.len() {
+        return text.len();
+    }
+    let count = if old.is_empty() {
+        text.chars().count() + 1
+    } else {
+        text.matches(old).count()
+    };
+    text.len().saturating_add(count.saturating_mul(new - old.len()))
+}
+
+/// `replace(s, old, new)`.
+fn replace(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "replace";
+    let text = string(NAME, &args, 0)?;
+    let old = string(NAME, &args, 1)?;
+    let new = string(NAME, &args, 2)?;
+    check_result(NAME, replaced_size(text, old, new.len()))?;
+    regorus_builtin(NAME, &args)
+}
+
+/// `strings.replace_n(patterns, s)`: regorus replaces each pattern in the patterns' order in
+/// what the previous ones made; each step is made here as well once its size is checked, since
+/// the next step's size depends on it.
+fn replace_n(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "strings.replace_n";
+    if let (Value::Object(patterns), Value::String(text)) = (&args[0], &args[1]) {
+        let mut current: Option<String> = None;
+        for (old, new) in patterns.iter_sorted() {
+            let (Value::String(old), Value::String(new)) = (old, new) else {
+                // regorus' own error.
+                break;
+            };
+            let text = current.as_deref().unwrap_or(text);
+            check_result(NAME, replaced_size(text, old, new.len()))?;
+            current = Some(text.replace(&**old, new));
+        }
+    }
+    regorus_builtin(NAME, &args)
+}
+
+/// `json.marshal(x)`.
+fn json_marshal(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "json.marshal";
+    check_result(NAME, tree_size(&args[0], MAX_RESULT, 0, 0))?;
+    regorus_builtin(NAME, &args)
+}
+
+/// `yaml.marshal(x)`.
+fn yaml_marshal(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "yaml.marshal";
+    check_result(NAME, tree_size(&args[0], MAX_RESULT, 0, 0))?;
+    regorus_builtin(NAME, &args)
+}
+
+/// `json.marshal_with_options(x, options)`: pretty (regorus' default when there are options)
+/// puts each member on a line of its own, after `prefix` and `indent` once per level (a tab by
+/// default).
+fn json_marshal_with_options(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "json.marshal_with_options";
+    let (mut line, mut indent) = (0, 0);
+    if let Value::Object(options) = &args[1]
+        && !options.is_empty()
+    {
+        let option = |name: &str| options.get(&Value::from(name));
+        if option("pretty") != Some(&Value::Bool(false)) {
+            // The newline, and the prefix.
+            line = 1 + match option("prefix") {
+                Some(Value::String(prefix)) => prefix.len(),
+                _ => 0,
+            };
+            indent = match option("indent") {
+                Some(Value::String(indent)) => indent.len(),
+                _ => 1,
+            };
+        }
+    }
+    check_result(NAME, tree_size(&args[0], MAX_RESULT, line, indent))?;
+    regorus_builtin(NAME, &args)
+}
+
+/// `urlquery.encode_object(object)`: each key once for each of its values, and the values.
+fn urlquery_encode_object(args: Vec<Value>) -> Result<Value> {
+    const NAME: &str = "urlquery.encode_object";
+    if let Value::Object(fields) = &args[0] {
+        let mut size = 0usize;
+        for (key, value) in fields.iter_sorted() {
+            let key = match key {
+                Value::String(key) => key.len(),
+                _ => 0,
+            };
+            let values: Box<dyn Iterator<Item = &Value>> = match value {
+                Value::Array(items) => Box::new(items.iter()),
+                Value::Set(items) => Box::new(items.iter()),
+                other => Box::new(std::iter::once(other)),
+            };
+            for value in values {
+                let value = match value {
+                    Value::String(value) => value.len(),
+                    _ => 0,
+                };
+                // `key=value&`.
+                size = size.saturating_add(key).saturating_add(value).saturating_add(2);
+                check_result(NAME, size)?;
             }
         }
     }

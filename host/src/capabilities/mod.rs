@@ -315,8 +315,13 @@ impl Call<'_> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         // A verification waiting for the process-wide download pool stops waiting a little
         // before this call's deadline, so that the pool's transient refusal (kept in no cache,
-        // naming `--max-inflight-download-bytes`) reaches the policy rather than the deadline.
-        let pool_deadline = started + remaining.saturating_sub(POOL_DEADLINE_MARGIN);
+        // naming `--max-inflight-download-bytes`) reaches the policy rather than the deadline;
+        // without a deadline, after the pool's own default wait.
+        let pool_wait = match self.deadline {
+            Some(_) => remaining.saturating_sub(POOL_DEADLINE_MARGIN),
+            None => crate::registry::DEFAULT_POOL_WAIT,
+        };
+        let pool_deadline = started + pool_wait;
         let task = self.caps.handle.spawn(async move {
             let answer = crate::registry::with_pool_deadline(pool_deadline, fut).await;
             // The receiver may be gone after a deadline; nothing is waiting for the answer then.

@@ -261,36 +261,41 @@ impl DownloadPool {
     /// taken) when the wait ends first. Dropped while it waits, what it had been given goes back
     /// to the pool.
     async fn take(&self, bytes: usize, deadline: tokio::time::Instant) -> Result<(), Refused> {
+        /// The pieces taken so far (one piece holds at most `u32::MAX` bytes): given back when
+        /// the wait for the next one fails, or when the future is dropped while it waits.
+        struct Taking<'p> {
+            pool: &'p DownloadPool,
+            taken: usize,
+        }
+        impl Drop for Taking<'_> {
+            fn drop(&mut self) {
+                self.pool.give_back(self.taken);
+            }
+        }
+        let mut taking = Taking { pool: self, taken: 0 };
         let mut left = bytes;
         let mut waited = false;
-        let mut taken = 0;
         while left > 0 {
             let piece = u32::try_from(left).unwrap_or(u32::MAX);
             let permit = match self.permits.try_acquire_many(piece) {
-                Ok(permit) => Ok(permit),
+                Ok(permit) => permit,
                 Err(_) => {
                     if !waited {
                         waited = true;
                         self.waits.fetch_add(1, Ordering::SeqCst);
                     }
                     match tokio::time::timeout_at(deadline, self.permits.acquire_many(piece)).await {
-                        Ok(Ok(permit)) => Ok(permit),
-                        Ok(Err(_)) | Err(_) => Err(Refused),
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_)) | Err(_) => return Err(Refused),
                     }
                 }
             };
-            match permit {
-                Ok(permit) => {
-                    permit.forget();
-                    taken += piece as usize;
-                    left -= piece as usize;
-                }
-                Err(Refused) => {
-                    self.give_back(taken);
-                    return Err(Refused);
-                }
-            }
+            permit.forget();
+            taking.taken += piece as usize;
+            left -= piece as usize;
         }
+        // All taken: the budget now holds them.
+        taking.taken = 0;
         self.high_water.fetch_max(self.in_use(), Ordering::SeqCst);
         Ok(())
     }
@@ -420,6 +425,30 @@ impl DownloadBudget {
                 true
             }
             Err(Refused) => self.refused(pool, false),
+        }
+    }
+
+    /// After a download, successful or not: gives back to the pool what was taken for a declared
+    /// size and not read. Found by a review: a registry declaring an 8 MiB layer and sending ten
+    /// bytes (or nothing) kept 8 MiB of the pool for the rest of the verification without
+    /// spending any bandwidth.
+    fn settle(&self) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        let wanted = self.used().saturating_sub(pool.allowance);
+        let mut held = self.pooled();
+        while held > wanted {
+            match self
+                .pooled
+                .compare_exchange(held, wanted, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    pool.give_back(held - wanted);
+                    return;
+                }
+                Err(now) => held = now,
+            }
         }
     }
 
@@ -993,6 +1022,7 @@ impl RegistryClient {
         if !budget.admits(size).await {
             return Err(budget.over_budget());
         }
+        let _settle = Settle(Some(budget));
         // Blob and its redirect, each bounded by the read timeout; the whole by two round trips.
         self.within(
             reference,
@@ -1132,6 +1162,18 @@ enum Read<'a> {
     OverBudget(&'a DownloadBudget),
 }
 
+/// Settles a budget ([`DownloadBudget::settle`]) when a download ends, however it ends (an answer,
+/// an error, a timeout dropping the future).
+struct Settle<'a>(Option<&'a DownloadBudget>);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        if let Some(budget) = self.0 {
+            budget.settle();
+        }
+    }
+}
+
 /// The body of `response`, read at most `cap` bytes and, with `budget`, each chunk charged to
 /// it as it arrives: nothing is read past a `Content-Length` over either, and reading stops at
 /// the chunk passing either. The cap, the narrower bound, is checked first.
@@ -1150,6 +1192,7 @@ async fn read_within<'a>(
             return Ok(Read::OverBudget(budget));
         }
     }
+    let _settle = Settle(budget);
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > cap {
@@ -1277,6 +1320,56 @@ mod tests {
         assert_eq!(pool.in_use(), 23);
         assert!(budget.charge(20).await);
         assert_eq!((pool.in_use(), budget.pooled()), (23, 23));
+    }
+
+    /// Found by a review: a declared size was taken from the pool before the download and kept
+    /// for the whole verification, however little was sent. A download ending (read, failed or
+    /// dropped) gives back what it did not read.
+    #[tokio::test]
+    async fn a_declared_size_not_read_goes_back_to_the_pool_when_the_download_ends() {
+        let pool = Arc::new(DownloadPool::with_allowance(100, 10));
+        let budget = impatient(&pool, IMAGE);
+        assert!(
+            budget.admits(90).await,
+            "80 past the allowance, taken before the download"
+        );
+        assert_eq!(pool.in_use(), 80);
+        {
+            let _download = Settle(Some(&budget));
+            assert!(budget.charge(12).await, "ten bytes of allowance, two past it");
+            assert_eq!(pool.in_use(), 80, "read within what was taken");
+        }
+        assert_eq!(
+            (pool.in_use(), budget.pooled()),
+            (2, 2),
+            "the 78 bytes not read given back"
+        );
+        // Read in full: nothing to give back; settling twice changes nothing.
+        assert!(budget.admits(30).await);
+        assert!(budget.charge(30).await);
+        budget.settle();
+        budget.settle();
+        assert_eq!((pool.in_use(), budget.pooled()), (32, 32));
+        drop(budget);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    /// Found by a review: a hold of more than `u32::MAX` bytes is taken in pieces, and a wait
+    /// dropped after the first piece kept it for good. It is given back.
+    #[tokio::test]
+    async fn a_wait_dropped_after_its_first_piece_gives_the_piece_back() {
+        let cap = u32::MAX as usize + 10;
+        let pool = DownloadPool::with_allowance(cap, 0);
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        assert!(pool.take(5, far).await.is_ok());
+        let wait = pool.take(cap, far);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), wait)
+                .await
+                .is_err(),
+            "waits for the five bytes held"
+        );
+        assert_eq!(pool.in_use(), 5, "the piece taken before the wait given back");
     }
 
     #[tokio::test]

@@ -140,9 +140,11 @@ pub fn decide<'a>(
     let moved = judge(settings, subject, &reference, &reference, covering, host, &mut verdict);
     // Authorities verified different digests of the tag: the host's answers were read at different
     // times (each is kept for its own while: a tag moved by a release between them), or the tag
-    // moved during this admission. Asked once which digest the tag names now, every covering
-    // policy judges the image again at that digest, so that all of them see one image and the
-    // image is pinned to it (policy-controller resolves every tag to a digest before judging). A
+    // moved during this admission. Asked once which digest the tag names, every covering policy
+    // judges the image again at that digest, so that all of them see one image and the image is
+    // pinned to it (policy-controller resolves every tag to a digest before judging). Stock
+    // Kubewarden answers that question from a cache of its own (60 s), so the digest may be the
+    // tag's previous one: every policy then verifies that one, and the image is pinned there. A
     // second disagreement, or no answer to the question, keeps the refusal.
     if moved && reference.digest().is_none() {
         let Ok(digest) = crate::policy::config_file::tagged_digest(&reference, host) else {
@@ -620,14 +622,14 @@ mod tests {
         const NEW: &str = "sha256:0202020202020202020202020202020202020202020202020202020202020202";
         let key = |name: &str, pem: &str| json!({"name": name, "key": {"data": pem}});
         // The P-256 key's answer for the tag is the cached one; the P-384 key's is fresh.
-        let host = |resolves: bool| {
+        // What the host answers for the tag's digest: `NEW`, another digest, or no answer.
+        let answering = |named: Option<&'static str>| {
             MockHost::new(move |capability, payload| {
                 if capability == KUBEWARDEN_MANIFEST_DIGEST {
                     assert_eq!(*payload, json!("r.io/app:1"));
-                    return if resolves {
-                        Ok(serde_json::to_vec(&json!({"digest": NEW})).unwrap())
-                    } else {
-                        Err("registry unavailable".to_owned())
+                    return match named {
+                        Some(digest) => Ok(serde_json::to_vec(&json!({ "digest": digest })).unwrap()),
+                        None => Err("registry unavailable".to_owned()),
                     };
                 }
                 assert_eq!(capability, KUBEWARDEN_VERIFY_V2, "{payload}");
@@ -635,10 +637,11 @@ mod tests {
                     (Some("r.io/app:1"), Some(P256_PEM)) => trusted(OLD),
                     (Some("r.io/app:1"), _) => trusted(NEW),
                     (Some(image), _) if image == format!("r.io/app@{NEW}") => trusted(NEW),
-                    _ => Err(format!("unexpected request {payload}")),
+                    _ => Err("no signatures found".to_owned()),
                 }
             })
         };
+        let host = |resolves: bool| answering(resolves.then_some(NEW));
         let two_policies = settings(
             "deny",
             &[
@@ -676,6 +679,36 @@ mod tests {
         assert!(!accepted, "{response}");
         let message = response["message"].as_str().unwrap_or_default();
         assert!(message.contains("the tag moved during admission"), "{message}");
+        // The tag named, when asked, a third digest no key signed (a registry moving it again),
+        // or a digest that is not sha256: refused, never admitted at it.
+        for named in [
+            "sha256:0303030303030303030303030303030303030303030303030303030303030303",
+            "sha512:0202",
+        ] {
+            let (accepted, response) = admitted(&two_policies, "r.io/app:1", &mut answering(Some(named)));
+            assert!(!accepted, "{named}: {response}");
+            assert!(response["mutated_object"].is_null(), "{named}: {response}");
+        }
+        // A warn policy disagreeing with the enforcing one: both judged again at `NEW`, admitted
+        // there without a warning.
+        let mixed = settings(
+            "deny",
+            &[
+                policy("all", "r.io/**", "enforce", json!([key("old", P256_PEM)])),
+                policy(
+                    "audit",
+                    "r.io/**",
+                    "warn",
+                    json!([key("new", P384_PEM), key("old", P256_PEM)]),
+                ),
+            ],
+        );
+        let (accepted, response) = admitted(&mixed, "r.io/app:1", &mut host(true));
+        assert!(accepted && response["warnings"].is_null(), "{response}");
+        assert_eq!(
+            response["mutated_object"]["spec"]["containers"][0]["image"],
+            format!("r.io/app:1@{NEW}")
+        );
         // Written by digest, nothing is asked again: the disagreement is the host's own.
         let mut registry = host(true);
         let (accepted, _) = admitted(&two_policies, &format!("r.io/app:1@{OLD}"), &mut registry);

@@ -90,6 +90,23 @@ pub struct ImageVerdict<'a> {
     pub invalid_settings: Option<SettingsError>,
 }
 
+impl<'a> ImageVerdict<'a> {
+    /// An image allowed without remark, before any policy is read.
+    fn allowing(image: &'a str, namespace: String) -> Self {
+        Self {
+            image,
+            namespace,
+            verdict: Verdict::Allow,
+            digest: None,
+            message: String::new(),
+            policies: Vec::new(),
+            warnings: Vec::new(),
+            pin: None,
+            invalid_settings: None,
+        }
+    }
+}
+
 /// Decides one image for a subject (namespace, resource, labels).
 pub fn decide<'a>(
     settings: &'a Settings,
@@ -97,17 +114,7 @@ pub fn decide<'a>(
     image: &'a str,
     host: &mut dyn HostCalls,
 ) -> ImageVerdict<'a> {
-    let mut verdict = ImageVerdict {
-        image,
-        namespace: subject.namespace.to_owned(),
-        verdict: Verdict::Allow,
-        digest: None,
-        message: String::new(),
-        policies: Vec::new(),
-        warnings: Vec::new(),
-        pin: None,
-        invalid_settings: None,
-    };
+    let mut verdict = ImageVerdict::allowing(image, subject.namespace.to_owned());
     let reference = match ImageReference::parse(image) {
         Ok(r) => r,
         Err(e) => {
@@ -153,17 +160,7 @@ pub fn decide<'a>(
         let Ok(at_digest) = ImageReference::parse(&format!("{reference}@{digest}")) else {
             return verdict;
         };
-        let mut again = ImageVerdict {
-            image,
-            namespace: std::mem::take(&mut verdict.namespace),
-            verdict: Verdict::Allow,
-            digest: None,
-            message: String::new(),
-            policies: Vec::new(),
-            warnings: Vec::new(),
-            pin: None,
-            invalid_settings: None,
-        };
+        let mut again = ImageVerdict::allowing(image, std::mem::take(&mut verdict.namespace));
         let covering = covering_policies(settings, &reference, subject);
         judge(settings, subject, &reference, &at_digest, covering, host, &mut again);
         return again;

@@ -402,6 +402,11 @@ fn results_larger_than_their_operands_are_refused_before_building_them() {
             format!("{MANY_COPIES}\n  result := count(sprintf(\"%s\", [xs]))"),
             &["sprintf", CAP],
         ),
+        // 17 widths of 1,000,000, each within Go's.
+        (
+            "f := concat(\"\", [\"%01000000d\" | numbers.range(1, 17)[_]])\n  result := count(sprintf(f, numbers.range(1, 17)))".to_owned(),
+            &["sprintf", "17000000 bytes", CAP],
+        ),
         // 100,000 lines, each indented by a 1 MB string.
         (
             "s := sprintf(\"%01000000d\", [0])\n  result := count(json.marshal_with_options(numbers.range(1, 100000), {\"indent\": s}))".to_owned(),

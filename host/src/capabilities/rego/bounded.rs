@@ -189,12 +189,19 @@ fn sprintf(args: Vec<Value>) -> Result<Value> {
             _ => {}
         }
     }
-    // The format's length, and for each verb the larger of its width and the value it prints.
-    let mut size = format.len();
+    // For each verb, the larger of its width and the value it prints (the format's own text is
+    // in memory already).
+    let mut size = 0usize;
     if let Value::Array(values) = &args[1] {
         for (width, value) in widths.iter().zip(values.iter()) {
-            let printed = tree_size(value, MAX_RESULT, 0, 0);
-            size = size.saturating_add(printed.max(*width));
+            // `%s` and `%v` print a string without quotes.
+            let printed = match value {
+                Value::String(text) => text.len(),
+                value => tree_size(value, MAX_RESULT, 0, 0),
+            };
+            // regorus pads numbers only.
+            let width = if matches!(value, Value::Number(_)) { *width } else { 0 };
+            size = size.saturating_add(printed.max(width));
             check_result(NAME, size)?;
         }
     }

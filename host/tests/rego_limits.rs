@@ -474,3 +474,54 @@ fn results_larger_than_their_operands_are_refused_before_building_them() {
         assert_eq!(evaluate(&capabilities, &body, &json!({})), Ok(expected), "{body}");
     }
 }
+
+/// Found by the review of the caps: the policy's own `isCompliant` was written out whole to be
+/// read, so a value sharing structure (2^40 leaves in a few hundred bytes) aborted the process,
+/// and with it every admission the provider answers. It is sized first: refused past the cap,
+/// read as before under it.
+#[test]
+fn an_is_compliant_sharing_structure_is_refused_before_it_is_written_out() {
+    let (_runtime, capabilities) = capabilities();
+    let ask = |levels: u32| {
+        let policy = format!(
+            "package sigstore\nisCompliant = [{{\"result\": true, \"warning\": \"\", \"error\": \"\", \"x\": a{levels}}}] {{\n  {}\n}}\n",
+            dag("\"x\"", levels)
+        );
+        let payload = serde_json::to_vec(&json!({"policy": policy, "input": {}})).unwrap();
+        capabilities
+            .dispatch(
+                "rego-limits",
+                None,
+                "cluster-image-policy",
+                "policy",
+                "v1/rego",
+                &payload,
+            )
+            .map(|answer| String::from_utf8_lossy(&answer).into_owned())
+            .map_err(|e| e.to_string())
+    };
+    let refused = ask(40).expect_err("a result of 2^40 leaves");
+    assert!(
+        refused.contains("isCompliant takes at least") && refused.contains("16777216"),
+        "{refused}"
+    );
+    let answered = ask(4).expect("a result of 16 leaves");
+    let answered: Value = serde_json::from_str(&answered).unwrap();
+    assert_eq!(answered["compliant"], true, "{answered}");
+}
+
+/// `regex.replace` (Go's `ReplaceAllString`, `cip`'s own builtin) writes the template once per
+/// match, each `$1` the group's text: 200 copies of a 100 KB group in one call is 20 MB, past
+/// the cap on a result; 100 copies are answered.
+#[test]
+fn a_regex_replace_past_the_cap_is_refused() {
+    let (_runtime, capabilities) = capabilities();
+    let body = |copies: u32| {
+        format!(
+            "s := sprintf(\"%0100000d\", [0])\n  t := concat(\"\", [\"$1\" | numbers.range(1, {copies})[_]])\n  \
+             result := count(regex.replace(s, \"(0+)\", t))"
+        )
+    };
+    refused(&capabilities, &[(&body(200), json!({}), &["regex.replace", CAP])]);
+    assert_eq!(evaluate(&capabilities, &body(100), &json!({})), Ok(json!(10_000_000)));
+}

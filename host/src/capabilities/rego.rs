@@ -275,7 +275,20 @@ fn evaluate_by(policy: &str, input: &Value, deadline: Option<Instant>) -> Result
         .eval_query("data.sigstore.isCompliant".to_owned(), false)
         .map_err(|e| format!("evaluating the Rego policy failed: {}", explain(&e)))?;
     let result = match results.result.first().and_then(|r| r.expressions.first()) {
-        Some(expression) => serde_json::to_value(&expression.value).map_err(|e| e.to_string())?,
+        Some(expression) => {
+            // Its values may share structure (`a1 := [a0, a0]`, 40 levels: 2^40 leaves in a few
+            // hundred bytes): written out whole, the process would abort. Sized first, as the
+            // capped serialisers size theirs.
+            let size = bounded::tree_size(&expression.value, bounded::MAX_RESULT, 0, 0);
+            if size > bounded::MAX_RESULT {
+                return Err(format!(
+                    "the Rego policy's isCompliant takes at least {size} bytes written out, more than the {} cip \
+                     reads",
+                    bounded::MAX_RESULT
+                ));
+            }
+            serde_json::to_value(&expression.value).map_err(|e| e.to_string())?
+        }
         None => Value::Null,
     };
     Ok(decide(&result))

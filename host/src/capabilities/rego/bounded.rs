@@ -326,7 +326,7 @@ fn check_result(builtin: &str, size: usize) -> Result<()> {
 /// more for each member of an array, set or object, and `indent` bytes for each level of its
 /// depth (a pretty-printed line). The walk stops once the size passes `cap`, and returns a size
 /// past `cap`: it holds and visits at most `cap + 1` values.
-fn tree_size(value: &Value, cap: usize, line: usize, indent: usize) -> usize {
+pub(super) fn tree_size(value: &Value, cap: usize, line: usize, indent: usize) -> usize {
     let mut size = 1usize;
     let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((value, depth)) = stack.pop() {

@@ -262,7 +262,16 @@ fn replace(args: Vec<Value>) -> Result<Value> {
     for groups in regex.captures_iter(base) {
         let whole = groups.get(0).expect("group 0 is the match");
         replaced.push_str(&base[last..whole.start()]);
-        go_expand(&regex, &groups, template, &mut replaced);
+        // Every match adds the template with its groups: a template naming a large group many
+        // times, matched many times, would grow without bound in this one call. Checked after
+        // each piece, none larger than an operand.
+        if !go_expand(&regex, &groups, template, &mut replaced) {
+            anyhow::bail!(
+                "{NAME}: a result of more than {} bytes, more than the {} cip gives (it would be built whole in one call)",
+                super::bounded::MAX_RESULT,
+                super::bounded::MAX_RESULT
+            );
+        }
         last = whole.end();
     }
     replaced.push_str(&base[last..]);
@@ -271,10 +280,14 @@ fn replace(args: Vec<Value>) -> Result<Value> {
 
 /// Go's `Regexp.expand` (`regexp.go`): `$$` is `$`; `$name` and `${name}` the text of the
 /// group so numbered or named (nothing when there is none or it did not take part); a `$`
-/// followed by no name, or an unclosed `${`, is kept as text.
-fn go_expand(regex: &Regex, groups: &Captures, template: &str, out: &mut String) {
+/// followed by no name, or an unclosed `${`, is kept as text. False (`out` left part-written)
+/// once `out` passes the cap on a result ([`super::bounded::MAX_RESULT`]).
+fn go_expand(regex: &Regex, groups: &Captures, template: &str, out: &mut String) -> bool {
     let mut rest = template;
     while let Some(dollar) = rest.find('$') {
+        if out.len() > super::bounded::MAX_RESULT {
+            return false;
+        }
         out.push_str(&rest[..dollar]);
         rest = &rest[dollar + 1..];
         if let Some(after) = rest.strip_prefix('$') {
@@ -300,6 +313,7 @@ fn go_expand(regex: &Regex, groups: &Captures, template: &str, out: &mut String)
         }
     }
     out.push_str(rest);
+    out.len() <= super::bounded::MAX_RESULT
 }
 
 /// Go's `extract`: the name after a `$` (the longest run of Unicode letters, decimal digits

@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+mod rego_support;
+
 use cip::capabilities::Capabilities;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -164,18 +166,7 @@ fn go(texts: &[String], pairs: &[(String, String)], floats: &[String]) -> GoAnsw
 
 /// `cip`'s answer for `policy` on `input`: the warning of a compliant answer, or the error.
 fn rego(capabilities: &Capabilities, policy: &str, input: &Value) -> Result<String, String> {
-    let payload = serde_json::to_vec(&json!({"policy": policy, "input": input})).unwrap();
-    let answer = capabilities
-        .dispatch(
-            "rego-go-strings",
-            None,
-            "cluster-image-policy",
-            "policy",
-            "v1/rego",
-            &payload,
-        )
-        .map_err(|e| e.to_string())?;
-    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    let answer = rego_support::rego_answer(capabilities, policy, input)?;
     assert_eq!(answer["compliant"], true, "{answer}");
     Ok(answer["warning"].as_str().expect("the result").to_owned())
 }

@@ -6,6 +6,8 @@
 //! Go's `time` runs in `scripts/go-time.go`, built by `make test-tools` (part of `make test`);
 //! without it the test fails, it is never skipped.
 
+mod rego_support;
+
 use cip::capabilities::Capabilities;
 use serde_json::{Value, json};
 use testkit::{GoTime, Rng};
@@ -28,18 +30,7 @@ isCompliant[{"result": true, "warning": json.marshal(n)}] {
 /// `cip`'s answer to `cluster-image-policy/policy/v1/rego` for `policy` on `input`, or the
 /// evaluation's error.
 fn evaluate(capabilities: &Capabilities, policy: &str, input: &Value) -> Result<Value, String> {
-    let payload = serde_json::to_vec(&json!({"policy": policy, "input": input})).unwrap();
-    let answer = capabilities
-        .dispatch(
-            "rego-go-time",
-            None,
-            "cluster-image-policy",
-            "policy",
-            "v1/rego",
-            &payload,
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(serde_json::from_slice(&answer).unwrap())
+    rego_support::rego_answer(capabilities, policy, input)
 }
 
 /// `Some(nanoseconds)`, or `None` when the evaluation fails.

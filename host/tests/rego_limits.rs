@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+mod rego_support;
+
 use cip::capabilities::Capabilities;
 use serde_json::{Value, json};
 
@@ -18,18 +20,7 @@ fn evaluate(capabilities: &Capabilities, body: &str, input: &Value) -> Result<Va
     let policy = format!(
         "package sigstore\nisCompliant[{{\"result\": true, \"warning\": json.marshal(result)}}] {{\n  {body}\n}}\n"
     );
-    let payload = serde_json::to_vec(&json!({"policy": policy, "input": input})).unwrap();
-    let answer = capabilities
-        .dispatch(
-            "rego-limits",
-            None,
-            "cluster-image-policy",
-            "policy",
-            "v1/rego",
-            &payload,
-        )
-        .map_err(|e| e.to_string())?;
-    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    let answer = rego_support::rego_answer(capabilities, &policy, input)?;
     match answer["warning"].as_str() {
         Some(result) => Ok(serde_json::from_str(result).unwrap()),
         None => Err(format!("not compliant: {answer}")),
@@ -487,18 +478,7 @@ fn an_is_compliant_sharing_structure_is_refused_before_it_is_written_out() {
             "package sigstore\nisCompliant = [{{\"result\": true, \"warning\": \"\", \"error\": \"\", \"x\": a{levels}}}] {{\n  {}\n}}\n",
             dag("\"x\"", levels)
         );
-        let payload = serde_json::to_vec(&json!({"policy": policy, "input": {}})).unwrap();
-        capabilities
-            .dispatch(
-                "rego-limits",
-                None,
-                "cluster-image-policy",
-                "policy",
-                "v1/rego",
-                &payload,
-            )
-            .map(|answer| String::from_utf8_lossy(&answer).into_owned())
-            .map_err(|e| e.to_string())
+        rego_support::rego_answer(&capabilities, &policy, &json!({}))
     };
     let refused = ask(40).expect_err("a result of 2^40 leaves");
     assert!(
@@ -506,7 +486,6 @@ fn an_is_compliant_sharing_structure_is_refused_before_it_is_written_out() {
         "{refused}"
     );
     let answered = ask(4).expect("a result of 16 leaves");
-    let answered: Value = serde_json::from_str(&answered).unwrap();
     assert_eq!(answered["compliant"], true, "{answered}");
 }
 

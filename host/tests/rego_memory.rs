@@ -10,23 +10,14 @@
 //! One test function: it measures the process's peak resident memory (`VmHWM`, reset before
 //! each policy), which tests running at the same time in this process would blur.
 
+mod rego_support;
+
 use cip::capabilities::{Capabilities, set_rego_memory_limit_mib};
 use serde_json::{Value, json};
 
 /// `cip`'s answer for `policy`, or the evaluation's error.
 fn evaluate(capabilities: &Capabilities, policy: &str) -> Result<Value, String> {
-    let payload = serde_json::to_vec(&json!({"policy": policy, "input": {}})).unwrap();
-    let answer = capabilities
-        .dispatch(
-            "rego-memory",
-            None,
-            "cluster-image-policy",
-            "policy",
-            "v1/rego",
-            &payload,
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(serde_json::from_slice(&answer).unwrap())
+    rego_support::rego_answer(capabilities, policy, &json!({}))
 }
 
 /// Resets the process's peak resident memory to what it holds now (Linux, `clear_refs` 5).

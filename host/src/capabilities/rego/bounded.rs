@@ -311,7 +311,7 @@ fn product(args: Vec<Value>) -> Result<Value> {
 }
 
 /// Refuses a result of `size` bytes past [`MAX_RESULT`].
-fn check_result(builtin: &str, size: usize) -> Result<()> {
+pub(super) fn check_result(builtin: &str, size: usize) -> Result<()> {
     if size > MAX_RESULT {
         bail!(
             "{builtin}: a result of at least {size} bytes, more than the {MAX_RESULT} cip gives \

@@ -266,11 +266,7 @@ fn replace(args: Vec<Value>) -> Result<Value> {
         // times, matched many times, would grow without bound in this one call. Checked after
         // each piece, none larger than an operand.
         if !go_expand(&regex, &groups, template, &mut replaced) {
-            anyhow::bail!(
-                "{NAME}: a result of more than {} bytes, more than the {} cip gives (it would be built whole in one call)",
-                super::bounded::MAX_RESULT,
-                super::bounded::MAX_RESULT
-            );
+            super::bounded::check_result(NAME, replaced.len())?;
         }
         last = whole.end();
     }

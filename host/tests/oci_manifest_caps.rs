@@ -218,7 +218,8 @@ fn a_config_over_the_cap_is_refused_and_one_at_the_cap_is_answered() {
 enum Endless {
     /// Every manifest.
     Manifest,
-    /// Every blob (a small manifest is served, whose config declares 2 bytes).
+    /// Every blob (a small manifest is served, whose config declares a size, 2 bytes unless
+    /// [`endless_registry_declaring`] says otherwise).
     Blob,
 }
 
@@ -226,6 +227,11 @@ enum Endless {
 /// delimited by closing the connection, which it never reaches unless the client reads
 /// `ENDLESS_BUDGET`) for manifests or blobs; counts the bytes it manages to write.
 fn endless_registry(endless: Endless) -> Hostile {
+    endless_registry_declaring(endless, 2)
+}
+
+/// [`endless_registry`], its config descriptor declaring `config_size` bytes.
+fn endless_registry_declaring(endless: Endless, config_size: i64) -> Hostile {
     Hostile::start(Arc::new(move |path: &str| {
         if path.contains("/manifests/") {
             if endless == Endless::Manifest {
@@ -234,7 +240,7 @@ fn endless_registry(endless: Endless) -> Hostile {
             let manifest = json!({
                 "schemaVersion": 2,
                 "mediaType": OCI_IMAGE_MEDIA_TYPE,
-                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": config_size,
                            "digest": testkit::sha256_digest(b"{}")},
                 "layers": [],
             });
@@ -295,7 +301,9 @@ fn an_endless_manifest_is_cut_at_the_cap_by_both_capabilities() {
 #[test]
 fn an_endless_config_blob_is_cut_at_the_cap() {
     let cap = 64 * 1024;
-    let server = endless_registry(Endless::Blob);
+    // The config descriptor declares no size (`-1`, go-containerregistry's "unknown"): only
+    // the cap stops the read.
+    let server = endless_registry_declaring(Endless::Blob, -1);
     let verifier = verifier(
         &server.host(),
         DownloadLimits {
@@ -310,4 +318,32 @@ fn an_endless_config_blob_is_cut_at_the_cap() {
     let started = Instant::now();
     let outcome = rt.block_on(verifier.oci_manifest_config(&image));
     refused_while_streaming(&server, started, outcome, cap, CONFIG_SETTING);
+}
+
+#[test]
+fn an_endless_config_blob_is_cut_at_the_size_its_descriptor_declares() {
+    let server = endless_registry(Endless::Blob);
+    let verifier = verifier(&server.host(), DownloadLimits::default());
+    let image = format!("{}/team/app:v1", server.host());
+    let rt = runtime();
+    // The manifest is answered whole and small; its config declares 2 bytes, and the registry
+    // sends whitespace without end: refused once the body passes 2 bytes, as go-containerregistry
+    // (cosign, policy-controller) reads a blob no further than its descriptor's size.
+    rt.block_on(verifier.oci_manifest(&image)).expect("the manifest");
+    let refused = rt
+        .block_on(verifier.oci_manifest_config(&image))
+        .expect_err("a config longer than its descriptor")
+        .to_string();
+    assert!(
+        refused.contains(&format!(
+            "blob {} is larger than the 2 bytes its descriptor declares",
+            testkit::sha256_digest(b"{}")
+        )),
+        "{refused}"
+    );
+    let written = server.written();
+    assert!(
+        written < ENDLESS_BUDGET / 4,
+        "the server wrote {written} bytes: the body was read past the 2 bytes declared"
+    );
 }

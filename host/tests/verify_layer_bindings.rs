@@ -230,6 +230,8 @@ struct Descriptor<'a> {
     /// `algorithm:hex`, under which the blob is uploaded.
     digest: String,
     layer: &'a CosignLayer,
+    /// The size the descriptor declares; `None`: the payload's.
+    size: Option<i64>,
 }
 
 /// Pushes, as the world's `.sig` manifest, an OCI manifest whose layers are exactly
@@ -260,7 +262,7 @@ async fn push_signature_manifest(world: &World, descriptors: &[Descriptor<'_>]) 
             .expect("layer blob pushed");
         layers.push(json!({
             "mediaType": descriptor.media_type,
-            "size": descriptor.layer.payload.len(),
+            "size": descriptor.size.unwrap_or_else(|| i64::try_from(descriptor.layer.payload.len()).expect("size")),
             "digest": descriptor.digest,
             "annotations": descriptor.layer.annotations,
         }));
@@ -291,6 +293,7 @@ async fn push_one(world: &World, media_type: &str, digest: String, layer: &Cosig
             media_type,
             digest,
             layer,
+            size: None,
         }],
     )
     .await;
@@ -324,6 +327,56 @@ async fn a_signature_layer_of_another_media_type_is_refused() {
                 testkit::SIMPLE_SIGNING_MEDIA_TYPE
             )
         );
+    }
+}
+
+#[tokio::test]
+async fn a_signature_layer_whose_descriptor_size_is_not_its_length_is_refused() {
+    let world = World::new();
+    let (key, layer) = hand_made_control(&world).await;
+    let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
+    let length = i64::try_from(layer.payload.len()).expect("size");
+
+    // Forged: the genuine, signed blob under a descriptor declaring one byte less, then one
+    // byte more, then nothing. go-containerregistry (cosign, policy-controller) reads a blob no
+    // further than its descriptor's size and refuses one of another length.
+    for (declared, reason) in [
+        (
+            length - 1,
+            format!(
+                "blob {} is larger than the {} bytes its descriptor declares",
+                layer.digest(),
+                length - 1
+            ),
+        ),
+        (
+            length + 1,
+            format!(
+                "blob {} is {length} bytes, not the {} bytes its descriptor declares",
+                layer.digest(),
+                length + 1
+            ),
+        ),
+        (
+            0,
+            format!(
+                "blob {} is larger than the 0 bytes its descriptor declares",
+                layer.digest()
+            ),
+        ),
+    ] {
+        push_signature_manifest(
+            &world,
+            &[Descriptor {
+                media_type: testkit::SIMPLE_SIGNING_MEDIA_TYPE,
+                digest: layer.digest(),
+                layer: &layer,
+                size: Some(declared),
+            }],
+        )
+        .await;
+        let refused = failure(&world.verifier(), request()).await;
+        assert!(refused.contains(&reason), "declared {declared}: {refused}");
     }
 }
 

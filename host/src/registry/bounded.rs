@@ -1029,7 +1029,7 @@ impl RegistryClient {
             2,
             self.capped_verified_blob(
                 reference,
-                &descriptor.digest,
+                descriptor,
                 layer_cap,
                 DigestMismatch::StreamError,
                 Some(budget),
@@ -1093,6 +1093,21 @@ impl RegistryClient {
         kind: ManifestKind,
         budget: Option<&DownloadBudget>,
     ) -> Result<CappedResponse, BoundedError> {
+        self.capped_response_or(reference, path, accept, cap, || kind.over_cap(reference, cap), budget)
+            .await
+    }
+
+    /// [`RegistryClient::capped_response`], a body over `cap` (or announced over it) reported
+    /// as `over_cap` makes it.
+    pub(crate) async fn capped_response_or(
+        &self,
+        reference: &Reference,
+        path: &str,
+        accept: &str,
+        cap: usize,
+        over_cap: impl FnOnce() -> BoundedError,
+        budget: Option<&DownloadBudget>,
+    ) -> Result<CappedResponse, BoundedError> {
         let registry = reference.resolve_registry().to_string();
         let request = self.authorized_get(reference, path, accept).await?;
         let http_error = |e: reqwest::Error| self.http_error(reference, e);
@@ -1125,7 +1140,7 @@ impl RegistryClient {
             let headers = std::mem::take(response.headers_mut());
             let body = match read_within(&mut response, cap, budget).await.map_err(http_error)? {
                 Read::Body(body) => body,
-                Read::OverCap => return Err(kind.over_cap(reference, cap)),
+                Read::OverCap => return Err(over_cap()),
                 Read::OverBudget(budget) => return Err(budget.over_budget()),
             };
             Ok(CappedResponse { status, headers, body })

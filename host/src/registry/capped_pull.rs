@@ -14,12 +14,12 @@ use oci_client::client::current_platform_resolver;
 use oci_client::errors::{DigestError, OciDistributionError, OciEnvelope};
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
-    OciImageManifest, OciManifest, Versioned,
+    OciDescriptor, OciImageManifest, OciManifest, Versioned,
 };
 use sha2::Digest as _;
 
 use super::bounded::{
-    BoundedError, DownloadBudget, DownloadLimits, IMAGE_MANIFEST, LayerCap, ManifestKind, read_capped, read_prefix,
+    BoundedError, DownloadBudget, DownloadLimits, IMAGE_MANIFEST, LayerCap, read_capped, read_prefix,
 };
 use super::capped_auth::ERROR_PREFIX_BYTES;
 use super::{RegistryClient, RegistryError};
@@ -159,7 +159,7 @@ impl RegistryClient {
             return Err(cap.over_cap(reference));
         }
         let body = self
-            .capped_verified_blob(reference, &descriptor.digest, cap, DigestMismatch::DigestError, None)
+            .capped_verified_blob(reference, descriptor, cap, DigestMismatch::DigestError, None)
             .await?;
         String::from_utf8(body).map_err(|e| {
             self.oci_error(
@@ -178,29 +178,47 @@ impl RegistryClient {
     /// `cap.setting`). Then checked as oci-client checks a blob: `digest` and the registry's
     /// `Docker-Content-Digest` (when sent) must name SHA-256, SHA-384 or SHA-512 (refused before
     /// the body is read, as oci-client makes their digesters) and both be the body's, a body
-    /// that is not reported as `mismatch` says. With `budget`, the bytes read are charged to it
-    /// (a body passing what is left of it fails as soon as it does). The caller checks the
-    /// declared size and bounds the time.
+    /// that is not reported as `mismatch` says. A body that is not of the descriptor's `size`
+    /// is refused as [`RegistryError::Malformed`], one longer as soon as it passes that size (a
+    /// `Content-Length` over it before the body is read): the descriptor lies about the blob
+    /// it names, and go-containerregistry (hence cosign and policy-controller) refuses it too
+    /// (`verify.ReadCloser`). A negative size is no claim (`-1` is go-containerregistry's
+    /// "unknown"); the caller refuses one where it must. With `budget`, the bytes read are charged to it (a body passing what is left
+    /// of it fails as soon as it does). The caller checks the declared size against the cap and
+    /// bounds the time.
     pub(crate) async fn capped_verified_blob(
         &self,
         reference: &Reference,
-        digest: &str,
+        descriptor: &OciDescriptor,
         cap: LayerCap,
         mismatch: DigestMismatch,
         budget: Option<&DownloadBudget>,
     ) -> Result<Vec<u8>, BoundedError> {
+        let digest = descriptor.digest.as_str();
         let failed = |error: OciDistributionError| self.oci_error(error, reference);
         check_supported(digest).map_err(|e| failed(e.into()))?;
+        // Read no further than the descriptor declares (go-containerregistry's `LimitReader`):
+        // a body longer than its descriptor is refused as soon as it passes it.
+        let declared = u64::try_from(descriptor.size).ok();
+        let limit = declared
+            .and_then(|size| usize::try_from(size).ok())
+            .map_or(cap.bytes, |size| size.min(cap.bytes));
+        let larger_than_declared = |size: u64| {
+            failed(OciDistributionError::SpecViolationError(format!(
+                "blob {digest} is larger than the {size} bytes its descriptor declares"
+            )))
+        };
+        let over_cap = || match declared {
+            Some(size) if usize::try_from(size).is_ok_and(|size| size < cap.bytes) => larger_than_declared(size),
+            _ => cap.over_cap(reference),
+        };
         let response = self
-            .capped_response(
+            .capped_response_or(
                 reference,
                 &format!("blobs/{digest}"),
                 &OCI_CLIENT_MANIFEST_ACCEPT.join(", "),
-                cap.bytes,
-                ManifestKind {
-                    what: cap.what,
-                    setting: cap.setting,
-                },
+                limit,
+                over_cap,
                 budget,
             )
             .await?;
@@ -218,6 +236,14 @@ impl RegistryClient {
             verify(&response.body, expected).map_err(mismatched)?;
         }
         verify(&response.body, digest).map_err(mismatched)?;
+        if let Some(size) = declared
+            && u64::try_from(response.body.len()).ok() != Some(size)
+        {
+            return Err(failed(OciDistributionError::SpecViolationError(format!(
+                "blob {digest} is {} bytes, not the {size} bytes its descriptor declares",
+                response.body.len()
+            ))));
+        }
         Ok(response.body)
     }
 

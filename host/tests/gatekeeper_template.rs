@@ -29,6 +29,9 @@ enum Fault {
     DropKey(&'static str),
     /// The answer carries this `system_error` (whether or not keys were sent).
     SystemError(&'static str),
+    /// The provider's answer, every key in it, comes with this HTTP status and no
+    /// `system_error` (a proxy or a failing provider).
+    Status(u16),
 }
 
 /// Gatekeeper's provider response cache: the items the provider answered, by key.
@@ -182,6 +185,9 @@ async fn external_data(
     }
     if let Fault::SystemError(error) = fault {
         system_error = json!(error);
+    }
+    if let Fault::Status(code) = fault {
+        status = code;
     }
     let mut responses = Vec::new();
     let mut errors = Vec::new();
@@ -432,6 +438,27 @@ fn a_cached_answer_missing_a_key_or_with_a_system_error_fails_closed() -> TestRe
         ]
     );
     assert_eq!(h.last_call()?, (2, 400));
+    Ok(())
+}
+
+#[test]
+fn an_http_error_without_a_system_error_fails_closed_though_every_key_is_answered() -> TestResult {
+    // Found by a docs audit: docs/gatekeeper.md says any status but 200 fails closed; only 0 and
+    // 400 (with a `system_error`) were tested. Every key answered, each image admitted, no
+    // `system_error`: a 500 alone still denies, naming the status.
+    let h = Harness::new(Limits::default())?;
+    let object = pod("prod", &[], &["registry.example/app:v1"]);
+    assert_eq!(
+        h.violations(review(object.clone(), &["deny"]), Fault::None)?,
+        Vec::<String>::new()
+    );
+    for code in [500, 502, 201] {
+        assert_eq!(
+            h.violations(review(object.clone(), &["deny"]), Fault::Status(code))?,
+            vec![format!("image verification provider cip-provider answered HTTP {code}")],
+            "status {code}"
+        );
+    }
     Ok(())
 }
 

@@ -612,7 +612,7 @@ mod tests {
     /// `spec.policy`, the same.
     #[test]
     fn answers_read_at_different_times_are_judged_again_at_the_digest_the_tag_names() {
-        use crate::crypto::tests::P384_PEM;
+        use crate::crypto::tests::P256_SECOND_PEM;
         use crate::host::{KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_VERIFY_V2};
 
         const OLD: &str = "sha256:0101010101010101010101010101010101010101010101010101010101010101";
@@ -643,14 +643,14 @@ mod tests {
             "deny",
             &[
                 policy("all", "r.io/**", "enforce", json!([key("old", P256_PEM)])),
-                policy("prod", "r.io/**", "enforce", json!([key("new", P384_PEM)])),
+                policy("prod", "r.io/**", "enforce", json!([key("new", P256_SECOND_PEM)])),
             ],
         );
         let mut block = policy(
             "both",
             "r.io/**",
             "enforce",
-            json!([key("old", P256_PEM), key("new", P384_PEM)]),
+            json!([key("old", P256_PEM), key("new", P256_SECOND_PEM)]),
         );
         block["spec"]["policy"] =
             json!({"type": "cue", "data": "authorityMatches: {old: signatures: [_], new: signatures: [_]}"});
@@ -696,7 +696,7 @@ mod tests {
                     "audit",
                     "r.io/**",
                     "warn",
-                    json!([key("new", P384_PEM), key("old", P256_PEM)]),
+                    json!([key("new", P256_SECOND_PEM), key("old", P256_PEM)]),
                 ),
             ],
         );

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::admission::{validate, verify_images};
 use crate::authority::binding::tests::{Layer, PAYLOAD, Signer, serving};
 use crate::authority::fulcio::tests::CertSpec;
-use crate::crypto::tests::{CERT_PEM, P256_PEM, P384_PEM, RSA2048_PEM};
+use crate::crypto::tests::{CERT_PEM, P256_PEM, P256_SECOND_PEM, RSA2048_PEM};
 use crate::host::mock::{MockHost, trusted};
 use crate::host::{
     CIP_HOST_OPERATIONS, CIP_VERIFY_KEYLESS_REGEXP, CIP_VERIFY_LEGACY_THEN_BUNDLE, CIP_VERIFY_WITH_FORMAT,
@@ -129,7 +129,7 @@ mod settings_validation {
             ],
             vec![article("keyless-policy")],
             vec![article("allow-system-images")],
-            vec![with_keys(&article("key-rotation-policy"), &[P256_PEM, P384_PEM])],
+            vec![with_keys(&article("key-rotation-policy"), &[P256_PEM, P256_SECOND_PEM])],
         ] {
             assert_eq!(check_settings(&settings(&cips, json!({}))), Ok(()), "{cips:?}");
         }
@@ -291,8 +291,8 @@ mod settings_validation {
             ),
             (
                 "/policies/0/spec/authorities/0",
-                json!({"key": {"data": RSA2048_PEM, "hashAlgorithm": "sha512"}}),
-                "policies[0].spec.authorities[0].key.hashAlgorithm: ",
+                json!({"key": {"data": RSA2048_PEM, "hashAlgorithm": "md5"}}),
+                "policies[0].spec.authorities[0].key.hashAlgorithm: hashAlgorithm md5 is unknown: write sha256",
             ),
             (
                 "/policies/0/spec/authorities/0",
@@ -465,7 +465,7 @@ mod admission {
 
     #[test]
     fn unsigned_image_is_refused_naming_resource_image_policy_and_authority() {
-        let mut host = host_trusting_key(P384_PEM);
+        let mut host = host_trusting_key(P256_SECOND_PEM);
         let response = run(
             &pod("default", &["myregistry.com/unsigned"]),
             &signed_images(),
@@ -527,7 +527,7 @@ mod admission {
             json!({"noMatchPolicy": "allow"}),
         );
         let image = "myregistry.com/unsigned:latest";
-        let refused = run(&pod("production", &[image]), &s, &mut host_trusting_key(P384_PEM));
+        let refused = run(&pod("production", &[image]), &s, &mut host_trusting_key(P256_SECOND_PEM));
         assert_eq!(refused["accepted"], false);
         assert!(
             refused["message"]
@@ -536,7 +536,7 @@ mod admission {
                 .contains("denied by policy production-strict-policy")
         );
 
-        let warned = run(&pod("development", &[image]), &s, &mut host_trusting_key(P384_PEM));
+        let warned = run(&pod("development", &[image]), &s, &mut host_trusting_key(P256_SECOND_PEM));
         assert_eq!(warned["accepted"], true);
         let warnings = warned["warnings"].as_array().unwrap();
         assert_eq!(warnings.len(), 1);
@@ -605,7 +605,7 @@ mod admission {
     #[test]
     fn key_rotation_accepts_either_key_and_stops_at_the_first_that_passes() {
         let s = settings(
-            &[with_keys(&article("key-rotation-policy"), &[P256_PEM, P384_PEM])],
+            &[with_keys(&article("key-rotation-policy"), &[P256_PEM, P256_SECOND_PEM])],
             json!({}),
         );
         let mut old = host_trusting_key(P256_PEM);
@@ -614,7 +614,7 @@ mod admission {
             true
         );
         assert_eq!(old.calls.len(), 1);
-        let mut new = host_trusting_key(P384_PEM);
+        let mut new = host_trusting_key(P256_SECOND_PEM);
         assert_eq!(
             run(&pod("default", &["myregistry.com/myapp:v2"]), &s, &mut new)["accepted"],
             true
@@ -724,7 +724,7 @@ mod admission {
     #[test]
     fn a_host_that_reads_no_bundles_is_not_asked_for_them_by_every_failing_key() {
         let s = settings(
-            &[with_keys(&article("key-rotation-policy"), &[P384_PEM, P256_PEM])],
+            &[with_keys(&article("key-rotation-policy"), &[P256_SECOND_PEM, P256_PEM])],
             json!({}),
         );
         let images = ["myregistry.com/a:v1", "myregistry.com/b:v1", "myregistry.com/c:v1"];
@@ -766,7 +766,7 @@ mod admission {
     #[test]
     fn both_storages_in_one_call_give_the_reason_two_calls_give() {
         let s = settings(
-            &[with_keys(&article("key-rotation-policy"), &[P384_PEM, P256_PEM])],
+            &[with_keys(&article("key-rotation-policy"), &[P256_SECOND_PEM, P256_PEM])],
             json!({}),
         );
         let mut memo = Memo::new(MockHost::cip(|_, _| Err("no signatures found".into())));
@@ -787,7 +787,7 @@ mod admission {
                 CIP_VERIFY_LEGACY_THEN_BUNDLE
             ]
         );
-        assert_eq!(calls[0].1["pub_keys"], json!([P384_PEM]));
+        assert_eq!(calls[0].1["pub_keys"], json!([P256_SECOND_PEM]));
         let mut second = calls[0].1.clone();
         second["pub_keys"] = json!([P256_PEM]);
         assert_eq!(calls[2].1, json!({"v2": second}));
@@ -1435,7 +1435,7 @@ mod kms_keys {
         assert_eq!(host.calls[1].1["pub_keys"], json!([P256_PEM]));
 
         // Another key behind the URI: not the signer's.
-        let mut host = kms_host(P384_PEM);
+        let mut host = kms_host(P256_SECOND_PEM);
         let r = run(
             &pod("default", &["gcr.io/myproject/app:v1"]),
             &kms_settings("enforce"),

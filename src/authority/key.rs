@@ -7,8 +7,11 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, check_annotations};
-use crate::crypto::check_public_key;
-use crate::host::{CIP_KMS_PUBLIC_KEY, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, verify_formats_json};
+use crate::crypto::{KeyKind, check_public_key};
+use crate::host::{
+    BundleReading, CIP_KMS_PUBLIC_KEY, Capability, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
+    verify_formats_json,
+};
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
 use crate::settings::raw::{JsonString, JsonText, RawKey};
@@ -81,6 +84,63 @@ fn as_serde_writes(json: &str) -> bool {
     }
 }
 
+/// `key.hashAlgorithm`: the hash the signatures were made over. policy-controller's names
+/// (trimmed, any case), SHA-256 by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlgorithm {
+    /// `key.hashAlgorithm` as written; `None` (or blank, as policy-controller reads it) is sha256.
+    fn parse(text: Option<&str>) -> Result<Self, (String, String)> {
+        let text = text.map(str::trim).unwrap_or_default();
+        match text.to_ascii_lowercase().as_str() {
+            "" | "sha256" => Ok(Self::Sha256),
+            "sha224" => Ok(Self::Sha224),
+            "sha384" => Ok(Self::Sha384),
+            "sha512" => Ok(Self::Sha512),
+            _ => Err((
+                "key.hashAlgorithm".into(),
+                format!(
+                    "hashAlgorithm {text} is unknown: write sha256 (the default; cosign up to 2.4 signs every key with it), sha384 or sha512 (cosign 2.5 and later with a P-384 or P-521 key), or sha224"
+                ),
+            )),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sha224 => "sha224",
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+}
+
+/// The hash Kubewarden's `SigstorePubKeyVerify` verifies a key of `kind` with (sigstore-rs
+/// picks it from the key: `CosignVerificationKey::try_from_pem`), and the key's name; `None`
+/// for Ed25519, whose signatures are not over a separate hash.
+fn stock_hash(kind: KeyKind) -> Option<(HashAlgorithm, &'static str)> {
+    match kind {
+        KeyKind::EcdsaP256 => Some((HashAlgorithm::Sha256, "P-256")),
+        KeyKind::EcdsaP384 => Some((HashAlgorithm::Sha384, "P-384")),
+        KeyKind::Rsa { .. } => Some((HashAlgorithm::Sha256, "RSA")),
+        KeyKind::Ed25519 => None,
+    }
+}
+
+/// Our verification of a `SigstorePubKeyVerify` with a chosen hash, implemented by `cip` only.
+const CIP_VERIFY_KEY_WITH_HASH: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_key_with_hash",
+};
+
 /// Where the public key comes from.
 #[derive(Debug)]
 enum KeySource {
@@ -108,6 +168,11 @@ pub struct KeyAuthority {
     source: KeySource,
     annotations: Option<BTreeMap<String, String>>,
     format: SignatureFormat,
+    /// `key.hashAlgorithm`.
+    hash: HashAlgorithm,
+    /// For `key.data`: the key's kind, read on first use (`None`: unreadable, refused by
+    /// `check_material` first).
+    kind: OnceCell<Option<KeyKind>>,
     /// For `key.data`: what follows the image in every request of this authority
     /// ([`PubKeyRequest::suffix`]), serialised on first use and then copied, not re-encoded.
     request_suffix: OnceCell<String>,
@@ -163,17 +228,7 @@ impl KeyAuthority {
                 "key.secretRef is not supported: a Kubewarden policy cannot read Secrets; paste the public key PEM into key.data".into(),
             ));
         }
-        match raw.hash_algorithm.as_deref() {
-            None | Some("sha256") => {}
-            Some(other) => {
-                return Err((
-                    "key.hashAlgorithm".into(),
-                    format!(
-                        "hashAlgorithm {other} is not supported yet: cosign signs with sha256 by default; remove the field"
-                    ),
-                ));
-            }
-        }
+        let hash = HashAlgorithm::parse(raw.hash_algorithm.as_deref())?;
         let source = match (raw.data.map(key_data), raw.kms) {
             (Some(_), Some(_)) => {
                 return Err((
@@ -215,14 +270,27 @@ impl KeyAuthority {
             source,
             annotations,
             format,
+            hash,
+            kind: OnceCell::new(),
             request_suffix: OnceCell::new(),
         })
     }
 
     /// The PEM to verify with: `key.data`, or the host's answer for `key.kms`.
+    #[cfg(test)]
     fn public_key(&self, host: &mut dyn HostCalls) -> Result<String, String> {
+        self.public_key_and_kind(host).map(|(pem, _)| pem)
+    }
+
+    /// [`KeyAuthority::public_key`] and its kind (`None` for a `key.data` `check_material`
+    /// refuses).
+    fn public_key_and_kind(&self, host: &mut dyn HostCalls) -> Result<(String, Option<KeyKind>), String> {
         let uri = match &self.source {
-            KeySource::Pem(json) => return Ok(decode(json)),
+            KeySource::Pem(json) => {
+                let pem = decode(json);
+                let kind = *self.kind.get_or_init(|| check_public_key(&pem).ok());
+                return Ok((pem, kind));
+            }
             KeySource::Kms(uri) => uri.to_string(),
         };
         let payload =
@@ -235,14 +303,40 @@ impl KeyAuthority {
         })?;
         let answer: KmsAnswer = serde_json::from_slice(&answer)
             .map_err(|e| format!("unreadable answer from host capability {CIP_KMS_PUBLIC_KEY}: {e}"))?;
-        check_public_key(&answer.pem).map_err(|e| format!("the public key of {uri} is not usable: {e}"))?;
-        Ok(answer.pem)
+        let kind = check_public_key(&answer.pem).map_err(|e| format!("the public key of {uri} is not usable: {e}"))?;
+        Ok((answer.pem, Some(kind)))
+    }
+
+    /// The key's kind when Kubewarden's `SigstorePubKeyVerify` would verify it with another
+    /// hash than `key.hashAlgorithm`: the key's name and that hash.
+    fn hash_mismatch(&self, kind: Option<KeyKind>) -> Option<(&'static str, HashAlgorithm)> {
+        kind.and_then(stock_hash)
+            .filter(|(stock, _)| *stock != self.hash)
+            .map(|(stock, name)| (name, stock))
+    }
+
+    /// What to do when the host cannot verify with `key.hashAlgorithm`.
+    fn hash_hint(&self, key: &str, stock: HashAlgorithm) -> String {
+        let (hash, stock) = (self.hash.name(), stock.name());
+        format!(
+            "key.hashAlgorithm {hash} with a {key} key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash (cip only): Kubewarden's SigstorePubKeyVerify verifies {key} keys with {stock} only; run under cip, or sign with {stock} and set key.hashAlgorithm: {stock}"
+        )
     }
 }
 
 impl KeyAuthority {
     /// The `SigstorePubKeyVerify` request for `image` as JSON text.
+    #[cfg(test)]
     fn request(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<String, String> {
+        self.request_and_kind(image, host).map(|(request, _)| request)
+    }
+
+    /// The `SigstorePubKeyVerify` request for `image` as JSON text, and the key's kind.
+    fn request_and_kind(
+        &self,
+        image: &ImageReference,
+        host: &mut dyn HostCalls,
+    ) -> Result<(String, Option<KeyKind>), String> {
         let target = image.verification_target();
         let annotations = self.annotations.as_ref();
         match &self.source {
@@ -254,32 +348,69 @@ impl KeyAuthority {
                         self.request_suffix.get_or_init(|| suffix)
                     }
                 };
-                Ok(PubKeyRequest::text(&target, suffix))
+                let kind = *self.kind.get_or_init(|| check_public_key(&decode(json)).ok());
+                Ok((PubKeyRequest::text(&target, suffix), kind))
             }
             // The key can change between calls (rotation in the KMS): encoded each time.
             KeySource::Kms(_) => {
+                let (pem, kind) = self.public_key_and_kind(host)?;
                 let mut json = String::new();
-                crate::answer::push_string(&mut json, &self.public_key(host)?);
-                Ok(PubKeyRequest::text(
-                    &target,
-                    &PubKeyRequest::suffix(&json, annotations)?,
+                crate::answer::push_string(&mut json, &pem);
+                Ok((
+                    PubKeyRequest::text(&target, &PubKeyRequest::suffix(&json, annotations)?),
+                    kind,
                 ))
             }
         }
+    }
+
+    /// `request` verified by [`CIP_VERIFY_KEY_WITH_HASH`] with `key.hashAlgorithm`, the
+    /// signatures read where `signatureFormat` says. A host without it (a stock Kubewarden host)
+    /// is refused with why and what to do: it would verify with `stock`.
+    fn verify_with_hash(
+        &self,
+        host: &mut dyn HostCalls,
+        request: &str,
+        key: &str,
+        stock: HashAlgorithm,
+    ) -> Result<Verified, String> {
+        let format = match self.format {
+            SignatureFormat::Both => "any",
+            SignatureFormat::Legacy => "legacy",
+            SignatureFormat::Bundle => "bundle",
+        };
+        let mut payload = String::with_capacity(request.len() + 64);
+        payload.push_str(r#"{"signature_format":""#);
+        payload.push_str(format);
+        payload.push_str(r#"","hash_algorithm":""#);
+        payload.push_str(self.hash.name());
+        payload.push_str(r#"","request":"#);
+        payload.push_str(request);
+        payload.push('}');
+        // The payload goes to the capability as it is, its answer read as a verification's.
+        verify_formats_json(host, CIP_VERIFY_KEY_WITH_HASH, "v2", &payload, SignatureFormat::Legacy).map_err(|e| {
+            if host.bundle_reading() == BundleReading::No {
+                self.hash_hint(key, stock)
+            } else {
+                e
+            }
+        })
     }
 }
 
 impl Check for KeyAuthority {
     fn verify(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<Option<String>, String> {
-        let request = self.request(image, host)?;
-        verify_formats_json(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format)
-            .map(|verified| Some(verified.digest))
-            .map_err(|mut e| {
-                // Most failures are a rotated-out key before the current one, and the message
-                // is then dropped: no formatting machinery for it (docs/benchmarks.md).
-                e.insert_str(0, "no signature verified by the key: ");
-                e
-            })
+        let (request, kind) = self.request_and_kind(image, host)?;
+        let verified = match self.hash_mismatch(kind) {
+            None => verify_formats_json(host, KUBEWARDEN_VERIFY_V2, "v2", &request, self.format),
+            Some((key, stock)) => self.verify_with_hash(host, &request, key, stock),
+        };
+        verified.map(|verified| Some(verified.digest)).map_err(|mut e| {
+            // Most failures are a rotated-out key before the current one, and the message
+            // is then dropped: no formatting machinery for it (docs/benchmarks.md).
+            e.insert_str(0, "no signature verified by the key: ");
+            e
+        })
     }
 
     fn attestation_requests(
@@ -287,9 +418,18 @@ impl Check for KeyAuthority {
         image: &ImageReference,
         host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
+        let (pem, kind) = self.public_key_and_kind(host)?;
+        // Attestations are verified by the host with the hash it picks from the key.
+        if let Some((key, stock)) = self.hash_mismatch(kind) {
+            return Err(format!(
+                "attestations of a {key} key are verified with {stock} only: key.hashAlgorithm {} cannot apply to them; sign them with {stock} and set key.hashAlgorithm: {stock}",
+                self.hash.name(),
+                stock = stock.name()
+            ));
+        }
         let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
             image: image.verification_target().into_owned(),
-            pub_keys: vec![self.public_key(host)?],
+            pub_keys: vec![pem],
             annotations: None,
         };
         Ok(vec![(
@@ -395,6 +535,93 @@ mod tests {
             let suffix = PubKeyRequest::suffix(&serde_json::to_string(&pem).unwrap(), annotations.as_ref()).unwrap();
             prop_assert_eq!(PubKeyRequest::text(&image, &suffix), sdk_request(&image, &pem, annotations));
         }
+    }
+
+    fn pem_of(der: &[u8]) -> String {
+        pem::encode(&pem::Pem::new("PUBLIC KEY", der))
+    }
+
+    fn p384_pem() -> String {
+        use p384::pkcs8::EncodePublicKey;
+        let key = p384::ecdsa::SigningKey::from_slice(&[5; 48]).unwrap();
+        pem_of(key.verifying_key().to_public_key_der().unwrap().as_bytes())
+    }
+
+    fn p256_pem() -> String {
+        use p256::pkcs8::EncodePublicKey;
+        let key = p256::ecdsa::SigningKey::from_slice(&[5; 32]).unwrap();
+        pem_of(key.verifying_key().to_public_key_der().unwrap().as_bytes())
+    }
+
+    fn with_hash(pem: &str, hash: Option<&str>) -> Result<KeyAuthority, (String, String)> {
+        let mut raw = raw_key(&serde_json::to_string(pem).unwrap());
+        raw.hash_algorithm = hash.map(str::to_owned);
+        KeyAuthority::parse(raw, None, SignatureFormat::Legacy)
+    }
+
+    /// policy-controller's names are accepted (trimmed, any case); others are refused naming
+    /// the field and what to write.
+    #[test]
+    fn hash_algorithms_are_policy_controllers() {
+        for (text, hash) in [
+            (None, HashAlgorithm::Sha256),
+            (Some(""), HashAlgorithm::Sha256),
+            (Some("sha224"), HashAlgorithm::Sha224),
+            (Some("sha256"), HashAlgorithm::Sha256),
+            (Some(" SHA384 "), HashAlgorithm::Sha384),
+            (Some("sha512"), HashAlgorithm::Sha512),
+        ] {
+            assert_eq!(with_hash(&p384_pem(), text).unwrap().hash, hash, "{text:?}");
+        }
+        let (field, message) = with_hash(&p384_pem(), Some("sha1")).unwrap_err();
+        assert_eq!(field, "key.hashAlgorithm");
+        assert!(
+            message.starts_with("hashAlgorithm sha1 is unknown: write sha256"),
+            "{message}"
+        );
+    }
+
+    /// The capability each key and hash is verified through: Kubewarden's when sigstore-rs
+    /// hashes the key as `hashAlgorithm` says, ours (carrying the hash) otherwise.
+    #[test]
+    fn a_hash_the_stock_host_would_not_use_goes_to_our_capability() {
+        let image = ImageReference::parse("r.io/app:v1").unwrap();
+        for (pem, hash, ours) in [
+            (p256_pem(), None, false),
+            (p256_pem(), Some("sha384"), true),
+            (p384_pem(), None, true),
+            (p384_pem(), Some("sha256"), true),
+            (p384_pem(), Some("sha384"), false),
+            (p384_pem(), Some("sha512"), true),
+        ] {
+            let authority = with_hash(&pem, hash).unwrap();
+            let mut host = crate::host::mock::MockHost::cip(|_, _| {
+                crate::host::mock::trusted(&format!("sha256:{}", "1".repeat(64)))
+            });
+            authority.verify(&image, &mut host).unwrap();
+            let (capability, payload) = &host.calls[0];
+            if ours {
+                assert_eq!(*capability, CIP_VERIFY_KEY_WITH_HASH, "{hash:?}");
+                assert_eq!(payload["hash_algorithm"], hash.unwrap_or("sha256"));
+                assert_eq!(payload["signature_format"], "legacy");
+                assert_eq!(payload["request"]["pub_keys"][0], pem.as_str());
+            } else {
+                assert_eq!(*capability, KUBEWARDEN_VERIFY_V2, "{hash:?}");
+            }
+        }
+    }
+
+    /// A stock host cannot verify a P-384 key with sha256: refused, saying why and what to do.
+    #[test]
+    fn a_stock_host_refuses_a_hash_it_cannot_verify_with() {
+        let image = ImageReference::parse("r.io/app:v1").unwrap();
+        let authority = with_hash(&p384_pem(), None).unwrap();
+        let mut host = crate::host::mock::MockHost::new(|_, _| Err("unknown binding: cluster-image-policy".to_owned()));
+        let message = authority.verify(&image, &mut host).unwrap_err();
+        assert!(
+            message.contains("key.hashAlgorithm sha256 with a P-384 key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash (cip only): Kubewarden's SigstorePubKeyVerify verifies P-384 keys with sha384 only"),
+            "{message}"
+        );
     }
 
     #[test]

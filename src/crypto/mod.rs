@@ -152,6 +152,9 @@ pub(crate) mod tests {
 
     pub const P256_PEM: &str = include_str!("../testdata/p256.pub");
     pub const P384_PEM: &str = include_str!("../testdata/p384.pub");
+    /// A second P-256 key: for tests that need two keys a stock host verifies with the default
+    /// `key.hashAlgorithm` (sha256; it verifies P-384 keys with sha384 only).
+    pub const P256_SECOND_PEM: &str = include_str!("../testdata/p256-second.pub");
     pub const P521_PEM: &str = include_str!("../testdata/p521.pub");
     pub const RSA2048_PEM: &str = include_str!("../testdata/rsa2048.pub");
     pub const RSA1024_PEM: &str = include_str!("../testdata/rsa1024.pub");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::rego::CIP_POLICY_REGO;
 use crate::admission::verify_images;
-use crate::crypto::tests::{P256_PEM, P384_PEM};
+use crate::crypto::tests::{P256_PEM, P256_SECOND_PEM};
 use crate::host::KUBEWARDEN_VERIFY_V2;
 use crate::host::mock::{MockHost, trusted};
 use crate::settings::SettingsCache;
@@ -27,7 +27,7 @@ fn host_signed_by(keys: &'static [&'static str]) -> MockHost {
 
 fn multi_sig() -> Value {
     settings(
-        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM])],
+        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P256_SECOND_PEM])],
         json!({}),
     )
 }
@@ -51,7 +51,7 @@ fn the_unused_import_of_the_article_is_named_as_a_remark() {
         ]
     );
     let without_import = settings(
-        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("import \"time\"", "")],
+        &[with_keys(&article("multi-sig-policy"), &[P256_PEM, P256_SECOND_PEM]).replace("import \"time\"", "")],
         json!({}),
     );
     let text = without_import.to_string();
@@ -61,7 +61,7 @@ fn the_unused_import_of_the_article_is_named_as_a_remark() {
 
 #[test]
 fn multi_sig_policy_admits_an_image_signed_by_both_keys() {
-    let mut host = host_signed_by(&[P256_PEM, P384_PEM]);
+    let mut host = host_signed_by(&[P256_PEM, P256_SECOND_PEM]);
     let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);
     assert_eq!(response["accepted"], true, "{response}");
     assert!(response.get("warnings").is_none_or(Value::is_null), "{response}");
@@ -74,7 +74,7 @@ fn multi_sig_policy_admits_an_image_signed_by_both_keys() {
 
 #[test]
 fn multi_sig_policy_refuses_an_image_signed_by_either_key_alone() {
-    for (signer, missing) in [(P256_PEM, "release-team"), (P384_PEM, "security-team")] {
+    for (signer, missing) in [(P256_PEM, "release-team"), (P256_SECOND_PEM, "security-team")] {
         let keys: &'static [&'static str] = Box::leak(vec![signer].into_boxed_slice());
         let mut host = host_signed_by(keys);
         let response = run(&pod("default", &[IMAGE]), &multi_sig(), &mut host);
@@ -107,7 +107,7 @@ fn multi_sig_policy_with_no_signature_fails_as_without_a_policy() {
 #[test]
 fn warn_mode_policy_failure_is_a_warning_within_256_bytes() {
     let cip =
-        with_keys(&article("multi-sig-policy"), &[P256_PEM, P384_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
+        with_keys(&article("multi-sig-policy"), &[P256_PEM, P256_SECOND_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
     let s = settings(&[cip], json!({}));
     let response = run(&pod("default", &[IMAGE]), &s, &mut host_signed_by(&[P256_PEM]));
     assert_eq!(response["accepted"], true, "{response}");
@@ -135,7 +135,7 @@ fn two_keys_with(policy: Value) -> Value {
             "images": [{"glob": "myregistry.com/**"}],
             "authorities": [
                 {"name": "first", "key": {"data": P256_PEM}},
-                {"name": "second", "key": {"data": P384_PEM}}
+                {"name": "second", "key": {"data": P256_SECOND_PEM}}
             ],
             "policy": policy
         }
@@ -226,7 +226,7 @@ fn policy_controller_style_cue_over_authority_matches() {
     let both = run(
         &pod("default", &["myregistry.com/app:v1"]),
         &s,
-        &mut host_signed_by(&[P256_PEM, P384_PEM]),
+        &mut host_signed_by(&[P256_PEM, P256_SECOND_PEM]),
     );
     assert_eq!(both["accepted"], true, "{both}");
     // policy-controller's input has no entry for a failing authority, so a CUE constraint on it

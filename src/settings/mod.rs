@@ -982,7 +982,7 @@ fn parse_selector(raw: RawLabelSelector) -> Result<LabelSelector, String> {
 #[cfg(test)]
 mod tests {
     use super::{Settings, convert_each, same_bytes, same_name, same_text};
-    use crate::crypto::tests::{P256_PEM, P384_PEM};
+    use crate::crypto::tests::{P256_PEM, P256_SECOND_PEM};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -991,7 +991,7 @@ mod tests {
     /// in-place `collect` kept that: 1,320 bytes for one key authority in wasm).
     #[test]
     fn a_policy_keeps_no_room_beyond_its_authorities_and_rules() {
-        let keys = [P256_PEM, P384_PEM, P256_PEM, P384_PEM, P256_PEM];
+        let keys = [P256_PEM, P256_SECOND_PEM, P256_PEM, P256_SECOND_PEM, P256_PEM];
         for count in 1..=keys.len() {
             let authorities: Vec<_> = (0..count)
                 .map(|i| json!({"name": format!("key-{i}"), "key": {"data": keys[i]}}))

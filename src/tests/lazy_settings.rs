@@ -289,7 +289,7 @@ fn a_decision_keeps_room_for_its_outcomes_only() {
     // Under the rotation the second key signed: the first authority fails, the second passes.
     for (policy, keys, tried) in [
         ("signed-images-policy", vec![P256_PEM], 1),
-        ("key-rotation-policy", vec![super::P384_PEM, P256_PEM], 2),
+        ("key-rotation-policy", vec![super::P256_SECOND_PEM, P256_PEM], 2),
     ] {
         let text = settings(&[with_keys(&article(policy), &keys)], json!({})).to_string();
         let settings = Settings::parse_lazy(&text).unwrap();

@@ -49,7 +49,7 @@ mod pinning {
         // signed-images-policy (enforce, P-256 key) passes; a warn policy wanting a P-384
         // signature fails. The image is admitted with a warning, and pinned to the digest the
         // enforcing policy verified: otherwise the tag could move between check and pull.
-        let mut warn = with_keys(&article("signed-images-policy"), &[P384_PEM]);
+        let mut warn = with_keys(&article("signed-images-policy"), &[P256_SECOND_PEM]);
         warn = warn.replace("name: signed-images-policy", "name: also-p384");
         let s = settings(
             &[with_keys(&article("signed-images-policy"), &[P256_PEM]), warn],
@@ -114,7 +114,7 @@ mod pinning {
         let r = run(
             &pod("default", &[UNSIGNED]),
             &signed_images(),
-            &mut host_trusting_key(P384_PEM),
+            &mut host_trusting_key(P256_SECOND_PEM),
         );
         assert_eq!(r["accepted"], false);
         assert!(r["mutated_object"].is_null());
@@ -280,7 +280,7 @@ mod requests {
         // 1: container 1 would run it, so it is decided as on CREATE.
         let old = pod_object(&[UNSIGNED, "myregistry.com/app:1"]);
         let new = pod_object(&[UNSIGNED, UNSIGNED]);
-        let mut host = host_trusting_key(P384_PEM);
+        let mut host = host_trusting_key(P256_SECOND_PEM);
         let r = run(
             &request("UPDATE", "Pod", "", "pods", new, old),
             &signed_images(),
@@ -304,7 +304,7 @@ mod requests {
         // A template's containers reordered: each place holds another image, both are decided.
         let old = deployment(&[UNSIGNED, "myregistry.com/side:1"], 1);
         let new = deployment(&["myregistry.com/side:1", UNSIGNED], 1);
-        let mut host = host_trusting_key(P384_PEM);
+        let mut host = host_trusting_key(P256_SECOND_PEM);
         let r = run(
             &request("UPDATE", "Deployment", "apps", "deployments", new, old),
             &signed_images(),
@@ -409,7 +409,7 @@ mod requests {
         for (object_namespace, accepted) in [("production", false), ("default", true)] {
             let mut req = pod("", &[UNSIGNED]);
             req["object"]["metadata"]["namespace"] = json!(object_namespace);
-            let r = run(&req, &s, &mut host_trusting_key(P384_PEM));
+            let r = run(&req, &s, &mut host_trusting_key(P256_SECOND_PEM));
             assert_eq!(r["accepted"], accepted, "{object_namespace}: {r}");
         }
     }
@@ -437,7 +437,7 @@ mod requests {
         let r = run(
             &request("UPDATE", "Pod", "", "pods", new, old),
             &signed_images(),
-            &mut host_trusting_key(P384_PEM),
+            &mut host_trusting_key(P256_SECOND_PEM),
         );
         assert_eq!(r["accepted"], false);
         assert!(r["message"].as_str().unwrap().contains(UNSIGNED), "{r}");
@@ -498,7 +498,7 @@ mod requests {
 
     #[test]
     fn an_unreadable_old_object_vouches_for_nothing() {
-        let mut host = host_trusting_key(P384_PEM);
+        let mut host = host_trusting_key(P256_SECOND_PEM);
         let r = run(
             &request(
                 "UPDATE",
@@ -1092,7 +1092,7 @@ mod ephemeral_containers {
         body["metadata"]["name"] = json!("claimed");
         let mut req = attach(body, stored);
         req["namespace"] = json!("");
-        let r = run(&req, &s, &mut host_trusting_key(P384_PEM));
+        let r = run(&req, &s, &mut host_trusting_key(P256_SECOND_PEM));
         assert_eq!(r["accepted"], false, "{r}");
         assert!(
             r["message"]
@@ -1275,7 +1275,7 @@ mod validating_twin {
             ("exemption", with(&[exemption("exempt", "enforce")])),
             ("warn exemption", with(&[exemption("exempt", "warn")])),
             ("warn, verified", with(&[key_policy("w", "warn", P256_PEM)])),
-            ("warn, not verified", with(&[key_policy("w", "warn", P384_PEM)])),
+            ("warn, not verified", with(&[key_policy("w", "warn", P256_SECOND_PEM)])),
             (
                 "enforce exemption, warn verified",
                 with(&[exemption("exempt", "enforce"), key_policy("w", "warn", P256_PEM)]),
@@ -1287,7 +1287,7 @@ mod validating_twin {
             assert!(r["mutated_object"].is_null(), "{note}: {r}");
         }
         // An `enforce` policy that verified it beside a `warn` one that did not: refused.
-        let s = with(&[key_policy("e", "enforce", P256_PEM), key_policy("w", "warn", P384_PEM)]);
+        let s = with(&[key_policy("e", "enforce", P256_PEM), key_policy("w", "warn", P256_SECOND_PEM)]);
         let r = run(&pod("default", &[image]), &s, &mut host_trusting_key(P256_PEM));
         assert_eq!(r["accepted"], false, "{r}");
         assert!(r["message"].as_str().unwrap().contains("policy e verified"), "{r}");
@@ -1295,7 +1295,7 @@ mod validating_twin {
         let r = run(
             &pod("default", &[image]),
             &twin(signed_images()),
-            &mut host_trusting_key(P384_PEM),
+            &mut host_trusting_key(P256_SECOND_PEM),
         );
         assert!(
             r["message"]
@@ -1472,7 +1472,7 @@ mod relabelled_pods {
         let r = run(
             &relabel(IMAGE, json!({"env": "prod"}), json!({"env": "dev"})),
             &s,
-            &mut host_trusting_key(P384_PEM),
+            &mut host_trusting_key(P256_SECOND_PEM),
         );
         assert_eq!(r["accepted"], false, "{r}");
         assert!(r["message"].as_str().unwrap().contains("denied by policy prod"), "{r}");

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::{Call, CapabilityError, answer, parse, unknown_operation};
 use crate::verify::{
-    FormatRequest, FormatRequestKind, KeylessRegexpRequest, SignatureFormat, VerificationRequest, Verifier,
-    VerifyError, cache::Expiring,
+    FormatRequest, FormatRequestKind, KeyHashRequest, KeylessRegexpRequest, SignatureFormat, VerificationRequest,
+    Verifier, VerifyError, cache::Expiring,
 };
 
 const V1_VERIFY: &str = "kubewarden/oci/v1/verify";
@@ -25,6 +25,7 @@ const OCI_MANIFEST_CONFIG: &str = "kubewarden/oci/v1/oci_manifest_config";
 const KEYLESS_REGEXP: &str = "cluster-image-policy/oci/v1/verify_keyless_regexp";
 const WITH_FORMAT: &str = "cluster-image-policy/oci/v1/verify_with_format";
 const LEGACY_THEN_BUNDLE: &str = "cluster-image-policy/oci/v1/verify_legacy_then_bundle";
+const KEY_WITH_HASH: &str = "cluster-image-policy/oci/v1/verify_key_with_hash";
 
 /// Binding `kubewarden`, namespace `oci`.
 pub(super) fn kubewarden(call: &Call<'_>, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CapabilityError> {
@@ -111,6 +112,11 @@ pub(super) fn cluster_image_policy(
             let input: FormatRequest = parse(WITH_FORMAT, payload).map_err(|e| (e, None))?;
             let (request, format) = input.into_parts();
             verify_in(call, WITH_FORMAT, request, format)
+        }),
+        "v1/verify_key_with_hash" => call.memoized(KEY_WITH_HASH, payload, || {
+            let input: KeyHashRequest = parse(KEY_WITH_HASH, payload).map_err(|e| (e, None))?;
+            let (request, format) = input.into_parts();
+            verify_in(call, KEY_WITH_HASH, request, format)
         }),
         // Both storages in one call for an authority without `signatureFormat`: every outcome
         // is an answer (which storage verified, or each one's reason), kept by the memo until

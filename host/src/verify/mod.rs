@@ -202,6 +202,39 @@ pub enum VerificationRequest {
     V2(SigstoreVerificationInputV2),
     /// `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp`.
     KeylessRegexp(KeylessRegexpRequest),
+    /// `cluster-image-policy`/`oci`/`v1/verify_key_with_hash`: a `SigstorePubKeyVerify`
+    /// verified with `hash` (`key.hashAlgorithm`).
+    KeyWithHash {
+        hash: constraints::HashAlgorithm,
+        input: SigstoreVerificationInputV2,
+    },
+}
+
+/// Payload of `cluster-image-policy`/`oci`/`v1/verify_key_with_hash` (docs/wire-protocol.md): a
+/// `SigstorePubKeyVerify` request whose signatures must verify with `hash_algorithm`, read from
+/// `signature_format`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyHashRequest {
+    /// Where signatures are read.
+    pub signature_format: SignatureFormat,
+    /// The hash the signatures were made over (`key.hashAlgorithm`).
+    pub hash_algorithm: constraints::HashAlgorithm,
+    /// The keys and annotations.
+    pub request: SigstoreVerificationInputV2,
+}
+
+impl KeyHashRequest {
+    /// The verification request and its format.
+    pub fn into_parts(self) -> (VerificationRequest, SignatureFormat) {
+        (
+            VerificationRequest::KeyWithHash {
+                hash: self.hash_algorithm,
+                input: self.request,
+            },
+            self.signature_format,
+        )
+    }
 }
 
 impl VerificationRequest {
@@ -211,6 +244,7 @@ impl VerificationRequest {
             Self::V1(input) => serde_json::to_string(input).map(|s| format!("v1 {s}")),
             Self::V2(input) => serde_json::to_string(input).map(|s| format!("v2 {s}")),
             Self::KeylessRegexp(input) => serde_json::to_string(input).map(|s| format!("regexp {s}")),
+            Self::KeyWithHash { hash, input } => serde_json::to_string(input).map(|s| format!("{hash} {s}")),
         };
         encoded.unwrap_or_else(|_| format!("{self:?}"))
     }

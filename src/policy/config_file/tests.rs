@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::{MAX_MANIFESTS, Manifest, ManifestAndConfig, platform_key};
-use crate::crypto::tests::{P256_PEM, P384_PEM};
+use crate::crypto::tests::{P256_PEM, P256_SECOND_PEM};
 use crate::host::mock::{MockHost, trusted};
 use crate::host::{
     Capability, HostCalls, KUBEWARDEN_MANIFEST_DIGEST, KUBEWARDEN_OCI_MANIFEST, KUBEWARDEN_OCI_MANIFEST_CONFIG,
@@ -182,7 +182,7 @@ fn fetching(language: &str, data: &str) -> Value {
         "metadata": {"name": "pol"},
         "spec": {
             "images": [{"glob": "myregistry.com/**"}],
-            "authorities": [{"name": "first", "key": {"data": P256_PEM}}, {"name": "second", "key": {"data": P384_PEM}}],
+            "authorities": [{"name": "first", "key": {"data": P256_PEM}}, {"name": "second", "key": {"data": P256_SECOND_PEM}}],
             "policy": {"type": language, "fetchConfigFile": true, "data": data}
         }
     }]})

@@ -942,9 +942,9 @@ fn a_repeated_regular_expression_counts_once() {
 /// The article's CUE policies (multi-signature and attestation) pass `validate_settings`.
 #[test]
 fn the_articles_cue_policies_pass_validate_settings() {
-    use crate::crypto::tests::{P256_PEM, P384_PEM};
+    use crate::crypto::tests::{P256_PEM, P256_SECOND_PEM};
     for (name, keys) in [
-        ("multi-sig-policy", &[P256_PEM, P384_PEM][..]),
+        ("multi-sig-policy", &[P256_PEM, P256_SECOND_PEM][..]),
         ("attestation-policy", &[P256_PEM][..]),
     ] {
         let cip = crate::tests::with_keys(&crate::tests::article(name), keys);

@@ -7,6 +7,7 @@
 mod annotated;
 mod certificate;
 mod github;
+mod hashed_key;
 mod identity;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationC
 pub use annotated::Annotated;
 pub use certificate::CertificateAt;
 pub use github::{GITHUB_ACTIONS_ISSUER, GithubActionsVerifier, owner_and_repo};
+pub use hashed_key::{HashAlgorithm, HashedKeyError, HashedKeyVerifier};
 pub use identity::{IdentityVerifier, Matcher};
 
 use super::layers::TrustedLayer;
@@ -160,6 +162,18 @@ impl Plan {
                 annotations.as_ref(),
             ),
             VerificationRequest::KeylessRegexp(request) => regexp_plan(request),
+            VerificationRequest::KeyWithHash {
+                hash,
+                input:
+                    SigstoreVerificationInputV2::SigstorePubKeyVerify {
+                        image,
+                        pub_keys,
+                        annotations,
+                    },
+            } => hashed_keys_plan(image, pub_keys, *hash, annotations.as_ref()),
+            VerificationRequest::KeyWithHash { .. } => Err(invalid(
+                "a hashAlgorithm applies to a SigstorePubKeyVerify request only".to_string(),
+            )),
         }
     }
 }
@@ -186,6 +200,39 @@ fn pub_keys_plan(
                 "no signature verified by the given key".to_string()
             } else {
                 format!("no signature verified by key #{}", index + 1)
+            };
+            Ok(Check::new(Box::new(verifier), unmet, annotations))
+        })
+        .collect::<Result<_, VerifyError>>()?;
+    Ok(Plan {
+        image: image.to_string(),
+        checks,
+        trust: TrustNeed::None,
+        require_sct: false,
+    })
+}
+
+/// [`pub_keys_plan`] verifying with `hash` (`key.hashAlgorithm`) instead of the hash
+/// sigstore-rs picks from the key.
+fn hashed_keys_plan(
+    image: &str,
+    pub_keys: &[String],
+    hash: HashAlgorithm,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Result<Plan, VerifyError> {
+    if pub_keys.is_empty() {
+        return Err(invalid("no public key given".to_string()));
+    }
+    let checks = pub_keys
+        .iter()
+        .enumerate()
+        .map(|(index, pem)| {
+            let verifier = HashedKeyVerifier::new(pem.as_bytes(), hash)
+                .map_err(|e| invalid(format!("public key #{} is not usable: {e}", index + 1)))?;
+            let unmet = if pub_keys.len() == 1 {
+                format!("no signature verified by the given key with hashAlgorithm {hash}")
+            } else {
+                format!("no signature verified by key #{} with hashAlgorithm {hash}", index + 1)
             };
             Ok(Check::new(Box::new(verifier), unmet, annotations))
         })

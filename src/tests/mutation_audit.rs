@@ -197,3 +197,125 @@ fn a_github_actions_authority_ignores_a_certificate_of_another_issuer() {
     let mut host = serving(&[workflow.layer(PAYLOAD)], stock);
     assert_eq!(run(&image, &s, &mut host)["accepted"], true);
 }
+
+/// A policy's `match` entries are any-of, as policy-controller reads them: a policy listing Pods
+/// and Deployments applies to a Pod (matched by the first entry only) and to a Deployment
+/// (matched by the second only), so an unsigned image is denied by it in both, although
+/// `noMatchPolicy: allow` would admit an image no policy applies to.
+/// (Mutant: settings/mod.rs, `rules.iter().any(|r| r.matches(subject))` made `all`.)
+#[test]
+fn a_policy_applies_to_what_any_of_its_match_entries_selects() {
+    let s = json!({"noMatchPolicy": "allow", "policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "signed-workloads"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/**"}],
+            "authorities": [{"static": {"action": "fail", "message": "unsigned workload"}}],
+            "match": [
+                {"group": "", "version": "v1", "resource": "pods"},
+                {"group": "apps", "version": "v1", "resource": "deployments"}
+            ]
+        }
+    }]});
+    let image = "myregistry.com/app:v1";
+    let mut deployment = pod("default", &[image]);
+    deployment["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    deployment["resource"] = json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    let containers = deployment["object"]["spec"].clone();
+    deployment["object"] = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"template": {"spec": containers}}
+    });
+    for request in [pod("default", &[image]), deployment] {
+        let r = run(&request, &s, &mut crate::host::mock::MockHost::failing());
+        assert_eq!(r["accepted"], false, "{r}");
+        let message = r["message"].as_str().expect("a message");
+        assert!(
+            message.contains("image myregistry.com/app:v1 denied by policy signed-workloads"),
+            "{message}"
+        );
+        assert!(message.contains("unsigned workload"), "{message}");
+    }
+    // A resource neither entry selects is left to `noMatchPolicy: allow`.
+    let mut job = pod("default", &[image]);
+    job["kind"] = json!({"group": "batch", "version": "v1", "kind": "Job"});
+    job["resource"] = json!({"group": "batch", "version": "v1", "resource": "jobs"});
+    let containers = job["object"]["spec"].clone();
+    job["object"] = json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "once", "namespace": "default"},
+        "spec": {"template": {"spec": containers}}
+    });
+    let r = run(&job, &s, &mut crate::host::mock::MockHost::failing());
+    assert_eq!(r["accepted"], true, "{r}");
+}
+
+/// `?` is no wildcard in an image glob (policy-controller's `glob.Match` reads it literally, and
+/// a registry never names an image with it): `validate_settings` refuses the settings, naming
+/// the field, and `validate` refuses the request, so a `?` is never matched as a wildcard
+/// against an image. (Why the mutant "glob.rs: `?` always a wildcard" is harmless: only a
+/// namespace glob, where `?` is a wildcard, reaches the matcher with one.)
+#[test]
+fn a_question_mark_in_an_image_glob_is_refused_naming_the_field() {
+    let s = json!({"policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "apps"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/**"}, {"glob": "myregistry.com/app?"}],
+            "authorities": [{"static": {"action": "fail"}}]
+        }
+    }]});
+    let answer = crate::validate_settings(s.to_string().as_bytes()).expect("an answer");
+    let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+    assert_eq!(answer["valid"], false, "{answer}");
+    let message = answer["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with("policies[0].spec.images[1].glob: character '?' is not allowed in an image glob"),
+        "{message}"
+    );
+    let r = run(
+        &pod("default", &["myregistry.com/app1"]),
+        &s,
+        &mut crate::host::mock::MockHost::failing(),
+    );
+    assert_eq!(r["accepted"], false, "{r}");
+    let refusal = r["message"].as_str().expect("a message");
+    assert!(refusal.contains(message), "{refusal}");
+}
+
+/// A `githubActions` authority counts only layers of workflows of its owner: a genuine, bound
+/// layer of a workflow of `evil-org/app` (GitHub Actions' issuer, the same repository name) is
+/// no layer by a workflow of `my-org/app`, and one of `evil-org/tools` is none by a workflow of
+/// `my-org` (an authority without `repo`), so a host that trusts the signatures anyway is not
+/// believed. (Mutant: github_actions.rs, `*owner == self.owner &&` dropped.)
+#[test]
+fn a_github_actions_authority_ignores_a_workflow_of_another_owner() {
+    let stock = |_: crate::host::Capability, _: &Value| trusted(DIGEST);
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    for (seed, (repo, impostor, who)) in (10..).zip([
+        (Some("app"), "evil-org/app", "my-org/app"),
+        (None, "evil-org/tools", "my-org"),
+    ]) {
+        let mut s = settings(
+            &["apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: ci\nspec:\n  images:\n  - glob: \"myregistry.com/**\"\n  authorities:\n  - name: ci\n    githubActions:\n      owner: my-org\n".to_owned()],
+            json!({}),
+        );
+        if let Some(repo) = repo {
+            s["policies"][0]["spec"]["authorities"][0]["githubActions"]["repo"] = json!(repo);
+        }
+        let stranger = Signer::p256(&CertSpec::workflow(impostor), seed);
+        let mut host = serving(&[stranger.layer(PAYLOAD)], stock);
+        let r = run(&image, &s, &mut host);
+        assert_eq!(r["accepted"], false, "{impostor}: {r}");
+        let message = r["message"].as_str().expect("a message");
+        assert!(
+            message.contains(&format!("holds no layer by a GitHub Actions workflow of {who}")),
+            "{message}"
+        );
+        // A workflow of the owner (and repository) is admitted.
+        let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
+        let mut host = serving(&[workflow.layer(PAYLOAD)], stock);
+        assert_eq!(run(&image, &s, &mut host)["accepted"], true, "{who}");
+    }
+}

@@ -319,3 +319,69 @@ fn a_github_actions_authority_ignores_a_workflow_of_another_owner() {
         assert_eq!(run(&image, &s, &mut host)["accepted"], true, "{who}");
     }
 }
+
+/// A `DoesNotExist` requirement selects an object without the label: a policy requiring a
+/// signature for every Pod not labelled `exempt` applies to a Pod without labels (denied when
+/// nothing verifies), and not to one labelled `exempt` (admitted under `noMatchPolicy: allow`).
+/// (Mutant: matching.rs, `DoesNotExist` read as `Exists`.)
+#[test]
+fn a_does_not_exist_selector_selects_objects_without_the_label() {
+    let s = json!({"noMatchPolicy": "allow", "policies": [{
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "signed-unless-exempt"},
+        "spec": {
+            "images": [{"glob": "myregistry.com/**"}],
+            "authorities": [{"static": {"action": "fail", "message": "unsigned pod"}}],
+            "match": [{"version": "v1", "resource": "pods", "selector": {"matchExpressions": [
+                {"key": "exempt", "operator": "DoesNotExist"}
+            ]}}]
+        }
+    }]});
+    let unlabelled = pod("default", &["myregistry.com/app:v1"]);
+    let r = run(&unlabelled, &s, &mut crate::host::mock::MockHost::failing());
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(message.contains("denied by policy signed-unless-exempt"), "{message}");
+    assert!(message.contains("unsigned pod"), "{message}");
+    let mut exempt = unlabelled;
+    exempt["object"]["metadata"]["labels"] = json!({"exempt": "true"});
+    let r = run(&exempt, &s, &mut crate::host::mock::MockHost::failing());
+    assert_eq!(r["accepted"], true, "{r}");
+}
+
+/// Each keyless identity is checked against its own layers: when the host trusts the image for
+/// `user@example.com` (a host fooled elsewhere) and refuses `other@example.com`, a manifest
+/// whose only layer is by `other@example.com` (self-consistent and bound, but from a CA the
+/// host does not trust) does not admit the image through `user@example.com`, although both
+/// identities are accepted by the authority. (Mutant: keyless.rs, the layers of any identity of
+/// the authority counted for the identity the host vouched for.)
+#[test]
+fn a_layer_of_another_accepted_identity_does_not_stand_for_the_one_the_host_vouched_for() {
+    let mut s = settings(&[super::article("keyless-policy")], json!({}));
+    s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] = json!([
+        {"issuer": "https://accounts.google.com", "subject": "user@example.com"},
+        {"issuer": "https://accounts.google.com", "subject": "other@example.com"}
+    ]);
+    // Trusts every request for `user@example.com` only.
+    let fooled = |capability: crate::host::Capability, payload: &Value| {
+        if capability == crate::host::KUBEWARDEN_VERIFY_V2 && payload["keyless"][0]["subject"] == "user@example.com" {
+            trusted(DIGEST)
+        } else {
+            Err("no signature verified".to_owned())
+        }
+    };
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    let other = Signer::p256(&CertSpec::email("other@example.com", "https://accounts.google.com"), 12);
+    let mut host = serving(&[other.layer(PAYLOAD)], fooled);
+    let r = run(&image, &s, &mut host);
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(
+        message.contains("holds no layer by user@example.com from https://accounts.google.com"),
+        "{message}"
+    );
+    // The identity's own layer is admitted.
+    let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
+    let mut host = serving(&[own.layer(PAYLOAD)], fooled);
+    assert_eq!(run(&image, &s, &mut host)["accepted"], true);
+}

@@ -320,33 +320,42 @@ fn a_github_actions_authority_ignores_a_workflow_of_another_owner() {
     }
 }
 
-/// A `DoesNotExist` requirement selects an object without the label: a policy requiring a
-/// signature for every Pod not labelled `exempt` applies to a Pod without labels (denied when
-/// nothing verifies), and not to one labelled `exempt` (admitted under `noMatchPolicy: allow`).
-/// (Mutant: matching.rs, `DoesNotExist` read as `Exists`.)
+/// `Exists` and `DoesNotExist` requirements select by the label's presence alone: a policy
+/// requiring a signature for every Pod labelled `signed` (whatever the value) applies to a Pod
+/// with `signed: ""`, and one requiring it for every Pod not labelled `exempt` applies to a Pod
+/// without labels; both deny it when nothing verifies. The other Pod of each is admitted under
+/// `noMatchPolicy: allow`. (Mutants: matching.rs, `Exists` read as `DoesNotExist`, and
+/// `DoesNotExist` read as `Exists`.)
 #[test]
-fn a_does_not_exist_selector_selects_objects_without_the_label() {
-    let s = json!({"noMatchPolicy": "allow", "policies": [{
-        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
-        "metadata": {"name": "signed-unless-exempt"},
-        "spec": {
-            "images": [{"glob": "myregistry.com/**"}],
-            "authorities": [{"static": {"action": "fail", "message": "unsigned pod"}}],
-            "match": [{"version": "v1", "resource": "pods", "selector": {"matchExpressions": [
-                {"key": "exempt", "operator": "DoesNotExist"}
-            ]}}]
-        }
-    }]});
-    let unlabelled = pod("default", &["myregistry.com/app:v1"]);
-    let r = run(&unlabelled, &s, &mut crate::host::mock::MockHost::failing());
-    assert_eq!(r["accepted"], false, "{r}");
-    let message = r["message"].as_str().expect("a message");
-    assert!(message.contains("denied by policy signed-unless-exempt"), "{message}");
-    assert!(message.contains("unsigned pod"), "{message}");
-    let mut exempt = unlabelled;
-    exempt["object"]["metadata"]["labels"] = json!({"exempt": "true"});
-    let r = run(&exempt, &s, &mut crate::host::mock::MockHost::failing());
-    assert_eq!(r["accepted"], true, "{r}");
+fn exists_and_does_not_exist_selectors_select_by_the_labels_presence() {
+    let labelled = |labels: Value| {
+        let mut request = pod("default", &["myregistry.com/app:v1"]);
+        request["object"]["metadata"]["labels"] = labels;
+        request
+    };
+    for (operator, key, selected, left_out) in [
+        ("Exists", "signed", json!({"signed": ""}), json!({})),
+        ("DoesNotExist", "exempt", json!({}), json!({"exempt": "true"})),
+    ] {
+        let s = json!({"noMatchPolicy": "allow", "policies": [{
+            "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+            "metadata": {"name": "selected"},
+            "spec": {
+                "images": [{"glob": "myregistry.com/**"}],
+                "authorities": [{"static": {"action": "fail", "message": "unsigned pod"}}],
+                "match": [{"version": "v1", "resource": "pods", "selector": {"matchExpressions": [
+                    {"key": key, "operator": operator}
+                ]}}]
+            }
+        }]});
+        let r = run(&labelled(selected), &s, &mut crate::host::mock::MockHost::failing());
+        assert_eq!(r["accepted"], false, "{operator}: {r}");
+        let message = r["message"].as_str().expect("a message");
+        assert!(message.contains("denied by policy selected"), "{message}");
+        assert!(message.contains("unsigned pod"), "{message}");
+        let r = run(&labelled(left_out), &s, &mut crate::host::mock::MockHost::failing());
+        assert_eq!(r["accepted"], true, "{operator}: {r}");
+    }
 }
 
 /// Each keyless identity is checked against its own layers: when the host trusts the image for
@@ -384,4 +393,47 @@ fn a_layer_of_another_accepted_identity_does_not_stand_for_the_one_the_host_vouc
     let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
     let mut host = serving(&[own.layer(PAYLOAD)], fooled);
     assert_eq!(run(&image, &s, &mut host)["accepted"], true);
+}
+
+/// A keyless authority's `annotations` go with every identity's request: a host that checks
+/// them (Kubewarden's keyless verification) refuses a signature by the identity that lacks
+/// `env: prod`, and the image is denied with the host's reason; the same signature carrying
+/// `env: prod` is admitted. (Mutant: keyless.rs, the exact identity's request sent without
+/// the annotations, which lets any signature by the identity pass.)
+#[test]
+fn a_keyless_authoritys_annotations_are_asked_of_the_host() {
+    let mut s = settings(&[super::article("keyless-policy")], json!({}));
+    let authority = &mut s["policies"][0]["spec"]["authorities"][0];
+    authority["keyless"]["identities"] =
+        json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}]);
+    authority["annotations"] = json!({"env": "prod"});
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
+    // A host that trusts a signature by the identity when it carries the annotations asked for.
+    let host = |signed: Value| {
+        serving(
+            &[own.layer(PAYLOAD)],
+            move |_: crate::host::Capability, payload: &Value| {
+                let asked = payload["annotations"].as_object().cloned().unwrap_or_default();
+                if asked.iter().all(|(k, v)| signed.get(k) == Some(v)) {
+                    trusted(DIGEST)
+                } else {
+                    Err("the signature does not carry the annotations asked for".to_owned())
+                }
+            },
+        )
+    };
+    let r = run(&image, &s, &mut host(json!({})));
+    assert_eq!(r["accepted"], false, "{r}");
+    let message = r["message"].as_str().expect("a message");
+    assert!(
+        message.contains("no keyless signature by an accepted identity"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the signature does not carry the annotations asked for"),
+        "{message}"
+    );
+    let r = run(&image, &s, &mut host(json!({"env": "prod"})));
+    assert_eq!(r["accepted"], true, "{r}");
 }

@@ -395,45 +395,69 @@ fn a_layer_of_another_accepted_identity_does_not_stand_for_the_one_the_host_vouc
     assert_eq!(run(&image, &s, &mut host)["accepted"], true);
 }
 
-/// A keyless authority's `annotations` go with every identity's request: a host that checks
-/// them (Kubewarden's keyless verification) refuses a signature by the identity that lacks
-/// `env: prod`, and the image is denied with the host's reason; the same signature carrying
-/// `env: prod` is admitted. (Mutant: keyless.rs, the exact identity's request sent without
-/// the annotations, which lets any signature by the identity pass.)
+/// An authority's `annotations` go with every request that verifies signatures, whatever the
+/// authority's kind: a host that checks them (as Kubewarden's verifications do) refuses a
+/// signature lacking `env: prod`, and the image is denied with the host's reason; the same
+/// signature carrying `env: prod` is admitted. Checked for an exact keyless identity, a keyless
+/// regular expression, `githubActions` and `key.kms` (the certificate authority and `key.data`
+/// have tests of their own). (Mutants: keyless.rs, github_actions.rs and key.rs, each request
+/// sent without the annotations, which lets any signature by the signer pass.)
 #[test]
-fn a_keyless_authoritys_annotations_are_asked_of_the_host() {
-    let mut s = settings(&[super::article("keyless-policy")], json!({}));
-    let authority = &mut s["policies"][0]["spec"]["authorities"][0];
-    authority["keyless"]["identities"] =
-        json!([{"issuer": "https://accounts.google.com", "subject": "user@example.com"}]);
-    authority["annotations"] = json!({"env": "prod"});
-    let image = pod("default", &["myregistry.com/app:v1"]);
-    let own = Signer::p256(&CertSpec::email("user@example.com", "https://accounts.google.com"), 1);
-    // A host that trusts a signature by the identity when it carries the annotations asked for.
-    let host = |signed: Value| {
-        serving(
-            &[own.layer(PAYLOAD)],
-            move |_: crate::host::Capability, payload: &Value| {
+fn an_authoritys_annotations_are_asked_of_the_host_by_every_kind() {
+    let google = "https://accounts.google.com";
+    let user = Signer::p256(&CertSpec::email("user@example.com", google), 1);
+    let workflow = Signer::p256(&CertSpec::workflow("my-org/app"), 4);
+    let keyless = |identity: Value| {
+        let mut s = settings(&[super::article("keyless-policy")], json!({}));
+        s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] = json!([identity]);
+        s
+    };
+    let github_actions = settings(
+        &["apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata:\n  name: ci\nspec:\n  images:\n  - glob: \"myregistry.com/**\"\n  authorities:\n  - name: ci\n    githubActions:\n      owner: my-org\n      repo: app\n".to_owned()],
+        json!({}),
+    );
+    let mut kms = settings(&[super::article("kms-signed-policy")], json!({}));
+    kms["policies"][0]["spec"]["images"] = json!([{"glob": "myregistry.com/**"}]);
+    for (kind, mut s, layer) in [
+        (
+            "keyless",
+            keyless(json!({"issuer": google, "subject": "user@example.com"})),
+            user.layer(PAYLOAD),
+        ),
+        (
+            "keyless subjectRegExp",
+            keyless(json!({"issuer": google, "subjectRegExp": "user@example\\.com"})),
+            user.layer(PAYLOAD),
+        ),
+        ("githubActions", github_actions, workflow.layer(PAYLOAD)),
+        ("key.kms", kms, user.layer(PAYLOAD)),
+    ] {
+        s["policies"][0]["spec"]["authorities"][0]["annotations"] = json!({"env": "prod"});
+        // A host whose one signature carries the annotations `signed` (the KMS key is P-256).
+        let host = |signed: Value| {
+            serving(std::slice::from_ref(&layer), move |capability, payload: &Value| {
+                if capability == crate::host::CIP_KMS_PUBLIC_KEY {
+                    let pem = crate::crypto::tests::P256_PEM;
+                    return Ok(json!({ "pem": pem }).to_string().into_bytes());
+                }
                 let asked = payload["annotations"].as_object().cloned().unwrap_or_default();
                 if asked.iter().all(|(k, v)| signed.get(k) == Some(v)) {
                     trusted(DIGEST)
                 } else {
                     Err("the signature does not carry the annotations asked for".to_owned())
                 }
-            },
-        )
-    };
-    let r = run(&image, &s, &mut host(json!({})));
-    assert_eq!(r["accepted"], false, "{r}");
-    let message = r["message"].as_str().expect("a message");
-    assert!(
-        message.contains("no keyless signature by an accepted identity"),
-        "{message}"
-    );
-    assert!(
-        message.contains("the signature does not carry the annotations asked for"),
-        "{message}"
-    );
-    let r = run(&image, &s, &mut host(json!({"env": "prod"})));
-    assert_eq!(r["accepted"], true, "{r}");
+            })
+        };
+        let image = pod("default", &["myregistry.com/app:v1"]);
+        let r = run(&image, &s, &mut host(json!({})));
+        assert_eq!(r["accepted"], false, "{kind}: {r}");
+        let message = r["message"].as_str().expect("a message");
+        assert!(message.contains("denied by policy"), "{kind}: {message}");
+        assert!(
+            message.contains("the signature does not carry the annotations asked for"),
+            "{kind}: {message}"
+        );
+        let r = run(&image, &s, &mut host(json!({"env": "prod"})));
+        assert_eq!(r["accepted"], true, "{kind}: {r}");
+    }
 }

@@ -347,3 +347,45 @@ fn an_endless_config_blob_is_cut_at_the_size_its_descriptor_declares() {
         "the server wrote {written} bytes: the body was read past the 2 bytes declared"
     );
 }
+
+#[test]
+fn a_config_descriptor_below_minus_one_or_at_the_cap_is_refused_as_lying() {
+    let cap = 64 * 1024;
+    let rt = runtime();
+    // `-1` is go-containerregistry's "unknown"; `-5` is no size at all.
+    let server = endless_registry_declaring(Endless::Blob, -5);
+    let checker = verifier(&server.host(), DownloadLimits::default());
+    let image = format!("{}/team/app:v1", server.host());
+    rt.block_on(checker.oci_manifest(&image)).expect("the manifest");
+    let refused = rt
+        .block_on(checker.oci_manifest_config(&image))
+        .expect_err("a negative size")
+        .to_string();
+    assert!(
+        refused.contains(&format!(
+            "blob {} has a descriptor declaring -5 bytes",
+            testkit::sha256_digest(b"{}")
+        )),
+        "{refused}"
+    );
+    // Declared exactly at the cap, sent without end: the descriptor lies, whatever the cap.
+    let cap_i64 = i64::try_from(cap).expect("cap");
+    let server = endless_registry_declaring(Endless::Blob, cap_i64);
+    let checker = verifier(
+        &server.host(),
+        DownloadLimits {
+            max_config_bytes: cap,
+            ..DownloadLimits::default()
+        },
+    );
+    let image = format!("{}/team/app:v1", server.host());
+    rt.block_on(checker.oci_manifest(&image)).expect("the manifest");
+    let refused = rt
+        .block_on(checker.oci_manifest_config(&image))
+        .expect_err("a config longer than its descriptor")
+        .to_string();
+    assert!(
+        refused.contains(&format!("is larger than the {cap} bytes its descriptor declares")),
+        "{refused}"
+    );
+}

@@ -381,6 +381,34 @@ async fn a_signature_layer_whose_descriptor_size_is_not_its_length_is_refused() 
 }
 
 #[tokio::test]
+async fn a_blob_named_again_under_another_size_is_refused_in_either_order() {
+    let world = World::new();
+    let (key, layer) = hand_made_control(&world).await;
+    let request = || pub_key_request(&world.tag_ref(), &[key.public_key_pem()], None);
+    let length = i64::try_from(layer.payload.len()).expect("size");
+    // Found by a review: the blob is read once, for its first descriptor, and was reused for a
+    // second naming it under another size without checking that size.
+    for sizes in [[length, length + 1], [length + 1, length]] {
+        let descriptors = sizes.map(|size| Descriptor {
+            media_type: testkit::SIMPLE_SIGNING_MEDIA_TYPE,
+            digest: layer.digest(),
+            layer: &layer,
+            size: Some(size),
+        });
+        push_signature_manifest(&world, &descriptors).await;
+        let refused = failure(&world.verifier(), request()).await;
+        assert!(
+            refused.contains(&format!(
+                "blob {} is {length} bytes, not the {} bytes its descriptor declares",
+                layer.digest(),
+                length + 1
+            )),
+            "sizes {sizes:?}: {refused}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_signature_layer_whose_descriptor_digest_is_not_its_sha256_is_refused() {
     let world = World::new();
     let (key, layer) = hand_made_control(&world).await;

@@ -106,7 +106,7 @@ impl HashAlgorithm {
             _ => Err((
                 "key.hashAlgorithm".into(),
                 format!(
-                    "hashAlgorithm {text} is unknown: write sha256 (the default; cosign up to 2.4 signs every key with it), sha384 or sha512 (cosign 2.5 and later with a P-384 or P-521 key), or sha224"
+                    "hashAlgorithm {text} is unknown: write sha256 (the default; older cosign signs every key with it), sha384 (newer cosign with a P-384 key), sha512 or sha224"
                 ),
             )),
         }
@@ -441,9 +441,16 @@ impl Check for KeyAuthority {
     fn check_material(&self) -> Result<(), (String, String)> {
         check_annotations(&self.annotations)?;
         match &self.source {
-            KeySource::Pem(json) => check_public_key(&decode(json))
-                .map(|_| ())
-                .map_err(|e| ("key.data".into(), e)),
+            KeySource::Pem(json) => match check_public_key(&decode(json)) {
+                // sigstore's PKCS#1 v1.5 verifier, policy-controller's for RSA keys, refuses
+                // SHA-224 (a `key.kms` RSA key is refused by cip's verification the same way).
+                Ok(KeyKind::Rsa { .. }) if self.hash == HashAlgorithm::Sha224 => Err((
+                    "key.hashAlgorithm".into(),
+                    "hashAlgorithm sha224 with an RSA key verifies nothing (sigstore's PKCS#1 v1.5 verifier, which policy-controller uses, refuses it): write sha256, sha384 or sha512".into(),
+                )),
+                Ok(_) => Ok(()),
+                Err(e) => Err(("key.data".into(), e)),
+            },
             // Only the host can reach the KMS; the URI's syntax was checked by `parse`.
             KeySource::Kms(_) => Ok(()),
         }
@@ -579,6 +586,28 @@ mod tests {
             message.starts_with("hashAlgorithm sha1 is unknown: write sha256"),
             "{message}"
         );
+    }
+
+    /// Found by a review: sigstore's PKCS#1 v1.5 verifier (policy-controller's for RSA keys)
+    /// refuses SHA-224, so an RSA `key.data` with `hashAlgorithm: sha224` is refused at load.
+    #[test]
+    fn an_rsa_key_with_sha224_is_refused_at_load() {
+        use crate::crypto::tests::RSA2048_PEM;
+        let (field, message) = with_hash(RSA2048_PEM, Some("sha224"))
+            .unwrap()
+            .check_material()
+            .unwrap_err();
+        assert_eq!(field, "key.hashAlgorithm");
+        assert!(message.contains("write sha256, sha384 or sha512"), "{message}");
+        for hash in [None, Some("sha384"), Some("sha512")] {
+            assert_eq!(
+                with_hash(RSA2048_PEM, hash).unwrap().check_material(),
+                Ok(()),
+                "{hash:?}"
+            );
+        }
+        // An ECDSA key takes SHA-224 (sigstore's ECDSA verifier does).
+        assert_eq!(with_hash(&p384_pem(), Some("sha224")).unwrap().check_material(), Ok(()));
     }
 
     /// The capability each key and hash is verified through: Kubewarden's when sigstore-rs

@@ -942,6 +942,8 @@ impl RegistryClient {
             return Err(layer_cap.over_cap(&artifact_ref));
         }
         if let Some((_, data)) = read.iter().find(|(read_digest, _)| *read_digest == layer.digest) {
+            // As a first read of it would be: refused for every format.
+            self.check_blob_size(&artifact_ref, layer, data.len())?;
             return Ok(Ok((layer.clone(), data.clone())));
         }
         let data = self.capped_blob(&artifact_ref, layer, layer_cap, budget).await?;
@@ -988,6 +990,7 @@ impl RegistryClient {
         let mut layers: Vec<(OciDescriptor, SharedBytes)> = Vec::new();
         for descriptor in &manifest.layers {
             if let Some((_, data)) = layers.iter().find(|(d, _)| d.digest == descriptor.digest) {
+                self.check_blob_size(reference, descriptor, data.len())?;
                 // The same bytes, not a copy of them.
                 let data = data.clone();
                 layers.push((descriptor.clone(), data));

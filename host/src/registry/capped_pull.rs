@@ -182,8 +182,8 @@ impl RegistryClient {
     /// is refused as [`RegistryError::Malformed`], one longer as soon as it passes that size (a
     /// `Content-Length` over it before the body is read): the descriptor lies about the blob
     /// it names, and go-containerregistry (hence cosign and policy-controller) refuses it too
-    /// (`verify.ReadCloser`). A negative size is no claim (`-1` is go-containerregistry's
-    /// "unknown"); the caller refuses one where it must. With `budget`, the bytes read are charged to it (a body passing what is left
+    /// (`verify.ReadCloser`). A size of `-1` is no claim (go-containerregistry's "unknown"), and
+    /// one below it is refused; the caller refuses `-1` where it must. With `budget`, the bytes read are charged to it (a body passing what is left
     /// of it fails as soon as it does). The caller checks the declared size against the cap and
     /// bounds the time.
     pub(crate) async fn capped_verified_blob(
@@ -199,6 +199,12 @@ impl RegistryClient {
         check_supported(digest).map_err(|e| failed(e.into()))?;
         // Read no further than the descriptor declares (go-containerregistry's `LimitReader`):
         // a body longer than its descriptor is refused as soon as it passes it.
+        if descriptor.size < -1 {
+            return Err(failed(OciDistributionError::SpecViolationError(format!(
+                "blob {digest} has a descriptor declaring {} bytes",
+                descriptor.size
+            ))));
+        }
         let declared = u64::try_from(descriptor.size).ok();
         let limit = declared
             .and_then(|size| usize::try_from(size).ok())
@@ -209,7 +215,7 @@ impl RegistryClient {
             )))
         };
         let over_cap = || match declared {
-            Some(size) if usize::try_from(size).is_ok_and(|size| size < cap.bytes) => larger_than_declared(size),
+            Some(size) if usize::try_from(size).is_ok_and(|size| size <= cap.bytes) => larger_than_declared(size),
             _ => cap.over_cap(reference),
         };
         let response = self
@@ -236,15 +242,29 @@ impl RegistryClient {
             verify(&response.body, expected).map_err(mismatched)?;
         }
         verify(&response.body, digest).map_err(mismatched)?;
-        if let Some(size) = declared
-            && u64::try_from(response.body.len()).ok() != Some(size)
-        {
-            return Err(failed(OciDistributionError::SpecViolationError(format!(
-                "blob {digest} is {} bytes, not the {size} bytes its descriptor declares",
-                response.body.len()
-            ))));
-        }
+        self.check_blob_size(reference, descriptor, response.body.len())?;
         Ok(response.body)
+    }
+
+    /// Refuses a blob of `length` bytes whose `descriptor` declares another size (a negative
+    /// size declares none): read once and named again by another descriptor, it is checked
+    /// against each (go-containerregistry checks every descriptor it reads a blob by).
+    pub(crate) fn check_blob_size(
+        &self,
+        reference: &Reference,
+        descriptor: &OciDescriptor,
+        length: usize,
+    ) -> Result<(), BoundedError> {
+        match u64::try_from(descriptor.size) {
+            Ok(size) if u64::try_from(length).ok() != Some(size) => Err(self.oci_error(
+                OciDistributionError::SpecViolationError(format!(
+                    "blob {} is {length} bytes, not the {size} bytes its descriptor declares",
+                    descriptor.digest
+                )),
+                reference,
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// oci-client's `fetch_manifest_digest` under `cap`: a `HEAD` of the manifest (oci-client's

@@ -178,7 +178,7 @@ fn bind_entry(body: &str, layer: &LayerEvidence<'_>) -> Result<Vec<u8>, String> 
 }
 
 /// Why a log entry's key does not vouch for a layer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum VerifierMismatch {
     /// The layer has a certificate and the entry another one (or a bare key).
     Certificate,
@@ -209,7 +209,10 @@ impl std::fmt::Display for VerifierMismatch {
 }
 
 /// The entry's key vouches for a layer: it is the layer's certificate, or (without one) a key
-/// verifying `signature` over `signed`.
+/// verifying `signature` over `signed`, with the hash sigstore-rs picks for the key or any other
+/// a `key.hashAlgorithm` may name (a P-384 key signed over SHA-256 by older cosign): this only
+/// ties the entry to the layer; the authority's own check pins the hash
+/// ([`super::constraints::HashedKeyVerifier`], or sigstore-rs' for the stock request).
 pub(super) fn check_verifier(
     verifier: &Verifier,
     certificate_der: Option<&[u8]>,
@@ -221,10 +224,19 @@ pub(super) fn check_verifier(
             Err(VerifierMismatch::Certificate)
         }
         Some(_) => Ok(()),
-        None => CosignVerificationKey::try_from_der(&verifier.spki)
-            .map_err(|_| VerifierMismatch::Unusable)?
-            .verify_signature(Signature::Raw(signature), signed)
-            .map_err(|_| VerifierMismatch::Signature),
+        None => {
+            let key = CosignVerificationKey::try_from_der(&verifier.spki).map_err(|_| VerifierMismatch::Unusable)?;
+            if key.verify_signature(Signature::Raw(signature), signed).is_ok()
+                || super::constraints::HashAlgorithm::ALL.iter().any(|hash| {
+                    super::constraints::HashedKeyVerifier::from_spki_der(&verifier.spki, *hash)
+                        .is_ok_and(|key| key.verifies(signed, signature))
+                })
+            {
+                Ok(())
+            } else {
+                Err(VerifierMismatch::Signature)
+            }
+        }
     }
 }
 
@@ -323,4 +335,51 @@ pub fn show_time(time: i64) -> String {
     chrono::DateTime::from_timestamp(time, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| time.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use p384::ecdsa::signature::hazmat::PrehashSigner as _;
+    use p384::pkcs8::EncodePublicKey as _;
+    use sha2::Sha384;
+
+    use super::*;
+
+    /// A P-384 key's DER SPKI and its signature (DER) over `payload` hashed with `H`.
+    fn p384_signed<H: sha2::Digest>(seed: u8, payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let key = p384::ecdsa::SigningKey::from_slice(&[seed; 48]).expect("a P-384 scalar");
+        let spki = key.verifying_key().to_public_key_der().expect("SPKI").into_vec();
+        let signature: p384::ecdsa::Signature = key.sign_prehash(&H::digest(payload)).expect("signed");
+        (spki, signature.to_der().as_bytes().to_vec())
+    }
+
+    /// Found by a review of `key.hashAlgorithm`: a Rekor bundle of a P-384 key signing over
+    /// SHA-256 (older cosign, `hashAlgorithm: sha256`) was refused as describing another
+    /// signature, since sigstore-rs verifies P-384 keys over SHA-384 only. The tie-in takes any
+    /// hash a `hashAlgorithm` may name; the authority's own check pins the hash.
+    #[test]
+    fn a_rekor_entry_of_a_p384_key_ties_its_layer_whatever_the_hash() {
+        let payload = b"{\"critical\":{}}";
+        for (spki, signature) in [p384_signed::<Sha256>(7, payload), p384_signed::<Sha384>(7, payload)] {
+            let verifier = Verifier {
+                spki,
+                certificate_der: None,
+            };
+            assert_eq!(check_verifier(&verifier, None, &signature, payload), Ok(()));
+            // Not over these bytes, nor by this key: no tie.
+            assert_eq!(
+                check_verifier(&verifier, None, &signature, b"{\"critical\":{\"other\":1}}"),
+                Err(VerifierMismatch::Signature)
+            );
+            let (other_key, _) = p384_signed::<Sha256>(9, payload);
+            let other = Verifier {
+                spki: other_key,
+                certificate_der: None,
+            };
+            assert_eq!(
+                check_verifier(&other, None, &signature, payload),
+                Err(VerifierMismatch::Signature)
+            );
+        }
+    }
 }

@@ -30,6 +30,9 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
+    /// Every hash a `key.hashAlgorithm` may name.
+    pub const ALL: [Self; 4] = [Self::Sha224, Self::Sha256, Self::Sha384, Self::Sha512];
+
     fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {
             Self::Sha224 => sha2::Sha224::digest(data).to_vec(),
@@ -67,6 +70,10 @@ pub enum HashedKeyError {
     Pem(String),
     #[error("keys of this kind are not supported with hashAlgorithm (ECDSA P-256 or P-384, or RSA)")]
     Unsupported,
+    #[error(
+        "an RSA key verifies with sha256, sha384 or sha512, not sha224 (sigstore's PKCS#1 v1.5 verifier, which policy-controller uses, refuses it)"
+    )]
+    RsaSha224,
 }
 
 enum Key {
@@ -96,12 +103,19 @@ impl HashedKeyVerifier {
     /// The key of `pem` (one `PUBLIC KEY` block), verifying with `hash`.
     pub fn new(pem: &[u8], hash: HashAlgorithm) -> Result<Self, HashedKeyError> {
         let block = pem::parse(pem).map_err(|e| HashedKeyError::Pem(e.to_string()))?;
-        let der = block.contents();
+        Self::from_spki_der(block.contents(), hash)
+    }
+
+    /// The key of `der` (a DER `SubjectPublicKeyInfo`), verifying with `hash`.
+    pub fn from_spki_der(der: &[u8], hash: HashAlgorithm) -> Result<Self, HashedKeyError> {
         let key = if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
             Key::P256(key)
         } else if let Ok(key) = p384::ecdsa::VerifyingKey::from_public_key_der(der) {
             Key::P384(key)
         } else if let Ok(key) = rsa::RsaPublicKey::from_public_key_der(der) {
+            if hash == HashAlgorithm::Sha224 {
+                return Err(HashedKeyError::RsaSha224);
+            }
             Key::Rsa(key)
         } else {
             return Err(HashedKeyError::Unsupported);
@@ -172,6 +186,20 @@ mod tests {
                     "made {made}, named {named}"
                 );
             }
+        }
+    }
+
+    /// Found by a review: sigstore's PKCS#1 v1.5 verifier (policy-controller's for RSA keys)
+    /// refuses SHA-224, so an RSA key with `hashAlgorithm: sha224` verifies nothing there.
+    #[test]
+    fn an_rsa_key_is_refused_with_sha224() {
+        let rsa = include_bytes!("../../../../src/testdata/rsa2048.pub");
+        assert!(matches!(
+            HashedKeyVerifier::new(rsa, HashAlgorithm::Sha224),
+            Err(HashedKeyError::RsaSha224)
+        ));
+        for hash in [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
+            assert!(HashedKeyVerifier::new(rsa, hash).is_ok(), "{hash}");
         }
     }
 }

@@ -461,3 +461,70 @@ fn an_authoritys_annotations_are_asked_of_the_host_by_every_kind() {
         assert_eq!(r["accepted"], true, "{kind}: {r}");
     }
 }
+
+/// A `githubActions` authority's `repo` goes with the requests the module cannot check itself
+/// (cip's bundles, which cip binds to the image, and attestations): signatures and attestations
+/// of a workflow of `my-org/tools` do not admit an image for `my-org/app` through a host that
+/// verifies what it is asked (as cip does), and admit it for `my-org/tools`.
+/// (Mutants: github_actions.rs, the bundle request and the attestation request sent without
+/// `repo`, which asks for any workflow of the owner.)
+#[test]
+fn a_github_actions_repo_is_asked_of_the_host_for_bundles_and_attestations() {
+    // cip, holding one bundle and one SPDX attestation by a workflow of `my-org/tools`.
+    let cip = || {
+        crate::host::mock::MockHost::cip(|capability, payload| {
+            let request = if capability == crate::host::CIP_VERIFY_ATTESTATIONS {
+                &payload["v2_verify"]
+            } else {
+                assert_eq!(capability, crate::host::CIP_VERIFY_WITH_FORMAT, "{payload}");
+                &payload["request"]["v2"]
+            };
+            assert_eq!(request["type"], "SigstoreGithubActionsVerify", "{payload}");
+            if request["owner"] != "my-org" || !(request["repo"].is_null() || request["repo"] == "tools") {
+                return Err("no workflow of the repository asked for signed it".to_owned());
+            }
+            if capability == crate::host::CIP_VERIFY_ATTESTATIONS {
+                let statement = json!({
+                    "_type": "https://in-toto.io/Statement/v0.1",
+                    "predicateType": "https://spdx.dev/Document",
+                    "subject": [{"name": "myregistry.com/app", "digest": {"sha256": DIGEST.trim_start_matches("sha256:")}}],
+                    "predicate": {"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"},
+                });
+                let answer = json!({"digest": DIGEST, "statements": [{
+                    "id": format!("sha256:{:064}", 0), "predicateType": "https://spdx.dev/Document", "statement": statement
+                }]});
+                return Ok(answer.to_string().into_bytes());
+            }
+            trusted(DIGEST)
+        })
+    };
+    let image = pod("default", &["myregistry.com/app:v1"]);
+    for attestations in [false, true] {
+        for (repo, admitted) in [("app", false), ("tools", true)] {
+            let mut authority = json!({"name": "ci", "githubActions": {"owner": "my-org", "repo": repo}});
+            if attestations {
+                authority["attestations"] = json!([{"name": "sbom", "predicateType": "spdxjson"}]);
+            } else {
+                authority["signatureFormat"] = json!("bundle");
+            }
+            let s = json!({"policies": [{
+                "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+                "metadata": {"name": "ci"},
+                "spec": {"images": [{"glob": "myregistry.com/**"}], "authorities": [authority]}
+            }]});
+            let r = run(&image, &s, &mut cip());
+            assert_eq!(
+                r["accepted"], admitted,
+                "attestations: {attestations}, repo {repo}: {r}"
+            );
+            if !admitted {
+                let message = r["message"].as_str().expect("a message");
+                assert!(message.contains("denied by policy ci"), "{message}");
+                assert!(
+                    message.contains("no workflow of the repository asked for signed it"),
+                    "{message}"
+                );
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `key` authorities and `key.hashAlgorithm`: the hash a key signature is verified with.
 //!
-//! cosign ≤ 2.4 signed with every ECDSA key file over SHA-256; later cosign hashes with the
-//! key's own hash (SHA-384 for P-384, SHA-512 for P-521). policy-controller verifies a `key`
+//! Older cosign releases signed with every ECDSA key file over SHA-256; newer ones hash with
+//! the key's own hash (SHA-384 for P-384). policy-controller verifies a `key`
 //! authority with the hash `hashAlgorithm` names, SHA-256 by default. Signatures here are made
 //! by Python's `cryptography` (an implementation independent of the host's), pushed to a real
 //! loopback registry and judged by the real `policy.wasm` under `cip`.
@@ -173,7 +173,7 @@ fn an_unknown_hash_algorithm_is_refused_with_the_fix() -> anyhow::Result<()> {
     let s = key_policy("registry.example", &PyKey::generate("p384")?.public, Some("md5"));
     let message = cip.validate_settings(&s).expect_err("md5 must be refused");
     assert!(
-        message.contains("key.hashAlgorithm: hashAlgorithm md5 is unknown: write sha256 (the default; cosign up to 2.4 signs every key with it), sha384 or sha512"),
+        message.contains("key.hashAlgorithm: hashAlgorithm md5 is unknown: write sha256 (the default; older cosign signs every key with it), sha384 (newer cosign with a P-384 key), sha512 or sha224"),
         "{message}"
     );
     Ok(())

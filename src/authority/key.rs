@@ -7,7 +7,7 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, check_annotations};
-use crate::crypto::{KeyKind, check_public_key};
+use crate::crypto::{KeyKind, check_public_key, header_kind, public_key_kind};
 use crate::host::{
     BundleReading, CIP_KMS_PUBLIC_KEY, Capability, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
     verify_formats_json,
@@ -288,7 +288,7 @@ impl KeyAuthority {
         let uri = match &self.source {
             KeySource::Pem(json) => {
                 let pem = decode(json);
-                let kind = *self.kind.get_or_init(|| check_public_key(&pem).ok());
+                let kind = *self.kind.get_or_init(|| public_key_kind(&pem));
                 return Ok((pem, kind));
             }
             KeySource::Kms(uri) => uri.to_string(),
@@ -348,7 +348,9 @@ impl KeyAuthority {
                         self.request_suffix.get_or_init(|| suffix)
                     }
                 };
-                let kind = *self.kind.get_or_init(|| check_public_key(&decode(json)).ok());
+                let kind = *self
+                    .kind
+                    .get_or_init(|| header_kind(json).or_else(|| check_public_key(&decode(json)).ok()));
                 Ok((PubKeyRequest::text(&target, suffix), kind))
             }
             // The key can change between calls (rotation in the KMS): encoded each time.

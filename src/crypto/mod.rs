@@ -33,6 +33,42 @@ pub enum KeyKind {
     Ed25519,
 }
 
+/// The kind of a key [`check_public_key`] accepted when the settings were validated, for the
+/// evaluation path: a P-256 or P-384 key as cosign writes it (an uncompressed point) is known by
+/// the base64 of its DER header, whose algorithm and curve identifiers it holds, without
+/// decoding the text or checking the point again (≈ 55,000 instructions a key, paid by every
+/// evaluation in a fresh instance); any other text is checked in full.
+pub fn public_key_kind(pem: &str) -> Option<KeyKind> {
+    header_kind(pem).or_else(|| check_public_key(pem).ok())
+}
+
+/// The P-256 or P-384 kind [`public_key_kind`] reads from the base64 of a key's DER header, in
+/// the PEM text or in the JSON string holding it (`"`, and `\n` or `\r` escapes between the
+/// `BEGIN` line and the base64): the header has no character JSON escapes, so if it is there
+/// as written, the decoded text holds it too. `None` for any other text.
+pub fn header_kind(text: &str) -> Option<KeyKind> {
+    /// `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 04 …` in base64.
+    const P256_HEADER: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE";
+    /// The same with secp384r1.
+    const P384_HEADER: &str = "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE";
+    let text = text.trim_start_matches(|c: char| c == '"' || c.is_ascii_whitespace());
+    let mut body = text.strip_prefix("-----BEGIN PUBLIC KEY-----")?;
+    loop {
+        body = body.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        match body.strip_prefix("\\n").or_else(|| body.strip_prefix("\\r")) {
+            Some(rest) => body = rest,
+            None => break,
+        }
+    }
+    if body.starts_with(P256_HEADER) {
+        Some(KeyKind::EcdsaP256)
+    } else if body.starts_with(P384_HEADER) {
+        Some(KeyKind::EcdsaP384)
+    } else {
+        None
+    }
+}
+
 /// Checks that `pem` holds exactly one usable public key (`-----BEGIN PUBLIC KEY-----`).
 pub fn check_public_key(pem: &str) -> Result<KeyKind, String> {
     let blocks = pem::parse_many(pem).map_err(|e| format!("not a valid PEM document: {e}"))?;
@@ -208,6 +244,64 @@ pub(crate) mod tests {
             let read = x509_cert::Certificate::from_pem(text.as_bytes()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert_eq!(read.to_der().unwrap(), block.contents());
         }
+    }
+
+    /// The evaluation path's reading of a key's kind is `check_public_key`'s on every key it
+    /// accepts: the test keys, fresh P-256 and P-384 keys in PEM (with CRLF line ends and
+    /// leading blanks), and their compressed points (read in full).
+    #[test]
+    fn the_kind_read_from_the_header_is_the_checked_kind() {
+        use p256::elliptic_curve::sec1::ToSec1Point as _;
+        use proptest::prelude::*;
+        for pem in [
+            P256_PEM,
+            P384_PEM,
+            RSA2048_PEM,
+            ED25519_PEM,
+            CERT_PEM,
+            "",
+            "-----BEGIN PUBLIC KEY-----\nMFkw",
+        ] {
+            assert_eq!(public_key_kind(pem), check_public_key(pem).ok(), "{pem}");
+            // As `key.data` holds it: its JSON string.
+            let json = serde_json::to_string(pem).unwrap();
+            if let Some(kind) = header_kind(&json) {
+                assert_eq!(Some(kind), check_public_key(pem).ok(), "{json}");
+            }
+        }
+        assert_eq!(
+            header_kind(&serde_json::to_string(P256_PEM).unwrap()),
+            Some(KeyKind::EcdsaP256)
+        );
+        let spki_pem = |oid_curve: ObjectIdentifier, point: &[u8]| {
+            let spki = spki::SubjectPublicKeyInfoOwned {
+                algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: ID_EC_PUBLIC_KEY,
+                    parameters: Some(oid_curve.into()),
+                },
+                subject_public_key: der::asn1::BitString::from_bytes(point).unwrap(),
+            };
+            pem::encode(&pem::Pem::new("PUBLIC KEY", der::Encode::to_der(&spki).unwrap()))
+        };
+        proptest!(ProptestConfig::with_cases(64), |(seed in proptest::array::uniform32(1u8..), crlf: bool, blank: bool)| {
+            let p256 = p256::SecretKey::from_slice(&seed).unwrap().public_key();
+            let mut seed48 = [1u8; 48];
+            seed48[16..].copy_from_slice(&seed);
+            let p384 = p384::SecretKey::from_slice(&seed48).unwrap().public_key();
+            for (pem, kind) in [
+                (spki_pem(SECP256R1, p256.to_sec1_point(false).as_bytes()), KeyKind::EcdsaP256),
+                (spki_pem(SECP256R1, p256.to_sec1_point(true).as_bytes()), KeyKind::EcdsaP256),
+                (spki_pem(SECP384R1, p384.to_sec1_point(false).as_bytes()), KeyKind::EcdsaP384),
+                (spki_pem(SECP384R1, p384.to_sec1_point(true).as_bytes()), KeyKind::EcdsaP384),
+            ] {
+                let pem = if crlf { pem.replace('\n', "\r\n") } else { pem };
+                let pem = if blank { format!("\n  {pem}") } else { pem };
+                prop_assert_eq!(check_public_key(&pem), Ok(kind));
+                prop_assert_eq!(public_key_kind(&pem), Some(kind));
+                let json = serde_json::to_string(&pem).unwrap();
+                prop_assert!(header_kind(&json).is_none_or(|read| read == kind), "{}", json);
+            }
+        });
     }
 
     #[test]

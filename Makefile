@@ -310,7 +310,7 @@ fuzz: fuzz-build ## Fuzz each target for FUZZ_SECONDS (default 60); stops at the
 	  $(FUZZ_BIN)/$$t target/fuzz/corpus/$$t fuzz/corpus/$$t -dict=fuzz/json.dict \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
 	    -artifact_prefix=target/fuzz/artifacts/$$t/ -print_final_stats=1 2>&1 \
-	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY|Done )' ; \
+	    | grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY|Done )' ; \
 	  status=$${PIPESTATUS[0]}; [ $$status -eq 0 ] || { echo "fuzz $$t: finding in target/fuzz/artifacts/$$t/"; exit $$status; }; \
 	done
 

@@ -45,7 +45,9 @@ pub fn public_key_kind(pem: &str) -> Option<KeyKind> {
 /// The P-256 or P-384 kind [`public_key_kind`] reads from the base64 of a key's DER header, in
 /// the PEM text or in the JSON string holding it (`"`, and `\n` or `\r` escapes between the
 /// `BEGIN` line and the base64): the header has no character JSON escapes, so if it is there
-/// as written, the decoded text holds it too. `None` for any other text.
+/// as written, the decoded text holds it too. `None` for any other text. Only for text
+/// [`check_public_key`] accepted: it refuses the RFC 1421 header lines (`Name: value`) that PEM
+/// readers skip, which could otherwise put a P-384 key's header before an RSA key.
 pub fn header_kind(text: &str) -> Option<KeyKind> {
     /// `SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING { 04 …` in base64.
     const P256_HEADER: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE";
@@ -82,6 +84,11 @@ pub fn check_public_key(pem: &str) -> Result<KeyKind, String> {
             "PEM block is `{}`, expected `PUBLIC KEY` (never paste a private key; cosign.pub holds the public one)",
             block.tag()
         ));
+    }
+    // RFC 1421 header lines (`Name: value`, then a blank line) are skipped by PEM readers but
+    // not by every reading of the text (`header_kind`); cosign writes none.
+    if block.headers().iter().next().is_some() {
+        return Err("the PEM block has header lines (`Name: value`): paste cosign.pub as cosign writes it".to_owned());
     }
     check_spki(block.contents())
 }
@@ -273,6 +280,19 @@ pub(crate) mod tests {
             header_kind(&serde_json::to_string(P256_PEM).unwrap()),
             Some(KeyKind::EcdsaP256)
         );
+        // Found by a review: a header line looking like a P-384 key's DER header over an RSA
+        // key, which PEM readers skip: refused at load, and never read as P-384.
+        let rsa_body = RSA2048_PEM
+            .trim()
+            .strip_prefix("-----BEGIN PUBLIC KEY-----")
+            .unwrap()
+            .trim_start();
+        let disguised = format!("-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE: x\n\n{rsa_body}\n");
+        assert!(
+            check_public_key(&disguised).is_err_and(|e| e.contains("header lines")),
+            "{disguised}"
+        );
+
         let spki_pem = |oid_curve: ObjectIdentifier, point: &[u8]| {
             let spki = spki::SubjectPublicKeyInfoOwned {
                 algorithm: spki::AlgorithmIdentifierOwned {

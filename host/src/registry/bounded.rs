@@ -990,6 +990,11 @@ impl RegistryClient {
         let mut layers: Vec<(OciDescriptor, SharedBytes)> = Vec::new();
         for descriptor in &manifest.layers {
             if let Some((_, data)) = layers.iter().find(|(d, _)| d.digest == descriptor.digest) {
+                // As a first read of it would be: a size over the cap (or negative), then any
+                // size but the blob's, refused.
+                if usize::try_from(descriptor.size).map_or(true, |size| size > layer_cap.bytes) {
+                    return Err(layer_cap.over_cap(reference));
+                }
                 self.check_blob_size(reference, descriptor, data.len())?;
                 // The same bytes, not a copy of them.
                 let data = data.clone();

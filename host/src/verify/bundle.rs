@@ -467,12 +467,13 @@ fn bind_dsse_entry(body: &[u8], evidence: &Evidence<'_>) -> Result<Vec<u8>, Stri
                 return Err(mismatch("its certificate is not this bundle's certificate"));
             }
         }
-        None => {
-            let key = CosignVerificationKey::try_from_der(&verifier.spki)
-                .map_err(|_| mismatch("its public key is not usable"))?;
-            key.verify_signature(Signature::Raw(evidence.signature), evidence.signed)
-                .map_err(|_| mismatch("its public key does not verify this bundle's signature"))?;
-        }
+        // The same tie-in as a legacy layer's: any hash a `key.hashAlgorithm` may name; the
+        // authority's own check pins the hash.
+        None => match rekor::check_verifier(&verifier, None, evidence.signature, evidence.signed) {
+            Ok(()) => {}
+            Err(rekor::VerifierMismatch::Unusable) => return Err(mismatch("its public key is not usable")),
+            Err(_) => return Err(mismatch("its public key does not verify this bundle's signature")),
+        },
     }
     Ok(verifier.spki)
 }

@@ -288,7 +288,7 @@ bench: setup ## Release-build figures: module size, validate warm and fresh for 
 # passes, without its nightly-only sanitizers). New inputs go to target/fuzz/corpus/; fuzz/corpus/
 # is the checked-in seed corpus that `cargo test` replays (tests/fuzz_corpus.rs).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= settings reference glob regexp cue validate image_config statement
+FUZZ_TARGETS ?= settings reference glob regexp cue validate image_config statement config_file
 FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
 FUZZ_RUSTFLAGS := --cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -84,3 +84,27 @@ fn the_validate_corpus_reaches_each_storage_call() {
         );
     }
 }
+
+#[test]
+fn config_file_corpus_is_handled() {
+    replay("config_file", targets::config_file);
+}
+
+/// The seeds of real images are read whole: every platform of a multi-platform image (an OCI
+/// index with an attestation manifest, a Docker manifest list, a nested index), so that fuzzing
+/// starts from the paths that accept.
+#[test]
+fn the_config_file_seeds_of_real_images_are_read() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/config_file");
+    for (seed, platforms) in [
+        ("image_manifest", &["linux/amd64"][..]),
+        ("oci_index_platforms", &["", "linux/amd64", "linux/arm64/v8"]),
+        ("docker_manifest_list", &["linux/amd64", "linux/arm/v7"]),
+        ("nested_index", &["linux/amd64"]),
+    ] {
+        let data = std::fs::read(dir.join(seed)).expect("the seed");
+        let read = targets::config_file_platforms(&data);
+        let read: Option<Vec<&str>> = read.as_ref().map(|keys| keys.iter().map(String::as_str).collect());
+        assert_eq!(read.as_deref(), Some(platforms), "{seed}");
+    }
+}

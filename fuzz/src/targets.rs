@@ -294,3 +294,82 @@ pub fn validate(data: &[u8]) {
         ),
     }
 }
+
+/// The host's answers about one image, in the order the module asks them, separated by
+/// `\n---\n`; an answer starting with `!` is a host failure, and once the answers run out every
+/// call fails. `config_file::read` of `registry.example/app:v1` (a tag: the host is asked its
+/// digest first) must not panic, must ask at most the calls [`MAX_MANIFESTS`] allows, must ask
+/// the registry only about `repository@sha256:<64 hex>`, and must answer a well-formed digest.
+///
+/// [`MAX_MANIFESTS`]: cluster_image_policy::policy::config_file::MAX_MANIFESTS
+pub fn config_file(data: &[u8]) {
+    let _ = config_file_platforms(data);
+}
+
+/// [`config_file`]'s reading, checked: the platforms of the configs read when the image was
+/// read (the corpus test checks that the seeds of real images are read whole).
+pub fn config_file_platforms(data: &[u8]) -> Option<Vec<String>> {
+    use cluster_image_policy::policy::config_file::{self, MAX_MANIFESTS};
+    use cluster_image_policy::reference::is_usable_digest;
+
+    struct Registry<'a> {
+        answers: std::vec::IntoIter<&'a [u8]>,
+        asked: Vec<String>,
+    }
+    impl HostCalls for Registry<'_> {
+        fn call(&mut self, _: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
+            let image: String = serde_json::from_slice(payload).expect("the module asks about an image name");
+            self.asked.push(image);
+            match self.answers.next() {
+                Some([b'!', reason @ ..]) => Err(String::from_utf8_lossy(reason).into_owned()),
+                Some(answer) => Ok(answer.to_vec()),
+                None => Err("no more answers".to_owned()),
+            }
+        }
+    }
+
+    const SEPARATOR: &[u8] = b"\n---\n";
+    let mut answers = Vec::new();
+    let mut rest = data;
+    while let Some(at) = rest.windows(SEPARATOR.len()).position(|w| w == SEPARATOR) {
+        answers.push(&rest[..at]);
+        rest = &rest[at + SEPARATOR.len()..];
+    }
+    answers.push(rest);
+    let reference = ImageReference::parse("registry.example/app:v1").expect("a valid reference");
+    let mut host = Registry {
+        answers: answers.into_iter(),
+        asked: Vec::new(),
+    };
+    let outcome = config_file::read(&reference, None, &mut host);
+    // The tag's digest, then at most two calls for each manifest read: the image's own and
+    // the MAX_MANIFESTS its indexes may list.
+    assert!(
+        host.asked.len() <= 1 + 2 * (1 + MAX_MANIFESTS),
+        "{} host calls",
+        host.asked.len()
+    );
+    let repository = format!("{}@", reference.name());
+    for image in host.asked.iter().skip(1) {
+        let digest = image.strip_prefix(&repository);
+        assert!(
+            digest.is_some_and(is_usable_digest),
+            "the registry was asked about {image:?}"
+        );
+    }
+    if let Ok((configs, digest)) = outcome {
+        assert!(
+            digest.len() == 71
+                && digest.starts_with("sha256:")
+                && digest[7..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "the image was read at {digest:?}"
+        );
+        let serde_json::Value::Object(configs) = configs else {
+            panic!("configs: {configs}");
+        };
+        return Some(configs.keys().cloned().collect());
+    }
+    None
+}

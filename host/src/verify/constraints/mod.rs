@@ -187,28 +187,10 @@ fn pub_keys_plan(
     pub_keys: &[String],
     annotations: Option<&BTreeMap<String, String>>,
 ) -> Result<Plan, VerifyError> {
-    if pub_keys.is_empty() {
-        return Err(invalid("no public key given".to_string()));
-    }
-    let checks = pub_keys
-        .iter()
-        .enumerate()
-        .map(|(index, pem)| {
-            let verifier = PublicKeyVerifier::try_from(pem.as_bytes())
-                .map_err(|e| invalid(format!("public key #{} is not usable: {e}", index + 1)))?;
-            let unmet = if pub_keys.len() == 1 {
-                "no signature verified by the given key".to_string()
-            } else {
-                format!("no signature verified by key #{}", index + 1)
-            };
-            Ok(Check::new(Box::new(verifier), unmet, annotations))
-        })
-        .collect::<Result<_, VerifyError>>()?;
-    Ok(Plan {
-        image: image.to_string(),
-        checks,
-        trust: TrustNeed::None,
-        require_sct: false,
+    keys_plan(image, pub_keys, annotations, "", |pem| {
+        PublicKeyVerifier::try_from(pem.as_bytes())
+            .map(|verifier| Box::new(verifier) as Box<dyn VerificationConstraint + Send + Sync>)
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -220,6 +202,28 @@ fn hashed_keys_plan(
     hash: HashAlgorithm,
     annotations: Option<&BTreeMap<String, String>>,
 ) -> Result<Plan, VerifyError> {
+    keys_plan(
+        image,
+        pub_keys,
+        annotations,
+        &format!(" with hashAlgorithm {hash}"),
+        |pem| {
+            HashedKeyVerifier::new(pem.as_bytes(), hash)
+                .map(|verifier| Box::new(verifier) as Box<dyn VerificationConstraint + Send + Sync>)
+                .map_err(|e| e.to_string())
+        },
+    )
+}
+
+/// A plan with one check a key, each made by `verifier` from the key's PEM; `how` ends each
+/// unmet check's reason.
+fn keys_plan(
+    image: &str,
+    pub_keys: &[String],
+    annotations: Option<&BTreeMap<String, String>>,
+    how: &str,
+    verifier: impl Fn(&str) -> Result<Box<dyn VerificationConstraint + Send + Sync>, String>,
+) -> Result<Plan, VerifyError> {
     if pub_keys.is_empty() {
         return Err(invalid("no public key given".to_string()));
     }
@@ -227,14 +231,14 @@ fn hashed_keys_plan(
         .iter()
         .enumerate()
         .map(|(index, pem)| {
-            let verifier = HashedKeyVerifier::new(pem.as_bytes(), hash)
-                .map_err(|e| invalid(format!("public key #{} is not usable: {e}", index + 1)))?;
+            let verifier =
+                verifier(pem).map_err(|e| invalid(format!("public key #{} is not usable: {e}", index + 1)))?;
             let unmet = if pub_keys.len() == 1 {
-                format!("no signature verified by the given key with hashAlgorithm {hash}")
+                format!("no signature verified by the given key{how}")
             } else {
-                format!("no signature verified by key #{} with hashAlgorithm {hash}", index + 1)
+                format!("no signature verified by key #{}{how}", index + 1)
             };
-            Ok(Check::new(Box::new(verifier), unmet, annotations))
+            Ok(Check::new(verifier, unmet, annotations))
         })
         .collect::<Result<_, VerifyError>>()?;
     Ok(Plan {

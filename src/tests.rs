@@ -527,7 +527,11 @@ mod admission {
             json!({"noMatchPolicy": "allow"}),
         );
         let image = "myregistry.com/unsigned:latest";
-        let refused = run(&pod("production", &[image]), &s, &mut host_trusting_key(P256_SECOND_PEM));
+        let refused = run(
+            &pod("production", &[image]),
+            &s,
+            &mut host_trusting_key(P256_SECOND_PEM),
+        );
         assert_eq!(refused["accepted"], false);
         assert!(
             refused["message"]
@@ -536,7 +540,11 @@ mod admission {
                 .contains("denied by policy production-strict-policy")
         );
 
-        let warned = run(&pod("development", &[image]), &s, &mut host_trusting_key(P256_SECOND_PEM));
+        let warned = run(
+            &pod("development", &[image]),
+            &s,
+            &mut host_trusting_key(P256_SECOND_PEM),
+        );
         assert_eq!(warned["accepted"], true);
         let warnings = warned["warnings"].as_array().unwrap();
         assert_eq!(warnings.len(), 1);

@@ -106,8 +106,8 @@ fn multi_sig_policy_with_no_signature_fails_as_without_a_policy() {
 
 #[test]
 fn warn_mode_policy_failure_is_a_warning_within_256_bytes() {
-    let cip =
-        with_keys(&article("multi-sig-policy"), &[P256_PEM, P256_SECOND_PEM]).replace("spec:\n", "spec:\n  mode: warn\n");
+    let cip = with_keys(&article("multi-sig-policy"), &[P256_PEM, P256_SECOND_PEM])
+        .replace("spec:\n", "spec:\n  mode: warn\n");
     let s = settings(&[cip], json!({}));
     let response = run(&pod("default", &[IMAGE]), &s, &mut host_signed_by(&[P256_PEM]));
     assert_eq!(response["accepted"], true, "{response}");

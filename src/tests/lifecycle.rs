@@ -1287,7 +1287,10 @@ mod validating_twin {
             assert!(r["mutated_object"].is_null(), "{note}: {r}");
         }
         // An `enforce` policy that verified it beside a `warn` one that did not: refused.
-        let s = with(&[key_policy("e", "enforce", P256_PEM), key_policy("w", "warn", P256_SECOND_PEM)]);
+        let s = with(&[
+            key_policy("e", "enforce", P256_PEM),
+            key_policy("w", "warn", P256_SECOND_PEM),
+        ]);
         let r = run(&pod("default", &[image]), &s, &mut host_trusting_key(P256_PEM));
         assert_eq!(r["accepted"], false, "{r}");
         assert!(r["message"].as_str().unwrap().contains("policy e verified"), "{r}");

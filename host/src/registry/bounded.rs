@@ -98,6 +98,16 @@ pub struct LayerCap {
 }
 
 impl LayerCap {
+    /// The size `descriptor` declares for a blob of `reference`, refused when negative or over
+    /// this cap: checked before a blob is read, and before one already read is used again for
+    /// another descriptor.
+    pub(crate) fn declared(self, reference: &Reference, descriptor: &OciDescriptor) -> Result<u64, BoundedError> {
+        match u64::try_from(descriptor.size) {
+            Ok(size) if usize::try_from(size).is_ok_and(|size| size <= self.bytes) => Ok(size),
+            _ => Err(self.over_cap(reference)),
+        }
+    }
+
     /// A blob of `reference` passed this cap.
     pub(crate) fn over_cap(self, reference: &Reference) -> BoundedError {
         ManifestKind {
@@ -938,9 +948,7 @@ impl RegistryClient {
                 referrer.digest, layer.media_type
             )));
         }
-        if usize::try_from(layer.size).map_or(true, |size| size > layer_cap.bytes) {
-            return Err(layer_cap.over_cap(&artifact_ref));
-        }
+        layer_cap.declared(&artifact_ref, layer)?;
         if let Some((_, data)) = read.iter().find(|(read_digest, _)| *read_digest == layer.digest) {
             // As a first read of it would be: refused for every format.
             self.check_blob_size(&artifact_ref, layer, data.len())?;
@@ -992,9 +1000,7 @@ impl RegistryClient {
             if let Some((_, data)) = layers.iter().find(|(d, _)| d.digest == descriptor.digest) {
                 // As a first read of it would be: a size over the cap (or negative), then any
                 // size but the blob's, refused.
-                if usize::try_from(descriptor.size).map_or(true, |size| size > layer_cap.bytes) {
-                    return Err(layer_cap.over_cap(reference));
-                }
+                layer_cap.declared(reference, descriptor)?;
                 self.check_blob_size(reference, descriptor, data.len())?;
                 // The same bytes, not a copy of them.
                 let data = data.clone();
@@ -1021,12 +1027,7 @@ impl RegistryClient {
         layer_cap: LayerCap,
         budget: &DownloadBudget,
     ) -> Result<Vec<u8>, BoundedError> {
-        let Ok(size) = u64::try_from(descriptor.size) else {
-            return Err(layer_cap.over_cap(reference));
-        };
-        if usize::try_from(size).map_or(true, |size| size > layer_cap.bytes) {
-            return Err(layer_cap.over_cap(reference));
-        }
+        let size = layer_cap.declared(reference, descriptor)?;
         if !budget.admits(size).await {
             return Err(budget.over_budget());
         }

@@ -7,7 +7,7 @@ use kubewarden_policy_sdk::host_capabilities::SigstoreVerificationInputV2;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, check_annotations};
-use crate::crypto::{KeyKind, check_public_key, header_kind, public_key_kind};
+use crate::crypto::{KeyKind, check_public_key, header_kind};
 use crate::host::{
     BundleReading, CIP_KMS_PUBLIC_KEY, Capability, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
     verify_formats_json,
@@ -286,11 +286,7 @@ impl KeyAuthority {
     /// refuses).
     fn public_key_and_kind(&self, host: &mut dyn HostCalls) -> Result<(String, Option<KeyKind>), String> {
         let uri = match &self.source {
-            KeySource::Pem(json) => {
-                let pem = decode(json);
-                let kind = *self.kind.get_or_init(|| public_key_kind(&pem));
-                return Ok((pem, kind));
-            }
+            KeySource::Pem(json) => return Ok((decode(json), self.data_kind(json))),
             KeySource::Kms(uri) => uri.to_string(),
         };
         let payload =
@@ -305,6 +301,14 @@ impl KeyAuthority {
             .map_err(|e| format!("unreadable answer from host capability {CIP_KMS_PUBLIC_KEY}: {e}"))?;
         let kind = check_public_key(&answer.pem).map_err(|e| format!("the public key of {uri} is not usable: {e}"))?;
         Ok((answer.pem, Some(kind)))
+    }
+
+    /// The kind of `key.data` (`json`, its JSON string), read once: from its DER header when it
+    /// shows one ([`header_kind`]), else by the full check.
+    fn data_kind(&self, json: &str) -> Option<KeyKind> {
+        *self
+            .kind
+            .get_or_init(|| header_kind(json).or_else(|| check_public_key(&decode(json)).ok()))
     }
 
     /// The key's kind when Kubewarden's `SigstorePubKeyVerify` would verify it with another
@@ -348,10 +352,7 @@ impl KeyAuthority {
                         self.request_suffix.get_or_init(|| suffix)
                     }
                 };
-                let kind = *self
-                    .kind
-                    .get_or_init(|| header_kind(json).or_else(|| check_public_key(&decode(json)).ok()));
-                Ok((PubKeyRequest::text(&target, suffix), kind))
+                Ok((PubKeyRequest::text(&target, suffix), self.data_kind(json)))
             }
             // The key can change between calls (rotation in the KMS): encoded each time.
             KeySource::Kms(_) => {

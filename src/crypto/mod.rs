@@ -37,12 +37,7 @@ pub enum KeyKind {
 /// evaluation path: a P-256 or P-384 key as cosign writes it (an uncompressed point) is known by
 /// the base64 of its DER header, whose algorithm and curve identifiers it holds, without
 /// decoding the text or checking the point again (≈ 55,000 instructions a key, paid by every
-/// evaluation in a fresh instance); any other text is checked in full.
-pub fn public_key_kind(pem: &str) -> Option<KeyKind> {
-    header_kind(pem).or_else(|| check_public_key(pem).ok())
-}
-
-/// The P-256 or P-384 kind [`public_key_kind`] reads from the base64 of a key's DER header, in
+/// evaluation in a fresh instance); for any other text the caller checks in full. Read in
 /// the PEM text or in the JSON string holding it (`"`, and `\n` or `\r` escapes between the
 /// `BEGIN` line and the base64): the header has no character JSON escapes, so if it is there
 /// as written, the decoded text holds it too. `None` for any other text. Only for text
@@ -260,6 +255,8 @@ pub(crate) mod tests {
     fn the_kind_read_from_the_header_is_the_checked_kind() {
         use p256::elliptic_curve::sec1::ToSec1Point as _;
         use proptest::prelude::*;
+        // What the evaluation path reads (`KeyAuthority::data_kind`): the header, else the check.
+        let kind_read = |pem: &str| header_kind(pem).or_else(|| check_public_key(pem).ok());
         for pem in [
             P256_PEM,
             P384_PEM,
@@ -269,7 +266,7 @@ pub(crate) mod tests {
             "",
             "-----BEGIN PUBLIC KEY-----\nMFkw",
         ] {
-            assert_eq!(public_key_kind(pem), check_public_key(pem).ok(), "{pem}");
+            assert_eq!(kind_read(pem), check_public_key(pem).ok(), "{pem}");
             // As `key.data` holds it: its JSON string.
             let json = serde_json::to_string(pem).unwrap();
             if let Some(kind) = header_kind(&json) {
@@ -317,7 +314,7 @@ pub(crate) mod tests {
                 let pem = if crlf { pem.replace('\n', "\r\n") } else { pem };
                 let pem = if blank { format!("\n  {pem}") } else { pem };
                 prop_assert_eq!(check_public_key(&pem), Ok(kind));
-                prop_assert_eq!(public_key_kind(&pem), Some(kind));
+                prop_assert_eq!(kind_read(&pem), Some(kind));
                 let json = serde_json::to_string(&pem).unwrap();
                 prop_assert!(header_kind(&json).is_none_or(|read| read == kind), "{}", json);
             }

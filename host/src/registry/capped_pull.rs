@@ -183,9 +183,9 @@ impl RegistryClient {
     /// `Content-Length` over it before the body is read): the descriptor lies about the blob
     /// it names, and go-containerregistry (hence cosign and policy-controller) refuses it too
     /// (`verify.ReadCloser`). A size of `-1` is no claim (go-containerregistry's "unknown"), and
-    /// one below it is refused; the caller refuses `-1` where it must. With `budget`, the bytes read are charged to it (a body passing what is left
-    /// of it fails as soon as it does). The caller checks the declared size against the cap and
-    /// bounds the time.
+    /// one below it is refused; the caller refuses `-1` where it must. With `budget`, the bytes
+    /// read are charged to it (a body passing what is left of it fails as soon as it does). The
+    /// caller checks the declared size against the cap and bounds the time.
     pub(crate) async fn capped_verified_blob(
         &self,
         reference: &Reference,
@@ -197,26 +197,25 @@ impl RegistryClient {
         let digest = descriptor.digest.as_str();
         let failed = |error: OciDistributionError| self.oci_error(error, reference);
         check_supported(digest).map_err(|e| failed(e.into()))?;
-        // Read no further than the descriptor declares (go-containerregistry's `LimitReader`):
-        // a body longer than its descriptor is refused as soon as it passes it.
         if descriptor.size < -1 {
             return Err(failed(OciDistributionError::SpecViolationError(format!(
                 "blob {digest} has a descriptor declaring {} bytes",
                 descriptor.size
             ))));
         }
+        // Read no further than the descriptor declares (go-containerregistry's `LimitReader`):
+        // a body longer than its descriptor is refused as soon as it passes it, as the lie it is
+        // when the declared size is within the cap.
         let declared = u64::try_from(descriptor.size).ok();
-        let limit = declared
+        let within_cap = declared
             .and_then(|size| usize::try_from(size).ok())
-            .map_or(cap.bytes, |size| size.min(cap.bytes));
-        let larger_than_declared = |size: u64| {
-            failed(OciDistributionError::SpecViolationError(format!(
+            .filter(|size| *size <= cap.bytes);
+        let limit = within_cap.unwrap_or(cap.bytes);
+        let over_cap = || match within_cap {
+            Some(size) => failed(OciDistributionError::SpecViolationError(format!(
                 "blob {digest} is larger than the {size} bytes its descriptor declares"
-            )))
-        };
-        let over_cap = || match declared {
-            Some(size) if usize::try_from(size).is_ok_and(|size| size <= cap.bytes) => larger_than_declared(size),
-            _ => cap.over_cap(reference),
+            ))),
+            None => cap.over_cap(reference),
         };
         let response = self
             .capped_response_or(

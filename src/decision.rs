@@ -286,7 +286,9 @@ fn judge<'a>(
             "image {image} is covered only by policies that admit it without a signature ({}), through a reading of \
              their globs or `match` wider than policy-controller's (a tag glob covering a digest of the repository, a \
              repository glob covering every tag, `**` matching no segment, a `match` entry leaving out group, version \
-             or resource, or giving `*` for a group or resource)",
+             or resource, giving `*` for a group or resource, or naming objects policy-controller's kind table does \
+             not apply it to: DaemonSets outside the core group, ReplicaSets, ReplicationControllers, a version other \
+             than v1)",
             exempting.join(", ")
         );
         match settings.no_match {

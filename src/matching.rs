@@ -707,6 +707,23 @@ const MATCH_RESOURCES: [&str; 9] = [
 /// group), or `*`.
 const MATCH_GROUPS: [&str; 4] = ["", "apps", "batch", "*"];
 
+/// The group and resource policy-controller compares a `match` entry with for an object of
+/// `resource` (its `kindResourceMap`, `pkg/apis/config/image_policies.go`, always version `v1`):
+/// DaemonSets are in the core group `""` there; ReplicaSets (the table spells the kind
+/// `ReplicatSet`) and ReplicationControllers have no entry, so no entry naming a resource
+/// applies to them (`None`).
+fn policy_controller_kind(resource: &str) -> Option<(&'static str, &'static str)> {
+    Some(match resource {
+        "pods" => ("", "pods"),
+        "daemonsets" => ("", "daemonsets"),
+        "deployments" => ("apps", "deployments"),
+        "statefulsets" => ("apps", "statefulsets"),
+        "jobs" => ("batch", "jobs"),
+        "cronjobs" => ("batch", "cronjobs"),
+        _ => return None,
+    })
+}
+
 /// Whether `version` is a Kubernetes API version (`v1`, `v2beta1`, `v1alpha2`) or `*`.
 fn is_api_version(version: &str) -> bool {
     if version == "*" {
@@ -811,16 +828,51 @@ impl MatchRule {
 
     /// Whether the rule covers `subject` as policy-controller would at most, for an exemption
     /// ([`crate::settings::Settings::covers_narrowly`]): an entry that gives all of `group`,
-    /// `version` and `resource` matches only with `group` and `resource` as written (`*` is a
-    /// wildcard for `version` only there: `group: "*"` or `resource: "*"` matches nothing); one
-    /// that gives some but not all matches nothing (an omitted field is `""` there); one that gives
-    /// none (`namespaces` or a `selector` alone, this module's extension) reads as
-    /// [`MatchRule::matches`].
+    /// `version` and `resource` matches only where policy-controller's kind table
+    /// ([`policy_controller_kind`]) agrees too (`*` is a wildcard for `version` only there:
+    /// `group: "*"` or `resource: "*"` matches nothing); one that gives some but not all matches
+    /// nothing (an omitted field is `""` there); one that gives none (`namespaces` or a `selector`
+    /// alone, this module's extension) reads as [`MatchRule::matches`].
     pub fn matches_narrowly(&self, subject: &Subject<'_>) -> bool {
         match (&self.group, &self.version, &self.resource) {
             (None, None, None) => self.matches(subject),
-            (Some(group), Some(_), Some(resource)) => group != "*" && resource != "*" && self.matches(subject),
+            (Some(group), Some(version), Some(resource)) => {
+                policy_controller_kind(subject.resource) == Some((group.as_str(), resource.as_str()))
+                    && (version == "v1" || version == "*")
+                    && self.matches(subject)
+            }
             _ => false,
+        }
+    }
+
+    /// Why policy-controller applies this entry, which gives all of `group`, `version` and
+    /// `resource`, to fewer objects than its fields name (its kind table,
+    /// [`policy_controller_kind`]), and what to write instead; `None` when it applies it to all
+    /// of them (or the entry does not give all three: [`MatchRule::partial_resource`]). For a
+    /// policy that admits images without a signature: there, [`MatchRule::matches_narrowly`]
+    /// keeps the rest from `noMatchPolicy`.
+    pub fn policy_controller_gap(&self) -> Option<String> {
+        let (Some(group), Some(version), Some(resource)) = (&self.group, &self.version, &self.resource) else {
+            return None;
+        };
+        if version != "v1" && version != "*" {
+            return Some(format!(
+                "version `{version}` matches no object in policy-controller, whose kind table gives every kind \
+                 version v1: write version: v1 or \"*\""
+            ));
+        }
+        match (group.as_str(), resource.as_str()) {
+            ("apps", "daemonsets") => Some(
+                "policy-controller's kind table puts DaemonSets in the core group, so it applies group: apps, \
+                 resource: daemonsets to none: write group: \"\" (which here covers DaemonSets too)"
+                    .to_owned(),
+            ),
+            (_, "replicasets" | "replicationcontrollers") => Some(format!(
+                "policy-controller applies no entry naming a resource to {resource} (its kind table misspells \
+                 ReplicaSet and has no ReplicationController): to exempt them, scope the entry by namespaces or a \
+                 selector alone"
+            )),
+            _ => None,
         }
     }
 
@@ -1536,6 +1588,81 @@ mod tests {
             object: None,
         };
         assert!(!rule.matches(&deployment));
+    }
+
+    /// policy-controller's `GetMatchingPolicies` (`pkg/apis/config/image_policies.go`),
+    /// transcribed as the reference: the object's kind looked up in `kindResourceMap` (the zero
+    /// value for a kind it lacks or misspells), then `Resource` and `Group` compared exactly and
+    /// `Version` to the table's or `*`. `None` fields are Go's zero value `""`.
+    fn policy_controller_applies(entry: (Option<&str>, Option<&str>, Option<&str>), kind: &str) -> bool {
+        let table = [
+            ("Deployment", ("apps", "v1", "deployments")),
+            ("ReplicatSet", ("apps", "v1", "replicasets")),
+            ("CronJob", ("batch", "v1", "cronjobs")),
+            ("Job", ("batch", "v1", "jobs")),
+            ("DaemonSet", ("", "v1", "daemonsets")),
+            ("StatefulSet", ("apps", "v1", "statefulsets")),
+            ("Pod", ("", "v1", "pods")),
+        ];
+        let (group, version, resource) = table
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(("", "", ""), |(_, gvr)| *gvr);
+        let (want_group, want_version, want_resource) =
+            (entry.0.unwrap_or(""), entry.1.unwrap_or(""), entry.2.unwrap_or(""));
+        want_resource == resource && (want_version == version || want_version == "*") && want_group == group
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// An exemption's entry that gives any of `group`, `version` and `resource` covers an
+        /// object narrowly only where policy-controller's rule applies it too (and this module's
+        /// own reading does): never more. The entry names the object's own resource half the
+        /// time, so that most cases reach the comparison.
+        #[test]
+        fn a_narrow_entry_matches_no_more_than_policy_controller(
+            group in proptest::option::weighted(0.9, proptest::sample::select(vec!["", "apps", "batch", "*"])),
+            version in proptest::option::weighted(0.9, proptest::sample::select(vec!["v1", "v1beta1", "v2", "*", ""])),
+            resource in proptest::option::weighted(0.9, (any::<bool>(), proptest::sample::select(MATCH_RESOURCES.to_vec()))),
+            kind in 0..8usize,
+            request_version in proptest::sample::select(vec!["v1", "v1beta1"]),
+        ) {
+            let kinds = [
+                ("Pod", "", "pods"),
+                ("Deployment", "apps", "deployments"),
+                ("ReplicaSet", "apps", "replicasets"),
+                ("StatefulSet", "apps", "statefulsets"),
+                ("DaemonSet", "apps", "daemonsets"),
+                ("Job", "batch", "jobs"),
+                ("CronJob", "batch", "cronjobs"),
+                ("ReplicationController", "", "replicationcontrollers"),
+            ];
+            let (kind, subject_group, subject_resource) = kinds[kind];
+            let resource = resource.map(|(own, other)| if own { subject_resource } else { other });
+            let rule = MatchRule::new(
+                None,
+                group.map(str::to_owned),
+                version.map(str::to_owned),
+                resource.map(str::to_owned),
+                None,
+            )
+            .unwrap();
+            let subject = Subject {
+                namespace: "x",
+                group: subject_group,
+                version: request_version,
+                resource: subject_resource,
+                labels: Labels::None,
+                object: None,
+            };
+            // An empty `version` is the field left out, as policy-controller's zero value.
+            let version = version.filter(|v| !v.is_empty());
+            if rule.matches_narrowly(&subject) && (group, version, resource) != (None, None, None) {
+                prop_assert!(policy_controller_applies((group, version, resource), kind));
+                prop_assert!(rule.matches(&subject));
+            }
+        }
     }
 
     #[test]

@@ -375,8 +375,9 @@ impl<'t> Settings<'t> {
     /// Whether `policy` covers `reference` in `subject` as policy-controller would at most: its
     /// globs read narrowly ([`ImageMatcher::covers_narrowly`]), and its `match` (if any) by an
     /// entry read narrowly ([`MatchRule::matches_narrowly`]: an entry that leaves out some of
-    /// `group`, `version` and `resource`, or gives `*` for a group or resource, applies here more
-    /// widely than in policy-controller). Asked of the policies that admit without a signature.
+    /// `group`, `version` and `resource`, gives `*` for a group or resource, or names objects
+    /// policy-controller's kind table does not apply it to, applies here more widely than in
+    /// policy-controller). Asked of the policies that admit without a signature.
     pub fn covers_narrowly(&self, policy: &Policy, reference: &ImageReference, subject: &Subject<'_>) -> bool {
         self.images.covers_narrowly(policy.index, reference)
             && self
@@ -535,11 +536,12 @@ impl<'t> Settings<'t> {
     }
 
     /// A remark for each `match` entry that gives some of `group`, `version` and `resource`
-    /// but not all, in a policy that admits images without a verified signature (a `static:
-    /// pass` authority, or `mode: warn`). Left out, those fields match anything here, while
-    /// policy-controller compares all three (an omitted one is `""`: the core group, a version
-    /// that matches nothing): such an entry copied from policy-controller makes the policy
-    /// exempt more objects here. A policy that requires signatures only demands more of the
+    /// but not all, or all three naming objects policy-controller's kind table does not apply
+    /// them to ([`MatchRule::policy_controller_gap`]), in a policy that admits images without a
+    /// verified signature (a `static: pass` authority, or `mode: warn`). Left out, those fields
+    /// match anything here, while policy-controller compares all three (an omitted one is `""`:
+    /// the core group, a version that matches nothing): such an entry copied from
+    /// policy-controller makes the policy exempt more objects here. A policy that requires signatures only demands more of the
     /// objects it covers beyond them, so its entries are not remarked upon; nor are entries
     /// that give none of the three (`namespaces` or `selector` alone, which policy-controller
     /// does not have or refuses: not copied from it).
@@ -560,6 +562,13 @@ impl<'t> Settings<'t> {
                 continue;
             };
             for (i, rule) in rules.iter().enumerate() {
+                if let Some(gap) = rule.policy_controller_gap() {
+                    remarks.push(format!(
+                        "policy {}: spec.match[{i}]: {gap}; with {why}, the entry keeps no image of those objects \
+                         from noMatchPolicy (as in policy-controller)",
+                        p.name
+                    ));
+                }
                 let Some(missing) = rule.partial_resource() else {
                     continue;
                 };

@@ -868,6 +868,64 @@ mod settings_refused {
                 "{matches}"
             );
         }
+        // Complete entries that policy-controller's kind table applies to fewer objects than
+        // they name: remarked in exemptions, with what to write instead.
+        let gap = |i: usize, gap: &str, why: &str| {
+            format!(
+                "policy exempt: spec.match[{i}]: {gap}; with {why}, the entry keeps no image of those objects from \
+                 noMatchPolicy (as in policy-controller)"
+            )
+        };
+        assert_eq!(
+            lint(spec(
+                json!([
+                    {"group": "apps", "version": "v1", "resource": "daemonsets"},
+                    {"group": "", "version": "v1", "resource": "daemonsets"},
+                    {"group": "apps", "version": "*", "resource": "replicasets"},
+                    {"group": "", "version": "v1", "resource": "replicationcontrollers"},
+                    {"group": "batch", "version": "v1beta1", "resource": "cronjobs"},
+                ]),
+                &pass,
+                "enforce"
+            )),
+            [
+                gap(
+                    0,
+                    "policy-controller's kind table puts DaemonSets in the core group, so it applies group: apps, \
+                     resource: daemonsets to none: write group: \"\" (which here covers DaemonSets too)",
+                    "a static pass authority"
+                ),
+                gap(
+                    2,
+                    "policy-controller applies no entry naming a resource to replicasets (its kind table misspells \
+                     ReplicaSet and has no ReplicationController): to exempt them, scope the entry by namespaces or a \
+                     selector alone",
+                    "a static pass authority"
+                ),
+                gap(
+                    3,
+                    "policy-controller applies no entry naming a resource to replicationcontrollers (its kind table \
+                     misspells ReplicaSet and has no ReplicationController): to exempt them, scope the entry by \
+                     namespaces or a selector alone",
+                    "a static pass authority"
+                ),
+                gap(
+                    4,
+                    "version `v1beta1` matches no object in policy-controller, whose kind table gives every kind \
+                     version v1: write version: v1 or \"*\"",
+                    "a static pass authority"
+                ),
+            ]
+        );
+        // The same entries in a policy that requires a signature: no remark.
+        assert_eq!(
+            lint(spec(
+                json!([{"group": "apps", "version": "v1", "resource": "daemonsets"}]),
+                &key,
+                "enforce"
+            )),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -223,3 +223,126 @@ fn an_exemption_matched_only_by_a_partial_entry_does_not_escape_no_match() {
         "{response}"
     );
 }
+
+/// An exemption scoped by an entry giving all three of `group`, `version` and `resource` keeps
+/// an image from `noMatchPolicy: deny` only where policy-controller's kind table
+/// (`kindResourceMap`) would apply the entry too: DaemonSets are in the core group there,
+/// ReplicaSets (spelt `ReplicatSet`) and ReplicationControllers have no entry, and every kind
+/// is version `v1`. The policy still applies: one requiring a signature denies through the
+/// same entries.
+#[test]
+fn an_exemption_keeps_from_no_match_only_the_kinds_policy_controller_would_match() {
+    let policy = |entry: &Value, action: &str| {
+        json!({"noMatchPolicy": "deny", "policies": [{"metadata": {"name": "exempt"}, "spec": {
+            "images": [{"glob": "r.io/**"}], "authorities": [{"static": {"action": action}}],
+            "match": [entry]}}]})
+    };
+    let request = |kind: usize, version: &str| {
+        let (kind_name, group, resource, _) = KINDS[kind];
+        let spec = json!({"containers": [{"name": "c", "image": "r.io/app:v1"}]});
+        let mut object = object(kind, spec, "a");
+        object["apiVersion"] = json!(if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        });
+        json!({"uid": "u", "kind": {"group": group, "version": version, "kind": kind_name},
+               "resource": {"group": group, "version": version, "resource": resource},
+               "namespace": "default", "operation": "CREATE", "object": object})
+    };
+    let kind = |name: &str| KINDS.iter().position(|k| k.0 == name).unwrap();
+    for (name, version, entry, kept) in [
+        (
+            "DaemonSet",
+            "v1",
+            json!({"group": "", "version": "v1", "resource": "daemonsets"}),
+            true,
+        ),
+        (
+            "DaemonSet",
+            "v1",
+            json!({"group": "apps", "version": "v1", "resource": "daemonsets"}),
+            false,
+        ),
+        (
+            "DaemonSet",
+            "v1",
+            json!({"group": "apps", "version": "*", "resource": "daemonsets"}),
+            false,
+        ),
+        (
+            "ReplicaSet",
+            "v1",
+            json!({"group": "apps", "version": "v1", "resource": "replicasets"}),
+            false,
+        ),
+        ("ReplicaSet", "v1", json!({"namespaces": ["default"]}), true),
+        (
+            "ReplicationController",
+            "v1",
+            json!({"group": "", "version": "v1", "resource": "replicationcontrollers"}),
+            false,
+        ),
+        (
+            "Deployment",
+            "v1",
+            json!({"group": "apps", "version": "v1", "resource": "deployments"}),
+            true,
+        ),
+        (
+            "StatefulSet",
+            "v1",
+            json!({"group": "apps", "version": "*", "resource": "statefulsets"}),
+            true,
+        ),
+        (
+            "Pod",
+            "v1",
+            json!({"group": "", "version": "v1", "resource": "pods"}),
+            true,
+        ),
+        (
+            "Job",
+            "v1",
+            json!({"group": "batch", "version": "v1", "resource": "jobs"}),
+            true,
+        ),
+        (
+            "CronJob",
+            "v1",
+            json!({"group": "batch", "version": "v1", "resource": "cronjobs"}),
+            true,
+        ),
+        (
+            "CronJob",
+            "v1beta1",
+            json!({"group": "batch", "version": "v1beta1", "resource": "cronjobs"}),
+            false,
+        ),
+        (
+            "CronJob",
+            "v1beta1",
+            json!({"group": "batch", "version": "*", "resource": "cronjobs"}),
+            true,
+        ),
+    ] {
+        let request = request(kind(name), version);
+        let response = run(&request, &policy(&entry, "pass"), &mut MockHost::failing());
+        assert_eq!(response["accepted"], kept, "{name} {entry}: {response}");
+        if !kept {
+            assert!(
+                response["message"].as_str().is_some_and(|m| m.contains("noMatchPolicy: deny applies")),
+                "{name} {entry}: {response}"
+            );
+        }
+        // The entry still applies the policy: one that requires a signature denies there.
+        let response = run(&request, &policy(&entry, "fail"), &mut MockHost::failing());
+        assert_eq!(response["accepted"], false, "{name} {entry}: {response}");
+        assert!(
+            response["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("denied by policy exempt")),
+            "{name} {entry}: {response}"
+        );
+    }
+}

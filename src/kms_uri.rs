@@ -4,7 +4,9 @@
 //! This file has no dependencies on purpose: the module checks the syntax in
 //! `validate_settings`, and the host (`host/src/kms/uri.rs` includes this very file) parses
 //! the same way before it asks a KMS, so both sides always agree on what a valid URI is.
-//! The shapes follow sigstore's KMS clients (`pkg/signature/kms/{aws,gcp,azure,hashivault}`).
+//! The shapes follow sigstore's KMS clients (`pkg/signature/kms/{aws,gcp,azure,hashivault}`):
+//! whatever this parser accepts, their regular expressions accept and read alike, and where
+//! they accept more, the difference is a listed deliberate choice (`src/tests/kms_uri_reference.rs`).
 
 use std::fmt;
 
@@ -74,13 +76,14 @@ impl std::error::Error for KmsUriError {}
 const AWS_SHAPE: &str = "awskms://[ENDPOINT]/KEY where KEY is a key id (1234abcd-12ab-34cd-56ef-1234567890ab), a key ARN, alias/NAME or an alias ARN (awskms:///alias/cosign for AWS's default endpoint)";
 const GCP_SHAPE: &str =
     "gcpkms://projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY[/cryptoKeyVersions/VERSION]";
-const AZURE_SHAPE: &str = "azurekms://VAULT.vault.azure.net/KEY[/VERSION]";
+const AZURE_SHAPE: &str = "azurekms://VAULT.vault.azure.net/KEY[/VERSION] with a lowercase VERSION";
 const VAULT_SHAPE: &str = "hashivault://KEY with a transit key name (letters, digits, -, _ and .)";
 
 impl KmsUri {
-    /// Parses a `key.kms` value.
+    /// Parses a `key.kms` value, as written: surrounding whitespace is refused, as sigstore
+    /// refuses it (no scheme matches a leading space; a trailing one or a newline would end up
+    /// in the key's name).
     pub fn parse(uri: &str) -> Result<Self, KmsUriError> {
-        let uri = uri.trim();
         if let Some(rest) = uri.strip_prefix("awskms://") {
             parse_aws(rest)
         } else if let Some(rest) = uri.strip_prefix("gcpkms://") {
@@ -234,7 +237,9 @@ fn parse_azure(rest: &str) -> Result<KmsUri, KmsUriError> {
         _ => return Err(err()),
     };
     let key_ok = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let version_ok = version.is_none_or(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()));
+    // Lowercase, as sigstore's `(/[a-z0-9]*)?` (Key Vault writes versions as lowercase hex).
+    let version_ok =
+        version.is_none_or(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     if !is_endpoint(vault) || !key_ok || !version_ok {
         return Err(err());
     }

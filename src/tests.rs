@@ -110,6 +110,7 @@ fn host_trusting_key(key: &'static str) -> MockHost {
 }
 
 mod gatekeeper_parity;
+mod kms_uri_reference;
 mod lazy_settings;
 mod lifecycle;
 mod mutation_audit;

@@ -180,14 +180,16 @@ static AWS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
 });
 /// AWS alias names: letters, digits, `/`, `_`, `-`, not empty.
 static AWS_ALIAS: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9/_-]+"));
-/// Cloud KMS resource ids: letters, digits, `_`, `-` (and `.` for locations and projects).
+/// Cloud KMS resource ids as we take them: letters, digits, `_`, `-`, `.`.
 static GCP_SEGMENT: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9_.-]+"));
 /// Key Vault key names: letters, digits, `-`.
 static AZURE_KEY: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9-]+"));
 
-/// Every case where sigstore accepts a reference we refuse. Each is a reference no KMS would
-/// answer for, or a trailing `/` read as no version; none changes which key a URI we accept
-/// names.
+/// Every case where sigstore accepts a reference we refuse: mostly characters the provider
+/// never puts in that part of a name (spaces, escapes, queries, Unicode), which a KMS would
+/// answer as not found or invalid; and two shapes that do name a key, kept out on purpose: an
+/// Azure URI with a trailing `/` (sigstore reads it as no version) and a domain-scoped GCP
+/// project (`example.com:project`). None changes which key an accepted URI names.
 const EXCUSES: &[Excuse] = &[
     // `hostRE` is `([^/]*)/`: spaces, `@`, `?`, `#`, `%` and any Unicode in the endpoint.
     Excuse {
@@ -574,8 +576,8 @@ fn reference_reads_sigstore_examples() {
     }
 }
 
-/// The two bugs the differential found: both URIs were accepted, sigstore refuses them (or
-/// reads another key), so the host asked a KMS for a key cosign never uses.
+/// The two bugs the differential found: we accepted these URIs, sigstore refuses them (or
+/// reads another key name), so the host asked a KMS for a key cosign never uses.
 #[test]
 fn what_sigstore_refuses_is_refused() {
     for uri in [

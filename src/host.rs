@@ -124,9 +124,18 @@ pub const CIP_VERIFY_LEGACY_THEN_BUNDLE: Capability = Capability {
     operation: "v1/verify_legacy_then_bundle",
 };
 
+/// Our verification of a `SigstorePubKeyVerify` with a chosen hash (`key.hashAlgorithm`),
+/// implemented by `cip` only; asked only from a host that lists it ([`HostOperations`]).
+pub const CIP_VERIFY_KEY_WITH_HASH: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_key_with_hash",
+};
+
 /// The list of our operations a host serves, implemented by `cip` only: asked once per
-/// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag,
-/// so that a stock host is not asked for bundles by every failing authority (docs/wire-protocol.md).
+/// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag or
+/// a key needs [`CIP_VERIFY_KEY_WITH_HASH`], so that a stock host is not asked for bundles by
+/// every failing authority (docs/wire-protocol.md).
 pub const CIP_HOST_OPERATIONS: Capability = Capability {
     binding: "cluster-image-policy",
     namespace: "host",
@@ -155,6 +164,36 @@ pub enum BundleReading {
     ByFormat,
     /// Also both storages in one call ([`CIP_VERIFY_LEGACY_THEN_BUNDLE`]).
     InOneCall,
+}
+
+/// Those of our operations a host serves that the module asks only once it knows the host
+/// serves them, read from the answer of [`CIP_HOST_OPERATIONS`] (all `false`: a stock host).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostOperations {
+    /// [`CIP_VERIFY_WITH_FORMAT`].
+    pub with_format: bool,
+    /// [`CIP_VERIFY_LEGACY_THEN_BUNDLE`].
+    pub legacy_then_bundle: bool,
+    /// [`CIP_VERIFY_KEY_WITH_HASH`].
+    pub key_with_hash: bool,
+}
+
+impl HostOperations {
+    /// How the host reads cosign v3 bundles. The one-call operation counts only beside
+    /// [`CIP_VERIFY_WITH_FORMAT`] (the first failing key of an evaluation still asks for
+    /// bundles alone).
+    pub fn bundle_reading(self) -> BundleReading {
+        match (self.with_format, self.legacy_then_bundle) {
+            (false, _) => BundleReading::No,
+            (true, false) => BundleReading::ByFormat,
+            (true, true) => BundleReading::InOneCall,
+        }
+    }
+
+    /// Whether the host lists none of them: a stock host, or one that could not answer.
+    pub fn lists_none(self) -> bool {
+        self == Self::default()
+    }
 }
 
 /// A digest the host verified; `bundle` when a sigstore bundle verified it (the host bound it to
@@ -288,16 +327,27 @@ pub trait HostCalls {
     /// Performs one host call; `Err` carries the host's reason.
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String>;
 
-    /// How the host reads cosign v3 bundles: asked through [`CIP_HOST_OPERATIONS`] ([`Memo`]
-    /// asks once per evaluation).
-    fn bundle_reading(&mut self) -> BundleReading {
-        ask_bundle_reading(self)
+    /// Which of our operations the host serves: asked through [`CIP_HOST_OPERATIONS`]
+    /// ([`Memo`] asks once per evaluation).
+    fn operations(&mut self) -> HostOperations {
+        ask_operations(self)
     }
 
-    /// [`HostCalls::bundle_reading`] when it is known without a call (asked earlier in this
+    /// [`HostCalls::operations`] when it is known without a call (asked earlier in this
     /// evaluation, or by a warm instance); `None` when it would have to be asked.
-    fn known_bundle_reading(&self) -> Option<BundleReading> {
+    fn known_operations(&self) -> Option<HostOperations> {
         None
+    }
+
+    /// How the host reads cosign v3 bundles ([`HostCalls::operations`]).
+    fn bundle_reading(&mut self) -> BundleReading {
+        self.operations().bundle_reading()
+    }
+
+    /// [`HostCalls::bundle_reading`] when it is known without a call
+    /// ([`HostCalls::known_operations`]).
+    fn known_bundle_reading(&self) -> Option<BundleReading> {
+        self.known_operations().map(HostOperations::bundle_reading)
     }
 }
 
@@ -306,12 +356,12 @@ impl<H: HostCalls + ?Sized> HostCalls for &mut H {
         (**self).call(capability, payload)
     }
 
-    fn bundle_reading(&mut self) -> BundleReading {
-        (**self).bundle_reading()
+    fn operations(&mut self) -> HostOperations {
+        (**self).operations()
     }
 
-    fn known_bundle_reading(&self) -> Option<BundleReading> {
-        (**self).known_bundle_reading()
+    fn known_operations(&self) -> Option<HostOperations> {
+        (**self).known_operations()
     }
 }
 
@@ -324,54 +374,62 @@ struct Operations<'a> {
     operations: Vec<&'a str>,
 }
 
-/// Asks `host` which of [`CIP_VERIFY_WITH_FORMAT`] and [`CIP_VERIFY_LEGACY_THEN_BUNDLE`] it
-/// serves. A failed call (a stock host: unknown binding) or an answer that does not list the
-/// first means no: a fact the host states, never read from an error's text. The second is used
-/// only beside the first (the first failing key of an evaluation still asks for bundles alone).
-fn ask_bundle_reading(host: &mut (impl HostCalls + ?Sized)) -> BundleReading {
+/// Asks `host` which of the operations of [`HostOperations`] it serves. A failed call (a stock
+/// host: unknown binding) or an unreadable answer means none; an operation the answer does not
+/// list is not served: a fact the host states, never read from an error's text.
+fn ask_operations(host: &mut (impl HostCalls + ?Sized)) -> HostOperations {
+    let mut offered = HostOperations::default();
     let Ok(answer) = host.call(CIP_HOST_OPERATIONS, b"{}") else {
-        return BundleReading::No;
+        return offered;
     };
     let Ok(list) = serde_json::from_slice::<Operations<'_>>(&answer) else {
-        return BundleReading::No;
+        return offered;
     };
-    let lists = |wanted: Capability| {
-        list.operations.iter().any(|op| {
-            op.strip_prefix(wanted.namespace)
-                .and_then(|rest| rest.strip_prefix('/'))
-                .is_some_and(|rest| rest == wanted.operation)
-        })
-    };
-    match (lists(CIP_VERIFY_WITH_FORMAT), lists(CIP_VERIFY_LEGACY_THEN_BUNDLE)) {
-        (false, _) => BundleReading::No,
-        (true, false) => BundleReading::ByFormat,
-        (true, true) => BundleReading::InOneCall,
+    // Each listed name once, against the three names of the `oci` namespace.
+    for listed in list.operations {
+        let Some(operation) = listed
+            .strip_prefix(CIP_VERIFY_WITH_FORMAT.namespace)
+            .and_then(|rest| rest.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let flag = if operation == CIP_VERIFY_WITH_FORMAT.operation {
+            &mut offered.with_format
+        } else if operation == CIP_VERIFY_LEGACY_THEN_BUNDLE.operation {
+            &mut offered.legacy_then_bundle
+        } else if operation == CIP_VERIFY_KEY_WITH_HASH.operation {
+            &mut offered.key_with_hash
+        } else {
+            continue;
+        };
+        *flag = true;
     }
+    offered
 }
 
 /// The real host, reached through waPC.
 pub struct WapcHost;
 
 thread_local! {
-    /// How this instance's host was found to read bundles: a host that reads them is kept for
-    /// the instance's life (its host never changes); one that does not is asked again by the
-    /// next evaluation.
-    static BUNDLE_READING: std::cell::Cell<Option<BundleReading>> = const { std::cell::Cell::new(None) };
+    /// Which of our operations this instance's host was found to serve: a host that lists any
+    /// is kept for the instance's life (its host never changes); one that lists none is asked
+    /// again by the next evaluation.
+    static OPERATIONS: std::cell::Cell<Option<HostOperations>> = const { std::cell::Cell::new(None) };
 }
 
 impl HostCalls for WapcHost {
-    fn bundle_reading(&mut self) -> BundleReading {
-        BUNDLE_READING.get().unwrap_or_else(|| {
-            let reading = ask_bundle_reading(self);
-            if reading != BundleReading::No {
-                BUNDLE_READING.set(Some(reading));
+    fn operations(&mut self) -> HostOperations {
+        OPERATIONS.get().unwrap_or_else(|| {
+            let offered = ask_operations(self);
+            if !offered.lists_none() {
+                OPERATIONS.set(Some(offered));
             }
-            reading
+            offered
         })
     }
 
-    fn known_bundle_reading(&self) -> Option<BundleReading> {
-        BUNDLE_READING.get()
+    fn known_operations(&self) -> Option<HostOperations> {
+        OPERATIONS.get()
     }
 
     /// One waPC host call, made through waPC's imports as `wapc_guest::host_call` makes it, but
@@ -459,8 +517,8 @@ pub struct Memo<H> {
     inner: H,
     /// One map per capability asked (an evaluation asks a handful), keyed by payload.
     answers: Vec<(Capability, Answers)>,
-    /// How the host reads bundles, once asked.
-    bundle_reading: Option<BundleReading>,
+    /// Which of our operations the host serves, once asked.
+    operations: Option<HostOperations>,
 }
 
 impl<H: HostCalls> Memo<H> {
@@ -469,7 +527,7 @@ impl<H: HostCalls> Memo<H> {
         Self {
             inner,
             answers: Vec::new(),
-            bundle_reading: None,
+            operations: None,
         }
     }
 
@@ -481,12 +539,12 @@ impl<H: HostCalls> Memo<H> {
 }
 
 impl<H: HostCalls> HostCalls for Memo<H> {
-    fn bundle_reading(&mut self) -> BundleReading {
-        *self.bundle_reading.get_or_insert_with(|| self.inner.bundle_reading())
+    fn operations(&mut self) -> HostOperations {
+        *self.operations.get_or_insert_with(|| self.inner.operations())
     }
 
-    fn known_bundle_reading(&self) -> Option<BundleReading> {
-        self.bundle_reading.or_else(|| self.inner.known_bundle_reading())
+    fn known_operations(&self) -> Option<HostOperations> {
+        self.operations.or_else(|| self.inner.known_operations())
     }
 
     fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
@@ -798,6 +856,70 @@ mod tests {
         );
     }
 
+    /// Each operation is read from the list alone, by its exact name in the `oci` namespace:
+    /// `verify_key_with_hash` says nothing of bundles, nor bundles of it.
+    #[test]
+    fn each_operation_is_read_from_the_list_alone() {
+        let offered = |answer| Answering(answer).operations();
+        let key_with_hash = HostOperations {
+            key_with_hash: true,
+            ..HostOperations::default()
+        };
+        assert_eq!(
+            offered(Ok(r#"{"operations":["oci/v1/verify_key_with_hash"]}"#)),
+            key_with_hash
+        );
+        assert_eq!(key_with_hash.bundle_reading(), BundleReading::No);
+        assert_eq!(
+            offered(Ok(
+                r#"{"operations":["host/v1/operations","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#
+            )),
+            HostOperations {
+                with_format: true,
+                legacy_then_bundle: true,
+                key_with_hash: false,
+            }
+        );
+        for answer in [
+            Err(r#"{"operations":["oci/v1/verify_key_with_hash"]}"#),
+            Ok(r#"{"operations":["oci/v1/verify_key_with_hashes","kms/v1/verify_key_with_hash"]}"#),
+            Ok(r#"{"operations":["v1/verify_key_with_hash","oci/v1/verify_key_with_has"]}"#),
+        ] {
+            assert!(offered(answer).lists_none(), "{answer:?}");
+        }
+    }
+
+    /// The stock mock refuses every operation the module asks only from a host listing it, as
+    /// an unknown binding, without asking its responder (even one that trusts everything); the
+    /// `cip` mock lists each.
+    #[test]
+    fn the_stock_mock_refuses_what_only_cip_lists() {
+        let trusting = || mock::MockHost::new(|_, _| mock::trusted(&format!("sha256:{}", "1".repeat(64))));
+        let mut stock = trusting();
+        for capability in [
+            CIP_VERIFY_WITH_FORMAT,
+            CIP_VERIFY_LEGACY_THEN_BUNDLE,
+            CIP_VERIFY_KEY_WITH_HASH,
+            CIP_HOST_OPERATIONS,
+        ] {
+            assert_eq!(
+                stock.call(capability, b"{}"),
+                Err("unknown binding: cluster-image-policy".to_owned()),
+                "{capability}"
+            );
+        }
+        assert!(stock.calls.is_empty());
+        assert!(stock.operations().lists_none());
+        assert_eq!(
+            trusting().into_cip().operations(),
+            HostOperations {
+                with_format: true,
+                legacy_then_bundle: true,
+                key_with_hash: true,
+            }
+        );
+    }
+
     /// A memo asks the host once per evaluation, whatever the answer, and knows the answer
     /// afterwards without asking; before, it knows only what its host knows.
     #[test]
@@ -829,12 +951,16 @@ mod tests {
             self.0.clone()
         }
 
-        fn bundle_reading(&mut self) -> BundleReading {
+        fn operations(&mut self) -> HostOperations {
             unreachable!("known without asking")
         }
 
-        fn known_bundle_reading(&self) -> Option<BundleReading> {
-            Some(BundleReading::InOneCall)
+        fn known_operations(&self) -> Option<HostOperations> {
+            Some(HostOperations {
+                with_format: true,
+                legacy_then_bundle: true,
+                key_with_hash: true,
+            })
         }
     }
 
@@ -942,16 +1068,31 @@ pub(crate) mod mock {
 
     type Responder = Box<dyn FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String>>;
 
+    /// What the current `cip` answers to [`CIP_HOST_OPERATIONS`] (the operations the module
+    /// asks only from a host listing them, and one it never asks so).
+    const CIP_OPERATIONS: &[u8] = br#"{"operations":["oci/v1/verify_key_with_hash","oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#;
+
+    /// Our operations the module asks only from a host listing them, and the list itself:
+    /// a stock host refuses each.
+    const LISTED_ONLY: [Capability; 4] = [
+        CIP_VERIFY_WITH_FORMAT,
+        CIP_VERIFY_LEGACY_THEN_BUNDLE,
+        CIP_VERIFY_KEY_WITH_HASH,
+        CIP_HOST_OPERATIONS,
+    ];
+
     /// Answers host calls with a closure and records every call. Built with [`MockHost::new`]
-    /// it is a stock Kubewarden host: [`CIP_VERIFY_WITH_FORMAT`] and [`CIP_HOST_OPERATIONS`]
-    /// (which only `cip` has) fail as an unknown binding, unrecorded; [`MockHost::cip`] hands
-    /// the first to the closure too and answers the second itself, as `cip` does. The calls it
-    /// answers itself are listed in `unrecorded`.
+    /// it is a stock Kubewarden host: the operations of [`HostOperations`] and
+    /// [`CIP_HOST_OPERATIONS`] (which only `cip` has) fail as an unknown binding, unrecorded;
+    /// [`MockHost::cip`] hands the first to the closure too and answers the second itself, as
+    /// `cip` does ([`MockHost::listing`]: as an older `cip` listing fewer). The calls it answers
+    /// itself are listed in `unrecorded`.
     pub struct MockHost {
         responder: Responder,
         pub calls: Vec<(Capability, serde_json::Value)>,
         pub unrecorded: Vec<Capability>,
-        stock: bool,
+        /// `None` for a stock host; else its answer to [`CIP_HOST_OPERATIONS`].
+        operations: Option<&'static [u8]>,
     }
 
     impl MockHost {
@@ -960,21 +1101,30 @@ pub(crate) mod mock {
                 responder: Box::new(responder),
                 calls: Vec::new(),
                 unrecorded: Vec::new(),
-                stock: true,
+                operations: None,
             }
         }
 
         /// A `cip` host: every capability goes to `responder`.
         pub fn cip(responder: impl FnMut(Capability, &serde_json::Value) -> Result<Vec<u8>, String> + 'static) -> Self {
-            Self {
-                stock: false,
-                ..Self::new(responder)
-            }
+            Self::new(responder).into_cip()
         }
 
         /// This host as `cip`: its responder is also asked for bundles.
         pub fn into_cip(self) -> Self {
-            Self { stock: false, ..self }
+            Self {
+                operations: Some(CIP_OPERATIONS),
+                ..self
+            }
+        }
+
+        /// This host as a `cip` answering [`CIP_HOST_OPERATIONS`] with `operations` (an older
+        /// `cip`): every capability still goes to its responder.
+        pub fn listing(self, operations: &'static str) -> Self {
+            Self {
+                operations: Some(operations.as_bytes()),
+                ..self
+            }
         }
 
         /// A host on which every verification fails; for tests that must make no call.
@@ -985,16 +1135,11 @@ pub(crate) mod mock {
 
     impl HostCalls for MockHost {
         fn call(&mut self, capability: Capability, payload: &[u8]) -> Result<Vec<u8>, String> {
-            if capability == CIP_HOST_OPERATIONS && !self.stock {
+            if let (true, Some(operations)) = (capability == CIP_HOST_OPERATIONS, self.operations) {
                 self.unrecorded.push(capability);
-                return Ok(br#"{"operations":["oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#.to_vec());
+                return Ok(operations.to_vec());
             }
-            let ours = [
-                CIP_VERIFY_WITH_FORMAT,
-                CIP_VERIFY_LEGACY_THEN_BUNDLE,
-                CIP_HOST_OPERATIONS,
-            ];
-            if self.stock && ours.contains(&capability) {
+            if self.operations.is_none() && LISTED_ONLY.contains(&capability) {
                 self.unrecorded.push(capability);
                 return Err("unknown binding: cluster-image-policy".to_owned());
             }

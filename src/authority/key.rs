@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Check, check_annotations};
 use crate::crypto::{KeyKind, check_public_key, header_kind};
 use crate::host::{
-    BundleReading, CIP_KMS_PUBLIC_KEY, Capability, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
+    CIP_KMS_PUBLIC_KEY, CIP_VERIFY_KEY_WITH_HASH, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
     verify_formats_json,
 };
 use crate::kms_uri::KmsUri;
@@ -133,13 +133,6 @@ fn stock_hash(kind: KeyKind) -> Option<(HashAlgorithm, &'static str)> {
         KeyKind::Ed25519 => None,
     }
 }
-
-/// Our verification of a `SigstorePubKeyVerify` with a chosen hash, implemented by `cip` only.
-const CIP_VERIFY_KEY_WITH_HASH: Capability = Capability {
-    binding: "cluster-image-policy",
-    namespace: "oci",
-    operation: "v1/verify_key_with_hash",
-};
 
 /// Where the public key comes from.
 #[derive(Debug)]
@@ -319,11 +312,18 @@ impl KeyAuthority {
             .map(|(stock, name)| (name, stock))
     }
 
-    /// What to do when the host cannot verify with `key.hashAlgorithm`.
-    fn hash_hint(&self, key: &str, stock: HashAlgorithm) -> String {
+    /// What to do when the host cannot verify with `key.hashAlgorithm`: run under `cip` (on a
+    /// stock host, `older_cip` false), or upgrade it (a `cip` whose list of operations lacks
+    /// [`CIP_VERIFY_KEY_WITH_HASH`]); or sign with the host's hash.
+    fn hash_hint(&self, key: &str, stock: HashAlgorithm, older_cip: bool) -> String {
         let (hash, stock) = (self.hash.name(), stock.name());
+        let (lacks, fix) = if older_cip {
+            (", which this cip is too old to serve", "upgrade cip")
+        } else {
+            (" (cip only)", "run under cip")
+        };
         format!(
-            "key.hashAlgorithm {hash} with a {key} key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash (cip only): Kubewarden's SigstorePubKeyVerify verifies {key} keys with {stock} only; run under cip, or sign with {stock} and set key.hashAlgorithm: {stock}"
+            "key.hashAlgorithm {hash} with a {key} key needs host capability {CIP_VERIFY_KEY_WITH_HASH}{lacks}: Kubewarden's SigstorePubKeyVerify verifies {key} keys with {stock} only; {fix}, or sign with {stock} and set key.hashAlgorithm: {stock}"
         )
     }
 }
@@ -368,8 +368,9 @@ impl KeyAuthority {
     }
 
     /// `request` verified by [`CIP_VERIFY_KEY_WITH_HASH`] with `key.hashAlgorithm`, the
-    /// signatures read where `signatureFormat` says. A host without it (a stock Kubewarden host)
-    /// is refused with why and what to do: it would verify with `stock`.
+    /// signatures read where `signatureFormat` says. A host that does not list it among its
+    /// operations (a stock Kubewarden host, an older `cip`) is not asked: refused with why and
+    /// what to do (it would verify with `stock`).
     fn verify_with_hash(
         &self,
         host: &mut dyn HostCalls,
@@ -377,6 +378,10 @@ impl KeyAuthority {
         key: &str,
         stock: HashAlgorithm,
     ) -> Result<Verified, String> {
+        let offered = host.operations();
+        if !offered.key_with_hash {
+            return Err(self.hash_hint(key, stock, !offered.lists_none()));
+        }
         let format = match self.format {
             SignatureFormat::Both => "any",
             SignatureFormat::Legacy => "legacy",
@@ -391,13 +396,7 @@ impl KeyAuthority {
         payload.push_str(request);
         payload.push('}');
         // The payload goes to the capability as it is, its answer read as a verification's.
-        verify_formats_json(host, CIP_VERIFY_KEY_WITH_HASH, "v2", &payload, SignatureFormat::Legacy).map_err(|e| {
-            if host.bundle_reading() == BundleReading::No {
-                self.hash_hint(key, stock)
-            } else {
-                e
-            }
-        })
+        verify_formats_json(host, CIP_VERIFY_KEY_WITH_HASH, "v2", &payload, SignatureFormat::Legacy)
     }
 }
 
@@ -651,9 +650,35 @@ mod tests {
         let mut host = crate::host::mock::MockHost::new(|_, _| Err("unknown binding: cluster-image-policy".to_owned()));
         let message = authority.verify(&image, &mut host).unwrap_err();
         assert!(
-            message.contains("key.hashAlgorithm sha256 with a P-384 key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash (cip only): Kubewarden's SigstorePubKeyVerify verifies P-384 keys with sha384 only"),
+            message.contains("key.hashAlgorithm sha256 with a P-384 key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash (cip only): Kubewarden's SigstorePubKeyVerify verifies P-384 keys with sha384 only; run under cip"),
             "{message}"
         );
+        // Only the list of operations was asked (and refused).
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+    }
+
+    /// Found by a review: a `cip` older than `verify_key_with_hash` (it lists bundles, not
+    /// that operation) is not asked it, and the authority is refused with the hint to upgrade,
+    /// not the host's unknown-operation error.
+    #[test]
+    fn an_older_cip_is_not_asked_for_a_hash_and_says_to_upgrade() {
+        let image = ImageReference::parse("r.io/app:v1").unwrap();
+        let authority = with_hash(&p384_pem(), None).unwrap();
+        let mut host = crate::host::mock::MockHost::new(|capability, _| {
+            if capability == CIP_VERIFY_KEY_WITH_HASH {
+                Err("unknown operation: v1/verify_key_with_hash".to_owned())
+            } else {
+                crate::host::mock::trusted(&format!("sha256:{}", "1".repeat(64)))
+            }
+        })
+        .listing(r#"{"operations":["host/v1/operations","kms/v1/public_key","oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#);
+        let message = authority.verify(&image, &mut host).unwrap_err();
+        assert_eq!(
+            message,
+            "no signature verified by the key: key.hashAlgorithm sha256 with a P-384 key needs host capability cluster-image-policy/oci/v1/verify_key_with_hash, which this cip is too old to serve: Kubewarden's SigstorePubKeyVerify verifies P-384 keys with sha384 only; upgrade cip, or sign with sha384 and set key.hashAlgorithm: sha384"
+        );
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+        assert_eq!(host.unrecorded, [crate::host::CIP_HOST_OPERATIONS]);
     }
 
     #[test]

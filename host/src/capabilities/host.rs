@@ -82,6 +82,33 @@ mod tests {
         ));
     }
 
+    /// Every `cluster-image-policy` operation the module calls (the `Capability` constants of
+    /// its `src/host.rs`) is listed: the module asks some of them only from a host that lists
+    /// them (`oci/v1/verify_key_with_hash`, the bundle calls), so one left out would be refused
+    /// as by an older host.
+    #[test]
+    fn every_operation_the_module_calls_is_listed() {
+        let module = include_str!("../../../src/host.rs");
+        let called: Vec<String> = module
+            .split("binding: \"cluster-image-policy\",")
+            .skip(1)
+            .map(|rest| {
+                let field = |name: &str| {
+                    let start = rest.find(&format!("{name}: \"")).expect(name) + name.len() + 3;
+                    rest[start..].split('"').next().expect("quoted").to_owned()
+                };
+                format!("{}/{}", field("namespace"), field("operation"))
+            })
+            .collect();
+        assert!(called.contains(&"oci/v1/verify_key_with_hash".to_owned()), "{called:?}");
+        for call in &called {
+            assert!(
+                OPERATIONS.contains(&call.as_str()),
+                "{call} is not listed: {OPERATIONS:?}"
+            );
+        }
+    }
+
     /// As a stock host: each of our operations fails as an unknown binding (the module then
     /// reads no bundles and says so); Kubewarden's own capabilities are still served.
     #[test]

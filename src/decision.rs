@@ -234,7 +234,11 @@ fn judge<'a>(
             if !admits_unsigned || settings.covers_narrowly(policy, written, subject) {
                 kept_from_no_match = true;
             } else {
-                exempting.push(policy.name.as_str());
+                // Which `match` entry reads wider here, and what to write, when that is why.
+                exempting.push(match settings.match_wider_than_policy_controller(policy, subject) {
+                    Some(why) => format!("{}: {why}", policy.name),
+                    None => policy.name.clone(),
+                });
             }
         }
         let (mut outcome, digest) = evaluate_policy(policy, body, verified_at, subject, host);
@@ -287,9 +291,9 @@ fn judge<'a>(
              their globs or `match` wider than policy-controller's (a tag glob covering a digest of the repository, a \
              repository glob covering every tag, `**` matching no segment, a `match` entry leaving out group, version \
              or resource, giving `*` for a group or resource, or naming objects policy-controller's kind table does \
-             not apply it to: DaemonSets outside the core group, ReplicaSets, ReplicationControllers, a version other \
-             than v1)",
-            exempting.join(", ")
+             not apply it to: group apps for daemonsets, replicasets, replicationcontrollers, a version other than v1 \
+             or *)",
+            exempting.join("; ")
         );
         match settings.no_match {
             NoMatchPolicy::Allow => {}

@@ -687,6 +687,9 @@ pub struct MatchRule {
     version: Option<String>,
     resource: Option<String>,
     selector: Option<LabelSelector>,
+    /// Whether the entry gave any of `group`, `version` and `resource`, an empty one included
+    /// (left out here, but compared as `""` by policy-controller: [`MatchRule::matches_narrowly`]).
+    names_kind: bool,
 }
 
 /// The `resource` values a `match` entry may name: the workloads whose images the policy reads
@@ -760,6 +763,15 @@ impl MatchRule {
     ) -> Result<Self, (&'static str, String)> {
         // policy-controller reads an empty `version` or `resource` as the field left out (Go's
         // zero value); `group: ""` is the core group.
+        let names_kind = group.is_some() || version.is_some() || resource.is_some();
+        if !names_kind && namespaces.is_none() && selector.as_ref().is_some_and(LabelSelector::is_empty) {
+            return Err((
+                "selector",
+                "the selector is empty, so it matches every object and the entry scopes nothing: give matchLabels or \
+                 matchExpressions, or remove the entry (a policy without match applies to every object)"
+                    .to_owned(),
+            ));
+        }
         let version = version.filter(|v| !v.is_empty());
         let resource = resource.filter(|r| !r.is_empty());
         let namespaces = namespaces
@@ -806,12 +818,14 @@ impl MatchRule {
             version,
             resource,
             selector,
+            names_kind,
         })
     }
 
     /// The resource fields (`group`, `version`, `resource`) the entry leaves out, when it gives
-    /// some of them but not all (`None` when it gives all or none). Left out, a field matches
-    /// anything here; policy-controller compares all three, an omitted one as `""`.
+    /// some of them but not all (`None` when it gives all or none; an empty `version` or
+    /// `resource` is given, and left out). Left out, a field matches anything here;
+    /// policy-controller compares all three, an omitted one as `""`.
     pub fn partial_resource(&self) -> Option<Vec<&'static str>> {
         let fields = [
             ("group", &self.group),
@@ -823,7 +837,7 @@ impl MatchRule {
             .filter(|(_, value)| value.is_none())
             .map(|(name, _)| *name)
             .collect();
-        (!missing.is_empty() && missing.len() < fields.len()).then_some(missing)
+        (!missing.is_empty() && self.names_kind).then_some(missing)
     }
 
     /// Whether the rule covers `subject` as policy-controller would at most, for an exemption
@@ -831,11 +845,11 @@ impl MatchRule {
     /// `version` and `resource` matches only where policy-controller's kind table
     /// ([`policy_controller_kind`]) agrees too (`*` is a wildcard for `version` only there:
     /// `group: "*"` or `resource: "*"` matches nothing); one that gives some but not all matches
-    /// nothing (an omitted field is `""` there); one that gives none (`namespaces` or a `selector`
-    /// alone, this module's extension) reads as [`MatchRule::matches`].
+    /// nothing (an omitted or empty field is `""` there); one that gives none (`namespaces` or a
+    /// `selector` alone, this module's extension) reads as [`MatchRule::matches`].
     pub fn matches_narrowly(&self, subject: &Subject<'_>) -> bool {
         match (&self.group, &self.version, &self.resource) {
-            (None, None, None) => self.matches(subject),
+            (None, None, None) if !self.names_kind => self.matches(subject),
             (Some(group), Some(version), Some(resource)) => {
                 policy_controller_kind(subject.resource) == Some((group.as_str(), resource.as_str()))
                     && (version == "v1" || version == "*")
@@ -855,25 +869,32 @@ impl MatchRule {
         let (Some(group), Some(version), Some(resource)) = (&self.group, &self.version, &self.resource) else {
             return None;
         };
+        let mut gaps = Vec::new();
         if version != "v1" && version != "*" {
-            return Some(format!(
+            gaps.push(format!(
                 "version `{version}` matches no object in policy-controller, whose kind table gives every kind \
-                 version v1: write version: v1 or \"*\""
+                 version v1: write version: \"*\""
             ));
         }
         match (group.as_str(), resource.as_str()) {
-            ("apps", "daemonsets") => Some(
+            ("*", _) | (_, "*") => gaps.push(
+                "policy-controller compares group and resource exactly (`*` is a wildcard for the version only), \
+                 so it applies a `*` group or resource to nothing: write an entry for each resource, with its group"
+                    .to_owned(),
+            ),
+            ("apps", "daemonsets") => gaps.push(
                 "policy-controller's kind table puts DaemonSets in the core group, so it applies group: apps, \
                  resource: daemonsets to none: write group: \"\" (which here covers DaemonSets too)"
                     .to_owned(),
             ),
-            (_, "replicasets" | "replicationcontrollers") => Some(format!(
+            (_, "replicasets" | "replicationcontrollers") => gaps.push(format!(
                 "policy-controller applies no entry naming a resource to {resource} (its kind table misspells \
-                 ReplicaSet and has no ReplicationController): to exempt them, scope the entry by namespaces or a \
-                 selector alone"
+                 ReplicaSet and has no ReplicationController), so no exemption reaches them there; an entry without \
+                 group, version and resource (namespaces or a selector) exempts every kind in its scope"
             )),
-            _ => None,
+            _ => {}
         }
+        (!gaps.is_empty()).then(|| gaps.join("; "))
     }
 
     /// Whether the rule covers `subject`. An explicit `group: ""` also covers DaemonSets (group
@@ -1015,6 +1036,11 @@ pub fn label_value_error(value: &str) -> Option<String> {
 }
 
 impl LabelSelector {
+    /// Whether the selector has no requirement (it matches every object).
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.expressions.is_empty()
+    }
+
     /// Whether the object's labels satisfy the selector (no labels = empty label set).
     pub fn matches(&self, labels: &Labels<'_>) -> bool {
         let get = |key: &str| labels.get(key);
@@ -1366,10 +1392,31 @@ mod tests {
         for version in ["v1", "v2", "v1beta1", "v2alpha3", "v10", "*"] {
             assert_eq!(rule(None, Some(version), None), Ok(()), "{version:?}");
         }
-        // Empty `version` and `resource` are left out, as policy-controller reads them.
+        // Empty `version` and `resource` are left out, as policy-controller reads them, but given:
+        // policy-controller compares them as `""`, so an exemption does not keep what they cover.
         let empty = MatchRule::new(None, None, Some(String::new()), Some(String::new()), None).unwrap();
-        assert_eq!(empty.partial_resource(), None);
+        assert_eq!(empty.partial_resource(), Some(vec!["group", "version", "resource"]));
         assert!(empty.version.is_none() && empty.resource.is_none());
+        let pod = Subject {
+            namespace: "x",
+            group: "",
+            version: "v1",
+            resource: "pods",
+            labels: Labels::None,
+            object: None,
+        };
+        assert!(empty.matches(&pod) && !empty.matches_narrowly(&pod));
+        // A selector without requirements alone scopes nothing: refused, as an empty entry is.
+        let (field, message) = MatchRule::new(None, None, None, None, Some(LabelSelector::default())).unwrap_err();
+        assert_eq!(field, "selector");
+        assert!(
+            message.starts_with("the selector is empty, so it matches every object"),
+            "{message}"
+        );
+        let mut labelled = LabelSelector::default();
+        labelled.match_labels.insert("a".into(), "b".into());
+        assert!(MatchRule::new(None, None, None, None, Some(labelled)).is_ok());
+        assert!(MatchRule::new(Some(vec!["x".into()]), None, None, None, Some(LabelSelector::default())).is_ok());
         // Through the settings, in both readers: the path of the field.
         let settings = |entry: serde_json::Value| {
             serde_json::json!({"policies": [{"metadata": {"name": "prod"}, "spec": {
@@ -1624,9 +1671,11 @@ mod tests {
         fn a_narrow_entry_matches_no_more_than_policy_controller(
             group in proptest::option::weighted(0.9, proptest::sample::select(vec!["", "apps", "batch", "*"])),
             version in proptest::option::weighted(0.9, proptest::sample::select(vec!["v1", "v1beta1", "v2", "*", ""])),
-            resource in proptest::option::weighted(0.9, (any::<bool>(), proptest::sample::select(MATCH_RESOURCES.to_vec()))),
+            resource in proptest::option::weighted(0.9, (0..3u8, proptest::sample::select(MATCH_RESOURCES.to_vec()))),
             kind in 0..8usize,
             request_version in proptest::sample::select(vec!["v1", "v1beta1"]),
+            // A `verify_images` key (Gatekeeper) may carry any group with a resource.
+            other_group in proptest::option::weighted(0.2, proptest::sample::select(vec!["", "apps", "batch", "extensions"])),
         ) {
             let kinds = [
                 ("Pod", "", "pods"),
@@ -1639,7 +1688,14 @@ mod tests {
                 ("ReplicationController", "", "replicationcontrollers"),
             ];
             let (kind, subject_group, subject_resource) = kinds[kind];
-            let resource = resource.map(|(own, other)| if own { subject_resource } else { other });
+            let subject_group = other_group.unwrap_or(subject_group);
+            // The object's own resource half the time, an empty one (left out here, `""` there)
+            // now and then.
+            let resource = resource.map(|(pick, other)| match pick {
+                0 => "",
+                1 => subject_resource,
+                _ => other,
+            });
             let rule = MatchRule::new(
                 None,
                 group.map(str::to_owned),
@@ -1656,8 +1712,9 @@ mod tests {
                 labels: Labels::None,
                 object: None,
             };
-            // An empty `version` is the field left out, as policy-controller's zero value.
-            let version = version.filter(|v| !v.is_empty());
+            // An entry without any of the three is refused by the settings unless it has
+            // `namespaces` or a `selector` (this module's extension, read as `matches`); an empty
+            // field is given, and compared as `""` by the reference.
             if rule.matches_narrowly(&subject) && (group, version, resource) != (None, None, None) {
                 prop_assert!(policy_controller_applies((group, version, resource), kind));
                 prop_assert!(rule.matches(&subject));

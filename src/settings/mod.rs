@@ -385,6 +385,33 @@ impl<'t> Settings<'t> {
                 .is_ok_and(|rules| rules.is_empty() || rules.iter().any(|rule| rule.matches_narrowly(subject)))
     }
 
+    /// When `policy` applies to `subject` through its `match` only as this module reads it, not
+    /// as policy-controller would ([`MatchRule::matches_narrowly`]), each entry that does so and
+    /// why (`spec.match[0]: …`), for a denial's message; `None` when an entry applies narrowly
+    /// or the policy has no `match` (then its globs are why).
+    pub fn match_wider_than_policy_controller(&self, policy: &Policy, subject: &Subject<'_>) -> Option<String> {
+        let rules = self.rules(policy, None).ok()?;
+        if rules.is_empty() || rules.iter().any(|rule| rule.matches_narrowly(subject)) {
+            return None;
+        }
+        let reasons: Vec<String> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, rule)| rule.matches(subject))
+            .map(
+                |(i, rule)| match (rule.policy_controller_gap(), rule.partial_resource()) {
+                    (Some(gap), _) => format!("spec.match[{i}]: {gap}"),
+                    (None, Some(missing)) => format!(
+                        "spec.match[{i}] leaves out {}, which policy-controller compares as \"\": give all three",
+                        missing.join(" and ")
+                    ),
+                    (None, None) => format!("spec.match[{i}]"),
+                },
+            )
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
     /// Whether `policy` (one of [`Settings::policies`]), whose images cover an image, applies to
     /// `subject` (namespace, resource, labels) by its `match`, parsed on first use. An error when
     /// its `match` cannot be read (`validate_settings` refuses such settings).

@@ -884,6 +884,7 @@ mod settings_refused {
                     {"group": "apps", "version": "*", "resource": "replicasets"},
                     {"group": "", "version": "v1", "resource": "replicationcontrollers"},
                     {"group": "batch", "version": "v1beta1", "resource": "cronjobs"},
+                    {"group": "*", "version": "v1beta1", "resource": "pods"},
                 ]),
                 &pass,
                 "enforce"
@@ -898,24 +899,39 @@ mod settings_refused {
                 gap(
                     2,
                     "policy-controller applies no entry naming a resource to replicasets (its kind table misspells \
-                     ReplicaSet and has no ReplicationController): to exempt them, scope the entry by namespaces or a \
-                     selector alone",
+                     ReplicaSet and has no ReplicationController), so no exemption reaches them there; an entry \
+                     without group, version and resource (namespaces or a selector) exempts every kind in its scope",
                     "a static pass authority"
                 ),
                 gap(
                     3,
                     "policy-controller applies no entry naming a resource to replicationcontrollers (its kind table \
-                     misspells ReplicaSet and has no ReplicationController): to exempt them, scope the entry by \
-                     namespaces or a selector alone",
+                     misspells ReplicaSet and has no ReplicationController), so no exemption reaches them there; an \
+                     entry without group, version and resource (namespaces or a selector) exempts every kind in its \
+                     scope",
                     "a static pass authority"
                 ),
                 gap(
                     4,
                     "version `v1beta1` matches no object in policy-controller, whose kind table gives every kind \
-                     version v1: write version: v1 or \"*\"",
+                     version v1: write version: \"*\"",
+                    "a static pass authority"
+                ),
+                // Every reason of one entry at once.
+                gap(
+                    5,
+                    "version `v1beta1` matches no object in policy-controller, whose kind table gives every kind \
+                     version v1: write version: \"*\"; policy-controller compares group and resource exactly (`*` \
+                     is a wildcard for the version only), so it applies a `*` group or resource to nothing: write an \
+                     entry for each resource, with its group",
                     "a static pass authority"
                 ),
             ]
+        );
+        // An empty `version` or `resource` is given: compared as "" by policy-controller.
+        assert_eq!(
+            lint(spec(json!([{"version": ""}]), &pass, "enforce")),
+            [remark(0, "group and version and resource", "a static pass authority")]
         );
         // The same entries in a policy that requires a signature: no remark.
         assert_eq!(

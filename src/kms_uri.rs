@@ -197,6 +197,14 @@ fn is_segment(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A GCP project id, possibly domain-scoped (`example.com:project`).
+fn is_project(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((domain, project)) => is_segment(domain) && is_segment(project),
+        None => is_segment(s),
+    }
+}
+
 fn parse_gcp(rest: &str) -> Result<KmsUri, KmsUriError> {
     let err = || malformed("gcpkms", GCP_SHAPE);
     let parts: Vec<&str> = rest.split('/').collect();
@@ -216,7 +224,9 @@ fn parse_gcp(rest: &str) -> Result<KmsUri, KmsUriError> {
         ] => ([*p, *l, *r, *k], Some(*v)),
         _ => return Err(err()),
     };
-    if !key.iter().all(|s| is_segment(s))
+    let [project, rest @ ..] = key;
+    if !is_project(project)
+        || !rest.iter().all(|s| is_segment(s))
         || version.is_some_and(|v| v.is_empty() || !v.chars().all(|c| c.is_ascii_digit()))
     {
         return Err(err());
@@ -288,6 +298,27 @@ mod tests {
             let parsed = KmsUri::parse(uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
             assert_eq!(parsed.to_string(), uri, "round trip");
         }
+    }
+
+    /// Domain-scoped projects (`example.com:project`, Google Workspace's older project ids)
+    /// name real keys, and sigstore accepts them (`([^/]+)`): one `:` between two segments.
+    #[test]
+    fn gcp_domain_scoped_projects_are_accepted() {
+        let uri = "gcpkms://projects/example.com:my-project/locations/global/keyRings/r/cryptoKeys/k";
+        let parsed = KmsUri::parse(uri);
+        assert_eq!(
+            parsed,
+            Ok(KmsUri::Gcp {
+                key_name: "projects/example.com:my-project/locations/global/keyRings/r/cryptoKeys/k".into(),
+                version: None
+            })
+        );
+        for project in [":p", "example.com:", "a:b:c", "a::b"] {
+            let uri = format!("gcpkms://projects/{project}/locations/global/keyRings/r/cryptoKeys/k");
+            assert!(KmsUri::parse(&uri).is_err(), "{uri}");
+        }
+        // Only the project may be domain-scoped.
+        assert!(KmsUri::parse("gcpkms://projects/p/locations/a:b/keyRings/r/cryptoKeys/k").is_err());
     }
 
     #[test]

@@ -27,12 +27,22 @@ enum Nested {
     Struct(&'static [Field]),
     /// A list of structs.
     Structs(&'static [Field]),
+    /// The proto field name of the field whose JSON name is given: protojson reads either
+    /// name as that field, Go's `encoding/json` and serde only the JSON name.
+    ProtoName(&'static str),
 }
 
 const fn other(name: &'static str) -> Field {
     Field {
         name,
         value: Nested::Other,
+    }
+}
+
+const fn proto_name(name: &'static str, json_name: &'static str) -> Field {
+    Field {
+        name,
+        value: Nested::ProtoName(json_name),
     }
 }
 
@@ -58,13 +68,26 @@ pub(crate) const SIMPLE_SIGNING: &[Field] = &[
 
 /// in-toto-golang's `Statement` (v0.1 and v1 alike), the payload of an attestation or of a
 /// cosign v3 signature (`digest` is a map; `predicate` is read by the policy, as written).
+///
+/// cosign v3 and sigstore-go read it with protojson into in-toto's `Statement` message
+/// (in-toto/attestation `protos/in_toto_attestation/v1/statement.proto`: `type` with JSON name
+/// `_type`, `subject`, `predicate_type`, `predicate`; `ResourceDescriptor`'s `download_location`
+/// and `media_type`), which takes the proto field name for the field too: `"predicate_type"` is
+/// the predicate type there and unknown here. A key spelled as a proto field name is refused.
 pub(crate) const STATEMENT: &[Field] = &[
     other("_type"),
+    proto_name("type", "_type"),
     Field {
         name: "subject",
-        value: Nested::Structs(&[other("name"), other("digest")]),
+        value: Nested::Structs(&[
+            other("name"),
+            other("digest"),
+            proto_name("download_location", "downloadLocation"),
+            proto_name("media_type", "mediaType"),
+        ]),
     },
     other("predicateType"),
+    proto_name("predicate_type", "predicateType"),
     other("predicate"),
 ];
 
@@ -139,6 +162,13 @@ pub(crate) fn read_alike(document: &Value, fields: &[Field]) -> Result<(), Strin
         if let Some(field) = fields.iter().find(|f| f.name == key) {
             match &field.value {
                 Nested::Other => {}
+                Nested::ProtoName(json_name) => {
+                    return Err(format!(
+                        "its key {key:?} is the proto field name of {json_name:?}, which protojson (how cosign v3 \
+                         and sigstore-go read it) takes for that field, but not here: refused, as it would mean \
+                         one thing there and another here"
+                    ));
+                }
                 Nested::Struct(fields) => read_alike(value, fields)?,
                 Nested::Structs(fields) => {
                     for item in value.as_array().into_iter().flatten() {
@@ -146,7 +176,10 @@ pub(crate) fn read_alike(document: &Value, fields: &[Field]) -> Result<(), Strin
                     }
                 }
             }
-        } else if let Some(field) = fields.iter().find(|f| go_folds_to(key, f.name)) {
+        } else if let Some(field) = fields
+            .iter()
+            .find(|f| !matches!(f.value, Nested::ProtoName(_)) && go_folds_to(key, f.name))
+        {
             return Err(format!(
                 "its key {key:?} names the field {:?} for Go's JSON decoder, which cosign and policy-controller \
                  read it with (names match without regard to case), but not here: refused, as it would mean one \
@@ -222,6 +255,15 @@ mod tests {
             json!({"\u{17f}ubject": [{"digest": {"sha256": "bb"}}]}),
         ] {
             assert!(read_alike(&statement, STATEMENT).is_err(), "{statement}");
+        }
+        // protojson's proto field names: the same field there, unknown here.
+        for statement in [
+            json!({"predicateType": "a", "predicate_type": "b"}),
+            json!({"_type": "https://in-toto.io/Statement/v1", "type": "x"}),
+            json!({"subject": [{"digest": {"sha256": "aa"}, "media_type": "x"}]}),
+        ] {
+            let error = read_alike(&statement, STATEMENT).unwrap_err();
+            assert!(error.contains("proto field name"), "{statement}: {error}");
         }
     }
 

@@ -124,7 +124,18 @@ impl TestRekor {
                 "signatures": [{"signature": BASE64.encode(signature), "verifier": BASE64.encode(cert_pem)}],
             },
         });
-        let body = serde_json_canonicalizer::to_vec(&body).context("canonicalising the entry")?;
+        self.log_entry(&body, integrated_time)
+    }
+
+    /// The Rekor v1 entry logging `body` (any JSON; its `kind` and `apiVersion` give the
+    /// `kindVersion`) at `integrated_time`, as a sigstore bundle carries it: an inclusion
+    /// promise (SET) and an inclusion proof in a two-entry tree whose checkpoint the log key
+    /// signs. What a log that accepted `body` answers (forgeries put it in bundles it does not
+    /// describe).
+    pub fn log_entry(&self, body: &serde_json::Value, integrated_time: i64) -> anyhow::Result<TransparencyLogEntry> {
+        let kind = body["kind"].as_str().unwrap_or_default().to_owned();
+        let version = body["apiVersion"].as_str().unwrap_or_default().to_owned();
+        let body = serde_json_canonicalizer::to_vec(body).context("canonicalising the entry")?;
         let log_index = self.next_index.fetch_add(1, Ordering::Relaxed);
         let promise = serde_json_canonicalizer::to_vec(&json!({
             "body": BASE64.encode(&body),
@@ -150,10 +161,7 @@ impl TestRekor {
             log_id: Some(LogId {
                 key_id: self.log_id_raw.clone(),
             }),
-            kind_version: Some(KindVersion {
-                kind: "dsse".to_owned(),
-                version: "0.0.1".to_owned(),
-            }),
+            kind_version: Some(KindVersion { kind, version }),
             integrated_time,
             inclusion_promise: Some(InclusionPromise {
                 signed_entry_timestamp: self.key.sign(&promise)?,
@@ -171,8 +179,9 @@ impl TestRekor {
         })
     }
 
-    /// A signed note (`origin\nsize\nroot\n\n— origin <key hint + signature>\n`) over the tree.
-    fn signed_checkpoint(&self, root_hash: &[u8], tree_size: u64) -> anyhow::Result<String> {
+    /// A signed note (`origin\nsize\nroot\n\n— origin <key hint + signature>\n`) over the tree
+    /// of `tree_size` leaves with root `root_hash`: the checkpoint the log publishes for it.
+    pub fn signed_checkpoint(&self, root_hash: &[u8], tree_size: u64) -> anyhow::Result<String> {
         let note = format!("{LOG_ORIGIN}\n{tree_size}\n{}\n", BASE64.encode(root_hash));
         let key_hint = &Sha256::digest(self.key.public_key_der())[..4];
         let signature = [key_hint, self.key.sign(note.as_bytes())?.as_slice()].concat();

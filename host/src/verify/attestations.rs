@@ -943,6 +943,29 @@ mod tests {
     }
 
     #[test]
+    fn signature_and_attestation_readers_refuse_the_same_statements() {
+        let head = r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"p""#;
+        let control = format!(r#"{head},"subject":[{{"digest":{{"sha256":"ab"}}}}]}}"#);
+        assert!(read_statement(control.as_bytes(), "sha256:ab").is_ok());
+        assert!(Statement::parse(bundle::IN_TOTO_PAYLOAD_TYPE, control.as_bytes()).is_ok());
+        for forged in [
+            format!(r#"{head},"subject":[{{"digest":{{"sha256":"cd","sha256":"ab"}}}}]}}"#),
+            format!(r#"{head},"predicate_type":"q","subject":[{{"digest":{{"sha256":"ab"}}}}]}}"#),
+            format!(r#"{head},"type":"x","subject":[{{"digest":{{"sha256":"ab"}}}}]}}"#),
+            format!(r#"{head},"subject":[{{"digest":{{"sha256":"ab"}},"media_type":"x"}}]}}"#),
+            format!(
+                r#"{head},"Subject":[{{"digest":{{"sha256":"cd"}}}}],"subject":[{{"digest":{{"sha256":"ab"}}}}]}}"#
+            ),
+        ] {
+            assert!(read_statement(forged.as_bytes(), "sha256:ab").is_err(), "{forged}");
+            assert!(
+                Statement::parse(bundle::IN_TOTO_PAYLOAD_TYPE, forged.as_bytes()).is_err(),
+                "{forged}"
+            );
+        }
+    }
+
+    #[test]
     fn the_call_carries_one_request_and_an_optional_format() {
         let parse = |json: &str| serde_json::from_str::<AttestationsCall>(json).map(AttestationsCall::into_parts);
         let regexp = r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"}}"#;

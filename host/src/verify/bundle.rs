@@ -11,9 +11,10 @@
 //! * a transparency log entry, when the trust root has Rekor keys, must carry a signed entry
 //!   timestamp (SET) that verifies under the trust root's key for its log id, valid at its
 //!   integration time; its inclusion proof (required from v0.2 on) must verify against a
-//!   checkpoint signed by the same key; and its canonicalized body must be a `dsse` 0.0.1
-//!   entry recording the SHA-256 of this payload, this signature and this certificate (or a
-//!   key verifying this signature) — see `bind_dsse_entry`;
+//!   checkpoint signed by the same key, of the proof's tree size and root; and its
+//!   canonicalized body must be a `dsse` 0.0.1 entry recording the SHA-256 of this payload,
+//!   this signature and this certificate (or a key verifying this signature) — see
+//!   `bind_dsse_entry`;
 //! * a certificate counts only with such an entry: chained to a Fulcio CA of the trust root
 //!   valid at the integration time (`fulcio::chain_at`), its key verifying the DSSE
 //!   signature over the pre-authentication encoding (PAE), its SCT checked
@@ -44,6 +45,7 @@ use sigstore_protobuf_specs::dev::sigstore::rekor::v1::TransparencyLogEntry;
 use super::{fulcio, rekor, sct};
 use crate::go_json;
 use crate::trust::TrustRoot;
+use crate::unique_keys::UniqueKeys;
 
 /// Media type of a v0.3 bundle (also the referrer's artifact type and layer media type).
 pub const BUNDLE_MEDIA_TYPE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -373,8 +375,13 @@ fn bind_entry(
     })
 }
 
-/// The inclusion proof: checkpoint signed by the log key, its root the proof's, the body the
-/// leaf at the proof's index (sigstore-rs' public `InclusionProof::verify`).
+/// The inclusion proof: checkpoint signed by the log key, its tree size and root the proof's,
+/// the body the leaf at the proof's index (sigstore-rs' public `InclusionProof::verify`).
+///
+/// The size and root are compared here, as sigstore-go does: sigstore-rs 0.15 ties the proof
+/// to the checkpoint with an empty consistency proof, which for a checkpoint of the empty tree
+/// (size 0) checks only that the checkpoint holds the empty tree's hash, so the log's
+/// empty-tree checkpoint would vouch for any self-made one-leaf proof.
 fn verify_inclusion(
     entry: &TransparencyLogEntry,
     proof: &sigstore_protobuf_specs::dev::sigstore::rekor::v1::InclusionProof,
@@ -393,6 +400,15 @@ fn verify_inclusion(
     let checkpoint: SignedCheckpoint = serde_json::from_value(serde_json::Value::String(envelope.envelope.clone()))
         .map_err(|e| bad(&format!("checkpoint: {e}")))?;
     let tree_size = u64::try_from(proof.tree_size).map_err(|_| bad("tree size"))?;
+    if checkpoint.note.size != tree_size || checkpoint.note.hash != root_hash {
+        return Err(format!(
+            "its inclusion proof does not verify: it is for a tree of size {tree_size} with root {}, but its \
+             checkpoint is for a tree of size {} with root {}",
+            hex::encode(root_hash),
+            checkpoint.note.size,
+            hex::encode(checkpoint.note.hash)
+        ));
+    }
     let key = CosignVerificationKey::try_from_der(log_key).map_err(|e| format!("Rekor key is unusable: {e}"))?;
     InclusionProof::new(proof.log_index, root_hash, tree_size, hashes, Some(checkpoint))
         .verify(&entry.canonicalized_body, &key)
@@ -509,13 +525,20 @@ pub struct Subject {
 }
 
 impl Statement {
-    /// Parses a DSSE payload of type [`IN_TOTO_PAYLOAD_TYPE`].
+    /// Parses a DSSE payload of type [`IN_TOTO_PAYLOAD_TYPE`]; refuses a statement with a key
+    /// twice in one object, or a key that Go's decoder or protojson reads as another field than
+    /// serde does (`go_json::STATEMENT`), as the attestation path does.
     pub fn parse(payload_type: &str, payload: &[u8]) -> Result<Self, String> {
         if payload_type != IN_TOTO_PAYLOAD_TYPE {
             return Err(format!(
                 "its DSSE payload type is {payload_type}, not {IN_TOTO_PAYLOAD_TYPE}"
             ));
         }
+        // protojson (cosign v3, sigstore-go) refuses a key twice in one object, even a map's
+        // (`digest`); serde keeps the last, CUE unifies both. The attestation path refuses it
+        // too (`attestations::read_statement`).
+        serde_json::from_slice::<UniqueKeys>(payload)
+            .map_err(|e| format!("its in-toto statement is refused: {e} (read differently by other readers)"))?;
         let statement: Statement =
             serde_json::from_slice(payload).map_err(|e| format!("its payload is not an in-toto statement: {e}"))?;
         serde_json::from_slice(payload)
@@ -545,7 +568,221 @@ impl Statement {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+    use testkit::{BundleOptions, KeyPair, TestRekor};
+
     use super::*;
+
+    /// A genuine key bundle logged in a trusted test Rekor, and its parts for forgeries.
+    struct Logged {
+        rekor: TestRekor,
+        trust: TrustRoot,
+        bundle: Value,
+    }
+
+    impl Logged {
+        fn new() -> Self {
+            let rekor = TestRekor::new().expect("rekor");
+            let trust = TrustRoot::from_json(&testkit::trust_config_value(&[], &[&rekor]).to_string()).expect("trust");
+            let key = KeyPair::ecdsa_p256().expect("key");
+            let digest = format!("sha256:{}", "ab".repeat(32));
+            let bundle = testkit::key_bundle(&digest, &key, Some(&rekor), &BundleOptions::default())
+                .and_then(|b| b.value())
+                .expect("bundle");
+            Self { rekor, trust, bundle }
+        }
+
+        fn verify(&self, bundle: &Value) -> Result<VerifiedBundle, BundleError> {
+            verify(&serde_json::to_vec(bundle).expect("json"), Some(&self.trust))
+        }
+
+        /// The bundle with its log entry changed by `change`.
+        fn with_entry(&self, change: impl FnOnce(&mut Value)) -> Value {
+            let mut bundle = self.bundle.clone();
+            change(
+                bundle
+                    .pointer_mut("/verificationMaterial/tlogEntries/0")
+                    .expect("entry"),
+            );
+            bundle
+        }
+
+        /// The entry's canonicalized body, parsed.
+        fn body(&self) -> Value {
+            let body = self.bundle["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"]
+                .as_str()
+                .expect("body");
+            serde_json::from_slice(&BASE64.decode(body).expect("base64")).expect("body json")
+        }
+
+        /// The bundle with the entry a log that accepted `body` answers (SET and proof genuine).
+        fn with_logged_body(&self, body: &Value) -> Value {
+            let at = self.bundle["verificationMaterial"]["tlogEntries"][0]["integratedTime"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .expect("integratedTime");
+            let entry = self.rekor.log_entry(body, at).expect("logged");
+            let mut bundle = self.bundle.clone();
+            bundle["verificationMaterial"]["tlogEntries"] = json!([entry]);
+            bundle
+        }
+    }
+
+    fn tlog_error(result: Result<VerifiedBundle, BundleError>) -> String {
+        match result {
+            Err(BundleError::Tlog(reason)) => reason,
+            Err(other) => panic!("expected an untrusted log entry, got {other}"),
+            Ok(_) => panic!("expected an untrusted log entry, the bundle verified"),
+        }
+    }
+
+    #[test]
+    fn a_genuine_empty_tree_checkpoint_does_not_vouch_for_a_self_made_proof() {
+        let logged = Logged::new();
+        assert!(logged.verify(&logged.bundle).expect("control").tlog.is_some());
+        // The forger computes the root of a one-leaf tree holding the entry's body, and
+        // presents it with a checkpoint the log did sign: the one of its empty tree.
+        let body = logged.bundle["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"]
+            .as_str()
+            .and_then(|b| BASE64.decode(b).ok())
+            .expect("body");
+        let leaf = Sha256::new_with_prefix([0u8]).chain_update(&body).finalize().to_vec();
+        let one_leaf_proof = |checkpoint_root: &[u8], checkpoint_size: u64| {
+            let checkpoint = logged
+                .rekor
+                .signed_checkpoint(checkpoint_root, checkpoint_size)
+                .expect("checkpoint");
+            logged.with_entry(|entry| {
+                entry["inclusionProof"] = json!({"logIndex": "0", "treeSize": "1", "rootHash": BASE64.encode(&leaf),
+                    "hashes": [], "checkpoint": {"envelope": checkpoint}});
+            })
+        };
+        // Control: the same proof with the log's checkpoint of that one-leaf tree verifies.
+        assert!(logged.verify(&one_leaf_proof(&leaf, 1)).is_ok());
+        let empty_tree_root = Sha256::digest(b"").to_vec();
+        let reason = tlog_error(logged.verify(&one_leaf_proof(&empty_tree_root, 0)));
+        assert!(
+            reason.contains("inclusion proof does not verify: it is for a tree of size 1")
+                && reason.contains("checkpoint is for a tree of size 0"),
+            "{reason}"
+        );
+        // A checkpoint of the proof's size but another root is refused too.
+        let reason = tlog_error(logged.verify(&one_leaf_proof(&[7; 32], 1)));
+        assert!(
+            reason.contains("checkpoint is for a tree of size 1 with root 0707"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_integration_time_counts_only_under_its_signed_entry_timestamp() {
+        let logged = Logged::new();
+        assert!(logged.verify(&logged.bundle).is_ok());
+        // The inclusion proof is intact, but it says nothing of the time.
+        let unpromised = logged.with_entry(|entry| {
+            entry.as_object_mut().expect("entry").remove("inclusionPromise");
+        });
+        let reason = tlog_error(logged.verify(&unpromised));
+        assert!(reason.contains("no signed entry timestamp"), "{reason}");
+        let earlier = logged.with_entry(|entry| {
+            let at: i64 = entry["integratedTime"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .expect("time");
+            entry["integratedTime"] = json!((at - 3600).to_string());
+        });
+        assert!(matches!(logged.verify(&earlier), Err(BundleError::Tlog(_))));
+    }
+
+    #[test]
+    fn bundles_of_another_shape_than_cosign_writes_are_refused() {
+        let logged = Logged::new();
+        let entry = logged.bundle["verificationMaterial"]["tlogEntries"][0].clone();
+        let mut twice = logged.bundle.clone();
+        twice["verificationMaterial"]["tlogEntries"] = json!([entry, entry]);
+        match logged.verify(&twice) {
+            Err(BundleError::Unsupported(reason)) => {
+                assert!(reason.contains("2 transparency log entries"), "{reason}")
+            }
+            other => panic!("two entries: {:?}", other.map(|_| "verified")),
+        }
+        // The envelope's signature as a message signature over a digest: it says nothing of
+        // what it signs.
+        let mut message = logged.bundle.clone();
+        let envelope = message
+            .as_object_mut()
+            .expect("bundle")
+            .remove("dsseEnvelope")
+            .expect("envelope");
+        message["messageSignature"] = json!({"messageDigest": {"algorithm": "SHA2_256",
+            "digest": BASE64.encode(Sha256::digest(b"artifact"))}, "signature": envelope["signatures"][0]["sig"]});
+        match logged.verify(&message) {
+            Err(BundleError::Unsupported(reason)) => assert!(reason.contains("message signature"), "{reason}"),
+            other => panic!("message signature: {:?}", other.map(|_| "verified")),
+        }
+    }
+
+    #[test]
+    fn a_logged_dsse_entry_must_record_one_signature_and_a_sha256_payload_hash() {
+        let logged = Logged::new();
+        // Control: the genuine body, logged again, verifies.
+        assert!(logged.verify(&logged.with_logged_body(&logged.body())).is_ok());
+        let mut two_signatures = logged.body();
+        let signature = two_signatures["spec"]["signatures"][0].clone();
+        let other = KeyPair::ecdsa_p256().expect("key");
+        let mut second = signature.clone();
+        second["signature"] = json!(BASE64.encode(other.sign(b"another payload").expect("sign")));
+        second["verifier"] = json!(BASE64.encode(other.public_key_pem()));
+        for signatures in [json!([signature, second]), json!([second, signature]), json!([])] {
+            two_signatures["spec"]["signatures"] = signatures.clone();
+            let reason = tlog_error(logged.verify(&logged.with_logged_body(&two_signatures)));
+            assert!(
+                reason.contains("does not record exactly one signature"),
+                "{signatures}: {reason}"
+            );
+        }
+        // The payload's SHA-256, labelled another algorithm.
+        for algorithm in ["sha384", "SHA256", "sha512"] {
+            let mut relabelled = logged.body();
+            relabelled["spec"]["payloadHash"]["algorithm"] = json!(algorithm);
+            let reason = tlog_error(logged.verify(&logged.with_logged_body(&relabelled)));
+            assert!(reason.contains("payload hash"), "{algorithm}: {reason}");
+        }
+    }
+
+    #[test]
+    fn statements_read_otherwise_by_protojson_are_refused() {
+        let h = "ab".repeat(32);
+        let o = "cd".repeat(32);
+        let head =
+            r#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://sigstore.dev/cosign/sign/v1""#;
+        let control = format!(r#"{head},"subject":[{{"digest":{{"sha256":"{h}"}}}}],"predicate":{{}}}}"#);
+        let statement = Statement::parse(IN_TOTO_PAYLOAD_TYPE, control.as_bytes()).expect("control");
+        assert!(statement.subject_for(&format!("sha256:{h}")).is_some());
+        for (forged, why) in [
+            (
+                format!(r#"{head},"subject":[{{"digest":{{"sha256":"{o}","sha256":"{h}"}}}}]}}"#),
+                "appears twice",
+            ),
+            (
+                format!(r#"{head},"subject":[{{"digest":{{"sha256":"{h}"}}}}],"predicate":{{"a":1,"a":2}}}}"#),
+                "appears twice",
+            ),
+            (
+                format!(
+                    r#"{head},"predicate_type":"https://slsa.dev/provenance/v1","subject":[{{"digest":{{"sha256":"{h}"}}}}]}}"#
+                ),
+                "proto field name",
+            ),
+            (
+                format!(r#"{head},"type":"https://example.com/other","subject":[{{"digest":{{"sha256":"{h}"}}}}]}}"#),
+                "proto field name",
+            ),
+        ] {
+            let error = Statement::parse(IN_TOTO_PAYLOAD_TYPE, forged.as_bytes()).expect_err(&forged);
+            assert!(error.contains(why), "{forged}: {error}");
+        }
+    }
 
     #[test]
     fn pae_follows_the_dsse_spec() {

@@ -3,7 +3,8 @@
 //! serde_json keeps the last of two equal keys; Go's `encoding/json` merges two objects under
 //! one key into one struct (and keeps the last scalar), CUE unifies both values. A document
 //! that readers read differently is refused where `cip` reads signer or registry data a policy
-//! decides on: in-toto statements (`verify::attestations`) and image configs (`registry`).
+//! decides on: in-toto statements (`verify::attestations`, and `verify::bundle` for signature
+//! bundles) and image configs (`registry`).
 
 use std::collections::BTreeSet;
 

@@ -10,16 +10,20 @@
 //! | `\d` `\w` `\s` (and `\D` `\W` `\S`) | ASCII: `[0-9]`, `[0-9A-Za-z_]`, `[\t\n\f\r ]` | Unicode: `v\d+` matches `v٣` |
 //! | `\b` `\B` | ASCII word boundary | Unicode word boundary |
 //! | `\pC` | `Cc`, `Cf`, `Co` (and `Cs`) | also `Cn`: every unassigned code point |
-//! | `[a&&b]` `[a--b]` `[a~~b]` | the characters `a`, `&`, `-`, `~`, `b` | set operations |
+//! | `[a&&b]` `[a~~b]` `[\w--a]` | the characters `a`, `&`, `~`, `b`; `\w` and the range `-` to `a` | set operations |
 //! | `[a[bc]]` | `[a[bc]` then a literal `]` | a nested class: `a`, `b` or `c` |
+//! | `[\w-.]` `[\pL-z]` | `\w`, `-` and `.` | refused: a range cannot start at a class |
+//! | `[--a]` `[]-a]` | the range from `-` (or `]`) to `a` | the characters `-`, `a` (and `]`) |
 //!
-//! [`parse`] returns a pattern's syntax tree with the first two rows rewritten to Go's meaning
-//! (Perl classes as ASCII bracketed classes, word boundaries in `(?-u:…)`, `\pC` as the union
-//! of its four categories), and refuses what Go reads otherwise or does not read at all: the
-//! last two rows, the flags `x`, `u` and `R`, `\b{start}` and the other special word
-//! boundaries, `\<`, `\>`, `\u`/`\U` escapes, `\p{name=value}`, and Unicode class names that
-//! are neither one of Go's general categories, `Any`, nor one of its scripts spelled as Go
-//! spells it (Go's `\p{Greek}` is the Script property, as `regex`'s `\p{Script=Greek}`).
+//! [`parse`] returns a pattern's syntax tree with the first three rows and the last two
+//! rewritten to Go's meaning (Perl classes as ASCII bracketed classes, word boundaries in
+//! `(?-u:…)`, `\pC` as the union of its four categories, a backslash before the `-` or `]` Go
+//! reads otherwise than `regex`: `[\w\-.]`, `[\--a]`, `[\]-a]`), and refuses what Go reads
+//! otherwise or does not read at all: the fourth and fifth rows, the flags `x`, `u` and `R`,
+//! `\b{start}` and the other special word boundaries, `\<`, `\>`, `\u`/`\U` escapes,
+//! `\p{name=value}`, and Unicode class names that are neither one of Go's general categories,
+//! `Any`, nor one of its scripts spelled as Go spells it (Go's `\p{Greek}` is the Script
+//! property, as `regex`'s `\p{Script=Greek}`).
 //!
 //! What Go refuses is refused too, although `regex` would read it as Go would have: a
 //! repetition of a repetition (`a**`, `a{2}*`), a count above 1000 (`x{1001}`), nested counts
@@ -32,6 +36,8 @@
 //! [`to_regex`], to `regex::Regex::new`. The Unicode tables differ by version (`regex_syntax`
 //! follows newer Unicode than some Go releases), which only matters for characters assigned in
 //! between.
+
+mod classes;
 
 use regex_syntax::ast::{
     self, Assertion, AssertionKind, Ast, ClassAscii, ClassAsciiKind, ClassBracketed, ClassPerl, ClassPerlKind,
@@ -252,11 +258,26 @@ const GO_C: &[&str] = &["Cc", "Cf", "Co"];
 /// Parses `pattern` into the syntax tree of `regex_syntax`, rewritten so that it matches what
 /// Go's `regexp` matches.
 pub fn parse(pattern: &str) -> Result<Ast, Error> {
-    let mut tree = ast::parse::ParserBuilder::new()
-        .nest_limit(NEST_LIMIT)
-        .build()
-        .parse(pattern)
-        .map_err(|e| Error::Syntax(Box::new(e)))?;
+    let parse = |text: &str| {
+        ast::parse::ParserBuilder::new()
+            .nest_limit(NEST_LIMIT)
+            .build()
+            .parse(text)
+            .map_err(Box::new)
+    };
+    // A class Go splits into items otherwise than `regex_syntax` (`[\w-.]`) is spelled as
+    // `regex_syntax` reads it with Go's meaning (`[\w\-.]`); the tree's spans are the
+    // pattern's as written.
+    let mut tree = match classes::spell(pattern) {
+        None => parse(pattern).map_err(Error::Syntax)?,
+        Some(spelled) => match parse(&spelled.text) {
+            Ok(mut tree) => {
+                spelled.remap(&mut tree);
+                tree
+            }
+            Err(e) => return Err(Error::Syntax(spelled.error(parse(pattern), e))),
+        },
+    };
     rewrite(&mut tree)?;
     Ok(tree)
 }

@@ -64,9 +64,7 @@ static GCP_RE: LazyLock<Regex> = LazyLock::new(|| {
 // then splits the URI at `/`: vault, key and, if there is a third part, the version.
 static AZURE_RE: LazyLock<Regex> = LazyLock::new(|| go(r"^azurekms://([^/]+)/([^/]+)(/[a-z0-9]*)?$"));
 // sigstore/sigstore, pkg/signature/kms/hashivault/client.go: `referenceRegex`, group `path`.
-// sigstore writes the class `[\w-.]`, which Go reads as `\w`, `-` and `.`; Rust's parser (and
-// so go_regexp) refuses a range starting at a class, hence the same class spelled `[\w.-]`.
-static VAULT_RE: LazyLock<Regex> = LazyLock::new(|| go(r"^hashivault://(?P<path>\w(([\w.-]+)?\w)?)$"));
+static VAULT_RE: LazyLock<Regex> = LazyLock::new(|| go(r"^hashivault://(?P<path>\w(([\w-.]+)?\w)?)$"));
 
 /// Which of sigstore's AWS patterns matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

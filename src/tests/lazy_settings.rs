@@ -301,3 +301,28 @@ fn a_decision_keeps_room_for_its_outcomes_only() {
         assert_eq!((authorities.len(), authorities.capacity()), (tried, keys.len()));
     }
 }
+
+/// A keyless identity whose `subjectRegExp` has a class with a `-` after `\w`, as Go reads it
+/// (`\w`, `-` and `.`; sigstore writes its own HashiVault reference pattern so): both readings
+/// of the settings accept the policy, and a signer the pattern names is admitted, one it does
+/// not name is not, although the host trusts both. (go-regexp refused such a class, which
+/// `regex_syntax` takes for a range starting at `\w`.)
+#[test]
+fn a_subject_regexp_with_a_dash_after_a_class_is_read_as_go_reads_it() {
+    use crate::authority::binding::tests::{PAYLOAD, Signer, serving};
+    use crate::authority::fulcio::tests::CertSpec;
+
+    let google = "https://accounts.google.com";
+    let mut s = settings(&[article("keyless-policy")], json!({}));
+    s["policies"][0]["spec"]["authorities"][0]["keyless"]["identities"] =
+        json!([{"issuer": google, "subjectRegExp": "^[\\w-.]+@example\\.com$"}]);
+    let answer = crate::validate_settings(s.to_string().as_bytes()).expect("an answer");
+    let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+    assert_eq!(answer["valid"], true, "{answer}");
+    for (subject, admitted) in [("ci-bot.v2@example.com", true), ("ci+bot@example.com", false)] {
+        let signer = Signer::p256(&CertSpec::email(subject, google), 1);
+        let mut host = serving(&[signer.layer(PAYLOAD)], |_, _| crate::host::mock::trusted(DIGEST));
+        let r = run(&pod("default", &["myregistry.com/app:v1"]), &s, &mut host);
+        assert_eq!(r["accepted"], admitted, "{subject}: {r}");
+    }
+}

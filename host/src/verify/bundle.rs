@@ -378,7 +378,8 @@ fn bind_entry(
 /// The inclusion proof: checkpoint signed by the log key, its tree size and root the proof's,
 /// the body the leaf at the proof's index (sigstore-rs' public `InclusionProof::verify`).
 ///
-/// The size and root are compared here, as sigstore-go does: sigstore-rs 0.15 ties the proof
+/// The root is compared here as sigstore-go does (rekor's `VerifyCheckpointSignature`), and the
+/// size besides (a Rekor v1 log signs both from one tree head): sigstore-rs 0.15 ties the proof
 /// to the checkpoint with an empty consistency proof, which for a checkpoint of the empty tree
 /// (size 0) checks only that the checkpoint holds the empty tree's hash, so the log's
 /// empty-tree checkpoint would vouch for any self-made one-leaf proof.

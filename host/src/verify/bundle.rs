@@ -673,6 +673,13 @@ mod tests {
             reason.contains("checkpoint is for a tree of size 1 with root 0707"),
             "{reason}"
         );
+        // And one of the proof's root but another size, by the size comparison itself.
+        let reason = tlog_error(logged.verify(&one_leaf_proof(&leaf, 2)));
+        assert!(
+            reason.contains("it is for a tree of size 1 with root")
+                && reason.contains("checkpoint is for a tree of size 2 with root"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -180,14 +180,16 @@ static AWS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| {
 static AWS_ALIAS: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9/_-]+"));
 /// Cloud KMS resource ids as we take them: letters, digits, `_`, `-`, `.`.
 static GCP_SEGMENT: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9_.-]+"));
+/// A GCP project id, possibly domain-scoped (`example.com:project`).
+static GCP_PROJECT: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?"));
 /// Key Vault key names: letters, digits, `-`.
 static AZURE_KEY: LazyLock<Regex> = LazyLock::new(|| full(r"[A-Za-z0-9-]+"));
 
 /// Every case where sigstore accepts a reference we refuse: mostly characters the provider
 /// never puts in that part of a name (spaces, escapes, queries, Unicode), which a KMS would
-/// answer as not found or invalid; and two shapes that do name a key, kept out on purpose: an
-/// Azure URI with a trailing `/` (sigstore reads it as no version) and a domain-scoped GCP
-/// project (`example.com:project`). None changes which key an accepted URI names.
+/// answer as not found or invalid; and one shape that does name a key, kept out on purpose: an
+/// Azure URI with a trailing `/` (sigstore reads it as no version). None changes which key an
+/// accepted URI names.
 const EXCUSES: &[Excuse] = &[
     // `hostRE` is `([^/]*)/`: spaces, `@`, `?`, `#`, `%` and any Unicode in the endpoint.
     Excuse {
@@ -228,11 +230,15 @@ const EXCUSES: &[Excuse] = &[
             _ => false,
         },
     },
-    // `([^/]+)` for the project, location, key ring and key: spaces, `%`, `?`, `:` (so
-    // domain-scoped project ids such as `example.com:project` are refused too), Unicode.
+    // `([^/]+)` for the project, location, key ring and key: spaces, `%`, `?`, `:` (outside a
+    // domain-scoped project id such as `example.com:project`, which is accepted), Unicode.
     Excuse {
         name: "gcp: a segment has characters outside letters, digits, _, - and .",
-        applies: |r| matches!(r, Reference::Gcp { segments, .. } if segments.iter().any(|s| !GCP_SEGMENT.is_match(s))),
+        applies: |r| {
+            matches!(r, Reference::Gcp { segments, .. } if segments.iter().enumerate().any(|(i, s)| {
+                !(if i == 0 { &GCP_PROJECT } else { &GCP_SEGMENT }).is_match(s)
+            }))
+        },
     },
     // `([^/]+)` for the version; Cloud KMS numbers versions (`latest` is not an alias there).
     Excuse {

@@ -15,6 +15,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "host/v1/operations",
     "kms/v1/public_key",
     "oci/v1/verify_attestations",
+    "oci/v1/verify_attestations_with_hash",
     "oci/v1/verify_key_with_hash",
     "oci/v1/verify_keyless_regexp",
     "oci/v1/verify_legacy_then_bundle",

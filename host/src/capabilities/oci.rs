@@ -108,6 +108,7 @@ pub(super) fn cluster_image_policy(
             verify(call, KEYLESS_REGEXP, VerificationRequest::KeylessRegexp(input))
         }),
         "v1/verify_attestations" => super::attestations::verify(call, payload),
+        "v1/verify_attestations_with_hash" => super::attestations::verify_with_hash(call, payload),
         "v1/verify_with_format" => call.memoized(WITH_FORMAT, payload, || {
             let input: FormatRequest = parse(WITH_FORMAT, payload).map_err(|e| (e, None))?;
             let (request, format) = input.into_parts();

@@ -43,7 +43,7 @@ use sigstore::cosign::signature_layers::CertificateSubject;
 
 use super::bundle::{self, COSIGN_SIGN_PREDICATE, Statement};
 use super::cache::{Expiring, expiry_after};
-use super::constraints::Plan;
+use super::constraints::{HashAlgorithm, Plan};
 use super::error::Reading;
 use super::layers::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, TrustedLayer, certificate_der, trusted_certificate};
 use super::signatures::{BundleKind, HeldDownloads};
@@ -70,6 +70,13 @@ pub enum AttestationsRequest {
     V2Verify(SigstoreVerificationInputV2),
     /// A `cluster-image-policy`/`oci`/`v1/verify_keyless_regexp` payload.
     KeylessRegexp(KeylessRegexpRequest),
+    /// A `SigstorePubKeyVerify` payload whose attestations must verify with `hash_algorithm`
+    /// (`key.hashAlgorithm`), not the hash sigstore-rs picks for the key
+    /// (`v1/verify_attestations_with_hash`).
+    KeyWithHash {
+        hash_algorithm: HashAlgorithm,
+        request: SigstoreVerificationInputV2,
+    },
 }
 
 /// The payload as the module sends it: one [`AttestationsRequest`] and, from the authority's
@@ -98,6 +105,33 @@ impl AttestationsCall {
             }
         };
         Ok((request, self.signature_format.unwrap_or(SignatureFormat::Any)))
+    }
+}
+
+/// The payload of `cluster-image-policy`/`oci`/`v1/verify_attestations_with_hash`: the
+/// `verify_attestations` payload of a key (`v2_verify`, a `SigstorePubKeyVerify`) and the hash
+/// its attestations were signed over. `verify_attestations` itself refuses `hash_algorithm`
+/// (an unknown field): a module never gets attestations verified with another hash than it
+/// asked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationsHashCall {
+    v2_verify: SigstoreVerificationInputV2,
+    hash_algorithm: HashAlgorithm,
+    #[serde(default)]
+    signature_format: Option<SignatureFormat>,
+}
+
+impl AttestationsHashCall {
+    /// The request and the storage to read.
+    pub fn into_parts(self) -> (AttestationsRequest, SignatureFormat) {
+        (
+            AttestationsRequest::KeyWithHash {
+                hash_algorithm: self.hash_algorithm,
+                request: self.v2_verify,
+            },
+            self.signature_format.unwrap_or(SignatureFormat::Any),
+        )
     }
 }
 
@@ -180,13 +214,13 @@ impl PartialEq for StatementText {
 impl AttestationsRequest {
     fn into_verification(self) -> Result<VerificationRequest, VerifyError> {
         let annotations = match &self {
-            Self::V2Verify(
+            Self::V2Verify(input) | Self::KeyWithHash { request: input, .. } => match input {
                 SigstoreVerificationInputV2::SigstorePubKeyVerify { annotations, .. }
                 | SigstoreVerificationInputV2::SigstoreKeylessVerify { annotations, .. }
                 | SigstoreVerificationInputV2::SigstoreKeylessPrefixVerify { annotations, .. }
                 | SigstoreVerificationInputV2::SigstoreGithubActionsVerify { annotations, .. }
-                | SigstoreVerificationInputV2::SigstoreCertificateVerify { annotations, .. },
-            ) => annotations.as_ref(),
+                | SigstoreVerificationInputV2::SigstoreCertificateVerify { annotations, .. } => annotations.as_ref(),
+            },
             Self::KeylessRegexp(request) => request.annotations.as_ref(),
         };
         if annotations.is_some_and(|a| !a.is_empty()) {
@@ -194,9 +228,19 @@ impl AttestationsRequest {
                 "annotations constrain signature payloads; attestations carry none: send no annotations".to_owned(),
             ));
         }
+        // A hash is verified by the key's own check (`constraints::HashedKeyVerifier`, any
+        // other request kind refused by `Plan`); a Rekor entry ties a layer to the key with any
+        // hash (`rekor::check_verifier`).
         Ok(match self {
             Self::V2Verify(input) => VerificationRequest::V2(input),
             Self::KeylessRegexp(input) => VerificationRequest::KeylessRegexp(input),
+            Self::KeyWithHash {
+                hash_algorithm,
+                request,
+            } => VerificationRequest::KeyWithHash {
+                hash: hash_algorithm,
+                input: request,
+            },
         })
     }
 }
@@ -981,6 +1025,49 @@ mod tests {
         ));
         assert!(parse(r#"{"signature_format":"other"}"#).is_err());
         assert!(parse(r#"{"unknown":1}"#).is_err());
+    }
+
+    /// `verify_attestations` refuses a `hash_algorithm` (a module never gets attestations
+    /// verified with another hash than it asked); `verify_attestations_with_hash` requires one
+    /// of policy-controller's names beside a key's request, and verifies with it.
+    #[test]
+    fn a_hash_is_read_by_verify_attestations_with_hash_only() {
+        let key = r#"{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"],"annotations":null}"#;
+        let with = |extra: &str| format!(r#"{{"v2_verify":{key}{extra}}}"#);
+        let plain = |json: &str| serde_json::from_str::<AttestationsCall>(json).map(AttestationsCall::into_parts);
+        assert!(matches!(
+            plain(&with("")),
+            Ok(Ok((AttestationsRequest::V2Verify(_), _)))
+        ));
+        assert!(plain(&with(r#","hash_algorithm":"sha256""#)).is_err());
+        let hashed =
+            |json: &str| serde_json::from_str::<AttestationsHashCall>(json).map(AttestationsHashCall::into_parts);
+        let (request, format) =
+            hashed(&with(r#","hash_algorithm":"sha384","signature_format":"bundle""#)).expect("read");
+        assert_eq!(format, SignatureFormat::Bundle);
+        let AttestationsRequest::KeyWithHash { hash_algorithm, .. } = request else {
+            panic!("{request:?}");
+        };
+        assert_eq!(hash_algorithm, HashAlgorithm::Sha384);
+        assert!(matches!(
+            request.into_verification(),
+            Ok(VerificationRequest::KeyWithHash {
+                hash: HashAlgorithm::Sha384,
+                input: SigstoreVerificationInputV2::SigstorePubKeyVerify { .. },
+            })
+        ));
+        let (_, format) = hashed(&with(r#","hash_algorithm":"sha224""#)).expect("read");
+        assert_eq!(format, SignatureFormat::Any);
+        for refused in [
+            with(""),
+            with(r#","hash_algorithm":"md5""#),
+            with(r#","hash_algorithm":"SHA256""#),
+            with(r#","hash_algorithm":"sha256","unknown":1"#),
+            r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"},"hash_algorithm":"sha256"}"#
+                .to_owned(),
+        ] {
+            assert!(hashed(&refused).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -132,6 +132,15 @@ pub const CIP_VERIFY_KEY_WITH_HASH: Capability = Capability {
     operation: "v1/verify_key_with_hash",
 };
 
+/// Our verification of attestations of a `key` with a chosen hash (`key.hashAlgorithm`): the
+/// payload of [`CIP_VERIFY_ATTESTATIONS`] and a `hash_algorithm`, implemented by `cip` only;
+/// asked only from a host that lists it ([`HostOperations`]).
+pub const CIP_VERIFY_ATTESTATIONS_WITH_HASH: Capability = Capability {
+    binding: "cluster-image-policy",
+    namespace: "oci",
+    operation: "v1/verify_attestations_with_hash",
+};
+
 /// The list of our operations a host serves, implemented by `cip` only: asked once per
 /// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag or
 /// a key needs [`CIP_VERIFY_KEY_WITH_HASH`], so that a stock host is not asked for bundles by
@@ -176,6 +185,8 @@ pub struct HostOperations {
     pub legacy_then_bundle: bool,
     /// [`CIP_VERIFY_KEY_WITH_HASH`].
     pub key_with_hash: bool,
+    /// [`CIP_VERIFY_ATTESTATIONS_WITH_HASH`].
+    pub attestations_with_hash: bool,
 }
 
 impl HostOperations {
@@ -385,7 +396,7 @@ fn ask_operations(host: &mut (impl HostCalls + ?Sized)) -> HostOperations {
     let Ok(list) = serde_json::from_slice::<Operations<'_>>(&answer) else {
         return offered;
     };
-    // Each listed name once, against the three names of the `oci` namespace.
+    // Each listed name once, against the four names of the `oci` namespace.
     for listed in list.operations {
         let Some(operation) = listed
             .strip_prefix(CIP_VERIFY_WITH_FORMAT.namespace)
@@ -399,6 +410,8 @@ fn ask_operations(host: &mut (impl HostCalls + ?Sized)) -> HostOperations {
             &mut offered.legacy_then_bundle
         } else if operation == CIP_VERIFY_KEY_WITH_HASH.operation {
             &mut offered.key_with_hash
+        } else if operation == CIP_VERIFY_ATTESTATIONS_WITH_HASH.operation {
+            &mut offered.attestations_with_hash
         } else {
             continue;
         };
@@ -878,12 +891,24 @@ mod tests {
                 with_format: true,
                 legacy_then_bundle: true,
                 key_with_hash: false,
+                attestations_with_hash: false,
+            }
+        );
+        // `verify_attestations_with_hash` alone: not `verify_attestations`, nor the key's.
+        assert_eq!(
+            offered(Ok(
+                r#"{"operations":["oci/v1/verify_attestations","oci/v1/verify_attestations_with_hash"]}"#
+            )),
+            HostOperations {
+                attestations_with_hash: true,
+                ..HostOperations::default()
             }
         );
         for answer in [
             Err(r#"{"operations":["oci/v1/verify_key_with_hash"]}"#),
             Ok(r#"{"operations":["oci/v1/verify_key_with_hashes","kms/v1/verify_key_with_hash"]}"#),
             Ok(r#"{"operations":["v1/verify_key_with_hash","oci/v1/verify_key_with_has"]}"#),
+            Ok(r#"{"operations":["oci/v1/verify_attestations","kms/v1/verify_attestations_with_hash"]}"#),
         ] {
             assert!(offered(answer).lists_none(), "{answer:?}");
         }
@@ -900,6 +925,7 @@ mod tests {
             CIP_VERIFY_WITH_FORMAT,
             CIP_VERIFY_LEGACY_THEN_BUNDLE,
             CIP_VERIFY_KEY_WITH_HASH,
+            CIP_VERIFY_ATTESTATIONS_WITH_HASH,
             CIP_HOST_OPERATIONS,
         ] {
             assert_eq!(
@@ -916,6 +942,7 @@ mod tests {
                 with_format: true,
                 legacy_then_bundle: true,
                 key_with_hash: true,
+                attestations_with_hash: true,
             }
         );
     }
@@ -960,6 +987,7 @@ mod tests {
                 with_format: true,
                 legacy_then_bundle: true,
                 key_with_hash: true,
+                attestations_with_hash: true,
             })
         }
     }
@@ -1070,14 +1098,15 @@ pub(crate) mod mock {
 
     /// What the current `cip` answers to [`CIP_HOST_OPERATIONS`] (the operations the module
     /// asks only from a host listing them, and one it never asks so).
-    const CIP_OPERATIONS: &[u8] = br#"{"operations":["oci/v1/verify_key_with_hash","oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#;
+    const CIP_OPERATIONS: &[u8] = br#"{"operations":["oci/v1/verify_attestations","oci/v1/verify_attestations_with_hash","oci/v1/verify_key_with_hash","oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format"]}"#;
 
     /// Our operations the module asks only from a host listing them, and the list itself:
     /// a stock host refuses each.
-    const LISTED_ONLY: [Capability; 4] = [
+    const LISTED_ONLY: [Capability; 5] = [
         CIP_VERIFY_WITH_FORMAT,
         CIP_VERIFY_LEGACY_THEN_BUNDLE,
         CIP_VERIFY_KEY_WITH_HASH,
+        CIP_VERIFY_ATTESTATIONS_WITH_HASH,
         CIP_HOST_OPERATIONS,
     ];
 

@@ -257,3 +257,87 @@ impl StockHost {
         )
     }
 }
+
+impl PyKey {
+    /// Pushes `repo:v1` and attests it (`cosign attest --key`, legacy `.att` format) with this
+    /// key over `hash`: an SPDX statement in a DSSE envelope. Returns the image reference.
+    fn attested_image(&self, host: &str, repo: &str, hash: &str) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::STANDARD as BASE64;
+        let digest = push_image(host, repo, "v1", &format!("{repo}-content"))?;
+        let predicate = json!({"SPDXID": "SPDXRef-DOCUMENT", "spdxVersion": "SPDX-2.3"});
+        let statement = testkit::in_toto_statement(host, repo, &digest, testkit::SPDX_PREDICATE_TYPE, &predicate);
+        let payload = serde_json::to_vec(&statement)?;
+        let pae = testkit::dsse_pae(testkit::IN_TOTO_PAYLOAD_TYPE, &payload);
+        let signature = python(&["sign", hash, &self.private], &pae)?;
+        let envelope = json!({
+            "payloadType": testkit::IN_TOTO_PAYLOAD_TYPE,
+            "payload": BASE64.encode(&payload),
+            "signatures": [{"keyid": "", "sig": BASE64.encode(signature)}],
+        });
+        let layer = testkit::CosignLayer {
+            payload: serde_json::to_vec(&envelope)?,
+            annotations: BTreeMap::from([
+                (testkit::SIGNATURE_ANNOTATION.to_owned(), String::new()),
+                (
+                    testkit::PREDICATE_TYPE_ANNOTATION.to_owned(),
+                    testkit::SPDX_PREDICATE_TYPE.to_owned(),
+                ),
+            ]),
+        };
+        testkit::push_attestation_layers(host, repo, &digest, &[layer])?;
+        Ok(format!("{host}/{repo}:v1"))
+    }
+}
+
+/// [`key_policy`] whose authority requires an SPDX attestation.
+fn attestation_policy(host: &str, public: &str, hash_algorithm: Option<&str>) -> Value {
+    let mut s = key_policy(host, public, hash_algorithm);
+    s["policies"][0]["spec"]["authorities"][0]["attestations"] = json!([{"name": "sbom", "predicateType": "spdx"}]);
+    s
+}
+
+/// Attestations of a P-384 key are verified with exactly the hash `hashAlgorithm` names too,
+/// as policy-controller verifies them (`signature.LoadVerifier(k,
+/// authority.Key.HashAlgorithmCode)` in `ValidatePolicyAttestationsForAuthority`): under `cip`
+/// an attestation over SHA-256 is admitted by default and refused under `sha384`, one over
+/// SHA-384 the other way round. A stock host verifies no attestation: refused, naming the
+/// capability.
+#[test]
+fn a_p384_key_verifies_attestations_with_the_hash_named() -> anyhow::Result<()> {
+    let registry = Registry::start()?;
+    let host = registry.host();
+    let key = PyKey::generate("p384")?;
+    let sha256 = key.attested_image(&host, "att/sha256", "sha256")?;
+    let sha384 = key.attested_image(&host, "att/sha384", "sha384")?;
+    let cip = Host::for_registry(&host);
+    let decide = |image: &str, hash: Option<&str>| {
+        let s = attestation_policy(&host, &key.public, hash);
+        cip.validate_settings(&s)
+            .unwrap_or_else(|e| panic!("hashAlgorithm {hash:?} refused: {e}"));
+        cip.validate(&pod("default", &[image]), &s)
+    };
+    for hash in [None, Some("sha256")] {
+        decide(&sha256, hash).assert_admitted(&format!("sha256 attestation, hashAlgorithm {hash:?}"));
+        let refused = decide(&sha384, hash);
+        let message = refused.assert_refused(&format!("sha384 attestation, hashAlgorithm {hash:?}"));
+        assert!(
+            message.contains("no attestation verified by the given key with hashAlgorithm sha256"),
+            "{message}"
+        );
+    }
+    decide(&sha384, Some("sha384")).assert_admitted("sha384 attestation, hashAlgorithm sha384");
+    decide(&sha256, Some("sha384")).assert_refused("sha256 attestation, hashAlgorithm sha384");
+
+    let stock = StockHost::for_registry(&host);
+    let s = attestation_policy(&host, &key.public, None);
+    let message = stock
+        .validate(&pod("default", &[&sha256]), &s)
+        .assert_refused("sha256 attestation, stock host")
+        .to_owned();
+    assert!(
+        message.contains("(attestations are verified by the host capability cluster-image-policy/oci/v1/verify_attestations_with_hash, which only cip implements: on a stock Kubewarden host run `cip run`"),
+        "{message}"
+    );
+    Ok(())
+}

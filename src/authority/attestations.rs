@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::host::{CIP_VERIFY_ATTESTATIONS, HostCalls, SignatureFormat};
+use crate::host::{CIP_VERIFY_ATTESTATIONS, CIP_VERIFY_ATTESTATIONS_WITH_HASH, HostCalls, SignatureFormat};
 use crate::policy::{PolicyBlock, numbers, statement};
 use crate::reference::{ImageReference, parse_digest};
 use crate::settings::SettingsError;
@@ -46,6 +46,22 @@ pub enum SignerRequest {
     V2Verify(SigstoreVerificationInputV2),
     /// A `cluster-image-policy/oci/v1/verify_keyless_regexp` request.
     KeylessRegexp(super::keyless::KeylessRegexpRequest),
+    /// A key's `SigstorePubKeyVerify` request whose attestations must verify with
+    /// `key.hashAlgorithm` (`hash_algorithm`, its name), which is not the hash sigstore-rs
+    /// picks for the key: sent to [`CIP_VERIFY_ATTESTATIONS_WITH_HASH`] as [`HashedCall`].
+    #[serde(skip)]
+    KeyWithHash {
+        request: SigstoreVerificationInputV2,
+        hash_algorithm: &'static str,
+    },
+}
+
+/// The payload of [`CIP_VERIFY_ATTESTATIONS_WITH_HASH`]: the key's request as
+/// [`SignerRequest::V2Verify`] sends it, and the hash.
+#[derive(Serialize)]
+struct HashedCall<'a> {
+    v2_verify: &'a SigstoreVerificationInputV2,
+    hash_algorithm: &'a str,
 }
 
 /// One entry of `attestations` as written.
@@ -227,7 +243,20 @@ fn verify_one(
     format: SignatureFormat,
     host: &mut dyn HostCalls,
 ) -> Result<Vouched, String> {
-    let mut payload = serde_json::to_vec(request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    let (capability, payload) = match request {
+        SignerRequest::KeyWithHash {
+            request,
+            hash_algorithm,
+        } => (
+            CIP_VERIFY_ATTESTATIONS_WITH_HASH,
+            serde_json::to_vec(&HashedCall {
+                v2_verify: request,
+                hash_algorithm,
+            }),
+        ),
+        other => (CIP_VERIFY_ATTESTATIONS, serde_json::to_vec(other)),
+    };
+    let mut payload = payload.map_err(|e| format!("cannot encode the request: {e}"))?;
     // `signatureFormat` restricts where attestations are read: `{"<request>": …,
     // "signature_format": "legacy" | "bundle"}` (absent: both).
     let named = match format {
@@ -239,15 +268,15 @@ fn verify_one(
         payload.pop();
         payload.extend_from_slice(format!(",\"signature_format\":\"{name}\"}}").as_bytes());
     }
-    let answer = host.call(CIP_VERIFY_ATTESTATIONS, &payload).map_err(|e| {
+    let answer = host.call(capability, &payload).map_err(|e| {
         format!(
-            "{e} (attestations are verified by the host capability {CIP_VERIFY_ATTESTATIONS}, which only cip implements: on a stock Kubewarden host run `cip run` or the cip Gatekeeper provider)"
+            "{e} (attestations are verified by the host capability {capability}, which only cip implements: on a stock Kubewarden host run `cip run` or the cip Gatekeeper provider)"
         )
     })?;
     let answer: Answer = serde_json::from_slice(&answer)
-        .map_err(|e| format!("unreadable answer from host capability {CIP_VERIFY_ATTESTATIONS}: {e}"))?;
+        .map_err(|e| format!("unreadable answer from host capability {capability}: {e}"))?;
     let digest = parse_digest(&answer.digest)
-        .map_err(|e| format!("host capability {CIP_VERIFY_ATTESTATIONS} answered an unusable digest: {e}"))?;
+        .map_err(|e| format!("host capability {capability} answered an unusable digest: {e}"))?;
     let mut matches = Map::new();
     for attestation in wanted {
         let matched = matching(attestation, &answer.statements, host)?;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{Check, check_annotations};
 use crate::crypto::{KeyKind, check_public_key, header_kind};
 use crate::host::{
-    CIP_KMS_PUBLIC_KEY, CIP_VERIFY_KEY_WITH_HASH, HostCalls, KUBEWARDEN_VERIFY_V2, SignatureFormat, Verified,
-    verify_formats_json,
+    CIP_KMS_PUBLIC_KEY, CIP_VERIFY_ATTESTATIONS_WITH_HASH, CIP_VERIFY_KEY_WITH_HASH, HostCalls, KUBEWARDEN_VERIFY_V2,
+    SignatureFormat, Verified, verify_formats_json,
 };
 use crate::kms_uri::KmsUri;
 use crate::reference::ImageReference;
@@ -329,6 +329,16 @@ impl KeyAuthority {
 }
 
 impl KeyAuthority {
+    /// Why an older `cip` (whose list of operations lacks
+    /// [`CIP_VERIFY_ATTESTATIONS_WITH_HASH`]: it verifies attestations with `stock` only) is not
+    /// asked for attestations with `key.hashAlgorithm`, and what to do.
+    fn attestation_hash_hint(&self, key: &str, stock: HashAlgorithm) -> String {
+        let (hash, stock) = (self.hash.name(), stock.name());
+        format!(
+            "attestations with key.hashAlgorithm {hash} and a {key} key need host capability {CIP_VERIFY_ATTESTATIONS_WITH_HASH}, which this cip is too old to serve (it verifies attestations of {key} keys with {stock} only): upgrade cip, or sign them with {stock} and set key.hashAlgorithm: {stock}"
+        )
+    }
+
     /// The `SigstorePubKeyVerify` request for `image` as JSON text.
     #[cfg(test)]
     fn request(&self, image: &ImageReference, host: &mut dyn HostCalls) -> Result<String, String> {
@@ -421,23 +431,29 @@ impl Check for KeyAuthority {
         host: &mut dyn HostCalls,
     ) -> Result<Vec<(String, super::attestations::SignerRequest)>, String> {
         let (pem, kind) = self.public_key_and_kind(host)?;
-        // Attestations are verified by the host with the hash it picks from the key.
-        if let Some((key, stock)) = self.hash_mismatch(kind) {
-            return Err(format!(
-                "attestations of a {key} key are verified with {stock} only: key.hashAlgorithm {} cannot apply to them; sign them with {stock} and set key.hashAlgorithm: {stock}",
-                self.hash.name(),
-                stock = stock.name()
-            ));
-        }
         let request = SigstoreVerificationInputV2::SigstorePubKeyVerify {
             image: image.verification_target().into_owned(),
             pub_keys: vec![pem],
             annotations: None,
         };
-        Ok(vec![(
-            "the key".to_owned(),
-            super::attestations::SignerRequest::V2Verify(request),
-        )])
+        // `verify_attestations` verifies with the hash sigstore-rs picks from the key; another
+        // one is not asked of a `cip` that does not list `verify_attestations_with_hash` (an
+        // older one). A stock host, which lists nothing, verifies no attestation: its refusal
+        // names the capability and says to run under `cip` (`attestations::verify`).
+        let signer = match self.hash_mismatch(kind) {
+            None => super::attestations::SignerRequest::V2Verify(request),
+            Some((key, stock)) => {
+                let offered = host.operations();
+                if !offered.attestations_with_hash && !offered.lists_none() {
+                    return Err(self.attestation_hash_hint(key, stock));
+                }
+                super::attestations::SignerRequest::KeyWithHash {
+                    request,
+                    hash_algorithm: self.hash.name(),
+                }
+            }
+        };
+        Ok(vec![("the key".to_owned(), signer)])
     }
 
     fn check_material(&self) -> Result<(), (String, String)> {

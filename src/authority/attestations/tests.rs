@@ -481,3 +481,110 @@ fn signature_format_says_where_attestations_are_read_and_absent_sends_nothing() 
         assert_eq!(payload["v2_verify"]["image"], IMAGE, "{payload}");
     }
 }
+
+/// The article's attestation policy with its key replaced by `pem` and `hashAlgorithm`.
+fn key_settings(pem: &str, hash: Option<&str>, format: Option<&str>) -> Value {
+    let mut s = article_settings();
+    let authority = &mut s["policies"][0]["spec"]["authorities"][0];
+    authority["key"] = json!({"data": pem});
+    if let Some(hash) = hash {
+        authority["key"]["hashAlgorithm"] = json!(hash);
+    }
+    if let Some(format) = format {
+        authority["signatureFormat"] = json!(format);
+    }
+    s
+}
+
+/// A `cip` host answering either attestation capability with one SPDX statement.
+fn cip_attesting() -> MockHost {
+    MockHost::cip(|_, _| {
+        let answer = json!({
+            "digest": DIGEST,
+            "statements": [{"id": format!("sha256:{:064}", 0), "predicateType": "https://spdx.dev/Document",
+                            "statement": spdx("SPDXRef-DOCUMENT")}],
+        });
+        Ok(answer.to_string().into_bytes())
+    })
+}
+
+/// Attestations of a key are verified with exactly `key.hashAlgorithm`, as policy-controller
+/// verifies them (`ValidatePolicyAttestationsForAuthority`: `signature.LoadVerifier(k,
+/// authority.Key.HashAlgorithmCode)`). When that is the hash sigstore-rs picks for the key the
+/// request is `verify_attestations`' as before, byte for byte; otherwise it goes to
+/// `verify_attestations_with_hash`, carrying the hash (and `signatureFormat`).
+#[test]
+fn attestations_of_a_key_carry_its_hash_when_not_the_one_picked_for_the_key() {
+    use crate::crypto::tests::P384_PEM;
+    use crate::host::CIP_VERIFY_ATTESTATIONS_WITH_HASH;
+    for (pem, hash, format, carried) in [
+        (P256_PEM, None, None, None),
+        (P256_PEM, Some("sha384"), None, Some("sha384")),
+        (P384_PEM, None, None, Some("sha256")),
+        (P384_PEM, Some("sha256"), Some("bundle"), Some("sha256")),
+        (P384_PEM, Some("sha384"), None, None),
+        (P384_PEM, Some("sha512"), Some("legacy"), Some("sha512")),
+    ] {
+        let case = format!("{pem} {hash:?} {format:?}");
+        let s = key_settings(pem, hash, format);
+        assert_eq!(check_settings(&s), Ok(()), "{case}");
+        let mut host = cip_attesting();
+        let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+        assert_eq!(response["accepted"], true, "{case}: {response}");
+        let [(capability, payload)] = host.calls.as_slice() else {
+            panic!("{case}: one call expected: {:?}", host.calls);
+        };
+        let expected = if carried.is_some() {
+            CIP_VERIFY_ATTESTATIONS_WITH_HASH
+        } else {
+            CIP_VERIFY_ATTESTATIONS
+        };
+        assert_eq!(*capability, expected, "{case}");
+        assert_eq!(payload.get("hash_algorithm").and_then(Value::as_str), carried, "{case}");
+        assert_eq!(
+            payload.get("signature_format").and_then(Value::as_str),
+            format,
+            "{case}"
+        );
+        assert_eq!(payload["v2_verify"]["type"], "SigstorePubKeyVerify", "{case}");
+        assert_eq!(payload["v2_verify"]["pub_keys"], json!([pem]), "{case}");
+        assert_eq!(payload["v2_verify"]["annotations"], Value::Null, "{case}");
+        let fields = payload.as_object().map_or(0, serde_json::Map::len);
+        assert_eq!(
+            fields,
+            1 + usize::from(carried.is_some()) + usize::from(format.is_some()),
+            "{case}"
+        );
+    }
+}
+
+/// An older `cip` (not listing `verify_attestations_with_hash`) is never asked for attestations
+/// of a key whose hash is not the one it would verify them with: it would refuse the hash (a
+/// `cip` ignoring it would verify with the other hash). Refused saying what to do, though the
+/// host would answer anything. A stock host verifies no attestation: refused naming the
+/// capability, as for any attestation.
+#[test]
+fn attestations_with_a_hash_are_not_asked_of_a_host_that_does_not_list_it() {
+    use crate::crypto::tests::P384_PEM;
+    let s = key_settings(P384_PEM, None, None);
+    let older = cip_attesting().listing(
+        r#"{"operations":["host/v1/operations","kms/v1/public_key","oci/v1/verify_attestations","oci/v1/verify_key_with_hash","oci/v1/verify_keyless_regexp","oci/v1/verify_legacy_then_bundle","oci/v1/verify_with_format","policy/v1/rego"]}"#,
+    );
+    let stock = MockHost::new(|_, _| Err("unknown binding: cluster-image-policy".to_owned()));
+    for (mut host, expected) in [
+        (
+            older,
+            "attestations with key.hashAlgorithm sha256 and a P-384 key need host capability cluster-image-policy/oci/v1/verify_attestations_with_hash, which this cip is too old to serve (it verifies attestations of P-384 keys with sha384 only): upgrade cip, or sign them with sha384 and set key.hashAlgorithm: sha384",
+        ),
+        (
+            stock,
+            "unknown binding: cluster-image-policy (attestations are verified by the host capability cluster-image-policy/oci/v1/verify_attestations_with_hash, which only cip implements: on a stock Kubewarden host run `cip run` or the cip Gatekeeper provider)",
+        ),
+    ] {
+        let response = run(&pod("default", &[IMAGE]), &s, &mut host);
+        assert_eq!(response["accepted"], false, "{response}");
+        let message = response["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{message}");
+        assert!(host.calls.is_empty(), "{:?}", host.calls);
+    }
+}

@@ -377,12 +377,13 @@ impl<H: HostCalls + ?Sized> HostCalls for &mut H {
 }
 
 /// The answer of [`CIP_HOST_OPERATIONS`]: `{"operations": ["oci/v1/verify_with_format", …]}`,
-/// each operation of the `cluster-image-policy` binding as `<namespace>/<operation>` (names
-/// without escapes: borrowed from the answer).
+/// each operation of the `cluster-image-policy` binding as `<namespace>/<operation>` (borrowed
+/// from the answer; a name with an escape decoded, so that one entry the module does not know
+/// never makes it read the whole list as none).
 #[derive(serde::Deserialize)]
 struct Operations<'a> {
     #[serde(borrow)]
-    operations: Vec<&'a str>,
+    operations: Vec<Cow<'a, str>>,
 }
 
 /// Asks `host` which of the operations of [`HostOperations`] it serves. A failed call (a stock
@@ -397,7 +398,7 @@ fn ask_operations(host: &mut (impl HostCalls + ?Sized)) -> HostOperations {
         return offered;
     };
     // Each listed name once, against the four names of the `oci` namespace.
-    for listed in list.operations {
+    for listed in &list.operations {
         let Some(operation) = listed
             .strip_prefix(CIP_VERIFY_WITH_FORMAT.namespace)
             .and_then(|rest| rest.strip_prefix('/'))
@@ -912,6 +913,12 @@ mod tests {
         ] {
             assert!(offered(answer).lists_none(), "{answer:?}");
         }
+        // An entry with an escape, known or not, is read as its text: the rest of the list still
+        // counts (it was all read as none).
+        assert_eq!(
+            offered(Ok(r#"{"operations":["x/v1/café","oci\/v1\/verify_key_with_hash"]}"#)),
+            key_with_hash
+        );
     }
 
     /// The stock mock refuses every operation the module asks only from a host listing it, as

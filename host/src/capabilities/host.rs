@@ -1,8 +1,10 @@
 //! Binding `cluster-image-policy`, namespace `host`: what this host serves beyond Kubewarden's
-//! capabilities. The module asks it (once per evaluation, only after an authority without
-//! `signatureFormat` failed on the legacy `.sig` tag) whether it may ask for cosign v3 bundles;
-//! a stock Kubewarden host fails the call (unknown binding), and the module then says that
-//! bundles are read by `cip` only instead of asking for them (docs/wire-protocol.md).
+//! capabilities. The module asks it (at most once per evaluation: after an authority without
+//! `signatureFormat` failed on the legacy `.sig` tag, or before a `key` authority needs a hash
+//! sigstore-rs would not pick) which of the operations it asks only of a host that lists them it
+//! may ask: cosign v3 bundles, `verify_key_with_hash`, `verify_attestations_with_hash`. A stock
+//! Kubewarden host fails the call (unknown binding), and the module then says what only `cip`
+//! does instead of asking for it (docs/wire-protocol.md).
 
 use serde::Serialize;
 
@@ -84,15 +86,18 @@ mod tests {
     }
 
     /// Every `cluster-image-policy` operation the module calls (the `Capability` constants of
-    /// its `src/host.rs`) is listed: the module asks some of them only from a host that lists
-    /// them (`oci/v1/verify_key_with_hash`, the bundle calls), so one left out would be refused
-    /// as by an older host.
+    /// its sources: `src/host.rs`, and `src/policy/rego.rs` for Rego) is listed: the module asks
+    /// some of them only from a host that lists them (`oci/v1/verify_key_with_hash`, the bundle
+    /// calls), so one left out would be refused as by an older host.
     #[test]
     fn every_operation_the_module_calls_is_listed() {
-        let module = include_str!("../../../src/host.rs");
-        let called: Vec<String> = module
-            .split("binding: \"cluster-image-policy\",")
-            .skip(1)
+        let sources = [
+            include_str!("../../../src/host.rs"),
+            include_str!("../../../src/policy/rego.rs"),
+        ];
+        let called: Vec<String> = sources
+            .iter()
+            .flat_map(|source| source.split("binding: \"cluster-image-policy\",").skip(1))
             .map(|rest| {
                 let field = |name: &str| {
                     let start = rest.find(&format!("{name}: \"")).expect(name) + name.len() + 3;
@@ -101,7 +106,9 @@ mod tests {
                 format!("{}/{}", field("namespace"), field("operation"))
             })
             .collect();
-        assert!(called.contains(&"oci/v1/verify_key_with_hash".to_owned()), "{called:?}");
+        for expected in ["oci/v1/verify_key_with_hash", "policy/v1/rego"] {
+            assert!(called.contains(&expected.to_owned()), "{expected}: {called:?}");
+        }
         for call in &called {
             assert!(
                 OPERATIONS.contains(&call.as_str()),

@@ -116,6 +116,7 @@ impl AttestationsCall {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationsHashCall {
+    #[serde(deserialize_with = "super::pub_key_request")]
     v2_verify: SigstoreVerificationInputV2,
     hash_algorithm: HashAlgorithm,
     #[serde(default)]
@@ -1065,9 +1066,34 @@ mod tests {
             with(r#","hash_algorithm":"sha256","unknown":1"#),
             r#"{"keyless_regexp":{"image":"r/a:v1","issuer":"i","subject_regexp":".*"},"hash_algorithm":"sha256"}"#
                 .to_owned(),
+            // Inside the key's request: a field it does not read (the hash put there would be
+            // dropped), or a keyless request (found by the feature's review).
+            r#"{"v2_verify":{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"],"annotations":null,"hash_algorithm":"sha256"},"hash_algorithm":"sha384"}"#
+                .to_owned(),
+            r#"{"v2_verify":{"type":"SigstoreKeylessVerify","image":"r/a:v1","keyless":[],"annotations":null},"hash_algorithm":"sha384"}"#
+                .to_owned(),
         ] {
             assert!(hashed(&refused).is_err(), "{refused}");
         }
+        // Annotations absent or given are read.
+        let (request, _) = hashed(
+            r#"{"v2_verify":{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"],"annotations":{"a":"b"}},"hash_algorithm":"sha384"}"#,
+        )
+        .expect("read");
+        assert!(matches!(
+            request,
+            AttestationsRequest::KeyWithHash {
+                request: SigstoreVerificationInputV2::SigstorePubKeyVerify {
+                    annotations: Some(_),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(
+            hashed(r#"{"v2_verify":{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"]},"hash_algorithm":"sha384"}"#)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -221,7 +221,37 @@ pub struct KeyHashRequest {
     /// The hash the signatures were made over (`key.hashAlgorithm`).
     pub hash_algorithm: constraints::HashAlgorithm,
     /// The keys and annotations.
+    #[serde(deserialize_with = "pub_key_request")]
     pub request: SigstoreVerificationInputV2,
+}
+
+/// A `SigstorePubKeyVerify` request read strictly, for the operations that carry a hash: the
+/// SDK's `SigstoreVerificationInputV2` ignores fields it does not know, so a `hash_algorithm`
+/// put inside it by a caller would be dropped and the key verified with another hash; another
+/// kind of request (keyless) is refused here, where the operation is read.
+pub fn pub_key_request<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SigstoreVerificationInputV2, D::Error> {
+    #[derive(Deserialize)]
+    enum Kind {
+        SigstorePubKeyVerify,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PubKeyVerify {
+        #[serde(rename = "type")]
+        _kind: Kind,
+        image: String,
+        pub_keys: Vec<String>,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    }
+    let request = PubKeyVerify::deserialize(deserializer)?;
+    Ok(SigstoreVerificationInputV2::SigstorePubKeyVerify {
+        image: request.image,
+        pub_keys: request.pub_keys,
+        annotations: request.annotations,
+    })
 }
 
 impl KeyHashRequest {
@@ -709,6 +739,35 @@ mod tests {
     use super::*;
 
     fn send<T: Send>(_: &T) {}
+
+    /// `verify_key_with_hash` reads its key's request strictly: a field the SDK's request would
+    /// drop (a `hash_algorithm` put inside it) or a keyless request is refused, not verified
+    /// with another hash or planned and refused later (the attestation feature's review).
+    #[test]
+    fn a_key_hash_request_is_read_strictly() {
+        let read = |request: &str| {
+            serde_json::from_str::<KeyHashRequest>(&format!(
+                r#"{{"signature_format":"legacy","hash_algorithm":"sha384","request":{request}}}"#
+            ))
+        };
+        let key = r#"{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"],"annotations":null}"#;
+        let (request, format) = read(key).expect("read").into_parts();
+        assert_eq!(format, SignatureFormat::Legacy);
+        assert!(matches!(
+            request,
+            VerificationRequest::KeyWithHash {
+                hash: constraints::HashAlgorithm::Sha384,
+                input: SigstoreVerificationInputV2::SigstorePubKeyVerify { .. },
+            }
+        ));
+        for refused in [
+            r#"{"type":"SigstorePubKeyVerify","image":"r/a:v1","pub_keys":["k"],"annotations":null,"hash_algorithm":"sha256"}"#,
+            r#"{"type":"SigstoreKeylessVerify","image":"r/a:v1","keyless":[],"annotations":null}"#,
+            r#"{"image":"r/a:v1","pub_keys":["k"]}"#,
+        ] {
+            assert!(read(refused).is_err(), "{refused}");
+        }
+    }
 
     /// The one-call answer's wire form, which the module reads (src/host.rs).
     #[test]

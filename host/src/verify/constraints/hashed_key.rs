@@ -189,6 +189,32 @@ mod tests {
         }
     }
 
+    /// An RSA PKCS#1 v1.5 signature verifies with exactly the hash it was made with, its
+    /// `DigestInfo` included (a bare digest, signed without it, is refused under every hash).
+    #[test]
+    fn an_rsa_key_verifies_with_the_named_hash_only() {
+        use rsa::pkcs8::EncodePublicKey as _;
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let der = key.to_public_key().to_public_key_der().unwrap();
+        let message = b"cosign payload";
+        let hashes = [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512];
+        for made in hashes {
+            let signature = key.sign(made.pkcs1v15(), &made.digest(message)).unwrap();
+            let bare = key
+                .sign(rsa::Pkcs1v15Sign::new_unprefixed(), &made.digest(message))
+                .unwrap();
+            for named in hashes {
+                let verifier = HashedKeyVerifier::from_spki_der(der.as_bytes(), named).unwrap();
+                assert_eq!(
+                    verifier.verifies(message, &signature),
+                    made == named,
+                    "made {made}, named {named}"
+                );
+                assert!(!verifier.verifies(message, &bare), "bare {made}, named {named}");
+            }
+        }
+    }
+
     /// Found by a review: sigstore's PKCS#1 v1.5 verifier (policy-controller's for RSA keys)
     /// refuses SHA-224, so an RSA key with `hashAlgorithm: sha224` verifies nothing there.
     #[test]

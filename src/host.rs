@@ -143,8 +143,8 @@ pub const CIP_VERIFY_ATTESTATIONS_WITH_HASH: Capability = Capability {
 
 /// The list of our operations a host serves, implemented by `cip` only: asked once per
 /// evaluation, and only when an authority without `signatureFormat` failed on the legacy tag or
-/// a key needs [`CIP_VERIFY_KEY_WITH_HASH`], so that a stock host is not asked for bundles by
-/// every failing authority (docs/wire-protocol.md).
+/// a key needs [`CIP_VERIFY_KEY_WITH_HASH`] or [`CIP_VERIFY_ATTESTATIONS_WITH_HASH`], so that a
+/// stock host is not asked for bundles by every failing authority (docs/wire-protocol.md).
 pub const CIP_HOST_OPERATIONS: Capability = Capability {
     binding: "cluster-image-policy",
     namespace: "host",

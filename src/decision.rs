@@ -233,8 +233,9 @@ fn judge<'a>(
             let admits_unsigned = policy.mode == Mode::Warn || body.authorities.iter().any(|a| a.passes_unsigned());
             if !admits_unsigned || settings.covers_narrowly(policy, written, subject) {
                 kept_from_no_match = true;
-            } else {
-                // Which `match` entry reads wider here, and what to write, when that is why.
+            } else if settings.no_match != NoMatchPolicy::Allow {
+                // Which `match` entry reads wider here, and what to write, when that is why: for
+                // the message `noMatchPolicy` gives (none when it allows).
                 exempting.push(match settings.match_wider_than_policy_controller(policy, subject) {
                     Some(why) => format!("{}: {why}", policy.name),
                     None => policy.name.clone(),

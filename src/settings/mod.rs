@@ -568,10 +568,10 @@ impl<'t> Settings<'t> {
     /// verified signature (a `static: pass` authority, or `mode: warn`). Left out, those fields
     /// match anything here, while policy-controller compares all three (an omitted one is `""`:
     /// the core group, a version that matches nothing): such an entry copied from
-    /// policy-controller makes the policy exempt more objects here. A policy that requires signatures only demands more of the
-    /// objects it covers beyond them, so its entries are not remarked upon; nor are entries
-    /// that give none of the three (`namespaces` or `selector` alone, which policy-controller
-    /// does not have or refuses: not copied from it).
+    /// policy-controller makes the policy exempt more objects here. A policy that requires
+    /// signatures only demands more of the objects it covers beyond them, so its entries are not
+    /// remarked upon; nor are entries that give none of the three (`namespaces` or `selector`
+    /// alone, which policy-controller does not have or refuses: not copied from it).
     fn partial_match_remarks(&self) -> Vec<String> {
         let mut remarks = Vec::new();
         for p in &self.policies {
